@@ -1,0 +1,88 @@
+import { FacerecError, FacerecInputError, type PullProgress } from '@facerec/framework';
+import cliProgress from 'cli-progress';
+
+/** Diagnostics go to stderr so that stdout carries only results (e.g. `--json`). */
+export function info(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+/** Prints an error without a stack trace (unless FACEREC_DEBUG is set) and returns the exit code. */
+export function reportError(error: unknown): number {
+  if (process.env.FACEREC_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  if (FacerecError.isInstance(error)) {
+    process.stderr.write(`facerec: ${error.message}\n`);
+    return FacerecInputError.isInstance(error) ? 2 : 1;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`facerec: unexpected error: ${message}\n(set FACEREC_DEBUG=1 for a stack trace)\n`);
+  return 1;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * A progress reporter for model pulls: bars on a terminal, one line per 25 % otherwise (CI logs), always on
+ * stderr.
+ */
+export function pullProgressReporter(): { onProgress: (event: PullProgress) => void; stop: () => void } {
+  const tty = Boolean(process.stderr.isTTY);
+  const multi = tty
+    ? new cliProgress.MultiBar(
+        {
+          stream: process.stderr,
+          format: ' {bar} {percentage}% | {model} | {done}/{all} MiB',
+          hideCursor: true,
+          clearOnComplete: false,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  const bars = new Map<string, cliProgress.SingleBar>();
+  const lastQuarter = new Map<string, number>();
+  const mib = (n: number) => (n / MiB).toFixed(1);
+  return {
+    onProgress(event) {
+      switch (event.type) {
+        case 'start':
+          if (multi) {
+            bars.set(
+              event.model,
+              multi.create(event.total ?? 1, 0, { model: event.model, done: '0.0', all: mib(event.total ?? 0) }),
+            );
+          } else {
+            info(`pulling ${event.model} (${event.file}) from ${event.source}: ${event.from}`);
+          }
+          break;
+        case 'progress': {
+          const bar = bars.get(event.model);
+          if (bar) {
+            if (event.total) bar.setTotal(event.total);
+            bar.update(event.bytes, { done: mib(event.bytes), all: mib(event.total ?? event.bytes) });
+          } else if (event.total) {
+            const quarter = Math.floor((event.bytes / event.total) * 4);
+            if (quarter > (lastQuarter.get(event.model) ?? 0) && quarter < 4) {
+              lastQuarter.set(event.model, quarter);
+              info(`  ${event.model}: ${quarter * 25}% (${mib(event.bytes)}/${mib(event.total)} MiB)`);
+            }
+          }
+          break;
+        }
+        case 'done': {
+          const bar = bars.get(event.model);
+          if (bar) bar.update(bar.getTotal(), { done: mib(event.bytes), all: mib(event.bytes) });
+          else info(`  ${event.model}: verified sha256 ${event.sha256.slice(0, 12)}… → ${event.path}`);
+          break;
+        }
+        case 'hash-recorded':
+          multi ? multi.log(`${event.message}\n`) : info(event.message);
+          break;
+        case 'error':
+          multi ? multi.log(`${event.model}: ${event.error.message}\n`) : info(`  ${event.model}: failed`);
+          break;
+      }
+    },
+    stop() {
+      multi?.stop();
+    },
+  };
+}

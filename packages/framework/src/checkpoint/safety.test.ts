@@ -1,0 +1,330 @@
+import * as childProcess from 'node:child_process';
+import { zipSync } from 'fflate';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CheckpointError } from '../errors.js';
+import {
+  concat,
+  legacyCheckpoint,
+  legacyHeader,
+  PickleWriter,
+  stateDictPickle,
+  zipCheckpoint,
+} from './__fixtures__/pickle-builder.js';
+import { readCheckpoint } from './index.js';
+import { unpickle } from './pickle.js';
+import { TORCH_GLOBALS, torchRefusalReason } from './torch.js';
+
+// Every way a pickle could reach the OS goes through these; if the reader ever ran anything, they would
+// record it.
+vi.mock('node:child_process', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:child_process')>();
+  return {
+    ...actual,
+    exec: vi.fn(),
+    execSync: vi.fn(),
+    execFile: vi.fn(),
+    execFileSync: vi.fn(),
+    spawn: vi.fn(),
+    spawnSync: vi.fn(),
+    fork: vi.fn(),
+  };
+});
+
+const spawners = ['exec', 'execSync', 'execFile', 'execFileSync', 'spawn', 'spawnSync', 'fork'] as const;
+
+function expectNothingRan(): void {
+  for (const name of spawners) expect(vi.mocked(childProcess[name]), name).not.toHaveBeenCalled();
+}
+
+/** What `pickle.dumps` emits for `os.system('id')` via __reduce__, protocol 2. */
+const GLOBAL_REDUCE = new Uint8Array([
+  ...[0x80, 0x02],
+  ...new TextEncoder().encode('cposix\nsystem\n'),
+  ...[0x71, 0x00, 0x58, 0x02, 0x00, 0x00, 0x00, 0x69, 0x64, 0x71, 0x01, 0x85, 0x71, 0x02, 0x52, 0x71, 0x03, 0x2e],
+]);
+
+/** The same call as protocol 4 writes it: SHORT_BINUNICODE names + STACK_GLOBAL, inside a FRAME. */
+const STACK_GLOBAL_REDUCE = (() => {
+  const body = new PickleWriter().stackGlobal('posix', 'system').shortUnicode('id').memoize().tuple1().memoize();
+  body.reduce().memoize().stop();
+  const inner = body.bytes();
+  return concat([new PickleWriter().proto(4).frame(inner.length).bytes(), inner]);
+})();
+
+function expectRefused(bytes: Uint8Array, global = 'posix.system'): void {
+  let caught: unknown;
+  try {
+    readCheckpoint(bytes, { source: 'evil.pt' });
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(CheckpointError);
+  const error = caught as CheckpointError;
+  expect(error.message).toContain(
+    `refusing to load global "${global}": only PyTorch tensor/state-dict globals are allowed`,
+  );
+  expect(error.source).toBe('evil.pt');
+  expect(error.code).toBe('INVALID_CHECKPOINT');
+}
+
+describe('readCheckpoint refuses code execution', () => {
+  const evalSpy = vi.spyOn(globalThis, 'eval');
+  afterEach(() => {
+    expectNothingRan();
+    expect(evalSpy).not.toHaveBeenCalled();
+  });
+
+  it('refuses GLOBAL posix.system + REDUCE as a bare pickle', () => {
+    expectRefused(GLOBAL_REDUCE);
+  });
+
+  it('refuses the STACK_GLOBAL (protocol 4) variant', () => {
+    expectRefused(STACK_GLOBAL_REDUCE);
+  });
+
+  it('refuses both inside a legacy-format container (after a valid header)', () => {
+    expectRefused(concat([legacyHeader(), GLOBAL_REDUCE]));
+    expectRefused(concat([legacyHeader(), STACK_GLOBAL_REDUCE]));
+  });
+
+  it('refuses both as data.pkl of a zip-format container', () => {
+    expectRefused(zipCheckpoint(GLOBAL_REDUCE, {}));
+    expectRefused(zipCheckpoint(STACK_GLOBAL_REDUCE, {}, { prefix: 'model' }));
+  });
+
+  it('refuses other well-known gadgets, by name', () => {
+    for (const [module, name] of [
+      ['nt', 'system'],
+      ['os', 'system'],
+      ['builtins', 'eval'],
+      ['builtins', 'exec'],
+      ['__builtin__', 'eval'],
+      ['subprocess', 'Popen'],
+      ['builtins', 'getattr'],
+      ['torch.nn.modules.conv', 'Conv2d'],
+    ] as const) {
+      const pickle = new PickleWriter().proto(2).global(module, name).str('x').tuple1().reduce().stop().bytes();
+      let caught: unknown;
+      try {
+        readCheckpoint(zipCheckpoint(pickle, {}));
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(CheckpointError);
+      expect((caught as Error).message).toContain(`refusing to load global "${module}.${name}"`);
+    }
+  });
+
+  it('refuses a malicious global hidden after valid tensors in a state dict', () => {
+    const tensors = stateDictPickle(
+      [{ name: 'w', storageClass: 'FloatStorage', key: '0', storageNumel: 1, offset: 0, size: [1], stride: [1] }],
+      false,
+    );
+    // Replace STOP with: a second SETITEM whose value is posix.system('id').
+    const evil = new PickleWriter().str('evil').global('posix', 'system').str('id').tuple1().reduce().setItem().stop();
+    const pickle = concat([tensors.subarray(0, tensors.length - 1), evil.bytes()]);
+    expectRefused(zipCheckpoint(pickle, { 0: new Uint8Array(4) }));
+  });
+
+  it('never calls an allow-listed binding when the pickle is refused', () => {
+    const spy = vi.fn(() => new Map());
+    const pickle = new PickleWriter()
+      .proto(2)
+      .global('collections', 'OrderedDict')
+      .emptyTuple()
+      .reduce()
+      .global('posix', 'system')
+      .stop()
+      .bytes();
+    expect(() => unpickle(pickle, { globals: new Map([['collections.OrderedDict', { call: spy }]]) })).toThrow(
+      /refusing to load global "posix.system"/,
+    );
+    // The OrderedDict call before the refusal is the only call, and it is the harmless stand-in.
+    expect(spy).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses REDUCE on anything that is not an allow-listed callable', () => {
+    // A string pretending to be a callable.
+    const onString = new PickleWriter().proto(2).str('os.system').str('id').tuple1().reduce().stop().bytes();
+    expect(() => readCheckpoint(onString)).toThrow(/refusing REDUCE on str: only allow-listed globals can be called/);
+    // A marker global (a storage class) is not callable.
+    const onMarker = new PickleWriter().proto(2).global('torch', 'FloatStorage').int(3).tuple1().reduce().stop();
+    expect(() => readCheckpoint(zipCheckpoint(onMarker.bytes(), {}))).toThrow(
+      /refusing REDUCE on global "torch.FloatStorage": it is not callable/,
+    );
+  });
+
+  it('refuses BUILD on anything but a state dict', () => {
+    const pickle = new PickleWriter().proto(2).emptyList().emptyDict().build().stop().bytes();
+    expect(() => readCheckpoint(zipCheckpoint(pickle, {}))).toThrow(/refusing BUILD of dict on list/);
+  });
+
+  it('refuses INST and OBJ, which instantiate arbitrary classes', () => {
+    const inst = new PickleWriter().proto(2).mark().raw(0x69, ...new TextEncoder().encode('posix\nsystem\n')).stop();
+    expect(() => readCheckpoint(inst.bytes())).toThrow(/refusing pickle opcode INST \(0x69\)/);
+    const obj = new PickleWriter().proto(2).mark().global('collections', 'OrderedDict').raw(0x6f).stop();
+    expect(() => readCheckpoint(zipCheckpoint(obj.bytes(), {}))).toThrow(/refusing pickle opcode OBJ \(0x6f\)/);
+  });
+
+  it('names unsupported torch globals differently from foreign ones', () => {
+    expect(torchRefusalReason('torch._utils._rebuild_sparse_tensor')).toMatch(/dense tensors/);
+    expect(TORCH_GLOBALS.has('posix.system')).toBe(false);
+    expect(TORCH_GLOBALS.has('builtins.eval')).toBe(false);
+  });
+
+  it('refuses a pickled nn.Module (persistent id "module")', () => {
+    const pickle = new PickleWriter().proto(2).mark().str('module').str('x').tuple().binpersid().stop().bytes();
+    expect(() => readCheckpoint(zipCheckpoint(pickle, {}))).toThrow(/whole nn.Module/);
+  });
+});
+
+describe('readCheckpoint rejects malformed input with CheckpointError', () => {
+  const good = zipCheckpoint(
+    stateDictPickle(
+      [{ name: 'w', storageClass: 'FloatStorage', key: '0', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      false,
+    ),
+    { 0: new Uint8Array(16) },
+  );
+  const goodLegacy = legacyCheckpoint(
+    stateDictPickle(
+      [{ name: 'w', storageClass: 'FloatStorage', key: '7', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      true,
+    ),
+    [{ key: '7', numel: 4, data: new Uint8Array(16) }],
+  );
+
+  function expectCheckpointError(bytes: Uint8Array, pattern?: RegExp): void {
+    let caught: unknown;
+    try {
+      readCheckpoint(bytes, { source: 'bad.pt' });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(CheckpointError);
+    expect((caught as CheckpointError).source).toBe('bad.pt');
+    if (pattern) expect((caught as Error).message).toMatch(pattern);
+  }
+
+  it('reads the untruncated fixtures (sanity check for the cases below)', () => {
+    expect(readCheckpoint(good).get('w')!.shape).toEqual([4]);
+    expect(readCheckpoint(goodLegacy).get('w')!.shape).toEqual([4]);
+  });
+
+  it('rejects every truncation of a legacy checkpoint', () => {
+    for (let n = 0; n < goodLegacy.length; n++) expectCheckpointError(goodLegacy.subarray(0, n));
+    expectCheckpointError(goodLegacy.subarray(0, goodLegacy.length - 3), /truncated checkpoint: storage "7"/);
+  });
+
+  it('rejects every truncation of a zip checkpoint', () => {
+    for (let n = 0; n < good.length; n++) expectCheckpointError(good.subarray(0, n));
+  });
+
+  it('rejects random bytes', () => {
+    let seed = 12345;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed >>> 24;
+    };
+    for (let trial = 0; trial < 200; trial++) {
+      const bytes = Uint8Array.from({ length: 1 + (trial % 64) * 7 }, random);
+      // Also force the two recognised leading signatures so the deeper parsers see garbage too.
+      if (trial % 3 === 1) bytes.set([0x80, 0x02].slice(0, bytes.length));
+      if (trial % 3 === 2) bytes.set([0x50, 0x4b, 0x03, 0x04].slice(0, bytes.length));
+      expectCheckpointError(bytes);
+    }
+  });
+
+  it('rejects an empty file and unknown formats with a clear message', () => {
+    expectCheckpointError(new Uint8Array(0), /the file is empty/);
+    expectCheckpointError(new TextEncoder().encode('hello world'), /unrecognised leading bytes 68 65 6c 6c/);
+  });
+
+  it('rejects an unknown opcode, naming its byte and offset', () => {
+    const pickle = new PickleWriter().proto(2).emptyDict().raw(0xff).stop().bytes();
+    expectCheckpointError(pickle, /unknown or unsupported pickle opcode 0xff .*offset 3/);
+    expectCheckpointError(zipCheckpoint(pickle, {}), /opcode 0xff \(archive\/data.pkl offset 3\)/);
+  });
+
+  it('rejects a pickle without STOP and one with a stack underflow', () => {
+    expectCheckpointError(zipCheckpoint(new PickleWriter().proto(2).emptyDict().bytes(), {}), /ended without STOP/);
+    expectCheckpointError(zipCheckpoint(new PickleWriter().proto(2).setItem().stop().bytes(), {}), /underflow/);
+  });
+
+  it('rejects a zip without data.pkl', () => {
+    expectCheckpointError(zipSync({ 'x/other.txt': new Uint8Array(3) }), /no data.pkl/);
+  });
+
+  it('rejects a storage entry shorter than the pickle declares', () => {
+    const pickle = stateDictPickle(
+      [{ name: 'w', storageClass: 'FloatStorage', key: '0', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      false,
+    );
+    expectCheckpointError(zipCheckpoint(pickle, { 0: new Uint8Array(15) }), /has 15 bytes, the pickle declares 16/);
+  });
+
+  it('rejects a missing storage entry', () => {
+    const pickle = stateDictPickle(
+      [{ name: 'w', storageClass: 'FloatStorage', key: '0', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      false,
+    );
+    expectCheckpointError(zipCheckpoint(pickle, {}), /storage "0" has no data/);
+  });
+
+  it('rejects views that reach outside their storage', () => {
+    for (const [offset, size, stride] of [
+      [1, [4], [1]],
+      [0, [2, 3], [3, 1]],
+      [0, [3], [2]],
+    ] as const) {
+      const pickle = stateDictPickle(
+        [
+          {
+            name: 'w',
+            storageClass: 'FloatStorage',
+            key: '0',
+            storageNumel: 4,
+            offset,
+            size: [...size],
+            stride: [...stride],
+          },
+        ],
+        false,
+      );
+      expectCheckpointError(zipCheckpoint(pickle, { 0: new Uint8Array(16) }), /reaches element/);
+    }
+  });
+
+  it('rejects a legacy element count that disagrees with the pickle', () => {
+    const pickle = stateDictPickle(
+      [{ name: 'w', storageClass: 'FloatStorage', key: '7', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      true,
+    );
+    expectCheckpointError(
+      legacyCheckpoint(pickle, [{ key: '7', numel: 3, data: new Uint8Array(16) }]),
+      /holds 3 elements but the pickle declares 4/,
+    );
+  });
+
+  it('rejects a legacy file with a wrong magic number', () => {
+    const wrong = new PickleWriter().proto(2).int(42).stop().bytes();
+    expectCheckpointError(concat([wrong, goodLegacy.subarray(18)]), /magic number/);
+  });
+
+  it('rejects top-level objects that are not state dicts', () => {
+    const list = new PickleWriter().proto(2).emptyList().stop().bytes();
+    expectCheckpointError(zipCheckpoint(list, {}), /expected a state dict at the top level, got list/);
+    const ints = new PickleWriter().proto(2).emptyDict().str('epoch').int(3).setItem().stop().bytes();
+    expectCheckpointError(zipCheckpoint(ints, {}), /no tensors at the top level of the checkpoint \(keys: epoch\)/);
+  });
+
+  it('wraps file-system errors from readCheckpointFile', async () => {
+    const { readCheckpointFile } = await import('./index.js');
+    await expect(readCheckpointFile('/nonexistent/dir/model.pt')).rejects.toSatisfy(
+      (error: unknown) =>
+        error instanceof CheckpointError &&
+        error.source === '/nonexistent/dir/model.pt' &&
+        /cannot read file/.test(error.message),
+    );
+  });
+});

@@ -1,0 +1,50 @@
+import type { SpecificationVersion } from './version.js';
+
+/** A message to publish. `id` must be unique within one `publish` call; one is generated when absent. */
+export interface OutboundMessage {
+  readonly id?: string;
+  /** The message body (JSON text in facerec's pipeline). */
+  readonly body: string;
+  /** Optional string attributes. */
+  readonly attributes?: Readonly<Record<string, string>>;
+}
+
+/** A message handed to a polling consumer. Acknowledge it, or it is redelivered after its visibility timeout. */
+export interface ReceivedMessage {
+  readonly id: string;
+  readonly body: string;
+  /** Opaque handle used to acknowledge this delivery. */
+  readonly receipt: string;
+  /** How many times the message has been received, this delivery included. */
+  readonly receiveCount: number;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** Options for {@link Transport.receive}. */
+export interface ReceiveOptions {
+  /** At most this many messages (1–10). Default 10. */
+  readonly maxMessages?: number;
+  /** Long-poll for up to this many seconds when the queue is empty (0–20). Default 20. */
+  readonly waitTimeSeconds?: number;
+  /** Hide received messages from other consumers for this long. Default: the queue's setting. */
+  readonly visibilityTimeoutSeconds?: number;
+  /** Give up waiting early. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A message transport between pipeline stages (SQS in the cloud, an in-process queue locally). Queues are
+ * named by whatever the implementation uses to address them (an SQS queue URL, a local name).
+ */
+export interface Transport {
+  readonly specificationVersion: SpecificationVersion;
+  /**
+   * Publish messages, batching as the backend allows. Resolves only when every message was accepted;
+   * otherwise rejects with an error that lists the messages that were not.
+   */
+  publish(queue: string, messages: readonly OutboundMessage[]): Promise<void>;
+  /** Receive up to `maxMessages` messages (long polling). */
+  receive(queue: string, options?: ReceiveOptions): Promise<ReceivedMessage[]>;
+  /** Acknowledge (delete) received messages so they are not redelivered. */
+  acknowledge(queue: string, messages: readonly Pick<ReceivedMessage, 'receipt'>[]): Promise<void>;
+}

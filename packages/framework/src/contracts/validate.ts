@@ -1,0 +1,20 @@
+import { InvalidInputError } from '../errors.js';
+import type { RgbImage } from '../image/types.js';
+
+/**
+ * Checks that `image` is a well-formed {@link RgbImage}; providers call this before touching the pixels so a
+ * malformed image becomes an `InvalidInputError` naming what is wrong, not an out-of-bounds read.
+ */
+export function assertRgbImage(image: RgbImage, what = 'image'): void {
+  if (typeof image !== 'object' || image === null) throw new InvalidInputError(`${what} is not an RgbImage`);
+  const { width, height, data } = image;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new InvalidInputError(`${what} has invalid dimensions ${String(width)}×${String(height)}`);
+  }
+  if (!(data instanceof Uint8Array)) throw new InvalidInputError(`${what}.data must be a Uint8Array`);
+  if (data.length !== width * height * 3) {
+    throw new InvalidInputError(
+      `${what}.data has ${data.length} bytes; a ${width}×${height} RGB image needs ${width * height * 3}`,
+    );
+  }
+}

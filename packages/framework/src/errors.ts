@@ -1,0 +1,159 @@
+/**
+ * Errors raised by facerec packages.
+ *
+ * Every error extends {@link FacerecError}. Errors caused by what a caller passed in (a bad image, an
+ * unknown option, a refused checkpoint) extend {@link FacerecInputError}, so request handlers can answer
+ * 4xx for those and 5xx for everything else. Each class carries a `Symbol.for` marker and a static
+ * `isInstance`, which keeps `instanceof`-like checks working when two copies of the package are installed.
+ */
+
+const markerKey = Symbol.for('facerec.error');
+
+type ErrorClass<T> = abstract new (...args: never[]) => T;
+
+/** Base class of every error facerec throws. */
+export class FacerecError extends Error {
+  /** Names of this error's classes, most derived first; the cross-copy marker that `isInstance` reads. */
+  readonly [markerKey]: readonly string[];
+  /** Stable machine-readable code, e.g. `IMAGE_TOO_LARGE`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    const names: string[] = [];
+    for (let proto = new.target.prototype; proto && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
+      names.push(proto.constructor.name);
+    }
+    this[markerKey] = names;
+  }
+
+  /**
+   * True when `error` is an instance of this class (or a subclass), even one thrown by another copy of
+   * the package: `InvalidImageError.isInstance(e)`, `FacerecInputError.isInstance(e)`.
+   */
+  static isInstance<T>(this: ErrorClass<T>, error: unknown): error is T {
+    if (typeof error !== 'object' || error === null || !(markerKey in error)) return false;
+    const names = (error as { [markerKey]: unknown })[markerKey];
+    return Array.isArray(names) && names.includes(this.name);
+  }
+}
+
+/** An error caused by the caller's input (request body, image, option, file). Maps to HTTP 4xx. */
+export class FacerecInputError extends FacerecError {}
+
+/** Bytes that are not a decodable image of a supported format (JPEG, PNG, WebP), or are corrupt. */
+export class InvalidImageError extends FacerecInputError {
+  /** Detected format, when the bytes were recognised as some format. */
+  readonly format: string | undefined;
+  constructor(message: string, options?: { format?: string; cause?: unknown }) {
+    super('INVALID_IMAGE', message, options);
+    this.format = options?.format;
+  }
+}
+
+/** An image recognised but in a format facerec refuses (GIF, SVG, TIFF, ...). */
+export class UnsupportedImageFormatError extends FacerecInputError {
+  readonly format: string;
+  readonly supported: readonly string[];
+  constructor(format: string, supported: readonly string[]) {
+    super(
+      'UNSUPPORTED_IMAGE_FORMAT',
+      `Unsupported image format "${format}"; supported formats: ${supported.join(', ')}`,
+    );
+    this.format = format;
+    this.supported = supported;
+  }
+}
+
+/** An image over the byte or pixel limit. */
+export class ImageTooLargeError extends FacerecInputError {
+  readonly limit: 'bytes' | 'pixels';
+  readonly actual: number;
+  readonly maximum: number;
+  constructor(limit: 'bytes' | 'pixels', actual: number, maximum: number, detail?: string) {
+    super(
+      'IMAGE_TOO_LARGE',
+      `Image too large: ${actual} ${limit} exceeds the limit of ${maximum} ${limit}${detail ? ` (${detail})` : ''}`,
+    );
+    this.limit = limit;
+    this.actual = actual;
+    this.maximum = maximum;
+  }
+}
+
+/** Invalid options passed to a factory or function; names the component and the bad key. */
+export class InvalidOptionsError extends FacerecInputError {
+  readonly component: string;
+  constructor(component: string, message: string, options?: { cause?: unknown }) {
+    super('INVALID_OPTIONS', `${component}: ${message}`, options);
+    this.component = component;
+  }
+}
+
+/** A provider was asked for a model id it does not have. Lists the valid ids. */
+export class NoSuchModelError extends FacerecInputError {
+  readonly modelId: string;
+  readonly modelType: string;
+  readonly available: readonly string[];
+  constructor(modelType: string, modelId: string, available: readonly string[]) {
+    super(
+      'NO_SUCH_MODEL',
+      `No ${modelType} model "${modelId}"; available: ${available.length ? available.join(', ') : '(none)'}`,
+    );
+    this.modelType = modelType;
+    this.modelId = modelId;
+    this.available = available;
+  }
+}
+
+/** A PyTorch checkpoint that cannot be read, or that asks for code the safe unpickler refuses. */
+export class CheckpointError extends FacerecInputError {
+  readonly source: string | undefined;
+  constructor(message: string, options?: { source?: string; cause?: unknown }) {
+    super('INVALID_CHECKPOINT', options?.source ? `${options.source}: ${message}` : message, options);
+    this.source = options?.source;
+  }
+}
+
+/** A model file that could not be obtained, or failed verification. */
+export class ModelUnavailableError extends FacerecError {
+  readonly model: string;
+  readonly url: string | undefined;
+  constructor(model: string, message: string, options?: { url?: string; cause?: unknown }) {
+    super('MODEL_UNAVAILABLE', message, options);
+    this.model = model;
+    this.url = options?.url;
+  }
+}
+
+/** A file whose sha256 differs from the manifest's. */
+export class IntegrityError extends FacerecError {
+  readonly model: string;
+  readonly expected: string;
+  readonly actual: string;
+  constructor(model: string, expected: string, actual: string, where: string) {
+    super(
+      'INTEGRITY_MISMATCH',
+      `sha256 mismatch for model "${model}" from ${where}: expected ${expected}, got ${actual}`,
+    );
+    this.model = model;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** A model or provider used after `dispose()`. */
+export class DisposedError extends FacerecError {
+  constructor(what: string) {
+    super('DISPOSED', `${what} has been disposed`);
+  }
+}
+
+/** Input tensors or crops with the wrong shape for a model. */
+export class InvalidInputError extends FacerecInputError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_INPUT', message, options);
+  }
+}

@@ -1,0 +1,186 @@
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { z } from 'zod';
+import {
+  ImageTooLargeError,
+  InvalidImageError,
+  InvalidInputError,
+  InvalidOptionsError,
+  UnsupportedImageFormatError,
+} from '../errors.js';
+import { detectImageFormat, isSupportedImageFormat, SUPPORTED_IMAGE_FORMATS } from './format.js';
+import type { RgbImage } from './types.js';
+import { assertRgbImage } from './validate.js';
+
+/** Limits {@link decodeImage} enforces before decoding; omitted keys take {@link DEFAULT_DECODE_LIMITS}. */
+export interface DecodeLimits {
+  /** Largest accepted input, in bytes of the encoded file. Positive integer. */
+  readonly maxBytes?: number;
+  /** Largest accepted `width * height`, read from the header before any pixel is decoded. Positive integer. */
+  readonly maxPixels?: number;
+}
+
+/**
+ * Default {@link DecodeLimits}: 10 MiB of encoded bytes and 25 megapixels (25,000,000 pixels), enough for
+ * phone photos while bounding the memory one request can make the decoder allocate (25 MP of RGB is 75 MB).
+ */
+export const DEFAULT_DECODE_LIMITS: Readonly<Required<DecodeLimits>> = Object.freeze({
+  maxBytes: 10 * 1024 * 1024,
+  maxPixels: 25_000_000,
+});
+
+const limitsSchema = z
+  .strictObject({
+    maxBytes: z.number().int().positive().optional(),
+    maxPixels: z.number().int().positive().optional(),
+  })
+  .optional();
+
+/**
+ * Embedded ICC profiles are ignored, as Pillow's `Image.open(...).convert('RGB')` ignores them: the
+ * reference implementation (facenet-pytorch) sees the raw decoded samples, and converting to sRGB moved
+ * its face crops by about 5 grey levels on the reference photos that carry a profile; ignoring it makes
+ * them bit-identical. CMYK images are still converted, through libvips' built-in CMYK profile.
+ */
+const IGNORE_ICC = true;
+
+/**
+ * `error` rather than the stricter default `warning`: libjpeg warns about harmless quirks (stray bytes
+ * between markers) that many cameras write, while truncation and corrupt data are still errors, so a
+ * truncated JPEG fails instead of decoding to grey padding.
+ */
+const FAIL_ON = 'error' as const;
+
+function resolveLimits(limits: DecodeLimits | undefined): Required<DecodeLimits> {
+  const parsed = limitsSchema.safeParse(limits);
+  if (!parsed.success) {
+    const detail = parsed.error.issues
+      .map((issue) => `${issue.path.length ? issue.path.join('.') : 'limits'}: ${issue.message}`)
+      .join('; ');
+    throw new InvalidOptionsError('decodeImage', `invalid limits (${detail})`, { cause: parsed.error });
+  }
+  return {
+    maxBytes: parsed.data?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
+    maxPixels: parsed.data?.maxPixels ?? DEFAULT_DECODE_LIMITS.maxPixels,
+  };
+}
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Decodes a JPEG, PNG or WebP into packed 8-bit RGB, applying the EXIF orientation.
+ *
+ * Untrusted input is checked cheaply before anything expensive happens: first the byte length, then the
+ * format from the magic bytes (so SVG and other formats are never handed to the decoder), then the pixel
+ * count from the header. Alpha is dropped (not blended onto a background, matching PIL's
+ * `convert('RGB')`), grey images are expanded to RGB, and embedded ICC profiles are ignored (also like
+ * Pillow, so pixels match what facenet-pytorch sees).
+ *
+ * @param bytes - the encoded file.
+ * @param limits - overrides of {@link DEFAULT_DECODE_LIMITS}.
+ * @throws {@link ImageTooLargeError} over `maxBytes` (`limit: 'bytes'`) or `maxPixels` (`limit: 'pixels'`).
+ * @throws {@link UnsupportedImageFormatError} for a recognised format other than JPEG, PNG or WebP (GIF,
+ *   TIFF, BMP, HEIF/AVIF, SVG, ...).
+ * @throws {@link InvalidImageError} for unrecognised bytes and for corrupt or truncated images.
+ * @throws {@link InvalidOptionsError} when `limits` holds anything but positive integers or unknown keys.
+ * @throws {@link InvalidInputError} when `bytes` is not a `Uint8Array`/`Buffer`.
+ *
+ * @example
+ * const image = await decodeImage(await readFile('face.jpg'), { maxPixels: 12_000_000 });
+ * image.data.length === image.width * image.height * 3; // true
+ */
+export async function decodeImage(bytes: Uint8Array, limits?: DecodeLimits): Promise<RgbImage> {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new InvalidInputError('decodeImage: expected the encoded image as a Uint8Array or Buffer');
+  }
+  const { maxBytes, maxPixels } = resolveLimits(limits);
+  if (bytes.byteLength > maxBytes) throw new ImageTooLargeError('bytes', bytes.byteLength, maxBytes);
+  if (bytes.byteLength === 0) throw new InvalidImageError('Empty input: no image bytes');
+
+  const format = detectImageFormat(bytes);
+  if (format === undefined) {
+    throw new InvalidImageError('Not an image: the bytes match no known image signature');
+  }
+  if (!isSupportedImageFormat(format)) throw new UnsupportedImageFormatError(format, SUPPORTED_IMAGE_FORMATS);
+
+  // sharp would refuse an oversized header with a bare message and no dimensions; reading the header
+  // without its limit lets the error report the real size. metadata() parses headers only.
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { failOn: FAIL_ON, limitInputPixels: false }).metadata();
+  } catch (error) {
+    throw new InvalidImageError(`Corrupt ${format} header: ${messageOf(error)}`, { format, cause: error });
+  }
+  // libvips sniffs the format itself; a disagreement means bytes crafted to pass our check as one format
+  // and be parsed as another, so it is refused rather than decoded.
+  if (metadata.format !== format) {
+    throw new InvalidImageError(`Image signature says ${format} but the decoder found ${metadata.format}`, {
+      format,
+    });
+  }
+  const { width, height } = metadata;
+  if (!(width > 0 && height > 0)) {
+    throw new InvalidImageError(`Invalid ${format} dimensions ${width}×${height}`, { format });
+  }
+  if (width * height > maxPixels) {
+    throw new ImageTooLargeError('pixels', width * height, maxPixels, `${width}×${height}`);
+  }
+
+  let data: Buffer;
+  let info: OutputInfo;
+  try {
+    ({ data, info } = await sharp(bytes, {
+      failOn: FAIL_ON,
+      limitInputPixels: maxPixels,
+      autoOrient: true,
+      ignoreIcc: IGNORE_ICC,
+    })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true }));
+  } catch (error) {
+    throw new InvalidImageError(`Corrupt ${format} image: ${messageOf(error)}`, { format, cause: error });
+  }
+  if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
+    throw new InvalidImageError(
+      `Decoder returned ${info.channels} channels and ${data.length} bytes for ${info.width}×${info.height}`,
+      { format },
+    );
+  }
+  return {
+    width: info.width,
+    height: info.height,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+  };
+}
+
+const rawInput = (image: RgbImage) =>
+  sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
+
+const asUint8Array = (buffer: Buffer): Uint8Array =>
+  new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+
+/**
+ * Encodes an {@link RgbImage} as PNG (lossless), e.g. to save face crops.
+ *
+ * @throws {@link InvalidInputError} when `image` is not a well-formed {@link RgbImage}.
+ */
+export async function encodePng(image: RgbImage): Promise<Uint8Array> {
+  assertRgbImage('encodePng', image);
+  return asUint8Array(await rawInput(image).png().toBuffer());
+}
+
+/**
+ * Encodes an {@link RgbImage} as baseline JPEG.
+ *
+ * @param quality - 1 (smallest) to 100 (best); default 90.
+ * @throws {@link InvalidInputError} when `image` is not a well-formed {@link RgbImage}.
+ * @throws {@link InvalidOptionsError} when `quality` is not an integer from 1 to 100.
+ */
+export async function encodeJpeg(image: RgbImage, quality = 90): Promise<Uint8Array> {
+  assertRgbImage('encodeJpeg', image);
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
+    throw new InvalidOptionsError('encodeJpeg', `quality must be an integer from 1 to 100, got ${quality}`);
+  }
+  return asUint8Array(await rawInput(image).jpeg({ quality }).toBuffer());
+}

@@ -1,0 +1,368 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
+import { describeWithSharedData, sharedPath } from '../testing/shared-data.js';
+import { loadManifest, type ModelEntry, type ModelManifest } from './manifest.js';
+import { defaultCacheDir, ModelStore, type PullProgress } from './store.js';
+
+const MTCNN = ['mtcnn-pnet', 'mtcnn-rnet', 'mtcnn-onet'];
+
+const temps: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-store-'));
+  temps.push(dir);
+  return dir;
+}
+afterEach(async () => {
+  await Promise.all(temps.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+/** A fetch that proves a test stays offline. */
+const offlineFetch = (async (input: string | URL | Request) => {
+  throw new Error(`network used: ${String(input)}`);
+}) as typeof fetch;
+
+/** Fails like undici does when DNS resolution fails. */
+const dnsFailingFetch = (async (input: string | URL | Request) => {
+  const host = new URL(String(input)).hostname;
+  const cause = Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), {
+    code: 'ENOTFOUND',
+    hostname: host,
+  });
+  throw new TypeError('fetch failed', { cause });
+}) as typeof fetch;
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+function entry(overrides: Partial<ModelEntry> & Pick<ModelEntry, 'name' | 'file'>): ModelEntry {
+  return {
+    description: 'test model',
+    url: `https://models.invalid/${overrides.file}`,
+    sha256: null,
+    size: null,
+    license: 'MIT',
+    format: 'pytorch-state-dict',
+    source: 'url',
+    ...overrides,
+  };
+}
+
+function leftovers(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.tmp') || n.endsWith('.lock')) : [];
+}
+
+let manifest: ModelManifest;
+async function realManifest(): Promise<ModelManifest> {
+  manifest ??= await loadManifest();
+  return manifest;
+}
+
+describeWithSharedData('ModelStore with the shared mirror', ['models/upstream/pnet.pt'], () => {
+  const mirror = sharedPath('models/upstream');
+
+  it('pulls MTCNN from the mirror without touching the network', async () => {
+    const cacheDir = await tempDir();
+    const events: PullProgress[] = [];
+    const store = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir,
+      mirrorDir: mirror,
+      fetch: offlineFetch,
+      onProgress: (e) => events.push(e),
+    });
+    const pulled = await store.pull(MTCNN);
+    expect(pulled.map((p) => [p.name, p.source, p.verifiedBy])).toEqual(
+      MTCNN.map((n) => [n, 'mirror', 'manifest']),
+    );
+    for (const p of pulled) {
+      expect(p.path).toBe(path.join(cacheDir, p.file));
+      expect(sha256(readFileSync(p.path))).toBe(store.entry(p.name).sha256);
+    }
+    const status = await store.status();
+    expect(status.filter((s) => MTCNN.includes(s.name)).map((s) => s.state)).toEqual([
+      'verified',
+      'verified',
+      'verified',
+    ]);
+    expect(status.filter((s) => !MTCNN.includes(s.name)).every((s) => s.state === 'missing')).toBe(true);
+    expect(events.filter((e) => e.type === 'done')).toHaveLength(3);
+    expect(leftovers(cacheDir)).toEqual([]);
+
+    // Already cached: served from the cache, by path.
+    const again = await store.pull(['mtcnn-pnet']);
+    expect(again[0]!.source).toBe('cache');
+    expect(await store.resolve('mtcnn-onet')).toBe(path.join(cacheDir, 'onet.pt'));
+  });
+
+  it('rejects a corrupted mirror file and leaves nothing in the cache', async () => {
+    const cacheDir = await tempDir();
+    const badMirror = await tempDir();
+    const bytes = readFileSync(path.join(mirror, 'pnet.pt'));
+    bytes[1000] = bytes[1000]! ^ 0xff;
+    writeFileSync(path.join(badMirror, 'pnet.pt'), bytes);
+    const store = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir,
+      mirrorDir: badMirror,
+      fetch: offlineFetch,
+    });
+    const error = await store.pull(['mtcnn-pnet']).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IntegrityError);
+    const integrity = error as IntegrityError;
+    expect(integrity.model).toBe('mtcnn-pnet');
+    expect(integrity.expected).toBe(store.entry('mtcnn-pnet').sha256);
+    expect(integrity.actual).toBe(sha256(bytes));
+    expect(integrity.message).toContain(path.join(badMirror, 'pnet.pt'));
+    expect(existsSync(path.join(cacheDir, 'pnet.pt'))).toBe(false);
+    expect(readdirSync(cacheDir)).toEqual([]);
+  });
+
+  it('reports a corrupt cached file and replaces it on pull', async () => {
+    const cacheDir = await tempDir();
+    const store = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir,
+      mirrorDir: mirror,
+      fetch: offlineFetch,
+    });
+    const bytes = readFileSync(path.join(mirror, 'pnet.pt'));
+    bytes[0] = bytes[0]! ^ 1;
+    writeFileSync(path.join(cacheDir, 'pnet.pt'), bytes);
+    expect((await store.status()).find((s) => s.name === 'mtcnn-pnet')!.state).toBe('corrupt');
+    expect((await store.status({ verify: false })).find((s) => s.name === 'mtcnn-pnet')!.state).toBe(
+      'cached',
+    );
+    const [pulled] = await store.pull(['mtcnn-pnet']);
+    expect(pulled!.source).toBe('mirror');
+    expect((await store.status()).find((s) => s.name === 'mtcnn-pnet')!.state).toBe('verified');
+  });
+
+  it('ends with one good file when two stores pull the same model at once', async () => {
+    const cacheDir = await tempDir();
+    const options = { manifest: await realManifest(), cacheDir, mirrorDir: mirror, fetch: offlineFetch };
+    const stores = [new ModelStore(options), new ModelStore(options), new ModelStore(options)];
+    const results = await Promise.all(stores.map((s) => s.pull(['mtcnn-onet'])));
+    expect(results.flat().every((p) => p.path === path.join(cacheDir, 'onet.pt'))).toBe(true);
+    expect(readdirSync(cacheDir)).toEqual(['onet.pt']);
+    expect((await stores[0]!.status()).find((s) => s.name === 'mtcnn-onet')!.state).toBe('verified');
+  });
+});
+
+describe('ModelStore offline failures', () => {
+  it('fails fast with a helpful ModelUnavailableError when DNS fails and there is no mirror', async () => {
+    const cacheDir = await tempDir();
+    const store = new ModelStore({ manifest: await realManifest(), cacheDir, fetch: dnsFailingFetch });
+    const started = Date.now();
+    const error = await store.resolve('mtcnn-pnet').catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(error).toBeInstanceOf(ModelUnavailableError);
+    const unavailable = error as ModelUnavailableError;
+    expect(unavailable.model).toBe('mtcnn-pnet');
+    expect(unavailable.url).toBe(store.entry('mtcnn-pnet').url);
+    expect(unavailable.message).toContain('"mtcnn-pnet"');
+    expect(unavailable.message).toContain(store.entry('mtcnn-pnet').url);
+    expect(unavailable.message).toContain('getaddrinfo ENOTFOUND raw.githubusercontent.com');
+    expect(unavailable.message).toContain('FACEREC_MODELS_MIRROR=');
+    expect(unavailable.message).toContain(path.join(cacheDir, 'pnet.pt'));
+    expect(leftovers(cacheDir)).toEqual([]);
+  });
+
+  it('says the file is not in the mirror when a mirror is set', async () => {
+    const store = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir: await tempDir(),
+      mirrorDir: await tempDir(),
+      fetch: dnsFailingFetch,
+    });
+    await expect(store.resolve('mtcnn-rnet')).rejects.toThrow(/it is not in the mirror/);
+  });
+
+  it('times out a fetch that never answers, even one that ignores its abort signal', async () => {
+    const store = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir: await tempDir(),
+      connectTimeoutMs: 200,
+      fetch: (() => new Promise<Response>(() => {})) as typeof fetch,
+    });
+    const started = Date.now();
+    await expect(store.resolve('mtcnn-pnet')).rejects.toThrow(
+      /no response within 200 ms.*FACEREC_MODELS_MIRROR/s,
+    );
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('fails within 10 s with the real fetch when the upstream URL is unreachable', {
+    timeout: 30_000,
+  }, async () => {
+    const cacheDir = await tempDir();
+    const store = new ModelStore({ manifest: await realManifest(), cacheDir });
+    const started = Date.now();
+    try {
+      const file = await store.resolve('mtcnn-pnet');
+      // The machine happened to be online: fine, as long as the download verified.
+      expect(file).toBe(path.join(cacheDir, 'pnet.pt'));
+    } catch (error) {
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(error).toBeInstanceOf(ModelUnavailableError);
+      expect((error as Error).message).toMatch(
+        /^Cannot download model "mtcnn-pnet" from https:\/\/raw\.githubusercontent\.com\/.*FACEREC_MODELS_MIRROR=/s,
+      );
+      expect(leftovers(cacheDir)).toEqual([]);
+    }
+  });
+
+  it('pulls every model, then reports all failures together', async () => {
+    const store = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir: await tempDir(),
+      fetch: dnsFailingFetch,
+    });
+    const error = await store
+      .pull(['mtcnn-pnet', 'faceapi-face-recognition-weights', 'mtcnn-rnet'])
+      .catch((e) => e);
+    expect(error).toBeInstanceOf(ModelUnavailableError);
+    expect((error as ModelUnavailableError).model).toBe('mtcnn-pnet, mtcnn-rnet');
+    expect((error as Error).message).toMatch(/Could not get 2 of 3 models/);
+    expect((error as Error).cause).toBeInstanceOf(AggregateError);
+    expect((await store.status()).find((s) => s.name === 'faceapi-face-recognition-weights')!.state).toBe(
+      'verified',
+    );
+  });
+});
+
+describe('ModelStore npm-sourced models', () => {
+  it('copies the face-api weights and their manifest from node_modules, side by side', async () => {
+    const cacheDir = await tempDir();
+    const store = new ModelStore({ manifest: await realManifest(), cacheDir, fetch: offlineFetch });
+    const pulled = await store.pull([
+      'faceapi-face-recognition-weights',
+      'faceapi-face-recognition-manifest',
+    ]);
+    expect(pulled.map((p) => [p.source, p.verifiedBy])).toEqual([
+      ['npm', 'manifest'],
+      ['npm', 'manifest'],
+    ]);
+    const weightsManifest = JSON.parse(readFileSync(pulled[1]!.path, 'utf8')) as { paths: string[] }[];
+    for (const shard of weightsManifest.flatMap((g) => g.paths)) {
+      expect(existsSync(path.join(cacheDir, shard))).toBe(true);
+    }
+  });
+
+  it('falls back to the URL, and says how to install, when the package is missing', async () => {
+    const store = new ModelStore({
+      manifest: {
+        version: 1,
+        models: [
+          entry({
+            name: 'ghost',
+            file: 'ghost.bin',
+            source: { npm: '@facerec/no-such-package', path: 'ghost.bin' },
+          }),
+        ],
+      },
+      cacheDir: await tempDir(),
+      fetch: dnsFailingFetch,
+    });
+    await expect(store.resolve('ghost')).rejects.toThrow(/install the npm package @facerec\/no-such-package/);
+  });
+});
+
+describe('ModelStore trust on first use', () => {
+  it('records the hash of the first copy and verifies later copies against it', async () => {
+    const cacheDir = await tempDir();
+    const mirrorDir = await tempDir();
+    const bytes = new Uint8Array(5000).map((_, i) => (i * 7) & 0xff);
+    writeFileSync(path.join(mirrorDir, 'big.pt'), bytes);
+    const events: PullProgress[] = [];
+    const options = {
+      manifest: { version: 1 as const, models: [entry({ name: 'big', file: 'big.pt' })] },
+      cacheDir,
+      mirrorDir,
+      fetch: offlineFetch,
+      onProgress: (e: PullProgress) => events.push(e),
+    };
+    const store = new ModelStore(options);
+    expect((await store.status())[0]!.state).toBe('missing');
+
+    const [first] = await store.pull();
+    expect(first!.verifiedBy).toBe('first-use');
+    const recorded = events.find((e) => e.type === 'hash-recorded');
+    expect(recorded).toMatchObject({ model: 'big', sha256: sha256(bytes) });
+    expect(recorded && 'message' in recorded && recorded.message).toMatch(
+      /trusted on first use.*hashes\.json/s,
+    );
+    const hashes = JSON.parse(readFileSync(path.join(cacheDir, 'hashes.json'), 'utf8'));
+    expect(hashes.files['big.pt'].sha256).toBe(sha256(bytes));
+    expect((await store.status())[0]).toMatchObject({ state: 'verified', expectedFrom: 'recorded-hash' });
+
+    // A later copy that differs is refused, and nothing is left behind.
+    await rm(path.join(cacheDir, 'big.pt'));
+    bytes[10] = bytes[10]! ^ 0xff;
+    writeFileSync(path.join(mirrorDir, 'big.pt'), bytes);
+    const fresh = new ModelStore(options);
+    await expect(fresh.pull()).rejects.toBeInstanceOf(IntegrityError);
+    expect(readdirSync(cacheDir)).toEqual(['hashes.json']);
+
+    // A tampered cached file is reported corrupt.
+    writeFileSync(path.join(cacheDir, 'big.pt'), bytes);
+    expect((await fresh.status())[0]!.state).toBe('corrupt');
+  });
+
+  it('trusts a file placed in the cache by hand on first resolve', async () => {
+    const cacheDir = await tempDir();
+    writeFileSync(path.join(cacheDir, 'hand.pt'), 'weights');
+    const store = new ModelStore({
+      manifest: { version: 1, models: [entry({ name: 'hand', file: 'hand.pt' })] },
+      cacheDir,
+      fetch: offlineFetch,
+      onProgress: () => {},
+    });
+    expect((await store.status())[0]!.state).toBe('cached');
+    expect(await store.resolve('hand')).toBe(path.join(cacheDir, 'hand.pt'));
+    expect((await store.status())[0]!.state).toBe('verified');
+  });
+});
+
+describe('ModelStore options', () => {
+  it('names the valid models for an unknown one', async () => {
+    const store = new ModelStore({ manifest: await realManifest(), cacheDir: await tempDir() });
+    expect(() => store.entry('nope')).toThrow(InvalidOptionsError);
+    expect(() => store.entry('nope')).toThrow(/unknown model "nope"; known models: mtcnn-pnet, mtcnn-rnet/);
+    await expect(store.pull(['mtcnn-pnet', 'nope'])).rejects.toThrow(InvalidOptionsError);
+  });
+
+  it('rejects an invalid manifest or timeout', async () => {
+    const manifest = await realManifest();
+    expect(
+      () => new ModelStore({ manifest: { version: 1, models: [{}] } as unknown as ModelManifest }),
+    ).toThrow(InvalidOptionsError);
+    expect(() => new ModelStore({ manifest, connectTimeoutMs: -1 })).toThrow(/connectTimeoutMs/);
+  });
+
+  it('picks the cache directory from the environment and platform', () => {
+    expect(defaultCacheDir({ FACEREC_CACHE_DIR: '/x/cache', XDG_CACHE_HOME: '/xdg' }, 'linux')).toBe(
+      '/x/cache',
+    );
+    expect(defaultCacheDir({ XDG_CACHE_HOME: '/xdg', HOME: '/home/u' }, 'linux')).toBe('/xdg/facerec');
+    expect(defaultCacheDir({ HOME: '/home/u' }, 'linux')).toBe('/home/u/.cache/facerec');
+    expect(defaultCacheDir({ HOME: '/Users/u' }, 'darwin')).toBe('/Users/u/Library/Caches/facerec');
+    expect(defaultCacheDir({ LOCALAPPDATA: 'C:\\Users\\u\\AppData\\Local' }, 'win32')).toBe(
+      'C:\\Users\\u\\AppData\\Local\\facerec\\Cache',
+    );
+    expect(defaultCacheDir({ HOME: '/home/u', AWS_LAMBDA_FUNCTION_NAME: 'f' }, 'linux')).toBe('/tmp/facerec');
+  });
+
+  it('reads the cache and mirror directories in fromEnv, with overrides winning', async () => {
+    const manifest = await realManifest();
+    const env = { FACEREC_CACHE_DIR: '/c', FACEREC_MODELS_MIRROR: '/m' };
+    const store = ModelStore.fromEnv(manifest, {}, env);
+    expect([store.cacheDir, store.mirrorDir]).toEqual(['/c', '/m']);
+    const overridden = ModelStore.fromEnv(manifest, { cacheDir: '/o', mirrorDir: '/n' }, env);
+    expect([overridden.cacheDir, overridden.mirrorDir]).toEqual(['/o', '/n']);
+    expect(ModelStore.fromEnv(manifest, {}, {}).mirrorDir).toBeUndefined();
+  });
+});

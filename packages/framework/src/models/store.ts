@@ -1,0 +1,783 @@
+/**
+ * The model store: gets the files of the {@link ModelManifest} into a local cache and verifies them.
+ *
+ * Cache layout (`cacheDir`, see {@link defaultCacheDir}):
+ *
+ * - `<cacheDir>/<file>`: each upstream file under its upstream name (`pnet.pt`, `face_recognition_model.bin`).
+ *   Files get there only by an atomic rename after their sha256 was checked, so a present file is complete.
+ * - `<cacheDir>/hashes.json`: sha256 recorded on first download for entries whose manifest hash is `null`
+ *   (trust on first use), with `hashes.json.lock` held briefly while it is rewritten.
+ * - `<cacheDir>/<file>.<pid>.<random>.tmp`: downloads in progress; stale ones (untouched for an hour) are
+ *   swept on the next pull of that file.
+ * - `<cacheDir>/onnx/`: reserved for converted models written by other packages.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
+import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
+
+/** Environment variable naming the cache directory (see {@link defaultCacheDir}). */
+export const CACHE_DIR_ENV = 'FACEREC_CACHE_DIR';
+/** Environment variable naming an offline mirror: a folder holding model files under their upstream names. */
+export const MODELS_MIRROR_ENV = 'FACEREC_MODELS_MIRROR';
+/** Name of the trust-on-first-use hash record inside the cache directory. */
+export const HASHES_FILE = 'hashes.json';
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 8_000;
+const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+// Long enough that no live download (which writes at least every stall timeout) is ever swept.
+const STALE_TEMP_MS = 60 * 60 * 1000;
+const LOCK_STALE_MS = 30_000;
+const LOCK_WAIT_MS = 10_000;
+
+/** Where a pulled file came from. `cache`: it was already there and verified. */
+export type PullSourceKind = 'cache' | 'mirror' | 'npm' | 'url';
+
+/** How a cached file's content was checked. */
+export type VerifiedBy =
+  /** Against the manifest's sha256. */
+  | 'manifest'
+  /** Against the hash recorded in `hashes.json` on an earlier first download. */
+  | 'recorded-hash'
+  /** Not checked: the manifest has no hash, so this copy's hash was just recorded (trust on first use). */
+  | 'first-use';
+
+/** Progress of {@link ModelStore.pull}, per model; events of concurrent pulls interleave. */
+export type PullProgress =
+  | {
+      readonly type: 'start';
+      readonly model: string;
+      readonly file: string;
+      readonly source: Exclude<PullSourceKind, 'cache'>;
+      /** The mirror or package path, or the URL. */
+      readonly from: string;
+      readonly total: number | null;
+    }
+  | {
+      readonly type: 'progress';
+      readonly model: string;
+      readonly file: string;
+      readonly source: Exclude<PullSourceKind, 'cache'>;
+      readonly bytes: number;
+      /** From `Content-Length` or the manifest size; `null` when neither is known. */
+      readonly total: number | null;
+    }
+  | {
+      readonly type: 'done';
+      readonly model: string;
+      readonly file: string;
+      readonly source: PullSourceKind;
+      readonly path: string;
+      readonly sha256: string;
+      readonly bytes: number;
+    }
+  | {
+      /** A trust-on-first-use hash was written to `hashes.json`; `message` explains it for logs. */
+      readonly type: 'hash-recorded';
+      readonly model: string;
+      readonly file: string;
+      readonly sha256: string;
+      readonly message: string;
+    }
+  | { readonly type: 'error'; readonly model: string; readonly file: string; readonly error: Error };
+
+/** Options of {@link ModelStore}. */
+export interface ModelStoreOptions {
+  /** The manifest; validated again by the constructor. */
+  manifest: ModelManifest;
+  /** Cache directory; default {@link defaultCacheDir}. Created on the first pull. */
+  cacheDir?: string;
+  /** Offline mirror: a folder with model files under their upstream names, tried before npm and network. */
+  mirrorDir?: string;
+  /** Replaces the global `fetch` (tests, proxies). */
+  fetch?: typeof fetch;
+  /** Time allowed for connecting and receiving response headers, in ms (default 8000). */
+  connectTimeoutMs?: number;
+  /** Time allowed without receiving any body bytes, in ms (default 30000). */
+  stallTimeoutMs?: number;
+  /**
+   * Progress and notices. Without it, trust-on-first-use notices go to `process.emitWarning`, because a
+   * recorded hash is a security decision the user should see.
+   */
+  onProgress?: (event: PullProgress) => void;
+}
+
+/** A model file ready in the cache. */
+export interface PulledModel {
+  readonly name: string;
+  readonly file: string;
+  /** Absolute path: `<cacheDir>/<file>`. */
+  readonly path: string;
+  readonly sha256: string;
+  readonly size: number;
+  readonly source: PullSourceKind;
+  readonly verifiedBy: VerifiedBy;
+}
+
+/**
+ * State of a model in the cache: `verified` (present, hash matches the manifest or the recorded hash),
+ * `cached` (present, but no hash to compare with, or not hashed because `verify: false`), `corrupt`
+ * (present, wrong size or hash), `missing`.
+ */
+export type ModelState = 'verified' | 'cached' | 'corrupt' | 'missing';
+
+/** One model's entry in {@link ModelStore.status}. */
+export interface ModelStatus {
+  readonly name: string;
+  readonly file: string;
+  /** Where the file is, or would be, in the cache. */
+  readonly path: string;
+  readonly state: ModelState;
+  /** Size on disk; `null` when missing. */
+  readonly size: number | null;
+  /** The file's sha256 when it was hashed. */
+  readonly sha256: string | null;
+  /** The hash it must have, from the manifest or `hashes.json`; `null` when neither has one. */
+  readonly expected: string | null;
+  readonly expectedFrom: 'manifest' | 'recorded-hash' | null;
+}
+
+/**
+ * The cache directory to use: `$FACEREC_CACHE_DIR`; else `$XDG_CACHE_HOME/facerec` (when absolute); else
+ * `/tmp/facerec` on AWS Lambda (the only writable place there); else the platform's user cache folder:
+ * `~/Library/Caches/facerec` on macOS, `%LOCALAPPDATA%\facerec\Cache` on Windows, `~/.cache/facerec`
+ * elsewhere.
+ *
+ * @param env Environment to read (default `process.env`).
+ * @param platform Platform whose conventions apply (default `process.platform`).
+ */
+export function defaultCacheDir(
+  env: NodeJS.ProcessEnv = process.env,
+  platform: NodeJS.Platform = process.platform,
+): string {
+  const p = platform === 'win32' ? path.win32 : path.posix;
+  const explicit = env[CACHE_DIR_ENV];
+  if (explicit) return p.resolve(explicit);
+  const xdg = env.XDG_CACHE_HOME;
+  if (xdg && p.isAbsolute(xdg)) return p.join(xdg, 'facerec');
+  if (env.AWS_LAMBDA_FUNCTION_NAME && platform !== 'win32') return '/tmp/facerec';
+  const home = (platform === 'win32' ? env.USERPROFILE : env.HOME) || os.homedir();
+  if (platform === 'darwin') return p.join(home, 'Library', 'Caches', 'facerec');
+  if (platform === 'win32')
+    return p.join(env.LOCALAPPDATA || p.join(home, 'AppData', 'Local'), 'facerec', 'Cache');
+  return p.join(home, '.cache', 'facerec');
+}
+
+const hashesSchema = z.object({
+  version: z.literal(1),
+  files: z.record(
+    z.string(),
+    z.object({
+      model: z.string(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      size: z.number().int().nonnegative(),
+      source: z.string(),
+      recordedAt: z.string(),
+    }),
+  ),
+});
+type HashRecords = z.infer<typeof hashesSchema>;
+
+interface Verified {
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly sha256: string;
+}
+
+/**
+ * Fetches, verifies and caches the model files of a manifest, offline-first.
+ *
+ * For each file, {@link ModelStore.pull} uses the first of: the cache (when its hash checks out); the
+ * mirror folder; for npm-sourced entries, the installed npm package; an HTTP(S) download. Whatever the
+ * source, the bytes are copied into `<cacheDir>/<file>` (npm files too, so that a tfjs weights manifest
+ * and its shards always sit side by side and callers get one kind of path) through a temp file that is
+ * fsynced, hash-checked and atomically renamed, so concurrent pulls, even from several processes, end
+ * with one good file and a failed one leaves nothing behind. See the module comment for the layout.
+ */
+export class ModelStore {
+  /** The validated manifest. */
+  readonly manifest: ModelManifest;
+  /** Absolute cache directory; other packages keep derived files (e.g. `onnx/`) under it. */
+  readonly cacheDir: string;
+  /** Absolute offline mirror directory, when set. */
+  readonly mirrorDir: string | undefined;
+
+  private readonly fetchImpl: typeof fetch | undefined;
+  private readonly connectTimeoutMs: number;
+  private readonly stallTimeoutMs: number;
+  private readonly onProgress: ((event: PullProgress) => void) | undefined;
+  private readonly inflight = new Map<string, Promise<PulledModel>>();
+  // Hashing a 100 MB file takes a noticeable fraction of a second; skip it while size and mtime are unchanged.
+  private readonly verifiedFiles = new Map<string, Verified>();
+
+  /** @throws InvalidOptionsError for an invalid manifest or option. */
+  constructor(options: ModelStoreOptions) {
+    this.manifest = parseManifest(options.manifest);
+    for (const key of ['connectTimeoutMs', 'stallTimeoutMs'] as const) {
+      const value = options[key];
+      if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+        throw new InvalidOptionsError(
+          'ModelStore',
+          `${key} must be a positive number of milliseconds, got ${value}`,
+        );
+      }
+    }
+    if (options.cacheDir === '') throw new InvalidOptionsError('ModelStore', 'cacheDir must not be empty');
+    this.cacheDir = path.resolve(options.cacheDir ?? defaultCacheDir());
+    this.mirrorDir = options.mirrorDir ? path.resolve(options.mirrorDir) : undefined;
+    this.fetchImpl = options.fetch;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    this.onProgress = options.onProgress;
+  }
+
+  /**
+   * A store configured from the environment: cache dir from `FACEREC_CACHE_DIR` (see
+   * {@link defaultCacheDir}), mirror from `FACEREC_MODELS_MIRROR`. `overrides` win over both.
+   */
+  static fromEnv(
+    manifest: ModelManifest,
+    overrides: Partial<Omit<ModelStoreOptions, 'manifest'>> = {},
+    env: NodeJS.ProcessEnv = process.env,
+  ): ModelStore {
+    const mirrorDir = overrides.mirrorDir ?? (env[MODELS_MIRROR_ENV] || undefined);
+    return new ModelStore({
+      ...overrides,
+      manifest,
+      cacheDir: overrides.cacheDir ?? defaultCacheDir(env),
+      ...(mirrorDir === undefined ? {} : { mirrorDir }),
+    });
+  }
+
+  /** The manifest entry named `name`. @throws InvalidOptionsError listing the valid names. */
+  entry(name: string): ModelEntry {
+    const found = this.manifest.models.find((m) => m.name === name);
+    if (!found) {
+      const names = this.manifest.models.map((m) => m.name);
+      throw new InvalidOptionsError(
+        'ModelStore',
+        `unknown model "${name}"; known models: ${names.length ? names.join(', ') : '(none)'}`,
+      );
+    }
+    return found;
+  }
+
+  /** Where model `name` is, or would be, cached: `<cacheDir>/<file>`. Does not check that it exists. */
+  pathOf(name: string): string {
+    return path.join(this.cacheDir, this.entry(name).file);
+  }
+
+  /**
+   * Gets models into the cache (default: every manifest entry), concurrently. Already verified files
+   * are not fetched again; a corrupt cached file is replaced.
+   *
+   * @throws InvalidOptionsError for an unknown name (before anything is fetched).
+   * @throws ModelUnavailableError / IntegrityError after every model was tried: the failure itself when
+   *   one model failed, a ModelUnavailableError listing all of them (cause: AggregateError) when several did.
+   */
+  async pull(names?: readonly string[]): Promise<PulledModel[]> {
+    const entries = [...new Set(names ?? this.manifest.models.map((m) => m.name))].map((n) => this.entry(n));
+    const settled = await Promise.allSettled(entries.map((e) => this.pullEntry(e)));
+    const failures: { entry: ModelEntry; error: unknown }[] = [];
+    const pulled: PulledModel[] = [];
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') pulled.push(r.value);
+      else failures.push({ entry: entries[i]!, error: r.reason });
+    });
+    if (failures.length === 1) throw failures[0]!.error;
+    if (failures.length > 1) {
+      const list = failures.map((f) => `- ${f.error instanceof Error ? f.error.message : String(f.error)}`);
+      throw new ModelUnavailableError(
+        failures.map((f) => f.entry.name).join(', '),
+        `Could not get ${failures.length} of ${entries.length} models:\n${list.join('\n')}`,
+        { cause: new AggregateError(failures.map((f) => f.error)) },
+      );
+    }
+    return pulled;
+  }
+
+  /** Absolute path of model `name`'s verified cached file, pulling it first when needed. */
+  async resolve(name: string): Promise<string> {
+    return (await this.pullEntry(this.entry(name))).path;
+  }
+
+  /**
+   * Every manifest model's cache state. Read-only: creates and records nothing.
+   *
+   * @param options.verify Hash present files (default true); with `false`, a present file of the right
+   *   size is reported `cached`.
+   */
+  async status(options: { verify?: boolean } = {}): Promise<ModelStatus[]> {
+    const records = await this.readHashes(this.manifest.models[0]?.name ?? '(none)');
+    return Promise.all(this.manifest.models.map((e) => this.inspect(e, records, options.verify ?? true)));
+  }
+
+  private emit(event: PullProgress): void {
+    this.onProgress?.(event);
+  }
+
+  private pullEntry(entry: ModelEntry): Promise<PulledModel> {
+    let running = this.inflight.get(entry.name);
+    if (!running) {
+      running = this.doPull(entry).finally(() => this.inflight.delete(entry.name));
+      this.inflight.set(entry.name, running);
+    }
+    return running;
+  }
+
+  private async doPull(entry: ModelEntry): Promise<PulledModel> {
+    try {
+      return await this.obtain(entry);
+    } catch (error) {
+      this.emit({
+        type: 'error',
+        model: entry.name,
+        file: entry.file,
+        error: error instanceof Error ? error : new Error(String(error)),
+      });
+      throw error;
+    }
+  }
+
+  private async obtain(entry: ModelEntry): Promise<PulledModel> {
+    const target = path.join(this.cacheDir, entry.file);
+    const current = await this.inspect(entry, await this.readHashes(entry.name), true);
+    if (current.state === 'verified' || current.state === 'cached') {
+      let verifiedBy: VerifiedBy = current.expectedFrom ?? 'first-use';
+      const sha256 = current.sha256!;
+      if (current.state === 'cached') {
+        // A file someone placed in the cache by hand, for an entry with no known hash: trust it now.
+        const recorded = await this.recordHash(entry, sha256, current.size!, target);
+        verifiedBy = recorded === 'recorded' ? 'first-use' : 'recorded-hash';
+      }
+      this.emit({
+        type: 'done',
+        model: entry.name,
+        file: entry.file,
+        source: 'cache',
+        path: target,
+        sha256,
+        bytes: current.size!,
+      });
+      return {
+        name: entry.name,
+        file: entry.file,
+        path: target,
+        sha256,
+        size: current.size!,
+        source: 'cache',
+        verifiedBy,
+      };
+    }
+
+    if (this.mirrorDir) {
+      const mirrored = path.join(this.mirrorDir, entry.file);
+      const info = await stat(mirrored).catch(() => undefined);
+      if (info?.isFile()) return this.fill(entry, 'mirror', mirrored, info.size, createReadStream(mirrored));
+    }
+
+    if (typeof entry.source === 'object') {
+      const installed = findNpmFile(entry.source.npm, entry.source.path);
+      if (installed) {
+        const info = await stat(installed);
+        return this.fill(entry, 'npm', installed, info.size, createReadStream(installed));
+      }
+    }
+
+    const download = await this.openDownload(entry);
+    return this.fill(entry, 'url', entry.url, download.total, download.chunks);
+  }
+
+  /** Streams `chunks` into a temp file, verifies it, then renames it into place. */
+  private async fill(
+    entry: ModelEntry,
+    source: Exclude<PullSourceKind, 'cache'>,
+    from: string,
+    total: number | null,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<PulledModel> {
+    await mkdir(this.cacheDir, { recursive: true });
+    await this.sweepStaleTemps(entry.file);
+    const target = path.join(this.cacheDir, entry.file);
+    const temp = path.join(
+      this.cacheDir,
+      `${entry.file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
+    );
+    const base = { model: entry.name, file: entry.file } as const;
+    try {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      const handle = await open(temp, 'wx');
+      try {
+        this.emit({ type: 'start', ...base, source, from, total });
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          for (let offset = 0; offset < chunk.byteLength; ) {
+            offset += (await handle.write(chunk, offset, chunk.byteLength - offset)).bytesWritten;
+          }
+          bytes += chunk.byteLength;
+          this.emit({ type: 'progress', ...base, source, bytes, total });
+        }
+        // Without fsync a crash after the rename could leave a complete-looking name over partial data.
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      const actual = hash.digest('hex');
+      const where = source === 'url' ? from : `${source} ${from}`;
+      let verifiedBy: VerifiedBy = 'manifest';
+      if (entry.sha256 !== null) {
+        if (actual !== entry.sha256) throw new IntegrityError(entry.name, entry.sha256, actual, where);
+      } else {
+        const outcome = await this.recordHash(entry, actual, bytes, where);
+        verifiedBy = outcome === 'recorded' ? 'first-use' : 'recorded-hash';
+      }
+      await renameReplacing(temp, target);
+      await syncDir(this.cacheDir);
+      const info = await stat(target);
+      this.verifiedFiles.set(target, { size: info.size, mtimeMs: info.mtimeMs, sha256: actual });
+      this.emit({ type: 'done', ...base, source, path: target, sha256: actual, bytes });
+      return {
+        name: entry.name,
+        file: entry.file,
+        path: target,
+        sha256: actual,
+        size: bytes,
+        source,
+        verifiedBy,
+      };
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+  }
+
+  /** Connects and checks the response; the returned chunks enforce the stall timeout. */
+  private async openDownload(
+    entry: ModelEntry,
+  ): Promise<{ total: number | null; chunks: AsyncIterable<Uint8Array> }> {
+    const fetchImpl = this.fetchImpl ?? globalThis.fetch;
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    // Raced as well as passed as a signal, so that a custom fetch that ignores signals still times out.
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new Error(`no response within ${this.connectTimeoutMs} ms`);
+        error.name = 'TimeoutError';
+        controller.abort(error);
+        reject(error);
+      }, this.connectTimeoutMs);
+    });
+    timeout.catch(() => {});
+    let response: Response;
+    try {
+      response = await Promise.race([
+        fetchImpl(entry.url, { signal: controller.signal, redirect: 'follow' }),
+        timeout,
+      ]);
+    } catch (cause) {
+      throw this.unavailable(entry, describeError(cause), cause);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel().catch(() => {});
+      const reason = response.ok
+        ? 'empty response body'
+        : `HTTP ${response.status} ${response.statusText}`.trim();
+      throw this.unavailable(entry, reason);
+    }
+    // Content-Length counts encoded bytes, which fetch decodes, so it is only the total when unencoded.
+    const encoding = response.headers.get('content-encoding');
+    const length = Number(response.headers.get('content-length') ?? Number.NaN);
+    const total =
+      (!encoding || encoding === 'identity') && Number.isSafeInteger(length) ? length : entry.size;
+    return { total, chunks: this.readBody(entry, response.body, controller) };
+  }
+
+  private async *readBody(
+    entry: ModelEntry,
+    body: ReadableStream<Uint8Array>,
+    controller: AbortController,
+  ): AsyncGenerator<Uint8Array> {
+    const reader = body.getReader();
+    let bytes = 0;
+    try {
+      for (;;) {
+        let timer: NodeJS.Timeout | undefined;
+        const stall = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            const error = new Error(
+              `download stalled: no data for ${this.stallTimeoutMs} ms after ${bytes} bytes`,
+            );
+            error.name = 'TimeoutError';
+            reject(error);
+          }, this.stallTimeoutMs);
+        });
+        let result: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          result = await Promise.race([reader.read(), stall]);
+        } catch (cause) {
+          controller.abort(cause);
+          throw this.unavailable(entry, describeError(cause), cause);
+        } finally {
+          clearTimeout(timer);
+        }
+        if (result.done) return;
+        bytes += result.value.byteLength;
+        yield result.value;
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  }
+
+  private unavailable(entry: ModelEntry, reason: string, cause?: unknown): ModelUnavailableError {
+    const cached = path.join(this.cacheDir, entry.file);
+    const mirrorNote = this.mirrorDir ? ` (it is not in the mirror ${this.mirrorDir})` : '';
+    const npmNote = typeof entry.source === 'object' ? `, install the npm package ${entry.source.npm}` : '';
+    return new ModelUnavailableError(
+      entry.name,
+      `Cannot download model "${entry.name}" from ${entry.url}: ${reason}. To work offline${npmNote}, put ` +
+        `${entry.file} in a folder and set ${MODELS_MIRROR_ENV}=<folder>${mirrorNote} (or place it in the ` +
+        `cache: ${cached}).`,
+      { url: entry.url, cause },
+    );
+  }
+
+  private async inspect(entry: ModelEntry, records: HashRecords, verify: boolean): Promise<ModelStatus> {
+    const file = path.join(this.cacheDir, entry.file);
+    const recorded = records.files[entry.file]?.sha256;
+    const expected = entry.sha256 ?? recorded ?? null;
+    const expectedFrom = entry.sha256 ? 'manifest' : recorded ? 'recorded-hash' : null;
+    const base = { name: entry.name, file: entry.file, path: file, expected, expectedFrom } as const;
+    const info = await stat(file).catch(() => undefined);
+    if (!info?.isFile()) return { ...base, state: 'missing', size: null, sha256: null };
+    if (entry.size !== null && info.size !== entry.size) {
+      return { ...base, state: 'corrupt', size: info.size, sha256: null };
+    }
+    if (!verify) return { ...base, state: 'cached', size: info.size, sha256: null };
+    const memo = this.verifiedFiles.get(file);
+    let sha256: string;
+    if (memo && memo.size === info.size && memo.mtimeMs === info.mtimeMs) {
+      sha256 = memo.sha256;
+    } else {
+      sha256 = await hashFile(file);
+      this.verifiedFiles.set(file, { size: info.size, mtimeMs: info.mtimeMs, sha256 });
+    }
+    const state = expected === null ? 'cached' : sha256 === expected ? 'verified' : 'corrupt';
+    return { ...base, state, size: info.size, sha256 };
+  }
+
+  private get hashesPath(): string {
+    return path.join(this.cacheDir, HASHES_FILE);
+  }
+
+  private async readHashes(model: string): Promise<HashRecords> {
+    let text: string;
+    try {
+      text = await readFile(this.hashesPath, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, files: {} };
+      throw error;
+    }
+    try {
+      return hashesSchema.parse(JSON.parse(text));
+    } catch (cause) {
+      // Refuse rather than ignore: silently dropping records would turn verified files into re-trusted ones.
+      throw new ModelUnavailableError(
+        model,
+        `${this.hashesPath} is not a valid hash record (${describeError(cause)}); delete it to record hashes afresh`,
+        { cause },
+      );
+    }
+  }
+
+  /**
+   * Records `sha256` for a null-hash entry, or checks it against a record another pull made meanwhile.
+   * @throws IntegrityError when an existing record differs.
+   */
+  private async recordHash(
+    entry: ModelEntry,
+    sha256: string,
+    size: number,
+    source: string,
+  ): Promise<'recorded' | 'matched'> {
+    await mkdir(this.cacheDir, { recursive: true });
+    const outcome = await this.withHashesLock(entry.name, async () => {
+      const records = await this.readHashes(entry.name);
+      const existing = records.files[entry.file];
+      if (existing) {
+        if (existing.sha256 !== sha256) {
+          throw new IntegrityError(
+            entry.name,
+            existing.sha256,
+            sha256,
+            `${source} (recorded in ${this.hashesPath})`,
+          );
+        }
+        return 'matched' as const;
+      }
+      records.files[entry.file] = {
+        model: entry.name,
+        sha256,
+        size,
+        source,
+        recordedAt: new Date().toISOString(),
+      };
+      const temp = `${this.hashesPath}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+      try {
+        await writeFile(temp, `${JSON.stringify(records, null, 2)}\n`, { flag: 'wx' });
+        await renameReplacing(temp, this.hashesPath);
+      } catch (error) {
+        await rm(temp, { force: true });
+        throw error;
+      }
+      return 'recorded' as const;
+    });
+    if (outcome === 'recorded') {
+      const message =
+        `Model "${entry.name}": the manifest has no sha256 for ${entry.file}, so the copy from ${source} is ` +
+        `trusted on first use; its sha256 ${sha256} is recorded in ${this.hashesPath} and later copies are ` +
+        'verified against it.';
+      this.emit({ type: 'hash-recorded', model: entry.name, file: entry.file, sha256, message });
+      if (!this.onProgress) process.emitWarning(message, { code: 'FACEREC_MODEL_HASH_RECORDED' });
+    }
+    return outcome;
+  }
+
+  // A directory as the lock because mkdir is atomic on every platform and filesystem Node supports.
+  private async withHashesLock<T>(model: string, fn: () => Promise<T>): Promise<T> {
+    const lock = `${this.hashesPath}.lock`;
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        await mkdir(lock);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const info = await stat(lock).catch(() => undefined);
+        if (info && Date.now() - info.mtimeMs > LOCK_STALE_MS) {
+          await rm(lock, { recursive: true, force: true });
+          continue;
+        }
+        if (Date.now() > deadline) {
+          throw new ModelUnavailableError(
+            model,
+            `Cannot record the hash of model "${model}": timed out waiting for ${lock}; delete it if no pull is running`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 20 + Math.random() * 40));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rm(lock, { recursive: true, force: true });
+    }
+  }
+
+  /** Deletes temp files of `file` left by crashed pulls. */
+  private async sweepStaleTemps(file: string): Promise<void> {
+    const names = await readdir(this.cacheDir).catch(() => [] as string[]);
+    const now = Date.now();
+    await Promise.all(
+      names
+        .filter((n) => n.startsWith(`${file}.`) && /^\d+\.[0-9a-f]+\.tmp$/.test(n.slice(file.length + 1)))
+        .map(async (n) => {
+          const p = path.join(this.cacheDir, n);
+          const info = await stat(p).catch(() => undefined);
+          if (info && now - info.mtimeMs > STALE_TEMP_MS) await rm(p, { force: true });
+        }),
+    );
+  }
+}
+
+async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+// On Windows a rename onto a file another process has open fails transiently; elsewhere it is atomic.
+async function renameReplacing(from: string, to: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rename(from, to);
+      return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (
+        process.platform !== 'win32' ||
+        attempt >= 10 ||
+        !['EPERM', 'EACCES', 'EBUSY'].includes(code ?? '')
+      ) {
+        throw error;
+      }
+      await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+    }
+  }
+}
+
+// Persists the rename itself; best effort because some platforms cannot open directories.
+async function syncDir(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Not fatal: the file itself was fsynced.
+  }
+}
+
+/**
+ * Finds `<pkg>/<file>` in an installed npm package, looking from this module and from the working
+ * directory. Walks `node_modules` too, because `exports` maps may hide `package.json` from `resolve`.
+ */
+function findNpmFile(pkg: string, file: string): string | undefined {
+  const starts = [path.dirname(fileURLToPath(import.meta.url)), process.cwd()];
+  for (const start of starts) {
+    try {
+      const manifest = createRequire(path.join(start, 'noop.js')).resolve(`${pkg}/package.json`);
+      const candidate = path.join(path.dirname(manifest), file);
+      if (existsSync(candidate)) return candidate;
+    } catch {
+      // Try the walk below.
+    }
+    for (let dir = start; ; dir = path.dirname(dir)) {
+      const candidate = path.join(dir, 'node_modules', pkg, file);
+      if (existsSync(candidate)) return candidate;
+      if (path.dirname(dir) === dir) break;
+    }
+  }
+  return undefined;
+}
+
+/** The most specific message in an error's cause chain: `getaddrinfo ENOTFOUND host` over `fetch failed`. */
+function describeError(error: unknown): string {
+  let best = '';
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
+    if (current instanceof AggregateError && current.errors.length > 0 && !current.message) {
+      current = current.errors[0];
+      continue;
+    }
+    if (current instanceof z.ZodError) return z.prettifyError(current).replace(/\n/g, ' ');
+    const message = current instanceof Error ? current.message : String(current);
+    const code = (current as { code?: unknown }).code;
+    if (message) best = message;
+    else if (typeof code === 'string') best = code;
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return best || 'unknown error';
+}

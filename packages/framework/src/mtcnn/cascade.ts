@@ -1,0 +1,344 @@
+import type { FaceDetection, FiveLandmarks } from '../contracts/detector.js';
+import type { RgbImage } from '../image/types.js';
+import { resizeArea } from '../image/resample.js';
+import type { MtcnnNetworks } from './networks.js';
+import { nms } from './nms.js';
+import type { ResolvedMtcnnOptions } from './options.js';
+
+/*
+ * The MTCNN cascade, reproducing facenet-pytorch's `detect_face` step for step, so that any provider that
+ * runs the same three networks gets the same boxes. Where facenet-pytorch computes in float32, values are
+ * rounded with Math.fround at the points where the rounding can change a floor, a threshold or a crop.
+ *
+ * Differences, all deliberate:
+ * - images of different sizes can share one call; P-Net runs per distinct size, R-Net and O-Net batch all
+ *   candidates together (results are per image either way, as NMS never mixes images);
+ * - a candidate whose crop would be empty is dropped (facenet-pytorch skips its crop but keeps its box,
+ *   misaligning the remaining boxes and crops).
+ */
+
+const f32 = Math.fround;
+
+/** Candidate box: x1, y1, x2, y2, score, then four regression offsets. */
+const STRIDE = 9;
+
+interface Candidates {
+  /** Flat, STRIDE numbers per candidate. */
+  data: number[];
+  /** Index of the image each candidate belongs to. */
+  image: number[];
+}
+
+/** A float32 CHW copy of an image, kept for cropping. */
+interface Plane {
+  readonly width: number;
+  readonly height: number;
+  readonly chw: Float32Array;
+}
+
+function toChw(image: RgbImage): Plane {
+  const { width, height, data } = image;
+  const n = width * height;
+  const chw = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    chw[i] = data[3 * i]!;
+    chw[n + i] = data[3 * i + 1]!;
+    chw[2 * n + i] = data[3 * i + 2]!;
+  }
+  return { width, height, chw };
+}
+
+function standardise(values: Float32Array, target: Float32Array, offset: number): void {
+  for (let i = 0; i < values.length; i++) target[offset + i] = (values[i]! - 127.5) * 0.0078125;
+}
+
+/** The pyramid scales facenet-pytorch uses for an image with shorter side `minSide`. */
+export function pyramidScales(minSide: number, minFaceSize: number, factor: number): number[] {
+  const m = 12.0 / minFaceSize;
+  let minl = minSide * m;
+  let scale = m;
+  const scales: number[] = [];
+  while (minl >= 12) {
+    scales.push(scale);
+    scale *= factor;
+    minl *= factor;
+  }
+  return scales;
+}
+
+function pushPNetCandidates(
+  out: Candidates,
+  reg: Float32Array,
+  prob: Float32Array,
+  index: number,
+  mapH: number,
+  mapW: number,
+  scale: number,
+  threshold: number,
+  imageIndex: number,
+): void {
+  const plane = mapH * mapW;
+  const probBase = (index * 2 + 1) * plane;
+  const regBase = index * 4 * plane;
+  const s = f32(scale);
+  const local: number[] = [];
+  for (let y = 0; y < mapH; y++) {
+    for (let x = 0; x < mapW; x++) {
+      const p = y * mapW + x;
+      const score = prob[probBase + p]!;
+      if (score < threshold) continue;
+      local.push(
+        Math.floor(f32(f32(2 * x + 1) / s)),
+        Math.floor(f32(f32(2 * y + 1) / s)),
+        Math.floor(f32(f32(2 * x + 12) / s)),
+        Math.floor(f32(f32(2 * y + 12) / s)),
+        score,
+        reg[regBase + p]!,
+        reg[regBase + plane + p]!,
+        reg[regBase + 2 * plane + p]!,
+        reg[regBase + 3 * plane + p]!,
+      );
+    }
+  }
+  // NMS within this scale and image (Union, 0.5), as facenet-pytorch does before merging scales.
+  const keep = nms(local, Array.from({ length: local.length / STRIDE }, (_, i) => local[i * STRIDE + 4]!), local.length / STRIDE, STRIDE, 0.5, 'union');
+  for (const k of keep) {
+    for (let j = 0; j < STRIDE; j++) out.data.push(local[k * STRIDE + j]!);
+    out.image.push(imageIndex);
+  }
+}
+
+/** Keeps, per image, the candidates that survive NMS; returns them grouped by image in image order. */
+function nmsPerImage(c: Candidates, imageCount: number, threshold: number, mode: 'union' | 'min'): number[] {
+  const kept: number[] = [];
+  for (let img = 0; img < imageCount; img++) {
+    const idx: number[] = [];
+    c.image.forEach((im, i) => {
+      if (im === img) idx.push(i);
+    });
+    if (idx.length === 0) continue;
+    const boxes = new Float64Array(idx.length * 4);
+    const scores = new Float64Array(idx.length);
+    idx.forEach((i, k) => {
+      for (let j = 0; j < 4; j++) boxes[k * 4 + j] = c.data[i * STRIDE + j]!;
+      scores[k] = c.data[i * STRIDE + 4]!;
+    });
+    for (const k of nms(boxes, scores, idx.length, 4, threshold, mode)) kept.push(idx[k]!);
+  }
+  return kept;
+}
+
+function select(c: Candidates, keep: readonly number[]): Candidates {
+  const out: Candidates = { data: [], image: [] };
+  for (const k of keep) {
+    for (let j = 0; j < STRIDE; j++) out.data.push(c.data[k * STRIDE + j]!);
+    out.image.push(c.image[k]!);
+  }
+  return out;
+}
+
+/** facenet-pytorch `rerec`: squares each box around its centre, side = the longer side. */
+function square(c: Candidates): void {
+  for (let i = 0; i < c.image.length; i++) {
+    const o = i * STRIDE;
+    const d = c.data;
+    const h = f32(d[o + 3]! - d[o + 1]!);
+    const w = f32(d[o + 2]! - d[o]!);
+    const l = Math.max(w, h);
+    d[o] = f32(f32(d[o]! + f32(w * 0.5)) - f32(l * 0.5));
+    d[o + 1] = f32(f32(d[o + 1]! + f32(h * 0.5)) - f32(l * 0.5));
+    d[o + 2] = f32(d[o]! + l);
+    d[o + 3] = f32(d[o + 1]! + l);
+  }
+}
+
+/** facenet-pytorch `bbreg`: applies regression offsets scaled by the box size with the +1 convention. */
+function regress(c: Candidates, reg: ArrayLike<number>): void {
+  for (let i = 0; i < c.image.length; i++) {
+    const o = i * STRIDE;
+    const d = c.data;
+    const w = f32(d[o + 2]! - d[o]! + 1);
+    const h = f32(d[o + 3]! - d[o + 1]! + 1);
+    d[o] = f32(d[o]! + f32(reg[i * 4]! * w));
+    d[o + 1] = f32(d[o + 1]! + f32(reg[i * 4 + 1]! * h));
+    d[o + 2] = f32(d[o + 2]! + f32(reg[i * 4 + 2]! * w));
+    d[o + 3] = f32(d[o + 3]! + f32(reg[i * 4 + 3]! * h));
+  }
+}
+
+/**
+ * Crops every candidate box (truncated to ints and clamped like facenet-pytorch `pad`), resizes it to
+ * size×size with area interpolation and standardises it. Candidates whose crop is empty are removed from
+ * `c` in place.
+ */
+function cropCandidates(c: Candidates, planes: readonly Plane[], size: number): Float32Array {
+  const per = 3 * size * size;
+  const keep: number[] = [];
+  const crops: Float32Array[] = [];
+  for (let i = 0; i < c.image.length; i++) {
+    const plane = planes[c.image[i]!]!;
+    const o = i * STRIDE;
+    const x = Math.max(Math.trunc(c.data[o]!), 1);
+    const y = Math.max(Math.trunc(c.data[o + 1]!), 1);
+    const ex = Math.min(Math.trunc(c.data[o + 2]!), plane.width);
+    const ey = Math.min(Math.trunc(c.data[o + 3]!), plane.height);
+    const cw = ex - (x - 1);
+    const ch = ey - (y - 1);
+    if (cw <= 0 || ch <= 0) continue;
+    const region = new Float32Array(3 * cw * ch);
+    const n = plane.width * plane.height;
+    for (let ch3 = 0; ch3 < 3; ch3++) {
+      for (let r = 0; r < ch; r++) {
+        const src = ch3 * n + (y - 1 + r) * plane.width + (x - 1);
+        region.set(plane.chw.subarray(src, src + cw), (ch3 * ch + r) * cw);
+      }
+    }
+    crops.push(resizeArea(region, 3, ch, cw, size, size, 'CHW'));
+    keep.push(i);
+  }
+  const input = new Float32Array(crops.length * per);
+  crops.forEach((crop, k) => standardise(crop, input, k * per));
+  if (keep.length !== c.image.length) Object.assign(c, select(c, keep));
+  return input;
+}
+
+function filterByScore(
+  c: Candidates,
+  prob: Float32Array,
+  threshold: number,
+): { kept: number[]; scores: number[] } {
+  const kept: number[] = [];
+  const scores: number[] = [];
+  for (let i = 0; i < c.image.length; i++) {
+    const score = prob[i * 2 + 1]!;
+    if (score > threshold) {
+      kept.push(i);
+      scores.push(score);
+    }
+  }
+  return { kept, scores };
+}
+
+/**
+ * Runs the MTCNN cascade over `images` with the given networks; returns every face per image, **largest box
+ * area first** (facenet-pytorch's order with `select_largest=True`), before any `keepAll` selection.
+ */
+export async function runMtcnnCascade(
+  images: readonly RgbImage[],
+  networks: MtcnnNetworks,
+  options: Pick<ResolvedMtcnnOptions, 'minFaceSize' | 'thresholds' | 'factor'>,
+): Promise<FaceDetection[][]> {
+  const planes = images.map(toChw);
+  const [t1, t2, t3] = options.thresholds;
+
+  // Stage 1: P-Net over each image's pyramid. Images of the same size share one P-Net call per scale.
+  const stage1: Candidates = { data: [], image: [] };
+  const bySize = new Map<string, number[]>();
+  planes.forEach((p, i) => {
+    const key = `${p.width}x${p.height}`;
+    bySize.set(key, [...(bySize.get(key) ?? []), i]);
+  });
+  const perImage: Candidates[] = planes.map(() => ({ data: [], image: [] }));
+  for (const members of bySize.values()) {
+    const { width: w, height: h } = planes[members[0]!]!;
+    for (const scale of pyramidScales(Math.min(h, w), options.minFaceSize, options.factor)) {
+      const hs = Math.trunc(h * scale + 1);
+      const ws = Math.trunc(w * scale + 1);
+      const per = 3 * hs * ws;
+      const input = new Float32Array(members.length * per);
+      members.forEach((m, k) => {
+        standardise(resizeArea(planes[m]!.chw, 3, h, w, hs, ws, 'CHW'), input, k * per);
+      });
+      const out = await networks.pnet(input, members.length, hs, ws);
+      members.forEach((m, k) => {
+        pushPNetCandidates(perImage[m]!, out.reg, out.prob, k, out.height, out.width, scale, t1, m);
+      });
+    }
+  }
+  for (const c of perImage) {
+    stage1.data.push(...c.data);
+    stage1.image.push(...c.image);
+  }
+  let boxes = select(stage1, nmsPerImage(stage1, images.length, 0.7, 'union'));
+  for (let i = 0; i < boxes.image.length; i++) {
+    const o = i * STRIDE;
+    const d = boxes.data;
+    const regw = f32(d[o + 2]! - d[o]!);
+    const regh = f32(d[o + 3]! - d[o + 1]!);
+    const q = [
+      f32(d[o]! + f32(d[o + 5]! * regw)),
+      f32(d[o + 1]! + f32(d[o + 6]! * regh)),
+      f32(d[o + 2]! + f32(d[o + 7]! * regw)),
+      f32(d[o + 3]! + f32(d[o + 8]! * regh)),
+    ];
+    for (let j = 0; j < 4; j++) d[o + j] = q[j]!;
+  }
+  square(boxes);
+
+  // Stage 2: R-Net on 24×24 crops.
+  if (boxes.image.length > 0) {
+    const input = cropCandidates(boxes, planes, 24);
+    const out = boxes.image.length ? await networks.rnet(input, boxes.image.length) : undefined;
+    if (out) {
+      const { kept, scores } = filterByScore(boxes, out.prob, t2);
+      const next = select(boxes, kept);
+      kept.forEach((k, i) => {
+        next.data[i * STRIDE + 4] = scores[i]!;
+        for (let j = 0; j < 4; j++) next.data[i * STRIDE + 5 + j] = out.reg[k * 4 + j]!;
+      });
+      boxes = select(next, nmsPerImage(next, images.length, 0.7, 'union'));
+      regress(boxes, regOf(boxes));
+      square(boxes);
+    }
+  }
+
+  // Stage 3: O-Net on 48×48 crops, landmarks, final regression and Min-mode NMS.
+  const results: FaceDetection[][] = images.map(() => []);
+  if (boxes.image.length > 0) {
+    const input = cropCandidates(boxes, planes, 48);
+    if (boxes.image.length > 0) {
+      const out = await networks.onet(input, boxes.image.length);
+      const { kept, scores } = filterByScore(boxes, out.prob, t3);
+      const next = select(boxes, kept);
+      const points: FiveLandmarks[] = [];
+      kept.forEach((k, i) => {
+        const o = i * STRIDE;
+        next.data[o + 4] = scores[i]!;
+        for (let j = 0; j < 4; j++) next.data[o + 5 + j] = out.reg[k * 4 + j]!;
+        const w = f32(next.data[o + 2]! - next.data[o]! + 1);
+        const h = f32(next.data[o + 3]! - next.data[o + 1]! + 1);
+        const lm = out.landmarks.subarray(k * 10, k * 10 + 10);
+        const pts = [0, 1, 2, 3, 4].map((p) => [
+          f32(f32(f32(w * lm[p]!) + next.data[o]!) - 1),
+          f32(f32(f32(h * lm[p + 5]!) + next.data[o + 1]!) - 1),
+        ]);
+        points.push(pts as FiveLandmarks);
+      });
+      regress(next, regOf(next));
+      for (const k of nmsPerImage(next, images.length, 0.7, 'min')) {
+        const o = k * STRIDE;
+        const d = next.data;
+        results[next.image[k]!]!.push({
+          box: [d[o]!, d[o + 1]!, d[o + 2]!, d[o + 3]!],
+          score: d[o + 4]!,
+          landmarks: points[k]!,
+        });
+      }
+    }
+  }
+  for (const faces of results) faces.sort((a, b) => boxArea(b) - boxArea(a));
+  return results;
+}
+
+function regOf(c: Candidates): number[] {
+  const reg: number[] = [];
+  for (let i = 0; i < c.image.length; i++) {
+    for (let j = 0; j < 4; j++) reg.push(c.data[i * STRIDE + 5 + j]!);
+  }
+  return reg;
+}
+
+/** Box area `(x2 − x1)·(y2 − y1)`, the measure facenet-pytorch sorts and selects by. */
+export function boxArea(face: Pick<FaceDetection, 'box'>): number {
+  return (face.box[2] - face.box[0]) * (face.box[3] - face.box[1]);
+}

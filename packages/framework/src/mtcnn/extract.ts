@@ -1,0 +1,99 @@
+import type { Box, FaceDetection } from '../contracts/detector.js';
+import type { RgbImage } from '../image/types.js';
+import { resizeBilinearPil } from '../image/resample.js';
+import { boxArea } from './cascade.js';
+import type { SelectionMethod } from './options.js';
+
+/** A face cut out of an image, ready for an embedder. */
+export interface FaceCrop {
+  /** The detection it was cut from. */
+  readonly detection: FaceDetection;
+  /** The integer crop box actually used (after margin and clamping). */
+  readonly cropBox: Box;
+  /** uint8 RGB crop of `imageSize`×`imageSize`. */
+  readonly image: RgbImage;
+}
+
+/**
+ * The integer crop box facenet-pytorch's `extract_face` uses: the box grown by `margin` pixels of the
+ * final crop, truncated to ints and clamped to the image.
+ */
+export function cropBox(box: Box, width: number, height: number, imageSize: number, margin: number): Box {
+  const mx = (margin * (box[2] - box[0])) / (imageSize - margin);
+  const my = (margin * (box[3] - box[1])) / (imageSize - margin);
+  const x1 = Math.trunc(Math.max(box[0] - mx / 2, 0));
+  const y1 = Math.trunc(Math.max(box[1] - my / 2, 0));
+  // A box entirely outside the image still yields a (1-pixel) crop rather than an empty one.
+  const x2 = Math.max(Math.trunc(Math.min(box[2] + mx / 2, width)), x1 + 1);
+  const y2 = Math.max(Math.trunc(Math.min(box[3] + my / 2, height)), y1 + 1);
+  return [x1, y1, x2, y2];
+}
+
+/**
+ * Cuts a face out of `image` like facenet-pytorch's `extract_face`: margin, clamp, then a PIL-compatible
+ * bilinear resize to `imageSize`×`imageSize`.
+ */
+export function extractFace(
+  image: RgbImage,
+  detection: FaceDetection,
+  options: { imageSize: number; margin: number },
+): FaceCrop {
+  const box = cropBox(detection.box, image.width, image.height, options.imageSize, options.margin);
+  return {
+    detection,
+    cropBox: box,
+    image: resizeBilinearPil(image, box, [options.imageSize, options.imageSize]),
+  };
+}
+
+/**
+ * The standardised embedder input for a crop: `(x − 127.5) / 128`, CHW float32 (facenet-pytorch's
+ * `fixed_image_standardization`, applied by MTCNN when `post_process=True`).
+ */
+export function standardiseCrop(crop: RgbImage): Float32Array {
+  const n = crop.width * crop.height;
+  const out = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    out[i] = (crop.data[3 * i]! - 127.5) / 128;
+    out[n + i] = (crop.data[3 * i + 1]! - 127.5) / 128;
+    out[2 * n + i] = (crop.data[3 * i + 2]! - 127.5) / 128;
+  }
+  return out;
+}
+
+/**
+ * Picks one face as facenet-pytorch's `select_boxes` does; returns an empty array when none qualifies
+ * (`largest_over_threshold` with no face above the threshold).
+ */
+export function selectFace(
+  faces: readonly FaceDetection[],
+  method: SelectionMethod,
+  image: { width: number; height: number },
+  probabilityThreshold: number,
+): FaceDetection[] {
+  if (faces.length === 0) return [];
+  const by = (key: (f: FaceDetection) => number, pool: readonly FaceDetection[]) =>
+    pool.reduce((best, f) => (key(f) > key(best) ? f : best));
+  switch (method) {
+    case 'largest':
+      return [by(boxArea, faces)];
+    case 'probability':
+      return [by((f) => f.score, faces)];
+    case 'largest_over_threshold': {
+      const pool = faces.filter((f) => f.score > probabilityThreshold);
+      return pool.length ? [by(boxArea, pool)] : [];
+    }
+    case 'center_weighted_size': {
+      const cx = image.width / 2;
+      const cy = image.height / 2;
+      const centreWeight = 2.0;
+      return [
+        by((f) => {
+          const dx = (f.box[0] + f.box[2]) / 2 - cx;
+          const dy = (f.box[1] + f.box[3]) / 2 - cy;
+          return boxArea(f) - (dx * dx + dy * dy) * centreWeight;
+        }, faces),
+      ];
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The three MTCNN networks, as a provider runs them. The cascade prepares every input tensor (NCHW float32,
+ * already standardised as `(x − 127.5) / 128`); a provider only executes the networks.
+ */
+export interface MtcnnNetworks {
+  /**
+   * P-Net on `count` images of `height`×`width`. Returns the regression map `reg` [count, 4, h, w] and the
+   * face probability map `prob` [count, 2, h, w] (softmax over the two channels; channel 1 is "face").
+   */
+  pnet(input: Float32Array, count: number, height: number, width: number): Promise<PNetOutput>;
+  /** R-Net on `count` 24×24 crops: `reg` [count, 4], `prob` [count, 2]. */
+  rnet(input: Float32Array, count: number): Promise<RNetOutput>;
+  /** O-Net on `count` 48×48 crops: `reg` [count, 4], `landmarks` [count, 10], `prob` [count, 2]. */
+  onet(input: Float32Array, count: number): Promise<ONetOutput>;
+  /** Release the networks. */
+  dispose(): Promise<void>;
+}
+
+/** P-Net output maps. */
+export interface PNetOutput {
+  readonly reg: Float32Array;
+  readonly prob: Float32Array;
+  readonly height: number;
+  readonly width: number;
+}
+
+/** R-Net output. */
+export interface RNetOutput {
+  readonly reg: Float32Array;
+  readonly prob: Float32Array;
+}
+
+/** O-Net output. `landmarks` holds the five x offsets, then the five y offsets, per crop. */
+export interface ONetOutput {
+  readonly reg: Float32Array;
+  readonly landmarks: Float32Array;
+  readonly prob: Float32Array;
+}

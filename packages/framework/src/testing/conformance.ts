@@ -1,0 +1,223 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SPECIFICATION_VERSION } from '../contracts/version.js';
+import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
+import type { FaceEmbedder } from '../contracts/embedder.js';
+import { DisposedError, InvalidInputError } from '../errors.js';
+import type { RgbImage } from '../image/types.js';
+
+type Awaitable<T> = T | Promise<T>;
+
+/** What {@link describeDetectorConformance} needs to exercise a detector. */
+export interface DetectorConformanceOptions {
+  /** Suite name, e.g. `onnx mtcnn`. */
+  readonly name: string;
+  /** Creates a fresh detector; the suite disposes it. */
+  readonly create: () => Awaitable<FaceDetector>;
+  /** Images that contain at least one face each, preferably of different sizes. */
+  readonly imagesWithFaces: () => Awaitable<RgbImage[]>;
+  /** An image with no face. */
+  readonly imageWithoutFaces: () => Awaitable<RgbImage>;
+  /** Tolerance for batch-versus-single comparisons, in pixels and score units. Default 1e-3. */
+  readonly tolerance?: number;
+}
+
+/** What {@link describeEmbedderConformance} needs to exercise an embedder. */
+export interface EmbedderConformanceOptions {
+  readonly name: string;
+  readonly create: () => Awaitable<FaceEmbedder>;
+  /** At least two different face crops of the embedder's input size. */
+  readonly faces: () => Awaitable<RgbImage[]>;
+  /** Minimum cosine between an embedding computed alone and inside a batch. Default 0.9999. */
+  readonly batchCosine?: number;
+}
+
+const area = (d: FaceDetection) => (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
+
+function expectWellFormed(detection: FaceDetection): void {
+  expect(detection.box).toHaveLength(4);
+  for (const v of detection.box) expect(Number.isFinite(v)).toBe(true);
+  expect(detection.box[2]).toBeGreaterThan(detection.box[0]);
+  expect(detection.box[3]).toBeGreaterThan(detection.box[1]);
+  expect(detection.score).toBeGreaterThanOrEqual(0);
+  expect(detection.score).toBeLessThanOrEqual(1);
+  expect(detection.landmarks).toHaveLength(5);
+  for (const p of detection.landmarks) {
+    expect(p).toHaveLength(2);
+    expect(Number.isFinite(p[0]) && Number.isFinite(p[1])).toBe(true);
+  }
+}
+
+function expectSameDetections(actual: FaceDetection[], expected: FaceDetection[], tolerance: number): void {
+  expect(actual.length).toBe(expected.length);
+  actual.forEach((a, i) => {
+    const e = expected[i]!;
+    a.box.forEach((v, k) => expect(Math.abs(v - e.box[k]!)).toBeLessThanOrEqual(tolerance));
+    expect(Math.abs(a.score - e.score)).toBeLessThanOrEqual(tolerance);
+    a.landmarks.forEach((p, k) => {
+      expect(Math.abs(p[0] - e.landmarks[k]![0])).toBeLessThanOrEqual(tolerance);
+      expect(Math.abs(p[1] - e.landmarks[k]![1])).toBeLessThanOrEqual(tolerance);
+    });
+  });
+}
+
+const malformedImages = (): [string, RgbImage][] => [
+  ['short pixel buffer', { width: 16, height: 16, data: new Uint8Array(10) }],
+  ['zero width', { width: 0, height: 16, data: new Uint8Array(0) }],
+  ['non-integer height', { width: 4, height: 2.5, data: new Uint8Array(30) }],
+];
+
+/**
+ * The conformance suite every {@link FaceDetector} implementation must pass: metadata, well-formed
+ * detections sorted largest first, batch results equal to single-image results, typed errors on malformed
+ * input, and `dispose`.
+ *
+ * @example
+ * describeDetectorConformance({ name: 'onnx mtcnn', create: () => provider.detector('mtcnn'), ... });
+ */
+export function describeDetectorConformance(options: DetectorConformanceOptions): void {
+  const tolerance = options.tolerance ?? 1e-3;
+  describe(`FaceDetector conformance: ${options.name}`, () => {
+    let detector: FaceDetector;
+    let withFaces: RgbImage[];
+    let without: RgbImage;
+    beforeAll(async () => {
+      detector = await options.create();
+      withFaces = await options.imagesWithFaces();
+      without = await options.imageWithoutFaces();
+    });
+    afterAll(async () => {
+      await detector?.dispose();
+    });
+
+    it('declares its contract version, provider and model id', () => {
+      expect(detector.specificationVersion).toBe(SPECIFICATION_VERSION);
+      expect(detector.provider).toMatch(/\S/);
+      expect(detector.modelId).toMatch(/\S/);
+    });
+
+    it('finds well-formed faces, largest first', async () => {
+      expect(withFaces.length).toBeGreaterThan(0);
+      for (const image of withFaces) {
+        const faces = await detector.detect(image);
+        expect(faces.length).toBeGreaterThan(0);
+        faces.forEach(expectWellFormed);
+        for (let i = 1; i < faces.length; i++) expect(area(faces[i - 1]!)).toBeGreaterThanOrEqual(area(faces[i]!));
+      }
+    });
+
+    it('finds no face where there is none', async () => {
+      expect(await detector.detect(without)).toEqual([]);
+    });
+
+    it('gives the same detections in a batch as one image at a time', async () => {
+      const batch = [...withFaces, without, ...withFaces.slice(0, 1)];
+      const batched = await detector.detectBatch(batch);
+      expect(batched).toHaveLength(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        expectSameDetections(batched[i]!, await detector.detect(batch[i]!), tolerance);
+      }
+      expect(await detector.detectBatch([])).toEqual([]);
+    });
+
+    it('rejects malformed images with InvalidInputError', async () => {
+      for (const [, image] of malformedImages()) {
+        const error = await detector.detect(image).catch((e: unknown) => e);
+        expect(InvalidInputError.isInstance(error), String(error)).toBe(true);
+        const batchError = await detector.detectBatch([withFaces[0]!, image]).catch((e: unknown) => e);
+        expect(InvalidInputError.isInstance(batchError), String(batchError)).toBe(true);
+      }
+    });
+
+    it('rejects calls after dispose with DisposedError', async () => {
+      const disposable = await options.create();
+      await disposable.dispose();
+      await disposable.dispose();
+      const error = await disposable.detect(withFaces[0]!).catch((e: unknown) => e);
+      expect(DisposedError.isInstance(error), String(error)).toBe(true);
+    });
+  });
+}
+
+function norm(v: Float32Array): number {
+  let s = 0;
+  for (const x of v) s += x * x;
+  return Math.sqrt(s);
+}
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s / (norm(a) * norm(b));
+}
+
+/**
+ * The conformance suite every {@link FaceEmbedder} implementation must pass: metadata, unit-length vectors
+ * of the declared dimension, order preserved, batch results equal to single results, typed errors on
+ * crops of the wrong size, and `dispose`.
+ */
+export function describeEmbedderConformance(options: EmbedderConformanceOptions): void {
+  const minCosine = options.batchCosine ?? 0.9999;
+  describe(`FaceEmbedder conformance: ${options.name}`, () => {
+    let embedder: FaceEmbedder;
+    let faces: RgbImage[];
+    beforeAll(async () => {
+      embedder = await options.create();
+      faces = await options.faces();
+    });
+    afterAll(async () => {
+      await embedder?.dispose();
+    });
+
+    it('declares its contract version, model, dimension and preprocessing', () => {
+      expect(embedder.specificationVersion).toBe(SPECIFICATION_VERSION);
+      expect(embedder.provider).toMatch(/\S/);
+      expect(embedder.modelId).toMatch(/\S/);
+      expect(Number.isInteger(embedder.dimension) && embedder.dimension > 0).toBe(true);
+      const { inputSize, std } = embedder.preprocessing;
+      expect(inputSize.width).toBeGreaterThan(0);
+      expect(inputSize.height).toBeGreaterThan(0);
+      for (const s of std) expect(s).not.toBe(0);
+      expect(faces.length).toBeGreaterThanOrEqual(2);
+      for (const f of faces) expect([f.width, f.height]).toEqual([inputSize.width, inputSize.height]);
+    });
+
+    it('returns one unit-length vector of the declared dimension per face', async () => {
+      const vectors = await embedder.embed(faces);
+      expect(vectors).toHaveLength(faces.length);
+      for (const v of vectors) {
+        expect(v).toBeInstanceOf(Float32Array);
+        expect(v).toHaveLength(embedder.dimension);
+        expect(v.every(Number.isFinite)).toBe(true);
+        expect(Math.abs(norm(v) - 1)).toBeLessThan(1e-3);
+      }
+      expect(await embedder.embed([])).toEqual([]);
+    });
+
+    it('keeps order and gives the same vector alone as in a batch', async () => {
+      const batch = await embedder.embed(faces);
+      const reversed = await embedder.embed([...faces].reverse());
+      for (let i = 0; i < faces.length; i++) {
+        const single = (await embedder.embed([faces[i]!]))[0]!;
+        expect(cosine(single, batch[i]!)).toBeGreaterThanOrEqual(minCosine);
+        expect(cosine(reversed[faces.length - 1 - i]!, batch[i]!)).toBeGreaterThanOrEqual(minCosine);
+      }
+    });
+
+    it('rejects crops of the wrong size or shape with InvalidInputError', async () => {
+      const { width, height } = embedder.preprocessing.inputSize;
+      const wrongSize: RgbImage = { width: width + 1, height, data: new Uint8Array((width + 1) * height * 3) };
+      for (const bad of [wrongSize, ...malformedImages().map(([, image]) => image)]) {
+        const error = await embedder.embed([faces[0]!, bad]).catch((e: unknown) => e);
+        expect(InvalidInputError.isInstance(error), String(error)).toBe(true);
+      }
+    });
+
+    it('rejects calls after dispose with DisposedError', async () => {
+      const disposable = await options.create();
+      await disposable.dispose();
+      await disposable.dispose();
+      const error = await disposable.embed(faces.slice(0, 1)).catch((e: unknown) => e);
+      expect(DisposedError.isInstance(error), String(error)).toBe(true);
+    });
+  });
+}

@@ -1,0 +1,280 @@
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { CheckpointError, InvalidOptionsError, type StateDict } from '@facerec/framework';
+import { Tensor } from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readCheckpointFile } from '../../../framework/src/checkpoint/index.js';
+import { describeWithSharedData, sharedPath } from '../../../framework/src/testing/shared-data.js';
+import {
+  conv2d,
+  flatten,
+  get,
+  linear,
+  makeStateDict,
+  maxAbsDiff,
+  maxPool2d,
+  type Nd,
+  permute,
+  prelu,
+  randomNd,
+  seededRandom,
+  softmaxDim1,
+} from './__fixtures__/naive.js';
+import { buildONet, buildPNet, buildRNet } from './mtcnn.js';
+import { decodeModel } from './onnx-schema.js';
+import { createSession } from './session.js';
+
+// Shapes of facenet-pytorch's MTCNN state dicts, written out from its module definitions.
+const PNET_SHAPES = {
+  'conv1.weight': [10, 3, 3, 3],
+  'conv1.bias': [10],
+  'prelu1.weight': [10],
+  'conv2.weight': [16, 10, 3, 3],
+  'conv2.bias': [16],
+  'prelu2.weight': [16],
+  'conv3.weight': [32, 16, 3, 3],
+  'conv3.bias': [32],
+  'prelu3.weight': [32],
+  'conv4_1.weight': [2, 32, 1, 1],
+  'conv4_1.bias': [2],
+  'conv4_2.weight': [4, 32, 1, 1],
+  'conv4_2.bias': [4],
+} as const;
+const RNET_SHAPES = {
+  'conv1.weight': [28, 3, 3, 3],
+  'conv1.bias': [28],
+  'prelu1.weight': [28],
+  'conv2.weight': [48, 28, 3, 3],
+  'conv2.bias': [48],
+  'prelu2.weight': [48],
+  'conv3.weight': [64, 48, 2, 2],
+  'conv3.bias': [64],
+  'prelu3.weight': [64],
+  'dense4.weight': [128, 576],
+  'dense4.bias': [128],
+  'prelu4.weight': [128],
+  'dense5_1.weight': [2, 128],
+  'dense5_1.bias': [2],
+  'dense5_2.weight': [4, 128],
+  'dense5_2.bias': [4],
+} as const;
+const ONET_SHAPES = {
+  'conv1.weight': [32, 3, 3, 3],
+  'conv1.bias': [32],
+  'prelu1.weight': [32],
+  'conv2.weight': [64, 32, 3, 3],
+  'conv2.bias': [64],
+  'prelu2.weight': [64],
+  'conv3.weight': [64, 64, 3, 3],
+  'conv3.bias': [64],
+  'prelu3.weight': [64],
+  'conv4.weight': [128, 64, 2, 2],
+  'conv4.bias': [128],
+  'prelu4.weight': [128],
+  'dense5.weight': [256, 1152],
+  'dense5.bias': [256],
+  'prelu5.weight': [256],
+  'dense6_1.weight': [2, 256],
+  'dense6_1.bias': [2],
+  'dense6_2.weight': [4, 256],
+  'dense6_2.bias': [4],
+  'dense6_3.weight': [10, 256],
+  'dense6_3.bias': [10],
+} as const;
+
+/** Random weights scaled like a trained net (variance ~1/fan_in), so activations stay O(1). */
+function syntheticStateDict(shapes: Readonly<Record<string, readonly number[]>>, seed: number): StateDict {
+  const rand = seededRandom(seed);
+  return makeStateDict(shapes, (key, shape) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (key.startsWith('prelu')) return randomNd(shape, rand, 0, 0.5).data as Float32Array;
+    if (shape.length === 1) return randomNd(shape, rand, -0.1, 0.1).data as Float32Array;
+    const bound = Math.sqrt(3 / (n / shape[0]!));
+    return randomNd(shape, rand, -bound, bound).data as Float32Array;
+  });
+}
+
+const convP = (sd: StateDict, x: Nd, i: number): Nd =>
+  prelu(conv2d(x, get(sd, `conv${i}.weight`), get(sd, `conv${i}.bias`)), get(sd, `prelu${i}.weight`));
+const dense = (sd: StateDict, x: Nd, name: string): Nd => linear(x, get(sd, `${name}.weight`), get(sd, `${name}.bias`));
+
+function pnetReference(sd: StateDict, x: Nd): Record<string, Nd> {
+  let y = maxPool2d(convP(sd, x, 1), 2, 2, true);
+  y = convP(sd, convP(sd, y, 2), 3);
+  return {
+    prob: softmaxDim1(conv2d(y, get(sd, 'conv4_1.weight'), get(sd, 'conv4_1.bias'))),
+    reg: conv2d(y, get(sd, 'conv4_2.weight'), get(sd, 'conv4_2.bias')),
+  };
+}
+
+function rnetReference(sd: StateDict, x: Nd): Record<string, Nd> {
+  let y = maxPool2d(convP(sd, x, 1), 3, 2, true);
+  y = maxPool2d(convP(sd, y, 2), 3, 2, true);
+  y = flatten(permute(convP(sd, y, 3), [0, 3, 2, 1]));
+  y = prelu(dense(sd, y, 'dense4'), get(sd, 'prelu4.weight'));
+  return { prob: softmaxDim1(dense(sd, y, 'dense5_1')), reg: dense(sd, y, 'dense5_2') };
+}
+
+function onetReference(sd: StateDict, x: Nd): Record<string, Nd> {
+  let y = maxPool2d(convP(sd, x, 1), 3, 2, true);
+  y = maxPool2d(convP(sd, y, 2), 3, 2, true);
+  y = maxPool2d(convP(sd, y, 3), 2, 2, true);
+  y = flatten(permute(convP(sd, y, 4), [0, 3, 2, 1]));
+  y = prelu(dense(sd, y, 'dense5'), get(sd, 'prelu5.weight'));
+  return {
+    prob: softmaxDim1(dense(sd, y, 'dense6_1')),
+    reg: dense(sd, y, 'dense6_2'),
+    landmarks: dense(sd, y, 'dense6_3'),
+  };
+}
+
+interface NetCase {
+  readonly name: 'pnet' | 'rnet' | 'onet';
+  readonly build: typeof buildPNet;
+  readonly reference: (sd: StateDict, x: Nd) => Record<string, Nd>;
+  readonly shapes: Readonly<Record<string, readonly number[]>>;
+  readonly input: readonly number[];
+  readonly outputs: Readonly<Record<string, readonly number[]>>;
+}
+
+// P-Net on 37×50: conv1 → 35×48, ceil pool → 18×24 (a clipped last row window), then −4 → 14×20,
+// i.e. h = ⌈(H − 2) / 2⌉ − 4.
+const CASES: readonly NetCase[] = [
+  {
+    name: 'pnet',
+    build: buildPNet,
+    reference: pnetReference,
+    shapes: PNET_SHAPES,
+    input: [2, 3, 37, 50],
+    outputs: { reg: [2, 4, 14, 20], prob: [2, 2, 14, 20] },
+  },
+  {
+    name: 'rnet',
+    build: buildRNet,
+    reference: rnetReference,
+    shapes: RNET_SHAPES,
+    input: [3, 3, 24, 24],
+    outputs: { reg: [3, 4], prob: [3, 2] },
+  },
+  {
+    name: 'onet',
+    build: buildONet,
+    reference: onetReference,
+    shapes: ONET_SHAPES,
+    input: [2, 3, 48, 48],
+    outputs: { reg: [2, 4], landmarks: [2, 10], prob: [2, 2] },
+  },
+];
+
+/** Builds, runs and compares one network; returns the largest difference from the reference. */
+async function checkAgainstReference(c: NetCase, sd: StateDict, seed: number): Promise<number> {
+  const input = randomNd(c.input, seededRandom(seed));
+  const session = await createSession(c.build(sd), { intraOpNumThreads: 1 });
+  const result = await session.run({ input: new Tensor('float32', Float32Array.from(input.data), [...c.input]) });
+  await session.release();
+  const expected = c.reference(sd, input);
+  expect(Object.keys(result).sort()).toEqual(Object.keys(c.outputs).sort());
+  let worst = 0;
+  for (const [name, shape] of Object.entries(c.outputs)) {
+    const out = result[name]!;
+    expect(out.dims).toEqual(shape);
+    worst = Math.max(worst, maxAbsDiff(out.data as Float32Array, out.dims, expected[name]!));
+  }
+  const prob = result.prob!.data as Float32Array;
+  // Softmax over dim 1: channel pairs sum to one at every position.
+  const inner = c.outputs.prob!.slice(2).reduce((a, b) => a * b, 1);
+  for (let b = 0; b < c.input[0]!; b++)
+    for (let p = 0; p < inner; p++) {
+      expect(prob[(b * 2) * inner + p]! + prob[(b * 2 + 1) * inner + p]!).toBeCloseTo(1, 6);
+    }
+  return worst;
+}
+
+describe('MTCNN graphs with synthetic weights', () => {
+  for (const c of CASES) {
+    it(`${c.name} matches a direct-loop forward pass`, async () => {
+      const worst = await checkAgainstReference(c, syntheticStateDict(c.shapes, 7), 11);
+      expect(worst).toBeLessThan(1e-4);
+    });
+  }
+
+  it('P-Net accepts any input size (dynamic H, W)', async () => {
+    const session = await createSession(buildPNet(syntheticStateDict(PNET_SHAPES, 1)), { intraOpNumThreads: 1 });
+    for (const [h, w] of [
+      [12, 12],
+      [13, 40],
+      [100, 61],
+    ] as const) {
+      const result = await session.run({ input: new Tensor('float32', new Float32Array(3 * h * w), [1, 3, h, w]) });
+      expect(result.prob!.dims).toEqual([1, 2, Math.ceil((h - 2) / 2) - 4, Math.ceil((w - 2) / 2) - 4]);
+    }
+    await session.release();
+  });
+
+  it('names a missing key, a mis-shaped key and an unexpected key in CheckpointError', () => {
+    const sd = syntheticStateDict(RNET_SHAPES, 3);
+    const without = new Map(sd);
+    without.delete('dense4.weight');
+    expect(() => buildRNet(without, { source: 'rnet.pt' })).toThrowError(
+      /rnet\.pt: RNet: missing weight "dense4\.weight" \(expected shape \[128, 576\]\)/,
+    );
+
+    const misShaped = new Map(sd);
+    misShaped.set('conv3.weight', { name: 'conv3.weight', dtype: 'float32', shape: [64, 48, 3, 3], data: new Float32Array(64 * 48 * 9) });
+    let error: unknown;
+    try {
+      buildRNet(misShaped);
+    } catch (e) {
+      error = e;
+    }
+    expect(CheckpointError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toBe('RNet: weight "conv3.weight" has shape [64, 48, 3, 3], expected [64, 48, 2, 2]');
+
+    const extra = new Map(sd);
+    extra.set('conv9.weight', { name: 'conv9.weight', dtype: 'float32', shape: [1], data: new Float32Array(1) });
+    expect(() => buildRNet(extra)).toThrowError(/unexpected key "conv9\.weight"/);
+
+    // P-Net weights handed to the R-Net builder fail on the first layer, naming it.
+    expect(() => buildRNet(syntheticStateDict(PNET_SHAPES, 1))).toThrowError(/"conv1\.weight" has shape \[10, 3, 3, 3\]/);
+  });
+
+  it('rejects unknown options and writes provenance metadata', () => {
+    const sd = syntheticStateDict(ONET_SHAPES, 4);
+    expect(() => buildONet(sd, { sha256: 'x' } as never)).toThrow(InvalidOptionsError);
+    const model = decodeModel(buildONet(sd, { metadata: { weights_sha256: 'f00' } }));
+    expect(model.metadataProps).toEqual([
+      { key: 'weights_sha256', value: 'f00' },
+      { key: 'facerec_architecture', value: 'facenet-pytorch/mtcnn/onet' },
+    ]);
+    expect(model.graph.output.map((o) => o.name)).toEqual(['reg', 'landmarks', 'prob']);
+  });
+});
+
+describeWithSharedData(
+  'MTCNN graphs with the upstream facenet-pytorch weights',
+  ['models/upstream/pnet.pt', 'models/upstream/rnet.pt', 'models/upstream/onet.pt'],
+  () => {
+    const weights = new Map<string, StateDict>();
+    beforeAll(async () => {
+      for (const c of CASES) weights.set(c.name, await readCheckpointFile(sharedPath('models', 'upstream', `${c.name}.pt`)));
+    });
+
+    for (const c of CASES) {
+      it(`${c.name} matches a direct-loop forward pass within 1e-4`, async () => {
+        const sd = weights.get(c.name)!;
+        expect([...sd.keys()].sort()).toEqual(Object.keys(c.shapes).sort());
+        const worst = await checkAgainstReference(c, sd, 23);
+        console.log(`${c.name} (upstream weights): max |onnx − reference| = ${worst.toExponential(2)}`);
+        expect(worst).toBeLessThan(1e-4);
+      });
+    }
+
+    it('records the weights sha256 given as provenance', () => {
+      const file = sharedPath('models', 'upstream', 'pnet.pt');
+      const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
+      const model = decodeModel(buildPNet(weights.get('pnet')!, { metadata: { weights_sha256: sha }, source: file }));
+      expect(model.metadataProps[0]).toEqual({ key: 'weights_sha256', value: sha });
+      expect(sha).toBe('a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f');
+    });
+  },
+);

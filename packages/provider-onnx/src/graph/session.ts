@@ -1,0 +1,57 @@
+import type { InferenceSession } from 'onnxruntime-node';
+
+/** Options of {@link createSession}; anything not set here uses onnxruntime's default. */
+export interface CreateSessionOptions {
+  /**
+   * Threads one operator may use. On a small Lambda or container, set it to the number of vCPUs; leaving it
+   * unset lets onnxruntime size its pool from the host's core count, which can oversubscribe a cgroup.
+   */
+  readonly intraOpNumThreads?: number;
+  /** Graph optimisation level; default `'all'` (constant folding, node fusion, layout changes). */
+  readonly graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** onnxruntime log level, 0 (verbose) to 4 (fatal); default onnxruntime's (2, warnings). */
+  readonly logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+}
+
+type Ort = typeof import('onnxruntime-node');
+
+let ortPromise: Promise<Ort> | undefined;
+
+/**
+ * onnxruntime-node is a peer dependency and a native addon; loading it only when a session is requested keeps
+ * graph building usable without it and turns a missing install into a message that says what to do.
+ */
+function loadOrt(): Promise<Ort> {
+  ortPromise ??= import('onnxruntime-node').catch((cause: unknown) => {
+    ortPromise = undefined;
+    throw new Error(
+      'onnxruntime-node could not be loaded; install it next to @facerec/provider-onnx (npm install onnxruntime-node)',
+      { cause },
+    );
+  });
+  return ortPromise;
+}
+
+/**
+ * Creates an onnxruntime-node CPU session for ONNX bytes (e.g. from {@link buildPNet}), running operators
+ * sequentially: one request at a time is the Lambda model, and parallel execution only adds scheduling cost
+ * for these chain-shaped graphs.
+ *
+ * @example
+ * ```ts
+ * const session = await createSession(buildPNet(stateDict), { intraOpNumThreads: 2 });
+ * const { prob, reg } = await session.run({ input: new ort.Tensor('float32', data, [1, 3, h, w]) });
+ * ```
+ */
+export async function createSession(
+  bytes: Uint8Array,
+  options: CreateSessionOptions = {},
+): Promise<InferenceSession> {
+  const ort = await loadOrt();
+  return ort.InferenceSession.create(bytes, {
+    executionMode: 'sequential',
+    graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
+    ...(options.logSeverityLevel === undefined ? {} : { logSeverityLevel: options.logSeverityLevel }),
+  });
+}
