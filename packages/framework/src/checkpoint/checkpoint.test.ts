@@ -10,7 +10,11 @@ interface ReferenceTensor {
   values: number[];
 }
 
-const TINY = ['reference/checkpoints/tiny.json', 'reference/checkpoints/tiny-legacy.pt', 'reference/checkpoints/tiny-zip.pt'];
+const TINY = [
+  'reference/checkpoints/tiny.json',
+  'reference/checkpoints/tiny-legacy.pt',
+  'reference/checkpoints/tiny-zip.pt',
+];
 
 function values(tensor: NamedTensor): number[] {
   return Array.from(tensor.data as ArrayLike<number | bigint>, Number);
@@ -77,9 +81,9 @@ describeWithSharedData('readCheckpoint: tiny reference checkpoints', TINY, () =>
       expect(b).toEqual(reference.shared_b!.values);
       // Separate copies: writing one view must not change the other or the next read.
       (state.get('shared_a')!.data as Float32Array)[0] = 42;
-      expect(values(readCheckpoint(readFileSync(sharedPath('reference/checkpoints', file))).get('shared_a')!)[0]).toBe(
-        reference.shared_a!.values[0],
-      );
+      expect(
+        values(readCheckpoint(readFileSync(sharedPath('reference/checkpoints', file))).get('shared_a')!)[0],
+      ).toBe(reference.shared_a!.values[0]);
     }
   });
 });
@@ -186,7 +190,8 @@ const GOLDEN: Record<string, Record<string, { first: number[]; last: number; sum
 };
 
 describeWithSharedData('readCheckpoint: upstream MTCNN weights (legacy format)', MTCNN, () => {
-  const load = (net: string): Promise<StateDict> => readCheckpointFile(sharedPath('models/upstream', `${net}.pt`));
+  const load = (net: string): Promise<StateDict> =>
+    readCheckpointFile(sharedPath('models/upstream', `${net}.pt`));
 
   for (const net of ['pnet', 'rnet', 'onet']) {
     it(`${net}.pt has the MTCNN ${net} layers, in order, with the architecture's shapes`, async () => {

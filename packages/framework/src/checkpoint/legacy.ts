@@ -6,18 +6,17 @@
 
 import { CheckpointError } from '../errors.js';
 import { describePyValue, type UnpickleOptions, unpickle } from './pickle.js';
-import { StorageTable, TORCH_GLOBALS, torchBuild, torchRefusalReason } from './torch.js';
+import {
+  type ContainerContents,
+  StorageTable,
+  TORCH_GLOBALS,
+  torchBuild,
+  torchRefusalReason,
+} from './torch.js';
 
 /** `torch.serialization.MAGIC_NUMBER`. */
 export const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const PROTOCOL_VERSION = 1001;
-
-/** The unpickled top-level object of a legacy checkpoint; storages already carry their bytes. */
-export interface ContainerContents {
-  readonly top: unknown;
-  /** Byte order of the storage data. */
-  readonly littleEndian: boolean;
-}
 
 // The header pickles hold plain data only, so they get no globals at all.
 const headerOptions = (label: string, start: number): UnpickleOptions => ({
@@ -35,7 +34,9 @@ const headerOptions = (label: string, start: number): UnpickleOptions => ({
 export function readLegacy(bytes: Uint8Array): ContainerContents {
   const magic = unpickle(bytes, headerOptions('magic number pickle', 0));
   if (magic.value !== LEGACY_MAGIC) {
-    throw new CheckpointError('not a PyTorch checkpoint: the leading pickle is not the torch.save magic number');
+    throw new CheckpointError(
+      'not a PyTorch checkpoint: the leading pickle is not the torch.save magic number',
+    );
   }
   const protocol = unpickle(bytes, headerOptions('protocol version pickle', magic.end));
   if (protocol.value !== PROTOCOL_VERSION) {
@@ -63,11 +64,15 @@ export function readLegacy(bytes: Uint8Array): ContainerContents {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = keyList.end;
   for (const rawKey of keyList.value) {
-    const key = typeof rawKey === 'string' ? rawKey : rawKey instanceof Uint8Array ? latin1(rawKey) : undefined;
+    const key =
+      typeof rawKey === 'string' ? rawKey : rawKey instanceof Uint8Array ? latin1(rawKey) : undefined;
     const root = key === undefined ? undefined : storages.root(key);
-    if (!root) throw new CheckpointError(`storage key ${String(key ?? rawKey)} is not referenced by the pickle`);
+    if (!root)
+      throw new CheckpointError(`storage key ${String(key ?? rawKey)} is not referenced by the pickle`);
     if (pos + 8 > bytes.length) {
-      throw new CheckpointError(`truncated checkpoint: storage "${root.key}" header at offset ${pos} is missing`);
+      throw new CheckpointError(
+        `truncated checkpoint: storage "${root.key}" header at offset ${pos} is missing`,
+      );
     }
     const count = view.getBigInt64(pos, true);
     pos += 8;

@@ -238,12 +238,16 @@ class Unpickler {
 
   private call(callable: unknown, args: unknown, opcode: string): unknown {
     if (!(callable instanceof PickleGlobal)) {
-      this.fail(`refusing ${opcode} on ${describePyValue(callable)}: only allow-listed globals can be called`);
+      this.fail(
+        `refusing ${opcode} on ${describePyValue(callable)}: only allow-listed globals can be called`,
+      );
     }
     const fn = callable.binding.call;
     if (!fn) this.fail(`refusing ${opcode} on global "${callable.qualifiedName}": it is not callable`);
     if (!Array.isArray(args)) {
-      this.fail(`${opcode} of "${callable.qualifiedName}" needs an argument tuple, got ${describePyValue(args)}`);
+      this.fail(
+        `${opcode} of "${callable.qualifiedName}" needs an argument tuple, got ${describePyValue(args)}`,
+      );
     }
     try {
       return fn(args);
@@ -263,26 +267,25 @@ class Unpickler {
     if (!Array.isArray(target) || Object.isFrozen(target)) {
       this.fail(`APPEND(S) target is ${describePyValue(target)}, not a list`);
     }
-    target.push(...items);
+    // A loop, not push(...items): spreading a huge APPENDS would overflow the call stack.
+    for (const item of items) target.push(item);
   }
 
   private decodeLong(raw: Uint8Array): number | bigint {
     if (raw.length === 0) return 0;
-    let value = 0n;
-    for (let i = raw.length - 1; i >= 0; i--) value = (value << 8n) | BigInt(raw[i]!);
+    // Via hex so a hostile multi-megabyte LONG4 costs linear, not quadratic, time.
+    let hexDigits = '';
+    for (let i = raw.length - 1; i >= 0; i--) hexDigits += hex(raw[i]!);
+    let value = BigInt(`0x${hexDigits}`);
     if (raw[raw.length - 1]! & 0x80) value -= 1n << BigInt(raw.length * 8);
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(value)
-      : value;
+    return narrow(value);
   }
 
   private parseTextInt(text: string): number | bigint {
     const digits = text.endsWith('L') ? text.slice(0, -1) : text;
-    if (!/^[+-]?\d+$/.test(digits)) this.fail(`malformed integer literal "${text}"`);
-    const value = BigInt(digits);
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(value)
-      : value;
+    // 4300 digits is CPython's own limit for int(str), for the same denial-of-service reason.
+    if (!/^[+-]?\d{1,4300}$/.test(digits)) this.fail(`malformed integer literal "${text.slice(0, 40)}"`);
+    return narrow(BigInt(digits));
   }
 
   run(): UnpickleResult {
@@ -343,7 +346,8 @@ class Unpickler {
           const kwargs = this.pop();
           const args = this.pop();
           const cls = this.pop();
-          if (!(kwargs instanceof Map) || kwargs.size > 0) this.fail('NEWOBJ_EX with keyword arguments is not supported');
+          if (!(kwargs instanceof Map) || kwargs.size > 0)
+            this.fail('NEWOBJ_EX with keyword arguments is not supported');
           this.push(this.call(cls, args, 'NEWOBJ_EX'));
           break;
         }
@@ -562,7 +566,8 @@ class Unpickler {
 
         default: {
           const name = REFUSED_OPCODES.get(op);
-          if (name) this.fail(`refusing pickle opcode ${name} (0x${hex(op)}): it instantiates arbitrary classes`);
+          if (name)
+            this.fail(`refusing pickle opcode ${name} (0x${hex(op)}): it instantiates arbitrary classes`);
           this.fail(`unknown or unsupported pickle opcode 0x${hex(op)}`);
         }
       }
@@ -587,6 +592,12 @@ class Unpickler {
       throw error;
     }
   }
+}
+
+function narrow(value: bigint): number | bigint {
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(value)
+    : value;
 }
 
 function hex(byte: number): string {

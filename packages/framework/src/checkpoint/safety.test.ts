@@ -30,22 +30,39 @@ vi.mock('node:child_process', async (importOriginal) => {
   };
 });
 
-const spawners = ['exec', 'execSync', 'execFile', 'execFileSync', 'spawn', 'spawnSync', 'fork'] as const;
-
 function expectNothingRan(): void {
-  for (const name of spawners) expect(vi.mocked(childProcess[name]), name).not.toHaveBeenCalled();
+  const { exec, execSync, execFile, execFileSync, spawn, spawnSync, fork } = childProcess;
+  for (const [name, fn] of Object.entries({
+    exec,
+    execSync,
+    execFile,
+    execFileSync,
+    spawn,
+    spawnSync,
+    fork,
+  })) {
+    expect(vi.mocked(fn), name).not.toHaveBeenCalled();
+  }
 }
 
 /** What `pickle.dumps` emits for `os.system('id')` via __reduce__, protocol 2. */
 const GLOBAL_REDUCE = new Uint8Array([
   ...[0x80, 0x02],
   ...new TextEncoder().encode('cposix\nsystem\n'),
-  ...[0x71, 0x00, 0x58, 0x02, 0x00, 0x00, 0x00, 0x69, 0x64, 0x71, 0x01, 0x85, 0x71, 0x02, 0x52, 0x71, 0x03, 0x2e],
+  ...[
+    0x71, 0x00, 0x58, 0x02, 0x00, 0x00, 0x00, 0x69, 0x64, 0x71, 0x01, 0x85, 0x71, 0x02, 0x52, 0x71, 0x03,
+    0x2e,
+  ],
 ]);
 
 /** The same call as protocol 4 writes it: SHORT_BINUNICODE names + STACK_GLOBAL, inside a FRAME. */
 const STACK_GLOBAL_REDUCE = (() => {
-  const body = new PickleWriter().stackGlobal('posix', 'system').shortUnicode('id').memoize().tuple1().memoize();
+  const body = new PickleWriter()
+    .stackGlobal('posix', 'system')
+    .shortUnicode('id')
+    .memoize()
+    .tuple1()
+    .memoize();
   body.reduce().memoize().stop();
   const inner = body.bytes();
   return concat([new PickleWriter().proto(4).frame(inner.length).bytes(), inner]);
@@ -103,7 +120,14 @@ describe('readCheckpoint refuses code execution', () => {
       ['builtins', 'getattr'],
       ['torch.nn.modules.conv', 'Conv2d'],
     ] as const) {
-      const pickle = new PickleWriter().proto(2).global(module, name).str('x').tuple1().reduce().stop().bytes();
+      const pickle = new PickleWriter()
+        .proto(2)
+        .global(module, name)
+        .str('x')
+        .tuple1()
+        .reduce()
+        .stop()
+        .bytes();
       let caught: unknown;
       try {
         readCheckpoint(zipCheckpoint(pickle, {}));
@@ -117,11 +141,28 @@ describe('readCheckpoint refuses code execution', () => {
 
   it('refuses a malicious global hidden after valid tensors in a state dict', () => {
     const tensors = stateDictPickle(
-      [{ name: 'w', storageClass: 'FloatStorage', key: '0', storageNumel: 1, offset: 0, size: [1], stride: [1] }],
+      [
+        {
+          name: 'w',
+          storageClass: 'FloatStorage',
+          key: '0',
+          storageNumel: 1,
+          offset: 0,
+          size: [1],
+          stride: [1],
+        },
+      ],
       false,
     );
     // Replace STOP with: a second SETITEM whose value is posix.system('id').
-    const evil = new PickleWriter().str('evil').global('posix', 'system').str('id').tuple1().reduce().setItem().stop();
+    const evil = new PickleWriter()
+      .str('evil')
+      .global('posix', 'system')
+      .str('id')
+      .tuple1()
+      .reduce()
+      .setItem()
+      .stop();
     const pickle = concat([tensors.subarray(0, tensors.length - 1), evil.bytes()]);
     expectRefused(zipCheckpoint(pickle, { 0: new Uint8Array(4) }));
   });
@@ -136,9 +177,9 @@ describe('readCheckpoint refuses code execution', () => {
       .global('posix', 'system')
       .stop()
       .bytes();
-    expect(() => unpickle(pickle, { globals: new Map([['collections.OrderedDict', { call: spy }]]) })).toThrow(
-      /refusing to load global "posix.system"/,
-    );
+    expect(() =>
+      unpickle(pickle, { globals: new Map([['collections.OrderedDict', { call: spy }]]) }),
+    ).toThrow(/refusing to load global "posix.system"/);
     // The OrderedDict call before the refusal is the only call, and it is the harmless stand-in.
     expect(spy).toHaveBeenCalledTimes(1);
   });
@@ -146,9 +187,17 @@ describe('readCheckpoint refuses code execution', () => {
   it('refuses REDUCE on anything that is not an allow-listed callable', () => {
     // A string pretending to be a callable.
     const onString = new PickleWriter().proto(2).str('os.system').str('id').tuple1().reduce().stop().bytes();
-    expect(() => readCheckpoint(onString)).toThrow(/refusing REDUCE on str: only allow-listed globals can be called/);
+    expect(() => readCheckpoint(onString)).toThrow(
+      /refusing REDUCE on str: only allow-listed globals can be called/,
+    );
     // A marker global (a storage class) is not callable.
-    const onMarker = new PickleWriter().proto(2).global('torch', 'FloatStorage').int(3).tuple1().reduce().stop();
+    const onMarker = new PickleWriter()
+      .proto(2)
+      .global('torch', 'FloatStorage')
+      .int(3)
+      .tuple1()
+      .reduce()
+      .stop();
     expect(() => readCheckpoint(zipCheckpoint(onMarker.bytes(), {}))).toThrow(
       /refusing REDUCE on global "torch.FloatStorage": it is not callable/,
     );
@@ -160,10 +209,16 @@ describe('readCheckpoint refuses code execution', () => {
   });
 
   it('refuses INST and OBJ, which instantiate arbitrary classes', () => {
-    const inst = new PickleWriter().proto(2).mark().raw(0x69, ...new TextEncoder().encode('posix\nsystem\n')).stop();
+    const inst = new PickleWriter()
+      .proto(2)
+      .mark()
+      .raw(0x69, ...new TextEncoder().encode('posix\nsystem\n'))
+      .stop();
     expect(() => readCheckpoint(inst.bytes())).toThrow(/refusing pickle opcode INST \(0x69\)/);
     const obj = new PickleWriter().proto(2).mark().global('collections', 'OrderedDict').raw(0x6f).stop();
-    expect(() => readCheckpoint(zipCheckpoint(obj.bytes(), {}))).toThrow(/refusing pickle opcode OBJ \(0x6f\)/);
+    expect(() => readCheckpoint(zipCheckpoint(obj.bytes(), {}))).toThrow(
+      /refusing pickle opcode OBJ \(0x6f\)/,
+    );
   });
 
   it('names unsupported torch globals differently from foreign ones', () => {
@@ -173,7 +228,15 @@ describe('readCheckpoint refuses code execution', () => {
   });
 
   it('refuses a pickled nn.Module (persistent id "module")', () => {
-    const pickle = new PickleWriter().proto(2).mark().str('module').str('x').tuple().binpersid().stop().bytes();
+    const pickle = new PickleWriter()
+      .proto(2)
+      .mark()
+      .str('module')
+      .str('x')
+      .tuple()
+      .binpersid()
+      .stop()
+      .bytes();
     expect(() => readCheckpoint(zipCheckpoint(pickle, {}))).toThrow(/whole nn.Module/);
   });
 });
@@ -181,14 +244,34 @@ describe('readCheckpoint refuses code execution', () => {
 describe('readCheckpoint rejects malformed input with CheckpointError', () => {
   const good = zipCheckpoint(
     stateDictPickle(
-      [{ name: 'w', storageClass: 'FloatStorage', key: '0', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      [
+        {
+          name: 'w',
+          storageClass: 'FloatStorage',
+          key: '0',
+          storageNumel: 4,
+          offset: 0,
+          size: [4],
+          stride: [1],
+        },
+      ],
       false,
     ),
     { 0: new Uint8Array(16) },
   );
   const goodLegacy = legacyCheckpoint(
     stateDictPickle(
-      [{ name: 'w', storageClass: 'FloatStorage', key: '7', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      [
+        {
+          name: 'w',
+          storageClass: 'FloatStorage',
+          key: '7',
+          storageNumel: 4,
+          offset: 0,
+          size: [4],
+          stride: [1],
+        },
+      ],
       true,
     ),
     [{ key: '7', numel: 4, data: new Uint8Array(16) }],
@@ -247,8 +330,14 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
   });
 
   it('rejects a pickle without STOP and one with a stack underflow', () => {
-    expectCheckpointError(zipCheckpoint(new PickleWriter().proto(2).emptyDict().bytes(), {}), /ended without STOP/);
-    expectCheckpointError(zipCheckpoint(new PickleWriter().proto(2).setItem().stop().bytes(), {}), /underflow/);
+    expectCheckpointError(
+      zipCheckpoint(new PickleWriter().proto(2).emptyDict().bytes(), {}),
+      /ended without STOP/,
+    );
+    expectCheckpointError(
+      zipCheckpoint(new PickleWriter().proto(2).setItem().stop().bytes(), {}),
+      /underflow/,
+    );
   });
 
   it('rejects a zip without data.pkl', () => {
@@ -257,15 +346,38 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
 
   it('rejects a storage entry shorter than the pickle declares', () => {
     const pickle = stateDictPickle(
-      [{ name: 'w', storageClass: 'FloatStorage', key: '0', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      [
+        {
+          name: 'w',
+          storageClass: 'FloatStorage',
+          key: '0',
+          storageNumel: 4,
+          offset: 0,
+          size: [4],
+          stride: [1],
+        },
+      ],
       false,
     );
-    expectCheckpointError(zipCheckpoint(pickle, { 0: new Uint8Array(15) }), /has 15 bytes, the pickle declares 16/);
+    expectCheckpointError(
+      zipCheckpoint(pickle, { 0: new Uint8Array(15) }),
+      /has 15 bytes, the pickle declares 16/,
+    );
   });
 
   it('rejects a missing storage entry', () => {
     const pickle = stateDictPickle(
-      [{ name: 'w', storageClass: 'FloatStorage', key: '0', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      [
+        {
+          name: 'w',
+          storageClass: 'FloatStorage',
+          key: '0',
+          storageNumel: 4,
+          offset: 0,
+          size: [4],
+          stride: [1],
+        },
+      ],
       false,
     );
     expectCheckpointError(zipCheckpoint(pickle, {}), /storage "0" has no data/);
@@ -295,9 +407,47 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
     }
   });
 
+  it('caps broadcast (stride-0) views that would expand a tiny storage into a huge tensor', () => {
+    const pickle = stateDictPickle(
+      [
+        {
+          name: 'w',
+          storageClass: 'FloatStorage',
+          key: '0',
+          storageNumel: 1,
+          offset: 0,
+          size: [100000, 100000],
+          stride: [0, 0],
+        },
+      ],
+      false,
+    );
+    expectCheckpointError(zipCheckpoint(pickle, { 0: new Uint8Array(4) }), /broadcast view .* too large/);
+  });
+
+  it('rejects a deflated entry that claims an impossible expansion (zip bomb sizing)', () => {
+    const bytes = zipSync({ 'archive/data.pkl': new Uint8Array(4096) }, { level: 9 });
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // Patch the uncompressed size in the central directory record (signature PK\x01\x02, field at +24).
+    for (let i = 0; i + 4 <= bytes.length; i++) {
+      if (view.getUint32(i, true) === 0x02014b50) view.setUint32(i + 24, 0xfffffff0, true);
+    }
+    expectCheckpointError(bytes, /claims an impossible/);
+  });
+
   it('rejects a legacy element count that disagrees with the pickle', () => {
     const pickle = stateDictPickle(
-      [{ name: 'w', storageClass: 'FloatStorage', key: '7', storageNumel: 4, offset: 0, size: [4], stride: [1] }],
+      [
+        {
+          name: 'w',
+          storageClass: 'FloatStorage',
+          key: '7',
+          storageNumel: 4,
+          offset: 0,
+          size: [4],
+          stride: [1],
+        },
+      ],
       true,
     );
     expectCheckpointError(
@@ -315,7 +465,10 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
     const list = new PickleWriter().proto(2).emptyList().stop().bytes();
     expectCheckpointError(zipCheckpoint(list, {}), /expected a state dict at the top level, got list/);
     const ints = new PickleWriter().proto(2).emptyDict().str('epoch').int(3).setItem().stop().bytes();
-    expectCheckpointError(zipCheckpoint(ints, {}), /no tensors at the top level of the checkpoint \(keys: epoch\)/);
+    expectCheckpointError(
+      zipCheckpoint(ints, {}),
+      /no tensors at the top level of the checkpoint \(keys: epoch\)/,
+    );
   });
 
   it('wraps file-system errors from readCheckpointFile', async () => {

@@ -16,6 +16,8 @@ import {
 import { describePyValue, type GlobalBinding, PickleGlobal } from './pickle.js';
 import type { NamedTensor, StateDict } from './types.js';
 
+const MAX_BROADCAST_ELEMENTS = 1 << 24;
+
 /** A storage as saved: one block of bytes, named by its key in the container. */
 export class StorageRoot {
   /** The bytes, attached by the container reader once it has found them. */
@@ -73,7 +75,9 @@ function fail(message: string): never {
 
 function nonNegativeInt(value: unknown, what: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    fail(`${what} must be a non-negative integer, got ${typeof value === 'bigint' ? value : describePyValue(value)}`);
+    fail(
+      `${what} must be a non-negative integer, got ${typeof value === 'bigint' ? value : describePyValue(value)}`,
+    );
   }
   return value;
 }
@@ -97,11 +101,13 @@ function rebuildTensor(args: readonly unknown[], version: 1 | 2 | 3): TensorRef 
     fail(`expected ${minArgs === maxArgs ? minArgs : `${minArgs}-${maxArgs}`} arguments, got ${args.length}`);
   }
   const storage = args[0];
-  if (!(storage instanceof StorageView)) fail(`argument 0 must be a storage, got ${describePyValue(storage)}`);
+  if (!(storage instanceof StorageView))
+    fail(`argument 0 must be a storage, got ${describePyValue(storage)}`);
   const offset = nonNegativeInt(args[1], 'storage_offset');
   const shape = intTuple(args[2], 'size');
   const stride = intTuple(args[3], 'stride');
-  if (shape.length !== stride.length) fail(`size has ${shape.length} dimensions but stride has ${stride.length}`);
+  if (shape.length !== stride.length)
+    fail(`size has ${shape.length} dimensions but stride has ${stride.length}`);
   let dtype = storage.dtype;
   if (version === 3) {
     const marker = markerOf(args[6]);
@@ -130,7 +136,8 @@ function buildAllowList(): ReadonlyMap<string, GlobalBinding> {
       if (args.length === 1 && Array.isArray(items)) {
         return new Map(
           items.map((pair) => {
-            if (!Array.isArray(pair) || pair.length !== 2) fail('OrderedDict items must be (key, value) pairs');
+            if (!Array.isArray(pair) || pair.length !== 2)
+              fail('OrderedDict items must be (key, value) pairs');
             return [pair[0], pair[1]] as const;
           }),
         );
@@ -138,19 +145,38 @@ function buildAllowList(): ReadonlyMap<string, GlobalBinding> {
       return fail('OrderedDict takes no arguments or one list of pairs');
     },
   });
-  globals.set('torch._utils._rebuild_tensor', rebuild((args) => rebuildTensor(args, 1)));
-  globals.set('torch._utils._rebuild_tensor_v2', rebuild((args) => rebuildTensor(args, 2)));
-  globals.set('torch._utils._rebuild_tensor_v3', rebuild((args) => rebuildTensor(args, 3)));
+  globals.set(
+    'torch._utils._rebuild_tensor',
+    rebuild((args) => rebuildTensor(args, 1)),
+  );
+  globals.set(
+    'torch._utils._rebuild_tensor_v2',
+    rebuild((args) => rebuildTensor(args, 2)),
+  );
+  globals.set(
+    'torch._utils._rebuild_tensor_v3',
+    rebuild((args) => rebuildTensor(args, 3)),
+  );
   // A Parameter is its data plus autograd flags that inference does not need.
-  globals.set('torch._utils._rebuild_parameter', rebuild((args) => tensorArg(args[0])));
-  globals.set('torch._utils._rebuild_parameter_with_state', rebuild((args) => tensorArg(args[0])));
+  globals.set(
+    'torch._utils._rebuild_parameter',
+    rebuild((args) => tensorArg(args[0])),
+  );
+  globals.set(
+    'torch._utils._rebuild_parameter_with_state',
+    rebuild((args) => tensorArg(args[0])),
+  );
   // torch wraps tensors that carry Python attributes (or are Parameter/Tensor subclasses) in this call.
   globals.set(
     'torch._tensor._rebuild_from_type_v2',
     rebuild((args) => {
       const [func, newType, funcArgs] = args;
       if (args.length !== 4) fail(`expected 4 arguments, got ${args.length}`);
-      if (!(func instanceof PickleGlobal) || markerOf(func)?.kind !== 'tensor-rebuild' || !func.binding.call) {
+      if (
+        !(func instanceof PickleGlobal) ||
+        markerOf(func)?.kind !== 'tensor-rebuild' ||
+        !func.binding.call
+      ) {
         fail(`argument 0 must be a tensor rebuild function, got ${describePyValue(func)}`);
       }
       if (markerOf(newType)?.kind !== 'tensor-class') {
@@ -186,7 +212,9 @@ function buildAllowList(): ReadonlyMap<string, GlobalBinding> {
   });
 
   for (const [cls, dtype] of STORAGE_CLASS_DTYPES) {
-    const binding: GlobalBinding = { value: { kind: 'storage-class', dtype: DTYPES[dtype] } satisfies Marker };
+    const binding: GlobalBinding = {
+      value: { kind: 'storage-class', dtype: DTYPES[dtype] } satisfies Marker,
+    };
     globals.set(`torch.${cls}`, binding);
     globals.set(`torch.cuda.${cls}`, binding);
   }
@@ -197,6 +225,13 @@ function buildAllowList(): ReadonlyMap<string, GlobalBinding> {
     globals.set(`torch.${name}`, { value: { kind: 'dtype', dtype: DTYPES[dtype] } satisfies Marker });
   }
   return globals;
+}
+
+/** What a container reader hands back: the unpickled top-level object, its storages holding their bytes. */
+export interface ContainerContents {
+  readonly top: unknown;
+  /** Byte order of the storage data (legacy files are always little-endian; zip files say). */
+  readonly littleEndian: boolean;
 }
 
 /** Every global a state-dict pickle may name, bound to data-only TypeScript implementations. */
@@ -241,13 +276,17 @@ export class StorageTable {
    * files, six in legacy ones.
    */
   load(pid: unknown): StorageView {
-    if (!Array.isArray(pid) || pid.length === 0) fail(`persistent id must be a tuple, got ${describePyValue(pid)}`);
+    if (!Array.isArray(pid) || pid.length === 0)
+      fail(`persistent id must be a tuple, got ${describePyValue(pid)}`);
     const typename = text(pid[0], 'persistent id type');
     if (typename === 'module') {
-      fail('the checkpoint pickles a whole nn.Module; only state dicts are supported (save model.state_dict())');
+      fail(
+        'the checkpoint pickles a whole nn.Module; only state dicts are supported (save model.state_dict())',
+      );
     }
     if (typename !== 'storage') fail(`unknown persistent id type "${typename}"`);
-    if (pid.length !== 5 && pid.length !== 6) fail(`storage persistent id has ${pid.length} fields, expected 5 or 6`);
+    if (pid.length !== 5 && pid.length !== 6)
+      fail(`storage persistent id has ${pid.length} fields, expected 5 or 6`);
     const marker = markerOf(pid[1]);
     if (marker?.kind !== 'storage-class') fail(`${describePyValue(pid[1])} is not a storage class`);
     const key = text(pid[2], 'storage key');
@@ -318,6 +357,13 @@ export function materialize(name: string, tensor: TensorRef, fileLittleEndian: b
       `tensor "${name}": view (offset ${offset}, size [${shape.join(', ')}], stride [${stride.join(', ')}]) ` +
         `reaches element ${lastIndex} of a ${dtype.name} storage holding ${Math.floor(source.length / item)}`,
     );
+  }
+
+  // Only a stride-0 (broadcast) view can hold more elements than its storage. Capping those stops a tiny
+  // hostile file from demanding gigabytes; real state dicts essentially never contain them.
+  const storageElements = Math.floor(source.length / item);
+  if (numel > storageElements && numel > MAX_BROADCAST_ELEMENTS) {
+    fail(`tensor "${name}": broadcast view of ${numel} elements over ${storageElements} stored is too large`);
   }
 
   let raw: Uint8Array<ArrayBuffer>;
@@ -401,7 +447,9 @@ export function toStateDict(top: unknown, fileLittleEndian: boolean): StateDict 
   }
   if (out.size === 0 && dict.size > 0) {
     const keys = [...dict.keys()].slice(0, 10).map((k) => (typeof k === 'string' ? k : describePyValue(k)));
-    fail(`no tensors at the top level of the checkpoint (keys: ${keys.join(', ')}${dict.size > 10 ? ', ...' : ''})`);
+    fail(
+      `no tensors at the top level of the checkpoint (keys: ${keys.join(', ')}${dict.size > 10 ? ', ...' : ''})`,
+    );
   }
   return out;
 }

@@ -1,5 +1,15 @@
 /** Element types the checkpoint reader understands. */
-export type TensorDType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type TensorDType =
+  | 'float32'
+  | 'float64'
+  | 'float16'
+  | 'bfloat16'
+  | 'int64'
+  | 'int32'
+  | 'int16'
+  | 'int8'
+  | 'uint8'
+  | 'bool';
 
 /**
  * A dense tensor read from a checkpoint: row-major (C-contiguous) data, whatever the strides were on disk.
@@ -9,7 +19,14 @@ export interface NamedTensor {
   readonly name: string;
   readonly dtype: TensorDType;
   readonly shape: readonly number[];
-  readonly data: Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+  readonly data:
+    | Float32Array
+    | Float64Array
+    | BigInt64Array
+    | Int32Array
+    | Int16Array
+    | Int8Array
+    | Uint8Array;
 }
 
 /** A state dict: tensors by key, in the order the checkpoint stores them. */

@@ -5,9 +5,14 @@
 
 import { unzipSync } from 'fflate';
 import { CheckpointError } from '../errors.js';
-import type { ContainerContents } from './legacy.js';
 import { unpickle } from './pickle.js';
-import { StorageTable, TORCH_GLOBALS, torchBuild, torchRefusalReason } from './torch.js';
+import {
+  type ContainerContents,
+  StorageTable,
+  TORCH_GLOBALS,
+  torchBuild,
+  torchRefusalReason,
+} from './torch.js';
 
 // Only the entries a state dict needs are extracted; TorchScript code, extra files etc. stay packed.
 const WANTED = /(^|\/)(data\.pkl|byteorder|data\/[^/]+)$/;
@@ -20,15 +25,31 @@ const WANTED = /(^|\/)(data\.pkl|byteorder|data\/[^/]+)$/;
 export function readZip(bytes: Uint8Array): ContainerContents {
   let entries: Record<string, Uint8Array>;
   try {
-    entries = unzipSync(bytes, { filter: (file) => WANTED.test(file.name) });
-  } catch (error) {
-    throw new CheckpointError(`not a readable zip archive: ${error instanceof Error ? error.message : error}`, {
-      cause: error,
+    entries = unzipSync(bytes, {
+      filter: (file) => {
+        if (!WANTED.test(file.name)) return false;
+        // Deflate cannot expand more than ~1032:1; a larger claim is a zip bomb sizing its output buffer.
+        if (file.compression !== 0 && file.originalSize > file.size * 1032 + 1024) {
+          throw new CheckpointError(
+            `zip entry ${file.name} claims an impossible ${file.originalSize}-byte size`,
+          );
+        }
+        return true;
+      },
     });
+  } catch (error) {
+    if (CheckpointError.isInstance(error)) throw error;
+    throw new CheckpointError(
+      `not a readable zip archive: ${error instanceof Error ? error.message : error}`,
+      {
+        cause: error,
+      },
+    );
   }
 
   const pickles = Object.keys(entries).filter((name) => name === 'data.pkl' || name.endsWith('/data.pkl'));
-  if (pickles.length === 0) throw new CheckpointError('zip archive has no data.pkl: not a PyTorch checkpoint');
+  if (pickles.length === 0)
+    throw new CheckpointError('zip archive has no data.pkl: not a PyTorch checkpoint');
   // torch writes exactly one `<archive name>/data.pkl`; prefer the shallowest if a tool nested more.
   const depth = (name: string) => name.split('/').length;
   pickles.sort((a, b) => depth(a) - depth(b));

@@ -118,19 +118,38 @@ describe('resizeArea', () => {
     expect(src).toEqual(copy);
   });
 
+  it('writes into a caller-provided buffer', () => {
+    const src = pseudoRandomFloats(3 * 20 * 30, 8);
+    const fresh = resizeArea(src, 3, 20, 30, 7, 11, 'HWC');
+    const out = new Float32Array(3 * 7 * 11).fill(Number.NaN);
+    expect(resizeArea(src, 3, 20, 30, 7, 11, 'HWC', out)).toBe(out);
+    expect(out).toEqual(fresh);
+    // Disjoint views of one buffer are fine; overlapping ones are refused.
+    const shared = new Float32Array(src.length + out.length);
+    shared.set(src);
+    const view = shared.subarray(src.length);
+    expect(resizeArea(shared.subarray(0, src.length), 3, 20, 30, 7, 11, 'HWC', view)).toEqual(fresh);
+    expect(() =>
+      resizeArea(shared.subarray(0, src.length), 3, 20, 30, 7, 11, 'HWC', shared.subarray(5, 5 + out.length)),
+    ).toThrow(InvalidInputError);
+    expect(() => resizeArea(src, 3, 20, 30, 7, 11, 'HWC', new Float32Array(10))).toThrow(InvalidInputError);
+  });
+
   it('resizes a 1280×720 RGB frame to the first pyramid level quickly', () => {
     const src = pseudoRandomFloats(720 * 1280 * 3, 3);
-    resizeArea(src, 3, 720, 1280, 510, 907, 'HWC');
+    const out = new Float32Array(510 * 907 * 3);
+    // Warm up the JIT (V8 tiers these loops up over the first few calls), then time steady state.
+    for (let k = 0; k < 5; k++) resizeArea(src, 3, 720, 1280, 510, 907, 'HWC', out);
     const times: number[] = [];
-    for (let k = 0; k < 5; k++) {
+    for (let k = 0; k < 7; k++) {
       const start = performance.now();
-      resizeArea(src, 3, 720, 1280, 510, 907, 'HWC');
+      resizeArea(src, 3, 720, 1280, 510, 907, 'HWC', out);
       times.push(performance.now() - start);
     }
-    const median = times.sort((a, b) => a - b)[2]!;
-    console.log(`resizeArea 1280×720×3 -> 907×510: median ${median.toFixed(1)} ms`);
-    // Generous bound for slow shared CI machines; this runs in ~15 ms on a 2-core box.
-    expect(median).toBeLessThan(250);
+    const median = times.sort((a, b) => a - b)[3]!;
+    console.log(`resizeArea 1280×720×3 -> 907×510 (HWC, reused output): median ${median.toFixed(1)} ms`);
+    // Generous bound for loaded CI machines; ~11 ms on an idle 2-core box.
+    expect(median).toBeLessThan(200);
   });
 
   it('refuses bad arguments', () => {

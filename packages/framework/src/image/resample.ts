@@ -33,7 +33,12 @@ function areaRanges(inSize: number, outSize: number): { start: Int32Array; end: 
  * rounding.
  *
  * @param src - `channels * srcH * srcW` samples in `layout` order.
- * @throws {@link InvalidInputError} when a size is not a positive integer or `src` has the wrong length.
+ * @param out - optional destination of `channels * dstH * dstW` samples, not overlapping `src`, to reuse
+ *   across calls: allocating a fresh multi-MB array per pyramid level costs more than the averaging
+ *   where first-touched memory is slow (microVMs such as Lambda's).
+ * @returns `out` when given, else a new array.
+ * @throws {@link InvalidInputError} when a size is not a positive integer, or `src` or `out` has the wrong
+ *   length.
  * @throws {@link InvalidOptionsError} when `layout` is neither `HWC` nor `CHW`.
  *
  * @example
@@ -48,6 +53,7 @@ export function resizeArea(
   dstH: number,
   dstW: number,
   layout: ImageLayout,
+  out?: Float32Array,
 ): Float32Array {
   const component = 'resizeArea';
   assertPositiveInteger(component, 'channels', channels);
@@ -64,98 +70,99 @@ export function resizeArea(
         `, got ${src instanceof Float32Array ? src.length : typeof src}`,
     );
   }
+  const outLength = channels * dstH * dstW;
+  if (out !== undefined && (!(out instanceof Float32Array) || out.length !== outLength)) {
+    throw new InvalidInputError(`${component}: out must be a Float32Array of ${outLength} samples`);
+  }
+  if (
+    out !== undefined &&
+    out.buffer === src.buffer &&
+    out.byteOffset < src.byteOffset + src.byteLength &&
+    src.byteOffset < out.byteOffset + out.byteLength
+  ) {
+    throw new InvalidInputError(`${component}: out must not overlap src`);
+  }
 
   // Both layouts reduce to `planes` stacked H×W images whose pixels hold `inner` interleaved samples:
   // CHW is C planes of one sample, HWC is one plane of C samples.
   const planes = layout === 'CHW' ? channels : 1;
   const inner = layout === 'CHW' ? 1 : channels;
-  // An axis whose size does not change averages windows of one sample: skipping its pass is exact.
-  const rowsAveraged = dstH === srcH ? src : averageRows(src, planes, srcH, dstH, srcW * inner);
-  const out = new Float32Array(planes * dstH * dstW * inner);
-  if (dstW === srcW) out.set(rowsAveraged);
-  else averageColumns(rowsAveraged, planes * dstH, srcW, dstW, inner, out);
-  return out;
-}
+  const srcRow = srcW * inner;
+  const dstRow = dstW * inner;
+  const rows = areaRanges(srcH, dstH);
+  const cols = areaRanges(srcW, dstW);
+  const colScale = new Float64Array(dstW);
+  for (let j = 0; j < dstW; j++) colScale[j] = 1 / (cols.end[j]! - cols.start[j]!);
 
-/** Row pass: each output row is the mean of its window of whole input rows, summed in float64. */
-function averageRows(
-  src: Float32Array,
-  planes: number,
-  srcH: number,
-  dstH: number,
-  rowLen: number,
-): Float64Array {
-  const { start, end } = areaRanges(srcH, dstH);
-  const tmp = new Float64Array(planes * dstH * rowLen);
+  // The passes are fused one output row at a time through a single float64 row buffer. A whole
+  // intermediate image would be tens of MB per full frame, and first-touching freshly allocated memory
+  // costs more than the arithmetic in microVMs such as Firecracker (Lambda): it made calls 3-7× slower.
+  const result = out ?? new Float32Array(outLength);
+  const row = new Float64Array(srcRow);
   for (let p = 0; p < planes; p++) {
     for (let i = 0; i < dstH; i++) {
-      const y0 = start[i]!;
-      const y1 = end[i]!;
-      const o = (p * dstH + i) * rowLen;
-      // One accumulate loop and one scale loop for every row, even single-row windows: with no special
-      // cases every loop has type feedback from the first rows, so V8's optimised code does not bail out
-      // on a path it has not seen (which made the first calls on a frame several times slower).
+      const y0 = rows.start[i]!;
+      const y1 = rows.end[i]!;
+      row.fill(0);
+      // No special case for one-row windows: every loop then gets type feedback from the first rows, and
+      // V8's optimised code does not bail out later on a path it has not seen.
       for (let y = y0; y < y1; y++) {
-        const r = (p * srcH + y) * rowLen;
-        for (let k = 0; k < rowLen; k++) tmp[o + k] = tmp[o + k]! + src[r + k]!;
+        const r = (p * srcH + y) * srcRow;
+        for (let k = 0; k < srcRow; k++) row[k] = row[k]! + src[r + k]!;
       }
-      const inv = 1 / (y1 - y0);
-      for (let k = 0; k < rowLen; k++) tmp[o + k] = tmp[o + k]! * inv;
+      const rowScale = 1 / (y1 - y0);
+      for (let k = 0; k < srcRow; k++) row[k] = row[k]! * rowScale;
+      averageColumns(row, srcW, dstW, inner, cols.start, cols.end, colScale, result, (p * dstH + i) * dstRow);
     }
   }
-  return tmp;
+  return result;
 }
 
 /**
- * Column pass over `rows` rows of `srcW` pixels of `inner` samples each. RGB (`inner` 3) and single
- * samples get their own loops: keeping the three sums in locals is several times faster than the
- * generic per-sample loop on full frames.
+ * Column pass over one row of `srcW` pixels of `inner` samples, written to `out` from `at`. RGB (`inner`
+ * 3) and single samples get their own loops: keeping the sums in locals is several times faster than
+ * the generic per-sample loop.
  */
 function averageColumns(
-  src: Float32Array | Float64Array,
-  rows: number,
+  row: Float64Array,
   srcW: number,
   dstW: number,
   inner: number,
+  start: Int32Array,
+  end: Int32Array,
+  scale: Float64Array,
   out: Float32Array,
+  at: number,
 ): void {
-  const { start, end } = areaRanges(srcW, dstW);
-  const inv = new Float64Array(dstW);
-  for (let j = 0; j < dstW; j++) inv[j] = 1 / (end[j]! - start[j]!);
-  const srcRow = srcW * inner;
-  const dstRow = dstW * inner;
-  for (let i = 0; i < rows; i++) {
-    const t = i * srcRow;
-    const o = i * dstRow;
-    if (inner === 3) {
-      for (let j = 0; j < dstW; j++) {
-        let r = 0;
-        let g = 0;
-        let b = 0;
-        for (let a = t + start[j]! * 3, last = t + end[j]! * 3; a < last; a += 3) {
-          r += src[a]!;
-          g += src[a + 1]!;
-          b += src[a + 2]!;
-        }
-        const scale = inv[j]!;
-        out[o + j * 3] = r * scale;
-        out[o + j * 3 + 1] = g * scale;
-        out[o + j * 3 + 2] = b * scale;
+  if (dstW === srcW) {
+    for (let k = 0; k < row.length; k++) out[at + k] = row[k]!;
+  } else if (inner === 3) {
+    for (let j = 0; j < dstW; j++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let a = start[j]! * 3, last = end[j]! * 3; a < last; a += 3) {
+        r += row[a]!;
+        g += row[a + 1]!;
+        b += row[a + 2]!;
       }
-    } else if (inner === 1) {
-      for (let j = 0; j < dstW; j++) {
+      const s = scale[j]!;
+      out[at + j * 3] = r * s;
+      out[at + j * 3 + 1] = g * s;
+      out[at + j * 3 + 2] = b * s;
+    }
+  } else if (inner === 1) {
+    for (let j = 0; j < dstW; j++) {
+      let acc = 0;
+      for (let a = start[j]!, last = end[j]!; a < last; a++) acc += row[a]!;
+      out[at + j] = acc * scale[j]!;
+    }
+  } else {
+    for (let j = 0; j < dstW; j++) {
+      for (let c = 0; c < inner; c++) {
         let acc = 0;
-        for (let a = t + start[j]!, last = t + end[j]!; a < last; a++) acc += src[a]!;
-        out[o + j] = acc * inv[j]!;
-      }
-    } else {
-      for (let j = 0; j < dstW; j++) {
-        for (let c = 0; c < inner; c++) {
-          let acc = 0;
-          for (let a = t + start[j]! * inner + c, last = t + end[j]! * inner; a < last; a += inner)
-            acc += src[a]!;
-          out[o + j * inner + c] = acc * inv[j]!;
-        }
+        for (let a = start[j]! * inner + c, last = end[j]! * inner; a < last; a += inner) acc += row[a]!;
+        out[at + j * inner + c] = acc * scale[j]!;
       }
     }
   }

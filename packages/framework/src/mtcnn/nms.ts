@@ -4,7 +4,7 @@
  * - `union`: torchvision's `nms` — IoU with areas `(x2 − x1)·(y2 − y1)` (no +1), boxes visited by score,
  *   highest first; a box is dropped when its IoU with a kept box is `> threshold`.
  * - `min`: facenet-pytorch's numpy NMS — areas and overlaps with the +1 pixel convention, overlap divided by
- *   the smaller area.
+ *   the smaller area; among equal scores the later box is visited first.
  *
  * Boxes are given as a flat array with `stride` numbers per box, x1 y1 x2 y2 first.
  */
@@ -22,8 +22,12 @@ export function nms(
   if (count === 0) return [];
   const plus = mode === 'min' ? 1 : 0;
   const order = Array.from({ length: count }, (_, i) => i);
-  // Stable sort, highest score first; ties keep the earlier box first like a stable descending sort.
-  order.sort((a, b) => scores[b]! - scores[a]!);
+  // Tie order matters: scores saturate near 1 in float32, and which of two tied boxes survives changes the
+  // output. torch's descending sort keeps tied boxes in index order; numpy's `argsort` (insertion sort for
+  // the small arrays seen here) is ascending and stable, and facenet-pytorch pops from its end, so tied
+  // boxes are visited last index first.
+  if (mode === 'min') order.sort((a, b) => scores[b]! - scores[a]! || b - a);
+  else order.sort((a, b) => scores[b]! - scores[a]! || a - b);
   const areas = new Float64Array(count);
   for (let i = 0; i < count; i++) {
     const o = i * stride;

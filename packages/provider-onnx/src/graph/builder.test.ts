@@ -23,7 +23,9 @@ const asFloat = (t: Nd): FloatTensor => ({ dims: t.shape, data: Float32Array.fro
 async function run(bytes: Uint8Array, input: Nd, outputs: readonly string[]) {
   const session = await createSession(bytes, { intraOpNumThreads: 1 });
   try {
-    const result = await session.run({ input: new Tensor('float32', Float32Array.from(input.data), [...input.shape]) });
+    const result = await session.run({
+      input: new Tensor('float32', Float32Array.from(input.data), [...input.shape]),
+    });
     return Object.fromEntries(
       outputs.map((name) => {
         const t = result[name]!;
@@ -161,12 +163,17 @@ describe('GraphBuilder', () => {
     const g = new GraphBuilder({ name: 'zero' });
     const x = g.input('input', ['N', 3]);
     g.output(g.l2Normalize(x, { output: 'out' }), 'out', ['N', 3]);
-    const { out } = await run(g.toBytes(), { shape: [2, 3], data: Float32Array.of(0, 0, 0, 3, 0, 4) }, ['out']);
+    const { out } = await run(g.toBytes(), { shape: [2, 3], data: Float32Array.of(0, 0, 0, 3, 0, 4) }, [
+      'out',
+    ]);
     expect([...out!.data]).toEqual([0, 0, 0, Math.fround(0.6), Math.fround(0), Math.fround(0.8)]);
   });
 
   it('writes opset 17, IR 8, producer, metadata, symbolic dims and unique names', () => {
-    const g = new GraphBuilder({ name: 'meta', metadata: { weights_sha256: 'deadbeef', weights_url: 'file:x' } });
+    const g = new GraphBuilder({
+      name: 'meta',
+      metadata: { weights_sha256: 'deadbeef', weights_url: 'file:x' },
+    });
     const x = g.input('input', ['N', 3]);
     const a = g.relu(x);
     const b = g.relu(x);
@@ -189,6 +196,17 @@ describe('GraphBuilder', () => {
     expect(model.graph.output.map((o) => o.name)).toEqual(['y']);
     const leaky = model.graph.node.find((n) => n.opType === 'LeakyRelu')!;
     expect(leaky.attribute[0]).toMatchObject({ name: 'alpha', f: 0.25, type: 1 });
+  });
+
+  it('writes zero-valued attributes explicitly (onnx.proto is proto2: presence, not defaults)', () => {
+    const g = new GraphBuilder({ name: 'zeros' });
+    const x = g.input('input', [1, 1, 4, 4]);
+    g.output(g.maxPool(x, { kernel: [2, 2], strides: [2, 2], ceilMode: false }), 'y', [1, 1, 2, 2]);
+    const node = decodeModel(g.toBytes()).graph.node.find((n) => n.opType === 'MaxPool')!;
+    const ceil = node.attribute.find((a) => a.name === 'ceil_mode')!;
+    expect(ceil).toMatchObject({ type: 2, i: 0 });
+    expect(Object.hasOwn(ceil, 'i')).toBe(true);
+    expect(node.attribute.find((a) => a.name === 'pads')).toMatchObject({ type: 7, ints: [0, 0, 0, 0] });
   });
 
   it('stores initializers as little-endian float32 raw_data', () => {

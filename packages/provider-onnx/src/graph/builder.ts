@@ -266,10 +266,17 @@ export class GraphBuilder {
   /** Adds an int64 initializer (shapes for Reshape, axes, ...); returns its (unique) name. */
   int64Initializer(name: string, dims: readonly number[], values: readonly number[]): string {
     if (product(dims) !== values.length) {
-      throw new RangeError(`GraphBuilder: initializer "${name}" has ${values.length} values for dims [${dims}]`);
+      throw new RangeError(
+        `GraphBuilder: initializer "${name}" has ${values.length} values for dims [${dims}]`,
+      );
     }
     const unique = this.uniqueName(name);
-    this.#initializers.push({ name: unique, dims: [...dims], dataType: OnnxDataType.INT64, rawData: int64Bytes(values) });
+    this.#initializers.push({
+      name: unique,
+      dims: [...dims],
+      dataType: OnnxDataType.INT64,
+      rawData: int64Bytes(values),
+    });
     return unique;
   }
 
@@ -315,7 +322,8 @@ export class GraphBuilder {
   /** PyTorch `nn.Conv2d` (groups = 1, dilation = 1) with its weights. */
   conv(x: string, options: ConvOptions, name = 'conv'): string {
     const { weight, bias } = options;
-    if (weight.dims.length !== 4) throw new RangeError(`GraphBuilder.conv: weight must be 4-D, got [${weight.dims}]`);
+    if (weight.dims.length !== 4)
+      throw new RangeError(`GraphBuilder.conv: weight must be 4-D, got [${weight.dims}]`);
     const [ph, pw] = options.padding ?? [0, 0];
     const inputs = [x, this.initializer(`${name}.weight`, weight)];
     if (bias) inputs.push(this.initializer(`${name}.bias`, bias));
@@ -337,7 +345,11 @@ export class GraphBuilder {
    * A convolution followed by an inference-mode batch norm, emitted as one Conv with the norm folded into
    * its weights (see {@link foldBatchNorm}).
    */
-  convBatchNorm(x: string, options: ConvOptions & { readonly batchNorm: BatchNormParams }, name = 'conv'): string {
+  convBatchNorm(
+    x: string,
+    options: ConvOptions & { readonly batchNorm: BatchNormParams },
+    name = 'conv',
+  ): string {
     const folded = foldBatchNorm(options, options.batchNorm);
     return this.conv(x, { ...options, weight: folded.weight, bias: folded.bias }, name);
   }
@@ -349,7 +361,12 @@ export class GraphBuilder {
   prelu(x: string, slope: FloatTensor, rank: 2 | 4, name = 'prelu'): string {
     const c = slope.data.length;
     const dims = rank === 4 ? [c, 1, 1] : [c];
-    return this.node('PRelu', [x, this.initializer(`${name}.weight`, { dims, data: slope.data })], {}, { name });
+    return this.node(
+      'PRelu',
+      [x, this.initializer(`${name}.weight`, { dims, data: slope.data })],
+      {},
+      { name },
+    );
   }
 
   /** PyTorch `nn.MaxPool2d(kernel, stride, ceil_mode=…)` without padding. */
@@ -428,7 +445,10 @@ export class GraphBuilder {
    * `torch.nn.functional.normalize(x, p=2, dim=axis, eps)`: x / max(‖x‖₂, eps). Built from ReduceL2, Max and
    * Div because LpNormalization has no epsilon and would turn an all-zero row into NaNs.
    */
-  l2Normalize(x: string, options: { readonly axis?: number; readonly eps?: number; readonly output?: string } = {}): string {
+  l2Normalize(
+    x: string,
+    options: { readonly axis?: number; readonly eps?: number; readonly output?: string } = {},
+  ): string {
     // Opset 17 still takes ReduceL2's axes as an attribute; opset 18 moved them to an input.
     const norm = this.node('ReduceL2', [x], { axes: attr.ints([options.axis ?? 1]), keepdims: attr.int(1) });
     const clamped = this.node('Max', [norm, this.scalar(options.eps ?? 1e-12)]);

@@ -28,9 +28,9 @@ export { buildONet, buildPNet, buildRNet } from './mtcnn.js';
 export {
   decodeModel,
   encodeModel,
+  type OnnxAttribute,
   OnnxAttributeType,
   OnnxDataType,
-  type OnnxAttribute,
   type OnnxDimension,
   type OnnxModel,
   type OnnxNode,

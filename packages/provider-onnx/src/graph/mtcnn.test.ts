@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { CheckpointError, InvalidOptionsError, type StateDict } from '@facerec/framework';
 import { Tensor } from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -96,7 +96,8 @@ function syntheticStateDict(shapes: Readonly<Record<string, readonly number[]>>,
 
 const convP = (sd: StateDict, x: Nd, i: number): Nd =>
   prelu(conv2d(x, get(sd, `conv${i}.weight`), get(sd, `conv${i}.bias`)), get(sd, `prelu${i}.weight`));
-const dense = (sd: StateDict, x: Nd, name: string): Nd => linear(x, get(sd, `${name}.weight`), get(sd, `${name}.bias`));
+const dense = (sd: StateDict, x: Nd, name: string): Nd =>
+  linear(x, get(sd, `${name}.weight`), get(sd, `${name}.bias`));
 
 function pnetReference(sd: StateDict, x: Nd): Record<string, Nd> {
   let y = maxPool2d(convP(sd, x, 1), 2, 2, true);
@@ -170,7 +171,9 @@ const CASES: readonly NetCase[] = [
 async function checkAgainstReference(c: NetCase, sd: StateDict, seed: number): Promise<number> {
   const input = randomNd(c.input, seededRandom(seed));
   const session = await createSession(c.build(sd), { intraOpNumThreads: 1 });
-  const result = await session.run({ input: new Tensor('float32', Float32Array.from(input.data), [...c.input]) });
+  const result = await session.run({
+    input: new Tensor('float32', Float32Array.from(input.data), [...c.input]),
+  });
   await session.release();
   const expected = c.reference(sd, input);
   expect(Object.keys(result).sort()).toEqual(Object.keys(c.outputs).sort());
@@ -185,7 +188,7 @@ async function checkAgainstReference(c: NetCase, sd: StateDict, seed: number): P
   const inner = c.outputs.prob!.slice(2).reduce((a, b) => a * b, 1);
   for (let b = 0; b < c.input[0]!; b++)
     for (let p = 0; p < inner; p++) {
-      expect(prob[(b * 2) * inner + p]! + prob[(b * 2 + 1) * inner + p]!).toBeCloseTo(1, 6);
+      expect(prob[b * 2 * inner + p]! + prob[(b * 2 + 1) * inner + p]!).toBeCloseTo(1, 6);
     }
   return worst;
 }
@@ -199,13 +202,17 @@ describe('MTCNN graphs with synthetic weights', () => {
   }
 
   it('P-Net accepts any input size (dynamic H, W)', async () => {
-    const session = await createSession(buildPNet(syntheticStateDict(PNET_SHAPES, 1)), { intraOpNumThreads: 1 });
+    const session = await createSession(buildPNet(syntheticStateDict(PNET_SHAPES, 1)), {
+      intraOpNumThreads: 1,
+    });
     for (const [h, w] of [
       [12, 12],
       [13, 40],
       [100, 61],
     ] as const) {
-      const result = await session.run({ input: new Tensor('float32', new Float32Array(3 * h * w), [1, 3, h, w]) });
+      const result = await session.run({
+        input: new Tensor('float32', new Float32Array(3 * h * w), [1, 3, h, w]),
+      });
       expect(result.prob!.dims).toEqual([1, 2, Math.ceil((h - 2) / 2) - 4, Math.ceil((w - 2) / 2) - 4]);
     }
     await session.release();
@@ -220,7 +227,12 @@ describe('MTCNN graphs with synthetic weights', () => {
     );
 
     const misShaped = new Map(sd);
-    misShaped.set('conv3.weight', { name: 'conv3.weight', dtype: 'float32', shape: [64, 48, 3, 3], data: new Float32Array(64 * 48 * 9) });
+    misShaped.set('conv3.weight', {
+      name: 'conv3.weight',
+      dtype: 'float32',
+      shape: [64, 48, 3, 3],
+      data: new Float32Array(64 * 48 * 9),
+    });
     let error: unknown;
     try {
       buildRNet(misShaped);
@@ -228,14 +240,23 @@ describe('MTCNN graphs with synthetic weights', () => {
       error = e;
     }
     expect(CheckpointError.isInstance(error)).toBe(true);
-    expect((error as Error).message).toBe('RNet: weight "conv3.weight" has shape [64, 48, 3, 3], expected [64, 48, 2, 2]');
+    expect((error as Error).message).toBe(
+      'RNet: weight "conv3.weight" has shape [64, 48, 3, 3], expected [64, 48, 2, 2]',
+    );
 
     const extra = new Map(sd);
-    extra.set('conv9.weight', { name: 'conv9.weight', dtype: 'float32', shape: [1], data: new Float32Array(1) });
+    extra.set('conv9.weight', {
+      name: 'conv9.weight',
+      dtype: 'float32',
+      shape: [1],
+      data: new Float32Array(1),
+    });
     expect(() => buildRNet(extra)).toThrowError(/unexpected key "conv9\.weight"/);
 
     // P-Net weights handed to the R-Net builder fail on the first layer, naming it.
-    expect(() => buildRNet(syntheticStateDict(PNET_SHAPES, 1))).toThrowError(/"conv1\.weight" has shape \[10, 3, 3, 3\]/);
+    expect(() => buildRNet(syntheticStateDict(PNET_SHAPES, 1))).toThrowError(
+      /"conv1\.weight" has shape \[10, 3, 3, 3\]/,
+    );
   });
 
   it('rejects unknown options and writes provenance metadata', () => {
@@ -256,7 +277,8 @@ describeWithSharedData(
   () => {
     const weights = new Map<string, StateDict>();
     beforeAll(async () => {
-      for (const c of CASES) weights.set(c.name, await readCheckpointFile(sharedPath('models', 'upstream', `${c.name}.pt`)));
+      for (const c of CASES)
+        weights.set(c.name, await readCheckpointFile(sharedPath('models', 'upstream', `${c.name}.pt`)));
     });
 
     for (const c of CASES) {
@@ -272,7 +294,9 @@ describeWithSharedData(
     it('records the weights sha256 given as provenance', () => {
       const file = sharedPath('models', 'upstream', 'pnet.pt');
       const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
-      const model = decodeModel(buildPNet(weights.get('pnet')!, { metadata: { weights_sha256: sha }, source: file }));
+      const model = decodeModel(
+        buildPNet(weights.get('pnet')!, { metadata: { weights_sha256: sha }, source: file }),
+      );
       expect(model.metadataProps[0]).toEqual({ key: 'weights_sha256', value: sha });
       expect(sha).toBe('a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f');
     });

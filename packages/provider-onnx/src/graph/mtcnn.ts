@@ -19,7 +19,10 @@ function start(
     docString: `facenet-pytorch MTCNN ${architecture}`,
     metadata: { ...metadata, facerec_architecture: `facenet-pytorch/mtcnn/${architecture.toLowerCase()}` },
   });
-  const w = new StateDictReader(stateDict, { model: architecture, ...(source === undefined ? {} : { source }) });
+  const w = new StateDictReader(stateDict, {
+    model: architecture,
+    ...(source === undefined ? {} : { source }),
+  });
   return { g, w };
 }
 

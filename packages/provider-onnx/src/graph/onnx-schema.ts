@@ -261,9 +261,14 @@ function getModelType(): protobuf.Type {
     // protobufjs reads JSON-described messages as proto3, whose implicit presence drops zero values (an INT
     // attribute with i = 0 would carry no value field at all). onnx.proto is proto2, so say so per message.
     const messages = Object.fromEntries(
-      Object.entries(descriptor.nested.onnx.nested).map(([name, type]) => [name, { ...type, edition: 'proto2' }]),
+      Object.entries(descriptor.nested.onnx.nested).map(([name, type]) => [
+        name,
+        { ...type, edition: 'proto2' },
+      ]),
     );
-    modelType = protobuf.Root.fromJSON({ nested: { onnx: { nested: messages } } }).lookupType('onnx.ModelProto');
+    modelType = protobuf.Root.fromJSON({ nested: { onnx: { nested: messages } } }).lookupType(
+      'onnx.ModelProto',
+    );
   }
   return modelType;
 }
@@ -276,7 +281,28 @@ export function encodeModel(model: OnnxModel): Uint8Array {
   const type = getModelType();
   const problem = type.verify(model);
   if (problem) throw new Error(`Invalid ONNX model: ${problem}`);
-  return type.encode(type.fromObject(model)).finish();
+  // A writer grows by doubling and copies out on finish(); for a ~100 MB model those fresh buffers cost more
+  // than the encoding itself. Starting from a buffer that already fits and returning a view of it leaves one
+  // allocation. The estimate only has to be close: the writer still grows if it falls short.
+  const writer = protobuf.Writer.create();
+  writer.buf = allocate(estimateEncodedSize(model));
+  return type.encode(type.fromObject(model), writer).finish(true);
+}
+
+const allocate = (size: number): Uint8Array =>
+  typeof Buffer === 'function' ? Buffer.allocUnsafe(size) : new Uint8Array(size);
+
+function estimateEncodedSize(model: OnnxModel): number {
+  let size = 64 * 1024;
+  for (const t of model.graph.initializer) size += t.rawData.length + t.name.length + 16 + 11 * t.dims.length;
+  for (const n of model.graph.node) {
+    size += 32 + n.name.length + n.opType.length;
+    for (const v of [...n.input, ...n.output]) size += v.length + 2;
+    for (const a of n.attribute)
+      size += 24 + a.name.length + 11 * (a.ints?.length ?? 0) + 5 * (a.floats?.length ?? 0);
+  }
+  for (const e of model.metadataProps) size += e.key.length * 3 + e.value.length * 3 + 8;
+  return size;
 }
 
 /**

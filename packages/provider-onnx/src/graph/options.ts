@@ -14,7 +14,10 @@ export interface BuildGraphOptions {
 const KNOWN_KEYS: ReadonlySet<string> = new Set(['metadata', 'source']);
 
 /** Rejects unknown keys and non-string metadata, so a typo does not silently drop provenance. */
-export function validateBuildOptions(component: string, options: BuildGraphOptions | undefined): BuildGraphOptions {
+export function validateBuildOptions(
+  component: string,
+  options: BuildGraphOptions | undefined,
+): BuildGraphOptions {
   if (options === undefined) return {};
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionsError(component, 'options must be an object');

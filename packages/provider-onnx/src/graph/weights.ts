@@ -64,9 +64,7 @@ export class StateDictReader {
     }
     const actual = tensor.shape;
     if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw this.#error(
-        `weight "${key}" has shape ${formatShape(actual)}, expected ${formatShape(shape)}`,
-      );
+      throw this.#error(`weight "${key}" has shape ${formatShape(actual)}, expected ${formatShape(shape)}`);
     }
     this.#used.add(key);
     return { dims: [...shape], data: this.#toFloat32(key, tensor) };

@@ -195,7 +195,8 @@ export function writeTensor(w: PickleWriter, spec: TensorSpec, legacy: boolean):
   w.global('collections', 'OrderedDict').emptyTuple().reduce();
   if (spec.v3Dtype) w.global('torch', spec.v3Dtype);
   w.tuple().reduce();
-  if (spec.parameter) w.bool(true).global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
+  if (spec.parameter)
+    w.bool(true).global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
 }
 
 /** A protocol-2 pickle of `OrderedDict` mapping each spec's name to its tensor. */

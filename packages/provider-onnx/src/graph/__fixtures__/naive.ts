@@ -52,7 +52,13 @@ export function get(sd: StateDict, key: string): Nd {
 }
 
 /** `F.conv2d(x, w, b, stride, padding)` for `[N, C, H, W]` input. */
-export function conv2d(x: Nd, w: Nd, b: Nd | undefined, stride: [number, number] = [1, 1], pad: [number, number] = [0, 0]): Nd {
+export function conv2d(
+  x: Nd,
+  w: Nd,
+  b: Nd | undefined,
+  stride: [number, number] = [1, 1],
+  pad: [number, number] = [0, 0],
+): Nd {
   const [n, c, h, wd] = x.shape as [number, number, number, number];
   const [o, ci, kh, kw] = w.shape as [number, number, number, number];
   if (ci !== c) throw new Error(`conv2d: ${c} input channels, weight wants ${ci}`);
@@ -71,7 +77,8 @@ export function conv2d(x: Nd, w: Nd, b: Nd | undefined, stride: [number, number]
               for (let kx = 0; kx < kw; kx++) {
                 const ix = xx * stride[1] - pad[1] + kx;
                 if (ix < 0 || ix >= wd) continue;
-                acc += x.data[((bn * c + ic) * h + iy) * wd + ix]! * w.data[((oc * c + ic) * kh + ky) * kw + kx]!;
+                acc +=
+                  x.data[((bn * c + ic) * h + iy) * wd + ix]! * w.data[((oc * c + ic) * kh + ky) * kw + kx]!;
               }
             }
           out[((bn * o + oc) * oh + y) * ow + xx] = acc;
@@ -92,11 +99,6 @@ export function prelu(x: Nd, slope: Nd): Nd {
   return { shape: x.shape, data: out };
 }
 
-/** `F.relu`. */
-export function relu(x: Nd): Nd {
-  return { shape: x.shape, data: Float64Array.from(x.data, (v) => (v > 0 ? v : 0)) };
-}
-
 /** PyTorch's pooled length: floor/ceil of (in − k)/s + 1, minus one when ceil mode would start a window past the input. */
 export function pooledLength(length: number, k: number, s: number, ceil: boolean): number {
   let out = (ceil ? Math.ceil((length - k) / s) : Math.floor((length - k) / s)) + 1;
@@ -115,7 +117,8 @@ export function maxPool2d(x: Nd, k: number, s: number, ceil: boolean): Nd {
       for (let xx = 0; xx < ow; xx++) {
         let m = Number.NEGATIVE_INFINITY;
         for (let ky = y * s; ky < Math.min(y * s + k, h); ky++)
-          for (let kx = xx * s; kx < Math.min(xx * s + k, w); kx++) m = Math.max(m, x.data[(p * h + ky) * w + kx]!);
+          for (let kx = xx * s; kx < Math.min(xx * s + k, w); kx++)
+            m = Math.max(m, x.data[(p * h + ky) * w + kx]!);
         out[(p * oh + y) * ow + xx] = m;
       }
   return { shape: [n, c, oh, ow], data: out };
@@ -170,7 +173,8 @@ export function softmaxDim1(x: Nd): Nd {
       for (let k = 0; k < c; k++) m = Math.max(m, x.data[(b * c + k) * inner + p]!);
       let sum = 0;
       for (let k = 0; k < c; k++) sum += Math.exp(x.data[(b * c + k) * inner + p]! - m);
-      for (let k = 0; k < c; k++) out[(b * c + k) * inner + p] = Math.exp(x.data[(b * c + k) * inner + p]! - m) / sum;
+      for (let k = 0; k < c; k++)
+        out[(b * c + k) * inner + p] = Math.exp(x.data[(b * c + k) * inner + p]! - m) / sum;
     }
   return { shape: x.shape, data: out };
 }
@@ -182,7 +186,9 @@ export function batchNorm(x: Nd, gamma: Nd, beta: Nd, mean: Nd, variance: Nd, ep
   const out = new Float64Array(x.data.length);
   for (let i = 0; i < out.length; i++) {
     const ch = Math.floor(i / inner) % c;
-    out[i] = ((x.data[i]! - mean.data[ch]!) / Math.sqrt(variance.data[ch]! + eps)) * gamma.data[ch]! + beta.data[ch]!;
+    out[i] =
+      ((x.data[i]! - mean.data[ch]!) / Math.sqrt(variance.data[ch]! + eps)) * gamma.data[ch]! +
+      beta.data[ch]!;
   }
   return { shape: x.shape, data: out };
 }

@@ -1,0 +1,26 @@
+/**
+ * `@facerec/provider-onnx`: facenet-pytorch's MTCNN and InceptionResnetV1 on onnxruntime-node, with graphs
+ * built in TypeScript from the upstream PyTorch checkpoints.
+ *
+ * @packageDocumentation
+ */
+export {
+  FACENET_PREPROCESSING,
+  INCEPTION_RESNET_V1_WEIGHTS,
+  type InceptionResnetV1Weights,
+  loadInceptionResnetV1Graph,
+  OnnxInceptionResnetV1Embedder,
+} from './embedder.js';
+export * from './graph/index.js';
+export { type CachedGraph, cachedGraph, GRAPH_BUILDER_VERSION } from './model-cache.js';
+export { type MtcnnLoadReport, OnnxMtcnnNetworks } from './mtcnn.js';
+export {
+  createOnnxProvider,
+  type InceptionResnetV1Options,
+  ONNX_DETECTOR_MODELS,
+  ONNX_EMBEDDER_MODELS,
+  type OnnxDetectorModelId,
+  type OnnxEmbedderModelId,
+  type OnnxProvider,
+  type OnnxProviderOptions,
+} from './provider.js';

@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { type ModelStore, readCheckpoint, type StateDict } from '@facerec/framework';
+
+/**
+ * Bumped whenever a graph builder changes its output, so cached `.onnx` files from an older builder are not
+ * reused.
+ */
+export const GRAPH_BUILDER_VERSION = 1;
+
+/** An ONNX graph ready for a session, with where it came from. */
+export interface CachedGraph {
+  readonly bytes: Uint8Array;
+  /** sha256 of the source weights. */
+  readonly weightsSha256: string;
+  /** Path of the cached `.onnx` file. */
+  readonly path: string;
+  /** True when this call built the graph (cache miss), false when it was read from the cache. */
+  readonly built: boolean;
+  /** Milliseconds spent building (0 on a cache hit). */
+  readonly buildMs: number;
+}
+
+/**
+ * The ONNX graph for a checkpoint, from the model cache when present: `<cacheDir>/onnx/<tag>-<sha256>-v<N>.onnx`,
+ * keyed by the weights' hash so a different checkpoint never reuses a stale graph. On a miss the graph is
+ * built from the state dict and written atomically (temp file + rename), so concurrent processes are safe.
+ */
+export async function cachedGraph(
+  cacheDir: string,
+  tag: string,
+  weights: { path: string; sha256: string },
+  build: (stateDict: StateDict, metadata: Record<string, string>) => Uint8Array,
+): Promise<CachedGraph> {
+  const dir = path.join(cacheDir, 'onnx');
+  const file = path.join(dir, `${tag}-${weights.sha256.slice(0, 16)}-v${GRAPH_BUILDER_VERSION}.onnx`);
+  try {
+    return { bytes: await readFile(file), weightsSha256: weights.sha256, path: file, built: false, buildMs: 0 };
+  } catch {
+    // Not cached yet: build below.
+  }
+  const started = performance.now();
+  const stateDict = readCheckpoint(await readFile(weights.path), { source: weights.path });
+  const bytes = build(stateDict, { weights_sha256: weights.sha256, weights_file: path.basename(weights.path) });
+  const buildMs = performance.now() - started;
+  await mkdir(dir, { recursive: true });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return { bytes, weightsSha256: weights.sha256, path: file, built: true, buildMs };
+}
+
+/** Resolves a manifest model to a verified file and its hash (pulling it when missing). */
+export async function resolveWeights(store: ModelStore, name: string): Promise<{ path: string; sha256: string }> {
+  const [pulled] = await store.pull([name]);
+  return { path: pulled!.path, sha256: pulled!.sha256 };
+}

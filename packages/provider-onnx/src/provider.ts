@@ -1,0 +1,112 @@
+import { availableParallelism } from 'node:os';
+import {
+  type FaceEmbedder,
+  InvalidOptionsError,
+  loadManifest,
+  MtcnnDetector,
+  type MtcnnOptions,
+  ModelStore,
+  NoSuchModelError,
+} from '@facerec/framework';
+import { z } from 'zod';
+import { type InceptionResnetV1Weights, OnnxInceptionResnetV1Embedder } from './embedder.js';
+import { OnnxMtcnnNetworks } from './mtcnn.js';
+
+/** Options of {@link createOnnxProvider}. */
+export interface OnnxProviderOptions {
+  /** Threads per operator. Default: the number of available cores. */
+  intraOpNumThreads?: number;
+  /** Model store for weights and cached graphs. Default: `ModelStore.fromEnv` over the bundled manifest. */
+  modelStore?: ModelStore;
+}
+
+/** Options of the `inception-resnet-v1` embedder. */
+export interface InceptionResnetV1Options {
+  /** `vggface2` (default), `casia-webface`, or a path to a facenet-pytorch `.pt` state dict. */
+  weights?: InceptionResnetV1Weights;
+  /** Faces per inference call; larger batches are split. Default 16. */
+  maxBatchSize?: number;
+}
+
+/** Detector model ids of this provider. */
+export const ONNX_DETECTOR_MODELS = ['mtcnn'] as const;
+/** Embedder model ids of this provider. */
+export const ONNX_EMBEDDER_MODELS = ['inception-resnet-v1'] as const;
+
+export type OnnxDetectorModelId = (typeof ONNX_DETECTOR_MODELS)[number];
+export type OnnxEmbedderModelId = (typeof ONNX_EMBEDDER_MODELS)[number];
+
+/** The object {@link createOnnxProvider} returns. */
+export interface OnnxProvider {
+  readonly name: 'onnx';
+  /** An MTCNN detector; its networks start loading now (once per detector). */
+  detector(modelId: OnnxDetectorModelId, options?: MtcnnOptions): MtcnnDetector;
+  /** An embedder, loaded (and on first use converted and cached) before the promise resolves. */
+  embedder(modelId: OnnxEmbedderModelId, options?: InceptionResnetV1Options): Promise<FaceEmbedder>;
+  /** The model store this provider reads weights from. */
+  modelStore(): Promise<ModelStore>;
+}
+
+const providerSchema = z
+  .object({
+    intraOpNumThreads: z.number().int().min(1).max(256).optional(),
+    modelStore: z.instanceof(ModelStore).optional(),
+  })
+  .strict();
+
+const irv1Schema = z
+  .object({
+    weights: z.string().min(1).optional(),
+    maxBatchSize: z.number().int().min(1).max(1024).optional(),
+  })
+  .strict();
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, component: string): T {
+  const parsed = schema.safeParse(value ?? {});
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues
+    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+    .join('; ');
+  throw new InvalidOptionsError(component, issues, { cause: parsed.error });
+}
+
+/**
+ * The onnxruntime-node provider: MTCNN and InceptionResnetV1 built as ONNX graphs straight from
+ * facenet-pytorch's checkpoints (no Python), cached in the model store by weights hash.
+ *
+ * @example
+ * const onnx = createOnnxProvider({ intraOpNumThreads: 2 });
+ * const detector = onnx.detector('mtcnn', { minFaceSize: 40 });
+ * const embedder = await onnx.embedder('inception-resnet-v1', { weights: 'vggface2' });
+ */
+export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvider {
+  const settings = parse(providerSchema, options, '@facerec/provider-onnx');
+  const threads = settings.intraOpNumThreads ?? availableParallelism();
+  let store: Promise<ModelStore> | undefined;
+  const modelStore = () => {
+    store ??= settings.modelStore
+      ? Promise.resolve(settings.modelStore)
+      : loadManifest().then((m) => ModelStore.fromEnv(m));
+    return store;
+  };
+  return {
+    name: 'onnx',
+    modelStore,
+    detector(modelId, detectorOptions) {
+      if (!ONNX_DETECTOR_MODELS.includes(modelId)) throw new NoSuchModelError('detector', modelId, ONNX_DETECTOR_MODELS);
+      return new MtcnnDetector(
+        'onnx',
+        modelStore().then((s) => OnnxMtcnnNetworks.load(s, threads)),
+        detectorOptions,
+      );
+    },
+    async embedder(modelId, embedderOptions) {
+      if (!ONNX_EMBEDDER_MODELS.includes(modelId)) throw new NoSuchModelError('embedder', modelId, ONNX_EMBEDDER_MODELS);
+      const o = parse(irv1Schema, embedderOptions, 'onnx inception-resnet-v1');
+      return OnnxInceptionResnetV1Embedder.load(await modelStore(), o.weights ?? 'vggface2', {
+        intraOpNumThreads: threads,
+        maxBatchSize: o.maxBatchSize ?? 16,
+      });
+    },
+  };
+}
