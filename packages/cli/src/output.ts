@@ -47,7 +47,11 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
           if (multi) {
             bars.set(
               event.model,
-              multi.create(event.total ?? 1, 0, { model: event.model, done: '0.0', all: mib(event.total ?? 0) }),
+              multi.create(event.total ?? 1, 0, {
+                model: event.model,
+                done: '0.0',
+                all: mib(event.total ?? 0),
+              }),
             );
           } else {
             info(`pulling ${event.model} (${event.file}) from ${event.source}: ${event.from}`);

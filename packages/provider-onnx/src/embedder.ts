@@ -140,7 +140,8 @@ export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
       ]);
       const result = await session.run({ input });
       const data = result.embedding!.data as Float32Array;
-      for (let i = 0; i < chunk.length; i++) out.push(data.slice(i * this.dimension, (i + 1) * this.dimension));
+      for (let i = 0; i < chunk.length; i++)
+        out.push(data.slice(i * this.dimension, (i + 1) * this.dimension));
     }
     return out;
   }

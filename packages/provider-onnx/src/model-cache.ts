@@ -36,13 +36,22 @@ export async function cachedGraph(
   const dir = path.join(cacheDir, 'onnx');
   const file = path.join(dir, `${tag}-${weights.sha256.slice(0, 16)}-v${GRAPH_BUILDER_VERSION}.onnx`);
   try {
-    return { bytes: await readFile(file), weightsSha256: weights.sha256, path: file, built: false, buildMs: 0 };
+    return {
+      bytes: await readFile(file),
+      weightsSha256: weights.sha256,
+      path: file,
+      built: false,
+      buildMs: 0,
+    };
   } catch {
     // Not cached yet: build below.
   }
   const started = performance.now();
   const stateDict = readCheckpoint(await readFile(weights.path), { source: weights.path });
-  const bytes = build(stateDict, { weights_sha256: weights.sha256, weights_file: path.basename(weights.path) });
+  const bytes = build(stateDict, {
+    weights_sha256: weights.sha256,
+    weights_file: path.basename(weights.path),
+  });
   const buildMs = performance.now() - started;
   await mkdir(dir, { recursive: true });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -56,7 +65,10 @@ export async function cachedGraph(
 }
 
 /** Resolves a manifest model to a verified file and its hash (pulling it when missing). */
-export async function resolveWeights(store: ModelStore, name: string): Promise<{ path: string; sha256: string }> {
+export async function resolveWeights(
+  store: ModelStore,
+  name: string,
+): Promise<{ path: string; sha256: string }> {
   const [pulled] = await store.pull([name]);
   return { path: pulled!.path, sha256: pulled!.sha256 };
 }

@@ -1,4 +1,4 @@
-import type { MtcnnNetworks, ModelStore, ONetOutput, PNetOutput, RNetOutput } from '@facerec/framework';
+import type { ModelStore, MtcnnNetworks, ONetOutput, PNetOutput, RNetOutput } from '@facerec/framework';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { buildONet, buildPNet, buildRNet } from './graph/index.js';
 import { createSession } from './graph/session.js';

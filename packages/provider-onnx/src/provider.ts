@@ -3,9 +3,9 @@ import {
   type FaceEmbedder,
   InvalidOptionsError,
   loadManifest,
+  ModelStore,
   MtcnnDetector,
   type MtcnnOptions,
-  ModelStore,
   NoSuchModelError,
 } from '@facerec/framework';
 import { z } from 'zod';
@@ -93,7 +93,8 @@ export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvi
     name: 'onnx',
     modelStore,
     detector(modelId, detectorOptions) {
-      if (!ONNX_DETECTOR_MODELS.includes(modelId)) throw new NoSuchModelError('detector', modelId, ONNX_DETECTOR_MODELS);
+      if (!ONNX_DETECTOR_MODELS.includes(modelId))
+        throw new NoSuchModelError('detector', modelId, ONNX_DETECTOR_MODELS);
       return new MtcnnDetector(
         'onnx',
         modelStore().then((s) => OnnxMtcnnNetworks.load(s, threads)),
@@ -101,7 +102,8 @@ export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvi
       );
     },
     async embedder(modelId, embedderOptions) {
-      if (!ONNX_EMBEDDER_MODELS.includes(modelId)) throw new NoSuchModelError('embedder', modelId, ONNX_EMBEDDER_MODELS);
+      if (!ONNX_EMBEDDER_MODELS.includes(modelId))
+        throw new NoSuchModelError('embedder', modelId, ONNX_EMBEDDER_MODELS);
       const o = parse(irv1Schema, embedderOptions, 'onnx inception-resnet-v1');
       return OnnxInceptionResnetV1Embedder.load(await modelStore(), o.weights ?? 'vggface2', {
         intraOpNumThreads: threads,

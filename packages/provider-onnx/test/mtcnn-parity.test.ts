@@ -70,7 +70,9 @@ describeWithSharedData(
             }
           });
           if (best < 0 || bestIou < 0.95) {
-            failures.push(`${ref.image}: reference face ${JSON.stringify(rf.box)} unmatched (best IoU ${bestIou.toFixed(3)})`);
+            failures.push(
+              `${ref.image}: reference face ${JSON.stringify(rf.box)} unmatched (best IoU ${bestIou.toFixed(3)})`,
+            );
             continue;
           }
           used.add(best);
@@ -78,7 +80,10 @@ describeWithSharedData(
           const f = faces[best]!;
           worstScore = Math.max(worstScore, Math.abs(f.score - rf.prob));
           f.landmarks.forEach((p, k) => {
-            worstLandmark = Math.max(worstLandmark, Math.hypot(p[0] - rf.landmarks[k]![0], p[1] - rf.landmarks[k]![1]));
+            worstLandmark = Math.max(
+              worstLandmark,
+              Math.hypot(p[0] - rf.landmarks[k]![0], p[1] - rf.landmarks[k]![1]),
+            );
           });
           const crop = found!.crops[best]!.image;
           const refCrop = await decodeFile(sharedPath('reference', rf.crop_png));
@@ -89,7 +94,10 @@ describeWithSharedData(
           sumCropMad += mad;
         }
         faces.forEach((f, i) => {
-          if (!used.has(i)) failures.push(`${ref.image}: extra detection ${JSON.stringify(f.box)} score ${f.score.toFixed(3)}`);
+          if (!used.has(i))
+            failures.push(
+              `${ref.image}: extra detection ${JSON.stringify(f.box)} score ${f.score.toFixed(3)}`,
+            );
         });
       }
       const meanIou = ious.reduce((a, b) => a + b, 0) / ious.length;

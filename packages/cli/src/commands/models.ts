@@ -51,7 +51,8 @@ export function registerModelsCommands(program: Command): void {
     .argument('<file>', 'a .pt file written by torch.save')
     .action(async (file: string) => {
       const tensors = await readCheckpointFile(file);
-      for (const t of tensors.values()) process.stdout.write(`${t.name} ${t.dtype} [${t.shape.join(', ')}]\n`);
+      for (const t of tensors.values())
+        process.stdout.write(`${t.name} ${t.dtype} [${t.shape.join(', ')}]\n`);
       info(`${tensors.size} tensors`);
     });
 }

@@ -223,6 +223,9 @@ describe('readCheckpoint refuses code execution', () => {
 
   it('names unsupported torch globals differently from foreign ones', () => {
     expect(torchRefusalReason('torch._utils._rebuild_sparse_tensor')).toMatch(/dense tensors/);
+    expect(torchRefusalReason('torch.uint16')).toMatch(/unsupported element type; supported: float32, /);
+    expect(torchRefusalReason('torch.ComplexFloatStorage')).toMatch(/unsupported element type/);
+    expect(torchRefusalReason('posix.system')).toBe('only PyTorch tensor/state-dict globals are allowed');
     expect(TORCH_GLOBALS.has('posix.system')).toBe(false);
     expect(TORCH_GLOBALS.has('builtins.eval')).toBe(false);
   });

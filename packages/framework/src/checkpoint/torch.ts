@@ -239,6 +239,13 @@ export const TORCH_GLOBALS: ReadonlyMap<string, GlobalBinding> = buildAllowList(
 
 /** Why a global outside {@link TORCH_GLOBALS} is refused. */
 export function torchRefusalReason(qualifiedName: string): string {
+  if (
+    /^torch\.(cuda\.)?\w*Storage$|^torch\.(u?int\d+|float8\w*|complex\w*|c(half|float|double)|q\w+|bits\w+)$/.test(
+      qualifiedName,
+    )
+  ) {
+    return `unsupported element type; supported: ${Object.keys(DTYPES).join(', ')}`;
+  }
   return qualifiedName.startsWith('torch.')
     ? 'this reader supports only dense tensors in state dicts'
     : 'only PyTorch tensor/state-dict globals are allowed';

@@ -249,6 +249,7 @@ describe('resizeBilinearPil', () => {
     expect(() => resizeBilinearPil(noise, [0, 0, 10.5, 10], [5, 5])).toThrow(InvalidInputError);
     expect(() => resizeBilinearPil(noise, [10, 0, 10, 10], [5, 5])).toThrow(InvalidInputError);
     expect(() => resizeBilinearPil(noise, [0, 0, 10, 10], [0, 5])).toThrow(InvalidInputError);
+    expect(() => resizeBilinearPil(noise, [0, 0, 10, 2 ** 40], [2000, 5])).toThrow(InvalidInputError);
     expect(() => resizeBilinearPil(noise, [0, 0, 10] as unknown as CropBox, [5, 5])).toThrow(
       InvalidInputError,
     );

@@ -10,8 +10,8 @@ export type ImageLayout = 'HWC' | 'CHW';
 
 /**
  * For each output index, the half-open input range it averages: `[floor(i*in/out), ceil((i+1)*in/out))`,
- * in integer arithmetic so that no float rounding can move a boundary (PyTorch's adaptive pooling does
- * the same).
+ * with the ceiling taken as an integer floor so that no float rounding can move a boundary (PyTorch's
+ * adaptive pooling uses integer division too; the quotients are exact for any size below 2^26).
  */
 function areaRanges(inSize: number, outSize: number): { start: Int32Array; end: Int32Array } {
   const start = new Int32Array(outSize);
@@ -95,8 +95,8 @@ export function resizeArea(
   for (let j = 0; j < dstW; j++) colScale[j] = 1 / (cols.end[j]! - cols.start[j]!);
 
   // The passes are fused one output row at a time through a single float64 row buffer. A whole
-  // intermediate image would be tens of MB per full frame, and first-touching freshly allocated memory
-  // costs more than the arithmetic in microVMs such as Firecracker (Lambda): it made calls 3-7× slower.
+  // intermediate image would be ~15 MB per full frame, and first-touching freshly allocated memory costs
+  // more than the arithmetic in Firecracker microVMs (as on Lambda): it made calls several times slower.
   const result = out ?? new Float32Array(outLength);
   const row = new Float64Array(srcRow);
   for (let p = 0; p < planes; p++) {
@@ -225,6 +225,12 @@ function pilBilinearCoefficients(inSize: number, outSize: number): PilCoefficien
   return { ksize, bounds, weights };
 }
 
+/**
+ * Cap on the working memory of one crop: far above any face crop (the full height of a 25 MP frame
+ * resized to 1000 px wide needs 30 MB).
+ */
+const MAX_WORKING_BYTES = 1 << 30;
+
 /** A crop rectangle in whole pixels: `[left, top, right, bottom]`, right and bottom exclusive. */
 export type CropBox = readonly [left: number, top: number, right: number, bottom: number];
 
@@ -267,6 +273,16 @@ export function resizeBilinearPil(src: RgbImage, box: CropBox, size: readonly [n
 
   const cropW = right - left;
   const cropH = bottom - top;
+  // Boxes come from detectors and sit near the image, but a wild one (huge, or far outside) would
+  // otherwise surface as an engine RangeError from an allocation instead of a typed input error. Bound:
+  // the intermediate (at most cropH rows of outW pixels), the output, and ~2 int32 coefficients per input
+  // and output sample on each axis.
+  const workingBytes = (cropH + outH) * outW * 3 + 4 * (2 * (cropW + cropH) + 3 * (outW + outH));
+  if (workingBytes > MAX_WORKING_BYTES) {
+    throw new InvalidInputError(
+      `${component}: box [${box.join(', ')}] resized to ${outW}×${outH} needs more than ${MAX_WORKING_BYTES} bytes`,
+    );
+  }
   const horizontal = pilBilinearCoefficients(cropW, outW);
   const vertical = pilBilinearCoefficients(cropH, outH);
 

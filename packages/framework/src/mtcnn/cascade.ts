@@ -1,6 +1,6 @@
 import type { FaceDetection, FiveLandmarks } from '../contracts/detector.js';
-import type { RgbImage } from '../image/types.js';
 import { resizeArea } from '../image/resample.js';
+import type { RgbImage } from '../image/types.js';
 import type { MtcnnNetworks } from './networks.js';
 import { nms } from './nms.js';
 import type { ResolvedMtcnnOptions } from './options.js';
@@ -48,8 +48,9 @@ function toChw(image: RgbImage): Plane {
   return { width, height, chw };
 }
 
-function standardise(values: Float32Array, target: Float32Array, offset: number): void {
-  for (let i = 0; i < values.length; i++) target[offset + i] = (values[i]! - 127.5) * 0.0078125;
+/** facenet-pytorch's MTCNN input scaling, `(x − 127.5) · 0.0078125`, in float32. */
+function standardiseInPlace(values: Float32Array): void {
+  for (let i = 0; i < values.length; i++) values[i] = (values[i]! - 127.5) * 0.0078125;
 }
 
 /** The pyramid scales facenet-pytorch uses for an image with shorter side `minSide`. */
@@ -101,7 +102,14 @@ function pushPNetCandidates(
     }
   }
   // NMS within this scale and image (Union, 0.5), as facenet-pytorch does before merging scales.
-  const keep = nms(local, Array.from({ length: local.length / STRIDE }, (_, i) => local[i * STRIDE + 4]!), local.length / STRIDE, STRIDE, 0.5, 'union');
+  const keep = nms(
+    local,
+    Array.from({ length: local.length / STRIDE }, (_, i) => local[i * STRIDE + 4]!),
+    local.length / STRIDE,
+    STRIDE,
+    0.5,
+    'union',
+  );
   for (const k of keep) {
     for (let j = 0; j < STRIDE; j++) out.data.push(local[k * STRIDE + j]!);
     out.image.push(imageIndex);
@@ -166,6 +174,67 @@ function regress(c: Candidates, reg: ArrayLike<number>): void {
   }
 }
 
+/** Integer output ranges `[floor(i·n/size), ceil((i+1)·n/size))` of area interpolation. */
+function areaBounds(n: number, size: number, start: Int32Array, end: Int32Array): void {
+  for (let i = 0; i < size; i++) {
+    start[i] = Math.floor((i * n) / size);
+    end[i] = Math.floor(((i + 1) * n + size - 1) / size);
+  }
+}
+
+/**
+ * Area-resizes the rectangle `[x0, x0+cw) × [y0, y0+ch)` of a CHW plane to size×size and writes it,
+ * standardised, into `out` at `at`. Same arithmetic as `resizeArea` (float64 row sums scaled by the row
+ * count, then column sums scaled by the column count), without copying the rectangle out first: R-Net can
+ * see thousands of candidates per frame.
+ */
+function cropResizeStandardise(
+  plane: Plane,
+  x0: number,
+  y0: number,
+  cw: number,
+  ch: number,
+  size: number,
+  out: Float32Array,
+  at: number,
+  scratch: CropScratch,
+): void {
+  const { rowStart, rowEnd, colStart, colEnd, row } = scratch;
+  areaBounds(ch, size, rowStart, rowEnd);
+  areaBounds(cw, size, colStart, colEnd);
+  const n = plane.width * plane.height;
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < size; i++) {
+      const ya = rowStart[i]!;
+      const yb = rowEnd[i]!;
+      for (let k = 0; k < cw; k++) row[k] = 0;
+      for (let y = ya; y < yb; y++) {
+        const r = c * n + (y0 + y) * plane.width + x0;
+        for (let k = 0; k < cw; k++) row[k] = row[k]! + plane.chw[r + k]!;
+      }
+      const rowScale = 1 / (yb - ya);
+      for (let k = 0; k < cw; k++) row[k] = row[k]! * rowScale;
+      const o = at + (c * size + i) * size;
+      for (let j = 0; j < size; j++) {
+        let acc = 0;
+        const xa = colStart[j]!;
+        const xb = colEnd[j]!;
+        for (let a = xa; a < xb; a++) acc += row[a]!;
+        // Round to float32 first, as the area-resized tensor is float32 before standardisation.
+        out[o + j] = (Math.fround(acc * (1 / (xb - xa))) - 127.5) * 0.0078125;
+      }
+    }
+  }
+}
+
+interface CropScratch {
+  rowStart: Int32Array;
+  rowEnd: Int32Array;
+  colStart: Int32Array;
+  colEnd: Int32Array;
+  row: Float64Array;
+}
+
 /**
  * Crops every candidate box (truncated to ints and clamped like facenet-pytorch `pad`), resizes it to
  * size×size with area interpolation and standardises it. Candidates whose crop is empty are removed from
@@ -174,7 +243,8 @@ function regress(c: Candidates, reg: ArrayLike<number>): void {
 function cropCandidates(c: Candidates, planes: readonly Plane[], size: number): Float32Array {
   const per = 3 * size * size;
   const keep: number[] = [];
-  const crops: Float32Array[] = [];
+  const rects: number[] = [];
+  let maxWidth = 1;
   for (let i = 0; i < c.image.length; i++) {
     const plane = planes[c.image[i]!]!;
     const o = i * STRIDE;
@@ -185,19 +255,32 @@ function cropCandidates(c: Candidates, planes: readonly Plane[], size: number): 
     const cw = ex - (x - 1);
     const ch = ey - (y - 1);
     if (cw <= 0 || ch <= 0) continue;
-    const region = new Float32Array(3 * cw * ch);
-    const n = plane.width * plane.height;
-    for (let ch3 = 0; ch3 < 3; ch3++) {
-      for (let r = 0; r < ch; r++) {
-        const src = ch3 * n + (y - 1 + r) * plane.width + (x - 1);
-        region.set(plane.chw.subarray(src, src + cw), (ch3 * ch + r) * cw);
-      }
-    }
-    crops.push(resizeArea(region, 3, ch, cw, size, size, 'CHW'));
     keep.push(i);
+    rects.push(x - 1, y - 1, cw, ch);
+    maxWidth = Math.max(maxWidth, cw);
   }
-  const input = new Float32Array(crops.length * per);
-  crops.forEach((crop, k) => standardise(crop, input, k * per));
+  const scratch: CropScratch = {
+    rowStart: new Int32Array(size),
+    rowEnd: new Int32Array(size),
+    colStart: new Int32Array(size),
+    colEnd: new Int32Array(size),
+    row: new Float64Array(maxWidth),
+  };
+  const input = new Float32Array(keep.length * per);
+  keep.forEach((i, k) => {
+    const r = k * 4;
+    cropResizeStandardise(
+      planes[c.image[i]!]!,
+      rects[r]!,
+      rects[r + 1]!,
+      rects[r + 2]!,
+      rects[r + 3]!,
+      size,
+      input,
+      k * per,
+      scratch,
+    );
+  });
   if (keep.length !== c.image.length) Object.assign(c, select(c, keep));
   return input;
 }
@@ -247,7 +330,9 @@ export async function runMtcnnCascade(
       const per = 3 * hs * ws;
       const input = new Float32Array(members.length * per);
       members.forEach((m, k) => {
-        standardise(resizeArea(planes[m]!.chw, 3, h, w, hs, ws, 'CHW'), input, k * per);
+        const level = input.subarray(k * per, (k + 1) * per);
+        resizeArea(planes[m]!.chw, 3, h, w, hs, ws, 'CHW', level);
+        standardiseInPlace(level);
       });
       const out = await networks.pnet(input, members.length, hs, ws);
       members.forEach((m, k) => {

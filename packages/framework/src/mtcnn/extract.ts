@@ -1,6 +1,6 @@
 import type { Box, FaceDetection } from '../contracts/detector.js';
-import type { RgbImage } from '../image/types.js';
 import { resizeBilinearPil } from '../image/resample.js';
+import type { RgbImage } from '../image/types.js';
 import { boxArea } from './cascade.js';
 import type { SelectionMethod } from './options.js';
 

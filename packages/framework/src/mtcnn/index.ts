@@ -1,10 +1,10 @@
 export { boxArea, pyramidScales, runMtcnnCascade } from './cascade.js';
-export { MtcnnDetector } from './detector.js';
 export type { DetectedFaces } from './detector.js';
-export { cropBox, extractFace, selectFace, standardiseCrop } from './extract.js';
+export { MtcnnDetector } from './detector.js';
 export type { FaceCrop } from './extract.js';
+export { cropBox, extractFace, selectFace, standardiseCrop } from './extract.js';
 export type { MtcnnNetworks, ONetOutput, PNetOutput, RNetOutput } from './networks.js';
-export { nms } from './nms.js';
 export type { NmsMode } from './nms.js';
-export { DEFAULT_MTCNN_OPTIONS, resolveMtcnnOptions } from './options.js';
+export { nms } from './nms.js';
 export type { MtcnnOptions, ResolvedMtcnnOptions, SelectionMethod } from './options.js';
+export { DEFAULT_MTCNN_OPTIONS, resolveMtcnnOptions } from './options.js';

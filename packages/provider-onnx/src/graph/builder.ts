@@ -11,7 +11,7 @@ import {
 } from './onnx-schema.js';
 import type { FloatTensor } from './weights.js';
 
-/** ONNX opset the builder targets; every op and attribute used here is checked against this version. */
+/** ONNX opset the builder targets; every op and attribute here follows that opset's definitions. */
 export const ONNX_OPSET = 17;
 /** ONNX IR version written into models (IR 8 is the one that accompanies opset 17). */
 export const ONNX_IR_VERSION = 8;
@@ -476,7 +476,10 @@ export class GraphBuilder {
     };
   }
 
-  /** Serialises the model to ONNX protobuf bytes, ready for `InferenceSession.create`. */
+  /**
+   * Serialises the model to ONNX protobuf bytes, ready for `InferenceSession.create` or a file; see
+   * {@link encodeModel} (the bytes may be a view over a larger buffer).
+   */
   toBytes(): Uint8Array {
     return encodeModel(this.toModel());
   }

@@ -276,6 +276,9 @@ function getModelType(): protobuf.Type {
 /**
  * Serialises a model to ONNX protobuf bytes. `verify` runs first, so a field of the wrong kind fails here
  * with protobufjs's message instead of producing a file onnxruntime rejects later.
+ *
+ * The result may be a view over a slightly larger `ArrayBuffer`: honour `byteOffset`/`byteLength` (Node's
+ * `fs.writeFile` and onnxruntime do) rather than using `.buffer` directly.
  */
 export function encodeModel(model: OnnxModel): Uint8Array {
   const type = getModelType();
