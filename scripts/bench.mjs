@@ -39,7 +39,10 @@ async function store(cacheDir = mkdtempSync(path.join(tmpdir(), 'facerec-bench-'
 
 /** A frame resized to 1280 px wide, as an RgbImage. */
 async function frame(file) {
-  const jpeg = await sharp(path.join(shared, 'faces', file)).resize({ width: 1280 }).jpeg({ quality: 95 }).toBuffer();
+  const jpeg = await sharp(path.join(shared, 'faces', file))
+    .resize({ width: 1280 })
+    .jpeg({ quality: 95 })
+    .toBuffer();
   return decodeImage(jpeg);
 }
 
@@ -55,7 +58,9 @@ async function benchMtcnn() {
   const warm = await OnnxMtcnnNetworks.load(s, threads);
   const warmMs = performance.now() - t;
   await warm.dispose();
-  console.log(`load, cold cache (pull from mirror + build graphs): ${ms(coldMs)} (graph building ${ms(buildMs)})`);
+  console.log(
+    `load, cold cache (pull from mirror + build graphs): ${ms(coldMs)} (graph building ${ms(buildMs)})`,
+  );
   console.log(`load, warm cache (read cached .onnx + create sessions): ${ms(warmMs)}`);
 
   const detector = createOnnxProvider({ intraOpNumThreads: threads, modelStore: s }).detector('mtcnn');
@@ -77,7 +82,9 @@ async function benchMtcnn() {
     `frames: ${FRAMES.length} × ${rounds} rounds at 1280 px wide, ${faces} faces per round ` +
       `(${frames.map((f) => `${f.width}×${f.height}`).join(', ')})`,
   );
-  console.log(`per frame: median ${ms(quantile(times, 0.5))}, p90 ${ms(quantile(times, 0.9))}, max ${ms(Math.max(...times))}`);
+  console.log(
+    `per frame: median ${ms(quantile(times, 0.5))}, p90 ${ms(quantile(times, 0.9))}, max ${ms(Math.max(...times))}`,
+  );
   await detector.dispose();
 }
 
@@ -90,12 +97,16 @@ async function benchEmbed() {
   let t = performance.now();
   const first = await provider.embedder('inception-resnet-v1', { weights: checkpoint, maxBatchSize: 64 });
   const firstMs = performance.now() - t;
-  console.log(`load, cold cache (read .pt, build graph ${ms(first.graph.buildMs)}, create session): ${ms(firstMs)}`);
+  console.log(
+    `load, cold cache (read .pt, build graph ${ms(first.graph.buildMs)}, create session): ${ms(firstMs)}`,
+  );
   await first.dispose();
   t = performance.now();
   const embedder = await provider.embedder('inception-resnet-v1', { weights: checkpoint, maxBatchSize: 64 });
   console.log(`load, warm cache (cached .onnx + session): ${ms(performance.now() - t)}`);
-  const crop = await decodeImage(await readFile(path.join(shared, 'reference', 'crops', 'facenet-pytorch__multiface__0.png')));
+  const crop = await decodeImage(
+    await readFile(path.join(shared, 'reference', 'crops', 'facenet-pytorch__multiface__0.png')),
+  );
   for (const batch of [1, 8]) {
     const faces = Array.from({ length: batch }, () => crop);
     await embedder.embed(faces);
@@ -105,17 +116,23 @@ async function benchEmbed() {
       await embedder.embed(faces);
       times.push((performance.now() - start) / batch);
     }
-    console.log(`batch ${batch}: median ${ms(quantile(times, 0.5))} per face, p90 ${ms(quantile(times, 0.9))}`);
+    console.log(
+      `batch ${batch}: median ${ms(quantile(times, 0.5))} per face, p90 ${ms(quantile(times, 0.9))}`,
+    );
   }
   const before = process.memoryUsage().rss;
   await embedder.embed(Array.from({ length: 64 }, () => crop));
   const peak = process.resourceUsage().maxRSS * 1024;
-  console.log(`64 faces in one call: peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB (RSS before ${(before / 2 ** 20).toFixed(0)} MiB)`);
+  console.log(
+    `64 faces in one call: peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB (RSS before ${(before / 2 ** 20).toFixed(0)} MiB)`,
+  );
   await embedder.dispose();
 }
 
 const all = { mtcnn: benchMtcnn, embed: benchEmbed };
-console.log(`facerec benchmarks — node ${process.version}, ${availableParallelism()} cores, shared data ${shared}`);
+console.log(
+  `facerec benchmarks — node ${process.version}, ${availableParallelism()} cores, shared data ${shared}`,
+);
 for (const name of suites) {
   if (!all[name]) {
     console.error(`unknown suite "${name}"; suites: ${Object.keys(all).join(', ')}`);

@@ -23,7 +23,11 @@ export class FacerecError extends Error {
     this.name = new.target.name;
     this.code = code;
     const names: string[] = [];
-    for (let proto = new.target.prototype; proto && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (
+      let proto = new.target.prototype;
+      proto && proto !== Error.prototype;
+      proto = Object.getPrototypeOf(proto)
+    ) {
       names.push(proto.constructor.name);
     }
     this[markerKey] = names;
@@ -36,6 +40,7 @@ export class FacerecError extends Error {
   static isInstance<T>(this: ErrorClass<T>, error: unknown): error is T {
     if (typeof error !== 'object' || error === null || !(markerKey in error)) return false;
     const names = (error as { [markerKey]: unknown })[markerKey];
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class isInstance was called on, by design.
     return Array.isArray(names) && names.includes(this.name);
   }
 }

@@ -1,8 +1,5 @@
-export { SPECIFICATION_VERSION } from './version.js';
-export type { SpecificationVersion } from './version.js';
 export type { Box, FaceDetection, FaceDetector, FiveLandmarks, Point } from './detector.js';
 export type { EmbedderPreprocessing, FaceEmbedder } from './embedder.js';
-export type { OutboundMessage, ReceivedMessage, ReceiveOptions, Transport } from './transport.js';
 export type {
   DistanceMetric,
   Gallery,
@@ -12,3 +9,6 @@ export type {
   IdentityCandidate,
   MatchOptions,
 } from './gallery.js';
+export type { OutboundMessage, ReceivedMessage, ReceiveOptions, Transport } from './transport.js';
+export type { SpecificationVersion } from './version.js';
+export { SPECIFICATION_VERSION } from './version.js';

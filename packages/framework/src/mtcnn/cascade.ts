@@ -1,9 +1,10 @@
 import type { FaceDetection, FiveLandmarks } from '../contracts/detector.js';
-import { resizeArea } from '../image/resample.js';
 import type { RgbImage } from '../image/types.js';
+import { AreaSampler } from './area.js';
 import type { MtcnnNetworks } from './networks.js';
 import { nms } from './nms.js';
 import type { ResolvedMtcnnOptions } from './options.js';
+import { ScratchPool } from './scratch.js';
 
 /*
  * The MTCNN cascade, reproducing facenet-pytorch's `detect_face` step for step, so that any provider that
@@ -27,30 +28,6 @@ interface Candidates {
   data: number[];
   /** Index of the image each candidate belongs to. */
   image: number[];
-}
-
-/** A float32 CHW copy of an image, kept for cropping. */
-interface Plane {
-  readonly width: number;
-  readonly height: number;
-  readonly chw: Float32Array;
-}
-
-function toChw(image: RgbImage): Plane {
-  const { width, height, data } = image;
-  const n = width * height;
-  const chw = new Float32Array(3 * n);
-  for (let i = 0; i < n; i++) {
-    chw[i] = data[3 * i]!;
-    chw[n + i] = data[3 * i + 1]!;
-    chw[2 * n + i] = data[3 * i + 2]!;
-  }
-  return { width, height, chw };
-}
-
-/** facenet-pytorch's MTCNN input scaling, `(x − 127.5) · 0.0078125`, in float32. */
-function standardiseInPlace(values: Float32Array): void {
-  for (let i = 0; i < values.length; i++) values[i] = (values[i]! - 127.5) * 0.0078125;
 }
 
 /** The pyramid scales facenet-pytorch uses for an image with shorter side `minSide`. */
@@ -174,111 +151,45 @@ function regress(c: Candidates, reg: ArrayLike<number>): void {
   }
 }
 
-/** Integer output ranges `[floor(i·n/size), ceil((i+1)·n/size))` of area interpolation. */
-function areaBounds(n: number, size: number, start: Int32Array, end: Int32Array): void {
-  for (let i = 0; i < size; i++) {
-    start[i] = Math.floor((i * n) / size);
-    end[i] = Math.floor(((i + 1) * n + size - 1) / size);
-  }
-}
-
-/**
- * Area-resizes the rectangle `[x0, x0+cw) × [y0, y0+ch)` of a CHW plane to size×size and writes it,
- * standardised, into `out` at `at`. Same arithmetic as `resizeArea` (float64 row sums scaled by the row
- * count, then column sums scaled by the column count), without copying the rectangle out first: R-Net can
- * see thousands of candidates per frame.
- */
-function cropResizeStandardise(
-  plane: Plane,
-  x0: number,
-  y0: number,
-  cw: number,
-  ch: number,
-  size: number,
-  out: Float32Array,
-  at: number,
-  scratch: CropScratch,
-): void {
-  const { rowStart, rowEnd, colStart, colEnd, row } = scratch;
-  areaBounds(ch, size, rowStart, rowEnd);
-  areaBounds(cw, size, colStart, colEnd);
-  const n = plane.width * plane.height;
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < size; i++) {
-      const ya = rowStart[i]!;
-      const yb = rowEnd[i]!;
-      for (let k = 0; k < cw; k++) row[k] = 0;
-      for (let y = ya; y < yb; y++) {
-        const r = c * n + (y0 + y) * plane.width + x0;
-        for (let k = 0; k < cw; k++) row[k] = row[k]! + plane.chw[r + k]!;
-      }
-      const rowScale = 1 / (yb - ya);
-      for (let k = 0; k < cw; k++) row[k] = row[k]! * rowScale;
-      const o = at + (c * size + i) * size;
-      for (let j = 0; j < size; j++) {
-        let acc = 0;
-        const xa = colStart[j]!;
-        const xb = colEnd[j]!;
-        for (let a = xa; a < xb; a++) acc += row[a]!;
-        // Round to float32 first, as the area-resized tensor is float32 before standardisation.
-        out[o + j] = (Math.fround(acc * (1 / (xb - xa))) - 127.5) * 0.0078125;
-      }
-    }
-  }
-}
-
-interface CropScratch {
-  rowStart: Int32Array;
-  rowEnd: Int32Array;
-  colStart: Int32Array;
-  colEnd: Int32Array;
-  row: Float64Array;
-}
-
 /**
  * Crops every candidate box (truncated to ints and clamped like facenet-pytorch `pad`), resizes it to
  * size×size with area interpolation and standardises it. Candidates whose crop is empty are removed from
  * `c` in place.
  */
-function cropCandidates(c: Candidates, planes: readonly Plane[], size: number): Float32Array {
+function cropCandidates(
+  c: Candidates,
+  samplers: readonly AreaSampler[],
+  size: number,
+  scratch: ScratchPool,
+): Float32Array {
   const per = 3 * size * size;
   const keep: number[] = [];
   const rects: number[] = [];
-  let maxWidth = 1;
   for (let i = 0; i < c.image.length; i++) {
-    const plane = planes[c.image[i]!]!;
+    const sampler = samplers[c.image[i]!]!;
     const o = i * STRIDE;
     const x = Math.max(Math.trunc(c.data[o]!), 1);
     const y = Math.max(Math.trunc(c.data[o + 1]!), 1);
-    const ex = Math.min(Math.trunc(c.data[o + 2]!), plane.width);
-    const ey = Math.min(Math.trunc(c.data[o + 3]!), plane.height);
+    const ex = Math.min(Math.trunc(c.data[o + 2]!), sampler.width);
+    const ey = Math.min(Math.trunc(c.data[o + 3]!), sampler.height);
     const cw = ex - (x - 1);
     const ch = ey - (y - 1);
     if (cw <= 0 || ch <= 0) continue;
     keep.push(i);
     rects.push(x - 1, y - 1, cw, ch);
-    maxWidth = Math.max(maxWidth, cw);
   }
-  const scratch: CropScratch = {
-    rowStart: new Int32Array(size),
-    rowEnd: new Int32Array(size),
-    colStart: new Int32Array(size),
-    colEnd: new Int32Array(size),
-    row: new Float64Array(maxWidth),
-  };
-  const input = new Float32Array(keep.length * per);
+  const input = scratch.float32(`crops-${size}`, keep.length * per);
   keep.forEach((i, k) => {
     const r = k * 4;
-    cropResizeStandardise(
-      planes[c.image[i]!]!,
+    samplers[c.image[i]!]!.sample(
       rects[r]!,
       rects[r + 1]!,
       rects[r + 2]!,
       rects[r + 3]!,
       size,
+      size,
       input,
       k * per,
-      scratch,
     );
   });
   if (keep.length !== c.image.length) Object.assign(c, select(c, keep));
@@ -310,8 +221,11 @@ export async function runMtcnnCascade(
   images: readonly RgbImage[],
   networks: MtcnnNetworks,
   options: Pick<ResolvedMtcnnOptions, 'minFaceSize' | 'thresholds' | 'factor'>,
+  scratch: ScratchPool = new ScratchPool(),
 ): Promise<FaceDetection[][]> {
-  const planes = images.map(toChw);
+  const planes = images.map(
+    (image, i) => new AreaSampler(image, (length, c) => scratch.uint32(`area-${i}-${c}`, length)),
+  );
   const [t1, t2, t3] = options.thresholds;
 
   // Stage 1: P-Net over each image's pyramid. Images of the same size share one P-Net call per scale.
@@ -328,11 +242,9 @@ export async function runMtcnnCascade(
       const hs = Math.trunc(h * scale + 1);
       const ws = Math.trunc(w * scale + 1);
       const per = 3 * hs * ws;
-      const input = new Float32Array(members.length * per);
+      const input = scratch.float32('pnet', members.length * per);
       members.forEach((m, k) => {
-        const level = input.subarray(k * per, (k + 1) * per);
-        resizeArea(planes[m]!.chw, 3, h, w, hs, ws, 'CHW', level);
-        standardiseInPlace(level);
+        planes[m]!.sample(0, 0, w, h, hs, ws, input, k * per);
       });
       const out = await networks.pnet(input, members.length, hs, ws);
       members.forEach((m, k) => {
@@ -362,7 +274,7 @@ export async function runMtcnnCascade(
 
   // Stage 2: R-Net on 24×24 crops.
   if (boxes.image.length > 0) {
-    const input = cropCandidates(boxes, planes, 24);
+    const input = cropCandidates(boxes, planes, 24, scratch);
     const out = boxes.image.length ? await networks.rnet(input, boxes.image.length) : undefined;
     if (out) {
       const { kept, scores } = filterByScore(boxes, out.prob, t2);
@@ -380,7 +292,7 @@ export async function runMtcnnCascade(
   // Stage 3: O-Net on 48×48 crops, landmarks, final regression and Min-mode NMS.
   const results: FaceDetection[][] = images.map(() => []);
   if (boxes.image.length > 0) {
-    const input = cropCandidates(boxes, planes, 48);
+    const input = cropCandidates(boxes, planes, 48, scratch);
     if (boxes.image.length > 0) {
       const out = await networks.onet(input, boxes.image.length);
       const { kept, scores } = filterByScore(boxes, out.prob, t3);

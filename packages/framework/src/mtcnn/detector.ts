@@ -7,6 +7,7 @@ import { runMtcnnCascade } from './cascade.js';
 import { extractFace, type FaceCrop, selectFace } from './extract.js';
 import type { MtcnnNetworks } from './networks.js';
 import { type MtcnnOptions, type ResolvedMtcnnOptions, resolveMtcnnOptions } from './options.js';
+import { ScratchPool } from './scratch.js';
 
 /** Detections and crops for one image. */
 export interface DetectedFaces {
@@ -29,6 +30,9 @@ export class MtcnnDetector implements FaceDetector {
   readonly provider: string;
   readonly options: Readonly<ResolvedMtcnnOptions>;
   #networks: Promise<MtcnnNetworks> | undefined;
+  readonly #scratch = new ScratchPool();
+  /** Calls run one at a time: they share the scratch buffers, and both compete for the same cores anyway. */
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(provider: string, networks: Promise<MtcnnNetworks>, options: MtcnnOptions = {}) {
     this.provider = provider;
@@ -58,7 +62,9 @@ export class MtcnnDetector implements FaceDetector {
     });
     const networks = await this.#nets();
     if (images.length === 0) return [];
-    const all = await runMtcnnCascade(images, networks, this.options);
+    const run = this.#queue.then(() => runMtcnnCascade(images, networks, this.options, this.#scratch));
+    this.#queue = run.catch(() => undefined);
+    const all = await run;
     if (this.options.keepAll) return all;
     return all.map((faces, i) =>
       selectFace(faces, this.options.selectionMethod, images[i]!, this.options.probabilityThreshold),

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
+import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, InvalidInputError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 
@@ -51,7 +51,9 @@ function expectSameDetections(actual: FaceDetection[], expected: FaceDetection[]
   expect(actual.length).toBe(expected.length);
   actual.forEach((a, i) => {
     const e = expected[i]!;
-    a.box.forEach((v, k) => expect(Math.abs(v - e.box[k]!)).toBeLessThanOrEqual(tolerance));
+    a.box.forEach((v, k) => {
+      expect(Math.abs(v - e.box[k]!)).toBeLessThanOrEqual(tolerance);
+    });
     expect(Math.abs(a.score - e.score)).toBeLessThanOrEqual(tolerance);
     a.landmarks.forEach((p, k) => {
       expect(Math.abs(p[0] - e.landmarks[k]![0])).toBeLessThanOrEqual(tolerance);
@@ -101,7 +103,8 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
         const faces = await detector.detect(image);
         expect(faces.length).toBeGreaterThan(0);
         faces.forEach(expectWellFormed);
-        for (let i = 1; i < faces.length; i++) expect(area(faces[i - 1]!)).toBeGreaterThanOrEqual(area(faces[i]!));
+        for (let i = 1; i < faces.length; i++)
+          expect(area(faces[i - 1]!)).toBeGreaterThanOrEqual(area(faces[i]!));
       }
     });
 
@@ -205,7 +208,11 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
 
     it('rejects crops of the wrong size or shape with InvalidInputError', async () => {
       const { width, height } = embedder.preprocessing.inputSize;
-      const wrongSize: RgbImage = { width: width + 1, height, data: new Uint8Array((width + 1) * height * 3) };
+      const wrongSize: RgbImage = {
+        width: width + 1,
+        height,
+        data: new Uint8Array((width + 1) * height * 3),
+      };
       for (const bad of [wrongSize, ...malformedImages().map(([, image]) => image)]) {
         const error = await embedder.embed([faces[0]!, bad]).catch((e: unknown) => e);
         expect(InvalidInputError.isInstance(error), String(error)).toBe(true);
