@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerDetectCommand } from './commands/detect.js';
 import { registerModelsCommands } from './commands/models.js';
 import { reportError } from './output.js';
 
@@ -10,6 +11,7 @@ export function createProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerModelsCommands(program);
+  registerDetectCommand(program);
   return program;
 }
 

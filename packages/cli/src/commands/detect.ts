@@ -1,0 +1,123 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  decodeImage,
+  encodePng,
+  FacerecError,
+  InvalidOptionsError,
+  type MtcnnOptions,
+} from '@facerec/framework';
+import { type Command, Option } from 'commander';
+import { info } from '../output.js';
+import { selectProvider } from '../providers.js';
+
+interface DetectOptions {
+  provider: string;
+  json?: boolean;
+  minFaceSize?: string;
+  thresholds?: string;
+  factor?: string;
+  cropsDir?: string;
+  imageSize?: string;
+  margin?: string;
+}
+
+const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+function number(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed))
+    throw new InvalidOptionsError('detect', `--${name} must be a number, got "${value}"`);
+  return parsed;
+}
+
+/** Maps the command-line flags onto MTCNN options (validated by the detector itself). */
+export function detectorOptions(opts: DetectOptions): MtcnnOptions {
+  const options: MtcnnOptions = { keepAll: true };
+  const minFaceSize = number('min-face-size', opts.minFaceSize);
+  if (minFaceSize !== undefined) options.minFaceSize = minFaceSize;
+  const factor = number('factor', opts.factor);
+  if (factor !== undefined) options.factor = factor;
+  const imageSize = number('image-size', opts.imageSize);
+  if (imageSize !== undefined) options.imageSize = imageSize;
+  const margin = number('margin', opts.margin);
+  if (margin !== undefined) options.margin = margin;
+  if (opts.thresholds !== undefined) {
+    const parts = opts.thresholds.split(',').map((p) => Number(p.trim()));
+    if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p))) {
+      throw new InvalidOptionsError(
+        'detect',
+        `--thresholds needs three numbers a,b,c, got "${opts.thresholds}"`,
+      );
+    }
+    options.thresholds = parts as [number, number, number];
+  }
+  return options;
+}
+
+/** `facerec detect <image...>`. */
+export function registerDetectCommand(program: Command): void {
+  program
+    .command('detect')
+    .description('find every face in each image with MTCNN (faces largest first)')
+    .argument('<image...>', 'JPEG, PNG or WebP files')
+    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
+    .option('--json', 'print [{ image, width, height, faces: [{ box, score, landmarks }] }] to stdout')
+    .option('--min-face-size <n>', 'smallest face to look for, in pixels (default 20)')
+    .option('--thresholds <a,b,c>', 'P-Net, R-Net, O-Net score thresholds (default 0.6,0.7,0.7)')
+    .option('--factor <f>', 'image pyramid scale step (default 0.709)')
+    .option('--image-size <n>', 'side of the face crops written by --crops-dir (default 160)')
+    .option('--margin <n>', 'margin around each face in the crops, in crop pixels (default 0)')
+    .option('--crops-dir <dir>', 'write each face crop as <dir>/<image name>_<index>.png')
+    .action(async (images: string[], opts: DetectOptions) => {
+      const detector = selectProvider(opts.provider).detector(detectorOptions(opts));
+      if (opts.cropsDir) await mkdir(opts.cropsDir, { recursive: true });
+      const results: unknown[] = [];
+      let failures = 0;
+      try {
+        for (const image of images) {
+          try {
+            const decoded = await decodeImage(await readFile(image));
+            const [found] = await detector.detectFaces([decoded]);
+            const { faces, crops } = found!;
+            results.push({
+              image,
+              width: decoded.width,
+              height: decoded.height,
+              faces: faces.map((f) => ({
+                box: f.box.map((v) => round(v)),
+                score: round(f.score, 6),
+                landmarks: f.landmarks.map(([x, y]) => [round(x), round(y)]),
+              })),
+            });
+            if (opts.cropsDir) {
+              const stem = path.basename(image, path.extname(image));
+              for (const [i, crop] of crops.entries()) {
+                await writeFile(path.join(opts.cropsDir, `${stem}_${i}.png`), await encodePng(crop.image));
+              }
+            }
+            if (!opts.json) {
+              info(
+                `${image}: ${faces.length} face${faces.length === 1 ? '' : 's'} (${decoded.width}×${decoded.height})`,
+              );
+              for (const f of faces) {
+                const [x1, y1, x2, y2] = f.box.map((v) => Math.round(v));
+                process.stdout.write(`${image}\t[${x1}, ${y1}, ${x2}, ${y2}]\tscore ${f.score.toFixed(4)}\n`);
+              }
+            }
+          } catch (error) {
+            // One unreadable image should not hide the results for the others; it still fails the command.
+            if (!FacerecError.isInstance(error)) throw error;
+            failures++;
+            info(`${image}: ${error.message}`);
+            results.push({ image, error: error.message });
+          }
+        }
+      } finally {
+        await detector.dispose();
+      }
+      if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+      if (failures) process.exitCode = 2;
+    });
+}

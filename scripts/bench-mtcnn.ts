@@ -1,0 +1,67 @@
+// MTCNN benchmark (`npm run bench -- mtcnn`): prints figures, asserts nothing.
+// Detection + crops on the four frames of ../shared/README.md "Reference speed", each resized to 1280 px
+// wide, plus the time to load the three nets with a cold and a warm model cache.
+import { mkdtempSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { decodeImage, loadManifest, ModelStore, type RgbImage } from '../packages/framework/src/index.js';
+import { createOnnxProvider, OnnxMtcnnNetworks } from '../packages/provider-onnx/src/index.js';
+import { BENCH_FRAMES, ms, quantile, sharedDir } from './bench-common.js';
+
+const threads = Number(process.env.FACEREC_THREADS ?? availableParallelism());
+
+async function frame(file: string): Promise<RgbImage> {
+  const jpeg = await sharp(path.join(sharedDir, 'faces', file))
+    .resize({ width: 1280 })
+    .jpeg({ quality: 95 })
+    .toBuffer();
+  return decodeImage(jpeg);
+}
+
+console.log(`## MTCNN detection + crops (onnx, ${threads} intra-op threads)`);
+const store = new ModelStore({
+  manifest: await loadManifest(),
+  cacheDir: mkdtempSync(path.join(tmpdir(), 'facerec-bench-')),
+  mirrorDir: path.join(sharedDir, 'models', 'upstream'),
+});
+let t = performance.now();
+const cold = await OnnxMtcnnNetworks.load(store, threads);
+const coldMs = performance.now() - t;
+const buildMs = cold.loadReport.graphs.reduce((a, g) => a + g.buildMs, 0);
+await cold.dispose();
+t = performance.now();
+const warm = await OnnxMtcnnNetworks.load(store, threads);
+const warmMs = performance.now() - t;
+await warm.dispose();
+console.log(
+  `load, cold cache (copy from mirror, read .pt, build graphs, sessions): ${ms(coldMs)} (graph building ${ms(buildMs)})`,
+);
+console.log(`load, warm cache (read cached .onnx, create sessions): ${ms(warmMs)}`);
+
+const detector = createOnnxProvider({ intraOpNumThreads: threads, modelStore: store }).detector('mtcnn');
+await detector.ready();
+const frames = await Promise.all(BENCH_FRAMES.map(frame));
+for (const f of frames) await detector.detectFaces([f]);
+const rounds = Number(process.env.FACEREC_BENCH_ROUNDS ?? 5);
+const times: number[] = [];
+const perFrame = frames.map(() => [] as number[]);
+let faces = 0;
+for (let r = 0; r < rounds; r++) {
+  for (const [i, f] of frames.entries()) {
+    const start = performance.now();
+    const [result] = await detector.detectFaces([f]);
+    const elapsed = performance.now() - start;
+    times.push(elapsed);
+    perFrame[i]!.push(elapsed);
+    if (r === 0) faces += result!.faces.length;
+  }
+}
+for (const [i, f] of frames.entries()) {
+  console.log(`  ${BENCH_FRAMES[i]} (${f.width}×${f.height}): median ${ms(quantile(perFrame[i]!, 0.5))}`);
+}
+console.log(`${frames.length} frames × ${rounds} rounds, ${faces} faces per round`);
+console.log(
+  `per frame: median ${ms(quantile(times, 0.5))}, p90 ${ms(quantile(times, 0.9))}, max ${ms(Math.max(...times))}`,
+);
+await detector.dispose();
