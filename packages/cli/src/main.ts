@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerDetectCommand } from './commands/detect.js';
+import { registerEmbedCommand } from './commands/embed.js';
 import { registerModelsCommands } from './commands/models.js';
 import { reportError } from './output.js';
 
@@ -12,6 +13,7 @@ export function createProgram(): Command {
     .exitOverride();
   registerModelsCommands(program);
   registerDetectCommand(program);
+  registerEmbedCommand(program);
   return program;
 }
 

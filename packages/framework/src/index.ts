@@ -12,3 +12,5 @@ export * from './errors.js';
 export * from './image/index.js';
 export * from './models/index.js';
 export * from './mtcnn/index.js';
+export * from './faceapi/index.js';
+export * from './transport/index.js';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   assertRgbImage,
@@ -7,14 +8,17 @@ import {
   type EmbedderPreprocessing,
   type FaceEmbedder,
   InvalidInputError,
+  InvalidOptionsError,
   type ModelStore,
   type RgbImage,
   SPECIFICATION_VERSION,
 } from '@facerec/framework';
 import type { InferenceSession } from 'onnxruntime-node';
-import { buildInceptionResnetV1 } from './graph/index.js';
+import { buildInceptionResnetV1, INCEPTION_RESNET_V1_EMBEDDING_SIZE } from './graph/index.js';
 import { createSession } from './graph/session.js';
 import { type CachedGraph, cachedGraph, resolveWeights } from './model-cache.js';
+
+type Ort = typeof import('onnxruntime-node');
 
 /** Named pretrained weights for InceptionResnetV1, and their manifest entries. */
 export const INCEPTION_RESNET_V1_WEIGHTS = Object.freeze({
@@ -52,23 +56,73 @@ export function toNchwBatch(faces: readonly RgbImage[], p: EmbedderPreprocessing
   return out;
 }
 
-/** Loads the graph for the requested weights, building it from the checkpoint on first use. */
+/** What a loaded InceptionResnetV1 graph came from; the ONNX bytes themselves are not kept. */
+export type InceptionResnetV1GraphInfo = Omit<CachedGraph, 'bytes'> & {
+  /** `inception-resnet-v1/<weights name or checkpoint file name>`. */
+  readonly modelId: string;
+};
+
+/** Timings of one {@link OnnxInceptionResnetV1Embedder.load}, in milliseconds. */
+export interface InceptionResnetV1LoadReport {
+  /** Getting the ONNX graph: pull and hash the weights, then read the cached `.onnx` or build it. */
+  readonly graphMs: number;
+  /** Creating the onnxruntime session (graph optimisation, weight pre-packing). */
+  readonly sessionMs: number;
+  readonly totalMs: number;
+}
+
+const COMPONENT = 'onnx inception-resnet-v1';
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  // Streamed: holding a 100 MB checkpoint in memory only to hash it would double the load's peak.
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * A user-supplied checkpoint path, checked and hashed. The hash keys the `.onnx` cache, so editing the
+ * file in place never reuses a graph built from the old weights.
+ */
+async function checkpointFile(weights: string): Promise<{ path: string; sha256: string }> {
+  const file = path.resolve(weights);
+  const info = await stat(file).catch(() => undefined);
+  if (!info?.isFile()) {
+    const named = Object.keys(INCEPTION_RESNET_V1_WEIGHTS).join(', ');
+    throw new InvalidOptionsError(
+      COMPONENT,
+      `weights "${weights}" is neither a named model (${named}) nor a checkpoint file` +
+        (info ? ` (${file} is not a file)` : ` (no such file: ${file})`),
+    );
+  }
+  return { path: file, sha256: await sha256File(file) };
+}
+
+/**
+ * The ONNX graph for InceptionResnetV1 with the requested weights: for `vggface2`/`casia-webface`, the
+ * upstream checkpoint is pulled through the model store (offline mirror, cache, then download; hash-checked,
+ * trust on first use where the manifest has no hash); for a path, that `.pt` file. The graph is built from
+ * the checkpoint on first use and cached under `<cacheDir>/onnx/`, keyed by the weights' sha256; later
+ * loads read the cached `.onnx` (`built: false`). facenet-pytorch's `logits.*` classifier head is dropped.
+ *
+ * @throws InvalidOptionsError when `weights` is neither a known name nor an existing file.
+ * @throws CheckpointError when the checkpoint is unreadable or is not an InceptionResnetV1 state dict.
+ * @throws ModelUnavailableError / IntegrityError when a named checkpoint cannot be obtained or verified.
+ *
+ * @example
+ * // Convert and cache ahead of time, e.g. after `facerec models pull inception-resnet-v1-vggface2`.
+ * const graph = await loadInceptionResnetV1Graph(store, 'vggface2');
+ * console.log(graph.built ? `built in ${graph.buildMs} ms` : 'cached', graph.path);
+ */
 export async function loadInceptionResnetV1Graph(
   store: ModelStore,
   weights: InceptionResnetV1Weights,
 ): Promise<CachedGraph & { modelId: string }> {
-  const named = INCEPTION_RESNET_V1_WEIGHTS[weights as keyof typeof INCEPTION_RESNET_V1_WEIGHTS];
-  let source: { path: string; sha256: string };
-  let modelId: string;
-  if (named) {
-    source = await resolveWeights(store, named);
-    modelId = `inception-resnet-v1/${weights}`;
-  } else {
-    const file = path.resolve(weights);
-    const bytes = await readFile(file);
-    source = { path: file, sha256: createHash('sha256').update(bytes).digest('hex') };
-    modelId = `inception-resnet-v1/${path.basename(file)}`;
-  }
+  const named = Object.hasOwn(INCEPTION_RESNET_V1_WEIGHTS, weights)
+    ? INCEPTION_RESNET_V1_WEIGHTS[weights as keyof typeof INCEPTION_RESNET_V1_WEIGHTS]
+    : undefined;
+  const source = named ? await resolveWeights(store, named) : await checkpointFile(weights);
+  const modelId = `inception-resnet-v1/${named ? weights : path.basename(source.path)}`;
   const graph = await cachedGraph(store.cacheDir, 'inception-resnet-v1', source, (sd, metadata) =>
     buildInceptionResnetV1(sd, { metadata, source: source.path }),
   );
@@ -77,50 +131,69 @@ export async function loadInceptionResnetV1Graph(
 
 /**
  * InceptionResnetV1 (facenet-pytorch) on onnxruntime-node: 160×160 crops in, 512-d L2-normalised embeddings
- * out, in batches of at most `maxBatchSize`.
+ * out, in batches of at most `maxBatchSize`. Create it through `createOnnxProvider().embedder(...)`.
  */
 export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
   readonly specificationVersion = SPECIFICATION_VERSION;
   readonly provider = 'onnx';
-  readonly dimension = 512;
+  readonly dimension = INCEPTION_RESNET_V1_EMBEDDING_SIZE;
   readonly preprocessing = FACENET_PREPROCESSING;
   readonly modelId: string;
   readonly weightsSha256: string;
-  readonly graph: CachedGraph;
-  readonly #maxBatchSize: number;
+  /** Where the graph came from: its cached `.onnx` path, and whether this load built it. */
+  readonly graph: InceptionResnetV1GraphInfo;
+  readonly loadReport: InceptionResnetV1LoadReport;
+  readonly maxBatchSize: number;
   #session: InferenceSession | undefined;
-  readonly #ort: typeof import('onnxruntime-node');
+  readonly #ort: Ort;
 
   private constructor(
-    ort: typeof import('onnxruntime-node'),
+    ort: Ort,
     session: InferenceSession,
-    graph: CachedGraph & { modelId: string },
+    graph: InceptionResnetV1GraphInfo,
+    loadReport: InceptionResnetV1LoadReport,
     maxBatchSize: number,
   ) {
     this.#ort = ort;
     this.#session = session;
     this.graph = graph;
+    this.loadReport = loadReport;
     this.modelId = graph.modelId;
     this.weightsSha256 = graph.weightsSha256;
-    this.#maxBatchSize = maxBatchSize;
+    this.maxBatchSize = maxBatchSize;
   }
 
-  /** Loads (and on first use builds and caches) the model. */
+  /**
+   * Loads (and on first use builds and caches) the model. Options are validated by the provider; this
+   * trusts them.
+   */
   static async load(
     store: ModelStore,
     weights: InceptionResnetV1Weights,
     options: { intraOpNumThreads: number; maxBatchSize: number },
   ): Promise<OnnxInceptionResnetV1Embedder> {
-    const graph = await loadInceptionResnetV1Graph(store, weights);
-    const session = await createSession(graph.bytes, { intraOpNumThreads: options.intraOpNumThreads });
+    const started = performance.now();
+    const { bytes, ...graph } = await loadInceptionResnetV1Graph(store, weights);
+    const graphMs = performance.now() - started;
+    // onnxruntime copies the initializers into its own memory; the ~90 MB of ONNX bytes are not kept, so
+    // they can be collected once the session exists.
+    const session = await createSession(bytes, { intraOpNumThreads: options.intraOpNumThreads });
     const ort = await import('onnxruntime-node');
-    return new OnnxInceptionResnetV1Embedder(ort, session, graph, options.maxBatchSize);
+    const totalMs = performance.now() - started;
+    return new OnnxInceptionResnetV1Embedder(
+      ort,
+      session,
+      graph,
+      { graphMs, sessionMs: totalMs - graphMs, totalMs },
+      options.maxBatchSize,
+    );
   }
 
   async embed(faces: readonly RgbImage[]): Promise<Float32Array[]> {
-    const session = this.#session;
-    if (!session) throw new DisposedError(`onnx ${this.modelId} embedder`);
+    if (!this.#session) throw new DisposedError(`onnx ${this.modelId} embedder`);
+    if (!Array.isArray(faces)) throw new InvalidInputError('embed: faces must be an array of RgbImage crops');
     const { width, height } = this.preprocessing.inputSize;
+    // Every crop is checked before any inference, so a bad one fails the call without wasted work.
     faces.forEach((face, i) => {
       assertRgbImage(face, `face ${i}`);
       if (face.width !== width || face.height !== height) {
@@ -130,8 +203,11 @@ export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
       }
     });
     const out: Float32Array[] = [];
-    for (let start = 0; start < faces.length; start += this.#maxBatchSize) {
-      const chunk = faces.slice(start, start + this.#maxBatchSize);
+    for (let start = 0; start < faces.length; start += this.maxBatchSize) {
+      // Re-read per chunk: a dispose() while an earlier chunk ran must not touch a released session.
+      const session = this.#session;
+      if (!session) throw new DisposedError(`onnx ${this.modelId} embedder`);
+      const chunk = faces.slice(start, start + this.maxBatchSize);
       const input = new this.#ort.Tensor('float32', toNchwBatch(chunk, this.preprocessing), [
         chunk.length,
         3,
@@ -139,7 +215,14 @@ export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
         width,
       ]);
       const result = await session.run({ input });
-      const data = result.embedding!.data as Float32Array;
+      const embedding = result.embedding;
+      if (!embedding || embedding.dims[0] !== chunk.length || embedding.dims[1] !== this.dimension) {
+        throw new Error(
+          `${this.modelId}: the graph returned ${embedding ? `[${embedding.dims.join(', ')}]` : 'no embedding'}, ` +
+            `expected [${chunk.length}, ${this.dimension}]`,
+        );
+      }
+      const data = embedding.data as Float32Array;
       for (let i = 0; i < chunk.length; i++)
         out.push(data.slice(i * this.dimension, (i + 1) * this.dimension));
     }

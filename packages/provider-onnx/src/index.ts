@@ -16,6 +16,7 @@ export { type CachedGraph, cachedGraph, GRAPH_BUILDER_VERSION } from './model-ca
 export { type MtcnnLoadReport, OnnxMtcnnNetworks } from './mtcnn.js';
 export {
   createOnnxProvider,
+  type FaceApiResnetOptions,
   type InceptionResnetV1Options,
   ONNX_DETECTOR_MODELS,
   ONNX_EMBEDDER_MODELS,
@@ -24,3 +25,4 @@ export {
   type OnnxProvider,
   type OnnxProviderOptions,
 } from './provider.js';
+export * from './faceapi/index.js';

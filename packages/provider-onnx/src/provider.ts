@@ -10,6 +10,7 @@ import {
 } from '@facerec/framework';
 import { z } from 'zod';
 import { type InceptionResnetV1Weights, OnnxInceptionResnetV1Embedder } from './embedder.js';
+import { OnnxFaceApiEmbedder } from './faceapi/index.js';
 import { OnnxMtcnnNetworks } from './mtcnn.js';
 
 /** Options of {@link createOnnxProvider}. */
@@ -28,10 +29,16 @@ export interface InceptionResnetV1Options {
   maxBatchSize?: number;
 }
 
+/** Options of the `faceapi-resnet` embedder. */
+export interface FaceApiResnetOptions {
+  /** Faces per inference call; larger batches are split. Default 16. */
+  maxBatchSize?: number;
+}
+
 /** Detector model ids of this provider. */
 export const ONNX_DETECTOR_MODELS = ['mtcnn'] as const;
 /** Embedder model ids of this provider. */
-export const ONNX_EMBEDDER_MODELS = ['inception-resnet-v1'] as const;
+export const ONNX_EMBEDDER_MODELS = ['inception-resnet-v1', 'faceapi-resnet'] as const;
 
 export type OnnxDetectorModelId = (typeof ONNX_DETECTOR_MODELS)[number];
 export type OnnxEmbedderModelId = (typeof ONNX_EMBEDDER_MODELS)[number];
@@ -42,7 +49,10 @@ export interface OnnxProvider {
   /** An MTCNN detector; its networks start loading now (once per detector). */
   detector(modelId: OnnxDetectorModelId, options?: MtcnnOptions): MtcnnDetector;
   /** An embedder, loaded (and on first use converted and cached) before the promise resolves. */
-  embedder(modelId: OnnxEmbedderModelId, options?: InceptionResnetV1Options): Promise<FaceEmbedder>;
+  embedder(modelId: 'inception-resnet-v1', options?: InceptionResnetV1Options): Promise<FaceEmbedder>;
+  /** face-api.js's ResNet-34-like recognition net (150×150 input, 128-d), from `@vladmandic/face-api`. */
+  embedder(modelId: 'faceapi-resnet', options?: FaceApiResnetOptions): Promise<FaceEmbedder>;
+  embedder(modelId: OnnxEmbedderModelId, options?: InceptionResnetV1Options | FaceApiResnetOptions): Promise<FaceEmbedder>;
   /** The model store this provider reads weights from. */
   modelStore(): Promise<ModelStore>;
 }
@@ -53,6 +63,8 @@ const providerSchema = z
     modelStore: z.instanceof(ModelStore).optional(),
   })
   .strict();
+
+const faceApiSchema = z.object({ maxBatchSize: z.number().int().min(1).max(1024).optional() }).strict();
 
 const irv1Schema = z
   .object({

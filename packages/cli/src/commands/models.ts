@@ -1,6 +1,31 @@
 import { loadManifest, ModelStore, readCheckpointFile } from '@facerec/framework';
+import {
+  INCEPTION_RESNET_V1_WEIGHTS,
+  type InceptionResnetV1Weights,
+  loadInceptionResnetV1Graph,
+} from '@facerec/provider-onnx';
 import type { Command } from 'commander';
 import { info, pullProgressReporter } from '../output.js';
+
+/** Manifest entries that are InceptionResnetV1 checkpoints, and their weights name. */
+const IRV1_BY_MODEL = new Map<string, InceptionResnetV1Weights>(
+  Object.entries(INCEPTION_RESNET_V1_WEIGHTS).map(([weights, model]) => [model, weights]),
+);
+
+/**
+ * Converts a pulled InceptionResnetV1 checkpoint to ONNX now, so the first `embed` does not pay for it; the
+ * graph is cached by the checkpoint's hash, so this is a no-op when it is already there.
+ */
+async function convertInceptionResnetV1(store: ModelStore, model: string): Promise<void> {
+  const weights = IRV1_BY_MODEL.get(model);
+  if (weights === undefined) return;
+  const graph = await loadInceptionResnetV1Graph(store, weights);
+  info(
+    graph.built
+      ? `${model}: converted to ONNX in ${(graph.buildMs / 1000).toFixed(1)} s → ${graph.path}`
+      : `${model}: ONNX graph already cached → ${graph.path}`,
+  );
+}
 
 /** `facerec models pull|list|inspect`. */
 export function registerModelsCommands(program: Command): void {
@@ -11,7 +36,7 @@ export function registerModelsCommands(program: Command): void {
   models
     .command('pull')
     .description(
-      'fetch model files into the cache (FACEREC_CACHE_DIR), from FACEREC_MODELS_MIRROR first, else over HTTPS; sha256-verified',
+      'fetch model files into the cache (FACEREC_CACHE_DIR), from FACEREC_MODELS_MIRROR first, else over HTTPS; sha256-verified; InceptionResnetV1 checkpoints are also converted to ONNX and cached',
     )
     .argument('[names...]', 'model names from the manifest (default: all the MTCNN and face-api files)')
     .action(async (names: string[]) => {
@@ -21,7 +46,10 @@ export function registerModelsCommands(program: Command): void {
       try {
         const pulled = await store.pull(wanted);
         progress.stop();
-        for (const m of pulled) info(`${m.name}: ${m.path} (${m.source}, sha256 ${m.sha256.slice(0, 12)}…)`);
+        for (const m of pulled) {
+          info(`${m.name}: ${m.path} (${m.source}, sha256 ${m.sha256.slice(0, 12)}…)`);
+          await convertInceptionResnetV1(store, m.name);
+        }
       } finally {
         progress.stop();
       }

@@ -9,3 +9,9 @@ export {
   describeEmbedderConformance,
 } from './conformance.js';
 export { describeWithSharedData, SHARED_DIR_ENV, sharedDir, sharedPath } from './shared-data.js';
+export {
+  readSyntheticReference,
+  type SyntheticReference,
+  type SyntheticTensorKey,
+  syntheticStateDict,
+} from './synthetic-weights.js';

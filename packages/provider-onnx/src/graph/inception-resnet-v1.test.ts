@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { CheckpointError, type NamedTensor, type StateDict } from '@facerec/framework';
+import { CheckpointError, type StateDict } from '@facerec/framework';
 import { type InferenceSession, Tensor } from 'onnxruntime-node';
 import sharp from 'sharp';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithSharedData, sharedPath } from '../../../framework/src/testing/shared-data.js';
+import { syntheticStateDict } from '../../../framework/src/testing/synthetic-weights.js';
 import { buildInceptionResnetV1 } from './inception-resnet-v1.js';
 import { decodeModel } from './onnx-schema.js';
 import { createSession } from './session.js';
@@ -14,42 +15,6 @@ interface SyntheticReference {
   readonly state_dict: readonly { key: string; shape: number[]; synthetic: boolean }[];
   readonly first_values_of_first_tensor: readonly number[];
   readonly embeddings: readonly { crop_png: string; embedding: number[] }[];
-}
-
-/**
- * The deterministic weights of /work/shared/README.md: a per-element integer hash of (tensor index, element
- * index) in uint32 arithmetic, mapped by key suffix, computed in float64 and rounded to float32.
- */
-function syntheticStateDict(entries: SyntheticReference['state_dict']): StateDict {
-  const sd = new Map<string, NamedTensor>();
-  entries.forEach(({ key, shape, synthetic }, t) => {
-    if (!synthetic) {
-      sd.set(key, { name: key, dtype: 'int64', shape, data: new BigInt64Array(Math.max(1, shape.length)) });
-      return;
-    }
-    const n = shape.reduce((a, b) => a * b, 1);
-    const seed = Math.imul(t + 1, 0x9e3779b9) >>> 0;
-    const fanIn = n / shape[0]!;
-    const map: (u: number) => number = key.endsWith('running_var')
-      ? (u) => 1 + 0.5 * u
-      : key.endsWith('running_mean') || key.endsWith('bias')
-        ? (u) => 0.02 * (2 * u - 1)
-        : shape.length >= 2
-          ? (u) => (2 * u - 1) * Math.sqrt(3 / fanIn)
-          : (u) => 1 + 0.1 * (2 * u - 1);
-    const data = new Float32Array(n);
-    for (let j = 0; j < n; j++) {
-      let x = (Math.imul(j, 2654435761) + seed) >>> 0;
-      for (let r = 0; r < 2; r++) {
-        x = (x ^ (x >>> 16)) >>> 0;
-        x = Math.imul(x, 0x45d9f3b) >>> 0;
-      }
-      x = (x ^ (x >>> 16)) >>> 0;
-      data[j] = map(x / 4294967296);
-    }
-    sd.set(key, { name: key, dtype: 'float32', shape, data });
-  });
-  return sd;
 }
 
 /** A crop PNG as facenet-pytorch's `fixed_image_standardization` input: (x − 127.5) / 128, CHW. */
@@ -102,7 +67,7 @@ describeWithSharedData(
     beforeAll(async () => {
       reference = JSON.parse(readFileSync(sharedPath(REFERENCE), 'utf8')) as SyntheticReference;
       let t0 = performance.now();
-      stateDict = syntheticStateDict(reference.state_dict);
+      stateDict = syntheticStateDict(reference.state_dict.map(({ key, shape }) => ({ name: key, shape })));
       const generateMs = performance.now() - t0;
       t0 = performance.now();
       bytes = buildInceptionResnetV1(stateDict, { metadata: { weights: 'synthetic' } });

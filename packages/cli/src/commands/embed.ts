@@ -1,0 +1,194 @@
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  decodeImage,
+  type FaceEmbedder,
+  FacerecError,
+  InvalidOptionsError,
+  loadManifest,
+  ModelStore,
+  type RgbImage,
+  resizeBilinearPil,
+} from '@facerec/framework';
+import { createOnnxProvider, type OnnxEmbedderModelId } from '@facerec/provider-onnx';
+import { type Command, Option } from 'commander';
+import { info, pullProgressReporter } from '../output.js';
+
+/** What `facerec embed` asks a provider for. */
+export interface EmbedRequest {
+  /** `--model`, checked by the provider (an unknown id lists the valid ones). */
+  readonly model: string;
+  /** `--weights` name, or the absolute path of `--checkpoint`; `undefined` lets the provider choose. */
+  readonly weights: string | undefined;
+  readonly maxBatchSize: number | undefined;
+  /** Where named weights are pulled from and converted graphs cached. */
+  readonly modelStore: ModelStore;
+}
+
+/**
+ * The providers `facerec embed` can run, by `--provider` name. Adding one (e.g. `tfjs`) is one entry here.
+ */
+export const EMBED_PROVIDERS: Readonly<Record<string, (request: EmbedRequest) => Promise<FaceEmbedder>>> =
+  Object.freeze({
+    onnx: ({ model, weights, maxBatchSize, modelStore }) =>
+      createOnnxProvider({ modelStore }).embedder(model as OnnxEmbedderModelId, {
+        ...(weights === undefined ? {} : { weights }),
+        ...(maxBatchSize === undefined ? {} : { maxBatchSize }),
+      }),
+  });
+
+/** The embedder factory named by `--provider`; an unknown name lists the valid ones. */
+export function selectEmbedProvider(name: string): (request: EmbedRequest) => Promise<FaceEmbedder> {
+  const factory = Object.hasOwn(EMBED_PROVIDERS, name) ? EMBED_PROVIDERS[name] : undefined;
+  if (!factory) {
+    throw new InvalidOptionsError(
+      '--provider',
+      `unknown provider "${name}"; valid providers: ${Object.keys(EMBED_PROVIDERS).join(', ')}`,
+    );
+  }
+  return factory;
+}
+
+interface EmbedOptions {
+  model: string;
+  provider: string;
+  checkpoint?: string;
+  weights?: string;
+  json?: boolean;
+  maxBatchSize?: string;
+}
+
+const DEFAULT_BATCH = 16;
+
+function positiveInteger(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < 1)
+    throw new InvalidOptionsError('embed', `${flag} must be a positive integer, got "${value}"`);
+  return parsed;
+}
+
+/**
+ * The embedder's input, from a decoded image taken as an already cropped face. Another size is stretched to
+ * the input size (no aspect ratio kept) with the framework's Pillow-exact bilinear resize over the whole
+ * image: that is what facenet-pytorch's `extract_face` does to a face box, so a crop saved at another size
+ * embeds as the reference implementation would embed it, and it matches the Lambda pipeline's
+ * `resizeToEmbedderInput`. sharp would work too, but its resampler differs from Pillow's by a few grey
+ * levels and would need an encode/decode round trip.
+ */
+export function toEmbedderInput(image: RgbImage, embedder: FaceEmbedder): RgbImage {
+  const { width, height } = embedder.preprocessing.inputSize;
+  if (image.width === width && image.height === height) return image;
+  return resizeBilinearPil(image, [0, 0, image.width, image.height], [width, height]);
+}
+
+/** float32 values need at most 9 significant digits to round-trip; the rest of a double's digits is noise. */
+const float32Json = (v: number): number => Number(v.toPrecision(9));
+
+/** What to report for an image that could not be read or decoded; `undefined` for an unexpected error. */
+function imageError(error: unknown): string | undefined {
+  if (FacerecError.isInstance(error)) return error.message;
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (typeof code === 'string' && typeof syscall === 'string') {
+    return code === 'ENOENT' ? 'no such file' : `cannot read the file (${code})`;
+  }
+  return undefined;
+}
+
+type Result = { image: string; embedding: number[] } | { image: string; error: string };
+
+/** `facerec embed <image...>`. */
+export function registerEmbedCommand(program: Command): void {
+  program
+    .command('embed')
+    .description('embed face crops (each image is one already cropped face; other sizes are resized)')
+    .argument('<image...>', 'JPEG, PNG or WebP files')
+    .addOption(new Option('--model <id>', 'embedder model').default('inception-resnet-v1'))
+    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
+    .addOption(
+      new Option('--checkpoint <file.pt>', 'facenet-pytorch state dict to use instead of named weights'),
+    )
+    .addOption(
+      new Option(
+        '--weights <name>',
+        'named pretrained weights, pulled into the model cache: vggface2 (default) or casia-webface',
+      ).conflicts('checkpoint'),
+    )
+    .option('--json', 'print [{ image, embedding: [numbers] }] to stdout')
+    .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_BATCH})`)
+    .action(async (images: string[], opts: EmbedOptions) => {
+      const factory = selectEmbedProvider(opts.provider);
+      const maxBatchSize = positiveInteger('--max-batch-size', opts.maxBatchSize);
+      let weights = opts.weights;
+      if (opts.checkpoint !== undefined) {
+        // Absolute, so that a checkpoint file named like a weights name is still read as a file.
+        weights = path.resolve(opts.checkpoint);
+        const file = await stat(weights).catch(() => undefined);
+        if (!file?.isFile())
+          throw new InvalidOptionsError('embed', `--checkpoint: no such file: ${opts.checkpoint}`);
+      }
+
+      const progress = pullProgressReporter();
+      let embedder: FaceEmbedder;
+      const started = performance.now();
+      try {
+        const modelStore = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
+        embedder = await factory({ model: opts.model, weights, maxBatchSize, modelStore });
+      } finally {
+        progress.stop();
+      }
+      if (!opts.json) {
+        // Providers that convert checkpoints say so through `graph.built` (onnx); others just load.
+        const built = (embedder as { graph?: { built?: unknown } }).graph?.built === true;
+        info(
+          `${embedder.modelId} (${embedder.provider}, ${embedder.dimension}-d) loaded in ` +
+            `${((performance.now() - started) / 1000).toFixed(1)} s` +
+            (built ? ' (first use: converted to ONNX and cached)' : ''),
+        );
+      }
+
+      const results: Result[] = [];
+      let failures = 0;
+      const batch = maxBatchSize ?? DEFAULT_BATCH;
+      try {
+        // Decoded a batch at a time, so a long list of images never sits in memory all at once.
+        for (let start = 0; start < images.length; start += batch) {
+          const pending: { index: number; face: RgbImage }[] = [];
+          for (const image of images.slice(start, start + batch)) {
+            try {
+              const decoded = await decodeImage(await readFile(image));
+              const face = toEmbedderInput(decoded, embedder);
+              if (face !== decoded && !opts.json)
+                info(`${image}: resized ${decoded.width}×${decoded.height} → ${face.width}×${face.height}`);
+              pending.push({ index: results.length, face });
+              results.push({ image, embedding: [] });
+            } catch (error) {
+              // One unreadable image should not hide the others' results; it still fails the command.
+              const message = imageError(error);
+              if (message === undefined) throw error;
+              failures++;
+              info(`${image}: ${message}`);
+              results.push({ image, error: message });
+            }
+          }
+          const vectors = await embedder.embed(pending.map((p) => p.face));
+          pending.forEach(({ index }, i) => {
+            const result = results[index]!;
+            const embedding = Array.from(vectors[i]!, float32Json);
+            results[index] = { image: result.image, embedding };
+            if (!opts.json) {
+              const head = embedding.slice(0, 5).map((v) => v.toFixed(4));
+              process.stdout.write(`${result.image}\t${embedding.length}-d\t[${head.join(', ')}, …]\n`);
+            }
+          });
+        }
+      } finally {
+        await embedder.dispose();
+      }
+      if (opts.json) {
+        // One line per image: 512 numbers each on their own line would be unreadable.
+        process.stdout.write(`[\n${results.map((r) => `  ${JSON.stringify(r)}`).join(',\n')}\n]\n`);
+      }
+      if (failures) process.exitCode = 2;
+    });
+}

@@ -1,0 +1,229 @@
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  CACHE_DIR_ENV,
+  decodeImage,
+  encodePng,
+  MODELS_MIRROR_ENV,
+  resizeBilinearPil,
+} from '@facerec/framework';
+import {
+  describeWithSharedData,
+  readSyntheticReference,
+  type SyntheticReference,
+  sharedPath,
+} from '@facerec/framework/testing';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  writeSyntheticCheckpoint,
+  writeUpstreamStandIn,
+} from '../../provider-onnx/test/fixtures/synthetic-checkpoint.js';
+import { main } from '../src/main.js';
+
+const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
+
+interface Run {
+  /** What `main` returned. */
+  readonly code: number;
+  /** `process.exitCode` the command set (partial failures), reset after each run. */
+  readonly exitCode: number | string | undefined;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI in this process, capturing stdout and stderr. */
+async function cli(...args: string[]): Promise<Run> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const capture = (sink: string[]) => (chunk: unknown) => {
+    sink.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'));
+    return true;
+  };
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture(stdout) as never);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture(stderr) as never);
+  try {
+    const code = await main(['node', 'facerec', ...args]);
+    return { code, exitCode: process.exitCode, stdout: stdout.join(''), stderr: stderr.join('') };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+    process.exitCode = undefined;
+  }
+}
+
+const cosine = (a: readonly number[], b: readonly number[]): number => {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  return ab / Math.sqrt(aa * bb);
+};
+
+type JsonResult = { image: string; embedding?: number[]; error?: string };
+
+describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/upstream/pnet.pt'], () => {
+  let work: string;
+  let cacheDir: string;
+  let checkpoint: string;
+  let reference: SyntheticReference;
+  const saved = { cache: process.env[CACHE_DIR_ENV], mirror: process.env[MODELS_MIRROR_ENV] };
+  const crop = (i: number) => sharedPath('reference', reference.embeddings[i]!.cropPng);
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'facerec-cli-embed-'));
+    cacheDir = path.join(work, 'cache');
+    const mirror = path.join(work, 'mirror');
+    await mkdir(mirror);
+    process.env[CACHE_DIR_ENV] = cacheDir;
+    process.env[MODELS_MIRROR_ENV] = mirror;
+    reference = await readSyntheticReference(sharedPath(REFERENCE));
+    checkpoint = await writeSyntheticCheckpoint(path.join(work, 'synthetic.pt'), reference.keys);
+    await writeUpstreamStandIn(mirror, 'vggface2', reference.keys);
+    await copyFile(sharedPath('models', 'upstream', 'pnet.pt'), path.join(mirror, 'pnet.pt'));
+  });
+
+  afterAll(async () => {
+    for (const [key, value] of [
+      [CACHE_DIR_ENV, saved.cache],
+      [MODELS_MIRROR_ENV, saved.mirror],
+    ] as const) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('prints JSON embeddings that match facenet-pytorch (cosine ≥ 0.9999)', async () => {
+    const picked = [0, 17, 33, 66];
+    const run = await cli('embed', ...picked.map(crop), '--checkpoint', checkpoint, '--json');
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect([run.code, run.exitCode]).toEqual([0, undefined]);
+    const results = JSON.parse(run.stdout) as JsonResult[];
+    expect(results.map((r) => r.image)).toEqual(picked.map(crop));
+    const cosines = results.map((r, i) => cosine(r.embedding!, reference.embeddings[picked[i]!]!.embedding));
+    console.log(
+      `facerec embed --json vs facenet-pytorch: cosines ${cosines.map((c) => c.toFixed(9)).join(', ')}`,
+    );
+    for (const r of results) expect(r.embedding).toHaveLength(512);
+    for (const c of cosines) expect(c).toBeGreaterThanOrEqual(0.9999);
+  });
+
+  it('prints a short summary without --json, diagnostics on stderr', async () => {
+    const run = await cli('embed', crop(1), crop(2), '--checkpoint', checkpoint);
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(
+      new RegExp(`^${crop(1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\t512-d\\t\\[-?\\d\\.\\d{4}, .*…\\]$`),
+    );
+    expect(run.stderr).toMatch(/inception-resnet-v1\/synthetic\.pt \(onnx, 512-d\) loaded in/);
+  });
+
+  it('resizes images of another size with the Pillow-exact bilinear resize', async () => {
+    const original = await decodeImage(await readFile(crop(5)));
+    const big = resizeBilinearPil(original, [0, 0, 160, 160], [203, 187]);
+    const bigFile = path.join(work, 'big.png');
+    await writeFile(bigFile, await encodePng(big));
+    // What the CLI must feed the network: the same resize, done here, saved losslessly.
+    const expectedFile = path.join(work, 'expected.png');
+    await writeFile(expectedFile, await encodePng(resizeBilinearPil(big, [0, 0, 203, 187], [160, 160])));
+    const run = await cli('embed', bigFile, expectedFile, '--checkpoint', checkpoint, '--json');
+    expect(run.code).toBe(0);
+    const [resized, expected] = JSON.parse(run.stdout) as JsonResult[];
+    expect(resized!.embedding).toEqual(expected!.embedding);
+    expect(cosine(resized!.embedding!, reference.embeddings[5]!.embedding)).toBeGreaterThan(0.99);
+  });
+
+  it('reports unreadable images per image and exits 2, keeping the other results', async () => {
+    const notImage = path.join(work, 'notes.png');
+    await writeFile(notImage, 'not an image');
+    const missing = path.join(work, 'missing.jpg');
+    const run = await cli('embed', notImage, crop(3), missing, '--checkpoint', checkpoint, '--json');
+    expect([run.code, run.exitCode]).toEqual([0, 2]);
+    const results = JSON.parse(run.stdout) as JsonResult[];
+    expect(results.map((r) => r.image)).toEqual([notImage, crop(3), missing]);
+    expect(results[0]!.error).toMatch(/Not an image/);
+    expect(results[2]!.error).toBe('no such file');
+    expect(cosine(results[1]!.embedding!, reference.embeddings[3]!.embedding)).toBeGreaterThanOrEqual(0.9999);
+    expect(run.stderr).toContain(`${missing}: no such file`);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('gives the same embeddings with a small --max-batch-size', async () => {
+    const images = [6, 7, 8, 9, 10].map(crop);
+    const small = await cli(
+      'embed',
+      ...images,
+      '--checkpoint',
+      checkpoint,
+      '--json',
+      '--max-batch-size',
+      '2',
+    );
+    const large = await cli('embed', ...images, '--checkpoint', checkpoint, '--json');
+    const a = JSON.parse(small.stdout) as JsonResult[];
+    const b = JSON.parse(large.stdout) as JsonResult[];
+    a.forEach((r, i) => {
+      const d = Math.max(...r.embedding!.map((v, k) => Math.abs(v - b[i]!.embedding![k]!)));
+      expect(d).toBeLessThanOrEqual(1e-6);
+    });
+  });
+
+  describe('errors: a message on stderr, exit code 2, no stack trace', () => {
+    // `CHECKPOINT` stands for the synthetic checkpoint, whose path is known only once the suite runs.
+    it.each([
+      [
+        ['--provider', 'tfjs', '--checkpoint', 'CHECKPOINT'],
+        /--provider: unknown provider "tfjs"; valid providers: onnx/,
+      ],
+      [
+        ['--model', 'facenet', '--checkpoint', 'CHECKPOINT'],
+        /No embedder model "facenet"; available: .*inception-resnet-v1/,
+      ],
+      [
+        ['--max-batch-size', '0', '--checkpoint', 'CHECKPOINT'],
+        /--max-batch-size must be a positive integer, got "0"/,
+      ],
+      [['--checkpoint', '/nonexistent/x.pt'], /--checkpoint: no such file: \/nonexistent\/x\.pt/],
+      [['--weights', 'vgg'], /weights "vgg" is neither a named model \(vggface2, casia-webface\)/],
+    ])('%j', async (flags, message) => {
+      const run = await cli('embed', crop(0), ...flags.map((f) => (f === 'CHECKPOINT' ? checkpoint : f)));
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+      expect(run.stdout).toBe('');
+    });
+  });
+
+  describe('models pull inception-resnet-v1-vggface2', () => {
+    it('pulls the checkpoint, converts it to ONNX once, and embed --weights vggface2 uses it', async () => {
+      const first = await cli('models', 'pull', 'inception-resnet-v1-vggface2');
+      expect(first.code).toBe(0);
+      expect(first.stderr).toMatch(/trusted on first use/);
+      expect(first.stderr).toMatch(/inception-resnet-v1-vggface2: converted to ONNX in [\d.]+ s → .*\.onnx/);
+      const onnx = (await readdir(path.join(cacheDir, 'onnx'))).filter((f) => f.endsWith('.onnx'));
+      expect(onnx.length).toBeGreaterThanOrEqual(1);
+
+      const again = await cli('models', 'pull', 'inception-resnet-v1-vggface2');
+      expect(again.stderr).toMatch(/inception-resnet-v1-vggface2: ONNX graph already cached → .*\.onnx/);
+
+      const run = await cli('embed', crop(4), '--weights', 'vggface2', '--json');
+      expect(run.code).toBe(0);
+      const [result] = JSON.parse(run.stdout) as JsonResult[];
+      // The stand-in holds the synthetic weights plus a logits head, which embedding drops.
+      expect(cosine(result!.embedding!, reference.embeddings[4]!.embedding)).toBeGreaterThanOrEqual(0.9999);
+    });
+
+    it('pulls other models as before, converting nothing', async () => {
+      const run = await cli('models', 'pull', 'mtcnn-pnet');
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(/mtcnn-pnet: .*pnet\.pt \(mirror, sha256 /);
+      expect(run.stderr).not.toMatch(/ONNX/);
+    });
+  });
+});

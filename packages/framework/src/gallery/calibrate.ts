@@ -1,0 +1,367 @@
+/**
+ * Threshold calibration: from genuine distances (a face against its own identity) and impostor distances (a
+ * face against everyone else) to a ROC curve and the threshold at a target false-accept rate.
+ *
+ * Conventions, matching {@link FileGallery.match} (a query is accepted when `distance ≤ threshold`):
+ * - FAR(t) = impostor pairs with distance ≤ t / impostor pairs; TAR(t) = genuine pairs with distance ≤ t /
+ *   genuine pairs; FRR = 1 − TAR.
+ * - Candidate thresholds are 0 and every observed distance. The threshold for a target FAR is the largest
+ *   candidate whose FAR is at most the target.
+ * - The equal error rate is taken at the candidate where |FAR − FRR| is smallest (the lowest such threshold
+ *   on ties), as the mean of the two rates there.
+ */
+import { z } from 'zod';
+import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import type { FileGallery } from './gallery.js';
+import type { CalibrationPoint, GalleryCalibration } from './types.js';
+import { distanceFromDot } from './vectors.js';
+
+/** The ROC curve: parallel arrays, one entry per candidate threshold, thresholds ascending. */
+export interface RocCurve {
+  readonly thresholds: Float64Array;
+  readonly far: Float64Array;
+  readonly tar: Float64Array;
+  readonly genuinePairs: number;
+  readonly impostorPairs: number;
+}
+
+/** A threshold and the error rates it gives. */
+export interface OperatingPoint {
+  readonly threshold: number;
+  readonly far: number;
+  readonly tar: number;
+  readonly frr: number;
+}
+
+/** False-accept rates reported as the curve's key points: 0.1%, 1%, 5%, 10%. */
+export const KEY_FARS: readonly number[] = Object.freeze([0.001, 0.01, 0.05, 0.1]);
+
+/**
+ * The ROC curve of a verifier that accepts a pair when its distance is ≤ the threshold.
+ *
+ * @throws {@link InvalidInputError} when there is no genuine or no impostor distance, or a distance is NaN.
+ */
+export function rocCurve(genuine: ArrayLike<number>, impostor: ArrayLike<number>): RocCurve {
+  if (genuine.length === 0 || impostor.length === 0) {
+    throw new InvalidInputError(
+      `calibration needs at least one genuine and one impostor pair (got ${genuine.length} genuine, ${impostor.length} impostor)`,
+    );
+  }
+  const g = Float64Array.from(genuine).sort();
+  const im = Float64Array.from(impostor).sort();
+  if (Number.isNaN(g[g.length - 1]!) || Number.isNaN(im[im.length - 1]!)) {
+    throw new InvalidInputError('calibration: a distance is NaN');
+  }
+  const candidates = new Float64Array(g.length + im.length + 1);
+  candidates.set(g, 1);
+  candidates.set(im, g.length + 1);
+  candidates.sort();
+  const thresholds: number[] = [];
+  const far: number[] = [];
+  const tar: number[] = [];
+  let gi = 0;
+  let ii = 0;
+  for (let c = 0; c < candidates.length; c++) {
+    const t = candidates[c]!;
+    if (c > 0 && t === candidates[c - 1]) continue;
+    while (gi < g.length && g[gi]! <= t) gi++;
+    while (ii < im.length && im[ii]! <= t) ii++;
+    thresholds.push(t);
+    far.push(ii / im.length);
+    tar.push(gi / g.length);
+  }
+  return {
+    thresholds: Float64Array.from(thresholds),
+    far: Float64Array.from(far),
+    tar: Float64Array.from(tar),
+    genuinePairs: g.length,
+    impostorPairs: im.length,
+  };
+}
+
+/**
+ * The largest candidate threshold whose FAR is at most `targetFar`, or `undefined` when even the smallest
+ * candidate (0, or a negative distance) accepts more impostors than that (impostors at distance 0).
+ */
+export function operatingPointAtFar(roc: RocCurve, targetFar: number): OperatingPoint | undefined {
+  // FAR never decreases as the threshold grows: the answer is the last index with far ≤ target.
+  let lo = 0;
+  let hi = roc.far.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (roc.far[mid]! <= targetFar) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found < 0 ? undefined : pointAt(roc, found);
+}
+
+/** The equal error rate: where |FAR − FRR| is smallest (lowest threshold on ties); rate = (FAR + FRR) / 2. */
+export function equalErrorRate(roc: RocCurve): OperatingPoint & { readonly rate: number } {
+  let best = 0;
+  let gap = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < roc.thresholds.length; i++) {
+    const d = Math.abs(roc.far[i]! - (1 - roc.tar[i]!));
+    if (d < gap) {
+      gap = d;
+      best = i;
+    }
+  }
+  const point = pointAt(roc, best);
+  return { ...point, rate: (point.far + point.frr) / 2 };
+}
+
+function pointAt(roc: RocCurve, i: number): OperatingPoint {
+  return { threshold: roc.thresholds[i]!, far: roc.far[i]!, tar: roc.tar[i]!, frr: 1 - roc.tar[i]! };
+}
+
+/** A labelled probe: an embedding of a known person, who may or may not be enrolled. */
+export interface LabelledProbe {
+  readonly identity: string;
+  readonly embedding: Float32Array;
+}
+
+/** Options of {@link calibrateThreshold} and {@link calibrateThresholdLeaveOneOut}. */
+export interface CalibrationOptions {
+  /** False-accept rate to calibrate for, in (0, 1). Default 0.01. */
+  readonly targetFar?: number;
+  /** Rates for {@link CalibrationResult.keyPoints}. Default {@link KEY_FARS}. */
+  readonly keyFars?: readonly number[];
+  /** Date recorded as `calibratedAt`. Default now. */
+  readonly now?: Date;
+}
+
+/** What calibration found, and the gallery with the threshold stored. */
+export interface CalibrationResult {
+  /** A copy of the gallery with `threshold` and `calibration` set. */
+  readonly gallery: FileGallery;
+  /** The threshold at the target FAR, with its FAR, TAR and FRR on the calibration data. */
+  readonly point: OperatingPoint;
+  /** The metadata stored in the gallery. */
+  readonly calibration: GalleryCalibration;
+  readonly roc: RocCurve;
+  /** Genuine distances, one per probe of an enrolled identity (ascending order is not guaranteed). */
+  readonly genuine: Float64Array;
+  /** Impostor distances, one per probe and other identity. */
+  readonly impostor: Float64Array;
+  /** Things that make the result less trustworthy (too few pairs for the target FAR, ...). */
+  readonly warnings: readonly string[];
+}
+
+const optionsSchema = z.strictObject({
+  targetFar: z.number().gt(0).lt(1).default(0.01),
+  keyFars: z.array(z.number().gt(0).lt(1)).default([...KEY_FARS]),
+  now: z.date().optional(),
+});
+
+function resolveOptions(component: string, options: CalibrationOptions) {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const detail = parsed.error.issues
+      .map((i) => `${i.path.join('.') || 'options'}: ${i.message}`)
+      .join('; ');
+    throw new InvalidOptionsError(component, detail, { cause: parsed.error });
+  }
+  return parsed.data;
+}
+
+/**
+ * Calibrates `gallery`'s threshold on labelled probes that were **not** enrolled (a probe identical to an
+ * enrolled example has genuine distance ~0 and makes the threshold meaningless; use
+ * {@link calibrateThresholdLeaveOneOut} to calibrate on the enrolled examples themselves).
+ *
+ * Each probe of an enrolled identity gives one genuine distance (to its own identity, aggregated as the
+ * gallery aggregates) and one impostor distance per other identity; a probe of someone not enrolled gives
+ * impostor distances to every identity. Needs at least one of each.
+ *
+ * @throws {@link InvalidInputError} without genuine or impostor pairs, or when no threshold reaches the
+ *   target FAR (impostors at distance 0, i.e. the same face under two names).
+ *
+ * @example
+ * const { gallery: calibrated, point } = calibrateThreshold(gallery, probes, { targetFar: 0.001 });
+ * console.log(`threshold ${point.threshold.toFixed(3)}: FAR ${point.far}, TAR ${point.tar}`);
+ * await calibrated.save('team.gallery.json');
+ */
+export function calibrateThreshold(
+  gallery: FileGallery,
+  probes: readonly LabelledProbe[],
+  options: CalibrationOptions = {},
+): CalibrationResult {
+  const resolved = resolveOptions('calibrateThreshold', options);
+  probes.forEach((probe, i) => {
+    if (typeof probe?.identity !== 'string') {
+      throw new InvalidInputError(`calibrateThreshold: probe ${i} has no identity string`);
+    }
+  });
+  const names = gallery.identities();
+  const indexOf = new Map(names.map((n, i) => [n, i]));
+  const distances = gallery.distancesTo(probes.map((p) => p.embedding));
+  const genuine: number[] = [];
+  const impostor = new Float64Array(
+    probes.reduce((n, p) => n + (indexOf.has(p.identity) ? names.length - 1 : names.length), 0),
+  );
+  let at = 0;
+  probes.forEach((probe, p) => {
+    const own = indexOf.get(probe.identity) ?? -1;
+    const row = distances[p]!;
+    for (let i = 0; i < row.length; i++) {
+      if (i === own) genuine.push(row[i]!);
+      else impostor[at++] = row[i]!;
+    }
+  });
+  return finish(gallery, 'probes', Float64Array.from(genuine), impostor, resolved);
+}
+
+/**
+ * Calibrates on the enrolled examples themselves, leaving each out in turn: every example of an identity
+ * with at least two examples is compared with the rest of its identity (genuine: the nearest other example,
+ * or the centroid of the others re-normalised, as the gallery aggregates) and with every other identity
+ * (impostor). Examples of single-example identities give impostor pairs only.
+ *
+ * Cost: one match per example, O(examples × gallery rows × dimension) — meant for galleries of up to a few
+ * thousand examples.
+ *
+ * @throws {@link InvalidInputError} when no identity has two examples or there is only one identity.
+ */
+export function calibrateThresholdLeaveOneOut(
+  gallery: FileGallery,
+  options: CalibrationOptions = {},
+): CalibrationResult {
+  const resolved = resolveOptions('calibrateThresholdLeaveOneOut', options);
+  const names = gallery.identities();
+  const dim = gallery.embedder.dimension;
+  const genuine: number[] = [];
+  const impostor: number[] = [];
+  names.forEach((name, own) => {
+    const examples = gallery.examples(name);
+    const others = gallery.distancesTo(examples.map((e) => e.embedding));
+    const sum = new Float64Array(dim);
+    if (gallery.aggregation === 'centroid') {
+      for (const e of examples) for (let j = 0; j < dim; j++) sum[j]! += e.embedding[j]!;
+    }
+    examples.forEach((example, k) => {
+      const row = others[k]!;
+      for (let i = 0; i < row.length; i++) if (i !== own) impostor.push(row[i]!);
+      if (examples.length < 2) return;
+      let bestDot = Number.NEGATIVE_INFINITY;
+      if (gallery.aggregation === 'nearest') {
+        examples.forEach((other, j) => {
+          if (j !== k) bestDot = Math.max(bestDot, dot(example.embedding, other.embedding));
+        });
+      } else {
+        let d = 0;
+        let n2 = 0;
+        for (let j = 0; j < dim; j++) {
+          const c = sum[j]! - example.embedding[j]!;
+          d += c * example.embedding[j]!;
+          n2 += c * c;
+        }
+        // The others summing to zero leave no direction: count the pair as maximally distant.
+        bestDot = n2 > 0 ? d / Math.sqrt(n2) : -1;
+      }
+      genuine.push(distanceFromDot(gallery.metric, bestDot));
+    });
+  });
+  return finish(gallery, 'leave-one-out', Float64Array.from(genuine), Float64Array.from(impostor), resolved);
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+function finish(
+  gallery: FileGallery,
+  method: GalleryCalibration['method'],
+  genuine: Float64Array,
+  impostor: Float64Array,
+  options: { targetFar: number; keyFars: number[]; now?: Date | undefined },
+): CalibrationResult {
+  if (genuine.length === 0 || impostor.length === 0) {
+    throw new InvalidInputError(
+      `${method === 'probes' ? 'calibrateThreshold' : 'calibrateThresholdLeaveOneOut'}: need at least one genuine ` +
+        `and one impostor pair, got ${genuine.length} genuine and ${impostor.length} impostor ` +
+        (method === 'probes'
+          ? '(genuine pairs need probes of enrolled identities; impostor pairs need two identities or a probe of someone not enrolled)'
+          : '(genuine pairs need an identity with two examples; impostor pairs need two identities)'),
+    );
+  }
+  const roc = rocCurve(genuine, impostor);
+  const point = operatingPointAtFar(roc, options.targetFar);
+  if (!point) {
+    throw new InvalidInputError(
+      `no threshold reaches FAR ${options.targetFar}: ${Math.round(roc.far[0]! * roc.impostorPairs)} impostor pairs are at ` +
+        `distance ${roc.thresholds[0]} (the same face under two names?)`,
+    );
+  }
+  const keyPoints: CalibrationPoint[] = [];
+  for (const target of options.keyFars) {
+    const p = operatingPointAtFar(roc, target);
+    if (p) {
+      keyPoints.push({
+        targetFar: target,
+        threshold: p.threshold,
+        far: p.far,
+        tar: p.tar,
+        resolved: roc.impostorPairs * target >= 1,
+      });
+    }
+  }
+  const eer = equalErrorRate(roc);
+  const calibration: GalleryCalibration = {
+    method,
+    targetFar: options.targetFar,
+    achievedFar: point.far,
+    achievedFrr: point.frr,
+    genuinePairs: roc.genuinePairs,
+    impostorPairs: roc.impostorPairs,
+    calibratedAt: (options.now ?? new Date()).toISOString(),
+    equalErrorRate: { threshold: eer.threshold, rate: eer.rate },
+    keyPoints,
+  };
+  const warnings: string[] = [];
+  if (roc.impostorPairs * options.targetFar < 1) {
+    warnings.push(
+      `only ${roc.impostorPairs} impostor pairs: a FAR of ${options.targetFar} cannot be told from 0 (that needs at ` +
+        `least ${Math.ceil(1 / options.targetFar)}); the threshold is just "below every impostor"`,
+    );
+  }
+  if (roc.genuinePairs < 20) {
+    warnings.push(`only ${roc.genuinePairs} genuine pairs: the false-reject rate is a rough estimate`);
+  }
+  return {
+    gallery: gallery.withThreshold(point.threshold, calibration),
+    point,
+    calibration,
+    roc,
+    genuine,
+    impostor,
+    warnings,
+  };
+}
+
+/**
+ * A plain-text report of a calibration for a terminal: the chosen threshold, the key points of the curve
+ * and the equal error rate.
+ */
+export function formatCalibration(result: Pick<CalibrationResult, 'calibration' | 'warnings'>): string {
+  const c = result.calibration;
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  const lines = [
+    `calibration (${c.method}): ${c.genuinePairs} genuine pairs, ${c.impostorPairs} impostor pairs`,
+    `threshold at target FAR ${pct(c.targetFar)}: FAR ${pct(c.achievedFar)}, FRR ${pct(c.achievedFrr)}`,
+    '  target FAR   threshold   FAR        TAR',
+    ...c.keyPoints.map(
+      (p) =>
+        `  ${pct(p.targetFar).padEnd(11)}  ${p.threshold.toFixed(4).padEnd(10)}  ${pct(p.far).padEnd(9)}  ${pct(p.tar)}${p.resolved ? '' : '  (too few impostor pairs)'}`,
+    ),
+    `  EER ${pct(c.equalErrorRate.rate)} at threshold ${c.equalErrorRate.threshold.toFixed(4)}`,
+    ...result.warnings.map((w) => `warning: ${w}`),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,445 @@
+/**
+ * Enrollment: a folder of `<root>/<identity>/<image>` files → a {@link FileGallery}.
+ *
+ * Every file found is accounted for: enrolled, or listed in `skipped` with a reason. Problems with one file
+ * (undecodable bytes, no face, several faces) never stop the run; problems with the setup (a detector whose
+ * crops do not fit the embedder, a failing model) do.
+ */
+import type { Dirent } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { FaceDetection } from '../contracts/detector.js';
+import type { FaceEmbedder } from '../contracts/embedder.js';
+import type { DistanceMetric, IdentityAggregation } from '../contracts/gallery.js';
+import {
+  ImageTooLargeError,
+  InvalidImageError,
+  InvalidOptionsError,
+  UnsupportedImageFormatError,
+} from '../errors.js';
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage } from '../image/decode.js';
+import type { RgbImage } from '../image/types.js';
+import { UNKNOWN_IDENTITY } from './format.js';
+import { FileGallery, type GallerySearchOptions } from './gallery.js';
+import type { GalleryIdentityInput } from './types.js';
+
+/** File extensions enrolled (case-insensitive). */
+export const ENROLL_EXTENSIONS: readonly string[] = Object.freeze(['.jpg', '.jpeg', '.png', '.webp']);
+
+/**
+ * What enrollment needs of a detector: {@link MtcnnDetector.detectFaces}'s shape, faces with their crops.
+ * `options.imageSize`, when the detector has it, is checked against the embedder's input size before any
+ * work is done.
+ */
+export interface EnrollmentDetector {
+  detectFaces(images: readonly RgbImage[]): Promise<
+    readonly {
+      readonly faces: readonly FaceDetection[];
+      readonly crops: readonly { readonly image: RgbImage }[];
+    }[]
+  >;
+  readonly options?: { readonly imageSize?: number };
+}
+
+/** What to do with an image showing more than one face. */
+export type MultipleFacesPolicy = 'skip' | 'largest';
+
+/** Why a file was not enrolled. */
+export type SkipReason =
+  | 'no face'
+  | 'several faces'
+  | 'undecodable'
+  | 'unsupported format'
+  | 'too large'
+  | 'unreadable'
+  | 'unsupported extension'
+  | 'not in an identity folder'
+  | 'nested folder'
+  | 'empty folder'
+  | 'hidden'
+  | 'reserved identity name';
+
+/** A file (or folder, with a trailing `/`) that was not enrolled. Paths are relative to the root, `/`-separated. */
+export interface SkippedFile {
+  readonly file: string;
+  readonly reason: SkipReason;
+  /** More about the reason: the decoder's message, the number of faces, ... */
+  readonly detail?: string;
+}
+
+/** A file that was enrolled. */
+export interface EnrolledFile {
+  readonly identity: string;
+  readonly file: string;
+  /** Faces the detector found (more than 1 only with `multipleFaces: 'largest'`). */
+  readonly faces: number;
+}
+
+/** Reported after each image file is processed: for a progress bar. */
+export interface EnrollProgress {
+  /** Image files processed so far, this one included. */
+  readonly done: number;
+  /** Image files to process (files with an image extension inside identity folders). */
+  readonly total: number;
+  readonly file: string;
+  readonly identity: string;
+  readonly outcome: 'enrolled' | 'skipped';
+  /** For `skipped`. */
+  readonly reason?: SkipReason;
+}
+
+/** Options of {@link enrollGallery}. */
+export interface EnrollOptions extends GallerySearchOptions {
+  /** Folder holding one sub-folder per identity. */
+  readonly root: string;
+  /**
+   * Finds faces and cuts them out at the embedder's input size. Construct it with
+   * `imageSize: embedder.preprocessing.inputSize.width` (MTCNN crops are square); a mismatch is refused.
+   */
+  readonly detector: EnrollmentDetector;
+  readonly embedder: Pick<
+    FaceEmbedder,
+    'modelId' | 'weightsSha256' | 'dimension' | 'preprocessing' | 'embed'
+  >;
+  /** Default `euclidean`. */
+  readonly metric?: DistanceMetric;
+  /** Default `nearest`. */
+  readonly aggregation?: IdentityAggregation;
+  /** Stored threshold; default 0 (uncalibrated, everything `'unknown'` until calibrated). */
+  readonly threshold?: number;
+  /** `skip` (default): images with several faces are skipped, as it is unclear who is meant; `largest`: enroll the largest. */
+  readonly multipleFaces?: MultipleFacesPolicy;
+  /** Limits for decoding each image; default {@link DEFAULT_DECODE_LIMITS}. */
+  readonly decodeLimits?: DecodeLimits;
+  /** Images decoded, detected and embedded together. Default 8. */
+  readonly batchSize?: number;
+  readonly onProgress?: (event: EnrollProgress) => void;
+  /** Stops between batches, rejecting with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link enrollGallery} produced. */
+export interface EnrollResult {
+  readonly gallery: FileGallery;
+  /** In processing order (identity, then file name). */
+  readonly enrolled: readonly EnrolledFile[];
+  /** Every file or folder not enrolled, with the reason; nothing is dropped silently. */
+  readonly skipped: readonly SkippedFile[];
+}
+
+const isFunction = (v: unknown) => typeof v === 'function';
+const optionsSchema = z.strictObject({
+  root: z.string().min(1),
+  detector: z.custom<EnrollmentDetector>(
+    (v) => typeof v === 'object' && v !== null && isFunction((v as EnrollmentDetector).detectFaces),
+    'must have a detectFaces(images) method',
+  ),
+  embedder: z.custom<EnrollOptions['embedder']>(
+    (v) =>
+      typeof v === 'object' &&
+      v !== null &&
+      isFunction((v as FaceEmbedder).embed) &&
+      typeof (v as FaceEmbedder).preprocessing === 'object',
+    'must be a FaceEmbedder',
+  ),
+  metric: z.enum(['euclidean', 'cosine']).optional(),
+  aggregation: z.enum(['nearest', 'centroid']).optional(),
+  threshold: z.number().optional(),
+  multipleFaces: z.enum(['skip', 'largest']).default('skip'),
+  decodeLimits: z
+    .strictObject({
+      maxBytes: z.number().int().positive().optional(),
+      maxPixels: z.number().int().positive().optional(),
+    })
+    .optional(),
+  batchSize: z.number().int().min(1).max(256).default(8),
+  onProgress: z.custom<(e: EnrollProgress) => void>(isFunction, 'must be a function').optional(),
+  signal: z.instanceof(AbortSignal).optional(),
+  kernel: z.enum(['auto', 'wasm', 'js']).optional(),
+});
+
+interface Candidate {
+  readonly identity: string;
+  readonly file: string;
+  readonly absolute: string;
+}
+
+/**
+ * Enrolls every image under `root`: `<root>/<identity>/*.{jpg,jpeg,png,webp}`. For each image: read, decode
+ * (within `decodeLimits`), detect, keep the one face (or the largest, per `multipleFaces`), and embed the
+ * kept crops of a batch in one call. Identities and files are processed in code-unit order of their names.
+ *
+ * Skipped, with a reason, never silently: files directly under `root`, files in folders nested inside an
+ * identity folder, other extensions, hidden entries (`.name`), empty identity folders, a folder named
+ * `unknown` (reserved), and images that cannot be read or decoded, are too large, or show no face or
+ * several faces.
+ *
+ * The crops must be what the embedder takes: the detector is constructed with `imageSize` equal to the
+ * embedder's `preprocessing.inputSize` (e.g. 160 for InceptionResnetV1, 150 for face-api's network). This is
+ * checked up front when the detector exposes `options.imageSize`, and on every crop otherwise.
+ *
+ * @throws {@link InvalidOptionsError} for bad options, a missing root, or crops that do not fit the embedder.
+ * Errors of the detector or embedder themselves propagate (they are not about one file).
+ *
+ * @example
+ * const embedder = provider.embedder('inception-resnet-v1/vggface2');
+ * const size = embedder.preprocessing.inputSize.width;
+ * const detector = new MtcnnDetector('onnx', networks, { imageSize: size });
+ * const { gallery, skipped } = await enrollGallery({ root: 'people', detector, embedder });
+ * await gallery.save('people.gallery.json');
+ */
+export async function enrollGallery(options: EnrollOptions): Promise<EnrollResult> {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const detail = parsed.error.issues
+      .map((i) => `${i.path.join('.') || 'options'}: ${i.message}`)
+      .join('; ');
+    throw new InvalidOptionsError('enrollGallery', detail, { cause: parsed.error });
+  }
+  const o = parsed.data;
+  const { embedder, detector } = o;
+  const { width, height } = embedder.preprocessing.inputSize;
+  const imageSize = detector.options?.imageSize;
+  if (imageSize !== undefined && (imageSize !== width || imageSize !== height)) {
+    throw cropSizeError(`${imageSize}×${imageSize}`, embedder);
+  }
+  const limits = { ...DEFAULT_DECODE_LIMITS, ...o.decodeLimits };
+
+  const { candidates, skipped } = await scan(o.root);
+  const enrolled: EnrolledFile[] = [];
+  const examples = new Map<string, { source: string; embedding: Float32Array }[]>();
+  let done = 0;
+  const report = (c: Candidate, outcome: EnrollProgress['outcome'], reason?: SkipReason) => {
+    done++;
+    o.onProgress?.({ done, total: candidates.length, file: c.file, identity: c.identity, outcome, reason });
+  };
+
+  for (let first = 0; first < candidates.length; first += o.batchSize) {
+    o.signal?.throwIfAborted();
+    const batch = candidates.slice(first, first + o.batchSize);
+    const loaded = await Promise.all(batch.map((c) => load(c, limits)));
+    const images = loaded.filter((l): l is RgbImage => !('reason' in l));
+    const detections = images.length ? await detector.detectFaces(images) : [];
+    if (detections.length !== images.length) {
+      throw new Error(`detector returned ${detections.length} results for ${images.length} images`);
+    }
+    // Per file: the skip, or the crop to embed.
+    const outcomes: ({ skip: SkippedFile } | { crop: RgbImage; faces: number })[] = [];
+    let next = 0;
+    batch.forEach((c, i) => {
+      const l = loaded[i]!;
+      if ('reason' in l) {
+        outcomes.push({ skip: { file: c.file, ...l } });
+        return;
+      }
+      const { faces, crops } = detections[next++]!;
+      if (faces.length === 0) {
+        outcomes.push({ skip: { file: c.file, reason: 'no face' } });
+      } else if (faces.length > 1 && o.multipleFaces === 'skip') {
+        outcomes.push({
+          skip: { file: c.file, reason: 'several faces', detail: `${faces.length} faces detected` },
+        });
+      } else {
+        const crop = crops[largest(faces)]?.image;
+        if (!crop)
+          throw new Error(`detector returned ${faces.length} faces but ${crops.length} crops for ${c.file}`);
+        if (crop.width !== width || crop.height !== height) {
+          throw cropSizeError(`${crop.width}×${crop.height}`, embedder);
+        }
+        outcomes.push({ crop, faces: faces.length });
+      }
+    });
+    const crops = outcomes.flatMap((x) => ('crop' in x ? [x.crop] : []));
+    const vectors = crops.length ? await embedder.embed(crops) : [];
+    if (vectors.length !== crops.length) {
+      throw new Error(`embedder returned ${vectors.length} embeddings for ${crops.length} crops`);
+    }
+    let v = 0;
+    batch.forEach((c, i) => {
+      const x = outcomes[i]!;
+      if ('skip' in x) {
+        skipped.push(x.skip);
+        report(c, 'skipped', x.skip.reason);
+        return;
+      }
+      const list = examples.get(c.identity) ?? [];
+      list.push({ source: c.file, embedding: vectors[v++]! });
+      examples.set(c.identity, list);
+      enrolled.push({ identity: c.identity, file: c.file, faces: x.faces });
+      report(c, 'enrolled');
+    });
+  }
+
+  const identities: GalleryIdentityInput[] = [...examples].map(([name, list]) => ({ name, examples: list }));
+  const gallery = FileGallery.create(
+    {
+      embedder: {
+        modelId: embedder.modelId,
+        weightsSha256: embedder.weightsSha256,
+        dimension: embedder.dimension,
+        preprocessing: embedder.preprocessing,
+      },
+      metric: o.metric,
+      aggregation: o.aggregation,
+      threshold: o.threshold,
+      identities,
+    },
+    { kernel: o.kernel },
+  );
+  return { gallery, enrolled, skipped };
+}
+
+function cropSizeError(crop: string, embedder: EnrollOptions['embedder']): InvalidOptionsError {
+  const { width, height } = embedder.preprocessing.inputSize;
+  return new InvalidOptionsError(
+    'enrollGallery',
+    `the detector cuts ${crop} face crops but embedder "${embedder.modelId}" takes ${width}×${height} inputs; ` +
+      `construct the detector with imageSize: ${width} (the embedder's preprocessing.inputSize)`,
+  );
+}
+
+/** Index of the face with the largest box (detectors sort largest first; this does not rely on it). */
+function largest(faces: readonly FaceDetection[]): number {
+  let best = 0;
+  let bestArea = -1;
+  faces.forEach((f, i) => {
+    const area = Math.max(0, f.box[2] - f.box[0]) * Math.max(0, f.box[3] - f.box[1]);
+    if (area > bestArea) {
+      bestArea = area;
+      best = i;
+    }
+  });
+  return best;
+}
+
+/** Reads and decodes one image, or says why not. Only per-file problems are caught. */
+async function load(
+  c: Candidate,
+  limits: Required<DecodeLimits>,
+): Promise<RgbImage | { reason: SkipReason; detail: string }> {
+  let bytes: Uint8Array;
+  try {
+    // Checked before reading, so a huge file is never loaded into memory only to be refused.
+    const { size } = await stat(c.absolute);
+    if (size > limits.maxBytes) {
+      return { reason: 'too large', detail: `${size} bytes exceeds the limit of ${limits.maxBytes} bytes` };
+    }
+    bytes = await readFile(c.absolute);
+  } catch (error) {
+    return { reason: 'unreadable', detail: errorMessage(error) };
+  }
+  try {
+    return await decodeImage(bytes, limits);
+  } catch (error) {
+    if (ImageTooLargeError.isInstance(error)) return { reason: 'too large', detail: error.message };
+    if (UnsupportedImageFormatError.isInstance(error))
+      return { reason: 'unsupported format', detail: error.message };
+    if (InvalidImageError.isInstance(error)) return { reason: 'undecodable', detail: error.message };
+    throw error;
+  }
+}
+
+const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** How deep nested folders are followed to list their files as skipped. */
+const MAX_NESTED_DEPTH = 16;
+
+/** Lists the enrollable files and, with reasons, everything else. */
+async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: SkippedFile[] }> {
+  const rel = (absolute: string) => path.relative(root, absolute).split(path.sep).join('/');
+  let entries: Dirent[];
+  try {
+    entries = await readdir(root, { withFileTypes: true });
+  } catch (error) {
+    throw new InvalidOptionsError(
+      'enrollGallery',
+      `cannot read root folder ${root}: ${errorMessage(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const candidates: Candidate[] = [];
+  const skipped: SkippedFile[] = [];
+  for (const entry of entries.sort((a, b) => byCodeUnit(a.name, b.name))) {
+    const absolute = path.join(root, entry.name);
+    const kind = await kindOf(entry, absolute);
+    const label = rel(absolute) + (kind === 'directory' ? '/' : '');
+    if (entry.name.startsWith('.')) {
+      skipped.push({ file: label, reason: 'hidden' });
+    } else if (kind === 'file') {
+      skipped.push({ file: label, reason: 'not in an identity folder' });
+    } else if (kind !== 'directory') {
+      skipped.push({ file: label, reason: 'unreadable', detail: kind });
+    } else if (entry.name === UNKNOWN_IDENTITY) {
+      const detail = `"${UNKNOWN_IDENTITY}" is the answer for unmatched faces`;
+      const files = await listFiles(absolute, 0);
+      if (files.length === 0) skipped.push({ file: label, reason: 'reserved identity name', detail });
+      for (const file of files) skipped.push({ file: rel(file), reason: 'reserved identity name', detail });
+    } else {
+      let found = 0;
+      let inner: Dirent[];
+      try {
+        inner = await readdir(absolute, { withFileTypes: true });
+      } catch (error) {
+        skipped.push({ file: label, reason: 'unreadable', detail: errorMessage(error) });
+        continue;
+      }
+      for (const item of inner.sort((a, b) => byCodeUnit(a.name, b.name))) {
+        found++;
+        const itemPath = path.join(absolute, item.name);
+        const itemKind = await kindOf(item, itemPath);
+        if (item.name.startsWith('.')) {
+          skipped.push({ file: rel(itemPath) + (itemKind === 'directory' ? '/' : ''), reason: 'hidden' });
+        } else if (itemKind === 'directory') {
+          const nested = item.isSymbolicLink() ? [] : await listFiles(itemPath, 1);
+          if (nested.length === 0) skipped.push({ file: `${rel(itemPath)}/`, reason: 'nested folder' });
+          for (const file of nested) skipped.push({ file: rel(file), reason: 'nested folder' });
+        } else if (itemKind !== 'file') {
+          skipped.push({ file: rel(itemPath), reason: 'unreadable', detail: itemKind });
+        } else if (!ENROLL_EXTENSIONS.includes(path.extname(item.name).toLowerCase())) {
+          skipped.push({
+            file: rel(itemPath),
+            reason: 'unsupported extension',
+            detail: `enrolled extensions: ${ENROLL_EXTENSIONS.join(', ')}`,
+          });
+        } else {
+          candidates.push({ identity: entry.name, file: rel(itemPath), absolute: itemPath });
+        }
+      }
+      if (found === 0) skipped.push({ file: label, reason: 'empty folder' });
+    }
+  }
+  return { candidates, skipped };
+}
+
+/** `file`, `directory`, or a description of anything else (a broken link, a socket). Follows symbolic links. */
+async function kindOf(entry: Dirent, absolute: string): Promise<string> {
+  if (entry.isFile()) return 'file';
+  if (entry.isDirectory()) return 'directory';
+  if (entry.isSymbolicLink()) {
+    try {
+      const s = await stat(absolute);
+      if (s.isFile()) return 'file';
+      if (s.isDirectory()) return 'directory';
+    } catch (error) {
+      return `broken link (${errorMessage(error)})`;
+    }
+  }
+  return 'not a regular file';
+}
+
+/** Every file below `dir` (not following linked folders, to avoid cycles), sorted. */
+async function listFiles(dir: string, depth: number): Promise<string[]> {
+  if (depth > MAX_NESTED_DEPTH) return [];
+  const out: string[] = [];
+  const entries = await readdir(dir, { withFileTypes: true });
+  for (const entry of entries.sort((a, b) => byCodeUnit(a.name, b.name))) {
+    const absolute = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await listFiles(absolute, depth + 1)));
+    else out.push(absolute);
+  }
+  return out;
+}

@@ -1,0 +1,92 @@
+/**
+ * Errors of the gallery module. They extend the package's base classes (`../errors.ts`) and so carry the
+ * same `Symbol.for` marker and static `isInstance`.
+ */
+import { FacerecError, FacerecInputError } from '../errors.js';
+
+/** One problem found in a gallery file: where (a JSON path such as `identities.3.examples.0.embedding`) and what. */
+export interface GalleryFormatIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * A gallery file that cannot be used: not JSON, not a facerec gallery, a `formatVersion` this code does not
+ * read, or content that fails validation (bad base64, wrong embedding length, a non-unit vector, duplicate
+ * identities). `issues` lists every problem found, each with its JSON path.
+ */
+export class GalleryFormatError extends FacerecInputError {
+  /** The file (or other source) that was being read, when known. */
+  readonly source: string | undefined;
+  readonly issues: readonly GalleryFormatIssue[];
+  constructor(
+    message: string,
+    options?: { source?: string; issues?: readonly GalleryFormatIssue[]; cause?: unknown },
+  ) {
+    const where = options?.source ? `${options.source}: ` : '';
+    const issues = options?.issues ?? [];
+    const detail = issues.length
+      ? ` (${issues
+          .slice(0, 5)
+          .map((i) => (i.path ? `${i.path}: ${i.message}` : i.message))
+          .join('; ')}${issues.length > 5 ? `; and ${issues.length - 5} more` : ''})`
+      : '';
+    super('INVALID_GALLERY', `${where}${message}${detail}`, options);
+    this.source = options?.source;
+    this.issues = issues;
+  }
+}
+
+/**
+ * Matching asked of a gallery with embeddings from a different embedder (another model id, other weights,
+ * another dimension or preprocessing). Distances between embeddings of two different models mean nothing,
+ * so this is refused rather than answered. A configuration error, not bad request input, so it extends
+ * {@link FacerecError} (HTTP 5xx), not {@link FacerecInputError}.
+ */
+export class EmbedderMismatchError extends FacerecError {
+  /** Model id the gallery was enrolled with. */
+  readonly galleryModel: string;
+  /** Model id of the embedder offered for matching. */
+  readonly embedderModel: string;
+  readonly galleryWeightsSha256: string | undefined;
+  readonly embedderWeightsSha256: string | undefined;
+  /** Which property differs: `modelId`, `weightsSha256`, `dimension` or `preprocessing`. */
+  readonly mismatch: 'modelId' | 'weightsSha256' | 'dimension' | 'preprocessing';
+  constructor(options: {
+    galleryModel: string;
+    embedderModel: string;
+    galleryWeightsSha256: string | undefined;
+    embedderWeightsSha256: string | undefined;
+    mismatch: EmbedderMismatchError['mismatch'];
+    detail: string;
+  }) {
+    const describe = (model: string, sha: string | undefined) =>
+      `"${model}"${sha ? ` (weights sha256 ${sha.slice(0, 12)}…)` : ''}`;
+    super(
+      'EMBEDDER_MISMATCH',
+      `The gallery was enrolled with embedder ${describe(options.galleryModel, options.galleryWeightsSha256)} ` +
+        `but the embedder offered is ${describe(options.embedderModel, options.embedderWeightsSha256)}: ` +
+        `${options.detail}. Embeddings of different models cannot be compared; re-enroll the gallery with ` +
+        `"${options.embedderModel}" or match with "${options.galleryModel}".`,
+    );
+    this.galleryModel = options.galleryModel;
+    this.embedderModel = options.embedderModel;
+    this.galleryWeightsSha256 = options.galleryWeightsSha256;
+    this.embedderWeightsSha256 = options.embedderWeightsSha256;
+    this.mismatch = options.mismatch;
+  }
+}
+
+/** Identities named that the gallery does not hold (e.g. `withoutIdentities(['bob'])` with no `bob`). */
+export class UnknownIdentityError extends FacerecInputError {
+  readonly identities: readonly string[];
+  constructor(identities: readonly string[], available: number) {
+    super(
+      'UNKNOWN_IDENTITY',
+      `The gallery has no identit${identities.length === 1 ? 'y' : 'ies'} ${identities
+        .map((i) => JSON.stringify(i))
+        .join(', ')} (it holds ${available} identit${available === 1 ? 'y' : 'ies'})`,
+    );
+    this.identities = identities;
+  }
+}

@@ -1,0 +1,355 @@
+import { describe, expect, it } from 'vitest';
+import type { DistanceMetric, IdentityAggregation } from '../contracts/gallery.js';
+import { FacerecError, FacerecInputError, InvalidInputError, InvalidOptionsError } from '../errors.js';
+import {
+  at,
+  centroid,
+  cosineDistance,
+  embedderInfo,
+  jitter,
+  prng,
+  randomUnit,
+  unitDot,
+} from './__fixtures__/synthetic.js';
+import { EmbedderMismatchError, UnknownIdentityError } from './errors.js';
+import { FileGallery } from './gallery.js';
+import type { DotKernelName } from './kernel.js';
+
+const kernels: DotKernelName[] = ['wasm', 'js'];
+
+/** A synthetic gallery: `identities` random directions, each with `perIdentity` jittered examples. */
+function synthetic(dim: number, identities: number, perIdentity: number, seed: number) {
+  const rand = prng(seed);
+  const people = Array.from({ length: identities }, (_, i) => {
+    const base = randomUnit(dim, rand);
+    return {
+      name: `person-${String(i).padStart(4, '0')}`,
+      base,
+      examples: Array.from({ length: perIdentity }, (_, j) => ({
+        source: `person-${i}/${j}.jpg`,
+        embedding: jitter(base, 0.3 / Math.sqrt(dim), rand),
+      })),
+    };
+  });
+  return { people, rand };
+}
+
+/** Float64 brute force over the raw examples: sorted (identity, distance) for one query. */
+function bruteForce(
+  people: ReturnType<typeof synthetic>['people'],
+  query: Float32Array,
+  metric: DistanceMetric,
+  aggregation: IdentityAggregation,
+) {
+  const toDistance = (dot: number) => (metric === 'euclidean' ? Math.sqrt(Math.max(0, 2 - 2 * dot)) : 1 - dot);
+  return people
+    .map((p) => {
+      const dot =
+        aggregation === 'nearest'
+          ? Math.max(...p.examples.map((e) => unitDot(e.embedding, query)))
+          : unitDot(
+              centroid(p.examples.map((e) => e.embedding)),
+              query,
+            );
+      return { identity: p.name, distance: toDistance(dot) };
+    })
+    .sort((a, b) => a.distance - b.distance);
+}
+
+describe('FileGallery matching', () => {
+  describe.each(kernels)('%s kernel', (kernel) => {
+    it.each([
+      ['euclidean', 'nearest', 512],
+      ['cosine', 'nearest', 128],
+      ['euclidean', 'centroid', 128],
+      ['cosine', 'centroid', 512],
+    ] as const)('%s / %s / %i-d: distances and top-k order equal a brute force', (metric, aggregation, dim) => {
+      const { people, rand } = synthetic(dim, 60, 3, dim + (metric === 'cosine' ? 1 : 0));
+      const gallery = FileGallery.create(
+        { embedder: embedderInfo(dim), metric, aggregation, threshold: 2, identities: people },
+        { kernel },
+      );
+      expect(gallery.kernel).toBe(kernel);
+      // Half the queries are near an enrolled person, half are random strangers; 11 queries span two passes.
+      const queries = Array.from({ length: 11 }, (_, i) =>
+        i % 2 ? jitter(people[i]!.base, 0.5 / Math.sqrt(dim), rand) : randomUnit(dim, rand),
+      );
+      const results = gallery.match(queries, { topK: 5 });
+      results.forEach((result, q) => {
+        const expected = bruteForce(people, queries[q]!, metric, aggregation).slice(0, 5);
+        expect(result.candidates.map((c) => c.identity)).toEqual(expected.map((e) => e.identity));
+        result.candidates.forEach((c, i) => {
+          expect(c.distance).toBeCloseTo(expected[i]!.distance, 5);
+        });
+        expect(result.identity).toBe(expected[0]!.identity);
+        expect(result.distance).toBe(result.candidates[0]!.distance);
+      });
+      // distancesTo gives every identity's distance, in identities() order.
+      const all = gallery.distancesTo([queries[1]!])[0]!;
+      const byName = new Map(bruteForce(people, queries[1]!, metric, aggregation).map((e) => [e.identity, e.distance]));
+      gallery.identities().forEach((name, i) => {
+        expect(all[i]).toBeCloseTo(byName.get(name)!, 5);
+      });
+    });
+
+    it('gives hand-computed distances for 2-d vectors', () => {
+      const identities = [
+        { name: 'a', examples: [{ source: 'a', embedding: at(0) }] },
+        { name: 'b', examples: [{ source: 'b', embedding: at(90) }] },
+        { name: 'c', examples: [{ source: 'c', embedding: at(180) }] },
+      ];
+      const query = at(30);
+      const euclidean = FileGallery.create(
+        { embedder: embedderInfo(2), metric: 'euclidean', threshold: 2, identities },
+        { kernel },
+      );
+      // |u − v| = 2 sin(θ/2) for unit vectors θ apart: 30° → 0.5176, 60° → 1, 150° → 1.9319.
+      const [e] = euclidean.match([query], { topK: 3 });
+      expect(e!.candidates.map((c) => c.identity)).toEqual(['a', 'b', 'c']);
+      expect(e!.candidates[0]!.distance).toBeCloseTo(2 * Math.sin(Math.PI / 12), 6);
+      expect(e!.candidates[1]!.distance).toBeCloseTo(1, 6);
+      expect(e!.candidates[2]!.distance).toBeCloseTo(2 * Math.sin((75 * Math.PI) / 180), 6);
+      const cosine = FileGallery.create({ embedder: embedderInfo(2), metric: 'cosine', threshold: 2, identities }, { kernel });
+      const [c] = cosine.match([query], { topK: 3 });
+      expect(c!.candidates.map((x) => x.distance)).toEqual([
+        expect.closeTo(cosineDistance(30), 6),
+        expect.closeTo(cosineDistance(60), 6),
+        expect.closeTo(cosineDistance(150), 6),
+      ]);
+    });
+
+    it('centroid and nearest aggregation can disagree, as expected', () => {
+      // x has examples at 0° and 90° (centroid at 45°); y has one example at 30°. A query at 0° is 0 from x's
+      // nearest example but 45° from x's centroid, and 30° from y.
+      const identities = [
+        { name: 'x', examples: [{ source: 'x0', embedding: at(0) }, { source: 'x90', embedding: at(90) }] },
+        { name: 'y', examples: [{ source: 'y30', embedding: at(30) }] },
+      ];
+      const nearest = FileGallery.create({ embedder: embedderInfo(2), aggregation: 'nearest', threshold: 2, identities }, { kernel });
+      const mean = FileGallery.create({ embedder: embedderInfo(2), aggregation: 'centroid', threshold: 2, identities }, { kernel });
+      const [n] = nearest.match([at(0)], { topK: 2 });
+      const [m] = mean.match([at(0)], { topK: 2 });
+      expect(n!.identity).toBe('x');
+      expect(n!.distance).toBeLessThan(1e-3); // sqrt(2 − 2·dot) near 0 magnifies float32 rounding
+      expect(n!.candidates[1]).toEqual({ identity: 'y', distance: expect.closeTo(2 * Math.sin(Math.PI / 12), 6) });
+      expect(m!.identity).toBe('y');
+      expect(m!.candidates[1]).toEqual({ identity: 'x', distance: expect.closeTo(2 * Math.sin(Math.PI / 8), 6) });
+    });
+  });
+
+  it("answers 'unknown' only when the best distance exceeds the threshold", () => {
+    // Cosine distance between [1, 0] and [0, 1] is exactly 1 (dot product 0, no rounding).
+    const gallery = FileGallery.create({
+      embedder: embedderInfo(2),
+      metric: 'cosine',
+      threshold: 1,
+      identities: [{ name: 'a', examples: [{ source: 'a', embedding: [1, 0] }] }],
+    });
+    const up = Float32Array.of(0, 1);
+    expect(gallery.match([up])[0]).toEqual({
+      identity: 'a',
+      distance: 1,
+      candidates: [{ identity: 'a', distance: 1 }],
+    });
+    expect(gallery.match([up], { threshold: 0.999 })[0]).toEqual({
+      identity: 'unknown',
+      distance: 1,
+      candidates: [{ identity: 'a', distance: 1 }],
+    });
+    expect(gallery.match([at(100)])[0]!.identity).toBe('unknown');
+    expect(gallery.withThreshold(1.5).match([at(100)])[0]!.identity).toBe('a');
+  });
+
+  it('an uncalibrated gallery (threshold 0) answers unknown but still lists candidates', () => {
+    const gallery = FileGallery.create({
+      embedder: embedderInfo(2),
+      identities: [{ name: 'a', examples: [{ source: 'a', embedding: at(0) }] }],
+    });
+    expect(gallery.threshold).toBe(0);
+    expect(gallery.isCalibrated).toBe(false);
+    const [m] = gallery.match([at(5)]);
+    expect(m!.identity).toBe('unknown');
+    expect(m!.candidates[0]!.identity).toBe('a');
+  });
+
+  it('gives every query bit-identical results alone or in a batch of any size; topK beyond the identity count', () => {
+    const { people, rand } = synthetic(64, 20, 2, 9);
+    const gallery = FileGallery.create({ embedder: embedderInfo(64), threshold: 1, identities: people });
+    const queries = Array.from({ length: 19 }, () => randomUnit(64, rand));
+    const batch = gallery.match(queries, { topK: 3 });
+    queries.forEach((q, i) => {
+      expect(gallery.match([q], { topK: 3 })[0]).toEqual(batch[i]);
+    });
+    expect(gallery.match([queries[0]!], { topK: 1000 })[0]!.candidates).toHaveLength(20);
+    expect(gallery.match([])).toEqual([]);
+  });
+
+  it('normalises queries and examples', () => {
+    const gallery = FileGallery.create({
+      embedder: embedderInfo(2),
+      metric: 'cosine',
+      threshold: 2,
+      identities: [{ name: 'a', examples: [{ source: 'a', embedding: [3, 4] }] }],
+    });
+    const [example] = gallery.examples('a');
+    expect(Array.from(example!.embedding)).toEqual([expect.closeTo(0.6, 7), expect.closeTo(0.8, 7)]);
+    expect(gallery.match([Float32Array.of(30, 40)])[0]!.distance).toBeCloseTo(0, 6);
+  });
+
+  it('breaks distance ties by identity name', () => {
+    const v = at(10);
+    const gallery = FileGallery.create({
+      embedder: embedderInfo(2),
+      threshold: 2,
+      identities: ['zoe', 'adam', 'mia'].map((name) => ({ name, examples: [{ source: name, embedding: v }] })),
+    });
+    expect(gallery.identities()).toEqual(['adam', 'mia', 'zoe']);
+    expect(gallery.match([at(50)], { topK: 3 })[0]!.candidates.map((c) => c.identity)).toEqual(['adam', 'mia', 'zoe']);
+  });
+
+  it('an empty gallery answers unknown at infinite distance', () => {
+    const gallery = FileGallery.create({ embedder: embedderInfo(4), identities: [] });
+    expect(gallery.match([Float32Array.of(1, 0, 0, 0)])).toEqual([
+      { identity: 'unknown', distance: Number.POSITIVE_INFINITY, candidates: [] },
+    ]);
+  });
+
+  it('refuses queries of another dimension, zero queries and bad options', () => {
+    const gallery = FileGallery.create({
+      embedder: embedderInfo(4),
+      identities: [{ name: 'a', examples: [{ source: 'a', embedding: [1, 0, 0, 0] }] }],
+    });
+    expect(() => gallery.match([new Float32Array(3).fill(1)])).toThrow(InvalidInputError);
+    expect(() => gallery.match([new Float32Array(3).fill(1)])).toThrow(
+      'match: query has 3 values; the gallery holds 4-d embeddings of "test-net/synthetic"',
+    );
+    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0), new Float32Array(4)])).toThrow(
+      'match: query 1 is zero or has non-finite values',
+    );
+    expect(() => gallery.match([Float32Array.of(1, Number.NaN, 0, 0)])).toThrow(/non-finite/);
+    expect(() => gallery.match([[1, 0, 0, 0] as unknown as Float32Array])).toThrow(/not a Float32Array/);
+    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { topK: 0 })).toThrow(InvalidOptionsError);
+    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { topK: 1.5 })).toThrow(/topK must be a positive integer/);
+    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { threshold: Number.NaN })).toThrow(/finite/);
+    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { top: 2 } as never)).toThrow(/unknown option "top"/);
+    expect(() => gallery.distancesTo([new Float32Array(5)])).toThrow(InvalidInputError);
+  });
+});
+
+describe('FileGallery.create validation', () => {
+  const base = { embedder: embedderInfo(2) };
+  const one = (name: string, embedding: ArrayLike<number> = [1, 0]) => ({ name, examples: [{ source: name, embedding }] });
+
+  it('refuses the reserved name, duplicates, identities without examples and unknown keys', () => {
+    expect(() => FileGallery.create({ ...base, identities: [one('unknown')] })).toThrow(/"unknown" is reserved/);
+    expect(() => FileGallery.create({ ...base, identities: [one('a'), one('a')] })).toThrow(/duplicate identity "a"/);
+    expect(() => FileGallery.create({ ...base, identities: [{ name: 'a', examples: [] }] })).toThrow(InvalidOptionsError);
+    expect(() => FileGallery.create({ ...base, identities: [], extra: 1 } as never)).toThrow(/Unrecognized key/);
+    expect(() => FileGallery.create({ ...base, metric: 'manhattan' as never, identities: [] })).toThrow(
+      /FileGallery.create: metric/,
+    );
+    expect(() => FileGallery.create({ ...base, identities: [] }, { kernel: 'gpu' as never })).toThrow(InvalidOptionsError);
+  });
+
+  it('refuses embeddings of the wrong length, zero or non-finite', () => {
+    expect(() => FileGallery.create({ ...base, identities: [one('a', [1, 0, 0])] })).toThrow(
+      'FileGallery.create: identity "a" example 0 (a): embedding has 3 values; the embedder\'s dimension is 2',
+    );
+    expect(() => FileGallery.create({ ...base, identities: [one('a', [0, 0])] })).toThrow(/zero or not finite/);
+    expect(() => FileGallery.create({ ...base, identities: [one('a', [1, Number.POSITIVE_INFINITY])] })).toThrow(
+      /zero or not finite/,
+    );
+  });
+
+  it('copies the caller’s embeddings', () => {
+    const v = Float32Array.of(1, 0);
+    const gallery = FileGallery.create({ ...base, threshold: 2, identities: [one('a', v)] });
+    v[0] = -1;
+    expect(gallery.examples('a')[0]!.embedding[0]).toBe(1);
+  });
+});
+
+describe('FileGallery.assertCompatible', () => {
+  const gallery = FileGallery.create({
+    embedder: embedderInfo(512, { modelId: 'inception-resnet-v1/vggface2', weightsSha256: 'b'.repeat(64) }),
+    identities: [],
+  });
+  const other = (overrides: Parameters<typeof embedderInfo>[1]) =>
+    embedderInfo(512, { modelId: 'inception-resnet-v1/vggface2', weightsSha256: 'b'.repeat(64), ...overrides });
+
+  it('accepts the same embedder, also when one side does not know its weights hash or uses another layout', () => {
+    expect(() => gallery.assertCompatible(other({}))).not.toThrow();
+    expect(() => gallery.assertCompatible(other({ weightsSha256: undefined }))).not.toThrow();
+    const nhwc = other({});
+    expect(() =>
+      gallery.assertCompatible({ ...nhwc, preprocessing: { ...nhwc.preprocessing, layout: 'NHWC' } }),
+    ).not.toThrow();
+  });
+
+  it('refuses another model with an error naming both models', () => {
+    let error: unknown;
+    try {
+      gallery.assertCompatible(other({ modelId: 'inception-resnet-v1/casia-webface', weightsSha256: 'c'.repeat(64) }));
+    } catch (e) {
+      error = e;
+    }
+    expect(EmbedderMismatchError.isInstance(error)).toBe(true);
+    expect(FacerecError.isInstance(error)).toBe(true);
+    expect(FacerecInputError.isInstance(error)).toBe(false);
+    const e = error as EmbedderMismatchError;
+    expect(e.code).toBe('EMBEDDER_MISMATCH');
+    expect(e.galleryModel).toBe('inception-resnet-v1/vggface2');
+    expect(e.embedderModel).toBe('inception-resnet-v1/casia-webface');
+    expect(e.mismatch).toBe('modelId');
+    expect(e.message).toContain('"inception-resnet-v1/vggface2"');
+    expect(e.message).toContain('"inception-resnet-v1/casia-webface"');
+    expect(e.message).toMatch(/enrolled with embedder "inception-resnet-v1\/vggface2" \(weights sha256 bbbbbbbbbbbb…\)/);
+  });
+
+  it('refuses other weights, dimension or preprocessing under the same model id', () => {
+    const mismatchOf = (info: Parameters<FileGallery['assertCompatible']>[0]) => {
+      try {
+        gallery.assertCompatible(info);
+      } catch (e) {
+        return (e as EmbedderMismatchError).mismatch;
+      }
+      return undefined;
+    };
+    expect(mismatchOf(other({ weightsSha256: 'c'.repeat(64) }))).toBe('weightsSha256');
+    expect(mismatchOf(other({ dimension: 128 }))).toBe('dimension');
+    const p = other({}).preprocessing;
+    expect(mismatchOf(other({ preprocessing: { ...p, inputSize: { width: 150, height: 150 } } }))).toBe('preprocessing');
+    expect(mismatchOf(other({ preprocessing: { ...p, mean: [0, 0, 0] } }))).toBe('preprocessing');
+  });
+});
+
+describe('FileGallery.withoutIdentities', () => {
+  const gallery = FileGallery.create({
+    embedder: embedderInfo(2),
+    threshold: 0.5,
+    aggregation: 'centroid',
+    identities: [
+      { name: 'a', examples: [{ source: 'a1', embedding: at(0) }, { source: 'a2', embedding: at(20) }] },
+      { name: 'b', examples: [{ source: 'b1', embedding: at(90) }] },
+      { name: 'c', examples: [{ source: 'c1', embedding: at(180) }] },
+    ],
+  });
+
+  it('returns a new gallery without them and leaves the original unchanged', () => {
+    const smaller = gallery.withoutIdentities(['a']);
+    expect(smaller.identities()).toEqual(['b', 'c']);
+    expect(smaller.exampleCount).toBe(2);
+    expect(smaller.threshold).toBe(0.5);
+    expect(smaller.aggregation).toBe('centroid');
+    expect(smaller.match([at(10)], { topK: 2 })[0]!.candidates.map((c) => c.identity)).toEqual(['b', 'c']);
+    expect(gallery.identities()).toEqual(['a', 'b', 'c']);
+    expect(gallery.match([at(10)])[0]!.identity).toBe('a');
+    expect(gallery.withoutIdentities(['a', 'b', 'c']).size).toBe(0);
+  });
+
+  it('names identities it does not hold', () => {
+    expect(() => gallery.withoutIdentities(['b', 'bob'])).toThrow(UnknownIdentityError);
+    expect(() => gallery.withoutIdentities(['bob'])).toThrow('The gallery has no identity "bob" (it holds 3 identities)');
+    expect(() => gallery.examples('bob')).toThrow(UnknownIdentityError);
+  });
+});

@@ -1,0 +1,667 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import type {
+  DistanceMetric,
+  Gallery,
+  GalleryEmbedderInfo,
+  GalleryMatch,
+  IdentityAggregation,
+  IdentityCandidate,
+  MatchOptions,
+} from '../contracts/gallery.js';
+import { SPECIFICATION_VERSION } from '../contracts/version.js';
+import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { EmbedderMismatchError, UnknownIdentityError } from './errors.js';
+import {
+  aggregationSchema,
+  calibrationSchema,
+  metricSchema,
+  parseGalleryText,
+  preprocessingSchema,
+  serialiseGallery,
+  thresholdSchema,
+  UNKNOWN_IDENTITY,
+  writeFileAtomic,
+  zodIssues,
+} from './format.js';
+import { createDotIndex, type DotIndex, type DotKernelName, MAX_QUERIES_PER_PASS } from './kernel.js';
+import type { GalleryCalibration, GalleryData, GalleryExample, ResolvedGalleryData } from './types.js';
+import { distanceFromDot, normaliseInto } from './vectors.js';
+
+/** Options that tune how a gallery searches, not what it holds. */
+export interface GallerySearchOptions {
+  /**
+   * Dot-product kernel: `auto` (default) uses WebAssembly SIMD where available, else plain JS; `wasm` or `js`
+   * force one (tests, benchmarks).
+   */
+  readonly kernel?: DotKernelName | 'auto';
+}
+
+const createSchema = z.strictObject({
+  // Not strict: an embedder object may carry more than the gallery records; only the known fields are kept.
+  embedder: z.object({
+    modelId: z.string().min(1),
+    weightsSha256: z.string().min(1).optional(),
+    dimension: z.number().int().positive(),
+    preprocessing: preprocessingSchema,
+  }),
+  metric: metricSchema.default('euclidean'),
+  aggregation: aggregationSchema.default('nearest'),
+  threshold: thresholdSchema.default(0),
+  calibration: calibrationSchema.optional(),
+  createdAt: z.iso.datetime({ offset: true }).optional(),
+  // Records, not options: extra fields on them are ignored.
+  identities: z.array(
+    z.object({
+      name: z.string().min(1),
+      examples: z.array(z.object({ source: z.string(), embedding: z.any() })).min(1),
+    }),
+  ),
+});
+
+const searchSchema = z.strictObject({ kernel: z.enum(['auto', 'wasm', 'js']).optional() });
+
+/** The immutable search structures, shared by galleries that differ only in threshold or calibration. */
+interface Store {
+  readonly names: readonly string[];
+  /** Examples, row-major, `rows × dimension`, grouped by identity in `names` order. */
+  readonly examples: Float32Array;
+  readonly sources: readonly string[];
+  /** First example row of identity `i` is `rowStart[i]`; its last is `rowStart[i + 1] − 1`. */
+  readonly rowStart: Int32Array;
+  /** The rows searched: the examples (`nearest`) or one re-normalised centroid per identity (`centroid`). */
+  readonly index: DotIndex;
+  /** Identity of each searched row. */
+  readonly rowIdentity: Int32Array;
+}
+
+interface Settings {
+  readonly embedder: GalleryEmbedderInfo;
+  readonly metric: DistanceMetric;
+  readonly aggregation: IdentityAggregation;
+  readonly threshold: number;
+  readonly calibration: GalleryCalibration | undefined;
+  readonly createdAt: string;
+}
+
+const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * An in-memory {@link Gallery} of enrolled identities that reads and writes the gallery file format.
+ * Immutable: `withoutIdentities`, `withThreshold` and calibration return new galleries.
+ *
+ * Matching is exact nearest-neighbour search over L2-normalised embeddings held in one contiguous float32
+ * matrix, scored with a WebAssembly SIMD dot-product kernel (see `kernel.ts`); Euclidean distance is derived
+ * as `sqrt(max(0, 2 − 2·dot))` and cosine distance as `1 − dot`. With `aggregation: 'nearest'` an identity's
+ * distance is that of its closest example; with `'centroid'`, that of the mean of its examples, re-normalised.
+ *
+ * @example
+ * const gallery = await FileGallery.load('team.gallery.json');
+ * gallery.assertCompatible(embedder); // refuses another model's embeddings
+ * const [match] = gallery.match(await embedder.embed([crop]), { topK: 3 });
+ * match.identity; // 'alice', or 'unknown' when match.distance > gallery.threshold
+ */
+export class FileGallery implements Gallery {
+  readonly specificationVersion = SPECIFICATION_VERSION;
+  readonly embedder: GalleryEmbedderInfo;
+  readonly metric: DistanceMetric;
+  readonly aggregation: IdentityAggregation;
+  readonly threshold: number;
+  /** How the threshold was calibrated; `undefined` for an uncalibrated gallery. */
+  readonly calibration: GalleryCalibration | undefined;
+  /** ISO 8601 date the gallery was first created (kept by `with…` copies and by save/load). */
+  readonly createdAt: string;
+  readonly #store: Store;
+
+  private constructor(settings: Settings, store: Store) {
+    this.embedder = settings.embedder;
+    this.metric = settings.metric;
+    this.aggregation = settings.aggregation;
+    this.threshold = settings.threshold;
+    this.calibration = settings.calibration;
+    this.createdAt = settings.createdAt;
+    this.#store = store;
+  }
+
+  /**
+   * Builds a gallery from embeddings. Every embedding is L2-normalised (copied; the caller's arrays are not
+   * kept). Identities are sorted by name (code-unit order); examples keep their order.
+   *
+   * @throws {@link InvalidOptionsError} for unknown keys, bad metric/aggregation/threshold, a reserved
+   *   (`'unknown'`) or duplicate identity name, or an identity without examples.
+   * @throws {@link InvalidInputError} for an embedding of the wrong length, or zero/non-finite.
+   */
+  static create(data: GalleryData, options: GallerySearchOptions = {}): FileGallery {
+    const parsed = createSchema.safeParse(data);
+    if (!parsed.success) {
+      const issues = zodIssues(parsed.error);
+      const detail =
+        issues
+          .slice(0, 5)
+          .map((i) => (i.path ? `${i.path}: ${i.message}` : i.message))
+          .join('; ') + (issues.length > 5 ? `; and ${issues.length - 5} more` : '');
+      throw new InvalidOptionsError('FileGallery.create', detail, { cause: parsed.error });
+    }
+    const kernel = resolveSearch(options);
+    const d = parsed.data;
+    const names = d.identities.map((i) => i.name);
+    const duplicate = names.find((n, i) => names.indexOf(n) !== i);
+    if (duplicate !== undefined) {
+      throw new InvalidOptionsError('FileGallery.create', `duplicate identity "${duplicate}"`);
+    }
+    if (names.includes(UNKNOWN_IDENTITY)) {
+      throw new InvalidOptionsError(
+        'FileGallery.create',
+        `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries and cannot name an identity`,
+      );
+    }
+    const settings: Settings = {
+      embedder: { ...d.embedder, weightsSha256: d.embedder.weightsSha256 },
+      metric: d.metric,
+      aggregation: d.aggregation,
+      threshold: d.threshold,
+      calibration: d.calibration,
+      createdAt: d.createdAt ?? new Date().toISOString(),
+    };
+    const dim = d.embedder.dimension;
+    const identities = [...data.identities].sort((a, b) => byCodeUnit(a.name, b.name));
+    const rows = identities.reduce((n, i) => n + i.examples.length, 0);
+    const examples = new Float32Array(rows * dim);
+    const sources: string[] = [];
+    const rowStart = new Int32Array(identities.length + 1);
+    let row = 0;
+    identities.forEach((identity, i) => {
+      rowStart[i] = row;
+      identity.examples.forEach((example, j) => {
+        const v = example.embedding;
+        const where = `identity "${identity.name}" example ${j} (${example.source})`;
+        if (v === null || typeof v !== 'object' || typeof v.length !== 'number') {
+          throw new InvalidInputError(`FileGallery.create: ${where}: embedding is not an array of numbers`);
+        }
+        if (v.length !== dim) {
+          throw new InvalidInputError(
+            `FileGallery.create: ${where}: embedding has ${v.length} values; the embedder's dimension is ${dim}`,
+          );
+        }
+        if (!normaliseInto(v, examples, row * dim)) {
+          throw new InvalidInputError(`FileGallery.create: ${where}: embedding is zero or not finite`);
+        }
+        sources.push(example.source);
+        row++;
+      });
+    });
+    rowStart[identities.length] = row;
+    return new FileGallery(
+      settings,
+      buildStore(
+        identities.map((i) => i.name),
+        examples,
+        sources,
+        rowStart,
+        settings,
+        kernel,
+      ),
+    );
+  }
+
+  /**
+   * Reads a gallery file.
+   *
+   * @throws {@link GalleryFormatError} when the file is not a valid gallery (the message names the file and
+   *   each problem with its JSON path). File-system errors (missing file, permissions) propagate as they are.
+   */
+  static async load(file: string, options: GallerySearchOptions = {}): Promise<FileGallery> {
+    return FileGallery.parse(await readFile(file, 'utf8'), { ...options, source: file });
+  }
+
+  /** Parses the text of a gallery file. @throws {@link GalleryFormatError} */
+  static parse(text: string, options: GallerySearchOptions & { source?: string } = {}): FileGallery {
+    const { source, ...search } = options;
+    return FileGallery.#fromData(parseGalleryText(text, source), search);
+  }
+
+  static #fromData(data: ResolvedGalleryData, options: GallerySearchOptions): FileGallery {
+    // Stored vectors are unit length already (checked on parse); keep their bits as stored.
+    const kernel = resolveSearch(options);
+    const dim = data.embedder.dimension;
+    const identities = [...data.identities].sort((a, b) => byCodeUnit(a.name, b.name));
+    const rows = identities.reduce((n, i) => n + i.examples.length, 0);
+    const examples = new Float32Array(rows * dim);
+    const sources: string[] = [];
+    const rowStart = new Int32Array(identities.length + 1);
+    let row = 0;
+    identities.forEach((identity, i) => {
+      rowStart[i] = row;
+      for (const example of identity.examples) {
+        examples.set(example.embedding, row * dim);
+        sources.push(example.source);
+        row++;
+      }
+    });
+    rowStart[identities.length] = row;
+    const settings: Settings = {
+      embedder: data.embedder,
+      metric: data.metric,
+      aggregation: data.aggregation,
+      threshold: data.threshold,
+      calibration: data.calibration,
+      createdAt: data.createdAt,
+    };
+    const store = buildStore(
+      identities.map((i) => i.name),
+      examples,
+      sources,
+      rowStart,
+      settings,
+      kernel,
+    );
+    return new FileGallery(settings, store);
+  }
+
+  /** The file content, as pieces of text (see {@link FileGallery.save}). */
+  serialise(): Generator<string> {
+    return serialiseGallery(this.#data());
+  }
+
+  /** The file content as one string. */
+  toText(): string {
+    return [...this.serialise()].join('');
+  }
+
+  /**
+   * Writes the gallery file atomically: to a temporary file in the same directory, fsynced, then renamed over
+   * `file`, so readers never see a partial file.
+   */
+  async save(file: string): Promise<void> {
+    await writeFileAtomic(file, this.serialise());
+  }
+
+  /** Enrolled identity names, sorted by code unit. */
+  identities(): string[] {
+    return [...this.#store.names];
+  }
+
+  /** Number of identities. */
+  get size(): number {
+    return this.#store.names.length;
+  }
+
+  /** Number of enrolled examples over all identities. */
+  get exampleCount(): number {
+    return this.#store.sources.length;
+  }
+
+  /** Which dot-product kernel this gallery searches with. */
+  get kernel(): DotKernelName {
+    return this.#store.index.kernel;
+  }
+
+  /** Whether the threshold came from a calibration. */
+  get isCalibrated(): boolean {
+    return this.calibration !== undefined;
+  }
+
+  /** True when the gallery holds `identity`. */
+  has(identity: string): boolean {
+    return this.#indexOf(identity) >= 0;
+  }
+
+  /**
+   * The examples of `identity` (normalised copies), in enrollment order.
+   * @throws {@link UnknownIdentityError} when the gallery has no such identity.
+   */
+  examples(identity: string): GalleryExample[] {
+    const i = this.#indexOf(identity);
+    if (i < 0) throw new UnknownIdentityError([identity], this.size);
+    const { rowStart, examples, sources } = this.#store;
+    const dim = this.embedder.dimension;
+    const out: GalleryExample[] = [];
+    for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) {
+      out.push({ source: sources[r]!, embedding: examples.slice(r * dim, (r + 1) * dim) });
+    }
+    return out;
+  }
+
+  /**
+   * Refuses to match embeddings from any embedder but the one the gallery was enrolled with: a different
+   * model id, different weights (when both sides know their sha256), another dimension, or another input
+   * (crop size, channel order, mean/std; the tensor layout may differ, as it does between runtimes of the
+   * same model).
+   *
+   * @throws {@link EmbedderMismatchError} naming both models.
+   */
+  assertCompatible(embedder: GalleryEmbedderInfo): void {
+    const mine = this.embedder;
+    const fail = (mismatch: EmbedderMismatchError['mismatch'], detail: string): never => {
+      throw new EmbedderMismatchError({
+        galleryModel: mine.modelId,
+        embedderModel: embedder.modelId,
+        galleryWeightsSha256: mine.weightsSha256,
+        embedderWeightsSha256: embedder.weightsSha256,
+        mismatch,
+        detail,
+      });
+    };
+    if (mine.modelId !== embedder.modelId) fail('modelId', 'the model ids differ');
+    if (mine.weightsSha256 && embedder.weightsSha256 && mine.weightsSha256 !== embedder.weightsSha256) {
+      fail('weightsSha256', 'the weights differ');
+    }
+    if (mine.dimension !== embedder.dimension) {
+      fail(
+        'dimension',
+        `the gallery holds ${mine.dimension}-d embeddings, the embedder makes ${embedder.dimension}-d`,
+      );
+    }
+    const a = mine.preprocessing;
+    const b = embedder.preprocessing;
+    const same = (x: readonly number[], y: readonly number[]) => x.every((v, i) => v === y[i]);
+    if (
+      a.inputSize.width !== b.inputSize.width ||
+      a.inputSize.height !== b.inputSize.height ||
+      a.channelOrder !== b.channelOrder ||
+      !same(a.mean, b.mean) ||
+      !same(a.std, b.std)
+    ) {
+      fail(
+        'preprocessing',
+        `the input preprocessing differs (gallery ${describePreprocessing(a)}, embedder ${describePreprocessing(b)})`,
+      );
+    }
+  }
+
+  /**
+   * The best identity for each query, with the `topK` nearest identities as candidates. A query whose best
+   * distance is above the threshold is `'unknown'` (its distance and candidates are still given). An empty
+   * gallery answers `'unknown'` at distance `Infinity` with no candidates.
+   *
+   * Queries are L2-normalised before matching; up to 3 go through one pass over the gallery, so batches cost
+   * less per query than single calls.
+   *
+   * @throws {@link InvalidInputError} for a query of another dimension, or zero/non-finite.
+   * @throws {@link InvalidOptionsError} for a `topK` that is not a positive integer, a threshold that is not a
+   *   finite number, or unknown option keys.
+   */
+  match(queries: readonly Float32Array[], options: MatchOptions = {}): GalleryMatch[] {
+    const { topK, threshold } = resolveMatchOptions(options, this.threshold);
+    const best = this.#bestDots(queries);
+    const m = this.size;
+    const k = Math.min(topK, m);
+    return queries.map((_, q) => {
+      const top = topIdentities(best, q * m, m, k);
+      const candidates: IdentityCandidate[] = top.map((i) => ({
+        identity: this.#store.names[i]!,
+        distance: distanceFromDot(this.metric, best[q * m + i]!),
+      }));
+      const first = candidates[0];
+      if (!first) return { identity: UNKNOWN_IDENTITY, distance: Number.POSITIVE_INFINITY, candidates };
+      return {
+        identity: first.distance > threshold ? UNKNOWN_IDENTITY : first.identity,
+        distance: first.distance,
+        candidates,
+      };
+    });
+  }
+
+  /**
+   * Each query's (aggregated) distance to every identity, in {@link FileGallery.identities} order. This is
+   * what calibration needs; `match` is the same computation followed by a top-k selection.
+   *
+   * @throws {@link InvalidInputError} for a query of another dimension, or zero/non-finite.
+   */
+  distancesTo(queries: readonly Float32Array[]): Float64Array[] {
+    const best = this.#bestDots(queries);
+    const m = this.size;
+    return queries.map((_, q) => {
+      const out = new Float64Array(m);
+      for (let i = 0; i < m; i++) out[i] = distanceFromDot(this.metric, best[q * m + i]!);
+      return out;
+    });
+  }
+
+  /**
+   * A copy without `identities`. The threshold and calibration are kept: removing identities changes no
+   * remaining distance, though the calibration data included the removed ones.
+   *
+   * @throws {@link UnknownIdentityError} naming any identity the gallery does not hold.
+   */
+  withoutIdentities(identities: readonly string[]): FileGallery {
+    const missing = identities.filter((name) => !this.has(name));
+    if (missing.length) throw new UnknownIdentityError(missing, this.size);
+    const drop = new Set(identities);
+    const { names, rowStart, examples, sources } = this.#store;
+    const dim = this.embedder.dimension;
+    const keptNames: string[] = [];
+    const keptSources: string[] = [];
+    const keptStart: number[] = [0];
+    const keptRows: Float32Array[] = [];
+    names.forEach((name, i) => {
+      if (drop.has(name)) return;
+      keptNames.push(name);
+      keptRows.push(examples.subarray(rowStart[i]! * dim, rowStart[i + 1]! * dim));
+      keptSources.push(...sources.slice(rowStart[i], rowStart[i + 1]));
+      keptStart.push(keptSources.length);
+    });
+    const matrix = new Float32Array(keptSources.length * dim);
+    let at = 0;
+    for (const rows of keptRows) {
+      matrix.set(rows, at);
+      at += rows.length;
+    }
+    const store = buildStore(
+      keptNames,
+      matrix,
+      keptSources,
+      Int32Array.from(keptStart),
+      this.#settings(),
+      this.#store.index.kernel,
+    );
+    return new FileGallery(this.#settings(), store);
+  }
+
+  /**
+   * A copy with another threshold. Pass the calibration that produced it, or nothing to mark the copy as
+   * uncalibrated (a hand-set threshold).
+   *
+   * @throws {@link InvalidOptionsError} when `threshold` is not a finite number.
+   */
+  withThreshold(threshold: number, calibration?: GalleryCalibration): FileGallery {
+    const parsed = thresholdSchema.safeParse(threshold);
+    if (!parsed.success) {
+      throw new InvalidOptionsError(
+        'FileGallery.withThreshold',
+        `threshold must be a finite number, got ${threshold}`,
+      );
+    }
+    const checked = calibration === undefined ? undefined : calibrationSchema.safeParse(calibration);
+    if (checked && !checked.success) {
+      throw new InvalidOptionsError('FileGallery.withThreshold', 'invalid calibration', {
+        cause: checked.error,
+      });
+    }
+    return new FileGallery({ ...this.#settings(), threshold, calibration }, this.#store);
+  }
+
+  #settings(): Settings {
+    return {
+      embedder: this.embedder,
+      metric: this.metric,
+      aggregation: this.aggregation,
+      threshold: this.threshold,
+      calibration: this.calibration,
+      createdAt: this.createdAt,
+    };
+  }
+
+  #data(): ResolvedGalleryData {
+    return {
+      ...this.#settings(),
+      identities: this.#store.names.map((name) => ({ name, examples: this.examples(name) })),
+    };
+  }
+
+  #indexOf(identity: string): number {
+    // Names are sorted by code unit: binary search.
+    const names = this.#store.names;
+    let lo = 0;
+    let hi = names.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const c = byCodeUnit(names[mid]!, identity);
+      if (c === 0) return mid;
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /** `best[q * size + i]`: the largest dot product of query `q` with identity `i`'s searched rows. */
+  #bestDots(queries: readonly Float32Array[]): Float32Array {
+    const dim = this.embedder.dimension;
+    const m = this.size;
+    const { index, rowIdentity } = this.#store;
+    if (!Array.isArray(queries))
+      throw new InvalidInputError('match: queries must be an array of Float32Array');
+    const best = new Float32Array(queries.length * m).fill(Number.NEGATIVE_INFINITY);
+    const batch = new Float32Array(MAX_QUERIES_PER_PASS * dim);
+    for (let first = 0; first < queries.length; first += MAX_QUERIES_PER_PASS) {
+      const count = Math.min(MAX_QUERIES_PER_PASS, queries.length - first);
+      for (let k = 0; k < count; k++) {
+        const q = queries[first + k];
+        const where = queries.length > 1 ? `query ${first + k}` : 'query';
+        if (!(q instanceof Float32Array))
+          throw new InvalidInputError(`match: ${where} is not a Float32Array`);
+        if (q.length !== dim) {
+          throw new InvalidInputError(
+            `match: ${where} has ${q.length} values; the gallery holds ${dim}-d embeddings of "${this.embedder.modelId}"`,
+          );
+        }
+        if (!normaliseInto(q, batch, k * dim)) {
+          throw new InvalidInputError(`match: ${where} is zero or has non-finite values`);
+        }
+      }
+      index.scan(batch, count, (start, n, dots, stride) => {
+        for (let r = 0; r < n; r++) {
+          const identity = rowIdentity[start + r]!;
+          for (let k = 0; k < count; k++) {
+            const at = (first + k) * m + identity;
+            const dot = dots[r * stride + k]!;
+            if (dot > best[at]!) best[at] = dot;
+          }
+        }
+      });
+    }
+    return best;
+  }
+}
+
+function describePreprocessing(p: GalleryEmbedderInfo['preprocessing']): string {
+  return `${p.inputSize.width}×${p.inputSize.height} ${p.channelOrder}, mean [${p.mean.join(', ')}], std [${p.std.join(', ')}]`;
+}
+
+function resolveSearch(options: GallerySearchOptions): DotKernelName | 'auto' {
+  const parsed = searchSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new InvalidOptionsError(
+      'FileGallery',
+      zodIssues(parsed.error)
+        .map((i) => `${i.path || 'options'}: ${i.message}`)
+        .join('; '),
+    );
+  }
+  return parsed.data.kernel ?? 'auto';
+}
+
+function resolveMatchOptions(options: MatchOptions, threshold: number): { topK: number; threshold: number } {
+  // Checked by hand rather than with zod: this runs on every match call.
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionsError('FileGallery.match', 'options must be an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'topK' && key !== 'threshold') {
+      throw new InvalidOptionsError('FileGallery.match', `unknown option "${key}"; valid: topK, threshold`);
+    }
+  }
+  const topK = options.topK ?? 1;
+  if (!Number.isSafeInteger(topK) || topK < 1) {
+    throw new InvalidOptionsError(
+      'FileGallery.match',
+      `topK must be a positive integer, got ${String(topK)}`,
+    );
+  }
+  const t = options.threshold ?? threshold;
+  if (typeof t !== 'number' || !Number.isFinite(t)) {
+    throw new InvalidOptionsError('FileGallery.match', `threshold must be a finite number, got ${String(t)}`);
+  }
+  return { topK, threshold: t };
+}
+
+/**
+ * Indices of the `k` largest values of `values[offset .. offset + n)`, largest first; ties go to the lower
+ * index (the identity whose name sorts first), so results are deterministic.
+ */
+function topIdentities(values: Float32Array, offset: number, n: number, k: number): number[] {
+  if (k === 0) return [];
+  if (k > 64) {
+    const all = Array.from({ length: n }, (_, i) => i);
+    all.sort((a, b) => values[offset + b]! - values[offset + a]! || a - b);
+    return all.slice(0, k);
+  }
+  // Insertion into a sorted buffer of k: O(n) when k is small, as it always is for matching.
+  const top: number[] = [];
+  let floor = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    const v = values[offset + i]!;
+    if (top.length === k && v <= floor) continue;
+    let at = top.length;
+    while (at > 0 && values[offset + top[at - 1]!]! < v) at--;
+    top.splice(at, 0, i);
+    if (top.length > k) top.pop();
+    floor = values[offset + top[top.length - 1]!]!;
+  }
+  return top;
+}
+
+/** Builds the searched matrix: the examples themselves, or one re-normalised centroid per identity. */
+function buildStore(
+  names: readonly string[],
+  examples: Float32Array,
+  sources: readonly string[],
+  rowStart: Int32Array,
+  settings: Settings,
+  kernel: DotKernelName | 'auto',
+): Store {
+  const dim = settings.embedder.dimension;
+  const m = names.length;
+  if (settings.aggregation === 'nearest') {
+    const rowIdentity = new Int32Array(sources.length);
+    for (let i = 0; i < m; i++) rowIdentity.fill(i, rowStart[i], rowStart[i + 1]);
+    return {
+      names,
+      examples,
+      sources,
+      rowStart,
+      index: createDotIndex(examples, sources.length, dim, kernel),
+      rowIdentity,
+    };
+  }
+  const centroids = new Float32Array(m * dim);
+  const sum = new Float64Array(dim);
+  for (let i = 0; i < m; i++) {
+    sum.fill(0);
+    for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) {
+      for (let j = 0; j < dim; j++) sum[j]! += examples[r * dim + j]!;
+    }
+    if (!normaliseInto(sum, centroids, i * dim)) {
+      // Examples that cancel out exactly have no direction; no query can be near them.
+      throw new InvalidInputError(`identity "${names[i]}": its examples sum to zero, so it has no centroid`);
+    }
+  }
+  return {
+    names,
+    examples,
+    sources,
+    rowStart,
+    index: createDotIndex(centroids, m, dim, kernel),
+    rowIdentity: Int32Array.from({ length: m }, (_, i) => i),
+  };
+}

@@ -1,0 +1,64 @@
+/** Vector helpers shared by the gallery, its file format and calibration. */
+import type { DistanceMetric } from '../contracts/gallery.js';
+
+/** Euclidean norm of `v`, accumulated in float64. */
+export function norm(v: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
+  return Math.sqrt(s);
+}
+
+/**
+ * Writes `v / |v|` into `out` (float32) and returns false, leaving `out` untouched, when `v` has a zero or
+ * non-finite norm or any non-finite value.
+ */
+export function normaliseInto(v: ArrayLike<number>, out: Float32Array, offset = 0): boolean {
+  const n = norm(v);
+  if (!(n > 0) || !Number.isFinite(n)) return false;
+  for (let i = 0; i < v.length; i++) out[offset + i] = v[i]! / n;
+  return true;
+}
+
+/**
+ * Distance between two unit vectors from their dot product: Euclidean `sqrt(max(0, 2 − 2·dot))` (the clamp
+ * absorbs rounding that would push identical vectors' `2 − 2·dot` below zero), cosine `1 − dot`.
+ *
+ * Near zero the Euclidean form magnifies rounding: a dot product off by ε gives a distance of about
+ * `sqrt(2ε)`, so two identical float32 vectors may come out ~3e-4 apart rather than 0. That is far below
+ * any useful face-matching threshold (0.4–1.2).
+ */
+export function distanceFromDot(metric: DistanceMetric, dot: number): number {
+  return metric === 'euclidean' ? Math.sqrt(Math.max(0, 2 - 2 * dot)) : 1 - dot;
+}
+
+/** Largest distance two unit vectors can be apart: 2 for both metrics (opposite vectors). */
+export const MAX_DISTANCE = 2;
+
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Base64 of `v` as little-endian float32, whatever the platform's byte order. */
+export function encodeFloat32(v: Float32Array): string {
+  if (littleEndian) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+  const bytes = new DataView(new ArrayBuffer(v.length * 4));
+  v.forEach((x, i) => {
+    bytes.setFloat32(i * 4, x, true);
+  });
+  return Buffer.from(bytes.buffer).toString('base64');
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Decodes {@link encodeFloat32}'s output. Returns a string describing the problem instead of a vector when
+ * the text is not canonical base64 (Node's decoder would silently skip bad characters) or its byte length
+ * is not a multiple of 4.
+ */
+export function decodeFloat32(text: string): Float32Array | string {
+  if (!BASE64.test(text)) return 'not valid base64';
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length % 4 !== 0) return `decodes to ${bytes.length} bytes, not a whole number of float32 values`;
+  const out = new Float32Array(bytes.length / 4);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}

@@ -1,0 +1,488 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { OutboundMessage, ReceivedMessage, ReceiveOptions, Transport } from '../contracts/transport.js';
+import { SPECIFICATION_VERSION } from '../contracts/version.js';
+import { DisposedError, InvalidOptionsError } from '../errors.js';
+import { type Clock, systemClock, type TimerHandle } from './clock.js';
+import { InvalidReceiptError } from './errors.js';
+import {
+  assertVisibilityTimeout,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  formatIssues,
+  MAX_MESSAGE_BYTES_LIMIT,
+  MAX_VISIBILITY_TIMEOUT_SECONDS,
+  prepareOutboundMessages,
+  type ResolvedReceiveOptions,
+  resolveReceiveOptions,
+} from './message.js';
+
+const COMPONENT = 'InMemoryQueueTransport';
+
+/** Settings of one queue, as an SQS queue's attributes and redrive policy would give them. */
+export interface QueueConfig {
+  /** How long a received, unacknowledged message stays hidden before it is delivered again. Default 30. */
+  readonly visibilityTimeoutSeconds?: number;
+  /**
+   * Deliveries after which a message goes to {@link QueueConfig.deadLetterQueue} instead of being delivered
+   * again (1–1000). Default 5. As in SQS, where it is part of the redrive policy, it has no effect without a
+   * dead-letter queue: the message is then redelivered for as long as nobody acknowledges it.
+   */
+  readonly maxReceiveCount?: number;
+  /** Name of the queue that receives messages delivered `maxReceiveCount` times without acknowledgement. */
+  readonly deadLetterQueue?: string;
+}
+
+/** Options of {@link InMemoryQueueTransport}; all optional. */
+export interface InMemoryQueueTransportOptions {
+  /** Queues configured up front, by name. Any other queue is created, with `queueDefaults`, on first use. */
+  readonly queues?: Readonly<Record<string, QueueConfig>>;
+  /** Settings of queues created on first use. A dead-letter queue can only be set per queue. */
+  readonly queueDefaults?: Omit<QueueConfig, 'deadLetterQueue'>;
+  /** Largest message accepted (body and attributes, see `messageSizeBytes`). Default 262144 (256 KiB). */
+  readonly maxMessageBytes?: number;
+  /** Time source for visibility timeouts and long polls. Default {@link systemClock}; tests use `ManualClock`. */
+  readonly clock?: Clock;
+}
+
+/** The defaults of {@link QueueConfig}. */
+export const DEFAULT_QUEUE_CONFIG: Readonly<Required<Omit<QueueConfig, 'deadLetterQueue'>>> = Object.freeze({
+  visibilityTimeoutSeconds: 30,
+  maxReceiveCount: 5,
+});
+
+const queueConfigSchema = z
+  .object({
+    visibilityTimeoutSeconds: z.number().int().min(0).max(MAX_VISIBILITY_TIMEOUT_SECONDS),
+    maxReceiveCount: z.number().int().min(1).max(1000),
+    deadLetterQueue: z.string().min(1),
+  })
+  .partial()
+  .strict();
+
+const optionsSchema = z
+  .object({
+    queues: z.record(z.string().min(1), queueConfigSchema),
+    queueDefaults: queueConfigSchema.omit({ deadLetterQueue: true }).strict(),
+    maxMessageBytes: z.number().int().min(1).max(MAX_MESSAGE_BYTES_LIMIT),
+    clock: z.custom<Clock>(
+      (value) =>
+        typeof value === 'object' &&
+        value !== null &&
+        ['now', 'setTimeout', 'clearTimeout'].every(
+          (key) => typeof (value as Record<string, unknown>)[key] === 'function',
+        ),
+      'must have now(), setTimeout() and clearTimeout()',
+    ),
+  })
+  .partial()
+  .strict();
+
+interface ResolvedQueueConfig {
+  readonly visibilityTimeoutSeconds: number;
+  readonly maxReceiveCount: number;
+  readonly deadLetterQueue: string | undefined;
+}
+
+interface StoredMessage {
+  readonly id: string;
+  readonly body: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  receiveCount: number;
+  /** Clock time from which the message may be delivered; later than now while it is in flight. */
+  visibleAt: number;
+  /** Number of the latest delivery; a receipt names the delivery it came from, so older ones go stale. */
+  delivery: number;
+}
+
+interface Waiter {
+  readonly options: ResolvedReceiveOptions;
+  readonly deadline: number;
+  finish(messages: ReceivedMessage[]): void;
+}
+
+interface QueueState {
+  readonly name: string;
+  config: ResolvedQueueConfig;
+  /** Keyed by a sequence number taken at enqueue time, so iteration order is arrival order. */
+  readonly messages: Map<number, StoredMessage>;
+  /** Long polls waiting on this queue, oldest first. */
+  readonly waiters: Waiter[];
+  timer: TimerHandle | undefined;
+}
+
+interface DecodedReceipt {
+  readonly instance: string;
+  readonly queue: string;
+  readonly seq: number;
+  readonly delivery: number;
+}
+
+/**
+ * A provider-free, in-process {@link Transport} with SQS's semantics, for local runs and tests:
+ *
+ * - `receive` returns up to `maxMessages` visible messages and hides each for the visibility timeout; an
+ *   unacknowledged message becomes visible again afterwards and is redelivered with `receiveCount` + 1.
+ * - With a `deadLetterQueue`, a message already delivered `maxReceiveCount` times is moved there by the next
+ *   receive instead of being delivered (its `id` and `receiveCount` are kept, as SQS keeps them).
+ * - Long polling waits up to `waitTimeSeconds` and returns as soon as a message is published or becomes
+ *   visible again; it honours `signal` (rejecting with its reason) and {@link InMemoryQueueTransport.close}.
+ * - Acknowledging with a receipt from an earlier delivery of a message that was received again since is
+ *   ignored, as SQS ignores it; a receipt this transport never issued is an {@link InvalidReceiptError}.
+ * - Messages are limited in size exactly as by the SQS transport (`maxMessageBytes`, default 256 KiB).
+ *
+ * Unlike standard SQS it delivers in arrival order and exactly once per receive: tests stay deterministic.
+ *
+ * @example
+ * const clock = new ManualClock();
+ * const transport = new InMemoryQueueTransport({
+ *   clock,
+ *   queues: { jobs: { visibilityTimeoutSeconds: 10, maxReceiveCount: 3, deadLetterQueue: 'jobs-dlq' } },
+ * });
+ * await transport.publish('jobs', [{ body: '{"frame":1}' }]);
+ * const [message] = await transport.receive('jobs', { waitTimeSeconds: 0 });
+ * clock.advance(10_000); // not acknowledged: visible again
+ */
+export class InMemoryQueueTransport implements Transport {
+  readonly specificationVersion = SPECIFICATION_VERSION;
+
+  readonly #clock: Clock;
+  readonly #maxMessageBytes: number;
+  readonly #defaults: ResolvedQueueConfig;
+  readonly #configs = new Map<string, ResolvedQueueConfig>();
+  readonly #queues = new Map<string, QueueState>();
+  // Receipts carry the instance, so one transport's receipts are refused by another.
+  readonly #instance = randomUUID();
+  #nextSeq = 0;
+  #closed = false;
+
+  constructor(options: InMemoryQueueTransportOptions = {}) {
+    const parsed = optionsSchema.safeParse(options);
+    if (!parsed.success) {
+      throw new InvalidOptionsError(COMPONENT, formatIssues(parsed.error), { cause: parsed.error });
+    }
+    this.#clock = parsed.data.clock ?? systemClock;
+    this.#maxMessageBytes = parsed.data.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#defaults = { ...DEFAULT_QUEUE_CONFIG, ...parsed.data.queueDefaults, deadLetterQueue: undefined };
+    const configs = new Map<string, ResolvedQueueConfig>();
+    for (const [name, config] of Object.entries(parsed.data.queues ?? {})) {
+      configs.set(name, { ...this.#defaults, ...config });
+    }
+    assertNoRedriveCycle(configs);
+    for (const [name, config] of configs) this.#configs.set(name, config);
+  }
+
+  /**
+   * Creates a queue with `config`, or changes the settings of an existing one (its messages are kept; the new
+   * visibility timeout applies from their next delivery).
+   *
+   * @throws {InvalidOptionsError} a bad setting, or a dead-letter queue that leads back to this queue.
+   */
+  configureQueue(name: string, config: QueueConfig = {}): void {
+    assertQueueName(name);
+    const parsed = queueConfigSchema.safeParse(config);
+    if (!parsed.success) {
+      throw new InvalidOptionsError(COMPONENT, `queue "${name}": ${formatIssues(parsed.error)}`, {
+        cause: parsed.error,
+      });
+    }
+    const resolved: ResolvedQueueConfig = { ...this.#defaults, ...parsed.data };
+    const configs = new Map(this.#configs);
+    configs.set(name, resolved);
+    assertNoRedriveCycle(configs, [name]);
+    this.#configs.set(name, resolved);
+    const state = this.#queues.get(name);
+    if (state) state.config = resolved;
+    else this.#queue(name);
+  }
+
+  async publish(queue: string, messages: readonly OutboundMessage[]): Promise<void> {
+    this.#assertOpen();
+    assertQueueName(queue);
+    const prepared = prepareOutboundMessages(messages, this.#maxMessageBytes);
+    if (prepared.length === 0) return;
+    const state = this.#queue(queue);
+    const now = this.#clock.now();
+    for (const message of prepared) {
+      state.messages.set(this.#nextSeq++, {
+        id: message.id,
+        body: message.body,
+        attributes: Object.freeze({ ...message.attributes }),
+        receiveCount: 0,
+        visibleAt: now,
+        delivery: 0,
+      });
+    }
+    this.#wake(state);
+  }
+
+  async receive(queue: string, options?: ReceiveOptions): Promise<ReceivedMessage[]> {
+    const resolved = resolveReceiveOptions(options, COMPONENT);
+    this.#assertOpen();
+    assertQueueName(queue);
+    resolved.signal?.throwIfAborted();
+    const state = this.#queue(queue);
+    const ready = this.#collect(state, resolved);
+    if (ready.length > 0 || resolved.waitTimeSeconds === 0) return ready;
+
+    return new Promise<ReceivedMessage[]>((resolve, reject) => {
+      const signal = resolved.signal;
+      const settle = (waiter: Waiter): boolean => {
+        const index = state.waiters.indexOf(waiter);
+        if (index < 0) return false;
+        state.waiters.splice(index, 1);
+        signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      const waiter: Waiter = {
+        options: resolved,
+        deadline: this.#clock.now() + resolved.waitTimeSeconds * 1000,
+        finish: (messages) => {
+          if (settle(waiter)) resolve(messages);
+        },
+      };
+      const onAbort = () => {
+        if (!settle(waiter)) return;
+        this.#schedule(state);
+        reject(signal?.reason);
+      };
+      state.waiters.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#schedule(state);
+    });
+  }
+
+  /**
+   * Deletes the delivered messages. A receipt of a message already deleted, moved to its dead-letter queue or
+   * received again since is ignored, as in SQS. Every receipt is checked before anything is deleted.
+   *
+   * @throws {InvalidReceiptError} a receipt not issued by this transport for this queue.
+   */
+  async acknowledge(queue: string, messages: readonly Pick<ReceivedMessage, 'receipt'>[]): Promise<void> {
+    assertQueueName(queue);
+    const decoded = messages.map(({ receipt }) => this.#decodeReceipt(queue, receipt));
+    const state = this.#queues.get(queue);
+    if (!state) return;
+    for (const { seq, delivery } of decoded) {
+      if (state.messages.get(seq)?.delivery === delivery) state.messages.delete(seq);
+    }
+    this.#schedule(state);
+  }
+
+  /**
+   * Changes how long a delivered message stays hidden, counted from now (SQS `ChangeMessageVisibility`):
+   * 0 makes it visible at once, a longer timeout extends the time to process it.
+   *
+   * @throws {InvalidReceiptError} a receipt not from this queue, stale (the message was deleted or received
+   *   again), or whose visibility timeout has already expired.
+   */
+  async changeVisibility(
+    queue: string,
+    message: Pick<ReceivedMessage, 'receipt'>,
+    visibilityTimeoutSeconds: number,
+  ): Promise<void> {
+    assertQueueName(queue);
+    assertVisibilityTimeout(visibilityTimeoutSeconds, COMPONENT);
+    const { seq, delivery } = this.#decodeReceipt(queue, message.receipt);
+    const state = this.#queues.get(queue);
+    const stored = state?.messages.get(seq);
+    if (!state || !stored || stored.delivery !== delivery) {
+      throw new InvalidReceiptError(
+        queue,
+        message.receipt,
+        'the message was deleted or received again since',
+      );
+    }
+    const now = this.#clock.now();
+    if (stored.visibleAt <= now) {
+      throw new InvalidReceiptError(
+        queue,
+        message.receipt,
+        'the message is not in flight (visibility expired)',
+      );
+    }
+    stored.visibleAt = now + visibilityTimeoutSeconds * 1000;
+    if (visibilityTimeoutSeconds === 0) this.#wake(state);
+    else this.#schedule(state);
+  }
+
+  /** Messages waiting to be received (visible now); SQS's `ApproximateNumberOfMessages`. */
+  depth(queue: string): number {
+    const now = this.#clock.now();
+    let count = 0;
+    for (const message of this.#queues.get(queue)?.messages.values() ?? []) {
+      if (message.visibleAt <= now) count++;
+    }
+    return count;
+  }
+
+  /** Messages received and neither acknowledged nor visible again; SQS's `ApproximateNumberOfMessagesNotVisible`. */
+  inFlight(queue: string): number {
+    const now = this.#clock.now();
+    let count = 0;
+    for (const message of this.#queues.get(queue)?.messages.values() ?? []) {
+      if (message.visibleAt > now) count++;
+    }
+    return count;
+  }
+
+  /**
+   * Ends every pending long poll with `[]` and refuses further `publish` and `receive` calls with
+   * `DisposedError`. `acknowledge` and `changeVisibility` keep working, so in-flight work can finish cleanly.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const state of this.#queues.values()) {
+      if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
+      state.timer = undefined;
+      for (const waiter of [...state.waiters]) waiter.finish([]);
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new DisposedError(COMPONENT);
+  }
+
+  #queue(name: string): QueueState {
+    let state = this.#queues.get(name);
+    if (!state) {
+      state = {
+        name,
+        config: this.#configs.get(name) ?? this.#defaults,
+        messages: new Map(),
+        waiters: [],
+        timer: undefined,
+      };
+      this.#queues.set(name, state);
+    }
+    return state;
+  }
+
+  /** Takes up to `maxMessages` visible messages for one receive, redriving over-received ones first. */
+  #collect(state: QueueState, options: ResolvedReceiveOptions): ReceivedMessage[] {
+    const now = this.#clock.now();
+    const { deadLetterQueue, maxReceiveCount } = state.config;
+    const visibilityMs = (options.visibilityTimeoutSeconds ?? state.config.visibilityTimeoutSeconds) * 1000;
+    const received: ReceivedMessage[] = [];
+    let redriven: QueueState | undefined;
+    for (const [seq, message] of state.messages) {
+      if (received.length >= options.maxMessages) break;
+      if (message.visibleAt > now) continue;
+      if (deadLetterQueue !== undefined && message.receiveCount >= maxReceiveCount) {
+        redriven ??= this.#queue(deadLetterQueue);
+        state.messages.delete(seq);
+        message.visibleAt = now;
+        redriven.messages.set(this.#nextSeq++, message);
+        continue;
+      }
+      message.receiveCount += 1;
+      message.delivery += 1;
+      message.visibleAt = now + visibilityMs;
+      received.push({
+        id: message.id,
+        body: message.body,
+        receipt: this.#encodeReceipt(state.name, seq, message.delivery),
+        receiveCount: message.receiveCount,
+        attributes: message.attributes,
+      });
+    }
+    // Redrive chains are acyclic (checked at configuration), so waking the dead-letter queue terminates.
+    if (redriven) this.#wake(redriven);
+    return received;
+  }
+
+  /** Hands visible messages to waiting long polls, oldest first, then re-arms the queue's timer. */
+  #wake(state: QueueState): void {
+    this.#serve(state);
+    this.#schedule(state);
+  }
+
+  #serve(state: QueueState): void {
+    for (const waiter of [...state.waiters]) {
+      const messages = this.#collect(state, waiter.options);
+      // Nothing for the oldest waiter means nothing visible is left for the younger ones either.
+      if (messages.length === 0) break;
+      waiter.finish(messages);
+    }
+  }
+
+  /**
+   * One timer per queue, only while long polls wait: it fires at the earliest of their deadlines and of the
+   * moments in-flight messages become visible again.
+   */
+  #schedule(state: QueueState): void {
+    if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
+    state.timer = undefined;
+    if (state.waiters.length === 0 || this.#closed) return;
+    const now = this.#clock.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const waiter of state.waiters) next = Math.min(next, waiter.deadline);
+    for (const message of state.messages.values()) {
+      if (message.visibleAt > now) next = Math.min(next, message.visibleAt);
+    }
+    state.timer = this.#clock.setTimeout(() => this.#onTimer(state), Math.max(0, next - now));
+  }
+
+  #onTimer(state: QueueState): void {
+    state.timer = undefined;
+    this.#serve(state);
+    const now = this.#clock.now();
+    for (const waiter of [...state.waiters]) if (waiter.deadline <= now) waiter.finish([]);
+    this.#schedule(state);
+  }
+
+  #encodeReceipt(queue: string, seq: number, delivery: number): string {
+    return Buffer.from(JSON.stringify([this.#instance, queue, seq, delivery]), 'utf8').toString('base64url');
+  }
+
+  #decodeReceipt(queue: string, receipt: string): DecodedReceipt {
+    let decoded: DecodedReceipt | undefined;
+    try {
+      const value: unknown = JSON.parse(Buffer.from(String(receipt), 'base64url').toString('utf8'));
+      if (
+        Array.isArray(value) &&
+        value.length === 4 &&
+        typeof value[0] === 'string' &&
+        typeof value[1] === 'string' &&
+        Number.isInteger(value[2]) &&
+        Number.isInteger(value[3])
+      ) {
+        decoded = { instance: value[0], queue: value[1], seq: value[2], delivery: value[3] };
+      }
+    } catch {
+      decoded = undefined;
+    }
+    if (!decoded || decoded.instance !== this.#instance) {
+      throw new InvalidReceiptError(queue, receipt, 'not a receipt issued by this transport');
+    }
+    if (decoded.queue !== queue) {
+      throw new InvalidReceiptError(queue, receipt, `issued for queue "${decoded.queue}"`);
+    }
+    return decoded;
+  }
+}
+
+function assertQueueName(name: string): void {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidOptionsError(COMPONENT, 'queue name must be a non-empty string');
+  }
+}
+
+/** A dead-letter queue whose own redrive leads back would move messages round forever. */
+function assertNoRedriveCycle(
+  configs: ReadonlyMap<string, ResolvedQueueConfig>,
+  starts: Iterable<string> = configs.keys(),
+): void {
+  for (const start of starts) {
+    const path = [start];
+    for (let next = configs.get(start)?.deadLetterQueue; next !== undefined; ) {
+      if (path.includes(next)) {
+        throw new InvalidOptionsError(
+          COMPONENT,
+          `dead-letter queues form a cycle: ${[...path, next].map((name) => `"${name}"`).join(' → ')}`,
+        );
+      }
+      path.push(next);
+      next = configs.get(next)?.deadLetterQueue;
+    }
+  }
+}

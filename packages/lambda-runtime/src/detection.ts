@@ -1,0 +1,228 @@
+import {
+  type DecodeLimits,
+  decodeImage,
+  encodeJpeg,
+  FacerecInputError,
+  ImageTooLargeError,
+  InvalidImageError,
+  type OutboundMessage,
+  type RgbImage,
+  type Transport,
+  UnsupportedImageFormatError,
+} from '@facerec/framework';
+import type { FaceCrop } from '@facerec/framework';
+import type { FaceDetection } from '@facerec/framework';
+import { type PipelineLogger, silentLogger, since } from './logger.js';
+import {
+  type DetectionRequest,
+  describeIssues,
+  detectionRequestSchema,
+  type FaceMessage,
+  NO_FACE,
+  type ResponseMessage,
+} from './messages.js';
+
+/** The part of a Lambda Function URL event (payload format 2.0) the handler reads. */
+export interface FunctionUrlEvent {
+  readonly body?: string | null;
+  readonly isBase64Encoded?: boolean;
+  readonly headers?: Readonly<Record<string, string | undefined>>;
+  readonly requestContext?: { readonly http?: { readonly method?: string }; readonly requestId?: string };
+}
+
+/** A Function URL answer. */
+export interface FunctionUrlResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Finds faces and cuts them out; `MtcnnDetector` is one. */
+export interface FaceCropper {
+  detectFaces(images: readonly RgbImage[]): Promise<{ faces: FaceDetection[]; crops: FaceCrop[] }[]>;
+}
+
+/** Options of {@link createDetectionHandler}. */
+export interface DetectionHandlerOptions {
+  readonly detector: FaceCropper;
+  readonly transport: Transport;
+  /** Where face messages go (an SQS queue URL, or a local queue name). */
+  readonly requestQueue: string;
+  /** Where the "no face" answer goes. */
+  readonly responseQueue: string;
+  /** Largest request body accepted, in bytes. Default 6 MiB (the Lambda synchronous payload limit). */
+  readonly maxBodyBytes?: number;
+  /** Image limits for `decodeImage`. Default: its defaults (10 MiB, 25 megapixels). */
+  readonly decodeLimits?: DecodeLimits;
+  /** At most this many faces per frame are sent on, largest first. Default 32. */
+  readonly maxFaces?: number;
+  /** JPEG quality of the crops on the queue. Default 90. */
+  readonly cropQuality?: number;
+  readonly logger?: PipelineLogger;
+}
+
+const json = (statusCode: number, body: unknown): FunctionUrlResult => ({
+  statusCode,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/** An error answered with a 4xx status. */
+class RequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  if (error instanceof RequestError) return error.status;
+  if (ImageTooLargeError.isInstance(error)) return 413;
+  if (UnsupportedImageFormatError.isInstance(error)) return 415;
+  if (InvalidImageError.isInstance(error)) return 422;
+  if (FacerecInputError.isInstance(error)) return 400;
+  return undefined;
+}
+
+function parseBody(event: FunctionUrlEvent, maxBodyBytes: number): { request?: DetectionRequest; requestId: string | null } {
+  const method = event.requestContext?.http?.method;
+  if (method && method !== 'POST') throw new RequestError(405, `method ${method} not allowed; POST a JSON body`);
+  const raw = event.body ?? '';
+  if (raw.length === 0) throw new RequestError(400, 'empty body; POST {"content", "request_id", "filename"}');
+  // The encoded length bounds the decoded size, so the check needs no decoding.
+  const bodyBytes = event.isBase64Encoded ? Math.floor((raw.length * 3) / 4) : Buffer.byteLength(raw);
+  if (bodyBytes > maxBodyBytes) {
+    throw new RequestError(413, `body of ${bodyBytes} bytes exceeds the limit of ${maxBodyBytes} bytes`);
+  }
+  const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new RequestError(400, 'body is not valid JSON');
+  }
+  const requestId =
+    typeof parsed === 'object' && parsed !== null && typeof (parsed as { request_id?: unknown }).request_id === 'string'
+      ? ((parsed as { request_id: string }).request_id.slice(0, 128) ?? null)
+      : null;
+  const result = detectionRequestSchema.safeParse(parsed);
+  if (!result.success) {
+    const error = new RequestError(400, `invalid request: ${describeIssues(result.error)}`);
+    throw Object.assign(error, { requestId });
+  }
+  return { request: result.data, requestId: result.data.request_id };
+}
+
+function decodeContent(content: string, maxBytes: number): Buffer {
+  const compact = content.replace(/\s+/g, '');
+  if (!BASE64.test(compact) || compact.length % 4 === 1) throw new RequestError(400, 'content is not valid base64');
+  const expected = Math.floor((compact.length * 3) / 4);
+  if (expected > maxBytes) throw new ImageTooLargeError('bytes', expected, maxBytes);
+  return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
+}
+
+/**
+ * The detection Lambda handler, for Function URL events: validates the request, decodes the image within its
+ * limits, finds every face, and sends one request-queue message per face (up to `maxFaces`, largest first),
+ * each with its crop as base64 JPEG. A frame without faces sends exactly one `"no face"` answer to the
+ * response queue, so every request gets an answer.
+ *
+ * Answers: 200 `{ request_id, filename, faces }`; 400 bad JSON or fields; 405 not POST; 413 body or image
+ * too large; 415 unsupported image format; 422 undecodable image — each `{ error, request_id }`. 503 when
+ * publishing failed after the transport's retries; 500 for anything unexpected.
+ *
+ * @example
+ * export const handler = createDetectionHandler({ detector, transport, requestQueue, responseQueue });
+ */
+export function createDetectionHandler(options: DetectionHandlerOptions): (event: FunctionUrlEvent) => Promise<FunctionUrlResult> {
+  const logger = options.logger ?? silentLogger;
+  const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
+  const maxFaces = options.maxFaces ?? 32;
+  const cropQuality = options.cropQuality ?? 90;
+  const maxImageBytes = options.decodeLimits?.maxBytes ?? 10 * 1024 * 1024;
+
+  return async (event) => {
+    const started = performance.now();
+    let requestId: string | null = null;
+    let stage = 'parse';
+    try {
+      const parsed = parseBody(event, maxBodyBytes);
+      requestId = parsed.requestId;
+      const request = parsed.request!;
+      const timings: Record<string, number> = {};
+
+      stage = 'decode';
+      let t = performance.now();
+      const image = await decodeImage(decodeContent(request.content, maxImageBytes), options.decodeLimits);
+      timings.decode_ms = since(t);
+
+      stage = 'detect';
+      t = performance.now();
+      const [found] = await options.detector.detectFaces([image]);
+      timings.detect_ms = since(t);
+      const faces = found!.faces.slice(0, maxFaces);
+      const crops = found!.crops.slice(0, maxFaces);
+
+      stage = 'publish';
+      t = performance.now();
+      if (faces.length === 0) {
+        const answer: ResponseMessage = {
+          request_id: request.request_id,
+          filename: request.filename,
+          face_index: null,
+          face_count: 0,
+          result: NO_FACE,
+          distance: null,
+          box: null,
+        };
+        await options.transport.publish(options.responseQueue, [
+          { id: `${request.request_id}-none`, body: JSON.stringify(answer) },
+        ]);
+      } else {
+        const messages: OutboundMessage[] = [];
+        for (const [i, face] of faces.entries()) {
+          const body: FaceMessage = {
+            request_id: request.request_id,
+            filename: request.filename,
+            face_index: i,
+            face_count: faces.length,
+            box: face.box.map((v) => Math.round(v * 100) / 100) as FaceMessage['box'],
+            score: face.score,
+            crop: Buffer.from(await encodeJpeg(crops[i]!.image, cropQuality)).toString('base64'),
+          };
+          messages.push({ id: `${request.request_id}-${i}`, body: JSON.stringify(body) });
+        }
+        await options.transport.publish(options.requestQueue, messages);
+      }
+      timings.publish_ms = since(t);
+      logger.info('frame detected', {
+        request_id: request.request_id,
+        faces: faces.length,
+        faces_found: found!.faces.length,
+        width: image.width,
+        height: image.height,
+        ...timings,
+        total_ms: since(started),
+      });
+      return json(200, { request_id: request.request_id, filename: request.filename, faces: faces.length });
+    } catch (error) {
+      requestId ??= (error as { requestId?: string | null }).requestId ?? null;
+      const status = statusOf(error);
+      const message = error instanceof Error ? error.message : String(error);
+      if (status !== undefined) {
+        logger.warn('request refused', { request_id: requestId, status, error: message });
+        return json(status, { error: message, request_id: requestId });
+      }
+      if (stage === 'publish') {
+        logger.error('publishing failed after retries', { request_id: requestId, error: message });
+        return json(503, { error: 'could not queue the faces; retry later', request_id: requestId });
+      }
+      logger.error('internal error', { request_id: requestId, stage, error: message });
+      return json(500, { error: 'internal error', request_id: requestId });
+    }
+  };
+}

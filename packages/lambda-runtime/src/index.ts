@@ -1,0 +1,32 @@
+/**
+ * `@facerec/lambda-runtime`: the detection and recognition handlers of the facerec pipeline, and the
+ * composition root that builds them from environment variables.
+ *
+ * @packageDocumentation
+ */
+export {
+  createDetectionHandler,
+  type DetectionHandlerOptions,
+  type FaceCropper,
+  type FunctionUrlEvent,
+  type FunctionUrlResult,
+} from './detection.js';
+export { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
+export { createLogger, type PipelineLogger, silentLogger } from './logger.js';
+export {
+  type DetectionRequest,
+  detectionRequestSchema,
+  type FaceMessage,
+  faceMessageSchema,
+  NO_FACE,
+  type ResponseMessage,
+  responseMessageSchema,
+} from './messages.js';
+export {
+  createRecognitionHandler,
+  type RecognitionHandlerOptions,
+  resizeToEmbedderInput,
+  type SqsBatchResponse,
+  type SqsEvent,
+  type SqsRecord,
+} from './recognition.js';

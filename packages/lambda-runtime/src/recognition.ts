@@ -1,0 +1,218 @@
+import {
+  decodeImage,
+  type FaceEmbedder,
+  type Gallery,
+  type OutboundMessage,
+  type RgbImage,
+  resizeBilinearPil,
+  type Transport,
+} from '@facerec/framework';
+import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
+import { type PipelineLogger, silentLogger, since } from './logger.js';
+import { describeIssues, type FaceMessage, faceMessageSchema, type ResponseMessage } from './messages.js';
+
+/** The part of an SQS event record the handler reads. */
+export interface SqsRecord {
+  readonly messageId: string;
+  readonly body: string;
+  readonly attributes?: { readonly ApproximateReceiveCount?: string };
+}
+
+/** An SQS event. */
+export interface SqsEvent {
+  readonly Records: readonly SqsRecord[];
+}
+
+/** The partial-batch answer (`ReportBatchItemFailures`). */
+export interface SqsBatchResponse {
+  batchItemFailures: { itemIdentifier: string }[];
+}
+
+/** Options of {@link createRecognitionHandler}. */
+export interface RecognitionHandlerOptions {
+  readonly embedder: FaceEmbedder;
+  readonly gallery: Gallery;
+  readonly transport: Transport;
+  /** Where the answers go. */
+  readonly responseQueue: string;
+  /** Default: an {@link InMemoryIdempotencyStore}. */
+  readonly idempotency?: IdempotencyStore;
+  /**
+   * Turns a decoded crop into the embedder's input. Default: resize to the embedder's input size when it
+   * differs (PIL-compatible bilinear).
+   */
+  readonly prepare?: (crop: RgbImage, embedder: FaceEmbedder) => RgbImage;
+  /** Largest crop accepted from the queue, in bytes and pixels. Default 1 MiB, 1 megapixel. */
+  readonly cropLimits?: { maxBytes?: number; maxPixels?: number };
+  readonly logger?: PipelineLogger;
+}
+
+/** Default crop preparation: resize to the embedder's input size when needed. */
+export function resizeToEmbedderInput(crop: RgbImage, embedder: FaceEmbedder): RgbImage {
+  const { width, height } = embedder.preprocessing.inputSize;
+  if (crop.width === width && crop.height === height) return crop;
+  return resizeBilinearPil(crop, [0, 0, crop.width, crop.height], [width, height]);
+}
+
+interface Pending {
+  record: SqsRecord;
+  message: FaceMessage;
+  key: string;
+  face: RgbImage;
+  embedding?: Float32Array;
+}
+
+/**
+ * The recognition Lambda handler, for SQS events from the request queue: decodes every face of the batch,
+ * embeds them together, matches them against the gallery and sends one answer per face
+ * (`{ request_id, filename, face_index, face_count, result, distance, box }`, `result` being the identity or
+ * `"unknown"`) to the response queue.
+ *
+ * Partial failures are reported per record in `batchItemFailures` (enable `ReportBatchItemFailures` on the
+ * event source mapping); no exception escapes the batch. A record whose face was already answered
+ * (redelivery) is acknowledged without a second answer.
+ */
+export function createRecognitionHandler(options: RecognitionHandlerOptions): (event: SqsEvent) => Promise<SqsBatchResponse> {
+  const logger = options.logger ?? silentLogger;
+  const idempotency = options.idempotency ?? new InMemoryIdempotencyStore();
+  const prepare = options.prepare ?? resizeToEmbedderInput;
+  const limits = { maxBytes: options.cropLimits?.maxBytes ?? 1024 * 1024, maxPixels: options.cropLimits?.maxPixels ?? 1_000_000 };
+
+  return async (event) => {
+    const started = performance.now();
+    const failures = new Set<string>();
+    const fail = (record: SqsRecord, reason: string, extra: Record<string, unknown> = {}) => {
+      failures.add(record.messageId);
+      logger.warn('record failed', { message_id: record.messageId, reason, ...extra });
+    };
+    const pending: Pending[] = [];
+    const timings: Record<string, number> = {};
+
+    try {
+      // 1. Parse, claim and decode every record; a bad one fails alone.
+      let t = performance.now();
+      for (const record of event.Records) {
+        let message: FaceMessage;
+        try {
+          const parsed = faceMessageSchema.safeParse(JSON.parse(record.body));
+          if (!parsed.success) {
+            fail(record, `invalid face message: ${describeIssues(parsed.error)}`);
+            continue;
+          }
+          message = parsed.data;
+        } catch {
+          fail(record, 'body is not valid JSON');
+          continue;
+        }
+        const key = `${message.request_id}:${message.face_index}`;
+        if (!(await idempotency.claim(key))) {
+          logger.info('duplicate delivery skipped', { request_id: message.request_id, face_index: message.face_index });
+          continue;
+        }
+        try {
+          const crop = await decodeImage(Buffer.from(message.crop, 'base64'), limits);
+          pending.push({ record, message, key, face: prepare(crop, options.embedder) });
+        } catch (error) {
+          await idempotency.release(key);
+          fail(record, `crop: ${error instanceof Error ? error.message : String(error)}`, { request_id: message.request_id });
+        }
+      }
+      timings.decode_ms = since(t);
+
+      // 2. Embed all faces together; if the batch fails, embed one by one to find the culprit(s).
+      t = performance.now();
+      if (pending.length > 0) {
+        try {
+          const vectors = await options.embedder.embed(pending.map((p) => p.face));
+          pending.forEach((p, i) => {
+            p.embedding = vectors[i];
+          });
+        } catch (batchError) {
+          logger.warn('batch embedding failed; retrying faces one at a time', {
+            error: batchError instanceof Error ? batchError.message : String(batchError),
+          });
+          for (const p of pending) {
+            try {
+              [p.embedding] = await options.embedder.embed([p.face]);
+            } catch (error) {
+              fail(p.record, `embed: ${error instanceof Error ? error.message : String(error)}`, { request_id: p.message.request_id });
+            }
+          }
+        }
+      }
+      timings.embed_ms = since(t);
+      const embedded = pending.filter((p) => p.embedding !== undefined);
+      for (const p of pending) if (!p.embedding) await idempotency.release(p.key);
+
+      // 3. Match.
+      t = performance.now();
+      const matches = embedded.length ? options.gallery.match(embedded.map((p) => p.embedding!)) : [];
+      timings.match_ms = since(t);
+
+      // 4. Answer; a face whose answer could not be sent fails its record (and is retried on redelivery).
+      t = performance.now();
+      const answers: OutboundMessage[] = embedded.map((p, i) => {
+        const match = matches[i]!;
+        const body: ResponseMessage = {
+          request_id: p.message.request_id,
+          filename: p.message.filename,
+          face_index: p.message.face_index,
+          face_count: p.message.face_count,
+          result: match.identity,
+          distance: Math.round(match.distance * 1e4) / 1e4,
+          box: p.message.box,
+        };
+        return { id: p.record.messageId, body: JSON.stringify(body) };
+      });
+      const unsent = new Set<string>();
+      if (answers.length) {
+        try {
+          await options.transport.publish(options.responseQueue, answers);
+        } catch (error) {
+          const failedIds = failedMessageIds(error);
+          for (const a of answers) if (!failedIds || failedIds.has(a.id!)) unsent.add(a.id!);
+          logger.error('publishing answers failed', {
+            error: error instanceof Error ? error.message : String(error),
+            failed: unsent.size,
+          });
+        }
+      }
+      timings.publish_ms = since(t);
+      for (const p of embedded) {
+        if (unsent.has(p.record.messageId)) {
+          await idempotency.release(p.key);
+          fail(p.record, 'answer not sent', { request_id: p.message.request_id });
+        } else {
+          await idempotency.complete(p.key);
+          logger.info('face recognised', {
+            request_id: p.message.request_id,
+            face_index: p.message.face_index,
+            result: matches[embedded.indexOf(p)]!.identity,
+          });
+        }
+      }
+    } catch (error) {
+      // Unexpected: fail every record not yet answered rather than let the exception fail the whole batch
+      // opaquely; SQS redelivers exactly those.
+      logger.error('internal error', { error: error instanceof Error ? error.message : String(error) });
+      for (const p of pending) await idempotency.release(p.key);
+      for (const r of event.Records) failures.add(r.messageId);
+    }
+    logger.info('batch done', {
+      records: event.Records.length,
+      faces: pending.length,
+      failed: failures.size,
+      ...timings,
+      total_ms: since(started),
+    });
+    return { batchItemFailures: [...failures].map((itemIdentifier) => ({ itemIdentifier })) };
+  };
+}
+
+/** The ids a transport reported as not published, when its error says (else every message is unsent). */
+function failedMessageIds(error: unknown): Set<string> | undefined {
+  const failed = (error as { failed?: unknown })?.failed;
+  if (!Array.isArray(failed)) return undefined;
+  return new Set(failed.map((f) => (typeof f === 'string' ? f : String((f as { id?: unknown }).id))));
+}
+

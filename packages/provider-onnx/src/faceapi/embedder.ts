@@ -1,0 +1,201 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  assertFaceApiInput,
+  assertRgbImage,
+  DisposedError,
+  FACEAPI_PREPROCESSING,
+  FACEAPI_RESNET_DESCRIPTOR_SIZE,
+  FACEAPI_RESNET_INPUT_SIZE,
+  type FaceEmbedder,
+  type FloatRgbImage,
+  faceApiInput,
+  type ModelStore,
+  type RgbImage,
+  readTfjsWeightsFile,
+  SPECIFICATION_VERSION,
+  toFaceApiBatch,
+} from '@facerec/framework';
+import type { InferenceSession } from 'onnxruntime-node';
+import { createSession } from '../graph/session.js';
+import { type CachedGraph, GRAPH_BUILDER_VERSION } from '../model-cache.js';
+import { buildFaceApiResnet, FACEAPI_RESNET_GRAPH_VERSION } from './graph.js';
+
+/** Model store entries holding face-api.js's recognition weights (shard) and their tfjs manifest. */
+export const FACEAPI_RESNET_MODELS = Object.freeze({
+  weights: 'faceapi-face-recognition-weights',
+  manifest: 'faceapi-face-recognition-manifest',
+} as const);
+
+/** Model id of {@link OnnxFaceApiEmbedder}. */
+export const FACEAPI_RESNET_MODEL_ID = 'faceapi-resnet';
+
+/** Options of {@link OnnxFaceApiEmbedder.load}. */
+export interface OnnxFaceApiEmbedderOptions {
+  /** Threads per operator (onnxruntime `intraOpNumThreads`). */
+  readonly intraOpNumThreads: number;
+  /** Faces per inference call; larger batches are split. */
+  readonly maxBatchSize: number;
+}
+
+/**
+ * The face-api.js recognition graph, from `<cacheDir>/onnx/` when present. The tfjs files are not PyTorch
+ * checkpoints, so this mirrors `cachedGraph` (same folder, same atomic temp-file + rename) with its own
+ * reader. The file name carries the shard's sha256 (the cache key), the manifest's (it decides how the shard
+ * is decoded) and both builder versions, so no stale graph is ever reused.
+ */
+export async function loadFaceApiResnetGraph(store: ModelStore): Promise<CachedGraph> {
+  const pulled = await store.pull([FACEAPI_RESNET_MODELS.weights, FACEAPI_RESNET_MODELS.manifest]);
+  const bin = pulled.find((p) => p.name === FACEAPI_RESNET_MODELS.weights)!;
+  const manifest = pulled.find((p) => p.name === FACEAPI_RESNET_MODELS.manifest)!;
+  const dir = path.join(store.cacheDir, 'onnx');
+  const version = `v${GRAPH_BUILDER_VERSION}.${FACEAPI_RESNET_GRAPH_VERSION}`;
+  const file = path.join(
+    dir,
+    `${FACEAPI_RESNET_MODEL_ID}-${bin.sha256.slice(0, 16)}-${manifest.sha256.slice(0, 8)}-${version}.onnx`,
+  );
+  try {
+    return { bytes: await readFile(file), weightsSha256: bin.sha256, path: file, built: false, buildMs: 0 };
+  } catch {
+    // Not cached yet: build below.
+  }
+  const started = performance.now();
+  // The store keeps the manifest and its shard side by side, so the manifest's relative path resolves.
+  const weights = await readTfjsWeightsFile(manifest.path);
+  const bytes = buildFaceApiResnet(weights, {
+    source: manifest.path,
+    metadata: {
+      weights_sha256: bin.sha256,
+      weights_file: path.basename(bin.path),
+      weights_manifest_sha256: manifest.sha256,
+    },
+  });
+  const buildMs = performance.now() - started;
+  await mkdir(dir, { recursive: true });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return { bytes, weightsSha256: bin.sha256, path: file, built: true, buildMs };
+}
+
+/**
+ * face-api.js's face recognition net (ResNet-34-like, dlib's `dlib_face_recognition_resnet_model_v1`) on
+ * onnxruntime-node: 150×150 crops in, 128-d descriptors out.
+ *
+ * - {@link OnnxFaceApiEmbedder.embed} (the `FaceEmbedder` contract): L2-normalised vectors.
+ * - {@link OnnxFaceApiEmbedder.describe}: face-api.js's raw descriptors (|d| ≈ 1.3–1.5) for 150×150 inputs.
+ * - {@link OnnxFaceApiEmbedder.computeFaceDescriptors}: face-api.js's `computeFaceDescriptor` for whole
+ *   images of any size (centred pad-to-square, tfjs bilinear resize to 150, then `describe`).
+ *
+ * Thresholds: face-api.js calls two raw descriptors the same person below a Euclidean distance of 0.6. Raw
+ * norms are ≈ 1.35–1.6 (mean ≈ 1.47), so on the unit vectors from `embed` the equivalent is ≈ 0.4 (cosine
+ * ≈ 0.92); use `describe` / `computeFaceDescriptors` to compare with stored face-api.js descriptors or
+ * thresholds exactly.
+ *
+ * @example
+ * const embedder = await OnnxFaceApiEmbedder.load(store, { intraOpNumThreads: 2, maxBatchSize: 16 });
+ * const [raw] = await embedder.computeFaceDescriptors([await decodeImage(bytes)]); // as face-api.js
+ * const [unit] = await embedder.embed([crop150]); // |unit| = 1
+ */
+export class OnnxFaceApiEmbedder implements FaceEmbedder {
+  readonly specificationVersion = SPECIFICATION_VERSION;
+  readonly provider = 'onnx';
+  readonly modelId = FACEAPI_RESNET_MODEL_ID;
+  readonly dimension = FACEAPI_RESNET_DESCRIPTOR_SIZE;
+  readonly preprocessing = FACEAPI_PREPROCESSING;
+  readonly weightsSha256: string;
+  readonly graph: CachedGraph;
+  readonly #maxBatchSize: number;
+  readonly #ort: typeof import('onnxruntime-node');
+  #session: InferenceSession | undefined;
+
+  private constructor(
+    ort: typeof import('onnxruntime-node'),
+    session: InferenceSession,
+    graph: CachedGraph,
+    maxBatchSize: number,
+  ) {
+    this.#ort = ort;
+    this.#session = session;
+    this.graph = graph;
+    this.weightsSha256 = graph.weightsSha256;
+    this.#maxBatchSize = maxBatchSize;
+  }
+
+  /**
+   * Loads the model: pulls `faceapi-face-recognition-weights` and `-manifest` through the store, builds the
+   * ONNX graph on first use (cached under `<cacheDir>/onnx/`), and opens a session.
+   */
+  static async load(store: ModelStore, options: OnnxFaceApiEmbedderOptions): Promise<OnnxFaceApiEmbedder> {
+    const graph = await loadFaceApiResnetGraph(store);
+    const session = await createSession(graph.bytes, { intraOpNumThreads: options.intraOpNumThreads });
+    const ort = await import('onnxruntime-node');
+    return new OnnxFaceApiEmbedder(ort, session, graph, options.maxBatchSize);
+  }
+
+  /** L2-normalised 128-d embeddings of 150×150 crops (`prepareFaceApiInput` makes one from a whole image). */
+  embed(faces: readonly RgbImage[]): Promise<Float32Array[]> {
+    return this.#run(faces, 'embedding');
+  }
+
+  /**
+   * face-api.js's raw descriptors (not normalised) of 150×150 inputs: 8-bit crops, or the float images from
+   * `faceApiInput`, which match face-api.js without the rounding of an 8-bit crop.
+   */
+  describe(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array[]> {
+    return this.#run(inputs, 'descriptor');
+  }
+
+  /**
+   * face-api.js's `computeFaceDescriptor` on whole images of any size, as it treats tensor inputs: each
+   * image padded to a centred square with black, resized bilinearly to 150×150, then described. Raw
+   * descriptors, comparable with face-api.js's.
+   */
+  async computeFaceDescriptors(images: readonly RgbImage[]): Promise<Float32Array[]> {
+    // Checked before the resize work, which a disposed embedder would only waste.
+    if (!this.#session) throw new DisposedError(`onnx ${this.modelId} embedder`);
+    const inputs = images.map((image, i) => {
+      assertRgbImage(image, `image ${i}`);
+      return faceApiInput(image);
+    });
+    return this.#run(inputs, 'descriptor');
+  }
+
+  async #run(
+    inputs: readonly (RgbImage | FloatRgbImage)[],
+    output: 'descriptor' | 'embedding',
+  ): Promise<Float32Array[]> {
+    const session = this.#session;
+    if (!session) throw new DisposedError(`onnx ${this.modelId} embedder`);
+    inputs.forEach((input, i) => {
+      assertFaceApiInput(input, `face ${i}`);
+    });
+    const size = FACEAPI_RESNET_INPUT_SIZE;
+    const out: Float32Array[] = [];
+    for (let start = 0; start < inputs.length; start += this.#maxBatchSize) {
+      const chunk = inputs.slice(start, start + this.#maxBatchSize);
+      const input = new this.#ort.Tensor('float32', toFaceApiBatch(chunk, 'NCHW'), [
+        chunk.length,
+        3,
+        size,
+        size,
+      ]);
+      const result = await session.run({ input }, [output]);
+      const data = result[output]!.data as Float32Array;
+      for (let i = 0; i < chunk.length; i++)
+        out.push(data.slice(i * this.dimension, (i + 1) * this.dimension));
+    }
+    return out;
+  }
+
+  async dispose(): Promise<void> {
+    const session = this.#session;
+    this.#session = undefined;
+    await session?.release();
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * face-api.js's face recognition net on onnxruntime-node, built from the tfjs weights that the npm package
+ * `@vladmandic/face-api` ships.
+ */
+export {
+  FACEAPI_RESNET_MODEL_ID,
+  FACEAPI_RESNET_MODELS,
+  loadFaceApiResnetGraph,
+  OnnxFaceApiEmbedder,
+  type OnnxFaceApiEmbedderOptions,
+} from './embedder.js';
+export { buildFaceApiResnet, FACEAPI_RESNET_GRAPH_VERSION } from './graph.js';

@@ -1,0 +1,253 @@
+/**
+ * Turning PyTorch state dicts into TensorFlow.js weights, and the one place where tensors are created and
+ * disposed: weights live in a {@link WeightSet} until the model is disposed, and every run goes through
+ * {@link runModel}, which disposes every intermediate tensor and its outputs.
+ */
+import { CheckpointError, type StateDict } from '@facerec/framework';
+import * as tf from '@tensorflow/tfjs-core';
+import { activateBackend, type TfjsBackendName } from './backend.js';
+
+const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
+/** True for keys no inference network needs: batch-norm step counters. */
+export function isTrainingOnlyKey(key: string): boolean {
+  return key === 'num_batches_tracked' || key.endsWith('.num_batches_tracked');
+}
+
+/**
+ * Hands out a state dict's tensors by key, checking each shape, and afterwards reports keys the network did
+ * not use. Either mismatch means the checkpoint is not the one the architecture expects: both throw
+ * {@link CheckpointError} naming the key.
+ */
+export class StateDictReader {
+  readonly #stateDict: StateDict;
+  readonly #model: string;
+  readonly #source: string | undefined;
+  readonly #ignore: (key: string) => boolean;
+  readonly #used = new Set<string>();
+
+  constructor(
+    stateDict: StateDict,
+    options: { model: string; source?: string; ignore?: (key: string) => boolean },
+  ) {
+    this.#stateDict = stateDict;
+    this.#model = options.model;
+    this.#source = options.source;
+    this.#ignore = options.ignore ?? isTrainingOnlyKey;
+  }
+
+  /** The float32 data (row-major) stored under `key`, after checking it has exactly `shape`. */
+  take(key: string, shape: readonly number[]): Float32Array {
+    const tensor = this.#stateDict.get(key);
+    if (!tensor) throw this.#error(`missing weight "${key}" (expected shape ${formatShape(shape)})`);
+    const actual = tensor.shape;
+    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
+      throw this.#error(`weight "${key}" has shape ${formatShape(actual)}, expected ${formatShape(shape)}`);
+    }
+    this.#used.add(key);
+    if (tensor.data instanceof Float32Array) return tensor.data;
+    if (tensor.data instanceof Float64Array) return Float32Array.from(tensor.data);
+    throw this.#error(`weight "${key}" has dtype ${tensor.dtype}, expected a floating-point tensor`);
+  }
+
+  /** Throws when the state dict holds keys that were neither taken nor ignored. */
+  assertAllUsed(): void {
+    const unexpected = [...this.#stateDict.keys()].filter((k) => !this.#used.has(k) && !this.#ignore(k));
+    if (unexpected.length === 0) return;
+    const shown = unexpected.slice(0, 5).map((k) => `"${k}"`);
+    const more = unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : '';
+    throw this.#error(`unexpected key${unexpected.length > 1 ? 's' : ''} ${shown.join(', ')}${more}`);
+  }
+
+  #error(message: string): CheckpointError {
+    return new CheckpointError(
+      `${this.#model}: ${message}`,
+      this.#source === undefined ? undefined : { source: this.#source },
+    );
+  }
+}
+
+/** Batch-norm parameters and eps, as PyTorch stores them. */
+export interface BatchNorm {
+  readonly weight: Float32Array;
+  readonly bias: Float32Array;
+  readonly runningMean: Float32Array;
+  readonly runningVar: Float32Array;
+  readonly eps: number;
+}
+
+/**
+ * Folds an eval-mode batch norm into the layer before it: with k = γ / √(var + eps), row o of the weight
+ * (all values feeding output channel o, PyTorch layout) is scaled by k and the bias becomes β + (b − μ)·k.
+ * Computed in float64 and rounded once, like the onnx provider, so both runtimes get the same weights.
+ */
+export function foldBatchNorm(
+  weight: Float32Array,
+  bias: Float32Array | undefined,
+  bn: BatchNorm,
+): { weight: Float32Array; bias: Float32Array } {
+  const out = bn.weight.length;
+  const perChannel = weight.length / out;
+  const w = new Float32Array(weight.length);
+  const b = new Float32Array(out);
+  for (let o = 0; o < out; o++) {
+    const k = bn.weight[o]! / Math.sqrt(bn.runningVar[o]! + bn.eps);
+    for (let j = 0; j < perChannel; j++) w[o * perChannel + j] = weight[o * perChannel + j]! * k;
+    b[o] = bn.bias[o]! + ((bias ? bias[o]! : 0) - bn.runningMean[o]!) * k;
+  }
+  return { weight: w, bias: b };
+}
+
+/** Multiplies every element by `factor` (float64 product, rounded once), e.g. to fold a residual scale. */
+export function scaled(data: Float32Array, factor: number): Float32Array {
+  return data.map((v) => v * factor);
+}
+
+/** PyTorch Conv2d weight `[out, in, kh, kw]` (OIHW) → tfjs conv2d filter `[kh, kw, in, out]` (HWIO). */
+export function oihwToHwio(data: Float32Array, [o, i, kh, kw]: readonly number[]): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let a = 0; a < o!; a++)
+    for (let b = 0; b < i!; b++)
+      for (let y = 0; y < kh!; y++)
+        for (let x = 0; x < kw!; x++)
+          out[((y * kw! + x) * i! + b) * o! + a] = data[((a * i! + b) * kh! + y) * kw! + x]!;
+  return out;
+}
+
+/** PyTorch Linear weight `[out, in]` → the `[in, out]` matrix tfjs multiplies by. */
+export function transposeMatrix(data: Float32Array, [rows, cols]: readonly number[]): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows!; r++) for (let c = 0; c < cols!; c++) out[c * rows! + r] = data[r * cols! + c]!;
+  return out;
+}
+
+/** A convolution with its bias (HWIO filter), and the PReLU slope when it has one. */
+export interface ConvWeights {
+  readonly filter: tf.Tensor4D;
+  readonly bias: tf.Tensor1D;
+  readonly prelu?: tf.Tensor1D;
+}
+
+/** A dense layer (`[in, out]` matrix) with its bias, and the PReLU slope when it has one. */
+export interface DenseWeights {
+  readonly weight: tf.Tensor2D;
+  readonly bias: tf.Tensor1D;
+  readonly prelu?: tf.Tensor1D;
+}
+
+/**
+ * The weight tensors of one model, created on its backend and owned until {@link WeightSet.dispose}. Every
+ * tensor a model keeps is made here, so disposing the set frees all of them.
+ */
+export class WeightSet {
+  readonly backend: TfjsBackendName;
+  #tensors: tf.Tensor[] = [];
+
+  private constructor(backend: TfjsBackendName) {
+    this.backend = backend;
+  }
+
+  /** A set whose tensors live on `backend` (started and activated first). */
+  static async on(backend: TfjsBackendName): Promise<WeightSet> {
+    await activateBackend(backend);
+    return new WeightSet(backend);
+  }
+
+  /** Number of tensors held. */
+  get size(): number {
+    return this.#tensors.length;
+  }
+
+  vector(data: Float32Array): tf.Tensor1D {
+    return this.#keep(tf.tensor1d(data, 'float32'));
+  }
+
+  /** A conv filter from a PyTorch OIHW weight. */
+  filter(oihw: Float32Array, shape: readonly [number, number, number, number]): tf.Tensor4D {
+    const [o, i, kh, kw] = shape;
+    return this.#keep(tf.tensor4d(oihwToHwio(oihw, shape), [kh, kw, i, o], 'float32'));
+  }
+
+  /** A dense matrix from a PyTorch `[out, in]` Linear weight. */
+  matrix(weight: Float32Array, shape: readonly [number, number]): tf.Tensor2D {
+    return this.#keep(tf.tensor2d(transposeMatrix(weight, shape), [shape[1], shape[0]], 'float32'));
+  }
+
+  #keep<T extends tf.Tensor>(t: T): T {
+    this.#tensors.push(t);
+    return t;
+  }
+
+  dispose(): void {
+    tf.dispose(this.#tensors);
+    this.#tensors = [];
+  }
+}
+
+/**
+ * Runs one forward pass on `backend` and returns its outputs as float32 arrays. `forward` builds the graph
+ * eagerly inside `tf.tidy`, so every intermediate tensor (the input included) is freed when it returns; the
+ * outputs are read synchronously and freed here. Nothing awaits between activating the backend and
+ * reading the outputs, so a model on another backend cannot switch the engine mid-run.
+ */
+export async function runModel(
+  backend: TfjsBackendName,
+  forward: () => tf.Tensor[],
+): Promise<Float32Array[]> {
+  await activateBackend(backend);
+  const outputs = tf.tidy(forward);
+  try {
+    return outputs.map((t) => t.dataSync() as Float32Array);
+  } finally {
+    tf.dispose(outputs);
+  }
+}
+
+/**
+ * PyTorch `MaxPool2d(kernel, stride, ceil_mode=True)` on NHWC: tfjs pools with floor rounding only (the wasm
+ * backend ignores `dimRoundingMode`), so the right and bottom edges are padded with −∞ until the last window
+ * that starts inside the input fits. Windows that hang over the edge then see only real values, as in
+ * PyTorch.
+ */
+export function maxPoolCeil(x: tf.Tensor4D, kernel: number, stride: number): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  const extra = (n: number) => (Math.ceil((n - kernel) / stride) + 1 - 1) * stride + kernel - n;
+  const ph = extra(h);
+  const pw = extra(w);
+  const padded =
+    ph > 0 || pw > 0
+      ? tf.pad(
+          x,
+          [
+            [0, 0],
+            [0, ph],
+            [0, pw],
+            [0, 0],
+          ],
+          Number.NEGATIVE_INFINITY,
+        )
+      : x;
+  return tf.maxPool(padded, kernel, stride, 'valid');
+}
+
+/** Conv2d (stride 1, no padding) with bias and, when the weights have one, a fused PReLU. */
+export function convPrelu(x: tf.Tensor4D, w: ConvWeights): tf.Tensor4D {
+  return tf.fused.conv2d({
+    x,
+    filter: w.filter,
+    bias: w.bias,
+    strides: 1,
+    pad: 'valid',
+    ...(w.prelu ? { activation: 'prelu' as const, preluActivationWeights: w.prelu } : {}),
+  });
+}
+
+/** Dense layer with bias and, when the weights have one, a fused PReLU. */
+export function densePrelu(x: tf.Tensor2D, w: DenseWeights): tf.Tensor2D {
+  return tf.fused.matMul({
+    a: x,
+    b: w.weight,
+    bias: w.bias,
+    ...(w.prelu ? { activation: 'prelu' as const, preluActivationWeights: w.prelu } : {}),
+  }) as tf.Tensor2D;
+}

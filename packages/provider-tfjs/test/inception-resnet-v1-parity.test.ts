@@ -1,0 +1,150 @@
+import { readFile } from 'node:fs/promises';
+import { CheckpointError, decodeImage, type RgbImage, type StateDict } from '@facerec/framework';
+import {
+  describeWithSharedData,
+  readSyntheticReference,
+  type SyntheticReference,
+  sharedPath,
+  syntheticStateDict,
+} from '@facerec/framework/testing';
+import { TfjsInceptionResnetV1Embedder } from '@facerec/provider-tfjs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { centred, centredCorrelation, cosine, describeOnBackend, dot, TEST_BACKENDS } from './helpers.js';
+
+const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
+
+/**
+ * Crops each backend embeds. `wasm`: all 67. The pure-JavaScript `cpu` backend needs about 6 s per face
+ * here, so it embeds every 8th crop (9 crops, about a minute); the centred correlation is then taken over
+ * those 9, centred on their own mean on both sides.
+ */
+const CROP_FILTER: Record<(typeof TEST_BACKENDS)[number], (index: number) => boolean> = {
+  wasm: () => true,
+  cpu: (i) => i % 8 === 0,
+};
+
+let reference: SyntheticReference;
+let stateDict: StateDict;
+let crops: RgbImage[];
+
+async function setUp(): Promise<void> {
+  reference ??= await readSyntheticReference(sharedPath(REFERENCE));
+  stateDict ??= syntheticStateDict(reference.keys);
+  crops ??= await Promise.all(
+    reference.embeddings.map(async (e) => decodeImage(await readFile(sharedPath('reference', e.cropPng)))),
+  );
+}
+
+function parity(backend: (typeof TEST_BACKENDS)[number]): void {
+  let embedder: TfjsInceptionResnetV1Embedder;
+  let indices: number[];
+
+  beforeAll(async () => {
+    await setUp();
+    embedder = await TfjsInceptionResnetV1Embedder.fromStateDict(stateDict, {
+      backend,
+      modelId: 'inception-resnet-v1/synthetic',
+      maxBatchSize: 8,
+    });
+    indices = reference.embeddings.map((_, i) => i).filter(CROP_FILTER[backend]);
+  });
+  afterAll(() => embedder?.dispose());
+
+  it('matches facenet-pytorch (cosine ≥ 0.9999 each, centred correlation ≥ 0.999)', { timeout: 300_000 }, async () => {
+    const started = performance.now();
+    const ours = await embedder.embed(indices.map((i) => crops[i]!));
+    const seconds = (performance.now() - started) / 1000;
+    const refs = indices.map((i) => reference.embeddings[i]!.embedding);
+    const cosines = ours.map((v, k) => cosine(v, refs[k]!));
+    const minCosine = Math.min(...cosines);
+    const correlation = centredCorrelation(ours, refs);
+    const ourCentred = centred(ours);
+    const refCentred = centred(refs);
+    const minCentredCosine = Math.min(...ourCentred.map((o, k) => cosine(o, refCentred[k]!)));
+    let maxAbs = 0;
+    ours.forEach((v, k) => {
+      for (let j = 0; j < v.length; j++) maxAbs = Math.max(maxAbs, Math.abs(v[j]! - refs[k]![j]!));
+    });
+    console.log(
+      `tfjs ${backend} InceptionResnetV1 parity over ${ours.length} crops (${seconds.toFixed(1)} s): ` +
+        `min cosine ${minCosine.toFixed(9)} (1 − cos = ${(1 - minCosine).toExponential(2)}), ` +
+        `centred correlation ${correlation.toFixed(9)} (1 − r = ${(1 - correlation).toExponential(2)}), ` +
+        `min per-crop centred cosine ${minCentredCosine.toFixed(7)}, max |Δ| ${maxAbs.toExponential(2)}`,
+    );
+    for (const v of ours) expect(Math.abs(Math.sqrt(dot(v, v)) - 1)).toBeLessThan(1e-5);
+    for (const c of cosines) expect(c).toBeGreaterThanOrEqual(0.9999);
+    expect(correlation).toBeGreaterThanOrEqual(0.999);
+  });
+}
+
+describeWithSharedData('tfjs InceptionResnetV1 vs facenet-pytorch (synthetic weights)', [REFERENCE, 'reference/crops'], () => {
+  for (const backend of TEST_BACKENDS) describeOnBackend(backend, 'parity', () => parity(backend));
+
+  describeOnBackend('cpu', 'checkpoint checks', () => {
+    beforeAll(setUp);
+
+    it('regenerates the synthetic weights bit for bit', () => {
+      const first = stateDict.get(reference.keys[0]!.name)!.data as Float32Array;
+      expect([...first.subarray(0, reference.firstValuesOfFirstTensor.length)]).toEqual(
+        reference.firstValuesOfFirstTensor,
+      );
+    });
+
+    it('ignores logits.* (pretrained classifier head) and num_batches_tracked', { timeout: 120_000 }, async () => {
+      const withLogits = new Map(stateDict);
+      withLogits.set('logits.weight', {
+        name: 'logits.weight',
+        dtype: 'float32',
+        shape: [8631, 512],
+        data: new Float32Array(8631 * 512),
+      });
+      withLogits.set('logits.bias', { name: 'logits.bias', dtype: 'float32', shape: [8631], data: new Float32Array(8631) });
+      const embedder = await TfjsInceptionResnetV1Embedder.fromStateDict(withLogits, {
+        backend: 'cpu',
+        modelId: 'inception-resnet-v1/synthetic',
+      });
+      try {
+        const [v] = await embedder.embed([crops[0]!]);
+        expect(cosine(v!, reference.embeddings[0]!.embedding)).toBeGreaterThanOrEqual(0.9999);
+      } finally {
+        await embedder.dispose();
+      }
+    });
+
+    it('names missing, mis-shaped and unexpected keys in CheckpointError, and keeps no tensors', async () => {
+      const tf = await import('@tensorflow/tfjs-core');
+      const before = tf.memory().numTensors;
+      const attempt = async (sd: StateDict) =>
+        TfjsInceptionResnetV1Embedder.fromStateDict(sd, {
+          backend: 'cpu',
+          modelId: 'x',
+          source: 'vggface2.pt',
+        }).catch((e: unknown) => e);
+
+      const missing = new Map(stateDict);
+      missing.delete('repeat_2.3.branch1.1.bn.running_var');
+      const e1 = await attempt(missing);
+      expect(CheckpointError.isInstance(e1)).toBe(true);
+      expect((e1 as Error).message).toBe(
+        'vggface2.pt: InceptionResnetV1: missing weight "repeat_2.3.branch1.1.bn.running_var" (expected shape [128])',
+      );
+
+      const wrong = new Map(stateDict);
+      wrong.set('last_linear.weight', {
+        name: 'last_linear.weight',
+        dtype: 'float32',
+        shape: [128, 1792],
+        data: new Float32Array(128 * 1792),
+      });
+      const e2 = await attempt(wrong);
+      expect((e2 as Error).message).toContain('"last_linear.weight" has shape [128, 1792], expected [512, 1792]');
+
+      const extra = new Map(stateDict);
+      extra.set('classifier.weight', { name: 'classifier.weight', dtype: 'float32', shape: [2], data: new Float32Array(2) });
+      const e3 = await attempt(extra);
+      expect((e3 as Error).message).toContain('unexpected key "classifier.weight"');
+
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  });
+});

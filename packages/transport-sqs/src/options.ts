@@ -1,0 +1,121 @@
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { DEFAULT_MAX_MESSAGE_BYTES, InvalidOptionsError, MAX_MESSAGE_BYTES_LIMIT } from '@facerec/framework';
+import { z } from 'zod';
+import { defaultSleep, type RetryPolicy, type Sleep } from './retry.js';
+
+/** The package name, which option errors name. */
+export const PACKAGE = '@facerec/transport-sqs';
+
+/** Retry settings; each merged over {@link DEFAULT_RETRY}. */
+export interface RetryOptions {
+  /** Attempts per request, the first included (1–20). Default 5. */
+  readonly maxAttempts?: number;
+  /** Ceiling of the first backoff, in ms; it doubles per retry. Default 100. */
+  readonly baseDelayMs?: number;
+  /** Largest backoff, in ms. Default 5000. */
+  readonly maxDelayMs?: number;
+}
+
+/** Options of {@link createSqsTransport}; all optional. */
+export interface SqsTransportOptions {
+  /**
+   * The client to use, configured as you need. Without one the transport creates a client from `region` and
+   * `endpoint` with the SDK's own retries off (`maxAttempts: 1`), so that `retry` is the only retry policy in
+   * force; it is destroyed by `close()`.
+   */
+  readonly client?: SQSClient;
+  /** AWS region of the created client. Default: the SDK's (`AWS_REGION`, the shared config). */
+  readonly region?: string;
+  /** Endpoint of any SQS-compatible server (ElasticMQ, LocalStack), for the created client. */
+  readonly endpoint?: string;
+  /**
+   * Largest message, body and attributes counted as SQS counts them (see `messageSizeBytes`), and largest
+   * total payload of one batch request. 1024–1048576. Default 262144 (256 KiB, SQS's classic limit).
+   */
+  readonly maxMessageBytes?: number;
+  /** Retries of throttled, failed or partially failed requests. */
+  readonly retry?: RetryOptions;
+  /** How the transport waits between retries. Default: real timers. Tests inject a recorder. */
+  readonly sleep?: Sleep;
+}
+
+/** Resolved {@link SqsTransportOptions}. */
+export interface ResolvedSqsTransportOptions {
+  readonly client: SQSClient | undefined;
+  readonly region: string | undefined;
+  readonly endpoint: string | undefined;
+  readonly maxMessageBytes: number;
+  readonly retry: RetryPolicy;
+  readonly sleep: Sleep;
+}
+
+/** Default retry policy: 5 attempts, backoff ceilings of 100, 200, 400, 800 ms, never above 5 s. */
+export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({
+  maxAttempts: 5,
+  baseDelayMs: 100,
+  maxDelayMs: 5000,
+});
+
+const retrySchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(20),
+    baseDelayMs: z.number().min(0).max(60_000),
+    maxDelayMs: z.number().min(0).max(300_000),
+  })
+  .partial()
+  .strict();
+
+const schema = z
+  .object({
+    client: z.custom<SQSClient>(
+      (value) =>
+        typeof value === 'object' &&
+        value !== null &&
+        typeof (value as { send?: unknown }).send === 'function',
+      'must be an SQSClient',
+    ),
+    region: z.string().min(1),
+    endpoint: z.url(),
+    maxMessageBytes: z.number().int().min(1024).max(MAX_MESSAGE_BYTES_LIMIT),
+    retry: retrySchema,
+    sleep: z.custom<Sleep>((value) => typeof value === 'function', 'must be a function'),
+  })
+  .partial()
+  .strict();
+
+/**
+ * Merges `options` over the defaults and validates them once.
+ *
+ * @throws {InvalidOptionsError} naming `@facerec/transport-sqs` and the bad or unknown key.
+ */
+export function resolveSqsTransportOptions(options: SqsTransportOptions = {}): ResolvedSqsTransportOptions {
+  const parsed = schema.safeParse(options);
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+      .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
+      .join('; ');
+    throw new InvalidOptionsError(PACKAGE, issues, { cause: parsed.error });
+  }
+  const { client, region, endpoint } = parsed.data;
+  if (client && (region !== undefined || endpoint !== undefined)) {
+    throw new InvalidOptionsError(
+      PACKAGE,
+      'pass either `client` or `region`/`endpoint` (to configure the client the transport creates), not both',
+    );
+  }
+  const retry = { ...DEFAULT_RETRY, ...parsed.data.retry };
+  if (retry.maxDelayMs < retry.baseDelayMs) {
+    throw new InvalidOptionsError(
+      PACKAGE,
+      `retry.maxDelayMs (${retry.maxDelayMs}) must not be below retry.baseDelayMs (${retry.baseDelayMs})`,
+    );
+  }
+  return {
+    client,
+    region,
+    endpoint,
+    maxMessageBytes: parsed.data.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    retry,
+    sleep: parsed.data.sleep ?? defaultSleep,
+  };
+}

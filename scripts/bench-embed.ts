@@ -1,0 +1,159 @@
+// InceptionResnetV1 embedder benchmark (`npm run bench -- embed`, or `npx tsx scripts/bench-embed.ts`):
+// prints figures, asserts nothing. Weights are the shared synthetic ones (the pretrained checkpoints are not
+// reachable here), written as a legacy-format .pt like the upstream files; the network and its cost are the
+// same. Targets: ≤ 20 ms/face at batch 8, load ≤ 1.5 s, peak RSS ≤ 600 MB.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeImage, loadManifest, ModelStore, type RgbImage } from '../packages/framework/src/index.js';
+import { readSyntheticReference } from '../packages/framework/src/testing/synthetic-weights.js';
+import {
+  createOnnxProvider,
+  type OnnxInceptionResnetV1Embedder,
+} from '../packages/provider-onnx/src/index.js';
+import { writeSyntheticCheckpoint } from '../packages/provider-onnx/test/fixtures/synthetic-checkpoint.js';
+import { ms, quantile, sharedDir } from './bench-common.js';
+
+const threads = Number(process.env.FACEREC_THREADS ?? availableParallelism());
+const rounds = Math.max(10, Number(process.env.FACEREC_BENCH_ROUNDS ?? 12));
+const MiB = 1024 * 1024;
+const mb = (kib: number): string => `${(kib / 1024).toFixed(0)} MiB`;
+
+async function load(cacheDir: string, weights: string): Promise<OnnxInceptionResnetV1Embedder> {
+  const modelStore = new ModelStore({ manifest: await loadManifest(), cacheDir });
+  const embedder = await createOnnxProvider({ intraOpNumThreads: threads, modelStore }).embedder(
+    'inception-resnet-v1',
+    { weights },
+  );
+  return embedder as OnnxInceptionResnetV1Embedder;
+}
+
+async function referenceCrops(count: number): Promise<RgbImage[]> {
+  const reference = await readSyntheticReference(
+    path.join(sharedDir, 'reference', 'inception_resnet_v1_synthetic.json'),
+  );
+  const crops = await Promise.all(
+    reference.embeddings.map(async (e) =>
+      decodeImage(await readFile(path.join(sharedDir, 'reference', e.cropPng))),
+    ),
+  );
+  return Array.from({ length: count }, (_, i) => crops[i % crops.length]!);
+}
+
+/**
+ * Child mode: a fresh process that loads the model and embeds 64 faces, then prints its peak RSS
+ * (`process.resourceUsage().maxRSS`, KiB on Linux) at three points. The peak is of the whole process: Node,
+ * tsx, sharp and onnxruntime themselves, the model as onnxruntime holds it, the transient JS copy of the
+ * .onnx bytes during session creation (and of the checkpoint when converting), and the activations of one
+ * batch of 16 faces.
+ */
+async function rssChild(cacheDir: string, weights: string): Promise<void> {
+  const faces = await referenceCrops(64);
+  const baseline = process.resourceUsage().maxRSS;
+  const embedder = await load(cacheDir, weights);
+  const afterLoad = process.resourceUsage().maxRSS;
+  const vectors = await embedder.embed(faces);
+  const afterEmbed = process.resourceUsage().maxRSS;
+  await embedder.dispose();
+  process.stdout.write(
+    `${JSON.stringify({ baseline, afterLoad, afterEmbed, faces: vectors.length, built: embedder.graph.built })}\n`,
+  );
+}
+
+function measureRss(
+  cacheDir: string,
+  weights: string,
+): {
+  baseline: number;
+  afterLoad: number;
+  afterEmbed: number;
+  faces: number;
+  built: boolean;
+} {
+  const script = fileURLToPath(import.meta.url);
+  const out = execFileSync(process.execPath, ['--import', 'tsx', script, '--rss-child', cacheDir, weights], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, FACEREC_THREADS: String(threads) },
+  });
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+async function timeBatch(embedder: OnnxInceptionResnetV1Embedder, faces: RgbImage[]): Promise<number> {
+  // Warm-up: the first runs size onnxruntime's arena and pick kernels for this batch shape.
+  for (let i = 0; i < 2; i++) await embedder.embed(faces);
+  const times: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const start = performance.now();
+    await embedder.embed(faces);
+    times.push(performance.now() - start);
+  }
+  return quantile(times, 0.5) / faces.length;
+}
+
+async function bench(): Promise<void> {
+  console.log(`## InceptionResnetV1 embedder (onnx, ${threads} intra-op threads, synthetic weights)`);
+  const work = mkdtempSync(path.join(tmpdir(), 'facerec-bench-embed-'));
+  try {
+    const reference = await readSyntheticReference(
+      path.join(sharedDir, 'reference', 'inception_resnet_v1_synthetic.json'),
+    );
+    let t = performance.now();
+    const weights = await writeSyntheticCheckpoint(path.join(work, 'synthetic.pt'), reference.keys);
+    console.log(
+      `(setup: synthetic checkpoint written in ${ms(performance.now() - t)}, not part of any figure)`,
+    );
+
+    const cacheDir = path.join(work, 'cache');
+    t = performance.now();
+    const cold = await load(cacheDir, weights);
+    const coldMs = performance.now() - t;
+    await cold.dispose();
+    const c = cold.loadReport;
+    console.log(
+      `first load, empty cache: ${ms(coldMs)} = hash + read .pt + build graph + write .onnx ${ms(c.graphMs)} ` +
+        `(of which graph build ${ms(cold.graph.buildMs)}) + session ${ms(c.sessionMs)}; .onnx ` +
+        `${(statSync(cold.graph.path).size / MiB).toFixed(1)} MiB`,
+    );
+
+    const warmTimes: number[] = [];
+    let embedder: OnnxInceptionResnetV1Embedder | undefined;
+    for (let i = 0; i < 3; i++) {
+      await embedder?.dispose();
+      t = performance.now();
+      embedder = await load(cacheDir, weights);
+      warmTimes.push(performance.now() - t);
+    }
+    const w = embedder!.loadReport;
+    console.log(
+      `warm-cache load (target ≤ 1.5 s): median ${ms(quantile(warmTimes, 0.5))} of 3; last: hash .pt + read ` +
+        `cached .onnx ${ms(w.graphMs)} + session ${ms(w.sessionMs)} (built: ${embedder!.graph.built})`,
+    );
+
+    const crops = await referenceCrops(8);
+    const perFace1 = await timeBatch(embedder!, crops.slice(0, 1));
+    const perFace8 = await timeBatch(embedder!, crops);
+    await embedder!.dispose();
+    console.log(
+      `inference, median of ${rounds} after 2 warm-up runs: batch 1 ${ms(perFace1)}/face, ` +
+        `batch 8 ${ms(perFace8)}/face (target ≤ 20 ms; facenet-pytorch on torch ≈ 31 ms/face at batch 8)`,
+    );
+
+    const warm = measureRss(cacheDir, weights);
+    const coldRss = measureRss(path.join(work, 'cache-cold'), weights);
+    console.log(
+      `peak RSS of a fresh process embedding ${warm.faces} faces (batches of 16; target ≤ 600 MB): ` +
+        `${mb(warm.afterEmbed)} from a warm cache (${mb(warm.baseline)} before loading: node, tsx, sharp, ` +
+        `onnxruntime; ${mb(warm.afterLoad)} after loading); ${mb(coldRss.afterEmbed)} when the process also ` +
+        `converts the checkpoint (empty cache, built: ${coldRss.built})`,
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--rss-child') await rssChild(process.argv[3]!, process.argv[4]!);
+else await bench();
