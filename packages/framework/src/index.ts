@@ -14,3 +14,4 @@ export * from './models/index.js';
 export * from './mtcnn/index.js';
 export * from './faceapi/index.js';
 export * from './transport/index.js';
+export * from './gallery/index.js';

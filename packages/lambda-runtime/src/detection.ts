@@ -1,3 +1,4 @@
+import type { FaceCrop, FaceDetection } from '@facerec/framework';
 import {
   type DecodeLimits,
   decodeImage,
@@ -10,8 +11,6 @@ import {
   type Transport,
   UnsupportedImageFormatError,
 } from '@facerec/framework';
-import type { FaceCrop } from '@facerec/framework';
-import type { FaceDetection } from '@facerec/framework';
 import { type PipelineLogger, silentLogger, since } from './logger.js';
 import {
   type DetectionRequest,
@@ -88,9 +87,13 @@ function statusOf(error: unknown): number | undefined {
   return undefined;
 }
 
-function parseBody(event: FunctionUrlEvent, maxBodyBytes: number): { request?: DetectionRequest; requestId: string | null } {
+function parseBody(
+  event: FunctionUrlEvent,
+  maxBodyBytes: number,
+): { request?: DetectionRequest; requestId: string | null } {
   const method = event.requestContext?.http?.method;
-  if (method && method !== 'POST') throw new RequestError(405, `method ${method} not allowed; POST a JSON body`);
+  if (method && method !== 'POST')
+    throw new RequestError(405, `method ${method} not allowed; POST a JSON body`);
   const raw = event.body ?? '';
   if (raw.length === 0) throw new RequestError(400, 'empty body; POST {"content", "request_id", "filename"}');
   // The encoded length bounds the decoded size, so the check needs no decoding.
@@ -105,10 +108,11 @@ function parseBody(event: FunctionUrlEvent, maxBodyBytes: number): { request?: D
   } catch {
     throw new RequestError(400, 'body is not valid JSON');
   }
-  const requestId =
-    typeof parsed === 'object' && parsed !== null && typeof (parsed as { request_id?: unknown }).request_id === 'string'
-      ? ((parsed as { request_id: string }).request_id.slice(0, 128) ?? null)
-      : null;
+  // Echo the request id in errors only when it is well-formed: never reflect arbitrary input back.
+  const candidate = (parsed as { request_id?: unknown } | null)?.request_id;
+  const requestId = detectionRequestSchema.shape.request_id.safeParse(candidate).success
+    ? (candidate as string)
+    : null;
   const result = detectionRequestSchema.safeParse(parsed);
   if (!result.success) {
     const error = new RequestError(400, `invalid request: ${describeIssues(result.error)}`);
@@ -119,7 +123,8 @@ function parseBody(event: FunctionUrlEvent, maxBodyBytes: number): { request?: D
 
 function decodeContent(content: string, maxBytes: number): Buffer {
   const compact = content.replace(/\s+/g, '');
-  if (!BASE64.test(compact) || compact.length % 4 === 1) throw new RequestError(400, 'content is not valid base64');
+  if (!BASE64.test(compact) || compact.length % 4 === 1)
+    throw new RequestError(400, 'content is not valid base64');
   const expected = Math.floor((compact.length * 3) / 4);
   if (expected > maxBytes) throw new ImageTooLargeError('bytes', expected, maxBytes);
   return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
@@ -138,7 +143,9 @@ function decodeContent(content: string, maxBytes: number): Buffer {
  * @example
  * export const handler = createDetectionHandler({ detector, transport, requestQueue, responseQueue });
  */
-export function createDetectionHandler(options: DetectionHandlerOptions): (event: FunctionUrlEvent) => Promise<FunctionUrlResult> {
+export function createDetectionHandler(
+  options: DetectionHandlerOptions,
+): (event: FunctionUrlEvent) => Promise<FunctionUrlResult> {
   const logger = options.logger ?? silentLogger;
   const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
   const maxFaces = options.maxFaces ?? 32;

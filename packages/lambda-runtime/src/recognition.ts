@@ -72,11 +72,16 @@ interface Pending {
  * event source mapping); no exception escapes the batch. A record whose face was already answered
  * (redelivery) is acknowledged without a second answer.
  */
-export function createRecognitionHandler(options: RecognitionHandlerOptions): (event: SqsEvent) => Promise<SqsBatchResponse> {
+export function createRecognitionHandler(
+  options: RecognitionHandlerOptions,
+): (event: SqsEvent) => Promise<SqsBatchResponse> {
   const logger = options.logger ?? silentLogger;
   const idempotency = options.idempotency ?? new InMemoryIdempotencyStore();
   const prepare = options.prepare ?? resizeToEmbedderInput;
-  const limits = { maxBytes: options.cropLimits?.maxBytes ?? 1024 * 1024, maxPixels: options.cropLimits?.maxPixels ?? 1_000_000 };
+  const limits = {
+    maxBytes: options.cropLimits?.maxBytes ?? 1024 * 1024,
+    maxPixels: options.cropLimits?.maxPixels ?? 1_000_000,
+  };
 
   return async (event) => {
     const started = performance.now();
@@ -106,7 +111,10 @@ export function createRecognitionHandler(options: RecognitionHandlerOptions): (e
         }
         const key = `${message.request_id}:${message.face_index}`;
         if (!(await idempotency.claim(key))) {
-          logger.info('duplicate delivery skipped', { request_id: message.request_id, face_index: message.face_index });
+          logger.info('duplicate delivery skipped', {
+            request_id: message.request_id,
+            face_index: message.face_index,
+          });
           continue;
         }
         try {
@@ -114,7 +122,9 @@ export function createRecognitionHandler(options: RecognitionHandlerOptions): (e
           pending.push({ record, message, key, face: prepare(crop, options.embedder) });
         } catch (error) {
           await idempotency.release(key);
-          fail(record, `crop: ${error instanceof Error ? error.message : String(error)}`, { request_id: message.request_id });
+          fail(record, `crop: ${error instanceof Error ? error.message : String(error)}`, {
+            request_id: message.request_id,
+          });
         }
       }
       timings.decode_ms = since(t);
@@ -135,7 +145,9 @@ export function createRecognitionHandler(options: RecognitionHandlerOptions): (e
             try {
               [p.embedding] = await options.embedder.embed([p.face]);
             } catch (error) {
-              fail(p.record, `embed: ${error instanceof Error ? error.message : String(error)}`, { request_id: p.message.request_id });
+              fail(p.record, `embed: ${error instanceof Error ? error.message : String(error)}`, {
+                request_id: p.message.request_id,
+              });
             }
           }
         }
@@ -215,4 +227,3 @@ function failedMessageIds(error: unknown): Set<string> | undefined {
   if (!Array.isArray(failed)) return undefined;
   return new Set(failed.map((f) => (typeof f === 'string' ? f : String((f as { id?: unknown }).id))));
 }
-

@@ -11,6 +11,7 @@ export {
   loadInceptionResnetV1Graph,
   OnnxInceptionResnetV1Embedder,
 } from './embedder.js';
+export * from './faceapi/index.js';
 export * from './graph/index.js';
 export { type CachedGraph, cachedGraph, GRAPH_BUILDER_VERSION } from './model-cache.js';
 export { type MtcnnLoadReport, OnnxMtcnnNetworks } from './mtcnn.js';
@@ -25,4 +26,3 @@ export {
   type OnnxProvider,
   type OnnxProviderOptions,
 } from './provider.js';
-export * from './faceapi/index.js';

@@ -52,7 +52,10 @@ export interface OnnxProvider {
   embedder(modelId: 'inception-resnet-v1', options?: InceptionResnetV1Options): Promise<FaceEmbedder>;
   /** face-api.js's ResNet-34-like recognition net (150×150 input, 128-d), from `@vladmandic/face-api`. */
   embedder(modelId: 'faceapi-resnet', options?: FaceApiResnetOptions): Promise<FaceEmbedder>;
-  embedder(modelId: OnnxEmbedderModelId, options?: InceptionResnetV1Options | FaceApiResnetOptions): Promise<FaceEmbedder>;
+  embedder(
+    modelId: OnnxEmbedderModelId,
+    options?: InceptionResnetV1Options | FaceApiResnetOptions,
+  ): Promise<FaceEmbedder>;
   /** The model store this provider reads weights from. */
   modelStore(): Promise<ModelStore>;
 }
@@ -113,9 +116,19 @@ export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvi
         detectorOptions,
       );
     },
-    async embedder(modelId, embedderOptions) {
+    async embedder(
+      modelId: OnnxEmbedderModelId,
+      embedderOptions?: InceptionResnetV1Options | FaceApiResnetOptions,
+    ): Promise<FaceEmbedder> {
       if (!ONNX_EMBEDDER_MODELS.includes(modelId))
         throw new NoSuchModelError('embedder', modelId, ONNX_EMBEDDER_MODELS);
+      if (modelId === 'faceapi-resnet') {
+        const o = parse(faceApiSchema, embedderOptions, 'onnx faceapi-resnet');
+        return OnnxFaceApiEmbedder.load(await modelStore(), {
+          intraOpNumThreads: threads,
+          maxBatchSize: o.maxBatchSize ?? 16,
+        });
+      }
       const o = parse(irv1Schema, embedderOptions, 'onnx inception-resnet-v1');
       return OnnxInceptionResnetV1Embedder.load(await modelStore(), o.weights ?? 'vggface2', {
         intraOpNumThreads: threads,

@@ -20,10 +20,10 @@ interface RefImage {
 
 /**
  * Which reference images each backend checks. `wasm` checks every image. The pure-JavaScript `cpu` backend
- * needs about 20 s per megapixel here, so it checks every image under one megapixel: all but the four
- * facenet-pytorch portraits (1.8–4.1 Mpx) and bbt1.jpg (1.05 Mpx) — 41 of 46 images, 57 of 67 faces, still
- * including every group photo but one. The networks are the same on both backends; the subset only bounds
- * the run time (about a minute instead of five).
+ * needs about 20 s per megapixel on a busy 2-core machine, so it checks every image under one megapixel:
+ * all but the four facenet-pytorch portraits (1.8–4.1 Mpx) and bbt1.jpg (1.05 Mpx), i.e. 40 of 45 images
+ * and 57 of 67 faces, still including four group photos and white.png. The full set would take over five
+ * minutes there (the subset about 75 s); the networks are the same on both backends.
  */
 const IMAGE_FILTER: Record<(typeof TEST_BACKENDS)[number], (ref: RefImage) => boolean> = {
   wasm: () => true,

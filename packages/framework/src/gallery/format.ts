@@ -108,15 +108,17 @@ export function zodIssues(error: z.ZodError): GalleryFormatIssue[] {
  *   unit norm, duplicate identity names.
  */
 export function parseGalleryFile(value: unknown, source?: string): ResolvedGalleryData {
-  const header = z.looseObject({ format: z.unknown(), formatVersion: z.unknown() }).safeParse(value);
-  if (!header.success) throw new GalleryFormatError('not a JSON object', { source });
-  if (header.data.format !== GALLERY_FORMAT) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new GalleryFormatError('not a JSON object', { source });
+  }
+  const header = value as { format?: unknown; formatVersion?: unknown };
+  if (header.format !== GALLERY_FORMAT) {
     throw new GalleryFormatError(
-      `not a facerec gallery file (expected "format": "${GALLERY_FORMAT}", got ${JSON.stringify(header.data.format) ?? 'nothing'})`,
+      `not a facerec gallery file (expected "format": "${GALLERY_FORMAT}", got ${JSON.stringify(header.format) ?? 'nothing'})`,
       { source },
     );
   }
-  const version = header.data.formatVersion;
+  const version = header.formatVersion;
   if (version !== GALLERY_FORMAT_VERSION) {
     const newer = typeof version === 'number' && version > GALLERY_FORMAT_VERSION;
     throw new GalleryFormatError(

@@ -8,6 +8,7 @@ export {
   describeDetectorConformance,
   describeEmbedderConformance,
 } from './conformance.js';
+export { sharedMirrorStore } from './mirror-store.js';
 export { describeWithSharedData, SHARED_DIR_ENV, sharedDir, sharedPath } from './shared-data.js';
 export {
   readSyntheticReference,

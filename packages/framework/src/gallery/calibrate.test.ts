@@ -1,0 +1,251 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { at, cosineDistance, embedderInfo } from './__fixtures__/synthetic.js';
+import {
+  calibrateThreshold,
+  calibrateThresholdLeaveOneOut,
+  equalErrorRate,
+  formatCalibration,
+  operatingPointAtFar,
+  rocCurve,
+} from './calibrate.js';
+import { FileGallery } from './gallery.js';
+
+/** Distances computed from float32 vectors: compare with hand values to 6 decimals. */
+const close = (v: number) => expect.closeTo(v, 6);
+const sorted = (values: Iterable<number>) => [...values].sort((a, b) => a - b);
+
+describe('rocCurve', () => {
+  // Genuine 0.2 0.4 0.6 0.8; impostor 0.5 0.7 0.9 1.1 1.3. Candidates: 0 and every distance.
+  const roc = rocCurve([0.8, 0.2, 0.6, 0.4], [1.3, 0.5, 0.9, 0.7, 1.1]);
+
+  it('gives FAR and TAR at every candidate threshold, counting distance ≤ threshold as accepted', () => {
+    expect(Array.from(roc.thresholds)).toEqual([0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.1, 1.3]);
+    expect(Array.from(roc.far)).toEqual([0, 0, 0, 0.2, 0.2, 0.4, 0.4, 0.6, 0.8, 1]);
+    expect(Array.from(roc.tar)).toEqual([0, 0.25, 0.5, 0.5, 0.75, 0.75, 1, 1, 1, 1]);
+    expect(roc.genuinePairs).toBe(4);
+    expect(roc.impostorPairs).toBe(5);
+  });
+
+  it('picks the largest threshold whose FAR is at most the target', () => {
+    expect(operatingPointAtFar(roc, 0.1)).toEqual({ threshold: 0.4, far: 0, tar: 0.5, frr: 0.5 });
+    expect(operatingPointAtFar(roc, 0.2)).toEqual({ threshold: 0.6, far: 0.2, tar: 0.75, frr: 0.25 });
+    expect(operatingPointAtFar(roc, 0.5)).toEqual({ threshold: 0.8, far: 0.4, tar: 1, frr: 0 });
+    expect(operatingPointAtFar(roc, 1)).toMatchObject({ threshold: 1.3, far: 1 });
+  });
+
+  it('finds the equal error rate where |FAR − FRR| is smallest', () => {
+    // |FAR − FRR| over the candidates: 1, .75, .5, .3, .05, .15, .4, .6, .8, 1 → 0.6 (FAR .2, FRR .25).
+    expect(equalErrorRate(roc)).toEqual({ threshold: 0.6, far: 0.2, tar: 0.75, frr: 0.25, rate: 0.225 });
+  });
+
+  it('merges tied distances into one candidate', () => {
+    const tied = rocCurve([0.5, 0.5, 1], [0.5, 2]);
+    expect(Array.from(tied.thresholds)).toEqual([0, 0.5, 1, 2]);
+    expect(Array.from(tied.far)).toEqual([0, 0.5, 0.5, 1]);
+    expect(Array.from(tied.tar)).toEqual([0, 2 / 3, 1, 1]);
+    // Below the tie nothing is accepted: FAR 0 is reached only at threshold 0.
+    expect(operatingPointAtFar(tied, 0.1)).toEqual({ threshold: 0, far: 0, tar: 0, frr: 1 });
+  });
+
+  it('has no answer when impostors sit at distance 0, and refuses empty inputs or NaN', () => {
+    expect(operatingPointAtFar(rocCurve([0.1], [0, 1]), 0.1)).toBeUndefined();
+    expect(() => rocCurve([], [1])).toThrow(InvalidInputError);
+    expect(() => rocCurve([1], [])).toThrow(/at least one genuine and one impostor pair/);
+    expect(() => rocCurve([Number.NaN], [1])).toThrow(/NaN/);
+  });
+});
+
+describe('calibrateThreshold', () => {
+  // A at 0°, B at 90°, C at 180° (2-d). With cosine distance every pair is 1 − cos(angle between them).
+  const gallery = FileGallery.create({
+    embedder: embedderInfo(2),
+    metric: 'cosine',
+    identities: [
+      { name: 'A', examples: [{ source: 'a', embedding: at(0) }] },
+      { name: 'B', examples: [{ source: 'b', embedding: at(90) }] },
+      { name: 'C', examples: [{ source: 'c', embedding: at(180) }] },
+    ],
+  });
+  // Genuine (5): A@10 → 10°, A@20 → 20°, B@100 → 10°, B@120 → 30°, A@65 → 65°.
+  // Impostor (13): A@10 → B 80°, C 170°; A@20 → B 70°, C 160°; B@100 → A 100°, C 80°; B@120 → A 120°, C 60°;
+  //   X@50 (not enrolled) → A 50°, B 40°, C 130°; A@65 → B 25°, C 115°.
+  // Sorted impostor angles: 25 40 50 60 70 80 80 100 115 120 130 160 170.
+  const probes = [
+    { identity: 'A', embedding: at(10) },
+    { identity: 'A', embedding: at(20) },
+    { identity: 'B', embedding: at(100) },
+    { identity: 'B', embedding: at(120) },
+    { identity: 'X', embedding: at(50) },
+    { identity: 'A', embedding: at(65) },
+  ];
+  const now = new Date('2025-06-01T12:00:00Z');
+
+  it('splits genuine and impostor distances', () => {
+    const result = calibrateThreshold(gallery, probes, { now });
+    expect(sorted(result.genuine)).toEqual([10, 10, 20, 30, 65].map(cosineDistance).map(close));
+    expect(sorted(result.impostor)).toEqual(
+      [25, 40, 50, 60, 70, 80, 80, 100, 115, 120, 130, 160, 170].map(cosineDistance).map(close),
+    );
+  });
+
+  it('FAR 1%: below every impostor (25°), the largest genuine distance left is 20°: TAR 3/5', () => {
+    const result = calibrateThreshold(gallery, probes, { targetFar: 0.01, now });
+    expect(result.point).toEqual({ threshold: close(cosineDistance(20)), far: 0, tar: 0.6, frr: close(0.4) });
+    expect(result.gallery.threshold).toBeCloseTo(cosineDistance(20), 6);
+    expect(result.gallery.calibration).toEqual(result.calibration);
+    expect(gallery.threshold).toBe(0); // the input gallery is unchanged
+    expect(result.calibration).toMatchObject({
+      method: 'probes',
+      targetFar: 0.01,
+      achievedFar: 0,
+      achievedFrr: close(0.4),
+      genuinePairs: 5,
+      impostorPairs: 13,
+      calibratedAt: '2025-06-01T12:00:00.000Z',
+    });
+    // 13 impostor pairs cannot resolve FAR 1% (needs 100) nor fill a FRR estimate.
+    expect(result.warnings).toHaveLength(2);
+    expect(result.warnings[0]).toMatch(/only 13 impostor pairs/);
+  });
+
+  it('FAR 10% admits one impostor (25°) and reaches the genuine 30°: TAR 4/5; FAR 20% reaches 40°', () => {
+    expect(calibrateThreshold(gallery, probes, { targetFar: 0.1, now }).point).toEqual({
+      threshold: close(cosineDistance(30)),
+      far: 1 / 13,
+      tar: 0.8,
+      frr: close(0.2),
+    });
+    expect(calibrateThreshold(gallery, probes, { targetFar: 0.2, now }).point).toEqual({
+      threshold: close(cosineDistance(40)),
+      far: 2 / 13,
+      tar: 0.8,
+      frr: close(0.2),
+    });
+  });
+
+  it('reports the key points and the equal error rate', () => {
+    const { calibration } = calibrateThreshold(gallery, probes, { now });
+    expect(calibration.keyPoints).toEqual([
+      { targetFar: 0.001, threshold: close(cosineDistance(20)), far: 0, tar: 0.6, resolved: false },
+      { targetFar: 0.01, threshold: close(cosineDistance(20)), far: 0, tar: 0.6, resolved: false },
+      { targetFar: 0.05, threshold: close(cosineDistance(20)), far: 0, tar: 0.6, resolved: false },
+      { targetFar: 0.1, threshold: close(cosineDistance(30)), far: 1 / 13, tar: 0.8, resolved: true },
+    ]);
+    // |FAR − FRR| is smallest at 50° (FAR 3/13, FRR 1/5): EER = (3/13 + 1/5) / 2.
+    expect(calibration.equalErrorRate).toEqual({ threshold: close(cosineDistance(50)), rate: close((3 / 13 + 0.2) / 2) });
+  });
+
+  it('the stored threshold accepts exactly the calibrated share of probes', () => {
+    const { gallery: calibrated } = calibrateThreshold(gallery, probes, { targetFar: 0.1, now });
+    // At 1 − cos 30°: A@10, A@20, B@100, B@120 are recognised; A@65 is 25° from B: a false accept of B.
+    expect(calibrated.match(probes.map((p) => p.embedding)).map((m) => m.identity)).toEqual([
+      'A',
+      'A',
+      'B',
+      'B',
+      'unknown',
+      'B',
+    ]);
+  });
+
+  it('works the same on Euclidean distance (a monotone function of the angle)', () => {
+    const euclidean = FileGallery.create({
+      embedder: embedderInfo(2),
+      metric: 'euclidean',
+      identities: gallery.identities().map((name) => ({ name, examples: gallery.examples(name) })),
+    });
+    const result = calibrateThreshold(euclidean, probes, { targetFar: 0.01, now });
+    // |u − v| = 2 sin(θ/2).
+    expect(result.point.threshold).toBeCloseTo(2 * Math.sin((10 * Math.PI) / 180), 6);
+  });
+
+  it('refuses calibration data without genuine or impostor pairs, and bad options', () => {
+    expect(() => calibrateThreshold(gallery, [{ identity: 'X', embedding: at(5) }])).toThrow(
+      /need at least one genuine and one impostor pair, got 0 genuine and 3 impostor/,
+    );
+    const single = FileGallery.create({
+      embedder: embedderInfo(2),
+      identities: [{ name: 'A', examples: [{ source: 'a', embedding: at(0) }] }],
+    });
+    expect(() => calibrateThreshold(single, [{ identity: 'A', embedding: at(5) }])).toThrow(/0 impostor/);
+    expect(() => calibrateThreshold(gallery, probes, { targetFar: 0 })).toThrow(InvalidOptionsError);
+    expect(() => calibrateThreshold(gallery, probes, { targetFar: 1.5 })).toThrow(/calibrateThreshold: targetFar/);
+    expect(() => calibrateThreshold(gallery, probes, { target: 0.1 } as never)).toThrow(/Unrecognized key/);
+    expect(() => calibrateThreshold(gallery, [{ identity: 'A', embedding: new Float32Array(3) }])).toThrow(
+      InvalidInputError,
+    );
+  });
+
+  it('formats a report', () => {
+    const report = formatCalibration(calibrateThreshold(gallery, probes, { now }));
+    expect(report).toContain('calibration (probes): 5 genuine pairs, 13 impostor pairs');
+    expect(report).toContain('threshold at target FAR 1.00%: FAR 0.00%, FRR 40.00%');
+    expect(report).toContain('  10.00%       0.1340      7.69%      80.00%');
+    expect(report).toContain('EER 21.54% at threshold 0.3572');
+    expect(report).toMatch(/warning: only 13 impostor pairs/);
+  });
+});
+
+describe('calibrateThresholdLeaveOneOut', () => {
+  // A: 0°, 10°, 30°; B: 90°, 100°; C: 200° (one example).
+  const identities = [
+    { name: 'A', examples: [0, 10, 30].map((d) => ({ source: `a${d}`, embedding: at(d) })) },
+    { name: 'B', examples: [90, 100].map((d) => ({ source: `b${d}`, embedding: at(d) })) },
+    { name: 'C', examples: [{ source: 'c200', embedding: at(200) }] },
+  ];
+  // Impostors, each example against the other identities (nearest example):
+  //   A0 → B 90°, C 160°; A10 → B 80°, C 170°; A30 → B 60°, C 170°; B90 → A 60°, C 110°;
+  //   B100 → A 70°, C 100°; C200 → A 160°, B 100°.
+  const impostorAngles = [60, 60, 70, 80, 90, 100, 100, 110, 160, 160, 170, 170];
+
+  it('nearest: each example against the nearest other example of its identity', () => {
+    const gallery = FileGallery.create({ embedder: embedderInfo(2), metric: 'cosine', identities });
+    const result = calibrateThresholdLeaveOneOut(gallery, { now: new Date(0) });
+    // A0 → 10°, A10 → 10°, A30 → 20°, B90 → 10°, B100 → 10°; C has no other example.
+    expect(sorted(result.genuine)).toEqual([10, 10, 10, 10, 20].map(cosineDistance).map(close));
+    expect(sorted(result.impostor)).toEqual(impostorAngles.map(cosineDistance).map(close));
+    expect(result.calibration.method).toBe('leave-one-out');
+    // Everything genuine (≤ 20°) is below every impostor (≥ 60°).
+    expect(result.point).toEqual({ threshold: close(cosineDistance(20)), far: 0, tar: 1, frr: close(0) });
+  });
+
+  it('centroid: each example against the re-normalised centroid of the others', () => {
+    const gallery = FileGallery.create({
+      embedder: embedderInfo(2),
+      metric: 'cosine',
+      aggregation: 'centroid',
+      identities,
+    });
+    const result = calibrateThresholdLeaveOneOut(gallery);
+    // A0 → centroid(10°, 30°) = 20°; A10 → centroid(0°, 30°) = 15°, 5° away; A30 → centroid(0°, 10°) = 5°, 25°
+    // away; B90 → 100°, 10°; B100 → 90°, 10°.
+    expect(sorted(result.genuine)).toEqual([5, 10, 10, 20, 25].map(cosineDistance).map(close));
+    // Impostors against full centroids: B's is at 95°, C's at 200°, A's at the direction of the summed vectors.
+    const rad = (d: number) => (d * Math.PI) / 180;
+    const a = (Math.atan2(Math.sin(rad(10)) + Math.sin(rad(30)), 1 + Math.cos(rad(10)) + Math.cos(rad(30))) * 180) / Math.PI;
+    const expected = [
+      95, // A0 → B
+      160, // A0 → C
+      85, // A10 → B
+      170, // A10 → C
+      65, // A30 → B
+      170, // A30 → C
+      90 - a, // B90 → A
+      110, // B90 → C
+      100 - a, // B100 → A
+      100, // B100 → C
+      360 - 200 + a, // C200 → A
+      105, // C200 → B
+    ];
+    expect(sorted(result.impostor)).toEqual(sorted(expected.map(cosineDistance)).map(close));
+  });
+
+  it('needs an identity with two examples and two identities', () => {
+    const singles = FileGallery.create({
+      embedder: embedderInfo(2),
+      identities: [identities[2]!, { name: 'D', examples: [{ source: 'd', embedding: at(45) }] }],
+    });
+    expect(() => calibrateThresholdLeaveOneOut(singles)).toThrow(/got 0 genuine and 2 impostor/);
+  });
+});

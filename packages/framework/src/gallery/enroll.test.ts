@@ -1,0 +1,307 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FaceDetection } from '../contracts/detector.js';
+import type { EmbedderPreprocessing } from '../contracts/embedder.js';
+import { InvalidOptionsError } from '../errors.js';
+import { encodeJpeg, encodePng } from '../image/decode.js';
+import type { RgbImage } from '../image/types.js';
+import { type EnrollmentDetector, type EnrollOptions, type EnrollProgress, enrollGallery } from './enroll.js';
+
+/**
+ * Synthetic images tell the fake detector what to find: the red channel is 50 × the number of faces, the
+ * green channel a marker (a multiple of 10) that ends up in the embedding. Uniform images survive JPEG.
+ */
+function image(faces: number, marker: number, width = 8, height = 8): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    data[3 * i] = 50 * faces;
+    data[3 * i + 1] = marker;
+    data[3 * i + 2] = 128;
+  }
+  return { width, height, data };
+}
+
+const CROP = 4;
+
+function crop(value: number, size = CROP): RgbImage {
+  return { width: size, height: size, data: new Uint8Array(size * size * 3).fill(value) };
+}
+
+/**
+ * Faces come smallest first (the contract says largest first; enrollment must not rely on it). Face `i` has
+ * a crop filled with `marker + i`, so the largest face's crop carries `marker + faces − 1`.
+ */
+function fakeDetector(options: { imageSize?: number; cropSize?: number } = { imageSize: CROP }) {
+  const calls: number[] = [];
+  const detector: EnrollmentDetector = {
+    options: options.imageSize === undefined ? undefined : { imageSize: options.imageSize },
+    async detectFaces(images) {
+      calls.push(images.length);
+      return images.map((img) => {
+        const n = Math.round(img.data[0]! / 50);
+        const marker = Math.round(img.data[1]! / 10) * 10;
+        const faces: FaceDetection[] = Array.from({ length: n }, (_, i) => ({
+          box: [0, 0, 10 * (i + 1), 10 * (i + 1)],
+          score: 0.99,
+          landmarks: [
+            [1, 1],
+            [2, 1],
+            [1.5, 1.5],
+            [1, 2],
+            [2, 2],
+          ],
+        }));
+        return { faces, crops: faces.map((_, i) => ({ image: crop(marker + i, options.cropSize) })) };
+      });
+    },
+  };
+  return { detector, calls };
+}
+
+const preprocessing: EmbedderPreprocessing = {
+  inputSize: { width: CROP, height: CROP },
+  layout: 'NCHW',
+  channelOrder: 'RGB',
+  mean: [127.5, 127.5, 127.5],
+  std: [128, 128, 128],
+};
+
+/** Embeds a crop of value v as [v, 100 − v, 1] (normalised by the gallery). */
+function fakeEmbedder() {
+  const calls: number[] = [];
+  const embedder: EnrollOptions['embedder'] = {
+    modelId: 'fake/embedder',
+    weightsSha256: 'f'.repeat(64),
+    dimension: 3,
+    preprocessing,
+    async embed(crops) {
+      calls.push(crops.length);
+      return crops.map((c) => {
+        const v = c.data[0]!;
+        const n = Math.hypot(v, 100 - v, 1);
+        return Float32Array.of(v / n, (100 - v) / n, 1 / n);
+      });
+    },
+  };
+  return { embedder, calls };
+}
+
+const expectedEmbedding = (v: number) => {
+  const n = Math.hypot(v, 100 - v, 1);
+  return [v / n, (100 - v) / n, 1 / n].map((x) => expect.closeTo(x, 6));
+};
+
+let root: string;
+
+beforeAll(async () => {
+  root = mkdtempSync(path.join(tmpdir(), 'facerec-enroll-'));
+  const write = (file: string, bytes: Uint8Array | string) => {
+    mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+    writeFileSync(path.join(root, file), bytes);
+  };
+  const png = (faces: number, marker: number, w?: number, h?: number) => encodePng(image(faces, marker, w, h));
+  write('alice/a1.png', await png(1, 10));
+  write('alice/a2.PNG', await png(1, 20));
+  write('alice/group.png', await png(2, 30));
+  write('alice/notes.txt', 'not an image');
+  write('alice/.DS_Store', 'finder');
+  write('alice/old/a0.png', await png(1, 90));
+  write('alice/old/deeper/a00.png', await png(1, 90));
+  const raw = image(1, 40);
+  write(
+    'bob/b1.webp',
+    await sharp(raw.data, { raw: { width: 8, height: 8, channels: 3 } })
+      .webp({ lossless: true })
+      .toBuffer(),
+  );
+  write('bob/nobody.png', await png(0, 60));
+  write('bob/corrupt.jpg', 'this is not an image at all');
+  write('bob/truncated.png', (await png(1, 70)).subarray(0, 40));
+  write('bob/anim.png', Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'));
+  mkdirSync(path.join(root, 'carol'));
+  write('dave/big.png', await png(1, 80, 200, 100));
+  write('dave/d1.jpeg', await encodeJpeg(image(1, 50), 100));
+  write('stray.png', await png(1, 10));
+  write('README.md', '# people');
+  write('.hidden/x.png', await png(1, 10));
+  write('unknown/u.png', await png(1, 10));
+});
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const byFile = (a: { file: string }, b: { file: string }) => (a.file < b.file ? -1 : 1);
+
+describe('enrollGallery', () => {
+  it('enrolls one face per image and reports every other file with a reason', async () => {
+    const { detector, calls: detectCalls } = fakeDetector();
+    const { embedder, calls: embedCalls } = fakeEmbedder();
+    const progress: EnrollProgress[] = [];
+    const { gallery, enrolled, skipped } = await enrollGallery({
+      root,
+      detector,
+      embedder,
+      batchSize: 4,
+      decodeLimits: { maxPixels: 10_000 },
+      onProgress: (e) => progress.push(e),
+    });
+
+    expect(gallery.identities()).toEqual(['alice', 'bob', 'dave']);
+    expect(gallery.embedder).toEqual({
+      modelId: 'fake/embedder',
+      weightsSha256: 'f'.repeat(64),
+      dimension: 3,
+      preprocessing,
+    });
+    expect(gallery.threshold).toBe(0);
+    const examples = (name: string) =>
+      gallery.examples(name).map((e) => ({ source: e.source, embedding: Array.from(e.embedding) }));
+    expect(examples('alice')).toEqual([
+      { source: 'alice/a1.png', embedding: expectedEmbedding(10) },
+      { source: 'alice/a2.PNG', embedding: expectedEmbedding(20) },
+    ]);
+    expect(examples('bob')).toEqual([{ source: 'bob/b1.webp', embedding: expectedEmbedding(40) }]);
+    expect(examples('dave')).toEqual([{ source: 'dave/d1.jpeg', embedding: expectedEmbedding(50) }]);
+    expect(enrolled).toEqual([
+      { identity: 'alice', file: 'alice/a1.png', faces: 1 },
+      { identity: 'alice', file: 'alice/a2.PNG', faces: 1 },
+      { identity: 'bob', file: 'bob/b1.webp', faces: 1 },
+      { identity: 'dave', file: 'dave/d1.jpeg', faces: 1 },
+    ]);
+
+    expect([...skipped].sort(byFile).map(({ file, reason }) => ({ file, reason }))).toEqual([
+      { file: '.hidden/', reason: 'hidden' },
+      { file: 'README.md', reason: 'not in an identity folder' },
+      { file: 'alice/.DS_Store', reason: 'hidden' },
+      { file: 'alice/group.png', reason: 'several faces' },
+      { file: 'alice/notes.txt', reason: 'unsupported extension' },
+      { file: 'alice/old/a0.png', reason: 'nested folder' },
+      { file: 'alice/old/deeper/a00.png', reason: 'nested folder' },
+      { file: 'bob/anim.png', reason: 'unsupported format' },
+      { file: 'bob/corrupt.jpg', reason: 'undecodable' },
+      { file: 'bob/nobody.png', reason: 'no face' },
+      { file: 'bob/truncated.png', reason: 'undecodable' },
+      { file: 'carol/', reason: 'empty folder' },
+      { file: 'dave/big.png', reason: 'too large' },
+      { file: 'stray.png', reason: 'not in an identity folder' },
+      { file: 'unknown/u.png', reason: 'reserved identity name' },
+    ]);
+    const detail = (file: string) => skipped.find((s) => s.file === file)?.detail;
+    expect(detail('alice/group.png')).toBe('2 faces detected');
+    expect(detail('dave/big.png')).toMatch(/20000 pixels exceeds the limit of 10000 pixels/);
+    expect(detail('bob/anim.png')).toMatch(/Unsupported image format "gif"/);
+
+    // Progress: one event per image file in an identity folder, in order, ending at total.
+    expect(progress.map((e) => e.done)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(new Set(progress.map((e) => e.total))).toEqual(new Set([10]));
+    expect(progress.map((e) => `${e.file}:${e.outcome}`)).toEqual([
+      'alice/a1.png:enrolled',
+      'alice/a2.PNG:enrolled',
+      'alice/group.png:skipped',
+      'bob/anim.png:skipped',
+      'bob/b1.webp:enrolled',
+      'bob/corrupt.jpg:skipped',
+      'bob/nobody.png:skipped',
+      'bob/truncated.png:skipped',
+      'dave/big.png:skipped',
+      'dave/d1.jpeg:enrolled',
+    ]);
+    expect(progress[2]).toMatchObject({ identity: 'alice', reason: 'several faces' });
+
+    // Batches of 4 files: decodable images go to the detector together, kept crops to the embedder together.
+    expect(detectCalls).toEqual([3, 2, 1]);
+    expect(embedCalls).toEqual([2, 1, 1]);
+  });
+
+  it("multipleFaces: 'largest' enrolls the largest face by box area, not the first", async () => {
+    const { detector } = fakeDetector();
+    const { embedder } = fakeEmbedder();
+    const { gallery, enrolled, skipped } = await enrollGallery({
+      root,
+      detector,
+      embedder,
+      multipleFaces: 'largest',
+    });
+    const group = gallery.examples('alice').find((e) => e.source === 'alice/group.png');
+    expect(Array.from(group!.embedding)).toEqual(expectedEmbedding(31));
+    expect(enrolled).toContainEqual({ identity: 'alice', file: 'alice/group.png', faces: 2 });
+    expect(skipped.map((s) => s.reason)).not.toContain('several faces');
+    // Default limits: the 200×100 image is fine now.
+    expect(gallery.examples('dave').map((e) => e.source)).toEqual(['dave/big.png', 'dave/d1.jpeg']);
+  });
+
+  it('passes metric, aggregation and threshold to the gallery', async () => {
+    const { gallery } = await enrollGallery({
+      root,
+      detector: fakeDetector().detector,
+      embedder: fakeEmbedder().embedder,
+      metric: 'cosine',
+      aggregation: 'centroid',
+      threshold: 0.3,
+      kernel: 'js',
+    });
+    expect([gallery.metric, gallery.aggregation, gallery.threshold, gallery.kernel]).toEqual([
+      'cosine',
+      'centroid',
+      0.3,
+      'js',
+    ]);
+  });
+
+  it('refuses a detector whose crop size differs from the embedder input, before any work', async () => {
+    const { detector, calls } = fakeDetector({ imageSize: 160 });
+    const run = enrollGallery({ root, detector, embedder: fakeEmbedder().embedder });
+    await expect(run).rejects.toThrow(InvalidOptionsError);
+    await expect(run).rejects.toThrow(
+      'enrollGallery: the detector cuts 160×160 face crops but embedder "fake/embedder" takes 4×4 inputs; ' +
+        "construct the detector with imageSize: 4 (the embedder's preprocessing.inputSize)",
+    );
+    expect(calls).toEqual([]);
+  });
+
+  it('checks every crop when the detector does not expose its crop size', async () => {
+    const { detector } = fakeDetector({ cropSize: 5 });
+    await expect(enrollGallery({ root, detector, embedder: fakeEmbedder().embedder })).rejects.toThrow(
+      /the detector cuts 5×5 face crops but embedder "fake\/embedder" takes 4×4 inputs/,
+    );
+  });
+
+  it('refuses bad options and a missing root', async () => {
+    const { detector } = fakeDetector();
+    const { embedder } = fakeEmbedder();
+    await expect(enrollGallery({ root, detector, embedder, batch: 3 } as never)).rejects.toThrow(/Unrecognized key/);
+    await expect(enrollGallery({ root, detector, embedder, batchSize: 0 })).rejects.toThrow(
+      /enrollGallery: batchSize/,
+    );
+    await expect(enrollGallery({ root, detector: {} as never, embedder })).rejects.toThrow(
+      /detector: must have a detectFaces/,
+    );
+    await expect(enrollGallery({ root: path.join(root, 'nope'), detector, embedder })).rejects.toThrow(
+      /cannot read root folder/,
+    );
+  });
+
+  it('stops between batches when aborted', async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('stop'));
+    await expect(
+      enrollGallery({
+        root,
+        detector: fakeDetector().detector,
+        embedder: fakeEmbedder().embedder,
+        signal: controller.signal,
+      }),
+    ).rejects.toThrow('stop');
+  });
+
+  it('lets detector failures through: they are not about one file', async () => {
+    const detector: EnrollmentDetector = {
+      detectFaces: async () => {
+        throw new Error('model crashed');
+      },
+    };
+    await expect(enrollGallery({ root, detector, embedder: fakeEmbedder().embedder })).rejects.toThrow('model crashed');
+  });
+});

@@ -1,0 +1,191 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { InMemoryQueueTransport, ReceivedMessage } from '@facerec/framework';
+import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
+import { type PipelineLogger, silentLogger } from '../logger.js';
+import type { SqsBatchResponse, SqsEvent } from '../recognition.js';
+
+/** Options of {@link startLocalRuntime}. */
+export interface LocalRuntimeOptions {
+  /** The detection handler (the same function that runs on Lambda). */
+  readonly detection: (event: FunctionUrlEvent) => Promise<FunctionUrlResult>;
+  /** The recognition handler (the same function that runs on Lambda). */
+  readonly recognition: (event: SqsEvent) => Promise<SqsBatchResponse>;
+  /** The in-process queues the handlers publish to. */
+  readonly transport: InMemoryQueueTransport;
+  readonly requestQueue: string;
+  readonly responseQueue: string;
+  /** Port on 127.0.0.1; 0 picks a free one. Default 3000. */
+  readonly port?: number;
+  readonly host?: string;
+  /** Records per recognition invocation (1–10), like the event source mapping's batch size. Default 10. */
+  readonly batchSize?: number;
+  /** Concurrent recognition consumers. Default 1. */
+  readonly consumers?: number;
+  /** Largest request body read, in bytes; larger ones get 413 without being buffered. Default 6 MiB. */
+  readonly maxBodyBytes?: number;
+  readonly logger?: PipelineLogger;
+}
+
+/** A running local runtime. */
+export interface LocalRuntime {
+  /** Base URL, e.g. `http://127.0.0.1:3000`. POST frames here; GET `/responses` to collect answers. */
+  readonly url: string;
+  /** Stops the server and the consumers; in-flight work finishes first. */
+  close(): Promise<void>;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        resolve('too-large');
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(text);
+}
+
+/**
+ * The embedded default: the pipeline on one machine, no AWS. An HTTP server on localhost takes exactly the
+ * Function URL requests (POST a JSON body) and runs the detection handler; an in-process queue with SQS
+ * semantics (batches of ≤ 10, visibility timeout, receive counts, dead-letter queue, redelivery) feeds the
+ * recognition handler, which reports partial failures like on Lambda; clients collect answers with
+ * `GET /responses?max=10&wait=20` (long poll; answers are removed once handed out).
+ */
+export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const logger = options.logger ?? silentLogger;
+  const { transport, requestQueue, responseQueue } = options;
+  const batchSize = options.batchSize ?? 10;
+  const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
+  const abort = new AbortController();
+
+  // Recognition consumers: the role of Lambda's SQS event source mapping.
+  const consume = async () => {
+    while (!abort.signal.aborted) {
+      let messages: ReceivedMessage[];
+      try {
+        messages = await transport.receive(requestQueue, {
+          maxMessages: batchSize,
+          waitTimeSeconds: 20,
+          signal: abort.signal,
+        });
+      } catch (error) {
+        if (abort.signal.aborted) return;
+        logger.error('receive failed', { error: error instanceof Error ? error.message : String(error) });
+        continue;
+      }
+      if (messages.length === 0) continue;
+      const event: SqsEvent = {
+        Records: messages.map((m) => ({
+          messageId: m.id,
+          body: m.body,
+          attributes: { ApproximateReceiveCount: String(m.receiveCount) },
+        })),
+      };
+      let failed: Set<string>;
+      try {
+        const result = await options.recognition(event);
+        failed = new Set(result.batchItemFailures.map((f) => f.itemIdentifier));
+      } catch (error) {
+        // Like Lambda: a thrown handler fails the whole batch; the messages come back after the timeout.
+        logger.error('recognition invocation failed', {
+          error: error instanceof Error ? error.message : String(error),
+        });
+        continue;
+      }
+      const done = messages.filter((m) => !failed.has(m.id));
+      if (done.length) await transport.acknowledge(requestQueue, done);
+    }
+  };
+  const consumers = Array.from({ length: options.consumers ?? 1 }, () => consume());
+
+  const server: Server = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (req.method === 'GET' && url.pathname === '/responses') {
+        const max = Math.min(Math.max(Number(url.searchParams.get('max') ?? 10) || 10, 1), 10);
+        const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 20);
+        const closed = new AbortController();
+        res.on('close', () => closed.abort());
+        const messages = await transport.receive(responseQueue, {
+          maxMessages: max,
+          waitTimeSeconds: wait,
+          signal: AbortSignal.any([closed.signal, abort.signal]),
+        });
+        if (messages.length) await transport.acknowledge(responseQueue, messages);
+        send(res, 200, { messages: messages.map((m) => JSON.parse(m.body) as unknown) });
+        return;
+      }
+      if (req.method === 'GET' && url.pathname === '/health') {
+        send(res, 200, {
+          status: 'ok',
+          queues: {
+            [requestQueue]: {
+              visible: transport.depth(requestQueue),
+              inFlight: transport.inFlight(requestQueue),
+            },
+            [responseQueue]: { visible: transport.depth(responseQueue) },
+          },
+        });
+        return;
+      }
+      const body = await readBody(req, maxBodyBytes);
+      if (body === 'too-large') {
+        send(res, 413, { error: `body exceeds ${maxBodyBytes} bytes`, request_id: null });
+        return;
+      }
+      // Function URLs base64-encode bodies that are not text; JSON bodies arrive as text.
+      const type = req.headers['content-type'] ?? '';
+      const text = /json|text/.test(type) || type === '';
+      const event: FunctionUrlEvent = {
+        body: text ? body.toString('utf8') : body.toString('base64'),
+        isBase64Encoded: !text,
+        headers: Object.fromEntries(
+          Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
+        ),
+        requestContext: { http: { method: req.method ?? 'GET' } },
+      };
+      const result = await options.detection(event);
+      send(res, result.statusCode, result.body, result.headers);
+    } catch (error) {
+      logger.error('local runtime error', { error: error instanceof Error ? error.message : String(error) });
+      if (!res.headersSent) send(res, 500, { error: 'internal error', request_id: null });
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.address}:${address.port}`;
+  logger.info('local runtime listening', { url, request_queue: requestQueue, response_queue: responseQueue });
+
+  return {
+    url,
+    async close() {
+      abort.abort();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(consumers);
+    },
+  };
+}

@@ -1,0 +1,227 @@
+import { readFile } from 'node:fs/promises';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { decodeImage, InMemoryQueueTransport } from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import {
+  createDetectionHandler,
+  type FunctionUrlEvent,
+  faceMessageSchema,
+  type PipelineLogger,
+  responseMessageSchema,
+} from '@facerec/lambda-runtime';
+import { createSqsTransport } from '@facerec/transport-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { PIPELINE_DATA, pipelineParts } from './fixtures.js';
+
+const post = (body: unknown, extra: Partial<FunctionUrlEvent> = {}): FunctionUrlEvent => ({
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+  isBase64Encoded: false,
+  requestContext: { http: { method: 'POST' } },
+  ...extra,
+});
+
+function recordingLogger(): PipelineLogger & { entries: string[] } {
+  const entries: string[] = [];
+  const log = (level: string) => (message: string, extra?: Record<string, unknown>) => {
+    entries.push(JSON.stringify({ level, message, ...extra }));
+  };
+  return { entries, debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+}
+
+describeWithSharedData('detection handler', PIPELINE_DATA, () => {
+  let handler: ReturnType<typeof createDetectionHandler>;
+  let transport: InMemoryQueueTransport;
+  let logger: ReturnType<typeof recordingLogger>;
+  let group: string;
+
+  beforeAll(async () => {
+    const { detector } = await pipelineParts();
+    transport = new InMemoryQueueTransport();
+    logger = recordingLogger();
+    handler = createDetectionHandler({
+      detector,
+      transport,
+      requestQueue: 'requests',
+      responseQueue: 'responses',
+      logger,
+    });
+    group = (await readFile(sharedPath('faces', 'face-api.js', 'bbt3.jpg'))).toString('base64');
+  });
+
+  const drain = async (queue: string) => {
+    const all = [];
+    for (;;) {
+      const batch = await transport.receive(queue, { maxMessages: 10, waitTimeSeconds: 0 });
+      if (batch.length === 0) return all;
+      await transport.acknowledge(queue, batch);
+      all.push(...batch.map((m) => JSON.parse(m.body) as unknown));
+    }
+  };
+
+  it('sends one request-queue message per face, with a decodable crop', async () => {
+    const result = await handler(post({ content: group, request_id: 'req-1', filename: 'bbt3.jpg' }));
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(result.body)).toEqual({ request_id: 'req-1', filename: 'bbt3.jpg', faces: 5 });
+    const messages = (await drain('requests')).map((m) => faceMessageSchema.parse(m));
+    expect(messages.map((m) => m.face_index).sort()).toEqual([0, 1, 2, 3, 4]);
+    for (const m of messages) {
+      expect(m).toMatchObject({ request_id: 'req-1', filename: 'bbt3.jpg', face_count: 5 });
+      const crop = await decodeImage(Buffer.from(m.crop, 'base64'));
+      expect([crop.width, crop.height]).toEqual([150, 150]);
+      expect(Buffer.byteLength(JSON.stringify(m))).toBeLessThan(64 * 1024);
+    }
+    expect(await drain('responses')).toEqual([]);
+    // Logs carry the request id and timings, never the image.
+    const entry = logger.entries.find((e) => e.includes('req-1') && e.includes('frame detected'))!;
+    expect(JSON.parse(entry)).toMatchObject({ faces: 5, request_id: 'req-1' });
+    for (const key of ['decode_ms', 'detect_ms', 'publish_ms'])
+      expect(JSON.parse(entry)[key]).toBeTypeOf('number');
+    for (const e of logger.entries) expect(e).not.toContain(group.slice(0, 64));
+  });
+
+  it('answers a frame without faces with exactly one "no face" response', async () => {
+    const white = (await readFile(sharedPath('faces', 'face-api.js', 'test', 'white.png'))).toString(
+      'base64',
+    );
+    const result = await handler(post({ content: white, request_id: 'req-2', filename: 'white.png' }));
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(result.body).faces).toBe(0);
+    expect(await drain('requests')).toEqual([]);
+    const answers = (await drain('responses')).map((m) => responseMessageSchema.parse(m));
+    expect(answers).toEqual([
+      {
+        request_id: 'req-2',
+        filename: 'white.png',
+        face_index: null,
+        face_count: 0,
+        result: 'no face',
+        distance: null,
+        box: null,
+      },
+    ]);
+  });
+
+  it('honours isBase64Encoded and maxFaces', async () => {
+    const { detector } = await pipelineParts();
+    const limited = createDetectionHandler({
+      detector,
+      transport,
+      requestQueue: 'requests',
+      responseQueue: 'responses',
+      maxFaces: 2,
+    });
+    const body = Buffer.from(
+      JSON.stringify({ content: group, request_id: 'req-3', filename: 'g.jpg' }),
+    ).toString('base64');
+    const result = await limited(post(body, { isBase64Encoded: true }));
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(result.body).faces).toBe(2);
+    expect((await drain('requests')).length).toBe(2);
+  });
+
+  describe('refuses malformed requests with the right status, as JSON', async () => {
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
+    const jpeg = await readFile(sharedPath('faces', 'facenet-pytorch', 'multiface.jpg'));
+    const hugePng = Buffer.from(png);
+    hugePng.writeUInt32BE(20000, 16);
+    hugePng.writeUInt32BE(20000, 20);
+    const ok = { request_id: 'bad-1', filename: 'x.png' };
+    const cases: [string, FunctionUrlEvent, number, string | null][] = [
+      ['empty body', post(''), 400, null],
+      ['not JSON', post('{"content": '), 400, null],
+      ['missing content', post({ request_id: 'bad-1', filename: 'x' }), 400, 'bad-1'],
+      ['unknown field', post({ ...ok, content: png.toString('base64'), extra: 1 }), 400, 'bad-1'],
+      ['bad request_id', post({ ...ok, request_id: 'a b/c', content: png.toString('base64') }), 400, null],
+      ['content not base64', post({ ...ok, content: '!!!not base64!!!' }), 400, 'bad-1'],
+      [
+        'GET',
+        post({ ...ok, content: png.toString('base64') }, { requestContext: { http: { method: 'GET' } } }),
+        405,
+        null,
+      ],
+      ['body too large', post({ ...ok, content: 'A'.repeat(7 * 1024 * 1024) }), 413, null],
+      ['image over the pixel limit', post({ ...ok, content: hugePng.toString('base64') }), 413, 'bad-1'],
+      [
+        'SVG',
+        post({ ...ok, content: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>').toString('base64') }),
+        415,
+        'bad-1',
+      ],
+      [
+        'GIF',
+        post({ ...ok, content: Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;').toString('base64') }),
+        415,
+        'bad-1',
+      ],
+      [
+        'truncated JPEG',
+        post({ ...ok, content: jpeg.subarray(0, jpeg.length >> 1).toString('base64') }),
+        422,
+        'bad-1',
+      ],
+      [
+        'random bytes',
+        post({ ...ok, content: Buffer.from('hello, not an image').toString('base64') }),
+        422,
+        'bad-1',
+      ],
+    ];
+    it.each(cases)('%s → %d', async (_name, event, status, requestId) => {
+      const result = await handler(event);
+      expect(result.statusCode).toBe(status);
+      expect(result.headers['content-type']).toBe('application/json');
+      const body = JSON.parse(result.body);
+      expect(body.error).toEqual(expect.any(String));
+      expect(body.request_id).toBe(requestId);
+    });
+  });
+
+  it('retries entries SQS reports as failed, and answers 503 when they keep failing', async () => {
+    const { detector } = await pipelineParts();
+    const sqs = mockClient(SQSClient);
+    const client = new SQSClient({ region: 'us-east-1' });
+    const transport = createSqsTransport({ client, sleep: async () => undefined });
+    const handler = createDetectionHandler({
+      detector,
+      transport,
+      requestQueue: 'https://q/requests',
+      responseQueue: 'https://q/responses',
+    });
+    const request = post({ content: group, request_id: 'req-sqs', filename: 'bbt3.jpg' });
+
+    // First call: SQS accepts every entry but the second; later calls accept everything.
+    let call = 0;
+    sqs.on(SendMessageBatchCommand).callsFake((input: { Entries: { Id: string }[] }) => {
+      call++;
+      const failedId = call === 1 ? input.Entries[1]!.Id : undefined;
+      return {
+        Successful: input.Entries.filter((e) => e.Id !== failedId).map((e) => ({
+          Id: e.Id,
+          MessageId: `x-${e.Id}`,
+        })),
+        Failed: failedId
+          ? [{ Id: failedId, Code: 'InternalError', SenderFault: false, Message: 'try again' }]
+          : [],
+      };
+    });
+    const ok = await handler(request);
+    expect(ok.statusCode).toBe(200);
+    const calls = sqs.commandCalls(SendMessageBatchCommand);
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.args[0].input.Entries).toHaveLength(1);
+
+    sqs.reset();
+    sqs.on(SendMessageBatchCommand).callsFake((input: { Entries: { Id: string }[] }) => ({
+      Successful: input.Entries.slice(1).map((e) => ({ Id: e.Id, MessageId: `x-${e.Id}` })),
+      Failed: [{ Id: input.Entries[0]!.Id, Code: 'InternalError', SenderFault: false, Message: 'down' }],
+    }));
+    const failed = await handler(request);
+    expect(failed.statusCode).toBe(503);
+    expect(JSON.parse(failed.body).request_id).toBe('req-sqs');
+    sqs.restore();
+  });
+});

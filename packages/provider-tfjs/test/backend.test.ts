@@ -1,0 +1,158 @@
+import { createRequire } from 'node:module';
+import { InvalidOptionsError } from '@facerec/framework';
+import {
+  selectBackend,
+  TFJS_BACKEND_PACKAGES,
+  TFJS_BACKENDS,
+  TfjsBackendUnavailableError,
+  TfjsMtcnnNetworks,
+  type TfjsBackendName,
+} from '@facerec/provider-tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type BackendProbe, chooseBackend } from '../src/backend.js';
+
+const require = createRequire(import.meta.url);
+const installed = (pkg: string): boolean => {
+  try {
+    require.resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const hasTfjsNode = installed('@tensorflow/tfjs-node');
+const hasWasm = installed('@tensorflow/tfjs-backend-wasm');
+
+const fakeProbes =
+  (results: Partial<Record<TfjsBackendName, BackendProbe>>) =>
+  async (name: TfjsBackendName): Promise<BackendProbe> =>
+    results[name] ?? { ok: true };
+
+describe('backend list and fallback rule', () => {
+  it('is a frozen list in fallback order, each with its package', () => {
+    expect(TFJS_BACKENDS).toEqual(['tensorflow', 'wasm', 'cpu']);
+    expect(Object.isFrozen(TFJS_BACKENDS)).toBe(true);
+    expect(Object.isFrozen(TFJS_BACKEND_PACKAGES)).toBe(true);
+    expect(TFJS_BACKEND_PACKAGES.tensorflow).toBe('@tensorflow/tfjs-node');
+    expect(TFJS_BACKEND_PACKAGES.wasm).toBe('@tensorflow/tfjs-backend-wasm');
+  });
+
+  it('takes the first backend that starts, giving why the earlier ones did not', async () => {
+    const tried: string[] = [];
+    const probe = async (name: TfjsBackendName): Promise<BackendProbe> => {
+      tried.push(name);
+      return name === 'cpu' ? { ok: true } : { ok: false, reason: `${TFJS_BACKEND_PACKAGES[name]} not installed` };
+    };
+    expect(await chooseBackend(undefined, probe)).toEqual({
+      name: 'cpu',
+      reason: '@tensorflow/tfjs-node not installed; @tensorflow/tfjs-backend-wasm not installed',
+    });
+    expect(tried).toEqual(['tensorflow', 'wasm', 'cpu']);
+    expect(await chooseBackend(undefined, fakeProbes({}))).toEqual({
+      name: 'tensorflow',
+      reason: '@tensorflow/tfjs-node is installed',
+    });
+    expect(
+      await chooseBackend(undefined, fakeProbes({ tensorflow: { ok: false, reason: 'x failed to load: boom' } })),
+    ).toEqual({ name: 'wasm', reason: 'x failed to load: boom' });
+  });
+
+  it('tries only the requested backend, and throws TfjsBackendUnavailableError with the cause', async () => {
+    const cause = new Error('no libtensorflow');
+    const error = await chooseBackend(
+      'tensorflow',
+      fakeProbes({ tensorflow: { ok: false, reason: 'failed to load', cause } }),
+    ).catch((e: unknown) => e);
+    expect(TfjsBackendUnavailableError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ backend: 'tensorflow', reason: 'failed to load', cause });
+    expect(await chooseBackend('cpu', fakeProbes({ tensorflow: { ok: false, reason: 'x' } }))).toEqual({
+      name: 'cpu',
+      reason: 'requested with the backend option',
+    });
+  });
+
+  it('throws when no backend starts at all', async () => {
+    const none = async (name: TfjsBackendName): Promise<BackendProbe> => ({ ok: false, reason: `${name} broken` });
+    await expect(chooseBackend(undefined, none)).rejects.toThrow(/tensorflow broken; wasm broken; cpu broken/);
+  });
+});
+
+describe('selectBackend', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('falls back to the first installed backend and logs one line saying which and why', async () => {
+    const lines: string[] = [];
+    const selected = await selectBackend({ logger: (line) => lines.push(line) });
+    const expected = hasTfjsNode
+      ? { name: 'tensorflow', reason: '@tensorflow/tfjs-node is installed' }
+      : hasWasm
+        ? { name: 'wasm', reason: '@tensorflow/tfjs-node not installed' }
+        : { name: 'cpu', reason: '@tensorflow/tfjs-node not installed; @tensorflow/tfjs-backend-wasm not installed' };
+    expect(selected).toEqual(expected);
+    expect(lines).toEqual([`facerec tfjs: using backend "${expected.name}" (${expected.reason})`]);
+    expect(tf.getBackend()).toBe(expected.name);
+  });
+
+  it('writes the line to stderr by default, and nothing to stdout', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const stdout = vi.spyOn(process.stdout, 'write');
+    await selectBackend({ backend: 'cpu' });
+    expect(stderr.mock.calls).toEqual([['facerec tfjs: using backend "cpu" (requested with the backend option)\n']]);
+    expect(stdout).not.toHaveBeenCalled();
+    expect(tf.getBackend()).toBe('cpu');
+  });
+
+  it('rejects an unknown backend with InvalidOptionsError listing the valid ones', async () => {
+    const error = await selectBackend({ backend: 'webgl' as TfjsBackendName, logger: () => {} }).catch(
+      (e: unknown) => e,
+    );
+    expect(InvalidOptionsError.isInstance(error)).toBe(true);
+    expect(String(error)).toContain('valid backends: tensorflow, wasm, cpu');
+  });
+
+  it.skipIf(hasTfjsNode)('fails clearly when tensorflow is requested without @tensorflow/tfjs-node', async () => {
+    const lines: string[] = [];
+    const error = await selectBackend({ backend: 'tensorflow', logger: (l) => lines.push(l) }).catch(
+      (e: unknown) => e,
+    );
+    expect(TfjsBackendUnavailableError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toBe(
+      'TensorFlow.js backend "tensorflow" is unavailable: @tensorflow/tfjs-node not installed',
+    );
+    expect(lines).toEqual([]);
+  });
+});
+
+describe.skipIf(!hasWasm)('models on different backends in one process', () => {
+  it('each run on its own backend, with the same results', async () => {
+    const { readCheckpointFile } = await import('@facerec/framework');
+    const { sharedPath } = await import('@facerec/framework/testing');
+    const upstream = (f: string) => readCheckpointFile(sharedPath('models', 'upstream', f));
+    const stateDicts = { pnet: await upstream('pnet.pt'), rnet: await upstream('rnet.pt'), onet: await upstream('onet.pt') };
+    const wasm = await TfjsMtcnnNetworks.fromStateDicts(stateDicts, 'wasm');
+    const cpu = await TfjsMtcnnNetworks.fromStateDicts(stateDicts, 'cpu');
+    const input = Float32Array.from({ length: 5 * 3 * 48 * 48 }, (_, i) => Math.sin(i * 0.37));
+    const backends: string[] = [];
+    try {
+      const a = await wasm.onet(input, 5);
+      backends.push(tf.getBackend());
+      const b = await cpu.onet(input, 5);
+      backends.push(tf.getBackend());
+      const c = await wasm.onet(input, 5);
+      backends.push(tf.getBackend());
+      expect(backends).toEqual(['wasm', 'cpu', 'wasm']);
+      expect(c).toEqual(a);
+      for (const key of ['prob', 'reg', 'landmarks'] as const) {
+        a[key].forEach((v, i) => {
+          expect(Math.abs(v - b[key][i]!)).toBeLessThan(1e-4);
+        });
+      }
+    } finally {
+      await wasm.dispose();
+      await cpu.dispose();
+    }
+  });
+});
