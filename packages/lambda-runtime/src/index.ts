@@ -4,6 +4,17 @@
  *
  * @packageDocumentation
  */
+
+export { loadConfig, type PipelineConfig } from './config.js';
+export {
+  composeDetection,
+  composeRecognition,
+  createPipelineContainer,
+  EMBEDDER_INPUT_SIZE,
+  type PipelineOverrides,
+  type PipelineProvider,
+  TOKENS,
+} from './container.js';
 export {
   createDetectionHandler,
   type DetectionHandlerOptions,
@@ -12,6 +23,19 @@ export {
   type FunctionUrlResult,
 } from './detection.js';
 export { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
+export { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from './local/runtime.js';
+export {
+  formatWorkloadReport,
+  loadFrames,
+  localResponses,
+  queueResponses,
+  type RequestOutcome,
+  type ResponseSource,
+  runWorkload,
+  type WorkloadFrame,
+  type WorkloadOptions,
+  type WorkloadReport,
+} from './local/workload.js';
 export { createLogger, type PipelineLogger, silentLogger } from './logger.js';
 export {
   type DetectionRequest,

@@ -221,9 +221,12 @@ export function createRecognitionHandler(
   };
 }
 
-/** The ids a transport reported as not published, when its error says (else every message is unsent). */
+/**
+ * The ids a transport reported as not published (`PublishError.failures[].id` in `@facerec/transport-sqs`);
+ * `undefined` when the error does not say, in which case every answer counts as unsent.
+ */
 function failedMessageIds(error: unknown): Set<string> | undefined {
-  const failed = (error as { failed?: unknown })?.failed;
-  if (!Array.isArray(failed)) return undefined;
-  return new Set(failed.map((f) => (typeof f === 'string' ? f : String((f as { id?: unknown }).id))));
+  const failures = (error as { failures?: unknown } | null)?.failures;
+  if (!Array.isArray(failures)) return undefined;
+  return new Set(failures.map((f) => String((f as { id?: unknown }).id)));
 }

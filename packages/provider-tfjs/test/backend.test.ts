@@ -4,9 +4,9 @@ import {
   selectBackend,
   TFJS_BACKEND_PACKAGES,
   TFJS_BACKENDS,
+  type TfjsBackendName,
   TfjsBackendUnavailableError,
   TfjsMtcnnNetworks,
-  type TfjsBackendName,
 } from '@facerec/provider-tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -42,7 +42,9 @@ describe('backend list and fallback rule', () => {
     const tried: string[] = [];
     const probe = async (name: TfjsBackendName): Promise<BackendProbe> => {
       tried.push(name);
-      return name === 'cpu' ? { ok: true } : { ok: false, reason: `${TFJS_BACKEND_PACKAGES[name]} not installed` };
+      return name === 'cpu'
+        ? { ok: true }
+        : { ok: false, reason: `${TFJS_BACKEND_PACKAGES[name]} not installed` };
     };
     expect(await chooseBackend(undefined, probe)).toEqual({
       name: 'cpu',
@@ -54,7 +56,10 @@ describe('backend list and fallback rule', () => {
       reason: '@tensorflow/tfjs-node is installed',
     });
     expect(
-      await chooseBackend(undefined, fakeProbes({ tensorflow: { ok: false, reason: 'x failed to load: boom' } })),
+      await chooseBackend(
+        undefined,
+        fakeProbes({ tensorflow: { ok: false, reason: 'x failed to load: boom' } }),
+      ),
     ).toEqual({ name: 'wasm', reason: 'x failed to load: boom' });
   });
 
@@ -73,8 +78,13 @@ describe('backend list and fallback rule', () => {
   });
 
   it('throws when no backend starts at all', async () => {
-    const none = async (name: TfjsBackendName): Promise<BackendProbe> => ({ ok: false, reason: `${name} broken` });
-    await expect(chooseBackend(undefined, none)).rejects.toThrow(/tensorflow broken; wasm broken; cpu broken/);
+    const none = async (name: TfjsBackendName): Promise<BackendProbe> => ({
+      ok: false,
+      reason: `${name} broken`,
+    });
+    await expect(chooseBackend(undefined, none)).rejects.toThrow(
+      /tensorflow broken; wasm broken; cpu broken/,
+    );
   });
 });
 
@@ -90,7 +100,10 @@ describe('selectBackend', () => {
       ? { name: 'tensorflow', reason: '@tensorflow/tfjs-node is installed' }
       : hasWasm
         ? { name: 'wasm', reason: '@tensorflow/tfjs-node not installed' }
-        : { name: 'cpu', reason: '@tensorflow/tfjs-node not installed; @tensorflow/tfjs-backend-wasm not installed' };
+        : {
+            name: 'cpu',
+            reason: '@tensorflow/tfjs-node not installed; @tensorflow/tfjs-backend-wasm not installed',
+          };
     expect(selected).toEqual(expected);
     expect(lines).toEqual([`facerec tfjs: using backend "${expected.name}" (${expected.reason})`]);
     expect(tf.getBackend()).toBe(expected.name);
@@ -100,7 +113,9 @@ describe('selectBackend', () => {
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const stdout = vi.spyOn(process.stdout, 'write');
     await selectBackend({ backend: 'cpu' });
-    expect(stderr.mock.calls).toEqual([['facerec tfjs: using backend "cpu" (requested with the backend option)\n']]);
+    expect(stderr.mock.calls).toEqual([
+      ['facerec tfjs: using backend "cpu" (requested with the backend option)\n'],
+    ]);
     expect(stdout).not.toHaveBeenCalled();
     expect(tf.getBackend()).toBe('cpu');
   });
@@ -113,17 +128,20 @@ describe('selectBackend', () => {
     expect(String(error)).toContain('valid backends: tensorflow, wasm, cpu');
   });
 
-  it.skipIf(hasTfjsNode)('fails clearly when tensorflow is requested without @tensorflow/tfjs-node', async () => {
-    const lines: string[] = [];
-    const error = await selectBackend({ backend: 'tensorflow', logger: (l) => lines.push(l) }).catch(
-      (e: unknown) => e,
-    );
-    expect(TfjsBackendUnavailableError.isInstance(error)).toBe(true);
-    expect((error as Error).message).toBe(
-      'TensorFlow.js backend "tensorflow" is unavailable: @tensorflow/tfjs-node not installed',
-    );
-    expect(lines).toEqual([]);
-  });
+  it.skipIf(hasTfjsNode)(
+    'fails clearly when tensorflow is requested without @tensorflow/tfjs-node',
+    async () => {
+      const lines: string[] = [];
+      const error = await selectBackend({ backend: 'tensorflow', logger: (l) => lines.push(l) }).catch(
+        (e: unknown) => e,
+      );
+      expect(TfjsBackendUnavailableError.isInstance(error)).toBe(true);
+      expect((error as Error).message).toBe(
+        'TensorFlow.js backend "tensorflow" is unavailable: @tensorflow/tfjs-node not installed',
+      );
+      expect(lines).toEqual([]);
+    },
+  );
 });
 
 describe.skipIf(!hasWasm)('models on different backends in one process', () => {
@@ -131,7 +149,11 @@ describe.skipIf(!hasWasm)('models on different backends in one process', () => {
     const { readCheckpointFile } = await import('@facerec/framework');
     const { sharedPath } = await import('@facerec/framework/testing');
     const upstream = (f: string) => readCheckpointFile(sharedPath('models', 'upstream', f));
-    const stateDicts = { pnet: await upstream('pnet.pt'), rnet: await upstream('rnet.pt'), onet: await upstream('onet.pt') };
+    const stateDicts = {
+      pnet: await upstream('pnet.pt'),
+      rnet: await upstream('rnet.pt'),
+      onet: await upstream('onet.pt'),
+    };
     const wasm = await TfjsMtcnnNetworks.fromStateDicts(stateDicts, 'wasm');
     const cpu = await TfjsMtcnnNetworks.fromStateDicts(stateDicts, 'cpu');
     const input = Float32Array.from({ length: 5 * 3 * 48 * 48 }, (_, i) => Math.sin(i * 0.37));

@@ -26,11 +26,19 @@ vi.setConfig({ testTimeout: 240_000 });
  */
 const INPUTS = {
   wasm: {
-    images: [['face-api.js', 'bbt3.jpg'], ['facenet-pytorch', 'multiface.jpg'], ['face-api.js', 'bbt', 'amy', 'amy1.png']],
+    images: [
+      ['face-api.js', 'bbt3.jpg'],
+      ['facenet-pytorch', 'multiface.jpg'],
+      ['face-api.js', 'bbt', 'amy', 'amy1.png'],
+    ],
     crops: [0, 10, 20, 40, 60],
   },
   cpu: {
-    images: [['face-api.js', 'bbt3.jpg'], ['face-api.js', 'test', 'face_rectangular.png'], ['face-api.js', 'bbt', 'amy', 'amy1.png']],
+    images: [
+      ['face-api.js', 'bbt3.jpg'],
+      ['face-api.js', 'test', 'face_rectangular.png'],
+      ['face-api.js', 'bbt', 'amy', 'amy1.png'],
+    ],
     crops: [0, 40],
   },
 } as const;
@@ -48,7 +56,9 @@ describeWithSharedData(
       checkpoint = await writeSyntheticCheckpoint(sharedPath(REFERENCE), path.join(work, 'synthetic.pt'));
       const reference = await readSyntheticReference(sharedPath(REFERENCE));
       crops = await Promise.all(
-        reference.embeddings.map(async (e) => decodeImage(await readFile(sharedPath('reference', e.cropPng)))),
+        reference.embeddings.map(async (e) =>
+          decodeImage(await readFile(sharedPath('reference', e.cropPng))),
+        ),
       );
     });
     afterAll(async () => {
@@ -57,7 +67,8 @@ describeWithSharedData(
 
     for (const backend of TEST_BACKENDS) {
       describeOnBackend(backend, 'tfjs', () => {
-        const provider = async () => createTfjsProvider({ backend, modelStore: await mirrorStore(), logger: quiet });
+        const provider = async () =>
+          createTfjsProvider({ backend, modelStore: await mirrorStore(), logger: quiet });
         const inputs = INPUTS[backend];
 
         describeDetectorConformance({

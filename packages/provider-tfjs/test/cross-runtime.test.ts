@@ -40,7 +40,10 @@ describeWithSharedData(
 
       beforeAll(async () => {
         work = await mkdtemp(path.join(tmpdir(), 'facerec-tfjs-cross-'));
-        const checkpoint = await writeSyntheticCheckpoint(sharedPath(REFERENCE), path.join(work, 'synthetic.pt'));
+        const checkpoint = await writeSyntheticCheckpoint(
+          sharedPath(REFERENCE),
+          path.join(work, 'synthetic.pt'),
+        );
         const store = await mirrorStore(path.join(work, 'cache'));
         const onnx = createOnnxProvider({ intraOpNumThreads: 2, modelStore: store });
         const tfjs = createTfjsProvider({ backend: 'wasm', modelStore: store, logger: quiet });
@@ -52,7 +55,9 @@ describeWithSharedData(
         ]);
         const reference = await readSyntheticReference(sharedPath(REFERENCE));
         crops = await Promise.all(
-          reference.embeddings.map(async (e) => decodeImage(await readFile(sharedPath('reference', e.cropPng)))),
+          reference.embeddings.map(async (e) =>
+            decodeImage(await readFile(sharedPath('reference', e.cropPng))),
+          ),
         );
       });
       afterAll(async () => {
@@ -91,7 +96,10 @@ describeWithSharedData(
             ious.push(iou(f.box, g.box));
             worstScore = Math.max(worstScore, Math.abs(f.score - g.score));
             f.landmarks.forEach((p, k) => {
-              worstLandmark = Math.max(worstLandmark, Math.hypot(p[0] - g.landmarks[k]![0], p[1] - g.landmarks[k]![1]));
+              worstLandmark = Math.max(
+                worstLandmark,
+                Math.hypot(p[0] - g.landmarks[k]![0], p[1] - g.landmarks[k]![1]),
+              );
             });
           });
         }

@@ -54,7 +54,10 @@ export function centred(rows: readonly ArrayLike<number>[]): Float64Array[] {
 }
 
 /** Correlation of two sets of vectors after centring each set on its own mean (all values pooled). */
-export function centredCorrelation(ours: readonly ArrayLike<number>[], theirs: readonly ArrayLike<number>[]): number {
+export function centredCorrelation(
+  ours: readonly ArrayLike<number>[],
+  theirs: readonly ArrayLike<number>[],
+): number {
   return cosine(
     Float64Array.from(centred(ours).flatMap((r) => [...r])),
     Float64Array.from(centred(theirs).flatMap((r) => [...r])),

@@ -50,7 +50,9 @@ function parity(backend: (typeof TEST_BACKENDS)[number]): void {
   });
   afterAll(() => embedder?.dispose());
 
-  it('matches facenet-pytorch (cosine ≥ 0.9999 each, centred correlation ≥ 0.999)', { timeout: 300_000 }, async () => {
+  it('matches facenet-pytorch (cosine ≥ 0.9999 each, centred correlation ≥ 0.999)', {
+    timeout: 300_000,
+  }, async () => {
     const started = performance.now();
     const ours = await embedder.embed(indices.map((i) => crops[i]!));
     const seconds = (performance.now() - started) / 1000;
@@ -77,74 +79,92 @@ function parity(backend: (typeof TEST_BACKENDS)[number]): void {
   });
 }
 
-describeWithSharedData('tfjs InceptionResnetV1 vs facenet-pytorch (synthetic weights)', [REFERENCE, 'reference/crops'], () => {
-  for (const backend of TEST_BACKENDS) describeOnBackend(backend, 'parity', () => parity(backend));
+describeWithSharedData(
+  'tfjs InceptionResnetV1 vs facenet-pytorch (synthetic weights)',
+  [REFERENCE, 'reference/crops'],
+  () => {
+    for (const backend of TEST_BACKENDS) describeOnBackend(backend, 'parity', () => parity(backend));
 
-  describeOnBackend('cpu', 'checkpoint checks', () => {
-    beforeAll(setUp);
+    describeOnBackend('cpu', 'checkpoint checks', () => {
+      beforeAll(setUp);
 
-    it('regenerates the synthetic weights bit for bit', () => {
-      const first = stateDict.get(reference.keys[0]!.name)!.data as Float32Array;
-      expect([...first.subarray(0, reference.firstValuesOfFirstTensor.length)]).toEqual(
-        reference.firstValuesOfFirstTensor,
-      );
-    });
-
-    it('ignores logits.* (pretrained classifier head) and num_batches_tracked', { timeout: 120_000 }, async () => {
-      const withLogits = new Map(stateDict);
-      withLogits.set('logits.weight', {
-        name: 'logits.weight',
-        dtype: 'float32',
-        shape: [8631, 512],
-        data: new Float32Array(8631 * 512),
+      it('regenerates the synthetic weights bit for bit', () => {
+        const first = stateDict.get(reference.keys[0]!.name)!.data as Float32Array;
+        expect([...first.subarray(0, reference.firstValuesOfFirstTensor.length)]).toEqual(
+          reference.firstValuesOfFirstTensor,
+        );
       });
-      withLogits.set('logits.bias', { name: 'logits.bias', dtype: 'float32', shape: [8631], data: new Float32Array(8631) });
-      const embedder = await TfjsInceptionResnetV1Embedder.fromStateDict(withLogits, {
-        backend: 'cpu',
-        modelId: 'inception-resnet-v1/synthetic',
-      });
-      try {
-        const [v] = await embedder.embed([crops[0]!]);
-        expect(cosine(v!, reference.embeddings[0]!.embedding)).toBeGreaterThanOrEqual(0.9999);
-      } finally {
-        await embedder.dispose();
-      }
-    });
 
-    it('names missing, mis-shaped and unexpected keys in CheckpointError, and keeps no tensors', async () => {
-      const tf = await import('@tensorflow/tfjs-core');
-      const before = tf.memory().numTensors;
-      const attempt = async (sd: StateDict) =>
-        TfjsInceptionResnetV1Embedder.fromStateDict(sd, {
+      it('ignores logits.* (pretrained classifier head) and num_batches_tracked', {
+        timeout: 120_000,
+      }, async () => {
+        const withLogits = new Map(stateDict);
+        withLogits.set('logits.weight', {
+          name: 'logits.weight',
+          dtype: 'float32',
+          shape: [8631, 512],
+          data: new Float32Array(8631 * 512),
+        });
+        withLogits.set('logits.bias', {
+          name: 'logits.bias',
+          dtype: 'float32',
+          shape: [8631],
+          data: new Float32Array(8631),
+        });
+        const embedder = await TfjsInceptionResnetV1Embedder.fromStateDict(withLogits, {
           backend: 'cpu',
-          modelId: 'x',
-          source: 'vggface2.pt',
-        }).catch((e: unknown) => e);
-
-      const missing = new Map(stateDict);
-      missing.delete('repeat_2.3.branch1.1.bn.running_var');
-      const e1 = await attempt(missing);
-      expect(CheckpointError.isInstance(e1)).toBe(true);
-      expect((e1 as Error).message).toBe(
-        'vggface2.pt: InceptionResnetV1: missing weight "repeat_2.3.branch1.1.bn.running_var" (expected shape [128])',
-      );
-
-      const wrong = new Map(stateDict);
-      wrong.set('last_linear.weight', {
-        name: 'last_linear.weight',
-        dtype: 'float32',
-        shape: [128, 1792],
-        data: new Float32Array(128 * 1792),
+          modelId: 'inception-resnet-v1/synthetic',
+        });
+        try {
+          const [v] = await embedder.embed([crops[0]!]);
+          expect(cosine(v!, reference.embeddings[0]!.embedding)).toBeGreaterThanOrEqual(0.9999);
+        } finally {
+          await embedder.dispose();
+        }
       });
-      const e2 = await attempt(wrong);
-      expect((e2 as Error).message).toContain('"last_linear.weight" has shape [128, 1792], expected [512, 1792]');
 
-      const extra = new Map(stateDict);
-      extra.set('classifier.weight', { name: 'classifier.weight', dtype: 'float32', shape: [2], data: new Float32Array(2) });
-      const e3 = await attempt(extra);
-      expect((e3 as Error).message).toContain('unexpected key "classifier.weight"');
+      it('names missing, mis-shaped and unexpected keys in CheckpointError, and keeps no tensors', async () => {
+        const tf = await import('@tensorflow/tfjs-core');
+        const before = tf.memory().numTensors;
+        const attempt = async (sd: StateDict) =>
+          TfjsInceptionResnetV1Embedder.fromStateDict(sd, {
+            backend: 'cpu',
+            modelId: 'x',
+            source: 'vggface2.pt',
+          }).catch((e: unknown) => e);
 
-      expect(tf.memory().numTensors).toBe(before);
+        const missing = new Map(stateDict);
+        missing.delete('repeat_2.3.branch1.1.bn.running_var');
+        const e1 = await attempt(missing);
+        expect(CheckpointError.isInstance(e1)).toBe(true);
+        expect((e1 as Error).message).toBe(
+          'vggface2.pt: InceptionResnetV1: missing weight "repeat_2.3.branch1.1.bn.running_var" (expected shape [128])',
+        );
+
+        const wrong = new Map(stateDict);
+        wrong.set('last_linear.weight', {
+          name: 'last_linear.weight',
+          dtype: 'float32',
+          shape: [128, 1792],
+          data: new Float32Array(128 * 1792),
+        });
+        const e2 = await attempt(wrong);
+        expect((e2 as Error).message).toContain(
+          '"last_linear.weight" has shape [128, 1792], expected [512, 1792]',
+        );
+
+        const extra = new Map(stateDict);
+        extra.set('classifier.weight', {
+          name: 'classifier.weight',
+          dtype: 'float32',
+          shape: [2],
+          data: new Float32Array(2),
+        });
+        const e3 = await attempt(extra);
+        expect((e3 as Error).message).toContain('unexpected key "classifier.weight"');
+
+        expect(tf.memory().numTensors).toBe(before);
+      });
     });
-  });
-});
+  },
+);

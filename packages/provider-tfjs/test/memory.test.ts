@@ -26,8 +26,15 @@ describeWithSharedData('tfjs tensors stay flat', ['models/upstream/pnet.pt', 'fa
 
     beforeAll(async () => {
       work = await mkdtemp(path.join(tmpdir(), 'facerec-tfjs-memory-'));
-      const checkpoint = await writeSyntheticCheckpoint(sharedPath(REFERENCE), path.join(work, 'synthetic.pt'));
-      const provider = createTfjsProvider({ backend: 'wasm', modelStore: await mirrorStore(), logger: quiet });
+      const checkpoint = await writeSyntheticCheckpoint(
+        sharedPath(REFERENCE),
+        path.join(work, 'synthetic.pt'),
+      );
+      const provider = createTfjsProvider({
+        backend: 'wasm',
+        modelStore: await mirrorStore(),
+        logger: quiet,
+      });
       detector = provider.detector('mtcnn');
       embedder = await provider.embedder('inception-resnet-v1', { weights: checkpoint, maxBatchSize: 2 });
       await detector.ready();

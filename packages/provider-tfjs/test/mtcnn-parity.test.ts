@@ -42,9 +42,9 @@ function parity(backend: (typeof TEST_BACKENDS)[number]): void {
     });
     detector = provider.detector('mtcnn');
     await detector.ready();
-    reference = (JSON.parse(await readFile(sharedPath('reference', 'mtcnn.json'), 'utf8')).images as RefImage[]).filter(
-      IMAGE_FILTER[backend],
-    );
+    reference = (
+      JSON.parse(await readFile(sharedPath('reference', 'mtcnn.json'), 'utf8')).images as RefImage[]
+    ).filter(IMAGE_FILTER[backend]);
   });
   afterAll(() => detector?.dispose());
 

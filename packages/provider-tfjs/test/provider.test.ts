@@ -56,7 +56,9 @@ describe('createTfjsProvider options', () => {
       .catch((e: unknown) => e);
     expect(InvalidOptionsError.isInstance(error)).toBe(true);
     expect(String(error)).toContain('tfjs inception-resnet-v1');
-    await expect(provider.embedder('inception-resnet-v1', { maxBatchSize: 0 })).rejects.toThrow(/maxBatchSize/);
+    await expect(provider.embedder('inception-resnet-v1', { maxBatchSize: 0 })).rejects.toThrow(
+      /maxBatchSize/,
+    );
   });
 });
 
@@ -104,7 +106,9 @@ describeWithSharedData('createTfjsProvider models', ['models/upstream/pnet.pt', 
       );
       expect(embedder.dimension).toBe(512);
       const reference = await readSyntheticReference(sharedPath(REFERENCE));
-      const crop = await decodeImage(await readFile(sharedPath('reference', reference.embeddings[3]!.cropPng)));
+      const crop = await decodeImage(
+        await readFile(sharedPath('reference', reference.embeddings[3]!.cropPng)),
+      );
       const [vector] = await embedder.embed([crop]);
       expect(cosine(vector!, reference.embeddings[3]!.embedding)).toBeGreaterThanOrEqual(0.9999);
     } finally {

@@ -144,12 +144,12 @@ export class FileGallery implements Gallery {
     }
     const kernel = resolveSearch(options);
     const d = parsed.data;
-    const names = d.identities.map((i) => i.name);
-    const duplicate = names.find((n, i) => names.indexOf(n) !== i);
-    if (duplicate !== undefined) {
-      throw new InvalidOptionsError('FileGallery.create', `duplicate identity "${duplicate}"`);
+    const names = new Set<string>();
+    for (const { name } of d.identities) {
+      if (names.has(name)) throw new InvalidOptionsError('FileGallery.create', `duplicate identity "${name}"`);
+      names.add(name);
     }
-    if (names.includes(UNKNOWN_IDENTITY)) {
+    if (names.has(UNKNOWN_IDENTITY)) {
       throw new InvalidOptionsError(
         'FileGallery.create',
         `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries and cannot name an identity`,

@@ -39,16 +39,12 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-la
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    // Past the limit the rest is read and discarded, not buffered, so the client still gets the 413.
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        resolve('too-large');
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
+      if (size <= limit) chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => resolve(size > limit ? 'too-large' : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -150,7 +146,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       }
       const body = await readBody(req, maxBodyBytes);
       if (body === 'too-large') {
-        send(res, 413, { error: `body exceeds ${maxBodyBytes} bytes`, request_id: null });
+        send(
+          res,
+          413,
+          { error: `body exceeds ${maxBodyBytes} bytes`, request_id: null },
+          { connection: 'close' },
+        );
         return;
       }
       // Function URLs base64-encode bodies that are not text; JSON bodies arrive as text.

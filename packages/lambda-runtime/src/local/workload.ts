@@ -1,0 +1,289 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Transport } from '@facerec/framework';
+import { NO_FACE, type ResponseMessage, responseMessageSchema } from '../messages.js';
+
+/** One frame the workload sends, with the identity expected in it (its folder name). */
+export interface WorkloadFrame {
+  readonly file: string;
+  readonly filename: string;
+  readonly expected: string | undefined;
+  readonly content: string;
+}
+
+/** Where answers come from. */
+export interface ResponseSource {
+  /** Waits briefly and returns the answers that arrived (possibly none). */
+  poll(signal: AbortSignal): Promise<ResponseMessage[]>;
+}
+
+/** Answers from a local runtime's `GET /responses`. */
+export function localResponses(baseUrl: string): ResponseSource {
+  return {
+    async poll(signal) {
+      const res = await fetch(new URL('/responses?max=10&wait=1', baseUrl), { signal });
+      const body = (await res.json()) as { messages: unknown[] };
+      return body.messages.map((m) => responseMessageSchema.parse(m));
+    },
+  };
+}
+
+/** Answers from a response queue (e.g. the deployed stack's SQS queue, through `@facerec/transport-sqs`). */
+export function queueResponses(transport: Transport, queue: string): ResponseSource {
+  return {
+    async poll(signal) {
+      const messages = await transport.receive(queue, { maxMessages: 10, waitTimeSeconds: 1, signal });
+      if (messages.length) await transport.acknowledge(queue, messages);
+      return messages.map((m) => responseMessageSchema.parse(JSON.parse(m.body)));
+    },
+  };
+}
+
+/** Reads `<dir>/<identity>/*.{jpg,jpeg,png,webp}` (and images directly in `dir`, with no expected identity). */
+export async function loadFrames(dir: string): Promise<WorkloadFrame[]> {
+  const frames: WorkloadFrame[] = [];
+  const isImage = (f: string) => /\.(jpe?g|png|webp)$/i.test(f);
+  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
+    a.name.localeCompare(b.name),
+  )) {
+    const full = path.join(dir, entry.name);
+    const files = entry.isDirectory()
+      ? (await readdir(full))
+          .filter(isImage)
+          .sort()
+          .map((f) => [path.join(full, f), entry.name] as const)
+      : isImage(entry.name)
+        ? [[full, undefined] as const]
+        : [];
+    for (const [file, expected] of files) {
+      frames.push({
+        file,
+        filename: path.basename(file),
+        expected,
+        content: (await readFile(file)).toString('base64'),
+      });
+    }
+  }
+  return frames;
+}
+
+/** Options of {@link runWorkload}. */
+export interface WorkloadOptions {
+  /** The detection endpoint (a local runtime's URL or a Function URL). */
+  readonly url: string;
+  readonly frames: readonly WorkloadFrame[];
+  readonly responses: ResponseSource;
+  /** Requests to send, cycling through the frames. Default 100. */
+  readonly requests?: number;
+  /** Requests in flight at once. Default 10. */
+  readonly concurrency?: number;
+  /** Give up on unanswered requests this long after the last one was sent. Default 60 s. */
+  readonly timeoutMs?: number;
+  /** Sends one request; default: `fetch` POST of the JSON body. Replace it to sign requests (SigV4). */
+  readonly send?: (url: string, body: string) => Promise<{ status: number; body: string }>;
+  /** Called after each answered request. */
+  readonly onProgress?: (answered: number, total: number) => void;
+}
+
+/** Per-request outcome. */
+export interface RequestOutcome {
+  readonly requestId: string;
+  readonly filename: string;
+  readonly expected: string | undefined;
+  readonly status: number;
+  readonly faces: number;
+  readonly results: string[];
+  readonly latencyMs: number | undefined;
+  readonly error?: string;
+}
+
+/** What {@link runWorkload} measured. */
+export interface WorkloadReport {
+  readonly requests: number;
+  readonly answered: number;
+  readonly unanswered: readonly string[];
+  readonly rejected: number;
+  readonly duplicates: number;
+  readonly latencyMs: {
+    readonly avg: number;
+    readonly p50: number;
+    readonly p95: number;
+    readonly max: number;
+  };
+  readonly throughputPerSecond: number;
+  readonly wallMs: number;
+  /** Answers with an expected identity, and how many named it. */
+  readonly accuracy: { readonly faces: number; readonly correct: number };
+  readonly outcomes: readonly RequestOutcome[];
+}
+
+const quantile = (sorted: readonly number[], q: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN;
+
+async function defaultSend(url: string, body: string) {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  return { status: res.status, body: await res.text() };
+}
+
+/**
+ * The workload client: sends `requests` frames at `concurrency`, collects every answer, and measures the
+ * latency of each request from sending it to its last face's answer.
+ */
+export async function runWorkload(options: WorkloadOptions): Promise<WorkloadReport> {
+  const total = options.requests ?? 100;
+  const concurrency = options.concurrency ?? 10;
+  const send = options.send ?? defaultSend;
+  if (options.frames.length === 0) throw new Error('no frames to send');
+  const runId = Date.now().toString(36);
+
+  interface State {
+    frame: WorkloadFrame;
+    sentAt: number;
+    status: number;
+    faces: number | undefined;
+    answered: Map<string, ResponseMessage>;
+    doneAt?: number;
+    error?: string;
+    resolve?: () => void;
+  }
+  const states = new Map<string, State>();
+  let duplicates = 0;
+  let answeredCount = 0;
+  const complete = (id: string, s: State) => {
+    if (s.doneAt !== undefined || s.faces === undefined) return;
+    const needed = Math.max(s.faces, 1);
+    if (s.answered.size >= needed) {
+      s.doneAt = performance.now();
+      answeredCount++;
+      options.onProgress?.(answeredCount, total);
+      s.resolve?.();
+    }
+    void id;
+  };
+
+  const stop = new AbortController();
+  const poller = (async () => {
+    while (!stop.signal.aborted) {
+      let batch: ResponseMessage[];
+      try {
+        batch = await options.responses.poll(stop.signal);
+      } catch (error) {
+        if (stop.signal.aborted) return;
+        await new Promise((r) => setTimeout(r, 200));
+        void error;
+        continue;
+      }
+      for (const answer of batch) {
+        const s = states.get(answer.request_id);
+        if (!s) continue;
+        const key = answer.result === NO_FACE ? 'none' : String(answer.face_index);
+        if (s.answered.has(key)) duplicates++;
+        else s.answered.set(key, answer);
+        complete(answer.request_id, s);
+      }
+    }
+  })();
+
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < total) {
+      const i = next++;
+      const frame = options.frames[i % options.frames.length]!;
+      const requestId = `${runId}-${i}`;
+      const s: State = { frame, sentAt: performance.now(), status: 0, faces: undefined, answered: new Map() };
+      states.set(requestId, s);
+      const done = new Promise<void>((resolve) => {
+        s.resolve = resolve;
+      });
+      try {
+        const res = await send(
+          options.url,
+          JSON.stringify({ content: frame.content, request_id: requestId, filename: frame.filename }),
+        );
+        s.status = res.status;
+        if (res.status !== 200) {
+          s.error = res.body.slice(0, 200);
+          continue;
+        }
+        s.faces = (JSON.parse(res.body) as { faces: number }).faces;
+        complete(requestId, s);
+      } catch (error) {
+        s.error = error instanceof Error ? error.message : String(error);
+        continue;
+      }
+      // Keep `concurrency` requests in flight end to end (sent and not yet fully answered).
+      await Promise.race([done, new Promise((r) => setTimeout(r, options.timeoutMs ?? 60_000))]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
+  const deadline = performance.now() + (options.timeoutMs ?? 60_000);
+  while (
+    [...states.values()].some((s) => s.status === 200 && s.doneAt === undefined) &&
+    performance.now() < deadline
+  ) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const wallMs = performance.now() - started;
+  stop.abort();
+  await poller;
+
+  const outcomes: RequestOutcome[] = [...states.entries()].map(([requestId, s]) => ({
+    requestId,
+    filename: s.frame.filename,
+    expected: s.frame.expected,
+    status: s.status,
+    faces: s.faces ?? 0,
+    results: [...s.answered.values()].map((a) => a.result),
+    latencyMs: s.doneAt === undefined ? undefined : s.doneAt - s.sentAt,
+    ...(s.error ? { error: s.error } : {}),
+  }));
+  const latencies = outcomes
+    .flatMap((o) => (o.latencyMs === undefined ? [] : [o.latencyMs]))
+    .sort((a, b) => a - b);
+  let faces = 0;
+  let correct = 0;
+  for (const o of outcomes) {
+    if (o.expected === undefined) continue;
+    for (const r of o.results) {
+      faces++;
+      if (r === o.expected) correct++;
+    }
+  }
+  return {
+    requests: total,
+    answered: latencies.length,
+    unanswered: outcomes.filter((o) => o.status === 200 && o.latencyMs === undefined).map((o) => o.requestId),
+    rejected: outcomes.filter((o) => o.status !== 200).length,
+    duplicates,
+    latencyMs: {
+      avg: latencies.reduce((a, b) => a + b, 0) / Math.max(latencies.length, 1),
+      p50: quantile(latencies, 0.5),
+      p95: quantile(latencies, 0.95),
+      max: latencies.at(-1) ?? Number.NaN,
+    },
+    throughputPerSecond: (latencies.length / wallMs) * 1000,
+    wallMs,
+    accuracy: { faces, correct },
+    outcomes,
+  };
+}
+
+/** The report as printable lines. */
+export function formatWorkloadReport(report: WorkloadReport): string[] {
+  const ms = (v: number) => `${v.toFixed(0)} ms`;
+  const lines = [
+    `requests: ${report.requests}, answered: ${report.answered}, rejected: ${report.rejected}, unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}`,
+    `latency (sent → last answer): avg ${ms(report.latencyMs.avg)}, p50 ${ms(report.latencyMs.p50)}, p95 ${ms(report.latencyMs.p95)}, max ${ms(report.latencyMs.max)}`,
+    `throughput: ${report.throughputPerSecond.toFixed(1)} requests/s over ${(report.wallMs / 1000).toFixed(1)} s`,
+  ];
+  if (report.accuracy.faces) {
+    lines.push(
+      `accuracy: ${report.accuracy.correct}/${report.accuracy.faces} faces (${((100 * report.accuracy.correct) / report.accuracy.faces).toFixed(1)}%) named as their folder`,
+    );
+  }
+  for (const id of report.unanswered) lines.push(`unanswered: ${id}`);
+  for (const o of report.outcomes.filter((x) => x.error))
+    lines.push(`${o.requestId} (${o.filename}): HTTP ${o.status} ${o.error}`);
+  return lines;
+}

@@ -1,0 +1,182 @@
+import { readFile } from 'node:fs/promises';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  decodeImage,
+  encodeJpeg,
+  type FaceEmbedder,
+  InMemoryQueueTransport,
+  type RgbImage,
+} from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import {
+  createRecognitionHandler,
+  type FaceMessage,
+  responseMessageSchema,
+  type SqsRecord,
+} from '@facerec/lambda-runtime';
+import { createSqsTransport } from '@facerec/transport-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeAll, expect, it } from 'vitest';
+import { PIPELINE_DATA, pipelineParts } from './fixtures.js';
+
+const IDENTITIES = ['amy', 'bernadette', 'howard', 'leonard', 'penny', 'raj', 'sheldon', 'stuart'];
+
+async function faceRecord(identity: string, n: number, id = `${identity}${n}`): Promise<SqsRecord> {
+  const { detector } = await pipelineParts();
+  const image = await decodeImage(
+    await readFile(sharedPath('faces', 'face-api.js', 'bbt', identity, `${identity}${n}.png`)),
+  );
+  const [{ faces, crops }] = (await detector.detectFaces([image])) as [
+    { faces: { box: number[]; score: number }[]; crops: { image: RgbImage }[] },
+  ];
+  const message: FaceMessage = {
+    request_id: id,
+    filename: `${identity}${n}.png`,
+    face_index: 0,
+    face_count: 1,
+    box: faces[0]!.box as FaceMessage['box'],
+    score: faces[0]!.score,
+    crop: Buffer.from(await encodeJpeg(crops[0]!.image, 90)).toString('base64'),
+  };
+  return {
+    messageId: `msg-${id}`,
+    body: JSON.stringify(message),
+    attributes: { ApproximateReceiveCount: '1' },
+  };
+}
+
+describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
+  let probes: SqsRecord[];
+  beforeAll(async () => {
+    probes = [];
+    for (const identity of IDENTITIES) probes.push(await faceRecord(identity, 3));
+  });
+
+  const drain = async (transport: InMemoryQueueTransport) => {
+    const out = [];
+    for (;;) {
+      const batch = await transport.receive('responses', { maxMessages: 10, waitTimeSeconds: 0 });
+      if (!batch.length) return out;
+      await transport.acknowledge('responses', batch);
+      out.push(...batch.map((m) => responseMessageSchema.parse(JSON.parse(m.body))));
+    }
+  };
+
+  it('embeds a batch together and answers every face with its identity', async () => {
+    const { embedder, gallery } = await pipelineParts();
+    const transport = new InMemoryQueueTransport();
+    const handler = createRecognitionHandler({ embedder, gallery, transport, responseQueue: 'responses' });
+    const result = await handler({ Records: probes });
+    expect(result.batchItemFailures).toEqual([]);
+    const answers = await drain(transport);
+    expect(answers).toHaveLength(8);
+    const correct = answers.filter((a) => a.request_id === `${a.result}3`).length;
+    expect(correct).toBeGreaterThanOrEqual(7);
+    for (const a of answers)
+      expect(a).toMatchObject({ face_index: 0, face_count: 1, distance: expect.any(Number) });
+  });
+
+  it('fails only the records that cannot be processed', async () => {
+    const { embedder, gallery } = await pipelineParts();
+    const transport = new InMemoryQueueTransport();
+    const handler = createRecognitionHandler({ embedder, gallery, transport, responseQueue: 'responses' });
+    const good = probes.slice(0, 3);
+    const badJson: SqsRecord = { messageId: 'bad-json', body: '{nope' };
+    const badSchema: SqsRecord = { messageId: 'bad-schema', body: JSON.stringify({ request_id: 'x' }) };
+    const badCrop: SqsRecord = {
+      messageId: 'bad-crop',
+      body: JSON.stringify({
+        ...JSON.parse(good[0]!.body),
+        request_id: 'crop',
+        crop: Buffer.from('not an image').toString('base64'),
+      }),
+    };
+    const result = await handler({ Records: [good[0]!, badJson, good[1]!, badSchema, badCrop, good[2]!] });
+    expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
+      'bad-crop',
+      'bad-json',
+      'bad-schema',
+    ]);
+    expect((await drain(transport)).map((a) => a.request_id).sort()).toEqual([
+      'amy3',
+      'bernadette3',
+      'howard3',
+    ]);
+  });
+
+  it('isolates a face whose embedding throws, and answers the others', async () => {
+    const { embedder, gallery } = await pipelineParts();
+    // An embedder that fails on any batch holding an all-black face, as a model can fail on one input.
+    const fragile: FaceEmbedder = {
+      ...embedder,
+      preprocessing: embedder.preprocessing,
+      embed: async (faces) => {
+        if (faces.some((f) => f.data.every((v) => v < 8))) throw new Error('model failure');
+        return embedder.embed(faces);
+      },
+    };
+    const black = await encodeJpeg({ width: 150, height: 150, data: new Uint8Array(150 * 150 * 3) }, 90);
+    const blackRecord: SqsRecord = {
+      messageId: 'black',
+      body: JSON.stringify({
+        ...JSON.parse(probes[0]!.body),
+        request_id: 'black',
+        crop: Buffer.from(black).toString('base64'),
+      }),
+    };
+    const transport = new InMemoryQueueTransport();
+    const handler = createRecognitionHandler({
+      embedder: fragile,
+      gallery,
+      transport,
+      responseQueue: 'responses',
+    });
+    const result = await handler({ Records: [probes[0]!, blackRecord, probes[1]!] });
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'black' }]);
+    expect((await drain(transport)).map((a) => a.request_id).sort()).toEqual(['amy3', 'bernadette3']);
+  });
+
+  it('answers a redelivered face only once', async () => {
+    const { embedder, gallery } = await pipelineParts();
+    const transport = new InMemoryQueueTransport();
+    const handler = createRecognitionHandler({ embedder, gallery, transport, responseQueue: 'responses' });
+    const again = { ...probes[0]!, messageId: 'redelivery', attributes: { ApproximateReceiveCount: '2' } };
+    expect((await handler({ Records: [probes[0]!, probes[1]!, again] })).batchItemFailures).toEqual([]);
+    expect((await handler({ Records: [again, probes[1]!] })).batchItemFailures).toEqual([]);
+    const answers = await drain(transport);
+    expect(answers.map((a) => `${a.request_id}:${a.face_index}`).sort()).toEqual(['amy3:0', 'bernadette3:0']);
+  });
+
+  it('fails the records whose answer SQS would not take, and answers them on redelivery', async () => {
+    const { embedder, gallery } = await pipelineParts();
+    const sqs = mockClient(SQSClient);
+    const sent: string[] = [];
+    let rejectFirst = true;
+    sqs.on(SendMessageBatchCommand).callsFake((input: { Entries: { Id: string; MessageBody: string }[] }) => {
+      const failing = rejectFirst ? input.Entries[0]!.Id : undefined;
+      for (const e of input.Entries) if (e.Id !== failing) sent.push(JSON.parse(e.MessageBody).request_id);
+      return {
+        Successful: input.Entries.filter((e) => e.Id !== failing).map((e) => ({ Id: e.Id, MessageId: e.Id })),
+        Failed: failing ? [{ Id: failing, Code: 'InternalError', SenderFault: false, Message: 'down' }] : [],
+      };
+    });
+    const transport = createSqsTransport({
+      client: new SQSClient({ region: 'us-east-1' }),
+      sleep: async () => undefined,
+    });
+    const handler = createRecognitionHandler({
+      embedder,
+      gallery,
+      transport,
+      responseQueue: 'https://q/responses',
+    });
+    const first = await handler({ Records: probes.slice(0, 3) });
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: probes[0]!.messageId }]);
+    expect(sent.sort()).toEqual(['bernadette3', 'howard3']);
+    rejectFirst = false;
+    const second = await handler({ Records: [probes[0]!] });
+    expect(second.batchItemFailures).toEqual([]);
+    expect(sent.sort()).toEqual(['amy3', 'bernadette3', 'howard3']);
+    sqs.restore();
+  });
+});
