@@ -108,4 +108,6 @@ for (const { identities, dim, kernel } of configs) {
 const header = ['identities', 'dim', 'kernel', 'single query', 'batch of 8', 'build', '≤ 2 ms @10k'];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-console.log(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}`);
+console.log(
+  `\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}`,
+);

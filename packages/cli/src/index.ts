@@ -1,1 +1,2 @@
+export { type ServeOptions, serveLocally } from './commands/pipeline.js';
 export { createProgram, main } from './main.js';

@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { registerDetectCommand } from './commands/detect.js';
 import { registerEmbedCommand } from './commands/embed.js';
+import { registerGalleryCommands } from './commands/gallery.js';
 import { registerModelsCommands } from './commands/models.js';
+import { registerPipelineCommands } from './commands/pipeline.js';
 import { reportError } from './output.js';
 
 /** Builds the `facerec` command tree. */
@@ -14,6 +16,8 @@ export function createProgram(): Command {
   registerModelsCommands(program);
   registerDetectCommand(program);
   registerEmbedCommand(program);
+  registerGalleryCommands(program);
+  registerPipelineCommands(program);
   return program;
 }
 

@@ -109,6 +109,8 @@ export function createPipelineContainer(
       const detector = provider.detector('mtcnn', {
         minFaceSize: config.minFaceSize,
         imageSize: EMBEDDER_INPUT_SIZE[config.embedder],
+        // face-api.js's net was trained on unstretched faces: crop a square around each box for it.
+        cropShape: config.embedder === 'faceapi-resnet' ? 'square' : 'box',
       });
       await detector.ready();
       return detector;

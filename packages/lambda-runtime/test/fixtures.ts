@@ -41,7 +41,7 @@ export function pipelineParts(): Promise<PipelineParts> {
   parts ??= (async () => {
     const provider = createOnnxProvider({ modelStore: await sharedMirrorStore() });
     const embedder = await provider.embedder('faceapi-resnet');
-    const detector = provider.detector('mtcnn', { imageSize: 150 });
+    const detector = provider.detector('mtcnn', { imageSize: 150, cropShape: 'square' });
     const { gallery } = await enrollGallery({ root: bbtSubset([1, 2]), detector, embedder, threshold: 0.5 });
     return { detector, embedder, gallery };
   })();

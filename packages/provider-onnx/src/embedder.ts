@@ -75,7 +75,7 @@ const COMPONENT = 'onnx inception-resnet-v1';
 
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
-  // Streamed: holding a 100 MB checkpoint in memory only to hash it would double the load's peak.
+  // Streamed: on a cache hit the checkpoint is never needed whole, so 100 MB stay out of the load's peak.
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }

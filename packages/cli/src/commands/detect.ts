@@ -71,7 +71,7 @@ export function registerDetectCommand(program: Command): void {
     .option('--margin <n>', 'margin around each face in the crops, in crop pixels (default 0)')
     .option('--crops-dir <dir>', 'write each face crop as <dir>/<image name>_<index>.png')
     .action(async (images: string[], opts: DetectOptions) => {
-      const detector = selectProvider(opts.provider).detector(detectorOptions(opts));
+      const detector = (await selectProvider(opts.provider)).detector('mtcnn', detectorOptions(opts));
       if (opts.cropsDir) await mkdir(opts.cropsDir, { recursive: true });
       const results: unknown[] = [];
       let failures = 0;

@@ -133,7 +133,10 @@ describe('calibrateThreshold', () => {
       { targetFar: 0.1, threshold: close(cosineDistance(30)), far: 1 / 13, tar: 0.8, resolved: true },
     ]);
     // |FAR − FRR| is smallest at 50° (FAR 3/13, FRR 1/5): EER = (3/13 + 1/5) / 2.
-    expect(calibration.equalErrorRate).toEqual({ threshold: close(cosineDistance(50)), rate: close((3 / 13 + 0.2) / 2) });
+    expect(calibration.equalErrorRate).toEqual({
+      threshold: close(cosineDistance(50)),
+      rate: close((3 / 13 + 0.2) / 2),
+    });
   });
 
   it('the stored threshold accepts exactly the calibrated share of probes', () => {
@@ -170,7 +173,9 @@ describe('calibrateThreshold', () => {
     });
     expect(() => calibrateThreshold(single, [{ identity: 'A', embedding: at(5) }])).toThrow(/0 impostor/);
     expect(() => calibrateThreshold(gallery, probes, { targetFar: 0 })).toThrow(InvalidOptionsError);
-    expect(() => calibrateThreshold(gallery, probes, { targetFar: 1.5 })).toThrow(/calibrateThreshold: targetFar/);
+    expect(() => calibrateThreshold(gallery, probes, { targetFar: 1.5 })).toThrow(
+      /calibrateThreshold: targetFar/,
+    );
     expect(() => calibrateThreshold(gallery, probes, { target: 0.1 } as never)).toThrow(/Unrecognized key/);
     expect(() => calibrateThreshold(gallery, [{ identity: 'A', embedding: new Float32Array(3) }])).toThrow(
       InvalidInputError,
@@ -223,7 +228,9 @@ describe('calibrateThresholdLeaveOneOut', () => {
     expect(sorted(result.genuine)).toEqual([5, 10, 10, 20, 25].map(cosineDistance).map(close));
     // Impostors against full centroids: B's is at 95°, C's at 200°, A's at the direction of the summed vectors.
     const rad = (d: number) => (d * Math.PI) / 180;
-    const a = (Math.atan2(Math.sin(rad(10)) + Math.sin(rad(30)), 1 + Math.cos(rad(10)) + Math.cos(rad(30))) * 180) / Math.PI;
+    const a =
+      (Math.atan2(Math.sin(rad(10)) + Math.sin(rad(30)), 1 + Math.cos(rad(10)) + Math.cos(rad(30))) * 180) /
+      Math.PI;
     const expected = [
       95, // A0 → B
       160, // A0 → C

@@ -102,7 +102,8 @@ beforeAll(async () => {
     mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
     writeFileSync(path.join(root, file), bytes);
   };
-  const png = (faces: number, marker: number, w?: number, h?: number) => encodePng(image(faces, marker, w, h));
+  const png = (faces: number, marker: number, w?: number, h?: number) =>
+    encodePng(image(faces, marker, w, h));
   write('alice/a1.png', await png(1, 10));
   write('alice/a2.PNG', await png(1, 20));
   write('alice/group.png', await png(2, 30));
@@ -271,7 +272,9 @@ describe('enrollGallery', () => {
   it('refuses bad options and a missing root', async () => {
     const { detector } = fakeDetector();
     const { embedder } = fakeEmbedder();
-    await expect(enrollGallery({ root, detector, embedder, batch: 3 } as never)).rejects.toThrow(/Unrecognized key/);
+    await expect(enrollGallery({ root, detector, embedder, batch: 3 } as never)).rejects.toThrow(
+      /Unrecognized key/,
+    );
     await expect(enrollGallery({ root, detector, embedder, batchSize: 0 })).rejects.toThrow(
       /enrollGallery: batchSize/,
     );
@@ -302,6 +305,8 @@ describe('enrollGallery', () => {
         throw new Error('model crashed');
       },
     };
-    await expect(enrollGallery({ root, detector, embedder: fakeEmbedder().embedder })).rejects.toThrow('model crashed');
+    await expect(enrollGallery({ root, detector, embedder: fakeEmbedder().embedder })).rejects.toThrow(
+      'model crashed',
+    );
   });
 });

@@ -113,7 +113,9 @@ describe('gallery file', () => {
     // float32(0.6) = 0x3F19999A, float32(0.8) = 0x3F4CCCCD, little-endian.
     const expected = Buffer.from([0x9a, 0x99, 0x19, 0x3f, 0xcd, 0xcc, 0x4c, 0x3f]).toString('base64');
     expect(file.identities).toEqual([{ name: 'a', examples: [{ source: 'a/1.png', embedding: expected }] }]);
-    expect(text).toContain(`\n    {"name":"a","examples":[{"source":"a/1.png","embedding":"${expected}"}]}\n  ]\n}\n`);
+    expect(text).toContain(
+      `\n    {"name":"a","examples":[{"source":"a/1.png","embedding":"${expected}"}]}\n  ]\n}\n`,
+    );
     expect(FileGallery.parse(text).embedder.weightsSha256).toBeUndefined();
   });
 
@@ -145,7 +147,8 @@ describe('gallery file', () => {
 });
 
 describe('corrupt gallery files', () => {
-  const parse = (value: unknown) => FileGallery.parse(typeof value === 'string' ? value : JSON.stringify(value));
+  const parse = (value: unknown) =>
+    FileGallery.parse(typeof value === 'string' ? value : JSON.stringify(value));
 
   it('names the file', async () => {
     const file = path.join(dir, 'broken.json');
@@ -158,9 +161,13 @@ describe('corrupt gallery files', () => {
     expect(formatError(() => parse('[1, 2]')).message).toBe('not a JSON object');
     expect(formatError(() => parse({ hello: 1 })).message).toMatch(/not a facerec gallery file/);
     const future = formatError(() => parse({ ...validFile(), formatVersion: GALLERY_FORMAT_VERSION + 1 }));
-    expect(future.message).toMatch(/unsupported formatVersion 2; this version of facerec reads formatVersion 1/);
+    expect(future.message).toMatch(
+      /unsupported formatVersion 2; this version of facerec reads formatVersion 1/,
+    );
     expect(future.message).toMatch(/written by a newer facerec/);
-    expect(formatError(() => parse({ ...validFile(), formatVersion: undefined })).message).toMatch(/\(missing\)/);
+    expect(formatError(() => parse({ ...validFile(), formatVersion: undefined })).message).toMatch(
+      /\(missing\)/,
+    );
   });
 
   it('lists schema problems with their JSON paths', () => {
@@ -188,7 +195,10 @@ describe('corrupt gallery files', () => {
     const alice = file.identities[0]!;
     const withEmbedding = (embedding: string) => ({
       ...file,
-      identities: [{ ...alice, examples: [{ ...alice.examples[0]!, embedding }] }, ...file.identities.slice(1)],
+      identities: [
+        { ...alice, examples: [{ ...alice.examples[0]!, embedding }] },
+        ...file.identities.slice(1),
+      ],
     });
     const where = 'identities.0.examples.0.embedding';
     expect(formatError(() => parse(withEmbedding('not base64!'))).issues).toEqual([
@@ -197,18 +207,19 @@ describe('corrupt gallery files', () => {
     expect(formatError(() => parse(withEmbedding('AAAAAAA='))).issues).toEqual([
       { path: where, message: 'decodes to 5 bytes, not a whole number of float32 values' },
     ]);
-    expect(formatError(() => parse(withEmbedding(Buffer.from(new Float32Array([1, 0]).buffer).toString('base64')))).issues).toEqual(
-      [{ path: where, message: "2 values; the embedder's dimension is 128" }],
-    );
+    expect(
+      formatError(() => parse(withEmbedding(Buffer.from(new Float32Array([1, 0]).buffer).toString('base64'))))
+        .issues,
+    ).toEqual([{ path: where, message: "2 values; the embedder's dimension is 128" }]);
     const twice = new Float32Array(128);
     twice[0] = 2;
-    expect(formatError(() => parse(withEmbedding(Buffer.from(twice.buffer).toString('base64')))).issues).toEqual([
-      { path: where, message: 'not L2-normalised (norm 2)' },
-    ]);
+    expect(
+      formatError(() => parse(withEmbedding(Buffer.from(twice.buffer).toString('base64')))).issues,
+    ).toEqual([{ path: where, message: 'not L2-normalised (norm 2)' }]);
     const nan = new Float32Array(128).fill(Number.NaN);
-    expect(formatError(() => parse(withEmbedding(Buffer.from(nan.buffer).toString('base64')))).issues[0]!.message).toMatch(
-      /not L2-normalised \(norm NaN\)/,
-    );
+    expect(
+      formatError(() => parse(withEmbedding(Buffer.from(nan.buffer).toString('base64')))).issues[0]!.message,
+    ).toMatch(/not L2-normalised \(norm NaN\)/);
   });
 
   it('refuses duplicate, reserved and empty identities', () => {

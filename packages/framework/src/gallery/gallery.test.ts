@@ -41,16 +41,14 @@ function bruteForce(
   metric: DistanceMetric,
   aggregation: IdentityAggregation,
 ) {
-  const toDistance = (dot: number) => (metric === 'euclidean' ? Math.sqrt(Math.max(0, 2 - 2 * dot)) : 1 - dot);
+  const toDistance = (dot: number) =>
+    metric === 'euclidean' ? Math.sqrt(Math.max(0, 2 - 2 * dot)) : 1 - dot;
   return people
     .map((p) => {
       const dot =
         aggregation === 'nearest'
           ? Math.max(...p.examples.map((e) => unitDot(e.embedding, query)))
-          : unitDot(
-              centroid(p.examples.map((e) => e.embedding)),
-              query,
-            );
+          : unitDot(centroid(p.examples.map((e) => e.embedding)), query);
       return { identity: p.name, distance: toDistance(dot) };
     })
     .sort((a, b) => a.distance - b.distance);
@@ -63,34 +61,39 @@ describe('FileGallery matching', () => {
       ['cosine', 'nearest', 128],
       ['euclidean', 'centroid', 128],
       ['cosine', 'centroid', 512],
-    ] as const)('%s / %s / %i-d: distances and top-k order equal a brute force', (metric, aggregation, dim) => {
-      const { people, rand } = synthetic(dim, 60, 3, dim + (metric === 'cosine' ? 1 : 0));
-      const gallery = FileGallery.create(
-        { embedder: embedderInfo(dim), metric, aggregation, threshold: 2, identities: people },
-        { kernel },
-      );
-      expect(gallery.kernel).toBe(kernel);
-      // Half the queries are near an enrolled person, half are random strangers; 11 queries span two passes.
-      const queries = Array.from({ length: 11 }, (_, i) =>
-        i % 2 ? jitter(people[i]!.base, 0.5 / Math.sqrt(dim), rand) : randomUnit(dim, rand),
-      );
-      const results = gallery.match(queries, { topK: 5 });
-      results.forEach((result, q) => {
-        const expected = bruteForce(people, queries[q]!, metric, aggregation).slice(0, 5);
-        expect(result.candidates.map((c) => c.identity)).toEqual(expected.map((e) => e.identity));
-        result.candidates.forEach((c, i) => {
-          expect(c.distance).toBeCloseTo(expected[i]!.distance, 5);
+    ] as const)(
+      '%s / %s / %i-d: distances and top-k order equal a brute force',
+      (metric, aggregation, dim) => {
+        const { people, rand } = synthetic(dim, 60, 3, dim + (metric === 'cosine' ? 1 : 0));
+        const gallery = FileGallery.create(
+          { embedder: embedderInfo(dim), metric, aggregation, threshold: 2, identities: people },
+          { kernel },
+        );
+        expect(gallery.kernel).toBe(kernel);
+        // Half the queries are near an enrolled person, half are random strangers; 11 queries span two passes.
+        const queries = Array.from({ length: 11 }, (_, i) =>
+          i % 2 ? jitter(people[i]!.base, 0.5 / Math.sqrt(dim), rand) : randomUnit(dim, rand),
+        );
+        const results = gallery.match(queries, { topK: 5 });
+        results.forEach((result, q) => {
+          const expected = bruteForce(people, queries[q]!, metric, aggregation).slice(0, 5);
+          expect(result.candidates.map((c) => c.identity)).toEqual(expected.map((e) => e.identity));
+          result.candidates.forEach((c, i) => {
+            expect(c.distance).toBeCloseTo(expected[i]!.distance, 5);
+          });
+          expect(result.identity).toBe(expected[0]!.identity);
+          expect(result.distance).toBe(result.candidates[0]!.distance);
         });
-        expect(result.identity).toBe(expected[0]!.identity);
-        expect(result.distance).toBe(result.candidates[0]!.distance);
-      });
-      // distancesTo gives every identity's distance, in identities() order.
-      const all = gallery.distancesTo([queries[1]!])[0]!;
-      const byName = new Map(bruteForce(people, queries[1]!, metric, aggregation).map((e) => [e.identity, e.distance]));
-      gallery.identities().forEach((name, i) => {
-        expect(all[i]).toBeCloseTo(byName.get(name)!, 5);
-      });
-    });
+        // distancesTo gives every identity's distance, in identities() order.
+        const all = gallery.distancesTo([queries[1]!])[0]!;
+        const byName = new Map(
+          bruteForce(people, queries[1]!, metric, aggregation).map((e) => [e.identity, e.distance]),
+        );
+        gallery.identities().forEach((name, i) => {
+          expect(all[i]).toBeCloseTo(byName.get(name)!, 5);
+        });
+      },
+    );
 
     it('gives hand-computed distances for 2-d vectors', () => {
       const identities = [
@@ -109,7 +112,10 @@ describe('FileGallery matching', () => {
       expect(e!.candidates[0]!.distance).toBeCloseTo(2 * Math.sin(Math.PI / 12), 6);
       expect(e!.candidates[1]!.distance).toBeCloseTo(1, 6);
       expect(e!.candidates[2]!.distance).toBeCloseTo(2 * Math.sin((75 * Math.PI) / 180), 6);
-      const cosine = FileGallery.create({ embedder: embedderInfo(2), metric: 'cosine', threshold: 2, identities }, { kernel });
+      const cosine = FileGallery.create(
+        { embedder: embedderInfo(2), metric: 'cosine', threshold: 2, identities },
+        { kernel },
+      );
       const [c] = cosine.match([query], { topK: 3 });
       expect(c!.candidates.map((x) => x.distance)).toEqual([
         expect.closeTo(cosineDistance(30), 6),
@@ -122,18 +128,36 @@ describe('FileGallery matching', () => {
       // x has examples at 0° and 90° (centroid at 45°); y has one example at 30°. A query at 0° is 0 from x's
       // nearest example but 45° from x's centroid, and 30° from y.
       const identities = [
-        { name: 'x', examples: [{ source: 'x0', embedding: at(0) }, { source: 'x90', embedding: at(90) }] },
+        {
+          name: 'x',
+          examples: [
+            { source: 'x0', embedding: at(0) },
+            { source: 'x90', embedding: at(90) },
+          ],
+        },
         { name: 'y', examples: [{ source: 'y30', embedding: at(30) }] },
       ];
-      const nearest = FileGallery.create({ embedder: embedderInfo(2), aggregation: 'nearest', threshold: 2, identities }, { kernel });
-      const mean = FileGallery.create({ embedder: embedderInfo(2), aggregation: 'centroid', threshold: 2, identities }, { kernel });
+      const nearest = FileGallery.create(
+        { embedder: embedderInfo(2), aggregation: 'nearest', threshold: 2, identities },
+        { kernel },
+      );
+      const mean = FileGallery.create(
+        { embedder: embedderInfo(2), aggregation: 'centroid', threshold: 2, identities },
+        { kernel },
+      );
       const [n] = nearest.match([at(0)], { topK: 2 });
       const [m] = mean.match([at(0)], { topK: 2 });
       expect(n!.identity).toBe('x');
       expect(n!.distance).toBeLessThan(1e-3); // sqrt(2 − 2·dot) near 0 magnifies float32 rounding
-      expect(n!.candidates[1]).toEqual({ identity: 'y', distance: expect.closeTo(2 * Math.sin(Math.PI / 12), 6) });
+      expect(n!.candidates[1]).toEqual({
+        identity: 'y',
+        distance: expect.closeTo(2 * Math.sin(Math.PI / 12), 6),
+      });
       expect(m!.identity).toBe('y');
-      expect(m!.candidates[1]).toEqual({ identity: 'x', distance: expect.closeTo(2 * Math.sin(Math.PI / 8), 6) });
+      expect(m!.candidates[1]).toEqual({
+        identity: 'x',
+        distance: expect.closeTo(2 * Math.sin(Math.PI / 8), 6),
+      });
     });
   });
 
@@ -201,10 +225,17 @@ describe('FileGallery matching', () => {
     const gallery = FileGallery.create({
       embedder: embedderInfo(2),
       threshold: 2,
-      identities: ['zoe', 'adam', 'mia'].map((name) => ({ name, examples: [{ source: name, embedding: v }] })),
+      identities: ['zoe', 'adam', 'mia'].map((name) => ({
+        name,
+        examples: [{ source: name, embedding: v }],
+      })),
     });
     expect(gallery.identities()).toEqual(['adam', 'mia', 'zoe']);
-    expect(gallery.match([at(50)], { topK: 3 })[0]!.candidates.map((c) => c.identity)).toEqual(['adam', 'mia', 'zoe']);
+    expect(gallery.match([at(50)], { topK: 3 })[0]!.candidates.map((c) => c.identity)).toEqual([
+      'adam',
+      'mia',
+      'zoe',
+    ]);
   });
 
   it('an empty gallery answers unknown at infinite distance', () => {
@@ -229,36 +260,55 @@ describe('FileGallery matching', () => {
     expect(() => gallery.match([Float32Array.of(1, Number.NaN, 0, 0)])).toThrow(/non-finite/);
     expect(() => gallery.match([[1, 0, 0, 0] as unknown as Float32Array])).toThrow(/not a Float32Array/);
     expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { topK: 0 })).toThrow(InvalidOptionsError);
-    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { topK: 1.5 })).toThrow(/topK must be a positive integer/);
+    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { topK: 1.5 })).toThrow(
+      /topK must be a positive integer/,
+    );
     expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { threshold: Number.NaN })).toThrow(/finite/);
-    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { top: 2 } as never)).toThrow(/unknown option "top"/);
+    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { top: 2 } as never)).toThrow(
+      /unknown option "top"/,
+    );
     expect(() => gallery.distancesTo([new Float32Array(5)])).toThrow(InvalidInputError);
   });
 });
 
 describe('FileGallery.create validation', () => {
   const base = { embedder: embedderInfo(2) };
-  const one = (name: string, embedding: ArrayLike<number> = [1, 0]) => ({ name, examples: [{ source: name, embedding }] });
+  const one = (name: string, embedding: ArrayLike<number> = [1, 0]) => ({
+    name,
+    examples: [{ source: name, embedding }],
+  });
 
   it('refuses the reserved name, duplicates, identities without examples and unknown keys', () => {
-    expect(() => FileGallery.create({ ...base, identities: [one('unknown')] })).toThrow(/"unknown" is reserved/);
-    expect(() => FileGallery.create({ ...base, identities: [one('a'), one('a')] })).toThrow(/duplicate identity "a"/);
-    expect(() => FileGallery.create({ ...base, identities: [{ name: 'a', examples: [] }] })).toThrow(InvalidOptionsError);
-    expect(() => FileGallery.create({ ...base, identities: [], extra: 1 } as never)).toThrow(/Unrecognized key/);
+    expect(() => FileGallery.create({ ...base, identities: [one('unknown')] })).toThrow(
+      /"unknown" is reserved/,
+    );
+    expect(() => FileGallery.create({ ...base, identities: [one('a'), one('a')] })).toThrow(
+      /duplicate identity "a"/,
+    );
+    expect(() => FileGallery.create({ ...base, identities: [{ name: 'a', examples: [] }] })).toThrow(
+      InvalidOptionsError,
+    );
+    expect(() => FileGallery.create({ ...base, identities: [], extra: 1 } as never)).toThrow(
+      /Unrecognized key/,
+    );
     expect(() => FileGallery.create({ ...base, metric: 'manhattan' as never, identities: [] })).toThrow(
       /FileGallery.create: metric/,
     );
-    expect(() => FileGallery.create({ ...base, identities: [] }, { kernel: 'gpu' as never })).toThrow(InvalidOptionsError);
+    expect(() => FileGallery.create({ ...base, identities: [] }, { kernel: 'gpu' as never })).toThrow(
+      InvalidOptionsError,
+    );
   });
 
   it('refuses embeddings of the wrong length, zero or non-finite', () => {
     expect(() => FileGallery.create({ ...base, identities: [one('a', [1, 0, 0])] })).toThrow(
       'FileGallery.create: identity "a" example 0 (a): embedding has 3 values; the embedder\'s dimension is 2',
     );
-    expect(() => FileGallery.create({ ...base, identities: [one('a', [0, 0])] })).toThrow(/zero or not finite/);
-    expect(() => FileGallery.create({ ...base, identities: [one('a', [1, Number.POSITIVE_INFINITY])] })).toThrow(
+    expect(() => FileGallery.create({ ...base, identities: [one('a', [0, 0])] })).toThrow(
       /zero or not finite/,
     );
+    expect(() =>
+      FileGallery.create({ ...base, identities: [one('a', [1, Number.POSITIVE_INFINITY])] }),
+    ).toThrow(/zero or not finite/);
   });
 
   it('copies the caller’s embeddings', () => {
@@ -275,7 +325,11 @@ describe('FileGallery.assertCompatible', () => {
     identities: [],
   });
   const other = (overrides: Parameters<typeof embedderInfo>[1]) =>
-    embedderInfo(512, { modelId: 'inception-resnet-v1/vggface2', weightsSha256: 'b'.repeat(64), ...overrides });
+    embedderInfo(512, {
+      modelId: 'inception-resnet-v1/vggface2',
+      weightsSha256: 'b'.repeat(64),
+      ...overrides,
+    });
 
   it('accepts the same embedder, also when one side does not know its weights hash or uses another layout', () => {
     expect(() => gallery.assertCompatible(other({}))).not.toThrow();
@@ -289,7 +343,9 @@ describe('FileGallery.assertCompatible', () => {
   it('refuses another model with an error naming both models', () => {
     let error: unknown;
     try {
-      gallery.assertCompatible(other({ modelId: 'inception-resnet-v1/casia-webface', weightsSha256: 'c'.repeat(64) }));
+      gallery.assertCompatible(
+        other({ modelId: 'inception-resnet-v1/casia-webface', weightsSha256: 'c'.repeat(64) }),
+      );
     } catch (e) {
       error = e;
     }
@@ -303,7 +359,9 @@ describe('FileGallery.assertCompatible', () => {
     expect(e.mismatch).toBe('modelId');
     expect(e.message).toContain('"inception-resnet-v1/vggface2"');
     expect(e.message).toContain('"inception-resnet-v1/casia-webface"');
-    expect(e.message).toMatch(/enrolled with embedder "inception-resnet-v1\/vggface2" \(weights sha256 bbbbbbbbbbbb…\)/);
+    expect(e.message).toMatch(
+      /enrolled with embedder "inception-resnet-v1\/vggface2" \(weights sha256 bbbbbbbbbbbb…\)/,
+    );
   });
 
   it('refuses other weights, dimension or preprocessing under the same model id', () => {
@@ -318,7 +376,9 @@ describe('FileGallery.assertCompatible', () => {
     expect(mismatchOf(other({ weightsSha256: 'c'.repeat(64) }))).toBe('weightsSha256');
     expect(mismatchOf(other({ dimension: 128 }))).toBe('dimension');
     const p = other({}).preprocessing;
-    expect(mismatchOf(other({ preprocessing: { ...p, inputSize: { width: 150, height: 150 } } }))).toBe('preprocessing');
+    expect(mismatchOf(other({ preprocessing: { ...p, inputSize: { width: 150, height: 150 } } }))).toBe(
+      'preprocessing',
+    );
     expect(mismatchOf(other({ preprocessing: { ...p, mean: [0, 0, 0] } }))).toBe('preprocessing');
   });
 });
@@ -329,7 +389,13 @@ describe('FileGallery.withoutIdentities', () => {
     threshold: 0.5,
     aggregation: 'centroid',
     identities: [
-      { name: 'a', examples: [{ source: 'a1', embedding: at(0) }, { source: 'a2', embedding: at(20) }] },
+      {
+        name: 'a',
+        examples: [
+          { source: 'a1', embedding: at(0) },
+          { source: 'a2', embedding: at(20) },
+        ],
+      },
       { name: 'b', examples: [{ source: 'b1', embedding: at(90) }] },
       { name: 'c', examples: [{ source: 'c1', embedding: at(180) }] },
     ],
@@ -349,7 +415,9 @@ describe('FileGallery.withoutIdentities', () => {
 
   it('names identities it does not hold', () => {
     expect(() => gallery.withoutIdentities(['b', 'bob'])).toThrow(UnknownIdentityError);
-    expect(() => gallery.withoutIdentities(['bob'])).toThrow('The gallery has no identity "bob" (it holds 3 identities)');
+    expect(() => gallery.withoutIdentities(['bob'])).toThrow(
+      'The gallery has no identity "bob" (it holds 3 identities)',
+    );
     expect(() => gallery.examples('bob')).toThrow(UnknownIdentityError);
   });
 });

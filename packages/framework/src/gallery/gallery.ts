@@ -64,8 +64,11 @@ const searchSchema = z.strictObject({ kernel: z.enum(['auto', 'wasm', 'js']).opt
 /** The immutable search structures, shared by galleries that differ only in threshold or calibration. */
 interface Store {
   readonly names: readonly string[];
-  /** Examples, row-major, `rows × dimension`, grouped by identity in `names` order. */
-  readonly examples: Float32Array;
+  /**
+   * Example row `r` (grouped by identity in `names` order), as a read-only view. With `nearest` aggregation the
+   * examples are the searched rows, so this reads them from the index rather than keeping a second copy.
+   */
+  readonly example: (r: number) => Float32Array;
   readonly sources: readonly string[];
   /** First example row of identity `i` is `rowStart[i]`; its last is `rowStart[i + 1] − 1`. */
   readonly rowStart: Int32Array;
@@ -146,7 +149,8 @@ export class FileGallery implements Gallery {
     const d = parsed.data;
     const names = new Set<string>();
     for (const { name } of d.identities) {
-      if (names.has(name)) throw new InvalidOptionsError('FileGallery.create', `duplicate identity "${name}"`);
+      if (names.has(name))
+        throw new InvalidOptionsError('FileGallery.create', `duplicate identity "${name}"`);
       names.add(name);
     }
     if (names.has(UNKNOWN_IDENTITY)) {
@@ -313,11 +317,10 @@ export class FileGallery implements Gallery {
   examples(identity: string): GalleryExample[] {
     const i = this.#indexOf(identity);
     if (i < 0) throw new UnknownIdentityError([identity], this.size);
-    const { rowStart, examples, sources } = this.#store;
-    const dim = this.embedder.dimension;
+    const { rowStart, example, sources } = this.#store;
     const out: GalleryExample[] = [];
     for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) {
-      out.push({ source: sources[r]!, embedding: examples.slice(r * dim, (r + 1) * dim) });
+      out.push({ source: sources[r]!, embedding: example(r).slice() });
     }
     return out;
   }
@@ -428,25 +431,23 @@ export class FileGallery implements Gallery {
     const missing = identities.filter((name) => !this.has(name));
     if (missing.length) throw new UnknownIdentityError(missing, this.size);
     const drop = new Set(identities);
-    const { names, rowStart, examples, sources } = this.#store;
+    const { names, rowStart, example, sources } = this.#store;
     const dim = this.embedder.dimension;
     const keptNames: string[] = [];
     const keptSources: string[] = [];
     const keptStart: number[] = [0];
-    const keptRows: Float32Array[] = [];
     names.forEach((name, i) => {
       if (drop.has(name)) return;
       keptNames.push(name);
-      keptRows.push(examples.subarray(rowStart[i]! * dim, rowStart[i + 1]! * dim));
-      keptSources.push(...sources.slice(rowStart[i], rowStart[i + 1]));
+      for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) keptSources.push(sources[r]!);
       keptStart.push(keptSources.length);
     });
     const matrix = new Float32Array(keptSources.length * dim);
     let at = 0;
-    for (const rows of keptRows) {
-      matrix.set(rows, at);
-      at += rows.length;
-    }
+    names.forEach((name, i) => {
+      if (drop.has(name)) return;
+      for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++, at += dim) matrix.set(example(r), at);
+    });
     const store = buildStore(
       keptNames,
       matrix,
@@ -493,10 +494,18 @@ export class FileGallery implements Gallery {
   }
 
   #data(): ResolvedGalleryData {
-    return {
-      ...this.#settings(),
-      identities: this.#store.names.map((name) => ({ name, examples: this.examples(name) })),
-    };
+    const { names, rowStart, example, sources } = this.#store;
+    // Views into the store, not copies: they are only read, one identity at a time, while writing the file.
+    function* identities() {
+      for (let i = 0; i < names.length; i++) {
+        const rows: GalleryExample[] = [];
+        for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) {
+          rows.push({ source: sources[r]!, embedding: example(r) });
+        }
+        yield { name: names[i]!, examples: rows };
+      }
+    }
+    return { ...this.#settings(), identities: identities() };
   }
 
   #indexOf(identity: string): number {
@@ -621,7 +630,10 @@ function topIdentities(values: Float32Array, offset: number, n: number, k: numbe
   return top;
 }
 
-/** Builds the searched matrix: the examples themselves, or one re-normalised centroid per identity. */
+/**
+ * Builds the searched matrix: the examples themselves, or one re-normalised centroid per identity. Takes
+ * ownership of `examples` (freshly built by the caller).
+ */
 function buildStore(
   names: readonly string[],
   examples: Float32Array,
@@ -635,14 +647,8 @@ function buildStore(
   if (settings.aggregation === 'nearest') {
     const rowIdentity = new Int32Array(sources.length);
     for (let i = 0; i < m; i++) rowIdentity.fill(i, rowStart[i], rowStart[i + 1]);
-    return {
-      names,
-      examples,
-      sources,
-      rowStart,
-      index: createDotIndex(examples, sources.length, dim, kernel),
-      rowIdentity,
-    };
+    const index = createDotIndex(examples, sources.length, dim, kernel);
+    return { names, example: (r) => index.rowView(r), sources, rowStart, index, rowIdentity };
   }
   const centroids = new Float32Array(m * dim);
   const sum = new Float64Array(dim);
@@ -658,7 +664,7 @@ function buildStore(
   }
   return {
     names,
-    examples,
+    example: (r) => examples.subarray(r * dim, (r + 1) * dim),
     sources,
     rowStart,
     index: createDotIndex(centroids, m, dim, kernel),

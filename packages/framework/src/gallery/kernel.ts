@@ -226,8 +226,8 @@ export interface DotIndex {
   readonly kernel: DotKernelName;
   readonly rows: number;
   readonly dimension: number;
-  /** Row `r` (a copy). */
-  row(r: number): Float32Array;
+  /** Row `r`, as a view into the index (no copy): read it, never write it. */
+  rowView(r: number): Float32Array;
   /**
    * Scores `count` queries (≤ {@link MAX_QUERIES_PER_PASS}) stored back to back in `queries`
    * (`count × dimension` floats), calling `visit` for consecutive blocks of rows.
@@ -237,7 +237,9 @@ export interface DotIndex {
 
 /**
  * Builds an index over `matrix` (`rows × dimension`, row-major). `kernel: 'auto'` picks WebAssembly SIMD when
- * the runtime has it and the matrix fits in 4 GiB of WebAssembly memory, else the JS kernel.
+ * the runtime has it and the matrix fits in 4 GiB of WebAssembly memory, else the JS kernel. The WebAssembly
+ * index copies the matrix into its memory; the JS index keeps `matrix` itself, which the caller must then
+ * leave unchanged.
  */
 export function createDotIndex(
   matrix: Float32Array,
@@ -310,11 +312,14 @@ class WasmDotIndex implements DotIndex {
     this.#outOffset = this.#queryOffset + MAX_QUERIES_PER_PASS * stride;
   }
 
-  row(r: number): Float32Array {
-    return this.#memory.slice(r * this.#stride, r * this.#stride + this.dimension);
+  rowView(r: number): Float32Array {
+    // The memory never grows (its maximum is its initial size), so views into it stay valid.
+    return this.#memory.subarray(r * this.#stride, r * this.#stride + this.dimension);
   }
 
   scan(queries: Float32Array, count: number, visit: DotBlockVisitor): void {
+    if (count > MAX_QUERIES_PER_PASS)
+      throw new RangeError(`at most ${MAX_QUERIES_PER_PASS} queries per pass`);
     if (this.rows === 0 || count === 0) return;
     // The smallest kernel that takes `count` queries; unused query slots are zero and their dots ignored.
     const width = KERNELS.find((k) => k.queries >= count)!.queries;
@@ -347,14 +352,16 @@ class JsDotIndex implements DotIndex {
   constructor(matrix: Float32Array, rows: number, dimension: number) {
     this.rows = rows;
     this.dimension = dimension;
-    this.#matrix = matrix.slice();
+    this.#matrix = matrix;
   }
 
-  row(r: number): Float32Array {
-    return this.#matrix.slice(r * this.dimension, (r + 1) * this.dimension);
+  rowView(r: number): Float32Array {
+    return this.#matrix.subarray(r * this.dimension, (r + 1) * this.dimension);
   }
 
   scan(queries: Float32Array, count: number, visit: DotBlockVisitor): void {
+    if (count > MAX_QUERIES_PER_PASS)
+      throw new RangeError(`at most ${MAX_QUERIES_PER_PASS} queries per pass`);
     const m = this.#matrix;
     const d = this.dimension;
     const out = this.#out;

@@ -81,5 +81,6 @@ export interface ResolvedGalleryData {
   readonly threshold: number;
   readonly calibration: GalleryCalibration | undefined;
   readonly createdAt: string;
-  readonly identities: readonly { readonly name: string; readonly examples: readonly GalleryExample[] }[];
+  /** Iterable rather than an array so that a large gallery can be written without copying its examples. */
+  readonly identities: Iterable<{ readonly name: string; readonly examples: readonly GalleryExample[] }>;
 }

@@ -46,19 +46,21 @@ export function encodeFloat32(v: Float32Array): string {
   return Buffer.from(bytes.buffer).toString('base64');
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 /**
  * Decodes {@link encodeFloat32}'s output. Returns a string describing the problem instead of a vector when
- * the text is not canonical base64 (Node's decoder would silently skip bad characters) or its byte length
- * is not a multiple of 4.
+ * the text is not canonical base64 (Node's decoder silently skips bad characters, so the bytes are encoded
+ * again and compared) or its byte length is not a multiple of 4.
  */
 export function decodeFloat32(text: string): Float32Array | string {
-  if (!BASE64.test(text)) return 'not valid base64';
   const bytes = Buffer.from(text, 'base64');
+  if (bytes.toString('base64') !== text) return 'not valid base64';
   if (bytes.length % 4 !== 0) return `decodes to ${bytes.length} bytes, not a whole number of float32 values`;
   const out = new Float32Array(bytes.length / 4);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  if (littleEndian) {
+    new Uint8Array(out.buffer).set(bytes);
+  } else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  }
   return out;
 }

@@ -36,14 +36,23 @@ export function cropBox(box: Box, width: number, height: number, imageSize: numb
 export function extractFace(
   image: RgbImage,
   detection: FaceDetection,
-  options: { imageSize: number; margin: number },
+  options: { imageSize: number; margin: number; cropShape?: 'box' | 'square' },
 ): FaceCrop {
-  const box = cropBox(detection.box, image.width, image.height, options.imageSize, options.margin);
+  const region = options.cropShape === 'square' ? squareAround(detection.box) : detection.box;
+  const box = cropBox(region, image.width, image.height, options.imageSize, options.margin);
   return {
     detection,
     cropBox: box,
     image: resizeBilinearPil(image, box, [options.imageSize, options.imageSize]),
   };
+}
+
+/** The smallest square with the same centre as `box` that contains it. */
+export function squareAround(box: Box): Box {
+  const side = Math.max(box[2] - box[0], box[3] - box[1]);
+  const cx = (box[0] + box[2]) / 2;
+  const cy = (box[1] + box[3]) / 2;
+  return [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2];
 }
 
 /**

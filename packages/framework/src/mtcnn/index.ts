@@ -2,7 +2,7 @@ export { boxArea, pyramidScales, runMtcnnCascade } from './cascade.js';
 export type { DetectedFaces } from './detector.js';
 export { MtcnnDetector } from './detector.js';
 export type { FaceCrop } from './extract.js';
-export { cropBox, extractFace, selectFace, standardiseCrop } from './extract.js';
+export { cropBox, extractFace, selectFace, squareAround, standardiseCrop } from './extract.js';
 export type { MtcnnNetworks, ONetOutput, PNetOutput, RNetOutput } from './networks.js';
 export type { NmsMode } from './nms.js';
 export { nms } from './nms.js';

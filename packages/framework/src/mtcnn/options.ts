@@ -35,6 +35,13 @@ export interface MtcnnOptions {
   keepAll?: boolean;
   /** Threshold for `largest_over_threshold`. Default 0.9 (facenet-pytorch's). */
   probabilityThreshold?: number;
+  /**
+   * Shape of the region cut out for each crop: `box` (facenet-pytorch's `extract_face`: the box itself,
+   * stretched to a square crop) or `square` (the smallest square around the box's centre that holds it, so
+   * the face keeps its aspect ratio — better for embedders not trained on stretched faces, such as
+   * face-api.js's). Default `box`.
+   */
+  cropShape?: 'box' | 'square';
 }
 
 /** Fully resolved MTCNN options. */
@@ -53,6 +60,7 @@ export const DEFAULT_MTCNN_OPTIONS: Readonly<Omit<ResolvedMtcnnOptions, 'selecti
   selectLargest: true,
   keepAll: true,
   probabilityThreshold: 0.9,
+  cropShape: 'box',
 });
 
 const probability = z.number().gt(0).lt(1);
@@ -68,6 +76,7 @@ const schema = z
     selectionMethod: z.enum(['probability', 'largest', 'largest_over_threshold', 'center_weighted_size']),
     keepAll: z.boolean(),
     probabilityThreshold: probability,
+    cropShape: z.enum(['box', 'square']),
   })
   .partial()
   .strict();

@@ -43,7 +43,10 @@ export function at(degrees: number): Float32Array {
 export const cosineDistance = (degrees: number) => 1 - Math.cos((degrees * Math.PI) / 180);
 
 /** Embedder description for tests. */
-export function embedderInfo(dimension: number, overrides: Partial<GalleryEmbedderInfo> = {}): GalleryEmbedderInfo {
+export function embedderInfo(
+  dimension: number,
+  overrides: Partial<GalleryEmbedderInfo> = {},
+): GalleryEmbedderInfo {
   return {
     modelId: 'test-net/synthetic',
     weightsSha256: 'a'.repeat(64),

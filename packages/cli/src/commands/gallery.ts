@@ -1,0 +1,218 @@
+import { readFile } from 'node:fs/promises';
+import {
+  calibrateThreshold,
+  decodeImage,
+  enrollGallery,
+  FacerecError,
+  FileGallery,
+  formatCalibration,
+  type LabelledProbe,
+} from '@facerec/framework';
+import cliProgress from 'cli-progress';
+import { type Command, Option } from 'commander';
+import { info } from '../output.js';
+import { CLI_EMBEDDERS, embedderForModelId, loadEmbedder, selectProvider } from '../providers.js';
+
+/** Crops at the embedder's input size; square crops for face-api's net, which was not trained on stretched faces. */
+export function cropOptions(embedder: { modelId: string; preprocessing: { inputSize: { width: number } } }) {
+  return {
+    imageSize: embedder.preprocessing.inputSize.width,
+    cropShape: embedder.modelId === 'faceapi-resnet' ? ('square' as const) : ('box' as const),
+  };
+}
+
+function enrollProgress(label: string) {
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar(
+        { stream: process.stderr, format: ` ${label} {bar} {value}/{total} {file}`, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  let started = false;
+  return {
+    onProgress(e: { done: number; total: number; file: string }) {
+      if (bar && !started) {
+        bar.start(e.total, 0, { file: '' });
+        started = true;
+      }
+      bar?.update(e.done, { file: e.file });
+      if (!bar && (e.done === e.total || e.done % 10 === 0)) info(`  ${label}: ${e.done}/${e.total}`);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+/** `facerec enroll`, `facerec recognize`, `facerec gallery calibrate`. */
+export function registerGalleryCommands(program: Command): void {
+  program
+    .command('enroll')
+    .description(
+      'build a gallery from <dir>/<identity>/*.{jpg,png,webp}: detect the largest face, embed, store',
+    )
+    .argument('<dir>', 'one sub-folder per identity')
+    .requiredOption('--out <file>', 'gallery file to write')
+    .addOption(
+      new Option('--embedder <name>', 'embedder')
+        .choices(Object.keys(CLI_EMBEDDERS))
+        .default('faceapi-resnet'),
+    )
+    .option('--weights <w>', 'inception-resnet-v1 weights: vggface2, casia-webface or a .pt path', 'vggface2')
+    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
+    .addOption(new Option('--metric <m>', 'distance').choices(['euclidean', 'cosine']).default('euclidean'))
+    .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
+    .action(
+      async (
+        dir: string,
+        opts: {
+          out: string;
+          embedder: string;
+          weights: string;
+          provider: string;
+          metric: 'euclidean' | 'cosine';
+          threshold?: string;
+        },
+      ) => {
+        const provider = await selectProvider(opts.provider);
+        const embedder = await loadEmbedder(provider, opts.embedder, opts.weights);
+        const detector = provider.detector('mtcnn', cropOptions(embedder));
+        const progress = enrollProgress('enrolling');
+        try {
+          const result = await enrollGallery({
+            root: dir,
+            detector,
+            embedder,
+            metric: opts.metric,
+            ...(opts.threshold ? { threshold: Number(opts.threshold) } : {}),
+            onProgress: progress.onProgress,
+          });
+          progress.stop();
+          await result.gallery.save(opts.out);
+          const ids = result.gallery.identities();
+          info(
+            `enrolled ${result.enrolled.length} images of ${ids.length} identities into ${opts.out} (${embedder.modelId})`,
+          );
+          if (result.skipped.length) {
+            info(`skipped ${result.skipped.length}:`);
+            for (const s of result.skipped)
+              info(`  ${s.file}: ${s.reason}${'detail' in s && s.detail ? ` (${s.detail})` : ''}`);
+          }
+          if (!opts.threshold) info('threshold not set: run `facerec gallery calibrate` before recognising');
+        } finally {
+          progress.stop();
+          await Promise.all([detector.dispose(), embedder.dispose()]);
+        }
+      },
+    );
+
+  program
+    .command('recognize')
+    .description('name every face in each image with a gallery')
+    .argument('<image...>', 'JPEG, PNG or WebP files')
+    .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
+    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
+    .option('--weights <w>', 'inception-resnet-v1 weights path, when the gallery names a local .pt file')
+    .option('--json', 'print [{ image, box, identity, distance }] to stdout')
+    .action(
+      async (
+        images: string[],
+        opts: { gallery: string; provider: string; weights?: string; json?: boolean },
+      ) => {
+        const gallery = await FileGallery.load(opts.gallery);
+        const wanted = embedderForModelId(gallery.embedder.modelId);
+        const provider = await selectProvider(opts.provider);
+        const embedder = await loadEmbedder(provider, wanted.name, opts.weights ?? wanted.weights);
+        gallery.assertCompatible(embedder);
+        const detector = provider.detector('mtcnn', cropOptions(embedder));
+        const rows: unknown[] = [];
+        let failures = 0;
+        try {
+          for (const image of images) {
+            try {
+              const decoded = await decodeImage(await readFile(image));
+              const [{ faces, crops }] = (await detector.detectFaces([decoded])) as [
+                Awaited<ReturnType<typeof detector.detectFaces>>[number],
+              ];
+              const vectors = await embedder.embed(crops.map((c) => c.image));
+              const matches = gallery.match(vectors);
+              faces.forEach((f, i) => {
+                const row = {
+                  image,
+                  box: f.box.map((v) => Math.round(v * 10) / 10),
+                  identity: matches[i]!.identity,
+                  distance: Math.round(matches[i]!.distance * 1e4) / 1e4,
+                };
+                rows.push(row);
+                if (!opts.json)
+                  process.stdout.write(
+                    `${image}\t[${row.box.join(', ')}]\t${row.identity}\t${row.distance}\n`,
+                  );
+              });
+              if (!faces.length && !opts.json) process.stdout.write(`${image}\tno face\n`);
+            } catch (error) {
+              if (!FacerecError.isInstance(error)) throw error;
+              failures++;
+              info(`${image}: ${error.message}`);
+            }
+          }
+        } finally {
+          await Promise.all([detector.dispose(), embedder.dispose()]);
+        }
+        if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        if (failures) process.exitCode = 2;
+      },
+    );
+
+  program
+    .command('gallery')
+    .description('gallery maintenance')
+    .command('calibrate')
+    .description(
+      'set the gallery threshold at a target false-accept rate, from labelled images not in the gallery',
+    )
+    .argument(
+      '<dir>',
+      'labelled probes: <dir>/<identity>/*.{jpg,png,webp} (identities not enrolled count as impostors)',
+    )
+    .requiredOption('--gallery <file>', 'gallery file to calibrate (rewritten in place unless --out)')
+    .option('--out <file>', 'write the calibrated gallery here instead')
+    .option('--target-far <rate>', 'target false-accept rate', '0.01')
+    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
+    .option('--weights <w>', 'inception-resnet-v1 weights path, when the gallery names a local .pt file')
+    .action(
+      async (
+        dir: string,
+        opts: { gallery: string; out?: string; targetFar: string; provider: string; weights?: string },
+      ) => {
+        const gallery = await FileGallery.load(opts.gallery);
+        const wanted = embedderForModelId(gallery.embedder.modelId);
+        const provider = await selectProvider(opts.provider);
+        const embedder = await loadEmbedder(provider, wanted.name, opts.weights ?? wanted.weights);
+        gallery.assertCompatible(embedder);
+        const detector = provider.detector('mtcnn', cropOptions(embedder));
+        const progress = enrollProgress('embedding probes');
+        let probes: LabelledProbe[];
+        try {
+          const labelled = await enrollGallery({
+            root: dir,
+            detector,
+            embedder,
+            onProgress: progress.onProgress,
+          });
+          progress.stop();
+          for (const s of labelled.skipped) info(`  skipped ${s.file}: ${s.reason}`);
+          probes = labelled.gallery
+            .identities()
+            .flatMap((identity) =>
+              labelled.gallery.examples(identity).map((e) => ({ identity, embedding: e.embedding })),
+            );
+        } finally {
+          progress.stop();
+          await Promise.all([detector.dispose(), embedder.dispose()]);
+        }
+        const result = calibrateThreshold(gallery, probes, { targetFar: Number(opts.targetFar) });
+        await result.gallery.save(opts.out ?? opts.gallery);
+        process.stdout.write(`${formatCalibration(result)}\n`);
+        info(`threshold ${result.point.threshold.toFixed(4)} saved to ${opts.out ?? opts.gallery}`);
+      },
+    );
+}

@@ -1,0 +1,178 @@
+import { InMemoryQueueTransport } from '@facerec/framework';
+import {
+  composeDetection,
+  composeRecognition,
+  createLogger,
+  createPipelineContainer,
+  formatWorkloadReport,
+  loadConfig,
+  loadFrames,
+  localResponses,
+  queueResponses,
+  runWorkload,
+  silentLogger,
+  startLocalRuntime,
+} from '@facerec/lambda-runtime';
+import { type Command, Option } from 'commander';
+import { info } from '../output.js';
+import { selectProvider } from '../providers.js';
+
+const REQUESTS = 'requests';
+const RESPONSES = 'responses';
+
+/** Options of {@link serveLocally}. */
+export interface ServeOptions {
+  readonly gallery: string;
+  readonly port?: number;
+  readonly provider?: string;
+  readonly embedder?: 'faceapi-resnet' | 'inception-resnet-v1';
+  readonly weights?: string;
+  readonly threshold?: number;
+  readonly consumers?: number;
+  readonly quiet?: boolean;
+}
+
+/**
+ * Starts the embedded default: the same detection and recognition handlers as on Lambda, composed by the
+ * same composition root, over an in-process queue with SQS semantics.
+ */
+export async function serveLocally(options: ServeOptions) {
+  const config = loadConfig({
+    FACEREC_PROVIDER: options.provider ?? 'onnx',
+    FACEREC_EMBEDDER: options.embedder ?? 'faceapi-resnet',
+    FACEREC_WEIGHTS: options.weights ?? 'vggface2',
+    FACEREC_REQUEST_QUEUE_URL: REQUESTS,
+    FACEREC_RESPONSE_QUEUE_URL: RESPONSES,
+    FACEREC_GALLERY: options.gallery,
+    ...(options.threshold !== undefined ? { FACEREC_THRESHOLD: String(options.threshold) } : {}),
+  });
+  const transport = new InMemoryQueueTransport({
+    queues: {
+      [REQUESTS]: { visibilityTimeoutSeconds: 30, maxReceiveCount: 5, deadLetterQueue: `${REQUESTS}-dlq` },
+    },
+  });
+  const logger = options.quiet ? silentLogger : createLogger('facerec-local');
+  const container = createPipelineContainer(config, {
+    transport,
+    logger,
+    provider: await selectProvider(config.provider),
+  });
+  const [detection, recognition] = await Promise.all([
+    composeDetection(container),
+    composeRecognition(container),
+  ]);
+  const runtime = await startLocalRuntime({
+    detection,
+    recognition,
+    transport,
+    requestQueue: REQUESTS,
+    responseQueue: RESPONSES,
+    port: options.port ?? 3000,
+    consumers: options.consumers ?? 1,
+    logger,
+  });
+  return { runtime, transport };
+}
+
+/** `facerec serve`, `facerec client`. */
+export function registerPipelineCommands(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'run the pipeline locally: Function-URL-compatible HTTP endpoint, in-process SQS-like queues, recognition consumer',
+    )
+    .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
+    .option('--port <n>', 'port on 127.0.0.1', '3000')
+    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
+    .addOption(
+      new Option('--embedder <name>', 'embedder (must match the gallery)')
+        .choices(['faceapi-resnet', 'inception-resnet-v1'])
+        .default('faceapi-resnet'),
+    )
+    .option('--weights <w>', 'inception-resnet-v1 weights', 'vggface2')
+    .option('--threshold <t>', "override the gallery's threshold")
+    .option('--consumers <n>', 'concurrent recognition consumers', '1')
+    .option('--quiet', 'no request logs')
+    .action(
+      async (opts: {
+        gallery: string;
+        port: string;
+        provider: string;
+        embedder: 'faceapi-resnet' | 'inception-resnet-v1';
+        weights: string;
+        threshold?: string;
+        consumers: string;
+        quiet?: boolean;
+      }) => {
+        const { runtime } = await serveLocally({
+          gallery: opts.gallery,
+          port: Number(opts.port),
+          provider: opts.provider,
+          embedder: opts.embedder,
+          weights: opts.weights,
+          ...(opts.threshold ? { threshold: Number(opts.threshold) } : {}),
+          consumers: Number(opts.consumers),
+          ...(opts.quiet ? { quiet: true } : {}),
+        });
+        info(
+          `facerec serve: POST frames to ${runtime.url}/ — collect answers with GET ${runtime.url}/responses (Ctrl-C stops)`,
+        );
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await runtime.close();
+      },
+    );
+
+  program
+    .command('client')
+    .description('workload client: send frames, collect the answers, report latency, throughput and accuracy')
+    .requiredOption('--url <url>', 'detection endpoint (facerec serve URL or Function URL)')
+    .requiredOption(
+      '--frames <dir>',
+      'frames: <dir>/<identity>/*.{jpg,png,webp} (the folder names the expected identity)',
+    )
+    .option('--requests <n>', 'requests to send, cycling through the frames', '100')
+    .option('--concurrency <n>', 'requests in flight', '10')
+    .option('--response-queue-url <url>', 'collect answers from this SQS queue instead of the local runtime')
+    .option('--timeout <s>', 'seconds to wait for the last answers', '60')
+    .option('--json', 'print the report as JSON to stdout')
+    .action(
+      async (opts: {
+        url: string;
+        frames: string;
+        requests: string;
+        concurrency: string;
+        responseQueueUrl?: string;
+        timeout: string;
+        json?: boolean;
+      }) => {
+        const frames = await loadFrames(opts.frames);
+        if (!frames.length) throw new Error(`no images in ${opts.frames}`);
+        let responses = localResponses(opts.url);
+        if (opts.responseQueueUrl) {
+          const { createSqsTransport } = await import('@facerec/transport-sqs');
+          responses = queueResponses(createSqsTransport(), opts.responseQueueUrl);
+        }
+        const report = await runWorkload({
+          url: opts.url,
+          frames,
+          responses,
+          requests: Number(opts.requests),
+          concurrency: Number(opts.concurrency),
+          timeoutMs: Number(opts.timeout) * 1000,
+          onProgress: (done, total) => {
+            if (done % 10 === 0 || done === total) info(`  ${done}/${total} answered`);
+          },
+        });
+        if (opts.json) {
+          const { outcomes, ...summary } = report;
+          process.stdout.write(`${JSON.stringify({ ...summary, outcomes }, null, 2)}\n`);
+        } else {
+          for (const line of formatWorkloadReport(report)) process.stdout.write(`${line}\n`);
+        }
+        if (report.unanswered.length || report.rejected) process.exitCode = 1;
+      },
+    );
+}
