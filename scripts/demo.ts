@@ -1,36 +1,100 @@
-// `npm run demo`: the main job on the embedded default — local, no AWS, offline.
-// Pulls the MTCNN weights (from $FACEREC_MODELS_MIRROR, default ../shared/models/upstream), converts them to
-// ONNX, and detects every face in the shared group photos, printing what it found.
-import { readFile } from 'node:fs/promises';
+// `npm run demo`: the seed's whole workflow on the embedded default — local, offline, no AWS.
+//  1. pulls the models from the offline mirror ($FACEREC_MODELS_MIRROR, default ../shared/models/upstream)
+//     and the face-api.js weights from the installed npm package, verifying every sha256;
+//  2. enrolls a gallery from ../shared/faces/face-api.js/bbt (images 1–2 of each of the 8 identities) and
+//     calibrates its threshold on the enrolled examples (leave-one-out, 1 % false accepts);
+//  3. starts the local runtime (`facerec serve`: Function-URL-compatible endpoint, in-process queues with
+//     SQS semantics, the same detection and recognition handlers as on Lambda);
+//  4. runs the workload client: 100 requests at concurrency 10 over every bbt image, cycling;
+//  5. prints the report and exits 0 when every request was answered.
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { decodeImage, loadManifest, ModelStore } from '../packages/framework/src/index.js';
+import { serveLocally } from '../packages/cli/src/index.js';
+import {
+  calibrateThresholdLeaveOneOut,
+  enrollGallery,
+  loadManifest,
+  ModelStore,
+} from '../packages/framework/src/index.js';
+import {
+  formatWorkloadReport,
+  loadFrames,
+  localResponses,
+  runWorkload,
+} from '../packages/lambda-runtime/src/index.js';
 import { createOnnxProvider } from '../packages/provider-onnx/src/index.js';
 import { sharedDir } from './bench-common.js';
 
-const mirrorDir = process.env.FACEREC_MODELS_MIRROR ?? path.join(sharedDir, 'models', 'upstream');
-const store = ModelStore.fromEnv(await loadManifest(), { mirrorDir });
-console.log(`model cache: ${store.cacheDir}\nmirror: ${mirrorDir}`);
-for (const m of await store.pull(['mtcnn-pnet', 'mtcnn-rnet', 'mtcnn-onet'])) {
-  console.log(`  ${m.name}: ${m.source}, sha256 ${m.sha256.slice(0, 16)}… verified`);
+const started = performance.now();
+const step = (m: string) => console.log(`\n[${((performance.now() - started) / 1000).toFixed(1)} s] ${m}`);
+const bbt = path.join(sharedDir, 'faces', 'face-api.js', 'bbt');
+process.env.FACEREC_MODELS_MIRROR ??= path.join(sharedDir, 'models', 'upstream');
+
+step('1. pulling models (mirror first, sha256-verified)');
+const store = ModelStore.fromEnv(await loadManifest());
+for (const m of await store.pull([
+  'mtcnn-pnet',
+  'mtcnn-rnet',
+  'mtcnn-onet',
+  'faceapi-face-recognition-weights',
+  'faceapi-face-recognition-manifest',
+])) {
+  console.log(`  ${m.name.padEnd(36)} ${m.source.padEnd(6)} sha256 ${m.sha256.slice(0, 16)}…`);
 }
-const detector = createOnnxProvider({ modelStore: store }).detector('mtcnn');
-const images = [
-  'face-api.js/bbt1.jpg',
-  'face-api.js/bbt3.jpg',
-  'face-api.js/bbt5.jpg',
-  'facenet-pytorch/multiface.jpg',
-];
-let total = 0;
-for (const image of images) {
-  const decoded = await decodeImage(await readFile(path.join(sharedDir, 'faces', image)));
-  const started = performance.now();
-  const faces = await detector.detect(decoded);
-  total += faces.length;
-  console.log(
-    `${image} (${decoded.width}×${decoded.height}): ${faces.length} faces in ${(performance.now() - started).toFixed(0)} ms — ` +
-      faces.map((f) => `[${f.box.map((v) => Math.round(v)).join(',')}] ${f.score.toFixed(3)}`).join('  '),
-  );
+console.log(`  cache: ${store.cacheDir}`);
+
+step('2. enrolling images 1–2 of every bbt identity');
+const work = mkdtempSync(path.join(tmpdir(), 'facerec-demo-'));
+const enrollDir = path.join(work, 'enroll');
+for (const identity of readdirSync(bbt)) {
+  mkdirSync(path.join(enrollDir, identity), { recursive: true });
+  for (const n of [1, 2])
+    symlinkSync(
+      path.join(bbt, identity, `${identity}${n}.png`),
+      path.join(enrollDir, identity, `${identity}${n}.png`),
+    );
 }
-await detector.dispose();
-console.log(`${total} faces in ${images.length} images`);
-if (total === 0) process.exit(1);
+const provider = createOnnxProvider({ modelStore: store });
+const embedder = await provider.embedder('faceapi-resnet');
+const detector = provider.detector('mtcnn', { imageSize: 150, cropShape: 'square' });
+const enrolled = await enrollGallery({ root: enrollDir, detector, embedder });
+const calibrated = calibrateThresholdLeaveOneOut(enrolled.gallery, { targetFar: 0.01 });
+const galleryFile = path.join(work, 'bbt.gallery.json');
+await calibrated.gallery.save(galleryFile);
+await Promise.all([detector.dispose(), embedder.dispose()]);
+console.log(
+  `  ${enrolled.enrolled.length} images, ${calibrated.gallery.identities().length} identities, skipped ${enrolled.skipped.length}`,
+);
+console.log(
+  `  threshold ${calibrated.point.threshold.toFixed(4)} (leave-one-out, FAR ${(calibrated.point.far * 100).toFixed(2)} %)`,
+);
+
+step('3. starting the local runtime');
+const { runtime } = await serveLocally({
+  gallery: galleryFile,
+  port: 0,
+  embedder: 'faceapi-resnet',
+  quiet: true,
+});
+console.log(`  ${runtime.url}`);
+
+step('4. workload: 100 requests at concurrency 10 over ../shared/faces/face-api.js/bbt');
+const report = await runWorkload({
+  url: runtime.url,
+  frames: await loadFrames(bbt),
+  responses: localResponses(runtime.url),
+  requests: 100,
+  concurrency: 10,
+  onProgress: (done, total) => {
+    if (done % 25 === 0) console.log(`  ${done}/${total} answered`);
+  },
+});
+await runtime.close();
+
+step('5. report');
+for (const line of formatWorkloadReport(report)) console.log(`  ${line}`);
+console.log('  (frames cycle through all 32 bbt images, so half of them are the enrolled images 1–2)');
+const ok = report.answered === report.requests && report.duplicates === 0;
+console.log(`\ndemo ${ok ? 'passed' : 'FAILED'} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+process.exit(ok ? 0 : 1);

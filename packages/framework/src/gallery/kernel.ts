@@ -365,30 +365,29 @@ class JsDotIndex implements DotIndex {
     const m = this.#matrix;
     const d = this.dimension;
     const out = this.#out;
-    const tail = d - (d % 4);
     for (let start = 0; start < this.rows; start += BLOCK_ROWS) {
       const n = Math.min(BLOCK_ROWS, this.rows - start);
-      for (let i = 0; i < n; i++) {
-        const o = (start + i) * d;
-        for (let k = 0; k < count; k++) {
-          const q = k * d;
-          // Four accumulators break the dependency chain between additions: ~1.5× faster than one.
-          let s0 = 0;
-          let s1 = 0;
-          let s2 = 0;
-          let s3 = 0;
-          let j = 0;
-          for (; j < tail; j += 4) {
-            s0 += m[o + j]! * queries[q + j]!;
-            s1 += m[o + j + 1]! * queries[q + j + 1]!;
-            s2 += m[o + j + 2]! * queries[q + j + 2]!;
-            s3 += m[o + j + 3]! * queries[q + j + 3]!;
-          }
-          for (; j < d; j++) s0 += m[o + j]! * queries[q + j]!;
-          out[i * count + k] = s0 + s1 + (s2 + s3);
-        }
+      for (let k = 0; k < count; k++) {
+        for (let i = 0; i < n; i++) out[i * count + k] = dot(m, (start + i) * d, queries, k * d, d);
       }
       visit(start, n, out, count);
     }
   }
+}
+
+/** `a[ao .. ao + n) · b[bo .. bo + n)` in float64, with four accumulators to break the chain of additions. */
+function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let j = 0;
+  for (const end = n - (n % 4); j < end; j += 4) {
+    s0 += a[ao + j]! * b[bo + j]!;
+    s1 += a[ao + j + 1]! * b[bo + j + 1]!;
+    s2 += a[ao + j + 2]! * b[bo + j + 2]!;
+    s3 += a[ao + j + 3]! * b[bo + j + 3]!;
+  }
+  for (; j < n; j++) s0 += a[ao + j]! * b[bo + j]!;
+  return s0 + s1 + (s2 + s3);
 }
