@@ -3,7 +3,7 @@
 // reachable here), written as a legacy-format .pt like the upstream files; the network and its cost are the
 // same. Targets: ≤ 20 ms/face at batch 8, load ≤ 1.5 s, peak RSS ≤ 600 MB.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -44,42 +44,62 @@ async function referenceCrops(count: number): Promise<RgbImage[]> {
 }
 
 /**
- * Child mode: a fresh process that loads the model and embeds 64 faces, then prints its peak RSS
- * (`process.resourceUsage().maxRSS`, KiB on Linux) at three points. The peak is of the whole process: Node,
- * tsx, sharp and onnxruntime themselves, the model as onnxruntime holds it, the transient JS copy of the
- * .onnx bytes during session creation (and of the checkpoint when converting), and the activations of one
- * batch of 16 faces.
+ * Peak resident set size of this process so far, in KiB. On Linux: `VmHWM` from /proc/self/status, the
+ * high-water mark of this process's own address space. `process.resourceUsage().maxRSS` is not used there
+ * because Linux carries it across fork + exec, so a child spawned by a large parent starts with the
+ * parent's RSS as its "peak" (this benchmark's parent holds a model when it spawns). Elsewhere, maxRSS.
  */
-async function rssChild(cacheDir: string, weights: string): Promise<void> {
-  const faces = await referenceCrops(64);
-  const baseline = process.resourceUsage().maxRSS;
-  const embedder = await load(cacheDir, weights);
-  const afterLoad = process.resourceUsage().maxRSS;
-  const vectors = await embedder.embed(faces);
-  const afterEmbed = process.resourceUsage().maxRSS;
-  await embedder.dispose();
-  process.stdout.write(
-    `${JSON.stringify({ baseline, afterLoad, afterEmbed, faces: vectors.length, built: embedder.graph.built })}\n`,
-  );
+function peakRssKiB(): number {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (match) return Number(match[1]);
+  } catch {
+    // Not Linux.
+  }
+  return process.resourceUsage().maxRSS;
 }
 
-function measureRss(
-  cacheDir: string,
-  weights: string,
-): {
+interface RssReport {
   baseline: number;
   afterLoad: number;
   afterEmbed: number;
   faces: number;
   built: boolean;
-} {
+}
+
+/**
+ * Child mode: a fresh process that loads the model and embeds 64 faces, then prints its peak RSS at three
+ * points. The peak is of the whole process: Node, tsx, sharp and onnxruntime themselves, the model as
+ * onnxruntime holds it (initializers plus pre-packed convolution weights), the transient JS copy of the
+ * .onnx bytes during session creation (and of the checkpoint and state dict when converting), and
+ * onnxruntime's arena for the activations of one batch of 16 faces.
+ */
+async function rssChild(cacheDir: string, weights: string): Promise<void> {
+  const faces = await referenceCrops(64);
+  const baseline = peakRssKiB();
+  const embedder = await load(cacheDir, weights);
+  const afterLoad = peakRssKiB();
+  const vectors = await embedder.embed(faces);
+  const afterEmbed = peakRssKiB();
+  await embedder.dispose();
+  const report: RssReport = {
+    baseline,
+    afterLoad,
+    afterEmbed,
+    faces: vectors.length,
+    built: embedder.graph.built,
+  };
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+function measureRss(cacheDir: string, weights: string): RssReport {
   const script = fileURLToPath(import.meta.url);
   const out = execFileSync(process.execPath, ['--import', 'tsx', script, '--rss-child', cacheDir, weights], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, FACEREC_THREADS: String(threads) },
   });
-  return JSON.parse(out.trim().split('\n').at(-1)!);
+  return JSON.parse(out.trim().split('\n').at(-1)!) as RssReport;
 }
 
 async function timeBatch(embedder: OnnxInceptionResnetV1Embedder, faces: RgbImage[]): Promise<number> {

@@ -26,7 +26,8 @@ async function faceRecord(identity: string, n: number, id = `${identity}${n}`): 
   const image = await decodeImage(
     await readFile(sharedPath('faces', 'face-api.js', 'bbt', identity, `${identity}${n}.png`)),
   );
-  const [{ faces, crops }] = (await detector.detectFaces([image])) as [
+  const [found] = await detector.detectFaces([image]);
+  const { faces, crops } = found!;
     { faces: { box: number[]; score: number }[]; crops: { image: RgbImage }[] },
   ];
   const message: FaceMessage = {
@@ -34,7 +35,7 @@ async function faceRecord(identity: string, n: number, id = `${identity}${n}`): 
     filename: `${identity}${n}.png`,
     face_index: 0,
     face_count: 1,
-    box: faces[0]!.box as FaceMessage['box'],
+    box: faces[0]!.box,
     score: faces[0]!.score,
     crop: Buffer.from(await encodeJpeg(crops[0]!.image, 90)).toString('base64'),
   };

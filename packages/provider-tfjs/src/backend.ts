@@ -77,25 +77,24 @@ function resolvePackage(name: string): string | undefined {
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-/** Imports an optional package; `undefined` module means "not installed" and comes with the reason. */
+/** Imports an optional package, or says why it cannot be used. */
 async function importOptional(
   name: string,
-): Promise<{ module: Record<string, unknown> } | { module: undefined; probe: BackendProbe }> {
-  let resolved: string | undefined;
+): Promise<{ module: Record<string, unknown>; main: string } | { module: undefined; probe: BackendProbe }> {
+  let main: string | undefined;
   try {
-    resolved = resolvePackage(name);
+    main = resolvePackage(name);
   } catch (cause) {
     return {
       module: undefined,
       probe: { ok: false, reason: `${name} failed to resolve: ${messageOf(cause)}`, cause },
     };
   }
-  if (resolved === undefined)
-    return { module: undefined, probe: { ok: false, reason: `${name} not installed` } };
+  if (main === undefined) return { module: undefined, probe: { ok: false, reason: `${name} not installed` } };
   try {
     // A variable specifier: these packages are optional peers, so neither tsc nor a bundler may require them.
     const specifier: string = name;
-    return { module: (await import(specifier)) as Record<string, unknown> };
+    return { module: (await import(specifier)) as Record<string, unknown>, main };
   } catch (cause) {
     return {
       module: undefined,
@@ -134,7 +133,7 @@ const starters: Readonly<Record<TfjsBackendName, () => Promise<BackendProbe>>> =
     if (typeof setWasmPaths !== 'function') {
       return { ok: false, reason: `${pkg} does not export setWasmPaths (unsupported version)` };
     }
-    setWasmPaths(path.dirname(require.resolve(pkg)) + path.sep);
+    setWasmPaths(path.dirname(loaded.main) + path.sep);
     return initialise('wasm');
   },
   async cpu() {

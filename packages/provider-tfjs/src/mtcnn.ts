@@ -239,12 +239,12 @@ export class TfjsMtcnnNetworks implements MtcnnNetworks {
     });
   }
 
-  #weights(): void {
+  #assertLive(): void {
     if (!this.#set) throw new DisposedError(`tfjs mtcnn networks (${this.backend})`);
   }
 
   async pnet(input: Float32Array, count: number, height: number, width: number): Promise<PNetOutput> {
-    this.#weights();
+    this.#assertLive();
     const w = this.#pnet;
     let mapH = 0;
     let mapW = 0;
@@ -262,7 +262,7 @@ export class TfjsMtcnnNetworks implements MtcnnNetworks {
   }
 
   async rnet(input: Float32Array, count: number): Promise<RNetOutput> {
-    this.#weights();
+    this.#assertLive();
     const w = this.#rnet;
     const [reg, prob] = await runModel(this.backend, () => {
       let x = maxPoolCeil(convPrelu(nhwc(input, count, 24, 24), w.conv1), 3, 2);
@@ -276,7 +276,7 @@ export class TfjsMtcnnNetworks implements MtcnnNetworks {
   }
 
   async onet(input: Float32Array, count: number): Promise<ONetOutput> {
-    this.#weights();
+    this.#assertLive();
     const w = this.#onet;
     const [reg, landmarks, prob] = await runModel(this.backend, () => {
       let x = maxPoolCeil(convPrelu(nhwc(input, count, 48, 48), w.conv1), 3, 2);

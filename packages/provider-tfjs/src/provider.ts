@@ -46,7 +46,9 @@ export const TFJS_DETECTOR_MODELS = Object.freeze(['mtcnn'] as const);
 /** Embedder model ids of this provider. */
 export const TFJS_EMBEDDER_MODELS = Object.freeze(['inception-resnet-v1'] as const);
 
+/** A detector model id of this provider. */
 export type TfjsDetectorModelId = (typeof TFJS_DETECTOR_MODELS)[number];
+/** An embedder model id of this provider. */
 export type TfjsEmbedderModelId = (typeof TFJS_EMBEDDER_MODELS)[number];
 
 /** The object {@link createTfjsProvider} returns. */

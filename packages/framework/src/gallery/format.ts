@@ -30,14 +30,27 @@ const positiveInt = z.number().int().positive();
 const rate = z.number().min(0).max(1);
 const isoDate = z.iso.datetime({ offset: true });
 
-/** Schemas shared by the file and by {@link FileGallery.create}'s validation. */
-export const preprocessingSchema = z.strictObject({
-  inputSize: z.strictObject({ width: positiveInt, height: positiveInt }),
+const preprocessingShape = {
   layout: z.enum(['NCHW', 'NHWC']),
   channelOrder: z.literal('RGB'),
   mean: z.tuple([z.number(), z.number(), z.number()]),
   std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
+};
+/** The file's `embedder.preprocessing`: exactly these keys. */
+const preprocessingSchema = z.strictObject({
+  inputSize: z.strictObject({ width: positiveInt, height: positiveInt }),
+  ...preprocessingShape,
 });
+/**
+ * An embedder's `preprocessing` as {@link FileGallery.create} accepts it: the same fields, but other keys are
+ * dropped rather than refused, so an embedder whose preprocessing says more than this format records (a
+ * future alignment step, say) can still build a gallery.
+ */
+export const embedderPreprocessingSchema = z.object({
+  inputSize: z.object({ width: positiveInt, height: positiveInt }),
+  ...preprocessingShape,
+});
+/** Schemas shared by the file and by {@link FileGallery.create}'s validation. */
 export const metricSchema = z.enum(['euclidean', 'cosine']);
 export const aggregationSchema = z.enum(['nearest', 'centroid']);
 /** Any finite number; 0 or below accepts (almost) nothing. */

@@ -311,6 +311,16 @@ describe('FileGallery.create validation', () => {
     ).toThrow(/zero or not finite/);
   });
 
+  it('records only the embedder fields the format defines', () => {
+    const info = embedderInfo(2);
+    const gallery = FileGallery.create({
+      embedder: { ...info, preprocessing: { ...info.preprocessing, alignment: 'five-point' } } as never,
+      identities: [],
+    });
+    expect(gallery.embedder.preprocessing).toEqual(info.preprocessing);
+    expect(FileGallery.parse(gallery.toText()).embedder).toEqual(info);
+  });
+
   it('copies the caller’s embeddings', () => {
     const v = Float32Array.of(1, 0);
     const gallery = FileGallery.create({ ...base, threshold: 2, identities: [one('a', v)] });

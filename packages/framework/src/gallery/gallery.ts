@@ -15,9 +15,9 @@ import { EmbedderMismatchError, UnknownIdentityError } from './errors.js';
 import {
   aggregationSchema,
   calibrationSchema,
+  embedderPreprocessingSchema,
   metricSchema,
   parseGalleryText,
-  preprocessingSchema,
   serialiseGallery,
   thresholdSchema,
   UNKNOWN_IDENTITY,
@@ -43,7 +43,7 @@ const createSchema = z.strictObject({
     modelId: z.string().min(1),
     weightsSha256: z.string().min(1).optional(),
     dimension: z.number().int().positive(),
-    preprocessing: preprocessingSchema,
+    preprocessing: embedderPreprocessingSchema,
   }),
   metric: metricSchema.default('euclidean'),
   aggregation: aggregationSchema.default('nearest'),
@@ -88,6 +88,14 @@ interface Settings {
 }
 
 const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Sorts in place by name, skipping the sort when already in order (files are written sorted). */
+function sortedByName<T extends { readonly name: string }>(items: T[]): T[] {
+  for (let i = 1; i < items.length; i++) {
+    if (items[i - 1]!.name > items[i]!.name) return items.sort((a, b) => byCodeUnit(a.name, b.name));
+  }
+  return items;
+}
 
 /**
  * An in-memory {@link Gallery} of enrolled identities that reads and writes the gallery file format.
@@ -168,7 +176,7 @@ export class FileGallery implements Gallery {
       createdAt: d.createdAt ?? new Date().toISOString(),
     };
     const dim = d.embedder.dimension;
-    const identities = [...data.identities].sort((a, b) => byCodeUnit(a.name, b.name));
+    const identities = sortedByName([...data.identities]);
     const rows = identities.reduce((n, i) => n + i.examples.length, 0);
     const examples = new Float32Array(rows * dim);
     const sources: string[] = [];
@@ -228,7 +236,7 @@ export class FileGallery implements Gallery {
     // Stored vectors are unit length already (checked on parse); keep their bits as stored.
     const kernel = resolveSearch(options);
     const dim = data.embedder.dimension;
-    const identities = [...data.identities].sort((a, b) => byCodeUnit(a.name, b.name));
+    const identities = sortedByName([...data.identities]);
     const rows = identities.reduce((n, i) => n + i.examples.length, 0);
     const examples = new Float32Array(rows * dim);
     const sources: string[] = [];
