@@ -28,8 +28,6 @@ async function faceRecord(identity: string, n: number, id = `${identity}${n}`): 
   );
   const [found] = await detector.detectFaces([image]);
   const { faces, crops } = found!;
-    { faces: { box: number[]; score: number }[]; crops: { image: RgbImage }[] },
-  ];
   const message: FaceMessage = {
     request_id: id,
     filename: `${identity}${n}.png`,
