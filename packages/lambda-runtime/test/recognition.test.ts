@@ -1,12 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import {
-  decodeImage,
-  encodeJpeg,
-  type FaceEmbedder,
-  InMemoryQueueTransport,
-  type RgbImage,
-} from '@facerec/framework';
+import { decodeImage, encodeJpeg, type FaceEmbedder, InMemoryQueueTransport } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import {
   createRecognitionHandler,
