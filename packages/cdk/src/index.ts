@@ -1,0 +1,17 @@
+/**
+ * `@facerec/cdk`: the facerec reference deployment as one AWS CDK construct, {@link FaceRecognitionPipeline}.
+ */
+export { FacerecCdkError, FaceRecognitionPipelineError } from './errors.js';
+export {
+  BAKED_MODEL_DIR,
+  EMBEDDERS,
+  FaceRecognitionPipeline,
+  type FaceRecognitionPipelineProps,
+  MAX_RECEIVE_COUNT,
+  PIPELINE_DEFAULTS,
+  type PipelineAlarmThresholds,
+  type PipelineFunctionOptions,
+  PROVIDERS,
+  resolvePipelineProps,
+  VISIBILITY_TIMEOUT_FACTOR,
+} from './pipeline.js';

@@ -1,0 +1,517 @@
+import { fileURLToPath } from 'node:url';
+import { Annotations, CfnOutput, CfnResource, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { FaceRecognitionPipelineError } from './errors.js';
+
+/** Inference providers the Lambda runtime knows (`FACEREC_PROVIDER`). */
+export const PROVIDERS = ['onnx', 'tfjs'] as const;
+/** Embedders the Lambda runtime knows (`FACEREC_EMBEDDER`). */
+export const EMBEDDERS = ['inception-resnet-v1', 'faceapi-resnet'] as const;
+
+/** Where the root Dockerfile bakes the model cache; the functions read it through `FACEREC_CACHE_DIR`. */
+export const BAKED_MODEL_DIR = '/opt/facerec/models';
+
+/** Alarm thresholds; every alarm fires at or above (DLQ depth: above) its threshold. */
+export interface PipelineAlarmThresholds {
+  /** Messages visible in either dead-letter queue above which its alarm fires. Default 0 (any message). */
+  readonly dlqDepth?: number;
+  /** Age of the oldest request-queue message, in seconds, at which the backlog alarm fires. Default 300. */
+  readonly requestQueueAgeSeconds?: number;
+  /** Function errors per 5-minute period at which each function's error alarm fires. Default 1. */
+  readonly functionErrors?: number;
+}
+
+/** Settings of one of the two functions. */
+export interface PipelineFunctionOptions {
+  /** Memory in MiB (128–10240); CPU scales with it. */
+  readonly memorySize?: number;
+  /** Timeout in seconds (1–900). */
+  readonly timeoutSeconds?: number;
+  /** Reserved concurrency: the most containers this function may run at once (≥ 1). */
+  readonly reservedConcurrency?: number;
+}
+
+/**
+ * Props of {@link FaceRecognitionPipeline}. Every prop is optional; defaults are documented on each and
+ * collected in {@link PIPELINE_DEFAULTS}. Unknown keys are rejected.
+ */
+export interface FaceRecognitionPipelineProps {
+  /**
+   * Docker build context of the function image. Default: the facerec repository root (resolved from this
+   * package's location, so it holds in a checkout of the monorepo; pass it when the package is installed
+   * from a registry).
+   */
+  readonly imageDirectory?: string;
+  /** Dockerfile, relative to {@link imageDirectory}. Default `Dockerfile` (the repository's root Dockerfile). */
+  readonly dockerFile?: string;
+  /**
+   * Extra Docker build arguments, merged over the ones the construct derives from its props (`EMBEDDER`,
+   * `WEIGHTS`). Use it for `FACEREC_MODELS_MIRROR` when building offline.
+   */
+  readonly buildArgs?: Readonly<Record<string, string>>;
+  /** Inference provider (`FACEREC_PROVIDER`). Default `onnx`. */
+  readonly provider?: (typeof PROVIDERS)[number];
+  /** Face embedder (`FACEREC_EMBEDDER`). Default `inception-resnet-v1`. */
+  readonly embedder?: (typeof EMBEDDERS)[number];
+  /**
+   * InceptionResnetV1 weights (`FACEREC_WEIGHTS`): `vggface2`, `casia-webface` or a `.pt` path inside the
+   * image. Default `vggface2`. Ignored by `faceapi-resnet`.
+   */
+  readonly weights?: string;
+  /** Gallery file inside the image (`FACEREC_GALLERY`). Default `/opt/facerec/gallery/gallery.json`. */
+  readonly galleryPath?: string;
+  /** Model cache inside the image (`FACEREC_CACHE_DIR`). Default {@link BAKED_MODEL_DIR}. */
+  readonly modelCacheDir?: string;
+  /** Detection function. Defaults: 2048 MiB, 30 s, reserved concurrency 10. */
+  readonly detection?: PipelineFunctionOptions;
+  /** Recognition function. Defaults: 3008 MiB, 60 s, reserved concurrency 5. */
+  readonly recognition?: PipelineFunctionOptions;
+  /** SQS records per recognition invocation (1–10000; above 10 needs a batching window). Default 10. */
+  readonly batchSize?: number;
+  /** Seconds the event source waits to fill a batch (0–300). Default 1. */
+  readonly maxBatchingWindowSeconds?: number;
+  /**
+   * Most concurrent recognition invocations the SQS event source starts (2–1000). Default: the recognition
+   * reserved concurrency. Must not exceed it, or the excess invocations are throttled and their messages
+   * bounce back to the queue (and, after 5 receives, to the DLQ).
+   */
+  readonly maxConcurrency?: number;
+  /**
+   * Auth of the detection Function URL. Default `AWS_IAM` (callers sign with SigV4). `NONE` makes the URL
+   * public; it is allowed only when asked for explicitly and raises a synth warning.
+   */
+  readonly functionUrlAuth?: 'AWS_IAM' | 'NONE';
+  /** Alarm thresholds. */
+  readonly alarms?: PipelineAlarmThresholds;
+  /** Retention of both functions' log groups. Default one month. */
+  readonly logRetention?: logs.RetentionDays;
+  /** What happens to queues and log groups on `cdk destroy`. Default `RemovalPolicy.DESTROY`. */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/** The documented defaults of {@link FaceRecognitionPipelineProps}. */
+export const PIPELINE_DEFAULTS = Object.freeze({
+  dockerFile: 'Dockerfile',
+  provider: 'onnx',
+  embedder: 'inception-resnet-v1',
+  weights: 'vggface2',
+  galleryPath: '/opt/facerec/gallery/gallery.json',
+  modelCacheDir: BAKED_MODEL_DIR,
+  detection: Object.freeze({ memorySize: 2048, timeoutSeconds: 30, reservedConcurrency: 10 }),
+  recognition: Object.freeze({ memorySize: 3008, timeoutSeconds: 60, reservedConcurrency: 5 }),
+  batchSize: 10,
+  maxBatchingWindowSeconds: 1,
+  functionUrlAuth: 'AWS_IAM',
+  alarms: Object.freeze({ dlqDepth: 0, requestQueueAgeSeconds: 300, functionErrors: 1 }),
+  logRetention: logs.RetentionDays.ONE_MONTH,
+  removalPolicy: RemovalPolicy.DESTROY,
+} as const);
+
+/** Receives before a message moves to its dead-letter queue. */
+export const MAX_RECEIVE_COUNT = 5;
+/**
+ * Request-queue visibility timeout as a multiple of the recognition timeout. AWS recommends ≥ 6× for SQS
+ * event sources: the poller may hold a message for a whole batching window plus retries of a throttled
+ * invocation before the function even starts, and a shorter timeout would redeliver in-flight messages.
+ */
+export const VISIBILITY_TIMEOUT_FACTOR = 6;
+
+const KNOWN_PROPS = new Set<string>([
+  'imageDirectory',
+  'dockerFile',
+  'buildArgs',
+  'provider',
+  'embedder',
+  'weights',
+  'galleryPath',
+  'modelCacheDir',
+  'detection',
+  'recognition',
+  'batchSize',
+  'maxBatchingWindowSeconds',
+  'maxConcurrency',
+  'functionUrlAuth',
+  'alarms',
+  'logRetention',
+  'removalPolicy',
+]);
+const FUNCTION_KEYS = new Set(['memorySize', 'timeoutSeconds', 'reservedConcurrency']);
+const ALARM_KEYS = new Set(['dlqDepth', 'requestQueueAgeSeconds', 'functionErrors']);
+
+/** One cdk-nag suppression: the rule, why it does not apply, and optionally which findings it covers. */
+interface NagSuppression {
+  readonly id: string;
+  readonly reason: string;
+  readonly appliesTo?: readonly string[];
+}
+
+/**
+ * Suppresses cdk-nag rules on a construct and every CloudFormation resource under it, through the
+ * `cdk_nag.rules_to_suppress` resource metadata that cdk-nag documents for templates. Writing the metadata
+ * directly keeps cdk-nag a dev-only tool: users of the construct need not install it.
+ */
+function suppressNag(scope: Construct, suppressions: readonly NagSuppression[], _applyToChildren: true): void {
+  for (const child of scope.node.findAll()) {
+    if (!CfnResource.isCfnResource(child)) continue;
+    const existing = (child.getMetadata('cdk_nag') ?? {}) as { rules_to_suppress?: NagSuppression[] };
+    child.addMetadata('cdk_nag', {
+      ...existing,
+      rules_to_suppress: [...(existing.rules_to_suppress ?? []), ...suppressions],
+    });
+  }
+}
+
+/** Repository root, from `packages/cdk/{src,dist}/pipeline.*`. */
+const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+interface ResolvedFunction {
+  readonly memorySize: number;
+  readonly timeoutSeconds: number;
+  readonly reservedConcurrency: number;
+}
+
+interface Resolved {
+  readonly imageDirectory: string;
+  readonly dockerFile: string;
+  readonly buildArgs: Readonly<Record<string, string>>;
+  readonly provider: (typeof PROVIDERS)[number];
+  readonly embedder: (typeof EMBEDDERS)[number];
+  readonly weights: string;
+  readonly galleryPath: string;
+  readonly modelCacheDir: string;
+  readonly detection: ResolvedFunction;
+  readonly recognition: ResolvedFunction;
+  readonly batchSize: number;
+  readonly maxBatchingWindowSeconds: number;
+  readonly maxConcurrency: number;
+  readonly functionUrlAuth: 'AWS_IAM' | 'NONE';
+  readonly alarms: Required<PipelineAlarmThresholds>;
+  readonly logRetention: logs.RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/** Merges props over {@link PIPELINE_DEFAULTS} and validates them; every problem is named at once. */
+export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): Resolved {
+  const problems: string[] = [];
+  const unknown = (obj: object | undefined, known: Set<string>, where: string) => {
+    for (const key of Object.keys(obj ?? {})) if (!known.has(key)) problems.push(`unknown prop ${where}${key}`);
+  };
+  unknown(props, KNOWN_PROPS, '');
+  unknown(props.detection, FUNCTION_KEYS, 'detection.');
+  unknown(props.recognition, FUNCTION_KEYS, 'recognition.');
+  unknown(props.alarms, ALARM_KEYS, 'alarms.');
+
+  const int = (name: string, value: number, min: number, max: number) => {
+    if (Token.isUnresolved(value)) problems.push(`${name} must be a concrete number, not a token`);
+    else if (!Number.isInteger(value) || value < min || value > max)
+      problems.push(`${name} must be an integer in [${min}, ${max}], got ${value}`);
+  };
+  const oneOf = <T extends string>(name: string, value: T, choices: readonly string[]) => {
+    if (!choices.includes(value)) problems.push(`${name} must be one of ${choices.join(', ')}, got "${value}"`);
+  };
+  const nonEmpty = (name: string, value: string) => {
+    if (typeof value !== 'string' || value.length === 0) problems.push(`${name} must be a non-empty string`);
+  };
+  const fn = (name: 'detection' | 'recognition'): ResolvedFunction => {
+    const merged = { ...PIPELINE_DEFAULTS[name], ...props[name] };
+    int(`${name}.memorySize`, merged.memorySize, 128, 10240);
+    int(`${name}.timeoutSeconds`, merged.timeoutSeconds, 1, 900);
+    int(`${name}.reservedConcurrency`, merged.reservedConcurrency, 1, 10000);
+    return merged;
+  };
+
+  const detection = fn('detection');
+  const recognition = fn('recognition');
+  const resolved: Resolved = {
+    imageDirectory: props.imageDirectory ?? REPOSITORY_ROOT,
+    dockerFile: props.dockerFile ?? PIPELINE_DEFAULTS.dockerFile,
+    buildArgs: props.buildArgs ?? {},
+    provider: props.provider ?? PIPELINE_DEFAULTS.provider,
+    embedder: props.embedder ?? PIPELINE_DEFAULTS.embedder,
+    weights: props.weights ?? PIPELINE_DEFAULTS.weights,
+    galleryPath: props.galleryPath ?? PIPELINE_DEFAULTS.galleryPath,
+    modelCacheDir: props.modelCacheDir ?? PIPELINE_DEFAULTS.modelCacheDir,
+    detection,
+    recognition,
+    batchSize: props.batchSize ?? PIPELINE_DEFAULTS.batchSize,
+    maxBatchingWindowSeconds: props.maxBatchingWindowSeconds ?? PIPELINE_DEFAULTS.maxBatchingWindowSeconds,
+    // SQS event sources accept 2..1000; a reserved concurrency of 1 still gets the smallest legal cap.
+    maxConcurrency: props.maxConcurrency ?? Math.max(2, Math.min(1000, recognition.reservedConcurrency)),
+    functionUrlAuth: props.functionUrlAuth ?? PIPELINE_DEFAULTS.functionUrlAuth,
+    alarms: { ...PIPELINE_DEFAULTS.alarms, ...props.alarms },
+    logRetention: props.logRetention ?? PIPELINE_DEFAULTS.logRetention,
+    removalPolicy: props.removalPolicy ?? PIPELINE_DEFAULTS.removalPolicy,
+  };
+
+  nonEmpty('imageDirectory', resolved.imageDirectory);
+  nonEmpty('dockerFile', resolved.dockerFile);
+  nonEmpty('weights', resolved.weights);
+  nonEmpty('modelCacheDir', resolved.modelCacheDir);
+  if (typeof resolved.galleryPath !== 'string' || !resolved.galleryPath.startsWith('/'))
+    problems.push(`galleryPath must be an absolute path inside the image, got "${resolved.galleryPath}"`);
+  oneOf('provider', resolved.provider, PROVIDERS);
+  oneOf('embedder', resolved.embedder, EMBEDDERS);
+  oneOf('functionUrlAuth', resolved.functionUrlAuth, ['AWS_IAM', 'NONE']);
+  int('batchSize', resolved.batchSize, 1, 10000);
+  int('maxBatchingWindowSeconds', resolved.maxBatchingWindowSeconds, 0, 300);
+  if (resolved.batchSize > 10 && resolved.maxBatchingWindowSeconds === 0)
+    problems.push(`batchSize ${resolved.batchSize} > 10 needs maxBatchingWindowSeconds ≥ 1`);
+  int('maxConcurrency', resolved.maxConcurrency, 2, 1000);
+  if (resolved.maxConcurrency > recognition.reservedConcurrency)
+    problems.push(
+      `maxConcurrency (${resolved.maxConcurrency}) must be ≤ recognition.reservedConcurrency ` +
+        `(${recognition.reservedConcurrency}): the event source would start invocations the function may ` +
+        'not run, and throttled messages bounce back to the queue and on to the DLQ',
+    );
+  int('alarms.dlqDepth', resolved.alarms.dlqDepth, 0, 1_000_000);
+  int('alarms.requestQueueAgeSeconds', resolved.alarms.requestQueueAgeSeconds, 1, 1_209_600);
+  int('alarms.functionErrors', resolved.alarms.functionErrors, 1, 1_000_000);
+  // The request queue's visibility timeout (6× recognition timeout) must fit SQS's 12-hour maximum.
+  if (recognition.timeoutSeconds * VISIBILITY_TIMEOUT_FACTOR > 43_200)
+    problems.push('recognition.timeoutSeconds × 6 must not exceed 43200 (the SQS visibility maximum)');
+
+  if (problems.length) throw new FaceRecognitionPipelineError(problems);
+  return resolved;
+}
+
+/**
+ * The facerec reference deployment: a detection function behind a Function URL sends one message per face
+ * to a request queue; a recognition function consumes it in batches and answers on a response queue. Both
+ * functions run the same container image (the repository's root Dockerfile, models baked in) with a
+ * different `CMD`.
+ *
+ * @example
+ * ```ts
+ * const pipeline = new FaceRecognitionPipeline(stack, 'Faces', {
+ *   recognition: { reservedConcurrency: 10 },
+ *   maxConcurrency: 10,
+ * });
+ * pipeline.functionUrl.url; // the detection endpoint
+ * ```
+ */
+export class FaceRecognitionPipeline extends Construct {
+  /** The detection function (Function URL). */
+  readonly detectionFunction: lambda.DockerImageFunction;
+  /** The recognition function (SQS trigger). */
+  readonly recognitionFunction: lambda.DockerImageFunction;
+  /** The detection Function URL resource. */
+  readonly functionUrl: lambda.FunctionUrl;
+  /** The detection endpoint (a token until deploy). */
+  readonly url: string;
+  /** Detection → recognition queue. */
+  readonly requestQueue: sqs.Queue;
+  /** Answers to the client. */
+  readonly responseQueue: sqs.Queue;
+  /** Dead-letter queue of the request queue. */
+  readonly requestDeadLetterQueue: sqs.Queue;
+  /** Dead-letter queue of the response queue. */
+  readonly responseDeadLetterQueue: sqs.Queue;
+  /** URL of the request queue. */
+  readonly requestQueueUrl: string;
+  /** URL of the response queue (pass it to `facerec client --response-queue-url`). */
+  readonly responseQueueUrl: string;
+  /** Every alarm the construct creates, by purpose. */
+  readonly alarms: {
+    readonly requestDlqDepth: cloudwatch.Alarm;
+    readonly responseDlqDepth: cloudwatch.Alarm;
+    readonly requestQueueAge: cloudwatch.Alarm;
+    readonly detectionErrors: cloudwatch.Alarm;
+    readonly recognitionErrors: cloudwatch.Alarm;
+  };
+
+  constructor(scope: Construct, id: string, props: FaceRecognitionPipelineProps = {}) {
+    super(scope, id);
+    const p = resolvePipelineProps(props);
+
+    // Queues: SSE with SQS-owned keys (no KMS key to pay for or grant), TLS-only policies, DLQ after 5 receives.
+    const queue = (name: string, visibilityTimeout: Duration | undefined, dlq?: sqs.IQueue) =>
+      new sqs.Queue(this, name, {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        removalPolicy: p.removalPolicy,
+        retentionPeriod: dlq ? Duration.days(4) : Duration.days(14),
+        ...(visibilityTimeout ? { visibilityTimeout } : {}),
+        ...(dlq ? { deadLetterQueue: { queue: dlq, maxReceiveCount: MAX_RECEIVE_COUNT } } : {}),
+      });
+    this.requestDeadLetterQueue = queue('RequestDeadLetterQueue', undefined);
+    this.responseDeadLetterQueue = queue('ResponseDeadLetterQueue', undefined);
+    this.requestQueue = queue(
+      'RequestQueue',
+      Duration.seconds(p.recognition.timeoutSeconds * VISIBILITY_TIMEOUT_FACTOR),
+      this.requestDeadLetterQueue,
+    );
+    this.responseQueue = queue('ResponseQueue', undefined, this.responseDeadLetterQueue);
+
+    // One image for both functions: the asset is built and pushed once, each function picks its handler by CMD.
+    const image = (handler: 'detection' | 'recognition') =>
+      lambda.DockerImageCode.fromImageAsset(p.imageDirectory, {
+        file: p.dockerFile,
+        platform: Platform.LINUX_AMD64,
+        buildArgs: { EMBEDDER: p.embedder, WEIGHTS: p.weights, ...p.buildArgs },
+        cmd: [`packages/lambda-runtime/dist/lambda/${handler}.handler`],
+      });
+    const environment: Record<string, string> = {
+      FACEREC_PROVIDER: p.provider,
+      FACEREC_EMBEDDER: p.embedder,
+      FACEREC_WEIGHTS: p.weights,
+      FACEREC_REQUEST_QUEUE_URL: this.requestQueue.queueUrl,
+      FACEREC_RESPONSE_QUEUE_URL: this.responseQueue.queueUrl,
+      FACEREC_GALLERY: p.galleryPath,
+      FACEREC_CACHE_DIR: p.modelCacheDir,
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    const fn = (name: 'Detection' | 'Recognition', handler: 'detection' | 'recognition') => {
+      const settings = p[handler];
+      const logGroup = new logs.LogGroup(this, `${name}Logs`, {
+        retention: p.logRetention,
+        removalPolicy: p.removalPolicy,
+      });
+      return new lambda.DockerImageFunction(this, `${name}Function`, {
+        description: `facerec ${handler} (${p.provider}, ${p.embedder})`,
+        code: image(handler),
+        architecture: lambda.Architecture.X86_64,
+        memorySize: settings.memorySize,
+        timeout: Duration.seconds(settings.timeoutSeconds),
+        reservedConcurrentExecutions: settings.reservedConcurrency,
+        environment,
+        logGroup,
+        tracing: lambda.Tracing.ACTIVE,
+      });
+    };
+    this.detectionFunction = fn('Detection', 'detection');
+    this.recognitionFunction = fn('Recognition', 'recognition');
+
+    // Least privilege. Detection sends faces to the request queue, and answers frames with no face straight
+    // on the response queue (nothing for recognition to do), so it may send to both and read neither.
+    this.requestQueue.grantSendMessages(this.detectionFunction);
+    this.responseQueue.grantSendMessages(this.detectionFunction);
+    // Recognition consumes the request queue (the event source grants receive/delete/visibility/attributes
+    // on it alone) and sends its answers to the response queue.
+    this.recognitionFunction.addEventSource(
+      new SqsEventSource(this.requestQueue, {
+        batchSize: p.batchSize,
+        maxBatchingWindow: Duration.seconds(p.maxBatchingWindowSeconds),
+        reportBatchItemFailures: true,
+        maxConcurrency: p.maxConcurrency,
+      }),
+    );
+    this.responseQueue.grantSendMessages(this.recognitionFunction);
+
+    const authType =
+      p.functionUrlAuth === 'NONE' ? lambda.FunctionUrlAuthType.NONE : lambda.FunctionUrlAuthType.AWS_IAM;
+    this.functionUrl = this.detectionFunction.addFunctionUrl({ authType });
+    if (p.functionUrlAuth === 'NONE')
+      Annotations.of(this).addWarning(
+        'FaceRecognitionPipeline: functionUrlAuth is NONE, so the detection Function URL is public: anyone ' +
+          'who finds it can run inference on your account. Use AWS_IAM (the default) outside throwaway demos.',
+      );
+    this.url = this.functionUrl.url;
+    this.requestQueueUrl = this.requestQueue.queueUrl;
+    this.responseQueueUrl = this.responseQueue.queueUrl;
+
+    const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, over = false) =>
+      new cloudwatch.Alarm(this, name, {
+        metric,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: over
+          ? cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+          : cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `facerec ${name}`,
+      });
+    const period = Duration.minutes(5);
+    this.alarms = {
+      requestDlqDepth: alarm(
+        'RequestDlqDepthAlarm',
+        this.requestDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+        p.alarms.dlqDepth,
+        true,
+      ),
+      responseDlqDepth: alarm(
+        'ResponseDlqDepthAlarm',
+        this.responseDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+        p.alarms.dlqDepth,
+        true,
+      ),
+      requestQueueAge: alarm(
+        'RequestQueueAgeAlarm',
+        this.requestQueue.metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum' }),
+        p.alarms.requestQueueAgeSeconds,
+      ),
+      detectionErrors: alarm(
+        'DetectionErrorsAlarm',
+        this.detectionFunction.metricErrors({ period, statistic: 'Sum' }),
+        p.alarms.functionErrors,
+      ),
+      recognitionErrors: alarm(
+        'RecognitionErrorsAlarm',
+        this.recognitionFunction.metricErrors({ period, statistic: 'Sum' }),
+        p.alarms.functionErrors,
+      ),
+    };
+
+    new CfnOutput(this, 'FunctionUrl', { value: this.url, description: 'facerec detection endpoint' });
+    new CfnOutput(this, 'RequestQueueUrl', { value: this.requestQueueUrl, description: 'facerec request queue' });
+    new CfnOutput(this, 'ResponseQueueUrl', {
+      value: this.responseQueueUrl,
+      description: 'facerec response queue (facerec client --response-queue-url)',
+    });
+
+    this.suppressNagFindings();
+  }
+
+  /** cdk-nag findings that do not apply to this design, each with its reason. */
+  private suppressNagFindings(): void {
+    for (const fn of [this.detectionFunction, this.recognitionFunction]) {
+      suppressNag(
+        fn,
+        [
+          {
+            id: 'AwsSolutions-IAM4',
+            reason:
+              'AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs; it is the ' +
+              'AWS-maintained minimum for any Lambda function.',
+            appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
+          },
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions, so the ' +
+              'tracing statement CDK adds must use Resource "*".',
+            appliesTo: ['Resource::*'],
+          },
+          {
+            id: 'Serverless-LambdaDLQ',
+            reason:
+              'Never invoked asynchronously: detection is invoked synchronously through its Function URL and ' +
+              'recognition by an SQS event source, whose failed messages go to the request queue DLQ.',
+          },
+          {
+            id: 'Serverless-LambdaAsyncFailureDestination',
+            reason: 'Never invoked asynchronously (Function URL and SQS event source only), so no destination.',
+          },
+        ],
+        true,
+      );
+    }
+    suppressNag(
+      this.recognitionFunction,
+      [
+        {
+          id: 'Serverless-LambdaEventSourceMappingDestination',
+          reason:
+            'SQS event source mappings do not support on-failure destinations; failed records return to the ' +
+            'request queue and move to its dead-letter queue after 5 receives.',
+        },
+      ],
+      true,
+    );
+  }
+}
