@@ -2,7 +2,8 @@ const MARKER = Symbol.for('facerec.cdk.error');
 
 /** Base class of every error `@facerec/cdk` throws. */
 export class FacerecCdkError extends Error {
-  private readonly [MARKER] = true;
+  /** Marks facerec CDK errors for {@link FacerecCdkError.isInstance}. */
+  readonly [MARKER] = true;
 
   /** True for any `@facerec/cdk` error, even across duplicate installs of the package. */
   static isInstance(error: unknown): error is FacerecCdkError {

@@ -1,7 +1,7 @@
 /**
  * `@facerec/cdk`: the facerec reference deployment as one AWS CDK construct, {@link FaceRecognitionPipeline}.
  */
-export { FacerecCdkError, FaceRecognitionPipelineError } from './errors.js';
+export { FaceRecognitionPipelineError, FacerecCdkError } from './errors.js';
 export {
   BAKED_MODEL_DIR,
   EMBEDDERS,

@@ -156,7 +156,7 @@ interface NagSuppression {
  * `cdk_nag.rules_to_suppress` resource metadata that cdk-nag documents for templates. Writing the metadata
  * directly keeps cdk-nag a dev-only tool: users of the construct need not install it.
  */
-function suppressNag(scope: Construct, suppressions: readonly NagSuppression[], _applyToChildren: true): void {
+function suppressNag(scope: Construct, suppressions: readonly NagSuppression[]): void {
   for (const child of scope.node.findAll()) {
     if (!CfnResource.isCfnResource(child)) continue;
     const existing = (child.getMetadata('cdk_nag') ?? {}) as { rules_to_suppress?: NagSuppression[] };
@@ -200,7 +200,8 @@ interface Resolved {
 export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): Resolved {
   const problems: string[] = [];
   const unknown = (obj: object | undefined, known: Set<string>, where: string) => {
-    for (const key of Object.keys(obj ?? {})) if (!known.has(key)) problems.push(`unknown prop ${where}${key}`);
+    for (const key of Object.keys(obj ?? {}))
+      if (!known.has(key)) problems.push(`unknown prop ${where}${key}`);
   };
   unknown(props, KNOWN_PROPS, '');
   unknown(props.detection, FUNCTION_KEYS, 'detection.');
@@ -213,7 +214,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       problems.push(`${name} must be an integer in [${min}, ${max}], got ${value}`);
   };
   const oneOf = <T extends string>(name: string, value: T, choices: readonly string[]) => {
-    if (!choices.includes(value)) problems.push(`${name} must be one of ${choices.join(', ')}, got "${value}"`);
+    if (!choices.includes(value))
+      problems.push(`${name} must be one of ${choices.join(', ')}, got "${value}"`);
   };
   const nonEmpty = (name: string, value: string) => {
     if (typeof value !== 'string' || value.length === 0) problems.push(`${name} must be a non-empty string`);
@@ -430,13 +432,19 @@ export class FaceRecognitionPipeline extends Construct {
     this.alarms = {
       requestDlqDepth: alarm(
         'RequestDlqDepthAlarm',
-        this.requestDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+        this.requestDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period,
+          statistic: 'Maximum',
+        }),
         p.alarms.dlqDepth,
         true,
       ),
       responseDlqDepth: alarm(
         'ResponseDlqDepthAlarm',
-        this.responseDeadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+        this.responseDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period,
+          statistic: 'Maximum',
+        }),
         p.alarms.dlqDepth,
         true,
       ),
@@ -458,7 +466,10 @@ export class FaceRecognitionPipeline extends Construct {
     };
 
     new CfnOutput(this, 'FunctionUrl', { value: this.url, description: 'facerec detection endpoint' });
-    new CfnOutput(this, 'RequestQueueUrl', { value: this.requestQueueUrl, description: 'facerec request queue' });
+    new CfnOutput(this, 'RequestQueueUrl', {
+      value: this.requestQueueUrl,
+      description: 'facerec request queue',
+    });
     new CfnOutput(this, 'ResponseQueueUrl', {
       value: this.responseQueueUrl,
       description: 'facerec response queue (facerec client --response-queue-url)',
@@ -469,49 +480,53 @@ export class FaceRecognitionPipeline extends Construct {
 
   /** cdk-nag findings that do not apply to this design, each with its reason. */
   private suppressNagFindings(): void {
-    for (const fn of [this.detectionFunction, this.recognitionFunction]) {
-      suppressNag(
-        fn,
-        [
-          {
-            id: 'AwsSolutions-IAM4',
-            reason:
-              'AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs; it is the ' +
-              'AWS-maintained minimum for any Lambda function.',
-            appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole'],
-          },
-          {
-            id: 'AwsSolutions-IAM5',
-            reason:
-              'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions, so the ' +
-              'tracing statement CDK adds must use Resource "*".',
-            appliesTo: ['Resource::*'],
-          },
-          {
-            id: 'Serverless-LambdaDLQ',
-            reason:
-              'Never invoked asynchronously: detection is invoked synchronously through its Function URL and ' +
-              'recognition by an SQS event source, whose failed messages go to the request queue DLQ.',
-          },
-          {
-            id: 'Serverless-LambdaAsyncFailureDestination',
-            reason: 'Never invoked asynchronously (Function URL and SQS event source only), so no destination.',
-          },
-        ],
-        true,
-      );
-    }
-    suppressNag(
-      this.recognitionFunction,
-      [
+    for (const dlq of [this.requestDeadLetterQueue, this.responseDeadLetterQueue]) {
+      suppressNag(dlq, [
         {
-          id: 'Serverless-LambdaEventSourceMappingDestination',
+          id: 'Serverless-SQSRedrivePolicy',
           reason:
-            'SQS event source mappings do not support on-failure destinations; failed records return to the ' +
-            'request queue and move to its dead-letter queue after 5 receives.',
+            'This queue is itself a dead-letter queue: nothing consumes it automatically, its depth alarm pages ' +
+            'an operator, and a redrive from it would only move failed messages further from view.',
         },
-      ],
-      true,
-    );
+      ]);
+    }
+    for (const fn of [this.detectionFunction, this.recognitionFunction]) {
+      suppressNag(fn, [
+        {
+          id: 'AwsSolutions-IAM4',
+          reason:
+            'AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch logs; it is the ' +
+            'AWS-maintained minimum for any Lambda function.',
+          appliesTo: [
+            'Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole',
+          ],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions, so the ' +
+            'tracing statement CDK adds must use Resource "*".',
+          appliesTo: ['Resource::*'],
+        },
+        {
+          id: 'Serverless-LambdaDLQ',
+          reason:
+            'Never invoked asynchronously: detection is invoked synchronously through its Function URL and ' +
+            'recognition by an SQS event source, whose failed messages go to the request queue DLQ.',
+        },
+        {
+          id: 'Serverless-LambdaAsyncFailureDestination',
+          reason: 'Never invoked asynchronously (Function URL and SQS event source only), so no destination.',
+        },
+      ]);
+    }
+    suppressNag(this.recognitionFunction, [
+      {
+        id: 'Serverless-LambdaEventSourceMappingDestination',
+        reason:
+          'SQS event source mappings do not support on-failure destinations; failed records return to the ' +
+          'request queue and move to its dead-letter queue after 5 receives.',
+      },
+    ]);
   }
 }

@@ -1,6 +1,7 @@
 import {
   type FaceEmbedder,
   InvalidOptionsError,
+  type ModelStore,
   type MtcnnDetector,
   type MtcnnOptions,
 } from '@facerec/framework';
@@ -14,17 +15,24 @@ export interface CliProvider extends PipelineProvider {
 }
 
 /** The providers the CLI can run, by `--provider` name. Adding one is one entry here. */
-export const CLI_PROVIDERS: Readonly<Record<string, () => Promise<CliProvider>>> = Object.freeze({
-  onnx: async () => createOnnxProvider() as unknown as CliProvider,
-  tfjs: async () => {
-    // Imported on demand: TensorFlow.js is heavy to load and only needed when asked for.
-    const { createTfjsProvider } = await import('@facerec/provider-tfjs');
-    return createTfjsProvider() as unknown as CliProvider;
-  },
-});
+export const CLI_PROVIDERS: Readonly<Record<string, (options: ProviderSettings) => Promise<CliProvider>>> =
+  Object.freeze({
+    onnx: async (options) => createOnnxProvider(options) as unknown as CliProvider,
+    tfjs: async (options) => {
+      // Imported on demand: TensorFlow.js is heavy to load and only needed when asked for.
+      const { createTfjsProvider } = await import('@facerec/provider-tfjs');
+      return createTfjsProvider(options) as unknown as CliProvider;
+    },
+  });
+
+/** Settings every CLI provider takes. */
+export interface ProviderSettings {
+  /** Default: `ModelStore.fromEnv` over the bundled manifest. */
+  readonly modelStore?: ModelStore;
+}
 
 /** The provider named by `--provider`; an unknown name lists the valid ones. */
-export async function selectProvider(name: string): Promise<CliProvider> {
+export async function selectProvider(name: string, settings: ProviderSettings = {}): Promise<CliProvider> {
   const factory = Object.hasOwn(CLI_PROVIDERS, name) ? CLI_PROVIDERS[name] : undefined;
   if (!factory) {
     throw new InvalidOptionsError(
@@ -32,7 +40,7 @@ export async function selectProvider(name: string): Promise<CliProvider> {
       `unknown provider "${name}"; valid providers: ${Object.keys(CLI_PROVIDERS).join(', ')}`,
     );
   }
-  return factory();
+  return factory(settings.modelStore ? { modelStore: settings.modelStore } : {});
 }
 
 /** Embedder names the CLI accepts for `--embedder`, and their crop size. */

@@ -178,8 +178,8 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
     // `CHECKPOINT` stands for the synthetic checkpoint, whose path is known only once the suite runs.
     it.each([
       [
-        ['--provider', 'tfjs', '--checkpoint', 'CHECKPOINT'],
-        /--provider: unknown provider "tfjs"; valid providers: onnx/,
+        ['--provider', 'mxnet', '--checkpoint', 'CHECKPOINT'],
+        /--provider: unknown provider "mxnet"; valid providers: onnx, tfjs/,
       ],
       [
         ['--model', 'facenet', '--checkpoint', 'CHECKPOINT'],

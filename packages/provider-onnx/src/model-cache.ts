@@ -23,37 +23,24 @@ export interface CachedGraph {
 }
 
 /**
- * The ONNX graph for a checkpoint, from the model cache when present: `<cacheDir>/onnx/<tag>-<sha256>-v<N>.onnx`,
- * keyed by the weights' hash so a different checkpoint never reuses a stale graph. On a miss the graph is
- * built from the state dict and written atomically (temp file + rename), so concurrent processes are safe.
+ * An ONNX file from the model cache, built by `build` on a miss and written atomically (temp file + rename,
+ * so concurrent processes are safe). The caller's `file` name must carry everything the graph depends on
+ * (weights hash, builder version), so a stale graph is never reused.
  */
-export async function cachedGraph(
-  cacheDir: string,
-  tag: string,
-  weights: { path: string; sha256: string },
-  build: (stateDict: StateDict, metadata: Record<string, string>) => Uint8Array,
+export async function cachedOnnxFile(
+  file: string,
+  weightsSha256: string,
+  build: () => Uint8Array | Promise<Uint8Array>,
 ): Promise<CachedGraph> {
-  const dir = path.join(cacheDir, 'onnx');
-  const file = path.join(dir, `${tag}-${weights.sha256.slice(0, 16)}-v${GRAPH_BUILDER_VERSION}.onnx`);
   try {
-    return {
-      bytes: await readFile(file),
-      weightsSha256: weights.sha256,
-      path: file,
-      built: false,
-      buildMs: 0,
-    };
+    return { bytes: await readFile(file), weightsSha256, path: file, built: false, buildMs: 0 };
   } catch {
     // Not cached yet: build below.
   }
   const started = performance.now();
-  const stateDict = readCheckpoint(await readFile(weights.path), { source: weights.path });
-  const bytes = build(stateDict, {
-    weights_sha256: weights.sha256,
-    weights_file: path.basename(weights.path),
-  });
+  const bytes = await build();
   const buildMs = performance.now() - started;
-  await mkdir(dir, { recursive: true });
+  await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await writeFile(tmp, bytes);
@@ -61,7 +48,31 @@ export async function cachedGraph(
   } finally {
     await rm(tmp, { force: true });
   }
-  return { bytes, weightsSha256: weights.sha256, path: file, built: true, buildMs };
+  return { bytes, weightsSha256, path: file, built: true, buildMs };
+}
+
+/**
+ * The ONNX graph for a PyTorch checkpoint, from the model cache when present:
+ * `<cacheDir>/onnx/<tag>-<sha256>-v<N>.onnx`, keyed by the weights' hash so a different checkpoint never
+ * reuses a stale graph.
+ */
+export async function cachedGraph(
+  cacheDir: string,
+  tag: string,
+  weights: { path: string; sha256: string },
+  build: (stateDict: StateDict, metadata: Record<string, string>) => Uint8Array,
+): Promise<CachedGraph> {
+  const file = path.join(
+    cacheDir,
+    'onnx',
+    `${tag}-${weights.sha256.slice(0, 16)}-v${GRAPH_BUILDER_VERSION}.onnx`,
+  );
+  return cachedOnnxFile(file, weights.sha256, async () =>
+    build(readCheckpoint(await readFile(weights.path), { source: weights.path }), {
+      weights_sha256: weights.sha256,
+      weights_file: path.basename(weights.path),
+    }),
+  );
 }
 
 /** Resolves a manifest model to a verified file and its hash (pulling it when missing). */

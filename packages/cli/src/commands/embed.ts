@@ -10,44 +10,9 @@ import {
   type RgbImage,
   resizeBilinearPil,
 } from '@facerec/framework';
-import { createOnnxProvider, type OnnxEmbedderModelId } from '@facerec/provider-onnx';
 import { type Command, Option } from 'commander';
 import { info, pullProgressReporter } from '../output.js';
-
-/** What `facerec embed` asks a provider for. */
-export interface EmbedRequest {
-  /** `--model`, checked by the provider (an unknown id lists the valid ones). */
-  readonly model: string;
-  /** `--weights` name, or the absolute path of `--checkpoint`; `undefined` lets the provider choose. */
-  readonly weights: string | undefined;
-  readonly maxBatchSize: number | undefined;
-  /** Where named weights are pulled from and converted graphs cached. */
-  readonly modelStore: ModelStore;
-}
-
-/**
- * The providers `facerec embed` can run, by `--provider` name. Adding one (e.g. `tfjs`) is one entry here.
- */
-export const EMBED_PROVIDERS: Readonly<Record<string, (request: EmbedRequest) => Promise<FaceEmbedder>>> =
-  Object.freeze({
-    onnx: ({ model, weights, maxBatchSize, modelStore }) =>
-      createOnnxProvider({ modelStore }).embedder(model as OnnxEmbedderModelId, {
-        ...(weights === undefined ? {} : { weights }),
-        ...(maxBatchSize === undefined ? {} : { maxBatchSize }),
-      }),
-  });
-
-/** The embedder factory named by `--provider`; an unknown name lists the valid ones. */
-export function selectEmbedProvider(name: string): (request: EmbedRequest) => Promise<FaceEmbedder> {
-  const factory = Object.hasOwn(EMBED_PROVIDERS, name) ? EMBED_PROVIDERS[name] : undefined;
-  if (!factory) {
-    throw new InvalidOptionsError(
-      '--provider',
-      `unknown provider "${name}"; valid providers: ${Object.keys(EMBED_PROVIDERS).join(', ')}`,
-    );
-  }
-  return factory;
-}
+import { selectProvider } from '../providers.js';
 
 interface EmbedOptions {
   model: string;
@@ -117,7 +82,6 @@ export function registerEmbedCommand(program: Command): void {
     .option('--json', 'print [{ image, embedding: [numbers] }] to stdout')
     .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_BATCH})`)
     .action(async (images: string[], opts: EmbedOptions) => {
-      const factory = selectEmbedProvider(opts.provider);
       const maxBatchSize = positiveInteger('--max-batch-size', opts.maxBatchSize);
       let weights = opts.weights;
       if (opts.checkpoint !== undefined) {
@@ -133,7 +97,11 @@ export function registerEmbedCommand(program: Command): void {
       const started = performance.now();
       try {
         const modelStore = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
-        embedder = await factory({ model: opts.model, weights, maxBatchSize, modelStore });
+        const provider = await selectProvider(opts.provider, { modelStore });
+        embedder = await provider.embedder(opts.model, {
+          ...(weights === undefined ? {} : { weights }),
+          ...(maxBatchSize === undefined ? {} : { maxBatchSize }),
+        });
       } finally {
         progress.stop();
       }

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { syncDir } from '../fs.js';
 import { GalleryFormatError, type GalleryFormatIssue } from './errors.js';
 import type { ResolvedGalleryData } from './types.js';
 import { decodeFloat32, encodeFloat32, norm } from './vectors.js';
@@ -291,19 +292,4 @@ export async function writeFileAtomic(file: string, pieces: Iterable<string>): P
     throw error;
   }
   await syncDir(dir);
-}
-
-// Persists the rename itself; best effort, as some platforms cannot open a directory.
-async function syncDir(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // The file itself was fsynced.
-  }
 }

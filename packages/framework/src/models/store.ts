@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
+import { syncDir } from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
 
 /** Environment variable naming the cache directory (see {@link defaultCacheDir}). */
@@ -722,21 +723,6 @@ async function renameReplacing(from: string, to: string): Promise<void> {
       }
       await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
     }
-  }
-}
-
-// Persists the rename itself; best effort because some platforms cannot open directories.
-async function syncDir(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Not fatal: the file itself was fsynced.
   }
 }
 

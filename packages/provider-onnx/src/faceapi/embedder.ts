@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   assertFaceApiInput,
@@ -19,7 +17,7 @@ import {
 } from '@facerec/framework';
 import type { InferenceSession } from 'onnxruntime-node';
 import { createSession } from '../graph/session.js';
-import { type CachedGraph, GRAPH_BUILDER_VERSION } from '../model-cache.js';
+import { type CachedGraph, cachedOnnxFile, GRAPH_BUILDER_VERSION } from '../model-cache.js';
 import { buildFaceApiResnet, FACEAPI_RESNET_GRAPH_VERSION } from './graph.js';
 
 /** Model store entries holding face-api.js's recognition weights (shard) and their tfjs manifest. */
@@ -41,8 +39,8 @@ export interface OnnxFaceApiEmbedderOptions {
 
 /**
  * The face-api.js recognition graph, from `<cacheDir>/onnx/` when present. The tfjs files are not PyTorch
- * checkpoints, so this mirrors `cachedGraph` (same folder, same atomic temp-file + rename) with its own
- * reader. The file name carries the shard's sha256 (the cache key), the manifest's (it decides how the shard
+ * checkpoints, so this uses `cachedOnnxFile` (the same folder and atomic write as `cachedGraph`) with
+ * its own reader. The file name carries the shard's sha256 (the cache key), the manifest's (it decides how the shard
  * is decoded) and both builder versions, so no stale graph is ever reused.
  */
 export async function loadFaceApiResnetGraph(store: ModelStore): Promise<CachedGraph> {
@@ -55,32 +53,17 @@ export async function loadFaceApiResnetGraph(store: ModelStore): Promise<CachedG
     dir,
     `${FACEAPI_RESNET_MODEL_ID}-${bin.sha256.slice(0, 16)}-${manifest.sha256.slice(0, 8)}-${version}.onnx`,
   );
-  try {
-    return { bytes: await readFile(file), weightsSha256: bin.sha256, path: file, built: false, buildMs: 0 };
-  } catch {
-    // Not cached yet: build below.
-  }
-  const started = performance.now();
-  // The store keeps the manifest and its shard side by side, so the manifest's relative path resolves.
-  const weights = await readTfjsWeightsFile(manifest.path);
-  const bytes = buildFaceApiResnet(weights, {
-    source: manifest.path,
-    metadata: {
-      weights_sha256: bin.sha256,
-      weights_file: path.basename(bin.path),
-      weights_manifest_sha256: manifest.sha256,
-    },
-  });
-  const buildMs = performance.now() - started;
-  await mkdir(dir, { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  return { bytes, weightsSha256: bin.sha256, path: file, built: true, buildMs };
+  return cachedOnnxFile(file, bin.sha256, async () =>
+    // The store keeps the manifest and its shard side by side, so the manifest's relative path resolves.
+    buildFaceApiResnet(await readTfjsWeightsFile(manifest.path), {
+      source: manifest.path,
+      metadata: {
+        weights_sha256: bin.sha256,
+        weights_file: path.basename(bin.path),
+        weights_manifest_sha256: manifest.sha256,
+      },
+    }),
+  );
 }
 
 /**

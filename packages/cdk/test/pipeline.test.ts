@@ -1,0 +1,354 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { App, Aspects, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { describe, expect, it } from 'vitest';
+import {
+  FaceRecognitionPipeline,
+  FaceRecognitionPipelineError,
+  type FaceRecognitionPipelineProps,
+  MAX_RECEIVE_COUNT,
+  PIPELINE_DEFAULTS,
+  VISIBILITY_TIMEOUT_FACTOR,
+} from '../src/index.js';
+
+// A tiny build context: the asset is staged (copied and hashed), never built, so any Dockerfile will do and
+// staging stays fast instead of copying the whole repository.
+const imageDirectory = mkdtempSync(path.join(tmpdir(), 'facerec-cdk-'));
+writeFileSync(path.join(imageDirectory, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:20\n');
+
+type Json = Record<string, unknown>;
+
+function synth(props: FaceRecognitionPipelineProps = {}, nag = false) {
+  const app = new App();
+  const stack = new Stack(app, 'Test', { env: { account: '123456789012', region: 'eu-west-1' } });
+  if (nag) {
+    Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+    Aspects.of(app).add(new ServerlessChecks({ verbose: true }));
+  }
+  const pipeline = new FaceRecognitionPipeline(stack, 'Pipeline', { imageDirectory, ...props });
+  return { app, stack, pipeline, template: Template.fromStack(stack) };
+}
+
+const logicalId = (stack: Stack, construct: { node: { defaultChild?: unknown } }) =>
+  stack.getLogicalId(construct.node.defaultChild as never);
+
+/** Every statement of the inline policies attached to a role. */
+function statementsOf(template: Template, roleId: string): Json[] {
+  return Object.values(template.findResources('AWS::IAM::Policy'))
+    .filter((p) => JSON.stringify((p.Properties as Json).Roles).includes(roleId))
+    .flatMap((p) => ((p.Properties as Json).PolicyDocument as { Statement: Json[] }).Statement);
+}
+const actionsOf = (s: Json) => [s.Action].flat() as string[];
+const resourcesOf = (s: Json) => [s.Resource].flat().map((r) => JSON.stringify(r));
+
+describe('FaceRecognitionPipeline', () => {
+  const { stack, pipeline, template } = synth();
+  const ids = {
+    detection: logicalId(stack, pipeline.detectionFunction),
+    recognition: logicalId(stack, pipeline.recognitionFunction),
+    request: logicalId(stack, pipeline.requestQueue),
+    response: logicalId(stack, pipeline.responseQueue),
+    requestDlq: logicalId(stack, pipeline.requestDeadLetterQueue),
+    responseDlq: logicalId(stack, pipeline.responseDeadLetterQueue),
+    detectionRole: logicalId(stack, pipeline.detectionFunction.role as never),
+    recognitionRole: logicalId(stack, pipeline.recognitionFunction.role as never),
+  };
+
+  it('builds two x86_64 image functions from one image asset with different commands', () => {
+    const fns = template.findResources('AWS::Lambda::Function');
+    expect(Object.keys(fns)).toHaveLength(2);
+    const det = fns[ids.detection]!.Properties as Json;
+    const rec = fns[ids.recognition]!.Properties as Json;
+    for (const fn of [det, rec]) {
+      expect(fn.PackageType).toBe('Image');
+      expect(fn.Architectures).toEqual(['x86_64']);
+      expect(fn.TracingConfig).toEqual({ Mode: 'Active' });
+    }
+    expect(JSON.stringify((det.Code as Json).ImageUri)).toBe(JSON.stringify((rec.Code as Json).ImageUri));
+    expect(det.ImageConfig).toEqual({ Command: ['packages/lambda-runtime/dist/lambda/detection.handler'] });
+    expect(rec.ImageConfig).toEqual({ Command: ['packages/lambda-runtime/dist/lambda/recognition.handler'] });
+    expect([det.MemorySize, det.Timeout, det.ReservedConcurrentExecutions]).toEqual([2048, 30, 10]);
+    expect([rec.MemorySize, rec.Timeout, rec.ReservedConcurrentExecutions]).toEqual([3008, 60, 5]);
+  });
+
+  it('configures both functions through the runtime environment variables', () => {
+    for (const id of [ids.detection, ids.recognition]) {
+      const env = (template.findResources('AWS::Lambda::Function')[id]!.Properties as Json).Environment as {
+        Variables: Json;
+      };
+      expect(env.Variables).toMatchObject({
+        FACEREC_PROVIDER: 'onnx',
+        FACEREC_EMBEDDER: 'inception-resnet-v1',
+        FACEREC_WEIGHTS: 'vggface2',
+        FACEREC_GALLERY: '/opt/facerec/gallery/gallery.json',
+        FACEREC_CACHE_DIR: '/opt/facerec/models',
+        FACEREC_REQUEST_QUEUE_URL: { Ref: ids.request },
+        FACEREC_RESPONSE_QUEUE_URL: { Ref: ids.response },
+      });
+    }
+  });
+
+  it('gives the detection function an AWS_IAM Function URL by default', () => {
+    template.resourceCountIs('AWS::Lambda::Url', 1);
+    template.hasResourceProperties('AWS::Lambda::Url', {
+      AuthType: 'AWS_IAM',
+      TargetFunctionArn: { 'Fn::GetAtt': [ids.detection, 'Arn'] },
+    });
+    expect(Annotations.fromStack(stack).findWarning('*', Match.anyValue())).toHaveLength(0);
+  });
+
+  it('encrypts every queue, enforces TLS and redrives to a DLQ after 5 receives', () => {
+    const queues = template.findResources('AWS::SQS::Queue');
+    expect(Object.keys(queues)).toHaveLength(4);
+    for (const q of Object.values(queues)) expect((q.Properties as Json).SqsManagedSseEnabled).toBe(true);
+    for (const [queue, dlq] of [
+      [ids.request, ids.requestDlq],
+      [ids.response, ids.responseDlq],
+    ] as const) {
+      expect((queues[queue]!.Properties as Json).RedrivePolicy).toEqual({
+        deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] },
+        maxReceiveCount: MAX_RECEIVE_COUNT,
+      });
+    }
+    expect(MAX_RECEIVE_COUNT).toBe(5);
+    const policies = Object.values(template.findResources('AWS::SQS::QueuePolicy'));
+    const covered = policies.flatMap((p) =>
+      (p.Properties as { Queues: { Ref: string }[] }).Queues.map((q) => q.Ref),
+    );
+    expect(covered.sort()).toEqual(Object.keys(queues).sort());
+    for (const p of policies) {
+      expect((p.Properties as Json).PolicyDocument).toMatchObject({
+        Statement: [
+          {
+            Effect: 'Deny',
+            Action: 'sqs:*',
+            Principal: { AWS: '*' },
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          },
+        ],
+      });
+    }
+  });
+
+  it('sets the request queue visibility timeout to 6× the recognition timeout', () => {
+    const queues = template.findResources('AWS::SQS::Queue');
+    const visibility = (queues[ids.request]!.Properties as Json).VisibilityTimeout as number;
+    expect(visibility).toBe(VISIBILITY_TIMEOUT_FACTOR * PIPELINE_DEFAULTS.recognition.timeoutSeconds);
+    const custom = synth({ recognition: { timeoutSeconds: 120, reservedConcurrency: 4 } });
+    custom.template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 720,
+      RedrivePolicy: Match.objectLike({ maxReceiveCount: 5 }),
+    });
+  });
+
+  it('triggers recognition from the request queue with partial batch failures and capped concurrency', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [ids.request, 'Arn'] },
+      FunctionName: { Ref: ids.recognition },
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 5 },
+    });
+    const custom = synth({
+      batchSize: 50,
+      maxBatchingWindowSeconds: 5,
+      recognition: { reservedConcurrency: 20 },
+      maxConcurrency: 12,
+    });
+    custom.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 50,
+      MaximumBatchingWindowInSeconds: 5,
+      ScalingConfig: { MaximumConcurrency: 12 },
+    });
+    const fn = Object.values(custom.template.findResources('AWS::Lambda::Function')).find(
+      (f) => (f.Properties as Json).ReservedConcurrentExecutions === 20,
+    );
+    expect(fn).toBeDefined();
+  });
+
+  it('lets detection only send, to the request and response queues', () => {
+    const sqs = statementsOf(template, ids.detectionRole).filter((s) =>
+      actionsOf(s).some((a) => a.startsWith('sqs:')),
+    );
+    expect(sqs).toHaveLength(2);
+    for (const s of sqs) {
+      expect(s.Effect).toBe('Allow');
+      expect(
+        actionsOf(s).every(
+          (a) => a.startsWith('sqs:SendMessage') || a === 'sqs:GetQueueAttributes' || a === 'sqs:GetQueueUrl',
+        ),
+      ).toBe(true);
+      expect(actionsOf(s)).toContain('sqs:SendMessage');
+    }
+    expect(sqs.flatMap(resourcesOf).sort()).toEqual(
+      [ids.request, ids.response].map((id) => JSON.stringify({ 'Fn::GetAtt': [id, 'Arn'] })).sort(),
+    );
+    expectNoWildcards(statementsOf(template, ids.detectionRole));
+  });
+
+  it('lets recognition only consume the request queue and send to the response queue', () => {
+    const sqs = statementsOf(template, ids.recognitionRole).filter((s) =>
+      actionsOf(s).some((a) => a.startsWith('sqs:')),
+    );
+    const on = (id: string) =>
+      sqs.filter((s) => resourcesOf(s).includes(JSON.stringify({ 'Fn::GetAtt': [id, 'Arn'] })));
+    expect(sqs.flatMap(resourcesOf).every((r) => r.includes(ids.request) || r.includes(ids.response))).toBe(
+      true,
+    );
+    expect(new Set(on(ids.request).flatMap(actionsOf))).toEqual(
+      new Set([
+        'sqs:ReceiveMessage',
+        'sqs:ChangeMessageVisibility',
+        'sqs:GetQueueUrl',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+      ]),
+    );
+    expect(
+      on(ids.response)
+        .flatMap(actionsOf)
+        .every(
+          (a) => a.startsWith('sqs:SendMessage') || a === 'sqs:GetQueueAttributes' || a === 'sqs:GetQueueUrl',
+        ),
+    ).toBe(true);
+    expect(on(ids.response).flatMap(actionsOf)).toContain('sqs:SendMessage');
+    expect(
+      sqs.flatMap(resourcesOf).some((r) => r.includes(ids.requestDlq) || r.includes(ids.responseDlq)),
+    ).toBe(false);
+    expectNoWildcards(statementsOf(template, ids.recognitionRole));
+  });
+
+  it('alarms on DLQ depth, request backlog age and function errors', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties as Json,
+    );
+    expect(alarms).toHaveLength(5);
+    const find = (metric: string, dimension: string) =>
+      alarms.filter(
+        (a) => a.MetricName === metric && JSON.stringify(a.Dimensions).includes(`"${dimension}"`),
+      );
+    for (const dlq of [ids.requestDlq, ids.responseDlq]) {
+      expect(find('ApproximateNumberOfMessagesVisible', dlq)[0]).toMatchObject({
+        Namespace: 'AWS/SQS',
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 0,
+      });
+    }
+    expect(find('ApproximateAgeOfOldestMessage', ids.request)[0]).toMatchObject({
+      Namespace: 'AWS/SQS',
+      Threshold: 300,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    for (const fn of [ids.detection, ids.recognition]) {
+      expect(find('Errors', fn)[0]).toMatchObject({ Namespace: 'AWS/Lambda', Threshold: 1 });
+    }
+    const custom = synth({ alarms: { requestQueueAgeSeconds: 60, functionErrors: 3, dlqDepth: 2 } });
+    custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Threshold: 60,
+    });
+    custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Threshold: 3 });
+    custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Threshold: 2,
+    });
+  });
+
+  it('outputs the Function URL and both queue URLs and exposes them as properties', () => {
+    const outputs = Object.values(template.findOutputs('*')).map((o) => JSON.stringify(o.Value));
+    expect(outputs).toContain(
+      JSON.stringify({ 'Fn::GetAtt': [logicalId(stack, pipeline.functionUrl), 'FunctionUrl'] }),
+    );
+    expect(outputs).toContain(JSON.stringify({ Ref: ids.request }));
+    expect(outputs).toContain(JSON.stringify({ Ref: ids.response }));
+    expect(stack.resolve(pipeline.url)).toEqual({
+      'Fn::GetAtt': [logicalId(stack, pipeline.functionUrl), 'FunctionUrl'],
+    });
+    expect(stack.resolve(pipeline.requestQueueUrl)).toEqual({ Ref: ids.request });
+    expect(stack.resolve(pipeline.responseQueueUrl)).toEqual({ Ref: ids.response });
+  });
+
+  it('passes provider, embedder and weights to the functions and the image build', () => {
+    const custom = synth({ provider: 'tfjs', embedder: 'faceapi-resnet', galleryPath: '/opt/g.json' });
+    custom.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          FACEREC_PROVIDER: 'tfjs',
+          FACEREC_EMBEDDER: 'faceapi-resnet',
+          FACEREC_GALLERY: '/opt/g.json',
+        }),
+      },
+    });
+  });
+
+  it('allows a public Function URL only when asked, with a synth warning', () => {
+    const open = synth({ functionUrlAuth: 'NONE' });
+    open.template.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'NONE' });
+    const warnings = Annotations.fromStack(open.stack).findWarning(
+      '*',
+      Match.stringLikeRegexp('functionUrlAuth is NONE'),
+    );
+    expect(warnings).toHaveLength(1);
+  });
+});
+
+function expectNoWildcards(statements: Json[]): void {
+  for (const s of statements) {
+    const sqsActions = actionsOf(s).filter((a) => a.startsWith('sqs:'));
+    if (!sqsActions.length) continue;
+    expect(sqsActions.some((a) => a.includes('*'))).toBe(false);
+    expect(resourcesOf(s).some((r) => r.includes('*'))).toBe(false);
+  }
+}
+
+describe('FaceRecognitionPipeline props validation', () => {
+  const cases: [string, FaceRecognitionPipelineProps, RegExp][] = [
+    [
+      'maxConcurrency above the recognition reserved concurrency',
+      { recognition: { reservedConcurrency: 4 }, maxConcurrency: 8 },
+      /maxConcurrency \(8\) must be ≤ recognition\.reservedConcurrency \(4\)/,
+    ],
+    ['an unknown provider', { provider: 'torch' as never }, /provider must be one of onnx, tfjs/],
+    ['an unknown embedder', { embedder: 'arcface' as never }, /embedder must be one of/],
+    ['an unknown prop', { memory: 1024 } as never, /unknown prop memory/],
+    ['an unknown nested prop', { detection: { memory: 1 } } as never, /unknown prop detection\.memory/],
+    ['memory out of range', { detection: { memorySize: 64 } }, /detection\.memorySize must be an integer/],
+    ['timeout out of range', { recognition: { timeoutSeconds: 901 } }, /recognition\.timeoutSeconds/],
+    ['a fractional batch size', { batchSize: 2.5 }, /batchSize must be an integer/],
+    [
+      'a large batch without a window',
+      { batchSize: 100, maxBatchingWindowSeconds: 0 },
+      /needs maxBatchingWindow/,
+    ],
+    ['a relative gallery path', { galleryPath: 'gallery.json' }, /galleryPath must be an absolute path/],
+    ['an unknown auth type', { functionUrlAuth: 'OPEN' as never }, /functionUrlAuth must be one of/],
+    ['a zero reserved concurrency', { recognition: { reservedConcurrency: 0 } }, /reservedConcurrency/],
+  ];
+  it.each(cases)('rejects %s', (_name, props, message) => {
+    let error: unknown;
+    try {
+      synth(props);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(FaceRecognitionPipelineError);
+    expect((error as Error).message).toMatch(message);
+  });
+});
+
+describe('cdk-nag', () => {
+  it('AwsSolutions and Serverless packs report no unsuppressed errors or warnings', () => {
+    const { stack } = synth({}, true);
+    const annotations = Annotations.fromStack(stack);
+    const findings = [
+      ...annotations.findError('*', Match.stringLikeRegexp('(AwsSolutions|Serverless)-.*')),
+      ...annotations.findWarning('*', Match.stringLikeRegexp('(AwsSolutions|Serverless)-.*')),
+    ].map((f) => `${f.id}: ${String(f.entry.data).split('\n')[0]}`);
+    expect(findings).toEqual([]);
+  });
+});
