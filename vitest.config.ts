@@ -14,6 +14,7 @@ export default defineConfig({
       { find: /^@facerec\/provider-tfjs$/, replacement: src('provider-tfjs') },
       { find: /^@facerec\/transport-sqs$/, replacement: src('transport-sqs') },
       { find: /^@facerec\/lambda-runtime$/, replacement: src('lambda-runtime') },
+      { find: /^@facerec\/cdk$/, replacement: src('cdk') },
     ],
   },
   test: {

@@ -1,6 +1,7 @@
 /**
  * `@facerec/provider-tfjs`: facenet-pytorch's MTCNN and InceptionResnetV1 on TensorFlow.js (`tensorflow`,
- * `wasm` or `cpu` backend), with weights read straight from the upstream PyTorch checkpoints.
+ * `wasm` or `cpu` backend), with weights read straight from the upstream PyTorch checkpoints, and face-api.js's
+ * face recognition net (`faceapi-resnet`) from its own tfjs weights.
  *
  * @packageDocumentation
  */
@@ -24,6 +25,13 @@ export {
 } from './embedder.js';
 export { TfjsBackendUnavailableError } from './errors.js';
 export {
+  buildFaceApiResnet,
+  FACEAPI_NHWC_PREPROCESSING,
+  FACEAPI_RESNET_STORE_ENTRIES,
+  type FaceApiEmbedderOptions,
+  TfjsFaceApiEmbedder,
+} from './faceapi.js';
+export {
   INCEPTION_RESNET_V1_EMBEDDING_SIZE,
   INCEPTION_RESNET_V1_INPUT_SIZE,
   isUnusedInceptionResnetV1Key,
@@ -31,6 +39,7 @@ export {
 export { MTCNN_WEIGHTS, type MtcnnStateDicts, TfjsMtcnnNetworks } from './mtcnn.js';
 export {
   createTfjsProvider,
+  type FaceApiResnetOptions,
   type InceptionResnetV1Options,
   TFJS_DETECTOR_MODELS,
   TFJS_EMBEDDER_MODELS,

@@ -18,6 +18,7 @@ import {
   type TfjsLogger,
 } from './backend.js';
 import { type InceptionResnetV1Weights, TfjsInceptionResnetV1Embedder } from './embedder.js';
+import { TfjsFaceApiEmbedder } from './faceapi.js';
 import { TfjsMtcnnNetworks } from './mtcnn.js';
 
 /** Options of {@link createTfjsProvider}. */
@@ -41,10 +42,16 @@ export interface InceptionResnetV1Options {
   maxBatchSize?: number;
 }
 
+/** Options of the `faceapi-resnet` embedder (the same as the onnx provider's). */
+export interface FaceApiResnetOptions {
+  /** Faces per forward pass; larger batches are split. Default 16. */
+  maxBatchSize?: number;
+}
+
 /** Detector model ids of this provider. */
 export const TFJS_DETECTOR_MODELS = Object.freeze(['mtcnn'] as const);
 /** Embedder model ids of this provider. */
-export const TFJS_EMBEDDER_MODELS = Object.freeze(['inception-resnet-v1'] as const);
+export const TFJS_EMBEDDER_MODELS = Object.freeze(['inception-resnet-v1', 'faceapi-resnet'] as const);
 
 /** A detector model id of this provider. */
 export type TfjsDetectorModelId = (typeof TFJS_DETECTOR_MODELS)[number];
@@ -57,7 +64,13 @@ export interface TfjsProvider {
   /** An MTCNN detector; the backend starts and its networks load now (once per detector). */
   detector(modelId: TfjsDetectorModelId, options?: MtcnnOptions): MtcnnDetector;
   /** An embedder, loaded before the promise resolves. */
-  embedder(modelId: TfjsEmbedderModelId, options?: InceptionResnetV1Options): Promise<FaceEmbedder>;
+  embedder(modelId: 'inception-resnet-v1', options?: InceptionResnetV1Options): Promise<FaceEmbedder>;
+  /** face-api.js's ResNet-34-like recognition net (150×150 input, 128-d), from `@vladmandic/face-api`. */
+  embedder(modelId: 'faceapi-resnet', options?: FaceApiResnetOptions): Promise<FaceEmbedder>;
+  embedder(
+    modelId: TfjsEmbedderModelId,
+    options?: InceptionResnetV1Options | FaceApiResnetOptions,
+  ): Promise<FaceEmbedder>;
   /** The backend this provider runs on and why it was chosen (started once, on first use). */
   backend(): Promise<SelectedBackend>;
   /** The model store this provider reads weights from. */
@@ -89,6 +102,8 @@ const irv1Schema = z
   })
   .strict();
 
+const faceApiSchema = z.object({ maxBatchSize: z.number().int().min(1).max(1024).optional() }).strict();
+
 function parse<T>(schema: z.ZodType<T>, value: unknown, component: string): T {
   const parsed = schema.safeParse(value ?? {});
   if (parsed.success) return parsed.data;
@@ -110,6 +125,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, component: string): T {
  * const tfjs = createTfjsProvider({ backend: 'wasm' });
  * const detector = tfjs.detector('mtcnn', { minFaceSize: 40 });
  * const embedder = await tfjs.embedder('inception-resnet-v1', { weights: 'vggface2', maxBatchSize: 8 });
+ * const faceapi = await tfjs.embedder('faceapi-resnet', { maxBatchSize: 8 });
  * ```
  */
 export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvider {
@@ -145,9 +161,17 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
       );
       return new MtcnnDetector('tfjs', networks, detectorOptions);
     },
-    async embedder(modelId, embedderOptions) {
+    async embedder(
+      modelId: TfjsEmbedderModelId,
+      embedderOptions?: InceptionResnetV1Options | FaceApiResnetOptions,
+    ): Promise<FaceEmbedder> {
       if (!TFJS_EMBEDDER_MODELS.includes(modelId)) {
         throw new NoSuchModelError('embedder', modelId, TFJS_EMBEDDER_MODELS);
+      }
+      if (modelId === 'faceapi-resnet') {
+        const o = parse(faceApiSchema, embedderOptions, 'tfjs faceapi-resnet');
+        const [s, b] = await Promise.all([modelStore(), backend()]);
+        return TfjsFaceApiEmbedder.load(s, { backend: b.name, maxBatchSize: o.maxBatchSize ?? 16 });
       }
       const o = parse(irv1Schema, embedderOptions, 'tfjs inception-resnet-v1');
       const [s, b] = await Promise.all([modelStore(), backend()]);
