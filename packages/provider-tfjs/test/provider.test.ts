@@ -39,7 +39,7 @@ describe('createTfjsProvider options', () => {
   it('rejects unknown model ids with NoSuchModelError listing the available ones', async () => {
     const provider = createTfjsProvider({ backend: 'cpu', logger: quiet });
     expect(TFJS_DETECTOR_MODELS).toEqual(['mtcnn']);
-    expect(TFJS_EMBEDDER_MODELS).toEqual(['inception-resnet-v1']);
+    expect(TFJS_EMBEDDER_MODELS).toEqual(['inception-resnet-v1', 'faceapi-resnet']);
     expect(() => provider.detector('retinaface' as 'mtcnn')).toThrow(NoSuchModelError);
     expect(() => provider.detector('retinaface' as 'mtcnn')).toThrow(/available: mtcnn/);
     const error = await provider.embedder('arcface' as 'inception-resnet-v1').catch((e: unknown) => e);
