@@ -16,6 +16,7 @@ import {
 import { type Command, Option } from 'commander';
 import { info } from '../output.js';
 import { selectProvider } from '../providers.js';
+import { sigV4Sender } from '../sigv4.js';
 
 const REQUESTS = 'requests';
 const RESPONSES = 'responses';
@@ -137,6 +138,11 @@ export function registerPipelineCommands(program: Command): void {
     .option('--concurrency <n>', 'requests in flight', '10')
     .option('--response-queue-url <url>', 'collect answers from this SQS queue instead of the local runtime')
     .option('--timeout <s>', 'seconds to wait for the last answers', '60')
+    .option(
+      '--sign',
+      'sign requests with SigV4 (for a Function URL with AWS_IAM auth; AWS credentials from the default chain)',
+    )
+    .option('--region <region>', 'AWS region for --sign (default: from the Function URL)')
     .option('--json', 'print the report as JSON to stdout')
     .action(
       async (opts: {
@@ -147,6 +153,8 @@ export function registerPipelineCommands(program: Command): void {
         responseQueueUrl?: string;
         timeout: string;
         json?: boolean;
+        sign?: boolean;
+        region?: string;
       }) => {
         const frames = await loadFrames(opts.frames);
         if (!frames.length) throw new Error(`no images in ${opts.frames}`);
@@ -162,6 +170,7 @@ export function registerPipelineCommands(program: Command): void {
           requests: Number(opts.requests),
           concurrency: Number(opts.concurrency),
           timeoutMs: Number(opts.timeout) * 1000,
+          ...(opts.sign ? { send: sigV4Sender(opts.region ? { region: opts.region } : {}) } : {}),
           onProgress: (done, total) => {
             if (done % 10 === 0 || done === total) info(`  ${done}/${total} answered`);
           },
