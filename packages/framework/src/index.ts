@@ -14,4 +14,5 @@ export * from './gallery/index.js';
 export * from './image/index.js';
 export * from './models/index.js';
 export * from './mtcnn/index.js';
+export { EMBEDDER_OPTION_SCHEMAS, formatIssues, parseOptions } from './options.js';
 export * from './transport/index.js';

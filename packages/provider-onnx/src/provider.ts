@@ -1,12 +1,13 @@
 import { availableParallelism } from 'node:os';
 import {
+  EMBEDDER_OPTION_SCHEMAS,
   type FaceEmbedder,
-  InvalidOptionsError,
   loadManifest,
   ModelStore,
   MtcnnDetector,
   type MtcnnOptions,
   NoSuchModelError,
+  parseOptions,
 } from '@facerec/framework';
 import { z } from 'zod';
 import { type InceptionResnetV1Weights, OnnxInceptionResnetV1Embedder } from './embedder.js';
@@ -67,23 +68,9 @@ const providerSchema = z
   })
   .strict();
 
-const faceApiSchema = z.object({ maxBatchSize: z.number().int().min(1).max(1024).optional() }).strict();
+const faceApiSchema = EMBEDDER_OPTION_SCHEMAS['faceapi-resnet'];
 
-const irv1Schema = z
-  .object({
-    weights: z.string().min(1).optional(),
-    maxBatchSize: z.number().int().min(1).max(1024).optional(),
-  })
-  .strict();
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, component: string): T {
-  const parsed = schema.safeParse(value ?? {});
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues
-    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-    .join('; ');
-  throw new InvalidOptionsError(component, issues, { cause: parsed.error });
-}
+const irv1Schema = EMBEDDER_OPTION_SCHEMAS['inception-resnet-v1'];
 
 /**
  * The onnxruntime-node provider: MTCNN and InceptionResnetV1 built as ONNX graphs straight from
@@ -95,7 +82,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, component: string): T {
  * const embedder = await onnx.embedder('inception-resnet-v1', { weights: 'vggface2' });
  */
 export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvider {
-  const settings = parse(providerSchema, options, '@facerec/provider-onnx');
+  const settings = parseOptions(providerSchema, options, '@facerec/provider-onnx');
   const threads = settings.intraOpNumThreads ?? availableParallelism();
   let store: Promise<ModelStore> | undefined;
   const modelStore = () => {
@@ -123,13 +110,13 @@ export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvi
       if (!ONNX_EMBEDDER_MODELS.includes(modelId))
         throw new NoSuchModelError('embedder', modelId, ONNX_EMBEDDER_MODELS);
       if (modelId === 'faceapi-resnet') {
-        const o = parse(faceApiSchema, embedderOptions, 'onnx faceapi-resnet');
+        const o = parseOptions(faceApiSchema, embedderOptions, 'onnx faceapi-resnet');
         return OnnxFaceApiEmbedder.load(await modelStore(), {
           intraOpNumThreads: threads,
           maxBatchSize: o.maxBatchSize ?? 16,
         });
       }
-      const o = parse(irv1Schema, embedderOptions, 'onnx inception-resnet-v1');
+      const o = parseOptions(irv1Schema, embedderOptions, 'onnx inception-resnet-v1');
       return OnnxInceptionResnetV1Embedder.load(await modelStore(), o.weights ?? 'vggface2', {
         intraOpNumThreads: threads,
         maxBatchSize: o.maxBatchSize ?? 16,

@@ -1,11 +1,12 @@
 import {
+  EMBEDDER_OPTION_SCHEMAS,
   type FaceEmbedder,
-  InvalidOptionsError,
   loadManifest,
   ModelStore,
   MtcnnDetector,
   type MtcnnOptions,
   NoSuchModelError,
+  parseOptions,
   resolveMtcnnOptions,
 } from '@facerec/framework';
 import { z } from 'zod';
@@ -95,23 +96,9 @@ const providerSchema = z
   })
   .strict();
 
-const irv1Schema = z
-  .object({
-    weights: z.string().min(1).optional(),
-    maxBatchSize: z.number().int().min(1).max(1024).optional(),
-  })
-  .strict();
+const irv1Schema = EMBEDDER_OPTION_SCHEMAS['inception-resnet-v1'];
 
-const faceApiSchema = z.object({ maxBatchSize: z.number().int().min(1).max(1024).optional() }).strict();
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, component: string): T {
-  const parsed = schema.safeParse(value ?? {});
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues
-    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-    .join('; ');
-  throw new InvalidOptionsError(component, issues, { cause: parsed.error });
-}
+const faceApiSchema = EMBEDDER_OPTION_SCHEMAS['faceapi-resnet'];
 
 /**
  * The TensorFlow.js provider: facenet-pytorch's MTCNN and InceptionResnetV1 as tfjs ops, weights read straight
@@ -129,7 +116,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, component: string): T {
  * ```
  */
 export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvider {
-  const settings = parse(providerSchema, options, PACKAGE);
+  const settings = parseOptions(providerSchema, options, PACKAGE);
   const logger = settings.logger ?? stderrLogger;
   let selected: Promise<SelectedBackend> | undefined;
   const backend = () => {
@@ -169,11 +156,11 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
         throw new NoSuchModelError('embedder', modelId, TFJS_EMBEDDER_MODELS);
       }
       if (modelId === 'faceapi-resnet') {
-        const o = parse(faceApiSchema, embedderOptions, 'tfjs faceapi-resnet');
+        const o = parseOptions(faceApiSchema, embedderOptions, 'tfjs faceapi-resnet');
         const [s, b] = await Promise.all([modelStore(), backend()]);
         return TfjsFaceApiEmbedder.load(s, { backend: b.name, maxBatchSize: o.maxBatchSize ?? 16 });
       }
-      const o = parse(irv1Schema, embedderOptions, 'tfjs inception-resnet-v1');
+      const o = parseOptions(irv1Schema, embedderOptions, 'tfjs inception-resnet-v1');
       const [s, b] = await Promise.all([modelStore(), backend()]);
       return TfjsInceptionResnetV1Embedder.load(s, o.weights ?? 'vggface2', {
         backend: b.name,

@@ -9,6 +9,13 @@ export {
   describeEmbedderConformance,
 } from './conformance.js';
 export { sharedMirrorStore } from './mirror-store.js';
+export {
+  formatMtcnnParity,
+  type MtcnnParityReport,
+  type MtcnnReferenceImage,
+  mtcnnParityReport,
+  readMtcnnReference,
+} from './mtcnn-parity.js';
 export { describeWithSharedData, SHARED_DIR_ENV, sharedDir, sharedPath } from './shared-data.js';
 export {
   readSyntheticReference,

@@ -1,0 +1,141 @@
+import { readFile } from 'node:fs/promises';
+import type { Box, FaceDetection } from '../contracts/detector.js';
+import { decodeImage } from '../image/decode.js';
+import type { RgbImage } from '../image/types.js';
+import type { FaceCrop } from '../mtcnn/extract.js';
+import { sharedPath } from './shared-data.js';
+
+/** One image of `reference/mtcnn.json`. */
+export interface MtcnnReferenceImage {
+  readonly image: string;
+  readonly width: number;
+  readonly height: number;
+  readonly faces: readonly {
+    readonly box: Box;
+    readonly prob: number;
+    readonly landmarks: readonly [number, number][];
+    readonly crop_png: string;
+  }[];
+}
+
+/** How a detector's output compares with facenet-pytorch's on the reference images. */
+export interface MtcnnParityReport {
+  readonly images: number;
+  readonly referenceFaces: number;
+  /** IoU of each matched reference face. */
+  readonly ious: readonly number[];
+  readonly meanIou: number;
+  readonly maxScoreError: number;
+  /** Largest landmark distance, in pixels. */
+  readonly maxLandmarkError: number;
+  readonly meanCropMad: number;
+  readonly maxCropMad: number;
+  /** Unmatched reference faces (IoU < `minIou`) and detections without a reference face. */
+  readonly failures: readonly string[];
+}
+
+/** Reads `reference/mtcnn.json` from the shared data. */
+export async function readMtcnnReference(): Promise<MtcnnReferenceImage[]> {
+  return JSON.parse(await readFile(sharedPath('reference', 'mtcnn.json'), 'utf8')).images;
+}
+
+function iou(a: Box, b: Box): number {
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = w * h;
+  const area = (x: Box) => (x[2] - x[0]) * (x[3] - x[1]);
+  return inter / (area(a) + area(b) - inter);
+}
+
+async function decodeShared(...parts: string[]): Promise<RgbImage> {
+  return decodeImage(await readFile(sharedPath(...parts)), { maxPixels: 50_000_000 });
+}
+
+/**
+ * Runs `detectFaces` on every reference image and compares with facenet-pytorch's output: each reference
+ * face is matched greedily to the unused detection of highest IoU (a match needs `minIou`, default 0.95),
+ * then scores, landmarks and crops (mean absolute difference in grey levels) are compared.
+ */
+export async function mtcnnParityReport(
+  detectFaces: (images: RgbImage[]) => Promise<{ faces: FaceDetection[]; crops: FaceCrop[] }[]>,
+  reference: readonly MtcnnReferenceImage[],
+  minIou = 0.95,
+): Promise<MtcnnParityReport> {
+  const ious: number[] = [];
+  const failures: string[] = [];
+  let maxScoreError = 0;
+  let maxLandmarkError = 0;
+  let maxCropMad = 0;
+  let sumCropMad = 0;
+  for (const ref of reference) {
+    const image = await decodeShared('faces', ref.image);
+    if (image.width !== ref.width || image.height !== ref.height) {
+      failures.push(
+        `${ref.image}: decoded as ${image.width}×${image.height}, reference ${ref.width}×${ref.height}`,
+      );
+      continue;
+    }
+    const [found] = await detectFaces([image]);
+    const { faces, crops } = found!;
+    const used = new Set<number>();
+    for (const rf of ref.faces) {
+      let best = -1;
+      let bestIou = 0;
+      faces.forEach((f, i) => {
+        const v = iou(f.box, rf.box);
+        if (!used.has(i) && v > bestIou) {
+          bestIou = v;
+          best = i;
+        }
+      });
+      if (best < 0 || bestIou < minIou) {
+        failures.push(
+          `${ref.image}: reference face ${JSON.stringify(rf.box)} unmatched (best IoU ${bestIou.toFixed(3)})`,
+        );
+        continue;
+      }
+      used.add(best);
+      ious.push(bestIou);
+      const f = faces[best]!;
+      maxScoreError = Math.max(maxScoreError, Math.abs(f.score - rf.prob));
+      f.landmarks.forEach((p, k) => {
+        maxLandmarkError = Math.max(
+          maxLandmarkError,
+          Math.hypot(p[0] - rf.landmarks[k]![0], p[1] - rf.landmarks[k]![1]),
+        );
+      });
+      const crop = crops[best]!.image;
+      const refCrop = await decodeShared('reference', rf.crop_png);
+      let mad = 0;
+      for (let i = 0; i < crop.data.length; i++) mad += Math.abs(crop.data[i]! - refCrop.data[i]!);
+      mad /= crop.data.length;
+      maxCropMad = Math.max(maxCropMad, mad);
+      sumCropMad += mad;
+    }
+    faces.forEach((f, i) => {
+      if (!used.has(i))
+        failures.push(`${ref.image}: extra detection ${JSON.stringify(f.box)} score ${f.score.toFixed(3)}`);
+    });
+  }
+  return {
+    images: reference.length,
+    referenceFaces: reference.reduce((n, r) => n + r.faces.length, 0),
+    ious,
+    meanIou: ious.reduce((a, b) => a + b, 0) / Math.max(ious.length, 1),
+    maxScoreError,
+    maxLandmarkError,
+    meanCropMad: sumCropMad / Math.max(ious.length, 1),
+    maxCropMad,
+    failures,
+  };
+}
+
+/** The report as one line for the test log. */
+export function formatMtcnnParity(label: string, r: MtcnnParityReport): string {
+  return (
+    `${label} MTCNN parity over ${r.images} images, ${r.ious.length}/${r.referenceFaces} faces: mean IoU ` +
+    `${r.meanIou.toFixed(5)}, min IoU ${Math.min(...r.ious).toFixed(5)}, max |score − prob| ` +
+    `${r.maxScoreError.toExponential(2)}, max landmark error ${r.maxLandmarkError.toFixed(3)} px, crop MAD mean ` +
+    `${r.meanCropMad.toFixed(3)} max ${r.maxCropMad.toFixed(3)} grey levels`
+  );
+}
