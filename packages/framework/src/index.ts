@@ -7,7 +7,7 @@
  */
 export * from './checkpoint/index.js';
 export * from './contracts/index.js';
-export { assertRgbImage } from './contracts/validate.js';
+export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
 export * from './errors.js';
 export * from './faceapi/index.js';
 export * from './gallery/index.js';

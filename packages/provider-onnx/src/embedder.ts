@@ -3,11 +3,10 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  assertRgbImage,
+  assertEmbedderInputs,
   DisposedError,
   type EmbedderPreprocessing,
   type FaceEmbedder,
-  InvalidInputError,
   InvalidOptionsError,
   type ModelStore,
   type RgbImage,
@@ -191,17 +190,8 @@ export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
 
   async embed(faces: readonly RgbImage[]): Promise<Float32Array[]> {
     if (!this.#session) throw new DisposedError(`onnx ${this.modelId} embedder`);
-    if (!Array.isArray(faces)) throw new InvalidInputError('embed: faces must be an array of RgbImage crops');
+    assertEmbedderInputs(faces, this.preprocessing.inputSize, this.modelId);
     const { width, height } = this.preprocessing.inputSize;
-    // Every crop is checked before any inference, so a bad one fails the call without wasted work.
-    faces.forEach((face, i) => {
-      assertRgbImage(face, `face ${i}`);
-      if (face.width !== width || face.height !== height) {
-        throw new InvalidInputError(
-          `face ${i} is ${face.width}×${face.height}; ${this.modelId} takes ${width}×${height} crops`,
-        );
-      }
-    });
     const out: Float32Array[] = [];
     for (let start = 0; start < faces.length; start += this.maxBatchSize) {
       // Re-read per chunk: a dispose() while an earlier chunk ran must not touch a released session.

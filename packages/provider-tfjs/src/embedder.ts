@@ -2,11 +2,10 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  assertRgbImage,
+  assertEmbedderInputs,
   DisposedError,
   type EmbedderPreprocessing,
   type FaceEmbedder,
-  InvalidInputError,
   type ModelStore,
   type RgbImage,
   readCheckpoint,
@@ -158,15 +157,8 @@ export class TfjsInceptionResnetV1Embedder implements FaceEmbedder {
 
   async embed(faces: readonly RgbImage[]): Promise<Float32Array[]> {
     if (!this.#set) throw new DisposedError(`tfjs ${this.modelId} embedder`);
+    assertEmbedderInputs(faces, this.preprocessing.inputSize, this.modelId);
     const { width, height } = this.preprocessing.inputSize;
-    faces.forEach((face, i) => {
-      assertRgbImage(face, `face ${i}`);
-      if (face.width !== width || face.height !== height) {
-        throw new InvalidInputError(
-          `face ${i} is ${face.width}×${face.height}; ${this.modelId} takes ${width}×${height} crops`,
-        );
-      }
-    });
     const out: Float32Array[] = [];
     for (let start = 0; start < faces.length; start += this.#maxBatchSize) {
       const chunk = faces.slice(start, start + this.#maxBatchSize);

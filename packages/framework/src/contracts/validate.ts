@@ -18,3 +18,24 @@ export function assertRgbImage(image: RgbImage, what = 'image'): void {
     );
   }
 }
+
+/**
+ * Checks a batch of face crops for an embedder: an array of well-formed images, each exactly the embedder's
+ * input size. Every crop is checked before any inference, so one bad crop fails the call without wasted work.
+ */
+export function assertEmbedderInputs(
+  faces: readonly RgbImage[],
+  inputSize: { readonly width: number; readonly height: number },
+  modelId: string,
+): void {
+  if (!Array.isArray(faces)) throw new InvalidInputError('embed: faces must be an array of RgbImage crops');
+  const { width, height } = inputSize;
+  faces.forEach((face, i) => {
+    assertRgbImage(face, `face ${i}`);
+    if (face.width !== width || face.height !== height) {
+      throw new InvalidInputError(
+        `face ${i} is ${face.width}×${face.height}; ${modelId} takes ${width}×${height} crops`,
+      );
+    }
+  });
+}
