@@ -176,7 +176,9 @@ export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
     const graphMs = performance.now() - started;
     // onnxruntime copies the initializers into its own memory; the ~90 MB of ONNX bytes are not kept, so
     // they can be collected once the session exists.
-    const session = await createSession(bytes, { intraOpNumThreads: options.intraOpNumThreads });
+    const session = await createSession(bytes ?? graph.path, {
+      intraOpNumThreads: options.intraOpNumThreads,
+    });
     const ort = await import('onnxruntime-node');
     const totalMs = performance.now() - started;
     return new OnnxInceptionResnetV1Embedder(

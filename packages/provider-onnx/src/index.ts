@@ -13,7 +13,13 @@ export {
 } from './embedder.js';
 export * from './faceapi/index.js';
 export * from './graph/index.js';
-export { type CachedGraph, cachedGraph, GRAPH_BUILDER_VERSION } from './model-cache.js';
+export {
+  type CachedGraph,
+  cachedGraph,
+  cachedOnnxFile,
+  GRAPH_BUILDER_VERSION,
+  graphSource,
+} from './model-cache.js';
 export { type MtcnnLoadReport, OnnxMtcnnNetworks } from './mtcnn.js';
 export {
   createOnnxProvider,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ModelStore, readCheckpoint, type StateDict } from '@facerec/framework';
 
@@ -11,7 +11,11 @@ export const GRAPH_BUILDER_VERSION = 1;
 
 /** An ONNX graph ready for a session, with where it came from. */
 export interface CachedGraph {
-  readonly bytes: Uint8Array;
+  /**
+   * The ONNX bytes when this call built the graph; `undefined` on a cache hit, where the session reads
+   * {@link CachedGraph.path} itself (no ~90 MB copy in JavaScript memory). Use {@link graphSource}.
+   */
+  readonly bytes: Uint8Array | undefined;
   /** sha256 of the source weights. */
   readonly weightsSha256: string;
   /** Path of the cached `.onnx` file. */
@@ -32,10 +36,13 @@ export async function cachedOnnxFile(
   weightsSha256: string,
   build: () => Uint8Array | Promise<Uint8Array>,
 ): Promise<CachedGraph> {
-  try {
-    return { bytes: await readFile(file), weightsSha256, path: file, built: false, buildMs: 0 };
-  } catch {
-    // Not cached yet: build below.
+  if (
+    await stat(file).then(
+      (st) => st.isFile() && st.size > 0,
+      () => false,
+    )
+  ) {
+    return { bytes: undefined, weightsSha256, path: file, built: false, buildMs: 0 };
   }
   const started = performance.now();
   const bytes = await build();
@@ -82,4 +89,9 @@ export async function resolveWeights(
 ): Promise<{ path: string; sha256: string }> {
   const [pulled] = await store.pull([name]);
   return { path: pulled!.path, sha256: pulled!.sha256 };
+}
+
+/** What to open a session from: the fresh bytes, or the cached file's path. */
+export function graphSource(graph: Pick<CachedGraph, 'bytes' | 'path'>): Uint8Array | string {
+  return graph.bytes ?? graph.path;
 }

@@ -2,7 +2,7 @@ import type { ModelStore, MtcnnNetworks, ONetOutput, PNetOutput, RNetOutput } fr
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { buildONet, buildPNet, buildRNet } from './graph/index.js';
 import { createSession } from './graph/session.js';
-import { type CachedGraph, cachedGraph, resolveWeights } from './model-cache.js';
+import { type CachedGraph, cachedGraph, graphSource, resolveWeights } from './model-cache.js';
 
 /** Timings of one MTCNN load, for benchmarks and logs. */
 export interface MtcnnLoadReport {
@@ -42,7 +42,9 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
         ),
       ),
     );
-    const sessions = await Promise.all(graphs.map((g) => createSession(g.bytes, { intraOpNumThreads })));
+    const sessions = await Promise.all(
+      graphs.map((g) => createSession(graphSource(g), { intraOpNumThreads })),
+    );
     const ort = await import('onnxruntime-node');
     return new OnnxMtcnnNetworks(ort, sessions, { graphs, totalMs: performance.now() - started });
   }

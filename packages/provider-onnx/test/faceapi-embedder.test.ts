@@ -74,7 +74,9 @@ describeWithSharedData(
 
     it("equals @vladmandic/face-api's own tfjs output to float precision, pad/resize included", async () => {
       // That build divides by 255 rather than 256, so the graph is fed its normalisation directly here.
-      const graph = await createSession(embedder.graph.bytes, { intraOpNumThreads: 2 });
+      const graph = await createSession(embedder.graph.bytes ?? embedder.graph.path, {
+        intraOpNumThreads: 2,
+      });
       const size = 150;
       const { pixelDivisor, descriptors } = await tfjsReference();
       for (const [image, expected] of Object.entries(descriptors)) {

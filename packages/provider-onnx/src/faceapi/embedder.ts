@@ -17,7 +17,7 @@ import {
 } from '@facerec/framework';
 import type { InferenceSession } from 'onnxruntime-node';
 import { createSession } from '../graph/session.js';
-import { type CachedGraph, cachedOnnxFile, GRAPH_BUILDER_VERSION } from '../model-cache.js';
+import { type CachedGraph, cachedOnnxFile, GRAPH_BUILDER_VERSION, graphSource } from '../model-cache.js';
 import { buildFaceApiResnet, FACEAPI_RESNET_GRAPH_VERSION } from './graph.js';
 
 /** Model store entries holding face-api.js's recognition weights (shard) and their tfjs manifest. */
@@ -116,7 +116,7 @@ export class OnnxFaceApiEmbedder implements FaceEmbedder {
    */
   static async load(store: ModelStore, options: OnnxFaceApiEmbedderOptions): Promise<OnnxFaceApiEmbedder> {
     const graph = await loadFaceApiResnetGraph(store);
-    const session = await createSession(graph.bytes, { intraOpNumThreads: options.intraOpNumThreads });
+    const session = await createSession(graphSource(graph), { intraOpNumThreads: options.intraOpNumThreads });
     const ort = await import('onnxruntime-node');
     return new OnnxFaceApiEmbedder(ort, session, graph, options.maxBatchSize);
   }
