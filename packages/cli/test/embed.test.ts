@@ -14,43 +14,14 @@ import {
   type SyntheticReference,
   sharedPath,
 } from '@facerec/framework/testing';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   writeSyntheticCheckpoint,
   writeUpstreamStandIn,
 } from '../../provider-onnx/test/fixtures/synthetic-checkpoint.js';
-import { main } from '../src/main.js';
+import { cli } from './helpers.js';
 
 const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
-
-interface Run {
-  /** What `main` returned. */
-  readonly code: number;
-  /** `process.exitCode` the command set (partial failures), reset after each run. */
-  readonly exitCode: number | string | undefined;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI in this process, capturing stdout and stderr. */
-async function cli(...args: string[]): Promise<Run> {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const capture = (sink: string[]) => (chunk: unknown) => {
-    sink.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'));
-    return true;
-  };
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture(stdout) as never);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture(stderr) as never);
-  try {
-    const code = await main(['node', 'facerec', ...args]);
-    return { code, exitCode: process.exitCode, stdout: stdout.join(''), stderr: stderr.join('') };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = undefined;
-  }
-}
 
 const cosine = (a: readonly number[], b: readonly number[]): number => {
   let ab = 0;

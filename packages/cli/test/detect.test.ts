@@ -1,0 +1,76 @@
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CACHE_DIR_ENV, decodeImage, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { cli } from './helpers.js';
+
+interface DetectJson {
+  image: string;
+  width: number;
+  height: number;
+  faces: { box: number[]; score: number; landmarks: number[][] }[];
+  error?: string;
+}
+
+describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/upstream/pnet.pt'], () => {
+  const saved: Record<string, string | undefined> = {};
+  beforeAll(async () => {
+    for (const key of [CACHE_DIR_ENV, MODELS_MIRROR_ENV]) saved[key] = process.env[key];
+    process.env[CACHE_DIR_ENV] = await mkdtemp(path.join(tmpdir(), 'facerec-cli-'));
+    process.env[MODELS_MIRROR_ENV] = sharedPath('models', 'upstream');
+  });
+  afterAll(() => {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  });
+
+  const group = () => sharedPath('faces', 'face-api.js', 'bbt3.jpg');
+
+  it('prints every face as JSON, largest first, and writes the crops', async () => {
+    const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
+    const run = await cli('detect', group(), '--json', '--crops-dir', crops);
+    expect(run.code).toBe(0);
+    const [result] = JSON.parse(run.stdout) as DetectJson[];
+    expect(result).toMatchObject({ image: group(), width: 594, height: 383 });
+    expect(result!.faces).toHaveLength(5);
+    const areas = result!.faces.map((f) => (f.box[2]! - f.box[0]!) * (f.box[3]! - f.box[1]!));
+    expect([...areas].sort((a, b) => b - a)).toEqual(areas);
+    for (const f of result!.faces) expect(f.landmarks).toHaveLength(5);
+    const files = (await readdir(crops)).sort();
+    expect(files).toEqual(['bbt3_0.png', 'bbt3_1.png', 'bbt3_2.png', 'bbt3_3.png', 'bbt3_4.png']);
+    const crop = await decodeImage(await readFile(path.join(crops, files[0]!)));
+    expect([crop.width, crop.height]).toEqual([160, 160]);
+  });
+
+  it('gives the same faces with --provider tfjs', async () => {
+    const onnx = JSON.parse((await cli('detect', group(), '--json')).stdout) as DetectJson[];
+    const tfjs = await cli('detect', group(), '--json', '--provider', 'tfjs');
+    expect(tfjs.code).toBe(0);
+    const faces = (JSON.parse(tfjs.stdout) as DetectJson[])[0]!.faces;
+    expect(faces).toHaveLength(onnx[0]!.faces.length);
+    faces.forEach((f, i) => {
+      f.box.forEach((v, k) => expect(Math.abs(v - onnx[0]!.faces[i]!.box[k]!)).toBeLessThanOrEqual(0.01));
+    });
+  });
+
+  it('reports an unreadable image on stderr, keeps the others, exits 2', async () => {
+    const run = await cli('detect', sharedPath('models', 'upstream', 'pnet.pt'), group(), '--json');
+    const results = JSON.parse(run.stdout) as DetectJson[];
+    expect(results[0]!.error).toMatch(/image/i);
+    expect(results[1]!.faces).toHaveLength(5);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('refuses bad options with one clear line', async () => {
+    const run = await cli('detect', group(), '--thresholds', '0.6,0.7');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--thresholds needs three numbers/);
+    const provider = await cli('detect', group(), '--provider', 'mxnet');
+    expect(provider.stderr).toMatch(/valid providers: onnx, tfjs/);
+  });
+});
