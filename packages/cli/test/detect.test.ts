@@ -53,7 +53,9 @@ describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/
     const faces = (JSON.parse(tfjs.stdout) as DetectJson[])[0]!.faces;
     expect(faces).toHaveLength(onnx[0]!.faces.length);
     faces.forEach((f, i) => {
-      f.box.forEach((v, k) => expect(Math.abs(v - onnx[0]!.faces[i]!.box[k]!)).toBeLessThanOrEqual(0.01));
+      f.box.forEach((v, k) => {
+        expect(Math.abs(v - onnx[0]!.faces[i]!.box[k]!)).toBeLessThanOrEqual(0.01);
+      });
     });
   });
 
