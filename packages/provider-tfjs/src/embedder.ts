@@ -12,14 +12,14 @@ import {
   SPECIFICATION_VERSION,
   type StateDict,
 } from '@facerec/framework';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import type { TfjsBackendName } from './backend.js';
 import {
   buildInceptionResnetV1,
   INCEPTION_RESNET_V1_EMBEDDING_SIZE,
   INCEPTION_RESNET_V1_INPUT_SIZE,
 } from './inception-resnet-v1.js';
-import { runModel, WeightSet } from './tensors.js';
+import { embedInBatches, onWeightSet, type WeightSet } from './tensors.js';
 
 /**
  * Named pretrained weights for InceptionResnetV1 and their manifest entries; the same names as the onnx
@@ -129,14 +129,15 @@ export class TfjsInceptionResnetV1Embedder implements FaceEmbedder {
     stateDict: StateDict,
     options: InceptionResnetV1StateDictOptions,
   ): Promise<TfjsInceptionResnetV1Embedder> {
-    const set = await WeightSet.on(options.backend);
-    try {
-      const forward = buildInceptionResnetV1(set, stateDict, options.source);
-      return new TfjsInceptionResnetV1Embedder(set, forward, options);
-    } catch (error) {
-      set.dispose();
-      throw error;
-    }
+    return onWeightSet(
+      options.backend,
+      (set) =>
+        new TfjsInceptionResnetV1Embedder(
+          set,
+          buildInceptionResnetV1(set, stateDict, options.source),
+          options,
+        ),
+    );
   }
 
   /** Loads `vggface2` or `casia-webface` through the model store, or a `.pt` file by path. */
@@ -159,24 +160,22 @@ export class TfjsInceptionResnetV1Embedder implements FaceEmbedder {
     if (!this.#set) throw new DisposedError(`tfjs ${this.modelId} embedder`);
     assertEmbedderInputs(faces, this.preprocessing.inputSize, this.modelId);
     const { width, height } = this.preprocessing.inputSize;
-    const out: Float32Array[] = [];
-    for (let start = 0; start < faces.length; start += this.#maxBatchSize) {
-      const chunk = faces.slice(start, start + this.#maxBatchSize);
-      // RgbImage pixels are already interleaved HWC, so the NHWC batch is a straight copy with standardisation.
-      const pixels = width * height * 3;
-      const batch = new Float32Array(chunk.length * pixels);
-      chunk.forEach((face, f) => {
-        const d = face.data;
-        for (let i = 0; i < pixels; i++) batch[f * pixels + i] = (d[i]! - 127.5) / 128;
-      });
-      const [embeddings] = await runModel(this.backend, () => [
-        this.#forward(tf.tensor4d(batch, [chunk.length, height, width, 3], 'float32')),
-      ]);
-      for (let i = 0; i < chunk.length; i++) {
-        out.push(embeddings!.slice(i * this.dimension, (i + 1) * this.dimension));
-      }
-    }
-    return out;
+    const pixels = width * height * 3;
+    return embedInBatches(
+      this.backend,
+      this.#forward,
+      faces,
+      { maxBatchSize: this.#maxBatchSize, height, width, dimension: this.dimension },
+      (chunk) => {
+        // RgbImage pixels are already interleaved HWC: the NHWC batch is a copy with standardisation.
+        const batch = new Float32Array(chunk.length * pixels);
+        chunk.forEach((face, f) => {
+          const d = face.data;
+          for (let i = 0; i < pixels; i++) batch[f * pixels + i] = (d[i]! - 127.5) / 128;
+        });
+        return batch;
+      },
+    );
   }
 
   async dispose(): Promise<void> {

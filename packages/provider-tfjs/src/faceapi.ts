@@ -29,7 +29,7 @@ import {
 } from '@facerec/framework';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfjsBackendName } from './backend.js';
-import { runModel, StateDictReader, WeightSet } from './tensors.js';
+import { embedInBatches, onWeightSet, StateDictReader, type WeightSet } from './tensors.js';
 
 /** Model store entries holding face-api.js's recognition weights (shard) and their tfjs manifest. */
 export const FACEAPI_RESNET_STORE_ENTRIES = Object.freeze({
@@ -260,14 +260,10 @@ export class TfjsFaceApiEmbedder implements FaceEmbedder {
     weights: StateDict,
     options: FaceApiEmbedderOptions,
   ): Promise<TfjsFaceApiEmbedder> {
-    const set = await WeightSet.on(options.backend);
-    try {
-      const forward = buildFaceApiResnet(set, weights, options.source);
-      return new TfjsFaceApiEmbedder(set, forward, options);
-    } catch (error) {
-      set.dispose();
-      throw error;
-    }
+    return onWeightSet(
+      options.backend,
+      (set) => new TfjsFaceApiEmbedder(set, buildFaceApiResnet(set, weights, options.source), options),
+    );
   }
 
   /** Pulls `faceapi-face-recognition-weights` and `-manifest` through the store and loads them. */
@@ -322,18 +318,13 @@ export class TfjsFaceApiEmbedder implements FaceEmbedder {
       assertFaceApiInput(input, `face ${i}`);
     });
     const size = FACEAPI_RESNET_INPUT_SIZE;
-    const out: Float32Array[] = [];
-    for (let start = 0; start < inputs.length; start += this.#maxBatchSize) {
-      const chunk = inputs.slice(start, start + this.#maxBatchSize);
-      const batch = toFaceApiBatch(chunk, 'NHWC');
-      const [descriptors] = await runModel(this.backend, () => [
-        this.#forward(tf.tensor4d(batch, [chunk.length, size, size, 3], 'float32')),
-      ]);
-      for (let i = 0; i < chunk.length; i++) {
-        out.push(descriptors!.slice(i * this.dimension, (i + 1) * this.dimension));
-      }
-    }
-    return out;
+    return embedInBatches(
+      this.backend,
+      this.#forward,
+      inputs,
+      { maxBatchSize: this.#maxBatchSize, height: size, width: size, dimension: this.dimension },
+      (chunk) => toFaceApiBatch(chunk, 'NHWC'),
+    );
   }
 
   async dispose(): Promise<void> {

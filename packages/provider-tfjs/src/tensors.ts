@@ -206,6 +206,41 @@ export async function runModel(
 }
 
 /**
+ * Runs an embedding network over `items` in chunks of `maxBatchSize`: `toBatch` lays a chunk out as an NHWC
+ * float32 batch of `height`×`width`×3, and each output row of `dimension` values is returned in input order.
+ */
+export async function embedInBatches<T>(
+  backend: TfjsBackendName,
+  forward: (input: tf.Tensor4D) => tf.Tensor2D,
+  items: readonly T[],
+  options: { maxBatchSize: number; height: number; width: number; dimension: number },
+  toBatch: (chunk: readonly T[]) => Float32Array,
+): Promise<Float32Array[]> {
+  const { maxBatchSize, height, width, dimension } = options;
+  const out: Float32Array[] = [];
+  for (let start = 0; start < items.length; start += maxBatchSize) {
+    const chunk = items.slice(start, start + maxBatchSize);
+    const batch = toBatch(chunk);
+    const [rows] = await runModel(backend, () => [
+      forward(tf.tensor4d(batch, [chunk.length, height, width, 3], 'float32')),
+    ]);
+    for (let i = 0; i < chunk.length; i++) out.push(rows!.slice(i * dimension, (i + 1) * dimension));
+  }
+  return out;
+}
+
+/** Builds a network's weights on a fresh {@link WeightSet}, releasing them if building fails. */
+export async function onWeightSet<T>(backend: TfjsBackendName, build: (set: WeightSet) => T): Promise<T> {
+  const set = await WeightSet.on(backend);
+  try {
+    return build(set);
+  } catch (error) {
+    set.dispose();
+    throw error;
+  }
+}
+
+/**
  * PyTorch `MaxPool2d(kernel, stride, ceil_mode=True)` on NHWC. tfjs pools with floor rounding only (and the
  * wasm backend ignores `dimRoundingMode`), so a ceil-mode pool is expressed with tfjs paddings: `valid` when
  * the windows fit exactly, `same` when that pads only the bottom/right edge by what ceil mode needs (pooling
