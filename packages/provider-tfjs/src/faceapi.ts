@@ -70,10 +70,10 @@ function convLayer(
   mode: 'valid-stride2' | 'same',
   relu: boolean,
 ): Layer {
-  const filters = r.take(`${prefix}/conv/filters`, [kernel, kernel, cin, cout]);
-  const bias = r.take(`${prefix}/conv/bias`, [cout]);
-  const scale = r.take(`${prefix}/scale/weights`, [cout]);
-  const shift = r.take(`${prefix}/scale/biases`, [cout]);
+  const filters = r.takeData(`${prefix}/conv/filters`, [kernel, kernel, cin, cout]);
+  const bias = r.takeData(`${prefix}/conv/bias`, [cout]);
+  const scale = r.takeData(`${prefix}/scale/weights`, [cout]);
+  const shift = r.takeData(`${prefix}/scale/biases`, [cout]);
   // WeightSet takes PyTorch OIHW filters (and transposes them to tfjs HWIO), so the fold writes OIHW.
   const oihw = new Float32Array(filters.length);
   for (let o = 0; o < cout; o++) {
@@ -173,7 +173,7 @@ export function buildFaceApiResnet(
     }
   }
   // face-api.js computes features · fc with fc as [in, out]; WeightSet.matrix takes PyTorch's [out, in].
-  const fcData = r.take(FACEAPI_RESNET_FC, [FACEAPI_RESNET_FEATURES, FACEAPI_RESNET_DESCRIPTOR_SIZE]);
+  const fcData = r.takeData(FACEAPI_RESNET_FC, [FACEAPI_RESNET_FEATURES, FACEAPI_RESNET_DESCRIPTOR_SIZE]);
   const outIn = new Float32Array(fcData.length);
   for (let i = 0; i < FACEAPI_RESNET_FEATURES; i++) {
     for (let o = 0; o < FACEAPI_RESNET_DESCRIPTOR_SIZE; o++) {

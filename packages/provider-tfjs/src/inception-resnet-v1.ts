@@ -44,10 +44,10 @@ export function isUnusedInceptionResnetV1Key(key: string): boolean {
 
 function batchNorm(r: StateDictReader, prefix: string, channels: number): BatchNorm {
   return {
-    weight: r.take(`${prefix}.weight`, [channels]),
-    bias: r.take(`${prefix}.bias`, [channels]),
-    runningMean: r.take(`${prefix}.running_mean`, [channels]),
-    runningVar: r.take(`${prefix}.running_var`, [channels]),
+    weight: r.takeData(`${prefix}.weight`, [channels]),
+    bias: r.takeData(`${prefix}.bias`, [channels]),
+    runningMean: r.takeData(`${prefix}.running_mean`, [channels]),
+    runningVar: r.takeData(`${prefix}.running_var`, [channels]),
     eps: BN_EPS,
   };
 }
@@ -64,7 +64,7 @@ function basicConv(
 ): Layer {
   const shape = [cout, cin, kernel[0], kernel[1]] as const;
   const folded = foldBatchNorm(
-    r.take(`${prefix}.conv.weight`, shape),
+    r.takeData(`${prefix}.conv.weight`, shape),
     undefined,
     batchNorm(r, `${prefix}.bn`, cout),
   );
@@ -103,8 +103,8 @@ function residual(
   noRelu = false,
 ): Layer {
   const shape = [channels, concatChannels, 1, 1] as const;
-  const filter = set.filter(scaled(r.take(`${prefix}.conv2d.weight`, shape), scale), shape);
-  const bias = set.vector(scaled(r.take(`${prefix}.conv2d.bias`, [channels]), scale));
+  const filter = set.filter(scaled(r.takeData(`${prefix}.conv2d.weight`, shape), scale), shape);
+  const bias = set.vector(scaled(r.takeData(`${prefix}.conv2d.bias`, [channels]), scale));
   return (x) => {
     const mixed = tf.concat(
       branches.map((b) => b(x)),
@@ -249,7 +249,7 @@ export function buildInceptionResnetV1(
   const size = INCEPTION_RESNET_V1_EMBEDDING_SIZE;
   const linearShape = [size, 1792] as const;
   const head = foldBatchNorm(
-    r.take('last_linear.weight', linearShape),
+    r.takeData('last_linear.weight', linearShape),
     undefined,
     batchNorm(r, 'last_bn', size),
   );

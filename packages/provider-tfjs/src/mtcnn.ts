@@ -86,9 +86,9 @@ function conv(
 ): ConvWeights {
   const shape = [cout, cin, k, k] as const;
   return {
-    filter: set.filter(r.take(`${name}.weight`, shape), shape),
-    bias: set.vector(r.take(`${name}.bias`, [cout])),
-    ...(prelu ? { prelu: set.vector(r.take(`${prelu}.weight`, [cout])) } : {}),
+    filter: set.filter(r.takeData(`${name}.weight`, shape), shape),
+    bias: set.vector(r.takeData(`${name}.bias`, [cout])),
+    ...(prelu ? { prelu: set.vector(r.takeData(`${prelu}.weight`, [cout])) } : {}),
   };
 }
 
@@ -101,9 +101,9 @@ function dense(
   cout: number,
 ): DenseWeights {
   return {
-    weight: set.matrix(r.take(`${name}.weight`, [cout, cin]), [cout, cin]),
-    bias: set.vector(r.take(`${name}.bias`, [cout])),
-    prelu: set.vector(r.take(`${prelu}.weight`, [cout])),
+    weight: set.matrix(r.takeData(`${name}.weight`, [cout, cin]), [cout, cin]),
+    bias: set.vector(r.takeData(`${name}.bias`, [cout])),
+    prelu: set.vector(r.takeData(`${prelu}.weight`, [cout])),
   };
 }
 
@@ -121,8 +121,8 @@ function stackedHead(
   let row = 0;
   names.forEach((name, i) => {
     const n = outs[i]!;
-    weight.set(r.take(`${name}.weight`, [n, ...perRow]), row * rowSize);
-    bias.set(r.take(`${name}.bias`, [n]), row);
+    weight.set(r.takeData(`${name}.weight`, [n, ...perRow]), row * rowSize);
+    bias.set(r.takeData(`${name}.bias`, [n]), row);
     row += n;
   });
   return { weight, bias, out };

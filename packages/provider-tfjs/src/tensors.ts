@@ -3,69 +3,11 @@
  * disposed: weights live in a {@link WeightSet} until the model is disposed, and every run goes through
  * {@link runModel}, which disposes every intermediate tensor and its outputs.
  */
-import { CheckpointError, type StateDict } from '@facerec/framework';
 import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend, type TfjsBackendName } from './backend.js';
 
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
-
-/** True for keys no inference network needs: batch-norm step counters. */
-export function isTrainingOnlyKey(key: string): boolean {
-  return key === 'num_batches_tracked' || key.endsWith('.num_batches_tracked');
-}
-
-/**
- * Hands out a state dict's tensors by key, checking each shape, and afterwards reports keys the network did
- * not use. Either mismatch means the checkpoint is not the one the architecture expects: both throw
- * {@link CheckpointError} naming the key.
- */
-export class StateDictReader {
-  readonly #stateDict: StateDict;
-  readonly #model: string;
-  readonly #source: string | undefined;
-  readonly #ignore: (key: string) => boolean;
-  readonly #used = new Set<string>();
-
-  constructor(
-    stateDict: StateDict,
-    options: { model: string; source?: string; ignore?: (key: string) => boolean },
-  ) {
-    this.#stateDict = stateDict;
-    this.#model = options.model;
-    this.#source = options.source;
-    this.#ignore = options.ignore ?? isTrainingOnlyKey;
-  }
-
-  /** The float32 data (row-major) stored under `key`, after checking it has exactly `shape`. */
-  take(key: string, shape: readonly number[]): Float32Array {
-    const tensor = this.#stateDict.get(key);
-    if (!tensor) throw this.#error(`missing weight "${key}" (expected shape ${formatShape(shape)})`);
-    const actual = tensor.shape;
-    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw this.#error(`weight "${key}" has shape ${formatShape(actual)}, expected ${formatShape(shape)}`);
-    }
-    this.#used.add(key);
-    if (tensor.data instanceof Float32Array) return tensor.data;
-    if (tensor.data instanceof Float64Array) return Float32Array.from(tensor.data);
-    throw this.#error(`weight "${key}" has dtype ${tensor.dtype}, expected a floating-point tensor`);
-  }
-
-  /** Throws when the state dict holds keys that were neither taken nor ignored. */
-  assertAllUsed(): void {
-    const unexpected = [...this.#stateDict.keys()].filter((k) => !this.#used.has(k) && !this.#ignore(k));
-    if (unexpected.length === 0) return;
-    const shown = unexpected.slice(0, 5).map((k) => `"${k}"`);
-    const more = unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : '';
-    throw this.#error(`unexpected key${unexpected.length > 1 ? 's' : ''} ${shown.join(', ')}${more}`);
-  }
-
-  #error(message: string): CheckpointError {
-    return new CheckpointError(
-      `${this.#model}: ${message}`,
-      this.#source === undefined ? undefined : { source: this.#source },
-    );
-  }
-}
+// The shared reader from the framework: `takeData` gives the float32 data the tfjs layers need.
+export { isTrainingOnlyKey, StateDictReader } from '@facerec/framework';
 
 /** Batch-norm parameters and eps, as PyTorch stores them. */
 export interface BatchNorm {

@@ -11,6 +11,12 @@ import { toStateDict } from './torch.js';
 import type { StateDict } from './types.js';
 import { readZip } from './zip.js';
 
+export {
+  type FloatTensor,
+  isTrainingOnlyKey,
+  StateDictReader,
+  type StateDictReaderOptions,
+} from './reader.js';
 export type { NamedTensor, StateDict, TensorDType } from './types.js';
 
 /** Options for {@link readCheckpoint}. */
