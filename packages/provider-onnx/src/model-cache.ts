@@ -60,20 +60,19 @@ export async function cachedOnnxFile(
 
 /**
  * The ONNX graph for a PyTorch checkpoint, from the model cache when present:
- * `<cacheDir>/onnx/<tag>-<sha256>-v<N>.onnx`, keyed by the weights' hash so a different checkpoint never
- * reuses a stale graph.
+ * `<cacheDir>/onnx/<tag>-<sha256>-v<N>[.<M>].onnx`, keyed by the weights' hash so a different checkpoint
+ * never reuses a stale graph. `graphVersion` (M) is the architecture's own version, bumped when only that
+ * architecture's graph changes, so the other cached graphs stay valid.
  */
 export async function cachedGraph(
   cacheDir: string,
   tag: string,
   weights: { path: string; sha256: string },
   build: (stateDict: StateDict, metadata: Record<string, string>) => Uint8Array,
+  graphVersion?: number,
 ): Promise<CachedGraph> {
-  const file = path.join(
-    cacheDir,
-    'onnx',
-    `${tag}-${weights.sha256.slice(0, 16)}-v${GRAPH_BUILDER_VERSION}.onnx`,
-  );
+  const version = `v${GRAPH_BUILDER_VERSION}${graphVersion === undefined ? '' : `.${graphVersion}`}`;
+  const file = path.join(cacheDir, 'onnx', `${tag}-${weights.sha256.slice(0, 16)}-${version}.onnx`);
   return cachedOnnxFile(file, weights.sha256, async () =>
     build(readCheckpoint(await readFile(weights.path), { source: weights.path }), {
       weights_sha256: weights.sha256,

@@ -10,6 +10,9 @@ export interface MtcnnLoadReport {
   readonly totalMs: number;
 }
 
+/** Version of the MTCNN graphs' layout (2: PReLU as Relu/Mul/Add, see `graph/mtcnn.ts`). */
+export const MTCNN_GRAPH_VERSION = 2;
+
 type Ort = typeof import('onnxruntime-node');
 
 /** The three MTCNN networks on onnxruntime-node sessions. */
@@ -37,8 +40,12 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
     ] as const;
     const graphs = await Promise.all(
       specs.map(async ([name, tag, build]) =>
-        cachedGraph(store.cacheDir, `mtcnn-${tag}`, await resolveWeights(store, name), (sd, metadata) =>
-          build(sd, { metadata }),
+        cachedGraph(
+          store.cacheDir,
+          `mtcnn-${tag}`,
+          await resolveWeights(store, name),
+          (sd, metadata) => build(sd, { metadata }),
+          MTCNN_GRAPH_VERSION,
         ),
       ),
     );

@@ -1,45 +1,57 @@
 /**
  * Area interpolation (PyTorch `F.interpolate(mode="area")`, i.e. `adaptive_avg_pool2d`) of any rectangle of
- * an RGB image, through per-channel summed-area tables.
+ * an RGB image, through a summed-area table.
  *
  * Written by hand rather than with `resizeArea` because MTCNN resamples the same frame once per pyramid
- * level and once per candidate box (thousands per frame): with summed-area tables each output sample costs
- * four lookups instead of a pass over its whole window. The pixels are integers and the tables are uint32
+ * level and once per candidate box (thousands per frame): with a summed-area table each output sample costs
+ * four lookups instead of a pass over its whole window. The pixels are integers and the table is uint32
  * kept modulo 2^32: a window sum is below 2^32 for any image, so the modular difference of four entries is
  * exact. Each output is then `sum / kh / kw` rounded to float32 at each step, the order PyTorch's CPU
  * kernel divides in.
+ *
+ * The table keeps the three channels of a position side by side (like the image), so the four corners of
+ * a window cost four cache lines for all three channels rather than twelve: candidate crops land anywhere
+ * in a table of tens of megabytes, and those misses were most of the cascade's JavaScript time.
  */
 export class AreaSampler {
   readonly width: number;
   readonly height: number;
-  /** (height+1)×(width+1) running sums per channel, row-major, with a zero first row and column. */
-  readonly #tables: [Uint32Array, Uint32Array, Uint32Array];
+  /** (height+1)×(width+1)×3 running sums, row-major, RGB interleaved, with a zero first row and column. */
+  readonly #table: Uint32Array;
+  /** Per-call window bounds, reused across calls (grown on demand). */
+  #bounds = new Int32Array(0);
+  #inverse = new Float64Array(0);
 
-  /** `tables` provides reusable storage: three arrays of at least (width+1)·(height+1) elements. */
+  /** `table` provides reusable storage: an array of at least (width+1)·(height+1)·3 elements. */
   constructor(
     image: { width: number; height: number; data: Uint8Array },
-    tables?: (length: number, channel: number) => Uint32Array,
+    table?: (length: number) => Uint32Array,
   ) {
     const { width, height, data } = image;
     this.width = width;
     this.height = height;
-    const stride = width + 1;
+    const stride = (width + 1) * 3;
     const length = stride * (height + 1);
-    const table = (c: number) => (tables ? tables(length, c) : new Uint32Array(length));
-    this.#tables = [table(0), table(1), table(2)];
-    for (let c = 0; c < 3; c++) {
-      const t = this.#tables[c]!;
-      t.fill(0, 0, stride);
-      for (let y = 0; y < height; y++) {
-        let rowSum = 0;
-        const src = y * width * 3 + c;
-        const above = y * stride;
-        const here = (y + 1) * stride;
-        t[here] = 0;
-        for (let x = 0; x < width; x++) {
-          rowSum += data[src + x * 3]!;
-          t[here + x + 1] = t[above + x + 1]! + rowSum;
-        }
+    const t = table ? table(length) : new Uint32Array(length);
+    this.#table = t;
+    t.fill(0, 0, stride);
+    for (let y = 0; y < height; y++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      let src = y * width * 3;
+      let above = y * stride + 3;
+      let here = above + stride;
+      t[here - 3] = 0;
+      t[here - 2] = 0;
+      t[here - 1] = 0;
+      for (let x = 0; x < width; x++, src += 3, above += 3, here += 3) {
+        r += data[src]!;
+        g += data[src + 1]!;
+        b += data[src + 2]!;
+        t[here] = t[above]! + r;
+        t[here + 1] = t[above + 1]! + g;
+        t[here + 2] = t[above + 2]! + b;
       }
     }
   }
@@ -58,38 +70,47 @@ export class AreaSampler {
     out: Float32Array,
     at: number,
   ): void {
-    const stride = this.width + 1;
-    const rowStart = new Int32Array(outH);
-    const rowEnd = new Int32Array(outH);
-    const colStart = new Int32Array(outW);
-    const colEnd = new Int32Array(outW);
-    for (let i = 0; i < outH; i++) {
-      rowStart[i] = Math.floor((i * h) / outH);
-      rowEnd[i] = Math.floor(((i + 1) * h + outH - 1) / outH);
+    const stride = (this.width + 1) * 3;
+    if (this.#bounds.length < 2 * outW) {
+      this.#bounds = new Int32Array(2 * outW);
+      this.#inverse = new Float64Array(outW);
     }
+    // Column window j spans [colStart, colEnd): stored as table offsets (×3) relative to the rectangle.
+    const cols = this.#bounds;
+    const colInverse = this.#inverse;
     // Multiplying by an exact-enough reciprocal rounds to the same float32 as dividing: an integer over a
     // small integer is never within a double's rounding error of a float32 rounding boundary.
-    const colInverse = new Float64Array(outW);
     for (let j = 0; j < outW; j++) {
-      colStart[j] = Math.floor((j * w) / outW);
-      colEnd[j] = Math.floor(((j + 1) * w + outW - 1) / outW);
-      colInverse[j] = 1 / (colEnd[j]! - colStart[j]!);
+      const a = Math.floor((j * w) / outW);
+      const b = Math.floor(((j + 1) * w + outW - 1) / outW);
+      cols[2 * j] = (x0 + a) * 3;
+      cols[2 * j + 1] = (x0 + b) * 3;
+      colInverse[j] = 1 / (b - a);
     }
+    const t = this.#table;
     const f32 = Math.fround;
-    for (let c = 0; c < 3; c++) {
-      const t = this.#tables[c]!;
-      const plane = at + c * outH * outW;
-      for (let i = 0; i < outH; i++) {
-        const top = (y0 + rowStart[i]!) * stride + x0;
-        const bottom = (y0 + rowEnd[i]!) * stride + x0;
-        const rowInverse = 1 / (rowEnd[i]! - rowStart[i]!);
-        const o = plane + i * outW;
-        for (let j = 0; j < outW; j++) {
-          const a = colStart[j]!;
-          const b = colEnd[j]!;
-          const sum = (t[bottom + b]! - t[top + b]! - t[bottom + a]! + t[top + a]!) >>> 0;
-          out[o + j] = (f32(f32(sum * rowInverse) * colInverse[j]!) - 127.5) * 0.0078125;
-        }
+    const plane = outH * outW;
+    for (let i = 0; i < outH; i++) {
+      const r0 = Math.floor((i * h) / outH);
+      const r1 = Math.floor(((i + 1) * h + outH - 1) / outH);
+      const top = (y0 + r0) * stride;
+      const bottom = (y0 + r1) * stride;
+      const rowInverse = 1 / (r1 - r0);
+      let o = at + i * outW;
+      for (let j = 0; j < outW; j++, o++) {
+        const a = cols[2 * j]!;
+        const b = cols[2 * j + 1]!;
+        const ci = colInverse[j]!;
+        const tb = top + b;
+        const bb = bottom + b;
+        const ta = top + a;
+        const ba = bottom + a;
+        const sr = (t[bb]! - t[tb]! - t[ba]! + t[ta]!) >>> 0;
+        const sg = (t[bb + 1]! - t[tb + 1]! - t[ba + 1]! + t[ta + 1]!) >>> 0;
+        const sb = (t[bb + 2]! - t[tb + 2]! - t[ba + 2]! + t[ta + 2]!) >>> 0;
+        out[o] = (f32(f32(sr * rowInverse) * ci) - 127.5) * 0.0078125;
+        out[o + plane] = (f32(f32(sg * rowInverse) * ci) - 127.5) * 0.0078125;
+        out[o + 2 * plane] = (f32(f32(sb * rowInverse) * ci) - 127.5) * 0.0078125;
       }
     }
   }

@@ -224,7 +224,7 @@ export async function runMtcnnCascade(
   scratch: ScratchPool = new ScratchPool(),
 ): Promise<FaceDetection[][]> {
   const planes = images.map(
-    (image, i) => new AreaSampler(image, (length, c) => scratch.uint32(`area-${i}-${c}`, length)),
+    (image, i) => new AreaSampler(image, (length) => scratch.uint32(`area-${i}`, length)),
   );
   const [t1, t2, t3] = options.thresholds;
 

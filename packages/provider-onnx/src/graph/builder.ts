@@ -431,6 +431,20 @@ export class GraphBuilder {
     return this.node('Mul', [x, this.scalar(factor)], {}, output === undefined ? {} : { output });
   }
 
+  /**
+   * Multiplies each channel of an `[N, C, H, W]` tensor by its own constant (`factors` has C values), like
+   * `x * factors.view(C, 1, 1)`.
+   */
+  mulChannels(x: string, factors: Float32Array, name = 'mul'): string {
+    const c = factors.length;
+    return this.node(
+      'Mul',
+      [x, this.initializer(`${name}.factors`, { dims: [c, 1, 1], data: factors })],
+      {},
+      { name },
+    );
+  }
+
   /** Concatenates along `axis`, like `torch.cat(values, axis)`. */
   concat(values: readonly string[], axis: number): string {
     return this.node('Concat', values, { axis: attr.int(axis) });

@@ -4,7 +4,7 @@
  * the weights only give correct results with exactly that wiring.
  */
 import type { StateDict } from '@facerec/framework';
-import { GraphBuilder } from './builder.js';
+import { GraphBuilder, type MaxPoolOptions } from './builder.js';
 import { type BuildGraphOptions, validateBuildOptions } from './options.js';
 import { StateDictReader } from './weights.js';
 
@@ -26,23 +26,154 @@ function start(
   return { g, w };
 }
 
-/** Conv2d (with bias, stride 1, no padding) + PReLU, taking `convN.*` and `preluN.weight`. */
+/**
+ * How the networks are laid out for onnxruntime's CPU kernels. The function computed is facenet-pytorch's
+ * exactly (every rewrite below gives the same float32 values; the parity tests compare against PyTorch's
+ * outputs), but the operators are chosen for onnxruntime's blocked-channel (NCHWc) convolutions, its
+ * fastest on x86:
+ *
+ * - **No `PRelu` on feature maps.** The blocked layout has no PRelu kernel, so a `PRelu` after each conv
+ *   made onnxruntime convert the whole activation tensor out of the blocked layout and back, which cost more
+ *   than the convolution itself on the R-Net batch. It is written with operators the layout keeps (Relu,
+ *   per-channel Mul, Add): `prelu(x) = relu(x) + (−a)·relu(−x)`, bit-for-bit the same value (for x > 0 it is
+ *   x + (−a)·0 = x, otherwise 0 + (−a)·(−x), and (−a)·(−x) rounds exactly like a·x since negation is exact).
+ *   The slopes are negative for some channels and above 1 for others, so no cheaper identity such as
+ *   max(x, a·x) holds.
+ * - **Channel counts padded to a multiple of 16** (the block size with AVX-512; 8 with AVX2 divides it):
+ *   a tensor with 28 channels falls back to the plain layout, with conversions around it. Padding channels
+ *   have zero weights and bias, so they stay 0 and add exact zeros to the next layer.
+ * - **P-Net pools before its first activation.** Its first feature map is the largest tensor of the whole
+ *   cascade (10 channels at 60 % of the frame's resolution). Max-pooling commutes with the activation, by
+ *   convexity: over any window, the largest `prelu(x)` is at the window's largest or smallest x (prelu is
+ *   convex for a ≤ 1 and increasing for a ≥ 1). So `maxpool(prelu(x)) = max(prelu(maxpool(x)),
+ *   prelu(−maxpool(−x)))`, which needs the convolution's negation only for the channels with a negative
+ *   slope (for a ≥ 0 prelu is increasing and the first term is the maximum) — 10 + 6 = 16 channels, one
+ *   block — and leaves all activation work at a quarter of the resolution. Rounding preserves the argument:
+ *   float32 `prelu` is still monotonic on each side of 0.
+ */
+const CHANNEL_BLOCK = 16;
+
+const padChannels = (c: number): number => Math.ceil(c / CHANNEL_BLOCK) * CHANNEL_BLOCK;
+
+/** `prelu(x) = relu(x) + (−a)·relu(−x)` with per-channel slopes `a` (see the notes above). */
+function preluBlocked(g: GraphBuilder, x: string, slope: Float32Array, name: string): string {
+  const positive = g.relu(x);
+  const negated = g.relu(g.mulChannels(x, new Float32Array(slope.length).fill(-1), `${name}.negate`));
+  return g.add(
+    positive,
+    g.mulChannels(
+      negated,
+      slope.map((a) => -a),
+      `${name}.slope`,
+    ),
+  );
+}
+
+/**
+ * Conv2d (with bias, stride 1, no padding) + PReLU, taking `convN.*` and `preluN.weight`. The input has
+ * `cinCarried` ≥ `cin` channels (the extra ones are padding, always 0); the output is padded to a multiple
+ * of {@link CHANNEL_BLOCK} when `pad` is set. Returns the output and its channel count.
+ */
 function convPrelu(
   g: GraphBuilder,
   w: StateDictReader,
-  x: string,
-  conv: string,
-  prelu: string,
-  cin: number,
-  cout: number,
-  k: number,
-): string {
+  x: { value: string; channels: number },
+  layer: { conv: string; prelu: string; cin: number; cout: number; k: number; pad: boolean },
+): { value: string; channels: number } {
+  const { conv, prelu, cin, cout, k, pad } = layer;
+  const weight = w.takeData(`${conv}.weight`, [cout, cin, k, k]);
+  const bias = w.takeData(`${conv}.bias`, [cout]);
+  const slope = w.takeData(`${prelu}.weight`, [cout]);
+  const outChannels = pad ? padChannels(cout) : cout;
+  const inChannels = x.channels;
+  const paddedWeight = new Float32Array(outChannels * inChannels * k * k);
+  for (let o = 0; o < cout; o++) {
+    for (let i = 0; i < cin; i++) {
+      paddedWeight.set(
+        weight.subarray((o * cin + i) * k * k, (o * cin + i + 1) * k * k),
+        (o * inChannels + i) * k * k,
+      );
+    }
+  }
+  const grow = (v: Float32Array) => {
+    const out = new Float32Array(outChannels);
+    out.set(v);
+    return out;
+  };
   const y = g.conv(
-    x,
-    { weight: w.take(`${conv}.weight`, [cout, cin, k, k]), bias: w.take(`${conv}.bias`, [cout]) },
+    x.value,
+    {
+      weight: { dims: [outChannels, inChannels, k, k], data: paddedWeight },
+      bias: { dims: [outChannels], data: grow(bias) },
+    },
     conv,
   );
-  return g.prelu(y, w.take(`${prelu}.weight`, [cout]), 4, prelu);
+  return { value: preluBlocked(g, y, grow(slope), prelu), channels: outChannels };
+}
+
+/**
+ * P-Net's `conv1 → prelu1 → pool1`, pooling first (see the notes above): one convolution producing the
+ * feature map and, for each channel with a negative slope, its negation; one max-pool; then at the pooled
+ * resolution `max(prelu(max), prelu(min))` per channel, where 1×1 convolutions with 0/1 weights pick the
+ * channels (a sum with one non-zero term is exact).
+ */
+function convPreluPoolFirst(
+  g: GraphBuilder,
+  w: StateDictReader,
+  x: string,
+  layer: { conv: string; prelu: string; cin: number; cout: number; k: number },
+  pool: MaxPoolOptions,
+): string {
+  const { conv, prelu, cin, cout, k } = layer;
+  const weight = w.takeData(`${conv}.weight`, [cout, cin, k, k]);
+  const bias = w.takeData(`${conv}.bias`, [cout]);
+  const slope = w.takeData(`${prelu}.weight`, [cout]);
+  const negative = [...slope.keys()].filter((c) => slope[c]! < 0);
+  const channels = padChannels(cout + negative.length);
+  const per = cin * k * k;
+  const both = new Float32Array(channels * per);
+  const bothBias = new Float32Array(channels);
+  both.set(weight);
+  bothBias.set(bias);
+  negative.forEach((c, i) => {
+    for (let j = 0; j < per; j++) both[(cout + i) * per + j] = -weight[c * per + j]!;
+    bothBias[cout + i] = -bias[c]!;
+  });
+  const pooled = g.maxPool(
+    g.conv(
+      x,
+      { weight: { dims: [channels, cin, k, k], data: both }, bias: { dims: [channels], data: bothBias } },
+      conv,
+    ),
+    pool,
+    `${conv}.pool`,
+  );
+  // Channel c holds max(x_c); channel cout+i holds −min(x_c) for the i-th negative-slope channel c, whose
+  // prelu is relu(min) + (−a)·relu(−min) = relu(−t) + (−a)·relu(t) with t = −min: the two relu terms swap.
+  const onPositive = new Float32Array(channels);
+  const onNegative = new Float32Array(channels);
+  for (let c = 0; c < cout; c++) {
+    onPositive[c] = 1;
+    onNegative[c] = -slope[c]!;
+  }
+  negative.forEach((c, i) => {
+    onPositive[cout + i] = -slope[c]!;
+    onNegative[cout + i] = 1;
+  });
+  const positive = g.relu(pooled);
+  const negated = g.relu(g.mulChannels(pooled, new Float32Array(channels).fill(-1), `${prelu}.negate`));
+  const activated = g.add(
+    g.mulChannels(positive, onPositive, `${prelu}.positive`),
+    g.mulChannels(negated, onNegative, `${prelu}.negative`),
+  );
+  const pick = (source: (c: number) => number, name: string) => {
+    const m = new Float32Array(cout * channels);
+    for (let c = 0; c < cout; c++) m[c * channels + source(c)] = 1;
+    return g.conv(activated, { weight: { dims: [cout, channels, 1, 1], data: m } }, name);
+  };
+  const ofMax = pick((c) => c, `${prelu}.max`);
+  const ofMin = pick((c) => (negative.includes(c) ? cout + negative.indexOf(c) : c), `${prelu}.min`);
+  return g.node('Max', [ofMax, ofMin], {}, { name: `${prelu}.pooled` });
 }
 
 function linear(
@@ -89,11 +220,18 @@ function flattenLikeCaffe(g: GraphBuilder, x: string): string {
  */
 export function buildPNet(stateDict: StateDict, options?: BuildGraphOptions): Uint8Array {
   const { g, w } = start('PNet', stateDict, options);
-  let x = g.input('input', ['N', 3, 'H', 'W']);
-  x = convPrelu(g, w, x, 'conv1', 'prelu1', 3, 10, 3);
-  x = g.maxPool(x, { kernel: [2, 2], strides: [2, 2], ceilMode: true }, 'pool1');
-  x = convPrelu(g, w, x, 'conv2', 'prelu2', 10, 16, 3);
-  x = convPrelu(g, w, x, 'conv3', 'prelu3', 16, 32, 3);
+  const input = g.input('input', ['N', 3, 'H', 'W']);
+  const pooled = convPreluPoolFirst(
+    g,
+    w,
+    input,
+    { conv: 'conv1', prelu: 'prelu1', cin: 3, cout: 10, k: 3 },
+    { kernel: [2, 2], strides: [2, 2], ceilMode: true },
+  );
+  let f = { value: pooled, channels: 10 };
+  f = convPrelu(g, w, f, { conv: 'conv2', prelu: 'prelu2', cin: 10, cout: 16, k: 3, pad: false });
+  f = convPrelu(g, w, f, { conv: 'conv3', prelu: 'prelu3', cin: 16, cout: 32, k: 3, pad: false });
+  const x = f.value;
   const logits = g.conv(
     x,
     { weight: w.take('conv4_1.weight', [2, 32, 1, 1]), bias: w.take('conv4_1.bias', [2]) },
@@ -121,13 +259,13 @@ export function buildPNet(stateDict: StateDict, options?: BuildGraphOptions): Ui
  */
 export function buildRNet(stateDict: StateDict, options?: BuildGraphOptions): Uint8Array {
   const { g, w } = start('RNet', stateDict, options);
-  let x = g.input('input', ['N', 3, 24, 24]);
-  x = convPrelu(g, w, x, 'conv1', 'prelu1', 3, 28, 3);
-  x = g.maxPool(x, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool1');
-  x = convPrelu(g, w, x, 'conv2', 'prelu2', 28, 48, 3);
-  x = g.maxPool(x, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool2');
-  x = convPrelu(g, w, x, 'conv3', 'prelu3', 48, 64, 2);
-  x = flattenLikeCaffe(g, x);
+  let f = { value: g.input('input', ['N', 3, 24, 24]), channels: 3 };
+  f = convPrelu(g, w, f, { conv: 'conv1', prelu: 'prelu1', cin: 3, cout: 28, k: 3, pad: true });
+  f.value = g.maxPool(f.value, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool1');
+  f = convPrelu(g, w, f, { conv: 'conv2', prelu: 'prelu2', cin: 28, cout: 48, k: 3, pad: true });
+  f.value = g.maxPool(f.value, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool2');
+  f = convPrelu(g, w, f, { conv: 'conv3', prelu: 'prelu3', cin: 48, cout: 64, k: 2, pad: true });
+  let x = flattenLikeCaffe(g, f.value);
   x = linear(g, w, x, 'dense4', 576, 128);
   x = g.prelu(x, w.take('prelu4.weight', [128]), 2, 'prelu4');
   const prob = g.softmax(linear(g, w, x, 'dense5_1', 128, 2), 1, 'prob');
@@ -149,15 +287,15 @@ export function buildRNet(stateDict: StateDict, options?: BuildGraphOptions): Ui
  */
 export function buildONet(stateDict: StateDict, options?: BuildGraphOptions): Uint8Array {
   const { g, w } = start('ONet', stateDict, options);
-  let x = g.input('input', ['N', 3, 48, 48]);
-  x = convPrelu(g, w, x, 'conv1', 'prelu1', 3, 32, 3);
-  x = g.maxPool(x, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool1');
-  x = convPrelu(g, w, x, 'conv2', 'prelu2', 32, 64, 3);
-  x = g.maxPool(x, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool2');
-  x = convPrelu(g, w, x, 'conv3', 'prelu3', 64, 64, 3);
-  x = g.maxPool(x, { kernel: [2, 2], strides: [2, 2], ceilMode: true }, 'pool3');
-  x = convPrelu(g, w, x, 'conv4', 'prelu4', 64, 128, 2);
-  x = flattenLikeCaffe(g, x);
+  let f = { value: g.input('input', ['N', 3, 48, 48]), channels: 3 };
+  f = convPrelu(g, w, f, { conv: 'conv1', prelu: 'prelu1', cin: 3, cout: 32, k: 3, pad: true });
+  f.value = g.maxPool(f.value, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool1');
+  f = convPrelu(g, w, f, { conv: 'conv2', prelu: 'prelu2', cin: 32, cout: 64, k: 3, pad: true });
+  f.value = g.maxPool(f.value, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool2');
+  f = convPrelu(g, w, f, { conv: 'conv3', prelu: 'prelu3', cin: 64, cout: 64, k: 3, pad: true });
+  f.value = g.maxPool(f.value, { kernel: [2, 2], strides: [2, 2], ceilMode: true }, 'pool3');
+  f = convPrelu(g, w, f, { conv: 'conv4', prelu: 'prelu4', cin: 64, cout: 128, k: 2, pad: true });
+  let x = flattenLikeCaffe(g, f.value);
   x = linear(g, w, x, 'dense5', 1152, 256);
   x = g.prelu(x, w.take('prelu5.weight', [256]), 2, 'prelu5');
   const prob = g.softmax(linear(g, w, x, 'dense6_1', 256, 2), 1, 'prob');
