@@ -50,7 +50,7 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
       ),
     );
     const sessions = await Promise.all(
-      graphs.map((g) => createSession(graphSource(g), { intraOpNumThreads })),
+      graphs.map((g) => createSession(graphSource(g), { intraOpNumThreads, memoryPattern: false })),
     );
     const ort = await import('onnxruntime-node');
     return new OnnxMtcnnNetworks(ort, sessions, { graphs, totalMs: performance.now() - started });

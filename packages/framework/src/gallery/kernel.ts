@@ -16,6 +16,18 @@
  * the dot product is within about 1e-6 of a float64 sum. The JS kernel accumulates in float64.
  */
 
+import {
+  functionBody,
+  I32,
+  lazyModule,
+  moduleBytes,
+  op,
+  V128,
+  WASM_PAGE,
+  type WasmMemory,
+  wasmApi,
+} from '../wasm/assembler.js';
+
 /** Which implementation an index uses. */
 export type DotKernelName = 'wasm' | 'js';
 
@@ -26,69 +38,8 @@ export const MAX_QUERIES_PER_PASS = 3;
 const ROW_ALIGN = 8;
 /** Rows scored per kernel call; keeps the output block small enough to stay in cache. */
 const BLOCK_ROWS = 2048;
-const PAGE = 65536;
 /** WebAssembly (32-bit) memory is at most 4 GiB. */
 const MAX_PAGES = 65536;
-
-// ---------------------------------------------------------------------------------------------------------
-// WebAssembly module builder
-// ---------------------------------------------------------------------------------------------------------
-
-const uleb = (value: number): number[] => {
-  const out: number[] = [];
-  let v = value >>> 0;
-  do {
-    let byte = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0);
-  return out;
-};
-
-const sleb = (value: number): number[] => {
-  const out: number[] = [];
-  let v = value | 0;
-  for (;;) {
-    const byte = v & 0x7f;
-    v >>= 7;
-    if ((v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-};
-
-const str = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-
-const I32 = 0x7f;
-const V128 = 0x7b;
-const op = {
-  block: [0x02, 0x40],
-  loop: [0x03, 0x40],
-  end: [0x0b],
-  brIf: (depth: number) => [0x0d, ...uleb(depth)],
-  get: (i: number) => [0x20, ...uleb(i)],
-  set: (i: number) => [0x21, ...uleb(i)],
-  tee: (i: number) => [0x22, ...uleb(i)],
-  i32Const: (v: number) => [0x41, ...sleb(v)],
-  i32Eqz: [0x45],
-  i32LtU: [0x49],
-  i32Add: [0x6a],
-  i32Sub: [0x6b],
-  f32Add: [0x92],
-  /** f32.store align=4 bytes (2^2), static offset. */
-  f32Store: (offset: number) => [0x38, 0x02, ...uleb(offset)],
-  /** v128.load align=16 bytes (2^4), static offset. */
-  v128Load: (offset: number) => [0xfd, ...uleb(0x00), 0x04, ...uleb(offset)],
-  v128Zero: [0xfd, ...uleb(0x0c), ...new Array<number>(16).fill(0)],
-  f32x4ExtractLane: (lane: number) => [0xfd, ...uleb(0x1f), lane],
-  f32x4Add: [0xfd, ...uleb(0xe4)],
-  f32x4Mul: [0xfd, ...uleb(0xe6)],
-};
 
 /**
  * Body of `kernel(mat, rows, stride, q, out)`: for each of `rows` rows of `stride` bytes starting at `mat`,
@@ -132,12 +83,13 @@ function kernelBody(queries: number, unroll: number): number[] {
   }
   emit(op.get(OUT), op.i32Const(4 * queries), op.i32Add, op.set(OUT));
   emit(op.get(ROWS), op.i32Const(1), op.i32Sub, op.tee(ROWS), op.brIf(0), op.end, op.end);
-  const locals = vec([
-    [...uleb(2), I32],
-    [...uleb(queries * unroll + 1), V128],
-  ]);
-  const body = [...locals, ...code, ...op.end];
-  return [...uleb(body.length), ...body];
+  return functionBody(
+    [
+      [2, I32],
+      [queries * unroll + 1, V128],
+    ],
+    code,
+  );
 }
 
 /**
@@ -154,57 +106,13 @@ const KERNELS = [
   { queries: 3, unroll: UNROLL },
 ] as const;
 
-function buildModule(): Uint8Array {
-  const type = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([])];
-  const memoryImport = [...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)];
-  const bytes = [
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([type])),
-    ...section(2, vec([memoryImport])),
-    ...section(3, vec(KERNELS.map(() => [0]))),
-    ...section(7, vec(KERNELS.map((k, i) => [...str(`k${k.queries}`), 0x00, ...uleb(i)]))),
-    ...section(10, vec(KERNELS.map((k) => kernelBody(k.queries, k.unroll)))),
-  ];
-  return Uint8Array.from(bytes);
-}
+const simdModule = lazyModule(() =>
+  moduleBytes(
+    KERNELS.map((k) => ({ name: `k${k.queries}`, params: 5, body: kernelBody(k.queries, k.unroll) })),
+  ),
+);
 
 type KernelFn = (mat: number, rows: number, stride: number, q: number, out: number) => void;
-
-/**
- * The part of the WebAssembly API used here. TypeScript declares `WebAssembly` only in the DOM library, which
- * this package does not load, so it is typed locally.
- */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-}
-interface WasmModule {
-  readonly kind?: never;
-}
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => WasmModule;
-  Instance: new (
-    module: WasmModule,
-    imports: Record<string, Record<string, unknown>>,
-  ) => { readonly exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
-}
-const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-
-let wasmModule: WasmModule | null | undefined;
-
-/** The compiled module, or null where WebAssembly SIMD is unavailable. Compiled once per process. */
-function simdModule(): WasmModule | null {
-  if (wasmModule === undefined) {
-    try {
-      const bytes = buildModule();
-      wasmModule = wasm?.validate(bytes) ? new wasm.Module(bytes) : null;
-    } catch {
-      wasmModule = null;
-    }
-  }
-  return wasmModule;
-}
 
 /** Whether this runtime can use the WebAssembly SIMD kernel. */
 export function wasmSimdAvailable(): boolean {
@@ -273,16 +181,16 @@ class WasmDotIndex implements DotIndex {
     if (!module) return undefined;
     const stride = Math.ceil(dimension / ROW_ALIGN) * ROW_ALIGN;
     const bytes = 4 * (rows * stride + MAX_QUERIES_PER_PASS * stride + BLOCK_ROWS * MAX_QUERIES_PER_PASS);
-    const pages = Math.max(1, Math.ceil(bytes / PAGE));
+    const pages = Math.max(1, Math.ceil(bytes / WASM_PAGE));
     if (pages > MAX_PAGES) return undefined;
-    if (!wasm) return undefined;
+    if (!wasmApi) return undefined;
     let memory: WasmMemory;
     try {
-      memory = new wasm.Memory({ initial: pages, maximum: pages });
+      memory = new wasmApi.Memory({ initial: pages, maximum: pages });
     } catch {
       return undefined; // RangeError: the runtime could not reserve that much
     }
-    const instance = new wasm.Instance(module, { e: { m: memory } });
+    const instance = new wasmApi.Instance(module, { e: { m: memory } });
     const kernels = new Map<number, KernelFn>();
     for (const k of KERNELS) kernels.set(k.queries, instance.exports[`k${k.queries}`] as KernelFn);
     return new WasmDotIndex(matrix, rows, dimension, stride, memory, kernels);

@@ -1,10 +1,9 @@
 import type { FaceDetection, FiveLandmarks } from '../contracts/detector.js';
 import type { RgbImage } from '../image/types.js';
-import { AreaSampler } from './area.js';
 import type { MtcnnNetworks } from './networks.js';
 import { nms } from './nms.js';
 import type { ResolvedMtcnnOptions } from './options.js';
-import { ScratchPool } from './scratch.js';
+import { type FrameSampler, FrameSampling } from './sampling.js';
 
 /*
  * The MTCNN cascade, reproducing facenet-pytorch's `detect_face` step for step, so that any provider that
@@ -158,40 +157,40 @@ function regress(c: Candidates, reg: ArrayLike<number>): void {
  */
 function cropCandidates(
   c: Candidates,
-  samplers: readonly AreaSampler[],
+  frames: FrameSampler,
+  sizes: readonly { width: number; height: number }[],
   size: number,
-  scratch: ScratchPool,
 ): Float32Array {
   const per = 3 * size * size;
   const keep: number[] = [];
   const rects: number[] = [];
   for (let i = 0; i < c.image.length; i++) {
-    const sampler = samplers[c.image[i]!]!;
+    const { width, height } = sizes[c.image[i]!]!;
     const o = i * STRIDE;
     const x = Math.max(Math.trunc(c.data[o]!), 1);
     const y = Math.max(Math.trunc(c.data[o + 1]!), 1);
-    const ex = Math.min(Math.trunc(c.data[o + 2]!), sampler.width);
-    const ey = Math.min(Math.trunc(c.data[o + 3]!), sampler.height);
+    const ex = Math.min(Math.trunc(c.data[o + 2]!), width);
+    const ey = Math.min(Math.trunc(c.data[o + 3]!), height);
     const cw = ex - (x - 1);
     const ch = ey - (y - 1);
     if (cw <= 0 || ch <= 0) continue;
     keep.push(i);
     rects.push(x - 1, y - 1, cw, ch);
   }
-  const input = scratch.float32(`crops-${size}`, keep.length * per);
-  keep.forEach((i, k) => {
+  const input = frames.output(keep.length * per);
+  for (let k = 0; k < keep.length; k++) {
     const r = k * 4;
-    samplers[c.image[i]!]!.sample(
+    frames.sample(
+      c.image[keep[k]!]!,
       rects[r]!,
       rects[r + 1]!,
       rects[r + 2]!,
       rects[r + 3]!,
       size,
       size,
-      input,
       k * per,
     );
-  });
+  }
   if (keep.length !== c.image.length) Object.assign(c, select(c, keep));
   return input;
 }
@@ -221,30 +220,28 @@ export async function runMtcnnCascade(
   images: readonly RgbImage[],
   networks: MtcnnNetworks,
   options: Pick<ResolvedMtcnnOptions, 'minFaceSize' | 'thresholds' | 'factor'>,
-  scratch: ScratchPool = new ScratchPool(),
+  sampling: FrameSampling = new FrameSampling(),
 ): Promise<FaceDetection[][]> {
-  const planes = images.map(
-    (image, i) => new AreaSampler(image, (length) => scratch.uint32(`area-${i}`, length)),
-  );
+  const frames = sampling.load(images);
   const [t1, t2, t3] = options.thresholds;
 
   // Stage 1: P-Net over each image's pyramid. Images of the same size share one P-Net call per scale.
   const stage1: Candidates = { data: [], image: [] };
   const bySize = new Map<string, number[]>();
-  planes.forEach((p, i) => {
+  images.forEach((p, i) => {
     const key = `${p.width}x${p.height}`;
     bySize.set(key, [...(bySize.get(key) ?? []), i]);
   });
-  const perImage: Candidates[] = planes.map(() => ({ data: [], image: [] }));
+  const perImage: Candidates[] = images.map(() => ({ data: [], image: [] }));
   for (const members of bySize.values()) {
-    const { width: w, height: h } = planes[members[0]!]!;
+    const { width: w, height: h } = images[members[0]!]!;
     for (const scale of pyramidScales(Math.min(h, w), options.minFaceSize, options.factor)) {
       const hs = Math.trunc(h * scale + 1);
       const ws = Math.trunc(w * scale + 1);
       const per = 3 * hs * ws;
-      const input = scratch.float32('pnet', members.length * per);
+      const input = frames.output(members.length * per);
       members.forEach((m, k) => {
-        planes[m]!.sample(0, 0, w, h, hs, ws, input, k * per);
+        frames.sample(m, 0, 0, w, h, hs, ws, k * per);
       });
       const out = await networks.pnet(input, members.length, hs, ws);
       members.forEach((m, k) => {
@@ -274,7 +271,7 @@ export async function runMtcnnCascade(
 
   // Stage 2: R-Net on 24×24 crops.
   if (boxes.image.length > 0) {
-    const input = cropCandidates(boxes, planes, 24, scratch);
+    const input = cropCandidates(boxes, frames, images, 24);
     const out = boxes.image.length ? await networks.rnet(input, boxes.image.length) : undefined;
     if (out) {
       const { kept, scores } = filterByScore(boxes, out.prob, t2);
@@ -292,7 +289,7 @@ export async function runMtcnnCascade(
   // Stage 3: O-Net on 48×48 crops, landmarks, final regression and Min-mode NMS.
   const results: FaceDetection[][] = images.map(() => []);
   if (boxes.image.length > 0) {
-    const input = cropCandidates(boxes, planes, 48, scratch);
+    const input = cropCandidates(boxes, frames, images, 48);
     if (boxes.image.length > 0) {
       const out = await networks.onet(input, boxes.image.length);
       const { kept, scores } = filterByScore(boxes, out.prob, t3);

@@ -7,7 +7,7 @@ import { runMtcnnCascade } from './cascade.js';
 import { extractFace, type FaceCrop, selectFace } from './extract.js';
 import type { MtcnnNetworks } from './networks.js';
 import { type MtcnnOptions, type ResolvedMtcnnOptions, resolveMtcnnOptions } from './options.js';
-import { ScratchPool } from './scratch.js';
+import { FrameSampling } from './sampling.js';
 
 /** Detections and crops for one image. */
 export interface DetectedFaces {
@@ -30,8 +30,8 @@ export class MtcnnDetector implements FaceDetector {
   readonly provider: string;
   readonly options: Readonly<ResolvedMtcnnOptions>;
   #networks: Promise<MtcnnNetworks> | undefined;
-  readonly #scratch = new ScratchPool();
-  /** Calls run one at a time: they share the scratch buffers, and both compete for the same cores anyway. */
+  readonly #sampling = new FrameSampling();
+  /** Calls run one at a time: they share the resampling memory, and both compete for the same cores anyway. */
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(provider: string, networks: Promise<MtcnnNetworks>, options: MtcnnOptions = {}) {
@@ -62,7 +62,7 @@ export class MtcnnDetector implements FaceDetector {
     });
     const networks = await this.#nets();
     if (images.length === 0) return [];
-    const run = this.#queue.then(() => runMtcnnCascade(images, networks, this.options, this.#scratch));
+    const run = this.#queue.then(() => runMtcnnCascade(images, networks, this.options, this.#sampling));
     this.#queue = run.catch(() => undefined);
     const all = await run;
     if (this.options.keepAll) return all;

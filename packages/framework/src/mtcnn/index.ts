@@ -8,3 +8,5 @@ export type { NmsMode } from './nms.js';
 export { nms } from './nms.js';
 export type { MtcnnOptions, ResolvedMtcnnOptions, SelectionMethod } from './options.js';
 export { DEFAULT_MTCNN_OPTIONS, resolveMtcnnOptions } from './options.js';
+export type { FrameSampler, SamplingKind } from './sampling.js';
+export { FrameSampling } from './sampling.js';

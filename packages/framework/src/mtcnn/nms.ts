@@ -40,6 +40,8 @@ export function nms(
   // changes nothing in the result, and turns the thousands of P-Net candidates of a large frame from a
   // quadratic cost into a near-linear one.
   const grid = SpatialGrid.build(boxes, count, stride);
+  const { starts, members, stamp, columns } = grid;
+  const range = new Int32Array(4);
   for (let oi = 0; oi < count; oi++) {
     const i = order[oi]!;
     if (suppressed[i]) continue;
@@ -49,24 +51,37 @@ export function nms(
     const iy1 = boxes[ib + 1]!;
     const ix2 = boxes[ib + 2]!;
     const iy2 = boxes[ib + 3]!;
-    grid.forNeighbours(i, (j) => {
-      if (suppressed[j] || j === i) return;
-      const jb = j * stride;
-      const w = Math.max(0, Math.min(ix2, boxes[jb + 2]!) - Math.max(ix1, boxes[jb]!) + plus);
-      const h = Math.max(0, Math.min(iy2, boxes[jb + 3]!) - Math.max(iy1, boxes[jb + 1]!) + plus);
-      const inter = w * h;
-      const overlap =
-        mode === 'min' ? inter / Math.min(areas[i]!, areas[j]!) : inter / (areas[i]! + areas[j]! - inter);
-      if (overlap > threshold) suppressed[j] = 1;
-    });
+    const areaI = areas[i]!;
+    const mark = i + 1;
+    grid.cellRange(i, range);
+    for (let cy = range[2]!; cy <= range[3]!; cy++) {
+      for (let cx = range[0]!; cx <= range[1]!; cx++) {
+        const cell = cy * columns + cx;
+        for (let m = starts[cell]!, end = starts[cell + 1]!; m < end; m++) {
+          const j = members[m]!;
+          // Visit each neighbour once, however many cells the two boxes share.
+          if (stamp[j] === mark) continue;
+          stamp[j] = mark;
+          if (suppressed[j] || j === i) continue;
+          const jb = j * stride;
+          const w = Math.max(0, Math.min(ix2, boxes[jb + 2]!) - Math.max(ix1, boxes[jb]!) + plus);
+          const h = Math.max(0, Math.min(iy2, boxes[jb + 3]!) - Math.max(iy1, boxes[jb + 1]!) + plus);
+          const inter = w * h;
+          const overlap =
+            mode === 'min' ? inter / Math.min(areaI, areas[j]!) : inter / (areaI + areas[j]! - inter);
+          if (overlap > threshold) suppressed[j] = 1;
+        }
+      }
+    }
   }
   return keep;
 }
 
 /**
  * A uniform grid over the boxes; each box is registered in every cell its extent touches, so the boxes that
- * can intersect a given box are found by visiting the cells it touches. Cells are as large as the median
- * box: the many small P-Net boxes touch few cells each, the few large ones many.
+ * can intersect a given box are found in the cells it touches. Cells are as large as the median box: the
+ * many small P-Net boxes touch few cells each, the few large ones many. Loops over it are written out in
+ * `nms` rather than passed as callbacks: this runs for every kept box of every frame.
  */
 class SpatialGrid {
   private constructor(
@@ -75,11 +90,13 @@ class SpatialGrid {
     private readonly cell: number,
     private readonly x0: number,
     private readonly y0: number,
-    private readonly columns: number,
+    readonly columns: number,
     private readonly rows: number,
-    private readonly starts: Int32Array,
-    private readonly members: Int32Array,
-    private readonly stamp: Int32Array,
+    /** Members of cell k are `members[starts[k] .. starts[k + 1])`. */
+    readonly starts: Int32Array,
+    readonly members: Int32Array,
+    /** Per box, the last visit's mark (so a box sharing several cells is visited once). */
+    readonly stamp: Int32Array,
   ) {}
 
   static build(boxes: ArrayLike<number>, count: number, stride: number): SpatialGrid {
@@ -100,53 +117,52 @@ class SpatialGrid {
     // The +1 pixel convention of the `min` mode makes boxes that touch count as overlapping: pad by 1.
     x0 -= 1;
     y0 -= 1;
-    const cell = Math.max(sizes[count >> 1]!, 1);
-    const columns = Math.min(Math.floor((x1 + 1 - x0) / cell) + 1, 1024);
-    const rows = Math.min(Math.floor((y1 + 1 - y0) / cell) + 1, 1024);
-    const grid = new SpatialGrid(
+    const median = Math.max(sizes[count >> 1]!, 1);
+    const columns = Math.min(Math.floor((x1 + 1 - x0) / median) + 1, 1024);
+    const rows = Math.min(Math.floor((y1 + 1 - y0) / median) + 1, 1024);
+    const cell = Math.max(median, (x1 + 1 - x0) / 1024, (y1 + 1 - y0) / 1024);
+    const range = new Int32Array(4);
+    const empty = new Int32Array(0);
+    const sizing = new SpatialGrid(boxes, stride, cell, x0, y0, columns, rows, empty, empty, empty);
+    const starts = new Int32Array(columns * rows + 1);
+    for (let i = 0; i < count; i++) {
+      sizing.cellRange(i, range);
+      for (let y = range[2]!; y <= range[3]!; y++) {
+        for (let x = range[0]!; x <= range[1]!; x++) starts[y * columns + x + 1]!++;
+      }
+    }
+    for (let k = 1; k < starts.length; k++) starts[k]! += starts[k - 1]!;
+    const members = new Int32Array(starts[starts.length - 1]!);
+    const fill = starts.slice();
+    for (let i = 0; i < count; i++) {
+      sizing.cellRange(i, range);
+      for (let y = range[2]!; y <= range[3]!; y++) {
+        for (let x = range[0]!; x <= range[1]!; x++) members[fill[y * columns + x]!++] = i;
+      }
+    }
+    return new SpatialGrid(
       boxes,
       stride,
-      Math.max(cell, (x1 + 1 - x0) / 1024, (y1 + 1 - y0) / 1024),
+      cell,
       x0,
       y0,
       columns,
       rows,
-      new Int32Array(0),
-      new Int32Array(0),
+      starts,
+      members,
       new Int32Array(count),
     );
-    const counts = new Int32Array(columns * rows + 1);
-    for (let i = 0; i < count; i++) grid.cells(i, (k) => counts[k + 1]!++);
-    for (let k = 1; k < counts.length; k++) counts[k]! += counts[k - 1]!;
-    const members = new Int32Array(counts[counts.length - 1]!);
-    const fill = counts.slice();
-    for (let i = 0; i < count; i++) grid.cells(i, (k) => (members[fill[k]!++] = i));
-    return new SpatialGrid(boxes, stride, grid.cell, x0, y0, columns, rows, counts, members, grid.stamp);
   }
 
-  /** Calls `visit` with the index of every cell box `i` touches. */
-  private cells(i: number, visit: (cell: number) => void): void {
+  /** Writes the cells box `i` touches (with a 1-pixel margin) as `[x first, x last, y first, y last]`. */
+  cellRange(i: number, out: Int32Array): void {
     const b = i * this.stride;
-    const clampX = (v: number) =>
+    const column = (v: number) =>
       Math.min(Math.max(Math.floor((v - this.x0) / this.cell), 0), this.columns - 1);
-    const clampY = (v: number) => Math.min(Math.max(Math.floor((v - this.y0) / this.cell), 0), this.rows - 1);
-    const cx0 = clampX(this.boxes[b]! - 1);
-    const cx1 = clampX(this.boxes[b + 2]! + 1);
-    const cy0 = clampY(this.boxes[b + 1]! - 1);
-    const cy1 = clampY(this.boxes[b + 3]! + 1);
-    for (let y = cy0; y <= cy1; y++) for (let x = cx0; x <= cx1; x++) visit(y * this.columns + x);
-  }
-
-  /** Calls `visit` once for every box sharing a cell with box `i` (itself included). */
-  forNeighbours(i: number, visit: (j: number) => void): void {
-    const mark = i + 1;
-    this.cells(i, (k) => {
-      for (let m = this.starts[k]!; m < this.starts[k + 1]!; m++) {
-        const j = this.members[m]!;
-        if (this.stamp[j] === mark) continue;
-        this.stamp[j] = mark;
-        visit(j);
-      }
-    });
+    const row = (v: number) => Math.min(Math.max(Math.floor((v - this.y0) / this.cell), 0), this.rows - 1);
+    out[0] = column(this.boxes[b]! - 1);
+    out[1] = column(this.boxes[b + 2]! + 1);
+    out[2] = row(this.boxes[b + 1]! - 1);
+    out[3] = row(this.boxes[b + 3]! + 1);
   }
 }

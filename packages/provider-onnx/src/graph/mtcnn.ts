@@ -232,12 +232,34 @@ export function buildPNet(stateDict: StateDict, options?: BuildGraphOptions): Ui
   f = convPrelu(g, w, f, { conv: 'conv2', prelu: 'prelu2', cin: 10, cout: 16, k: 3, pad: false });
   f = convPrelu(g, w, f, { conv: 'conv3', prelu: 'prelu3', cin: 16, cout: 32, k: 3, pad: false });
   const x = f.value;
-  const logits = g.conv(
-    x,
-    { weight: w.take('conv4_1.weight', [2, 32, 1, 1]), bias: w.take('conv4_1.bias', [2]) },
-    'conv4_1',
+  // softmax over two logits is sigmoid of their difference: onnxruntime's channel-axis Softmax transposes the
+  // whole map twice (a sixth of P-Net's time on a large pyramid level); a 1×1 conv computing l1 − l0 and
+  // l0 − l1, with the sigmoid fused into it, gives the same probabilities within float32 rounding.
+  const logit = w.takeData('conv4_1.weight', [2, 32, 1, 1]);
+  const logitBias = w.takeData('conv4_1.bias', [2]);
+  const difference = new Float32Array(64);
+  for (let i = 0; i < 32; i++) {
+    difference[i] = logit[i]! - logit[32 + i]!;
+    difference[32 + i] = logit[32 + i]! - logit[i]!;
+  }
+  const prob = g.node(
+    'Sigmoid',
+    [
+      g.conv(
+        x,
+        {
+          weight: { dims: [2, 32, 1, 1], data: difference },
+          bias: {
+            dims: [2],
+            data: Float32Array.of(logitBias[0]! - logitBias[1]!, logitBias[1]! - logitBias[0]!),
+          },
+        },
+        'conv4_1',
+      ),
+    ],
+    {},
+    { output: 'prob' },
   );
-  const prob = g.softmax(logits, 1, 'prob');
   const reg = g.conv(
     x,
     { weight: w.take('conv4_2.weight', [4, 32, 1, 1]), bias: w.take('conv4_2.bias', [4]), output: 'reg' },

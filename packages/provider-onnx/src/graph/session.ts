@@ -17,6 +17,14 @@ export interface CreateSessionOptions {
    * cores that JavaScript needs — on 2 cores, spinning made detection ~30 % slower.
    */
   readonly allowSpinning?: boolean;
+  /**
+   * onnxruntime's memory pattern: after a run it plans one block for all intermediate tensors of that input
+   * shape and allocates it on the next run with the same shape. Default true (onnxruntime's). Set it to false
+   * for graphs fed ever-changing shapes (MTCNN: pyramid levels per frame size, a different number of
+   * candidates per frame): there each new shape paid for a fresh, never-reused block, and the second run of
+   * each frame size was ~2× slower than the first steady one.
+   */
+  readonly memoryPattern?: boolean;
 }
 
 type Ort = typeof import('onnxruntime-node');
@@ -59,6 +67,7 @@ export async function createSession(
     graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
     ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
     ...(options.logSeverityLevel === undefined ? {} : { logSeverityLevel: options.logSeverityLevel }),
+    ...(options.memoryPattern === false ? { enableMemPattern: false } : {}),
     extra: { session: { intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' } } },
   };
   // Two calls because the overloads differ: a path lets onnxruntime read the file without a copy in JS.
