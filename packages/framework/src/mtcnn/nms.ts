@@ -157,12 +157,11 @@ class SpatialGrid {
   /** Writes the cells box `i` touches (with a 1-pixel margin) as `[x first, x last, y first, y last]`. */
   cellRange(i: number, out: Int32Array): void {
     const b = i * this.stride;
-    const column = (v: number) =>
-      Math.min(Math.max(Math.floor((v - this.x0) / this.cell), 0), this.columns - 1);
-    const row = (v: number) => Math.min(Math.max(Math.floor((v - this.y0) / this.cell), 0), this.rows - 1);
-    out[0] = column(this.boxes[b]! - 1);
-    out[1] = column(this.boxes[b + 2]! + 1);
-    out[2] = row(this.boxes[b + 1]! - 1);
-    out[3] = row(this.boxes[b + 3]! + 1);
+    const lastColumn = this.columns - 1;
+    const lastRow = this.rows - 1;
+    out[0] = Math.min(Math.max(Math.floor((this.boxes[b]! - 1 - this.x0) / this.cell), 0), lastColumn);
+    out[1] = Math.min(Math.max(Math.floor((this.boxes[b + 2]! + 1 - this.x0) / this.cell), 0), lastColumn);
+    out[2] = Math.min(Math.max(Math.floor((this.boxes[b + 1]! - 1 - this.y0) / this.cell), 0), lastRow);
+    out[3] = Math.min(Math.max(Math.floor((this.boxes[b + 3]! + 1 - this.y0) / this.cell), 0), lastRow);
   }
 }

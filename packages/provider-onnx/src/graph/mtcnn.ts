@@ -197,11 +197,39 @@ function linear(
 }
 
 /**
- * facenet-pytorch flattens `[N, C, H, W]` as `x.permute(0, 3, 2, 1).view(N, -1)` (a Caffe legacy: W, H, C
- * order), and the dense layers' weights are laid out for that order.
+ * facenet-pytorch flattens the last feature map `[N, C, H, W]` as `x.permute(0, 3, 2, 1).view(N, -1)` (a
+ * Caffe legacy: W, H, C order) before the first dense layer, whose weights are laid out for that order. Here
+ * the map is flattened as it is (C, H, W order) and the dense layer's weight columns are permuted to match:
+ * the same products, without a Transpose of every candidate's feature map (onnxruntime also had to convert
+ * it out of the blocked layout first).
  */
-function flattenLikeCaffe(g: GraphBuilder, x: string): string {
-  return g.flatten(g.transpose(x, [0, 3, 2, 1]), 1);
+function flattenedDense(
+  g: GraphBuilder,
+  w: StateDictReader,
+  x: string,
+  name: string,
+  map: { c: number; h: number; w: number },
+  cout: number,
+): string {
+  const cin = map.c * map.h * map.w;
+  const weight = w.takeData(`${name}.weight`, [cout, cin]);
+  const permuted = new Float32Array(weight.length);
+  for (let o = 0; o < cout; o++) {
+    for (let c = 0; c < map.c; c++) {
+      for (let y = 0; y < map.h; y++) {
+        for (let xx = 0; xx < map.w; xx++) {
+          const caffe = (xx * map.h + y) * map.c + c;
+          const plain = (c * map.h + y) * map.w + xx;
+          permuted[o * cin + plain] = weight[o * cin + caffe]!;
+        }
+      }
+    }
+  }
+  return g.gemm(
+    g.flatten(x, 1),
+    { weight: { dims: [cout, cin], data: permuted }, bias: w.take(`${name}.bias`, [cout]) },
+    name,
+  );
 }
 
 /**
@@ -287,8 +315,7 @@ export function buildRNet(stateDict: StateDict, options?: BuildGraphOptions): Ui
   f = convPrelu(g, w, f, { conv: 'conv2', prelu: 'prelu2', cin: 28, cout: 48, k: 3, pad: true });
   f.value = g.maxPool(f.value, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool2');
   f = convPrelu(g, w, f, { conv: 'conv3', prelu: 'prelu3', cin: 48, cout: 64, k: 2, pad: true });
-  let x = flattenLikeCaffe(g, f.value);
-  x = linear(g, w, x, 'dense4', 576, 128);
+  let x = flattenedDense(g, w, f.value, 'dense4', { c: 64, h: 3, w: 3 }, 128);
   x = g.prelu(x, w.take('prelu4.weight', [128]), 2, 'prelu4');
   const prob = g.softmax(linear(g, w, x, 'dense5_1', 128, 2), 1, 'prob');
   const reg = linear(g, w, x, 'dense5_2', 128, 4, 'reg');
@@ -317,8 +344,7 @@ export function buildONet(stateDict: StateDict, options?: BuildGraphOptions): Ui
   f = convPrelu(g, w, f, { conv: 'conv3', prelu: 'prelu3', cin: 64, cout: 64, k: 3, pad: true });
   f.value = g.maxPool(f.value, { kernel: [2, 2], strides: [2, 2], ceilMode: true }, 'pool3');
   f = convPrelu(g, w, f, { conv: 'conv4', prelu: 'prelu4', cin: 64, cout: 128, k: 2, pad: true });
-  let x = flattenLikeCaffe(g, f.value);
-  x = linear(g, w, x, 'dense5', 1152, 256);
+  let x = flattenedDense(g, w, f.value, 'dense5', { c: 128, h: 3, w: 3 }, 256);
   x = g.prelu(x, w.take('prelu5.weight', [256]), 2, 'prelu5');
   const prob = g.softmax(linear(g, w, x, 'dense6_1', 256, 2), 1, 'prob');
   const reg = linear(g, w, x, 'dense6_2', 256, 4, 'reg');
