@@ -18,6 +18,7 @@ import { z } from 'zod';
  * | `FACEREC_MAX_BODY_BYTES` | 6291456 | largest request body |
  * | `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` | 10485760 / 25000000 | image limits |
  * | `FACEREC_THREADS` | available cores | inference threads |
+ * | `FACEREC_WARMUP` | `1280x720` | detection: run the networks once at startup on a frame of this size (`WxH`), so the first request does not pay the runtime's memory growth; `off` to skip |
  * | `FACEREC_SQS_ENDPOINT`, `AWS_REGION` | SDK defaults | SQS endpoint (any SQS-compatible server) and region |
  */
 export interface PipelineConfig {
@@ -34,6 +35,8 @@ export interface PipelineConfig {
   readonly maxImageBytes: number;
   readonly maxImagePixels: number;
   readonly threads: number | undefined;
+  /** Frame size the detector warms up on at startup; undefined: no warm-up. */
+  readonly warmUp: { readonly width: number; readonly height: number } | undefined;
   readonly sqsEndpoint: string | undefined;
   readonly region: string | undefined;
 }
@@ -53,6 +56,10 @@ const schema = z.object({
   FACEREC_MAX_IMAGE_BYTES: int(1024).default(10 * 1024 * 1024),
   FACEREC_MAX_IMAGE_PIXELS: int(1024).default(25_000_000),
   FACEREC_THREADS: int(1).max(256).optional(),
+  FACEREC_WARMUP: z
+    .string()
+    .regex(/^(off|[1-9]\d{1,4}x[1-9]\d{1,4})$/, 'expected WIDTHxHEIGHT (e.g. 1280x720) or off')
+    .default('1280x720'),
   FACEREC_SQS_ENDPOINT: z.url().optional(),
   AWS_REGION: z.string().min(1).optional(),
 });
@@ -82,7 +89,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     maxImageBytes: e.FACEREC_MAX_IMAGE_BYTES,
     maxImagePixels: e.FACEREC_MAX_IMAGE_PIXELS,
     threads: e.FACEREC_THREADS,
+    warmUp: parseWarmUp(e.FACEREC_WARMUP),
     sqsEndpoint: e.FACEREC_SQS_ENDPOINT,
     region: e.AWS_REGION,
   };
+}
+
+function parseWarmUp(value: string): PipelineConfig['warmUp'] {
+  if (value === 'off') return undefined;
+  const [width, height] = value.split('x').map(Number) as [number, number];
+  return { width, height };
 }

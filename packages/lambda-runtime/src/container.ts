@@ -158,6 +158,12 @@ export async function composeDetection(
     c.resolve<Promise<MtcnnDetector>>(TOKENS.detector),
     c.resolve<Promise<Transport>>(TOKENS.transport),
   ]);
+  const logger = c.resolve<PipelineLogger>(TOKENS.logger);
+  if (config.warmUp) {
+    const started = performance.now();
+    await detector.warmUp(config.warmUp);
+    logger.info('detector warmed up', { ...config.warmUp, ms: Math.round(performance.now() - started) });
+  }
   return createDetectionHandler({
     detector,
     transport,
@@ -166,7 +172,7 @@ export async function composeDetection(
     maxFaces: config.maxFaces,
     maxBodyBytes: config.maxBodyBytes,
     decodeLimits: { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels },
-    logger: c.resolve<PipelineLogger>(TOKENS.logger),
+    logger,
   });
 }
 

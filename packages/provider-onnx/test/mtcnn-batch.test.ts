@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { decodeImage, type RgbImage } from '@facerec/framework';
+import { DisposedError, decodeImage, InvalidOptionsError, type RgbImage } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { createOnnxProvider } from '@facerec/provider-onnx';
 import { expect, it } from 'vitest';
@@ -30,6 +30,21 @@ describeWithSharedData(
       }
       expect(faces).toBeGreaterThan(10);
       await detector.dispose();
+    });
+
+    it('warmUp changes no result, checks its frame size, and fails after dispose', async () => {
+      const store = await mirrorStore();
+      const image = await decodeImage(await readFile(sharedPath('faces', 'face-api.js', 'bbt1.jpg')));
+      const cold = createOnnxProvider({ modelStore: store }).detector('mtcnn');
+      const expected = await cold.detect(image);
+      await cold.dispose();
+      const warm = createOnnxProvider({ modelStore: store }).detector('mtcnn');
+      await warm.warmUp({ width: image.width, height: image.height });
+      expect(await warm.detect(image)).toEqual(expected);
+      await expect(warm.warmUp({ width: 11, height: 720 })).rejects.toBeInstanceOf(InvalidOptionsError);
+      await expect(warm.warmUp({ width: 1280.5, height: 720 })).rejects.toBeInstanceOf(InvalidOptionsError);
+      await warm.dispose();
+      await expect(warm.warmUp()).rejects.toBeInstanceOf(DisposedError);
     });
   },
 );

@@ -7,7 +7,10 @@ import { composeRecognition, createPipelineContainer } from '../container.js';
 import type { SqsBatchResponse, SqsEvent } from '../recognition.js';
 
 const ready = composeRecognition(createPipelineContainer(loadConfig()));
-ready.catch(() => undefined);
+// Top-level await: the model and the gallery load during Lambda's init phase, before the first request
+// rather than in it. A failure is not thrown here (that would only say "init failed"): it surfaces, with
+// its message, on every invocation.
+await ready.catch(() => undefined);
 
 /** The Lambda handler. */
 export const handler = async (event: SqsEvent): Promise<SqsBatchResponse> => (await ready)(event);

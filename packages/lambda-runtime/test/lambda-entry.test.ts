@@ -1,0 +1,64 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import type { FunctionUrlEvent, FunctionUrlResult } from '@facerec/lambda-runtime';
+import { afterAll, expect, it, vi } from 'vitest';
+
+/**
+ * The detection Lambda entry module as Lambda loads it: configuration from the environment, models and
+ * warm-up during the module's (init phase's) top-level await, then the handler. Only requests that need no
+ * queue are sent (there is no SQS here).
+ */
+describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], () => {
+  const temps: string[] = [];
+  afterAll(async () => {
+    vi.unstubAllEnvs();
+    await Promise.all(temps.map((t) => rm(t, { recursive: true, force: true })));
+  });
+
+  it('loads and warms up during init, then answers with the handler', async () => {
+    const cache = await mkdtemp(path.join(os.tmpdir(), 'facerec-entry-'));
+    temps.push(cache);
+    const env = {
+      FACEREC_CACHE_DIR: cache,
+      FACEREC_MODELS_MIRROR: sharedPath('models', 'upstream'),
+      FACEREC_REQUEST_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/requests',
+      FACEREC_RESPONSE_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/responses',
+      FACEREC_WARMUP: '640x480',
+      AWS_REGION: 'eu-west-1',
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+    };
+    for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    let handler: (event: FunctionUrlEvent) => Promise<FunctionUrlResult>;
+    try {
+      ({ handler } = await import('../src/lambda/detection.js'));
+    } finally {
+      spy.mockRestore();
+    }
+    // The import resolved only after the top-level await: the warm-up is already logged.
+    const warmed = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.message === 'detector warmed up');
+    expect(warmed).toMatchObject({ width: 640, height: 480 });
+    expect(typeof warmed?.ms).toBe('number');
+
+    const response = await handler({
+      body: '{"content": 42}',
+      isBase64Encoded: false,
+      requestContext: { http: { method: 'POST' } },
+    });
+    expect(response.statusCode).toBe(400);
+    const get = await handler({
+      body: '',
+      isBase64Encoded: false,
+      requestContext: { http: { method: 'GET' } },
+    });
+    expect(get.statusCode).toBe(405);
+  }, 60_000);
+});
