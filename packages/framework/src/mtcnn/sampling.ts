@@ -77,7 +77,15 @@ export class FrameSampling {
 
   /** Builds the frames' summed-area tables; returns the sampler for this run. */
   load(frames: readonly Frame[]): FrameSampler {
-    return (this.#wasm ?? this.#js).load(frames);
+    if (this.#wasm) {
+      try {
+        return this.#wasm.load(frames);
+      } catch (error) {
+        // Frames too large for 4 GiB of WebAssembly memory: this run uses JavaScript arrays instead.
+        if (!(error instanceof RangeError)) throw error;
+      }
+    }
+    return this.#js.load(frames);
   }
 }
 
@@ -389,8 +397,13 @@ class WasmSampling {
   #reserve(bytes: number): void {
     const have = this.#memory.buffer.byteLength;
     if (bytes <= have) return;
-    // Grow by 25 % beyond the request so slowly growing sizes do not reallocate every call.
-    this.#memory.grow(Math.ceil((bytes * 1.25 - have) / WASM_PAGE));
+    // Grow by 25 % beyond the request so slowly growing sizes do not reallocate every call; at the 4 GiB
+    // limit of 32-bit WebAssembly, grow to exactly the request (or throw a RangeError).
+    try {
+      this.#memory.grow(Math.ceil((bytes * 1.25 - have) / WASM_PAGE));
+    } catch {
+      this.#memory.grow(Math.ceil((bytes - have) / WASM_PAGE));
+    }
     this.#views();
   }
 
