@@ -291,6 +291,23 @@ describeWithSharedData(
       });
     }
 
+    it("is laid out for onnxruntime's blocked-channel kernels (no PRelu, Softmax or Transpose on feature maps)", () => {
+      const ops = (bytes: Uint8Array) => decodeModel(bytes).graph.node.map((n) => n.opType);
+      const count = (list: string[], op: string) => list.filter((o) => o === op).length;
+      const pnet = ops(buildPNet(weights.get('pnet')!));
+      const rnet = ops(buildRNet(weights.get('rnet')!));
+      const onet = ops(buildONet(weights.get('onet')!));
+      for (const list of [pnet, rnet, onet]) expect(count(list, 'Transpose')).toBe(0);
+      expect(count(pnet, 'PRelu') + count(pnet, 'Softmax')).toBe(0);
+      // Only the PReLU after the first dense layer remains, on [N, C].
+      expect(count(rnet, 'PRelu')).toBe(1);
+      expect(count(onet, 'PRelu')).toBe(1);
+      const conv1 = decodeModel(buildRNet(weights.get('rnet')!)).graph.initializer.find(
+        (t) => t.name === 'conv1.weight',
+      );
+      expect(conv1?.dims).toEqual([32, 3, 3, 3]); // 28 channels padded to 32
+    });
+
     it('records the weights sha256 given as provenance', () => {
       const file = sharedPath('models', 'upstream', 'pnet.pt');
       const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
