@@ -3,7 +3,7 @@ import { assertRgbImage } from '../contracts/validate.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, InvalidOptionsError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
-import { pyramidScales, runMtcnnCascade } from './cascade.js';
+import { runMtcnnCascade } from './cascade.js';
 import { extractFace, type FaceCrop, selectFace } from './extract.js';
 import type { MtcnnNetworks } from './networks.js';
 import { type MtcnnOptions, type ResolvedMtcnnOptions, resolveMtcnnOptions } from './options.js';
@@ -11,6 +11,19 @@ import { FrameSampling } from './sampling.js';
 
 /** Candidates {@link MtcnnDetector.warmUp} runs through R-Net and O-Net: about a crowded 1280-px frame's. */
 const WARM_UP_CANDIDATES = { rnet: 2000, onet: 150 } as const;
+
+/** A frame with texture everywhere (so that every stage of the cascade has some work), for warm-ups. */
+function syntheticFrame(width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  let seed = 0x2545f491;
+  for (let i = 0; i < data.length; i++) {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    data[i] = (i % 3) * 40 + ((seed >>> 24) & 127);
+  }
+  return { width, height, data };
+}
 
 /** Detections and crops for one image. */
 export interface DetectedFaces {
@@ -56,11 +69,13 @@ export class MtcnnDetector implements FaceDetector {
   }
 
   /**
-   * Optional: pays ahead of time the one-off cost of the first detections. Runtimes grow their memory on
-   * first use (onnxruntime: ~0.5–0.8 s for a 1280-px frame on 2 cores, against ~0.1 s for later ones); this
-   * runs the three networks once on inputs the size of a `width`×`height` frame and of a crowded frame's
-   * candidates, so that a first request does not pay it. Call it at startup (e.g. in a Lambda's init phase).
-   * Results are discarded; calls are serialised with detections.
+   * Optional: pays ahead of time the one-off cost of the first detections — the runtime growing its memory
+   * (onnxruntime: most of a first 1280-px detection's ~0.5–0.8 s on 2 cores, against ~0.1 s later), the
+   * resampling buffers, and the JavaScript engine compiling the cascade. It runs the cascade twice on a
+   * synthetic `width`×`height` frame (the second run lets the engine optimise the hot code), then R-Net
+   * and O-Net on as many candidates as a crowded frame has.
+   * Call it at startup (e.g. in a Lambda's init phase); results are discarded, and calls are serialised with
+   * detections.
    */
   async warmUp(frame: { width: number; height: number } = { width: 1280, height: 720 }): Promise<void> {
     const networks = await this.#nets();
@@ -72,15 +87,8 @@ export class MtcnnDetector implements FaceDetector {
       );
     }
     const run = this.#queue.then(async () => {
-      for (const scale of pyramidScales(
-        Math.min(width, height),
-        this.options.minFaceSize,
-        this.options.factor,
-      )) {
-        const hs = Math.trunc(height * scale + 1);
-        const ws = Math.trunc(width * scale + 1);
-        await networks.pnet(new Float32Array(3 * hs * ws), 1, hs, ws);
-      }
+      const image = syntheticFrame(width, height);
+      for (let i = 0; i < 2; i++) await runMtcnnCascade([image], networks, this.options, this.#sampling);
       await networks.rnet(new Float32Array(WARM_UP_CANDIDATES.rnet * 3 * 24 * 24), WARM_UP_CANDIDATES.rnet);
       await networks.onet(new Float32Array(WARM_UP_CANDIDATES.onet * 3 * 48 * 48), WARM_UP_CANDIDATES.onet);
     });
