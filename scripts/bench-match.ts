@@ -9,21 +9,10 @@
  */
 import { FileGallery } from '../packages/framework/src/gallery/gallery.js';
 import type { DotKernelName } from '../packages/framework/src/gallery/kernel.js';
+import { seededRandom } from '../packages/framework/src/testing/random.js';
 import { quantile } from './bench-common.js';
 
 const quick = process.argv.includes('--quick');
-
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomVector(dim: number, rand: () => number): Float32Array {
   // Uniform in a cube, normalised by the gallery: not uniform on the sphere, which does not matter for speed.
@@ -31,7 +20,7 @@ function randomVector(dim: number, rand: () => number): Float32Array {
 }
 
 function makeIdentities(identities: number, dim: number) {
-  const rand = prng(identities + dim);
+  const rand = seededRandom(identities + dim);
   return Array.from({ length: identities }, (_, i) => ({
     name: `id-${i}`,
     examples: [{ source: `${i}.jpg`, embedding: randomVector(dim, rand) }],
@@ -66,7 +55,7 @@ function buildGallery(
 
 /** Median and p95 milliseconds per query over enough repetitions to take about `budgetMs`. */
 function time(gallery: FileGallery, batch: number, budgetMs: number): { median: number; p95: number } {
-  const rand = prng(batch);
+  const rand = seededRandom(batch);
   const queries = Array.from({ length: batch }, () => randomVector(gallery.embedder.dimension, rand));
   for (let i = 0; i < 3; i++) gallery.match(queries, { topK: 5 });
   const samples: number[] = [];

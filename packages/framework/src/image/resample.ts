@@ -9,16 +9,25 @@ import { assertPositiveInteger, assertRgbImage } from './validate.js';
 export type ImageLayout = 'HWC' | 'CHW';
 
 /**
- * For each output index, the half-open input range it averages: `[floor(i*in/out), ceil((i+1)*in/out))`,
- * with the ceiling taken as an integer floor so that no float rounding can move a boundary (PyTorch's
- * adaptive pooling uses integer division too; the quotients are exact for any size below 2^26).
+ * Area resampling's windows: output `i` of `outSize` averages the half-open input range
+ * `[floor(i*in/out), ceil((i+1)*in/out))`, with the ceiling taken as an integer floor so that no float
+ * rounding can move a boundary (PyTorch's adaptive pooling uses integer division too; the quotients are
+ * exact for any size below 2^26). Shared with the MTCNN cascade's summed-area resampling.
  */
+export const areaWindowStart = (i: number, inSize: number, outSize: number): number =>
+  Math.floor((i * inSize) / outSize);
+
+/** One past the last input index of output `i`'s window (see {@link areaWindowStart}). */
+export const areaWindowEnd = (i: number, inSize: number, outSize: number): number =>
+  Math.floor(((i + 1) * inSize + outSize - 1) / outSize);
+
+/** Every output's window, as {@link areaWindowStart} / {@link areaWindowEnd}. */
 function areaRanges(inSize: number, outSize: number): { start: Int32Array; end: Int32Array } {
   const start = new Int32Array(outSize);
   const end = new Int32Array(outSize);
   for (let i = 0; i < outSize; i++) {
-    start[i] = Math.floor((i * inSize) / outSize);
-    end[i] = Math.floor(((i + 1) * inSize + outSize - 1) / outSize);
+    start[i] = areaWindowStart(i, inSize, outSize);
+    end[i] = areaWindowEnd(i, inSize, outSize);
   }
   return { start, end };
 }

@@ -1,3 +1,6 @@
+import { areaWindowEnd, areaWindowStart } from '../image/resample.js';
+import type { RgbImage } from '../image/types.js';
+
 /**
  * Area interpolation (PyTorch `F.interpolate(mode="area")`, i.e. `adaptive_avg_pool2d`) of any rectangle of
  * an RGB image, through a summed-area table.
@@ -26,11 +29,7 @@ export function summedAreaTableLength(width: number, height: number): number {
  * Writes the summed-area table of `image` into `t` from element `base`: (height+1)×(width+1)×3 running
  * sums, row-major, RGB interleaved, with a zero first row and column.
  */
-export function buildSummedAreaTable(
-  image: { width: number; height: number; data: Uint8Array },
-  t: Uint32Array,
-  base: number,
-): void {
+export function buildSummedAreaTable(image: RgbImage, t: Uint32Array, base: number): void {
   const { width, height, data } = image;
   const stride = (width + 1) * 3;
   t.fill(0, base, base + stride);
@@ -93,8 +92,8 @@ export function sampleSummedAreaTable(
   // Multiplying by an exact-enough reciprocal rounds to the same float32 as dividing: an integer over a
   // small integer is never within a double's rounding error of a float32 rounding boundary.
   for (let j = 0; j < outW; j++) {
-    const a = Math.floor((j * w) / outW);
-    const b = Math.floor(((j + 1) * w + outW - 1) / outW);
+    const a = areaWindowStart(j, w, outW);
+    const b = areaWindowEnd(j, w, outW);
     cols[2 * j] = (x0 + a) * 3;
     cols[2 * j + 1] = (x0 + b) * 3;
     colInverse[j] = 1 / (b - a);
@@ -102,8 +101,8 @@ export function sampleSummedAreaTable(
   const f32 = Math.fround;
   const plane = outH * outW;
   for (let i = 0; i < outH; i++) {
-    const r0 = Math.floor((i * h) / outH);
-    const r1 = Math.floor(((i + 1) * h + outH - 1) / outH);
+    const r0 = areaWindowStart(i, h, outH);
+    const r1 = areaWindowEnd(i, h, outH);
     const top = base + (y0 + r0) * stride;
     const bottom = base + (y0 + r1) * stride;
     const rowInverse = 1 / (r1 - r0);

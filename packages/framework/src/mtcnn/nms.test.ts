@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { prng } from '../gallery/__fixtures__/synthetic.js';
+import { seededRandom as prng } from '../testing/random.js';
 import { type NmsMode, nms } from './nms.js';
 
 /** Non-maximum suppression by its definition: every kept box against every later one, no grid. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { prng } from '../gallery/__fixtures__/synthetic.js';
+import { seededRandom as prng } from '../testing/random.js';
 import { FrameSampling, type SamplingKind } from './sampling.js';
 
 /**

@@ -1,3 +1,5 @@
+import { areaWindowEnd, areaWindowStart } from '../image/resample.js';
+import type { RgbImage } from '../image/types.js';
 import {
   f32x4Bytes,
   functionBody,
@@ -51,12 +53,6 @@ export interface FrameSampler {
   ): void;
 }
 
-interface Frame {
-  readonly width: number;
-  readonly height: number;
-  readonly data: Uint8Array;
-}
-
 /**
  * Reusable resampling memory for one detector. Allocating fresh multi-megabyte arrays per frame is the
  * slowest thing the cascade could do in a Firecracker microVM (Lambda, and this project's CI machines):
@@ -76,7 +72,7 @@ export class FrameSampling {
   }
 
   /** Builds the frames' summed-area tables; returns the sampler for this run. */
-  load(frames: readonly Frame[]): FrameSampler {
+  load(frames: readonly RgbImage[]): FrameSampler {
     if (this.#wasm) {
       try {
         return this.#wasm.load(frames);
@@ -94,7 +90,7 @@ class JsSampling {
   #output = new Float32Array(0);
   readonly #bounds = new SampleBounds();
 
-  load(frames: readonly Frame[]): FrameSampler {
+  load(frames: readonly RgbImage[]): FrameSampler {
     frames.forEach((frame, i) => {
       const length = summedAreaTableLength(frame.width, frame.height);
       if ((this.#tables[i]?.length ?? -1) < length)
@@ -407,7 +403,7 @@ class WasmSampling {
     this.#views();
   }
 
-  load(frames: readonly Frame[]): FrameSampler {
+  load(frames: readonly RgbImage[]): FrameSampler {
     const staging = BOUND_ENTRIES * BOUND_BYTES;
     const tables: number[] = [];
     let end = staging + align16(Math.max(...frames.map((f) => f.data.length)) + 16);
@@ -471,8 +467,8 @@ class WasmSampling {
     const stride = (width + 1) * 12;
     let tallest = 0;
     for (let i = 0; i < outH; i++) {
-      const r0 = Math.floor((i * h) / outH);
-      const r1 = Math.floor(((i + 1) * h + outH - 1) / outH);
+      const r0 = areaWindowStart(i, h, outH);
+      const r1 = areaWindowEnd(i, h, outH);
       i32[i * 4] = table + (y0 + r0) * stride;
       i32[i * 4 + 1] = table + (y0 + r1) * stride;
       f32[i * 4 + 2] = r1 - r0;
@@ -480,8 +476,8 @@ class WasmSampling {
     }
     let widest = 0;
     for (let j = 0, e = outH * 4; j < outW; j++, e += 4) {
-      const c0 = Math.floor((j * w) / outW);
-      const c1 = Math.floor(((j + 1) * w + outW - 1) / outW);
+      const c0 = areaWindowStart(j, w, outW);
+      const c1 = areaWindowEnd(j, w, outW);
       i32[e] = (x0 + c0) * 12;
       i32[e + 1] = (x0 + c1) * 12;
       f32[e + 2] = c1 - c0;

@@ -16,6 +16,7 @@ export {
   mtcnnParityReport,
   readMtcnnReference,
 } from './mtcnn-parity.js';
+export { seededRandom } from './random.js';
 export { describeWithSharedData, SHARED_DIR_ENV, sharedDir, sharedPath } from './shared-data.js';
 export {
   readSyntheticReference,

@@ -1,17 +1,8 @@
 /** Deterministic synthetic embeddings and embedder descriptions for the gallery tests. */
 import type { GalleryEmbedderInfo } from '../../contracts/gallery.js';
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The shared seeded PRNG, under the name these fixtures use. */
+export { seededRandom as prng } from '../../testing/random.js';
 
 /** A standard normal sample (Box–Muller). */
 export function gaussian(rand: () => number): number {

@@ -13,17 +13,8 @@ export interface Nd {
 
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
-/** Deterministic uniform numbers in [0, 1) (mulberry32), so failures reproduce. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform numbers in [0, 1), so failures reproduce. */
+export { seededRandom } from '../../../../framework/src/testing/random.js';
 
 /** A tensor of uniform values in [lo, hi). */
 export function randomNd(shape: readonly number[], rand: () => number, lo = -1, hi = 1): Nd {
