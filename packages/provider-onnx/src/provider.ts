@@ -99,7 +99,7 @@ export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvi
         throw new NoSuchModelError('detector', modelId, ONNX_DETECTOR_MODELS);
       return new MtcnnDetector(
         'onnx',
-        modelStore().then((s) => OnnxMtcnnNetworks.load(s, threads)),
+        () => modelStore().then((s) => OnnxMtcnnNetworks.load(s, threads)),
         detectorOptions,
       );
     },

@@ -7,7 +7,6 @@ import {
   type MtcnnOptions,
   NoSuchModelError,
   parseOptions,
-  resolveMtcnnOptions,
 } from '@facerec/framework';
 import { z } from 'zod';
 import {
@@ -141,11 +140,8 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
       if (!TFJS_DETECTOR_MODELS.includes(modelId)) {
         throw new NoSuchModelError('detector', modelId, TFJS_DETECTOR_MODELS);
       }
-      // Validate before loading, so a bad option does not leave a load (and its tensors) running unowned.
-      resolveMtcnnOptions(detectorOptions, 'tfjs mtcnn');
-      const networks = Promise.all([modelStore(), backend()]).then(([s, b]) =>
-        TfjsMtcnnNetworks.load(s, b.name),
-      );
+      const networks = () =>
+        Promise.all([modelStore(), backend()]).then(([s, b]) => TfjsMtcnnNetworks.load(s, b.name));
       return new MtcnnDetector('tfjs', networks, detectorOptions);
     },
     async embedder(

@@ -37,7 +37,7 @@ export interface DetectedFaces {
  * loaded once behind the promise it passes in.
  *
  * @example
- * const detector = new MtcnnDetector('onnx', loadOnnxNetworks(), { minFaceSize: 40 });
+ * const detector = new MtcnnDetector('onnx', () => loadOnnxNetworks(), { minFaceSize: 40 });
  * const { faces, crops } = await detector.detectFaces(image);
  */
 export class MtcnnDetector implements FaceDetector {
@@ -50,12 +50,21 @@ export class MtcnnDetector implements FaceDetector {
   /** Calls run one at a time: they share the resampling memory, and both compete for the same cores anyway. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(provider: string, networks: Promise<MtcnnNetworks>, options: MtcnnOptions = {}) {
+  /**
+   * `networks` is the provider's loader, called once the options are valid (so a bad option never leaves a
+   * load running with nobody to own it), or an already started load.
+   */
+  constructor(
+    provider: string,
+    networks: (() => Promise<MtcnnNetworks>) | Promise<MtcnnNetworks>,
+    options: MtcnnOptions = {},
+  ) {
     this.provider = provider;
     this.options = Object.freeze(resolveMtcnnOptions(options, `${provider} mtcnn`));
+    const loading = typeof networks === 'function' ? networks() : networks;
     // Load failures surface on the first call; keep Node from reporting them as unhandled meanwhile.
-    networks.catch(() => undefined);
-    this.#networks = networks;
+    loading.catch(() => undefined);
+    this.#networks = loading;
   }
 
   /** Resolves once the networks are loaded (models load at construction; this lets callers wait for it). */
