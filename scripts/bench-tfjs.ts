@@ -16,10 +16,10 @@ import path from 'node:path';
 import sharp from 'sharp';
 import {
   decodeImage,
+  type FaceDetector,
   type FaceEmbedder,
   loadManifest,
   ModelStore,
-  type MtcnnDetector,
   type RgbImage,
 } from '../packages/framework/src/index.js';
 import { readSyntheticReference } from '../packages/framework/src/testing/synthetic-weights.js';
@@ -69,7 +69,7 @@ const crops = await Promise.all(
 const frames = await Promise.all(BENCH_FRAMES.map(frame));
 const backendLines: string[] = [];
 
-async function models(runtime: Runtime): Promise<{ detector: MtcnnDetector; embedder: FaceEmbedder }> {
+async function models(runtime: Runtime): Promise<{ detector: FaceDetector; embedder: FaceEmbedder }> {
   const options = { weights: checkpoint, maxBatchSize: BATCH };
   if (runtime === 'onnx') {
     const onnx = createOnnxProvider({ intraOpNumThreads: threads, modelStore: store });

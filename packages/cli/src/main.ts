@@ -1,3 +1,4 @@
+import { MODELS, type ModelRegistry } from '@facerec/framework';
 import { Command, CommanderError } from 'commander';
 import { registerDetectCommand } from './commands/detect.js';
 import { registerEmbedCommand } from './commands/embed.js';
@@ -5,29 +6,39 @@ import { registerGalleryCommands } from './commands/gallery.js';
 import { registerModelsCommands } from './commands/models.js';
 import { registerPipelineCommands } from './commands/pipeline.js';
 import { reportError } from './output.js';
+import type { CliContext } from './providers.js';
+
+/** What the CLI can be given instead of its defaults (an embedding application, tests). */
+export interface CliOptions {
+  /** The models `--provider` / `--embedder` choose from. Default: the built-in registry. */
+  readonly registry?: ModelRegistry;
+}
 
 /** Builds the `facerec` command tree. */
-export function createProgram(): Command {
+export function createProgram(options: CliOptions = {}): Command {
+  const context: CliContext = { registry: options.registry ?? MODELS };
   const program = new Command('facerec')
     .description('facerec — face detection and recognition, locally or as a serverless pipeline')
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  registerModelsCommands(program);
-  registerDetectCommand(program);
-  registerEmbedCommand(program);
-  registerGalleryCommands(program);
-  registerPipelineCommands(program);
+  registerModelsCommands(program, context);
+  registerDetectCommand(program, context);
+  registerEmbedCommand(program, context);
+  registerGalleryCommands(program, context);
+  registerPipelineCommands(program, context);
   return program;
 }
 
 /** Runs the CLI; returns the process exit code. */
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(argv: readonly string[], options: CliOptions = {}): Promise<number> {
   try {
-    await createProgram().parseAsync([...argv]);
+    await createProgram(options).parseAsync([...argv]);
     return 0;
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode;
+    // Usage errors (unknown option, bad choice, missing argument) exit 2 like every other bad input; help and
+    // --version exit 0.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     return reportError(error);
   }
 }

@@ -1,3 +1,4 @@
+import type { FaceEmbedder } from '@facerec/framework';
 import { FacerecError, FacerecInputError, type PullProgress } from '@facerec/framework';
 import cliProgress from 'cli-progress';
 
@@ -89,4 +90,13 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
       multi?.stop();
     },
   };
+}
+
+/**
+ * How an embedder's load went, for one info line: providers that convert checkpoints say so through
+ * `graph.built` (onnx); others just load.
+ */
+export function loadNote(embedder: FaceEmbedder): string {
+  const built = (embedder as { graph?: { built?: unknown } }).graph?.built === true;
+  return built ? ' (first use: converted to ONNX and cached)' : '';
 }

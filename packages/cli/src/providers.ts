@@ -1,76 +1,78 @@
-import {
-  type FaceEmbedder,
-  InvalidOptionsError,
-  type ModelStore,
-  type MtcnnDetector,
-  type MtcnnOptions,
-} from '@facerec/framework';
-import type { PipelineProvider } from '@facerec/lambda-runtime';
-import { createOnnxProvider } from '@facerec/provider-onnx';
+import type { FaceEmbedder, FaceProvider, Gallery, ModelRegistry, ModelStore } from '@facerec/framework';
+import { loadProvider } from '@facerec/lambda-runtime';
+import { Option } from 'commander';
 
-/** What the CLI needs from a provider (the same shape the pipeline composes). */
-export interface CliProvider extends PipelineProvider {
-  detector(modelId: 'mtcnn', options?: MtcnnOptions): MtcnnDetector;
-  embedder(modelId: string, options?: Record<string, unknown>): Promise<FaceEmbedder>;
+/** What every command reads its models from: the registry (the built-in one, or a test's). */
+export interface CliContext {
+  readonly registry: ModelRegistry;
 }
 
-/** The providers the CLI can run, by `--provider` name. Adding one is one entry here. */
-export const CLI_PROVIDERS: Readonly<Record<string, (options: ProviderSettings) => Promise<CliProvider>>> =
-  Object.freeze({
-    onnx: async (options) => createOnnxProvider(options) as unknown as CliProvider,
-    tfjs: async (options) => {
-      // Imported on demand: TensorFlow.js is heavy to load and only needed when asked for.
-      const { createTfjsProvider } = await import('@facerec/provider-tfjs');
-      return createTfjsProvider(options) as unknown as CliProvider;
-    },
-  });
-
-/** Settings every CLI provider takes. */
-export interface ProviderSettings {
-  /** Default: `ModelStore.fromEnv` over the bundled manifest. */
-  readonly modelStore?: ModelStore;
-}
-
-/** The provider named by `--provider`; an unknown name lists the valid ones. */
-export async function selectProvider(name: string, settings: ProviderSettings = {}): Promise<CliProvider> {
-  const factory = Object.hasOwn(CLI_PROVIDERS, name) ? CLI_PROVIDERS[name] : undefined;
-  if (!factory) {
-    throw new InvalidOptionsError(
-      '--provider',
-      `unknown provider "${name}"; valid providers: ${Object.keys(CLI_PROVIDERS).join(', ')}`,
-    );
-  }
-  return factory(settings.modelStore ? { modelStore: settings.modelStore } : {});
-}
-
-/** Embedder names the CLI accepts for `--embedder`, and their crop size. */
-export const CLI_EMBEDDERS = Object.freeze({ 'faceapi-resnet': 150, 'inception-resnet-v1': 160 } as const);
-export type CliEmbedderName = keyof typeof CLI_EMBEDDERS;
-
-/** Loads an embedder by CLI name; `weights` applies to inception-resnet-v1. */
-export async function loadEmbedder(
-  provider: CliProvider,
+/** The provider named by `--provider`; an unknown name lists the valid ones (from the registry). */
+export function selectProvider(
+  context: CliContext,
   name: string,
+  settings: { readonly modelStore?: ModelStore } = {},
+): Promise<FaceProvider> {
+  return loadProvider(name, { registry: context.registry, ...settings });
+}
+
+/**
+ * The embedder `id` with the `--weights` setting (for embedders that take weights), its options validated by
+ * the registry. An unknown id lists the valid ones.
+ */
+export function loadEmbedder(
+  context: CliContext,
+  provider: FaceProvider,
+  id: string,
+  settings: { readonly weights?: string | undefined; readonly maxBatchSize?: number | undefined } = {},
+): Promise<FaceEmbedder> {
+  const overrides = settings.maxBatchSize === undefined ? {} : { maxBatchSize: settings.maxBatchSize };
+  const { options } = context.registry.resolveEmbedder(id, { weights: settings.weights }, overrides);
+  return provider.embedder(id, options);
+}
+
+/**
+ * The embedder a gallery was built with (read from its model id through the registry), loaded and checked
+ * compatible with the gallery. `weights` overrides what the model id implies (a gallery built from a local
+ * `.pt` file records only its file name).
+ */
+export async function loadGalleryEmbedder(
+  context: CliContext,
+  provider: FaceProvider,
+  gallery: Gallery,
   weights?: string,
 ): Promise<FaceEmbedder> {
-  if (!Object.hasOwn(CLI_EMBEDDERS, name)) {
-    throw new InvalidOptionsError(
-      '--embedder',
-      `unknown embedder "${name}"; valid: ${Object.keys(CLI_EMBEDDERS).join(', ')}`,
-    );
+  const { description, options } = context.registry.embedderForModelId(gallery.embedder.modelId, { weights });
+  const embedder = await provider.embedder(description.id, options);
+  try {
+    gallery.assertCompatible(embedder);
+  } catch (error) {
+    await embedder.dispose();
+    throw error;
   }
-  return name === 'inception-resnet-v1'
-    ? provider.embedder('inception-resnet-v1', { weights: weights ?? 'vggface2' })
-    : provider.embedder('faceapi-resnet');
+  return embedder;
 }
 
-/** The CLI embedder name (and weights) a gallery's embedder model id refers to. */
-export function embedderForModelId(modelId: string): { name: CliEmbedderName; weights?: string } {
-  if (modelId === 'faceapi-resnet') return { name: 'faceapi-resnet' };
-  const match = /^inception-resnet-v1\/(.+)$/.exec(modelId);
-  if (match) return { name: 'inception-resnet-v1', weights: match[1]! };
-  throw new InvalidOptionsError(
-    'gallery',
-    `the gallery was built with "${modelId}", which this CLI cannot load`,
-  );
+/** `--provider <name>`: choices and help from the registry. */
+export function providerOption(context: CliContext): Option {
+  const { registry } = context;
+  return new Option(
+    '--provider <name>',
+    `inference provider: ${registry.providerNames
+      .map((name) => `${name} (${registry.provider(name).summary})`)
+      .join('; ')}`,
+  )
+    .choices(registry.providerNames)
+    .default(registry.defaults.provider);
+}
+
+/** `--embedder <id>`: choices and help from the registry. */
+export function embedderOption(context: CliContext, help = 'embedder'): Option {
+  const { registry } = context;
+  return new Option(
+    '--embedder <id>',
+    `${help}: ${registry.embedderIds.map((id) => `${id} (${registry.embedder(id).summary})`).join('; ')}`,
+  )
+    .choices(registry.embedderIds)
+    .default(registry.defaults.embedder);
 }

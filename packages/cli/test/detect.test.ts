@@ -43,7 +43,15 @@ describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/
     const files = (await readdir(crops)).sort();
     expect(files).toEqual(['bbt3_0.png', 'bbt3_1.png', 'bbt3_2.png', 'bbt3_3.png', 'bbt3_4.png']);
     const crop = await decodeImage(await readFile(path.join(crops, files[0]!)));
-    expect([crop.width, crop.height]).toEqual([160, 160]);
+    expect([crop.width, crop.height]).toEqual([160, 160]); // the default embedder's (InceptionResnetV1's) crop
+  });
+
+  it("--embedder cuts the crops that embedder takes (face-api's: 150×150 squares)", async () => {
+    const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
+    const run = await cli('detect', group(), '--crops-dir', crops, '--embedder', 'faceapi-resnet');
+    expect(run.code).toBe(0);
+    const crop = await decodeImage(await readFile(path.join(crops, 'bbt3_0.png')));
+    expect([crop.width, crop.height]).toEqual([150, 150]);
   });
 
   it('gives the same faces with --provider tfjs', async () => {
@@ -73,6 +81,7 @@ describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/--thresholds needs three numbers/);
     const provider = await cli('detect', group(), '--provider', 'mxnet');
-    expect(provider.stderr).toMatch(/valid providers: onnx, tfjs/);
+    expect(provider.code).toBe(2);
+    expect(provider.stderr).toMatch(/Allowed choices are onnx, tfjs/);
   });
 });

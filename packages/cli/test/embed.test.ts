@@ -9,6 +9,7 @@ import {
   resizeBilinearPil,
 } from '@facerec/framework';
 import {
+  cosine,
   describeWithSharedData,
   readSyntheticReference,
   type SyntheticReference,
@@ -22,18 +23,6 @@ import {
 import { cli } from './helpers.js';
 
 const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
-
-const cosine = (a: readonly number[], b: readonly number[]): number => {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-};
 
 type JsonResult = { image: string; embedding?: number[]; error?: string };
 
@@ -55,7 +44,8 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
     reference = await readSyntheticReference(sharedPath(REFERENCE));
     checkpoint = await writeSyntheticCheckpoint(path.join(work, 'synthetic.pt'), reference.keys);
     await writeUpstreamStandIn(mirror, 'vggface2', reference.keys);
-    await copyFile(sharedPath('models', 'upstream', 'pnet.pt'), path.join(mirror, 'pnet.pt'));
+    for (const net of ['pnet.pt', 'rnet.pt', 'onet.pt'])
+      await copyFile(sharedPath('models', 'upstream', net), path.join(mirror, net));
   });
 
   afterAll(async () => {
@@ -150,11 +140,11 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
     it.each([
       [
         ['--provider', 'mxnet', '--checkpoint', 'CHECKPOINT'],
-        /--provider: unknown provider "mxnet"; valid providers: onnx, tfjs/,
+        /option '--provider <name>' argument 'mxnet' is invalid\. Allowed choices are onnx, tfjs\./,
       ],
       [
-        ['--model', 'facenet', '--checkpoint', 'CHECKPOINT'],
-        /No embedder model "facenet"; available: .*inception-resnet-v1/,
+        ['--embedder', 'facenet', '--checkpoint', 'CHECKPOINT'],
+        /argument 'facenet' is invalid\. Allowed choices are inception-resnet-v1, faceapi-resnet\./,
       ],
       [
         ['--max-batch-size', '0', '--checkpoint', 'CHECKPOINT'],
@@ -171,17 +161,23 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
     });
   });
 
-  describe('models pull inception-resnet-v1-vggface2', () => {
-    it('pulls the checkpoint, converts it to ONNX once, and embed --weights vggface2 uses it', async () => {
-      const first = await cli('models', 'pull', 'inception-resnet-v1-vggface2');
+  describe('models prepare --embedder inception-resnet-v1 --weights vggface2', () => {
+    it('pulls the checkpoint and the detector, converts them to ONNX once, and embed --weights vggface2 uses it', async () => {
+      const prepare = ['models', 'prepare', '--embedder', 'inception-resnet-v1', '--weights', 'vggface2'];
+      const first = await cli(...prepare);
       expect(first.code).toBe(0);
       expect(first.stderr).toMatch(/trusted on first use/);
-      expect(first.stderr).toMatch(/inception-resnet-v1-vggface2: converted to ONNX in [\d.]+ s → .*\.onnx/);
+      expect(first.stderr).toMatch(/mtcnn-pnet: .*pnet\.pt/);
+      expect(first.stderr).toMatch(
+        /mtcnn and inception-resnet-v1\/vggface2 ready on onnx in [\d.]+ s \(first use: converted to ONNX and cached\)/,
+      );
       const onnx = (await readdir(path.join(cacheDir, 'onnx'))).filter((f) => f.endsWith('.onnx'));
-      expect(onnx.length).toBeGreaterThanOrEqual(1);
+      expect(onnx.length).toBeGreaterThanOrEqual(4); // P-Net, R-Net, O-Net, InceptionResnetV1
 
-      const again = await cli('models', 'pull', 'inception-resnet-v1-vggface2');
-      expect(again.stderr).toMatch(/inception-resnet-v1-vggface2: ONNX graph already cached → .*\.onnx/);
+      const again = await cli(...prepare);
+      expect(again.code).toBe(0);
+      expect(again.stderr).toMatch(/ready on onnx in [\d.]+ s \(cache: /);
+      expect(again.stderr).not.toMatch(/converted/);
 
       const run = await cli('embed', crop(4), '--weights', 'vggface2', '--json');
       expect(run.code).toBe(0);
@@ -190,10 +186,11 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
       expect(cosine(result!.embedding!, reference.embeddings[4]!.embedding)).toBeGreaterThanOrEqual(0.9999);
     });
 
-    it('pulls other models as before, converting nothing', async () => {
+    it('models pull only pulls, converting nothing', async () => {
       const run = await cli('models', 'pull', 'mtcnn-pnet');
       expect(run.code).toBe(0);
-      expect(run.stderr).toMatch(/mtcnn-pnet: .*pnet\.pt \(mirror, sha256 /);
+      // `models prepare` above already pulled it: now it comes from the cache.
+      expect(run.stderr).toMatch(/mtcnn-pnet: .*pnet\.pt \(cache, sha256 /);
       expect(run.stderr).not.toMatch(/ONNX/);
     });
   });

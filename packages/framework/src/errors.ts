@@ -3,32 +3,44 @@
  *
  * Every error extends {@link FacerecError}. Errors caused by what a caller passed in (a bad image, an
  * unknown option, a refused checkpoint) extend {@link FacerecInputError}, so request handlers can answer
- * 4xx for those and 5xx for everything else. Each class carries a `Symbol.for` marker and a static
- * `isInstance`, which keeps `instanceof`-like checks working when two copies of the package are installed.
+ * 4xx for those and 5xx for everything else. Each class declares its marker name in a static `errorName`;
+ * instances carry the marker names of their whole class chain under a `Symbol.for` key, which keeps the
+ * static `isInstance` working when two copies of the package are installed, and when a bundler renames or
+ * minifies the classes.
  */
 
 const markerKey = Symbol.for('facerec.error');
 
 type ErrorClass<T> = abstract new (...args: never[]) => T;
 
+// A class that declares no `errorName` of its own (a subclass outside facerec, say) falls back to its
+// class name, which is what every copy of facerec before explicit markers used.
+function markerName(ctor: object): string {
+  if (Object.hasOwn(ctor, 'errorName')) return (ctor as { errorName: string }).errorName;
+  return (ctor as { name: string }).name;
+}
+
 /** Base class of every error facerec throws. */
 export class FacerecError extends Error {
-  /** Names of this error's classes, most derived first; the cross-copy marker that `isInstance` reads. */
+  /**
+   * The marker name of this class: its `name` and what {@link FacerecError.isInstance} matches. Declared
+   * explicitly in every class because minifiers rename classes; unique across facerec, and a subclass outside
+   * facerec should prefix it with its package name.
+   */
+  static readonly errorName: string = 'FacerecError';
+
+  /** Marker names of this error's classes, most derived first; the cross-copy marker that `isInstance` reads. */
   readonly [markerKey]: readonly string[];
   /** Stable machine-readable code, e.g. `IMAGE_TOO_LARGE`. */
   readonly code: string;
 
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
+    this.name = markerName(new.target);
     this.code = code;
     const names: string[] = [];
-    for (
-      let proto = new.target.prototype;
-      proto && proto !== Error.prototype;
-      proto = Object.getPrototypeOf(proto)
-    ) {
-      names.push(proto.constructor.name);
+    for (let ctor: object = new.target; ctor !== Error; ctor = Object.getPrototypeOf(ctor)) {
+      names.push(markerName(ctor));
     }
     this[markerKey] = names;
   }
@@ -41,15 +53,18 @@ export class FacerecError extends Error {
     if (typeof error !== 'object' || error === null || !(markerKey in error)) return false;
     const names = (error as { [markerKey]: unknown })[markerKey];
     // biome-ignore lint/complexity/noThisInStatic: `this` is the class isInstance was called on, by design.
-    return Array.isArray(names) && names.includes(this.name);
+    return Array.isArray(names) && names.includes(markerName(this));
   }
 }
 
 /** An error caused by the caller's input (request body, image, option, file). Maps to HTTP 4xx. */
-export class FacerecInputError extends FacerecError {}
+export class FacerecInputError extends FacerecError {
+  static override readonly errorName: string = 'FacerecInputError';
+}
 
 /** Bytes that are not a decodable image of a supported format (JPEG, PNG, WebP), or are corrupt. */
 export class InvalidImageError extends FacerecInputError {
+  static override readonly errorName: string = 'InvalidImageError';
   /** Detected format, when the bytes were recognised as some format. */
   readonly format: string | undefined;
   constructor(message: string, options?: { format?: string; cause?: unknown }) {
@@ -60,6 +75,7 @@ export class InvalidImageError extends FacerecInputError {
 
 /** An image recognised but in a format facerec refuses (GIF, SVG, TIFF, ...). */
 export class UnsupportedImageFormatError extends FacerecInputError {
+  static override readonly errorName: string = 'UnsupportedImageFormatError';
   readonly format: string;
   readonly supported: readonly string[];
   constructor(format: string, supported: readonly string[]) {
@@ -74,6 +90,7 @@ export class UnsupportedImageFormatError extends FacerecInputError {
 
 /** An image over the byte or pixel limit. */
 export class ImageTooLargeError extends FacerecInputError {
+  static override readonly errorName: string = 'ImageTooLargeError';
   readonly limit: 'bytes' | 'pixels';
   readonly actual: number;
   readonly maximum: number;
@@ -90,6 +107,7 @@ export class ImageTooLargeError extends FacerecInputError {
 
 /** Invalid options passed to a factory or function; names the component and the bad key. */
 export class InvalidOptionsError extends FacerecInputError {
+  static override readonly errorName: string = 'InvalidOptionsError';
   readonly component: string;
   constructor(component: string, message: string, options?: { cause?: unknown }) {
     super('INVALID_OPTIONS', `${component}: ${message}`, options);
@@ -99,6 +117,7 @@ export class InvalidOptionsError extends FacerecInputError {
 
 /** A provider was asked for a model id it does not have. Lists the valid ids. */
 export class NoSuchModelError extends FacerecInputError {
+  static override readonly errorName: string = 'NoSuchModelError';
   readonly modelId: string;
   readonly modelType: string;
   readonly available: readonly string[];
@@ -115,6 +134,7 @@ export class NoSuchModelError extends FacerecInputError {
 
 /** A PyTorch checkpoint that cannot be read, or that asks for code the safe unpickler refuses. */
 export class CheckpointError extends FacerecInputError {
+  static override readonly errorName: string = 'CheckpointError';
   readonly source: string | undefined;
   constructor(message: string, options?: { source?: string; cause?: unknown }) {
     super('INVALID_CHECKPOINT', options?.source ? `${options.source}: ${message}` : message, options);
@@ -124,6 +144,7 @@ export class CheckpointError extends FacerecInputError {
 
 /** A model file that could not be obtained, or failed verification. */
 export class ModelUnavailableError extends FacerecError {
+  static override readonly errorName: string = 'ModelUnavailableError';
   readonly model: string;
   readonly url: string | undefined;
   constructor(model: string, message: string, options?: { url?: string; cause?: unknown }) {
@@ -135,6 +156,7 @@ export class ModelUnavailableError extends FacerecError {
 
 /** A file whose sha256 differs from the manifest's. */
 export class IntegrityError extends FacerecError {
+  static override readonly errorName: string = 'IntegrityError';
   readonly model: string;
   readonly expected: string;
   readonly actual: string;
@@ -151,6 +173,7 @@ export class IntegrityError extends FacerecError {
 
 /** A model or provider used after `dispose()`. */
 export class DisposedError extends FacerecError {
+  static override readonly errorName: string = 'DisposedError';
   constructor(what: string) {
     super('DISPOSED', `${what} has been disposed`);
   }
@@ -158,6 +181,7 @@ export class DisposedError extends FacerecError {
 
 /** Input tensors or crops with the wrong shape for a model. */
 export class InvalidInputError extends FacerecInputError {
+  static override readonly errorName: string = 'InvalidInputError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('INVALID_INPUT', message, options);
   }

@@ -1,10 +1,120 @@
-import { open } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+
+/** What {@link writeFileAtomic} writes: text (UTF-8), bytes, or pieces of either, possibly produced lazily. */
+export type AtomicWriteData =
+  | string
+  | Uint8Array
+  | Iterable<string | Uint8Array>
+  | AsyncIterable<string | Uint8Array>;
+
+/** Options of {@link writeFileAtomic}. */
+export interface WriteFileAtomicOptions {
+  /**
+   * Runs once all the data is written and fsynced, before the rename. Throwing abandons the write: the
+   * temporary file is removed and `file` is left as it was (a download whose hash does not match, say).
+   */
+  readonly beforeRename?: () => unknown;
+}
+
+// Text pieces are joined up to this size before a write, so many small pieces cost few system calls.
+const TEXT_FLUSH_CHARS = 1 << 20;
 
 /**
- * fsyncs a directory so that a rename inside it survives a crash. Best effort: some platforms cannot open a
- * directory, and the renamed file itself has already been fsynced by the callers.
+ * Writes `data` to `file` atomically and durably: into a temporary file beside it (same directory, so the
+ * rename cannot cross filesystems), fsynced, renamed over `file`, then the directory fsynced. A reader sees
+ * the old file or the new one, never a partial one; after a crash the new content is either complete under
+ * `file` or absent. On failure the temporary file is removed; a crash leaves at most a stray
+ * `<file>.<pid>.<random hex>.tmp`, the name `ModelStore` sweeps when stale.
+ *
+ * The directory must exist. Concurrent writers of one `file` are safe: each has its own temporary file and
+ * the last rename wins.
+ *
+ * @example
+ * ```ts
+ * await writeFileAtomic('gallery.json', gallery.serialise());
+ * await writeFileAtomic('model.onnx', bytes);
+ * ```
  */
-export async function syncDir(dir: string): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  data: AtomicWriteData,
+  options: WriteFileAtomicOptions = {},
+): Promise<void> {
+  const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await open(temp, 'wx');
+  try {
+    try {
+      await writeAll(handle, data);
+      // Without fsync a crash after the rename could leave the new name over incomplete data.
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await options.beforeRename?.();
+    await renameReplacing(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await syncDir(path.dirname(file));
+}
+
+async function writeAll(handle: FileHandle, data: AtomicWriteData): Promise<void> {
+  if (typeof data === 'string') return writeBytes(handle, Buffer.from(data, 'utf8'));
+  if (data instanceof Uint8Array) return writeBytes(handle, data);
+  let text: string[] = [];
+  let chars = 0;
+  const flushText = async () => {
+    if (text.length === 0) return;
+    const joined = text.join('');
+    text = [];
+    chars = 0;
+    await writeBytes(handle, Buffer.from(joined, 'utf8'));
+  };
+  for await (const piece of data) {
+    if (typeof piece === 'string') {
+      text.push(piece);
+      chars += piece.length;
+      if (chars >= TEXT_FLUSH_CHARS) await flushText();
+    } else {
+      await flushText();
+      await writeBytes(handle, piece);
+    }
+  }
+  await flushText();
+}
+
+async function writeBytes(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < bytes.byteLength; ) {
+    offset += (await handle.write(bytes, offset, bytes.byteLength - offset)).bytesWritten;
+  }
+}
+
+// On Windows a rename onto a file another process has open fails transiently; elsewhere it is atomic.
+async function renameReplacing(from: string, to: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rename(from, to);
+      return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (
+        process.platform !== 'win32' ||
+        attempt >= 10 ||
+        !['EPERM', 'EACCES', 'EBUSY'].includes(code ?? '')
+      ) {
+        throw error;
+      }
+      await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+    }
+  }
+}
+
+// fsyncs a directory so that a rename inside it survives a crash. Best effort: some platforms cannot open a
+// directory, and the renamed file itself has already been fsynced.
+async function syncDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return;
   try {
     const handle = await open(dir, 'r');

@@ -8,11 +8,24 @@
 export * from './checkpoint/index.js';
 export * from './contracts/index.js';
 export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
+export * from './embedder/index.js';
 export * from './errors.js';
 export * from './faceapi/index.js';
+export { type AtomicWriteData, type WriteFileAtomicOptions, writeFileAtomic } from './fs.js';
 export * from './gallery/index.js';
 export * from './image/index.js';
+export * from './inception-resnet-v1/index.js';
 export * from './models/index.js';
 export * from './mtcnn/index.js';
-export { EMBEDDER_OPTION_SCHEMAS, formatIssues, parseOptions } from './options.js';
+export { formatIssues, parseOptions } from './options.js';
+export * from './registry/index.js';
+export {
+  type BuiltFaceProvider,
+  createFaceProvider,
+  type DetectorImplementation,
+  type EmbedderImplementation,
+  type FaceProviderSpec,
+  implementDetector,
+  implementEmbedder,
+} from './registry/provider.js';
 export * from './transport/index.js';

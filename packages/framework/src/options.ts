@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { InvalidOptionsError } from './errors.js';
 
 /** Joins zod issues into one line: `key: message; other.key: message`. */
@@ -17,16 +17,3 @@ export function parseOptions<T>(schema: z.ZodType<T>, value: unknown, component:
   if (parsed.success) return parsed.data;
   throw new InvalidOptionsError(component, formatIssues(parsed.error), { cause: parsed.error });
 }
-
-const maxBatchSize = z.number().int().min(1).max(1024).optional();
-
-/**
- * Options of the embedders every provider offers, shared so that providers stay interchangeable: the same
- * keys, ranges and errors whichever runtime runs the model.
- */
-export const EMBEDDER_OPTION_SCHEMAS = Object.freeze({
-  /** `weights`: `vggface2`, `casia-webface` or a `.pt` path; `maxBatchSize`: faces per inference call. */
-  'inception-resnet-v1': z.object({ weights: z.string().min(1).optional(), maxBatchSize }).strict(),
-  /** `maxBatchSize`: faces per inference call. */
-  'faceapi-resnet': z.object({ maxBatchSize }).strict(),
-});

@@ -1,4 +1,4 @@
-import { InvalidOptionsError } from '@facerec/framework';
+import { InvalidOptionsError, MODELS, type ModelRegistry, type ResolvedEmbedder } from '@facerec/framework';
 import { z } from 'zod';
 
 /**
@@ -6,9 +6,9 @@ import { z } from 'zod';
  *
  * | variable | default | meaning |
  * |---|---|---|
- * | `FACEREC_PROVIDER` | `onnx` | inference provider: `onnx` or `tfjs` |
- * | `FACEREC_EMBEDDER` | `inception-resnet-v1` | `inception-resnet-v1` or `faceapi-resnet` |
- * | `FACEREC_WEIGHTS` | `vggface2` | InceptionResnetV1 weights: `vggface2`, `casia-webface` or a `.pt` path |
+ * | `FACEREC_PROVIDER` | the registry's (`onnx`) | inference provider: a provider the model registry lists (`onnx`, `tfjs`) |
+ * | `FACEREC_EMBEDDER` | the registry's (`inception-resnet-v1`) | an embedder id of the model registry (`inception-resnet-v1`, `faceapi-resnet`) |
+ * | `FACEREC_WEIGHTS` | the model's (`vggface2`) | weights, for embedders that take them (InceptionResnetV1: `vggface2`, `casia-webface` or a `.pt` path) |
  * | `FACEREC_REQUEST_QUEUE_URL` | — | request queue (detection → recognition); required |
  * | `FACEREC_RESPONSE_QUEUE_URL` | — | response queue (answers to the client); required |
  * | `FACEREC_GALLERY` | — | gallery file path; required by recognition |
@@ -22,9 +22,13 @@ import { z } from 'zod';
  * | `FACEREC_SQS_ENDPOINT`, `AWS_REGION` | SDK defaults | SQS endpoint (any SQS-compatible server) and region |
  */
 export interface PipelineConfig {
-  readonly provider: 'onnx' | 'tfjs';
-  readonly embedder: 'inception-resnet-v1' | 'faceapi-resnet';
-  readonly weights: string;
+  /** The models the pipeline can use; `provider` and `embedder` were validated against it. */
+  readonly registry: ModelRegistry;
+  readonly provider: string;
+  /** The detector id (the registry's default detector). */
+  readonly detector: string;
+  /** The embedder and its options (from `FACEREC_EMBEDDER` and `FACEREC_WEIGHTS`), validated. */
+  readonly embedder: ResolvedEmbedder;
   readonly requestQueue: string;
   readonly responseQueue: string;
   readonly gallery: string | undefined;
@@ -42,30 +46,43 @@ export interface PipelineConfig {
 }
 
 const int = (min: number) => z.coerce.number().int().min(min);
-const schema = z.object({
-  FACEREC_PROVIDER: z.enum(['onnx', 'tfjs']).default('onnx'),
-  FACEREC_EMBEDDER: z.enum(['inception-resnet-v1', 'faceapi-resnet']).default('inception-resnet-v1'),
-  FACEREC_WEIGHTS: z.string().min(1).default('vggface2'),
-  FACEREC_REQUEST_QUEUE_URL: z.string().min(1),
-  FACEREC_RESPONSE_QUEUE_URL: z.string().min(1),
-  FACEREC_GALLERY: z.string().min(1).optional(),
-  FACEREC_THRESHOLD: z.coerce.number().positive().optional(),
-  FACEREC_MAX_FACES: int(1).max(1000).default(32),
-  FACEREC_MIN_FACE_SIZE: int(12).default(20),
-  FACEREC_MAX_BODY_BYTES: int(1024).default(6 * 1024 * 1024),
-  FACEREC_MAX_IMAGE_BYTES: int(1024).default(10 * 1024 * 1024),
-  FACEREC_MAX_IMAGE_PIXELS: int(1024).default(25_000_000),
-  FACEREC_THREADS: int(1).max(256).optional(),
-  FACEREC_WARMUP: z
-    .string()
-    .regex(/^(off|[1-9]\d{1,4}x[1-9]\d{1,4})$/, 'expected WIDTHxHEIGHT (e.g. 1280x720) or off')
-    .default('1280x720'),
-  FACEREC_SQS_ENDPOINT: z.url().optional(),
-  AWS_REGION: z.string().min(1).optional(),
-});
+/** One of `valid`, or an error listing them. */
+const oneOf = (valid: readonly string[]) =>
+  z.string().refine((v) => valid.includes(v), {
+    error: (issue) => `${JSON.stringify(issue.input)} is not one of ${valid.join(', ')}`,
+  });
+const schemaFor = (registry: ModelRegistry) =>
+  z.object({
+    FACEREC_PROVIDER: oneOf(registry.providerNames).default(registry.defaults.provider),
+    FACEREC_EMBEDDER: oneOf(registry.embedderIds).default(registry.defaults.embedder),
+    FACEREC_WEIGHTS: z.string().min(1).optional(),
+    FACEREC_REQUEST_QUEUE_URL: z.string().min(1),
+    FACEREC_RESPONSE_QUEUE_URL: z.string().min(1),
+    FACEREC_GALLERY: z.string().min(1).optional(),
+    FACEREC_THRESHOLD: z.coerce.number().positive().optional(),
+    FACEREC_MAX_FACES: int(1).max(1000).default(32),
+    FACEREC_MIN_FACE_SIZE: int(12).default(20),
+    FACEREC_MAX_BODY_BYTES: int(1024).default(6 * 1024 * 1024),
+    FACEREC_MAX_IMAGE_BYTES: int(1024).default(10 * 1024 * 1024),
+    FACEREC_MAX_IMAGE_PIXELS: int(1024).default(25_000_000),
+    FACEREC_THREADS: int(1).max(256).optional(),
+    FACEREC_WARMUP: z
+      .string()
+      .regex(/^(off|[1-9]\d{1,4}x[1-9]\d{1,4})$/, 'expected WIDTHxHEIGHT (e.g. 1280x720) or off')
+      .default('1280x720'),
+    FACEREC_SQS_ENDPOINT: z.url().optional(),
+    AWS_REGION: z.string().min(1).optional(),
+  });
 
-/** Reads and validates the pipeline configuration; names every bad or missing variable. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): PipelineConfig {
+/**
+ * Reads and validates the pipeline configuration; names every bad or missing variable. Provider and
+ * embedder ids are checked against `registry` (default: the built-in one), and the error lists the valid ones.
+ */
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  registry: ModelRegistry = MODELS,
+): PipelineConfig {
+  const schema = schemaFor(registry);
   const relevant = Object.fromEntries(
     Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
   );
@@ -75,10 +92,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     throw new InvalidOptionsError('@facerec/lambda-runtime configuration', issues, { cause: parsed.error });
   }
   const e = parsed.data;
+  let embedder: ResolvedEmbedder;
+  try {
+    embedder = registry.resolveEmbedder(e.FACEREC_EMBEDDER, { weights: e.FACEREC_WEIGHTS });
+  } catch (cause) {
+    throw new InvalidOptionsError(
+      '@facerec/lambda-runtime configuration',
+      `FACEREC_EMBEDDER / FACEREC_WEIGHTS: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
   return {
+    registry,
     provider: e.FACEREC_PROVIDER,
-    embedder: e.FACEREC_EMBEDDER,
-    weights: e.FACEREC_WEIGHTS,
+    detector: registry.defaults.detector,
+    embedder,
     requestQueue: e.FACEREC_REQUEST_QUEUE_URL,
     responseQueue: e.FACEREC_RESPONSE_QUEUE_URL,
     gallery: e.FACEREC_GALLERY,

@@ -1,11 +1,11 @@
 import 'reflect-metadata';
 import {
+  type FaceDetector,
   type FaceEmbedder,
+  type FaceProvider,
   FileGallery,
   type Gallery,
   InvalidOptionsError,
-  type MtcnnDetector,
-  type MtcnnOptions,
   type Transport,
 } from '@facerec/framework';
 import { type DependencyContainer, instanceCachingFactory, container as rootContainer } from 'tsyringe';
@@ -13,13 +13,8 @@ import type { PipelineConfig } from './config.js';
 import { createDetectionHandler, type FunctionUrlEvent, type FunctionUrlResult } from './detection.js';
 import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
 import { createLogger, type PipelineLogger } from './logger.js';
+import { loadProvider } from './providers.js';
 import { createRecognitionHandler, type SqsBatchResponse, type SqsEvent } from './recognition.js';
-
-/** What the pipeline needs from an inference provider; `@facerec/provider-onnx` and `-tfjs` both fit. */
-export interface PipelineProvider {
-  detector(modelId: 'mtcnn', options?: MtcnnOptions): MtcnnDetector;
-  embedder(modelId: string, options?: Record<string, unknown>): Promise<FaceEmbedder>;
-}
 
 /**
  * Injection tokens of the composition root. Dependency injection stays here: the handlers and the library
@@ -36,39 +31,13 @@ export const TOKENS = Object.freeze({
   idempotency: Symbol.for('facerec.idempotency'),
 });
 
-/** The crop side each embedder takes; the detector cuts crops at this size. */
-export const EMBEDDER_INPUT_SIZE: Readonly<Record<PipelineConfig['embedder'], number>> = Object.freeze({
-  'inception-resnet-v1': 160,
-  'faceapi-resnet': 150,
-});
-
 /** Collaborators to use instead of the ones built from the configuration (local runtime, tests). */
 export interface PipelineOverrides {
   readonly transport?: Transport;
   readonly logger?: PipelineLogger;
-  readonly provider?: PipelineProvider;
+  readonly provider?: FaceProvider;
   readonly gallery?: Gallery;
   readonly idempotency?: IdempotencyStore;
-}
-
-async function importProvider(config: PipelineConfig): Promise<PipelineProvider> {
-  // Providers are optional peer dependencies: import only the one configured, and say how to get it.
-  try {
-    if (config.provider === 'onnx') {
-      const { createOnnxProvider } = await import('@facerec/provider-onnx');
-      const threads = config.threads === undefined ? {} : { intraOpNumThreads: config.threads };
-      return createOnnxProvider(threads) as unknown as PipelineProvider;
-    }
-    const { createTfjsProvider } = await import('@facerec/provider-tfjs');
-    return createTfjsProvider() as unknown as PipelineProvider;
-  } catch (cause) {
-    if ((cause as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw cause;
-    throw new InvalidOptionsError(
-      '@facerec/lambda-runtime configuration',
-      `FACEREC_PROVIDER=${config.provider} needs @facerec/provider-${config.provider}; install it`,
-      { cause },
-    );
-  }
 }
 
 async function importSqsTransport(config: PipelineConfig): Promise<Transport> {
@@ -100,34 +69,30 @@ export function createPipelineContainer(
   });
   c.register(TOKENS.provider, {
     useFactory: instanceCachingFactory(() =>
-      overrides.provider ? Promise.resolve(overrides.provider) : importProvider(config),
+      overrides.provider
+        ? Promise.resolve(overrides.provider)
+        : loadProvider(config.provider, { registry: config.registry, threads: config.threads }),
     ),
   });
   c.register(TOKENS.detector, {
     useFactory: instanceCachingFactory(async (deps) => {
-      const provider = await deps.resolve<Promise<PipelineProvider>>(TOKENS.provider);
-      const detector = provider.detector('mtcnn', {
-        minFaceSize: config.minFaceSize,
-        imageSize: EMBEDDER_INPUT_SIZE[config.embedder],
-        // face-api.js's net was trained on unstretched faces: crop a square around each box for it.
-        cropShape: config.embedder === 'faceapi-resnet' ? 'square' : 'box',
-      });
+      const provider = await deps.resolve<Promise<FaceProvider>>(TOKENS.provider);
+      const detector = provider.detector(config.detector, { minFaceSize: config.minFaceSize });
       await detector.ready();
       return detector;
     }),
   });
   c.register(TOKENS.embedder, {
     useFactory: instanceCachingFactory(async (deps) => {
-      const provider = await deps.resolve<Promise<PipelineProvider>>(TOKENS.provider);
-      return config.embedder === 'inception-resnet-v1'
-        ? provider.embedder('inception-resnet-v1', { weights: config.weights })
-        : provider.embedder('faceapi-resnet');
+      const provider = await deps.resolve<Promise<FaceProvider>>(TOKENS.provider);
+      return provider.embedder(config.embedder.description.id, config.embedder.options);
     }),
   });
   c.register(TOKENS.gallery, {
     useFactory: instanceCachingFactory(async (deps) => {
       const embedder = await deps.resolve<Promise<FaceEmbedder>>(TOKENS.embedder);
       let gallery: Gallery;
+      // FileGallery is the one store that can be named by a path in the configuration.
       if (overrides.gallery) gallery = overrides.gallery;
       else if (config.gallery) gallery = await FileGallery.load(config.gallery);
       else {
@@ -136,10 +101,7 @@ export function createPipelineContainer(
           'FACEREC_GALLERY is required for recognition',
         );
       }
-      if (gallery instanceof FileGallery) {
-        gallery.assertCompatible(embedder);
-        if (config.threshold !== undefined) gallery = gallery.withThreshold(config.threshold);
-      }
+      gallery.assertCompatible(embedder);
       return gallery;
     }),
   });
@@ -155,7 +117,7 @@ export async function composeDetection(
 ): Promise<(event: FunctionUrlEvent) => Promise<FunctionUrlResult>> {
   const config = c.resolve<PipelineConfig>(TOKENS.config);
   const [detector, transport] = await Promise.all([
-    c.resolve<Promise<MtcnnDetector>>(TOKENS.detector),
+    c.resolve<Promise<FaceDetector>>(TOKENS.detector),
     c.resolve<Promise<Transport>>(TOKENS.transport),
   ]);
   const logger = c.resolve<PipelineLogger>(TOKENS.logger);
@@ -166,6 +128,8 @@ export async function composeDetection(
   }
   return createDetectionHandler({
     detector,
+    // The recognition embedder's crop policy, from the registry: detection never loads the embedder.
+    crop: config.embedder.description.preprocessing.crop,
     transport,
     requestQueue: config.requestQueue,
     responseQueue: config.responseQueue,
@@ -189,6 +153,7 @@ export async function composeRecognition(
   return createRecognitionHandler({
     embedder,
     gallery,
+    threshold: config.threshold,
     transport,
     responseQueue: config.responseQueue,
     idempotency: c.resolve<IdempotencyStore>(TOKENS.idempotency),

@@ -1,13 +1,13 @@
-import type { FaceCrop, FaceDetection } from '@facerec/framework';
 import {
+  type CropPolicy,
   type DecodeLimits,
   decodeImage,
   encodeJpeg,
+  type FaceDetector,
   FacerecInputError,
   ImageTooLargeError,
   InvalidImageError,
   type OutboundMessage,
-  type RgbImage,
   type Transport,
   UnsupportedImageFormatError,
 } from '@facerec/framework';
@@ -36,14 +36,15 @@ export interface FunctionUrlResult {
   body: string;
 }
 
-/** Finds faces and cuts them out; `MtcnnDetector` is one. */
-export interface FaceCropper {
-  detectFaces(images: readonly RgbImage[]): Promise<{ faces: FaceDetection[]; crops: FaceCrop[] }[]>;
-}
-
 /** Options of {@link createDetectionHandler}. */
 export interface DetectionHandlerOptions {
-  readonly detector: FaceCropper;
+  /** Finds faces; any `FaceDetector` (only `detectFaces` is used). */
+  readonly detector: Pick<FaceDetector, 'detectFaces'>;
+  /**
+   * How faces are cut out: the recognition embedder's `preprocessing.crop` (from the model registry, so the
+   * detection function need not load the embedder).
+   */
+  readonly crop: CropPolicy;
   readonly transport: Transport;
   /** Where face messages go (an SQS queue URL, or a local queue name). */
   readonly requestQueue: string;
@@ -169,7 +170,7 @@ export function createDetectionHandler(
 
       stage = 'detect';
       t = performance.now();
-      const [found] = await options.detector.detectFaces([image]);
+      const [found] = await options.detector.detectFaces([image], { crop: options.crop });
       timings.detect_ms = since(t);
       const faces = found!.faces.slice(0, maxFaces);
       const crops = found!.crops.slice(0, maxFaces);

@@ -10,15 +10,12 @@ export {
   composeDetection,
   composeRecognition,
   createPipelineContainer,
-  EMBEDDER_INPUT_SIZE,
   type PipelineOverrides,
-  type PipelineProvider,
   TOKENS,
 } from './container.js';
 export {
   createDetectionHandler,
   type DetectionHandlerOptions,
-  type FaceCropper,
   type FunctionUrlEvent,
   type FunctionUrlResult,
 } from './detection.js';
@@ -46,11 +43,23 @@ export {
   type ResponseMessage,
   responseMessageSchema,
 } from './messages.js';
+export { loadProvider } from './providers.js';
 export {
   createRecognitionHandler,
+  createRecognitionRecordHandler,
   type RecognitionHandlerOptions,
   resizeToEmbedderInput,
+} from './recognition.js';
+export {
+  type QueueRecord,
+  type RecordBatchHandler,
+  type RecordBatchResult,
+  recordHandlerOf,
+  recordsFromSqsEvent,
+  type SqsBatchHandler,
   type SqsBatchResponse,
   type SqsEvent,
+  type SqsEventHandler,
   type SqsRecord,
-} from './recognition.js';
+  sqsBatchHandler,
+} from './sqs-batch.js';

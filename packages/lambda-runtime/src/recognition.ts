@@ -10,28 +10,21 @@ import {
 import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
 import { type PipelineLogger, silentLogger, since } from './logger.js';
 import { describeIssues, type FaceMessage, faceMessageSchema, type ResponseMessage } from './messages.js';
+import {
+  type QueueRecord,
+  type RecordBatchHandler,
+  type SqsBatchHandler,
+  sqsBatchHandler,
+} from './sqs-batch.js';
 
-/** The part of an SQS event record the handler reads. */
-export interface SqsRecord {
-  readonly messageId: string;
-  readonly body: string;
-  readonly attributes?: { readonly ApproximateReceiveCount?: string };
-}
+export type { SqsBatchResponse, SqsEvent, SqsRecord } from './sqs-batch.js';
 
-/** An SQS event. */
-export interface SqsEvent {
-  readonly Records: readonly SqsRecord[];
-}
-
-/** The partial-batch answer (`ReportBatchItemFailures`). */
-export interface SqsBatchResponse {
-  batchItemFailures: { itemIdentifier: string }[];
-}
-
-/** Options of {@link createRecognitionHandler}. */
+/** Options of {@link createRecognitionHandler} and {@link createRecognitionRecordHandler}. */
 export interface RecognitionHandlerOptions {
   readonly embedder: FaceEmbedder;
   readonly gallery: Gallery;
+  /** Distance above which a face is `unknown`, instead of the gallery's own threshold. */
+  readonly threshold?: number | undefined;
   readonly transport: Transport;
   /** Where the answers go. */
   readonly responseQueue: string;
@@ -55,7 +48,7 @@ export function resizeToEmbedderInput(crop: RgbImage, embedder: FaceEmbedder): R
 }
 
 interface Pending {
-  record: SqsRecord;
+  record: QueueRecord;
   message: FaceMessage;
   key: string;
   face: RgbImage;
@@ -63,18 +56,25 @@ interface Pending {
 }
 
 /**
- * The recognition Lambda handler, for SQS events from the request queue: decodes every face of the batch,
- * embeds them together, matches them against the gallery and sends one answer per face
+ * The recognition handler for SQS events from the request queue, as Lambda runs it:
+ * {@link createRecognitionRecordHandler} behind the SQS adapter ({@link sqsBatchHandler}), so failed records
+ * come back as `batchItemFailures` (enable `ReportBatchItemFailures` on the event source mapping). Its
+ * `handleRecords` is the transport-neutral handler, which the local runtime feeds directly.
+ */
+export function createRecognitionHandler(options: RecognitionHandlerOptions): SqsBatchHandler {
+  return sqsBatchHandler(createRecognitionRecordHandler(options));
+}
+
+/**
+ * The recognition handler for a batch of queue records, whatever transport delivered them: decodes every
+ * face of the batch, embeds them together, matches them against the gallery and sends one answer per face
  * (`{ request_id, filename, face_index, face_count, result, distance, box }`, `result` being the identity or
  * `"unknown"`) to the response queue.
  *
- * Partial failures are reported per record in `batchItemFailures` (enable `ReportBatchItemFailures` on the
- * event source mapping); no exception escapes the batch. A record whose face was already answered
- * (redelivery) is acknowledged without a second answer.
+ * Partial failures are reported per record in `failedIds`; no exception escapes the batch. A record whose
+ * face was already answered (redelivery) is acknowledged without a second answer.
  */
-export function createRecognitionHandler(
-  options: RecognitionHandlerOptions,
-): (event: SqsEvent) => Promise<SqsBatchResponse> {
+export function createRecognitionRecordHandler(options: RecognitionHandlerOptions): RecordBatchHandler {
   const logger = options.logger ?? silentLogger;
   const idempotency = options.idempotency ?? new InMemoryIdempotencyStore();
   const prepare = options.prepare ?? resizeToEmbedderInput;
@@ -83,12 +83,12 @@ export function createRecognitionHandler(
     maxPixels: options.cropLimits?.maxPixels ?? 1_000_000,
   };
 
-  return async (event) => {
+  return async (records) => {
     const started = performance.now();
     const failures = new Set<string>();
-    const fail = (record: SqsRecord, reason: string, extra: Record<string, unknown> = {}) => {
-      failures.add(record.messageId);
-      logger.warn('record failed', { message_id: record.messageId, reason, ...extra });
+    const fail = (record: QueueRecord, reason: string, extra: Record<string, unknown> = {}) => {
+      failures.add(record.id);
+      logger.warn('record failed', { message_id: record.id, reason, ...extra });
     };
     const pending: Pending[] = [];
     const timings: Record<string, number> = {};
@@ -96,7 +96,7 @@ export function createRecognitionHandler(
     try {
       // 1. Parse, claim and decode every record; a bad one fails alone.
       let t = performance.now();
-      for (const record of event.Records) {
+      for (const record of records) {
         let message: FaceMessage;
         try {
           const parsed = faceMessageSchema.safeParse(JSON.parse(record.body));
@@ -158,7 +158,12 @@ export function createRecognitionHandler(
 
       // 3. Match.
       t = performance.now();
-      const matches = embedded.length ? options.gallery.match(embedded.map((p) => p.embedding!)) : [];
+      const matches = embedded.length
+        ? await options.gallery.match(
+            embedded.map((p) => p.embedding!),
+            options.threshold === undefined ? {} : { threshold: options.threshold },
+          )
+        : [];
       timings.match_ms = since(t);
 
       // 4. Answer; a face whose answer could not be sent fails its record (and is retried on redelivery).
@@ -174,7 +179,7 @@ export function createRecognitionHandler(
           distance: Math.round(match.distance * 1e4) / 1e4,
           box: p.message.box,
         };
-        return { id: p.record.messageId, body: JSON.stringify(body) };
+        return { id: p.record.id, body: JSON.stringify(body) };
       });
       const unsent = new Set<string>();
       if (answers.length) {
@@ -191,7 +196,7 @@ export function createRecognitionHandler(
       }
       timings.publish_ms = since(t);
       for (const p of embedded) {
-        if (unsent.has(p.record.messageId)) {
+        if (unsent.has(p.record.id)) {
           await idempotency.release(p.key);
           fail(p.record, 'answer not sent', { request_id: p.message.request_id });
         } else {
@@ -205,19 +210,19 @@ export function createRecognitionHandler(
       }
     } catch (error) {
       // Unexpected: fail every record not yet answered rather than let the exception fail the whole batch
-      // opaquely; SQS redelivers exactly those.
+      // opaquely; the queue redelivers exactly those.
       logger.error('internal error', { error: error instanceof Error ? error.message : String(error) });
       for (const p of pending) await idempotency.release(p.key);
-      for (const r of event.Records) failures.add(r.messageId);
+      for (const record of records) failures.add(record.id);
     }
     logger.info('batch done', {
-      records: event.Records.length,
+      records: records.length,
       faces: pending.length,
       failed: failures.size,
       ...timings,
       total_ms: since(started),
     });
-    return { batchItemFailures: [...failures].map((itemIdentifier) => ({ itemIdentifier })) };
+    return { failedIds: [...failures] };
   };
 }
 

@@ -9,10 +9,12 @@ const queues = {
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
-    expect(loadConfig(queues)).toMatchObject({
+    const config = loadConfig(queues);
+    expect(config.embedder.description.id).toBe('inception-resnet-v1');
+    expect(config.embedder.options).toEqual({});
+    expect(config).toMatchObject({
       provider: 'onnx',
-      embedder: 'inception-resnet-v1',
-      weights: 'vggface2',
+      detector: 'mtcnn',
       maxFaces: 32,
       minFaceSize: 20,
       maxImagePixels: 25_000_000,
@@ -38,6 +40,29 @@ describe('loadConfig', () => {
   ])('names the bad variable: %o', (bad, name) => {
     expect(() => loadConfig({ ...queues, ...bad })).toThrow(InvalidOptionsError);
     expect(() => loadConfig({ ...queues, ...bad })).toThrow(name);
+  });
+
+  it('checks provider and embedder ids against the model registry, listing the valid ones', () => {
+    expect(() => loadConfig({ ...queues, FACEREC_EMBEDDER: 'facenet' })).toThrow(
+      'FACEREC_EMBEDDER: "facenet" is not one of inception-resnet-v1, faceapi-resnet',
+    );
+    expect(() => loadConfig({ ...queues, FACEREC_PROVIDER: 'torch' })).toThrow(
+      'FACEREC_PROVIDER: "torch" is not one of onnx, tfjs',
+    );
+  });
+
+  it("turns FACEREC_WEIGHTS into the embedder's options (embedders without weights ignore it)", () => {
+    const irv1 = loadConfig({ ...queues, FACEREC_WEIGHTS: 'casia-webface' });
+    expect(irv1.embedder.options).toEqual({ weights: 'casia-webface' });
+    expect(irv1.embedder.description.modelId(irv1.embedder.options)).toBe(
+      'inception-resnet-v1/casia-webface',
+    );
+    const faceapi = loadConfig({ ...queues, FACEREC_EMBEDDER: 'faceapi-resnet' });
+    expect(faceapi.embedder.description.preprocessing.crop).toEqual({
+      size: { width: 150, height: 150 },
+      shape: 'square',
+      margin: 0,
+    });
   });
 
   it('names every missing required variable', () => {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { decodeImage, InMemoryQueueTransport } from '@facerec/framework';
+import { decodeImage } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import {
   createDetectionHandler,
@@ -9,6 +9,7 @@ import {
   type PipelineLogger,
   responseMessageSchema,
 } from '@facerec/lambda-runtime';
+import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { createSqsTransport } from '@facerec/transport-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import sharp from 'sharp';
@@ -37,11 +38,12 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
   let group: string;
 
   beforeAll(async () => {
-    const { detector } = await pipelineParts();
+    const { detector, embedder } = await pipelineParts();
     transport = new InMemoryQueueTransport();
     logger = recordingLogger();
     handler = createDetectionHandler({
       detector,
+      crop: embedder.preprocessing.crop,
       transport,
       requestQueue: 'requests',
       responseQueue: 'responses',
@@ -104,9 +106,10 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
   });
 
   it('honours isBase64Encoded and maxFaces', async () => {
-    const { detector } = await pipelineParts();
+    const { detector, embedder } = await pipelineParts();
     const limited = createDetectionHandler({
       detector,
+      crop: embedder.preprocessing.crop,
       transport,
       requestQueue: 'requests',
       responseQueue: 'responses',
@@ -181,12 +184,13 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
   });
 
   it('retries entries SQS reports as failed, and answers 503 when they keep failing', async () => {
-    const { detector } = await pipelineParts();
+    const { detector, embedder } = await pipelineParts();
     const sqs = mockClient(SQSClient);
     const client = new SQSClient({ region: 'us-east-1' });
     const transport = createSqsTransport({ client, sleep: async () => undefined });
     const handler = createDetectionHandler({
       detector,
+      crop: embedder.preprocessing.crop,
       transport,
       requestQueue: 'https://q/requests',
       responseQueue: 'https://q/responses',

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { enrollGallery, type FaceEmbedder, type FileGallery, type MtcnnDetector } from '@facerec/framework';
+import { enrollGallery, type FaceDetector, type FaceEmbedder, type FileGallery } from '@facerec/framework';
 import { sharedMirrorStore, sharedPath } from '@facerec/framework/testing';
 import { createOnnxProvider } from '@facerec/provider-onnx';
 
@@ -10,7 +10,7 @@ import { createOnnxProvider } from '@facerec/provider-onnx';
 export const PIPELINE_DATA = ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'];
 
 export interface PipelineParts {
-  detector: MtcnnDetector;
+  detector: FaceDetector;
   embedder: FaceEmbedder;
   gallery: FileGallery;
 }
@@ -41,7 +41,7 @@ export function pipelineParts(): Promise<PipelineParts> {
   parts ??= (async () => {
     const provider = createOnnxProvider({ modelStore: await sharedMirrorStore() });
     const embedder = await provider.embedder('faceapi-resnet');
-    const detector = provider.detector('mtcnn', { imageSize: 150, cropShape: 'square' });
+    const detector = provider.detector('mtcnn');
     const { gallery } = await enrollGallery({ root: bbtSubset([1, 2]), detector, embedder, threshold: 0.5 });
     return { detector, embedder, gallery };
   })();

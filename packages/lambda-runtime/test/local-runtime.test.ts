@@ -1,16 +1,86 @@
-import { InMemoryQueueTransport } from '@facerec/framework';
 import { describeWithSharedData } from '@facerec/framework/testing';
 import {
   createDetectionHandler,
-  createRecognitionHandler,
+  createRecognitionRecordHandler,
   loadFrames,
   localResponses,
+  type QueueRecord,
   runWorkload,
   type SqsEvent,
+  sqsBatchHandler,
   startLocalRuntime,
 } from '@facerec/lambda-runtime';
-import { expect, it } from 'vitest';
+import { InMemoryQueueTransport, ManualClock } from '@facerec/transport-memory';
+import { describe, expect, it, vi } from 'vitest';
 import { bbtSubset, PIPELINE_DATA, pipelineParts } from './fixtures.js';
+
+describe('local runtime: recognition consumer', () => {
+  const notUsed = async () => ({ statusCode: 500, headers: {}, body: '{}' });
+
+  async function start(recognition: Parameters<typeof startLocalRuntime>[0]['recognition']) {
+    const clock = new ManualClock();
+    const transport = new InMemoryQueueTransport({
+      clock,
+      queues: { requests: { visibilityTimeoutSeconds: 5 } },
+    });
+    const runtime = await startLocalRuntime({
+      detection: notUsed,
+      recognition,
+      transport,
+      requestQueue: 'requests',
+      responseQueue: 'responses',
+      port: 0,
+    });
+    return { clock, transport, runtime };
+  }
+
+  it('feeds the queue messages to handleRecords as they are, and acknowledges all but the failed ones', async () => {
+    const batches: QueueRecord[][] = [];
+    const recognition = sqsBatchHandler(async (records) => {
+      batches.push([...records]);
+      return { failedIds: records.filter((r) => r.body === 'bad').map((r) => r.id) };
+    });
+    const { clock, transport, runtime } = await start(recognition);
+    try {
+      await transport.publish('requests', [
+        { id: 'good', body: 'ok' },
+        { id: 'poison', body: 'bad' },
+      ]);
+      await vi.waitFor(() => expect(transport.inFlight('requests')).toBe(1));
+      expect(batches.map((b) => b.map((r) => [r.id, r.body, r.receiveCount]))).toEqual([
+        [
+          ['good', 'ok', 1],
+          ['poison', 'bad', 1],
+        ],
+      ]);
+      // The records are the transport's messages themselves: no SQS event was built in between.
+      expect(batches[0]![0]).toHaveProperty('receipt');
+      clock.advance(5_000);
+      await vi.waitFor(() => expect(batches).toHaveLength(2));
+      expect(batches[1]!.map((r) => [r.id, r.receiveCount])).toEqual([['poison', 2]]);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('hands a handler written against the Lambda types only an SQS event', async () => {
+    const events: SqsEvent[] = [];
+    const { transport, runtime } = await start(async (event) => {
+      events.push(event);
+      return { batchItemFailures: [] };
+    });
+    try {
+      await transport.publish('requests', [{ id: 'one', body: 'x' }]);
+      await vi.waitFor(() => expect(events).toHaveLength(1));
+      expect(events[0]!.Records).toEqual([
+        { messageId: 'one', body: 'x', attributes: { ApproximateReceiveCount: '1' } },
+      ]);
+      await vi.waitFor(() => expect(transport.inFlight('requests')).toBe(0));
+    } finally {
+      await runtime.close();
+    }
+  });
+});
 
 describeWithSharedData(
   'local runtime (HTTP + in-process queue + recognition consumer)',
@@ -27,22 +97,24 @@ describeWithSharedData(
           },
         },
       });
-      const recognise = createRecognitionHandler({
+      const recognise = createRecognitionRecordHandler({
         embedder,
         gallery,
         transport,
         responseQueue: 'responses',
       });
       let invocations = 0;
-      const recognition = async (event: SqsEvent) => {
+      // The runtime feeds `handleRecords` the queue's messages as they are, without an SQS event.
+      const recognition = sqsBatchHandler(async (records) => {
         invocations++;
         // The first invocation "dies" before acknowledging anything, like a Lambda killed mid-batch.
         if (options.killFirstBatch && invocations === 1) throw new Error('killed');
-        return recognise(event);
-      };
+        return recognise(records);
+      });
       const runtime = await startLocalRuntime({
         detection: createDetectionHandler({
           detector,
+          crop: embedder.preprocessing.crop,
           transport,
           requestQueue: 'requests',
           responseQueue: 'responses',

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { decodeImage, encodeJpeg, type FaceEmbedder, InMemoryQueueTransport } from '@facerec/framework';
+import { decodeImage, encodeJpeg, type FaceEmbedder } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import {
   createRecognitionHandler,
@@ -8,6 +8,7 @@ import {
   responseMessageSchema,
   type SqsRecord,
 } from '@facerec/lambda-runtime';
+import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { createSqsTransport } from '@facerec/transport-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, expect, it } from 'vitest';
@@ -16,11 +17,11 @@ import { PIPELINE_DATA, pipelineParts } from './fixtures.js';
 const IDENTITIES = ['amy', 'bernadette', 'howard', 'leonard', 'penny', 'raj', 'sheldon', 'stuart'];
 
 async function faceRecord(identity: string, n: number, id = `${identity}${n}`): Promise<SqsRecord> {
-  const { detector } = await pipelineParts();
+  const { detector, embedder } = await pipelineParts();
   const image = await decodeImage(
     await readFile(sharedPath('faces', 'face-api.js', 'bbt', identity, `${identity}${n}.png`)),
   );
-  const [found] = await detector.detectFaces([image]);
+  const [found] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
   const { faces, crops } = found!;
   const message: FaceMessage = {
     request_id: id,

@@ -3,14 +3,16 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  assertEmbedderInputs,
-  DisposedError,
+  BaseEmbedder,
+  EmbedderOutputError,
   type EmbedderPreprocessing,
-  type FaceEmbedder,
+  FACENET_PREPROCESSING,
+  INCEPTION_RESNET_V1,
+  INCEPTION_RESNET_V1_WEIGHTS,
+  type InceptionResnetV1Weights,
   InvalidOptionsError,
   type ModelStore,
   type RgbImage,
-  SPECIFICATION_VERSION,
 } from '@facerec/framework';
 import type { InferenceSession } from 'onnxruntime-node';
 import { buildInceptionResnetV1, INCEPTION_RESNET_V1_EMBEDDING_SIZE } from './graph/index.js';
@@ -18,24 +20,6 @@ import { createSession } from './graph/session.js';
 import { type CachedGraph, cachedGraph, resolveWeights } from './model-cache.js';
 
 type Ort = typeof import('onnxruntime-node');
-
-/** Named pretrained weights for InceptionResnetV1, and their manifest entries. */
-export const INCEPTION_RESNET_V1_WEIGHTS = Object.freeze({
-  vggface2: 'inception-resnet-v1-vggface2',
-  'casia-webface': 'inception-resnet-v1-casia-webface',
-} as const);
-
-/** `vggface2`, `casia-webface`, or a path to a facenet-pytorch `.pt` state dict. */
-export type InceptionResnetV1Weights = keyof typeof INCEPTION_RESNET_V1_WEIGHTS | (string & {});
-
-/** facenet's fixed standardisation: `(x − 127.5) / 128`, NCHW, 160×160. */
-export const FACENET_PREPROCESSING: EmbedderPreprocessing = Object.freeze({
-  inputSize: Object.freeze({ width: 160, height: 160 }),
-  layout: 'NCHW',
-  channelOrder: 'RGB',
-  mean: Object.freeze([127.5, 127.5, 127.5]) as [number, number, number],
-  std: Object.freeze([128, 128, 128]) as [number, number, number],
-}) as EmbedderPreprocessing;
 
 /** Writes crops into one NCHW float32 batch, applying `(x − mean) / std`. */
 export function toNchwBatch(faces: readonly RgbImage[], p: EmbedderPreprocessing): Float32Array {
@@ -121,7 +105,7 @@ export async function loadInceptionResnetV1Graph(
     ? INCEPTION_RESNET_V1_WEIGHTS[weights as keyof typeof INCEPTION_RESNET_V1_WEIGHTS]
     : undefined;
   const source = named ? await resolveWeights(store, named) : await checkpointFile(weights);
-  const modelId = `inception-resnet-v1/${named ? weights : path.basename(source.path)}`;
+  const modelId = INCEPTION_RESNET_V1.modelId({ weights });
   const graph = await cachedGraph(store.cacheDir, 'inception-resnet-v1', source, (sd, metadata) =>
     buildInceptionResnetV1(sd, { metadata, source: source.path }),
   );
@@ -132,18 +116,11 @@ export async function loadInceptionResnetV1Graph(
  * InceptionResnetV1 (facenet-pytorch) on onnxruntime-node: 160×160 crops in, 512-d L2-normalised embeddings
  * out, in batches of at most `maxBatchSize`. Create it through `createOnnxProvider().embedder(...)`.
  */
-export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
-  readonly specificationVersion = SPECIFICATION_VERSION;
-  readonly provider = 'onnx';
-  readonly dimension = INCEPTION_RESNET_V1_EMBEDDING_SIZE;
-  readonly preprocessing = FACENET_PREPROCESSING;
-  readonly modelId: string;
-  readonly weightsSha256: string;
+export class OnnxInceptionResnetV1Embedder extends BaseEmbedder {
   /** Where the graph came from: its cached `.onnx` path, and whether this load built it. */
   readonly graph: InceptionResnetV1GraphInfo;
   readonly loadReport: InceptionResnetV1LoadReport;
-  readonly maxBatchSize: number;
-  #session: InferenceSession | undefined;
+  #session: InferenceSession;
   readonly #ort: Ort;
 
   private constructor(
@@ -151,15 +128,20 @@ export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
     session: InferenceSession,
     graph: InceptionResnetV1GraphInfo,
     loadReport: InceptionResnetV1LoadReport,
-    maxBatchSize: number,
+    maxBatchSize: number | undefined,
   ) {
+    super({
+      provider: 'onnx',
+      modelId: graph.modelId,
+      weightsSha256: graph.weightsSha256,
+      dimension: INCEPTION_RESNET_V1_EMBEDDING_SIZE,
+      preprocessing: FACENET_PREPROCESSING,
+      maxBatchSize,
+    });
     this.#ort = ort;
     this.#session = session;
     this.graph = graph;
     this.loadReport = loadReport;
-    this.modelId = graph.modelId;
-    this.weightsSha256 = graph.weightsSha256;
-    this.maxBatchSize = maxBatchSize;
   }
 
   /**
@@ -169,7 +151,7 @@ export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
   static async load(
     store: ModelStore,
     weights: InceptionResnetV1Weights,
-    options: { intraOpNumThreads: number; maxBatchSize: number },
+    options: { intraOpNumThreads: number; maxBatchSize?: number | undefined },
   ): Promise<OnnxInceptionResnetV1Embedder> {
     const started = performance.now();
     const { bytes, ...graph } = await loadInceptionResnetV1Graph(store, weights);
@@ -190,40 +172,20 @@ export class OnnxInceptionResnetV1Embedder implements FaceEmbedder {
     );
   }
 
-  async embed(faces: readonly RgbImage[]): Promise<Float32Array[]> {
-    if (!this.#session) throw new DisposedError(`onnx ${this.modelId} embedder`);
-    assertEmbedderInputs(faces, this.preprocessing.inputSize, this.modelId);
+  protected async runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {
     const { width, height } = this.preprocessing.inputSize;
-    const out: Float32Array[] = [];
-    for (let start = 0; start < faces.length; start += this.maxBatchSize) {
-      // Re-read per chunk: a dispose() while an earlier chunk ran must not touch a released session.
-      const session = this.#session;
-      if (!session) throw new DisposedError(`onnx ${this.modelId} embedder`);
-      const chunk = faces.slice(start, start + this.maxBatchSize);
-      const input = new this.#ort.Tensor('float32', toNchwBatch(chunk, this.preprocessing), [
-        chunk.length,
-        3,
-        height,
-        width,
-      ]);
-      const result = await session.run({ input });
-      const embedding = result.embedding;
-      if (!embedding || embedding.dims[0] !== chunk.length || embedding.dims[1] !== this.dimension) {
-        throw new Error(
-          `${this.modelId}: the graph returned ${embedding ? `[${embedding.dims.join(', ')}]` : 'no embedding'}, ` +
-            `expected [${chunk.length}, ${this.dimension}]`,
-        );
-      }
-      const data = embedding.data as Float32Array;
-      for (let i = 0; i < chunk.length; i++)
-        out.push(data.slice(i * this.dimension, (i + 1) * this.dimension));
-    }
-    return out;
+    const input = new this.#ort.Tensor('float32', toNchwBatch(faces, this.preprocessing), [
+      faces.length,
+      3,
+      height,
+      width,
+    ]);
+    const { embedding } = await this.#session.run({ input });
+    if (!embedding) throw new EmbedderOutputError(this.modelId, 'the graph has no embedding output');
+    return embedding.data as Float32Array;
   }
 
-  async dispose(): Promise<void> {
-    const session = this.#session;
-    this.#session = undefined;
-    await session?.release();
+  protected async release(): Promise<void> {
+    await this.#session.release();
   }
 }

@@ -4,13 +4,7 @@
  *
  * @packageDocumentation
  */
-export {
-  FACENET_PREPROCESSING,
-  INCEPTION_RESNET_V1_WEIGHTS,
-  type InceptionResnetV1Weights,
-  loadInceptionResnetV1Graph,
-  OnnxInceptionResnetV1Embedder,
-} from './embedder.js';
+export { loadInceptionResnetV1Graph, OnnxInceptionResnetV1Embedder } from './embedder.js';
 export * from './faceapi/index.js';
 export * from './graph/index.js';
 export {
@@ -23,12 +17,7 @@ export {
 export { type MtcnnLoadReport, OnnxMtcnnNetworks } from './mtcnn.js';
 export {
   createOnnxProvider,
-  type FaceApiResnetOptions,
-  type InceptionResnetV1Options,
-  ONNX_DETECTOR_MODELS,
-  ONNX_EMBEDDER_MODELS,
-  type OnnxDetectorModelId,
-  type OnnxEmbedderModelId,
+  createProvider,
   type OnnxProvider,
   type OnnxProviderOptions,
 } from './provider.js';

@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type ModelStore, readCheckpoint, type StateDict } from '@facerec/framework';
+import { type ModelStore, readCheckpoint, type StateDict, writeFileAtomic } from '@facerec/framework';
 
 /**
  * Bumped whenever a graph builder changes its output, so cached `.onnx` files from an older builder are not
@@ -27,9 +26,9 @@ export interface CachedGraph {
 }
 
 /**
- * An ONNX file from the model cache, built by `build` on a miss and written atomically (temp file + rename,
- * so concurrent processes are safe). The caller's `file` name must carry everything the graph depends on
- * (weights hash, builder version), so a stale graph is never reused.
+ * An ONNX file from the model cache, built by `build` on a miss and written with `writeFileAtomic` (so
+ * concurrent processes are safe and a crash never leaves a partial graph). The caller's `file` name must carry
+ * everything the graph depends on (weights hash, builder version), so a stale graph is never reused.
  */
 export async function cachedOnnxFile(
   file: string,
@@ -48,13 +47,7 @@ export async function cachedOnnxFile(
   const bytes = await build();
   const buildMs = performance.now() - started;
   await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  await writeFileAtomic(file, bytes);
   return { bytes, weightsSha256, path: file, built: true, buildMs };
 }
 

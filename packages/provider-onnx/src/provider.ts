@@ -1,16 +1,21 @@
 import { availableParallelism } from 'node:os';
 import {
-  EMBEDDER_OPTION_SCHEMAS,
-  type FaceEmbedder,
-  loadManifest,
+  type BuiltFaceProvider,
+  createFaceProvider,
+  FACEAPI_RESNET,
+  INCEPTION_RESNET_V1,
+  implementDetector,
+  implementEmbedder,
+  MODELS,
+  ModelRegistry,
   ModelStore,
+  MTCNN,
   MtcnnDetector,
-  type MtcnnOptions,
-  NoSuchModelError,
+  type ProviderFactory,
   parseOptions,
 } from '@facerec/framework';
 import { z } from 'zod';
-import { type InceptionResnetV1Weights, OnnxInceptionResnetV1Embedder } from './embedder.js';
+import { OnnxInceptionResnetV1Embedder } from './embedder.js';
 import { OnnxFaceApiEmbedder } from './faceapi/index.js';
 import { OnnxMtcnnNetworks } from './mtcnn.js';
 
@@ -20,62 +25,52 @@ export interface OnnxProviderOptions {
   intraOpNumThreads?: number;
   /** Model store for weights and cached graphs. Default: `ModelStore.fromEnv` over the bundled manifest. */
   modelStore?: ModelStore;
+  /** The models to hand out. Default: the built-in registry, `MODELS`. */
+  registry?: ModelRegistry;
 }
 
-/** Options of the `inception-resnet-v1` embedder. */
-export interface InceptionResnetV1Options {
-  /** `vggface2` (default), `casia-webface`, or a path to a facenet-pytorch `.pt` state dict. */
-  weights?: InceptionResnetV1Weights;
-  /** Faces per inference call; larger batches are split. Default 16. */
-  maxBatchSize?: number;
-}
+/** The provider {@link createOnnxProvider} returns. */
+export type OnnxProvider = BuiltFaceProvider<'onnx'>;
 
-/** Options of the `faceapi-resnet` embedder. */
-export interface FaceApiResnetOptions {
-  /** Faces per inference call; larger batches are split. Default 16. */
-  maxBatchSize?: number;
-}
+const providerSchema = z.strictObject({
+  intraOpNumThreads: z.number().int().min(1).max(256).optional(),
+  modelStore: z.instanceof(ModelStore).optional(),
+  registry: z.instanceof(ModelRegistry).optional(),
+});
 
-/** Detector model ids of this provider. */
-export const ONNX_DETECTOR_MODELS = ['mtcnn'] as const;
-/** Embedder model ids of this provider. */
-export const ONNX_EMBEDDER_MODELS = ['inception-resnet-v1', 'faceapi-resnet'] as const;
-
-export type OnnxDetectorModelId = (typeof ONNX_DETECTOR_MODELS)[number];
-export type OnnxEmbedderModelId = (typeof ONNX_EMBEDDER_MODELS)[number];
-
-/** The object {@link createOnnxProvider} returns. */
-export interface OnnxProvider {
-  readonly name: 'onnx';
-  /** An MTCNN detector; its networks start loading now (once per detector). */
-  detector(modelId: OnnxDetectorModelId, options?: MtcnnOptions): MtcnnDetector;
-  /** An embedder, loaded (and on first use converted and cached) before the promise resolves. */
-  embedder(modelId: 'inception-resnet-v1', options?: InceptionResnetV1Options): Promise<FaceEmbedder>;
-  /** face-api.js's ResNet-34-like recognition net (150×150 input, 128-d), from `@vladmandic/face-api`. */
-  embedder(modelId: 'faceapi-resnet', options?: FaceApiResnetOptions): Promise<FaceEmbedder>;
-  embedder(
-    modelId: OnnxEmbedderModelId,
-    options?: InceptionResnetV1Options | FaceApiResnetOptions,
-  ): Promise<FaceEmbedder>;
-  /** The model store this provider reads weights from. */
-  modelStore(): Promise<ModelStore>;
-}
-
-const providerSchema = z
-  .object({
-    intraOpNumThreads: z.number().int().min(1).max(256).optional(),
-    modelStore: z.instanceof(ModelStore).optional(),
-  })
-  .strict();
-
-const faceApiSchema = EMBEDDER_OPTION_SCHEMAS['faceapi-resnet'];
-
-const irv1Schema = EMBEDDER_OPTION_SCHEMAS['inception-resnet-v1'];
+/** The models this provider runs natively; any other registry entry with a provider-free `load` runs too. */
+const IMPLEMENTATIONS = Object.freeze({
+  detectors: [
+    implementDetector(MTCNN, (options, context) => {
+      const threads = context.threads ?? availableParallelism();
+      return new MtcnnDetector(
+        'onnx',
+        () => context.modelStore().then((s) => OnnxMtcnnNetworks.load(s, threads)),
+        options,
+      );
+    }),
+  ],
+  embedders: [
+    implementEmbedder(INCEPTION_RESNET_V1, async (options, context) =>
+      OnnxInceptionResnetV1Embedder.load(await context.modelStore(), options.weights ?? 'vggface2', {
+        intraOpNumThreads: context.threads ?? availableParallelism(),
+        maxBatchSize: options.maxBatchSize,
+      }),
+    ),
+    implementEmbedder(FACEAPI_RESNET, async (options, context) =>
+      OnnxFaceApiEmbedder.load(await context.modelStore(), {
+        intraOpNumThreads: context.threads ?? availableParallelism(),
+        maxBatchSize: options.maxBatchSize,
+      }),
+    ),
+  ],
+});
 
 /**
- * The onnxruntime-node provider: MTCNN and InceptionResnetV1 built as ONNX graphs straight from
- * facenet-pytorch's checkpoints (no Python), cached in the model store by weights hash.
+ * The onnxruntime-node provider: MTCNN, InceptionResnetV1 and face-api.js's recognition net built as ONNX
+ * graphs straight from the upstream checkpoints (no Python), cached in the model store by weights hash.
  *
+ * @throws InvalidOptionsError for unknown keys or out-of-range values.
  * @example
  * const onnx = createOnnxProvider({ intraOpNumThreads: 2 });
  * const detector = onnx.detector('mtcnn', { minFaceSize: 40 });
@@ -83,44 +78,22 @@ const irv1Schema = EMBEDDER_OPTION_SCHEMAS['inception-resnet-v1'];
  */
 export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvider {
   const settings = parseOptions(providerSchema, options, '@facerec/provider-onnx');
-  const threads = settings.intraOpNumThreads ?? availableParallelism();
-  let store: Promise<ModelStore> | undefined;
-  const modelStore = () => {
-    store ??= settings.modelStore
-      ? Promise.resolve(settings.modelStore)
-      : loadManifest().then((m) => ModelStore.fromEnv(m));
-    return store;
-  };
-  return {
+  return createFaceProvider({
     name: 'onnx',
-    modelStore,
-    detector(modelId, detectorOptions) {
-      if (!ONNX_DETECTOR_MODELS.includes(modelId))
-        throw new NoSuchModelError('detector', modelId, ONNX_DETECTOR_MODELS);
-      return new MtcnnDetector(
-        'onnx',
-        () => modelStore().then((s) => OnnxMtcnnNetworks.load(s, threads)),
-        detectorOptions,
-      );
-    },
-    async embedder(
-      modelId: OnnxEmbedderModelId,
-      embedderOptions?: InceptionResnetV1Options | FaceApiResnetOptions,
-    ): Promise<FaceEmbedder> {
-      if (!ONNX_EMBEDDER_MODELS.includes(modelId))
-        throw new NoSuchModelError('embedder', modelId, ONNX_EMBEDDER_MODELS);
-      if (modelId === 'faceapi-resnet') {
-        const o = parseOptions(faceApiSchema, embedderOptions, 'onnx faceapi-resnet');
-        return OnnxFaceApiEmbedder.load(await modelStore(), {
-          intraOpNumThreads: threads,
-          maxBatchSize: o.maxBatchSize ?? 16,
-        });
-      }
-      const o = parseOptions(irv1Schema, embedderOptions, 'onnx inception-resnet-v1');
-      return OnnxInceptionResnetV1Embedder.load(await modelStore(), o.weights ?? 'vggface2', {
-        intraOpNumThreads: threads,
-        maxBatchSize: o.maxBatchSize ?? 16,
-      });
-    },
-  };
+    registry: settings.registry ?? MODELS,
+    modelStore: settings.modelStore,
+    threads: settings.intraOpNumThreads,
+    ...IMPLEMENTATIONS,
+  });
 }
+
+/**
+ * The factory under the name every provider package exports, so the Lambda runtime and the CLI load this
+ * provider by its registry name (`onnx`); `threads` sets `intraOpNumThreads`.
+ */
+export const createProvider: ProviderFactory = ({ registry, modelStore, threads } = {}) =>
+  createOnnxProvider({
+    ...(registry ? { registry } : {}),
+    ...(modelStore ? { modelStore } : {}),
+    ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+  });

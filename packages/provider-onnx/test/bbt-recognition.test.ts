@@ -5,10 +5,10 @@ import {
   calibrateThresholdLeaveOneOut,
   EmbedderMismatchError,
   enrollGallery,
+  type FaceDetector,
   type FaceEmbedder,
   type FileGallery,
   type LabelledProbe,
-  type MtcnnDetector,
 } from '@facerec/framework';
 import { describeWithSharedData, sharedMirrorStore, sharedPath } from '@facerec/framework/testing';
 import { createOnnxProvider } from '@facerec/provider-onnx';
@@ -29,7 +29,7 @@ function subset(numbers: number[]): string {
 }
 
 describeWithSharedData('recognition on bbt: MTCNN + face-api embedder (onnx)', [BBT.join('/')], () => {
-  let detector: MtcnnDetector;
+  let detector: FaceDetector;
   let embedder: FaceEmbedder;
   let gallery: FileGallery;
   let probes: LabelledProbe[];
@@ -37,22 +37,20 @@ describeWithSharedData('recognition on bbt: MTCNN + face-api embedder (onnx)', [
   beforeAll(async () => {
     const provider = createOnnxProvider({ modelStore: await sharedMirrorStore() });
     embedder = await provider.embedder('faceapi-resnet');
-    detector = provider.detector('mtcnn', { imageSize: 150, cropShape: 'square' });
+    detector = provider.detector('mtcnn');
     const enrolled = await enrollGallery({ root: subset([1, 2]), detector, embedder });
     expect(enrolled.skipped).toEqual([]);
     // The threshold comes from the enrolled examples alone (leave-one-out), never from the probes.
     gallery = calibrateThresholdLeaveOneOut(enrolled.gallery, { targetFar: 0.01 }).gallery;
     const probeSet = await enrollGallery({ root: subset([3, 4]), detector, embedder });
-    probes = probeSet.gallery
-      .identities()
-      .flatMap((identity) =>
-        probeSet.gallery.examples(identity).map((e) => ({ identity, embedding: e.embedding })),
-      );
+    probes = probeSet.gallery.names.flatMap((identity) =>
+      probeSet.gallery.examples(identity).map((e) => ({ identity, embedding: e.embedding })),
+    );
     expect(probes).toHaveLength(16);
   });
 
-  it('identifies at least 15 of the 16 probes (images 3–4) from images 1–2', () => {
-    const matches = gallery.match(
+  it('identifies at least 15 of the 16 probes (images 3–4) from images 1–2', async () => {
+    const matches = await gallery.match(
       probes.map((p) => p.embedding),
       { topK: 2, threshold: 4 },
     );
@@ -66,15 +64,15 @@ describeWithSharedData('recognition on bbt: MTCNN + face-api embedder (onnx)', [
     expect(correct).toBeGreaterThanOrEqual(15);
   });
 
-  it('answers unknown for a removed identity at the calibrated threshold; the others stay correct', () => {
-    const at = gallery.match(probes.map((p) => p.embedding));
+  it('answers unknown for a removed identity at the calibrated threshold; the others stay correct', async () => {
+    const at = await gallery.match(probes.map((p) => p.embedding));
     const known = at.filter((m, i) => m.identity === probes[i]!.identity).length;
     console.log(
       `bbt at the calibrated threshold ${gallery.threshold.toFixed(4)}: ${known}/16 named correctly`,
     );
-    for (const removed of gallery.identities()) {
+    for (const removed of gallery.names) {
       const without = gallery.withoutIdentities([removed]);
-      const results = without.match(probes.map((p) => p.embedding));
+      const results = await without.match(probes.map((p) => p.embedding));
       probes.forEach((p, i) => {
         if (p.identity === removed) expect(results[i]!.identity).toBe('unknown');
         else expect(results[i]!.identity).toBe(at[i]!.identity);

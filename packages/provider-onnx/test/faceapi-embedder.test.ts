@@ -12,12 +12,7 @@ import {
   readTfjsWeightsFile,
 } from '@facerec/framework';
 import { describeEmbedderConformance, describeWithSharedData, sharedPath } from '@facerec/framework/testing';
-import {
-  buildFaceApiResnet,
-  createSession,
-  FACEAPI_RESNET_MODELS,
-  OnnxFaceApiEmbedder,
-} from '@facerec/provider-onnx';
+import { buildFaceApiResnet, createSession, OnnxFaceApiEmbedder } from '@facerec/provider-onnx';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mirrorStore } from './helpers.js';
@@ -139,7 +134,7 @@ describeWithSharedData(
       const again = await OnnxFaceApiEmbedder.load(store, { intraOpNumThreads: 1, maxBatchSize: 1 });
       expect(again.graph.built).toBe(false);
       expect(again.graph.path).toBe(embedder.graph.path);
-      expect(again.graph.path).toContain(`faceapi-resnet-${embedder.weightsSha256.slice(0, 16)}`);
+      expect(again.graph.path).toContain(`faceapi-resnet-${embedder.weightsSha256!.slice(0, 16)}`);
       const face = await decode('bbt', 'amy', 'amy1.png');
       expect(await again.embed([face])).toEqual(await embedder.embed([face]));
       const malformed = { width: 10, height: 10, data: new Uint8Array(3) };
@@ -152,7 +147,7 @@ describeWithSharedData(
     });
 
     it('refuses weights that are not the recognition net with CheckpointError', async () => {
-      const manifestPath = await store.resolve(FACEAPI_RESNET_MODELS.manifest);
+      const manifestPath = await store.resolve('faceapi-face-recognition-manifest');
       const weights = new Map(await readTfjsWeightsFile(manifestPath));
       const missing = new Map(weights);
       missing.delete('conv128_1/conv2/scale/biases');

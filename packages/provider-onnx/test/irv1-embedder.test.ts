@@ -8,8 +8,10 @@ import {
   decodeImage,
   type FaceEmbedder,
   HASHES_FILE,
+  type InceptionResnetV1Options,
   InvalidOptionsError,
   loadManifest,
+  MODELS,
   ModelStore,
   NoSuchModelError,
   type PullProgress,
@@ -19,16 +21,13 @@ import {
 import {
   describeEmbedderConformance,
   describeWithSharedData,
+  dot,
+  embeddingAgreement,
   readSyntheticReference,
   type SyntheticReference,
   sharedPath,
 } from '@facerec/framework/testing';
-import {
-  createOnnxProvider,
-  type InceptionResnetV1Options,
-  ONNX_EMBEDDER_MODELS,
-  OnnxInceptionResnetV1Embedder,
-} from '@facerec/provider-onnx';
+import { createOnnxProvider, OnnxInceptionResnetV1Embedder } from '@facerec/provider-onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   UPSTREAM_FILES,
@@ -38,21 +37,6 @@ import {
 
 const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
 const offline = (() => Promise.reject(new Error('tests run offline'))) as typeof fetch;
-
-const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-};
-const cosine = (a: ArrayLike<number>, b: ArrayLike<number>): number =>
-  dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
-
-/** Subtracts the mean vector over all rows: random-weight nets map every face to nearly one direction. */
-function centred(rows: readonly ArrayLike<number>[]): Float64Array[] {
-  const mean = new Float64Array(rows[0]!.length);
-  for (const r of rows) for (let i = 0; i < r.length; i++) mean[i]! += r[i]! / rows.length;
-  return rows.map((r) => Float64Array.from(r, (v, i) => v - mean[i]!));
-}
 
 const sha256 = async (file: string): Promise<string> =>
   createHash('sha256')
@@ -114,15 +98,10 @@ describeWithSharedData('onnx InceptionResnetV1 embedder', [REFERENCE, 'reference
       expect(reference.embeddings.map((e) => path.basename(e.cropPng)).sort()).toEqual(files.sort());
 
       const refs = reference.embeddings.map((e) => e.embedding);
-      const cosines = syntheticVectors.map((v, i) => cosine(v, refs[i]!));
-      const minCosine = Math.min(...cosines);
-      const ours = centred(syntheticVectors);
-      const theirs = centred(refs);
-      const correlation = cosine(
-        Float64Array.from(ours.flatMap((r) => [...r])),
-        Float64Array.from(theirs.flatMap((r) => [...r])),
+      const { cosines, minCosine, correlation, minCentredCosine } = embeddingAgreement(
+        syntheticVectors,
+        refs,
       );
-      const minCentredCosine = Math.min(...ours.map((o, i) => cosine(o, theirs[i]!)));
       console.log(
         `onnx inception-resnet-v1 vs facenet-pytorch over ${cosines.length} crops: min cosine ` +
           `${minCosine.toFixed(10)} (1 − cos = ${(1 - minCosine).toExponential(2)}, ` +
@@ -292,10 +271,10 @@ describeWithSharedData('onnx InceptionResnetV1 embedder', [REFERENCE, 'reference
 
     it('rejects an unknown model id with NoSuchModelError listing the valid ids', async () => {
       const error = await provider()
-        .embedder('facenet-512' as 'inception-resnet-v1')
+        .embedder('facenet-512')
         .catch((e: unknown) => e);
       expect(NoSuchModelError.isInstance(error), String(error)).toBe(true);
-      expect((error as NoSuchModelError).available).toEqual([...ONNX_EMBEDDER_MODELS]);
+      expect((error as NoSuchModelError).available).toEqual([...MODELS.embedderIds]);
       expect((error as Error).message).toMatch(
         /No embedder model "facenet-512"; available: .*inception-resnet-v1/,
       );

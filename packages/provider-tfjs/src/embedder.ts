@@ -2,45 +2,27 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  assertEmbedderInputs,
-  DisposedError,
+  BaseEmbedder,
   type EmbedderPreprocessing,
-  type FaceEmbedder,
+  FACENET_PREPROCESSING,
+  INCEPTION_RESNET_V1,
+  INCEPTION_RESNET_V1_WEIGHTS,
+  type InceptionResnetV1Weights,
   type ModelStore,
   type RgbImage,
   readCheckpoint,
-  SPECIFICATION_VERSION,
   type StateDict,
 } from '@facerec/framework';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { TfjsBackendName } from './backend.js';
-import {
-  buildInceptionResnetV1,
-  INCEPTION_RESNET_V1_EMBEDDING_SIZE,
-  INCEPTION_RESNET_V1_INPUT_SIZE,
-} from './inception-resnet-v1.js';
-import { embedInBatches, onWeightSet, type WeightSet } from './tensors.js';
+import { buildInceptionResnetV1, INCEPTION_RESNET_V1_EMBEDDING_SIZE } from './inception-resnet-v1.js';
+import { forwardBatch, onWeightSet, type WeightSet } from './tensors.js';
 
-/**
- * Named pretrained weights for InceptionResnetV1 and their manifest entries; the same names as the onnx
- * provider's, so both produce the same model ids.
- */
-export const INCEPTION_RESNET_V1_WEIGHTS = Object.freeze({
-  vggface2: 'inception-resnet-v1-vggface2',
-  'casia-webface': 'inception-resnet-v1-casia-webface',
-} as const);
-
-/** `vggface2`, `casia-webface`, or a path to a facenet-pytorch `.pt` state dict. */
-export type InceptionResnetV1Weights = keyof typeof INCEPTION_RESNET_V1_WEIGHTS | (string & {});
-
-/** facenet's fixed standardisation, `(x − 127.5) / 128`, on 160×160 RGB crops laid out NHWC. */
+/** facenet's input (the registry's), laid out NHWC as TensorFlow.js convolutions take it. */
 export const FACENET_NHWC_PREPROCESSING: EmbedderPreprocessing = Object.freeze({
-  inputSize: Object.freeze({ width: INCEPTION_RESNET_V1_INPUT_SIZE, height: INCEPTION_RESNET_V1_INPUT_SIZE }),
+  ...FACENET_PREPROCESSING,
   layout: 'NHWC',
-  channelOrder: 'RGB',
-  mean: Object.freeze([127.5, 127.5, 127.5]) as [number, number, number],
-  std: Object.freeze([128, 128, 128]) as [number, number, number],
-}) as EmbedderPreprocessing;
+});
 
 /** Options of {@link TfjsInceptionResnetV1Embedder.fromStateDict}. */
 export interface InceptionResnetV1StateDictOptions {
@@ -51,7 +33,7 @@ export interface InceptionResnetV1StateDictOptions {
   /** sha256 of the weights file, when known. */
   readonly weightsSha256?: string;
   /** Faces per forward pass; larger calls are split. Default 16. */
-  readonly maxBatchSize?: number;
+  readonly maxBatchSize?: number | undefined;
   /** Where the weights came from, for error messages. */
   readonly source?: string;
 }
@@ -61,11 +43,14 @@ export async function resolveInceptionResnetV1Weights(
   store: ModelStore,
   weights: InceptionResnetV1Weights,
 ): Promise<{ modelId: string; path: string; sha256: string; bytes: Uint8Array }> {
-  const named = INCEPTION_RESNET_V1_WEIGHTS[weights as keyof typeof INCEPTION_RESNET_V1_WEIGHTS];
+  const modelId = INCEPTION_RESNET_V1.modelId({ weights });
+  const named = Object.hasOwn(INCEPTION_RESNET_V1_WEIGHTS, weights)
+    ? INCEPTION_RESNET_V1_WEIGHTS[weights as keyof typeof INCEPTION_RESNET_V1_WEIGHTS]
+    : undefined;
   if (named) {
     const [pulled] = await store.pull([named]);
     return {
-      modelId: `inception-resnet-v1/${weights}`,
+      modelId,
       path: pulled!.path,
       sha256: pulled!.sha256,
       bytes: await readFile(pulled!.path),
@@ -74,7 +59,7 @@ export async function resolveInceptionResnetV1Weights(
   const file = path.resolve(weights);
   const bytes = await readFile(file);
   return {
-    modelId: `inception-resnet-v1/${path.basename(file)}`,
+    modelId,
     path: file,
     sha256: createHash('sha256').update(bytes).digest('hex'),
     bytes,
@@ -94,29 +79,27 @@ export async function resolveInceptionResnetV1Weights(
  * const [vector] = await embedder.embed([crop]);
  * ```
  */
-export class TfjsInceptionResnetV1Embedder implements FaceEmbedder {
-  readonly specificationVersion = SPECIFICATION_VERSION;
-  readonly provider = 'tfjs';
-  readonly dimension = INCEPTION_RESNET_V1_EMBEDDING_SIZE;
-  readonly preprocessing = FACENET_NHWC_PREPROCESSING;
-  readonly modelId: string;
-  readonly weightsSha256: string | undefined;
+export class TfjsInceptionResnetV1Embedder extends BaseEmbedder {
   readonly backend: TfjsBackendName;
-  readonly #maxBatchSize: number;
   readonly #forward: (input: tf.Tensor4D) => tf.Tensor2D;
-  #set: WeightSet | undefined;
+  readonly #set: WeightSet;
 
   private constructor(
     set: WeightSet,
     forward: (input: tf.Tensor4D) => tf.Tensor2D,
     options: InceptionResnetV1StateDictOptions,
   ) {
+    super({
+      provider: 'tfjs',
+      modelId: options.modelId,
+      weightsSha256: options.weightsSha256,
+      dimension: INCEPTION_RESNET_V1_EMBEDDING_SIZE,
+      preprocessing: FACENET_NHWC_PREPROCESSING,
+      maxBatchSize: options.maxBatchSize,
+    });
     this.#set = set;
     this.#forward = forward;
     this.backend = set.backend;
-    this.modelId = options.modelId;
-    this.weightsSha256 = options.weightsSha256;
-    this.#maxBatchSize = options.maxBatchSize ?? 16;
   }
 
   /**
@@ -144,7 +127,7 @@ export class TfjsInceptionResnetV1Embedder implements FaceEmbedder {
   static async load(
     store: ModelStore,
     weights: InceptionResnetV1Weights,
-    options: { backend: TfjsBackendName; maxBatchSize?: number },
+    options: { backend: TfjsBackendName; maxBatchSize?: number | undefined },
   ): Promise<TfjsInceptionResnetV1Embedder> {
     const resolved = await resolveInceptionResnetV1Weights(store, weights);
     const stateDict = readCheckpoint(resolved.bytes, { source: resolved.path });
@@ -156,30 +139,19 @@ export class TfjsInceptionResnetV1Embedder implements FaceEmbedder {
     });
   }
 
-  async embed(faces: readonly RgbImage[]): Promise<Float32Array[]> {
-    if (!this.#set) throw new DisposedError(`tfjs ${this.modelId} embedder`);
-    assertEmbedderInputs(faces, this.preprocessing.inputSize, this.modelId);
+  protected runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {
     const { width, height } = this.preprocessing.inputSize;
     const pixels = width * height * 3;
-    return embedInBatches(
-      this.backend,
-      this.#forward,
-      faces,
-      { maxBatchSize: this.#maxBatchSize, height, width, dimension: this.dimension },
-      (chunk) => {
-        // RgbImage pixels are already interleaved HWC: the NHWC batch is a copy with standardisation.
-        const batch = new Float32Array(chunk.length * pixels);
-        chunk.forEach((face, f) => {
-          const d = face.data;
-          for (let i = 0; i < pixels; i++) batch[f * pixels + i] = (d[i]! - 127.5) / 128;
-        });
-        return batch;
-      },
-    );
+    // RgbImage pixels are already interleaved HWC: the NHWC batch is a copy with standardisation.
+    const batch = new Float32Array(faces.length * pixels);
+    faces.forEach((face, f) => {
+      const d = face.data;
+      for (let i = 0; i < pixels; i++) batch[f * pixels + i] = (d[i]! - 127.5) / 128;
+    });
+    return forwardBatch(this.backend, this.#forward, batch, [faces.length, height, width]);
   }
 
-  async dispose(): Promise<void> {
-    this.#set?.dispose();
-    this.#set = undefined;
+  protected release(): void {
+    this.#set.dispose();
   }
 }

@@ -10,6 +10,7 @@ import { FacerecError } from '@facerec/framework';
  * cannot serve it (HTTP 5xx). The automatic selection never throws this; it falls back instead.
  */
 export class TfjsBackendUnavailableError extends FacerecError {
+  static override readonly errorName: string = 'TfjsBackendUnavailableError';
   /** The backend that was requested, e.g. `tensorflow`. */
   readonly backend: string;
   /** Why it is unavailable, e.g. `@tensorflow/tfjs-node not installed`. */

@@ -9,41 +9,35 @@
 import {
   assertFaceApiInput,
   assertRgbImage,
-  DisposedError,
+  BaseEmbedder,
   type EmbedderPreprocessing,
   FACEAPI_PREPROCESSING,
+  FACEAPI_RESNET,
   FACEAPI_RESNET_BLOCKS,
   FACEAPI_RESNET_DESCRIPTOR_SIZE,
   FACEAPI_RESNET_FC,
   FACEAPI_RESNET_FEATURES,
   FACEAPI_RESNET_INPUT_SIZE,
-  type FaceEmbedder,
   type FloatRgbImage,
   faceApiInput,
   type ModelStore,
   type RgbImage,
   readTfjsWeightsFile,
-  SPECIFICATION_VERSION,
   type StateDict,
   toFaceApiBatch,
 } from '@facerec/framework';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfjsBackendName } from './backend.js';
-import { embedInBatches, onWeightSet, StateDictReader, type WeightSet } from './tensors.js';
+import { forwardBatch, onWeightSet, StateDictReader, type WeightSet } from './tensors.js';
 
-/** Model store entries holding face-api.js's recognition weights (shard) and their tfjs manifest. */
-export const FACEAPI_RESNET_STORE_ENTRIES = Object.freeze({
-  weights: 'faceapi-face-recognition-weights',
-  manifest: 'faceapi-face-recognition-manifest',
-} as const);
+/** Model store entries holding face-api.js's recognition weights (shard) and their tfjs manifest (from the registry). */
+const [WEIGHTS_ENTRY, MANIFEST_ENTRY] = FACEAPI_RESNET.manifestEntries({}) as [string, string];
 
 /** face-api.js's normalisation, `(pixel − [122.782, 117.001, 104.298]) / 256`, on 150×150 RGB laid out NHWC. */
 export const FACEAPI_NHWC_PREPROCESSING: EmbedderPreprocessing = Object.freeze({
   ...FACEAPI_PREPROCESSING,
   layout: 'NHWC',
 }) as EmbedderPreprocessing;
-
-const MODEL_ID = 'faceapi-resnet';
 
 /** One layer of the eager forward pass, NHWC in and out. */
 type Layer = (x: tf.Tensor4D) => tf.Tensor4D;
@@ -188,14 +182,6 @@ export function buildFaceApiResnet(
   };
 }
 
-/** Divides by the Euclidean norm (float64), as the onnx graph's `embedding` output (eps 1e-12). */
-function l2Normalize(v: Float32Array): Float32Array {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
-  const n = Math.max(Math.sqrt(s), 1e-12);
-  return v.map((x) => x / n);
-}
-
 /** Options of {@link TfjsFaceApiEmbedder.fromWeights}. */
 export interface FaceApiEmbedderOptions {
   /** Backend the model runs on (see `selectBackend`). */
@@ -203,7 +189,7 @@ export interface FaceApiEmbedderOptions {
   /** sha256 of the weights shard, when known. */
   readonly weightsSha256?: string;
   /** Faces per forward pass; larger calls are split. Default 16. */
-  readonly maxBatchSize?: number;
+  readonly maxBatchSize?: number | undefined;
   /** Where the weights came from, for error messages. */
   readonly source?: string;
 }
@@ -227,28 +213,27 @@ export interface FaceApiEmbedderOptions {
  * const [unit] = await embedder.embed([crop150]); // |unit| = 1
  * ```
  */
-export class TfjsFaceApiEmbedder implements FaceEmbedder {
-  readonly specificationVersion = SPECIFICATION_VERSION;
-  readonly provider = 'tfjs';
-  readonly modelId = MODEL_ID;
-  readonly dimension = FACEAPI_RESNET_DESCRIPTOR_SIZE;
-  readonly preprocessing = FACEAPI_NHWC_PREPROCESSING;
-  readonly weightsSha256: string | undefined;
+export class TfjsFaceApiEmbedder extends BaseEmbedder {
   readonly backend: TfjsBackendName;
-  readonly #maxBatchSize: number;
   readonly #forward: (input: tf.Tensor4D) => tf.Tensor2D;
-  #set: WeightSet | undefined;
+  readonly #set: WeightSet;
 
   private constructor(
     set: WeightSet,
     forward: (input: tf.Tensor4D) => tf.Tensor2D,
     options: FaceApiEmbedderOptions,
   ) {
+    super({
+      provider: 'tfjs',
+      modelId: FACEAPI_RESNET.modelId({}),
+      weightsSha256: options.weightsSha256,
+      dimension: FACEAPI_RESNET.dimension,
+      preprocessing: FACEAPI_NHWC_PREPROCESSING,
+      maxBatchSize: options.maxBatchSize,
+    });
     this.#set = set;
     this.#forward = forward;
     this.backend = set.backend;
-    this.weightsSha256 = options.weightsSha256;
-    this.#maxBatchSize = options.maxBatchSize ?? 16;
   }
 
   /**
@@ -269,14 +254,11 @@ export class TfjsFaceApiEmbedder implements FaceEmbedder {
   /** Pulls `faceapi-face-recognition-weights` and `-manifest` through the store and loads them. */
   static async load(
     store: ModelStore,
-    options: { backend: TfjsBackendName; maxBatchSize?: number },
+    options: { backend: TfjsBackendName; maxBatchSize?: number | undefined },
   ): Promise<TfjsFaceApiEmbedder> {
-    const pulled = await store.pull([
-      FACEAPI_RESNET_STORE_ENTRIES.weights,
-      FACEAPI_RESNET_STORE_ENTRIES.manifest,
-    ]);
-    const bin = pulled.find((p) => p.name === FACEAPI_RESNET_STORE_ENTRIES.weights)!;
-    const manifest = pulled.find((p) => p.name === FACEAPI_RESNET_STORE_ENTRIES.manifest)!;
+    const pulled = await store.pull([WEIGHTS_ENTRY, MANIFEST_ENTRY]);
+    const bin = pulled.find((p) => p.name === WEIGHTS_ENTRY)!;
+    const manifest = pulled.find((p) => p.name === MANIFEST_ENTRY)!;
     // The store keeps the manifest and its shard side by side, so the manifest's relative path resolves.
     const weights = await readTfjsWeightsFile(manifest.path);
     return TfjsFaceApiEmbedder.fromWeights(weights, {
@@ -287,8 +269,8 @@ export class TfjsFaceApiEmbedder implements FaceEmbedder {
   }
 
   /** L2-normalised 128-d embeddings of 150×150 crops (`prepareFaceApiInput` makes one from a whole image). */
-  async embed(faces: readonly RgbImage[]): Promise<Float32Array[]> {
-    return (await this.#run(faces)).map(l2Normalize);
+  protected async runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {
+    return l2NormalizeRows(await this.#run(faces), this.dimension);
   }
 
   /**
@@ -296,7 +278,11 @@ export class TfjsFaceApiEmbedder implements FaceEmbedder {
    * `faceApiInput`, which match face-api.js without the rounding of an 8-bit crop.
    */
   describe(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array[]> {
-    return this.#run(inputs);
+    this.assertLive();
+    inputs.forEach((input, i) => {
+      assertFaceApiInput(input, `face ${i}`);
+    });
+    return this.inBatches(inputs, (chunk) => this.#run(chunk));
   }
 
   /**
@@ -304,31 +290,36 @@ export class TfjsFaceApiEmbedder implements FaceEmbedder {
    * with black, resized bilinearly to 150×150, then described. Raw descriptors, comparable with face-api.js's.
    */
   async computeFaceDescriptors(images: readonly RgbImage[]): Promise<Float32Array[]> {
-    if (!this.#set) throw new DisposedError(`tfjs ${this.modelId} embedder`);
+    this.assertLive();
     const inputs = images.map((image, i) => {
       assertRgbImage(image, `image ${i}`);
       return faceApiInput(image);
     });
-    return this.#run(inputs);
+    return this.describe(inputs);
   }
 
-  async #run(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array[]> {
-    if (!this.#set) throw new DisposedError(`tfjs ${this.modelId} embedder`);
-    inputs.forEach((input, i) => {
-      assertFaceApiInput(input, `face ${i}`);
-    });
+  #run(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array> {
     const size = FACEAPI_RESNET_INPUT_SIZE;
-    return embedInBatches(
-      this.backend,
-      this.#forward,
-      inputs,
-      { maxBatchSize: this.#maxBatchSize, height: size, width: size, dimension: this.dimension },
-      (chunk) => toFaceApiBatch(chunk, 'NHWC'),
-    );
+    return forwardBatch(this.backend, this.#forward, toFaceApiBatch(inputs, 'NHWC'), [
+      inputs.length,
+      size,
+      size,
+    ]);
   }
 
-  async dispose(): Promise<void> {
-    this.#set?.dispose();
-    this.#set = undefined;
+  protected release(): void {
+    this.#set.dispose();
   }
+}
+
+/** Divides each row by its Euclidean norm (float64), as the onnx graph's `embedding` output (eps 1e-12). */
+function l2NormalizeRows(rows: Float32Array, dimension: number): Float32Array {
+  const out = new Float32Array(rows.length);
+  for (let r = 0; r < rows.length; r += dimension) {
+    let s = 0;
+    for (let i = r; i < r + dimension; i++) s += rows[i]! * rows[i]!;
+    const n = Math.max(Math.sqrt(s), 1e-12);
+    for (let i = r; i < r + dimension; i++) out[i] = rows[i]! / n;
+  }
+  return out;
 }

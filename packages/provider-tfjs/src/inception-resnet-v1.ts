@@ -1,45 +1,34 @@
 /**
- * facenet-pytorch's InceptionResnetV1 (`classify=False`, eval mode) as TensorFlow.js ops, built from its state
- * dict. Module names, kernel sizes, paddings, residual scales (0.17 / 0.10 / 0.20) and batch-norm eps (0.001)
- * follow facenet-pytorch's `models/inception_resnet_v1.py`, as does the onnx provider's graph. Every batch
- * norm is folded into the layer before it and each block's residual scale into its 1×1 up-projection, so a
- * forward pass is only fused conv+ReLU, add, concat, max-pool and the head.
+ * facenet-pytorch's InceptionResnetV1 (`classify=False`, eval mode) as TensorFlow.js ops, built from its
+ * state dict. The blocks, module names, kernel sizes, paddings, residual scales and batch-norm eps are the
+ * framework's `INCEPTION_RESNET_V1_BLOCKS` and `INCEPTION_RESNET_V1_HEAD`, from which the onnx provider
+ * builds its graph too. Every batch norm is folded into the layer before it and each block's residual scale into its
+ * 1×1 up-projection, so a forward pass is only fused conv+ReLU, add, concat, max-pool and the head.
  */
-import type { StateDict } from '@facerec/framework';
-import * as tf from '@tensorflow/tfjs-core';
 import {
-  type BatchNorm,
-  foldBatchNorm,
-  isTrainingOnlyKey,
-  StateDictReader,
-  scaled,
-  type WeightSet,
-} from './tensors.js';
+  INCEPTION_RESNET_V1_BATCH_NORM_EPS,
+  INCEPTION_RESNET_V1_BLOCKS,
+  INCEPTION_RESNET_V1_HEAD,
+  type InceptionResnetV1Block,
+  type InceptionResnetV1Branch,
+  type InceptionResnetV1Conv,
+  type InceptionResnetV1Layer,
+  type InceptionResnetV1Residual,
+  isUnusedInceptionResnetV1Key,
+  type StateDict,
+} from '@facerec/framework';
+import * as tf from '@tensorflow/tfjs-core';
+import { type BatchNorm, foldBatchNorm, StateDictReader, scaled, type WeightSet } from './tensors.js';
 
-/** Side of the square face crop InceptionResnetV1 takes. */
-export const INCEPTION_RESNET_V1_INPUT_SIZE = 160;
-/** Length of the embedding. */
-export const INCEPTION_RESNET_V1_EMBEDDING_SIZE = 512;
-
-/** facenet-pytorch builds every BatchNorm here with eps=0.001 (TensorFlow's default, kept from the port). */
-const BN_EPS = 0.001;
+// Defined once in the framework's description of the network; re-exported for this package's embedder.
+export { INCEPTION_RESNET_V1_EMBEDDING_SIZE, INCEPTION_RESNET_V1_INPUT_SIZE } from '@facerec/framework';
 
 /** One layer of the eager forward pass, NHWC in and out. */
 type Layer = (x: tf.Tensor4D) => tf.Tensor4D;
 
-type Pair = readonly [number, number];
-
 interface Ctx {
   readonly set: WeightSet;
   readonly r: StateDictReader;
-}
-
-/**
- * Keys an InceptionResnetV1 checkpoint may hold that embedding does not use: batch-norm step counters and
- * the `logits.*` classifier of the pretrained VGGFace2 (8631 classes) and CASIA-WebFace (10575) files.
- */
-export function isUnusedInceptionResnetV1Key(key: string): boolean {
-  return isTrainingOnlyKey(key) || key.startsWith('logits.');
 }
 
 function batchNorm(r: StateDictReader, prefix: string, channels: number): BatchNorm {
@@ -48,25 +37,18 @@ function batchNorm(r: StateDictReader, prefix: string, channels: number): BatchN
     bias: r.takeData(`${prefix}.bias`, [channels]),
     runningMean: r.takeData(`${prefix}.running_mean`, [channels]),
     runningVar: r.takeData(`${prefix}.running_var`, [channels]),
-    eps: BN_EPS,
+    eps: INCEPTION_RESNET_V1_BATCH_NORM_EPS,
   };
 }
 
 /** facenet-pytorch `BasicConv2d`: Conv2d(bias=False) → BatchNorm2d(eps=0.001) → ReLU, as one fused conv. */
-function basicConv(
-  { set, r }: Ctx,
-  prefix: string,
-  cin: number,
-  cout: number,
-  kernel: Pair,
-  stride = 1,
-  padding: Pair = [0, 0],
-): Layer {
+function basicConv({ set, r }: Ctx, layer: InceptionResnetV1Conv): Layer {
+  const { name, in: cin, out: cout, kernel, stride, padding } = layer;
   const shape = [cout, cin, kernel[0], kernel[1]] as const;
   const folded = foldBatchNorm(
-    r.takeData(`${prefix}.conv.weight`, shape),
+    r.takeData(`${name}.conv.weight`, shape),
     undefined,
-    batchNorm(r, `${prefix}.bn`, cout),
+    batchNorm(r, `${name}.bn`, cout),
   );
   const filter = set.filter(folded.weight, shape);
   const bias = set.vector(folded.bias);
@@ -82,135 +64,49 @@ function basicConv(
   return (x) => tf.fused.conv2d({ x, filter, bias, strides: stride, pad, activation: 'relu' });
 }
 
-const maxPool3s2: Layer = (x) => tf.maxPool(x, 3, 2, 'valid');
+function layer(c: Ctx, step: InceptionResnetV1Layer): Layer {
+  if (step.kind === 'conv') return basicConv(c, step);
+  const { kernel, stride } = step;
+  return (x) => tf.maxPool(x, kernel, stride, 'valid');
+}
 
 const chain =
-  (...layers: Layer[]): Layer =>
+  (layers: readonly Layer[]): Layer =>
   (x) =>
-    layers.reduce((y, layer) => layer(y), x);
+    layers.reduce((y, l) => l(y), x);
 
-/**
- * The shared tail of Block35/17/8: concat branches → Conv2d 1×1 (with bias) → ·scale → + x → ReLU (unless
- * `noRelu`). The scale is folded into the conv, exact up to one float32 rounding.
- */
-function residual(
-  { set, r }: Ctx,
-  branches: readonly Layer[],
-  prefix: string,
-  concatChannels: number,
-  channels: number,
-  scale: number,
-  noRelu = false,
-): Layer {
-  const shape = [channels, concatChannels, 1, 1] as const;
-  const filter = set.filter(scaled(r.takeData(`${prefix}.conv2d.weight`, shape), scale), shape);
-  const bias = set.vector(scaled(r.takeData(`${prefix}.conv2d.bias`, [channels]), scale));
-  return (x) => {
-    const mixed = tf.concat(
-      branches.map((b) => b(x)),
-      3,
-    );
-    const sum = tf.add<tf.Tensor4D>(tf.fused.conv2d({ x: mixed, filter, bias, strides: 1, pad: 'valid' }), x);
-    return noRelu ? sum : tf.relu(sum);
-  };
-}
-
-function block35(c: Ctx, p: string, scale: number): Layer {
-  return residual(
-    c,
-    [
-      basicConv(c, `${p}.branch0`, 256, 32, [1, 1]),
-      chain(
-        basicConv(c, `${p}.branch1.0`, 256, 32, [1, 1]),
-        basicConv(c, `${p}.branch1.1`, 32, 32, [3, 3], 1, [1, 1]),
-      ),
-      chain(
-        basicConv(c, `${p}.branch2.0`, 256, 32, [1, 1]),
-        basicConv(c, `${p}.branch2.1`, 32, 32, [3, 3], 1, [1, 1]),
-        basicConv(c, `${p}.branch2.2`, 32, 32, [3, 3], 1, [1, 1]),
-      ),
-    ],
-    p,
-    96,
-    256,
-    scale,
-  );
-}
-
-function block17(c: Ctx, p: string, scale: number): Layer {
-  return residual(
-    c,
-    [
-      basicConv(c, `${p}.branch0`, 896, 128, [1, 1]),
-      chain(
-        basicConv(c, `${p}.branch1.0`, 896, 128, [1, 1]),
-        basicConv(c, `${p}.branch1.1`, 128, 128, [1, 7], 1, [0, 3]),
-        basicConv(c, `${p}.branch1.2`, 128, 128, [7, 1], 1, [3, 0]),
-      ),
-    ],
-    p,
-    256,
-    896,
-    scale,
-  );
-}
-
-function block8(c: Ctx, p: string, scale: number, noRelu = false): Layer {
-  return residual(
-    c,
-    [
-      basicConv(c, `${p}.branch0`, 1792, 192, [1, 1]),
-      chain(
-        basicConv(c, `${p}.branch1.0`, 1792, 192, [1, 1]),
-        basicConv(c, `${p}.branch1.1`, 192, 192, [1, 3], 1, [0, 1]),
-        basicConv(c, `${p}.branch1.2`, 192, 192, [3, 1], 1, [1, 0]),
-      ),
-    ],
-    p,
-    384,
-    1792,
-    scale,
-    noRelu,
-  );
-}
-
-const concatBranches =
-  (...branches: Layer[]): Layer =>
-  (x) =>
+/** Every branch on the same input, concatenated along channels (NHWC: the last axis). */
+function concatBranches(c: Ctx, list: readonly InceptionResnetV1Branch[]): Layer {
+  const branches = list.map((branch) => chain(branch.map((step) => layer(c, step))));
+  return (x) =>
     tf.concat(
       branches.map((b) => b(x)),
       3,
     );
-
-function mixed6a(c: Ctx): Layer {
-  return concatBranches(
-    basicConv(c, 'mixed_6a.branch0', 256, 384, [3, 3], 2),
-    chain(
-      basicConv(c, 'mixed_6a.branch1.0', 256, 192, [1, 1]),
-      basicConv(c, 'mixed_6a.branch1.1', 192, 192, [3, 3], 1, [1, 1]),
-      basicConv(c, 'mixed_6a.branch1.2', 192, 256, [3, 3], 2),
-    ),
-    maxPool3s2,
-  );
 }
 
-function mixed7a(c: Ctx): Layer {
-  return concatBranches(
-    chain(
-      basicConv(c, 'mixed_7a.branch0.0', 896, 256, [1, 1]),
-      basicConv(c, 'mixed_7a.branch0.1', 256, 384, [3, 3], 2),
-    ),
-    chain(
-      basicConv(c, 'mixed_7a.branch1.0', 896, 256, [1, 1]),
-      basicConv(c, 'mixed_7a.branch1.1', 256, 256, [3, 3], 2),
-    ),
-    chain(
-      basicConv(c, 'mixed_7a.branch2.0', 896, 256, [1, 1]),
-      basicConv(c, 'mixed_7a.branch2.1', 256, 256, [3, 3], 1, [1, 1]),
-      basicConv(c, 'mixed_7a.branch2.2', 256, 256, [3, 3], 2),
-    ),
-    maxPool3s2,
-  );
+/**
+ * Block35/17/8: concat branches → Conv2d 1×1 (with bias) → ·scale → + x → ReLU (unless the activation is
+ * `none`). The scale is folded into the conv, exact up to one float32 rounding.
+ */
+function residual(c: Ctx, block: InceptionResnetV1Residual): Layer {
+  const { set, r } = c;
+  const mixed = concatBranches(c, block.branches);
+  const { name, in: cin, out: cout } = block.projection;
+  const shape = [cout, cin, 1, 1] as const;
+  const filter = set.filter(scaled(r.takeData(`${name}.weight`, shape), block.scale), shape);
+  const bias = set.vector(scaled(r.takeData(`${name}.bias`, [cout]), block.scale));
+  return (x) => {
+    const up = tf.fused.conv2d({ x: mixed(x), filter, bias, strides: 1, pad: 'valid' });
+    const sum = tf.add<tf.Tensor4D>(up, x);
+    return block.activation === 'none' ? sum : tf.relu(sum);
+  };
+}
+
+function block(c: Ctx, step: InceptionResnetV1Block): Layer {
+  if (step.kind === 'mixed') return concatBranches(c, step.branches);
+  if (step.kind === 'residual') return residual(c, step);
+  return layer(c, step);
 }
 
 /**
@@ -231,36 +127,21 @@ export function buildInceptionResnetV1(
     ...(source === undefined ? {} : { source }),
   });
   const c: Ctx = { set, r };
-  const layers: Layer[] = [
-    basicConv(c, 'conv2d_1a', 3, 32, [3, 3], 2),
-    basicConv(c, 'conv2d_2a', 32, 32, [3, 3]),
-    basicConv(c, 'conv2d_2b', 32, 64, [3, 3], 1, [1, 1]),
-    maxPool3s2,
-    basicConv(c, 'conv2d_3b', 64, 80, [1, 1]),
-    basicConv(c, 'conv2d_4a', 80, 192, [3, 3]),
-    basicConv(c, 'conv2d_4b', 192, 256, [3, 3], 2),
-  ];
-  for (let i = 0; i < 5; i++) layers.push(block35(c, `repeat_1.${i}`, 0.17));
-  layers.push(mixed6a(c));
-  for (let i = 0; i < 10; i++) layers.push(block17(c, `repeat_2.${i}`, 0.1));
-  layers.push(mixed7a(c));
-  for (let i = 0; i < 5; i++) layers.push(block8(c, `repeat_3.${i}`, 0.2));
-  layers.push(block8(c, 'block8', 1, true));
-  const size = INCEPTION_RESNET_V1_EMBEDDING_SIZE;
-  const linearShape = [size, 1792] as const;
-  const head = foldBatchNorm(
-    r.takeData('last_linear.weight', linearShape),
+  const features = chain(INCEPTION_RESNET_V1_BLOCKS.map((step) => block(c, step)));
+  const head = INCEPTION_RESNET_V1_HEAD;
+  const linearShape = [head.embedding, head.features] as const;
+  const linear = foldBatchNorm(
+    r.takeData(`${head.linear}.weight`, linearShape),
     undefined,
-    batchNorm(r, 'last_bn', size),
+    batchNorm(r, head.batchNorm, head.embedding),
   );
-  const weight = set.matrix(head.weight, linearShape);
-  const bias = set.vector(head.bias);
+  const weight = set.matrix(linear.weight, linearShape);
+  const bias = set.vector(linear.bias);
   r.assertAllUsed();
-  const features = chain(...layers);
   return (input) => {
     const pooled = tf.mean(features(input), [1, 2]) as tf.Tensor2D;
     const embedding = tf.fused.matMul({ a: pooled, b: weight, bias });
-    const norm = tf.maximum(tf.norm(embedding, 'euclidean', 1, true), 1e-12);
+    const norm = tf.maximum(tf.norm(embedding, 'euclidean', 1, true), head.normalizeEps);
     return tf.div(embedding, norm);
   };
 }

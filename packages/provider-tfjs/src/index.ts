@@ -5,6 +5,13 @@
  *
  * @packageDocumentation
  */
+
+// Defined once in the framework's description of the network; re-exported for compatibility.
+export {
+  INCEPTION_RESNET_V1_EMBEDDING_SIZE,
+  INCEPTION_RESNET_V1_INPUT_SIZE,
+  isUnusedInceptionResnetV1Key,
+} from '@facerec/framework';
 export {
   type BackendProbe,
   backendLogLine,
@@ -18,33 +25,20 @@ export {
 } from './backend.js';
 export {
   FACENET_NHWC_PREPROCESSING,
-  INCEPTION_RESNET_V1_WEIGHTS,
   type InceptionResnetV1StateDictOptions,
-  type InceptionResnetV1Weights,
   TfjsInceptionResnetV1Embedder,
 } from './embedder.js';
 export { TfjsBackendUnavailableError } from './errors.js';
 export {
   buildFaceApiResnet,
   FACEAPI_NHWC_PREPROCESSING,
-  FACEAPI_RESNET_STORE_ENTRIES,
   type FaceApiEmbedderOptions,
   TfjsFaceApiEmbedder,
 } from './faceapi.js';
-export {
-  INCEPTION_RESNET_V1_EMBEDDING_SIZE,
-  INCEPTION_RESNET_V1_INPUT_SIZE,
-  isUnusedInceptionResnetV1Key,
-} from './inception-resnet-v1.js';
 export { MTCNN_WEIGHTS, type MtcnnStateDicts, TfjsMtcnnNetworks } from './mtcnn.js';
 export {
+  createProvider,
   createTfjsProvider,
-  type FaceApiResnetOptions,
-  type InceptionResnetV1Options,
-  TFJS_DETECTOR_MODELS,
-  TFJS_EMBEDDER_MODELS,
-  type TfjsDetectorModelId,
-  type TfjsEmbedderModelId,
   type TfjsProvider,
   type TfjsProviderOptions,
 } from './provider.js';

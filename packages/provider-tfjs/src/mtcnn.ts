@@ -1,15 +1,23 @@
 /**
  * facenet-pytorch's MTCNN networks (P-Net, R-Net, O-Net) as TensorFlow.js ops, weights straight from the
  * upstream state dicts. Only the networks live here: the cascade (pyramid, NMS, crops, landmarks) is the
- * framework's `MtcnnDetector`, shared with every provider. Layer order, kernel sizes, `ceil_mode` pooling
- * and the channel-last flatten follow facenet-pytorch's `models/mtcnn.py`.
+ * framework's `MtcnnDetector`, shared with every provider. The layers, kernel sizes, `ceil_mode` pooling and
+ * the channel-last flatten are the framework's `MTCNN_ARCHITECTURES` (facenet-pytorch's `models/mtcnn.py`),
+ * from which the onnx provider builds its graphs too.
  */
 
 import { readFile } from 'node:fs/promises';
 import {
   DisposedError,
   type ModelStore,
+  MTCNN_ARCHITECTURES,
+  MTCNN_ONET,
+  MTCNN_RNET,
+  type MtcnnHead,
+  type MtcnnLayer,
+  type MtcnnNetworkArchitecture,
   type MtcnnNetworks,
+  type MtcnnOutputName,
   type ONetOutput,
   type PNetOutput,
   type RNetOutput,
@@ -43,135 +51,27 @@ export interface MtcnnStateDicts {
   readonly onet: StateDict;
 }
 
-interface PNetWeights {
-  conv1: ConvWeights;
-  conv2: ConvWeights;
-  conv3: ConvWeights;
-  /** conv4_1 (face logits, 2 channels) and conv4_2 (box offsets, 4) as one 1×1 conv with 6 outputs. */
-  head: ConvWeights;
-}
-
-interface RNetWeights {
-  conv1: ConvWeights;
-  conv2: ConvWeights;
-  conv3: ConvWeights;
-  dense4: DenseWeights;
-  /** dense5_1 (2) and dense5_2 (4) as one 6-output layer. */
-  head: DenseWeights;
-}
-
-interface ONetWeights {
-  conv1: ConvWeights;
-  conv2: ConvWeights;
-  conv3: ConvWeights;
-  conv4: ConvWeights;
-  dense5: DenseWeights;
-  /** dense6_1 (2), dense6_2 (4) and dense6_3 (10) as one 16-output layer. */
-  head: DenseWeights;
-}
-
 function reader(stateDict: StateDict, model: string, source: string | undefined): StateDictReader {
   return new StateDictReader(stateDict, source === undefined ? { model } : { model, source });
 }
 
-/** `convN.weight/bias` plus `preluN.weight`, when `prelu` is given. */
-function conv(
-  set: WeightSet,
-  r: StateDictReader,
-  name: string,
-  prelu: string | undefined,
-  cin: number,
-  cout: number,
-  k: number,
-): ConvWeights {
-  const shape = [cout, cin, k, k] as const;
-  return {
-    filter: set.filter(r.takeData(`${name}.weight`, shape), shape),
-    bias: set.vector(r.takeData(`${name}.bias`, [cout])),
-    ...(prelu ? { prelu: set.vector(r.takeData(`${prelu}.weight`, [cout])) } : {}),
-  };
-}
-
-function dense(
-  set: WeightSet,
-  r: StateDictReader,
-  name: string,
-  prelu: string,
-  cin: number,
-  cout: number,
-): DenseWeights {
-  return {
-    weight: set.matrix(r.takeData(`${name}.weight`, [cout, cin]), [cout, cin]),
-    bias: set.vector(r.takeData(`${name}.bias`, [cout])),
-    prelu: set.vector(r.takeData(`${prelu}.weight`, [cout])),
-  };
-}
-
 /** Several output layers over the same input, stacked into one (PyTorch `[out, in]` rows concatenated). */
-function stackedHead(
+function stackedHeads(
   r: StateDictReader,
-  names: readonly string[],
-  outs: readonly number[],
+  heads: readonly MtcnnHead[],
   perRow: readonly number[],
 ): { weight: Float32Array; bias: Float32Array; out: number } {
-  const out = outs.reduce((a, b) => a + b, 0);
+  const out = heads.reduce((sum, h) => sum + h.out, 0);
   const rowSize = perRow.reduce((a, b) => a * b, 1);
   const weight = new Float32Array(out * rowSize);
   const bias = new Float32Array(out);
   let row = 0;
-  names.forEach((name, i) => {
-    const n = outs[i]!;
+  for (const { name, out: n } of heads) {
     weight.set(r.takeData(`${name}.weight`, [n, ...perRow]), row * rowSize);
     bias.set(r.takeData(`${name}.bias`, [n]), row);
     row += n;
-  });
+  }
   return { weight, bias, out };
-}
-
-function pnetWeights(set: WeightSet, sd: StateDict, source?: string): PNetWeights {
-  const r = reader(sd, 'PNet', source);
-  const head = stackedHead(r, ['conv4_1', 'conv4_2'], [2, 4], [32, 1, 1]);
-  const weights = {
-    conv1: conv(set, r, 'conv1', 'prelu1', 3, 10, 3),
-    conv2: conv(set, r, 'conv2', 'prelu2', 10, 16, 3),
-    conv3: conv(set, r, 'conv3', 'prelu3', 16, 32, 3),
-    head: { filter: set.filter(head.weight, [head.out, 32, 1, 1]), bias: set.vector(head.bias) },
-  };
-  r.assertAllUsed();
-  return weights;
-}
-
-function rnetWeights(set: WeightSet, sd: StateDict, source?: string): RNetWeights {
-  const r = reader(sd, 'RNet', source);
-  const weights = {
-    conv1: conv(set, r, 'conv1', 'prelu1', 3, 28, 3),
-    conv2: conv(set, r, 'conv2', 'prelu2', 28, 48, 3),
-    conv3: conv(set, r, 'conv3', 'prelu3', 48, 64, 2),
-    dense4: dense(set, r, 'dense4', 'prelu4', 576, 128),
-  };
-  const head = stackedHead(r, ['dense5_1', 'dense5_2'], [2, 4], [128]);
-  r.assertAllUsed();
-  return {
-    ...weights,
-    head: { weight: set.matrix(head.weight, [head.out, 128]), bias: set.vector(head.bias) },
-  };
-}
-
-function onetWeights(set: WeightSet, sd: StateDict, source?: string): ONetWeights {
-  const r = reader(sd, 'ONet', source);
-  const weights = {
-    conv1: conv(set, r, 'conv1', 'prelu1', 3, 32, 3),
-    conv2: conv(set, r, 'conv2', 'prelu2', 32, 64, 3),
-    conv3: conv(set, r, 'conv3', 'prelu3', 64, 64, 3),
-    conv4: conv(set, r, 'conv4', 'prelu4', 64, 128, 2),
-    dense5: dense(set, r, 'dense5', 'prelu5', 1152, 256),
-  };
-  const head = stackedHead(r, ['dense6_1', 'dense6_2', 'dense6_3'], [2, 4, 10], [256]);
-  r.assertAllUsed();
-  return {
-    ...weights,
-    head: { weight: set.matrix(head.weight, [head.out, 256]), bias: set.vector(head.bias) },
-  };
 }
 
 /** NCHW float32 from the cascade → NHWC, the layout every tfjs backend convolves. */
@@ -185,15 +85,100 @@ const nhwc = (data: Float32Array, n: number, h: number, w: number): tf.Tensor4D 
 const flattenLikeCaffe = (x: tf.Tensor4D): tf.Tensor2D =>
   tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [x.shape[0], -1]);
 
+/** A step of the trunk: NHWC feature maps before the flatten, `[N, C]` vectors after it. */
+type Step = (x: tf.Tensor) => tf.Tensor;
+
+/** One layer of the plan with its weights taken from `r` into `set`. */
+function trunkStep(set: WeightSet, r: StateDictReader, layer: MtcnnLayer): Step {
+  switch (layer.kind) {
+    case 'conv': {
+      const shape = [layer.out, layer.in, layer.kernel, layer.kernel] as const;
+      const w: ConvWeights = {
+        filter: set.filter(r.takeData(`${layer.name}.weight`, shape), shape),
+        bias: set.vector(r.takeData(`${layer.name}.bias`, [layer.out])),
+        prelu: set.vector(r.takeData(`${layer.prelu}.weight`, [layer.out])),
+      };
+      return (x) => convPrelu(x as tf.Tensor4D, w);
+    }
+    case 'maxpool':
+      return (x) => maxPoolCeil(x as tf.Tensor4D, layer.kernel, layer.stride);
+    case 'flatten':
+      return (x) => flattenLikeCaffe(x as tf.Tensor4D);
+    case 'dense': {
+      const w: DenseWeights = {
+        weight: set.matrix(r.takeData(`${layer.name}.weight`, [layer.out, layer.in]), [layer.out, layer.in]),
+        bias: set.vector(r.takeData(`${layer.name}.bias`, [layer.out])),
+        prelu: set.vector(r.takeData(`${layer.prelu}.weight`, [layer.out])),
+      };
+      return (x) => densePrelu(x as tf.Tensor2D, w);
+    }
+  }
+}
+
+/** A network built from its plan: NHWC input in; outputs (maps as NCHW) in `architecture.outputs` order. */
+interface Network {
+  readonly architecture: MtcnnNetworkArchitecture;
+  readonly forward: (input: tf.Tensor4D) => tf.Tensor[];
+}
+
+/**
+ * Builds one network from its plan. The heads all read the same feature, so they run as one stacked layer
+ * (one convolution or matrix product, split afterwards), which tfjs dispatches once instead of per head.
+ */
+function buildNetwork(
+  set: WeightSet,
+  architecture: MtcnnNetworkArchitecture,
+  stateDict: StateDict,
+  source: string | undefined,
+): Network {
+  const r = reader(stateDict, architecture.name, source);
+  const trunk = architecture.layers.map((layer) => trunkStep(set, r, layer));
+  const { heads } = architecture;
+  const onMap = heads[0]!.kind === 'conv';
+  const features = heads[0]!.in;
+  const stacked = stackedHeads(r, heads, onMap ? [features, 1, 1] : [features]);
+  r.assertAllUsed();
+  const bias = set.vector(stacked.bias);
+  let head: Step;
+  if (onMap) {
+    const filter = set.filter(stacked.weight, [stacked.out, features, 1, 1]);
+    head = (x) => convPrelu(x as tf.Tensor4D, { filter, bias });
+  } else {
+    const weight = set.matrix(stacked.weight, [stacked.out, features]);
+    head = (x) => densePrelu(x as tf.Tensor2D, { weight, bias });
+  }
+  return {
+    architecture,
+    forward: (input) => {
+      const out = head(trunk.reduce((x, step) => step(x), input as tf.Tensor));
+      const parts = tf.split(
+        out,
+        heads.map((h) => h.out),
+        out.rank - 1,
+      );
+      const byName = new Map(
+        heads.map((h, i) => {
+          let t = parts[i]!;
+          // Softmax over channels, as facenet-pytorch's Softmax(dim=1); maps back to NCHW for the cascade.
+          if (h.activation === 'softmax') t = tf.softmax(t);
+          if (t.rank === 4) t = tf.transpose(t, [0, 3, 1, 2]);
+          return [h.output, t] as const;
+        }),
+      );
+      return architecture.outputs.map((name) => byName.get(name)!);
+    },
+  };
+}
+
 /** The three MTCNN networks on a TensorFlow.js backend. */
 export class TfjsMtcnnNetworks implements MtcnnNetworks {
   readonly backend: TfjsBackendName;
   #set: WeightSet | undefined;
-  readonly #pnet: PNetWeights;
-  readonly #rnet: RNetWeights;
-  readonly #onet: ONetWeights;
+  readonly #pnet: Network;
+  readonly #rnet: Network;
+  readonly #onet: Network;
 
-  private constructor(set: WeightSet, pnet: PNetWeights, rnet: RNetWeights, onet: ONetWeights) {
+  private constructor(set: WeightSet, pnet: Network, rnet: Network, onet: Network) {
     this.backend = set.backend;
     this.#set = set;
     this.#pnet = pnet;
@@ -214,12 +199,9 @@ export class TfjsMtcnnNetworks implements MtcnnNetworks {
   ): Promise<TfjsMtcnnNetworks> {
     const set = await WeightSet.on(backend);
     try {
-      return new TfjsMtcnnNetworks(
-        set,
-        pnetWeights(set, stateDicts.pnet, sources.pnet),
-        rnetWeights(set, stateDicts.rnet, sources.rnet),
-        onetWeights(set, stateDicts.onet, sources.onet),
-      );
+      const build = (key: keyof MtcnnStateDicts) =>
+        buildNetwork(set, MTCNN_ARCHITECTURES[key], stateDicts[key], sources[key]);
+      return new TfjsMtcnnNetworks(set, build('pnet'), build('rnet'), build('onet'));
     } catch (error) {
       set.dispose();
       throw error;
@@ -239,55 +221,40 @@ export class TfjsMtcnnNetworks implements MtcnnNetworks {
     });
   }
 
-  #assertLive(): void {
+  /** Runs `network` on `count` NCHW images; its outputs by name, and the shape of the first one. */
+  async #run(
+    network: Network,
+    input: Float32Array,
+    count: number,
+    height: number,
+    width: number,
+  ): Promise<{ out: Partial<Record<MtcnnOutputName, Float32Array>>; shape: readonly number[] }> {
     if (!this.#set) throw new DisposedError(`tfjs mtcnn networks (${this.backend})`);
+    let shape: readonly number[] = [];
+    const values = await runModel(this.backend, () => {
+      const outputs = network.forward(nhwc(input, count, height, width));
+      shape = outputs[0]!.shape;
+      return outputs;
+    });
+    const names = network.architecture.outputs;
+    return { out: Object.fromEntries(names.map((name, i) => [name, values[i]!])), shape };
   }
 
   async pnet(input: Float32Array, count: number, height: number, width: number): Promise<PNetOutput> {
-    this.#assertLive();
-    const w = this.#pnet;
-    let mapH = 0;
-    let mapW = 0;
-    const [reg, prob] = await runModel(this.backend, () => {
-      let x = convPrelu(nhwc(input, count, height, width), w.conv1);
-      x = maxPoolCeil(x, 2, 2);
-      x = convPrelu(convPrelu(x, w.conv2), w.conv3);
-      const head = convPrelu(x, w.head);
-      [, mapH, mapW] = head.shape;
-      const [logits, offsets] = tf.split(head, [2, 4], 3);
-      // Softmax over channels, as facenet-pytorch's Softmax(dim=1); outputs back to NCHW for the cascade.
-      return [tf.transpose(offsets!, [0, 3, 1, 2]), tf.transpose(tf.softmax(logits!), [0, 3, 1, 2])];
-    });
-    return { reg: reg!, prob: prob!, height: mapH, width: mapW };
+    const { out, shape } = await this.#run(this.#pnet, input, count, height, width);
+    return { reg: out.reg!, prob: out.prob!, height: shape[2]!, width: shape[3]! };
   }
 
   async rnet(input: Float32Array, count: number): Promise<RNetOutput> {
-    this.#assertLive();
-    const w = this.#rnet;
-    const [reg, prob] = await runModel(this.backend, () => {
-      let x = maxPoolCeil(convPrelu(nhwc(input, count, 24, 24), w.conv1), 3, 2);
-      x = maxPoolCeil(convPrelu(x, w.conv2), 3, 2);
-      x = convPrelu(x, w.conv3);
-      const head = densePrelu(densePrelu(flattenLikeCaffe(x), w.dense4), w.head);
-      const [logits, offsets] = tf.split(head, [2, 4], 1);
-      return [offsets!, tf.softmax(logits!)];
-    });
-    return { reg: reg!, prob: prob! };
+    const size = MTCNN_RNET.input.size!;
+    const { out } = await this.#run(this.#rnet, input, count, size, size);
+    return { reg: out.reg!, prob: out.prob! };
   }
 
   async onet(input: Float32Array, count: number): Promise<ONetOutput> {
-    this.#assertLive();
-    const w = this.#onet;
-    const [reg, landmarks, prob] = await runModel(this.backend, () => {
-      let x = maxPoolCeil(convPrelu(nhwc(input, count, 48, 48), w.conv1), 3, 2);
-      x = maxPoolCeil(convPrelu(x, w.conv2), 3, 2);
-      x = maxPoolCeil(convPrelu(x, w.conv3), 2, 2);
-      x = convPrelu(x, w.conv4);
-      const head = densePrelu(densePrelu(flattenLikeCaffe(x), w.dense5), w.head);
-      const [logits, offsets, points] = tf.split(head, [2, 4, 10], 1);
-      return [offsets!, points!, tf.softmax(logits!)];
-    });
-    return { reg: reg!, landmarks: landmarks!, prob: prob! };
+    const size = MTCNN_ONET.input.size!;
+    const { out } = await this.#run(this.#onet, input, count, size, size);
+    return { reg: out.reg!, landmarks: out.landmarks!, prob: out.prob! };
   }
 
   async dispose(): Promise<void> {

@@ -148,27 +148,19 @@ export async function runModel(
 }
 
 /**
- * Runs an embedding network over `items` in chunks of `maxBatchSize`: `toBatch` lays a chunk out as an NHWC
- * float32 batch of `height`×`width`×3, and each output row of `dimension` values is returned in input order.
+ * One forward pass of an embedding network over an NHWC float32 batch of `count`×`height`×`width`×3; returns
+ * the output rows, flat. Batching and output checks belong to the framework's `BaseEmbedder`.
  */
-export async function embedInBatches<T>(
+export async function forwardBatch(
   backend: TfjsBackendName,
   forward: (input: tf.Tensor4D) => tf.Tensor2D,
-  items: readonly T[],
-  options: { maxBatchSize: number; height: number; width: number; dimension: number },
-  toBatch: (chunk: readonly T[]) => Float32Array,
-): Promise<Float32Array[]> {
-  const { maxBatchSize, height, width, dimension } = options;
-  const out: Float32Array[] = [];
-  for (let start = 0; start < items.length; start += maxBatchSize) {
-    const chunk = items.slice(start, start + maxBatchSize);
-    const batch = toBatch(chunk);
-    const [rows] = await runModel(backend, () => [
-      forward(tf.tensor4d(batch, [chunk.length, height, width, 3], 'float32')),
-    ]);
-    for (let i = 0; i < chunk.length; i++) out.push(rows!.slice(i * dimension, (i + 1) * dimension));
-  }
-  return out;
+  batch: Float32Array,
+  [count, height, width]: readonly [number, number, number],
+): Promise<Float32Array> {
+  const [rows] = await runModel(backend, () => [
+    forward(tf.tensor4d(batch, [count, height, width, 3], 'float32')),
+  ]);
+  return rows!;
 }
 
 /** Builds a network's weights on a fresh {@link WeightSet}, releasing them if building fails. */

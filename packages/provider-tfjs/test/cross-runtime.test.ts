@@ -1,13 +1,13 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { decodeImage, type FaceEmbedder, type MtcnnDetector, type RgbImage } from '@facerec/framework';
-import { describeWithSharedData, readSyntheticReference, sharedPath } from '@facerec/framework/testing';
+import { decodeImage, type FaceDetector, type FaceEmbedder, type RgbImage } from '@facerec/framework';
+import { describeWithSharedData, iou, readSyntheticReference, sharedPath } from '@facerec/framework/testing';
 import { createOnnxProvider } from '@facerec/provider-onnx';
 import { createTfjsProvider } from '@facerec/provider-tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { writeSyntheticCheckpoint } from './fixtures/synthetic-checkpoint.js';
-import { cosine, decodeFace, describeOnBackend, iou, mirrorStore, quiet } from './helpers.js';
+import { cosine, decodeFace, describeOnBackend, mirrorStore, quiet } from './helpers.js';
 
 const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
 
@@ -32,8 +32,8 @@ describeWithSharedData(
   () => {
     describeOnBackend('wasm', 'cross-runtime', () => {
       let work: string;
-      let onnxDetector: MtcnnDetector;
-      let tfjsDetector: MtcnnDetector;
+      let onnxDetector: FaceDetector;
+      let tfjsDetector: FaceDetector;
       let onnxEmbedder: FaceEmbedder;
       let tfjsEmbedder: FaceEmbedder;
       let crops: RgbImage[];

@@ -2,14 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { CheckpointError, decodeImage, type RgbImage, type StateDict } from '@facerec/framework';
 import {
   describeWithSharedData,
+  embeddingAgreement,
   readSyntheticReference,
   type SyntheticReference,
   sharedPath,
   syntheticStateDict,
+  withoutTensor,
+  withTensor,
 } from '@facerec/framework/testing';
 import { TfjsInceptionResnetV1Embedder } from '@facerec/provider-tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { centred, centredCorrelation, cosine, describeOnBackend, dot, TEST_BACKENDS } from './helpers.js';
+import { cosine, describeOnBackend, dot, TEST_BACKENDS } from './helpers.js';
 
 const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
 
@@ -57,21 +60,15 @@ function parity(backend: (typeof TEST_BACKENDS)[number]): void {
     const ours = await embedder.embed(indices.map((i) => crops[i]!));
     const seconds = (performance.now() - started) / 1000;
     const refs = indices.map((i) => reference.embeddings[i]!.embedding);
-    const cosines = ours.map((v, k) => cosine(v, refs[k]!));
-    const minCosine = Math.min(...cosines);
-    const correlation = centredCorrelation(ours, refs);
-    const ourCentred = centred(ours);
-    const refCentred = centred(refs);
-    const minCentredCosine = Math.min(...ourCentred.map((o, k) => cosine(o, refCentred[k]!)));
-    let maxAbs = 0;
-    ours.forEach((v, k) => {
-      for (let j = 0; j < v.length; j++) maxAbs = Math.max(maxAbs, Math.abs(v[j]! - refs[k]![j]!));
-    });
+    const { cosines, minCosine, correlation, minCentredCosine, maxAbsDifference } = embeddingAgreement(
+      ours,
+      refs,
+    );
     console.log(
       `tfjs ${backend} InceptionResnetV1 parity over ${ours.length} crops (${seconds.toFixed(1)} s): ` +
         `min cosine ${minCosine.toFixed(9)} (1 − cos = ${(1 - minCosine).toExponential(2)}), ` +
         `centred correlation ${correlation.toFixed(9)} (1 − r = ${(1 - correlation).toExponential(2)}), ` +
-        `min per-crop centred cosine ${minCentredCosine.toFixed(7)}, max |Δ| ${maxAbs.toExponential(2)}`,
+        `min per-crop centred cosine ${minCentredCosine.toFixed(7)}, max |Δ| ${maxAbsDifference.toExponential(2)}`,
     );
     for (const v of ours) expect(Math.abs(Math.sqrt(dot(v, v)) - 1)).toBeLessThan(1e-5);
     for (const c of cosines) expect(c).toBeGreaterThanOrEqual(0.9999);
@@ -98,19 +95,11 @@ describeWithSharedData(
       it('ignores logits.* (pretrained classifier head) and num_batches_tracked', {
         timeout: 120_000,
       }, async () => {
-        const withLogits = new Map(stateDict);
-        withLogits.set('logits.weight', {
-          name: 'logits.weight',
-          dtype: 'float32',
-          shape: [8631, 512],
-          data: new Float32Array(8631 * 512),
-        });
-        withLogits.set('logits.bias', {
-          name: 'logits.bias',
-          dtype: 'float32',
-          shape: [8631],
-          data: new Float32Array(8631),
-        });
+        const withLogits = withTensor(
+          withTensor(stateDict, 'logits.weight', [8631, 512]),
+          'logits.bias',
+          [8631],
+        );
         const embedder = await TfjsInceptionResnetV1Embedder.fromStateDict(withLogits, {
           backend: 'cpu',
           modelId: 'inception-resnet-v1/synthetic',
@@ -133,34 +122,18 @@ describeWithSharedData(
             source: 'vggface2.pt',
           }).catch((e: unknown) => e);
 
-        const missing = new Map(stateDict);
-        missing.delete('repeat_2.3.branch1.1.bn.running_var');
-        const e1 = await attempt(missing);
+        const e1 = await attempt(withoutTensor(stateDict, 'repeat_2.3.branch1.1.bn.running_var'));
         expect(CheckpointError.isInstance(e1)).toBe(true);
         expect((e1 as Error).message).toBe(
           'vggface2.pt: InceptionResnetV1: missing weight "repeat_2.3.branch1.1.bn.running_var" (expected shape [128])',
         );
 
-        const wrong = new Map(stateDict);
-        wrong.set('last_linear.weight', {
-          name: 'last_linear.weight',
-          dtype: 'float32',
-          shape: [128, 1792],
-          data: new Float32Array(128 * 1792),
-        });
-        const e2 = await attempt(wrong);
+        const e2 = await attempt(withTensor(stateDict, 'last_linear.weight', [128, 1792]));
         expect((e2 as Error).message).toContain(
           '"last_linear.weight" has shape [128, 1792], expected [512, 1792]',
         );
 
-        const extra = new Map(stateDict);
-        extra.set('classifier.weight', {
-          name: 'classifier.weight',
-          dtype: 'float32',
-          shape: [2],
-          data: new Float32Array(2),
-        });
-        const e3 = await attempt(extra);
+        const e3 = await attempt(withTensor(stateDict, 'classifier.weight', [2]));
         expect((e3 as Error).message).toContain('unexpected key "classifier.weight"');
 
         expect(tf.memory().numTensors).toBe(before);

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { FaceEmbedder, MtcnnDetector, RgbImage } from '@facerec/framework';
+import type { FaceDetector, FaceEmbedder, RgbImage } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { createTfjsProvider } from '@facerec/provider-tfjs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -20,7 +20,7 @@ const CALLS = 100;
 describeWithSharedData('tfjs tensors stay flat', ['models/upstream/pnet.pt', 'faces', REFERENCE], () => {
   describeOnBackend('wasm', 'memory', () => {
     let work: string;
-    let detector: MtcnnDetector;
+    let detector: FaceDetector;
     let embedder: FaceEmbedder;
     let images: RgbImage[];
 
@@ -56,7 +56,9 @@ describeWithSharedData('tfjs tensors stay flat', ['models/upstream/pnet.pt', 'fa
       const loaded = tf.memory();
       let faces = 0;
       for (let i = 0; i < CALLS; i++) {
-        const [found] = await detector.detectFaces([images[i % images.length]!]);
+        const [found] = await detector.detectFaces([images[i % images.length]!], {
+          crop: embedder.preprocessing.crop,
+        });
         const crops = found!.crops.slice(0, 3).map((c) => c.image);
         faces += crops.length;
         await embedder.embed(crops);

@@ -11,13 +11,7 @@ import {
   NoSuchModelError,
 } from '@facerec/framework';
 import { describeWithSharedData, readSyntheticReference, sharedPath } from '@facerec/framework/testing';
-import {
-  createTfjsProvider,
-  TFJS_DETECTOR_MODELS,
-  TFJS_EMBEDDER_MODELS,
-  TfjsInceptionResnetV1Embedder,
-  type TfjsProvider,
-} from '@facerec/provider-tfjs';
+import { createTfjsProvider, TfjsInceptionResnetV1Embedder, type TfjsProvider } from '@facerec/provider-tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSyntheticCheckpoint } from './fixtures/synthetic-checkpoint.js';
@@ -38,11 +32,11 @@ describe('createTfjsProvider options', () => {
 
   it('rejects unknown model ids with NoSuchModelError listing the available ones', async () => {
     const provider = createTfjsProvider({ backend: 'cpu', logger: quiet });
-    expect(TFJS_DETECTOR_MODELS).toEqual(['mtcnn']);
-    expect(TFJS_EMBEDDER_MODELS).toEqual(['inception-resnet-v1', 'faceapi-resnet']);
-    expect(() => provider.detector('retinaface' as 'mtcnn')).toThrow(NoSuchModelError);
-    expect(() => provider.detector('retinaface' as 'mtcnn')).toThrow(/available: mtcnn/);
-    const error = await provider.embedder('arcface' as 'inception-resnet-v1').catch((e: unknown) => e);
+    expect(provider.registry.detectorIds).toEqual(['mtcnn']);
+    expect(provider.registry.embedderIds).toEqual(['inception-resnet-v1', 'faceapi-resnet']);
+    expect(() => provider.detector('retinaface')).toThrow(NoSuchModelError);
+    expect(() => provider.detector('retinaface')).toThrow(/available: mtcnn/);
+    const error = await provider.embedder('arcface').catch((e: unknown) => e);
     expect(NoSuchModelError.isInstance(error)).toBe(true);
     expect(String(error)).toContain('available: inception-resnet-v1');
   });
@@ -81,7 +75,7 @@ describeWithSharedData('createTfjsProvider models', ['models/upstream/pnet.pt', 
     const detector = provider.detector('mtcnn', { minFaceSize: 40 });
     expect(detector).toBeInstanceOf(MtcnnDetector);
     expect(detector.provider).toBe('tfjs');
-    expect(detector.options.minFaceSize).toBe(40);
+    expect((detector as MtcnnDetector).options.minFaceSize).toBe(40);
     const faces = await detector.detect(await decodeFace('facenet-pytorch', 'multiface.jpg'));
     expect(faces).toHaveLength(6);
     const again = provider.detector('mtcnn');

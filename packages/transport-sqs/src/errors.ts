@@ -46,6 +46,7 @@ function list<T>(items: readonly T[], describe: (item: T) => string): string {
  * other message was published: retry `failures` only, or accept duplicates (SQS is at-least-once anyway).
  */
 export class PublishError extends FacerecError {
+  static override readonly errorName: string = 'PublishError';
   readonly queue: string;
   readonly failures: readonly PublishFailure[];
   /** Ids of the messages of the same call that were published. */
@@ -75,6 +76,7 @@ export class PublishError extends FacerecError {
  * again when their visibility timeout expires.
  */
 export class AcknowledgeError extends FacerecError {
+  static override readonly errorName: string = 'AcknowledgeError';
   readonly queue: string;
   readonly failures: readonly AcknowledgeFailure[];
   constructor(
@@ -98,6 +100,7 @@ export class AcknowledgeError extends FacerecError {
 
 /** An SQS call (`ReceiveMessage`, `ChangeMessageVisibility`) failed, after retrying transient errors. */
 export class SqsRequestError extends FacerecError {
+  static override readonly errorName: string = 'SqsRequestError';
   /** The SQS API operation. */
   readonly operation: string;
   readonly queue: string;

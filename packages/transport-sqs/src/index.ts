@@ -15,6 +15,7 @@ export {
   type PublishFailure,
   SqsRequestError,
 } from './errors.js';
+export { SQS_LIMITS } from './limits.js';
 export {
   DEFAULT_RETRY,
   type ResolvedSqsTransportOptions,

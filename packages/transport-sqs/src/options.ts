@@ -1,6 +1,7 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { DEFAULT_MAX_MESSAGE_BYTES, InvalidOptionsError, MAX_MESSAGE_BYTES_LIMIT } from '@facerec/framework';
+import { formatIssues, InvalidOptionsError } from '@facerec/framework';
 import { z } from 'zod';
+import { SQS_LIMITS } from './limits.js';
 import { defaultSleep, type RetryPolicy, type Sleep } from './retry.js';
 
 /** The package name, which option errors name. */
@@ -76,7 +77,7 @@ const schema = z
     ),
     region: z.string().min(1),
     endpoint: z.url(),
-    maxMessageBytes: z.number().int().min(1024).max(MAX_MESSAGE_BYTES_LIMIT),
+    maxMessageBytes: z.number().int().min(1024).max(SQS_LIMITS.maxMessageBytes),
     retry: retrySchema,
     sleep: z.custom<Sleep>((value) => typeof value === 'function', 'must be a function'),
   })
@@ -91,10 +92,7 @@ const schema = z
 export function resolveSqsTransportOptions(options: SqsTransportOptions = {}): ResolvedSqsTransportOptions {
   const parsed = schema.safeParse(options);
   if (!parsed.success) {
-    const issues = parsed.error.issues
-      .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
-      .join('; ');
-    throw new InvalidOptionsError(PACKAGE, issues, { cause: parsed.error });
+    throw new InvalidOptionsError(PACKAGE, formatIssues(parsed.error), { cause: parsed.error });
   }
   const { client, region, endpoint } = parsed.data;
   if (client && (region !== undefined || endpoint !== undefined)) {
@@ -114,7 +112,7 @@ export function resolveSqsTransportOptions(options: SqsTransportOptions = {}): R
     client,
     region,
     endpoint,
-    maxMessageBytes: parsed.data.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    maxMessageBytes: parsed.data.maxMessageBytes ?? SQS_LIMITS.defaultMaxMessageBytes,
     retry,
     sleep: parsed.data.sleep ?? defaultSleep,
   };

@@ -12,7 +12,6 @@ import {
   assertVisibilityTimeout,
   InvalidOptionsError,
   InvalidReceiptError,
-  MAX_BATCH_ENTRIES,
   type OutboundMessage,
   type PreparedMessage,
   prepareOutboundMessages,
@@ -31,6 +30,7 @@ import {
   type PublishFailure,
   SqsRequestError,
 } from './errors.js';
+import { SQS_LIMITS } from './limits.js';
 import { PACKAGE, resolveSqsTransportOptions, type SqsTransportOptions } from './options.js';
 import { backoffDelayMs, isRetryableError, type RetryPolicy, type Sleep } from './retry.js';
 
@@ -113,7 +113,7 @@ export class SqsTransport implements Transport {
     const failures: PublishFailure[] = [];
     const publishedIds: string[] = [];
     let fatal: unknown;
-    for (const batch of packBatches(prepared, MAX_BATCH_ENTRIES, this.maxMessageBytes)) {
+    for (const batch of packBatches(prepared, SQS_LIMITS.maxBatchEntries, this.maxMessageBytes)) {
       if (fatal !== undefined) {
         for (const message of batch) {
           failures.push({
@@ -165,7 +165,7 @@ export class SqsTransport implements Transport {
    */
   async receive(queue: string, options?: ReceiveOptions): Promise<ReceivedMessage[]> {
     assertQueueUrl(queue);
-    const resolved = resolveReceiveOptions(options, PACKAGE);
+    const resolved = resolveReceiveOptions(options, PACKAGE, SQS_LIMITS);
     const { signal } = resolved;
     const output = await this.#call(
       () =>
@@ -199,8 +199,8 @@ export class SqsTransport implements Transport {
     const items = messages.map(({ receipt }, index) => ({ index, receipt }));
     const failures: AcknowledgeFailure[] = [];
     let fatal: unknown;
-    for (let start = 0; start < items.length; start += MAX_BATCH_ENTRIES) {
-      const chunk = items.slice(start, start + MAX_BATCH_ENTRIES);
+    for (let start = 0; start < items.length; start += SQS_LIMITS.maxBatchEntries) {
+      const chunk = items.slice(start, start + SQS_LIMITS.maxBatchEntries);
       if (fatal !== undefined) {
         for (const { index, receipt } of chunk) {
           const message = `not sent: an earlier batch failed with ${describeError(fatal)}`;
@@ -242,7 +242,7 @@ export class SqsTransport implements Transport {
     visibilityTimeoutSeconds: number,
   ): Promise<void> {
     assertQueueUrl(queue);
-    assertVisibilityTimeout(visibilityTimeoutSeconds, PACKAGE);
+    assertVisibilityTimeout(visibilityTimeoutSeconds, PACKAGE, SQS_LIMITS.maxVisibilityTimeoutSeconds);
     await this.#call(
       () =>
         this.client.send(

@@ -1,5 +1,5 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { InvalidOptionsError } from '@facerec/framework';
+import { InvalidOptionsError, SPECIFICATION_VERSION } from '@facerec/framework';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   backoffDelayMs,
@@ -29,7 +29,7 @@ describe('createSqsTransport options', () => {
     const client = new SQSClient({ region: 'us-east-2' });
     const transport = createSqsTransport({ client });
     expect(transport.client).toBe(client);
-    expect(transport.specificationVersion).toBe('v1');
+    expect(transport.specificationVersion).toBe(SPECIFICATION_VERSION);
   });
 
   it('merges options over the documented defaults', () => {

@@ -7,9 +7,9 @@ import {
   InvalidOptionsError,
   type MtcnnOptions,
 } from '@facerec/framework';
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { info } from '../output.js';
-import { selectProvider } from '../providers.js';
+import { type CliContext, embedderOption, providerOption, selectProvider } from '../providers.js';
 
 interface DetectOptions {
   provider: string;
@@ -18,8 +18,7 @@ interface DetectOptions {
   thresholds?: string;
   factor?: string;
   cropsDir?: string;
-  imageSize?: string;
-  margin?: string;
+  embedder: string;
 }
 
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
@@ -39,10 +38,6 @@ export function detectorOptions(opts: DetectOptions): MtcnnOptions {
   if (minFaceSize !== undefined) options.minFaceSize = minFaceSize;
   const factor = number('factor', opts.factor);
   if (factor !== undefined) options.factor = factor;
-  const imageSize = number('image-size', opts.imageSize);
-  if (imageSize !== undefined) options.imageSize = imageSize;
-  const margin = number('margin', opts.margin);
-  if (margin !== undefined) options.margin = margin;
   if (opts.thresholds !== undefined) {
     const parts = opts.thresholds.split(',').map((p) => Number(p.trim()));
     if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p))) {
@@ -57,21 +52,25 @@ export function detectorOptions(opts: DetectOptions): MtcnnOptions {
 }
 
 /** `facerec detect <image...>`. */
-export function registerDetectCommand(program: Command): void {
+export function registerDetectCommand(program: Command, context: CliContext): void {
+  const { registry } = context;
   program
     .command('detect')
-    .description('find every face in each image with MTCNN (faces largest first)')
+    .description(`find every face in each image with ${registry.defaults.detector} (faces largest first)`)
     .argument('<image...>', 'JPEG, PNG or WebP files')
-    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
+    .addOption(providerOption(context))
     .option('--json', 'print [{ image, width, height, faces: [{ box, score, landmarks }] }] to stdout')
     .option('--min-face-size <n>', 'smallest face to look for, in pixels (default 20)')
     .option('--thresholds <a,b,c>', 'P-Net, R-Net, O-Net score thresholds (default 0.6,0.7,0.7)')
     .option('--factor <f>', 'image pyramid scale step (default 0.709)')
-    .option('--image-size <n>', 'side of the face crops written by --crops-dir (default 160)')
-    .option('--margin <n>', 'margin around each face in the crops, in crop pixels (default 0)')
     .option('--crops-dir <dir>', 'write each face crop as <dir>/<image name>_<index>.png')
+    .addOption(
+      embedderOption(context, '--crops-dir cuts the crops this embedder takes (its size, shape and margin)'),
+    )
     .action(async (images: string[], opts: DetectOptions) => {
-      const detector = (await selectProvider(opts.provider)).detector('mtcnn', detectorOptions(opts));
+      const crop = opts.cropsDir ? registry.embedder(opts.embedder).preprocessing.crop : undefined;
+      const provider = await selectProvider(context, opts.provider);
+      const detector = provider.detector(registry.defaults.detector, detectorOptions(opts));
       if (opts.cropsDir) await mkdir(opts.cropsDir, { recursive: true });
       const results: unknown[] = [];
       let failures = 0;
@@ -79,7 +78,7 @@ export function registerDetectCommand(program: Command): void {
         for (const image of images) {
           try {
             const decoded = await decodeImage(await readFile(image));
-            const [found] = await detector.detectFaces([decoded]);
+            const [found] = await detector.detectFaces([decoded], crop ? { crop } : {});
             const { faces, crops } = found!;
             results.push({
               image,

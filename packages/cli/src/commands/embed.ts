@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  DEFAULT_MAX_BATCH_SIZE,
   decodeImage,
   type FaceEmbedder,
   FacerecError,
@@ -11,19 +12,23 @@ import {
   resizeBilinearPil,
 } from '@facerec/framework';
 import { type Command, Option } from 'commander';
-import { info, pullProgressReporter } from '../output.js';
-import { selectProvider } from '../providers.js';
+import { info, loadNote, pullProgressReporter } from '../output.js';
+import {
+  type CliContext,
+  embedderOption,
+  loadEmbedder,
+  providerOption,
+  selectProvider,
+} from '../providers.js';
 
 interface EmbedOptions {
-  model: string;
+  embedder: string;
   provider: string;
   checkpoint?: string;
   weights?: string;
   json?: boolean;
   maxBatchSize?: string;
 }
-
-const DEFAULT_BATCH = 16;
 
 function positiveInteger(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -63,24 +68,24 @@ function imageError(error: unknown): string | undefined {
 type Result = { image: string; embedding: number[] } | { image: string; error: string };
 
 /** `facerec embed <image...>`. */
-export function registerEmbedCommand(program: Command): void {
+export function registerEmbedCommand(program: Command, context: CliContext): void {
   program
     .command('embed')
     .description('embed face crops (each image is one already cropped face; other sizes are resized)')
     .argument('<image...>', 'JPEG, PNG or WebP files')
-    .addOption(new Option('--model <id>', 'embedder model').default('inception-resnet-v1'))
-    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
+    .addOption(embedderOption(context))
+    .addOption(providerOption(context))
     .addOption(
       new Option('--checkpoint <file.pt>', 'facenet-pytorch state dict to use instead of named weights'),
     )
     .addOption(
       new Option(
         '--weights <name>',
-        'named pretrained weights, pulled into the model cache: vggface2 (default) or casia-webface',
+        'named pretrained weights, for embedders that take them (inception-resnet-v1: vggface2 (default) or casia-webface)',
       ).conflicts('checkpoint'),
     )
     .option('--json', 'print [{ image, embedding: [numbers] }] to stdout')
-    .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_BATCH})`)
+    .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_MAX_BATCH_SIZE})`)
     .action(async (images: string[], opts: EmbedOptions) => {
       const maxBatchSize = positiveInteger('--max-batch-size', opts.maxBatchSize);
       let weights = opts.weights;
@@ -97,27 +102,21 @@ export function registerEmbedCommand(program: Command): void {
       const started = performance.now();
       try {
         const modelStore = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
-        const provider = await selectProvider(opts.provider, { modelStore });
-        embedder = await provider.embedder(opts.model, {
-          ...(weights === undefined ? {} : { weights }),
-          ...(maxBatchSize === undefined ? {} : { maxBatchSize }),
-        });
+        const provider = await selectProvider(context, opts.provider, { modelStore });
+        embedder = await loadEmbedder(context, provider, opts.embedder, { weights, maxBatchSize });
       } finally {
         progress.stop();
       }
       if (!opts.json) {
-        // Providers that convert checkpoints say so through `graph.built` (onnx); others just load.
-        const built = (embedder as { graph?: { built?: unknown } }).graph?.built === true;
         info(
           `${embedder.modelId} (${embedder.provider}, ${embedder.dimension}-d) loaded in ` +
-            `${((performance.now() - started) / 1000).toFixed(1)} s` +
-            (built ? ' (first use: converted to ONNX and cached)' : ''),
+            `${((performance.now() - started) / 1000).toFixed(1)} s${loadNote(embedder)}`,
         );
       }
 
       const results: Result[] = [];
       let failures = 0;
-      const batch = maxBatchSize ?? DEFAULT_BATCH;
+      const batch = maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
       try {
         // Decoded a batch at a time, so a long list of images never sits in memory all at once.
         for (let start = 0; start < images.length; start += batch) {

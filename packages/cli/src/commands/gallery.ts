@@ -11,15 +11,14 @@ import {
 import cliProgress from 'cli-progress';
 import { type Command, Option } from 'commander';
 import { info } from '../output.js';
-import { CLI_EMBEDDERS, embedderForModelId, loadEmbedder, selectProvider } from '../providers.js';
-
-/** Crops at the embedder's input size; square crops for face-api's net, which was not trained on stretched faces. */
-export function cropOptions(embedder: { modelId: string; preprocessing: { inputSize: { width: number } } }) {
-  return {
-    imageSize: embedder.preprocessing.inputSize.width,
-    cropShape: embedder.modelId === 'faceapi-resnet' ? ('square' as const) : ('box' as const),
-  };
-}
+import {
+  type CliContext,
+  embedderOption,
+  loadEmbedder,
+  loadGalleryEmbedder,
+  providerOption,
+  selectProvider,
+} from '../providers.js';
 
 function enrollProgress(label: string) {
   const bar = process.stderr.isTTY
@@ -43,7 +42,8 @@ function enrollProgress(label: string) {
 }
 
 /** `facerec enroll`, `facerec recognize`, `facerec gallery calibrate`. */
-export function registerGalleryCommands(program: Command): void {
+export function registerGalleryCommands(program: Command, context: CliContext): void {
+  const { registry } = context;
   program
     .command('enroll')
     .description(
@@ -51,13 +51,12 @@ export function registerGalleryCommands(program: Command): void {
     )
     .argument('<dir>', 'one sub-folder per identity')
     .requiredOption('--out <file>', 'gallery file to write')
-    .addOption(
-      new Option('--embedder <name>', 'embedder')
-        .choices(Object.keys(CLI_EMBEDDERS))
-        .default('faceapi-resnet'),
+    .addOption(embedderOption(context))
+    .option(
+      '--weights <w>',
+      'weights, for embedders that take them (inception-resnet-v1: vggface2 (default), casia-webface or a .pt path)',
     )
-    .option('--weights <w>', 'inception-resnet-v1 weights: vggface2, casia-webface or a .pt path', 'vggface2')
-    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
+    .addOption(providerOption(context))
     .addOption(new Option('--metric <m>', 'distance').choices(['euclidean', 'cosine']).default('euclidean'))
     .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
     .action(
@@ -66,15 +65,15 @@ export function registerGalleryCommands(program: Command): void {
         opts: {
           out: string;
           embedder: string;
-          weights: string;
+          weights?: string;
           provider: string;
           metric: 'euclidean' | 'cosine';
           threshold?: string;
         },
       ) => {
-        const provider = await selectProvider(opts.provider);
-        const embedder = await loadEmbedder(provider, opts.embedder, opts.weights);
-        const detector = provider.detector('mtcnn', cropOptions(embedder));
+        const provider = await selectProvider(context, opts.provider);
+        const embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
+        const detector = provider.detector(registry.defaults.detector);
         const progress = enrollProgress('enrolling');
         try {
           const result = await enrollGallery({
@@ -87,7 +86,7 @@ export function registerGalleryCommands(program: Command): void {
           });
           progress.stop();
           await result.gallery.save(opts.out);
-          const ids = result.gallery.identities();
+          const ids = result.gallery.names;
           info(
             `enrolled ${result.enrolled.length} images of ${ids.length} identities into ${opts.out} (${embedder.modelId})`,
           );
@@ -96,7 +95,15 @@ export function registerGalleryCommands(program: Command): void {
             for (const s of result.skipped)
               info(`  ${s.file}: ${s.reason}${'detail' in s && s.detail ? ` (${s.detail})` : ''}`);
           }
-          if (!opts.threshold) info('threshold not set: run `facerec gallery calibrate` before recognising');
+          if (!opts.threshold) {
+            const recommended = registry.embedder(opts.embedder).thresholds[opts.metric];
+            info(
+              'threshold not set: run `facerec gallery calibrate` before recognising' +
+                (recommended
+                  ? ` (recommended for ${opts.embedder}, ${opts.metric}: ${recommended.value}, measured on ${recommended.measuredOn})`
+                  : ''),
+            );
+          }
         } finally {
           progress.stop();
           await Promise.all([detector.dispose(), embedder.dispose()]);
@@ -109,8 +116,11 @@ export function registerGalleryCommands(program: Command): void {
     .description('name every face in each image with a gallery')
     .argument('<image...>', 'JPEG, PNG or WebP files')
     .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
-    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
-    .option('--weights <w>', 'inception-resnet-v1 weights path, when the gallery names a local .pt file')
+    .addOption(providerOption(context))
+    .option(
+      '--weights <w>',
+      'checkpoint path, when the gallery was built from a local .pt file (its embedder is read from the gallery)',
+    )
     .option('--json', 'print [{ image, box, identity, distance }] to stdout')
     .action(
       async (
@@ -118,22 +128,20 @@ export function registerGalleryCommands(program: Command): void {
         opts: { gallery: string; provider: string; weights?: string; json?: boolean },
       ) => {
         const gallery = await FileGallery.load(opts.gallery);
-        const wanted = embedderForModelId(gallery.embedder.modelId);
-        const provider = await selectProvider(opts.provider);
-        const embedder = await loadEmbedder(provider, wanted.name, opts.weights ?? wanted.weights);
-        gallery.assertCompatible(embedder);
-        const detector = provider.detector('mtcnn', cropOptions(embedder));
+        const provider = await selectProvider(context, opts.provider);
+        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights);
+        const detector = provider.detector(registry.defaults.detector);
+        const crop = embedder.preprocessing.crop;
         const rows: unknown[] = [];
         let failures = 0;
         try {
           for (const image of images) {
             try {
               const decoded = await decodeImage(await readFile(image));
-              const [{ faces, crops }] = (await detector.detectFaces([decoded])) as [
-                Awaited<ReturnType<typeof detector.detectFaces>>[number],
-              ];
+              const [found] = await detector.detectFaces([decoded], { crop });
+              const { faces, crops } = found!;
               const vectors = await embedder.embed(crops.map((c) => c.image));
-              const matches = gallery.match(vectors);
+              const matches = await gallery.match(vectors);
               faces.forEach((f, i) => {
                 const row = {
                   image,
@@ -176,19 +184,20 @@ export function registerGalleryCommands(program: Command): void {
     .requiredOption('--gallery <file>', 'gallery file to calibrate (rewritten in place unless --out)')
     .option('--out <file>', 'write the calibrated gallery here instead')
     .option('--target-far <rate>', 'target false-accept rate', '0.01')
-    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
-    .option('--weights <w>', 'inception-resnet-v1 weights path, when the gallery names a local .pt file')
+    .addOption(providerOption(context))
+    .option(
+      '--weights <w>',
+      'checkpoint path, when the gallery was built from a local .pt file (its embedder is read from the gallery)',
+    )
     .action(
       async (
         dir: string,
         opts: { gallery: string; out?: string; targetFar: string; provider: string; weights?: string },
       ) => {
         const gallery = await FileGallery.load(opts.gallery);
-        const wanted = embedderForModelId(gallery.embedder.modelId);
-        const provider = await selectProvider(opts.provider);
-        const embedder = await loadEmbedder(provider, wanted.name, opts.weights ?? wanted.weights);
-        gallery.assertCompatible(embedder);
-        const detector = provider.detector('mtcnn', cropOptions(embedder));
+        const provider = await selectProvider(context, opts.provider);
+        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights);
+        const detector = provider.detector(registry.defaults.detector);
         const progress = enrollProgress('embedding probes');
         let probes: LabelledProbe[];
         try {
@@ -200,11 +209,9 @@ export function registerGalleryCommands(program: Command): void {
           });
           progress.stop();
           for (const s of labelled.skipped) info(`  skipped ${s.file}: ${s.reason}`);
-          probes = labelled.gallery
-            .identities()
-            .flatMap((identity) =>
-              labelled.gallery.examples(identity).map((e) => ({ identity, embedding: e.embedding })),
-            );
+          probes = labelled.gallery.names.flatMap((identity) =>
+            labelled.gallery.examples(identity).map((e) => ({ identity, embedding: e.embedding })),
+          );
         } finally {
           progress.stop();
           await Promise.all([detector.dispose(), embedder.dispose()]);

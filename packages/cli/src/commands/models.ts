@@ -1,34 +1,19 @@
 import { loadManifest, ModelStore, readCheckpointFile } from '@facerec/framework';
-import {
-  INCEPTION_RESNET_V1_WEIGHTS,
-  type InceptionResnetV1Weights,
-  loadInceptionResnetV1Graph,
-} from '@facerec/provider-onnx';
 import type { Command } from 'commander';
-import { info, pullProgressReporter } from '../output.js';
+import { info, loadNote, pullProgressReporter } from '../output.js';
+import {
+  type CliContext,
+  embedderOption,
+  loadEmbedder,
+  providerOption,
+  selectProvider,
+} from '../providers.js';
 
-/** Manifest entries that are InceptionResnetV1 checkpoints, and their weights name. */
-const IRV1_BY_MODEL = new Map<string, InceptionResnetV1Weights>(
-  Object.entries(INCEPTION_RESNET_V1_WEIGHTS).map(([weights, model]) => [model, weights]),
-);
+/** `models pull` without names skips files larger than this (the 100+ MB InceptionResnetV1 checkpoints). */
+const DEFAULT_PULL_MAX_BYTES = 50 * 1024 * 1024;
 
-/**
- * Converts a pulled InceptionResnetV1 checkpoint to ONNX now, so the first `embed` does not pay for it; the
- * graph is cached by the checkpoint's hash, so this is a no-op when it is already there.
- */
-async function convertInceptionResnetV1(store: ModelStore, model: string): Promise<void> {
-  const weights = IRV1_BY_MODEL.get(model);
-  if (weights === undefined) return;
-  const graph = await loadInceptionResnetV1Graph(store, weights);
-  info(
-    graph.built
-      ? `${model}: converted to ONNX in ${(graph.buildMs / 1000).toFixed(1)} s → ${graph.path}`
-      : `${model}: ONNX graph already cached → ${graph.path}`,
-  );
-}
-
-/** `facerec models pull|list|inspect`. */
-export function registerModelsCommands(program: Command): void {
+/** `facerec models pull|prepare|list|inspect`. */
+export function registerModelsCommands(program: Command, context: CliContext): void {
   const models = program
     .command('models')
     .description('manage model files: pull them into the cache, list their state, inspect checkpoints');
@@ -36,9 +21,12 @@ export function registerModelsCommands(program: Command): void {
   models
     .command('pull')
     .description(
-      'fetch model files into the cache (FACEREC_CACHE_DIR), from FACEREC_MODELS_MIRROR first, else over HTTPS; sha256-verified; InceptionResnetV1 checkpoints are also converted to ONNX and cached',
+      'fetch model files into the cache (FACEREC_CACHE_DIR), from FACEREC_MODELS_MIRROR first, else over HTTPS; sha256-verified',
     )
-    .argument('[names...]', 'model names from the manifest (default: all the MTCNN and face-api files)')
+    .argument(
+      '[names...]',
+      'model names from the manifest (default: every file under 50 MB: MTCNN and face-api)',
+    )
     .action(async (names: string[]) => {
       const progress = pullProgressReporter();
       const store = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
@@ -46,12 +34,49 @@ export function registerModelsCommands(program: Command): void {
       try {
         const pulled = await store.pull(wanted);
         progress.stop();
-        for (const m of pulled) {
-          info(`${m.name}: ${m.path} (${m.source}, sha256 ${m.sha256.slice(0, 12)}…)`);
-          await convertInceptionResnetV1(store, m.name);
-        }
+        for (const m of pulled) info(`${m.name}: ${m.path} (${m.source}, sha256 ${m.sha256.slice(0, 12)}…)`);
       } finally {
         progress.stop();
+      }
+    });
+
+  models
+    .command('prepare')
+    .description(
+      "get everything a pipeline with this embedder needs ready in the cache: pull the detector's and the embedder's files (from the model registry) and let the provider convert and cache its graphs, so a read-only deployment (a container image) never converts at run time",
+    )
+    .addOption(embedderOption(context))
+    .option(
+      '--weights <w>',
+      'weights, for embedders that take them (inception-resnet-v1: vggface2, casia-webface or a .pt path)',
+    )
+    .addOption(providerOption(context))
+    .action(async (opts: { embedder: string; weights?: string; provider: string }) => {
+      const { registry } = context;
+      const resolved = registry.resolveEmbedder(opts.embedder, { weights: opts.weights });
+      const progress = pullProgressReporter();
+      const store = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
+      try {
+        const entries = registry.manifestEntries(resolved);
+        const pulled = await store.pull(entries);
+        progress.stop();
+        for (const m of pulled) info(`${m.name}: ${m.path} (${m.source}, sha256 ${m.sha256.slice(0, 12)}…)`);
+      } finally {
+        progress.stop();
+      }
+      const provider = await selectProvider(context, opts.provider, { modelStore: store });
+      const started = performance.now();
+      const detector = provider.detector(registry.defaults.detector);
+      try {
+        await detector.ready();
+        const embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
+        info(
+          `${registry.defaults.detector} and ${embedder.modelId} ready on ${provider.name} in ` +
+            `${((performance.now() - started) / 1000).toFixed(1)} s${loadNote(embedder)} (cache: ${store.cacheDir})`,
+        );
+        await embedder.dispose();
+      } finally {
+        await detector.dispose();
       }
     });
 
@@ -86,6 +111,8 @@ export function registerModelsCommands(program: Command): void {
 }
 
 function defaultPull(store: ModelStore): string[] {
-  // The InceptionResnetV1 checkpoints are 100+ MB each; pull them by name when wanted.
-  return store.manifest.models.filter((m) => !m.name.startsWith('inception-resnet-v1')).map((m) => m.name);
+  // The InceptionResnetV1 checkpoints are 100+ MB each; pull them by name, or with `models prepare`.
+  return store.manifest.models
+    .filter((m) => m.size === null || m.size === undefined || m.size <= DEFAULT_PULL_MAX_BYTES)
+    .map((m) => m.name);
 }

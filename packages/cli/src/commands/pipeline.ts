@@ -1,4 +1,4 @@
-import { InMemoryQueueTransport } from '@facerec/framework';
+import { FileGallery, MODELS, type ModelRegistry } from '@facerec/framework';
 import {
   composeDetection,
   composeRecognition,
@@ -13,9 +13,10 @@ import {
   silentLogger,
   startLocalRuntime,
 } from '@facerec/lambda-runtime';
-import { type Command, Option } from 'commander';
+import { InMemoryQueueTransport } from '@facerec/transport-memory';
+import type { Command } from 'commander';
 import { info } from '../output.js';
-import { selectProvider } from '../providers.js';
+import { type CliContext, providerOption, selectProvider } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
 
 const REQUESTS = 'requests';
@@ -26,27 +27,38 @@ export interface ServeOptions {
   readonly gallery: string;
   readonly port?: number;
   readonly provider?: string;
-  readonly embedder?: 'faceapi-resnet' | 'inception-resnet-v1';
+  /** Checkpoint path, for a gallery built from a local `.pt` file (the embedder is read from the gallery). */
   readonly weights?: string;
   readonly threshold?: number;
   readonly consumers?: number;
   readonly quiet?: boolean;
+  /** The models to choose from. Default: the built-in registry. */
+  readonly registry?: ModelRegistry;
 }
 
 /**
  * Starts the embedded default: the same detection and recognition handlers as on Lambda, composed by the
- * same composition root, over an in-process queue with SQS semantics.
+ * same composition root, over an in-process queue with SQS semantics. The embedder is the one the gallery
+ * was built with (read from its model id through the registry), so the two cannot disagree.
  */
 export async function serveLocally(options: ServeOptions) {
-  const config = loadConfig({
-    FACEREC_PROVIDER: options.provider ?? 'onnx',
-    FACEREC_EMBEDDER: options.embedder ?? 'faceapi-resnet',
-    FACEREC_WEIGHTS: options.weights ?? 'vggface2',
-    FACEREC_REQUEST_QUEUE_URL: REQUESTS,
-    FACEREC_RESPONSE_QUEUE_URL: RESPONSES,
-    FACEREC_GALLERY: options.gallery,
-    ...(options.threshold !== undefined ? { FACEREC_THRESHOLD: String(options.threshold) } : {}),
+  const registry = options.registry ?? MODELS;
+  const gallery = await FileGallery.load(options.gallery);
+  const { description, settings } = registry.embedderForModelId(gallery.embedder.modelId, {
+    weights: options.weights,
   });
+  const config = loadConfig(
+    {
+      FACEREC_PROVIDER: options.provider ?? registry.defaults.provider,
+      FACEREC_EMBEDDER: description.id,
+      FACEREC_WEIGHTS: settings.weights,
+      FACEREC_REQUEST_QUEUE_URL: REQUESTS,
+      FACEREC_RESPONSE_QUEUE_URL: RESPONSES,
+      FACEREC_GALLERY: options.gallery,
+      ...(options.threshold !== undefined ? { FACEREC_THRESHOLD: String(options.threshold) } : {}),
+    },
+    registry,
+  );
   const transport = new InMemoryQueueTransport({
     queues: {
       [REQUESTS]: { visibilityTimeoutSeconds: 30, maxReceiveCount: 5, deadLetterQueue: `${REQUESTS}-dlq` },
@@ -56,7 +68,8 @@ export async function serveLocally(options: ServeOptions) {
   const container = createPipelineContainer(config, {
     transport,
     logger,
-    provider: await selectProvider(config.provider),
+    gallery,
+    provider: await selectProvider({ registry }, config.provider),
   });
   const [detection, recognition] = await Promise.all([
     composeDetection(container),
@@ -76,7 +89,7 @@ export async function serveLocally(options: ServeOptions) {
 }
 
 /** `facerec serve`, `facerec client`. */
-export function registerPipelineCommands(program: Command): void {
+export function registerPipelineCommands(program: Command, context: CliContext): void {
   program
     .command('serve')
     .description(
@@ -84,13 +97,11 @@ export function registerPipelineCommands(program: Command): void {
     )
     .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
     .option('--port <n>', 'port on 127.0.0.1', '3000')
-    .addOption(new Option('--provider <name>', 'inference provider').default('onnx'))
-    .addOption(
-      new Option('--embedder <name>', 'embedder (must match the gallery)')
-        .choices(['faceapi-resnet', 'inception-resnet-v1'])
-        .default('faceapi-resnet'),
+    .addOption(providerOption(context))
+    .option(
+      '--weights <w>',
+      'checkpoint path, when the gallery was built from a local .pt file (its embedder is read from the gallery)',
     )
-    .option('--weights <w>', 'inception-resnet-v1 weights', 'vggface2')
     .option('--threshold <t>', "override the gallery's threshold")
     .option('--consumers <n>', 'concurrent recognition consumers', '1')
     .option('--quiet', 'no request logs')
@@ -99,8 +110,7 @@ export function registerPipelineCommands(program: Command): void {
         gallery: string;
         port: string;
         provider: string;
-        embedder: 'faceapi-resnet' | 'inception-resnet-v1';
-        weights: string;
+        weights?: string;
         threshold?: string;
         consumers: string;
         quiet?: boolean;
@@ -109,8 +119,8 @@ export function registerPipelineCommands(program: Command): void {
           gallery: opts.gallery,
           port: Number(opts.port),
           provider: opts.provider,
-          embedder: opts.embedder,
-          weights: opts.weights,
+          ...(opts.weights ? { weights: opts.weights } : {}),
+          registry: context.registry,
           ...(opts.threshold ? { threshold: Number(opts.threshold) } : {}),
           consumers: Number(opts.consumers),
           ...(opts.quiet ? { quiet: true } : {}),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
+import { MTCNN_STATE_DICT_SHAPES } from '../testing/mtcnn-shapes.js';
 import { describeWithSharedData, sharedPath } from '../testing/shared-data.js';
 import { checkpointFormat, readCheckpoint, readCheckpointFile } from './index.js';
 import type { NamedTensor, StateDict } from './types.js';
@@ -90,69 +91,6 @@ describeWithSharedData('readCheckpoint: tiny reference checkpoints', TINY, () =>
 
 const MTCNN = ['models/upstream/pnet.pt', 'models/upstream/rnet.pt', 'models/upstream/onet.pt'];
 
-// Layer shapes follow the MTCNN paper's networks (as in facenet-pytorch): P-Net is fully convolutional with
-// 10/16/32 channels and 1×1 heads; R-Net and O-Net add a dense layer and dense heads (face score, box,
-// and for O-Net the 10 landmark coordinates). Dense input sizes are channels × final spatial size:
-// R-Net 64×3×3 = 576, O-Net 128×3×3 = 1152.
-const EXPECTED_SHAPES: Record<string, Record<string, number[]>> = {
-  pnet: {
-    'conv1.weight': [10, 3, 3, 3],
-    'conv1.bias': [10],
-    'prelu1.weight': [10],
-    'conv2.weight': [16, 10, 3, 3],
-    'conv2.bias': [16],
-    'prelu2.weight': [16],
-    'conv3.weight': [32, 16, 3, 3],
-    'conv3.bias': [32],
-    'prelu3.weight': [32],
-    'conv4_1.weight': [2, 32, 1, 1],
-    'conv4_1.bias': [2],
-    'conv4_2.weight': [4, 32, 1, 1],
-    'conv4_2.bias': [4],
-  },
-  rnet: {
-    'conv1.weight': [28, 3, 3, 3],
-    'conv1.bias': [28],
-    'prelu1.weight': [28],
-    'conv2.weight': [48, 28, 3, 3],
-    'conv2.bias': [48],
-    'prelu2.weight': [48],
-    'conv3.weight': [64, 48, 2, 2],
-    'conv3.bias': [64],
-    'prelu3.weight': [64],
-    'dense4.weight': [128, 576],
-    'dense4.bias': [128],
-    'prelu4.weight': [128],
-    'dense5_1.weight': [2, 128],
-    'dense5_1.bias': [2],
-    'dense5_2.weight': [4, 128],
-    'dense5_2.bias': [4],
-  },
-  onet: {
-    'conv1.weight': [32, 3, 3, 3],
-    'conv1.bias': [32],
-    'prelu1.weight': [32],
-    'conv2.weight': [64, 32, 3, 3],
-    'conv2.bias': [64],
-    'prelu2.weight': [64],
-    'conv3.weight': [64, 64, 3, 3],
-    'conv3.bias': [64],
-    'prelu3.weight': [64],
-    'conv4.weight': [128, 64, 2, 2],
-    'conv4.bias': [128],
-    'prelu4.weight': [128],
-    'dense5.weight': [256, 1152],
-    'dense5.bias': [256],
-    'prelu5.weight': [256],
-    'dense6_1.weight': [2, 256],
-    'dense6_1.bias': [2],
-    'dense6_2.weight': [4, 256],
-    'dense6_2.bias': [4],
-    'dense6_3.weight': [10, 256],
-    'dense6_3.bias': [10],
-  },
-};
-
 // Independent reference: Python's stock pickle module with stub classes and struct-decoded storages,
 // gathered row-major through the stored strides (which are column-major for every weight in these files).
 const GOLDEN: Record<string, Record<string, { first: number[]; last: number; sum: number }>> = {
@@ -193,10 +131,10 @@ describeWithSharedData('readCheckpoint: upstream MTCNN weights (legacy format)',
   const load = (net: string): Promise<StateDict> =>
     readCheckpointFile(sharedPath('models/upstream', `${net}.pt`));
 
-  for (const net of ['pnet', 'rnet', 'onet']) {
+  for (const net of ['pnet', 'rnet', 'onet'] as const) {
     it(`${net}.pt has the MTCNN ${net} layers, in order, with the architecture's shapes`, async () => {
       const state = await load(net);
-      const expected = EXPECTED_SHAPES[net]!;
+      const expected: Readonly<Record<string, readonly number[]>> = MTCNN_STATE_DICT_SHAPES[net];
       expect([...state.keys()]).toEqual(Object.keys(expected));
       for (const [name, tensor] of state) {
         expect(tensor.dtype, name).toBe('float32');

@@ -5,6 +5,7 @@ import {
   PickleWriter,
   stateDictPickle,
   type TensorSpec,
+  tensorSpec,
   writeTensor,
   zipCheckpoint,
 } from './__fixtures__/pickle-builder.js';
@@ -29,8 +30,6 @@ function le(
   return out;
 }
 
-const spec = (name: string, rest: Omit<TensorSpec, 'name'>): TensorSpec => ({ name, ...rest });
-
 describe('zip format, hand-built with fflate (level 0)', () => {
   // float16 bit patterns: 1, -2, 0.5, 65504 (max), 2^-24 (smallest subnormal), -0, +inf, 0.333 (rounded).
   const halfBits = [0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x8000, 0x7c00, 0x3555];
@@ -38,104 +37,30 @@ describe('zip format, hand-built with fflate (level 0)', () => {
 
   const specs: TensorSpec[] = [
     // 2×4 float16 stored as the transpose of a 4×2 block: stride (1, 2).
-    spec('half.t', {
-      storageClass: 'HalfStorage',
-      key: 'h',
-      storageNumel: 8,
-      offset: 0,
-      size: [2, 4],
-      stride: [1, 2],
-    }),
-    spec('steps', {
-      storageClass: 'LongStorage',
-      key: 'l',
-      storageNumel: 3,
-      offset: 0,
-      size: [3],
-      stride: [1],
-    }),
-    spec('scalar', {
-      storageClass: 'LongStorage',
-      key: 'l',
-      storageNumel: 3,
-      offset: 2,
-      size: [],
-      stride: [],
-    }),
-    spec('f64', {
-      storageClass: 'DoubleStorage',
-      key: 'd',
-      storageNumel: 2,
-      offset: 0,
-      size: [2],
-      stride: [1],
-    }),
-    spec('i32', { storageClass: 'IntStorage', key: 'i', storageNumel: 2, offset: 0, size: [2], stride: [1] }),
-    spec('i16', {
-      storageClass: 'ShortStorage',
-      key: 's',
-      storageNumel: 2,
-      offset: 0,
-      size: [2],
-      stride: [1],
-    }),
-    spec('i8', { storageClass: 'CharStorage', key: 'c', storageNumel: 2, offset: 0, size: [2], stride: [1] }),
-    spec('u8', { storageClass: 'ByteStorage', key: 'b', storageNumel: 2, offset: 0, size: [2], stride: [1] }),
-    spec('mask', {
-      storageClass: 'BoolStorage',
-      key: 'm',
-      storageNumel: 3,
-      offset: 0,
-      size: [3],
-      stride: [1],
-    }),
-    spec('bf16', {
-      storageClass: 'BFloat16Storage',
-      key: 'bf',
-      storageNumel: 2,
-      offset: 0,
-      size: [2],
-      stride: [1],
-    }),
+    tensorSpec('half.t', 'HalfStorage', 'h', 8, { size: [2, 4], stride: [1, 2] }),
+    tensorSpec('steps', 'LongStorage', 'l', 3),
+    tensorSpec('scalar', 'LongStorage', 'l', 3, { offset: 2, size: [], stride: [] }),
+    tensorSpec('f64', 'DoubleStorage', 'd', 2),
+    tensorSpec('i32', 'IntStorage', 'i', 2),
+    tensorSpec('i16', 'ShortStorage', 's', 2),
+    tensorSpec('i8', 'CharStorage', 'c', 2),
+    tensorSpec('u8', 'ByteStorage', 'b', 2),
+    tensorSpec('mask', 'BoolStorage', 'm', 3),
+    tensorSpec('bf16', 'BFloat16Storage', 'bf', 2),
     // A Parameter (keep_vars=True state dicts) and a GPU-saved storage class.
-    spec('param', {
-      storageClass: 'FloatStorage',
+    tensorSpec('param', 'FloatStorage', 'p', 6, {
       storageModule: 'torch.cuda',
-      key: 'p',
-      storageNumel: 6,
       offset: 1,
       size: [2, 2],
       stride: [1, 2],
       parameter: true,
     }),
     // Untyped storage (bytes) + _rebuild_tensor_v3 with a dtype global, as torch 2.x writes for some dtypes.
-    spec('v3', {
-      storageClass: 'UntypedStorage',
-      key: 'u',
-      storageNumel: 12,
-      offset: 1,
-      size: [2],
-      stride: [1],
-      v3Dtype: 'float32',
-    }),
+    tensorSpec('v3', 'UntypedStorage', 'u', 12, { offset: 1, size: [2], v3Dtype: 'float32' }),
     // Empty tensor: zero elements, no bytes read.
-    spec('empty', {
-      storageClass: 'FloatStorage',
-      key: 'e',
-      storageNumel: 0,
-      offset: 0,
-      size: [0, 3],
-      stride: [3, 1],
-    }),
+    tensorSpec('empty', 'FloatStorage', 'e', 0, { size: [0, 3], stride: [3, 1] }),
     // Broadcast view (stride 0) of a single element.
-    spec('expanded', {
-      storageClass: 'FloatStorage',
-      key: 'x',
-      storageNumel: 1,
-      offset: 0,
-      size: [2, 3],
-      stride: [0, 0],
-    }),
+    tensorSpec('expanded', 'FloatStorage', 'x', 1, { size: [2, 3], stride: [0, 0] }),
   ];
 
   const storages: Record<string, Uint8Array> = {
@@ -225,19 +150,7 @@ describe('zip format, hand-built with fflate (level 0)', () => {
       for (const [i, v] of values.entries()) view.setFloat32(i * 4, v, false);
       return out;
     };
-    const pickle = stateDictPickle(
-      [
-        spec('w', {
-          storageClass: 'FloatStorage',
-          key: '0',
-          storageNumel: 3,
-          offset: 0,
-          size: [3],
-          stride: [1],
-        }),
-      ],
-      false,
-    );
+    const pickle = stateDictPickle([tensorSpec('w', 'FloatStorage', '0', 3)], false);
     const read = readCheckpoint(
       zipCheckpoint(pickle, { 0: big([1, -2, 3.5]) }, { prefix: 'my_model', byteorder: 'big' }),
     );
@@ -246,14 +159,7 @@ describe('zip format, hand-built with fflate (level 0)', () => {
 });
 
 describe('state dict containers', () => {
-  const w = spec('w', {
-    storageClass: 'FloatStorage',
-    key: '0',
-    storageNumel: 2,
-    offset: 0,
-    size: [2],
-    stride: [1],
-  });
+  const w = tensorSpec('w', 'FloatStorage', '0', 2);
   const data = { 0: le('f32', [1, 2]) };
 
   it('uses the state_dict entry of a training checkpoint and skips non-tensor values', () => {

@@ -62,6 +62,7 @@ export function checkpointFormat(bytes: Uint8Array): 'zip' | 'legacy' {
  * @returns tensors by key, in the checkpoint's order.
  * @throws CheckpointError for anything but a readable state dict: unknown format, truncated or corrupt
  *   data, and any pickle that names a global outside the tensor/state-dict allow-list (nothing is run).
+ *   A `TypeError`, `RangeError` or `ReferenceError` is a bug in the reader and is rethrown unwrapped.
  */
 export function readCheckpoint(bytes: Uint8Array, options?: ReadCheckpointOptions): StateDict {
   const source = options?.source;
@@ -69,6 +70,7 @@ export function readCheckpoint(bytes: Uint8Array, options?: ReadCheckpointOption
     const contents = checkpointFormat(bytes) === 'zip' ? readZip(bytes) : readLegacy(bytes);
     return toStateDict(contents.top, contents.littleEndian);
   } catch (error) {
+    if (isProgrammingError(error)) throw error;
     throw withSource(error, source);
   }
 }
@@ -92,8 +94,14 @@ export async function readCheckpointFile(path: string): Promise<StateDict> {
   return readCheckpoint(bytes, { source: path });
 }
 
-// Internal readers throw without a source; bugs or allocation failures surface as plain Errors. Either
-// way the caller gets one CheckpointError that names the file.
+// The readers check every fault of the file and throw a CheckpointError for it (allocation failures
+// included), so a TypeError, RangeError or ReferenceError escaping them is a bug in this code: blaming the
+// checkpoint (a 4xx) would hide it, so it propagates unchanged.
+function isProgrammingError(error: unknown): boolean {
+  return error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError;
+}
+
+// Internal readers throw without a source; the caller gets one CheckpointError that names the file.
 function withSource(error: unknown, source: string | undefined): CheckpointError {
   if (CheckpointError.isInstance(error)) {
     if (source === undefined || error.source !== undefined) return error;

@@ -2,12 +2,15 @@ import * as childProcess from 'node:child_process';
 import { zipSync } from 'fflate';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CheckpointError } from '../errors.js';
+import { thrownBy } from '../testing/errors.js';
+import { seededRandom } from '../testing/random.js';
 import {
   concat,
   legacyCheckpoint,
   legacyHeader,
   PickleWriter,
   stateDictPickle,
+  tensorSpec,
   zipCheckpoint,
 } from './__fixtures__/pickle-builder.js';
 import { readCheckpoint } from './index.js';
@@ -69,12 +72,7 @@ const STACK_GLOBAL_REDUCE = (() => {
 })();
 
 function expectRefused(bytes: Uint8Array, global = 'posix.system'): void {
-  let caught: unknown;
-  try {
-    readCheckpoint(bytes, { source: 'evil.pt' });
-  } catch (error) {
-    caught = error;
-  }
+  const caught = thrownBy(() => readCheckpoint(bytes, { source: 'evil.pt' }));
   expect(caught).toBeInstanceOf(CheckpointError);
   const error = caught as CheckpointError;
   expect(error.message).toContain(
@@ -128,32 +126,14 @@ describe('readCheckpoint refuses code execution', () => {
         .reduce()
         .stop()
         .bytes();
-      let caught: unknown;
-      try {
-        readCheckpoint(zipCheckpoint(pickle, {}));
-      } catch (error) {
-        caught = error;
-      }
+      const caught = thrownBy(() => readCheckpoint(zipCheckpoint(pickle, {})));
       expect(caught).toBeInstanceOf(CheckpointError);
       expect((caught as Error).message).toContain(`refusing to load global "${module}.${name}"`);
     }
   });
 
   it('refuses a malicious global hidden after valid tensors in a state dict', () => {
-    const tensors = stateDictPickle(
-      [
-        {
-          name: 'w',
-          storageClass: 'FloatStorage',
-          key: '0',
-          storageNumel: 1,
-          offset: 0,
-          size: [1],
-          stride: [1],
-        },
-      ],
-      false,
-    );
+    const tensors = stateDictPickle([tensorSpec('w', 'FloatStorage', '0', 1)], false);
     // Replace STOP with: a second SETITEM whose value is posix.system('id').
     const evil = new PickleWriter()
       .str('evil')
@@ -245,48 +225,15 @@ describe('readCheckpoint refuses code execution', () => {
 });
 
 describe('readCheckpoint rejects malformed input with CheckpointError', () => {
-  const good = zipCheckpoint(
-    stateDictPickle(
-      [
-        {
-          name: 'w',
-          storageClass: 'FloatStorage',
-          key: '0',
-          storageNumel: 4,
-          offset: 0,
-          size: [4],
-          stride: [1],
-        },
-      ],
-      false,
-    ),
-    { 0: new Uint8Array(16) },
-  );
-  const goodLegacy = legacyCheckpoint(
-    stateDictPickle(
-      [
-        {
-          name: 'w',
-          storageClass: 'FloatStorage',
-          key: '7',
-          storageNumel: 4,
-          offset: 0,
-          size: [4],
-          stride: [1],
-        },
-      ],
-      true,
-    ),
-    [{ key: '7', numel: 4, data: new Uint8Array(16) }],
-  );
+  const good = zipCheckpoint(stateDictPickle([tensorSpec('w', 'FloatStorage', '0', 4)], false), {
+    0: new Uint8Array(16),
+  });
+  const goodLegacy = legacyCheckpoint(stateDictPickle([tensorSpec('w', 'FloatStorage', '7', 4)], true), [
+    { key: '7', numel: 4, data: new Uint8Array(16) },
+  ]);
 
   function expectCheckpointError(bytes: Uint8Array, pattern?: RegExp): void {
-    let caught: unknown;
-    try {
-      readCheckpoint(bytes, { source: 'bad.pt' });
-    } catch (error) {
-      caught = error;
-    }
+    const caught = thrownBy(() => readCheckpoint(bytes, { source: 'bad.pt' }));
     expect(caught).toBeInstanceOf(CheckpointError);
     expect((caught as CheckpointError).source).toBe('bad.pt');
     if (pattern) expect((caught as Error).message).toMatch(pattern);
@@ -307,13 +254,9 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
   });
 
   it('rejects random bytes', () => {
-    let seed = 12345;
-    const random = () => {
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      return seed >>> 24;
-    };
+    const random = seededRandom(12345);
     for (let trial = 0; trial < 200; trial++) {
-      const bytes = Uint8Array.from({ length: 1 + (trial % 64) * 7 }, random);
+      const bytes = Uint8Array.from({ length: 1 + (trial % 64) * 7 }, () => Math.floor(random() * 256));
       // Also force the two recognised leading signatures so the deeper parsers see garbage too.
       if (trial % 3 === 1) bytes.set([0x80, 0x02].slice(0, bytes.length));
       if (trial % 3 === 2) bytes.set([0x50, 0x4b, 0x03, 0x04].slice(0, bytes.length));
@@ -348,20 +291,7 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
   });
 
   it('rejects a storage entry shorter than the pickle declares', () => {
-    const pickle = stateDictPickle(
-      [
-        {
-          name: 'w',
-          storageClass: 'FloatStorage',
-          key: '0',
-          storageNumel: 4,
-          offset: 0,
-          size: [4],
-          stride: [1],
-        },
-      ],
-      false,
-    );
+    const pickle = stateDictPickle([tensorSpec('w', 'FloatStorage', '0', 4)], false);
     expectCheckpointError(
       zipCheckpoint(pickle, { 0: new Uint8Array(15) }),
       /has 15 bytes, the pickle declares 16/,
@@ -369,20 +299,7 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
   });
 
   it('rejects a missing storage entry', () => {
-    const pickle = stateDictPickle(
-      [
-        {
-          name: 'w',
-          storageClass: 'FloatStorage',
-          key: '0',
-          storageNumel: 4,
-          offset: 0,
-          size: [4],
-          stride: [1],
-        },
-      ],
-      false,
-    );
+    const pickle = stateDictPickle([tensorSpec('w', 'FloatStorage', '0', 4)], false);
     expectCheckpointError(zipCheckpoint(pickle, {}), /storage "0" has no data/);
   });
 
@@ -393,17 +310,7 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
       [0, [3], [2]],
     ] as const) {
       const pickle = stateDictPickle(
-        [
-          {
-            name: 'w',
-            storageClass: 'FloatStorage',
-            key: '0',
-            storageNumel: 4,
-            offset,
-            size: [...size],
-            stride: [...stride],
-          },
-        ],
+        [tensorSpec('w', 'FloatStorage', '0', 4, { offset, size: [...size], stride: [...stride] })],
         false,
       );
       expectCheckpointError(zipCheckpoint(pickle, { 0: new Uint8Array(16) }), /reaches element/);
@@ -412,17 +319,7 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
 
   it('caps broadcast (stride-0) views that would expand a tiny storage into a huge tensor', () => {
     const pickle = stateDictPickle(
-      [
-        {
-          name: 'w',
-          storageClass: 'FloatStorage',
-          key: '0',
-          storageNumel: 1,
-          offset: 0,
-          size: [100000, 100000],
-          stride: [0, 0],
-        },
-      ],
+      [tensorSpec('w', 'FloatStorage', '0', 1, { size: [100000, 100000], stride: [0, 0] })],
       false,
     );
     expectCheckpointError(zipCheckpoint(pickle, { 0: new Uint8Array(4) }), /broadcast view .* too large/);
@@ -439,20 +336,7 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
   });
 
   it('rejects a legacy element count that disagrees with the pickle', () => {
-    const pickle = stateDictPickle(
-      [
-        {
-          name: 'w',
-          storageClass: 'FloatStorage',
-          key: '7',
-          storageNumel: 4,
-          offset: 0,
-          size: [4],
-          stride: [1],
-        },
-      ],
-      true,
-    );
+    const pickle = stateDictPickle([tensorSpec('w', 'FloatStorage', '7', 4)], true);
     expectCheckpointError(
       legacyCheckpoint(pickle, [{ key: '7', numel: 3, data: new Uint8Array(16) }]),
       /holds 3 elements but the pickle declares 4/,

@@ -1,13 +1,37 @@
 import type { RgbImage } from '../image/types.js';
 import type { SpecificationVersion } from './version.js';
 
+/** The region of a detection that is cut out for an embedder (see {@link CropPolicy.shape}). */
+export type CropShape = 'box' | 'square';
+
+/**
+ * How a face is cut out of a frame for one embedder: the geometry the network was trained with. Whatever
+ * produces crops for an embedder (a detector's `detectFaces(images, { crop })`, enrollment, the pipeline)
+ * reads this from `embedder.preprocessing.crop`; nobody restates sizes or shapes by hand.
+ */
+export interface CropPolicy {
+  /** Crop size in pixels: always the embedder's `inputSize`. */
+  readonly size: { readonly width: number; readonly height: number };
+  /**
+   * `box`: the detection box itself, stretched to `size` (facenet-pytorch's `extract_face`, what
+   * InceptionResnetV1 was trained on); `square`: the smallest square around the box's centre that holds it,
+   * so the face keeps its aspect ratio (face-api.js's net was not trained on stretched faces).
+   */
+  readonly shape: CropShape;
+  /** Margin added around the region, in pixels of the final crop (facenet-pytorch's `margin`). */
+  readonly margin: number;
+}
+
 /**
  * How an embedder turns a uint8 RGB face crop into its input tensor: `(pixel − mean) / std` per channel,
- * laid out as `layout`. facenet's standardisation is `mean = 127.5, std = 128`.
+ * laid out as `layout`, and how that crop is cut out of a frame (`crop`). facenet's standardisation is
+ * `mean = 127.5, std = 128`.
  */
 export interface EmbedderPreprocessing {
   /** Crop size the network takes. Crops of another size are refused by `embed`. */
   readonly inputSize: { readonly width: number; readonly height: number };
+  /** How to cut a face out of a frame for this embedder; `crop.size` equals `inputSize`. */
+  readonly crop: CropPolicy;
   readonly layout: 'NCHW' | 'NHWC';
   readonly channelOrder: 'RGB';
   readonly mean: readonly [number, number, number];
@@ -18,8 +42,9 @@ export interface EmbedderPreprocessing {
  * A face embedder: a batch of face crops → one L2-normalised vector per crop.
  *
  * @example
- * const embedder = createOnnxProvider().embedder('inception-resnet-v1', { weights: 'vggface2' });
- * const [vector] = await embedder.embed([crop]); // Float32Array(512), |vector| = 1
+ * const embedder = await createOnnxProvider().embedder('inception-resnet-v1', { weights: 'vggface2' });
+ * const [{ crops }] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
+ * const vectors = await embedder.embed(crops.map((c) => c.image)); // Float32Array(512) each, |v| = 1
  */
 export interface FaceEmbedder {
   readonly specificationVersion: SpecificationVersion;

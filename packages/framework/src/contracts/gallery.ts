@@ -1,4 +1,4 @@
-import type { EmbedderPreprocessing } from './embedder.js';
+import type { CropPolicy, EmbedderPreprocessing } from './embedder.js';
 import type { SpecificationVersion } from './version.js';
 
 /** Distance used to compare L2-normalised embeddings. */
@@ -7,12 +7,18 @@ export type DistanceMetric = 'euclidean' | 'cosine';
 /** How the examples of one identity are combined: its closest example, or the centroid of its examples. */
 export type IdentityAggregation = 'nearest' | 'centroid';
 
+/**
+ * An embedder's preprocessing as a gallery records it: the crop policy is optional, because galleries
+ * written before it was recorded do not have it.
+ */
+export type GalleryPreprocessing = Omit<EmbedderPreprocessing, 'crop'> & { readonly crop?: CropPolicy };
+
 /** The embedder a gallery was built with; matching with any other embedder is refused. */
 export interface GalleryEmbedderInfo {
   readonly modelId: string;
   readonly weightsSha256: string | undefined;
   readonly dimension: number;
-  readonly preprocessing: EmbedderPreprocessing;
+  readonly preprocessing: GalleryPreprocessing;
 }
 
 /** One candidate identity for a query. */
@@ -39,7 +45,14 @@ export interface MatchOptions {
   readonly threshold?: number;
 }
 
-/** A set of enrolled identities and their embeddings. */
+/**
+ * A set of enrolled identities and their embeddings, wherever they are stored (a file, a database). Every
+ * method that reads the store is async, so a database-backed gallery implements the same contract.
+ *
+ * The contract carries what every caller must check: which embedder the embeddings come from
+ * ({@link Gallery.assertCompatible}) and the distance above which a face is unknown
+ * ({@link Gallery.threshold}, overridable per call with {@link MatchOptions.threshold}).
+ */
 export interface Gallery {
   readonly specificationVersion: SpecificationVersion;
   readonly embedder: GalleryEmbedderInfo;
@@ -47,8 +60,13 @@ export interface Gallery {
   readonly aggregation: IdentityAggregation;
   /** Distances above this are `'unknown'`. */
   readonly threshold: number;
+  /**
+   * Refuses an embedder other than the one the gallery was built with (model id, weights when both sides
+   * know their sha256, dimension, input preprocessing); throws `EmbedderMismatchError` naming both models.
+   */
+  assertCompatible(embedder: GalleryEmbedderInfo): void;
   /** Enrolled identity names, sorted. */
-  identities(): string[];
-  /** Match L2-normalised query embeddings; one result per query. */
-  match(queries: readonly Float32Array[], options?: MatchOptions): GalleryMatch[];
+  identities(): Promise<string[]>;
+  /** Match L2-normalised query embeddings; one result per query, in order. */
+  match(queries: readonly Float32Array[], options?: MatchOptions): Promise<GalleryMatch[]>;
 }

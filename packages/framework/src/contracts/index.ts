@@ -1,14 +1,36 @@
-export type { Box, FaceDetection, FaceDetector, FiveLandmarks, Point } from './detector.js';
-export type { EmbedderPreprocessing, FaceEmbedder } from './embedder.js';
+export type {
+  Box,
+  DetectedFaces,
+  DetectFacesOptions,
+  FaceCrop,
+  FaceDetection,
+  FaceDetector,
+  FiveLandmarks,
+  Point,
+  WarmUpFrame,
+} from './detector.js';
+export type { CropPolicy, CropShape, EmbedderPreprocessing, FaceEmbedder } from './embedder.js';
 export type {
   DistanceMetric,
   Gallery,
   GalleryEmbedderInfo,
   GalleryMatch,
+  GalleryPreprocessing,
   IdentityAggregation,
   IdentityCandidate,
   MatchOptions,
 } from './gallery.js';
+export type {
+  DetectorId,
+  DetectorOptionsById,
+  DetectorOptionsFor,
+  EmbedderId,
+  EmbedderOptionsById,
+  EmbedderOptionsFor,
+  FaceProvider,
+  ProviderFactory,
+  ProviderSettings,
+} from './provider.js';
 export type { OutboundMessage, ReceivedMessage, ReceiveOptions, Transport } from './transport.js';
 export type { SpecificationVersion } from './version.js';
 export { SPECIFICATION_VERSION } from './version.js';

@@ -19,7 +19,7 @@ describe('rocCurve', () => {
   // Genuine 0.2 0.4 0.6 0.8; impostor 0.5 0.7 0.9 1.1 1.3. Candidates: 0 and every distance.
   const roc = rocCurve([0.8, 0.2, 0.6, 0.4], [1.3, 0.5, 0.9, 0.7, 1.1]);
 
-  it('gives FAR and TAR at every candidate threshold, counting distance ≤ threshold as accepted', () => {
+  it('gives FAR and TAR at every candidate threshold, counting distance ≤ threshold as accepted', async () => {
     expect(Array.from(roc.thresholds)).toEqual([0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.1, 1.3]);
     expect(Array.from(roc.far)).toEqual([0, 0, 0, 0.2, 0.2, 0.4, 0.4, 0.6, 0.8, 1]);
     expect(Array.from(roc.tar)).toEqual([0, 0.25, 0.5, 0.5, 0.75, 0.75, 1, 1, 1, 1]);
@@ -27,19 +27,19 @@ describe('rocCurve', () => {
     expect(roc.impostorPairs).toBe(5);
   });
 
-  it('picks the largest threshold whose FAR is at most the target', () => {
+  it('picks the largest threshold whose FAR is at most the target', async () => {
     expect(operatingPointAtFar(roc, 0.1)).toEqual({ threshold: 0.4, far: 0, tar: 0.5, frr: 0.5 });
     expect(operatingPointAtFar(roc, 0.2)).toEqual({ threshold: 0.6, far: 0.2, tar: 0.75, frr: 0.25 });
     expect(operatingPointAtFar(roc, 0.5)).toEqual({ threshold: 0.8, far: 0.4, tar: 1, frr: 0 });
     expect(operatingPointAtFar(roc, 1)).toMatchObject({ threshold: 1.3, far: 1 });
   });
 
-  it('finds the equal error rate where |FAR − FRR| is smallest', () => {
+  it('finds the equal error rate where |FAR − FRR| is smallest', async () => {
     // |FAR − FRR| over the candidates: 1, .75, .5, .3, .05, .15, .4, .6, .8, 1 → 0.6 (FAR .2, FRR .25).
     expect(equalErrorRate(roc)).toEqual({ threshold: 0.6, far: 0.2, tar: 0.75, frr: 0.25, rate: 0.225 });
   });
 
-  it('merges tied distances into one candidate', () => {
+  it('merges tied distances into one candidate', async () => {
     const tied = rocCurve([0.5, 0.5, 1], [0.5, 2]);
     expect(Array.from(tied.thresholds)).toEqual([0, 0.5, 1, 2]);
     expect(Array.from(tied.far)).toEqual([0, 0.5, 0.5, 1]);
@@ -48,7 +48,7 @@ describe('rocCurve', () => {
     expect(operatingPointAtFar(tied, 0.1)).toEqual({ threshold: 0, far: 0, tar: 0, frr: 1 });
   });
 
-  it('has no answer when impostors sit at distance 0, and refuses empty inputs or NaN', () => {
+  it('has no answer when impostors sit at distance 0, and refuses empty inputs or NaN', async () => {
     expect(operatingPointAtFar(rocCurve([0.1], [0, 1]), 0.1)).toBeUndefined();
     expect(() => rocCurve([], [1])).toThrow(InvalidInputError);
     expect(() => rocCurve([1], [])).toThrow(/at least one genuine and one impostor pair/);
@@ -81,7 +81,7 @@ describe('calibrateThreshold', () => {
   ];
   const now = new Date('2025-06-01T12:00:00Z');
 
-  it('splits genuine and impostor distances', () => {
+  it('splits genuine and impostor distances', async () => {
     const result = calibrateThreshold(gallery, probes, { now });
     expect(sorted(result.genuine)).toEqual([10, 10, 20, 30, 65].map(cosineDistance).map(close));
     expect(sorted(result.impostor)).toEqual(
@@ -89,7 +89,7 @@ describe('calibrateThreshold', () => {
     );
   });
 
-  it('FAR 1%: below every impostor (25°), the largest genuine distance left is 20°: TAR 3/5', () => {
+  it('FAR 1%: below every impostor (25°), the largest genuine distance left is 20°: TAR 3/5', async () => {
     const result = calibrateThreshold(gallery, probes, { targetFar: 0.01, now });
     expect(result.point).toEqual({ threshold: close(cosineDistance(20)), far: 0, tar: 0.6, frr: close(0.4) });
     expect(result.gallery.threshold).toBeCloseTo(cosineDistance(20), 6);
@@ -109,7 +109,7 @@ describe('calibrateThreshold', () => {
     expect(result.warnings[0]).toMatch(/only 13 impostor pairs/);
   });
 
-  it('FAR 10% admits one impostor (25°) and reaches the genuine 30°: TAR 4/5; FAR 20% reaches 40°', () => {
+  it('FAR 10% admits one impostor (25°) and reaches the genuine 30°: TAR 4/5; FAR 20% reaches 40°', async () => {
     expect(calibrateThreshold(gallery, probes, { targetFar: 0.1, now }).point).toEqual({
       threshold: close(cosineDistance(30)),
       far: 1 / 13,
@@ -124,7 +124,7 @@ describe('calibrateThreshold', () => {
     });
   });
 
-  it('reports the key points and the equal error rate', () => {
+  it('reports the key points and the equal error rate', async () => {
     const { calibration } = calibrateThreshold(gallery, probes, { now });
     expect(calibration.keyPoints).toEqual([
       { targetFar: 0.001, threshold: close(cosineDistance(20)), far: 0, tar: 0.6, resolved: false },
@@ -139,10 +139,10 @@ describe('calibrateThreshold', () => {
     });
   });
 
-  it('the stored threshold accepts exactly the calibrated share of probes', () => {
+  it('the stored threshold accepts exactly the calibrated share of probes', async () => {
     const { gallery: calibrated } = calibrateThreshold(gallery, probes, { targetFar: 0.1, now });
     // At 1 − cos 30°: A@10, A@20, B@100, B@120 are recognised; A@65 is 25° from B: a false accept of B.
-    expect(calibrated.match(probes.map((p) => p.embedding)).map((m) => m.identity)).toEqual([
+    expect((await calibrated.match(probes.map((p) => p.embedding))).map((m) => m.identity)).toEqual([
       'A',
       'A',
       'B',
@@ -152,18 +152,18 @@ describe('calibrateThreshold', () => {
     ]);
   });
 
-  it('works the same on Euclidean distance (a monotone function of the angle)', () => {
+  it('works the same on Euclidean distance (a monotone function of the angle)', async () => {
     const euclidean = FileGallery.create({
       embedder: embedderInfo(2),
       metric: 'euclidean',
-      identities: gallery.identities().map((name) => ({ name, examples: gallery.examples(name) })),
+      identities: (await gallery.identities()).map((name) => ({ name, examples: gallery.examples(name) })),
     });
     const result = calibrateThreshold(euclidean, probes, { targetFar: 0.01, now });
     // |u − v| = 2 sin(θ/2).
     expect(result.point.threshold).toBeCloseTo(2 * Math.sin((10 * Math.PI) / 180), 6);
   });
 
-  it('refuses calibration data without genuine or impostor pairs, and bad options', () => {
+  it('refuses calibration data without genuine or impostor pairs, and bad options', async () => {
     expect(() => calibrateThreshold(gallery, [{ identity: 'X', embedding: at(5) }])).toThrow(
       /need at least one genuine and one impostor pair, got 0 genuine and 3 impostor/,
     );
@@ -182,7 +182,7 @@ describe('calibrateThreshold', () => {
     );
   });
 
-  it('formats a report', () => {
+  it('formats a report', async () => {
     const report = formatCalibration(calibrateThreshold(gallery, probes, { now }));
     expect(report).toContain('calibration (probes): 5 genuine pairs, 13 impostor pairs');
     expect(report).toContain('threshold at target FAR 1.00%: FAR 0.00%, FRR 40.00%');
@@ -204,7 +204,7 @@ describe('calibrateThresholdLeaveOneOut', () => {
   //   B100 → A 70°, C 100°; C200 → A 160°, B 100°.
   const impostorAngles = [60, 60, 70, 80, 90, 100, 100, 110, 160, 160, 170, 170];
 
-  it('nearest: each example against the nearest other example of its identity', () => {
+  it('nearest: each example against the nearest other example of its identity', async () => {
     const gallery = FileGallery.create({ embedder: embedderInfo(2), metric: 'cosine', identities });
     const result = calibrateThresholdLeaveOneOut(gallery, { now: new Date(0) });
     // A0 → 10°, A10 → 10°, A30 → 20°, B90 → 10°, B100 → 10°; C has no other example.
@@ -215,7 +215,7 @@ describe('calibrateThresholdLeaveOneOut', () => {
     expect(result.point).toEqual({ threshold: close(cosineDistance(20)), far: 0, tar: 1, frr: close(0) });
   });
 
-  it('centroid: each example against the re-normalised centroid of the others', () => {
+  it('centroid: each example against the re-normalised centroid of the others', async () => {
     const gallery = FileGallery.create({
       embedder: embedderInfo(2),
       metric: 'cosine',
@@ -248,7 +248,7 @@ describe('calibrateThresholdLeaveOneOut', () => {
     expect(sorted(result.impostor)).toEqual(sorted(expected.map(cosineDistance)).map(close));
   });
 
-  it('needs an identity with two examples and two identities', () => {
+  it('needs an identity with two examples and two identities', async () => {
     const singles = FileGallery.create({
       embedder: embedderInfo(2),
       identities: [identities[2]!, { name: 'D', examples: [{ source: 'd', embedding: at(45) }] }],

@@ -197,7 +197,7 @@ export function calibrateThreshold(
       throw new InvalidInputError(`calibrateThreshold: probe ${i} has no identity string`);
     }
   });
-  const names = gallery.identities();
+  const names = gallery.names;
   const indexOf = new Map(names.map((n, i) => [n, i]));
   const distances = gallery.distancesTo(probes.map((p) => p.embedding));
   const genuine: number[] = [];
@@ -232,7 +232,7 @@ export function calibrateThresholdLeaveOneOut(
   options: CalibrationOptions = {},
 ): CalibrationResult {
   const resolved = resolveOptions('calibrateThresholdLeaveOneOut', options);
-  const names = gallery.identities();
+  const names = gallery.names;
   const dim = gallery.embedder.dimension;
   const genuine: number[] = [];
   const impostor: number[] = [];

@@ -9,7 +9,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { FaceDetection } from '../contracts/detector.js';
+import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { DistanceMetric, IdentityAggregation } from '../contracts/gallery.js';
 import {
@@ -28,19 +28,10 @@ import type { GalleryIdentityInput } from './types.js';
 export const ENROLL_EXTENSIONS: readonly string[] = Object.freeze(['.jpg', '.jpeg', '.png', '.webp']);
 
 /**
- * What enrollment needs of a detector: {@link MtcnnDetector.detectFaces}'s shape, faces with their crops.
- * `options.imageSize`, when the detector has it, is checked against the embedder's input size before any
- * work is done.
+ * What enrollment needs of a detector: `FaceDetector.detectFaces`, which enrollment calls with the
+ * embedder's crop policy, so the crops are exactly what the embedder takes.
  */
-export interface EnrollmentDetector {
-  detectFaces(images: readonly RgbImage[]): Promise<
-    readonly {
-      readonly faces: readonly FaceDetection[];
-      readonly crops: readonly { readonly image: RgbImage }[];
-    }[]
-  >;
-  readonly options?: { readonly imageSize?: number };
-}
+export type EnrollmentDetector = Pick<FaceDetector, 'detectFaces'>;
 
 /** What to do with an image showing more than one face. */
 export type MultipleFacesPolicy = 'skip' | 'largest';
@@ -93,10 +84,7 @@ export interface EnrollProgress {
 export interface EnrollOptions extends GallerySearchOptions {
   /** Folder holding one sub-folder per identity. */
   readonly root: string;
-  /**
-   * Finds faces and cuts them out at the embedder's input size. Construct it with
-   * `imageSize: embedder.preprocessing.inputSize.width` (MTCNN crops are square); a mismatch is refused.
-   */
+  /** Finds faces; enrollment asks it for crops with `embedder.preprocessing.crop`. */
   readonly detector: EnrollmentDetector;
   readonly embedder: Pick<
     FaceEmbedder,
@@ -175,17 +163,17 @@ interface Candidate {
  * `unknown` (reserved), and images that cannot be read or decoded, are too large, or show no face or
  * several faces.
  *
- * The crops must be what the embedder takes: the detector is constructed with `imageSize` equal to the
- * embedder's `preprocessing.inputSize` (e.g. 160 for InceptionResnetV1, 150 for face-api's network). This is
- * checked up front when the detector exposes `options.imageSize`, and on every crop otherwise.
+ * Faces are cut out with the embedder's crop policy (`embedder.preprocessing.crop`: its input size, crop
+ * shape and margin), so nobody matches sizes by hand; a detector that returns crops of another size anyway
+ * is refused.
  *
  * @throws {@link InvalidOptionsError} for bad options, a missing root, or crops that do not fit the embedder.
  * Errors of the detector or embedder themselves propagate (they are not about one file).
  *
  * @example
- * const embedder = provider.embedder('inception-resnet-v1/vggface2');
- * const size = embedder.preprocessing.inputSize.width;
- * const detector = new MtcnnDetector('onnx', networks, { imageSize: size });
+ * const provider = createOnnxProvider();
+ * const embedder = await provider.embedder('inception-resnet-v1', { weights: 'vggface2' });
+ * const detector = provider.detector('mtcnn');
  * const { gallery, skipped } = await enrollGallery({ root: 'people', detector, embedder });
  * await gallery.save('people.gallery.json');
  */
@@ -200,10 +188,7 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
   const o = parsed.data;
   const { embedder, detector } = o;
   const { width, height } = embedder.preprocessing.inputSize;
-  const imageSize = detector.options?.imageSize;
-  if (imageSize !== undefined && (imageSize !== width || imageSize !== height)) {
-    throw cropSizeError(`${imageSize}×${imageSize}`, embedder);
-  }
+  const crop = embedder.preprocessing.crop;
   const limits = { ...DEFAULT_DECODE_LIMITS, ...o.decodeLimits };
 
   const { candidates, skipped } = await scan(o.root);
@@ -220,7 +205,7 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
     const batch = candidates.slice(first, first + o.batchSize);
     const loaded = await Promise.all(batch.map((c) => load(c, limits)));
     const images = loaded.filter((l): l is RgbImage => !('reason' in l));
-    const detections = images.length ? await detector.detectFaces(images) : [];
+    const detections = images.length ? await detector.detectFaces(images, { crop }) : [];
     if (detections.length !== images.length) {
       throw new Error(`detector returned ${detections.length} results for ${images.length} images`);
     }
@@ -295,7 +280,7 @@ function cropSizeError(crop: string, embedder: EnrollOptions['embedder']): Inval
   return new InvalidOptionsError(
     'enrollGallery',
     `the detector cuts ${crop} face crops but embedder "${embedder.modelId}" takes ${width}×${height} inputs; ` +
-      `construct the detector with imageSize: ${width} (the embedder's preprocessing.inputSize)`,
+      "the detector must cut crops with the embedder's crop policy (detectFaces(images, { crop: embedder.preprocessing.crop }))",
   );
 }
 

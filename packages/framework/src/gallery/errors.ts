@@ -1,6 +1,6 @@
 /**
  * Errors of the gallery module. They extend the package's base classes (`../errors.ts`) and so carry the
- * same `Symbol.for` marker and static `isInstance`.
+ * same `Symbol.for` marker and static `isInstance`; each declares its own `errorName`.
  */
 import { FacerecError, FacerecInputError } from '../errors.js';
 
@@ -16,6 +16,7 @@ export interface GalleryFormatIssue {
  * identities). `issues` lists every problem found, each with its JSON path.
  */
 export class GalleryFormatError extends FacerecInputError {
+  static override readonly errorName: string = 'GalleryFormatError';
   /** The file (or other source) that was being read, when known. */
   readonly source: string | undefined;
   readonly issues: readonly GalleryFormatIssue[];
@@ -44,6 +45,7 @@ export class GalleryFormatError extends FacerecInputError {
  * {@link FacerecError} (HTTP 5xx), not {@link FacerecInputError}.
  */
 export class EmbedderMismatchError extends FacerecError {
+  static override readonly errorName: string = 'EmbedderMismatchError';
   /** Model id the gallery was enrolled with. */
   readonly galleryModel: string;
   /** Model id of the embedder offered for matching. */
@@ -79,6 +81,7 @@ export class EmbedderMismatchError extends FacerecError {
 
 /** Identities named that the gallery does not hold (e.g. `withoutIdentities(['bob'])` with no `bob`). */
 export class UnknownIdentityError extends FacerecInputError {
+  static override readonly errorName: string = 'UnknownIdentityError';
   readonly identities: readonly string[];
   constructor(identities: readonly string[], available: number) {
     super(

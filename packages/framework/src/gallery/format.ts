@@ -7,11 +7,7 @@
  * 100,000 identities × 512-d is ~270 MB as base64 and ~1 GB as numbers. The rest of the file (embedder,
  * threshold, calibration, names, sources) stays readable JSON, one identity per line, so it diffs well.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
-import { syncDir } from '../fs.js';
 import { GalleryFormatError, type GalleryFormatIssue } from './errors.js';
 import type { ResolvedGalleryData } from './types.js';
 import { decodeFloat32, encodeFloat32, norm } from './vectors.js';
@@ -37,10 +33,18 @@ const preprocessingShape = {
   mean: z.tuple([z.number(), z.number(), z.number()]),
   std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
 };
+const sizeSchema = z.strictObject({ width: positiveInt, height: positiveInt });
+/** The crop policy the embeddings were cut with; absent in galleries written before it was recorded. */
+const cropSchema = z.strictObject({
+  size: sizeSchema,
+  shape: z.enum(['box', 'square']),
+  margin: z.number().min(0),
+});
 /** The file's `embedder.preprocessing`: exactly these keys. */
 const preprocessingSchema = z.strictObject({
-  inputSize: z.strictObject({ width: positiveInt, height: positiveInt }),
+  inputSize: sizeSchema,
   ...preprocessingShape,
+  crop: cropSchema.optional(),
 });
 /**
  * An embedder's `preprocessing` as {@link FileGallery.create} accepts it: the same fields, but other keys are
@@ -50,6 +54,7 @@ const preprocessingSchema = z.strictObject({
 export const embedderPreprocessingSchema = z.object({
   inputSize: z.object({ width: positiveInt, height: positiveInt }),
   ...preprocessingShape,
+  crop: cropSchema.optional(),
 });
 /** Schemas shared by the file and by {@link FileGallery.create}'s validation. */
 export const metricSchema = z.enum(['euclidean', 'cosine']);
@@ -225,6 +230,15 @@ export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> 
         channelOrder: pre.channelOrder,
         mean: [pre.mean[0], pre.mean[1], pre.mean[2]],
         std: [pre.std[0], pre.std[1], pre.std[2]],
+        ...(pre.crop
+          ? {
+              crop: {
+                size: { width: pre.crop.size.width, height: pre.crop.size.height },
+                shape: pre.crop.shape,
+                margin: pre.crop.margin,
+              },
+            }
+          : {}),
       },
     },
     metric: data.metric,
@@ -250,46 +264,4 @@ export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> 
     first = false;
   }
   yield `${first ? '' : '\n  '}]\n}\n`;
-}
-
-/**
- * Writes `pieces` to `file` atomically: into a temporary file beside it (same directory, so the rename
- * cannot cross filesystems), fsynced, then renamed over `file`. A reader sees the old file or the new one,
- * never a partial one; a crash leaves at most a stray `.tmp` file.
- */
-export async function writeFileAtomic(file: string, pieces: Iterable<string>): Promise<void> {
-  const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx');
-  try {
-    try {
-      const flush = async (text: string) => {
-        const bytes = Buffer.from(text, 'utf8');
-        for (let offset = 0; offset < bytes.length; ) {
-          offset += (await handle.write(bytes, offset, bytes.length - offset)).bytesWritten;
-        }
-      };
-      let buffered: string[] = [];
-      let size = 0;
-      for (const piece of pieces) {
-        buffered.push(piece);
-        size += piece.length;
-        if (size >= 1 << 20) {
-          await flush(buffered.join(''));
-          buffered = [];
-          size = 0;
-        }
-      }
-      await flush(buffered.join(''));
-      // Without fsync a crash after the rename could leave the new name over incomplete data.
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await syncDir(dir);
 }

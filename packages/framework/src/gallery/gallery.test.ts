@@ -63,7 +63,7 @@ describe('FileGallery matching', () => {
       ['cosine', 'centroid', 512],
     ] as const)(
       '%s / %s / %i-d: distances and top-k order equal a brute force',
-      (metric, aggregation, dim) => {
+      async (metric, aggregation, dim) => {
         const { people, rand } = synthetic(dim, 60, 3, dim + (metric === 'cosine' ? 1 : 0));
         const gallery = FileGallery.create(
           { embedder: embedderInfo(dim), metric, aggregation, threshold: 2, identities: people },
@@ -74,7 +74,7 @@ describe('FileGallery matching', () => {
         const queries = Array.from({ length: 11 }, (_, i) =>
           i % 2 ? jitter(people[i]!.base, 0.5 / Math.sqrt(dim), rand) : randomUnit(dim, rand),
         );
-        const results = gallery.match(queries, { topK: 5 });
+        const results = await gallery.match(queries, { topK: 5 });
         results.forEach((result, q) => {
           const expected = bruteForce(people, queries[q]!, metric, aggregation).slice(0, 5);
           expect(result.candidates.map((c) => c.identity)).toEqual(expected.map((e) => e.identity));
@@ -89,13 +89,13 @@ describe('FileGallery matching', () => {
         const byName = new Map(
           bruteForce(people, queries[1]!, metric, aggregation).map((e) => [e.identity, e.distance]),
         );
-        gallery.identities().forEach((name, i) => {
+        (await gallery.identities()).forEach((name, i) => {
           expect(all[i]).toBeCloseTo(byName.get(name)!, 5);
         });
       },
     );
 
-    it('gives hand-computed distances for 2-d vectors', () => {
+    it('gives hand-computed distances for 2-d vectors', async () => {
       const identities = [
         { name: 'a', examples: [{ source: 'a', embedding: at(0) }] },
         { name: 'b', examples: [{ source: 'b', embedding: at(90) }] },
@@ -107,7 +107,7 @@ describe('FileGallery matching', () => {
         { kernel },
       );
       // |u − v| = 2 sin(θ/2) for unit vectors θ apart: 30° → 0.5176, 60° → 1, 150° → 1.9319.
-      const [e] = euclidean.match([query], { topK: 3 });
+      const [e] = await euclidean.match([query], { topK: 3 });
       expect(e!.candidates.map((c) => c.identity)).toEqual(['a', 'b', 'c']);
       expect(e!.candidates[0]!.distance).toBeCloseTo(2 * Math.sin(Math.PI / 12), 6);
       expect(e!.candidates[1]!.distance).toBeCloseTo(1, 6);
@@ -116,7 +116,7 @@ describe('FileGallery matching', () => {
         { embedder: embedderInfo(2), metric: 'cosine', threshold: 2, identities },
         { kernel },
       );
-      const [c] = cosine.match([query], { topK: 3 });
+      const [c] = await cosine.match([query], { topK: 3 });
       expect(c!.candidates.map((x) => x.distance)).toEqual([
         expect.closeTo(cosineDistance(30), 6),
         expect.closeTo(cosineDistance(60), 6),
@@ -124,7 +124,7 @@ describe('FileGallery matching', () => {
       ]);
     });
 
-    it('centroid and nearest aggregation can disagree, as expected', () => {
+    it('centroid and nearest aggregation can disagree, as expected', async () => {
       // x has examples at 0° and 90° (centroid at 45°); y has one example at 30°. A query at 0° is 0 from x's
       // nearest example but 45° from x's centroid, and 30° from y.
       const identities = [
@@ -145,8 +145,8 @@ describe('FileGallery matching', () => {
         { embedder: embedderInfo(2), aggregation: 'centroid', threshold: 2, identities },
         { kernel },
       );
-      const [n] = nearest.match([at(0)], { topK: 2 });
-      const [m] = mean.match([at(0)], { topK: 2 });
+      const [n] = await nearest.match([at(0)], { topK: 2 });
+      const [m] = await mean.match([at(0)], { topK: 2 });
       expect(n!.identity).toBe('x');
       expect(n!.distance).toBeLessThan(1e-3); // sqrt(2 − 2·dot) near 0 magnifies float32 rounding
       expect(n!.candidates[1]).toEqual({
@@ -161,7 +161,7 @@ describe('FileGallery matching', () => {
     });
   });
 
-  it("answers 'unknown' only when the best distance exceeds the threshold", () => {
+  it("answers 'unknown' only when the best distance exceeds the threshold", async () => {
     // Cosine distance between [1, 0] and [0, 1] is exactly 1 (dot product 0, no rounding).
     const gallery = FileGallery.create({
       embedder: embedderInfo(2),
@@ -170,45 +170,45 @@ describe('FileGallery matching', () => {
       identities: [{ name: 'a', examples: [{ source: 'a', embedding: [1, 0] }] }],
     });
     const up = Float32Array.of(0, 1);
-    expect(gallery.match([up])[0]).toEqual({
+    expect((await gallery.match([up]))[0]).toEqual({
       identity: 'a',
       distance: 1,
       candidates: [{ identity: 'a', distance: 1 }],
     });
-    expect(gallery.match([up], { threshold: 0.999 })[0]).toEqual({
+    expect((await gallery.match([up], { threshold: 0.999 }))[0]).toEqual({
       identity: 'unknown',
       distance: 1,
       candidates: [{ identity: 'a', distance: 1 }],
     });
-    expect(gallery.match([at(100)])[0]!.identity).toBe('unknown');
-    expect(gallery.withThreshold(1.5).match([at(100)])[0]!.identity).toBe('a');
+    expect((await gallery.match([at(100)]))[0]!.identity).toBe('unknown');
+    expect((await gallery.withThreshold(1.5).match([at(100)]))[0]!.identity).toBe('a');
   });
 
-  it('an uncalibrated gallery (threshold 0) answers unknown but still lists candidates', () => {
+  it('an uncalibrated gallery (threshold 0) answers unknown but still lists candidates', async () => {
     const gallery = FileGallery.create({
       embedder: embedderInfo(2),
       identities: [{ name: 'a', examples: [{ source: 'a', embedding: at(0) }] }],
     });
     expect(gallery.threshold).toBe(0);
     expect(gallery.isCalibrated).toBe(false);
-    const [m] = gallery.match([at(5)]);
+    const [m] = await gallery.match([at(5)]);
     expect(m!.identity).toBe('unknown');
     expect(m!.candidates[0]!.identity).toBe('a');
   });
 
-  it('gives every query bit-identical results alone or in a batch of any size; topK beyond the identity count', () => {
+  it('gives every query bit-identical results alone or in a batch of any size; topK beyond the identity count', async () => {
     const { people, rand } = synthetic(64, 20, 2, 9);
     const gallery = FileGallery.create({ embedder: embedderInfo(64), threshold: 1, identities: people });
     const queries = Array.from({ length: 19 }, () => randomUnit(64, rand));
-    const batch = gallery.match(queries, { topK: 3 });
-    queries.forEach((q, i) => {
-      expect(gallery.match([q], { topK: 3 })[0]).toEqual(batch[i]);
-    });
-    expect(gallery.match([queries[0]!], { topK: 1000 })[0]!.candidates).toHaveLength(20);
-    expect(gallery.match([])).toEqual([]);
+    const batch = await gallery.match(queries, { topK: 3 });
+    for (const [i, q] of queries.entries()) {
+      expect((await gallery.match([q], { topK: 3 }))[0]).toEqual(batch[i]);
+    }
+    expect((await gallery.match([queries[0]!], { topK: 1000 }))[0]!.candidates).toHaveLength(20);
+    expect(await gallery.match([])).toEqual([]);
   });
 
-  it('normalises queries and examples', () => {
+  it('normalises queries and examples', async () => {
     const gallery = FileGallery.create({
       embedder: embedderInfo(2),
       metric: 'cosine',
@@ -217,10 +217,10 @@ describe('FileGallery matching', () => {
     });
     const [example] = gallery.examples('a');
     expect(Array.from(example!.embedding)).toEqual([expect.closeTo(0.6, 7), expect.closeTo(0.8, 7)]);
-    expect(gallery.match([Float32Array.of(30, 40)])[0]!.distance).toBeCloseTo(0, 6);
+    expect((await gallery.match([Float32Array.of(30, 40)]))[0]!.distance).toBeCloseTo(0, 6);
   });
 
-  it('breaks distance ties by identity name', () => {
+  it('breaks distance ties by identity name', async () => {
     const v = at(10);
     const gallery = FileGallery.create({
       embedder: embedderInfo(2),
@@ -230,41 +230,47 @@ describe('FileGallery matching', () => {
         examples: [{ source: name, embedding: v }],
       })),
     });
-    expect(gallery.identities()).toEqual(['adam', 'mia', 'zoe']);
-    expect(gallery.match([at(50)], { topK: 3 })[0]!.candidates.map((c) => c.identity)).toEqual([
+    expect(await gallery.identities()).toEqual(['adam', 'mia', 'zoe']);
+    expect((await gallery.match([at(50)], { topK: 3 }))[0]!.candidates.map((c) => c.identity)).toEqual([
       'adam',
       'mia',
       'zoe',
     ]);
   });
 
-  it('an empty gallery answers unknown at infinite distance', () => {
+  it('an empty gallery answers unknown at infinite distance', async () => {
     const gallery = FileGallery.create({ embedder: embedderInfo(4), identities: [] });
-    expect(gallery.match([Float32Array.of(1, 0, 0, 0)])).toEqual([
+    expect(await gallery.match([Float32Array.of(1, 0, 0, 0)])).toEqual([
       { identity: 'unknown', distance: Number.POSITIVE_INFINITY, candidates: [] },
     ]);
   });
 
-  it('refuses queries of another dimension, zero queries and bad options', () => {
+  it('refuses queries of another dimension, zero queries and bad options', async () => {
     const gallery = FileGallery.create({
       embedder: embedderInfo(4),
       identities: [{ name: 'a', examples: [{ source: 'a', embedding: [1, 0, 0, 0] }] }],
     });
-    expect(() => gallery.match([new Float32Array(3).fill(1)])).toThrow(InvalidInputError);
-    expect(() => gallery.match([new Float32Array(3).fill(1)])).toThrow(
+    await expect(gallery.match([new Float32Array(3).fill(1)])).rejects.toThrow(InvalidInputError);
+    await expect(gallery.match([new Float32Array(3).fill(1)])).rejects.toThrow(
       'match: query has 3 values; the gallery holds 4-d embeddings of "test-net/synthetic"',
     );
-    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0), new Float32Array(4)])).toThrow(
+    await expect(gallery.match([Float32Array.of(1, 0, 0, 0), new Float32Array(4)])).rejects.toThrow(
       'match: query 1 is zero or has non-finite values',
     );
-    expect(() => gallery.match([Float32Array.of(1, Number.NaN, 0, 0)])).toThrow(/non-finite/);
-    expect(() => gallery.match([[1, 0, 0, 0] as unknown as Float32Array])).toThrow(/not a Float32Array/);
-    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { topK: 0 })).toThrow(InvalidOptionsError);
-    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { topK: 1.5 })).toThrow(
+    await expect(gallery.match([Float32Array.of(1, Number.NaN, 0, 0)])).rejects.toThrow(/non-finite/);
+    await expect(gallery.match([[1, 0, 0, 0] as unknown as Float32Array])).rejects.toThrow(
+      /not a Float32Array/,
+    );
+    await expect(gallery.match([Float32Array.of(1, 0, 0, 0)], { topK: 0 })).rejects.toThrow(
+      InvalidOptionsError,
+    );
+    await expect(gallery.match([Float32Array.of(1, 0, 0, 0)], { topK: 1.5 })).rejects.toThrow(
       /topK must be a positive integer/,
     );
-    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { threshold: Number.NaN })).toThrow(/finite/);
-    expect(() => gallery.match([Float32Array.of(1, 0, 0, 0)], { top: 2 } as never)).toThrow(
+    await expect(gallery.match([Float32Array.of(1, 0, 0, 0)], { threshold: Number.NaN })).rejects.toThrow(
+      /finite/,
+    );
+    await expect(gallery.match([Float32Array.of(1, 0, 0, 0)], { top: 2 } as never)).rejects.toThrow(
       /unknown option "top"/,
     );
     expect(() => gallery.distancesTo([new Float32Array(5)])).toThrow(InvalidInputError);
@@ -278,7 +284,7 @@ describe('FileGallery.create validation', () => {
     examples: [{ source: name, embedding }],
   });
 
-  it('refuses the reserved name, duplicates, identities without examples and unknown keys', () => {
+  it('refuses the reserved name, duplicates, identities without examples and unknown keys', async () => {
     expect(() => FileGallery.create({ ...base, identities: [one('unknown')] })).toThrow(
       /"unknown" is reserved/,
     );
@@ -299,7 +305,7 @@ describe('FileGallery.create validation', () => {
     );
   });
 
-  it('refuses embeddings of the wrong length, zero or non-finite', () => {
+  it('refuses embeddings of the wrong length, zero or non-finite', async () => {
     expect(() => FileGallery.create({ ...base, identities: [one('a', [1, 0, 0])] })).toThrow(
       'FileGallery.create: identity "a" example 0 (a): embedding has 3 values; the embedder\'s dimension is 2',
     );
@@ -311,7 +317,7 @@ describe('FileGallery.create validation', () => {
     ).toThrow(/zero or not finite/);
   });
 
-  it('records only the embedder fields the format defines', () => {
+  it('records only the embedder fields the format defines', async () => {
     const info = embedderInfo(2);
     const gallery = FileGallery.create({
       embedder: { ...info, preprocessing: { ...info.preprocessing, alignment: 'five-point' } } as never,
@@ -321,7 +327,7 @@ describe('FileGallery.create validation', () => {
     expect(FileGallery.parse(gallery.toText()).embedder).toEqual(info);
   });
 
-  it('copies the caller’s embeddings', () => {
+  it('copies the caller’s embeddings', async () => {
     const v = Float32Array.of(1, 0);
     const gallery = FileGallery.create({ ...base, threshold: 2, identities: [one('a', v)] });
     v[0] = -1;
@@ -341,7 +347,7 @@ describe('FileGallery.assertCompatible', () => {
       ...overrides,
     });
 
-  it('accepts the same embedder, also when one side does not know its weights hash or uses another layout', () => {
+  it('accepts the same embedder, also when one side does not know its weights hash or uses another layout', async () => {
     expect(() => gallery.assertCompatible(other({}))).not.toThrow();
     expect(() => gallery.assertCompatible(other({ weightsSha256: undefined }))).not.toThrow();
     const nhwc = other({});
@@ -350,7 +356,7 @@ describe('FileGallery.assertCompatible', () => {
     ).not.toThrow();
   });
 
-  it('refuses another model with an error naming both models', () => {
+  it('refuses another model with an error naming both models', async () => {
     let error: unknown;
     try {
       gallery.assertCompatible(
@@ -374,7 +380,7 @@ describe('FileGallery.assertCompatible', () => {
     );
   });
 
-  it('refuses other weights, dimension or preprocessing under the same model id', () => {
+  it('refuses other weights, dimension or preprocessing under the same model id', async () => {
     const mismatchOf = (info: Parameters<FileGallery['assertCompatible']>[0]) => {
       try {
         gallery.assertCompatible(info);
@@ -411,19 +417,22 @@ describe('FileGallery.withoutIdentities', () => {
     ],
   });
 
-  it('returns a new gallery without them and leaves the original unchanged', () => {
+  it('returns a new gallery without them and leaves the original unchanged', async () => {
     const smaller = gallery.withoutIdentities(['a']);
-    expect(smaller.identities()).toEqual(['b', 'c']);
+    expect(await smaller.identities()).toEqual(['b', 'c']);
     expect(smaller.exampleCount).toBe(2);
     expect(smaller.threshold).toBe(0.5);
     expect(smaller.aggregation).toBe('centroid');
-    expect(smaller.match([at(10)], { topK: 2 })[0]!.candidates.map((c) => c.identity)).toEqual(['b', 'c']);
-    expect(gallery.identities()).toEqual(['a', 'b', 'c']);
-    expect(gallery.match([at(10)])[0]!.identity).toBe('a');
+    expect((await smaller.match([at(10)], { topK: 2 }))[0]!.candidates.map((c) => c.identity)).toEqual([
+      'b',
+      'c',
+    ]);
+    expect(await gallery.identities()).toEqual(['a', 'b', 'c']);
+    expect((await gallery.match([at(10)]))[0]!.identity).toBe('a');
     expect(gallery.withoutIdentities(['a', 'b', 'c']).size).toBe(0);
   });
 
-  it('names identities it does not hold', () => {
+  it('names identities it does not hold', async () => {
     expect(() => gallery.withoutIdentities(['b', 'bob'])).toThrow(UnknownIdentityError);
     expect(() => gallery.withoutIdentities(['bob'])).toThrow(
       'The gallery has no identity "bob" (it holds 3 identities)',

@@ -11,6 +11,7 @@ import type {
 } from '../contracts/gallery.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { writeFileAtomic } from '../fs.js';
 import { EmbedderMismatchError, UnknownIdentityError } from './errors.js';
 import {
   aggregationSchema,
@@ -21,7 +22,6 @@ import {
   serialiseGallery,
   thresholdSchema,
   UNKNOWN_IDENTITY,
-  writeFileAtomic,
   zodIssues,
 } from './format.js';
 import { createDotIndex, type DotIndex, type DotKernelName, MAX_QUERIES_PER_PASS } from './kernel.js';
@@ -109,7 +109,7 @@ function sortedByName<T extends { readonly name: string }>(items: T[]): T[] {
  * @example
  * const gallery = await FileGallery.load('team.gallery.json');
  * gallery.assertCompatible(embedder); // refuses another model's embeddings
- * const [match] = gallery.match(await embedder.embed([crop]), { topK: 3 });
+ * const [match] = await gallery.match(await embedder.embed([crop]), { topK: 3 });
  * match.identity; // 'alice', or 'unknown' when match.distance > gallery.threshold
  */
 export class FileGallery implements Gallery {
@@ -281,16 +281,21 @@ export class FileGallery implements Gallery {
   }
 
   /**
-   * Writes the gallery file atomically: to a temporary file in the same directory, fsynced, then renamed over
-   * `file`, so readers never see a partial file.
+   * Writes the gallery file atomically and durably (see {@link writeFileAtomic}): readers never see a partial
+   * file, and a crash leaves the old file or the complete new one.
    */
   async save(file: string): Promise<void> {
     await writeFileAtomic(file, this.serialise());
   }
 
-  /** Enrolled identity names, sorted by code unit. */
-  identities(): string[] {
+  /** Enrolled identity names, sorted by code unit (the {@link Gallery} contract's async form of {@link names}). */
+  async identities(): Promise<string[]> {
     return [...this.#store.names];
+  }
+
+  /** Enrolled identity names, sorted by code unit: this in-memory gallery can answer synchronously. */
+  get names(): readonly string[] {
+    return this.#store.names;
   }
 
   /** Number of identities. */
@@ -366,7 +371,10 @@ export class FileGallery implements Gallery {
     const a = mine.preprocessing;
     const b = embedder.preprocessing;
     const same = (x: readonly number[], y: readonly number[]) => x.every((v, i) => v === y[i]);
+    const crops = (x: typeof a.crop, y: typeof b.crop) =>
+      !x || !y || (x.shape === y.shape && x.margin === y.margin && x.size.width === y.size.width);
     if (
+      !crops(a.crop, b.crop) ||
       a.inputSize.width !== b.inputSize.width ||
       a.inputSize.height !== b.inputSize.height ||
       a.channelOrder !== b.channelOrder ||
@@ -392,7 +400,7 @@ export class FileGallery implements Gallery {
    * @throws {@link InvalidOptionsError} for a `topK` that is not a positive integer, a threshold that is not a
    *   finite number, or unknown option keys.
    */
-  match(queries: readonly Float32Array[], options: MatchOptions = {}): GalleryMatch[] {
+  async match(queries: readonly Float32Array[], options: MatchOptions = {}): Promise<GalleryMatch[]> {
     const { topK, threshold } = resolveMatchOptions(options, this.threshold);
     const best = this.#bestDots(queries);
     const m = this.size;
@@ -572,7 +580,8 @@ export class FileGallery implements Gallery {
 }
 
 function describePreprocessing(p: GalleryEmbedderInfo['preprocessing']): string {
-  return `${p.inputSize.width}×${p.inputSize.height} ${p.channelOrder}, mean [${p.mean.join(', ')}], std [${p.std.join(', ')}]`;
+  const crop = p.crop ? `, ${p.crop.shape} crop with margin ${p.crop.margin}` : '';
+  return `${p.inputSize.width}×${p.inputSize.height} ${p.channelOrder}, mean [${p.mean.join(', ')}], std [${p.std.join(', ')}]${crop}`;
 }
 
 function resolveSearch(options: GallerySearchOptions): DotKernelName | 'auto' {

@@ -9,6 +9,7 @@ import {
   InvalidOptionsError,
   UnsupportedImageFormatError,
 } from '../errors.js';
+import { seededRandom } from '../testing/random.js';
 import { describeWithSharedData, sharedPath } from '../testing/shared-data.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage, encodeJpeg, encodePng } from './decode.js';
 import { detectImageFormat } from './format.js';
@@ -29,19 +30,10 @@ async function rejection(bytes: Uint8Array, limits?: DecodeLimits): Promise<{ er
   throw new Error('decodeImage resolved but was expected to reject');
 }
 
-/** Deterministic bytes (xorshift32), so a failure reproduces. */
+/** Deterministic bytes, so a failure reproduces. */
 function pseudoRandomBytes(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  const random = seededRandom(seed);
+  return Uint8Array.from({ length }, () => Math.floor(random() * 256));
 }
 
 function crc32(bytes: Uint8Array): number {

@@ -1,24 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { seededRandom } from '../testing/random.js';
 import { describeWithSharedData, sharedPath } from '../testing/shared-data.js';
 import { decodeImage } from './decode.js';
 import { type CropBox, type ImageLayout, resizeArea, resizeBilinearPil } from './resample.js';
 import type { RgbImage } from './types.js';
 
-/** Deterministic floats in [0, 255) (xorshift32), so a failure reproduces. */
+/** Deterministic floats in [0, 255), so a failure reproduces. */
 function pseudoRandomFloats(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let x = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = (x / 2 ** 32) * 255;
-  }
-  return out;
+  const random = seededRandom(seed);
+  return Float32Array.from({ length }, () => random() * 255);
 }
 
 /**

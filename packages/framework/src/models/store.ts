@@ -11,16 +11,16 @@
  *   swept on the next pull of that file.
  * - `<cacheDir>/onnx/`: reserved for converted models written by other packages.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
-import { syncDir } from '../fs.js';
+import { writeFileAtomic } from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
 
 /** Environment variable naming the cache directory (see {@link defaultCacheDir}). */
@@ -406,57 +406,46 @@ export class ModelStore {
     await mkdir(this.cacheDir, { recursive: true });
     await this.sweepStaleTemps(entry.file);
     const target = path.join(this.cacheDir, entry.file);
-    const temp = path.join(
-      this.cacheDir,
-      `${entry.file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
-    );
     const base = { model: entry.name, file: entry.file } as const;
-    try {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const handle = await open(temp, 'wx');
-      try {
-        this.emit({ type: 'start', ...base, source, from, total });
-        for await (const chunk of chunks) {
-          hash.update(chunk);
-          for (let offset = 0; offset < chunk.byteLength; ) {
-            offset += (await handle.write(chunk, offset, chunk.byteLength - offset)).bytesWritten;
-          }
-          bytes += chunk.byteLength;
-          this.emit({ type: 'progress', ...base, source, bytes, total });
-        }
-        // Without fsync a crash after the rename could leave a complete-looking name over partial data.
-        await handle.sync();
-      } finally {
-        await handle.close();
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const emit = (event: PullProgress) => this.emit(event);
+    async function* hashing(): AsyncGenerator<Uint8Array> {
+      emit({ type: 'start', ...base, source, from, total });
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        yield chunk;
+        bytes += chunk.byteLength;
+        emit({ type: 'progress', ...base, source, bytes, total });
       }
-      const actual = hash.digest('hex');
-      const where = source === 'url' ? from : `${source} ${from}`;
-      let verifiedBy: VerifiedBy = 'manifest';
-      if (entry.sha256 !== null) {
-        if (actual !== entry.sha256) throw new IntegrityError(entry.name, entry.sha256, actual, where);
-      } else {
-        const outcome = await this.recordHash(entry, actual, bytes, where);
-        verifiedBy = outcome === 'recorded' ? 'first-use' : 'recorded-hash';
-      }
-      await renameReplacing(temp, target);
-      await syncDir(this.cacheDir);
-      const info = await stat(target);
-      this.verifiedFiles.set(target, { size: info.size, mtimeMs: info.mtimeMs, sha256: actual });
-      this.emit({ type: 'done', ...base, source, path: target, sha256: actual, bytes });
-      return {
-        name: entry.name,
-        file: entry.file,
-        path: target,
-        sha256: actual,
-        size: bytes,
-        source,
-        verifiedBy,
-      };
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
     }
+    let actual = '';
+    let verifiedBy: VerifiedBy = 'manifest';
+    // Checked before the rename, so a file under its final name has always passed verification.
+    await writeFileAtomic(target, hashing(), {
+      beforeRename: async () => {
+        actual = hash.digest('hex');
+        const where = source === 'url' ? from : `${source} ${from}`;
+        if (entry.sha256 !== null) {
+          if (actual !== entry.sha256) throw new IntegrityError(entry.name, entry.sha256, actual, where);
+        } else {
+          const outcome = await this.recordHash(entry, actual, bytes, where);
+          verifiedBy = outcome === 'recorded' ? 'first-use' : 'recorded-hash';
+        }
+      },
+    });
+    const info = await stat(target);
+    this.verifiedFiles.set(target, { size: info.size, mtimeMs: info.mtimeMs, sha256: actual });
+    this.emit({ type: 'done', ...base, source, path: target, sha256: actual, bytes });
+    return {
+      name: entry.name,
+      file: entry.file,
+      path: target,
+      sha256: actual,
+      size: bytes,
+      source,
+      verifiedBy,
+    };
   }
 
   /** Connects and checks the response; the returned chunks enforce the stall timeout. */
@@ -632,14 +621,7 @@ export class ModelStore {
         source,
         recordedAt: new Date().toISOString(),
       };
-      const temp = `${this.hashesPath}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-      try {
-        await writeFile(temp, `${JSON.stringify(records, null, 2)}\n`, { flag: 'wx' });
-        await renameReplacing(temp, this.hashesPath);
-      } catch (error) {
-        await rm(temp, { force: true });
-        throw error;
-      }
+      await writeFileAtomic(this.hashesPath, `${JSON.stringify(records, null, 2)}\n`);
       return 'recorded' as const;
     });
     if (outcome === 'recorded') {
@@ -704,26 +686,6 @@ async function hashFile(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-// On Windows a rename onto a file another process has open fails transiently; elsewhere it is atomic.
-async function renameReplacing(from: string, to: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await rename(from, to);
-      return;
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (
-        process.platform !== 'win32' ||
-        attempt >= 10 ||
-        !['EPERM', 'EACCES', 'EBUSY'].includes(code ?? '')
-      ) {
-        throw error;
-      }
-      await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
-    }
-  }
 }
 
 /**

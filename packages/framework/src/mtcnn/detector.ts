@@ -1,10 +1,17 @@
-import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
+import type {
+  DetectedFaces,
+  DetectFacesOptions,
+  FaceDetection,
+  FaceDetector,
+  WarmUpFrame,
+} from '../contracts/detector.js';
 import { assertRgbImage } from '../contracts/validate.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, InvalidOptionsError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import { runMtcnnCascade } from './cascade.js';
-import { extractFace, type FaceCrop, selectFace } from './extract.js';
+import { parseCropPolicy } from './crop.js';
+import { extractFace, selectFace } from './extract.js';
 import type { MtcnnNetworks } from './networks.js';
 import { type MtcnnOptions, type ResolvedMtcnnOptions, resolveMtcnnOptions } from './options.js';
 import { FrameSampling } from './sampling.js';
@@ -25,12 +32,6 @@ function syntheticFrame(width: number, height: number): RgbImage {
   return { width, height, data };
 }
 
-/** Detections and crops for one image. */
-export interface DetectedFaces {
-  readonly faces: FaceDetection[];
-  readonly crops: FaceCrop[];
-}
-
 /**
  * The MTCNN {@link FaceDetector}, independent of any runtime: it owns option handling, input validation, the
  * cascade, face selection, cropping and the dispose state. A provider supplies only the three networks,
@@ -38,7 +39,7 @@ export interface DetectedFaces {
  *
  * @example
  * const detector = new MtcnnDetector('onnx', () => loadOnnxNetworks(), { minFaceSize: 40 });
- * const { faces, crops } = await detector.detectFaces(image);
+ * const [{ faces, crops }] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
  */
 export class MtcnnDetector implements FaceDetector {
   readonly specificationVersion = SPECIFICATION_VERSION;
@@ -86,7 +87,7 @@ export class MtcnnDetector implements FaceDetector {
    * Call it at startup (e.g. in a Lambda's init phase); results are discarded, and calls are serialised with
    * detections.
    */
-  async warmUp(frame: { width: number; height: number } = { width: 1280, height: 720 }): Promise<void> {
+  async warmUp(frame: WarmUpFrame = { width: 1280, height: 720 }): Promise<void> {
     const networks = await this.#nets();
     const { width, height } = frame;
     if (!(Number.isInteger(width) && Number.isInteger(height) && width >= 12 && height >= 12)) {
@@ -124,12 +125,16 @@ export class MtcnnDetector implements FaceDetector {
     );
   }
 
-  /** Detects faces in each image and cuts them out at `imageSize` with `margin`. */
-  async detectFaces(images: readonly RgbImage[]): Promise<DetectedFaces[]> {
+  /**
+   * Detects faces in each image and, when `options.crop` is given (an embedder's `preprocessing.crop`), cuts
+   * every face out with that policy.
+   */
+  async detectFaces(images: readonly RgbImage[], options: DetectFacesOptions = {}): Promise<DetectedFaces[]> {
+    const crop = options.crop === undefined ? undefined : parseCropPolicy(options.crop);
     const detections = await this.detectBatch(images);
     return detections.map((faces, i) => ({
       faces,
-      crops: faces.map((f) => extractFace(images[i]!, f, this.options)),
+      crops: crop ? faces.map((f) => extractFace(images[i]!, f, crop)) : [],
     }));
   }
 

@@ -1,18 +1,9 @@
-import type { Box, FaceDetection } from '../contracts/detector.js';
+import type { Box, FaceCrop, FaceDetection } from '../contracts/detector.js';
+import type { CropPolicy } from '../contracts/embedder.js';
 import { resizeBilinearPil } from '../image/resample.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from './cascade.js';
 import type { SelectionMethod } from './options.js';
-
-/** A face cut out of an image, ready for an embedder. */
-export interface FaceCrop {
-  /** The detection it was cut from. */
-  readonly detection: FaceDetection;
-  /** The integer crop box actually used (after margin and clamping). */
-  readonly cropBox: Box;
-  /** uint8 RGB crop of `imageSize`×`imageSize`. */
-  readonly image: RgbImage;
-}
 
 /**
  * The integer crop box facenet-pytorch's `extract_face` uses: the box grown by `margin` pixels of the
@@ -30,20 +21,18 @@ export function cropBox(box: Box, width: number, height: number, imageSize: numb
 }
 
 /**
- * Cuts a face out of `image` like facenet-pytorch's `extract_face`: margin, clamp, then a PIL-compatible
- * bilinear resize to `imageSize`×`imageSize`.
+ * Cuts a face out of `image` with an embedder's crop policy, like facenet-pytorch's `extract_face`: the
+ * region (`box`, or the `square` around it), grown by `margin`, clamped, then a PIL-compatible bilinear
+ * resize to `crop.size`.
  */
-export function extractFace(
-  image: RgbImage,
-  detection: FaceDetection,
-  options: { imageSize: number; margin: number; cropShape?: 'box' | 'square' },
-): FaceCrop {
-  const region = options.cropShape === 'square' ? squareAround(detection.box) : detection.box;
-  const box = cropBox(region, image.width, image.height, options.imageSize, options.margin);
+export function extractFace(image: RgbImage, detection: FaceDetection, crop: CropPolicy): FaceCrop {
+  const region = crop.shape === 'square' ? squareAround(detection.box) : detection.box;
+  // facenet-pytorch grows the box by margin pixels of the final (square) crop; MTCNN crops are square.
+  const box = cropBox(region, image.width, image.height, crop.size.width, crop.margin);
   return {
     detection,
     cropBox: box,
-    image: resizeBilinearPil(image, box, [options.imageSize, options.imageSize]),
+    image: resizeBilinearPil(image, box, [crop.size.width, crop.size.height]),
   };
 }
 

@@ -1,12 +1,25 @@
+export {
+  MTCNN_ARCHITECTURES,
+  MTCNN_ONET,
+  MTCNN_PNET,
+  MTCNN_RNET,
+  type MtcnnConv,
+  type MtcnnDense,
+  type MtcnnFlatten,
+  type MtcnnHead,
+  type MtcnnLayer,
+  type MtcnnMaxPool,
+  type MtcnnNetworkArchitecture,
+  type MtcnnOutputName,
+} from './architecture.js';
 export { boxArea, pyramidScales, runMtcnnCascade } from './cascade.js';
-export type { DetectedFaces } from './detector.js';
+export { parseCropPolicy } from './crop.js';
 export { MtcnnDetector } from './detector.js';
-export type { FaceCrop } from './extract.js';
 export { cropBox, extractFace, selectFace, squareAround, standardiseCrop } from './extract.js';
 export type { MtcnnNetworks, ONetOutput, PNetOutput, RNetOutput } from './networks.js';
 export type { NmsMode } from './nms.js';
 export { nms } from './nms.js';
 export type { MtcnnOptions, ResolvedMtcnnOptions, SelectionMethod } from './options.js';
-export { DEFAULT_MTCNN_OPTIONS, resolveMtcnnOptions } from './options.js';
+export { DEFAULT_MTCNN_OPTIONS, mtcnnOptionsSchema, resolveMtcnnOptions } from './options.js';
 export type { FrameSampler, SamplingKind } from './sampling.js';
 export { FrameSampling } from './sampling.js';

@@ -4,6 +4,7 @@ import type { FaceEmbedder } from '../contracts/embedder.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, InvalidInputError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
+import { cosine } from './vectors.js';
 
 type Awaitable<T> = T | Promise<T>;
 
@@ -145,12 +146,6 @@ function norm(v: Float32Array): number {
   let s = 0;
   for (const x of v) s += x * x;
   return Math.sqrt(s);
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s / (norm(a) * norm(b));
 }
 
 /**

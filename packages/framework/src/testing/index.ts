@@ -1,6 +1,7 @@
 /**
- * Test utilities for facerec providers: the conformance suites every detector and embedder must pass, and
- * helpers that locate the shared reference data. Imports `vitest`; use it from test files only.
+ * Test utilities for facerec providers and transports: the conformance suites every detector, embedder and
+ * transport must pass, and helpers that locate the shared reference data. Imports `vitest`; use it from test
+ * files only.
  */
 
 export type { DetectorConformanceOptions, EmbedderConformanceOptions } from './conformance.js';
@@ -8,19 +9,40 @@ export {
   describeDetectorConformance,
   describeEmbedderConformance,
 } from './conformance.js';
+export { thrownBy } from './errors.js';
 export { sharedMirrorStore } from './mirror-store.js';
 export {
+  expectMtcnnParity,
   formatMtcnnParity,
+  iou,
   type MtcnnParityReport,
   type MtcnnReferenceImage,
   mtcnnParityReport,
   readMtcnnReference,
 } from './mtcnn-parity.js';
+export { MTCNN_STATE_DICT_SHAPES } from './mtcnn-shapes.js';
 export { seededRandom } from './random.js';
-export { describeWithSharedData, SHARED_DIR_ENV, sharedDir, sharedPath } from './shared-data.js';
+export {
+  describeWhenAvailable,
+  describeWithSharedData,
+  SHARED_DIR_ENV,
+  sharedDir,
+  sharedPath,
+} from './shared-data.js';
 export {
   readSyntheticReference,
   type SyntheticReference,
   type SyntheticTensorKey,
   syntheticStateDict,
+  withoutTensor,
+  withTensor,
 } from './synthetic-weights.js';
+export { describeTransportConformance, type TransportConformanceHarness } from './transport-conformance.js';
+export {
+  centred,
+  centredCorrelation,
+  cosine,
+  dot,
+  type EmbeddingAgreement,
+  embeddingAgreement,
+} from './vectors.js';

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import type { Box, FaceDetection } from '../contracts/detector.js';
+import { expect } from 'vitest';
+import type { Box, FaceDetector } from '../contracts/detector.js';
 import { decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
-import type { FaceCrop } from '../mtcnn/extract.js';
+import { FACENET_PREPROCESSING } from '../registry/builtin.js';
 import { sharedPath } from './shared-data.js';
 
 /** One image of `reference/mtcnn.json`. */
@@ -39,7 +40,8 @@ export async function readMtcnnReference(): Promise<MtcnnReferenceImage[]> {
   return JSON.parse(await readFile(sharedPath('reference', 'mtcnn.json'), 'utf8')).images;
 }
 
-function iou(a: Box, b: Box): number {
+/** Intersection over union of two `[x1, y1, x2, y2]` boxes. */
+export function iou(a: Box, b: Box): number {
   const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
   const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
   const inter = w * h;
@@ -52,12 +54,14 @@ async function decodeShared(...parts: string[]): Promise<RgbImage> {
 }
 
 /**
- * Runs `detectFaces` on every reference image and compares with facenet-pytorch's output: each reference
- * face is matched greedily to the unused detection of highest IoU (a match needs `minIou`, default 0.95),
- * then scores, landmarks and crops (mean absolute difference in grey levels) are compared.
+ * Runs `detector.detectFaces` on every reference image, with facenet-pytorch's crop (`extract_face`'s
+ * defaults: the box, 160×160, no margin — InceptionResnetV1's crop policy), and compares with facenet-pytorch's
+ * output: each reference face is matched greedily to the unused detection of highest IoU (a match needs
+ * `minIou`, default 0.95), then scores, landmarks and crops (mean absolute difference in grey levels) are
+ * compared.
  */
 export async function mtcnnParityReport(
-  detectFaces: (images: RgbImage[]) => Promise<{ faces: FaceDetection[]; crops: FaceCrop[] }[]>,
+  detector: Pick<FaceDetector, 'detectFaces'>,
   reference: readonly MtcnnReferenceImage[],
   minIou = 0.95,
 ): Promise<MtcnnParityReport> {
@@ -75,7 +79,7 @@ export async function mtcnnParityReport(
       );
       continue;
     }
-    const [found] = await detectFaces([image]);
+    const [found] = await detector.detectFaces([image], { crop: FACENET_PREPROCESSING.crop });
     const { faces, crops } = found!;
     const used = new Set<number>();
     for (const rf of ref.faces) {
@@ -138,4 +142,18 @@ export function formatMtcnnParity(label: string, r: MtcnnParityReport): string {
     `${r.maxScoreError.toExponential(2)}, max landmark error ${r.maxLandmarkError.toFixed(3)} px, crop MAD mean ` +
     `${r.meanCropMad.toFixed(3)} max ${r.maxCropMad.toFixed(3)} grey levels`
   );
+}
+
+/**
+ * Asserts the tolerances every MTCNN provider's parity suite holds to: every reference face matched and no
+ * other face found, mean IoU ≥ 0.99, score error ≤ 0.01, landmark error ≤ 2 px and a mean absolute crop
+ * difference ≤ 3 grey levels.
+ */
+export function expectMtcnnParity(report: MtcnnParityReport): void {
+  expect(report.failures).toEqual([]);
+  expect(report.ious.length).toBe(report.referenceFaces);
+  expect(report.meanIou).toBeGreaterThanOrEqual(0.99);
+  expect(report.maxScoreError).toBeLessThanOrEqual(0.01);
+  expect(report.maxLandmarkError).toBeLessThanOrEqual(2);
+  expect(report.maxCropMad).toBeLessThanOrEqual(3);
 }

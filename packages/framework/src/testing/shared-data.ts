@@ -32,19 +32,42 @@ export function sharedPath(...parts: string[]): string {
  */
 export function describeWithSharedData(name: string, required: readonly string[], fn: () => void): void {
   const missing = required.filter((p) => !existsSync(sharedPath(p)));
-  if (missing.length === 0) {
+  describeWhenAvailable(
+    name,
+    'its shared data',
+    missing.length === 0
+      ? undefined
+      : `shared data missing in ${sharedDir()} (set ${SHARED_DIR_ENV}): ${missing.join(', ')}`,
+    fn,
+  );
+}
+
+/**
+ * `describe` for a suite that needs something a checkout may lack (shared data, an optional package). With
+ * `missing` undefined the suite runs; otherwise it fails under `CI=true` (one test, named after
+ * `requirement`, that throws `missing`) and is skipped elsewhere, with a visible notice on stderr.
+ *
+ * @example
+ * describeWhenAvailable('wasm suite', 'its backend', installed ? undefined : 'not installed', () => {});
+ */
+export function describeWhenAvailable(
+  name: string,
+  requirement: string,
+  missing: string | undefined,
+  fn: () => void,
+): void {
+  if (missing === undefined) {
     describe(name, fn);
     return;
   }
-  const message = `shared data missing in ${sharedDir()} (set ${SHARED_DIR_ENV}): ${missing.join(', ')}`;
   if (process.env.CI === 'true') {
     describe(name, () => {
-      it('has its shared data', () => {
-        throw new Error(message);
+      it(`has ${requirement}`, () => {
+        throw new Error(missing);
       });
     });
     return;
   }
-  process.stderr.write(`\n[facerec] SKIPPING "${name}": ${message}\n`);
+  process.stderr.write(`\n[facerec] SKIPPING "${name}": ${missing}\n`);
   describe.skip(name, fn);
 }

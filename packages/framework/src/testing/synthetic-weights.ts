@@ -96,6 +96,32 @@ export function syntheticStateDict(keys: readonly SyntheticTensorKey[]): StateDi
   return stateDict;
 }
 
+/**
+ * A copy of `stateDict` with the float32 tensor `name` of `shape` added or replaced, every value `fill`: the
+ * extra, mis-shaped or classifier-head weights tests hand to a graph builder.
+ *
+ * @example
+ * expect(() => buildRNet(withTensor(stateDict, 'conv9.weight', [1]))).toThrow(/unexpected key/);
+ */
+export function withTensor(
+  stateDict: StateDict,
+  name: string,
+  shape: readonly number[],
+  fill = 0,
+): StateDict {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  if (fill !== 0) data.fill(fill);
+  return new Map(stateDict).set(name, { name, dtype: 'float32', shape: [...shape], data });
+}
+
+/** A copy of `stateDict` without the tensor `name`. */
+export function withoutTensor(stateDict: StateDict, name: string): StateDict {
+  const copy = new Map(stateDict);
+  copy.delete(name);
+  return copy;
+}
+
 interface RawReference {
   readonly state_dict: readonly { key: string; shape: number[] }[];
   readonly first_values_of_first_tensor: readonly number[];

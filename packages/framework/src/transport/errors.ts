@@ -1,8 +1,8 @@
 import { FacerecInputError } from '../errors.js';
 
 /*
- * Errors shared by every Transport. They live here rather than in `../errors.ts` only because this folder was
- * added by a separate change; nothing stops them moving there, as long as `index.ts` keeps exporting them.
+ * Input errors shared by every Transport, so that the in-memory and the SQS transport fail the same way on
+ * the same input.
  */
 
 /**
@@ -10,6 +10,7 @@ import { FacerecInputError } from '../errors.js';
  * limit. Thrown before anything is sent, so no message of that `publish` call was published.
  */
 export class MessageTooLargeError extends FacerecInputError {
+  static override readonly errorName: string = 'MessageTooLargeError';
   /** The offending message's id (the caller's, or the one generated for it). */
   readonly messageId: string;
   /** Its size in bytes, see `messageSizeBytes`. */
@@ -29,6 +30,7 @@ export class MessageTooLargeError extends FacerecInputError {
 
 /** A message the transport cannot accept: an empty body, a duplicate id within one `publish` call. */
 export class InvalidMessageError extends FacerecInputError {
+  static override readonly errorName: string = 'InvalidMessageError';
   /** The offending message's id, or its index in the call as `#<index>` when it has no id yet. */
   readonly messageId: string;
   constructor(messageId: string, message: string) {
@@ -42,6 +44,7 @@ export class InvalidMessageError extends FacerecInputError {
  * longer identifies an in-flight delivery.
  */
 export class InvalidReceiptError extends FacerecInputError {
+  static override readonly errorName: string = 'InvalidReceiptError';
   readonly receipt: string;
   readonly queue: string;
   constructor(queue: string, receipt: string, reason: string, options?: { cause?: unknown }) {

@@ -2,30 +2,31 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { OutboundMessage, ReceiveOptions } from '../contracts/transport.js';
 import { InvalidOptionsError } from '../errors.js';
+import { formatIssues } from '../options.js';
 import { InvalidMessageError, MessageTooLargeError } from './errors.js';
 
-/** SQS's classic message size limit, 256 KiB: the default `maxMessageBytes` of every transport. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 262_144;
+/**
+ * The ranges a transport accepts in {@link ReceiveOptions}. Each transport owns its own (SQS's are in
+ * `@facerec/transport-sqs`); the largest `maxMessages` and `waitTimeSeconds` are also the defaults, as the
+ * `Transport` contract documents.
+ */
+export interface ReceiveLimits {
+  /** Most messages one receive may ask for; also the default. */
+  readonly maxMessages: number;
+  /** Longest long poll, in seconds; also the default wait. */
+  readonly maxWaitTimeSeconds: number;
+  /** Longest visibility timeout, in seconds. */
+  readonly maxVisibilityTimeoutSeconds: number;
+}
 
-/** The largest `maxMessageBytes` a transport accepts: SQS's current ceiling, 1 MiB. */
-export const MAX_MESSAGE_BYTES_LIMIT = 1_048_576;
-
-/** At most this many messages per receive, and per SQS batch request. */
-export const MAX_BATCH_ENTRIES = 10;
-
-/** The longest long poll SQS allows, in seconds; also the default wait of `receive`. */
-export const MAX_WAIT_TIME_SECONDS = 20;
-
-/** The longest visibility timeout SQS allows: 12 hours, in seconds. */
-export const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
-
-// Every attribute is sent as an SQS `String` attribute, and SQS counts the data type's name in the size.
+// Attributes are string-typed, and the type's name counts towards the size (as SQS counts it).
 const ATTRIBUTE_DATA_TYPE = 'String';
 const DATA_TYPE_BYTES = Buffer.byteLength(ATTRIBUTE_DATA_TYPE, 'utf8');
 
 /**
- * The size of a message as SQS counts it against its limit: the UTF-8 bytes of the body plus, for each
- * attribute, the bytes of its name, its data type (`String`) and its value.
+ * The size of a message as every facerec transport counts it against its limit: the UTF-8 bytes of the body
+ * plus, for each attribute, the bytes of its name, its data type (`String`) and its value. This is how SQS
+ * counts, so a message that fits a local queue fits SQS too; each transport sets its own limit.
  *
  * @example
  * messageSizeBytes({ body: 'héllo', attributes: { kind: 'frame' } }); // 6 + (4 + 6 + 5) = 21
@@ -62,7 +63,7 @@ export function prepareOutboundMessages(
   const seen = new Set<string>();
   return messages.map((message, index) => {
     const label = message.id ?? `#${index}`;
-    // SQS rejects empty bodies; refusing them here keeps the in-memory queue honest about it.
+    // SQS rejects empty bodies; refusing them in every transport keeps local runs honest about it.
     if (typeof message.body !== 'string' || message.body.length === 0) {
       throw new InvalidMessageError(label, 'body must be a non-empty string');
     }
@@ -96,53 +97,52 @@ export interface ResolvedReceiveOptions {
   readonly signal: AbortSignal | undefined;
 }
 
-const receiveSchema = z
-  .object({
-    maxMessages: z.number().int().min(1).max(MAX_BATCH_ENTRIES),
-    waitTimeSeconds: z.number().int().min(0).max(MAX_WAIT_TIME_SECONDS),
-    visibilityTimeoutSeconds: z.number().int().min(0).max(MAX_VISIBILITY_TIMEOUT_SECONDS),
-    signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal'),
-  })
-  .partial()
-  .strict();
+function receiveSchema(limits: ReceiveLimits) {
+  return z
+    .object({
+      maxMessages: z.number().int().min(1).max(limits.maxMessages),
+      waitTimeSeconds: z.number().int().min(0).max(limits.maxWaitTimeSeconds),
+      visibilityTimeoutSeconds: z.number().int().min(0).max(limits.maxVisibilityTimeoutSeconds),
+      signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal'),
+    })
+    .partial()
+    .strict();
+}
 
 /**
- * Validates {@link ReceiveOptions} against SQS's ranges (maxMessages 1–10, waitTimeSeconds 0–20,
- * visibilityTimeoutSeconds 0–43200, all integers) and applies the defaults (10 messages, a 20 s long poll).
+ * Validates {@link ReceiveOptions} against a transport's `limits` (integers, `maxMessages` from 1, the others
+ * from 0) and applies the defaults: `limits.maxMessages` messages, a `limits.maxWaitTimeSeconds` long poll.
  *
  * @throws {InvalidOptionsError} naming `component` and each bad or unknown key.
+ *
+ * @example
+ * resolveReceiveOptions({ waitTimeSeconds: 0 }, 'MyTransport', myLimits); // { maxMessages: myLimits.maxMessages, ... }
  */
 export function resolveReceiveOptions(
   options: ReceiveOptions | undefined,
   component: string,
+  limits: ReceiveLimits,
 ): ResolvedReceiveOptions {
-  const parsed = receiveSchema.safeParse(options ?? {});
+  const parsed = receiveSchema(limits).safeParse(options ?? {});
   if (!parsed.success) {
     throw new InvalidOptionsError(component, `invalid receive options: ${formatIssues(parsed.error)}`, {
       cause: parsed.error,
     });
   }
   return {
-    maxMessages: parsed.data.maxMessages ?? MAX_BATCH_ENTRIES,
-    waitTimeSeconds: parsed.data.waitTimeSeconds ?? MAX_WAIT_TIME_SECONDS,
+    maxMessages: parsed.data.maxMessages ?? limits.maxMessages,
+    waitTimeSeconds: parsed.data.waitTimeSeconds ?? limits.maxWaitTimeSeconds,
     visibilityTimeoutSeconds: parsed.data.visibilityTimeoutSeconds,
     signal: parsed.data.signal,
   };
 }
 
-/** Validates a visibility timeout given to `changeVisibility` (an integer, 0–43200 seconds). */
-export function assertVisibilityTimeout(seconds: number, component: string): void {
-  if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_VISIBILITY_TIMEOUT_SECONDS) {
+/** Validates a visibility timeout given to `changeVisibility`: an integer from 0 to `maxSeconds`. */
+export function assertVisibilityTimeout(seconds: number, component: string, maxSeconds: number): void {
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > maxSeconds) {
     throw new InvalidOptionsError(
       component,
-      `visibility timeout must be an integer from 0 to ${MAX_VISIBILITY_TIMEOUT_SECONDS} seconds, got ${seconds}`,
+      `visibility timeout must be an integer from 0 to ${maxSeconds} seconds, got ${seconds}`,
     );
   }
-}
-
-/** One line per zod issue, `path: message`, for error messages that name the bad key. */
-export function formatIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
-    .join('; ');
 }

@@ -4,7 +4,7 @@
  */
 import { loadConfig } from '../config.js';
 import { composeRecognition, createPipelineContainer } from '../container.js';
-import type { SqsBatchResponse, SqsEvent } from '../recognition.js';
+import type { SqsBatchResponse, SqsEvent } from '../sqs-batch.js';
 
 const ready = composeRecognition(createPipelineContainer(loadConfig()));
 // Top-level await: the model and the gallery load during Lambda's init phase, before the first request

@@ -1,16 +1,21 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { InMemoryQueueTransport, ReceivedMessage } from '@facerec/framework';
+import type { ReceivedMessage } from '@facerec/framework';
+import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
-import type { SqsBatchResponse, SqsEvent } from '../recognition.js';
+import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
 
 /** Options of {@link startLocalRuntime}. */
 export interface LocalRuntimeOptions {
   /** The detection handler (the same function that runs on Lambda). */
   readonly detection: (event: FunctionUrlEvent) => Promise<FunctionUrlResult>;
-  /** The recognition handler (the same function that runs on Lambda). */
-  readonly recognition: (event: SqsEvent) => Promise<SqsBatchResponse>;
+  /**
+   * The recognition handler (the same function that runs on Lambda). The runtime feeds the queue's messages
+   * to its transport-neutral `handleRecords` (see `createRecognitionHandler`); a handler without one gets them
+   * as an SQS event.
+   */
+  readonly recognition: SqsEventHandler & { readonly handleRecords?: RecordBatchHandler };
   /** The in-process queues the handlers publish to. */
   readonly transport: InMemoryQueueTransport;
   readonly requestQueue: string;
@@ -73,6 +78,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const batchSize = options.batchSize ?? 10;
   const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
   const abort = new AbortController();
+  const recognise = recordHandlerOf(options.recognition);
 
   // Recognition consumers: the role of Lambda's SQS event source mapping.
   const consume = async () => {
@@ -90,17 +96,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         continue;
       }
       if (messages.length === 0) continue;
-      const event: SqsEvent = {
-        Records: messages.map((m) => ({
-          messageId: m.id,
-          body: m.body,
-          attributes: { ApproximateReceiveCount: String(m.receiveCount) },
-        })),
-      };
       let failed: Set<string>;
       try {
-        const result = await options.recognition(event);
-        failed = new Set(result.batchItemFailures.map((f) => f.itemIdentifier));
+        failed = new Set((await recognise(messages)).failedIds);
       } catch (error) {
         // Like Lambda: a thrown handler fails the whole batch; the messages come back after the timeout.
         logger.error('recognition invocation failed', {

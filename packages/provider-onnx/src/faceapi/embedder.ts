@@ -2,17 +2,14 @@ import path from 'node:path';
 import {
   assertFaceApiInput,
   assertRgbImage,
-  DisposedError,
-  FACEAPI_PREPROCESSING,
-  FACEAPI_RESNET_DESCRIPTOR_SIZE,
+  BaseEmbedder,
+  FACEAPI_RESNET,
   FACEAPI_RESNET_INPUT_SIZE,
-  type FaceEmbedder,
   type FloatRgbImage,
   faceApiInput,
   type ModelStore,
   type RgbImage,
   readTfjsWeightsFile,
-  SPECIFICATION_VERSION,
   toFaceApiBatch,
 } from '@facerec/framework';
 import type { InferenceSession } from 'onnxruntime-node';
@@ -20,21 +17,15 @@ import { createSession } from '../graph/session.js';
 import { type CachedGraph, cachedOnnxFile, GRAPH_BUILDER_VERSION, graphSource } from '../model-cache.js';
 import { buildFaceApiResnet, FACEAPI_RESNET_GRAPH_VERSION } from './graph.js';
 
-/** Model store entries holding face-api.js's recognition weights (shard) and their tfjs manifest. */
-export const FACEAPI_RESNET_MODELS = Object.freeze({
-  weights: 'faceapi-face-recognition-weights',
-  manifest: 'faceapi-face-recognition-manifest',
-} as const);
-
-/** Model id of {@link OnnxFaceApiEmbedder}. */
-export const FACEAPI_RESNET_MODEL_ID = 'faceapi-resnet';
+/** Model store entries holding face-api.js's recognition weights (shard) and their tfjs manifest (from the registry). */
+const [WEIGHTS_ENTRY, MANIFEST_ENTRY] = FACEAPI_RESNET.manifestEntries({}) as [string, string];
 
 /** Options of {@link OnnxFaceApiEmbedder.load}. */
 export interface OnnxFaceApiEmbedderOptions {
   /** Threads per operator (onnxruntime `intraOpNumThreads`). */
   readonly intraOpNumThreads: number;
   /** Faces per inference call; larger batches are split. */
-  readonly maxBatchSize: number;
+  readonly maxBatchSize?: number | undefined;
 }
 
 /**
@@ -44,14 +35,14 @@ export interface OnnxFaceApiEmbedderOptions {
  * is decoded) and both builder versions, so no stale graph is ever reused.
  */
 export async function loadFaceApiResnetGraph(store: ModelStore): Promise<CachedGraph> {
-  const pulled = await store.pull([FACEAPI_RESNET_MODELS.weights, FACEAPI_RESNET_MODELS.manifest]);
-  const bin = pulled.find((p) => p.name === FACEAPI_RESNET_MODELS.weights)!;
-  const manifest = pulled.find((p) => p.name === FACEAPI_RESNET_MODELS.manifest)!;
+  const pulled = await store.pull([WEIGHTS_ENTRY, MANIFEST_ENTRY]);
+  const bin = pulled.find((p) => p.name === WEIGHTS_ENTRY)!;
+  const manifest = pulled.find((p) => p.name === MANIFEST_ENTRY)!;
   const dir = path.join(store.cacheDir, 'onnx');
   const version = `v${GRAPH_BUILDER_VERSION}.${FACEAPI_RESNET_GRAPH_VERSION}`;
   const file = path.join(
     dir,
-    `${FACEAPI_RESNET_MODEL_ID}-${bin.sha256.slice(0, 16)}-${manifest.sha256.slice(0, 8)}-${version}.onnx`,
+    `${FACEAPI_RESNET.id}-${bin.sha256.slice(0, 16)}-${manifest.sha256.slice(0, 8)}-${version}.onnx`,
   );
   return cachedOnnxFile(file, bin.sha256, async () =>
     // The store keeps the manifest and its shard side by side, so the manifest's relative path resolves.
@@ -85,29 +76,28 @@ export async function loadFaceApiResnetGraph(store: ModelStore): Promise<CachedG
  * const [raw] = await embedder.computeFaceDescriptors([await decodeImage(bytes)]); // as face-api.js
  * const [unit] = await embedder.embed([crop150]); // |unit| = 1
  */
-export class OnnxFaceApiEmbedder implements FaceEmbedder {
-  readonly specificationVersion = SPECIFICATION_VERSION;
-  readonly provider = 'onnx';
-  readonly modelId = FACEAPI_RESNET_MODEL_ID;
-  readonly dimension = FACEAPI_RESNET_DESCRIPTOR_SIZE;
-  readonly preprocessing = FACEAPI_PREPROCESSING;
-  readonly weightsSha256: string;
+export class OnnxFaceApiEmbedder extends BaseEmbedder {
   readonly graph: CachedGraph;
-  readonly #maxBatchSize: number;
   readonly #ort: typeof import('onnxruntime-node');
-  #session: InferenceSession | undefined;
+  readonly #session: InferenceSession;
 
   private constructor(
     ort: typeof import('onnxruntime-node'),
     session: InferenceSession,
     graph: CachedGraph,
-    maxBatchSize: number,
+    maxBatchSize: number | undefined,
   ) {
+    super({
+      provider: 'onnx',
+      modelId: FACEAPI_RESNET.modelId({}),
+      weightsSha256: graph.weightsSha256,
+      dimension: FACEAPI_RESNET.dimension,
+      preprocessing: FACEAPI_RESNET.preprocessing,
+      maxBatchSize,
+    });
     this.#ort = ort;
     this.#session = session;
     this.graph = graph;
-    this.weightsSha256 = graph.weightsSha256;
-    this.#maxBatchSize = maxBatchSize;
   }
 
   /**
@@ -122,7 +112,7 @@ export class OnnxFaceApiEmbedder implements FaceEmbedder {
   }
 
   /** L2-normalised 128-d embeddings of 150×150 crops (`prepareFaceApiInput` makes one from a whole image). */
-  embed(faces: readonly RgbImage[]): Promise<Float32Array[]> {
+  protected runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {
     return this.#run(faces, 'embedding');
   }
 
@@ -131,7 +121,11 @@ export class OnnxFaceApiEmbedder implements FaceEmbedder {
    * `faceApiInput`, which match face-api.js without the rounding of an 8-bit crop.
    */
   describe(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array[]> {
-    return this.#run(inputs, 'descriptor');
+    this.assertLive();
+    inputs.forEach((input, i) => {
+      assertFaceApiInput(input, `face ${i}`);
+    });
+    return this.inBatches(inputs, (chunk) => this.#run(chunk, 'descriptor'));
   }
 
   /**
@@ -141,44 +135,30 @@ export class OnnxFaceApiEmbedder implements FaceEmbedder {
    */
   async computeFaceDescriptors(images: readonly RgbImage[]): Promise<Float32Array[]> {
     // Checked before the resize work, which a disposed embedder would only waste.
-    if (!this.#session) throw new DisposedError(`onnx ${this.modelId} embedder`);
+    this.assertLive();
     const inputs = images.map((image, i) => {
       assertRgbImage(image, `image ${i}`);
       return faceApiInput(image);
     });
-    return this.#run(inputs, 'descriptor');
+    return this.describe(inputs);
   }
 
   async #run(
     inputs: readonly (RgbImage | FloatRgbImage)[],
     output: 'descriptor' | 'embedding',
-  ): Promise<Float32Array[]> {
-    const session = this.#session;
-    if (!session) throw new DisposedError(`onnx ${this.modelId} embedder`);
-    inputs.forEach((input, i) => {
-      assertFaceApiInput(input, `face ${i}`);
-    });
+  ): Promise<Float32Array> {
     const size = FACEAPI_RESNET_INPUT_SIZE;
-    const out: Float32Array[] = [];
-    for (let start = 0; start < inputs.length; start += this.#maxBatchSize) {
-      const chunk = inputs.slice(start, start + this.#maxBatchSize);
-      const input = new this.#ort.Tensor('float32', toFaceApiBatch(chunk, 'NCHW'), [
-        chunk.length,
-        3,
-        size,
-        size,
-      ]);
-      const result = await session.run({ input }, [output]);
-      const data = result[output]!.data as Float32Array;
-      for (let i = 0; i < chunk.length; i++)
-        out.push(data.slice(i * this.dimension, (i + 1) * this.dimension));
-    }
-    return out;
+    const input = new this.#ort.Tensor('float32', toFaceApiBatch(inputs, 'NCHW'), [
+      inputs.length,
+      3,
+      size,
+      size,
+    ]);
+    const result = await this.#session.run({ input }, [output]);
+    return result[output]!.data as Float32Array;
   }
 
-  async dispose(): Promise<void> {
-    const session = this.#session;
-    this.#session = undefined;
-    await session?.release();
+  protected async release(): Promise<void> {
+    await this.#session.release();
   }
 }

@@ -3,8 +3,6 @@
  * `@vladmandic/face-api` ships.
  */
 export {
-  FACEAPI_RESNET_MODEL_ID,
-  FACEAPI_RESNET_MODELS,
   loadFaceApiResnetGraph,
   OnnxFaceApiEmbedder,
   type OnnxFaceApiEmbedderOptions,

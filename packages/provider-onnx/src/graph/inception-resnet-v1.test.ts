@@ -1,21 +1,25 @@
-import { readFileSync } from 'node:fs';
 import { CheckpointError, type StateDict } from '@facerec/framework';
+import {
+  cosine,
+  describeWithSharedData,
+  dot,
+  embeddingAgreement,
+  readSyntheticReference,
+  type SyntheticReference,
+  sharedPath,
+  syntheticStateDict,
+  thrownBy,
+  withoutTensor,
+  withTensor,
+} from '@facerec/framework/testing';
 import { type InferenceSession, Tensor } from 'onnxruntime-node';
 import sharp from 'sharp';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeWithSharedData, sharedPath } from '../../../framework/src/testing/shared-data.js';
-import { syntheticStateDict } from '../../../framework/src/testing/synthetic-weights.js';
 import { buildInceptionResnetV1 } from './inception-resnet-v1.js';
 import { decodeModel } from './onnx-schema.js';
 import { createSession } from './session.js';
 
 const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
-
-interface SyntheticReference {
-  readonly state_dict: readonly { key: string; shape: number[]; synthetic: boolean }[];
-  readonly first_values_of_first_tensor: readonly number[];
-  readonly embeddings: readonly { crop_png: string; embedding: number[] }[];
-}
 
 /** A crop PNG as facenet-pytorch's `fixed_image_standardization` input: (x − 127.5) / 128, CHW. */
 async function loadCrop(file: string): Promise<Float32Array> {
@@ -28,20 +32,6 @@ async function loadCrop(file: string): Promise<Float32Array> {
   for (let p = 0; p < plane; p++)
     for (let c = 0; c < 3; c++) out[c * plane + p] = (data[p * channels + c]! - 127.5) / 128;
   return out;
-}
-
-const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-};
-const cosine = (a: ArrayLike<number>, b: ArrayLike<number>): number =>
-  dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
-
-function centred(rows: readonly Float64Array[]): Float64Array[] {
-  const mean = new Float64Array(rows[0]!.length);
-  for (const r of rows) for (let i = 0; i < r.length; i++) mean[i]! += r[i]! / rows.length;
-  return rows.map((r) => r.map((v, i) => v - mean[i]!));
 }
 
 async function embed(session: InferenceSession, crops: readonly Float32Array[]): Promise<Float64Array[]> {
@@ -65,9 +55,9 @@ describeWithSharedData(
     let crops: Float32Array[];
 
     beforeAll(async () => {
-      reference = JSON.parse(readFileSync(sharedPath(REFERENCE), 'utf8')) as SyntheticReference;
+      reference = await readSyntheticReference(sharedPath(REFERENCE));
       let t0 = performance.now();
-      stateDict = syntheticStateDict(reference.state_dict.map(({ key, shape }) => ({ name: key, shape })));
+      stateDict = syntheticStateDict(reference.keys);
       const generateMs = performance.now() - t0;
       t0 = performance.now();
       bytes = buildInceptionResnetV1(stateDict, { metadata: { weights: 'synthetic' } });
@@ -80,7 +70,7 @@ describeWithSharedData(
           `(${(bytes.length / 2 ** 20).toFixed(1)} MiB), session create ${sessionMs.toFixed(0)} ms`,
       );
       crops = await Promise.all(
-        reference.embeddings.map((e) => loadCrop(sharedPath('reference', e.crop_png))),
+        reference.embeddings.map((e) => loadCrop(sharedPath('reference', e.cropPng))),
       );
     });
 
@@ -89,9 +79,9 @@ describeWithSharedData(
     });
 
     it('regenerates the synthetic weights bit for bit', () => {
-      const first = stateDict.get(reference.state_dict[0]!.key)!.data as Float32Array;
-      expect([...first.subarray(0, reference.first_values_of_first_tensor.length)]).toEqual(
-        reference.first_values_of_first_tensor,
+      const first = stateDict.get(reference.keys[0]!.name)!.data as Float32Array;
+      expect([...first.subarray(0, reference.firstValuesOfFirstTensor.length)]).toEqual(
+        reference.firstValuesOfFirstTensor,
       );
     });
 
@@ -101,24 +91,16 @@ describeWithSharedData(
       for (let i = 0; i < crops.length; i += 8) ours.push(...(await embed(session, crops.slice(i, i + 8))));
       const refs = reference.embeddings.map((e) => Float64Array.from(e.embedding));
 
-      const cosines = ours.map((o, i) => cosine(o, refs[i]!));
-      const minCosine = Math.min(...cosines);
-      const worstCrop = reference.embeddings[cosines.indexOf(minCosine)]!.crop_png;
-      const ourCentred = centred(ours);
-      const refCentred = centred(refs);
-      const correlation = cosine(
-        Float64Array.from(ourCentred.flatMap((r) => [...r])),
-        Float64Array.from(refCentred.flatMap((r) => [...r])),
+      const { cosines, minCosine, correlation, minCentredCosine, maxAbsDifference } = embeddingAgreement(
+        ours,
+        refs,
       );
-      const minCentredCosine = Math.min(...ourCentred.map((o, i) => cosine(o, refCentred[i]!)));
-      let maxAbs = 0;
-      for (const [i, o] of ours.entries())
-        for (const [k, v] of o.entries()) maxAbs = Math.max(maxAbs, Math.abs(v - refs[i]![k]!));
+      const worstCrop = reference.embeddings[cosines.indexOf(minCosine)]!.cropPng;
       console.log(
         `InceptionResnetV1 parity over ${ours.length} crops: min cosine ${minCosine.toFixed(9)} ` +
           `(1 − cos = ${(1 - minCosine).toExponential(2)}, ${worstCrop}), centred correlation ${correlation.toFixed(9)} ` +
           `(1 − r = ${(1 - correlation).toExponential(2)}), min per-crop centred cosine ${minCentredCosine.toFixed(7)}, ` +
-          `max |Δ| ${maxAbs.toExponential(2)}`,
+          `max |Δ| ${maxAbsDifference.toExponential(2)}`,
       );
       for (const o of ours) expect(Math.sqrt(dot(o, o))).toBeCloseTo(1, 5);
       expect(minCosine).toBeGreaterThanOrEqual(0.9999);
@@ -132,19 +114,11 @@ describeWithSharedData(
     });
 
     it('ignores logits.* (pretrained classifier head) and num_batches_tracked', async () => {
-      const withLogits = new Map(stateDict);
-      withLogits.set('logits.weight', {
-        name: 'logits.weight',
-        dtype: 'float32',
-        shape: [8631, 512],
-        data: new Float32Array(8631 * 512).fill(0.5),
-      });
-      withLogits.set('logits.bias', {
-        name: 'logits.bias',
-        dtype: 'float32',
-        shape: [8631],
-        data: new Float32Array(8631),
-      });
+      const withLogits = withTensor(
+        withTensor(stateDict, 'logits.weight', [8631, 512], 0.5),
+        'logits.bias',
+        [8631],
+      );
       const other = buildInceptionResnetV1(withLogits, { metadata: { weights: 'synthetic' } });
       expect(Buffer.from(other).equals(Buffer.from(bytes))).toBe(true);
       const s2 = await createSession(other, { intraOpNumThreads: 2 });
@@ -155,24 +129,12 @@ describeWithSharedData(
     });
 
     it('names missing and mis-shaped keys in CheckpointError', () => {
-      const missing = new Map(stateDict);
-      missing.delete('repeat_2.3.branch1.1.bn.running_var');
+      const missing = withoutTensor(stateDict, 'repeat_2.3.branch1.1.bn.running_var');
       expect(() => buildInceptionResnetV1(missing, { source: 'vggface2.pt' })).toThrowError(
         'vggface2.pt: InceptionResnetV1: missing weight "repeat_2.3.branch1.1.bn.running_var" (expected shape [128])',
       );
-      const wrong = new Map(stateDict);
-      wrong.set('last_linear.weight', {
-        name: 'last_linear.weight',
-        dtype: 'float32',
-        shape: [128, 1792],
-        data: new Float32Array(128 * 1792),
-      });
-      let error: unknown;
-      try {
-        buildInceptionResnetV1(wrong);
-      } catch (e) {
-        error = e;
-      }
+      const wrong = withTensor(stateDict, 'last_linear.weight', [128, 1792]);
+      const error = thrownBy(() => buildInceptionResnetV1(wrong));
       expect(CheckpointError.isInstance(error)).toBe(true);
       expect((error as Error).message).toContain(
         '"last_linear.weight" has shape [128, 1792], expected [512, 1792]',

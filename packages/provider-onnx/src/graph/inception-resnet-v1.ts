@@ -1,23 +1,26 @@
 /**
  * facenet-pytorch's InceptionResnetV1 (`classify=False`, eval mode) rebuilt as an ONNX graph from its state
- * dict. Module names, kernel sizes, paddings, residual scales and batch-norm eps follow facenet-pytorch's
- * `models/inception_resnet_v1.py`. Every batch norm is folded into the layer before it, and each block's
- * residual scale into its 1×1 up-projection, so the graph is only Conv/Relu/Add/Concat/MaxPool plus the head.
+ * dict. The blocks, module names, kernel sizes, paddings, residual scales and batch-norm eps are the
+ * framework's `INCEPTION_RESNET_V1_BLOCKS` and `INCEPTION_RESNET_V1_HEAD`, which the tfjs provider builds
+ * from too. Every batch norm is folded into the layer before it, and each block's residual scale into its 1×1
+ * up-projection, so the graph is only Conv/Relu/Add/Concat/MaxPool plus the head.
  */
-import type { StateDict } from '@facerec/framework';
+import {
+  INCEPTION_RESNET_V1_BATCH_NORM_EPS,
+  INCEPTION_RESNET_V1_BLOCKS,
+  INCEPTION_RESNET_V1_HEAD,
+  INCEPTION_RESNET_V1_INPUT_SIZE,
+  type InceptionResnetV1Block,
+  type InceptionResnetV1Branch,
+  type InceptionResnetV1Conv,
+  type InceptionResnetV1Layer,
+  type InceptionResnetV1Residual,
+  isUnusedInceptionResnetV1Key,
+  type StateDict,
+} from '@facerec/framework';
 import { type BatchNormParams, foldBatchNorm, GraphBuilder, scaleTensor } from './builder.js';
 import { type BuildGraphOptions, validateBuildOptions } from './options.js';
-import { isTrainingOnlyKey, StateDictReader } from './weights.js';
-
-/** Input side of the square face crop InceptionResnetV1 expects. */
-export const INCEPTION_RESNET_V1_INPUT_SIZE = 160;
-/** Length of the embedding InceptionResnetV1 outputs. */
-export const INCEPTION_RESNET_V1_EMBEDDING_SIZE = 512;
-
-/** facenet-pytorch builds every BatchNorm here with eps=0.001 (TensorFlow's default, kept from the port). */
-const BN_EPS = 0.001;
-
-type Pair = readonly [number, number];
+import { StateDictReader } from './weights.js';
 
 interface Ctx {
   readonly g: GraphBuilder;
@@ -30,113 +33,55 @@ function batchNorm(w: StateDictReader, prefix: string, channels: number): BatchN
     bias: w.take(`${prefix}.bias`, [channels]),
     runningMean: w.take(`${prefix}.running_mean`, [channels]),
     runningVar: w.take(`${prefix}.running_var`, [channels]),
-    eps: BN_EPS,
+    eps: INCEPTION_RESNET_V1_BATCH_NORM_EPS,
   };
 }
 
 /** facenet-pytorch `BasicConv2d`: Conv2d(bias=False) → BatchNorm2d(eps=0.001) → ReLU, as one Conv + Relu. */
-function basicConv(
-  { g, w }: Ctx,
-  x: string,
-  prefix: string,
-  cin: number,
-  cout: number,
-  kernel: Pair,
-  stride = 1,
-  padding: Pair = [0, 0],
-): string {
-  const weight = w.take(`${prefix}.conv.weight`, [cout, cin, kernel[0], kernel[1]]);
+function basicConv({ g, w }: Ctx, x: string, layer: InceptionResnetV1Conv): string {
+  const { name, in: cin, out: cout, kernel, stride, padding } = layer;
+  const weight = w.take(`${name}.conv.weight`, [cout, cin, kernel[0], kernel[1]]);
   const y = g.convBatchNorm(
     x,
-    { weight, batchNorm: batchNorm(w, `${prefix}.bn`, cout), strides: [stride, stride], padding },
-    prefix,
+    { weight, batchNorm: batchNorm(w, `${name}.bn`, cout), strides: [stride, stride], padding },
+    name,
   );
   return g.relu(y);
 }
 
-const maxPool3s2 = (g: GraphBuilder, x: string, name: string): string =>
-  g.maxPool(x, { kernel: [3, 3], strides: [2, 2], ceilMode: false }, name);
+function layer(c: Ctx, x: string, step: InceptionResnetV1Layer): string {
+  if (step.kind === 'conv') return basicConv(c, x, step);
+  const { kernel, stride } = step;
+  return c.g.maxPool(x, { kernel: [kernel, kernel], strides: [stride, stride], ceilMode: false }, step.name);
+}
+
+/** Each branch's layers in turn, branch after branch (the node order of the graph). */
+const branches = (c: Ctx, x: string, list: readonly InceptionResnetV1Branch[]): string[] =>
+  list.map((branch) => branch.reduce((y, step) => layer(c, y, step), x));
 
 /**
- * The shared tail of Block35/17/8: concat branches → Conv2d 1×1 (with bias) → ·scale → + x → ReLU (unless
- * `noRelu`). The scale is folded into the conv, which is exact up to one float32 rounding.
+ * Block35/17/8: concat branches → Conv2d 1×1 (with bias) → ·scale → + x → ReLU (unless the activation is
+ * `none`). The scale is folded into the conv, which is exact up to one float32 rounding.
  */
-function residual(
-  { g, w }: Ctx,
-  x: string,
-  branches: readonly string[],
-  prefix: string,
-  concatChannels: number,
-  channels: number,
-  scale: number,
-  noRelu = false,
-): string {
-  const mixed = g.concat(branches, 1);
-  const weight = w.take(`${prefix}.conv2d.weight`, [channels, concatChannels, 1, 1]);
-  const bias = w.take(`${prefix}.conv2d.bias`, [channels]);
+function residual(c: Ctx, x: string, block: InceptionResnetV1Residual): string {
+  const { g, w } = c;
+  const mixed = g.concat(branches(c, x, block.branches), 1);
+  const { name, in: cin, out: cout } = block.projection;
+  const weight = w.take(`${name}.weight`, [cout, cin, 1, 1]);
+  const bias = w.take(`${name}.bias`, [cout]);
   const up = g.conv(
     mixed,
-    { weight: scaleTensor(weight, scale), bias: scaleTensor(bias, scale) },
-    `${prefix}.conv2d`,
+    { weight: scaleTensor(weight, block.scale), bias: scaleTensor(bias, block.scale) },
+    name,
   );
   const sum = g.add(up, x);
-  return noRelu ? sum : g.relu(sum);
+  return block.activation === 'none' ? sum : g.relu(sum);
 }
 
-function block35(c: Ctx, x: string, prefix: string, scale: number): string {
-  const b0 = basicConv(c, x, `${prefix}.branch0`, 256, 32, [1, 1]);
-  let b1 = basicConv(c, x, `${prefix}.branch1.0`, 256, 32, [1, 1]);
-  b1 = basicConv(c, b1, `${prefix}.branch1.1`, 32, 32, [3, 3], 1, [1, 1]);
-  let b2 = basicConv(c, x, `${prefix}.branch2.0`, 256, 32, [1, 1]);
-  b2 = basicConv(c, b2, `${prefix}.branch2.1`, 32, 32, [3, 3], 1, [1, 1]);
-  b2 = basicConv(c, b2, `${prefix}.branch2.2`, 32, 32, [3, 3], 1, [1, 1]);
-  return residual(c, x, [b0, b1, b2], prefix, 96, 256, scale);
-}
-
-function block17(c: Ctx, x: string, prefix: string, scale: number): string {
-  const b0 = basicConv(c, x, `${prefix}.branch0`, 896, 128, [1, 1]);
-  let b1 = basicConv(c, x, `${prefix}.branch1.0`, 896, 128, [1, 1]);
-  b1 = basicConv(c, b1, `${prefix}.branch1.1`, 128, 128, [1, 7], 1, [0, 3]);
-  b1 = basicConv(c, b1, `${prefix}.branch1.2`, 128, 128, [7, 1], 1, [3, 0]);
-  return residual(c, x, [b0, b1], prefix, 256, 896, scale);
-}
-
-function block8(c: Ctx, x: string, prefix: string, scale: number, noRelu = false): string {
-  const b0 = basicConv(c, x, `${prefix}.branch0`, 1792, 192, [1, 1]);
-  let b1 = basicConv(c, x, `${prefix}.branch1.0`, 1792, 192, [1, 1]);
-  b1 = basicConv(c, b1, `${prefix}.branch1.1`, 192, 192, [1, 3], 1, [0, 1]);
-  b1 = basicConv(c, b1, `${prefix}.branch1.2`, 192, 192, [3, 1], 1, [1, 0]);
-  return residual(c, x, [b0, b1], prefix, 384, 1792, scale, noRelu);
-}
-
-function mixed6a(c: Ctx, x: string): string {
-  const b0 = basicConv(c, x, 'mixed_6a.branch0', 256, 384, [3, 3], 2);
-  let b1 = basicConv(c, x, 'mixed_6a.branch1.0', 256, 192, [1, 1]);
-  b1 = basicConv(c, b1, 'mixed_6a.branch1.1', 192, 192, [3, 3], 1, [1, 1]);
-  b1 = basicConv(c, b1, 'mixed_6a.branch1.2', 192, 256, [3, 3], 2);
-  const b2 = maxPool3s2(c.g, x, 'mixed_6a.branch2');
-  return c.g.concat([b0, b1, b2], 1);
-}
-
-function mixed7a(c: Ctx, x: string): string {
-  let b0 = basicConv(c, x, 'mixed_7a.branch0.0', 896, 256, [1, 1]);
-  b0 = basicConv(c, b0, 'mixed_7a.branch0.1', 256, 384, [3, 3], 2);
-  let b1 = basicConv(c, x, 'mixed_7a.branch1.0', 896, 256, [1, 1]);
-  b1 = basicConv(c, b1, 'mixed_7a.branch1.1', 256, 256, [3, 3], 2);
-  let b2 = basicConv(c, x, 'mixed_7a.branch2.0', 896, 256, [1, 1]);
-  b2 = basicConv(c, b2, 'mixed_7a.branch2.1', 256, 256, [3, 3], 1, [1, 1]);
-  b2 = basicConv(c, b2, 'mixed_7a.branch2.2', 256, 256, [3, 3], 2);
-  const b3 = maxPool3s2(c.g, x, 'mixed_7a.branch3');
-  return c.g.concat([b0, b1, b2, b3], 1);
-}
-
-/**
- * Keys InceptionResnetV1 checkpoints may hold that the embedding graph does not use: batch-norm step
- * counters, and the `logits.*` classifier that facenet-pytorch's pretrained VGGFace2 (8631 classes) and
- * CASIA-WebFace (10575 classes) files include.
- */
-export function isUnusedInceptionResnetV1Key(key: string): boolean {
-  return isTrainingOnlyKey(key) || key.startsWith('logits.');
+function block(c: Ctx, x: string, step: InceptionResnetV1Block): string {
+  if (step.kind === 'mixed') return c.g.concat(branches(c, x, step.branches), 1);
+  if (step.kind === 'residual') return residual(c, x, step);
+  return layer(c, x, step);
 }
 
 /**
@@ -168,30 +113,17 @@ export function buildInceptionResnetV1(stateDict: StateDict, options?: BuildGrap
   });
   const c: Ctx = { g, w };
   const size = INCEPTION_RESNET_V1_INPUT_SIZE;
-
+  const head = INCEPTION_RESNET_V1_HEAD;
   let x = g.input('input', ['N', 3, size, size]);
-  x = basicConv(c, x, 'conv2d_1a', 3, 32, [3, 3], 2);
-  x = basicConv(c, x, 'conv2d_2a', 32, 32, [3, 3]);
-  x = basicConv(c, x, 'conv2d_2b', 32, 64, [3, 3], 1, [1, 1]);
-  x = maxPool3s2(g, x, 'maxpool_3a');
-  x = basicConv(c, x, 'conv2d_3b', 64, 80, [1, 1]);
-  x = basicConv(c, x, 'conv2d_4a', 80, 192, [3, 3]);
-  x = basicConv(c, x, 'conv2d_4b', 192, 256, [3, 3], 2);
-  for (let i = 0; i < 5; i++) x = block35(c, x, `repeat_1.${i}`, 0.17);
-  x = mixed6a(c, x);
-  for (let i = 0; i < 10; i++) x = block17(c, x, `repeat_2.${i}`, 0.1);
-  x = mixed7a(c, x);
-  for (let i = 0; i < 5; i++) x = block8(c, x, `repeat_3.${i}`, 0.2);
-  x = block8(c, x, 'block8', 1, true);
-
+  for (const step of INCEPTION_RESNET_V1_BLOCKS) x = block(c, x, step);
   x = g.flatten(g.globalAveragePool(x), 1);
   const linear = foldBatchNorm(
-    { weight: w.take('last_linear.weight', [INCEPTION_RESNET_V1_EMBEDDING_SIZE, 1792]) },
-    batchNorm(w, 'last_bn', INCEPTION_RESNET_V1_EMBEDDING_SIZE),
+    { weight: w.take(`${head.linear}.weight`, [head.embedding, head.features]) },
+    batchNorm(w, head.batchNorm, head.embedding),
   );
-  x = g.gemm(x, linear, 'last_linear');
-  const embedding = g.l2Normalize(x, { axis: 1, eps: 1e-12, output: 'embedding' });
+  x = g.gemm(x, linear, head.linear);
+  const embedding = g.l2Normalize(x, { axis: 1, eps: head.normalizeEps, output: 'embedding' });
   w.assertAllUsed();
-  g.output(embedding, 'embedding', ['N', INCEPTION_RESNET_V1_EMBEDDING_SIZE]);
+  g.output(embedding, 'embedding', ['N', head.embedding]);
   return g.toBytes();
 }

@@ -2,6 +2,13 @@
  * Builds ONNX graphs for facenet-pytorch's networks straight from their PyTorch state dicts, so the
  * upstream `.pt` files can be used without Python or a conversion step.
  */
+
+// Defined once in the framework's description of the network; re-exported for compatibility.
+export {
+  INCEPTION_RESNET_V1_EMBEDDING_SIZE,
+  INCEPTION_RESNET_V1_INPUT_SIZE,
+  isUnusedInceptionResnetV1Key,
+} from '@facerec/framework';
 export {
   type Attribute,
   attr,
@@ -18,12 +25,7 @@ export {
   PRODUCER_NAME,
   scaleTensor,
 } from './builder.js';
-export {
-  buildInceptionResnetV1,
-  INCEPTION_RESNET_V1_EMBEDDING_SIZE,
-  INCEPTION_RESNET_V1_INPUT_SIZE,
-  isUnusedInceptionResnetV1Key,
-} from './inception-resnet-v1.js';
+export { buildInceptionResnetV1 } from './inception-resnet-v1.js';
 export { buildONet, buildPNet, buildRNet } from './mtcnn.js';
 export {
   decodeModel,

@@ -1,10 +1,16 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { CheckpointError, InvalidOptionsError, type StateDict } from '@facerec/framework';
+import { CheckpointError, InvalidOptionsError, readCheckpointFile, type StateDict } from '@facerec/framework';
+import {
+  describeWithSharedData,
+  MTCNN_STATE_DICT_SHAPES,
+  sharedPath,
+  thrownBy,
+  withoutTensor,
+  withTensor,
+} from '@facerec/framework/testing';
 import { Tensor } from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readCheckpointFile } from '../../../framework/src/checkpoint/index.js';
-import { describeWithSharedData, sharedPath } from '../../../framework/src/testing/shared-data.js';
 import {
   conv2d,
   flatten,
@@ -24,63 +30,7 @@ import { buildONet, buildPNet, buildRNet } from './mtcnn.js';
 import { decodeModel } from './onnx-schema.js';
 import { createSession } from './session.js';
 
-// Shapes of facenet-pytorch's MTCNN state dicts, written out from its module definitions.
-const PNET_SHAPES = {
-  'conv1.weight': [10, 3, 3, 3],
-  'conv1.bias': [10],
-  'prelu1.weight': [10],
-  'conv2.weight': [16, 10, 3, 3],
-  'conv2.bias': [16],
-  'prelu2.weight': [16],
-  'conv3.weight': [32, 16, 3, 3],
-  'conv3.bias': [32],
-  'prelu3.weight': [32],
-  'conv4_1.weight': [2, 32, 1, 1],
-  'conv4_1.bias': [2],
-  'conv4_2.weight': [4, 32, 1, 1],
-  'conv4_2.bias': [4],
-} as const;
-const RNET_SHAPES = {
-  'conv1.weight': [28, 3, 3, 3],
-  'conv1.bias': [28],
-  'prelu1.weight': [28],
-  'conv2.weight': [48, 28, 3, 3],
-  'conv2.bias': [48],
-  'prelu2.weight': [48],
-  'conv3.weight': [64, 48, 2, 2],
-  'conv3.bias': [64],
-  'prelu3.weight': [64],
-  'dense4.weight': [128, 576],
-  'dense4.bias': [128],
-  'prelu4.weight': [128],
-  'dense5_1.weight': [2, 128],
-  'dense5_1.bias': [2],
-  'dense5_2.weight': [4, 128],
-  'dense5_2.bias': [4],
-} as const;
-const ONET_SHAPES = {
-  'conv1.weight': [32, 3, 3, 3],
-  'conv1.bias': [32],
-  'prelu1.weight': [32],
-  'conv2.weight': [64, 32, 3, 3],
-  'conv2.bias': [64],
-  'prelu2.weight': [64],
-  'conv3.weight': [64, 64, 3, 3],
-  'conv3.bias': [64],
-  'prelu3.weight': [64],
-  'conv4.weight': [128, 64, 2, 2],
-  'conv4.bias': [128],
-  'prelu4.weight': [128],
-  'dense5.weight': [256, 1152],
-  'dense5.bias': [256],
-  'prelu5.weight': [256],
-  'dense6_1.weight': [2, 256],
-  'dense6_1.bias': [2],
-  'dense6_2.weight': [4, 256],
-  'dense6_2.bias': [4],
-  'dense6_3.weight': [10, 256],
-  'dense6_3.bias': [10],
-} as const;
+const { pnet: PNET_SHAPES, rnet: RNET_SHAPES, onet: ONET_SHAPES } = MTCNN_STATE_DICT_SHAPES;
 
 /** Random weights scaled like a trained net (variance ~1/fan_in), so activations stay O(1). */
 function syntheticStateDict(shapes: Readonly<Record<string, readonly number[]>>, seed: number): StateDict {
@@ -220,38 +170,19 @@ describe('MTCNN graphs with synthetic weights', () => {
 
   it('names a missing key, a mis-shaped key and an unexpected key in CheckpointError', () => {
     const sd = syntheticStateDict(RNET_SHAPES, 3);
-    const without = new Map(sd);
-    without.delete('dense4.weight');
-    expect(() => buildRNet(without, { source: 'rnet.pt' })).toThrowError(
+    expect(() => buildRNet(withoutTensor(sd, 'dense4.weight'), { source: 'rnet.pt' })).toThrowError(
       /rnet\.pt: RNet: missing weight "dense4\.weight" \(expected shape \[128, 576\]\)/,
     );
 
-    const misShaped = new Map(sd);
-    misShaped.set('conv3.weight', {
-      name: 'conv3.weight',
-      dtype: 'float32',
-      shape: [64, 48, 3, 3],
-      data: new Float32Array(64 * 48 * 9),
-    });
-    let error: unknown;
-    try {
-      buildRNet(misShaped);
-    } catch (e) {
-      error = e;
-    }
+    const error = thrownBy(() => buildRNet(withTensor(sd, 'conv3.weight', [64, 48, 3, 3])));
     expect(CheckpointError.isInstance(error)).toBe(true);
     expect((error as Error).message).toBe(
       'RNet: weight "conv3.weight" has shape [64, 48, 3, 3], expected [64, 48, 2, 2]',
     );
 
-    const extra = new Map(sd);
-    extra.set('conv9.weight', {
-      name: 'conv9.weight',
-      dtype: 'float32',
-      shape: [1],
-      data: new Float32Array(1),
-    });
-    expect(() => buildRNet(extra)).toThrowError(/unexpected key "conv9\.weight"/);
+    expect(() => buildRNet(withTensor(sd, 'conv9.weight', [1]))).toThrowError(
+      /unexpected key "conv9\.weight"/,
+    );
 
     // P-Net weights handed to the R-Net builder fail on the first layer, naming it.
     expect(() => buildRNet(syntheticStateDict(PNET_SHAPES, 1))).toThrowError(

@@ -1,9 +1,21 @@
 /**
- * facenet-pytorch's MTCNN networks (P-Net, R-Net, O-Net) rebuilt as ONNX graphs from their state dicts.
- * Layer order, kernel sizes and the channel-last flatten are those of facenet-pytorch's `models/mtcnn.py`;
- * the weights only give correct results with exactly that wiring.
+ * facenet-pytorch's MTCNN networks (P-Net, R-Net, O-Net) rebuilt as ONNX graphs from their state dicts. The
+ * layers, kernel sizes, pools, channel-last flatten and heads are the framework's `MTCNN_ARCHITECTURES`
+ * (facenet-pytorch's `models/mtcnn.py`), from which the tfjs provider builds its networks too; this file only
+ * decides how each step is lowered to ONNX operators (see the layout notes below).
  */
-import type { StateDict } from '@facerec/framework';
+import {
+  MTCNN_ONET,
+  MTCNN_PNET,
+  MTCNN_RNET,
+  type MtcnnConv,
+  type MtcnnFlatten,
+  type MtcnnHead,
+  type MtcnnMaxPool,
+  type MtcnnNetworkArchitecture,
+  type MtcnnOutputName,
+  type StateDict,
+} from '@facerec/framework';
 import { GraphBuilder, type MaxPoolOptions } from './builder.js';
 import { type BuildGraphOptions, validateBuildOptions } from './options.js';
 import { StateDictReader } from './weights.js';
@@ -42,8 +54,9 @@ function start(
  * - **Channel counts padded to a multiple of 16** (the block size with AVX-512; 8 with AVX2 divides it):
  *   a tensor with 28 channels falls back to the plain layout, with conversions around it. Padding channels
  *   have zero weights and bias, so they stay 0 and add exact zeros to the next layer.
- * - **P-Net pools before its first activation.** Its first feature map is the largest tensor of the whole
- *   cascade (10 channels at 60 % of the frame's resolution). Max-pooling commutes with the activation, by
+ * - **P-Net pools before its first activation** (the first conv of a network with a free input size, when
+ *   a pool follows it; R-Net and O-Net keep the plain order). Its first feature map is the largest tensor of
+ *   the whole cascade (10 channels at 60 % of the frame's resolution). Max-pooling commutes with the activation, by
  *   convexity: over any window, the largest `prelu(x)` is at the window's largest or smallest x (prelu is
  *   convex for a ≤ 1 and increasing for a ≥ 1). So `maxpool(prelu(x)) = max(prelu(maxpool(x)),
  *   prelu(−maxpool(−x)))`, which needs the convolution's negation only for the channels with a negative
@@ -71,20 +84,20 @@ function preluBlocked(g: GraphBuilder, x: string, slope: Float32Array, name: str
 
 /**
  * Conv2d (with bias, stride 1, no padding) + PReLU, taking `convN.*` and `preluN.weight`. The input has
- * `cinCarried` ≥ `cin` channels (the extra ones are padding, always 0); the output is padded to a multiple
- * of {@link CHANNEL_BLOCK} when `pad` is set. Returns the output and its channel count.
+ * `x.channels` ≥ `cin` channels (the extra ones are padding, always 0); the output is padded to a multiple
+ * of {@link CHANNEL_BLOCK}. Returns the output and its channel count.
  */
 function convPrelu(
   g: GraphBuilder,
   w: StateDictReader,
   x: { value: string; channels: number },
-  layer: { conv: string; prelu: string; cin: number; cout: number; k: number; pad: boolean },
+  layer: MtcnnConv,
 ): { value: string; channels: number } {
-  const { conv, prelu, cin, cout, k, pad } = layer;
+  const { name: conv, prelu, in: cin, out: cout, kernel: k } = layer;
   const weight = w.takeData(`${conv}.weight`, [cout, cin, k, k]);
   const bias = w.takeData(`${conv}.bias`, [cout]);
   const slope = w.takeData(`${prelu}.weight`, [cout]);
-  const outChannels = pad ? padChannels(cout) : cout;
+  const outChannels = padChannels(cout);
   const inChannels = x.channels;
   const paddedWeight = new Float32Array(outChannels * inChannels * k * k);
   for (let o = 0; o < cout; o++) {
@@ -121,10 +134,10 @@ function convPreluPoolFirst(
   g: GraphBuilder,
   w: StateDictReader,
   x: string,
-  layer: { conv: string; prelu: string; cin: number; cout: number; k: number },
+  layer: MtcnnConv,
   pool: MaxPoolOptions,
 ): string {
-  const { conv, prelu, cin, cout, k } = layer;
+  const { name: conv, prelu, in: cin, out: cout, kernel: k } = layer;
   const weight = w.takeData(`${conv}.weight`, [cout, cin, k, k]);
   const bias = w.takeData(`${conv}.bias`, [cout]);
   const slope = w.takeData(`${prelu}.weight`, [cout]);
@@ -208,18 +221,19 @@ function flattenedDense(
   w: StateDictReader,
   x: string,
   name: string,
-  map: { c: number; h: number; w: number },
+  map: MtcnnFlatten,
   cout: number,
 ): string {
-  const cin = map.c * map.h * map.w;
+  const { channels, height, width } = map;
+  const cin = channels * height * width;
   const weight = w.takeData(`${name}.weight`, [cout, cin]);
   const permuted = new Float32Array(weight.length);
   for (let o = 0; o < cout; o++) {
-    for (let c = 0; c < map.c; c++) {
-      for (let y = 0; y < map.h; y++) {
-        for (let xx = 0; xx < map.w; xx++) {
-          const caffe = (xx * map.h + y) * map.c + c;
-          const plain = (c * map.h + y) * map.w + xx;
+    for (let c = 0; c < channels; c++) {
+      for (let y = 0; y < height; y++) {
+        for (let xx = 0; xx < width; xx++) {
+          const caffe = (xx * height + y) * channels + c;
+          const plain = (c * height + y) * width + xx;
           permuted[o * cin + plain] = weight[o * cin + caffe]!;
         }
       }
@@ -230,6 +244,107 @@ function flattenedDense(
     { weight: { dims: [cout, cin], data: permuted }, bias: w.take(`${name}.bias`, [cout]) },
     name,
   );
+}
+
+const poolOptions = (pool: MtcnnMaxPool): MaxPoolOptions => ({
+  kernel: [pool.kernel, pool.kernel],
+  strides: [pool.stride, pool.stride],
+  ceilMode: true,
+});
+
+/**
+ * P-Net's face/background softmax over two channels of a map is the sigmoid of their difference:
+ * onnxruntime's channel-axis Softmax transposes the whole map twice (a sixth of P-Net's time on a large
+ * pyramid level); a 1×1 conv computing l1 − l0 and l0 − l1, with the sigmoid fused into it, gives the same
+ * probabilities within float32 rounding.
+ */
+function softmaxPairOnMap(g: GraphBuilder, w: StateDictReader, x: string, head: MtcnnHead): string {
+  const { name, in: cin } = head;
+  if (head.out !== 2) throw new Error(`MTCNN graph: softmax head ${name} on a map must have 2 channels`);
+  const logit = w.takeData(`${name}.weight`, [2, cin, 1, 1]);
+  const logitBias = w.takeData(`${name}.bias`, [2]);
+  const difference = new Float32Array(2 * cin);
+  for (let i = 0; i < cin; i++) {
+    difference[i] = logit[i]! - logit[cin + i]!;
+    difference[cin + i] = logit[cin + i]! - logit[i]!;
+  }
+  return g.node(
+    'Sigmoid',
+    [
+      g.conv(
+        x,
+        {
+          weight: { dims: [2, cin, 1, 1], data: difference },
+          bias: {
+            dims: [2],
+            data: Float32Array.of(logitBias[0]! - logitBias[1]!, logitBias[1]! - logitBias[0]!),
+          },
+        },
+        name,
+      ),
+    ],
+    {},
+    { output: head.output },
+  );
+}
+
+/** One output layer on the trunk's last value, producing the graph output named `head.output`. */
+function outputHead(g: GraphBuilder, w: StateDictReader, x: string, head: MtcnnHead): string {
+  const { name, in: cin, out: cout, output } = head;
+  if (head.kind === 'conv') {
+    if (head.activation === 'softmax') return softmaxPairOnMap(g, w, x, head);
+    return g.conv(
+      x,
+      { weight: w.take(`${name}.weight`, [cout, cin, 1, 1]), bias: w.take(`${name}.bias`, [cout]), output },
+      name,
+    );
+  }
+  if (head.activation === 'softmax') return g.softmax(linear(g, w, x, name, cin, cout), 1, output);
+  return linear(g, w, x, name, cin, cout, output);
+}
+
+/** Lowers one network of the plan to ONNX bytes (see the layout notes above). */
+function buildNetwork(
+  architecture: MtcnnNetworkArchitecture,
+  stateDict: StateDict,
+  options: BuildGraphOptions | undefined,
+): Uint8Array {
+  const { g, w } = start(architecture.name, stateDict, options);
+  const { channels, size } = architecture.input;
+  let f = { value: g.input('input', ['N', channels, size ?? 'H', size ?? 'W']), channels };
+  let flatten: MtcnnFlatten | undefined;
+  const { layers } = architecture;
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i]!;
+    const next = layers[i + 1];
+    if (layer.kind === 'conv' && i === 0 && size === undefined && next?.kind === 'maxpool') {
+      f = { value: convPreluPoolFirst(g, w, f.value, layer, poolOptions(next)), channels: layer.out };
+      i++;
+    } else if (layer.kind === 'conv') {
+      f = convPrelu(g, w, f, layer);
+    } else if (layer.kind === 'maxpool') {
+      f = { ...f, value: g.maxPool(f.value, poolOptions(layer), layer.name) };
+    } else if (layer.kind === 'flatten') {
+      // Folded into the next dense layer's weights (see flattenedDense).
+      flatten = layer;
+    } else {
+      if (!flatten) throw new Error(`MTCNN graph: dense layer ${layer.name} must follow a flatten`);
+      const y = flattenedDense(g, w, f.value, layer.name, flatten, layer.out);
+      f = {
+        value: g.prelu(y, w.take(`${layer.prelu}.weight`, [layer.out]), 2, layer.prelu),
+        channels: layer.out,
+      };
+      flatten = undefined;
+    }
+  }
+  const values = new Map<MtcnnOutputName, string>();
+  for (const head of architecture.heads) values.set(head.output, outputHead(g, w, f.value, head));
+  w.assertAllUsed();
+  for (const name of architecture.outputs) {
+    const head = architecture.heads.find((h) => h.output === name)!;
+    g.output(values.get(name)!, name, head.kind === 'conv' ? ['N', head.out, 'h', 'w'] : ['N', head.out]);
+  }
+  return g.toBytes();
 }
 
 /**
@@ -247,56 +362,7 @@ function flattenedDense(
  * ```
  */
 export function buildPNet(stateDict: StateDict, options?: BuildGraphOptions): Uint8Array {
-  const { g, w } = start('PNet', stateDict, options);
-  const input = g.input('input', ['N', 3, 'H', 'W']);
-  const pooled = convPreluPoolFirst(
-    g,
-    w,
-    input,
-    { conv: 'conv1', prelu: 'prelu1', cin: 3, cout: 10, k: 3 },
-    { kernel: [2, 2], strides: [2, 2], ceilMode: true },
-  );
-  let f = { value: pooled, channels: 10 };
-  f = convPrelu(g, w, f, { conv: 'conv2', prelu: 'prelu2', cin: 10, cout: 16, k: 3, pad: false });
-  f = convPrelu(g, w, f, { conv: 'conv3', prelu: 'prelu3', cin: 16, cout: 32, k: 3, pad: false });
-  const x = f.value;
-  // softmax over two logits is sigmoid of their difference: onnxruntime's channel-axis Softmax transposes the
-  // whole map twice (a sixth of P-Net's time on a large pyramid level); a 1×1 conv computing l1 − l0 and
-  // l0 − l1, with the sigmoid fused into it, gives the same probabilities within float32 rounding.
-  const logit = w.takeData('conv4_1.weight', [2, 32, 1, 1]);
-  const logitBias = w.takeData('conv4_1.bias', [2]);
-  const difference = new Float32Array(64);
-  for (let i = 0; i < 32; i++) {
-    difference[i] = logit[i]! - logit[32 + i]!;
-    difference[32 + i] = logit[32 + i]! - logit[i]!;
-  }
-  const prob = g.node(
-    'Sigmoid',
-    [
-      g.conv(
-        x,
-        {
-          weight: { dims: [2, 32, 1, 1], data: difference },
-          bias: {
-            dims: [2],
-            data: Float32Array.of(logitBias[0]! - logitBias[1]!, logitBias[1]! - logitBias[0]!),
-          },
-        },
-        'conv4_1',
-      ),
-    ],
-    {},
-    { output: 'prob' },
-  );
-  const reg = g.conv(
-    x,
-    { weight: w.take('conv4_2.weight', [4, 32, 1, 1]), bias: w.take('conv4_2.bias', [4]), output: 'reg' },
-    'conv4_2',
-  );
-  w.assertAllUsed();
-  g.output(reg, 'reg', ['N', 4, 'h', 'w']);
-  g.output(prob, 'prob', ['N', 2, 'h', 'w']);
-  return g.toBytes();
+  return buildNetwork(MTCNN_PNET, stateDict, options);
 }
 
 /**
@@ -308,21 +374,7 @@ export function buildPNet(stateDict: StateDict, options?: BuildGraphOptions): Ui
  * @throws CheckpointError when a key is missing, has the wrong shape, or is not part of R-Net.
  */
 export function buildRNet(stateDict: StateDict, options?: BuildGraphOptions): Uint8Array {
-  const { g, w } = start('RNet', stateDict, options);
-  let f = { value: g.input('input', ['N', 3, 24, 24]), channels: 3 };
-  f = convPrelu(g, w, f, { conv: 'conv1', prelu: 'prelu1', cin: 3, cout: 28, k: 3, pad: true });
-  f.value = g.maxPool(f.value, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool1');
-  f = convPrelu(g, w, f, { conv: 'conv2', prelu: 'prelu2', cin: 28, cout: 48, k: 3, pad: true });
-  f.value = g.maxPool(f.value, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool2');
-  f = convPrelu(g, w, f, { conv: 'conv3', prelu: 'prelu3', cin: 48, cout: 64, k: 2, pad: true });
-  let x = flattenedDense(g, w, f.value, 'dense4', { c: 64, h: 3, w: 3 }, 128);
-  x = g.prelu(x, w.take('prelu4.weight', [128]), 2, 'prelu4');
-  const prob = g.softmax(linear(g, w, x, 'dense5_1', 128, 2), 1, 'prob');
-  const reg = linear(g, w, x, 'dense5_2', 128, 4, 'reg');
-  w.assertAllUsed();
-  g.output(reg, 'reg', ['N', 4]);
-  g.output(prob, 'prob', ['N', 2]);
-  return g.toBytes();
+  return buildNetwork(MTCNN_RNET, stateDict, options);
 }
 
 /**
@@ -335,23 +387,5 @@ export function buildRNet(stateDict: StateDict, options?: BuildGraphOptions): Ui
  * @throws CheckpointError when a key is missing, has the wrong shape, or is not part of O-Net.
  */
 export function buildONet(stateDict: StateDict, options?: BuildGraphOptions): Uint8Array {
-  const { g, w } = start('ONet', stateDict, options);
-  let f = { value: g.input('input', ['N', 3, 48, 48]), channels: 3 };
-  f = convPrelu(g, w, f, { conv: 'conv1', prelu: 'prelu1', cin: 3, cout: 32, k: 3, pad: true });
-  f.value = g.maxPool(f.value, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool1');
-  f = convPrelu(g, w, f, { conv: 'conv2', prelu: 'prelu2', cin: 32, cout: 64, k: 3, pad: true });
-  f.value = g.maxPool(f.value, { kernel: [3, 3], strides: [2, 2], ceilMode: true }, 'pool2');
-  f = convPrelu(g, w, f, { conv: 'conv3', prelu: 'prelu3', cin: 64, cout: 64, k: 3, pad: true });
-  f.value = g.maxPool(f.value, { kernel: [2, 2], strides: [2, 2], ceilMode: true }, 'pool3');
-  f = convPrelu(g, w, f, { conv: 'conv4', prelu: 'prelu4', cin: 64, cout: 128, k: 2, pad: true });
-  let x = flattenedDense(g, w, f.value, 'dense5', { c: 128, h: 3, w: 3 }, 256);
-  x = g.prelu(x, w.take('prelu5.weight', [256]), 2, 'prelu5');
-  const prob = g.softmax(linear(g, w, x, 'dense6_1', 256, 2), 1, 'prob');
-  const reg = linear(g, w, x, 'dense6_2', 256, 4, 'reg');
-  const landmarks = linear(g, w, x, 'dense6_3', 256, 10, 'landmarks');
-  w.assertAllUsed();
-  g.output(reg, 'reg', ['N', 4]);
-  g.output(landmarks, 'landmarks', ['N', 10]);
-  g.output(prob, 'prob', ['N', 2]);
-  return g.toBytes();
+  return buildNetwork(MTCNN_ONET, stateDict, options);
 }

@@ -4,6 +4,7 @@
  */
 
 import { zipSync } from 'fflate';
+import type { StateDict } from '../types.js';
 
 const encoder = new TextEncoder();
 
@@ -179,6 +180,29 @@ export interface TensorSpec {
   parameter?: boolean;
 }
 
+/**
+ * A {@link TensorSpec} for a contiguous 1-d view of a whole storage of `numel` elements (offset 0, size
+ * `[numel]`, stride `[1]`), with `overrides` on top.
+ */
+export function tensorSpec(
+  name: string,
+  storageClass: string,
+  key: string,
+  numel: number,
+  overrides: Partial<Omit<TensorSpec, 'name' | 'storageClass' | 'key' | 'storageNumel'>> = {},
+): TensorSpec {
+  return {
+    name,
+    storageClass,
+    key,
+    storageNumel: numel,
+    offset: 0,
+    size: [numel],
+    stride: [1],
+    ...overrides,
+  };
+}
+
 /** Writes the tensor-rebuilding part of a state-dict pickle for `spec`. */
 export function writeTensor(w: PickleWriter, spec: TensorSpec, legacy: boolean): void {
   if (spec.parameter) w.global('torch._utils', '_rebuild_parameter').mark();
@@ -258,6 +282,42 @@ export function legacyCheckpoint(
     parts.push(count, s.data);
   }
   return concat(parts);
+}
+
+const STORAGE_CLASS: Readonly<Record<string, string>> = {
+  float32: 'FloatStorage',
+  float64: 'DoubleStorage',
+  int64: 'LongStorage',
+  int32: 'IntStorage',
+};
+
+/**
+ * A state dict as the bytes of a legacy-format `torch.save` file (the format of facenet-pytorch's release
+ * `.pt` files): one contiguous storage per tensor, each rebuilt with `torch._utils._rebuild_tensor_v2`, like
+ * PyTorch 1.x writes module state dicts.
+ */
+export function legacyCheckpointBytes(stateDict: StateDict): Uint8Array {
+  const specs: TensorSpec[] = [];
+  const storages: { key: string; numel: number; data: Uint8Array }[] = [];
+  for (const tensor of stateDict.values()) {
+    const storageClass = STORAGE_CLASS[tensor.dtype];
+    if (!storageClass) throw new Error(`legacyCheckpointBytes: no storage class for ${tensor.dtype}`);
+    const key = String(specs.length);
+    const numel = tensor.data.length;
+    const stride = tensor.shape.map((_, i) => tensor.shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    specs.push({
+      name: tensor.name,
+      storageClass,
+      key,
+      storageNumel: numel,
+      offset: 0,
+      size: [...tensor.shape],
+      stride,
+    });
+    const { buffer, byteOffset, byteLength } = tensor.data;
+    storages.push({ key, numel, data: new Uint8Array(buffer, byteOffset, byteLength) });
+  }
+  return legacyCheckpoint(stateDictPickle(specs, true), storages);
 }
 
 /** Concatenates byte arrays. */

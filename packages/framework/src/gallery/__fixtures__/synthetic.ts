@@ -53,18 +53,8 @@ export function embedderInfo(
   };
 }
 
-/** Float64 brute force: dot product of the L2-normalised versions of `a` and `b`. */
-export function unitDot(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
+/** Float64 brute force: dot product of the L2-normalised versions of `a` and `b` (cosine similarity). */
+export { cosine as unitDot } from '../../testing/vectors.js';
 
 /** Float64 brute force: the normalised mean of `vectors`. */
 export function centroid(vectors: readonly ArrayLike<number>[]): Float64Array {

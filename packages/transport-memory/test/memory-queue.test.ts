@@ -1,9 +1,14 @@
+import {
+  DisposedError,
+  FacerecInputError,
+  InvalidMessageError,
+  InvalidOptionsError,
+  InvalidReceiptError,
+  MessageTooLargeError,
+  SPECIFICATION_VERSION,
+} from '@facerec/framework';
 import { describe, expect, it } from 'vitest';
-import { DisposedError, FacerecInputError, InvalidOptionsError } from '../errors.js';
-import { ManualClock, systemClock } from './clock.js';
-import { InvalidMessageError, InvalidReceiptError, MessageTooLargeError } from './errors.js';
-import { InMemoryQueueTransport } from './memory-queue.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, messageSizeBytes } from './message.js';
+import { IN_MEMORY_QUEUE_LIMITS, InMemoryQueueTransport, ManualClock, systemClock } from '../src/index.js';
 
 function setup(options: ConstructorParameters<typeof InMemoryQueueTransport>[0] = {}) {
   const clock = new ManualClock(1_000_000);
@@ -29,7 +34,7 @@ function track<T>(promise: Promise<T>) {
 describe('InMemoryQueueTransport: delivery', () => {
   it('delivers published messages with their id, body, attributes and a receive count of 1', async () => {
     const { transport } = setup();
-    expect(transport.specificationVersion).toBe('v1');
+    expect(transport.specificationVersion).toBe(SPECIFICATION_VERSION);
     await transport.publish('jobs', [
       { id: 'a', body: '{"frame":1}', attributes: { kind: 'frame' } },
       { body: 'no id' },
@@ -393,7 +398,7 @@ describe('InMemoryQueueTransport: close', () => {
 describe('InMemoryQueueTransport: message checks', () => {
   it('refuses a message over maxMessageBytes, naming its id, size and the limit, and enqueues nothing', async () => {
     const { transport } = setup();
-    const big = 'é'.repeat(DEFAULT_MAX_MESSAGE_BYTES / 2) + 'x'; // 2 bytes per é in UTF-8
+    const big = 'é'.repeat(IN_MEMORY_QUEUE_LIMITS.defaultMaxMessageBytes / 2) + 'x'; // 2 bytes per é in UTF-8
     const error = await transport
       .publish('jobs', [
         { id: 'ok', body: 'fine' },
@@ -431,14 +436,6 @@ describe('InMemoryQueueTransport: message checks', () => {
   });
 });
 
-describe('messageSizeBytes', () => {
-  it('counts UTF-8 bytes of the body, and name + "String" + value of each attribute', () => {
-    expect(messageSizeBytes({ body: 'héllo' })).toBe(6);
-    expect(messageSizeBytes({ body: '😀' })).toBe(4);
-    expect(messageSizeBytes({ body: 'héllo', attributes: { kind: 'frame' } })).toBe(21);
-  });
-});
-
 describe('InMemoryQueueTransport: options', () => {
   it('rejects unknown and out-of-range options, naming the component and the key', () => {
     expect(() => new InMemoryQueueTransport({ visibility: 3 } as never)).toThrow(
@@ -453,7 +450,7 @@ describe('InMemoryQueueTransport: options', () => {
     expect(() => new InMemoryQueueTransport({ maxMessageBytes: 2_000_000 })).toThrow(/maxMessageBytes/);
   });
 
-  it('validates receive options against SQS ranges', async () => {
+  it('validates receive options against its limits (SQS ranges)', async () => {
     const { transport } = setup();
     await expect(transport.receive('jobs', { maxMessages: 11 })).rejects.toThrow(/maxMessages/);
     await expect(transport.receive('jobs', { waitTimeSeconds: 21 })).rejects.toThrow(/waitTimeSeconds/);

@@ -1,22 +1,40 @@
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
-import type { OutboundMessage, ReceivedMessage, ReceiveOptions, Transport } from '../contracts/transport.js';
-import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { DisposedError, InvalidOptionsError } from '../errors.js';
-import { type Clock, systemClock, type TimerHandle } from './clock.js';
-import { InvalidReceiptError } from './errors.js';
 import {
   assertVisibilityTimeout,
-  DEFAULT_MAX_MESSAGE_BYTES,
+  DisposedError,
   formatIssues,
-  MAX_MESSAGE_BYTES_LIMIT,
-  MAX_VISIBILITY_TIMEOUT_SECONDS,
+  InvalidOptionsError,
+  InvalidReceiptError,
+  type OutboundMessage,
   prepareOutboundMessages,
+  type ReceivedMessage,
+  type ReceiveLimits,
+  type ReceiveOptions,
   type ResolvedReceiveOptions,
   resolveReceiveOptions,
-} from './message.js';
+  SPECIFICATION_VERSION,
+  type Transport,
+} from '@facerec/framework';
+import { z } from 'zod';
+import { type Clock, systemClock, type TimerHandle } from './clock.js';
 
 const COMPONENT = 'InMemoryQueueTransport';
+
+/**
+ * The limits of {@link InMemoryQueueTransport}. They are SQS's on purpose, so that what runs locally also
+ * runs on SQS: receive batches of 1–10 (default 10), long polls of 0–20 s (default 20), visibility timeouts
+ * of 0–43200 s, messages of up to 256 KiB by default and at most 1 MiB, 1–1000 receives before redrive.
+ */
+export const IN_MEMORY_QUEUE_LIMITS: Readonly<
+  ReceiveLimits & { defaultMaxMessageBytes: number; maxMessageBytes: number; maxReceiveCount: number }
+> = Object.freeze({
+  maxMessages: 10,
+  maxWaitTimeSeconds: 20,
+  maxVisibilityTimeoutSeconds: 43_200,
+  defaultMaxMessageBytes: 262_144,
+  maxMessageBytes: 1_048_576,
+  maxReceiveCount: 1000,
+});
 
 /** Settings of one queue, as an SQS queue's attributes and redrive policy would give them. */
 export interface QueueConfig {
@@ -38,7 +56,10 @@ export interface InMemoryQueueTransportOptions {
   readonly queues?: Readonly<Record<string, QueueConfig>>;
   /** Settings of queues created on first use. A dead-letter queue can only be set per queue. */
   readonly queueDefaults?: Omit<QueueConfig, 'deadLetterQueue'>;
-  /** Largest message accepted (body and attributes, see `messageSizeBytes`). Default 262144 (256 KiB). */
+  /**
+   * Largest message accepted (body and attributes, see `messageSizeBytes`), 1–1048576. Default 262144
+   * (256 KiB).
+   */
   readonly maxMessageBytes?: number;
   /** Time source for visibility timeouts and long polls. Default {@link systemClock}; tests use `ManualClock`. */
   readonly clock?: Clock;
@@ -52,8 +73,8 @@ export const DEFAULT_QUEUE_CONFIG: Readonly<Required<Omit<QueueConfig, 'deadLett
 
 const queueConfigSchema = z
   .object({
-    visibilityTimeoutSeconds: z.number().int().min(0).max(MAX_VISIBILITY_TIMEOUT_SECONDS),
-    maxReceiveCount: z.number().int().min(1).max(1000),
+    visibilityTimeoutSeconds: z.number().int().min(0).max(IN_MEMORY_QUEUE_LIMITS.maxVisibilityTimeoutSeconds),
+    maxReceiveCount: z.number().int().min(1).max(IN_MEMORY_QUEUE_LIMITS.maxReceiveCount),
     deadLetterQueue: z.string().min(1),
   })
   .partial()
@@ -63,7 +84,7 @@ const optionsSchema = z
   .object({
     queues: z.record(z.string().min(1), queueConfigSchema),
     queueDefaults: queueConfigSchema.omit({ deadLetterQueue: true }).strict(),
-    maxMessageBytes: z.number().int().min(1).max(MAX_MESSAGE_BYTES_LIMIT),
+    maxMessageBytes: z.number().int().min(1).max(IN_MEMORY_QUEUE_LIMITS.maxMessageBytes),
     clock: z.custom<Clock>(
       (value) =>
         typeof value === 'object' &&
@@ -128,7 +149,8 @@ interface DecodedReceipt {
  *   visible again; it honours `signal` (rejecting with its reason) and {@link InMemoryQueueTransport.close}.
  * - Acknowledging with a receipt from an earlier delivery of a message that was received again since is
  *   ignored, as SQS ignores it; a receipt this transport never issued is an {@link InvalidReceiptError}.
- * - Messages are limited in size exactly as by the SQS transport (`maxMessageBytes`, default 256 KiB).
+ * - Messages are limited in size as SQS limits them (`maxMessageBytes`, default 256 KiB), and receive options
+ *   to SQS's ranges: see {@link IN_MEMORY_QUEUE_LIMITS}.
  *
  * Unlike standard SQS it delivers in arrival order and exactly once per receive: tests stay deterministic.
  *
@@ -161,7 +183,7 @@ export class InMemoryQueueTransport implements Transport {
       throw new InvalidOptionsError(COMPONENT, formatIssues(parsed.error), { cause: parsed.error });
     }
     this.#clock = parsed.data.clock ?? systemClock;
-    this.#maxMessageBytes = parsed.data.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#maxMessageBytes = parsed.data.maxMessageBytes ?? IN_MEMORY_QUEUE_LIMITS.defaultMaxMessageBytes;
     this.#defaults = { ...DEFAULT_QUEUE_CONFIG, ...parsed.data.queueDefaults, deadLetterQueue: undefined };
     const configs = new Map<string, ResolvedQueueConfig>();
     for (const [name, config] of Object.entries(parsed.data.queues ?? {})) {
@@ -216,7 +238,7 @@ export class InMemoryQueueTransport implements Transport {
   }
 
   async receive(queue: string, options?: ReceiveOptions): Promise<ReceivedMessage[]> {
-    const resolved = resolveReceiveOptions(options, COMPONENT);
+    const resolved = resolveReceiveOptions(options, COMPONENT, IN_MEMORY_QUEUE_LIMITS);
     this.#assertOpen();
     assertQueueName(queue);
     resolved.signal?.throwIfAborted();
@@ -281,7 +303,11 @@ export class InMemoryQueueTransport implements Transport {
     visibilityTimeoutSeconds: number,
   ): Promise<void> {
     assertQueueName(queue);
-    assertVisibilityTimeout(visibilityTimeoutSeconds, COMPONENT);
+    assertVisibilityTimeout(
+      visibilityTimeoutSeconds,
+      COMPONENT,
+      IN_MEMORY_QUEUE_LIMITS.maxVisibilityTimeoutSeconds,
+    );
     const { seq, delivery } = this.#decodeReceipt(queue, message.receipt);
     const state = this.#queues.get(queue);
     const stored = state?.messages.get(seq);

@@ -1,0 +1,118 @@
+import type { EmbedderPreprocessing, FaceEmbedder } from '../contracts/embedder.js';
+import { assertEmbedderInputs } from '../contracts/validate.js';
+import { SPECIFICATION_VERSION } from '../contracts/version.js';
+import { DisposedError, FacerecError } from '../errors.js';
+import type { RgbImage } from '../image/types.js';
+import { DEFAULT_MAX_BATCH_SIZE } from '../registry/builtin.js';
+
+/** What a {@link BaseEmbedder} subclass tells its base. */
+export interface BaseEmbedderSettings {
+  readonly provider: string;
+  readonly modelId: string;
+  readonly weightsSha256: string | undefined;
+  readonly dimension: number;
+  readonly preprocessing: EmbedderPreprocessing;
+  /** Faces per {@link BaseEmbedder.runBatch} call. Default {@link DEFAULT_MAX_BATCH_SIZE}. */
+  readonly maxBatchSize?: number | undefined;
+}
+
+/** A model returned something other than `count × dimension` finite numbers: a bug, not a caller's mistake. */
+export class EmbedderOutputError extends FacerecError {
+  static override readonly errorName: string = 'EmbedderOutputError';
+  constructor(modelId: string, detail: string) {
+    super('EMBEDDER_OUTPUT', `${modelId}: ${detail}`);
+  }
+}
+
+/**
+ * The one implementation of {@link FaceEmbedder}'s public behaviour, whichever runtime runs the network:
+ * input validation (every crop checked before any inference), batching by `maxBatchSize`, output checks
+ * (shape, finite values), and the dispose state. A provider implements {@link BaseEmbedder.runBatch} (one
+ * forward pass over at most `maxBatchSize` crops) and {@link BaseEmbedder.release}.
+ *
+ * @example
+ * class MyEmbedder extends BaseEmbedder {
+ *   protected async runBatch(faces: readonly RgbImage[]) { return this.session.run(toTensor(faces)); }
+ *   protected async release() { await this.session.close(); }
+ * }
+ */
+export abstract class BaseEmbedder implements FaceEmbedder {
+  readonly specificationVersion = SPECIFICATION_VERSION;
+  readonly provider: string;
+  readonly modelId: string;
+  readonly weightsSha256: string | undefined;
+  readonly dimension: number;
+  readonly preprocessing: EmbedderPreprocessing;
+  readonly maxBatchSize: number;
+  #disposed = false;
+
+  protected constructor(settings: BaseEmbedderSettings) {
+    this.provider = settings.provider;
+    this.modelId = settings.modelId;
+    this.weightsSha256 = settings.weightsSha256;
+    this.dimension = settings.dimension;
+    this.preprocessing = settings.preprocessing;
+    this.maxBatchSize = settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+  }
+
+  /**
+   * One forward pass: `faces` (1 to `maxBatchSize` crops of exactly `preprocessing.inputSize`, already
+   * validated) → `faces.length × dimension` L2-normalised values, row by row.
+   */
+  protected abstract runBatch(faces: readonly RgbImage[]): Promise<Float32Array>;
+
+  /** Releases the runtime's resources; called once, by {@link BaseEmbedder.dispose}. */
+  protected abstract release(): Promise<void> | void;
+
+  async embed(faces: readonly RgbImage[]): Promise<Float32Array[]> {
+    this.assertLive();
+    assertEmbedderInputs(faces, this.preprocessing.inputSize, this.modelId);
+    return this.inBatches(faces, (chunk) => this.runBatch(chunk));
+  }
+
+  /**
+   * Splits `inputs` into chunks of at most `maxBatchSize`, runs each, and checks and splits the output rows.
+   * Subclasses with other kinds of input (raw descriptors, float images) reuse it.
+   */
+  protected async inBatches<T>(
+    inputs: readonly T[],
+    run: (chunk: readonly T[]) => Promise<Float32Array>,
+  ): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    const d = this.dimension;
+    for (let start = 0; start < inputs.length; start += this.maxBatchSize) {
+      // Checked per chunk: a dispose() while an earlier chunk ran must not reach a released runtime.
+      this.assertLive();
+      const chunk = inputs.slice(start, start + this.maxBatchSize);
+      const rows = await run(chunk);
+      if (rows.length !== chunk.length * d) {
+        throw new EmbedderOutputError(
+          this.modelId,
+          `the model returned ${rows.length} values for ${chunk.length} faces; expected ${chunk.length} × ${d}`,
+        );
+      }
+      for (let i = 0; i < rows.length; i++) {
+        if (!Number.isFinite(rows[i]!)) {
+          throw new EmbedderOutputError(
+            this.modelId,
+            `non-finite value in the embedding of face ${start + Math.floor(i / d)}`,
+          );
+        }
+      }
+      for (let i = 0; i < chunk.length; i++) out.push(rows.slice(i * d, (i + 1) * d));
+    }
+    return out;
+  }
+
+  /** @throws DisposedError once {@link BaseEmbedder.dispose} was called. */
+  protected assertLive(): void {
+    if (this.#disposed) throw new DisposedError(`${this.provider} ${this.modelId} embedder`);
+  }
+
+  /** Releases the model. Later calls reject with `DisposedError`; a second `dispose()` does nothing. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    await this.release();
+  }
+}

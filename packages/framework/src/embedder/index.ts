@@ -1,0 +1,1 @@
+export { BaseEmbedder, type BaseEmbedderSettings, EmbedderOutputError } from './base.js';

@@ -1,0 +1,130 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { writeFileAtomic } from './fs.js';
+
+describe('writeFileAtomic', () => {
+  let dir: string;
+  let n = 0;
+  const fresh = () => path.join(dir, `file-${n++}.txt`);
+  const temps = () => readdirSync(dir).filter((name) => name.endsWith('.tmp'));
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-fs-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    expect(temps()).toEqual([]);
+  });
+
+  async function* slowly(pieces: readonly (string | Uint8Array)[], failAfter?: number) {
+    for (const [i, piece] of pieces.entries()) {
+      if (i === failAfter) throw new Error('source failed');
+      await new Promise((r) => setImmediate(r));
+      yield piece;
+    }
+  }
+
+  it.each([
+    ['a string', 'héllo\n', 'héllo\n'],
+    ['bytes', new Uint8Array([0x68, 0x69, 0x00, 0xff]), Buffer.from([0x68, 0x69, 0x00, 0xff])],
+    ['an iterable of text and bytes', ['a', Buffer.from('b'), 'cd', 'é'], 'abcdé'],
+    ['an async iterable', slowly(['x', new TextEncoder().encode('y'), 'z']), 'xyz'],
+    ['no pieces', [], ''],
+  ])('writes %s', async (_what, data, expected) => {
+    const file = fresh();
+    await writeFileAtomic(file, data);
+    expect(await readFile(file)).toEqual(Buffer.from(expected));
+  });
+
+  it('joins text pieces past the flush size in order', async () => {
+    const file = fresh();
+    const pieces = Array.from({ length: 3000 }, (_, i) => `${String(i).padStart(4, '0')}${'.'.repeat(996)}`);
+    await writeFileAtomic(file, pieces);
+    expect(await readFile(file, 'utf8')).toBe(pieces.join(''));
+  });
+
+  it('replaces an existing file', async () => {
+    const file = fresh();
+    await writeFile(file, 'old content, longer than the new one');
+    await writeFileAtomic(file, 'new');
+    expect(await readFile(file, 'utf8')).toBe('new');
+  });
+
+  it('fsyncs the file before the rename and the directory after it', async () => {
+    const file = fresh();
+    const probe = await open(path.join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { sync(): Promise<void> };
+    await probe.close();
+    await rm(path.join(dir, 'probe'));
+    const seen: boolean[] = [];
+    const realSync = proto.sync;
+    vi.spyOn(proto, 'sync').mockImplementation(async function (this: unknown) {
+      seen.push(existsSync(file));
+      return realSync.call(this);
+    });
+    await writeFileAtomic(file, 'durable');
+    // The file's fsync runs while `file` does not exist yet; the directory's once it does.
+    expect(seen).toEqual(process.platform === 'win32' ? [false] : [false, true]);
+  });
+
+  describe('on failure: rejects, leaves the old file as it was and removes the temporary file', () => {
+    const failures: [string, (file: string) => Promise<void>, RegExp][] = [
+      [
+        'the data source throws',
+        (file) => writeFileAtomic(file, slowly(['a', 'b', 'c'], 2)),
+        /source failed/,
+      ],
+      [
+        'beforeRename throws',
+        (file) =>
+          writeFileAtomic(file, 'rejected', {
+            beforeRename: () => {
+              throw new Error('hash mismatch');
+            },
+          }),
+        /hash mismatch/,
+      ],
+      [
+        'an async beforeRename rejects',
+        (file) =>
+          writeFileAtomic(file, 'rejected', {
+            beforeRename: () => Promise.reject(new Error('record failed')),
+          }),
+        /record failed/,
+      ],
+    ];
+    it.each(failures)('when %s', async (_when, write, message) => {
+      const file = fresh();
+      await writeFile(file, 'old');
+      await expect(write(file)).rejects.toThrow(message);
+      expect(await readFile(file, 'utf8')).toBe('old');
+    });
+
+    it('when the rename fails (a non-empty directory in the way)', async () => {
+      const file = fresh();
+      await mkdir(file);
+      await writeFile(path.join(file, 'inside'), 'keep');
+      await expect(writeFileAtomic(file, 'x')).rejects.toMatchObject({ code: expect.any(String) });
+      expect(await readFile(path.join(file, 'inside'), 'utf8')).toBe('keep');
+    });
+
+    it('when the directory does not exist (nothing is created)', async () => {
+      const file = path.join(dir, 'missing', 'g.json');
+      await expect(writeFileAtomic(file, 'x')).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(existsSync(path.join(dir, 'missing'))).toBe(false);
+    });
+  });
+
+  it('lets concurrent writers of one file finish with one complete version', async () => {
+    const file = fresh();
+    const versions = Array.from({ length: 12 }, (_, i) => `${i}:${'v'.repeat(10_000 + i)}`);
+    await Promise.all(versions.map((v) => writeFileAtomic(file, slowly([v.slice(0, 5000), v.slice(5000)]))));
+    expect(versions).toContain(await readFile(file, 'utf8'));
+  });
+});

@@ -1,0 +1,136 @@
+import path from 'node:path';
+import { z } from 'zod';
+import type { EmbedderPreprocessing } from '../contracts/embedder.js';
+import { FACEAPI_RESNET_DESCRIPTOR_SIZE } from '../faceapi/architecture.js';
+import { FACEAPI_PREPROCESSING } from '../faceapi/preprocess.js';
+import { type MtcnnOptions, mtcnnOptionsSchema } from '../mtcnn/options.js';
+import type { DetectorDescription, EmbedderDescription } from './types.js';
+
+/**
+ * Declares a detector for a {@link ModelRegistry} (typed options, frozen).
+ * @example
+ * const registry = MODELS.with(defineDetector({ kind: 'detector', id: 'my-detector', ... }));
+ */
+export function defineDetector<Options extends object>(
+  description: DetectorDescription<Options>,
+): DetectorDescription<Options> {
+  return Object.freeze({ ...description });
+}
+
+/**
+ * Declares an embedder for a {@link ModelRegistry} (typed options, frozen): its input, crop policy, output,
+ * thresholds and, for a model no provider implements natively, a provider-free `load`.
+ */
+export function defineEmbedder<Options extends object>(
+  description: EmbedderDescription<Options>,
+): EmbedderDescription<Options> {
+  return Object.freeze({ ...description });
+}
+
+/** Faces per inference call when an embedder's `maxBatchSize` is not given: the one default, for every provider. */
+export const DEFAULT_MAX_BATCH_SIZE = 16;
+
+const maxBatchSize = z.number().int().min(1).max(1024).optional();
+
+/** MTCNN (facenet-pytorch's P-Net, R-Net, O-Net). Options: {@link MtcnnOptions}. */
+export const MTCNN: DetectorDescription<MtcnnOptions> = defineDetector({
+  kind: 'detector',
+  id: 'mtcnn',
+  summary: "MTCNN face detector (facenet-pytorch's P-Net, R-Net, O-Net): boxes, scores, 5 landmarks",
+  licence: 'MIT (facenet-pytorch)',
+  options: mtcnnOptionsSchema,
+  manifestEntries: () => ['mtcnn-pnet', 'mtcnn-rnet', 'mtcnn-onet'],
+});
+
+/** facenet's input: 160×160, `(x − 127.5) / 128`, and facenet-pytorch's `extract_face` crop (the box, no margin). */
+export const FACENET_PREPROCESSING: EmbedderPreprocessing = Object.freeze({
+  inputSize: Object.freeze({ width: 160, height: 160 }),
+  crop: Object.freeze({ size: Object.freeze({ width: 160, height: 160 }), shape: 'box', margin: 0 }),
+  layout: 'NCHW',
+  channelOrder: 'RGB',
+  mean: Object.freeze([127.5, 127.5, 127.5]) as [number, number, number],
+  std: Object.freeze([128, 128, 128]) as [number, number, number],
+}) as EmbedderPreprocessing;
+
+/** Named pretrained InceptionResnetV1 weights and the model store entry each is pulled from. */
+export const INCEPTION_RESNET_V1_WEIGHTS = Object.freeze({
+  vggface2: 'inception-resnet-v1-vggface2',
+  'casia-webface': 'inception-resnet-v1-casia-webface',
+} as const);
+
+/** `vggface2`, `casia-webface`, or a path to a facenet-pytorch `.pt` state dict. */
+export type InceptionResnetV1Weights = keyof typeof INCEPTION_RESNET_V1_WEIGHTS | (string & {});
+
+/** Options of the `inception-resnet-v1` embedder. */
+export interface InceptionResnetV1Options {
+  /** `vggface2` (default), `casia-webface`, or a path to a facenet-pytorch `.pt` state dict. */
+  weights?: InceptionResnetV1Weights;
+  /** Faces per inference call; larger batches are split. Default 16. */
+  maxBatchSize?: number;
+}
+
+/** Options of the `faceapi-resnet` embedder. */
+export interface FaceApiResnetOptions {
+  /** Faces per inference call; larger batches are split. Default 16. */
+  maxBatchSize?: number;
+}
+
+const namedWeights = (weights: string | undefined) => {
+  const name = weights ?? 'vggface2';
+  return Object.hasOwn(INCEPTION_RESNET_V1_WEIGHTS, name)
+    ? INCEPTION_RESNET_V1_WEIGHTS[name as keyof typeof INCEPTION_RESNET_V1_WEIGHTS]
+    : undefined;
+};
+
+/** InceptionResnetV1 (facenet-pytorch): 160×160 crops → 512-d embeddings. */
+export const INCEPTION_RESNET_V1: EmbedderDescription<InceptionResnetV1Options> = defineEmbedder({
+  kind: 'embedder',
+  id: 'inception-resnet-v1',
+  summary: 'InceptionResnetV1 (facenet-pytorch), VGGFace2 or CASIA-WebFace weights: 160×160 → 512-d',
+  licence: 'MIT (facenet-pytorch); the weights were trained on VGGFace2 / CASIA-WebFace, see their terms',
+  options: z.strictObject({ weights: z.string().min(1).optional(), maxBatchSize }),
+  dimension: 512,
+  preprocessing: FACENET_PREPROCESSING,
+  // The pretrained weights cannot be fetched where facerec is developed, so no threshold was measured here:
+  // calibrate on your own data (`facerec gallery calibrate`).
+  thresholds: Object.freeze({}),
+  fromSettings: ({ weights }) => (weights === undefined ? {} : { weights }),
+  modelId: ({ weights }) => {
+    const name = weights ?? 'vggface2';
+    return `inception-resnet-v1/${namedWeights(name) ? name : path.basename(name)}`;
+  },
+  settingsForModelId: (modelId) => {
+    const match = /^inception-resnet-v1\/(.+)$/.exec(modelId);
+    return match ? { weights: match[1]! } : undefined;
+  },
+  manifestEntries: ({ weights }) => {
+    const entry = namedWeights(weights);
+    return entry ? [entry] : [];
+  },
+});
+
+/**
+ * face-api.js's threshold is 0.6 on its raw descriptors (|d| ≈ 1.47), ≈ 0.4 on unit vectors; the value here was
+ * measured on facerec's own crops. Cosine distance on unit vectors is `d² / 2`.
+ */
+const FACEAPI_BBT =
+  "face-api.js's bbt faces (8 identities, images 1–2 each), leave-one-out calibration at a 1 % false-accept rate";
+
+/** face-api.js's face recognition net (dlib's ResNet-34-like): 150×150 crops → 128-d embeddings. */
+export const FACEAPI_RESNET: EmbedderDescription<FaceApiResnetOptions> = defineEmbedder({
+  kind: 'embedder',
+  id: 'faceapi-resnet',
+  summary: "face-api.js's recognition net (ResNet-34-like, from @vladmandic/face-api): 150×150 → 128-d",
+  licence: 'MIT (@vladmandic/face-api; dlib face recognition model, CC0)',
+  options: z.strictObject({ maxBatchSize }),
+  dimension: FACEAPI_RESNET_DESCRIPTOR_SIZE,
+  preprocessing: FACEAPI_PREPROCESSING,
+  thresholds: Object.freeze({
+    euclidean: Object.freeze({ value: 0.36, measuredOn: FACEAPI_BBT }),
+    cosine: Object.freeze({ value: 0.065, measuredOn: FACEAPI_BBT }),
+  }),
+  fromSettings: () => ({}),
+  modelId: () => 'faceapi-resnet',
+  settingsForModelId: (modelId) => (modelId === 'faceapi-resnet' ? {} : undefined),
+  manifestEntries: () => ['faceapi-face-recognition-weights', 'faceapi-face-recognition-manifest'],
+});

@@ -1,0 +1,36 @@
+/**
+ * The model registry: every model described once (id, options, model store entries, input, crop policy,
+ * thresholds, licence), and the provider skeleton that hands models out by id. Importable on its own as
+ * `@facerec/framework/registry` (no image or inference code), e.g. by the CDK construct.
+ *
+ * @packageDocumentation
+ */
+export {
+  DEFAULT_MAX_BATCH_SIZE,
+  defineDetector,
+  defineEmbedder,
+  FACEAPI_RESNET,
+  FACENET_PREPROCESSING,
+  type FaceApiResnetOptions,
+  INCEPTION_RESNET_V1,
+  INCEPTION_RESNET_V1_WEIGHTS,
+  type InceptionResnetV1Options,
+  type InceptionResnetV1Weights,
+  MTCNN,
+} from './builtin.js';
+export {
+  BUILTIN_PROVIDERS,
+  MODELS,
+  ModelRegistry,
+  type ProviderDescription,
+  type RegistryDefaults,
+  type ResolvedEmbedder,
+} from './registry.js';
+export type {
+  DetectorDescription,
+  EmbedderDescription,
+  ModelDescription,
+  ModelLoadContext,
+  ModelSettings,
+  RecommendedThreshold,
+} from './types.js';

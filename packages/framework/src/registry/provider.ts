@@ -1,0 +1,132 @@
+import type { FaceDetector } from '../contracts/detector.js';
+import type { FaceEmbedder } from '../contracts/embedder.js';
+import type { FaceProvider } from '../contracts/provider.js';
+import { SPECIFICATION_VERSION } from '../contracts/version.js';
+import { NoSuchModelError } from '../errors.js';
+import { loadManifest } from '../models/manifest.js';
+import { ModelStore } from '../models/store.js';
+import { parseOptions } from '../options.js';
+import { MODELS, type ModelRegistry } from './registry.js';
+import type { DetectorDescription, EmbedderDescription, ModelLoadContext } from './types.js';
+
+/** A provider's own implementation of one registered detector. */
+export interface DetectorImplementation {
+  readonly description: DetectorDescription;
+  /** Validates `options` against the description's schema, then builds the detector. */
+  create(options: unknown, context: ModelLoadContext): FaceDetector;
+}
+
+/** A provider's own implementation of one registered embedder. */
+export interface EmbedderImplementation {
+  readonly description: EmbedderDescription;
+  /** Validates `options` against the description's schema, then loads the embedder. */
+  create(options: unknown, context: ModelLoadContext): Promise<FaceEmbedder>;
+}
+
+const component = (context: ModelLoadContext, id: string) => `${context.provider} ${id}`;
+
+/**
+ * Binds a detector implementation to its registry description: options are parsed with the description's
+ * schema (unknown keys refused) before `create` sees them, so `create` receives them typed and valid.
+ */
+export function implementDetector<Options extends object>(
+  description: DetectorDescription<Options>,
+  create: (options: Options, context: ModelLoadContext) => FaceDetector,
+): DetectorImplementation {
+  return {
+    description,
+    create: (options, context) =>
+      create(parseOptions(description.options, options, component(context, description.id)), context),
+  };
+}
+
+/** Binds an embedder implementation to its registry description (see {@link implementDetector}). */
+export function implementEmbedder<Options extends object>(
+  description: EmbedderDescription<Options>,
+  load: (options: Options, context: ModelLoadContext) => Promise<FaceEmbedder>,
+): EmbedderImplementation {
+  return {
+    description,
+    create: async (options, context) =>
+      load(parseOptions(description.options, options, component(context, description.id)), context),
+  };
+}
+
+/** Settings of {@link createFaceProvider}. */
+export interface FaceProviderSpec<Name extends string> {
+  readonly name: Name;
+  /** Models this provider hands out. Default {@link MODELS}. */
+  readonly registry?: ModelRegistry | undefined;
+  /** Default: `ModelStore.fromEnv` over the bundled manifest, opened on first use. */
+  readonly modelStore?: ModelStore | undefined;
+  /** Threads per operator, passed to implementations in their context. */
+  readonly threads?: number | undefined;
+  /** The provider's native implementations. */
+  readonly detectors: readonly DetectorImplementation[];
+  readonly embedders: readonly EmbedderImplementation[];
+}
+
+/** The {@link FaceProvider} {@link createFaceProvider} builds, with its name's literal type. */
+export interface BuiltFaceProvider<Name extends string> extends FaceProvider {
+  readonly name: Name;
+}
+
+/**
+ * The one provider skeleton every provider package builds on: model ids and options are looked up and
+ * validated in the registry, the provider's own implementation runs when it has one for that registry
+ * entry, else the entry's provider-free `load` does; otherwise `NoSuchModelError` lists what this provider
+ * can run. The model store is opened once, on first use.
+ */
+export function createFaceProvider<const Name extends string>(
+  spec: FaceProviderSpec<Name>,
+): BuiltFaceProvider<Name> {
+  const registry = spec.registry ?? MODELS;
+  let store: Promise<ModelStore> | undefined;
+  const modelStore = () => {
+    store ??= spec.modelStore
+      ? Promise.resolve(spec.modelStore)
+      : loadManifest().then((m) => ModelStore.fromEnv(m));
+    return store;
+  };
+  const context: ModelLoadContext = { provider: spec.name, modelStore, threads: spec.threads };
+  // An implementation serves an id only while the registry still holds the description it was written for.
+  const native = <T extends { description: object }>(impls: readonly T[], description: object) =>
+    impls.find((i) => i.description === description);
+  // What this provider can run, for the error when it cannot run the id asked for.
+  const runnable = (
+    descriptions: readonly (DetectorDescription | EmbedderDescription)[],
+    impls: readonly { description: object }[],
+  ) => descriptions.filter((d) => d.load !== undefined || native(impls, d)).map((d) => d.id);
+  return {
+    specificationVersion: SPECIFICATION_VERSION,
+    name: spec.name,
+    registry,
+    modelStore,
+    detector(modelId, options) {
+      const description = registry.detector(modelId);
+      const own = native(spec.detectors, description);
+      if (own) return own.create(options, context);
+      if (description.load) {
+        return description.load(
+          parseOptions(description.options, options, component(context, modelId)),
+          context,
+        );
+      }
+      const all = registry.detectorIds.map((id) => registry.detector(id));
+      throw new NoSuchModelError(`${spec.name} detector`, modelId, runnable(all, spec.detectors));
+    },
+    async embedder(modelId, options) {
+      const description = registry.embedder(modelId);
+      const own = native(spec.embedders, description);
+      if (own) return own.create(options, context);
+      if (description.load) {
+        return description.load(
+          parseOptions(description.options, options, component(context, modelId)),
+          context,
+        );
+      }
+      const all = registry.embedderIds.map((id) => registry.embedder(id));
+      throw new NoSuchModelError(`${spec.name} embedder`, modelId, runnable(all, spec.embedders));
+    },
+  };
+}

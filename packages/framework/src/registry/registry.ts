@@ -1,0 +1,200 @@
+import { InvalidOptionsError, NoSuchModelError } from '../errors.js';
+import { parseOptions } from '../options.js';
+import { FACEAPI_RESNET, INCEPTION_RESNET_V1, MTCNN } from './builtin.js';
+import type { DetectorDescription, EmbedderDescription, ModelDescription, ModelSettings } from './types.js';
+
+/** An inference provider package, as the CLI, the Lambda runtime and the construct know it. */
+export interface ProviderDescription {
+  /** `--provider` / `FACEREC_PROVIDER` value, e.g. `onnx`. */
+  readonly name: string;
+  /** The npm package; it exports `createProvider(settings)` returning a `FaceProvider`. */
+  readonly packageName: string;
+  /** One line for help texts. */
+  readonly summary: string;
+}
+
+/** The models a registry hands out when nobody names one. */
+export interface RegistryDefaults {
+  readonly provider: string;
+  readonly detector: string;
+  readonly embedder: string;
+}
+
+/** An embedder description with the options a setting or a gallery's model id stands for. */
+export interface ResolvedEmbedder<Options extends object = object> {
+  readonly description: EmbedderDescription<Options>;
+  readonly options: Options;
+  /** The deployment settings the options came from (e.g. `FACEREC_WEIGHTS`). */
+  readonly settings: ModelSettings;
+}
+
+function byId<T extends { readonly id: string }>(items: readonly T[], kind: string): ReadonlyMap<string, T> {
+  const map = new Map<string, T>();
+  for (const item of items) {
+    if (map.has(item.id))
+      throw new InvalidOptionsError('ModelRegistry', `two ${kind}s with the id "${item.id}"`);
+    map.set(item.id, item);
+  }
+  return map;
+}
+
+/**
+ * Every model facerec knows, described once: id, option schema, model store entries, input size, crop
+ * policy, recommended thresholds and licence. Providers, the Lambda runtime's configuration, the CLI (its
+ * `--embedder` / `--provider` choices and help) and the CDK construct all read it, so adding a model is one
+ * description (plus, for a model a provider runs natively, its implementation there).
+ *
+ * Registries are immutable: {@link ModelRegistry.with} returns a new one.
+ *
+ * @example
+ * const registry = MODELS.with(myEmbedderDescription);
+ * const provider = createOnnxProvider({ registry });
+ * const embedder = await provider.embedder('my-embedder');
+ */
+export class ModelRegistry {
+  readonly #detectors: ReadonlyMap<string, DetectorDescription>;
+  readonly #embedders: ReadonlyMap<string, EmbedderDescription>;
+  readonly #providers: ReadonlyMap<string, ProviderDescription>;
+  readonly defaults: RegistryDefaults;
+
+  constructor(
+    models: readonly ModelDescription[],
+    providers: readonly ProviderDescription[],
+    defaults: RegistryDefaults,
+  ) {
+    this.#detectors = byId(
+      models.filter((m): m is DetectorDescription => m.kind === 'detector'),
+      'detector',
+    );
+    this.#embedders = byId(
+      models.filter((m): m is EmbedderDescription => m.kind === 'embedder'),
+      'embedder',
+    );
+    this.#providers = new Map(providers.map((p) => [p.name, p]));
+    this.defaults = Object.freeze({ ...defaults });
+    // Fail at construction, not at the first request, when a default names nothing.
+    this.detector(defaults.detector);
+    this.embedder(defaults.embedder);
+    this.provider(defaults.provider);
+  }
+
+  /** A new registry with these models added (or, for an id already present, replaced). */
+  with(...models: readonly ModelDescription[]): ModelRegistry {
+    const ids = new Set(models.map((m) => `${m.kind}:${m.id}`));
+    const kept = [...this.#detectors.values(), ...this.#embedders.values()].filter(
+      (m) => !ids.has(`${m.kind}:${m.id}`),
+    );
+    return new ModelRegistry([...kept, ...models], [...this.#providers.values()], this.defaults);
+  }
+
+  /** Detector ids, in registration order. */
+  get detectorIds(): readonly string[] {
+    return [...this.#detectors.keys()];
+  }
+
+  /** Embedder ids, in registration order. */
+  get embedderIds(): readonly string[] {
+    return [...this.#embedders.keys()];
+  }
+
+  /** Provider names. */
+  get providerNames(): readonly string[] {
+    return [...this.#providers.keys()];
+  }
+
+  /** @throws NoSuchModelError listing the detector ids. */
+  detector(id: string): DetectorDescription {
+    const found = this.#detectors.get(id);
+    if (!found) throw new NoSuchModelError('detector', id, this.detectorIds);
+    return found;
+  }
+
+  /** @throws NoSuchModelError listing the embedder ids. */
+  embedder(id: string): EmbedderDescription {
+    const found = this.#embedders.get(id);
+    if (!found) throw new NoSuchModelError('embedder', id, this.embedderIds);
+    return found;
+  }
+
+  /** @throws InvalidOptionsError listing the provider names. */
+  provider(name: string): ProviderDescription {
+    const found = this.#providers.get(name);
+    if (!found) {
+      throw new InvalidOptionsError(
+        'provider',
+        `unknown provider "${name}"; valid providers: ${this.providerNames.join(', ')}`,
+      );
+    }
+    return found;
+  }
+
+  /**
+   * The embedder `id` with the options deployment settings stand for (plus `overrides`, e.g. a batch size),
+   * validated against its schema.
+   * @throws NoSuchModelError for an unknown id; InvalidOptionsError for options the model refuses.
+   */
+  resolveEmbedder(
+    id: string,
+    settings: ModelSettings = {},
+    overrides: Readonly<Record<string, unknown>> = {},
+  ): ResolvedEmbedder {
+    const description = this.embedder(id);
+    const options = { ...description.fromSettings(settings), ...overrides };
+    return {
+      description,
+      options: parseOptions(description.options, options, `embedder ${id}`),
+      settings: definedOnly(settings),
+    };
+  }
+
+  /**
+   * The embedder a gallery recorded as `modelId` (e.g. `inception-resnet-v1/vggface2`), with the options
+   * that rebuild it; `settings` overrides what the id implies (a checkpoint path for a gallery built from a
+   * local `.pt` file).
+   * @throws NoSuchModelError when no registered embedder makes that model id.
+   */
+  embedderForModelId(modelId: string, settings: ModelSettings = {}): ResolvedEmbedder {
+    for (const description of this.#embedders.values()) {
+      const implied = description.settingsForModelId(modelId);
+      if (implied) return this.resolveEmbedder(description.id, { ...implied, ...definedOnly(settings) });
+    }
+    throw new NoSuchModelError('embedder (for the gallery model id)', modelId, this.embedderIds);
+  }
+
+  /** The model store entries a deployment with this embedder (and detector) needs. */
+  manifestEntries(embedder: ResolvedEmbedder, detector = this.defaults.detector): string[] {
+    const det = this.detector(detector);
+    return [
+      ...det.manifestEntries(det.options.parse({})),
+      ...embedder.description.manifestEntries(embedder.options),
+    ];
+  }
+}
+
+function definedOnly(settings: ModelSettings): ModelSettings {
+  return Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+}
+
+/** The inference providers facerec ships. */
+export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = Object.freeze([
+  Object.freeze({
+    name: 'onnx',
+    packageName: '@facerec/provider-onnx',
+    summary: 'onnxruntime-node (ONNX graphs built from the PyTorch checkpoints); the fastest on CPU',
+  }),
+  Object.freeze({
+    name: 'tfjs',
+    packageName: '@facerec/provider-tfjs',
+    summary: 'TensorFlow.js: tfjs-node when installed, else wasm, else cpu',
+  }),
+]);
+
+/**
+ * The built-in registry: MTCNN, InceptionResnetV1 and face-api.js's recognition net on the onnx and tfjs
+ * providers. The default embedder is the seed pipeline's, InceptionResnetV1 (VGGFace2 weights).
+ */
+export const MODELS: ModelRegistry = new ModelRegistry(
+  [MTCNN, INCEPTION_RESNET_V1, FACEAPI_RESNET],
+  BUILTIN_PROVIDERS,
+  { provider: 'onnx', detector: 'mtcnn', embedder: 'inception-resnet-v1' },
+);

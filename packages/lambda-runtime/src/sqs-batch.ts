@@ -1,0 +1,98 @@
+import type { ReceivedMessage } from '@facerec/framework';
+
+/**
+ * One queue message as a batch handler takes it, whichever way it came: from Lambda's SQS event source
+ * mapping ({@link recordsFromSqsEvent}) or from any `Transport`'s `receive` (a `ReceivedMessage` is one).
+ */
+export type QueueRecord = Pick<ReceivedMessage, 'id' | 'body' | 'receiveCount'>;
+
+/** What a batch handler reports: the ids of the records that failed and should be delivered again. */
+export interface RecordBatchResult {
+  readonly failedIds: readonly string[];
+}
+
+/**
+ * Handles a batch of queue records. A record that cannot be processed is reported in `failedIds`; it never
+ * fails the others, and the handler does not throw for it.
+ */
+export type RecordBatchHandler = (records: readonly QueueRecord[]) => Promise<RecordBatchResult>;
+
+/** The part of an SQS event record the handlers read. */
+export interface SqsRecord {
+  readonly messageId: string;
+  readonly body: string;
+  readonly attributes?: { readonly ApproximateReceiveCount?: string };
+}
+
+/** An SQS event. */
+export interface SqsEvent {
+  readonly Records: readonly SqsRecord[];
+}
+
+/** The partial-batch answer (`ReportBatchItemFailures`). */
+export interface SqsBatchResponse {
+  batchItemFailures: { itemIdentifier: string }[];
+}
+
+/** A Lambda handler for SQS events, as the event source mapping calls it. */
+export type SqsEventHandler = (event: SqsEvent) => Promise<SqsBatchResponse>;
+
+/**
+ * A {@link RecordBatchHandler} presented as a Lambda SQS handler; `handleRecords` is the handler it adapts,
+ * for hosts that are not Lambda (the local runtime feeds it a transport's messages directly).
+ */
+export interface SqsBatchHandler extends SqsEventHandler {
+  readonly handleRecords: RecordBatchHandler;
+}
+
+/**
+ * The records of an SQS event: `messageId` becomes `id`, `ApproximateReceiveCount` `receiveCount` (1 when
+ * absent or not a positive integer).
+ */
+export function recordsFromSqsEvent(event: SqsEvent): QueueRecord[] {
+  return event.Records.map((record) => {
+    const receiveCount = Number(record.attributes?.ApproximateReceiveCount);
+    return {
+      id: record.messageId,
+      body: record.body,
+      receiveCount: Number.isInteger(receiveCount) && receiveCount > 0 ? receiveCount : 1,
+    };
+  });
+}
+
+/**
+ * Adapts a {@link RecordBatchHandler} to Lambda's SQS trigger: the event's records in, the failed ids out as
+ * `batchItemFailures` (enable `ReportBatchItemFailures` on the event source mapping).
+ *
+ * @example
+ * export const handler = sqsBatchHandler(async (records) => ({ failedIds: await process(records) }));
+ */
+export function sqsBatchHandler(handleRecords: RecordBatchHandler): SqsBatchHandler {
+  const handler = async (event: SqsEvent): Promise<SqsBatchResponse> => {
+    const { failedIds } = await handleRecords(recordsFromSqsEvent(event));
+    return { batchItemFailures: failedIds.map((itemIdentifier) => ({ itemIdentifier })) };
+  };
+  return Object.assign(handler, { handleRecords });
+}
+
+/**
+ * The {@link RecordBatchHandler} behind a Lambda SQS handler: the one it adapts when it was made by
+ * {@link sqsBatchHandler}; otherwise one that hands the records to it as an SQS event, for a handler written
+ * against Lambda's types only.
+ */
+export function recordHandlerOf(
+  handler: SqsEventHandler & { readonly handleRecords?: RecordBatchHandler },
+): RecordBatchHandler {
+  if (handler.handleRecords) return handler.handleRecords;
+  return async (records) => {
+    const event: SqsEvent = {
+      Records: records.map((record) => ({
+        messageId: record.id,
+        body: record.body,
+        attributes: { ApproximateReceiveCount: String(record.receiveCount) },
+      })),
+    };
+    const { batchItemFailures } = await handler(event);
+    return { failedIds: batchItemFailures.map((failure) => failure.itemIdentifier) };
+  };
+}
