@@ -16,6 +16,7 @@ COPY models/package.json models/
 COPY packages/framework/package.json packages/framework/
 COPY packages/provider-onnx/package.json packages/provider-onnx/
 COPY packages/provider-tfjs/package.json packages/provider-tfjs/
+COPY packages/transport-memory/package.json packages/transport-memory/
 COPY packages/transport-sqs/package.json packages/transport-sqs/
 COPY packages/lambda-runtime/package.json packages/lambda-runtime/
 COPY packages/cli/package.json packages/cli/
@@ -34,22 +35,19 @@ RUN npm run build
 # ...), for offline builds; empty means download over HTTPS (sha256-verified either way). The context is
 # bind-mounted for this step only, so the mirror never lands in a layer.
 ARG FACEREC_MODELS_MIRROR=
+# PROVIDER, EMBEDDER, WEIGHTS: what the functions will run (the construct passes its props). They are checked
+# here by the same model registry that checks the construct's props and the functions' FACEREC_* variables:
+# an unknown id fails the build, listing the valid ones. Empty WEIGHTS: the embedder's default.
+ARG PROVIDER=onnx
 ARG EMBEDDER=inception-resnet-v1
-ARG WEIGHTS=vggface2
+ARG WEIGHTS=
 ENV FACEREC_CACHE_DIR=/opt/facerec/models
+# `models prepare` pulls what the registry lists for the detector and this embedder, then lets the provider
+# convert and cache every graph: the functions cannot write to the image, so nothing is converted at run time.
 RUN --mount=type=bind,source=.,target=/context set -eu; \
     if [ -n "${FACEREC_MODELS_MIRROR}" ]; then export FACEREC_MODELS_MIRROR="/context/${FACEREC_MODELS_MIRROR}"; fi; \
-    if [ "${EMBEDDER}" = "faceapi-resnet" ]; then \
-      node packages/cli/dist/bin.js models pull mtcnn-pnet mtcnn-rnet mtcnn-onet faceapi-face-recognition-weights faceapi-face-recognition-manifest; \
-    else \
-      node packages/cli/dist/bin.js models pull mtcnn-pnet mtcnn-rnet mtcnn-onet "inception-resnet-v1-${WEIGHTS}"; \
-    fi; \
-    # The functions cannot write to the image, so build the MTCNN ONNX graphs now as well (the IRV1 graph
-    # was converted by `models pull`).
-    node --input-type=module -e "import { ModelStore, loadManifest } from '@facerec/framework'; \
-      import { OnnxMtcnnNetworks } from '@facerec/provider-onnx'; \
-      const store = ModelStore.fromEnv(await loadManifest()); \
-      await OnnxMtcnnNetworks.load(store, 1); console.log('MTCNN graphs cached in', store.cacheDir);"
+    node packages/cli/dist/bin.js models prepare --provider "${PROVIDER}" --embedder "${EMBEDDER}" \
+      ${WEIGHTS:+--weights "${WEIGHTS}"}
 # Production dependencies only: no vitest, biome, typescript, aws-cdk-lib in the final image.
 # onnxruntime-node ships every platform's binary (~290 MB); Lambda x86_64 needs only linux/x64 (~45 MB).
 RUN npm prune --omit=dev --no-audit --no-fund \

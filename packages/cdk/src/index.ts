@@ -4,14 +4,12 @@
 export { FaceRecognitionPipelineError, FacerecCdkError } from './errors.js';
 export {
   BAKED_MODEL_DIR,
-  EMBEDDERS,
   FaceRecognitionPipeline,
   type FaceRecognitionPipelineProps,
   MAX_RECEIVE_COUNT,
   PIPELINE_DEFAULTS,
   type PipelineAlarmThresholds,
   type PipelineFunctionOptions,
-  PROVIDERS,
   resolvePipelineProps,
   VISIBILITY_TIMEOUT_FACTOR,
 } from './pipeline.js';

@@ -1,4 +1,6 @@
 import { fileURLToPath } from 'node:url';
+// The registry subpath: model facts only, no image or inference code in a CDK app.
+import { MODELS, type ModelRegistry, type ResolvedEmbedder } from '@facerec/framework/registry';
 import { Annotations, CfnOutput, CfnResource, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
@@ -8,11 +10,6 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { FaceRecognitionPipelineError } from './errors.js';
-
-/** Inference providers the Lambda runtime knows (`FACEREC_PROVIDER`). */
-export const PROVIDERS = ['onnx', 'tfjs'] as const;
-/** Embedders the Lambda runtime knows (`FACEREC_EMBEDDER`). */
-export const EMBEDDERS = ['inception-resnet-v1', 'faceapi-resnet'] as const;
 
 /** Where the root Dockerfile bakes the model cache; the functions read it through `FACEREC_CACHE_DIR`. */
 export const BAKED_MODEL_DIR = '/opt/facerec/models';
@@ -51,17 +48,25 @@ export interface FaceRecognitionPipelineProps {
   /** Dockerfile, relative to {@link imageDirectory}. Default `Dockerfile` (the repository's root Dockerfile). */
   readonly dockerFile?: string;
   /**
-   * Extra Docker build arguments, merged over the ones the construct derives from its props (`EMBEDDER`,
-   * `WEIGHTS`). Use it for `FACEREC_MODELS_MIRROR` when building offline.
+   * Extra Docker build arguments, merged over the ones the construct derives from its props (`PROVIDER`,
+   * `EMBEDDER`, `WEIGHTS`). Use it for `FACEREC_MODELS_MIRROR` when building offline.
    */
   readonly buildArgs?: Readonly<Record<string, string>>;
-  /** Inference provider (`FACEREC_PROVIDER`). Default `onnx`. */
-  readonly provider?: (typeof PROVIDERS)[number];
-  /** Face embedder (`FACEREC_EMBEDDER`). Default `inception-resnet-v1`. */
-  readonly embedder?: (typeof EMBEDDERS)[number];
   /**
-   * InceptionResnetV1 weights (`FACEREC_WEIGHTS`): `vggface2`, `casia-webface` or a `.pt` path inside the
-   * image. Default `vggface2`. Ignored by `faceapi-resnet`.
+   * The models `provider` and `embedder` are checked against (at synth, by the same registry the image
+   * build and the functions use). Default: the built-in registry, `MODELS`.
+   */
+  readonly registry?: ModelRegistry;
+  /** Inference provider (`FACEREC_PROVIDER`): a provider of the registry. Default: the registry's (`onnx`). */
+  readonly provider?: string;
+  /**
+   * Face embedder (`FACEREC_EMBEDDER`): an embedder id of the registry. Default: the registry's
+   * (`inception-resnet-v1`, the same default as `facerec enroll`). The gallery must be enrolled with it.
+   */
+  readonly embedder?: string;
+  /**
+   * Weights (`FACEREC_WEIGHTS`), for embedders that take them: InceptionResnetV1's `vggface2`,
+   * `casia-webface` or a `.pt` path inside the image. Default: the embedder's own (`vggface2`).
    */
   readonly weights?: string;
   /** Gallery file inside the image (`FACEREC_GALLERY`). Default `/opt/facerec/gallery/gallery.json`. */
@@ -98,9 +103,8 @@ export interface FaceRecognitionPipelineProps {
 /** The documented defaults of {@link FaceRecognitionPipelineProps}. */
 export const PIPELINE_DEFAULTS = Object.freeze({
   dockerFile: 'Dockerfile',
-  provider: 'onnx',
-  embedder: 'inception-resnet-v1',
-  weights: 'vggface2',
+  provider: MODELS.defaults.provider,
+  embedder: MODELS.defaults.embedder,
   galleryPath: '/opt/facerec/gallery/gallery.json',
   modelCacheDir: BAKED_MODEL_DIR,
   detection: Object.freeze({ memorySize: 2048, timeoutSeconds: 30, reservedConcurrency: 10 }),
@@ -126,6 +130,7 @@ const KNOWN_PROPS = new Set<string>([
   'imageDirectory',
   'dockerFile',
   'buildArgs',
+  'registry',
   'provider',
   'embedder',
   'weights',
@@ -180,9 +185,10 @@ interface Resolved {
   readonly imageDirectory: string;
   readonly dockerFile: string;
   readonly buildArgs: Readonly<Record<string, string>>;
-  readonly provider: (typeof PROVIDERS)[number];
-  readonly embedder: (typeof EMBEDDERS)[number];
-  readonly weights: string;
+  readonly provider: string;
+  /** The embedder with its options, validated by the registry. */
+  readonly embedder: ResolvedEmbedder;
+  readonly weights: string | undefined;
   readonly galleryPath: string;
   readonly modelCacheDir: string;
   readonly detection: ResolvedFunction;
@@ -230,13 +236,24 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
 
   const detection = fn('detection');
   const recognition = fn('recognition');
+  const registry = props.registry ?? MODELS;
+  // The embedder id and weights go through the registry that also validates FACEREC_EMBEDDER in the
+  // functions and the EMBEDDER build argument in the image build, so a deploy cannot disagree with itself.
+  let embedder: ResolvedEmbedder = registry.resolveEmbedder(registry.defaults.embedder);
+  try {
+    embedder = registry.resolveEmbedder(props.embedder ?? registry.defaults.embedder, {
+      weights: props.weights,
+    });
+  } catch (error) {
+    problems.push(`embedder: ${(error as Error).message}`);
+  }
   const resolved: Resolved = {
     imageDirectory: props.imageDirectory ?? REPOSITORY_ROOT,
     dockerFile: props.dockerFile ?? PIPELINE_DEFAULTS.dockerFile,
     buildArgs: props.buildArgs ?? {},
-    provider: props.provider ?? PIPELINE_DEFAULTS.provider,
-    embedder: props.embedder ?? PIPELINE_DEFAULTS.embedder,
-    weights: props.weights ?? PIPELINE_DEFAULTS.weights,
+    provider: props.provider ?? registry.defaults.provider,
+    embedder,
+    weights: props.weights,
     galleryPath: props.galleryPath ?? PIPELINE_DEFAULTS.galleryPath,
     modelCacheDir: props.modelCacheDir ?? PIPELINE_DEFAULTS.modelCacheDir,
     detection,
@@ -253,12 +270,11 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
 
   nonEmpty('imageDirectory', resolved.imageDirectory);
   nonEmpty('dockerFile', resolved.dockerFile);
-  nonEmpty('weights', resolved.weights);
+  if (props.weights !== undefined) nonEmpty('weights', props.weights);
   nonEmpty('modelCacheDir', resolved.modelCacheDir);
   if (typeof resolved.galleryPath !== 'string' || !resolved.galleryPath.startsWith('/'))
     problems.push(`galleryPath must be an absolute path inside the image, got "${resolved.galleryPath}"`);
-  oneOf('provider', resolved.provider, PROVIDERS);
-  oneOf('embedder', resolved.embedder, EMBEDDERS);
+  oneOf('provider', resolved.provider, registry.providerNames);
   oneOf('functionUrlAuth', resolved.functionUrlAuth, ['AWS_IAM', 'NONE']);
   int('batchSize', resolved.batchSize, 1, 10000);
   int('maxBatchingWindowSeconds', resolved.maxBatchingWindowSeconds, 0, 300);
@@ -355,13 +371,18 @@ export class FaceRecognitionPipeline extends Construct {
       lambda.DockerImageCode.fromImageAsset(p.imageDirectory, {
         file: p.dockerFile,
         platform: Platform.LINUX_AMD64,
-        buildArgs: { EMBEDDER: p.embedder, WEIGHTS: p.weights, ...p.buildArgs },
+        buildArgs: {
+          PROVIDER: p.provider,
+          EMBEDDER: p.embedder.description.id,
+          ...(p.weights === undefined ? {} : { WEIGHTS: p.weights }),
+          ...p.buildArgs,
+        },
         cmd: [`packages/lambda-runtime/dist/lambda/${handler}.handler`],
       });
     const environment: Record<string, string> = {
       FACEREC_PROVIDER: p.provider,
-      FACEREC_EMBEDDER: p.embedder,
-      FACEREC_WEIGHTS: p.weights,
+      FACEREC_EMBEDDER: p.embedder.description.id,
+      ...(p.weights === undefined ? {} : { FACEREC_WEIGHTS: p.weights }),
       FACEREC_REQUEST_QUEUE_URL: this.requestQueue.queueUrl,
       FACEREC_RESPONSE_QUEUE_URL: this.responseQueue.queueUrl,
       FACEREC_GALLERY: p.galleryPath,
@@ -375,7 +396,7 @@ export class FaceRecognitionPipeline extends Construct {
         removalPolicy: p.removalPolicy,
       });
       return new lambda.DockerImageFunction(this, `${name}Function`, {
-        description: `facerec ${handler} (${p.provider}, ${p.embedder})`,
+        description: `facerec ${handler} (${p.provider}, ${p.embedder.description.modelId(p.embedder.options)})`,
         code: image(handler),
         architecture: lambda.Architecture.X86_64,
         memorySize: settings.memorySize,

@@ -82,12 +82,13 @@ describe('FaceRecognitionPipeline', () => {
       expect(env.Variables).toMatchObject({
         FACEREC_PROVIDER: 'onnx',
         FACEREC_EMBEDDER: 'inception-resnet-v1',
-        FACEREC_WEIGHTS: 'vggface2',
         FACEREC_GALLERY: '/opt/facerec/gallery/gallery.json',
         FACEREC_CACHE_DIR: '/opt/facerec/models',
         FACEREC_REQUEST_QUEUE_URL: { Ref: ids.request },
         FACEREC_RESPONSE_QUEUE_URL: { Ref: ids.response },
       });
+      // No weights prop: the embedder's own default applies (the same one `facerec enroll` uses).
+      expect(env.Variables).not.toHaveProperty('FACEREC_WEIGHTS');
     }
   });
 
@@ -284,6 +285,19 @@ describe('FaceRecognitionPipeline', () => {
         }),
       },
     });
+    // face-api's net takes no weights: none are passed on.
+    custom.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ FACEREC_WEIGHTS: Match.absent() }) },
+    });
+    const irv1 = synth({ weights: 'casia-webface' });
+    irv1.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          FACEREC_EMBEDDER: 'inception-resnet-v1',
+          FACEREC_WEIGHTS: 'casia-webface',
+        }),
+      },
+    });
   });
 
   it('allows a public Function URL only when asked, with a synth warning', () => {
@@ -313,8 +327,13 @@ describe('FaceRecognitionPipeline props validation', () => {
       { recognition: { reservedConcurrency: 4 }, maxConcurrency: 8 },
       /maxConcurrency \(8\) must be ≤ recognition\.reservedConcurrency \(4\)/,
     ],
-    ['an unknown provider', { provider: 'torch' as never }, /provider must be one of onnx, tfjs/],
-    ['an unknown embedder', { embedder: 'arcface' as never }, /embedder must be one of/],
+    ['an unknown provider', { provider: 'torch' }, /provider must be one of onnx, tfjs/],
+    [
+      'an unknown embedder',
+      { embedder: 'arcface' },
+      /embedder: No embedder model "arcface"; available: inception-resnet-v1, faceapi-resnet/,
+    ],
+    ['weights the embedder refuses', { weights: '' }, /weights must be a non-empty string/],
     ['an unknown prop', { memory: 1024 } as never, /unknown prop memory/],
     ['an unknown nested prop', { detection: { memory: 1 } } as never, /unknown prop detection\.memory/],
     ['memory out of range', { detection: { memorySize: 64 } }, /detection\.memorySize must be an integer/],

@@ -1,5 +1,5 @@
 import { vi } from 'vitest';
-import { main } from '../src/main.js';
+import { type CliOptions, main } from '../src/main.js';
 
 /** What one in-process CLI run produced. */
 export interface Run {
@@ -12,7 +12,12 @@ export interface Run {
 }
 
 /** Runs the CLI in this process, capturing stdout and stderr. */
-export async function cli(...args: string[]): Promise<Run> {
+export function cli(...args: string[]): Promise<Run> {
+  return cliWith({}, ...args);
+}
+
+/** {@link cli} with options (e.g. another model registry). */
+export async function cliWith(options: CliOptions, ...args: string[]): Promise<Run> {
   const stdout: string[] = [];
   const stderr: string[] = [];
   const capture = (sink: string[]) => (chunk: unknown) => {
@@ -22,7 +27,7 @@ export async function cli(...args: string[]): Promise<Run> {
   const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture(stdout) as never);
   const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture(stderr) as never);
   try {
-    const code = await main(['node', 'facerec', ...args]);
+    const code = await main(['node', 'facerec', ...args], options);
     return { code, exitCode: process.exitCode, stdout: stdout.join(''), stderr: stderr.join('') };
   } finally {
     out.mockRestore();

@@ -18,6 +18,7 @@ export * from './inception-resnet-v1/index.js';
 export * from './models/index.js';
 export * from './mtcnn/index.js';
 export { formatIssues, parseOptions } from './options.js';
+export * from './recognizer/index.js';
 export * from './registry/index.js';
 export {
   type BuiltFaceProvider,
