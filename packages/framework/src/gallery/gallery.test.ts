@@ -440,3 +440,30 @@ describe('FileGallery.withoutIdentities', () => {
     expect(() => gallery.examples('bob')).toThrow(UnknownIdentityError);
   });
 });
+
+describe('crop policy in the gallery', () => {
+  const crop = { size: { width: 160, height: 160 }, shape: 'box', margin: 0 } as const;
+  const withCrop = (c: typeof crop | { size: typeof crop.size; shape: 'square'; margin: number }) => {
+    const info = embedderInfo(4);
+    return { ...info, preprocessing: { ...info.preprocessing, crop: c } };
+  };
+
+  it('is recorded in the file and read back', async () => {
+    const gallery = FileGallery.create({ embedder: withCrop(crop), identities: [] });
+    const again = FileGallery.parse(gallery.toText());
+    expect(again.embedder.preprocessing.crop).toEqual(crop);
+  });
+
+  it('refuses an embedder that crops differently; galleries without a recorded crop accept any', () => {
+    const gallery = FileGallery.create({ embedder: withCrop(crop), identities: [] });
+    expect(() => gallery.assertCompatible(withCrop(crop))).not.toThrow();
+    expect(() => gallery.assertCompatible(withCrop({ ...crop, shape: 'square' }))).toThrow(
+      EmbedderMismatchError,
+    );
+    expect(() => gallery.assertCompatible(withCrop({ ...crop, shape: 'square' }))).toThrow(
+      /box crop with margin 0/,
+    );
+    const old = FileGallery.create({ embedder: embedderInfo(4), identities: [] });
+    expect(() => old.assertCompatible(withCrop({ ...crop, shape: 'square', margin: 8 }))).not.toThrow();
+  });
+});

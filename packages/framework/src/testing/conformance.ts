@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { DisposedError, InvalidInputError } from '../errors.js';
+import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import { cosine } from './vectors.js';
 
@@ -132,12 +132,42 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
       }
     });
 
+    it('is ready once loaded, and a warm-up changes no result', async () => {
+      await detector.ready();
+      const before = await detector.detect(withFaces[0]!);
+      await detector.warmUp({ width: 64, height: 48 });
+      expectSameDetections(await detector.detect(withFaces[0]!), before, 0);
+    });
+
+    it("cuts crops only when asked, with the caller's crop policy", async () => {
+      const [plain] = await detector.detectFaces([withFaces[0]!]);
+      expect(plain!.crops).toEqual([]);
+      for (const crop of [
+        { size: { width: 160, height: 160 }, shape: 'box', margin: 0 },
+        { size: { width: 150, height: 150 }, shape: 'square', margin: 10 },
+      ] as const) {
+        const [found] = await detector.detectFaces([withFaces[0]!], { crop });
+        expectSameDetections(found!.faces, plain!.faces, 0);
+        expect(found!.crops).toHaveLength(found!.faces.length);
+        found!.crops.forEach((c, i) => {
+          expect([c.image.width, c.image.height]).toEqual([crop.size.width, crop.size.height]);
+          expect(c.image.data).toHaveLength(crop.size.width * crop.size.height * 3);
+          expect(c.detection).toEqual(found!.faces[i]);
+        });
+      }
+      const bad = { size: { width: 0, height: 0 }, shape: 'oval', margin: -1 } as never;
+      const error = await detector.detectFaces([withFaces[0]!], { crop: bad }).catch((e: unknown) => e);
+      expect(InvalidOptionsError.isInstance(error), String(error)).toBe(true);
+    });
+
     it('rejects calls after dispose with DisposedError', async () => {
       const disposable = await options.create();
       await disposable.dispose();
       await disposable.dispose();
       const error = await disposable.detect(withFaces[0]!).catch((e: unknown) => e);
       expect(DisposedError.isInstance(error), String(error)).toBe(true);
+      const ready = await disposable.ready().catch((e: unknown) => e);
+      expect(DisposedError.isInstance(ready), String(ready)).toBe(true);
     });
   });
 }

@@ -1,0 +1,254 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { DetectFacesOptions, FaceDetection, FaceDetector } from '../contracts/detector.js';
+import type { EmbedderPreprocessing } from '../contracts/embedder.js';
+import { SPECIFICATION_VERSION } from '../contracts/version.js';
+import { BaseEmbedder, EmbedderOutputError } from '../embedder/base.js';
+import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { EmbedderMismatchError } from '../gallery/errors.js';
+import { FileGallery } from '../gallery/gallery.js';
+import { encodePng } from '../image/decode.js';
+import type { RgbImage } from '../image/types.js';
+import { extractFace } from '../mtcnn/extract.js';
+import { defineEmbedder } from '../registry/builtin.js';
+import { createFaceProvider } from '../registry/provider.js';
+import { MODELS } from '../registry/registry.js';
+import { createFaceRecognizer } from './recognizer.js';
+
+const PRE: EmbedderPreprocessing = {
+  inputSize: { width: 8, height: 8 },
+  crop: { size: { width: 8, height: 8 }, shape: 'square', margin: 0 },
+  layout: 'NHWC',
+  channelOrder: 'RGB',
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+};
+
+/** Embeds a crop as its normalised mean colour (plus a constant), so colours are identities. */
+class ColourEmbedder extends BaseEmbedder {
+  batches: number[] = [];
+  released = 0;
+  output: 'ok' | 'short' | 'nan' = 'ok';
+  constructor(maxBatchSize?: number) {
+    super({
+      provider: 'test',
+      modelId: 'colour',
+      weightsSha256: undefined,
+      dimension: 4,
+      preprocessing: PRE,
+      maxBatchSize,
+    });
+  }
+  protected async runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {
+    this.batches.push(faces.length);
+    const out = new Float32Array(faces.length * 4);
+    faces.forEach((face, f) => {
+      const sum = [0, 0, 0];
+      for (let i = 0; i < face.data.length; i++) sum[i % 3]! += face.data[i]!;
+      const v = [...sum.map((x) => x / (face.data.length / 3) / 255), 0.5];
+      const n = Math.hypot(...v);
+      v.forEach((x, i) => {
+        out[f * 4 + i] = x / n;
+      });
+    });
+    if (this.output === 'short') return out.subarray(1);
+    if (this.output === 'nan') out[0] = Number.NaN;
+    return out;
+  }
+  protected release(): void {
+    this.released++;
+  }
+}
+
+const frame = (rgb: [number, number, number], size = 40): RgbImage => {
+  const data = new Uint8Array(size * size * 3);
+  for (let i = 0; i < data.length; i++) data[i] = rgb[i % 3]!;
+  return { width: size, height: size, data };
+};
+
+/** One face (the middle of the frame) unless the frame is black; two faces for a 60-px frame. */
+const detector: FaceDetector = {
+  specificationVersion: SPECIFICATION_VERSION,
+  provider: 'test',
+  modelId: 'fake-detector',
+  ready: async () => {},
+  warmUp: async () => {},
+  dispose: async () => {},
+  detect: async (image) => faces(image),
+  detectBatch: async (images) => images.map(faces),
+  async detectFaces(images, options: DetectFacesOptions = {}) {
+    return images.map((image) => {
+      const found = faces(image);
+      return {
+        faces: found,
+        crops: options.crop ? found.map((f) => extractFace(image, f, options.crop!)) : [],
+      };
+    });
+  },
+};
+function faces(image: RgbImage): FaceDetection[] {
+  if (image.data.every((v) => v === 0)) return [];
+  const face = (x: number, side: number): FaceDetection => ({
+    box: [x, 10, x + side, 10 + side],
+    score: 0.99,
+    landmarks: [
+      [x, 10],
+      [x, 10],
+      [x, 10],
+      [x, 10],
+      [x, 10],
+    ],
+  });
+  return image.width === 60 ? [face(30, 20), face(5, 10)] : [face(10, 20)];
+}
+
+const FAKE = defineEmbedder({
+  kind: 'embedder',
+  id: 'colour',
+  summary: 'test',
+  licence: 'none',
+  options: z.strictObject({ maxBatchSize: z.number().optional() }),
+  dimension: 4,
+  preprocessing: PRE,
+  thresholds: { euclidean: { value: 0.1, measuredOn: 'nothing' } },
+  fromSettings: () => ({}),
+  modelId: () => 'colour',
+  settingsForModelId: (id) => (id === 'colour' ? {} : undefined),
+  manifestEntries: () => [],
+  load: async ({ maxBatchSize }) => new ColourEmbedder(maxBatchSize),
+});
+const provider = createFaceProvider({
+  name: 'test',
+  registry: MODELS.with(FAKE),
+  detectors: [],
+  embedders: [],
+});
+
+describe('createFaceRecognizer', () => {
+  it('embeds every face with the crop its embedder asks for, from pixels or file bytes', async () => {
+    const recognizer = await createFaceRecognizer({ provider, detector, embedder: 'colour' });
+    const red = await recognizer.embed(frame([200, 0, 0]));
+    expect(red).toHaveLength(1);
+    expect(red[0]!.embedding).toHaveLength(4);
+    const fromBytes = await recognizer.embed(await encodePng(frame([200, 0, 0])));
+    expect(fromBytes[0]!.embedding).toEqual(red[0]!.embedding);
+    expect(await recognizer.embed(frame([0, 0, 0]))).toEqual([]);
+    expect(await recognizer.detect(frame([1, 2, 3], 60))).toHaveLength(2);
+  });
+
+  it('verifies the largest face of each photo with the registry threshold, or a given one', async () => {
+    const recognizer = await createFaceRecognizer({ provider, detector, embedder: 'colour' });
+    const same = await recognizer.verify(frame([200, 10, 10]), frame([201, 10, 10], 60));
+    expect(same).toMatchObject({
+      same: true,
+      threshold: 0.1,
+      thresholdSource: 'registry',
+      metric: 'euclidean',
+    });
+    expect(same.faces[1].box).toEqual([30, 10, 50, 30]); // the larger of the two
+    const other = await recognizer.verify(frame([200, 10, 10]), frame([10, 10, 200]));
+    expect(other.same).toBe(false);
+    expect(other.distance).toBeGreaterThan(0.5);
+    const strict = await recognizer.verify(frame([200, 10, 10]), frame([201, 10, 10]), { threshold: -1 });
+    expect([strict.same, strict.thresholdSource]).toEqual([false, 'option']);
+    await expect(recognizer.verify(frame([0, 0, 0]), frame([1, 1, 1]))).rejects.toThrow(InvalidInputError);
+    await expect(recognizer.verify(frame([0, 0, 0]), frame([1, 1, 1]))).rejects.toThrow(
+      'no face found in the first photo',
+    );
+  });
+
+  it('refuses verification when no threshold is known, naming the ways to give one', async () => {
+    const embedder = new ColourEmbedder();
+    const recognizer = await createFaceRecognizer({ provider, detector, embedder });
+    await expect(recognizer.verify(frame([1, 1, 1]), frame([1, 1, 1]))).rejects.toThrow(
+      /no euclidean threshold is known for colour: pass \{ threshold \}, or a calibrated gallery/,
+    );
+  });
+
+  it('recognizes against a gallery of the same embedder, and refuses another', async () => {
+    const embedder = new ColourEmbedder();
+    const [red, blue] = await embedder.embed([frame([200, 0, 0], 8), frame([0, 0, 200], 8)]);
+    const gallery = FileGallery.create({
+      embedder,
+      threshold: 0.2,
+      identities: [
+        { name: 'red', examples: [{ source: 'r', embedding: red! }] },
+        { name: 'blue', examples: [{ source: 'b', embedding: blue! }] },
+      ],
+    });
+    const recognizer = await createFaceRecognizer({ provider, detector, embedder, gallery });
+    const [answer] = await recognizer.recognize(frame([190, 5, 5]), { topK: 2 });
+    expect(answer).toMatchObject({ identity: 'red' });
+    expect(answer!.candidates.map((c) => c.identity)).toEqual(['red', 'blue']);
+    expect((await recognizer.recognize(frame([90, 90, 90])))[0]!.identity).toBe('unknown');
+    const verified = await recognizer.verify(frame([200, 0, 0]), frame([200, 0, 0]));
+    expect(verified.thresholdSource).toBe('gallery');
+
+    const other = FileGallery.create({ embedder: { ...embedder, modelId: 'other' }, identities: [] });
+    await expect(createFaceRecognizer({ provider, detector, embedder, gallery: other })).rejects.toThrow(
+      EmbedderMismatchError,
+    );
+    const none = await createFaceRecognizer({ provider, detector, embedder });
+    await expect(none.recognize(frame([1, 1, 1]))).rejects.toThrow(
+      'createFaceRecognizer was given no gallery',
+    );
+  });
+
+  it('refuses bad options and disposes only what it loaded', async () => {
+    await expect(
+      createFaceRecognizer({ provider, detector, embedder: 'colour', extra: 1 } as never),
+    ).rejects.toThrow(InvalidOptionsError);
+    await expect(createFaceRecognizer({ provider, detector, embedder: 'nope' })).rejects.toThrow(
+      'No embedder model "nope"',
+    );
+    const mine = new ColourEmbedder();
+    const recognizer = await createFaceRecognizer({ provider, detector, embedder: mine });
+    await recognizer.dispose();
+    expect(mine.released).toBe(0);
+    const owned = await createFaceRecognizer({ provider, detector, embedder: 'colour' });
+    await owned.dispose();
+    await expect(owned.embed(frame([1, 1, 1]))).rejects.toThrow(DisposedError);
+  });
+});
+
+describe('BaseEmbedder', () => {
+  it('batches by maxBatchSize and keeps the order', async () => {
+    const embedder = new ColourEmbedder(2);
+    const colours: [number, number, number][] = [
+      [255, 0, 0],
+      [0, 255, 0],
+      [0, 0, 255],
+      [9, 9, 9],
+      [50, 0, 0],
+    ];
+    const one = await Promise.all(colours.map(async (c) => (await embedder.embed([frame(c, 8)]))[0]!));
+    embedder.batches = [];
+    const all = await embedder.embed(colours.map((c) => frame(c, 8)));
+    expect(embedder.batches).toEqual([2, 2, 1]);
+    expect(all).toEqual(one);
+    expect(await embedder.embed([])).toEqual([]);
+    expect(new ColourEmbedder().maxBatchSize).toBe(16);
+  });
+
+  it('checks every crop before any inference, and the model’s output', async () => {
+    const embedder = new ColourEmbedder();
+    await expect(embedder.embed([frame([1, 1, 1], 8), frame([1, 1, 1], 9)])).rejects.toThrow(
+      'face 1 is 9×9; colour takes 8×8 crops',
+    );
+    expect(embedder.batches).toEqual([]);
+    embedder.output = 'short';
+    await expect(embedder.embed([frame([1, 1, 1], 8)])).rejects.toThrow(EmbedderOutputError);
+    embedder.output = 'nan';
+    await expect(embedder.embed([frame([1, 1, 1], 8)])).rejects.toThrow(
+      /non-finite value in the embedding of face 0/,
+    );
+  });
+
+  it('releases once; later calls reject with DisposedError', async () => {
+    const embedder = new ColourEmbedder();
+    await embedder.dispose();
+    await embedder.dispose();
+    expect(embedder.released).toBe(1);
+    await expect(embedder.embed([frame([1, 1, 1], 8)])).rejects.toThrow(DisposedError);
+  });
+});

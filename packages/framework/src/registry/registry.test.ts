@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { FaceEmbedder } from '../contracts/embedder.js';
+import { InvalidOptionsError, NoSuchModelError } from '../errors.js';
+import { MtcnnDetector } from '../mtcnn/detector.js';
+import {
+  defineEmbedder,
+  FACEAPI_RESNET,
+  FACENET_PREPROCESSING,
+  INCEPTION_RESNET_V1,
+  MTCNN,
+} from './builtin.js';
+import { createFaceProvider, implementDetector, implementEmbedder } from './provider.js';
+import { MODELS } from './registry.js';
+
+const loaded: FaceEmbedder[] = [];
+const FAKE = defineEmbedder({
+  kind: 'embedder',
+  id: 'fake',
+  summary: 'fake',
+  licence: 'none',
+  options: z.strictObject({ scale: z.number().optional() }),
+  dimension: 2,
+  preprocessing: FACENET_PREPROCESSING,
+  thresholds: {},
+  fromSettings: () => ({}),
+  modelId: ({ scale }) => `fake/${scale ?? 1}`,
+  settingsForModelId: (id) => (id.startsWith('fake/') ? {} : undefined),
+  manifestEntries: () => [],
+  load: async (options) => {
+    const e = { modelId: `fake/${options.scale ?? 1}` } as FaceEmbedder;
+    loaded.push(e);
+    return e;
+  },
+});
+
+describe('MODELS, the built-in registry', () => {
+  it('lists the models, providers and defaults', () => {
+    expect(MODELS.detectorIds).toEqual(['mtcnn']);
+    expect(MODELS.embedderIds).toEqual(['inception-resnet-v1', 'faceapi-resnet']);
+    expect(MODELS.providerNames).toEqual(['onnx', 'tfjs']);
+    expect(MODELS.defaults).toEqual({ provider: 'onnx', detector: 'mtcnn', embedder: 'inception-resnet-v1' });
+  });
+
+  it('gives each embedder its input and crop policy once, crop size = input size', () => {
+    for (const id of MODELS.embedderIds) {
+      const { preprocessing } = MODELS.embedder(id);
+      expect(preprocessing.crop.size).toEqual(preprocessing.inputSize);
+    }
+    expect(INCEPTION_RESNET_V1.preprocessing.crop).toEqual({
+      size: { width: 160, height: 160 },
+      shape: 'box',
+      margin: 0,
+    });
+    expect(FACEAPI_RESNET.preprocessing.crop).toEqual({
+      size: { width: 150, height: 150 },
+      shape: 'square',
+      margin: 0,
+    });
+  });
+
+  it('maps settings to options, options to model ids and manifest entries, and model ids back', () => {
+    const irv1 = MODELS.resolveEmbedder('inception-resnet-v1', { weights: 'casia-webface' });
+    expect(irv1.options).toEqual({ weights: 'casia-webface' });
+    expect(INCEPTION_RESNET_V1.modelId(irv1.options)).toBe('inception-resnet-v1/casia-webface');
+    expect(MODELS.manifestEntries(irv1)).toEqual([
+      'mtcnn-pnet',
+      'mtcnn-rnet',
+      'mtcnn-onet',
+      'inception-resnet-v1-casia-webface',
+    ]);
+    expect(INCEPTION_RESNET_V1.modelId({ weights: '/models/mine.pt' })).toBe('inception-resnet-v1/mine.pt');
+    expect(INCEPTION_RESNET_V1.manifestEntries({ weights: '/models/mine.pt' })).toEqual([]);
+    const back = MODELS.embedderForModelId('inception-resnet-v1/vggface2');
+    expect([back.description.id, back.options]).toEqual(['inception-resnet-v1', { weights: 'vggface2' }]);
+    // A gallery built from a local checkpoint records its file name; the caller supplies the path.
+    expect(
+      MODELS.embedderForModelId('inception-resnet-v1/mine.pt', { weights: '/m/mine.pt' }).options,
+    ).toEqual({
+      weights: '/m/mine.pt',
+    });
+    expect(MODELS.embedderForModelId('faceapi-resnet').description).toBe(FACEAPI_RESNET);
+    expect(MODELS.resolveEmbedder('faceapi-resnet', { weights: 'ignored' }).options).toEqual({});
+  });
+
+  it('refuses unknown ids and bad options with errors that list the valid choices', () => {
+    expect(() => MODELS.embedder('arcface')).toThrow(NoSuchModelError);
+    expect(() => MODELS.embedder('arcface')).toThrow('available: inception-resnet-v1, faceapi-resnet');
+    expect(() => MODELS.detector('retinaface')).toThrow('available: mtcnn');
+    expect(() => MODELS.provider('torch')).toThrow('valid providers: onnx, tfjs');
+    expect(() => MODELS.embedderForModelId('arcface/r100')).toThrow(NoSuchModelError);
+    expect(() => MODELS.resolveEmbedder('inception-resnet-v1', {}, { maxBatchSize: 0 })).toThrow(
+      InvalidOptionsError,
+    );
+    expect(() => MODELS.resolveEmbedder('faceapi-resnet', {}, { batch: 4 })).toThrow(/batch/);
+  });
+
+  it('is extended by a new registry, never changed', () => {
+    const extended = MODELS.with(FAKE);
+    expect(extended.embedderIds).toEqual(['inception-resnet-v1', 'faceapi-resnet', 'fake']);
+    expect(MODELS.embedderIds).toEqual(['inception-resnet-v1', 'faceapi-resnet']);
+    expect(extended.embedderForModelId('fake/2').description).toBe(FAKE);
+    expect(Object.isFrozen(FAKE)).toBe(true);
+  });
+});
+
+describe('createFaceProvider', () => {
+  const provider = (registry = MODELS.with(FAKE)) =>
+    createFaceProvider({
+      name: 'test',
+      registry,
+      detectors: [
+        implementDetector(MTCNN, (options) => new MtcnnDetector('test', new Promise(() => {}), options)),
+      ],
+      embedders: [
+        implementEmbedder(INCEPTION_RESNET_V1, async () => ({ modelId: 'native' }) as FaceEmbedder),
+      ],
+    });
+
+  it('runs its own implementation, else the registry entry’s provider-free load', async () => {
+    expect((await provider().embedder('inception-resnet-v1')).modelId).toBe('native');
+    expect((await provider().embedder('fake', { scale: 3 })).modelId).toBe('fake/3');
+    const detector = provider().detector('mtcnn', { minFaceSize: 40 });
+    expect((detector as MtcnnDetector).options.minFaceSize).toBe(40);
+  });
+
+  it('validates options with the registry schema before anything loads', async () => {
+    const before = loaded.length;
+    await expect(provider().embedder('fake', { scale: 'x' })).rejects.toThrow(InvalidOptionsError);
+    await expect(provider().embedder('inception-resnet-v1', { weight: 'vggface2' })).rejects.toThrow(
+      /weight/,
+    );
+    expect(() => provider().detector('mtcnn', { imageSize: 160 })).toThrow(InvalidOptionsError);
+    expect(loaded.length).toBe(before);
+  });
+
+  it('says which models it can run when the registry has one it cannot', async () => {
+    const error = await provider()
+      .embedder('faceapi-resnet')
+      .catch((e: unknown) => e);
+    expect(NoSuchModelError.isInstance(error), String(error)).toBe(true);
+    expect((error as NoSuchModelError).available).toEqual(['inception-resnet-v1', 'fake']);
+    await expect(provider().embedder('nope')).rejects.toThrow(
+      'available: inception-resnet-v1, faceapi-resnet, fake',
+    );
+  });
+
+  it('uses an implementation only for the description it was written for', async () => {
+    const replaced = MODELS.with(defineEmbedder({ ...FAKE, id: 'inception-resnet-v1' }));
+    expect((await provider(replaced).embedder('inception-resnet-v1')).modelId).toBe('fake/1');
+  });
+});
