@@ -102,7 +102,7 @@ function faces(image: RgbImage): FaceDetection[] {
   return image.width === 60 ? [face(30, 20), face(5, 10)] : [face(10, 20)];
 }
 
-const FAKE = defineEmbedder({
+const FAKE = defineEmbedder<{ maxBatchSize?: number }>({
   kind: 'embedder',
   id: 'colour',
   summary: 'test',

@@ -14,7 +14,7 @@ import { createFaceProvider, implementDetector, implementEmbedder } from './prov
 import { MODELS } from './registry.js';
 
 const loaded: FaceEmbedder[] = [];
-const FAKE = defineEmbedder({
+const FAKE = defineEmbedder<{ scale?: number }>({
   kind: 'embedder',
   id: 'fake',
   summary: 'fake',
@@ -127,10 +127,10 @@ describe('createFaceProvider', () => {
   it('validates options with the registry schema before anything loads', async () => {
     const before = loaded.length;
     await expect(provider().embedder('fake', { scale: 'x' })).rejects.toThrow(InvalidOptionsError);
-    await expect(provider().embedder('inception-resnet-v1', { weight: 'vggface2' })).rejects.toThrow(
+    await expect(provider().embedder('inception-resnet-v1', { weight: 'vggface2' } as never)).rejects.toThrow(
       /weight/,
     );
-    expect(() => provider().detector('mtcnn', { imageSize: 160 })).toThrow(InvalidOptionsError);
+    expect(() => provider().detector('mtcnn', { imageSize: 160 } as never)).toThrow(InvalidOptionsError);
     expect(loaded.length).toBe(before);
   });
 
