@@ -1,4 +1,10 @@
-import { InvalidOptionsError, MODELS, type ModelRegistry, type ResolvedEmbedder } from '@facerec/framework';
+import {
+  formatIssues,
+  InvalidOptionsError,
+  MODELS,
+  type ModelRegistry,
+  type ResolvedEmbedder,
+} from '@facerec/framework';
 import { z } from 'zod';
 
 /**
@@ -88,8 +94,9 @@ export function loadConfig(
   );
   const parsed = schema.safeParse(relevant);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new InvalidOptionsError('@facerec/lambda-runtime configuration', issues, { cause: parsed.error });
+    throw new InvalidOptionsError('@facerec/lambda-runtime configuration', formatIssues(parsed.error), {
+      cause: parsed.error,
+    });
   }
   const e = parsed.data;
   let embedder: ResolvedEmbedder;

@@ -11,7 +11,8 @@
  *   on ties), as the mean of the two rates there.
  */
 import { z } from 'zod';
-import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { InvalidInputError } from '../errors.js';
+import { parseOptions } from '../options.js';
 import type { FileGallery } from './gallery.js';
 import type { CalibrationPoint, GalleryCalibration } from './types.js';
 import { distanceFromDot } from './vectors.js';
@@ -159,14 +160,7 @@ const optionsSchema = z.strictObject({
 });
 
 function resolveOptions(component: string, options: CalibrationOptions) {
-  const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) {
-    const detail = parsed.error.issues
-      .map((i) => `${i.path.join('.') || 'options'}: ${i.message}`)
-      .join('; ');
-    throw new InvalidOptionsError(component, detail, { cause: parsed.error });
-  }
-  return parsed.data;
+  return parseOptions(optionsSchema, options, component);
 }
 
 /**

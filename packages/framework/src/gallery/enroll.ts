@@ -20,6 +20,7 @@ import {
 } from '../errors.js';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
+import { parseOptions } from '../options.js';
 import { UNKNOWN_IDENTITY } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import type { GalleryIdentityInput } from './types.js';
@@ -178,14 +179,7 @@ interface Candidate {
  * await gallery.save('people.gallery.json');
  */
 export async function enrollGallery(options: EnrollOptions): Promise<EnrollResult> {
-  const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) {
-    const detail = parsed.error.issues
-      .map((i) => `${i.path.join('.') || 'options'}: ${i.message}`)
-      .join('; ');
-    throw new InvalidOptionsError('enrollGallery', detail, { cause: parsed.error });
-  }
-  const o = parsed.data;
+  const o = parseOptions(optionsSchema, options, 'enrollGallery');
   const { embedder, detector } = o;
   const { width, height } = embedder.preprocessing.inputSize;
   const crop = embedder.preprocessing.crop;

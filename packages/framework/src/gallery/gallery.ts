@@ -12,6 +12,7 @@ import type {
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
+import { parseOptions } from '../options.js';
 import { EmbedderMismatchError, UnknownIdentityError } from './errors.js';
 import {
   aggregationSchema,
@@ -22,7 +23,6 @@ import {
   serialiseGallery,
   thresholdSchema,
   UNKNOWN_IDENTITY,
-  zodIssues,
 } from './format.js';
 import { createDotIndex, type DotIndex, type DotKernelName, MAX_QUERIES_PER_PASS } from './kernel.js';
 import type { GalleryCalibration, GalleryData, GalleryExample, ResolvedGalleryData } from './types.js';
@@ -143,16 +143,7 @@ export class FileGallery implements Gallery {
    * @throws {@link InvalidInputError} for an embedding of the wrong length, or zero/non-finite.
    */
   static create(data: GalleryData, options: GallerySearchOptions = {}): FileGallery {
-    const parsed = createSchema.safeParse(data);
-    if (!parsed.success) {
-      const issues = zodIssues(parsed.error);
-      const detail =
-        issues
-          .slice(0, 5)
-          .map((i) => (i.path ? `${i.path}: ${i.message}` : i.message))
-          .join('; ') + (issues.length > 5 ? `; and ${issues.length - 5} more` : '');
-      throw new InvalidOptionsError('FileGallery.create', detail, { cause: parsed.error });
-    }
+    const parsed = { data: parseOptions(createSchema, data, 'FileGallery.create') };
     const kernel = resolveSearch(options);
     const d = parsed.data;
     const names = new Set<string>();
@@ -585,16 +576,7 @@ function describePreprocessing(p: GalleryEmbedderInfo['preprocessing']): string 
 }
 
 function resolveSearch(options: GallerySearchOptions): DotKernelName | 'auto' {
-  const parsed = searchSchema.safeParse(options);
-  if (!parsed.success) {
-    throw new InvalidOptionsError(
-      'FileGallery',
-      zodIssues(parsed.error)
-        .map((i) => `${i.path || 'options'}: ${i.message}`)
-        .join('; '),
-    );
-  }
-  return parsed.data.kernel ?? 'auto';
+  return parseOptions(searchSchema, options, 'FileGallery').kernel ?? 'auto';
 }
 
 function resolveMatchOptions(options: MatchOptions, threshold: number): { topK: number; threshold: number } {

@@ -7,6 +7,7 @@ import {
   InvalidOptionsError,
   UnsupportedImageFormatError,
 } from '../errors.js';
+import { parseOptions } from '../options.js';
 import { detectImageFormat, isSupportedImageFormat, SUPPORTED_IMAGE_FORMATS } from './format.js';
 import type { RgbImage } from './types.js';
 import { assertRgbImage } from './validate.js';
@@ -51,16 +52,10 @@ const IGNORE_ICC = true;
 const FAIL_ON = 'error' as const;
 
 function resolveLimits(limits: DecodeLimits | undefined): Required<DecodeLimits> {
-  const parsed = limitsSchema.safeParse(limits);
-  if (!parsed.success) {
-    const detail = parsed.error.issues
-      .map((issue) => `${issue.path.length ? issue.path.join('.') : 'limits'}: ${issue.message}`)
-      .join('; ');
-    throw new InvalidOptionsError('decodeImage', `invalid limits (${detail})`, { cause: parsed.error });
-  }
+  const parsed = parseOptions(limitsSchema, limits, 'decodeImage');
   return {
-    maxBytes: parsed.data?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
-    maxPixels: parsed.data?.maxPixels ?? DEFAULT_DECODE_LIMITS.maxPixels,
+    maxBytes: parsed?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
+    maxPixels: parsed?.maxPixels ?? DEFAULT_DECODE_LIMITS.maxPixels,
   };
 }
 
