@@ -42,6 +42,7 @@ export default defineConfig({
     alias: [
       { find: /^@facerec\/framework\/testing$/, replacement: src('framework', 'testing/index.ts') },
       { find: /^@facerec\/framework\/registry$/, replacement: src('framework', 'registry/index.ts') },
+      { find: /^@facerec\/framework\/internal$/, replacement: src('framework', 'internal.ts') },
       { find: /^@facerec\/framework$/, replacement: src('framework') },
       { find: /^@facerec\/provider-onnx$/, replacement: src('provider-onnx') },
       { find: /^@facerec\/provider-tfjs$/, replacement: src('provider-tfjs') },

@@ -1,13 +1,8 @@
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import {
-  CACHE_DIR_ENV,
-  decodeImage,
-  encodePng,
-  MODELS_MIRROR_ENV,
-  resizeBilinearPil,
-} from '@facerec/framework';
+import { CACHE_DIR_ENV, decodeImage, encodePng, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { resizeBilinearPil } from '@facerec/framework/internal';
 import {
   cosine,
   describeWithSharedData,

@@ -1,22 +1,51 @@
 /**
- * `@facerec/framework`: the contracts every facerec provider implements, their result types and errors, and
- * the provider-free parts — image decoding, the PyTorch checkpoint reader, the model store and the MTCNN
- * cascade. It never imports onnxruntime, TensorFlow.js or the AWS SDK.
+ * `@facerec/framework`: what facerec's users and plugin authors need — the contracts (`FaceProvider`,
+ * `FaceDetector`, `FaceEmbedder`, `Gallery`, `Transport`), the errors, image decoding, the model registry and
+ * model store, the MTCNN detector, galleries (enrollment, calibration, matching), `createFaceRecognizer`,
+ * and `BaseEmbedder` / `createFaceProvider` for new models and providers. It never imports onnxruntime,
+ * TensorFlow.js or the AWS SDK.
+ *
+ * The building blocks providers and transports are made of (network architectures, the cascade's pieces,
+ * resamplers, weight readers, message helpers) are in `@facerec/framework/internal`; the model registry alone
+ * (no image or inference code) is `@facerec/framework/registry`.
  *
  * @packageDocumentation
  */
-export * from './checkpoint/index.js';
+export {
+  checkpointFormat,
+  type NamedTensor,
+  type ReadCheckpointOptions,
+  readCheckpoint,
+  readCheckpointFile,
+  type StateDict,
+  type TensorDType,
+} from './checkpoint/index.js';
 export * from './contracts/index.js';
-export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
 export * from './embedder/index.js';
 export * from './errors.js';
-export * from './faceapi/index.js';
-export { type AtomicWriteData, type WriteFileAtomicOptions, writeFileAtomic } from './fs.js';
 export * from './gallery/index.js';
-export * from './image/index.js';
-export * from './inception-resnet-v1/index.js';
+export {
+  DEFAULT_DECODE_LIMITS,
+  type DecodeLimits,
+  decodeImage,
+  encodeJpeg,
+  encodePng,
+  type RgbImage,
+  SUPPORTED_IMAGE_FORMATS,
+  type SupportedImageFormat,
+} from './image/index.js';
 export * from './models/index.js';
-export * from './mtcnn/index.js';
+export {
+  DEFAULT_MTCNN_OPTIONS,
+  MtcnnDetector,
+  type MtcnnNetworks,
+  type MtcnnOptions,
+  mtcnnOptionsSchema,
+  type ONetOutput,
+  type PNetOutput,
+  type RNetOutput,
+  type SelectionMethod,
+} from './mtcnn/index.js';
 export { formatIssues, parseOptions } from './options.js';
 export * from './recognizer/index.js';
 export * from './registry/index.js';
@@ -29,4 +58,4 @@ export {
   implementDetector,
   implementEmbedder,
 } from './registry/provider.js';
-export * from './transport/index.js';
+export { InvalidMessageError, InvalidReceiptError, MessageTooLargeError } from './transport/index.js';

@@ -4,9 +4,9 @@ import {
   type Gallery,
   type OutboundMessage,
   type RgbImage,
-  resizeBilinearPil,
   type Transport,
 } from '@facerec/framework';
+import { resizeBilinearPil } from '@facerec/framework/internal';
 import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
 import { type PipelineLogger, silentLogger, since } from './logger.js';
 import { describeIssues, type FaceMessage, faceMessageSchema, type ResponseMessage } from './messages.js';

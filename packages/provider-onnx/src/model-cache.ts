@@ -1,6 +1,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type ModelStore, readCheckpoint, type StateDict, writeFileAtomic } from '@facerec/framework';
+import { type ModelStore, readCheckpoint, type StateDict } from '@facerec/framework';
+import { writeFileAtomic } from '@facerec/framework/internal';
 
 /**
  * Bumped whenever a graph builder changes its output, so cached `.onnx` files from an older builder are not

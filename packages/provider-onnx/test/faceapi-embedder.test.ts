@@ -3,14 +3,16 @@ import {
   CheckpointError,
   DisposedError,
   decodeImage,
-  FACEAPI_MEAN_RGB,
-  faceApiInput,
   InvalidInputError,
   type ModelStore,
-  prepareFaceApiInput,
   type RgbImage,
-  readTfjsWeightsFile,
 } from '@facerec/framework';
+import {
+  FACEAPI_MEAN_RGB,
+  faceApiInput,
+  prepareFaceApiInput,
+  readTfjsWeightsFile,
+} from '@facerec/framework/internal';
 import { describeEmbedderConformance, describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { buildFaceApiResnet, createSession, OnnxFaceApiEmbedder } from '@facerec/provider-onnx';
 import * as ort from 'onnxruntime-node';

@@ -7,12 +7,17 @@
  * pads and the head.
  */
 import {
-  assertFaceApiInput,
-  assertRgbImage,
   BaseEmbedder,
   type EmbedderPreprocessing,
-  FACEAPI_PREPROCESSING,
   FACEAPI_RESNET,
+  type ModelStore,
+  type RgbImage,
+  type StateDict,
+} from '@facerec/framework';
+import {
+  assertFaceApiInput,
+  assertRgbImage,
+  FACEAPI_PREPROCESSING,
   FACEAPI_RESNET_BLOCKS,
   FACEAPI_RESNET_DESCRIPTOR_SIZE,
   FACEAPI_RESNET_FC,
@@ -20,12 +25,9 @@ import {
   FACEAPI_RESNET_INPUT_SIZE,
   type FloatRgbImage,
   faceApiInput,
-  type ModelStore,
-  type RgbImage,
   readTfjsWeightsFile,
-  type StateDict,
   toFaceApiBatch,
-} from '@facerec/framework';
+} from '@facerec/framework/internal';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfjsBackendName } from './backend.js';
 import { forwardBatch, onWeightSet, StateDictReader, type WeightSet } from './tensors.js';
@@ -277,7 +279,7 @@ export class TfjsFaceApiEmbedder extends BaseEmbedder {
    * face-api.js's raw descriptors (not normalised) of 150×150 inputs: 8-bit crops, or the float images from
    * `faceApiInput`, which match face-api.js without the rounding of an 8-bit crop.
    */
-  describe(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array[]> {
+  async describe(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array[]> {
     this.assertLive();
     inputs.forEach((input, i) => {
       assertFaceApiInput(input, `face ${i}`);

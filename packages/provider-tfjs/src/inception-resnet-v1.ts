@@ -5,6 +5,7 @@
  * builds its graph too. Every batch norm is folded into the layer before it and each block's residual scale into its
  * 1×1 up-projection, so a forward pass is only fused conv+ReLU, add, concat, max-pool and the head.
  */
+import type { StateDict } from '@facerec/framework';
 import {
   INCEPTION_RESNET_V1_BATCH_NORM_EPS,
   INCEPTION_RESNET_V1_BLOCKS,
@@ -15,13 +16,15 @@ import {
   type InceptionResnetV1Layer,
   type InceptionResnetV1Residual,
   isUnusedInceptionResnetV1Key,
-  type StateDict,
-} from '@facerec/framework';
+} from '@facerec/framework/internal';
 import * as tf from '@tensorflow/tfjs-core';
 import { type BatchNorm, foldBatchNorm, StateDictReader, scaled, type WeightSet } from './tensors.js';
 
 // Defined once in the framework's description of the network; re-exported for this package's embedder.
-export { INCEPTION_RESNET_V1_EMBEDDING_SIZE, INCEPTION_RESNET_V1_INPUT_SIZE } from '@facerec/framework';
+export {
+  INCEPTION_RESNET_V1_EMBEDDING_SIZE,
+  INCEPTION_RESNET_V1_INPUT_SIZE,
+} from '@facerec/framework/internal';
 
 /** One layer of the eager forward pass, NHWC in and out. */
 type Layer = (x: tf.Tensor4D) => tf.Tensor4D;

@@ -11,7 +11,7 @@ export {
   INCEPTION_RESNET_V1_EMBEDDING_SIZE,
   INCEPTION_RESNET_V1_INPUT_SIZE,
   isUnusedInceptionResnetV1Key,
-} from '@facerec/framework';
+} from '@facerec/framework/internal';
 export {
   type BackendProbe,
   backendLogLine,

@@ -10,20 +10,22 @@ import { readFile } from 'node:fs/promises';
 import {
   DisposedError,
   type ModelStore,
-  MTCNN_ARCHITECTURES,
-  MTCNN_ONET,
-  MTCNN_RNET,
-  type MtcnnHead,
-  type MtcnnLayer,
-  type MtcnnNetworkArchitecture,
   type MtcnnNetworks,
-  type MtcnnOutputName,
   type ONetOutput,
   type PNetOutput,
   type RNetOutput,
   readCheckpoint,
   type StateDict,
 } from '@facerec/framework';
+import {
+  MTCNN_ARCHITECTURES,
+  MTCNN_ONET,
+  MTCNN_RNET,
+  type MtcnnHead,
+  type MtcnnLayer,
+  type MtcnnNetworkArchitecture,
+  type MtcnnOutputName,
+} from '@facerec/framework/internal';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfjsBackendName } from './backend.js';
 import {

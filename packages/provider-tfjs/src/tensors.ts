@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend, type TfjsBackendName } from './backend.js';
 
 // The shared reader from the framework: `takeData` gives the float32 data the tfjs layers need.
-export { isTrainingOnlyKey, StateDictReader } from '@facerec/framework';
+export { isTrainingOnlyKey, StateDictReader } from '@facerec/framework/internal';
 
 /** Batch-norm parameters and eps, as PyTorch stores them. */
 export interface BatchNorm {

@@ -3,12 +3,12 @@ import {
   DisposedError,
   decodeImage,
   type FaceEmbedder,
-  faceApiInput,
   InvalidInputError,
   InvalidOptionsError,
   type ModelStore,
   type RgbImage,
 } from '@facerec/framework';
+import { faceApiInput } from '@facerec/framework/internal';
 import {
   describeEmbedderConformance,
   describeWithSharedData,

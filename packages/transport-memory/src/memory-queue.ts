@@ -1,20 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import {
-  assertVisibilityTimeout,
   DisposedError,
   formatIssues,
   InvalidOptionsError,
   InvalidReceiptError,
   type OutboundMessage,
-  prepareOutboundMessages,
   type ReceivedMessage,
-  type ReceiveLimits,
   type ReceiveOptions,
-  type ResolvedReceiveOptions,
-  resolveReceiveOptions,
   SPECIFICATION_VERSION,
   type Transport,
 } from '@facerec/framework';
+import {
+  assertVisibilityTimeout,
+  prepareOutboundMessages,
+  type ReceiveLimits,
+  type ResolvedReceiveOptions,
+  resolveReceiveOptions,
+} from '@facerec/framework/internal';
 import { z } from 'zod';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 

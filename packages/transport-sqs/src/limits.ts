@@ -1,4 +1,4 @@
-import type { ReceiveLimits } from '@facerec/framework';
+import type { ReceiveLimits } from '@facerec/framework/internal';
 
 /**
  * Amazon SQS's quotas that the transport enforces before calling SQS, so that a bad request fails with a

@@ -9,18 +9,20 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import {
-  assertVisibilityTimeout,
   InvalidOptionsError,
   InvalidReceiptError,
   type OutboundMessage,
-  type PreparedMessage,
-  prepareOutboundMessages,
   type ReceivedMessage,
   type ReceiveOptions,
-  resolveReceiveOptions,
   SPECIFICATION_VERSION,
   type Transport,
 } from '@facerec/framework';
+import {
+  assertVisibilityTimeout,
+  type PreparedMessage,
+  prepareOutboundMessages,
+  resolveReceiveOptions,
+} from '@facerec/framework/internal';
 import {
   AcknowledgeError,
   type AcknowledgeFailure,

@@ -9,8 +9,8 @@ import {
   loadManifest,
   ModelStore,
   type RgbImage,
-  resizeBilinearPil,
 } from '@facerec/framework';
+import { resizeBilinearPil } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import { info, loadNote, pullProgressReporter } from '../output.js';
 import {

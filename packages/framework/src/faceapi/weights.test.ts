@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { concat } from '../checkpoint/__fixtures__/pickle-builder.js';
 import { CheckpointError } from '../errors.js';
 import { loadManifest } from '../models/manifest.js';
 import { ModelStore } from '../models/store.js';
@@ -13,15 +14,6 @@ const le = {
   f32: (values: number[]) => new Uint8Array(Float32Array.from(values).buffer),
   i32: (values: number[]) => new Uint8Array(Int32Array.from(values).buffer),
   u16: (values: number[]) => new Uint8Array(Uint16Array.from(values).buffer),
-};
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 };
 
 // float32 [2, 2] | uint8 [3] (scale 0.5, min −1) | float16 [2] | uint16 [2] | int32 [2]; split over two shards
@@ -44,13 +36,13 @@ const manifest = [
   },
 ];
 // 0x3c00 = 1.0, 0xc000 = −2.0 in binary16.
-const payload = concat(
+const payload = concat([
   le.f32([1.5, -2, 3.25, 1e-7]),
   Uint8Array.of(0, 2, 255),
   le.u16([0x3c00, 0xc000]),
   le.u16([0, 4]),
   le.i32([7, -3]),
-);
+]);
 const shards = () =>
   new Map([
     ['a.bin', payload.subarray(0, 10)],
@@ -83,7 +75,7 @@ describe('decodeTfjsWeights', () => {
     expect(() => decodeTfjsWeights(manifest, short, { source: 'm.json' })).toThrow(
       `m.json: weights group 0 needs ${payload.length} bytes for its 5 weights, but its shards (a.bin, b.bin) hold ${payload.length - 1} bytes (truncated?)`,
     );
-    const long = new Map([...shards(), ['b.bin', concat(payload.subarray(10), Uint8Array.of(0))]]);
+    const long = new Map([...shards(), ['b.bin', concat([payload.subarray(10), Uint8Array.of(0)])]]);
     expect(() => decodeTfjsWeights(manifest, long)).toThrow(/hold 36 bytes$/);
     expect(() => decodeTfjsWeights(manifest, new Map([['a.bin', payload]]))).toThrow(
       /missing weights shard "b.bin"/,

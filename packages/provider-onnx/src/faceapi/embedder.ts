@@ -1,17 +1,14 @@
 import path from 'node:path';
+import { BaseEmbedder, FACEAPI_RESNET, type ModelStore, type RgbImage } from '@facerec/framework';
 import {
   assertFaceApiInput,
   assertRgbImage,
-  BaseEmbedder,
-  FACEAPI_RESNET,
   FACEAPI_RESNET_INPUT_SIZE,
   type FloatRgbImage,
   faceApiInput,
-  type ModelStore,
-  type RgbImage,
   readTfjsWeightsFile,
   toFaceApiBatch,
-} from '@facerec/framework';
+} from '@facerec/framework/internal';
 import type { InferenceSession } from 'onnxruntime-node';
 import { createSession } from '../graph/session.js';
 import { type CachedGraph, cachedOnnxFile, GRAPH_BUILDER_VERSION, graphSource } from '../model-cache.js';
@@ -120,7 +117,7 @@ export class OnnxFaceApiEmbedder extends BaseEmbedder {
    * face-api.js's raw descriptors (not normalised) of 150×150 inputs: 8-bit crops, or the float images from
    * `faceApiInput`, which match face-api.js without the rounding of an 8-bit crop.
    */
-  describe(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array[]> {
+  async describe(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array[]> {
     this.assertLive();
     inputs.forEach((input, i) => {
       assertFaceApiInput(input, `face ${i}`);

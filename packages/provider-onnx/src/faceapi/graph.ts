@@ -5,14 +5,14 @@
  * conv's bias and per-channel scale layer are folded into the convolution, so the graph is only
  * Conv/Relu/Add/MaxPool/AveragePool/Pad plus the head.
  */
+import type { StateDict } from '@facerec/framework';
 import {
   FACEAPI_RESNET_BLOCKS,
   FACEAPI_RESNET_DESCRIPTOR_SIZE,
   FACEAPI_RESNET_FC,
   FACEAPI_RESNET_FEATURES,
   FACEAPI_RESNET_INPUT_SIZE,
-  type StateDict,
-} from '@facerec/framework';
+} from '@facerec/framework/internal';
 import { attr, GraphBuilder } from '../graph/builder.js';
 import { type BuildGraphOptions, validateBuildOptions } from '../graph/options.js';
 import { type FloatTensor, StateDictReader } from '../graph/weights.js';

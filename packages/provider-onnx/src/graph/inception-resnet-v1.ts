@@ -5,6 +5,7 @@
  * from too. Every batch norm is folded into the layer before it, and each block's residual scale into its 1×1
  * up-projection, so the graph is only Conv/Relu/Add/Concat/MaxPool plus the head.
  */
+import type { StateDict } from '@facerec/framework';
 import {
   INCEPTION_RESNET_V1_BATCH_NORM_EPS,
   INCEPTION_RESNET_V1_BLOCKS,
@@ -16,8 +17,7 @@ import {
   type InceptionResnetV1Layer,
   type InceptionResnetV1Residual,
   isUnusedInceptionResnetV1Key,
-  type StateDict,
-} from '@facerec/framework';
+} from '@facerec/framework/internal';
 import { type BatchNormParams, foldBatchNorm, GraphBuilder, scaleTensor } from './builder.js';
 import { type BuildGraphOptions, validateBuildOptions } from './options.js';
 import { StateDictReader } from './weights.js';

@@ -4,6 +4,7 @@
  * (facenet-pytorch's `models/mtcnn.py`), from which the tfjs provider builds its networks too; this file only
  * decides how each step is lowered to ONNX operators (see the layout notes below).
  */
+import type { StateDict } from '@facerec/framework';
 import {
   MTCNN_ONET,
   MTCNN_PNET,
@@ -14,8 +15,7 @@ import {
   type MtcnnMaxPool,
   type MtcnnNetworkArchitecture,
   type MtcnnOutputName,
-  type StateDict,
-} from '@facerec/framework';
+} from '@facerec/framework/internal';
 import { GraphBuilder, type MaxPoolOptions } from './builder.js';
 import { type BuildGraphOptions, validateBuildOptions } from './options.js';
 import { StateDictReader } from './weights.js';

@@ -4,4 +4,4 @@ export {
   isTrainingOnlyKey,
   StateDictReader,
   type StateDictReaderOptions,
-} from '@facerec/framework';
+} from '@facerec/framework/internal';

@@ -1,0 +1,18 @@
+/**
+ * `@facerec/framework/internal`: the building blocks facerec's providers and transports are made of — network
+ * architectures as data, the MTCNN cascade's pieces, resamplers, checkpoint and tfjs weight readers, input
+ * checks, message helpers, atomic writes. For plugin authors; application code needs only
+ * `@facerec/framework`. Everything public is re-exported here too, so a provider imports from one place.
+ * These exports may change in any minor version.
+ *
+ * @packageDocumentation
+ */
+export * from './checkpoint/index.js';
+export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
+export * from './faceapi/index.js';
+export { type AtomicWriteData, type WriteFileAtomicOptions, writeFileAtomic } from './fs.js';
+export * from './image/index.js';
+export * from './inception-resnet-v1/index.js';
+export * from './index.js';
+export * from './mtcnn/index.js';
+export * from './transport/index.js';
