@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 export { loadInceptionResnetV1Graph, OnnxInceptionResnetV1Embedder } from './embedder.js';
+export { GraphBuildError, OnnxRuntimeUnavailableError } from './errors.js';
 export * from './faceapi/index.js';
 export * from './graph/index.js';
 export {

@@ -9,7 +9,7 @@ import {
   selectProvider,
 } from '../providers.js';
 
-/** `models pull` without names skips files larger than this (the 100+ MB InceptionResnetV1 checkpoints). */
+/** `models pull` without names skips files larger than this, or of unknown size (the 100+ MB InceptionResnetV1 checkpoints). */
 const DEFAULT_PULL_MAX_BYTES = 50 * 1024 * 1024;
 
 /** `facerec models pull|prepare|list|inspect`. */
@@ -113,6 +113,7 @@ export function registerModelsCommands(program: Command, context: CliContext): v
 function defaultPull(store: ModelStore): string[] {
   // The InceptionResnetV1 checkpoints are 100+ MB each; pull them by name, or with `models prepare`.
   return store.manifest.models
-    .filter((m) => m.size === null || m.size === undefined || m.size <= DEFAULT_PULL_MAX_BYTES)
+    // A file of unknown size (the InceptionResnetV1 checkpoints, trusted on first use) counts as large.
+    .filter((m) => m.size !== null && m.size <= DEFAULT_PULL_MAX_BYTES)
     .map((m) => m.name);
 }

@@ -61,7 +61,7 @@ export interface WarmUpFrame {
  * const detector = createOnnxProvider().detector('mtcnn');
  * await detector.ready();
  * const faces = await detector.detect(await decodeImage(bytes));
- * const [{ crops }] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
+ * const [found] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
  */
 export interface FaceDetector {
   readonly specificationVersion: SpecificationVersion;

@@ -43,8 +43,8 @@ export interface EmbedderPreprocessing {
  *
  * @example
  * const embedder = await createOnnxProvider().embedder('inception-resnet-v1', { weights: 'vggface2' });
- * const [{ crops }] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
- * const vectors = await embedder.embed(crops.map((c) => c.image)); // Float32Array(512) each, |v| = 1
+ * const [found] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
+ * const vectors = await embedder.embed(found!.crops.map((c) => c.image)); // Float32Array(512) each, |v| = 1
  */
 export interface FaceEmbedder {
   readonly specificationVersion: SpecificationVersion;

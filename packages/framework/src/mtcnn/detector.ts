@@ -39,7 +39,7 @@ function syntheticFrame(width: number, height: number): RgbImage {
  *
  * @example
  * const detector = new MtcnnDetector('onnx', () => loadOnnxNetworks(), { minFaceSize: 40 });
- * const [{ faces, crops }] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
+ * const [found] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop }); // found!.faces, found!.crops
  */
 export class MtcnnDetector implements FaceDetector {
   readonly specificationVersion = SPECIFICATION_VERSION;

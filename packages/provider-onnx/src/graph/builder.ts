@@ -1,3 +1,4 @@
+import { GraphBuildError } from '../errors.js';
 import {
   encodeModel,
   type OnnxAttribute,
@@ -224,7 +225,8 @@ export class GraphBuilder {
 
   /** Declares a float32 graph input with the given (possibly symbolic) dims; returns its value name. */
   input(name: string, dims: readonly Dim[]): string {
-    if (this.#names.has(name)) throw new Error(`GraphBuilder: value name "${name}" is already used`);
+    if (this.#names.has(name))
+      throw new GraphBuildError(`GraphBuilder: value name "${name}" is already used`);
     this.#names.add(name);
     this.#inputs.push(this.#valueInfo(name, dims));
     return name;
@@ -237,7 +239,8 @@ export class GraphBuilder {
   output(value: string, name: string, dims: readonly Dim[]): void {
     let produced = value;
     if (value !== name) {
-      if (this.#names.has(name)) throw new Error(`GraphBuilder: value name "${name}" is already used`);
+      if (this.#names.has(name))
+        throw new GraphBuildError(`GraphBuilder: value name "${name}" is already used`);
       produced = this.node('Identity', [value], {}, { output: name });
     }
     this.#outputs.push(this.#valueInfo(produced, dims));
@@ -302,7 +305,7 @@ export class GraphBuilder {
     let output: string;
     if (options.output !== undefined) {
       if (this.#names.has(options.output)) {
-        throw new Error(`GraphBuilder: value name "${options.output}" is already used`);
+        throw new GraphBuildError(`GraphBuilder: value name "${options.output}" is already used`);
       }
       output = options.output;
       this.#names.add(output);
@@ -472,7 +475,7 @@ export class GraphBuilder {
   /** The model as a plain object (what {@link GraphBuilder.toBytes} serialises). */
   toModel(): OnnxModel {
     const { name, docString, metadata, producerVersion } = this.#options;
-    if (this.#outputs.length === 0) throw new Error(`GraphBuilder: graph "${name}" has no outputs`);
+    if (this.#outputs.length === 0) throw new GraphBuildError(`GraphBuilder: graph "${name}" has no outputs`);
     return {
       irVersion: ONNX_IR_VERSION,
       opsetImport: [{ domain: '', version: ONNX_OPSET }],

@@ -16,6 +16,7 @@ import {
   type MtcnnNetworkArchitecture,
   type MtcnnOutputName,
 } from '@facerec/framework/internal';
+import { GraphBuildError } from '../errors.js';
 import { GraphBuilder, type MaxPoolOptions } from './builder.js';
 import { type BuildGraphOptions, validateBuildOptions } from './options.js';
 import { StateDictReader } from './weights.js';
@@ -260,7 +261,8 @@ const poolOptions = (pool: MtcnnMaxPool): MaxPoolOptions => ({
  */
 function softmaxPairOnMap(g: GraphBuilder, w: StateDictReader, x: string, head: MtcnnHead): string {
   const { name, in: cin } = head;
-  if (head.out !== 2) throw new Error(`MTCNN graph: softmax head ${name} on a map must have 2 channels`);
+  if (head.out !== 2)
+    throw new GraphBuildError(`MTCNN graph: softmax head ${name} on a map must have 2 channels`);
   const logit = w.takeData(`${name}.weight`, [2, cin, 1, 1]);
   const logitBias = w.takeData(`${name}.bias`, [2]);
   const difference = new Float32Array(2 * cin);
@@ -328,7 +330,7 @@ function buildNetwork(
       // Folded into the next dense layer's weights (see flattenedDense).
       flatten = layer;
     } else {
-      if (!flatten) throw new Error(`MTCNN graph: dense layer ${layer.name} must follow a flatten`);
+      if (!flatten) throw new GraphBuildError(`MTCNN graph: dense layer ${layer.name} must follow a flatten`);
       const y = flattenedDense(g, w, f.value, layer.name, flatten, layer.out);
       f = {
         value: g.prelu(y, w.take(`${layer.prelu}.weight`, [layer.out]), 2, layer.prelu),

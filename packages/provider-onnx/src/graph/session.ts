@@ -1,4 +1,5 @@
 import type { InferenceSession } from 'onnxruntime-node';
+import { OnnxRuntimeUnavailableError } from '../errors.js';
 
 /** Options of {@link createSession}; anything not set here uses onnxruntime's default. */
 export interface CreateSessionOptions {
@@ -38,10 +39,7 @@ let ortPromise: Promise<Ort> | undefined;
 function loadOrt(): Promise<Ort> {
   ortPromise ??= import('onnxruntime-node').catch((cause: unknown) => {
     ortPromise = undefined;
-    throw new Error(
-      'onnxruntime-node could not be loaded; install it next to @facerec/provider-onnx (npm install onnxruntime-node)',
-      { cause },
-    );
+    throw new OnnxRuntimeUnavailableError({ cause });
   });
   return ortPromise;
 }
