@@ -14,7 +14,8 @@ import { createDetectionHandler, type FunctionUrlEvent, type FunctionUrlResult }
 import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
 import { createLogger, type PipelineLogger } from './logger.js';
 import { loadProvider } from './providers.js';
-import { createRecognitionHandler, type SqsBatchResponse, type SqsEvent } from './recognition.js';
+import { createRecognitionHandler } from './recognition.js';
+import type { SqsBatchHandler } from './sqs-batch.js';
 
 /**
  * Injection tokens of the composition root. Dependency injection stays here: the handlers and the library
@@ -141,9 +142,7 @@ export async function composeDetection(
 }
 
 /** Resolves the recognition handler and everything it needs (models and gallery loaded first). */
-export async function composeRecognition(
-  c: DependencyContainer,
-): Promise<(event: SqsEvent) => Promise<SqsBatchResponse>> {
+export async function composeRecognition(c: DependencyContainer): Promise<SqsBatchHandler> {
   const config = c.resolve<PipelineConfig>(TOKENS.config);
   const [embedder, gallery, transport] = await Promise.all([
     c.resolve<Promise<FaceEmbedder>>(TOKENS.embedder),
