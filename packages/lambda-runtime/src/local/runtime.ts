@@ -166,14 +166,26 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       const result = await options.detection(event);
       send(res, result.statusCode, result.body, result.headers);
     } catch (error) {
+      // A client that hangs up on its long poll aborts the receive: nothing went wrong on this side.
+      if (res.destroyed && (error as { name?: string }).name === 'AbortError') {
+        logger.debug('client disconnected', { path: req.url?.split('?')[0] });
+        return;
+      }
       logger.error('local runtime error', { error: error instanceof Error ? error.message : String(error) });
       if (!res.headersSent) send(res, 500, { error: 'internal error', request_id: null });
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolve());
+    });
+  } catch (error) {
+    // Port taken (EADDRINUSE) or not allowed: stop the consumers, or they would keep the process alive.
+    abort.abort();
+    await Promise.all(consumers);
+    throw error;
+  }
   const address = server.address() as AddressInfo;
   const url = `http://${address.address}:${address.port}`;
   logger.info('local runtime listening', { url, request_queue: requestQueue, response_queue: responseQueue });

@@ -212,8 +212,11 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         s.error = error instanceof Error ? error.message : String(error);
         continue;
       }
-      // Keep `concurrency` requests in flight end to end (sent and not yet fully answered).
-      await Promise.race([done, new Promise((r) => setTimeout(r, options.timeoutMs ?? 60_000))]);
+      // Keep `concurrency` requests in flight end to end (sent and not yet fully answered). The timer is
+      // cleared once the answer is in, or it would hold the process open for the whole timeout.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise((r) => (timer = setTimeout(r, options.timeoutMs ?? 60_000)))]);
+      clearTimeout(timer);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
