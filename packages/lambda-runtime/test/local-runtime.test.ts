@@ -80,6 +80,34 @@ describe('local runtime: recognition consumer', () => {
       await runtime.close();
     }
   });
+
+  it('fails on a port already in use and stops its consumers (nothing keeps running)', async () => {
+    const handled: number[] = [];
+    const first = await start(async () => ({ batchItemFailures: [] }));
+    try {
+      const port = Number(new URL(first.runtime.url).port);
+      const transport = new InMemoryQueueTransport({ queues: {} });
+      const second = startLocalRuntime({
+        detection: notUsed,
+        recognition: async (event) => {
+          handled.push(event.Records.length);
+          return { batchItemFailures: [] };
+        },
+        transport,
+        requestQueue: 'requests',
+        responseQueue: 'responses',
+        port,
+      });
+      await expect(second).rejects.toThrow(/EADDRINUSE/);
+      // Its consumers are gone: a message published now is never taken off the queue.
+      await transport.publish('requests', [{ id: 'late', body: 'x' }]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(handled).toEqual([]);
+      expect(transport.depth('requests')).toBe(1);
+    } finally {
+      await first.runtime.close();
+    }
+  });
 });
 
 describeWithSharedData(
