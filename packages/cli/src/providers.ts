@@ -76,3 +76,17 @@ export function embedderOption(context: CliContext, help = 'embedder'): Option {
     .choices(registry.embedderIds)
     .default(registry.defaults.embedder);
 }
+
+/**
+ * `--weights <w>`. For a command that names its embedder (`for: 'embedder'`) it picks that embedder's weights;
+ * for one that reads the embedder from a gallery (`for: 'gallery'`) it only names the local checkpoint a
+ * gallery built from a `.pt` file was made with, which its model id cannot.
+ */
+export function weightsOption(use: 'embedder' | 'gallery'): Option {
+  return new Option(
+    '--weights <w>',
+    use === 'embedder'
+      ? 'weights, for embedders that take them (inception-resnet-v1: vggface2 (default), casia-webface or a .pt path)'
+      : 'checkpoint path, when the gallery was built from a local .pt file (its embedder is read from the gallery)',
+  );
+}

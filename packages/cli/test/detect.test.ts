@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, decodeImage, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { cli } from './helpers.js';
 
 interface DetectJson {
@@ -15,17 +15,12 @@ interface DetectJson {
 }
 
 describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/upstream/pnet.pt'], () => {
-  const saved: Record<string, string | undefined> = {};
   beforeAll(async () => {
-    for (const key of [CACHE_DIR_ENV, MODELS_MIRROR_ENV]) saved[key] = process.env[key];
-    process.env[CACHE_DIR_ENV] = await mkdtemp(path.join(tmpdir(), 'facerec-cli-'));
-    process.env[MODELS_MIRROR_ENV] = sharedPath('models', 'upstream');
+    vi.stubEnv(CACHE_DIR_ENV, await mkdtemp(path.join(tmpdir(), 'facerec-cli-')));
+    vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
   });
   afterAll(() => {
-    for (const [key, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
+    vi.unstubAllEnvs();
   });
 
   const group = () => sharedPath('faces', 'face-api.js', 'bbt3.jpg');

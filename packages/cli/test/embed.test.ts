@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, decodeImage, encodePng, MODELS_MIRROR_ENV } from '@facerec/framework';
@@ -10,10 +10,10 @@ import {
   type SyntheticReference,
   sharedPath,
 } from '@facerec/framework/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  writeStandInMirror,
   writeSyntheticCheckpoint,
-  writeUpstreamStandIn,
 } from '../../provider-onnx/test/fixtures/synthetic-checkpoint.js';
 import { cli } from './helpers.js';
 
@@ -26,31 +26,19 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
   let cacheDir: string;
   let checkpoint: string;
   let reference: SyntheticReference;
-  const saved = { cache: process.env[CACHE_DIR_ENV], mirror: process.env[MODELS_MIRROR_ENV] };
   const crop = (i: number) => sharedPath('reference', reference.embeddings[i]!.cropPng);
 
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'facerec-cli-embed-'));
     cacheDir = path.join(work, 'cache');
-    const mirror = path.join(work, 'mirror');
-    await mkdir(mirror);
-    process.env[CACHE_DIR_ENV] = cacheDir;
-    process.env[MODELS_MIRROR_ENV] = mirror;
     reference = await readSyntheticReference(sharedPath(REFERENCE));
+    vi.stubEnv(CACHE_DIR_ENV, cacheDir);
+    vi.stubEnv(MODELS_MIRROR_ENV, await writeStandInMirror(path.join(work, 'mirror'), reference.keys));
     checkpoint = await writeSyntheticCheckpoint(path.join(work, 'synthetic.pt'), reference.keys);
-    await writeUpstreamStandIn(mirror, 'vggface2', reference.keys);
-    for (const net of ['pnet.pt', 'rnet.pt', 'onet.pt'])
-      await copyFile(sharedPath('models', 'upstream', net), path.join(mirror, net));
   });
 
   afterAll(async () => {
-    for (const [key, value] of [
-      [CACHE_DIR_ENV, saved.cache],
-      [MODELS_MIRROR_ENV, saved.mirror],
-    ] as const) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
+    vi.unstubAllEnvs();
     if (work) await rm(work, { recursive: true, force: true });
   });
 

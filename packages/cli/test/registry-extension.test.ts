@@ -13,7 +13,7 @@ import {
 } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { loadConfig, loadFrames, localResponses, runWorkload } from '@facerec/lambda-runtime';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { serveLocally } from '../src/index.js';
 import { cliWith } from './helpers.js';
 
@@ -90,13 +90,11 @@ describeWithSharedData(
     let work: string;
     let people: string;
     let galleryFile: string;
-    const saved: Record<string, string | undefined> = {};
 
     beforeAll(async () => {
-      for (const key of [CACHE_DIR_ENV, MODELS_MIRROR_ENV]) saved[key] = process.env[key];
       work = await mkdtemp(path.join(tmpdir(), 'facerec-registry-'));
-      process.env[CACHE_DIR_ENV] = path.join(work, 'cache');
-      process.env[MODELS_MIRROR_ENV] = sharedPath('models', 'upstream');
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
       people = path.join(work, 'people');
       for (const name of ['amy', 'howard']) {
         await mkdir(path.join(people, name), { recursive: true });
@@ -109,10 +107,7 @@ describeWithSharedData(
       galleryFile = path.join(work, 'fake.gallery.json');
     });
     afterAll(async () => {
-      for (const [key, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
+      vi.unstubAllEnvs();
       if (work) await rm(work, { recursive: true, force: true });
     });
 

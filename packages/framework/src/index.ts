@@ -37,6 +37,7 @@ export {
 export * from './models/index.js';
 export {
   DEFAULT_MTCNN_OPTIONS,
+  implementMtcnn,
   MtcnnDetector,
   type MtcnnNetworks,
   type MtcnnOptions,
@@ -54,7 +55,9 @@ export {
   createFaceProvider,
   type DetectorImplementation,
   type EmbedderImplementation,
+  type FaceProviderOptions,
   type FaceProviderSpec,
+  faceProviderOptionsSchema,
   implementDetector,
   implementEmbedder,
 } from './registry/provider.js';

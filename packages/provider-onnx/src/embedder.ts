@@ -14,8 +14,9 @@ import {
   type ModelStore,
   type RgbImage,
 } from '@facerec/framework';
+import { INCEPTION_RESNET_V1_EMBEDDING_SIZE } from '@facerec/framework/internal';
 import type { InferenceSession } from 'onnxruntime-node';
-import { buildInceptionResnetV1, INCEPTION_RESNET_V1_EMBEDDING_SIZE } from './graph/index.js';
+import { buildInceptionResnetV1 } from './graph/index.js';
 import { createSession } from './graph/session.js';
 import { type CachedGraph, cachedGraph, resolveWeights } from './model-cache.js';
 

@@ -3,14 +3,11 @@ import {
   type BuiltFaceProvider,
   createFaceProvider,
   FACEAPI_RESNET,
+  type FaceProviderOptions,
+  faceProviderOptionsSchema,
   INCEPTION_RESNET_V1,
-  implementDetector,
   implementEmbedder,
-  MODELS,
-  ModelRegistry,
-  ModelStore,
-  MTCNN,
-  MtcnnDetector,
+  implementMtcnn,
   type ProviderFactory,
   parseOptions,
 } from '@facerec/framework';
@@ -20,35 +17,24 @@ import { OnnxFaceApiEmbedder } from './faceapi/index.js';
 import { OnnxMtcnnNetworks } from './mtcnn.js';
 
 /** Options of {@link createOnnxProvider}. */
-export interface OnnxProviderOptions {
+export interface OnnxProviderOptions extends FaceProviderOptions {
   /** Threads per operator. Default: the number of available cores. */
   intraOpNumThreads?: number;
-  /** Model store for weights and cached graphs. Default: `ModelStore.fromEnv` over the bundled manifest. */
-  modelStore?: ModelStore;
-  /** The models to hand out. Default: the built-in registry, `MODELS`. */
-  registry?: ModelRegistry;
 }
 
 /** The provider {@link createOnnxProvider} returns. */
 export type OnnxProvider = BuiltFaceProvider<'onnx'>;
 
-const providerSchema = z.strictObject({
+const providerSchema = faceProviderOptionsSchema.extend({
   intraOpNumThreads: z.number().int().min(1).max(256).optional(),
-  modelStore: z.instanceof(ModelStore).optional(),
-  registry: z.instanceof(ModelRegistry).optional(),
 });
 
 /** The models this provider runs natively; any other registry entry with a provider-free `load` runs too. */
 const IMPLEMENTATIONS = Object.freeze({
   detectors: [
-    implementDetector(MTCNN, (options, context) => {
-      const threads = context.threads ?? availableParallelism();
-      return new MtcnnDetector(
-        'onnx',
-        () => context.modelStore().then((s) => OnnxMtcnnNetworks.load(s, threads)),
-        options,
-      );
-    }),
+    implementMtcnn(async (context) =>
+      OnnxMtcnnNetworks.load(await context.modelStore(), context.threads ?? availableParallelism()),
+    ),
   ],
   embedders: [
     implementEmbedder(INCEPTION_RESNET_V1, async (options, context) =>
@@ -80,7 +66,7 @@ export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvi
   const settings = parseOptions(providerSchema, options, '@facerec/provider-onnx');
   return createFaceProvider({
     name: 'onnx',
-    registry: settings.registry ?? MODELS,
+    registry: settings.registry,
     modelStore: settings.modelStore,
     threads: settings.intraOpNumThreads,
     ...IMPLEMENTATIONS,

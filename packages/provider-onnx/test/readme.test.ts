@@ -1,11 +1,11 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CACHE_DIR_ENV, MODELS, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, readSyntheticReference, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { writeUpstreamStandIn } from './fixtures/synthetic-checkpoint.js';
+import { writeStandInMirror } from './fixtures/synthetic-checkpoint.js';
 
 // The README's "Using the library" snippets, read from README.md (never copied here) and run as written,
 // once per embedder. File names in the snippets stand for shared images; the embedder id is swapped.
@@ -49,23 +49,13 @@ describeWithSharedData(
     let work: string;
     let people: string;
     let snippets: string[];
-    const saved = { cache: process.env[CACHE_DIR_ENV], mirror: process.env[MODELS_MIRROR_ENV] };
 
     beforeAll(async () => {
       work = await mkdtemp(path.join(tmpdir(), 'facerec-readme-'));
-      // A mirror with MTCNN's weights and, under the VGGFace2 file name, a stand-in InceptionResnetV1 checkpoint
-      // (synthetic weights: the pretrained ones cannot be downloaded here), and a fresh cache.
-      const mirror = path.join(work, 'mirror');
-      await mkdir(mirror);
-      for (const net of ['pnet.pt', 'rnet.pt', 'onet.pt'])
-        await copyFile(sharedPath('models', 'upstream', net), path.join(mirror, net));
-      await writeUpstreamStandIn(
-        mirror,
-        'vggface2',
-        (await readSyntheticReference(sharedPath(REFERENCE))).keys,
-      );
-      process.env[MODELS_MIRROR_ENV] = mirror;
-      process.env[CACHE_DIR_ENV] = path.join(work, 'cache');
+      // A mirror with MTCNN's weights and a stand-in InceptionResnetV1 checkpoint, and a fresh cache.
+      const { keys } = await readSyntheticReference(sharedPath(REFERENCE));
+      vi.stubEnv(MODELS_MIRROR_ENV, await writeStandInMirror(path.join(work, 'mirror'), keys));
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
       people = path.join(work, 'people');
       for (const name of IDENTITIES) {
         await mkdir(path.join(people, name), { recursive: true });
@@ -81,13 +71,7 @@ describeWithSharedData(
 
     afterAll(async () => {
       vi.restoreAllMocks();
-      for (const [key, value] of [
-        [CACHE_DIR_ENV, saved.cache],
-        [MODELS_MIRROR_ENV, saved.mirror],
-      ] as const) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
+      vi.unstubAllEnvs();
       if (work) await rm(work, { recursive: true, force: true });
     });
 

@@ -55,6 +55,18 @@ export type BackendProbe =
 
 const require = createRequire(import.meta.url);
 
+/** The error for a backend that cannot start: the probe's reason, and what it failed with. */
+function unavailable(
+  name: TfjsBackendName,
+  probe: Extract<BackendProbe, { ok: false }>,
+): TfjsBackendUnavailableError {
+  return new TfjsBackendUnavailableError(
+    name,
+    probe.reason,
+    probe.cause === undefined ? undefined : { cause: probe.cause },
+  );
+}
+
 /** The default logger: a single line on stderr, so stdout stays clean for CLI output. */
 export const stderrLogger: TfjsLogger = (line) => {
   process.stderr.write(`${line}\n`);
@@ -176,13 +188,7 @@ export async function chooseBackend(
 ): Promise<SelectedBackend> {
   if (requested !== undefined) {
     const result = await probe(requested);
-    if (!result.ok) {
-      throw new TfjsBackendUnavailableError(
-        requested,
-        result.reason,
-        result.cause === undefined ? undefined : { cause: result.cause },
-      );
-    }
+    if (!result.ok) throw unavailable(requested, result);
     return { name: requested, reason: 'requested with the backend option' };
   }
   const skipped: string[] = [];
@@ -243,13 +249,7 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
  */
 export async function activateBackend(name: TfjsBackendName): Promise<void> {
   const probe = await start(name);
-  if (!probe.ok) {
-    throw new TfjsBackendUnavailableError(
-      name,
-      probe.reason,
-      probe.cause === undefined ? undefined : { cause: probe.cause },
-    );
-  }
+  if (!probe.ok) throw unavailable(name, probe);
   if (tf.getBackend() === name) return;
   if (!(await tf.setBackend(name))) throw new TfjsBackendUnavailableError(name, 'failed to initialise');
 }

@@ -13,10 +13,10 @@ import {
   readCheckpoint,
   type StateDict,
 } from '@facerec/framework';
-import type * as tf from '@tensorflow/tfjs-core';
+import { INCEPTION_RESNET_V1_EMBEDDING_SIZE } from '@facerec/framework/internal';
 import type { TfjsBackendName } from './backend.js';
-import { buildInceptionResnetV1, INCEPTION_RESNET_V1_EMBEDDING_SIZE } from './inception-resnet-v1.js';
-import { forwardBatch, onWeightSet, type WeightSet } from './tensors.js';
+import { buildInceptionResnetV1 } from './inception-resnet-v1.js';
+import { EmbeddingNetwork } from './tensors.js';
 
 /** facenet's input (the registry's), laid out NHWC as TensorFlow.js convolutions take it. */
 export const FACENET_NHWC_PREPROCESSING: EmbedderPreprocessing = Object.freeze({
@@ -81,14 +81,9 @@ export async function resolveInceptionResnetV1Weights(
  */
 export class TfjsInceptionResnetV1Embedder extends BaseEmbedder {
   readonly backend: TfjsBackendName;
-  readonly #forward: (input: tf.Tensor4D) => tf.Tensor2D;
-  readonly #set: WeightSet;
+  readonly #network: EmbeddingNetwork;
 
-  private constructor(
-    set: WeightSet,
-    forward: (input: tf.Tensor4D) => tf.Tensor2D,
-    options: InceptionResnetV1StateDictOptions,
-  ) {
+  private constructor(network: EmbeddingNetwork, options: InceptionResnetV1StateDictOptions) {
     super({
       provider: 'tfjs',
       modelId: options.modelId,
@@ -97,9 +92,8 @@ export class TfjsInceptionResnetV1Embedder extends BaseEmbedder {
       preprocessing: FACENET_NHWC_PREPROCESSING,
       maxBatchSize: options.maxBatchSize,
     });
-    this.#set = set;
-    this.#forward = forward;
-    this.backend = set.backend;
+    this.#network = network;
+    this.backend = network.backend;
   }
 
   /**
@@ -112,15 +106,10 @@ export class TfjsInceptionResnetV1Embedder extends BaseEmbedder {
     stateDict: StateDict,
     options: InceptionResnetV1StateDictOptions,
   ): Promise<TfjsInceptionResnetV1Embedder> {
-    return onWeightSet(
-      options.backend,
-      (set) =>
-        new TfjsInceptionResnetV1Embedder(
-          set,
-          buildInceptionResnetV1(set, stateDict, options.source),
-          options,
-        ),
+    const network = await EmbeddingNetwork.build(options.backend, (set) =>
+      buildInceptionResnetV1(set, stateDict, options.source),
     );
+    return new TfjsInceptionResnetV1Embedder(network, options);
   }
 
   /** Loads `vggface2` or `casia-webface` through the model store, or a `.pt` file by path. */
@@ -148,10 +137,10 @@ export class TfjsInceptionResnetV1Embedder extends BaseEmbedder {
       const d = face.data;
       for (let i = 0; i < pixels; i++) batch[f * pixels + i] = (d[i]! - 127.5) / 128;
     });
-    return forwardBatch(this.backend, this.#forward, batch, [faces.length, height, width]);
+    return this.#network.run(batch, [faces.length, height, width]);
   }
 
   protected release(): void {
-    this.#set.dispose();
+    this.#network.dispose();
   }
 }

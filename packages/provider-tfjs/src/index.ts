@@ -6,12 +6,6 @@
  * @packageDocumentation
  */
 
-// Defined once in the framework's description of the network; re-exported for compatibility.
-export {
-  INCEPTION_RESNET_V1_EMBEDDING_SIZE,
-  INCEPTION_RESNET_V1_INPUT_SIZE,
-  isUnusedInceptionResnetV1Key,
-} from '@facerec/framework/internal';
 export {
   type BackendProbe,
   backendLogLine,

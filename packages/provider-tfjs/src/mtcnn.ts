@@ -25,6 +25,7 @@ import {
   type MtcnnLayer,
   type MtcnnNetworkArchitecture,
   type MtcnnOutputName,
+  StateDictReader,
 } from '@facerec/framework/internal';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfjsBackendName } from './backend.js';
@@ -35,7 +36,6 @@ import {
   densePrelu,
   maxPoolCeil,
   runModel,
-  StateDictReader,
   WeightSet,
 } from './tensors.js';
 

@@ -2,14 +2,11 @@ import {
   type BuiltFaceProvider,
   createFaceProvider,
   FACEAPI_RESNET,
+  type FaceProviderOptions,
+  faceProviderOptionsSchema,
   INCEPTION_RESNET_V1,
-  implementDetector,
   implementEmbedder,
-  MODELS,
-  ModelRegistry,
-  ModelStore,
-  MTCNN,
-  MtcnnDetector,
+  implementMtcnn,
   type ProviderFactory,
   parseOptions,
 } from '@facerec/framework';
@@ -27,18 +24,14 @@ import { TfjsFaceApiEmbedder } from './faceapi.js';
 import { TfjsMtcnnNetworks } from './mtcnn.js';
 
 /** Options of {@link createTfjsProvider}. */
-export interface TfjsProviderOptions {
+export interface TfjsProviderOptions extends FaceProviderOptions {
   /**
    * Run on this backend only. Default: the first that starts of `tensorflow` (needs the optional peer
    * `@tensorflow/tfjs-node`), `wasm`, `cpu`.
    */
   backend?: TfjsBackendName;
-  /** Model store for weights. Default: `ModelStore.fromEnv` over the bundled manifest. */
-  modelStore?: ModelStore;
   /** Receives the one line saying which backend runs and why. Default: stderr. */
   logger?: TfjsLogger;
-  /** The models to hand out. Default: the built-in registry, `MODELS`. */
-  registry?: ModelRegistry;
 }
 
 /** The object {@link createTfjsProvider} returns: a `FaceProvider` that also tells which backend runs. */
@@ -49,7 +42,7 @@ export interface TfjsProvider extends BuiltFaceProvider<'tfjs'> {
 
 const PACKAGE = '@facerec/provider-tfjs';
 
-const providerSchema = z.strictObject({
+const providerSchema = faceProviderOptionsSchema.extend({
   backend: z
     .string()
     .refine((b) => (TFJS_BACKENDS as readonly string[]).includes(b), {
@@ -57,11 +50,9 @@ const providerSchema = z.strictObject({
         `unknown backend ${JSON.stringify(issue.input)}; valid backends: ${TFJS_BACKENDS.join(', ')}`,
     })
     .optional(),
-  modelStore: z.instanceof(ModelStore).optional(),
   logger: z
     .custom<TfjsLogger>((v) => typeof v === 'function', 'expected a function (line: string) => void')
     .optional(),
-  registry: z.instanceof(ModelRegistry).optional(),
 });
 
 /**
@@ -92,13 +83,12 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
   };
   const provider = createFaceProvider({
     name: 'tfjs',
-    registry: settings.registry ?? MODELS,
+    registry: settings.registry,
     modelStore: settings.modelStore,
     detectors: [
-      implementDetector(MTCNN, (detectorOptions, context) => {
-        const networks = () =>
-          Promise.all([context.modelStore(), backend()]).then(([s, b]) => TfjsMtcnnNetworks.load(s, b.name));
-        return new MtcnnDetector('tfjs', networks, detectorOptions);
+      implementMtcnn(async (context) => {
+        const [s, b] = await Promise.all([context.modelStore(), backend()]);
+        return TfjsMtcnnNetworks.load(s, b.name);
       }),
     ],
     embedders: [

@@ -3,47 +3,9 @@
  * disposed: weights live in a {@link WeightSet} until the model is disposed, and every run goes through
  * {@link runModel}, which disposes every intermediate tensor and its outputs.
  */
+import type { FoldedWeights } from '@facerec/framework/internal';
 import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend, type TfjsBackendName } from './backend.js';
-
-// The shared reader from the framework: `takeData` gives the float32 data the tfjs layers need.
-export { isTrainingOnlyKey, StateDictReader } from '@facerec/framework/internal';
-
-/** Batch-norm parameters and eps, as PyTorch stores them. */
-export interface BatchNorm {
-  readonly weight: Float32Array;
-  readonly bias: Float32Array;
-  readonly runningMean: Float32Array;
-  readonly runningVar: Float32Array;
-  readonly eps: number;
-}
-
-/**
- * Folds an eval-mode batch norm into the layer before it: with k = γ / √(var + eps), row o of the weight
- * (all values feeding output channel o, PyTorch layout) is scaled by k and the bias becomes β + (b − μ)·k.
- * Computed in float64 and rounded once, like the onnx provider, so both runtimes get the same weights.
- */
-export function foldBatchNorm(
-  weight: Float32Array,
-  bias: Float32Array | undefined,
-  bn: BatchNorm,
-): { weight: Float32Array; bias: Float32Array } {
-  const out = bn.weight.length;
-  const perChannel = weight.length / out;
-  const w = new Float32Array(weight.length);
-  const b = new Float32Array(out);
-  for (let o = 0; o < out; o++) {
-    const k = bn.weight[o]! / Math.sqrt(bn.runningVar[o]! + bn.eps);
-    for (let j = 0; j < perChannel; j++) w[o * perChannel + j] = weight[o * perChannel + j]! * k;
-    b[o] = bn.bias[o]! + ((bias ? bias[o]! : 0) - bn.runningMean[o]!) * k;
-  }
-  return { weight: w, bias: b };
-}
-
-/** Multiplies every element by `factor` (float64 product, rounded once), e.g. to fold a residual scale. */
-export function scaled(data: Float32Array, factor: number): Float32Array {
-  return data.map((v) => v * factor);
-}
 
 /** PyTorch Conv2d weight `[out, in, kh, kw]` (OIHW) → tfjs conv2d filter `[kh, kw, in, out]` (HWIO). */
 export function oihwToHwio(data: Float32Array, [o, i, kh, kw]: readonly number[]): Float32Array {
@@ -111,6 +73,12 @@ export class WeightSet {
     return this.#keep(tf.tensor4d(oihwToHwio(oihw, shape), [kh, kw, i, o], 'float32'));
   }
 
+  /** A folded convolution (PyTorch OIHW weight `[o, i, kh, kw]` and bias `[o]`) as a filter and a bias. */
+  conv({ weight, bias }: FoldedWeights): { filter: tf.Tensor4D; bias: tf.Tensor1D } {
+    const [o, i, kh, kw] = weight.dims as [number, number, number, number];
+    return { filter: this.filter(weight.data, [o, i, kh, kw]), bias: this.vector(bias.data) };
+  }
+
   /** A dense matrix from a PyTorch `[out, in]` Linear weight. */
   matrix(weight: Float32Array, shape: readonly [number, number]): tf.Tensor2D {
     return this.#keep(tf.tensor2d(transposeMatrix(weight, shape), [shape[1], shape[0]], 'float32'));
@@ -148,29 +116,49 @@ export async function runModel(
 }
 
 /**
- * One forward pass of an embedding network over an NHWC float32 batch of `count`×`height`×`width`×3; returns
- * the output rows, flat. Batching and output checks belong to the framework's `BaseEmbedder`.
+ * An embedding network on one backend: its weights (owned until {@link EmbeddingNetwork.dispose}) and its
+ * forward pass, an NHWC float32 batch in and one output row per face out. Batching and output checks belong to
+ * the framework's `BaseEmbedder`; a tfjs embedder holds one of these.
  */
-export async function forwardBatch(
-  backend: TfjsBackendName,
-  forward: (input: tf.Tensor4D) => tf.Tensor2D,
-  batch: Float32Array,
-  [count, height, width]: readonly [number, number, number],
-): Promise<Float32Array> {
-  const [rows] = await runModel(backend, () => [
-    forward(tf.tensor4d(batch, [count, height, width, 3], 'float32')),
-  ]);
-  return rows!;
-}
+export class EmbeddingNetwork {
+  readonly backend: TfjsBackendName;
+  readonly #set: WeightSet;
+  readonly #forward: (input: tf.Tensor4D) => tf.Tensor2D;
 
-/** Builds a network's weights on a fresh {@link WeightSet}, releasing them if building fails. */
-export async function onWeightSet<T>(backend: TfjsBackendName, build: (set: WeightSet) => T): Promise<T> {
-  const set = await WeightSet.on(backend);
-  try {
-    return build(set);
-  } catch (error) {
-    set.dispose();
-    throw error;
+  private constructor(set: WeightSet, forward: (input: tf.Tensor4D) => tf.Tensor2D) {
+    this.backend = set.backend;
+    this.#set = set;
+    this.#forward = forward;
+  }
+
+  /** Builds the network's weights on a fresh {@link WeightSet} on `backend`, releasing them if building fails. */
+  static async build(
+    backend: TfjsBackendName,
+    build: (set: WeightSet) => (input: tf.Tensor4D) => tf.Tensor2D,
+  ): Promise<EmbeddingNetwork> {
+    const set = await WeightSet.on(backend);
+    try {
+      return new EmbeddingNetwork(set, build(set));
+    } catch (error) {
+      set.dispose();
+      throw error;
+    }
+  }
+
+  /** One forward pass over `count`×`height`×`width`×3 values; returns the output rows, flat. */
+  async run(
+    batch: Float32Array,
+    [count, height, width]: readonly [number, number, number],
+  ): Promise<Float32Array> {
+    const [rows] = await runModel(this.backend, () => [
+      this.#forward(tf.tensor4d(batch, [count, height, width, 3], 'float32')),
+    ]);
+    return rows!;
+  }
+
+  /** Frees the network's weights. */
+  dispose(): void {
+    this.#set.dispose();
   }
 }
 

@@ -1,15 +1,10 @@
-import type { FaceDetector } from '@facerec/framework';
 import {
   describeWithSharedData,
-  expectMtcnnParity,
-  formatMtcnnParity,
   type MtcnnReferenceImage,
-  mtcnnParityReport,
-  readMtcnnReference,
+  mtcnnParityTests,
 } from '@facerec/framework/testing';
 import { createTfjsProvider, type TfjsBackendName } from '@facerec/provider-tfjs';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { decodeFace, describeOnBackend, mirrorStore, quiet, TEST_BACKENDS } from './helpers.js';
+import { describeOnBackend, mirrorStore, quiet, TEST_BACKENDS } from './helpers.js';
 
 /**
  * Which reference images each backend checks. `wasm` checks every image. The pure-JavaScript `cpu` backend
@@ -25,32 +20,16 @@ const IMAGE_FILTER: Record<(typeof TEST_BACKENDS)[number], (ref: MtcnnReferenceI
 };
 
 function parity(backend: (typeof TEST_BACKENDS)[number]): void {
-  let detector: FaceDetector;
-  let reference: MtcnnReferenceImage[];
-
-  beforeAll(async () => {
-    const provider = createTfjsProvider({
-      backend: backend as TfjsBackendName,
-      modelStore: await mirrorStore(),
-      logger: quiet,
-    });
-    detector = provider.detector('mtcnn');
-    await detector.ready();
-    reference = (await readMtcnnReference()).filter(IMAGE_FILTER[backend]);
-  });
-  afterAll(() => detector?.dispose());
-
-  it('matches every reference face and finds no others', { timeout: 1_200_000 }, async () => {
-    const started = performance.now();
-    const report = await mtcnnParityReport(detector, reference);
-    console.log(
-      `${formatMtcnnParity(`tfjs ${backend}`, report)} (${((performance.now() - started) / 1000).toFixed(1)} s)`,
-    );
-    expectMtcnnParity(report);
-  });
-
-  it('finds no face in white.png', async () => {
-    expect(await detector.detect(await decodeFace('face-api.js', 'test', 'white.png'))).toEqual([]);
+  mtcnnParityTests({
+    label: `tfjs ${backend}`,
+    create: async () =>
+      createTfjsProvider({
+        backend: backend as TfjsBackendName,
+        modelStore: await mirrorStore(),
+        logger: quiet,
+      }).detector('mtcnn'),
+    images: IMAGE_FILTER[backend],
+    timeout: 1_200_000,
   });
 }
 

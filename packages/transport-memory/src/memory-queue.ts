@@ -5,6 +5,7 @@ import {
   InvalidOptionsError,
   InvalidReceiptError,
   type OutboundMessage,
+  parseOptions,
   type ReceivedMessage,
   type ReceiveOptions,
   SPECIFICATION_VERSION,
@@ -180,15 +181,12 @@ export class InMemoryQueueTransport implements Transport {
   #closed = false;
 
   constructor(options: InMemoryQueueTransportOptions = {}) {
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) {
-      throw new InvalidOptionsError(COMPONENT, formatIssues(parsed.error), { cause: parsed.error });
-    }
-    this.#clock = parsed.data.clock ?? systemClock;
-    this.#maxMessageBytes = parsed.data.maxMessageBytes ?? IN_MEMORY_QUEUE_LIMITS.defaultMaxMessageBytes;
-    this.#defaults = { ...DEFAULT_QUEUE_CONFIG, ...parsed.data.queueDefaults, deadLetterQueue: undefined };
+    const settings = parseOptions(optionsSchema, options, COMPONENT);
+    this.#clock = settings.clock ?? systemClock;
+    this.#maxMessageBytes = settings.maxMessageBytes ?? IN_MEMORY_QUEUE_LIMITS.defaultMaxMessageBytes;
+    this.#defaults = { ...DEFAULT_QUEUE_CONFIG, ...settings.queueDefaults, deadLetterQueue: undefined };
     const configs = new Map<string, ResolvedQueueConfig>();
-    for (const [name, config] of Object.entries(parsed.data.queues ?? {})) {
+    for (const [name, config] of Object.entries(settings.queues ?? {})) {
       configs.set(name, { ...this.#defaults, ...config });
     }
     assertNoRedriveCycle(configs);

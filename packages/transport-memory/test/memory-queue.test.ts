@@ -31,6 +31,19 @@ function track<T>(promise: Promise<T>) {
   return state;
 }
 
+/** Advances `clock` to 1 ms before `ms` from now, checks `poll` is still pending then, and advances the last ms. */
+async function advancePast(
+  clock: ManualClock,
+  ms: number,
+  poll: { readonly settled: boolean },
+): Promise<void> {
+  clock.advance(ms - 1);
+  await flush();
+  expect(poll.settled).toBe(false);
+  clock.advance(1);
+  await flush();
+}
+
 describe('InMemoryQueueTransport: delivery', () => {
   it('delivers published messages with their id, body, attributes and a receive count of 1', async () => {
     const { transport } = setup();
@@ -275,11 +288,7 @@ describe('InMemoryQueueTransport: long polling', () => {
   it('resolves with [] when waitTimeSeconds pass with nothing to deliver', async () => {
     const { clock, transport } = setup();
     const poll = track(transport.receive('jobs', { waitTimeSeconds: 5 }));
-    clock.advance(4_999);
-    await flush();
-    expect(poll.settled).toBe(false);
-    clock.advance(1);
-    await flush();
+    await advancePast(clock, 5_000, poll);
     expect(poll.value).toEqual([]);
     expect(clock.pendingTimers).toBe(0);
   });
@@ -295,11 +304,7 @@ describe('InMemoryQueueTransport: long polling', () => {
     await transport.receive('jobs', { waitTimeSeconds: 0 });
     clock.advance(5_000);
     const poll = track(transport.receive('jobs', { waitTimeSeconds: 20 }));
-    clock.advance(2_999);
-    await flush();
-    expect(poll.settled).toBe(false);
-    clock.advance(1);
-    await flush();
+    await advancePast(clock, 3_000, poll);
     expect(poll.value?.map((m) => [m.id, m.receiveCount])).toEqual([['x', 2]]);
   });
 

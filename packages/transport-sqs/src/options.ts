@@ -1,5 +1,5 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { formatIssues, InvalidOptionsError } from '@facerec/framework';
+import { InvalidOptionsError, parseOptions } from '@facerec/framework';
 import { z } from 'zod';
 import { SQS_LIMITS } from './limits.js';
 import { defaultSleep, type RetryPolicy, type Sleep } from './retry.js';
@@ -90,18 +90,15 @@ const schema = z
  * @throws {InvalidOptionsError} naming `@facerec/transport-sqs` and the bad or unknown key.
  */
 export function resolveSqsTransportOptions(options: SqsTransportOptions = {}): ResolvedSqsTransportOptions {
-  const parsed = schema.safeParse(options);
-  if (!parsed.success) {
-    throw new InvalidOptionsError(PACKAGE, formatIssues(parsed.error), { cause: parsed.error });
-  }
-  const { client, region, endpoint } = parsed.data;
+  const settings = parseOptions(schema, options, PACKAGE);
+  const { client, region, endpoint } = settings;
   if (client && (region !== undefined || endpoint !== undefined)) {
     throw new InvalidOptionsError(
       PACKAGE,
       'pass either `client` or `region`/`endpoint` (to configure the client the transport creates), not both',
     );
   }
-  const retry = { ...DEFAULT_RETRY, ...parsed.data.retry };
+  const retry = { ...DEFAULT_RETRY, ...settings.retry };
   if (retry.maxDelayMs < retry.baseDelayMs) {
     throw new InvalidOptionsError(
       PACKAGE,
@@ -112,8 +109,8 @@ export function resolveSqsTransportOptions(options: SqsTransportOptions = {}): R
     client,
     region,
     endpoint,
-    maxMessageBytes: parsed.data.maxMessageBytes ?? SQS_LIMITS.defaultMaxMessageBytes,
+    maxMessageBytes: settings.maxMessageBytes ?? SQS_LIMITS.defaultMaxMessageBytes,
     retry,
-    sleep: parsed.data.sleep ?? defaultSleep,
+    sleep: settings.sleep ?? defaultSleep,
   };
 }

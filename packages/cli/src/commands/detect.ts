@@ -1,13 +1,8 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  decodeImage,
-  encodePng,
-  FacerecError,
-  InvalidOptionsError,
-  type MtcnnOptions,
-} from '@facerec/framework';
+import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
 import type { Command } from 'commander';
+import { forEachImage } from '../images.js';
 import { info } from '../output.js';
 import { type CliContext, embedderOption, providerOption, selectProvider } from '../providers.js';
 
@@ -73,11 +68,10 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
       const detector = provider.detector(registry.defaults.detector, detectorOptions(opts));
       if (opts.cropsDir) await mkdir(opts.cropsDir, { recursive: true });
       const results: unknown[] = [];
-      let failures = 0;
       try {
-        for (const image of images) {
-          try {
-            const decoded = await decodeImage(await readFile(image));
+        await forEachImage(
+          images,
+          async (image, decoded) => {
             const [found] = await detector.detectFaces([decoded], crop ? { crop } : {});
             const { faces, crops } = found!;
             results.push({
@@ -105,18 +99,12 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
                 process.stdout.write(`${image}\t[${x1}, ${y1}, ${x2}, ${y2}]\tscore ${f.score.toFixed(4)}\n`);
               }
             }
-          } catch (error) {
-            // One unreadable image should not hide the results for the others; it still fails the command.
-            if (!FacerecError.isInstance(error)) throw error;
-            failures++;
-            info(`${image}: ${error.message}`);
-            results.push({ image, error: error.message });
-          }
-        }
+          },
+          (image, error) => results.push({ image, error }),
+        );
       } finally {
         await detector.dispose();
       }
       if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-      if (failures) process.exitCode = 2;
     });
 }

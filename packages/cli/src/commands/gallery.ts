@@ -1,15 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import {
   calibrateThreshold,
-  decodeImage,
   enrollGallery,
-  FacerecError,
   FileGallery,
   formatCalibration,
   type LabelledProbe,
 } from '@facerec/framework';
 import cliProgress from 'cli-progress';
 import { type Command, Option } from 'commander';
+import { forEachImage } from '../images.js';
 import { info } from '../output.js';
 import {
   type CliContext,
@@ -18,6 +16,7 @@ import {
   loadGalleryEmbedder,
   providerOption,
   selectProvider,
+  weightsOption,
 } from '../providers.js';
 
 function enrollProgress(label: string) {
@@ -52,10 +51,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .argument('<dir>', 'one sub-folder per identity')
     .requiredOption('--out <file>', 'gallery file to write')
     .addOption(embedderOption(context))
-    .option(
-      '--weights <w>',
-      'weights, for embedders that take them (inception-resnet-v1: vggface2 (default), casia-webface or a .pt path)',
-    )
+    .addOption(weightsOption('embedder'))
     .addOption(providerOption(context))
     .addOption(new Option('--metric <m>', 'distance').choices(['euclidean', 'cosine']).default('euclidean'))
     .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
@@ -117,10 +113,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .argument('<image...>', 'JPEG, PNG or WebP files')
     .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
     .addOption(providerOption(context))
-    .option(
-      '--weights <w>',
-      'checkpoint path, when the gallery was built from a local .pt file (its embedder is read from the gallery)',
-    )
+    .addOption(weightsOption('gallery'))
     .option('--json', 'print [{ image, box, identity, distance }] to stdout')
     .action(
       async (
@@ -133,40 +126,29 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const detector = provider.detector(registry.defaults.detector);
         const crop = embedder.preprocessing.crop;
         const rows: unknown[] = [];
-        let failures = 0;
         try {
-          for (const image of images) {
-            try {
-              const decoded = await decodeImage(await readFile(image));
-              const [found] = await detector.detectFaces([decoded], { crop });
-              const { faces, crops } = found!;
-              const vectors = await embedder.embed(crops.map((c) => c.image));
-              const matches = await gallery.match(vectors);
-              faces.forEach((f, i) => {
-                const row = {
-                  image,
-                  box: f.box.map((v) => Math.round(v * 10) / 10),
-                  identity: matches[i]!.identity,
-                  distance: Math.round(matches[i]!.distance * 1e4) / 1e4,
-                };
-                rows.push(row);
-                if (!opts.json)
-                  process.stdout.write(
-                    `${image}\t[${row.box.join(', ')}]\t${row.identity}\t${row.distance}\n`,
-                  );
-              });
-              if (!faces.length && !opts.json) process.stdout.write(`${image}\tno face\n`);
-            } catch (error) {
-              if (!FacerecError.isInstance(error)) throw error;
-              failures++;
-              info(`${image}: ${error.message}`);
-            }
-          }
+          await forEachImage(images, async (image, decoded) => {
+            const [found] = await detector.detectFaces([decoded], { crop });
+            const { faces, crops } = found!;
+            const vectors = await embedder.embed(crops.map((c) => c.image));
+            const matches = await gallery.match(vectors);
+            faces.forEach((f, i) => {
+              const row = {
+                image,
+                box: f.box.map((v) => Math.round(v * 10) / 10),
+                identity: matches[i]!.identity,
+                distance: Math.round(matches[i]!.distance * 1e4) / 1e4,
+              };
+              rows.push(row);
+              if (!opts.json)
+                process.stdout.write(`${image}\t[${row.box.join(', ')}]\t${row.identity}\t${row.distance}\n`);
+            });
+            if (!faces.length && !opts.json) process.stdout.write(`${image}\tno face\n`);
+          });
         } finally {
           await Promise.all([detector.dispose(), embedder.dispose()]);
         }
         if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-        if (failures) process.exitCode = 2;
       },
     );
 
@@ -185,10 +167,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .option('--out <file>', 'write the calibrated gallery here instead')
     .option('--target-far <rate>', 'target false-accept rate', '0.01')
     .addOption(providerOption(context))
-    .option(
-      '--weights <w>',
-      'checkpoint path, when the gallery was built from a local .pt file (its embedder is read from the gallery)',
-    )
+    .addOption(weightsOption('gallery'))
     .action(
       async (
         dir: string,

@@ -7,6 +7,7 @@ import {
   loadEmbedder,
   providerOption,
   selectProvider,
+  weightsOption,
 } from '../providers.js';
 
 /** `models pull` without names skips files larger than this, or of unknown size (the 100+ MB InceptionResnetV1 checkpoints). */
@@ -46,10 +47,7 @@ export function registerModelsCommands(program: Command, context: CliContext): v
       "get everything a pipeline with this embedder needs ready in the cache: pull the detector's and the embedder's files (from the model registry) and let the provider convert and cache its graphs, so a read-only deployment (a container image) never converts at run time",
     )
     .addOption(embedderOption(context))
-    .option(
-      '--weights <w>',
-      'weights, for embedders that take them (inception-resnet-v1: vggface2, casia-webface or a .pt path)',
-    )
+    .addOption(weightsOption('embedder'))
     .addOption(providerOption(context))
     .action(async (opts: { embedder: string; weights?: string; provider: string }) => {
       const { registry } = context;
@@ -112,8 +110,10 @@ export function registerModelsCommands(program: Command, context: CliContext): v
 
 function defaultPull(store: ModelStore): string[] {
   // The InceptionResnetV1 checkpoints are 100+ MB each; pull them by name, or with `models prepare`.
-  return store.manifest.models
-    // A file of unknown size (the InceptionResnetV1 checkpoints, trusted on first use) counts as large.
-    .filter((m) => m.size !== null && m.size <= DEFAULT_PULL_MAX_BYTES)
-    .map((m) => m.name);
+  return (
+    store.manifest.models
+      // A file of unknown size (the InceptionResnetV1 checkpoints, trusted on first use) counts as large.
+      .filter((m) => m.size !== null && m.size <= DEFAULT_PULL_MAX_BYTES)
+      .map((m) => m.name)
+  );
 }

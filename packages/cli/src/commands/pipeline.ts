@@ -16,7 +16,7 @@ import {
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import type { Command } from 'commander';
 import { info } from '../output.js';
-import { type CliContext, providerOption, selectProvider } from '../providers.js';
+import { type CliContext, providerOption, selectProvider, weightsOption } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
 
 const REQUESTS = 'requests';
@@ -98,10 +98,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
     .option('--port <n>', 'port on 127.0.0.1', '3000')
     .addOption(providerOption(context))
-    .option(
-      '--weights <w>',
-      'checkpoint path, when the gallery was built from a local .pt file (its embedder is read from the gallery)',
-    )
+    .addOption(weightsOption('gallery'))
     .option('--threshold <t>', "override the gallery's threshold")
     .option('--consumers <n>', 'concurrent recognition consumers', '1')
     .option('--quiet', 'no request logs')

@@ -11,7 +11,9 @@ import { toStateDict } from './torch.js';
 import type { StateDict } from './types.js';
 import { readZip } from './zip.js';
 
+export { type FoldedWeights, foldBatchNorm, scaleTensor } from './fold.js';
 export {
+  type BatchNormParams,
   type FloatTensor,
   isTrainingOnlyKey,
   StateDictReader,

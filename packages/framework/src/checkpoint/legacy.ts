@@ -6,13 +6,7 @@
 
 import { CheckpointError } from '../errors.js';
 import { describePyValue, type UnpickleOptions, unpickle } from './pickle.js';
-import {
-  type ContainerContents,
-  StorageTable,
-  TORCH_GLOBALS,
-  torchBuild,
-  torchRefusalReason,
-} from './torch.js';
+import { type ContainerContents, torchRefusalReason, unpickleTorchObject } from './torch.js';
 
 /** `torch.serialization.MAGIC_NUMBER`. */
 export const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
@@ -46,15 +40,7 @@ export function readLegacy(bytes: Uint8Array): ContainerContents {
   // and their counts are always int64, so none of it is needed.
   const sysInfo = unpickle(bytes, headerOptions('sys_info pickle', protocol.end));
 
-  const storages = new StorageTable();
-  const object = unpickle(bytes, {
-    globals: TORCH_GLOBALS,
-    refusalReason: torchRefusalReason,
-    persistentLoad: (pid) => storages.load(pid),
-    build: torchBuild,
-    label: 'object pickle',
-    start: sysInfo.end,
-  });
+  const { storages, ...object } = unpickleTorchObject(bytes, 'object pickle', sysInfo.end);
 
   const keyList = unpickle(bytes, headerOptions('storage key pickle', object.end));
   if (!Array.isArray(keyList.value)) {

@@ -11,6 +11,16 @@ export interface FloatTensor {
   readonly data: Float32Array;
 }
 
+/** Batch-norm parameters as PyTorch stores them (`weight` = γ, `bias` = β), and the layer's `eps`. */
+export interface BatchNormParams {
+  readonly weight: FloatTensor;
+  readonly bias: FloatTensor;
+  readonly runningMean: FloatTensor;
+  readonly runningVar: FloatTensor;
+  /** PyTorch's `eps` for this layer (1e-5 by default; facenet-pytorch's InceptionResnetV1 uses 1e-3). */
+  readonly eps: number;
+}
+
 /** Options of {@link StateDictReader}. */
 export interface StateDictReaderOptions {
   /** Network name used in error messages, e.g. `PNet`. */
@@ -78,6 +88,20 @@ export class StateDictReader {
   /** {@link StateDictReader.take} without the dimensions: just the float32 data. */
   takeData(key: string, shape: readonly number[]): Float32Array {
     return this.take(key, shape).data;
+  }
+
+  /**
+   * The four tensors of a `BatchNorm` module stored under `prefix` (`weight`, `bias`, `running_mean`,
+   * `running_var`), each checked to hold `channels` values; `eps` is the module's, which checkpoints do not store.
+   */
+  takeBatchNorm(prefix: string, channels: number, eps: number): BatchNormParams {
+    return {
+      weight: this.take(`${prefix}.weight`, [channels]),
+      bias: this.take(`${prefix}.bias`, [channels]),
+      runningMean: this.take(`${prefix}.running_mean`, [channels]),
+      runningVar: this.take(`${prefix}.running_var`, [channels]),
+      eps,
+    };
   }
 
   /** Throws when the state dict holds keys that were neither taken nor ignored. */

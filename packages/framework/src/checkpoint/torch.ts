@@ -13,7 +13,13 @@ import {
   STORAGE_CLASS_DTYPES,
   UNTYPED_STORAGE_CLASSES,
 } from './dtypes.js';
-import { describePyValue, type GlobalBinding, PickleGlobal } from './pickle.js';
+import {
+  describePyValue,
+  type GlobalBinding,
+  PickleGlobal,
+  type UnpickleResult,
+  unpickle,
+} from './pickle.js';
 import type { NamedTensor, StateDict } from './types.js';
 
 const MAX_BROADCAST_ELEMENTS = 1 << 24;
@@ -335,6 +341,29 @@ export class StorageTable {
     }
     return view;
   }
+}
+
+/**
+ * Unpickles the object pickle of a checkpoint (either container format) with the tensor allow-list, collecting
+ * the storages its tensors reference; the container then attaches each storage's bytes.
+ *
+ * @throws CheckpointError for a refused global, persistent id or `BUILD`, or a corrupt pickle.
+ */
+export function unpickleTorchObject(
+  bytes: Uint8Array,
+  label: string,
+  start?: number,
+): UnpickleResult & { readonly storages: StorageTable } {
+  const storages = new StorageTable();
+  const result = unpickle(bytes, {
+    globals: TORCH_GLOBALS,
+    refusalReason: torchRefusalReason,
+    persistentLoad: (pid) => storages.load(pid),
+    build: torchBuild,
+    label,
+    ...(start === undefined ? {} : { start }),
+  });
+  return { ...result, storages };
 }
 
 /**

@@ -5,14 +5,7 @@
 
 import { unzipSync } from 'fflate';
 import { CheckpointError } from '../errors.js';
-import { unpickle } from './pickle.js';
-import {
-  type ContainerContents,
-  StorageTable,
-  TORCH_GLOBALS,
-  torchBuild,
-  torchRefusalReason,
-} from './torch.js';
+import { type ContainerContents, unpickleTorchObject } from './torch.js';
 
 // Only the entries a state dict needs are extracted; TorchScript code, extra files etc. stay packed.
 const WANTED = /(^|\/)(data\.pkl|byteorder|data\/[^/]+)$/;
@@ -65,14 +58,7 @@ export function readZip(bytes: Uint8Array): ContainerContents {
     throw new CheckpointError(`unknown byteorder "${byteorder}" in ${prefix}byteorder`);
   }
 
-  const storages = new StorageTable();
-  const { value } = unpickle(entries[pickleName]!, {
-    globals: TORCH_GLOBALS,
-    refusalReason: torchRefusalReason,
-    persistentLoad: (pid) => storages.load(pid),
-    build: torchBuild,
-    label: pickleName,
-  });
+  const { value, storages } = unpickleTorchObject(entries[pickleName]!, pickleName);
 
   for (const root of storages.roots()) {
     const name = `${prefix}data/${root.key}`;

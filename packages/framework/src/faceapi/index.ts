@@ -1,7 +1,8 @@
 /**
  * The provider-free parts of face-api.js's face recognition net: its architecture as data, the tfjs
- * weights-manifest reader, and the exact input pipeline (centred pad-to-square, tfjs bilinear resize,
- * mean/256 normalisation). The ONNX and tfjs providers build and feed the network from these.
+ * weights-manifest reader, the walk over the architecture that folds the weights (`faceApiResnetTrunk`), the
+ * exact input pipeline (centred pad-to-square, tfjs bilinear resize, mean/256 normalisation) and the
+ * `FaceApiEmbedder` base class. The ONNX and tfjs providers build and feed the network from these.
  *
  * Descriptors: face-api.js returns them un-normalised (|d| ≈ 1.35–1.6, mean ≈ 1.47 on the bbt faces) and
  * matches faces by Euclidean distance, conventionally below 0.6 for "same person". `FaceEmbedder.embed`
@@ -20,6 +21,9 @@ export {
   type FaceApiResnetBlock,
   faceApiResnetWeightShapes,
 } from './architecture.js';
+export { faceApiResnetFc, faceApiResnetReader } from './checkpoint.js';
+export { FaceApiEmbedder, type FaceApiResnetFiles, pullFaceApiResnetFiles } from './embedder.js';
+export { type FaceApiConvMode, type FaceApiResnetOps, faceApiResnetTrunk } from './network.js';
 export {
   assertFaceApiInput,
   FACEAPI_MEAN_RGB,

@@ -4,10 +4,11 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaceDetection } from '../contracts/detector.js';
-import type { CropPolicy, EmbedderPreprocessing } from '../contracts/embedder.js';
+import type { CropPolicy } from '../contracts/embedder.js';
 import { InvalidOptionsError } from '../errors.js';
 import { encodeJpeg, encodePng } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
+import { fakePreprocessing } from '../testing/fakes.js';
 import { type EnrollmentDetector, type EnrollOptions, type EnrollProgress, enrollGallery } from './enroll.js';
 
 /**
@@ -66,14 +67,12 @@ function fakeDetector(options: { cropSize?: number } = {}) {
   return { detector, calls, policies };
 }
 
-const preprocessing: EmbedderPreprocessing = {
-  inputSize: { width: CROP, height: CROP },
-  crop: { size: { width: CROP, height: CROP }, shape: 'square', margin: 2 },
+const preprocessing = fakePreprocessing(CROP, {
+  margin: 2,
   layout: 'NCHW',
-  channelOrder: 'RGB',
   mean: [127.5, 127.5, 127.5],
   std: [128, 128, 128],
-};
+});
 
 /** Embeds a crop of value v as [v, 100 − v, 1] (normalised by the gallery). */
 function fakeEmbedder() {

@@ -14,8 +14,17 @@ import {
 import { EmbedderMismatchError, UnknownIdentityError } from './errors.js';
 import { FileGallery } from './gallery.js';
 import type { DotKernelName } from './kernel.js';
+import type { GalleryData } from './types.js';
 
 const kernels: DotKernelName[] = ['wasm', 'js'];
+
+/** A gallery of one identity, `a`, with the one example `embedding` (its length is the dimension). */
+const oneExample = (embedding: ArrayLike<number>, settings: Partial<GalleryData> = {}) =>
+  FileGallery.create({
+    embedder: embedderInfo(embedding.length),
+    identities: [{ name: 'a', examples: [{ source: 'a', embedding }] }],
+    ...settings,
+  });
 
 /** A synthetic gallery: `identities` random directions, each with `perIdentity` jittered examples. */
 function synthetic(dim: number, identities: number, perIdentity: number, seed: number) {
@@ -163,12 +172,7 @@ describe('FileGallery matching', () => {
 
   it("answers 'unknown' only when the best distance exceeds the threshold", async () => {
     // Cosine distance between [1, 0] and [0, 1] is exactly 1 (dot product 0, no rounding).
-    const gallery = FileGallery.create({
-      embedder: embedderInfo(2),
-      metric: 'cosine',
-      threshold: 1,
-      identities: [{ name: 'a', examples: [{ source: 'a', embedding: [1, 0] }] }],
-    });
+    const gallery = oneExample([1, 0], { metric: 'cosine', threshold: 1 });
     const up = Float32Array.of(0, 1);
     expect((await gallery.match([up]))[0]).toEqual({
       identity: 'a',
@@ -185,10 +189,7 @@ describe('FileGallery matching', () => {
   });
 
   it('an uncalibrated gallery (threshold 0) answers unknown but still lists candidates', async () => {
-    const gallery = FileGallery.create({
-      embedder: embedderInfo(2),
-      identities: [{ name: 'a', examples: [{ source: 'a', embedding: at(0) }] }],
-    });
+    const gallery = oneExample(at(0));
     expect(gallery.threshold).toBe(0);
     expect(gallery.isCalibrated).toBe(false);
     const [m] = await gallery.match([at(5)]);
@@ -209,12 +210,7 @@ describe('FileGallery matching', () => {
   });
 
   it('normalises queries and examples', async () => {
-    const gallery = FileGallery.create({
-      embedder: embedderInfo(2),
-      metric: 'cosine',
-      threshold: 2,
-      identities: [{ name: 'a', examples: [{ source: 'a', embedding: [3, 4] }] }],
-    });
+    const gallery = oneExample([3, 4], { metric: 'cosine', threshold: 2 });
     const [example] = gallery.examples('a');
     expect(Array.from(example!.embedding)).toEqual([expect.closeTo(0.6, 7), expect.closeTo(0.8, 7)]);
     expect((await gallery.match([Float32Array.of(30, 40)]))[0]!.distance).toBeCloseTo(0, 6);
@@ -246,10 +242,7 @@ describe('FileGallery matching', () => {
   });
 
   it('refuses queries of another dimension, zero queries and bad options', async () => {
-    const gallery = FileGallery.create({
-      embedder: embedderInfo(4),
-      identities: [{ name: 'a', examples: [{ source: 'a', embedding: [1, 0, 0, 0] }] }],
-    });
+    const gallery = oneExample([1, 0, 0, 0]);
     await expect(gallery.match([new Float32Array(3).fill(1)])).rejects.toThrow(InvalidInputError);
     await expect(gallery.match([new Float32Array(3).fill(1)])).rejects.toThrow(
       'match: query has 3 values; the gallery holds 4-d embeddings of "test-net/synthetic"',

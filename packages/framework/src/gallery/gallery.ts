@@ -25,7 +25,13 @@ import {
   UNKNOWN_IDENTITY,
 } from './format.js';
 import { createDotIndex, type DotIndex, type DotKernelName, MAX_QUERIES_PER_PASS } from './kernel.js';
-import type { GalleryCalibration, GalleryData, GalleryExample, ResolvedGalleryData } from './types.js';
+import type {
+  GalleryCalibration,
+  GalleryData,
+  GalleryExample,
+  GallerySettings,
+  ResolvedGalleryData,
+} from './types.js';
 import { distanceFromDot, normaliseInto } from './vectors.js';
 
 /** Options that tune how a gallery searches, not what it holds. */
@@ -78,15 +84,6 @@ interface Store {
   readonly rowIdentity: Int32Array;
 }
 
-interface Settings {
-  readonly embedder: GalleryEmbedderInfo;
-  readonly metric: DistanceMetric;
-  readonly aggregation: IdentityAggregation;
-  readonly threshold: number;
-  readonly calibration: GalleryCalibration | undefined;
-  readonly createdAt: string;
-}
-
 const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Sorts in place by name, skipping the sort when already in order (files are written sorted). */
@@ -124,7 +121,7 @@ export class FileGallery implements Gallery {
   readonly createdAt: string;
   readonly #store: Store;
 
-  private constructor(settings: Settings, store: Store) {
+  private constructor(settings: GallerySettings, store: Store) {
     this.embedder = settings.embedder;
     this.metric = settings.metric;
     this.aggregation = settings.aggregation;
@@ -158,7 +155,7 @@ export class FileGallery implements Gallery {
         `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries and cannot name an identity`,
       );
     }
-    const settings: Settings = {
+    const settings: GallerySettings = {
       embedder: { ...d.embedder, weightsSha256: d.embedder.weightsSha256 },
       metric: d.metric,
       aggregation: d.aggregation,
@@ -166,45 +163,21 @@ export class FileGallery implements Gallery {
       calibration: d.calibration,
       createdAt: d.createdAt ?? new Date().toISOString(),
     };
-    const dim = d.embedder.dimension;
-    const identities = sortedByName([...data.identities]);
-    const rows = identities.reduce((n, i) => n + i.examples.length, 0);
-    const examples = new Float32Array(rows * dim);
-    const sources: string[] = [];
-    const rowStart = new Int32Array(identities.length + 1);
-    let row = 0;
-    identities.forEach((identity, i) => {
-      rowStart[i] = row;
-      identity.examples.forEach((example, j) => {
-        const v = example.embedding;
-        const where = `identity "${identity.name}" example ${j} (${example.source})`;
-        if (v === null || typeof v !== 'object' || typeof v.length !== 'number') {
-          throw new InvalidInputError(`FileGallery.create: ${where}: embedding is not an array of numbers`);
-        }
-        if (v.length !== dim) {
-          throw new InvalidInputError(
-            `FileGallery.create: ${where}: embedding has ${v.length} values; the embedder's dimension is ${dim}`,
-          );
-        }
-        if (!normaliseInto(v, examples, row * dim)) {
-          throw new InvalidInputError(`FileGallery.create: ${where}: embedding is zero or not finite`);
-        }
-        sources.push(example.source);
-        row++;
-      });
+    const dim = settings.embedder.dimension;
+    return FileGallery.#build(settings, [...data.identities], kernel, (example, into, offset, where) => {
+      const v = example.embedding;
+      if (v === null || typeof v !== 'object' || typeof v.length !== 'number') {
+        throw new InvalidInputError(`FileGallery.create: ${where()}: embedding is not an array of numbers`);
+      }
+      if (v.length !== dim) {
+        throw new InvalidInputError(
+          `FileGallery.create: ${where()}: embedding has ${v.length} values; the embedder's dimension is ${dim}`,
+        );
+      }
+      if (!normaliseInto(v, into, offset)) {
+        throw new InvalidInputError(`FileGallery.create: ${where()}: embedding is zero or not finite`);
+      }
     });
-    rowStart[identities.length] = row;
-    return new FileGallery(
-      settings,
-      buildStore(
-        identities.map((i) => i.name),
-        examples,
-        sources,
-        rowStart,
-        settings,
-        kernel,
-      ),
-    );
   }
 
   /**
@@ -224,41 +197,47 @@ export class FileGallery implements Gallery {
   }
 
   static #fromData(data: ResolvedGalleryData, options: GallerySearchOptions): FileGallery {
+    const { identities, ...settings } = data;
     // Stored vectors are unit length already (checked on parse); keep their bits as stored.
-    const kernel = resolveSearch(options);
-    const dim = data.embedder.dimension;
-    const identities = sortedByName([...data.identities]);
-    const rows = identities.reduce((n, i) => n + i.examples.length, 0);
+    return FileGallery.#build(settings, [...identities], resolveSearch(options), (example, into, offset) => {
+      into.set(example.embedding, offset);
+    });
+  }
+
+  /**
+   * The gallery of `identities` (sorted by name here; examples keep their order): `write` puts each example's
+   * embedding into one contiguous matrix (checking it first, where it comes from a caller), then the search
+   * structures are built over it. `where` names the example for error messages.
+   */
+  static #build<Example extends { readonly source: string }>(
+    settings: GallerySettings,
+    identities: { readonly name: string; readonly examples: readonly Example[] }[],
+    kernel: DotKernelName | 'auto',
+    write: (example: Example, into: Float32Array, offset: number, where: () => string) => void,
+  ): FileGallery {
+    const dim = settings.embedder.dimension;
+    const sorted = sortedByName(identities);
+    const rows = sorted.reduce((n, i) => n + i.examples.length, 0);
     const examples = new Float32Array(rows * dim);
     const sources: string[] = [];
-    const rowStart = new Int32Array(identities.length + 1);
+    const rowStart = new Int32Array(sorted.length + 1);
     let row = 0;
-    identities.forEach((identity, i) => {
+    sorted.forEach((identity, i) => {
       rowStart[i] = row;
-      for (const example of identity.examples) {
-        examples.set(example.embedding, row * dim);
+      identity.examples.forEach((example, j) => {
+        write(
+          example,
+          examples,
+          row * dim,
+          () => `identity "${identity.name}" example ${j} (${example.source})`,
+        );
         sources.push(example.source);
         row++;
-      }
+      });
     });
-    rowStart[identities.length] = row;
-    const settings: Settings = {
-      embedder: data.embedder,
-      metric: data.metric,
-      aggregation: data.aggregation,
-      threshold: data.threshold,
-      calibration: data.calibration,
-      createdAt: data.createdAt,
-    };
-    const store = buildStore(
-      identities.map((i) => i.name),
-      examples,
-      sources,
-      rowStart,
-      settings,
-      kernel,
-    );
-    return new FileGallery(settings, store);
+    rowStart[sorted.length] = row;
+    const names = sorted.map((i) => i.name);
+    return new FileGallery(settings, buildStore(names, examples, sources, rowStart, settings, kernel));
   }
 
   /** The file content, as pieces of text (see {@link FileGallery.save}). */
@@ -489,7 +468,7 @@ export class FileGallery implements Gallery {
     return new FileGallery({ ...this.#settings(), threshold, calibration }, this.#store);
   }
 
-  #settings(): Settings {
+  #settings(): GallerySettings {
     return {
       embedder: this.embedder,
       metric: this.metric,
@@ -638,7 +617,7 @@ function buildStore(
   examples: Float32Array,
   sources: readonly string[],
   rowStart: Int32Array,
-  settings: Settings,
+  settings: GallerySettings,
   kernel: DotKernelName | 'auto',
 ): Store {
   const dim = settings.embedder.dimension;

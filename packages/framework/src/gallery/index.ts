@@ -4,47 +4,48 @@
  *
  * @packageDocumentation
  */
-export type {
-  CalibrationOptions,
-  CalibrationResult,
-  LabelledProbe,
-  OperatingPoint,
-  RocCurve,
-} from './calibrate.js';
 export {
+  type CalibrationOptions,
+  type CalibrationResult,
   calibrateThreshold,
   calibrateThresholdLeaveOneOut,
   equalErrorRate,
   formatCalibration,
   KEY_FARS,
+  type LabelledProbe,
+  type OperatingPoint,
   operatingPointAtFar,
+  type RocCurve,
   rocCurve,
 } from './calibrate.js';
-export type {
-  EnrolledFile,
-  EnrollmentDetector,
-  EnrollOptions,
-  EnrollProgress,
-  EnrollResult,
-  MultipleFacesPolicy,
-  SkippedFile,
-  SkipReason,
+export {
+  ENROLL_EXTENSIONS,
+  type EnrolledFile,
+  type EnrollmentDetector,
+  type EnrollOptions,
+  type EnrollProgress,
+  type EnrollResult,
+  enrollGallery,
+  type MultipleFacesPolicy,
+  type SkippedFile,
+  type SkipReason,
 } from './enroll.js';
-export { ENROLL_EXTENSIONS, enrollGallery } from './enroll.js';
-export type { GalleryFormatIssue } from './errors.js';
-export { EmbedderMismatchError, GalleryFormatError, UnknownIdentityError } from './errors.js';
-export type { GalleryFileV1 } from './format.js';
+export {
+  EmbedderMismatchError,
+  GalleryFormatError,
+  type GalleryFormatIssue,
+  UnknownIdentityError,
+} from './errors.js';
 export {
   EMBEDDING_ENCODING,
   GALLERY_FORMAT,
   GALLERY_FORMAT_VERSION,
+  type GalleryFileV1,
   UNIT_NORM_TOLERANCE,
   UNKNOWN_IDENTITY,
 } from './format.js';
-export type { GallerySearchOptions } from './gallery.js';
-export { FileGallery } from './gallery.js';
-export type { DotKernelName } from './kernel.js';
-export { wasmSimdAvailable } from './kernel.js';
+export { FileGallery, type GallerySearchOptions } from './gallery.js';
+export { type DotKernelName, wasmSimdAvailable } from './kernel.js';
 export type {
   CalibrationPoint,
   GalleryCalibration,

@@ -73,14 +73,18 @@ export interface GalleryData {
   readonly identities: readonly GalleryIdentityInput[];
 }
 
-/** A gallery's content with every default applied: what a file holds once parsed. */
-export interface ResolvedGalleryData {
+/** Everything a gallery holds but its identities, every default applied. */
+export interface GallerySettings {
   readonly embedder: GalleryEmbedderInfo;
   readonly metric: DistanceMetric;
   readonly aggregation: IdentityAggregation;
   readonly threshold: number;
   readonly calibration: GalleryCalibration | undefined;
   readonly createdAt: string;
+}
+
+/** A gallery's content with every default applied: what a file holds once parsed. */
+export interface ResolvedGalleryData extends GallerySettings {
   /** Iterable rather than an array so that a large gallery can be written without copying its examples. */
   readonly identities: Iterable<{ readonly name: string; readonly examples: readonly GalleryExample[] }>;
 }

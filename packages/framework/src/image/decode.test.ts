@@ -19,6 +19,13 @@ const JOLIE = 'faces/facenet-pytorch/angelina_jolie.jpg';
 const FACE1 = 'faces/face-api.js/test/face1.png';
 const FACE_RECT = 'faces/face-api.js/test/face_rectangular.png';
 
+/** A grey PNG (`channels` 1) or grey + alpha PNG (`channels` 2) of raw `pixels`, checked to be stored so. */
+async function greyPng(pixels: Uint8Array, width: number, height: number, channels: 1 | 2): Promise<Buffer> {
+  const png = await sharp(pixels, { raw: { width, height, channels } }).toColourspace('b-w').png().toBuffer();
+  expect((await sharp(png).metadata()).channels).toBe(channels);
+  return png;
+}
+
 /** Runs `decodeImage` expecting a rejection, and returns the error with how long the rejection took. */
 async function rejection(bytes: Uint8Array, limits?: DecodeLimits): Promise<{ error: unknown; ms: number }> {
   const start = performance.now();
@@ -90,11 +97,7 @@ describe('decodeImage: formats and pixel conversion', () => {
 
   it('expands grey PNGs to RGB', async () => {
     const grey = new Uint8Array([0, 50, 100, 150, 200, 255]);
-    const png = await sharp(grey, { raw: { width: 3, height: 2, channels: 1 } })
-      .toColourspace('b-w')
-      .png()
-      .toBuffer();
-    expect((await sharp(png).metadata()).channels).toBe(1);
+    const png = await greyPng(grey, 3, 2, 1);
     const image = await decodeImage(png);
     expect([image.width, image.height]).toEqual([3, 2]);
     expect(Array.from(image.data)).toEqual(Array.from(grey).flatMap((v) => [v, v, v]));
@@ -102,11 +105,7 @@ describe('decodeImage: formats and pixel conversion', () => {
 
   it('expands grey + alpha PNGs to RGB', async () => {
     const la = new Uint8Array([10, 0, 200, 255]);
-    const png = await sharp(la, { raw: { width: 2, height: 1, channels: 2 } })
-      .toColourspace('b-w')
-      .png()
-      .toBuffer();
-    expect((await sharp(png).metadata()).channels).toBe(2);
+    const png = await greyPng(la, 2, 1, 2);
     const image = await decodeImage(png);
     expect(Array.from(image.data)).toEqual([10, 10, 10, 200, 200, 200]);
   });

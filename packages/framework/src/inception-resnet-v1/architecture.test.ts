@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { isTrainingOnlyKey } from '../checkpoint/reader.js';
+import { isTrainingOnlyKey, StateDictReader } from '../checkpoint/reader.js';
+import type { StateDict } from '../checkpoint/types.js';
 import { describeWithSharedData, sharedPath } from '../testing/shared-data.js';
 import {
   INCEPTION_RESNET_V1_BLOCKS,
@@ -9,7 +10,8 @@ import {
   type InceptionResnetV1Branch,
   type InceptionResnetV1Layer,
 } from './architecture.js';
-import { isUnusedInceptionResnetV1Key } from './checkpoint.js';
+import { foldedInceptionResnetV1Head, isUnusedInceptionResnetV1Key } from './checkpoint.js';
+import { type InceptionResnetV1Ops, inceptionResnetV1Trunk } from './network.js';
 
 interface Shape {
   readonly channels: number;
@@ -97,6 +99,64 @@ describe('INCEPTION_RESNET_V1_BLOCKS', () => {
     expect(isUnusedInceptionResnetV1Key('logits.weight')).toBe(true);
     expect(isUnusedInceptionResnetV1Key('repeat_1.0.branch0.bn.num_batches_tracked')).toBe(true);
     expect(isUnusedInceptionResnetV1Key('last_linear.weight')).toBe(false);
+  });
+});
+
+describe('inceptionResnetV1Trunk', () => {
+  it('reads every weight in plan order and hands each step its folded weights', () => {
+    // Every weight 1: each batch norm folds to k = 1 / √(1 + eps) on the weights and β − μ·k = 1 − k on the bias.
+    const keys = planKeys();
+    const stateDict: StateDict = new Map(
+      keys.map(([name, shape]) => [
+        name,
+        { name, dtype: 'float32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(1) },
+      ]),
+    );
+    const read: string[] = [];
+    class RecordingReader extends StateDictReader {
+      override take(key: string, shape: readonly number[]) {
+        read.push(key);
+        return super.take(key, shape);
+      }
+    }
+    const r = new RecordingReader(stateDict, { model: 'test', ignore: isUnusedInceptionResnetV1Key });
+    const k = 1 / Math.sqrt(1.001);
+    const steps: string[] = [];
+    // A layer is the number of steps it is made of.
+    const ops: InceptionResnetV1Ops<number> = {
+      conv: (layer, { weight, bias }) => {
+        expect(weight.dims).toEqual([layer.out, layer.in, ...layer.kernel]);
+        expect([weight.data[0], bias.data[0], bias.data.length]).toEqual([
+          Math.fround(k),
+          Math.fround(1 - k),
+          layer.out,
+        ]);
+        steps.push('conv');
+        return 1;
+      },
+      maxPool: () => {
+        steps.push('maxpool');
+        return 1;
+      },
+      chain: (layers) => layers.reduce((a, b) => a + b, 0),
+      concat: (branches) => branches.reduce((a, b) => a + b, 0),
+      residual: (mixed, block, { weight, bias }) => {
+        expect(weight.dims).toEqual([block.projection.out, block.projection.in, 1, 1]);
+        expect([weight.data[0], bias.data[0]]).toEqual([Math.fround(block.scale), Math.fround(block.scale)]);
+        steps.push('residual');
+        return mixed + 1;
+      },
+    };
+    const trunk = inceptionResnetV1Trunk(r, ops);
+    const head = foldedInceptionResnetV1Head(r);
+    r.assertAllUsed();
+    expect(read).toEqual(keys.map(([key]) => key));
+    expect(trunk).toBe(steps.length);
+    expect(steps.filter((s) => s === 'conv')).toHaveLength(
+      keys.filter(([key]) => key.endsWith('.conv.weight')).length,
+    );
+    expect(steps.filter((s) => s === 'residual')).toHaveLength(21);
+    expect(head.weight.dims).toEqual([INCEPTION_RESNET_V1_HEAD.embedding, INCEPTION_RESNET_V1_HEAD.features]);
   });
 });
 

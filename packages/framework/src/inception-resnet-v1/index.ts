@@ -1,6 +1,7 @@
 /**
  * facenet-pytorch's InceptionResnetV1 described once, as data: the blocks, the head and the checkpoint keys
- * the embedding network ignores. The onnx and tfjs providers both build the network from these.
+ * the embedding network ignores, and the one walk over them that reads and folds the weights
+ * (`inceptionResnetV1Trunk`). The onnx and tfjs providers both build the network from these.
  *
  * @packageDocumentation
  */
@@ -19,4 +20,9 @@ export {
   type InceptionResnetV1Mixed,
   type InceptionResnetV1Residual,
 } from './architecture.js';
-export { isUnusedInceptionResnetV1Key } from './checkpoint.js';
+export {
+  foldedInceptionResnetV1Head,
+  inceptionResnetV1Reader,
+  isUnusedInceptionResnetV1Key,
+} from './checkpoint.js';
+export { type InceptionResnetV1Ops, inceptionResnetV1Trunk } from './network.js';

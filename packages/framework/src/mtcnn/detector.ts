@@ -9,6 +9,9 @@ import { assertRgbImage } from '../contracts/validate.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, InvalidOptionsError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
+import { MTCNN } from '../registry/builtin.js';
+import { type DetectorImplementation, implementDetector } from '../registry/provider.js';
+import type { ModelLoadContext } from '../registry/types.js';
 import { runMtcnnCascade } from './cascade.js';
 import { parseCropPolicy } from './crop.js';
 import { extractFace, selectFace } from './extract.js';
@@ -143,4 +146,24 @@ export class MtcnnDetector implements FaceDetector {
     this.#networks = undefined;
     if (networks) await (await networks.catch(() => undefined))?.dispose();
   }
+}
+
+/**
+ * A provider's implementation of the registry's `mtcnn`: the {@link MtcnnDetector} cascade over the networks
+ * `load` gives for the provider's context, loaded once per detector (see the constructor).
+ *
+ * @example
+ * createFaceProvider({
+ *   name: 'onnx',
+ *   detectors: [implementMtcnn(async (context) => OnnxMtcnnNetworks.load(await context.modelStore()))],
+ *   embedders: [],
+ * });
+ */
+export function implementMtcnn(
+  load: (context: ModelLoadContext) => Promise<MtcnnNetworks>,
+): DetectorImplementation {
+  return implementDetector(
+    MTCNN,
+    (options, context) => new MtcnnDetector(context.provider, () => load(context), options),
+  );
 }

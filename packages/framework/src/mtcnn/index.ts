@@ -14,7 +14,7 @@ export {
 } from './architecture.js';
 export { boxArea, pyramidScales, runMtcnnCascade } from './cascade.js';
 export { parseCropPolicy } from './crop.js';
-export { MtcnnDetector } from './detector.js';
+export { implementMtcnn, MtcnnDetector } from './detector.js';
 export { cropBox, extractFace, selectFace, squareAround, standardiseCrop } from './extract.js';
 export type { MtcnnNetworks, ONetOutput, PNetOutput, RNetOutput } from './networks.js';
 export type { NmsMode } from './nms.js';

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { DetectFacesOptions, FaceDetection, FaceDetector } from '../contracts/detector.js';
-import type { EmbedderPreprocessing } from '../contracts/embedder.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { BaseEmbedder, EmbedderOutputError } from '../embedder/base.js';
 import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
@@ -10,19 +9,12 @@ import { FileGallery } from '../gallery/gallery.js';
 import { encodePng } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { extractFace } from '../mtcnn/extract.js';
-import { defineEmbedder } from '../registry/builtin.js';
 import { createFaceProvider } from '../registry/provider.js';
 import { MODELS } from '../registry/registry.js';
+import { fakeEmbedderDescription, fakePreprocessing } from '../testing/fakes.js';
 import { createFaceRecognizer } from './recognizer.js';
 
-const PRE: EmbedderPreprocessing = {
-  inputSize: { width: 8, height: 8 },
-  crop: { size: { width: 8, height: 8 }, shape: 'square', margin: 0 },
-  layout: 'NHWC',
-  channelOrder: 'RGB',
-  mean: [0, 0, 0],
-  std: [1, 1, 1],
-};
+const PRE = fakePreprocessing(8);
 
 /** Embeds a crop as its normalised mean colour (plus a constant), so colours are identities. */
 class ColourEmbedder extends BaseEmbedder {
@@ -102,19 +94,12 @@ function faces(image: RgbImage): FaceDetection[] {
   return image.width === 60 ? [face(30, 20), face(5, 10)] : [face(10, 20)];
 }
 
-const FAKE = defineEmbedder<{ maxBatchSize?: number }>({
-  kind: 'embedder',
+const FAKE = fakeEmbedderDescription<{ maxBatchSize?: number }>({
   id: 'colour',
-  summary: 'test',
-  licence: 'none',
   options: z.strictObject({ maxBatchSize: z.number().optional() }),
   dimension: 4,
   preprocessing: PRE,
   thresholds: { euclidean: { value: 0.1, measuredOn: 'nothing' } },
-  fromSettings: () => ({}),
-  modelId: () => 'colour',
-  settingsForModelId: (id) => (id === 'colour' ? {} : undefined),
-  manifestEntries: () => [],
   load: async ({ maxBatchSize }) => new ColourEmbedder(maxBatchSize),
 });
 const provider = createFaceProvider({

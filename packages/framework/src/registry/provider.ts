@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { FaceProvider } from '../contracts/provider.js';
@@ -6,7 +7,7 @@ import { NoSuchModelError } from '../errors.js';
 import { loadManifest } from '../models/manifest.js';
 import { ModelStore } from '../models/store.js';
 import { parseOptions } from '../options.js';
-import { MODELS, type ModelRegistry } from './registry.js';
+import { MODELS, ModelRegistry } from './registry.js';
 import type { DetectorDescription, EmbedderDescription, ModelLoadContext } from './types.js';
 
 /** A provider's own implementation of one registered detector. */
@@ -51,6 +52,27 @@ export function implementEmbedder<Options extends object>(
       load(parseOptions(description.options, options, component(context, description.id)), context),
   };
 }
+
+/** The options every provider package's factory takes; each adds its own (threads, backend, …). */
+export interface FaceProviderOptions {
+  /** Model store for weights and cached graphs. Default: `ModelStore.fromEnv` over the bundled manifest. */
+  modelStore?: ModelStore;
+  /** The models to hand out. Default: the built-in registry, `MODELS`. */
+  registry?: ModelRegistry;
+}
+
+/**
+ * Strict schema of {@link FaceProviderOptions}; a provider extends it with its own keys and parses its options
+ * with `parseOptions`, so unknown keys are refused the same way by every provider.
+ *
+ * @example
+ * const schema = faceProviderOptionsSchema.extend({ threads: z.number().int().min(1).optional() });
+ * const settings = parseOptions(schema, options, '@facerec/provider-mine');
+ */
+export const faceProviderOptionsSchema = z.strictObject({
+  modelStore: z.instanceof(ModelStore).optional(),
+  registry: z.instanceof(ModelRegistry).optional(),
+});
 
 /** Settings of {@link createFaceProvider}. */
 export interface FaceProviderSpec<Name extends string> {
@@ -97,36 +119,42 @@ export function createFaceProvider<const Name extends string>(
     descriptions: readonly (DetectorDescription | EmbedderDescription)[],
     impls: readonly { description: object }[],
   ) => descriptions.filter((d) => d.load !== undefined || native(impls, d)).map((d) => d.id);
+  // Either kind of model: the provider's own implementation of the registry entry, else the entry's
+  // provider-free `load`, else NoSuchModelError listing what this provider can run.
+  const hand = <Model>(
+    kind: 'detector' | 'embedder',
+    description: {
+      readonly options: DetectorDescription['options'];
+      load?(options: object, context: ModelLoadContext): Model;
+    },
+    impls: readonly { readonly description: object; create(o: unknown, c: ModelLoadContext): Model }[],
+    modelId: string,
+    options: unknown,
+  ): Model => {
+    const own = native(impls, description);
+    if (own) return own.create(options, context);
+    if (description.load) {
+      return description.load(
+        parseOptions(description.options, options, component(context, modelId)),
+        context,
+      );
+    }
+    const all =
+      kind === 'detector'
+        ? registry.detectorIds.map((id) => registry.detector(id))
+        : registry.embedderIds.map((id) => registry.embedder(id));
+    throw new NoSuchModelError(`${spec.name} ${kind}`, modelId, runnable(all, impls));
+  };
   return {
     specificationVersion: SPECIFICATION_VERSION,
     name: spec.name,
     registry,
     modelStore,
     detector(modelId, options) {
-      const description = registry.detector(modelId);
-      const own = native(spec.detectors, description);
-      if (own) return own.create(options, context);
-      if (description.load) {
-        return description.load(
-          parseOptions(description.options, options, component(context, modelId)),
-          context,
-        );
-      }
-      const all = registry.detectorIds.map((id) => registry.detector(id));
-      throw new NoSuchModelError(`${spec.name} detector`, modelId, runnable(all, spec.detectors));
+      return hand('detector', registry.detector(modelId), spec.detectors, modelId, options);
     },
     async embedder(modelId, options) {
-      const description = registry.embedder(modelId);
-      const own = native(spec.embedders, description);
-      if (own) return own.create(options, context);
-      if (description.load) {
-        return description.load(
-          parseOptions(description.options, options, component(context, modelId)),
-          context,
-        );
-      }
-      const all = registry.embedderIds.map((id) => registry.embedder(id));
-      throw new NoSuchModelError(`${spec.name} embedder`, modelId, runnable(all, spec.embedders));
+      return hand('embedder', registry.embedder(modelId), spec.embedders, modelId, options);
     },
   };
 }

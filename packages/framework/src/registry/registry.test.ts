@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import { InvalidOptionsError, NoSuchModelError } from '../errors.js';
 import { MtcnnDetector } from '../mtcnn/detector.js';
+import { fakeEmbedderDescription } from '../testing/fakes.js';
 import {
   defineEmbedder,
   FACEAPI_RESNET,
@@ -14,19 +15,13 @@ import { createFaceProvider, implementDetector, implementEmbedder } from './prov
 import { MODELS } from './registry.js';
 
 const loaded: FaceEmbedder[] = [];
-const FAKE = defineEmbedder<{ scale?: number }>({
-  kind: 'embedder',
+const FAKE = fakeEmbedderDescription<{ scale?: number }>({
   id: 'fake',
-  summary: 'fake',
-  licence: 'none',
   options: z.strictObject({ scale: z.number().optional() }),
   dimension: 2,
   preprocessing: FACENET_PREPROCESSING,
-  thresholds: {},
-  fromSettings: () => ({}),
   modelId: ({ scale }) => `fake/${scale ?? 1}`,
   settingsForModelId: (id) => (id.startsWith('fake/') ? {} : undefined),
-  manifestEntries: () => [],
   load: async (options) => {
     const e = { modelId: `fake/${options.scale ?? 1}` } as FaceEmbedder;
     loaded.push(e);

@@ -10,14 +10,21 @@ export {
   describeEmbedderConformance,
 } from './conformance.js';
 export { thrownBy } from './errors.js';
+export {
+  type FakePreprocessingOptions,
+  fakeEmbedderDescription,
+  fakePreprocessing,
+} from './fakes.js';
 export { sharedMirrorStore } from './mirror-store.js';
 export {
   expectMtcnnParity,
   formatMtcnnParity,
   iou,
   type MtcnnParityReport,
+  type MtcnnParityTestsOptions,
   type MtcnnReferenceImage,
   mtcnnParityReport,
+  mtcnnParityTests,
   readMtcnnReference,
 } from './mtcnn-parity.js';
 export { MTCNN_STATE_DICT_SHAPES } from './mtcnn-shapes.js';

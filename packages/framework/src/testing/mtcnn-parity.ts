@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Box, FaceDetector } from '../contracts/detector.js';
 import { decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
@@ -156,4 +156,56 @@ export function expectMtcnnParity(report: MtcnnParityReport): void {
   expect(report.maxScoreError).toBeLessThanOrEqual(0.01);
   expect(report.maxLandmarkError).toBeLessThanOrEqual(2);
   expect(report.maxCropMad).toBeLessThanOrEqual(3);
+}
+
+/** Options of {@link mtcnnParityTests}. */
+export interface MtcnnParityTestsOptions {
+  /** Names the runtime in the printed report, e.g. `onnx` or `tfjs wasm`. */
+  readonly label: string;
+  /** The provider's `mtcnn` detector, disposed after the tests. */
+  readonly create: () => FaceDetector | Promise<FaceDetector>;
+  /** Which reference images to check (a slow backend may check a subset). Default: every one. */
+  readonly images?: (reference: MtcnnReferenceImage) => boolean;
+  /** How many images that is, when every one is checked: guards against a reference file that shrank. */
+  readonly expectedImages?: number;
+  /** Timeout of the parity test in ms, for slow backends. Default: the configured one. */
+  readonly timeout?: number;
+}
+
+/**
+ * The MTCNN parity tests every provider runs against facenet-pytorch (`reference/mtcnn.json`), registered in
+ * the caller's `describe`: every reference face matched within {@link expectMtcnnParity}'s tolerances and no
+ * other face found (the report is printed with its duration), and no face at all in `white.png`.
+ *
+ * @example
+ * describeWithSharedData('onnx MTCNN parity', ['reference/mtcnn.json', 'faces'], () => {
+ *   mtcnnParityTests({ label: 'onnx', create: () => createOnnxProvider().detector('mtcnn') });
+ * });
+ */
+export function mtcnnParityTests(options: MtcnnParityTestsOptions): void {
+  let detector: FaceDetector;
+  let reference: MtcnnReferenceImage[];
+
+  beforeAll(async () => {
+    detector = await options.create();
+    await detector.ready();
+    const all = await readMtcnnReference();
+    reference = options.images ? all.filter(options.images) : all;
+  });
+  afterAll(() => detector?.dispose());
+
+  it('matches every reference face and finds no others', { timeout: options.timeout }, async () => {
+    const started = performance.now();
+    const report = await mtcnnParityReport(detector, reference);
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    console.log(`${formatMtcnnParity(options.label, report)} (${seconds} s)`);
+    expectMtcnnParity(report);
+    if (options.expectedImages !== undefined) expect(report.images).toBe(options.expectedImages);
+  });
+
+  it('finds no face in white.png', async () => {
+    expect(await detector.detect(await decodeShared('faces', 'face-api.js', 'test', 'white.png'))).toEqual(
+      [],
+    );
+  });
 }

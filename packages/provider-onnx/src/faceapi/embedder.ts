@@ -1,11 +1,10 @@
 import path from 'node:path';
-import { BaseEmbedder, FACEAPI_RESNET, type ModelStore, type RgbImage } from '@facerec/framework';
+import { FACEAPI_RESNET, type ModelStore, type RgbImage } from '@facerec/framework';
 import {
-  assertFaceApiInput,
-  assertRgbImage,
   FACEAPI_RESNET_INPUT_SIZE,
+  FaceApiEmbedder,
   type FloatRgbImage,
-  faceApiInput,
+  pullFaceApiResnetFiles,
   readTfjsWeightsFile,
   toFaceApiBatch,
 } from '@facerec/framework/internal';
@@ -13,9 +12,6 @@ import type { InferenceSession } from 'onnxruntime-node';
 import { createSession } from '../graph/session.js';
 import { type CachedGraph, cachedOnnxFile, GRAPH_BUILDER_VERSION, graphSource } from '../model-cache.js';
 import { buildFaceApiResnet, FACEAPI_RESNET_GRAPH_VERSION } from './graph.js';
-
-/** Model store entries holding face-api.js's recognition weights (shard) and their tfjs manifest (from the registry). */
-const [WEIGHTS_ENTRY, MANIFEST_ENTRY] = FACEAPI_RESNET.manifestEntries({}) as [string, string];
 
 /** Options of {@link OnnxFaceApiEmbedder.load}. */
 export interface OnnxFaceApiEmbedderOptions {
@@ -32,9 +28,7 @@ export interface OnnxFaceApiEmbedderOptions {
  * is decoded) and both builder versions, so no stale graph is ever reused.
  */
 export async function loadFaceApiResnetGraph(store: ModelStore): Promise<CachedGraph> {
-  const pulled = await store.pull([WEIGHTS_ENTRY, MANIFEST_ENTRY]);
-  const bin = pulled.find((p) => p.name === WEIGHTS_ENTRY)!;
-  const manifest = pulled.find((p) => p.name === MANIFEST_ENTRY)!;
+  const { weights: bin, manifest } = await pullFaceApiResnetFiles(store);
   const dir = path.join(store.cacheDir, 'onnx');
   const version = `v${GRAPH_BUILDER_VERSION}.${FACEAPI_RESNET_GRAPH_VERSION}`;
   const file = path.join(
@@ -73,7 +67,7 @@ export async function loadFaceApiResnetGraph(store: ModelStore): Promise<CachedG
  * const [raw] = await embedder.computeFaceDescriptors([await decodeImage(bytes)]); // as face-api.js
  * const [unit] = await embedder.embed([crop150]); // |unit| = 1
  */
-export class OnnxFaceApiEmbedder extends BaseEmbedder {
+export class OnnxFaceApiEmbedder extends FaceApiEmbedder {
   readonly graph: CachedGraph;
   readonly #ort: typeof import('onnxruntime-node');
   readonly #session: InferenceSession;
@@ -86,9 +80,7 @@ export class OnnxFaceApiEmbedder extends BaseEmbedder {
   ) {
     super({
       provider: 'onnx',
-      modelId: FACEAPI_RESNET.modelId({}),
       weightsSha256: graph.weightsSha256,
-      dimension: FACEAPI_RESNET.dimension,
       preprocessing: FACEAPI_RESNET.preprocessing,
       maxBatchSize,
     });
@@ -113,31 +105,8 @@ export class OnnxFaceApiEmbedder extends BaseEmbedder {
     return this.#run(faces, 'embedding');
   }
 
-  /**
-   * face-api.js's raw descriptors (not normalised) of 150×150 inputs: 8-bit crops, or the float images from
-   * `faceApiInput`, which match face-api.js without the rounding of an 8-bit crop.
-   */
-  async describe(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array[]> {
-    this.assertLive();
-    inputs.forEach((input, i) => {
-      assertFaceApiInput(input, `face ${i}`);
-    });
-    return this.inBatches(inputs, (chunk) => this.#run(chunk, 'descriptor'));
-  }
-
-  /**
-   * face-api.js's `computeFaceDescriptor` on whole images of any size, as it treats tensor inputs: each
-   * image padded to a centred square with black, resized bilinearly to 150×150, then described. Raw
-   * descriptors, comparable with face-api.js's.
-   */
-  async computeFaceDescriptors(images: readonly RgbImage[]): Promise<Float32Array[]> {
-    // Checked before the resize work, which a disposed embedder would only waste.
-    this.assertLive();
-    const inputs = images.map((image, i) => {
-      assertRgbImage(image, `image ${i}`);
-      return faceApiInput(image);
-    });
-    return this.describe(inputs);
+  protected runDescriptors(inputs: readonly (RgbImage | FloatRgbImage)[]): Promise<Float32Array> {
+    return this.#run(inputs, 'descriptor');
   }
 
   async #run(

@@ -1,3 +1,4 @@
+import type { FloatTensor } from '@facerec/framework/internal';
 import { Tensor } from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import {
@@ -13,10 +14,9 @@ import {
   randomNd,
   seededRandom,
 } from './__fixtures__/naive.js';
-import { attr, foldBatchNorm, GraphBuilder, ONNX_IR_VERSION, ONNX_OPSET } from './builder.js';
+import { attr, GraphBuilder, ONNX_IR_VERSION, ONNX_OPSET } from './builder.js';
 import { decodeModel } from './onnx-schema.js';
 import { createSession } from './session.js';
-import type { FloatTensor } from './weights.js';
 
 const asFloat = (t: Nd): FloatTensor => ({ dims: t.shape, data: Float32Array.from(t.data) });
 
@@ -105,21 +105,6 @@ describe('GraphBuilder', () => {
       );
       expect(maxAbsDiff(out!.data, out!.dims, expected)).toBeLessThan(1e-5);
     }
-  });
-
-  it('folds batch norm into a linear layer (W·k row-wise, β − μ·k)', () => {
-    const folded = foldBatchNorm(
-      { weight: { dims: [2, 2], data: Float32Array.of(1, 2, 3, 4) } },
-      {
-        weight: { dims: [2], data: Float32Array.of(2, 1) },
-        bias: { dims: [2], data: Float32Array.of(0.5, -1) },
-        runningMean: { dims: [2], data: Float32Array.of(1, 2) },
-        runningVar: { dims: [2], data: Float32Array.of(3, 0) },
-        eps: 1,
-      },
-    );
-    expect([...folded.weight.data]).toEqual([1, 2, 3, 4]);
-    expect([...folded.bias.data]).toEqual([0.5 - 1, -1 - 2]);
   });
 
   it('runs the remaining helpers (Transpose, Reshape, Concat, Add, Mul, Softmax, GAP, L2 normalise)', async () => {

@@ -1,3 +1,4 @@
+import { type BatchNormParams, type FloatTensor, foldBatchNorm } from '@facerec/framework/internal';
 import { GraphBuildError } from '../errors.js';
 import {
   encodeModel,
@@ -10,7 +11,6 @@ import {
   type OnnxTensor,
   type OnnxValueInfo,
 } from './onnx-schema.js';
-import type { FloatTensor } from './weights.js';
 
 /** ONNX opset the builder targets; every op and attribute here follows that opset's definitions. */
 export const ONNX_OPSET = 17;
@@ -71,16 +71,6 @@ export interface ConvOptions {
   readonly padding?: readonly [number, number];
   /** Name of the output value; default a generated one. */
   readonly output?: string;
-}
-
-/** Batch-norm parameters as PyTorch stores them (`weight` = γ, `bias` = β). */
-export interface BatchNormParams {
-  readonly weight: FloatTensor;
-  readonly bias: FloatTensor;
-  readonly runningMean: FloatTensor;
-  readonly runningVar: FloatTensor;
-  /** PyTorch's `eps` for this layer (1e-5 by default; facenet-pytorch's InceptionResnetV1 uses 1e-3). */
-  readonly eps: number;
 }
 
 /** Options of {@link GraphBuilder.maxPool}. */
@@ -146,47 +136,6 @@ function toAttribute(name: string, a: Attribute): OnnxAttribute {
     case 'string':
       return { name, type: OnnxAttributeType.STRING, s: new TextEncoder().encode(a.value) };
   }
-}
-
-/**
- * Folds an inference-mode batch norm into the layer before it (a convolution `[out, ...]` or a linear layer
- * `[out, in]`): with k = γ/√(var+ε), W' = W·k per output channel and b' = β − μ·k (+ b·k when the layer had a
- * bias). Arithmetic is done in float64 and rounded once to float32.
- */
-export function foldBatchNorm(
-  layer: { readonly weight: FloatTensor; readonly bias?: FloatTensor },
-  bn: BatchNormParams,
-): { weight: FloatTensor; bias: FloatTensor } {
-  const out = layer.weight.dims[0]!;
-  for (const [what, t] of [
-    ['weight', bn.weight],
-    ['bias', bn.bias],
-    ['running_mean', bn.runningMean],
-    ['running_var', bn.runningVar],
-    ...(layer.bias ? [['layer bias', layer.bias] as const] : []),
-  ] as const) {
-    if (t.data.length !== out) {
-      throw new RangeError(`foldBatchNorm: ${what} has ${t.data.length} values, expected ${out}`);
-    }
-  }
-  const perChannel = layer.weight.data.length / out;
-  const weight = new Float32Array(layer.weight.data.length);
-  const bias = new Float32Array(out);
-  for (let o = 0; o < out; o++) {
-    const k = bn.weight.data[o]! / Math.sqrt(bn.runningVar.data[o]! + bn.eps);
-    const base = o * perChannel;
-    for (let j = 0; j < perChannel; j++) weight[base + j] = layer.weight.data[base + j]! * k;
-    const b = layer.bias ? layer.bias.data[o]! : 0;
-    bias[o] = bn.bias.data[o]! + (b - bn.runningMean.data[o]!) * k;
-  }
-  return { weight: { dims: layer.weight.dims, data: weight }, bias: { dims: [out], data: bias } };
-}
-
-/** Multiplies every element by `factor` (float64 product, rounded once), e.g. to fold a residual scale. */
-export function scaleTensor(t: FloatTensor, factor: number): FloatTensor {
-  const data = new Float32Array(t.data.length);
-  for (let i = 0; i < data.length; i++) data[i] = t.data[i]! * factor;
-  return { dims: t.dims, data };
 }
 
 /**

@@ -15,11 +15,11 @@ import {
   type MtcnnMaxPool,
   type MtcnnNetworkArchitecture,
   type MtcnnOutputName,
+  StateDictReader,
 } from '@facerec/framework/internal';
 import { GraphBuildError } from '../errors.js';
 import { GraphBuilder, type MaxPoolOptions } from './builder.js';
 import { type BuildGraphOptions, validateBuildOptions } from './options.js';
-import { StateDictReader } from './weights.js';
 
 function start(
   architecture: string,

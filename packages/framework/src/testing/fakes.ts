@@ -1,0 +1,71 @@
+import type { EmbedderPreprocessing } from '../contracts/embedder.js';
+import { defineEmbedder } from '../registry/builtin.js';
+import type { EmbedderDescription } from '../registry/types.js';
+
+/** What {@link fakePreprocessing} lets a test change. */
+export interface FakePreprocessingOptions {
+  /** Margin of the square crop, in pixels of the crop. Default 0. */
+  readonly margin?: number;
+  /** Default `NHWC`. */
+  readonly layout?: EmbedderPreprocessing['layout'];
+  /** Default `[0, 0, 0]`. */
+  readonly mean?: EmbedderPreprocessing['mean'];
+  /** Default `[1, 1, 1]`. */
+  readonly std?: EmbedderPreprocessing['std'];
+}
+
+/**
+ * The preprocessing of a test double: a `size`×`size` RGB input, cut as a square crop of that size; by default
+ * without margin, NHWC and not standardised.
+ *
+ * @example
+ * const preprocessing = fakePreprocessing(32, { margin: 4 });
+ */
+export function fakePreprocessing(
+  size: number,
+  options: FakePreprocessingOptions = {},
+): EmbedderPreprocessing {
+  return {
+    inputSize: { width: size, height: size },
+    crop: { size: { width: size, height: size }, shape: 'square', margin: options.margin ?? 0 },
+    layout: options.layout ?? 'NHWC',
+    channelOrder: 'RGB',
+    mean: options.mean ?? [0, 0, 0],
+    std: options.std ?? [1, 1, 1],
+  };
+}
+
+/**
+ * A registry description of a test double (see `defineEmbedder`), for `MODELS.with(…)`. The test gives the
+ * id, the options schema, the output and its provider-free `load`; by default the model has no weights (no
+ * manifest entries, no settings), no thresholds, and records its id as its model id.
+ *
+ * @example
+ * const registry = MODELS.with(
+ *   fakeEmbedderDescription({
+ *     id: 'colour',
+ *     options: z.strictObject({}),
+ *     dimension: 4,
+ *     preprocessing: fakePreprocessing(8),
+ *     load: async () => new ColourEmbedder(),
+ *   }),
+ * );
+ */
+export function fakeEmbedderDescription<Options extends object>(
+  description: Pick<EmbedderDescription<Options>, 'id' | 'options' | 'dimension' | 'preprocessing' | 'load'> &
+    Partial<EmbedderDescription<Options>>,
+): EmbedderDescription<Options> {
+  const { id } = description;
+  return defineEmbedder<Options>({
+    kind: 'embedder',
+    summary: `test double ${id}`,
+    licence: 'none',
+    thresholds: {},
+    // A test double's options are all optional: no setting stands for any of them.
+    fromSettings: () => ({}) as Options,
+    modelId: () => id,
+    settingsForModelId: (modelId) => (modelId === id ? {} : undefined),
+    manifestEntries: () => [],
+    ...description,
+  });
+}
