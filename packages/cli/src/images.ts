@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { decodeImage, FacerecError, type RgbImage } from '@facerec/framework';
+import { decodeImage, FacerecError, InvalidInputError, type RgbImage } from '@facerec/framework';
 import { info } from './output.js';
 
 /**
@@ -15,7 +15,7 @@ export async function forEachImage(
   let failures = 0;
   for (const image of images) {
     try {
-      await each(image, await decodeImage(await readFile(image)));
+      await each(image, await decodeImage(await readInput(image)));
     } catch (error) {
       if (!FacerecError.isInstance(error)) throw error;
       failures++;
@@ -24,4 +24,26 @@ export async function forEachImage(
     }
   }
   if (failures) process.exitCode = 2;
+}
+
+/**
+ * A file named on the command line: one that is missing, a folder or unreadable is the caller's mistake
+ * (exit code 2, the other files still run), not an internal error.
+ */
+export async function readInput(file: string): Promise<Uint8Array> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a folder'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : undefined;
+    if (!why) throw error;
+    throw new InvalidInputError(`cannot read ${file}: ${why}`, { cause: error });
+  }
 }

@@ -71,6 +71,19 @@ describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/
     expect(run.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('reports a missing file or a folder as bad input (exit 2) and still detects the other images', async () => {
+    const run = await cli('detect', '/nonexistent/x.jpg', group(), path.dirname(group()), '--json');
+    expect([run.code, run.exitCode]).toEqual([0, 2]);
+    const results = JSON.parse(run.stdout) as DetectJson[];
+    expect(results.map((r) => r.error)).toEqual([
+      'cannot read /nonexistent/x.jpg: no such file',
+      undefined,
+      `cannot read ${path.dirname(group())}: is a folder`,
+    ]);
+    expect(results[1]!.faces).toHaveLength(5);
+    expect(run.stderr).not.toMatch(/unexpected error|\n\s+at /);
+  });
+
   it('refuses bad options with one clear line', async () => {
     const run = await cli('detect', group(), '--thresholds', '0.6,0.7');
     expect(run.code).toBe(2);

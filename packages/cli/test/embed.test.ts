@@ -92,9 +92,9 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
     const results = JSON.parse(run.stdout) as JsonResult[];
     expect(results.map((r) => r.image)).toEqual([notImage, crop(3), missing]);
     expect(results[0]!.error).toMatch(/Not an image/);
-    expect(results[2]!.error).toBe('no such file');
+    expect(results[2]!.error).toBe(`cannot read ${missing}: no such file`);
     expect(cosine(results[1]!.embedding!, reference.embeddings[3]!.embedding)).toBeGreaterThanOrEqual(0.9999);
-    expect(run.stderr).toContain(`${missing}: no such file`);
+    expect(run.stderr).toContain(`${missing}: cannot read ${missing}: no such file`);
     expect(run.stderr).not.toMatch(/\n\s+at /);
   });
 

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DEFAULT_MAX_BATCH_SIZE,
@@ -12,6 +12,7 @@ import {
 } from '@facerec/framework';
 import { resizeBilinearPil } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
+import { readInput } from '../images.js';
 import { info, loadNote, pullProgressReporter } from '../output.js';
 import {
   type CliContext,
@@ -54,16 +55,6 @@ export function toEmbedderInput(image: RgbImage, embedder: FaceEmbedder): RgbIma
 
 /** float32 values need at most 9 significant digits to round-trip; the rest of a double's digits is noise. */
 const float32Json = (v: number): number => Number(v.toPrecision(9));
-
-/** What to report for an image that could not be read or decoded; `undefined` for an unexpected error. */
-function imageError(error: unknown): string | undefined {
-  if (FacerecError.isInstance(error)) return error.message;
-  const { code, syscall } = error as NodeJS.ErrnoException;
-  if (typeof code === 'string' && typeof syscall === 'string') {
-    return code === 'ENOENT' ? 'no such file' : `cannot read the file (${code})`;
-  }
-  return undefined;
-}
 
 type Result = { image: string; embedding: number[] } | { image: string; error: string };
 
@@ -123,7 +114,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
           const pending: { index: number; face: RgbImage }[] = [];
           for (const image of images.slice(start, start + batch)) {
             try {
-              const decoded = await decodeImage(await readFile(image));
+              const decoded = await decodeImage(await readInput(image));
               const face = toEmbedderInput(decoded, embedder);
               if (face !== decoded && !opts.json)
                 info(`${image}: resized ${decoded.width}×${decoded.height} → ${face.width}×${face.height}`);
@@ -131,8 +122,8 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
               results.push({ image, embedding: [] });
             } catch (error) {
               // One unreadable image should not hide the others' results; it still fails the command.
-              const message = imageError(error);
-              if (message === undefined) throw error;
+              if (!FacerecError.isInstance(error)) throw error;
+              const message = error.message;
               failures++;
               info(`${image}: ${message}`);
               results.push({ image, error: message });

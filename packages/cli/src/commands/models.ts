@@ -53,7 +53,8 @@ export function registerModelsCommands(program: Command, context: CliContext): v
       const { registry } = context;
       const resolved = registry.resolveEmbedder(opts.embedder, { weights: opts.weights });
       const progress = pullProgressReporter();
-      const store = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
+      const manifest = await loadManifest();
+      const store = ModelStore.fromEnv(manifest, { onProgress: progress.onProgress });
       try {
         const entries = registry.manifestEntries(resolved);
         const pulled = await store.pull(entries);
@@ -62,7 +63,10 @@ export function registerModelsCommands(program: Command, context: CliContext): v
       } finally {
         progress.stop();
       }
-      const provider = await selectProvider(context, opts.provider, { modelStore: store });
+      // The files are in the cache now; the provider re-reads them without reporting each one again.
+      const provider = await selectProvider(context, opts.provider, {
+        modelStore: ModelStore.fromEnv(manifest),
+      });
       const started = performance.now();
       const detector = provider.detector(registry.defaults.detector);
       try {

@@ -1,4 +1,4 @@
-import { FileGallery, MODELS, type ModelRegistry } from '@facerec/framework';
+import { FileGallery, InvalidOptionsError, MODELS, type ModelRegistry } from '@facerec/framework';
 import {
   composeDetection,
   composeRecognition,
@@ -75,15 +75,21 @@ export async function serveLocally(options: ServeOptions) {
     composeDetection(container),
     composeRecognition(container),
   ]);
+  const port = options.port ?? 3000;
   const runtime = await startLocalRuntime({
     detection,
     recognition,
     transport,
     requestQueue: REQUESTS,
     responseQueue: RESPONSES,
-    port: options.port ?? 3000,
+    port,
     consumers: options.consumers ?? 1,
     logger,
+  }).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    throw new InvalidOptionsError('serve', `port ${port} is already in use (choose another with --port)`, {
+      cause: error,
+    });
   });
   return { runtime, transport };
 }
@@ -146,6 +152,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     .option('--response-queue-url <url>', 'collect answers from this SQS queue instead of the local runtime')
     .option('--timeout <s>', 'seconds to wait for the last answers', '60')
     .option(
+      '--wait <s>',
+      'seconds to wait for the endpoint to accept connections first (e.g. a server just started)',
+      '30',
+    )
+    .option(
       '--sign',
       'sign requests with SigV4 (for a Function URL with AWS_IAM auth; AWS credentials from the default chain)',
     )
@@ -159,12 +170,14 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         concurrency: string;
         responseQueueUrl?: string;
         timeout: string;
+        wait: string;
         json?: boolean;
         sign?: boolean;
         region?: string;
       }) => {
         const frames = await loadFrames(opts.frames);
-        if (!frames.length) throw new Error(`no images in ${opts.frames}`);
+        if (!frames.length) throw new InvalidOptionsError('client', `no images in ${opts.frames}`);
+        await waitForEndpoint(opts.url, Number(opts.wait));
         let responses = localResponses(opts.url);
         if (opts.responseQueueUrl) {
           const { createSqsTransport } = await import('@facerec/transport-sqs');
@@ -191,4 +204,30 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         if (report.unanswered.length || report.rejected) process.exitCode = 1;
       },
     );
+}
+
+/**
+ * Waits until something accepts connections at `url` (any HTTP answer will do), so `facerec serve … &`
+ * followed at once by `facerec client` works; a Function URL answers at once.
+ */
+async function waitForEndpoint(url: string, seconds: number): Promise<void> {
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new InvalidOptionsError('client', `--wait must be a number of seconds, got "${seconds}"`);
+  }
+  const deadline = performance.now() + seconds * 1000;
+  for (;;) {
+    try {
+      await fetch(url, { method: 'GET', signal: AbortSignal.timeout(5000) });
+      return;
+    } catch (error) {
+      if (performance.now() >= deadline) {
+        throw new InvalidOptionsError(
+          'client',
+          `nothing answers at ${url} (${(error as Error).message}) after waiting ${seconds} s`,
+          { cause: error },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
