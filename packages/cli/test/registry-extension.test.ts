@@ -168,11 +168,11 @@ describeWithSharedData(
         });
         expect(report.answered).toBe(4);
         expect(report.accuracy).toEqual({ faces: 4, correct: 4 }); // the enrolled photos themselves
-      // A second server on the same port is refused as bad input, not left running.
-      const port = Number(new URL(runtime.url).port);
-      await expect(serveLocally({ gallery: galleryFile, port, quiet: true, registry })).rejects.toThrow(
-        `serve: port ${port} is already in use`,
-      );
+        // A second server on the same port is refused as bad input, not left running.
+        const port = Number(new URL(runtime.url).port);
+        await expect(serveLocally({ gallery: galleryFile, port, quiet: true, registry })).rejects.toThrow(
+          `serve: port ${port} is already in use`,
+        );
       } finally {
         await runtime.close();
       }
