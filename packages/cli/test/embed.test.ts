@@ -170,8 +170,11 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
     });
 
     it('models pull only pulls, converting nothing', async () => {
-      const run = await cli('models', 'pull', 'mtcnn-pnet');
+      const run = await cli('models', 'pull', 'mtcnn-pnet', '--json');
       expect(run.code).toBe(0);
+      const [row] = JSON.parse(run.stdout) as { name: string; source: string; sha256: string }[];
+      expect(row).toMatchObject({ name: 'mtcnn-pnet', source: 'cache' });
+      expect(row!.sha256).toMatch(/^[0-9a-f]{64}$/);
       // `models prepare` above already pulled it: now it comes from the cache.
       expect(run.stderr).toMatch(/mtcnn-pnet: .*pnet\.pt \(cache, sha256 /);
       expect(run.stderr).not.toMatch(/ONNX/);

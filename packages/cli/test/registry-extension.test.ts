@@ -132,8 +132,20 @@ describeWithSharedData(
         'quadrant-colour',
         '--threshold',
         '0.5',
+        '--json',
       );
       expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout)).toEqual({
+        out: galleryFile,
+        modelId: 'quadrant-colour',
+        threshold: 0.5,
+        identities: ['amy', 'howard'],
+        enrolled: ['amy1', 'amy2', 'howard1', 'howard2'].map((n) => ({
+          identity: n.slice(0, -1),
+          file: `${n.slice(0, -1)}/${n}.png`,
+        })),
+        skipped: [],
+      });
       const file = JSON.parse(await readFile(galleryFile, 'utf8')) as {
         embedder: { modelId: string; dimension: number; preprocessing: { crop: unknown } };
         identities: { name: string }[];
@@ -141,6 +153,27 @@ describeWithSharedData(
       expect(file.embedder).toMatchObject({ modelId: 'quadrant-colour', dimension: 12 });
       expect(file.embedder.preprocessing.crop).toEqual(PREPROCESSING.crop);
       expect(file.identities.map((i) => i.name)).toEqual(['amy', 'howard']);
+    });
+
+    it('facerec gallery calibrate --json reports the calibration it stored', async () => {
+      const out = path.join(work, 'calibrated.json');
+      const run = await cliWith(
+        { registry },
+        'gallery',
+        'calibrate',
+        people,
+        '--gallery',
+        galleryFile,
+        '--out',
+        out,
+        '--json',
+      );
+      expect(run.code, run.stderr).toBe(0);
+      const summary = JSON.parse(run.stdout) as { out: string; threshold: number; genuinePairs: number };
+      expect(summary.out).toBe(out);
+      expect(summary.genuinePairs).toBe(4);
+      const stored = JSON.parse(await readFile(out, 'utf8')) as { threshold: number };
+      expect(stored.threshold).toBe(summary.threshold);
     });
 
     it('facerec recognize reads the embedder from the gallery', async () => {

@@ -55,6 +55,10 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(providerOption(context))
     .addOption(new Option('--metric <m>', 'distance').choices(['euclidean', 'cosine']).default('euclidean'))
     .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
+    .option(
+      '--json',
+      'print { out, modelId, identities, enrolled: [{ identity, file }], skipped: [{ file, reason }] } to stdout',
+    )
     .action(
       async (
         dir: string,
@@ -65,6 +69,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           provider: string;
           metric: 'euclidean' | 'cosine';
           threshold?: string;
+          json?: boolean;
         },
       ) => {
         const provider = await selectProvider(context, opts.provider);
@@ -83,6 +88,17 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           progress.stop();
           await result.gallery.save(opts.out);
           const ids = result.gallery.names;
+          if (opts.json) {
+            const summary = {
+              out: opts.out,
+              modelId: embedder.modelId,
+              threshold: result.gallery.threshold,
+              identities: ids,
+              enrolled: result.enrolled.map(({ identity, file }) => ({ identity, file })),
+              skipped: result.skipped,
+            };
+            process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+          }
           info(
             `enrolled ${result.enrolled.length} images of ${ids.length} identities into ${opts.out} (${embedder.modelId})`,
           );
@@ -168,10 +184,18 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .option('--target-far <rate>', 'target false-accept rate', '0.01')
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
+    .option('--json', 'print { threshold, far, tar, equalErrorRate, keyPoints, warnings, out } to stdout')
     .action(
       async (
         dir: string,
-        opts: { gallery: string; out?: string; targetFar: string; provider: string; weights?: string },
+        opts: {
+          gallery: string;
+          out?: string;
+          targetFar: string;
+          provider: string;
+          weights?: string;
+          json?: boolean;
+        },
       ) => {
         const gallery = await FileGallery.load(opts.gallery);
         const provider = await selectProvider(context, opts.provider);
@@ -197,7 +221,21 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         }
         const result = calibrateThreshold(gallery, probes, { targetFar: Number(opts.targetFar) });
         await result.gallery.save(opts.out ?? opts.gallery);
-        process.stdout.write(`${formatCalibration(result)}\n`);
+        if (opts.json) {
+          const { calibration } = result;
+          const summary = {
+            out: opts.out ?? opts.gallery,
+            threshold: result.point.threshold,
+            far: calibration.achievedFar,
+            frr: calibration.achievedFrr,
+            genuinePairs: calibration.genuinePairs,
+            impostorPairs: calibration.impostorPairs,
+            equalErrorRate: calibration.equalErrorRate,
+            keyPoints: calibration.keyPoints,
+            warnings: result.warnings,
+          };
+          process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+        } else process.stdout.write(`${formatCalibration(result)}\n`);
         info(`threshold ${result.point.threshold.toFixed(4)} saved to ${opts.out ?? opts.gallery}`);
       },
     );

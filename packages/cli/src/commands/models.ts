@@ -28,7 +28,8 @@ export function registerModelsCommands(program: Command, context: CliContext): v
       '[names...]',
       'model names from the manifest (default: every file under 50 MB: MTCNN and face-api)',
     )
-    .action(async (names: string[]) => {
+    .option('--json', 'print [{ name, path, source, sha256 }] to stdout')
+    .action(async (names: string[], opts: { json?: boolean }) => {
       const progress = pullProgressReporter();
       const store = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
       const wanted = names.length ? names : defaultPull(store);
@@ -36,6 +37,10 @@ export function registerModelsCommands(program: Command, context: CliContext): v
         const pulled = await store.pull(wanted);
         progress.stop();
         for (const m of pulled) info(`${m.name}: ${m.path} (${m.source}, sha256 ${m.sha256.slice(0, 12)}…)`);
+        if (opts.json) {
+          const rows = pulled.map(({ name, path, source, sha256 }) => ({ name, path, source, sha256 }));
+          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        }
       } finally {
         progress.stop();
       }

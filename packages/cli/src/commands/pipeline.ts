@@ -26,6 +26,8 @@ const RESPONSES = 'responses';
 export interface ServeOptions {
   readonly gallery: string;
   readonly port?: number;
+  /** Address to listen on. Default `127.0.0.1` (this machine only). */
+  readonly host?: string;
   readonly provider?: string;
   /** Checkpoint path, for a gallery built from a local `.pt` file (the embedder is read from the gallery). */
   readonly weights?: string;
@@ -83,6 +85,7 @@ export async function serveLocally(options: ServeOptions) {
     requestQueue: REQUESTS,
     responseQueue: RESPONSES,
     port,
+    ...(options.host ? { host: options.host } : {}),
     consumers: options.consumers ?? 1,
     logger,
   }).catch((error: unknown) => {
@@ -102,7 +105,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       'run the pipeline locally: Function-URL-compatible HTTP endpoint, in-process SQS-like queues, recognition consumer',
     )
     .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
-    .option('--port <n>', 'port on 127.0.0.1', '3000')
+    .option('--port <n>', 'port to listen on', '3000')
+    .option(
+      '--host <address>',
+      'address to listen on (0.0.0.0: every interface; there is no authentication)',
+      '127.0.0.1',
+    )
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .option('--threshold <t>', "override the gallery's threshold")
@@ -112,6 +120,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       async (opts: {
         gallery: string;
         port: string;
+        host: string;
         provider: string;
         weights?: string;
         threshold?: string;
@@ -121,6 +130,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const { runtime } = await serveLocally({
           gallery: opts.gallery,
           port: Number(opts.port),
+          host: opts.host,
           provider: opts.provider,
           ...(opts.weights ? { weights: opts.weights } : {}),
           registry: context.registry,
