@@ -156,6 +156,30 @@ describeWithSharedData(
       return { runtime, transport, invocations: () => invocations };
     }
 
+    it('gives two clients running at once every one of their own answers', { timeout: 120_000 }, async () => {
+      const { runtime } = await start();
+      try {
+        const frames = await loadFrames(bbtSubset([3, 4]));
+        const run = () =>
+          runWorkload({
+            url: runtime.url,
+            frames,
+            responses: localResponses(runtime.url),
+            requests: 40,
+            concurrency: 8,
+            timeoutMs: 30_000,
+          });
+        const [a, b] = await Promise.all([run(), run()]);
+        for (const report of [a, b]) {
+          expect(report.answered).toBe(40);
+          expect(report.unanswered).toEqual([]);
+          expect(report.duplicates).toBe(0);
+        }
+      } finally {
+        await runtime.close();
+      }
+    });
+
     it('answers every request exactly once, naming the probes', async () => {
       const { runtime, transport } = await start();
       try {

@@ -5,6 +5,7 @@ import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
+import { ResponseMailbox } from './mailbox.js';
 
 /** Options of {@link startLocalRuntime}. */
 export interface LocalRuntimeOptions {
@@ -70,7 +71,8 @@ function send(
  * Function URL requests (POST a JSON body) and runs the detection handler; an in-process queue with SQS
  * semantics (batches of ≤ 10, visibility timeout, receive counts, dead-letter queue, redelivery) feeds the
  * recognition handler, which reports partial failures like on Lambda; clients collect answers with
- * `GET /responses?max=10&wait=20` (long poll; answers are removed once handed out).
+ * `GET /responses?prefix=<request id prefix>&max=10&wait=20` (long poll; each client gets only the answers of
+ * its own request ids, removed once written to it; without `prefix`, any answer).
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const logger = options.logger ?? silentLogger;
@@ -112,21 +114,55 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   };
   const consumers = Array.from({ length: options.consumers ?? 1 }, () => consume());
 
+  // The response queue is drained into a mailbox keyed by request id, so each client collects only its own
+  // answers (GET /responses?prefix=…); the queue itself would hand any answer to whichever client asked first.
+  const mailbox = new ResponseMailbox();
+  const route = async () => {
+    while (!abort.signal.aborted) {
+      let messages: ReceivedMessage[];
+      try {
+        messages = await transport.receive(responseQueue, {
+          maxMessages: 10,
+          waitTimeSeconds: 20,
+          signal: abort.signal,
+        });
+      } catch (error) {
+        if (abort.signal.aborted) return;
+        logger.error('receive failed', { error: error instanceof Error ? error.message : String(error) });
+        continue;
+      }
+      for (const m of messages) {
+        try {
+          const body = JSON.parse(m.body) as { request_id?: unknown };
+          mailbox.add(typeof body.request_id === 'string' ? body.request_id : '', body);
+        } catch {
+          logger.warn('dropped a response that is not JSON', { message_id: m.id });
+        }
+      }
+      if (messages.length) await transport.acknowledge(responseQueue, messages);
+    }
+  };
+  const router = route();
+  const stopped = () => Promise.all([...consumers, router]);
+
   const server: Server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (req.method === 'GET' && url.pathname === '/responses') {
         const max = Math.min(Math.max(Number(url.searchParams.get('max') ?? 10) || 10, 1), 10);
         const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 20);
+        const prefix = (url.searchParams.get('prefix') ?? '').slice(0, 256);
         const closed = new AbortController();
         res.on('close', () => closed.abort());
-        const messages = await transport.receive(responseQueue, {
-          maxMessages: max,
-          waitTimeSeconds: wait,
-          signal: AbortSignal.any([closed.signal, abort.signal]),
-        });
-        if (messages.length) await transport.acknowledge(responseQueue, messages);
-        send(res, 200, { messages: messages.map((m) => JSON.parse(m.body) as unknown) });
+        const entries = await mailbox.take(
+          prefix,
+          max,
+          wait * 1000,
+          AbortSignal.any([closed.signal, abort.signal]),
+        );
+        // An answer leaves the mailbox only once written to this client; a client gone meanwhile leaves it there.
+        res.on('close', () => (res.writableFinished ? mailbox.commit(entries) : mailbox.release(entries)));
+        send(res, 200, { messages: entries.map((e) => e.body) });
         return;
       }
       if (req.method === 'GET' && url.pathname === '/health') {
@@ -137,7 +173,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
               visible: transport.depth(requestQueue),
               inFlight: transport.inFlight(requestQueue),
             },
-            [responseQueue]: { visible: transport.depth(responseQueue) },
+            [responseQueue]: { visible: transport.depth(responseQueue), held: mailbox.size },
           },
         });
         return;
@@ -183,7 +219,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   } catch (error) {
     // Port taken (EADDRINUSE) or not allowed: stop the consumers, or they would keep the process alive.
     abort.abort();
-    await Promise.all(consumers);
+    await stopped();
     throw error;
   }
   const address = server.address() as AddressInfo;
@@ -196,7 +232,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       abort.abort();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await Promise.all(consumers);
+      await stopped();
     },
   };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Transport } from '@facerec/framework';
@@ -13,15 +14,20 @@ export interface WorkloadFrame {
 
 /** Where answers come from. */
 export interface ResponseSource {
-  /** Waits briefly and returns the answers that arrived (possibly none). */
-  poll(signal: AbortSignal): Promise<ResponseMessage[]>;
+  /**
+   * Waits briefly and returns the answers that arrived (possibly none). `requestIdPrefix` is the prefix of
+   * every request id this workload sends: a source shared with other clients returns only those answers.
+   */
+  poll(signal: AbortSignal, requestIdPrefix: string): Promise<ResponseMessage[]>;
 }
 
-/** Answers from a local runtime's `GET /responses`. */
+/** Answers from a local runtime's `GET /responses`: only this workload's, so several clients can run at once. */
 export function localResponses(baseUrl: string): ResponseSource {
   return {
-    async poll(signal) {
-      const res = await fetch(new URL('/responses?max=10&wait=1', baseUrl), { signal });
+    async poll(signal, requestIdPrefix) {
+      const url = new URL('/responses', baseUrl);
+      url.search = new URLSearchParams({ prefix: requestIdPrefix, max: '10', wait: '1' }).toString();
+      const res = await fetch(url, { signal });
       const body = (await res.json()) as { messages: unknown[] };
       return body.messages.map((m) => responseMessageSchema.parse(m));
     },
@@ -134,7 +140,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const concurrency = options.concurrency ?? 10;
   const send = options.send ?? defaultSend;
   if (options.frames.length === 0) throw new Error('no frames to send');
-  const runId = Date.now().toString(36);
+  // Unique per run, so that clients started together never share a request id prefix.
+  const runId = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
 
   interface State {
     frame: WorkloadFrame;
@@ -166,7 +173,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     while (!stop.signal.aborted) {
       let batch: ResponseMessage[];
       try {
-        batch = await options.responses.poll(stop.signal);
+        batch = await options.responses.poll(stop.signal, `${runId}-`);
       } catch (error) {
         if (stop.signal.aborted) return;
         await new Promise((r) => setTimeout(r, 200));

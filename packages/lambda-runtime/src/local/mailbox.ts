@@ -1,0 +1,103 @@
+/** One answer waiting for its client. */
+interface Entry {
+  readonly requestId: string;
+  readonly body: unknown;
+  readonly at: number;
+  reserved: boolean;
+}
+
+/** Options of {@link ResponseMailbox}. */
+export interface ResponseMailboxOptions {
+  /** Answers nobody collects are dropped after this long. Default 10 minutes. */
+  readonly ttlMs?: number;
+  /** At most this many answers are held; the oldest go first. Default 100,000. */
+  readonly maxEntries?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * The local runtime's answers, held by request id so that each client collects its own: a client asks for the
+ * answers whose `request_id` starts with its prefix (the workload client's run id), and an answer is removed
+ * only once it was written to that client. A queue read by several clients cannot do that (each would take
+ * the others' answers), which is why the runtime drains the response queue into this box.
+ */
+export class ResponseMailbox {
+  readonly #entries = new Set<Entry>();
+  readonly #waiters = new Set<{ prefix: string; wake: () => void }>();
+  readonly #ttlMs: number;
+  readonly #maxEntries: number;
+  readonly #now: () => number;
+
+  constructor(options: ResponseMailboxOptions = {}) {
+    this.#ttlMs = options.ttlMs ?? 10 * 60 * 1000;
+    this.#maxEntries = options.maxEntries ?? 100_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Answers held (delivered ones excluded). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Holds an answer and wakes the clients waiting for its prefix. */
+  add(requestId: string, body: unknown): void {
+    this.#evict();
+    this.#entries.add({ requestId, body, at: this.#now(), reserved: false });
+    for (const waiter of this.#waiters) if (requestId.startsWith(waiter.prefix)) waiter.wake();
+  }
+
+  /**
+   * Up to `max` answers for `prefix` that nobody else is sending, reserved for this caller: `commit` them once
+   * written, `release` them if the write failed. Waits up to `waitMs` when there are none yet.
+   */
+  async take(prefix: string, max: number, waitMs: number, signal: AbortSignal): Promise<Entry[]> {
+    let found = this.#pick(prefix, max);
+    if (found.length || waitMs <= 0) return found;
+    await new Promise<void>((resolve) => {
+      const waiter = { prefix, wake: () => done() };
+      const timer = setTimeout(() => done(), waitMs);
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.#waiters.delete(waiter);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      this.#waiters.add(waiter);
+    });
+    found = signal.aborted ? [] : this.#pick(prefix, max);
+    return found;
+  }
+
+  /** Removes answers that were delivered. */
+  commit(entries: readonly Entry[]): void {
+    for (const entry of entries) this.#entries.delete(entry);
+  }
+
+  /** Makes answers that could not be delivered available again. */
+  release(entries: readonly Entry[]): void {
+    for (const entry of entries) entry.reserved = false;
+    for (const entry of entries)
+      for (const waiter of this.#waiters) if (entry.requestId.startsWith(waiter.prefix)) waiter.wake();
+  }
+
+  #pick(prefix: string, max: number): Entry[] {
+    const found: Entry[] = [];
+    for (const entry of this.#entries) {
+      if (found.length >= max) break;
+      if (entry.reserved || !entry.requestId.startsWith(prefix)) continue;
+      entry.reserved = true;
+      found.push(entry);
+    }
+    return found;
+  }
+
+  #evict(): void {
+    const oldest = this.#now() - this.#ttlMs;
+    // Insertion order is arrival order: the oldest come first.
+    for (const entry of this.#entries) {
+      if (entry.at >= oldest && this.#entries.size < this.#maxEntries) break;
+      if (!entry.reserved) this.#entries.delete(entry);
+    }
+  }
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { ResponseMailbox } from '../src/local/mailbox.js';
+
+const never = new AbortController().signal;
+
+describe('ResponseMailbox', () => {
+  it('hands each client only the answers of its own request ids, once', async () => {
+    const box = new ResponseMailbox();
+    box.add('a-1', { n: 1 });
+    box.add('b-1', { n: 2 });
+    box.add('a-2', { n: 3 });
+    const mine = await box.take('a-', 10, 0, never);
+    expect(mine.map((e) => e.body)).toEqual([{ n: 1 }, { n: 3 }]);
+    // Reserved: a second poll with the same prefix does not get them again.
+    expect(await box.take('a-', 10, 0, never)).toEqual([]);
+    box.commit(mine);
+    expect(box.size).toBe(1);
+    expect((await box.take('b-', 10, 0, never)).map((e) => e.requestId)).toEqual(['b-1']);
+  });
+
+  it('gives an answer back when it could not be delivered', async () => {
+    const box = new ResponseMailbox();
+    box.add('a-1', 1);
+    const first = await box.take('a-', 10, 0, never);
+    box.release(first);
+    expect((await box.take('a-', 10, 0, never)).map((e) => e.body)).toEqual([1]);
+  });
+
+  it('wakes a waiting client when one of its answers arrives, not for another client', async () => {
+    const box = new ResponseMailbox();
+    const started = performance.now();
+    const waiting = box.take('a-', 10, 5000, never);
+    setTimeout(() => box.add('b-1', 'other'), 20);
+    setTimeout(() => box.add('a-7', 'mine'), 60);
+    expect((await waiting).map((e) => e.body)).toEqual(['mine']);
+    expect(performance.now() - started).toBeLessThan(1000);
+    const aborted = new AbortController();
+    const gone = box.take('c-', 10, 5000, aborted.signal);
+    aborted.abort();
+    expect(await gone).toEqual([]);
+  });
+
+  it('drops answers nobody collects after the TTL, and the oldest beyond its size', async () => {
+    let now = 0;
+    const box = new ResponseMailbox({ ttlMs: 1000, maxEntries: 3, now: () => now });
+    box.add('a-1', 1);
+    now = 2000;
+    box.add('a-2', 2);
+    expect((await box.take('a-', 10, 0, never)).map((e) => e.body)).toEqual([2]);
+    const capped = new ResponseMailbox({ maxEntries: 2 });
+    for (const n of [1, 2, 3, 4]) capped.add(`x-${n}`, n);
+    expect(capped.size).toBe(2);
+    expect((await capped.take('x-', 10, 0, never)).map((e) => e.body)).toEqual([3, 4]);
+  });
+});
