@@ -23,6 +23,7 @@ export { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.j
 export { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from './local/runtime.js';
 export {
   formatWorkloadReport,
+  jsonSender,
   loadFrames,
   localResponses,
   queueResponses,

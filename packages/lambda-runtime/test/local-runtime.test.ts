@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { describeWithSharedData } from '@facerec/framework/testing';
 import {
   createDetectionHandler,
@@ -79,6 +80,47 @@ describe('local runtime: recognition consumer', () => {
     } finally {
       await runtime.close();
     }
+  });
+
+  it('takes only JSON, only under a loopback Host name, and with its token when it has one', async () => {
+    const detection = async () => ({ statusCode: 200, headers: {}, body: '{"faces":0}' });
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    const base = {
+      detection,
+      recognition: notUsed as never,
+      transport,
+      requestQueue: 'q',
+      responseQueue: 'r',
+      port: 0,
+    };
+    const open = await startLocalRuntime(base);
+    const locked = await startLocalRuntime({ ...base, token: 's3cret' });
+    const raw = (url: string, headers: Record<string, string>, body = '{}') =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(url, { method: 'POST', headers }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const json = { 'content-type': 'application/json' };
+      expect(await raw(open.url, json)).toBe(200);
+      expect(await raw(open.url, { 'content-type': 'application/json; charset=utf-8' })).toBe(200);
+      expect(await raw(open.url, { 'content-type': 'text/plain' })).toBe(415);
+      expect(await raw(open.url, { ...json, host: 'evil.example:80' })).toBe(403);
+      expect(await raw(open.url, { ...json, host: `localhost:${new URL(open.url).port}` })).toBe(200);
+      expect(await raw(locked.url, json)).toBe(401);
+      expect(await raw(locked.url, { ...json, authorization: 'Bearer wrong!' })).toBe(401);
+      expect(await raw(locked.url, { ...json, authorization: 'Bearer s3cret' })).toBe(200);
+    } finally {
+      await Promise.all([open.close(), locked.close()]);
+    }
+    await expect(startLocalRuntime({ ...base, host: '0.0.0.0' })).rejects.toThrow(/needs a token/);
+    await expect(startLocalRuntime({ ...base, consumers: 0 })).rejects.toThrow(
+      /consumers must be an integer from 1 to 64/,
+    );
   });
 
   it('fails on a port already in use and stops its consumers (nothing keeps running)', async () => {

@@ -5,6 +5,7 @@ import {
   createLogger,
   createPipelineContainer,
   formatWorkloadReport,
+  jsonSender,
   loadConfig,
   loadFrames,
   localResponses,
@@ -28,6 +29,8 @@ export interface ServeOptions {
   readonly port?: number;
   /** Address to listen on. Default `127.0.0.1` (this machine only). */
   readonly host?: string;
+  /** Bearer token every request must carry; required when `host` is not loopback. */
+  readonly token?: string;
   readonly provider?: string;
   /** Checkpoint path, for a gallery built from a local `.pt` file (the embedder is read from the gallery). */
   readonly weights?: string;
@@ -86,6 +89,7 @@ export async function serveLocally(options: ServeOptions) {
     responseQueue: RESPONSES,
     port,
     ...(options.host ? { host: options.host } : {}),
+    ...(options.token ? { token: options.token } : {}),
     consumers: options.consumers ?? 1,
     logger,
   }).catch((error: unknown) => {
@@ -121,6 +125,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         gallery: string;
         port: string;
         host: string;
+        token?: string;
         provider: string;
         weights?: string;
         threshold?: string;
@@ -131,6 +136,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           gallery: opts.gallery,
           port: Number(opts.port),
           host: opts.host,
+          ...localToken(opts.token),
           provider: opts.provider,
           ...(opts.weights ? { weights: opts.weights } : {}),
           registry: context.registry,
@@ -181,6 +187,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         responseQueueUrl?: string;
         timeout: string;
         wait: string;
+        token?: string;
         json?: boolean;
         sign?: boolean;
         region?: string;
@@ -188,7 +195,8 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const frames = await loadFrames(opts.frames);
         if (!frames.length) throw new InvalidOptionsError('client', `no images in ${opts.frames}`);
         await waitForEndpoint(opts.url, Number(opts.wait));
-        let responses = localResponses(opts.url);
+        const token = localToken(opts.token);
+        let responses = localResponses(opts.url, token);
         if (opts.responseQueueUrl) {
           const { createSqsTransport } = await import('@facerec/transport-sqs');
           responses = queueResponses(createSqsTransport(), opts.responseQueueUrl);
@@ -200,7 +208,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           requests: Number(opts.requests),
           concurrency: Number(opts.concurrency),
           timeoutMs: Number(opts.timeout) * 1000,
-          ...(opts.sign ? { send: sigV4Sender(opts.region ? { region: opts.region } : {}) } : {}),
+          send: opts.sign ? sigV4Sender(opts.region ? { region: opts.region } : {}) : jsonSender(token),
           onProgress: (done, total) => {
             if (done % 10 === 0 || done === total) info(`  ${done}/${total} answered`);
           },
@@ -214,6 +222,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         if (report.unanswered.length || report.rejected) process.exitCode = 1;
       },
     );
+}
+
+/** The local runtime's bearer token: the flag, else `$FACEREC_LOCAL_TOKEN`. */
+function localToken(flag: string | undefined): { token?: string } {
+  const token = flag ?? process.env.FACEREC_LOCAL_TOKEN;
+  return token ? { token } : {};
 }
 
 /**

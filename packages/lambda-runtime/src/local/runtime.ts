@@ -1,11 +1,24 @@
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ReceivedMessage } from '@facerec/framework';
+import { InvalidOptionsError, type ReceivedMessage } from '@facerec/framework';
 import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
 import { ResponseMailbox } from './mailbox.js';
+
+/** Addresses that only this machine can reach. */
+const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', 'localhost', '::1']);
+/** Host headers a loopback server accepts (name and optional port). */
+const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/i;
+
+/** Constant-time comparison of an `Authorization: Bearer …` header with the token. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(/^Bearer (.+)$/i.exec(header ?? '')?.[1] ?? '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
 
 /** Options of {@link startLocalRuntime}. */
 export interface LocalRuntimeOptions {
@@ -30,6 +43,11 @@ export interface LocalRuntimeOptions {
   readonly consumers?: number;
   /** Largest request body read, in bytes; larger ones get 413 without being buffered. Default 6 MiB. */
   readonly maxBodyBytes?: number;
+  /**
+   * When set, every request must carry `Authorization: Bearer <token>` (401 otherwise). Required when `host`
+   * is not a loopback address: the server would otherwise take frames from anyone on the network.
+   */
+  readonly token?: string;
   readonly logger?: PipelineLogger;
 }
 
@@ -75,6 +93,21 @@ function send(
  * its own request ids, removed once written to it; without `prefix`, any answer).
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const host = options.host ?? '127.0.0.1';
+  const loopback = LOOPBACK_ADDRESSES.has(host);
+  if (!loopback && !options.token) {
+    throw new InvalidOptionsError(
+      'local runtime',
+      `listening on ${host} (not loopback) needs a token: every request must then carry Authorization: Bearer <token>`,
+    );
+  }
+  const consumerCount = options.consumers ?? 1;
+  if (!Number.isInteger(consumerCount) || consumerCount < 1 || consumerCount > 64) {
+    throw new InvalidOptionsError(
+      'local runtime',
+      `consumers must be an integer from 1 to 64, got ${consumerCount}`,
+    );
+  }
   const logger = options.logger ?? silentLogger;
   const { transport, requestQueue, responseQueue } = options;
   const batchSize = options.batchSize ?? 10;
@@ -112,7 +145,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       if (done.length) await transport.acknowledge(requestQueue, done);
     }
   };
-  const consumers = Array.from({ length: options.consumers ?? 1 }, () => consume());
+  const consumers = Array.from({ length: consumerCount }, () => consume());
 
   // The response queue is drained into a mailbox keyed by request id, so each client collects only its own
   // answers (GET /responses?prefix=…); the queue itself would hand any answer to whichever client asked first.
@@ -147,6 +180,25 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
   const server: Server = createServer(async (req, res) => {
     try {
+      // A web page can make a browser post to localhost; only the loopback names are accepted as Host when
+      // listening on loopback (DNS rebinding), and only JSON bodies (a cross-site form or text/plain post
+      // cannot send those without a CORS preflight, which this server never grants).
+      if (loopback && !LOOPBACK_HOST.test(req.headers.host ?? '')) {
+        send(res, 403, {
+          error: 'Host must be a loopback name (127.0.0.1, localhost, [::1])',
+          request_id: null,
+        });
+        return;
+      }
+      if (options.token && !bearerMatches(req.headers.authorization, options.token)) {
+        send(
+          res,
+          401,
+          { error: 'missing or wrong bearer token', request_id: null },
+          { 'www-authenticate': 'Bearer' },
+        );
+        return;
+      }
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (req.method === 'GET' && url.pathname === '/responses') {
         const max = Math.min(Math.max(Number(url.searchParams.get('max') ?? 10) || 10, 1), 10);
@@ -188,12 +240,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         );
         return;
       }
-      // Function URLs base64-encode bodies that are not text; JSON bodies arrive as text.
-      const type = req.headers['content-type'] ?? '';
-      const text = /json|text/.test(type) || type === '';
+      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/json') {
+        send(res, 415, { error: 'content-type must be application/json', request_id: null });
+        return;
+      }
       const event: FunctionUrlEvent = {
-        body: text ? body.toString('utf8') : body.toString('base64'),
-        isBase64Encoded: !text,
+        body: body.toString('utf8'),
+        isBase64Encoded: false,
         headers: Object.fromEntries(
           Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
         ),
@@ -214,7 +268,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(options.port ?? 3000, options.host ?? '127.0.0.1', () => resolve());
+      server.listen(options.port ?? 3000, host, () => resolve());
     });
   } catch (error) {
     // Port taken (EADDRINUSE) or not allowed: stop the consumers, or they would keep the process alive.

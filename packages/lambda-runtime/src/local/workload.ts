@@ -21,13 +21,21 @@ export interface ResponseSource {
   poll(signal: AbortSignal, requestIdPrefix: string): Promise<ResponseMessage[]>;
 }
 
-/** Answers from a local runtime's `GET /responses`: only this workload's, so several clients can run at once. */
-export function localResponses(baseUrl: string): ResponseSource {
+/** `Authorization` for a local runtime started with a token. */
+const bearer = (token: string | undefined): Record<string, string> =>
+  token ? { authorization: `Bearer ${token}` } : {};
+
+/**
+ * Answers from a local runtime's `GET /responses`: only this workload's, so several clients can run at once.
+ * `token`: the runtime's bearer token, when it has one.
+ */
+export function localResponses(baseUrl: string, options: { readonly token?: string } = {}): ResponseSource {
   return {
     async poll(signal, requestIdPrefix) {
       const url = new URL('/responses', baseUrl);
       url.search = new URLSearchParams({ prefix: requestIdPrefix, max: '10', wait: '1' }).toString();
-      const res = await fetch(url, { signal });
+      const res = await fetch(url, { signal, headers: bearer(options.token) });
+      if (!res.ok) throw new Error(`GET /responses answered ${res.status}`);
       const body = (await res.json()) as { messages: unknown[] };
       return body.messages.map((m) => responseMessageSchema.parse(m));
     },
@@ -126,10 +134,15 @@ export interface WorkloadReport {
 const quantile = (sorted: readonly number[], q: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN;
 
-async function defaultSend(url: string, body: string) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  return { status: res.status, body: await res.text() };
+/** A plain JSON POST (with the local runtime's bearer token when it has one). */
+export function jsonSender(options: { readonly token?: string } = {}) {
+  return async (url: string, body: string) => {
+    const headers = { 'content-type': 'application/json', ...bearer(options.token) };
+    const res = await fetch(url, { method: 'POST', headers, body });
+    return { status: res.status, body: await res.text() };
+  };
 }
+const defaultSend = jsonSender();
 
 /**
  * The workload client: sends `requests` frames at `concurrency`, collects every answer, and measures the
