@@ -5,6 +5,7 @@ import {
   encodeJpeg,
   type FaceDetector,
   FacerecInputError,
+  formatIssues,
   ImageTooLargeError,
   InvalidImageError,
   type OutboundMessage,
@@ -14,7 +15,6 @@ import {
 import { type PipelineLogger, silentLogger, since } from './logger.js';
 import {
   type DetectionRequest,
-  describeIssues,
   detectionRequestSchema,
   type FaceMessage,
   NO_FACE,
@@ -116,7 +116,7 @@ function parseBody(
     : null;
   const result = detectionRequestSchema.safeParse(parsed);
   if (!result.success) {
-    const error = new RequestError(400, `invalid request: ${describeIssues(result.error)}`);
+    const error = new RequestError(400, `invalid request: ${formatIssues(result.error)}`);
     throw Object.assign(error, { requestId });
   }
   return { request: result.data, requestId: result.data.request_id };

@@ -58,11 +58,3 @@ export type ResponseMessage = z.infer<typeof responseMessageSchema>;
 
 /** The result value of the response sent for a frame with no face. */
 export const NO_FACE = 'no face';
-
-/** Summarises zod issues in one line for a 400 answer (no values echoed back). */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-    .join('; ');
-}

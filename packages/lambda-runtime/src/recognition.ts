@@ -1,6 +1,7 @@
 import {
   decodeImage,
   type FaceEmbedder,
+  formatIssues,
   type Gallery,
   type OutboundMessage,
   type RgbImage,
@@ -9,7 +10,7 @@ import {
 import { resizeBilinearPil } from '@facerec/framework/internal';
 import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
 import { type PipelineLogger, silentLogger, since } from './logger.js';
-import { describeIssues, type FaceMessage, faceMessageSchema, type ResponseMessage } from './messages.js';
+import { type FaceMessage, faceMessageSchema, type ResponseMessage } from './messages.js';
 import {
   type QueueRecord,
   type RecordBatchHandler,
@@ -101,7 +102,7 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
         try {
           const parsed = faceMessageSchema.safeParse(JSON.parse(record.body));
           if (!parsed.success) {
-            fail(record, `invalid face message: ${describeIssues(parsed.error)}`);
+            fail(record, `invalid face message: ${formatIssues(parsed.error)}`);
             continue;
           }
           message = parsed.data;

@@ -1,0 +1,34 @@
+import { FACENET_PREPROCESSING } from '@facerec/framework';
+import { InMemoryQueueTransport } from '@facerec/transport-memory';
+import { describe, expect, it } from 'vitest';
+import { createDetectionHandler } from '../src/detection.js';
+import type { PipelineLogger } from '../src/logger.js';
+
+describe('detection handler: bounded errors', () => {
+  it('answers a body with 50,000 unknown keys with a short 400, and logs a short line', async () => {
+    const lines: string[] = [];
+    const record = (level: string) => (message: string, extra?: Record<string, unknown>) =>
+      lines.push(JSON.stringify({ level, message, ...extra }));
+    const logger: PipelineLogger = {
+      debug: record('debug'),
+      info: record('info'),
+      warn: record('warn'),
+      error: record('error'),
+    };
+    const handler = createDetectionHandler({
+      detector: { detectFaces: async () => [] },
+      crop: FACENET_PREPROCESSING.crop,
+      transport: new InMemoryQueueTransport({ queues: {} }),
+      requestQueue: 'q',
+      responseQueue: 'r',
+      logger,
+    });
+    const body = JSON.stringify(Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`k${i}`, i])));
+    expect(body.length).toBeGreaterThan(500_000);
+    const result = await handler({ body, requestContext: { http: { method: 'POST' } } });
+    expect(result.statusCode).toBe(400);
+    expect(result.body.length).toBeLessThan(2500);
+    expect(JSON.parse(result.body).error).toMatch(/invalid request/);
+    for (const line of lines) expect(line.length).toBeLessThan(3000);
+  });
+});
