@@ -30,6 +30,7 @@ export {
   type RequestOutcome,
   type ResponseSource,
   runWorkload,
+  type SendResult,
   type WorkloadFrame,
   type WorkloadOptions,
   type WorkloadReport,

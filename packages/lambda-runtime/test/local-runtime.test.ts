@@ -123,6 +123,65 @@ describe('local runtime: recognition consumer', () => {
     );
   });
 
+  it('refuses frames beyond its admission bound with 503 + Retry-After; the workload client resends them', async () => {
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    let running = 0;
+    let most = 0;
+    // A slow detection that answers "no face" at once: the workload completes without recognition.
+    const detection = async (event: { body?: string | null }) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((r) => setTimeout(r, 40));
+      running--;
+      const { request_id } = JSON.parse(event.body ?? '{}') as { request_id: string };
+      const answer = {
+        request_id,
+        filename: 'f',
+        face_index: null,
+        face_count: 0,
+        result: 'no face',
+        distance: null,
+        box: null,
+      };
+      await transport.publish('r', [{ body: JSON.stringify(answer) }]);
+      return { statusCode: 200, headers: {}, body: JSON.stringify({ request_id, filename: 'f', faces: 0 }) };
+    };
+    const runtime = await startLocalRuntime({
+      detection: detection as never,
+      recognition: notUsed as never,
+      transport,
+      requestQueue: 'q',
+      responseQueue: 'r',
+      port: 0,
+      maxInFlight: 2,
+    });
+    try {
+      const busy = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          fetch(runtime.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
+        ),
+      );
+      const refused = busy.filter((r) => r.status === 503);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(refused[0]!.headers.get('retry-after')).toBe('1');
+      const frame = { file: 'f', filename: 'f.png', expected: undefined, content: 'AA==' };
+      const report = await runWorkload({
+        url: runtime.url,
+        frames: [frame],
+        responses: localResponses(runtime.url),
+        requests: 12,
+        concurrency: 6,
+        timeoutMs: 20_000,
+      });
+      expect(report.answered).toBe(12);
+      expect(report.rejected).toBe(0);
+      expect(report.retries).toBeGreaterThan(0);
+      expect(most).toBeLessThanOrEqual(2);
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('fails on a port already in use and stops its consumers (nothing keeps running)', async () => {
     const handled: number[] = [];
     const first = await start(async () => ({ batchItemFailures: [] }));

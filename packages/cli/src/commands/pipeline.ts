@@ -36,6 +36,9 @@ export interface ServeOptions {
   readonly weights?: string;
   readonly threshold?: number;
   readonly consumers?: number;
+  /** Admission control (see `LocalRuntimeOptions.maxInFlight` / `maxQueueDepth`). */
+  readonly maxInFlight?: number;
+  readonly maxQueueDepth?: number;
   readonly quiet?: boolean;
   /** The models to choose from. Default: the built-in registry. */
   readonly registry?: ModelRegistry;
@@ -91,6 +94,8 @@ export async function serveLocally(options: ServeOptions) {
     ...(options.host ? { host: options.host } : {}),
     ...(options.token ? { token: options.token } : {}),
     consumers: options.consumers ?? 1,
+    ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
+    ...(options.maxQueueDepth === undefined ? {} : { maxQueueDepth: options.maxQueueDepth }),
     logger,
   }).catch((error: unknown) => {
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
@@ -119,6 +124,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     .addOption(weightsOption('gallery'))
     .option('--threshold <t>', "override the gallery's threshold")
     .option('--consumers <n>', 'concurrent recognition consumers', '1')
+    .option('--max-in-flight <n>', 'frames read or detected at once; more get 503 + Retry-After', '16')
+    .option(
+      '--max-queue <n>',
+      'faces waiting for recognition beyond which frames get 503 + Retry-After',
+      '256',
+    )
     .option('--quiet', 'no request logs')
     .action(
       async (opts: {
@@ -130,6 +141,8 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         weights?: string;
         threshold?: string;
         consumers: string;
+        maxInFlight: string;
+        maxQueue: string;
         quiet?: boolean;
       }) => {
         const { runtime } = await serveLocally({
@@ -142,6 +155,8 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           registry: context.registry,
           ...(opts.threshold ? { threshold: Number(opts.threshold) } : {}),
           consumers: Number(opts.consumers),
+          maxInFlight: Number(opts.maxInFlight),
+          maxQueueDepth: Number(opts.maxQueue),
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(

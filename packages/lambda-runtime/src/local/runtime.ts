@@ -48,6 +48,14 @@ export interface LocalRuntimeOptions {
    * is not a loopback address: the server would otherwise take frames from anyone on the network.
    */
   readonly token?: string;
+  /**
+   * Admission control: frames being read or detected at once. Beyond it a POST is answered 503 with
+   * `Retry-After` at once, instead of queueing without bound (latency and memory grow with the queue).
+   * Default 16.
+   */
+  readonly maxInFlight?: number;
+  /** Admission control: request-queue messages (faces waiting or being recognised) beyond which a POST gets 503. Default 256. */
+  readonly maxQueueDepth?: number;
   readonly logger?: PipelineLogger;
 }
 
@@ -110,6 +118,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }
   const logger = options.logger ?? silentLogger;
   const { transport, requestQueue, responseQueue } = options;
+  const maxInFlight = options.maxInFlight ?? 16;
+  const maxQueueDepth = options.maxQueueDepth ?? 256;
+  for (const [name, value] of [
+    ['maxInFlight', maxInFlight],
+    ['maxQueueDepth', maxQueueDepth],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new InvalidOptionsError('local runtime', `${name} must be a positive integer, got ${value}`);
+    }
+  }
+  let inFlight = 0;
+  let busy = 0;
   const batchSize = options.batchSize ?? 10;
   const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
   const abort = new AbortController();
@@ -227,34 +247,28 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
             },
             [responseQueue]: { visible: transport.depth(responseQueue), held: mailbox.size },
           },
+          admission: { inFlight, maxInFlight, maxQueueDepth, refused: busy },
         });
         return;
       }
-      const body = await readBody(req, maxBodyBytes);
-      if (body === 'too-large') {
+      const depth = transport.depth(requestQueue) + transport.inFlight(requestQueue);
+      if (inFlight >= maxInFlight || depth >= maxQueueDepth) {
+        busy++;
         send(
           res,
-          413,
-          { error: `body exceeds ${maxBodyBytes} bytes`, request_id: null },
-          { connection: 'close' },
+          503,
+          { error: 'busy: retry later', request_id: null },
+          { 'retry-after': '1', connection: 'close' },
         );
+        req.resume();
         return;
       }
-      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (type !== 'application/json') {
-        send(res, 415, { error: 'content-type must be application/json', request_id: null });
-        return;
+      inFlight++;
+      try {
+        await detect(req, res);
+      } finally {
+        inFlight--;
       }
-      const event: FunctionUrlEvent = {
-        body: body.toString('utf8'),
-        isBase64Encoded: false,
-        headers: Object.fromEntries(
-          Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
-        ),
-        requestContext: { http: { method: req.method ?? 'GET' } },
-      };
-      const result = await options.detection(event);
-      send(res, result.statusCode, result.body, result.headers);
     } catch (error) {
       // A client that hangs up on its long poll aborts the receive: nothing went wrong on this side.
       if (res.destroyed && (error as { name?: string }).name === 'AbortError') {
@@ -265,6 +279,35 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       if (!res.headersSent) send(res, 500, { error: 'internal error', request_id: null });
     }
   });
+
+  /** A frame through the detection handler, as a Function URL would deliver it. */
+  async function detect(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req, maxBodyBytes);
+    if (body === 'too-large') {
+      send(
+        res,
+        413,
+        { error: `body exceeds ${maxBodyBytes} bytes`, request_id: null },
+        { connection: 'close' },
+      );
+      return;
+    }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      send(res, 415, { error: 'content-type must be application/json', request_id: null });
+      return;
+    }
+    const event: FunctionUrlEvent = {
+      body: body.toString('utf8'),
+      isBase64Encoded: false,
+      headers: Object.fromEntries(
+        Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
+      ),
+      requestContext: { http: { method: req.method ?? 'GET' } },
+    };
+    const result = await options.detection(event);
+    send(res, result.statusCode, result.body, result.headers);
+  }
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

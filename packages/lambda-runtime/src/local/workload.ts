@@ -94,9 +94,19 @@ export interface WorkloadOptions {
   /** Give up on unanswered requests this long after the last one was sent. Default 60 s. */
   readonly timeoutMs?: number;
   /** Sends one request; default: `fetch` POST of the JSON body. Replace it to sign requests (SigV4). */
-  readonly send?: (url: string, body: string) => Promise<{ status: number; body: string }>;
+  readonly send?: (url: string, body: string) => Promise<SendResult>;
+  /** Resends of a request answered 503 (server busy), after its `Retry-After` or a backoff. Default 8. */
+  readonly maxRetries?: number;
   /** Called after each answered request. */
   readonly onProgress?: (answered: number, total: number) => void;
+}
+
+/** What one send returned. */
+export interface SendResult {
+  readonly status: number;
+  readonly body: string;
+  /** The `Retry-After` of a 503, in seconds, when the server gave one. */
+  readonly retryAfterSeconds?: number;
 }
 
 /** Per-request outcome. */
@@ -118,6 +128,8 @@ export interface WorkloadReport {
   readonly unanswered: readonly string[];
   readonly rejected: number;
   readonly duplicates: number;
+  /** Requests resent after a 503 (the server refusing work beyond its admission bound). */
+  readonly retries: number;
   readonly latencyMs: {
     readonly avg: number;
     readonly p50: number;
@@ -139,7 +151,12 @@ export function jsonSender(options: { readonly token?: string } = {}) {
   return async (url: string, body: string) => {
     const headers = { 'content-type': 'application/json', ...bearer(options.token) };
     const res = await fetch(url, { method: 'POST', headers, body });
-    return { status: res.status, body: await res.text() };
+    const retryAfter = Number(res.headers.get('retry-after'));
+    return {
+      status: res.status,
+      body: await res.text(),
+      ...(Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterSeconds: retryAfter } : {}),
+    };
   };
 }
 const defaultSend = jsonSender();
@@ -168,6 +185,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   }
   const states = new Map<string, State>();
   let duplicates = 0;
+  let retries = 0;
+  const maxRetries = options.maxRetries ?? 8;
   let answeredCount = 0;
   const complete = (id: string, s: State) => {
     if (s.doneAt !== undefined || s.faces === undefined) return;
@@ -217,10 +236,21 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         s.resolve = resolve;
       });
       try {
-        const res = await send(
-          options.url,
-          JSON.stringify({ content: frame.content, request_id: requestId, filename: frame.filename }),
-        );
+        const body = JSON.stringify({
+          content: frame.content,
+          request_id: requestId,
+          filename: frame.filename,
+        });
+        let res = await send(options.url, body);
+        // A busy server (admission control) answers 503: wait as it asks (or back off) and resend.
+        for (let attempt = 1; res.status === 503 && attempt <= maxRetries; attempt++) {
+          retries++;
+          const base = res.retryAfterSeconds
+            ? res.retryAfterSeconds * 1000
+            : Math.min(200 * 2 ** attempt, 5000);
+          await new Promise((r) => setTimeout(r, base * (1 + Math.random() / 4)));
+          res = await send(options.url, body);
+        }
         s.status = res.status;
         if (res.status !== 200) {
           s.error = res.body.slice(0, 200);
@@ -279,6 +309,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     unanswered: outcomes.filter((o) => o.status === 200 && o.latencyMs === undefined).map((o) => o.requestId),
     rejected: outcomes.filter((o) => o.status !== 200).length,
     duplicates,
+    retries,
     latencyMs: {
       avg: latencies.reduce((a, b) => a + b, 0) / Math.max(latencies.length, 1),
       p50: quantile(latencies, 0.5),
@@ -296,7 +327,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
 export function formatWorkloadReport(report: WorkloadReport): string[] {
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const lines = [
-    `requests: ${report.requests}, answered: ${report.answered}, rejected: ${report.rejected}, unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}`,
+    `requests: ${report.requests}, answered: ${report.answered}, rejected: ${report.rejected}, unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}` +
+      (report.retries ? `, resent after 503 (busy): ${report.retries}` : ''),
     `latency (sent → last answer): avg ${ms(report.latencyMs.avg)}, p50 ${ms(report.latencyMs.p50)}, p95 ${ms(report.latencyMs.p95)}, max ${ms(report.latencyMs.max)}`,
     `throughput: ${report.throughputPerSecond.toFixed(1)} requests/s over ${(report.wallMs / 1000).toFixed(1)} s`,
   ];
