@@ -135,67 +135,60 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const abort = new AbortController();
   const recognise = recordHandlerOf(options.recognition);
 
-  // Recognition consumers: the role of Lambda's SQS event source mapping.
-  const consume = async () => {
+  /**
+   * Long-polls `queue` until the runtime stops, handing each non-empty batch to `handle`, which returns the
+   * messages to acknowledge (the others come back after their visibility timeout).
+   */
+  const drain = async (
+    queue: string,
+    maxMessages: number,
+    handle: (messages: ReceivedMessage[]) => Promise<readonly ReceivedMessage[]>,
+  ) => {
     while (!abort.signal.aborted) {
       let messages: ReceivedMessage[];
       try {
-        messages = await transport.receive(requestQueue, {
-          maxMessages: batchSize,
-          waitTimeSeconds: 20,
-          signal: abort.signal,
-        });
+        messages = await transport.receive(queue, { maxMessages, waitTimeSeconds: 20, signal: abort.signal });
       } catch (error) {
         if (abort.signal.aborted) return;
         logger.error('receive failed', { error: error instanceof Error ? error.message : String(error) });
         continue;
       }
       if (messages.length === 0) continue;
-      let failed: Set<string>;
+      const done = await handle(messages);
+      if (done.length) await transport.acknowledge(queue, done);
+    }
+  };
+
+  // Recognition consumers: the role of Lambda's SQS event source mapping.
+  const consumers = Array.from({ length: consumerCount }, () =>
+    drain(requestQueue, batchSize, async (messages) => {
       try {
-        failed = new Set((await recognise(messages)).failedIds);
+        const failed = new Set((await recognise(messages)).failedIds);
+        return messages.filter((m) => !failed.has(m.id));
       } catch (error) {
         // Like Lambda: a thrown handler fails the whole batch; the messages come back after the timeout.
         logger.error('recognition invocation failed', {
           error: error instanceof Error ? error.message : String(error),
         });
-        continue;
+        return [];
       }
-      const done = messages.filter((m) => !failed.has(m.id));
-      if (done.length) await transport.acknowledge(requestQueue, done);
-    }
-  };
-  const consumers = Array.from({ length: consumerCount }, () => consume());
+    }),
+  );
 
   // The response queue is drained into a mailbox keyed by request id, so each client collects only its own
   // answers (GET /responses?prefix=…); the queue itself would hand any answer to whichever client asked first.
   const mailbox = new ResponseMailbox();
-  const route = async () => {
-    while (!abort.signal.aborted) {
-      let messages: ReceivedMessage[];
+  const router = drain(responseQueue, 10, async (messages) => {
+    for (const m of messages) {
       try {
-        messages = await transport.receive(responseQueue, {
-          maxMessages: 10,
-          waitTimeSeconds: 20,
-          signal: abort.signal,
-        });
-      } catch (error) {
-        if (abort.signal.aborted) return;
-        logger.error('receive failed', { error: error instanceof Error ? error.message : String(error) });
-        continue;
+        const body = JSON.parse(m.body) as { request_id?: unknown };
+        mailbox.add(typeof body.request_id === 'string' ? body.request_id : '', body);
+      } catch {
+        logger.warn('dropped a response that is not JSON', { message_id: m.id });
       }
-      for (const m of messages) {
-        try {
-          const body = JSON.parse(m.body) as { request_id?: unknown };
-          mailbox.add(typeof body.request_id === 'string' ? body.request_id : '', body);
-        } catch {
-          logger.warn('dropped a response that is not JSON', { message_id: m.id });
-        }
-      }
-      if (messages.length) await transport.acknowledge(responseQueue, messages);
     }
-  };
-  const router = route();
+    return messages;
+  });
   const stopped = () => Promise.all([...consumers, router]);
 
   const server: Server = createServer(async (req, res) => {
