@@ -100,3 +100,19 @@ export function loadNote(embedder: FaceEmbedder): string {
   const built = (embedder as { graph?: { built?: unknown } }).graph?.built === true;
   return built ? ' (first use: converted to ONNX and cached)' : '';
 }
+
+/**
+ * Warns on stderr when a gallery would answer `unknown` for every face: threshold 0 and never calibrated
+ * (what `facerec enroll` writes without `--threshold`).
+ */
+export function warnIfUncalibrated(
+  gallery: { readonly threshold: number; readonly isCalibrated: boolean },
+  file: string,
+): void {
+  if (gallery.threshold <= 0 && !gallery.isCalibrated) {
+    info(
+      `warning: ${file} has threshold ${gallery.threshold} and was never calibrated, so every face will be "unknown": ` +
+        'run `facerec gallery calibrate` (or enroll with --threshold)',
+    );
+  }
+}

@@ -155,25 +155,50 @@ describeWithSharedData(
       expect(file.identities.map((i) => i.name)).toEqual(['amy', 'howard']);
     });
 
-    it('facerec gallery calibrate --json reports the calibration it stored', async () => {
+    it('facerec gallery calibrate --json reports the calibration it stored; the enrolled images are refused as probes', async () => {
       const out = path.join(work, 'calibrated.json');
-      const run = await cliWith(
-        { registry },
-        'gallery',
-        'calibrate',
-        people,
-        '--gallery',
-        galleryFile,
-        '--out',
-        out,
-        '--json',
-      );
+      const calibrate = (dir: string) =>
+        cliWith({ registry }, 'gallery', 'calibrate', dir, '--gallery', galleryFile, '--out', out, '--json');
+      const same = await calibrate(people);
+      expect(same.code).toBe(2);
+      expect(same.stderr).toMatch(/4 of 4 probes are enrolled examples of their own identity/);
+      const probes = path.join(work, 'probes');
+      for (const name of ['amy', 'howard']) {
+        await mkdir(path.join(probes, name), { recursive: true });
+        for (const n of [3, 4])
+          await symlink(
+            sharedPath(...BBT, name, `${name}${n}.png`),
+            path.join(probes, name, `${name}${n}.png`),
+          );
+      }
+      const run = await calibrate(probes);
       expect(run.code, run.stderr).toBe(0);
       const summary = JSON.parse(run.stdout) as { out: string; threshold: number; genuinePairs: number };
       expect(summary.out).toBe(out);
       expect(summary.genuinePairs).toBe(4);
       const stored = JSON.parse(await readFile(out, 'utf8')) as { threshold: number };
       expect(stored.threshold).toBe(summary.threshold);
+    });
+
+    it('facerec recognize warns when the gallery would call every face unknown (never calibrated)', async () => {
+      const raw = path.join(work, 'uncalibrated.json');
+      const enroll = await cliWith(
+        { registry },
+        'enroll',
+        people,
+        '--out',
+        raw,
+        '--embedder',
+        'quadrant-colour',
+      );
+      expect(enroll.code, enroll.stderr).toBe(0);
+      const image = sharedPath(...BBT, 'amy', 'amy1.png');
+      const run = await cliWith({ registry }, 'recognize', image, '--gallery', raw, '--json');
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(/threshold 0 and was never calibrated, so every face will be "unknown"/);
+      expect((JSON.parse(run.stdout) as { identity: string }[])[0]!.identity).toBe('unknown');
+      const calibrated = await cliWith({ registry }, 'recognize', image, '--gallery', galleryFile);
+      expect(calibrated.stderr).not.toMatch(/never calibrated/);
     });
 
     it('facerec recognize reads the embedder from the gallery', async () => {

@@ -8,7 +8,7 @@ import {
 import cliProgress from 'cli-progress';
 import { type Command, Option } from 'commander';
 import { forEachImage } from '../images.js';
-import { info } from '../output.js';
+import { info, warnIfUncalibrated } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -137,6 +137,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         opts: { gallery: string; provider: string; weights?: string; json?: boolean },
       ) => {
         const gallery = await FileGallery.load(opts.gallery);
+        warnIfUncalibrated(gallery, opts.gallery);
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights);
         const detector = provider.detector(registry.defaults.detector);

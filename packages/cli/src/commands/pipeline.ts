@@ -16,7 +16,7 @@ import {
 } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import type { Command } from 'commander';
-import { info } from '../output.js';
+import { info, warnIfUncalibrated } from '../output.js';
 import { type CliContext, providerOption, selectProvider, weightsOption } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
 
@@ -52,6 +52,7 @@ export interface ServeOptions {
 export async function serveLocally(options: ServeOptions) {
   const registry = options.registry ?? MODELS;
   const gallery = await FileGallery.load(options.gallery);
+  if (options.threshold === undefined) warnIfUncalibrated(gallery, options.gallery);
   const { description, settings } = registry.embedderForModelId(gallery.embedder.modelId, {
     weights: options.weights,
   });

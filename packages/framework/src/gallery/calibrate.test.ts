@@ -256,3 +256,25 @@ describe('calibrateThresholdLeaveOneOut', () => {
     expect(() => calibrateThresholdLeaveOneOut(singles)).toThrow(/got 0 genuine and 2 impostor/);
   });
 });
+
+describe('calibrateThreshold: probes that are enrolled examples', () => {
+  it('refuses them (genuine pairs at distance 0 would make any threshold look perfect)', () => {
+    const gallery = FileGallery.create({
+      embedder: embedderInfo(3),
+      identities: [
+        { name: 'a', examples: [{ source: 'a/1', embedding: [1, 0, 0] }] },
+        { name: 'b', examples: [{ source: 'b/1', embedding: [0, 1, 0] }] },
+      ],
+    });
+    const enrolled = [{ identity: 'a', embedding: Float32Array.of(2, 0, 0) }]; // the same direction: same embedding
+    expect(() => calibrateThreshold(gallery, enrolled)).toThrow(InvalidInputError);
+    expect(() => calibrateThreshold(gallery, enrolled)).toThrow(
+      '1 of 1 probes are enrolled examples of their own identity',
+    );
+    const fresh = [
+      { identity: 'a', embedding: Float32Array.of(0.9, 0.1, 0.1) },
+      { identity: 'b', embedding: Float32Array.of(0.1, 0.9, 0.1) },
+    ];
+    expect(calibrateThreshold(gallery, fresh).roc.genuinePairs).toBe(2);
+  });
+});

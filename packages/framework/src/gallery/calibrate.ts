@@ -193,6 +193,7 @@ export function calibrateThreshold(
   });
   const names = gallery.names;
   const indexOf = new Map(names.map((n, i) => [n, i]));
+  assertNotEnrolled(gallery, probes);
   const distances = gallery.distancesTo(probes.map((p) => p.embedding));
   const genuine: number[] = [];
   const impostor = new Float64Array(
@@ -208,6 +209,33 @@ export function calibrateThreshold(
     }
   });
   return finish(gallery, 'probes', Float64Array.from(genuine), impostor, resolved);
+}
+
+/**
+ * Probes that are enrolled examples of their own identity (the same embedding) would be genuine pairs at
+ * distance 0 and make any threshold look perfect (an "EER of 0 %" that says nothing): refused.
+ */
+function assertNotEnrolled(gallery: FileGallery, probes: readonly LabelledProbe[]): void {
+  let enrolled = 0;
+  for (const probe of probes) {
+    if (!gallery.has(probe.identity)) continue;
+    const n = Math.hypot(...probe.embedding) || 1;
+    for (const example of gallery.examples(probe.identity)) {
+      let dot = 0;
+      for (let i = 0; i < example.embedding.length; i++) dot += example.embedding[i]! * probe.embedding[i]!;
+      if (dot / n >= 1 - 1e-6) {
+        enrolled++;
+        break;
+      }
+    }
+  }
+  if (enrolled) {
+    throw new InvalidInputError(
+      `calibrateThreshold: ${enrolled} of ${probes.length} probes are enrolled examples of their own identity ` +
+        '(identical embeddings); calibrate with images that are not in the gallery, or leave-one-out on the ' +
+        'enrolled ones (calibrateThresholdLeaveOneOut)',
+    );
+  }
 }
 
 /**
