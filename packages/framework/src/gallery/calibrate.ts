@@ -15,7 +15,7 @@ import { InvalidInputError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import type { FileGallery } from './gallery.js';
 import type { CalibrationPoint, GalleryCalibration } from './types.js';
-import { distanceFromDot } from './vectors.js';
+import { distanceFromDot, dot, norm } from './vectors.js';
 
 /** The ROC curve: parallel arrays, one entry per candidate threshold, thresholds ascending. */
 export interface RocCurve {
@@ -219,11 +219,9 @@ function assertNotEnrolled(gallery: FileGallery, probes: readonly LabelledProbe[
   let enrolled = 0;
   for (const probe of probes) {
     if (!gallery.has(probe.identity)) continue;
-    const n = Math.hypot(...probe.embedding) || 1;
+    const n = norm(probe.embedding) || 1;
     for (const example of gallery.examples(probe.identity)) {
-      let dot = 0;
-      for (let i = 0; i < example.embedding.length; i++) dot += example.embedding[i]! * probe.embedding[i]!;
-      if (dot / n >= 1 - 1e-6) {
+      if (dot(example.embedding, probe.embedding) / n >= 1 - 1e-6) {
         enrolled++;
         break;
       }
@@ -289,12 +287,6 @@ export function calibrateThresholdLeaveOneOut(
     });
   });
   return finish(gallery, 'leave-one-out', Float64Array.from(genuine), Float64Array.from(impostor), resolved);
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
 }
 
 function finish(

@@ -1,6 +1,13 @@
 /** Vector helpers shared by the gallery, its file format and calibration. */
 import type { DistanceMetric } from '../contracts/gallery.js';
 
+/** Dot product of `a` and `b`, accumulated in float64. */
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
 /** Euclidean norm of `v`, accumulated in float64. */
 export function norm(v: ArrayLike<number>): number {
   let s = 0;

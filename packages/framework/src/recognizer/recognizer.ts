@@ -4,7 +4,7 @@ import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { DistanceMetric, Gallery, IdentityCandidate } from '../contracts/gallery.js';
 import type { FaceProvider } from '../contracts/provider.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
-import { distanceFromDot } from '../gallery/vectors.js';
+import { distanceFromDot, dot } from '../gallery/vectors.js';
 import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
@@ -198,9 +198,7 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
     async verify(a, b, verifyOptions = {}) {
       const chosen = threshold(verifyOptions.threshold);
       const [fa, fb] = await Promise.all([largest(a, 'the first photo'), largest(b, 'the second photo')]);
-      let dot = 0;
-      for (let i = 0; i < fa.embedding.length; i++) dot += fa.embedding[i]! * fb.embedding[i]!;
-      const distance = distanceFromDot(metric, dot);
+      const distance = distanceFromDot(metric, dot(fa.embedding, fb.embedding));
       return { ...chosen, same: distance <= chosen.threshold, distance, metric, faces: [fa.face, fb.face] };
     },
     async dispose() {

@@ -3,12 +3,9 @@
  * kernels) so it can serve as a reference. Free of test-runner imports, so scripts can use it too.
  */
 
-/** Dot product of `a` and `b`, accumulated in float64. */
-export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
+import { dot } from '../gallery/vectors.js';
+
+export { dot };
 
 /** Cosine similarity of `a` and `b`: the dot product of their L2-normalised versions. */
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
