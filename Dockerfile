@@ -2,13 +2,18 @@
 # facerec Lambda image: one image, two handlers (the CDK construct picks one with CMD):
 #   packages/lambda-runtime/dist/lambda/detection.handler
 #   packages/lambda-runtime/dist/lambda/recognition.handler
-# Build context: the repository root. The gallery must exist before building (facerec enroll --out
-# gallery/gallery.json); see docs/deploy.md.
+# Build context: the repository root. The image's task directory is exactly what `npm run lambda-tree`
+# builds (scripts/lambda-tree.ts: runtime packages, production dependencies for the target architecture,
+# models converted ahead of time, the gallery), so CI checks the same tree without Docker. See docs/deploy.md.
 
-ARG NODE_IMAGE=public.ecr.aws/lambda/nodejs:20
+# The AWS Lambda Node.js base image, pinned to one dated release of the Node.js 22 line (a multi-architecture
+# tag: linux/amd64 and linux/arm64). Update it as docs/deploy.md ("The base image") says, or override it:
+#   --build-arg NODE_IMAGE=public.ecr.aws/lambda/nodejs:22@sha256:<digest>
+ARG NODE_IMAGE=public.ecr.aws/lambda/nodejs:22.2025.08.04.11
 
-# ---- build: compile every workspace, then drop dev dependencies -------------------------------------------
-FROM ${NODE_IMAGE} AS build
+# ---- build: runs on the build machine's own architecture (no emulation) and assembles the tree for the
+# target's (npm installs the target's native binaries with --cpu; the models are architecture-neutral) -----
+FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build
 WORKDIR /build
 # Manifests first, so the dependency layer is cached until a package.json or the lockfile changes.
 COPY package.json package-lock.json ./
@@ -22,51 +27,41 @@ COPY packages/lambda-runtime/package.json packages/lambda-runtime/
 COPY packages/cli/package.json packages/cli/
 COPY packages/cdk/package.json packages/cdk/
 COPY examples/cdk-app/package.json examples/cdk-app/
-# --ignore-scripts: the root `prepare` script builds, and the sources are not copied yet.
-# onnxruntime-node and sharp ship prebuilt linux-x64 binaries in their packages, so no install script is needed.
+# --ignore-scripts: no dependency needs its install script (onnxruntime-node's only fetches GPU extras;
+# sharp and onnxruntime ship prebuilt binaries), and the root `prepare` script would build before the
+# sources are copied.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.build.json ./
 COPY models/ models/
 COPY packages/ packages/
+COPY scripts/lambda-tree.ts scripts/
 RUN npm run build
 
-# ---- models: pull and convert once, at build time, into the image's read-only model cache ----------------
-# FACEREC_MODELS_MIRROR: a folder in the build context (relative to it) holding the upstream files (pnet.pt,
-# ...), for offline builds; empty means download over HTTPS (sha256-verified either way). The context is
-# bind-mounted for this step only, so the mirror never lands in a layer.
-ARG FACEREC_MODELS_MIRROR=
-# PROVIDER, EMBEDDER, WEIGHTS: what the functions will run (the construct passes its props). They are checked
-# here by the same model registry that checks the construct's props and the functions' FACEREC_* variables:
-# an unknown id fails the build, listing the valid ones. Empty WEIGHTS: the embedder's default.
+# PROVIDER, EMBEDDER, WEIGHTS: what the functions run (the construct passes its props); checked by the same
+# model registry that checks the construct's props and the functions' FACEREC_* variables. Empty WEIGHTS:
+# the embedder's default. GALLERY: the gallery file, relative to the build context; the build fails, naming
+# the problem, when it is missing or was enrolled with another embedder.
+# FACEREC_MODELS_MIRROR: a folder in the build context holding the upstream model files (pnet.pt, ...), for
+# offline builds; empty means download over HTTPS (sha256-verified either way). The context is bind-mounted
+# for this step only, so neither the mirror nor anything else from it lands in a layer.
 ARG PROVIDER=onnx
 ARG EMBEDDER=inception-resnet-v1
 ARG WEIGHTS=
-ENV FACEREC_CACHE_DIR=/opt/facerec/models
-# `models prepare` pulls what the registry lists for the detector and this embedder, then lets the provider
-# convert and cache every graph: the functions cannot write to the image, so nothing is converted at run time.
+ARG GALLERY=gallery/gallery.json
+ARG FACEREC_MODELS_MIRROR=
+ARG TARGETARCH
 RUN --mount=type=bind,source=.,target=/context set -eu; \
     if [ -n "${FACEREC_MODELS_MIRROR}" ]; then export FACEREC_MODELS_MIRROR="/context/${FACEREC_MODELS_MIRROR}"; fi; \
-    node packages/cli/dist/bin.js models prepare --provider "${PROVIDER}" --embedder "${EMBEDDER}" \
-      ${WEIGHTS:+--weights "${WEIGHTS}"}
-# Production dependencies only: no vitest, biome, typescript, aws-cdk-lib in the final image.
-# onnxruntime-node ships every platform's binary (~290 MB); Lambda x86_64 needs only linux/x64 (~45 MB).
-RUN npm prune --omit=dev --no-audit --no-fund \
- && rm -rf node_modules/onnxruntime-node/bin/napi-v*/darwin node_modules/onnxruntime-node/bin/napi-v*/win32 \
-      node_modules/onnxruntime-node/bin/napi-v*/linux/arm64 \
- && rm -rf packages/*/src packages/*/test packages/cdk examples \
- && find packages \( -name '*.test.*' -o -name '*.tsbuildinfo' -o -name '__fixtures__' \) -prune -exec rm -rf {} +
+    case "${TARGETARCH:-amd64}" in amd64) arch=x64 ;; arm64) arch=arm64 ;; *) echo "unsupported architecture ${TARGETARCH}" >&2; exit 2 ;; esac; \
+    npx tsx scripts/lambda-tree.ts --out /tree --gallery "/context/${GALLERY}" --provider "${PROVIDER}" \
+      --embedder "${EMBEDDER}" ${WEIGHTS:+--weights "${WEIGHTS}"} --arch "$arch"
 
-# ---- final: the Lambda Node.js 20 base with the pruned workspace tree --------------------------------------
+# ---- final: the Lambda base image with the tree as its task directory ------------------------------------
 FROM ${NODE_IMAGE}
-# The node_modules/@facerec/* symlinks point into packages/, so the layout under LAMBDA_TASK_ROOT mirrors
-# the repository; the handlers are ESM (packages/lambda-runtime/package.json has "type": "module").
-COPY --from=build /build/package.json ${LAMBDA_TASK_ROOT}/
-COPY --from=build /build/node_modules ${LAMBDA_TASK_ROOT}/node_modules
-COPY --from=build /build/models ${LAMBDA_TASK_ROOT}/models
-COPY --from=build /build/packages ${LAMBDA_TASK_ROOT}/packages
-COPY --from=build /opt/facerec/models /opt/facerec/models
-COPY gallery/ /opt/facerec/gallery/
-ENV FACEREC_CACHE_DIR=/opt/facerec/models \
-    FACEREC_GALLERY=/opt/facerec/gallery/gallery.json \
+# The node_modules/@facerec/* symbolic links point into packages/, so the tree keeps the repository's layout;
+# the handlers are ESM (packages/lambda-runtime/package.json has "type": "module").
+COPY --from=build /tree ${LAMBDA_TASK_ROOT}
+ENV FACEREC_CACHE_DIR=${LAMBDA_TASK_ROOT}/facerec/models \
+    FACEREC_GALLERY=${LAMBDA_TASK_ROOT}/facerec/gallery.json \
     NODE_ENV=production
 CMD ["packages/lambda-runtime/dist/lambda/detection.handler"]

@@ -1,9 +1,15 @@
 /**
- * Reference CDK app: one stack holding the facerec pipeline. `npx cdk synth` / `npx cdk deploy` from this
- * folder (see docs/deploy.md).
+ * Reference CDK app: one stack holding the facerec pipeline. `npm run synth` / `npx cdk deploy` from this
+ * folder, with the aws-cdk CLI version this package pins (see docs/deploy.md). The pipeline builds its image
+ * from the repository root and deploys the gallery at `gallery/gallery.json` there, with the embedder that
+ * gallery was enrolled with.
  */
 import { fileURLToPath } from 'node:url';
-import { FaceRecognitionPipeline, type FaceRecognitionPipelineProps } from '@facerec/cdk';
+import {
+  FaceRecognitionPipeline,
+  FaceRecognitionPipelineError,
+  type FaceRecognitionPipelineProps,
+} from '@facerec/cdk';
 import { App, Stack, type StackProps } from 'aws-cdk-lib';
 
 /** Props of {@link FacerecStack}: the pipeline's props plus the usual stack props. */
@@ -17,9 +23,15 @@ export class FacerecStack extends Stack {
 
   constructor(scope: App, id: string, props: FacerecStackProps = {}) {
     super(scope, id, props);
+    // `npx cdk deploy -c alarmEmail=you@example.com -c architecture=arm64`: optional settings from the command line.
+    const context = (key: string) => this.node.tryGetContext(key) as string | undefined;
+    const alarmEmail = context('alarmEmail');
+    const architecture = context('architecture') as 'x86_64' | 'arm64' | undefined;
     this.pipeline = new FaceRecognitionPipeline(this, 'Pipeline', {
       recognition: { reservedConcurrency: 5 },
       maxConcurrency: 5,
+      ...(alarmEmail ? { alarmEmail } : {}),
+      ...(architecture ? { architecture } : {}),
       ...props.pipeline,
     });
   }
@@ -35,5 +47,12 @@ export function createApp(props: FacerecStackProps = {}, app = new App()): { app
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  createApp().app.synth();
+  try {
+    createApp().app.synth();
+  } catch (error) {
+    // Bad props (a missing gallery, an embedder mismatch, ...) are the user's to fix: the message, no stack.
+    if (!(error instanceof FaceRecognitionPipelineError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exitCode = 1;
+  }
 }

@@ -1,13 +1,16 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Template } from 'aws-cdk-lib/assertions';
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { writeGalleryFor } from '../../../packages/cdk/test/galleries.js';
 import { createApp } from '../bin/app.js';
 
 // Staged, never built: a one-line Dockerfile keeps staging fast (the real app uses the repository root).
 const imageDirectory = mkdtempSync(path.join(tmpdir(), 'facerec-cdk-app-'));
-writeFileSync(path.join(imageDirectory, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:20\n');
+writeFileSync(path.join(imageDirectory, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:22\n');
+await writeGalleryFor(path.join(imageDirectory, 'gallery', 'gallery.json'), 'faceapi-resnet');
 
 describe('example CDK app', () => {
   it('synthesizes the facerec stack', () => {
@@ -22,5 +25,29 @@ describe('example CDK app', () => {
       ScalingConfig: { MaximumConcurrency: 5 },
     });
     expect(Object.keys(template.findOutputs('*'))).toHaveLength(3);
+    // The gallery's embedder, read at synth.
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ FACEREC_EMBEDDER: 'faceapi-resnet' }) },
+    });
+  });
+
+  it('takes the alarm e-mail and the architecture from the command line (-c key=value)', () => {
+    const app = new App({ context: { alarmEmail: 'oncall@example.com', architecture: 'arm64' } });
+    const { stack } = createApp({ pipeline: { imageDirectory } }, app);
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
+    template.allResourcesProperties('AWS::Lambda::Function', { Architectures: ['arm64'] });
+  });
+
+  it('pins the aws-cdk CLI that `npm run synth` and `npx cdk` run', () => {
+    const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      devDependencies: Record<string, string>;
+      scripts: Record<string, string>;
+    };
+    expect(manifest.devDependencies['aws-cdk']).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(manifest.scripts.synth).toBe('cdk synth');
   });
 });

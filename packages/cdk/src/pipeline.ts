@@ -1,18 +1,44 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The registry subpath: model facts only, no image or inference code in a CDK app.
-import { MODELS, type ModelRegistry, type ResolvedEmbedder } from '@facerec/framework/registry';
+import {
+  assertGalleryFitsEmbedder,
+  type GalleryFileSummary,
+  MODELS,
+  type ModelRegistry,
+  type ResolvedEmbedder,
+  readGallerySummary,
+} from '@facerec/framework/registry';
 import { Annotations, CfnOutput, CfnResource, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as ecr from 'aws-cdk-lib/aws-ecr';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { FaceRecognitionPipelineError } from './errors.js';
 
-/** Where the root Dockerfile bakes the model cache; the functions read it through `FACEREC_CACHE_DIR`. */
-export const BAKED_MODEL_DIR = '/opt/facerec/models';
+/**
+ * Where the root Dockerfile puts the model cache (`facerec/models` in the Lambda task tree under
+ * `LAMBDA_TASK_ROOT`, `/var/task`); the functions read it through `FACEREC_CACHE_DIR`.
+ */
+export const BAKED_MODEL_DIR = '/var/task/facerec/models';
+/** Where the root Dockerfile puts the gallery (`FACEREC_GALLERY`). */
+export const BAKED_GALLERY = '/var/task/facerec/gallery.json';
+
+/** A prebuilt image (built from the facerec Dockerfile, or one of your own with the same two handlers). */
+export interface PipelineImage {
+  /** The ECR repository holding it. */
+  readonly repository: ecr.IRepository;
+  /** Its tag or, better (immutable), its digest `sha256:…`. */
+  readonly tagOrDigest: string;
+}
 
 /** Alarm thresholds; every alarm fires at or above (DLQ depth: above) its threshold. */
 export interface PipelineAlarmThresholds {
@@ -40,18 +66,43 @@ export interface PipelineFunctionOptions {
  */
 export interface FaceRecognitionPipelineProps {
   /**
-   * Docker build context of the function image. Default: the facerec repository root (resolved from this
-   * package's location, so it holds in a checkout of the monorepo; pass it when the package is installed
-   * from a registry).
+   * Docker build context of the function image: a facerec checkout (its root `Dockerfile` builds the image).
+   * Default: the repository this package sits in, which holds in a checkout of the monorepo. Installed from
+   * npm, the package holds no facerec sources: pass the path of a checkout, or a prebuilt {@link image}.
    */
   readonly imageDirectory?: string;
   /** Dockerfile, relative to {@link imageDirectory}. Default `Dockerfile` (the repository's root Dockerfile). */
   readonly dockerFile?: string;
   /**
    * Extra Docker build arguments, merged over the ones the construct derives from its props (`PROVIDER`,
-   * `EMBEDDER`, `WEIGHTS`). Use it for `FACEREC_MODELS_MIRROR` when building offline.
+   * `EMBEDDER`, `WEIGHTS`, `GALLERY`). Use it for `FACEREC_MODELS_MIRROR` when building offline, or
+   * `NODE_IMAGE` for another base image.
    */
   readonly buildArgs?: Readonly<Record<string, string>>;
+  /**
+   * A prebuilt image instead of building one from {@link imageDirectory} (then `imageDirectory`,
+   * `dockerFile` and `buildArgs` must not be set). Its gallery and models are whatever it was built with:
+   * pass {@link gallery} too, so that synth can check the gallery against the embedder.
+   */
+  readonly image?: PipelineImage;
+  /**
+   * The gallery file on this machine, read at synth: it must exist and be a valid facerec gallery; the
+   * functions run the embedder it was enrolled with (unless {@link embedder} names one, which must then be
+   * the same). When the image is built from {@link imageDirectory} it must lie inside that folder (it is
+   * passed to the build as `GALLERY`). Default: `gallery/gallery.json` in {@link imageDirectory}; none with a
+   * prebuilt {@link image} (synth then warns that nothing was checked).
+   */
+  readonly gallery?: string;
+  /**
+   * CPU architecture of both functions. Default `x86_64`. `arm64` (Graviton, about 20 % cheaper per
+   * GB-second) works with the `onnx` provider: onnxruntime-node and sharp ship linux/arm64 binaries, and the
+   * image build installs them for the target (no emulation needed).
+   */
+  readonly architecture?: 'x86_64' | 'arm64';
+  /** An e-mail address subscribed to the alarm topic (it must confirm the subscription). */
+  readonly alarmEmail?: string;
+  /** The SNS topic every alarm notifies. Default: a topic the construct creates ({@link alarmTopic}). */
+  readonly alarmTopic?: sns.ITopic;
   /**
    * The models `provider` and `embedder` are checked against (at synth, by the same registry the image
    * build and the functions use). Default: the built-in registry, `MODELS`.
@@ -69,7 +120,7 @@ export interface FaceRecognitionPipelineProps {
    * `casia-webface` or a `.pt` path inside the image. Default: the embedder's own (`vggface2`).
    */
   readonly weights?: string;
-  /** Gallery file inside the image (`FACEREC_GALLERY`). Default `/opt/facerec/gallery/gallery.json`. */
+  /** Gallery file inside the image (`FACEREC_GALLERY`). Default {@link BAKED_GALLERY}, the Dockerfile's. */
   readonly galleryPath?: string;
   /** Model cache inside the image (`FACEREC_CACHE_DIR`). Default {@link BAKED_MODEL_DIR}. */
   readonly modelCacheDir?: string;
@@ -103,9 +154,11 @@ export interface FaceRecognitionPipelineProps {
 /** The documented defaults of {@link FaceRecognitionPipelineProps}. */
 export const PIPELINE_DEFAULTS = Object.freeze({
   dockerFile: 'Dockerfile',
+  gallery: 'gallery/gallery.json',
+  architecture: 'x86_64',
   provider: MODELS.defaults.provider,
   embedder: MODELS.defaults.embedder,
-  galleryPath: '/opt/facerec/gallery/gallery.json',
+  galleryPath: BAKED_GALLERY,
   modelCacheDir: BAKED_MODEL_DIR,
   detection: Object.freeze({ memorySize: 2048, timeoutSeconds: 30, reservedConcurrency: 10 }),
   recognition: Object.freeze({ memorySize: 3008, timeoutSeconds: 60, reservedConcurrency: 5 }),
@@ -130,6 +183,11 @@ const KNOWN_PROPS = new Set<string>([
   'imageDirectory',
   'dockerFile',
   'buildArgs',
+  'image',
+  'gallery',
+  'architecture',
+  'alarmEmail',
+  'alarmTopic',
   'registry',
   'provider',
   'embedder',
@@ -182,9 +240,19 @@ interface ResolvedFunction {
 }
 
 interface Resolved {
-  readonly imageDirectory: string;
-  readonly dockerFile: string;
-  readonly buildArgs: Readonly<Record<string, string>>;
+  /** How the image is obtained: built from a facerec checkout, or a prebuilt one. */
+  readonly source:
+    | {
+        readonly kind: 'build';
+        readonly imageDirectory: string;
+        readonly dockerFile: string;
+        readonly buildArgs: Readonly<Record<string, string>>;
+      }
+    | { readonly kind: 'prebuilt'; readonly image: PipelineImage };
+  /** The gallery checked at synth (absolute), or undefined when none was given with a prebuilt image. */
+  readonly gallery: string | undefined;
+  readonly architecture: 'x86_64' | 'arm64';
+  readonly alarmEmail: string | undefined;
   readonly provider: string;
   /** The embedder with its options, validated by the registry. */
   readonly embedder: ResolvedEmbedder;
@@ -237,23 +305,76 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   const detection = fn('detection');
   const recognition = fn('recognition');
   const registry = props.registry ?? MODELS;
-  // The embedder id and weights go through the registry that also validates FACEREC_EMBEDDER in the
-  // functions and the EMBEDDER build argument in the image build, so a deploy cannot disagree with itself.
+
+  // The image: built from a facerec checkout, or prebuilt.
+  const prebuilt = props.image !== undefined;
+  if (prebuilt) {
+    for (const key of ['imageDirectory', 'dockerFile', 'buildArgs'] as const)
+      if (props[key] !== undefined)
+        problems.push(`${key} cannot be combined with image (a prebuilt image is not built)`);
+  }
+  const imageDirectory = path.resolve(props.imageDirectory ?? REPOSITORY_ROOT);
+  const dockerFile = props.dockerFile ?? PIPELINE_DEFAULTS.dockerFile;
+  if (!prebuilt && !existsSync(path.join(imageDirectory, dockerFile))) {
+    problems.push(
+      props.imageDirectory === undefined
+        ? `no facerec Dockerfile at ${path.join(imageDirectory, dockerFile)}: installed from npm, @facerec/cdk ` +
+            'holds no facerec sources to build the image from. Pass imageDirectory (the path of a facerec ' +
+            'checkout) or image (a prebuilt image in ECR); see the deploy guide'
+        : `imageDirectory: no ${dockerFile} in ${imageDirectory}`,
+    );
+  }
+
+  // The gallery, read now: a missing one would fail the image build, a mismatched one every request.
+  const galleryFile =
+    props.gallery !== undefined
+      ? path.resolve(props.gallery)
+      : prebuilt
+        ? undefined
+        : path.join(imageDirectory, PIPELINE_DEFAULTS.gallery);
+  let gallery: GalleryFileSummary | undefined;
+  if (galleryFile !== undefined) {
+    if (!existsSync(galleryFile)) {
+      problems.push(
+        `gallery: ${galleryFile} does not exist. Enroll one first: npx facerec enroll <people-folder> --out ` +
+          `${galleryFile} (see the deploy guide)`,
+      );
+    } else if (!prebuilt && path.relative(imageDirectory, galleryFile).startsWith('..')) {
+      problems.push(
+        `gallery: ${galleryFile} must lie inside imageDirectory (${imageDirectory}), the image's build context`,
+      );
+    } else {
+      try {
+        gallery = readGallerySummary(readFileSync(galleryFile, 'utf8'), galleryFile);
+      } catch (error) {
+        problems.push(`gallery: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  // The embedder: the one named, else the gallery's, else the registry's default. Both go through the
+  // registry that also validates FACEREC_EMBEDDER in the functions and the EMBEDDER build argument in the
+  // image build, so a deploy cannot disagree with itself.
   let embedder: ResolvedEmbedder = registry.resolveEmbedder(registry.defaults.embedder);
   try {
-    embedder = registry.resolveEmbedder(props.embedder ?? registry.defaults.embedder, {
-      weights: props.weights,
-    });
+    embedder =
+      props.embedder === undefined && gallery !== undefined
+        ? registry.embedderForModelId(gallery.modelId, { weights: props.weights })
+        : registry.resolveEmbedder(props.embedder ?? registry.defaults.embedder, { weights: props.weights });
+    if (gallery) assertGalleryFitsEmbedder(gallery, embedder);
   } catch (error) {
     problems.push(`embedder: ${(error as Error).message}`);
   }
   const resolved: Resolved = {
-    imageDirectory: props.imageDirectory ?? REPOSITORY_ROOT,
-    dockerFile: props.dockerFile ?? PIPELINE_DEFAULTS.dockerFile,
-    buildArgs: props.buildArgs ?? {},
+    source: prebuilt
+      ? { kind: 'prebuilt', image: props.image! }
+      : { kind: 'build', imageDirectory, dockerFile, buildArgs: props.buildArgs ?? {} },
+    gallery: gallery ? galleryFile : undefined,
+    architecture: props.architecture ?? PIPELINE_DEFAULTS.architecture,
+    alarmEmail: props.alarmEmail,
     provider: props.provider ?? registry.defaults.provider,
     embedder,
-    weights: props.weights,
+    weights: embedder.settings.weights,
     galleryPath: props.galleryPath ?? PIPELINE_DEFAULTS.galleryPath,
     modelCacheDir: props.modelCacheDir ?? PIPELINE_DEFAULTS.modelCacheDir,
     detection,
@@ -268,8 +389,15 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     removalPolicy: props.removalPolicy ?? PIPELINE_DEFAULTS.removalPolicy,
   };
 
-  nonEmpty('imageDirectory', resolved.imageDirectory);
-  nonEmpty('dockerFile', resolved.dockerFile);
+  if (prebuilt) nonEmpty('image.tagOrDigest', props.image!.tagOrDigest);
+  oneOf('architecture', resolved.architecture, ['x86_64', 'arm64']);
+  if (resolved.architecture === 'arm64' && resolved.provider !== 'onnx')
+    problems.push(
+      `architecture arm64 is supported with the onnx provider only (provider "${resolved.provider}": ` +
+        "TensorFlow.js's wasm backend was not checked on arm64)",
+    );
+  if (resolved.alarmEmail !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(resolved.alarmEmail))
+    problems.push(`alarmEmail must be an e-mail address, got "${resolved.alarmEmail}"`);
   if (props.weights !== undefined) nonEmpty('weights', props.weights);
   nonEmpty('modelCacheDir', resolved.modelCacheDir);
   if (typeof resolved.galleryPath !== 'string' || !resolved.galleryPath.startsWith('/'))
@@ -334,6 +462,8 @@ export class FaceRecognitionPipeline extends Construct {
   readonly requestQueueUrl: string;
   /** URL of the response queue (pass it to `facerec client --response-queue-url`). */
   readonly responseQueueUrl: string;
+  /** The topic every alarm notifies (the `alarmTopic` prop, or one the construct created). */
+  readonly alarmTopic: sns.ITopic;
   /** Every alarm the construct creates, by purpose. */
   readonly alarms: {
     readonly requestDlqDepth: cloudwatch.Alarm;
@@ -367,18 +497,34 @@ export class FaceRecognitionPipeline extends Construct {
     this.responseQueue = queue('ResponseQueue', undefined, this.responseDeadLetterQueue);
 
     // One image for both functions: the asset is built and pushed once, each function picks its handler by CMD.
-    const image = (handler: 'detection' | 'recognition') =>
-      lambda.DockerImageCode.fromImageAsset(p.imageDirectory, {
-        file: p.dockerFile,
-        platform: Platform.LINUX_AMD64,
+    const source = p.source;
+    const image = (handler: 'detection' | 'recognition') => {
+      const cmd = [`packages/lambda-runtime/dist/lambda/${handler}.handler`];
+      if (source.kind === 'prebuilt') {
+        return lambda.DockerImageCode.fromEcr(source.image.repository, {
+          tagOrDigest: source.image.tagOrDigest,
+          cmd,
+        });
+      }
+      return lambda.DockerImageCode.fromImageAsset(source.imageDirectory, {
+        file: source.dockerFile,
+        platform: p.architecture === 'arm64' ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64,
         buildArgs: {
           PROVIDER: p.provider,
           EMBEDDER: p.embedder.description.id,
           ...(p.weights === undefined ? {} : { WEIGHTS: p.weights }),
-          ...p.buildArgs,
+          // Checked at synth to lie inside the build context; the build reads it from there.
+          GALLERY: path.relative(source.imageDirectory, p.gallery!).split(path.sep).join('/'),
+          ...source.buildArgs,
         },
-        cmd: [`packages/lambda-runtime/dist/lambda/${handler}.handler`],
+        cmd,
       });
+    };
+    if (p.gallery === undefined)
+      Annotations.of(this).addWarning(
+        'FaceRecognitionPipeline: a prebuilt image and no gallery prop, so synth could not check that the ' +
+          "image's gallery was enrolled with the functions' embedder. Pass gallery: '<the same file>'.",
+      );
     const environment: Record<string, string> = {
       FACEREC_PROVIDER: p.provider,
       FACEREC_EMBEDDER: p.embedder.description.id,
@@ -398,7 +544,7 @@ export class FaceRecognitionPipeline extends Construct {
       return new lambda.DockerImageFunction(this, `${name}Function`, {
         description: `facerec ${handler} (${p.provider}, ${p.embedder.description.modelId(p.embedder.options)})`,
         code: image(handler),
-        architecture: lambda.Architecture.X86_64,
+        architecture: p.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
         memorySize: settings.memorySize,
         timeout: Duration.seconds(settings.timeoutSeconds),
         reservedConcurrentExecutions: settings.reservedConcurrency,
@@ -438,8 +584,14 @@ export class FaceRecognitionPipeline extends Construct {
     this.requestQueueUrl = this.requestQueue.queueUrl;
     this.responseQueueUrl = this.responseQueue.queueUrl;
 
-    const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, over = false) =>
-      new cloudwatch.Alarm(this, name, {
+    // Every alarm notifies one topic (and, from alarmEmail, a mailbox), when it fires and when it clears.
+    this.alarmTopic =
+      props.alarmTopic ??
+      new sns.Topic(this, 'AlarmTopic', { displayName: 'facerec alarms', enforceSSL: true });
+    if (p.alarmEmail !== undefined) this.alarmTopic.addSubscription(new EmailSubscription(p.alarmEmail));
+    const notify = new SnsAction(this.alarmTopic);
+    const alarm = (name: string, metric: cloudwatch.IMetric, threshold: number, over = false) => {
+      const created = new cloudwatch.Alarm(this, name, {
         metric,
         threshold,
         evaluationPeriods: 1,
@@ -449,6 +601,10 @@ export class FaceRecognitionPipeline extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
         alarmDescription: `facerec ${name}`,
       });
+      created.addAlarmAction(notify);
+      created.addOkAction(notify);
+      return created;
+    };
     const period = Duration.minutes(5);
     this.alarms = {
       requestDlqDepth: alarm(
@@ -501,6 +657,17 @@ export class FaceRecognitionPipeline extends Construct {
 
   /** cdk-nag findings that do not apply to this design, each with its reason. */
   private suppressNagFindings(): void {
+    if (this.alarmTopic instanceof sns.Topic && this.alarmTopic.node.scope === this) {
+      suppressNag(this.alarmTopic, [
+        {
+          id: 'AwsSolutions-SNS2',
+          reason:
+            'CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key, and the topic ' +
+            'carries alarm state changes only (no images, embeddings or request data); it enforces TLS ' +
+            '(AwsSolutions-SNS3). Pass alarmTopic for a topic under a customer-managed key.',
+        },
+      ]);
+    }
     for (const dlq of [this.requestDeadLetterQueue, this.responseDeadLetterQueue]) {
       suppressNag(dlq, [
         {

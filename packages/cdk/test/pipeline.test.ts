@@ -1,8 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App, Aspects, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import {
@@ -13,11 +14,24 @@ import {
   PIPELINE_DEFAULTS,
   VISIBILITY_TIMEOUT_FACTOR,
 } from '../src/index.js';
+import { writeGalleryFor } from './galleries.js';
 
 // A tiny build context: the asset is staged (copied and hashed), never built, so any Dockerfile will do and
 // staging stays fast instead of copying the whole repository.
 const imageDirectory = mkdtempSync(path.join(tmpdir(), 'facerec-cdk-'));
-writeFileSync(path.join(imageDirectory, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:20\n');
+writeFileSync(path.join(imageDirectory, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:22\n');
+// The default gallery (gallery/gallery.json in the build context), enrolled with the registry's default
+// embedder, and galleries of other embedders for the tests that deploy those.
+await writeGalleryFor(path.join(imageDirectory, 'gallery', 'gallery.json'), 'inception-resnet-v1');
+const faceapiGallery = await writeGalleryFor(
+  path.join(imageDirectory, 'gallery', 'faceapi.json'),
+  'faceapi-resnet',
+);
+const casiaGallery = await writeGalleryFor(
+  path.join(imageDirectory, 'gallery', 'casia.json'),
+  'inception-resnet-v1',
+  'casia-webface',
+);
 
 type Json = Record<string, unknown>;
 
@@ -30,6 +44,15 @@ function synth(props: FaceRecognitionPipelineProps = {}, nag = false) {
   }
   const pipeline = new FaceRecognitionPipeline(stack, 'Pipeline', { imageDirectory, ...props });
   return { app, stack, pipeline, template: Template.fromStack(stack) };
+}
+
+/** The Docker image assets of a stack, as its asset manifest hands them to the publisher (`cdk deploy`). */
+function dockerImageSources(app: App, stackName = 'Test'): Json[] {
+  const file = path.join(app.synth().directory, `${stackName}.assets.json`);
+  const manifest = JSON.parse(readFileSync(file, 'utf8')) as {
+    dockerImages?: Record<string, { source: Json }>;
+  };
+  return Object.values(manifest.dockerImages ?? {}).map((image) => image.source);
 }
 
 const logicalId = (stack: Stack, construct: { node: { defaultChild?: unknown } }) =>
@@ -82,13 +105,13 @@ describe('FaceRecognitionPipeline', () => {
       expect(env.Variables).toMatchObject({
         FACEREC_PROVIDER: 'onnx',
         FACEREC_EMBEDDER: 'inception-resnet-v1',
-        FACEREC_GALLERY: '/opt/facerec/gallery/gallery.json',
-        FACEREC_CACHE_DIR: '/opt/facerec/models',
+        FACEREC_GALLERY: '/var/task/facerec/gallery.json',
+        FACEREC_CACHE_DIR: '/var/task/facerec/models',
         FACEREC_REQUEST_QUEUE_URL: { Ref: ids.request },
         FACEREC_RESPONSE_QUEUE_URL: { Ref: ids.response },
       });
-      // No weights prop: the embedder's own default applies (the same one `facerec enroll` uses).
-      expect(env.Variables).not.toHaveProperty('FACEREC_WEIGHTS');
+      // No embedder or weights prop: the gallery's (enrolled with the registry's default, VGGFace2 weights).
+      expect(env.Variables).toHaveProperty('FACEREC_WEIGHTS', 'vggface2');
     }
   });
 
@@ -248,7 +271,21 @@ describe('FaceRecognitionPipeline', () => {
     for (const fn of [ids.detection, ids.recognition]) {
       expect(find('Errors', fn)[0]).toMatchObject({ Namespace: 'AWS/Lambda', Threshold: 1 });
     }
-    const custom = synth({ alarms: { requestQueueAgeSeconds: 60, functionErrors: 3, dlqDepth: 2 } });
+    // Every alarm notifies the alarm topic when it fires and when it clears.
+    const topic = logicalId(stack, pipeline.alarmTopic as never);
+    for (const a of alarms) {
+      expect(a.AlarmActions).toEqual([{ Ref: topic }]);
+      expect(a.OKActions).toEqual([{ Ref: topic }]);
+    }
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+    const custom = synth({
+      alarms: { requestQueueAgeSeconds: 60, functionErrors: 3, dlqDepth: 2 },
+      alarmEmail: 'oncall@example.com',
+    });
+    custom.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
     custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateAgeOfOldestMessage',
       Threshold: 60,
@@ -275,7 +312,12 @@ describe('FaceRecognitionPipeline', () => {
   });
 
   it('passes provider, embedder and weights to the functions and the image build', () => {
-    const custom = synth({ provider: 'tfjs', embedder: 'faceapi-resnet', galleryPath: '/opt/g.json' });
+    const custom = synth({
+      provider: 'tfjs',
+      embedder: 'faceapi-resnet',
+      gallery: faceapiGallery,
+      galleryPath: '/opt/g.json',
+    });
     custom.template.allResourcesProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({
@@ -289,7 +331,7 @@ describe('FaceRecognitionPipeline', () => {
     custom.template.allResourcesProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ FACEREC_WEIGHTS: Match.absent() }) },
     });
-    const irv1 = synth({ weights: 'casia-webface' });
+    const irv1 = synth({ weights: 'casia-webface', gallery: casiaGallery });
     irv1.template.allResourcesProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({
@@ -298,6 +340,44 @@ describe('FaceRecognitionPipeline', () => {
         }),
       },
     });
+  });
+
+  it("runs the gallery's embedder when none is named, and builds the image with that gallery", () => {
+    const derived = synth({ gallery: faceapiGallery });
+    derived.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ FACEREC_EMBEDDER: 'faceapi-resnet' }) },
+    });
+    expect(dockerImageSources(derived.app)[0]?.dockerBuildArgs).toEqual({
+      PROVIDER: 'onnx',
+      EMBEDDER: 'faceapi-resnet',
+      GALLERY: 'gallery/faceapi.json',
+    });
+    const casia = synth({ gallery: casiaGallery });
+    casia.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ FACEREC_WEIGHTS: 'casia-webface' }) },
+    });
+  });
+
+  it('builds for arm64 when asked (functions and image platform)', () => {
+    const arm = synth({ architecture: 'arm64' });
+    arm.template.allResourcesProperties('AWS::Lambda::Function', { Architectures: ['arm64'] });
+    expect(dockerImageSources(arm.app).map((source) => source.platform)).toEqual(['linux/arm64']);
+  });
+
+  it('takes a prebuilt image from ECR, and warns when no gallery was given to check', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Prebuilt', { env: { account: '123456789012', region: 'eu-west-1' } });
+    const repository = ecr.Repository.fromRepositoryName(stack, 'Repo', 'facerec');
+    new FaceRecognitionPipeline(stack, 'Pipeline', { image: { repository, tagOrDigest: 'sha256:abc' } });
+    const template = Template.fromStack(stack);
+    const fns = Object.values(template.findResources('AWS::Lambda::Function')).map(
+      (f) => f.Properties as Json,
+    );
+    expect(fns).toHaveLength(2);
+    for (const fn of fns) expect(JSON.stringify(fn.Code)).toContain('facerec@sha256:abc');
+    expect(dockerImageSources(app, 'Prebuilt')).toEqual([]);
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('no gallery prop'));
+    expect(warnings).toHaveLength(1);
   });
 
   it('allows a public Function URL only when asked, with a synth warning', () => {
@@ -319,6 +399,11 @@ function expectNoWildcards(statements: Json[]): void {
     expect(resourcesOf(s).some((r) => r.includes('*'))).toBe(false);
   }
 }
+
+const outsideGallery = await writeGalleryFor(
+  path.join(mkdtempSync(path.join(tmpdir(), 'facerec-cdk-outside-')), 'gallery.json'),
+  'inception-resnet-v1',
+);
 
 describe('FaceRecognitionPipeline props validation', () => {
   const cases: [string, FaceRecognitionPipelineProps, RegExp][] = [
@@ -346,6 +431,48 @@ describe('FaceRecognitionPipeline props validation', () => {
     ],
     ['a relative gallery path', { galleryPath: 'gallery.json' }, /galleryPath must be an absolute path/],
     ['an unknown auth type', { functionUrlAuth: 'OPEN' as never }, /functionUrlAuth must be one of/],
+    [
+      'a missing gallery',
+      { gallery: path.join(imageDirectory, 'gallery', 'nobody.json') },
+      /gallery: .*nobody\.json does not exist\. Enroll one first: npx facerec enroll/,
+    ],
+    [
+      'a gallery of another embedder than the one named',
+      { embedder: 'inception-resnet-v1', gallery: faceapiGallery },
+      /enrolled with embedder "faceapi-resnet" but the embedder offered is "inception-resnet-v1\/vggface2"/,
+    ],
+    [
+      'a gallery of other weights',
+      { weights: 'vggface2', gallery: casiaGallery },
+      /"inception-resnet-v1\/casia-webface" but the embedder offered is "inception-resnet-v1\/vggface2"/,
+    ],
+    [
+      'a file that is not a gallery',
+      { gallery: path.join(imageDirectory, 'Dockerfile') },
+      /gallery: .*Dockerfile/,
+    ],
+    ['a gallery outside the build context', { gallery: outsideGallery }, /must lie inside imageDirectory/],
+    [
+      'an image directory without a Dockerfile',
+      { imageDirectory: tmpdir() },
+      /imageDirectory: no Dockerfile in/,
+    ],
+    [
+      'a prebuilt image with build props',
+      { image: { repository: {} as never, tagOrDigest: 'latest' }, buildArgs: {} },
+      /buildArgs cannot be combined with image/,
+    ],
+    [
+      'an unknown architecture',
+      { architecture: 'riscv' as never },
+      /architecture must be one of x86_64, arm64/,
+    ],
+    [
+      'arm64 with the tfjs provider',
+      { architecture: 'arm64', provider: 'tfjs' },
+      /arm64 is supported with the onnx/,
+    ],
+    ['a malformed alarm e-mail', { alarmEmail: 'oncall' }, /alarmEmail must be an e-mail address/],
     ['a zero reserved concurrency', { recognition: { reservedConcurrency: 0 } }, /reservedConcurrency/],
   ];
   it.each(cases)('rejects %s', (_name, props, message) => {

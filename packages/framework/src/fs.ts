@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /** What {@link writeFileAtomic} writes: text (UTF-8), bytes, or pieces of either, possibly produced lazily. */
@@ -28,7 +28,8 @@ const TEXT_FLUSH_CHARS = 1 << 20;
  * `file` or absent. On failure the temporary file is removed; a crash leaves at most a stray
  * `<file>.<pid>.<random hex>.tmp`, the name `ModelStore` sweeps when stale.
  *
- * The directory must exist. Concurrent writers of one `file` are safe: each has its own temporary file and
+ * Missing parent directories are created (`facerec enroll --out gallery/gallery.json` in a fresh clone).
+ * Concurrent writers of one `file` are safe: each has its own temporary file and
  * the last rename wins.
  *
  * @example
@@ -43,6 +44,7 @@ export async function writeFileAtomic(
   options: WriteFileAtomicOptions = {},
 ): Promise<void> {
   const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  await mkdir(path.dirname(file), { recursive: true });
   const handle = await open(temp, 'wx');
   try {
     try {

@@ -18,6 +18,7 @@ export {
   type InceptionResnetV1Weights,
   MTCNN,
 } from './builtin.js';
+export { assertGalleryFitsEmbedder, type GalleryFileSummary, readGallerySummary } from './gallery-check.js';
 export {
   BUILTIN_PROVIDERS,
   MODELS,
