@@ -13,6 +13,7 @@
  */
 export {
   checkpointFormat,
+  DEFAULT_MAX_CHECKPOINT_BYTES,
   type NamedTensor,
   type ReadCheckpointOptions,
   readCheckpoint,

@@ -4,7 +4,7 @@
  * allow-list of tensor/state-dict builders and refuses everything else.
  */
 
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { CheckpointError } from '../errors.js';
 import { readLegacy } from './legacy.js';
 import { toStateDict } from './torch.js';
@@ -21,10 +21,23 @@ export {
 } from './reader.js';
 export type { NamedTensor, StateDict, TensorDType } from './types.js';
 
+/**
+ * Default memory budget of {@link readCheckpoint}: 1 GiB, ten times facenet-pytorch's largest checkpoint
+ * (InceptionResnetV1, 107 MB). It bounds the file, the storages the pickle declares (before any is
+ * inflated) and the tensors once gathered (before any is allocated).
+ */
+export const DEFAULT_MAX_CHECKPOINT_BYTES = 2 ** 30;
+
 /** Options for {@link readCheckpoint}. */
 export interface ReadCheckpointOptions {
   /** Names the checkpoint (a path, a URL) in error messages and in {@link CheckpointError.source}. */
   readonly source?: string;
+  /**
+   * Memory budget in bytes (default {@link DEFAULT_MAX_CHECKPOINT_BYTES}): the file, the storages it
+   * declares, and the tensors it would materialize (broadcast views at their full size) must each fit, or
+   * the checkpoint is refused before the memory is taken.
+   */
+  readonly maxBytes?: number;
 }
 
 /**
@@ -68,9 +81,11 @@ export function checkpointFormat(bytes: Uint8Array): 'zip' | 'legacy' {
  */
 export function readCheckpoint(bytes: Uint8Array, options?: ReadCheckpointOptions): StateDict {
   const source = options?.source;
+  const maxBytes = options?.maxBytes ?? DEFAULT_MAX_CHECKPOINT_BYTES;
   try {
-    const contents = checkpointFormat(bytes) === 'zip' ? readZip(bytes) : readLegacy(bytes);
-    return toStateDict(contents.top, contents.littleEndian);
+    if (bytes.length > maxBytes) tooLarge(bytes.length, maxBytes);
+    const contents = checkpointFormat(bytes) === 'zip' ? readZip(bytes, maxBytes) : readLegacy(bytes);
+    return toStateDict(contents.top, contents.littleEndian, maxBytes);
   } catch (error) {
     if (isProgrammingError(error)) throw error;
     throw withSource(error, source);
@@ -83,17 +98,31 @@ export function readCheckpoint(bytes: Uint8Array, options?: ReadCheckpointOption
  * @throws CheckpointError when the file cannot be read (the `fs` error is the `cause`) or is not a
  *   readable state dict. Errors name the path.
  */
-export async function readCheckpointFile(path: string): Promise<StateDict> {
+export async function readCheckpointFile(
+  path: string,
+  options: Omit<ReadCheckpointOptions, 'source'> = {},
+): Promise<StateDict> {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_CHECKPOINT_BYTES;
   let bytes: Uint8Array;
   try {
+    const { size } = await stat(path);
+    // Refused before it is read into memory.
+    if (size > maxBytes) tooLarge(size, maxBytes);
     bytes = await readFile(path);
   } catch (error) {
+    if (CheckpointError.isInstance(error)) throw withSource(error, path);
     throw new CheckpointError(`cannot read file: ${error instanceof Error ? error.message : error}`, {
       source: path,
       cause: error,
     });
   }
-  return readCheckpoint(bytes, { source: path });
+  return readCheckpoint(bytes, { source: path, maxBytes });
+}
+
+function tooLarge(size: number, maxBytes: number): never {
+  throw new CheckpointError(
+    `the file has ${size} bytes, over the ${maxBytes}-byte budget (readCheckpoint option maxBytes)`,
+  );
 }
 
 // The readers check every fault of the file and throw a CheckpointError for it (allocation failures

@@ -322,7 +322,11 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
       [tensorSpec('w', 'FloatStorage', '0', 1, { size: [100000, 100000], stride: [0, 0] })],
       false,
     );
-    expectCheckpointError(zipCheckpoint(pickle, { 0: new Uint8Array(4) }), /broadcast view .* too large/);
+    // The memory budget refuses it first (40 GB); without one, the per-view cap still does.
+    expectCheckpointError(zipCheckpoint(pickle, { 0: new Uint8Array(4) }), /over the 1073741824-byte budget/);
+    expect(() =>
+      readCheckpoint(zipCheckpoint(pickle, { 0: new Uint8Array(4) }), { maxBytes: Infinity }),
+    ).toThrow(/broadcast view .* too large/);
   });
 
   it('rejects a deflated entry that claims an impossible expansion (zip bomb sizing)', () => {
@@ -366,5 +370,84 @@ describe('readCheckpoint rejects malformed input with CheckpointError', () => {
         error.source === '/nonexistent/dir/model.pt' &&
         /cannot read file/.test(error.message),
     );
+  });
+});
+
+/**
+ * The two memory bombs of issue 16: each is refused (or its bait ignored) within 1 s and 200 MB. Measured as
+ * the growth of the process's resident and array-buffer memory around the call.
+ */
+describe('memory budget', () => {
+  const FLOAT4 = new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer);
+  const within = <T>(run: () => T): T => {
+    const before = process.memoryUsage();
+    const started = performance.now();
+    const result = run();
+    const after = process.memoryUsage();
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(after.arrayBuffers - before.arrayBuffers).toBeLessThan(200e6);
+    expect(after.rss - before.rss).toBeLessThan(200e6);
+    return result;
+  };
+
+  /** Patches a stored zip entry into one that claims deflate and `originalSize` bytes. */
+  function claim(bytes: Uint8Array, entry: string, originalSize: number): Uint8Array {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const name = new TextEncoder().encode(entry);
+    const named = (at: number) => name.every((b, i) => bytes[at + i] === b);
+    for (let i = 0; i + 46 <= bytes.length; i++) {
+      const signature = view.getUint32(i, true);
+      if (signature === 0x04034b50 && view.getUint16(i + 26, true) === name.length && named(i + 30)) {
+        view.setUint16(i + 8, 8, true); // compression: deflate
+        view.setUint32(i + 22, originalSize, true);
+      }
+      if (signature === 0x02014b50 && view.getUint16(i + 28, true) === name.length && named(i + 46)) {
+        view.setUint16(i + 10, 8, true);
+        view.setUint32(i + 24, originalSize, true);
+      }
+    }
+    return bytes;
+  }
+
+  it('never inflates a zip entry the pickle does not reference (2 MB claiming 2 GiB)', () => {
+    const pickle = stateDictPickle([tensorSpec('w', 'FloatStorage', '0', 4)], false);
+    const bait = seededRandom(7);
+    const filler = Uint8Array.from({ length: 2_200_000 }, () => Math.floor(bait() * 256));
+    const bytes = claim(zipCheckpoint(pickle, { 0: FLOAT4, 999: filler }), 'archive/data/999', 2 ** 31);
+    const dict = within(() => readCheckpoint(bytes, { source: 'bomb.pt' }));
+    expect([...dict.keys()]).toEqual(['w']);
+    expect(Array.from(dict.get('w')!.data)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('refuses a referenced entry larger than the storage the pickle declares', () => {
+    const pickle = stateDictPickle([tensorSpec('w', 'FloatStorage', '0', 4)], false);
+    const bytes = zipCheckpoint(pickle, { 0: new Uint8Array(64) });
+    expect(() => readCheckpoint(bytes)).toThrow(/archive\/data\/0 holds 64 bytes, the pickle declares 16/);
+  });
+
+  it('refuses declared storages over the budget before inflating any', () => {
+    const pickle = stateDictPickle([tensorSpec('w', 'FloatStorage', '0', 400_000_000)], false);
+    const caught = within(() => thrownBy(() => readCheckpoint(zipCheckpoint(pickle, { 0: FLOAT4 }))));
+    expect(String(caught)).toMatch(/declares 1600000000 bytes of storages, over the 1073741824-byte budget/);
+  });
+
+  it('refuses a 9 KB legacy file of stride-0 views that would materialize gigabytes, before allocating', () => {
+    const specs = Array.from({ length: 64 }, (_, i) =>
+      tensorSpec(`w${i}`, 'FloatStorage', '7', 1, { size: [4000, 4000], stride: [0, 0] }),
+    );
+    const bytes = legacyCheckpoint(stateDictPickle(specs, true), [
+      { key: '7', numel: 1, data: new Uint8Array(4) },
+    ]);
+    expect(bytes.length).toBeLessThan(10_000);
+    const caught = within(() => thrownBy(() => readCheckpoint(bytes)));
+    expect(caught).toBeInstanceOf(CheckpointError);
+    expect(String(caught)).toMatch(/would take 4096000000 bytes once materialized, over the 1073741824-byte/);
+  });
+
+  it('takes a budget of the caller’s', () => {
+    const pickle = stateDictPickle([tensorSpec('w', 'FloatStorage', '0', 4)], false);
+    const bytes = zipCheckpoint(pickle, { 0: FLOAT4 });
+    expect(readCheckpoint(bytes, { maxBytes: 1024 }).size).toBe(1);
+    expect(() => readCheckpoint(bytes, { maxBytes: 8 })).toThrow(/over the 8-byte budget/);
   });
 });

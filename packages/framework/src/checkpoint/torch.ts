@@ -467,13 +467,31 @@ function gather(
  * Accepts a dict (or `OrderedDict`) of tensors, or a dict whose `state_dict` entry is one. Entries whose
  * value is not a tensor (plain ints, strings, nested dicts) are skipped.
  *
- * @throws CheckpointError when there is no state dict to be found.
+ * @param maxBytes - the most the gathered tensors may take together, checked before any is allocated.
+ * @throws CheckpointError when there is no state dict to be found, or its tensors exceed `maxBytes`.
  */
-export function toStateDict(top: unknown, fileLittleEndian: boolean): StateDict {
+export function toStateDict(top: unknown, fileLittleEndian: boolean, maxBytes = Infinity): StateDict {
   if (top instanceof TensorRef) fail('the checkpoint holds a single tensor, not a state dict');
   if (!(top instanceof Map)) fail(`expected a state dict at the top level, got ${describePyValue(top)}`);
   const nested = top.get('state_dict');
   const dict: Map<unknown, unknown> = nested instanceof Map ? nested : top;
+
+  // The budget covers what materializing every tensor would allocate, summed before anything is: a view
+  // is counted at its own size, so a stride-0 (broadcast) view of one stored element counts as the whole
+  // tensor it expands to, and many views of one storage count once each.
+  let total = 0;
+  for (const value of dict.values()) {
+    if (!(value instanceof TensorRef)) continue;
+    let numel = 1;
+    for (const size of value.shape) numel *= size;
+    total += numel * value.dtype.itemSize;
+  }
+  if (!(total <= maxBytes)) {
+    fail(
+      `the tensors would take ${total} bytes once materialized, over the ${maxBytes}-byte budget ` +
+        '(readCheckpoint option maxBytes; broadcast views count at their full size)',
+    );
+  }
 
   const out = new Map<string, NamedTensor>();
   for (const [key, value] of dict) {

@@ -7,27 +7,24 @@ import { unzipSync } from 'fflate';
 import { CheckpointError } from '../errors.js';
 import { type ContainerContents, unpickleTorchObject } from './torch.js';
 
-// Only the entries a state dict needs are extracted; TorchScript code, extra files etc. stay packed.
-const WANTED = /(^|\/)(data\.pkl|byteorder|data\/[^/]+)$/;
+// The metadata entries are extracted first; storages only once the pickle has said which it references
+// and how large each is, so an entry nothing references (or one larger than declared) is never inflated.
+// TorchScript code, extra files etc. stay packed.
+const METADATA = /(^|\/)(data\.pkl|byteorder)$/;
 
-/**
- * Unpickles a zip checkpoint and attaches the bytes of every storage the archive holds.
- *
- * @throws CheckpointError on an unreadable archive, a missing or ambiguous `data.pkl`, or a refused pickle.
- */
-export function readZip(bytes: Uint8Array): ContainerContents {
-  let entries: Record<string, Uint8Array>;
+type ZipFilter = (file: { name: string; size: number; originalSize: number; compression: number }) => boolean;
+
+function extract(bytes: Uint8Array, filter: ZipFilter): Record<string, Uint8Array> {
   try {
-    entries = unzipSync(bytes, {
+    return unzipSync(bytes, {
       filter: (file) => {
-        if (!WANTED.test(file.name)) return false;
         // Deflate cannot expand more than ~1032:1; a larger claim is a zip bomb sizing its output buffer.
         if (file.compression !== 0 && file.originalSize > file.size * 1032 + 1024) {
           throw new CheckpointError(
             `zip entry ${file.name} claims an impossible ${file.originalSize}-byte size`,
           );
         }
-        return true;
+        return filter(file);
       },
     });
   } catch (error) {
@@ -39,6 +36,24 @@ export function readZip(bytes: Uint8Array): ContainerContents {
       },
     );
   }
+}
+
+/**
+ * Unpickles a zip checkpoint and attaches the bytes of every storage the pickle references.
+ *
+ * @param maxBytes - budget for the storages the pickle declares (their total size), checked before any is
+ *   inflated.
+ * @throws CheckpointError on an unreadable archive, a missing or ambiguous `data.pkl`, a refused pickle, or
+ *   storages over the budget.
+ */
+export function readZip(bytes: Uint8Array, maxBytes: number): ContainerContents {
+  const entries = extract(bytes, (file) => {
+    if (!METADATA.test(file.name)) return false;
+    if (file.originalSize > maxBytes) {
+      throw new CheckpointError(`zip entry ${file.name} of ${file.originalSize} bytes exceeds the budget`);
+    }
+    return true;
+  });
 
   const pickles = Object.keys(entries).filter((name) => name === 'data.pkl' || name.endsWith('/data.pkl'));
   if (pickles.length === 0)
@@ -60,9 +75,27 @@ export function readZip(bytes: Uint8Array): ContainerContents {
 
   const { value, storages } = unpickleTorchObject(entries[pickleName]!, pickleName);
 
-  for (const root of storages.roots()) {
-    const name = `${prefix}data/${root.key}`;
-    const data = entries[name];
+  const roots = new Map([...storages.roots()].map((root) => [`${prefix}data/${root.key}`, root]));
+  let declared = 0;
+  for (const root of roots.values()) declared += root.byteLength;
+  if (declared > maxBytes) {
+    throw new CheckpointError(
+      `the pickle declares ${declared} bytes of storages, over the ${maxBytes}-byte budget ` +
+        '(readCheckpoint option maxBytes)',
+    );
+  }
+  const storageBytes = extract(bytes, (file) => {
+    const root = roots.get(file.name);
+    if (!root) return false;
+    if (file.originalSize > root.byteLength) {
+      throw new CheckpointError(
+        `zip entry ${file.name} holds ${file.originalSize} bytes, the pickle declares ${root.byteLength}`,
+      );
+    }
+    return true;
+  });
+  for (const [name, root] of roots) {
+    const data = storageBytes[name];
     // A missing entry only matters if a returned tensor uses it; materialize reports that.
     if (!data) continue;
     if (data.length < root.byteLength) {
