@@ -23,6 +23,8 @@ COPY packages/provider-onnx/package.json packages/provider-onnx/
 COPY packages/provider-tfjs/package.json packages/provider-tfjs/
 COPY packages/transport-memory/package.json packages/transport-memory/
 COPY packages/transport-sqs/package.json packages/transport-sqs/
+COPY packages/gallery-postgres/package.json packages/gallery-postgres/
+COPY packages/gallery-s3/package.json packages/gallery-s3/
 COPY packages/lambda-runtime/package.json packages/lambda-runtime/
 COPY packages/cli/package.json packages/cli/
 COPY packages/cdk/package.json packages/cdk/
@@ -61,7 +63,11 @@ FROM ${NODE_IMAGE}
 # The node_modules/@facerec/* symbolic links point into packages/, so the tree keeps the repository's layout;
 # the handlers are ESM (packages/lambda-runtime/package.json has "type": "module").
 COPY --from=build /tree ${LAMBDA_TASK_ROOT}
+# MALLOC_MMAP_THRESHOLD_: glibc serves allocations of 16 MiB and more (a large frame's tensors) from mmap,
+# so they go back to the system when freed; by default glibc raises the threshold after the first large
+# free and keeps later ones in its heap (packages/provider-onnx/test/large-frame.test.ts).
 ENV FACEREC_CACHE_DIR=${LAMBDA_TASK_ROOT}/facerec/models \
     FACEREC_GALLERY=${LAMBDA_TASK_ROOT}/facerec/gallery.json \
+    MALLOC_MMAP_THRESHOLD_=16777216 \
     NODE_ENV=production
 CMD ["packages/lambda-runtime/dist/lambda/detection.handler"]

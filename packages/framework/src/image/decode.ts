@@ -156,6 +156,19 @@ const asUint8Array = (buffer: Buffer): Uint8Array =>
   new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
 
 /**
+ * Resizes an {@link RgbImage} to `width`×`height` (aspect not kept) with libvips, whose shrink-then-reduce
+ * resampling works through the image in tiles: downscaling a 25-megapixel frame needs little memory beyond
+ * the two images. Used to detect faces on a working copy of a very large frame.
+ *
+ * @throws {@link InvalidInputError} when `image` is not a well-formed {@link RgbImage}.
+ */
+export async function resizeRgb(image: RgbImage, width: number, height: number): Promise<RgbImage> {
+  assertRgbImage('resizeRgb', image);
+  const data = await rawInput(image).resize({ width, height, fit: 'fill' }).raw().toBuffer();
+  return { width, height, data: asUint8Array(data) };
+}
+
+/**
  * Encodes an {@link RgbImage} as PNG (lossless), e.g. to save face crops.
  *
  * @throws {@link InvalidInputError} when `image` is not a well-formed {@link RgbImage}.

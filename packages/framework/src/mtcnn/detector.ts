@@ -3,11 +3,13 @@ import type {
   DetectFacesOptions,
   FaceDetection,
   FaceDetector,
+  FiveLandmarks,
   WarmUpFrame,
 } from '../contracts/detector.js';
 import { assertRgbImage } from '../contracts/validate.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, InvalidOptionsError } from '../errors.js';
+import { resizeRgb } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { MTCNN } from '../registry/builtin.js';
 import { type DetectorImplementation, implementDetector } from '../registry/provider.js';
@@ -119,13 +121,56 @@ export class MtcnnDetector implements FaceDetector {
     });
     const networks = await this.#nets();
     if (images.length === 0) return [];
-    const run = this.#queue.then(() => runMtcnnCascade(images, networks, this.options, this.#sampling));
+    const run = this.#queue.then(() => this.#cascade(images, networks));
     this.#queue = run.catch(() => undefined);
     const all = await run;
     if (this.options.keepAll) return all;
     return all.map((faces, i) =>
       selectFace(faces, this.options.selectionMethod, images[i]!, this.options.probabilityThreshold),
     );
+  }
+
+  /**
+   * Runs the cascade; frames above the working size (`maxPixels`) on a downscaled copy each, their boxes and
+   * landmarks mapped back. The copy also keeps the resampling tables (WebAssembly memory, which never
+   * shrinks) at the working size.
+   */
+  async #cascade(images: readonly RgbImage[], networks: MtcnnNetworks): Promise<FaceDetection[][]> {
+    const { maxPixels } = this.options;
+    const large = (image: RgbImage) => maxPixels > 0 && image.width * image.height > maxPixels;
+    if (!images.some(large)) return runMtcnnCascade(images, networks, this.options, this.#sampling);
+    const results: FaceDetection[][] = [];
+    const normal = images.flatMap((image, i) => (large(image) ? [] : [i]));
+    if (normal.length > 0) {
+      const found = await runMtcnnCascade(
+        normal.map((i) => images[i]!),
+        networks,
+        this.options,
+        this.#sampling,
+      );
+      normal.forEach((i, k) => {
+        results[i] = found[k]!;
+      });
+    }
+    for (const [i, image] of images.entries()) {
+      if (!large(image)) continue;
+      const shrink = Math.sqrt(maxPixels / (image.width * image.height));
+      const working = await resizeRgb(
+        image,
+        Math.max(12, Math.floor(image.width * shrink)),
+        Math.max(12, Math.floor(image.height * shrink)),
+      );
+      const sx = image.width / working.width;
+      const sy = image.height / working.height;
+      const options = { ...this.options, minFaceSize: Math.max(12, this.options.minFaceSize / sx) };
+      const [faces] = await runMtcnnCascade([working], networks, options, this.#sampling);
+      results[i] = faces!.map((face) => ({
+        score: face.score,
+        box: [face.box[0] * sx, face.box[1] * sy, face.box[2] * sx, face.box[3] * sy],
+        landmarks: face.landmarks.map(([x, y]) => [x * sx, y * sy]) as FiveLandmarks,
+      }));
+    }
+    return results;
   }
 
   /**

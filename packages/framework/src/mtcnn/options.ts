@@ -30,6 +30,15 @@ export interface MtcnnOptions {
   keepAll?: boolean;
   /** Threshold for `largest_over_threshold`. Default 0.9 (facenet-pytorch's). */
   probabilityThreshold?: number;
+  /**
+   * Working size: a frame with more pixels is detected on a downscaled copy of at most this many (aspect
+   * kept), and the boxes and landmarks are mapped back to the frame (crops are still cut from the full
+   * frame). It bounds the memory and time of a very large frame: a 25-megapixel frame costs what a 4K one
+   * does instead of ~1.5 GB more. The smallest face found in such a frame is `minFaceSize` or
+   * `12 / scale` pixels, whichever is larger. Default 8,294,400 (3840×2160): every frame up to 4K, and every
+   * parity reference, is detected at full size as facenet-pytorch does; 0 turns the working size off.
+   */
+  maxPixels?: number;
 }
 
 /** Fully resolved MTCNN options. */
@@ -45,6 +54,7 @@ export const DEFAULT_MTCNN_OPTIONS: Readonly<Omit<ResolvedMtcnnOptions, 'selecti
   selectLargest: true,
   keepAll: true,
   probabilityThreshold: 0.9,
+  maxPixels: 3840 * 2160,
 });
 
 const probability = z.number().gt(0).lt(1);
@@ -59,6 +69,7 @@ export const mtcnnOptionsSchema: z.ZodType<MtcnnOptions> = z
     selectionMethod: z.enum(['probability', 'largest', 'largest_over_threshold', 'center_weighted_size']),
     keepAll: z.boolean(),
     probabilityThreshold: probability,
+    maxPixels: z.union([z.literal(0), z.number().int().min(144)]),
   })
   .partial()
   .strict();

@@ -29,6 +29,9 @@ import { buildSummedAreaTable, SampleBounds, sampleSummedAreaTable, summedAreaTa
  */
 export type SamplingKind = 'wasm' | 'js';
 
+/** Frames up to this many pixels (1920×1080) are resampled in memory kept for the next run. */
+export const RETAINED_FRAME_PIXELS = 1920 * 1080;
+
 /** The frames of one run, ready to be resampled into one output buffer. */
 export interface FrameSampler {
   readonly kind: SamplingKind;
@@ -57,7 +60,10 @@ export interface FrameSampler {
  * Reusable resampling memory for one detector. Allocating fresh multi-megabyte arrays per frame is the
  * slowest thing the cascade could do in a Firecracker microVM (Lambda, and this project's CI machines):
  * first-touching 22 MB costs ~80 ms there, more than the arithmetic done in it. So buffers grow to the
- * largest frames seen and are then reused. Runs must not overlap (the detector serialises its calls).
+ * largest frames seen and are then reused — up to a Full HD frame ({@link RETAINED_FRAME_PIXELS}). A larger
+ * frame gets one-off JavaScript buffers that are garbage-collected after its run: WebAssembly memory never
+ * shrinks, and one 4K frame would otherwise keep ~100 MB for the life of the process (the two
+ * implementations give the same results). Runs must not overlap (the detector serialises its calls).
  */
 export class FrameSampling {
   readonly kind: SamplingKind;
@@ -73,6 +79,7 @@ export class FrameSampling {
 
   /** Builds the frames' summed-area tables; returns the sampler for this run. */
   load(frames: readonly RgbImage[]): FrameSampler {
+    if (frames.some((f) => f.width * f.height > RETAINED_FRAME_PIXELS)) return new JsSampling().load(frames);
     if (this.#wasm) {
       try {
         return this.#wasm.load(frames);

@@ -1,0 +1,54 @@
+// Child process of large-frame.test.ts: a fresh process, so its resident memory is this detector's alone.
+// Detects `source` scaled to `pixels` pixels once, between frames of it 1280 pixels wide, and reports memory
+// (MiB), the faces of both and the scale between them.
+import { decodeImage } from '@facerec/framework';
+import { createOnnxProvider } from '@facerec/provider-onnx';
+import sharp from 'sharp';
+
+const [source, pixels] = [process.argv[2], Number(process.argv[3])];
+const meta = await sharp(source).metadata();
+const width = Math.round(Math.sqrt((pixels * meta.width) / meta.height));
+const height = Math.round((width * meta.height) / meta.width);
+const smallHeight = Math.round((1280 * meta.height) / meta.width);
+const rss = () => process.memoryUsage().rss / 2 ** 20;
+/** Resident memory once garbage is collected: the lowest of a few readings (the system reclaims lazily). */
+const settled = async () => {
+  let low = Infinity;
+  for (let i = 0; i < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    globalThis.gc?.();
+    low = Math.min(low, rss());
+  }
+  return low;
+};
+const detector = await createOnnxProvider().detector('mtcnn', {});
+await detector.warmUp({ width: 1280, height: 720 });
+// Encoded before the baseline, as a server receives the bytes: what is measured is decoding and detection.
+// JPEG, as a camera sends it: 25 megapixels fit the 10 MB default byte limit (and the 6 MB Function URL body).
+const jpeg = (w, h) => sharp(source).resize(w, h, { fit: 'fill' }).jpeg({ quality: 80 }).toBuffer();
+const smallJpeg = await jpeg(1280, smallHeight);
+const largeJpeg = await jpeg(width, height);
+process.stderr.write(`large frame: ${width}×${height}, ${largeJpeg.length} bytes\n`);
+const small = await decodeImage(smallJpeg);
+for (let i = 0; i < 10; i++) await detector.detectFaces([small]);
+const baseline = await settled();
+let peak = baseline;
+const sampler = setInterval(() => {
+  peak = Math.max(peak, rss());
+}, 10);
+// As in a server, the decoded frame is garbage once its request is answered (hence the function scope).
+const detectLarge = async () => {
+  const large = await decodeImage(largeJpeg, { maxPixels: width * height });
+  const started = performance.now();
+  const [{ faces }] = await detector.detectFaces([large]);
+  return { faces, ms: performance.now() - started };
+};
+const { faces, ms } = await detectLarge();
+const [{ faces: smallFaces }] = await detector.detectFaces([small]);
+for (let i = 0; i < 10; i++) await detector.detectFaces([small]);
+clearInterval(sampler);
+const after = await settled();
+process.stdout.write(
+  `${JSON.stringify({ baseline, peak, after, ms, faces, smallFaces, scale: [width / 1280, height / smallHeight], size: [width, height] })}\n`,
+);
+process.exit(0);
