@@ -13,6 +13,7 @@ import {
 import { Annotations, CfnOutput, CfnResource, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as ecr from 'aws-cdk-lib/aws-ecr';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -454,6 +455,12 @@ export class FaceRecognitionPipeline extends Construct {
   readonly requestQueue: sqs.Queue;
   /** Answers to the client. */
   readonly responseQueue: sqs.Queue;
+  /**
+   * Remembers which faces were answered, shared by every recognition container (`FACEREC_IDEMPOTENCY_TABLE`):
+   * a redelivered SQS message is answered once, not once per container. Partition key `id`; items expire
+   * through the table's TTL attribute `expiration`.
+   */
+  readonly idempotencyTable: dynamodb.Table;
   /** Dead-letter queue of the request queue. */
   readonly requestDeadLetterQueue: sqs.Queue;
   /** Dead-letter queue of the response queue. */
@@ -525,6 +532,14 @@ export class FaceRecognitionPipeline extends Construct {
         'FaceRecognitionPipeline: a prebuilt image and no gallery prop, so synth could not check that the ' +
           "image's gallery was enrolled with the functions' embedder. Pass gallery: '<the same file>'.",
       );
+    // The idempotency records: small, short-lived (an hour), read and written once per face.
+    this.idempotencyTable = new dynamodb.Table(this, 'IdempotencyTable', {
+      partitionKey: { name: 'id', type: dynamodb.AttributeType.STRING },
+      timeToLiveAttribute: 'expiration',
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy: p.removalPolicy,
+    });
     const environment: Record<string, string> = {
       FACEREC_PROVIDER: p.provider,
       FACEREC_EMBEDDER: p.embedder.description.id,
@@ -571,6 +586,14 @@ export class FaceRecognitionPipeline extends Construct {
       }),
     );
     this.responseQueue.grantSendMessages(this.recognitionFunction);
+    // Recognition only: the three item operations the idempotency store uses, on this table alone.
+    this.recognitionFunction.addEnvironment('FACEREC_IDEMPOTENCY_TABLE', this.idempotencyTable.tableName);
+    this.idempotencyTable.grant(
+      this.recognitionFunction,
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+    );
 
     const authType =
       p.functionUrlAuth === 'NONE' ? lambda.FunctionUrlAuthType.NONE : lambda.FunctionUrlAuthType.AWS_IAM;
@@ -657,6 +680,19 @@ export class FaceRecognitionPipeline extends Construct {
 
   /** cdk-nag findings that do not apply to this design, each with its reason. */
   private suppressNagFindings(): void {
+    suppressNag(this.idempotencyTable, [
+      {
+        id: 'AwsSolutions-DDB3',
+        reason:
+          'Point-in-time recovery would back up idempotency records that expire within an hour and can be ' +
+          'lost without harm (a lost record means at most one duplicate answer, which carries request_id ' +
+          'and face_index for clients to drop).',
+      },
+      {
+        id: 'Serverless-DynamoDBPointInTimeRecovery',
+        reason: 'Short-lived idempotency records (TTL one hour); see AwsSolutions-DDB3.',
+      },
+    ]);
     if (this.alarmTopic instanceof sns.Topic && this.alarmTopic.node.scope === this) {
       suppressNag(this.alarmTopic, [
         {

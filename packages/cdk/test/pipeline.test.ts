@@ -297,6 +297,25 @@ describe('FaceRecognitionPipeline', () => {
     });
   });
 
+  it('gives recognition a shared idempotency table (TTL, least privilege), and detection none', () => {
+    const tableId = logicalId(stack, pipeline.idempotencyTable);
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true },
+      BillingMode: 'PAY_PER_REQUEST',
+    });
+    const fns = template.findResources('AWS::Lambda::Function');
+    const env = (id: string) => ((fns[id]!.Properties as Json).Environment as { Variables: Json }).Variables;
+    expect(env(ids.recognition).FACEREC_IDEMPOTENCY_TABLE).toEqual({ Ref: tableId });
+    expect(env(ids.detection)).not.toHaveProperty('FACEREC_IDEMPOTENCY_TABLE');
+    const dynamo = (role: string) =>
+      statementsOf(template, role).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo(ids.detectionRole)).toEqual([]);
+    const [grant] = dynamo(ids.recognitionRole);
+    expect(actionsOf(grant!).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    expect(resourcesOf(grant!).every((r) => r.includes(tableId))).toBe(true);
+  });
+
   it('outputs the Function URL and both queue URLs and exposes them as properties', () => {
     const outputs = Object.values(template.findOutputs('*')).map((o) => JSON.stringify(o.Value));
     expect(outputs).toContain(
