@@ -24,6 +24,8 @@ export const PARITY_FILES = [
   // InceptionResnetV1 parity with facenet-pytorch (reference/inception_resnet_v1_synthetic.json).
   'packages/provider-onnx/src/graph/inception-resnet-v1.test.ts',
   'packages/provider-onnx/test/irv1-embedder.test.ts',
+  // int8 (QDQ) embedders against their fp32 graphs.
+  'packages/provider-onnx/test/int8-embedder.test.ts',
   'packages/provider-tfjs/test/inception-resnet-v1-parity.test.ts',
   // face-api.js parity (reference/face-api.js).
   'packages/provider-onnx/test/faceapi-embedder.test.ts',
@@ -48,6 +50,8 @@ export default defineConfig({
       { find: /^@facerec\/provider-tfjs$/, replacement: src('provider-tfjs') },
       { find: /^@facerec\/transport-memory$/, replacement: src('transport-memory') },
       { find: /^@facerec\/transport-sqs$/, replacement: src('transport-sqs') },
+      { find: /^@facerec\/gallery-postgres$/, replacement: src('gallery-postgres') },
+      { find: /^@facerec\/gallery-s3$/, replacement: src('gallery-s3') },
       { find: /^@facerec\/lambda-runtime$/, replacement: src('lambda-runtime') },
       { find: /^@facerec\/cdk$/, replacement: src('cdk') },
       { find: /^@facerec\/cli$/, replacement: src('cli') },

@@ -2,17 +2,21 @@
 // prints figures, asserts nothing. Weights are the shared synthetic ones (the pretrained checkpoints are not
 // reachable here), written as a legacy-format .pt like the upstream files; the network and its cost are the
 // same. Targets: ≤ 20 ms/face at batch 8, load ≤ 1.5 s, peak RSS ≤ 600 MB.
+// Then int8 against fp32 (InceptionResnetV1 and face-api.js's net) at batch 8, interleaved round by round
+// because this machine's speed drifts by up to 2×: the ratios are the figures, not the absolute times.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeImage, loadManifest, ModelStore, type RgbImage } from '../packages/framework/src/index.js';
+import { resizeRgb } from '../packages/framework/src/internal.js';
 import { readSyntheticReference } from '../packages/framework/src/testing/synthetic-weights.js';
 import {
   createOnnxProvider,
-  type OnnxInceptionResnetV1Embedder,
+  OnnxFaceApiEmbedder,
+  OnnxInceptionResnetV1Embedder,
 } from '../packages/provider-onnx/src/index.js';
 import { writeSyntheticCheckpoint } from '../packages/provider-onnx/test/fixtures/synthetic-checkpoint.js';
 import { ms, quantile, sharedDir } from './bench-common.js';
@@ -175,5 +179,110 @@ async function bench(): Promise<void> {
   }
 }
 
+interface Timed {
+  embed(faces: readonly RgbImage[]): Promise<unknown>;
+}
+
+/**
+ * fp32 and int8 at batch 8, interleaved: each round times one batch on each (the order alternating between
+ * rounds), so both see the same phase of the machine; the per-round ratio is what is reported.
+ */
+async function interleaved(label: string, fp32: Timed, int8: Timed, faces: RgbImage[]): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    await fp32.embed(faces);
+    await int8.embed(faces);
+  }
+  const time = async (e: Timed) => {
+    const start = performance.now();
+    await e.embed(faces);
+    return (performance.now() - start) / faces.length;
+  };
+  const f: number[] = [];
+  const q: number[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < 2 * rounds; r++) {
+    let fp: number;
+    let i8: number;
+    if (r % 2 === 0) {
+      fp = await time(fp32);
+      i8 = await time(int8);
+    } else {
+      i8 = await time(int8);
+      fp = await time(fp32);
+    }
+    f.push(fp);
+    q.push(i8);
+    ratios.push(fp / i8);
+  }
+  console.log(
+    `${label}, batch ${faces.length}, ${2 * rounds} interleaved rounds: fp32 median ${ms(quantile(f, 0.5))}/face ` +
+      `(min ${ms(Math.min(...f))}), int8 median ${ms(quantile(q, 0.5))}/face (min ${ms(Math.min(...q))}); ` +
+      `fp32/int8 per round: median ${quantile(ratios, 0.5).toFixed(2)}×, range ` +
+      `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×`,
+  );
+}
+
+/**
+ * The group-photo crops of the reference set (bbt1/3/5, faces.jpg, multiface.jpg) as a calibration folder of
+ * links: no photo in it is one of the labelled face shots or single-person photos the accuracy is measured on.
+ */
+async function groupCropsFolder(work: string): Promise<string> {
+  const dir = path.join(work, 'calibration-group-crops');
+  await mkdir(dir, { recursive: true });
+  const crops = path.join(sharedDir, 'reference', 'crops');
+  for (const f of await readdir(crops))
+    if (/^(face-api\.js__(bbt\d|faces)|facenet-pytorch__multiface)__/.test(f))
+      await symlink(path.join(crops, f), path.join(dir, f));
+  return dir;
+}
+
+async function benchPrecision(): Promise<void> {
+  console.log(`\n## int8 vs fp32 embedders (onnx, ${threads} intra-op threads)`);
+  const work = mkdtempSync(path.join(tmpdir(), 'facerec-bench-int8-'));
+  try {
+    const reference = await readSyntheticReference(
+      path.join(sharedDir, 'reference', 'inception_resnet_v1_synthetic.json'),
+    );
+    const weights = await writeSyntheticCheckpoint(path.join(work, 'synthetic.pt'), reference.keys);
+    const store = new ModelStore({ manifest: await loadManifest(), cacheDir: path.join(work, 'cache') });
+    const bbt = path.join(sharedDir, 'faces', 'face-api.js', 'bbt');
+    const options = { intraOpNumThreads: threads };
+    const irv1 = {
+      fp32: await OnnxInceptionResnetV1Embedder.load(store, weights, options),
+      int8: await OnnxInceptionResnetV1Embedder.load(store, weights, {
+        ...options,
+        precision: 'int8',
+        calibrationDir: process.env.FACEREC_CALIBRATION_DIR ?? bbt,
+      }),
+    };
+    console.log(
+      `InceptionResnetV1 int8 graph: built and calibrated in ${ms(irv1.int8.graph.buildMs)} ` +
+        `(${(statSync(irv1.int8.graph.path).size / MiB).toFixed(1)} MiB vs fp32 ` +
+        `${(statSync(irv1.fp32.graph.path).size / MiB).toFixed(1)} MiB), calibrated on ${
+          process.env.FACEREC_CALIBRATION_DIR ?? bbt
+        }`,
+    );
+    await interleaved('InceptionResnetV1 (synthetic weights)', irv1.fp32, irv1.int8, await referenceCrops(8));
+    await irv1.fp32.dispose();
+    await irv1.int8.dispose();
+
+    const calibrationDir = process.env.FACEREC_CALIBRATION_DIR ?? (await groupCropsFolder(work));
+    const faceapi = {
+      fp32: await OnnxFaceApiEmbedder.load(store, options),
+      int8: await OnnxFaceApiEmbedder.load(store, { ...options, precision: 'int8', calibrationDir }),
+    };
+    const shots = await Promise.all((await referenceCrops(8)).map((crop) => resizeRgb(crop, 150, 150)));
+    await interleaved("face-api.js's net", faceapi.fp32, faceapi.int8, shots);
+    await faceapi.fp32.dispose();
+    await faceapi.int8.dispose();
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 if (process.argv[2] === '--rss-child') await rssChild(process.argv[3]!, process.argv[4]!);
-else await bench();
+else if (process.argv[2] === '--precision') await benchPrecision();
+else {
+  await bench();
+  await benchPrecision();
+}

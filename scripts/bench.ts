@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { sharedDir } from './bench-common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const known = ['mtcnn', 'embed', 'tfjs', 'match'];
+const known = ['mtcnn', 'embed', 'tfjs', 'match', 'gallery', 'coldstart', 'compare', 'crops'];
 const requested = process.argv.slice(2);
 const suites = requested.length
   ? requested
@@ -24,7 +24,9 @@ for (const suite of suites) {
     process.exit(2);
   }
   console.log('');
-  const result = spawnSync(process.execPath, ['--import', 'tsx', script], { stdio: 'inherit' });
+  const result = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', script], {
+    stdio: 'inherit',
+  });
   if (result.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);

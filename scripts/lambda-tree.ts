@@ -60,8 +60,11 @@ const PROVIDERS: Record<string, { workspace: string; peers: string[] }> = {
     peers: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm'],
   },
 };
-/** The handlers' own peer dependency: the SQS transport's client. */
-const RUNTIME_PEERS = ['@aws-sdk/client-sqs'];
+/**
+ * The handlers' own peer dependencies: the SQS transport's client, and DynamoDB's for the shared idempotency
+ * table (the construct always configures one).
+ */
+const RUNTIME_PEERS = ['@aws-sdk/client-sqs', '@aws-sdk/client-dynamodb'];
 const ARCHES = ['x64', 'arm64'];
 
 function usage(message: string): never {

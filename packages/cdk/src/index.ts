@@ -7,6 +7,7 @@ export {
   FaceRecognitionPipeline,
   type FaceRecognitionPipelineProps,
   MAX_RECEIVE_COUNT,
+  MAX_REPLY_QUEUES,
   PIPELINE_DEFAULTS,
   type PipelineAlarmThresholds,
   type PipelineFunctionOptions,

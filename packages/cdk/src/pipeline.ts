@@ -10,7 +10,7 @@ import {
   type ResolvedEmbedder,
   readGallerySummary,
 } from '@facerec/framework/registry';
-import { Annotations, CfnOutput, CfnResource, Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, CfnResource, Duration, Fn, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -150,6 +150,15 @@ export interface FaceRecognitionPipelineProps {
   readonly logRetention?: logs.RetentionDays;
   /** What happens to queues and log groups on `cdk destroy`. Default `RemovalPolicy.DESTROY`. */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Names of the clients that share the deployment, one reply queue each (at most {@link MAX_REPLY_QUEUES}; a
+   * name is a letter then letters or digits, up to 32). A client sends `reply_to: <its queue URL>` with each
+   * request (`facerec client --reply-queue-url`) and polls that queue, so no client receives, or deletes,
+   * another's answers. Each queue is encrypted, TLS-only and redrives to the response dead-letter queue after
+   * 5 receives; both functions may send to it (listed in `FACEREC_REPLY_QUEUES`), and its URL is the stack
+   * output `ReplyQueueUrl<name>`. Default: none — one client polls the response queue.
+   */
+  readonly replyQueues?: readonly string[];
 }
 
 /** The documented defaults of {@link FaceRecognitionPipelineProps}. */
@@ -169,7 +178,14 @@ export const PIPELINE_DEFAULTS = Object.freeze({
   alarms: Object.freeze({ dlqDepth: 0, requestQueueAgeSeconds: 300, functionErrors: 1 }),
   logRetention: logs.RetentionDays.ONE_MONTH,
   removalPolicy: RemovalPolicy.DESTROY,
+  replyQueues: Object.freeze([] as string[]),
 } as const);
+
+/**
+ * Most reply queues a pipeline creates: their URLs travel in `FACEREC_REPLY_QUEUES`, within the 4 KB a
+ * function's environment may hold.
+ */
+export const MAX_REPLY_QUEUES = 20;
 
 /** Receives before a message moves to its dead-letter queue. */
 export const MAX_RECEIVE_COUNT = 5;
@@ -204,6 +220,7 @@ const KNOWN_PROPS = new Set<string>([
   'alarms',
   'logRetention',
   'removalPolicy',
+  'replyQueues',
 ]);
 const FUNCTION_KEYS = new Set(['memorySize', 'timeoutSeconds', 'reservedConcurrency']);
 const ALARM_KEYS = new Set(['dlqDepth', 'requestQueueAgeSeconds', 'functionErrors']);
@@ -269,6 +286,7 @@ interface Resolved {
   readonly alarms: Required<PipelineAlarmThresholds>;
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
+  readonly replyQueues: readonly string[];
 }
 
 /** Merges props over {@link PIPELINE_DEFAULTS} and validates them; every problem is named at once. */
@@ -388,6 +406,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     alarms: { ...PIPELINE_DEFAULTS.alarms, ...props.alarms },
     logRetention: props.logRetention ?? PIPELINE_DEFAULTS.logRetention,
     removalPolicy: props.removalPolicy ?? PIPELINE_DEFAULTS.removalPolicy,
+    replyQueues: props.replyQueues ?? PIPELINE_DEFAULTS.replyQueues,
   };
 
   if (prebuilt) nonEmpty('image.tagOrDigest', props.image!.tagOrDigest);
@@ -419,6 +438,22 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   int('alarms.dlqDepth', resolved.alarms.dlqDepth, 0, 1_000_000);
   int('alarms.requestQueueAgeSeconds', resolved.alarms.requestQueueAgeSeconds, 1, 1_209_600);
   int('alarms.functionErrors', resolved.alarms.functionErrors, 1, 1_000_000);
+  if (!Array.isArray(resolved.replyQueues)) problems.push('replyQueues must be an array of client names');
+  else {
+    if (resolved.replyQueues.length > MAX_REPLY_QUEUES)
+      problems.push(
+        `replyQueues: at most ${MAX_REPLY_QUEUES} (their URLs share the functions' 4 KB environment), got ${resolved.replyQueues.length}`,
+      );
+    const seen = new Set<string>();
+    for (const name of resolved.replyQueues) {
+      if (typeof name !== 'string' || !/^[A-Za-z][A-Za-z0-9]{0,31}$/.test(name))
+        problems.push(
+          `replyQueues: ${JSON.stringify(String(name).slice(0, 40))} is not a client name (a letter, then up to 31 letters or digits)`,
+        );
+      else if (seen.has(name)) problems.push(`replyQueues: "${name}" is named twice`);
+      seen.add(name);
+    }
+  }
   // The request queue's visibility timeout (6× recognition timeout) must fit SQS's 12-hour maximum.
   if (recognition.timeoutSeconds * VISIBILITY_TIMEOUT_FACTOR > 43_200)
     problems.push('recognition.timeoutSeconds × 6 must not exceed 43200 (the SQS visibility maximum)');
@@ -453,8 +488,10 @@ export class FaceRecognitionPipeline extends Construct {
   readonly url: string;
   /** Detection → recognition queue. */
   readonly requestQueue: sqs.Queue;
-  /** Answers to the client. */
+  /** Answers to the client (to every client whose requests name no reply queue). */
   readonly responseQueue: sqs.Queue;
+  /** One reply queue per client named in the `replyQueues` prop, by name (answers to that client only). */
+  readonly replyQueues: Readonly<Record<string, sqs.Queue>>;
   /**
    * Remembers which faces were answered, shared by every recognition container (`FACEREC_IDEMPOTENCY_TABLE`):
    * a redelivered SQS message is answered once, not once per container. Partition key `id`; items expire
@@ -502,6 +539,16 @@ export class FaceRecognitionPipeline extends Construct {
       this.requestDeadLetterQueue,
     );
     this.responseQueue = queue('ResponseQueue', undefined, this.responseDeadLetterQueue);
+    // Reply queues redrive to the response DLQ: one dead-letter queue, and one depth alarm, for every answer.
+    this.replyQueues = Object.freeze(
+      Object.fromEntries(
+        p.replyQueues.map((name) => [
+          name,
+          queue(`ReplyQueue${name}`, undefined, this.responseDeadLetterQueue),
+        ]),
+      ),
+    );
+    const replyQueues = Object.values(this.replyQueues);
 
     // One image for both functions: the asset is built and pushed once, each function picks its handler by CMD.
     const source = p.source;
@@ -546,6 +593,14 @@ export class FaceRecognitionPipeline extends Construct {
       ...(p.weights === undefined ? {} : { FACEREC_WEIGHTS: p.weights }),
       FACEREC_REQUEST_QUEUE_URL: this.requestQueue.queueUrl,
       FACEREC_RESPONSE_QUEUE_URL: this.responseQueue.queueUrl,
+      ...(replyQueues.length
+        ? {
+            FACEREC_REPLY_QUEUES: Fn.join(
+              ',',
+              replyQueues.map((q) => q.queueUrl),
+            ),
+          }
+        : {}),
       FACEREC_GALLERY: p.galleryPath,
       FACEREC_CACHE_DIR: p.modelCacheDir,
       NODE_OPTIONS: '--enable-source-maps',
@@ -586,6 +641,11 @@ export class FaceRecognitionPipeline extends Construct {
       }),
     );
     this.responseQueue.grantSendMessages(this.recognitionFunction);
+    // Both functions answer on a client's reply queue when its request names one (the allow-list above).
+    for (const q of replyQueues) {
+      q.grantSendMessages(this.detectionFunction);
+      q.grantSendMessages(this.recognitionFunction);
+    }
     // Recognition only: the three item operations the idempotency store uses, on this table alone.
     this.recognitionFunction.addEnvironment('FACEREC_IDEMPOTENCY_TABLE', this.idempotencyTable.tableName);
     this.idempotencyTable.grant(
@@ -674,6 +734,13 @@ export class FaceRecognitionPipeline extends Construct {
       value: this.responseQueueUrl,
       description: 'facerec response queue (facerec client --response-queue-url)',
     });
+
+    for (const [name, q] of Object.entries(this.replyQueues)) {
+      new CfnOutput(this, `ReplyQueueUrl${name}`, {
+        value: q.queueUrl,
+        description: `facerec reply queue of client ${name} (facerec client --reply-queue-url)`,
+      });
+    }
 
     this.suppressNagFindings();
   }

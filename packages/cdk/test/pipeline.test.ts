@@ -11,6 +11,7 @@ import {
   FaceRecognitionPipelineError,
   type FaceRecognitionPipelineProps,
   MAX_RECEIVE_COUNT,
+  MAX_REPLY_QUEUES,
   PIPELINE_DEFAULTS,
   VISIBILITY_TIMEOUT_FACTOR,
 } from '../src/index.js';
@@ -419,6 +420,83 @@ function expectNoWildcards(statements: Json[]): void {
   }
 }
 
+describe('FaceRecognitionPipeline reply queues (clients sharing the deployment)', () => {
+  it('creates none by default: one response queue, no FACEREC_REPLY_QUEUES', () => {
+    const { pipeline, template } = synth();
+    expect(pipeline.replyQueues).toEqual({});
+    for (const fn of Object.values(template.findResources('AWS::Lambda::Function')))
+      expect(
+        (fn.Properties as { Environment: { Variables: Json } }).Environment.Variables,
+      ).not.toHaveProperty('FACEREC_REPLY_QUEUES');
+    expect(Object.keys(template.findOutputs('*')).some((k) => k.includes('ReplyQueue'))).toBe(false);
+  });
+
+  it('gives each named client an encrypted, TLS-only queue with a DLQ, an output and send rights', () => {
+    const { stack, pipeline, template } = synth({ replyQueues: ['cameraA', 'door2'] });
+    expect(Object.keys(pipeline.replyQueues)).toEqual(['cameraA', 'door2']);
+    const replyIds = Object.values(pipeline.replyQueues).map((q) => logicalId(stack, q));
+    const responseDlq = logicalId(stack, pipeline.responseDeadLetterQueue);
+    const queues = template.findResources('AWS::SQS::Queue');
+    expect(Object.keys(queues)).toHaveLength(6);
+    for (const id of replyIds) {
+      const props = queues[id]!.Properties as Json;
+      expect(props.SqsManagedSseEnabled).toBe(true);
+      expect(props.RedrivePolicy).toEqual({
+        deadLetterTargetArn: { 'Fn::GetAtt': [responseDlq, 'Arn'] },
+        maxReceiveCount: 5,
+      });
+    }
+    const tlsOnly = Object.values(template.findResources('AWS::SQS::QueuePolicy')).filter((p) =>
+      JSON.stringify((p.Properties as Json).PolicyDocument).includes('aws:SecureTransport'),
+    );
+    const covered = tlsOnly.flatMap((p) =>
+      (p.Properties as { Queues: { Ref: string }[] }).Queues.map((q) => q.Ref),
+    );
+    for (const id of replyIds) expect(covered).toContain(id);
+
+    // The allow-list both functions read, in the prop's order.
+    for (const fn of [pipeline.detectionFunction, pipeline.recognitionFunction]) {
+      const env = (
+        template.findResources('AWS::Lambda::Function')[logicalId(stack, fn)]!.Properties as {
+          Environment: { Variables: Json };
+        }
+      ).Environment.Variables;
+      expect(env.FACEREC_REPLY_QUEUES).toEqual({
+        'Fn::Join': [',', [{ Ref: replyIds[0] }, { Ref: replyIds[1] }]],
+      });
+      // Each function may send to every reply queue, and do nothing else with it.
+      const onReply = statementsOf(template, logicalId(stack, fn.role as never)).filter((s) =>
+        replyIds.some((id) => resourcesOf(s).includes(JSON.stringify({ 'Fn::GetAtt': [id, 'Arn'] }))),
+      );
+      for (const id of replyIds) {
+        const statements = onReply.filter((s) =>
+          resourcesOf(s).includes(JSON.stringify({ 'Fn::GetAtt': [id, 'Arn'] })),
+        );
+        expect(statements.flatMap(actionsOf)).toContain('sqs:SendMessage');
+        expect(
+          statements
+            .flatMap(actionsOf)
+            .every(
+              (a) =>
+                a.startsWith('sqs:SendMessage') || a === 'sqs:GetQueueAttributes' || a === 'sqs:GetQueueUrl',
+            ),
+        ).toBe(true);
+      }
+      expectNoWildcards(statementsOf(template, logicalId(stack, fn.role as never)));
+    }
+
+    const outputs = template.findOutputs('*');
+    for (const [name, id] of [
+      ['cameraA', replyIds[0]],
+      ['door2', replyIds[1]],
+    ] as const) {
+      const output = Object.entries(outputs).find(([key]) => key.startsWith(`PipelineReplyQueueUrl${name}`));
+      expect(output?.[1].Value).toEqual({ Ref: id });
+      expect(output?.[1].Description).toMatch(/--reply-queue-url/);
+    }
+  });
+});
+
 const outsideGallery = await writeGalleryFor(
   path.join(mkdtempSync(path.join(tmpdir(), 'facerec-cdk-outside-')), 'gallery.json'),
   'inception-resnet-v1',
@@ -493,6 +571,18 @@ describe('FaceRecognitionPipeline props validation', () => {
     ],
     ['a malformed alarm e-mail', { alarmEmail: 'oncall' }, /alarmEmail must be an e-mail address/],
     ['a zero reserved concurrency', { recognition: { reservedConcurrency: 0 } }, /reservedConcurrency/],
+    [
+      'a reply queue name that is no identifier',
+      { replyQueues: ['camera-1'] },
+      /replyQueues: "camera-1" is not a client name/,
+    ],
+    ['a reply queue named twice', { replyQueues: ['a', 'a'] }, /replyQueues: "a" is named twice/],
+    [
+      'more reply queues than fit the environment',
+      { replyQueues: Array.from({ length: MAX_REPLY_QUEUES + 1 }, (_, i) => `c${i}`) },
+      /replyQueues: at most 20/,
+    ],
+    ['reply queues that are no array', { replyQueues: 'a' as never }, /replyQueues must be an array/],
   ];
   it.each(cases)('rejects %s', (_name, props, message) => {
     let error: unknown;
@@ -507,13 +597,19 @@ describe('FaceRecognitionPipeline props validation', () => {
 });
 
 describe('cdk-nag', () => {
-  it('AwsSolutions and Serverless packs report no unsuppressed errors or warnings', () => {
-    const { stack } = synth({}, true);
-    const annotations = Annotations.fromStack(stack);
-    const findings = [
-      ...annotations.findError('*', Match.stringLikeRegexp('(AwsSolutions|Serverless)-.*')),
-      ...annotations.findWarning('*', Match.stringLikeRegexp('(AwsSolutions|Serverless)-.*')),
-    ].map((f) => `${f.id}: ${String(f.entry.data).split('\n')[0]}`);
-    expect(findings).toEqual([]);
-  });
+  it.each([
+    ['the defaults', {}],
+    ['reply queues', { replyQueues: ['a', 'b'] }],
+  ] as const)(
+    'AwsSolutions and Serverless packs report no unsuppressed errors or warnings (%s)',
+    (_name, props) => {
+      const { stack } = synth(props, true);
+      const annotations = Annotations.fromStack(stack);
+      const findings = [
+        ...annotations.findError('*', Match.stringLikeRegexp('(AwsSolutions|Serverless)-.*')),
+        ...annotations.findWarning('*', Match.stringLikeRegexp('(AwsSolutions|Serverless)-.*')),
+      ].map((f) => `${f.id}: ${String(f.entry.data).split('\n')[0]}`);
+      expect(findings).toEqual([]);
+    },
+  );
 });

@@ -5,6 +5,7 @@ import { registerEmbedCommand } from './commands/embed.js';
 import { registerGalleryCommands } from './commands/gallery.js';
 import { registerModelsCommands } from './commands/models.js';
 import { registerPipelineCommands } from './commands/pipeline.js';
+import { registerVerifyCommand } from './commands/verify.js';
 import { reportError } from './output.js';
 import type { CliContext } from './providers.js';
 
@@ -25,6 +26,7 @@ export function createProgram(options: CliOptions = {}): Command {
   registerModelsCommands(program, context);
   registerDetectCommand(program, context);
   registerEmbedCommand(program, context);
+  registerVerifyCommand(program, context);
   registerGalleryCommands(program, context);
   registerPipelineCommands(program, context);
   return program;

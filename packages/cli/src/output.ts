@@ -1,5 +1,11 @@
-import type { FaceEmbedder } from '@facerec/framework';
-import { FacerecError, FacerecInputError, type PullProgress } from '@facerec/framework';
+import type { FaceEmbedder, Gallery, ModelRegistry, ResolvedThreshold } from '@facerec/framework';
+import {
+  FacerecError,
+  FacerecInputError,
+  missingThresholdMessage,
+  type PullProgress,
+  resolveThreshold,
+} from '@facerec/framework';
 import cliProgress from 'cli-progress';
 
 /** Diagnostics go to stderr so that stdout carries only results (e.g. `--json`). */
@@ -102,17 +108,29 @@ export function loadNote(embedder: FaceEmbedder): string {
 }
 
 /**
- * Warns on stderr when a gallery would answer `unknown` for every face: threshold 0 and never calibrated
- * (what `facerec enroll` writes without `--threshold`).
+ * The threshold the CLI matches a gallery at: `explicit` (`--threshold`), else the gallery's (calibrated, or set
+ * at enrollment), else, for a gallery never calibrated (threshold 0), the embedder's recommended one from the
+ * registry, announced in one stderr line. With none of them it warns that every face will be `unknown`.
  */
-export function warnIfUncalibrated(
-  gallery: { readonly threshold: number; readonly isCalibrated: boolean },
+export function galleryThreshold(
+  gallery: Gallery,
   file: string,
-): void {
-  if (gallery.threshold <= 0 && !gallery.isCalibrated) {
+  registry: ModelRegistry,
+  explicit?: number,
+): ResolvedThreshold {
+  const { modelId } = gallery.embedder;
+  const { metric } = gallery;
+  const resolved = resolveThreshold({ explicit, gallery, registry, modelId, metric });
+  if (resolved?.source === 'registry') {
     info(
-      `warning: ${file} has threshold ${gallery.threshold} and was never calibrated, so every face will be "unknown": ` +
-        'run `facerec gallery calibrate` (or enroll with --threshold)',
+      `${file} was never calibrated: matching at ${modelId}'s recommended ${metric} threshold ${resolved.value} ` +
+        '(`facerec gallery calibrate` sets one from your own photos)',
     );
   }
+  if (resolved) return resolved;
+  info(
+    `warning: ${file} has threshold ${gallery.threshold} and was never calibrated, so every face will be "unknown" ` +
+      `(${missingThresholdMessage(registry, modelId, metric)}): run \`facerec gallery calibrate\` (or enroll with --threshold)`,
+  );
+  return { value: gallery.threshold, source: 'gallery' };
 }

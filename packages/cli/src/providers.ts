@@ -24,9 +24,16 @@ export function loadEmbedder(
   context: CliContext,
   provider: FaceProvider,
   id: string,
-  settings: { readonly weights?: string | undefined; readonly maxBatchSize?: number | undefined } = {},
+  settings: {
+    readonly weights?: string | undefined;
+    readonly maxBatchSize?: number | undefined;
+    readonly precision?: string | undefined;
+  } = {},
 ): Promise<FaceEmbedder> {
-  const overrides = settings.maxBatchSize === undefined ? {} : { maxBatchSize: settings.maxBatchSize };
+  const overrides = {
+    ...(settings.maxBatchSize === undefined ? {} : { maxBatchSize: settings.maxBatchSize }),
+    ...(settings.precision === undefined ? {} : { precision: settings.precision }),
+  };
   const { options } = context.registry.resolveEmbedder(id, { weights: settings.weights }, overrides);
   return provider.embedder(id, options);
 }
@@ -89,4 +96,20 @@ export function weightsOption(use: 'embedder' | 'gallery'): Option {
       ? 'weights, for embedders that take them (inception-resnet-v1: vggface2 (default), casia-webface or a .pt path)'
       : 'checkpoint path, when the gallery was built from a local .pt file (its embedder is read from the gallery)',
   );
+}
+
+/**
+ * `--precision <p>`: `fp32` (the embedder's default) or `int8` (the onnx provider's calibrated int8 graph;
+ * needs `FACEREC_CALIBRATION_DIR`). Validated by the embedder's option schema.
+ */
+export function precisionOption(): Option {
+  return new Option(
+    '--precision <p>',
+    'embedder precision: fp32 (default) or int8 (onnx: int8 graph calibrated on the face images in $FACEREC_CALIBRATION_DIR)',
+  ).choices(['fp32', 'int8']);
+}
+
+/** `--metric <m>`: the distance between embeddings, `euclidean` (default) or `cosine`. */
+export function metricOption(): Option {
+  return new Option('--metric <m>', 'distance').choices(['euclidean', 'cosine']).default('euclidean');
 }

@@ -118,6 +118,54 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
     });
   });
 
+  it('--detect embeds every face of a photo, exactly as the crops detect --crops-dir cuts', async () => {
+    const photo = sharedPath('faces', 'face-api.js', 'bbt1.jpg');
+    const white = sharedPath('faces', 'face-api.js', 'test', 'white.png');
+    const flags = ['--embedder', 'faceapi-resnet'];
+    const run = await cli('embed', '--detect', photo, white, ...flags, '--json');
+    expect([run.code, run.exitCode], run.stderr).toEqual([0, undefined]);
+    type Detected = { image: string; faces: { box: number[]; score: number; embedding: number[] }[] };
+    const [group, empty] = JSON.parse(run.stdout) as Detected[];
+    // facenet-pytorch finds 4 faces in bbt1.jpg (reference/mtcnn.json) and none in white.png.
+    expect(group!.faces).toHaveLength(4);
+    expect(empty).toMatchObject({ image: white, faces: [] });
+    // The same faces through another path: detect writes the crops, plain embed embeds them.
+    const crops = path.join(work, 'bbt1-crops');
+    expect((await cli('detect', photo, '--crops-dir', crops, ...flags)).code).toBe(0);
+    const files = (await readdir(crops)).sort().map((f) => path.join(crops, f));
+    const plain = JSON.parse((await cli('embed', ...files, ...flags, '--json')).stdout) as JsonResult[];
+    group!.faces.forEach((face, i) => {
+      expect(face.embedding).toHaveLength(128);
+      expect(cosine(face.embedding, plain[i]!.embedding!)).toBeGreaterThan(0.999999);
+    });
+    // Without --json: one line per face on stdout.
+    const text = await cli('embed', '--detect', photo, ...flags);
+    expect(
+      text.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t')[0]),
+    ).toEqual([0, 1, 2, 3].map((i) => `${photo}#${i}`));
+  });
+
+  it('warns when an image given to plain embed is not one face crop', async () => {
+    const group = sharedPath('faces', 'face-api.js', 'bbt1.jpg');
+    const portrait = sharedPath('faces', 'facenet-pytorch', 'kate_siegel.jpg');
+    const run = await cli('embed', group, portrait, crop(0), crop(1), '--checkpoint', checkpoint, '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const results = JSON.parse(run.stdout) as (JsonResult & { warnings?: string[] })[];
+    expect(results[0]!.warnings).toEqual([
+      '4 faces detected: it looks like a photo, not one face crop (`facerec embed --detect` embeds each face of a photo)',
+    ]);
+    expect(results[1]!.warnings).toEqual([
+      expect.stringMatching(/^the face covers \d+ % of the frame: it looks like a photo/),
+    ]);
+    expect(results[2]!.warnings).toBeUndefined(); // facenet-pytorch's crop of angelina_jolie's face
+    // facenet-pytorch's second "face" in angelina_jolie.jpg is a false detection: no face in its crop.
+    expect(results[3]!.warnings).toEqual(['no face detected in it: its embedding may not describe a face']);
+    expect(run.stderr).toContain(`warning: ${group}: 4 faces detected`);
+  });
+
   describe('errors: a message on stderr, exit code 2, no stack trace', () => {
     // `CHECKPOINT` stands for the synthetic checkpoint, whose path is known only once the suite runs.
     it.each([

@@ -1,3 +1,4 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import {
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { loadConfig, loadFrames, localResponses, runWorkload } from '@facerec/lambda-runtime';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { writeGalleryFor } from '../../cdk/test/galleries.js';
 import { serveLocally } from '../src/index.js';
 import { cliWith } from './helpers.js';
 
@@ -161,7 +163,9 @@ describeWithSharedData(
         cliWith({ registry }, 'gallery', 'calibrate', dir, '--gallery', galleryFile, '--out', out, '--json');
       const same = await calibrate(people);
       expect(same.code).toBe(2);
-      expect(same.stderr).toMatch(/4 of 4 probes are enrolled examples of their own identity/);
+      expect(same.stderr).toMatch(
+        /4 of 4 probes are enrolled examples: amy\/amy1\.png \(same file as enrolled amy\/amy1\.png\)/,
+      );
       const probes = path.join(work, 'probes');
       for (const name of ['amy', 'howard']) {
         await mkdir(path.join(probes, name), { recursive: true });
@@ -236,11 +240,24 @@ describeWithSharedData(
       }
     });
 
-    it('lambda-runtime configuration and the CDK construct accept it', () => {
+    it('lambda-runtime configuration and the CDK construct accept it (and its gallery)', async () => {
       const config = loadConfig({ ...queues, FACEREC_EMBEDDER: 'quadrant-colour' }, registry);
       expect(config.embedder.description).toBe(FAKE);
-      const props = resolvePipelineProps({ embedder: 'quadrant-colour', registry });
-      expect(props.embedder.description.id).toBe('quadrant-colour');
+      // A build context holding a gallery enrolled with the custom embedder: synth reads its header.
+      const imageDirectory = mkdtempSync(path.join(tmpdir(), 'facerec-registry-cdk-'));
+      writeFileSync(path.join(imageDirectory, 'Dockerfile'), 'FROM scratch\n');
+      await writeGalleryFor(
+        path.join(imageDirectory, 'gallery', 'gallery.json'),
+        'quadrant-colour',
+        undefined,
+        registry,
+      );
+      const named = resolvePipelineProps({ imageDirectory, embedder: 'quadrant-colour', registry });
+      expect(named.embedder.description.id).toBe('quadrant-colour');
+      // Without the embedder prop, the gallery's is deployed.
+      expect(resolvePipelineProps({ imageDirectory, registry }).embedder.description.id).toBe(
+        'quadrant-colour',
+      );
     });
   },
 );

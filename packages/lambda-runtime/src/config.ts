@@ -17,7 +17,10 @@ import { z } from 'zod';
  * | `FACEREC_WEIGHTS` | the model's (`vggface2`) | weights, for embedders that take them (InceptionResnetV1: `vggface2`, `casia-webface` or a `.pt` path) |
  * | `FACEREC_REQUEST_QUEUE_URL` | — | request queue (detection → recognition); required |
  * | `FACEREC_RESPONSE_QUEUE_URL` | — | response queue (answers to the client); required |
- * | `FACEREC_GALLERY` | — | gallery file path; required by recognition |
+ * | `FACEREC_REPLY_QUEUES` | none | comma-separated queue URLs a request may name in `reply_to` to be answered there instead (one per client sharing the deployment) |
+ * | `FACEREC_GALLERY` | — | the gallery, required by recognition: a file path, `s3://bucket/key` (a gallery file in S3, swapped in when its ETag changes; `@facerec/gallery-s3`) or `postgres://…?collection=name` (`@facerec/gallery-postgres`) |
+ * | `FACEREC_GALLERY_REFRESH_SECONDS` | 60 | how often recognition looks for a new version of a file or S3 gallery (a `stat`, a conditional GET) |
+ * | `FACEREC_S3_ENDPOINT` | SDK default | S3 endpoint for an `s3://` gallery (any S3-compatible server, path-style) |
  * | `FACEREC_THRESHOLD` | the gallery's | distance above which a face is `unknown` |
  * | `FACEREC_MAX_FACES` | 32 | faces per frame sent on |
  * | `FACEREC_MIN_FACE_SIZE` | 20 | MTCNN minimum face size |
@@ -25,7 +28,10 @@ import { z } from 'zod';
  * | `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` | 10485760 / 25000000 | image limits |
  * | `FACEREC_THREADS` | available cores | inference threads |
  * | `FACEREC_WARMUP` | `1280x720` | detection: run the networks once at startup on a frame of this size (`WxH`), so the first request does not pay the runtime's memory growth; `off` to skip |
+ * | `FACEREC_IDEMPOTENCY_TABLE` | — | recognition: DynamoDB table shared by every container, so a redelivered face is answered once across containers (partition key `id`, string; TTL attribute `expiration`); unset: in-memory, per container |
+ * | `FACEREC_IDEMPOTENCY_TTL_SECONDS` | 3600 | how long an answered face is remembered |
  * | `FACEREC_SQS_ENDPOINT`, `AWS_REGION` | SDK defaults | SQS endpoint (any SQS-compatible server) and region |
+ * | `FACEREC_DYNAMODB_ENDPOINT` | SDK default | DynamoDB endpoint (DynamoDB Local, dynalite) |
  */
 export interface PipelineConfig {
   /** The models the pipeline can use; `provider` and `embedder` were validated against it. */
@@ -37,7 +43,11 @@ export interface PipelineConfig {
   readonly embedder: ResolvedEmbedder;
   readonly requestQueue: string;
   readonly responseQueue: string;
+  /** The reply queues a request may name in `reply_to` (`FACEREC_REPLY_QUEUES`); empty: none. */
+  readonly replyQueues: readonly string[];
   readonly gallery: string | undefined;
+  /** How a `FACEREC_GALLERY` store is re-checked and reached (`openGalleryStore` options). */
+  readonly galleryStore: { readonly refreshSeconds: number; readonly s3Endpoint: string | undefined };
   readonly threshold: number | undefined;
   readonly maxFaces: number;
   readonly minFaceSize: number;
@@ -49,6 +59,12 @@ export interface PipelineConfig {
   readonly warmUp: { readonly width: number; readonly height: number } | undefined;
   readonly sqsEndpoint: string | undefined;
   readonly region: string | undefined;
+  /** Idempotency of the recognition handler: a DynamoDB table (shared store), else in memory. */
+  readonly idempotency: {
+    readonly table: string | undefined;
+    readonly ttlSeconds: number;
+    readonly endpoint: string | undefined;
+  };
 }
 
 const int = (min: number) => z.coerce.number().int().min(min);
@@ -64,7 +80,19 @@ const schemaFor = (registry: ModelRegistry) =>
     FACEREC_WEIGHTS: z.string().min(1).optional(),
     FACEREC_REQUEST_QUEUE_URL: z.string().min(1),
     FACEREC_RESPONSE_QUEUE_URL: z.string().min(1),
+    FACEREC_REPLY_QUEUES: z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((q) => q.trim())
+          .filter((q) => q.length > 0),
+      )
+      .pipe(z.array(z.url('each reply queue must be a queue URL')).max(100))
+      .optional(),
     FACEREC_GALLERY: z.string().min(1).optional(),
+    FACEREC_GALLERY_REFRESH_SECONDS: z.coerce.number().min(0).max(86_400).default(60),
+    FACEREC_S3_ENDPOINT: z.url().optional(),
     FACEREC_THRESHOLD: z.coerce.number().positive().optional(),
     FACEREC_MAX_FACES: int(1).max(1000).default(32),
     FACEREC_MIN_FACE_SIZE: int(12).default(20),
@@ -77,6 +105,14 @@ const schemaFor = (registry: ModelRegistry) =>
       .regex(/^(off|[1-9]\d{1,4}x[1-9]\d{1,4})$/, 'expected WIDTHxHEIGHT (e.g. 1280x720) or off')
       .default('1280x720'),
     FACEREC_SQS_ENDPOINT: z.url().optional(),
+    FACEREC_IDEMPOTENCY_TABLE: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name (3–255 of A-Z a-z 0-9 _ . -)')
+      .optional(),
+    FACEREC_IDEMPOTENCY_TTL_SECONDS: int(60)
+      .max(366 * 24 * 3600)
+      .default(3600),
+    FACEREC_DYNAMODB_ENDPOINT: z.url().optional(),
     AWS_REGION: z.string().min(1).optional(),
   });
 
@@ -116,7 +152,9 @@ export function loadConfig(
     embedder,
     requestQueue: e.FACEREC_REQUEST_QUEUE_URL,
     responseQueue: e.FACEREC_RESPONSE_QUEUE_URL,
+    replyQueues: e.FACEREC_REPLY_QUEUES ?? [],
     gallery: e.FACEREC_GALLERY,
+    galleryStore: { refreshSeconds: e.FACEREC_GALLERY_REFRESH_SECONDS, s3Endpoint: e.FACEREC_S3_ENDPOINT },
     threshold: e.FACEREC_THRESHOLD,
     maxFaces: e.FACEREC_MAX_FACES,
     minFaceSize: e.FACEREC_MIN_FACE_SIZE,
@@ -127,6 +165,11 @@ export function loadConfig(
     warmUp: parseWarmUp(e.FACEREC_WARMUP),
     sqsEndpoint: e.FACEREC_SQS_ENDPOINT,
     region: e.AWS_REGION,
+    idempotency: {
+      table: e.FACEREC_IDEMPOTENCY_TABLE,
+      ttlSeconds: e.FACEREC_IDEMPOTENCY_TTL_SECONDS,
+      endpoint: e.FACEREC_DYNAMODB_ENDPOINT,
+    },
   };
 }
 

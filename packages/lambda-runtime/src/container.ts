@@ -3,15 +3,21 @@ import {
   type FaceDetector,
   type FaceEmbedder,
   type FaceProvider,
-  FileGallery,
   type Gallery,
   InvalidOptionsError,
+  missingThresholdMessage,
+  openGalleryStore,
+  resolveThreshold,
   type Transport,
 } from '@facerec/framework';
 import { type DependencyContainer, instanceCachingFactory, container as rootContainer } from 'tsyringe';
 import type { PipelineConfig } from './config.js';
 import { createDetectionHandler, type FunctionUrlEvent, type FunctionUrlResult } from './detection.js';
-import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
+import {
+  createDynamoDbIdempotencyStore,
+  type IdempotencyStore,
+  InMemoryIdempotencyStore,
+} from './idempotency.js';
 import { createLogger, type PipelineLogger } from './logger.js';
 import { loadProvider } from './providers.js';
 import { createRecognitionHandler } from './recognition.js';
@@ -93,10 +99,16 @@ export function createPipelineContainer(
     useFactory: instanceCachingFactory(async (deps) => {
       const embedder = await deps.resolve<Promise<FaceEmbedder>>(TOKENS.embedder);
       let gallery: Gallery;
-      // FileGallery is the one store that can be named by a path in the configuration.
       if (overrides.gallery) gallery = overrides.gallery;
-      else if (config.gallery) gallery = await FileGallery.load(config.gallery);
-      else {
+      else if (config.gallery) {
+        // A path, s3:// or postgres:// URL; stores that change are re-checked every refreshSeconds.
+        gallery = await openGalleryStore(config.gallery, {
+          embedder,
+          refreshSeconds: config.galleryStore.refreshSeconds,
+          ...(config.galleryStore.s3Endpoint ? { s3Endpoint: config.galleryStore.s3Endpoint } : {}),
+          logger: deps.resolve<PipelineLogger>(TOKENS.logger),
+        });
+      } else {
         throw new InvalidOptionsError(
           '@facerec/lambda-runtime configuration',
           'FACEREC_GALLERY is required for recognition',
@@ -107,7 +119,19 @@ export function createPipelineContainer(
     }),
   });
   c.register(TOKENS.idempotency, {
-    useFactory: instanceCachingFactory(() => overrides.idempotency ?? new InMemoryIdempotencyStore()),
+    useFactory: instanceCachingFactory((): Promise<IdempotencyStore> => {
+      if (overrides.idempotency) return Promise.resolve(overrides.idempotency);
+      const { table, ttlSeconds, endpoint } = config.idempotency;
+      // Without a table each process remembers its own answers: enough for the local runtime (one process),
+      // not across Lambda containers.
+      if (!table) return Promise.resolve(new InMemoryIdempotencyStore({ ttlMs: ttlSeconds * 1000 }));
+      return createDynamoDbIdempotencyStore({
+        table,
+        ttlSeconds,
+        ...(config.region ? { region: config.region } : {}),
+        ...(endpoint ? { endpoint } : {}),
+      });
+    }),
   });
   return c;
 }
@@ -134,6 +158,7 @@ export async function composeDetection(
     transport,
     requestQueue: config.requestQueue,
     responseQueue: config.responseQueue,
+    replyQueues: config.replyQueues,
     maxFaces: config.maxFaces,
     maxBodyBytes: config.maxBodyBytes,
     decodeLimits: { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels },
@@ -144,18 +169,43 @@ export async function composeDetection(
 /** Resolves the recognition handler and everything it needs (models and gallery loaded first). */
 export async function composeRecognition(c: DependencyContainer): Promise<SqsBatchHandler> {
   const config = c.resolve<PipelineConfig>(TOKENS.config);
-  const [embedder, gallery, transport] = await Promise.all([
+  const [embedder, gallery, transport, idempotency] = await Promise.all([
     c.resolve<Promise<FaceEmbedder>>(TOKENS.embedder),
     c.resolve<Promise<Gallery>>(TOKENS.gallery),
     c.resolve<Promise<Transport>>(TOKENS.transport),
+    c.resolve<Promise<IdempotencyStore>>(TOKENS.idempotency),
   ]);
+  const logger = c.resolve<PipelineLogger>(TOKENS.logger);
+  // FACEREC_THRESHOLD, else the gallery's (calibrated or set at enrollment), else — a gallery never calibrated
+  // would answer `unknown` for every face — the embedder's recommended threshold from the registry, logged.
+  const { modelId } = gallery.embedder;
+  const threshold = resolveThreshold({
+    explicit: config.threshold,
+    gallery,
+    registry: config.registry,
+    modelId,
+    metric: gallery.metric,
+  });
+  if (threshold?.source === 'registry') {
+    logger.warn("gallery never calibrated: matching at the embedder's recommended threshold", {
+      modelId,
+      metric: gallery.metric,
+      threshold: threshold.value,
+    });
+  } else if (!threshold) {
+    logger.warn('gallery never calibrated and no recommended threshold: every face will be unknown', {
+      modelId,
+      reason: missingThresholdMessage(config.registry, modelId, gallery.metric),
+    });
+  }
   return createRecognitionHandler({
     embedder,
     gallery,
-    threshold: config.threshold,
+    threshold: threshold?.value,
     transport,
     responseQueue: config.responseQueue,
-    idempotency: c.resolve<IdempotencyStore>(TOKENS.idempotency),
-    logger: c.resolve<PipelineLogger>(TOKENS.logger),
+    replyQueues: config.replyQueues,
+    idempotency,
+    logger,
   });
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type CropPolicy,
   type DecodeLimits,
@@ -48,8 +49,14 @@ export interface DetectionHandlerOptions {
   readonly transport: Transport;
   /** Where face messages go (an SQS queue URL, or a local queue name). */
   readonly requestQueue: string;
-  /** Where the "no face" answer goes. */
+  /** Where the "no face" answer goes (and, through recognition, every answer) when a request names no `reply_to`. */
   readonly responseQueue: string;
+  /**
+   * The reply queues a request may name in `reply_to` (`FACEREC_REPLY_QUEUES`): each client of a shared
+   * deployment polls its own, so no client receives, and deletes, another's answers. A `reply_to` outside this
+   * list is answered 400. Default: none (every answer goes to `responseQueue`).
+   */
+  readonly replyQueues?: readonly string[];
   /** Largest request body accepted, in bytes. Default 6 MiB (the Lambda synchronous payload limit). */
   readonly maxBodyBytes?: number;
   /** Image limits for `decodeImage`. Default: its defaults (10 MiB, 25 megapixels). */
@@ -137,7 +144,14 @@ function decodeContent(content: string, maxBytes: number): Buffer {
  * each with its crop as base64 JPEG. A frame without faces sends exactly one `"no face"` answer to the
  * response queue, so every request gets an answer.
  *
- * Answers: 200 `{ request_id, filename, faces }`; 400 bad JSON or fields; 405 not POST; 413 body or image
+ * A request may name `reply_to`, one of `replyQueues`: its "no face" answer goes there, and its face messages
+ * carry it, so that recognition answers there too. Several clients share one deployment that way, each polling
+ * its own reply queue; a request without `reply_to` is answered on `responseQueue`, as before.
+ *
+ * Every accepted frame gets a new `frame_id` (a UUID), carried by its face messages and its answers: frames
+ * sent with the same `request_id` are answered apart, each answer tagged with its frame.
+ *
+ * Answers: 200 `{ request_id, frame_id, filename, faces }`; 400 bad JSON or fields; 405 not POST; 413 body or image
  * too large; 415 unsupported image format; 422 undecodable image — each `{ error, request_id }`. 503 when
  * publishing failed after the transport's retries; 500 for anything unexpected.
  *
@@ -152,6 +166,7 @@ export function createDetectionHandler(
   const maxFaces = options.maxFaces ?? 32;
   const cropQuality = options.cropQuality ?? 90;
   const maxImageBytes = options.decodeLimits?.maxBytes ?? 10 * 1024 * 1024;
+  const replyQueues = new Set(options.replyQueues ?? []);
 
   return async (event) => {
     const started = performance.now();
@@ -161,6 +176,20 @@ export function createDetectionHandler(
       const parsed = parseBody(event, maxBodyBytes);
       requestId = parsed.requestId;
       const request = parsed.request!;
+      // Checked before any decoding; the refusal never echoes the value (a queue URL is not secret, but the
+      // handler reflects no input).
+      if (request.reply_to !== undefined && !replyQueues.has(request.reply_to)) {
+        throw new RequestError(
+          400,
+          replyQueues.size === 0
+            ? 'reply_to is not allowed: this deployment has no reply queues (FACEREC_REPLY_QUEUES); omit it to be answered on the response queue'
+            : `reply_to is not one of the ${replyQueues.size} reply queues this deployment allows (FACEREC_REPLY_QUEUES)`,
+        );
+      }
+      const replyQueue = request.reply_to ?? options.responseQueue;
+      // This frame's identity: the idempotency key and every answer carry it, so that two frames sent with
+      // one request_id (a client retrying with new content, or two clients choosing the same id) stay apart.
+      const frameId = randomUUID();
       const timings: Record<string, number> = {};
 
       stage = 'decode';
@@ -180,6 +209,7 @@ export function createDetectionHandler(
       if (faces.length === 0) {
         const answer: ResponseMessage = {
           request_id: request.request_id,
+          frame_id: frameId,
           filename: request.filename,
           face_index: null,
           face_count: 0,
@@ -187,28 +217,32 @@ export function createDetectionHandler(
           distance: null,
           box: null,
         };
-        await options.transport.publish(options.responseQueue, [
-          { id: `${request.request_id}-none`, body: JSON.stringify(answer) },
+        await options.transport.publish(replyQueue, [
+          { id: `${frameId}-none`, body: JSON.stringify(answer) },
         ]);
       } else {
         const messages: OutboundMessage[] = [];
         for (const [i, face] of faces.entries()) {
           const body: FaceMessage = {
             request_id: request.request_id,
+            frame_id: frameId,
             filename: request.filename,
             face_index: i,
             face_count: faces.length,
             box: face.box.map((v) => Math.round(v * 100) / 100) as FaceMessage['box'],
             score: face.score,
             crop: Buffer.from(await encodeJpeg(crops[i]!.image, cropQuality)).toString('base64'),
+            ...(request.reply_to === undefined ? {} : { reply_to: request.reply_to }),
           };
-          messages.push({ id: `${request.request_id}-${i}`, body: JSON.stringify(body) });
+          messages.push({ id: `${frameId}-${i}`, body: JSON.stringify(body) });
         }
         await options.transport.publish(options.requestQueue, messages);
       }
       timings.publish_ms = since(t);
       logger.info('frame detected', {
         request_id: request.request_id,
+        ...(request.reply_to === undefined ? {} : { reply_to: request.reply_to }),
+        frame_id: frameId,
         faces: faces.length,
         faces_found: found!.faces.length,
         width: image.width,
@@ -216,7 +250,12 @@ export function createDetectionHandler(
         ...timings,
         total_ms: since(started),
       });
-      return json(200, { request_id: request.request_id, filename: request.filename, faces: faces.length });
+      return json(200, {
+        request_id: request.request_id,
+        frame_id: frameId,
+        filename: request.filename,
+        faces: faces.length,
+      });
     } catch (error) {
       requestId ??= (error as { requestId?: string | null }).requestId ?? null;
       const status = statusOf(error);

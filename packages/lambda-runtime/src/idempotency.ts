@@ -1,50 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import type { DynamoDbIdempotencyStoreOptions } from './idempotency-dynamodb.js';
+
 /**
- * Remembers which faces have been answered, so a redelivered SQS record does not produce a second answer.
- * Keys are `request_id:face_index`.
+ * What {@link IdempotencyStore.claim} found for a key:
+ *
+ * - `claimed`: nobody answered it, or the last attempt failed or expired; this attempt now holds it (`token`).
+ * - `in-progress`: another attempt holds it and has not expired. The record must be retried later (a batch
+ *   item failure), never acknowledged: that attempt may still fail.
+ * - `completed`: answered already (`answer` is what was sent); acknowledge without a second answer.
+ */
+export type IdempotencyClaim =
+  | { readonly status: 'claimed'; readonly token: string }
+  | { readonly status: 'in-progress'; readonly until: number }
+  | { readonly status: 'completed'; readonly answer: string | undefined };
+
+/**
+ * Remembers which faces are being answered or were answered, so that a redelivered queue record neither
+ * produces a second answer nor gets lost: three states per key, as Powertools idempotency has them — in
+ * progress (with an expiry, after which the attempt counts as dead), completed (with the answer), failed
+ * (processed again on the next delivery). Keys are `request_id:frame_id:face_index`.
+ *
+ * `complete` and `fail` act only on the caller's own claim (its `token`): an attempt whose claim expired and
+ * was taken over by another cannot overwrite that one.
  */
 export interface IdempotencyStore {
-  /** Claims `key`; false when it is already answered or being answered. */
-  claim(key: string): Promise<boolean>;
-  /** Marks a claimed key answered. */
-  complete(key: string): Promise<void>;
-  /** Gives a claim up (the answer could not be sent), so a redelivery can try again. */
-  release(key: string): Promise<void>;
+  /**
+   * Claims `key` for one attempt that ends by `inProgressUntil` (epoch milliseconds), unless it is in progress
+   * elsewhere or completed.
+   */
+  claim(key: string, options: { readonly inProgressUntil: number }): Promise<IdempotencyClaim>;
+  /**
+   * Marks the claim answered, keeping the answer. False when the claim was no longer this attempt's (it
+   * expired and another attempt took the key): that attempt may answer too.
+   */
+  complete(key: string, token: string, answer: string): Promise<boolean>;
+  /** Marks the claim failed (the answer could not be made or sent), so the next delivery processes it again. */
+  fail(key: string, token: string): Promise<void>;
+}
+
+/** Options of {@link InMemoryIdempotencyStore}. */
+export interface InMemoryIdempotencyStoreOptions {
+  /** How long a completed or failed key is remembered. Default 1 hour. */
+  readonly ttlMs?: number;
+  /** At most this many keys are held; the oldest go first. Default 100,000. */
+  readonly maxEntries?: number;
+  readonly now?: () => number;
+}
+
+interface Entry {
+  status: 'in-progress' | 'completed' | 'failed';
+  token: string;
+  inProgressUntil: number;
+  expires: number;
+  answer?: string;
 }
 
 /**
  * An in-process {@link IdempotencyStore} with a time-to-live and a size bound. Within one process (the local
- * runtime, or one Lambda container) it suppresses every duplicate; across Lambda containers a shared store
- * (e.g. Powertools idempotency on DynamoDB) is needed for the same guarantee — the response messages carry
- * `request_id` and `face_index`, so clients can also drop duplicates themselves.
+ * runtime, or one Lambda container) it suppresses every duplicate; across Lambda containers use the shared
+ * DynamoDB store (`FACEREC_IDEMPOTENCY_TABLE`, {@link createDynamoDbIdempotencyStore}).
  */
 export class InMemoryIdempotencyStore implements IdempotencyStore {
-  readonly #entries = new Map<string, { state: 'pending' | 'done'; expires: number }>();
+  readonly #entries = new Map<string, Entry>();
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
 
-  constructor(options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {}) {
+  constructor(options: InMemoryIdempotencyStoreOptions = {}) {
     this.#ttlMs = options.ttlMs ?? 60 * 60 * 1000;
     this.#maxEntries = options.maxEntries ?? 100_000;
     this.#now = options.now ?? Date.now;
   }
 
-  async claim(key: string): Promise<boolean> {
+  async claim(key: string, options: { readonly inProgressUntil: number }): Promise<IdempotencyClaim> {
     const now = this.#now();
     const entry = this.#entries.get(key);
-    if (entry && entry.expires > now) return false;
+    if (entry && entry.expires > now) {
+      if (entry.status === 'completed') return { status: 'completed', answer: entry.answer };
+      if (entry.status === 'in-progress' && entry.inProgressUntil > now) {
+        return { status: 'in-progress', until: entry.inProgressUntil };
+      }
+    }
+    // Absent, failed, or an attempt that outlived its expiry: this one takes the key.
     this.#entries.delete(key);
     // Map iteration order is insertion order: evict the oldest when full.
     while (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(key, { state: 'pending', expires: now + this.#ttlMs });
+    const token = randomUUID();
+    this.#entries.set(key, {
+      status: 'in-progress',
+      token,
+      inProgressUntil: options.inProgressUntil,
+      expires: Math.max(now + this.#ttlMs, options.inProgressUntil),
+    });
+    return { status: 'claimed', token };
+  }
+
+  async complete(key: string, token: string, answer: string): Promise<boolean> {
+    const entry = this.#entries.get(key);
+    if (entry?.token !== token) return false;
+    Object.assign(entry, { status: 'completed', answer, expires: this.#now() + this.#ttlMs });
     return true;
   }
 
-  async complete(key: string): Promise<void> {
-    this.#entries.set(key, { state: 'done', expires: this.#now() + this.#ttlMs });
+  async fail(key: string, token: string): Promise<void> {
+    const entry = this.#entries.get(key);
+    if (entry?.token === token && entry.status === 'in-progress') entry.status = 'failed';
   }
+}
 
-  async release(key: string): Promise<void> {
-    if (this.#entries.get(key)?.state === 'pending') this.#entries.delete(key);
-  }
+/**
+ * The {@link IdempotencyStore} shared by every Lambda container: DynamoDB conditional writes on a table with
+ * partition key `id` (string) and TTL on `expiration` (see `DynamoDbIdempotencyStore`). The AWS SDK's
+ * DynamoDB client loads only when this is called, so processes without a table never load it.
+ *
+ * @example
+ * const idempotency = await createDynamoDbIdempotencyStore({ table: 'facerec-idempotency' });
+ */
+export async function createDynamoDbIdempotencyStore(
+  options: DynamoDbIdempotencyStoreOptions,
+): Promise<IdempotencyStore & { close(): void }> {
+  const { DynamoDbIdempotencyStore } = await import('./idempotency-dynamodb.js');
+  return new DynamoDbIdempotencyStore(options);
 }

@@ -19,7 +19,20 @@ export {
   type FunctionUrlEvent,
   type FunctionUrlResult,
 } from './detection.js';
-export { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
+export {
+  createDynamoDbIdempotencyStore,
+  type IdempotencyClaim,
+  type IdempotencyStore,
+  InMemoryIdempotencyStore,
+  type InMemoryIdempotencyStoreOptions,
+} from './idempotency.js';
+export type { DynamoDbIdempotencyStoreOptions } from './idempotency-dynamodb.js';
+export {
+  type CollectionsApi,
+  type CollectionsApiOptions,
+  type CollectionsRequest,
+  createCollectionsApi,
+} from './local/collections-api.js';
 export { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from './local/runtime.js';
 export {
   formatWorkloadReport,
@@ -49,11 +62,14 @@ export { loadProvider } from './providers.js';
 export {
   createRecognitionHandler,
   createRecognitionRecordHandler,
+  idempotencyKey,
   type RecognitionHandlerOptions,
   resizeToEmbedderInput,
 } from './recognition.js';
 export {
+  type LambdaContextLike,
   type QueueRecord,
+  type RecordBatchContext,
   type RecordBatchHandler,
   type RecordBatchResult,
   recordHandlerOf,

@@ -11,6 +11,13 @@ const requestId = z
   .max(128)
   .regex(/^[A-Za-z0-9._:-]+$/, 'request_id may hold letters, digits and . _ : - only');
 
+/**
+ * The queue a client asks its answers to go to (an SQS queue URL), instead of the deployment's response queue:
+ * several clients share one deployment by each polling a queue of its own. The detection handler takes only
+ * the queues of its allow-list (`FACEREC_REPLY_QUEUES`).
+ */
+const replyTo = z.string().min(1).max(1024);
+
 /** The body a client POSTs to the detection Function URL. */
 export const detectionRequestSchema = z
   .object({
@@ -18,16 +25,25 @@ export const detectionRequestSchema = z
     content: z.string().min(1, 'content must not be empty'),
     request_id: requestId,
     filename: z.string().min(1).max(256),
+    /** Where this frame's answers go; default: the response queue. One of the allowed reply queues. */
+    reply_to: replyTo.optional(),
   })
   .strict();
 export type DetectionRequest = z.infer<typeof detectionRequestSchema>;
 
 const box = z.tuple([z.number(), z.number(), z.number(), z.number()]);
 
+/**
+ * The frame a face or an answer belongs to: a UUID the detection handler makes for every frame it accepts, so
+ * two frames sent with the same `request_id` are never mixed (their faces are told apart, and answered apart).
+ */
+const frameId = z.uuid();
+
 /** One face on the request queue: detection → recognition. */
 export const faceMessageSchema = z
   .object({
     request_id: requestId,
+    frame_id: frameId,
     filename: z.string().min(1).max(256),
     face_index: z.number().int().min(0),
     face_count: z.number().int().min(1),
@@ -35,14 +51,21 @@ export const faceMessageSchema = z
     score: z.number().min(0).max(1),
     /** The face crop, base64 JPEG. */
     crop: z.string().min(1),
+    /** The reply queue the client asked for (checked against the allow-list); absent: the response queue. */
+    reply_to: replyTo.optional(),
   })
   .strict();
 export type FaceMessage = z.infer<typeof faceMessageSchema>;
 
-/** One answer on the response queue. A frame without faces gets exactly one, with `result: "no face"`. */
+/**
+ * One answer on the response queue. A frame without faces gets exactly one, with `result: "no face"`; a frame
+ * with faces one per face. `request_id` and `result` are the seed's fields.
+ */
 export const responseMessageSchema = z
   .object({
     request_id: requestId,
+    /** The frame answered (as the detection handler's 200 answer named it). */
+    frame_id: frameId,
     filename: z.string(),
     /** Index of the face in its frame (largest first); `null` for "no face". */
     face_index: z.number().int().min(0).nullable(),

@@ -27,10 +27,22 @@ export interface RecognitionHandlerOptions {
   /** Distance above which a face is `unknown`, instead of the gallery's own threshold. */
   readonly threshold?: number | undefined;
   readonly transport: Transport;
-  /** Where the answers go. */
+  /** Where the answers go, unless a face message names its client's `reply_to`. */
   readonly responseQueue: string;
+  /**
+   * The reply queues a face message may name in `reply_to` (`FACEREC_REPLY_QUEUES`, as the detection handler
+   * checked): a message naming another fails (and reaches the dead-letter queue), so nothing on the request
+   * queue can direct answers elsewhere. Default: none.
+   */
+  readonly replyQueues?: readonly string[];
   /** Default: an {@link InMemoryIdempotencyStore}. */
   readonly idempotency?: IdempotencyStore;
+  /**
+   * How long a claim on a face stays "in progress" when the invocation has no deadline (on Lambda the claim
+   * lasts until the invocation's deadline, as Powertools does it): past it, the attempt counts as dead and a
+   * redelivery processes the face again. Default 300000 (5 minutes): longer than any batch takes.
+   */
+  readonly inProgressExpiryMs?: number;
   /**
    * Turns a decoded crop into the embedder's input. Default: resize to the embedder's input size when it
    * differs (PIL-compatible bilinear).
@@ -52,8 +64,23 @@ interface Pending {
   record: QueueRecord;
   message: FaceMessage;
   key: string;
+  /** The claim this attempt holds on `key`. */
+  token: string;
   face: RgbImage;
   embedding?: Float32Array;
+  /** The answer, once made. */
+  answer?: string;
+  done?: boolean;
+}
+
+/** What the logs say of a face: its request, frame and index (never the crop). */
+function faceFields(message: FaceMessage) {
+  return { request_id: message.request_id, frame_id: message.frame_id, face_index: message.face_index };
+}
+
+/** The idempotency key of a face: its frame (unique per accepted frame) and its index in that frame. */
+export function idempotencyKey(message: Pick<FaceMessage, 'request_id' | 'frame_id' | 'face_index'>): string {
+  return `${message.request_id}:${message.frame_id}:${message.face_index}`;
 }
 
 /**
@@ -70,22 +97,29 @@ export function createRecognitionHandler(options: RecognitionHandlerOptions): Sq
  * The recognition handler for a batch of queue records, whatever transport delivered them: decodes every
  * face of the batch, embeds them together, matches them against the gallery and sends one answer per face
  * (`{ request_id, filename, face_index, face_count, result, distance, box }`, `result` being the identity or
- * `"unknown"`) to the response queue.
+ * `"unknown"`) to the face's `reply_to` queue (one of `replyQueues`), else the response queue.
  *
- * Partial failures are reported per record in `failedIds`; no exception escapes the batch. A record whose
- * face was already answered (redelivery) is acknowledged without a second answer.
+ * Partial failures are reported per record in `failedIds`; no exception escapes the batch. Every face is
+ * claimed in the idempotency store first (key `request_id:frame_id:face_index`), with Powertools' semantics:
+ * a face already answered is acknowledged without a second answer; a face whose claim is held by an attempt
+ * still in progress (a redelivery that overtook a slow attempt) is reported failed, so the queue delivers it
+ * again later, and never acknowledged (that attempt may still fail); a face whose attempt failed or expired is
+ * processed again. A record that repeats a face of its own batch shares that face's outcome.
  */
 export function createRecognitionRecordHandler(options: RecognitionHandlerOptions): RecordBatchHandler {
   const logger = options.logger ?? silentLogger;
   const idempotency = options.idempotency ?? new InMemoryIdempotencyStore();
+  const inProgressExpiryMs = options.inProgressExpiryMs ?? 300_000;
   const prepare = options.prepare ?? resizeToEmbedderInput;
   const limits = {
     maxBytes: options.cropLimits?.maxBytes ?? 1024 * 1024,
     maxPixels: options.cropLimits?.maxPixels ?? 1_000_000,
   };
+  const replyQueues = new Set(options.replyQueues ?? []);
 
-  return async (records) => {
+  return async (records, context = {}) => {
     const started = performance.now();
+    const inProgressUntil = context.deadline ?? Date.now() + inProgressExpiryMs;
     const failures = new Set<string>();
     const fail = (record: QueueRecord, reason: string, extra: Record<string, unknown> = {}) => {
       failures.add(record.id);
@@ -93,10 +127,24 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
     };
     const pending: Pending[] = [];
     const timings: Record<string, number> = {};
+    /** Per key claimed in this batch: the record that claimed it, and later records of the same face. */
+    const claimedHere = new Map<string, { leader: string; followers: QueueRecord[] }>();
+    /** Gives a claim up after a failure, so the next delivery processes the face again. */
+    const release = async (p: Pick<Pending, 'key' | 'token' | 'message'>) => {
+      try {
+        await idempotency.fail(p.key, p.token);
+      } catch (error) {
+        logger.warn('could not record a failed attempt; its claim expires by itself', {
+          request_id: p.message.request_id,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    };
 
     try {
       // 1. Parse, claim and decode every record; a bad one fails alone.
       let t = performance.now();
+      const leaders: { record: QueueRecord; message: FaceMessage; key: string }[] = [];
       for (const record of records) {
         let message: FaceMessage;
         try {
@@ -106,26 +154,55 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
             continue;
           }
           message = parsed.data;
+          if (message.reply_to !== undefined && !replyQueues.has(message.reply_to)) {
+            fail(record, 'reply_to is not one of the allowed reply queues (FACEREC_REPLY_QUEUES)', {
+              request_id: message.request_id,
+            });
+            continue;
+          }
         } catch {
           fail(record, 'body is not valid JSON');
           continue;
         }
-        const key = `${message.request_id}:${message.face_index}`;
-        if (!(await idempotency.claim(key))) {
-          logger.info('duplicate delivery skipped', {
-            request_id: message.request_id,
-            face_index: message.face_index,
-          });
+        const key = idempotencyKey(message);
+        const here = claimedHere.get(key);
+        if (here) here.followers.push(record);
+        else {
+          claimedHere.set(key, { leader: record.id, followers: [] });
+          leaders.push({ record, message, key });
+        }
+      }
+      // The claims are independent writes: one round trip for the batch, not one per record.
+      const claims = await Promise.all(
+        leaders.map(({ key }) =>
+          idempotency
+            .claim(key, { inProgressUntil })
+            .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))),
+        ),
+      );
+      for (const [i, { record, message, key }] of leaders.entries()) {
+        const claim = claims[i]!;
+        const face = faceFields(message);
+        if (claim instanceof Error) {
+          fail(record, `idempotency store: ${claim.message}`, face);
+          continue;
+        }
+        if (claim.status === 'completed') {
+          logger.info('duplicate delivery: already answered', face);
+          continue;
+        }
+        if (claim.status === 'in-progress') {
+          // Another attempt holds the face; acknowledging would lose it should that attempt fail.
+          failures.add(record.id);
+          logger.info('duplicate delivery: in progress elsewhere, to be retried', face);
           continue;
         }
         try {
           const crop = await decodeImage(Buffer.from(message.crop, 'base64'), limits);
-          pending.push({ record, message, key, face: prepare(crop, options.embedder) });
+          pending.push({ record, message, key, token: claim.token, face: prepare(crop, options.embedder) });
         } catch (error) {
-          await idempotency.release(key);
-          fail(record, `crop: ${error instanceof Error ? error.message : String(error)}`, {
-            request_id: message.request_id,
-          });
+          await release({ key, token: claim.token, message });
+          fail(record, `crop: ${error instanceof Error ? error.message : String(error)}`, face);
         }
       }
       timings.decode_ms = since(t);
@@ -146,16 +223,18 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
             try {
               [p.embedding] = await options.embedder.embed([p.face]);
             } catch (error) {
-              fail(p.record, `embed: ${error instanceof Error ? error.message : String(error)}`, {
-                request_id: p.message.request_id,
-              });
+              fail(
+                p.record,
+                `embed: ${error instanceof Error ? error.message : String(error)}`,
+                faceFields(p.message),
+              );
             }
           }
         }
       }
       timings.embed_ms = since(t);
       const embedded = pending.filter((p) => p.embedding !== undefined);
-      for (const p of pending) if (!p.embedding) await idempotency.release(p.key);
+      await Promise.all(pending.filter((p) => !p.embedding).map(release));
 
       // 3. Match.
       t = performance.now();
@@ -169,10 +248,13 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
 
       // 4. Answer; a face whose answer could not be sent fails its record (and is retried on redelivery).
       t = performance.now();
-      const answers: OutboundMessage[] = embedded.map((p, i) => {
+      // Each answer goes to its client's reply queue, else the response queue: one publish per queue.
+      const byQueue = new Map<string, OutboundMessage[]>();
+      embedded.forEach((p, i) => {
         const match = matches[i]!;
         const body: ResponseMessage = {
           request_id: p.message.request_id,
+          frame_id: p.message.frame_id,
           filename: p.message.filename,
           face_index: p.message.face_index,
           face_count: p.message.face_count,
@@ -180,41 +262,77 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
           distance: Math.round(match.distance * 1e4) / 1e4,
           box: p.message.box,
         };
-        return { id: p.record.id, body: JSON.stringify(body) };
+        p.answer = JSON.stringify(body);
+        const queue = p.message.reply_to ?? options.responseQueue;
+        if (!byQueue.has(queue)) byQueue.set(queue, []);
+        // The face's key as the message id: a queue that deduplicates ids (the local runtime's durable one)
+        // drops the answer a reprocessed face would send again after a crash.
+        byQueue.get(queue)!.push({ id: p.key, body: p.answer });
       });
       const unsent = new Set<string>();
-      if (answers.length) {
-        try {
-          await options.transport.publish(options.responseQueue, answers);
-        } catch (error) {
-          const failedIds = failedMessageIds(error);
-          for (const a of answers) if (!failedIds || failedIds.has(a.id!)) unsent.add(a.id!);
-          logger.error('publishing answers failed', {
-            error: error instanceof Error ? error.message : String(error),
-            failed: unsent.size,
-          });
-        }
-      }
+      await Promise.all(
+        [...byQueue].map(async ([queue, answers]) => {
+          try {
+            await options.transport.publish(queue, answers);
+          } catch (error) {
+            const failedIds = failedMessageIds(error);
+            let failed = 0;
+            for (const a of answers) {
+              if (failedIds && !failedIds.has(a.id!)) continue;
+              unsent.add(a.id!);
+              failed++;
+            }
+            logger.error('publishing answers failed', {
+              error: error instanceof Error ? error.message : String(error),
+              queue,
+              failed,
+            });
+          }
+        }),
+      );
       timings.publish_ms = since(t);
-      for (const p of embedded) {
-        if (unsent.has(p.record.id)) {
-          await idempotency.release(p.key);
-          fail(p.record, 'answer not sent', { request_id: p.message.request_id });
-        } else {
-          await idempotency.complete(p.key);
-          logger.info('face recognised', {
-            request_id: p.message.request_id,
-            face_index: p.message.face_index,
-            result: matches[embedded.indexOf(p)]!.identity,
-          });
-        }
-      }
+      // Recording the outcomes: independent writes, made together.
+      await Promise.all(
+        embedded.map(async (p, i) => {
+          const face = faceFields(p.message);
+          if (unsent.has(p.key)) {
+            await release(p);
+            fail(p.record, 'answer not sent', face);
+            return;
+          }
+          p.done = true;
+          try {
+            if (!(await idempotency.complete(p.key, p.token, p.answer!))) {
+              logger.warn(
+                'the claim expired before the answer was recorded: another attempt may answer too',
+                face,
+              );
+            }
+          } catch (error) {
+            // The answer is out: acknowledge the record all the same (a redelivery would answer twice); the
+            // claim expires by itself.
+            logger.error('could not record the answer', {
+              ...face,
+              error: error instanceof Error ? error.message : String(error),
+            });
+          }
+          logger.info('face recognised', { ...face, result: matches[i]!.identity });
+        }),
+      );
     } catch (error) {
       // Unexpected: fail every record not yet answered rather than let the exception fail the whole batch
       // opaquely; the queue redelivers exactly those.
       logger.error('internal error', { error: error instanceof Error ? error.message : String(error) });
-      for (const p of pending) await idempotency.release(p.key);
-      for (const record of records) failures.add(record.id);
+      const answered = new Set<string>();
+      for (const p of pending) {
+        if (p.done) answered.add(p.record.id);
+        else await release(p);
+      }
+      for (const record of records) if (!answered.has(record.id)) failures.add(record.id);
+    }
+    // A record repeating a face of its own batch shares the outcome of the record that claimed it.
+    for (const { leader, followers } of claimedHere.values()) {
+      for (const record of followers) if (failures.has(leader)) failures.add(record.id);
     }
     logger.info('batch done', {
       records: records.length,

@@ -11,11 +11,23 @@ export interface RecordBatchResult {
   readonly failedIds: readonly string[];
 }
 
+/** What a batch handler knows of the invocation it runs in. */
+export interface RecordBatchContext {
+  /**
+   * When the invocation is cut off (epoch milliseconds): on Lambda, now plus the context's remaining time.
+   * Undefined where nothing cuts it off (the local runtime).
+   */
+  readonly deadline?: number;
+}
+
 /**
  * Handles a batch of queue records. A record that cannot be processed is reported in `failedIds`; it never
  * fails the others, and the handler does not throw for it.
  */
-export type RecordBatchHandler = (records: readonly QueueRecord[]) => Promise<RecordBatchResult>;
+export type RecordBatchHandler = (
+  records: readonly QueueRecord[],
+  context?: RecordBatchContext,
+) => Promise<RecordBatchResult>;
 
 /** The part of an SQS event record the handlers read. */
 export interface SqsRecord {
@@ -34,8 +46,13 @@ export interface SqsBatchResponse {
   batchItemFailures: { itemIdentifier: string }[];
 }
 
+/** The part of the Lambda context the handlers read. */
+export interface LambdaContextLike {
+  getRemainingTimeInMillis(): number;
+}
+
 /** A Lambda handler for SQS events, as the event source mapping calls it. */
-export type SqsEventHandler = (event: SqsEvent) => Promise<SqsBatchResponse>;
+export type SqsEventHandler = (event: SqsEvent, context?: LambdaContextLike) => Promise<SqsBatchResponse>;
 
 /**
  * A {@link RecordBatchHandler} presented as a Lambda SQS handler; `handleRecords` is the handler it adapts,
@@ -62,14 +79,19 @@ export function recordsFromSqsEvent(event: SqsEvent): QueueRecord[] {
 
 /**
  * Adapts a {@link RecordBatchHandler} to Lambda's SQS trigger: the event's records in, the failed ids out as
- * `batchItemFailures` (enable `ReportBatchItemFailures` on the event source mapping).
+ * `batchItemFailures` (enable `ReportBatchItemFailures` on the event source mapping); the invocation's
+ * deadline from the Lambda context when there is one.
  *
  * @example
  * export const handler = sqsBatchHandler(async (records) => ({ failedIds: await process(records) }));
  */
 export function sqsBatchHandler(handleRecords: RecordBatchHandler): SqsBatchHandler {
-  const handler = async (event: SqsEvent): Promise<SqsBatchResponse> => {
-    const { failedIds } = await handleRecords(recordsFromSqsEvent(event));
+  const handler = async (event: SqsEvent, context?: LambdaContextLike): Promise<SqsBatchResponse> => {
+    const remaining = context?.getRemainingTimeInMillis?.();
+    const { failedIds } = await handleRecords(
+      recordsFromSqsEvent(event),
+      remaining === undefined ? {} : { deadline: Date.now() + remaining },
+    );
     return { batchItemFailures: failedIds.map((itemIdentifier) => ({ itemIdentifier })) };
   };
   return Object.assign(handler, { handleRecords });
@@ -84,7 +106,7 @@ export function recordHandlerOf(
   handler: SqsEventHandler & { readonly handleRecords?: RecordBatchHandler },
 ): RecordBatchHandler {
   if (handler.handleRecords) return handler.handleRecords;
-  return async (records) => {
+  return async (records, context) => {
     const event: SqsEvent = {
       Records: records.map((record) => ({
         messageId: record.id,
@@ -92,7 +114,11 @@ export function recordHandlerOf(
         attributes: { ApproximateReceiveCount: String(record.receiveCount) },
       })),
     };
-    const { batchItemFailures } = await handler(event);
+    const deadline = context?.deadline;
+    const { batchItemFailures } = await handler(
+      event,
+      deadline === undefined ? undefined : { getRemainingTimeInMillis: () => deadline - Date.now() },
+    );
     return { failedIds: batchItemFailures.map((failure) => failure.itemIdentifier) };
   };
 }

@@ -60,7 +60,7 @@ describe('loadConfig', () => {
     const faceapi = loadConfig({ ...queues, FACEREC_EMBEDDER: 'faceapi-resnet' });
     expect(faceapi.embedder.description.preprocessing.crop).toEqual({
       size: { width: 150, height: 150 },
-      shape: 'square',
+      shape: 'eyes-mouth',
       margin: 0,
     });
   });

@@ -4,6 +4,7 @@ import { decodeImage } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import {
   createDetectionHandler,
+  createRecognitionRecordHandler,
   type FunctionUrlEvent,
   faceMessageSchema,
   type PipelineLogger,
@@ -65,11 +66,22 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
   it('sends one request-queue message per face, with a decodable crop', async () => {
     const result = await handler(post({ content: group, request_id: 'req-1', filename: 'bbt3.jpg' }));
     expect(result.statusCode).toBe(200);
-    expect(JSON.parse(result.body)).toEqual({ request_id: 'req-1', filename: 'bbt3.jpg', faces: 5 });
+    const answer = JSON.parse(result.body);
+    expect(answer).toEqual({
+      request_id: 'req-1',
+      frame_id: expect.any(String),
+      filename: 'bbt3.jpg',
+      faces: 5,
+    });
     const messages = (await drain('requests')).map((m) => faceMessageSchema.parse(m));
     expect(messages.map((m) => m.face_index).sort()).toEqual([0, 1, 2, 3, 4]);
     for (const m of messages) {
-      expect(m).toMatchObject({ request_id: 'req-1', filename: 'bbt3.jpg', face_count: 5 });
+      expect(m).toMatchObject({
+        request_id: 'req-1',
+        frame_id: answer.frame_id,
+        filename: 'bbt3.jpg',
+        face_count: 5,
+      });
       const crop = await decodeImage(Buffer.from(m.crop, 'base64'));
       expect([crop.width, crop.height]).toEqual([150, 150]);
       expect(Buffer.byteLength(JSON.stringify(m))).toBeLessThan(64 * 1024);
@@ -95,6 +107,7 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
     expect(answers).toEqual([
       {
         request_id: 'req-2',
+        frame_id: JSON.parse(result.body).frame_id,
         filename: 'white.png',
         face_index: null,
         face_count: 0,
@@ -102,6 +115,46 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
         distance: null,
         box: null,
       },
+    ]);
+  });
+
+  it('keeps two frames sent with one request_id apart: 5 + 1 faces, 6 answers, each tagged with its frame', async () => {
+    const { embedder, gallery } = await pipelineParts();
+    const amy = (await readFile(sharedPath('faces', 'face-api.js', 'bbt', 'amy', 'amy3.png'))).toString(
+      'base64',
+    );
+    const five = JSON.parse(
+      (await handler(post({ content: group, request_id: 'same', filename: 'bbt3.jpg' }))).body,
+    );
+    const one = JSON.parse(
+      (await handler(post({ content: amy, request_id: 'same', filename: 'amy3.png' }))).body,
+    );
+    expect([five.faces, one.faces]).toEqual([5, 1]);
+    expect(five.frame_id).not.toBe(one.frame_id);
+    const recognition = createRecognitionRecordHandler({
+      embedder,
+      gallery,
+      transport,
+      responseQueue: 'responses',
+    });
+    for (;;) {
+      const batch = await transport.receive('requests', { maxMessages: 10, waitTimeSeconds: 0 });
+      if (!batch.length) break;
+      expect((await recognition(batch)).failedIds).toEqual([]);
+      await transport.acknowledge('requests', batch);
+    }
+    const answers = (await drain('responses')).map((m) => responseMessageSchema.parse(m));
+    expect(answers).toHaveLength(6);
+    expect(answers.every((a) => a.request_id === 'same')).toBe(true);
+    const byFrame = (frame: string) => answers.filter((a) => a.frame_id === frame);
+    expect(
+      byFrame(five.frame_id)
+        .map((a) => a.face_index)
+        .sort(),
+    ).toEqual([0, 1, 2, 3, 4]);
+    expect(byFrame(five.frame_id).every((a) => a.filename === 'bbt3.jpg' && a.face_count === 5)).toBe(true);
+    expect(byFrame(one.frame_id)).toMatchObject([
+      { face_index: 0, face_count: 1, filename: 'amy3.png', result: 'amy' },
     ]);
   });
 

@@ -1,9 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { enrollGallery, type FaceDetector, type FaceEmbedder, type FileGallery } from '@facerec/framework';
+import {
+  decodeImage,
+  encodeJpeg,
+  enrollGallery,
+  type FaceDetector,
+  type FaceEmbedder,
+  type FileGallery,
+} from '@facerec/framework';
 import { sharedMirrorStore, sharedPath } from '@facerec/framework/testing';
+import type { FaceMessage } from '@facerec/lambda-runtime';
 import { createOnnxProvider } from '@facerec/provider-onnx';
 
 /** Every file the pipeline tests need from the shared data. */
@@ -53,4 +62,31 @@ export async function bbtImage(identity: string, n: number): Promise<string> {
   return (
     await readFile(sharedPath('faces', 'face-api.js', 'bbt', identity, `${identity}${n}.png`))
   ).toString('base64');
+}
+
+/**
+ * The request-queue message the detection handler makes for bbt image `n` of `identity` (one face): its crop
+ * cut by the real detector, a new frame id.
+ */
+export async function bbtFaceMessage(
+  identity: string,
+  n: number,
+  requestId = `${identity}${n}`,
+): Promise<FaceMessage> {
+  const { detector, embedder } = await pipelineParts();
+  const image = await decodeImage(
+    await readFile(sharedPath('faces', 'face-api.js', 'bbt', identity, `${identity}${n}.png`)),
+  );
+  const [found] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
+  const { faces, crops } = found!;
+  return {
+    request_id: requestId,
+    frame_id: randomUUID(),
+    filename: `${identity}${n}.png`,
+    face_index: 0,
+    face_count: 1,
+    box: faces[0]!.box,
+    score: faces[0]!.score,
+    crop: Buffer.from(await encodeJpeg(crops[0]!.image, 90)).toString('base64'),
+  };
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { describeWithSharedData } from '@facerec/framework/testing';
 import {
@@ -136,6 +137,7 @@ describe('local runtime: recognition consumer', () => {
       const { request_id } = JSON.parse(event.body ?? '{}') as { request_id: string };
       const answer = {
         request_id,
+        frame_id: randomUUID(),
         filename: 'f',
         face_index: null,
         face_count: 0,

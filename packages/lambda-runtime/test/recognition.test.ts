@@ -1,40 +1,24 @@
-import { readFile } from 'node:fs/promises';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { decodeImage, encodeJpeg, type FaceEmbedder } from '@facerec/framework';
-import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { encodeJpeg, type FaceEmbedder } from '@facerec/framework';
+import { describeWithSharedData } from '@facerec/framework/testing';
 import {
   createRecognitionHandler,
-  type FaceMessage,
+  InMemoryIdempotencyStore,
   responseMessageSchema,
   type SqsRecord,
 } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { createSqsTransport } from '@facerec/transport-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeAll, expect, it } from 'vitest';
-import { PIPELINE_DATA, pipelineParts } from './fixtures.js';
+import { beforeAll, expect, it, vi } from 'vitest';
+import { bbtFaceMessage, PIPELINE_DATA, pipelineParts } from './fixtures.js';
 
 const IDENTITIES = ['amy', 'bernadette', 'howard', 'leonard', 'penny', 'raj', 'sheldon', 'stuart'];
 
 async function faceRecord(identity: string, n: number, id = `${identity}${n}`): Promise<SqsRecord> {
-  const { detector, embedder } = await pipelineParts();
-  const image = await decodeImage(
-    await readFile(sharedPath('faces', 'face-api.js', 'bbt', identity, `${identity}${n}.png`)),
-  );
-  const [found] = await detector.detectFaces([image], { crop: embedder.preprocessing.crop });
-  const { faces, crops } = found!;
-  const message: FaceMessage = {
-    request_id: id,
-    filename: `${identity}${n}.png`,
-    face_index: 0,
-    face_count: 1,
-    box: faces[0]!.box,
-    score: faces[0]!.score,
-    crop: Buffer.from(await encodeJpeg(crops[0]!.image, 90)).toString('base64'),
-  };
   return {
     messageId: `msg-${id}`,
-    body: JSON.stringify(message),
+    body: JSON.stringify(await bbtFaceMessage(identity, n, id)),
     attributes: { ApproximateReceiveCount: '1' },
   };
 }
@@ -134,11 +118,56 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
     const { embedder, gallery } = await pipelineParts();
     const transport = new InMemoryQueueTransport();
     const handler = createRecognitionHandler({ embedder, gallery, transport, responseQueue: 'responses' });
+    // A duplicate within the batch shares its face's outcome; a later one finds the face completed.
     const again = { ...probes[0]!, messageId: 'redelivery', attributes: { ApproximateReceiveCount: '2' } };
     expect((await handler({ Records: [probes[0]!, probes[1]!, again] })).batchItemFailures).toEqual([]);
     expect((await handler({ Records: [again, probes[1]!] })).batchItemFailures).toEqual([]);
     const answers = await drain(transport);
     expect(answers.map((a) => `${a.request_id}:${a.face_index}`).sort()).toEqual(['amy3:0', 'bernadette3:0']);
+    for (const a of answers)
+      expect(a.frame_id).toBe(
+        JSON.parse(probes.find((p) => p.messageId === `msg-${a.request_id}`)!.body).frame_id,
+      );
+  });
+
+  it('fails a duplicate whose face is still in progress elsewhere, and answers it once that attempt fails', async () => {
+    const { embedder, gallery } = await pipelineParts();
+    const transport = new InMemoryQueueTransport();
+    const idempotency = new InMemoryIdempotencyStore();
+    // The first attempt is slow, then fails (its one-face-at-a-time retry too): it holds the face while the
+    // duplicate arrives.
+    let failing = true;
+    let started = false;
+    let release!: () => void;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const flaky: FaceEmbedder = {
+      ...embedder,
+      preprocessing: embedder.preprocessing,
+      embed: async (faces) => {
+        if (failing) {
+          started = true;
+          await slow;
+          throw new Error('first attempt fails');
+        }
+        return embedder.embed(faces);
+      },
+    };
+    const options = { embedder: flaky, gallery, transport, responseQueue: 'responses', idempotency };
+    const first = createRecognitionHandler(options);
+    const second = createRecognitionHandler(options);
+    const firstAttempt = first({ Records: [probes[2]!] });
+    await vi.waitFor(() => expect(started).toBe(true));
+    const duplicate = { ...probes[2]!, messageId: 'dup', attributes: { ApproximateReceiveCount: '2' } };
+    // Not acknowledged: the attempt in progress may still fail.
+    expect((await second({ Records: [duplicate] })).batchItemFailures).toEqual([{ itemIdentifier: 'dup' }]);
+    release();
+    expect((await firstAttempt).batchItemFailures).toEqual([{ itemIdentifier: probes[2]!.messageId }]);
+    expect(await drain(transport)).toEqual([]);
+    failing = false;
+    // The redelivery is processed again, once; a later one is acknowledged without a second answer.
+    expect((await second({ Records: [duplicate] })).batchItemFailures).toEqual([]);
+    expect((await first({ Records: [probes[2]!] })).batchItemFailures).toEqual([]);
+    expect((await drain(transport)).map((a) => a.request_id)).toEqual(['howard3']);
   });
 
   it('fails the records whose answer SQS would not take, and answers them on redelivery', async () => {

@@ -18,6 +18,7 @@ import { INCEPTION_RESNET_V1_EMBEDDING_SIZE } from '@facerec/framework/internal'
 import type { InferenceSession } from 'onnxruntime-node';
 import { buildInceptionResnetV1 } from './graph/index.js';
 import { createSession } from './graph/session.js';
+import { cachedInt8Graph, type EmbedderPrecision, readCalibrationFaces } from './int8.js';
 import { type CachedGraph, cachedGraph, resolveWeights } from './model-cache.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -44,7 +45,21 @@ export function toNchwBatch(faces: readonly RgbImage[], p: EmbedderPreprocessing
 export type InceptionResnetV1GraphInfo = Omit<CachedGraph, 'bytes'> & {
   /** `inception-resnet-v1/<weights name or checkpoint file name>`. */
   readonly modelId: string;
+  /** `fp32`, or `int8` when the session runs the quantized graph. */
+  readonly precision: EmbedderPrecision;
 };
+
+/** Options of {@link OnnxInceptionResnetV1Embedder.load}. */
+export interface OnnxInceptionResnetV1LoadOptions {
+  /** Threads per operator (onnxruntime `intraOpNumThreads`). */
+  readonly intraOpNumThreads: number;
+  /** Faces per inference call; larger batches are split. */
+  readonly maxBatchSize?: number | undefined;
+  /** `fp32` (default) or `int8`: the QDQ graph calibrated on {@link calibrationDir}'s faces. */
+  readonly precision?: EmbedderPrecision | undefined;
+  /** Face images to calibrate the int8 graph on; default `$FACEREC_CALIBRATION_DIR`. */
+  readonly calibrationDir?: string | undefined;
+}
 
 /** Timings of one {@link OnnxInceptionResnetV1Embedder.load}, in milliseconds. */
 export interface InceptionResnetV1LoadReport {
@@ -152,10 +167,25 @@ export class OnnxInceptionResnetV1Embedder extends BaseEmbedder {
   static async load(
     store: ModelStore,
     weights: InceptionResnetV1Weights,
-    options: { intraOpNumThreads: number; maxBatchSize?: number | undefined },
+    options: OnnxInceptionResnetV1LoadOptions,
   ): Promise<OnnxInceptionResnetV1Embedder> {
     const started = performance.now();
-    const { bytes, ...graph } = await loadInceptionResnetV1Graph(store, weights);
+    const precision = options.precision ?? 'fp32';
+    const { modelId, ...fp32 } = await loadInceptionResnetV1Graph(store, weights);
+    const size = FACENET_PREPROCESSING.inputSize.width;
+    const { bytes, ...cached } =
+      precision === 'int8'
+        ? await cachedInt8Graph(
+            fp32,
+            await readCalibrationFaces(COMPONENT, options.calibrationDir, size),
+            (faces) => ({
+              data: toNchwBatch(faces, FACENET_PREPROCESSING),
+              dims: [faces.length, 3, size, size],
+            }),
+            options.intraOpNumThreads,
+          )
+        : fp32;
+    const graph: InceptionResnetV1GraphInfo = { ...cached, modelId, precision };
     const graphMs = performance.now() - started;
     // onnxruntime copies the initializers into its own memory; the ~90 MB of ONNX bytes are not kept, so
     // they can be collected once the session exists.

@@ -4,10 +4,16 @@
  *
  * @packageDocumentation
  */
-export { loadInceptionResnetV1Graph, OnnxInceptionResnetV1Embedder } from './embedder.js';
+export {
+  type InceptionResnetV1GraphInfo,
+  loadInceptionResnetV1Graph,
+  OnnxInceptionResnetV1Embedder,
+  type OnnxInceptionResnetV1LoadOptions,
+} from './embedder.js';
 export { GraphBuildError, OnnxRuntimeUnavailableError } from './errors.js';
 export * from './faceapi/index.js';
 export * from './graph/index.js';
+export { CALIBRATION_DIR_ENV, type EmbedderPrecision, QUANTIZER_VERSION } from './int8.js';
 export {
   type CachedGraph,
   cachedGraph,

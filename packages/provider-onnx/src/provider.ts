@@ -41,12 +41,14 @@ const IMPLEMENTATIONS = Object.freeze({
       OnnxInceptionResnetV1Embedder.load(await context.modelStore(), options.weights ?? 'vggface2', {
         intraOpNumThreads: context.threads ?? availableParallelism(),
         maxBatchSize: options.maxBatchSize,
+        precision: options.precision,
       }),
     ),
     implementEmbedder(FACEAPI_RESNET, async (options, context) =>
       OnnxFaceApiEmbedder.load(await context.modelStore(), {
         intraOpNumThreads: context.threads ?? availableParallelism(),
         maxBatchSize: options.maxBatchSize,
+        precision: options.precision,
       }),
     ),
   ],

@@ -100,7 +100,7 @@ describeWithSharedData(
         const { gallery, answers, check } = (await run(1)) as {
           gallery: { names: readonly string[]; threshold: number; embedder: { modelId: string } };
           answers: { identity: string; distance: number }[];
-          check: { same: boolean; distance: number; thresholdSource: string };
+          check: { verified: boolean; distance: number; thresholdSource: string };
         };
         expect(gallery.names).toEqual(IDENTITIES);
         expect(gallery.embedder.modelId).toBe(
@@ -112,7 +112,7 @@ describeWithSharedData(
         expect(Number.isFinite(check.distance)).toBe(true);
         // Real weights (face-api's): two other photos of Amy are the same person at the calibrated threshold.
         if (embedder === 'faceapi-resnet')
-          expect(check.same, `distance ${check.distance} vs threshold ${gallery.threshold}`).toBe(true);
+          expect(check.verified, `distance ${check.distance} vs threshold ${gallery.threshold}`).toBe(true);
       });
     });
   },

@@ -5,12 +5,23 @@ import {
   type FaceProviderOptions,
   faceProviderOptionsSchema,
   INCEPTION_RESNET_V1,
+  InvalidOptionsError,
   implementEmbedder,
   implementMtcnn,
   type ProviderFactory,
   parseOptions,
 } from '@facerec/framework';
 import { z } from 'zod';
+
+/** The int8 graphs are onnxruntime QDQ models; tfjs has no int8 kernels to run them with. */
+function onlyFp32(precision: string | undefined): void {
+  if (precision === 'int8')
+    throw new InvalidOptionsError(
+      '@facerec/provider-tfjs',
+      'precision "int8" is available on the onnx provider only',
+    );
+}
+
 import {
   type SelectedBackend,
   selectBackend,
@@ -93,6 +104,7 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
     ],
     embedders: [
       implementEmbedder(INCEPTION_RESNET_V1, async (o, context) => {
+        onlyFp32(o.precision);
         const [s, b] = await Promise.all([context.modelStore(), backend()]);
         return TfjsInceptionResnetV1Embedder.load(s, o.weights ?? 'vggface2', {
           backend: b.name,
@@ -100,6 +112,7 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
         });
       }),
       implementEmbedder(FACEAPI_RESNET, async (o, context) => {
+        onlyFp32(o.precision);
         const [s, b] = await Promise.all([context.modelStore(), backend()]);
         return TfjsFaceApiEmbedder.load(s, { backend: b.name, maxBatchSize: o.maxBatchSize });
       }),

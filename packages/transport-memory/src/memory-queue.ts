@@ -20,6 +20,7 @@ import {
 } from '@facerec/framework/internal';
 import { z } from 'zod';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
+import type { JournalChanges, JournalMessage, QueueJournal } from './journal.js';
 
 const COMPONENT = 'InMemoryQueueTransport';
 
@@ -51,6 +52,11 @@ export interface QueueConfig {
   readonly maxReceiveCount?: number;
   /** Name of the queue that receives messages delivered `maxReceiveCount` times without acknowledgement. */
   readonly deadLetterQueue?: string;
+  /**
+   * When above 0, a message whose `id` was published to this queue less than this many seconds ago is
+   * dropped instead of queued, as SQS FIFO queues drop a repeated deduplication id (0–86400). Default 0: off.
+   */
+  readonly deduplicationWindowSeconds?: number;
 }
 
 /** Options of {@link InMemoryQueueTransport}; all optional. */
@@ -66,12 +72,21 @@ export interface InMemoryQueueTransportOptions {
   readonly maxMessageBytes?: number;
   /** Time source for visibility timeouts and long polls. Default {@link systemClock}; tests use `ManualClock`. */
   readonly clock?: Clock;
+  /**
+   * Durable storage: the queues are loaded from it at construction, and every change is written to it before
+   * the call that made it returns, so a process killed at any moment loses no published message (see
+   * `openSqliteQueueJournal`). Messages that were in flight when the journal was last written are visible
+   * again at once: the consumers that held them were in the process that is gone. The transport closes the
+   * journal when it is closed. Default: none (memory only).
+   */
+  readonly journal?: QueueJournal;
 }
 
 /** The defaults of {@link QueueConfig}. */
 export const DEFAULT_QUEUE_CONFIG: Readonly<Required<Omit<QueueConfig, 'deadLetterQueue'>>> = Object.freeze({
   visibilityTimeoutSeconds: 30,
   maxReceiveCount: 5,
+  deduplicationWindowSeconds: 0,
 });
 
 const queueConfigSchema = z
@@ -79,24 +94,28 @@ const queueConfigSchema = z
     visibilityTimeoutSeconds: z.number().int().min(0).max(IN_MEMORY_QUEUE_LIMITS.maxVisibilityTimeoutSeconds),
     maxReceiveCount: z.number().int().min(1).max(IN_MEMORY_QUEUE_LIMITS.maxReceiveCount),
     deadLetterQueue: z.string().min(1),
+    deduplicationWindowSeconds: z.number().int().min(0).max(86_400),
   })
   .partial()
   .strict();
+
+/** An object with these methods (a collaborator passed in, checked by shape). */
+const withMethods = <T>(...names: string[]) =>
+  z.custom<T>(
+    (value) =>
+      typeof value === 'object' &&
+      value !== null &&
+      names.every((key) => typeof (value as Record<string, unknown>)[key] === 'function'),
+    `must have ${names.map((n) => `${n}()`).join(', ')}`,
+  );
 
 const optionsSchema = z
   .object({
     queues: z.record(z.string().min(1), queueConfigSchema),
     queueDefaults: queueConfigSchema.omit({ deadLetterQueue: true }).strict(),
     maxMessageBytes: z.number().int().min(1).max(IN_MEMORY_QUEUE_LIMITS.maxMessageBytes),
-    clock: z.custom<Clock>(
-      (value) =>
-        typeof value === 'object' &&
-        value !== null &&
-        ['now', 'setTimeout', 'clearTimeout'].every(
-          (key) => typeof (value as Record<string, unknown>)[key] === 'function',
-        ),
-      'must have now(), setTimeout() and clearTimeout()',
-    ),
+    clock: withMethods<Clock>('now', 'setTimeout', 'clearTimeout'),
+    journal: withMethods<QueueJournal>('load', 'commit', 'close'),
   })
   .partial()
   .strict();
@@ -105,6 +124,7 @@ interface ResolvedQueueConfig {
   readonly visibilityTimeoutSeconds: number;
   readonly maxReceiveCount: number;
   readonly deadLetterQueue: string | undefined;
+  readonly deduplicationWindowSeconds: number;
 }
 
 interface StoredMessage {
@@ -122,6 +142,8 @@ interface Waiter {
   readonly options: ResolvedReceiveOptions;
   readonly deadline: number;
   finish(messages: ReceivedMessage[]): void;
+  /** Ends the long poll with an error (the journal refused the receive). */
+  fail(error: unknown): void;
 }
 
 interface QueueState {
@@ -132,6 +154,8 @@ interface QueueState {
   /** Long polls waiting on this queue, oldest first. */
   readonly waiters: Waiter[];
   timer: TimerHandle | undefined;
+  /** Ids published within the deduplication window, to the clock time they are remembered until. */
+  readonly published: Map<string, number>;
 }
 
 interface DecodedReceipt {
@@ -177,6 +201,7 @@ export class InMemoryQueueTransport implements Transport {
   readonly #queues = new Map<string, QueueState>();
   // Receipts carry the instance, so one transport's receipts are refused by another.
   readonly #instance = randomUUID();
+  readonly #journal: QueueJournal | undefined;
   #nextSeq = 0;
   #closed = false;
 
@@ -191,6 +216,33 @@ export class InMemoryQueueTransport implements Transport {
     }
     assertNoRedriveCycle(configs);
     for (const [name, config] of configs) this.#configs.set(name, config);
+    this.#journal = settings.journal;
+    if (this.#journal) this.#load(this.#journal);
+  }
+
+  /** Restores the queues from the journal; messages in flight then become visible at once. */
+  #load(journal: QueueJournal): void {
+    const now = this.#clock.now();
+    const { messages, deduplication } = journal.load(now);
+    for (const m of messages) {
+      this.#queue(m.queue).messages.set(m.seq, {
+        id: m.id,
+        body: m.body,
+        attributes: Object.freeze({ ...m.attributes }),
+        receiveCount: m.receiveCount,
+        visibleAt: Math.min(m.visibleAt, now),
+        delivery: m.delivery,
+      });
+      this.#nextSeq = Math.max(this.#nextSeq, m.seq + 1);
+    }
+    for (const { queue, id, until } of deduplication) {
+      if (until > now) this.#queue(queue).published.set(id, until);
+    }
+  }
+
+  /** Writes `changes` to the journal, if any, before the caller applies them in memory. */
+  #commit(changes: JournalChanges): void {
+    this.#journal?.commit(changes, this.#clock.now());
   }
 
   /**
@@ -224,15 +276,33 @@ export class InMemoryQueueTransport implements Transport {
     if (prepared.length === 0) return;
     const state = this.#queue(queue);
     const now = this.#clock.now();
+    const windowMs = state.config.deduplicationWindowSeconds * 1000;
+    if (windowMs > 0) {
+      for (const [id, until] of state.published) if (until <= now) state.published.delete(id);
+    }
+    const added: [number, StoredMessage][] = [];
     for (const message of prepared) {
-      state.messages.set(this.#nextSeq++, {
-        id: message.id,
-        body: message.body,
-        attributes: Object.freeze({ ...message.attributes }),
-        receiveCount: 0,
-        visibleAt: now,
-        delivery: 0,
-      });
+      if (windowMs > 0 && state.published.has(message.id)) continue;
+      added.push([
+        this.#nextSeq++,
+        {
+          id: message.id,
+          body: message.body,
+          attributes: Object.freeze({ ...message.attributes }),
+          receiveCount: 0,
+          visibleAt: now,
+          delivery: 0,
+        },
+      ]);
+    }
+    const until = now + windowMs;
+    this.#commit({
+      put: added.map(([seq, message]) => journalEntry(queue, seq, message)),
+      ...(windowMs > 0 && { deduplication: added.map(([, { id }]) => ({ queue, id, until })) }),
+    });
+    for (const [seq, message] of added) {
+      state.messages.set(seq, message);
+      if (windowMs > 0) state.published.set(message.id, until);
     }
     this.#wake(state);
   }
@@ -261,6 +331,9 @@ export class InMemoryQueueTransport implements Transport {
         finish: (messages) => {
           if (settle(waiter)) resolve(messages);
         },
+        fail: (error) => {
+          if (settle(waiter)) reject(error);
+        },
       };
       const onAbort = () => {
         if (!settle(waiter)) return;
@@ -284,9 +357,12 @@ export class InMemoryQueueTransport implements Transport {
     const decoded = messages.map(({ receipt }) => this.#decodeReceipt(queue, receipt));
     const state = this.#queues.get(queue);
     if (!state) return;
-    for (const { seq, delivery } of decoded) {
-      if (state.messages.get(seq)?.delivery === delivery) state.messages.delete(seq);
-    }
+    const deleted = decoded.flatMap(({ seq, delivery }) =>
+      state.messages.get(seq)?.delivery === delivery ? [seq] : [],
+    );
+    if (deleted.length === 0) return;
+    this.#commit({ delete: deleted });
+    for (const seq of deleted) state.messages.delete(seq);
     this.#schedule(state);
   }
 
@@ -326,7 +402,9 @@ export class InMemoryQueueTransport implements Transport {
         'the message is not in flight (visibility expired)',
       );
     }
-    stored.visibleAt = now + visibilityTimeoutSeconds * 1000;
+    const visibleAt = now + visibilityTimeoutSeconds * 1000;
+    this.#commit({ put: [journalEntry(queue, seq, { ...stored, visibleAt })] });
+    stored.visibleAt = visibleAt;
     if (visibilityTimeoutSeconds === 0) this.#wake(state);
     else this.#schedule(state);
   }
@@ -356,12 +434,14 @@ export class InMemoryQueueTransport implements Transport {
    * `DisposedError`. `acknowledge` and `changeVisibility` keep working, so in-flight work can finish cleanly.
    */
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     for (const state of this.#queues.values()) {
       if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
       state.timer = undefined;
       for (const waiter of [...state.waiters]) waiter.finish([]);
     }
+    this.#journal?.close();
   }
 
   #assertOpen(): void {
@@ -377,32 +457,51 @@ export class InMemoryQueueTransport implements Transport {
         messages: new Map(),
         waiters: [],
         timer: undefined,
+        published: new Map(),
       };
       this.#queues.set(name, state);
     }
     return state;
   }
 
-  /** Takes up to `maxMessages` visible messages for one receive, redriving over-received ones first. */
+  /**
+   * Takes up to `maxMessages` visible messages for one receive, redriving over-received ones first. The
+   * changes are written to the journal before any is applied, so a journal that refuses them changes nothing.
+   */
   #collect(state: QueueState, options: ResolvedReceiveOptions): ReceivedMessage[] {
     const now = this.#clock.now();
     const { deadLetterQueue, maxReceiveCount } = state.config;
     const visibilityMs = (options.visibilityTimeoutSeconds ?? state.config.visibilityTimeoutSeconds) * 1000;
-    const received: ReceivedMessage[] = [];
-    let redriven: QueueState | undefined;
+    const delivered: [number, StoredMessage][] = [];
+    const redriven: [number, StoredMessage, number][] = [];
     for (const [seq, message] of state.messages) {
-      if (received.length >= options.maxMessages) break;
+      if (delivered.length >= options.maxMessages) break;
       if (message.visibleAt > now) continue;
       if (deadLetterQueue !== undefined && message.receiveCount >= maxReceiveCount) {
-        redriven ??= this.#queue(deadLetterQueue);
-        state.messages.delete(seq);
-        message.visibleAt = now;
-        redriven.messages.set(this.#nextSeq++, message);
+        redriven.push([seq, message, this.#nextSeq++]);
         continue;
       }
-      message.receiveCount += 1;
-      message.delivery += 1;
-      message.visibleAt = now + visibilityMs;
+      delivered.push([seq, message]);
+    }
+    if (delivered.length === 0 && redriven.length === 0) return [];
+    const after = (message: StoredMessage): StoredMessage => ({
+      ...message,
+      receiveCount: message.receiveCount + 1,
+      delivery: message.delivery + 1,
+      visibleAt: now + visibilityMs,
+    });
+    this.#commit({
+      put: [
+        ...delivered.map(([seq, message]) => journalEntry(state.name, seq, after(message))),
+        ...redriven.map(([, message, to]) =>
+          journalEntry(deadLetterQueue!, to, { ...message, visibleAt: now }),
+        ),
+      ],
+      delete: redriven.map(([seq]) => seq),
+    });
+    const received: ReceivedMessage[] = [];
+    for (const [seq, message] of delivered) {
+      Object.assign(message, after(message));
       received.push({
         id: message.id,
         body: message.body,
@@ -411,8 +510,16 @@ export class InMemoryQueueTransport implements Transport {
         attributes: message.attributes,
       });
     }
-    // Redrive chains are acyclic (checked at configuration), so waking the dead-letter queue terminates.
-    if (redriven) this.#wake(redriven);
+    if (redriven.length) {
+      const target = this.#queue(deadLetterQueue!);
+      for (const [seq, message, to] of redriven) {
+        state.messages.delete(seq);
+        message.visibleAt = now;
+        target.messages.set(to, message);
+      }
+      // Redrive chains are acyclic (checked at configuration), so waking the dead-letter queue terminates.
+      this.#wake(target);
+    }
     return received;
   }
 
@@ -424,7 +531,14 @@ export class InMemoryQueueTransport implements Transport {
 
   #serve(state: QueueState): void {
     for (const waiter of [...state.waiters]) {
-      const messages = this.#collect(state, waiter.options);
+      let messages: ReceivedMessage[];
+      try {
+        messages = this.#collect(state, waiter.options);
+      } catch (error) {
+        // The journal refused the receive (disk full, I/O error): the long poll fails, nothing was taken.
+        waiter.fail(error);
+        continue;
+      }
       // Nothing for the oldest waiter means nothing visible is left for the younger ones either.
       if (messages.length === 0) break;
       waiter.finish(messages);
@@ -485,6 +599,19 @@ export class InMemoryQueueTransport implements Transport {
     }
     return decoded;
   }
+}
+
+function journalEntry(queue: string, seq: number, message: StoredMessage): JournalMessage {
+  return {
+    seq,
+    queue,
+    id: message.id,
+    body: message.body,
+    attributes: message.attributes,
+    receiveCount: message.receiveCount,
+    visibleAt: message.visibleAt,
+    delivery: message.delivery,
+  };
 }
 
 function assertQueueName(name: string): void {

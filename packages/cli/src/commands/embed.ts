@@ -3,21 +3,25 @@ import path from 'node:path';
 import {
   DEFAULT_MAX_BATCH_SIZE,
   decodeImage,
+  type FaceDetection,
+  type FaceDetector,
   type FaceEmbedder,
   FacerecError,
   InvalidOptionsError,
   loadManifest,
   ModelStore,
   type RgbImage,
+  withPrecroppedFallback,
 } from '@facerec/framework';
-import { resizeBilinearPil } from '@facerec/framework/internal';
+import { boxArea, resizeBilinearPil } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
-import { readInput } from '../images.js';
+import { forEachImage, readInput } from '../images.js';
 import { info, loadNote, pullProgressReporter } from '../output.js';
 import {
   type CliContext,
   embedderOption,
   loadEmbedder,
+  precisionOption,
   providerOption,
   selectProvider,
 } from '../providers.js';
@@ -29,6 +33,33 @@ interface EmbedOptions {
   weights?: string;
   json?: boolean;
   maxBatchSize?: string;
+  precision?: string;
+  detect?: boolean;
+}
+
+/**
+ * Below this share of the frame, the largest face is too small for the image to be a face crop: facenet's
+ * 160×160 crops of the reference images put the face box over at least 30 % of the frame (68 of 70; the other
+ * two hold no face at all), a portrait or group photo well under 10 %.
+ */
+export const MIN_CROP_FACE_SHARE = 0.25;
+
+/**
+ * Why an image given to plain `embed` does not look like one face crop, from what the detector finds in it:
+ * several faces, a face much smaller than the frame, or none at all. Empty when it looks like a crop.
+ */
+export function cropWarnings(faces: readonly FaceDetection[], frame: RgbImage): string[] {
+  const hint = '`facerec embed --detect` embeds each face of a photo';
+  if (faces.length === 0) return ['no face detected in it: its embedding may not describe a face'];
+  if (faces.length > 1)
+    return [`${faces.length} faces detected: it looks like a photo, not one face crop (${hint})`];
+  const share = Math.max(0, boxArea(faces[0]!)) / (frame.width * frame.height);
+  if (share < MIN_CROP_FACE_SHARE) {
+    return [
+      `the face covers ${(100 * share).toFixed(0)} % of the frame: it looks like a photo, not a face crop (${hint})`,
+    ];
+  }
+  return [];
 }
 
 function positiveInteger(flag: string, value: string | undefined): number | undefined {
@@ -56,13 +87,73 @@ export function toEmbedderInput(image: RgbImage, embedder: FaceEmbedder): RgbIma
 /** float32 values need at most 9 significant digits to round-trip; the rest of a double's digits is noise. */
 const float32Json = (v: number): number => Number(v.toPrecision(9));
 
-type Result = { image: string; embedding: number[] } | { image: string; error: string };
+type Result = { image: string; embedding: number[]; warnings?: string[] } | { image: string; error: string };
+
+interface DetectedResult {
+  image: string;
+  width: number;
+  height: number;
+  faces: { box: number[]; score: number; embedding: number[] }[];
+}
+
+const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+/** `embed --detect`: every face of each photo, cut with the embedder's crop policy, one embedding each. */
+async function embedDetected(
+  images: readonly string[],
+  detector: FaceDetector,
+  embedder: FaceEmbedder,
+  json: boolean | undefined,
+): Promise<void> {
+  const results: (DetectedResult | { image: string; error: string })[] = [];
+  const crop = embedder.preprocessing.crop;
+  await forEachImage(
+    images,
+    async (image, decoded) => {
+      const [found] = await detector.detectFaces([decoded], { crop });
+      const { faces, crops } = found!;
+      const vectors = await embedder.embed(crops.map((c) => c.image));
+      const result: DetectedResult = {
+        image,
+        width: decoded.width,
+        height: decoded.height,
+        faces: faces.map((f, i) => ({
+          box: f.box.map((v) => round(v, 3)),
+          score: round(f.score, 6),
+          embedding: Array.from(vectors[i]!, float32Json),
+        })),
+      };
+      results.push(result);
+      if (json) return;
+      info(`${image}: ${faces.length} face${faces.length === 1 ? '' : 's'}`);
+      result.faces.forEach((f, i) => {
+        const head = f.embedding.slice(0, 5).map((v) => v.toFixed(4));
+        const box = f.box.map((v) => Math.round(v)).join(', ');
+        process.stdout.write(`${image}#${i}\t[${box}]\t${f.embedding.length}-d\t[${head.join(', ')}, …]\n`);
+      });
+    },
+    (image, error) => results.push({ image, error }),
+  );
+  if (json) {
+    // One line per face: 512 numbers each on their own line would be unreadable.
+    const lines = results.map((r) =>
+      'faces' in r
+        ? `  {"image":${JSON.stringify(r.image)},"width":${r.width},"height":${r.height},"faces":[${r.faces
+            .map((f) => `\n    ${JSON.stringify(f)}`)
+            .join(',')}${r.faces.length ? '\n  ' : ''}]}`
+        : `  ${JSON.stringify(r)}`,
+    );
+    process.stdout.write(`[\n${lines.join(',\n')}\n]\n`);
+  }
+}
 
 /** `facerec embed <image...>`. */
 export function registerEmbedCommand(program: Command, context: CliContext): void {
   program
     .command('embed')
-    .description('embed face crops (each image is one already cropped face; other sizes are resized)')
+    .description(
+      'embed face crops (each image is one already cropped face; other sizes are resized), or with --detect every face of photos',
+    )
     .argument('<image...>', 'JPEG, PNG or WebP files')
     .addOption(embedderOption(context))
     .addOption(providerOption(context))
@@ -75,8 +166,13 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
         'named pretrained weights, for embedders that take them (inception-resnet-v1: vggface2 (default) or casia-webface)',
       ).conflicts('checkpoint'),
     )
-    .option('--json', 'print [{ image, embedding: [numbers] }] to stdout')
+    .option(
+      '--detect',
+      'each image is a photo: find every face and embed each, cut as the embedder takes it; --json prints [{ image, width, height, faces: [{ box, score, embedding }] }]',
+    )
+    .option('--json', 'print [{ image, embedding: [numbers], warnings? }] to stdout')
     .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_MAX_BATCH_SIZE})`)
+    .addOption(precisionOption())
     .action(async (images: string[], opts: EmbedOptions) => {
       const maxBatchSize = positiveInteger('--max-batch-size', opts.maxBatchSize);
       let weights = opts.weights;
@@ -90,11 +186,23 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
 
       const progress = pullProgressReporter();
       let embedder: FaceEmbedder;
+      let detector: FaceDetector;
       const started = performance.now();
       try {
         const modelStore = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
         const provider = await selectProvider(context, opts.provider, { modelStore });
-        embedder = await loadEmbedder(context, provider, opts.embedder, { weights, maxBatchSize });
+        embedder = await loadEmbedder(context, provider, opts.embedder, {
+          weights,
+          maxBatchSize,
+          precision: opts.precision,
+        });
+        // Plain embed runs it too, only to warn when an image is not one face crop.
+        // A face crop that fills the frame is padded and detected again rather than reported as no face.
+        detector = withPrecroppedFallback(provider.detector(context.registry.defaults.detector));
+        await detector.ready().catch(async (error: unknown) => {
+          await Promise.all([detector.dispose(), embedder.dispose()]);
+          throw error;
+        });
       } finally {
         progress.stop();
       }
@@ -103,6 +211,15 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
           `${embedder.modelId} (${embedder.provider}, ${embedder.dimension}-d) loaded in ` +
             `${((performance.now() - started) / 1000).toFixed(1)} s${loadNote(embedder)}`,
         );
+      }
+
+      if (opts.detect) {
+        try {
+          await embedDetected(images, detector, embedder, opts.json);
+        } finally {
+          await Promise.all([detector.dispose(), embedder.dispose()]);
+        }
+        return;
       }
 
       const results: Result[] = [];
@@ -115,11 +232,13 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
           for (const image of images.slice(start, start + batch)) {
             try {
               const decoded = await decodeImage(await readInput(image));
+              const warnings = cropWarnings(await detector.detect(decoded), decoded);
+              for (const warning of warnings) info(`warning: ${image}: ${warning}`);
               const face = toEmbedderInput(decoded, embedder);
               if (face !== decoded && !opts.json)
                 info(`${image}: resized ${decoded.width}×${decoded.height} → ${face.width}×${face.height}`);
               pending.push({ index: results.length, face });
-              results.push({ image, embedding: [] });
+              results.push({ image, embedding: [], ...(warnings.length ? { warnings } : {}) });
             } catch (error) {
               // One unreadable image should not hide the others' results; it still fails the command.
               if (!FacerecError.isInstance(error)) throw error;
@@ -131,9 +250,13 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
           }
           const vectors = await embedder.embed(pending.map((p) => p.face));
           pending.forEach(({ index }, i) => {
-            const result = results[index]!;
+            const result = results[index]! as { image: string; warnings?: string[] };
             const embedding = Array.from(vectors[i]!, float32Json);
-            results[index] = { image: result.image, embedding };
+            results[index] = {
+              image: result.image,
+              embedding,
+              ...(result.warnings ? { warnings: result.warnings } : {}),
+            };
             if (!opts.json) {
               const head = embedding.slice(0, 5).map((v) => v.toFixed(4));
               process.stdout.write(`${result.image}\t${embedding.length}-d\t[${head.join(', ')}, …]\n`);
@@ -141,7 +264,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
           });
         }
       } finally {
-        await embedder.dispose();
+        await Promise.all([detector.dispose(), embedder.dispose()]);
       }
       if (opts.json) {
         // One line per image: 512 numbers each on their own line would be unreadable.

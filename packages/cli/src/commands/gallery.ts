@@ -6,18 +6,20 @@ import {
   type LabelledProbe,
 } from '@facerec/framework';
 import cliProgress from 'cli-progress';
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { info, warnIfUncalibrated } from '../output.js';
+import { galleryThreshold, info } from '../output.js';
 import {
   type CliContext,
   embedderOption,
   loadEmbedder,
   loadGalleryEmbedder,
+  metricOption,
   providerOption,
   selectProvider,
   weightsOption,
 } from '../providers.js';
+import { registerGalleryStoreCommands } from './gallery-store.js';
 
 function enrollProgress(label: string) {
   const bar = process.stderr.isTTY
@@ -53,7 +55,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(embedderOption(context))
     .addOption(weightsOption('embedder'))
     .addOption(providerOption(context))
-    .addOption(new Option('--metric <m>', 'distance').choices(['euclidean', 'cosine']).default('euclidean'))
+    .addOption(metricOption())
     .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
     .option(
       '--json',
@@ -110,10 +112,10 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           if (!opts.threshold) {
             const recommended = registry.embedder(opts.embedder).thresholds[opts.metric];
             info(
-              'threshold not set: run `facerec gallery calibrate` before recognising' +
-                (recommended
-                  ? ` (recommended for ${opts.embedder}, ${opts.metric}: ${recommended.value}, measured on ${recommended.measuredOn})`
-                  : ''),
+              recommended
+                ? `threshold not set: recognition uses ${opts.embedder}'s recommended ${opts.metric} threshold ` +
+                    `${recommended.value} (measured on ${recommended.measuredOn}) until \`facerec gallery calibrate\` sets one`
+                : 'threshold not set: run `facerec gallery calibrate` before recognising (until then every face is "unknown")',
             );
           }
         } finally {
@@ -130,14 +132,14 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
-    .option('--json', 'print [{ image, box, identity, distance }] to stdout')
+    .option('--json', 'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout')
     .action(
       async (
         images: string[],
         opts: { gallery: string; provider: string; weights?: string; json?: boolean },
       ) => {
         const gallery = await FileGallery.load(opts.gallery);
-        warnIfUncalibrated(gallery, opts.gallery);
+        const threshold = galleryThreshold(gallery, opts.gallery, registry);
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights);
         const detector = provider.detector(registry.defaults.detector);
@@ -148,13 +150,15 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             const [found] = await detector.detectFaces([decoded], { crop });
             const { faces, crops } = found!;
             const vectors = await embedder.embed(crops.map((c) => c.image));
-            const matches = await gallery.match(vectors);
+            const matches = await gallery.match(vectors, { threshold: threshold.value });
             faces.forEach((f, i) => {
               const row = {
                 image,
                 box: f.box.map((v) => Math.round(v * 10) / 10),
                 identity: matches[i]!.identity,
                 distance: Math.round(matches[i]!.distance * 1e4) / 1e4,
+                threshold: threshold.value,
+                thresholdSource: threshold.source,
               };
               rows.push(row);
               if (!opts.json)
@@ -169,9 +173,9 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
       },
     );
 
-  program
-    .command('gallery')
-    .description('gallery maintenance')
+  const galleryCommand = program.command('gallery').description('gallery maintenance and run-time stores');
+  registerGalleryStoreCommands(galleryCommand, context);
+  galleryCommand
     .command('calibrate')
     .description(
       'set the gallery threshold at a target false-accept rate, from labelled images not in the gallery',
@@ -183,6 +187,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .requiredOption('--gallery <file>', 'gallery file to calibrate (rewritten in place unless --out)')
     .option('--out <file>', 'write the calibrated gallery here instead')
     .option('--target-far <rate>', 'target false-accept rate', '0.01')
+    .option('--allow-overlap', 'calibrate even when probes are enrolled examples (same file or same pixels)')
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .option('--json', 'print { threshold, far, tar, equalErrorRate, keyPoints, warnings, out } to stdout')
@@ -196,6 +201,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           provider: string;
           weights?: string;
           json?: boolean;
+          allowOverlap?: boolean;
         },
       ) => {
         const gallery = await FileGallery.load(opts.gallery);
@@ -214,13 +220,18 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           progress.stop();
           for (const s of labelled.skipped) info(`  skipped ${s.file}: ${s.reason}`);
           probes = labelled.gallery.names.flatMap((identity) =>
-            labelled.gallery.examples(identity).map((e) => ({ identity, embedding: e.embedding })),
+            labelled.gallery
+              .examples(identity)
+              .map((e) => ({ identity, embedding: e.embedding, source: e.source })),
           );
         } finally {
           progress.stop();
           await Promise.all([detector.dispose(), embedder.dispose()]);
         }
-        const result = calibrateThreshold(gallery, probes, { targetFar: Number(opts.targetFar) });
+        const result = calibrateThreshold(gallery, probes, {
+          targetFar: Number(opts.targetFar),
+          allowOverlap: opts.allowOverlap === true,
+        });
         await result.gallery.save(opts.out ?? opts.gallery);
         if (opts.json) {
           const { calibration } = result;
@@ -234,6 +245,11 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             equalErrorRate: calibration.equalErrorRate,
             keyPoints: calibration.keyPoints,
             warnings: result.warnings,
+            overlaps: result.overlaps.map((o) => ({
+              probe: probes[o.probe]!.source,
+              kind: o.kind,
+              enrolled: o.enrolled.source,
+            })),
           };
           process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
         } else process.stdout.write(`${formatCalibration(result)}\n`);

@@ -1,7 +1,17 @@
-import { FileGallery, InvalidOptionsError, MODELS, type ModelRegistry } from '@facerec/framework';
+import path from 'node:path';
+import {
+  defaultCacheDir,
+  type FaceDetector,
+  type FaceEmbedder,
+  InvalidOptionsError,
+  MODELS,
+  type ModelRegistry,
+  openGalleryStore,
+} from '@facerec/framework';
 import {
   composeDetection,
   composeRecognition,
+  createCollectionsApi,
   createLogger,
   createPipelineContainer,
   formatWorkloadReport,
@@ -13,10 +23,11 @@ import {
   runWorkload,
   silentLogger,
   startLocalRuntime,
+  TOKENS,
 } from '@facerec/lambda-runtime';
-import { InMemoryQueueTransport } from '@facerec/transport-memory';
+import { InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
 import type { Command } from 'commander';
-import { info, warnIfUncalibrated } from '../output.js';
+import { galleryThreshold, info } from '../output.js';
 import { type CliContext, providerOption, selectProvider, weightsOption } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
 
@@ -25,7 +36,12 @@ const RESPONSES = 'responses';
 
 /** Options of {@link serveLocally}. */
 export interface ServeOptions {
+  /** The gallery store: a file path, `s3://…` or `postgres://…` (see `openGalleryStore`). */
   readonly gallery: string;
+  /** How often a file or S3 gallery is re-checked for another writer's changes, in seconds. Default 1. */
+  readonly reloadSeconds?: number;
+  /** With `token`: the gallery is served as `/collections/{collection}/faces`. Default `default`. */
+  readonly collection?: string;
   readonly port?: number;
   /** Address to listen on. Default `127.0.0.1` (this machine only). */
   readonly host?: string;
@@ -39,6 +55,12 @@ export interface ServeOptions {
   /** Admission control (see `LocalRuntimeOptions.maxInFlight` / `maxQueueDepth`). */
   readonly maxInFlight?: number;
   readonly maxQueueDepth?: number;
+  /**
+   * Where the queues live: a SQLite file, so that a server killed at any moment loses no accepted frame and,
+   * restarted on the same file, answers each once; or `'memory'`. Default `'memory'` (`facerec serve`
+   * defaults to a file, {@link defaultQueueFile}).
+   */
+  readonly queue?: string;
   readonly quiet?: boolean;
   /** The models to choose from. Default: the built-in registry. */
   readonly registry?: ModelRegistry;
@@ -51,8 +73,11 @@ export interface ServeOptions {
  */
 export async function serveLocally(options: ServeOptions) {
   const registry = options.registry ?? MODELS;
-  const gallery = await FileGallery.load(options.gallery);
-  if (options.threshold === undefined) warnIfUncalibrated(gallery, options.gallery);
+  // A store that may change while serving (`facerec gallery add`, the collections API): searched as it is.
+  const gallery = await openGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1 });
+  // A gallery never calibrated is served at the embedder's recommended threshold (one stderr line says so).
+  const threshold = galleryThreshold(gallery, options.gallery, registry, options.threshold);
+  const override = threshold.source === 'gallery' ? undefined : threshold.value;
   const { description, settings } = registry.embedderForModelId(gallery.embedder.modelId, {
     weights: options.weights,
   });
@@ -64,14 +89,19 @@ export async function serveLocally(options: ServeOptions) {
       FACEREC_REQUEST_QUEUE_URL: REQUESTS,
       FACEREC_RESPONSE_QUEUE_URL: RESPONSES,
       FACEREC_GALLERY: options.gallery,
-      ...(options.threshold !== undefined ? { FACEREC_THRESHOLD: String(options.threshold) } : {}),
+      ...(override !== undefined ? { FACEREC_THRESHOLD: String(override) } : {}),
     },
     registry,
   );
+  const queue = options.queue ?? 'memory';
   const transport = new InMemoryQueueTransport({
     queues: {
       [REQUESTS]: { visibilityTimeoutSeconds: 30, maxReceiveCount: 5, deadLetterQueue: `${REQUESTS}-dlq` },
+      // One answer per face id (its idempotency key) within an hour: a face processed again after a crash (its
+      // answer queued, its request not yet acknowledged) is not answered twice.
+      [RESPONSES]: { deduplicationWindowSeconds: 3600 },
     },
+    ...(queue === 'memory' ? {} : { journal: await openSqliteQueueJournal(queue) }),
   });
   const logger = options.quiet ? silentLogger : createLogger('facerec-local');
   const container = createPipelineContainer(config, {
@@ -85,6 +115,15 @@ export async function serveLocally(options: ServeOptions) {
     composeRecognition(container),
   ]);
   const port = options.port ?? 3000;
+  // With a token, people can be added and removed over HTTP (the collections API) while serving.
+  const collections = options.token
+    ? createCollectionsApi({
+        collections: { [options.collection ?? 'default']: gallery },
+        detector: await container.resolve<Promise<FaceDetector>>(TOKENS.detector),
+        embedder: await container.resolve<Promise<FaceEmbedder>>(TOKENS.embedder),
+        logger,
+      })
+    : undefined;
   const runtime = await startLocalRuntime({
     detection,
     recognition,
@@ -94,17 +133,24 @@ export async function serveLocally(options: ServeOptions) {
     port,
     ...(options.host ? { host: options.host } : {}),
     ...(options.token ? { token: options.token } : {}),
+    ...(collections ? { collections } : {}),
     consumers: options.consumers ?? 1,
     ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
     ...(options.maxQueueDepth === undefined ? {} : { maxQueueDepth: options.maxQueueDepth }),
     logger,
-  }).catch((error: unknown) => {
+  }).catch(async (error: unknown) => {
+    await transport.close(); // releases the queue file
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
     throw new InvalidOptionsError('serve', `port ${port} is already in use (choose another with --port)`, {
       cause: error,
     });
   });
-  return { runtime, transport };
+  return { runtime, transport, gallery };
+}
+
+/** `facerec serve`'s queue file when `--queue` is not given: one per port, in the cache folder. */
+export function defaultQueueFile(port: number): string {
+  return path.join(defaultCacheDir(), 'serve', `queue-${port}.sqlite`);
 }
 
 /** `facerec serve`, `facerec client`. */
@@ -114,7 +160,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     .description(
       'run the pipeline locally: Function-URL-compatible HTTP endpoint, in-process SQS-like queues, recognition consumer',
     )
-    .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
+    .requiredOption(
+      '--gallery <store>',
+      'gallery: a file (from facerec enroll), s3://bucket/key or postgres://…?collection=name; changes made while serving are picked up',
+    )
+    .option('--reload-seconds <s>', 'how often a file or S3 gallery is re-checked for changes', '1')
+    .option('--collection <name>', 'with --token: serve the gallery as /collections/<name>/faces', 'default')
     .option('--port <n>', 'port to listen on', '3000')
     .option(
       '--host <address>',
@@ -131,10 +182,16 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       'faces waiting for recognition beyond which frames get 503 + Retry-After',
       '256',
     )
+    .option(
+      '--queue <file>',
+      'queue file (SQLite): accepted frames survive a crash and are answered after a restart on the same file; "memory" for none (default: serve/queue-<port>.sqlite in the cache folder)',
+    )
     .option('--quiet', 'no request logs')
     .action(
       async (opts: {
         gallery: string;
+        reloadSeconds: string;
+        collection: string;
         port: string;
         host: string;
         token?: string;
@@ -144,10 +201,14 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         consumers: string;
         maxInFlight: string;
         maxQueue: string;
+        queue?: string;
         quiet?: boolean;
       }) => {
-        const { runtime } = await serveLocally({
+        const queue = opts.queue ?? defaultQueueFile(Number(opts.port));
+        const { runtime, gallery, transport } = await serveLocally({
           gallery: opts.gallery,
+          reloadSeconds: Number(opts.reloadSeconds),
+          collection: opts.collection,
           port: Number(opts.port),
           host: opts.host,
           ...localToken(opts.token),
@@ -158,16 +219,19 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           consumers: Number(opts.consumers),
           maxInFlight: Number(opts.maxInFlight),
           maxQueueDepth: Number(opts.maxQueue),
+          queue,
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
-          `facerec serve: POST frames to ${runtime.url}/ — collect answers with GET ${runtime.url}/responses (Ctrl-C stops)`,
+          `facerec serve: POST frames to ${runtime.url}/ — collect answers with GET ${runtime.url}/responses (Ctrl-C stops); queue: ${queue}`,
         );
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
         });
         await runtime.close();
+        await transport.close();
+        await gallery.close();
       },
     );
 
@@ -182,6 +246,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     .option('--requests <n>', 'requests to send, cycling through the frames', '100')
     .option('--concurrency <n>', 'requests in flight', '10')
     .option('--response-queue-url <url>', 'collect answers from this SQS queue instead of the local runtime')
+    .option(
+      '--reply-queue-url <url>',
+      "ask for answers on this SQS queue (one of the deployment's reply queues, FACEREC_REPLY_QUEUES) and collect them there: several clients share a deployment, each with its own",
+    )
     .option('--timeout <s>', 'seconds to wait for the last answers', '60')
     .option(
       '--wait <s>',
@@ -201,6 +269,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         requests: string;
         concurrency: string;
         responseQueueUrl?: string;
+        replyQueueUrl?: string;
         timeout: string;
         wait: string;
         token?: string;
@@ -208,19 +277,27 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         sign?: boolean;
         region?: string;
       }) => {
+        if (opts.replyQueueUrl && opts.responseQueueUrl) {
+          throw new InvalidOptionsError(
+            'client',
+            '--reply-queue-url and --response-queue-url exclude each other: answers are collected from the reply queue',
+          );
+        }
         const frames = await loadFrames(opts.frames);
         if (!frames.length) throw new InvalidOptionsError('client', `no images in ${opts.frames}`);
         await waitForEndpoint(opts.url, Number(opts.wait));
         const token = localToken(opts.token);
         let responses = localResponses(opts.url, token);
-        if (opts.responseQueueUrl) {
+        const answerQueue = opts.replyQueueUrl ?? opts.responseQueueUrl;
+        if (answerQueue) {
           const { createSqsTransport } = await import('@facerec/transport-sqs');
-          responses = queueResponses(createSqsTransport(), opts.responseQueueUrl);
+          responses = queueResponses(createSqsTransport(), answerQueue);
         }
         const report = await runWorkload({
           url: opts.url,
           frames,
           responses,
+          ...(opts.replyQueueUrl ? { replyTo: opts.replyQueueUrl } : {}),
           requests: Number(opts.requests),
           concurrency: Number(opts.concurrency),
           timeoutMs: Number(opts.timeout) * 1000,

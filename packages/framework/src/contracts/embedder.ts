@@ -2,7 +2,7 @@ import type { RgbImage } from '../image/types.js';
 import type { SpecificationVersion } from './version.js';
 
 /** The region of a detection that is cut out for an embedder (see {@link CropPolicy.shape}). */
-export type CropShape = 'box' | 'square';
+export type CropShape = 'box' | 'square' | 'eyes-mouth' | 'aligned';
 
 /**
  * How a face is cut out of a frame for one embedder: the geometry the network was trained with. Whatever
@@ -13,12 +13,20 @@ export interface CropPolicy {
   /** Crop size in pixels: always the embedder's `inputSize`. */
   readonly size: { readonly width: number; readonly height: number };
   /**
-   * `box`: the detection box itself, stretched to `size` (facenet-pytorch's `extract_face`, what
-   * InceptionResnetV1 was trained on); `square`: the smallest square around the box's centre that holds it,
-   * so the face keeps its aspect ratio (face-api.js's net was not trained on stretched faces).
+   * The region cut out, from the detection's box or its five landmarks:
+   * - `box`: the detection box itself, stretched to `size` (facenet-pytorch's `extract_face`, what
+   *   InceptionResnetV1 was trained on);
+   * - `square`: the smallest square around the box's centre that holds it (keeps the aspect ratio);
+   * - `eyes-mouth`: the square face-api.js cuts for its recognition net (`useDlibAlignment`), placed and sized
+   *   from the eye centres and the mouth centre, not rotated;
+   * - `aligned`: the face rotated, scaled and moved so that its five landmarks best fit a canonical template
+   *   (dlib's mean face, which face-api.js's net was trained on), one bilinear warp.
    */
   readonly shape: CropShape;
-  /** Margin added around the region, in pixels of the final crop (facenet-pytorch's `margin`). */
+  /**
+   * Margin added around the region, in pixels of the final crop (facenet-pytorch's `margin`); for `aligned`,
+   * the template fills `size − margin` pixels in the middle of the crop.
+   */
   readonly margin: number;
 }
 

@@ -61,6 +61,11 @@ export interface Gallery {
   /** Distances above this are `'unknown'`. */
   readonly threshold: number;
   /**
+   * Whether the threshold was calibrated on data. A gallery that was neither calibrated nor given a threshold
+   * (threshold 0) is matched at the embedder's recommended threshold by `createFaceRecognizer` and the CLI.
+   */
+  readonly isCalibrated?: boolean;
+  /**
    * Refuses an embedder other than the one the gallery was built with (model id, weights when both sides
    * know their sha256, dimension, input preprocessing); throws `EmbedderMismatchError` naming both models.
    */

@@ -20,6 +20,7 @@ export type {
   IdentityCandidate,
   MatchOptions,
 } from './gallery.js';
+export type { GalleryStore, ListExamplesOptions, NewExample, StoredExample } from './gallery-store.js';
 export type {
   DetectorId,
   DetectorOptionsById,

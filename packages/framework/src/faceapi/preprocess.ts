@@ -23,15 +23,16 @@ export const FACEAPI_PIXEL_DIVISOR = 256;
 
 /**
  * The recognition net's preprocessing in {@link EmbedderPreprocessing} terms: 150×150 RGB,
- * `(pixel − mean) / 256` per channel, cut as a square around the detection box (the net was not trained on
- * stretched faces; square crops took the bbt equal error rate from 6.25 % to 0 %). `layout` is the ONNX
- * graph's (NCHW); tfjs runs the same numbers NHWC.
+ * `(pixel − mean) / 256` per channel, cut with face-api.js's own geometry (`eyes-mouth`: the square its
+ * `withFaceDescriptors()` cuts, from the eye and mouth centres), which scored best of every crop policy in
+ * scripts/bench-crops.ts (see the README's "Recognition" table). `layout` is the ONNX graph's (NCHW); tfjs runs
+ * the same numbers NHWC.
  */
 export const FACEAPI_PREPROCESSING: EmbedderPreprocessing = Object.freeze({
   inputSize: Object.freeze({ width: FACEAPI_RESNET_INPUT_SIZE, height: FACEAPI_RESNET_INPUT_SIZE }),
   crop: Object.freeze({
     size: Object.freeze({ width: FACEAPI_RESNET_INPUT_SIZE, height: FACEAPI_RESNET_INPUT_SIZE }),
-    shape: 'square',
+    shape: 'eyes-mouth',
     margin: 0,
   }),
   layout: 'NCHW',

@@ -258,23 +258,76 @@ describe('calibrateThresholdLeaveOneOut', () => {
 });
 
 describe('calibrateThreshold: probes that are enrolled examples', () => {
-  it('refuses them (genuine pairs at distance 0 would make any threshold look perfect)', () => {
-    const gallery = FileGallery.create({
-      embedder: embedderInfo(3),
-      identities: [
-        { name: 'a', examples: [{ source: 'a/1', embedding: [1, 0, 0] }] },
-        { name: 'b', examples: [{ source: 'b/1', embedding: [0, 1, 0] }] },
-      ],
-    });
-    const enrolled = [{ identity: 'a', embedding: Float32Array.of(2, 0, 0) }]; // the same direction: same embedding
-    expect(() => calibrateThreshold(gallery, enrolled)).toThrow(InvalidInputError);
-    expect(() => calibrateThreshold(gallery, enrolled)).toThrow(
-      '1 of 1 probes are enrolled examples of their own identity',
-    );
-    const fresh = [
-      { identity: 'a', embedding: Float32Array.of(0.9, 0.1, 0.1) },
-      { identity: 'b', embedding: Float32Array.of(0.1, 0.9, 0.1) },
+  const gallery = FileGallery.create({
+    embedder: embedderInfo(3),
+    identities: [
+      { name: 'a', examples: [{ source: 'a/1.jpg', embedding: [1, 0, 0] }] },
+      { name: 'b', examples: [{ source: 'b/1.jpg', embedding: [0, 1, 0] }] },
+    ],
+  });
+  const fresh = [
+    { identity: 'a', source: 'a/2.jpg', embedding: Float32Array.of(0.9, 0.1, 0.1) },
+    { identity: 'b', source: 'b/2.jpg', embedding: Float32Array.of(0.1, 0.9, 0.1) },
+  ];
+
+  it('refuses the same pixels (an identical embedding), under any identity, naming them', () => {
+    // The same direction is the same embedding; the copy of b/1 is labelled a (an impostor pair at 0).
+    const copies = [
+      { identity: 'a', source: 'a/copy.jpg', embedding: Float32Array.of(2, 0, 0) },
+      { identity: 'a', source: 'a/other.jpg', embedding: Float32Array.of(0, 3, 0) },
+      ...fresh,
     ];
+    expect(() => calibrateThreshold(gallery, copies)).toThrow(InvalidInputError);
+    expect(() => calibrateThreshold(gallery, copies)).toThrow(
+      'calibrateThreshold: 2 of 4 probes are enrolled examples: a/copy.jpg (same pixels as enrolled a/1.jpg), ' +
+        'a/other.jpg (same pixels as enrolled b/1.jpg).',
+    );
     expect(calibrateThreshold(gallery, fresh).roc.genuinePairs).toBe(2);
+  });
+
+  it('refuses the same file (source) of the same identity, and lists at most five', () => {
+    const same = [{ identity: 'b', source: 'b/1.jpg', embedding: Float32Array.of(0.2, 0.9, 0.1) }, ...fresh];
+    expect(() => calibrateThreshold(gallery, same)).toThrow(
+      '1 of 3 probes are enrolled examples: b/1.jpg (same file as enrolled b/1.jpg)',
+    );
+    // The same name under another identity's folder is another file.
+    const elsewhere = [
+      { identity: 'a', source: 'b/1.jpg', embedding: Float32Array.of(0.8, 0.2, 0.1) },
+      ...fresh,
+    ];
+    expect(calibrateThreshold(gallery, elsewhere).overlaps).toEqual([]);
+    const many = Array.from({ length: 7 }, () => ({ identity: 'a', embedding: Float32Array.of(1, 0, 0) }));
+    expect(() => calibrateThreshold(gallery, [...many, ...fresh])).toThrow(
+      /7 of 9 probes are enrolled examples: probe 0 \(same pixels as enrolled a\/1\.jpg\), .*probe 4 .*, and 2 more\./,
+    );
+  });
+
+  it('calibrates anyway with allowOverlap, listing the overlaps and warning', () => {
+    const copy = { identity: 'a', source: 'a/copy.jpg', embedding: Float32Array.of(1, 0, 0) };
+    const result = calibrateThreshold(gallery, [copy, ...fresh], { allowOverlap: true });
+    expect(result.overlaps).toEqual([
+      { probe: 0, kind: 'same pixels', identity: 'a', enrolled: { identity: 'a', source: 'a/1.jpg' } },
+    ]);
+    expect(result.roc.genuinePairs).toBe(3);
+    expect(result.warnings[0]).toBe(
+      '1 of 3 probes are enrolled examples (allowed): their pairs make the threshold look better than it is',
+    );
+    expect(() => calibrateThreshold(gallery, fresh, { allowOverlap: 'yes' } as never)).toThrow(
+      InvalidOptionsError,
+    );
+  });
+
+  it('warns when fewer than 20 genuine pairs back the threshold', () => {
+    expect(calibrateThreshold(gallery, fresh).warnings).toContain(
+      'only 2 genuine pairs back the threshold (fewer than 20): the false-reject rate is a rough estimate; add ' +
+        'labelled photos of enrolled people',
+    );
+    const probes = Array.from({ length: 20 }, (_, i) => ({
+      identity: i % 2 ? 'a' : 'b',
+      embedding: i % 2 ? Float32Array.of(0.9, 0.1, 0.01 * i) : Float32Array.of(0.1, 0.9, 0.01 * i),
+    }));
+    expect(calibrateThreshold(gallery, probes).warnings.filter((w) => w.includes('genuine pairs'))).toEqual(
+      [],
+    );
   });
 });

@@ -34,6 +34,9 @@ export interface OperatingPoint {
   readonly frr: number;
 }
 
+/** Fewer genuine pairs than this behind a threshold get a warning: its false-reject rate is a rough estimate. */
+export const MIN_GENUINE_PAIRS = 20;
+
 /** False-accept rates reported as the curve's key points: 0.1%, 1%, 5%, 10%. */
 export const KEY_FARS: readonly number[] = Object.freeze([0.001, 0.01, 0.05, 0.1]);
 
@@ -124,6 +127,22 @@ function pointAt(roc: RocCurve, i: number): OperatingPoint {
 export interface LabelledProbe {
   readonly identity: string;
   readonly embedding: Float32Array;
+  /**
+   * The file it came from, relative to its folder of labelled probes (`alice/3.jpg`), as enrollment records
+   * a gallery example's `source`: a probe with the source of an enrolled example of its identity is that example.
+   */
+  readonly source?: string;
+}
+
+/** A probe that is an enrolled example (see {@link calibrateThreshold}). */
+export interface ProbeOverlap {
+  /** Index of the probe. */
+  readonly probe: number;
+  /** `same file`: the probe's source is an enrolled example's of its identity; `same pixels`: identical embedding. */
+  readonly kind: 'same file' | 'same pixels';
+  readonly identity: string;
+  /** The enrolled example it overlaps: its identity and source. */
+  readonly enrolled: { readonly identity: string; readonly source: string };
 }
 
 /** Options of {@link calibrateThreshold} and {@link calibrateThresholdLeaveOneOut}. */
@@ -134,6 +153,15 @@ export interface CalibrationOptions {
   readonly keyFars?: readonly number[];
   /** Date recorded as `calibratedAt`. Default now. */
   readonly now?: Date;
+}
+
+/** Options of {@link calibrateThreshold}. */
+export interface ProbeCalibrationOptions extends CalibrationOptions {
+  /**
+   * Calibrate even when probes are enrolled examples (listed in {@link CalibrationResult.overlaps} and a
+   * warning). Default false: refused.
+   */
+  readonly allowOverlap?: boolean;
 }
 
 /** What calibration found, and the gallery with the threshold stored. */
@@ -151,6 +179,8 @@ export interface CalibrationResult {
   readonly impostor: Float64Array;
   /** Things that make the result less trustworthy (too few pairs for the target FAR, ...). */
   readonly warnings: readonly string[];
+  /** Probes that are enrolled examples, calibrated on anyway with `allowOverlap` (empty otherwise). */
+  readonly overlaps: readonly ProbeOverlap[];
 }
 
 const optionsSchema = z.strictObject({
@@ -163,10 +193,17 @@ function resolveOptions(component: string, options: CalibrationOptions) {
   return parseOptions(optionsSchema, options, component);
 }
 
+const probeOptionsSchema = optionsSchema.extend({ allowOverlap: z.boolean().default(false) });
+
 /**
  * Calibrates `gallery`'s threshold on labelled probes that were **not** enrolled (a probe identical to an
  * enrolled example has genuine distance ~0 and makes the threshold meaningless; use
  * {@link calibrateThresholdLeaveOneOut} to calibrate on the enrolled examples themselves).
+ *
+ * Probes that are enrolled examples are refused, naming them, unless `allowOverlap`: a probe whose `source` is
+ * the source of an enrolled example of its identity (the same file), or whose embedding is identical to any
+ * enrolled example's (the same pixels: a copy of the file, under any name or identity; the embedder is
+ * deterministic, so this also catches a re-encoded copy that a byte hash would miss).
  *
  * Each probe of an enrolled identity gives one genuine distance (to its own identity, aggregated as the
  * gallery aggregates) and one impostor distance per other identity; a probe of someone not enrolled gives
@@ -183,9 +220,9 @@ function resolveOptions(component: string, options: CalibrationOptions) {
 export function calibrateThreshold(
   gallery: FileGallery,
   probes: readonly LabelledProbe[],
-  options: CalibrationOptions = {},
+  options: ProbeCalibrationOptions = {},
 ): CalibrationResult {
-  const resolved = resolveOptions('calibrateThreshold', options);
+  const resolved = parseOptions(probeOptionsSchema, options, 'calibrateThreshold');
   probes.forEach((probe, i) => {
     if (typeof probe?.identity !== 'string') {
       throw new InvalidInputError(`calibrateThreshold: probe ${i} has no identity string`);
@@ -193,7 +230,22 @@ export function calibrateThreshold(
   });
   const names = gallery.names;
   const indexOf = new Map(names.map((n, i) => [n, i]));
-  assertNotEnrolled(gallery, probes);
+  const overlaps = findOverlaps(gallery, probes);
+  if (overlaps.length && !resolved.allowOverlap) {
+    const listed = overlaps
+      .slice(0, 5)
+      .map(
+        (o) =>
+          `${probes[o.probe]!.source ?? `probe ${o.probe}`} (${o.kind} as enrolled ${o.enrolled.source})`,
+      )
+      .join(', ');
+    throw new InvalidInputError(
+      `calibrateThreshold: ${overlaps.length} of ${probes.length} probes are enrolled examples: ${listed}` +
+        `${overlaps.length > 5 ? `, and ${overlaps.length - 5} more` : ''}. Calibrate with photos that are not in ` +
+        'the gallery, or leave-one-out on the enrolled ones (calibrateThresholdLeaveOneOut); allowOverlap ' +
+        '(--allow-overlap) calibrates anyway',
+    );
+  }
   const distances = gallery.distancesTo(probes.map((p) => p.embedding));
   const genuine: number[] = [];
   const impostor = new Float64Array(
@@ -208,32 +260,45 @@ export function calibrateThreshold(
       else impostor[at++] = row[i]!;
     }
   });
-  return finish(gallery, 'probes', Float64Array.from(genuine), impostor, resolved);
+  const result = finish(gallery, 'probes', Float64Array.from(genuine), impostor, resolved);
+  if (!overlaps.length) return result;
+  const warning =
+    `${overlaps.length} of ${probes.length} probes are enrolled examples (allowed): their pairs make the ` +
+    'threshold look better than it is';
+  return { ...result, overlaps, warnings: [warning, ...result.warnings] };
 }
 
 /**
- * Probes that are enrolled examples of their own identity (the same embedding) would be genuine pairs at
- * distance 0 and make any threshold look perfect (an "EER of 0 %" that says nothing): refused.
+ * Probes that are enrolled examples: the same file (same source under the same identity) or the same pixels
+ * (an embedding identical to any enrolled example's). Genuine pairs at distance 0 would make any threshold
+ * look perfect (an "EER of 0 %" that says nothing). Cost: one dot product per probe and enrolled example.
  */
-function assertNotEnrolled(gallery: FileGallery, probes: readonly LabelledProbe[]): void {
-  let enrolled = 0;
-  for (const probe of probes) {
-    if (!gallery.has(probe.identity)) continue;
+function findOverlaps(gallery: FileGallery, probes: readonly LabelledProbe[]): ProbeOverlap[] {
+  const enrolled = gallery.names.flatMap((identity) =>
+    gallery.examples(identity).map((e) => ({ identity, source: e.source, embedding: e.embedding })),
+  );
+  const overlaps: ProbeOverlap[] = [];
+  probes.forEach((probe, p) => {
+    const sameFile =
+      probe.source === undefined
+        ? undefined
+        : enrolled.find((e) => e.identity === probe.identity && e.source === probe.source);
     const n = norm(probe.embedding) || 1;
-    for (const example of gallery.examples(probe.identity)) {
-      if (dot(example.embedding, probe.embedding) / n >= 1 - 1e-6) {
-        enrolled++;
-        break;
-      }
+    // Enrolled examples are unit vectors; a probe of the same pixels has cosine 1 up to float error.
+    const samePixels = sameFile
+      ? undefined
+      : enrolled.find((e) => dot(e.embedding, probe.embedding) / n >= 1 - 1e-6);
+    const found = sameFile ?? samePixels;
+    if (found) {
+      overlaps.push({
+        probe: p,
+        kind: sameFile ? 'same file' : 'same pixels',
+        identity: probe.identity,
+        enrolled: { identity: found.identity, source: found.source },
+      });
     }
-  }
-  if (enrolled) {
-    throw new InvalidInputError(
-      `calibrateThreshold: ${enrolled} of ${probes.length} probes are enrolled examples of their own identity ` +
-        '(identical embeddings); calibrate with images that are not in the gallery, or leave-one-out on the ' +
-        'enrolled ones (calibrateThresholdLeaveOneOut)',
-    );
-  }
+  });
+  return overlaps;
 }
 
 /**
@@ -345,8 +410,11 @@ function finish(
         `least ${Math.ceil(1 / options.targetFar)}); the threshold is just "below every impostor"`,
     );
   }
-  if (roc.genuinePairs < 20) {
-    warnings.push(`only ${roc.genuinePairs} genuine pairs: the false-reject rate is a rough estimate`);
+  if (roc.genuinePairs < MIN_GENUINE_PAIRS) {
+    warnings.push(
+      `only ${roc.genuinePairs} genuine pairs back the threshold (fewer than ${MIN_GENUINE_PAIRS}): the false-reject ` +
+        'rate is a rough estimate; add labelled photos of enrolled people',
+    );
   }
   return {
     gallery: gallery.withThreshold(point.threshold, calibration),
@@ -356,6 +424,7 @@ function finish(
     genuine,
     impostor,
     warnings,
+    overlaps: [],
   };
 }
 

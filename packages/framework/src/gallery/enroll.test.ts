@@ -27,15 +27,35 @@ function image(faces: number, marker: number, width = 8, height = 8): RgbImage {
 
 const CROP = 4;
 
-function crop(value: number, size = CROP): RgbImage {
-  return { width: size, height: size, data: new Uint8Array(size * size * 3).fill(value) };
+/**
+ * A crop whose first pixel is `value` (what the fake embedder reads), on a checkerboard of `value` and
+ * `value + 40`, so it is sharp: the Laplacian of its interior is ±160, variance 25,600. `flat`: uniform.
+ */
+function crop(value: number, size = CROP, flat = false): RgbImage {
+  const data = new Uint8Array(size * size * 3);
+  for (let i = 0; i < size * size; i++) {
+    const odd = !flat && ((i % size) + Math.floor(i / size)) % 2 === 1;
+    data.fill(odd ? value + 40 : value, 3 * i, 3 * i + 3);
+  }
+  return { width: size, height: size, data };
 }
+
+/** Landmarks of a frontal face: the nose midway between the eyes (yaw 0). */
+const FRONTAL: FaceDetection['landmarks'] = [
+  [1, 1],
+  [2, 1],
+  [1.5, 1.5],
+  [1, 2],
+  [2, 2],
+];
 
 /**
  * Faces come smallest first (the contract says largest first; enrollment must not rely on it). Face `i` has
  * a crop filled with `marker + i`, so the largest face's crop carries `marker + faces − 1`.
  */
-function fakeDetector(options: { cropSize?: number } = {}) {
+function fakeDetector(
+  options: { cropSize?: number; landmarks?: FaceDetection['landmarks']; flat?: boolean } = {},
+) {
   const calls: number[] = [];
   const policies: (CropPolicy | undefined)[] = [];
   const detector: EnrollmentDetector = {
@@ -49,17 +69,15 @@ function fakeDetector(options: { cropSize?: number } = {}) {
         const faces: FaceDetection[] = Array.from({ length: n }, (_, i) => ({
           box: [0, 0, 10 * (i + 1), 10 * (i + 1)],
           score: 0.99,
-          landmarks: [
-            [1, 1],
-            [2, 1],
-            [1.5, 1.5],
-            [1, 2],
-            [2, 2],
-          ],
+          landmarks: options.landmarks ?? FRONTAL,
         }));
         return {
           faces,
-          crops: faces.map((f, i) => ({ detection: f, cropBox: f.box, image: crop(marker + i, size) })),
+          crops: faces.map((f, i) => ({
+            detection: f,
+            cropBox: f.box,
+            image: crop(marker + i, size, options.flat),
+          })),
         };
       });
     },
@@ -170,11 +188,13 @@ describe('enrollGallery', () => {
     ]);
     expect(examples('bob')).toEqual([{ source: 'bob/b1.webp', embedding: expectedEmbedding(40) }]);
     expect(examples('dave')).toEqual([{ source: 'dave/d1.jpeg', embedding: expectedEmbedding(50) }]);
+    // Box 10 px, frontal landmarks, the checkerboard crop's Laplacian variance (see `crop`).
+    const quality = { size: 10, yaw: 0, sharpness: expect.closeTo(25_600, 6) };
     expect(enrolled).toEqual([
-      { identity: 'alice', file: 'alice/a1.png', faces: 1 },
-      { identity: 'alice', file: 'alice/a2.PNG', faces: 1 },
-      { identity: 'bob', file: 'bob/b1.webp', faces: 1 },
-      { identity: 'dave', file: 'dave/d1.jpeg', faces: 1 },
+      { identity: 'alice', file: 'alice/a1.png', faces: 1, quality },
+      { identity: 'alice', file: 'alice/a2.PNG', faces: 1, quality },
+      { identity: 'bob', file: 'bob/b1.webp', faces: 1, quality },
+      { identity: 'dave', file: 'dave/d1.jpeg', faces: 1, quality },
     ]);
 
     expect([...skipped].sort(byFile).map(({ file, reason }) => ({ file, reason }))).toEqual([
@@ -216,8 +236,9 @@ describe('enrollGallery', () => {
     ]);
     expect(progress[2]).toMatchObject({ identity: 'alice', reason: 'several faces' });
 
-    // Batches of 4 files: decodable images go to the detector together, kept crops to the embedder together.
-    expect(detectCalls).toEqual([3, 2, 1]);
+    // Batches of 4 files: decodable images go to the detector together, kept crops to the embedder together;
+    // bob/nobody.png (no face in a small frame) is padded and detected again (the pre-cropped fallback).
+    expect(detectCalls).toEqual([3, 2, 1, 1]);
     expect(embedCalls).toEqual([2, 1, 1]);
   });
 
@@ -232,10 +253,113 @@ describe('enrollGallery', () => {
     });
     const group = gallery.examples('alice').find((e) => e.source === 'alice/group.png');
     expect(Array.from(group!.embedding)).toEqual(expectedEmbedding(31));
-    expect(enrolled).toContainEqual({ identity: 'alice', file: 'alice/group.png', faces: 2 });
+    expect(enrolled).toContainEqual({
+      identity: 'alice',
+      file: 'alice/group.png',
+      faces: 2,
+      quality: { size: 20, yaw: 0, sharpness: expect.closeTo(25_600, 6) },
+    });
     expect(skipped.map((s) => s.reason)).not.toContain('several faces');
     // Default limits: the 200×100 image is fine now.
     expect(gallery.examples('dave').map((e) => e.source)).toEqual(['dave/big.png', 'dave/d1.jpeg']);
+  });
+
+  it('skips faces that fail a quality check, saying which and by how much', async () => {
+    const { embedder } = fakeEmbedder();
+    const reasons = async (options: Partial<EnrollOptions>, detector = fakeDetector().detector) => {
+      const { skipped, enrolled } = await enrollGallery({ root, detector, embedder, ...options });
+      const quality = skipped.filter((s) => ['face too small', 'strong yaw', 'blurry'].includes(s.reason));
+      return { quality: quality.map(({ file, reason, detail }) => ({ file, reason, detail })), enrolled };
+    };
+    // Faces are 10 px (the group photo's largest 20 px); the embedder's input is 4 px, so the default is 2 px.
+    const small = await reasons({ quality: { minFaceSize: 15 }, multipleFaces: 'largest' });
+    expect(small.quality).toEqual(
+      ['alice/a1.png', 'alice/a2.PNG', 'bob/b1.webp', 'dave/big.png', 'dave/d1.jpeg'].map((file) => ({
+        file,
+        reason: 'face too small',
+        detail: 'face 10 px, below minFaceSize 15 px',
+      })),
+    );
+    expect(small.enrolled.map((e) => e.file)).toEqual(['alice/group.png']);
+    // A face below minFaceSize does not make a photo ambiguous: the group photo's 20 px face is enrolled.
+    const { enrolled, skipped } = await enrollGallery({
+      root,
+      detector: fakeDetector().detector,
+      embedder,
+      quality: { minFaceSize: 15 },
+    });
+    expect(enrolled.map((e) => [e.file, e.faces])).toEqual([['alice/group.png', 2]]);
+    expect(skipped.map((s) => s.reason)).not.toContain('several faces');
+
+    // The nose under the right eye: offset half the eye distance, atan(1) = 45°.
+    const turned = fakeDetector({
+      landmarks: [
+        [1, 1],
+        [2, 1],
+        [2, 1.5],
+        [1, 2],
+        [2, 2],
+      ],
+    }).detector;
+    const yaw = await reasons({}, turned);
+    expect(yaw.quality[0]).toEqual({
+      file: 'alice/a1.png',
+      reason: 'strong yaw',
+      detail: 'head turned about 45°, above maxYaw 40°',
+    });
+    expect(yaw.enrolled).toEqual([]);
+    expect((await reasons({ quality: { maxYaw: 46 } }, turned)).quality).toEqual([]);
+
+    const blurred = await reasons({}, fakeDetector({ flat: true }).detector);
+    expect(blurred.quality[0]).toEqual({
+      file: 'alice/a1.png',
+      reason: 'blurry',
+      detail: 'sharpness 0.0 (variance of the Laplacian), below minSharpness 10',
+    });
+    expect((await reasons({ quality: false }, fakeDetector({ flat: true }).detector)).quality).toEqual([]);
+    await expect(
+      enrollGallery({ root, detector: turned, embedder, quality: { maxYaw: 100 } }),
+    ).rejects.toThrow(/quality\.maxYaw/);
+  });
+
+  it('pads a small frame without a face and detects again (a face crop that fills the frame)', async () => {
+    const frames: number[] = [];
+    // Finds a face only with context around it: in a padded frame (8 px + 2 × 4 px of padding).
+    const detector: EnrollmentDetector = {
+      async detectFaces(images, options) {
+        frames.push(...images.map((i) => i.width));
+        return images.map((img) => {
+          const faces: FaceDetection[] =
+            img.width === 16
+              ? [
+                  {
+                    box: [3, 3, 13, 13],
+                    score: 0.9,
+                    landmarks: FRONTAL.map(([x, y]) => [x + 4, y + 4]) as FaceDetection['landmarks'],
+                  },
+                ]
+              : [];
+          const size = options?.crop?.size.width ?? 0;
+          return {
+            faces,
+            crops: faces.map((f) => ({ detection: f, cropBox: f.box, image: crop(60, size) })),
+          };
+        });
+      },
+    };
+    const { embedder } = fakeEmbedder();
+    const people = mkdtempSync(path.join(tmpdir(), 'facerec-precropped-'));
+    mkdirSync(path.join(people, 'zoe'));
+    writeFileSync(path.join(people, 'zoe', 'z.png'), await encodePng(image(0, 10)));
+    const found = await enrollGallery({ root: people, detector, embedder, quality: false });
+    // The face, mapped back by the 4 px of padding: [−1, −1, 9, 9] on the 8×8 frame.
+    expect(found.enrolled).toEqual([
+      { identity: 'zoe', file: 'zoe/z.png', faces: 1, quality: { size: 10, yaw: 0, sharpness: 0 } },
+    ]);
+    expect(frames.slice(-2)).toEqual([8, 16]);
+    const without = await enrollGallery({ root: people, detector, embedder, precroppedFallback: false });
+    expect(without.skipped).toEqual([{ file: 'zoe/z.png', reason: 'no face' }]);
+    rmSync(people, { recursive: true, force: true });
   });
 
   it('passes metric, aggregation and threshold to the gallery', async () => {
@@ -258,7 +382,7 @@ describe('enrollGallery', () => {
 
   it("asks the detector for crops with the embedder's crop policy, on every call", async () => {
     const { detector, calls, policies } = fakeDetector();
-    await enrollGallery({ root, detector, embedder: fakeEmbedder().embedder });
+    await enrollGallery({ root, detector, embedder: fakeEmbedder().embedder, precroppedFallback: false });
     expect(calls.length).toBeGreaterThan(0);
     expect(policies).toEqual(calls.map(() => preprocessing.crop));
   });

@@ -21,8 +21,19 @@ import {
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
+import { precroppedDetectFaces } from '../recognizer/precropped.js';
 import { UNKNOWN_IDENTITY } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
+import {
+  DEFAULT_MAX_YAW,
+  DEFAULT_MIN_SHARPNESS,
+  type FaceQuality,
+  type FaceQualityOptions,
+  faceQualityOptionsSchema,
+  faceSize,
+  measureFaceQuality,
+  qualityProblem,
+} from './quality.js';
 import type { GalleryIdentityInput } from './types.js';
 
 /** File extensions enrolled (case-insensitive). */
@@ -41,6 +52,9 @@ export type MultipleFacesPolicy = 'skip' | 'largest';
 export type SkipReason =
   | 'no face'
   | 'several faces'
+  | 'face too small'
+  | 'strong yaw'
+  | 'blurry'
   | 'undecodable'
   | 'unsupported format'
   | 'too large'
@@ -66,6 +80,8 @@ export interface EnrolledFile {
   readonly file: string;
   /** Faces the detector found (more than 1 only with `multipleFaces: 'largest'`). */
   readonly faces: number;
+  /** What the quality checks measured on the enrolled face. */
+  readonly quality: FaceQuality;
 }
 
 /** Reported after each image file is processed: for a progress bar. */
@@ -99,6 +115,16 @@ export interface EnrollOptions extends GallerySearchOptions {
   readonly threshold?: number;
   /** `skip` (default): images with several faces are skipped, as it is unclear who is meant; `largest`: enroll the largest. */
   readonly multipleFaces?: MultipleFacesPolicy;
+  /**
+   * Quality checks of the enrolled face, each reported as a skip reason (`face too small`, `strong yaw`,
+   * `blurry`) with the measured value; `false` turns them all off. Defaults: {@link FaceQualityOptions}.
+   */
+  readonly quality?: FaceQualityOptions | false;
+  /**
+   * Pad and detect again a small image in which the detector finds no face or only tiny ones, i.e. a face
+   * crop that fills the frame (`withPrecroppedFallback`). Default true.
+   */
+  readonly precroppedFallback?: boolean;
   /** Limits for decoding each image; default {@link DEFAULT_DECODE_LIMITS}. */
   readonly decodeLimits?: DecodeLimits;
   /** Images decoded, detected and embedded together. Default 8. */
@@ -136,6 +162,8 @@ const optionsSchema = z.strictObject({
   aggregation: z.enum(['nearest', 'centroid']).optional(),
   threshold: z.number().optional(),
   multipleFaces: z.enum(['skip', 'largest']).default('skip'),
+  quality: z.union([z.literal(false), faceQualityOptionsSchema]).optional(),
+  precroppedFallback: z.boolean().default(true),
   decodeLimits: z
     .strictObject({
       maxBytes: z.number().int().positive().optional(),
@@ -162,7 +190,9 @@ interface Candidate {
  * Skipped, with a reason, never silently: files directly under `root`, files in folders nested inside an
  * identity folder, other extensions, hidden entries (`.name`), empty identity folders, a folder named
  * `unknown` (reserved), and images that cannot be read or decoded, are too large, or show no face or
- * several faces.
+ * several faces (counting only faces of at least `minFaceSize`), and faces that fail a quality check (`quality`): `face too small` (larger box side below
+ * `minFaceSize`, default half the embedder's input width), `strong yaw` (estimated head turn above `maxYaw`,
+ * default 40°), `blurry` (variance of the Laplacian of the crop below `minSharpness`, default 10).
  *
  * Faces are cut out with the embedder's crop policy (`embedder.preprocessing.crop`: its input size, crop
  * shape and margin), so nobody matches sizes by hand; a detector that returns crops of another size anyway
@@ -180,10 +210,21 @@ interface Candidate {
  */
 export async function enrollGallery(options: EnrollOptions): Promise<EnrollResult> {
   const o = parseOptions(optionsSchema, options, 'enrollGallery');
-  const { embedder, detector } = o;
+  const { embedder } = o;
+  const detectFaces = o.precroppedFallback
+    ? precroppedDetectFaces(o.detector.detectFaces.bind(o.detector))
+    : o.detector.detectFaces.bind(o.detector);
   const { width, height } = embedder.preprocessing.inputSize;
   const crop = embedder.preprocessing.crop;
   const limits = { ...DEFAULT_DECODE_LIMITS, ...o.decodeLimits };
+  const thresholds: Required<FaceQualityOptions> =
+    o.quality === false
+      ? { minFaceSize: 0, maxYaw: 90, minSharpness: 0 }
+      : {
+          minFaceSize: o.quality?.minFaceSize ?? width / 2,
+          maxYaw: o.quality?.maxYaw ?? DEFAULT_MAX_YAW,
+          minSharpness: o.quality?.minSharpness ?? DEFAULT_MIN_SHARPNESS,
+        };
 
   const { candidates, skipped } = await scan(o.root);
   const enrolled: EnrolledFile[] = [];
@@ -199,12 +240,12 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
     const batch = candidates.slice(first, first + o.batchSize);
     const loaded = await Promise.all(batch.map((c) => load(c, limits)));
     const images = loaded.filter((l): l is RgbImage => !('reason' in l));
-    const detections = images.length ? await detector.detectFaces(images, { crop }) : [];
+    const detections = images.length ? await detectFaces(images, { crop }) : [];
     if (detections.length !== images.length) {
       throw new Error(`detector returned ${detections.length} results for ${images.length} images`);
     }
     // Per file: the skip, or the crop to embed.
-    const outcomes: ({ skip: SkippedFile } | { crop: RgbImage; faces: number })[] = [];
+    const outcomes: ({ skip: SkippedFile } | { crop: RgbImage; faces: number; quality: FaceQuality })[] = [];
     let next = 0;
     batch.forEach((c, i) => {
       const l = loaded[i]!;
@@ -213,20 +254,31 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
         return;
       }
       const { faces, crops } = detections[next++]!;
+      // Faces too small to enroll do not make a photo ambiguous (a face in the background, a false detection).
+      const candidates = faces.filter((f) => faceSize(f) >= thresholds.minFaceSize).length;
       if (faces.length === 0) {
         outcomes.push({ skip: { file: c.file, reason: 'no face' } });
-      } else if (faces.length > 1 && o.multipleFaces === 'skip') {
+      } else if (candidates > 1 && o.multipleFaces === 'skip') {
+        const smaller = faces.length - candidates;
         outcomes.push({
-          skip: { file: c.file, reason: 'several faces', detail: `${faces.length} faces detected` },
+          skip: {
+            file: c.file,
+            reason: 'several faces',
+            detail: `${candidates} faces detected${smaller ? ` (and ${smaller} below minFaceSize)` : ''}`,
+          },
         });
       } else {
-        const crop = crops[largest(faces)]?.image;
+        const chosen = largest(faces);
+        const crop = crops[chosen]?.image;
         if (!crop)
           throw new Error(`detector returned ${faces.length} faces but ${crops.length} crops for ${c.file}`);
         if (crop.width !== width || crop.height !== height) {
           throw cropSizeError(`${crop.width}×${crop.height}`, embedder);
         }
-        outcomes.push({ crop, faces: faces.length });
+        const quality = measureFaceQuality(faces[chosen]!, crop);
+        const problem = qualityProblem(quality, thresholds);
+        if (problem) outcomes.push({ skip: { file: c.file, ...problem } });
+        else outcomes.push({ crop, faces: faces.length, quality });
       }
     });
     const crops = outcomes.flatMap((x) => ('crop' in x ? [x.crop] : []));
@@ -245,7 +297,7 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
       const list = examples.get(c.identity) ?? [];
       list.push({ source: c.file, embedding: vectors[v++]! });
       examples.set(c.identity, list);
-      enrolled.push({ identity: c.identity, file: c.file, faces: x.faces });
+      enrolled.push({ identity: c.identity, file: c.file, faces: x.faces, quality: x.quality });
       report(c, 'enrolled');
     });
   }

@@ -93,3 +93,30 @@ export class UnknownIdentityError extends FacerecInputError {
     this.identities = identities;
   }
 }
+
+/** Example ids that a gallery store does not hold (e.g. `removeExamples(['3f…'])` after it was removed). */
+export class UnknownExampleError extends FacerecInputError {
+  static override readonly errorName: string = 'UnknownExampleError';
+  readonly ids: readonly string[];
+  constructor(ids: readonly string[]) {
+    super(
+      'UNKNOWN_EXAMPLE',
+      `The gallery has no example${ids.length === 1 ? '' : 's'} ${ids
+        .slice(0, 5)
+        .map((i) => JSON.stringify(i))
+        .join(', ')}${ids.length > 5 ? ` and ${ids.length - 5} more` : ''}`,
+    );
+    this.ids = ids;
+  }
+}
+
+/** A gallery store that does not exist (no file, no object, no collection) and was not to be created. */
+export class GalleryStoreNotFoundError extends FacerecInputError {
+  static override readonly errorName: string = 'GalleryStoreNotFoundError';
+  /** The store, as a path or a URL without credentials. */
+  readonly location: string;
+  constructor(location: string, hint = '') {
+    super('GALLERY_NOT_FOUND', `no gallery at ${location}${hint}`);
+    this.location = location;
+  }
+}

@@ -8,6 +8,7 @@
  * threshold, calibration, names, sources) stays readable JSON, one identity per line, so it diffs well.
  */
 import { z } from 'zod';
+import { cropShapeSchema } from '../mtcnn/crop.js';
 import { GalleryFormatError, type GalleryFormatIssue } from './errors.js';
 import type { ResolvedGalleryData } from './types.js';
 import { decodeFloat32, encodeFloat32, norm } from './vectors.js';
@@ -37,7 +38,7 @@ const sizeSchema = z.strictObject({ width: positiveInt, height: positiveInt });
 /** The crop policy the embeddings were cut with; absent in galleries written before it was recorded. */
 const cropSchema = z.strictObject({
   size: sizeSchema,
-  shape: z.enum(['box', 'square']),
+  shape: cropShapeSchema,
   margin: z.number().min(0),
 });
 /** The file's `embedder.preprocessing`: exactly these keys. */

@@ -9,11 +9,14 @@ import type {
   IdentityCandidate,
   MatchOptions,
 } from '../contracts/gallery.js';
+import type { ListExamplesOptions, NewExample, StoredExample } from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
-import { EmbedderMismatchError, UnknownIdentityError } from './errors.js';
+import { exampleId, prepareExamples } from './collection.js';
+import { assertEmbedderCompatible } from './compatibility.js';
+import { UnknownExampleError, UnknownIdentityError } from './errors.js';
 import {
   aggregationSchema,
   calibrationSchema,
@@ -82,6 +85,8 @@ interface Store {
   readonly index: DotIndex;
   /** Identity of each searched row. */
   readonly rowIdentity: Int32Array;
+  /** Example ids by row, filled in on first use (see `FileGallery.list`). */
+  ids?: readonly string[];
 }
 
 const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -317,45 +322,7 @@ export class FileGallery implements Gallery {
    * @throws {@link EmbedderMismatchError} naming both models.
    */
   assertCompatible(embedder: GalleryEmbedderInfo): void {
-    const mine = this.embedder;
-    const fail = (mismatch: EmbedderMismatchError['mismatch'], detail: string): never => {
-      throw new EmbedderMismatchError({
-        galleryModel: mine.modelId,
-        embedderModel: embedder.modelId,
-        galleryWeightsSha256: mine.weightsSha256,
-        embedderWeightsSha256: embedder.weightsSha256,
-        mismatch,
-        detail,
-      });
-    };
-    if (mine.modelId !== embedder.modelId) fail('modelId', 'the model ids differ');
-    if (mine.weightsSha256 && embedder.weightsSha256 && mine.weightsSha256 !== embedder.weightsSha256) {
-      fail('weightsSha256', 'the weights differ');
-    }
-    if (mine.dimension !== embedder.dimension) {
-      fail(
-        'dimension',
-        `the gallery holds ${mine.dimension}-d embeddings, the embedder makes ${embedder.dimension}-d`,
-      );
-    }
-    const a = mine.preprocessing;
-    const b = embedder.preprocessing;
-    const same = (x: readonly number[], y: readonly number[]) => x.every((v, i) => v === y[i]);
-    const crops = (x: typeof a.crop, y: typeof b.crop) =>
-      !x || !y || (x.shape === y.shape && x.margin === y.margin && x.size.width === y.size.width);
-    if (
-      !crops(a.crop, b.crop) ||
-      a.inputSize.width !== b.inputSize.width ||
-      a.inputSize.height !== b.inputSize.height ||
-      a.channelOrder !== b.channelOrder ||
-      !same(a.mean, b.mean) ||
-      !same(a.std, b.std)
-    ) {
-      fail(
-        'preprocessing',
-        `the input preprocessing differs (gallery ${describePreprocessing(a)}, embedder ${describePreprocessing(b)})`,
-      );
-    }
+    assertEmbedderCompatible(this.embedder, embedder);
   }
 
   /**
@@ -381,13 +348,7 @@ export class FileGallery implements Gallery {
         identity: this.#store.names[i]!,
         distance: distanceFromDot(this.metric, best[q * m + i]!),
       }));
-      const first = candidates[0];
-      if (!first) return { identity: UNKNOWN_IDENTITY, distance: Number.POSITIVE_INFINITY, candidates };
-      return {
-        identity: first.distance > threshold ? UNKNOWN_IDENTITY : first.identity,
-        distance: first.distance,
-        candidates,
-      };
+      return matchOf(candidates, threshold);
     });
   }
 
@@ -443,6 +404,91 @@ export class FileGallery implements Gallery {
       this.#store.index.kernel,
     );
     return new FileGallery(this.#settings(), store);
+  }
+
+  /**
+   * The examples with their ids (see {@link exampleId}), by identity then in enrollment order; only
+   * `identity`'s with that option (none when the gallery does not hold it).
+   */
+  list(options: ListExamplesOptions = {}): StoredExample[] {
+    const { names, rowStart, sources } = this.#store;
+    const ids = this.#exampleIds();
+    const out: StoredExample[] = [];
+    const only = options.identity === undefined ? -1 : this.#indexOf(options.identity);
+    if (options.identity !== undefined && only < 0) return out;
+    const [from, to] = only < 0 ? [0, names.length] : [only, only + 1];
+    for (let i = from; i < to; i++) {
+      for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) {
+        out.push({ id: ids[r]!, identity: names[i]!, source: sources[r]! });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A copy with `examples` added to `identity` (created when new), each normalised; an example the identity
+   * already holds (same id) is not added again. The threshold and calibration are kept. `added` lists the
+   * stored examples in the order given (those already there included).
+   *
+   * @throws {@link InvalidOptionsError} for a bad identity name or no examples.
+   * @throws {@link InvalidInputError} for an embedding of another dimension, zero or not finite.
+   */
+  withExamples(
+    identity: string,
+    examples: readonly NewExample[],
+  ): { readonly gallery: FileGallery; readonly added: StoredExample[] } {
+    const prepared = prepareExamples('FileGallery.withExamples', identity, this.embedder.dimension, examples);
+    const known = new Set(this.has(identity) ? this.list({ identity }).map((e) => e.id) : []);
+    const fresh = prepared.filter((e) => !known.has(e.id));
+    const added = prepared.map(({ id, source }) => ({ id, identity, source }));
+    if (fresh.length === 0) return { gallery: this, added };
+    const identities = [...this.#data().identities].map((i) =>
+      i.name === identity ? { name: i.name, examples: [...i.examples, ...fresh] } : i,
+    );
+    if (!known.size) identities.push({ name: identity, examples: fresh });
+    return { gallery: this.#rebuilt(identities), added };
+  }
+
+  /**
+   * A copy without the examples of these ids; an identity left without examples is removed. The threshold
+   * and calibration are kept.
+   *
+   * @throws {@link UnknownExampleError} naming the ids the gallery does not hold.
+   */
+  withoutExamples(ids: readonly string[]): FileGallery {
+    const all = this.#exampleIds();
+    const held = new Set(all);
+    const missing = ids.filter((id) => !held.has(id));
+    if (missing.length) throw new UnknownExampleError(missing);
+    const drop = new Set(ids);
+    let row = 0;
+    const identities = [...this.#data().identities]
+      .map((i) => ({ name: i.name, examples: i.examples.filter(() => !drop.has(all[row++]!)) }))
+      .filter((i) => i.examples.length > 0);
+    return this.#rebuilt(identities);
+  }
+
+  /** The gallery of `identities`, whose embeddings are normalised already, with this one's settings. */
+  #rebuilt(
+    identities: { readonly name: string; readonly examples: readonly GalleryExample[] }[],
+  ): FileGallery {
+    return FileGallery.#build(this.#settings(), identities, this.#store.index.kernel, (e, into, offset) => {
+      into.set(e.embedding, offset);
+    });
+  }
+
+  /** Example ids by row, computed once per store (hashing every embedding) and only when asked for. */
+  #exampleIds(): readonly string[] {
+    const store = this.#store;
+    if (!store.ids) {
+      const { names, rowStart, example } = store;
+      const ids: string[] = [];
+      for (let i = 0; i < names.length; i++) {
+        for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) ids.push(exampleId(names[i]!, example(r)));
+      }
+      store.ids = ids;
+    }
+    return store.ids;
   }
 
   /**
@@ -549,35 +595,51 @@ export class FileGallery implements Gallery {
   }
 }
 
-function describePreprocessing(p: GalleryEmbedderInfo['preprocessing']): string {
-  const crop = p.crop ? `, ${p.crop.shape} crop with margin ${p.crop.margin}` : '';
-  return `${p.inputSize.width}×${p.inputSize.height} ${p.channelOrder}, mean [${p.mean.join(', ')}], std [${p.std.join(', ')}]${crop}`;
-}
-
 function resolveSearch(options: GallerySearchOptions): DotKernelName | 'auto' {
   return parseOptions(searchSchema, options, 'FileGallery').kernel ?? 'auto';
 }
 
-function resolveMatchOptions(options: MatchOptions, threshold: number): { topK: number; threshold: number } {
+/**
+ * The answer for one query from its candidates (nearest first): the nearest identity, or `'unknown'` when it
+ * is farther than `threshold` or there is none (distance `Infinity`). For every store's `match`.
+ */
+export function matchOf(candidates: IdentityCandidate[], threshold: number): GalleryMatch {
+  const first = candidates[0];
+  if (!first) return { identity: UNKNOWN_IDENTITY, distance: Number.POSITIVE_INFINITY, candidates };
+  return {
+    identity: first.distance > threshold ? UNKNOWN_IDENTITY : first.identity,
+    distance: first.distance,
+    candidates,
+  };
+}
+
+/**
+ * Checks `match` options (only `topK` and `threshold`) and applies the defaults: `topK` 1, the gallery's
+ * `threshold`. For every store's `match`.
+ *
+ * @throws {@link InvalidOptionsError} naming `component`.
+ */
+export function resolveMatchOptions(
+  options: MatchOptions,
+  threshold: number,
+  component = 'FileGallery.match',
+): { topK: number; threshold: number } {
   // Checked by hand rather than with zod: this runs on every match call.
   if (typeof options !== 'object' || options === null) {
-    throw new InvalidOptionsError('FileGallery.match', 'options must be an object');
+    throw new InvalidOptionsError(component, 'options must be an object');
   }
   for (const key of Object.keys(options)) {
     if (key !== 'topK' && key !== 'threshold') {
-      throw new InvalidOptionsError('FileGallery.match', `unknown option "${key}"; valid: topK, threshold`);
+      throw new InvalidOptionsError(component, `unknown option "${key}"; valid: topK, threshold`);
     }
   }
   const topK = options.topK ?? 1;
   if (!Number.isSafeInteger(topK) || topK < 1) {
-    throw new InvalidOptionsError(
-      'FileGallery.match',
-      `topK must be a positive integer, got ${String(topK)}`,
-    );
+    throw new InvalidOptionsError(component, `topK must be a positive integer, got ${String(topK)}`);
   }
   const t = options.threshold ?? threshold;
   if (typeof t !== 'number' || !Number.isFinite(t)) {
-    throw new InvalidOptionsError('FileGallery.match', `threshold must be a finite number, got ${String(t)}`);
+    throw new InvalidOptionsError(component, `threshold must be a finite number, got ${String(t)}`);
   }
   return { topK, threshold: t };
 }

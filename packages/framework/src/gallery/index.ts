@@ -13,11 +13,21 @@ export {
   formatCalibration,
   KEY_FARS,
   type LabelledProbe,
+  MIN_GENUINE_PAIRS,
   type OperatingPoint,
   operatingPointAtFar,
+  type ProbeCalibrationOptions,
+  type ProbeOverlap,
   type RocCurve,
   rocCurve,
 } from './calibrate.js';
+export {
+  type AddFacesOptions,
+  addFacesFromPhotos,
+  exampleId,
+  type PhotoExample,
+} from './collection.js';
+export { assertEmbedderCompatible } from './compatibility.js';
 export {
   ENROLL_EXTENSIONS,
   type EnrolledFile,
@@ -34,8 +44,11 @@ export {
   EmbedderMismatchError,
   GalleryFormatError,
   type GalleryFormatIssue,
+  GalleryStoreNotFoundError,
+  UnknownExampleError,
   UnknownIdentityError,
 } from './errors.js';
+export { FileGalleryStore, type FileGalleryStoreOptions } from './file-store.js';
 export {
   EMBEDDING_ENCODING,
   GALLERY_FORMAT,
@@ -46,6 +59,29 @@ export {
 } from './format.js';
 export { FileGallery, type GallerySearchOptions } from './gallery.js';
 export { type DotKernelName, wasmSimdAvailable } from './kernel.js';
+export {
+  GALLERY_STORE_PACKAGES,
+  type GalleryStoreLogger,
+  type GalleryStoreOpener,
+  type OpenGalleryStoreOptions,
+  openGalleryStore,
+} from './open.js';
+export {
+  DEFAULT_MAX_YAW,
+  DEFAULT_MIN_SHARPNESS,
+  estimateYaw,
+  type FaceQuality,
+  type FaceQualityOptions,
+  type QualityReason,
+  sharpness,
+} from './quality.js';
+export {
+  GalleryWriteConflictError,
+  type RefreshOutcome,
+  SnapshotGalleryStore,
+  type SnapshotGalleryStoreOptions,
+  type StoredGalleryText,
+} from './snapshot-store.js';
 export type {
   CalibrationPoint,
   GalleryCalibration,

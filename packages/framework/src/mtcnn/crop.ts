@@ -1,14 +1,23 @@
 import { z } from 'zod';
-import type { CropPolicy } from '../contracts/embedder.js';
+import type { CropPolicy, CropShape } from '../contracts/embedder.js';
 import { parseOptions } from '../options.js';
 
 const size = z.number().int().min(8).max(1024);
+
+/** Every {@link CropShape}, as the schemas that read crop policies (options, gallery headers) accept them. */
+export const CROP_SHAPES = Object.freeze(['box', 'square', 'eyes-mouth', 'aligned'] as const);
+// Fails to compile when CropShape gains a member this list lacks.
+const everyShape: Record<CropShape, true> = { box: true, square: true, 'eyes-mouth': true, aligned: true };
+void everyShape;
+
+/** A crop shape as a schema: one of {@link CROP_SHAPES}. */
+export const cropShapeSchema = z.enum(CROP_SHAPES);
 
 /** A crop policy as callers may pass it: square crops of 8–1024 px, a margin smaller than the crop. */
 const cropPolicySchema = z
   .strictObject({
     size: z.strictObject({ width: size, height: size }),
-    shape: z.enum(['box', 'square']),
+    shape: cropShapeSchema,
     margin: z.number().min(0),
   })
   .refine((c) => c.size.width === c.size.height, 'MTCNN crops are square: size.width must equal size.height')

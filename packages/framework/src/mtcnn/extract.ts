@@ -2,6 +2,7 @@ import type { Box, FaceCrop, FaceDetection } from '../contracts/detector.js';
 import type { CropPolicy } from '../contracts/embedder.js';
 import { resizeBilinearPil } from '../image/resample.js';
 import type { RgbImage } from '../image/types.js';
+import { alignedCropTransform, eyesMouthSquare, warpFootprint, warpSimilarity } from './align.js';
 import { boxArea } from './cascade.js';
 import type { SelectionMethod } from './options.js';
 
@@ -21,19 +22,86 @@ export function cropBox(box: Box, width: number, height: number, imageSize: numb
 }
 
 /**
- * Cuts a face out of `image` with an embedder's crop policy, like facenet-pytorch's `extract_face`: the
- * region (`box`, or the `square` around it), grown by `margin`, clamped, then a PIL-compatible bilinear
- * resize to `crop.size`.
+ * Cuts a face out of `image` with an embedder's crop policy (see `CropPolicy.shape`), always one resampling of
+ * the frame's pixels:
+ * - `box` / `square`: like facenet-pytorch's `extract_face` — the region grown by `margin`, clamped to the
+ *   image, then a PIL-compatible bilinear resize to `crop.size` (the facenet-pytorch reference path, bit for bit);
+ * - `eyes-mouth`: face-api.js's crop for its recognition net, frame edges included ({@link eyesMouthCrop});
+ * - `aligned`: a similarity warp that fits the five landmarks to dlib's template ({@link warpSimilarity});
+ *   its `cropBox` is the integer box around the (rotated) region.
  */
 export function extractFace(image: RgbImage, detection: FaceDetection, crop: CropPolicy): FaceCrop {
+  const size = crop.size.width;
+  if (crop.shape === 'aligned') {
+    const transform = alignedCropTransform(detection.landmarks, size, crop.margin);
+    return {
+      detection,
+      cropBox: warpFootprint(transform, size),
+      image: warpSimilarity(image, transform, size),
+    };
+  }
+  if (crop.shape === 'eyes-mouth') return eyesMouthCrop(image, detection, crop);
   const region = crop.shape === 'square' ? squareAround(detection.box) : detection.box;
   // facenet-pytorch grows the box by margin pixels of the final (square) crop; MTCNN crops are square.
-  const box = cropBox(region, image.width, image.height, crop.size.width, crop.margin);
+  const box = cropBox(region, image.width, image.height, size, crop.margin);
+  return { detection, cropBox: box, image: resizeBilinearPil(image, box, [size, crop.size.height]) };
+}
+
+/**
+ * face-api.js's crop for its recognition net, as its `withFaceDescriptors()` cuts it (`alignDlib`, then
+ * `extractFaceTensors`, then `NetInput.toBatchTensor`): the {@link eyesMouthSquare} (widened by `margin` pixels of
+ * the final crop), cut at the frame's edges, and the part inside padded back to a centred square with black before
+ * the resize (PIL-compatible bilinear, like the other policies; face-api.js's tfjs resize scores the same in
+ * scripts/bench-crops.ts). On a face shot tighter than that square (../shared/faces/face-api.js/bbt) the crop is
+ * the whole frame, as in face-api.js's own examples, which describe those shots whole.
+ *
+ * One difference: face-api.js moves a square that starts left of or above the frame inside it rather than
+ * cutting it. Its 68 landmarks never leave the detection box, so that shift is small there; MTCNN places the
+ * landmarks of a face cut by the frame where the face would be, outside it, and moving the square would swap
+ * the missing half-face for background (../shared/faces: AUC 0.9997 cutting vs 0.9981 moving on the photos,
+ * equal on the bbt face shots).
+ */
+function eyesMouthCrop(image: RgbImage, detection: FaceDetection, crop: CropPolicy): FaceCrop {
+  const size = crop.size.width;
+  const [sx1, sy1, sx2, sy2] = eyesMouthSquare(detection.landmarks, size / (size - crop.margin));
+  // A square entirely outside the frame still yields a (1-pixel) crop rather than an empty one.
+  const x1 = Math.min(Math.max(0, sx1), image.width - 1);
+  const y1 = Math.min(Math.max(0, sy1), image.height - 1);
+  const cut: Box = [
+    x1,
+    y1,
+    Math.max(Math.min(image.width, sx2), x1 + 1),
+    Math.max(Math.min(image.height, sy2), y1 + 1),
+  ];
+  const w = cut[2] - cut[0];
+  const h = cut[3] - cut[1];
+  // face-api.js's padToSquare(x, true): of the d missing columns (rows), round(d / 2) go after the image.
+  const padded = Math.max(w, h);
+  const missing = padded - Math.min(w, h);
+  const before = missing - Math.round(missing / 2);
+  const left = h > w ? before : 0;
+  const top = w > h ? before : 0;
   return {
     detection,
-    cropBox: box,
-    image: resizeBilinearPil(image, box, [crop.size.width, crop.size.height]),
+    cropBox: cut,
+    image: resizeBilinearPil(
+      copyRegion(image, cut),
+      [-left, -top, padded - left, padded - top],
+      [size, crop.size.height],
+    ),
   };
+}
+
+/** The pixels of an integer box inside `image`, as their own image (so a resize reads black around them). */
+function copyRegion(image: RgbImage, [x1, y1, x2, y2]: Box): RgbImage {
+  const width = x2 - x1;
+  const height = y2 - y1;
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const from = ((y1 + y) * image.width + x1) * 3;
+    data.set(image.data.subarray(from, from + width * 3), y * width * 3);
+  }
+  return { width, height, data };
 }
 
 /** The smallest square with the same centre as `box` that contains it. */

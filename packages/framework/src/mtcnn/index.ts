@@ -1,4 +1,14 @@
 export {
+  alignedCropTransform,
+  applySimilarity,
+  DLIB_FIVE_POINT_TEMPLATE,
+  eyesMouthSquare,
+  fitSimilarity,
+  type Similarity,
+  warpFootprint,
+  warpSimilarity,
+} from './align.js';
+export {
   MTCNN_ARCHITECTURES,
   MTCNN_ONET,
   MTCNN_PNET,
@@ -13,7 +23,7 @@ export {
   type MtcnnOutputName,
 } from './architecture.js';
 export { boxArea, pyramidScales, runMtcnnCascade } from './cascade.js';
-export { parseCropPolicy } from './crop.js';
+export { CROP_SHAPES, parseCropPolicy } from './crop.js';
 export { implementMtcnn, MtcnnDetector } from './detector.js';
 export { cropBox, extractFace, selectFace, squareAround, standardiseCrop } from './extract.js';
 export type { MtcnnNetworks, ONetOutput, PNetOutput, RNetOutput } from './networks.js';

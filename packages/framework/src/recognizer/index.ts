@@ -1,3 +1,10 @@
+export { NoFaceError } from './errors.js';
+export {
+  type DetectFaces,
+  type PrecroppedFallbackOptions,
+  precroppedDetectFaces,
+  withPrecroppedFallback,
+} from './precropped.js';
 export {
   createFaceRecognizer,
   type EmbeddedFace,
@@ -9,3 +16,12 @@ export {
   type Verification,
   type VerifyOptions,
 } from './recognizer.js';
+export {
+  embedderDescriptionFor,
+  missingThresholdMessage,
+  type ResolvedThreshold,
+  recommendedThreshold,
+  resolveThreshold,
+  type ThresholdInputs,
+  type ThresholdSource,
+} from './threshold.js';

@@ -1,17 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { DetectFacesOptions, FaceDetection, FaceDetector } from '../contracts/detector.js';
-import { SPECIFICATION_VERSION } from '../contracts/version.js';
+import type { FaceDetection } from '../contracts/detector.js';
 import { BaseEmbedder, EmbedderOutputError } from '../embedder/base.js';
-import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { DisposedError, InvalidOptionsError } from '../errors.js';
 import { EmbedderMismatchError } from '../gallery/errors.js';
 import { FileGallery } from '../gallery/gallery.js';
 import { encodePng } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
-import { extractFace } from '../mtcnn/extract.js';
 import { createFaceProvider } from '../registry/provider.js';
 import { MODELS } from '../registry/registry.js';
-import { fakeEmbedderDescription, fakePreprocessing } from '../testing/fakes.js';
+import { fakeDetector, fakeEmbedderDescription, fakePreprocessing } from '../testing/fakes.js';
+import { NoFaceError } from './errors.js';
 import { createFaceRecognizer } from './recognizer.js';
 
 const PRE = fakePreprocessing(8);
@@ -21,10 +20,10 @@ class ColourEmbedder extends BaseEmbedder {
   batches: number[] = [];
   released = 0;
   output: 'ok' | 'short' | 'nan' = 'ok';
-  constructor(maxBatchSize?: number) {
+  constructor(maxBatchSize?: number, modelId = 'colour') {
     super({
       provider: 'test',
-      modelId: 'colour',
+      modelId,
       weightsSha256: undefined,
       dimension: 4,
       preprocessing: PRE,
@@ -59,25 +58,7 @@ const frame = (rgb: [number, number, number], size = 40): RgbImage => {
 };
 
 /** One face (the middle of the frame) unless the frame is black; two faces for a 60-px frame. */
-const detector: FaceDetector = {
-  specificationVersion: SPECIFICATION_VERSION,
-  provider: 'test',
-  modelId: 'fake-detector',
-  ready: async () => {},
-  warmUp: async () => {},
-  dispose: async () => {},
-  detect: async (image) => faces(image),
-  detectBatch: async (images) => images.map(faces),
-  async detectFaces(images, options: DetectFacesOptions = {}) {
-    return images.map((image) => {
-      const found = faces(image);
-      return {
-        faces: found,
-        crops: options.crop ? found.map((f) => extractFace(image, f, options.crop!)) : [],
-      };
-    });
-  },
-};
+const detector = fakeDetector(faces);
 function faces(image: RgbImage): FaceDetection[] {
   if (image.data.every((v) => v === 0)) return [];
   const face = (x: number, side: number): FaceDetection => ({
@@ -102,9 +83,18 @@ const FAKE = fakeEmbedderDescription<{ maxBatchSize?: number }>({
   thresholds: { euclidean: { value: 0.1, measuredOn: 'nothing' } },
   load: async ({ maxBatchSize }) => new ColourEmbedder(maxBatchSize),
 });
+/** The same double registered without a threshold, and why. */
+const UNMEASURED = fakeEmbedderDescription<{ maxBatchSize?: number }>({
+  id: 'unmeasured',
+  options: z.strictObject({ maxBatchSize: z.number().optional() }),
+  dimension: 4,
+  preprocessing: PRE,
+  thresholdsMissingReason: 'its weights were never measured',
+  load: async ({ maxBatchSize }) => new ColourEmbedder(maxBatchSize, 'unmeasured'),
+});
 const provider = createFaceProvider({
   name: 'test',
-  registry: MODELS.with(FAKE),
+  registry: MODELS.with(FAKE, UNMEASURED),
   detectors: [],
   embedders: [],
 });
@@ -125,29 +115,72 @@ describe('createFaceRecognizer', () => {
     const recognizer = await createFaceRecognizer({ provider, detector, embedder: 'colour' });
     const same = await recognizer.verify(frame([200, 10, 10]), frame([201, 10, 10], 60));
     expect(same).toMatchObject({
-      same: true,
+      verified: true,
       threshold: 0.1,
       thresholdSource: 'registry',
       metric: 'euclidean',
+      embedder: 'colour',
+      faceCounts: [1, 2],
     });
     expect(same.faces[1].box).toEqual([30, 10, 50, 30]); // the larger of the two
+    expect(same.warnings).toEqual([
+      'the second photo shows 2 faces; compared the largest, at [30, 10, 50, 30]',
+    ]);
     const other = await recognizer.verify(frame([200, 10, 10]), frame([10, 10, 200]));
-    expect(other.same).toBe(false);
-    expect(other.distance).toBeGreaterThan(0.5);
+    expect([other.verified, other.warnings]).toEqual([false, []]);
+    // Hand-computed: (200,10,10)/255 and (10,10,200)/255 with the constant 0.5, normalised, 4-d.
+    const unit = (v: number[]) => v.map((x) => x / Math.hypot(...v));
+    const [p, q] = [unit([200 / 255, 10 / 255, 10 / 255, 0.5]), unit([10 / 255, 10 / 255, 200 / 255, 0.5])];
+    expect(other.distance).toBeCloseTo(Math.hypot(...p.map((x, i) => x - q[i]!)), 5);
     const strict = await recognizer.verify(frame([200, 10, 10]), frame([201, 10, 10]), { threshold: -1 });
-    expect([strict.same, strict.thresholdSource]).toEqual([false, 'option']);
-    await expect(recognizer.verify(frame([0, 0, 0]), frame([1, 1, 1]))).rejects.toThrow(InvalidInputError);
-    await expect(recognizer.verify(frame([0, 0, 0]), frame([1, 1, 1]))).rejects.toThrow(
-      'no face found in the first photo',
+    expect([strict.verified, strict.thresholdSource]).toEqual([false, 'option']);
+    await expect(recognizer.verify(frame([0, 0, 0]), frame([1, 1, 1]))).rejects.toThrow(NoFaceError);
+    await expect(recognizer.verify(frame([1, 1, 1]), frame([0, 0, 0]))).rejects.toThrow(
+      'no face found in the second photo',
     );
+    const named = recognizer.verify(frame([1, 1, 1]), frame([0, 0, 0]), { names: ['a.jpg', 'black.png'] });
+    await expect(named).rejects.toMatchObject({ code: 'NO_FACE', photo: 'black.png' });
   });
 
-  it('refuses verification when no threshold is known, naming the ways to give one', async () => {
-    const embedder = new ColourEmbedder();
-    const recognizer = await createFaceRecognizer({ provider, detector, embedder });
+  it('refuses verification when no threshold is known, naming why and the ways to give one', async () => {
+    const unregistered = new ColourEmbedder(undefined, 'nowhere');
+    const recognizer = await createFaceRecognizer({ provider, detector, embedder: unregistered });
     await expect(recognizer.verify(frame([1, 1, 1]), frame([1, 1, 1]))).rejects.toThrow(
-      /no euclidean threshold is known for colour: pass \{ threshold \}, or a calibrated gallery/,
+      /no euclidean threshold is known for nowhere: pass \{ threshold \}, or a calibrated gallery/,
     );
+    const unmeasured = await createFaceRecognizer({ provider, detector, embedder: 'unmeasured' });
+    await expect(unmeasured.verify(frame([1, 1, 1]), frame([1, 1, 1]))).rejects.toThrow(
+      'no euclidean threshold is known for unmeasured (its weights were never measured)',
+    );
+    // The registry is found from the model id, so an embedder passed in gets its threshold too.
+    const mine = await createFaceRecognizer({ provider, detector, embedder: new ColourEmbedder() });
+    expect((await mine.verify(frame([1, 1, 1]), frame([1, 1, 1]))).thresholdSource).toBe('registry');
+  });
+
+  it('matches a never-calibrated gallery (threshold 0) at the registry threshold, and says so', async () => {
+    const embedder = new ColourEmbedder();
+    const [red, blue] = await embedder.embed([frame([200, 0, 0], 8), frame([0, 0, 200], 8)]);
+    const identities = [
+      { name: 'red', examples: [{ source: 'r', embedding: red! }] },
+      { name: 'blue', examples: [{ source: 'b', embedding: blue! }] },
+    ];
+    const raw = FileGallery.create({ embedder, identities });
+    const recognizer = await createFaceRecognizer({ provider, detector, embedder, gallery: raw });
+    const [answer] = await recognizer.recognize(frame([190, 5, 5]));
+    expect(answer).toMatchObject({ identity: 'red', threshold: 0.1, thresholdSource: 'registry' });
+    const [forced] = await recognizer.recognize(frame([190, 5, 5]), { threshold: 0 });
+    expect(forced).toMatchObject({ identity: 'unknown', threshold: 0, thresholdSource: 'option' });
+    expect((await recognizer.verify(frame([9, 9, 9]), frame([9, 9, 9]))).thresholdSource).toBe('registry');
+
+    // No registry threshold either: the gallery's 0 stands, so every face is unknown.
+    const other = new ColourEmbedder(undefined, 'unmeasured');
+    const bare = FileGallery.create({ embedder: other, identities });
+    const none = await createFaceRecognizer({ provider, detector, embedder: other, gallery: bare });
+    expect((await none.recognize(frame([190, 5, 5])))[0]).toMatchObject({
+      identity: 'unknown',
+      threshold: 0,
+      thresholdSource: 'gallery',
+    });
   });
 
   it('recognizes against a gallery of the same embedder, and refuses another', async () => {
@@ -163,7 +196,7 @@ describe('createFaceRecognizer', () => {
     });
     const recognizer = await createFaceRecognizer({ provider, detector, embedder, gallery });
     const [answer] = await recognizer.recognize(frame([190, 5, 5]), { topK: 2 });
-    expect(answer).toMatchObject({ identity: 'red' });
+    expect(answer).toMatchObject({ identity: 'red', threshold: 0.2, thresholdSource: 'gallery' });
     expect(answer!.candidates.map((c) => c.identity)).toEqual(['red', 'blue']);
     expect((await recognizer.recognize(frame([90, 90, 90])))[0]!.identity).toBe('unknown');
     const verified = await recognizer.verify(frame([200, 0, 0]), frame([200, 0, 0]));

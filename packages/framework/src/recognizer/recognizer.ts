@@ -3,12 +3,15 @@ import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { DistanceMetric, Gallery, IdentityCandidate } from '../contracts/gallery.js';
 import type { FaceProvider } from '../contracts/provider.js';
-import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { InvalidOptionsError } from '../errors.js';
 import { distanceFromDot, dot } from '../gallery/vectors.js';
 import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
 import { parseOptions } from '../options.js';
+import { NoFaceError } from './errors.js';
+import { withPrecroppedFallback } from './precropped.js';
+import { missingThresholdMessage, resolveThreshold, type ThresholdSource } from './threshold.js';
 
 /** A photo: decoded pixels, or the bytes of a JPEG, PNG or WebP file (decoded with `decodeImage`'s limits). */
 export type Photo = RgbImage | Uint8Array;
@@ -31,6 +34,11 @@ export interface FaceRecognizerOptions {
   readonly metric?: DistanceMetric;
   /** Limits for photos given as bytes. Default: `decodeImage`'s (10 MiB, 25 megapixels). */
   readonly decodeLimits?: DecodeLimits;
+  /**
+   * Pad and detect again a small photo in which the detector finds no face or only tiny ones: a face crop
+   * that fills the frame ({@link withPrecroppedFallback}). Default true.
+   */
+  readonly precroppedFallback?: boolean;
 }
 
 /** One face of a photo and its embedding. */
@@ -47,24 +55,45 @@ export interface RecognizedFace extends EmbeddedFace {
   readonly distance: number;
   /** The nearest identities, nearest first. */
   readonly candidates: readonly IdentityCandidate[];
+  /** The threshold the face was matched at. */
+  readonly threshold: number;
+  /**
+   * Where it came from: `option`, `gallery` (calibrated), or `registry` (the embedder's recommended threshold,
+   * used for a gallery that was never calibrated, i.e. threshold 0).
+   */
+  readonly thresholdSource: ThresholdSource;
 }
 
-/** The answer of {@link FaceRecognizer.verify}: are the largest faces of two photos the same person? */
+/**
+ * The answer of {@link FaceRecognizer.verify}: are the largest faces of two photos the same person?
+ * `verified` is `distance ≤ threshold`.
+ */
 export interface Verification {
-  readonly same: boolean;
+  readonly verified: boolean;
   readonly distance: number;
   readonly threshold: number;
   readonly metric: DistanceMetric;
   /** Where the threshold came from. */
-  readonly thresholdSource: 'option' | 'gallery' | 'registry';
-  /** The face compared in each photo (its largest). */
+  readonly thresholdSource: ThresholdSource;
+  /** Model id of the embedder that compared the faces. */
+  readonly embedder: string;
+  /** The face compared in each photo: its largest (by box area). */
   readonly faces: readonly [FaceDetection, FaceDetection];
+  /** Faces found in each photo. */
+  readonly faceCounts: readonly [number, number];
+  /** Things to know about the answer, e.g. that a photo showed several faces and the largest was compared. */
+  readonly warnings: readonly string[];
 }
 
 /** Options of {@link FaceRecognizer.verify}. */
 export interface VerifyOptions {
-  /** Same person when the distance is at most this. Default: the gallery's threshold, else the registry's. */
+  /**
+   * Same person when the distance is at most this. Default: the gallery's threshold (when calibrated),
+   * else the embedder's recommended one from the registry.
+   */
   readonly threshold?: number;
+  /** Names of the two photos (e.g. file names) for errors and warnings. Default `the first photo`, `the second photo`. */
+  readonly names?: readonly [string, string];
 }
 
 /** Options of {@link FaceRecognizer.recognize}. */
@@ -87,9 +116,16 @@ export interface FaceRecognizer {
   detect(photo: Photo): Promise<FaceDetection[]>;
   /** Every face of a photo with its embedding, largest first. */
   embed(photo: Photo): Promise<EmbeddedFace[]>;
-  /** Every face of a photo with its gallery identity (needs `gallery`). */
+  /**
+   * Every face of a photo with its gallery identity (needs `gallery`). A gallery that was never calibrated
+   * (threshold 0) is matched at the embedder's recommended threshold when the registry has one
+   * (`thresholdSource: 'registry'`).
+   */
   recognize(photo: Photo, options?: RecognizeOptions): Promise<RecognizedFace[]>;
-  /** 1:1 verification of the largest face of each photo. Throws `InvalidInputError` when a photo has no face. */
+  /**
+   * 1:1 verification: the largest face of each photo (by box area; a photo with several faces adds a warning).
+   * @throws NoFaceError naming the photo that has no face; InvalidOptionsError when no threshold is known.
+   */
   verify(a: Photo, b: Photo, options?: VerifyOptions): Promise<Verification>;
   /** Releases what this recognizer loaded (a detector or embedder passed in is left to its owner). */
   dispose(): Promise<void>;
@@ -109,6 +145,7 @@ const optionsSchema = z.strictObject({
   gallery: z.custom<Gallery>((v) => typeof v === 'object' && v !== null).optional(),
   metric: z.enum(['euclidean', 'cosine']).optional(),
   decodeLimits: z.custom<DecodeLimits>((v) => typeof v === 'object' && v !== null).optional(),
+  precroppedFallback: z.boolean().default(true),
 });
 
 /**
@@ -125,11 +162,12 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
   const o = parseOptions(optionsSchema, options, 'createFaceRecognizer');
   const { provider } = o;
   const owned: { dispose(): Promise<void> }[] = [];
-  const detector =
+  const given =
     typeof o.detector === 'object'
       ? o.detector
       : provider.detector(o.detector ?? provider.registry.defaults.detector, o.detectorOptions);
-  if (typeof o.detector !== 'object') owned.push(detector);
+  if (typeof o.detector !== 'object') owned.push(given);
+  const detector = o.precroppedFallback ? withPrecroppedFallback(given) : given;
   let embedder: FaceEmbedder;
   try {
     embedder =
@@ -154,28 +192,21 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
     return faces.map((face, i) => ({ face, embedding: vectors[i]! }));
   };
 
-  const largest = async (photo: Photo, which: string): Promise<EmbeddedFace> => {
-    const faces = await embed(photo);
-    if (!faces.length) throw new InvalidInputError(`verify: no face found in ${which}`);
-    return faces.reduce((best, f) => (boxArea(f.face) > boxArea(best.face) ? f : best));
-  };
-
-  const threshold = (explicit: number | undefined): Pick<Verification, 'threshold' | 'thresholdSource'> => {
-    if (explicit !== undefined) {
-      if (!Number.isFinite(explicit))
-        throw new InvalidOptionsError('verify', 'threshold must be a finite number');
-      return { threshold: explicit, thresholdSource: 'option' };
-    }
-    if (gallery && gallery.metric === metric) {
-      return { threshold: gallery.threshold, thresholdSource: 'gallery' };
-    }
-    const id = typeof o.embedder === 'string' ? o.embedder : undefined;
-    const recommended = id === undefined ? undefined : provider.registry.embedder(id).thresholds[metric];
-    if (recommended) return { threshold: recommended.value, thresholdSource: 'registry' };
+  const threshold = (explicit: number | undefined) => {
+    if (explicit !== undefined && !Number.isFinite(explicit))
+      throw new InvalidOptionsError('verify', 'threshold must be a finite number');
+    const resolved = resolveThreshold({
+      explicit,
+      gallery,
+      registry: provider.registry,
+      modelId: embedder.modelId,
+      metric,
+    });
+    if (resolved) return { threshold: resolved.value, thresholdSource: resolved.source };
     throw new InvalidOptionsError(
       'verify',
-      `no ${metric} threshold is known for ${embedder.modelId}: pass { threshold }, or a calibrated gallery ` +
-        '(facerec gallery calibrate)',
+      `${missingThresholdMessage(provider.registry, embedder.modelId, metric)}: pass { threshold }, or a ` +
+        'calibrated gallery (facerec gallery calibrate)',
     );
   };
 
@@ -189,17 +220,57 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
       if (!gallery) throw new InvalidOptionsError('recognize', 'createFaceRecognizer was given no gallery');
       const faces = await embed(photo);
       if (!faces.length) return [];
+      // Explicit, else calibrated, else the registry's; a gallery with neither keeps its own 0 (all unknown).
+      const chosen = resolveThreshold({
+        explicit: recognizeOptions.threshold,
+        gallery,
+        registry: provider.registry,
+        modelId: gallery.embedder.modelId,
+        metric: gallery.metric,
+      }) ?? { value: gallery.threshold, source: 'gallery' as const };
       const matches = await gallery.match(
         faces.map((f) => f.embedding),
-        recognizeOptions,
+        { ...recognizeOptions, threshold: chosen.value },
       );
-      return faces.map((f, i) => ({ ...f, ...matches[i]! }));
+      return faces.map((f, i) => ({
+        ...f,
+        ...matches[i]!,
+        threshold: chosen.value,
+        thresholdSource: chosen.source,
+      }));
     },
     async verify(a, b, verifyOptions = {}) {
       const chosen = threshold(verifyOptions.threshold);
-      const [fa, fb] = await Promise.all([largest(a, 'the first photo'), largest(b, 'the second photo')]);
-      const distance = distanceFromDot(metric, dot(fa.embedding, fb.embedding));
-      return { ...chosen, same: distance <= chosen.threshold, distance, metric, faces: [fa.face, fb.face] };
+      const names = verifyOptions.names ?? ['the first photo', 'the second photo'];
+      const images = await Promise.all([decode(a), decode(b)]);
+      const found = await detector.detectFaces(images, { crop });
+      const warnings: string[] = [];
+      // The largest face of each photo: in a group photo, the person the photo is most likely about.
+      const picked = found.map(({ faces, crops }, p) => {
+        if (!faces.length) throw new NoFaceError(names[p]!);
+        let best = 0;
+        faces.forEach((f, i) => {
+          if (boxArea(f) > boxArea(faces[best]!)) best = i;
+        });
+        if (faces.length > 1) {
+          const box = faces[best]!.box.map((v) => Math.round(v)).join(', ');
+          warnings.push(`${names[p]} shows ${faces.length} faces; compared the largest, at [${box}]`);
+        }
+        return { face: faces[best]!, crop: crops[best]!.image, count: faces.length };
+      });
+      const [ea, eb] = await embedder.embed(picked.map((p) => p.crop));
+      const distance = distanceFromDot(metric, dot(ea!, eb!));
+      const [pa, pb] = picked as [(typeof picked)[0], (typeof picked)[0]];
+      return {
+        ...chosen,
+        verified: distance <= chosen.threshold,
+        distance,
+        metric,
+        embedder: embedder.modelId,
+        faces: [pa.face, pb.face],
+        faceCounts: [pa.count, pb.count],
+        warnings,
+      };
     },
     async dispose() {
       await Promise.all(owned.map((m) => m.dispose()));

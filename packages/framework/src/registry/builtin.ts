@@ -31,6 +31,8 @@ export function defineEmbedder<Options extends object>(
 export const DEFAULT_MAX_BATCH_SIZE = 16;
 
 const maxBatchSize = z.number().int().min(1).max(1024).optional();
+/** `fp32` (default) or `int8`: a provider that quantizes (onnx) runs the calibrated int8 graph. */
+const precision = z.enum(['fp32', 'int8']).optional();
 
 /** MTCNN (facenet-pytorch's P-Net, R-Net, O-Net). Options: {@link MtcnnOptions}. */
 export const MTCNN: DetectorDescription<MtcnnOptions> = defineDetector({
@@ -67,12 +69,22 @@ export interface InceptionResnetV1Options {
   weights?: InceptionResnetV1Weights;
   /** Faces per inference call; larger batches are split. Default 16. */
   maxBatchSize?: number;
+  /**
+   * `fp32` (default) or `int8`: the onnx provider's static int8 (QDQ) graph, calibrated on the face images in
+   * `$FACEREC_CALIBRATION_DIR`; faster, with a small accuracy cost (README "Parity and speed").
+   */
+  precision?: 'fp32' | 'int8';
 }
 
 /** Options of the `faceapi-resnet` embedder. */
 export interface FaceApiResnetOptions {
   /** Faces per inference call; larger batches are split. Default 16. */
   maxBatchSize?: number;
+  /**
+   * `fp32` (default) or `int8`: the onnx provider's static int8 (QDQ) graph, calibrated on the face images in
+   * `$FACEREC_CALIBRATION_DIR`; faster, with a small accuracy cost (README "Parity and speed").
+   */
+  precision?: 'fp32' | 'int8';
 }
 
 const namedWeights = (weights: string | undefined) => {
@@ -88,12 +100,19 @@ export const INCEPTION_RESNET_V1: EmbedderDescription<InceptionResnetV1Options> 
   id: 'inception-resnet-v1',
   summary: 'InceptionResnetV1 (facenet-pytorch), VGGFace2 or CASIA-WebFace weights: 160×160 → 512-d',
   licence: 'MIT (facenet-pytorch); the weights were trained on VGGFace2 / CASIA-WebFace, see their terms',
-  options: z.strictObject({ weights: z.string().min(1).optional(), maxBatchSize }),
+  options: z.strictObject({ weights: z.string().min(1).optional(), maxBatchSize, precision }),
   dimension: 512,
   preprocessing: FACENET_PREPROCESSING,
-  // The pretrained weights cannot be fetched where facerec is developed, so no threshold was measured here:
-  // calibrate on your own data (`facerec gallery calibrate`).
+  // None shipped. The pretrained weights cannot be fetched where facerec is developed, so nothing was measured
+  // (scripts/measure-thresholds.ts measures it where they are available), and facenet-pytorch publishes no
+  // threshold. deepface's 1.04 (Euclidean on unit vectors, its "Facenet512", converted from the same
+  // 20180402-114759 VGGFace2 weights but with deepface's own detection and preprocessing) is not used either:
+  // facenet-pytorch's own test expects angelina_jolie vs kate_siegel, two people, at 0.8863, which 1.04
+  // would call the same person.
   thresholds: Object.freeze({}),
+  thresholdsMissingReason:
+    'none is shipped: its pretrained weights could not be measured where facerec is built, and facenet-pytorch ' +
+    'publishes none; calibrate a gallery on your own labelled photos (facerec gallery calibrate)',
   fromSettings: ({ weights }) => (weights === undefined ? {} : { weights }),
   modelId: ({ weights }) => {
     const name = weights ?? 'vggface2';
@@ -110,11 +129,15 @@ export const INCEPTION_RESNET_V1: EmbedderDescription<InceptionResnetV1Options> 
 });
 
 /**
- * face-api.js's threshold is 0.6 on its raw descriptors (|d| ≈ 1.47), ≈ 0.4 on unit vectors; the value here was
- * measured on facerec's own crops. Cosine distance on unit vectors is `d² / 2`.
+ * Measured by `scripts/measure-thresholds.ts` (which prints these numbers) on facerec's default path: MTCNN with the
+ * pre-cropped fallback, and the `eyes-mouth` crop policy (face-api.js's own geometry, the net's default). There, at
+ * 0.448: FAR 1.00 % (12/1206 impostor pairs), TAR 100 % (69/69 genuine pairs), EER 0.21 %, AUC 0.9998.
+ * face-api.js's own threshold is 0.6 on its raw descriptors (|d| ≈ 1.4–1.6), ≈ 0.41 on unit vectors. Cosine
+ * distance on unit vectors is `d² / 2`, so both values are one operating point.
  */
-const FACEAPI_BBT =
-  "face-api.js's bbt faces (8 identities, images 1–2 each), leave-one-out calibration at a 1 % false-accept rate";
+const FACEAPI_MEASURED =
+  '51 labelled photos of 17 people in ../shared/faces (bbt, face_recognition, facenet-pytorch), all 1275 pairs, ' +
+  'ROC at a 1 % false-accept rate (scripts/measure-thresholds.ts)';
 
 /** face-api.js's face recognition net (dlib's ResNet-34-like): 150×150 crops → 128-d embeddings. */
 export const FACEAPI_RESNET: EmbedderDescription<FaceApiResnetOptions> = defineEmbedder({
@@ -122,12 +145,12 @@ export const FACEAPI_RESNET: EmbedderDescription<FaceApiResnetOptions> = defineE
   id: 'faceapi-resnet',
   summary: "face-api.js's recognition net (ResNet-34-like, from @vladmandic/face-api): 150×150 → 128-d",
   licence: 'MIT (@vladmandic/face-api; dlib face recognition model, CC0)',
-  options: z.strictObject({ maxBatchSize }),
+  options: z.strictObject({ maxBatchSize, precision }),
   dimension: FACEAPI_RESNET_DESCRIPTOR_SIZE,
   preprocessing: FACEAPI_PREPROCESSING,
   thresholds: Object.freeze({
-    euclidean: Object.freeze({ value: 0.36, measuredOn: FACEAPI_BBT }),
-    cosine: Object.freeze({ value: 0.065, measuredOn: FACEAPI_BBT }),
+    euclidean: Object.freeze({ value: 0.448, measuredOn: FACEAPI_MEASURED }),
+    cosine: Object.freeze({ value: 0.1004, measuredOn: FACEAPI_MEASURED }),
   }),
   fromSettings: () => ({}),
   modelId: () => 'faceapi-resnet',

@@ -49,7 +49,7 @@ describe('MODELS, the built-in registry', () => {
     });
     expect(FACEAPI_RESNET.preprocessing.crop).toEqual({
       size: { width: 150, height: 150 },
-      shape: 'square',
+      shape: 'eyes-mouth',
       margin: 0,
     });
   });

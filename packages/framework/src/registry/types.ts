@@ -64,8 +64,14 @@ export interface EmbedderDescription<Options extends object = object> extends Mo
    * another layout and says so in its embedder's own `preprocessing.layout`).
    */
   readonly preprocessing: EmbedderPreprocessing;
-  /** Recommended thresholds per metric, on L2-normalised embeddings; absent where none was measured. */
+  /**
+   * Recommended thresholds per metric, on L2-normalised embeddings; absent where none was measured. Used by
+   * `verify` and by galleries that were never calibrated (threshold 0). `scripts/measure-thresholds.ts`
+   * regenerates the built-in ones.
+   */
   readonly thresholds: Readonly<Partial<Record<DistanceMetric, RecommendedThreshold>>>;
+  /** Why no threshold is recommended, when {@link EmbedderDescription.thresholds} is empty (shown to users). */
+  readonly thresholdsMissingReason?: string;
   /** The options that deployment settings stand for (e.g. `{ weights }` → InceptionResnetV1's `weights`). */
   fromSettings(settings: ModelSettings): Options;
   /** The model id a gallery records for an embedder built with `options` (e.g. `inception-resnet-v1/vggface2`). */

@@ -1,4 +1,8 @@
+import type { DetectedFaces, FaceDetection, FaceDetector } from '../contracts/detector.js';
 import type { EmbedderPreprocessing } from '../contracts/embedder.js';
+import { SPECIFICATION_VERSION } from '../contracts/version.js';
+import type { RgbImage } from '../image/types.js';
+import { extractFace } from '../mtcnn/extract.js';
 import { defineEmbedder } from '../registry/builtin.js';
 import type { EmbedderDescription } from '../registry/types.js';
 
@@ -68,4 +72,30 @@ export function fakeEmbedderDescription<Options extends object>(
     manifestEntries: () => [],
     ...description,
   });
+}
+
+/**
+ * A detector test double from a function that says which faces an image holds; `detectFaces` cuts real crops
+ * with the policy asked for (`extractFace`).
+ *
+ * @example
+ * const detector = fakeDetector((image) => (image.width > 100 ? [face] : []));
+ */
+export function fakeDetector(find: (image: RgbImage) => FaceDetection[]): FaceDetector {
+  return {
+    specificationVersion: SPECIFICATION_VERSION,
+    provider: 'test',
+    modelId: 'fake-detector',
+    ready: async () => {},
+    warmUp: async () => {},
+    dispose: async () => {},
+    detect: async (image) => find(image),
+    detectBatch: async (images) => images.map(find),
+    detectFaces: async (images, options = {}) =>
+      images.map((image): DetectedFaces => {
+        const faces = find(image);
+        const crop = options.crop;
+        return { faces, crops: crop ? faces.map((f) => extractFace(image, f, crop)) : [] };
+      }),
+  };
 }

@@ -15,6 +15,11 @@ export {
   fakeEmbedderDescription,
   fakePreprocessing,
 } from './fakes.js';
+export {
+  CONFORMANCE_EMBEDDER,
+  describeGalleryStoreConformance,
+  type GalleryStoreConformanceHarness,
+} from './gallery-conformance.js';
 export { sharedMirrorStore } from './mirror-store.js';
 export {
   expectMtcnnParity,

@@ -4,7 +4,7 @@
  */
 import { loadConfig } from '../config.js';
 import { composeRecognition, createPipelineContainer } from '../container.js';
-import type { SqsBatchResponse, SqsEvent } from '../sqs-batch.js';
+import type { LambdaContextLike, SqsBatchResponse, SqsEvent } from '../sqs-batch.js';
 
 const ready = composeRecognition(createPipelineContainer(loadConfig()));
 // Top-level await: the model and the gallery load during Lambda's init phase, before the first request
@@ -12,5 +12,9 @@ const ready = composeRecognition(createPipelineContainer(loadConfig()));
 // its message, on every invocation.
 await ready.catch(() => undefined);
 
-/** The Lambda handler. */
-export const handler = async (event: SqsEvent): Promise<SqsBatchResponse> => (await ready)(event);
+/**
+ * The Lambda handler. The context's remaining time bounds how long a face stays claimed "in progress" by this
+ * invocation (see `FACEREC_IDEMPOTENCY_TABLE`).
+ */
+export const handler = async (event: SqsEvent, context?: LambdaContextLike): Promise<SqsBatchResponse> =>
+  (await ready)(event, context);

@@ -13,6 +13,8 @@ export interface ResponseMailboxOptions {
   /** At most this many answers are held; the oldest go first. Default 100,000. */
   readonly maxEntries?: number;
   readonly now?: () => number;
+  /** Called with an answer's body when it leaves the box (delivered, or dropped as too old). */
+  readonly onRemoved?: (body: unknown) => void;
 }
 
 /**
@@ -27,11 +29,13 @@ export class ResponseMailbox {
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
+  readonly #onRemoved: (body: unknown) => void;
 
   constructor(options: ResponseMailboxOptions = {}) {
     this.#ttlMs = options.ttlMs ?? 10 * 60 * 1000;
     this.#maxEntries = options.maxEntries ?? 100_000;
     this.#now = options.now ?? Date.now;
+    this.#onRemoved = options.onRemoved ?? (() => {});
   }
 
   /** Answers held (delivered ones excluded). */
@@ -71,7 +75,7 @@ export class ResponseMailbox {
 
   /** Removes answers that were delivered. */
   commit(entries: readonly Entry[]): void {
-    for (const entry of entries) this.#entries.delete(entry);
+    for (const entry of entries) if (this.#entries.delete(entry)) this.#onRemoved(entry.body);
   }
 
   /** Makes answers that could not be delivered available again. */
@@ -97,7 +101,7 @@ export class ResponseMailbox {
     // Insertion order is arrival order: the oldest come first.
     for (const entry of this.#entries) {
       if (entry.at >= oldest && this.#entries.size < this.#maxEntries) break;
-      if (!entry.reserved) this.#entries.delete(entry);
+      if (!entry.reserved && this.#entries.delete(entry)) this.#onRemoved(entry.body);
     }
   }
 }

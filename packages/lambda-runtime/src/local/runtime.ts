@@ -6,7 +6,9 @@ import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
+import type { CollectionsApi } from './collections-api.js';
 import { ResponseMailbox } from './mailbox.js';
+import { RequestsInFlight, requestIdOf } from './requests.js';
 
 /** Addresses that only this machine can reach. */
 const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -57,6 +59,11 @@ export interface LocalRuntimeOptions {
   /** Admission control: request-queue messages (faces waiting or being recognised) beyond which a POST gets 503. Default 256. */
   readonly maxQueueDepth?: number;
   readonly logger?: PipelineLogger;
+  /**
+   * The collections API (`/collections/{name}/faces`, see `createCollectionsApi`): people added and removed at
+   * run time. Requires `token`: it changes who the pipeline recognises.
+   */
+  readonly collections?: CollectionsApi;
 }
 
 /** A running local runtime. */
@@ -98,7 +105,8 @@ function send(
  * semantics (batches of ≤ 10, visibility timeout, receive counts, dead-letter queue, redelivery) feeds the
  * recognition handler, which reports partial failures like on Lambda; clients collect answers with
  * `GET /responses?prefix=<request id prefix>&max=10&wait=20` (long poll; each client gets only the answers of
- * its own request ids, removed once written to it; without `prefix`, any answer).
+ * its own request ids, removed once written to it; without `prefix`, any answer). A frame whose `request_id`
+ * is still in flight (taken, and not every answer of it arrived yet) is answered 409, never mixed with it.
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const host = options.host ?? '127.0.0.1';
@@ -107,6 +115,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     throw new InvalidOptionsError(
       'local runtime',
       `listening on ${host} (not loopback) needs a token: every request must then carry Authorization: Bearer <token>`,
+    );
+  }
+  if (options.collections && !options.token) {
+    throw new InvalidOptionsError(
+      'local runtime',
+      'the collections API needs a token (Authorization: Bearer <token>)',
     );
   }
   const consumerCount = options.consumers ?? 1;
@@ -143,11 +157,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     queue: string,
     maxMessages: number,
     handle: (messages: ReceivedMessage[]) => Promise<readonly ReceivedMessage[]>,
+    visibility: { visibilityTimeoutSeconds?: number } = {},
   ) => {
     while (!abort.signal.aborted) {
       let messages: ReceivedMessage[];
       try {
-        messages = await transport.receive(queue, { maxMessages, waitTimeSeconds: 20, signal: abort.signal });
+        messages = await transport.receive(queue, {
+          maxMessages,
+          waitTimeSeconds: 20,
+          signal: abort.signal,
+          ...visibility,
+        });
       } catch (error) {
         if (abort.signal.aborted) return;
         logger.error('receive failed', { error: error instanceof Error ? error.message : String(error) });
@@ -177,18 +197,40 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
   // The response queue is drained into a mailbox keyed by request id, so each client collects only its own
   // answers (GET /responses?prefix=…); the queue itself would hand any answer to whichever client asked first.
-  const mailbox = new ResponseMailbox();
-  const router = drain(responseQueue, 10, async (messages) => {
-    for (const m of messages) {
-      try {
-        const body = JSON.parse(m.body) as { request_id?: unknown };
-        mailbox.add(typeof body.request_id === 'string' ? body.request_id : '', body);
-      } catch {
-        logger.warn('dropped a response that is not JSON', { message_id: m.id });
-      }
-    }
-    return messages;
+  // An answer is acknowledged on the response queue only once written to its client (or dropped as too old),
+  // so with a durable queue a server killed meanwhile still has it after a restart.
+  const receipts = new WeakMap<object, string>();
+  const mailbox = new ResponseMailbox({
+    onRemoved: (body) => {
+      const receipt = receipts.get(body as object);
+      if (receipt === undefined) return;
+      transport.acknowledge(responseQueue, [{ receipt }]).catch((error: unknown) => {
+        logger.warn('could not acknowledge a delivered answer', { error: String(error) });
+      });
+    },
   });
+  const requests = new RequestsInFlight();
+  const router = drain(
+    responseQueue,
+    10,
+    async (messages) => {
+      const notJson: ReceivedMessage[] = [];
+      for (const m of messages) {
+        try {
+          const body = JSON.parse(m.body) as { request_id?: unknown };
+          receipts.set(body, m.receipt);
+          mailbox.add(typeof body.request_id === 'string' ? body.request_id : '', body);
+          requests.answered(body);
+        } catch {
+          logger.warn('dropped a response that is not JSON', { message_id: m.id });
+          notJson.push(m);
+        }
+      }
+      return notJson;
+    },
+    // Held in the mailbox until delivered: they must not come back meanwhile (SQS's longest timeout, 12 h).
+    { visibilityTimeoutSeconds: 43_200 },
+  );
   const stopped = () => Promise.all([...consumers, router]);
 
   const server: Server = createServer(async (req, res) => {
@@ -213,6 +255,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         return;
       }
       const url = new URL(req.url ?? '/', 'http://localhost');
+      if (options.collections?.handles(url)) {
+        await collections(options.collections, req, res, url);
+        return;
+      }
       if (req.method === 'GET' && url.pathname === '/responses') {
         const max = Math.min(Math.max(Number(url.searchParams.get('max') ?? 10) || 10, 1), 10);
         const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 20);
@@ -273,6 +319,25 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     }
   });
 
+  /** A collections API request: a JSON body for POST, read within the body limit. */
+  async function collections(api: CollectionsApi, req: IncomingMessage, res: ServerResponse, url: URL) {
+    let body: Buffer | undefined;
+    if (req.method === 'POST') {
+      const read = await readBody(req, maxBodyBytes);
+      if (read === 'too-large') {
+        send(res, 413, { error: `body exceeds ${maxBodyBytes} bytes` }, { connection: 'close' });
+        return;
+      }
+      if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/json') {
+        send(res, 415, { error: 'content-type must be application/json' });
+        return;
+      }
+      body = read;
+    }
+    const answer = await api.handle({ method: req.method ?? 'GET', url, ...(body ? { body } : {}) });
+    send(res, answer.status, answer.body);
+  }
+
   /** A frame through the detection handler, as a Function URL would deliver it. */
   async function detect(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req, maxBodyBytes);
@@ -290,15 +355,30 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       send(res, 415, { error: 'content-type must be application/json', request_id: null });
       return;
     }
+    const text = body.toString('utf8');
+    // One frame per request id at a time: a second one would have its answers mixed with the first's.
+    const requestId = requestIdOf(text);
+    if (requestId !== undefined && !requests.begin(requestId)) {
+      send(res, 409, {
+        error: 'request_id is already in flight (sent, not yet answered): use a new request_id per frame',
+        request_id: requestId,
+      });
+      return;
+    }
     const event: FunctionUrlEvent = {
-      body: body.toString('utf8'),
+      body: text,
       isBase64Encoded: false,
       headers: Object.fromEntries(
         Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
       ),
       requestContext: { http: { method: req.method ?? 'GET' } },
     };
-    const result = await options.detection(event);
+    let result: FunctionUrlResult = { statusCode: 500, headers: {}, body: '' };
+    try {
+      result = await options.detection(event);
+    } finally {
+      if (requestId !== undefined) requests.detected(requestId, result);
+    }
     send(res, result.statusCode, result.body, result.headers);
   }
   try {

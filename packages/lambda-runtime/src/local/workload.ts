@@ -42,13 +42,29 @@ export function localResponses(baseUrl: string, options: { readonly token?: stri
   };
 }
 
-/** Answers from a response queue (e.g. the deployed stack's SQS queue, through `@facerec/transport-sqs`). */
+/**
+ * Answers from a response queue (e.g. the deployed stack's SQS queue, through `@facerec/transport-sqs`): this
+ * workload's own reply queue (`WorkloadOptions.replyTo`), or the stack's response queue. Only this workload's
+ * answers are deleted; another client's, or a message that is no answer, is left to become visible again
+ * (on a queue shared by several clients every receive still counts towards its dead-letter limit: give each
+ * client a reply queue of its own instead).
+ */
 export function queueResponses(transport: Transport, queue: string): ResponseSource {
   return {
-    async poll(signal) {
+    async poll(signal, requestIdPrefix) {
       const messages = await transport.receive(queue, { maxMessages: 10, waitTimeSeconds: 1, signal });
-      if (messages.length) await transport.acknowledge(queue, messages);
-      return messages.map((m) => responseMessageSchema.parse(JSON.parse(m.body)));
+      const mine: { receipt: string; answer: ResponseMessage }[] = [];
+      for (const m of messages) {
+        let answer: ResponseMessage;
+        try {
+          answer = responseMessageSchema.parse(JSON.parse(m.body));
+        } catch {
+          continue;
+        }
+        if (answer.request_id.startsWith(requestIdPrefix)) mine.push({ receipt: m.receipt, answer });
+      }
+      if (mine.length) await transport.acknowledge(queue, mine);
+      return mine.map((m) => m.answer);
     },
   };
 }
@@ -93,6 +109,12 @@ export interface WorkloadOptions {
   readonly concurrency?: number;
   /** Give up on unanswered requests this long after the last one was sent. Default 60 s. */
   readonly timeoutMs?: number;
+  /**
+   * A reply queue (`reply_to`) sent with every request, one of the deployment's `FACEREC_REPLY_QUEUES`: its
+   * answers go there rather than to the shared response queue. Poll that queue in `responses`
+   * ({@link queueResponses}).
+   */
+  readonly replyTo?: string;
   /** Sends one request; default: `fetch` POST of the JSON body. Replace it to sign requests (SigV4). */
   readonly send?: (url: string, body: string) => Promise<SendResult>;
   /** Resends of a request answered 503 (server busy), after its `Retry-After` or a backoff. Default 8. */
@@ -240,6 +262,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           content: frame.content,
           request_id: requestId,
           filename: frame.filename,
+          ...(options.replyTo === undefined ? {} : { reply_to: options.replyTo }),
         });
         let res = await send(options.url, body);
         // A busy server (admission control) answers 503: wait as it asks (or back off) and resend.

@@ -10,6 +10,7 @@ import {
 } from '@facerec/framework/internal';
 import type { InferenceSession } from 'onnxruntime-node';
 import { createSession } from '../graph/session.js';
+import { cachedInt8Graph, type EmbedderPrecision, readCalibrationFaces } from '../int8.js';
 import { type CachedGraph, cachedOnnxFile, GRAPH_BUILDER_VERSION, graphSource } from '../model-cache.js';
 import { buildFaceApiResnet, FACEAPI_RESNET_GRAPH_VERSION } from './graph.js';
 
@@ -19,6 +20,10 @@ export interface OnnxFaceApiEmbedderOptions {
   readonly intraOpNumThreads: number;
   /** Faces per inference call; larger batches are split. */
   readonly maxBatchSize?: number | undefined;
+  /** `fp32` (default) or `int8`: the QDQ graph calibrated on {@link calibrationDir}'s faces. */
+  readonly precision?: EmbedderPrecision | undefined;
+  /** Face images to calibrate the int8 graph on; default `$FACEREC_CALIBRATION_DIR`. */
+  readonly calibrationDir?: string | undefined;
 }
 
 /**
@@ -91,10 +96,21 @@ export class OnnxFaceApiEmbedder extends FaceApiEmbedder {
 
   /**
    * Loads the model: pulls `faceapi-face-recognition-weights` and `-manifest` through the store, builds the
-   * ONNX graph on first use (cached under `<cacheDir>/onnx/`), and opens a session.
+   * ONNX graph on first use (cached under `<cacheDir>/onnx/`; with `precision: 'int8'` also its calibrated
+   * int8 form), and opens a session.
    */
   static async load(store: ModelStore, options: OnnxFaceApiEmbedderOptions): Promise<OnnxFaceApiEmbedder> {
-    const graph = await loadFaceApiResnetGraph(store);
+    const fp32 = await loadFaceApiResnetGraph(store);
+    const size = FACEAPI_RESNET_INPUT_SIZE;
+    const graph =
+      options.precision === 'int8'
+        ? await cachedInt8Graph(
+            fp32,
+            await readCalibrationFaces('onnx faceapi-resnet', options.calibrationDir, size),
+            (faces) => ({ data: toFaceApiBatch(faces, 'NCHW'), dims: [faces.length, 3, size, size] }),
+            options.intraOpNumThreads,
+          )
+        : fp32;
     const session = await createSession(graphSource(graph), { intraOpNumThreads: options.intraOpNumThreads });
     const ort = await import('onnxruntime-node');
     return new OnnxFaceApiEmbedder(ort, session, graph, options.maxBatchSize);

@@ -1,0 +1,276 @@
+import {
+  addFacesFromPhotos,
+  type FaceEmbedder,
+  type GalleryStore,
+  GalleryStoreNotFoundError,
+  InvalidOptionsError,
+  type OpenGalleryStoreOptions,
+  openGalleryStore,
+} from '@facerec/framework';
+import { type Command, Option } from 'commander';
+import { forEachImage, readInput } from '../images.js';
+import { info } from '../output.js';
+import {
+  type CliContext,
+  embedderOption,
+  loadEmbedder,
+  loadGalleryEmbedder,
+  providerOption,
+  selectProvider,
+  weightsOption,
+} from '../providers.js';
+
+/** Where an `s3://` store's server is, when it is not AWS S3 (MinIO, s3rver); the Lambda runtime reads it too. */
+const S3_ENDPOINT_ENV = 'FACEREC_S3_ENDPOINT';
+
+const STORE_HELP =
+  'gallery store: a file path (or file: URL), s3://bucket/key (endpoint from $FACEREC_S3_ENDPOINT), or ' +
+  'postgres://user:password@host/db?collection=name';
+
+/** Opens a store by URL for the CLI: reads once (no reload interval matters for one command). */
+function open(url: string, options: OpenGalleryStoreOptions = {}): Promise<GalleryStore> {
+  const endpoint = process.env[S3_ENDPOINT_ENV];
+  return openGalleryStore(url, { ...options, ...(endpoint ? { s3Endpoint: endpoint } : {}) });
+}
+
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+const rounded = (d: number) => Math.round(d * 1e4) / 1e4;
+
+/**
+ * `facerec gallery add|remove|list|search`: people managed at run time in any store (a file, an S3 object, a
+ * Postgres collection), under the `gallery` command.
+ */
+export function registerGalleryStoreCommands(gallery: Command, context: CliContext): void {
+  const { registry } = context;
+
+  gallery
+    .command('add')
+    .description(
+      'add photos of one person to a store (created for --embedder when missing): detect the face, cut it as the embedder takes it, embed, add',
+    )
+    .argument('<store>', STORE_HELP)
+    .argument('<identity>', 'the person')
+    .argument('<image...>', 'JPEG, PNG or WebP files, one face each')
+    .addOption(embedderOption(context, 'embedder of a new store (an existing store uses its own)'))
+    .addOption(weightsOption('embedder'))
+    .addOption(providerOption(context))
+    .addOption(new Option('--metric <m>', 'distance of a new store').choices(['euclidean', 'cosine']))
+    .option('--threshold <t>', 'threshold of a new store')
+    .option('--largest', 'take the largest face of a photo with several (default: refuse the photo)')
+    .option('--json', 'print { store, identity, created, added: [{ id, source }] } to stdout')
+    .action(
+      async (
+        url: string,
+        identity: string,
+        images: string[],
+        opts: {
+          embedder: string;
+          weights?: string;
+          provider: string;
+          metric?: 'euclidean' | 'cosine';
+          threshold?: string;
+          largest?: boolean;
+          json?: boolean;
+        },
+        command: Command,
+      ) => {
+        const threshold = opts.threshold === undefined ? undefined : Number(opts.threshold);
+        if (threshold !== undefined && !Number.isFinite(threshold)) {
+          throw new InvalidOptionsError('gallery add', `--threshold must be a number, got ${opts.threshold}`);
+        }
+        const photos = await Promise.all(
+          images.map(async (file) => ({ photo: await readInput(file), source: file })),
+        );
+        const provider = await selectProvider(context, opts.provider);
+        let store: GalleryStore | undefined;
+        let embedder: FaceEmbedder | undefined;
+        let created = false;
+        try {
+          try {
+            store = await open(url);
+            if (command.getOptionValueSource('embedder') === 'cli') {
+              // An embedder named on the command line must be the store's.
+              embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
+              store.assertCompatible(embedder);
+            } else embedder = await loadGalleryEmbedder(context, provider, store, opts.weights);
+          } catch (error) {
+            if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
+            embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
+            store = await open(url, {
+              embedder,
+              create: true,
+              ...(opts.metric ? { metric: opts.metric } : {}),
+              ...(threshold !== undefined ? { threshold } : {}),
+            });
+            created = true;
+          }
+          const detector = provider.detector(registry.defaults.detector);
+          try {
+            const added = await addFacesFromPhotos(store, {
+              identity,
+              photos,
+              detector,
+              embedder,
+              multipleFaces: opts.largest ? 'largest' : 'reject',
+            });
+            if (opts.json) {
+              print({
+                store: store.location,
+                identity,
+                created,
+                added: added.map(({ id, source }) => ({ id, source })),
+              });
+            }
+            info(
+              `${created ? 'created ' : ''}${store.location}: added ${added.length} example${added.length === 1 ? '' : 's'} of ${identity} (${store.embedder.modelId})`,
+            );
+          } finally {
+            await detector.dispose();
+          }
+        } finally {
+          await Promise.all([embedder?.dispose(), store?.close()]);
+        }
+      },
+    );
+
+  gallery
+    .command('remove')
+    .description('remove a person (--identity) or single examples (--example, ids from `gallery list`)')
+    .argument('<store>', STORE_HELP)
+    .option('--identity <name>', 'remove this identity and all its examples')
+    .option('--example <id...>', 'remove these examples (all or none)')
+    .option('--json', 'print { store, removed } to stdout')
+    .action(async (url: string, opts: { identity?: string; example?: string[]; json?: boolean }) => {
+      if ((opts.identity === undefined) === (opts.example === undefined)) {
+        throw new InvalidOptionsError('gallery remove', 'give exactly one of --identity and --example');
+      }
+      const store = await open(url);
+      try {
+        let removed: number;
+        if (opts.identity !== undefined) removed = await store.removeIdentity(opts.identity);
+        else {
+          await store.removeExamples(opts.example!);
+          removed = new Set(opts.example).size;
+        }
+        if (opts.json) print({ store: store.location, removed });
+        info(`${store.location}: removed ${removed} example${removed === 1 ? '' : 's'}`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  gallery
+    .command('list')
+    .description('the examples of a store: id, identity, source')
+    .argument('<store>', STORE_HELP)
+    .option('--identity <name>', 'only this identity')
+    .option(
+      '--json',
+      'print { store, modelId, weightsSha256, dimension, metric, threshold, identities, examples: [{ id, identity, source }] } to stdout',
+    )
+    .action(async (url: string, opts: { identity?: string; json?: boolean }) => {
+      const store = await open(url);
+      try {
+        const examples = await store.list(opts.identity === undefined ? {} : { identity: opts.identity });
+        const identities = await store.identities();
+        if (opts.json) {
+          print({
+            store: store.location,
+            modelId: store.embedder.modelId,
+            weightsSha256: store.embedder.weightsSha256 ?? null,
+            dimension: store.embedder.dimension,
+            metric: store.metric,
+            threshold: store.threshold,
+            identities: identities.length,
+            examples,
+          });
+        } else {
+          for (const e of examples) process.stdout.write(`${e.id}\t${e.identity}\t${e.source}\n`);
+        }
+        info(
+          `${store.location}: ${identities.length} identities, ${examples.length} examples shown (${store.embedder.modelId}, ${store.metric}, threshold ${store.threshold})`,
+        );
+      } finally {
+        await store.close();
+      }
+    });
+
+  gallery
+    .command('search')
+    .description('the nearest identities of every face in each image, with their distances')
+    .argument('<store>', STORE_HELP)
+    .argument('<image...>', 'JPEG, PNG or WebP files')
+    .option('--top-k <k>', 'candidates per face', '5')
+    .option('--threshold <t>', "distance above which a face is unknown (default: the store's)")
+    .addOption(providerOption(context))
+    .addOption(weightsOption('gallery'))
+    .option(
+      '--json',
+      'print [{ image, box, identity, distance, candidates: [{ identity, distance }] }] to stdout',
+    )
+    .action(
+      async (
+        url: string,
+        images: string[],
+        opts: { topK: string; threshold?: string; provider: string; weights?: string; json?: boolean },
+      ) => {
+        const topK = Number(opts.topK);
+        if (!Number.isSafeInteger(topK) || topK < 1) {
+          throw new InvalidOptionsError(
+            'gallery search',
+            `--top-k must be a positive integer, got ${opts.topK}`,
+          );
+        }
+        const threshold = opts.threshold === undefined ? undefined : Number(opts.threshold);
+        if (threshold !== undefined && !Number.isFinite(threshold)) {
+          throw new InvalidOptionsError(
+            'gallery search',
+            `--threshold must be a number, got ${opts.threshold}`,
+          );
+        }
+        const store = await open(url);
+        const provider = await selectProvider(context, opts.provider);
+        let embedder: FaceEmbedder | undefined;
+        const detector = provider.detector(registry.defaults.detector);
+        const rows: unknown[] = [];
+        try {
+          embedder = await loadGalleryEmbedder(context, provider, store, opts.weights);
+          const crop = embedder.preprocessing.crop;
+          const embed = embedder;
+          await forEachImage(images, async (image, decoded) => {
+            const [found] = await detector.detectFaces([decoded], { crop });
+            const { faces, crops } = found!;
+            const vectors = crops.length ? await embed.embed(crops.map((c) => c.image)) : [];
+            const matches = await store.match(vectors, {
+              topK,
+              ...(threshold !== undefined ? { threshold } : {}),
+            });
+            faces.forEach((f, i) => {
+              const m = matches[i]!;
+              const row = {
+                image,
+                box: f.box.map((v) => Math.round(v * 10) / 10),
+                identity: m.identity,
+                distance: rounded(m.distance),
+                candidates: m.candidates.map((c) => ({
+                  identity: c.identity,
+                  distance: rounded(c.distance),
+                })),
+              };
+              rows.push(row);
+              if (!opts.json) {
+                const others = row.candidates.map((c) => `${c.identity} ${c.distance}`).join(', ');
+                process.stdout.write(
+                  `${image}\t[${row.box.join(', ')}]\t${row.identity}\t${row.distance}\t${others}\n`,
+                );
+              }
+            });
+            if (!faces.length && !opts.json) process.stdout.write(`${image}\tno face\n`);
+          });
+        } finally {
+          await Promise.all([detector.dispose(), embedder?.dispose(), store.close()]);
+        }
+        if (opts.json) print(rows);
+      },
+    );
+}

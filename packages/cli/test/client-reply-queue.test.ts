@@ -1,0 +1,163 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { cli } from './helpers.js';
+
+/**
+ * `facerec client --reply-queue-url`: every request names the queue in `reply_to`, and the answers are
+ * collected from that queue alone, through the real SQS transport and AWS SDK against a small local server
+ * speaking the SQS JSON protocol (ReceiveMessage, DeleteMessageBatch: what the client calls).
+ */
+
+const body = async (req: IncomingMessage) => {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+};
+const listen = async (server: Server) => {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+};
+
+/** Queues by URL; what was asked of them. */
+function sqsServer() {
+  const queues = new Map<string, { id: string; body: string; receipt: string }[]>();
+  const calls: { action: string; queue: string }[] = [];
+  const server = createServer(async (req, res) => {
+    const action = String(req.headers['x-amz-target']).replace('AmazonSQS.', '');
+    const input = JSON.parse(await body(req)) as {
+      QueueUrl: string;
+      MaxNumberOfMessages?: number;
+      Entries?: { Id: string; ReceiptHandle: string }[];
+    };
+    calls.push({ action, queue: input.QueueUrl });
+    const queue = queues.get(input.QueueUrl) ?? [];
+    let out: unknown;
+    if (action === 'ReceiveMessage') {
+      const md5 = (s: string) => createHash('md5').update(s).digest('hex');
+      out = {
+        Messages: queue.slice(0, input.MaxNumberOfMessages ?? 1).map((m) => ({
+          MessageId: m.id,
+          ReceiptHandle: m.receipt,
+          Body: m.body,
+          MD5OfBody: md5(m.body),
+          Attributes: { ApproximateReceiveCount: '1' },
+        })),
+      };
+    } else if (action === 'DeleteMessageBatch') {
+      const receipts = new Set(input.Entries!.map((e) => e.ReceiptHandle));
+      queues.set(
+        input.QueueUrl,
+        queue.filter((m) => !receipts.has(m.receipt)),
+      );
+      out = { Successful: input.Entries!.map((e) => ({ Id: e.Id })), Failed: [] };
+    } else {
+      res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end(JSON.stringify({ __type: 'com.amazonaws.sqs#InvalidAction', message: action }));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+    res.end(JSON.stringify(out));
+  });
+  const publish = (queue: string, message: unknown) => {
+    if (!queues.has(queue)) queues.set(queue, []);
+    queues.get(queue)!.push({ id: randomUUID(), body: JSON.stringify(message), receipt: randomUUID() });
+  };
+  return { server, queues, calls, publish };
+}
+
+describe('facerec client --reply-queue-url', () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    vi.unstubAllEnvs();
+    await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  });
+
+  it('sends reply_to with every request and collects the answers from that queue only', async () => {
+    const sqs = sqsServer();
+    const sqsUrl = await listen(sqs.server);
+    const replyQueue = `${sqsUrl}/123456789012/reply-a`;
+    const responseQueue = `${sqsUrl}/123456789012/responses`;
+    // A detection endpoint that answers every frame as faceless, "no face" on the queue the request named.
+    const requests: Record<string, unknown>[] = [];
+    const detection = createServer(async (req, res) => {
+      if (req.method !== 'POST') {
+        res.writeHead(405).end();
+        return;
+      }
+      const request = JSON.parse(await body(req)) as Record<string, string>;
+      requests.push(request);
+      const frame_id = randomUUID();
+      sqs.publish(request.reply_to ?? responseQueue, {
+        request_id: request.request_id,
+        frame_id,
+        filename: request.filename,
+        face_index: null,
+        face_count: 0,
+        result: 'no face',
+        distance: null,
+        box: null,
+      });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({ request_id: request.request_id, frame_id, filename: request.filename, faces: 0 }),
+      );
+    });
+    servers.push(sqs.server, detection);
+    const url = await listen(detection);
+    // Another client's answer waiting on the response queue: never touched.
+    sqs.publish(responseQueue, { request_id: 'someone-else-0' });
+
+    const frames = await mkdtemp(path.join(tmpdir(), 'facerec-client-'));
+    await mkdir(path.join(frames, 'amy'));
+    await writeFile(path.join(frames, 'amy', 'a.jpg'), 'not decoded by this endpoint');
+    vi.stubEnv('AWS_REGION', 'eu-west-1');
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
+    vi.stubEnv('AWS_ENDPOINT_URL_SQS', sqsUrl);
+
+    const run = await cli(
+      'client',
+      '--url',
+      url,
+      '--frames',
+      frames,
+      '--requests',
+      '6',
+      '--concurrency',
+      '3',
+      '--timeout',
+      '10',
+      '--reply-queue-url',
+      replyQueue,
+      '--json',
+    );
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ requests: 6, answered: 6, unanswered: [], duplicates: 0 });
+    expect(requests).toHaveLength(6);
+    for (const r of requests) expect(r.reply_to).toBe(replyQueue);
+    expect(new Set(sqs.calls.map((c) => c.queue))).toEqual(new Set([replyQueue]));
+    expect(sqs.queues.get(replyQueue)).toEqual([]);
+    expect(sqs.queues.get(responseQueue)).toHaveLength(1);
+  });
+
+  it('refuses --reply-queue-url together with --response-queue-url', async () => {
+    const run = await cli(
+      'client',
+      '--url',
+      'http://127.0.0.1:9',
+      '--frames',
+      tmpdir(),
+      '--reply-queue-url',
+      'https://sqs.eu-west-1.amazonaws.com/1/a',
+      '--response-queue-url',
+      'https://sqs.eu-west-1.amazonaws.com/1/b',
+    );
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/--reply-queue-url and --response-queue-url exclude each other/);
+  });
+});

@@ -1,0 +1,173 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startPgliteServer } from '../../gallery-postgres/test/pglite-server.js';
+import { startLocalS3, TEST_BUCKET } from '../../gallery-s3/test/s3rver.js';
+import { cli } from './helpers.js';
+
+const bbt = (name: string, n: number) => sharedPath('faces', 'face-api.js', 'bbt', name, `${name}${n}.png`);
+
+interface Listed {
+  store: string;
+  modelId: string;
+  identities: number;
+  examples: { id: string; identity: string; source: string }[];
+}
+interface Searched {
+  image: string;
+  identity: string;
+  distance: number;
+  candidates: { identity: string; distance: number }[];
+}
+
+describeWithSharedData(
+  'facerec gallery add|remove|list|search',
+  ['faces/face-api.js/bbt', 'faces/face-api.js/test/white.png', 'models/upstream/pnet.pt'],
+  () => {
+    let work: string;
+    const stops: (() => Promise<void>)[] = [];
+    const stores: Record<string, () => string> = {};
+
+    beforeAll(async () => {
+      work = await mkdtemp(path.join(tmpdir(), 'facerec-cli-store-'));
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+      const s3 = await startLocalS3();
+      const pg = await startPgliteServer();
+      stops.push(s3.stop, pg.stop);
+      vi.stubEnv('FACEREC_S3_ENDPOINT', s3.endpoint);
+      vi.stubEnv('AWS_ACCESS_KEY_ID', 'S3RVER');
+      vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'S3RVER');
+      vi.stubEnv('AWS_REGION', 'us-east-1');
+      stores.file = () => path.join(work, 'people.gallery.json');
+      stores.s3 = () => `s3://${TEST_BUCKET}/cli/people.gallery.json`;
+      stores.postgres = () => `${pg.connectionString}?collection=people&search=exact`;
+    });
+    afterAll(async () => {
+      vi.unstubAllEnvs();
+      for (const stop of stops) await stop();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    for (const kind of ['file', 's3', 'postgres']) {
+      describe(`${kind} store`, () => {
+        it('enrolls, searches, removes and searches again; --json output', async () => {
+          const store = stores[kind]!();
+          const add = await cli(
+            'gallery',
+            'add',
+            store,
+            'amy',
+            bbt('amy', 1),
+            bbt('amy', 2),
+            '--embedder',
+            'faceapi-resnet',
+            '--threshold',
+            '0.5',
+            '--json',
+          );
+          expect(add.stderr).not.toMatch(/\n\s+at /);
+          expect([add.code, add.exitCode]).toEqual([0, undefined]);
+          const added = JSON.parse(add.stdout) as {
+            created: boolean;
+            added: { id: string; source: string }[];
+          };
+          expect(added.created).toBe(true);
+          expect(added.added.map((a) => a.source)).toEqual([bbt('amy', 1), bbt('amy', 2)]);
+          // A second person into the existing store: its embedder is read from the store.
+          const again = await cli('gallery', 'add', store, 'raj', bbt('raj', 1), '--json');
+          expect(again.code).toBe(0);
+          expect(JSON.parse(again.stdout).created).toBe(false);
+
+          const list = await cli('gallery', 'list', store, '--json');
+          expect(list.code).toBe(0);
+          const listed = JSON.parse(list.stdout) as Listed;
+          expect(listed.modelId).toBe('faceapi-resnet');
+          expect(listed.identities).toBe(2);
+          expect(listed.examples.map((e) => e.identity)).toEqual(['amy', 'amy', 'raj']);
+          expect(listed.examples.map((e) => e.id)).toEqual(
+            added.added.map((a) => a.id).concat(listed.examples[2]!.id),
+          );
+
+          const search = await cli(
+            'gallery',
+            'search',
+            store,
+            bbt('amy', 3),
+            bbt('raj', 3),
+            '--top-k',
+            '2',
+            '--json',
+          );
+          expect(search.code).toBe(0);
+          const found = JSON.parse(search.stdout) as Searched[];
+          expect(found.map((f) => f.identity)).toEqual(['amy', 'raj']);
+          for (const f of found) {
+            expect(f.candidates).toHaveLength(2);
+            expect(f.candidates[0]!.distance).toBe(f.distance);
+            expect(f.distance).toBeLessThan(0.5);
+            expect(f.candidates[1]!.distance).toBeGreaterThan(f.distance);
+          }
+
+          const text = await cli('gallery', 'list', store);
+          expect(
+            text.stdout
+              .trim()
+              .split('\n')
+              .map((l) => l.split('\t').slice(1, 2)[0]),
+          ).toEqual(['amy', 'amy', 'raj']);
+
+          const removeOne = await cli(
+            'gallery',
+            'remove',
+            store,
+            '--example',
+            listed.examples[0]!.id,
+            '--json',
+          );
+          expect([removeOne.code, JSON.parse(removeOne.stdout).removed]).toEqual([0, 1]);
+          const remove = await cli('gallery', 'remove', store, '--identity', 'amy', '--json');
+          expect([remove.code, JSON.parse(remove.stdout).removed]).toEqual([0, 1]);
+          const after = await cli('gallery', 'search', store, bbt('amy', 3), '--json');
+          const [gone] = JSON.parse(after.stdout) as Searched[];
+          expect(gone!.identity).toBe('unknown');
+          expect(gone!.candidates.map((c) => c.identity)).toEqual(['raj']);
+        });
+      });
+    }
+
+    it('refuses bad usage and bad input with exit 2, changing nothing', async () => {
+      const store = path.join(work, 'usage.gallery.json');
+      const created = await cli(
+        'gallery',
+        'add',
+        store,
+        'amy',
+        bbt('amy', 1),
+        '--embedder',
+        'faceapi-resnet',
+      );
+      expect(created.code).toBe(0);
+      expect((await cli('gallery', 'remove', store)).code).toBe(2);
+      expect((await cli('gallery', 'remove', store, '--identity', 'amy', '--example', 'x')).code).toBe(2);
+      expect((await cli('gallery', 'add', store, 'amy')).code).toBe(2);
+      expect((await cli('gallery', 'search', store, bbt('amy', 3), '--top-k', '0')).code).toBe(2);
+      const missing = await cli('gallery', 'list', path.join(work, 'missing.json'));
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain('no gallery at');
+      const unknownIdentity = await cli('gallery', 'remove', store, '--identity', 'nobody');
+      expect(unknownIdentity.code).toBe(2);
+      const white = sharedPath('faces', 'face-api.js', 'test', 'white.png');
+      const noFace = await cli('gallery', 'add', store, 'penny', bbt('penny', 1), white);
+      expect(noFace.code).toBe(2);
+      expect(noFace.stderr).toContain(`no face found in ${white}`);
+      const reserved = await cli('gallery', 'add', store, 'unknown', bbt('penny', 1));
+      expect(reserved.code).toBe(2);
+      const list = await cli('gallery', 'list', store, '--json');
+      expect((JSON.parse(list.stdout) as Listed).examples.map((e) => e.identity)).toEqual(['amy']);
+    });
+  },
+);

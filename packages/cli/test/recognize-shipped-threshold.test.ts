@@ -1,0 +1,134 @@
+import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CACHE_DIR_ENV, MODELS, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { cli } from './helpers.js';
+
+const BBT = ['faces', 'face-api.js', 'bbt'] as const;
+const SHIPPED = MODELS.embedder('faceapi-resnet').thresholds.euclidean!.value;
+
+interface Row {
+  image: string;
+  identity: string;
+  distance: number;
+  threshold: number;
+  thresholdSource: string;
+}
+
+// The issue's acceptance: enroll bbt images 1–2, recognize the held-back 3–4 with no calibration step (the
+// shipped threshold), and `unknown` for an identity that is not in the gallery.
+describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT.join('/')], () => {
+  let work: string;
+  let people: string[];
+  const probes = (names: readonly string[]) =>
+    names.flatMap((n) => [3, 4].map((i) => sharedPath(...BBT, n, `${n}${i}.png`)));
+
+  async function enroll(names: readonly string[], out: string) {
+    const root = path.join(work, path.basename(out, '.json'));
+    for (const name of names) {
+      await mkdir(path.join(root, name), { recursive: true });
+      for (const i of [1, 2])
+        await symlink(sharedPath(...BBT, name, `${name}${i}.png`), path.join(root, name, `${name}${i}.png`));
+    }
+    const run = await cli('enroll', root, '--out', out, '--embedder', 'faceapi-resnet');
+    expect(run.code, run.stderr).toBe(0);
+    return run;
+  }
+
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'facerec-cli-shipped-'));
+    vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+    vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+    people = (await readdir(sharedPath(...BBT))).sort();
+  });
+  afterAll(async () => {
+    vi.unstubAllEnvs();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('names the held-back photos at the shipped threshold, and says so once', async () => {
+    const gallery = path.join(work, 'all.json');
+    const enrolled = await enroll(people, gallery);
+    expect(enrolled.stderr).toContain(
+      `recognition uses faceapi-resnet's recommended euclidean threshold ${SHIPPED}`,
+    );
+    const run = await cli('recognize', ...probes(people), '--gallery', gallery, '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const notes = run.stderr.split('\n').filter((l) => l.includes('never calibrated'));
+    expect(notes).toEqual([
+      `${gallery} was never calibrated: matching at faceapi-resnet's recommended euclidean threshold ${SHIPPED} ` +
+        '(`facerec gallery calibrate` sets one from your own photos)',
+    ]);
+    const rows = JSON.parse(run.stdout) as Row[];
+    expect(rows).toHaveLength(16);
+    for (const row of rows) expect(row).toMatchObject({ threshold: SHIPPED, thresholdSource: 'registry' });
+    const correct = rows.filter((r) => path.basename(r.image).startsWith(r.identity)).length;
+    console.log(`bbt 3–4 against 1–2 at the shipped threshold ${SHIPPED}: ${correct}/16 named correctly`);
+    expect(correct).toBeGreaterThanOrEqual(15);
+  });
+
+  it('gallery calibrate refuses the enrolled photos as probes, naming them, unless --allow-overlap', async () => {
+    const gallery = path.join(work, 'all.json');
+    const enrolledRoot = path.join(work, 'all');
+    const refused = await cli('gallery', 'calibrate', enrolledRoot, '--gallery', gallery, '--json');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /16 of 16 probes are enrolled examples: amy\/amy1\.png \(same file as enrolled amy\/amy1\.png\), .*, and 11 more\./,
+    );
+    // A copy of the same photos under other names is the same pixels.
+    const copies = path.join(work, 'copies');
+    await mkdir(path.join(copies, 'amy'), { recursive: true });
+    await symlink(sharedPath(...BBT, 'amy', 'amy1.png'), path.join(copies, 'amy', 'portrait.png'));
+    await symlink(sharedPath(...BBT, 'amy', 'amy3.png'), path.join(copies, 'amy', 'new.png'));
+    const copied = await cli('gallery', 'calibrate', copies, '--gallery', gallery);
+    expect(copied.stderr).toMatch(
+      /1 of 2 probes are enrolled examples: amy\/portrait\.png \(same pixels as enrolled amy\/amy1\.png\)/,
+    );
+
+    const out = path.join(work, 'overlap.json');
+    const allowed = await cli(
+      'gallery',
+      'calibrate',
+      copies,
+      '--gallery',
+      gallery,
+      '--out',
+      out,
+      '--allow-overlap',
+      '--json',
+    );
+    expect(allowed.code, allowed.stderr).toBe(0);
+    const summary = JSON.parse(allowed.stdout) as {
+      genuinePairs: number;
+      impostorPairs: number;
+      warnings: string[];
+      overlaps: unknown[];
+    };
+    // 2 probes of amy: 2 genuine pairs, 2 × 7 impostor pairs.
+    expect([summary.genuinePairs, summary.impostorPairs]).toEqual([2, 14]);
+    expect(summary.overlaps).toEqual([
+      { probe: 'amy/portrait.png', kind: 'same pixels', enrolled: 'amy/amy1.png' },
+    ]);
+    expect(summary.warnings).toEqual(
+      expect.arrayContaining([
+        '1 of 2 probes are enrolled examples (allowed): their pairs make the threshold look better than it is',
+        expect.stringMatching(/^only 2 genuine pairs back the threshold \(fewer than 20\)/),
+      ]),
+    );
+  });
+
+  it('answers unknown for an identity removed from the gallery', async () => {
+    const gallery = path.join(work, 'without-stuart.json');
+    await enroll(
+      people.filter((p) => p !== 'stuart'),
+      gallery,
+    );
+    const run = await cli('recognize', ...probes(['stuart']), '--gallery', gallery, '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const rows = JSON.parse(run.stdout) as Row[];
+    expect(rows.map((r) => r.identity)).toEqual(['unknown', 'unknown']);
+    for (const row of rows) expect(row.distance).toBeGreaterThan(SHIPPED);
+  });
+});

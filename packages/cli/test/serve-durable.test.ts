@@ -1,0 +1,208 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { cli } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const BBT = ['faces', 'face-api.js'] as const;
+
+/** A free loopback port: the server must come back on the same one, where the client keeps asking. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface Sent {
+  status: number | 'error';
+  faces?: number;
+  frameId?: string;
+}
+
+/**
+ * Issue #16's acceptance: kill -9 of `facerec serve` under load, restart on the same queue file, and every
+ * request that was answered 200 gets exactly one answer per face, none lost and none twice.
+ */
+describeWithSharedData(
+  'facerec serve on a durable queue, killed mid-load',
+  ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'],
+  () => {
+    let work: string;
+    let gallery: string;
+    let server: ChildProcess | undefined;
+    const env = () => ({
+      ...process.env,
+      [CACHE_DIR_ENV]: path.join(work, 'cache'),
+      [MODELS_MIRROR_ENV]: sharedPath('models', 'upstream'),
+    });
+
+    beforeAll(async () => {
+      work = await mkdtemp(path.join(tmpdir(), 'facerec-durable-'));
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+      const people = path.join(work, 'people');
+      for (const name of ['amy', 'bernadette', 'howard', 'leonard', 'penny', 'raj', 'sheldon', 'stuart']) {
+        await mkdir(path.join(people, name), { recursive: true });
+        for (const i of [1, 2])
+          await symlink(
+            sharedPath(...BBT, 'bbt', name, `${name}${i}.png`),
+            path.join(people, name, `${name}${i}.png`),
+          );
+      }
+      gallery = path.join(work, 'gallery.json');
+      const run = await cli(
+        'enroll',
+        people,
+        '--out',
+        gallery,
+        '--embedder',
+        'faceapi-resnet',
+        '--threshold',
+        '0.5',
+      );
+      expect(run.code, run.stderr).toBe(0);
+    });
+    afterAll(async () => {
+      server?.kill('SIGKILL');
+      vi.unstubAllEnvs();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    /** Starts `facerec serve` as its own process (the CLI from source) and waits until it answers. */
+    async function serve(port: number, queue: string): Promise<ChildProcess> {
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'packages/cli/src/bin.ts',
+          'serve',
+          '--gallery',
+          gallery,
+          '--port',
+          String(port),
+          '--queue',
+          queue,
+          '--quiet',
+        ],
+        { cwd: ROOT, env: env(), stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<never>((_, reject) =>
+        child.once('exit', (code) => reject(new Error(`facerec serve exited (${code}): ${stderr}`))),
+      );
+      exited.catch(() => undefined);
+      const up = (async () => {
+        for (;;) {
+          try {
+            if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return;
+          } catch {
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      })();
+      await Promise.race([up, exited]);
+      return child;
+    }
+
+    it('answers every request that got 200 exactly once after kill -9 and a restart on the same file', {
+      timeout: 120_000,
+    }, async () => {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const queue = path.join(work, 'queue.sqlite');
+      const frames = await Promise.all(
+        ['bbt1.jpg', 'bbt3.jpg', 'bbt5.jpg'].map(async (name) => ({
+          name,
+          content: (await readFile(sharedPath(...BBT, name))).toString('base64'),
+        })),
+      );
+      server = await serve(port, queue);
+      const gone = new Promise((resolve) => server!.once('exit', resolve));
+
+      // Load: 4 senders; kill -9 once 12 frames were accepted, while the others are being sent. Nobody collects
+      // answers before the kill, so every one of them is still on the server then (queued or held for delivery).
+      const sent = new Map<string, Sent>();
+      let accepted = 0;
+      let killed = false;
+      let pendingAtKill = -1;
+      let next = 0;
+      const sender = async () => {
+        while (!killed && next < 60) {
+          const i = next++;
+          const frame = frames[i % frames.length]!;
+          const id = `load-${i}`;
+          try {
+            const res = await fetch(url, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ content: frame.content, request_id: id, filename: frame.name }),
+            });
+            const body = (await res.json()) as { faces?: number; frame_id?: string };
+            sent.set(id, { status: res.status, faces: body.faces, frameId: body.frame_id });
+            if (res.status === 200 && ++accepted === 12 && !killed) {
+              const health = (await (await fetch(`${url}/health`)).json()) as {
+                queues: Record<string, { visible: number; inFlight?: number; held?: number }>;
+              };
+              pendingAtKill = Object.values(health.queues).reduce(
+                (n, q) => n + q.visible + (q.inFlight ?? 0) + (q.held ?? 0),
+                0,
+              );
+              killed = true;
+              server!.kill('SIGKILL');
+            }
+          } catch {
+            sent.set(id, { status: 'error' });
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 4 }, sender));
+      expect(killed).toBe(true);
+      expect(pendingAtKill).toBeGreaterThan(0);
+      await gone;
+
+      server = await serve(port, queue);
+      const ok = [...sent].filter(([, s]) => s.status === 200);
+      const expected = ok.reduce((n, [, s]) => n + Math.max(s.faces!, 1), 0);
+      const answers: { request_id: string; frame_id: string; face_index: number | null }[] = [];
+      const deadline = Date.now() + 45_000;
+      while (answers.length < expected && Date.now() < deadline) {
+        const res = await fetch(`${url}/responses?prefix=load-&max=10&wait=2`);
+        answers.push(...((await res.json()) as { messages: typeof answers }).messages);
+      }
+      // Anything sent twice would come within a few more seconds.
+      const late = await fetch(`${url}/responses?prefix=load-&max=10&wait=3`);
+      answers.push(...((await late.json()) as { messages: typeof answers }).messages);
+
+      const seen = new Map<string, number>();
+      for (const a of answers) {
+        const key = `${a.request_id}:${a.frame_id}:${a.face_index}`;
+        seen.set(key, (seen.get(key) ?? 0) + 1);
+      }
+      for (const [id, s] of ok) {
+        const mine = answers.filter((a) => a.request_id === id);
+        expect(
+          mine.every((a) => a.frame_id === s.frameId),
+          id,
+        ).toBe(true);
+        expect(new Set(mine.map((a) => a.face_index)).size, `faces of ${id}`).toBe(Math.max(s.faces!, 1));
+      }
+      const missing = ok.filter(([id]) => !answers.some((a) => a.request_id === id)).map(([id]) => id);
+      expect(missing, `answers ${answers.length}/${expected}`).toEqual([]);
+      expect([...seen.values()].filter((n) => n > 1)).toEqual([]);
+      expect(answers).toHaveLength(expected);
+      console.info(
+        `durable serve: ${ok.length} frames accepted (${expected} faces), ${pendingAtKill} messages on the server at kill -9, ${[...sent.values()].filter((s) => s.status === 'error').length} requests cut off; all ${expected} answered once after the restart`,
+      );
+    });
+  },
+);

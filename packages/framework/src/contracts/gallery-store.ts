@@ -1,0 +1,66 @@
+import type { Gallery } from './gallery.js';
+
+/** One example as a store holds it: an embedding of an identity, under the id the store gave it. */
+export interface StoredExample {
+  /**
+   * The example's id: a hash of the identity and the normalised embedding (see `exampleId`), so the same
+   * example has the same id in every store and adding it twice is a no-op.
+   */
+  readonly id: string;
+  readonly identity: string;
+  /** Where the embedding came from (a file name, an upload id); may be empty. */
+  readonly source: string;
+}
+
+/** An example to add: any finite, non-zero vector of the store's dimension (normalised on the way in). */
+export interface NewExample {
+  readonly embedding: ArrayLike<number>;
+  /** Default `''`. */
+  readonly source?: string;
+}
+
+/** Options of {@link GalleryStore.list}. */
+export interface ListExamplesOptions {
+  /** Only this identity's examples. */
+  readonly identity?: string;
+}
+
+/**
+ * A {@link Gallery} that changes at run time: a collection of identities and their examples that can be added
+ * to and removed from without rebuilding anything (a file rewritten atomically, a database table, an object in
+ * a bucket). Every mutation is atomic: it happens whole or not at all, and a concurrent `match` sees the
+ * collection before it or after it, never half of it.
+ *
+ * A store records the embedder it was created for (model id, weights sha256, dimension, preprocessing) and
+ * refuses another: opening it for another embedder, or {@link Gallery.assertCompatible} with one, throws
+ * `EmbedderMismatchError`. `add` takes embeddings, so it checks only their dimension; adding from photos
+ * (`addFacesFromPhotos`) checks the embedder first.
+ *
+ * Every store passes `describeGalleryStoreConformance` (`@facerec/framework/testing`).
+ */
+export interface GalleryStore extends Gallery {
+  /** Where the store lives, for messages and logs (a path, or a URL without credentials). */
+  readonly location: string;
+  /**
+   * Adds examples of `identity`, creating the identity when it is new; all of them or none. An example the
+   * identity already holds (same id) is not added twice. Resolves to the stored examples, in order.
+   *
+   * @throws InvalidInputError for an embedding of another dimension, or zero / non-finite (nothing is added).
+   * @throws InvalidOptionsError for an empty or reserved (`'unknown'`) identity name, or no examples.
+   */
+  add(identity: string, examples: readonly NewExample[]): Promise<StoredExample[]>;
+  /**
+   * Removes examples by id, all or none; an identity left without examples is removed.
+   * @throws UnknownExampleError naming the ids the store does not hold (nothing is removed).
+   */
+  removeExamples(ids: readonly string[]): Promise<void>;
+  /**
+   * Removes an identity and all its examples; resolves to the number of examples removed.
+   * @throws UnknownIdentityError when the store has no such identity.
+   */
+  removeIdentity(identity: string): Promise<number>;
+  /** The stored examples, by identity (code-unit order), then in the order they were added. */
+  list(options?: ListExamplesOptions): Promise<StoredExample[]>;
+  /** Releases what the store holds (connections, timers). The store must not be used afterwards. */
+  close(): Promise<void>;
+}

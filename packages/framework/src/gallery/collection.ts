@@ -1,0 +1,175 @@
+/**
+ * What every mutable gallery store shares: example ids, the validation of what is added, and adding faces
+ * from photos (detect → crop with the embedder's crop policy → embed → add).
+ */
+import { createHash } from 'node:crypto';
+import type { FaceDetector } from '../contracts/detector.js';
+import type { FaceEmbedder } from '../contracts/embedder.js';
+import type { GalleryStore, NewExample, StoredExample } from '../contracts/gallery-store.js';
+import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { type DecodeLimits, decodeImage } from '../image/decode.js';
+import type { RgbImage } from '../image/types.js';
+import { boxArea } from '../mtcnn/cascade.js';
+import { UNKNOWN_IDENTITY } from './format.js';
+import { encodeFloat32, normaliseInto } from './vectors.js';
+
+/** Hex characters of an example id (96 bits of sha256: collisions are not a concern at any gallery size). */
+const ID_HEX = 24;
+
+/**
+ * The id of an example: the first 96 bits of sha256 over the identity's UTF-8 bytes, a zero byte, and the
+ * normalised embedding as little-endian float32 (in base64). Derived from the content, so every store gives the same
+ * example the same id (no id column in the gallery file, ids survive a copy from one store to another), and
+ * adding an example twice is a no-op.
+ */
+export function exampleId(identity: string, embedding: Float32Array): string {
+  // Hashing the base64 of the bytes hashes the bytes: the encoding is one-to-one.
+  return createHash('sha256')
+    .update(identity, 'utf8')
+    .update(Buffer.of(0))
+    .update(encodeFloat32(embedding))
+    .digest('hex')
+    .slice(0, ID_HEX);
+}
+
+/** An example checked and normalised, ready to store. */
+export interface PreparedExample extends StoredExample {
+  /** L2-normalised, float32. */
+  readonly embedding: Float32Array;
+}
+
+/**
+ * Checks an identity name: non-empty and not the reserved `'unknown'`.
+ * @throws {@link InvalidOptionsError}
+ */
+export function checkIdentityName(component: string, identity: unknown): string {
+  if (typeof identity !== 'string' || identity.length === 0) {
+    throw new InvalidOptionsError(component, 'the identity must be a non-empty string');
+  }
+  if (identity === UNKNOWN_IDENTITY) {
+    throw new InvalidOptionsError(
+      component,
+      `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries and cannot name an identity`,
+    );
+  }
+  return identity;
+}
+
+/**
+ * Checks and normalises the examples of one `add` (all of them before anything is stored, so an add is all or
+ * nothing); duplicates within the call are dropped (same id).
+ *
+ * @throws {@link InvalidOptionsError} for a bad identity name or no examples.
+ * @throws {@link InvalidInputError} for an embedding of another dimension, zero or not finite.
+ */
+export function prepareExamples(
+  component: string,
+  identity: string,
+  dimension: number,
+  examples: readonly NewExample[],
+): PreparedExample[] {
+  checkIdentityName(component, identity);
+  if (!Array.isArray(examples) || examples.length === 0) {
+    throw new InvalidOptionsError(component, `no examples given for identity "${identity}"`);
+  }
+  const seen = new Set<string>();
+  const out: PreparedExample[] = [];
+  examples.forEach((example, i) => {
+    const where = `${component}: identity "${identity}" example ${i}`;
+    const v = example?.embedding;
+    if (v === null || typeof v !== 'object' || typeof v.length !== 'number') {
+      throw new InvalidInputError(`${where}: embedding is not an array of numbers`);
+    }
+    if (v.length !== dimension) {
+      throw new InvalidInputError(
+        `${where}: embedding has ${v.length} values; the store holds ${dimension}-d embeddings`,
+      );
+    }
+    const embedding = new Float32Array(dimension);
+    if (!normaliseInto(v, embedding))
+      throw new InvalidInputError(`${where}: embedding is zero or not finite`);
+    const source = example.source ?? '';
+    if (typeof source !== 'string')
+      throw new InvalidOptionsError(component, `${where}: source must be a string`);
+    const id = exampleId(identity, embedding);
+    if (seen.has(id)) return;
+    seen.add(id);
+    out.push({ id, identity, source, embedding });
+  });
+  return out;
+}
+
+/** A photo to enroll: its bytes (JPEG, PNG, WebP) or decoded pixels, and where it came from. */
+export interface PhotoExample {
+  readonly photo: Uint8Array | RgbImage;
+  /** Recorded as the example's source (a file name, an upload id). Default `''`. */
+  readonly source?: string;
+}
+
+/** Options of {@link addFacesFromPhotos}. */
+export interface AddFacesOptions {
+  readonly identity: string;
+  readonly photos: readonly PhotoExample[];
+  /** Finds the faces; asked for crops with the embedder's crop policy. */
+  readonly detector: Pick<FaceDetector, 'detectFaces'>;
+  readonly embedder: Pick<
+    FaceEmbedder,
+    'modelId' | 'weightsSha256' | 'dimension' | 'preprocessing' | 'embed'
+  >;
+  /** A photo with several faces: `reject` (default; it is unclear who is meant) or take the `largest`. */
+  readonly multipleFaces?: 'reject' | 'largest';
+  /** Limits for photos given as bytes. Default: `decodeImage`'s. */
+  readonly decodeLimits?: DecodeLimits;
+}
+
+/**
+ * Adds one identity's faces from photos to a store, as one atomic `add`: checks the embedder is the store's
+ * (`EmbedderMismatchError` otherwise, before any model runs), decodes each photo, detects its faces with the
+ * embedder's crop policy (the geometry it was trained with), embeds the crops and adds them.
+ *
+ * @throws InvalidInputError naming the photo when one shows no face, or several with `multipleFaces: 'reject'`;
+ *   nothing is added then. Decoding errors (`InvalidImageError`, …) propagate, also before anything is added.
+ * @example
+ * const added = await addFacesFromPhotos(store, {
+ *   identity: 'alice',
+ *   photos: [{ photo: await readFile('alice-1.jpg'), source: 'alice-1.jpg' }],
+ *   detector,
+ *   embedder,
+ * });
+ */
+export async function addFacesFromPhotos(
+  store: Pick<GalleryStore, 'add' | 'assertCompatible'>,
+  options: AddFacesOptions,
+): Promise<StoredExample[]> {
+  const { identity, photos, detector, embedder } = options;
+  checkIdentityName('addFacesFromPhotos', identity);
+  if (!Array.isArray(photos) || photos.length === 0) {
+    throw new InvalidOptionsError('addFacesFromPhotos', 'no photos given');
+  }
+  store.assertCompatible(embedder);
+  const images = await Promise.all(
+    photos.map((p) =>
+      p.photo instanceof Uint8Array ? decodeImage(p.photo, options.decodeLimits) : Promise.resolve(p.photo),
+    ),
+  );
+  const found = await detector.detectFaces(images, { crop: embedder.preprocessing.crop });
+  const crops = found.map(({ faces, crops }, i) => {
+    const name = photos[i]!.source || `photo ${i}`;
+    if (faces.length === 0) throw new InvalidInputError(`addFacesFromPhotos: no face found in ${name}`);
+    if (faces.length > 1 && (options.multipleFaces ?? 'reject') === 'reject') {
+      throw new InvalidInputError(
+        `addFacesFromPhotos: ${faces.length} faces found in ${name}; pass multipleFaces: 'largest' to enroll the largest`,
+      );
+    }
+    let best = 0;
+    faces.forEach((f, j) => {
+      if (boxArea(f) > boxArea(faces[best]!)) best = j;
+    });
+    return crops[best]!.image;
+  });
+  const vectors = await embedder.embed(crops);
+  return store.add(
+    identity,
+    vectors.map((embedding, i) => ({ embedding, source: photos[i]!.source ?? '' })),
+  );
+}

@@ -1,0 +1,105 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CONFORMANCE_EMBEDDER, describeGalleryStoreConformance } from '../testing/gallery-conformance.js';
+import { EmbedderMismatchError, GalleryFormatError } from './errors.js';
+import { FileGalleryStore } from './file-store.js';
+import { FileGallery } from './gallery.js';
+
+const axis = (i: number) => Float32Array.from({ length: 8 }, (_, j) => (j === i ? 1 : 0));
+
+describeGalleryStoreConformance('file store', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'facerec-file-store-'));
+  return {
+    open: (name, embedder) =>
+      FileGalleryStore.open(path.join(dir, `${name}.gallery.json`), { embedder, reloadIntervalMs: 0 }),
+    dispose: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+describe('FileGalleryStore', () => {
+  let dir: string;
+  let file: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'facerec-file-store-'));
+    file = path.join(dir, 'g.json');
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('writes the gallery file format that FileGallery reads, leaving no temporary or lock files', async () => {
+    const store = await FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER, threshold: 0.7 });
+    const [added] = await store.add('alice', [{ embedding: axis(0), source: 'a.jpg' }]);
+    const gallery = await FileGallery.load(file);
+    expect(gallery.names).toEqual(['alice']);
+    expect(gallery.threshold).toBe(0.7);
+    expect(gallery.list()).toEqual([added]);
+    expect(gallery.examples('alice')[0]!.embedding).toEqual(axis(0));
+    expect(await readdir(dir)).toEqual(['g.json']);
+  });
+
+  it('needs an embedder to create a file, and opens an existing one without', async () => {
+    await expect(FileGalleryStore.open(file)).rejects.toThrow(/no gallery at .*give the embedder/);
+    await (await FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER })).add('a', [
+      { embedding: axis(1) },
+    ]);
+    const store = await FileGalleryStore.open(file);
+    expect(await store.identities()).toEqual(['a']);
+    expect(store.embedder.modelId).toBe(CONFORMANCE_EMBEDDER.modelId);
+  });
+
+  it("picks up another process's change within the reload interval, not before", async () => {
+    const server = await FileGalleryStore.open(file, {
+      embedder: CONFORMANCE_EMBEDDER,
+      reloadIntervalMs: 200,
+    });
+    const cli = await FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER });
+    expect(await server.identities()).toEqual([]);
+    await cli.add('newcomer', [{ embedding: axis(3) }]);
+    // Within the interval the server answers from what it has.
+    expect(await server.identities()).toEqual([]);
+    await new Promise((r) => setTimeout(r, 250));
+    const [match] = await server.match([axis(3)], { threshold: 0.1 });
+    expect(match!.identity).toBe('newcomer');
+  });
+
+  it('keeps its gallery when the file is replaced by a corrupt one or one of another embedder', async () => {
+    const errors: Error[] = [];
+    const store = await FileGalleryStore.open(file, {
+      embedder: CONFORMANCE_EMBEDDER,
+      reloadIntervalMs: 0,
+      onReloadError: (e) => errors.push(e),
+    });
+    await store.add('alice', [{ embedding: axis(0) }]);
+    await writeFile(file, '{"format": "facerec-gallery", "formatVersion": 1, "truncated');
+    expect(await store.identities()).toEqual(['alice']);
+    expect(await store.identities()).toEqual(['alice']);
+    expect(errors).toHaveLength(1);
+    expect(GalleryFormatError.isInstance(errors[0])).toBe(true);
+    // A mutation refuses to overwrite a file it cannot read.
+    await expect(store.add('bob', [{ embedding: axis(1) }])).rejects.toThrow(GalleryFormatError);
+
+    const other = FileGallery.create({
+      embedder: { ...CONFORMANCE_EMBEDDER, modelId: 'other' },
+      identities: [{ name: 'mallory', examples: [{ source: '', embedding: axis(2) }] }],
+    });
+    await other.save(file);
+    expect(await store.identities()).toEqual(['alice']);
+    expect(EmbedderMismatchError.isInstance(errors[1])).toBe(true);
+    expect(errors).toHaveLength(2);
+  });
+
+  it('two handles adding at once (as two processes would) both land, through the file lock', async () => {
+    await FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER });
+    const handles = await Promise.all(
+      [0, 1, 2].map(() => FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER })),
+    );
+    await Promise.all(
+      handles.flatMap((h, i) =>
+        [0, 1, 2, 3].map((j) => h.add(`h${i}-${j}`, [{ embedding: axis((i * 4 + j) % 8) }])),
+      ),
+    );
+    const text = await readFile(file, 'utf8');
+    expect(FileGallery.parse(text).size).toBe(12);
+  });
+});

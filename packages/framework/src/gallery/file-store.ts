@@ -1,0 +1,171 @@
+import { readFile, stat } from 'node:fs/promises';
+import lockfile from 'proper-lockfile';
+import { z } from 'zod';
+import type { DistanceMetric, GalleryEmbedderInfo, IdentityAggregation } from '../contracts/gallery.js';
+import { writeFileAtomic } from '../fs.js';
+import { parseOptions } from '../options.js';
+import { FileGallery, type GallerySearchOptions } from './gallery.js';
+import { SnapshotGalleryStore, type StoredGalleryText } from './snapshot-store.js';
+
+/** Options of {@link FileGalleryStore.open}. */
+export interface FileGalleryStoreOptions extends GallerySearchOptions {
+  /**
+   * The embedder the store is for: an existing file must have been enrolled with it (`EmbedderMismatchError`
+   * otherwise), and a missing file is created for it. Without it, the file must exist.
+   */
+  readonly embedder?: GalleryEmbedderInfo;
+  /** Create the file when it does not exist (needs `embedder`). Default true. */
+  readonly create?: boolean;
+  /** For a new file: the distance. Default `euclidean`. */
+  readonly metric?: DistanceMetric;
+  /** For a new file. Default `nearest`. */
+  readonly aggregation?: IdentityAggregation;
+  /** For a new file: the threshold (default 0, uncalibrated: every face `unknown` until it is set). */
+  readonly threshold?: number;
+  /**
+   * How often `match`, `identities` and `list` look whether another process rewrote the file (one `stat`), in
+   * milliseconds; a changed file is read and swapped in. Default 1000; 0 looks on every call. Mutations always
+   * start from the file as it is.
+   */
+  readonly reloadIntervalMs?: number;
+  /**
+   * Told when a rewritten file cannot be used (not a valid gallery, or enrolled with another embedder): the
+   * store keeps the gallery it had. Default: ignored (the next change of the file is tried again).
+   */
+  readonly onReloadError?: (error: Error) => void;
+  /** How long a mutation waits for another process's lock on the file, in milliseconds. Default 10,000. */
+  readonly lockTimeoutMs?: number;
+}
+
+const optionsSchema = z.strictObject({
+  embedder: z.custom<GalleryEmbedderInfo>((v) => typeof v === 'object' && v !== null).optional(),
+  create: z.boolean().default(true),
+  metric: z.enum(['euclidean', 'cosine']).optional(),
+  aggregation: z.enum(['nearest', 'centroid']).optional(),
+  threshold: z.number().optional(),
+  reloadIntervalMs: z.number().int().min(0).default(1000),
+  onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
+  lockTimeoutMs: z.number().int().min(0).default(10_000),
+  kernel: z.enum(['auto', 'wasm', 'js']).optional(),
+});
+
+/** What identifies one version of the file: every write renames a new file into place (a new inode). */
+async function versionOf(file: string): Promise<string | undefined> {
+  try {
+    const s = await stat(file, { bigint: true });
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The file store: a gallery file (the JSON format of {@link FileGallery}) that can be changed in place, the
+ * embedded default. It holds the file's gallery in memory and searches it exactly like {@link FileGallery};
+ * every mutation reads the file as it is, applies the change and writes it back atomically (`writeFileAtomic`:
+ * readers see the old file or the new one), holding a lock (`<file>.lock`, a directory, via proper-lockfile)
+ * so that two processes adding at once both land. Mutations in one process are queued, one at a time.
+ *
+ * Another process's changes (the CLI adding a person while `facerec serve` runs) are picked up by searches
+ * within `reloadIntervalMs`; a rewritten file that is corrupt or from another embedder is refused and the store
+ * keeps the gallery it had.
+ *
+ * @example
+ * const store = await FileGalleryStore.open('team.gallery.json', { embedder });
+ * await addFacesFromPhotos(store, { identity: 'alice', photos: [{ photo: bytes }], detector, embedder });
+ * const [match] = await store.match([embedding]);
+ */
+export class FileGalleryStore extends SnapshotGalleryStore {
+  /** The gallery file. */
+  readonly file: string;
+  readonly location: string;
+  readonly #search: GallerySearchOptions;
+  readonly #lockTimeoutMs: number;
+
+  private constructor(file: string, o: z.output<typeof optionsSchema>) {
+    super({ embedder: o.embedder, reloadIntervalMs: o.reloadIntervalMs, onReloadError: o.onReloadError });
+    this.file = file;
+    this.location = file;
+    this.#search = o.kernel ? { kernel: o.kernel } : {};
+    this.#lockTimeoutMs = o.lockTimeoutMs;
+  }
+
+  /**
+   * Opens the gallery file `file`, creating it (empty, for `options.embedder`) when it does not exist.
+   *
+   * @throws EmbedderMismatchError when the file was enrolled with another embedder than `options.embedder`.
+   * @throws GalleryFormatError when the file is not a valid gallery.
+   * @throws InvalidOptionsError for bad options, or a missing file and no embedder to create it for (or `create: false`).
+   */
+  static async open(file: string, options: FileGalleryStoreOptions = {}): Promise<FileGalleryStore> {
+    const o = parseOptions(optionsSchema, options, 'FileGalleryStore');
+    const store = new FileGalleryStore(file, o);
+    const { embedder } = o;
+    await store.initialise(
+      embedder &&
+        o.create &&
+        (() =>
+          FileGallery.create(
+            {
+              embedder,
+              metric: o.metric,
+              aggregation: o.aggregation,
+              threshold: o.threshold,
+              identities: [],
+            },
+            store.#search,
+          )),
+    );
+    return store;
+  }
+
+  protected async read(known: string | undefined): Promise<StoredGalleryText | 'unchanged' | 'missing'> {
+    const version = await versionOf(this.file);
+    if (version === undefined) return 'missing';
+    if (version === known) return 'unchanged';
+    return { version, text: await readFile(this.file, 'utf8') };
+  }
+
+  protected parse(text: string): FileGallery {
+    return FileGallery.parse(text, { ...this.#search, source: this.file });
+  }
+
+  /** Mutations hold the file lock, so `replacing` is the current version: nothing to compare. */
+  protected async write(text: Iterable<string>): Promise<string> {
+    await writeFileAtomic(this.file, text);
+    return (await versionOf(this.file)) ?? '';
+  }
+
+  protected override async exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const release = await lockFile(this.file, this.#lockTimeoutMs);
+    try {
+      return await work();
+    } finally {
+      await release();
+    }
+  }
+}
+
+/** Takes the cross-process lock of `file` (`<file>.lock`), waiting up to `timeoutMs`; resolves to its release. */
+async function lockFile(file: string, timeoutMs: number): Promise<() => Promise<void>> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await lockfile.lock(file, {
+        realpath: false,
+        lockfilePath: `${file}.lock`,
+        // A lock not refreshed for this long belongs to a process that died.
+        stale: 10_000,
+        // The lock is held for one read-modify-write; losing it then cannot be undone, so it is not thrown
+        // from a timer (proper-lockfile's default, which would crash the process).
+        onCompromised: () => undefined,
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() - started >= timeoutMs) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40));
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CONFORMANCE_EMBEDDER } from '../testing/gallery-conformance.js';
+import { GalleryStoreNotFoundError } from './errors.js';
+import { FileGalleryStore } from './file-store.js';
+import { openGalleryStore } from './open.js';
+
+describe('openGalleryStore', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'facerec-open-store-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('opens a path or a file: URL as the file store, creating it only when asked', async () => {
+    const file = path.join(dir, 'people.json');
+    const missing = await openGalleryStore(file, { embedder: CONFORMANCE_EMBEDDER }).catch((e: unknown) => e);
+    expect(GalleryStoreNotFoundError.isInstance(missing)).toBe(true);
+    expect((missing as GalleryStoreNotFoundError).location).toBe(file);
+    const created = await openGalleryStore(file, {
+      embedder: CONFORMANCE_EMBEDDER,
+      create: true,
+      threshold: 0.7,
+    });
+    expect(created).toBeInstanceOf(FileGalleryStore);
+    await created.add('amy', [{ embedding: [1, 0, 0, 0, 0, 0, 0, 0] }]);
+    const byUrl = await openGalleryStore(pathToFileURL(file).href);
+    expect(byUrl.location).toBe(file);
+    expect(byUrl.threshold).toBe(0.7);
+    expect(await byUrl.identities()).toEqual(['amy']);
+  });
+
+  it('names the valid schemes for an unknown one', async () => {
+    await expect(openGalleryStore('ftp://host/gallery.json')).rejects.toThrow(
+      'unknown store URL scheme "ftp:"; valid: a path, file:, s3:, postgres:, postgresql:',
+    );
+  });
+});

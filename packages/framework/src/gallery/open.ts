@@ -1,0 +1,106 @@
+import { fileURLToPath } from 'node:url';
+import type { DistanceMetric, GalleryEmbedderInfo } from '../contracts/gallery.js';
+import type { GalleryStore } from '../contracts/gallery-store.js';
+import { InvalidOptionsError } from '../errors.js';
+import { FileGalleryStore } from './file-store.js';
+
+/** Where a gallery store reports what it did (swaps, refused versions); `console` and Powertools fit. */
+export interface GalleryStoreLogger {
+  info(message: string, details?: Record<string, unknown>): void;
+  warn(message: string, details?: Record<string, unknown>): void;
+}
+
+/** Options of {@link openGalleryStore}, for every kind of store. */
+export interface OpenGalleryStoreOptions {
+  /**
+   * The embedder the store is for: an existing store must hold its embeddings (`EmbedderMismatchError`), and
+   * a new one is created for it when `create` is set.
+   */
+  readonly embedder?: GalleryEmbedderInfo;
+  /** Create the store (empty, for `embedder`) when it does not exist. Default false: a missing store is an error. */
+  readonly create?: boolean;
+  /** For a new store. Default `euclidean`. */
+  readonly metric?: DistanceMetric;
+  /** For a new store. Default 0 (uncalibrated). */
+  readonly threshold?: number;
+  /**
+   * File and S3 stores: how often searches look for another writer's version, in seconds (a `stat`, a
+   * conditional GET). Default 1 for a file, 60 for S3. A database store is always current.
+   */
+  readonly refreshSeconds?: number;
+  /** S3 stores: an S3-compatible endpoint (path-style), e.g. MinIO. Default: AWS S3. */
+  readonly s3Endpoint?: string;
+  readonly logger?: GalleryStoreLogger;
+}
+
+/** A store package's opener: what `@facerec/gallery-s3` and `@facerec/gallery-postgres` export. */
+export type GalleryStoreOpener = (url: string, options: OpenGalleryStoreOptions) => Promise<GalleryStore>;
+
+/** URL schemes served by a store package, and the package. Packages are optional: loaded only when used. */
+export const GALLERY_STORE_PACKAGES: Readonly<Record<string, string>> = Object.freeze({
+  's3:': '@facerec/gallery-s3',
+  'postgres:': '@facerec/gallery-postgres',
+  'postgresql:': '@facerec/gallery-postgres',
+});
+
+/**
+ * Opens a gallery store by URL: a path or `file:` URL (the file store, {@link FileGalleryStore}),
+ * `s3://bucket/key` (`@facerec/gallery-s3`), or `postgres://user:password@host/db?collection=name`
+ * (`@facerec/gallery-postgres`; see its `openGalleryStoreFromUrl` for the query parameters). The store
+ * packages are imported only when their scheme is used, so only the one in use needs to be installed.
+ *
+ * @throws InvalidOptionsError for an unknown scheme, or a store package that is not installed (naming it).
+ * @example
+ * const store = await openGalleryStore(process.env.GALLERY_URL!, { embedder, create: true });
+ */
+export async function openGalleryStore(
+  url: string,
+  options: OpenGalleryStoreOptions = {},
+): Promise<GalleryStore> {
+  const scheme = /^([a-z][a-z0-9+.-]*:)\/\//i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === undefined || scheme === 'file:') {
+    const file = scheme ? fileURLToPath(url) : url;
+    return FileGalleryStore.open(file, {
+      ...(options.embedder ? { embedder: options.embedder } : {}),
+      create: options.create ?? false,
+      ...(options.metric ? { metric: options.metric } : {}),
+      ...(options.threshold !== undefined ? { threshold: options.threshold } : {}),
+      reloadIntervalMs: Math.round((options.refreshSeconds ?? 1) * 1000),
+      ...(options.logger ? { onReloadError: reportTo(options.logger, file) } : {}),
+    });
+  }
+  const packageName = GALLERY_STORE_PACKAGES[scheme];
+  if (!packageName) {
+    throw new InvalidOptionsError(
+      'gallery store',
+      `unknown store URL scheme "${scheme}"; valid: a path, file:, ${Object.keys(GALLERY_STORE_PACKAGES).join(', ')}`,
+    );
+  }
+  let module: { readonly openGalleryStoreFromUrl?: GalleryStoreOpener };
+  try {
+    module = (await import(packageName)) as typeof module;
+  } catch (cause) {
+    if ((cause as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw cause;
+    throw new InvalidOptionsError(
+      'gallery store',
+      `${scheme}// stores need ${packageName}; install it (npm install ${packageName})`,
+      { cause },
+    );
+  }
+  if (typeof module.openGalleryStoreFromUrl !== 'function') {
+    throw new InvalidOptionsError(
+      'gallery store',
+      `${packageName} does not export openGalleryStoreFromUrl()`,
+    );
+  }
+  return module.openGalleryStoreFromUrl(url, options);
+}
+
+/** Logs a refused version of a file store by its error code, never its message (which can quote the file). */
+function reportTo(logger: GalleryStoreLogger, file: string): (error: Error) => void {
+  return (error) =>
+    logger.warn('gallery update refused; keeping the loaded version', {
+      location: file,
+      reason: (error as { code?: string }).code ?? error.name,
+    });
+}

@@ -1,0 +1,140 @@
+/**
+ * Face quality at enrollment: a gallery example is only as good as its photo, and a poor one (a tiny face
+ * blown up to the embedder's input, a face turned away, a blurred frame) drags every later match of that
+ * identity. Each check is cheap and provider-free; the thresholds are options and every skip says which
+ * check failed, with the measured value.
+ */
+import { z } from 'zod';
+import type { FaceDetection } from '../contracts/detector.js';
+import type { RgbImage } from '../image/types.js';
+
+/** Thresholds of the enrollment quality checks; each check is off when its threshold is 0 (yaw: 90). */
+export interface FaceQualityOptions {
+  /**
+   * Smallest face accepted, in pixels: the larger side of the detection box. Default: half the embedder's
+   * input width (a smaller face would be blown up more than 2× to the embedder's input, e.g. below 75 px for
+   * face-api's 150 px net, 80 px for InceptionResnetV1's 160 px).
+   */
+  readonly minFaceSize?: number;
+  /** Largest head turn accepted, in degrees, estimated from the 5 landmarks ({@link estimateYaw}). Default 40. */
+  readonly maxYaw?: number;
+  /**
+   * Lowest sharpness accepted: the variance of the Laplacian of the grey face crop ({@link sharpness}). Default 10.
+   */
+  readonly minSharpness?: number;
+}
+
+/** The default {@link FaceQualityOptions.maxYaw}, in degrees. */
+export const DEFAULT_MAX_YAW = 40;
+/** The default {@link FaceQualityOptions.minSharpness}. */
+export const DEFAULT_MIN_SHARPNESS = 10;
+
+/** Strict schema of {@link FaceQualityOptions}. */
+export const faceQualityOptionsSchema = z.strictObject({
+  minFaceSize: z.number().min(0).optional(),
+  maxYaw: z.number().min(0).max(90).optional(),
+  minSharpness: z.number().min(0).optional(),
+});
+
+/** What the quality checks measured on one face. */
+export interface FaceQuality {
+  /** Larger side of the detection box, in pixels. */
+  readonly size: number;
+  /** Estimated head turn, in degrees (0 = frontal); see {@link estimateYaw}. */
+  readonly yaw: number;
+  /** Variance of the Laplacian of the grey crop; see {@link sharpness}. */
+  readonly sharpness: number;
+}
+
+/** Why a face failed a quality check. */
+export type QualityReason = 'face too small' | 'strong yaw' | 'blurry';
+
+/**
+ * Head turn (yaw) in degrees, from MTCNN's 5 landmarks: the nose tip's offset from the eyes' midpoint along
+ * the line through the eyes, over half the eye distance, as an angle: `atan(offset / (eyeDistance / 2))`.
+ * A rough estimate (it takes the nose tip to stand half an eye distance in front of the eyes, and ignores
+ * pitch), but monotone in the turn and free of roll. Frontal photos measure under 10°; on the labelled
+ * photos in `../shared/faces` every face but one turned-away background face measures under 28°.
+ */
+export function estimateYaw(landmarks: FaceDetection['landmarks']): number {
+  const [left, right, nose] = landmarks;
+  if (!left || !right || !nose) return 0;
+  const ex = right[0] - left[0];
+  const ey = right[1] - left[1];
+  const distance = Math.hypot(ex, ey);
+  if (distance === 0) return 90;
+  const offset =
+    ((nose[0] - (left[0] + right[0]) / 2) * ex + (nose[1] - (left[1] + right[1]) / 2) * ey) / distance;
+  return (Math.atan2(Math.abs(offset), distance / 2) * 180) / Math.PI;
+}
+
+/**
+ * Sharpness of an RGB image: the variance of its grey levels' 4-neighbour Laplacian (interior pixels), the
+ * usual focus measure. Scale-dependent, so measure it on the embedder's crop (a fixed size). On those crops the
+ * labelled photos in `../shared/faces` measure 15–1700; the same photos blurred with a 2-pixel Gaussian, under 13.
+ * Written here rather than with sharp's convolve: that would need an encode round trip for 22,500 pixels.
+ */
+export function sharpness(image: RgbImage): number {
+  const { width: w, height: h, data } = image;
+  if (w < 3 || h < 3) return 0;
+  const grey = new Float64Array(w * h);
+  for (let i = 0; i < w * h; i++)
+    grey[i] = 0.299 * data[3 * i]! + 0.587 * data[3 * i + 1]! + 0.114 * data[3 * i + 2]!;
+  let sum = 0;
+  let squares = 0;
+  for (let y = 1; y < h - 1; y++) {
+    for (let x = 1; x < w - 1; x++) {
+      const i = y * w + x;
+      const v = grey[i - 1]! + grey[i + 1]! + grey[i - w]! + grey[i + w]! - 4 * grey[i]!;
+      sum += v;
+      squares += v * v;
+    }
+  }
+  const n = (w - 2) * (h - 2);
+  return squares / n - (sum / n) ** 2;
+}
+
+/** A face's size for {@link FaceQualityOptions.minFaceSize}: the larger side of its detection box, in pixels. */
+export function faceSize(face: Pick<FaceDetection, 'box'>): number {
+  const [x1, y1, x2, y2] = face.box;
+  return Math.max(x2 - x1, y2 - y1);
+}
+
+/** Measures a detected face and its crop. */
+export function measureFaceQuality(face: FaceDetection, crop: RgbImage): FaceQuality {
+  return {
+    size: faceSize(face),
+    yaw: estimateYaw(face.landmarks),
+    sharpness: sharpness(crop),
+  };
+}
+
+/**
+ * The first quality check a face fails (size, then yaw, then sharpness), with the measured value and the
+ * threshold; `undefined` when it passes them all.
+ */
+export function qualityProblem(
+  quality: FaceQuality,
+  thresholds: Required<FaceQualityOptions>,
+): { reason: QualityReason; detail: string } | undefined {
+  const { minFaceSize, maxYaw, minSharpness } = thresholds;
+  if (quality.size < minFaceSize) {
+    return {
+      reason: 'face too small',
+      detail: `face ${quality.size.toFixed(0)} px, below minFaceSize ${minFaceSize} px`,
+    };
+  }
+  if (maxYaw < 90 && quality.yaw > maxYaw) {
+    return {
+      reason: 'strong yaw',
+      detail: `head turned about ${quality.yaw.toFixed(0)}°, above maxYaw ${maxYaw}°`,
+    };
+  }
+  if (quality.sharpness < minSharpness) {
+    return {
+      reason: 'blurry',
+      detail: `sharpness ${quality.sharpness.toFixed(1)} (variance of the Laplacian), below minSharpness ${minSharpness}`,
+    };
+  }
+  return undefined;
+}

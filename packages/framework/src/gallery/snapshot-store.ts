@@ -1,0 +1,320 @@
+import type {
+  DistanceMetric,
+  GalleryEmbedderInfo,
+  GalleryMatch,
+  IdentityAggregation,
+  MatchOptions,
+} from '../contracts/gallery.js';
+import type {
+  GalleryStore,
+  ListExamplesOptions,
+  NewExample,
+  StoredExample,
+} from '../contracts/gallery-store.js';
+import { SPECIFICATION_VERSION } from '../contracts/version.js';
+import { FacerecError, InvalidOptionsError } from '../errors.js';
+import { GalleryStoreNotFoundError, UnknownIdentityError } from './errors.js';
+import type { FileGallery, GallerySearchOptions } from './gallery.js';
+import type { GalleryCalibration } from './types.js';
+
+/** One version of a stored gallery file: its text and what identifies it (a file's inode, an object's ETag). */
+export interface StoredGalleryText {
+  readonly version: string;
+  readonly text: string;
+}
+
+/** What a refresh found. */
+export type RefreshOutcome = 'unchanged' | 'updated' | 'refused';
+
+/**
+ * Thrown by {@link SnapshotGalleryStore.write} when the stored gallery is no longer the version the mutation
+ * started from (another writer got there first): the mutation is then run again on the new version.
+ */
+export class GalleryWriteConflictError extends FacerecError {
+  static override readonly errorName: string = 'GalleryWriteConflictError';
+  constructor(location: string, options?: { cause?: unknown }) {
+    super('GALLERY_WRITE_CONFLICT', `${location} changed while it was being updated`, options);
+  }
+}
+
+/** Options of the {@link SnapshotGalleryStore} constructor. */
+export interface SnapshotGalleryStoreOptions extends GallerySearchOptions {
+  /** The embedder every later version must be compatible with. Default: the first version's. */
+  readonly embedder?: GalleryEmbedderInfo | undefined;
+  /** Searches look for a new version at most this often, in milliseconds; 0: on every call. */
+  readonly reloadIntervalMs: number;
+  /** Told when a new version cannot be used (corrupt, another embedder): the store keeps the one it has. */
+  readonly onReloadError?: ((error: Error) => void) | undefined;
+  /** Milliseconds since some epoch (default `Date.now`); tests pass a fake clock. */
+  readonly now?: () => number;
+}
+
+/** How often a mutation is tried again after a write conflict before it fails. */
+const MAX_CONFLICT_RETRIES = 8;
+
+/**
+ * A {@link GalleryStore} kept as a gallery file somewhere (a local file, an object in a bucket): the whole
+ * gallery is held in memory as an immutable {@link FileGallery} and searched there; a mutation reads the
+ * stored version, applies the change and writes the whole file back; searches pick up another writer's version
+ * within `reloadIntervalMs`, and refuse (keeping what they have) one that is corrupt or from another embedder.
+ * The swap is one assignment: a search uses the old gallery or the new one, never a mix.
+ *
+ * Subclasses implement where the text lives: {@link SnapshotGalleryStore.read} (the current version, unless it
+ * is the one already held), {@link SnapshotGalleryStore.write} (replace a version, atomically), and optionally
+ * {@link SnapshotGalleryStore.exclusive} (a cross-process lock around a mutation).
+ */
+export abstract class SnapshotGalleryStore implements GalleryStore {
+  readonly specificationVersion = SPECIFICATION_VERSION;
+  abstract readonly location: string;
+  readonly #options: SnapshotGalleryStoreOptions;
+  readonly #now: () => number;
+  #expected: GalleryEmbedderInfo | undefined;
+  #gallery: FileGallery | undefined;
+  #version: string | undefined;
+  /** A version that could not be used and was already reported. */
+  #refused: string | undefined;
+  #checkedAt = Number.NEGATIVE_INFINITY;
+  #refreshing: Promise<RefreshOutcome> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  protected constructor(options: SnapshotGalleryStoreOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#expected = options.embedder;
+  }
+
+  /**
+   * The stored version, or `'unchanged'` when it is `known`, or `'missing'` when nothing is stored.
+   * @throws when it cannot be read.
+   */
+  protected abstract read(known: string | undefined): Promise<StoredGalleryText | 'unchanged' | 'missing'>;
+
+  /**
+   * Stores `text` in place of version `replacing` (`undefined`: where there is none yet), atomically: readers
+   * see the old version or the new one. Resolves to the new version.
+   * @throws {@link GalleryWriteConflictError} when the stored version is no longer `replacing`.
+   */
+  protected abstract write(text: Iterable<string>, replacing: string | undefined): Promise<string>;
+
+  /** Runs one mutation exclusively across processes (a lock); by default it just runs it. */
+  protected exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return work();
+  }
+
+  /**
+   * Told when a new version cannot be used: the store keeps the one it has. By default it passes the error to
+   * the `onReloadError` option.
+   */
+  protected refused(error: Error): void {
+    this.#options.onReloadError?.(error);
+  }
+
+  /** Told when searches swapped in a new version (another writer's). By default it does nothing. */
+  protected swapped(_previousVersion: string | undefined): void {}
+
+  /** Parses one version's text. */
+  protected abstract parse(text: string): FileGallery;
+
+  /**
+   * Loads the first version (or, when there is none and `create` is given, stores that empty gallery), and
+   * checks it against the embedder the store is for. For subclasses' `open`.
+   */
+  protected async initialise(create: (() => FileGallery) | false | undefined): Promise<void> {
+    const found = await this.#readOrUndefined();
+    if (found) {
+      this.#adopt(found);
+    } else if (create) {
+      await this.exclusive(async () => {
+        // Created under the lock, unless another process created it meanwhile.
+        const again = await this.#readOrUndefined();
+        if (again) return this.#adopt(again);
+        const gallery = create();
+        this.#version = await this.write(gallery.serialise(), undefined);
+        this.#gallery = gallery;
+      });
+    } else {
+      throw new GalleryStoreNotFoundError(
+        this.location,
+        this.#expected ? '' : '; give the embedder to create one for',
+      );
+    }
+    this.#expected ??= this.gallery.embedder;
+    this.gallery.assertCompatible(this.#expected);
+    this.#checkedAt = this.#now();
+  }
+
+  /** The gallery as of the last read or write: an immutable {@link FileGallery}. */
+  get gallery(): FileGallery {
+    if (!this.#gallery) throw new Error(`${this.location}: the store was not initialised`);
+    return this.#gallery;
+  }
+
+  /** The version of the gallery held (a file's identity, an ETag). */
+  get version(): string | undefined {
+    return this.#version;
+  }
+
+  get embedder(): GalleryEmbedderInfo {
+    return this.gallery.embedder;
+  }
+
+  get metric(): DistanceMetric {
+    return this.gallery.metric;
+  }
+
+  get aggregation(): IdentityAggregation {
+    return this.gallery.aggregation;
+  }
+
+  get threshold(): number {
+    return this.gallery.threshold;
+  }
+
+  get isCalibrated(): boolean {
+    return this.gallery.isCalibrated;
+  }
+
+  assertCompatible(embedder: GalleryEmbedderInfo): void {
+    this.gallery.assertCompatible(embedder);
+  }
+
+  async identities(): Promise<string[]> {
+    await this.#refreshIfDue();
+    return this.gallery.identities();
+  }
+
+  async match(queries: readonly Float32Array[], options?: MatchOptions): Promise<GalleryMatch[]> {
+    await this.#refreshIfDue();
+    return this.gallery.match(queries, options);
+  }
+
+  async list(options: ListExamplesOptions = {}): Promise<StoredExample[]> {
+    await this.#refreshIfDue();
+    return this.gallery.list(options);
+  }
+
+  add(identity: string, examples: readonly NewExample[]): Promise<StoredExample[]> {
+    return this.#mutate((g) => {
+      const { gallery, added } = g.withExamples(identity, examples);
+      return { gallery, result: added };
+    });
+  }
+
+  removeExamples(ids: readonly string[]): Promise<void> {
+    return this.#mutate((g) => ({ gallery: ids.length ? g.withoutExamples(ids) : g, result: undefined }));
+  }
+
+  removeIdentity(identity: string): Promise<number> {
+    return this.#mutate((g) => {
+      if (!g.has(identity)) throw new UnknownIdentityError([identity], g.size);
+      return { gallery: g.withoutIdentities([identity]), result: g.list({ identity }).length };
+    });
+  }
+
+  /**
+   * Sets the threshold (and the calibration that chose it, if any).
+   * @throws InvalidOptionsError when `threshold` is not a finite number.
+   */
+  setThreshold(threshold: number, calibration?: GalleryCalibration): Promise<void> {
+    return this.#mutate((g) => ({ gallery: g.withThreshold(threshold, calibration), result: undefined }));
+  }
+
+  /**
+   * Looks for a new version now (whatever `reloadIntervalMs` says) and swaps it in; a version that cannot be
+   * used is refused (reported to `onReloadError`) and the current gallery kept.
+   */
+  refresh(): Promise<RefreshOutcome> {
+    return this.#refresh(false, true);
+  }
+
+  /** Waits for queued mutations. Subclasses release what they hold. */
+  async close(): Promise<void> {
+    await this.#queue.catch(() => undefined);
+  }
+
+  async #readOrUndefined(): Promise<StoredGalleryText | undefined> {
+    const stored = await this.read(undefined);
+    return typeof stored === 'string' ? undefined : stored;
+  }
+
+  #adopt(stored: StoredGalleryText): void {
+    this.#gallery = this.parse(stored.text);
+    this.#version = stored.version;
+  }
+
+  #refreshIfDue(): Promise<RefreshOutcome> {
+    return this.#refresh(false, false);
+  }
+
+  /**
+   * Reads the stored gallery again when it changed. `force` (mutations): throw when the stored version cannot
+   * be used (a mutation must not overwrite what it cannot read with the older gallery it holds). Otherwise,
+   * only when `reloadIntervalMs` passed (or `now`), reporting an unusable version once and keeping the gallery.
+   */
+  async #refresh(force: boolean, now: boolean): Promise<RefreshOutcome> {
+    if (!force && !now && this.#now() - this.#checkedAt < this.#options.reloadIntervalMs) return 'unchanged';
+    if (this.#refreshing) {
+      const outcome = await this.#refreshing.catch(() => 'refused' as const);
+      if (!force && !now) return outcome;
+    }
+    const attempt = this.#reload(force);
+    this.#refreshing = attempt;
+    try {
+      return await attempt;
+    } catch (error) {
+      if (force) throw error;
+      this.refused(error as Error);
+      return 'refused';
+    } finally {
+      if (this.#refreshing === attempt) this.#refreshing = undefined;
+    }
+  }
+
+  async #reload(force: boolean): Promise<RefreshOutcome> {
+    this.#checkedAt = this.#now();
+    const stored = await this.read(this.#version);
+    if (stored === 'unchanged') return 'unchanged';
+    if (stored === 'missing') throw new InvalidOptionsError('gallery store', `${this.location} was removed`);
+    if (!force && stored.version === this.#refused) return 'refused';
+    try {
+      const gallery = this.parse(stored.text);
+      if (this.#expected) gallery.assertCompatible(this.#expected);
+      const previous = this.#version;
+      this.#gallery = gallery;
+      this.#version = stored.version;
+      if (!force) this.swapped(previous);
+      return 'updated';
+    } catch (error) {
+      this.#refused = stored.version;
+      throw error;
+    }
+  }
+
+  /**
+   * Runs one mutation: queued behind this process's others, inside `exclusive`, on the stored version; the new
+   * gallery is written before it replaces the one in memory. On a write conflict it starts again from the new
+   * stored version.
+   */
+  #mutate<T>(change: (gallery: FileGallery) => { gallery: FileGallery; result: T }): Promise<T> {
+    const run = () =>
+      this.exclusive(async () => {
+        for (let attempt = 0; ; attempt++) {
+          await this.#refresh(true, true);
+          const { gallery, result } = change(this.gallery);
+          if (gallery === this.gallery) return result;
+          try {
+            this.#version = await this.write(gallery.serialise(), this.#version);
+          } catch (error) {
+            if (!GalleryWriteConflictError.isInstance(error) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+            continue;
+          }
+          this.#gallery = gallery;
+          return result;
+        }
+      });
+    // A promise chain is the whole queue: each mutation starts when the previous one settled.
+    const next = this.#queue.then(run, run);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+}

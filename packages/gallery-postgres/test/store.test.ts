@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import {
+  CONFORMANCE_EMBEDDER,
+  describeGalleryStoreConformance,
+  seededRandom,
+} from '@facerec/framework/testing';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  hnswIndexName,
+  migrate,
+  PostgresGalleryStore,
+  readMigrations,
+  redactConnectionString,
+} from '../src/index.js';
+import { PGLITE_MAX_CONNECTIONS, type PgliteServer, startPgliteServer } from './pglite-server.js';
+
+let server: PgliteServer;
+beforeAll(async () => {
+  server = await startPgliteServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+for (const search of ['exact', 'hnsw'] as const) {
+  describeGalleryStoreConformance(`postgres + pgvector (${search})`, () => {
+    // One server for the file; a fresh prefix gives each test its own, empty, collections.
+    const prefix = randomBytes(4).toString('hex');
+    return {
+      open: (name, embedder) =>
+        PostgresGalleryStore.open({
+          connectionString: server.connectionString,
+          collection: `${prefix}-${name}`,
+          embedder,
+          search,
+          maxConnections: PGLITE_MAX_CONNECTIONS,
+        }),
+    };
+  });
+}
+
+describe('PostgresGalleryStore', () => {
+  const open = (collection: string, options: Partial<Parameters<typeof PostgresGalleryStore.open>[0]> = {}) =>
+    PostgresGalleryStore.open({
+      connectionString: server.connectionString,
+      collection,
+      embedder: CONFORMANCE_EMBEDDER,
+      maxConnections: PGLITE_MAX_CONNECTIONS,
+      ...options,
+    });
+
+  it('migrates once: the schema version is recorded and a second run applies nothing', async () => {
+    const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    try {
+      expect((await readMigrations()).map((m) => m.name)).toEqual(['001_collections']);
+      await migrate(pool);
+      expect(await migrate(pool)).toEqual([]);
+      const { rows } = await pool.query(
+        'SELECT version, name FROM facerec_schema_migrations ORDER BY version',
+      );
+      expect(rows).toEqual([{ version: 1, name: '001_collections' }]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('searches through the HNSW index with hnsw, and scans the collection with exact', async () => {
+    const random = seededRandom(7);
+    const vector = () => Float32Array.from({ length: 8 }, () => random() - 0.5);
+    const hnsw = await open('plans', { search: 'hnsw' });
+    const exact = await open('plans', { search: 'exact' });
+    try {
+      await hnsw.addMany(
+        Array.from({ length: 300 }, (_, i) => ({ identity: `p${i}`, examples: [{ embedding: vector() }] })),
+      );
+      const index = hnswIndexName('plans');
+      expect(await hnsw.explainMatch(vector(), 3)).toContain(`Index Scan using ${index}`);
+      expect(await exact.explainMatch(vector(), 3)).not.toContain(index);
+    } finally {
+      await hnsw.close();
+      await exact.close();
+    }
+  });
+
+  it('HNSW agrees with exact search on 2,000 random identities (recall@1 at ef_search 100)', async () => {
+    const random = seededRandom(2024);
+    const vector = () => Float32Array.from({ length: 8 }, () => random() * 2 - 1);
+    const exact = await open('recall', { search: 'exact' });
+    const hnsw = await open('recall', { search: 'hnsw', efSearch: 100 });
+    try {
+      const people = Array.from({ length: 2000 }, (_, i) => ({ name: `id${i}`, embedding: vector() }));
+      await exact.addMany(people.map((p) => ({ identity: p.name, examples: [{ embedding: p.embedding }] })));
+      const queries = Array.from({ length: 100 }, vector);
+      const a = await exact.match(queries);
+      const b = await hnsw.match(queries);
+      const agree = a.filter((m, i) => m.candidates[0]!.identity === b[i]!.candidates[0]!.identity).length;
+      expect(agree / queries.length).toBeGreaterThanOrEqual(0.99);
+    } finally {
+      await Promise.all([exact.close(), hnsw.close()]);
+    }
+  });
+
+  it('keeps its settings: threshold, calibration flag, and refuses centroid aggregation', async () => {
+    const store = await open('settings', { threshold: 0.8 });
+    expect(store.threshold).toBe(0.8);
+    expect(store.isCalibrated).toBe(false);
+    await store.setThreshold(0.6);
+    await store.close();
+    const again = await open('settings');
+    expect(again.threshold).toBe(0.6);
+    await again.close();
+    await expect(
+      PostgresGalleryStore.open({
+        connectionString: server.connectionString,
+        collection: 'nope',
+        maxConnections: 1,
+      }),
+    ).rejects.toThrow(/no gallery at .*#nope: no such collection; give the embedder/);
+  });
+
+  it('names its location without the password', () => {
+    expect(redactConnectionString('postgres://app:s3cret@db.example:5432/faces')).toBe(
+      'postgres://app:***@db.example:5432/faces',
+    );
+    expect(hnswIndexName('x'.repeat(500))).toMatch(/^facerec_hnsw_[0-9a-f]{16}$/);
+  });
+});

@@ -1,0 +1,300 @@
+import {
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import {
+  type DistanceMetric,
+  EmbedderMismatchError,
+  FacerecError,
+  FileGallery,
+  type GalleryEmbedderInfo,
+  GalleryFormatError,
+  type GalleryStoreLogger,
+  GalleryWriteConflictError,
+  InvalidOptionsError,
+  type OpenGalleryStoreOptions,
+  parseOptions,
+  SnapshotGalleryStore,
+  type StoredGalleryText,
+} from '@facerec/framework';
+import { z } from 'zod';
+
+/** Where a gallery file is: a bucket and a key. */
+export interface S3Location {
+  readonly bucket: string;
+  readonly key: string;
+}
+
+/**
+ * Parses `s3://bucket/key/of/gallery.json`.
+ * @throws InvalidOptionsError for anything else.
+ */
+export function parseS3Url(url: string): S3Location {
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(url);
+  if (!match) {
+    throw new InvalidOptionsError(
+      '@facerec/gallery-s3',
+      `expected s3://bucket/key, got ${JSON.stringify(url)}`,
+    );
+  }
+  return { bucket: match[1]!, key: match[2]! };
+}
+
+/** Options of {@link S3GalleryStore.open}. */
+export interface S3GalleryStoreOptions {
+  /** `s3://bucket/key`; or give `bucket` and `key`. */
+  readonly url?: string;
+  readonly bucket?: string;
+  readonly key?: string;
+  /** An S3 client you made; by default one is made from the environment (region, credentials). */
+  readonly client?: S3Client;
+  /**
+   * An S3-compatible endpoint for the default client (MinIO, s3rver, LocalStack), addressed path-style
+   * (`endpoint/bucket/key`).
+   */
+  readonly endpoint?: string;
+  /** Region of the default client. Default: the environment's. */
+  readonly region?: string;
+  /**
+   * The embedder the gallery is for: the stored file must have been enrolled with it
+   * (`EmbedderMismatchError`), and so must every later version, or it is refused. A missing object is created
+   * for it. Without it, the object must exist, and later versions must match the first one's embedder.
+   */
+  readonly embedder?: GalleryEmbedderInfo;
+  /** Create the object when it does not exist (needs `embedder`). Default true. */
+  readonly create?: boolean;
+  /** For a new object. Default `euclidean`. */
+  readonly metric?: DistanceMetric;
+  /** For a new object. Default 0 (uncalibrated). */
+  readonly threshold?: number;
+  /**
+   * Searches re-check the object's ETag (a conditional GET: nothing is downloaded when it did not change) at
+   * most this often, in seconds. Default 60; 0 checks on every call.
+   */
+  readonly refreshSeconds?: number;
+  /** Told about swaps and refused versions (never with embeddings or file content). Default: silent. */
+  readonly logger?: GalleryStoreLogger;
+  /** Milliseconds since some epoch (default `Date.now`); tests pass a fake clock. */
+  readonly now?: () => number;
+}
+
+const optionsSchema = z
+  .strictObject({
+    url: z.string().optional(),
+    bucket: z.string().min(3).optional(),
+    key: z.string().min(1).optional(),
+    client: z.custom<S3Client>((v) => typeof v === 'object' && v !== null).optional(),
+    endpoint: z.url().optional(),
+    region: z.string().min(1).optional(),
+    embedder: z.custom<GalleryEmbedderInfo>((v) => typeof v === 'object' && v !== null).optional(),
+    create: z.boolean().default(true),
+    metric: z.enum(['euclidean', 'cosine']).optional(),
+    threshold: z.number().optional(),
+    refreshSeconds: z.number().min(0).default(60),
+    logger: z
+      .custom<GalleryStoreLogger>(
+        (v) => typeof v === 'object' && v !== null && typeof (v as GalleryStoreLogger).warn === 'function',
+      )
+      .optional(),
+    now: z.custom<() => number>((v) => typeof v === 'function').optional(),
+  })
+  .refine((o) => (o.url === undefined) !== (o.bucket === undefined || o.key === undefined), {
+    message: 'give url, or bucket and key',
+  });
+
+const silent: GalleryStoreLogger = { info: () => undefined, warn: () => undefined };
+
+/**
+ * Why a version was refused, for a log line: the error's class and code, and for a mismatch the two models;
+ * never the message of a parse error, which can quote the file.
+ */
+function refusal(error: unknown): Record<string, unknown> {
+  if (EmbedderMismatchError.isInstance(error)) {
+    return {
+      reason: error.code,
+      mismatch: error.mismatch,
+      gallery_model: error.galleryModel,
+      expected_model: error.embedderModel,
+    };
+  }
+  if (GalleryFormatError.isInstance(error)) {
+    return { reason: error.code, issues: error.issues.slice(0, 5).map((i) => i.path || '(file)') };
+  }
+  if (FacerecError.isInstance(error)) return { reason: error.code };
+  return { reason: error instanceof Error ? error.name : typeof error };
+}
+
+/** The HTTP status of an S3 error, or `undefined` for another error. */
+const statusOf = (error: unknown) =>
+  error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+
+/**
+ * A gallery file in S3, for AWS Lambda: loaded once at init; searches re-check the object's ETag at most every
+ * `refreshSeconds` with a conditional GET (`If-None-Match`: a `304` costs no download) and swap a new version
+ * in atomically (one assignment: a search uses the old gallery or the new one), so enrolling someone is an
+ * upload, not a redeploy. A new version that is corrupt or from another embedder is refused, the old one kept,
+ * and a warning logged (with the ETag and the reason, never the content).
+ *
+ * It is also a full {@link GalleryStore} (the CLI's `s3://` stores): a mutation downloads the current version,
+ * applies the change and uploads it with `If-Match: <ETag>` (S3 conditional writes), starting again when
+ * another writer got there first. An S3-compatible server that ignores `If-Match` loses that protection.
+ *
+ * @example
+ * const gallery = await S3GalleryStore.open({ url: 's3://faces/staff.gallery.json', embedder, logger });
+ * const [match] = await gallery.match([embedding]); // re-checks the ETag at most every 60 s
+ */
+export class S3GalleryStore extends SnapshotGalleryStore {
+  readonly bucket: string;
+  readonly key: string;
+  readonly location: string;
+  readonly #client: S3Client;
+  readonly #ownsClient: boolean;
+  readonly #logger: GalleryStoreLogger;
+
+  private constructor(o: z.output<typeof optionsSchema>, logger: GalleryStoreLogger) {
+    super({
+      embedder: o.embedder,
+      reloadIntervalMs: o.refreshSeconds * 1000,
+      now: o.now,
+    });
+    const where = o.url ? parseS3Url(o.url) : { bucket: o.bucket!, key: o.key! };
+    this.bucket = where.bucket;
+    this.key = where.key;
+    this.location = `s3://${this.bucket}/${this.key}`;
+    this.#ownsClient = !o.client;
+    this.#client = o.client ?? new S3Client(defaultClientConfig(o));
+    this.#logger = logger;
+  }
+
+  /**
+   * Loads the gallery (creating an empty one for `embedder` when the object does not exist).
+   * @throws GalleryFormatError when the object is not a valid gallery; EmbedderMismatchError when it was
+   *   enrolled with another embedder; InvalidOptionsError for bad options, or no object and no embedder.
+   *   S3 errors (access denied, no such bucket) propagate.
+   */
+  static async open(options: S3GalleryStoreOptions): Promise<S3GalleryStore> {
+    const o = parseOptions(optionsSchema, options, '@facerec/gallery-s3');
+    const logger = o.logger ?? silent;
+    const store = new S3GalleryStore(o, logger);
+    const started = performance.now();
+    const { embedder } = o;
+    try {
+      await store.initialise(
+        embedder &&
+          o.create &&
+          (() => FileGallery.create({ embedder, metric: o.metric, threshold: o.threshold, identities: [] })),
+      );
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    logger.info('gallery loaded', {
+      location: store.location,
+      etag: store.version,
+      identities: store.gallery.size,
+      examples: store.gallery.exampleCount,
+      ms: Math.round(performance.now() - started),
+    });
+    return store;
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    if (this.#ownsClient) this.#client.destroy();
+  }
+
+  protected parse(text: string): FileGallery {
+    return FileGallery.parse(text, { source: this.location });
+  }
+
+  protected async read(known: string | undefined): Promise<StoredGalleryText | 'unchanged' | 'missing'> {
+    try {
+      const object = await this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          ...(known ? { IfNoneMatch: known } : {}),
+        }),
+      );
+      if (!object.Body || !object.ETag) throw new Error(`${this.location}: S3 returned no body or ETag`);
+      return { version: object.ETag, text: await object.Body.transformToString('utf8') };
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 304) return 'unchanged';
+      if (status === 404) return 'missing';
+      throw error;
+    }
+  }
+
+  protected async write(text: Iterable<string>, replacing: string | undefined): Promise<string> {
+    try {
+      const put = await this.#client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          Body: [...text].join(''),
+          ContentType: 'application/json',
+          ...(replacing ? { IfMatch: replacing } : { IfNoneMatch: '*' }),
+        }),
+      );
+      if (!put.ETag) throw new Error(`${this.location}: S3 returned no ETag for the upload`);
+      return put.ETag;
+    } catch (error) {
+      // 412: the object is no longer `replacing`; 409: a concurrent conditional write to the same key.
+      const status = statusOf(error);
+      if (status === 412 || status === 409)
+        throw new GalleryWriteConflictError(this.location, { cause: error });
+      throw error;
+    }
+  }
+
+  protected override refused(error: Error): void {
+    this.#logger.warn('gallery update refused; keeping the loaded version', {
+      location: this.location,
+      loaded_etag: this.version,
+      ...refusal(error),
+    });
+  }
+
+  protected override swapped(before: string | undefined): void {
+    this.#logger.info('gallery updated', {
+      location: this.location,
+      etag: this.version,
+      previous_etag: before,
+      identities: this.gallery.size,
+    });
+  }
+}
+
+function defaultClientConfig(o: {
+  endpoint?: string | undefined;
+  region?: string | undefined;
+}): S3ClientConfig {
+  return {
+    ...(o.region ? { region: o.region } : {}),
+    ...(o.endpoint ? { endpoint: o.endpoint, forcePathStyle: true } : {}),
+  };
+}
+
+/**
+ * Opens `s3://bucket/key` with the options of `openGalleryStore` (`@facerec/framework`), which calls it for
+ * `s3://` URLs: `refreshSeconds` default 60, `create` default false, `s3Endpoint` for an S3-compatible server.
+ */
+export function openGalleryStoreFromUrl(
+  url: string,
+  options: OpenGalleryStoreOptions,
+): Promise<S3GalleryStore> {
+  return S3GalleryStore.open({
+    url,
+    create: options.create ?? false,
+    refreshSeconds: options.refreshSeconds ?? 60,
+    ...(options.embedder ? { embedder: options.embedder } : {}),
+    ...(options.metric ? { metric: options.metric } : {}),
+    ...(options.threshold !== undefined ? { threshold: options.threshold } : {}),
+    ...(options.s3Endpoint ? { endpoint: options.s3Endpoint } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+}

@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { FileGallery } from '@facerec/framework';
+import { CONFORMANCE_EMBEDDER, describeGalleryStoreConformance } from '@facerec/framework/testing';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parseS3Url, S3GalleryStore } from '../src/index.js';
+import { type LocalS3, startLocalS3, TEST_BUCKET } from './s3rver.js';
+
+let s3: LocalS3;
+beforeAll(async () => {
+  s3 = await startLocalS3();
+});
+afterAll(async () => {
+  await s3?.stop();
+});
+
+describeGalleryStoreConformance('S3 gallery file (s3rver)', () => {
+  const prefix = randomBytes(4).toString('hex');
+  const client = s3.client();
+  return {
+    open: (name, embedder) =>
+      S3GalleryStore.open({
+        url: `s3://${TEST_BUCKET}/${prefix}/${name}.json`,
+        client,
+        embedder,
+        refreshSeconds: 0,
+      }),
+  };
+});
+
+const axis = (i: number) => Float32Array.from({ length: 8 }, (_, j) => (j === i ? 1 : 0));
+const galleryText = (names: string[], modelId = CONFORMANCE_EMBEDDER.modelId) =>
+  FileGallery.create({
+    embedder: { ...CONFORMANCE_EMBEDDER, modelId },
+    threshold: 0.5,
+    identities: names.map((name, i) => ({ name, examples: [{ source: `${name}.jpg`, embedding: axis(i) }] })),
+  }).toText();
+
+describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
+  let client: S3Client;
+  let key: string;
+  let clock: number;
+  let logs: { level: string; message: string; details?: Record<string, unknown> }[];
+  let sent: { command: string; input: Record<string, unknown> }[];
+  const upload = (text: string) =>
+    client.send(new PutObjectCommand({ Bucket: TEST_BUCKET, Key: key, Body: text }));
+  const open = () =>
+    S3GalleryStore.open({
+      bucket: TEST_BUCKET,
+      key,
+      client,
+      embedder: CONFORMANCE_EMBEDDER,
+      refreshSeconds: 30,
+      now: () => clock,
+      logger: {
+        info: (message, details) => logs.push({ level: 'info', message, details }),
+        warn: (message, details) => logs.push({ level: 'warn', message, details }),
+      },
+    });
+  const who = async (store: S3GalleryStore, i: number) => (await store.match([axis(i)]))[0]!.identity;
+
+  beforeEach(async () => {
+    client = s3.client();
+    key = `lambda/${randomBytes(4).toString('hex')}.json`;
+    clock = 1_000_000;
+    logs = [];
+    sent = [];
+    const send = client.send.bind(client);
+    client.send = ((command: { constructor: { name: string }; input: Record<string, unknown> }) => {
+      sent.push({ command: command.constructor.name, input: command.input });
+      return send(command as never);
+    }) as typeof client.send;
+    await upload(galleryText(['amy', 'bernadette']));
+  });
+
+  it('loads at init, then re-checks at most every refreshSeconds with a conditional GET', async () => {
+    const store = await open();
+    expect(await store.identities()).toEqual(['amy', 'bernadette']);
+    expect(logs[0]).toMatchObject({ level: 'info', message: 'gallery loaded', details: { identities: 2 } });
+    const loadedEtag = store.version;
+    sent.length = 0;
+    clock += 29_000;
+    expect(await who(store, 0)).toBe('amy');
+    expect(sent).toEqual([]);
+    clock += 1_000;
+    expect(await who(store, 0)).toBe('amy');
+    // One GET, conditional on the loaded ETag; S3 answered 304 and nothing changed.
+    expect(sent).toEqual([
+      { command: 'GetObjectCommand', input: { Bucket: TEST_BUCKET, Key: key, IfNoneMatch: loadedEtag } },
+    ]);
+    expect(store.version).toBe(loadedEtag);
+  });
+
+  it('swaps in a new version without a restart: a newly enrolled person is answered within one interval', async () => {
+    const store = await open();
+    expect(await who(store, 2)).toBe('unknown');
+    await upload(galleryText(['amy', 'bernadette', 'howard']));
+    expect(await who(store, 2)).toBe('unknown');
+    clock += 30_000;
+    expect(await who(store, 2)).toBe('howard');
+    expect(logs.at(-1)).toMatchObject({
+      level: 'info',
+      message: 'gallery updated',
+      details: { identities: 3 },
+    });
+  });
+
+  it('refuses a corrupt new version or one from another embedder, keeps the old one, and logs why', async () => {
+    const store = await open();
+    const good = store.version;
+    const text = galleryText(['amy', 'bernadette', 'mallory']);
+    await upload(text.slice(0, text.length / 2));
+    clock += 30_000;
+    expect(await store.identities()).toEqual(['amy', 'bernadette']);
+    expect(store.version).toBe(good);
+    const corrupt = logs.at(-1)!;
+    expect(corrupt).toMatchObject({
+      level: 'warn',
+      message: 'gallery update refused; keeping the loaded version',
+      details: { reason: 'INVALID_GALLERY', loaded_etag: good },
+    });
+    // Refused once, not re-parsed and re-logged on every check while it stays there.
+    clock += 30_000;
+    await store.identities();
+    expect(logs.filter((l) => l.level === 'warn')).toHaveLength(1);
+
+    await upload(galleryText(['amy', 'bernadette', 'mallory'], 'another-embedder'));
+    expect(await store.refresh()).toBe('refused');
+    expect(await who(store, 2)).toBe('unknown');
+    expect(logs.at(-1)).toMatchObject({
+      level: 'warn',
+      details: {
+        reason: 'EMBEDDER_MISMATCH',
+        gallery_model: 'another-embedder',
+        expected_model: 'conformance-embedder',
+      },
+    });
+    // Nothing of the file's content reaches the logs: no name from it, no base64 of an embedding.
+    const logged = JSON.stringify(logs);
+    expect(logged).not.toContain('mallory');
+    expect(logged).not.toMatch(/AACAPw|"embedding"/);
+
+    await upload(galleryText(['amy', 'bernadette', 'howard']));
+    expect(await store.refresh()).toBe('updated');
+    expect(await who(store, 2)).toBe('howard');
+  });
+
+  it('fails at init when the object is missing and no embedder is given, or is not a gallery', async () => {
+    await expect(S3GalleryStore.open({ bucket: TEST_BUCKET, key: 'missing.json', client })).rejects.toThrow(
+      /no gallery at s3:\/\/facerec-galleries\/missing.json/,
+    );
+    await upload('not json');
+    await expect(open()).rejects.toThrow(/not valid JSON/);
+  });
+
+  it('writes with If-Match on the ETag it read, and If-None-Match: * when creating', async () => {
+    key = `lambda/new-${randomBytes(4).toString('hex')}.json`;
+    const store = await open();
+    const created = sent.find((s) => s.command === 'PutObjectCommand' && s.input.Key === key)!;
+    expect(created.input).toMatchObject({ Key: key, IfNoneMatch: '*' });
+    const etag = store.version;
+    await store.add('amy', [{ embedding: axis(0) }]);
+    const put = sent.filter((s) => s.command === 'PutObjectCommand').at(-1)!;
+    expect(put.input).toMatchObject({ IfMatch: etag, ContentType: 'application/json' });
+    const object = await client.send(new GetObjectCommand({ Bucket: TEST_BUCKET, Key: key }));
+    expect(FileGallery.parse(await object.Body!.transformToString()).names).toEqual(['amy']);
+  });
+
+  it('parses s3:// URLs', () => {
+    expect(parseS3Url('s3://my-bucket/a/b/gallery.json')).toEqual({
+      bucket: 'my-bucket',
+      key: 'a/b/gallery.json',
+    });
+    expect(() => parseS3Url('https://my-bucket/x')).toThrow(/expected s3:\/\/bucket\/key/);
+    expect(() => parseS3Url('s3://my-bucket/')).toThrow(/expected s3:\/\/bucket\/key/);
+  });
+});

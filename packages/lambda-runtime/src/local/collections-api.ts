@@ -1,0 +1,132 @@
+import {
+  addFacesFromPhotos,
+  type DecodeLimits,
+  EmbedderMismatchError,
+  type FaceDetector,
+  type FaceEmbedder,
+  FacerecInputError,
+  formatIssues,
+  type GalleryStore,
+  UnknownExampleError,
+} from '@facerec/framework';
+import { z } from 'zod';
+import { type PipelineLogger, silentLogger } from '../logger.js';
+
+/** Options of {@link createCollectionsApi}. */
+export interface CollectionsApiOptions {
+  /** The collections served, by name (URL path segment). */
+  readonly collections: Readonly<Record<string, GalleryStore>>;
+  /** Finds faces in uploaded photos; asked for crops with the embedder's crop policy. */
+  readonly detector: Pick<FaceDetector, 'detectFaces'>;
+  /** Embeds them; must be the collections' embedder (checked on every add). */
+  readonly embedder: FaceEmbedder;
+  /** Limits for the uploaded photo. Default: `decodeImage`'s. */
+  readonly decodeLimits?: DecodeLimits;
+  readonly logger?: PipelineLogger;
+}
+
+/** A request to the collections API, its body already read (the local runtime reads bodies with its limits). */
+export interface CollectionsRequest {
+  readonly method: string;
+  readonly url: URL;
+  /** The body (for `POST`), already read and known to be JSON by content type. */
+  readonly body?: Buffer;
+}
+
+/** The collections API: answers a request whose path starts with `/collections/`. */
+export interface CollectionsApi {
+  /** Whether `url` is a collections path. */
+  handles(url: URL): boolean;
+  handle(request: CollectionsRequest): Promise<{ status: number; body: unknown }>;
+}
+
+const addFaceSchema = z.strictObject({
+  /** Who the photo shows. */
+  identity: z.string().min(1).max(200),
+  /** The photo: a JPEG, PNG or WebP file, base64. */
+  image: z.base64().min(1),
+  /** Recorded as the example's source. Default: empty. */
+  source: z.string().max(1000).optional(),
+});
+
+const FACES = /^\/collections\/([^/]+)\/faces(?:\/([^/]+))?\/?$/;
+
+/**
+ * The local runtime's collections API, the run-time face of a gallery store (Rekognition's `IndexFaces`,
+ * `ListFaces`, `DeleteFaces`):
+ *
+ * - `POST /collections/{name}/faces` `{ "identity", "image": <base64 photo>, "source"? }`: detects the one face
+ *   (cut as the embedder takes it), embeds and adds it. 201 `{ collection, identity, faces: [{ id, source }] }`;
+ *   400 bad JSON or fields, 422 no face, several faces or an undecodable photo.
+ * - `GET /collections/{name}/faces[?identity=]`: 200 `{ collection, faces: [{ id, identity, source }] }`.
+ * - `DELETE /collections/{name}/faces/{id}`: 200 `{ collection, removed: 1 }`; 404 no such example.
+ *
+ * 404 for an unknown collection, 405 for another method. Recognition answers with the new person as soon as
+ * the add returns (the store the pipeline matches against is this one). Logs name the collection and the
+ * identity, never the photo or the embedding.
+ */
+export function createCollectionsApi(options: CollectionsApiOptions): CollectionsApi {
+  const logger = options.logger ?? silentLogger;
+  const { collections, detector, embedder } = options;
+
+  async function add(name: string, store: GalleryStore, body: Buffer | undefined) {
+    let json: unknown;
+    try {
+      json = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'));
+    } catch {
+      return { status: 400, body: { error: 'body is not valid JSON' } };
+    }
+    const parsed = addFaceSchema.safeParse(json);
+    if (!parsed.success) return { status: 400, body: { error: formatIssues(parsed.error) } };
+    const { identity, image, source = '' } = parsed.data;
+    try {
+      const added = await addFacesFromPhotos(store, {
+        identity,
+        photos: [{ photo: Buffer.from(image, 'base64'), source }],
+        detector,
+        embedder,
+        ...(options.decodeLimits ? { decodeLimits: options.decodeLimits } : {}),
+      });
+      logger.info('face added', { collection: name, identity, examples: added.length });
+      return {
+        status: 201,
+        body: { collection: name, identity, faces: added.map((e) => ({ id: e.id, source: e.source })) },
+      };
+    } catch (error) {
+      if (FacerecInputError.isInstance(error)) return { status: 422, body: { error: error.message } };
+      if (EmbedderMismatchError.isInstance(error)) {
+        logger.error('collection refused the embedder', { collection: name, error: error.message });
+      }
+      throw error;
+    }
+  }
+
+  return {
+    handles: (url) => url.pathname.startsWith('/collections/'),
+    async handle({ method, url, body }) {
+      const route = FACES.exec(url.pathname);
+      if (!route) return { status: 404, body: { error: 'not found: use /collections/{name}/faces' } };
+      const name = decodeURIComponent(route[1]!);
+      const id = route[2] === undefined ? undefined : decodeURIComponent(route[2]);
+      const store = Object.hasOwn(collections, name) ? collections[name] : undefined;
+      if (!store) return { status: 404, body: { error: `no collection "${name.slice(0, 100)}"` } };
+      if (id === undefined && method === 'POST') return add(name, store, body);
+      if (id === undefined && method === 'GET') {
+        const identity = url.searchParams.get('identity');
+        const faces = await store.list(identity === null ? {} : { identity });
+        return { status: 200, body: { collection: name, faces } };
+      }
+      if (id !== undefined && method === 'DELETE') {
+        try {
+          await store.removeExamples([id]);
+        } catch (error) {
+          if (UnknownExampleError.isInstance(error)) return { status: 404, body: { error: error.message } };
+          throw error;
+        }
+        logger.info('face removed', { collection: name, id });
+        return { status: 200, body: { collection: name, removed: 1 } };
+      }
+      return { status: 405, body: { error: `${method} is not allowed on ${url.pathname.slice(0, 200)}` } };
+    },
+  };
+}

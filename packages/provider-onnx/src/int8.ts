@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeImage, InvalidOptionsError, type RgbImage } from '@facerec/framework';
+import { resizeRgb } from '@facerec/framework/internal';
+import { type CalibrationBatch, quantizeStatic } from './graph/calibrate.js';
+import { type CachedGraph, cachedOnnxFile } from './model-cache.js';
+
+/** An embedder's numeric precision: the float graph, or its int8 (QDQ) form calibrated on face crops. */
+export type EmbedderPrecision = 'fp32' | 'int8';
+
+/** Bumped whenever the quantizer's output changes, so cached int8 graphs are rebuilt. */
+export const QUANTIZER_VERSION = 1;
+
+/** Where int8 graphs read their calibration faces when the caller names no folder. */
+export const CALIBRATION_DIR_ENV = 'FACEREC_CALIBRATION_DIR';
+
+const IMAGE_FILE = /\.(png|jpe?g|webp)$/i;
+/** Faces per calibration run: enough to keep the session busy, small enough for every activation's copy. */
+const CALIBRATION_BATCH = 8;
+
+/** Image files under `dir`, in subfolders too, sorted (so the calibration hash does not depend on listing order). */
+async function imageFiles(dir: string): Promise<string[]> {
+  // Walked by hand: `readdir`'s `recursive` names each entry's folder only from Node 20.12 (`parentPath`).
+  const files: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) files.push(...(await imageFiles(full)));
+    else if ((e.isFile() || e.isSymbolicLink()) && IMAGE_FILE.test(e.name)) files.push(full);
+  }
+  return files.sort();
+}
+
+/**
+ * The calibration faces: every image under `dir` (face crops or face shots, searched recursively), resized
+ * to the network's input, and a sha256 over their names and bytes that keys the int8 graph's cache file.
+ *
+ * @throws InvalidOptionsError when no folder is named (option or {@link CALIBRATION_DIR_ENV}) or it holds no
+ *   image.
+ */
+export async function readCalibrationFaces(
+  component: string,
+  dir: string | undefined,
+  size: number,
+): Promise<{ faces: RgbImage[]; sha256: string }> {
+  const folder = dir ?? process.env[CALIBRATION_DIR_ENV];
+  if (!folder) {
+    throw new InvalidOptionsError(
+      component,
+      `precision "int8" calibrates on face images: set ${CALIBRATION_DIR_ENV} to a folder of face crops ` +
+        '(a few dozen, of the kind the embedder will see)',
+    );
+  }
+  const files = await imageFiles(path.resolve(folder)).catch((cause: unknown) => {
+    throw new InvalidOptionsError(component, `calibration folder ${folder} cannot be read`, { cause });
+  });
+  if (files.length === 0)
+    throw new InvalidOptionsError(component, `calibration folder ${folder} holds no png/jpeg/webp image`);
+  const hash = createHash('sha256');
+  const faces: RgbImage[] = [];
+  for (const file of files) {
+    const bytes = await readFile(file);
+    hash.update(path.relative(folder, file)).update(bytes);
+    faces.push(await resizeRgb(await decodeImage(bytes), size, size));
+  }
+  return { faces, sha256: hash.digest('hex') };
+}
+
+/**
+ * The int8 form of a cached float graph, itself cached beside it: `<float graph>-int8-<calibration sha256>-
+ * q<QUANTIZER_VERSION>.onnx`, so new weights, new calibration faces or a new quantizer each rebuild it.
+ */
+export async function cachedInt8Graph(
+  float: CachedGraph,
+  calibration: { readonly faces: readonly RgbImage[]; readonly sha256: string },
+  toBatch: (faces: readonly RgbImage[]) => CalibrationBatch,
+  intraOpNumThreads: number,
+): Promise<CachedGraph> {
+  const file = float.path.replace(
+    /\.onnx$/,
+    `-int8-${calibration.sha256.slice(0, 16)}-q${QUANTIZER_VERSION}.onnx`,
+  );
+  return cachedOnnxFile(file, float.weightsSha256, async () => {
+    const bytes = float.bytes ?? new Uint8Array(await readFile(float.path));
+    const batches: CalibrationBatch[] = [];
+    for (let i = 0; i < calibration.faces.length; i += CALIBRATION_BATCH)
+      batches.push(toBatch(calibration.faces.slice(i, i + CALIBRATION_BATCH)));
+    return quantizeStatic(bytes, batches, { intraOpNumThreads });
+  });
+}
