@@ -13,7 +13,7 @@
 // - `facerec/models/`: every model the detector and the embedder need, pulled (sha256-checked) and converted
 //   by the provider ahead of time (`facerec models prepare`), because the functions cannot write there;
 // - `facerec/gallery.json`: the gallery, after checking that it was enrolled with the embedder the functions
-//   run.
+//   run (with a gallery in S3, FACEREC_GALLERY=s3://…, it is the embedder check and the seed to upload).
 //
 // Requires a built workspace (`npm run build`) and the npm registry (or an npm cache) for the dependencies;
 // models come from FACEREC_MODELS_MIRROR when set, else over HTTPS.
@@ -50,6 +50,8 @@ const BASE_WORKSPACES = [
   'packages/framework',
   'packages/transport-memory',
   'packages/transport-sqs',
+  // FACEREC_GALLERY=s3://… (a gallery that changes without a redeploy; the construct's galleryBucket).
+  'packages/gallery-s3',
   'packages/lambda-runtime',
 ];
 /** Per provider: its workspace and the peer dependencies it runs with on Lambda (versions from the lockfile). */
@@ -61,10 +63,10 @@ const PROVIDERS: Record<string, { workspace: string; peers: string[] }> = {
   },
 };
 /**
- * The handlers' own peer dependencies: the SQS transport's client, and DynamoDB's for the shared idempotency
- * table (the construct always configures one).
+ * The handlers' own peer dependencies: the SQS transport's client, DynamoDB's for the shared idempotency
+ * table (the construct always configures one) and S3's for a gallery in S3.
  */
-const RUNTIME_PEERS = ['@aws-sdk/client-sqs', '@aws-sdk/client-dynamodb'];
+const RUNTIME_PEERS = ['@aws-sdk/client-sqs', '@aws-sdk/client-dynamodb', '@aws-sdk/client-s3'];
 const ARCHES = ['x64', 'arm64'];
 
 function usage(message: string): never {
@@ -128,7 +130,7 @@ function main(): void {
   try {
     assertGalleryFitsEmbedder(readGallerySummary(readFileSync(galleryFile, 'utf8'), galleryFile), embedder);
   } catch (error) {
-    usage((error as Error).message);
+    usage(`gallery ${galleryFile}: ${(error as Error).message}`);
   }
   const embedderId = embedder.description.modelId(embedder.options);
   for (const workspace of [...BASE_WORKSPACES, provider.workspace, 'packages/cli']) {

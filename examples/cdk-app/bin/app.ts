@@ -23,15 +23,18 @@ export class FacerecStack extends Stack {
 
   constructor(scope: App, id: string, props: FacerecStackProps = {}) {
     super(scope, id, props);
-    // `npx cdk deploy -c alarmEmail=you@example.com -c architecture=arm64`: optional settings from the command line.
+    // `npx cdk deploy -c alarmEmail=you@example.com -c architecture=arm64 -c galleryBucket=true`: optional
+    // settings from the command line.
     const context = (key: string) => this.node.tryGetContext(key) as string | undefined;
     const alarmEmail = context('alarmEmail');
     const architecture = context('architecture') as 'x86_64' | 'arm64' | undefined;
+    const galleryBucket = context('galleryBucket') === 'true';
     this.pipeline = new FaceRecognitionPipeline(this, 'Pipeline', {
       recognition: { reservedConcurrency: 5 },
       maxConcurrency: 5,
       ...(alarmEmail ? { alarmEmail } : {}),
       ...(architecture ? { architecture } : {}),
+      ...(galleryBucket ? { galleryBucket } : {}),
       ...props.pipeline,
     });
   }

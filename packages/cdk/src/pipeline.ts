@@ -16,9 +16,11 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as ecr from 'aws-cdk-lib/aws-ecr';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -104,6 +106,17 @@ export interface FaceRecognitionPipelineProps {
   readonly alarmEmail?: string;
   /** The SNS topic every alarm notifies. Default: a topic the construct creates ({@link alarmTopic}). */
   readonly alarmTopic?: sns.ITopic;
+  /**
+   * Keep the gallery in an S3 bucket the stack creates (versioned, encrypted, TLS-only, private), instead of
+   * only in the image: the recognition function reads `s3://<bucket>/gallery.json` at init and re-checks its
+   * ETag every {@link galleryRefreshSeconds}, so adding or removing a person (`facerec gallery add
+   * s3://<bucket>/gallery.json …`) needs no redeploy. The {@link gallery} file is still checked at synth and
+   * baked into the image as the embedder check; upload it as the first version (see the deploy guide). The
+   * bucket is retained on `cdk destroy` (it holds your data). Default false.
+   */
+  readonly galleryBucket?: boolean;
+  /** Seconds between checks for a new gallery version in the bucket. Default 60. */
+  readonly galleryRefreshSeconds?: number;
   /**
    * The models `provider` and `embedder` are checked against (at synth, by the same registry the image
    * build and the functions use). Default: the built-in registry, `MODELS`.
@@ -205,6 +218,8 @@ const KNOWN_PROPS = new Set<string>([
   'architecture',
   'alarmEmail',
   'alarmTopic',
+  'galleryBucket',
+  'galleryRefreshSeconds',
   'registry',
   'provider',
   'embedder',
@@ -378,11 +393,16 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   try {
     embedder =
       props.embedder === undefined && gallery !== undefined
-        ? registry.embedderForModelId(gallery.modelId, { weights: props.weights })
+        ? registry.embedderForModelId(gallery.embedder.modelId, { weights: props.weights })
         : registry.resolveEmbedder(props.embedder ?? registry.defaults.embedder, { weights: props.weights });
-    if (gallery) assertGalleryFitsEmbedder(gallery, embedder);
   } catch (error) {
     problems.push(`embedder: ${(error as Error).message}`);
+  }
+  try {
+    if (gallery && problems.every((p) => !p.startsWith('embedder:')))
+      assertGalleryFitsEmbedder(gallery, embedder);
+  } catch (error) {
+    problems.push(`embedder: gallery ${gallery!.source}: ${(error as Error).message}`);
   }
   const resolved: Resolved = {
     source: prebuilt
@@ -506,6 +526,10 @@ export class FaceRecognitionPipeline extends Construct {
   readonly requestQueueUrl: string;
   /** URL of the response queue (pass it to `facerec client --response-queue-url`). */
   readonly responseQueueUrl: string;
+  /** The gallery bucket (prop `galleryBucket`), or undefined. */
+  readonly galleryBucket: s3.Bucket | undefined;
+  /** `s3://<bucket>/gallery.json` when {@link galleryBucket} is set (a token until deploy). */
+  readonly galleryUrl: string | undefined;
   /** The topic every alarm notifies (the `alarmTopic` prop, or one the construct created). */
   readonly alarmTopic: sns.ITopic;
   /** Every alarm the construct creates, by purpose. */
@@ -730,6 +754,48 @@ export class FaceRecognitionPipeline extends Construct {
       value: this.requestQueueUrl,
       description: 'facerec request queue',
     });
+    // The gallery in S3: recognition may read that one object (and list the bucket, so that a missing object
+    // reads as "not found" rather than "access denied"); who may write it is the user's IAM.
+    const refresh = props.galleryRefreshSeconds ?? 60;
+    if (!Number.isInteger(refresh) || refresh < 1 || refresh > 86_400)
+      throw new FaceRecognitionPipelineError([
+        `galleryRefreshSeconds must be an integer in [1, 86400], got ${refresh}`,
+      ]);
+    if (props.galleryBucket) {
+      const bucket = new s3.Bucket(this, 'GalleryBucket', {
+        versioned: true,
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        enforceSSL: true,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      this.galleryBucket = bucket;
+      this.galleryUrl = `s3://${bucket.bucketName}/gallery.json`;
+      this.recognitionFunction.addEnvironment('FACEREC_GALLERY', this.galleryUrl);
+      this.recognitionFunction.addEnvironment('FACEREC_GALLERY_REFRESH_SECONDS', String(refresh));
+      this.recognitionFunction.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['s3:GetObject'],
+          resources: [bucket.arnForObjects('gallery.json')],
+        }),
+      );
+      this.recognitionFunction.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['s3:ListBucket'],
+          resources: [bucket.bucketArn],
+          conditions: { StringEquals: { 's3:prefix': 'gallery.json' } },
+        }),
+      );
+      new CfnOutput(this, 'GalleryUrl', {
+        value: this.galleryUrl,
+        description: 'facerec gallery (facerec gallery add|remove|list <this URL> …)',
+      });
+    } else {
+      this.galleryBucket = undefined;
+      this.galleryUrl = undefined;
+    }
+
     new CfnOutput(this, 'ResponseQueueUrl', {
       value: this.responseQueueUrl,
       description: 'facerec response queue (facerec client --response-queue-url)',
@@ -747,6 +813,16 @@ export class FaceRecognitionPipeline extends Construct {
 
   /** cdk-nag findings that do not apply to this design, each with its reason. */
   private suppressNagFindings(): void {
+    if (this.galleryBucket) {
+      suppressNag(this.galleryBucket, [
+        {
+          id: 'AwsSolutions-S1',
+          reason:
+            'One small object read by one function and written by its operators; CloudTrail data events, ' +
+            'if the account wants them, record who changed it, and the bucket is versioned.',
+        },
+      ]);
+    }
     suppressNag(this.idempotencyTable, [
       {
         id: 'AwsSolutions-DDB3',

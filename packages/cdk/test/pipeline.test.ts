@@ -298,6 +298,48 @@ describe('FaceRecognitionPipeline', () => {
     });
   });
 
+  it('keeps the gallery in a versioned, encrypted, private bucket when asked, readable by recognition only', () => {
+    template.resourceCountIs('AWS::S3::Bucket', 0);
+    const withBucket = synth({ galleryBucket: true, galleryRefreshSeconds: 30 }, true);
+    const t = withBucket.template;
+    const bucketId = logicalId(withBucket.stack, withBucket.pipeline.galleryBucket!);
+    t.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        VersioningConfiguration: { Status: 'Enabled' },
+        BucketEncryption: Match.anyValue(),
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+      }),
+    });
+    const fns = t.findResources('AWS::Lambda::Function');
+    const envOf = (construct: { node: { defaultChild?: unknown } }) =>
+      ((fns[logicalId(withBucket.stack, construct)]!.Properties as Json).Environment as { Variables: Json })
+        .Variables;
+    expect(JSON.stringify(envOf(withBucket.pipeline.recognitionFunction).FACEREC_GALLERY)).toContain(
+      bucketId,
+    );
+    expect(envOf(withBucket.pipeline.recognitionFunction).FACEREC_GALLERY_REFRESH_SECONDS).toBe('30');
+    const s3Statements = (fn: { role?: unknown }) =>
+      statementsOf(t, logicalId(withBucket.stack, fn.role as never)).filter((s) =>
+        actionsOf(s).some((a) => a.startsWith('s3:')),
+      );
+    expect(s3Statements(withBucket.pipeline.detectionFunction)).toEqual([]);
+    const actions = s3Statements(withBucket.pipeline.recognitionFunction).flatMap(actionsOf).sort();
+    expect(actions).toEqual(['s3:GetObject', 's3:ListBucket']);
+    const annotations = Annotations.fromStack(withBucket.stack);
+    const findings = [
+      ...annotations.findError('*', Match.stringLikeRegexp('(AwsSolutions|Serverless)-.*')),
+      ...annotations.findWarning('*', Match.stringLikeRegexp('(AwsSolutions|Serverless)-.*')),
+    ].map((f) => `${f.id}: ${String(f.entry.data).split('\n')[0]}`);
+    expect(findings).toEqual([]);
+    expect(() => synth({ galleryBucket: true, galleryRefreshSeconds: 0 })).toThrow(/galleryRefreshSeconds/);
+  });
+
   it('gives recognition a shared idempotency table (TTL, least privilege), and detection none', () => {
     const tableId = logicalId(stack, pipeline.idempotencyTable);
     template.hasResourceProperties('AWS::DynamoDB::Table', {

@@ -19,6 +19,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
@@ -32,6 +33,7 @@ import {
   startSqsRecorder,
 } from '../../../scripts/lambda-harness.js';
 import { TREE_GALLERY, treeBytes } from '../../../scripts/lambda-tree.js';
+import { type LocalS3, startLocalS3, TEST_BUCKET } from '../../gallery-s3/test/s3rver.js';
 import { type LocalDynamoDb, startDynalite } from './dynalite.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -55,13 +57,18 @@ describeWithSharedData(
     let tree: string;
     let sqs: SqsRecorder;
     let dynamo: LocalDynamoDb;
-    const invoke = (handler: 'detection' | 'recognition', event: unknown) =>
+    let s3: LocalS3;
+    const invoke = (handler: 'detection' | 'recognition', event: unknown, env: Record<string, string> = {}) =>
       invokeFromTree(
         {
           tree,
           work,
           sqs,
-          env: { FACEREC_IDEMPOTENCY_TABLE: dynamo.table, FACEREC_DYNAMODB_ENDPOINT: dynamo.endpoint },
+          env: {
+            FACEREC_IDEMPOTENCY_TABLE: dynamo.table,
+            FACEREC_DYNAMODB_ENDPOINT: dynamo.endpoint,
+            ...env,
+          },
         },
         handler,
         event,
@@ -70,6 +77,7 @@ describeWithSharedData(
     beforeAll(async () => {
       sqs = await startSqsRecorder();
       dynamo = await startDynalite();
+      s3 = await startLocalS3();
       const prebuilt = process.env.FACEREC_LAMBDA_TREE;
       tree =
         prebuilt && existsSync(prebuilt)
@@ -80,6 +88,7 @@ describeWithSharedData(
     afterAll(async () => {
       await sqs?.close();
       await dynamo?.close();
+      await s3?.stop();
       rmSync(work, { recursive: true, force: true });
     });
 
@@ -169,6 +178,32 @@ describeWithSharedData(
       );
       expect(detection.initMs).toBeLessThan(INIT_BUDGET_MS);
       expect(recognition.initMs).toBeLessThan(INIT_BUDGET_MS);
+    });
+
+    it("recognizes with a gallery in S3 (the construct's galleryBucket), from the tree alone", async () => {
+      // The baked gallery as the seed in the bucket, as the deploy guide uploads it.
+      await s3.client().send(
+        new PutObjectCommand({
+          Bucket: TEST_BUCKET,
+          Key: 'gallery.json',
+          Body: readFileSync(path.join(tree, TREE_GALLERY)),
+        }),
+      );
+      sqs.sent.length = 0;
+      const requestId = `tree-s3-${randomUUID()}`;
+      await invoke('detection', functionUrlEvent(readFileSync(FRAME), requestId, `${PERSON}1.png`));
+      const faces = sqs.sent.filter((m) => m.queueUrl === REQUEST_QUEUE_URL);
+      const recognition = await invoke('recognition', sqsEvent(faces), {
+        FACEREC_GALLERY: `s3://${TEST_BUCKET}/gallery.json`,
+        FACEREC_S3_ENDPOINT: s3.endpoint,
+        AWS_ACCESS_KEY_ID: 'S3RVER',
+        AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      });
+      expect(recognition.refused).toEqual([]);
+      expect(recognition.result).toEqual({ batchItemFailures: [] });
+      const answers = sqs.sent.filter((m) => m.queueUrl === RESPONSE_QUEUE_URL).map((m) => m.body);
+      expect(answers.length).toBe(faces.length);
+      expect(answers.join()).toContain(PERSON);
     });
   },
 );

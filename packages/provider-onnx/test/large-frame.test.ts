@@ -56,7 +56,7 @@ describeWithSharedData(
       expect(r.size[0] * r.size[1]).toBeGreaterThan(24.9e6);
       expect(r.peak - r.baseline).toBeLessThan(PEAK_BUDGET_MIB);
       // Measured alone +16 to +25 %; under a parallel test run the system reclaims later (seen: +38 %).
-    expect(r.after).toBeLessThan(r.baseline * 1.5);
+      expect(r.after).toBeLessThan(r.baseline * 1.5);
       // The same faces, found on the working copy and mapped back to the frame's coordinates.
       expect(r.smallFaces.length).toBeGreaterThan(1);
       const [sx, sy] = r.scale;

@@ -68,8 +68,12 @@ export class EmbedderMismatchError extends FacerecError {
       'EMBEDDER_MISMATCH',
       `The gallery was enrolled with embedder ${describe(options.galleryModel, options.galleryWeightsSha256)} ` +
         `but the embedder offered is ${describe(options.embedderModel, options.embedderWeightsSha256)}: ` +
-        `${options.detail}. Embeddings of different models cannot be compared; re-enroll the gallery with ` +
-        `"${options.embedderModel}" or match with "${options.galleryModel}".`,
+        `${options.detail}. ` +
+        (options.galleryModel === options.embedderModel
+          ? `Embeddings made with another input or crop cannot be compared; re-enroll the gallery with this ` +
+            `version of "${options.embedderModel}".`
+          : `Embeddings of different models cannot be compared; re-enroll the gallery with ` +
+            `"${options.embedderModel}" or match with "${options.galleryModel}".`),
     );
     this.galleryModel = options.galleryModel;
     this.embedderModel = options.embedderModel;
