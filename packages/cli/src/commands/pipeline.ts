@@ -245,6 +245,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .option('--requests <n>', 'requests to send, cycling through the frames', '100')
     .option('--concurrency <n>', 'requests in flight', '10')
+    .option(
+      '--rate <n>',
+      'send n requests per second (an open load at a fixed rate; --concurrency still caps those in flight)',
+    )
     .option('--response-queue-url <url>', 'collect answers from this SQS queue instead of the local runtime')
     .option(
       '--reply-queue-url <url>',
@@ -268,6 +272,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         frames: string;
         requests: string;
         concurrency: string;
+        rate?: string;
         responseQueueUrl?: string;
         replyQueueUrl?: string;
         timeout: string;
@@ -281,6 +286,13 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           throw new InvalidOptionsError(
             'client',
             '--reply-queue-url and --response-queue-url exclude each other: answers are collected from the reply queue',
+          );
+        }
+        const rate = opts.rate === undefined ? undefined : Number(opts.rate);
+        if (rate !== undefined && !(rate > 0 && Number.isFinite(rate))) {
+          throw new InvalidOptionsError(
+            'client',
+            `--rate must be a positive number, got ${JSON.stringify(opts.rate)}`,
           );
         }
         const frames = await loadFrames(opts.frames);
@@ -300,6 +312,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.replyQueueUrl ? { replyTo: opts.replyQueueUrl } : {}),
           requests: Number(opts.requests),
           concurrency: Number(opts.concurrency),
+          ...(rate === undefined ? {} : { rate }),
           timeoutMs: Number(opts.timeout) * 1000,
           send: opts.sign ? sigV4Sender(opts.region ? { region: opts.region } : {}) : jsonSender(token),
           onProgress: (done, total) => {

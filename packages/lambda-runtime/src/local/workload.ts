@@ -107,6 +107,12 @@ export interface WorkloadOptions {
   readonly requests?: number;
   /** Requests in flight at once. Default 10. */
   readonly concurrency?: number;
+  /**
+   * Send at this many requests per second (request `i` leaves at `i / rate` s after the start), as an open
+   * load does, instead of as fast as `concurrency` allows; `concurrency` still caps the requests in flight.
+   * Default: no pacing.
+   */
+  readonly rate?: number;
   /** Give up on unanswered requests this long after the last one was sent. Default 60 s. */
   readonly timeoutMs?: number;
   /**
@@ -250,6 +256,10 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const worker = async () => {
     while (next < total) {
       const i = next++;
+      if (options.rate !== undefined) {
+        const wait = started + (i * 1000) / options.rate - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
       const frame = options.frames[i % options.frames.length]!;
       const requestId = `${runId}-${i}`;
       const s: State = { frame, sentAt: performance.now(), status: 0, faces: undefined, answered: new Map() };
