@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -158,6 +159,7 @@ describeWithSharedData(
       const missing = await cli('gallery', 'list', path.join(work, 'missing.json'));
       expect(missing.code).toBe(2);
       expect(missing.stderr).toContain('no gallery at');
+      expect(missing.stderr).toContain('create it with `facerec gallery add');
       const unknownIdentity = await cli('gallery', 'remove', store, '--identity', 'nobody');
       expect(unknownIdentity.code).toBe(2);
       const white = sharedPath('faces', 'face-api.js', 'test', 'white.png');
@@ -168,6 +170,15 @@ describeWithSharedData(
       expect(reserved.code).toBe(2);
       const list = await cli('gallery', 'list', store, '--json');
       expect((JSON.parse(list.stdout) as Listed).examples.map((e) => e.identity)).toEqual(['amy']);
+      // The same photo again: nothing new, and the report says so.
+      const again = await cli('gallery', 'add', store, 'amy', bbt('amy', 1));
+      expect(again.code).toBe(0);
+      expect(again.stderr).toContain('added 0 examples of amy (1 already there, unchanged)');
+      // A refused add to a store that does not exist yet creates nothing.
+      const fresh = path.join(work, 'never.gallery.json');
+      const refused = await cli('gallery', 'add', fresh, 'penny', white, '--embedder', 'faceapi-resnet');
+      expect(refused.code).toBe(2);
+      expect(existsSync(fresh)).toBe(false);
     });
   },
 );

@@ -33,6 +33,19 @@ function open(url: string, options: OpenGalleryStoreOptions = {}): Promise<Galle
   return openGalleryStore(url, { ...options, ...(endpoint ? { s3Endpoint: endpoint } : {}) });
 }
 
+/** Opens an existing store for list, search and remove; a missing one is named with how to create it. */
+async function openExisting(url: string): Promise<GalleryStore> {
+  try {
+    return await open(url);
+  } catch (error) {
+    if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
+    throw new GalleryStoreNotFoundError(
+      error.location,
+      ` (create it with \`facerec gallery add ${url} <identity> <photo…> --embedder <id>\`)`,
+    );
+  }
+}
+
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 const rounded = (d: number) => Math.round(d * 1e4) / 1e4;
 
@@ -85,6 +98,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         let store: GalleryStore | undefined;
         let embedder: FaceEmbedder | undefined;
         let created = false;
+        let existing = new Set<string>();
         try {
           try {
             store = await open(url);
@@ -93,36 +107,52 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
               store.assertCompatible(embedder);
             } else embedder = await loadGalleryEmbedder(context, provider, store, opts.weights);
+            existing = new Set((await store.list({ identity })).map((e) => e.id));
           } catch (error) {
             if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
             embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
-            store = await open(url, {
-              embedder,
-              create: true,
-              ...(opts.metric ? { metric: opts.metric } : {}),
-              ...(threshold !== undefined ? { threshold } : {}),
-            });
-            created = true;
           }
+          const forEmbedder = embedder;
+          // A missing store is created only once every photo has yielded its face: a failed add leaves nothing.
+          const target: Pick<GalleryStore, 'add' | 'assertCompatible'> = store ?? {
+            assertCompatible: () => undefined,
+            add: async (name, examples) => {
+              store = await open(url, {
+                embedder: forEmbedder,
+                create: true,
+                ...(opts.metric ? { metric: opts.metric } : {}),
+                ...(threshold !== undefined ? { threshold } : {}),
+              });
+              created = true;
+              return store.add(name, examples);
+            },
+          };
           const detector = provider.detector(registry.defaults.detector);
           try {
-            const added = await addFacesFromPhotos(store, {
+            const stored = await addFacesFromPhotos(target, {
               identity,
               photos,
               detector,
               embedder,
               multipleFaces: opts.largest ? 'largest' : 'reject',
             });
+            const added = stored.filter((e) => !existing.has(e.id));
+            const unchanged = stored.length - added.length;
+            const location = store!.location;
             if (opts.json) {
               print({
-                store: store.location,
+                store: location,
                 identity,
                 created,
                 added: added.map(({ id, source }) => ({ id, source })),
+                alreadyThere: stored
+                  .filter((e) => existing.has(e.id))
+                  .map(({ id, source }) => ({ id, source })),
               });
             }
             info(
-              `${created ? 'created ' : ''}${store.location}: added ${added.length} example${added.length === 1 ? '' : 's'} of ${identity} (${store.embedder.modelId})`,
+              `${created ? 'created ' : ''}${location}: added ${added.length} example${added.length === 1 ? '' : 's'} of ${identity}` +
+                `${unchanged ? ` (${unchanged} already there, unchanged)` : ''} (${store!.embedder.modelId})`,
             );
           } finally {
             await detector.dispose();
@@ -144,7 +174,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
       if ((opts.identity === undefined) === (opts.example === undefined)) {
         throw new InvalidOptionsError('gallery remove', 'give exactly one of --identity and --example');
       }
-      const store = await open(url);
+      const store = await openExisting(url);
       try {
         let removed: number;
         if (opts.identity !== undefined) removed = await store.removeIdentity(opts.identity);
@@ -169,7 +199,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
       'print { store, modelId, weightsSha256, dimension, metric, threshold, identities, examples: [{ id, identity, source }] } to stdout',
     )
     .action(async (url: string, opts: { identity?: string; json?: boolean }) => {
-      const store = await open(url);
+      const store = await openExisting(url);
       try {
         const examples = await store.list(opts.identity === undefined ? {} : { identity: opts.identity });
         const identities = await store.identities();
@@ -228,7 +258,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             `--threshold must be a number, got ${opts.threshold}`,
           );
         }
-        const store = await open(url);
+        const store = await openExisting(url);
         const provider = await selectProvider(context, opts.provider);
         let embedder: FaceEmbedder | undefined;
         const detector = provider.detector(registry.defaults.detector);

@@ -11,6 +11,7 @@ import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
 import { UNKNOWN_IDENTITY } from './format.js';
+import { faceSize } from './quality.js';
 import { encodeFloat32, normaliseInto } from './vectors.js';
 
 /** Hex characters of an example id (96 bits of sha256: collisions are not a concern at any gallery size). */
@@ -156,9 +157,14 @@ export async function addFacesFromPhotos(
   const crops = found.map(({ faces, crops }, i) => {
     const name = photos[i]!.source || `photo ${i}`;
     if (faces.length === 0) throw new InvalidInputError(`addFacesFromPhotos: no face found in ${name}`);
-    if (faces.length > 1 && (options.multipleFaces ?? 'reject') === 'reject') {
+    // As enrollment counts them: faces below half the embedder's input (a face in the background, a false
+    // detection) do not make a photo ambiguous.
+    const minSize = embedder.preprocessing.inputSize.width / 2;
+    const candidates = faces.filter((f) => faceSize(f) >= minSize).length;
+    if (candidates > 1 && (options.multipleFaces ?? 'reject') === 'reject') {
       throw new InvalidInputError(
-        `addFacesFromPhotos: ${faces.length} faces found in ${name}; pass multipleFaces: 'largest' to enroll the largest`,
+        `${candidates} faces found in ${name}: add a photo of one person, or the largest face of this one ` +
+          "(multipleFaces: 'largest'; facerec gallery add --largest)",
       );
     }
     let best = 0;
