@@ -178,6 +178,8 @@ describe('local runtime: recognition consumer', () => {
       expect(report.answered).toBe(12);
       expect(report.rejected).toBe(0);
       expect(report.retries).toBeGreaterThan(0);
+      // Timed from the accepted send, resend waits excluded.
+      expect(report.acceptedLatencyMs.max).toBeLessThan(report.latencyMs.max);
       expect(most).toBeLessThanOrEqual(2);
     } finally {
       await runtime.close();
