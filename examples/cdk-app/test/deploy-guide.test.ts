@@ -71,7 +71,8 @@ describe('docs/deploy.md: the gallery the guide enrolls is the one the construct
     },
   );
 
-  it("the same gallery with --embedder faceapi-resnet deploys face-api's net (the offline path the guide names)", async () => {
+  /** A build context holding what `facerec enroll people --out gallery/gallery.json --embedder faceapi-resnet` writes. */
+  const faceApiContext = () => {
     const { embedder, out } = enrollResult([
       'people',
       '--out',
@@ -79,20 +80,15 @@ describe('docs/deploy.md: the gallery the guide enrolls is the one the construct
       '--embedder',
       'faceapi-resnet',
     ]);
-    expect(modelIdOf(deployedEmbedder({ imageDirectory: await contextWith(embedder, out) }))).toBe(
-      'faceapi-resnet',
-    );
+    return contextWith(embedder, out);
+  };
+
+  it("the same gallery with --embedder faceapi-resnet deploys face-api's net (the offline path the guide names)", async () => {
+    expect(modelIdOf(deployedEmbedder({ imageDirectory: await faceApiContext() }))).toBe('faceapi-resnet');
   });
 
   it("fails synth when the props name another embedder than the gallery's", async () => {
-    const { embedder, out } = enrollResult([
-      'people',
-      '--out',
-      'gallery/gallery.json',
-      '--embedder',
-      'faceapi-resnet',
-    ]);
-    const imageDirectory = await contextWith(embedder, out);
+    const imageDirectory = await faceApiContext();
     expect(() => deployedEmbedder({ imageDirectory, embedder: 'inception-resnet-v1' })).toThrow(
       /enrolled with embedder "faceapi-resnet" but the embedder offered is "inception-resnet-v1\/vggface2"/,
     );
