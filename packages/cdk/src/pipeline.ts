@@ -192,6 +192,8 @@ export const PIPELINE_DEFAULTS = Object.freeze({
   logRetention: logs.RetentionDays.ONE_MONTH,
   removalPolicy: RemovalPolicy.DESTROY,
   replyQueues: Object.freeze([] as string[]),
+  galleryBucket: false,
+  galleryRefreshSeconds: 60,
 } as const);
 
 /**
@@ -286,6 +288,8 @@ interface Resolved {
   readonly gallery: string | undefined;
   readonly architecture: 'x86_64' | 'arm64';
   readonly alarmEmail: string | undefined;
+  readonly galleryBucket: boolean;
+  readonly galleryRefreshSeconds: number;
   readonly provider: string;
   /** The embedder with its options, validated by the registry. */
   readonly embedder: ResolvedEmbedder;
@@ -411,6 +415,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     gallery: gallery ? galleryFile : undefined,
     architecture: props.architecture ?? PIPELINE_DEFAULTS.architecture,
     alarmEmail: props.alarmEmail,
+    galleryBucket: props.galleryBucket ?? PIPELINE_DEFAULTS.galleryBucket,
+    galleryRefreshSeconds: props.galleryRefreshSeconds ?? PIPELINE_DEFAULTS.galleryRefreshSeconds,
     provider: props.provider ?? registry.defaults.provider,
     embedder,
     weights: embedder.settings.weights,
@@ -445,6 +451,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   oneOf('provider', resolved.provider, registry.providerNames);
   oneOf('functionUrlAuth', resolved.functionUrlAuth, ['AWS_IAM', 'NONE']);
   int('batchSize', resolved.batchSize, 1, 10000);
+  int('galleryRefreshSeconds', resolved.galleryRefreshSeconds, 1, 86_400);
   int('maxBatchingWindowSeconds', resolved.maxBatchingWindowSeconds, 0, 300);
   if (resolved.batchSize > 10 && resolved.maxBatchingWindowSeconds === 0)
     problems.push(`batchSize ${resolved.batchSize} > 10 needs maxBatchingWindowSeconds ≥ 1`);
@@ -756,12 +763,7 @@ export class FaceRecognitionPipeline extends Construct {
     });
     // The gallery in S3: recognition may read that one object (and list the bucket, so that a missing object
     // reads as "not found" rather than "access denied"); who may write it is the user's IAM.
-    const refresh = props.galleryRefreshSeconds ?? 60;
-    if (!Number.isInteger(refresh) || refresh < 1 || refresh > 86_400)
-      throw new FaceRecognitionPipelineError([
-        `galleryRefreshSeconds must be an integer in [1, 86400], got ${refresh}`,
-      ]);
-    if (props.galleryBucket) {
+    if (p.galleryBucket) {
       const bucket = new s3.Bucket(this, 'GalleryBucket', {
         versioned: true,
         encryption: s3.BucketEncryption.S3_MANAGED,
@@ -773,7 +775,10 @@ export class FaceRecognitionPipeline extends Construct {
       this.galleryBucket = bucket;
       this.galleryUrl = `s3://${bucket.bucketName}/gallery.json`;
       this.recognitionFunction.addEnvironment('FACEREC_GALLERY', this.galleryUrl);
-      this.recognitionFunction.addEnvironment('FACEREC_GALLERY_REFRESH_SECONDS', String(refresh));
+      this.recognitionFunction.addEnvironment(
+        'FACEREC_GALLERY_REFRESH_SECONDS',
+        String(p.galleryRefreshSeconds),
+      );
       this.recognitionFunction.addToRolePolicy(
         new iam.PolicyStatement({
           actions: ['s3:GetObject'],

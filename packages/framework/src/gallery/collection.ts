@@ -11,7 +11,7 @@ import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
 import { UNKNOWN_IDENTITY } from './format.js';
-import { faceSize } from './quality.js';
+import { defaultMinFaceSize, faceSize } from './quality.js';
 import { encodeFloat32, normaliseInto } from './vectors.js';
 
 /** Hex characters of an example id (96 bits of sha256: collisions are not a concern at any gallery size). */
@@ -157,9 +157,9 @@ export async function addFacesFromPhotos(
   const crops = found.map(({ faces, crops }, i) => {
     const name = photos[i]!.source || `photo ${i}`;
     if (faces.length === 0) throw new InvalidInputError(`addFacesFromPhotos: no face found in ${name}`);
-    // As enrollment counts them: faces below half the embedder's input (a face in the background, a false
+    // As enrollment counts them: faces below its default minimum size (a face in the background, a false
     // detection) do not make a photo ambiguous.
-    const minSize = embedder.preprocessing.inputSize.width / 2;
+    const minSize = defaultMinFaceSize(embedder.preprocessing.inputSize);
     const candidates = faces.filter((f) => faceSize(f) >= minSize).length;
     if (candidates > 1 && (options.multipleFaces ?? 'reject') === 'reject') {
       throw new InvalidInputError(

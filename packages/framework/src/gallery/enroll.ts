@@ -27,6 +27,7 @@ import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
   DEFAULT_MAX_YAW,
   DEFAULT_MIN_SHARPNESS,
+  defaultMinFaceSize,
   type FaceQuality,
   type FaceQualityOptions,
   faceQualityOptionsSchema,
@@ -221,7 +222,7 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
     o.quality === false
       ? { minFaceSize: 0, maxYaw: 90, minSharpness: 0 }
       : {
-          minFaceSize: o.quality?.minFaceSize ?? width / 2,
+          minFaceSize: o.quality?.minFaceSize ?? defaultMinFaceSize({ width }),
           maxYaw: o.quality?.maxYaw ?? DEFAULT_MAX_YAW,
           minSharpness: o.quality?.minSharpness ?? DEFAULT_MIN_SHARPNESS,
         };

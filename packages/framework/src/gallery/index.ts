@@ -69,6 +69,7 @@ export {
 export {
   DEFAULT_MAX_YAW,
   DEFAULT_MIN_SHARPNESS,
+  defaultMinFaceSize,
   estimateYaw,
   type FaceQuality,
   type FaceQualityOptions,

@@ -24,6 +24,11 @@ export interface FaceQualityOptions {
   readonly minSharpness?: number;
 }
 
+/** The default {@link FaceQualityOptions.minFaceSize} for an embedder taking `inputSize` crops: half its width. */
+export function defaultMinFaceSize(inputSize: { readonly width: number }): number {
+  return inputSize.width / 2;
+}
+
 /** The default {@link FaceQualityOptions.maxYaw}, in degrees. */
 export const DEFAULT_MAX_YAW = 40;
 /** The default {@link FaceQualityOptions.minSharpness}. */
