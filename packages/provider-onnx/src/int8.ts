@@ -31,9 +31,18 @@ async function imageFiles(dir: string): Promise<string[]> {
   return files.sort();
 }
 
+/** Calibration faces, as {@link readCalibrationFaces} finds them. */
+export interface CalibrationFaces {
+  /** Over the files' names and bytes: keys the int8 graph's cache file. */
+  readonly sha256: string;
+  /** The faces decoded and resized to the network's input; only needed when the int8 graph is built. */
+  faces(): Promise<RgbImage[]>;
+}
+
 /**
- * The calibration faces: every image under `dir` (face crops or face shots, searched recursively), resized
- * to the network's input, and a sha256 over their names and bytes that keys the int8 graph's cache file.
+ * The calibration faces: every image under `dir` (face crops or face shots, searched recursively). Only the
+ * bytes are read and hashed here; decoding waits for {@link CalibrationFaces.faces}, so a load that finds the
+ * int8 graph cached decodes nothing.
  *
  * @throws InvalidOptionsError when no folder is named (option or {@link CALIBRATION_DIR_ENV}) or it holds no
  *   image.
@@ -42,7 +51,7 @@ export async function readCalibrationFaces(
   component: string,
   dir: string | undefined,
   size: number,
-): Promise<{ faces: RgbImage[]; sha256: string }> {
+): Promise<CalibrationFaces> {
   const folder = dir ?? process.env[CALIBRATION_DIR_ENV];
   if (!folder) {
     throw new InvalidOptionsError(
@@ -57,13 +66,20 @@ export async function readCalibrationFaces(
   if (files.length === 0)
     throw new InvalidOptionsError(component, `calibration folder ${folder} holds no png/jpeg/webp image`);
   const hash = createHash('sha256');
-  const faces: RgbImage[] = [];
+  const contents: Uint8Array[] = [];
   for (const file of files) {
     const bytes = await readFile(file);
     hash.update(path.relative(folder, file)).update(bytes);
-    faces.push(await resizeRgb(await decodeImage(bytes), size, size));
+    contents.push(bytes);
   }
-  return { faces, sha256: hash.digest('hex') };
+  return {
+    sha256: hash.digest('hex'),
+    faces: async () => {
+      const faces: RgbImage[] = [];
+      for (const bytes of contents) faces.push(await resizeRgb(await decodeImage(bytes), size, size));
+      return faces;
+    },
+  };
 }
 
 /**
@@ -72,7 +88,7 @@ export async function readCalibrationFaces(
  */
 export async function cachedInt8Graph(
   float: CachedGraph,
-  calibration: { readonly faces: readonly RgbImage[]; readonly sha256: string },
+  calibration: CalibrationFaces,
   toBatch: (faces: readonly RgbImage[]) => CalibrationBatch,
   intraOpNumThreads: number,
 ): Promise<CachedGraph> {
@@ -82,9 +98,10 @@ export async function cachedInt8Graph(
   );
   return cachedOnnxFile(file, float.weightsSha256, async () => {
     const bytes = float.bytes ?? new Uint8Array(await readFile(float.path));
+    const faces = await calibration.faces();
     const batches: CalibrationBatch[] = [];
-    for (let i = 0; i < calibration.faces.length; i += CALIBRATION_BATCH)
-      batches.push(toBatch(calibration.faces.slice(i, i + CALIBRATION_BATCH)));
+    for (let i = 0; i < faces.length; i += CALIBRATION_BATCH)
+      batches.push(toBatch(faces.slice(i, i + CALIBRATION_BATCH)));
     return quantizeStatic(bytes, batches, { intraOpNumThreads });
   });
 }
