@@ -1,16 +1,13 @@
 /**
- * Memory of one very large frame (issue 16): a 25-megapixel frame (5000×5000, inside the default decode
- * limit) is detected on a working copy (MtcnnOptions.maxPixels, default 3840×2160) by sessions without a CPU
- * arena, and the process returns to its baseline afterwards instead of staying ~1.5 GB larger. Measured in a
- * fresh child process (large-frame-child.mjs) for a clean resident-memory figure, with glibc's mmap threshold
- * fixed at 16 MiB as the Dockerfile and the docs set it (without it, glibc raises the threshold to 32 MiB
- * after the first large free and keeps the memory of later large tensors in its heap).
+ * Memory of one very large frame (issue 16): a 25-megapixel frame (inside the default decode limit) is
+ * detected on a working copy (MtcnnOptions.maxPixels, default 3840×2160), its larger network inputs on the
+ * sessions without a CPU arena, and the process returns near its baseline afterwards instead of staying
+ * ~1.4 GB larger. Measured in a fresh child process (large-frame-child.mjs) for a clean resident-memory
+ * figure, with glibc's mmap threshold fixed at 16 MiB as the Dockerfile sets it.
  *
- * Budgets: peak at most baseline + 700 MiB (measured +360 to +410 MiB: the decoded frame, its working copy and
- * the cascade; before this change +1.6 GB); afterwards at most 50 % above the baseline (measured +16 % to +25 %
- * on this 6668×3749 group photo, −5 % to +9 % on a single-face 5000×5000 frame; before this change the
- * process stayed ~1.4 GB larger for good). What remains is glibc heap fragmentation from the decoder and
- * the cascade's JavaScript buffers, not a retained pool.
+ * Budgets: peak at most baseline + 700 MiB (measured ≈ +460 MiB: the decoded frame, its working copy and the
+ * cascade; before, +1.6 GB); afterwards at most 50 % above the warmed-up baseline (measured ≈ +21 %; before,
+ * ~1.4 GB kept for good). What remains is heap fragmentation, not a retained pool.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
