@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { DisposedError, decodeImage, InvalidOptionsError, type RgbImage } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
-import { createOnnxProvider } from '@facerec/provider-onnx';
+import { createOnnxProvider, OnnxMtcnnNetworks } from '@facerec/provider-onnx';
 import { expect, it } from 'vitest';
 import { mirrorStore } from './helpers.js';
 
@@ -30,6 +30,35 @@ describeWithSharedData(
       }
       expect(faces).toBeGreaterThan(10);
       await detector.dispose();
+    });
+
+    it('runs R-Net and O-Net in chunks whose rows equal one-crop runs bit for bit', async () => {
+      const networks = await OnnxMtcnnNetworks.load(await mirrorStore(), 2);
+      // More crops than one chunk (R-Net 256, O-Net 32), and a last chunk that is not full.
+      for (const [net, size, count, rows] of [
+        ['rnet', 24, 300, [0, 255, 256, 299]],
+        ['onet', 48, 70, [0, 31, 32, 69]],
+      ] as const) {
+        const per = 3 * size * size;
+        let seed = 7;
+        const input = Float32Array.from({ length: count * per }, () => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          return seed / 2 ** 30 - 1;
+        });
+        const all = await networks[net](input, count);
+        for (const i of rows) {
+          const one = await networks[net](input.slice(i * per, (i + 1) * per), 1);
+          for (const [name, values] of Object.entries(one) as [string, Float32Array][]) {
+            const width = values.length;
+            const row = (all as unknown as Record<string, Float32Array>)[name]!.subarray(
+              i * width,
+              (i + 1) * width,
+            );
+            expect(Array.from(row), `${net} ${name} row ${i}`).toEqual(Array.from(values));
+          }
+        }
+      }
+      await networks.dispose();
     });
 
     it('warmUp changes no result, checks its frame size, and fails after dispose', async () => {

@@ -43,6 +43,19 @@ export function pyramidScales(minSide: number, minFaceSize: number, factor: numb
   return scales;
 }
 
+/** The P-Net input sizes of a `width`×`height` frame's pyramid, largest first, with their scales. */
+export function pyramidLevels(
+  width: number,
+  height: number,
+  options: Pick<ResolvedMtcnnOptions, 'minFaceSize' | 'factor'>,
+): { scale: number; height: number; width: number }[] {
+  return pyramidScales(Math.min(height, width), options.minFaceSize, options.factor).map((scale) => ({
+    scale,
+    height: Math.trunc(height * scale + 1),
+    width: Math.trunc(width * scale + 1),
+  }));
+}
+
 function pushPNetCandidates(
   out: Candidates,
   reg: Float32Array,
@@ -235,9 +248,7 @@ export async function runMtcnnCascade(
   const perImage: Candidates[] = images.map(() => ({ data: [], image: [] }));
   for (const members of bySize.values()) {
     const { width: w, height: h } = images[members[0]!]!;
-    for (const scale of pyramidScales(Math.min(h, w), options.minFaceSize, options.factor)) {
-      const hs = Math.trunc(h * scale + 1);
-      const ws = Math.trunc(w * scale + 1);
+    for (const { scale, height: hs, width: ws } of pyramidLevels(w, h, options)) {
       const per = 3 * hs * ws;
       const input = frames.output(members.length * per);
       members.forEach((m, k) => {

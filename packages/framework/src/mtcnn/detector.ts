@@ -14,7 +14,7 @@ import type { RgbImage } from '../image/types.js';
 import { MTCNN } from '../registry/builtin.js';
 import { type DetectorImplementation, implementDetector } from '../registry/provider.js';
 import type { ModelLoadContext } from '../registry/types.js';
-import { runMtcnnCascade } from './cascade.js';
+import { pyramidLevels, runMtcnnCascade } from './cascade.js';
 import { parseCropPolicy } from './crop.js';
 import { extractFace, selectFace } from './extract.js';
 import type { MtcnnNetworks } from './networks.js';
@@ -102,6 +102,8 @@ export class MtcnnDetector implements FaceDetector {
       );
     }
     const run = this.#queue.then(async () => {
+      const [first] = pyramidLevels(width, height, this.options);
+      networks.reserve?.(first ? first.width * first.height : 0);
       const image = syntheticFrame(width, height);
       for (let i = 0; i < 2; i++) await runMtcnnCascade([image], networks, this.options, this.#sampling);
       await networks.rnet(new Float32Array(WARM_UP_CANDIDATES.rnet * 3 * 24 * 24), WARM_UP_CANDIDATES.rnet);

@@ -22,7 +22,7 @@ export {
   type MtcnnNetworkArchitecture,
   type MtcnnOutputName,
 } from './architecture.js';
-export { boxArea, pyramidScales, runMtcnnCascade } from './cascade.js';
+export { boxArea, pyramidLevels, pyramidScales, runMtcnnCascade } from './cascade.js';
 export { CROP_SHAPES, parseCropPolicy } from './crop.js';
 export { implementMtcnn, MtcnnDetector } from './detector.js';
 export { cropBox, extractFace, selectFace, squareAround, standardiseCrop } from './extract.js';

@@ -12,6 +12,13 @@ export interface MtcnnNetworks {
   rnet(input: Float32Array, count: number): Promise<RNetOutput>;
   /** O-Net on `count` 48×48 crops: `reg` [count, 4], `landmarks` [count, 10], `prob` [count, 2]. */
   onet(input: Float32Array, count: number): Promise<ONetOutput>;
+  /**
+   * Optional: called by `warmUp` with the largest P-Net input (pixels per call, all images together) of the
+   * frames the caller expects. A provider may keep fast, retained memory for inputs up to that size and run
+   * larger ones on memory it frees after each run, so that an occasional huge frame does not leave the
+   * process larger for good.
+   */
+  reserve?(pnetPixels: number): void;
   /** Release the networks. */
   dispose(): Promise<void>;
 }
