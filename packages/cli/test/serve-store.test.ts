@@ -10,111 +10,119 @@ import { cli } from './helpers.js';
 const bbt = (name: string, n: number) => sharedPath('faces', 'face-api.js', 'bbt', name, `${name}${n}.png`);
 const TOKEN = 'collections-test-token';
 
-describeWithSharedData(
-  'facerec serve with a store that changes',
-  ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'],
-  () => {
-    let work: string;
-    let gallery: string;
-    let served: Awaited<ReturnType<typeof serveLocally>>;
-    let sent = 0;
-    const auth = { authorization: `Bearer ${TOKEN}` };
-    const call = async (
-      method: string,
-      route: string,
-      body?: unknown,
-      headers: Record<string, string> = auth,
-    ) => {
-      const response = await fetch(`${served.runtime.url}${route}`, {
-        method,
-        headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-    };
-    /** Sends one frame through the pipeline and resolves to who it was recognised as. */
-    const recognise = async (file: string) => {
-      const id = `frame-${++sent}`;
-      const content = (await readFile(file)).toString('base64');
-      expect(
-        (await call('POST', '/', { content, request_id: id, filename: path.basename(file) })).status,
-      ).toBe(200);
-      const { body } = await call('GET', `/responses?prefix=${id}&wait=20`);
-      return (body.messages as { result: string }[])[0]!.result;
-    };
+// On the main thread, and with the models in two worker threads (`--workers 2`): the same answers.
+for (const workers of [0, 2])
+  describeWithSharedData(
+    `facerec serve with a store that changes (workers: ${workers})`,
+    ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'],
+    () => {
+      let work: string;
+      let gallery: string;
+      let served: Awaited<ReturnType<typeof serveLocally>>;
+      let sent = 0;
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const call = async (
+        method: string,
+        route: string,
+        body?: unknown,
+        headers: Record<string, string> = auth,
+      ) => {
+        const response = await fetch(`${served.runtime.url}${route}`, {
+          method,
+          headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+      };
+      /** Sends one frame through the pipeline and resolves to who it was recognised as. */
+      const recognise = async (file: string) => {
+        const id = `frame-${++sent}`;
+        const content = (await readFile(file)).toString('base64');
+        expect(
+          (await call('POST', '/', { content, request_id: id, filename: path.basename(file) })).status,
+        ).toBe(200);
+        const { body } = await call('GET', `/responses?prefix=${id}&wait=20`);
+        return (body.messages as { result: string }[])[0]!.result;
+      };
 
-    beforeAll(async () => {
-      work = await mkdtemp(path.join(tmpdir(), 'facerec-serve-store-'));
-      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
-      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
-      gallery = path.join(work, 'people.gallery.json');
-      for (const name of ['amy', 'raj']) {
-        const add = await cli(
-          'gallery',
-          'add',
+      beforeAll(async () => {
+        work = await mkdtemp(path.join(tmpdir(), 'facerec-serve-store-'));
+        vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+        vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+        gallery = path.join(work, 'people.gallery.json');
+        for (const name of ['amy', 'raj']) {
+          const add = await cli(
+            'gallery',
+            'add',
+            gallery,
+            name,
+            bbt(name, 1),
+            bbt(name, 2),
+            '--embedder',
+            'faceapi-resnet',
+            '--threshold',
+            '0.4',
+          );
+          expect(add.code, add.stderr).toBe(0);
+        }
+        served = await serveLocally({
           gallery,
-          name,
-          bbt(name, 1),
-          bbt(name, 2),
-          '--embedder',
-          'faceapi-resnet',
-          '--threshold',
-          '0.4',
-        );
+          port: 0,
+          quiet: true,
+          token: TOKEN,
+          reloadSeconds: 0.2,
+          workers,
+        });
+      });
+      afterAll(async () => {
+        await served?.close();
+        vi.unstubAllEnvs();
+        if (work) await rm(work, { recursive: true, force: true });
+      });
+
+      it('answers a person added with `facerec gallery add` by name within one reload interval, without a restart', async () => {
+        expect(await recognise(bbt('amy', 3))).toBe('amy');
+        expect(await recognise(bbt('stuart', 3))).toBe('unknown');
+        const add = await cli('gallery', 'add', gallery, 'stuart', bbt('stuart', 1), bbt('stuart', 2));
         expect(add.code, add.stderr).toBe(0);
-      }
-      served = await serveLocally({ gallery, port: 0, quiet: true, token: TOKEN, reloadSeconds: 0.2 });
-    });
-    afterAll(async () => {
-      await served?.runtime.close();
-      await served?.gallery.close();
-      vi.unstubAllEnvs();
-      if (work) await rm(work, { recursive: true, force: true });
-    });
-
-    it('answers a person added with `facerec gallery add` by name within one reload interval, without a restart', async () => {
-      expect(await recognise(bbt('amy', 3))).toBe('amy');
-      expect(await recognise(bbt('stuart', 3))).toBe('unknown');
-      const add = await cli('gallery', 'add', gallery, 'stuart', bbt('stuart', 1), bbt('stuart', 2));
-      expect(add.code, add.stderr).toBe(0);
-      await new Promise((r) => setTimeout(r, 300));
-      expect(await recognise(bbt('stuart', 3))).toBe('stuart');
-    });
-
-    it('adds, lists and removes faces over the collections API (bearer token), recognised at once', async () => {
-      expect(await recognise(bbt('penny', 3))).toBe('unknown');
-      const image = (await readFile(bbt('penny', 1))).toString('base64');
-      const added = await call('POST', '/collections/default/faces', {
-        identity: 'penny',
-        image,
-        source: 'penny1.png',
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await recognise(bbt('stuart', 3))).toBe('stuart');
       });
-      expect(added.status).toBe(201);
-      const [face] = added.body.faces as { id: string; source: string }[];
-      expect(face!.source).toBe('penny1.png');
-      expect(await recognise(bbt('penny', 3))).toBe('penny');
 
-      const listed = await call('GET', '/collections/default/faces?identity=penny');
-      expect(listed).toEqual({
-        status: 200,
-        body: { collection: 'default', faces: [{ id: face!.id, identity: 'penny', source: 'penny1.png' }] },
+      it('adds, lists and removes faces over the collections API (bearer token), recognised at once', async () => {
+        expect(await recognise(bbt('penny', 3))).toBe('unknown');
+        const image = (await readFile(bbt('penny', 1))).toString('base64');
+        const added = await call('POST', '/collections/default/faces', {
+          identity: 'penny',
+          image,
+          source: 'penny1.png',
+        });
+        expect(added.status).toBe(201);
+        const [face] = added.body.faces as { id: string; source: string }[];
+        expect(face!.source).toBe('penny1.png');
+        expect(await recognise(bbt('penny', 3))).toBe('penny');
+
+        const listed = await call('GET', '/collections/default/faces?identity=penny');
+        expect(listed).toEqual({
+          status: 200,
+          body: { collection: 'default', faces: [{ id: face!.id, identity: 'penny', source: 'penny1.png' }] },
+        });
+        expect((await call('DELETE', `/collections/default/faces/${face!.id}`)).status).toBe(200);
+        expect(await recognise(bbt('penny', 3))).toBe('unknown');
+        expect((await call('DELETE', `/collections/default/faces/${face!.id}`)).status).toBe(404);
       });
-      expect((await call('DELETE', `/collections/default/faces/${face!.id}`)).status).toBe(200);
-      expect(await recognise(bbt('penny', 3))).toBe('unknown');
-      expect((await call('DELETE', `/collections/default/faces/${face!.id}`)).status).toBe(404);
-    });
 
-    it('refuses without the token, and answers bad requests with 4xx', async () => {
-      expect((await call('GET', '/collections/default/faces', undefined, {})).status).toBe(401);
-      expect((await call('GET', '/collections/other/faces')).status).toBe(404);
-      expect((await call('POST', '/collections/default/faces', { identity: 'x' })).status).toBe(400);
-      const white = (await readFile(sharedPath('faces', 'face-api.js', 'test', 'white.png'))).toString(
-        'base64',
-      );
-      const noFace = await call('POST', '/collections/default/faces', { identity: 'nobody', image: white });
-      expect(noFace.status).toBe(422);
-      expect(String(noFace.body.error)).toContain('no face found');
-      expect((await call('PUT', '/collections/default/faces')).status).toBe(405);
-    });
-  },
-);
+      it('refuses without the token, and answers bad requests with 4xx', async () => {
+        expect((await call('GET', '/collections/default/faces', undefined, {})).status).toBe(401);
+        expect((await call('GET', '/collections/other/faces')).status).toBe(404);
+        expect((await call('POST', '/collections/default/faces', { identity: 'x' })).status).toBe(400);
+        const white = (await readFile(sharedPath('faces', 'face-api.js', 'test', 'white.png'))).toString(
+          'base64',
+        );
+        const noFace = await call('POST', '/collections/default/faces', { identity: 'nobody', image: white });
+        expect(noFace.status).toBe(422);
+        expect(String(noFace.body.error)).toContain('no face found');
+        expect((await call('PUT', '/collections/default/faces')).status).toBe(405);
+      });
+    },
+  );

@@ -35,6 +35,11 @@ export {
 } from './local/collections-api.js';
 export { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from './local/runtime.js';
 export {
+  createWorkerProvider,
+  type WorkerProvider,
+  type WorkerProviderOptions,
+} from './local/worker-provider.js';
+export {
   formatWorkloadReport,
   jsonSender,
   loadFrames,

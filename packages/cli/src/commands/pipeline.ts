@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import {
   defaultCacheDir,
@@ -14,6 +15,7 @@ import {
   createCollectionsApi,
   createLogger,
   createPipelineContainer,
+  createWorkerProvider,
   formatWorkloadReport,
   jsonSender,
   loadConfig,
@@ -24,6 +26,7 @@ import {
   silentLogger,
   startLocalRuntime,
   TOKENS,
+  type WorkerProvider,
 } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
 import type { Command } from 'commander';
@@ -52,6 +55,11 @@ export interface ServeOptions {
   readonly weights?: string;
   readonly threshold?: number;
   readonly consumers?: number;
+  /**
+   * Inference worker threads (see `createWorkerProvider`): detection and recognition of different frames run
+   * at the same time, each worker with its share of the cores. 0 runs them on the main thread. Default 0.
+   */
+  readonly workers?: number;
   /** Admission control (see `LocalRuntimeOptions.maxInFlight` / `maxQueueDepth`). */
   readonly maxInFlight?: number;
   readonly maxQueueDepth?: number;
@@ -104,12 +112,23 @@ export async function serveLocally(options: ServeOptions) {
     ...(queue === 'memory' ? {} : { journal: await openSqliteQueueJournal(queue) }),
   });
   const logger = options.quiet ? silentLogger : createLogger('facerec-local');
-  const container = createPipelineContainer(config, {
-    transport,
-    logger,
-    gallery,
-    provider: await selectProvider({ registry }, config.provider),
-  });
+  const workers = options.workers ?? 0;
+  if (!Number.isInteger(workers) || workers < 0 || workers > 64) {
+    throw new InvalidOptionsError(
+      'serve',
+      `--workers must be "auto" or an integer from 0 to 64, got ${workers}`,
+    );
+  }
+  const provider =
+    workers > 0
+      ? await createWorkerProvider({ provider: config.provider, workers, registry, logger }).catch(
+          async (error: unknown) => {
+            await transport.close();
+            throw error;
+          },
+        )
+      : await selectProvider({ registry }, config.provider);
+  const container = createPipelineContainer(config, { transport, logger, gallery, provider });
   const [detection, recognition] = await Promise.all([
     composeDetection(container),
     composeRecognition(container),
@@ -145,7 +164,18 @@ export async function serveLocally(options: ServeOptions) {
       cause: error,
     });
   });
-  return { runtime, transport, gallery };
+  return {
+    runtime,
+    transport,
+    gallery,
+    /** Stops the server, then the workers, the queues and the gallery. */
+    async close() {
+      await runtime.close();
+      if ('close' in provider) await (provider as WorkerProvider).close();
+      await transport.close();
+      await gallery.close();
+    },
+  };
 }
 
 /** `facerec serve`'s queue file when `--queue` is not given: one per port, in the cache folder. */
@@ -175,7 +205,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .option('--threshold <t>', "override the gallery's threshold")
-    .option('--consumers <n>', 'concurrent recognition consumers', '1')
+    .option('--consumers <n>', 'concurrent recognition consumers (default: one per worker)')
+    .option(
+      '--workers <n>',
+      'inference worker threads: detection and recognition of different frames run at once, the cores shared among them; "auto": one per core, at most 4; 0: on the main thread',
+      'auto',
+    )
     .option('--max-in-flight <n>', 'frames read or detected at once; more get 503 + Retry-After', '16')
     .option(
       '--max-queue <n>',
@@ -198,14 +233,16 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         provider: string;
         weights?: string;
         threshold?: string;
-        consumers: string;
+        consumers?: string;
+        workers: string;
         maxInFlight: string;
         maxQueue: string;
         queue?: string;
         quiet?: boolean;
       }) => {
         const queue = opts.queue ?? defaultQueueFile(Number(opts.port));
-        const { runtime, gallery, transport } = await serveLocally({
+        const workers = opts.workers === 'auto' ? Math.min(availableParallelism(), 4) : Number(opts.workers);
+        const served = await serveLocally({
           gallery: opts.gallery,
           reloadSeconds: Number(opts.reloadSeconds),
           collection: opts.collection,
@@ -216,22 +253,21 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.weights ? { weights: opts.weights } : {}),
           registry: context.registry,
           ...(opts.threshold ? { threshold: Number(opts.threshold) } : {}),
-          consumers: Number(opts.consumers),
+          consumers: opts.consumers === undefined ? Math.max(1, workers) : Number(opts.consumers),
+          workers,
           maxInFlight: Number(opts.maxInFlight),
           maxQueueDepth: Number(opts.maxQueue),
           queue,
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
-          `facerec serve: POST frames to ${runtime.url}/ — collect answers with GET ${runtime.url}/responses (Ctrl-C stops); queue: ${queue}`,
+          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}`,
         );
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
         });
-        await runtime.close();
-        await transport.close();
-        await gallery.close();
+        await served.close();
       },
     );
 

@@ -10,6 +10,9 @@ import type { CollectionsApi } from './collections-api.js';
 import { ResponseMailbox } from './mailbox.js';
 import { RequestsInFlight, requestIdOf } from './requests.js';
 
+/** Most answers one `GET /responses` returns (`max`, default 10). */
+const MAX_ANSWERS_PER_POLL = 100;
+
 /** Addresses that only this machine can reach. */
 const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', 'localhost', '::1']);
 /** Host headers a loopback server accepts (name and optional port). */
@@ -104,7 +107,7 @@ function send(
  * Function URL requests (POST a JSON body) and runs the detection handler; an in-process queue with SQS
  * semantics (batches of ≤ 10, visibility timeout, receive counts, dead-letter queue, redelivery) feeds the
  * recognition handler, which reports partial failures like on Lambda; clients collect answers with
- * `GET /responses?prefix=<request id prefix>&max=10&wait=20` (long poll; each client gets only the answers of
+ * `GET /responses?prefix=<request id prefix>&max=100&wait=20` (long poll, up to 100 answers; each client gets only the answers of
  * its own request ids, removed once written to it; without `prefix`, any answer). A frame whose `request_id`
  * is still in flight (taken, and not every answer of it arrived yet) is answered 409, never mixed with it.
  */
@@ -260,7 +263,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         return;
       }
       if (req.method === 'GET' && url.pathname === '/responses') {
-        const max = Math.min(Math.max(Number(url.searchParams.get('max') ?? 10) || 10, 1), 10);
+        // Up to 100 answers per poll (SQS's 10 would cap a client at 10 per round trip: under load, with the
+        // client and the server sharing the cores, answers then piled up faster than one poller collected them).
+        const max = Math.min(
+          Math.max(Number(url.searchParams.get('max') ?? 10) || 10, 1),
+          MAX_ANSWERS_PER_POLL,
+        );
         const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 20);
         const prefix = (url.searchParams.get('prefix') ?? '').slice(0, 256);
         const closed = new AbortController();

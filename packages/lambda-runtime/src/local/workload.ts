@@ -33,7 +33,7 @@ export function localResponses(baseUrl: string, options: { readonly token?: stri
   return {
     async poll(signal, requestIdPrefix) {
       const url = new URL('/responses', baseUrl);
-      url.search = new URLSearchParams({ prefix: requestIdPrefix, max: '10', wait: '1' }).toString();
+      url.search = new URLSearchParams({ prefix: requestIdPrefix, max: '100', wait: '1' }).toString();
       const res = await fetch(url, { signal, headers: bearer(options.token) });
       if (!res.ok) throw new Error(`GET /responses answered ${res.status}`);
       const body = (await res.json()) as { messages: unknown[] };

@@ -1,0 +1,339 @@
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import {
+  BaseEmbedder,
+  type BaseEmbedderSettings,
+  type DetectedFaces,
+  type DetectFacesOptions,
+  DisposedError,
+  type FaceDetection,
+  type FaceDetector,
+  type FaceProvider,
+  FacerecError,
+  InvalidOptionsError,
+  MODELS,
+  type ModelRegistry,
+  type ModelStore,
+  type RgbImage,
+  SPECIFICATION_VERSION,
+  type WarmUpFrame,
+} from '@facerec/framework';
+import { type PipelineLogger, silentLogger } from '../logger.js';
+import { loadProvider } from '../providers.js';
+import type { WorkerJob, WorkerReply, WorkerSetup } from './worker-protocol.js';
+
+/** Options of {@link createWorkerProvider}. */
+export interface WorkerProviderOptions {
+  /** Provider name in the built-in registry: `onnx` or `tfjs`. */
+  readonly provider: string;
+  /**
+   * Worker threads, 1–64. Each loads every model it is asked for, so memory grows with the count; jobs go to
+   * whichever worker is free.
+   */
+  readonly workers: number;
+  /** Inference threads per worker. Default: the available cores shared among the workers, at least 1. */
+  readonly threads?: number;
+  /** Must be the built-in registry (the default): a worker thread cannot receive another one. */
+  readonly registry?: ModelRegistry;
+  readonly logger?: PipelineLogger;
+}
+
+/** A {@link FaceProvider} whose detectors and embedders run in worker threads. */
+export interface WorkerProvider extends FaceProvider {
+  readonly workers: number;
+  /** Inference threads per worker. */
+  readonly threads: number;
+  /** Disposes every model and stops the workers; later calls reject with `DisposedError`. */
+  close(): Promise<void>;
+}
+
+type Job = WorkerJob extends infer J ? (J extends unknown ? Omit<J, 'id'> : never) : never;
+
+interface Pending {
+  readonly job: Job;
+  /** Only this worker may take the job (models are loaded and warmed up in every worker). */
+  readonly slot: Slot | undefined;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | undefined;
+  current: (Pending & { id: number }) | undefined;
+}
+
+/**
+ * Starts the worker entry beside this module: compiled JavaScript, or (when this module runs from source,
+ * in this repository's tests) the TypeScript entry through tsx's loader, registered in the new thread.
+ */
+function startWorker(workerData: WorkerSetup): Worker {
+  const url = new URL(
+    `./inference-worker${path.extname(new URL(import.meta.url).pathname)}`,
+    import.meta.url,
+  );
+  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData });
+  const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData });
+}
+
+/** Recreates a worker's error on this thread: a facerec error keeps its code and class markers. */
+function revive(e: NonNullable<WorkerReply['error']>): Error {
+  if (e.markers.length === 0) {
+    const error = new Error(e.message);
+    error.name = e.name;
+    return error;
+  }
+  const error = new FacerecError(e.code, e.message);
+  error.name = e.name;
+  Object.defineProperty(error, Symbol.for('facerec.error'), { value: e.markers });
+  return error;
+}
+
+/**
+ * Runs a provider's models in `workers` worker threads, each with its share of the cores, behind the
+ * ordinary {@link FaceProvider} contract: detection and recognition of different requests then run at the
+ * same time instead of one after the other on the main thread (onnxruntime-node runs a session synchronously
+ * on the thread that calls it, so in one thread nothing else runs meanwhile, not even the HTTP server).
+ * Each job runs whole in one worker, on the first free one. A worker that dies fails its current job and is
+ * replaced. Used by `facerec serve --workers`.
+ *
+ * @example
+ * const provider = await createWorkerProvider({ provider: 'onnx', workers: 2 });
+ * const detector = provider.detector('mtcnn');
+ * const [found] = await detector.detectFaces([image]);
+ * await provider.close();
+ */
+export async function createWorkerProvider(options: WorkerProviderOptions): Promise<WorkerProvider> {
+  const { workers } = options;
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    throw new InvalidOptionsError('workers', `must be an integer from 1 to 64, got ${workers}`);
+  }
+  if (options.registry && options.registry !== MODELS) {
+    throw new InvalidOptionsError('workers', 'worker threads run the built-in model registry only');
+  }
+  const threads = options.threads ?? Math.max(1, Math.floor(availableParallelism() / workers));
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new InvalidOptionsError('workers', `threads must be an integer from 1 to 256, got ${threads}`);
+  }
+  // Fails here, with its message, when the provider's package is missing (before any thread starts).
+  const local = await loadProvider(options.provider, { registry: MODELS });
+  const logger = options.logger ?? silentLogger;
+  const setup: WorkerSetup = { provider: options.provider, threads };
+  const slots: Slot[] = Array.from({ length: workers }, (_, index) => ({
+    index,
+    worker: undefined,
+    current: undefined,
+  }));
+  const queue: Pending[] = [];
+  let nextId = 0;
+  let closed = false;
+
+  const dispatch = () => {
+    for (const slot of slots) {
+      if (!slot.worker || slot.current) continue;
+      const at = queue.findIndex((p) => p.slot === undefined || p.slot === slot);
+      if (at < 0) continue;
+      const [pending] = queue.splice(at, 1);
+      slot.current = { ...pending!, id: nextId++ };
+      try {
+        slot.worker.postMessage({ ...pending!.job, id: slot.current.id });
+      } catch (error) {
+        // A value that cannot cross threads (a function in an option, say).
+        slot.current = undefined;
+        pending!.reject(
+          new InvalidOptionsError('workers', `cannot send the job to a worker: ${String(error)}`),
+        );
+      }
+    }
+  };
+
+  /** Starts the worker of `slot`; resolves once it runs (its provider loaded). */
+  const start = (slot: Slot): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const worker = startWorker(setup);
+      let started = false;
+      worker.on('message', (reply: WorkerReply) => {
+        if (reply.id === -1) {
+          started = true;
+          slot.worker = worker;
+          resolve();
+          dispatch();
+          return;
+        }
+        const current = slot.current;
+        if (!current || current.id !== reply.id) return;
+        slot.current = undefined;
+        if (reply.error) current.reject(revive(reply.error));
+        else current.resolve(reply.result);
+        dispatch();
+      });
+      worker.on('error', (error) => {
+        if (!started) reject(error);
+        else logger.error('inference worker failed', { worker: slot.index, error: error.message });
+      });
+      worker.on('exit', (code) => {
+        if (slot.worker === worker) slot.worker = undefined;
+        if (!started) {
+          reject(new Error(`inference worker exited with code ${code} while starting`));
+          return;
+        }
+        if (closed) return;
+        // Its current job fails (it may have been the cause); a new worker takes the next ones.
+        slot.current?.reject(
+          new FacerecError('WORKER_FAILED', `inference worker stopped (exit code ${code})`),
+        );
+        slot.current = undefined;
+        logger.error('inference worker stopped; starting another', { worker: slot.index, code });
+        start(slot).catch((error: unknown) => {
+          logger.error('could not restart an inference worker', { worker: slot.index, error: String(error) });
+          if (slots.every((s) => !s.worker)) {
+            for (const p of queue.splice(0))
+              p.reject(new FacerecError('WORKER_FAILED', 'no inference worker left'));
+          }
+        });
+      });
+    });
+
+  const request = (job: Job, slot?: Slot): Promise<unknown> => {
+    if (closed) return Promise.reject(new DisposedError('worker provider'));
+    return new Promise((resolve, reject) => {
+      queue.push({ job, slot, resolve, reject });
+      dispatch();
+    });
+  };
+  /** The job on every worker (loading and warming up models), resolving with the first worker's result. */
+  const everywhere = async (job: Job): Promise<unknown> =>
+    (await Promise.all(slots.map((slot) => request(job, slot))))[0];
+
+  try {
+    await Promise.all(slots.map(start));
+  } catch (error) {
+    closed = true;
+    await Promise.all(slots.map((s) => s.worker?.terminate()));
+    throw error;
+  }
+
+  const provider: WorkerProvider = {
+    specificationVersion: SPECIFICATION_VERSION,
+    name: local.name,
+    registry: MODELS,
+    workers,
+    threads,
+    modelStore: (): Promise<ModelStore> => local.modelStore(),
+    detector(modelId, detectorOptions) {
+      return new WorkerDetector(
+        local.name,
+        modelId,
+        { ...(detectorOptions ?? {}) } as Record<string, unknown>,
+        request,
+        everywhere,
+      );
+    },
+    async embedder(modelId, embedderOptions) {
+      const ref = { model: modelId, options: { ...(embedderOptions ?? {}) } as Record<string, unknown> };
+      const description = (await everywhere({ kind: 'embedder-load', ...ref })) as BaseEmbedderSettings;
+      return new WorkerEmbedder(description, ref, request);
+    },
+    async close() {
+      if (closed) return;
+      await everywhere({ kind: 'dispose' }).catch(() => undefined);
+      closed = true;
+      for (const p of queue.splice(0)) p.reject(new DisposedError('worker provider'));
+      await Promise.all(slots.map((s) => s.worker?.terminate()));
+    },
+  };
+  return provider;
+}
+
+type Request = (job: Job, slot?: Slot) => Promise<unknown>;
+
+class WorkerDetector implements FaceDetector {
+  readonly specificationVersion = SPECIFICATION_VERSION;
+  readonly provider: string;
+  readonly modelId: string;
+  readonly #ref: { model: string; options: Record<string, unknown> };
+  readonly #request: Request;
+  readonly #everywhere: (job: Job) => Promise<unknown>;
+  #disposed = false;
+
+  constructor(
+    provider: string,
+    modelId: string,
+    options: Record<string, unknown>,
+    request: Request,
+    everywhere: (job: Job) => Promise<unknown>,
+  ) {
+    this.provider = provider;
+    this.modelId = modelId;
+    this.#ref = { model: modelId, options };
+    this.#request = request;
+    this.#everywhere = everywhere;
+  }
+
+  #check(): void {
+    if (this.#disposed) throw new DisposedError(`${this.provider} ${this.modelId} detector`);
+  }
+
+  async ready(): Promise<void> {
+    this.#check();
+    await this.#everywhere({ kind: 'detector-ready', ...this.#ref });
+  }
+
+  async warmUp(frame?: WarmUpFrame): Promise<void> {
+    this.#check();
+    await this.#everywhere({ kind: 'warm-up', ...this.#ref, frame });
+  }
+
+  async detect(image: RgbImage): Promise<FaceDetection[]> {
+    return (await this.detectFaces([image]))[0]!.faces;
+  }
+
+  async detectBatch(images: readonly RgbImage[]): Promise<FaceDetection[][]> {
+    return (await this.detectFaces(images)).map((d) => d.faces);
+  }
+
+  async detectFaces(images: readonly RgbImage[], options?: DetectFacesOptions): Promise<DetectedFaces[]> {
+    this.#check();
+    return (await this.#request({
+      kind: 'detect',
+      ...this.#ref,
+      images,
+      detectOptions: options,
+    })) as DetectedFaces[];
+  }
+
+  /** This handle only: the workers' model is released by the provider's `close`. */
+  async dispose(): Promise<void> {
+    this.#disposed = true;
+  }
+}
+
+/** An embedder in the workers: validated and batched here like any provider's, each batch run by a worker. */
+class WorkerEmbedder extends BaseEmbedder {
+  readonly #ref: { model: string; options: Record<string, unknown> };
+  readonly #request: Request;
+
+  constructor(
+    settings: BaseEmbedderSettings,
+    ref: { model: string; options: Record<string, unknown> },
+    request: Request,
+  ) {
+    super(settings);
+    this.#ref = ref;
+    this.#request = request;
+  }
+
+  protected async runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {
+    const rows = (await this.#request({ kind: 'embed', ...this.#ref, faces })) as Float32Array[];
+    const out = new Float32Array(rows.length * this.dimension);
+    rows.forEach((row, i) => {
+      out.set(row, i * this.dimension);
+    });
+    return out;
+  }
+
+  /** This handle only: the workers' model is released by the provider's `close`. */
+  protected release(): void {}
+}

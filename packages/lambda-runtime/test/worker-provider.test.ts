@@ -1,0 +1,110 @@
+import { mkdtempSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  DisposedError,
+  decodeImage,
+  FacerecInputError,
+  InvalidInputError,
+  InvalidOptionsError,
+  MODELS,
+  type RgbImage,
+} from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { createWorkerProvider, type WorkerProvider } from '@facerec/lambda-runtime';
+import { createOnnxProvider } from '@facerec/provider-onnx';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+
+describeWithSharedData(
+  'createWorkerProvider: detectors and embedders in worker threads',
+  ['faces/face-api.js', 'models/upstream/pnet.pt'],
+  () => {
+    const cache = mkdtempSync(path.join(tmpdir(), 'facerec-workers-'));
+    let provider: WorkerProvider;
+    let frames: RgbImage[];
+
+    beforeAll(async () => {
+      // The workers read the models as any process would: the offline mirror into a fresh cache.
+      vi.stubEnv('FACEREC_MODELS_MIRROR', sharedPath('models', 'upstream'));
+      vi.stubEnv('FACEREC_CACHE_DIR', cache);
+      provider = await createWorkerProvider({ provider: 'onnx', workers: 2 });
+      frames = [];
+      for (const f of ['bbt1.jpg', 'bbt3.jpg', 'bbt/raj/raj1.png', 'bbt/sheldon/sheldon1.png']) {
+        frames.push(await decodeImage(await readFile(sharedPath('faces', 'face-api.js', ...f.split('/')))));
+      }
+    });
+    afterAll(async () => {
+      await provider?.close();
+      vi.unstubAllEnvs();
+      await rm(cache, { recursive: true, force: true });
+    });
+
+    it('gives exactly the detections, crops and embeddings of the same provider in this thread', async () => {
+      expect(provider.threads).toBeGreaterThanOrEqual(1);
+      const local = createOnnxProvider({ intraOpNumThreads: provider.threads });
+      const [detector, localDetector] = [provider.detector('mtcnn'), local.detector('mtcnn')];
+      const [embedder, localEmbedder] = await Promise.all([
+        provider.embedder('faceapi-resnet'),
+        local.embedder('faceapi-resnet'),
+      ]);
+      expect(embedder.dimension).toBe(localEmbedder.dimension);
+      expect(embedder.preprocessing).toEqual(localEmbedder.preprocessing);
+      expect(embedder.weightsSha256).toBe(localEmbedder.weightsSha256);
+      const crop = embedder.preprocessing.crop;
+      await detector.warmUp({ width: 320, height: 240 });
+      // All frames at once: the jobs spread over both workers and each answer is its own frame's.
+      const remote = await Promise.all(frames.map((f) => detector.detectFaces([f], { crop })));
+      let faces = 0;
+      for (const [i, frame] of frames.entries()) {
+        const [expected] = await localDetector.detectFaces([frame], { crop });
+        const [got] = remote[i]!;
+        expect(got!.faces).toEqual(expected!.faces);
+        expect(got!.crops.map((c) => Buffer.from(c.image.data))).toEqual(
+          expected!.crops.map((c) => Buffer.from(c.image.data)),
+        );
+        const images = expected!.crops.map((c) => c.image);
+        expect(await embedder.embed(images)).toEqual(await localEmbedder.embed(images));
+        faces += expected!.faces.length;
+      }
+      expect(faces).toBeGreaterThan(5);
+      expect(await detector.detectBatch(frames.slice(2))).toEqual(
+        await localDetector.detectBatch(frames.slice(2)),
+      );
+      await Promise.all([localDetector.dispose(), localEmbedder.dispose()]);
+    });
+
+    it('rejects bad input with the same facerec error class, across the thread boundary', async () => {
+      const detector = provider.detector('mtcnn');
+      const error = await detector.detect({ width: 0, height: 3, data: new Uint8Array(0) }).catch((e) => e);
+      expect(InvalidInputError.isInstance(error)).toBe(true);
+      expect(FacerecInputError.isInstance(error)).toBe(true);
+      expect((error as InvalidInputError).code).toBe('INVALID_INPUT');
+      await expect(provider.detector('mtcnn', { minFaceSize: -1 }).ready()).rejects.toSatisfy((e) =>
+        InvalidOptionsError.isInstance(e),
+      );
+      // A disposed handle refuses; the provider and its other handles keep working.
+      await detector.dispose();
+      await expect(detector.detect(frames[2]!)).rejects.toBeInstanceOf(DisposedError);
+      expect((await provider.detector('mtcnn').detect(frames[2]!)).length).toBe(1);
+    });
+
+    it('refuses a bad worker count, another registry, and use after close', async () => {
+      await expect(createWorkerProvider({ provider: 'onnx', workers: 0 })).rejects.toBeInstanceOf(
+        InvalidOptionsError,
+      );
+      await expect(createWorkerProvider({ provider: 'onnx', workers: 65 })).rejects.toBeInstanceOf(
+        InvalidOptionsError,
+      );
+      const other = MODELS.with();
+      await expect(createWorkerProvider({ provider: 'onnx', workers: 1, registry: other })).rejects.toThrow(
+        /built-in model registry/,
+      );
+      const single = await createWorkerProvider({ provider: 'onnx', workers: 1, threads: 1 });
+      const detector = single.detector('mtcnn');
+      expect((await detector.detect(frames[3]!)).length).toBe(1);
+      await single.close();
+      await expect(detector.detect(frames[3]!)).rejects.toSatisfy((e) => DisposedError.isInstance(e));
+    });
+  },
+);
