@@ -83,6 +83,26 @@ describeWithSharedData(
       await expect(provider.detector('mtcnn', { minFaceSize: -1 }).ready()).rejects.toSatisfy((e) =>
         InvalidOptionsError.isInstance(e),
       );
+      // Queued behind two large frames, small ones are detected together; a bad one among them fails alone.
+      const bad = { width: 2, height: 2, data: new Uint8Array(5) };
+      const expected = await provider.detector('mtcnn').detect(frames[2]!);
+      const settled = await Promise.allSettled([
+        detector.detect(frames[0]!),
+        detector.detect(frames[0]!),
+        detector.detect(frames[2]!),
+        detector.detect(bad),
+        detector.detect(frames[2]!),
+      ]);
+      expect(settled.map((r) => r.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+      ]);
+      expect(InvalidInputError.isInstance((settled[3] as PromiseRejectedResult).reason)).toBe(true);
+      expect((settled[2] as PromiseFulfilledResult<unknown>).value).toEqual(expected);
+      expect((settled[4] as PromiseFulfilledResult<unknown>).value).toEqual(expected);
       // A disposed handle refuses; the provider and its other handles keep working.
       await detector.dispose();
       await expect(detector.detect(frames[2]!)).rejects.toBeInstanceOf(DisposedError);

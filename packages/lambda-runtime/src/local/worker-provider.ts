@@ -54,6 +54,8 @@ interface Pending {
   readonly job: Job;
   /** Only this worker may take the job (models are loaded and warmed up in every worker). */
   readonly slot: Slot | undefined;
+  /** Never joined with other jobs (see {@link coalesce}). */
+  readonly alone?: boolean;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
@@ -62,6 +64,62 @@ interface Slot {
   readonly index: number;
   worker: Worker | undefined;
   current: (Pending & { id: number }) | undefined;
+}
+
+/**
+ * Frames detected together at most, when detections queue up for a worker: up to 8, and up to 1280×720
+ * pixels in all (larger frames go alone: P-Net runs a batch of same-size frames as one input, which beyond
+ * the warm-up frame's size would leave onnxruntime's arena).
+ */
+const COALESCE = { images: 8, pixels: 1280 * 720 } as const;
+
+const pixels = (images: readonly RgbImage[]) => images.reduce((sum, i) => sum + i.width * i.height, 0);
+
+/**
+ * Batching across requests where it pays: detections waiting in the queue with the same model, options and
+ * crop as `first` join it in one `detectFaces` call (MTCNN runs same-size frames through P-Net together, and
+ * every candidate through R-Net and O-Net together; each frame's result is exactly its own, see the
+ * cascade), up to {@link COALESCE}. Only jobs that any worker may take are joined; when a joined call fails,
+ * each frame is detected again alone, so that one bad frame fails only its own request.
+ */
+function coalesce(queue: Pending[], first: Pending): Pending {
+  if (first.job.kind !== 'detect' || first.slot || first.alone) return first;
+  const key = (job: Job & { kind: 'detect' }) => JSON.stringify([job.model, job.options, job.detectOptions]);
+  const want = key(first.job);
+  const group: (Pending & { job: { kind: 'detect' } })[] = [first as Pending & { job: { kind: 'detect' } }];
+  let count = first.job.images.length;
+  let total = pixels(first.job.images);
+  for (let i = 0; i < queue.length && count < COALESCE.images; ) {
+    const other = queue[i]!;
+    if (other.job.kind === 'detect' && !other.slot && !other.alone && key(other.job) === want) {
+      const more = pixels(other.job.images);
+      if (count + other.job.images.length <= COALESCE.images && total + more <= COALESCE.pixels) {
+        group.push(other as Pending & { job: { kind: 'detect' } });
+        count += other.job.images.length;
+        total += more;
+        queue.splice(i, 1);
+        continue;
+      }
+    }
+    i++;
+  }
+  if (group.length === 1 || total > COALESCE.pixels) return first;
+  return {
+    job: { ...first.job, images: group.flatMap((p) => p.job.images) },
+    slot: undefined,
+    resolve(value) {
+      const results = value as unknown[];
+      let at = 0;
+      for (const p of group) {
+        p.resolve(results.slice(at, at + p.job.images.length));
+        at += p.job.images.length;
+      }
+    },
+    // One bad frame must not fail the others: each is run again on its own, first in line.
+    reject() {
+      queue.unshift(...group.map((p) => ({ ...p, alone: true })));
+    },
+  };
 }
 
 /**
@@ -135,14 +193,14 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
       if (!slot.worker || slot.current) continue;
       const at = queue.findIndex((p) => p.slot === undefined || p.slot === slot);
       if (at < 0) continue;
-      const [pending] = queue.splice(at, 1);
-      slot.current = { ...pending!, id: nextId++ };
+      const pending = coalesce(queue, queue.splice(at, 1)[0]!);
+      slot.current = { ...pending, id: nextId++ };
       try {
-        slot.worker.postMessage({ ...pending!.job, id: slot.current.id });
+        slot.worker.postMessage({ ...pending.job, id: slot.current.id });
       } catch (error) {
         // A value that cannot cross threads (a function in an option, say).
         slot.current = undefined;
-        pending!.reject(
+        pending.reject(
           new InvalidOptionsError('workers', `cannot send the job to a worker: ${String(error)}`),
         );
       }
