@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { sharedDir } from './bench-common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const known = ['mtcnn', 'embed', 'tfjs', 'match', 'gallery', 'coldstart', 'compare', 'crops'];
+const known = ['mtcnn', 'embed', 'tfjs', 'match', 'gallery', 'coldstart', 'compare', 'crops', 'serve'];
 const requested = process.argv.slice(2);
 const suites = requested.length
   ? requested
