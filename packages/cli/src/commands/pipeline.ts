@@ -241,7 +241,18 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         quiet?: boolean;
       }) => {
         const queue = opts.queue ?? defaultQueueFile(Number(opts.port));
-        const workers = opts.workers === 'auto' ? Math.min(availableParallelism(), 4) : Number(opts.workers);
+        const workers =
+          opts.workers === 'auto'
+            ? Math.min(availableParallelism(), 4)
+            : /^\d{1,3}$/.test(opts.workers)
+              ? Number(opts.workers)
+              : Number.NaN;
+        if (Number.isNaN(workers)) {
+          throw new InvalidOptionsError(
+            'serve',
+            `--workers must be "auto" or an integer from 0 to 64, got "${opts.workers.slice(0, 40)}"`,
+          );
+        }
         const served = await serveLocally({
           gallery: opts.gallery,
           reloadSeconds: Number(opts.reloadSeconds),
@@ -261,7 +272,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
-          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}`,
+          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}; inference: ${workers ? `${workers} worker threads` : 'main thread'}`,
         );
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
