@@ -5,7 +5,19 @@ import { mkdtempSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { decodeImage, loadManifest, ModelStore, type RgbImage } from '../packages/framework/src/index.js';
+import {
+  decodeImage,
+  loadManifest,
+  ModelStore,
+  type MtcnnNetworks,
+  type RgbImage,
+} from '../packages/framework/src/index.js';
+import {
+  FrameSampling,
+  pyramidLevels,
+  resolveMtcnnOptions,
+  runMtcnnCascade,
+} from '../packages/framework/src/mtcnn/index.js';
 import { createOnnxProvider, OnnxMtcnnNetworks } from '../packages/provider-onnx/src/index.js';
 import { BENCH_FRAMES, ms, quantile, sharedDir } from './bench-common.js';
 
@@ -77,3 +89,63 @@ console.log(
   `per frame: median ${ms(quantile(times, 0.5))}, p90 ${ms(quantile(times, 0.9))}, max ${ms(Math.max(...times))}`,
 );
 await detector.dispose();
+
+// Where a frame's time goes: the three networks (onnxruntime, timed around each call) and the rest, which is
+// JavaScript and WebAssembly (pyramid and crop resampling, candidate bookkeeping, NMS). The same cascade
+// the detector runs, on networks wrapped with timers.
+console.log('## where the time goes (median per frame)');
+const networks = await OnnxMtcnnNetworks.load(store, threads);
+const spent = { pnet: 0, rnet: 0, onet: 0, pnetCalls: 0, rnetCrops: 0, onetCrops: 0 };
+const timed =
+  <A extends unknown[], R>(run: (...args: A) => Promise<R>, add: (ms: number, args: A) => void) =>
+  async (...args: A): Promise<R> => {
+    const start = performance.now();
+    const out = await run(...args);
+    add(performance.now() - start, args);
+    return out;
+  };
+const wrapped: MtcnnNetworks = {
+  pnet: timed(networks.pnet.bind(networks), (t) => {
+    spent.pnet += t;
+    spent.pnetCalls++;
+  }),
+  rnet: timed(networks.rnet.bind(networks), (t, [, n]) => {
+    spent.rnet += t;
+    spent.rnetCrops += n;
+  }),
+  onet: timed(networks.onet.bind(networks), (t, [, n]) => {
+    spent.onet += t;
+    spent.onetCrops += n;
+  }),
+  reserve: (pixels) => networks.reserve(pixels),
+  dispose: () => networks.dispose(),
+};
+const options = resolveMtcnnOptions({});
+const sampling = new FrameSampling();
+const [first] = pyramidLevels(largest.width, largest.height, options);
+networks.reserve(first!.width * first!.height);
+for (const f of frames) await runMtcnnCascade([f], wrapped, options, sampling);
+for (const [i, f] of frames.entries()) {
+  const rows: (typeof spent & { total: number })[] = [];
+  for (let r = 0; r < rounds; r++) {
+    Object.assign(spent, { pnet: 0, rnet: 0, onet: 0, pnetCalls: 0, rnetCrops: 0, onetCrops: 0 });
+    const start = performance.now();
+    await runMtcnnCascade([f], wrapped, options, sampling);
+    rows.push({ ...spent, total: performance.now() - start });
+  }
+  const median = (key: keyof (typeof rows)[number]) =>
+    quantile(
+      rows.map((row) => row[key]),
+      0.5,
+    );
+  const rest = quantile(
+    rows.map((row) => row.total - row.pnet - row.rnet - row.onet),
+    0.5,
+  );
+  console.log(
+    `  ${BENCH_FRAMES[i]}: cascade ${ms(median('total'))} = P-Net ${ms(median('pnet'))} (${median('pnetCalls')} levels)` +
+      ` + R-Net ${ms(median('rnet'))} (${median('rnetCrops')} crops) + O-Net ${ms(median('onet'))}` +
+      ` (${median('onetCrops')} crops) + JavaScript/WebAssembly ${ms(rest)}`,
+  );
+}
+await networks.dispose();
