@@ -83,6 +83,10 @@ describeWithSharedData(
       await expect(provider.detector('mtcnn', { minFaceSize: -1 }).ready()).rejects.toSatisfy((e) =>
         InvalidOptionsError.isInstance(e),
       );
+      // An option that cannot cross to a thread is bad input too, and leaves the workers serving.
+      await expect(
+        provider.detector('mtcnn', { onProgress: () => undefined } as never).ready(),
+      ).rejects.toSatisfy((e) => InvalidOptionsError.isInstance(e));
       // Queued behind two large frames, small ones are detected together; a bad one among them fails alone.
       const bad = { width: 2, height: 2, data: new Uint8Array(5) };
       const expected = await provider.detector('mtcnn').detect(frames[2]!);

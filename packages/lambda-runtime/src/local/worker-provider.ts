@@ -203,6 +203,8 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
         pending.reject(
           new InvalidOptionsError('workers', `cannot send the job to a worker: ${String(error)}`),
         );
+        // A joined detection puts its frames back in the queue (see coalesce): look at it again.
+        queueMicrotask(dispatch);
       }
     }
   };
