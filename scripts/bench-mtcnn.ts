@@ -118,6 +118,7 @@ const wrapped: MtcnnNetworks = {
     spent.onetCrops += n;
   }),
   reserve: (pixels) => networks.reserve(pixels),
+  pnetPixelLimit: () => networks.pnetPixelLimit(),
   dispose: () => networks.dispose(),
 };
 const options = resolveMtcnnOptions({});

@@ -45,6 +45,7 @@ export {
   mtcnnOptionsSchema,
   type ONetOutput,
   type PNetOutput,
+  type PNetRunOptions,
   type RNetOutput,
   type SelectionMethod,
 } from './mtcnn/index.js';

@@ -1,4 +1,11 @@
-import type { ModelStore, MtcnnNetworks, ONetOutput, PNetOutput, RNetOutput } from '@facerec/framework';
+import type {
+  ModelStore,
+  MtcnnNetworks,
+  ONetOutput,
+  PNetOutput,
+  PNetRunOptions,
+  RNetOutput,
+} from '@facerec/framework';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { buildONet, buildPNet, buildRNet } from './graph/index.js';
 import { createSession } from './graph/session.js';
@@ -86,8 +93,15 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
     return new this.#ort.Tensor('float32', data, dims);
   }
 
-  async pnet(input: Float32Array, count: number, height: number, width: number): Promise<PNetOutput> {
-    const session = count * height * width > this.#arenaPnetPixels ? this.#largePnet : this.#pnet;
+  async pnet(
+    input: Float32Array,
+    count: number,
+    height: number,
+    width: number,
+    options: PNetRunOptions = {},
+  ): Promise<PNetOutput> {
+    const session =
+      options.transient || count * height * width > this.#arenaPnetPixels ? this.#largePnet : this.#pnet;
     const out = await session.run({ input: this.#tensor(input, [count, 3, height, width]) });
     const prob = out.prob!;
     return {
@@ -101,6 +115,14 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
   /** P-Net inputs up to `pnetPixels` run with the CPU arena from now on, larger ones without. */
   reserve(pnetPixels: number): void {
     this.#arenaPnetPixels = pnetPixels;
+  }
+
+  /**
+   * The cascade runs larger P-Net levels in strips of about this size, marked transient: they run on the
+   * arena-less session, whose memory is freed after each run, and small strips keep that memory small.
+   */
+  pnetPixelLimit(): number {
+    return this.#arenaPnetPixels;
   }
 
   async rnet(input: Float32Array, count: number): Promise<RNetOutput> {

@@ -61,6 +61,32 @@ describeWithSharedData(
       await networks.dispose();
     });
 
+    it('runs P-Net levels larger than the warm-up frame in strips, with exactly the results of whole levels', async () => {
+      const store = await mirrorStore();
+      // Warmed up on 320×240, the onnx networks keep 192×144-pixel P-Net inputs whole: every larger level of
+      // these frames runs in strips of about that size (two to twenty per level). Without a warm-up, whole.
+      const strips = createOnnxProvider({ modelStore: store }).detector('mtcnn');
+      await strips.warmUp({ width: 320, height: 240 });
+      const whole = createOnnxProvider({ modelStore: store }).detector('mtcnn');
+      const files = [
+        ['face-api.js', 'bbt1.jpg'],
+        ['facenet-pytorch', 'multiface.jpg'],
+        ['facenet-pytorch', 'angelina_jolie.jpg'],
+      ];
+      let faces = 0;
+      for (const f of files) {
+        const image = await decodeImage(await readFile(sharedPath('faces', ...f)));
+        const expected = await whole.detect(image);
+        expect(await strips.detect(image)).toEqual(expected);
+        faces += expected.length;
+      }
+      // Several images of one size in one call: split per image when they exceed the size together.
+      const bbt = await decodeImage(await readFile(sharedPath('faces', 'face-api.js', 'bbt3.jpg')));
+      expect(await strips.detectBatch([bbt, bbt, bbt])).toEqual(await whole.detectBatch([bbt, bbt, bbt]));
+      expect(faces).toBeGreaterThan(8);
+      await Promise.all([strips.dispose(), whole.dispose()]);
+    });
+
     it('warmUp changes no result, checks its frame size, and fails after dispose', async () => {
       const store = await mirrorStore();
       const image = await decodeImage(await readFile(sharedPath('faces', 'face-api.js', 'bbt1.jpg')));

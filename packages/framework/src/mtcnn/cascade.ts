@@ -1,6 +1,6 @@
 import type { FaceDetection, FiveLandmarks } from '../contracts/detector.js';
 import type { RgbImage } from '../image/types.js';
-import type { MtcnnNetworks } from './networks.js';
+import type { MtcnnNetworks, PNetOutput } from './networks.js';
 import { nms } from './nms.js';
 import type { ResolvedMtcnnOptions } from './options.js';
 import { type FrameSampler, FrameSampling } from './sampling.js';
@@ -226,6 +226,54 @@ function filterByScore(
 }
 
 /**
+ * P-Net on one `height`×`width` image in horizontal strips of at most about `limit` pixels, joined into the
+ * maps one call would give, value for value. P-Net is a fully convolutional net with stride 2 and a 12-pixel
+ * receptive field: output row `r` reads input rows `2r` to `2r + 11` only (3×3 convolution, 2×2 max-pooling
+ * in ceil mode, two 3×3 convolutions). So output rows `a` to `b − 1` are exactly those of a run on input rows
+ * `2a` to `2b + 9`: a strip starting on an even row keeps the pooling windows aligned, and it ends on whole
+ * windows, except the last strip, which takes every remaining row, as the full image's last (possibly
+ * partial) window does. Strips overlap by 10 rows. Memory is then bounded by the strip, not the frame.
+ */
+async function pnetInStrips(
+  networks: MtcnnNetworks,
+  input: Float32Array,
+  height: number,
+  width: number,
+  limit: number,
+): Promise<PNetOutput> {
+  // Output rows: 3×3 convolution, ceil-mode 2×2 pooling, then two 3×3 convolutions.
+  const mapH = Math.ceil((height - 2) / 2) - 4;
+  const rows = Math.max(1, Math.floor((Math.floor(limit / width) - 10) / 2));
+  const plane = height * width;
+  let reg: Float32Array | undefined;
+  let prob: Float32Array | undefined;
+  let mapW = 0;
+  for (let a = 0; a < mapH; a += rows) {
+    const b = Math.min(mapH, a + rows);
+    const top = 2 * a;
+    const bottom = b === mapH ? height : 2 * b + 10;
+    const stripH = bottom - top;
+    const strip = new Float32Array(3 * stripH * width);
+    for (let c = 0; c < 3; c++) {
+      strip.set(input.subarray(c * plane + top * width, c * plane + bottom * width), c * stripH * width);
+    }
+    const out = await networks.pnet(strip, 1, stripH, width, { transient: true });
+    if (out.height !== b - a) {
+      throw new Error(`P-Net strip of ${stripH} rows gave ${out.height} output rows, expected ${b - a}`);
+    }
+    if (!reg || !prob) {
+      mapW = out.width;
+      reg = new Float32Array(4 * mapH * mapW);
+      prob = new Float32Array(2 * mapH * mapW);
+    }
+    const n = (b - a) * mapW;
+    for (let c = 0; c < 4; c++) reg.set(out.reg.subarray(c * n, (c + 1) * n), c * mapH * mapW + a * mapW);
+    for (let c = 0; c < 2; c++) prob.set(out.prob.subarray(c * n, (c + 1) * n), c * mapH * mapW + a * mapW);
+  }
+  return { reg: reg!, prob: prob!, height: mapH, width: mapW };
+}
+
+/**
  * Runs the MTCNN cascade over `images` with the given networks; returns every face per image, **largest box
  * area first** (facenet-pytorch's order with `select_largest=True`), before any `keepAll` selection.
  */
@@ -246,18 +294,27 @@ export async function runMtcnnCascade(
     bySize.set(key, [...(bySize.get(key) ?? []), i]);
   });
   const perImage: Candidates[] = images.map(() => ({ data: [], image: [] }));
-  for (const members of bySize.values()) {
-    const { width: w, height: h } = images[members[0]!]!;
+  const limit = networks.pnetPixelLimit?.() ?? Number.POSITIVE_INFINITY;
+  for (const sameSize of bySize.values()) {
+    const { width: w, height: h } = images[sameSize[0]!]!;
     for (const { scale, height: hs, width: ws } of pyramidLevels(w, h, options)) {
-      const per = 3 * hs * ws;
-      const input = frames.output(members.length * per);
-      members.forEach((m, k) => {
-        frames.sample(m, 0, 0, w, h, hs, ws, k * per);
-      });
-      const out = await networks.pnet(input, members.length, hs, ws);
-      members.forEach((m, k) => {
-        pushPNetCandidates(perImage[m]!, out.reg, out.prob, k, out.height, out.width, scale, t1, m);
-      });
+      // As many images per call as the provider's limit allows (at least one; a larger one goes in strips).
+      const perCall = Math.max(1, Math.floor(limit / (hs * ws)));
+      for (let first = 0; first < sameSize.length; first += perCall) {
+        const members = sameSize.slice(first, first + perCall);
+        const per = 3 * hs * ws;
+        const input = frames.output(members.length * per);
+        members.forEach((m, k) => {
+          frames.sample(m, 0, 0, w, h, hs, ws, k * per);
+        });
+        const out =
+          hs * ws > limit
+            ? await pnetInStrips(networks, input, hs, ws, limit)
+            : await networks.pnet(input, members.length, hs, ws);
+        members.forEach((m, k) => {
+          pushPNetCandidates(perImage[m]!, out.reg, out.prob, k, out.height, out.width, scale, t1, m);
+        });
+      }
     }
   }
   for (const c of perImage) {

@@ -26,7 +26,7 @@ export { boxArea, pyramidLevels, pyramidScales, runMtcnnCascade } from './cascad
 export { CROP_SHAPES, parseCropPolicy } from './crop.js';
 export { implementMtcnn, MtcnnDetector } from './detector.js';
 export { cropBox, extractFace, selectFace, squareAround, standardiseCrop } from './extract.js';
-export type { MtcnnNetworks, ONetOutput, PNetOutput, RNetOutput } from './networks.js';
+export type { MtcnnNetworks, ONetOutput, PNetOutput, PNetRunOptions, RNetOutput } from './networks.js';
 export type { NmsMode } from './nms.js';
 export { nms } from './nms.js';
 export type { MtcnnOptions, ResolvedMtcnnOptions, SelectionMethod } from './options.js';

@@ -7,7 +7,13 @@ export interface MtcnnNetworks {
    * P-Net on `count` images of `height`×`width`. Returns the regression map `reg` [count, 4, h, w] and the
    * face probability map `prob` [count, 2, h, w] (softmax over the two channels; channel 1 is "face").
    */
-  pnet(input: Float32Array, count: number, height: number, width: number): Promise<PNetOutput>;
+  pnet(
+    input: Float32Array,
+    count: number,
+    height: number,
+    width: number,
+    options?: PNetRunOptions,
+  ): Promise<PNetOutput>;
   /** R-Net on `count` 24×24 crops: `reg` [count, 4], `prob` [count, 2]. */
   rnet(input: Float32Array, count: number): Promise<RNetOutput>;
   /** O-Net on `count` 48×48 crops: `reg` [count, 4], `landmarks` [count, 10], `prob` [count, 2]. */
@@ -19,8 +25,23 @@ export interface MtcnnNetworks {
    * process larger for good.
    */
   reserve?(pnetPixels: number): void;
+  /**
+   * Optional: the largest P-Net input, in pixels per call (all images together), the provider runs well. The
+   * cascade splits larger pyramid levels, per image and then into horizontal strips, with the same results
+   * as one call; memory then stays bounded by this size whatever the frame. Default: no limit.
+   */
+  pnetPixelLimit?(): number;
   /** Release the networks. */
   dispose(): Promise<void>;
+}
+
+/** How the cascade runs one P-Net input. */
+export interface PNetRunOptions {
+  /**
+   * A strip of a level larger than {@link MtcnnNetworks.pnetPixelLimit} (a frame larger than the expected
+   * ones): run it on memory that is freed afterwards, so that a rare huge frame leaves nothing behind.
+   */
+  readonly transient?: boolean;
 }
 
 /** P-Net output maps. */
