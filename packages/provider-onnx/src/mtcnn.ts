@@ -22,13 +22,13 @@ export const MTCNN_GRAPH_VERSION = 2;
 
 type Ort = typeof import('onnxruntime-node');
 
-/** The three MTCNN networks on onnxruntime-node sessions. */
 /**
  * Largest P-Net input (pixels per call) run on the session with a CPU arena until `reserve` (the detector's
  * warm-up) names the frames to expect: the first pyramid level of a Full HD frame at the default minimum
  * face size, 1152×648, fits. Expected frames keep the arena's speed, and the arena never grows past what
- * they need; a larger frame's levels run on the arena-less P-Net session and their memory is freed after
- * them. R-Net and O-Net need no such twin: they run in bounded chunks.
+ * they need; a larger frame's levels run in strips of this size (the cascade's `pnetPixelLimit`) on the
+ * arena-less P-Net session, whose memory is freed after each strip. R-Net and O-Net need no such twin: they
+ * run in bounded chunks.
  */
 const DEFAULT_ARENA_PNET_PIXELS = 1280 * 720;
 
@@ -40,6 +40,7 @@ const DEFAULT_ARENA_PNET_PIXELS = 1280 * 720;
  */
 const CANDIDATE_CHUNKS = { rnet: 256, onet: 32 } as const;
 
+/** The three MTCNN networks on onnxruntime-node sessions. */
 export class OnnxMtcnnNetworks implements MtcnnNetworks {
   readonly #ort: Ort;
   readonly #pnet: InferenceSession;
