@@ -93,3 +93,29 @@ describe('error markers', () => {
     }
   });
 });
+
+describe('serializeError / deserializeError', () => {
+  it('keep a facerec error class, code and message through structured clone', () => {
+    const sent = structuredClone(
+      framework.serializeError(new framework.InvalidInputError('face 0 has invalid dimensions 0×3')),
+    );
+    const error = framework.deserializeError(sent);
+    expect(framework.InvalidInputError.isInstance(error)).toBe(true);
+    expect(framework.FacerecInputError.isInstance(error)).toBe(true);
+    expect(framework.InvalidImageError.isInstance(error)).toBe(false);
+    expect(error).toMatchObject({ name: 'InvalidInputError', code: 'INVALID_INPUT' });
+    expect(error.message).toBe('face 0 has invalid dimensions 0×3');
+  });
+
+  it('turn any other error into a plain Error with no facerec class', () => {
+    const error = framework.deserializeError(framework.serializeError(new TypeError('boom')));
+    expect(framework.FacerecError.isInstance(error)).toBe(false);
+    expect(error).toMatchObject({ name: 'TypeError', message: 'boom' });
+    expect(framework.serializeError('text')).toEqual({
+      name: 'Error',
+      message: 'text',
+      code: 'ERROR',
+      markers: [],
+    });
+  });
+});

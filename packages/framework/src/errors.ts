@@ -186,3 +186,36 @@ export class InvalidInputError extends FacerecInputError {
     super('INVALID_INPUT', message, options);
   }
 }
+
+/** An error as plain data, to cross a thread or process boundary (`postMessage`, JSON). */
+export interface SerializedError {
+  readonly name: string;
+  readonly message: string;
+  /** The facerec code, or `ERROR` for any other error. */
+  readonly code: string;
+  /** The facerec marker names of the error's classes (see {@link FacerecError.isInstance}); empty for others. */
+  readonly markers: readonly string[];
+}
+
+/** `error` as {@link SerializedError}: message, code and facerec class markers (no stack, no cause). */
+export function serializeError(error: unknown): SerializedError {
+  const e = error instanceof Error ? error : new Error(String(error));
+  const markers = FacerecError.isInstance(e) ? e[markerKey] : [];
+  return { name: e.name, message: e.message, code: FacerecError.isInstance(e) ? e.code : 'ERROR', markers };
+}
+
+/**
+ * The error a {@link SerializedError} describes, on this side: a facerec error keeps its code and class
+ * markers, so `InvalidInputError.isInstance(error)` holds as it did where it was thrown.
+ */
+export function deserializeError(data: SerializedError): Error {
+  if (data.markers.length === 0) {
+    const error = new Error(data.message);
+    error.name = data.name;
+    return error;
+  }
+  const error = new FacerecError(data.code, data.message);
+  error.name = data.name;
+  Object.defineProperty(error, markerKey, { value: [...data.markers] });
+  return error;
+}

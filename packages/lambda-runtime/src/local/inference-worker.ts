@@ -4,7 +4,7 @@
  * runs a session synchronously on the calling thread, so a job holds this thread until it is done).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type FaceDetector, type FaceEmbedder, FacerecError, MODELS } from '@facerec/framework';
+import { type FaceDetector, type FaceEmbedder, MODELS, serializeError } from '@facerec/framework';
 import { loadProvider } from '../providers.js';
 import type { WorkerJob, WorkerReply, WorkerSetup } from './worker-protocol.js';
 
@@ -66,22 +66,10 @@ async function run(job: WorkerJob): Promise<unknown> {
   }
 }
 
-/** What crosses back for an error: its message, code and facerec class markers (see `FacerecError`). */
-function serialise(error: unknown): WorkerReply['error'] {
-  const e = error instanceof Error ? error : new Error(String(error));
-  const markers = (e as unknown as Record<symbol, unknown>)[Symbol.for('facerec.error')];
-  return {
-    name: e.name,
-    message: e.message,
-    code: FacerecError.isInstance(e) ? e.code : 'WORKER_ERROR',
-    markers: Array.isArray(markers) ? (markers as string[]) : [],
-  };
-}
-
 port.on('message', (job: WorkerJob) => {
   run(job).then(
     (result) => port.postMessage({ id: job.id, result } satisfies WorkerReply),
-    (error: unknown) => port.postMessage({ id: job.id, error: serialise(error) } satisfies WorkerReply),
+    (error: unknown) => port.postMessage({ id: job.id, error: serializeError(error) } satisfies WorkerReply),
   );
 });
 port.postMessage({ id: -1, result: 'started' } satisfies WorkerReply);

@@ -1,4 +1,4 @@
-import type { DetectFacesOptions, RgbImage, WarmUpFrame } from '@facerec/framework';
+import type { DetectFacesOptions, RgbImage, SerializedError, WarmUpFrame } from '@facerec/framework';
 
 /** What an inference worker starts with (its `workerData`). */
 export interface WorkerSetup {
@@ -31,11 +31,5 @@ export type WorkerJob = { readonly id: number } & (
 export interface WorkerReply {
   readonly id: number;
   readonly result?: unknown;
-  readonly error?: {
-    readonly name: string;
-    readonly message: string;
-    readonly code: string;
-    /** The error's facerec class markers, so that `InvalidInputError.isInstance` still holds across threads. */
-    readonly markers: readonly string[];
-  };
+  readonly error?: SerializedError;
 }

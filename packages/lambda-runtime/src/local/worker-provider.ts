@@ -7,6 +7,7 @@ import {
   type DetectedFaces,
   type DetectFacesOptions,
   DisposedError,
+  deserializeError,
   type FaceDetection,
   type FaceDetector,
   type FaceProvider,
@@ -136,19 +137,6 @@ function startWorker(workerData: WorkerSetup): Worker {
   return new Worker(boot, { eval: true, workerData });
 }
 
-/** Recreates a worker's error on this thread: a facerec error keeps its code and class markers. */
-function revive(e: NonNullable<WorkerReply['error']>): Error {
-  if (e.markers.length === 0) {
-    const error = new Error(e.message);
-    error.name = e.name;
-    return error;
-  }
-  const error = new FacerecError(e.code, e.message);
-  error.name = e.name;
-  Object.defineProperty(error, Symbol.for('facerec.error'), { value: e.markers });
-  return error;
-}
-
 /**
  * Runs a provider's models in `workers` worker threads, each with its share of the cores, behind the
  * ordinary {@link FaceProvider} contract: detection and recognition of different requests then run at the
@@ -225,7 +213,7 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
         const current = slot.current;
         if (!current || current.id !== reply.id) return;
         slot.current = undefined;
-        if (reply.error) current.reject(revive(reply.error));
+        if (reply.error) current.reject(deserializeError(reply.error));
         else current.resolve(reply.result);
         dispatch();
       });
