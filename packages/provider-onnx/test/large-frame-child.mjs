@@ -2,6 +2,7 @@
 // Detects `source` scaled to `pixels` pixels once, between frames of it 1280 pixels wide, and reports memory
 // (MiB: baseline, peak, and after up to 30 s idle), the faces of both and the scale between them.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { decodeImage } from '@facerec/framework';
 import { createOnnxProvider } from '@facerec/provider-onnx';
 import sharp from 'sharp';
@@ -33,7 +34,10 @@ process.stderr.write(`large frame: ${width}×${height}, ${largeJpeg.length} byte
 const small = await decodeImage(smallJpeg);
 for (let i = 0; i < 10; i++) await detector.detectFaces([small]);
 const baseline = await settled();
-const heap = () => process.memoryUsage().heapTotal / 2 ** 20;
+// V8's heap as resident pages (its spaces' physical sizes; heapTotal counts reserved pages too), so that
+// resident memory minus it is native memory: onnxruntime, buffers, the allocator.
+const heap = () =>
+  getHeapSpaceStatistics().reduce((sum, space) => sum + space.physical_space_size, 0) / 2 ** 20;
 const baselineHeap = heap();
 // The peak from the kernel's high-water mark (VmHWM, reset here): a timer in this thread cannot sample while
 // onnxruntime runs synchronously on it, and read ≈ +390 MiB where the kernel saw +1,040 MiB. Elsewhere than
