@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import {
   DisposedError,
   decodeImage,
@@ -12,7 +13,7 @@ import {
   type RgbImage,
 } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
-import { createWorkerProvider, type WorkerProvider } from '@facerec/lambda-runtime';
+import { createWorkerProvider, silentLogger, type WorkerProvider } from '@facerec/lambda-runtime';
 import { createOnnxProvider } from '@facerec/provider-onnx';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 
@@ -129,6 +130,39 @@ describeWithSharedData(
       expect((await detector.detect(frames[3]!)).length).toBe(1);
       await single.close();
       await expect(detector.detect(frames[3]!)).rejects.toSatisfy((e) => DisposedError.isInstance(e));
+    });
+
+    it('replaces a worker that dies: its job fails, the next ones get the same answers', async () => {
+      const started: Worker[] = [];
+      const logged: string[] = [];
+      const logger = { ...silentLogger, error: (message: string) => logged.push(message) };
+      const single = await createWorkerProvider({
+        provider: 'onnx',
+        workers: 1,
+        logger,
+        onWorkerStart: (worker) => started.push(worker),
+      });
+      try {
+        const detector = single.detector('mtcnn');
+        await detector.warmUp({ width: 320, height: 240 });
+        const embedder = await single.embedder('faceapi-resnet');
+        const crop = embedder.preprocessing.crop;
+        const [expected] = await detector.detectFaces([frames[2]!], { crop });
+        const embeddings = await embedder.embed(expected!.crops.map((c) => c.image));
+        // The worker stops while it holds a job (as after a fatal error in it).
+        const lost = detector.detectFaces([frames[0]!], { crop });
+        await started[0]!.terminate();
+        await expect(lost).rejects.toMatchObject({ code: 'WORKER_FAILED' });
+        expect(logged).toContain('inference worker stopped; starting another');
+        // The replacement loads the models again and answers as its predecessor did.
+        const [again] = await detector.detectFaces([frames[2]!], { crop });
+        expect(started).toHaveLength(2);
+        expect(again!.faces).toEqual(expected!.faces);
+        expect(await embedder.embed(again!.crops.map((c) => c.image))).toEqual(embeddings);
+        expect(logged).toEqual(['inference worker stopped; starting another']);
+      } finally {
+        await single.close();
+      }
     });
   },
 );

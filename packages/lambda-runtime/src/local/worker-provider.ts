@@ -38,6 +38,11 @@ export interface WorkerProviderOptions {
   /** Must be the built-in registry (the default): a worker thread cannot receive another one. */
   readonly registry?: ModelRegistry;
   readonly logger?: PipelineLogger;
+  /**
+   * Called with each worker thread once it runs, the first ones and any replacement: for monitoring
+   * (`worker.performance`, heap snapshots) or to stop one in a test of the replacement path.
+   */
+  readonly onWorkerStart?: (worker: Worker, index: number) => void;
 }
 
 /** A {@link FaceProvider} whose detectors and embedders run in worker threads. */
@@ -143,7 +148,8 @@ function startWorker(workerData: WorkerSetup): Worker {
  * same time instead of one after the other on the main thread (onnxruntime-node runs a session synchronously
  * on the thread that calls it, so in one thread nothing else runs meanwhile, not even the HTTP server).
  * Each job runs whole in one worker, on the first free one. A worker that dies fails its current job and is
- * replaced. Used by `facerec serve --workers`.
+ * replaced; the replacement loads and warms up the models its predecessor had before it takes other jobs.
+ * Used by `facerec serve --workers`.
  *
  * @example
  * const provider = await createWorkerProvider({ provider: 'onnx', workers: 2 });
@@ -173,6 +179,11 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
     current: undefined,
   }));
   const queue: Pending[] = [];
+  /**
+   * The jobs that prepared every worker (models loaded, warmed up), by job: a replacement worker runs them
+   * before it takes other work, so that the first request after a crash does not pay for them.
+   */
+  const preparations = new Map<string, Job>();
   let nextId = 0;
   let closed = false;
 
@@ -206,6 +217,20 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
         if (reply.id === -1) {
           started = true;
           slot.worker = worker;
+          options.onWorkerStart?.(worker, slot.index);
+          // A replacement first loads and warms up what its predecessor had (nothing for the first workers).
+          queue.unshift(
+            ...[...preparations.values()].map((job) => ({
+              job,
+              slot,
+              resolve: () => undefined,
+              reject: (error: unknown) =>
+                logger.error('a restarted inference worker could not prepare a model', {
+                  worker: slot.index,
+                  error: String(error),
+                }),
+            })),
+          );
           resolve();
           dispatch();
           return;
@@ -236,9 +261,15 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
         logger.error('inference worker stopped; starting another', { worker: slot.index, code });
         start(slot).catch((error: unknown) => {
           logger.error('could not restart an inference worker', { worker: slot.index, error: String(error) });
-          if (slots.every((s) => !s.worker)) {
-            for (const p of queue.splice(0))
-              p.reject(new FacerecError('WORKER_FAILED', 'no inference worker left'));
+          // Jobs only this worker could take fail, and every job does once no worker is left.
+          const none = slots.every((s) => !s.worker);
+          for (let i = queue.length - 1; i >= 0; i--) {
+            const p = queue[i]!;
+            if (!none && p.slot !== slot) continue;
+            queue.splice(i, 1);
+            p.reject(
+              new FacerecError('WORKER_FAILED', none ? 'no inference worker left' : 'inference worker lost'),
+            );
           }
         });
       });
@@ -252,8 +283,16 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
     });
   };
   /** The job on every worker (loading and warming up models), resolving with the first worker's result. */
-  const everywhere = async (job: Job): Promise<unknown> =>
-    (await Promise.all(slots.map((slot) => request(job, slot))))[0];
+  const everywhere = async (job: Job): Promise<unknown> => {
+    const key = JSON.stringify(job);
+    if (job.kind !== 'dispose') preparations.set(key, job);
+    try {
+      return (await Promise.all(slots.map((slot) => request(job, slot))))[0];
+    } catch (error) {
+      preparations.delete(key); // bad options, a model that cannot load: nothing to replay
+      throw error;
+    }
+  };
 
   try {
     await Promise.all(slots.map(start));
