@@ -10,7 +10,9 @@
 // Measured: MTCNN detection + crops per frame (facenet-pytorch `MTCNN(keep_all=True)`, all defaults; facerec
 // onnx `mtcnn`); InceptionResnetV1 per face at batch 8 (random weights on the Python side, the shared
 // synthetic ones here: the cost does not depend on the values); a whole frame (detect, then embed every
-// face) as frames per second, with facerec's fp32 and int8 embedders.
+// face) as frames per second, with facerec's fp32 and int8 embedders; and the same whole frames as a stream
+// on every core, each side at its best use of them: facerec's worker threads (`createWorkerProvider`, as
+// `facerec serve` runs, one inference thread each) against as many facenet-pytorch processes of one thread.
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -20,12 +22,15 @@ import { createInterface } from 'node:readline';
 import sharp from 'sharp';
 import {
   decodeImage,
+  type FaceDetector,
   type FaceEmbedder,
   loadManifest,
+  MODELS,
   ModelStore,
   type RgbImage,
 } from '../packages/framework/src/index.js';
 import { readSyntheticReference } from '../packages/framework/src/testing/synthetic-weights.js';
+import { createWorkerProvider } from '../packages/lambda-runtime/src/index.js';
 import { createOnnxProvider, OnnxInceptionResnetV1Embedder } from '../packages/provider-onnx/src/index.js';
 import { writeSyntheticCheckpoint } from '../packages/provider-onnx/test/fixtures/synthetic-checkpoint.js';
 import { BENCH_FRAMES, ms, quantile, sharedDir } from './bench-common.js';
@@ -97,8 +102,8 @@ function missingPython(): string | undefined {
 class FacenetPytorch {
   readonly #child: ChildProcessWithoutNullStreams;
   readonly #lines: AsyncIterator<string>;
-  constructor(frames: readonly string[]) {
-    this.#child = spawn(python, ['-c', HARNESS, String(threads), JSON.stringify(frames)], {
+  constructor(frames: readonly string[], threadCount = threads) {
+    this.#child = spawn(python, ['-c', HARNESS, String(threadCount), JSON.stringify(frames)], {
       env: { ...process.env, PYTHONPATH: pythonPath },
     });
     this.#child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
@@ -277,10 +282,102 @@ async function main(): Promise<void> {
         `${median(whole.ratio).toFixed(2)}× (${spread(whole.ratio)}), int8 ${median(whole.ratio8).toFixed(2)}× ` +
         `(${spread(whole.ratio8)})`,
     );
+    await allCores(files, frames, weights, work, theirs);
   } finally {
     theirs?.close();
     for (const dispose of disposers) await dispose();
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Whole frames as a stream on every core: one frame in flight per core, each lane taking the next frame
+ * when it is done. facerec: worker threads of one inference thread each (what `facerec serve` runs);
+ * facenet-pytorch: as many processes of one torch thread each, or one process with every thread (faster
+ * here: 2.0 against 1.4 frames/s), whichever is faster in that round. Rounds alternate which side goes
+ * first; the ratio of each round's frames per second is the figure.
+ */
+async function allCores(
+  files: string[],
+  frames: RgbImage[],
+  weights: string,
+  work: string,
+  together: FacenetPytorch,
+): Promise<void> {
+  const lanes = availableParallelism();
+  const count = frames.length * Math.max(4, rounds);
+  const stream = async (frame: (index: number, lane: number) => Promise<unknown>) => {
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: lanes }, async (_, lane) => {
+        while (next < count) await frame(next++ % frames.length, lane);
+      }),
+    );
+    return (count * 1000) / (performance.now() - started);
+  };
+  // The workers read the models as any process does: the bench's cache, the shared mirror.
+  process.env.FACEREC_CACHE_DIR = path.join(work, 'cache');
+  process.env.FACEREC_MODELS_MIRROR ??= path.join(sharedDir, 'models', 'upstream');
+  process.env.FACEREC_CALIBRATION_DIR ??= path.join(sharedDir, 'faces', 'face-api.js', 'bbt');
+  const provider = await createWorkerProvider({ provider: 'onnx', workers: lanes, threads: 1 });
+  const theirs = Array.from({ length: lanes }, () => new FacenetPytorch(files, 1));
+  try {
+    await Promise.all(theirs.map((t) => t.next()));
+    const resolved = MODELS.resolveEmbedder('inception-resnet-v1', { weights });
+    const detector = provider.detector('mtcnn');
+    const fp32Embedder = await provider.embedder('inception-resnet-v1', resolved.options);
+    const int8Embedder = await provider.embedder('inception-resnet-v1', {
+      ...resolved.options,
+      precision: 'int8',
+    });
+    const ours = (d: FaceDetector, e: FaceEmbedder) => async (i: number) => {
+      const [found] = await d.detectFaces([frames[i]!], { crop: e.preprocessing.crop });
+      if (found!.crops.length) await e.embed(found!.crops.map((c) => c.image));
+    };
+    const pytorch = (i: number, lane: number) => theirs[lane]!.ask('frame', i);
+    const pytorchTogether = async () => {
+      const started = performance.now();
+      for (let i = 0; i < count; i++) await together.ask('frame', i % frames.length);
+      return (count * 1000) / (performance.now() - started);
+    };
+    const split: number[] = [];
+    const single: number[] = [];
+    const torchBest = async () => {
+      const [apart, one] = [await stream(pytorch), await pytorchTogether()];
+      split.push(apart);
+      single.push(one);
+      return Math.max(apart, one);
+    };
+    // Warm-up: every worker and every process sees every frame.
+    await stream(ours(detector, fp32Embedder));
+    await stream(ours(detector, int8Embedder));
+    await Promise.all(
+      theirs.map(async (t) => {
+        for (let i = 0; i < frames.length; i++) await t.ask('frame', i);
+      }),
+    );
+    const fp32: number[] = [];
+    const int8: number[] = [];
+    const torch: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      if (r % 2 === 1) torch.push(await torchBest());
+      fp32.push(await stream(ours(detector, fp32Embedder)));
+      if (r % 2 === 0) torch.push(await torchBest());
+      int8.push(await stream(ours(detector, int8Embedder)));
+    }
+    const ratio = (xs: number[]) => xs.map((x, i) => x / torch[i]!);
+    console.log(
+      `whole frames as a stream on all ${lanes} cores (${count} frames, ${torch.length} rounds): facenet-pytorch ` +
+        `${lanes} processes × 1 thread ${median(split).toFixed(2)} frames/s, 1 process × ${threads} threads ` +
+        `${median(single).toFixed(2)}; facerec ${lanes} workers × 1 thread ` +
+        `fp32 ${median(fp32).toFixed(2)}, int8 ${median(int8).toFixed(2)}; ratio to facenet-pytorch's faster, median fp32 ` +
+        `${median(ratio(fp32)).toFixed(2)}× (${spread(ratio(fp32))}), int8 ${median(ratio(int8)).toFixed(2)}× ` +
+        `(${spread(ratio(int8))})`,
+    );
+  } finally {
+    for (const t of theirs) t.close();
+    await provider.close();
   }
 }
 
