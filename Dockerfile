@@ -46,17 +46,23 @@ RUN npm run build
 # FACEREC_MODELS_MIRROR: a folder in the build context holding the upstream model files (pnet.pt, ...), for
 # offline builds; empty means download over HTTPS (sha256-verified either way). The context is bind-mounted
 # for this step only, so neither the mirror nor anything else from it lands in a layer.
+# PRECISION=int8 (onnx only): the recognition function runs the embedder's int8 graph, built here and
+# calibrated on the face images of CALIBRATION (a folder relative to the build context), which the image keeps
+# under facerec/calibration (they key the graph in the read-only model folder).
 ARG PROVIDER=onnx
 ARG EMBEDDER=inception-resnet-v1
 ARG WEIGHTS=
 ARG GALLERY=gallery/gallery.json
 ARG FACEREC_MODELS_MIRROR=
+ARG PRECISION=fp32
+ARG CALIBRATION=
 ARG TARGETARCH
 RUN --mount=type=bind,source=.,target=/context set -eu; \
     if [ -n "${FACEREC_MODELS_MIRROR}" ]; then export FACEREC_MODELS_MIRROR="/context/${FACEREC_MODELS_MIRROR}"; fi; \
     case "${TARGETARCH:-amd64}" in amd64) arch=x64 ;; arm64) arch=arm64 ;; *) echo "unsupported architecture ${TARGETARCH}" >&2; exit 2 ;; esac; \
     npx tsx scripts/lambda-tree.ts --out /tree --gallery "/context/${GALLERY}" --provider "${PROVIDER}" \
-      --embedder "${EMBEDDER}" ${WEIGHTS:+--weights "${WEIGHTS}"} --arch "$arch"
+      --embedder "${EMBEDDER}" ${WEIGHTS:+--weights "${WEIGHTS}"} --arch "$arch" \
+      --precision "${PRECISION}" ${CALIBRATION:+--calibration "/context/${CALIBRATION}"}
 
 # ---- final: the Lambda base image with the tree as its task directory ------------------------------------
 FROM ${NODE_IMAGE}
@@ -71,7 +77,10 @@ COPY --from=build /tree ${LAMBDA_TASK_ROOT}
 # keep less of a large frame's smaller blocks afterwards (native memory +4 to +8 % after a 25-megapixel frame,
 # against +9 to +13 % by default) at the same speed in these one-thread-of-JavaScript functions. Not for
 # `facerec serve` with worker threads: there it made answers ≈ 1.5× slower.
+ARG PRECISION=fp32
 ENV FACEREC_CACHE_DIR=${LAMBDA_TASK_ROOT}/facerec/models \
+    FACEREC_PRECISION=${PRECISION} \
+    FACEREC_CALIBRATION_DIR=${LAMBDA_TASK_ROOT}/facerec/calibration \
     FACEREC_GALLERY=${LAMBDA_TASK_ROOT}/facerec/gallery.json \
     MALLOC_MMAP_THRESHOLD_=1048576 \
     MALLOC_ARENA_MAX=2 \

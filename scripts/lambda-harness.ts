@@ -96,12 +96,14 @@ function node(args: readonly string[], env: NodeJS.ProcessEnv): void {
 /**
  * Builds a tree in `work` for a faceapi-resnet gallery (its weights install offline) of `people` from the
  * bbt identities in `bbt` (images 2 and 3 each, so image 1 stays held out): `facerec enroll`, then
- * `npm run lambda-tree`'s script. Needs `npm run build`, the model mirror and the npm registry or cache.
+ * `npm run lambda-tree`'s script; with `calibration` (a folder of face images), with the int8 graph too, as
+ * CI builds it. Needs `npm run build`, the model mirror and the npm registry or cache.
  */
 export function buildTestTree(
   work: string,
   bbt: string,
   people: readonly string[] = ['sheldon', 'leonard'],
+  calibration?: string,
 ): string {
   const folder = path.join(work, 'people');
   for (const name of people) {
@@ -136,6 +138,7 @@ export function buildTestTree(
       gallery,
       '--embedder',
       'faceapi-resnet',
+      ...(calibration ? ['--precision', 'int8', '--calibration', calibration] : []),
     ],
     env,
   );

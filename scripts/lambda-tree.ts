@@ -1,4 +1,5 @@
-// `npm run lambda-tree -- --out DIR --gallery FILE [--provider onnx] [--embedder ID] [--weights W] [--arch x64]`
+// `npm run lambda-tree -- --out DIR --gallery FILE [--provider onnx] [--embedder ID] [--weights W] [--arch x64]
+//    [--precision int8 --calibration DIR]`
 //
 // Builds the Lambda task directory: exactly what the container image holds under LAMBDA_TASK_ROOT. The
 // Dockerfile runs this script and copies its output, so the image and a tree built here without Docker are
@@ -11,7 +12,10 @@
 //   native binaries for linux/<arch> only (npm's `--os`/`--cpu`; onnxruntime-node ships every platform in
 //   one package, so the others are deleted);
 // - `facerec/models/`: every model the detector and the embedder need, pulled (sha256-checked) and converted
-//   by the provider ahead of time (`facerec models prepare`), because the functions cannot write there;
+//   by the provider ahead of time (`facerec models prepare`), because the functions cannot write there; with
+//   `--precision int8`, the embedder's int8 graph too, calibrated on the images of `--calibration`;
+// - `facerec/calibration/`: with `--precision int8`, those images (png/jpeg/webp, folders kept), which key the
+//   int8 graph in the cache (the functions read their names and bytes, never decode them);
 // - `facerec/gallery.json`: the gallery, after checking that it was enrolled with the embedder the functions
 //   run (with a gallery in S3, FACEREC_GALLERY=s3://…, it is the embedder check and the seed to upload).
 //
@@ -43,6 +47,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Where the handlers find their models and gallery, relative to the task root (the Dockerfile's ENV). */
 export const TREE_MODELS_DIR = 'facerec/models';
 export const TREE_GALLERY = 'facerec/gallery.json';
+export const TREE_CALIBRATION_DIR = 'facerec/calibration';
 
 /** Workspaces every tree holds, plus the chosen provider's. */
 const BASE_WORKSPACES = [
@@ -73,7 +78,7 @@ function usage(message: string): never {
   process.stderr.write(
     `lambda-tree: ${message}\n` +
       'usage: npm run lambda-tree -- --out DIR --gallery FILE [--provider onnx|tfjs] [--embedder ID] ' +
-      '[--weights W] [--arch x64|arm64]\n',
+      '[--weights W] [--arch x64|arm64] [--precision fp32|int8 --calibration DIR]\n',
   );
   process.exit(2);
 }
@@ -102,6 +107,8 @@ function main(): void {
           embedder: { type: 'string', default: MODELS.defaults.embedder },
           weights: { type: 'string' },
           arch: { type: 'string', default: 'x64' },
+          precision: { type: 'string', default: 'fp32' },
+          calibration: { type: 'string' },
         },
         strict: true,
         allowPositionals: false,
@@ -118,9 +125,24 @@ function main(): void {
   }
   if (!ARCHES.includes(values.arch))
     usage(`--arch ${JSON.stringify(values.arch)} is not one of ${ARCHES.join(', ')}`);
+  if (values.precision !== 'fp32' && values.precision !== 'int8')
+    usage(`--precision ${JSON.stringify(values.precision)} is not one of fp32, int8`);
+  const int8 = values.precision === 'int8';
+  if (int8 && values.provider !== 'onnx') usage('--precision int8 needs --provider onnx');
+  if (int8 && !values.calibration)
+    usage(
+      '--precision int8 needs --calibration DIR: a few dozen face images of the kind the embedder will see',
+    );
+  if (!int8 && values.calibration) usage('--calibration is for --precision int8 only');
+  const calibrationDir = values.calibration ? path.resolve(values.calibration) : undefined;
+  if (calibrationDir && !existsSync(calibrationDir)) usage(`calibration folder not found: ${calibrationDir}`);
   let embedder: ResolvedEmbedder;
   try {
-    embedder = MODELS.resolveEmbedder(values.embedder, { weights: values.weights });
+    embedder = MODELS.resolveEmbedder(
+      values.embedder,
+      { weights: values.weights },
+      int8 ? { precision: 'int8' } : {},
+    );
   } catch (error) {
     usage(`--embedder/--weights: ${(error as Error).message}`);
   }
@@ -215,6 +237,15 @@ function main(): void {
   // part of the tree: the functions never pull or convert).
   const modelsDir = path.join(out, TREE_MODELS_DIR);
   mkdirSync(modelsDir, { recursive: true });
+  // int8: the calibration images first, so that the graph is keyed by the very files the functions read.
+  const treeCalibration = path.join(out, TREE_CALIBRATION_DIR);
+  if (calibrationDir) {
+    cpSync(calibrationDir, treeCalibration, {
+      recursive: true,
+      dereference: true,
+      filter: (source) => statSync(source).isDirectory() || /\.(png|jpe?g|webp)$/i.test(source),
+    });
+  }
   run(
     process.execPath,
     [
@@ -226,15 +257,23 @@ function main(): void {
       '--embedder',
       values.embedder,
       ...(values.weights ? ['--weights', values.weights] : []),
+      ...(int8 ? ['--precision', 'int8'] : []),
     ],
-    { cwd: root, env: { ...process.env, FACEREC_CACHE_DIR: modelsDir } },
+    {
+      cwd: root,
+      env: {
+        ...process.env,
+        FACEREC_CACHE_DIR: modelsDir,
+        ...(int8 ? { FACEREC_CALIBRATION_DIR: treeCalibration } : {}),
+      },
+    },
   );
 
   // 4. The gallery (checked above).
   cpSync(galleryFile, path.join(out, TREE_GALLERY));
 
   process.stdout.write(
-    `lambda-tree: ${out} (${values.provider}, ${embedderId}, linux/${values.arch}): ` +
+    `lambda-tree: ${out} (${values.provider}, ${embedderId}${int8 ? ', int8' : ''}, linux/${values.arch}): ` +
       `${(treeBytes(out) / 1e6).toFixed(1)} MB in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
 }

@@ -4,6 +4,7 @@
  * from the repository root and deploys the gallery at `gallery/gallery.json` there, with the embedder that
  * gallery was enrolled with.
  */
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   FaceRecognitionPipeline,
@@ -11,6 +12,9 @@ import {
   type FaceRecognitionPipelineProps,
 } from '@facerec/cdk';
 import { App, Stack, type StackProps } from 'aws-cdk-lib';
+
+/** The repository root: the image's build context, where `-c calibration=` paths start. */
+const REPOSITORY_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 /** Props of {@link FacerecStack}: the pipeline's props plus the usual stack props. */
 export interface FacerecStackProps extends StackProps {
@@ -23,18 +27,23 @@ export class FacerecStack extends Stack {
 
   constructor(scope: App, id: string, props: FacerecStackProps = {}) {
     super(scope, id, props);
-    // `npx cdk deploy -c alarmEmail=you@example.com -c architecture=arm64 -c galleryBucket=true`: optional
-    // settings from the command line.
+    // `npx cdk deploy -c alarmEmail=you@example.com -c architecture=arm64 -c galleryBucket=true
+    // -c precision=int8 -c calibration=gallery/calibration`: optional settings from the command line (the
+    // calibration folder relative to the repository root, the image's build context).
     const context = (key: string) => this.node.tryGetContext(key) as string | undefined;
     const alarmEmail = context('alarmEmail');
     const architecture = context('architecture') as 'x86_64' | 'arm64' | undefined;
     const galleryBucket = context('galleryBucket') === 'true';
+    const precision = context('precision') as 'fp32' | 'int8' | undefined;
+    const calibration = context('calibration');
     this.pipeline = new FaceRecognitionPipeline(this, 'Pipeline', {
       recognition: { reservedConcurrency: 5 },
       maxConcurrency: 5,
       ...(alarmEmail ? { alarmEmail } : {}),
       ...(architecture ? { architecture } : {}),
       ...(galleryBucket ? { galleryBucket } : {}),
+      ...(precision ? { precision } : {}),
+      ...(calibration ? { calibration: path.resolve(REPOSITORY_ROOT, calibration) } : {}),
       ...props.pipeline,
     });
   }

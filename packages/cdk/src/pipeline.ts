@@ -134,6 +134,18 @@ export interface FaceRecognitionPipelineProps {
    * `casia-webface` or a `.pt` path inside the image. Default: the embedder's own (`vggface2`).
    */
   readonly weights?: string;
+  /**
+   * The recognition function's embedder precision (`FACEREC_PRECISION`): `fp32` (default) or `int8`, the onnx
+   * provider's int8 graph (≈ 2.5× faster InceptionResnetV1 on x86; its accuracy cost is measured per
+   * embedder in the README), which the image build prepares from {@link calibration}'s faces.
+   */
+  readonly precision?: 'fp32' | 'int8';
+  /**
+   * With `precision: 'int8'` and an image built here: a folder of face images inside `imageDirectory` (a few
+   * dozen, of the kind the functions will see) to calibrate the int8 graph on; the image keeps them (build
+   * argument `CALIBRATION`).
+   */
+  readonly calibration?: string;
   /** Gallery file inside the image (`FACEREC_GALLERY`). Default {@link BAKED_GALLERY}, the Dockerfile's. */
   readonly galleryPath?: string;
   /** Model cache inside the image (`FACEREC_CACHE_DIR`). Default {@link BAKED_MODEL_DIR}. */
@@ -226,6 +238,8 @@ const KNOWN_PROPS = new Set<string>([
   'provider',
   'embedder',
   'weights',
+  'precision',
+  'calibration',
   'galleryPath',
   'modelCacheDir',
   'detection',
@@ -294,6 +308,9 @@ interface Resolved {
   /** The embedder with its options, validated by the registry. */
   readonly embedder: ResolvedEmbedder;
   readonly weights: string | undefined;
+  readonly precision: 'fp32' | 'int8';
+  /** The calibration folder relative to the build context (int8 images built here). */
+  readonly calibration: string | undefined;
   readonly galleryPath: string;
   readonly modelCacheDir: string;
   readonly detection: ResolvedFunction;
@@ -420,6 +437,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     provider: props.provider ?? registry.defaults.provider,
     embedder,
     weights: embedder.settings.weights,
+    precision: props.precision ?? 'fp32',
+    calibration: undefined,
     galleryPath: props.galleryPath ?? PIPELINE_DEFAULTS.galleryPath,
     modelCacheDir: props.modelCacheDir ?? PIPELINE_DEFAULTS.modelCacheDir,
     detection,
@@ -436,6 +455,25 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   };
 
   if (prebuilt) nonEmpty('image.tagOrDigest', props.image!.tagOrDigest);
+  oneOf('precision', resolved.precision, ['fp32', 'int8']);
+  let calibration: string | undefined;
+  if (resolved.precision === 'int8' && resolved.provider !== 'onnx')
+    problems.push(`precision "int8" needs the onnx provider, got "${resolved.provider}"`);
+  if (props.calibration !== undefined && resolved.precision !== 'int8')
+    problems.push('calibration is for precision "int8" only');
+  if (resolved.precision === 'int8' && !prebuilt) {
+    const folder = props.calibration === undefined ? undefined : path.resolve(props.calibration);
+    if (folder === undefined)
+      problems.push(
+        'precision "int8" needs calibration: a folder of face images inside imageDirectory to calibrate on',
+      );
+    else if (!existsSync(folder)) problems.push(`calibration: ${folder} does not exist`);
+    else if (path.relative(imageDirectory, folder).startsWith('..'))
+      problems.push(
+        `calibration: ${folder} must lie inside imageDirectory (${imageDirectory}), the image's build context`,
+      );
+    else calibration = path.relative(imageDirectory, folder).split(path.sep).join('/');
+  }
   oneOf('architecture', resolved.architecture, ['x86_64', 'arm64']);
   if (resolved.architecture === 'arm64' && resolved.provider !== 'onnx')
     problems.push(
@@ -486,7 +524,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     problems.push('recognition.timeoutSeconds × 6 must not exceed 43200 (the SQS visibility maximum)');
 
   if (problems.length) throw new FaceRecognitionPipelineError(problems);
-  return resolved;
+  return { ...resolved, calibration };
 }
 
 /**
@@ -598,6 +636,7 @@ export class FaceRecognitionPipeline extends Construct {
           PROVIDER: p.provider,
           EMBEDDER: p.embedder.description.id,
           ...(p.weights === undefined ? {} : { WEIGHTS: p.weights }),
+          ...(p.precision === 'int8' ? { PRECISION: 'int8', CALIBRATION: p.calibration! } : {}),
           // Checked at synth to lie inside the build context; the build reads it from there.
           GALLERY: path.relative(source.imageDirectory, p.gallery!).split(path.sep).join('/'),
           ...source.buildArgs,
@@ -622,6 +661,7 @@ export class FaceRecognitionPipeline extends Construct {
       FACEREC_PROVIDER: p.provider,
       FACEREC_EMBEDDER: p.embedder.description.id,
       ...(p.weights === undefined ? {} : { FACEREC_WEIGHTS: p.weights }),
+      FACEREC_PRECISION: p.precision,
       FACEREC_REQUEST_QUEUE_URL: this.requestQueue.queueUrl,
       FACEREC_RESPONSE_QUEUE_URL: this.responseQueue.queueUrl,
       ...(replyQueues.length

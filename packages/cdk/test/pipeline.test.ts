@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App, Aspects, Stack } from 'aws-cdk-lib';
@@ -418,6 +418,47 @@ describe('FaceRecognitionPipeline', () => {
     casia.template.allResourcesProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ FACEREC_WEIGHTS: 'casia-webface' }) },
     });
+  });
+
+  it('runs the int8 embedder when asked: calibrated in the image build, FACEREC_PRECISION in the functions', () => {
+    mkdirSync(path.join(imageDirectory, 'calibration'), { recursive: true });
+    const int8 = synth({
+      gallery: faceapiGallery,
+      precision: 'int8',
+      calibration: path.join(imageDirectory, 'calibration'),
+    });
+    int8.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ FACEREC_PRECISION: 'int8' }) },
+    });
+    expect(dockerImageSources(int8.app)[0]?.dockerBuildArgs).toEqual({
+      PROVIDER: 'onnx',
+      EMBEDDER: 'faceapi-resnet',
+      GALLERY: 'gallery/faceapi.json',
+      PRECISION: 'int8',
+      CALIBRATION: 'calibration',
+    });
+    synth().template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ FACEREC_PRECISION: 'fp32' }) },
+    });
+    expect(() => synth({ precision: 'int8' })).toThrow(/precision "int8" needs calibration/);
+    expect(() => synth({ precision: 'int8', calibration: tmpdir() })).toThrow(
+      /must lie inside imageDirectory/,
+    );
+    expect(() => synth({ precision: 'int8', calibration: path.join(imageDirectory, 'nope') })).toThrow(
+      /calibration: .*nope does not exist/,
+    );
+    expect(() =>
+      synth({
+        provider: 'tfjs',
+        gallery: faceapiGallery,
+        precision: 'int8',
+        calibration: path.join(imageDirectory, 'calibration'),
+      }),
+    ).toThrow(/precision "int8" needs the onnx provider/);
+    expect(() => synth({ calibration: path.join(imageDirectory, 'calibration') })).toThrow(
+      /calibration is for precision "int8" only/,
+    );
+    expect(() => synth({ precision: 'fp16' as never })).toThrow(/precision must be one of fp32, int8/);
   });
 
   it('builds for arm64 when asked (functions and image platform)', () => {

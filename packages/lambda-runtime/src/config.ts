@@ -15,6 +15,7 @@ import { z } from 'zod';
  * | `FACEREC_PROVIDER` | the registry's (`onnx`) | inference provider: a provider the model registry lists (`onnx`, `tfjs`) |
  * | `FACEREC_EMBEDDER` | the registry's (`inception-resnet-v1`) | an embedder id of the model registry (`inception-resnet-v1`, `faceapi-resnet`) |
  * | `FACEREC_WEIGHTS` | the model's (`vggface2`) | weights, for embedders that take them (InceptionResnetV1: `vggface2`, `casia-webface` or a `.pt` path) |
+ * | `FACEREC_PRECISION` | `fp32` | recognition: the embedder's precision, `fp32` or `int8` (onnx provider: the int8 graph calibrated on the face images in `FACEREC_CALIBRATION_DIR`; a read-only deployment needs it prepared ahead, `npm run lambda-tree -- --precision int8 --calibration DIR`) |
  * | `FACEREC_REQUEST_QUEUE_URL` | — | request queue (detection → recognition); required |
  * | `FACEREC_RESPONSE_QUEUE_URL` | — | response queue (answers to the client); required |
  * | `FACEREC_REPLY_QUEUES` | none | comma-separated queue URLs a request may name in `reply_to` to be answered there instead (one per client sharing the deployment) |
@@ -78,6 +79,7 @@ const schemaFor = (registry: ModelRegistry) =>
     FACEREC_PROVIDER: oneOf(registry.providerNames).default(registry.defaults.provider),
     FACEREC_EMBEDDER: oneOf(registry.embedderIds).default(registry.defaults.embedder),
     FACEREC_WEIGHTS: z.string().min(1).optional(),
+    FACEREC_PRECISION: oneOf(['fp32', 'int8']).default('fp32'),
     FACEREC_REQUEST_QUEUE_URL: z.string().min(1),
     FACEREC_RESPONSE_QUEUE_URL: z.string().min(1),
     FACEREC_REPLY_QUEUES: z
@@ -137,11 +139,16 @@ export function loadConfig(
   const e = parsed.data;
   let embedder: ResolvedEmbedder;
   try {
-    embedder = registry.resolveEmbedder(e.FACEREC_EMBEDDER, { weights: e.FACEREC_WEIGHTS });
+    // fp32 is every embedder's default: named only for int8, so an embedder without the option still loads.
+    embedder = registry.resolveEmbedder(
+      e.FACEREC_EMBEDDER,
+      { weights: e.FACEREC_WEIGHTS },
+      e.FACEREC_PRECISION === 'int8' ? { precision: 'int8' } : {},
+    );
   } catch (cause) {
     throw new InvalidOptionsError(
       '@facerec/lambda-runtime configuration',
-      `FACEREC_EMBEDDER / FACEREC_WEIGHTS: ${(cause as Error).message}`,
+      `FACEREC_EMBEDDER / FACEREC_WEIGHTS / FACEREC_PRECISION: ${(cause as Error).message}`,
       { cause },
     );
   }

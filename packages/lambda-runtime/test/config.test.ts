@@ -65,6 +65,18 @@ describe('loadConfig', () => {
     });
   });
 
+  it('turns FACEREC_PRECISION into the embedder option, fp32 by default, and refuses other values', () => {
+    expect(loadConfig(queues).embedder.options).not.toHaveProperty('precision');
+    expect(loadConfig({ ...queues, FACEREC_PRECISION: 'fp32' }).embedder.options).toEqual({});
+    const int8 = loadConfig({ ...queues, FACEREC_EMBEDDER: 'faceapi-resnet', FACEREC_PRECISION: 'int8' });
+    expect(int8.embedder.options).toEqual({ precision: 'int8' });
+    // The same model id as fp32: a gallery enrolled with the fp32 embedder is matched by the int8 one.
+    expect(int8.embedder.description.modelId(int8.embedder.options)).toBe('faceapi-resnet');
+    expect(() => loadConfig({ ...queues, FACEREC_PRECISION: 'fp16' })).toThrow(
+      /FACEREC_PRECISION: "fp16" is not one of fp32, int8/,
+    );
+  });
+
   it('names every missing required variable', () => {
     expect(() => loadConfig({})).toThrow(/FACEREC_REQUEST_QUEUE_URL.*FACEREC_RESPONSE_QUEUE_URL/);
   });

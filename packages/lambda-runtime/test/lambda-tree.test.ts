@@ -15,7 +15,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,12 @@ import {
   sqsEvent,
   startSqsRecorder,
 } from '../../../scripts/lambda-harness.js';
-import { TREE_GALLERY, treeBytes } from '../../../scripts/lambda-tree.js';
+import {
+  TREE_CALIBRATION_DIR,
+  TREE_GALLERY,
+  TREE_MODELS_DIR,
+  treeBytes,
+} from '../../../scripts/lambda-tree.js';
 import { type LocalS3, startLocalS3, TEST_BUCKET } from '../../gallery-s3/test/s3rver.js';
 import { type LocalDynamoDb, startDynalite } from './dynalite.js';
 
@@ -40,7 +45,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 /**
  * Budget for the tree (onnx provider, face-api's net, linux/x64): measured 126 MB (node_modules 104 MB, of
  * which onnxruntime's linux/x64 library 45 MB, sharp's libvips 19 MB, the AWS SDK's SQS and DynamoDB clients
- * 16 MB; models 22 MB). Lambda's limit for an image is 10 GB, so the budget is about the cold start (bytes to
+ * 16 MB; models 22 MB); 137 MB with the int8 graph and its 67 calibration crops, as CI builds it. Lambda's
+ * limit for an image is 10 GB, so the budget is about the cold start (bytes to
  * pull), not a hard limit.
  */
 const TREE_BUDGET_BYTES = 150e6;
@@ -48,10 +54,12 @@ const TREE_BUDGET_BYTES = 150e6;
 const INIT_BUDGET_MS = 20_000;
 const PERSON = 'sheldon';
 const FRAME = sharedPath('faces', 'face-api.js', 'bbt', PERSON, `${PERSON}1.png`);
+/** The face crops the tree's int8 graph is calibrated on (as `.ci/run` builds it). */
+const CALIBRATION = sharedPath('reference', 'crops');
 
 describeWithSharedData(
   'Lambda task tree',
-  ['models/upstream/pnet.pt', `faces/face-api.js/bbt/${PERSON}/${PERSON}1.png`],
+  ['models/upstream/pnet.pt', `faces/face-api.js/bbt/${PERSON}/${PERSON}1.png`, 'reference/crops'],
   () => {
     const work = mkdtempSync(path.join(os.tmpdir(), 'facerec-tree-test-'));
     let tree: string;
@@ -82,7 +90,7 @@ describeWithSharedData(
       tree =
         prebuilt && existsSync(prebuilt)
           ? prebuilt
-          : buildTestTree(work, sharedPath('faces', 'face-api.js', 'bbt'), [PERSON, 'leonard']);
+          : buildTestTree(work, sharedPath('faces', 'face-api.js', 'bbt'), [PERSON, 'leonard'], CALIBRATION);
     }, 300_000);
 
     afterAll(async () => {
@@ -178,6 +186,38 @@ describeWithSharedData(
       );
       expect(detection.initMs).toBeLessThan(INIT_BUDGET_MS);
       expect(recognition.initMs).toBeLessThan(INIT_BUDGET_MS);
+    });
+
+    it('recognizes with the int8 embedder the tree was built with (FACEREC_PRECISION=int8), read-only', async () => {
+      const models = path.join(tree, TREE_MODELS_DIR, 'onnx');
+      expect(readdirSync(models).some((f) => f.includes('-int8-'))).toBe(true);
+      expect(readdirSync(path.join(tree, TREE_CALIBRATION_DIR)).length).toBeGreaterThan(10);
+      sqs.sent.length = 0;
+      const requestId = `tree-int8-${randomUUID()}`;
+      await invoke('detection', functionUrlEvent(readFileSync(FRAME), requestId, `${PERSON}1.png`));
+      const faces = sqs.sent.filter((m) => m.queueUrl === REQUEST_QUEUE_URL);
+      // The Dockerfile's environment for an int8 image; the model folder stays read-only, so a graph that
+      // was not prepared in the tree would fail the load instead of being built.
+      const recognition = await invoke('recognition', sqsEvent(faces), {
+        FACEREC_PRECISION: 'int8',
+        FACEREC_CALIBRATION_DIR: path.join(tree, TREE_CALIBRATION_DIR),
+      });
+      expect(recognition.refused).toEqual([]);
+      expect(recognition.result).toEqual({ batchItemFailures: [] });
+      const answers = sqs.sent.filter((m) => m.queueUrl === RESPONSE_QUEUE_URL);
+      expect(answers.length).toBe(faces.length);
+      expect(answers.map((m) => m.body).join()).toContain(PERSON);
+      console.log(
+        `int8 recognition from the tree: init ${recognition.initMs.toFixed(0)} ms, first invocation ` +
+          `${recognition.invokeMs.toFixed(0)} ms, RSS ${(recognition.rssBytes / 2 ** 20).toFixed(0)} MiB`,
+      );
+      // Other calibration faces name another int8 graph, which the read-only tree does not hold: the
+      // function fails at init, naming the cause, instead of answering with a graph it was not built with.
+      const other = mkdtempSync(path.join(work, 'other-calibration-'));
+      copyFileSync(FRAME, path.join(other, 'face.png'));
+      await expect(
+        invoke('recognition', sqsEvent(faces), { FACEREC_PRECISION: 'int8', FACEREC_CALIBRATION_DIR: other }),
+      ).rejects.toThrow(/is not in the model cache .*, which cannot be written/);
     });
 
     it("recognizes with a gallery in S3 (the construct's galleryBucket), from the tree alone", async () => {

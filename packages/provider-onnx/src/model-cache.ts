@@ -1,6 +1,7 @@
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type ModelStore, readCheckpoint, type StateDict } from '@facerec/framework';
+import { type ModelStore, ModelUnavailableError, readCheckpoint, type StateDict } from '@facerec/framework';
 import { writeFileAtomic } from '@facerec/framework/internal';
 
 /**
@@ -44,10 +45,23 @@ export async function cachedOnnxFile(
   ) {
     return { bytes: undefined, weightsSha256, path: file, built: false, buildMs: 0 };
   }
+  // A read-only model folder (a Lambda image) holds every graph the deployment was prepared for; one it lacks
+  // fails here, before seconds of building, and says how to prepare it.
+  await mkdir(path.dirname(file), { recursive: true })
+    .then(() => access(path.dirname(file), constants.W_OK))
+    .catch((cause: unknown) => {
+      throw new ModelUnavailableError(
+        path.basename(file),
+        `${path.basename(file)} is not in the model cache ${path.dirname(file)}, which cannot be written ` +
+          `(${(cause as { code?: string }).code ?? String(cause)}): prepare it where the cache is written, with ` +
+          'the same weights, options and (for int8) calibration faces: `facerec models prepare` or ' +
+          '`npm run lambda-tree -- … [--precision int8 --calibration DIR]`',
+        { cause },
+      );
+    });
   const started = performance.now();
   const bytes = await build();
   const buildMs = performance.now() - started;
-  await mkdir(path.dirname(file), { recursive: true });
   await writeFileAtomic(file, bytes);
   return { bytes, weightsSha256, path: file, built: true, buildMs };
 }

@@ -5,6 +5,7 @@ import {
   type CliContext,
   embedderOption,
   loadEmbedder,
+  precisionOption,
   providerOption,
   selectProvider,
   weightsOption,
@@ -53,8 +54,9 @@ export function registerModelsCommands(program: Command, context: CliContext): v
     )
     .addOption(embedderOption(context))
     .addOption(weightsOption('embedder'))
+    .addOption(precisionOption())
     .addOption(providerOption(context))
-    .action(async (opts: { embedder: string; weights?: string; provider: string }) => {
+    .action(async (opts: { embedder: string; weights?: string; precision?: string; provider: string }) => {
       const { registry } = context;
       const resolved = registry.resolveEmbedder(opts.embedder, { weights: opts.weights });
       const progress = pullProgressReporter();
@@ -76,7 +78,11 @@ export function registerModelsCommands(program: Command, context: CliContext): v
       const detector = provider.detector(registry.defaults.detector);
       try {
         await detector.ready();
-        const embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
+        // int8: the calibrated graph is built and cached too (from $FACEREC_CALIBRATION_DIR's faces).
+        const embedder = await loadEmbedder(context, provider, opts.embedder, {
+          weights: opts.weights,
+          precision: opts.precision,
+        });
         info(
           `${registry.defaults.detector} and ${embedder.modelId} ready on ${provider.name} in ` +
             `${((performance.now() - started) / 1000).toFixed(1)} s${loadNote(embedder)} (cache: ${store.cacheDir})`,
