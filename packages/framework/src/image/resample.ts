@@ -311,6 +311,13 @@ export function resizeBilinearPil(src: RgbImage, box: CropBox, size: readonly [n
   }
 
   const { data, width } = src;
+  // Hot loops below read the coefficient arrays through locals (not object properties), keep to 32-bit
+  // integer arithmetic, and the vertical pass walks rows in memory order, accumulating a whole output row at
+  // once. Exact: weights are non-negative and sum to about 2^22, so every partial sum of 8-bit samples times
+  // weights stays below 2^31 (no wrap-around), and integer additions in any order give the same result.
+  const hBounds = horizontal.bounds;
+  const hWeights = horizontal.weights;
+  const hSize = horizontal.ksize;
   const tmp = new Uint8Array(outW * tmpH * 3);
   for (let y = 0; y < tmpH; y++) {
     const sy = top + firstRow + y;
@@ -322,14 +329,14 @@ export function resizeBilinearPil(src: RgbImage, box: CropBox, size: readonly [n
       let r = HALF;
       let g = HALF;
       let b = HALF;
-      const kBase = xx * horizontal.ksize;
-      const pxBase = rowBase + left + horizontal.bounds[xx * 2]!;
+      const kBase = xx * hSize;
+      const pxBase = rowBase + left + hBounds[xx * 2]!;
       for (let x = tapFrom[xx]!, end = tapTo[xx]!; x < end; x++) {
-        const k = horizontal.weights[kBase + x]!;
+        const k = hWeights[kBase + x]!;
         const at = (pxBase + x) * 3;
-        r += data[at]! * k;
-        g += data[at + 1]! * k;
-        b += data[at + 2]! * k;
+        r = (r + Math.imul(data[at]!, k)) | 0;
+        g = (g + Math.imul(data[at + 1]!, k)) | 0;
+        b = (b + Math.imul(data[at + 2]!, k)) | 0;
       }
       const o = tmpBase + xx * 3;
       tmp[o] = clip8(r);
@@ -339,17 +346,24 @@ export function resizeBilinearPil(src: RgbImage, box: CropBox, size: readonly [n
   }
 
   const rowLen = outW * 3;
+  const vBounds = vertical.bounds;
+  const vWeights = vertical.weights;
+  const vSize = vertical.ksize;
   const out = new Uint8Array(outH * rowLen);
+  const acc = new Int32Array(rowLen);
   for (let yy = 0; yy < outH; yy++) {
-    const ymin = vertical.bounds[yy * 2]! - firstRow;
-    const taps = vertical.bounds[yy * 2 + 1]!;
-    const kBase = yy * vertical.ksize;
-    const o = yy * rowLen;
-    for (let i = 0; i < rowLen; i++) {
-      let acc = HALF;
-      for (let y = 0; y < taps; y++) acc += tmp[(ymin + y) * rowLen + i]! * vertical.weights[kBase + y]!;
-      out[o + i] = clip8(acc);
+    const ymin = vBounds[yy * 2]! - firstRow;
+    const taps = vBounds[yy * 2 + 1]!;
+    const kBase = yy * vSize;
+    acc.fill(HALF);
+    for (let y = 0; y < taps; y++) {
+      const k = vWeights[kBase + y]!;
+      if (k === 0) continue;
+      const from = (ymin + y) * rowLen;
+      for (let i = 0; i < rowLen; i++) acc[i] = (acc[i]! + Math.imul(tmp[from + i]!, k)) | 0;
     }
+    const o = yy * rowLen;
+    for (let i = 0; i < rowLen; i++) out[o + i] = clip8(acc[i]!);
   }
   return { width: outW, height: outH, data: out };
 }
