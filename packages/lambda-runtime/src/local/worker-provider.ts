@@ -70,6 +70,8 @@ interface Slot {
   readonly index: number;
   worker: Worker | undefined;
   current: (Pending & { id: number }) | undefined;
+  /** Its worker died and no replacement could start: jobs for every worker skip it. */
+  lost?: boolean;
 }
 
 /**
@@ -261,6 +263,7 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
         logger.error('inference worker stopped; starting another', { worker: slot.index, code });
         start(slot).catch((error: unknown) => {
           logger.error('could not restart an inference worker', { worker: slot.index, error: String(error) });
+          slot.lost = true;
           // Jobs only this worker could take fail, and every job does once no worker is left.
           const none = slots.every((s) => !s.worker);
           for (let i = queue.length - 1; i >= 0; i--) {
@@ -277,6 +280,8 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
 
   const request = (job: Job, slot?: Slot): Promise<unknown> => {
     if (closed) return Promise.reject(new DisposedError('worker provider'));
+    if (slot?.lost || slots.every((s) => s.lost))
+      return Promise.reject(new FacerecError('WORKER_FAILED', 'no inference worker left'));
     return new Promise((resolve, reject) => {
       queue.push({ job, slot, resolve, reject });
       dispatch();
@@ -287,7 +292,9 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
     const key = JSON.stringify(job);
     if (job.kind !== 'dispose') preparations.set(key, job);
     try {
-      return (await Promise.all(slots.map((slot) => request(job, slot))))[0];
+      const live = slots.filter((slot) => !slot.lost);
+      if (live.length === 0) throw new FacerecError('WORKER_FAILED', 'no inference worker left');
+      return (await Promise.all(live.map((slot) => request(job, slot))))[0];
     } catch (error) {
       preparations.delete(key); // bad options, a model that cannot load: nothing to replay
       throw error;
