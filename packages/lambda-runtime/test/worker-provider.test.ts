@@ -132,16 +132,24 @@ describeWithSharedData(
       await expect(detector.detect(frames[3]!)).rejects.toSatisfy((e) => DisposedError.isInstance(e));
     });
 
-    it('replaces a worker that dies: its job fails, the next ones get the same answers', async () => {
+    /** One worker, its threads as they start (each passed to `onStart` too) and the errors it logs. */
+    const watched = async (onStart: (worker: Worker, count: number) => void = () => undefined) => {
       const started: Worker[] = [];
       const logged: string[] = [];
-      const logger = { ...silentLogger, error: (message: string) => logged.push(message) };
       const single = await createWorkerProvider({
         provider: 'onnx',
         workers: 1,
-        logger,
-        onWorkerStart: (worker) => started.push(worker),
+        logger: { ...silentLogger, error: (message: string) => logged.push(message) },
+        onWorkerStart: (worker) => {
+          started.push(worker);
+          onStart(worker, started.length);
+        },
       });
+      return { single, started, logged };
+    };
+
+    it('replaces a worker that dies: its job fails, the next ones get the same answers', async () => {
+      const { single, started, logged } = await watched();
       try {
         const detector = single.detector('mtcnn');
         await detector.warmUp({ width: 320, height: 240 });
@@ -164,5 +172,30 @@ describeWithSharedData(
         await single.close();
       }
     });
+
+    it('gives up a worker that keeps stopping, then fails requests at once instead of queueing them', async () => {
+      // Every replacement stops as soon as it runs (as when each one meets the same fatal error).
+      const { single, started, logged } = await watched((worker, count) => {
+        if (count > 1) void worker.terminate();
+      });
+      try {
+        const detector = single.detector('mtcnn');
+        expect((await detector.detect(frames[3]!)).length).toBe(1);
+        await started[0]!.terminate();
+        await vi.waitFor(() => expect(logged).toContain('could not restart an inference worker'), {
+          timeout: 60_000,
+          interval: 50,
+        });
+        // The first stop and four replacements: five stops within a minute.
+        expect(started).toHaveLength(5);
+        const refused = await detector.detect(frames[3]!).catch((e: unknown) => e);
+        expect(refused).toMatchObject({
+          code: 'WORKER_FAILED',
+          message: expect.stringMatching(/no inference worker left/),
+        });
+      } finally {
+        await single.close();
+      }
+    }, 90_000);
   },
 );

@@ -72,7 +72,16 @@ interface Slot {
   current: (Pending & { id: number }) | undefined;
   /** Its worker died and no replacement could start: jobs for every worker skip it. */
   lost?: boolean;
+  /** When its workers stopped lately (for the crash-loop limit). */
+  stops: number[];
 }
+
+/**
+ * A slot whose workers stop this many times within {@link CRASH_WINDOW_MS} is given up (a model or input
+ * that kills every worker would otherwise restart them forever, each restart reloading the models).
+ */
+const MAX_STOPS = 5;
+const CRASH_WINDOW_MS = 60_000;
 
 /**
  * Frames detected together at most, when detections queue up for a worker: up to 8, and up to 1280×720
@@ -179,6 +188,7 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
     index,
     worker: undefined,
     current: undefined,
+    stops: [],
   }));
   const queue: Pending[] = [];
   /**
@@ -260,8 +270,15 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
           new FacerecError('WORKER_FAILED', `inference worker stopped (exit code ${code})`),
         );
         slot.current = undefined;
-        logger.error('inference worker stopped; starting another', { worker: slot.index, code });
-        start(slot).catch((error: unknown) => {
+        const now = performance.now();
+        slot.stops = [...slot.stops.filter((t) => now - t < CRASH_WINDOW_MS), now];
+        const replace =
+          slot.stops.length < MAX_STOPS
+            ? start(slot)
+            : Promise.reject(new Error(`${MAX_STOPS} stops within ${CRASH_WINDOW_MS / 1000} s`));
+        if (slot.stops.length < MAX_STOPS)
+          logger.error('inference worker stopped; starting another', { worker: slot.index, code });
+        replace.catch((error: unknown) => {
           logger.error('could not restart an inference worker', { worker: slot.index, error: String(error) });
           slot.lost = true;
           // Jobs only this worker could take fail, and every job does once no worker is left.
