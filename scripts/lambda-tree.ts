@@ -41,6 +41,7 @@ import {
   type ResolvedEmbedder,
   readGallerySummary,
 } from '@facerec/framework/registry';
+import { isCalibrationImage } from '@facerec/provider-onnx';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -243,7 +244,7 @@ function main(): void {
     cpSync(calibrationDir, treeCalibration, {
       recursive: true,
       dereference: true,
-      filter: (source) => statSync(source).isDirectory() || /\.(png|jpe?g|webp)$/i.test(source),
+      filter: (source) => statSync(source).isDirectory() || isCalibrationImage(source),
     });
   }
   run(

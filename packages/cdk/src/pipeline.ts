@@ -425,6 +425,28 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   } catch (error) {
     problems.push(`embedder: gallery ${gallery!.source}: ${(error as Error).message}`);
   }
+  // int8: the calibration folder, checked now and passed to the build relative to its context.
+  const precision = props.precision ?? 'fp32';
+  const provider = props.provider ?? registry.defaults.provider;
+  oneOf('precision', precision, ['fp32', 'int8']);
+  let calibration: string | undefined;
+  if (precision === 'int8' && provider !== 'onnx')
+    problems.push(`precision "int8" needs the onnx provider, got "${provider}"`);
+  if (props.calibration !== undefined && precision !== 'int8')
+    problems.push('calibration is for precision "int8" only');
+  if (precision === 'int8' && !prebuilt) {
+    const folder = props.calibration === undefined ? undefined : path.resolve(props.calibration);
+    if (folder === undefined)
+      problems.push(
+        'precision "int8" needs calibration: a folder of face images inside imageDirectory to calibrate on',
+      );
+    else if (!existsSync(folder)) problems.push(`calibration: ${folder} does not exist`);
+    else if (path.relative(imageDirectory, folder).startsWith('..'))
+      problems.push(
+        `calibration: ${folder} must lie inside imageDirectory (${imageDirectory}), the image's build context`,
+      );
+    else calibration = path.relative(imageDirectory, folder).split(path.sep).join('/');
+  }
   const resolved: Resolved = {
     source: prebuilt
       ? { kind: 'prebuilt', image: props.image! }
@@ -434,11 +456,11 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     alarmEmail: props.alarmEmail,
     galleryBucket: props.galleryBucket ?? PIPELINE_DEFAULTS.galleryBucket,
     galleryRefreshSeconds: props.galleryRefreshSeconds ?? PIPELINE_DEFAULTS.galleryRefreshSeconds,
-    provider: props.provider ?? registry.defaults.provider,
+    provider,
     embedder,
     weights: embedder.settings.weights,
-    precision: props.precision ?? 'fp32',
-    calibration: undefined,
+    precision,
+    calibration,
     galleryPath: props.galleryPath ?? PIPELINE_DEFAULTS.galleryPath,
     modelCacheDir: props.modelCacheDir ?? PIPELINE_DEFAULTS.modelCacheDir,
     detection,
@@ -455,25 +477,6 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   };
 
   if (prebuilt) nonEmpty('image.tagOrDigest', props.image!.tagOrDigest);
-  oneOf('precision', resolved.precision, ['fp32', 'int8']);
-  let calibration: string | undefined;
-  if (resolved.precision === 'int8' && resolved.provider !== 'onnx')
-    problems.push(`precision "int8" needs the onnx provider, got "${resolved.provider}"`);
-  if (props.calibration !== undefined && resolved.precision !== 'int8')
-    problems.push('calibration is for precision "int8" only');
-  if (resolved.precision === 'int8' && !prebuilt) {
-    const folder = props.calibration === undefined ? undefined : path.resolve(props.calibration);
-    if (folder === undefined)
-      problems.push(
-        'precision "int8" needs calibration: a folder of face images inside imageDirectory to calibrate on',
-      );
-    else if (!existsSync(folder)) problems.push(`calibration: ${folder} does not exist`);
-    else if (path.relative(imageDirectory, folder).startsWith('..'))
-      problems.push(
-        `calibration: ${folder} must lie inside imageDirectory (${imageDirectory}), the image's build context`,
-      );
-    else calibration = path.relative(imageDirectory, folder).split(path.sep).join('/');
-  }
   oneOf('architecture', resolved.architecture, ['x86_64', 'arm64']);
   if (resolved.architecture === 'arm64' && resolved.provider !== 'onnx')
     problems.push(
@@ -524,7 +527,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     problems.push('recognition.timeoutSeconds × 6 must not exceed 43200 (the SQS visibility maximum)');
 
   if (problems.length) throw new FaceRecognitionPipelineError(problems);
-  return { ...resolved, calibration };
+  return resolved;
 }
 
 /**

@@ -13,7 +13,12 @@ export {
 export { GraphBuildError, OnnxRuntimeUnavailableError } from './errors.js';
 export * from './faceapi/index.js';
 export * from './graph/index.js';
-export { CALIBRATION_DIR_ENV, type EmbedderPrecision, QUANTIZER_VERSION } from './int8.js';
+export {
+  CALIBRATION_DIR_ENV,
+  type EmbedderPrecision,
+  isCalibrationImage,
+  QUANTIZER_VERSION,
+} from './int8.js';
 export {
   type CachedGraph,
   cachedGraph,

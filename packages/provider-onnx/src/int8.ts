@@ -15,7 +15,8 @@ export const QUANTIZER_VERSION = 1;
 /** Where int8 graphs read their calibration faces when the caller names no folder. */
 export const CALIBRATION_DIR_ENV = 'FACEREC_CALIBRATION_DIR';
 
-const IMAGE_FILE = /\.(png|jpe?g|webp)$/i;
+/** Whether a file name is one the calibration reads (png, jpeg, webp); other files in the folder are ignored. */
+export const isCalibrationImage = (name: string): boolean => /\.(png|jpe?g|webp)$/i.test(name);
 /** Faces per calibration run: enough to keep the session busy, small enough for every activation's copy. */
 const CALIBRATION_BATCH = 8;
 
@@ -26,7 +27,7 @@ async function imageFiles(dir: string): Promise<string[]> {
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, e.name);
     if (e.isDirectory()) files.push(...(await imageFiles(full)));
-    else if ((e.isFile() || e.isSymbolicLink()) && IMAGE_FILE.test(e.name)) files.push(full);
+    else if ((e.isFile() || e.isSymbolicLink()) && isCalibrationImage(e.name)) files.push(full);
   }
   return files.sort();
 }
