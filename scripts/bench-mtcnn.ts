@@ -2,8 +2,10 @@
 // Detection + crops on the four frames of ../shared/README.md "Reference speed", each resized to 1280 px
 // wide, plus the time to load the three nets with a cold and a warm model cache.
 import { mkdtempSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import {
   decodeImage,
@@ -18,7 +20,12 @@ import {
   resolveMtcnnOptions,
   runMtcnnCascade,
 } from '../packages/framework/src/mtcnn/index.js';
-import { createOnnxProvider, OnnxMtcnnNetworks } from '../packages/provider-onnx/src/index.js';
+import {
+  createOnnxProvider,
+  createSession,
+  OnnxMtcnnNetworks,
+  quantizeStatic,
+} from '../packages/provider-onnx/src/index.js';
 import { BENCH_FRAMES, ms, quantile, sharedDir } from './bench-common.js';
 
 const threads = Number(process.env.FACEREC_THREADS ?? availableParallelism());
@@ -148,5 +155,92 @@ for (const [i, f] of frames.entries()) {
       ` + R-Net ${ms(median('rnet'))} (${median('rnetCrops')} crops) + O-Net ${ms(median('onet'))}` +
       ` (${median('onetCrops')} crops) + JavaScript/WebAssembly ${ms(rest)}`,
   );
+}
+
+// int8 R-Net and O-Net (issue 15 asks for them "if it pays"): the same QDQ quantizer as the embedders,
+// calibrated on the candidates of four other frames, timed against the fp32 graph on the bench frames'
+// candidates (interleaved, one chunk as the detector runs it), with the change in the stage's decisions.
+console.log('## int8 R-Net / O-Net (QDQ, calibrated on other frames): does it pay?');
+const CALIBRATION_FRAMES = [
+  'facenet-pytorch/kate_siegel.jpg',
+  'facenet-pytorch/paul_rudd.jpg',
+  'facenet-pytorch/shea_whigham.jpg',
+  'face-api.js/bbt5.jpg',
+] as const;
+/** The R-Net and O-Net inputs (standardised crops, NCHW) the cascade builds for `files`, joined. */
+async function candidates(files: readonly string[]): Promise<{ rnet: Float32Array; onet: Float32Array }> {
+  const seen = { rnet: [] as number[][], onet: [] as number[][] };
+  const capture: MtcnnNetworks = {
+    ...wrapped,
+    rnet: (input, n) => {
+      seen.rnet.push(Array.from(input.subarray(0, n * 3 * 24 * 24)));
+      return wrapped.rnet(input, n);
+    },
+    onet: (input, n) => {
+      seen.onet.push(Array.from(input.subarray(0, n * 3 * 48 * 48)));
+      return wrapped.onet(input, n);
+    },
+  };
+  for (const file of files) await runMtcnnCascade([await frame(file)], capture, options, sampling);
+  return { rnet: Float32Array.from(seen.rnet.flat()), onet: Float32Array.from(seen.onet.flat()) };
+}
+const calibration = await candidates(CALIBRATION_FRAMES);
+const measured = await candidates(BENCH_FRAMES);
+const graphs = networks.loadReport.graphs;
+for (const [name, index, size, chunk, threshold] of [
+  ['R-Net', 1, 24, 256, options.thresholds[1]],
+  ['O-Net', 2, 48, 32, options.thresholds[2]],
+] as const) {
+  const per = 3 * size * size;
+  const key = index === 1 ? 'rnet' : 'onet';
+  const batch = (data: Float32Array, start: number, n: number) => ({
+    data: data.subarray(start * per, (start + n) * per),
+    dims: [n, 3, size, size],
+  });
+  const calibrationCount = calibration[key].length / per;
+  const batches = [];
+  for (let s = 0; s < calibrationCount; s += chunk) {
+    batches.push(batch(calibration[key], s, Math.min(chunk, calibrationCount - s)));
+  }
+  const floatBytes = new Uint8Array(await readFile(graphs[index]!.path));
+  const int8Bytes = await quantizeStatic(floatBytes, batches, { intraOpNumThreads: threads });
+  const sessionOptions = { intraOpNumThreads: threads, memoryPattern: false };
+  const [fp32, int8] = await Promise.all([
+    createSession(floatBytes, sessionOptions),
+    createSession(int8Bytes, sessionOptions),
+  ]);
+  const count = measured[key].length / per;
+  const one = batch(measured[key], 0, Math.min(chunk, count));
+  const input = { input: new ort.Tensor('float32', one.data, one.dims) };
+  const timings = { fp32: [] as number[], int8: [] as number[] };
+  for (let r = 0; r < 3 + 20; r++) {
+    for (const [label, session] of [
+      ['fp32', fp32],
+      ['int8', int8],
+    ] as const) {
+      const start = performance.now();
+      await session.run(input);
+      if (r >= 3) timings[label].push(performance.now() - start);
+    }
+  }
+  const all = { input: new ort.Tensor('float32', measured[key], [count, 3, size, size]) };
+  const [a, b] = [
+    (await fp32.run(all)).prob!.data as Float32Array,
+    (await int8.run(all)).prob!.data as Float32Array,
+  ];
+  let flips = 0;
+  let largest = 0;
+  for (let i = 0; i < count; i++) {
+    if (a[i * 2 + 1]! > threshold !== b[i * 2 + 1]! > threshold) flips++;
+    largest = Math.max(largest, Math.abs(a[i * 2 + 1]! - b[i * 2 + 1]!));
+  }
+  const f = quantile(timings.fp32, 0.5);
+  const q = quantile(timings.int8, 0.5);
+  console.log(
+    `  ${name}, ${one.dims[0]} crops per run: fp32 ${ms(f)}, int8 ${ms(q)} (int8 ${(f / q).toFixed(2)}× the fp32 speed); ` +
+      `face probability max |Δ| ${largest.toFixed(3)}, decisions at ${threshold} changed for ${flips} of ${count} candidates ` +
+      `(calibrated on ${calibrationCount} other candidates)`,
+  );
+  await Promise.all([fp32.release(), int8.release()]);
 }
 await networks.dispose();
