@@ -32,11 +32,12 @@ interface Sent {
  * request that was answered 200 gets exactly one answer per face, none lost and none twice.
  */
 describeWithSharedData(
-  'facerec serve on a durable queue, killed mid-load',
+  'facerec serve as its own process: --token, and a durable queue killed mid-load',
   ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'],
   () => {
     let work: string;
     let gallery: string;
+    let people: string;
     let server: ChildProcess | undefined;
     const env = () => ({
       ...process.env,
@@ -48,7 +49,7 @@ describeWithSharedData(
       work = await mkdtemp(path.join(tmpdir(), 'facerec-durable-'));
       vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
       vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
-      const people = path.join(work, 'people');
+      people = path.join(work, 'people');
       for (const name of ['amy', 'bernadette', 'howard', 'leonard', 'penny', 'raj', 'sheldon', 'stuart']) {
         await mkdir(path.join(people, name), { recursive: true });
         for (const i of [1, 2])
@@ -77,7 +78,7 @@ describeWithSharedData(
     });
 
     /** Starts `facerec serve` as its own process (the CLI from source) and waits until it answers. */
-    async function serve(port: number, queue: string): Promise<ChildProcess> {
+    async function serve(port: number, queue: string, token?: string): Promise<ChildProcess> {
       const child = spawn(
         process.execPath,
         [
@@ -92,6 +93,7 @@ describeWithSharedData(
           '--queue',
           queue,
           '--quiet',
+          ...(token ? ['--token', token] : []),
         ],
         { cwd: ROOT, env: env(), stdio: ['ignore', 'ignore', 'pipe'] },
       );
@@ -104,7 +106,8 @@ describeWithSharedData(
       const up = (async () => {
         for (;;) {
           try {
-            if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return;
+            const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+            if ((await fetch(`http://127.0.0.1:${port}/health`, { headers })).ok) return;
           } catch {
             await new Promise((r) => setTimeout(r, 200));
           }
@@ -113,6 +116,40 @@ describeWithSharedData(
       await Promise.race([up, exited]);
       return child;
     }
+
+    it('serve --token refuses requests without the token, and client --token sends it', {
+      timeout: 60_000,
+    }, async () => {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      server = await serve(port, 'memory', 'cli-flag-token');
+      const refused = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ content: '', request_id: 'no-token', filename: 'x.png' }),
+      });
+      expect(refused.status).toBe(401);
+      const run = await cli(
+        'client',
+        '--url',
+        url,
+        '--frames',
+        people,
+        '--requests',
+        '4',
+        '--token',
+        'cli-flag-token',
+        '--json',
+      );
+      expect(run.code, run.stderr).toBe(0);
+      const report = JSON.parse(run.stdout) as { answered: number; accuracy: { correct: number } };
+      expect(report.answered).toBe(4);
+      expect(report.accuracy.correct).toBe(4);
+      const stopped = new Promise((resolve) => server!.once('exit', resolve));
+      server.kill('SIGINT');
+      await stopped;
+      server = undefined;
+    });
 
     it('answers every request that got 200 exactly once after kill -9 and a restart on the same file', {
       timeout: 120_000,

@@ -199,8 +199,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     .option('--port <n>', 'port to listen on', '3000')
     .option(
       '--host <address>',
-      'address to listen on (0.0.0.0: every interface; there is no authentication)',
+      'address to listen on (0.0.0.0: every interface); any address other than loopback needs a token',
       '127.0.0.1',
+    )
+    .option(
+      '--token <token>',
+      'bearer token every request must carry, which also turns on the collections API (default: $FACEREC_LOCAL_TOKEN, which keeps it out of the process list)',
     )
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
@@ -312,6 +316,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       'sign requests with SigV4 (for a Function URL with AWS_IAM auth; AWS credentials from the default chain)',
     )
     .option('--region <region>', 'AWS region for --sign (default: from the Function URL)')
+    .option(
+      '--token <token>',
+      'bearer token of a facerec serve that requires one (default: $FACEREC_LOCAL_TOKEN)',
+    )
     .option('--json', 'print the report as JSON to stdout')
     .action(
       async (opts: {
