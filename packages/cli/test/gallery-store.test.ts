@@ -166,6 +166,14 @@ describeWithSharedData(
       const noFace = await cli('gallery', 'add', store, 'penny', bbt('penny', 1), white);
       expect(noFace.code).toBe(2);
       expect(noFace.stderr).toContain(`no face found in ${white}`);
+      // A group photo whose faces are all below the embedder's minimum size (40–74 px against 75): refused,
+      // with or without --largest, as enrollment skips it.
+      const group = sharedPath('faces', 'face-api.js', 'bbt3.jpg');
+      for (const extra of [[], ['--largest']]) {
+        const small = await cli('gallery', 'add', store, 'penny', group, ...extra);
+        expect(small.code).toBe(2);
+        expect(small.stderr).toContain(`the largest face in ${group} is too small (74 px, below 75 px`);
+      }
       const reserved = await cli('gallery', 'add', store, 'unknown', bbt('penny', 1));
       expect(reserved.code).toBe(2);
       const list = await cli('gallery', 'list', store, '--json');

@@ -128,8 +128,8 @@ export interface AddFacesOptions {
  * (`EmbedderMismatchError` otherwise, before any model runs), decodes each photo, detects its faces with the
  * embedder's crop policy (the geometry it was trained with), embeds the crops and adds them.
  *
- * @throws InvalidInputError naming the photo when one shows no face, or several with `multipleFaces: 'reject'`;
- *   nothing is added then. Decoding errors (`InvalidImageError`, …) propagate, also before anything is added.
+ * @throws InvalidInputError naming the photo when one shows no face, only faces below the embedder's minimum
+ *   face size (as enrollment skips them), or several with `multipleFaces: 'reject'`; nothing is added then. Decoding errors (`InvalidImageError`, …) propagate, also before anything is added.
  * @example
  * const added = await addFacesFromPhotos(store, {
  *   identity: 'alice',
@@ -171,6 +171,14 @@ export async function addFacesFromPhotos(
     faces.forEach((f, j) => {
       if (boxArea(f) > boxArea(faces[best]!)) best = j;
     });
+    // The face taken is below the minimum (a distant group): refused, as enrollment skips it, rather than
+    // adding a face too small to be recognised again.
+    if (faceSize(faces[best]!) < minSize) {
+      throw new InvalidInputError(
+        `addFacesFromPhotos: the largest face in ${name} is too small (${faceSize(faces[best]!).toFixed(0)} px, ` +
+          `below ${minSize} px for ${embedder.modelId}): add a photo where the face is larger`,
+      );
+    }
     return crops[best]!.image;
   });
   const vectors = await embedder.embed(crops);
