@@ -160,6 +160,26 @@ describeWithSharedData(
       expect(missing.code).toBe(2);
       expect(missing.stderr).toContain('no gallery at');
       expect(missing.stderr).toContain('create it with `facerec gallery add');
+      // recognize and calibrate read gallery files; client reads a folder of frames.
+      const nowhere = path.join(work, 'nowhere.json');
+      for (const args of [
+        ['recognize', bbt('amy', 1), '--gallery', nowhere],
+        ['gallery', 'calibrate', work, '--gallery', nowhere],
+      ]) {
+        const run = await cli(...args);
+        expect(run.code).toBe(2);
+        expect(run.stderr).toBe(
+          `facerec: no gallery at ${nowhere} (create it with \`facerec enroll <dir> --out ${nowhere}\`)\n`,
+        );
+      }
+      for (const [frames, what] of [
+        [path.join(work, 'no-frames'), 'does not exist'],
+        [bbt('amy', 1), 'is a file'],
+      ] as const) {
+        const run = await cli('client', '--url', 'http://127.0.0.1:9', '--frames', frames);
+        expect(run.code).toBe(2);
+        expect(run.stderr).toContain(`frames: ${frames} ${what}; give a folder`);
+      }
       const unknownIdentity = await cli('gallery', 'remove', store, '--identity', 'nobody');
       expect(unknownIdentity.code).toBe(2);
       const white = sharedPath('faces', 'face-api.js', 'test', 'white.png');

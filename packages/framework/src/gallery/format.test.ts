@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FacerecInputError } from '../errors.js';
 import { embedderInfo, jitter, prng, randomUnit } from './__fixtures__/synthetic.js';
-import { GalleryFormatError } from './errors.js';
+import { GalleryFormatError, GalleryStoreNotFoundError } from './errors.js';
 import { GALLERY_FORMAT_VERSION, type GalleryFileV1 } from './format.js';
 import { FileGallery } from './gallery.js';
 import type { GalleryCalibration } from './types.js';
@@ -142,8 +142,12 @@ describe('gallery file', () => {
     expect(readdirSync(sub)).toEqual(['g.json']);
   });
 
-  it('lets file-system errors through untouched', async () => {
-    await expect(FileGallery.load(path.join(dir, 'missing.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+  it('names a missing file as GalleryStoreNotFoundError and lets other file-system errors through', async () => {
+    const missing = path.join(dir, 'missing.json');
+    const error = await FileGallery.load(missing).catch((e: unknown) => e);
+    expect(GalleryStoreNotFoundError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'GALLERY_NOT_FOUND', location: missing });
+    await expect(FileGallery.load(dir)).rejects.toMatchObject({ code: 'EISDIR' });
   });
 });
 

@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { exampleId, prepareExamples } from './collection.js';
 import { assertEmbedderCompatible } from './compatibility.js';
-import { UnknownExampleError, UnknownIdentityError } from './errors.js';
+import { GalleryStoreNotFoundError, UnknownExampleError, UnknownIdentityError } from './errors.js';
 import {
   aggregationSchema,
   calibrationSchema,
@@ -188,11 +188,19 @@ export class FileGallery implements Gallery {
   /**
    * Reads a gallery file.
    *
+   * @throws {@link GalleryStoreNotFoundError} when there is no such file.
    * @throws {@link GalleryFormatError} when the file is not a valid gallery (the message names the file and
-   *   each problem with its JSON path). File-system errors (missing file, permissions) propagate as they are.
+   *   each problem with its JSON path). Other file-system errors (permissions, a folder) propagate as they are.
    */
   static async load(file: string, options: GallerySearchOptions = {}): Promise<FileGallery> {
-    return FileGallery.parse(await readFile(file, 'utf8'), { ...options, source: file });
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new GalleryStoreNotFoundError(file);
+      throw error;
+    }
+    return FileGallery.parse(text, { ...options, source: file });
   }
 
   /** Parses the text of a gallery file. @throws {@link GalleryFormatError} */

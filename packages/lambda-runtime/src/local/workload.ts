@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Transport } from '@facerec/framework';
+import { InvalidInputError, type Transport } from '@facerec/framework';
 import { NO_FACE, type ResponseMessage, responseMessageSchema } from '../messages.js';
 
 /** One frame the workload sends, with the identity expected in it (its folder name). */
@@ -69,13 +70,25 @@ export function queueResponses(transport: Transport, queue: string): ResponseSou
   };
 }
 
-/** Reads `<dir>/<identity>/*.{jpg,jpeg,png,webp}` (and images directly in `dir`, with no expected identity). */
+/**
+ * Reads `<dir>/<identity>/*.{jpg,jpeg,png,webp}` (and images directly in `dir`, with no expected identity).
+ *
+ * @throws InvalidInputError when `dir` does not exist or is a file.
+ */
 export async function loadFrames(dir: string): Promise<WorkloadFrame[]> {
   const frames: WorkloadFrame[] = [];
   const isImage = (f: string) => /\.(jpe?g|png|webp)$/i.test(f);
-  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
-    a.name.localeCompare(b.name),
-  )) {
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+    throw new InvalidInputError(
+      `frames: ${dir} ${code === 'ENOENT' ? 'does not exist' : 'is a file'}; give a folder <dir>/<identity>/*.{jpg,png,webp}`,
+    );
+  }
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const full = path.join(dir, entry.name);
     const files = entry.isDirectory()
       ? (await readdir(full))
