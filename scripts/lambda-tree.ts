@@ -1,4 +1,5 @@
 // `npm run lambda-tree -- --out DIR --gallery FILE [--provider onnx] [--embedder ID] [--weights W] [--arch x64]
+//    (the embedder: the one named, else the one the gallery was enrolled with)
 //    [--precision int8 --calibration DIR]`
 //
 // Builds the Lambda task directory: exactly what the container image holds under LAMBDA_TASK_ROOT. The
@@ -37,6 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   assertGalleryFitsEmbedder,
+  type GalleryFileSummary,
   MODELS,
   type ResolvedEmbedder,
   readGallerySummary,
@@ -78,7 +80,7 @@ const ARCHES = ['x64', 'arm64'];
 function usage(message: string): never {
   process.stderr.write(
     `lambda-tree: ${message}\n` +
-      'usage: npm run lambda-tree -- --out DIR --gallery FILE [--provider onnx|tfjs] [--embedder ID] ' +
+      "usage: npm run lambda-tree -- --out DIR --gallery FILE [--provider onnx|tfjs] [--embedder ID (default: the gallery's)] " +
       '[--weights W] [--arch x64|arm64] [--precision fp32|int8 --calibration DIR]\n',
   );
   process.exit(2);
@@ -105,7 +107,7 @@ function main(): void {
           out: { type: 'string' },
           gallery: { type: 'string' },
           provider: { type: 'string', default: MODELS.defaults.provider },
-          embedder: { type: 'string', default: MODELS.defaults.embedder },
+          embedder: { type: 'string' },
           weights: { type: 'string' },
           arch: { type: 'string', default: 'x64' },
           precision: { type: 'string', default: 'fp32' },
@@ -137,21 +139,29 @@ function main(): void {
   if (!int8 && values.calibration) usage('--calibration is for --precision int8 only');
   const calibrationDir = values.calibration ? path.resolve(values.calibration) : undefined;
   if (calibrationDir && !existsSync(calibrationDir)) usage(`calibration folder not found: ${calibrationDir}`);
-  let embedder: ResolvedEmbedder;
-  try {
-    embedder = MODELS.resolveEmbedder(
-      values.embedder,
-      { weights: values.weights },
-      int8 ? { precision: 'int8' } : {},
-    );
-  } catch (error) {
-    usage(`--embedder/--weights: ${(error as Error).message}`);
-  }
   const galleryFile = path.resolve(values.gallery);
   if (!existsSync(galleryFile))
     usage(`gallery not found: ${galleryFile} (enroll one: facerec enroll … --out FILE)`);
+  let gallery: GalleryFileSummary;
   try {
-    assertGalleryFitsEmbedder(readGallerySummary(readFileSync(galleryFile, 'utf8'), galleryFile), embedder);
+    gallery = readGallerySummary(readFileSync(galleryFile, 'utf8'), galleryFile);
+  } catch (error) {
+    usage(`gallery ${galleryFile}: ${(error as Error).message}`);
+  }
+  // The embedder: the one named, else the gallery's (as the construct and `facerec serve` choose it).
+  let embedder: ResolvedEmbedder;
+  try {
+    const named = values.embedder;
+    const { description, settings } =
+      named === undefined
+        ? MODELS.embedderForModelId(gallery.embedder.modelId, { weights: values.weights })
+        : MODELS.resolveEmbedder(named, { weights: values.weights });
+    embedder = MODELS.resolveEmbedder(description.id, settings, int8 ? { precision: 'int8' } : {});
+  } catch (error) {
+    usage(`--embedder/--weights: ${(error as Error).message}`);
+  }
+  try {
+    assertGalleryFitsEmbedder(gallery, embedder);
   } catch (error) {
     usage(`gallery ${galleryFile}: ${(error as Error).message}`);
   }
@@ -256,8 +266,8 @@ function main(): void {
       '--provider',
       values.provider,
       '--embedder',
-      values.embedder,
-      ...(values.weights ? ['--weights', values.weights] : []),
+      embedder.description.id,
+      ...(embedder.settings.weights ? ['--weights', embedder.settings.weights] : []),
       ...(int8 ? ['--precision', 'int8'] : []),
     ],
     {
