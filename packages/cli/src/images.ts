@@ -47,3 +47,14 @@ export async function readInput(file: string): Promise<Uint8Array> {
     throw new InvalidInputError(`cannot read ${file}: ${why}`, { cause: error });
   }
 }
+
+/** {@link readInput}, decoded; a file that is not a usable image is refused naming it (exit code 2). */
+export async function decodeInput(file: string): Promise<RgbImage> {
+  const bytes = await readInput(file);
+  try {
+    return await decodeImage(bytes);
+  } catch (error) {
+    if (!FacerecError.isInstance(error)) throw error;
+    throw new InvalidInputError(`${file}: ${error.message}`, { cause: error });
+  }
+}

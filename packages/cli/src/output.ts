@@ -2,11 +2,31 @@ import type { FaceEmbedder, Gallery, ModelRegistry, ResolvedThreshold } from '@f
 import {
   FacerecError,
   FacerecInputError,
+  GalleryStoreNotFoundError,
   missingThresholdMessage,
   type PullProgress,
   resolveThreshold,
 } from '@facerec/framework';
 import cliProgress from 'cli-progress';
+
+/**
+ * Runs `open` on a gallery that must exist (recognize, calibrate, serve); a missing one is refused naming how
+ * to create it, instead of the library's hint.
+ */
+export async function openExistingGallery<T>(open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (error) {
+    if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
+    // The store's location as the error gives it: a URL without its credentials.
+    const at = error.location;
+    const enroll = /^[a-z][a-z0-9+.-]*:\/\//i.test(at) ? '' : `\`facerec enroll <dir> --out ${at}\` or `;
+    throw new GalleryStoreNotFoundError(
+      at,
+      ` (create it with ${enroll}\`facerec gallery add ${at} <identity> <photo…> --embedder <id>\`)`,
+    );
+  }
+}
 
 /** Diagnostics go to stderr so that stdout carries only results (e.g. `--json`). */
 export function info(message: string): void {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
@@ -159,7 +159,7 @@ describeWithSharedData(
       const missing = await cli('gallery', 'list', path.join(work, 'missing.json'));
       expect(missing.code).toBe(2);
       expect(missing.stderr).toContain('no gallery at');
-      expect(missing.stderr).toContain('create it with `facerec gallery add');
+      expect(missing.stderr).toContain('`facerec gallery add');
       // recognize and calibrate read gallery files; client reads a folder of frames.
       const nowhere = path.join(work, 'nowhere.json');
       for (const args of [
@@ -169,7 +169,8 @@ describeWithSharedData(
         const run = await cli(...args);
         expect(run.code).toBe(2);
         expect(run.stderr).toBe(
-          `facerec: no gallery at ${nowhere} (create it with \`facerec enroll <dir> --out ${nowhere}\`)\n`,
+          `facerec: no gallery at ${nowhere} (create it with \`facerec enroll <dir> --out ${nowhere}\` or ` +
+            `\`facerec gallery add ${nowhere} <identity> <photo…> --embedder <id>\`)\n`,
         );
       }
       for (const [frames, what] of [
@@ -194,6 +195,16 @@ describeWithSharedData(
         expect(small.code).toBe(2);
         expect(small.stderr).toContain(`the largest face in ${group} is too small (74 px, below 75 px`);
       }
+      // A photo that is missing or not an image is named.
+      const absent = path.join(work, 'absent.png');
+      const notThere = await cli('gallery', 'add', store, 'penny', bbt('penny', 1), absent);
+      expect(notThere.code).toBe(2);
+      expect(notThere.stderr).toContain(`cannot read ${absent}: no such file`);
+      const notes = path.join(work, 'notes.png');
+      await writeFile(notes, 'not an image');
+      const text = await cli('gallery', 'add', store, 'penny', bbt('penny', 1), notes);
+      expect(text.code).toBe(2);
+      expect(text.stderr).toContain(`facerec: ${notes}: Not an image`);
       const reserved = await cli('gallery', 'add', store, 'unknown', bbt('penny', 1));
       expect(reserved.code).toBe(2);
       const list = await cli('gallery', 'list', store, '--json');

@@ -8,8 +8,8 @@ import {
   openGalleryStore,
 } from '@facerec/framework';
 import { type Command, Option } from 'commander';
-import { forEachImage, readInput } from '../images.js';
-import { info } from '../output.js';
+import { decodeInput, forEachImage } from '../images.js';
+import { info, openExistingGallery } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -34,17 +34,7 @@ function open(url: string, options: OpenGalleryStoreOptions = {}): Promise<Galle
 }
 
 /** Opens an existing store for list, search and remove; a missing one is named with how to create it. */
-async function openExisting(url: string): Promise<GalleryStore> {
-  try {
-    return await open(url);
-  } catch (error) {
-    if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
-    throw new GalleryStoreNotFoundError(
-      error.location,
-      ` (create it with \`facerec gallery add ${url} <identity> <photo…> --embedder <id>\`)`,
-    );
-  }
-}
+const openExisting = (url: string): Promise<GalleryStore> => openExistingGallery(() => open(url));
 
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 const rounded = (d: number) => Math.round(d * 1e4) / 1e4;
@@ -92,7 +82,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           throw new InvalidOptionsError('gallery add', `--threshold must be a number, got ${opts.threshold}`);
         }
         const photos = await Promise.all(
-          images.map(async (file) => ({ photo: await readInput(file), source: file })),
+          images.map(async (file) => ({ photo: await decodeInput(file), source: file })),
         );
         const provider = await selectProvider(context, opts.provider);
         let store: GalleryStore | undefined;

@@ -3,13 +3,12 @@ import {
   enrollGallery,
   FileGallery,
   formatCalibration,
-  GalleryStoreNotFoundError,
   type LabelledProbe,
 } from '@facerec/framework';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { galleryThreshold, info } from '../output.js';
+import { galleryThreshold, info, openExistingGallery } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -21,16 +20,6 @@ import {
   weightsOption,
 } from '../providers.js';
 import { registerGalleryStoreCommands } from './gallery-store.js';
-
-/** A gallery file for `recognize` and `calibrate`; a missing one is named with how to create it. */
-async function loadGalleryFile(file: string): Promise<FileGallery> {
-  try {
-    return await FileGallery.load(file);
-  } catch (error) {
-    if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
-    throw new GalleryStoreNotFoundError(file, ` (create it with \`facerec enroll <dir> --out ${file}\`)`);
-  }
-}
 
 function enrollProgress(label: string) {
   const bar = process.stderr.isTTY
@@ -149,7 +138,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         images: string[],
         opts: { gallery: string; provider: string; weights?: string; json?: boolean },
       ) => {
-        const gallery = await loadGalleryFile(opts.gallery);
+        const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry);
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights);
@@ -215,7 +204,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           allowOverlap?: boolean;
         },
       ) => {
-        const gallery = await loadGalleryFile(opts.gallery);
+        const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights);
         const detector = provider.detector(registry.defaults.detector);

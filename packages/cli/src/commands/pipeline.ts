@@ -30,7 +30,7 @@ import {
 } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
 import type { Command } from 'commander';
-import { galleryThreshold, info } from '../output.js';
+import { galleryThreshold, info, openExistingGallery } from '../output.js';
 import { type CliContext, providerOption, selectProvider, weightsOption } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
 
@@ -82,7 +82,9 @@ export interface ServeOptions {
 export async function serveLocally(options: ServeOptions) {
   const registry = options.registry ?? MODELS;
   // A store that may change while serving (`facerec gallery add`, the collections API): searched as it is.
-  const gallery = await openGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1 });
+  const gallery = await openExistingGallery(() =>
+    openGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1 }),
+  );
   // A gallery never calibrated is served at the embedder's recommended threshold (one stderr line says so).
   const threshold = galleryThreshold(gallery, options.gallery, registry, options.threshold);
   const override = threshold.source === 'gallery' ? undefined : threshold.value;

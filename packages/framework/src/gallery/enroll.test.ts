@@ -409,7 +409,7 @@ describe('enrollGallery', () => {
       /detector: must have a detectFaces/,
     );
     await expect(enrollGallery({ root: path.join(root, 'nope'), detector, embedder })).rejects.toThrow(
-      /cannot read root folder/,
+      /cannot read the folder of labelled images .*nope: no such folder/,
     );
   });
 

@@ -385,9 +385,16 @@ async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: S
   try {
     entries = await readdir(root, { withFileTypes: true });
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such folder'
+        : code === 'ENOTDIR'
+          ? 'a file, not a folder'
+          : errorMessage(error);
     throw new InvalidOptionsError(
       'enrollGallery',
-      `cannot read root folder ${root}: ${errorMessage(error)}`,
+      `cannot read the folder of labelled images ${root}: ${why}`,
       {
         cause: error,
       },
