@@ -1,5 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { decodeImage, FacerecError, InvalidInputError, type RgbImage } from '@facerec/framework';
+import {
+  decodeImage,
+  FacerecError,
+  FacerecInputError,
+  InvalidInputError,
+  type RgbImage,
+} from '@facerec/framework';
 import { info } from './output.js';
 
 /**
@@ -48,13 +54,13 @@ export async function readInput(file: string): Promise<Uint8Array> {
   }
 }
 
-/** {@link readInput}, decoded; a file that is not a usable image is refused naming it (exit code 2). */
+/** {@link readInput}, decoded; a file that is not a usable image is bad input naming it (exit code 2). */
 export async function decodeInput(file: string): Promise<RgbImage> {
   const bytes = await readInput(file);
   try {
     return await decodeImage(bytes);
   } catch (error) {
-    if (!FacerecError.isInstance(error)) throw error;
+    if (!FacerecInputError.isInstance(error)) throw error;
     throw new InvalidInputError(`${file}: ${error.message}`, { cause: error });
   }
 }

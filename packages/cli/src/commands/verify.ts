@@ -1,16 +1,12 @@
 import {
   createFaceRecognizer,
   type DistanceMetric,
-  decodeImage,
-  FacerecInputError,
-  InvalidInputError,
   InvalidOptionsError,
   missingThresholdMessage,
-  type RgbImage,
   recommendedThreshold,
 } from '@facerec/framework';
 import type { Command } from 'commander';
-import { readInput } from '../images.js';
+import { decodeInput } from '../images.js';
 import { info } from '../output.js';
 import {
   type CliContext,
@@ -34,17 +30,6 @@ interface VerifyFlags {
 }
 
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
-
-/** A file named on the command line, decoded; a bad one is bad input naming the file (exit 2). */
-async function decodeFile(file: string): Promise<RgbImage> {
-  const bytes = await readInput(file);
-  try {
-    return await decodeImage(bytes);
-  } catch (error) {
-    if (!FacerecInputError.isInstance(error)) throw error;
-    throw new InvalidInputError(`${file}: ${error.message}`, { cause: error });
-  }
-}
 
 /** `facerec verify <a> <b>`: are the largest faces of two photos the same person? */
 export function registerVerifyCommand(program: Command, context: CliContext): void {
@@ -85,7 +70,7 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
           `${missingThresholdMessage(registry, modelId, opts.metric)}; pass --threshold`,
         );
       }
-      const images = [await decodeFile(a), await decodeFile(b)] as const;
+      const images = [await decodeInput(a), await decodeInput(b)] as const;
       const provider = await selectProvider(context, opts.provider);
       const embedder = await loadEmbedder(context, provider, opts.embedder, {
         weights: opts.weights,
