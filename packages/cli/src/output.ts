@@ -28,6 +28,11 @@ export async function openExistingGallery<T>(open: () => Promise<T>): Promise<T>
   }
 }
 
+/** `n` and the noun, singular for 1: `count(1, 'face')` is `1 face`, `count(2, 'identity', 'identities')` `2 identities`. */
+export function count(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`;
+}
+
 /** Diagnostics go to stderr so that stdout carries only results (e.g. `--json`). */
 export function info(message: string): void {
   process.stderr.write(`${message}\n`);

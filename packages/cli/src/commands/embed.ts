@@ -16,7 +16,7 @@ import {
 import { boxArea, resizeBilinearPil } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import { forEachImage, readInput } from '../images.js';
-import { info, loadNote, pullProgressReporter } from '../output.js';
+import { count, info, loadNote, pullProgressReporter } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -125,7 +125,7 @@ async function embedDetected(
       };
       results.push(result);
       if (json) return;
-      info(`${image}: ${faces.length} face${faces.length === 1 ? '' : 's'}`);
+      info(`${image}: ${count(faces.length, 'face')}`);
       result.faces.forEach((f, i) => {
         const head = f.embedding.slice(0, 5).map((v) => v.toFixed(4));
         const box = f.box.map((v) => Math.round(v)).join(', ');

@@ -9,7 +9,7 @@ import {
 } from '@facerec/framework';
 import { type Command, Option } from 'commander';
 import { decodeInput, forEachImage } from '../images.js';
-import { info, openExistingGallery } from '../output.js';
+import { count, info, openExistingGallery } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -141,7 +141,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               });
             }
             info(
-              `${created ? 'created ' : ''}${location}: added ${added.length} example${added.length === 1 ? '' : 's'} of ${identity}` +
+              `${created ? 'created ' : ''}${location}: added ${count(added.length, 'example')} of ${identity}` +
                 `${unchanged ? ` (${unchanged} already there, unchanged)` : ''} (${store!.embedder.modelId})`,
             );
           } finally {
@@ -173,7 +173,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           removed = new Set(opts.example).size;
         }
         if (opts.json) print({ store: store.location, removed });
-        info(`${store.location}: removed ${removed} example${removed === 1 ? '' : 's'}`);
+        info(`${store.location}: removed ${count(removed, 'example')}`);
       } finally {
         await store.close();
       }
@@ -208,7 +208,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           for (const e of examples) process.stdout.write(`${e.id}\t${e.identity}\t${e.source}\n`);
         }
         info(
-          `${store.location}: ${identities.length} identities, ${examples.length} examples shown (${store.embedder.modelId}, ${store.metric}, threshold ${store.threshold})`,
+          `${store.location}: ${count(identities.length, 'identity', 'identities')}, ${count(examples.length, 'example')} shown (${store.embedder.modelId}, ${store.metric}, threshold ${store.threshold})`,
         );
       } finally {
         await store.close();

@@ -8,7 +8,7 @@ import {
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { galleryThreshold, info, openExistingGallery } from '../output.js';
+import { count, galleryThreshold, info, openExistingGallery } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -102,7 +102,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
           }
           info(
-            `enrolled ${result.enrolled.length} images of ${ids.length} identities into ${opts.out} (${embedder.modelId})`,
+            `enrolled ${count(result.enrolled.length, 'image')} of ${count(ids.length, 'identity', 'identities')} into ${opts.out} (${embedder.modelId})`,
           );
           if (result.skipped.length) {
             info(`skipped ${result.skipped.length}:`);
