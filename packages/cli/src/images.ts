@@ -1,17 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import {
-  decodeImage,
-  FacerecError,
-  FacerecInputError,
-  InvalidInputError,
-  type RgbImage,
-} from '@facerec/framework';
+import { decodeImage, FacerecInputError, InvalidInputError, type RgbImage } from '@facerec/framework';
 import { info } from './output.js';
 
 /**
- * Runs `each` on every image file in turn, decoded. An image that fails with a facerec error (bytes that are
- * not an image, an unsupported format, a refused size, …) is reported on stderr and handed to `failed`, and
- * does not hide the results for the others; it still fails the command (exit code 2). Other errors propagate.
+ * Runs `each` on every image file in turn, decoded. An image that is bad input (bytes that are not an image,
+ * an unsupported format, a refused size, …) is reported on stderr and handed to `failed`, and does not hide
+ * the results for the others; it still fails the command (exit code 2). Other errors (a model that cannot be
+ * downloaded, …) stop the command: they are not about one image, and exit with code 1.
  */
 export async function forEachImage(
   images: readonly string[],
@@ -23,7 +18,7 @@ export async function forEachImage(
     try {
       await each(image, await decodeImage(await readInput(image)));
     } catch (error) {
-      if (!FacerecError.isInstance(error)) throw error;
+      if (!FacerecInputError.isInstance(error)) throw error;
       failures++;
       info(`${image}: ${error.message}`);
       failed?.(image, error.message);
