@@ -96,9 +96,9 @@ describe('local runtime: recognition consumer', () => {
     };
     const open = await startLocalRuntime(base);
     const locked = await startLocalRuntime({ ...base, token: 's3cret' });
-    const raw = (url: string, headers: Record<string, string>, body = '{}') =>
+    const raw = (url: string, headers: Record<string, string>, body = '{}', method = 'POST') =>
       new Promise<number>((resolve, reject) => {
-        const req = request(url, { method: 'POST', headers }, (res) => {
+        const req = request(url, { method, headers }, (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
         });
@@ -110,6 +110,10 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(open.url, json)).toBe(200);
       expect(await raw(open.url, { 'content-type': 'application/json; charset=utf-8' })).toBe(200);
       expect(await raw(open.url, { 'content-type': 'text/plain' })).toBe(415);
+      // Not POST: 405 whatever the path or content type.
+      expect(await raw(open.url, {}, '', 'GET')).toBe(405);
+      expect(await raw(`${open.url}/elsewhere`, {}, '', 'GET')).toBe(405);
+      expect(await raw(open.url, json, '{}', 'PUT')).toBe(405);
       expect(await raw(open.url, { ...json, host: 'evil.example:80' })).toBe(403);
       expect(await raw(open.url, { ...json, host: `localhost:${new URL(open.url).port}` })).toBe(200);
       expect(await raw(locked.url, json)).toBe(401);

@@ -348,6 +348,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
   /** A frame through the detection handler, as a Function URL would deliver it. */
   async function detect(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Said before the content type (which a GET has none of), as the detection handler says it.
+    if (req.method !== 'POST') {
+      req.resume();
+      send(
+        res,
+        405,
+        { error: `method ${req.method} not allowed; POST a JSON body`, request_id: null },
+        { allow: 'POST' },
+      );
+      return;
+    }
     const body = await readBody(req, maxBodyBytes);
     if (body === 'too-large') {
       send(
