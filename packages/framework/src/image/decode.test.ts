@@ -11,7 +11,14 @@ import {
 } from '../errors.js';
 import { seededRandom } from '../testing/random.js';
 import { describeWithSharedData, sharedPath } from '../testing/shared-data.js';
-import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage, encodeJpeg, encodePng } from './decode.js';
+import {
+  DEFAULT_DECODE_LIMITS,
+  type DecodeLimits,
+  decodeImage,
+  decoderMessage,
+  encodeJpeg,
+  encodePng,
+} from './decode.js';
 import { detectImageFormat } from './format.js';
 import type { RgbImage } from './types.js';
 
@@ -268,6 +275,17 @@ describe('decodeImage: rejections are typed and fast', () => {
     expect((error as InvalidImageError).format).toBe('png');
     expect((error as InvalidImageError).cause).toBeInstanceOf(Error);
     fast(ms);
+  });
+
+  it("puts libvips' repeated, multi-line messages on one line, each once (decoderMessage)", () => {
+    const repeated = ['VipsJpeg: premature end of JPEG file', 'VipsJpeg: Bogus Huffman table definition']
+      .flatMap((line) => [line, line, line])
+      .join('\n');
+    expect(decoderMessage(new Error(`${repeated}\n`))).toBe(
+      'VipsJpeg: premature end of JPEG file; VipsJpeg: Bogus Huffman table definition',
+    );
+    expect(decoderMessage(new Error('a\nb\nc\nd\na'))).toBe('a; b; c; …');
+    expect(decoderMessage('plain')).toBe('plain');
   });
 
   it('refuses bytes that claim one format but are another as InvalidImageError', async () => {

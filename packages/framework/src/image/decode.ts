@@ -59,7 +59,16 @@ function resolveLimits(limits: DecodeLimits | undefined): Required<DecodeLimits>
   };
 }
 
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+/**
+ * The decoder's message on one line: libvips repeats a warning once per scanline it affects ("VipsJpeg:
+ * Premature end of JPEG file" five times over), which made a multi-line answer of a 422. Distinct lines, at
+ * most three, joined; the whole error stays the `cause`.
+ */
+export function decoderMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const lines = [...new Set(text.split('\n').map((line) => line.trim()))].filter(Boolean);
+  return lines.slice(0, 3).join('; ') + (lines.length > 3 ? '; …' : '');
+}
 
 /**
  * Decodes a JPEG, PNG or WebP into packed 8-bit RGB, applying the EXIF orientation.
@@ -103,7 +112,10 @@ export async function decodeImage(bytes: Uint8Array, limits?: DecodeLimits): Pro
   try {
     metadata = await sharp(bytes, { failOn: FAIL_ON, limitInputPixels: false }).metadata();
   } catch (error) {
-    throw new InvalidImageError(`Corrupt ${format} header: ${messageOf(error)}`, { format, cause: error });
+    throw new InvalidImageError(`Corrupt ${format} header: ${decoderMessage(error)}`, {
+      format,
+      cause: error,
+    });
   }
   // libvips sniffs the format itself; a disagreement means bytes crafted to pass our check as one format
   // and be parsed as another, so it is refused rather than decoded.
@@ -134,7 +146,10 @@ export async function decodeImage(bytes: Uint8Array, limits?: DecodeLimits): Pro
       .raw()
       .toBuffer({ resolveWithObject: true }));
   } catch (error) {
-    throw new InvalidImageError(`Corrupt ${format} image: ${messageOf(error)}`, { format, cause: error });
+    throw new InvalidImageError(`Corrupt ${format} image: ${decoderMessage(error)}`, {
+      format,
+      cause: error,
+    });
   }
   if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
     throw new InvalidImageError(
