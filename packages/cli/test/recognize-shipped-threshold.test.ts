@@ -48,6 +48,18 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     if (work) await rm(work, { recursive: true, force: true });
   });
 
+  it('enroll refuses a folder without identity folders, writing nothing', async () => {
+    const flat = path.join(work, 'flat');
+    await mkdir(flat, { recursive: true });
+    await symlink(sharedPath(...BBT, 'amy', 'amy1.png'), path.join(flat, 'amy1.png'));
+    const out = path.join(work, 'flat.json');
+    const run = await cli('enroll', flat, '--out', out, '--embedder', 'faceapi-resnet');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`nothing enrolled from ${flat}, so no gallery was written`);
+    expect(run.stderr).toContain('skipped amy1.png');
+    await expect(readdir(work)).resolves.not.toContain('flat.json');
+  });
+
   it('names the held-back photos at the shipped threshold, and says so once', async () => {
     const gallery = path.join(work, 'all.json');
     const enrolled = await enroll(people, gallery);

@@ -3,6 +3,7 @@ import {
   enrollGallery,
   FileGallery,
   formatCalibration,
+  InvalidInputError,
   type LabelledProbe,
 } from '@facerec/framework';
 import cliProgress from 'cli-progress';
@@ -88,6 +89,12 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             onProgress: progress.onProgress,
           });
           progress.stop();
+          if (!result.enrolled.length) {
+            for (const s of result.skipped) info(`  skipped ${s.file}: ${s.reason}`);
+            throw new InvalidInputError(
+              `nothing enrolled from ${dir}, so no gallery was written: it needs <dir>/<identity>/*.{jpg,png,webp}, one folder per person`,
+            );
+          }
           await result.gallery.save(opts.out);
           const ids = result.gallery.names;
           if (opts.json) {
