@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { EmbedderPreprocessing } from '../contracts/embedder.js';
+import { InvalidOptionsError } from '../errors.js';
 import { FACEAPI_RESNET_DESCRIPTOR_SIZE } from '../faceapi/architecture.js';
 import { FACEAPI_PREPROCESSING } from '../faceapi/preprocess.js';
 import { type MtcnnOptions, mtcnnOptionsSchema } from '../mtcnn/options.js';
@@ -152,7 +153,16 @@ export const FACEAPI_RESNET: EmbedderDescription<FaceApiResnetOptions> = defineE
     euclidean: Object.freeze({ value: 0.448, measuredOn: FACEAPI_MEASURED }),
     cosine: Object.freeze({ value: 0.1004, measuredOn: FACEAPI_MEASURED }),
   }),
-  fromSettings: () => ({}),
+  // One set of weights (shipped in @vladmandic/face-api): a weights setting would be silently ignored.
+  fromSettings: ({ weights }) => {
+    if (weights !== undefined) {
+      throw new InvalidOptionsError(
+        'faceapi-resnet',
+        `has one set of weights (in @vladmandic/face-api); weights "${weights.slice(0, 80)}" (--weights, FACEREC_WEIGHTS) do not apply`,
+      );
+    }
+    return {};
+  },
   modelId: () => 'faceapi-resnet',
   settingsForModelId: (modelId) => (modelId === 'faceapi-resnet' ? {} : undefined),
   manifestEntries: () => ['faceapi-face-recognition-weights', 'faceapi-face-recognition-manifest'],

@@ -75,7 +75,11 @@ describe('MODELS, the built-in registry', () => {
       weights: '/m/mine.pt',
     });
     expect(MODELS.embedderForModelId('faceapi-resnet').description).toBe(FACEAPI_RESNET);
-    expect(MODELS.resolveEmbedder('faceapi-resnet', { weights: 'ignored' }).options).toEqual({});
+    // One set of weights: asking for others is refused, not silently ignored.
+    expect(() => MODELS.resolveEmbedder('faceapi-resnet', { weights: 'vggface2' })).toThrow(
+      /faceapi-resnet: has one set of weights .*"vggface2" .*do not apply/,
+    );
+    expect(MODELS.resolveEmbedder('faceapi-resnet', { weights: undefined }).options).toEqual({});
   });
 
   it('refuses unknown ids and bad options with errors that list the valid choices', () => {
