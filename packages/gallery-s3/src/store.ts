@@ -189,6 +189,14 @@ export class S3GalleryStore extends SnapshotGalleryStore {
       );
     } catch (error) {
       await store.close();
+      // The SDK's bare "Region is missing" (no region option, AWS_REGION or profile): say what to set.
+      if (!o.client && error instanceof Error && error.message === 'Region is missing') {
+        throw new InvalidOptionsError(
+          '@facerec/gallery-s3',
+          `no AWS region for ${store.location}: set AWS_REGION (or a region in your AWS profile), or the region option`,
+          { cause: error },
+        );
+      }
       throw error;
     }
     logger.info('gallery loaded', {

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { FileGallery } from '@facerec/framework';
 import { CONFORMANCE_EMBEDDER, describeGalleryStoreConformance } from '@facerec/framework/testing';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseS3Url, S3GalleryStore } from '../src/index.js';
 import { type LocalS3, startLocalS3, TEST_BUCKET } from './s3rver.js';
 
@@ -164,6 +166,20 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     expect(put.input).toMatchObject({ IfMatch: etag, ContentType: 'application/json' });
     const object = await client.send(new GetObjectCommand({ Bucket: TEST_BUCKET, Key: key }));
     expect(FileGallery.parse(await object.Body!.transformToString()).names).toEqual(['amy']);
+  });
+
+  it('says which setting is missing when there is no AWS region anywhere', async () => {
+    const empty = path.join(tmpdir(), `facerec-no-aws-${randomBytes(4).toString('hex')}`);
+    for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE']) vi.stubEnv(name, undefined);
+    vi.stubEnv('AWS_CONFIG_FILE', empty);
+    vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', empty);
+    try {
+      await expect(S3GalleryStore.open({ url: 's3://some-bucket/gallery.json' })).rejects.toThrow(
+        /no AWS region for s3:\/\/some-bucket\/gallery\.json: set AWS_REGION/,
+      );
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('parses s3:// URLs', () => {
