@@ -1,10 +1,20 @@
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CACHE_DIR_ENV, decodeImage, MODELS_MIRROR_ENV } from '@facerec/framework';
+import {
+  CACHE_DIR_ENV,
+  decodeImage,
+  defineDetector,
+  type FaceDetector,
+  MODELS,
+  MODELS_MIRROR_ENV,
+  ModelUnavailableError,
+  MTCNN,
+  SPECIFICATION_VERSION,
+} from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { cli } from './helpers.js';
+import { cli, cliWith } from './helpers.js';
 
 interface DetectJson {
   image: string;
@@ -91,5 +101,24 @@ describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/
     const provider = await cli('detect', group(), '--provider', 'mxnet');
     expect(provider.code).toBe(2);
     expect(provider.stderr).toMatch(/Allowed choices are onnx, tfjs/);
+  });
+
+  it('stops once with exit 1 when the detector cannot load (not bad input, not reported per image)', async () => {
+    const unavailable = new ModelUnavailableError('mtcnn-pnet', 'Cannot download model "mtcnn-pnet" (test)');
+    const failing: FaceDetector = {
+      specificationVersion: SPECIFICATION_VERSION,
+      provider: 'onnx',
+      modelId: 'mtcnn',
+      ready: () => Promise.reject(unavailable),
+      warmUp: () => Promise.reject(unavailable),
+      detect: () => Promise.reject(unavailable),
+      detectBatch: () => Promise.reject(unavailable),
+      detectFaces: () => Promise.reject(unavailable),
+      dispose: () => Promise.resolve(),
+    };
+    const registry = MODELS.with(defineDetector({ ...MTCNN, load: () => failing }));
+    const run = await cliWith({ registry }, 'detect', group(), group());
+    expect(run.code).toBe(1);
+    expect(run.stderr.match(/Cannot download model "mtcnn-pnet"/g)).toHaveLength(1);
   });
 });
