@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -116,6 +116,20 @@ describeWithSharedData(
       await Promise.race([up, exited]);
       return child;
     }
+
+    it('a start that fails (0.0.0.0 without a token) exits 2 instead of hanging on its worker threads', {
+      timeout: 60_000,
+    }, () => {
+      const { FACEREC_LOCAL_TOKEN: _token, ...environment } = env() as NodeJS.ProcessEnv;
+      const run = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', 'packages/cli/src/bin.ts', 'serve', '--gallery', gallery, '--host', '0.0.0.0'],
+        { cwd: ROOT, env: environment, encoding: 'utf8', timeout: 45_000 },
+      );
+      expect(run.signal, 'still running after 45 s').toBeNull();
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain('(not loopback) needs a token');
+    });
 
     it('serve --token refuses requests without the token, and client --token sends it', {
       timeout: 60_000,

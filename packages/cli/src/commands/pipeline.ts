@@ -130,11 +130,21 @@ export async function serveLocally(options: ServeOptions) {
           },
         )
       : await selectProvider({ registry }, config.provider);
+  // A start that fails past this point releases what it opened: worker threads and a gallery left open
+  // would keep the process alive after the error was printed.
+  const release = async () => {
+    if ('close' in provider) await (provider as WorkerProvider).close();
+    await transport.close(); // releases the queue file
+    await gallery.close();
+  };
   const container = createPipelineContainer(config, { transport, logger, gallery, provider });
   const [detection, recognition] = await Promise.all([
     composeDetection(container),
     composeRecognition(container),
-  ]);
+  ]).catch(async (error: unknown) => {
+    await release();
+    throw error;
+  });
   const port = options.port ?? 3000;
   // With a token, people can be added and removed over HTTP (the collections API) while serving.
   const collections = options.token
@@ -160,7 +170,7 @@ export async function serveLocally(options: ServeOptions) {
     ...(options.maxQueueDepth === undefined ? {} : { maxQueueDepth: options.maxQueueDepth }),
     logger,
   }).catch(async (error: unknown) => {
-    await transport.close(); // releases the queue file
+    await release();
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
     throw new InvalidOptionsError('serve', `port ${port} is already in use (choose another with --port)`, {
       cause: error,
@@ -173,9 +183,7 @@ export async function serveLocally(options: ServeOptions) {
     /** Stops the server, then the workers, the queues and the gallery. */
     async close() {
       await runtime.close();
-      if ('close' in provider) await (provider as WorkerProvider).close();
-      await transport.close();
-      await gallery.close();
+      await release();
     },
   };
 }
