@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { describeWithSharedData } from '@facerec/framework/testing';
 import {
   createDetectionHandler,
@@ -78,6 +79,43 @@ describe('local runtime: recognition consumer', () => {
         { messageId: 'one', body: 'x', attributes: { ApproximateReceiveCount: '1' } },
       ]);
       await vi.waitFor(() => expect(transport.inFlight('requests')).toBe(0));
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('frees the place of a client that stalls while sending a frame (408 after requestTimeoutMs)', async () => {
+    const detection = async () => ({ statusCode: 200, headers: {}, body: '{"faces":0}' });
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    const runtime = await startLocalRuntime({
+      detection,
+      recognition: notUsed as never,
+      transport,
+      requestQueue: 'q',
+      responseQueue: 'r',
+      port: 0,
+      maxInFlight: 1,
+      requestTimeoutMs: 1_000,
+    });
+    try {
+      const { port } = new URL(runtime.url);
+      // Headers and half of the announced body, then nothing.
+      const socket = connect(Number(port), '127.0.0.1');
+      const reply = new Promise<string>((resolve) => {
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk.toString()));
+        socket.on('close', () => resolve(text));
+      });
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"content":`,
+      );
+      const post = () =>
+        fetch(runtime.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      await vi.waitFor(async () => expect((await post()).status).toBe(503));
+      const started = performance.now();
+      expect(await reply).toMatch(/^HTTP\/1\.1 408/);
+      expect(performance.now() - started).toBeLessThan(5_000);
+      expect((await post()).status).toBe(200);
     } finally {
       await runtime.close();
     }

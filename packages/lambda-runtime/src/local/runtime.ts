@@ -49,6 +49,11 @@ export interface LocalRuntimeOptions {
   /** Largest request body read, in bytes; larger ones get 413 without being buffered. Default 6 MiB. */
   readonly maxBodyBytes?: number;
   /**
+   * Time a client has to send a whole request, in milliseconds; a slower one gets 408 and frees its place
+   * among `maxInFlight`. Default 30 000 (a 6 MiB body needs 1.6 Mbit/s); headers get at most 10 s of it.
+   */
+  readonly requestTimeoutMs?: number;
+  /**
    * When set, every request must carry `Authorization: Bearer <token>` (401 otherwise). Required when `host`
    * is not a loopback address: the server would otherwise take frames from anyone on the network.
    */
@@ -236,96 +241,108 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   );
   const stopped = () => Promise.all([...consumers, router]);
 
-  const server: Server = createServer(async (req, res) => {
-    try {
-      // A web page can make a browser post to localhost; only the loopback names are accepted as Host when
-      // listening on loopback (DNS rebinding), and only JSON bodies (a cross-site form or text/plain post
-      // cannot send those without a CORS preflight, which this server never grants).
-      if (loopback && !LOOPBACK_HOST.test(req.headers.host ?? '')) {
-        send(res, 403, {
-          error: 'Host must be a loopback name (127.0.0.1, localhost, [::1])',
-          request_id: null,
-        });
-        return;
-      }
-      if (options.token && !bearerMatches(req.headers.authorization, options.token)) {
-        send(
-          res,
-          401,
-          { error: 'missing or wrong bearer token', request_id: null },
-          { 'www-authenticate': 'Bearer' },
-        );
-        return;
-      }
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      if (options.collections?.handles(url)) {
-        await collections(options.collections, req, res, url);
-        return;
-      }
-      if (req.method === 'GET' && url.pathname === '/responses') {
-        // Up to 100 answers per poll (SQS's 10 would cap a client at 10 per round trip: under load, with the
-        // client and the server sharing the cores, answers then piled up faster than one poller collected them).
-        const max = Math.min(
-          Math.max(Number(url.searchParams.get('max') ?? 10) || 10, 1),
-          MAX_ANSWERS_PER_POLL,
-        );
-        const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 20);
-        const prefix = (url.searchParams.get('prefix') ?? '').slice(0, 256);
-        const closed = new AbortController();
-        res.on('close', () => closed.abort());
-        const entries = await mailbox.take(
-          prefix,
-          max,
-          wait * 1000,
-          AbortSignal.any([closed.signal, abort.signal]),
-        );
-        // An answer leaves the mailbox only once written to this client; a client gone meanwhile leaves it there.
-        res.on('close', () => (res.writableFinished ? mailbox.commit(entries) : mailbox.release(entries)));
-        send(res, 200, { messages: entries.map((e) => e.body) });
-        return;
-      }
-      if (req.method === 'GET' && url.pathname === '/health') {
-        send(res, 200, {
-          status: 'ok',
-          queues: {
-            [requestQueue]: {
-              visible: transport.depth(requestQueue),
-              inFlight: transport.inFlight(requestQueue),
-            },
-            [responseQueue]: { visible: transport.depth(responseQueue), held: mailbox.size },
-          },
-          admission: { inFlight, maxInFlight, maxQueueDepth, refused: busy },
-        });
-        return;
-      }
-      const depth = transport.depth(requestQueue) + transport.inFlight(requestQueue);
-      if (inFlight >= maxInFlight || depth >= maxQueueDepth) {
-        busy++;
-        send(
-          res,
-          503,
-          { error: 'busy: retry later', request_id: null },
-          { 'retry-after': '1', connection: 'close' },
-        );
-        req.resume();
-        return;
-      }
-      inFlight++;
+  const requestTimeout = options.requestTimeoutMs ?? 30_000;
+  // Node checks the timeouts at this interval (default 30 s, which could double them).
+  const server: Server = createServer(
+    { connectionsCheckingInterval: Math.min(requestTimeout, 2_000) },
+    async (req, res) => {
       try {
-        await detect(req, res);
-      } finally {
-        inFlight--;
+        // A web page can make a browser post to localhost; only the loopback names are accepted as Host when
+        // listening on loopback (DNS rebinding), and only JSON bodies (a cross-site form or text/plain post
+        // cannot send those without a CORS preflight, which this server never grants).
+        if (loopback && !LOOPBACK_HOST.test(req.headers.host ?? '')) {
+          send(res, 403, {
+            error: 'Host must be a loopback name (127.0.0.1, localhost, [::1])',
+            request_id: null,
+          });
+          return;
+        }
+        if (options.token && !bearerMatches(req.headers.authorization, options.token)) {
+          send(
+            res,
+            401,
+            { error: 'missing or wrong bearer token', request_id: null },
+            { 'www-authenticate': 'Bearer' },
+          );
+          return;
+        }
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        if (options.collections?.handles(url)) {
+          await collections(options.collections, req, res, url);
+          return;
+        }
+        if (req.method === 'GET' && url.pathname === '/responses') {
+          // Up to 100 answers per poll (SQS's 10 would cap a client at 10 per round trip: under load, with the
+          // client and the server sharing the cores, answers then piled up faster than one poller collected them).
+          const max = Math.min(
+            Math.max(Number(url.searchParams.get('max') ?? 10) || 10, 1),
+            MAX_ANSWERS_PER_POLL,
+          );
+          const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 20);
+          const prefix = (url.searchParams.get('prefix') ?? '').slice(0, 256);
+          const closed = new AbortController();
+          res.on('close', () => closed.abort());
+          const entries = await mailbox.take(
+            prefix,
+            max,
+            wait * 1000,
+            AbortSignal.any([closed.signal, abort.signal]),
+          );
+          // An answer leaves the mailbox only once written to this client; a client gone meanwhile leaves it there.
+          res.on('close', () => (res.writableFinished ? mailbox.commit(entries) : mailbox.release(entries)));
+          send(res, 200, { messages: entries.map((e) => e.body) });
+          return;
+        }
+        if (req.method === 'GET' && url.pathname === '/health') {
+          send(res, 200, {
+            status: 'ok',
+            queues: {
+              [requestQueue]: {
+                visible: transport.depth(requestQueue),
+                inFlight: transport.inFlight(requestQueue),
+              },
+              [responseQueue]: { visible: transport.depth(responseQueue), held: mailbox.size },
+            },
+            admission: { inFlight, maxInFlight, maxQueueDepth, refused: busy },
+          });
+          return;
+        }
+        const depth = transport.depth(requestQueue) + transport.inFlight(requestQueue);
+        if (inFlight >= maxInFlight || depth >= maxQueueDepth) {
+          busy++;
+          send(
+            res,
+            503,
+            { error: 'busy: retry later', request_id: null },
+            { 'retry-after': '1', connection: 'close' },
+          );
+          req.resume();
+          return;
+        }
+        inFlight++;
+        try {
+          await detect(req, res);
+        } finally {
+          inFlight--;
+        }
+      } catch (error) {
+        // A client that hangs up (on its long poll, or in the middle of sending a frame, or timed out sending
+        // it) aborts the receive or the read: nothing went wrong on this side.
+        const { name, message, code } = error as { name?: string; message?: string; code?: string };
+        if (
+          (res.destroyed || req.destroyed) &&
+          (name === 'AbortError' || message === 'aborted' || code === 'ECONNRESET')
+        ) {
+          logger.debug('client disconnected', { path: req.url?.split('?')[0] });
+          return;
+        }
+        logger.error('local runtime error', {
+          error: error instanceof Error ? error.message : String(error),
+        });
+        if (!res.headersSent) send(res, 500, { error: 'internal error', request_id: null });
       }
-    } catch (error) {
-      // A client that hangs up on its long poll aborts the receive: nothing went wrong on this side.
-      if (res.destroyed && (error as { name?: string }).name === 'AbortError') {
-        logger.debug('client disconnected', { path: req.url?.split('?')[0] });
-        return;
-      }
-      logger.error('local runtime error', { error: error instanceof Error ? error.message : String(error) });
-      if (!res.headersSent) send(res, 500, { error: 'internal error', request_id: null });
-    }
-  });
+    },
+  );
 
   /** A collections API request: a JSON body for POST, read within the body limit. */
   async function collections(api: CollectionsApi, req: IncomingMessage, res: ServerResponse, url: URL) {
@@ -403,6 +420,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
+      // A client that sends a frame slowly holds one of the maxInFlight places: it gets requestTimeoutMs for
+      // the whole request, then 408, instead of Node's 5 minutes.
+      server.headersTimeout = Math.min(10_000, requestTimeout);
+      server.requestTimeout = requestTimeout;
       server.listen(options.port ?? 3000, host, () => resolve());
     });
   } catch (error) {
