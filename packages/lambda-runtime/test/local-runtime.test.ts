@@ -84,19 +84,18 @@ describe('local runtime: recognition consumer', () => {
     }
   });
 
+  /** A runtime whose detection answers every frame with no face, and nothing to recognise. */
+  const frameOnly = () => ({
+    detection: async () => ({ statusCode: 200, headers: {}, body: '{"faces":0}' }),
+    recognition: notUsed as never,
+    transport: new InMemoryQueueTransport({ queues: {} }),
+    requestQueue: 'q',
+    responseQueue: 'r',
+    port: 0,
+  });
+
   it('frees the place of a client that stalls while sending a frame (408 after requestTimeoutMs)', async () => {
-    const detection = async () => ({ statusCode: 200, headers: {}, body: '{"faces":0}' });
-    const transport = new InMemoryQueueTransport({ queues: {} });
-    const runtime = await startLocalRuntime({
-      detection,
-      recognition: notUsed as never,
-      transport,
-      requestQueue: 'q',
-      responseQueue: 'r',
-      port: 0,
-      maxInFlight: 1,
-      requestTimeoutMs: 1_000,
-    });
+    const runtime = await startLocalRuntime({ ...frameOnly(), maxInFlight: 1, requestTimeoutMs: 1_000 });
     try {
       const { port } = new URL(runtime.url);
       // Headers and half of the announced body, then nothing.
@@ -122,16 +121,7 @@ describe('local runtime: recognition consumer', () => {
   });
 
   it('takes only JSON, only under a loopback Host name, and with its token when it has one', async () => {
-    const detection = async () => ({ statusCode: 200, headers: {}, body: '{"faces":0}' });
-    const transport = new InMemoryQueueTransport({ queues: {} });
-    const base = {
-      detection,
-      recognition: notUsed as never,
-      transport,
-      requestQueue: 'q',
-      responseQueue: 'r',
-      port: 0,
-    };
+    const base = frameOnly();
     const open = await startLocalRuntime(base);
     const locked = await startLocalRuntime({ ...base, token: 's3cret' });
     const raw = (url: string, headers: Record<string, string>, body = '{}', method = 'POST') =>
@@ -148,10 +138,11 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(open.url, json)).toBe(200);
       expect(await raw(open.url, { 'content-type': 'application/json; charset=utf-8' })).toBe(200);
       expect(await raw(open.url, { 'content-type': 'text/plain' })).toBe(415);
-      // Not POST: 405 whatever the path or content type.
+      // Not POST: 405 on /, whatever the content type; 404 elsewhere.
       expect(await raw(open.url, {}, '', 'GET')).toBe(405);
-      expect(await raw(`${open.url}/elsewhere`, {}, '', 'GET')).toBe(405);
       expect(await raw(open.url, json, '{}', 'PUT')).toBe(405);
+      expect(await raw(`${open.url}/elsewhere`, {}, '', 'GET')).toBe(404);
+      expect(await raw(`${open.url}/collections/default/faces`, {}, '', 'GET')).toBe(404);
       expect(await raw(open.url, { ...json, host: 'evil.example:80' })).toBe(403);
       expect(await raw(open.url, { ...json, host: `localhost:${new URL(open.url).port}` })).toBe(200);
       expect(await raw(locked.url, json)).toBe(401);

@@ -78,7 +78,10 @@ export interface LocalRuntimeOptions {
 export interface LocalRuntime {
   /** Base URL, e.g. `http://127.0.0.1:3000`. POST frames here; GET `/responses` to collect answers. */
   readonly url: string;
-  /** Stops the server and the consumers; in-flight work finishes first. */
+  /**
+   * Stops the server (closing open connections and long polls at once) and the consumers, after the batch each
+   * is processing. Answers not yet collected are not delivered: a durable queue keeps them for the next start.
+   */
   close(): Promise<void>;
 }
 
@@ -366,6 +369,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   /** A frame through the detection handler, as a Function URL would deliver it. */
   async function detect(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Said before the content type (which a GET has none of), as the detection handler says it.
+    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (req.method !== 'POST' && pathname !== '/') {
+      req.resume();
+      const hint = pathname.startsWith('/collections/')
+        ? ' (the collections API needs a token: --token)'
+        : '';
+      send(res, 404, {
+        error: `no ${req.method} ${pathname.slice(0, 100)}: POST frames to /, GET /responses or /health${hint}`,
+        request_id: null,
+      });
+      return;
+    }
     if (req.method !== 'POST') {
       req.resume();
       send(
@@ -433,7 +448,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     throw error;
   }
   const address = server.address() as AddressInfo;
-  const url = `http://${address.address}:${address.port}`;
+  // Listening on every interface: the URL this machine reaches it at (0.0.0.0 is not an address to send to).
+  const reachable =
+    address.address === '0.0.0.0'
+      ? '127.0.0.1'
+      : address.address === '::'
+        ? '[::1]'
+        : address.family === 'IPv6'
+          ? `[${address.address}]`
+          : address.address;
+  const url = `http://${reachable}:${address.port}`;
   logger.info('local runtime listening', { url, request_queue: requestQueue, response_queue: responseQueue });
 
   return {
