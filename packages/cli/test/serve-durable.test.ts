@@ -78,7 +78,12 @@ describeWithSharedData(
     });
 
     /** Starts `facerec serve` as its own process (the CLI from source) and waits until it answers. */
-    async function serve(port: number, queue: string, token?: string): Promise<ChildProcess> {
+    async function serve(
+      port: number,
+      queue: string,
+      token?: string,
+      extra: readonly string[] = [],
+    ): Promise<ChildProcess> {
       const child = spawn(
         process.execPath,
         [
@@ -94,6 +99,7 @@ describeWithSharedData(
           queue,
           '--quiet',
           ...(token ? ['--token', token] : []),
+          ...extra,
         ],
         { cwd: ROOT, env: env(), stdio: ['ignore', 'ignore', 'pipe'] },
       );
@@ -163,6 +169,43 @@ describeWithSharedData(
       server.kill('SIGINT');
       await stopped;
       server = undefined;
+    });
+
+    it('Ctrl-C drains: new frames get 503, frames taken are answered and collected, then it exits 0', {
+      timeout: 90_000,
+    }, async () => {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      server = await serve(port, 'memory', undefined, ['--drain-seconds', '30']);
+      let stderr = '';
+      server.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => server!.once('exit', resolve));
+      const content = (await readFile(sharedPath(...BBT, 'bbt1.jpg'))).toString('base64');
+      const post = (id: string) =>
+        fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ content, request_id: id, filename: 'bbt1.jpg' }),
+        });
+      const taken = await Promise.all(['drain-1', 'drain-2'].map(post));
+      expect(taken.map((r) => r.status)).toEqual([200, 200]);
+      const faces = await Promise.all(taken.map(async (r) => ((await r.json()) as { faces: number }).faces));
+      server.kill('SIGINT');
+      await vi.waitFor(() => expect(stderr).toMatch(/stopping: no new frames; waiting up to 30 s for/), {
+        timeout: 10_000,
+      });
+      const refused = await post('drain-3');
+      expect(refused.status).toBe(503);
+      expect(((await refused.json()) as { error: string }).error).toMatch(/shutting down/);
+      const answers: unknown[] = [];
+      const expected = faces.reduce((a, b) => a + Math.max(b, 1), 0);
+      while (answers.length < expected) {
+        const res = await fetch(`${url}/responses?prefix=drain-&max=10&wait=2`);
+        answers.push(...((await res.json()) as { messages: unknown[] }).messages);
+      }
+      expect(await exited).toBe(0);
+      server = undefined;
+      expect(stderr).toContain('stopped: every frame answered and every answer collected');
     });
 
     it('answers every request that got 200 exactly once after kill -9 and a restart on the same file', {

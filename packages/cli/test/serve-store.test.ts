@@ -112,23 +112,31 @@ for (const workers of [0, 2])
         expect((await call('DELETE', `/collections/default/faces/${face!.id}`)).status).toBe(404);
       });
 
-      it.runIf(workers === 0)('refuses a --workers value that is not "auto" or 0–64 (exit 2)', async () => {
-        for (const value of ['abc', '99', '-1']) {
-          const run = await cli(
-            'serve',
-            '--gallery',
-            gallery,
-            '--port',
-            '0',
-            '--queue',
-            'memory',
-            '--workers',
-            value,
-          );
-          expect(run.code).toBe(2);
-          expect(run.stderr).toContain('--workers must be "auto" or an integer from 0 to 64');
-        }
-      });
+      it.runIf(workers === 0)(
+        'refuses a --workers value that is not "auto" or 0–64, and a bad --drain-seconds (exit 2)',
+        async () => {
+          for (const value of ['abc', '99', '-1']) {
+            const run = await cli(
+              'serve',
+              '--gallery',
+              gallery,
+              '--port',
+              '0',
+              '--queue',
+              'memory',
+              '--workers',
+              value,
+            );
+            expect(run.code).toBe(2);
+            expect(run.stderr).toContain('--workers must be "auto" or an integer from 0 to 64');
+          }
+          for (const value of ['abc', '-1', '99999']) {
+            const run = await cli('serve', '--gallery', gallery, '--port', '0', '--drain-seconds', value);
+            expect(run.code).toBe(2);
+            expect(run.stderr).toContain('--drain-seconds must be a number from 0 to 3600');
+          }
+        },
+      );
 
       it('refuses without the token, and answers bad requests with 4xx', async () => {
         expect((await call('GET', '/collections/default/faces', undefined, {})).status).toBe(401);

@@ -33,7 +33,14 @@ export {
   type CollectionsRequest,
   createCollectionsApi,
 } from './local/collections-api.js';
-export { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from './local/runtime.js';
+export {
+  type DrainOptions,
+  type DrainReport,
+  type LocalRuntime,
+  type LocalRuntimeBacklog,
+  type LocalRuntimeOptions,
+  startLocalRuntime,
+} from './local/runtime.js';
 export {
   createWorkerProvider,
   type WorkerProvider,

@@ -84,6 +84,22 @@ describe('local runtime: recognition consumer', () => {
     }
   });
 
+  /**
+   * Detection that answers every frame "no face" (its one answer published to `r`, nothing to recognise), after
+   * `before` (a delay, or the test letting it go).
+   */
+  const noFaceDetection =
+    (transport: InMemoryQueueTransport, before: () => Promise<unknown> = async () => {}) =>
+    async (event: { body?: string | null }) => {
+      await before();
+      const { request_id } = JSON.parse(event.body ?? '{}') as { request_id: string };
+      const answer = { request_id, frame_id: randomUUID(), filename: 'f', face_index: null, face_count: 0 };
+      await transport.publish('r', [
+        { body: JSON.stringify({ ...answer, result: 'no face', distance: null, box: null }) },
+      ]);
+      return { statusCode: 200, headers: {}, body: JSON.stringify({ request_id, filename: 'f', faces: 0 }) };
+    };
+
   /** A runtime whose detection answers every frame with no face, and nothing to recognise. */
   const frameOnly = () => ({
     detection: async () => ({ statusCode: 200, headers: {}, body: '{"faces":0}' }),
@@ -161,35 +177,14 @@ describe('local runtime: recognition consumer', () => {
     const transport = new InMemoryQueueTransport({ queues: {} });
     let running = 0;
     let most = 0;
-    // A slow detection that answers "no face" at once: the workload completes without recognition.
-    const detection = async (event: { body?: string | null }) => {
+    // A slow detection that answers "no face": the workload completes without recognition.
+    const detection = noFaceDetection(transport, async () => {
       running++;
       most = Math.max(most, running);
       await new Promise((r) => setTimeout(r, 40));
       running--;
-      const { request_id } = JSON.parse(event.body ?? '{}') as { request_id: string };
-      const answer = {
-        request_id,
-        frame_id: randomUUID(),
-        filename: 'f',
-        face_index: null,
-        face_count: 0,
-        result: 'no face',
-        distance: null,
-        box: null,
-      };
-      await transport.publish('r', [{ body: JSON.stringify(answer) }]);
-      return { statusCode: 200, headers: {}, body: JSON.stringify({ request_id, filename: 'f', faces: 0 }) };
-    };
-    const runtime = await startLocalRuntime({
-      detection: detection as never,
-      recognition: notUsed as never,
-      transport,
-      requestQueue: 'q',
-      responseQueue: 'r',
-      port: 0,
-      maxInFlight: 2,
     });
+    const runtime = await startLocalRuntime({ ...frameOnly(), detection, transport, maxInFlight: 2 });
     try {
       const busy = await Promise.all(
         Array.from({ length: 6 }, () =>
@@ -217,6 +212,121 @@ describe('local runtime: recognition consumer', () => {
     } finally {
       await runtime.close();
     }
+  });
+
+  it('drains on request: refuses frames with 503, keeps answering polls until every answer is collected', async () => {
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Detection that waits for the test, then answers "no face".
+    const detection = noFaceDetection(transport, () => held);
+    const runtime = await startLocalRuntime({ ...frameOnly(), detection, transport });
+    const post = (body: string) =>
+      fetch(runtime.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const taken = post('{"request_id":"a-1"}');
+    await vi.waitFor(() => expect(runtime.backlog().detecting).toBe(1));
+    const draining = runtime.drain({ timeoutMs: 20_000 });
+    // New frames are refused, with a reason and a Retry-After; health says so.
+    const refused = await post('{"request_id":"a-2"}');
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(await refused.json()).toMatchObject({ error: expect.stringMatching(/shutting down/) });
+    expect(await (await fetch(`${runtime.url}/health`)).json()).toMatchObject({ status: 'draining' });
+    // The frame taken before is detected, and its answer can still be collected.
+    release();
+    expect((await taken).status).toBe(200);
+    await vi.waitFor(() =>
+      expect(runtime.backlog()).toEqual({ detecting: 0, recognising: 0, uncollected: 1 }),
+    );
+    const polled = (await (await fetch(`${runtime.url}/responses?prefix=a-&wait=1`)).json()) as {
+      messages: { request_id: string }[];
+    };
+    expect(polled.messages.map((m) => m.request_id)).toEqual(['a-1']);
+    const report = await draining;
+    expect(report.drained).toBe(true);
+    expect(report.waitedMs).toBeLessThan(15_000);
+    // Closed: nothing listens any more.
+    await expect(post('{}')).rejects.toThrow();
+  });
+
+  it('ends a drain after its timeout, or at once when its signal aborts, reporting what was left', async () => {
+    for (const how of ['timeout', 'signal'] as const) {
+      const transport = new InMemoryQueueTransport({ queues: {} });
+      const runtime = await startLocalRuntime({ ...frameOnly(), transport });
+      // An answer nobody collects.
+      await transport.publish('r', [{ body: JSON.stringify({ request_id: 'gone-1', result: 'no face' }) }]);
+      await vi.waitFor(() => expect(runtime.backlog().uncollected).toBe(1));
+      const stop = new AbortController();
+      const started = performance.now();
+      const draining = runtime.drain(how === 'timeout' ? { timeoutMs: 300 } : { signal: stop.signal });
+      if (how === 'signal') setTimeout(() => stop.abort(), 100);
+      const report = await draining;
+      expect(report).toMatchObject({
+        drained: false,
+        left: { detecting: 0, recognising: 0, uncollected: 1 },
+      });
+      // The default timeout (10 s) did not run out: the signal ended the wait.
+      expect(performance.now() - started).toBeLessThan(how === 'timeout' ? 3_000 : 2_000);
+    }
+  });
+
+  it('the workload client resends frames whose connection was refused, as while a server restarts', async () => {
+    // A port nothing listens on yet.
+    const probe = await startLocalRuntime(frameOnly());
+    const url = probe.url;
+    await probe.close();
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    const frame = { file: 'f', filename: 'f.png', expected: undefined, content: 'AA==' };
+    const notices: boolean[] = [];
+    const running = runWorkload({
+      url,
+      frames: [frame],
+      responses: localResponses(url),
+      requests: 3,
+      concurrency: 3,
+      timeoutMs: 20_000,
+      onUnreachable: (unreachable) => notices.push(unreachable),
+    });
+    await new Promise((r) => setTimeout(r, 700));
+    // The server comes (back): detection answers "no face" at once.
+    const runtime = await startLocalRuntime({
+      ...frameOnly(),
+      port: Number(new URL(url).port),
+      transport,
+      detection: noFaceDetection(transport),
+    });
+    try {
+      const report = await running;
+      expect(report).toMatchObject({ answered: 3, rejected: 0, duplicates: 0 });
+      expect(report.reconnects).toBeGreaterThanOrEqual(3);
+      expect(notices).toEqual([true, false]);
+    } finally {
+      await runtime.close();
+    }
+    // Unreachable for longer than its reconnect window: every request fails at once, without 8 backoffs each.
+    const started = performance.now();
+    const down = await runWorkload({
+      url,
+      frames: [frame],
+      responses: localResponses(url),
+      requests: 6,
+      concurrency: 2,
+      reconnectWindowMs: 500,
+      timeoutMs: 1_000,
+    });
+    expect(down).toMatchObject({ answered: 0, rejected: 6 });
+    expect(performance.now() - started).toBeLessThan(6_000);
+    // With nothing listening, it gives up after its resends and says why.
+    const alone = await runWorkload({
+      url,
+      frames: [frame],
+      responses: localResponses(url),
+      requests: 1,
+      maxRetries: 1,
+      timeoutMs: 1_000,
+    });
+    expect(alone).toMatchObject({ answered: 0, rejected: 1, reconnects: 1 });
+    expect(alone.outcomes[0]!.error).toBe(`connection refused: nothing listens at ${url}`);
   });
 
   it('fails on a port already in use and stops its consumers (nothing keeps running)', async () => {

@@ -16,8 +16,11 @@ import {
   createLogger,
   createPipelineContainer,
   createWorkerProvider,
+  type DrainOptions,
+  type DrainReport,
   formatWorkloadReport,
   jsonSender,
+  type LocalRuntimeBacklog,
   loadConfig,
   loadFrames,
   localResponses,
@@ -30,7 +33,7 @@ import {
 } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
 import type { Command } from 'commander';
-import { galleryThreshold, info, openExistingGallery } from '../output.js';
+import { count, galleryThreshold, info, openExistingGallery } from '../output.js';
 import { type CliContext, providerOption, selectProvider, weightsOption } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
 
@@ -185,7 +188,67 @@ export async function serveLocally(options: ServeOptions) {
       await runtime.close();
       await release();
     },
+    /** A graceful stop (`LocalRuntime.drain`), then the workers, the queues and the gallery. */
+    async drain(drainOptions: DrainOptions): Promise<DrainReport> {
+      try {
+        return await runtime.drain(drainOptions);
+      } finally {
+        await release();
+      }
+    },
   };
+}
+
+/** "2 frames being detected, 1 answer not collected": the parts of a backlog that are not empty. */
+function describeBacklog(backlog: LocalRuntimeBacklog): string {
+  const parts = [
+    backlog.detecting ? `${count(backlog.detecting, 'frame')} being detected` : '',
+    backlog.recognising ? `${count(backlog.recognising, 'face')} being recognised` : '',
+    backlog.uncollected ? `${count(backlog.uncollected, 'answer')} not collected` : '',
+  ].filter(Boolean);
+  return parts.join(', ') || 'nothing';
+}
+
+/**
+ * `facerec serve` until Ctrl-C (or SIGTERM), then a graceful stop: frames get 503 while those taken are
+ * answered and clients collect the answers, for at most `drainSeconds`; a second Ctrl-C stops at once.
+ */
+async function serveUntilStopped(
+  served: Awaited<ReturnType<typeof serveLocally>>,
+  drainSeconds: number,
+  queue: string,
+): Promise<void> {
+  const signalled = () =>
+    new Promise<void>((resolve) => {
+      const once = () => {
+        process.off('SIGINT', once);
+        process.off('SIGTERM', once);
+        resolve();
+      };
+      process.on('SIGINT', once);
+      process.on('SIGTERM', once);
+    });
+  await signalled();
+  const backlog = served.runtime.backlog();
+  if (drainSeconds <= 0 || describeBacklog(backlog) === 'nothing') {
+    await served.close();
+    return;
+  }
+  info(
+    `facerec serve: stopping: no new frames; waiting up to ${drainSeconds} s for ${describeBacklog(backlog)} (Ctrl-C again stops at once)`,
+  );
+  const again = new AbortController();
+  void signalled().then(() => again.abort());
+  const report = await served.drain({ timeoutMs: drainSeconds * 1000, signal: again.signal });
+  if (report.drained) {
+    info('facerec serve: stopped: every frame answered and every answer collected');
+    return;
+  }
+  info(
+    `facerec serve: stopped with ${describeBacklog(report.left)}: ${
+      queue === 'memory' ? 'lost (--queue memory)' : `kept in ${queue}; serve again on it to deliver them`
+    }`,
+  );
 }
 
 /** `facerec serve`'s queue file when `--queue` is not given: one per port, in the cache folder. */
@@ -235,6 +298,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       '--queue <file>',
       'queue file (SQLite): accepted frames survive a crash and are answered after a restart on the same file; "memory" for none (default: serve/queue-<port>.sqlite in the cache folder)',
     )
+    .option(
+      '--drain-seconds <s>',
+      'on Ctrl-C, refuse new frames (503) and wait up to this long for the frames taken to be answered and collected; a second Ctrl-C stops at once; 0: stop at once',
+      '10',
+    )
     .option('--quiet', 'no request logs')
     .action(
       async (opts: {
@@ -252,8 +320,16 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         maxInFlight: string;
         maxQueue: string;
         queue?: string;
+        drainSeconds: string;
         quiet?: boolean;
       }) => {
+        const drainSeconds = Number(opts.drainSeconds);
+        if (!(Number.isFinite(drainSeconds) && drainSeconds >= 0 && drainSeconds <= 3600)) {
+          throw new InvalidOptionsError(
+            'serve',
+            `--drain-seconds must be a number from 0 to 3600, got "${opts.drainSeconds.slice(0, 40)}"`,
+          );
+        }
         const queue = opts.queue ?? defaultQueueFile(Number(opts.port));
         const workers =
           opts.workers === 'auto'
@@ -288,11 +364,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         info(
           `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}; inference: ${workers ? `${workers} worker threads` : 'main thread'}`,
         );
-        await new Promise<void>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
-        await served.close();
+        await serveUntilStopped(served, drainSeconds, queue);
       },
     );
 
@@ -383,6 +455,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           onProgress: (done, total) => {
             if (done % 10 === 0 || done === total) info(`  ${done}/${total} answered`);
           },
+          onUnreachable: (unreachable) =>
+            info(
+              unreachable
+                ? `  ${opts.url} refuses connections (stopped or restarting): resending for up to 30 s`
+                : `  ${opts.url} answers again`,
+            ),
         });
         if (opts.json) {
           const { outcomes, ...summary } = report;

@@ -74,10 +74,46 @@ export interface LocalRuntimeOptions {
   readonly collections?: CollectionsApi;
 }
 
+/** Work a local runtime still holds: frames being detected, faces being recognised, answers not collected. */
+export interface LocalRuntimeBacklog {
+  /** Frames being read or detected. */
+  readonly detecting: number;
+  /** Faces waiting for recognition or being recognised. */
+  readonly recognising: number;
+  /** Answers no client has collected yet. */
+  readonly uncollected: number;
+}
+
+/** Options of {@link LocalRuntime.drain}. */
+export interface DrainOptions {
+  /** Longest wait, in milliseconds. Default 10 000. */
+  readonly timeoutMs?: number;
+  /** Stops waiting at once when aborted (a second Ctrl-C). */
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link LocalRuntime.drain} left behind. */
+export interface DrainReport {
+  /** True when nothing was left: every frame taken was answered and every answer collected. */
+  readonly drained: boolean;
+  /** What was left when the wait ended. */
+  readonly left: LocalRuntimeBacklog;
+  readonly waitedMs: number;
+}
+
 /** A running local runtime. */
 export interface LocalRuntime {
   /** Base URL, e.g. `http://127.0.0.1:3000`. POST frames here; GET `/responses` to collect answers. */
   readonly url: string;
+  /** What the runtime holds now (the same figures as `GET /health`). */
+  backlog(): LocalRuntimeBacklog;
+  /**
+   * A graceful stop: from now on frames (and collections API requests) get 503 with `Retry-After`, while the
+   * frames already taken are detected and recognised and clients go on collecting answers (`GET /responses`,
+   * `GET /health`), until nothing is left or `timeoutMs` passed; then {@link LocalRuntime.close}. What is left
+   * (answers nobody collected) stays in a durable queue for the next start; an in-memory queue loses it.
+   */
+  drain(options?: DrainOptions): Promise<DrainReport>;
   /**
    * Stops the server (closing open connections and long polls at once) and the consumers, after the batch each
    * is processing. Answers not yet collected are not delivered: a durable queue keeps them for the next start.
@@ -155,6 +191,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }
   let inFlight = 0;
   let busy = 0;
+  /** Set by `drain`: frames are refused from then on. */
+  let draining = false;
   const batchSize = options.batchSize ?? 10;
   const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
   const abort = new AbortController();
@@ -270,6 +308,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           return;
         }
         const url = new URL(req.url ?? '/', 'http://localhost');
+        const collecting =
+          req.method === 'GET' && (url.pathname === '/responses' || url.pathname === '/health');
+        // Draining: no connection is kept alive for a next request, which would find the server gone.
+        if (draining) res.setHeader('connection', 'close');
+        if (draining && !collecting) {
+          send(
+            res,
+            503,
+            { error: 'shutting down: not taking frames; answers can still be collected', request_id: null },
+            { 'retry-after': '5', connection: 'close' },
+          );
+          req.resume();
+          return;
+        }
         if (options.collections?.handles(url)) {
           await collections(options.collections, req, res, url);
           return;
@@ -298,7 +350,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         }
         if (req.method === 'GET' && url.pathname === '/health') {
           send(res, 200, {
-            status: 'ok',
+            status: draining ? 'draining' : 'ok',
             queues: {
               [requestQueue]: {
                 visible: transport.depth(requestQueue),
@@ -460,13 +512,50 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const url = `http://${reachable}:${address.port}`;
   logger.info('local runtime listening', { url, request_queue: requestQueue, response_queue: responseQueue });
 
+  const backlog = (): LocalRuntimeBacklog => ({
+    detecting: inFlight,
+    recognising: transport.depth(requestQueue) + transport.inFlight(requestQueue),
+    // Answers routed to the mailbox stay in flight on the response queue until delivered; the rest wait there.
+    uncollected: transport.depth(responseQueue) + mailbox.size,
+  });
+  let closing: Promise<void> | undefined;
+  /**
+   * Stops listening and ends the long polls; requests still being answered get up to `graceMs` (a drain's 503s),
+   * then every connection is closed. A client that had sent a request on a connection closed under it cannot
+   * tell whether it was taken; one refused a connection knows it was not.
+   */
+  const close = (graceMs = 0) => {
+    closing ??= (async () => {
+      abort.abort();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (graceMs > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+        clearTimeout(timer);
+      }
+      server.closeAllConnections();
+      await closed;
+      await stopped();
+    })();
+    return closing;
+  };
+
   return {
     url,
-    async close() {
-      abort.abort();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await stopped();
+    backlog,
+    async drain(drainOptions = {}) {
+      draining = true;
+      const started = performance.now();
+      const deadline = started + (drainOptions.timeoutMs ?? 10_000);
+      const empty = (b: LocalRuntimeBacklog) => b.detecting + b.recognising + b.uncollected === 0;
+      while (!empty(backlog()) && performance.now() < deadline && !drainOptions.signal?.aborted) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const left = backlog();
+      await close(1_000);
+      return { drained: empty(left), left, waitedMs: performance.now() - started };
     },
+    close: () => close(),
   };
 }

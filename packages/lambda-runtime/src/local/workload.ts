@@ -136,8 +136,18 @@ export interface WorkloadOptions {
   readonly replyTo?: string;
   /** Sends one request; default: `fetch` POST of the JSON body. Replace it to sign requests (SigV4). */
   readonly send?: (url: string, body: string) => Promise<SendResult>;
-  /** Resends of a request answered 503 (server busy), after its `Retry-After` or a backoff. Default 8. */
+  /**
+   * Resends of a request answered 503 (server busy, or shutting down), after its `Retry-After` or a backoff, and
+   * of one whose connection was refused (a server restarting), after a backoff. Default 8.
+   */
   readonly maxRetries?: number;
+  /**
+   * How long the server may stay unreachable (every connection refused, from the first refusal after its last
+   * answer) while requests are resent; past it every request still to send fails at once. Default 30 000 ms.
+   */
+  readonly reconnectWindowMs?: number;
+  /** Called once each time the server stops answering (connections refused) and once when it is back. */
+  readonly onUnreachable?: (unreachable: boolean) => void;
   /** Called after each answered request. */
   readonly onProgress?: (answered: number, total: number) => void;
 }
@@ -181,6 +191,8 @@ export interface WorkloadReport {
   readonly duplicates: number;
   /** Requests resent after a 503 (the server refusing work beyond its admission bound). */
   readonly retries: number;
+  /** Requests resent after a refused connection (nothing listening: a server restarting). */
+  readonly reconnects: number;
   readonly latencyMs: LatencySummary;
   /** The same from the accepted send: what admission control bounds (the rest is the client's resend waits). */
   readonly acceptedLatencyMs: LatencySummary;
@@ -209,6 +221,32 @@ export function jsonSender(options: { readonly token?: string } = {}) {
 }
 const defaultSend = jsonSender();
 
+/** A failed send's message with its cause (fetch says only "fetch failed"), e.g. "fetch failed (other side closed)". */
+function sendFailure(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const cause = (error as { cause?: unknown }).cause;
+  const detail = cause instanceof Error ? cause.message || (cause as { code?: string }).code : undefined;
+  return detail ? `${message} (${detail})` : message;
+}
+
+/**
+ * Whether a send failed before reaching any server: the connection was refused (nothing listens, as while a
+ * server restarts). Such a request was not taken, so sending it again cannot duplicate it; a connection
+ * reset or timeout may come after the server took the frame, and is not resent.
+ */
+function connectionRefused(error: unknown): boolean {
+  const codes = (e: unknown): string[] => {
+    const { code, errors, cause } = (e ?? {}) as { code?: unknown; errors?: unknown; cause?: unknown };
+    return [
+      ...(typeof code === 'string' ? [code] : []),
+      ...(Array.isArray(errors) ? errors.flatMap(codes) : []),
+      ...(cause ? codes(cause) : []),
+    ];
+  };
+  const found = codes(error);
+  return found.length > 0 && found.every((code) => code === 'ECONNREFUSED');
+}
+
 /**
  * The workload client: sends `requests` frames at `concurrency`, collects every answer, and measures the
  * latency of each request from sending it to its last face's answer.
@@ -235,6 +273,12 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const states = new Map<string, State>();
   let duplicates = 0;
   let retries = 0;
+  let reconnects = 0;
+  /** When the server started refusing connections; undefined while it answers. */
+  let unreachableSince: number | undefined;
+  const reconnectWindowMs = options.reconnectWindowMs ?? 30_000;
+  const gaveUp = () =>
+    unreachableSince !== undefined && performance.now() - unreachableSince > reconnectWindowMs;
   const maxRetries = options.maxRetries ?? 8;
   let answeredCount = 0;
   const complete = (id: string, s: State) => {
@@ -296,17 +340,39 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           ...(options.replyTo === undefined ? {} : { reply_to: options.replyTo }),
         });
         let attemptAt = performance.now();
-        let res = await send(options.url, body);
+        // A refused connection (a server restarting) is resent like a 503; the last one is thrown.
+        const attempt = async (last: boolean): Promise<SendResult | 'refused'> => {
+          try {
+            const result = await send(options.url, body);
+            if (unreachableSince !== undefined) {
+              unreachableSince = undefined;
+              options.onUnreachable?.(false);
+            }
+            return result;
+          } catch (error) {
+            if (!connectionRefused(error)) throw error;
+            if (unreachableSince === undefined) {
+              unreachableSince = performance.now();
+              options.onUnreachable?.(true);
+            }
+            if (last || gaveUp()) throw error;
+            return 'refused';
+          }
+        };
+        let res = await attempt(maxRetries === 0);
         // A busy server (admission control) answers 503: wait as it asks (or back off) and resend.
-        for (let attempt = 1; res.status === 503 && attempt <= maxRetries; attempt++) {
-          retries++;
-          const base = res.retryAfterSeconds
-            ? res.retryAfterSeconds * 1000
-            : Math.min(200 * 2 ** attempt, 5000);
+        for (let n = 1; (res === 'refused' || res.status === 503) && n <= maxRetries; n++) {
+          if (res === 'refused') reconnects++;
+          else retries++;
+          const base =
+            res !== 'refused' && res.retryAfterSeconds
+              ? res.retryAfterSeconds * 1000
+              : Math.min(200 * 2 ** n, 5000);
           await new Promise((r) => setTimeout(r, base * (1 + Math.random() / 4)));
           attemptAt = performance.now();
-          res = await send(options.url, body);
+          res = await attempt(n === maxRetries || gaveUp());
         }
+        if (res === 'refused') throw new Error('connection refused'); // not reached: the last attempt throws
         s.status = res.status;
         s.acceptedAt = attemptAt;
         if (res.status !== 200) {
@@ -316,7 +382,9 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         s.faces = (JSON.parse(res.body) as { faces: number }).faces;
         complete(requestId, s);
       } catch (error) {
-        s.error = error instanceof Error ? error.message : String(error);
+        s.error = connectionRefused(error)
+          ? `connection refused: nothing listens at ${options.url.slice(0, 200)}`
+          : sendFailure(error);
         continue;
       }
       // Keep `concurrency` requests in flight end to end (sent and not yet fully answered). The timer is
@@ -376,6 +444,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     rejected: outcomes.filter((o) => o.status !== 200).length,
     duplicates,
     retries,
+    reconnects,
     latencyMs: summarise(latencies),
     acceptedLatencyMs: summarise(
       outcomes.flatMap((o) => (o.acceptedLatencyMs === undefined ? [] : [o.acceptedLatencyMs])),
@@ -392,7 +461,8 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const lines = [
     `requests: ${report.requests}, answered: ${report.answered}, rejected: ${report.rejected}, unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}` +
-      (report.retries ? `, resent after 503 (busy): ${report.retries}` : ''),
+      (report.retries ? `, resent after 503 (busy): ${report.retries}` : '') +
+      (report.reconnects ? `, resent after a refused connection: ${report.reconnects}` : ''),
     `latency (sent → last answer): avg ${ms(report.latencyMs.avg)}, p50 ${ms(report.latencyMs.p50)}, p95 ${ms(report.latencyMs.p95)}, max ${ms(report.latencyMs.max)}`,
     ...(report.retries
       ? [
