@@ -16,6 +16,7 @@ import {
   createLogger,
   createPipelineContainer,
   createWorkerProvider,
+  DEFAULT_MAX_IN_FLIGHT_PIXELS,
   type DrainOptions,
   type DrainReport,
   formatWorkloadReport,
@@ -63,9 +64,10 @@ export interface ServeOptions {
    * at the same time, each worker with its share of the cores. 0 runs them on the main thread. Default 0.
    */
   readonly workers?: number;
-  /** Admission control (see `LocalRuntimeOptions.maxInFlight` / `maxQueueDepth`). */
+  /** Admission control (see `LocalRuntimeOptions.maxInFlight`, `maxQueueDepth`, `maxInFlightPixels`). */
   readonly maxInFlight?: number;
   readonly maxQueueDepth?: number;
+  readonly maxInFlightPixels?: number;
   /**
    * Where the queues live: a SQLite file, so that a server killed at any moment loses no accepted frame and,
    * restarted on the same file, answers each once; or `'memory'`. Default `'memory'` (`facerec serve`
@@ -171,6 +173,7 @@ export async function serveLocally(options: ServeOptions) {
     consumers: options.consumers ?? 1,
     ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
     ...(options.maxQueueDepth === undefined ? {} : { maxQueueDepth: options.maxQueueDepth }),
+    ...(options.maxInFlightPixels === undefined ? {} : { maxInFlightPixels: options.maxInFlightPixels }),
     logger,
   }).catch(async (error: unknown) => {
     await release();
@@ -290,6 +293,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .option('--max-in-flight <n>', 'frames read or detected at once; more get 503 + Retry-After', '16')
     .option(
+      '--max-in-flight-pixels <n>',
+      'pixels (from each image header) of the frames decoded and detected at once; a frame beyond it waits for those before it',
+      String(DEFAULT_MAX_IN_FLIGHT_PIXELS),
+    )
+    .option(
       '--max-queue <n>',
       'faces waiting for recognition beyond which frames get 503 + Retry-After',
       '256',
@@ -319,6 +327,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         workers: string;
         maxInFlight: string;
         maxQueue: string;
+        maxInFlightPixels: string;
         queue?: string;
         drainSeconds: string;
         quiet?: boolean;
@@ -358,6 +367,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           workers,
           maxInFlight: Number(opts.maxInFlight),
           maxQueueDepth: Number(opts.maxQueue),
+          maxInFlightPixels: Number(opts.maxInFlightPixels),
           queue,
           ...(opts.quiet ? { quiet: true } : {}),
         });

@@ -1,3 +1,4 @@
+import { imageSize } from 'image-size';
 import { detectionRequestSchema } from '../messages.js';
 
 interface InFlight {
@@ -87,17 +88,51 @@ export class RequestsInFlight {
   }
 }
 
+/** What the local runtime reads from a detection request body before handing it to the detection handler. */
+export interface FrameRequestFields {
+  /** Its `request_id`, when well-formed (otherwise the handler refuses the body: nothing to reserve). */
+  readonly requestId: string | undefined;
+  /**
+   * Pixels of its image, from the header (`width × height`); 0 when `content` is not a string (the handler
+   * refuses it before decoding); `unreadable` when no header could be read from it.
+   */
+  readonly pixels: number;
+}
+
+/** Base64 characters decoded first to find an image header: 48 KiB of image, past EXIF and ICC segments. */
+const HEADER_BASE64_CHARS = 64 * 1024;
+
 /**
- * The `request_id` of a detection request body, when it has a well-formed one (otherwise the detection handler
- * refuses the body, and there is nothing to reserve).
+ * The `request_id` and image size of a detection request body. The size comes from the image header, read by
+ * `image-size` from the start of the base64 content (the whole of it only when the header lies further in);
+ * a header it cannot read counts as `unreadable` pixels (the decoder's limit, the most a frame can cost).
  */
-export function requestIdOf(body: string): string | undefined {
+export function frameRequestFields(body: string, unreadable: number): FrameRequestFields {
+  let parsed: { request_id?: unknown; content?: unknown } | null;
   try {
-    const id = (JSON.parse(body) as { request_id?: unknown } | null)?.request_id;
-    return detectionRequestSchema.shape.request_id.safeParse(id).success ? (id as string) : undefined;
+    parsed = JSON.parse(body) as typeof parsed;
   } catch {
-    return undefined;
+    return { requestId: undefined, pixels: 0 };
   }
+  const id = parsed?.request_id;
+  const requestId = detectionRequestSchema.shape.request_id.safeParse(id).success
+    ? (id as string)
+    : undefined;
+  const content = parsed?.content;
+  if (typeof content !== 'string' || content.length === 0) return { requestId, pixels: 0 };
+  const size = (base64: string) => {
+    try {
+      const { width, height } = imageSize(Buffer.from(base64, 'base64'));
+      return width > 0 && height > 0 ? width * height : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const pixels =
+    size(content.slice(0, HEADER_BASE64_CHARS)) ??
+    (content.length > HEADER_BASE64_CHARS ? size(content) : undefined) ??
+    unreadable;
+  return { requestId, pixels };
 }
 
 function facesOf(body: string): number | undefined {

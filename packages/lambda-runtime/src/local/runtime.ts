@@ -1,14 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { InvalidOptionsError, type ReceivedMessage } from '@facerec/framework';
+import { DEFAULT_DECODE_LIMITS, InvalidOptionsError, type ReceivedMessage } from '@facerec/framework';
 import type { InMemoryQueueTransport } from '@facerec/transport-memory';
+import { Semaphore } from 'async-mutex';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
 import type { CollectionsApi } from './collections-api.js';
 import { ResponseMailbox } from './mailbox.js';
-import { RequestsInFlight, requestIdOf } from './requests.js';
+import { frameRequestFields, RequestsInFlight } from './requests.js';
 
 /** Most answers one `GET /responses` returns (`max`, default 10). */
 const MAX_ANSWERS_PER_POLL = 100;
@@ -66,6 +67,14 @@ export interface LocalRuntimeOptions {
   readonly maxInFlight?: number;
   /** Admission control: request-queue messages (faces waiting or being recognised) beyond which a POST gets 503. Default 256. */
   readonly maxQueueDepth?: number;
+  /**
+   * Admission control by size: pixels (`width × height`, read from each image's header) of the frames being
+   * decoded and detected at once. A frame that would go beyond it waits, in arrival order, for frames before
+   * it to finish; it already counts among `maxInFlight`. A frame larger than the whole budget runs alone.
+   * Memory then grows with the pixels in flight, not with the number of frames. Default
+   * {@link DEFAULT_MAX_IN_FLIGHT_PIXELS}.
+   */
+  readonly maxInFlightPixels?: number;
   readonly logger?: PipelineLogger;
   /**
    * The collections API (`/collections/{name}/faces`, see `createCollectionsApi`): people added and removed at
@@ -100,6 +109,9 @@ export interface DrainReport {
   readonly left: LocalRuntimeBacklog;
   readonly waitedMs: number;
 }
+
+/** Default `maxInFlightPixels`: two frames at `decodeImage`'s 25-megapixel limit, one per worker on 2 cores. */
+export const DEFAULT_MAX_IN_FLIGHT_PIXELS = 2 * DEFAULT_DECODE_LIMITS.maxPixels;
 
 /** A running local runtime. */
 export interface LocalRuntime {
@@ -181,9 +193,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const { transport, requestQueue, responseQueue } = options;
   const maxInFlight = options.maxInFlight ?? 16;
   const maxQueueDepth = options.maxQueueDepth ?? 256;
+  const maxInFlightPixels = options.maxInFlightPixels ?? DEFAULT_MAX_IN_FLIGHT_PIXELS;
   for (const [name, value] of [
     ['maxInFlight', maxInFlight],
     ['maxQueueDepth', maxQueueDepth],
+    ['maxInFlightPixels', maxInFlightPixels],
   ] as const) {
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new InvalidOptionsError('local runtime', `${name} must be a positive integer, got ${value}`);
@@ -191,6 +205,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }
   let inFlight = 0;
   let busy = 0;
+  // Weighted by pixels; first come, first served (a large frame is not overtaken by smaller ones).
+  const pixelBudget = new Semaphore(maxInFlightPixels);
   /** Set by `drain`: frames are refused from then on. */
   let draining = false;
   const batchSize = options.batchSize ?? 10;
@@ -358,7 +374,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
               },
               [responseQueue]: { visible: transport.depth(responseQueue), held: mailbox.size },
             },
-            admission: { inFlight, maxInFlight, maxQueueDepth, refused: busy },
+            admission: {
+              inFlight,
+              maxInFlight,
+              maxQueueDepth,
+              pixelsInFlight: maxInFlightPixels - pixelBudget.getValue(),
+              maxInFlightPixels,
+              refused: busy,
+            },
           });
           return;
         }
@@ -460,7 +483,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     }
     const text = body.toString('utf8');
     // One frame per request id at a time: a second one would have its answers mixed with the first's.
-    const requestId = requestIdOf(text);
+    const { requestId, pixels } = frameRequestFields(text, DEFAULT_DECODE_LIMITS.maxPixels);
     if (requestId !== undefined && !requests.begin(requestId)) {
       send(res, 409, {
         error: 'request_id is already in flight (sent, not yet answered): use a new request_id per frame',
@@ -477,9 +500,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       requestContext: { http: { method: req.method ?? 'GET' } },
     };
     let result: FunctionUrlResult = { statusCode: 500, headers: {}, body: '' };
+    const weight = Math.min(pixels, maxInFlightPixels);
+    const [, releasePixels] = weight > 0 ? await pixelBudget.acquire(weight) : [0, () => {}];
     try {
       result = await options.detection(event);
     } finally {
+      releasePixels();
       if (requestId !== undefined) requests.detected(requestId, result);
     }
     send(res, result.statusCode, result.body, result.headers);

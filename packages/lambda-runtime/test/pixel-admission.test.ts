@@ -1,0 +1,113 @@
+import { encodeJpeg, encodePng, type RgbImage } from '@facerec/framework';
+import { startLocalRuntime } from '@facerec/lambda-runtime';
+import { InMemoryQueueTransport } from '@facerec/transport-memory';
+import { describe, expect, it } from 'vitest';
+import { frameRequestFields } from '../src/local/requests.js';
+
+const image = (width: number, height: number): RgbImage => ({
+  width,
+  height,
+  data: new Uint8Array(width * height * 3).fill(128),
+});
+const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+const body = (content: unknown, requestId = 'r-1') => JSON.stringify({ content, request_id: requestId });
+
+/** `jpeg` with `segments` APP2 segments of 60 000 bytes each inserted after its start marker. */
+function withLargeSegments(jpeg: Uint8Array, segments: number): Uint8Array {
+  const segment = Buffer.alloc(60_000 + 4);
+  segment.writeUInt16BE(0xffe2, 0);
+  segment.writeUInt16BE(60_000 + 2, 2);
+  const parts = [jpeg.subarray(0, 2), ...Array.from({ length: segments }, () => segment), jpeg.subarray(2)];
+  return Buffer.concat(parts);
+}
+
+describe('local runtime: the size of a frame from its header', () => {
+  it('reads width × height of PNG and JPEG headers, also past 120 kB of APP segments', async () => {
+    expect(frameRequestFields(body(base64(await encodePng(image(320, 240)))), 1)).toEqual({
+      requestId: 'r-1',
+      pixels: 320 * 240,
+    });
+    const jpeg = await encodeJpeg(image(640, 360));
+    expect(frameRequestFields(body(base64(jpeg)), 1).pixels).toBe(640 * 360);
+    const late = withLargeSegments(jpeg, 2);
+    expect(late.length).toBeGreaterThan(120_000);
+    expect(frameRequestFields(body(base64(late)), 1).pixels).toBe(640 * 360);
+  });
+
+  it('counts content without a readable header as the given worst case, and a body without content as 0', () => {
+    expect(frameRequestFields(body(base64(Buffer.from('not an image at all'))), 25_000_000).pixels).toBe(
+      25_000_000,
+    );
+    expect(frameRequestFields(body(42), 7)).toEqual({ requestId: 'r-1', pixels: 0 });
+    expect(frameRequestFields(body(''), 7).pixels).toBe(0);
+    expect(frameRequestFields('{not json', 7)).toEqual({ requestId: undefined, pixels: 0 });
+    expect(
+      frameRequestFields(JSON.stringify({ content: 'AA==', request_id: 5 }), 7).requestId,
+    ).toBeUndefined();
+  });
+});
+
+describe('local runtime: admission by pixels', () => {
+  it('runs frames together only while their pixels fit the budget; a larger frame runs alone', async () => {
+    const small = base64(await encodePng(image(100, 100)));
+    const large = base64(await encodePng(image(300, 300)));
+    let running = 0;
+    let most = 0;
+    const seen: { pixels: number; together: number }[] = [];
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    const runtime = await startLocalRuntime({
+      detection: async (event) => {
+        running++;
+        most = Math.max(most, running);
+        const { content } = JSON.parse(event.body ?? '{}') as { content: string };
+        seen.push({ pixels: content === large ? 90_000 : 10_000, together: running });
+        await new Promise((r) => setTimeout(r, 50));
+        running--;
+        return { statusCode: 422, headers: {}, body: '{"error":"test"}' };
+      },
+      recognition: async () => ({ batchItemFailures: [] }),
+      transport,
+      requestQueue: 'q',
+      responseQueue: 'r',
+      port: 0,
+      maxInFlight: 16,
+      maxInFlightPixels: 20_000,
+    });
+    try {
+      const post = (content: string, id: string) =>
+        fetch(runtime.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: body(content, id),
+        });
+      // Six small frames (10 000 pixels each, two fit at once), then a large one (90 000: over the budget).
+      const statuses = await Promise.all([
+        ...Array.from({ length: 6 }, (_, i) => post(small, `s-${i}`)),
+        post(large, 'l-0'),
+      ]);
+      expect(statuses.map((r) => r.status)).toEqual(Array(7).fill(422));
+      expect(most).toBe(2);
+      expect(seen.find((s) => s.pixels === 90_000)?.together).toBe(1);
+      const health = (await (await fetch(`${runtime.url}/health`)).json()) as {
+        admission: { pixelsInFlight: number; maxInFlightPixels: number };
+      };
+      expect(health.admission).toMatchObject({ pixelsInFlight: 0, maxInFlightPixels: 20_000 });
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('refuses a budget that is not a positive integer', async () => {
+    await expect(
+      startLocalRuntime({
+        detection: async () => ({ statusCode: 200, headers: {}, body: '{}' }),
+        recognition: async () => ({ batchItemFailures: [] }),
+        transport: new InMemoryQueueTransport({ queues: {} }),
+        requestQueue: 'q',
+        responseQueue: 'r',
+        port: 0,
+        maxInFlightPixels: 0,
+      }),
+    ).rejects.toThrow('maxInFlightPixels must be a positive integer, got 0');
+  });
+});
