@@ -3,6 +3,7 @@ import {
   FacerecError,
   FacerecInputError,
   GalleryStoreNotFoundError,
+  InvalidOptionsError,
   missingThresholdMessage,
   type PullProgress,
   resolveThreshold,
@@ -36,6 +37,20 @@ export function count(n: number, noun: string, nouns = `${noun}s`): string {
 /** Diagnostics go to stderr so that stdout carries only results (e.g. `--json`). */
 export function info(message: string): void {
   process.stderr.write(`${message}\n`);
+}
+
+/** A flag's value as a positive integer (digits only: not "", "1e3" or "0x10"); undefined when not given. */
+export function positiveInteger(
+  command: string,
+  flag: string,
+  value: string | undefined,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = /^\d{1,16}$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(parsed) || parsed < 1) {
+    throw new InvalidOptionsError(command, `${flag} must be a positive integer, got "${value.slice(0, 40)}"`);
+  }
+  return parsed;
 }
 
 /** Prints an error without a stack trace (unless FACEREC_DEBUG is set) and returns the exit code. */

@@ -113,7 +113,7 @@ for (const workers of [0, 2])
       });
 
       it.runIf(workers === 0)(
-        'refuses a --workers value that is not "auto" or 0–64, and a bad --drain-seconds (exit 2)',
+        'refuses a --workers value that is not "auto" or 0–64, and bad --drain-seconds and admission values (exit 2)',
         async () => {
           for (const value of ['abc', '99', '-1']) {
             const run = await cli(
@@ -134,6 +134,16 @@ for (const workers of [0, 2])
             const run = await cli('serve', '--gallery', gallery, '--port', '0', '--drain-seconds', value);
             expect(run.code).toBe(2);
             expect(run.stderr).toContain('--drain-seconds must be a number from 0 to 3600');
+          }
+          for (const [flag, value] of [
+            ['--max-in-flight-pixels', 'abc'],
+            ['--max-in-flight-pixels', '0x10'],
+            ['--max-in-flight', '0'],
+            ['--max-queue', ''],
+          ] as const) {
+            const run = await cli('serve', '--gallery', gallery, '--port', '0', flag, value);
+            expect(run.code).toBe(2);
+            expect(run.stderr).toContain(`serve: ${flag} must be a positive integer, got "${value}"`);
           }
         },
       );

@@ -111,3 +111,47 @@ describe('local runtime: admission by pixels', () => {
     ).rejects.toThrow('maxInFlightPixels must be a positive integer, got 0');
   });
 });
+
+describe('local runtime: stopping with frames waiting for the pixel budget', () => {
+  it('answers the waiting frames 503 (neither detected nor queued) when a drain runs out', async () => {
+    const content = base64(await encodePng(image(100, 100)));
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const detected: string[] = [];
+    const runtime = await startLocalRuntime({
+      detection: async (event) => {
+        detected.push((JSON.parse(event.body ?? '{}') as { request_id: string }).request_id);
+        await held;
+        return { statusCode: 422, headers: {}, body: '{"error":"test"}' };
+      },
+      recognition: async () => ({ batchItemFailures: [] }),
+      transport: new InMemoryQueueTransport({ queues: {} }),
+      requestQueue: 'q',
+      responseQueue: 'r',
+      port: 0,
+      maxInFlightPixels: 10_000,
+    });
+    const post = (id: string) =>
+      fetch(runtime.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: body(content, id),
+      }).then(
+        async (r) => ({ status: r.status, text: await r.text() }),
+        () => ({ status: 0, text: 'connection closed' }),
+      );
+    const sent = ['w-0', 'w-1', 'w-2'].map(post);
+    // One frame fits the budget; the other two wait for it.
+    for (let i = 0; i < 100 && runtime.backlog().detecting < 3; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(detected).toEqual(['w-0']);
+    const report = await runtime.drain({ timeoutMs: 200 });
+    release();
+    expect(report).toMatchObject({ drained: false, left: { detecting: 3 } });
+    const answers = await Promise.all(sent);
+    expect(detected).toEqual(['w-0']);
+    const waiting = answers.slice(1);
+    expect(waiting.map((a) => a.status)).toEqual([503, 503]);
+    expect(waiting[0]!.text).toMatch(/shutting down/);
+  });
+});

@@ -48,3 +48,30 @@ it('sends at the requested rate (request i at i / rate s), with every request st
   });
   expect(sentAt.at(-1)! - sentAt[0]!).toBeGreaterThanOrEqual(215);
 });
+
+it('reports failed requests grouped by what happened, not one line each, and counts accuracy over answered ones', async () => {
+  const { formatWorkloadReport } = await import('@facerec/lambda-runtime');
+  let n = 0;
+  const report = await runWorkload({
+    url: 'http://127.0.0.1:1',
+    frames: [{ file: 'f', filename: 'f.png', expected: 'amy', content: 'AA==' }],
+    requests: 6,
+    concurrency: 1,
+    timeoutMs: 1000,
+    maxRetries: 0,
+    // The first five are refused by the server, the sixth fails without a response.
+    send: async () => {
+      if (++n <= 5) return { status: 400, body: '{"error":"bad frame"}' };
+      throw new TypeError('fetch failed', { cause: new Error('other side closed') });
+    },
+    responses: { poll: async () => [] },
+  });
+  const lines = formatWorkloadReport(report);
+  expect(report).toMatchObject({ answered: 0, rejected: 6, accuracy: { faces: 0, correct: 0 } });
+  const failures = lines.filter((l) => l.includes('bad frame') || l.includes('other side closed'));
+  expect(failures).toHaveLength(2);
+  expect(failures[0]).toMatch(
+    /^5 requests \(.+-0 \(f\.png\), .+-1 \(f\.png\), .+-2 \(f\.png\), …\): HTTP 400 /,
+  );
+  expect(failures[1]).toMatch(/-5 \(f\.png\): no answer: fetch failed \(other side closed\)$/);
+});

@@ -16,7 +16,7 @@ import {
 import { boxArea, resizeBilinearPil } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import { forEachImage, readInput } from '../images.js';
-import { count, info, loadNote, pullProgressReporter } from '../output.js';
+import { count, info, loadNote, positiveInteger, pullProgressReporter } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -60,14 +60,6 @@ export function cropWarnings(faces: readonly FaceDetection[], frame: RgbImage): 
     ];
   }
   return [];
-}
-
-function positiveInteger(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isSafeInteger(parsed) || parsed < 1)
-    throw new InvalidOptionsError('embed', `${flag} must be a positive integer, got "${value}"`);
-  return parsed;
 }
 
 /**
@@ -174,7 +166,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
     .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_MAX_BATCH_SIZE})`)
     .addOption(precisionOption())
     .action(async (images: string[], opts: EmbedOptions) => {
-      const maxBatchSize = positiveInteger('--max-batch-size', opts.maxBatchSize);
+      const maxBatchSize = positiveInteger('embed', '--max-batch-size', opts.maxBatchSize);
       let weights = opts.weights;
       if (opts.checkpoint !== undefined) {
         // Absolute, so that a checkpoint file named like a weights name is still read as a file.

@@ -34,7 +34,7 @@ import {
 } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
 import type { Command } from 'commander';
-import { count, galleryThreshold, info, openExistingGallery } from '../output.js';
+import { count, galleryThreshold, info, openExistingGallery, positiveInteger } from '../output.js';
 import { type CliContext, providerOption, selectProvider, weightsOption } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
 
@@ -233,25 +233,31 @@ async function serveUntilStopped(
     });
   await signalled();
   const backlog = served.runtime.backlog();
-  if (drainSeconds <= 0 || describeBacklog(backlog) === 'nothing') {
-    await served.close();
-    return;
+  if (drainSeconds > 0 && describeBacklog(backlog) !== 'nothing') {
+    info(
+      `facerec serve: stopping: no new frames; waiting up to ${drainSeconds} s for ${describeBacklog(backlog)} (Ctrl-C or SIGTERM again stops at once)`,
+    );
   }
-  info(
-    `facerec serve: stopping: no new frames; waiting up to ${drainSeconds} s for ${describeBacklog(backlog)} (Ctrl-C again stops at once)`,
-  );
   const again = new AbortController();
   void signalled().then(() => again.abort());
-  const report = await served.drain({ timeoutMs: drainSeconds * 1000, signal: again.signal });
-  if (report.drained) {
+  const { drained, left } = await served.drain({ timeoutMs: drainSeconds * 1000, signal: again.signal });
+  if (drained) {
     info('facerec serve: stopped: every frame answered and every answer collected');
     return;
   }
-  info(
-    `facerec serve: stopped with ${describeBacklog(report.left)}: ${
-      queue === 'memory' ? 'lost (--queue memory)' : `kept in ${queue}; serve again on it to deliver them`
-    }`,
-  );
+  const parts: string[] = [];
+  const kept = { detecting: 0, recognising: left.recognising, uncollected: left.uncollected };
+  if (describeBacklog(kept) !== 'nothing') {
+    parts.push(
+      `${describeBacklog(kept)}: ${queue === 'memory' ? 'lost (--queue memory)' : `kept in ${queue}; serve again on it to deliver them`}`,
+    );
+  }
+  if (left.detecting) {
+    parts.push(
+      `${count(left.detecting, 'frame')} cut off before being accepted: their clients got 503 or a closed connection and should send them again (one cut off mid-detection may also have been queued)`,
+    );
+  }
+  info(`facerec serve: stopped with ${parts.join('; ')}`);
 }
 
 /** `facerec serve`'s queue file when `--queue` is not given: one per port, in the cache folder. */
@@ -365,15 +371,19 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.threshold ? { threshold: Number(opts.threshold) } : {}),
           consumers: opts.consumers === undefined ? Math.max(1, workers) : Number(opts.consumers),
           workers,
-          maxInFlight: Number(opts.maxInFlight),
-          maxQueueDepth: Number(opts.maxQueue),
-          maxInFlightPixels: Number(opts.maxInFlightPixels),
+          maxInFlight: positiveInteger('serve', '--max-in-flight', opts.maxInFlight)!,
+          maxQueueDepth: positiveInteger('serve', '--max-queue', opts.maxQueue)!,
+          maxInFlightPixels: positiveInteger('serve', '--max-in-flight-pixels', opts.maxInFlightPixels)!,
           queue,
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
           `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}; inference: ${workers ? `${workers} worker threads` : 'main thread'}`,
         );
+        const before = served.runtime.backlog();
+        if (describeBacklog(before) !== 'nothing') {
+          info(`facerec serve: ${queue} holds work from before: ${describeBacklog(before)}`);
+        }
         await serveUntilStopped(served, drainSeconds, queue);
       },
     );

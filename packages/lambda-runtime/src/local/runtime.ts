@@ -110,6 +110,12 @@ export interface DrainReport {
   readonly waitedMs: number;
 }
 
+/** The answer to a frame while the runtime stops. */
+const STOPPING = {
+  error: 'shutting down: not taking frames; answers can still be collected',
+  request_id: null,
+} as const;
+
 /** The pixel budget's granularity: a frame's pixels are counted rounded up to a multiple of this. */
 const PIXEL_UNIT = 10_000;
 
@@ -335,12 +341,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         // Draining: no connection is kept alive for a next request, which would find the server gone.
         if (draining) res.setHeader('connection', 'close');
         if (draining && !collecting) {
-          send(
-            res,
-            503,
-            { error: 'shutting down: not taking frames; answers can still be collected', request_id: null },
-            { 'retry-after': '5', connection: 'close' },
-          );
+          send(res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
           req.resume();
           return;
         }
@@ -507,7 +508,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     };
     let result: FunctionUrlResult = { statusCode: 500, headers: {}, body: '' };
     const weight = Math.min(Math.ceil(pixels / PIXEL_UNIT), budgetUnits);
-    const [, releasePixels] = weight > 0 ? await pixelBudget.acquire(weight) : [0, () => {}];
+    let releasePixels = () => {};
+    if (weight > 0) {
+      try {
+        [, releasePixels] = await pixelBudget.acquire(weight);
+      } catch {
+        // The runtime stopped before this frame's turn (close cancels the waiting frames): nothing of it was
+        // detected or queued, so the client is told to send it again.
+        if (requestId !== undefined) requests.detected(requestId, { statusCode: 503, body: '' });
+        send(res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
+        return;
+      }
+    }
     try {
       result = await options.detection(event);
     } finally {
@@ -559,6 +571,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const close = (graceMs = 0) => {
     closing ??= (async () => {
       abort.abort();
+      // Frames waiting for the pixel budget get 503 (they were neither detected nor queued), written before
+      // the connections close.
+      pixelBudget.cancel();
+      await new Promise((r) => setImmediate(r));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       if (graceMs > 0) {

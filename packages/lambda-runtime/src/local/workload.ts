@@ -431,7 +431,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   let faces = 0;
   let correct = 0;
   for (const o of outcomes) {
-    if (o.expected === undefined) continue;
+    // Only answered requests: a send that failed after the server took the frame may still get answers.
+    if (o.expected === undefined || o.latencyMs === undefined) continue;
     for (const r of o.results) {
       faces++;
       if (r === o.expected) correct++;
@@ -461,7 +462,7 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const lines = [
     `requests: ${report.requests}, answered: ${report.answered}, rejected: ${report.rejected}, unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}` +
-      (report.retries ? `, resent after 503 (busy): ${report.retries}` : '') +
+      (report.retries ? `, resent after 503 (busy or shutting down): ${report.retries}` : '') +
       (report.reconnects ? `, resent after a refused connection: ${report.reconnects}` : ''),
     `latency (sent → last answer): avg ${ms(report.latencyMs.avg)}, p50 ${ms(report.latencyMs.p50)}, p95 ${ms(report.latencyMs.p95)}, max ${ms(report.latencyMs.max)}`,
     ...(report.retries
@@ -477,7 +478,22 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
     );
   }
   for (const id of report.unanswered) lines.push(`unanswered: ${id}`);
-  for (const o of report.outcomes.filter((x) => x.error))
-    lines.push(`${o.requestId} (${o.filename}): HTTP ${o.status} ${o.error}`);
+  // Failed requests grouped by what happened (a server gone fails every remaining request the same way).
+  const failures = new Map<string, RequestOutcome[]>();
+  for (const o of report.outcomes.filter((x) => x.error)) {
+    const what = o.status ? `HTTP ${o.status} ${o.error}` : `no answer: ${o.error}`;
+    failures.set(what, [...(failures.get(what) ?? []), o]);
+  }
+  for (const [what, outcomes] of failures) {
+    const named = outcomes
+      .slice(0, 3)
+      .map((o) => `${o.requestId} (${o.filename})`)
+      .join(', ');
+    lines.push(
+      outcomes.length === 1
+        ? `${named}: ${what}`
+        : `${outcomes.length} requests (${named}${outcomes.length > 3 ? ', …' : ''}): ${what}`,
+    );
+  }
   return lines;
 }
