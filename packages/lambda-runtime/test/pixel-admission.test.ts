@@ -21,6 +21,23 @@ function withLargeSegments(jpeg: Uint8Array, segments: number): Uint8Array {
   return Buffer.concat(parts);
 }
 
+/** A runtime with `detection` and a pixel budget, nothing to recognise. */
+const runtimeWith = (
+  detection: Parameters<typeof startLocalRuntime>[0]['detection'],
+  maxInFlightPixels: number,
+  extra: { maxInFlight?: number } = {},
+) =>
+  startLocalRuntime({
+    detection,
+    recognition: async () => ({ batchItemFailures: [] }),
+    transport: new InMemoryQueueTransport({ queues: {} }),
+    requestQueue: 'q',
+    responseQueue: 'r',
+    port: 0,
+    maxInFlightPixels,
+    ...extra,
+  });
+
 describe('local runtime: the size of a frame from its header', () => {
   it('reads width × height of PNG and JPEG headers, also past 120 kB of APP segments', async () => {
     expect(frameRequestFields(body(base64(await encodePng(image(320, 240)))), 1)).toEqual({
@@ -54,9 +71,8 @@ describe('local runtime: admission by pixels', () => {
     let running = 0;
     let most = 0;
     const seen: { pixels: number; together: number }[] = [];
-    const transport = new InMemoryQueueTransport({ queues: {} });
-    const runtime = await startLocalRuntime({
-      detection: async (event) => {
+    const runtime = await runtimeWith(
+      async (event) => {
         running++;
         most = Math.max(most, running);
         const { content } = JSON.parse(event.body ?? '{}') as { content: string };
@@ -65,14 +81,9 @@ describe('local runtime: admission by pixels', () => {
         running--;
         return { statusCode: 422, headers: {}, body: '{"error":"test"}' };
       },
-      recognition: async () => ({ batchItemFailures: [] }),
-      transport,
-      requestQueue: 'q',
-      responseQueue: 'r',
-      port: 0,
-      maxInFlight: 16,
-      maxInFlightPixels: 20_000,
-    });
+      20_000,
+      { maxInFlight: 16 },
+    );
     try {
       const post = (content: string, id: string) =>
         fetch(runtime.url, {
@@ -98,17 +109,9 @@ describe('local runtime: admission by pixels', () => {
   });
 
   it('refuses a budget that is not a positive integer', async () => {
-    await expect(
-      startLocalRuntime({
-        detection: async () => ({ statusCode: 200, headers: {}, body: '{}' }),
-        recognition: async () => ({ batchItemFailures: [] }),
-        transport: new InMemoryQueueTransport({ queues: {} }),
-        requestQueue: 'q',
-        responseQueue: 'r',
-        port: 0,
-        maxInFlightPixels: 0,
-      }),
-    ).rejects.toThrow('maxInFlightPixels must be a positive integer, got 0');
+    await expect(runtimeWith(async () => ({ statusCode: 200, headers: {}, body: '{}' }), 0)).rejects.toThrow(
+      'maxInFlightPixels must be a positive integer, got 0',
+    );
   });
 });
 
@@ -118,19 +121,11 @@ describe('local runtime: stopping with frames waiting for the pixel budget', () 
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
     const detected: string[] = [];
-    const runtime = await startLocalRuntime({
-      detection: async (event) => {
-        detected.push((JSON.parse(event.body ?? '{}') as { request_id: string }).request_id);
-        await held;
-        return { statusCode: 422, headers: {}, body: '{"error":"test"}' };
-      },
-      recognition: async () => ({ batchItemFailures: [] }),
-      transport: new InMemoryQueueTransport({ queues: {} }),
-      requestQueue: 'q',
-      responseQueue: 'r',
-      port: 0,
-      maxInFlightPixels: 10_000,
-    });
+    const runtime = await runtimeWith(async (event) => {
+      detected.push((JSON.parse(event.body ?? '{}') as { request_id: string }).request_id);
+      await held;
+      return { statusCode: 422, headers: {}, body: '{"error":"test"}' };
+    }, 10_000);
     const post = (id: string) =>
       fetch(runtime.url, {
         method: 'POST',

@@ -202,6 +202,10 @@ export async function serveLocally(options: ServeOptions) {
   };
 }
 
+/** Whether a backlog holds anything. */
+const pending = (backlog: LocalRuntimeBacklog): boolean =>
+  backlog.detecting + backlog.recognising + backlog.uncollected > 0;
+
 /** "2 frames being detected, 1 answer not collected": the parts of a backlog that are not empty. */
 function describeBacklog(backlog: LocalRuntimeBacklog): string {
   const parts = [
@@ -209,7 +213,7 @@ function describeBacklog(backlog: LocalRuntimeBacklog): string {
     backlog.recognising ? `${count(backlog.recognising, 'face')} being recognised` : '',
     backlog.uncollected ? `${count(backlog.uncollected, 'answer')} not collected` : '',
   ].filter(Boolean);
-  return parts.join(', ') || 'nothing';
+  return parts.join(', ');
 }
 
 /**
@@ -233,7 +237,7 @@ async function serveUntilStopped(
     });
   await signalled();
   const backlog = served.runtime.backlog();
-  if (drainSeconds > 0 && describeBacklog(backlog) !== 'nothing') {
+  if (drainSeconds > 0 && pending(backlog)) {
     info(
       `facerec serve: stopping: no new frames; waiting up to ${drainSeconds} s for ${describeBacklog(backlog)} (Ctrl-C or SIGTERM again stops at once)`,
     );
@@ -247,7 +251,7 @@ async function serveUntilStopped(
   }
   const parts: string[] = [];
   const kept = { detecting: 0, recognising: left.recognising, uncollected: left.uncollected };
-  if (describeBacklog(kept) !== 'nothing') {
+  if (pending(kept)) {
     parts.push(
       `${describeBacklog(kept)}: ${queue === 'memory' ? 'lost (--queue memory)' : `kept in ${queue}; serve again on it to deliver them`}`,
     );
@@ -314,7 +318,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .option(
       '--drain-seconds <s>',
-      'on Ctrl-C, refuse new frames (503) and wait up to this long for the frames taken to be answered and collected; a second Ctrl-C stops at once; 0: stop at once',
+      'on Ctrl-C or SIGTERM, refuse new frames (503) and wait up to this long for the frames taken to be answered and collected; a second Ctrl-C or SIGTERM ends the wait; 0: do not wait',
       '10',
     )
     .option('--quiet', 'no request logs')
@@ -381,7 +385,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}; inference: ${workers ? `${workers} worker threads` : 'main thread'}`,
         );
         const before = served.runtime.backlog();
-        if (describeBacklog(before) !== 'nothing') {
+        if (pending(before)) {
           info(`facerec serve: ${queue} holds work from before: ${describeBacklog(before)}`);
         }
         await serveUntilStopped(served, drainSeconds, queue);
