@@ -1,4 +1,7 @@
-import { vi } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { sharedPath } from '@facerec/framework/testing';
+import { expect, vi } from 'vitest';
 import { type CliOptions, main } from '../src/main.js';
 
 /** What one in-process CLI run produced. */
@@ -34,4 +37,52 @@ export async function cliWith(options: CliOptions, ...args: string[]): Promise<R
     err.mockRestore();
     process.exitCode = undefined;
   }
+}
+
+/** One of the bbt face shots in ../shared: `bbt('amy', 3)` is amy3.png. */
+export const bbt = (name: string, n: number): string =>
+  sharedPath('faces', 'face-api.js', 'bbt', name, `${name}${n}.png`);
+
+/** Adds each person, from their first two bbt shots, to a faceapi-resnet gallery file at threshold 0.4. */
+export async function addBbtPeople(gallery: string, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    const add = await cli(
+      'gallery',
+      'add',
+      gallery,
+      name,
+      bbt(name, 1),
+      bbt(name, 2),
+      '--embedder',
+      'faceapi-resnet',
+      '--threshold',
+      '0.4',
+    );
+    expect(add.code, add.stderr).toBe(0);
+  }
+}
+
+/**
+ * Sends `file` as one frame to a local runtime at `url` and resolves to the first answer's result (who the face
+ * was recognised as), waiting up to 20 s for it.
+ */
+export async function recogniseOver(
+  url: string,
+  file: string,
+  requestId: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const content = (await readFile(file)).toString('base64');
+  const sent = await fetch(url, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ content, request_id: requestId, filename: path.basename(file) }),
+  });
+  expect(sent.status).toBe(200);
+  const answer = (await (
+    await fetch(`${url}/responses?prefix=${requestId}&wait=20`, { headers })
+  ).json()) as {
+    messages: { result: string }[];
+  };
+  return answer.messages[0]!.result;
 }

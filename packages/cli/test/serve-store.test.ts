@@ -5,9 +5,8 @@ import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { serveLocally } from '../src/index.js';
-import { cli } from './helpers.js';
+import { addBbtPeople, bbt, cli, recogniseOver } from './helpers.js';
 
-const bbt = (name: string, n: number) => sharedPath('faces', 'face-api.js', 'bbt', name, `${name}${n}.png`);
 const TOKEN = 'collections-test-token';
 
 // On the main thread, and with the models in two worker threads (`--workers 2`): the same answers.
@@ -35,36 +34,14 @@ for (const workers of [0, 2])
         return { status: response.status, body: (await response.json()) as Record<string, unknown> };
       };
       /** Sends one frame through the pipeline and resolves to who it was recognised as. */
-      const recognise = async (file: string) => {
-        const id = `frame-${++sent}`;
-        const content = (await readFile(file)).toString('base64');
-        expect(
-          (await call('POST', '/', { content, request_id: id, filename: path.basename(file) })).status,
-        ).toBe(200);
-        const { body } = await call('GET', `/responses?prefix=${id}&wait=20`);
-        return (body.messages as { result: string }[])[0]!.result;
-      };
+      const recognise = (file: string) => recogniseOver(served.runtime.url, file, `frame-${++sent}`, auth);
 
       beforeAll(async () => {
         work = await mkdtemp(path.join(tmpdir(), 'facerec-serve-store-'));
         vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
         vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
         gallery = path.join(work, 'people.gallery.json');
-        for (const name of ['amy', 'raj']) {
-          const add = await cli(
-            'gallery',
-            'add',
-            gallery,
-            name,
-            bbt(name, 1),
-            bbt(name, 2),
-            '--embedder',
-            'faceapi-resnet',
-            '--threshold',
-            '0.4',
-          );
-          expect(add.code, add.stderr).toBe(0);
-        }
+        await addBbtPeople(gallery, ['amy', 'raj']);
         served = await serveLocally({
           gallery,
           port: 0,

@@ -35,7 +35,13 @@ import {
 import { InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
 import type { Command } from 'commander';
 import { count, galleryThreshold, info, openExistingGallery, positiveInteger } from '../output.js';
-import { type CliContext, providerOption, selectProvider, weightsOption } from '../providers.js';
+import {
+  type CliContext,
+  precisionOption,
+  providerOption,
+  selectProvider,
+  weightsOption,
+} from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
 
 const REQUESTS = 'requests';
@@ -57,6 +63,11 @@ export interface ServeOptions {
   readonly provider?: string;
   /** Checkpoint path, for a gallery built from a local `.pt` file (the embedder is read from the gallery). */
   readonly weights?: string;
+  /**
+   * The embedder's precision, as `FACEREC_PRECISION` on Lambda: `int8` runs the onnx provider's int8 graph,
+   * calibrated on the faces in `$FACEREC_CALIBRATION_DIR`. Default `fp32`.
+   */
+  readonly precision?: 'fp32' | 'int8';
   readonly threshold?: number;
   readonly consumers?: number;
   /**
@@ -104,6 +115,7 @@ export async function serveLocally(options: ServeOptions) {
       FACEREC_REQUEST_QUEUE_URL: REQUESTS,
       FACEREC_RESPONSE_QUEUE_URL: RESPONSES,
       FACEREC_GALLERY: options.gallery,
+      ...(options.precision ? { FACEREC_PRECISION: options.precision } : {}),
       ...(override !== undefined ? { FACEREC_THRESHOLD: String(override) } : {}),
     },
     registry,
@@ -294,6 +306,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
+    .addOption(precisionOption())
     .option('--threshold <t>', "override the gallery's threshold")
     .option('--consumers <n>', 'concurrent recognition consumers (default: one per worker)')
     .option(
@@ -332,6 +345,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         token?: string;
         provider: string;
         weights?: string;
+        precision?: 'fp32' | 'int8';
         threshold?: string;
         consumers?: string;
         workers: string;
@@ -371,6 +385,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...localToken(opts.token),
           provider: opts.provider,
           ...(opts.weights ? { weights: opts.weights } : {}),
+          ...(opts.precision ? { precision: opts.precision } : {}),
           registry: context.registry,
           ...(opts.threshold ? { threshold: Number(opts.threshold) } : {}),
           consumers: opts.consumers === undefined ? Math.max(1, workers) : Number(opts.consumers),
@@ -382,7 +397,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
-          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}; inference: ${workers ? `${workers} worker threads` : 'main thread'}`,
+          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}; inference: ${workers ? `${workers} worker threads` : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
         );
         const before = served.runtime.backlog();
         if (pending(before)) {

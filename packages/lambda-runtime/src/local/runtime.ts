@@ -372,7 +372,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           return;
         }
         if (req.method === 'GET' && url.pathname === '/health') {
-          send(res, 200, {
+          // 503 while draining, so that a load balancer's health check takes the server out of rotation; the
+          // figures still come with it.
+          send(res, draining ? 503 : 200, {
             status: draining ? 'draining' : 'ok',
             queues: {
               [requestQueue]: {

@@ -1,0 +1,69 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { serveLocally } from '../src/index.js';
+import { addBbtPeople, bbt, cli, recogniseOver } from './helpers.js';
+
+// `facerec serve --precision int8` is the local counterpart of Lambda's FACEREC_PRECISION=int8: the worker
+// threads load the calibrated int8 graph, and it still tells the enrolled people from a stranger.
+describeWithSharedData(
+  'facerec serve --precision int8',
+  ['faces/face-api.js/bbt', 'faces/facenet-pytorch', 'models/upstream/pnet.pt'],
+  () => {
+    let work: string;
+    let gallery: string;
+    const calibration = sharedPath('faces', 'facenet-pytorch');
+
+    beforeAll(async () => {
+      work = await mkdtemp(path.join(tmpdir(), 'facerec-serve-int8-'));
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+      // Calibrated on facenet-pytorch's portraits: none of the bbt photos enrolled or sent.
+      vi.stubEnv('FACEREC_CALIBRATION_DIR', calibration);
+      gallery = path.join(work, 'people.gallery.json');
+      await addBbtPeople(gallery, ['amy', 'raj']);
+    });
+    afterAll(async () => {
+      vi.unstubAllEnvs();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    it('recognises with the int8 graph in the worker threads', async () => {
+      const served = await serveLocally({ gallery, port: 0, quiet: true, workers: 2, precision: 'int8' });
+      try {
+        const results = [];
+        for (const [name, n] of [
+          ['amy', 3],
+          ['raj', 4],
+          ['stuart', 3],
+        ] as const)
+          results.push(await recogniseOver(served.runtime.url, bbt(name, n), `${name}-${n}`));
+        expect(results).toEqual(['amy', 'raj', 'unknown']);
+      } finally {
+        await served.close();
+      }
+      // The int8 graph was built (calibrated) and cached beside the fp32 one.
+      const graphs = await readdir(path.join(work, 'cache', 'onnx'));
+      expect(graphs.filter((f) => f.startsWith('faceapi-resnet-') && f.includes('-int8-'))).toHaveLength(1);
+    }, 120_000);
+
+    it('refuses int8 without calibration faces, and on the tfjs provider, naming why (exit 2)', async () => {
+      const serve = (...flags: string[]) =>
+        cli('serve', '--gallery', gallery, '--port', '0', '--queue', 'memory', ...flags);
+      vi.stubEnv('FACEREC_CALIBRATION_DIR', '');
+      const uncalibrated = await serve('--precision', 'int8');
+      expect(uncalibrated.code).toBe(2);
+      expect(uncalibrated.stderr).toContain('FACEREC_CALIBRATION_DIR');
+      vi.stubEnv('FACEREC_CALIBRATION_DIR', calibration);
+      const tfjs = await serve('--workers', '0', '--provider', 'tfjs', '--precision', 'int8');
+      expect(tfjs.code).toBe(2);
+      expect(tfjs.stderr).toContain('precision "int8" is available on the onnx provider only');
+      const invalid = await serve('--precision', 'int4');
+      expect(invalid.code).not.toBe(0);
+      expect(invalid.stderr).toContain("'int4' is invalid");
+    }, 120_000);
+  },
+);
