@@ -41,16 +41,20 @@ export function loadEmbedder(
 /**
  * The embedder a gallery was built with (read from its model id through the registry), loaded and checked
  * compatible with the gallery. `weights` overrides what the model id implies (a gallery built from a local
- * `.pt` file records only its file name).
+ * `.pt` file records only its file name); `precision` (`--precision`) picks the int8 graph of the same model.
  */
 export async function loadGalleryEmbedder(
   context: CliContext,
   provider: FaceProvider,
   gallery: Gallery,
   weights?: string,
+  precision?: string,
 ): Promise<FaceEmbedder> {
   const { description, options } = context.registry.embedderForModelId(gallery.embedder.modelId, { weights });
-  const embedder = await provider.embedder(description.id, options);
+  const embedder = await provider.embedder(description.id, {
+    ...options,
+    ...(precision === undefined ? {} : { precision }),
+  });
   try {
     gallery.assertCompatible(embedder);
   } catch (error) {
@@ -102,10 +106,10 @@ export function weightsOption(use: 'embedder' | 'gallery'): Option {
  * `--precision <p>`: `fp32` (the embedder's default) or `int8` (the onnx provider's calibrated int8 graph;
  * needs `FACEREC_CALIBRATION_DIR`). Validated by the embedder's option schema.
  */
-export function precisionOption(): Option {
+export function precisionOption(note?: string): Option {
   return new Option(
     '--precision <p>',
-    'embedder precision: fp32 (default) or int8 (onnx: int8 graph calibrated on the face images in $FACEREC_CALIBRATION_DIR)',
+    `embedder precision${note ? ` ${note}` : ''}: fp32 (default) or int8 (onnx: int8 graph calibrated on the face images in $FACEREC_CALIBRATION_DIR)`,
   ).choices(['fp32', 'int8']);
 }
 

@@ -15,6 +15,7 @@ import {
   embedderOption,
   loadEmbedder,
   loadGalleryEmbedder,
+  precisionOption,
   providerOption,
   selectProvider,
   weightsOption,
@@ -224,6 +225,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .option('--threshold <t>', "distance above which a face is unknown (default: the store's)")
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
+    .addOption(precisionOption())
     .option(
       '--json',
       'print [{ image, box, identity, distance, candidates: [{ identity, distance }] }] to stdout',
@@ -232,7 +234,14 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
       async (
         url: string,
         images: string[],
-        opts: { topK: string; threshold?: string; provider: string; weights?: string; json?: boolean },
+        opts: {
+          topK: string;
+          threshold?: string;
+          provider: string;
+          weights?: string;
+          precision?: string;
+          json?: boolean;
+        },
       ) => {
         const topK = Number(opts.topK);
         if (!Number.isSafeInteger(topK) || topK < 1) {
@@ -254,7 +263,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         const detector = provider.detector(registry.defaults.detector);
         const rows: unknown[] = [];
         try {
-          embedder = await loadGalleryEmbedder(context, provider, store, opts.weights);
+          embedder = await loadGalleryEmbedder(context, provider, store, opts.weights, opts.precision);
           const crop = embedder.preprocessing.crop;
           const embed = embedder;
           await forEachImage(images, async (image, decoded) => {

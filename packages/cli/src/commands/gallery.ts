@@ -16,6 +16,7 @@ import {
   loadEmbedder,
   loadGalleryEmbedder,
   metricOption,
+  precisionOption,
   providerOption,
   selectProvider,
   weightsOption,
@@ -139,16 +140,17 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
+    .addOption(precisionOption())
     .option('--json', 'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout')
     .action(
       async (
         images: string[],
-        opts: { gallery: string; provider: string; weights?: string; json?: boolean },
+        opts: { gallery: string; provider: string; weights?: string; precision?: string; json?: boolean },
       ) => {
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry);
         const provider = await selectProvider(context, opts.provider);
-        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights);
+        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights, opts.precision);
         const detector = provider.detector(registry.defaults.detector);
         const crop = embedder.preprocessing.crop;
         const rows: unknown[] = [];
@@ -197,6 +199,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .option('--allow-overlap', 'calibrate even when probes are enrolled examples (same file or same pixels)')
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
+    .addOption(precisionOption('the probes are embedded at; calibrate at the precision you serve at'))
     .option('--json', 'print { threshold, far, tar, equalErrorRate, keyPoints, warnings, out } to stdout')
     .action(
       async (
@@ -207,13 +210,14 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           targetFar: string;
           provider: string;
           weights?: string;
+          precision?: string;
           json?: boolean;
           allowOverlap?: boolean;
         },
       ) => {
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const provider = await selectProvider(context, opts.provider);
-        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights);
+        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights, opts.precision);
         const detector = provider.detector(registry.defaults.detector);
         const progress = enrollProgress('embedding probes');
         let probes: LabelledProbe[];

@@ -7,10 +7,11 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { serveLocally } from '../src/index.js';
 import { addBbtPeople, bbt, cli, recogniseOver } from './helpers.js';
 
-// `facerec serve --precision int8` is the local counterpart of Lambda's FACEREC_PRECISION=int8: the worker
-// threads load the calibrated int8 graph, and it still tells the enrolled people from a stranger.
+// `--precision int8` on the commands that embed with a gallery's embedder. `facerec serve --precision int8` is
+// the local counterpart of Lambda's FACEREC_PRECISION=int8: the worker threads load the calibrated int8 graph,
+// and it still tells the enrolled people from a stranger.
 describeWithSharedData(
-  'facerec serve --precision int8',
+  '--precision int8 with a gallery (serve, recognize, gallery search, gallery calibrate)',
   ['faces/face-api.js/bbt', 'faces/facenet-pytorch', 'models/upstream/pnet.pt'],
   () => {
     let work: string;
@@ -48,6 +49,51 @@ describeWithSharedData(
       // The int8 graph was built (calibrated) and cached beside the fp32 one.
       const graphs = await readdir(path.join(work, 'cache', 'onnx'));
       expect(graphs.filter((f) => f.startsWith('faceapi-resnet-') && f.includes('-int8-'))).toHaveLength(1);
+    }, 120_000);
+
+    it('recognize and gallery search embed with the int8 graph: the same names, distances a little apart', async () => {
+      const probes = [bbt('amy', 3), bbt('raj', 4), bbt('stuart', 3)];
+      type Row = { identity: string; distance: number };
+      const recognize = async (...flags: string[]) => {
+        const run = await cli('recognize', ...probes, '--gallery', gallery, '--json', ...flags);
+        expect(run.code, run.stderr).toBe(0);
+        return JSON.parse(run.stdout) as Row[];
+      };
+      const [fp32, int8] = [await recognize(), await recognize('--precision', 'int8')];
+      expect(int8.map((r) => r.identity)).toEqual(['amy', 'raj', 'unknown']);
+      expect(fp32.map((r) => r.identity)).toEqual(['amy', 'raj', 'unknown']);
+      // Another graph: not the fp32 distances, but within 0.02 of them (face-api's net: cosine ≥ 0.999 to fp32).
+      expect(int8.map((r) => r.distance)).not.toEqual(fp32.map((r) => r.distance));
+      for (const [i, r] of int8.entries())
+        expect(Math.abs(r.distance - fp32[i]!.distance)).toBeLessThan(0.02);
+
+      const search = await cli('gallery', 'search', gallery, probes[0]!, '--json', '--precision', 'int8');
+      expect(search.code, search.stderr).toBe(0);
+      expect(JSON.parse(search.stdout)[0]).toMatchObject({ identity: 'amy', distance: int8[0]!.distance });
+    }, 120_000);
+
+    it('gallery calibrate --precision int8 sets the threshold from int8 embeddings of the probes', async () => {
+      const calibrate = async (...flags: string[]) => {
+        const out = path.join(work, `calibrated-${flags.length}.gallery.json`);
+        const run = await cli(
+          'gallery',
+          'calibrate',
+          sharedPath('faces', 'face-api.js', 'bbt'),
+          '--gallery',
+          gallery,
+          '--out',
+          out,
+          '--allow-overlap',
+          '--json',
+          ...flags,
+        );
+        expect(run.code, run.stderr).toBe(0);
+        return JSON.parse(run.stdout) as { threshold: number; genuinePairs: number };
+      };
+      const [fp32, int8] = [await calibrate(), await calibrate('--precision', 'int8')];
+      expect(int8.genuinePairs).toBe(fp32.genuinePairs);
+      expect(int8.threshold).not.toBe(fp32.threshold);
+      expect(Math.abs(int8.threshold - fp32.threshold)).toBeLessThan(0.02);
     }, 120_000);
 
     it('refuses int8 without calibration faces, and on the tfjs provider, naming why (exit 2)', async () => {
