@@ -21,7 +21,8 @@ export function createProgram(options: CliOptions = {}): Command {
   const program = new Command('facerec')
     .description('facerec — face detection and recognition, locally or as a serverless pipeline')
     .version('0.1.0')
-    .showHelpAfterError()
+    // A usage error is its one line and a pointer to the help, not the whole help text after it.
+    .showHelpAfterError('(see --help)')
     .exitOverride();
   registerModelsCommands(program, context);
   registerDetectCommand(program, context);

@@ -34,6 +34,19 @@ export function count(n: number, noun: string, nouns = `${noun}s`): string {
   return `${n} ${n === 1 ? noun : nouns}`;
 }
 
+/**
+ * A distance as the CLI prints it: rounded to `digits` decimals (default 4), or to as many more (up to 9) as it
+ * takes to stay on the same side of `threshold` as the distance itself, so that a face 0.40003 from its
+ * nearest example is not printed "unknown 0.4" against a threshold of 0.4.
+ */
+export function shownDistance(distance: number, threshold?: number, digits = 4): number {
+  for (let d = digits; d <= 9; d++) {
+    const rounded = Math.round(distance * 10 ** d) / 10 ** d;
+    if (threshold === undefined || rounded <= threshold === distance <= threshold) return rounded;
+  }
+  return distance;
+}
+
 /** Diagnostics go to stderr so that stdout carries only results (e.g. `--json`). */
 export function info(message: string): void {
   process.stderr.write(`${message}\n`);

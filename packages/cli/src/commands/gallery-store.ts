@@ -9,7 +9,7 @@ import {
 } from '@facerec/framework';
 import { type Command, Option } from 'commander';
 import { decodeInput, forEachImage } from '../images.js';
-import { count, info, openExistingGallery } from '../output.js';
+import { count, info, openExistingGallery, shownDistance } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -38,7 +38,6 @@ function open(url: string, options: OpenGalleryStoreOptions = {}): Promise<Galle
 const openExisting = (url: string): Promise<GalleryStore> => openExistingGallery(() => open(url));
 
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-const rounded = (d: number) => Math.round(d * 1e4) / 1e4;
 
 /**
  * `facerec gallery add|remove|list|search`: people managed at run time in any store (a file, an S3 object, a
@@ -61,7 +60,10 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .addOption(new Option('--metric <m>', 'distance of a new store').choices(['euclidean', 'cosine']))
     .option('--threshold <t>', 'threshold of a new store')
     .option('--largest', 'take the largest face of a photo with several (default: refuse the photo)')
-    .option('--json', 'print { store, identity, created, added: [{ id, source }] } to stdout')
+    .option(
+      '--json',
+      'print { store, identity, created, added: [{ id, source }], alreadyThere: [{ id, source }] } to stdout',
+    )
     .action(
       async (
         url: string,
@@ -258,6 +260,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           );
         }
         const store = await openExisting(url);
+        const applied = threshold ?? store.threshold;
         const provider = await selectProvider(context, opts.provider);
         let embedder: FaceEmbedder | undefined;
         const detector = provider.detector(registry.defaults.detector);
@@ -280,10 +283,10 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                 image,
                 box: f.box.map((v) => Math.round(v * 10) / 10),
                 identity: m.identity,
-                distance: rounded(m.distance),
+                distance: shownDistance(m.distance, applied),
                 candidates: m.candidates.map((c) => ({
                   identity: c.identity,
-                  distance: rounded(c.distance),
+                  distance: shownDistance(c.distance, applied),
                 })),
               };
               rows.push(row);

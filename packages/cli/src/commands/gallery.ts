@@ -9,7 +9,7 @@ import {
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { count, galleryThreshold, info, openExistingGallery } from '../output.js';
+import { count, galleryThreshold, info, openExistingGallery, shownDistance } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -61,7 +61,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
     .option(
       '--json',
-      'print { out, modelId, identities, enrolled: [{ identity, file }], skipped: [{ file, reason }] } to stdout',
+      'print { out, modelId, threshold, identities, enrolled: [{ identity, file }], skipped: [{ file, reason }] } to stdout',
     )
     .action(
       async (
@@ -165,7 +165,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
                 image,
                 box: f.box.map((v) => Math.round(v * 10) / 10),
                 identity: matches[i]!.identity,
-                distance: Math.round(matches[i]!.distance * 1e4) / 1e4,
+                distance: shownDistance(matches[i]!.distance, threshold.value),
                 threshold: threshold.value,
                 thresholdSource: threshold.source,
               };
@@ -200,7 +200,10 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption('the probes are embedded at; calibrate at the precision you serve at'))
-    .option('--json', 'print { threshold, far, tar, equalErrorRate, keyPoints, warnings, out } to stdout')
+    .option(
+      '--json',
+      'print { out, threshold, far, frr, genuinePairs, impostorPairs, equalErrorRate, keyPoints, warnings, overlaps } to stdout',
+    )
     .action(
       async (
         dir: string,

@@ -23,7 +23,7 @@ export function registerModelsCommands(program: Command, context: CliContext): v
   models
     .command('pull')
     .description(
-      'fetch model files into the cache (FACEREC_CACHE_DIR), from FACEREC_MODELS_MIRROR first, else over HTTPS; sha256-verified',
+      'fetch model files into the cache (FACEREC_CACHE_DIR), from FACEREC_MODELS_MIRROR first, then (face-api) the installed @vladmandic/face-api package, else over HTTPS; sha256-verified',
     )
     .argument(
       '[names...]',

@@ -7,7 +7,7 @@ import {
 } from '@facerec/framework';
 import type { Command } from 'commander';
 import { decodeInput } from '../images.js';
-import { info } from '../output.js';
+import { info, shownDistance } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -97,7 +97,7 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
           if (opts.json) {
             const summary = {
               verified: result.verified,
-              distance: round(result.distance, 6),
+              distance: shownDistance(result.distance, result.threshold, 6),
               threshold: result.threshold,
               thresholdSource: result.thresholdSource,
               metric: result.metric,
@@ -110,7 +110,7 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
             const verdict = result.verified ? 'same person' : 'different people';
             const relation = result.verified ? '≤' : '>';
             process.stdout.write(
-              `${verdict}\t${result.metric} distance ${result.distance.toFixed(4)} ${relation} ${result.threshold}\t(${result.embedder})\n`,
+              `${verdict}\t${result.metric} distance ${shownDistance(result.distance, result.threshold)} ${relation} ${result.threshold}\t(${result.embedder})\n`,
             );
           }
         } finally {
