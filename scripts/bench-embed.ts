@@ -6,12 +6,13 @@
 // because this machine's speed drifts by up to 2×: the ratios are the figures, not the absolute times.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeImage, loadManifest, ModelStore, type RgbImage } from '../packages/framework/src/index.js';
 import { resizeRgb } from '../packages/framework/src/internal.js';
+import { linkFaceApiCalibrationCrops } from '../packages/framework/src/testing/calibration-crops.js';
 import { readSyntheticReference } from '../packages/framework/src/testing/synthetic-weights.js';
 import {
   createOnnxProvider,
@@ -226,16 +227,6 @@ async function interleaved(label: string, fp32: Timed, int8: Timed, faces: RgbIm
  * The group-photo crops of the reference set (bbt1/3/5, faces.jpg, multiface.jpg) as a calibration folder of
  * links: no photo in it is one of the labelled face shots or single-person photos the accuracy is measured on.
  */
-async function groupCropsFolder(work: string): Promise<string> {
-  const dir = path.join(work, 'calibration-group-crops');
-  await mkdir(dir, { recursive: true });
-  const crops = path.join(sharedDir, 'reference', 'crops');
-  for (const f of await readdir(crops))
-    if (/^(face-api\.js__(bbt\d|faces)|facenet-pytorch__multiface)__/.test(f))
-      await symlink(path.join(crops, f), path.join(dir, f));
-  return dir;
-}
-
 async function benchPrecision(): Promise<void> {
   console.log(`\n## int8 vs fp32 embedders (onnx, ${threads} intra-op threads)`);
   const work = mkdtempSync(path.join(tmpdir(), 'facerec-bench-int8-'));
@@ -266,7 +257,9 @@ async function benchPrecision(): Promise<void> {
     await irv1.fp32.dispose();
     await irv1.int8.dispose();
 
-    const calibrationDir = process.env.FACEREC_CALIBRATION_DIR ?? (await groupCropsFolder(work));
+    const calibrationDir =
+      process.env.FACEREC_CALIBRATION_DIR ??
+      (await linkFaceApiCalibrationCrops(sharedDir, path.join(work, 'calibration-group-crops')));
     const faceapi = {
       fp32: await OnnxFaceApiEmbedder.load(store, options),
       int8: await OnnxFaceApiEmbedder.load(store, { ...options, precision: 'int8', calibrationDir }),

@@ -103,13 +103,13 @@ export function weightsOption(use: 'embedder' | 'gallery'): Option {
 }
 
 /**
- * `--precision <p>`: `fp32` (the embedder's default) or `int8` (the onnx provider's calibrated int8 graph;
- * needs `FACEREC_CALIBRATION_DIR`). Validated by the embedder's option schema.
+ * `--precision <p>`: `fp32` (the embedder's default) or `int8` (the onnx provider's int8 graph: faceapi-resnet's
+ * shipped calibration, or the faces in `FACEREC_CALIBRATION_DIR`). Validated by the embedder's option schema.
  */
 export function precisionOption(note?: string): Option {
   return new Option(
     '--precision <p>',
-    `embedder precision${note ? ` ${note}` : ''}: fp32 (default) or int8 (onnx: int8 graph calibrated on the face images in $FACEREC_CALIBRATION_DIR)`,
+    `embedder precision${note ? ` ${note}` : ''}: fp32 (default) or int8 (onnx: the int8 graph; faceapi-resnet ships its calibration, $FACEREC_CALIBRATION_DIR names your own faces and is needed for inception-resnet-v1)`,
   ).choices(['fp32', 'int8']);
 }
 

@@ -32,7 +32,8 @@ describeWithSharedData(
       if (work) await rm(work, { recursive: true, force: true });
     });
 
-    it('recognises with the int8 graph in the worker threads', async () => {
+    it('recognises with the int8 graph in the worker threads (no calibration folder: the shipped ranges)', async () => {
+      vi.stubEnv('FACEREC_CALIBRATION_DIR', '');
       const served = await serveLocally({ gallery, port: 0, quiet: true, workers: 2, precision: 'int8' });
       try {
         const results = [];
@@ -45,6 +46,7 @@ describeWithSharedData(
         expect(results).toEqual(['amy', 'raj', 'unknown']);
       } finally {
         await served.close();
+        vi.stubEnv('FACEREC_CALIBRATION_DIR', calibration);
       }
       // The int8 graph was built (calibrated) and cached beside the fp32 one.
       const graphs = await readdir(path.join(work, 'cache', 'onnx'));
@@ -96,13 +98,14 @@ describeWithSharedData(
       expect(Math.abs(int8.threshold - fp32.threshold)).toBeLessThan(0.02);
     }, 120_000);
 
-    it('refuses int8 without calibration faces, and on the tfjs provider, naming why (exit 2)', async () => {
+    it('refuses int8 with a calibration folder that cannot be read, and on the tfjs provider, naming why (exit 2)', async () => {
       const serve = (...flags: string[]) =>
         cli('serve', '--gallery', gallery, '--port', '0', '--queue', 'memory', ...flags);
-      vi.stubEnv('FACEREC_CALIBRATION_DIR', '');
+      const missing = path.join(work, 'no-such-folder');
+      vi.stubEnv('FACEREC_CALIBRATION_DIR', missing);
       const uncalibrated = await serve('--precision', 'int8');
       expect(uncalibrated.code).toBe(2);
-      expect(uncalibrated.stderr).toContain('FACEREC_CALIBRATION_DIR');
+      expect(uncalibrated.stderr).toContain(`calibration folder ${missing} cannot be read`);
       vi.stubEnv('FACEREC_CALIBRATION_DIR', calibration);
       const tfjs = await serve('--workers', '0', '--provider', 'tfjs', '--precision', 'int8');
       expect(tfjs.code).toBe(2);

@@ -108,10 +108,17 @@ describeWithSharedData('facerec verify', [IMAGES.join('/'), 'models/upstream/pne
       (await verify('obama.jpg', 'biden.jpg', '--json', '--precision', 'int8')).stdout,
     );
     expect([same.verified, other.verified]).toEqual([true, false]);
+    // With no calibration folder named, face-api.js's net uses the ranges shipped for its weights.
     vi.stubEnv('FACEREC_CALIBRATION_DIR', '');
+    const shipped = JSON.parse(
+      (await verify('obama.jpg', 'biden.jpg', '--json', '--precision', 'int8')).stdout,
+    );
+    expect(shipped.verified).toBe(false);
+    // A calibration folder named but missing is refused, naming it.
+    vi.stubEnv('FACEREC_CALIBRATION_DIR', image('no-such-folder'));
     const refused = await verify('obama.jpg', 'obama2.jpg', '--precision', 'int8');
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('FACEREC_CALIBRATION_DIR');
+    expect(refused.stderr).toContain(`calibration folder ${image('no-such-folder')} cannot be read`);
     const invalid = await verify('obama.jpg', 'obama2.jpg', '--precision', 'int4');
     expect(invalid.stderr).toContain("'int4' is invalid");
   });

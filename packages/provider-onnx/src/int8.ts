@@ -3,7 +3,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeImage, InvalidOptionsError, type RgbImage } from '@facerec/framework';
 import { resizeRgb } from '@facerec/framework/internal';
-import { type CalibrationBatch, quantizeStatic } from './graph/calibrate.js';
+import { type CalibrationBatch, calibrateRanges } from './graph/calibrate.js';
+import { type ActivationRange, quantizeModel } from './graph/quantize.js';
 import { type CachedGraph, cachedOnnxFile } from './model-cache.js';
 
 /** An embedder's numeric precision: the float graph, or its int8 (QDQ) form calibrated on face crops. */
@@ -84,12 +85,74 @@ export async function readCalibrationFaces(
 }
 
 /**
+ * Activation ranges measured once, on named faces, and shipped with the package for one model's weights and
+ * graph layout (`scripts/int8-ranges.ts` writes them), so that its int8 graph needs no calibration images.
+ */
+export interface ShippedInt8Ranges {
+  /** What the ranges were measured on. */
+  readonly source: string;
+  /** The weights they belong to. */
+  readonly weightsSha256: string;
+  /** The float graph's layout they belong to (its tensor names): `v<builder>.<graph>`. */
+  readonly graphVersion: string;
+  /** Each quantized activation's `[min, max]`, and the input's. */
+  readonly ranges: Readonly<Record<string, readonly [number, number]>>;
+}
+
+/** Where an int8 graph's activation ranges come from: calibration faces, or ranges shipped with the package. */
+export type Int8Calibration =
+  | CalibrationFaces
+  | { readonly sha256: string; readonly ranges: ReadonlyMap<string, ActivationRange> };
+
+/**
+ * The calibration of an int8 graph: the faces in `dir` (or `$FACEREC_CALIBRATION_DIR`) when one is named, which
+ * always wins; else `shipped` when it belongs to these weights and this graph layout; else an error asking for
+ * calibration faces.
+ */
+export async function int8Calibration(
+  component: string,
+  dir: string | undefined,
+  size: number,
+  shipped: {
+    readonly ranges: ShippedInt8Ranges;
+    readonly weightsSha256: string;
+    readonly graphVersion: string;
+  },
+): Promise<Int8Calibration> {
+  const named = dir ?? process.env[CALIBRATION_DIR_ENV];
+  const { ranges } = shipped;
+  if (named || ranges.weightsSha256 !== shipped.weightsSha256 || ranges.graphVersion !== shipped.graphVersion)
+    return readCalibrationFaces(component, dir, size);
+  return {
+    sha256: createHash('sha256').update(JSON.stringify(ranges)).digest('hex'),
+    ranges: new Map(Object.entries(ranges.ranges).map(([name, [min, max]]) => [name, { min, max }])),
+  };
+}
+
+/**
+ * The activation ranges of the float graph `bytes` over the calibration faces, run {@link CALIBRATION_BATCH} at
+ * a time (what an int8 graph calibrated on them is built from, and what `scripts/int8-ranges.ts` ships).
+ */
+export async function measureInt8Ranges(
+  bytes: Uint8Array,
+  calibration: CalibrationFaces,
+  toBatch: (faces: readonly RgbImage[]) => CalibrationBatch,
+  intraOpNumThreads: number,
+): Promise<Map<string, ActivationRange>> {
+  const faces = await calibration.faces();
+  const batches: CalibrationBatch[] = [];
+  for (let i = 0; i < faces.length; i += CALIBRATION_BATCH)
+    batches.push(toBatch(faces.slice(i, i + CALIBRATION_BATCH)));
+  return calibrateRanges(bytes, batches, { intraOpNumThreads });
+}
+
+/**
  * The int8 form of a cached float graph, itself cached beside it: `<float graph>-int8-<calibration sha256>-
- * q<QUANTIZER_VERSION>.onnx`, so new weights, new calibration faces or a new quantizer each rebuild it.
+ * q<QUANTIZER_VERSION>.onnx`, so new weights, new calibration faces or ranges, or a new quantizer each rebuild it.
  */
 export async function cachedInt8Graph(
   float: CachedGraph,
-  calibration: CalibrationFaces,
+  calibration: Int8Calibration,
   toBatch: (faces: readonly RgbImage[]) => CalibrationBatch,
   intraOpNumThreads: number,
 ): Promise<CachedGraph> {
@@ -99,10 +162,10 @@ export async function cachedInt8Graph(
   );
   return cachedOnnxFile(file, float.weightsSha256, async () => {
     const bytes = float.bytes ?? new Uint8Array(await readFile(float.path));
-    const faces = await calibration.faces();
-    const batches: CalibrationBatch[] = [];
-    for (let i = 0; i < faces.length; i += CALIBRATION_BATCH)
-      batches.push(toBatch(faces.slice(i, i + CALIBRATION_BATCH)));
-    return quantizeStatic(bytes, batches, { intraOpNumThreads });
+    const ranges =
+      'ranges' in calibration
+        ? calibration.ranges
+        : await measureInt8Ranges(bytes, calibration, toBatch, intraOpNumThreads);
+    return quantizeModel(bytes, ranges);
   });
 }

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -12,7 +12,9 @@ import { resizeRgb } from '@facerec/framework/internal';
 import {
   describeWithSharedData,
   embeddingAgreement,
+  linkFaceApiCalibrationCrops,
   readSyntheticReference,
+  sharedDir,
   sharedPath,
 } from '@facerec/framework/testing';
 import {
@@ -121,13 +123,11 @@ describeWithSharedData('int8 embedders (onnx)', [REFERENCE, 'reference/crops', I
   describe('face-api.js recognition net (real weights)', () => {
     it('agrees with fp32 on the labelled face shots (cosine ≥ 0.999)', async () => {
       // Calibrated on the group-photo crops, tested on the bbt face shots: no photo in both.
-      const calibration = path.join(work, 'faceapi-calibration');
-      await mkdir(calibration, { recursive: true });
-      const group = (await readdir(sharedPath('reference', 'crops'))).filter((f) =>
-        /^(face-api\.js__(bbt\d|faces)|facenet-pytorch__multiface)__/.test(f),
+      const calibration = await linkFaceApiCalibrationCrops(
+        sharedDir(),
+        path.join(work, 'faceapi-calibration'),
       );
-      expect(group.length).toBeGreaterThan(10);
-      for (const f of group) await symlink(sharedPath('reference', 'crops', f), path.join(calibration, f));
+      expect(await readdir(calibration)).toHaveLength(20);
       const shots: RgbImage[] = [];
       const bbt = sharedPath(IRV1_CALIBRATION);
       for (const who of (await readdir(bbt)).sort())

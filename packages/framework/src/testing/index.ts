@@ -4,6 +4,7 @@
  * files only.
  */
 
+export { linkFaceApiCalibrationCrops } from './calibration-crops.js';
 export type { DetectorConformanceOptions, EmbedderConformanceOptions } from './conformance.js';
 export {
   describeDetectorConformance,

@@ -9,10 +9,12 @@ import {
   toFaceApiBatch,
 } from '@facerec/framework/internal';
 import type { InferenceSession } from 'onnxruntime-node';
+import type { CalibrationBatch } from '../graph/calibrate.js';
 import { createSession } from '../graph/session.js';
-import { cachedInt8Graph, type EmbedderPrecision, readCalibrationFaces } from '../int8.js';
+import { cachedInt8Graph, type EmbedderPrecision, int8Calibration } from '../int8.js';
 import { type CachedGraph, cachedOnnxFile, GRAPH_BUILDER_VERSION, graphSource } from '../model-cache.js';
 import { buildFaceApiResnet, FACEAPI_RESNET_GRAPH_VERSION } from './graph.js';
+import { FACEAPI_RESNET_INT8_RANGES } from './int8-ranges.js';
 
 /** Options of {@link OnnxFaceApiEmbedder.load}. */
 export interface OnnxFaceApiEmbedderOptions {
@@ -20,11 +22,23 @@ export interface OnnxFaceApiEmbedderOptions {
   readonly intraOpNumThreads: number;
   /** Faces per inference call; larger batches are split. */
   readonly maxBatchSize?: number | undefined;
-  /** `fp32` (default) or `int8`: the QDQ graph calibrated on {@link calibrationDir}'s faces. */
+  /**
+   * `fp32` (default) or `int8`: the QDQ graph, calibrated on {@link calibrationDir}'s faces, or with none named
+   * on the activation ranges shipped for face-api.js's published weights ({@link FACEAPI_RESNET_INT8_RANGES}).
+   */
   readonly precision?: EmbedderPrecision | undefined;
-  /** Face images to calibrate the int8 graph on; default `$FACEREC_CALIBRATION_DIR`. */
+  /** Face images to calibrate the int8 graph on; default `$FACEREC_CALIBRATION_DIR`, else the shipped ranges. */
   readonly calibrationDir?: string | undefined;
 }
+
+/** The layout of the graph {@link loadFaceApiResnetGraph} builds (its tensor names): `v<builder>.<graph>`. */
+export const FACEAPI_RESNET_GRAPH_LAYOUT = `v${GRAPH_BUILDER_VERSION}.${FACEAPI_RESNET_GRAPH_VERSION}`;
+
+/** One calibration batch of 150×150 faces, as the graph's input takes them. */
+export const faceApiCalibrationBatch = (faces: readonly RgbImage[]): CalibrationBatch => ({
+  data: toFaceApiBatch(faces, 'NCHW'),
+  dims: [faces.length, 3, FACEAPI_RESNET_INPUT_SIZE, FACEAPI_RESNET_INPUT_SIZE],
+});
 
 /**
  * The face-api.js recognition graph, from `<cacheDir>/onnx/` when present. The tfjs files are not PyTorch
@@ -35,10 +49,9 @@ export interface OnnxFaceApiEmbedderOptions {
 export async function loadFaceApiResnetGraph(store: ModelStore): Promise<CachedGraph> {
   const { weights: bin, manifest } = await pullFaceApiResnetFiles(store);
   const dir = path.join(store.cacheDir, 'onnx');
-  const version = `v${GRAPH_BUILDER_VERSION}.${FACEAPI_RESNET_GRAPH_VERSION}`;
   const file = path.join(
     dir,
-    `${FACEAPI_RESNET.id}-${bin.sha256.slice(0, 16)}-${manifest.sha256.slice(0, 8)}-${version}.onnx`,
+    `${FACEAPI_RESNET.id}-${bin.sha256.slice(0, 16)}-${manifest.sha256.slice(0, 8)}-${FACEAPI_RESNET_GRAPH_LAYOUT}.onnx`,
   );
   return cachedOnnxFile(file, bin.sha256, async () =>
     // The store keeps the manifest and its shard side by side, so the manifest's relative path resolves.
@@ -101,13 +114,16 @@ export class OnnxFaceApiEmbedder extends FaceApiEmbedder {
    */
   static async load(store: ModelStore, options: OnnxFaceApiEmbedderOptions): Promise<OnnxFaceApiEmbedder> {
     const fp32 = await loadFaceApiResnetGraph(store);
-    const size = FACEAPI_RESNET_INPUT_SIZE;
     const graph =
       options.precision === 'int8'
         ? await cachedInt8Graph(
             fp32,
-            await readCalibrationFaces('onnx faceapi-resnet', options.calibrationDir, size),
-            (faces) => ({ data: toFaceApiBatch(faces, 'NCHW'), dims: [faces.length, 3, size, size] }),
+            await int8Calibration('onnx faceapi-resnet', options.calibrationDir, FACEAPI_RESNET_INPUT_SIZE, {
+              ranges: FACEAPI_RESNET_INT8_RANGES,
+              weightsSha256: fp32.weightsSha256,
+              graphVersion: FACEAPI_RESNET_GRAPH_LAYOUT,
+            }),
+            faceApiCalibrationBatch,
             options.intraOpNumThreads,
           )
         : fp32;

@@ -1,0 +1,114 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { decodeImage, loadManifest, ModelStore, type RgbImage } from '@facerec/framework';
+import { resizeRgb } from '@facerec/framework/internal';
+import {
+  describeWithSharedData,
+  embeddingAgreement,
+  linkFaceApiCalibrationCrops,
+  sharedDir,
+  sharedPath,
+} from '@facerec/framework/testing';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import {
+  FACEAPI_RESNET_GRAPH_LAYOUT,
+  faceApiCalibrationBatch,
+  loadFaceApiResnetGraph,
+  OnnxFaceApiEmbedder,
+} from '../src/faceapi/embedder.js';
+import { FACEAPI_RESNET_INT8_RANGES } from '../src/faceapi/int8-ranges.js';
+import {
+  CALIBRATION_DIR_ENV,
+  int8Calibration,
+  measureInt8Ranges,
+  readCalibrationFaces,
+} from '../src/int8.js';
+
+const offline = (() => Promise.reject(new Error('tests run offline'))) as typeof fetch;
+
+// face-api.js's int8 graph without calibration images: the activation ranges shipped in int8-ranges.ts (from
+// scripts/int8-ranges.ts) must be exactly what its calibration faces measure, so the graph built from them is
+// the one whose accuracy the README reports.
+describeWithSharedData(
+  "face-api.js's int8 graph from the shipped ranges",
+  ['reference/crops', 'faces/face-api.js/bbt'],
+  () => {
+    let work: string;
+    let store: ModelStore;
+    let crops: string;
+
+    beforeAll(async () => {
+      work = await mkdtemp(path.join(tmpdir(), 'facerec-int8-shipped-'));
+      store = new ModelStore({
+        manifest: await loadManifest(),
+        cacheDir: path.join(work, 'cache'),
+        fetch: offline,
+      });
+      crops = await linkFaceApiCalibrationCrops(sharedDir(), path.join(work, 'crops'));
+      vi.stubEnv(CALIBRATION_DIR_ENV, '');
+    });
+    afterAll(async () => {
+      vi.unstubAllEnvs();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    it('are the ranges its calibration faces measure, for the published weights and this graph layout', async () => {
+      const float = await loadFaceApiResnetGraph(store);
+      expect(FACEAPI_RESNET_INT8_RANGES.weightsSha256).toBe(float.weightsSha256);
+      expect(FACEAPI_RESNET_INT8_RANGES.graphVersion).toBe(FACEAPI_RESNET_GRAPH_LAYOUT);
+      const faces = await readCalibrationFaces('test', crops, 150);
+      const measured = await measureInt8Ranges(
+        float.bytes ?? new Uint8Array(await readFile(float.path)),
+        faces,
+        faceApiCalibrationBatch,
+        2,
+      );
+      expect(measured.size).toBe(83);
+      expect(Object.fromEntries([...measured].map(([name, { min, max }]) => [name, [min, max]]))).toEqual(
+        FACEAPI_RESNET_INT8_RANGES.ranges,
+      );
+    }, 120_000);
+
+    it('give, with no calibration folder named, the graph that calibrating on those faces gives', async () => {
+      const shipped = await OnnxFaceApiEmbedder.load(store, { intraOpNumThreads: 2, precision: 'int8' });
+      const calibrated = await OnnxFaceApiEmbedder.load(store, {
+        intraOpNumThreads: 2,
+        precision: 'int8',
+        calibrationDir: crops,
+      });
+      const fp32 = await OnnxFaceApiEmbedder.load(store, { intraOpNumThreads: 2 });
+      try {
+        // Two cache files (keyed by the ranges' and by the images' hash), the same bytes.
+        expect(shipped.graph.path).not.toBe(calibrated.graph.path);
+        expect(
+          Buffer.compare(await readFile(shipped.graph.path), await readFile(calibrated.graph.path)),
+        ).toBe(0);
+        const bbt = sharedPath('faces', 'face-api.js', 'bbt');
+        const shots: RgbImage[] = [];
+        for (const who of (await readdir(bbt)).sort())
+          shots.push(
+            await resizeRgb(await decodeImage(await readFile(path.join(bbt, who, `${who}1.png`))), 150, 150),
+          );
+        const agreement = embeddingAgreement(await shipped.embed(shots), await fp32.embed(shots));
+        expect(agreement.minCosine).toBeGreaterThan(0.999);
+      } finally {
+        await Promise.all([shipped.dispose(), calibrated.dispose(), fp32.dispose()]);
+      }
+    }, 120_000);
+
+    it('are not used for other weights or another graph layout: those need calibration faces', async () => {
+      const other = { ranges: FACEAPI_RESNET_INT8_RANGES, graphVersion: FACEAPI_RESNET_GRAPH_LAYOUT };
+      await expect(
+        int8Calibration('test', undefined, 150, { ...other, weightsSha256: 'f'.repeat(64) }),
+      ).rejects.toThrow(/set FACEREC_CALIBRATION_DIR/);
+      await expect(
+        int8Calibration('test', undefined, 150, {
+          ...other,
+          weightsSha256: FACEAPI_RESNET_INT8_RANGES.weightsSha256,
+          graphVersion: 'v0.0',
+        }),
+      ).rejects.toThrow(/set FACEREC_CALIBRATION_DIR/);
+    });
+  },
+);
