@@ -48,7 +48,8 @@ RUN npm run build
 # for this step only, so neither the mirror nor anything else from it lands in a layer.
 # PRECISION=int8 (onnx only): the recognition function runs the embedder's int8 graph, built here and
 # calibrated on the face images of CALIBRATION (a folder relative to the build context), which the image keeps
-# under facerec/calibration (they key the graph in the read-only model folder).
+# under facerec/calibration (they key the graph in the read-only model folder); without CALIBRATION, from the
+# int8 ranges that ship for the embedder's weights (faceapi-resnet; lambda-tree refuses an embedder with none).
 ARG PROVIDER=onnx
 ARG EMBEDDER=inception-resnet-v1
 ARG WEIGHTS=
@@ -77,10 +78,13 @@ COPY --from=build /tree ${LAMBDA_TASK_ROOT}
 # keep less of a large frame's smaller blocks afterwards (native memory +4 to +8 % after a 25-megapixel frame,
 # against +9 to +13 % by default) at the same speed in these one-thread-of-JavaScript functions. Not for
 # `facerec serve` with worker threads: there it made answers ≈ 1.5× slower.
+# FACEREC_CALIBRATION_DIR: the calibration faces the int8 graph was keyed by, when the build had some; empty
+# (the shipped ranges) otherwise.
 ARG PRECISION=fp32
+ARG CALIBRATION=
 ENV FACEREC_CACHE_DIR=${LAMBDA_TASK_ROOT}/facerec/models \
     FACEREC_PRECISION=${PRECISION} \
-    FACEREC_CALIBRATION_DIR=${LAMBDA_TASK_ROOT}/facerec/calibration \
+    FACEREC_CALIBRATION_DIR=${CALIBRATION:+${LAMBDA_TASK_ROOT}/facerec/calibration} \
     FACEREC_GALLERY=${LAMBDA_TASK_ROOT}/facerec/gallery.json \
     MALLOC_MMAP_THRESHOLD_=1048576 \
     MALLOC_ARENA_MAX=2 \

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadManifest, ModelStore } from '../packages/framework/src/index.js';
+import { FACEAPI_RESNET, loadManifest, ModelStore } from '../packages/framework/src/index.js';
 import { linkFaceApiCalibrationCrops } from '../packages/framework/src/testing/calibration-crops.js';
 import {
   FACEAPI_RESNET_GRAPH_LAYOUT,
@@ -39,8 +39,8 @@ try {
     2,
   );
   const shipped = {
-    source:
-      "../shared/reference/crops: the 20 MTCNN crops of face-api.js's bbt1-4 and faces, and facenet-pytorch's multiface",
+    // What the registry says they were measured on (the construct and lambda-tree read it there).
+    source: FACEAPI_RESNET.int8Calibration!,
     weightsSha256: float.weightsSha256,
     graphVersion: FACEAPI_RESNET_GRAPH_LAYOUT,
   };

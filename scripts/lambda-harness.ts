@@ -96,14 +96,15 @@ function node(args: readonly string[], env: NodeJS.ProcessEnv): void {
 /**
  * Builds a tree in `work` for a faceapi-resnet gallery (its weights install offline) of `people` from the
  * bbt identities in `bbt` (images 2 and 3 each, so image 1 stays held out): `facerec enroll`, then
- * `npm run lambda-tree`'s script; with `calibration` (a folder of face images), with the int8 graph too, as
- * CI builds it. Needs `npm run build`, the model mirror and the npm registry or cache.
+ * `npm run lambda-tree`'s script; with `int8`, with the int8 graph too: calibrated on `int8.calibration` (a
+ * folder of face images), as CI builds it, or without one on faceapi-resnet's shipped ranges. Needs `npm run
+ * build`, the model mirror and the npm registry or cache.
  */
 export function buildTestTree(
   work: string,
   bbt: string,
   people: readonly string[] = ['sheldon', 'leonard'],
-  calibration?: string,
+  int8?: { readonly calibration?: string },
 ): string {
   const folder = path.join(work, 'people');
   for (const name of people) {
@@ -138,7 +139,8 @@ export function buildTestTree(
       gallery,
       '--embedder',
       'faceapi-resnet',
-      ...(calibration ? ['--precision', 'int8', '--calibration', calibration] : []),
+      ...(int8 ? ['--precision', 'int8'] : []),
+      ...(int8?.calibration ? ['--calibration', int8.calibration] : []),
     ],
     env,
   );

@@ -1,6 +1,6 @@
 // `npm run lambda-tree -- --out DIR --gallery FILE [--provider onnx] [--embedder ID] [--weights W] [--arch x64]
 //    (the embedder: the one named, else the one the gallery was enrolled with)
-//    [--precision int8 --calibration DIR]`
+//    [--precision int8 [--calibration DIR]]`
 //
 // Builds the Lambda task directory: exactly what the container image holds under LAMBDA_TASK_ROOT. The
 // Dockerfile runs this script and copies its output, so the image and a tree built here without Docker are
@@ -14,8 +14,9 @@
 //   one package, so the others are deleted);
 // - `facerec/models/`: every model the detector and the embedder need, pulled (sha256-checked) and converted
 //   by the provider ahead of time (`facerec models prepare`), because the functions cannot write there; with
-//   `--precision int8`, the embedder's int8 graph too, calibrated on the images of `--calibration`;
-// - `facerec/calibration/`: with `--precision int8`, those images (png/jpeg/webp, folders kept), which key the
+//   `--precision int8`, the embedder's int8 graph too, calibrated on the images of `--calibration`, or without
+//   it on the int8 ranges that ship for the embedder's weights (faceapi-resnet; the registry's int8Calibration);
+// - `facerec/calibration/`: with `--calibration`, those images (png/jpeg/webp, folders kept), which key the
 //   int8 graph in the cache (the functions read their names and bytes, never decode them);
 // - `facerec/gallery.json`: the gallery, after checking that it was enrolled with the embedder the functions
 //   run (with a gallery in S3, FACEREC_GALLERY=s3://…, it is the embedder check and the seed to upload).
@@ -81,7 +82,7 @@ function usage(message: string): never {
   process.stderr.write(
     `lambda-tree: ${message}\n` +
       "usage: npm run lambda-tree -- --out DIR --gallery FILE [--provider onnx|tfjs] [--embedder ID (default: the gallery's)] " +
-      '[--weights W] [--arch x64|arm64] [--precision fp32|int8 --calibration DIR]\n',
+      '[--weights W] [--arch x64|arm64] [--precision fp32|int8 [--calibration DIR]]\n',
   );
   process.exit(2);
 }
@@ -132,10 +133,6 @@ function main(): void {
     usage(`--precision ${JSON.stringify(values.precision)} is not one of fp32, int8`);
   const int8 = values.precision === 'int8';
   if (int8 && values.provider !== 'onnx') usage('--precision int8 needs --provider onnx');
-  if (int8 && !values.calibration)
-    usage(
-      '--precision int8 needs --calibration DIR: a few dozen face images of the kind the embedder will see',
-    );
   if (!int8 && values.calibration) usage('--calibration is for --precision int8 only');
   const calibrationDir = values.calibration ? path.resolve(values.calibration) : undefined;
   if (calibrationDir && !existsSync(calibrationDir)) usage(`calibration folder not found: ${calibrationDir}`);
@@ -160,6 +157,11 @@ function main(): void {
   } catch (error) {
     usage(`--embedder/--weights: ${(error as Error).message}`);
   }
+  if (int8 && !values.calibration && embedder.description.int8Calibration === undefined)
+    usage(
+      `--precision int8 needs --calibration DIR for ${embedder.description.id} (no int8 ranges ship for it): ` +
+        'a few dozen face images of the kind the embedder will see',
+    );
   try {
     assertGalleryFitsEmbedder(gallery, embedder);
   } catch (error) {
@@ -275,7 +277,8 @@ function main(): void {
       env: {
         ...process.env,
         FACEREC_CACHE_DIR: modelsDir,
-        ...(int8 ? { FACEREC_CALIBRATION_DIR: treeCalibration } : {}),
+        // Empty: the shipped ranges, whatever the calling shell sets (as the image's ENV leaves it).
+        FACEREC_CALIBRATION_DIR: calibrationDir ? treeCalibration : '',
       },
     },
   );

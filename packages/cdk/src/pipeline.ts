@@ -137,13 +137,14 @@ export interface FaceRecognitionPipelineProps {
   /**
    * The recognition function's embedder precision (`FACEREC_PRECISION`): `fp32` (default) or `int8`, the onnx
    * provider's int8 graph (≈ 2.5× faster InceptionResnetV1 on x86; its accuracy cost is measured per
-   * embedder in the README), which the image build prepares from {@link calibration}'s faces.
+   * embedder in the README), which the image build prepares from {@link calibration}'s faces, or for an embedder
+   * whose int8 ranges ship (`faceapi-resnet`; the registry's `int8Calibration`) from those when none is given.
    */
   readonly precision?: 'fp32' | 'int8';
   /**
    * With `precision: 'int8'` and an image built here: a folder of face images inside `imageDirectory` (a few
    * dozen, of the kind the functions will see) to calibrate the int8 graph on; the image keeps them (build
-   * argument `CALIBRATION`).
+   * argument `CALIBRATION`). Optional for an embedder whose int8 ranges ship (`faceapi-resnet`).
    */
   readonly calibration?: string;
   /** Gallery file inside the image (`FACEREC_GALLERY`). Default {@link BAKED_GALLERY}, the Dockerfile's. */
@@ -436,11 +437,14 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     problems.push('calibration is for precision "int8" only');
   if (precision === 'int8' && !prebuilt) {
     const folder = props.calibration === undefined ? undefined : path.resolve(props.calibration);
-    if (folder === undefined)
-      problems.push(
-        'precision "int8" needs calibration: a folder of face images inside imageDirectory to calibrate on',
-      );
-    else if (!existsSync(folder)) problems.push(`calibration: ${folder} does not exist`);
+    // Without a folder, the image builds the int8 graph from the ranges that ship for the embedder's weights,
+    // where some do (the registry says which).
+    if (folder === undefined) {
+      if (embedder.description.int8Calibration === undefined)
+        problems.push(
+          `precision "int8" needs calibration for ${embedder.description.id} (no int8 ranges ship for it): a folder of face images inside imageDirectory to calibrate on`,
+        );
+    } else if (!existsSync(folder)) problems.push(`calibration: ${folder} does not exist`);
     else if (path.relative(imageDirectory, folder).startsWith('..'))
       problems.push(
         `calibration: ${folder} must lie inside imageDirectory (${imageDirectory}), the image's build context`,
@@ -639,7 +643,8 @@ export class FaceRecognitionPipeline extends Construct {
           PROVIDER: p.provider,
           EMBEDDER: p.embedder.description.id,
           ...(p.weights === undefined ? {} : { WEIGHTS: p.weights }),
-          ...(p.precision === 'int8' ? { PRECISION: 'int8', CALIBRATION: p.calibration! } : {}),
+          ...(p.precision === 'int8' ? { PRECISION: 'int8' } : {}),
+          ...(p.calibration === undefined ? {} : { CALIBRATION: p.calibration }),
           // Checked at synth to lie inside the build context; the build reads it from there.
           GALLERY: path.relative(source.imageDirectory, p.gallery!).split(path.sep).join('/'),
           ...source.buildArgs,

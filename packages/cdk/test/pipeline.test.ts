@@ -420,7 +420,7 @@ describe('FaceRecognitionPipeline', () => {
     });
   });
 
-  it('runs the int8 embedder when asked: calibrated in the image build, FACEREC_PRECISION in the functions', () => {
+  it('runs the int8 embedder when asked: calibrated in the image build or from shipped ranges, FACEREC_PRECISION in the functions', () => {
     mkdirSync(path.join(imageDirectory, 'calibration'), { recursive: true });
     const int8 = synth({
       gallery: faceapiGallery,
@@ -440,7 +440,18 @@ describe('FaceRecognitionPipeline', () => {
     synth().template.allResourcesProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ FACEREC_PRECISION: 'fp32' }) },
     });
-    expect(() => synth({ precision: 'int8' })).toThrow(/precision "int8" needs calibration/);
+    // faceapi-resnet's int8 ranges ship: no calibration folder needed, none passed to the build.
+    const shipped = synth({ gallery: faceapiGallery, precision: 'int8' });
+    expect(dockerImageSources(shipped.app)[0]?.dockerBuildArgs).toEqual({
+      PROVIDER: 'onnx',
+      EMBEDDER: 'faceapi-resnet',
+      GALLERY: 'gallery/faceapi.json',
+      PRECISION: 'int8',
+    });
+    // InceptionResnetV1 ships none (the default embedder here).
+    expect(() => synth({ precision: 'int8' })).toThrow(
+      /precision "int8" needs calibration for inception-resnet-v1 \(no int8 ranges ship for it\)/,
+    );
     expect(() => synth({ precision: 'int8', calibration: tmpdir() })).toThrow(
       /must lie inside imageDirectory/,
     );

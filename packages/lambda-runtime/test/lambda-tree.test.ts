@@ -15,7 +15,16 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,10 +75,15 @@ describeWithSharedData(
     let sqs: SqsRecorder;
     let dynamo: LocalDynamoDb;
     let s3: LocalS3;
-    const invoke = (handler: 'detection' | 'recognition', event: unknown, env: Record<string, string> = {}) =>
+    const invoke = (
+      handler: 'detection' | 'recognition',
+      event: unknown,
+      env: Record<string, string> = {},
+      from = tree,
+    ) =>
       invokeFromTree(
         {
-          tree,
+          tree: from,
           work,
           sqs,
           env: {
@@ -90,7 +104,9 @@ describeWithSharedData(
       tree =
         prebuilt && existsSync(prebuilt)
           ? prebuilt
-          : buildTestTree(work, sharedPath('faces', 'face-api.js', 'bbt'), [PERSON, 'leonard'], CALIBRATION);
+          : buildTestTree(work, sharedPath('faces', 'face-api.js', 'bbt'), [PERSON, 'leonard'], {
+              calibration: CALIBRATION,
+            });
     }, 300_000);
 
     afterAll(async () => {
@@ -122,7 +138,7 @@ describeWithSharedData(
       expect(statSync(path.join(tree, TREE_GALLERY)).isFile()).toBe(true);
     });
 
-    it('refuses to build without a gallery, or for a gallery of another embedder, naming the problem', () => {
+    it('refuses to build without a gallery, for a gallery of another embedder, or int8 with no calibration, naming the problem', () => {
       const script = (...args: string[]) =>
         spawnSync(
           process.execPath,
@@ -146,6 +162,19 @@ describeWithSharedData(
       expect(mismatch.status).toBe(2);
       expect(mismatch.stderr).toMatch(
         /enrolled with embedder "faceapi-resnet".*"inception-resnet-v1\/vggface2"/,
+      );
+      // int8 without calibration faces, for an embedder whose int8 ranges do not ship.
+      const uncalibrated = script(
+        '--gallery',
+        path.join(tree, TREE_GALLERY),
+        '--embedder',
+        'inception-resnet-v1',
+        '--precision',
+        'int8',
+      );
+      expect(uncalibrated.status).toBe(2);
+      expect(uncalibrated.stderr).toContain(
+        '--precision int8 needs --calibration DIR for inception-resnet-v1 (no int8 ranges ship for it)',
       );
       expect(existsSync(path.join(work, 'refused'))).toBe(false);
     });
@@ -218,7 +247,47 @@ describeWithSharedData(
       await expect(
         invoke('recognition', sqsEvent(faces), { FACEREC_PRECISION: 'int8', FACEREC_CALIBRATION_DIR: other }),
       ).rejects.toThrow(/is not in the model cache .*, which cannot be written/);
+      // So do no calibration faces at all (the shipped ranges' graph), in a tree built with some.
+      await expect(
+        invoke('recognition', sqsEvent(faces), { FACEREC_PRECISION: 'int8', FACEREC_CALIBRATION_DIR: '' }),
+      ).rejects.toThrow(/is not in the model cache .*, which cannot be written/);
     });
+
+    it('builds an int8 tree without calibration faces (faceapi-resnet ships its int8 ranges) and recognizes from it', async () => {
+      const shippedWork = path.join(work, 'shipped');
+      mkdirSync(shippedWork);
+      const shipped = buildTestTree(
+        shippedWork,
+        sharedPath('faces', 'face-api.js', 'bbt'),
+        [PERSON, 'leonard'],
+        {},
+      );
+      expect(existsSync(path.join(shipped, TREE_CALIBRATION_DIR))).toBe(false);
+      expect(readdirSync(path.join(shipped, TREE_MODELS_DIR, 'onnx')).some((f) => f.includes('-int8-'))).toBe(
+        true,
+      );
+      sqs.sent.length = 0;
+      const requestId = `tree-shipped-${randomUUID()}`;
+      await invoke(
+        'detection',
+        functionUrlEvent(readFileSync(FRAME), requestId, `${PERSON}1.png`),
+        {},
+        shipped,
+      );
+      const faces = sqs.sent.filter((m) => m.queueUrl === REQUEST_QUEUE_URL);
+      // The Dockerfile's environment for an int8 image built without CALIBRATION: an empty calibration folder.
+      const recognition = await invoke(
+        'recognition',
+        sqsEvent(faces),
+        { FACEREC_PRECISION: 'int8', FACEREC_CALIBRATION_DIR: '' },
+        shipped,
+      );
+      expect(recognition.refused).toEqual([]);
+      expect(recognition.result).toEqual({ batchItemFailures: [] });
+      const answers = sqs.sent.filter((m) => m.queueUrl === RESPONSE_QUEUE_URL);
+      expect(answers.length).toBe(faces.length);
+      expect(answers.map((m) => m.body).join()).toContain(PERSON);
+    }, 300_000);
 
     it("recognizes with a gallery in S3 (the construct's galleryBucket), from the tree alone", async () => {
       // The baked gallery as the seed in the bucket, as the deploy guide uploads it.

@@ -1,7 +1,14 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { decodeImage, loadManifest, ModelStore, type RgbImage } from '@facerec/framework';
+import {
+  decodeImage,
+  FACEAPI_RESNET,
+  INCEPTION_RESNET_V1,
+  loadManifest,
+  ModelStore,
+  type RgbImage,
+} from '@facerec/framework';
 import { resizeRgb } from '@facerec/framework/internal';
 import {
   describeWithSharedData,
@@ -57,6 +64,9 @@ describeWithSharedData(
       const float = await loadFaceApiResnetGraph(store);
       expect(FACEAPI_RESNET_INT8_RANGES.weightsSha256).toBe(float.weightsSha256);
       expect(FACEAPI_RESNET_INT8_RANGES.graphVersion).toBe(FACEAPI_RESNET_GRAPH_LAYOUT);
+      // The registry says where ranges ship (the construct and lambda-tree let int8 go without calibration).
+      expect(FACEAPI_RESNET.int8Calibration).toBe(FACEAPI_RESNET_INT8_RANGES.source);
+      expect(INCEPTION_RESNET_V1.int8Calibration).toBeUndefined();
       const faces = await readCalibrationFaces('test', crops, 150);
       const measured = await measureInt8Ranges(
         float.bytes ?? new Uint8Array(await readFile(float.path)),

@@ -154,6 +154,9 @@ export const FACEAPI_RESNET: EmbedderDescription<FaceApiResnetOptions> = defineE
     euclidean: Object.freeze({ value: 0.448, measuredOn: FACEAPI_MEASURED }),
     cosine: Object.freeze({ value: 0.1004, measuredOn: FACEAPI_MEASURED }),
   }),
+  // The ranges themselves are @facerec/provider-onnx's faceapi/int8-ranges.ts (scripts/int8-ranges.ts).
+  int8Calibration:
+    "../shared/reference/crops: the 20 MTCNN crops of face-api.js's bbt1-4 and faces, and facenet-pytorch's multiface",
   // One set of weights (shipped in @vladmandic/face-api): a weights setting would be silently ignored.
   fromSettings: ({ weights }) => {
     if (weights !== undefined) {

@@ -72,6 +72,12 @@ export interface EmbedderDescription<Options extends object = object> extends Mo
   readonly thresholds: Readonly<Partial<Record<DistanceMetric, RecommendedThreshold>>>;
   /** Why no threshold is recommended, when {@link EmbedderDescription.thresholds} is empty (shown to users). */
   readonly thresholdsMissingReason?: string;
+  /**
+   * What the int8 activation ranges that ship for this model's published weights were measured on, where
+   * such ranges ship (the onnx provider's int8 graph then needs no calibration faces); absent otherwise, and
+   * `precision: 'int8'` needs calibration faces (`FACEREC_CALIBRATION_DIR`, the construct's `calibration`).
+   */
+  readonly int8Calibration?: string;
   /** The options that deployment settings stand for (e.g. `{ weights }` → InceptionResnetV1's `weights`). */
   fromSettings(settings: ModelSettings): Options;
   /** The model id a gallery records for an embedder built with `options` (e.g. `inception-resnet-v1/vggface2`). */
