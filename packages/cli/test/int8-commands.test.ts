@@ -105,7 +105,9 @@ describeWithSharedData(
       vi.stubEnv('FACEREC_CALIBRATION_DIR', missing);
       const uncalibrated = await serve('--precision', 'int8');
       expect(uncalibrated.code).toBe(2);
-      expect(uncalibrated.stderr).toContain(`calibration folder ${missing} cannot be read`);
+      expect(uncalibrated.stderr).toContain(
+        `calibration folder ${missing} (from $FACEREC_CALIBRATION_DIR) cannot be read (unset FACEREC_CALIBRATION_DIR to use the int8 ranges that ship for these weights)`,
+      );
       vi.stubEnv('FACEREC_CALIBRATION_DIR', calibration);
       const tfjs = await serve('--workers', '0', '--provider', 'tfjs', '--precision', 'int8');
       expect(tfjs.code).toBe(2);

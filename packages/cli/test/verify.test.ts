@@ -118,7 +118,9 @@ describeWithSharedData('facerec verify', [IMAGES.join('/'), 'models/upstream/pne
     vi.stubEnv('FACEREC_CALIBRATION_DIR', image('no-such-folder'));
     const refused = await verify('obama.jpg', 'obama2.jpg', '--precision', 'int8');
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain(`calibration folder ${image('no-such-folder')} cannot be read`);
+    expect(refused.stderr).toContain(
+      `calibration folder ${image('no-such-folder')} (from $FACEREC_CALIBRATION_DIR) cannot be read`,
+    );
     const invalid = await verify('obama.jpg', 'obama2.jpg', '--precision', 'int4');
     expect(invalid.stderr).toContain("'int4' is invalid");
   });

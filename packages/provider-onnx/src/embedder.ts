@@ -171,13 +171,17 @@ export class OnnxInceptionResnetV1Embedder extends BaseEmbedder {
   ): Promise<OnnxInceptionResnetV1Embedder> {
     const started = performance.now();
     const precision = options.precision ?? 'fp32';
-    const { modelId, ...fp32 } = await loadInceptionResnetV1Graph(store, weights);
     const size = FACENET_PREPROCESSING.inputSize.width;
+    // No int8 ranges ship for InceptionResnetV1: the calibration faces are checked before the weights are
+    // pulled (107 MB) and converted, so a missing folder is reported first.
+    const calibration =
+      precision === 'int8' ? await readCalibrationFaces(COMPONENT, options.calibrationDir, size) : undefined;
+    const { modelId, ...fp32 } = await loadInceptionResnetV1Graph(store, weights);
     const { bytes, ...cached } =
-      precision === 'int8'
+      calibration !== undefined
         ? await cachedInt8Graph(
             fp32,
-            await readCalibrationFaces(COMPONENT, options.calibrationDir, size),
+            calibration,
             (faces) => ({
               data: toNchwBatch(faces, FACENET_PREPROCESSING),
               dims: [faces.length, 3, size, size],

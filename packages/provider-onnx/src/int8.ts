@@ -53,6 +53,7 @@ export async function readCalibrationFaces(
   component: string,
   dir: string | undefined,
   size: number,
+  hint = '',
 ): Promise<CalibrationFaces> {
   const folder = dir ?? process.env[CALIBRATION_DIR_ENV];
   if (!folder) {
@@ -62,11 +63,16 @@ export async function readCalibrationFaces(
         '(a few dozen, of the kind the embedder will see)',
     );
   }
+  // Where the folder was named, so that a stale variable is recognised as one.
+  const named =
+    dir === undefined
+      ? `calibration folder ${folder} (from $${CALIBRATION_DIR_ENV})`
+      : `calibration folder ${folder}`;
   const files = await imageFiles(path.resolve(folder)).catch((cause: unknown) => {
-    throw new InvalidOptionsError(component, `calibration folder ${folder} cannot be read`, { cause });
+    throw new InvalidOptionsError(component, `${named} cannot be read${hint}`, { cause });
   });
   if (files.length === 0)
-    throw new InvalidOptionsError(component, `calibration folder ${folder} holds no png/jpeg/webp image`);
+    throw new InvalidOptionsError(component, `${named} holds no png/jpeg/webp image${hint}`);
   const hash = createHash('sha256');
   const contents: Uint8Array[] = [];
   for (const file of files) {
@@ -121,8 +127,15 @@ export async function int8Calibration(
 ): Promise<Int8Calibration> {
   const named = dir ?? process.env[CALIBRATION_DIR_ENV];
   const { ranges } = shipped;
-  if (named || ranges.weightsSha256 !== shipped.weightsSha256 || ranges.graphVersion !== shipped.graphVersion)
-    return readCalibrationFaces(component, dir, size);
+  const applies =
+    ranges.weightsSha256 === shipped.weightsSha256 && ranges.graphVersion === shipped.graphVersion;
+  if (named || !applies) {
+    const hint =
+      applies && dir === undefined
+        ? ` (unset ${CALIBRATION_DIR_ENV} to use the int8 ranges that ship for these weights)`
+        : '';
+    return readCalibrationFaces(component, dir, size, hint);
+  }
   return {
     sha256: createHash('sha256').update(JSON.stringify(ranges)).digest('hex'),
     ranges: new Map(Object.entries(ranges.ranges).map(([name, [min, max]]) => [name, { min, max }])),

@@ -18,6 +18,7 @@ import {
   sharedPath,
 } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { OnnxInceptionResnetV1Embedder } from '../src/embedder.js';
 import {
   FACEAPI_RESNET_GRAPH_LAYOUT,
   faceApiCalibrationBatch,
@@ -106,6 +107,13 @@ describeWithSharedData(
         await Promise.all([shipped.dispose(), calibrated.dispose(), fp32.dispose()]);
       }
     }, 120_000);
+
+    it('do not exist for InceptionResnetV1, which asks for calibration faces before pulling its weights', async () => {
+      // Offline, with no weights anywhere: the calibration error comes first, not the download's.
+      await expect(
+        OnnxInceptionResnetV1Embedder.load(store, 'vggface2', { intraOpNumThreads: 1, precision: 'int8' }),
+      ).rejects.toThrow(/precision "int8" calibrates on face images: set FACEREC_CALIBRATION_DIR/);
+    });
 
     it('are not used for other weights or another graph layout: those need calibration faces', async () => {
       const other = { ranges: FACEAPI_RESNET_INT8_RANGES, graphVersion: FACEAPI_RESNET_GRAPH_LAYOUT };

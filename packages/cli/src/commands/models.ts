@@ -78,13 +78,13 @@ export function registerModelsCommands(program: Command, context: CliContext): v
       const detector = provider.detector(registry.defaults.detector);
       try {
         await detector.ready();
-        // int8: the calibrated graph is built and cached too (from $FACEREC_CALIBRATION_DIR's faces).
+        // int8: the int8 graph is built and cached too (from $FACEREC_CALIBRATION_DIR's faces, else the shipped ranges).
         const embedder = await loadEmbedder(context, provider, opts.embedder, {
           weights: opts.weights,
           precision: opts.precision,
         });
         info(
-          `${registry.defaults.detector} and ${embedder.modelId} ready on ${provider.name} in ` +
+          `${registry.defaults.detector} and ${embedder.modelId}${opts.precision === 'int8' ? ' (int8)' : ''} ready on ${provider.name} in ` +
             `${((performance.now() - started) / 1000).toFixed(1)} s${loadNote(embedder)} (cache: ${store.cacheDir})`,
         );
         await embedder.dispose();
