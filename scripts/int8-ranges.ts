@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FACEAPI_RESNET, loadManifest, ModelStore } from '../packages/framework/src/index.js';
+import { FACEAPI_RESNET_INPUT_SIZE } from '../packages/framework/src/internal.js';
 import { linkFaceApiCalibrationCrops } from '../packages/framework/src/testing/calibration-crops.js';
 import {
   FACEAPI_RESNET_GRAPH_LAYOUT,
@@ -30,7 +31,7 @@ try {
   const faces = await readCalibrationFaces(
     'int8-ranges',
     await linkFaceApiCalibrationCrops(sharedDir, path.join(work, 'calibration-group-crops')),
-    150,
+    FACEAPI_RESNET_INPUT_SIZE,
   );
   const ranges = await measureInt8Ranges(
     float.bytes ?? readFileSync(float.path),

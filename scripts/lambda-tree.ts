@@ -136,6 +136,11 @@ function main(): void {
   if (!int8 && values.calibration) usage('--calibration is for --precision int8 only');
   const calibrationDir = values.calibration ? path.resolve(values.calibration) : undefined;
   if (calibrationDir && !existsSync(calibrationDir)) usage(`calibration folder not found: ${calibrationDir}`);
+  if (
+    calibrationDir &&
+    !readdirSync(calibrationDir, { recursive: true }).some((f) => isCalibrationImage(String(f)))
+  )
+    usage(`calibration folder ${calibrationDir} holds no png/jpeg/webp image`);
   const galleryFile = path.resolve(values.gallery);
   if (!existsSync(galleryFile))
     usage(`gallery not found: ${galleryFile} (enroll one: facerec enroll … --out FILE)`);

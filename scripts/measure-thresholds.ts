@@ -43,7 +43,7 @@ const { values } = parseArgs({
   options: {
     'target-far': { type: 'string', default: '0.01' },
     embedder: { type: 'string', multiple: true },
-    // int8: the onnx provider's calibrated int8 graph (needs FACEREC_CALIBRATION_DIR), to measure its cost.
+    // int8: the onnx provider's int8 graph (faceapi-resnet's shipped ranges, or FACEREC_CALIBRATION_DIR's faces), to measure its cost.
     precision: { type: 'string' },
   },
 });

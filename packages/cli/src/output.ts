@@ -34,6 +34,9 @@ export function count(n: number, noun: string, nouns = `${noun}s`): string {
   return `${n} ${n === 1 ? noun : nouns}`;
 }
 
+/** `v` rounded to `digits` decimals, as the CLI prints numbers. */
+export const round = (v: number, digits: number): number => Math.round(v * 10 ** digits) / 10 ** digits;
+
 /**
  * A distance as the CLI prints it: rounded to `digits` decimals (default 4), or to as many more (up to 9) as it
  * takes to stay on the same side of `threshold` as the distance itself, so that a face 0.40003 from its
@@ -41,7 +44,7 @@ export function count(n: number, noun: string, nouns = `${noun}s`): string {
  */
 export function shownDistance(distance: number, threshold?: number, digits = 4): number {
   for (let d = digits; d <= 9; d++) {
-    const rounded = Math.round(distance * 10 ** d) / 10 ** d;
+    const rounded = round(distance, d);
     if (threshold === undefined || rounded <= threshold === distance <= threshold) return rounded;
   }
   return distance;

@@ -176,6 +176,17 @@ describeWithSharedData(
       expect(uncalibrated.stderr).toContain(
         '--precision int8 needs --calibration DIR for inception-resnet-v1 (no int8 ranges ship for it)',
       );
+      const empty = mkdtempSync(path.join(work, 'empty-calibration-'));
+      const noImages = script(
+        '--gallery',
+        path.join(tree, TREE_GALLERY),
+        '--precision',
+        'int8',
+        '--calibration',
+        empty,
+      );
+      expect(noImages.status).toBe(2);
+      expect(noImages.stderr).toContain(`calibration folder ${empty} holds no png/jpeg/webp image`);
       expect(existsSync(path.join(work, 'refused'))).toBe(false);
     });
 

@@ -60,7 +60,7 @@ export async function readCalibrationFaces(
     throw new InvalidOptionsError(
       component,
       `precision "int8" calibrates on face images: set ${CALIBRATION_DIR_ENV} to a folder of face crops ` +
-        '(a few dozen, of the kind the embedder will see)',
+        `(a few dozen, of the kind the embedder will see)${hint}`,
     );
   }
   // Where the folder was named, so that a stale variable is recognised as one.
@@ -130,14 +130,19 @@ export async function int8Calibration(
   const applies =
     ranges.weightsSha256 === shipped.weightsSha256 && ranges.graphVersion === shipped.graphVersion;
   if (named || !applies) {
-    const hint =
-      applies && dir === undefined
+    const hint = !applies
+      ? `; the int8 ranges that ship are for ${ranges.weightsSha256 === shipped.weightsSha256 ? `graph layout ${ranges.graphVersion}, not ${shipped.graphVersion} (scripts/int8-ranges.ts measures them again)` : 'other weights'}`
+      : dir === undefined
         ? ` (unset ${CALIBRATION_DIR_ENV} to use the int8 ranges that ship for these weights)`
         : '';
     return readCalibrationFaces(component, dir, size, hint);
   }
+  // Keyed by what the graph is built from (not by the description of where the ranges were measured).
+  const { weightsSha256, graphVersion } = ranges;
   return {
-    sha256: createHash('sha256').update(JSON.stringify(ranges)).digest('hex'),
+    sha256: createHash('sha256')
+      .update(JSON.stringify({ weightsSha256, graphVersion, ranges: ranges.ranges }))
+      .digest('hex'),
     ranges: new Map(Object.entries(ranges.ranges).map(([name, [min, max]]) => [name, { min, max }])),
   };
 }

@@ -55,7 +55,7 @@ export async function cachedOnnxFile(
         `${path.basename(file)} is not in the model cache ${path.dirname(file)}, which cannot be written ` +
           `(${(cause as { code?: string }).code ?? String(cause)}): prepare it where the cache is written, with ` +
           'the same weights, options and (for int8) calibration faces: `facerec models prepare` or ' +
-          '`npm run lambda-tree -- … [--precision int8 --calibration DIR]`',
+          '`npm run lambda-tree -- … [--precision int8 [--calibration DIR]]`',
         { cause },
       );
     });

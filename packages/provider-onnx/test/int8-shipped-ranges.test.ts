@@ -75,9 +75,20 @@ describeWithSharedData(
         faceApiCalibrationBatch,
         2,
       );
+      // Within 1e-5 (relative): another CPU's kernels or another libvips may round differently; on the
+      // machine that wrote them they are exactly equal (printed).
+      const shipped = FACEAPI_RESNET_INT8_RANGES.ranges;
+      expect([...measured.keys()].sort()).toEqual(Object.keys(shipped).sort());
+      let exact = true;
+      for (const [name, { min, max }] of measured) {
+        const [sMin, sMax] = shipped[name]!;
+        expect(Math.abs(min - sMin), name).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(sMin)));
+        expect(Math.abs(max - sMax), name).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(sMax)));
+        exact &&= min === sMin && max === sMax;
+      }
       expect(measured.size).toBe(83);
-      expect(Object.fromEntries([...measured].map(([name, { min, max }]) => [name, [min, max]]))).toEqual(
-        FACEAPI_RESNET_INT8_RANGES.ranges,
+      console.log(
+        `face-api.js int8 ranges measured again: ${exact ? 'exactly' : 'within 1e-5 of'} the shipped ones`,
       );
     }, 120_000);
 
@@ -90,19 +101,25 @@ describeWithSharedData(
       });
       const fp32 = await OnnxFaceApiEmbedder.load(store, { intraOpNumThreads: 2 });
       try {
-        // Two cache files (keyed by the ranges' and by the images' hash), the same bytes.
+        // Two cache files (keyed by the ranges' and by the images' hash) that embed alike (where the ranges
+        // measure exactly the same, as here, the files are byte for byte the same: printed).
         expect(shipped.graph.path).not.toBe(calibrated.graph.path);
-        expect(
-          Buffer.compare(await readFile(shipped.graph.path), await readFile(calibrated.graph.path)),
-        ).toBe(0);
+        const same =
+          Buffer.compare(await readFile(shipped.graph.path), await readFile(calibrated.graph.path)) === 0;
+        console.log(
+          `int8 graph from the shipped ranges vs calibrated on the crops: ${same ? 'byte-identical' : 'different bytes'}`,
+        );
         const bbt = sharedPath('faces', 'face-api.js', 'bbt');
         const shots: RgbImage[] = [];
         for (const who of (await readdir(bbt)).sort())
           shots.push(
             await resizeRgb(await decodeImage(await readFile(path.join(bbt, who, `${who}1.png`))), 150, 150),
           );
-        const agreement = embeddingAgreement(await shipped.embed(shots), await fp32.embed(shots));
-        expect(agreement.minCosine).toBeGreaterThan(0.999);
+        const fromShipped = await shipped.embed(shots);
+        expect(embeddingAgreement(fromShipped, await calibrated.embed(shots)).minCosine).toBeGreaterThan(
+          0.99999,
+        );
+        expect(embeddingAgreement(fromShipped, await fp32.embed(shots)).minCosine).toBeGreaterThan(0.999);
       } finally {
         await Promise.all([shipped.dispose(), calibrated.dispose(), fp32.dispose()]);
       }
@@ -119,14 +136,16 @@ describeWithSharedData(
       const other = { ranges: FACEAPI_RESNET_INT8_RANGES, graphVersion: FACEAPI_RESNET_GRAPH_LAYOUT };
       await expect(
         int8Calibration('test', undefined, 150, { ...other, weightsSha256: 'f'.repeat(64) }),
-      ).rejects.toThrow(/set FACEREC_CALIBRATION_DIR/);
+      ).rejects.toThrow(/set FACEREC_CALIBRATION_DIR .*; the int8 ranges that ship are for other weights$/);
       await expect(
         int8Calibration('test', undefined, 150, {
           ...other,
           weightsSha256: FACEAPI_RESNET_INT8_RANGES.weightsSha256,
           graphVersion: 'v0.0',
         }),
-      ).rejects.toThrow(/set FACEREC_CALIBRATION_DIR/);
+      ).rejects.toThrow(
+        `set FACEREC_CALIBRATION_DIR to a folder of face crops (a few dozen, of the kind the embedder will see); the int8 ranges that ship are for graph layout ${FACEAPI_RESNET_GRAPH_LAYOUT}, not v0.0 (scripts/int8-ranges.ts measures them again)`,
+      );
     });
   },
 );

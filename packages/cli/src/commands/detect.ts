@@ -3,7 +3,7 @@ import path from 'node:path';
 import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { count, info } from '../output.js';
+import { count, info, round } from '../output.js';
 import { type CliContext, embedderOption, providerOption, selectProvider } from '../providers.js';
 
 interface DetectOptions {
@@ -15,8 +15,6 @@ interface DetectOptions {
   cropsDir?: string;
   embedder: string;
 }
-
-const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 function number(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -79,9 +77,9 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
               width: decoded.width,
               height: decoded.height,
               faces: faces.map((f) => ({
-                box: f.box.map((v) => round(v)),
+                box: f.box.map((v) => round(v, 3)),
                 score: round(f.score, 6),
-                landmarks: f.landmarks.map(([x, y]) => [round(x), round(y)]),
+                landmarks: f.landmarks.map(([x, y]) => [round(x, 3), round(y, 3)]),
               })),
             });
             if (opts.cropsDir) {

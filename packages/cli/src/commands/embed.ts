@@ -16,7 +16,7 @@ import {
 import { boxArea, resizeBilinearPil } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import { forEachImage, readInput } from '../images.js';
-import { count, info, loadNote, positiveInteger, pullProgressReporter } from '../output.js';
+import { count, info, loadNote, positiveInteger, pullProgressReporter, round } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -87,8 +87,6 @@ interface DetectedResult {
   height: number;
   faces: { box: number[]; score: number; embedding: number[] }[];
 }
-
-const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /** `embed --detect`: every face of each photo, cut with the embedder's crop policy, one embedding each. */
 async function embedDetected(

@@ -9,7 +9,7 @@ import {
 } from '@facerec/framework';
 import { type Command, Option } from 'commander';
 import { decodeInput, forEachImage } from '../images.js';
-import { count, info, openExistingGallery, shownDistance } from '../output.js';
+import { count, info, openExistingGallery, round, shownDistance } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -281,7 +281,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               const m = matches[i]!;
               const row = {
                 image,
-                box: f.box.map((v) => Math.round(v * 10) / 10),
+                box: f.box.map((v) => round(v, 1)),
                 identity: m.identity,
                 distance: shownDistance(m.distance, applied),
                 candidates: m.candidates.map((c) => ({

@@ -9,7 +9,7 @@ import {
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { count, galleryThreshold, info, openExistingGallery, shownDistance } from '../output.js';
+import { count, galleryThreshold, info, openExistingGallery, round, shownDistance } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -163,7 +163,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             faces.forEach((f, i) => {
               const row = {
                 image,
-                box: f.box.map((v) => Math.round(v * 10) / 10),
+                box: f.box.map((v) => round(v, 1)),
                 identity: matches[i]!.identity,
                 distance: shownDistance(matches[i]!.distance, threshold.value),
                 threshold: threshold.value,

@@ -64,8 +64,8 @@ export interface ServeOptions {
   /** Checkpoint path, for a gallery built from a local `.pt` file (the embedder is read from the gallery). */
   readonly weights?: string;
   /**
-   * The embedder's precision, as `FACEREC_PRECISION` on Lambda: `int8` runs the onnx provider's int8 graph,
-   * calibrated on the faces in `$FACEREC_CALIBRATION_DIR`. Default `fp32`.
+   * The embedder's precision, as `FACEREC_PRECISION` on Lambda: `int8` runs the onnx provider's int8 graph
+   * (faceapi-resnet's shipped ranges, or calibrated on the faces in `$FACEREC_CALIBRATION_DIR`). Default `fp32`.
    */
   readonly precision?: 'fp32' | 'int8';
   readonly threshold?: number;

@@ -7,7 +7,7 @@ import {
 } from '@facerec/framework';
 import type { Command } from 'commander';
 import { decodeInput } from '../images.js';
-import { info, shownDistance } from '../output.js';
+import { info, round, shownDistance } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -28,8 +28,6 @@ interface VerifyFlags {
   precision?: string;
   json?: boolean;
 }
-
-const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /** `facerec verify <a> <b>`: are the largest faces of two photos the same person? */
 export function registerVerifyCommand(program: Command, context: CliContext): void {

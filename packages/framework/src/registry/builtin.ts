@@ -32,7 +32,7 @@ export function defineEmbedder<Options extends object>(
 export const DEFAULT_MAX_BATCH_SIZE = 16;
 
 const maxBatchSize = z.number().int().min(1).max(1024).optional();
-/** `fp32` (default) or `int8`: a provider that quantizes (onnx) runs the calibrated int8 graph. */
+/** `fp32` (default) or `int8`: a provider that quantizes (onnx) runs its int8 graph. */
 const precision = z.enum(['fp32', 'int8']).optional();
 
 /** MTCNN (facenet-pytorch's P-Net, R-Net, O-Net). Options: {@link MtcnnOptions}. */
@@ -156,7 +156,7 @@ export const FACEAPI_RESNET: EmbedderDescription<FaceApiResnetOptions> = defineE
   }),
   // The ranges themselves are @facerec/provider-onnx's faceapi/int8-ranges.ts (scripts/int8-ranges.ts).
   int8Calibration:
-    "../shared/reference/crops: the 20 MTCNN crops of face-api.js's bbt1-4 and faces, and facenet-pytorch's multiface",
+    "facerec's 20 MTCNN reference crops of group photos (face-api.js's bbt1-4 and faces, facenet-pytorch's multiface)",
   // One set of weights (shipped in @vladmandic/face-api): a weights setting would be silently ignored.
   fromSettings: ({ weights }) => {
     if (weights !== undefined) {

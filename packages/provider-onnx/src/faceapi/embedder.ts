@@ -109,8 +109,8 @@ export class OnnxFaceApiEmbedder extends FaceApiEmbedder {
 
   /**
    * Loads the model: pulls `faceapi-face-recognition-weights` and `-manifest` through the store, builds the
-   * ONNX graph on first use (cached under `<cacheDir>/onnx/`; with `precision: 'int8'` also its calibrated
-   * int8 form), and opens a session.
+   * ONNX graph on first use (cached under `<cacheDir>/onnx/`; with `precision: 'int8'` also its int8 form, from
+   * the shipped ranges or the calibration faces), and opens a session.
    */
   static async load(store: ModelStore, options: OnnxFaceApiEmbedderOptions): Promise<OnnxFaceApiEmbedder> {
     const fp32 = await loadFaceApiResnetGraph(store);

@@ -4,7 +4,7 @@ import type { ShippedInt8Ranges } from '../int8.js';
 
 export const FACEAPI_RESNET_INT8_RANGES: ShippedInt8Ranges = {
   source:
-    "../shared/reference/crops: the 20 MTCNN crops of face-api.js's bbt1-4 and faces, and facenet-pytorch's multiface",
+    "facerec's 20 MTCNN reference crops of group photos (face-api.js's bbt1-4 and faces, facenet-pytorch's multiface)",
   weightsSha256: 'b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589',
   graphVersion: 'v1.1',
   ranges: {
