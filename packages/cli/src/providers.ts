@@ -42,18 +42,20 @@ export function loadEmbedder(
  * The embedder a gallery was built with (read from its model id through the registry), loaded and checked
  * compatible with the gallery. `weights` overrides what the model id implies (a gallery built from a local
  * `.pt` file records only its file name); `precision` (`--precision`) picks the int8 graph of the same model.
+ * `settings` as {@link loadEmbedder} takes them (its `weights` and `precision`).
  */
 export async function loadGalleryEmbedder(
   context: CliContext,
   provider: FaceProvider,
   gallery: Gallery,
-  weights?: string,
-  precision?: string,
+  settings: { readonly weights?: string | undefined; readonly precision?: string | undefined } = {},
 ): Promise<FaceEmbedder> {
-  const { description, options } = context.registry.embedderForModelId(gallery.embedder.modelId, { weights });
+  const { description, options } = context.registry.embedderForModelId(gallery.embedder.modelId, {
+    weights: settings.weights,
+  });
   const embedder = await provider.embedder(description.id, {
     ...options,
-    ...(precision === undefined ? {} : { precision }),
+    ...(settings.precision === undefined ? {} : { precision: settings.precision }),
   });
   try {
     gallery.assertCompatible(embedder);

@@ -99,7 +99,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               // An embedder named on the command line must be the store's.
               embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
               store.assertCompatible(embedder);
-            } else embedder = await loadGalleryEmbedder(context, provider, store, opts.weights);
+            } else embedder = await loadGalleryEmbedder(context, provider, store, { weights: opts.weights });
             existing = new Set((await store.list({ identity })).map((e) => e.id));
           } catch (error) {
             if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
@@ -266,7 +266,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         const detector = provider.detector(registry.defaults.detector);
         const rows: unknown[] = [];
         try {
-          embedder = await loadGalleryEmbedder(context, provider, store, opts.weights, opts.precision);
+          embedder = await loadGalleryEmbedder(context, provider, store, opts);
           const crop = embedder.preprocessing.crop;
           const embed = embedder;
           await forEachImage(images, async (image, decoded) => {

@@ -150,7 +150,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry);
         const provider = await selectProvider(context, opts.provider);
-        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights, opts.precision);
+        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
         const detector = provider.detector(registry.defaults.detector);
         const crop = embedder.preprocessing.crop;
         const rows: unknown[] = [];
@@ -220,7 +220,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
       ) => {
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const provider = await selectProvider(context, opts.provider);
-        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts.weights, opts.precision);
+        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
         const detector = provider.detector(registry.defaults.detector);
         const progress = enrollProgress('embedding probes');
         let probes: LabelledProbe[];
