@@ -1,5 +1,5 @@
 import { mkdtempSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -73,6 +73,43 @@ describeWithSharedData(
         await localDetector.detectBatch(frames.slice(2)),
       );
       await Promise.all([localDetector.dispose(), localEmbedder.dispose()]);
+    });
+
+    it('builds a model into the cache once: the first worker loads it, then the others', async () => {
+      // What each worker was sent and what it answered, in order (the jobs are `{ id, kind, … }`).
+      const events: string[] = [];
+      const watchedPair = await createWorkerProvider({
+        provider: 'onnx',
+        workers: 2,
+        onWorkerStart: (worker, index) => {
+          const post = worker.postMessage.bind(worker);
+          const kinds = new Map<number, string>();
+          worker.postMessage = (job: { id: number; kind: string }) => {
+            kinds.set(job.id, job.kind);
+            events.push(`${index} sent ${job.kind}`);
+            post(job);
+          };
+          worker.on('message', (reply: { id: number }) => {
+            if (kinds.has(reply.id)) events.push(`${index} done ${kinds.get(reply.id)}`);
+          });
+        },
+      });
+      try {
+        // The int8 graph is not in this test's fresh cache: loading it builds it.
+        const embedder = await watchedPair.embedder('faceapi-resnet', { precision: 'int8' });
+        expect(events).toEqual([
+          '0 sent embedder-load',
+          '0 done embedder-load',
+          '1 sent embedder-load',
+          '1 done embedder-load',
+        ]);
+        const int8Graphs = (await readdir(path.join(cache, 'onnx'))).filter((f) => f.includes('-int8-'));
+        expect(int8Graphs).toHaveLength(1);
+        const grey = { width: 150, height: 150, data: new Uint8Array(150 * 150 * 3).fill(128) };
+        expect((await embedder.embed([grey]))[0]).toHaveLength(128);
+      } finally {
+        await watchedPair.close();
+      }
     });
 
     it('rejects bad input with the same facerec error class, across the thread boundary', async () => {

@@ -311,7 +311,14 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
     try {
       const live = slots.filter((slot) => !slot.lost);
       if (live.length === 0) throw new FacerecError('WORKER_FAILED', 'no inference worker left');
-      return (await Promise.all(live.map((slot) => request(job, slot))))[0];
+      if (job.kind === 'warm-up') return (await Promise.all(live.map((slot) => request(job, slot))))[0];
+      // A load may build a graph into the model cache (on first use: seconds, and for an int8 graph more); the
+      // first worker builds it alone and the others then read it from the cache, instead of every worker
+      // building the same file at once on the same cores.
+      const [first, ...rest] = live;
+      const result = await request(job, first);
+      await Promise.all(rest.map((slot) => request(job, slot)));
+      return result;
     } catch (error) {
       preparations.delete(key); // bad options, a model that cannot load: nothing to replay
       throw error;
