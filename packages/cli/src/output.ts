@@ -1,5 +1,7 @@
 import type { FaceEmbedder, Gallery, ModelRegistry, ResolvedThreshold } from '@facerec/framework';
 import {
+  calibrationPrecisionMismatch,
+  type EmbedderPrecision,
   FacerecError,
   FacerecInputError,
   GalleryStoreNotFoundError,
@@ -164,19 +166,31 @@ export function loadNote(embedder: FaceEmbedder): string {
 }
 
 /**
+ * One stderr line when `gallery`'s threshold was calibrated at another embedder precision than `precision`,
+ * naming the command that calibrates it at this one.
+ */
+export function warnCalibrationPrecision(gallery: Gallery, file: string, precision: EmbedderPrecision): void {
+  const why = calibrationPrecisionMismatch(gallery.calibration, precision);
+  if (why) info(`warning: ${file}: ${why} (\`facerec gallery calibrate --precision ${precision}\`)`);
+}
+
+/**
  * The threshold the CLI matches a gallery at: `explicit` (`--threshold`), else the gallery's (calibrated, or set
  * at enrollment), else, for a gallery never calibrated (threshold 0), the embedder's recommended one from the
- * registry, announced in one stderr line. With none of them it warns that every face will be `unknown`.
+ * registry, announced in one stderr line. With none of them it warns that every face will be `unknown`. With
+ * `precision` (the one the faces are embedded at), a gallery threshold calibrated at the other one is warned of.
  */
 export function galleryThreshold(
   gallery: Gallery,
   file: string,
   registry: ModelRegistry,
   explicit?: number,
+  precision?: EmbedderPrecision,
 ): ResolvedThreshold {
   const { modelId } = gallery.embedder;
   const { metric } = gallery;
   const resolved = resolveThreshold({ explicit, gallery, registry, modelId, metric });
+  if (resolved?.source === 'gallery' && precision) warnCalibrationPrecision(gallery, file, precision);
   if (resolved?.source === 'registry') {
     info(
       `${file} was never calibrated: matching at ${modelId}'s recommended ${metric} threshold ${resolved.value} ` +

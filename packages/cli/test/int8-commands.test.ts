@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
@@ -99,13 +99,44 @@ describeWithSharedData(
           ...flags,
         );
         expect(run.code, run.stderr).toBe(0);
-        return JSON.parse(run.stdout) as { threshold: number; genuinePairs: number };
+        return JSON.parse(run.stdout) as { out: string; threshold: number; genuinePairs: number };
       };
       const [fp32, int8] = [await calibrate(), await calibrate('--precision', 'int8')];
       expect(int8.genuinePairs).toBe(fp32.genuinePairs);
       expect(int8.threshold).not.toBe(fp32.threshold);
       expect(Math.abs(int8.threshold - fp32.threshold)).toBeLessThan(0.02);
-    }, 120_000);
+
+      // Each gallery records the precision its threshold was calibrated at; matching at the other one warns
+      // (one stderr line naming the command that calibrates it at this one), at the same one it does not.
+      expect(JSON.parse(await readFile(int8.out, 'utf8')).calibration.precision).toBe('int8');
+      expect(JSON.parse(await readFile(fp32.out, 'utf8')).calibration.precision).toBe('fp32');
+      const warning = (calibrated: string, served: string) =>
+        `warning: ${calibrated}: the gallery's threshold was calibrated on ${calibrated === int8.out ? 'int8' : 'fp32'} ` +
+        `embeddings and the faces are embedded at ${served}: its false-accept rate may differ from the 0.01 it was ` +
+        `calibrated for; calibrate it at ${served} (\`facerec gallery calibrate --precision ${served}\`)`;
+      const probe = bbt('amy', 3);
+      const atFp32 = await cli('recognize', probe, '--gallery', int8.out);
+      expect(atFp32.code, atFp32.stderr).toBe(0);
+      expect(atFp32.stderr).toContain(warning(int8.out, 'fp32'));
+      const atInt8 = await cli('recognize', probe, '--gallery', int8.out, '--precision', 'int8');
+      expect(atInt8.code, atInt8.stderr).toBe(0);
+      expect(atInt8.stderr).not.toContain('warning');
+      const searched = await cli('gallery', 'search', fp32.out, probe, '--precision', 'int8');
+      expect(searched.code, searched.stderr).toBe(0);
+      expect(searched.stderr).toContain(warning(fp32.out, 'int8'));
+      // An explicit threshold is the caller's: nothing to warn of.
+      const explicit = await cli(
+        'gallery',
+        'search',
+        fp32.out,
+        probe,
+        '--precision',
+        'int8',
+        '--threshold',
+        '0.5',
+      );
+      expect(explicit.stderr).not.toContain('warning');
+    }, 180_000);
 
     it('refuses int8 with a calibration folder that cannot be read, and on the tfjs provider, naming why (exit 2)', async () => {
       const serve = (...flags: string[]) =>

@@ -222,6 +222,11 @@ export class PostgresGalleryStore implements GalleryStore {
     return this.#calibration !== undefined;
   }
 
+  /** How the threshold was calibrated, as of opening the store or the last {@link PostgresGalleryStore.setThreshold}. */
+  get calibration(): GalleryCalibration | undefined {
+    return this.#calibration;
+  }
+
   assertCompatible(embedder: GalleryEmbedderInfo): void {
     assertEmbedderCompatible(this.embedder, embedder);
   }

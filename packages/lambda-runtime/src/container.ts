@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import {
+  calibrationPrecisionMismatch,
+  type EmbedderPrecision,
   type FaceDetector,
   type FaceEmbedder,
   type FaceProvider,
@@ -197,6 +199,17 @@ export async function composeRecognition(c: DependencyContainer): Promise<SqsBat
       modelId,
       reason: missingThresholdMessage(config.registry, modelId, gallery.metric),
     });
+  } else if (threshold.source === 'gallery') {
+    // A threshold calibrated on int8 embeddings and served at fp32, or the other way round (FACEREC_PRECISION).
+    const precision = (config.embedder.options as { precision?: EmbedderPrecision }).precision ?? 'fp32';
+    const mismatch = calibrationPrecisionMismatch(gallery.calibration, precision);
+    if (mismatch) {
+      logger.warn('gallery threshold calibrated at another embedder precision', {
+        calibratedAt: gallery.calibration?.precision,
+        servedAt: precision,
+        reason: mismatch,
+      });
+    }
   }
   return createRecognitionHandler({
     embedder,

@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeImage, InvalidOptionsError, type RgbImage } from '@facerec/framework';
+import { decodeImage, type EmbedderPrecision, InvalidOptionsError, type RgbImage } from '@facerec/framework';
 import { resizeRgb } from '@facerec/framework/internal';
 import { type CalibrationBatch, calibrateRanges } from './graph/calibrate.js';
 import { type ActivationRange, quantizeModel } from './graph/quantize.js';
 import { type CachedGraph, cachedOnnxFile } from './model-cache.js';
 
-/** An embedder's numeric precision: the float graph, or its int8 (QDQ) form calibrated on face crops. */
-export type EmbedderPrecision = 'fp32' | 'int8';
+/** An embedder's numeric precision (the framework's): the float graph, or its int8 (QDQ) form calibrated on face crops. */
+export type { EmbedderPrecision };
 
 /** Bumped whenever the quantizer's output changes, so cached int8 graphs are rebuilt. */
 export const QUANTIZER_VERSION = 1;

@@ -1,5 +1,6 @@
 import {
   addFacesFromPhotos,
+  type EmbedderPrecision,
   type FaceEmbedder,
   type GalleryStore,
   GalleryStoreNotFoundError,
@@ -9,7 +10,14 @@ import {
 } from '@facerec/framework';
 import { type Command, Option } from 'commander';
 import { decodeInput, forEachImage } from '../images.js';
-import { count, info, openExistingGallery, round, shownDistance } from '../output.js';
+import {
+  count,
+  info,
+  openExistingGallery,
+  round,
+  shownDistance,
+  warnCalibrationPrecision,
+} from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -241,7 +249,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           threshold?: string;
           provider: string;
           weights?: string;
-          precision?: string;
+          precision?: EmbedderPrecision;
           json?: boolean;
         },
       ) => {
@@ -261,6 +269,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         }
         const store = await openExisting(url);
         const applied = threshold ?? store.threshold;
+        if (threshold === undefined) warnCalibrationPrecision(store, url, opts.precision ?? 'fp32');
         const provider = await selectProvider(context, opts.provider);
         let embedder: FaceEmbedder | undefined;
         const detector = provider.detector(registry.defaults.detector);

@@ -1,5 +1,6 @@
 import {
   calibrateThreshold,
+  type EmbedderPrecision,
   enrollGallery,
   FileGallery,
   formatCalibration,
@@ -145,10 +146,22 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .action(
       async (
         images: string[],
-        opts: { gallery: string; provider: string; weights?: string; precision?: string; json?: boolean },
+        opts: {
+          gallery: string;
+          provider: string;
+          weights?: string;
+          precision?: EmbedderPrecision;
+          json?: boolean;
+        },
       ) => {
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
-        const threshold = galleryThreshold(gallery, opts.gallery, registry);
+        const threshold = galleryThreshold(
+          gallery,
+          opts.gallery,
+          registry,
+          undefined,
+          opts.precision ?? 'fp32',
+        );
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
         const detector = provider.detector(registry.defaults.detector);
@@ -213,7 +226,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           targetFar: string;
           provider: string;
           weights?: string;
-          precision?: string;
+          precision?: EmbedderPrecision;
           json?: boolean;
           allowOverlap?: boolean;
         },
@@ -245,6 +258,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const result = calibrateThreshold(gallery, probes, {
           targetFar: Number(opts.targetFar),
           allowOverlap: opts.allowOverlap === true,
+          precision: opts.precision ?? 'fp32',
         });
         await result.gallery.save(opts.out ?? opts.gallery);
         if (opts.json) {

@@ -47,6 +47,13 @@ export interface EmbedderPreprocessing {
 }
 
 /**
+ * An embedder's numeric precision: `fp32`, the float network (every embedder's default, the one with parity
+ * with the references), or `int8`, a provider's quantized form of it (the onnx provider's int8 graph). Their
+ * distances differ slightly, so a gallery's calibration records the one its threshold was chosen at.
+ */
+export type EmbedderPrecision = 'fp32' | 'int8';
+
+/**
  * A face embedder: a batch of face crops → one L2-normalised vector per crop.
  *
  * @example

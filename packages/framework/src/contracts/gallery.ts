@@ -1,3 +1,4 @@
+import type { GalleryCalibration } from '../gallery/types.js';
 import type { CropPolicy, EmbedderPreprocessing } from './embedder.js';
 import type { SpecificationVersion } from './version.js';
 
@@ -65,6 +66,8 @@ export interface Gallery {
    * (threshold 0) is matched at the embedder's recommended threshold by `createFaceRecognizer` and the CLI.
    */
   readonly isCalibrated?: boolean;
+  /** How the threshold was calibrated (the data, the rates, the embedder precision), when it was. */
+  readonly calibration?: GalleryCalibration | undefined;
   /**
    * Refuses an embedder other than the one the gallery was built with (model id, weights when both sides
    * know their sha256, dimension, input preprocessing); throws `EmbedderMismatchError` naming both models.

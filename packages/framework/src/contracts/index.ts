@@ -9,7 +9,13 @@ export type {
   Point,
   WarmUpFrame,
 } from './detector.js';
-export type { CropPolicy, CropShape, EmbedderPreprocessing, FaceEmbedder } from './embedder.js';
+export type {
+  CropPolicy,
+  CropShape,
+  EmbedderPrecision,
+  EmbedderPreprocessing,
+  FaceEmbedder,
+} from './embedder.js';
 export type {
   DistanceMetric,
   Gallery,

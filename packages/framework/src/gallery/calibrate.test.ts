@@ -152,6 +152,22 @@ describe('calibrateThreshold', () => {
     ]);
   });
 
+  it('records the embedder precision when told it, through the gallery file; older files have none', () => {
+    const int8 = calibrateThreshold(gallery, probes, { now, precision: 'int8' });
+    expect(int8.calibration.precision).toBe('int8');
+    const reloaded = FileGallery.parse(int8.gallery.toText());
+    expect(reloaded.calibration).toEqual(int8.calibration);
+    // Not told: not recorded, and the file has no such key (as a gallery calibrated before it was recorded).
+    const unsaid = calibrateThreshold(gallery, probes, { now });
+    expect('precision' in unsaid.calibration).toBe(false);
+    expect(unsaid.gallery.toText()).not.toContain('precision');
+    expect(FileGallery.parse(unsaid.gallery.toText()).calibration?.precision).toBeUndefined();
+    expect(() => calibrateThreshold(gallery, probes, { precision: 'fp16' as never })).toThrow(/precision/);
+    expect(() =>
+      FileGallery.parse(int8.gallery.toText().replace('"precision": "int8"', '"precision": "bf16"')),
+    ).toThrow(/precision/);
+  });
+
   it('works the same on Euclidean distance (a monotone function of the angle)', async () => {
     const euclidean = FileGallery.create({
       embedder: embedderInfo(2),
@@ -211,6 +227,7 @@ describe('calibrateThresholdLeaveOneOut', () => {
     expect(sorted(result.genuine)).toEqual([10, 10, 10, 10, 20].map(cosineDistance).map(close));
     expect(sorted(result.impostor)).toEqual(impostorAngles.map(cosineDistance).map(close));
     expect(result.calibration.method).toBe('leave-one-out');
+    expect(calibrateThresholdLeaveOneOut(gallery, { precision: 'fp32' }).calibration.precision).toBe('fp32');
     // Everything genuine (≤ 20°) is below every impostor (≥ 60°).
     expect(result.point).toEqual({ threshold: close(cosineDistance(20)), far: 0, tar: 1, frr: close(0) });
   });

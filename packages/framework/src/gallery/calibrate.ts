@@ -11,6 +11,7 @@
  *   on ties), as the mean of the two rates there.
  */
 import { z } from 'zod';
+import type { EmbedderPrecision } from '../contracts/embedder.js';
 import { InvalidInputError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import type { FileGallery } from './gallery.js';
@@ -153,6 +154,11 @@ export interface CalibrationOptions {
   readonly keyFars?: readonly number[];
   /** Date recorded as `calibratedAt`. Default now. */
   readonly now?: Date;
+  /**
+   * The embedder precision the embeddings were made at, recorded as the calibration's `precision` so that
+   * serving at the other precision can warn. Default: not recorded.
+   */
+  readonly precision?: EmbedderPrecision;
 }
 
 /** Options of {@link calibrateThreshold}. */
@@ -187,6 +193,7 @@ const optionsSchema = z.strictObject({
   targetFar: z.number().gt(0).lt(1).default(0.01),
   keyFars: z.array(z.number().gt(0).lt(1)).default([...KEY_FARS]),
   now: z.date().optional(),
+  precision: z.enum(['fp32', 'int8']).optional(),
 });
 
 function resolveOptions(component: string, options: CalibrationOptions) {
@@ -359,7 +366,12 @@ function finish(
   method: GalleryCalibration['method'],
   genuine: Float64Array,
   impostor: Float64Array,
-  options: { targetFar: number; keyFars: number[]; now?: Date | undefined },
+  options: {
+    targetFar: number;
+    keyFars: number[];
+    now?: Date | undefined;
+    precision?: EmbedderPrecision | undefined;
+  },
 ): CalibrationResult {
   if (genuine.length === 0 || impostor.length === 0) {
     throw new InvalidInputError(
@@ -402,6 +414,7 @@ function finish(
     calibratedAt: (options.now ?? new Date()).toISOString(),
     equalErrorRate: { threshold: eer.threshold, rate: eer.rate },
     keyPoints,
+    ...(options.precision === undefined ? {} : { precision: options.precision }),
   };
   const warnings: string[] = [];
   if (roc.impostorPairs * options.targetFar < 1) {

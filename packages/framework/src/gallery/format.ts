@@ -67,6 +67,8 @@ const identityNameSchema = z
   .min(1)
   .refine((name) => name !== UNKNOWN_IDENTITY, `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries`);
 
+const embedderPrecisionSchema = z.enum(['fp32', 'int8']);
+
 const calibrationPointSchema = z.strictObject({
   targetFar: rate,
   threshold: z.number(),
@@ -85,6 +87,7 @@ export const calibrationSchema = z.strictObject({
   calibratedAt: isoDate,
   equalErrorRate: z.strictObject({ threshold: z.number(), rate }),
   keyPoints: z.array(calibrationPointSchema),
+  precision: embedderPrecisionSchema.optional(),
 });
 
 const fileSchema = z.strictObject({

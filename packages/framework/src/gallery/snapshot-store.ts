@@ -174,6 +174,10 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     return this.gallery.isCalibrated;
   }
 
+  get calibration(): GalleryCalibration | undefined {
+    return this.gallery.calibration;
+  }
+
   assertCompatible(embedder: GalleryEmbedderInfo): void {
     this.gallery.assertCompatible(embedder);
   }

@@ -1,3 +1,4 @@
+import type { EmbedderPrecision } from '../contracts/embedder.js';
 import type { DistanceMetric, GalleryEmbedderInfo, IdentityAggregation } from '../contracts/gallery.js';
 
 /** One enrolled embedding and the file it came from. */
@@ -52,6 +53,12 @@ export interface GalleryCalibration {
   readonly equalErrorRate: { readonly threshold: number; readonly rate: number };
   /** The curve at a few standard false-accept rates (0.1%, 1%, 5%, 10%), for reports. */
   readonly keyPoints: readonly CalibrationPoint[];
+  /**
+   * The embedder precision the calibration's embeddings were made at (for probes: the precision the probes
+   * were embedded at, the one to serve at). Absent when the caller did not say, and in galleries calibrated
+   * before facerec recorded it.
+   */
+  readonly precision?: EmbedderPrecision;
 }
 
 /** Everything a gallery holds; the in-memory form of a gallery file. */

@@ -17,6 +17,7 @@ export {
   type VerifyOptions,
 } from './recognizer.js';
 export {
+  calibrationPrecisionMismatch,
   embedderDescriptionFor,
   missingThresholdMessage,
   type ResolvedThreshold,

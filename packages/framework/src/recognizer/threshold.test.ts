@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { MODELS } from '../registry/registry.js';
-import { missingThresholdMessage, recommendedThreshold, resolveThreshold } from './threshold.js';
+import {
+  calibrationPrecisionMismatch,
+  missingThresholdMessage,
+  recommendedThreshold,
+  resolveThreshold,
+} from './threshold.js';
 
 const FACEAPI = MODELS.embedder('faceapi-resnet').thresholds;
 
@@ -41,5 +46,21 @@ describe('resolveThreshold', () => {
       /^no euclidean threshold is known for inception-resnet-v1\/vggface2 \(none is shipped: .+\)$/,
     );
     expect(missingThresholdMessage(MODELS, 'mine', 'cosine')).toBe('no cosine threshold is known for mine');
+  });
+});
+
+describe('calibrationPrecisionMismatch', () => {
+  it('names the two precisions and the target FAR when they differ, and nothing otherwise', () => {
+    expect(calibrationPrecisionMismatch({ precision: 'fp32', targetFar: 0.01 }, 'int8')).toBe(
+      "the gallery's threshold was calibrated on fp32 embeddings and the faces are embedded at int8: its " +
+        'false-accept rate may differ from the 0.01 it was calibrated for; calibrate it at int8',
+    );
+    expect(calibrationPrecisionMismatch({ precision: 'int8', targetFar: 0.001 }, 'fp32')).toMatch(
+      /calibrated on int8 embeddings and the faces are embedded at fp32: .* the 0\.001 it .* calibrate it at fp32$/,
+    );
+    expect(calibrationPrecisionMismatch({ precision: 'int8', targetFar: 0.01 }, 'int8')).toBeUndefined();
+    // Calibrated before the precision was recorded, or never calibrated: nothing to compare.
+    expect(calibrationPrecisionMismatch({ targetFar: 0.01 }, 'int8')).toBeUndefined();
+    expect(calibrationPrecisionMismatch(undefined, 'int8')).toBeUndefined();
   });
 });

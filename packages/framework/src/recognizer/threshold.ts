@@ -4,8 +4,10 @@
  * never calibrated (threshold 0) is matched at the shipped threshold everywhere instead of answering `unknown`
  * for every face.
  */
+import type { EmbedderPrecision } from '../contracts/embedder.js';
 import type { DistanceMetric } from '../contracts/gallery.js';
 import { NoSuchModelError } from '../errors.js';
+import type { GalleryCalibration } from '../gallery/types.js';
 import type { ModelRegistry } from '../registry/registry.js';
 import type { EmbedderDescription, RecommendedThreshold } from '../registry/types.js';
 
@@ -92,4 +94,26 @@ export function resolveThreshold(inputs: ThresholdInputs): ResolvedThreshold | u
   return recommended
     ? { value: recommended.value, source: 'registry', measuredOn: recommended.measuredOn }
     : undefined;
+}
+
+/**
+ * Why a gallery's calibrated threshold may not hold for the queries at hand: one sentence when its calibration
+ * recorded an embedder precision other than `precision` (the one the queries are embedded at), else
+ * `undefined` (the same precision, or a calibration that did not record one). int8 and fp32 distances differ
+ * by a few thousandths, enough to move the false-accept rate the threshold was chosen for.
+ *
+ * @example
+ * const why = calibrationPrecisionMismatch(gallery.calibration, 'int8');
+ * if (why) console.warn(`warning: ${why}`);
+ */
+export function calibrationPrecisionMismatch(
+  calibration: Pick<GalleryCalibration, 'precision' | 'targetFar'> | undefined,
+  precision: EmbedderPrecision,
+): string | undefined {
+  const calibrated = calibration?.precision;
+  if (calibrated === undefined || calibrated === precision) return undefined;
+  return (
+    `the gallery's threshold was calibrated on ${calibrated} embeddings and the faces are embedded at ${precision}: ` +
+    `its false-accept rate may differ from the ${calibration!.targetFar} it was calibrated for; calibrate it at ${precision}`
+  );
 }
