@@ -124,6 +124,19 @@ describeWithSharedData(
       const searched = await cli('gallery', 'search', fp32.out, probe, '--precision', 'int8');
       expect(searched.code, searched.stderr).toBe(0);
       expect(searched.stderr).toContain(warning(fp32.out, 'int8'));
+      // serve logs it as a warning at the recognition function's init; with --quiet (no logs) one stderr line.
+      const stderr: string[] = [];
+      const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => {
+        stderr.push(String(chunk));
+        return true;
+      });
+      try {
+        const served = await serveLocally({ gallery: int8.out, port: 0, quiet: true, workers: 0 });
+        await served.close();
+      } finally {
+        spy.mockRestore();
+      }
+      expect(stderr.join('')).toContain(warning(int8.out, 'fp32'));
       // An explicit threshold is the caller's: nothing to warn of.
       const explicit = await cli(
         'gallery',

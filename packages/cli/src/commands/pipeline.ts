@@ -101,8 +101,16 @@ export async function serveLocally(options: ServeOptions) {
   const gallery = await openExistingGallery(() =>
     openGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1 }),
   );
-  // A gallery never calibrated is served at the embedder's recommended threshold (one stderr line says so).
-  const threshold = galleryThreshold(gallery, options.gallery, registry, options.threshold);
+  // A gallery never calibrated is served at the embedder's recommended threshold (one stderr line says so). A
+  // threshold calibrated at the other precision is logged as a warning by the recognition function's init;
+  // with --quiet (no logs) this line says it instead.
+  const threshold = galleryThreshold(
+    gallery,
+    options.gallery,
+    registry,
+    options.threshold,
+    options.quiet ? (options.precision ?? 'fp32') : undefined,
+  );
   const override = threshold.source === 'gallery' ? undefined : threshold.value;
   const { description, settings } = registry.embedderForModelId(gallery.embedder.modelId, {
     weights: options.weights,
