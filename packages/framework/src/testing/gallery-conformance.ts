@@ -63,9 +63,9 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
  * The conformance suite every {@link GalleryStore} must pass, on a fresh harness per test: a new store records
  * its embedder and is empty; examples added are listed with ids and found by `match` at the right distances;
  * removing an example, then an identity, changes what is found; another embedder is refused (opening,
- * `assertCompatible`, adding from photos) and a bad add adds nothing; concurrent adds all land; everything
- * persists across a re-open and is seen by a second handle; `addFacesFromPhotos` cuts faces with the
- * embedder's crop policy.
+ * `assertCompatible`, adding from photos) and a bad add adds nothing; concurrent adds all land, through one
+ * handle or two; everything persists across a re-open and is seen by a second handle; `addFacesFromPhotos`
+ * cuts faces with the embedder's crop policy.
  *
  * @example
  * describeGalleryStoreConformance('file store', async () => {
@@ -253,6 +253,27 @@ export function describeGalleryStoreConformance(
       expect(matches.map((m) => m.identity)).toEqual(people.map((p) => p.name));
       for (const m of matches) expect(m.distance).toBeLessThan(0.01);
       expect(added.flat().map((e) => e.identity)).toEqual(people.map((p) => p.name));
+    });
+
+    it('lands every add made at once through two handles, as two processes would', async () => {
+      // Each handle queues its own changes one at a time; two handles on one store meet only in the store,
+      // which must refuse a write based on content that changed under it (and the writer then retries).
+      const [a, b] = [await open(), await open()];
+      const random = seededRandom(15);
+      const people = Array.from({ length: 12 }, (_, i) => ({
+        name: `q${String(i).padStart(2, '0')}`,
+        embedding: Float32Array.from({ length: DIM }, () => random() * 2 - 1),
+      }));
+      await Promise.all(
+        people.map((p, i) =>
+          (i % 2 ? b : a).add(p.name, [{ embedding: p.embedding, source: `${p.name}.jpg` }]),
+        ),
+      );
+      const third = await open();
+      expect(await third.identities(), 'identities after 12 adds split over two handles').toEqual(
+        people.map((p) => p.name),
+      );
+      expect(await third.list(), 'examples after 12 adds split over two handles').toHaveLength(12);
     });
 
     it("persists across a re-open, and a second handle sees the first one's changes", async () => {
