@@ -79,7 +79,7 @@ const malformedImages = (): [string, RgbImage][] => [
  */
 export function describeDetectorConformance(options: DetectorConformanceOptions): void {
   const tolerance = options.tolerance ?? 1e-3;
-  describe(`FaceDetector conformance: ${options.name}`, () => {
+  describe(`FaceDetector conformance: ${options.name}`, { timeout: MODEL_TEST_TIMEOUT_MS }, () => {
     let detector: FaceDetector;
     let withFaces: RgbImage[];
     let without: RgbImage;
@@ -87,7 +87,7 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
       detector = await options.create();
       withFaces = await options.imagesWithFaces();
       without = await options.imageWithoutFaces();
-    });
+    }, MODEL_TEST_TIMEOUT_MS);
     afterAll(async () => {
       await detector?.dispose();
     });
@@ -100,17 +100,20 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
 
     it('finds well-formed faces, largest first', async () => {
       expect(withFaces.length).toBeGreaterThan(0);
-      for (const image of withFaces) {
+      for (const [n, image] of withFaces.entries()) {
         const faces = await detector.detect(image);
-        expect(faces.length).toBeGreaterThan(0);
+        expect(faces.length, `faces found in image ${n} (one with faces)`).toBeGreaterThan(0);
         faces.forEach(expectWellFormed);
         for (let i = 1; i < faces.length; i++)
-          expect(area(faces[i - 1]!)).toBeGreaterThanOrEqual(area(faces[i]!));
+          expect(
+            area(faces[i - 1]!),
+            `image ${n}: area of face ${i - 1} against face ${i} (largest first)`,
+          ).toBeGreaterThanOrEqual(area(faces[i]!));
       }
     });
 
     it('finds no face where there is none', async () => {
-      expect(await detector.detect(without)).toEqual([]);
+      expect(await detector.detect(without), 'faces found in the image without faces').toEqual([]);
     });
 
     it('gives the same detections in a batch as one image at a time', async () => {
@@ -172,6 +175,13 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
   });
 }
 
+/**
+ * Each test's and each setup's time limit in the model suites: real networks on a small machine (a detection
+ * batch took 3.3 s on 2 cores; a first load may convert a checkpoint), well past vitest's default 5 s, so a
+ * provider's project needs no vitest setting to run them.
+ */
+const MODEL_TEST_TIMEOUT_MS = 120_000;
+
 function norm(v: Float32Array): number {
   let s = 0;
   for (const x of v) s += x * x;
@@ -185,13 +195,13 @@ function norm(v: Float32Array): number {
  */
 export function describeEmbedderConformance(options: EmbedderConformanceOptions): void {
   const minCosine = options.batchCosine ?? 0.9999;
-  describe(`FaceEmbedder conformance: ${options.name}`, () => {
+  describe(`FaceEmbedder conformance: ${options.name}`, { timeout: MODEL_TEST_TIMEOUT_MS }, () => {
     let embedder: FaceEmbedder;
     let faces: RgbImage[];
     beforeAll(async () => {
       embedder = await options.create();
       faces = await options.faces();
-    });
+    }, MODEL_TEST_TIMEOUT_MS);
     afterAll(async () => {
       await embedder?.dispose();
     });
@@ -211,12 +221,12 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
 
     it('returns one unit-length vector of the declared dimension per face', async () => {
       const vectors = await embedder.embed(faces);
-      expect(vectors).toHaveLength(faces.length);
-      for (const v of vectors) {
-        expect(v).toBeInstanceOf(Float32Array);
-        expect(v).toHaveLength(embedder.dimension);
-        expect(v.every(Number.isFinite)).toBe(true);
-        expect(Math.abs(norm(v) - 1)).toBeLessThan(1e-3);
+      expect(vectors, 'vectors for the faces given').toHaveLength(faces.length);
+      for (const [i, v] of vectors.entries()) {
+        expect(v, `vector ${i}`).toBeInstanceOf(Float32Array);
+        expect(v, `vector ${i}'s length (the declared dimension)`).toHaveLength(embedder.dimension);
+        expect(v.every(Number.isFinite), `vector ${i} has only finite values`).toBe(true);
+        expect(Math.abs(norm(v) - 1), `vector ${i}: |L2 norm − 1| (norm ${norm(v)})`).toBeLessThan(1e-3);
       }
       expect(await embedder.embed([])).toEqual([]);
     });
@@ -226,8 +236,14 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       const reversed = await embedder.embed([...faces].reverse());
       for (let i = 0; i < faces.length; i++) {
         const single = (await embedder.embed([faces[i]!]))[0]!;
-        expect(cosine(single, batch[i]!)).toBeGreaterThanOrEqual(minCosine);
-        expect(cosine(reversed[faces.length - 1 - i]!, batch[i]!)).toBeGreaterThanOrEqual(minCosine);
+        expect(
+          cosine(single, batch[i]!),
+          `face ${i}: cosine between its vector embedded alone and in the batch`,
+        ).toBeGreaterThanOrEqual(minCosine);
+        expect(
+          cosine(reversed[faces.length - 1 - i]!, batch[i]!),
+          `face ${i}: cosine between its vector in the batch and in the reversed batch (order kept?)`,
+        ).toBeGreaterThanOrEqual(minCosine);
       }
     });
 

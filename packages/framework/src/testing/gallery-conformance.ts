@@ -80,7 +80,8 @@ export function describeGalleryStoreConformance(
   name: string,
   factory: () => Awaitable<GalleryStoreConformanceHarness>,
 ): void {
-  describe(`Gallery store conformance: ${name}`, () => {
+  // Stores behind a server (a database, S3) on a small machine: past vitest's default 5 s per test.
+  describe(`Gallery store conformance: ${name}`, { timeout: 60_000 }, () => {
     let harness: GalleryStoreConformanceHarness;
     const opened: GalleryStore[] = [];
     const open = async (store = 'people', embedder = CONFORMANCE_EMBEDDER) => {
@@ -90,7 +91,7 @@ export function describeGalleryStoreConformance(
     };
     beforeEach(async () => {
       harness = await factory();
-    });
+    }, 60_000);
     afterEach(async () => {
       await Promise.all(opened.splice(0).map((s) => s.close().catch(() => undefined)));
       await harness?.dispose?.();

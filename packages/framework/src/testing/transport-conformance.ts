@@ -69,6 +69,10 @@ const messages = (count: number, prefix: string): OutboundMessage[] =>
  * Nothing in it depends on delivery order, on a transport keeping the caller's message ids (SQS assigns its
  * own), or on how fast real time passes: `advance` decides that.
  *
+ * Time: the in-memory transport takes a `ManualClock` (from `@facerec/transport-memory`, as below); a
+ * transport on real time (a local server) passes `advance: (ms) => new Promise((r) => setTimeout(r, ms))`,
+ * and its test then lasts as long as the visibility timeouts it sets.
+ *
  * @example
  * describeTransportConformance('in-memory queue', () => {
  *   const clock = new ManualClock();
@@ -85,7 +89,9 @@ export function describeTransportConformance(
   name: string,
   factory: () => Awaitable<TransportConformanceHarness>,
 ): void {
-  describe(`Transport conformance: ${name}`, () => {
+  // Each test's limit is well past PROMPT_MS, so a missed wake-up fails with the suite's own message, not
+  // vitest's timeout (its default, 5 s, equals PROMPT_MS).
+  describe(`Transport conformance: ${name}`, { timeout: 3 * PROMPT_MS }, () => {
     let harness: TransportConformanceHarness;
     let transport: Transport;
     let jobs: string;
