@@ -260,7 +260,9 @@ export function describeTransportConformance(
       await settle();
       expect(state.settled).toBe(false);
       await advance(1_100);
-      expect(await promptly(poll)).toEqual([]);
+      expect(await promptly(poll), 'the long poll did not end with [] when waitTimeSeconds passed').toEqual(
+        [],
+      );
     });
 
     it('gives up a long poll when its signal aborts, rejecting with the reason', async () => {
@@ -276,7 +278,9 @@ export function describeTransportConformance(
           (e: unknown) => e,
         ),
       );
-      expect(outcome).toBe(reason);
+      expect(outcome, 'the long poll did not reject with the abort reason when its signal aborted').toBe(
+        reason,
+      );
 
       const already = new Error('stopped before');
       const refused = await promptly(
@@ -285,7 +289,9 @@ export function describeTransportConformance(
           (e: unknown) => e,
         ),
       );
-      expect(refused).toBe(already);
+      expect(refused, 'a receive with an already aborted signal did not reject with its reason').toBe(
+        already,
+      );
     });
   });
 }
