@@ -137,7 +137,8 @@ for (const id of embedderIds) {
     }
     const value = shippedValue(point.threshold, impostor);
     values[metric] = value;
-    const accepted = (ds: readonly number[]) => ds.filter((d) => d <= value).length;
+    const acceptedAt = (ds: readonly number[], at: number) => ds.filter((d) => d <= at).length;
+    const accepted = (ds: readonly number[]) => acceptedAt(ds, value);
     const eer = equalErrorRate(roc);
     const tar = accepted(genuine);
     const far = accepted(impostor);
@@ -147,6 +148,15 @@ for (const id of embedderIds) {
         `${((100 * (tar + impostor.length - far)) / (genuine.length + impostor.length)).toFixed(2)} %; ` +
         `EER ${(100 * eer.rate).toFixed(2)} % at ${eer.threshold.toFixed(4)}; AUC ${areaUnderCurve(genuine, impostor).toFixed(4)}`,
     );
+    // The threshold the registry ships now (measured at fp32): where this run lands on it, e.g. at int8.
+    const current = MODELS.embedder(id).thresholds[metric]?.value;
+    if (current !== undefined && current !== value) {
+      const [t, f] = [acceptedAt(genuine, current), acceptedAt(impostor, current)];
+      console.log(
+        `            at the shipped threshold ${current}: FAR ${rate(f, impostor.length)}, TAR ${rate(t, genuine.length)}, ` +
+          `pair accuracy ${((100 * (t + impostor.length - f)) / (genuine.length + impostor.length)).toFixed(2)} %`,
+      );
+    }
     const mean = (ds: readonly number[]) => ds.reduce((a, b) => a + b, 0) / ds.length;
     const testPairs = ['obama2.jpg', 'biden.jpg'].map((other) => {
       const d = dotOf(testImage('obama.jpg'), testImage(other));

@@ -11,7 +11,7 @@ import { type CachedGraph, cachedOnnxFile } from './model-cache.js';
 export type { EmbedderPrecision };
 
 /** Bumped whenever the quantizer's output changes, so cached int8 graphs are rebuilt. */
-export const QUANTIZER_VERSION = 1;
+export const QUANTIZER_VERSION = 2;
 
 /** Where int8 graphs read their calibration faces when the caller names no folder. */
 export const CALIBRATION_DIR_ENV = 'FACEREC_CALIBRATION_DIR';

@@ -102,7 +102,7 @@ describeWithSharedData(
       const fp32 = await OnnxFaceApiEmbedder.load(store, { intraOpNumThreads: 2 });
       try {
         // Two cache files (keyed by the ranges' and by the images' hash) that embed alike (where the ranges
-        // measure exactly the same, as here, the files are byte for byte the same: printed).
+        // measure exactly the same, as on the machine that measured them, the files are byte for byte the same: printed).
         expect(shipped.graph.path).not.toBe(calibrated.graph.path);
         const same =
           Buffer.compare(await readFile(shipped.graph.path), await readFile(calibrated.graph.path)) === 0;
@@ -116,8 +116,10 @@ describeWithSharedData(
             await resizeRgb(await decodeImage(await readFile(path.join(bbt, who, `${who}1.png`))), 150, 150),
           );
         const fromShipped = await shipped.embed(shots);
+        // Byte-identical graphs embed identically; ranges a few 1e-6 apart (another CPU's float kernels) move
+        // some uint8 roundings by one step: 0.99994 measured on an AVX2 EPYC, far above int8 vs fp32 (below).
         expect(embeddingAgreement(fromShipped, await calibrated.embed(shots)).minCosine).toBeGreaterThan(
-          0.99999,
+          same ? 0.9999999 : 0.9999,
         );
         expect(embeddingAgreement(fromShipped, await fp32.embed(shots)).minCosine).toBeGreaterThan(0.999);
       } finally {

@@ -2,7 +2,7 @@
  * Static int8 quantization of the graphs this package builds, as onnxruntime's QDQ format: every activation
  * around a convolution passes through QuantizeLinear → DequantizeLinear (uint8, asymmetric, one scale per
  * tensor, from ranges measured on calibration inputs) and every convolution weight is stored as int8
- * (symmetric, one scale per output channel, axis 0) behind a DequantizeLinear, its bias as int32 with scale
+ * (symmetric, 7 bits, one scale per output channel, axis 0) behind a DequantizeLinear, its bias as int32 with scale
  * input scale × weight scale. onnxruntime's graph optimiser turns each DQ → Conv → Q group into QLinearConv
  * (DQ → Add → Q into QLinearAdd, and so on) and runs its int8 kernels (VNNI/AMX where the CPU has them); the
  * model stays a plain opset-17 graph that any ONNX runtime can run in float.
@@ -153,8 +153,19 @@ export function activationParams(range: ActivationRange): { scale: number; zeroP
 }
 
 /**
- * Per-output-channel symmetric int8 weights: `scale[o] = max|W[o]| / 127`, `q = round(W / scale)`, so
- * `q ∈ [−127, 127]` (−128 is left unused, the symmetric range onnxruntime's tool uses).
+ * The largest weight magnitude: 7 bits, not 8 (onnxruntime's "reduce range"). On x86 CPUs without VNNI (AVX2,
+ * and AVX-512 before Cascade Lake / Zen 4), onnxruntime's uint8 × int8 kernels add pairs of products in 16
+ * bits with saturation (`vpmaddubsw`): 255 · 127 · 2 overflows it and the result is silently wrong; with
+ * |q| ≤ 63, 255 · 63 · 2 = 32130 fits. Measured on an AVX2 EPYC (Zen 1): a small residual net's worst error
+ * was 10× the three quantization steps it keeps to at 7 bits. VNNI CPUs add in 32 bits and would not need it,
+ * but a graph is built once and run on whatever CPU a deployment lands on (a Lambda tree built on one machine
+ * runs on another), so one graph that is right everywhere.
+ */
+export const WEIGHT_QMAX = 63;
+
+/**
+ * Per-output-channel symmetric int8 weights: `scale[o] = max|W[o]| / WEIGHT_QMAX`, `q = round(W / scale)`, so
+ * `q ∈ [−63, 63]` (see {@link WEIGHT_QMAX}).
  */
 export function quantizeWeightsPerChannel(
   data: Float32Array,
@@ -167,7 +178,7 @@ export function quantizeWeightsPerChannel(
     let absMax = 0;
     for (let i = o * per; i < (o + 1) * per; i++) absMax = Math.max(absMax, Math.abs(data[i]!));
     // An all-zero channel quantizes to zeros with any scale; 1 keeps the scale finite and positive.
-    const scale = absMax > 0 ? absMax / 127 : 1;
+    const scale = absMax > 0 ? absMax / WEIGHT_QMAX : 1;
     // Stored as float32 and used from there, so the integers are rounded against the scale the runtime sees.
     scales[o] = scale;
     const s = scales[o]!;
