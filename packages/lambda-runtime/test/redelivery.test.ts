@@ -56,7 +56,19 @@ describeWithSharedData('recognition: a redelivery overtaking a slow attempt', PI
     });
     try {
       await transport.publish('requests', [{ id: 'face', body: JSON.stringify(message) }]);
-      await vi.waitFor(() => expect(settle(transport)).toBe(true), { timeout: 20_000, interval: 100 });
+      // About 7 s here; 45 s for a loaded CI machine (it once ran out at 20 s there, not reproduced), and on
+      // failure the state says where it stood.
+      const state = () =>
+        JSON.stringify({
+          deliveries,
+          requests: transport.depth('requests'),
+          inFlight: transport.inFlight('requests'),
+          dlq: transport.depth('requests-dlq'),
+        });
+      await vi.waitFor(() => expect(settle(transport), state()).toBe(true), {
+        timeout: 45_000,
+        interval: 100,
+      });
       await sleep(1_500); // nothing more may happen: one more visibility timeout and then some
       const res = await fetch(`${runtime.url}/responses?prefix=overtaken&max=10&wait=0`);
       const answers = ((await res.json()) as { messages: unknown[] }).messages.map((m) =>
@@ -97,7 +109,7 @@ describeWithSharedData('recognition: a redelivery overtaking a slow attempt', PI
     // Delivery 2 met the first attempt in progress and was failed (retried), not acknowledged.
     expect(deliveries.find((d) => d.receiveCount === 2)).toEqual({ receiveCount: 2, failed: true });
     expect(attempts).toBe(2);
-  });
+  }, 90_000);
 
   it('moves a face that never succeeds to the dead-letter queue after 5 receives, unanswered', async () => {
     const { answers, deliveries, dlq } = await run(
@@ -111,5 +123,5 @@ describeWithSharedData('recognition: a redelivery overtaking a slow attempt', PI
     expect(dlq).toBe(1);
     expect(deliveries.map((d) => d.receiveCount).sort()).toEqual([1, 2, 3, 4, 5]);
     expect(deliveries.every((d) => d.failed)).toBe(true);
-  });
+  }, 90_000);
 });
