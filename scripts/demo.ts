@@ -63,7 +63,7 @@ const provider = createOnnxProvider({ modelStore: store });
 const embedder = await provider.embedder(EMBEDDER);
 const detector = provider.detector('mtcnn');
 const enrolled = await enrollGallery({ root: enrollDir, detector, embedder });
-const calibrated = calibrateThresholdLeaveOneOut(enrolled.gallery, { targetFar: 0.01 });
+const calibrated = calibrateThresholdLeaveOneOut(enrolled.gallery, { targetFar: 0.01, precision: 'fp32' });
 const galleryFile = path.join(work, 'bbt.gallery.json');
 await calibrated.gallery.save(galleryFile);
 await Promise.all([detector.dispose(), embedder.dispose()]);

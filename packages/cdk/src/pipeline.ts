@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 // The registry subpath: model facts only, no image or inference code in a CDK app.
 import {
   assertGalleryFitsEmbedder,
+  EMBEDDER_PRECISIONS,
   type GalleryFileSummary,
   MODELS,
   type ModelRegistry,
@@ -136,7 +137,7 @@ export interface FaceRecognitionPipelineProps {
   readonly weights?: string;
   /**
    * The recognition function's embedder precision (`FACEREC_PRECISION`): `fp32` (default) or `int8`, the onnx
-   * provider's int8 graph (≈ 2.5× faster InceptionResnetV1 on x86; its accuracy cost is measured per
+   * provider's int8 graph (≈ 2.5× faster InceptionResnetV1 on x86 CPUs with VNNI, ≈ 1.2× on AVX2 alone; its accuracy cost is measured per
    * embedder in the README), which the image build prepares from {@link calibration}'s faces, or for an embedder
    * whose int8 ranges ship (`faceapi-resnet`; the registry's `int8Calibration`) from those when none is given.
    */
@@ -429,7 +430,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   // int8: the calibration folder, checked now and passed to the build relative to its context.
   const precision = props.precision ?? 'fp32';
   const provider = props.provider ?? registry.defaults.provider;
-  oneOf('precision', precision, ['fp32', 'int8']);
+  oneOf('precision', precision, EMBEDDER_PRECISIONS);
   let calibration: string | undefined;
   if (precision === 'int8' && provider !== 'onnx')
     problems.push(`precision "int8" needs the onnx provider, got "${provider}"`);

@@ -1,4 +1,11 @@
-import type { FaceEmbedder, FaceProvider, Gallery, ModelRegistry, ModelStore } from '@facerec/framework';
+import {
+  EMBEDDER_PRECISIONS,
+  type FaceEmbedder,
+  type FaceProvider,
+  type Gallery,
+  type ModelRegistry,
+  type ModelStore,
+} from '@facerec/framework';
 import { loadProvider } from '@facerec/lambda-runtime';
 import { Option } from 'commander';
 
@@ -112,7 +119,7 @@ export function precisionOption(note?: string): Option {
   return new Option(
     '--precision <p>',
     `embedder precision${note ? ` ${note}` : ''}: fp32 (default) or int8 (onnx: the int8 graph; faceapi-resnet ships its calibration, $FACEREC_CALIBRATION_DIR names your own faces and is needed for inception-resnet-v1)`,
-  ).choices(['fp32', 'int8']);
+  ).choices(EMBEDDER_PRECISIONS);
 }
 
 /** `--metric <m>`: the distance between embeddings, `euclidean` (default) or `cosine`. */

@@ -148,6 +148,7 @@ describeWithSharedData(
         '--threshold',
         '0.5',
       );
+      expect(explicit.code, explicit.stderr).toBe(0);
       expect(explicit.stderr).not.toContain('warning');
     }, 180_000);
 

@@ -42,7 +42,8 @@ interface S3rverApp {
  * S3's conditional writes (`If-Match: <ETag>`, `If-None-Match: *` on PutObject: 412 PreconditionFailed when
  * the condition does not hold), which s3rver ignores: written here, in front of its routes, so that the S3
  * store's optimistic concurrency meets a server that refuses a stale write, as S3 does. The check and the
- * write of one key run one at a time, as they are atomic in S3.
+ * write of one key run one at a time, as they are atomic in S3 (unconditional writes and deletes do not wait
+ * their turn: the tests need no more). `If-Match` on a missing key and `If-None-Match` other than `*` get 412 too.
  */
 function conditionalWrites(app: S3rverApp): Middleware {
   const queues = new Map<string, Promise<unknown>>();
@@ -86,7 +87,8 @@ export async function startLocalS3(): Promise<LocalS3> {
     configureBuckets: [{ name: TEST_BUCKET, configs: [] }],
   });
   const app = server as unknown as S3rverApp;
-  app.middleware.unshift(conditionalWrites(app));
+  // Just before the router: after s3rver's own request handling (logging, virtual hosts, authentication).
+  app.middleware.splice(app.middleware.length - 1, 0, conditionalWrites(app));
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   const clients: S3Client[] = [];

@@ -1,4 +1,6 @@
 import {
+  EMBEDDER_PRECISIONS,
+  type EmbedderPrecision,
   formatIssues,
   InvalidOptionsError,
   MODELS,
@@ -42,6 +44,8 @@ export interface PipelineConfig {
   readonly detector: string;
   /** The embedder and its options (from `FACEREC_EMBEDDER` and `FACEREC_WEIGHTS`), validated. */
   readonly embedder: ResolvedEmbedder;
+  /** The embedder's precision (`FACEREC_PRECISION`; default `fp32`), also in `embedder.options` for int8. */
+  readonly precision: EmbedderPrecision;
   readonly requestQueue: string;
   readonly responseQueue: string;
   /** The reply queues a request may name in `reply_to` (`FACEREC_REPLY_QUEUES`); empty: none. */
@@ -70,8 +74,8 @@ export interface PipelineConfig {
 
 const int = (min: number) => z.coerce.number().int().min(min);
 /** One of `valid`, or an error listing them. */
-const oneOf = (valid: readonly string[]) =>
-  z.string().refine((v) => valid.includes(v), {
+const oneOf = <T extends string>(valid: readonly T[]) =>
+  z.string().refine((v): v is T => (valid as readonly string[]).includes(v), {
     error: (issue) => `${JSON.stringify(issue.input)} is not one of ${valid.join(', ')}`,
   });
 const schemaFor = (registry: ModelRegistry) =>
@@ -79,7 +83,7 @@ const schemaFor = (registry: ModelRegistry) =>
     FACEREC_PROVIDER: oneOf(registry.providerNames).default(registry.defaults.provider),
     FACEREC_EMBEDDER: oneOf(registry.embedderIds).default(registry.defaults.embedder),
     FACEREC_WEIGHTS: z.string().min(1).optional(),
-    FACEREC_PRECISION: oneOf(['fp32', 'int8']).default('fp32'),
+    FACEREC_PRECISION: oneOf(EMBEDDER_PRECISIONS).default('fp32'),
     FACEREC_REQUEST_QUEUE_URL: z.string().min(1),
     FACEREC_RESPONSE_QUEUE_URL: z.string().min(1),
     FACEREC_REPLY_QUEUES: z
@@ -157,6 +161,7 @@ export function loadConfig(
     provider: e.FACEREC_PROVIDER,
     detector: registry.defaults.detector,
     embedder,
+    precision: e.FACEREC_PRECISION,
     requestQueue: e.FACEREC_REQUEST_QUEUE_URL,
     responseQueue: e.FACEREC_RESPONSE_QUEUE_URL,
     replyQueues: e.FACEREC_REPLY_QUEUES ?? [],

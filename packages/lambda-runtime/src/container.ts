@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import {
   calibrationPrecisionMismatch,
-  type EmbedderPrecision,
   type FaceDetector,
   type FaceEmbedder,
   type FaceProvider,
@@ -201,12 +200,11 @@ export async function composeRecognition(c: DependencyContainer): Promise<SqsBat
     });
   } else if (threshold.source === 'gallery') {
     // A threshold calibrated on int8 embeddings and served at fp32, or the other way round (FACEREC_PRECISION).
-    const precision = (config.embedder.options as { precision?: EmbedderPrecision }).precision ?? 'fp32';
-    const mismatch = calibrationPrecisionMismatch(gallery.calibration, precision);
+    const mismatch = calibrationPrecisionMismatch(gallery.calibration, config.precision);
     if (mismatch) {
       logger.warn('gallery threshold calibrated at another embedder precision', {
         calibratedAt: gallery.calibration?.precision,
-        servedAt: precision,
+        servedAt: config.precision,
         reason: mismatch,
       });
     }

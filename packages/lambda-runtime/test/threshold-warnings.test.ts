@@ -1,4 +1,8 @@
-import { type FileGallery, MODELS } from '@facerec/framework';
+import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type FaceProvider, type FileGallery, MODELS } from '@facerec/framework';
 import { describeWithSharedData, sharedMirrorStore } from '@facerec/framework/testing';
 import {
   composeRecognition,
@@ -8,7 +12,7 @@ import {
 } from '@facerec/lambda-runtime';
 import { createOnnxProvider } from '@facerec/provider-onnx';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
-import { beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PIPELINE_DATA, pipelineParts } from './fixtures.js';
 
 /**
@@ -48,15 +52,21 @@ describeWithSharedData('recognition init: warnings about the threshold', PIPELIN
       FACEREC_RESPONSE_QUEUE_URL: 'responses',
       ...env,
     });
-    const provider = createOnnxProvider({ modelStore: await sharedMirrorStore() });
     await composeRecognition(
       createPipelineContainer(config, { transport: new InMemoryQueueTransport(), provider, logger, gallery }),
     );
     return warnings;
   };
 
+  // One model cache for every composition (the fp32 graph converted once, the int8 one built once).
+  const cache = mkdtempSync(path.join(tmpdir(), 'facerec-threshold-warnings-'));
+  let provider: FaceProvider;
   beforeAll(async () => {
     ({ gallery: enrolled } = await pipelineParts());
+    provider = createOnnxProvider({ modelStore: await sharedMirrorStore(cache) });
+  });
+  afterAll(async () => {
+    await rm(cache, { recursive: true, force: true });
   });
 
   it('warns when the threshold was calibrated at the other precision, naming both', async () => {

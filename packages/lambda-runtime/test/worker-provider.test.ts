@@ -1,5 +1,5 @@
 import { mkdtempSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -103,8 +103,8 @@ describeWithSharedData(
           '1 sent embedder-load',
           '1 done embedder-load',
         ]);
-        const int8Graphs = (await readdir(path.join(cache, 'onnx'))).filter((f) => f.includes('-int8-'));
-        expect(int8Graphs).toHaveLength(1);
+        // (One int8 file either way: concurrent builders write the same name atomically. The order above is
+        // what shows it was built once.)
         const grey = { width: 150, height: 150, data: new Uint8Array(150 * 150 * 3).fill(128) };
         expect((await embedder.embed([grey]))[0]).toHaveLength(128);
       } finally {

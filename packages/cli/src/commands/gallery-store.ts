@@ -269,7 +269,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         }
         const store = await openExisting(url);
         const applied = threshold ?? store.threshold;
-        if (threshold === undefined) warnCalibrationPrecision(store, url, opts.precision ?? 'fp32');
+        if (threshold === undefined)
+          warnCalibrationPrecision(store, store.location, opts.precision ?? 'fp32');
         const provider = await selectProvider(context, opts.provider);
         let embedder: FaceEmbedder | undefined;
         const detector = provider.detector(registry.defaults.detector);

@@ -104,9 +104,10 @@ export async function serveLocally(options: ServeOptions) {
   // A gallery never calibrated is served at the embedder's recommended threshold (one stderr line says so). A
   // threshold calibrated at the other precision is logged as a warning by the recognition function's init;
   // with --quiet (no logs) this line says it instead.
+  // Named by its location: a database URL there has its password removed.
   const threshold = galleryThreshold(
     gallery,
-    options.gallery,
+    gallery.location,
     registry,
     options.threshold,
     options.quiet ? (options.precision ?? 'fp32') : undefined,

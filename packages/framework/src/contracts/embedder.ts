@@ -51,7 +51,10 @@ export interface EmbedderPreprocessing {
  * with the references), or `int8`, a provider's quantized form of it (the onnx provider's int8 graph). Their
  * distances differ slightly, so a gallery's calibration records the one its threshold was chosen at.
  */
-export type EmbedderPrecision = 'fp32' | 'int8';
+export type EmbedderPrecision = (typeof EMBEDDER_PRECISIONS)[number];
+
+/** Every {@link EmbedderPrecision}, default first: the one list options, schemas and CLI choices take. */
+export const EMBEDDER_PRECISIONS = ['fp32', 'int8'] as const;
 
 /**
  * A face embedder: a batch of face crops → one L2-normalised vector per crop.

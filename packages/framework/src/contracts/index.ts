@@ -9,12 +9,13 @@ export type {
   Point,
   WarmUpFrame,
 } from './detector.js';
-export type {
-  CropPolicy,
-  CropShape,
-  EmbedderPrecision,
-  EmbedderPreprocessing,
-  FaceEmbedder,
+export {
+  type CropPolicy,
+  type CropShape,
+  EMBEDDER_PRECISIONS,
+  type EmbedderPrecision,
+  type EmbedderPreprocessing,
+  type FaceEmbedder,
 } from './embedder.js';
 export type {
   DistanceMetric,

@@ -11,7 +11,7 @@
  *   on ties), as the mean of the two rates there.
  */
 import { z } from 'zod';
-import type { EmbedderPrecision } from '../contracts/embedder.js';
+import { EMBEDDER_PRECISIONS, type EmbedderPrecision } from '../contracts/embedder.js';
 import { InvalidInputError } from '../errors.js';
 import { parseOptions } from '../options.js';
 import type { FileGallery } from './gallery.js';
@@ -193,7 +193,7 @@ const optionsSchema = z.strictObject({
   targetFar: z.number().gt(0).lt(1).default(0.01),
   keyFars: z.array(z.number().gt(0).lt(1)).default([...KEY_FARS]),
   now: z.date().optional(),
-  precision: z.enum(['fp32', 'int8']).optional(),
+  precision: z.enum(EMBEDDER_PRECISIONS).optional(),
 });
 
 function resolveOptions(component: string, options: CalibrationOptions) {

@@ -8,6 +8,7 @@
  * threshold, calibration, names, sources) stays readable JSON, one identity per line, so it diffs well.
  */
 import { z } from 'zod';
+import { EMBEDDER_PRECISIONS } from '../contracts/embedder.js';
 import { cropShapeSchema } from '../mtcnn/crop.js';
 import { GalleryFormatError, type GalleryFormatIssue } from './errors.js';
 import type { ResolvedGalleryData } from './types.js';
@@ -67,7 +68,7 @@ const identityNameSchema = z
   .min(1)
   .refine((name) => name !== UNKNOWN_IDENTITY, `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries`);
 
-const embedderPrecisionSchema = z.enum(['fp32', 'int8']);
+const embedderPrecisionSchema = z.enum(EMBEDDER_PRECISIONS);
 
 const calibrationPointSchema = z.strictObject({
   targetFar: rate,
@@ -77,7 +78,12 @@ const calibrationPointSchema = z.strictObject({
   resolved: z.boolean(),
 });
 
-export const calibrationSchema = z.strictObject({
+/**
+ * A calibration record is a report (how the threshold was chosen), not something matching reads: keys this
+ * version does not know are dropped rather than refused, so a gallery calibrated by a later facerec (which may
+ * record more, as `precision` was added) still opens here.
+ */
+export const calibrationSchema = z.object({
   method: z.enum(['probes', 'leave-one-out']),
   targetFar: rate,
   achievedFar: rate,

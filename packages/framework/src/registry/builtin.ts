@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import type { EmbedderPreprocessing } from '../contracts/embedder.js';
+import { EMBEDDER_PRECISIONS, type EmbedderPreprocessing } from '../contracts/embedder.js';
 import { InvalidOptionsError } from '../errors.js';
 import { FACEAPI_RESNET_DESCRIPTOR_SIZE } from '../faceapi/architecture.js';
 import { FACEAPI_PREPROCESSING } from '../faceapi/preprocess.js';
@@ -33,7 +33,7 @@ export const DEFAULT_MAX_BATCH_SIZE = 16;
 
 const maxBatchSize = z.number().int().min(1).max(1024).optional();
 /** `fp32` (default) or `int8`: a provider that quantizes (onnx) runs its int8 graph. */
-const precision = z.enum(['fp32', 'int8']).optional();
+const precision = z.enum(EMBEDDER_PRECISIONS).optional();
 
 /** MTCNN (facenet-pytorch's P-Net, R-Net, O-Net). Options: {@link MtcnnOptions}. */
 export const MTCNN: DetectorDescription<MtcnnOptions> = defineDetector({

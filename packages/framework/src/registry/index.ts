@@ -5,6 +5,8 @@
  *
  * @packageDocumentation
  */
+
+export { EMBEDDER_PRECISIONS, type EmbedderPrecision } from '../contracts/embedder.js';
 export {
   DEFAULT_MAX_BATCH_SIZE,
   defineDetector,

@@ -26,6 +26,8 @@ export interface TransportConformanceHarness {
 // wake-up would otherwise hang the test until vitest's timeout.
 const PROMPT_MS = 5_000;
 const LATE = Symbol('late');
+/** The most time one test lets pass through `advance`: past any visibility timeout a harness sets, to show an acknowledged message never comes back. */
+const LONGEST_ADVANCE_MS = 61_000;
 
 /** `promise`'s outcome, or {@link LATE} when it takes longer than {@link PROMPT_MS} of real time. */
 async function promptly<T>(promise: Promise<T>): Promise<T | typeof LATE> {
@@ -71,7 +73,7 @@ const messages = (count: number, prefix: string): OutboundMessage[] =>
  *
  * Time: the in-memory transport takes a `ManualClock` (from `@facerec/transport-memory`, as below); a
  * transport on real time (a local server) passes `advance: (ms) => new Promise((r) => setTimeout(r, ms))`,
- * and its test then lasts as long as the visibility timeouts it sets.
+ * and its tests then last as long as the time they let pass (up to 61 s for one of them).
  *
  * @example
  * describeTransportConformance('in-memory queue', () => {
@@ -90,8 +92,9 @@ export function describeTransportConformance(
   factory: () => Awaitable<TransportConformanceHarness>,
 ): void {
   // Each test's limit is well past PROMPT_MS, so a missed wake-up fails with the suite's own message, not
-  // vitest's timeout (its default, 5 s, equals PROMPT_MS).
-  describe(`Transport conformance: ${name}`, { timeout: 3 * PROMPT_MS }, () => {
+  // vitest's timeout (its default, 5 s, equals PROMPT_MS), and past the longest time a test lets pass (61 s),
+  // which a harness on real time waits out.
+  describe(`Transport conformance: ${name}`, { timeout: LONGEST_ADVANCE_MS + 3 * PROMPT_MS }, () => {
     let harness: TransportConformanceHarness;
     let transport: Transport;
     let jobs: string;
@@ -99,7 +102,7 @@ export function describeTransportConformance(
       harness = await factory();
       transport = harness.transport;
       jobs = harness.queue('jobs');
-    });
+    }, 60_000);
     afterEach(async () => {
       await harness?.dispose?.();
     });
@@ -148,7 +151,7 @@ export function describeTransportConformance(
       expect(new Set(received.map((m) => m.id)).size).toBe(2);
       expect(new Set(received.map((m) => m.receipt)).size).toBe(2);
       await transport.acknowledge(jobs, received);
-      await advance(61_000);
+      await advance(LONGEST_ADVANCE_MS);
       expect(await receiveNow(jobs)).toEqual([]);
     });
 

@@ -311,13 +311,15 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
     try {
       const live = slots.filter((slot) => !slot.lost);
       if (live.length === 0) throw new FacerecError('WORKER_FAILED', 'no inference worker left');
-      if (job.kind === 'warm-up') return (await Promise.all(live.map((slot) => request(job, slot))))[0];
-      // A load may build a graph into the model cache (on first use: seconds, and for an int8 graph more); the
-      // first worker builds it alone and the others then read it from the cache, instead of every worker
-      // building the same file at once on the same cores.
-      const [first, ...rest] = live;
+      if (job.kind !== 'detector-ready' && job.kind !== 'embedder-load')
+        return (await Promise.all(live.map((slot) => request(job, slot))))[0];
+      // A load may build a graph into the model cache (on first use: seconds, and for an int8 graph more); one
+      // worker that is running builds it alone and the others then read it from the cache, instead of every
+      // worker building the same file at once on the same cores.
+      const first = live.find((slot) => slot.worker !== undefined) ?? live[0]!;
       const result = await request(job, first);
-      await Promise.all(rest.map((slot) => request(job, slot)));
+      // The workers still there once it is built (one may have been lost meanwhile).
+      await Promise.all(slots.filter((s) => s !== first && !s.lost).map((slot) => request(job, slot)));
       return result;
     } catch (error) {
       preparations.delete(key); // bad options, a model that cannot load: nothing to replay
