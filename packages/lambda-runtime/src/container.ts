@@ -200,11 +200,12 @@ export async function composeRecognition(c: DependencyContainer): Promise<SqsBat
     });
   } else if (threshold.source === 'gallery') {
     // A threshold calibrated on int8 embeddings and served at fp32, or the other way round (FACEREC_PRECISION).
-    const mismatch = calibrationPrecisionMismatch(gallery.calibration, config.precision);
+    const servedAt = embedder.precision ?? 'fp32';
+    const mismatch = calibrationPrecisionMismatch(gallery.calibration, servedAt);
     if (mismatch) {
       logger.warn('gallery threshold calibrated at another embedder precision', {
         calibratedAt: gallery.calibration?.precision,
-        servedAt: config.precision,
+        servedAt,
         reason: mismatch,
       });
     }

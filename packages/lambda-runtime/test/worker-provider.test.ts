@@ -52,6 +52,7 @@ describeWithSharedData(
       expect(embedder.dimension).toBe(localEmbedder.dimension);
       expect(embedder.preprocessing).toEqual(localEmbedder.preprocessing);
       expect(embedder.weightsSha256).toBe(localEmbedder.weightsSha256);
+      expect([embedder.precision, localEmbedder.precision]).toEqual(['fp32', 'fp32']);
       const crop = embedder.preprocessing.crop;
       await detector.warmUp({ width: 320, height: 240 });
       // All frames at once: the jobs spread over both workers and each answer is its own frame's.
@@ -103,6 +104,7 @@ describeWithSharedData(
           '1 sent embedder-load',
           '1 done embedder-load',
         ]);
+        expect(embedder.precision).toBe('int8');
         // (One int8 file either way: concurrent builders write the same name atomically. The order above is
         // what shows it was built once.)
         const grey = { width: 150, height: 150, data: new Uint8Array(150 * 150 * 3).fill(128) };

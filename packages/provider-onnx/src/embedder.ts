@@ -152,6 +152,7 @@ export class OnnxInceptionResnetV1Embedder extends BaseEmbedder {
       weightsSha256: graph.weightsSha256,
       dimension: INCEPTION_RESNET_V1_EMBEDDING_SIZE,
       preprocessing: FACENET_PREPROCESSING,
+      precision: graph.precision,
       maxBatchSize,
     });
     this.#ort = ort;

@@ -66,6 +66,7 @@ describeWithSharedData('int8 embedders (onnx)', [REFERENCE, 'reference/crops', I
       const int8 = await load('int8', sharedPath(IRV1_CALIBRATION));
       try {
         expect(int8.graph.precision).toBe('int8');
+        expect([int8.precision, fp32.precision]).toEqual(['int8', 'fp32']);
         expect(int8.graph.path).toMatch(/-int8-[0-9a-f]{16}-q\d+\.onnx$/);
         expect(int8.modelId).toBe(fp32.modelId); // same embedding space: galleries stay compatible
         const agreement = embeddingAgreement(await int8.embed(crops), await fp32.embed(crops));

@@ -101,6 +101,7 @@ describeWithSharedData(
       });
       const fp32 = await OnnxFaceApiEmbedder.load(store, { intraOpNumThreads: 2 });
       try {
+        expect([shipped.precision, calibrated.precision, fp32.precision]).toEqual(['int8', 'int8', 'fp32']);
         // Two cache files (keyed by the ranges' and by the images' hash) that embed alike (where the ranges
         // measure exactly the same, as on the machine that measured them, the files are byte for byte the same: printed).
         expect(shipped.graph.path).not.toBe(calibrated.graph.path);

@@ -75,6 +75,11 @@ export interface FaceEmbedder {
   readonly dimension: number;
   readonly preprocessing: EmbedderPreprocessing;
   /**
+   * The precision the network runs at; absent means `fp32`. A gallery threshold calibrated at another one is
+   * warned of (see `calibrationPrecisionMismatch`).
+   */
+  readonly precision?: EmbedderPrecision;
+  /**
    * Embed face crops of exactly `preprocessing.inputSize`; returns one L2-normalised vector per crop, in
    * order. An empty batch gives an empty array. Throws `InvalidInputError` for a crop of the wrong size.
    */

@@ -1,4 +1,4 @@
-import type { EmbedderPreprocessing, FaceEmbedder } from '../contracts/embedder.js';
+import type { EmbedderPrecision, EmbedderPreprocessing, FaceEmbedder } from '../contracts/embedder.js';
 import { assertEmbedderInputs } from '../contracts/validate.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, FacerecError } from '../errors.js';
@@ -12,6 +12,8 @@ export interface BaseEmbedderSettings {
   readonly weightsSha256: string | undefined;
   readonly dimension: number;
   readonly preprocessing: EmbedderPreprocessing;
+  /** The precision the network runs at. Default `fp32`. */
+  readonly precision?: EmbedderPrecision | undefined;
   /** Faces per {@link BaseEmbedder.runBatch} call. Default {@link DEFAULT_MAX_BATCH_SIZE}. */
   readonly maxBatchSize?: number | undefined;
 }
@@ -43,6 +45,7 @@ export abstract class BaseEmbedder implements FaceEmbedder {
   readonly weightsSha256: string | undefined;
   readonly dimension: number;
   readonly preprocessing: EmbedderPreprocessing;
+  readonly precision: EmbedderPrecision;
   readonly maxBatchSize: number;
   #disposed = false;
 
@@ -52,6 +55,7 @@ export abstract class BaseEmbedder implements FaceEmbedder {
     this.weightsSha256 = settings.weightsSha256;
     this.dimension = settings.dimension;
     this.preprocessing = settings.preprocessing;
+    this.precision = settings.precision ?? 'fp32';
     this.maxBatchSize = settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
   }
 

@@ -20,13 +20,14 @@ class ColourEmbedder extends BaseEmbedder {
   batches: number[] = [];
   released = 0;
   output: 'ok' | 'short' | 'nan' = 'ok';
-  constructor(maxBatchSize?: number, modelId = 'colour') {
+  constructor(maxBatchSize?: number, modelId = 'colour', precision?: 'fp32' | 'int8') {
     super({
       provider: 'test',
       modelId,
       weightsSha256: undefined,
       dimension: 4,
       preprocessing: PRE,
+      precision,
       maxBatchSize,
     });
   }
@@ -210,6 +211,49 @@ describe('createFaceRecognizer', () => {
     await expect(none.recognize(frame([1, 1, 1]))).rejects.toThrow(
       'createFaceRecognizer was given no gallery',
     );
+  });
+
+  it('warns when the gallery threshold was calibrated at another precision than the embedder runs at', async () => {
+    const fp32 = new ColourEmbedder();
+    const [red] = await fp32.embed([frame([200, 0, 0], 8)]);
+    const base = FileGallery.create({
+      embedder: fp32,
+      identities: [{ name: 'red', examples: [{ source: 'r', embedding: red! }] }],
+    });
+    const calibratedAt = (precision?: 'fp32' | 'int8') =>
+      base.withThreshold(0.2, {
+        method: 'leave-one-out',
+        targetFar: 0.001,
+        achievedFar: 0,
+        achievedFrr: 0,
+        genuinePairs: 1,
+        impostorPairs: 1,
+        calibratedAt: '2026-12-03T00:00:00.000Z',
+        equalErrorRate: { threshold: 0.2, rate: 0 },
+        keyPoints: [],
+        ...(precision ? { precision } : {}),
+      });
+    const int8Gallery = calibratedAt('int8');
+    const atFp32 = await createFaceRecognizer({ provider, detector, embedder: fp32, gallery: int8Gallery });
+    expect(atFp32.warnings).toEqual([
+      "the gallery's threshold was calibrated on int8 embeddings and the faces are embedded at fp32: its " +
+        'false-accept rate may differ from the 0.001 it was calibrated for; calibrate it at fp32',
+    ]);
+    // The warning does not change the answer: the calibrated threshold is still the one matched at.
+    expect((await atFp32.recognize(frame([190, 5, 5])))[0]).toMatchObject({
+      identity: 'red',
+      threshold: 0.2,
+    });
+
+    const int8 = new ColourEmbedder(undefined, 'colour', 'int8');
+    expect(int8.precision).toBe('int8');
+    expect(fp32.precision).toBe('fp32');
+    const same = await createFaceRecognizer({ provider, detector, embedder: int8, gallery: int8Gallery });
+    expect(same.warnings).toEqual([]);
+    // A calibration that did not record its precision, and no gallery at all, say nothing.
+    const old = await createFaceRecognizer({ provider, detector, embedder: int8, gallery: calibratedAt() });
+    expect(old.warnings).toEqual([]);
+    expect((await createFaceRecognizer({ provider, detector, embedder: int8 })).warnings).toEqual([]);
   });
 
   it('refuses bad options and disposes only what it loaded', async () => {

@@ -11,7 +11,12 @@ import { boxArea } from '../mtcnn/cascade.js';
 import { parseOptions } from '../options.js';
 import { NoFaceError } from './errors.js';
 import { withPrecroppedFallback } from './precropped.js';
-import { missingThresholdMessage, resolveThreshold, type ThresholdSource } from './threshold.js';
+import {
+  calibrationPrecisionMismatch,
+  missingThresholdMessage,
+  resolveThreshold,
+  type ThresholdSource,
+} from './threshold.js';
 
 /** A photo: decoded pixels, or the bytes of a JPEG, PNG or WebP file (decoded with `decodeImage`'s limits). */
 export type Photo = RgbImage | Uint8Array;
@@ -112,6 +117,12 @@ export interface FaceRecognizer {
   readonly detector: FaceDetector;
   readonly embedder: FaceEmbedder;
   readonly gallery: Gallery | undefined;
+  /**
+   * Things to know about this composition, found when it was created: e.g. that the gallery's threshold was
+   * calibrated at another embedder precision than the embedder runs at (its false-accept rate may differ). Empty
+   * when there is nothing to say.
+   */
+  readonly warnings: readonly string[];
   /** Every face of a photo, largest first. */
   detect(photo: Photo): Promise<FaceDetection[]>;
   /** Every face of a photo with its embedding, largest first. */
@@ -182,6 +193,8 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
   const gallery = o.gallery;
   const metric = o.metric ?? gallery?.metric ?? 'euclidean';
   const crop = embedder.preprocessing.crop;
+  const mismatch = gallery && calibrationPrecisionMismatch(gallery.calibration, embedder.precision ?? 'fp32');
+  const warnings = mismatch ? [mismatch] : [];
   const decode = (photo: Photo) =>
     photo instanceof Uint8Array ? decodeImage(photo, o.decodeLimits) : Promise.resolve(photo);
 
@@ -214,6 +227,7 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
     detector,
     embedder,
     gallery,
+    warnings,
     detect: async (photo) => detector.detect(await decode(photo)),
     embed,
     async recognize(photo, recognizeOptions = {}) {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
-import type { FaceEmbedder } from '../contracts/embedder.js';
+import { EMBEDDER_PRECISIONS, type FaceEmbedder } from '../contracts/embedder.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
@@ -211,6 +211,9 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       expect(embedder.provider).toMatch(/\S/);
       expect(embedder.modelId).toMatch(/\S/);
       expect(Number.isInteger(embedder.dimension) && embedder.dimension > 0).toBe(true);
+      // Optional (absent means fp32); a gallery compares it with the precision its threshold was calibrated at.
+      if (embedder.precision !== undefined)
+        expect(EMBEDDER_PRECISIONS, 'the declared precision').toContain(embedder.precision);
       const { inputSize, std } = embedder.preprocessing;
       expect(inputSize.width).toBeGreaterThan(0);
       expect(inputSize.height).toBeGreaterThan(0);

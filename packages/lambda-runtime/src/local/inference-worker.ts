@@ -52,6 +52,7 @@ async function run(job: WorkerJob): Promise<unknown> {
         weightsSha256: e.weightsSha256,
         dimension: e.dimension,
         preprocessing: e.preprocessing,
+        precision: e.precision,
         maxBatchSize: (e as { maxBatchSize?: number }).maxBatchSize,
       };
     }

@@ -94,12 +94,14 @@ export class OnnxFaceApiEmbedder extends FaceApiEmbedder {
     ort: typeof import('onnxruntime-node'),
     session: InferenceSession,
     graph: CachedGraph,
+    precision: EmbedderPrecision,
     maxBatchSize: number | undefined,
   ) {
     super({
       provider: 'onnx',
       weightsSha256: graph.weightsSha256,
       preprocessing: FACEAPI_RESNET.preprocessing,
+      precision,
       maxBatchSize,
     });
     this.#ort = ort;
@@ -129,7 +131,7 @@ export class OnnxFaceApiEmbedder extends FaceApiEmbedder {
         : fp32;
     const session = await createSession(graphSource(graph), { intraOpNumThreads: options.intraOpNumThreads });
     const ort = await import('onnxruntime-node');
-    return new OnnxFaceApiEmbedder(ort, session, graph, options.maxBatchSize);
+    return new OnnxFaceApiEmbedder(ort, session, graph, options.precision ?? 'fp32', options.maxBatchSize);
   }
 
   /** L2-normalised 128-d embeddings of 150×150 crops (`prepareFaceApiInput` makes one from a whole image). */
