@@ -12,6 +12,13 @@ export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
 export * from './faceapi/index.js';
 export { type AtomicWriteData, type WriteFileAtomicOptions, writeFileAtomic } from './fs.js';
 export { checkIdentityName, type PreparedExample, prepareExamples } from './gallery/collection.js';
+export {
+  calibrationSchema,
+  embedderPreprocessingSchema,
+  metricSchema,
+  thresholdSchema,
+  zodIssues,
+} from './gallery/format.js';
 export { matchOf, resolveMatchOptions } from './gallery/gallery.js';
 export { normaliseInto } from './gallery/vectors.js';
 export * from './image/index.js';

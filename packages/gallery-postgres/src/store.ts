@@ -3,8 +3,10 @@ import {
   assertEmbedderCompatible,
   type DistanceMetric,
   distanceFromDot,
+  formatIssues,
   type GalleryCalibration,
   type GalleryEmbedderInfo,
+  GalleryFormatError,
   type GalleryMatch,
   type GalleryStore,
   GalleryStoreNotFoundError,
@@ -21,7 +23,17 @@ import {
   UnknownExampleError,
   UnknownIdentityError,
 } from '@facerec/framework';
-import { matchOf, normaliseInto, prepareExamples, resolveMatchOptions } from '@facerec/framework/internal';
+import {
+  calibrationSchema,
+  embedderPreprocessingSchema,
+  matchOf,
+  metricSchema,
+  normaliseInto,
+  prepareExamples,
+  resolveMatchOptions,
+  thresholdSchema,
+  zodIssues,
+} from '@facerec/framework/internal';
 import pg from 'pg';
 import { z } from 'zod';
 import { migrate } from './migrate.js';
@@ -92,15 +104,20 @@ const optionsSchema = z
     message: 'give exactly one of connectionString and pool',
   });
 
-interface CollectionRow {
-  model_id: string;
-  weights_sha256: string | null;
-  dimension: number;
-  preprocessing: GalleryEmbedderInfo['preprocessing'];
-  metric: DistanceMetric;
-  threshold: number;
-  calibration: GalleryCalibration | null;
-}
+/**
+ * A collection's settings row, checked when it is read as a gallery file is: the row is data another process
+ * (or a person with psql) may have written, and the threshold and calibration decide who is recognised.
+ */
+const collectionRowSchema = z.object({
+  model_id: z.string().min(1),
+  weights_sha256: z.string().min(1).nullable(),
+  dimension: z.number().int().positive(),
+  preprocessing: embedderPreprocessingSchema,
+  metric: metricSchema,
+  threshold: thresholdSchema,
+  calibration: calibrationSchema.nullable(),
+});
+type CollectionRow = z.output<typeof collectionRowSchema>;
 
 /** Rows per INSERT statement when adding many examples. */
 const INSERT_BATCH = 500;
@@ -193,7 +210,7 @@ export class PostgresGalleryStore implements GalleryStore {
     const location = `${o.connectionString ? redactConnectionString(o.connectionString) : 'postgres (pool)'}#${o.collection}`;
     try {
       if (o.migrate) await migrate(pool);
-      let row = await readCollection(pool, o.collection);
+      let row = await readCollection(pool, o.collection, location);
       if (!row) {
         if (!o.embedder || !o.create) {
           throw new GalleryStoreNotFoundError(
@@ -202,7 +219,7 @@ export class PostgresGalleryStore implements GalleryStore {
           );
         }
         await createCollection(pool, o.collection, o.embedder, o);
-        row = (await readCollection(pool, o.collection))!;
+        row = (await readCollection(pool, o.collection, location))!;
       }
       const store = new PostgresGalleryStore(pool, !o.pool, o, row, location);
       if (o.embedder) assertEmbedderCompatible(store.embedder, o.embedder);
@@ -324,12 +341,20 @@ export class PostgresGalleryStore implements GalleryStore {
         `threshold must be a finite number, got ${threshold}`,
       );
     }
+    const checked = calibration === undefined ? undefined : calibrationSchema.safeParse(calibration);
+    if (checked && !checked.success) {
+      throw new InvalidOptionsError(
+        '@facerec/gallery-postgres',
+        `invalid calibration record: ${formatIssues(checked.error)}`,
+        { cause: checked.error },
+      );
+    }
     await this.#pool.query(
       'UPDATE facerec_collections SET threshold = $2, calibration = $3 WHERE name = $1',
       [this.collection, threshold, calibration ? JSON.stringify(calibration) : null],
     );
     this.#threshold = threshold;
-    this.#calibration = calibration;
+    this.#calibration = checked?.data;
   }
 
   /**
@@ -435,13 +460,29 @@ export class PostgresGalleryStore implements GalleryStore {
   }
 }
 
-async function readCollection(pool: pg.Pool, name: string): Promise<CollectionRow | undefined> {
-  const { rows } = await pool.query<CollectionRow>(
+/**
+ * The collection's settings, validated.
+ * @throws GalleryFormatError naming every invalid field (at `location`).
+ */
+async function readCollection(
+  pool: pg.Pool,
+  name: string,
+  location: string,
+): Promise<CollectionRow | undefined> {
+  const { rows } = await pool.query<Record<string, unknown>>(
     `SELECT model_id, weights_sha256, dimension, preprocessing, metric, threshold, calibration
      FROM facerec_collections WHERE name = $1`,
     [name],
   );
-  return rows[0];
+  if (!rows[0]) return undefined;
+  const checked = collectionRowSchema.safeParse(rows[0]);
+  if (!checked.success) {
+    throw new GalleryFormatError("the collection's settings in facerec_collections are not valid", {
+      source: location,
+      issues: zodIssues(checked.error),
+    });
+  }
+  return checked.data;
 }
 
 /**

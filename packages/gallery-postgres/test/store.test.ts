@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { GalleryFormatError } from '@facerec/framework';
 import {
   CONFORMANCE_EMBEDDER,
   describeGalleryStoreConformance,
@@ -117,6 +118,46 @@ describe('PostgresGalleryStore', () => {
         maxConnections: 1,
       }),
     ).rejects.toThrow(/no gallery at .*#nope: no such collection; give the embedder/);
+  });
+
+  it('keeps a calibration record, refuses an invalid one, and refuses a settings row that is not valid', async () => {
+    const calibration = {
+      method: 'probes' as const,
+      targetFar: 0.01,
+      achievedFar: 0.008,
+      achievedFrr: 0.05,
+      genuinePairs: 40,
+      impostorPairs: 600,
+      calibratedAt: '2026-12-03T00:00:00.000Z',
+      equalErrorRate: { threshold: 0.5, rate: 0.02 },
+      keyPoints: [],
+      precision: 'int8' as const,
+    };
+    const store = await open('calibrated');
+    await store.setThreshold(0.55, calibration);
+    await expect(
+      store.setThreshold(0.5, { ...calibration, method: 'guess' as 'probes', targetFar: 2 }),
+    ).rejects.toThrow(/invalid calibration record: method: .*; targetFar: /);
+    expect(store.threshold).toBe(0.55); // the refused write changed nothing
+    await store.close();
+    const again = await open('calibrated');
+    expect([again.threshold, again.isCalibrated, again.calibration]).toEqual([0.55, true, calibration]);
+    await again.close();
+
+    // Written by hand (psql, another tool): the row is checked when the collection is opened.
+    const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    try {
+      await pool.query(
+        `UPDATE facerec_collections SET threshold = 'NaN', calibration = '{"method": "guess"}' WHERE name = 'calibrated'`,
+      );
+    } finally {
+      await pool.end();
+    }
+    const error = await open('calibrated').catch((e: unknown) => e);
+    expect(GalleryFormatError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toMatch(
+      /#calibrated: the collection's settings in facerec_collections are not valid \(threshold: .*; calibration\.method: /,
+    );
   });
 
   it('names its location without the password', () => {

@@ -13,7 +13,7 @@ import type { ListExamplesOptions, NewExample, StoredExample } from '../contract
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
-import { parseOptions } from '../options.js';
+import { formatIssues, parseOptions } from '../options.js';
 import { exampleId, prepareExamples } from './collection.js';
 import { assertEmbedderCompatible } from './compatibility.js';
 import { GalleryStoreNotFoundError, UnknownExampleError, UnknownIdentityError } from './errors.js';
@@ -515,9 +515,11 @@ export class FileGallery implements Gallery {
     }
     const checked = calibration === undefined ? undefined : calibrationSchema.safeParse(calibration);
     if (checked && !checked.success) {
-      throw new InvalidOptionsError('FileGallery.withThreshold', 'invalid calibration', {
-        cause: checked.error,
-      });
+      throw new InvalidOptionsError(
+        'FileGallery.withThreshold',
+        `invalid calibration: ${formatIssues(checked.error)}`,
+        { cause: checked.error },
+      );
     }
     return new FileGallery({ ...this.#settings(), threshold, calibration }, this.#store);
   }
