@@ -1,4 +1,10 @@
-import type { FaceEmbedder, Gallery, ModelRegistry, ResolvedThreshold } from '@facerec/framework';
+import type {
+  FaceEmbedder,
+  Gallery,
+  GalleryCalibration,
+  ModelRegistry,
+  ResolvedThreshold,
+} from '@facerec/framework';
 import {
   calibrationPrecisionMismatch,
   type EmbedderPrecision,
@@ -163,6 +169,13 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
 export function loadNote(embedder: FaceEmbedder): string {
   const built = (embedder as { graph?: { built?: unknown } }).graph?.built === true;
   return built ? ' (first use: converted to ONNX and cached)' : '';
+}
+
+/** `, calibrated at fp32 on 2026-12-03` for a summary line: how the threshold was chosen; empty when never calibrated. */
+export function calibratedAs(calibration: GalleryCalibration | undefined): string {
+  if (!calibration) return '';
+  const at = calibration.precision ? ` at ${calibration.precision}` : '';
+  return `, calibrated${at} on ${calibration.calibratedAt.slice(0, 10)}`;
 }
 
 /**

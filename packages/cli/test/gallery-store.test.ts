@@ -15,6 +15,7 @@ interface Listed {
   store: string;
   modelId: string;
   identities: number;
+  calibration: unknown;
   examples: { id: string; identity: string; source: string }[];
 }
 interface Searched {
@@ -88,6 +89,7 @@ describeWithSharedData(
           const listed = JSON.parse(list.stdout) as Listed;
           expect(listed.modelId).toBe('faceapi-resnet');
           expect(listed.identities).toBe(2);
+          expect(listed.calibration).toBeNull(); // never calibrated
           expect(listed.examples.map((e) => e.identity)).toEqual(['amy', 'amy', 'raj']);
           expect(listed.examples.map((e) => e.id)).toEqual(
             added.added.map((a) => a.id).concat(listed.examples[2]!.id),

@@ -99,10 +99,16 @@ describeWithSharedData(
           ...flags,
         );
         expect(run.code, run.stderr).toBe(0);
-        return JSON.parse(run.stdout) as { out: string; threshold: number; genuinePairs: number };
+        return JSON.parse(run.stdout) as {
+          out: string;
+          threshold: number;
+          genuinePairs: number;
+          precision: string;
+        };
       };
       const [fp32, int8] = [await calibrate(), await calibrate('--precision', 'int8')];
       expect(int8.genuinePairs).toBe(fp32.genuinePairs);
+      expect([fp32.precision, int8.precision]).toEqual(['fp32', 'int8']);
       expect(int8.threshold).not.toBe(fp32.threshold);
       expect(Math.abs(int8.threshold - fp32.threshold)).toBeLessThan(0.02);
 
@@ -110,6 +116,12 @@ describeWithSharedData(
       // (one stderr line naming the command that calibrates it at this one), at the same one it does not.
       expect(JSON.parse(await readFile(int8.out, 'utf8')).calibration.precision).toBe('int8');
       expect(JSON.parse(await readFile(fp32.out, 'utf8')).calibration.precision).toBe('fp32');
+      // gallery list says how the threshold was chosen: the record in --json, and its summary line.
+      const listed = await cli('gallery', 'list', int8.out, '--json');
+      expect(listed.code, listed.stderr).toBe(0);
+      const { calibration } = JSON.parse(listed.stdout) as { calibration: Record<string, unknown> };
+      expect(calibration).toMatchObject({ method: 'probes', targetFar: 0.01, precision: 'int8' });
+      expect(listed.stderr).toMatch(/, threshold [\d.]+, calibrated at int8 on \d{4}-\d\d-\d\d\)/);
       const warning = (calibrated: string, served: string) =>
         `warning: ${calibrated}: the gallery's threshold was calibrated on ${calibrated === int8.out ? 'int8' : 'fp32'} ` +
         `embeddings and the faces are embedded at ${served}: its false-accept rate may differ from the 0.01 it was ` +

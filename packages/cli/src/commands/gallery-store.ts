@@ -11,6 +11,7 @@ import {
 import { type Command, Option } from 'commander';
 import { decodeInput, forEachImage } from '../images.js';
 import {
+  calibratedAs,
   count,
   info,
   openExistingGallery,
@@ -197,7 +198,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .option('--identity <name>', 'only this identity')
     .option(
       '--json',
-      'print { store, modelId, weightsSha256, dimension, metric, threshold, identities, examples: [{ id, identity, source }] } to stdout',
+      'print { store, modelId, weightsSha256, dimension, metric, threshold, calibration, identities, examples: [{ id, identity, source }] } to stdout',
     )
     .action(async (url: string, opts: { identity?: string; json?: boolean }) => {
       const store = await openExisting(url);
@@ -212,6 +213,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             dimension: store.embedder.dimension,
             metric: store.metric,
             threshold: store.threshold,
+            // How the threshold was chosen (method, rates, pairs, date, precision), or null when never calibrated.
+            calibration: store.calibration ?? null,
             identities: identities.length,
             examples,
           });
@@ -219,7 +222,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           for (const e of examples) process.stdout.write(`${e.id}\t${e.identity}\t${e.source}\n`);
         }
         info(
-          `${store.location}: ${count(identities.length, 'identity', 'identities')}, ${count(examples.length, 'example')} shown (${store.embedder.modelId}, ${store.metric}, threshold ${store.threshold})`,
+          `${store.location}: ${count(identities.length, 'identity', 'identities')}, ${count(examples.length, 'example')} shown (${store.embedder.modelId}, ${store.metric}, threshold ${store.threshold}${calibratedAs(store.calibration)})`,
         );
       } finally {
         await store.close();

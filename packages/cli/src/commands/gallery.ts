@@ -266,6 +266,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           const summary = {
             out: opts.out ?? opts.gallery,
             threshold: result.point.threshold,
+            precision: calibration.precision ?? null,
             far: calibration.achievedFar,
             frr: calibration.achievedFrr,
             genuinePairs: calibration.genuinePairs,

@@ -449,7 +449,7 @@ export function formatCalibration(result: Pick<CalibrationResult, 'calibration' 
   const c = result.calibration;
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
   const lines = [
-    `calibration (${c.method}): ${c.genuinePairs} genuine pairs, ${c.impostorPairs} impostor pairs`,
+    `calibration (${c.method}${c.precision ? `, ${c.precision} embeddings` : ''}): ${c.genuinePairs} genuine pairs, ${c.impostorPairs} impostor pairs`,
     `threshold at target FAR ${pct(c.targetFar)}: FAR ${pct(c.achievedFar)}, FRR ${pct(c.achievedFrr)}`,
     '  target FAR   threshold   FAR        TAR',
     ...c.keyPoints.map(
