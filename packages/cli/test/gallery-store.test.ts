@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { CACHE_DIR_ENV, FileGallery, FileGalleryStore, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startPgliteServer } from '../../gallery-postgres/test/pglite-server.js';
@@ -220,6 +220,43 @@ describeWithSharedData(
       const refused = await cli('gallery', 'add', fresh, 'penny', white, '--embedder', 'faceapi-resnet');
       expect(refused.code).toBe(2);
       expect(existsSync(fresh)).toBe(false);
+    });
+
+    it('gallery calibrate in place writes the threshold into the file as it is then, keeping what another process added', async () => {
+      const file = path.join(work, 'calibrated-in-place.gallery.json');
+      for (const name of ['amy', 'raj', 'penny']) {
+        const add = await cli('gallery', 'add', file, name, bbt(name, 1), '--embedder', 'faceapi-resnet');
+        expect(add.code, add.stderr).toBe(0);
+      }
+      const probes = path.join(work, 'probes');
+      for (const name of ['amy', 'raj', 'penny', 'sheldon']) {
+        await mkdir(path.join(probes, name), { recursive: true });
+        for (const n of [3, 4]) await symlink(bbt(name, n), path.join(probes, name, `${name}${n}.png`));
+      }
+      // Another writer (serve's collections API, `gallery add`) adds a person after calibrate read the gallery
+      // and before it writes the threshold: when calibrate opens the file to write, that add lands first.
+      const open = FileGalleryStore.open.bind(FileGalleryStore);
+      const spy = vi.spyOn(FileGalleryStore, 'open').mockImplementationOnce(async (at, options) => {
+        const other = await open(at);
+        await other.add('stuart', [{ embedding: new Float32Array(128).fill(1), source: 'elsewhere' }]);
+        await other.close();
+        return open(at, options);
+      });
+      try {
+        const run = await cli('gallery', 'calibrate', probes, '--gallery', file, '--json');
+        expect(run.code, run.stderr).toBe(0);
+        expect(spy).toHaveBeenCalledTimes(1);
+        const { threshold } = JSON.parse(run.stdout) as { threshold: number };
+        const saved = await FileGallery.load(file);
+        expect(saved.names).toEqual(['amy', 'penny', 'raj', 'stuart']);
+        expect([saved.threshold, saved.isCalibrated, saved.calibration?.genuinePairs]).toEqual([
+          threshold,
+          true,
+          6,
+        ]);
+      } finally {
+        spy.mockRestore();
+      }
     });
   },
 );

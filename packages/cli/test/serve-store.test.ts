@@ -1,7 +1,7 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { CACHE_DIR_ENV, FileGalleryStore, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { serveLocally } from '../src/index.js';
@@ -136,6 +136,47 @@ for (const workers of [0, 2])
         expect(noFace.status).toBe(422);
         expect(String(noFace.body.error)).toContain('no face found');
         expect((await call('PUT', '/collections/default/faces')).status).toBe(405);
+      });
+
+      it('keeps the loaded gallery when the file is replaced by one it cannot read, and says so', async () => {
+        const good = await readFile(gallery, 'utf8');
+        const replace = async (text: string) => {
+          await writeFile(`${gallery}.tmp`, text);
+          await rename(`${gallery}.tmp`, gallery);
+        };
+        const stderr: string[] = [];
+        const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => {
+          stderr.push(String(chunk));
+          return true;
+        });
+        try {
+          await replace(good.slice(0, 200));
+          await new Promise((r) => setTimeout(r, 300));
+          expect(await recognise(bbt('amy', 3))).toBe('amy');
+        } finally {
+          spy.mockRestore();
+          await replace(good);
+        }
+        expect(stderr.join('')).toContain(
+          `warning: ${gallery}: gallery update refused; keeping the loaded version (INVALID_GALLERY)`,
+        );
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await recognise(bbt('amy', 3))).toBe('amy');
+      });
+
+      it('matches at a threshold changed while serving (another process recalibrating), within one reload interval', async () => {
+        expect(await recognise(bbt('amy', 3))).toBe('amy');
+        const other = await FileGalleryStore.open(gallery);
+        try {
+          await other.setThreshold(0.05); // amy3 is ≈ 0.3 from amy's examples
+          await new Promise((r) => setTimeout(r, 300));
+          expect(await recognise(bbt('amy', 3))).toBe('unknown');
+        } finally {
+          await other.setThreshold(0.4);
+          await other.close();
+        }
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await recognise(bbt('amy', 3))).toBe('amy');
       });
     },
   );

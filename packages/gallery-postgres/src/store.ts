@@ -78,6 +78,17 @@ export interface PostgresGalleryStoreOptions {
   readonly migrate?: boolean;
   /** Pool size when the store makes its pool from `connectionString`. Default 10. */
   readonly maxConnections?: number;
+  /**
+   * How often `match` reads the collection's threshold and calibration again (another process may have
+   * recalibrated it), in seconds; one primary-key read at most this often. 0: before every match. Default 1.
+   * The examples need no refresh: every query sees the current collection.
+   */
+  readonly refreshSeconds?: number;
+  /**
+   * Told when the settings read again cannot be used (not valid, another embedder, the collection gone): the
+   * store keeps the ones it has. Default: ignored (tried again after `refreshSeconds`).
+   */
+  readonly onReloadError?: (error: Error) => void;
 }
 
 const optionsSchema = z
@@ -99,6 +110,8 @@ const optionsSchema = z
       .default({}),
     migrate: z.boolean().default(true),
     maxConnections: z.number().int().min(1).max(1000).default(10),
+    refreshSeconds: z.number().min(0).default(1),
+    onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
   })
   .refine((o) => (o.connectionString === undefined) !== (o.pool === undefined), {
     message: 'give exactly one of connectionString and pool',
@@ -171,6 +184,10 @@ export class PostgresGalleryStore implements GalleryStore {
   readonly #ownsPool: boolean;
   #threshold: number;
   #calibration: GalleryCalibration | undefined;
+  readonly #refreshMs: number;
+  readonly #onReloadError: ((error: Error) => void) | undefined;
+  #settingsReadAt = performance.now();
+  #settingsRead: Promise<void> | undefined;
 
   private constructor(
     pool: pg.Pool,
@@ -194,6 +211,8 @@ export class PostgresGalleryStore implements GalleryStore {
     this.metric = row.metric;
     this.#threshold = row.threshold;
     this.#calibration = row.calibration ?? undefined;
+    this.#refreshMs = options.refreshSeconds * 1000;
+    this.#onReloadError = options.onReloadError;
   }
 
   /**
@@ -230,7 +249,10 @@ export class PostgresGalleryStore implements GalleryStore {
     }
   }
 
-  /** The threshold as of opening the store or the last {@link PostgresGalleryStore.setThreshold}. */
+  /**
+   * The threshold as of the last read of the collection's settings: at opening, by `match` at most every
+   * `refreshSeconds`, or the last {@link PostgresGalleryStore.setThreshold}.
+   */
   get threshold(): number {
     return this.#threshold;
   }
@@ -239,7 +261,7 @@ export class PostgresGalleryStore implements GalleryStore {
     return this.#calibration !== undefined;
   }
 
-  /** How the threshold was calibrated, as of opening the store or the last {@link PostgresGalleryStore.setThreshold}. */
+  /** How the threshold was calibrated, as of the last read of the settings (see {@link threshold}). */
   get calibration(): GalleryCalibration | undefined {
     return this.#calibration;
   }
@@ -331,6 +353,35 @@ export class PostgresGalleryStore implements GalleryStore {
   }
 
   /**
+   * Reads the collection's threshold and calibration again when `refreshSeconds` passed (one read at a time;
+   * concurrent matches wait for it). Settings that cannot be used are reported and the current ones kept.
+   */
+  async #refreshSettings(): Promise<void> {
+    if (this.#settingsRead) return this.#settingsRead;
+    if (performance.now() - this.#settingsReadAt < this.#refreshMs) return;
+    this.#settingsRead = (async () => {
+      try {
+        const row = await readCollection(this.#pool, this.collection, this.location);
+        if (!row) throw new GalleryStoreNotFoundError(this.location, ': the collection was deleted');
+        assertEmbedderCompatible(this.embedder, {
+          modelId: row.model_id,
+          weightsSha256: row.weights_sha256 ?? undefined,
+          dimension: row.dimension,
+          preprocessing: row.preprocessing,
+        });
+        this.#threshold = row.threshold;
+        this.#calibration = row.calibration ?? undefined;
+      } catch (error) {
+        this.#onReloadError?.(error as Error);
+      } finally {
+        this.#settingsReadAt = performance.now();
+        this.#settingsRead = undefined;
+      }
+    })();
+    return this.#settingsRead;
+  }
+
+  /**
    * Sets the collection's threshold (and the calibration that chose it, if any).
    * @throws InvalidOptionsError when `threshold` is not a finite number.
    */
@@ -363,6 +414,7 @@ export class PostgresGalleryStore implements GalleryStore {
    * candidates.
    */
   async match(queries: readonly Float32Array[], options: MatchOptions = {}): Promise<GalleryMatch[]> {
+    await this.#refreshSettings();
     const { topK, threshold } = resolveMatchOptions(options, this.#threshold, 'match');
     const vectors = queries.map((q, i) => {
       const where = queries.length > 1 ? `query ${i}` : 'query';
@@ -560,6 +612,7 @@ export function openGalleryStoreFromUrl(
     parsed.searchParams.delete(name);
     return value;
   };
+  const { logger } = options;
   const collection = take('collection');
   const search = take('search');
   const efSearch = take('ef_search');
@@ -575,5 +628,16 @@ export function openGalleryStoreFromUrl(
     ...(options.embedder ? { embedder: options.embedder } : {}),
     ...(options.metric ? { metric: options.metric } : {}),
     ...(options.threshold !== undefined ? { threshold: options.threshold } : {}),
+    ...(options.refreshSeconds !== undefined ? { refreshSeconds: options.refreshSeconds } : {}),
+    ...(logger
+      ? {
+          // By the error's code, never its message (which can quote the row).
+          onReloadError: (error: Error) =>
+            logger.warn('gallery settings refresh refused; keeping the loaded ones', {
+              location: `${redactConnectionString(parsed.toString())}#${collection ?? 'default'}`,
+              reason: (error as { code?: string }).code ?? error.name,
+            }),
+        }
+      : {}),
   });
 }

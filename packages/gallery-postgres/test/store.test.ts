@@ -160,6 +160,54 @@ describe('PostgresGalleryStore', () => {
     );
   });
 
+  it("reads another process's threshold and calibration again when matching, keeping its own on a bad row", async () => {
+    const refused: Error[] = [];
+    const serving = await open('recalibrated', {
+      threshold: 0.4,
+      refreshSeconds: 0,
+      onReloadError: (e) => refused.push(e),
+    });
+    const calibrating = await open('recalibrated');
+    const cached = await open('recalibrated', { refreshSeconds: 3600 });
+    const query = new Float32Array(8).fill(1);
+    try {
+      await calibrating.add('someone', [{ embedding: query }]);
+      await calibrating.setThreshold(0.2, {
+        method: 'leave-one-out',
+        targetFar: 0.01,
+        achievedFar: 0,
+        achievedFrr: 0,
+        genuinePairs: 3,
+        impostorPairs: 9,
+        calibratedAt: '2026-12-03T00:00:00.000Z',
+        equalErrorRate: { threshold: 0.2, rate: 0 },
+        keyPoints: [],
+        precision: 'fp32',
+      });
+      expect(serving.threshold).toBe(0.4); // not read yet
+      const [match] = await serving.match([query]);
+      expect(match!.identity).toBe('someone');
+      expect([serving.threshold, serving.calibration?.precision]).toEqual([0.2, 'fp32']);
+      await cached.match([query]);
+      expect(cached.threshold).toBe(0.4); // within its refresh interval
+
+      const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+      try {
+        await pool.query(`UPDATE facerec_collections SET threshold = 'NaN' WHERE name = 'recalibrated'`);
+        await serving.match([query]);
+        expect(serving.threshold).toBe(0.2);
+        expect(refused.map((e) => GalleryFormatError.isInstance(e))).toEqual([true]);
+        await pool.query(`UPDATE facerec_collections SET threshold = 0.25 WHERE name = 'recalibrated'`);
+        await serving.match([query]);
+        expect(serving.threshold).toBe(0.25);
+      } finally {
+        await pool.end();
+      }
+    } finally {
+      await Promise.all([serving.close(), calibrating.close(), cached.close()]);
+    }
+  });
+
   it('names its location without the password', () => {
     expect(redactConnectionString('postgres://app:s3cret@db.example:5432/faces')).toBe(
       'postgres://app:***@db.example:5432/faces',

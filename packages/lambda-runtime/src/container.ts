@@ -177,47 +177,75 @@ export async function composeRecognition(c: DependencyContainer): Promise<SqsBat
     c.resolve<Promise<IdempotencyStore>>(TOKENS.idempotency),
   ]);
   const logger = c.resolve<PipelineLogger>(TOKENS.logger);
-  // FACEREC_THRESHOLD, else the gallery's (calibrated or set at enrollment), else — a gallery never calibrated
-  // would answer `unknown` for every face — the embedder's recommended threshold from the registry, logged.
-  const { modelId } = gallery.embedder;
-  const threshold = resolveThreshold({
-    explicit: config.threshold,
-    gallery,
-    registry: config.registry,
-    modelId,
-    metric: gallery.metric,
-  });
-  if (threshold?.source === 'registry') {
-    logger.warn("gallery never calibrated: matching at the embedder's recommended threshold", {
-      modelId,
-      metric: gallery.metric,
-      threshold: threshold.value,
-    });
-  } else if (!threshold) {
-    logger.warn('gallery never calibrated and no recommended threshold: every face will be unknown', {
-      modelId,
-      reason: missingThresholdMessage(config.registry, modelId, gallery.metric),
-    });
-  } else if (threshold.source === 'gallery') {
-    // A threshold calibrated on int8 embeddings and served at fp32, or the other way round (FACEREC_PRECISION).
-    const servedAt = embedder.precision ?? 'fp32';
-    const mismatch = calibrationPrecisionMismatch(gallery.calibration, servedAt);
-    if (mismatch) {
-      logger.warn('gallery threshold calibrated at another embedder precision', {
-        calibratedAt: gallery.calibration?.precision,
-        servedAt,
-        reason: mismatch,
-      });
-    }
-  }
+  const threshold = matchingThreshold(config, gallery, embedder, logger);
   return createRecognitionHandler({
     embedder,
     gallery,
-    threshold: threshold?.value,
+    threshold,
     transport,
     responseQueue: config.responseQueue,
     replyQueues: config.replyQueues,
     idempotency,
     logger,
   });
+}
+
+/**
+ * The threshold recognition matches at, resolved again for every batch, so that a gallery recalibrated while
+ * the function runs (a store that reloads: a file, S3) is matched at its new threshold from the next batch on:
+ * FACEREC_THRESHOLD, else the gallery's own (calibrated, or set at enrollment; `undefined` is returned, so the
+ * gallery's current value is used), else — a gallery never calibrated would answer `unknown` for every face —
+ * the embedder's recommended threshold from the registry. What is worth a warning (no calibration; one made at
+ * another embedder precision than the embedder runs at) is logged at init and again whenever it changes.
+ */
+function matchingThreshold(
+  config: PipelineConfig,
+  gallery: Gallery,
+  embedder: FaceEmbedder,
+  logger: PipelineLogger,
+): () => number | undefined {
+  const { modelId } = gallery.embedder;
+  const servedAt = embedder.precision ?? 'fp32';
+  let reported: string | undefined;
+  const resolve = () => {
+    const threshold = resolveThreshold({
+      explicit: config.threshold,
+      gallery,
+      registry: config.registry,
+      modelId,
+      metric: gallery.metric,
+    });
+    const state = JSON.stringify([threshold?.source, threshold?.value, gallery.calibration?.calibratedAt]);
+    if (state !== reported) {
+      if (reported !== undefined) {
+        logger.info('matching threshold changed', { threshold: threshold?.value, source: threshold?.source });
+      }
+      reported = state;
+      if (threshold?.source === 'registry') {
+        logger.warn("gallery never calibrated: matching at the embedder's recommended threshold", {
+          modelId,
+          metric: gallery.metric,
+          threshold: threshold.value,
+        });
+      } else if (!threshold) {
+        logger.warn('gallery never calibrated and no recommended threshold: every face will be unknown', {
+          modelId,
+          reason: missingThresholdMessage(config.registry, modelId, gallery.metric),
+        });
+      } else if (threshold.source === 'gallery') {
+        // A threshold calibrated on int8 embeddings and served at fp32, or the other way round (FACEREC_PRECISION).
+        const mismatch = calibrationPrecisionMismatch(gallery.calibration, servedAt);
+        if (mismatch) {
+          logger.warn('gallery threshold calibrated at another embedder precision', {
+            calibrationPrecision: gallery.calibration?.precision,
+            embedderPrecision: servedAt,
+            reason: mismatch,
+          });
+        }
+      }
+    }
+    return threshold?.source === 'gallery' ? undefined : threshold?.value;
+  };
+  resolve(); // the warnings at init
+  return resolve;
 }

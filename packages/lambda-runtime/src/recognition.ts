@@ -24,8 +24,11 @@ export type { SqsBatchResponse, SqsEvent, SqsRecord } from './sqs-batch.js';
 export interface RecognitionHandlerOptions {
   readonly embedder: FaceEmbedder;
   readonly gallery: Gallery;
-  /** Distance above which a face is `unknown`, instead of the gallery's own threshold. */
-  readonly threshold?: number | undefined;
+  /**
+   * Distance above which a face is `unknown`, instead of the gallery's own threshold; a function is asked
+   * again for every batch (`undefined`: the gallery's own).
+   */
+  readonly threshold?: number | (() => number | undefined) | undefined;
   readonly transport: Transport;
   /** Where the answers go, unless a face message names its client's `reply_to`. */
   readonly responseQueue: string;
@@ -238,10 +241,11 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
 
       // 3. Match.
       t = performance.now();
+      const threshold = typeof options.threshold === 'function' ? options.threshold() : options.threshold;
       const matches = embedded.length
         ? await options.gallery.match(
             embedded.map((p) => p.embedding!),
-            options.threshold === undefined ? {} : { threshold: options.threshold },
+            threshold === undefined ? {} : { threshold },
           )
         : [];
       timings.match_ms = since(t);

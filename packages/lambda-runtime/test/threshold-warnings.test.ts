@@ -74,8 +74,8 @@ describeWithSharedData('recognition init: warnings about the threshold', PIPELIN
       {
         message: 'gallery threshold calibrated at another embedder precision',
         extra: {
-          calibratedAt: 'int8',
-          servedAt: 'fp32',
+          calibrationPrecision: 'int8',
+          embedderPrecision: 'fp32',
           reason:
             "the gallery's threshold was calibrated on int8 embeddings and the faces are embedded at fp32: its " +
             'false-accept rate may differ from the 0.01 it was calibrated for; calibrate it at fp32',
@@ -83,7 +83,7 @@ describeWithSharedData('recognition init: warnings about the threshold', PIPELIN
       },
     ]);
     const [int8] = await initWarnings(calibrated('fp32'), { FACEREC_PRECISION: 'int8' });
-    expect(int8?.extra).toMatchObject({ calibratedAt: 'fp32', servedAt: 'int8' });
+    expect(int8?.extra).toMatchObject({ calibrationPrecision: 'fp32', embedderPrecision: 'int8' });
   }, 60_000);
 
   it('says nothing at the same precision, for a calibration that did not record one, or with FACEREC_THRESHOLD', async () => {

@@ -3,6 +3,7 @@ import {
   type EmbedderPrecision,
   enrollGallery,
   FileGallery,
+  FileGalleryStore,
   formatCalibration,
   InvalidInputError,
   type LabelledProbe,
@@ -260,7 +261,21 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           allowOverlap: opts.allowOverlap === true,
           precision: opts.precision ?? 'fp32',
         });
-        await result.gallery.save(opts.out ?? opts.gallery);
+        if (opts.out) await result.gallery.save(opts.out);
+        else {
+          // In place: the threshold is written under the file store's lock into the file as it is now, so people
+          // added while the probes were embedded (`gallery add`, serve's collections API) are kept, and a
+          // server reloading the file matches at the new threshold.
+          const store = await FileGalleryStore.open(opts.gallery, {
+            embedder: gallery.embedder,
+            create: false,
+          });
+          try {
+            await store.setThreshold(result.gallery.threshold, result.calibration);
+          } finally {
+            await store.close();
+          }
+        }
         if (opts.json) {
           const { calibration } = result;
           const summary = {

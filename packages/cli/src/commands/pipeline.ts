@@ -4,6 +4,7 @@ import {
   defaultCacheDir,
   type FaceDetector,
   type FaceEmbedder,
+  type GalleryStoreLogger,
   InvalidOptionsError,
   MODELS,
   type ModelRegistry,
@@ -97,9 +98,21 @@ export interface ServeOptions {
  */
 export async function serveLocally(options: ServeOptions) {
   const registry = options.registry ?? MODELS;
-  // A store that may change while serving (`facerec gallery add`, the collections API): searched as it is.
+  const logger = options.quiet ? silentLogger : createLogger('facerec-local');
+  // A store that may change while serving (`facerec gallery add`, the collections API): searched as it is. A
+  // new version that cannot be used (corrupt, another embedder) is refused and the loaded one kept, with a
+  // warning: logged, or with --quiet one stderr line.
+  const galleryLogger: GalleryStoreLogger = options.quiet
+    ? {
+        info: () => undefined,
+        warn: (message, details) =>
+          info(
+            `warning: ${String(details?.location ?? options.gallery)}: ${message} (${String(details?.reason)})`,
+          ),
+      }
+    : logger;
   const gallery = await openExistingGallery(() =>
-    openGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1 }),
+    openGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1, logger: galleryLogger }),
   );
   // A gallery never calibrated is served at the embedder's recommended threshold (one stderr line says so). A
   // threshold calibrated at the other precision is logged as a warning by the recognition function's init;
@@ -112,7 +125,9 @@ export async function serveLocally(options: ServeOptions) {
     options.threshold,
     options.quiet ? (options.precision ?? 'fp32') : undefined,
   );
-  const override = threshold.source === 'gallery' ? undefined : threshold.value;
+  // Only --threshold is fixed: the recognition function resolves the gallery's (or, uncalibrated, the
+  // registry's) for every batch, so a gallery recalibrated while serving is matched at its new threshold.
+  const override = threshold.source === 'option' ? threshold.value : undefined;
   const { description, settings } = registry.embedderForModelId(gallery.embedder.modelId, {
     weights: options.weights,
   });
@@ -139,7 +154,6 @@ export async function serveLocally(options: ServeOptions) {
     },
     ...(queue === 'memory' ? {} : { journal: await openSqliteQueueJournal(queue) }),
   });
-  const logger = options.quiet ? silentLogger : createLogger('facerec-local');
   const workers = options.workers ?? 0;
   if (!Number.isInteger(workers) || workers < 0 || workers > 64) {
     throw new InvalidOptionsError(

@@ -25,7 +25,8 @@ export interface OpenGalleryStoreOptions {
   readonly threshold?: number;
   /**
    * File and S3 stores: how often searches look for another writer's version, in seconds (a `stat`, a
-   * conditional GET). Default 1 for a file, 60 for S3. A database store is always current.
+   * conditional GET). Default 1 for a file, 60 for S3. A Postgres store's examples are always current; this is
+   * how often it reads the threshold and calibration again (default 1).
    */
   readonly refreshSeconds?: number;
   /** S3 stores: an S3-compatible endpoint (path-style), e.g. MinIO. Default: AWS S3. */
