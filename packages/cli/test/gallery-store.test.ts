@@ -197,6 +197,38 @@ describeWithSharedData(
         expect(small.code).toBe(2);
         expect(small.stderr).toContain(`the largest face in ${group} is too small (74 px, below 75 px`);
       }
+      // Another embedder named for an existing store: refused before that model is loaded (inception-resnet-v1's
+      // weights are not installed here, so loading it first would fail with a download error instead).
+      const other = await cli(
+        'gallery',
+        'add',
+        store,
+        'penny',
+        bbt('penny', 1),
+        '--embedder',
+        'inception-resnet-v1',
+      );
+      expect(other.code).toBe(2);
+      expect(other.stderr).toContain(
+        `${store} holds faceapi-resnet embeddings; --embedder inception-resnet-v1 cannot add to it (leave --embedder out`,
+      );
+      // Settings of a new store, given for an existing one: added, and said that they were not applied.
+      const settings = await cli(
+        'gallery',
+        'add',
+        store,
+        'penny',
+        bbt('penny', 1),
+        '--threshold',
+        '0.9',
+        '--metric',
+        'cosine',
+      );
+      expect(settings.code, settings.stderr).toBe(0);
+      expect(settings.stderr).toContain(
+        `warning: --metric and --threshold apply to a new store only: ${store} keeps its euclidean threshold 0 `,
+      );
+      expect((await cli('gallery', 'remove', store, '--identity', 'penny')).code).toBe(0);
       // A photo that is missing or not an image is named.
       const absent = path.join(work, 'absent.png');
       const notThere = await cli('gallery', 'add', store, 'penny', bbt('penny', 1), absent);

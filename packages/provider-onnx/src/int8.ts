@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeImage, type EmbedderPrecision, InvalidOptionsError, type RgbImage } from '@facerec/framework';
+import {
+  CALIBRATION_DIR_ENV,
+  decodeImage,
+  type EmbedderPrecision,
+  InvalidOptionsError,
+  type RgbImage,
+} from '@facerec/framework';
 import { resizeRgb } from '@facerec/framework/internal';
 import { type CalibrationBatch, calibrateRanges } from './graph/calibrate.js';
 import { type ActivationRange, quantizeModel } from './graph/quantize.js';
@@ -13,8 +19,8 @@ export type { EmbedderPrecision };
 /** Bumped whenever the quantizer's output changes, so cached int8 graphs are rebuilt. */
 export const QUANTIZER_VERSION = 2;
 
-/** Where int8 graphs read their calibration faces when the caller names no folder. */
-export const CALIBRATION_DIR_ENV = 'FACEREC_CALIBRATION_DIR';
+/** Where int8 graphs read their calibration faces when the caller names no folder (the framework's). */
+export { CALIBRATION_DIR_ENV };
 
 /** Whether a file name is one the calibration reads (png, jpeg, webp); other files in the folder are ignored. */
 export const isCalibrationImage = (name: string): boolean => /\.(png|jpe?g|webp)$/i.test(name);

@@ -1,4 +1,10 @@
-import { loadManifest, ModelStore, readCheckpointFile } from '@facerec/framework';
+import {
+  CALIBRATION_DIR_ENV,
+  InvalidOptionsError,
+  loadManifest,
+  ModelStore,
+  readCheckpointFile,
+} from '@facerec/framework';
 import type { Command } from 'commander';
 import { info, loadNote, pullProgressReporter } from '../output.js';
 import {
@@ -59,6 +65,18 @@ export function registerModelsCommands(program: Command, context: CliContext): v
     .action(async (opts: { embedder: string; weights?: string; precision?: string; provider: string }) => {
       const { registry } = context;
       const resolved = registry.resolveEmbedder(opts.embedder, { weights: opts.weights });
+      if (
+        opts.precision === 'int8' &&
+        resolved.description.int8Calibration === undefined &&
+        !process.env[CALIBRATION_DIR_ENV]
+      ) {
+        // Refused before pulling the weights (InceptionResnetV1's are 107 MB), as the provider does.
+        throw new InvalidOptionsError(
+          'models prepare',
+          `precision "int8" for ${resolved.description.id} calibrates on face images (no int8 ranges ship for it): ` +
+            `set ${CALIBRATION_DIR_ENV} to a folder of face crops (a few dozen, of the kind the embedder will see)`,
+        );
+      }
       const progress = pullProgressReporter();
       const manifest = await loadManifest();
       const store = ModelStore.fromEnv(manifest, { onProgress: progress.onProgress });

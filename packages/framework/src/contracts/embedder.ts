@@ -57,6 +57,12 @@ export type EmbedderPrecision = (typeof EMBEDDER_PRECISIONS)[number];
 export const EMBEDDER_PRECISIONS = ['fp32', 'int8'] as const;
 
 /**
+ * The environment variable naming a folder of face images that an int8 embedder is calibrated on, when the
+ * caller names none (needed for embedders whose registry entry has no `int8Calibration`).
+ */
+export const CALIBRATION_DIR_ENV = 'FACEREC_CALIBRATION_DIR';
+
+/**
  * A face embedder: a batch of face crops → one L2-normalised vector per crop.
  *
  * @example

@@ -10,6 +10,7 @@ export type {
   WarmUpFrame,
 } from './detector.js';
 export {
+  CALIBRATION_DIR_ENV,
   type CropPolicy,
   type CropShape,
   EMBEDDER_PRECISIONS,
