@@ -81,9 +81,20 @@ export async function openSqliteQueueJournal(file: string): Promise<QueueJournal
     db.exec(SCHEMA);
   } catch (cause) {
     const busy = (cause as { code?: string }).code === 'SQLITE_BUSY';
+    // better-sqlite3 loads its native module on first use: missing when its install script did not run (npm
+    // 12 blocks install scripts unless approved, `--ignore-scripts`).
+    const unbuilt = /bindings file|ERR_DLOPEN_FAILED|NODE_MODULE_VERSION/.test(
+      `${(cause as Error).message} ${(cause as { code?: string }).code ?? ''}`,
+    );
     throw new QueueFileError(
       file,
-      busy ? 'in use by another process (one facerec serve per queue file)' : (cause as Error).message,
+      busy
+        ? 'in use by another process (one facerec serve per queue file)'
+        : unbuilt
+          ? "better-sqlite3's native module is not built for this Node.js (its install script did not run): " +
+            'run `npm rebuild better-sqlite3` (allowing its install script), or use the in-memory queue ' +
+            '(facerec serve --queue memory)'
+          : (cause as Error).message,
       { cause },
     );
   }
