@@ -197,8 +197,7 @@ export function galleryThreshold(
   gallery: Gallery,
   file: string,
   registry: ModelRegistry,
-  explicit?: number,
-  precision?: EmbedderPrecision,
+  { explicit, precision }: { explicit?: number | undefined; precision?: EmbedderPrecision | undefined } = {},
 ): ResolvedThreshold {
   const { modelId } = gallery.embedder;
   const { metric } = gallery;

@@ -79,6 +79,14 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const correct = rows.filter((r) => path.basename(r.image).startsWith(r.identity)).length;
     console.log(`bbt 3–4 against 1–2 at the shipped threshold ${SHIPPED}: ${correct}/16 named correctly`);
     expect(correct).toBeGreaterThanOrEqual(15);
+    // gallery search matches the same way, and says so in the same line.
+    const search = await cli('gallery', 'search', gallery, ...probes(['amy']), '--json');
+    expect(search.code, search.stderr).toBe(0);
+    expect(search.stderr).toContain(
+      `${gallery} was never calibrated: matching at faceapi-resnet's recommended`,
+    );
+    const found = JSON.parse(search.stdout) as { identity: string }[];
+    expect(found.map((f) => f.identity)).toEqual(['amy', 'amy']);
   });
 
   it('gallery calibrate refuses the enrolled photos as probes, naming them, unless --allow-overlap', async () => {

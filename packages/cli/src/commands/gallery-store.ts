@@ -14,11 +14,11 @@ import { decodeInput, forEachImage } from '../images.js';
 import {
   calibratedAs,
   count,
+  galleryThreshold,
   info,
   openExistingGallery,
   round,
   shownDistance,
-  warnCalibrationPrecision,
 } from '../output.js';
 import {
   type CliContext,
@@ -291,9 +291,11 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           );
         }
         const store = await openExisting(url);
-        const applied = threshold ?? store.threshold;
-        if (threshold === undefined)
-          warnCalibrationPrecision(store, store.location, opts.precision ?? 'fp32');
+        // As recognize: --threshold, else the store's, else (never calibrated) the registry's, said in one line.
+        const applied = galleryThreshold(store, store.location, registry, {
+          explicit: threshold,
+          precision: opts.precision ?? 'fp32',
+        }).value;
         const provider = await selectProvider(context, opts.provider);
         let embedder: FaceEmbedder | undefined;
         const detector = provider.detector(registry.defaults.detector);
@@ -306,10 +308,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             const [found] = await detector.detectFaces([decoded], { crop });
             const { faces, crops } = found!;
             const vectors = crops.length ? await embed.embed(crops.map((c) => c.image)) : [];
-            const matches = await store.match(vectors, {
-              topK,
-              ...(threshold !== undefined ? { threshold } : {}),
-            });
+            const matches = await store.match(vectors, { topK, threshold: applied });
             faces.forEach((f, i) => {
               const m = matches[i]!;
               const row = {

@@ -156,13 +156,9 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         },
       ) => {
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
-        const threshold = galleryThreshold(
-          gallery,
-          opts.gallery,
-          registry,
-          undefined,
-          opts.precision ?? 'fp32',
-        );
+        const threshold = galleryThreshold(gallery, opts.gallery, registry, {
+          precision: opts.precision ?? 'fp32',
+        });
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
         const detector = provider.detector(registry.defaults.detector);

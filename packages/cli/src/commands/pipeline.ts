@@ -118,13 +118,10 @@ export async function serveLocally(options: ServeOptions) {
   // threshold calibrated at the other precision is logged as a warning by the recognition function's init;
   // with --quiet (no logs) this line says it instead.
   // Named by its location: a database URL there has its password removed.
-  const threshold = galleryThreshold(
-    gallery,
-    gallery.location,
-    registry,
-    options.threshold,
-    options.quiet ? (options.precision ?? 'fp32') : undefined,
-  );
+  const threshold = galleryThreshold(gallery, gallery.location, registry, {
+    explicit: options.threshold,
+    precision: options.quiet ? (options.precision ?? 'fp32') : undefined,
+  });
   // Only --threshold is fixed: the recognition function resolves the gallery's (or, uncalibrated, the
   // registry's) for every batch, so a gallery recalibrated while serving is matched at its new threshold.
   const override = threshold.source === 'option' ? threshold.value : undefined;
@@ -420,7 +417,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
-          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}; inference: ${workers ? `${workers} worker threads` : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
+          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}; inference: ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
         );
         const before = served.runtime.backlog();
         if (pending(before)) {
