@@ -229,7 +229,7 @@ describeWithSharedData(
           timeoutMs: 60_000,
         });
         expect(report.answered).toBe(4);
-        expect(report.accuracy).toEqual({ faces: 4, correct: 4 }); // the enrolled photos themselves
+        expect(report.accuracy).toEqual({ faces: 4, correct: 4, noFace: 0 }); // the enrolled photos themselves
         // A second server on the same port is refused as bad input, not left running.
         const port = Number(new URL(runtime.url).port);
         await expect(serveLocally({ gallery: galleryFile, port, quiet: true, registry })).rejects.toThrow(

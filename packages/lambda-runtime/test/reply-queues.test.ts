@@ -287,7 +287,7 @@ describe('workload client: two clients at once on one deployment, each with its 
         duplicates: 0,
       });
       // 45 frames of 1–3 faces (15 each): 90 faces, each named as its frame's person.
-      expect(report.accuracy).toEqual({ faces: 90, correct: 90 });
+      expect(report.accuracy).toEqual({ faces: 90, correct: 90, noFace: 0 });
     }
     for (const q of [RESPONSES, REPLY_A, REPLY_B, REQUESTS])
       expect(transport.depth(q) + transport.inFlight(q)).toBe(0);

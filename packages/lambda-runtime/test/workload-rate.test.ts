@@ -67,11 +67,56 @@ it('reports failed requests grouped by what happened, not one line each, and cou
     responses: { poll: async () => [] },
   });
   const lines = formatWorkloadReport(report);
-  expect(report).toMatchObject({ answered: 0, rejected: 6, accuracy: { faces: 0, correct: 0 } });
+  expect(report).toMatchObject({ answered: 0, rejected: 6, accuracy: { faces: 0, correct: 0, noFace: 0 } });
   const failures = lines.filter((l) => l.includes('bad frame') || l.includes('other side closed'));
   expect(failures).toHaveLength(2);
   expect(failures[0]).toMatch(
     /^5 requests \(.+-0 \(f\.png\), .+-1 \(f\.png\), .+-2 \(f\.png\), …\): HTTP 400 /,
   );
   expect(failures[1]).toMatch(/-5 \(f\.png\): no answer: fetch failed \(other side closed\)$/);
+});
+
+it('counts a frame in which no face was found apart from the faces it names', async () => {
+  const { formatWorkloadReport } = await import('@facerec/lambda-runtime');
+  const pending: ResponseMessage[] = [];
+  const answer = (request_id: string, face_index: number | null, face_count: number, result: string) =>
+    pending.push({
+      request_id,
+      frame_id: `${request_id}-frame`,
+      filename: 'f.png',
+      face_index,
+      face_count,
+      result,
+      distance: result === NO_FACE ? null : 0.3,
+      box: null,
+    });
+  let n = 0;
+  const report = await runWorkload({
+    url: 'http://127.0.0.1:1',
+    frames: [
+      { file: 'amy/group.png', filename: 'group.png', expected: 'amy', content: 'AA==' },
+      { file: 'amy/empty.png', filename: 'empty.png', expected: 'amy', content: 'AA==' },
+    ],
+    requests: 2,
+    concurrency: 1,
+    timeoutMs: 5000,
+    send: async (_url, body) => {
+      const { request_id } = JSON.parse(body) as { request_id: string };
+      // The first frame shows amy and two others; the second has no face.
+      if (n++ === 0)
+        for (const [i, who] of ['amy', 'raj', 'unknown'].entries()) answer(request_id, i, 3, who);
+      else answer(request_id, null, 0, NO_FACE);
+      return { status: 200, body: JSON.stringify({ request_id, faces: n === 1 ? 3 : 0 }) };
+    },
+    responses: {
+      poll: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        return pending.splice(0);
+      },
+    },
+  });
+  expect(report.accuracy).toEqual({ faces: 3, correct: 1, noFace: 1 });
+  expect(formatWorkloadReport(report)).toContain(
+    'accuracy: 1/3 faces (33.3%) named as their folder; no face found in 1 frame',
+  );
 });

@@ -433,7 +433,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     .requiredOption('--url <url>', 'detection endpoint (facerec serve URL or Function URL)')
     .requiredOption(
       '--frames <dir>',
-      'frames: <dir>/<identity>/*.{jpg,png,webp} (the folder names the expected identity)',
+      'frames: <dir>/<identity>/*.{jpg,png,webp} (the folder names the expected identity; images directly in <dir> are sent with none)',
     )
     .option('--requests <n>', 'requests to send, cycling through the frames', '100')
     .option('--concurrency <n>', 'requests in flight', '10')

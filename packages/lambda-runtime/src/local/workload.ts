@@ -198,8 +198,11 @@ export interface WorkloadReport {
   readonly acceptedLatencyMs: LatencySummary;
   readonly throughputPerSecond: number;
   readonly wallMs: number;
-  /** Answers with an expected identity, and how many named it. */
-  readonly accuracy: { readonly faces: number; readonly correct: number };
+  /**
+   * Over answered frames with an expected identity: the faces found and how many were named as expected, and
+   * the frames in which no face was found (not counted as faces).
+   */
+  readonly accuracy: { readonly faces: number; readonly correct: number; readonly noFace: number };
   readonly outcomes: readonly RequestOutcome[];
 }
 
@@ -430,10 +433,15 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const latencies = outcomes.flatMap((o) => (o.latencyMs === undefined ? [] : [o.latencyMs]));
   let faces = 0;
   let correct = 0;
+  let noFace = 0;
   for (const o of outcomes) {
     // Only answered requests: a send that failed after the server took the frame may still get answers.
     if (o.expected === undefined || o.latencyMs === undefined) continue;
     for (const r of o.results) {
+      if (r === NO_FACE) {
+        noFace++;
+        continue;
+      }
       faces++;
       if (r === o.expected) correct++;
     }
@@ -452,7 +460,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     ),
     throughputPerSecond: (latencies.length / wallMs) * 1000,
     wallMs,
-    accuracy: { faces, correct },
+    accuracy: { faces, correct, noFace },
     outcomes,
   };
 }
@@ -472,9 +480,11 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
       : []),
     `throughput: ${report.throughputPerSecond.toFixed(1)} requests/s over ${(report.wallMs / 1000).toFixed(1)} s`,
   ];
-  if (report.accuracy.faces) {
+  const { faces, correct, noFace } = report.accuracy;
+  if (faces || noFace) {
     lines.push(
-      `accuracy: ${report.accuracy.correct}/${report.accuracy.faces} faces (${((100 * report.accuracy.correct) / report.accuracy.faces).toFixed(1)}%) named as their folder`,
+      `accuracy: ${correct}/${faces} faces (${faces ? ((100 * correct) / faces).toFixed(1) : '–'}%) named as their folder` +
+        (noFace ? `; no face found in ${noFace} ${noFace === 1 ? 'frame' : 'frames'}` : ''),
     );
   }
   for (const id of report.unanswered) lines.push(`unanswered: ${id}`);
