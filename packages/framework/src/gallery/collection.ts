@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { GalleryStore, NewExample, StoredExample } from '../contracts/gallery-store.js';
-import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { FacerecInputError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
@@ -129,7 +129,9 @@ export interface AddFacesOptions {
  * embedder's crop policy (the geometry it was trained with), embeds the crops and adds them.
  *
  * @throws InvalidInputError naming the photo when one shows no face, only faces below the embedder's minimum
- *   face size (as enrollment skips them), or several with `multipleFaces: 'reject'`; nothing is added then. Decoding errors (`InvalidImageError`, …) propagate, also before anything is added.
+ *   face size (as enrollment skips them), or several with `multipleFaces: 'reject'`; nothing is added then.
+ *   Decoding errors (`InvalidImageError`, …) propagate with the photo's name in front of their message, also
+ *   before anything is added.
  * @example
  * const added = await addFacesFromPhotos(store, {
  *   identity: 'alice',
@@ -148,14 +150,22 @@ export async function addFacesFromPhotos(
     throw new InvalidOptionsError('addFacesFromPhotos', 'no photos given');
   }
   store.assertCompatible(embedder);
+  const nameOf = (i: number) => photos[i]!.source || `photo ${i}`;
   const images = await Promise.all(
-    photos.map((p) =>
-      p.photo instanceof Uint8Array ? decodeImage(p.photo, options.decodeLimits) : Promise.resolve(p.photo),
-    ),
+    photos.map(async (p, i) => {
+      if (!(p.photo instanceof Uint8Array)) return p.photo;
+      try {
+        return await decodeImage(p.photo, options.decodeLimits);
+      } catch (error) {
+        // The photo is named in the message; the error keeps its class (InvalidImageError, …) and code.
+        if (FacerecInputError.isInstance(error)) error.message = `${nameOf(i)}: ${error.message}`;
+        throw error;
+      }
+    }),
   );
   const found = await detector.detectFaces(images, { crop: embedder.preprocessing.crop });
   const crops = found.map(({ faces, crops }, i) => {
-    const name = photos[i]!.source || `photo ${i}`;
+    const name = nameOf(i);
     if (faces.length === 0) throw new InvalidInputError(`addFacesFromPhotos: no face found in ${name}`);
     // As enrollment counts them: faces below its default minimum size (a face in the background, a false
     // detection) do not make a photo ambiguous.
