@@ -1,5 +1,5 @@
 import { MODELS, type ModelRegistry } from '@facerec/framework';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type Option } from 'commander';
 import { registerDetectCommand } from './commands/detect.js';
 import { registerEmbedCommand } from './commands/embed.js';
 import { registerGalleryCommands } from './commands/gallery.js';
@@ -30,7 +30,33 @@ export function createProgram(options: CliOptions = {}): Command {
   registerVerifyCommand(program, context);
   registerGalleryCommands(program, context);
   registerPipelineCommands(program, context);
+  checkRequiredOptionsAfterUnknownOnes(program);
   return program;
+}
+
+/**
+ * Commander reports a missing required option before an unknown one, so `--galery g.json` said "required option
+ * '--gallery <file>' not specified" without its "Did you mean --gallery?". Required options are checked here
+ * instead, before the action and after commander's unknown-option check, with commander's own message.
+ */
+function checkRequiredOptionsAfterUnknownOnes(program: Command): void {
+  const required = new Map<Command, Option[]>();
+  const walk = (command: Command) => {
+    const mandatory = command.options.filter((o) => o.mandatory);
+    for (const o of mandatory) o.mandatory = false;
+    if (mandatory.length) required.set(command, mandatory);
+    command.commands.forEach(walk);
+  };
+  walk(program);
+  program.hook('preAction', (_program, action) => {
+    for (const option of required.get(action) ?? []) {
+      if (action.getOptionValue(option.attributeName()) === undefined) {
+        action.error(`error: required option '${option.flags}' not specified`, {
+          code: 'commander.missingMandatoryOptionValue',
+        });
+      }
+    }
+  });
 }
 
 /** Runs the CLI; returns the process exit code. */

@@ -226,7 +226,8 @@ describeWithSharedData(
       );
       expect(settings.code, settings.stderr).toBe(0);
       expect(settings.stderr).toContain(
-        `warning: --metric and --threshold apply to a new store only: ${store} keeps its euclidean threshold 0 `,
+        `warning: --metric and --threshold apply to a new store only: ${store} keeps its euclidean threshold ` +
+          "(never calibrated: matched at the embedder's recommended one)",
       );
       expect((await cli('gallery', 'remove', store, '--identity', 'penny')).code).toBe(0);
       // A photo that is missing or not an image is named.
@@ -288,6 +289,27 @@ describeWithSharedData(
         ]);
       } finally {
         spy.mockRestore();
+      }
+      // Enrolled again meanwhile with another metric: the threshold (a euclidean distance) is not written there.
+      const cosine = FileGallery.create({
+        embedder: (await FileGallery.load(file)).embedder,
+        metric: 'cosine',
+        identities: [],
+      }).toText();
+      const reenrolled = vi.spyOn(FileGalleryStore, 'open').mockImplementationOnce(async (at, options) => {
+        await writeFile(at, cosine);
+        return open(at, options);
+      });
+      try {
+        const run = await cli('gallery', 'calibrate', probes, '--gallery', file);
+        expect(run.code).toBe(2);
+        expect(run.stderr).toContain(
+          `${file} changed while calibrating (now cosine, nearest; calibrated for euclidean, nearest): nothing written`,
+        );
+        const after = await FileGallery.load(file);
+        expect([after.metric, after.isCalibrated, after.threshold]).toEqual(['cosine', false, 0]);
+      } finally {
+        reenrolled.mockRestore();
       }
     });
   },

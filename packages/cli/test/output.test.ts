@@ -26,5 +26,11 @@ describe('usage errors', () => {
     ]);
     const unknown = await cli('recognize', 'a.jpg', '--gallery', 'g.json', '--bogus');
     expect([unknown.code, unknown.stderr]).toEqual([2, "error: unknown option '--bogus'\n(see --help)\n"]);
+    // A misspelt required option: the unknown one is reported with the likely flag, not the missing one.
+    const misspelt = await cli('recognize', 'a.jpg', '--galery', 'g.json');
+    expect([misspelt.code, misspelt.stderr]).toEqual([
+      2,
+      "error: unknown option '--galery'\n(Did you mean --gallery?)\n(see --help)\n",
+    ]);
   });
 });

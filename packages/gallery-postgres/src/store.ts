@@ -141,11 +141,17 @@ const INSERT_BATCH = 500;
  */
 const toVector = (v: Float32Array) => `[${Array.prototype.join.call(v, ',')}]`;
 
-/** The connection string without its password, for messages. */
+/**
+ * The connection string without its passwords, for messages: the one in `user:password@` and the ones pg also
+ * reads from the query string (`password`, `sslpassword`).
+ */
 export function redactConnectionString(connectionString: string): string {
   try {
     const url = new URL(connectionString);
     if (url.password) url.password = '***';
+    for (const key of ['password', 'sslpassword']) {
+      if (url.searchParams.has(key)) url.searchParams.set(key, '***');
+    }
     return url.toString();
   } catch {
     return 'postgres (connection string not shown)';
@@ -188,6 +194,8 @@ export class PostgresGalleryStore implements GalleryStore {
   readonly #onReloadError: ((error: Error) => void) | undefined;
   #settingsReadAt = performance.now();
   #settingsRead: Promise<void> | undefined;
+  /** Bumped by every `setThreshold`: a read of the settings started before one is not applied. */
+  #settingsGeneration = 0;
 
   private constructor(
     pool: pg.Pool,
@@ -359,6 +367,7 @@ export class PostgresGalleryStore implements GalleryStore {
   async #refreshSettings(): Promise<void> {
     if (this.#settingsRead) return this.#settingsRead;
     if (performance.now() - this.#settingsReadAt < this.#refreshMs) return;
+    const generation = this.#settingsGeneration;
     this.#settingsRead = (async () => {
       try {
         const row = await readCollection(this.#pool, this.collection, this.location);
@@ -369,6 +378,13 @@ export class PostgresGalleryStore implements GalleryStore {
           dimension: row.dimension,
           preprocessing: row.preprocessing,
         });
+        if (row.metric !== this.metric) {
+          // A threshold is a distance in one metric: this handle keeps matching in its own.
+          throw new GalleryFormatError(`the collection's metric changed to ${row.metric}; reopen the store`, {
+            source: this.location,
+          });
+        }
+        if (generation !== this.#settingsGeneration) return; // this handle's own setThreshold is newer
         this.#threshold = row.threshold;
         this.#calibration = row.calibration ?? undefined;
       } catch (error) {
@@ -400,6 +416,7 @@ export class PostgresGalleryStore implements GalleryStore {
         { cause: checked.error },
       );
     }
+    this.#settingsGeneration++;
     await this.#pool.query(
       'UPDATE facerec_collections SET threshold = $2, calibration = $3 WHERE name = $1',
       [this.collection, threshold, calibration ? JSON.stringify(calibration) : null],
@@ -441,6 +458,7 @@ export class PostgresGalleryStore implements GalleryStore {
 
   /** Ends the pool when the store made it. */
   async close(): Promise<void> {
+    await this.#settingsRead; // never rejects: its errors go to onReloadError
     if (this.#ownsPool) await this.#pool.end();
   }
 
@@ -602,7 +620,7 @@ const URL_PARAMETERS = ['collection', 'search', 'ef_search'] as const;
  * URLs. `collection` (default `default`), `search` (`hnsw` or `exact`) and `ef_search` are taken out of the
  * URL; the rest of it (`sslmode`, …) is the connection string. `create` defaults to false.
  */
-export function openGalleryStoreFromUrl(
+export async function openGalleryStoreFromUrl(
   url: string,
   options: OpenGalleryStoreOptions,
 ): Promise<PostgresGalleryStore> {
@@ -619,7 +637,8 @@ export function openGalleryStoreFromUrl(
   if (search !== undefined && search !== 'exact' && search !== 'hnsw') {
     throw new InvalidOptionsError('@facerec/gallery-postgres', `search must be exact or hnsw, got ${search}`);
   }
-  return PostgresGalleryStore.open({
+  let store: PostgresGalleryStore | undefined;
+  store = await PostgresGalleryStore.open({
     connectionString: parsed.toString(),
     create: options.create ?? false,
     ...(collection ? { collection } : {}),
@@ -634,10 +653,11 @@ export function openGalleryStoreFromUrl(
           // By the error's code, never its message (which can quote the row).
           onReloadError: (error: Error) =>
             logger.warn('gallery settings refresh refused; keeping the loaded ones', {
-              location: `${redactConnectionString(parsed.toString())}#${collection ?? 'default'}`,
+              location: store?.location, // without the password
               reason: (error as { code?: string }).code ?? error.name,
             }),
         }
       : {}),
   });
+  return store;
 }

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   hnswIndexName,
   migrate,
+  openGalleryStoreFromUrl,
   PostgresGalleryStore,
   readMigrations,
   redactConnectionString,
@@ -190,6 +191,48 @@ describe('PostgresGalleryStore', () => {
       expect([serving.threshold, serving.calibration?.precision]).toEqual([0.2, 'fp32']);
       await cached.match([query]);
       expect(cached.threshold).toBe(0.4); // within its refresh interval
+      // A read of the settings that started before this handle's own setThreshold, and ends after it, does not
+      // undo it: the handle's reads of the settings row are held back until its UPDATE is done.
+      const slowPool = new pg.Pool({
+        connectionString: server.connectionString,
+        max: PGLITE_MAX_CONNECTIONS,
+      });
+      let holding = false;
+      let updated: () => void = () => undefined;
+      const updateDone = new Promise<void>((r) => {
+        updated = r;
+      });
+      const send = slowPool.query.bind(slowPool) as (...args: unknown[]) => Promise<unknown>;
+      (slowPool as unknown as { query: unknown }).query = async (...args: unknown[]) => {
+        const sql = String(args[0]);
+        if (holding && sql.includes('FROM facerec_collections WHERE name')) {
+          const rows = await send(...args);
+          await updateDone;
+          await new Promise((r) => setTimeout(r, 20)); // and until setThreshold has returned
+          return rows;
+        }
+        const result = await send(...args);
+        if (sql.startsWith('UPDATE facerec_collections')) updated();
+        return result;
+      };
+      const racer = await PostgresGalleryStore.open({
+        pool: slowPool,
+        collection: 'recalibrated',
+        refreshSeconds: 0,
+      });
+      holding = true;
+      try {
+        const racing = racer.match([query]);
+        await racer.setThreshold(0.3);
+        await racing;
+        expect(racer.threshold).toBe(0.3);
+      } finally {
+        await racer.close();
+        await slowPool.end();
+      }
+      await calibrating.setThreshold(0.2);
+      await serving.match([query]);
+      expect(serving.threshold).toBe(0.2);
 
       const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
       try {
@@ -208,10 +251,48 @@ describe('PostgresGalleryStore', () => {
     }
   });
 
+  it('opened by URL with a logger, warns of a settings row it refuses, naming the location without the password', async () => {
+    const warnings: { message: string; details?: Record<string, unknown> }[] = [];
+    const url = new URL(server.connectionString);
+    const password = url.password;
+    url.password = '';
+    url.searchParams.set('password', password || 'unused');
+    url.searchParams.set('collection', 'logged');
+    const seed = await open('logged');
+    await seed.close();
+    const store = await openGalleryStoreFromUrl(url.toString(), {
+      refreshSeconds: 0,
+      logger: { info: () => undefined, warn: (message, details) => warnings.push({ message, details }) },
+    });
+    const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    try {
+      await pool.query(`UPDATE facerec_collections SET metric = 'cosine' WHERE name = 'logged'`);
+      await store.match([new Float32Array(8).fill(1)]);
+      expect(warnings).toEqual([
+        {
+          message: 'gallery settings refresh refused; keeping the loaded ones',
+          details: { location: store.location, reason: 'INVALID_GALLERY' },
+        },
+      ]);
+      expect(store.location).toContain('password=***');
+      expect(store.location).not.toContain(`password=${password || 'unused'}`);
+      expect(store.metric).toBe('euclidean');
+    } finally {
+      await pool.end();
+      await store.close();
+    }
+  });
+
   it('names its location without the password', () => {
     expect(redactConnectionString('postgres://app:s3cret@db.example:5432/faces')).toBe(
       'postgres://app:***@db.example:5432/faces',
     );
+    // pg reads passwords from the query string too.
+    expect(
+      redactConnectionString(
+        'postgres://app@db.example/faces?password=s3cret&sslpassword=k3y&sslmode=require',
+      ),
+    ).toBe('postgres://app@db.example/faces?password=***&sslpassword=***&sslmode=require');
     expect(hnswIndexName('x'.repeat(500))).toMatch(/^facerec_hnsw_[0-9a-f]{16}$/);
   });
 });

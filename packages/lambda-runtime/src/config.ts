@@ -22,7 +22,7 @@ import { z } from 'zod';
  * | `FACEREC_RESPONSE_QUEUE_URL` | — | response queue (answers to the client); required |
  * | `FACEREC_REPLY_QUEUES` | none | comma-separated queue URLs a request may name in `reply_to` to be answered there instead (one per client sharing the deployment) |
  * | `FACEREC_GALLERY` | — | the gallery, required by recognition: a file path, `s3://bucket/key` (a gallery file in S3, swapped in when its ETag changes; `@facerec/gallery-s3`) or `postgres://…?collection=name` (`@facerec/gallery-postgres`) |
- * | `FACEREC_GALLERY_REFRESH_SECONDS` | 60 | how often recognition looks for a new version of a file or S3 gallery (a `stat`, a conditional GET), or reads a Postgres collection's threshold again; a threshold recalibrated meanwhile is matched at from the next batch on |
+ * | `FACEREC_GALLERY_REFRESH_SECONDS` | 60 | how often recognition looks for a new version of a file or S3 gallery (a `stat`, a conditional GET), or reads a Postgres collection's threshold again; a threshold changed meanwhile is matched at from the first batch that sees it |
  * | `FACEREC_S3_ENDPOINT` | SDK default | S3 endpoint for an `s3://` gallery (any S3-compatible server, path-style) |
  * | `FACEREC_THRESHOLD` | the gallery's | distance above which a face is `unknown` |
  * | `FACEREC_MAX_FACES` | 32 | faces per frame sent on |

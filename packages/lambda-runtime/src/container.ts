@@ -191,12 +191,14 @@ export async function composeRecognition(c: DependencyContainer): Promise<SqsBat
 }
 
 /**
- * The threshold recognition matches at, resolved again for every batch, so that a gallery recalibrated while
- * the function runs (a store that reloads: a file, S3) is matched at its new threshold from the next batch on:
- * FACEREC_THRESHOLD, else the gallery's own (calibrated, or set at enrollment; `undefined` is returned, so the
- * gallery's current value is used), else — a gallery never calibrated would answer `unknown` for every face —
- * the embedder's recommended threshold from the registry. What is worth a warning (no calibration; one made at
- * another embedder precision than the embedder runs at) is logged at init and again whenever it changes.
+ * The threshold recognition matches at, resolved for every batch (before and after its match: see
+ * `createRecognitionHandler`), so that a gallery recalibrated while the function runs (a file or S3 gallery that
+ * reloads, a Postgres collection whose settings are read again) is matched at its new threshold as soon as the
+ * store has it: FACEREC_THRESHOLD, else the gallery's own (calibrated, or set at enrollment; `undefined` is
+ * returned, so the gallery's current value is used), else — a gallery never calibrated would answer `unknown`
+ * for every face — the embedder's recommended threshold from the registry. A change of the threshold in use is
+ * logged; what is worth a warning (no calibration; one made at another embedder precision than the embedder
+ * runs at) is logged at init and again when the threshold or the calibration changes.
  */
 function matchingThreshold(
   config: PipelineConfig,
@@ -207,6 +209,7 @@ function matchingThreshold(
   const { modelId } = gallery.embedder;
   const servedAt = embedder.precision ?? 'fp32';
   let reported: string | undefined;
+  let reportedCalibration: string | undefined;
   const resolve = () => {
     const threshold = resolveThreshold({
       explicit: config.threshold,
@@ -215,12 +218,14 @@ function matchingThreshold(
       modelId,
       metric: gallery.metric,
     });
-    const state = JSON.stringify([threshold?.source, threshold?.value, gallery.calibration?.calibratedAt]);
-    if (state !== reported) {
-      if (reported !== undefined) {
+    const state = JSON.stringify([threshold?.source, threshold?.value]);
+    const calibration = gallery.calibration?.calibratedAt;
+    if (state !== reported || calibration !== reportedCalibration) {
+      if (reported !== undefined && state !== reported) {
         logger.info('matching threshold changed', { threshold: threshold?.value, source: threshold?.source });
       }
       reported = state;
+      reportedCalibration = calibration;
       if (threshold?.source === 'registry') {
         logger.warn("gallery never calibrated: matching at the embedder's recommended threshold", {
           modelId,

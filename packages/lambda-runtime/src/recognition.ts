@@ -3,6 +3,7 @@ import {
   type FaceEmbedder,
   formatIssues,
   type Gallery,
+  type GalleryMatch,
   type OutboundMessage,
   type RgbImage,
   type Transport,
@@ -25,8 +26,10 @@ export interface RecognitionHandlerOptions {
   readonly embedder: FaceEmbedder;
   readonly gallery: Gallery;
   /**
-   * Distance above which a face is `unknown`, instead of the gallery's own threshold; a function is asked
-   * again for every batch (`undefined`: the gallery's own).
+   * Distance above which a face is `unknown`, instead of the gallery's own threshold. A function is asked for
+   * every batch (`undefined`: the gallery's own), before its match and again after it: a store that picked up
+   * a new version during that match may call for another threshold (a gallery calibrated since), and the batch
+   * is then matched again at that one.
    */
   readonly threshold?: number | (() => number | undefined) | undefined;
   readonly transport: Transport;
@@ -241,13 +244,20 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
 
       // 3. Match.
       t = performance.now();
-      const threshold = typeof options.threshold === 'function' ? options.threshold() : options.threshold;
-      const matches = embedded.length
-        ? await options.gallery.match(
-            embedded.map((p) => p.embedding!),
-            threshold === undefined ? {} : { threshold },
-          )
-        : [];
+      const given = options.threshold;
+      const threshold = typeof given === 'function' ? given : () => given;
+      const matchAt = (at: number | undefined) =>
+        options.gallery.match(
+          embedded.map((p) => p.embedding!),
+          at === undefined ? {} : { threshold: at },
+        );
+      let matches: GalleryMatch[] = [];
+      if (embedded.length) {
+        const before = threshold();
+        matches = await matchAt(before);
+        const after = threshold();
+        if (after !== before) matches = await matchAt(after);
+      }
       timings.match_ms = since(t);
 
       // 4. Answer; a face whose answer could not be sent fails its record (and is retried on redelivery).

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type FaceProvider, type FileGallery, MODELS } from '@facerec/framework';
+import { type FaceProvider, type FileGallery, FileGalleryStore, MODELS } from '@facerec/framework';
 import { describeWithSharedData, sharedMirrorStore } from '@facerec/framework/testing';
 import {
   composeRecognition,
@@ -13,7 +13,7 @@ import {
 import { createOnnxProvider } from '@facerec/provider-onnx';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { PIPELINE_DATA, pipelineParts } from './fixtures.js';
+import { bbtFaceMessage, PIPELINE_DATA, pipelineParts } from './fixtures.js';
 
 /**
  * What the recognition function warns of at init about the threshold it will match at: a gallery never
@@ -104,5 +104,61 @@ describeWithSharedData('recognition init: warnings about the threshold', PIPELIN
         threshold: MODELS.embedder('faceapi-resnet').thresholds.euclidean!.value,
       },
     });
+  }, 60_000);
+
+  it('matches at a threshold changed in the store from the first batch that sees it, and logs the change', async () => {
+    const file = path.join(cache, 'changing.gallery.json');
+    await enrolled.withThreshold(0).save(file); // never calibrated: the registry's threshold
+    const gallery = await FileGalleryStore.open(file, { reloadIntervalMs: 0 });
+    const other = await FileGalleryStore.open(file);
+    const logs: { message: string; extra: Record<string, unknown> }[] = [];
+    const record = (message: string, extra?: Record<string, unknown>) =>
+      logs.push({ message, extra: extra ?? {} });
+    const logger: PipelineLogger = { debug: () => undefined, info: record, warn: record, error: record };
+    const transport = new InMemoryQueueTransport();
+    const config = loadConfig({
+      FACEREC_EMBEDDER: 'faceapi-resnet',
+      FACEREC_REQUEST_QUEUE_URL: 'requests',
+      FACEREC_RESPONSE_QUEUE_URL: 'responses',
+    });
+    const handler = await composeRecognition(
+      createPipelineContainer(config, { transport, provider, logger, gallery }),
+    );
+    let n = 0;
+    /** Who amy3's face is answered as, sent as one batch. */
+    const recognise = async () => {
+      const body = JSON.stringify(await bbtFaceMessage('amy', 3, `amy3-${++n}`));
+      const result = await handler({
+        Records: [{ messageId: `m${n}`, body, attributes: { ApproximateReceiveCount: '1' } }],
+      });
+      expect(result.batchItemFailures).toEqual([]);
+      const [answer] = await transport.receive('responses', { maxMessages: 1, waitTimeSeconds: 0 });
+      await transport.acknowledge('responses', [answer!]);
+      return (JSON.parse(answer!.body) as { result: string }).result;
+    };
+    try {
+      expect(await recognise()).toBe('amy');
+      await other.setThreshold(0.05, {
+        method: 'probes',
+        targetFar: 0.01,
+        achievedFar: 0,
+        achievedFrr: 0.5,
+        genuinePairs: 24,
+        impostorPairs: 168,
+        calibratedAt: '2026-12-03T00:00:00.000Z',
+        equalErrorRate: { threshold: 0.3, rate: 0.1 },
+        keyPoints: [],
+        precision: 'fp32',
+      });
+      expect(await recognise()).toBe('unknown'); // the first batch after the change
+      await other.setThreshold(0); // back to never calibrated
+      expect(await recognise()).toBe('amy');
+      expect(logs.filter((l) => l.message === 'matching threshold changed').map((l) => l.extra)).toEqual([
+        { threshold: 0.05, source: 'gallery' },
+        { threshold: MODELS.embedder('faceapi-resnet').thresholds.euclidean!.value, source: 'registry' },
+      ]);
+    } finally {
+      await Promise.all([gallery.close(), other.close()]);
+    }
   }, 60_000);
 });

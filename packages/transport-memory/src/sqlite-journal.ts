@@ -91,7 +91,7 @@ export async function openSqliteQueueJournal(file: string): Promise<QueueJournal
       busy
         ? 'in use by another process (one facerec serve per queue file)'
         : unbuilt
-          ? "better-sqlite3's native module is not built for this Node.js (its install script did not run): " +
+          ? "better-sqlite3's native module is missing or built for another Node.js (its install script did not run, or ran under another version): " +
             'run `npm rebuild better-sqlite3` (allowing its install script), or use the in-memory queue ' +
             '(facerec serve --queue memory)'
           : (cause as Error).message,

@@ -19,8 +19,8 @@ it('says how to build better-sqlite3 or do without it when its native module is 
   const error = await openSqliteQueueJournal(file).catch((e: unknown) => e);
   expect(QueueFileError.isInstance(error)).toBe(true);
   expect((error as Error).message).toBe(
-    `queue file ${file}: better-sqlite3's native module is not built for this Node.js (its install script did ` +
-      'not run): run `npm rebuild better-sqlite3` (allowing its install script), or use the in-memory queue ' +
+    `queue file ${file}: better-sqlite3's native module is missing or built for another Node.js (its install ` +
+      'script did not run, or ran under another version): run `npm rebuild better-sqlite3` (allowing its install script), or use the in-memory queue ' +
       '(facerec serve --queue memory)',
   );
 });

@@ -1,11 +1,11 @@
 import {
   addFacesFromPhotos,
   type EmbedderPrecision,
+  embedderDescriptionFor,
   type FaceEmbedder,
   type GalleryStore,
   GalleryStoreNotFoundError,
   InvalidOptionsError,
-  type ModelRegistry,
   type OpenGalleryStoreOptions,
   openGalleryStore,
 } from '@facerec/framework';
@@ -105,27 +105,30 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         try {
           try {
             store = await open(url);
+            const named = command.getOptionValueSource('embedder') === 'cli';
+            // An embedder named on the command line must be the store's: refused before loading it (a model
+            // that is not installed would otherwise fail first, with a download error).
+            const stores = embedderDescriptionFor(registry, store.embedder.modelId)?.id;
+            if (named && stores !== undefined && stores !== opts.embedder) {
+              throw new InvalidOptionsError(
+                'gallery add',
+                `${store.location} holds ${store.embedder.modelId} embeddings; --embedder ${opts.embedder} ` +
+                  'cannot add to it (leave --embedder out: an existing store uses its own)',
+              );
+            }
             const ignored = [
               ...(opts.metric ? ['--metric'] : []),
               ...(threshold !== undefined ? ['--threshold'] : []),
             ];
             if (ignored.length) {
+              const calibrated = store.isCalibrated || store.threshold > 0;
               info(
                 `warning: ${ignored.join(' and ')} apply to a new store only: ${store.location} keeps its ` +
-                  `${store.metric} threshold ${store.threshold} (\`facerec gallery calibrate\` sets one from photos)`,
+                  `${store.metric} ${calibrated ? `threshold ${store.threshold}` : "threshold (never calibrated: matched at the embedder's recommended one)"}` +
+                  ` (a gallery file: \`facerec gallery calibrate\` sets one from photos)`,
               );
             }
-            if (command.getOptionValueSource('embedder') === 'cli') {
-              // An embedder named on the command line must be the store's: refused before loading it (a model
-              // that is not installed would otherwise fail first, with a download error).
-              const stores = storeEmbedderId(registry, store.embedder.modelId);
-              if (stores !== undefined && stores !== opts.embedder) {
-                throw new InvalidOptionsError(
-                  'gallery add',
-                  `${store.location} holds ${store.embedder.modelId} embeddings; --embedder ${opts.embedder} ` +
-                    'cannot add to it (leave --embedder out: an existing store uses its own)',
-                );
-              }
+            if (named) {
               embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
               store.assertCompatible(embedder);
             } else embedder = await loadGalleryEmbedder(context, provider, store, { weights: opts.weights });
@@ -337,13 +340,4 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         if (opts.json) print(rows);
       },
     );
-}
-
-/** The registry id of the embedder that made a store's embeddings, when the registry knows its model id. */
-function storeEmbedderId(registry: ModelRegistry, modelId: string): string | undefined {
-  try {
-    return registry.embedderForModelId(modelId).description.id;
-  } catch {
-    return undefined; // an embedder this registry does not list: loading the named one checks compatibility
-  }
 }

@@ -6,6 +6,7 @@ import {
   FileGalleryStore,
   formatCalibration,
   InvalidInputError,
+  InvalidOptionsError,
   type LabelledProbe,
 } from '@facerec/framework';
 import cliProgress from 'cli-progress';
@@ -212,7 +213,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(precisionOption('the probes are embedded at; calibrate at the precision you serve at'))
     .option(
       '--json',
-      'print { out, threshold, far, frr, genuinePairs, impostorPairs, equalErrorRate, keyPoints, warnings, overlaps } to stdout',
+      'print { out, threshold, precision, far, frr, genuinePairs, impostorPairs, equalErrorRate, keyPoints, warnings, overlaps } to stdout',
     )
     .action(
       async (
@@ -267,6 +268,15 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             create: false,
           });
           try {
+            // A threshold is a distance in one metric, chosen for one aggregation: a file enrolled again
+            // meanwhile with others does not get it.
+            if (store.metric !== gallery.metric || store.aggregation !== gallery.aggregation) {
+              throw new InvalidOptionsError(
+                'gallery calibrate',
+                `${opts.gallery} changed while calibrating (now ${store.metric}, ${store.aggregation}; calibrated ` +
+                  `for ${gallery.metric}, ${gallery.aggregation}): nothing written; run it again`,
+              );
+            }
             await store.setThreshold(result.gallery.threshold, result.calibration);
           } finally {
             await store.close();
