@@ -16,6 +16,7 @@ interface VerifyJson {
   thresholdSource: string;
   metric: string;
   embedder: string;
+  precision: string;
   faces: { image: string; box: number[]; score: number; faceCount: number }[];
   warnings: string[];
 }
@@ -48,6 +49,7 @@ describeWithSharedData('facerec verify', [IMAGES.join('/'), 'models/upstream/pne
       thresholdSource: 'registry',
       metric: 'euclidean',
       embedder: 'faceapi-resnet',
+      precision: 'fp32',
     });
     expect(result.distance).toBeLessThanOrEqual(result.threshold);
     expect(result.faces.map((f) => f.image)).toEqual([image('obama.jpg'), image('obama2.jpg')]);

@@ -50,7 +50,7 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
     )
     .option(
       '--json',
-      'print { verified, distance, threshold, thresholdSource, metric, embedder, faces: [{ image, box, score, faceCount }], warnings }',
+      'print { verified, distance, threshold, thresholdSource, metric, embedder, precision, faces: [{ image, box, score, faceCount }], warnings }',
     )
     .action(async (a: string, b: string, opts: VerifyFlags) => {
       let threshold: number | undefined;
@@ -100,6 +100,7 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
               thresholdSource: result.thresholdSource,
               metric: result.metric,
               embedder: result.embedder,
+              precision: embedder.precision ?? 'fp32',
               faces,
               warnings: result.warnings,
             };
