@@ -114,6 +114,43 @@ describeWithSharedData(
       }
     });
 
+    it('loads a model again, on another worker, when the one loading it stops mid-load', async () => {
+      const events: string[] = [];
+      const warnings: string[] = [];
+      let killed = false;
+      const pair = await createWorkerProvider({
+        provider: 'onnx',
+        workers: 2,
+        logger: {
+          debug: () => undefined,
+          info: () => undefined,
+          warn: (message) => warnings.push(message),
+          error: () => undefined,
+        },
+        onWorkerStart: (worker, index) => {
+          const post = worker.postMessage.bind(worker);
+          worker.postMessage = (job: { kind: string }) => {
+            events.push(`${index} sent ${job.kind}`);
+            post(job);
+            // The first load is killed as it starts (as the OOM killer would).
+            if (job.kind === 'embedder-load' && !killed) {
+              killed = true;
+              void worker.terminate();
+            }
+          };
+        },
+      });
+      try {
+        const embedder = await pair.embedder('faceapi-resnet');
+        const grey = { width: 150, height: 150, data: new Uint8Array(150 * 150 * 3).fill(128) };
+        expect((await embedder.embed([grey]))[0]).toHaveLength(128);
+        expect(warnings).toContain('an inference worker stopped while loading a model; loading it again');
+        expect(events.slice(0, 2)).toEqual(['0 sent embedder-load', '1 sent embedder-load']);
+      } finally {
+        await pair.close();
+      }
+    });
+
     it('rejects bad input with the same facerec error class, across the thread boundary', async () => {
       const detector = provider.detector('mtcnn');
       const error = await detector.detect({ width: 0, height: 3, data: new Uint8Array(0) }).catch((e) => e);

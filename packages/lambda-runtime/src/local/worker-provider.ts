@@ -317,7 +317,20 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
       // worker that is running builds it alone and the others then read it from the cache, instead of every
       // worker building the same file at once on the same cores.
       const first = live.find((slot) => slot.worker !== undefined) ?? live[0]!;
-      const result = await request(job, first);
+      let result: unknown;
+      try {
+        result = await request(job, first);
+      } catch (error) {
+        // The worker stopped during the load (killed, out of memory), not the load failing: once more, on
+        // another worker if one is running (the stopped one is being replaced, and reloads it too).
+        if (!FacerecError.isInstance(error) || error.code !== 'WORKER_FAILED') throw error;
+        const next = slots.find((s) => s !== first && !s.lost && s.worker !== undefined) ?? first;
+        logger.warn('an inference worker stopped while loading a model; loading it again', {
+          worker: first.index,
+          retryOn: next.index,
+        });
+        result = await request(job, next);
+      }
       // The workers still there once it is built (one may have been lost meanwhile).
       await Promise.all(slots.filter((s) => s !== first && !s.lost).map((slot) => request(job, slot)));
       return result;
