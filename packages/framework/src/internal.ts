@@ -14,6 +14,7 @@ export { type AtomicWriteData, type WriteFileAtomicOptions, writeFileAtomic } fr
 export { checkIdentityName, type PreparedExample, prepareExamples } from './gallery/collection.js';
 export {
   calibrationSchema,
+  checkThresholdSetting,
   embedderPreprocessingSchema,
   metricSchema,
   thresholdSchema,

@@ -3,7 +3,6 @@ import {
   assertEmbedderCompatible,
   type DistanceMetric,
   distanceFromDot,
-  formatIssues,
   type GalleryCalibration,
   type GalleryEmbedderInfo,
   GalleryFormatError,
@@ -25,6 +24,7 @@ import {
 } from '@facerec/framework';
 import {
   calibrationSchema,
+  checkThresholdSetting,
   embedderPreprocessingSchema,
   matchOf,
   metricSchema,
@@ -402,27 +402,14 @@ export class PostgresGalleryStore implements GalleryStore {
    * @throws InvalidOptionsError when `threshold` is not a finite number.
    */
   async setThreshold(threshold: number, calibration?: GalleryCalibration): Promise<void> {
-    if (!Number.isFinite(threshold)) {
-      throw new InvalidOptionsError(
-        '@facerec/gallery-postgres',
-        `threshold must be a finite number, got ${threshold}`,
-      );
-    }
-    const checked = calibration === undefined ? undefined : calibrationSchema.safeParse(calibration);
-    if (checked && !checked.success) {
-      throw new InvalidOptionsError(
-        '@facerec/gallery-postgres',
-        `invalid calibration record: ${formatIssues(checked.error)}`,
-        { cause: checked.error },
-      );
-    }
+    const checked = checkThresholdSetting('@facerec/gallery-postgres', threshold, calibration);
     this.#settingsGeneration++;
     await this.#pool.query(
       'UPDATE facerec_collections SET threshold = $2, calibration = $3 WHERE name = $1',
       [this.collection, threshold, calibration ? JSON.stringify(calibration) : null],
     );
     this.#threshold = threshold;
-    this.#calibration = checked?.data;
+    this.#calibration = checked;
   }
 
   /**

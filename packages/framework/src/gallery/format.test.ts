@@ -151,6 +151,22 @@ describe('gallery file', () => {
   });
 });
 
+describe('withThreshold', () => {
+  it('refuses a threshold that is not finite and a calibration record that is not valid, naming each field', () => {
+    const gallery = sample();
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => gallery.withThreshold(bad)).toThrow(
+        /FileGallery.withThreshold.*threshold must be a finite number/,
+      );
+    }
+    const broken = { ...calibration, method: 'guess', targetFar: 2 } as unknown as GalleryCalibration;
+    expect(() => gallery.withThreshold(0.5, broken)).toThrow(
+      /invalid calibration record: method: .*; targetFar: /,
+    );
+    expect(gallery.withThreshold(0.5, calibration).calibration).toEqual(calibration);
+  });
+});
+
 describe('corrupt gallery files', () => {
   const parse = (value: unknown) =>
     FileGallery.parse(typeof value === 'string' ? value : JSON.stringify(value));

@@ -9,7 +9,9 @@
  */
 import { z } from 'zod';
 import { EMBEDDER_PRECISIONS } from '../contracts/embedder.js';
+import { InvalidOptionsError } from '../errors.js';
 import { cropShapeSchema } from '../mtcnn/crop.js';
+import { formatIssues } from '../options.js';
 import { GalleryFormatError, type GalleryFormatIssue } from './errors.js';
 import type { ResolvedGalleryData } from './types.js';
 import { decodeFloat32, encodeFloat32, norm } from './vectors.js';
@@ -95,6 +97,29 @@ export const calibrationSchema = z.object({
   keyPoints: z.array(calibrationPointSchema),
   precision: embedderPrecisionSchema.optional(),
 });
+
+/**
+ * Checks a threshold and the calibration record that chose it before a gallery store writes them (the file
+ * gallery's `withThreshold`, the Postgres store's `setThreshold`): one rule and one message for every store.
+ * @returns the calibration record as the schema reads it (unknown keys dropped), or `undefined` for none.
+ * @throws InvalidOptionsError naming `component` when the threshold is not a finite number or the record is
+ * not valid (each bad field named).
+ */
+export function checkThresholdSetting(
+  component: string,
+  threshold: number,
+  calibration: unknown,
+): z.infer<typeof calibrationSchema> | undefined {
+  if (!thresholdSchema.safeParse(threshold).success) {
+    throw new InvalidOptionsError(component, `threshold must be a finite number, got ${threshold}`);
+  }
+  if (calibration === undefined) return undefined;
+  const checked = calibrationSchema.safeParse(calibration);
+  if (checked.success) return checked.data;
+  throw new InvalidOptionsError(component, `invalid calibration record: ${formatIssues(checked.error)}`, {
+    cause: checked.error,
+  });
+}
 
 const fileSchema = z.strictObject({
   format: z.literal(GALLERY_FORMAT),

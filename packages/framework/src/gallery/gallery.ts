@@ -13,13 +13,14 @@ import type { ListExamplesOptions, NewExample, StoredExample } from '../contract
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
-import { formatIssues, parseOptions } from '../options.js';
+import { parseOptions } from '../options.js';
 import { exampleId, prepareExamples } from './collection.js';
 import { assertEmbedderCompatible } from './compatibility.js';
 import { GalleryStoreNotFoundError, UnknownExampleError, UnknownIdentityError } from './errors.js';
 import {
   aggregationSchema,
   calibrationSchema,
+  checkThresholdSetting,
   embedderPreprocessingSchema,
   metricSchema,
   parseGalleryText,
@@ -506,21 +507,7 @@ export class FileGallery implements Gallery {
    * @throws {@link InvalidOptionsError} when `threshold` is not a finite number.
    */
   withThreshold(threshold: number, calibration?: GalleryCalibration): FileGallery {
-    const parsed = thresholdSchema.safeParse(threshold);
-    if (!parsed.success) {
-      throw new InvalidOptionsError(
-        'FileGallery.withThreshold',
-        `threshold must be a finite number, got ${threshold}`,
-      );
-    }
-    const checked = calibration === undefined ? undefined : calibrationSchema.safeParse(calibration);
-    if (checked && !checked.success) {
-      throw new InvalidOptionsError(
-        'FileGallery.withThreshold',
-        `invalid calibration: ${formatIssues(checked.error)}`,
-        { cause: checked.error },
-      );
-    }
+    checkThresholdSetting('FileGallery.withThreshold', threshold, calibration);
     return new FileGallery({ ...this.#settings(), threshold, calibration }, this.#store);
   }
 
