@@ -254,6 +254,28 @@ describe('createFaceRecognizer', () => {
     const old = await createFaceRecognizer({ provider, detector, embedder: int8, gallery: calibratedAt() });
     expect(old.warnings).toEqual([]);
     expect((await createFaceRecognizer({ provider, detector, embedder: int8 })).warnings).toEqual([]);
+
+    // A metric option other than the gallery's: verify cannot use the gallery's threshold, and says so.
+    const cosine = await createFaceRecognizer({
+      provider,
+      detector,
+      embedder: int8,
+      gallery: int8Gallery,
+      metric: 'cosine',
+    });
+    expect(cosine.warnings).toEqual([
+      "verify compares cosine distances and the gallery is euclidean: verify does not use the gallery's " +
+        "threshold (it uses the one you pass, else the registry's cosine one); recognize matches with the " +
+        "gallery's metric and threshold",
+    ]);
+    const sameMetric = {
+      provider,
+      detector,
+      embedder: int8,
+      gallery: int8Gallery,
+      metric: 'euclidean' as const,
+    };
+    expect((await createFaceRecognizer(sameMetric)).warnings).toEqual([]);
   });
 
   it('refuses bad options and disposes only what it loaded', async () => {

@@ -195,6 +195,13 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
   const crop = embedder.preprocessing.crop;
   const mismatch = gallery && calibrationPrecisionMismatch(gallery.calibration, embedder.precision ?? 'fp32');
   const warnings = mismatch ? [mismatch] : [];
+  if (gallery && o.metric && o.metric !== gallery.metric) {
+    warnings.push(
+      `verify compares ${o.metric} distances and the gallery is ${gallery.metric}: verify does not use the ` +
+        `gallery's threshold (it uses the one you pass, else the registry's ${o.metric} one); recognize matches ` +
+        `with the gallery's metric and threshold`,
+    );
+  }
   const decode = (photo: Photo) =>
     photo instanceof Uint8Array ? decodeImage(photo, o.decodeLimits) : Promise.resolve(photo);
 
