@@ -63,18 +63,67 @@ export function info(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
-/** A flag's value as a positive integer (digits only: not "", "1e3" or "0x10"); undefined when not given. */
+/** A flag's value as a positive integer; undefined when not given. */
 export function positiveInteger(
   command: string,
   flag: string,
   value: string | undefined,
 ): number | undefined {
+  return numberFlag(command, flag, value, { integer: true, min: 1 });
+}
+
+/** The range a numeric flag accepts: `min`/`max` inclusive, `above`/`below` exclusive. */
+export interface FlagRange {
+  readonly min?: number;
+  readonly above?: number;
+  readonly max?: number;
+  readonly below?: number;
+  /** Whole numbers only. */
+  readonly integer?: boolean;
+}
+
+/**
+ * A flag's value as a number in `range` (decimal notation: not "", "0x10" or "Infinity"); undefined when not
+ * given. Every numeric flag is checked here, before any model loads, so a bad value names the flag and what
+ * it accepts instead of an internal option name.
+ * @throws InvalidOptionsError naming `command` and `flag`.
+ */
+export function numberFlag(
+  command: string,
+  flag: string,
+  value: string | undefined,
+  range: FlagRange = {},
+): number | undefined {
   if (value === undefined) return undefined;
-  const parsed = /^\d{1,16}$/.test(value.trim()) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(parsed) || parsed < 1) {
-    throw new InvalidOptionsError(command, `${flag} must be a positive integer, got "${value.slice(0, 40)}"`);
-  }
-  return parsed;
+  const decimal = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(value);
+  const parsed = decimal ? Number(value) : Number.NaN;
+  const { min, above, max, below, integer } = range;
+  const fits =
+    Number.isFinite(parsed) &&
+    (!integer || Number.isSafeInteger(parsed)) &&
+    (min === undefined || parsed >= min) &&
+    (above === undefined || parsed > above) &&
+    (max === undefined || parsed <= max) &&
+    (below === undefined || parsed < below);
+  if (fits) return parsed;
+  const kind = integer ? 'an integer' : 'a number';
+  const bounds = [
+    min !== undefined && max !== undefined ? `from ${min} to ${max}` : undefined,
+    min !== undefined && max === undefined ? `≥ ${min}` : undefined,
+    above !== undefined ? `> ${above}` : undefined,
+    max !== undefined && min === undefined ? `≤ ${max}` : undefined,
+    below !== undefined ? `< ${below}` : undefined,
+  ].filter((b) => b !== undefined);
+  const accepted =
+    integer && min === 1 && bounds.length === 1
+      ? 'a positive integer'
+      : [kind, bounds.join(' and ')].join(' ');
+  throw new InvalidOptionsError(command, `${flag} must be ${accepted.trim()}, got "${value.slice(0, 40)}"`);
+}
+
+/** `--threshold`: a distance, so a number ≥ 0 (0 is "never calibrated" in a gallery). */
+export function thresholdFlag(command: string, value: string | undefined): number | undefined {
+  return numberFlag(command, '--threshold', value, { min: 0 });
 }
 
 /** Prints an error without a stack trace (unless FACEREC_DEBUG is set) and returns the exit code. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { shownDistance } from '../src/output.js';
+import { numberFlag, shownDistance } from '../src/output.js';
 import { cli } from './helpers.js';
 
 describe('shownDistance', () => {
@@ -14,6 +14,35 @@ describe('shownDistance', () => {
     expect(shownDistance(0.4000000004, 0.4)).toBe(0.4000000004); // 9 decimals cannot tell it apart: shown as it is
     expect(shownDistance(0.409015, 0.409012)).toBe(0.40902);
     expect(shownDistance(0.1234567891, 0.5, 6)).toBe(0.123457);
+  });
+});
+
+describe('numberFlag', () => {
+  it('takes decimal numbers in range and names the flag and the range otherwise', () => {
+    expect(numberFlag('c', '--n', undefined)).toBeUndefined();
+    expect(numberFlag('c', '--n', '0.25', { above: 0, below: 1 })).toBe(0.25);
+    expect(numberFlag('c', '--n', ' 1e3 ', { integer: true, min: 1 })).toBe(1000);
+    expect(numberFlag('c', '--n', '0', { min: 0, max: 3 })).toBe(0);
+    const refused = (value: string, range: Parameters<typeof numberFlag>[3]) => {
+      try {
+        numberFlag('c', '--n', value, range);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error(`${value} was taken`);
+    };
+    expect(refused('abc', {})).toBe('c: --n must be a number, got "abc"');
+    for (const value of ['', '0x10', 'Infinity', 'NaN', '1,5', '2.5']) {
+      expect(refused(value, { integer: true, min: 1 })).toBe(
+        `c: --n must be a positive integer, got "${value}"`,
+      );
+    }
+    expect(refused('-1', { min: 0 })).toBe('c: --n must be a number ≥ 0, got "-1"');
+    expect(refused('1', { above: 0, below: 1 })).toBe('c: --n must be a number > 0 and < 1, got "1"');
+    expect(refused('70000', { integer: true, min: 0, max: 65535 })).toBe(
+      'c: --n must be an integer from 0 to 65535, got "70000"',
+    );
+    expect(refused('x'.repeat(100), {})).toBe(`c: --n must be a number, got "${'x'.repeat(40)}"`);
   });
 });
 
@@ -32,5 +61,40 @@ describe('usage errors', () => {
       2,
       "error: unknown option '--galery'\n(Did you mean --gallery?)\n(see --help)\n",
     ]);
+  });
+
+  it('bad numbers in flags exit 2 naming the flag, before any model loads or request is sent', async () => {
+    const cases: [string[], string][] = [
+      [['client', '--url', 'notaurl', '--frames', '.'], 'client: --url must be an http:// or https:// URL'],
+      [
+        ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--requests', '-3'],
+        '--requests must be a positive integer',
+      ],
+      [
+        ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--concurrency', '0'],
+        '--concurrency must be a positive integer',
+      ],
+      [
+        ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--timeout', 'x'],
+        '--timeout must be a number > 0',
+      ],
+      [
+        ['enroll', '.', '--out', 'g.json', '--threshold', '-1'],
+        'enroll: --threshold must be a number ≥ 0, got "-1"',
+      ],
+      [
+        ['verify', 'a.jpg', 'b.jpg', '--threshold', 'abc'],
+        'verify: --threshold must be a number ≥ 0, got "abc"',
+      ],
+      [['detect', 'a.jpg', '--min-face-size', '-3'], 'detect: --min-face-size must be a number ≥ 12'],
+      [['serve', '--gallery', 'g.json', '--port', 'abc'], 'serve: --port must be an integer from 0 to 65535'],
+      [['serve', '--gallery', 'g.json', '--threshold', '0'], 'serve: --threshold must be a number > 0'],
+      [['serve', '--gallery', 'g.json', '--reload-seconds', 'x'], 'serve: --reload-seconds must be a number'],
+    ];
+    for (const [args, message] of cases) {
+      const run = await cli(...args);
+      expect([run.code, run.stderr]).toEqual([2, expect.stringContaining(message)]);
+      expect(run.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    }
   });
 });

@@ -99,7 +99,7 @@ const optionsSchema = z
     embedder: z.custom<GalleryEmbedderInfo>((v) => typeof v === 'object' && v !== null).optional(),
     create: z.boolean().default(true),
     metric: z.enum(['euclidean', 'cosine']).default('euclidean'),
-    threshold: z.number().default(0),
+    threshold: thresholdSchema.default(0),
     search: z.enum(['exact', 'hnsw']).default('hnsw'),
     efSearch: z.number().int().min(1).max(1000).default(400),
     hnsw: z

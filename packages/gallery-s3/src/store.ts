@@ -20,6 +20,7 @@ import {
   SnapshotGalleryStore,
   type StoredGalleryText,
 } from '@facerec/framework';
+import { thresholdSchema } from '@facerec/framework/internal';
 import { z } from 'zod';
 
 /** Where a gallery file is: a bucket and a key. */
@@ -92,7 +93,7 @@ const optionsSchema = z
     embedder: z.custom<GalleryEmbedderInfo>((v) => typeof v === 'object' && v !== null).optional(),
     create: z.boolean().default(true),
     metric: z.enum(['euclidean', 'cosine']).optional(),
-    threshold: z.number().optional(),
+    threshold: thresholdSchema.optional(),
     refreshSeconds: z.number().min(0).default(60),
     logger: z
       .custom<GalleryStoreLogger>(

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { count, info, round } from '../output.js';
+import { count, info, numberFlag, round } from '../output.js';
 import { type CliContext, embedderOption, providerOption, selectProvider } from '../providers.js';
 
 interface DetectOptions {
@@ -16,20 +16,13 @@ interface DetectOptions {
   embedder: string;
 }
 
-function number(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed))
-    throw new InvalidOptionsError('detect', `--${name} must be a number, got "${value}"`);
-  return parsed;
-}
-
 /** Maps the command-line flags onto MTCNN options (validated by the detector itself). */
 export function detectorOptions(opts: DetectOptions): MtcnnOptions {
   const options: MtcnnOptions = { keepAll: true };
-  const minFaceSize = number('min-face-size', opts.minFaceSize);
+  // The ranges the MTCNN options accept, said with the flags' names.
+  const minFaceSize = numberFlag('detect', '--min-face-size', opts.minFaceSize, { min: 12 });
   if (minFaceSize !== undefined) options.minFaceSize = minFaceSize;
-  const factor = number('factor', opts.factor);
+  const factor = numberFlag('detect', '--factor', opts.factor, { above: 0.1, below: 0.95 });
   if (factor !== undefined) options.factor = factor;
   if (opts.thresholds !== undefined) {
     const parts = opts.thresholds.split(',').map((p) => Number(p.trim()));

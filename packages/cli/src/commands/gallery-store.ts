@@ -17,8 +17,10 @@ import {
   galleryThreshold,
   info,
   openExistingGallery,
+  positiveInteger,
   round,
   shownDistance,
+  thresholdFlag,
 } from '../output.js';
 import {
   type CliContext,
@@ -90,10 +92,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         },
         command: Command,
       ) => {
-        const threshold = opts.threshold === undefined ? undefined : Number(opts.threshold);
-        if (threshold !== undefined && !Number.isFinite(threshold)) {
-          throw new InvalidOptionsError('gallery add', `--threshold must be a number, got ${opts.threshold}`);
-        }
+        const threshold = thresholdFlag('gallery add', opts.threshold);
         const photos = await Promise.all(
           images.map(async (file) => ({ photo: await decodeInput(file), source: file })),
         );
@@ -279,20 +278,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           json?: boolean;
         },
       ) => {
-        const topK = Number(opts.topK);
-        if (!Number.isSafeInteger(topK) || topK < 1) {
-          throw new InvalidOptionsError(
-            'gallery search',
-            `--top-k must be a positive integer, got ${opts.topK}`,
-          );
-        }
-        const threshold = opts.threshold === undefined ? undefined : Number(opts.threshold);
-        if (threshold !== undefined && !Number.isFinite(threshold)) {
-          throw new InvalidOptionsError(
-            'gallery search',
-            `--threshold must be a number, got ${opts.threshold}`,
-          );
-        }
+        const topK = positiveInteger('gallery search', '--top-k', opts.topK)!;
+        const threshold = thresholdFlag('gallery search', opts.threshold);
         const store = await openExisting(url);
         // As recognize: --threshold, else the store's, else (never calibrated) the registry's, said in one line.
         const applied = galleryThreshold(store, store.location, registry, {

@@ -12,7 +12,16 @@ import {
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { count, galleryThreshold, info, openExistingGallery, round, shownDistance } from '../output.js';
+import {
+  count,
+  galleryThreshold,
+  info,
+  numberFlag,
+  openExistingGallery,
+  round,
+  shownDistance,
+  thresholdFlag,
+} from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -79,6 +88,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           json?: boolean;
         },
       ) => {
+        const threshold = thresholdFlag('enroll', opts.threshold);
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
         const detector = provider.detector(registry.defaults.detector);
@@ -89,7 +99,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             detector,
             embedder,
             metric: opts.metric,
-            ...(opts.threshold ? { threshold: Number(opts.threshold) } : {}),
+            ...(threshold === undefined ? {} : { threshold }),
             onProgress: progress.onProgress,
           });
           progress.stop();
@@ -120,7 +130,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             for (const s of result.skipped)
               info(`  ${s.file}: ${s.reason}${'detail' in s && s.detail ? ` (${s.detail})` : ''}`);
           }
-          if (!opts.threshold) {
+          if (threshold === undefined) {
             const recommended = registry.embedder(opts.embedder).thresholds[opts.metric];
             info(
               recommended
@@ -229,6 +239,10 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           allowOverlap?: boolean;
         },
       ) => {
+        const targetFar = numberFlag('gallery calibrate', '--target-far', opts.targetFar, {
+          above: 0,
+          below: 1,
+        })!;
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
@@ -254,7 +268,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           await Promise.all([detector.dispose(), embedder.dispose()]);
         }
         const result = calibrateThreshold(gallery, probes, {
-          targetFar: Number(opts.targetFar),
+          targetFar,
           allowOverlap: opts.allowOverlap === true,
           precision: opts.precision ?? 'fp32',
         });

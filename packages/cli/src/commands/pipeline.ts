@@ -35,7 +35,14 @@ import {
 } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
 import type { Command } from 'commander';
-import { count, galleryThreshold, info, openExistingGallery, positiveInteger } from '../output.js';
+import {
+  count,
+  galleryThreshold,
+  info,
+  numberFlag,
+  openExistingGallery,
+  positiveInteger,
+} from '../output.js';
 import {
   type CliContext,
   precisionOption,
@@ -376,14 +383,24 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         drainSeconds: string;
         quiet?: boolean;
       }) => {
-        const drainSeconds = Number(opts.drainSeconds);
-        if (!(Number.isFinite(drainSeconds) && drainSeconds >= 0 && drainSeconds <= 3600)) {
-          throw new InvalidOptionsError(
-            'serve',
-            `--drain-seconds must be a number from 0 to 3600, got "${opts.drainSeconds.slice(0, 40)}"`,
-          );
-        }
-        const queue = opts.queue ?? defaultQueueFile(Number(opts.port));
+        // Every numeric flag is checked here, before the models load.
+        const drainSeconds = numberFlag('serve', '--drain-seconds', opts.drainSeconds, {
+          min: 0,
+          max: 3600,
+        })!;
+        const port = numberFlag('serve', '--port', opts.port, { integer: true, min: 0, max: 65535 })!;
+        const reloadSeconds = numberFlag('serve', '--reload-seconds', opts.reloadSeconds, {
+          min: 0,
+          max: 86400,
+        })!;
+        // A fixed threshold of 0 would answer `unknown` for every face: the runtime takes one above 0.
+        const threshold = numberFlag('serve', '--threshold', opts.threshold, { above: 0 });
+        const consumers = numberFlag('serve', '--consumers', opts.consumers, {
+          integer: true,
+          min: 1,
+          max: 64,
+        });
+        const queue = opts.queue ?? defaultQueueFile(port);
         const workers =
           opts.workers === 'auto'
             ? Math.min(availableParallelism(), 4)
@@ -398,17 +415,17 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         }
         const served = await serveLocally({
           gallery: opts.gallery,
-          reloadSeconds: Number(opts.reloadSeconds),
+          reloadSeconds,
           collection: opts.collection,
-          port: Number(opts.port),
+          port,
           host: opts.host,
           ...localToken(opts.token),
           provider: opts.provider,
           ...(opts.weights ? { weights: opts.weights } : {}),
           ...(opts.precision ? { precision: opts.precision } : {}),
           registry: context.registry,
-          ...(opts.threshold ? { threshold: Number(opts.threshold) } : {}),
-          consumers: opts.consumers === undefined ? Math.max(1, workers) : Number(opts.consumers),
+          ...(threshold === undefined ? {} : { threshold }),
+          consumers: consumers ?? Math.max(1, workers),
           workers,
           maxInFlight: positiveInteger('serve', '--max-in-flight', opts.maxInFlight)!,
           maxQueueDepth: positiveInteger('serve', '--max-queue', opts.maxQueue)!,
@@ -484,16 +501,15 @@ export function registerPipelineCommands(program: Command, context: CliContext):
             '--reply-queue-url and --response-queue-url exclude each other: answers are collected from the reply queue',
           );
         }
-        const rate = opts.rate === undefined ? undefined : Number(opts.rate);
-        if (rate !== undefined && !(rate > 0 && Number.isFinite(rate))) {
-          throw new InvalidOptionsError(
-            'client',
-            `--rate must be a positive number, got ${JSON.stringify(opts.rate)}`,
-          );
-        }
+        const requests = positiveInteger('client', '--requests', opts.requests)!;
+        const concurrency = positiveInteger('client', '--concurrency', opts.concurrency)!;
+        const rate = numberFlag('client', '--rate', opts.rate, { above: 0 });
+        const timeoutSeconds = numberFlag('client', '--timeout', opts.timeout, { above: 0, max: 86400 })!;
+        const waitSeconds = numberFlag('client', '--wait', opts.wait, { min: 0, max: 3600 })!;
+        checkEndpointUrl(opts.url);
         const frames = await loadFrames(opts.frames);
         if (!frames.length) throw new InvalidOptionsError('client', `no images in ${opts.frames}`);
-        await waitForEndpoint(opts.url, Number(opts.wait));
+        await waitForEndpoint(opts.url, waitSeconds);
         const token = localToken(opts.token);
         let responses = localResponses(opts.url, token);
         const answerQueue = opts.replyQueueUrl ?? opts.responseQueueUrl;
@@ -506,10 +522,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           frames,
           responses,
           ...(opts.replyQueueUrl ? { replyTo: opts.replyQueueUrl } : {}),
-          requests: Number(opts.requests),
-          concurrency: Number(opts.concurrency),
+          requests,
+          concurrency,
           ...(rate === undefined ? {} : { rate }),
-          timeoutMs: Number(opts.timeout) * 1000,
+          timeoutMs: timeoutSeconds * 1000,
           send: opts.sign ? sigV4Sender(opts.region ? { region: opts.region } : {}) : jsonSender(token),
           onProgress: (done, total) => {
             if (done % 10 === 0 || done === total) info(`  ${done}/${total} answered`);
@@ -538,14 +554,27 @@ function localToken(flag: string | undefined): { token?: string } {
   return token ? { token } : {};
 }
 
+/** `--url` must be an http(s) URL: refused at once rather than after `--wait` seconds of failed connections. */
+function checkEndpointUrl(url: string): void {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw new InvalidOptionsError(
+      'client',
+      `--url must be an http:// or https:// URL, got "${url.slice(0, 80)}"`,
+    );
+  }
+}
+
 /**
  * Waits until something accepts connections at `url` (any HTTP answer will do), so `facerec serve … &`
  * followed at once by `facerec client` works; a Function URL answers at once.
  */
 async function waitForEndpoint(url: string, seconds: number): Promise<void> {
-  if (!Number.isFinite(seconds) || seconds < 0) {
-    throw new InvalidOptionsError('client', `--wait must be a number of seconds, got "${seconds}"`);
-  }
   const deadline = performance.now() + seconds * 1000;
   for (;;) {
     try {

@@ -7,7 +7,7 @@ import {
 } from '@facerec/framework';
 import type { Command } from 'commander';
 import { decodeInput } from '../images.js';
-import { info, round, shownDistance } from '../output.js';
+import { info, round, shownDistance, thresholdFlag } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -53,12 +53,7 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
       'print { verified, distance, threshold, thresholdSource, metric, embedder, precision, faces: [{ image, box, score, faceCount }], warnings }',
     )
     .action(async (a: string, b: string, opts: VerifyFlags) => {
-      let threshold: number | undefined;
-      if (opts.threshold !== undefined) {
-        threshold = Number(opts.threshold);
-        if (!Number.isFinite(threshold))
-          throw new InvalidOptionsError('verify', `--threshold must be a number, got "${opts.threshold}"`);
-      }
+      const threshold = thresholdFlag('verify', opts.threshold);
       // Before any model loads: without a threshold there is no answer to give.
       const resolved = registry.resolveEmbedder(opts.embedder, { weights: opts.weights });
       const modelId = resolved.description.modelId(resolved.options);

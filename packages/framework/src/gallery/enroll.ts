@@ -22,7 +22,7 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage } from '../image/
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
-import { UNKNOWN_IDENTITY } from './format.js';
+import { thresholdSchema, UNKNOWN_IDENTITY } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
   DEFAULT_MAX_YAW,
@@ -161,7 +161,7 @@ const optionsSchema = z.strictObject({
   ),
   metric: z.enum(['euclidean', 'cosine']).optional(),
   aggregation: z.enum(['nearest', 'centroid']).optional(),
-  threshold: z.number().optional(),
+  threshold: thresholdSchema.optional(),
   multipleFaces: z.enum(['skip', 'largest']).default('skip'),
   quality: z.union([z.literal(false), faceQualityOptionsSchema]).optional(),
   precroppedFallback: z.boolean().default(true),

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { DistanceMetric, GalleryEmbedderInfo, IdentityAggregation } from '../contracts/gallery.js';
 import { writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
+import { thresholdSchema } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import { SnapshotGalleryStore, type StoredGalleryText } from './snapshot-store.js';
 
@@ -42,7 +43,7 @@ const optionsSchema = z.strictObject({
   create: z.boolean().default(true),
   metric: z.enum(['euclidean', 'cosine']).optional(),
   aggregation: z.enum(['nearest', 'centroid']).optional(),
-  threshold: z.number().optional(),
+  threshold: thresholdSchema.optional(),
   reloadIntervalMs: z.number().int().min(0).default(1000),
   onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
   lockTimeoutMs: z.number().int().min(0).default(10_000),

@@ -152,13 +152,15 @@ describe('gallery file', () => {
 });
 
 describe('withThreshold', () => {
-  it('refuses a threshold that is not finite and a calibration record that is not valid, naming each field', () => {
+  it('refuses a threshold that is not a finite number ≥ 0 and a calibration record that is not valid, naming each field', () => {
     const gallery = sample();
-    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+    // A threshold is a distance: never negative (0 stands for never calibrated).
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
       expect(() => gallery.withThreshold(bad)).toThrow(
-        /FileGallery.withThreshold.*threshold must be a finite number/,
+        /FileGallery.withThreshold.*threshold must be a finite number ≥ 0/,
       );
     }
+    expect(gallery.withThreshold(0).isCalibrated).toBe(false);
     const broken = { ...calibration, method: 'guess', targetFar: 2 } as unknown as GalleryCalibration;
     expect(() => gallery.withThreshold(0.5, broken)).toThrow(
       /invalid calibration record: method: .*; targetFar: /,

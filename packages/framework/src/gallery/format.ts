@@ -64,7 +64,8 @@ export const embedderPreprocessingSchema = z.object({
 export const metricSchema = z.enum(['euclidean', 'cosine']);
 export const aggregationSchema = z.enum(['nearest', 'centroid']);
 /** Any finite number; 0 or below accepts (almost) nothing. */
-export const thresholdSchema = z.number();
+/** A distance threshold: a finite number ≥ 0 (0: never calibrated, every face `unknown`). */
+export const thresholdSchema = z.number().min(0);
 const identityNameSchema = z
   .string()
   .min(1)
@@ -102,7 +103,7 @@ export const calibrationSchema = z.object({
  * Checks a threshold and the calibration record that chose it before a gallery store writes them (the file
  * gallery's `withThreshold`, the Postgres store's `setThreshold`): one rule and one message for every store.
  * @returns the calibration record as the schema reads it (unknown keys dropped), or `undefined` for none.
- * @throws InvalidOptionsError naming `component` when the threshold is not a finite number or the record is
+ * @throws InvalidOptionsError naming `component` when the threshold is not a finite number ≥ 0 or the record is
  * not valid (each bad field named).
  */
 export function checkThresholdSetting(
@@ -111,7 +112,10 @@ export function checkThresholdSetting(
   calibration: unknown,
 ): z.infer<typeof calibrationSchema> | undefined {
   if (!thresholdSchema.safeParse(threshold).success) {
-    throw new InvalidOptionsError(component, `threshold must be a finite number, got ${threshold}`);
+    throw new InvalidOptionsError(
+      component,
+      `threshold must be a finite number ≥ 0 (a distance), got ${threshold}`,
+    );
   }
   if (calibration === undefined) return undefined;
   const checked = calibrationSchema.safeParse(calibration);

@@ -635,8 +635,11 @@ export function resolveMatchOptions(
     throw new InvalidOptionsError(component, `topK must be a positive integer, got ${String(topK)}`);
   }
   const t = options.threshold ?? threshold;
-  if (typeof t !== 'number' || !Number.isFinite(t)) {
-    throw new InvalidOptionsError(component, `threshold must be a finite number, got ${String(t)}`);
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) {
+    throw new InvalidOptionsError(
+      component,
+      `threshold must be a finite number ≥ 0 (a distance), got ${String(t)}`,
+    );
   }
   return { topK, threshold: t };
 }

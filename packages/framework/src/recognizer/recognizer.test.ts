@@ -133,8 +133,11 @@ describe('createFaceRecognizer', () => {
     const unit = (v: number[]) => v.map((x) => x / Math.hypot(...v));
     const [p, q] = [unit([200 / 255, 10 / 255, 10 / 255, 0.5]), unit([10 / 255, 10 / 255, 200 / 255, 0.5])];
     expect(other.distance).toBeCloseTo(Math.hypot(...p.map((x, i) => x - q[i]!)), 5);
-    const strict = await recognizer.verify(frame([200, 10, 10]), frame([201, 10, 10]), { threshold: -1 });
+    const strict = await recognizer.verify(frame([200, 10, 10]), frame([201, 10, 10]), { threshold: 0 });
     expect([strict.verified, strict.thresholdSource]).toEqual([false, 'option']);
+    await expect(
+      recognizer.verify(frame([200, 10, 10]), frame([201, 10, 10]), { threshold: -1 }),
+    ).rejects.toThrow('verify: threshold must be a finite number ≥ 0 (a distance), got -1');
     await expect(recognizer.verify(frame([0, 0, 0]), frame([1, 1, 1]))).rejects.toThrow(NoFaceError);
     await expect(recognizer.verify(frame([1, 1, 1]), frame([0, 0, 0]))).rejects.toThrow(
       'no face found in the second photo',

@@ -4,6 +4,7 @@ import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { DistanceMetric, Gallery, IdentityCandidate } from '../contracts/gallery.js';
 import type { FaceProvider } from '../contracts/provider.js';
 import { InvalidOptionsError } from '../errors.js';
+import { thresholdSchema } from '../gallery/format.js';
 import { distanceFromDot, dot } from '../gallery/vectors.js';
 import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
@@ -213,8 +214,11 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
   };
 
   const threshold = (explicit: number | undefined) => {
-    if (explicit !== undefined && !Number.isFinite(explicit))
-      throw new InvalidOptionsError('verify', 'threshold must be a finite number');
+    if (explicit !== undefined && !thresholdSchema.safeParse(explicit).success)
+      throw new InvalidOptionsError(
+        'verify',
+        `threshold must be a finite number ≥ 0 (a distance), got ${explicit}`,
+      );
     const resolved = resolveThreshold({
       explicit,
       gallery,
