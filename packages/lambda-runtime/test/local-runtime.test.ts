@@ -214,6 +214,59 @@ describe('local runtime: recognition consumer', () => {
     }
   });
 
+  it('a large frame refused as busy or stopping gets the 503, not a connection closed mid-upload', async () => {
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const detection = noFaceDetection(transport, () => held);
+    const runtime = await startLocalRuntime({ ...frameOnly(), detection, transport, maxInFlight: 1 });
+    // A frame of 4 MiB uploaded in 64 KiB pieces, as a slow link sends it: the refusal is decided while the
+    // upload is under way, and must still reach the client whole. (The server used to answer and close at once;
+    // under load the close could come before the client read the answer, and fetch failed with EPIPE: 2 of 200
+    // 6 MiB frames in a flood of 48 at a time. That race is not reproducible in one process.)
+    const upload = async () => {
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent++ === 64) return controller.close();
+          await new Promise((r) => setTimeout(r, 5));
+          controller.enqueue(new Uint8Array(64 * 1024).fill(0x41));
+        },
+      });
+      const res = await fetch(runtime.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.text() };
+    };
+    try {
+      const taken = fetch(runtime.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"request_id":"small-1"}',
+      });
+      await vi.waitFor(() => expect(runtime.backlog().detecting).toBe(1));
+      const busy = await upload();
+      expect(busy).toEqual({
+        status: 503,
+        retryAfter: '1',
+        body: JSON.stringify({ error: 'busy: retry later', request_id: null }),
+      });
+      const draining = runtime.drain({ timeoutMs: 20_000 });
+      const stopping = await upload();
+      expect([stopping.status, stopping.retryAfter]).toEqual([503, '5']);
+      release();
+      expect((await taken).status).toBe(200);
+      await fetch(`${runtime.url}/responses?prefix=small-&wait=1`); // collected: the drain can end
+      await draining;
+    } finally {
+      release();
+      await runtime.close();
+    }
+  });
+
   it('drains on request: refuses frames with 503, keeps answering polls until every answer is collected', async () => {
     const transport = new InMemoryQueueTransport({ queues: {} });
     let release: () => void = () => {};

@@ -168,6 +168,23 @@ function send(
 }
 
 /**
+ * Refuses a request before reading its body (busy, stopping): the body is read and discarded first, as for a
+ * 413. A server that answered and closed the connection while a large frame was still being uploaded left the
+ * client with a write error (EPIPE) instead of the 503, and a client cannot tell whether such a frame was
+ * taken, so it did not resend it. How long a client may take to send is bounded by the server's request timeout.
+ */
+async function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string>,
+): Promise<void> {
+  if (!req.complete) await readBody(req, 0);
+  send(res, status, body, headers);
+}
+
+/**
  * The embedded default: the pipeline on one machine, no AWS. An HTTP server on localhost takes exactly the
  * Function URL requests (POST a JSON body) and runs the detection handler; an in-process queue with SQS
  * semantics (batches of ≤ 10, visibility timeout, receive counts, dead-letter queue, redelivery) feeds the
@@ -341,8 +358,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         // Draining: no connection is kept alive for a next request, which would find the server gone.
         if (draining) res.setHeader('connection', 'close');
         if (draining && !collecting) {
-          send(res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
-          req.resume();
+          await refuse(req, res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
           return;
         }
         if (options.collections?.handles(url)) {
@@ -397,13 +413,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         const depth = transport.depth(requestQueue) + transport.inFlight(requestQueue);
         if (inFlight >= maxInFlight || depth >= maxQueueDepth) {
           busy++;
-          send(
+          await refuse(
+            req,
             res,
             503,
             { error: 'busy: retry later', request_id: null },
             { 'retry-after': '1', connection: 'close' },
           );
-          req.resume();
           return;
         }
         inFlight++;
