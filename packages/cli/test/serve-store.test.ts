@@ -136,6 +136,34 @@ for (const workers of [0, 2])
         expect(noFace.status).toBe(422);
         expect(String(noFace.body.error)).toContain('no face found');
         expect((await call('PUT', '/collections/default/faces')).status).toBe(405);
+        // An image beyond the pixel limit: 413, as on the frame endpoint (only its header is read).
+        const png = Buffer.from(await readFile(sharedPath('faces', 'face-api.js', 'test', 'white.png')));
+        png.writeUInt32BE(20000, 16);
+        png.writeUInt32BE(20000, 20);
+        const huge = await call('POST', '/collections/default/faces', {
+          identity: 'big',
+          image: png.toString('base64'),
+        });
+        expect([huge.status, String(huge.body.error)]).toEqual([413, expect.stringMatching(/too large/i)]);
+        // What the caller put in the path is not repeated back.
+        const name = `<img src=x>${'n'.repeat(3000)}`;
+        const noCollection = await call('GET', `/collections/${encodeURIComponent(name)}/faces`);
+        expect(noCollection).toEqual({
+          status: 404,
+          body: { error: 'no such collection; this server has default' },
+        });
+        const noFaceId = await call('DELETE', `/collections/default/faces/${encodeURIComponent(name)}`);
+        expect(noFaceId).toEqual({
+          status: 404,
+          body: { error: 'no face with that id in collection default' },
+        });
+        const unknown = await call('POST', '/collections/default/faces', {
+          identity: 'x',
+          image: white,
+          [name]: 1,
+        });
+        expect(unknown.status).toBe(400);
+        expect(JSON.stringify(unknown.body)).not.toContain('img');
       });
 
       it('keeps the loaded gallery when the file is replaced by one it cannot read, and says so', async () => {

@@ -6,7 +6,6 @@ import {
   encodeJpeg,
   type FaceDetector,
   FacerecInputError,
-  formatIssues,
   ImageTooLargeError,
   InvalidImageError,
   type OutboundMessage,
@@ -20,6 +19,7 @@ import {
   type FaceMessage,
   NO_FACE,
   type ResponseMessage,
+  requestIssues,
 } from './messages.js';
 
 /** The part of a Lambda Function URL event (payload format 2.0) the handler reads. */
@@ -86,7 +86,8 @@ class RequestError extends Error {
   }
 }
 
-function statusOf(error: unknown): number | undefined {
+/** The HTTP status for an input error (413 too large, 415 format, 422 undecodable, 400 other), else undefined. */
+export function statusOf(error: unknown): number | undefined {
   if (error instanceof RequestError) return error.status;
   if (ImageTooLargeError.isInstance(error)) return 413;
   if (UnsupportedImageFormatError.isInstance(error)) return 415;
@@ -123,7 +124,10 @@ function parseBody(
     : null;
   const result = detectionRequestSchema.safeParse(parsed);
   if (!result.success) {
-    const error = new RequestError(400, `invalid request: ${formatIssues(result.error)}`);
+    const error = new RequestError(
+      400,
+      `invalid request: ${requestIssues(result.error, detectionRequestSchema)}`,
+    );
     throw Object.assign(error, { requestId });
   }
   return { request: result.data, requestId: result.data.request_id };

@@ -1,3 +1,4 @@
+import { formatIssues } from '@facerec/framework';
 import { z } from 'zod';
 
 /**
@@ -81,3 +82,21 @@ export type ResponseMessage = z.infer<typeof responseMessageSchema>;
 
 /** The result value of the response sent for a frame with no face. */
 export const NO_FACE = 'no face';
+
+/**
+ * Why a request body does not fit `schema`, for the 400 answer and the log, without repeating the caller's
+ * input: unknown fields are counted and the allowed ones named (zod's message would quote each unknown key).
+ */
+export function requestIssues(error: z.ZodError, schema: z.ZodObject): string {
+  const unknown = error.issues.filter((i) => i.code === 'unrecognized_keys');
+  const others = error.issues.filter((i) => i.code !== 'unrecognized_keys');
+  const unknownCount = unknown.reduce((n, i) => n + (i.code === 'unrecognized_keys' ? i.keys.length : 0), 0);
+  return [
+    ...(others.length ? [formatIssues(new z.ZodError(others))] : []),
+    ...(unknownCount
+      ? [
+          `${unknownCount} unknown field${unknownCount === 1 ? '' : 's'}; allowed: ${Object.keys(schema.shape).join(', ')}`,
+        ]
+      : []),
+  ].join('; ');
+}

@@ -236,6 +236,19 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
     });
   });
 
+  it('names what is wrong with a request without repeating its unknown fields back', async () => {
+    const key = `<script>${'x'.repeat(2000)}`;
+    const result = await handler(post({ request_id: 'bad-2', filename: 'x.png', [key]: 1, other: 2 }));
+    expect(result.statusCode).toBe(400);
+    expect(JSON.parse(result.body)).toEqual({
+      error:
+        'invalid request: content: Invalid input: expected string, received undefined; 2 unknown fields; ' +
+        'allowed: content, request_id, filename, reply_to',
+      request_id: 'bad-2',
+    });
+    expect(result.body).not.toContain('script');
+  });
+
   it('retries entries SQS reports as failed, and answers 503 when they keep failing', async () => {
     const { detector, embedder } = await pipelineParts();
     const sqs = mockClient(SQSClient);

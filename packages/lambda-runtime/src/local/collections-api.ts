@@ -5,12 +5,13 @@ import {
   type FaceDetector,
   type FaceEmbedder,
   FacerecInputError,
-  formatIssues,
   type GalleryStore,
   UnknownExampleError,
 } from '@facerec/framework';
 import { z } from 'zod';
+import { statusOf } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
+import { requestIssues } from '../messages.js';
 
 /** Options of {@link createCollectionsApi}. */
 export interface CollectionsApiOptions {
@@ -57,7 +58,8 @@ const FACES = /^\/collections\/([^/]+)\/faces(?:\/([^/]+))?\/?$/;
  *
  * - `POST /collections/{name}/faces` `{ "identity", "image": <base64 photo>, "source"? }`: detects the one face
  *   (cut as the embedder takes it), embeds and adds it. 201 `{ collection, identity, faces: [{ id, source }] }`;
- *   400 bad JSON or fields, 422 no face, several faces or an undecodable photo.
+ *   400 bad JSON or fields, 422 no face, several faces or an undecodable photo, 413 a photo beyond the pixel
+ *   limit, 415 a format not read. Errors do not repeat the caller's names or unknown fields back.
  * - `GET /collections/{name}/faces[?identity=]`: 200 `{ collection, faces: [{ id, identity, source }] }`.
  * - `DELETE /collections/{name}/faces/{id}`: 200 `{ collection, removed: 1 }`; 404 no such example.
  *
@@ -77,7 +79,7 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
       return { status: 400, body: { error: 'body is not valid JSON' } };
     }
     const parsed = addFaceSchema.safeParse(json);
-    if (!parsed.success) return { status: 400, body: { error: formatIssues(parsed.error) } };
+    if (!parsed.success) return { status: 400, body: { error: requestIssues(parsed.error, addFaceSchema) } };
     const { identity, image, source = '' } = parsed.data;
     try {
       const added = await addFacesFromPhotos(store, {
@@ -93,7 +95,11 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         body: { collection: name, identity, faces: added.map((e) => ({ id: e.id, source: e.source })) },
       };
     } catch (error) {
-      if (FacerecInputError.isInstance(error)) return { status: 422, body: { error: error.message } };
+      if (FacerecInputError.isInstance(error)) {
+        // As the frame endpoint: 413 for an image beyond the pixel limit, 415 for a format it does not read.
+        const status = statusOf(error);
+        return { status: status === 413 || status === 415 ? status : 422, body: { error: error.message } };
+      }
       if (EmbedderMismatchError.isInstance(error)) {
         logger.error('collection refused the embedder', { collection: name, error: error.message });
       }
@@ -109,7 +115,13 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
       const name = decodeURIComponent(route[1]!);
       const id = route[2] === undefined ? undefined : decodeURIComponent(route[2]);
       const store = Object.hasOwn(collections, name) ? collections[name] : undefined;
-      if (!store) return { status: 404, body: { error: `no collection "${name.slice(0, 100)}"` } };
+      // Errors never repeat the path's names back (they come from the caller): they say what exists instead.
+      if (!store) {
+        return {
+          status: 404,
+          body: { error: `no such collection; this server has ${Object.keys(collections).join(', ')}` },
+        };
+      }
       if (id === undefined && method === 'POST') return add(name, store, body);
       if (id === undefined && method === 'GET') {
         const identity = url.searchParams.get('identity');
@@ -120,13 +132,20 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         try {
           await store.removeExamples([id]);
         } catch (error) {
-          if (UnknownExampleError.isInstance(error)) return { status: 404, body: { error: error.message } };
+          if (UnknownExampleError.isInstance(error)) {
+            return { status: 404, body: { error: `no face with that id in collection ${name}` } };
+          }
           throw error;
         }
         logger.info('face removed', { collection: name, id });
         return { status: 200, body: { collection: name, removed: 1 } };
       }
-      return { status: 405, body: { error: `${method} is not allowed on ${url.pathname.slice(0, 200)}` } };
+      return {
+        status: 405,
+        body: {
+          error: `${method} is not allowed there: POST or GET /collections/{name}/faces, DELETE /collections/{name}/faces/{id}`,
+        },
+      };
     },
   };
 }
