@@ -158,6 +158,11 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(open.url, {}, '', 'GET')).toBe(405);
       expect(await raw(open.url, json, '{}', 'PUT')).toBe(405);
       expect(await raw(`${open.url}/elsewhere`, {}, '', 'GET')).toBe(404);
+      const elsewhere = await fetch(`${open.url}/elsewhere-${'<b>'.repeat(50)}`);
+      expect([elsewhere.status, await elsewhere.json()]).toEqual([
+        404,
+        { error: 'no such GET route: POST frames to /, GET /responses or /health', request_id: null },
+      ]);
       expect(await raw(`${open.url}/collections/default/faces`, {}, '', 'GET')).toBe(404);
       expect(await raw(open.url, { ...json, host: 'evil.example:80' })).toBe(403);
       expect(await raw(open.url, { ...json, host: `localhost:${new URL(open.url).port}` })).toBe(200);

@@ -476,7 +476,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         ? ' (the collections API needs a token: --token)'
         : '';
       send(res, 404, {
-        error: `no ${req.method} ${pathname.slice(0, 100)}: POST frames to /, GET /responses or /health${hint}`,
+        error: `no such ${req.method} route: POST frames to /, GET /responses or /health${hint}`,
         request_id: null,
       });
       return;
