@@ -89,6 +89,36 @@ describe('FileGalleryStore', () => {
     expect(errors).toHaveLength(2);
   });
 
+  it("says when it swapped in another process's change, and when the file was removed (once), keeping its gallery", async () => {
+    const errors: Error[] = [];
+    const reloads: number[] = [];
+    const store = await FileGalleryStore.open(file, {
+      embedder: CONFORMANCE_EMBEDDER,
+      reloadIntervalMs: 0,
+      onReloadError: (e) => errors.push(e),
+      onReload: ({ identities }) => reloads.push(identities),
+    });
+    await store.add('alice', [{ embedding: axis(0) }]);
+    expect(reloads).toEqual([]); // its own change is not a reload
+    const cli = await FileGalleryStore.open(file);
+    await cli.add('bob', [{ embedding: axis(1) }]);
+    expect(await store.identities()).toEqual(['alice', 'bob']);
+    expect(reloads).toEqual([2]);
+    await rm(file);
+    expect(await store.identities()).toEqual(['alice', 'bob']);
+    expect(await store.identities()).toEqual(['alice', 'bob']);
+    expect(errors.map((e) => [e.name, (e as { code?: string }).code, e.message])).toEqual([
+      ['GalleryStoreNotFoundError', 'GALLERY_NOT_FOUND', `no gallery at ${file} (it was removed)`],
+    ]);
+    // Written again: read again.
+    await FileGallery.create({
+      embedder: CONFORMANCE_EMBEDDER,
+      identities: [{ name: 'carol', examples: [{ source: '', embedding: axis(2) }] }],
+    }).save(file);
+    expect(await store.identities()).toEqual(['carol']);
+    expect(reloads).toEqual([2, 1]);
+  });
+
   it('two handles adding at once (as two processes would) both land, through the file lock', async () => {
     await FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER });
     const handles = await Promise.all(

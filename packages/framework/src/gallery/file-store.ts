@@ -34,6 +34,8 @@ export interface FileGalleryStoreOptions extends GallerySearchOptions {
    * store keeps the gallery it had. Default: ignored (the next change of the file is tried again).
    */
   readonly onReloadError?: (error: Error) => void;
+  /** Told when another process's rewrite of the file was read and swapped in, with its identity count. */
+  readonly onReload?: (details: { identities: number }) => void;
   /** How long a mutation waits for another process's lock on the file, in milliseconds. Default 10,000. */
   readonly lockTimeoutMs?: number;
 }
@@ -46,6 +48,7 @@ const optionsSchema = z.strictObject({
   threshold: thresholdSchema.optional(),
   reloadIntervalMs: z.number().int().min(0).default(1000),
   onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
+  onReload: z.custom<(details: { identities: number }) => void>((v) => typeof v === 'function').optional(),
   lockTimeoutMs: z.number().int().min(0).default(10_000),
   kernel: z.enum(['auto', 'wasm', 'js']).optional(),
 });
@@ -83,6 +86,7 @@ export class FileGalleryStore extends SnapshotGalleryStore {
   readonly location: string;
   readonly #search: GallerySearchOptions;
   readonly #lockTimeoutMs: number;
+  readonly #onReload: ((details: { identities: number }) => void) | undefined;
 
   private constructor(file: string, o: z.output<typeof optionsSchema>) {
     super({ embedder: o.embedder, reloadIntervalMs: o.reloadIntervalMs, onReloadError: o.onReloadError });
@@ -90,6 +94,11 @@ export class FileGalleryStore extends SnapshotGalleryStore {
     this.location = file;
     this.#search = o.kernel ? { kernel: o.kernel } : {};
     this.#lockTimeoutMs = o.lockTimeoutMs;
+    this.#onReload = o.onReload;
+  }
+
+  protected override swapped(): void {
+    this.#onReload?.({ identities: this.gallery.size });
   }
 
   /**

@@ -67,7 +67,13 @@ export async function openGalleryStore(
       ...(options.metric ? { metric: options.metric } : {}),
       ...(options.threshold !== undefined ? { threshold: options.threshold } : {}),
       reloadIntervalMs: Math.round((options.refreshSeconds ?? 1) * 1000),
-      ...(options.logger ? { onReloadError: reportTo(options.logger, file) } : {}),
+      ...(options.logger
+        ? {
+            onReloadError: reportTo(options.logger, file),
+            onReload: ({ identities }: { identities: number }) =>
+              options.logger?.info('gallery updated', { location: file, identities }),
+          }
+        : {}),
     });
   }
   const packageName = GALLERY_STORE_PACKAGES[scheme];

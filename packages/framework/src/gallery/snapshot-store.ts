@@ -12,7 +12,7 @@ import type {
   StoredExample,
 } from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { FacerecError, InvalidOptionsError } from '../errors.js';
+import { FacerecError } from '../errors.js';
 import { GalleryStoreNotFoundError, UnknownIdentityError } from './errors.js';
 import type { FileGallery, GallerySearchOptions } from './gallery.js';
 import type { GalleryCalibration } from './types.js';
@@ -51,6 +51,8 @@ export interface SnapshotGalleryStoreOptions extends GallerySearchOptions {
 
 /** How often a mutation is tried again after a write conflict before it fails. */
 const MAX_CONFLICT_RETRIES = 8;
+/** The version recorded as refused while nothing is stored (no store version looks like it). */
+const MISSING = '\0missing';
 
 /**
  * A {@link GalleryStore} kept as a gallery file somewhere (a local file, an object in a bucket): the whole
@@ -278,7 +280,12 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     this.#checkedAt = this.#now();
     const stored = await this.read(this.#version);
     if (stored === 'unchanged') return 'unchanged';
-    if (stored === 'missing') throw new InvalidOptionsError('gallery store', `${this.location} was removed`);
+    if (stored === 'missing') {
+      // Reported once (not at every look) until something is stored again.
+      if (!force && this.#refused === MISSING) return 'refused';
+      this.#refused = MISSING;
+      throw new GalleryStoreNotFoundError(this.location, ' (it was removed)');
+    }
     if (!force && stored.version === this.#refused) return 'refused';
     try {
       const gallery = this.parse(stored.text);
