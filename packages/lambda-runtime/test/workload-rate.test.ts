@@ -74,6 +74,26 @@ it('reports failed requests grouped by what happened, not one line each, and cou
     /^5 requests \(.+-0 \(f\.png\), .+-1 \(f\.png\), .+-2 \(f\.png\), …\): HTTP 400 /,
   );
   expect(failures[1]).toMatch(/-5 \(f\.png\): no answer: fetch failed \(other side closed\)$/);
+  // Nothing answered: no latency figures made of NaN.
+  expect(lines).toContain('latency: no request was answered');
+  expect(lines.join('\n')).not.toContain('NaN');
+});
+
+it('names unanswered requests with their files, the first five only', async () => {
+  const { formatWorkloadReport } = await import('@facerec/lambda-runtime');
+  const report = await runWorkload({
+    url: 'http://127.0.0.1:1',
+    frames: [{ file: 'f', filename: 'f.png', expected: 'amy', content: 'AA==' }],
+    requests: 7,
+    concurrency: 7,
+    timeoutMs: 300,
+    // Taken, never answered.
+    send: async (_url, body) => ({ status: 200, body: JSON.stringify({ ...JSON.parse(body), faces: 1 }) }),
+    responses: { poll: () => new Promise((r) => setTimeout(() => r([]), 5)) },
+  });
+  expect(report.unanswered).toHaveLength(7);
+  const line = formatWorkloadReport(report).find((l) => l.startsWith('unanswered:'));
+  expect(line).toMatch(/^unanswered: 7 \((\S+ \(f\.png\), ){5}…\); --json lists them all$/);
 });
 
 it('counts a frame in which no face was found apart from the faces it names', async () => {

@@ -472,8 +472,10 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
     `requests: ${report.requests}, answered: ${report.answered}, rejected: ${report.rejected}, unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}` +
       (report.retries ? `, resent after 503 (busy or shutting down): ${report.retries}` : '') +
       (report.reconnects ? `, resent after a refused connection: ${report.reconnects}` : ''),
-    `latency (sent → last answer): avg ${ms(report.latencyMs.avg)}, p50 ${ms(report.latencyMs.p50)}, p95 ${ms(report.latencyMs.p95)}, max ${ms(report.latencyMs.max)}`,
-    ...(report.retries
+    report.answered
+      ? `latency (sent → last answer): avg ${ms(report.latencyMs.avg)}, p50 ${ms(report.latencyMs.p50)}, p95 ${ms(report.latencyMs.p95)}, max ${ms(report.latencyMs.max)}`
+      : 'latency: no request was answered',
+    ...(report.retries && report.answered
       ? [
           `  from the accepted send (after 503s): avg ${ms(report.acceptedLatencyMs.avg)}, p50 ${ms(report.acceptedLatencyMs.p50)}, p95 ${ms(report.acceptedLatencyMs.p95)}, max ${ms(report.acceptedLatencyMs.max)}`,
         ]
@@ -487,7 +489,14 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
         (noFace ? `; no face found in ${noFace} ${noFace === 1 ? 'frame' : 'frames'}` : ''),
     );
   }
-  for (const id of report.unanswered) lines.push(`unanswered: ${id}`);
+  // Named with their files, the first few only: a server gone leaves every remaining request unanswered.
+  const fileOf = new Map(report.outcomes.map((o) => [o.requestId, o.filename]));
+  const unanswered = report.unanswered.slice(0, 5).map((id) => `${id} (${fileOf.get(id) ?? '?'})`);
+  if (unanswered.length) {
+    lines.push(
+      `unanswered: ${report.unanswered.length} (${unanswered.join(', ')}${report.unanswered.length > 5 ? ', …' : ''}); --json lists them all`,
+    );
+  }
   // Failed requests grouped by what happened (a server gone fails every remaining request the same way).
   const failures = new Map<string, RequestOutcome[]>();
   for (const o of report.outcomes.filter((x) => x.error)) {
