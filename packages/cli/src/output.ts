@@ -159,11 +159,14 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
     : undefined;
   const bars = new Map<string, cliProgress.SingleBar>();
   const lastQuarter = new Map<string, number>();
+  // A model already in the cache is verified without a pull: only the pulls are reported.
+  const pulling = new Set<string>();
   const mib = (n: number) => (n / MiB).toFixed(1);
   return {
     onProgress(event) {
       switch (event.type) {
         case 'start':
+          pulling.add(event.model);
           if (multi) {
             bars.set(
               event.model,
@@ -194,7 +197,8 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
         case 'done': {
           const bar = bars.get(event.model);
           if (bar) bar.update(bar.getTotal(), { done: mib(event.bytes), all: mib(event.bytes) });
-          else info(`  ${event.model}: verified sha256 ${event.sha256.slice(0, 12)}… → ${event.path}`);
+          else if (pulling.has(event.model))
+            info(`  ${event.model}: verified sha256 ${event.sha256.slice(0, 12)}… → ${event.path}`);
           break;
         }
         case 'hash-recorded':
