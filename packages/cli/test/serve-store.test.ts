@@ -77,7 +77,14 @@ for (const workers of [0, 2])
         expect(added.status).toBe(201);
         const [face] = added.body.faces as { id: string; source: string }[];
         expect(face!.source).toBe('penny1.png');
+        expect(added.body.alreadyThere).toBe(0);
         expect(await recognise(bbt('penny', 3))).toBe('penny');
+        // The same photo again: stored once, answered 200 with the example as it was stored.
+        const again = await call('POST', '/collections/default/faces', { identity: 'penny', image });
+        expect(again).toEqual({
+          status: 200,
+          body: { collection: 'default', identity: 'penny', faces: [face], alreadyThere: 1 },
+        });
 
         const listed = await call('GET', '/collections/default/faces?identity=penny');
         expect(listed).toEqual({

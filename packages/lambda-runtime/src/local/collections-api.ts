@@ -57,7 +57,8 @@ const FACES = /^\/collections\/([^/]+)\/faces(?:\/([^/]+))?\/?$/;
  * `ListFaces`, `DeleteFaces`):
  *
  * - `POST /collections/{name}/faces` `{ "identity", "image": <base64 photo>, "source"? }`: detects the one face
- *   (cut as the embedder takes it), embeds and adds it. 201 `{ collection, identity, faces: [{ id, source }] }`;
+ *   (cut as the embedder takes it), embeds and adds it. 201 `{ collection, identity, faces: [{ id, source }],
+ *   alreadyThere: 0 }`; 200 with `alreadyThere: 1` and the example as stored when that face was added before;
  *   400 bad JSON or fields, 422 no face, several faces or an undecodable photo, 413 a photo beyond the pixel
  *   limit, 415 a format not read. Errors do not repeat the caller's names or unknown fields back.
  * - `GET /collections/{name}/faces[?identity=]`: 200 `{ collection, faces: [{ id, identity, source }] }`.
@@ -82,6 +83,8 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
     if (!parsed.success) return { status: 400, body: { error: requestIssues(parsed.error, addFaceSchema) } };
     const { identity, image, source = '' } = parsed.data;
     try {
+      // The same face sent again is stored once (same id): it is answered 200 with the example as stored.
+      const before = new Map((await store.list({ identity })).map((e) => [e.id, e]));
       const added = await addFacesFromPhotos(store, {
         identity,
         photos: [{ photo: Buffer.from(image, 'base64'), source }],
@@ -89,10 +92,17 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         embedder,
         ...(options.decodeLimits ? { decodeLimits: options.decodeLimits } : {}),
       });
-      logger.info('face added', { collection: name, identity, examples: added.length });
+      const alreadyThere = added.filter((e) => before.has(e.id)).length;
+      logger.info('face added', {
+        collection: name,
+        identity,
+        examples: added.length - alreadyThere,
+        alreadyThere,
+      });
+      const faces = added.map((e) => before.get(e.id) ?? e).map(({ id, source }) => ({ id, source }));
       return {
-        status: 201,
-        body: { collection: name, identity, faces: added.map((e) => ({ id: e.id, source: e.source })) },
+        status: alreadyThere === added.length ? 200 : 201,
+        body: { collection: name, identity, faces, alreadyThere },
       };
     } catch (error) {
       if (FacerecInputError.isInstance(error)) {
