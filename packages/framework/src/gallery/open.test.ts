@@ -33,6 +33,12 @@ describe('openGalleryStore', () => {
     expect(await byUrl.identities()).toEqual(['amy']);
   });
 
+  it('refuses a file: URL without a path from the root, rather than reading a file of that name', async () => {
+    await expect(openGalleryStore('file:people.gallery.json')).rejects.toThrow(
+      'gallery store: a file: URL is absolute (file:///folder/gallery.json); for a relative path give the path itself',
+    );
+  });
+
   it('names the valid schemes for an unknown one', async () => {
     await expect(openGalleryStore('ftp://host/gallery.json')).rejects.toThrow(
       'unknown store URL scheme "ftp:"; valid: a path, file:, s3:, postgres:, postgresql:',

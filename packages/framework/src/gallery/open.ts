@@ -59,6 +59,13 @@ export async function openGalleryStore(
   options: OpenGalleryStoreOptions = {},
 ): Promise<GalleryStore> {
   const scheme = /^([a-z][a-z0-9+.-]*:)\/\//i.exec(url)?.[1]?.toLowerCase();
+  // `file:name.json` would otherwise be read as a file of that name (and a URL parser reads it from the root).
+  if (scheme === undefined && /^file:/i.test(url)) {
+    throw new InvalidOptionsError(
+      'gallery store',
+      'a file: URL is absolute (file:///folder/gallery.json); for a relative path give the path itself',
+    );
+  }
   if (scheme === undefined || scheme === 'file:') {
     const file = scheme ? fileURLToPath(url) : url;
     return FileGalleryStore.open(file, {
