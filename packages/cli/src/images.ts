@@ -2,6 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { decodeImage, FacerecInputError, InvalidInputError, type RgbImage } from '@facerec/framework';
 import { info } from './output.js';
 
+/** One image's failure on stderr, prefixed with the image unless it is {@link readInput}'s, which names it. */
+export function reportImageError(image: string, message: string): void {
+  info(message.startsWith(`cannot read ${image}: `) ? message : `${image}: ${message}`);
+}
+
 /**
  * Runs `each` on every image file in turn, decoded. An image that is bad input (bytes that are not an image,
  * an unsupported format, a refused size, …) is reported on stderr and handed to `failed`, and does not hide
@@ -20,7 +25,7 @@ export async function forEachImage(
     } catch (error) {
       if (!FacerecInputError.isInstance(error)) throw error;
       failures++;
-      info(`${image}: ${error.message}`);
+      reportImageError(image, error.message);
       failed?.(image, error.message);
     }
   }

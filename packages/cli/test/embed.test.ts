@@ -94,7 +94,10 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
     expect(results[0]!.error).toMatch(/Not an image/);
     expect(results[2]!.error).toBe(`cannot read ${missing}: no such file`);
     expect(cosine(results[1]!.embedding!, reference.embeddings[3]!.embedding)).toBeGreaterThanOrEqual(0.9999);
-    expect(run.stderr).toContain(`${missing}: cannot read ${missing}: no such file`);
+    // Named once: the message names the file already.
+    expect(run.stderr).toContain(`cannot read ${missing}: no such file`);
+    expect(run.stderr).not.toContain(`${missing}: cannot read`);
+    expect(run.stderr).toContain(`${notImage}: `);
     expect(run.stderr).not.toMatch(/\n\s+at /);
   });
 

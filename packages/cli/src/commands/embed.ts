@@ -15,7 +15,7 @@ import {
 } from '@facerec/framework';
 import { boxArea, resizeBilinearPil } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
-import { forEachImage, readInput } from '../images.js';
+import { forEachImage, readInput, reportImageError } from '../images.js';
 import { count, info, loadNote, positiveInteger, pullProgressReporter, round } from '../output.js';
 import {
   type CliContext,
@@ -234,7 +234,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
               if (!FacerecError.isInstance(error)) throw error;
               const message = error.message;
               failures++;
-              info(`${image}: ${message}`);
+              reportImageError(image, message);
               results.push({ image, error: message });
             }
           }
