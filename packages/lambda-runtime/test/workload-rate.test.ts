@@ -92,6 +92,24 @@ it('names unanswered requests with their files, the first five only', async () =
     responses: { poll: () => new Promise((r) => setTimeout(() => r([]), 5)) },
   });
   expect(report.unanswered).toHaveLength(7);
+  // A poller that answers at once with nothing does not keep the workload from timing out (it used to spin).
+  let polls = 0;
+  const immediate = await runWorkload({
+    url: 'http://127.0.0.1:1',
+    frames: [{ file: 'f', filename: 'f.png', expected: 'amy', content: 'AA==' }],
+    requests: 1,
+    concurrency: 1,
+    timeoutMs: 200,
+    send: async (_url, body) => ({ status: 200, body: JSON.stringify({ ...JSON.parse(body), faces: 1 }) }),
+    responses: {
+      poll: async () => {
+        polls++;
+        return [];
+      },
+    },
+  });
+  expect(immediate.unanswered).toHaveLength(1);
+  expect(polls).toBeLessThan(100);
   const line = formatWorkloadReport(report).find((l) => l.startsWith('unanswered:'));
   expect(line).toMatch(/^unanswered: 7 \((\S+ \(f\.png\), ){5}…\); --json lists them all$/);
 });

@@ -26,6 +26,9 @@ export interface ResponseSource {
 const bearer = (token: string | undefined): Record<string, string> =>
   token ? { authorization: `Bearer ${token}` } : {};
 
+/** How long the client waits before polling again after a poll that returned no answer. */
+const EMPTY_POLL_PAUSE_MS = 20;
+
 /**
  * Answers from a local runtime's `GET /responses`: only this workload's, so several clients can run at once.
  * `token`: the runtime's bearer token, when it has one.
@@ -308,6 +311,9 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         void error;
         continue;
       }
+      // A poller that answers at once with nothing (no long poll) would otherwise keep this loop from ever
+      // yielding to timers: the workload's own timeout would never fire.
+      if (!batch.length) await new Promise((r) => setTimeout(r, EMPTY_POLL_PAUSE_MS));
       for (const answer of batch) {
         const s = states.get(answer.request_id);
         if (!s) continue;
