@@ -5,6 +5,7 @@ import { describeWithSharedData } from '@facerec/framework/testing';
 import {
   createDetectionHandler,
   createRecognitionRecordHandler,
+  formatWorkloadReport,
   loadFrames,
   localResponses,
   type QueueRecord,
@@ -356,7 +357,7 @@ describe('local runtime: recognition consumer', () => {
     });
     try {
       const report = await running;
-      expect(report).toMatchObject({ answered: 3, rejected: 0, duplicates: 0 });
+      expect(report).toMatchObject({ answered: 3, rejected: 0, failed: 0, duplicates: 0 });
       expect(report.reconnects).toBeGreaterThanOrEqual(3);
       expect(notices).toEqual([true, false]);
     } finally {
@@ -373,7 +374,9 @@ describe('local runtime: recognition consumer', () => {
       reconnectWindowMs: 500,
       timeoutMs: 1_000,
     });
-    expect(down).toMatchObject({ answered: 0, rejected: 6 });
+    // Never delivered: failed to send, not rejected (no server answered).
+    expect(down).toMatchObject({ answered: 0, rejected: 0, failed: 6 });
+    expect(formatWorkloadReport(down)[0]).toContain('rejected: 0, failed to send: 6,');
     expect(performance.now() - started).toBeLessThan(6_000);
     // With nothing listening, it gives up after its resends and says why.
     const alone = await runWorkload({
@@ -384,7 +387,7 @@ describe('local runtime: recognition consumer', () => {
       maxRetries: 1,
       timeoutMs: 1_000,
     });
-    expect(alone).toMatchObject({ answered: 0, rejected: 1, reconnects: 1 });
+    expect(alone).toMatchObject({ answered: 0, rejected: 0, failed: 1, reconnects: 1 });
     expect(alone.outcomes[0]!.error).toBe(`connection refused: nothing listens at ${url}`);
   });
 

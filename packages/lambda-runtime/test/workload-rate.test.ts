@@ -1,7 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { runWorkload } from '@facerec/lambda-runtime';
+import { formatWorkloadReport, runWorkload, type WorkloadOptions } from '@facerec/lambda-runtime';
 import { expect, it } from 'vitest';
 import { NO_FACE, type ResponseMessage } from '../src/messages.js';
+
+/** A workload against a fake server (`send`) and answer source (`responses`): nothing listens at the URL. */
+const workload = (options: Partial<WorkloadOptions>) =>
+  runWorkload({
+    url: 'http://127.0.0.1:1',
+    frames: [{ file: 'f', filename: 'f.png', expected: 'amy', content: 'AA==' }],
+    responses: { poll: async () => [] },
+    ...options,
+  });
+
+/** A server that takes every frame (one face each) and never answers. */
+const takesNeverAnswers: WorkloadOptions['send'] = async (_url, body) => ({
+  status: 200,
+  body: JSON.stringify({ ...JSON.parse(body), faces: 1 }),
+});
 
 /**
  * `rate` paces an open load: request i leaves i / rate seconds after the start, whatever the answers do
@@ -11,8 +26,7 @@ it('sends at the requested rate (request i at i / rate s), with every request st
   const sentAt: number[] = [];
   const pending: ResponseMessage[] = [];
   const started = performance.now();
-  const report = await runWorkload({
-    url: 'http://127.0.0.1:1',
+  const report = await workload({
     frames: [{ file: 'f', filename: 'f.png', expected: undefined, content: 'AA==' }],
     requests: 10,
     concurrency: 10,
@@ -50,11 +64,8 @@ it('sends at the requested rate (request i at i / rate s), with every request st
 });
 
 it('reports failed requests grouped by what happened, not one line each, and counts accuracy over answered ones', async () => {
-  const { formatWorkloadReport } = await import('@facerec/lambda-runtime');
   let n = 0;
-  const report = await runWorkload({
-    url: 'http://127.0.0.1:1',
-    frames: [{ file: 'f', filename: 'f.png', expected: 'amy', content: 'AA==' }],
+  const report = await workload({
     requests: 6,
     concurrency: 1,
     timeoutMs: 1000,
@@ -64,10 +75,14 @@ it('reports failed requests grouped by what happened, not one line each, and cou
       if (++n <= 5) return { status: 400, body: '{"error":"bad frame"}' };
       throw new TypeError('fetch failed', { cause: new Error('other side closed') });
     },
-    responses: { poll: async () => [] },
   });
   const lines = formatWorkloadReport(report);
-  expect(report).toMatchObject({ answered: 0, rejected: 6, accuracy: { faces: 0, correct: 0, noFace: 0 } });
+  expect(report).toMatchObject({
+    answered: 0,
+    rejected: 5,
+    failed: 1,
+    accuracy: { faces: 0, correct: 0, noFace: 0 },
+  });
   const failures = lines.filter((l) => l.includes('bad frame') || l.includes('other side closed'));
   expect(failures).toHaveLength(2);
   expect(failures[0]).toMatch(
@@ -80,27 +95,21 @@ it('reports failed requests grouped by what happened, not one line each, and cou
 });
 
 it('names unanswered requests with their files, the first five only', async () => {
-  const { formatWorkloadReport } = await import('@facerec/lambda-runtime');
-  const report = await runWorkload({
-    url: 'http://127.0.0.1:1',
-    frames: [{ file: 'f', filename: 'f.png', expected: 'amy', content: 'AA==' }],
+  const report = await workload({
     requests: 7,
     concurrency: 7,
     timeoutMs: 300,
-    // Taken, never answered.
-    send: async (_url, body) => ({ status: 200, body: JSON.stringify({ ...JSON.parse(body), faces: 1 }) }),
+    send: takesNeverAnswers,
     responses: { poll: () => new Promise((r) => setTimeout(() => r([]), 5)) },
   });
   expect(report.unanswered).toHaveLength(7);
   // A poller that answers at once with nothing does not keep the workload from timing out (it used to spin).
   let polls = 0;
-  const immediate = await runWorkload({
-    url: 'http://127.0.0.1:1',
-    frames: [{ file: 'f', filename: 'f.png', expected: 'amy', content: 'AA==' }],
+  const immediate = await workload({
     requests: 1,
     concurrency: 1,
     timeoutMs: 200,
-    send: async (_url, body) => ({ status: 200, body: JSON.stringify({ ...JSON.parse(body), faces: 1 }) }),
+    send: takesNeverAnswers,
     responses: {
       poll: async () => {
         polls++;
@@ -115,7 +124,6 @@ it('names unanswered requests with their files, the first five only', async () =
 });
 
 it('counts a frame in which no face was found apart from the faces it names', async () => {
-  const { formatWorkloadReport } = await import('@facerec/lambda-runtime');
   const pending: ResponseMessage[] = [];
   const answer = (request_id: string, face_index: number | null, face_count: number, result: string) =>
     pending.push({
@@ -129,8 +137,7 @@ it('counts a frame in which no face was found apart from the faces it names', as
       box: null,
     });
   let n = 0;
-  const report = await runWorkload({
-    url: 'http://127.0.0.1:1',
+  const report = await workload({
     frames: [
       { file: 'amy/group.png', filename: 'group.png', expected: 'amy', content: 'AA==' },
       { file: 'amy/empty.png', filename: 'empty.png', expected: 'amy', content: 'AA==' },

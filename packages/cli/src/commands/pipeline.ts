@@ -543,7 +543,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         } else {
           for (const line of formatWorkloadReport(report)) process.stdout.write(`${line}\n`);
         }
-        if (report.unanswered.length || report.rejected) process.exitCode = 1;
+        if (report.unanswered.length || report.rejected || report.failed) process.exitCode = 1;
       },
     );
 }

@@ -190,7 +190,13 @@ export interface WorkloadReport {
   readonly requests: number;
   readonly answered: number;
   readonly unanswered: readonly string[];
+  /** Requests the server answered with an error status (after any resends). */
   readonly rejected: number;
+  /**
+   * Requests that got no HTTP answer at all: the connection was refused until the client gave up, or it failed
+   * after sending (reset, closed). The server may or may not have taken the latter.
+   */
+  readonly failed: number;
   readonly duplicates: number;
   /** Requests resent after a 503 (the server refusing work beyond its admission bound). */
   readonly retries: number;
@@ -456,7 +462,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     requests: total,
     answered: latencies.length,
     unanswered: outcomes.filter((o) => o.status === 200 && o.latencyMs === undefined).map((o) => o.requestId),
-    rejected: outcomes.filter((o) => o.status !== 200).length,
+    rejected: outcomes.filter((o) => o.status !== 0 && o.status !== 200).length,
+    failed: outcomes.filter((o) => o.status === 0).length,
     duplicates,
     retries,
     reconnects,
@@ -475,7 +482,9 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
 export function formatWorkloadReport(report: WorkloadReport): string[] {
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const lines = [
-    `requests: ${report.requests}, answered: ${report.answered}, rejected: ${report.rejected}, unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}` +
+    `requests: ${report.requests}, answered: ${report.answered}, rejected: ${report.rejected}, ` +
+      (report.failed ? `failed to send: ${report.failed}, ` : '') +
+      `unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}` +
       (report.retries ? `, resent after 503 (busy or shutting down): ${report.retries}` : '') +
       (report.reconnects ? `, resent after a refused connection: ${report.reconnects}` : ''),
     report.answered
