@@ -11,7 +11,12 @@ export * from './checkpoint/index.js';
 export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
 export * from './faceapi/index.js';
 export { type AtomicWriteData, type WriteFileAtomicOptions, writeFileAtomic } from './fs.js';
-export { checkIdentityName, type PreparedExample, prepareExamples } from './gallery/collection.js';
+export {
+  checkIdentityName,
+  type PreparedExample,
+  prepareExamples,
+  storedTextIssue,
+} from './gallery/collection.js';
 export {
   calibrationSchema,
   checkThresholdSetting,

@@ -31,6 +31,7 @@ import {
   normaliseInto,
   prepareExamples,
   resolveMatchOptions,
+  storedTextIssue,
   thresholdSchema,
   zodIssues,
 } from '@facerec/framework/internal';
@@ -95,7 +96,14 @@ const optionsSchema = z
   .strictObject({
     connectionString: z.string().min(1).optional(),
     pool: z.custom<pg.Pool>((v) => typeof v === 'object' && v !== null).optional(),
-    collection: z.string().min(1).max(200).default('default'),
+    collection: z
+      .string()
+      .min(1)
+      .superRefine((name, ctx) => {
+        const issue = storedTextIssue(name, 200);
+        if (issue) ctx.addIssue({ code: 'custom', message: `the collection name ${issue}` });
+      })
+      .default('default'),
     embedder: z.custom<GalleryEmbedderInfo>((v) => typeof v === 'object' && v !== null).optional(),
     create: z.boolean().default(true),
     metric: z.enum(['euclidean', 'cosine']).default('euclidean'),
@@ -313,6 +321,8 @@ export class PostgresGalleryStore implements GalleryStore {
       prepareExamples('@facerec/gallery-postgres add', identity, this.embedder.dimension, examples),
     );
     const rows = prepared.flat();
+    // An example already held keeps its source: each entry resolves to the examples as stored.
+    const stored = new Map<string, string>();
     await inTransaction(this.#pool, async (client) => {
       for (let first = 0; first < rows.length; first += INSERT_BATCH) {
         const batch = rows.slice(first, first + INSERT_BATCH);
@@ -322,14 +332,23 @@ export class PostgresGalleryStore implements GalleryStore {
           const n = params.length;
           return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::vector)`;
         });
-        await client.query(
+        const inserted = await client.query<{ id: string }>(
           `INSERT INTO facerec_examples (collection, id, identity, source, embedding)
-           VALUES ${values.join(', ')} ON CONFLICT (collection, id) DO NOTHING`,
+           VALUES ${values.join(', ')} ON CONFLICT (collection, id) DO NOTHING RETURNING id`,
           params,
         );
+        if (inserted.rows.length === batch.length) continue;
+        const fresh = new Set(inserted.rows.map((r) => r.id));
+        const held = await client.query<{ id: string; source: string }>(
+          'SELECT id, source FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[])',
+          [this.collection, batch.filter((e) => !fresh.has(e.id)).map((e) => e.id)],
+        );
+        for (const { id, source } of held.rows) stored.set(id, source);
       }
     });
-    return prepared.map((list) => list.map(({ id, identity, source }) => ({ id, identity, source })));
+    return prepared.map((list) =>
+      list.map(({ id, identity, source }) => ({ id, identity, source: stored.get(id) ?? source })),
+    );
   }
 
   async removeExamples(ids: readonly string[]): Promise<void> {
@@ -446,7 +465,8 @@ export class PostgresGalleryStore implements GalleryStore {
   /** Ends the pool when the store made it. */
   async close(): Promise<void> {
     await this.#settingsRead; // never rejects: its errors go to onReloadError
-    if (this.#ownsPool) await this.#pool.end();
+    // Once: pg's Pool throws when ended twice, and closing twice is harmless everywhere else.
+    if (this.#ownsPool && !this.#pool.ended) await this.#pool.end();
   }
 
   /** The `topK` identities nearest to `vector`, with their best dot product, nearest first. */

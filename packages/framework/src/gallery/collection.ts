@@ -40,13 +40,37 @@ export interface PreparedExample extends StoredExample {
 }
 
 /**
- * Checks an identity name: non-empty and not the reserved `'unknown'`.
+ * The longest identity name a store takes, in UTF-16 code units. Postgres indexes names, and one b-tree entry
+ * holds at most about 2.7 KB (1,024 bytes of UTF-8 at most here).
+ */
+export const MAX_IDENTITY_NAME_LENGTH = 256;
+/** The longest example source (a file name, an upload id) a store takes. */
+export const MAX_SOURCE_LENGTH = 1024;
+
+/**
+ * Why `text` cannot be stored as a name or a source, or undefined: longer than `max`, a control character
+ * (Postgres refuses NUL; a newline would split a log line or a listing), or a lone surrogate (not Unicode:
+ * Postgres would store U+FFFD instead, and the name read back would differ from the one added).
+ */
+export function storedTextIssue(text: string, max: number): string | undefined {
+  if (text.length > max) return `is ${text.length} characters long; at most ${max}`;
+  if (/\p{Cc}/u.test(text)) return 'holds a control character';
+  if (/\p{Cs}/u.test(text)) return 'is not well-formed Unicode (a lone surrogate)';
+  return undefined;
+}
+
+/**
+ * Checks a new identity name: non-empty, not the reserved `'unknown'`, at most
+ * {@link MAX_IDENTITY_NAME_LENGTH} characters, no control characters, well-formed Unicode.
  * @throws {@link InvalidOptionsError}
  */
 export function checkIdentityName(component: string, identity: unknown): string {
   if (typeof identity !== 'string' || identity.length === 0) {
     throw new InvalidOptionsError(component, 'the identity must be a non-empty string');
   }
+  const issue = storedTextIssue(identity, MAX_IDENTITY_NAME_LENGTH);
+  // Not quoted: the name is what is wrong with it (a megabyte, control characters).
+  if (issue) throw new InvalidOptionsError(component, `the identity name ${issue}`);
   if (identity === UNKNOWN_IDENTITY) {
     throw new InvalidOptionsError(
       component,
@@ -76,7 +100,8 @@ export function prepareExamples(
   const seen = new Set<string>();
   const out: PreparedExample[] = [];
   examples.forEach((example, i) => {
-    const where = `${component}: identity "${identity}" example ${i}`;
+    const exampleName = `identity "${identity}" example ${i}`;
+    const where = `${component}: ${exampleName}`;
     const v = example?.embedding;
     if (v === null || typeof v !== 'object' || typeof v.length !== 'number') {
       throw new InvalidInputError(`${where}: embedding is not an array of numbers`);
@@ -91,7 +116,9 @@ export function prepareExamples(
       throw new InvalidInputError(`${where}: embedding is zero or not finite`);
     const source = example.source ?? '';
     if (typeof source !== 'string')
-      throw new InvalidOptionsError(component, `${where}: source must be a string`);
+      throw new InvalidOptionsError(component, `${exampleName}: source must be a string`);
+    const sourceIssue = storedTextIssue(source, MAX_SOURCE_LENGTH);
+    if (sourceIssue) throw new InvalidOptionsError(component, `${exampleName}: the source ${sourceIssue}`);
     const id = exampleId(identity, embedding);
     if (seen.has(id)) return;
     seen.add(id);

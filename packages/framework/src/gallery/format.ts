@@ -63,7 +63,6 @@ export const embedderPreprocessingSchema = z.object({
 /** Schemas shared by the file and by {@link FileGallery.create}'s validation. */
 export const metricSchema = z.enum(['euclidean', 'cosine']);
 export const aggregationSchema = z.enum(['nearest', 'centroid']);
-/** Any finite number; 0 or below accepts (almost) nothing. */
 /** A distance threshold: a finite number ≥ 0 (0: never calibrated, every face `unknown`). */
 export const thresholdSchema = z.number().min(0);
 const identityNameSchema = z

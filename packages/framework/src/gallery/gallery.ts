@@ -447,9 +447,10 @@ export class FileGallery implements Gallery {
     examples: readonly NewExample[],
   ): { readonly gallery: FileGallery; readonly added: StoredExample[] } {
     const prepared = prepareExamples('FileGallery.withExamples', identity, this.embedder.dimension, examples);
-    const known = new Set(this.has(identity) ? this.list({ identity }).map((e) => e.id) : []);
+    const known = new Map(this.has(identity) ? this.list({ identity }).map((e) => [e.id, e]) : []);
     const fresh = prepared.filter((e) => !known.has(e.id));
-    const added = prepared.map(({ id, source }) => ({ id, identity, source }));
+    // An example already held keeps its source: the result is the examples as stored.
+    const added = prepared.map(({ id, source }) => known.get(id) ?? { id, identity, source });
     if (fresh.length === 0) return { gallery: this, added };
     const identities = [...this.#data().identities].map((i) =>
       i.name === identity ? { name: i.name, examples: [...i.examples, ...fresh] } : i,

@@ -25,6 +25,8 @@ export {
   type AddFacesOptions,
   addFacesFromPhotos,
   exampleId,
+  MAX_IDENTITY_NAME_LENGTH,
+  MAX_SOURCE_LENGTH,
   type PhotoExample,
 } from './collection.js';
 export { assertEmbedderCompatible } from './compatibility.js';

@@ -50,7 +50,13 @@ export interface SnapshotGalleryStoreOptions extends GallerySearchOptions {
 }
 
 /** How often a mutation is tried again after a write conflict before it fails. */
-const MAX_CONFLICT_RETRIES = 8;
+const MAX_CONFLICT_RETRIES = 10;
+/**
+ * The pause before try n after a conflict: random, up to 25 ms × 2^n and at most 2 s (about 9 s in all).
+ * Random, because a writer whose copy is current (a cheap "unchanged" read) otherwise wins every race against
+ * one that must download the new version first, for as long as it keeps writing.
+ */
+const conflictPauseMs = (attempt: number) => Math.random() * Math.min(25 * 2 ** attempt, 2000);
 /** The version recorded as refused while nothing is stored (no store version looks like it). */
 const MISSING = '\0missing';
 
@@ -131,7 +137,15 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
         const again = await this.#readOrUndefined();
         if (again) return this.#adopt(again);
         const gallery = create();
-        this.#version = await this.write(gallery.serialise(), undefined);
+        try {
+          this.#version = await this.write(gallery.serialise(), undefined);
+        } catch (error) {
+          // Another process created it between the read and the write (a store without a lock, as S3):
+          // its gallery is used, as if it had been there first.
+          const created = GalleryWriteConflictError.isInstance(error) && (await this.#readOrUndefined());
+          if (!created) throw error;
+          return this.#adopt(created);
+        }
         this.#gallery = gallery;
       });
     } else {
@@ -317,6 +331,7 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
             this.#version = await this.write(gallery.serialise(), this.#version);
           } catch (error) {
             if (!GalleryWriteConflictError.isInstance(error) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+            await new Promise((resolve) => setTimeout(resolve, conflictPauseMs(attempt)));
             continue;
           }
           this.#gallery = gallery;

@@ -5,7 +5,7 @@ import type { GalleryEmbedderInfo } from '../contracts/gallery.js';
 import type { GalleryStore, StoredExample } from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { FacerecInputError, InvalidInputError } from '../errors.js';
-import { addFacesFromPhotos } from '../gallery/collection.js';
+import { addFacesFromPhotos, MAX_IDENTITY_NAME_LENGTH, MAX_SOURCE_LENGTH } from '../gallery/collection.js';
 import { EmbedderMismatchError, UnknownExampleError, UnknownIdentityError } from '../gallery/errors.js';
 import type { RgbImage } from '../image/types.js';
 import { fakePreprocessing } from './fakes.js';
@@ -63,8 +63,9 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
  * The conformance suite every {@link GalleryStore} must pass, on a fresh harness per test: a new store records
  * its embedder and is empty; examples added are listed with ids and found by `match` at the right distances;
  * removing an example, then an identity, changes what is found; another embedder is refused (opening,
- * `assertCompatible`, adding from photos) and a bad add adds nothing; concurrent adds all land, through one
- * handle or two; everything persists across a re-open and is seen by a second handle; `addFacesFromPhotos`
+ * `assertCompatible`, adding from photos) and a bad add adds nothing; names and sources at the limits are kept
+ * as they were, and beyond them refused; concurrent adds all land, through one handle or two; two handles
+ * creating the same store at once share it; everything persists across a re-open and is seen by a second handle; `addFacesFromPhotos`
  * cuts faces with the embedder's crop policy.
  *
  * @example
@@ -159,6 +160,8 @@ export function describeGalleryStoreConformance(
       // (0, 3, 0, …) was stored normalised: (0, 1, 0, …) is the same example.
       const again = await store.add('bob', [{ embedding: axis(1), source: 'bob/again.jpg' }]);
       expect(again.map((e) => e.id)).toEqual([bob[0]!.id]);
+      // Resolved as stored: the first add's source, not this one's.
+      expect(again).toEqual(bob);
       expect(await store.list({ identity: 'bob' })).toHaveLength(1);
       // The same vector under another identity is another example.
       const [carol] = await store.add('carol', [{ embedding: axis(1) }]);
@@ -220,12 +223,25 @@ export function describeGalleryStoreConformance(
       expect(InvalidInputError.isInstance(zero)).toBe(true);
       const notFinite = await rejection(store.add('dave', [{ embedding: vec(1, Number.NaN) }]));
       expect(InvalidInputError.isInstance(notFinite)).toBe(true);
-      for (const bad of ['unknown', '']) {
+      // Names and sources every store can keep and give back as they were: not too long (Postgres indexes
+      // names), no control characters (Postgres refuses NUL), no lone surrogates (stored as U+FFFD).
+      const tooLong = 'x'.repeat(MAX_IDENTITY_NAME_LENGTH + 1);
+      for (const bad of ['unknown', '', 'nul\u0000name', 'two\nlines', 'lone\ud800', tooLong]) {
         const refused = await rejection(store.add(bad, [{ embedding: axis(2) }]));
         expect(FacerecInputError.isInstance(refused), `identity ${JSON.stringify(bad)}`).toBe(true);
+        expect(String((refused as Error).message)).not.toContain(tooLong);
+      }
+      for (const source of ['a\u0000.jpg', 'y'.repeat(MAX_SOURCE_LENGTH + 1)]) {
+        const refused = await rejection(store.add('dave', [{ embedding: axis(2), source }]));
+        expect(FacerecInputError.isInstance(refused), `source ${JSON.stringify(source)}`).toBe(true);
       }
       expect(FacerecInputError.isInstance(await rejection(store.add('dave', [])))).toBe(true);
       expect(await store.list()).toEqual(before);
+      // The longest name, in characters of three UTF-8 bytes each, and emoji, are kept as they were.
+      const longest = '名'.repeat(MAX_IDENTITY_NAME_LENGTH - 2) + '😀';
+      await store.add(longest, [{ embedding: axis(3), source: `${'s'.repeat(MAX_SOURCE_LENGTH - 2)}😀` }]);
+      expect((await store.identities()).includes(longest)).toBe(true);
+      expect((await (await open()).list({ identity: longest }))[0]!.source).toHaveLength(MAX_SOURCE_LENGTH);
     });
 
     it('lands every one of many concurrent adds', async () => {
@@ -261,7 +277,9 @@ export function describeGalleryStoreConformance(
       // which must refuse a write based on content that changed under it (and the writer then retries).
       const [a, b] = [await open(), await open()];
       const random = seededRandom(15);
-      const people = Array.from({ length: 12 }, (_, i) => ({
+      // 20 through each: a handle whose copy is current (a cheap re-check) must not win every race for as
+      // long as it keeps writing, or the other one runs out of retries.
+      const people = Array.from({ length: 40 }, (_, i) => ({
         name: `q${String(i).padStart(2, '0')}`,
         embedding: Float32Array.from({ length: DIM }, () => random() * 2 - 1),
       }));
@@ -271,10 +289,19 @@ export function describeGalleryStoreConformance(
         ),
       );
       const third = await open();
-      expect(await third.identities(), 'identities after 12 adds split over two handles').toEqual(
+      expect(await third.identities(), 'identities after 40 adds split over two handles').toEqual(
         people.map((p) => p.name),
       );
-      expect(await third.list(), 'examples after 12 adds split over two handles').toHaveLength(12);
+      expect(await third.list(), 'examples after 40 adds split over two handles').toHaveLength(40);
+    });
+
+    it('opens a store two processes create at once, both on the same content; closing twice is harmless', async () => {
+      const [a, b] = await Promise.all([open('created-together'), open('created-together')]);
+      await a.add('alice', [{ embedding: axis(0) }]);
+      expect(await (await open('created-together')).identities()).toEqual(['alice']);
+      expect((await b.match([axis(0)], { threshold: 0.1 }))[0]!.identity).toBe('alice');
+      await a.close();
+      await a.close();
     });
 
     it("persists across a re-open, and a second handle sees the first one's changes", async () => {
