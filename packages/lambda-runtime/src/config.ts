@@ -30,7 +30,7 @@ import { z } from 'zod';
  * | `FACEREC_MAX_BODY_BYTES` | 6291456 | largest request body |
  * | `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` | 10485760 / 25000000 | image limits |
  * | `FACEREC_THREADS` | available cores | inference threads |
- * | `FACEREC_WARMUP` | `1280x720` | detection: run the networks once at startup on a frame of this size (`WxH`), so the first request does not pay the runtime's memory growth; `off` to skip |
+ * | `FACEREC_WARMUP` | `1280x720` | detection: run the networks once at startup on a frame of this size (`WxH`), so the first request does not pay the runtime's memory growth (at most `FACEREC_MAX_IMAGE_PIXELS`); `off` to skip |
  * | `FACEREC_IDEMPOTENCY_TABLE` | — | recognition: DynamoDB table shared by every container, so a redelivered face is answered once across containers (partition key `id`, string; TTL attribute `expiration`); unset: in-memory, per container |
  * | `FACEREC_IDEMPOTENCY_TTL_SECONDS` | 3600 | how long an answered face is remembered |
  * | `FACEREC_SQS_ENDPOINT`, `AWS_REGION` | SDK defaults | SQS endpoint (any SQS-compatible server) and region |
@@ -72,55 +72,75 @@ export interface PipelineConfig {
   };
 }
 
-const int = (min: number) => z.coerce.number().int().min(min);
+/**
+ * A number written in decimal (an exponent allowed: `String(1e-7)` writes one), as a person or a program writes
+ * it in an environment variable: `z.coerce.number` would also take " " (as 0), "0x10000" and "Infinity".
+ */
+const decimal = (check: z.ZodNumber) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?(e[+-]?\d+)?$/i, 'expected a decimal number (e.g. 60 or 0.5)')
+    .transform(Number)
+    .pipe(check);
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => decimal(z.number().int().min(min).max(max));
 /** One of `valid`, or an error listing them. */
 const oneOf = <T extends string>(valid: readonly T[]) =>
   z.string().refine((v): v is T => (valid as readonly string[]).includes(v), {
     error: (issue) => `${JSON.stringify(issue.input)} is not one of ${valid.join(', ')}`,
   });
 const schemaFor = (registry: ModelRegistry) =>
-  z.object({
-    FACEREC_PROVIDER: oneOf(registry.providerNames).default(registry.defaults.provider),
-    FACEREC_EMBEDDER: oneOf(registry.embedderIds).default(registry.defaults.embedder),
-    FACEREC_WEIGHTS: z.string().min(1).optional(),
-    FACEREC_PRECISION: oneOf(EMBEDDER_PRECISIONS).default('fp32'),
-    FACEREC_REQUEST_QUEUE_URL: z.string().min(1),
-    FACEREC_RESPONSE_QUEUE_URL: z.string().min(1),
-    FACEREC_REPLY_QUEUES: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((q) => q.trim())
-          .filter((q) => q.length > 0),
-      )
-      .pipe(z.array(z.url('each reply queue must be a queue URL')).max(100))
-      .optional(),
-    FACEREC_GALLERY: z.string().min(1).optional(),
-    FACEREC_GALLERY_REFRESH_SECONDS: z.coerce.number().min(0).max(86_400).default(60),
-    FACEREC_S3_ENDPOINT: z.url().optional(),
-    FACEREC_THRESHOLD: z.coerce.number().positive().optional(),
-    FACEREC_MAX_FACES: int(1).max(1000).default(32),
-    FACEREC_MIN_FACE_SIZE: int(12).default(20),
-    FACEREC_MAX_BODY_BYTES: int(1024).default(6 * 1024 * 1024),
-    FACEREC_MAX_IMAGE_BYTES: int(1024).default(10 * 1024 * 1024),
-    FACEREC_MAX_IMAGE_PIXELS: int(1024).default(25_000_000),
-    FACEREC_THREADS: int(1).max(256).optional(),
-    FACEREC_WARMUP: z
-      .string()
-      .regex(/^(off|[1-9]\d{1,4}x[1-9]\d{1,4})$/, 'expected WIDTHxHEIGHT (e.g. 1280x720) or off')
-      .default('1280x720'),
-    FACEREC_SQS_ENDPOINT: z.url().optional(),
-    FACEREC_IDEMPOTENCY_TABLE: z
-      .string()
-      .regex(/^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name (3–255 of A-Z a-z 0-9 _ . -)')
-      .optional(),
-    FACEREC_IDEMPOTENCY_TTL_SECONDS: int(60)
-      .max(366 * 24 * 3600)
-      .default(3600),
-    FACEREC_DYNAMODB_ENDPOINT: z.url().optional(),
-    AWS_REGION: z.string().min(1).optional(),
-  });
+  z
+    .object({
+      FACEREC_PROVIDER: oneOf(registry.providerNames).default(registry.defaults.provider),
+      FACEREC_EMBEDDER: oneOf(registry.embedderIds).default(registry.defaults.embedder),
+      FACEREC_WEIGHTS: z.string().min(1).optional(),
+      FACEREC_PRECISION: oneOf(EMBEDDER_PRECISIONS).default('fp32'),
+      FACEREC_REQUEST_QUEUE_URL: z.string().min(1),
+      FACEREC_RESPONSE_QUEUE_URL: z.string().min(1),
+      FACEREC_REPLY_QUEUES: z
+        .string()
+        .transform((v) =>
+          v
+            .split(',')
+            .map((q) => q.trim())
+            .filter((q) => q.length > 0),
+        )
+        .pipe(z.array(z.url('each reply queue must be a queue URL')).max(100))
+        .optional(),
+      FACEREC_GALLERY: z.string().min(1).optional(),
+      FACEREC_GALLERY_REFRESH_SECONDS: decimal(z.number().min(0).max(86_400)).default(60),
+      FACEREC_S3_ENDPOINT: z.url().optional(),
+      FACEREC_THRESHOLD: decimal(z.number().positive()).optional(),
+      FACEREC_MAX_FACES: int(1, 1000).default(32),
+      FACEREC_MIN_FACE_SIZE: int(12).default(20),
+      FACEREC_MAX_BODY_BYTES: int(1024).default(6 * 1024 * 1024),
+      FACEREC_MAX_IMAGE_BYTES: int(1024).default(10 * 1024 * 1024),
+      FACEREC_MAX_IMAGE_PIXELS: int(1024).default(25_000_000),
+      FACEREC_THREADS: int(1, 256).optional(),
+      FACEREC_WARMUP: z
+        .string()
+        .regex(/^(off|[1-9]\d{1,4}x[1-9]\d{1,4})$/, 'expected WIDTHxHEIGHT (e.g. 1280x720) or off')
+        .default('1280x720'),
+      FACEREC_SQS_ENDPOINT: z.url().optional(),
+      FACEREC_IDEMPOTENCY_TABLE: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name (3–255 of A-Z a-z 0-9 _ . -)')
+        .optional(),
+      FACEREC_IDEMPOTENCY_TTL_SECONDS: int(60, 366 * 24 * 3600).default(3600),
+      FACEREC_DYNAMODB_ENDPOINT: z.url().optional(),
+      AWS_REGION: z.string().min(1).optional(),
+    })
+    .superRefine((e, ctx) => {
+      // The warm-up frame is one the handler would accept: no larger than the pixel limit.
+      const warmUp = parseWarmUp(e.FACEREC_WARMUP);
+      if (warmUp && warmUp.width * warmUp.height > e.FACEREC_MAX_IMAGE_PIXELS) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['FACEREC_WARMUP'],
+          message: `${warmUp.width}x${warmUp.height} is more pixels than FACEREC_MAX_IMAGE_PIXELS (${e.FACEREC_MAX_IMAGE_PIXELS})`,
+        });
+      }
+    });
 
 /**
  * Reads and validates the pipeline configuration; names every bad or missing variable. Provider and

@@ -104,6 +104,8 @@ function parseBody(
   if (method && method !== 'POST')
     throw new RequestError(405, `method ${method} not allowed; POST a JSON body`);
   const raw = event.body ?? '';
+  // A Function URL always sends a string; anything else is a hand-made event (said without repeating it).
+  if (typeof raw !== 'string') throw new RequestError(400, `body must be a string, not ${typeof raw}`);
   if (raw.length === 0) throw new RequestError(400, 'empty body; POST {"content", "request_id", "filename"}');
   // The encoded length bounds the decoded size, so the check needs no decoding.
   const bodyBytes = event.isBase64Encoded ? Math.floor((raw.length * 3) / 4) : Buffer.byteLength(raw);

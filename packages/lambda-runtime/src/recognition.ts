@@ -1,7 +1,6 @@
 import {
   decodeImage,
   type FaceEmbedder,
-  formatIssues,
   type Gallery,
   type GalleryMatch,
   type OutboundMessage,
@@ -11,7 +10,7 @@ import {
 import { resizeBilinearPil } from '@facerec/framework/internal';
 import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
 import { type PipelineLogger, silentLogger, since } from './logger.js';
-import { type FaceMessage, faceMessageSchema, type ResponseMessage } from './messages.js';
+import { type FaceMessage, faceMessageSchema, type ResponseMessage, requestIssues } from './messages.js';
 import {
   type QueueRecord,
   type RecordBatchHandler,
@@ -156,7 +155,7 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
         try {
           const parsed = faceMessageSchema.safeParse(JSON.parse(record.body));
           if (!parsed.success) {
-            fail(record, `invalid face message: ${formatIssues(parsed.error)}`);
+            fail(record, `invalid face message: ${requestIssues(parsed.error, faceMessageSchema)}`);
             continue;
           }
           message = parsed.data;

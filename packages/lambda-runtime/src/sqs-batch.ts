@@ -1,4 +1,4 @@
-import type { ReceivedMessage } from '@facerec/framework';
+import { InvalidInputError, type ReceivedMessage } from '@facerec/framework';
 
 /**
  * One queue message as a batch handler takes it, whichever way it came: from Lambda's SQS event source
@@ -67,7 +67,13 @@ export interface SqsBatchHandler extends SqsEventHandler {
  * absent or not a positive integer).
  */
 export function recordsFromSqsEvent(event: SqsEvent): QueueRecord[] {
-  return event.Records.map((record) => {
+  // SQS never sends these; a test event made by hand might. No record can be reported failed without its id.
+  const records = (event as Partial<SqsEvent> | null | undefined)?.Records;
+  if (!Array.isArray(records)) throw new InvalidInputError('not an SQS event: it has no Records array');
+  return records.map((record: SqsRecord | null | undefined, i) => {
+    if (typeof record?.messageId !== 'string' || typeof record.body !== 'string') {
+      throw new InvalidInputError(`not an SQS event: record ${i} has no messageId or body string`);
+    }
     const receiveCount = Number(record.attributes?.ApproximateReceiveCount);
     return {
       id: record.messageId,

@@ -23,6 +23,18 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads decimal numbers', () => {
+    const config = loadConfig({
+      ...queues,
+      FACEREC_GALLERY_REFRESH_SECONDS: '0.5',
+      FACEREC_THRESHOLD: String(4.5e-7),
+      FACEREC_MAX_FACES: '1000',
+      FACEREC_THREADS: '2',
+    });
+    expect(config).toMatchObject({ maxFaces: 1000, threshold: 4.5e-7, threads: 2 });
+    expect(config.galleryStore.refreshSeconds).toBe(0.5);
+  });
+
   it('reads the warm-up frame size, or off', () => {
     expect(loadConfig({ ...queues, FACEREC_WARMUP: '1920x1080' }).warmUp).toEqual({
       width: 1920,
@@ -37,6 +49,16 @@ describe('loadConfig', () => {
     [{ FACEREC_WARMUP: 'on' }, 'FACEREC_WARMUP'],
     [{ FACEREC_PROVIDER: 'torch' }, 'FACEREC_PROVIDER'],
     [{ FACEREC_MIN_FACE_SIZE: '4' }, 'FACEREC_MIN_FACE_SIZE'],
+    // Larger than the largest frame the handler takes (25 MP by default): it would exhaust memory at init.
+    [{ FACEREC_WARMUP: '99999x99999' }, 'FACEREC_WARMUP'],
+    [{ FACEREC_WARMUP: '1920x1080', FACEREC_MAX_IMAGE_PIXELS: '1000000' }, 'FACEREC_WARMUP'],
+    // Only decimal numbers: not blank (coerced to 0), hex, digit separators or Infinity.
+    [{ FACEREC_GALLERY_REFRESH_SECONDS: ' ' }, 'FACEREC_GALLERY_REFRESH_SECONDS'],
+    [{ FACEREC_MAX_BODY_BYTES: '0x10000' }, 'FACEREC_MAX_BODY_BYTES'],
+    [{ FACEREC_MAX_FACES: '1_000' }, 'FACEREC_MAX_FACES'],
+    [{ FACEREC_GALLERY_REFRESH_SECONDS: 'Infinity' }, 'FACEREC_GALLERY_REFRESH_SECONDS'],
+    [{ FACEREC_THRESHOLD: '-0.5' }, 'FACEREC_THRESHOLD'],
+    [{ FACEREC_THREADS: '2.5' }, 'FACEREC_THREADS'],
   ])('names the bad variable: %o', (bad, name) => {
     expect(() => loadConfig({ ...queues, ...bad })).toThrow(InvalidOptionsError);
     expect(() => loadConfig({ ...queues, ...bad })).toThrow(name);

@@ -30,5 +30,11 @@ describe('detection handler: bounded errors', () => {
     expect(result.body.length).toBeLessThan(2500);
     expect(JSON.parse(result.body).error).toMatch(/invalid request/);
     for (const line of lines) expect(line.length).toBeLessThan(3000);
+    // A hand-made event whose body is not a string: 400, without repeating it.
+    for (const body of [12345, { content: 'x' }]) {
+      const answer = await handler({ body: body as never, requestContext: { http: { method: 'POST' } } });
+      expect(answer.statusCode).toBe(400);
+      expect(JSON.parse(answer.body).error).toBe(`body must be a string, not ${typeof body}`);
+    }
   });
 });

@@ -57,8 +57,24 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
   it('fails only the records that cannot be processed', async () => {
     const { embedder, gallery } = await pipelineParts();
     const transport = new InMemoryQueueTransport();
-    const handler = createRecognitionHandler({ embedder, gallery, transport, responseQueue: 'responses' });
+    const lines: string[] = [];
+    const log = (message: string, extra?: Record<string, unknown>) =>
+      lines.push(JSON.stringify({ message, ...extra }));
+    const logger = { debug: log, info: log, warn: log, error: log };
+    const handler = createRecognitionHandler({
+      embedder,
+      gallery,
+      transport,
+      responseQueue: 'responses',
+      logger,
+    });
     const good = probes.slice(0, 3);
+    // A key can carry anything (here, what looks like an embedding): counted in the log, never repeated.
+    const secretKey = `embedding${'0.123,'.repeat(30)}`;
+    const unknownKey: SqsRecord = {
+      messageId: 'unknown-key',
+      body: JSON.stringify({ ...JSON.parse(good[0]!.body), [secretKey]: 1 }),
+    };
     const badJson: SqsRecord = { messageId: 'bad-json', body: '{nope' };
     const badSchema: SqsRecord = { messageId: 'bad-schema', body: JSON.stringify({ request_id: 'x' }) };
     const badCrop: SqsRecord = {
@@ -69,12 +85,17 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
         crop: Buffer.from('not an image').toString('base64'),
       }),
     };
-    const result = await handler({ Records: [good[0]!, badJson, good[1]!, badSchema, badCrop, good[2]!] });
+    const result = await handler({
+      Records: [good[0]!, badJson, good[1]!, badSchema, badCrop, unknownKey, good[2]!],
+    });
     expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
       'bad-crop',
       'bad-json',
       'bad-schema',
+      'unknown-key',
     ]);
+    expect(lines.join('\n')).not.toContain('0.123');
+    expect(lines.join('\n')).toContain('1 unknown field; allowed: request_id');
     expect((await drain(transport)).map((a) => a.request_id).sort()).toEqual([
       'amy3',
       'bernadette3',

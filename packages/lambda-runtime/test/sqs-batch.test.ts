@@ -1,3 +1,4 @@
+import { InvalidInputError } from '@facerec/framework';
 import {
   type QueueRecord,
   recordHandlerOf,
@@ -22,6 +23,24 @@ describe('SQS adapter of the batch handlers', () => {
       { id: 'b', body: '{"n":2}', receiveCount: 1 },
       { id: 'c', body: '{"n":3}', receiveCount: 1 },
     ]);
+  });
+
+  it('refuses an event that is not from SQS with one clear error (no record could be reported failed)', async () => {
+    const handler = sqsBatchHandler(async () => ({ failedIds: [] }));
+    for (const bad of [
+      {},
+      null,
+      { Records: 'x' },
+      { Records: [null] },
+      { Records: [{ messageId: 'a', body: 1 }] },
+    ]) {
+      const error = await handler(bad as never).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(InvalidInputError.isInstance(error), JSON.stringify(bad)).toBe(true);
+      expect((error as Error).message).toMatch(/^not an SQS event: /);
+    }
   });
 
   it('reports the failed ids as batchItemFailures, in order, and exposes the handler it adapts', async () => {

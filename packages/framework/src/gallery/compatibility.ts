@@ -34,7 +34,12 @@ export function assertEmbedderCompatible(gallery: GalleryEmbedderInfo, embedder:
   const b = embedder.preprocessing;
   const same = (x: readonly number[], y: readonly number[]) => x.every((v, i) => v === y[i]);
   const crops = (x: typeof a.crop, y: typeof b.crop) =>
-    !x || !y || (x.shape === y.shape && x.margin === y.margin && x.size.width === y.size.width);
+    !x ||
+    !y ||
+    (x.shape === y.shape &&
+      x.margin === y.margin &&
+      x.size.width === y.size.width &&
+      x.size.height === y.size.height);
   if (
     !crops(a.crop, b.crop) ||
     a.inputSize.width !== b.inputSize.width ||

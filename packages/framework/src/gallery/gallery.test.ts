@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DistanceMetric, IdentityAggregation } from '../contracts/gallery.js';
 import { FacerecError, FacerecInputError, InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { FACENET_PREPROCESSING } from '../registry/builtin.js';
 import {
   at,
   centroid,
@@ -11,6 +12,7 @@ import {
   randomUnit,
   unitDot,
 } from './__fixtures__/synthetic.js';
+import { assertEmbedderCompatible } from './compatibility.js';
 import { EmbedderMismatchError, UnknownIdentityError } from './errors.js';
 import { FileGallery } from './gallery.js';
 import type { DotKernelName } from './kernel.js';
@@ -389,6 +391,15 @@ describe('FileGallery.assertCompatible', () => {
       'preprocessing',
     );
     expect(mismatchOf(other({ preprocessing: { ...p, mean: [0, 0, 0] } }))).toBe('preprocessing');
+    // A crop of another height (a custom embedder's: the built-in crops are square).
+    const cropped = { ...p, crop: FACENET_PREPROCESSING.crop };
+    const taller = { ...p, crop: { ...cropped.crop, size: { ...cropped.crop.size, height: 999 } } };
+    expect(() =>
+      assertEmbedderCompatible(other({ preprocessing: cropped }), other({ preprocessing: cropped })),
+    ).not.toThrow();
+    expect(() =>
+      assertEmbedderCompatible(other({ preprocessing: cropped }), other({ preprocessing: taller })),
+    ).toThrow(/preprocessing differs/);
   });
 });
 
