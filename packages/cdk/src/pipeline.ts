@@ -225,7 +225,8 @@ export const MAX_RECEIVE_COUNT = 5;
  */
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
 
-const KNOWN_PROPS = new Set<string>([
+/** Every prop of {@link FaceRecognitionPipelineProps}: others are refused (a typo is not ignored). */
+export const KNOWN_PROPS: ReadonlySet<string> = new Set<string>([
   'imageDirectory',
   'dockerFile',
   'buildArgs',
@@ -330,7 +331,7 @@ interface Resolved {
 /** Merges props over {@link PIPELINE_DEFAULTS} and validates them; every problem is named at once. */
 export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): Resolved {
   const problems: string[] = [];
-  const unknown = (obj: object | undefined, known: Set<string>, where: string) => {
+  const unknown = (obj: object | undefined, known: ReadonlySet<string>, where: string) => {
     for (const key of Object.keys(obj ?? {}))
       if (!known.has(key)) problems.push(`unknown prop ${where}${key}`);
   };
@@ -372,7 +373,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   }
   const imageDirectory = path.resolve(props.imageDirectory ?? REPOSITORY_ROOT);
   const dockerFile = props.dockerFile ?? PIPELINE_DEFAULTS.dockerFile;
-  if (!prebuilt && !existsSync(path.join(imageDirectory, dockerFile))) {
+  const noDockerFile = !prebuilt && !existsSync(path.join(imageDirectory, dockerFile));
+  if (noDockerFile) {
     problems.push(
       props.imageDirectory === undefined
         ? `no facerec Dockerfile at ${path.join(imageDirectory, dockerFile)}: installed from npm, @facerec/cdk ` +
@@ -383,10 +385,11 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   }
 
   // The gallery, read now: a missing one would fail the image build, a mismatched one every request.
+  // Without a build context there is no default gallery to name (it would be one inside node_modules).
   const galleryFile =
     props.gallery !== undefined
       ? path.resolve(props.gallery)
-      : prebuilt
+      : prebuilt || noDockerFile
         ? undefined
         : path.join(imageDirectory, PIPELINE_DEFAULTS.gallery);
   let gallery: GalleryFileSummary | undefined;

@@ -144,5 +144,7 @@ describe('@facerec/cdk installed from packed tarballs into a scratch CDK app', (
     expect(run.status).toBe(3);
     expect(run.stderr).toMatch(/installed from npm, @facerec\/cdk holds no facerec sources/);
     expect(run.stderr).toMatch(/Pass imageDirectory .* or image/);
+    // No advice to enroll a gallery into node_modules, where the default gallery path would have been.
+    expect(run.stderr).not.toContain('Enroll one first');
   });
 });

@@ -15,6 +15,7 @@ import {
   PIPELINE_DEFAULTS,
   VISIBILITY_TIMEOUT_FACTOR,
 } from '../src/index.js';
+import { KNOWN_PROPS } from '../src/pipeline.js';
 import { writeGalleryFor } from './galleries.js';
 
 // A tiny build context: the asset is staged (copied and hashed), never built, so any Dockerfile will do and
@@ -67,6 +68,15 @@ function statementsOf(template: Template, roleId: string): Json[] {
 }
 const actionsOf = (s: Json) => [s.Action].flat() as string[];
 const resourcesOf = (s: Json) => [s.Resource].flat().map((r) => JSON.stringify(r));
+
+it("documents every prop in docs/deploy.md's props table", () => {
+  const guide = readFileSync(path.join(import.meta.dirname, '../../../docs/deploy.md'), 'utf8');
+  const table = guide.split('\n').filter((line) => line.startsWith('| `'));
+  const documented = new Set(
+    table.flatMap((row) => [...row.split('|')[1]!.matchAll(/`(\w+)`/g)].map((m) => m[1]!)),
+  );
+  expect([...KNOWN_PROPS].filter((prop) => !documented.has(prop))).toEqual([]);
+});
 
 describe('FaceRecognitionPipeline', () => {
   const { stack, pipeline, template } = synth();

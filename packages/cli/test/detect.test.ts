@@ -92,6 +92,15 @@ describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/
     ]);
     expect(results[1]!.faces).toHaveLength(5);
     expect(run.stderr).not.toMatch(/unexpected error|\n\s+at /);
+    // FACEREC_DEBUG adds the stack trace here too, as the README says of every error.
+    vi.stubEnv('FACEREC_DEBUG', '1');
+    try {
+      const debug = await cli('detect', '/nonexistent/x.jpg');
+      expect(debug.stderr).toContain('cannot read /nonexistent/x.jpg: no such file');
+      expect(debug.stderr).toMatch(/\n\s+at /);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('refuses bad options with one clear line', async () => {

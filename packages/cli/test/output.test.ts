@@ -1,3 +1,7 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { encodeJpeg } from '@facerec/framework';
 import { describe, expect, it } from 'vitest';
 import { numberFlag, shownDistance } from '../src/output.js';
 import { cli } from './helpers.js';
@@ -96,5 +100,21 @@ describe('usage errors', () => {
       expect([run.code, run.stderr]).toEqual([2, expect.stringContaining(message)]);
       expect(run.stderr.split('\n').filter(Boolean)).toHaveLength(1);
     }
+  });
+
+  it('a server that does not answer is a failure (exit 1), not bad input', async () => {
+    const frames = await mkdtemp(path.join(tmpdir(), 'facerec-frames-'));
+    await writeFile(
+      path.join(frames, 'grey.jpg'),
+      await encodeJpeg({ width: 4, height: 4, data: new Uint8Array(48).fill(128) }),
+    );
+    const run = await cli('client', '--url', 'http://127.0.0.1:9', '--frames', frames, '--wait', '0');
+    await rm(frames, { recursive: true });
+    expect([run.code, run.stderr]).toEqual([
+      1,
+      expect.stringMatching(
+        /^facerec: client: nothing answers at http:\/\/127\.0\.0\.1:9 \(.+\) after waiting 0 s\n$/,
+      ),
+    ]);
   });
 });

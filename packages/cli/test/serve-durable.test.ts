@@ -123,18 +123,57 @@ describeWithSharedData(
       return child;
     }
 
-    it('a start that fails (0.0.0.0 without a token) exits 2 instead of hanging on its worker threads', {
-      timeout: 60_000,
-    }, () => {
+    it('0.0.0.0 without a token is refused before any model loads', { timeout: 60_000 }, () => {
       const { FACEREC_LOCAL_TOKEN: _token, ...environment } = env() as NodeJS.ProcessEnv;
       const run = spawnSync(
         process.execPath,
         ['--import', 'tsx', 'packages/cli/src/bin.ts', 'serve', '--gallery', gallery, '--host', '0.0.0.0'],
         { cwd: ROOT, env: environment, encoding: 'utf8', timeout: 45_000 },
       );
-      expect(run.signal, 'still running after 45 s').toBeNull();
       expect(run.status).toBe(2);
       expect(run.stderr).toContain('(not loopback) needs a token');
+      expect(run.stdout + run.stderr).not.toContain('warmed up');
+    });
+
+    it('a start that fails after the workers started (port in use) exits 2 instead of hanging on them', {
+      timeout: 90_000,
+    }, async () => {
+      const busy = createServer();
+      await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+      const port = (busy.address() as { port: number }).port;
+      try {
+        const run = await new Promise<{ status: number | null; stderr: string; stdout: string }>(
+          (resolve) => {
+            const child = spawn(
+              process.execPath,
+              [
+                '--import',
+                'tsx',
+                'packages/cli/src/bin.ts',
+                'serve',
+                '--gallery',
+                gallery,
+                '--port',
+                String(port),
+              ],
+              { cwd: ROOT, env: env() as NodeJS.ProcessEnv },
+            );
+            let stdout = '';
+            let stderr = '';
+            child.stdout.on('data', (d) => (stdout += d));
+            child.stderr.on('data', (d) => (stderr += d));
+            const timer = setTimeout(() => child.kill('SIGKILL'), 75_000);
+            child.on('exit', (status) => {
+              clearTimeout(timer);
+              resolve({ status, stderr, stdout });
+            });
+          },
+        );
+        expect(run.status, 'killed after 75 s: still running').toBe(2);
+        expect(run.stderr).toContain(`port ${port} is already in use`);
+      } finally {
+        busy.close();
+      }
     });
 
     it('serve --token refuses requests without the token, and client --token sends it', {

@@ -88,6 +88,10 @@ const oneOf = <T extends string>(valid: readonly T[]) =>
   z.string().refine((v): v is T => (valid as readonly string[]).includes(v), {
     error: (issue) => `${JSON.stringify(issue.input)} is not one of ${valid.join(', ')}`,
   });
+/** A variable that must be set: named as such (zod would say "expected string, received undefined"). */
+const required = z.string({
+  error: (issue) => (issue.input === undefined ? 'required, not set' : undefined),
+});
 const schemaFor = (registry: ModelRegistry) =>
   z
     .object({
@@ -95,8 +99,8 @@ const schemaFor = (registry: ModelRegistry) =>
       FACEREC_EMBEDDER: oneOf(registry.embedderIds).default(registry.defaults.embedder),
       FACEREC_WEIGHTS: z.string().min(1).optional(),
       FACEREC_PRECISION: oneOf(EMBEDDER_PRECISIONS).default('fp32'),
-      FACEREC_REQUEST_QUEUE_URL: z.string().min(1),
-      FACEREC_RESPONSE_QUEUE_URL: z.string().min(1),
+      FACEREC_REQUEST_QUEUE_URL: required,
+      FACEREC_RESPONSE_QUEUE_URL: required,
       FACEREC_REPLY_QUEUES: z
         .string()
         .transform((v) =>

@@ -34,6 +34,7 @@ export {
   createCollectionsApi,
 } from './local/collections-api.js';
 export {
+  assertTokenWhereNeeded,
   DEFAULT_MAX_IN_FLIGHT_PIXELS,
   type DrainOptions,
   type DrainReport,

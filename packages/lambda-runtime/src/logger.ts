@@ -5,10 +5,11 @@ import { Logger } from '@aws-lambda-powertools/logger';
  * there is one; nothing logged ever holds image bytes or embeddings.
  */
 export interface PipelineLogger {
-  debug(message: string, extra?: Record<string, unknown>): void;
-  info(message: string, extra?: Record<string, unknown>): void;
-  warn(message: string, extra?: Record<string, unknown>): void;
-  error(message: string, extra?: Record<string, unknown>): void;
+  // Rest parameters, not optional ones: a Powertools `Logger` (`...extraInput`) only fits this form.
+  debug(message: string, ...extra: Record<string, unknown>[]): void;
+  info(message: string, ...extra: Record<string, unknown>[]): void;
+  warn(message: string, ...extra: Record<string, unknown>[]): void;
+  error(message: string, ...extra: Record<string, unknown>[]): void;
 }
 
 /** A Powertools logger (JSON lines, level from `POWERTOOLS_LOG_LEVEL` / `LOG_LEVEL`, default INFO). */

@@ -100,6 +100,8 @@ describe('loadConfig', () => {
   });
 
   it('names every missing required variable', () => {
-    expect(() => loadConfig({})).toThrow(/FACEREC_REQUEST_QUEUE_URL.*FACEREC_RESPONSE_QUEUE_URL/);
+    expect(() => loadConfig({})).toThrow(
+      /FACEREC_REQUEST_QUEUE_URL: required, not set.*FACEREC_RESPONSE_QUEUE_URL: required, not set/,
+    );
   });
 });

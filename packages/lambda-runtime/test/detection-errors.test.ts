@@ -1,8 +1,15 @@
-import { FACENET_PREPROCESSING } from '@facerec/framework';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { FACENET_PREPROCESSING, type GalleryStoreLogger } from '@facerec/framework';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createDetectionHandler } from '../src/detection.js';
 import type { PipelineLogger } from '../src/logger.js';
+
+it('takes a Powertools Logger as it is, wherever a logger is asked for (checked by the type-check)', () => {
+  expectTypeOf<Logger>().toExtend<PipelineLogger>();
+  expectTypeOf<Logger>().toExtend<GalleryStoreLogger>();
+  expectTypeOf<Console>().toExtend<GalleryStoreLogger>();
+});
 
 describe('detection handler: bounded errors', () => {
   it('answers a body with 50,000 unknown keys with a short 400, and logs a short line', async () => {

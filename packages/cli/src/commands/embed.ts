@@ -234,7 +234,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
               if (!FacerecError.isInstance(error)) throw error;
               const message = error.message;
               failures++;
-              reportImageError(image, message);
+              reportImageError(image, error);
               results.push({ image, error: message });
             }
           }

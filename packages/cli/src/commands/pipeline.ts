@@ -4,6 +4,7 @@ import {
   defaultCacheDir,
   type FaceDetector,
   type FaceEmbedder,
+  FacerecError,
   type GalleryStoreLogger,
   InvalidOptionsError,
   MODELS,
@@ -11,6 +12,7 @@ import {
   openGalleryStore,
 } from '@facerec/framework';
 import {
+  assertTokenWhereNeeded,
   composeDetection,
   composeRecognition,
   createCollectionsApi,
@@ -400,6 +402,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           min: 1,
           max: 64,
         });
+        assertTokenWhereNeeded(opts.host, localToken(opts.token).token);
         const queue = opts.queue ?? defaultQueueFile(port);
         const workers =
           opts.workers === 'auto'
@@ -582,9 +585,10 @@ async function waitForEndpoint(url: string, seconds: number): Promise<void> {
       return;
     } catch (error) {
       if (performance.now() >= deadline) {
-        throw new InvalidOptionsError(
-          'client',
-          `nothing answers at ${url} (${(error as Error).message}) after waiting ${seconds} s`,
+        // Not bad input (exit 1, not 2): the server is down or not started yet, or the network fails.
+        throw new FacerecError(
+          'ENDPOINT_UNREACHABLE',
+          `client: nothing answers at ${url} (${(error as Error).message}) after waiting ${seconds} s`,
           { cause: error },
         );
       }

@@ -6,8 +6,9 @@ import { FileGalleryStore } from './file-store.js';
 
 /** Where a gallery store reports what it did (swaps, refused versions); `console` and Powertools fit. */
 export interface GalleryStoreLogger {
-  info(message: string, details?: Record<string, unknown>): void;
-  warn(message: string, details?: Record<string, unknown>): void;
+  // A rest parameter, not an optional one: Powertools' Logger (`...extraInput`) only fits this form.
+  info(message: string, ...details: Record<string, unknown>[]): void;
+  warn(message: string, ...details: Record<string, unknown>[]): void;
 }
 
 /** Options of {@link openGalleryStore}, for every kind of store. */

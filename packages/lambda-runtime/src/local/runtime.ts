@@ -19,6 +19,20 @@ const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', 'localhost', '::1']);
 /** Host headers a loopback server accepts (name and optional port). */
 const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/i;
 
+/**
+ * Refuses to listen beyond loopback without a token. Exported so that a caller (`facerec serve`) can refuse
+ * before it loads any model.
+ * @throws {@link InvalidOptionsError}
+ */
+export function assertTokenWhereNeeded(host: string, token: string | undefined): void {
+  if (!LOOPBACK_ADDRESSES.has(host) && !token) {
+    throw new InvalidOptionsError(
+      'local runtime',
+      `listening on ${host} (not loopback) needs a token: every request must then carry Authorization: Bearer <token>`,
+    );
+  }
+}
+
 /** Constant-time comparison of an `Authorization: Bearer …` header with the token. */
 function bearerMatches(header: string | undefined, token: string): boolean {
   const given = Buffer.from(/^Bearer (.+)$/i.exec(header ?? '')?.[1] ?? '');
@@ -195,13 +209,8 @@ async function refuse(
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const host = options.host ?? '127.0.0.1';
+  assertTokenWhereNeeded(host, options.token);
   const loopback = LOOPBACK_ADDRESSES.has(host);
-  if (!loopback && !options.token) {
-    throw new InvalidOptionsError(
-      'local runtime',
-      `listening on ${host} (not loopback) needs a token: every request must then carry Authorization: Bearer <token>`,
-    );
-  }
   if (options.collections && !options.token) {
     throw new InvalidOptionsError(
       'local runtime',
