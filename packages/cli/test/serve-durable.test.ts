@@ -123,13 +123,22 @@ describeWithSharedData(
       return child;
     }
 
-    it('0.0.0.0 without a token is refused before any model loads', { timeout: 60_000 }, () => {
-      const { FACEREC_LOCAL_TOKEN: _token, ...environment } = env() as NodeJS.ProcessEnv;
-      const run = spawnSync(
+    /** Runs `facerec serve` to its end (for starts that fail), killed after 75 s. */
+    const serveFailing = (args: readonly string[], environment: NodeJS.ProcessEnv = env()) =>
+      spawnSync(
         process.execPath,
-        ['--import', 'tsx', 'packages/cli/src/bin.ts', 'serve', '--gallery', gallery, '--host', '0.0.0.0'],
-        { cwd: ROOT, env: environment, encoding: 'utf8', timeout: 45_000 },
+        ['--import', 'tsx', 'packages/cli/src/bin.ts', 'serve', '--gallery', gallery, ...args],
+        {
+          cwd: ROOT,
+          env: environment,
+          encoding: 'utf8',
+          timeout: 75_000,
+        },
       );
+
+    it('0.0.0.0 without a token is refused before any model loads', { timeout: 90_000 }, () => {
+      const { FACEREC_LOCAL_TOKEN: _token, ...environment } = env() as NodeJS.ProcessEnv;
+      const run = serveFailing(['--host', '0.0.0.0'], environment);
       expect(run.status).toBe(2);
       expect(run.stderr).toContain('(not loopback) needs a token');
       expect(run.stdout + run.stderr).not.toContain('warmed up');
@@ -142,34 +151,9 @@ describeWithSharedData(
       await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
       const port = (busy.address() as { port: number }).port;
       try {
-        const run = await new Promise<{ status: number | null; stderr: string; stdout: string }>(
-          (resolve) => {
-            const child = spawn(
-              process.execPath,
-              [
-                '--import',
-                'tsx',
-                'packages/cli/src/bin.ts',
-                'serve',
-                '--gallery',
-                gallery,
-                '--port',
-                String(port),
-              ],
-              { cwd: ROOT, env: env() as NodeJS.ProcessEnv },
-            );
-            let stdout = '';
-            let stderr = '';
-            child.stdout.on('data', (d) => (stdout += d));
-            child.stderr.on('data', (d) => (stderr += d));
-            const timer = setTimeout(() => child.kill('SIGKILL'), 75_000);
-            child.on('exit', (status) => {
-              clearTimeout(timer);
-              resolve({ status, stderr, stdout });
-            });
-          },
-        );
-        expect(run.status, 'killed after 75 s: still running').toBe(2);
+        const run = serveFailing(['--port', String(port)]);
+        expect(run.signal, 'killed after 75 s: still running').toBeNull();
+        expect(run.status).toBe(2);
         expect(run.stderr).toContain(`port ${port} is already in use`);
       } finally {
         busy.close();
