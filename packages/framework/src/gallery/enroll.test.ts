@@ -152,6 +152,8 @@ beforeAll(async () => {
   write('README.md', '# people');
   write('.hidden/x.png', await png(1, 10));
   write('unknown/u.png', await png(1, 10));
+  // A name no store would take (a newline in it).
+  write('two\nlines/t.png', await png(1, 10));
 });
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -212,8 +214,12 @@ describe('enrollGallery', () => {
       { file: 'carol/', reason: 'empty folder' },
       { file: 'dave/big.png', reason: 'too large' },
       { file: 'stray.png', reason: 'not in an identity folder' },
+      { file: 'two\nlines/t.png', reason: 'invalid identity name' },
       { file: 'unknown/u.png', reason: 'reserved identity name' },
     ]);
+    expect(skipped.find((s) => s.file === 'two\nlines/t.png')?.detail).toBe(
+      'the folder name holds a control character',
+    );
     const detail = (file: string) => skipped.find((s) => s.file === file)?.detail;
     expect(detail('alice/group.png')).toBe('2 faces detected');
     expect(detail('dave/big.png')).toMatch(/20000 pixels exceeds the limit of 10000 pixels/);

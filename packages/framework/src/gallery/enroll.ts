@@ -22,6 +22,7 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage } from '../image/
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
+import { MAX_IDENTITY_NAME_LENGTH, storedTextIssue } from './collection.js';
 import { thresholdSchema, UNKNOWN_IDENTITY } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
@@ -65,7 +66,9 @@ export type SkipReason =
   | 'nested folder'
   | 'empty folder'
   | 'hidden'
-  | 'reserved identity name';
+  | 'reserved identity name'
+  /** A folder name no store takes as an identity (control characters, too long): see `MAX_IDENTITY_NAME_LENGTH`. */
+  | 'invalid identity name';
 
 /** A file (or folder, with a trailing `/`) that was not enrolled. Paths are relative to the root, `/`-separated. */
 export interface SkippedFile {
@@ -412,11 +415,17 @@ async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: S
       skipped.push({ file: label, reason: 'not in an identity folder' });
     } else if (kind !== 'directory') {
       skipped.push({ file: label, reason: 'unreadable', detail: kind });
-    } else if (entry.name === UNKNOWN_IDENTITY) {
-      const detail = `"${UNKNOWN_IDENTITY}" is the answer for unmatched faces`;
+    } else if (entry.name === UNKNOWN_IDENTITY || storedTextIssue(entry.name, MAX_IDENTITY_NAME_LENGTH)) {
+      const [reason, detail]: [SkipReason, string] =
+        entry.name === UNKNOWN_IDENTITY
+          ? ['reserved identity name', `"${UNKNOWN_IDENTITY}" is the answer for unmatched faces`]
+          : [
+              'invalid identity name',
+              `the folder name ${storedTextIssue(entry.name, MAX_IDENTITY_NAME_LENGTH)}`,
+            ];
       const files = await listFiles(absolute, 0);
-      if (files.length === 0) skipped.push({ file: label, reason: 'reserved identity name', detail });
-      for (const file of files) skipped.push({ file: rel(file), reason: 'reserved identity name', detail });
+      if (files.length === 0) skipped.push({ file: label, reason, detail });
+      for (const file of files) skipped.push({ file: rel(file), reason, detail });
     } else {
       let found = 0;
       let inner: Dirent[];
