@@ -41,7 +41,7 @@ export interface PreparedExample extends StoredExample {
 
 /**
  * The longest identity name a store takes, in UTF-16 code units. Postgres indexes names, and one b-tree entry
- * holds at most about 2.7 KB (1,024 bytes of UTF-8 at most here).
+ * holds at most about 2.7 KB (256 code units are at most 768 bytes of UTF-8).
  */
 export const MAX_IDENTITY_NAME_LENGTH = 256;
 /** The longest example source (a file name, an upload id) a store takes. */

@@ -52,7 +52,7 @@ export interface SnapshotGalleryStoreOptions extends GallerySearchOptions {
 /** How often a mutation is tried again after a write conflict before it fails. */
 const MAX_CONFLICT_RETRIES = 10;
 /**
- * The pause before try n after a conflict: random, up to 25 ms × 2^n and at most 2 s (about 9 s in all).
+ * The pause before try n after a conflict: random, up to 25 ms × 2^n and at most 2 s (at most about 9 s in all).
  * Random, because a writer whose copy is current (a cheap "unchanged" read) otherwise wins every race against
  * one that must download the new version first, for as long as it keeps writing.
  */
