@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** What {@link writeFileAtomic} writes: text (UTF-8), bytes, or pieces of either, possibly produced lazily. */
@@ -26,7 +26,8 @@ const TEXT_FLUSH_CHARS = 1 << 20;
  * rename cannot cross filesystems), fsynced, renamed over `file`, then the directory fsynced. A reader sees
  * the old file or the new one, never a partial one; after a crash the new content is either complete under
  * `file` or absent. On failure the temporary file is removed; a crash leaves at most a stray
- * `<file>.<pid>.<random hex>.tmp`, the name `ModelStore` sweeps when stale.
+ * `<file>.<pid>.<random hex>.tmp`, which the next write of `file` (and every `ModelStore` pull, and every model
+ * cache look-up) removes once stale ({@link sweepStaleTemporaries}).
  *
  * Missing parent directories are created (`facerec enroll --out gallery/gallery.json` in a fresh clone).
  * Concurrent writers of one `file` are safe: each has its own temporary file and
@@ -45,6 +46,7 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   await mkdir(path.dirname(file), { recursive: true });
+  await sweepStaleTemporaries(file);
   const handle = await open(temp, 'wx');
   try {
     try {
@@ -61,6 +63,33 @@ export async function writeFileAtomic(
     throw error;
   }
   await syncDir(path.dirname(file));
+}
+
+/**
+ * How long a temporary file of {@link writeFileAtomic} may sit untouched before it counts as a crash's: long
+ * enough that no live download (which writes at least every stall timeout, 30 s) is ever swept.
+ */
+export const STALE_TEMPORARY_MS = 60 * 60 * 1000;
+
+/**
+ * Removes the temporary files of `file` that crashed writers left (untouched for `olderThanMs`): a write in
+ * progress elsewhere touches its file far more often. Best effort: a folder that cannot be read or written
+ * (a read-only model cache) is left as it is, silently.
+ */
+export async function sweepStaleTemporaries(file: string, olderThanMs = STALE_TEMPORARY_MS): Promise<void> {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const now = Date.now();
+  await Promise.all(
+    names
+      .filter((n) => n.startsWith(`${base}.`) && /^\d+\.[0-9a-f]+\.tmp$/.test(n.slice(base.length + 1)))
+      .map(async (n) => {
+        const temp = path.join(dir, n);
+        const info = await stat(temp).catch(() => undefined);
+        if (info && now - info.mtimeMs > olderThanMs) await rm(temp, { force: true }).catch(() => undefined);
+      }),
+  );
 }
 
 async function writeAll(handle: FileHandle, data: AtomicWriteData): Promise<void> {

@@ -10,7 +10,12 @@
 export * from './checkpoint/index.js';
 export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
 export * from './faceapi/index.js';
-export { type AtomicWriteData, type WriteFileAtomicOptions, writeFileAtomic } from './fs.js';
+export {
+  type AtomicWriteData,
+  sweepStaleTemporaries,
+  type WriteFileAtomicOptions,
+  writeFileAtomic,
+} from './fs.js';
 export {
   checkIdentityName,
   type PreparedExample,

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type ModelStore, ModelUnavailableError, readCheckpoint, type StateDict } from '@facerec/framework';
-import { writeFileAtomic } from '@facerec/framework/internal';
+import { sweepStaleTemporaries, writeFileAtomic } from '@facerec/framework/internal';
 
 /**
  * Bumped whenever a graph builder changes its output, so cached `.onnx` files from an older builder are not
@@ -28,23 +29,45 @@ export interface CachedGraph {
 }
 
 /**
+ * The record written beside each cached graph, `<file>.sha256`: `<sha256 of the graph> <size in bytes>`. A
+ * look-up compares the size (hashing a 100 MB graph at every load would cost a quarter of a second); the hash
+ * is for a full check by hand (`sha256sum`).
+ */
+const recordOf = (file: string) => `${file}.sha256`;
+
+/** The size a graph's record says it was built with; undefined when there is no readable record. */
+async function recordedSize(file: string): Promise<number | undefined> {
+  const text = await readFile(recordOf(file), 'utf8').catch(() => undefined);
+  const match = /^[0-9a-f]{64} (\d+)\n?$/.exec(text ?? '');
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
  * An ONNX file from the model cache, built by `build` on a miss and written with `writeFileAtomic` (so
- * concurrent processes are safe and a crash never leaves a partial graph). The caller's `file` name must carry
- * everything the graph depends on (weights hash, builder version), so a stale graph is never reused.
+ * concurrent processes are safe and a crash never leaves a partial graph), with its record (see
+ * {@link recordOf}). A cached graph whose size differs from its record (damaged on disk, truncated by hand) is
+ * built again, or refused in a folder that cannot be written; one without a record (from before records) is
+ * used as it is. The caller's `file` name must carry everything the graph depends on (weights hash, builder
+ * version), so a stale graph is never reused.
  */
 export async function cachedOnnxFile(
   file: string,
   weightsSha256: string,
   build: () => Uint8Array | Promise<Uint8Array>,
 ): Promise<CachedGraph> {
-  if (
-    await stat(file).then(
-      (st) => st.isFile() && st.size > 0,
-      () => false,
-    )
-  ) {
+  await sweepStaleTemporaries(file);
+  const size = await stat(file).then(
+    (st) => (st.isFile() && st.size > 0 ? st.size : undefined),
+    () => undefined,
+  );
+  const recorded = size === undefined ? undefined : await recordedSize(file);
+  if (size !== undefined && (recorded === undefined || recorded === size)) {
     return { bytes: undefined, weightsSha256, path: file, built: false, buildMs: 0 };
   }
+  const damaged =
+    size === undefined
+      ? undefined
+      : `${path.basename(file)} in the model cache ${path.dirname(file)} is damaged (${size} bytes; it was built with ${recorded})`;
   // A read-only model folder (a Lambda image) holds every graph the deployment was prepared for; one it lacks
   // fails here, before seconds of building, and says how to prepare it.
   await mkdir(path.dirname(file), { recursive: true })
@@ -52,7 +75,7 @@ export async function cachedOnnxFile(
     .catch((cause: unknown) => {
       throw new ModelUnavailableError(
         path.basename(file),
-        `${path.basename(file)} is not in the model cache ${path.dirname(file)}, which cannot be written ` +
+        `${damaged ?? `${path.basename(file)} is not in the model cache ${path.dirname(file)}`}, which cannot be written ` +
           `(${(cause as { code?: string }).code ?? String(cause)}): prepare it where the cache is written, with ` +
           'the same weights, options and (for int8) calibration faces: `facerec models prepare` or ' +
           '`npm run lambda-tree -- … [--precision int8 [--calibration DIR]]`',
@@ -63,6 +86,10 @@ export async function cachedOnnxFile(
   const bytes = await build();
   const buildMs = performance.now() - started;
   await writeFileAtomic(file, bytes);
+  await writeFileAtomic(
+    recordOf(file),
+    `${createHash('sha256').update(bytes).digest('hex')} ${bytes.length}\n`,
+  );
   return { bytes, weightsSha256, path: file, built: true, buildMs };
 }
 

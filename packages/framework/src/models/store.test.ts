@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -92,9 +92,17 @@ describeWithSharedData('ModelStore with the shared mirror', ['models/upstream/pn
     expect(events.filter((e) => e.type === 'done')).toHaveLength(3);
     expect(leftovers(cacheDir)).toEqual([]);
 
-    // Already cached: served from the cache, by path.
+    // Already cached: served from the cache, by path; a pull killed earlier left temporaries, which go once
+    // stale (an hour untouched), though this file is not fetched again.
+    const stale = path.join(cacheDir, 'pnet.pt.4242.0123456789ab.tmp');
+    const fresh = path.join(cacheDir, 'pnet.pt.4243.0123456789ab.tmp');
+    writeFileSync(stale, 'partial');
+    writeFileSync(fresh, 'partial');
+    utimesSync(stale, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
     const again = await store.pull(['mtcnn-pnet']);
     expect(again[0]!.source).toBe('cache');
+    expect([existsSync(stale), existsSync(fresh)]).toEqual([false, true]);
+    rmSync(fresh);
     expect(await store.resolve('mtcnn-onet')).toBe(path.join(cacheDir, 'onet.pt'));
   });
 

@@ -8,19 +8,19 @@
  * - `<cacheDir>/hashes.json`: sha256 recorded on first download for entries whose manifest hash is `null`
  *   (trust on first use), with `hashes.json.lock` held briefly while it is rewritten.
  * - `<cacheDir>/<file>.<pid>.<random>.tmp`: downloads in progress; stale ones (untouched for an hour) are
- *   swept on the next pull of that file.
+ *   swept by the next pull of that file, whether or not it is cached.
  * - `<cacheDir>/onnx/`: reserved for converted models written by other packages.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
-import { writeFileAtomic } from '../fs.js';
+import { sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
 
 /** Environment variable naming the cache directory (see {@link defaultCacheDir}). */
@@ -32,8 +32,6 @@ export const HASHES_FILE = 'hashes.json';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 8_000;
 const DEFAULT_STALL_TIMEOUT_MS = 30_000;
-// Long enough that no live download (which writes at least every stall timeout) is ever swept.
-const STALE_TEMP_MS = 60 * 60 * 1000;
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
 
@@ -348,6 +346,8 @@ export class ModelStore {
 
   private async obtain(entry: ModelEntry): Promise<PulledModel> {
     const target = path.join(this.cacheDir, entry.file);
+    // Also when the file is cached: a pull killed mid-way leaves temporaries the next pull may never replace.
+    await sweepStaleTemporaries(target);
     const current = await this.inspect(entry, await this.readHashes(entry.name), true);
     if (current.state === 'verified' || current.state === 'cached') {
       let verifiedBy: VerifiedBy = current.expectedFrom ?? 'first-use';
@@ -404,7 +404,6 @@ export class ModelStore {
     chunks: AsyncIterable<Uint8Array>,
   ): Promise<PulledModel> {
     await mkdir(this.cacheDir, { recursive: true });
-    await this.sweepStaleTemps(entry.file);
     const target = path.join(this.cacheDir, entry.file);
     const base = { model: entry.name, file: entry.file } as const;
     const hash = createHash('sha256');
@@ -668,21 +667,6 @@ export class ModelStore {
     } finally {
       await rm(lock, { recursive: true, force: true });
     }
-  }
-
-  /** Deletes temp files of `file` left by crashed pulls. */
-  private async sweepStaleTemps(file: string): Promise<void> {
-    const names = await readdir(this.cacheDir).catch(() => [] as string[]);
-    const now = Date.now();
-    await Promise.all(
-      names
-        .filter((n) => n.startsWith(`${file}.`) && /^\d+\.[0-9a-f]+\.tmp$/.test(n.slice(file.length + 1)))
-        .map(async (n) => {
-          const p = path.join(this.cacheDir, n);
-          const info = await stat(p).catch(() => undefined);
-          if (info && now - info.mtimeMs > STALE_TEMP_MS) await rm(p, { force: true });
-        }),
-    );
   }
 }
 

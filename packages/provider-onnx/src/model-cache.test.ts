@@ -1,0 +1,50 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { cachedOnnxFile } from './model-cache.js';
+
+let dir: string | undefined;
+afterEach(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+it('records each graph it builds, and builds again one whose size no longer matches its record', async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-graphs-'));
+  const file = path.join(dir, 'onnx', 'net-0123-v1.onnx');
+  const graph = Uint8Array.from({ length: 4096 }, (_, i) => i % 251);
+  let builds = 0;
+  const build = () => {
+    builds++;
+    return graph;
+  };
+  const first = await cachedOnnxFile(file, 'w'.repeat(64), build);
+  expect([first.built, builds]).toEqual([true, 1]);
+  const sha256 = createHash('sha256').update(graph).digest('hex');
+  expect(readFileSync(`${file}.sha256`, 'utf8')).toBe(`${sha256} 4096\n`);
+  // A hit: the session reads the file itself.
+  const hit = await cachedOnnxFile(file, 'w'.repeat(64), build);
+  expect([hit.built, hit.bytes, builds]).toEqual([false, undefined, 1]);
+
+  // Damaged on disk: built again, whole.
+  truncateSync(file, 1000);
+  const repaired = await cachedOnnxFile(file, 'w'.repeat(64), build);
+  expect([repaired.built, builds]).toEqual([true, 2]);
+  expect(readFileSync(file)).toEqual(Buffer.from(graph));
+
+  // A graph cached before records existed is used as it is.
+  writeFileSync(`${file}.sha256`, '');
+  expect((await cachedOnnxFile(file, 'w'.repeat(64), build)).built).toBe(false);
+
+  // Temporaries of a build killed an hour ago or more are swept; a recent one (a build running now) is not.
+  const stale = `${file}.4242.0123456789ab.tmp`;
+  const recent = `${file}.4243.0123456789ab.tmp`;
+  writeFileSync(stale, 'partial');
+  writeFileSync(recent, 'partial');
+  const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+  utimesSync(stale, twoHoursAgo, twoHoursAgo);
+  await cachedOnnxFile(file, 'w'.repeat(64), build);
+  expect([existsSync(stale), existsSync(recent)]).toEqual([false, true]);
+});
