@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -147,6 +147,31 @@ describeWithSharedData('ModelStore with the shared mirror', ['models/upstream/pn
     const [pulled] = await store.pull(['mtcnn-pnet']);
     expect(pulled!.source).toBe('mirror');
     expect((await store.status()).find((s) => s.name === 'mtcnn-pnet')!.state).toBe('verified');
+  });
+
+  it('says what is wrong with a cache it cannot use: a folder where a file belongs, a file as the cache', async () => {
+    const cacheDir = await tempDir();
+    const options = { manifest: await realManifest(), mirrorDir: mirror, fetch: offlineFetch };
+    mkdirSync(path.join(cacheDir, 'pnet.pt'));
+    const store = new ModelStore({ ...options, cacheDir });
+    expect((await store.status()).find((s) => s.name === 'mtcnn-pnet')!.state).toBe('corrupt');
+    const folder = await store.pull(['mtcnn-pnet']).catch((e: unknown) => e);
+    expect(ModelUnavailableError.isInstance(folder)).toBe(true);
+    expect((folder as Error).message).toMatch(
+      new RegExp(
+        `^a folder is where a file of the model cache belongs \\(${path.join(cacheDir, 'pnet.pt')}\\): remove it; the cache is \\$FACEREC_CACHE_DIR`,
+      ),
+    );
+    const file = path.join(cacheDir, 'not-a-folder');
+    writeFileSync(file, '');
+    for (const attempt of [
+      () => new ModelStore({ ...options, cacheDir: file }).status(),
+      () => new ModelStore({ ...options, cacheDir: file }).pull(['mtcnn-pnet']),
+    ]) {
+      const error = await attempt().catch((e: unknown) => e);
+      expect(ModelUnavailableError.isInstance(error)).toBe(true);
+      expect((error as Error).message).toContain(`the model cache ${file} is not a folder`);
+    }
   });
 
   it('ends with one good file when two stores pull the same model at once', async () => {

@@ -313,8 +313,37 @@ export class ModelStore {
    *   size is reported `cached`.
    */
   async status(options: { verify?: boolean } = {}): Promise<ModelStatus[]> {
-    const records = await this.readHashes(this.manifest.models[0]?.name ?? '(none)');
-    return Promise.all(this.manifest.models.map((e) => this.inspect(e, records, options.verify ?? true)));
+    const model = this.manifest.models[0]?.name ?? '(none)';
+    try {
+      const records = await this.readHashes(model);
+      return await Promise.all(
+        this.manifest.models.map((e) => this.inspect(e, records, options.verify ?? true)),
+      );
+    } catch (error) {
+      throw this.cacheFailure(model, error);
+    }
+  }
+
+  /**
+   * A file-system error of the cache (not writable, not a folder, a folder where a file belongs) as a
+   * {@link ModelUnavailableError} that names the cache and how to choose another; other errors unchanged.
+   */
+  private cacheFailure(model: string, error: unknown): unknown {
+    const { code, path: source, dest } = (error ?? {}) as NodeJS.ErrnoException & { dest?: string };
+    const where = dest ?? source;
+    if (!code || !['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR'].includes(code)) return error;
+    const what =
+      code === 'EISDIR'
+        ? `a folder is where a file of the model cache belongs${where ? ` (${where})` : ''}: remove it`
+        : code === 'ENOTDIR'
+          ? `the model cache ${this.cacheDir} is not a folder`
+          : `the model cache ${this.cacheDir} cannot be written (${code})`;
+    return new ModelUnavailableError(
+      model,
+      `${what}; the cache is $${CACHE_DIR_ENV}, else $XDG_CACHE_HOME/facerec, else the user cache folder ` +
+        '(a read-only cache works once every model is in it: `facerec models prepare` where it can be written)',
+      { cause: error },
+    );
   }
 
   private emit(event: PullProgress): void {
@@ -332,7 +361,9 @@ export class ModelStore {
 
   private async doPull(entry: ModelEntry): Promise<PulledModel> {
     try {
-      return await this.obtain(entry);
+      return await this.obtain(entry).catch((error: unknown) => {
+        throw this.cacheFailure(entry.name, error);
+      });
     } catch (error) {
       this.emit({
         type: 'error',
@@ -551,7 +582,9 @@ export class ModelStore {
     const expectedFrom = entry.sha256 ? 'manifest' : recorded ? 'recorded-hash' : null;
     const base = { name: entry.name, file: entry.file, path: file, expected, expectedFrom } as const;
     const info = await stat(file).catch(() => undefined);
-    if (!info?.isFile()) return { ...base, state: 'missing', size: null, sha256: null };
+    // Something else where the file belongs (a folder): corrupt, not missing; a pull says what to remove.
+    if (info && !info.isFile()) return { ...base, state: 'corrupt', size: null, sha256: null };
+    if (!info) return { ...base, state: 'missing', size: null, sha256: null };
     if (entry.size !== null && info.size !== entry.size) {
       return { ...base, state: 'corrupt', size: info.size, sha256: null };
     }
