@@ -212,6 +212,17 @@ describe('ModelStore offline failures', () => {
       fetch: dnsFailingFetch,
     });
     await expect(store.resolve('mtcnn-rnet')).rejects.toThrow(/it is not in the mirror/);
+    // A mirror path that is no folder (relative to another working directory, say) is named as such.
+    const nowhere = path.join(await tempDir(), 'no-such-mirror');
+    const lost = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir: await tempDir(),
+      mirrorDir: nowhere,
+      fetch: dnsFailingFetch,
+    });
+    await expect(lost.resolve('mtcnn-rnet')).rejects.toThrow(
+      `(the mirror ${nowhere} is not a folder: it does not exist)`,
+    );
   });
 
   it('times out a fetch that never answers, even one that ignores its abort signal', async () => {

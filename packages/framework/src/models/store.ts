@@ -12,7 +12,7 @@
  * - `<cacheDir>/onnx/`: reserved for converted models written by other packages.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -560,7 +560,13 @@ export class ModelStore {
 
   private unavailable(entry: ModelEntry, reason: string, cause?: unknown): ModelUnavailableError {
     const cached = path.join(this.cacheDir, entry.file);
-    const mirrorNote = this.mirrorDir ? ` (it is not in the mirror ${this.mirrorDir})` : '';
+    // A mirror path that is no folder at all (a relative path from another working directory, a typo) is
+    // said as such: "not in the mirror" would send the user looking for a file.
+    const mirrorNote = !this.mirrorDir
+      ? ''
+      : statSync(this.mirrorDir, { throwIfNoEntry: false })?.isDirectory()
+        ? ` (it is not in the mirror ${this.mirrorDir})`
+        : ` (the mirror ${this.mirrorDir} is not a folder${existsSync(this.mirrorDir) ? '' : ': it does not exist'})`;
     // Files an npm package ships are simplest to get by installing it; say that first.
     const npmFix =
       typeof entry.source === 'object'
