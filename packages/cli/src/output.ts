@@ -167,6 +167,8 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
       switch (event.type) {
         case 'start':
           pulling.add(event.model);
+          if (multi && event.replacing)
+            multi.log(`${event.model}: the cached copy was corrupt; replacing it\n`);
           if (multi) {
             bars.set(
               event.model,
@@ -177,7 +179,10 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
               }),
             );
           } else {
-            info(`pulling ${event.model} (${event.file}) from ${event.source}: ${event.from}`);
+            info(
+              `pulling ${event.model} (${event.file}) from ${event.source}: ${event.from}` +
+                (event.replacing ? ' (the cached copy was corrupt)' : ''),
+            );
           }
           break;
         case 'progress': {

@@ -2,8 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { encodeJpeg } from '@facerec/framework';
-import { describe, expect, it } from 'vitest';
-import { numberFlag, shownDistance } from '../src/output.js';
+import { describe, expect, it, vi } from 'vitest';
+import { numberFlag, pullProgressReporter, shownDistance } from '../src/output.js';
 import { cli } from './helpers.js';
 
 describe('shownDistance', () => {
@@ -117,4 +117,31 @@ describe('usage errors', () => {
       ),
     ]);
   });
+});
+
+it('says when a pull replaces a corrupt cached copy', () => {
+  const lines: string[] = [];
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string) => {
+    lines.push(String(chunk));
+    return true;
+  }) as never);
+  try {
+    const reporter = pullProgressReporter();
+    const start = {
+      type: 'start',
+      model: 'mtcnn-pnet',
+      file: 'pnet.pt',
+      source: 'mirror',
+      from: '/m/pnet.pt',
+    } as const;
+    reporter.onProgress({ ...start, total: 10, replacing: true });
+    reporter.onProgress({ ...start, model: 'mtcnn-rnet', total: 10 });
+    reporter.stop();
+  } finally {
+    err.mockRestore();
+  }
+  expect(lines.join('')).toContain(
+    'pulling mtcnn-pnet (pnet.pt) from mirror: /m/pnet.pt (the cached copy was corrupt)\n',
+  );
+  expect(lines.join('')).toContain('pulling mtcnn-rnet (pnet.pt) from mirror: /m/pnet.pt\n');
 });

@@ -3,8 +3,9 @@ import { existsSync, readFileSync, truncateSync, utimesSync, writeFileSync } fro
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { CheckpointError } from '@facerec/framework';
 import { afterEach, expect, it } from 'vitest';
-import { cachedOnnxFile } from './model-cache.js';
+import { cachedGraph, cachedOnnxFile } from './model-cache.js';
 
 let dir: string | undefined;
 afterEach(async () => {
@@ -47,4 +48,17 @@ it('records each graph it builds, and builds again one whose size no longer matc
   utimesSync(stale, twoHoursAgo, twoHoursAgo);
   await cachedOnnxFile(file, 'w'.repeat(64), build);
   expect([existsSync(stale), existsSync(recent)]).toEqual([false, true]);
+});
+
+it('says how to recover from a cached checkpoint that is not one (trusted on first use from a bad source)', async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-graphs-'));
+  const weights = path.join(dir, 'model.pt');
+  writeFileSync(weights, Buffer.from('this is not a checkpoint at all'));
+  const error = await cachedGraph(dir, 'net', { path: weights, sha256: 'a'.repeat(64) }, () => {
+    throw new Error('not reached');
+  }).catch((e: unknown) => e);
+  expect(CheckpointError.isInstance(error)).toBe(true);
+  expect((error as Error).message).toContain(
+    `(it is in the model cache: if a mirror or a download served the wrong file, delete it and its entry in ${path.join(dir, 'hashes.json')}, then pull again)`,
+  );
 });

@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type ModelStore, ModelUnavailableError, readCheckpoint, type StateDict } from '@facerec/framework';
+import {
+  CheckpointError,
+  HASHES_FILE,
+  type ModelStore,
+  ModelUnavailableError,
+  readCheckpoint,
+  type StateDict,
+} from '@facerec/framework';
 import { sweepStaleTemporaries, writeFileAtomic } from '@facerec/framework/internal';
 
 /**
@@ -108,12 +115,23 @@ export async function cachedGraph(
 ): Promise<CachedGraph> {
   const version = `v${GRAPH_BUILDER_VERSION}${graphVersion === undefined ? '' : `.${graphVersion}`}`;
   const file = path.join(cacheDir, 'onnx', `${tag}-${weights.sha256.slice(0, 16)}-${version}.onnx`);
-  return cachedOnnxFile(file, weights.sha256, async () =>
-    build(readCheckpoint(await readFile(weights.path), { source: weights.path }), {
-      weights_sha256: weights.sha256,
-      weights_file: path.basename(weights.path),
-    }),
-  );
+  return cachedOnnxFile(file, weights.sha256, async () => {
+    let stateDict: StateDict;
+    try {
+      stateDict = readCheckpoint(await readFile(weights.path), { source: weights.path });
+    } catch (error) {
+      // A cached file whose manifest entry has no hash was trusted on first use: if a mirror or a download
+      // served the wrong file, its hash is recorded too, and only deleting both lets a pull fetch it again.
+      if (!CheckpointError.isInstance(error) || path.dirname(weights.path) !== path.resolve(cacheDir))
+        throw error;
+      throw new CheckpointError(
+        `${error.message} (it is in the model cache: if a mirror or a download served the wrong file, delete ` +
+          `it and its entry in ${path.join(cacheDir, HASHES_FILE)}, then pull again)`,
+        { cause: error },
+      );
+    }
+    return build(stateDict, { weights_sha256: weights.sha256, weights_file: path.basename(weights.path) });
+  });
 }
 
 /** Resolves a manifest model to a verified file and its hash (pulling it when missing). */

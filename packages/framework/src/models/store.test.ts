@@ -144,8 +144,18 @@ describeWithSharedData('ModelStore with the shared mirror', ['models/upstream/pn
     expect((await store.status({ verify: false })).find((s) => s.name === 'mtcnn-pnet')!.state).toBe(
       'cached',
     );
-    const [pulled] = await store.pull(['mtcnn-pnet']);
+    const events: PullProgress[] = [];
+    const repairing = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir,
+      mirrorDir: mirror,
+      fetch: offlineFetch,
+      onProgress: (e) => events.push(e),
+    });
+    const [pulled] = await repairing.pull(['mtcnn-pnet']);
     expect(pulled!.source).toBe('mirror');
+    // Said, not silent: a cache that keeps going bad should be noticed.
+    expect(events.find((e) => e.type === 'start')).toMatchObject({ model: 'mtcnn-pnet', replacing: true });
     expect((await store.status()).find((s) => s.name === 'mtcnn-pnet')!.state).toBe('verified');
   });
 

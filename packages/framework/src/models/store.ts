@@ -57,6 +57,8 @@ export type PullProgress =
       /** The mirror or package path, or the URL. */
       readonly from: string;
       readonly total: number | null;
+      /** True when the cached copy is corrupt (a wrong hash or size, a folder in its place) and is replaced. */
+      readonly replacing?: boolean;
     }
   | {
       readonly type: 'progress';
@@ -407,23 +409,26 @@ export class ModelStore {
         verifiedBy,
       };
     }
+    // Said in the pull's start event: a cache that keeps going bad (a failing disk) should not go unnoticed.
+    const replacing = current.state === 'corrupt';
 
     if (this.mirrorDir) {
       const mirrored = path.join(this.mirrorDir, entry.file);
       const info = await stat(mirrored).catch(() => undefined);
-      if (info?.isFile()) return this.fill(entry, 'mirror', mirrored, info.size, createReadStream(mirrored));
+      if (info?.isFile())
+        return this.fill(entry, 'mirror', mirrored, info.size, createReadStream(mirrored), replacing);
     }
 
     if (typeof entry.source === 'object') {
       const installed = findNpmFile(entry.source.npm, entry.source.path);
       if (installed) {
         const info = await stat(installed);
-        return this.fill(entry, 'npm', installed, info.size, createReadStream(installed));
+        return this.fill(entry, 'npm', installed, info.size, createReadStream(installed), replacing);
       }
     }
 
     const download = await this.openDownload(entry);
-    return this.fill(entry, 'url', entry.url, download.total, download.chunks);
+    return this.fill(entry, 'url', entry.url, download.total, download.chunks, replacing);
   }
 
   /** Streams `chunks` into a temp file, verifies it, then renames it into place. */
@@ -433,6 +438,7 @@ export class ModelStore {
     from: string,
     total: number | null,
     chunks: AsyncIterable<Uint8Array>,
+    replacing: boolean,
   ): Promise<PulledModel> {
     await mkdir(this.cacheDir, { recursive: true });
     const target = path.join(this.cacheDir, entry.file);
@@ -441,7 +447,7 @@ export class ModelStore {
     let bytes = 0;
     const emit = (event: PullProgress) => this.emit(event);
     async function* hashing(): AsyncGenerator<Uint8Array> {
-      emit({ type: 'start', ...base, source, from, total });
+      emit({ type: 'start', ...base, source, from, total, ...(replacing ? { replacing } : {}) });
       for await (const chunk of chunks) {
         hash.update(chunk);
         yield chunk;
