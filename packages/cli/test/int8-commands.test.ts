@@ -52,7 +52,7 @@ describeWithSharedData(
       // workers calibrated on FACEREC_CALIBRATION_DIR as set before this test).
       const int8Graphs = async () =>
         (await readdir(path.join(work, 'cache', 'onnx'))).filter(
-          (f) => f.startsWith('faceapi-resnet-') && f.includes('-int8-'),
+          (f) => f.startsWith('faceapi-resnet-') && f.includes('-int8-') && f.endsWith('.onnx'),
         );
       const built = await int8Graphs();
       expect(built).toHaveLength(1);
