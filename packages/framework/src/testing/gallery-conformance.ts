@@ -277,9 +277,9 @@ export function describeGalleryStoreConformance(
       // which must refuse a write based on content that changed under it (and the writer then retries).
       const [a, b] = [await open(), await open()];
       const random = seededRandom(15);
-      // 20 through each: a handle whose copy is current (a cheap re-check) must not win every race for as
+      // 10 through each (the old, immediate retries lost this 3 times in 3): a handle whose copy is current (a cheap re-check) must not win every race for as
       // long as it keeps writing, or the other one runs out of retries.
-      const people = Array.from({ length: 40 }, (_, i) => ({
+      const people = Array.from({ length: 20 }, (_, i) => ({
         name: `q${String(i).padStart(2, '0')}`,
         embedding: Float32Array.from({ length: DIM }, () => random() * 2 - 1),
       }));
@@ -289,10 +289,10 @@ export function describeGalleryStoreConformance(
         ),
       );
       const third = await open();
-      expect(await third.identities(), 'identities after 40 adds split over two handles').toEqual(
+      expect(await third.identities(), 'identities after 20 adds split over two handles').toEqual(
         people.map((p) => p.name),
       );
-      expect(await third.list(), 'examples after 40 adds split over two handles').toHaveLength(40);
+      expect(await third.list(), 'examples after 20 adds split over two handles').toHaveLength(20);
     });
 
     it('opens a store two processes create at once, both on the same content; closing twice is harmless', async () => {
