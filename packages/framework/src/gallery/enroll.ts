@@ -409,20 +409,17 @@ async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: S
     const absolute = path.join(root, entry.name);
     const kind = await kindOf(entry, absolute);
     const label = rel(absolute) + (kind === 'directory' ? '/' : '');
+    const nameIssue = storedTextIssue(entry.name, MAX_IDENTITY_NAME_LENGTH);
     if (entry.name.startsWith('.')) {
       skipped.push({ file: label, reason: 'hidden' });
     } else if (kind === 'file') {
       skipped.push({ file: label, reason: 'not in an identity folder' });
     } else if (kind !== 'directory') {
       skipped.push({ file: label, reason: 'unreadable', detail: kind });
-    } else if (entry.name === UNKNOWN_IDENTITY || storedTextIssue(entry.name, MAX_IDENTITY_NAME_LENGTH)) {
-      const [reason, detail]: [SkipReason, string] =
-        entry.name === UNKNOWN_IDENTITY
-          ? ['reserved identity name', `"${UNKNOWN_IDENTITY}" is the answer for unmatched faces`]
-          : [
-              'invalid identity name',
-              `the folder name ${storedTextIssue(entry.name, MAX_IDENTITY_NAME_LENGTH)}`,
-            ];
+    } else if (entry.name === UNKNOWN_IDENTITY || nameIssue) {
+      const [reason, detail]: [SkipReason, string] = nameIssue
+        ? ['invalid identity name', `the folder name ${nameIssue}`]
+        : ['reserved identity name', `"${UNKNOWN_IDENTITY}" is the answer for unmatched faces`];
       const files = await listFiles(absolute, 0);
       if (files.length === 0) skipped.push({ file: label, reason, detail });
       for (const file of files) skipped.push({ file: rel(file), reason, detail });
