@@ -90,6 +90,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       new DynamoDBClient({
         ...(settings.region !== undefined && { region: settings.region }),
         ...(settings.endpoint !== undefined && { endpoint: settings.endpoint }),
+        // A stalled connection fails (and is retried by the SDK) instead of holding the batch to its timeout.
+        requestHandler: { connectionTimeout: 5000, requestTimeout: 5000, throwOnRequestTimeout: true },
       });
   }
 

@@ -17,6 +17,7 @@ export {
 } from './errors.js';
 export { SQS_LIMITS } from './limits.js';
 export {
+  DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_RETRY,
   type ResolvedSqsTransportOptions,
   type RetryOptions,

@@ -36,6 +36,12 @@ export interface SqsTransportOptions {
   readonly maxMessageBytes?: number;
   /** Retries of throttled, failed or partially failed requests. */
   readonly retry?: RetryOptions;
+  /**
+   * For the created client: how long one request may take, connection included, before it fails as a
+   * `TimeoutError` (retried under `retry`); a long poll gets its wait on top. 100–120000. Default 5000: without
+   * it a stalled connection would hold a publish until the Lambda function timed out.
+   */
+  readonly requestTimeoutMs?: number;
   /** How the transport waits between retries. Default: real timers. Tests inject a recorder. */
   readonly sleep?: Sleep;
 }
@@ -47,8 +53,12 @@ export interface ResolvedSqsTransportOptions {
   readonly endpoint: string | undefined;
   readonly maxMessageBytes: number;
   readonly retry: RetryPolicy;
+  readonly requestTimeoutMs: number;
   readonly sleep: Sleep;
 }
+
+/** Default {@link SqsTransportOptions.requestTimeoutMs}. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 
 /** Default retry policy: 5 attempts, backoff ceilings of 100, 200, 400, 800 ms, never above 5 s. */
 export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({
@@ -79,6 +89,7 @@ const schema = z
     endpoint: z.url(),
     maxMessageBytes: z.number().int().min(1024).max(SQS_LIMITS.maxMessageBytes),
     retry: retrySchema,
+    requestTimeoutMs: z.number().int().min(100).max(120_000),
     sleep: z.custom<Sleep>((value) => typeof value === 'function', 'must be a function'),
   })
   .partial()
@@ -92,10 +103,10 @@ const schema = z
 export function resolveSqsTransportOptions(options: SqsTransportOptions = {}): ResolvedSqsTransportOptions {
   const settings = parseOptions(schema, options, PACKAGE);
   const { client, region, endpoint } = settings;
-  if (client && (region !== undefined || endpoint !== undefined)) {
+  if (client && (region !== undefined || endpoint !== undefined || settings.requestTimeoutMs !== undefined)) {
     throw new InvalidOptionsError(
       PACKAGE,
-      'pass either `client` or `region`/`endpoint` (to configure the client the transport creates), not both',
+      'pass either `client` or `region`/`endpoint`/`requestTimeoutMs` (to configure the client the transport creates), not both',
     );
   }
   const retry = { ...DEFAULT_RETRY, ...settings.retry };
@@ -111,6 +122,7 @@ export function resolveSqsTransportOptions(options: SqsTransportOptions = {}): R
     endpoint,
     maxMessageBytes: settings.maxMessageBytes ?? SQS_LIMITS.defaultMaxMessageBytes,
     retry,
+    requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     sleep: settings.sleep ?? defaultSleep,
   };
 }

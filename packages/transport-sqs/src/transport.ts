@@ -82,6 +82,8 @@ export class SqsTransport implements Transport {
 
   readonly #sleep: Sleep;
   readonly #ownsClient: boolean;
+  /** The created client's request timeout, which a long poll extends by its wait; none for a client passed in. */
+  readonly #requestTimeoutMs: number | undefined;
 
   constructor(options: SqsTransportOptions = {}) {
     const resolved = resolveSqsTransportOptions(options);
@@ -93,7 +95,13 @@ export class SqsTransport implements Transport {
         ...(resolved.endpoint !== undefined && { endpoint: resolved.endpoint }),
         // The transport retries per entry (a batch call can half succeed); SDK retries would multiply its own.
         maxAttempts: 1,
+        requestHandler: {
+          connectionTimeout: resolved.requestTimeoutMs,
+          requestTimeout: resolved.requestTimeoutMs,
+          throwOnRequestTimeout: true,
+        },
       });
+    this.#requestTimeoutMs = this.#ownsClient ? resolved.requestTimeoutMs : undefined;
     this.maxMessageBytes = resolved.maxMessageBytes;
     this.retry = Object.freeze({ ...resolved.retry });
     this.#sleep = resolved.sleep;
@@ -182,7 +190,12 @@ export class SqsTransport implements Transport {
             MessageSystemAttributeNames: [RECEIVE_COUNT],
             MessageAttributeNames: ['All'],
           }),
-          signal ? { abortSignal: signal } : {},
+          {
+            ...(signal && { abortSignal: signal }),
+            ...(this.#requestTimeoutMs !== undefined && {
+              requestTimeout: this.#requestTimeoutMs + resolved.waitTimeSeconds * 1000,
+            }),
+          },
         ),
       (error, attempts) => new SqsRequestError('ReceiveMessage', queue, attempts, error),
       signal,

@@ -48,6 +48,7 @@ describe('createSqsTransport options', () => {
     [{ endpoint: 'not a url' }, /endpoint/],
     [{ retry: { baseDelayMs: 500, maxDelayMs: 100 } }, /maxDelayMs/],
     [{ client: new SQSClient({}), region: 'eu-west-1' }, /either `client` or/],
+    [{ requestTimeoutMs: 50 }, /requestTimeoutMs/],
     [{ client: {} }, /client/],
   ])('rejects %o with InvalidOptionsError naming the package', (options, pattern) => {
     const error = (() => {
