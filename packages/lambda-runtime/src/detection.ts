@@ -17,6 +17,7 @@ import {
   type DetectionRequest,
   detectionRequestSchema,
   type FaceMessage,
+  messageBody,
   NO_FACE,
   type ResponseMessage,
   requestIssues,
@@ -223,9 +224,7 @@ export function createDetectionHandler(
           distance: null,
           box: null,
         };
-        await options.transport.publish(replyQueue, [
-          { id: `${frameId}-none`, body: JSON.stringify(answer) },
-        ]);
+        await options.transport.publish(replyQueue, [{ id: `${frameId}-none`, body: messageBody(answer) }]);
       } else {
         const messages: OutboundMessage[] = [];
         for (const [i, face] of faces.entries()) {
@@ -240,7 +239,7 @@ export function createDetectionHandler(
             crop: Buffer.from(await encodeJpeg(crops[i]!.image, cropQuality)).toString('base64'),
             ...(request.reply_to === undefined ? {} : { reply_to: request.reply_to }),
           };
-          messages.push({ id: `${frameId}-${i}`, body: JSON.stringify(body) });
+          messages.push({ id: `${frameId}-${i}`, body: messageBody(body) });
         }
         await options.transport.publish(options.requestQueue, messages);
       }

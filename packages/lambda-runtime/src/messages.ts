@@ -80,6 +80,15 @@ export const responseMessageSchema = z
   .strict();
 export type ResponseMessage = z.infer<typeof responseMessageSchema>;
 
+/**
+ * A message as JSON text every queue takes: `JSON.stringify` already escapes control characters and lone
+ * surrogates, and here U+FFFE and U+FFFF (which it leaves raw and SQS refuses) are escaped too, so a client's
+ * filename holding them travels intact instead of failing the publish.
+ */
+export function messageBody(value: unknown): string {
+  return JSON.stringify(value).replace(/[\uFFFE\uFFFF]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+}
+
 /** The result value of the response sent for a frame with no face. */
 export const NO_FACE = 'no face';
 

@@ -10,7 +10,13 @@ import {
 import { resizeBilinearPil } from '@facerec/framework/internal';
 import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
 import { type PipelineLogger, silentLogger, since } from './logger.js';
-import { type FaceMessage, faceMessageSchema, type ResponseMessage, requestIssues } from './messages.js';
+import {
+  type FaceMessage,
+  faceMessageSchema,
+  messageBody,
+  type ResponseMessage,
+  requestIssues,
+} from './messages.js';
 import {
   type QueueRecord,
   type RecordBatchHandler,
@@ -275,7 +281,7 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
           distance: Math.round(match.distance * 1e4) / 1e4,
           box: p.message.box,
         };
-        p.answer = JSON.stringify(body);
+        p.answer = messageBody(body);
         const queue = p.message.reply_to ?? options.responseQueue;
         if (!byQueue.has(queue)) byQueue.set(queue, []);
         // The face's key as the message id: a queue that deduplicates ids (the local runtime's durable one)

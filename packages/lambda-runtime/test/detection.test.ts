@@ -95,6 +95,20 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
     for (const e of logger.entries) expect(e).not.toContain(group.slice(0, 64));
   });
 
+  it('carries a filename with characters SQS refuses raw (U+FFFE, U+FFFF, controls) escaped, intact', async () => {
+    const filename = 'odd\uFFFE\uFFFF\u0001\uD800.jpg';
+    const white = (await readFile(sharedPath('faces', 'face-api.js', 'test', 'white.png'))).toString(
+      'base64',
+    );
+    for (const content of [group, white]) {
+      const result = await handler(post({ content, request_id: 'req-odd', filename }));
+      expect(result.statusCode).toBe(200);
+    }
+    const sent = [...(await drain('requests')), ...(await drain('responses'))] as { filename: string }[];
+    expect(sent.length).toBe(6);
+    for (const message of sent) expect(message.filename).toBe(filename);
+  });
+
   it('answers a frame without faces with exactly one "no face" response', async () => {
     const white = (await readFile(sharedPath('faces', 'face-api.js', 'test', 'white.png'))).toString(
       'base64',

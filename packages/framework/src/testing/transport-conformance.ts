@@ -246,6 +246,45 @@ export function describeTransportConformance(
       expect(await receiveNow(jobs)).toEqual([]);
     });
 
+    it.each([
+      ['a body with U+FFFF', [{ id: 'bad', body: 'a\uFFFFb' }]],
+      ['a body with a lone surrogate', [{ id: 'bad', body: 'a\uD800b' }]],
+      ['a body with NUL', [{ id: 'bad', body: 'a\u0000b' }]],
+      [
+        'eleven attributes',
+        [
+          {
+            id: 'bad',
+            body: 'x',
+            attributes: Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`a${i}`, 'v'])),
+          },
+        ],
+      ],
+      ['an attribute named AWS.x', [{ id: 'bad', body: 'x', attributes: { 'AWS.x': 'v' } }]],
+      ['an attribute name with a space', [{ id: 'bad', body: 'x', attributes: { 'a b': 'v' } }]],
+      ['an empty attribute value', [{ id: 'bad', body: 'x', attributes: { kind: '' } }]],
+    ])('refuses %s as bad input (SQS does), publishing none of the call', async (_, bad) => {
+      const error = await transport.publish(jobs, [{ id: 'fine', body: 'ok' }, ...bad]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(FacerecInputError.isInstance(error), `expected a FacerecInputError, got ${String(error)}`).toBe(
+        true,
+      );
+      expect(String((error as Error).message)).toContain('bad');
+      expect(await receiveNow(jobs)).toEqual([]);
+    });
+
+    it('takes what SQS takes: tabs, line breaks, emoji, U+FFFD; ten attributes', async () => {
+      const body = 'tab\tnew\nline\r 😀 \uFFFD \uE000';
+      const attributes = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k-${i}.v_x`, `v ${i} é`]));
+      await transport.publish(jobs, [{ id: 'fine', body, attributes }]);
+      const [got] = await receiveNow(jobs);
+      expect(got?.body).toBe(body);
+      expect(got?.attributes).toEqual(attributes);
+      await transport.acknowledge(jobs, got ? [got] : []);
+    });
+
     it('long-polls: returns as soon as a message is published, without waiting out waitTimeSeconds', async () => {
       const poll = transport.receive(jobs, { waitTimeSeconds: 20 });
       const state = observe(poll);

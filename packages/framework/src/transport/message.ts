@@ -39,6 +39,24 @@ export function messageSizeBytes(message: Pick<OutboundMessage, 'body' | 'attrib
   return size;
 }
 
+/**
+ * A character SQS refuses in a message body or attribute value: anything outside #x9, #xA, #xD, #x20–#xD7FF,
+ * #xE000–#xFFFD and #x10000–#x10FFFF (so also a lone surrogate, which the `u` flag reads as one code point).
+ */
+const REFUSED_CHARACTER = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+/** SQS's attribute names: 1–256 of A–Z a–z 0–9 _ - . ; not starting `AWS.`/`Amazon.` (any case), no `..`. */
+const ATTRIBUTE_NAME = /^(?!aws\.|amazon\.)(?!.*\.\.)(?![.])(?!.*[.]$)[A-Za-z0-9_.-]{1,256}$/i;
+/** Most attributes SQS takes on one message. */
+export const MAX_MESSAGE_ATTRIBUTES = 10;
+
+/** Where `text` holds a character SQS refuses: its code point as `U+XXXX` and its index, or undefined. */
+function refusedCharacter(text: string): string | undefined {
+  const match = REFUSED_CHARACTER.exec(text);
+  if (!match) return undefined;
+  const code = match[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+  return `U+${code} at index ${match.index}`;
+}
+
 /** An {@link OutboundMessage} checked by {@link prepareOutboundMessages}: it has an id and a known size. */
 export interface PreparedMessage {
   readonly id: string;
@@ -51,9 +69,12 @@ export interface PreparedMessage {
 /**
  * Checks a whole `publish` call before anything is sent, so a bad message publishes nothing: every body is a
  * non-empty string, ids are unique within the call (one is generated for a message without one), and every
- * message fits in `maxMessageBytes`.
+ * message fits in `maxMessageBytes`; bodies, attribute names and values hold only what SQS accepts (so a
+ * message a local queue takes, SQS takes too).
  *
- * @throws {InvalidMessageError} an empty body, a non-string attribute value or a duplicate id.
+ * @throws {InvalidMessageError} an empty body, a character SQS refuses (U+FFFE, U+FFFF, most control
+ *   characters, a lone surrogate), more than 10 attributes, a bad attribute name, an empty or non-string
+ *   attribute value, or a duplicate id.
  * @throws {MessageTooLargeError} a message over `maxMessageBytes`.
  */
 export function prepareOutboundMessages(
@@ -67,12 +88,32 @@ export function prepareOutboundMessages(
     if (typeof message.body !== 'string' || message.body.length === 0) {
       throw new InvalidMessageError(label, 'body must be a non-empty string');
     }
+    const inBody = refusedCharacter(message.body);
+    if (inBody) throw new InvalidMessageError(label, `body holds a character SQS refuses (${inBody})`);
     const attributes = { ...message.attributes };
+    const names = Object.keys(attributes);
+    if (names.length > MAX_MESSAGE_ATTRIBUTES) {
+      throw new InvalidMessageError(
+        label,
+        `${names.length} attributes; SQS takes at most ${MAX_MESSAGE_ATTRIBUTES}`,
+      );
+    }
     for (const [name, value] of Object.entries(attributes)) {
-      if (name.length === 0 || typeof value !== 'string') {
+      if (!ATTRIBUTE_NAME.test(name)) {
         throw new InvalidMessageError(
           label,
-          `attribute "${name}" must have a non-empty name and a string value`,
+          `attribute name ${JSON.stringify(name.slice(0, 64))} is not one SQS takes (1–256 of A–Z a–z 0–9 _ - ., ` +
+            'not starting with AWS. or Amazon., no leading, trailing or double dot)',
+        );
+      }
+      if (typeof value !== 'string' || value.length === 0) {
+        throw new InvalidMessageError(label, `attribute "${name}" must have a non-empty string value`);
+      }
+      const inValue = refusedCharacter(value);
+      if (inValue) {
+        throw new InvalidMessageError(
+          label,
+          `attribute "${name}" holds a character SQS refuses (${inValue})`,
         );
       }
     }
