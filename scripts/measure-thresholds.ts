@@ -8,10 +8,10 @@
 // Method: facerec's default detection path (MTCNN with the pre-cropped fallback, as createFaceRecognizer runs it),
 // the largest face of each photo cut with the embedder's own (default) crop policy, one embedding each;
 // every pair of photos is a genuine pair (same identity) or an impostor pair. The ROC over those distances
-// (`rocCurve` from the framework, the one `facerec gallery calibrate` uses) gives the largest threshold whose
-// false-accept rate is at most the target (default 1 %: the data has about 1,200 impostor pairs, so 0.1 % could
-// not be told from 0); the shipped value is the middle of the gap between that threshold and the next impostor
-// distance, rounded to 3 decimals. Cosine distance on unit vectors is d² / 2, so both metrics rank pairs alike.
+// (`rocCurve` and `operatingPointAtFar` from the framework, which `facerec gallery calibrate` uses) gives the
+// highest true-accept rate whose false-accept rate is at most the target (default 1 %: the data has about 1,200
+// impostor pairs, so 0.1 % could not be told from 0), its threshold midway between the last accepted distance
+// and the next impostor; the shipped value is that, rounded to 3 decimals. Cosine distance on unit vectors is d² / 2, so both metrics rank pairs alike.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { dot } from '../packages/framework/src/gallery/vectors.js';
@@ -66,13 +66,14 @@ console.log(
  * The shipped value: mid-gap between the ROC threshold and the next impostor distance, with 3 decimals, or as few
  * more as it takes to stay inside the gap (else the ROC threshold itself).
  */
-function shippedValue(threshold: number, impostor: readonly number[]): number {
-  const next = Math.min(...impostor.filter((d) => d > threshold));
-  const mid = Number.isFinite(next) ? (threshold + next) / 2 : threshold;
+function shippedValue(threshold: number, distances: readonly number[]): number {
+  // `threshold` is midway in the gap between two measured distances (see operatingPointAtFar): round it to
+  // 3 decimals, or more where that would leave the gap.
+  const below = Math.max(...distances.filter((d) => d <= threshold));
+  const above = Math.min(...distances.filter((d) => d > threshold));
   for (let digits = 3; digits <= 6; digits++) {
-    const rounded = Math.round(mid * 10 ** digits) / 10 ** digits;
-    // Never past the next impostor, never below the ROC threshold.
-    if (rounded >= threshold && rounded < next) return rounded;
+    const rounded = Math.round(threshold * 10 ** digits) / 10 ** digits;
+    if (rounded >= below && rounded < above) return rounded;
   }
   return threshold;
 }
@@ -135,7 +136,7 @@ for (const id of embedderIds) {
       console.log(`  ${metric}: no threshold reaches FAR ${targetFar}`);
       continue;
     }
-    const value = shippedValue(point.threshold, impostor);
+    const value = shippedValue(point.threshold, [...genuine, ...impostor]);
     values[metric] = value;
     const acceptedAt = (ds: readonly number[], at: number) => ds.filter((d) => d <= at).length;
     const accepted = (ds: readonly number[]) => acceptedAt(ds, value);

@@ -1,3 +1,6 @@
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type {
   FaceEmbedder,
   Gallery,
@@ -10,6 +13,7 @@ import {
   type EmbedderPrecision,
   FacerecError,
   FacerecInputError,
+  FileGallery,
   GalleryStoreNotFoundError,
   InvalidOptionsError,
   missingThresholdMessage,
@@ -17,6 +21,55 @@ import {
   resolveThreshold,
 } from '@facerec/framework';
 import cliProgress from 'cli-progress';
+
+/**
+ * Checks a gallery file a command is about to (over)write, before any work: a folder there, or a file that is
+ * no gallery, is refused (nothing is overwritten that facerec did not write); an existing gallery is replaced
+ * with one stderr line saying what it held.
+ */
+export async function checkGalleryOut(command: string, file: string): Promise<void> {
+  const found = await stat(file).catch(() => undefined);
+  if (!found) return;
+  if (found.isDirectory()) {
+    throw new InvalidOptionsError(
+      command,
+      `--out ${file} is a folder; give a file name (e.g. ${path.join(file, 'gallery.json')})`,
+    );
+  }
+  const existing = await FileGallery.load(file).catch(() => undefined);
+  if (!existing) {
+    throw new InvalidOptionsError(
+      command,
+      `--out ${file} exists and is not a gallery file; not overwriting it (choose another name, or delete it first)`,
+    );
+  }
+  info(
+    `replacing the gallery at ${file} (${count(existing.size, 'identity', 'identities')}, ` +
+      `${count(existing.exampleCount, 'example')}${existing.calibration ? ', calibrated' : ''})`,
+  );
+}
+
+/**
+ * A `--gallery` that must be a gallery file (recognize, gallery calibrate): a path, or a `file://` URL turned
+ * into one; another store URL is refused naming the commands that take stores (and never repeated back: it
+ * may hold a password).
+ */
+export function galleryFile(command: string, value: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
+  if (scheme === undefined) return value;
+  if (scheme === 'file') {
+    try {
+      return fileURLToPath(value);
+    } catch (error) {
+      throw new InvalidOptionsError(command, `--gallery: ${(error as Error).message}`);
+    }
+  }
+  throw new InvalidOptionsError(
+    command,
+    `--gallery takes a gallery file (a path or a file:// URL), not a ${scheme}:// store; for a store, ` +
+      '`facerec gallery search <store> <image…>` names faces and `facerec serve --gallery <store>` serves it',
+  );
+}
 
 /**
  * Runs `open` on a gallery that must exist (recognize, calibrate, serve); a missing one is refused naming how

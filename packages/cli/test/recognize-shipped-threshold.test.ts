@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, MODELS, MODELS_MIRROR_ENV } from '@facerec/framework';
@@ -137,6 +137,74 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
         expect.stringMatching(/^only 2 genuine pairs back the threshold \(fewer than 20\)/),
       ]),
     );
+  });
+
+  it('calibrate on one probe: threshold midway to the nearest impostor, report on stdout, warnings on stderr', async () => {
+    const gallery = path.join(work, 'all.json');
+    const one = path.join(work, 'one-probe');
+    await mkdir(path.join(one, 'amy'), { recursive: true });
+    await symlink(sharedPath(...BBT, 'amy', 'amy3.png'), path.join(one, 'amy', 'amy3.png'));
+    const out = path.join(work, 'one-probe.json');
+    const json = await cli('gallery', 'calibrate', one, '--gallery', gallery, '--out', out, '--json');
+    expect(json.code, json.stderr).toBe(0);
+    const summary = JSON.parse(json.stdout) as {
+      threshold: number;
+      genuinePairs: number;
+      impostorPairs: number;
+    };
+    expect([summary.genuinePairs, summary.impostorPairs]).toEqual([1, 7]);
+    // amy3 against amy and against the seven others, embedded by `recognize`: the threshold is midway between
+    // its distance to amy and its distance to the nearest other identity.
+    const search = await cli(
+      'gallery',
+      'search',
+      gallery,
+      path.join(one, 'amy', 'amy3.png'),
+      '--top-k',
+      '8',
+      '--json',
+    );
+    expect(search.code, search.stderr).toBe(0);
+    const [row] = JSON.parse(search.stdout) as { candidates: { identity: string; distance: number }[] }[];
+    const amy = row!.candidates.find((c) => c.identity === 'amy')!.distance;
+    const nearestOther = Math.min(
+      ...row!.candidates.filter((c) => c.identity !== 'amy').map((c) => c.distance),
+    );
+    expect(summary.threshold).toBeCloseTo((amy + nearestOther) / 2, 3);
+    const text = await cli('gallery', 'calibrate', one, '--gallery', gallery, '--out', out);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).not.toContain('warning');
+    expect(text.stderr).toMatch(/^warning: only 1 genuine pairs back the threshold/m);
+    expect(text.stderr).toContain(`replacing the gallery at ${out} (8 identities, 16 examples, calibrated)`);
+  });
+
+  it('recognize takes a file:// URL, refuses another store URL without repeating it, and enroll will not overwrite what is no gallery', async () => {
+    const gallery = path.join(work, 'all.json');
+    const byUrl = await cli('recognize', ...probes(['amy']), '--gallery', `file://${gallery}`, '--json');
+    expect(byUrl.code, byUrl.stderr).toBe(0);
+    expect((JSON.parse(byUrl.stdout) as Row[]).map((r) => r.identity)).toEqual(['amy', 'amy']);
+    const store = await cli('recognize', ...probes(['amy']), '--gallery', 'postgres://u:secret@127.0.0.1/db');
+    expect(store.code).toBe(2);
+    expect(store.stderr).toContain(
+      '--gallery takes a gallery file (a path or a file:// URL), not a postgres:// store',
+    );
+    expect(store.stderr).not.toContain('secret');
+    const notes = path.join(work, 'notes.txt');
+    await writeFile(notes, 'important\n');
+    const refused = await cli(
+      'enroll',
+      path.join(work, 'all'),
+      '--out',
+      notes,
+      '--embedder',
+      'faceapi-resnet',
+    );
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`--out ${notes} exists and is not a gallery file; not overwriting it`);
+    expect(await readFile(notes, 'utf8')).toBe('important\n');
+    const folder = await cli('enroll', path.join(work, 'all'), '--out', work, '--embedder', 'faceapi-resnet');
+    expect(folder.code).toBe(2);
+    expect(folder.stderr).toContain(`--out ${work} is a folder`);
   });
 
   it('answers unknown for an identity removed from the gallery', async () => {

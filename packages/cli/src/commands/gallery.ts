@@ -13,7 +13,9 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
 import {
+  checkGalleryOut,
   count,
+  galleryFile,
   galleryThreshold,
   info,
   numberFlag,
@@ -89,6 +91,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         },
       ) => {
         const threshold = thresholdFlag('enroll', opts.threshold);
+        await checkGalleryOut('enroll', opts.out);
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
         const detector = provider.detector(registry.defaults.detector);
@@ -166,6 +169,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           json?: boolean;
         },
       ) => {
+        opts.gallery = galleryFile('recognize', opts.gallery);
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry, {
           precision: opts.precision ?? 'fp32',
@@ -243,6 +247,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           above: 0,
           below: 1,
         })!;
+        opts.gallery = galleryFile('gallery calibrate', opts.gallery);
+        if (opts.out) await checkGalleryOut('gallery calibrate', opts.out);
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
@@ -316,7 +322,11 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             })),
           };
           process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-        } else process.stdout.write(`${formatCalibration(result)}\n`);
+        } else {
+          // The report on stdout, its warnings with the other diagnostics on stderr.
+          process.stdout.write(`${formatCalibration({ calibration: result.calibration, warnings: [] })}\n`);
+          for (const warning of result.warnings) info(`warning: ${warning}`);
+        }
         info(`threshold ${result.point.threshold.toFixed(4)} saved to ${opts.out ?? opts.gallery}`);
       },
     );

@@ -14,6 +14,8 @@ import { FileGallery } from './gallery.js';
 /** Distances computed from float32 vectors: compare with hand values to 6 decimals. */
 const close = (v: number) => expect.closeTo(v, 6);
 const sorted = (values: Iterable<number>) => [...values].sort((a, b) => a - b);
+/** The cosine distance midway between two angles' (a threshold in the gap between two measured distances). */
+const mid = (a: number, b: number) => (cosineDistance(a) + cosineDistance(b)) / 2;
 
 describe('rocCurve', () => {
   // Genuine 0.2 0.4 0.6 0.8; impostor 0.5 0.7 0.9 1.1 1.3. Candidates: 0 and every distance.
@@ -27,10 +29,11 @@ describe('rocCurve', () => {
     expect(roc.impostorPairs).toBe(5);
   });
 
-  it('picks the largest threshold whose FAR is at most the target', async () => {
-    expect(operatingPointAtFar(roc, 0.1)).toEqual({ threshold: 0.4, far: 0, tar: 0.5, frr: 0.5 });
-    expect(operatingPointAtFar(roc, 0.2)).toEqual({ threshold: 0.6, far: 0.2, tar: 0.75, frr: 0.25 });
-    expect(operatingPointAtFar(roc, 0.5)).toEqual({ threshold: 0.8, far: 0.4, tar: 1, frr: 0 });
+  it('picks the highest TAR whose FAR is at most the target, the threshold midway to the next distance', async () => {
+    // FAR ≤ 10% up to 0.4 (next distance 0.5), ≤ 20% up to 0.6 (next 0.7), ≤ 50% up to 0.8 (next 0.9).
+    expect(operatingPointAtFar(roc, 0.1)).toEqual({ threshold: close(0.45), far: 0, tar: 0.5, frr: 0.5 });
+    expect(operatingPointAtFar(roc, 0.2)).toEqual({ threshold: close(0.65), far: 0.2, tar: 0.75, frr: 0.25 });
+    expect(operatingPointAtFar(roc, 0.5)).toEqual({ threshold: close(0.85), far: 0.4, tar: 1, frr: 0 });
     expect(operatingPointAtFar(roc, 1)).toMatchObject({ threshold: 1.3, far: 1 });
   });
 
@@ -44,8 +47,8 @@ describe('rocCurve', () => {
     expect(Array.from(tied.thresholds)).toEqual([0, 0.5, 1, 2]);
     expect(Array.from(tied.far)).toEqual([0, 0.5, 0.5, 1]);
     expect(Array.from(tied.tar)).toEqual([0, 2 / 3, 1, 1]);
-    // Below the tie nothing is accepted: FAR 0 is reached only at threshold 0.
-    expect(operatingPointAtFar(tied, 0.1)).toEqual({ threshold: 0, far: 0, tar: 0, frr: 1 });
+    // Below the tie nothing is accepted: FAR 0 is reached only below 0.5 (midway from 0: 0.25).
+    expect(operatingPointAtFar(tied, 0.1)).toEqual({ threshold: 0.25, far: 0, tar: 0, frr: 1 });
   });
 
   it('has no answer when impostors sit at distance 0, and refuses empty inputs or NaN', async () => {
@@ -89,10 +92,10 @@ describe('calibrateThreshold', () => {
     );
   });
 
-  it('FAR 1%: below every impostor (25°), the largest genuine distance left is 20°: TAR 3/5', async () => {
+  it('FAR 1%: below every impostor (25°), the largest genuine distance left is 20°: TAR 3/5, midway to 25°', async () => {
     const result = calibrateThreshold(gallery, probes, { targetFar: 0.01, now });
-    expect(result.point).toEqual({ threshold: close(cosineDistance(20)), far: 0, tar: 0.6, frr: close(0.4) });
-    expect(result.gallery.threshold).toBeCloseTo(cosineDistance(20), 6);
+    expect(result.point).toEqual({ threshold: close(mid(20, 25)), far: 0, tar: 0.6, frr: close(0.4) });
+    expect(result.gallery.threshold).toBeCloseTo(mid(20, 25), 6);
     expect(result.gallery.calibration).toEqual(result.calibration);
     expect(gallery.threshold).toBe(0); // the input gallery is unchanged
     expect(result.calibration).toMatchObject({
@@ -111,13 +114,13 @@ describe('calibrateThreshold', () => {
 
   it('FAR 10% admits one impostor (25°) and reaches the genuine 30°: TAR 4/5; FAR 20% reaches 40°', async () => {
     expect(calibrateThreshold(gallery, probes, { targetFar: 0.1, now }).point).toEqual({
-      threshold: close(cosineDistance(30)),
+      threshold: close(mid(30, 40)),
       far: 1 / 13,
       tar: 0.8,
       frr: close(0.2),
     });
     expect(calibrateThreshold(gallery, probes, { targetFar: 0.2, now }).point).toEqual({
-      threshold: close(cosineDistance(40)),
+      threshold: close(mid(40, 50)),
       far: 2 / 13,
       tar: 0.8,
       frr: close(0.2),
@@ -127,10 +130,10 @@ describe('calibrateThreshold', () => {
   it('reports the key points and the equal error rate', async () => {
     const { calibration } = calibrateThreshold(gallery, probes, { now });
     expect(calibration.keyPoints).toEqual([
-      { targetFar: 0.001, threshold: close(cosineDistance(20)), far: 0, tar: 0.6, resolved: false },
-      { targetFar: 0.01, threshold: close(cosineDistance(20)), far: 0, tar: 0.6, resolved: false },
-      { targetFar: 0.05, threshold: close(cosineDistance(20)), far: 0, tar: 0.6, resolved: false },
-      { targetFar: 0.1, threshold: close(cosineDistance(30)), far: 1 / 13, tar: 0.8, resolved: true },
+      { targetFar: 0.001, threshold: close(mid(20, 25)), far: 0, tar: 0.6, resolved: false },
+      { targetFar: 0.01, threshold: close(mid(20, 25)), far: 0, tar: 0.6, resolved: false },
+      { targetFar: 0.05, threshold: close(mid(20, 25)), far: 0, tar: 0.6, resolved: false },
+      { targetFar: 0.1, threshold: close(mid(30, 40)), far: 1 / 13, tar: 0.8, resolved: true },
     ]);
     // |FAR − FRR| is smallest at 50° (FAR 3/13, FRR 1/5): EER = (3/13 + 1/5) / 2.
     expect(calibration.equalErrorRate).toEqual({
@@ -175,8 +178,9 @@ describe('calibrateThreshold', () => {
       identities: (await gallery.identities()).map((name) => ({ name, examples: gallery.examples(name) })),
     });
     const result = calibrateThreshold(euclidean, probes, { targetFar: 0.01, now });
-    // |u − v| = 2 sin(θ/2).
-    expect(result.point.threshold).toBeCloseTo(2 * Math.sin((10 * Math.PI) / 180), 6);
+    // |u − v| = 2 sin(θ/2): midway between the chords of 20° and 25°.
+    const chord = (degrees: number) => 2 * Math.sin((degrees * Math.PI) / 360);
+    expect(result.point.threshold).toBeCloseTo((chord(20) + chord(25)) / 2, 6);
   });
 
   it('refuses calibration data without genuine or impostor pairs, and bad options', async () => {
@@ -202,7 +206,8 @@ describe('calibrateThreshold', () => {
     const report = formatCalibration(calibrateThreshold(gallery, probes, { now }));
     expect(report).toContain('calibration (probes): 5 genuine pairs, 13 impostor pairs');
     expect(report).toContain('threshold at target FAR 1.00%: FAR 0.00%, FRR 40.00%');
-    expect(report).toContain('  10.00%       0.1340      7.69%      80.00%');
+    // (1 − cos 30° + 1 − cos 40°) / 2 = 0.18397.
+    expect(report).toContain('  10.00%       0.1840      7.69%      80.00%');
     expect(report).toContain('EER 21.54% at threshold 0.3572');
     expect(report).toMatch(/warning: only 13 impostor pairs/);
   });
@@ -228,8 +233,8 @@ describe('calibrateThresholdLeaveOneOut', () => {
     expect(sorted(result.impostor)).toEqual(impostorAngles.map(cosineDistance).map(close));
     expect(result.calibration.method).toBe('leave-one-out');
     expect(calibrateThresholdLeaveOneOut(gallery, { precision: 'fp32' }).calibration.precision).toBe('fp32');
-    // Everything genuine (≤ 20°) is below every impostor (≥ 60°).
-    expect(result.point).toEqual({ threshold: close(cosineDistance(20)), far: 0, tar: 1, frr: close(0) });
+    // Everything genuine (≤ 20°) is below every impostor (≥ 60°): the threshold is midway.
+    expect(result.point).toEqual({ threshold: close(mid(20, 60)), far: 0, tar: 1, frr: close(0) });
   });
 
   it('centroid: each example against the re-normalised centroid of the others', async () => {

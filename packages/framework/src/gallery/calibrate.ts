@@ -85,8 +85,12 @@ export function rocCurve(genuine: ArrayLike<number>, impostor: ArrayLike<number>
 }
 
 /**
- * The largest candidate threshold whose FAR is at most `targetFar`, or `undefined` when even the smallest
- * candidate (0, or a negative distance) accepts more impostors than that (impostors at distance 0).
+ * The operating point with the highest TAR whose FAR is at most `targetFar`, or `undefined` when even the
+ * smallest candidate (0, or a negative distance) accepts more impostors than that (impostors at distance 0).
+ * Every threshold from that point's distance up to the next measured distance gives the same FAR and TAR; the
+ * threshold is the middle of that gap, the most margin to both sides (on sparse data the gap is wide, e.g.
+ * from the largest genuine distance to the nearest impostor, and its lower end would reject faces a hair
+ * farther than the calibration's own).
  */
 export function operatingPointAtFar(roc: RocCurve, targetFar: number): OperatingPoint | undefined {
   // FAR never decreases as the threshold grows: the answer is the last index with far ≤ target.
@@ -102,7 +106,10 @@ export function operatingPointAtFar(roc: RocCurve, targetFar: number): Operating
       hi = mid - 1;
     }
   }
-  return found < 0 ? undefined : pointAt(roc, found);
+  if (found < 0) return undefined;
+  const point = pointAt(roc, found);
+  const next = roc.thresholds[found + 1];
+  return next === undefined ? point : { ...point, threshold: (point.threshold + next) / 2 };
 }
 
 /** The equal error rate: where |FAR − FRR| is smallest (lowest threshold on ties); rate = (FAR + FRR) / 2. */
@@ -420,7 +427,8 @@ function finish(
   if (roc.impostorPairs * options.targetFar < 1) {
     warnings.push(
       `only ${roc.impostorPairs} impostor pairs: a FAR of ${options.targetFar} cannot be told from 0 (that needs at ` +
-        `least ${Math.ceil(1 / options.targetFar)}); the threshold is just "below every impostor"`,
+        `least ${Math.ceil(1 / options.targetFar)}); the threshold is midway between the largest genuine distance it ` +
+          'accepts and the nearest impostor',
     );
   }
   if (roc.genuinePairs < MIN_GENUINE_PAIRS) {

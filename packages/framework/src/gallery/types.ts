@@ -31,7 +31,7 @@ export interface CalibrationPoint {
   readonly tar: number;
   /**
    * False when there are fewer than `1 / targetFar` impostor pairs, so the data cannot tell this FAR from
-   * zero: the threshold is then merely "below every impostor".
+   * zero: the threshold then only says "between the accepted genuine pairs and the nearest impostor".
    */
   readonly resolved: boolean;
 }
