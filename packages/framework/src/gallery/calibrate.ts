@@ -428,7 +428,7 @@ function finish(
     warnings.push(
       `only ${roc.impostorPairs} impostor pairs: a FAR of ${options.targetFar} cannot be told from 0 (that needs at ` +
         `least ${Math.ceil(1 / options.targetFar)}); the threshold is midway between the largest genuine distance it ` +
-          'accepts and the nearest impostor',
+        'accepts and the nearest impostor',
     );
   }
   if (roc.genuinePairs < MIN_GENUINE_PAIRS) {
