@@ -24,11 +24,11 @@ import { z } from 'zod';
  * | `FACEREC_GALLERY` | — | the gallery, required by recognition: a file path, `s3://bucket/key` (a gallery file in S3, swapped in when its ETag changes; `@facerec/gallery-s3`) or `postgres://…?collection=name` (`@facerec/gallery-postgres`) |
  * | `FACEREC_GALLERY_REFRESH_SECONDS` | 60 | how often recognition looks for a new version of a file or S3 gallery (a `stat`, a conditional GET), or reads a Postgres collection's threshold again; a threshold changed meanwhile is matched at from the first batch that sees it |
  * | `FACEREC_S3_ENDPOINT` | SDK default | S3 endpoint for an `s3://` gallery (any S3-compatible server, path-style) |
- * | `FACEREC_THRESHOLD` | the gallery's | distance above which a face is `unknown` |
+ * | `FACEREC_THRESHOLD` | the gallery's | distance above which a face is `unknown` (at most 2) |
  * | `FACEREC_MAX_FACES` | 32 | faces per frame sent on |
- * | `FACEREC_MIN_FACE_SIZE` | 20 | MTCNN minimum face size |
- * | `FACEREC_MAX_BODY_BYTES` | 6291456 | largest request body |
- * | `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` | 10485760 / 25000000 | image limits |
+ * | `FACEREC_MIN_FACE_SIZE` | 20 | MTCNN minimum face size (12–4096) |
+ * | `FACEREC_MAX_BODY_BYTES` | 6291456 | largest request body (at most 64 MiB) |
+ * | `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` | 10485760 / 25000000 | image limits (at most 64 MiB / 100 megapixels) |
  * | `FACEREC_THREADS` | available cores | inference threads |
  * | `FACEREC_WARMUP` | `1280x720` | detection: run the networks once at startup on a frame of this size (`WxH`), so the first request does not pay the runtime's memory growth (at most `FACEREC_MAX_IMAGE_PIXELS`); `off` to skip |
  * | `FACEREC_IDEMPOTENCY_TABLE` | — | recognition: DynamoDB table shared by every container, so a redelivered face is answered once across containers (partition key `id`, string; TTL attribute `expiration`); unset: in-memory, per container |
@@ -92,15 +92,25 @@ const oneOf = <T extends string>(valid: readonly T[]) =>
 const required = z.string({
   error: (issue) => (issue.input === undefined ? 'required, not set' : undefined),
 });
+/** An http(s) URL (a queue URL, an endpoint): `z.url()` alone would take `file:` or `javascript:` too. */
+const httpUrl = (what: string) =>
+  z.url({ protocol: /^https?$/, error: `expected ${what} (an http:// or https:// URL)` });
+/** A value without spaces around it (a trailing space is a typo, never part of a path or name). */
+const trimmed = z
+  .string()
+  .min(1)
+  .regex(/^\S(.*\S)?$/s, 'has spaces at the start or end (or is only spaces)');
 const schemaFor = (registry: ModelRegistry) =>
   z
     .object({
       FACEREC_PROVIDER: oneOf(registry.providerNames).default(registry.defaults.provider),
       FACEREC_EMBEDDER: oneOf(registry.embedderIds).default(registry.defaults.embedder),
-      FACEREC_WEIGHTS: z.string().min(1).optional(),
+      FACEREC_WEIGHTS: trimmed.optional(),
       FACEREC_PRECISION: oneOf(EMBEDDER_PRECISIONS).default('fp32'),
-      FACEREC_REQUEST_QUEUE_URL: required,
-      FACEREC_RESPONSE_QUEUE_URL: required,
+      // Queue URLs on SQS; the local runtime passes its in-process queues' names here (checked as URLs by the
+      // SQS transport, before the first request).
+      FACEREC_REQUEST_QUEUE_URL: required.pipe(trimmed),
+      FACEREC_RESPONSE_QUEUE_URL: required.pipe(trimmed),
       FACEREC_REPLY_QUEUES: z
         .string()
         .transform((v) =>
@@ -109,30 +119,35 @@ const schemaFor = (registry: ModelRegistry) =>
             .map((q) => q.trim())
             .filter((q) => q.length > 0),
         )
-        .pipe(z.array(z.url('each reply queue must be a queue URL')).max(100))
+        .pipe(z.array(httpUrl('each reply queue to be a queue URL')).max(100))
         .optional(),
-      FACEREC_GALLERY: z.string().min(1).optional(),
+      FACEREC_GALLERY: trimmed.optional(),
       FACEREC_GALLERY_REFRESH_SECONDS: decimal(z.number().min(0).max(86_400)).default(60),
-      FACEREC_S3_ENDPOINT: z.url().optional(),
-      FACEREC_THRESHOLD: decimal(z.number().positive()).optional(),
+      FACEREC_S3_ENDPOINT: httpUrl('an S3 endpoint').optional(),
+      // Distances between unit vectors are at most 2 (euclidean and cosine alike): more would name every face.
+      FACEREC_THRESHOLD: decimal(z.number().positive().max(2)).optional(),
       FACEREC_MAX_FACES: int(1, 1000).default(32),
-      FACEREC_MIN_FACE_SIZE: int(12).default(20),
-      FACEREC_MAX_BODY_BYTES: int(1024).default(6 * 1024 * 1024),
-      FACEREC_MAX_IMAGE_BYTES: int(1024).default(10 * 1024 * 1024),
-      FACEREC_MAX_IMAGE_PIXELS: int(1024).default(25_000_000),
+      FACEREC_MIN_FACE_SIZE: int(12, 4096).default(20),
+      // Upper bounds a Lambda function can honour: a larger limit would only turn a 413 into running out of memory.
+      FACEREC_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(6 * 1024 * 1024),
+      FACEREC_MAX_IMAGE_BYTES: int(1024, 64 * 1024 * 1024).default(10 * 1024 * 1024),
+      FACEREC_MAX_IMAGE_PIXELS: int(1024, 100_000_000).default(25_000_000),
       FACEREC_THREADS: int(1, 256).optional(),
       FACEREC_WARMUP: z
         .string()
         .regex(/^(off|[1-9]\d{1,4}x[1-9]\d{1,4})$/, 'expected WIDTHxHEIGHT (e.g. 1280x720) or off')
         .default('1280x720'),
-      FACEREC_SQS_ENDPOINT: z.url().optional(),
+      FACEREC_SQS_ENDPOINT: httpUrl('an SQS endpoint').optional(),
       FACEREC_IDEMPOTENCY_TABLE: z
         .string()
         .regex(/^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name (3–255 of A-Z a-z 0-9 _ . -)')
         .optional(),
       FACEREC_IDEMPOTENCY_TTL_SECONDS: int(60, 366 * 24 * 3600).default(3600),
-      FACEREC_DYNAMODB_ENDPOINT: z.url().optional(),
-      AWS_REGION: z.string().min(1).optional(),
+      FACEREC_DYNAMODB_ENDPOINT: httpUrl('a DynamoDB endpoint').optional(),
+      AWS_REGION: z
+        .string()
+        .regex(/^[a-z]{2}(-[a-z0-9]+)+-\d+$/, 'expected an AWS region (e.g. eu-west-1)')
+        .optional(),
     })
     .superRefine((e, ctx) => {
       // The warm-up frame is one the handler would accept: no larger than the pixel limit.

@@ -49,7 +49,15 @@ export interface PipelineOverrides {
 }
 
 async function importSqsTransport(config: PipelineConfig): Promise<Transport> {
-  const { createSqsTransport } = await import('@facerec/transport-sqs');
+  const { assertSqsQueueUrl, createSqsTransport } = await import('@facerec/transport-sqs');
+  // At init, so that a queue variable that is no URL fails the deployment's first start, not every request.
+  for (const [variable, url] of [
+    ['FACEREC_REQUEST_QUEUE_URL', config.requestQueue],
+    ['FACEREC_RESPONSE_QUEUE_URL', config.responseQueue],
+    ...config.replyQueues.map((url) => ['FACEREC_REPLY_QUEUES', url] as const),
+  ] as const) {
+    assertSqsQueueUrl(url, variable);
+  }
   return createSqsTransport({
     ...(config.region ? { region: config.region } : {}),
     ...(config.sqsEndpoint ? { endpoint: config.sqsEndpoint } : {}),

@@ -59,6 +59,18 @@ describe('loadConfig', () => {
     [{ FACEREC_GALLERY_REFRESH_SECONDS: 'Infinity' }, 'FACEREC_GALLERY_REFRESH_SECONDS'],
     [{ FACEREC_THRESHOLD: '-0.5' }, 'FACEREC_THRESHOLD'],
     [{ FACEREC_THREADS: '2.5' }, 'FACEREC_THREADS'],
+    // Beyond what a function can honour, or meaningless.
+    [{ FACEREC_THRESHOLD: '5' }, 'FACEREC_THRESHOLD'],
+    [{ FACEREC_MAX_IMAGE_PIXELS: '1e15' }, 'FACEREC_MAX_IMAGE_PIXELS'],
+    [{ FACEREC_MAX_BODY_BYTES: '1000000000000' }, 'FACEREC_MAX_BODY_BYTES'],
+    [{ FACEREC_MIN_FACE_SIZE: '1000000000' }, 'FACEREC_MIN_FACE_SIZE'],
+    // Typos: spaces, URLs that are no http(s) endpoints, a region that is no region.
+    [{ FACEREC_REQUEST_QUEUE_URL: '   ' }, 'FACEREC_REQUEST_QUEUE_URL'],
+    [{ FACEREC_WEIGHTS: 'vggface2 ' }, 'FACEREC_WEIGHTS'],
+    [{ FACEREC_GALLERY: '  ' }, 'FACEREC_GALLERY'],
+    [{ FACEREC_SQS_ENDPOINT: 'file:///etc/passwd' }, 'FACEREC_SQS_ENDPOINT'],
+    [{ FACEREC_REPLY_QUEUES: 'javascript:alert(1)' }, 'FACEREC_REPLY_QUEUES'],
+    [{ AWS_REGION: ' ' }, 'AWS_REGION'],
   ])('names the bad variable: %o', (bad, name) => {
     expect(() => loadConfig({ ...queues, ...bad })).toThrow(InvalidOptionsError);
     expect(() => loadConfig({ ...queues, ...bad })).toThrow(name);

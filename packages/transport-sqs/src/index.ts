@@ -25,4 +25,4 @@ export {
   type SqsTransportOptions,
 } from './options.js';
 export { backoffDelayMs, isRetryableError, type RetryPolicy, type Sleep } from './retry.js';
-export { createSqsTransport, SqsTransport } from './transport.js';
+export { assertSqsQueueUrl, createSqsTransport, SqsTransport } from './transport.js';

@@ -432,8 +432,28 @@ function toReceivedMessage(message: Message): ReceivedMessage {
 }
 
 function assertQueueUrl(queue: string): void {
-  if (typeof queue !== 'string' || queue.length === 0) {
-    throw new InvalidOptionsError(PACKAGE, 'queue must be a non-empty SQS queue URL');
+  assertSqsQueueUrl(queue, 'queue');
+}
+
+/**
+ * Checks that `queue` is an SQS queue URL (http or https, with a path: `https://sqs.<region>.amazonaws.com/<account>/<name>`
+ * or an SQS-compatible server's), naming `what` (an option or variable) in the error; the URL itself is not
+ * repeated back.
+ *
+ * @throws {InvalidOptionsError} otherwise.
+ */
+export function assertSqsQueueUrl(queue: string, what: string): void {
+  let url: URL | undefined;
+  try {
+    url = typeof queue === 'string' ? new URL(queue) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || !/^https?:$/.test(url.protocol) || url.pathname.length <= 1) {
+    throw new InvalidOptionsError(
+      PACKAGE,
+      `${what} must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue>, or an SQS-compatible server's)`,
+    );
   }
 }
 

@@ -2,6 +2,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { InvalidOptionsError, SPECIFICATION_VERSION } from '@facerec/framework';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  assertSqsQueueUrl,
   backoffDelayMs,
   createSqsTransport,
   DEFAULT_RETRY,
@@ -23,6 +24,20 @@ describe('createSqsTransport options', () => {
     const endpoint = await transport.client.config.endpoint?.();
     expect(endpoint).toMatchObject({ protocol: 'http:', hostname: 'localhost', port: 9324 });
     expect(await transport.client.config.maxAttempts()).toBe(1);
+  });
+
+  it('refuses a queue that is no SQS queue URL before sending, without repeating it', async () => {
+    const transport = createSqsTransport({ region: 'eu-west-3' });
+    created.push(transport);
+    for (const queue of ['requests', '   ', 'file:///tmp/q', 'https://sqs.eu-west-3.amazonaws.com']) {
+      const error = await transport.publish(queue, [{ body: 'x' }]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect(String(error)).toContain('queue must be an SQS queue URL');
+    }
+    expect(() => assertSqsQueueUrl('https://sqs.eu-west-3.amazonaws.com/1/q', 'X')).not.toThrow();
+    expect(() => assertSqsQueueUrl('requests', 'FACEREC_REQUEST_QUEUE_URL')).toThrow(
+      /FACEREC_REQUEST_QUEUE_URL must be an SQS queue URL/,
+    );
   });
 
   it('uses the client it is given, as is', () => {
