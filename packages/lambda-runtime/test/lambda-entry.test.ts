@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
@@ -60,5 +60,44 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
       requestContext: { http: { method: 'GET' } },
     });
     expect(get.statusCode).toBe(405);
+  }, 60_000);
+
+  it('answers 503 in the API shape, and logs why, when the models could not load at init', async () => {
+    const work = await mkdtemp(path.join(os.tmpdir(), 'facerec-entry-'));
+    temps.push(work);
+    // A model cache that is a file: the model store cannot write there, whatever the network.
+    const notAFolder = path.join(work, 'cache');
+    await writeFile(notAFolder, 'not a folder');
+    vi.stubEnv('FACEREC_CACHE_DIR', notAFolder);
+    vi.resetModules();
+    const lines: string[] = [];
+    const capture = (chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    };
+    // Powertools writes errors to stderr.
+    const spies = [
+      vi.spyOn(process.stdout, 'write').mockImplementation(capture),
+      vi.spyOn(process.stderr, 'write').mockImplementation(capture),
+    ];
+    let response: FunctionUrlResult;
+    try {
+      const { handler } = await import('../src/lambda/detection.js');
+      response = await handler({
+        body: '{}',
+        isBase64Encoded: false,
+        requestContext: { http: { method: 'POST' } },
+      });
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(response.statusCode).toBe(503);
+    expect(JSON.parse(response.body)).toEqual({
+      error: 'the detection function failed to start; its logs say why',
+    });
+    const logged = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.message === 'the detection function failed to start');
+    expect(logged).toMatchObject({ level: 'ERROR', error: expect.stringContaining('ModelUnavailableError') });
   }, 60_000);
 });
