@@ -77,6 +77,13 @@ const json = (statusCode: number, body: unknown): FunctionUrlResult => ({
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
+/** Bytes that base64 text without whitespace decodes to: 3 per 4 characters, less its `=` padding. */
+const decodedLength = (base64: string) =>
+  Math.max(
+    0,
+    Math.floor((base64.length * 3) / 4) - (base64.endsWith('==') ? 2 : base64.endsWith('=') ? 1 : 0),
+  );
+
 /** An error answered with a 4xx status. */
 class RequestError extends Error {
   constructor(
@@ -109,7 +116,7 @@ function parseBody(
   if (typeof raw !== 'string') throw new RequestError(400, `body must be a string, not ${typeof raw}`);
   if (raw.length === 0) throw new RequestError(400, 'empty body; POST {"content", "request_id", "filename"}');
   // The encoded length bounds the decoded size, so the check needs no decoding.
-  const bodyBytes = event.isBase64Encoded ? Math.floor((raw.length * 3) / 4) : Buffer.byteLength(raw);
+  const bodyBytes = event.isBase64Encoded ? decodedLength(raw) : Buffer.byteLength(raw);
   if (bodyBytes > maxBodyBytes) {
     throw new RequestError(413, `body of ${bodyBytes} bytes exceeds the limit of ${maxBodyBytes} bytes`);
   }
@@ -140,7 +147,7 @@ function decodeContent(content: string, maxBytes: number): Buffer {
   const compact = content.replace(/\s+/g, '');
   if (!BASE64.test(compact) || compact.length % 4 === 1)
     throw new RequestError(400, 'content is not valid base64');
-  const expected = Math.floor((compact.length * 3) / 4);
+  const expected = decodedLength(compact);
   if (expected > maxBytes) throw new ImageTooLargeError('bytes', expected, maxBytes);
   return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
 }
@@ -160,7 +167,8 @@ function decodeContent(content: string, maxBytes: number): Buffer {
  *
  * Answers: 200 `{ request_id, frame_id, filename, faces }`; 400 bad JSON or fields; 405 not POST; 413 body or image
  * too large; 415 unsupported image format; 422 undecodable image — each `{ error, request_id }`. 503 when
- * publishing failed after the transport's retries; 500 for anything unexpected.
+ * publishing failed after the transport's retries, `{ error, request_id, frame_id, queued }`: `queued` faces
+ * went out before the failure and are answered under that `frame_id`; 500 for anything unexpected.
  *
  * @example
  * export const handler = createDetectionHandler({ detector, transport, requestQueue, responseQueue });
@@ -179,6 +187,9 @@ export function createDetectionHandler(
     const started = performance.now();
     let requestId: string | null = null;
     let stage = 'parse';
+    // Known once the frame is accepted and its faces found: a partly queued frame's 503 names them.
+    let frameId: string | undefined;
+    let faceCount = 0;
     try {
       const parsed = parseBody(event, maxBodyBytes);
       requestId = parsed.requestId;
@@ -196,7 +207,7 @@ export function createDetectionHandler(
       const replyQueue = request.reply_to ?? options.responseQueue;
       // This frame's identity: the idempotency key and every answer carry it, so that two frames sent with
       // one request_id (a client retrying with new content, or two clients choosing the same id) stay apart.
-      const frameId = randomUUID();
+      frameId = randomUUID();
       const timings: Record<string, number> = {};
 
       stage = 'decode';
@@ -209,6 +220,7 @@ export function createDetectionHandler(
       const [found] = await options.detector.detectFaces([image], { crop: options.crop });
       timings.detect_ms = since(t);
       const faces = found!.faces.slice(0, maxFaces);
+      faceCount = faces.length;
       const crops = found!.crops.slice(0, maxFaces);
 
       stage = 'publish';
@@ -270,8 +282,27 @@ export function createDetectionHandler(
         return json(status, { error: message, request_id: requestId });
       }
       if (stage === 'publish') {
-        logger.error('publishing failed after retries', { request_id: requestId, error: message });
-        return json(503, { error: 'could not queue the faces; retry later', request_id: requestId });
+        // A transport that sent some messages before failing says which (`publishedIds`, as the SQS one does):
+        // those faces are answered under this frame_id, so the client is told it, and that a retry is a new frame.
+        const published = (error as { publishedIds?: unknown }).publishedIds;
+        const queued = Array.isArray(published) ? published.length : 0;
+        logger.error('publishing failed after retries', {
+          request_id: requestId,
+          frame_id: frameId,
+          faces: faceCount,
+          queued,
+          error: message,
+        });
+        return json(503, {
+          error:
+            queued > 0
+              ? `queued ${queued} of ${faceCount} faces before the queue refused the rest: those are answered under this ` +
+                'frame_id; retry later (a retry is a new frame, answered in full)'
+              : 'could not queue the faces; retry later',
+          request_id: requestId,
+          frame_id: frameId ?? null,
+          queued,
+        });
       }
       logger.error('internal error', { request_id: requestId, stage, error: message });
       return json(500, { error: 'internal error', request_id: requestId });

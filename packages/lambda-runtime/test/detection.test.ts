@@ -240,6 +240,33 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
         'bad-1',
       ],
     ];
+    it('counts base64 padding: an image of exactly the byte limit is taken, one byte over is 413', async () => {
+      let image = png;
+      for (let side = 9; image.length % 3 === 0; side++) {
+        image = await sharp({ create: { width: side, height: side, channels: 3, background: '#808080' } })
+          .png()
+          .toBuffer();
+      }
+      const { detector, embedder } = await pipelineParts();
+      const limited = (maxBytes: number) =>
+        createDetectionHandler({
+          detector,
+          crop: embedder.preprocessing.crop,
+          transport,
+          requestQueue: 'requests',
+          responseQueue: 'responses',
+          decodeLimits: { maxBytes, maxPixels: 1_000_000 },
+        });
+      const event = post({ ...ok, content: image.toString('base64') });
+      expect((await limited(image.length)(event)).statusCode).toBe(200);
+      const over = await limited(image.length - 1)(event);
+      expect(over.statusCode).toBe(413);
+      expect(JSON.parse(over.body).error).toContain(
+        `${image.length} bytes exceeds the limit of ${image.length - 1}`,
+      );
+      await drain('responses');
+    });
+
     it.each(cases)('%s → %d', async (_name, event, status, requestId) => {
       const result = await handler(event);
       expect(result.statusCode).toBe(status);
@@ -305,7 +332,14 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
     }));
     const failed = await handler(request);
     expect(failed.statusCode).toBe(503);
-    expect(JSON.parse(failed.body).request_id).toBe('req-sqs');
+    // Four of the five faces went out (the first entry kept failing): the 503 says so, and names their frame.
+    const body = JSON.parse(failed.body);
+    expect(body).toMatchObject({ request_id: 'req-sqs', frame_id: expect.any(String), queued: 4 });
+    expect(body.error).toContain('queued 4 of 5 faces before the queue refused the rest');
+    const sentIds = sqs
+      .commandCalls(SendMessageBatchCommand)
+      .flatMap((c) => c.args[0].input.Entries!.map((e) => JSON.parse(e.MessageBody!).frame_id as string));
+    expect(new Set(sentIds)).toEqual(new Set([body.frame_id]));
     sqs.restore();
   });
 });
