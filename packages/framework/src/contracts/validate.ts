@@ -7,6 +7,12 @@ import type { RgbImage } from '../image/types.js';
  */
 export function assertRgbImage(image: RgbImage, what = 'image'): void {
   if (typeof image !== 'object' || image === null) throw new InvalidInputError(`${what} is not an RgbImage`);
+  // The common slip: detectFaces' crops passed as they come ({ detection, cropBox, image }).
+  if (!('width' in image) && 'image' in image && 'cropBox' in image) {
+    throw new InvalidInputError(
+      `${what} is a FaceCrop ({ detection, cropBox, image }), not an RgbImage: pass its .image (crops.map((c) => c.image))`,
+    );
+  }
   const { width, height, data } = image;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new InvalidInputError(`${what} has invalid dimensions ${String(width)}×${String(height)}`);

@@ -13,6 +13,7 @@ import type {
 } from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { FacerecError } from '../errors.js';
+import { prepareExamples } from './collection.js';
 import { GalleryStoreNotFoundError, UnknownIdentityError } from './errors.js';
 import type { FileGallery, GallerySearchOptions } from './gallery.js';
 import type { GalleryCalibration } from './types.js';
@@ -213,7 +214,9 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     return this.gallery.list(options);
   }
 
-  add(identity: string, examples: readonly NewExample[]): Promise<StoredExample[]> {
+  async add(identity: string, examples: readonly NewExample[]): Promise<StoredExample[]> {
+    // Checked before any read, lock or upload, and named as the caller called it (not FileGallery's method).
+    prepareExamples(`${this.constructor.name}.add`, identity, this.embedder.dimension, examples);
     return this.#mutate((g) => {
       const { gallery, added } = g.withExamples(identity, examples);
       return { gallery, result: added };

@@ -121,6 +121,7 @@ describe('createFaceRecognizer', () => {
       thresholdSource: 'registry',
       metric: 'euclidean',
       embedder: 'colour',
+      precision: 'fp32',
       faceCounts: [1, 2],
     });
     expect(same.faces[1].box).toEqual([30, 10, 50, 30]); // the larger of the two

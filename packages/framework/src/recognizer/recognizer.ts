@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
-import type { FaceEmbedder } from '../contracts/embedder.js';
+import type { EmbedderPrecision, FaceEmbedder } from '../contracts/embedder.js';
 import type { DistanceMetric, Gallery, IdentityCandidate } from '../contracts/gallery.js';
 import type { FaceProvider } from '../contracts/provider.js';
 import { InvalidOptionsError } from '../errors.js';
@@ -83,6 +83,8 @@ export interface Verification {
   readonly thresholdSource: ThresholdSource;
   /** Model id of the embedder that compared the faces. */
   readonly embedder: string;
+  /** That embedder's precision (`fp32` or `int8`): a threshold calibrated at the other one may not fit. */
+  readonly precision: EmbedderPrecision;
   /** The face compared in each photo: its largest (by box area). */
   readonly faces: readonly [FaceDetection, FaceDetection];
   /** Faces found in each photo. */
@@ -292,6 +294,7 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
         distance,
         metric,
         embedder: embedder.modelId,
+        precision: embedder.precision ?? 'fp32',
         faces: [pa.face, pb.face],
         faceCounts: [pa.count, pb.count],
         warnings,
