@@ -35,13 +35,13 @@ describe('estimateYaw', () => {
 
 describe('sharpness', () => {
   it('is the variance of the 4-neighbour Laplacian over the interior pixels', () => {
-    // 5×5, one bright pixel: interior Laplacians are −400 (centre), +100 ×4, 0 ×4; mean 0.
+    // 5×5, one bright pixel on grey 10: interior Laplacians are −400 (centre), +100 ×4, 0 ×4; mean 0.
     const dot = grey([
-      [0, 0, 0, 0, 0],
-      [0, 0, 0, 0, 0],
-      [0, 0, 100, 0, 0],
-      [0, 0, 0, 0, 0],
-      [0, 0, 0, 0, 0],
+      [10, 10, 10, 10, 10],
+      [10, 10, 10, 10, 10],
+      [10, 10, 110, 10, 10],
+      [10, 10, 10, 10, 10],
+      [10, 10, 10, 10, 10],
     ]);
     expect(sharpness(dot)).toBeCloseTo((400 ** 2 + 4 * 100 ** 2) / 9, 6);
     expect(sharpness(grey(Array.from({ length: 6 }, () => Array(6).fill(77))))).toBeCloseTo(0, 9);
@@ -49,12 +49,33 @@ describe('sharpness', () => {
   });
 
   it('weights the channels as luma (0.299 R + 0.587 G + 0.114 B)', () => {
-    const red: RgbImage = { width: 3, height: 3, data: new Uint8Array(27) };
-    red.data[3 * 4] = 100; // the centre, red only: grey 29.9, Laplacian −119.6, one interior pixel: variance 0
+    const red: RgbImage = { width: 3, height: 3, data: new Uint8Array(27).fill(10) };
+    red.data[3 * 4] = 110; // the centre, red only: one interior pixel: variance 0
     expect(sharpness(red)).toBeCloseTo(0, 9);
-    const five = grey(Array.from({ length: 5 }, () => Array(5).fill(0)));
-    five.data[3 * 12] = 100; // centre red 100 → grey 29.9: (4 × 29.9)² + 4 × 29.9² over 9
+    const five = grey(Array.from({ length: 5 }, () => Array(5).fill(10)));
+    five.data[3 * 12] = 110; // centre red +100 → grey +29.9: (4 × 29.9)² + 4 × 29.9² over 9
     expect(sharpness(five)).toBeCloseTo((119.6 ** 2 + 4 * 29.9 ** 2) / 9, 6);
+  });
+
+  it("leaves out a crop's black padding rows and columns, whose edge is no detail of the face", () => {
+    const content = [
+      [10, 10, 10, 10, 10],
+      [10, 10, 10, 10, 10],
+      [10, 10, 110, 10, 10],
+      [10, 10, 10, 10, 10],
+      [10, 10, 10, 10, 10],
+    ];
+    const padded = grey([
+      [0, 0, 0, 0, 0, 0],
+      [0, 0, 0, 0, 0, 0],
+      ...content.map((row) => [...row, 0]),
+      [0, 0, 0, 0, 0, 0],
+    ]);
+    expect(sharpness(padded)).toBeCloseTo(sharpness(grey(content)), 9);
+    // A flat grey face with padding measures flat: 0, not the edge between padding and face.
+    const flat = grey([[0, 0, 0, 0], ...Array.from({ length: 4 }, () => [50, 50, 50, 50])]);
+    expect(sharpness(flat)).toBeCloseTo(0, 9);
+    expect(sharpness(grey(Array.from({ length: 4 }, () => Array(4).fill(0))))).toBe(0);
   });
 });
 
