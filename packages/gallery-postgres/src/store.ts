@@ -194,6 +194,7 @@ export class PostgresGalleryStore implements GalleryStore {
   readonly location: string;
   readonly search: PostgresSearchMode;
   readonly efSearch: number;
+  #created = false;
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
   #threshold: number;
@@ -204,6 +205,11 @@ export class PostgresGalleryStore implements GalleryStore {
   #settingsRead: Promise<void> | undefined;
   /** Bumped by every `setThreshold`: a read of the settings started before one is not applied. */
   #settingsGeneration = 0;
+
+  /** True when this handle's open created the collection (see `GalleryStore.created`). */
+  get created(): boolean {
+    return this.#created;
+  }
 
   private constructor(
     pool: pg.Pool,
@@ -245,6 +251,7 @@ export class PostgresGalleryStore implements GalleryStore {
     const location = `${o.connectionString ? redactConnectionString(o.connectionString) : 'postgres (pool)'}#${o.collection}`;
     try {
       if (o.migrate) await migrate(pool);
+      let created = false;
       let row = await readCollection(pool, o.collection, location);
       if (!row) {
         if (!o.embedder || !o.create) {
@@ -253,10 +260,11 @@ export class PostgresGalleryStore implements GalleryStore {
             o.create ? ': no such collection; give the embedder to create it for' : ': no such collection',
           );
         }
-        await createCollection(pool, o.collection, o.embedder, o);
+        created = await createCollection(pool, o.collection, o.embedder, o);
         row = (await readCollection(pool, o.collection, location))!;
       }
       const store = new PostgresGalleryStore(pool, !o.pool, o, row, location);
+      store.#created = created;
       if (o.embedder) assertEmbedderCompatible(store.embedder, o.embedder);
       return store;
     } catch (error) {
@@ -564,14 +572,14 @@ async function readCollection(
 
 /**
  * Creates the collection and its HNSW index in one transaction; a collection created meanwhile by another
- * process is left as it is (the caller then checks its embedder).
+ * process is left as it is (the caller then checks its embedder). True when this call created it.
  */
 async function createCollection(
   pool: pg.Pool,
   name: string,
   embedder: GalleryEmbedderInfo,
   o: z.output<typeof optionsSchema>,
-): Promise<void> {
+): Promise<boolean> {
   const d = embedder.dimension;
   if (!Number.isSafeInteger(d) || d < 1 || d > 2000) {
     // pgvector indexes up to 2,000 dimensions.
@@ -586,7 +594,7 @@ async function createCollection(
     std: p.std,
     ...(p.crop ? { crop: p.crop } : {}),
   };
-  await inTransaction(pool, async (client) => {
+  return inTransaction(pool, async (client) => {
     const { rowCount } = await client.query(
       `INSERT INTO facerec_collections (name, model_id, weights_sha256, dimension, preprocessing, metric, threshold)
        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING`,
@@ -600,7 +608,7 @@ async function createCollection(
         o.threshold,
       ],
     );
-    if (!rowCount) return;
+    if (!rowCount) return false;
     const params = [
       o.hnsw.m === undefined ? '' : `m = ${o.hnsw.m}`,
       o.hnsw.efConstruction === undefined ? '' : `ef_construction = ${o.hnsw.efConstruction}`,
@@ -610,6 +618,7 @@ async function createCollection(
        USING hnsw ((embedding::vector(${d})) vector_ip_ops)${params.length ? ` WITH (${params.join(', ')})` : ''}
        WHERE collection = ${pg.escapeLiteral(name)}`,
     );
+    return true;
   });
 }
 

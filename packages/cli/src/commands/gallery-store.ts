@@ -147,7 +147,17 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                 ...(opts.metric ? { metric: opts.metric } : {}),
                 ...(threshold !== undefined ? { threshold } : {}),
               });
-              created = true;
+              // Another process may have created it first: then its settings stand, and this run says so.
+              created = store.created ?? true;
+              if (!created) {
+                store.assertCompatible(forEmbedder);
+                if (opts.metric || threshold !== undefined) {
+                  info(
+                    `warning: ${store.location} was created meanwhile by another process (${store.metric}, threshold ` +
+                      `${store.threshold}); --metric and --threshold apply to a new store only`,
+                  );
+                }
+              }
               return store.add(name, examples);
             },
           };

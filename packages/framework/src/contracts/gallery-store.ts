@@ -42,6 +42,12 @@ export interface GalleryStore extends Gallery {
   /** Where the store lives, for messages and logs (a path, or a URL without credentials). */
   readonly location: string;
   /**
+   * True when opening this handle created the store (`create`), false when it was there, or another process
+   * created it first (its settings then stand, not this open's metric or threshold). Optional for stores
+   * written before it; the built-in ones set it.
+   */
+  readonly created?: boolean;
+  /**
    * Adds examples of `identity`, creating the identity when it is new; all of them or none. An example the
    * identity already holds (same id) is not added twice. Resolves to the stored examples, in order.
    *

@@ -65,15 +65,18 @@ describe('sharpness', () => {
       [10, 10, 10, 10, 10],
       [10, 10, 10, 10, 10],
     ];
+    // Black padding above, below and to the right, with a blended row or column (5) next to it, left out too.
     const padded = grey([
-      [0, 0, 0, 0, 0, 0],
-      [0, 0, 0, 0, 0, 0],
-      ...content.map((row) => [...row, 0]),
-      [0, 0, 0, 0, 0, 0],
+      [0, 0, 0, 0, 0, 0, 0],
+      [0, 0, 0, 0, 0, 0, 0],
+      [5, 5, 5, 5, 5, 5, 0],
+      ...content.map((row) => [...row, 5, 0]),
+      [5, 5, 5, 5, 5, 5, 0],
+      [0, 0, 0, 0, 0, 0, 0],
     ]);
     expect(sharpness(padded)).toBeCloseTo(sharpness(grey(content)), 9);
     // A flat grey face with padding measures flat: 0, not the edge between padding and face.
-    const flat = grey([[0, 0, 0, 0], ...Array.from({ length: 4 }, () => [50, 50, 50, 50])]);
+    const flat = grey([[0, 0, 0, 0], [25, 25, 25, 25], ...Array.from({ length: 4 }, () => [50, 50, 50, 50])]);
     expect(sharpness(flat)).toBeCloseTo(0, 9);
     expect(sharpness(grey(Array.from({ length: 4 }, () => Array(4).fill(0))))).toBe(0);
   });

@@ -80,6 +80,7 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   #expected: GalleryEmbedderInfo | undefined;
   #gallery: FileGallery | undefined;
   #version: string | undefined;
+  #created = false;
   /** A version that could not be used and was already reported. */
   #refused: string | undefined;
   #checkedAt = Number.NEGATIVE_INFINITY;
@@ -140,6 +141,7 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
         const gallery = create();
         try {
           this.#version = await this.write(gallery.serialise(), undefined);
+          this.#created = true;
         } catch (error) {
           // Another process created it between the read and the write (a store without a lock, as S3):
           // its gallery is used, as if it had been there first.
@@ -158,6 +160,11 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     this.#expected ??= this.gallery.embedder;
     this.gallery.assertCompatible(this.#expected);
     this.#checkedAt = this.#now();
+  }
+
+  /** True when this handle's open created the store (see `GalleryStore.created`). */
+  get created(): boolean {
+    return this.#created;
   }
 
   /** The gallery as of the last read or write: an immutable {@link FileGallery}. */
