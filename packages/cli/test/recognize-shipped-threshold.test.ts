@@ -178,11 +178,21 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     expect(text.stderr).toContain(`replacing the gallery at ${out} (8 identities, 16 examples, calibrated)`);
   });
 
-  it('recognize takes a file:// URL, refuses another store URL without repeating it, and enroll will not overwrite what is no gallery', async () => {
+  it('recognize takes a file:// URL (a row for an image without a face too), refuses another store URL without repeating it, and enroll will not overwrite what is no gallery', async () => {
     const gallery = path.join(work, 'all.json');
-    const byUrl = await cli('recognize', ...probes(['amy']), '--gallery', `file://${gallery}`, '--json');
+    const white = sharedPath('faces', 'face-api.js', 'test', 'white.png');
+    const byUrl = await cli(
+      'recognize',
+      ...probes(['amy']),
+      white,
+      '--gallery',
+      `file://${gallery}`,
+      '--json',
+    );
     expect(byUrl.code, byUrl.stderr).toBe(0);
-    expect((JSON.parse(byUrl.stdout) as Row[]).map((r) => r.identity)).toEqual(['amy', 'amy']);
+    const rows = JSON.parse(byUrl.stdout) as Row[];
+    expect(rows.map((r) => r.identity)).toEqual(['amy', 'amy', 'no face']);
+    expect(rows[2]).toMatchObject({ image: white, box: null, distance: null, thresholdSource: 'registry' });
     const store = await cli('recognize', ...probes(['amy']), '--gallery', 'postgres://u:secret@127.0.0.1/db');
     expect(store.code).toBe(2);
     expect(store.stderr).toContain(

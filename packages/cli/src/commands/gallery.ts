@@ -157,7 +157,10 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption())
-    .option('--json', 'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout')
+    .option(
+      '--json',
+      'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout (an image without a face: one row, identity "no face", box and distance null)',
+    )
     .action(
       async (
         images: string[],
@@ -198,7 +201,18 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
               if (!opts.json)
                 process.stdout.write(`${image}\t[${row.box.join(', ')}]\t${row.identity}\t${row.distance}\n`);
             });
-            if (!faces.length && !opts.json) process.stdout.write(`${image}\tno face\n`);
+            // One row per image at least: an image without a face says so, as the pipeline answers it.
+            if (!faces.length) {
+              rows.push({
+                image,
+                box: null,
+                identity: 'no face',
+                distance: null,
+                threshold: threshold.value,
+                thresholdSource: threshold.source,
+              });
+              if (!opts.json) process.stdout.write(`${image}\tno face\n`);
+            }
           });
         } finally {
           await Promise.all([detector.dispose(), embedder.dispose()]);
