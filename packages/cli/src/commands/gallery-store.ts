@@ -92,6 +92,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         },
         command: Command,
       ) => {
+        // Stored in NFC, as enrollment stores folder names: one person, one spelling.
+        identity = identity.normalize('NFC');
         const threshold = thresholdFlag('gallery add', opts.threshold);
         const photos = await Promise.all(
           images.map(async (file) => ({ photo: await decodeInput(file), source: file })),
@@ -211,7 +213,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
       const store = await openExisting(url);
       try {
         let removed: number;
-        if (opts.identity !== undefined) removed = await store.removeIdentity(opts.identity);
+        if (opts.identity !== undefined)
+          removed = await store.removeIdentity(await storedName(store, opts.identity));
         else {
           await store.removeExamples(opts.example!);
           removed = new Set(opts.example).size;
@@ -235,7 +238,9 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .action(async (url: string, opts: { identity?: string; json?: boolean }) => {
       const store = await openExisting(url);
       try {
-        const examples = await store.list(opts.identity === undefined ? {} : { identity: opts.identity });
+        const examples = await store.list(
+          opts.identity === undefined ? {} : { identity: await storedName(store, opts.identity) },
+        );
         const identities = await store.identities();
         if (opts.json) {
           print({
@@ -337,4 +342,9 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         if (opts.json) print(rows);
       },
     );
+}
+
+/** `name` as the store spells it: as typed when the store has it, else in NFC (how facerec stores names). */
+async function storedName(store: GalleryStore, name: string): Promise<string> {
+  return (await store.identities()).includes(name) ? name : name.normalize('NFC');
 }

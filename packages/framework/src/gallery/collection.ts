@@ -60,15 +60,29 @@ export function storedTextIssue(text: string, max: number): string | undefined {
 }
 
 /**
+ * What is wrong with a new identity name, or `undefined`: {@link storedTextIssue}, spaces at either end (or
+ * only spaces), or a spelling other than Unicode NFC (the same name typed on another system, e.g. macOS's
+ * decomposed file names, would otherwise make a second identity that prints the same).
+ */
+export function identityNameIssue(name: string): string | undefined {
+  const issue = storedTextIssue(name, MAX_IDENTITY_NAME_LENGTH);
+  if (issue) return issue;
+  if (/^\s|\s$/u.test(name)) return 'has spaces at the start or end (or is only spaces)';
+  if (name.normalize('NFC') !== name) return "is not in Unicode NFC form (name.normalize('NFC') gives it)";
+  return undefined;
+}
+
+/**
  * Checks a new identity name: non-empty, not the reserved `'unknown'`, at most
- * {@link MAX_IDENTITY_NAME_LENGTH} characters, no control characters, well-formed Unicode.
+ * {@link MAX_IDENTITY_NAME_LENGTH} characters, no control characters, well-formed Unicode in NFC form, no
+ * spaces at either end ({@link identityNameIssue}).
  * @throws {@link InvalidOptionsError}
  */
 export function checkIdentityName(component: string, identity: unknown): string {
   if (typeof identity !== 'string' || identity.length === 0) {
     throw new InvalidOptionsError(component, 'the identity must be a non-empty string');
   }
-  const issue = storedTextIssue(identity, MAX_IDENTITY_NAME_LENGTH);
+  const issue = identityNameIssue(identity);
   // Not quoted: the name is what is wrong with it (a megabyte, control characters).
   if (issue) throw new InvalidOptionsError(component, `the identity name ${issue}`);
   if (identity === UNKNOWN_IDENTITY) {

@@ -368,6 +368,26 @@ describe('enrollGallery', () => {
     rmSync(people, { recursive: true, force: true });
   });
 
+  it('names an identity by its folder in NFC, and skips a folder name with spaces at either end', async () => {
+    const { detector } = fakeDetector();
+    const { embedder } = fakeEmbedder();
+    const people = mkdtempSync(path.join(tmpdir(), 'facerec-names-'));
+    for (const folder of ['Jose\u0301', ' ann']) {
+      mkdirSync(path.join(people, folder));
+      writeFileSync(path.join(people, folder, 'p.png'), await encodePng(image(1, 10)));
+    }
+    const { enrolled, skipped } = await enrollGallery({ root: people, detector, embedder, quality: false });
+    expect(enrolled.map((e) => e.identity)).toEqual(['Jos\u00e9']);
+    expect(skipped).toEqual([
+      {
+        file: ' ann/p.png',
+        reason: 'invalid identity name',
+        detail: 'the folder name has spaces at the start or end (or is only spaces)',
+      },
+    ]);
+    rmSync(people, { recursive: true, force: true });
+  });
+
   it('passes metric, aggregation and threshold to the gallery', async () => {
     const { gallery } = await enrollGallery({
       root,

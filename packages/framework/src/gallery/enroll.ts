@@ -22,7 +22,7 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage } from '../image/
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
-import { MAX_IDENTITY_NAME_LENGTH, storedTextIssue } from './collection.js';
+import { identityNameIssue } from './collection.js';
 import { thresholdSchema, UNKNOWN_IDENTITY } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
@@ -409,14 +409,16 @@ async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: S
     const absolute = path.join(root, entry.name);
     const kind = await kindOf(entry, absolute);
     const label = rel(absolute) + (kind === 'directory' ? '/' : '');
-    const nameIssue = storedTextIssue(entry.name, MAX_IDENTITY_NAME_LENGTH);
+    // The identity is the folder name in NFC (macOS file names can come decomposed).
+    const identity = entry.name.normalize('NFC');
+    const nameIssue = identityNameIssue(identity);
     if (entry.name.startsWith('.')) {
       skipped.push({ file: label, reason: 'hidden' });
     } else if (kind === 'file') {
       skipped.push({ file: label, reason: 'not in an identity folder' });
     } else if (kind !== 'directory') {
       skipped.push({ file: label, reason: 'unreadable', detail: kind });
-    } else if (entry.name === UNKNOWN_IDENTITY || nameIssue) {
+    } else if (identity === UNKNOWN_IDENTITY || nameIssue) {
       const [reason, detail]: [SkipReason, string] = nameIssue
         ? ['invalid identity name', `the folder name ${nameIssue}`]
         : ['reserved identity name', `"${UNKNOWN_IDENTITY}" is the answer for unmatched faces`];
@@ -451,7 +453,7 @@ async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: S
             detail: `enrolled extensions: ${ENROLL_EXTENSIONS.join(', ')}`,
           });
         } else {
-          candidates.push({ identity: entry.name, file: rel(itemPath), absolute: itemPath });
+          candidates.push({ identity, file: rel(itemPath), absolute: itemPath });
         }
       }
       if (found === 0) skipped.push({ file: label, reason: 'empty folder' });

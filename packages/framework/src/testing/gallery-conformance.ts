@@ -226,7 +226,18 @@ export function describeGalleryStoreConformance(
       // Names and sources every store can keep and give back as they were: not too long (Postgres indexes
       // names), no control characters (Postgres refuses NUL), no lone surrogates (stored as U+FFFD).
       const tooLong = 'x'.repeat(MAX_IDENTITY_NAME_LENGTH + 1);
-      for (const bad of ['unknown', '', 'nul\u0000name', 'two\nlines', 'lone\ud800', tooLong]) {
+      // Nor two spellings of one name: spaces at either end, or a decomposed (not NFC) "José".
+      for (const bad of [
+        'unknown',
+        '',
+        'nul\u0000name',
+        'two\nlines',
+        'lone\ud800',
+        tooLong,
+        '   ',
+        ' ann',
+        'Jose\u0301',
+      ]) {
         const refused = await rejection(store.add(bad, [{ embedding: axis(2) }]));
         expect(FacerecInputError.isInstance(refused), `identity ${JSON.stringify(bad)}`).toBe(true);
         expect(String((refused as Error).message)).not.toContain(tooLong);
