@@ -176,7 +176,8 @@ export function numberFlag(
 
 /** `--threshold`: a distance, so a number ≥ 0 (0 is "never calibrated" in a gallery). */
 export function thresholdFlag(command: string, value: string | undefined): number | undefined {
-  return numberFlag(command, '--threshold', value, { min: 0 });
+  // Distances between unit vectors are at most 2 (euclidean and cosine alike): more would match every face.
+  return numberFlag(command, '--threshold', value, { min: 0, max: 2 });
 }
 
 /** Prints an error without a stack trace (unless FACEREC_DEBUG is set) and returns the exit code. */
@@ -187,7 +188,9 @@ export function reportError(error: unknown): number {
     return FacerecInputError.isInstance(error) ? 2 : 1;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`facerec: unexpected error: ${message}\n(set FACEREC_DEBUG=1 for a stack trace)\n`);
+  process.stderr.write(
+    `facerec: unexpected error: ${message}\n${process.env.FACEREC_DEBUG ? '' : '(set FACEREC_DEBUG=1 for a stack trace)\n'}`,
+  );
   return 1;
 }
 

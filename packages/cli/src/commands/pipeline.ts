@@ -396,7 +396,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           max: 86400,
         })!;
         // A fixed threshold of 0 would answer `unknown` for every face: the runtime takes one above 0.
-        const threshold = numberFlag('serve', '--threshold', opts.threshold, { above: 0 });
+        const threshold = numberFlag('serve', '--threshold', opts.threshold, { above: 0, max: 2 });
         const consumers = numberFlag('serve', '--consumers', opts.consumers, {
           integer: true,
           min: 1,

@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidOptionsError } from '../errors.js';
 import { CONFORMANCE_EMBEDDER, describeGalleryStoreConformance } from '../testing/gallery-conformance.js';
 import { EmbedderMismatchError, GalleryFormatError } from './errors.js';
 import { FileGalleryStore } from './file-store.js';
@@ -38,8 +39,14 @@ describe('FileGalleryStore', () => {
     expect(await readdir(dir)).toEqual(['g.json']);
   });
 
-  it('needs an embedder to create a file, and opens an existing one without', async () => {
+  it('needs an embedder to create a file, and opens an existing one without; a folder is no gallery file', async () => {
     await expect(FileGalleryStore.open(file)).rejects.toThrow(/no gallery at .*give the embedder/);
+    await expect(FileGalleryStore.open(dir, { embedder: CONFORMANCE_EMBEDDER })).rejects.toThrow(
+      new InvalidOptionsError(
+        'FileGalleryStore',
+        `${dir} is a folder, not a gallery file; name a file in it`,
+      ),
+    );
     await (await FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER })).add('a', [
       { embedding: axis(1) },
     ]);

@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import type { DistanceMetric, GalleryEmbedderInfo, IdentityAggregation } from '../contracts/gallery.js';
+import { InvalidOptionsError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { thresholdSchema } from './format.js';
@@ -57,6 +58,12 @@ const optionsSchema = z.strictObject({
 async function versionOf(file: string): Promise<string | undefined> {
   try {
     const s = await stat(file, { bigint: true });
+    if (s.isDirectory()) {
+      throw new InvalidOptionsError(
+        'FileGalleryStore',
+        `${file} is a folder, not a gallery file; name a file in it`,
+      );
+    }
     return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
