@@ -283,6 +283,10 @@ export async function runMtcnnCascade(
   options: Pick<ResolvedMtcnnOptions, 'minFaceSize' | 'thresholds' | 'factor'>,
   sampling: FrameSampling = new FrameSampling(),
 ): Promise<FaceDetection[][]> {
+  // A frame whose shorter side is below the smallest face searched for has no pyramid level, so no face (as in
+  // facenet-pytorch): nothing is loaded or run (a 10,000,000×2 frame used to take seconds to load for nothing).
+  if (images.every((p) => pyramidLevels(p.width, p.height, options).length === 0))
+    return images.map(() => []);
   const frames = sampling.load(images);
   const [t1, t2, t3] = options.thresholds;
 

@@ -1,7 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import { InvalidOptionsError } from '../errors.js';
+import { runMtcnnCascade } from './cascade.js';
 import { MtcnnDetector } from './detector.js';
 import type { MtcnnNetworks } from './networks.js';
+import type { FrameSampling } from './sampling.js';
 
 describe('MtcnnDetector construction', () => {
   it('does not start loading the networks when its options are invalid', () => {
@@ -24,5 +26,24 @@ describe('MtcnnDetector construction', () => {
     await expect(detector.ready()).rejects.toThrow('no models here');
     await expect(detector.warmUp()).rejects.toThrow('no models here');
     expect(load).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('runMtcnnCascade', () => {
+  it('finds no face, loading and running nothing, in frames narrower than the smallest face searched for', async () => {
+    const never = () => {
+      throw new Error('must not be called');
+    };
+    const networks = new Proxy({}, { get: () => never }) as unknown as MtcnnNetworks;
+    const sampling = { load: never } as unknown as FrameSampling;
+    // A 10,000,000×2 frame, as a malicious client might send (its data is never read), and a 19×500 one.
+    const tall = { width: 10_000_000, height: 2, data: new Uint8Array(0) };
+    const narrow = { width: 19, height: 500, data: new Uint8Array(0) };
+    const options = {
+      minFaceSize: 20,
+      thresholds: [0.6, 0.7, 0.7] as [number, number, number],
+      factor: 0.709,
+    };
+    expect(await runMtcnnCascade([tall, narrow], networks, options, sampling)).toEqual([[], []]);
   });
 });
