@@ -80,9 +80,12 @@ describeWithSharedData(
           expect(added.created).toBe(true);
           expect(added.added.map((a) => a.source)).toEqual([bbt('amy', 1), bbt('amy', 2)]);
           // A second person into the existing store: its embedder is read from the store.
-          const again = await cli('gallery', 'add', store, 'raj', bbt('raj', 1), '--json');
+          // The same photo twice in one call: one example, and the JSON says one photo repeated another.
+          const again = await cli('gallery', 'add', store, 'raj', bbt('raj', 1), bbt('raj', 1), '--json');
           expect(again.code).toBe(0);
-          expect(JSON.parse(again.stdout).created).toBe(false);
+          expect(JSON.parse(again.stdout)).toMatchObject({ created: false, repeated: 1 });
+          expect(JSON.parse(again.stdout).added).toHaveLength(1);
+          expect(again.stderr).toContain('1 photo repeated the face of another photo given, counted once');
 
           const list = await cli('gallery', 'list', store, '--json');
           expect(list.code).toBe(0);

@@ -174,6 +174,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             });
             const added = stored.filter((e) => !existing.has(e.id));
             const unchanged = stored.length - added.length;
+            // Photos whose face is the same embedding as another photo's in this call (a copy) count once.
+            const repeated = photos.length - stored.length;
             const location = store!.location;
             if (opts.json) {
               print({
@@ -184,11 +186,14 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                 alreadyThere: stored
                   .filter((e) => existing.has(e.id))
                   .map(({ id, source }) => ({ id, source })),
+                repeated,
               });
             }
             info(
               `${created ? 'created ' : ''}${location}: added ${count(added.length, 'example')} of ${identity}` +
-                `${unchanged ? ` (${unchanged} already there, unchanged)` : ''} (${store!.embedder.modelId})`,
+                `${unchanged ? ` (${unchanged} already there, unchanged)` : ''}` +
+                `${repeated ? ` (${count(repeated, 'photo')} repeated the face of another photo given, counted once)` : ''}` +
+                ` (${store!.embedder.modelId})`,
             );
           } finally {
             await detector.dispose();
