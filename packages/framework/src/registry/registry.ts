@@ -158,7 +158,9 @@ export class ModelRegistry {
       const implied = description.settingsForModelId(modelId);
       if (implied) return this.resolveEmbedder(description.id, { ...implied, ...definedOnly(settings) });
     }
-    throw new NoSuchModelError('embedder (for the gallery model id)', modelId, this.embedderIds);
+    // The ids a gallery records (each embedder's, with its default options), not the embedder ids.
+    const known = [...this.#embedders.values()].map((d) => d.modelId(d.fromSettings({})));
+    throw new NoSuchModelError('embedder (for the gallery model id)', modelId, known);
   }
 
   /** The model store entries a deployment with this embedder (and detector) needs. */
