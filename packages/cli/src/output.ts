@@ -50,24 +50,24 @@ export async function checkGalleryOut(command: string, file: string): Promise<vo
 }
 
 /**
- * A `--gallery` that must be a gallery file (recognize, gallery calibrate): a path, or a `file://` URL turned
- * into one; another store URL is refused naming the commands that take stores (and never repeated back: it
- * may hold a password).
+ * A gallery file named by `flag` (`--gallery` of recognize and gallery calibrate, `--out` of enroll and gallery
+ * calibrate): a path, or a `file://` URL turned into one; another URL is refused naming the commands that take
+ * stores (and never repeated back: it may hold a password).
  */
-export function galleryFile(command: string, value: string): string {
+export function galleryFile(command: string, value: string, flag = '--gallery'): string {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
   if (scheme === undefined) return value;
   if (scheme === 'file') {
     try {
       return fileURLToPath(value);
     } catch (error) {
-      throw new InvalidOptionsError(command, `--gallery: ${(error as Error).message}`);
+      throw new InvalidOptionsError(command, `${flag}: ${(error as Error).message}`);
     }
   }
   throw new InvalidOptionsError(
     command,
-    `--gallery takes a gallery file (a path or a file:// URL), not a ${scheme}:// store; for a store, ` +
-      '`facerec gallery search <store> <image…>` names faces and `facerec serve --gallery <store>` serves it',
+    `${flag} takes a gallery file (a path or a file:// URL); ${scheme}:// is not one. For a store (s3://, ` +
+      'postgres://), `facerec gallery add/search/list` and `facerec serve --gallery <store>` take its URL',
   );
 }
 
@@ -177,7 +177,8 @@ export function numberFlag(
 /** `--threshold`: a distance, so a number ≥ 0 (0 is "never calibrated" in a gallery). */
 export function thresholdFlag(command: string, value: string | undefined): number | undefined {
   // Distances between unit vectors are at most 2 (euclidean and cosine alike): more would match every face.
-  return numberFlag(command, '--threshold', value, { min: 0, max: 2 });
+  // 0 is no threshold (a gallery file's "never calibrated"), so a threshold given is above it.
+  return numberFlag(command, '--threshold', value, { above: 0, max: 2 });
 }
 
 /** Prints an error without a stack trace (unless FACEREC_DEBUG is set) and returns the exit code. */

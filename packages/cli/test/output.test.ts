@@ -84,16 +84,16 @@ describe('usage errors', () => {
       ],
       [
         ['enroll', '.', '--out', 'g.json', '--threshold', '-1'],
-        'enroll: --threshold must be a number from 0 to 2, got "-1"',
+        'enroll: --threshold must be a number > 0 and ≤ 2, got "-1"',
       ],
       [
         ['verify', 'a.jpg', 'b.jpg', '--threshold', 'abc'],
-        'verify: --threshold must be a number from 0 to 2, got "abc"',
+        'verify: --threshold must be a number > 0 and ≤ 2, got "abc"',
       ],
       // No distance between unit vectors exceeds 2: a larger threshold is a typo that would match everyone.
       [
         ['verify', 'a.jpg', 'b.jpg', '--threshold', '5'],
-        'verify: --threshold must be a number from 0 to 2, got "5"',
+        'verify: --threshold must be a number > 0 and ≤ 2, got "5"',
       ],
       [['detect', 'a.jpg', '--min-face-size', '-3'], 'detect: --min-face-size must be a number ≥ 12'],
       [['serve', '--gallery', 'g.json', '--port', 'abc'], 'serve: --port must be an integer from 0 to 65535'],

@@ -174,7 +174,7 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const text = await cli('gallery', 'calibrate', one, '--gallery', gallery, '--out', out);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).not.toContain('warning');
-    expect(text.stderr).toMatch(/^warning: only 1 genuine pairs back the threshold/m);
+    expect(text.stderr).toMatch(/^warning: only 1 genuine pair backs the threshold/m);
     expect(text.stderr).toContain(`replacing the gallery at ${out} (8 identities, 16 examples, calibrated)`);
   });
 
@@ -196,7 +196,7 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const store = await cli('recognize', ...probes(['amy']), '--gallery', 'postgres://u:secret@127.0.0.1/db');
     expect(store.code).toBe(2);
     expect(store.stderr).toContain(
-      '--gallery takes a gallery file (a path or a file:// URL), not a postgres:// store',
+      '--gallery takes a gallery file (a path or a file:// URL); postgres:// is not one',
     );
     expect(store.stderr).not.toContain('secret');
     const notes = path.join(work, 'notes.txt');
@@ -215,6 +215,21 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const folder = await cli('enroll', path.join(work, 'all'), '--out', work, '--embedder', 'faceapi-resnet');
     expect(folder.code).toBe(2);
     expect(folder.stderr).toContain(`--out ${work} is a folder`);
+    // A folder as the gallery to read, and an --out given as a file:// URL (a path, not a folder named "file:").
+    const asGallery = await cli('recognize', ...probes(['amy']), '--gallery', work);
+    expect(asGallery.code).toBe(2);
+    expect(asGallery.stderr).toContain(`${work} is a folder, not a gallery file`);
+    const byUrlOut = path.join(work, 'by-url.json');
+    const enrolledByUrl = await cli(
+      'enroll',
+      path.join(work, 'all'),
+      '--out',
+      `file://${byUrlOut}`,
+      '--embedder',
+      'faceapi-resnet',
+    );
+    expect(enrolledByUrl.code, enrolledByUrl.stderr).toBe(0);
+    await expect(readFile(byUrlOut, 'utf8')).resolves.toContain('faceapi-resnet');
   });
 
   it('answers unknown for an identity removed from the gallery', async () => {

@@ -91,6 +91,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         },
       ) => {
         const threshold = thresholdFlag('enroll', opts.threshold);
+        opts.out = galleryFile('enroll', opts.out, '--out');
         await checkGalleryOut('enroll', opts.out);
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
@@ -262,7 +263,10 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           below: 1,
         })!;
         opts.gallery = galleryFile('gallery calibrate', opts.gallery);
-        if (opts.out) await checkGalleryOut('gallery calibrate', opts.out);
+        if (opts.out) {
+          opts.out = galleryFile('gallery calibrate', opts.out, '--out');
+          await checkGalleryOut('gallery calibrate', opts.out);
+        }
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);

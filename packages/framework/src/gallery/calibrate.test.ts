@@ -352,4 +352,19 @@ describe('calibrateThreshold: probes that are enrolled examples', () => {
       [],
     );
   });
+
+  it('warns when no genuine pair is accepted (a mislabelled probe), and counts one pair in the singular', () => {
+    // a's photo labelled b: its own identity is nearer than "its" one, so every genuine pair is an impostor's.
+    const mislabelled = [{ identity: 'b', source: 'b/2.jpg', embedding: Float32Array.of(0.9, 0.1, 0.1) }];
+    const { warnings, point } = calibrateThreshold(gallery, mislabelled);
+    expect(point.tar).toBe(0);
+    expect(warnings).toContain(
+      'no genuine pair is accepted at this threshold (FRR 100 %): every enrolled person would be unknown. Is a ' +
+        'probe labelled with the wrong name, or are the probes of other people than their folders say?',
+    );
+    expect(warnings.some((w) => w.startsWith('only 1 genuine pair backs the threshold'))).toBe(true);
+    expect(calibrateThreshold(gallery, fresh).warnings.some((w) => w.startsWith('no genuine pair'))).toBe(
+      false,
+    );
+  });
 });

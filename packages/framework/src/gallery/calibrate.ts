@@ -433,8 +433,15 @@ function finish(
   }
   if (roc.genuinePairs < MIN_GENUINE_PAIRS) {
     warnings.push(
-      `only ${roc.genuinePairs} genuine pairs back the threshold (fewer than ${MIN_GENUINE_PAIRS}): the false-reject ` +
-        'rate is a rough estimate; add labelled photos of enrolled people',
+      `only ${roc.genuinePairs} genuine pair${roc.genuinePairs === 1 ? '' : 's'} back${roc.genuinePairs === 1 ? 's' : ''} ` +
+        `the threshold (fewer than ${MIN_GENUINE_PAIRS}): the false-reject rate is a rough estimate; add labelled ` +
+        'photos of enrolled people',
+    );
+  }
+  if (point.tar === 0) {
+    warnings.push(
+      'no genuine pair is accepted at this threshold (FRR 100 %): every enrolled person would be unknown. Is a ' +
+        'probe labelled with the wrong name, or are the probes of other people than their folders say?',
     );
   }
   return {

@@ -142,12 +142,17 @@ describe('gallery file', () => {
     expect(readdirSync(sub)).toEqual(['g.json']);
   });
 
-  it('names a missing file as GalleryStoreNotFoundError and lets other file-system errors through', async () => {
+  it('names a missing file as GalleryStoreNotFoundError, a folder as such, and lets other file-system errors through', async () => {
     const missing = path.join(dir, 'missing.json');
     const error = await FileGallery.load(missing).catch((e: unknown) => e);
     expect(GalleryStoreNotFoundError.isInstance(error)).toBe(true);
     expect(error).toMatchObject({ code: 'GALLERY_NOT_FOUND', location: missing });
-    await expect(FileGallery.load(dir)).rejects.toMatchObject({ code: 'EISDIR' });
+    await expect(FileGallery.load(dir)).rejects.toThrow(
+      `${dir} is a folder, not a gallery file; name a file in it`,
+    );
+    const file = path.join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    await expect(FileGallery.load(path.join(file, 'inside.json'))).rejects.toMatchObject({ code: 'ENOTDIR' });
   });
 });
 

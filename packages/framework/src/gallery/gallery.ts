@@ -199,6 +199,12 @@ export class FileGallery implements Gallery {
       text = await readFile(file, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new GalleryStoreNotFoundError(file);
+      if ((error as NodeJS.ErrnoException).code === 'EISDIR') {
+        throw new InvalidOptionsError(
+          'FileGallery.load',
+          `${file} is a folder, not a gallery file; name a file in it`,
+        );
+      }
       throw error;
     }
     return FileGallery.parse(text, { ...options, source: file });
