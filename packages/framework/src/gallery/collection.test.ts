@@ -27,4 +27,69 @@ describe('addFacesFromPhotos', () => {
     expect((error as InvalidImageError).code).toBe('INVALID_IMAGE');
     expect(added).toEqual([]);
   });
+
+  it('refuses a blurred or turned-away face as enrollment skips it, naming the measure; quality: false takes it', async () => {
+    const added: unknown[][] = [];
+    const store = { assertCompatible: () => undefined, add: async (...args: unknown[]) => added.push(args) };
+    const frontal: [number, number][] = [
+      [30, 40],
+      [70, 40],
+      [50, 60],
+      [35, 80],
+      [65, 80],
+    ];
+    const turned: [number, number][] = [
+      [30, 40],
+      [70, 40],
+      [70, 60],
+      [35, 80],
+      [65, 80],
+    ];
+    const flat = { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(90) };
+    const checker = {
+      width: 8,
+      height: 8,
+      data: Uint8Array.from(
+        { length: 8 * 8 * 3 },
+        (_, i) => (((Math.floor(i / 3) % 8) + Math.floor(i / 24)) % 2) * 200 + 20,
+      ),
+    };
+    const detectorFor = (crop: typeof flat, landmarks: [number, number][]) => ({
+      detectFaces: async (images: readonly unknown[]) =>
+        images.map(() => {
+          const detection = {
+            box: [0, 0, 100, 100] as [number, number, number, number],
+            score: 0.99,
+            landmarks,
+          };
+          return { faces: [detection], crops: [{ detection, cropBox: detection.box, image: crop }] };
+        }),
+    });
+    const embedder = {
+      modelId: 'm',
+      weightsSha256: undefined,
+      dimension: 4,
+      preprocessing: fakePreprocessing(8),
+      embed: async (crops: readonly unknown[]) => crops.map(() => Float32Array.of(1, 0, 0, 0)),
+    };
+    const photo = { width: 4, height: 4, data: new Uint8Array(48) };
+    const add = (detector: ReturnType<typeof detectorFor>, quality?: false) =>
+      addFacesFromPhotos(store as never, {
+        identity: 'alice',
+        photos: [{ photo, source: 'a.png' }],
+        detector,
+        embedder,
+        ...(quality === false ? { quality } : {}),
+      }).catch((e: unknown) => e);
+    expect(String(await add(detectorFor(flat, frontal)))).toContain(
+      'addFacesFromPhotos: a.png: blurry (sharpness 0.0 (variance of the Laplacian), below minSharpness 10)',
+    );
+    expect(String(await add(detectorFor(checker, turned)))).toMatch(
+      /a\.png: strong yaw \(head turned about 45°/,
+    );
+    expect(added).toEqual([]);
+    await add(detectorFor(flat, frontal), false);
+    await add(detectorFor(checker, frontal));
+    expect(added).toHaveLength(2);
+  });
 });

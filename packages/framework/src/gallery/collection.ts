@@ -10,8 +10,16 @@ import { FacerecInputError, InvalidInputError, InvalidOptionsError } from '../er
 import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
+import { parseOptions } from '../options.js';
 import { UNKNOWN_IDENTITY } from './format.js';
-import { defaultMinFaceSize, faceSize } from './quality.js';
+import {
+  type FaceQualityOptions,
+  faceQualityOptionsSchema,
+  faceSize,
+  measureFaceQuality,
+  qualityProblem,
+  resolveQualityThresholds,
+} from './quality.js';
 import { encodeFloat32, normaliseInto } from './vectors.js';
 
 /** Hex characters of an example id (96 bits of sha256: collisions are not a concern at any gallery size). */
@@ -162,6 +170,11 @@ export interface AddFacesOptions {
   readonly multipleFaces?: 'reject' | 'largest';
   /** Limits for photos given as bytes. Default: `decodeImage`'s. */
   readonly decodeLimits?: DecodeLimits;
+  /**
+   * The enrollment quality checks (`enrollGallery`'s, same defaults): a face too small, turned away or blurred
+   * refuses the photo, naming the check and the measured value. `false` turns them off.
+   */
+  readonly quality?: FaceQualityOptions | false;
 }
 
 /**
@@ -190,6 +203,11 @@ export async function addFacesFromPhotos(
   if (!Array.isArray(photos) || photos.length === 0) {
     throw new InvalidOptionsError('addFacesFromPhotos', 'no photos given');
   }
+  const quality =
+    options.quality === false || options.quality === undefined
+      ? options.quality
+      : parseOptions(faceQualityOptionsSchema, options.quality, 'addFacesFromPhotos: quality');
+  const thresholds = resolveQualityThresholds(quality, embedder.preprocessing.inputSize);
   store.assertCompatible(embedder);
   const nameOf = (i: number) => photos[i]!.source || `photo ${i}`;
   const images = await Promise.all(
@@ -210,7 +228,7 @@ export async function addFacesFromPhotos(
     if (faces.length === 0) throw new InvalidInputError(`addFacesFromPhotos: no face found in ${name}`);
     // As enrollment counts them: faces below its default minimum size (a face in the background, a false
     // detection) do not make a photo ambiguous.
-    const minSize = defaultMinFaceSize(embedder.preprocessing.inputSize);
+    const minSize = thresholds.minFaceSize;
     const candidates = faces.filter((f) => faceSize(f) >= minSize).length;
     if (candidates > 1 && (options.multipleFaces ?? 'reject') === 'reject') {
       throw new InvalidInputError(
@@ -228,6 +246,13 @@ export async function addFacesFromPhotos(
       throw new InvalidInputError(
         `addFacesFromPhotos: the largest face in ${name} is too small (${faceSize(faces[best]!).toFixed(0)} px, ` +
           `below ${minSize} px for ${embedder.modelId}): add a photo where the face is larger`,
+      );
+    }
+    // Turned away or blurred: refused as enrollment skips it, naming the check and what it measured.
+    const problem = qualityProblem(measureFaceQuality(faces[best]!, crops[best]!.image), thresholds);
+    if (problem) {
+      throw new InvalidInputError(
+        `addFacesFromPhotos: ${name}: ${problem.reason} (${problem.detail}); add a better photo`,
       );
     }
     return crops[best]!.image;

@@ -26,15 +26,13 @@ import { identityNameIssue } from './collection.js';
 import { thresholdSchema, UNKNOWN_IDENTITY } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
-  DEFAULT_MAX_YAW,
-  DEFAULT_MIN_SHARPNESS,
-  defaultMinFaceSize,
   type FaceQuality,
   type FaceQualityOptions,
   faceQualityOptionsSchema,
   faceSize,
   measureFaceQuality,
   qualityProblem,
+  resolveQualityThresholds,
 } from './quality.js';
 import type { GalleryIdentityInput } from './types.js';
 
@@ -221,14 +219,7 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
   const { width, height } = embedder.preprocessing.inputSize;
   const crop = embedder.preprocessing.crop;
   const limits = { ...DEFAULT_DECODE_LIMITS, ...o.decodeLimits };
-  const thresholds: Required<FaceQualityOptions> =
-    o.quality === false
-      ? { minFaceSize: 0, maxYaw: 90, minSharpness: 0 }
-      : {
-          minFaceSize: o.quality?.minFaceSize ?? defaultMinFaceSize({ width }),
-          maxYaw: o.quality?.maxYaw ?? DEFAULT_MAX_YAW,
-          minSharpness: o.quality?.minSharpness ?? DEFAULT_MIN_SHARPNESS,
-        };
+  const thresholds = resolveQualityThresholds(o.quality, { width });
 
   const { candidates, skipped } = await scan(o.root);
   const enrolled: EnrolledFile[] = [];

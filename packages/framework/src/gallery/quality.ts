@@ -29,6 +29,22 @@ export function defaultMinFaceSize(inputSize: { readonly width: number }): numbe
   return inputSize.width / 2;
 }
 
+/**
+ * The thresholds in force for `quality` (`false`: every check off) and an embedder taking `inputSize` crops,
+ * each defaulted as {@link FaceQualityOptions} says.
+ */
+export function resolveQualityThresholds(
+  quality: FaceQualityOptions | false | undefined,
+  inputSize: { readonly width: number },
+): Required<FaceQualityOptions> {
+  if (quality === false) return { minFaceSize: 0, maxYaw: 90, minSharpness: 0 };
+  return {
+    minFaceSize: quality?.minFaceSize ?? defaultMinFaceSize(inputSize),
+    maxYaw: quality?.maxYaw ?? DEFAULT_MAX_YAW,
+    minSharpness: quality?.minSharpness ?? DEFAULT_MIN_SHARPNESS,
+  };
+}
+
 /** The default {@link FaceQualityOptions.maxYaw}, in degrees. */
 export const DEFAULT_MAX_YAW = 40;
 /** The default {@link FaceQualityOptions.minSharpness}. */

@@ -348,10 +348,14 @@ export function describeGalleryStoreConformance(
     it("adds faces from photos: detect with the embedder's crop policy, embed, add all or nothing", async () => {
       const store = await open();
       const seen: (DetectFacesOptions | undefined)[] = [];
+      // A checkerboard (sharp, so the blur check passes) whose first pixel is `value`.
       const crop = (value: number): RgbImage => ({
         width: 16,
         height: 16,
-        data: new Uint8Array(16 * 16 * 3).fill(value),
+        data: Uint8Array.from({ length: 16 * 16 * 3 }, (_, i) => {
+          const p = Math.floor(i / 3);
+          return ((p % 16) + Math.floor(p / 16)) % 2 ? (value + 100) % 256 : value;
+        }),
       });
       // A photo's first pixel says how many faces it shows; its second, which axis each face embeds to.
       const detector = {
