@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { FaceDetection } from '../contracts/detector.js';
 import { InvalidImageError } from '../errors.js';
 import { fakePreprocessing } from '../testing/fakes.js';
 import { addFacesFromPhotos } from './collection.js';
