@@ -58,10 +58,10 @@ describe('addFacesFromPhotos', () => {
     const detectorFor = (crop: typeof flat, landmarks: [number, number][]) => ({
       detectFaces: async (images: readonly unknown[]) =>
         images.map(() => {
-          const detection = {
-            box: [0, 0, 100, 100] as [number, number, number, number],
+          const detection: FaceDetection = {
+            box: [0, 0, 100, 100],
             score: 0.99,
-            landmarks,
+            landmarks: landmarks as FaceDetection['landmarks'],
           };
           return { faces: [detection], crops: [{ detection, cropBox: detection.box, image: crop }] };
         }),
