@@ -60,6 +60,28 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     await expect(readdir(work)).resolves.not.toContain('flat.json');
   });
 
+  it('enroll with every image refused says so, with each reason, and --json still prints why', async () => {
+    const refused = path.join(work, 'refused');
+    await mkdir(path.join(refused, 'nobody'), { recursive: true });
+    await symlink(
+      sharedPath('faces', 'face-api.js', 'test', 'white.png'),
+      path.join(refused, 'nobody', 'white.png'),
+    );
+    const out = path.join(work, 'refused.json');
+    const run = await cli('enroll', refused, '--out', out, '--embedder', 'faceapi-resnet', '--json');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('skipped nobody/white.png: no face');
+    expect(run.stderr).toContain(
+      `nothing enrolled from ${refused}, so no gallery was written: every image was skipped`,
+    );
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      out: null,
+      enrolled: [],
+      skipped: [{ file: 'nobody/white.png', reason: 'no face' }],
+    });
+    await expect(readdir(work)).resolves.not.toContain('refused.json');
+  });
+
   it('names the held-back photos at the shipped threshold, and says so once', async () => {
     const gallery = path.join(work, 'all.json');
     const enrolled = await enroll(people, gallery);

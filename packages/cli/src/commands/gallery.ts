@@ -107,10 +107,27 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             onProgress: progress.onProgress,
           });
           progress.stop();
+          const skippedLine = (s: (typeof result.skipped)[number]) =>
+            `${s.file}: ${s.reason}${'detail' in s && s.detail ? ` (${s.detail})` : ''}`;
           if (!result.enrolled.length) {
-            for (const s of result.skipped) info(`  skipped ${s.file}: ${s.reason}`);
+            // The JSON too (no gallery written: `out` null), so that a script sees why.
+            if (opts.json) {
+              const summary = {
+                out: null,
+                modelId: embedder.modelId,
+                identities: [],
+                enrolled: [],
+                skipped: result.skipped,
+              };
+              process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+            }
+            for (const s of result.skipped) info(`  skipped ${skippedLine(s)}`);
+            // Images that were found but all refused are not a folder-layout problem.
+            const inFolders = result.skipped.some((s) => s.file.includes('/') && !s.file.endsWith('/'));
             throw new InvalidInputError(
-              `nothing enrolled from ${dir}, so no gallery was written: it needs <dir>/<identity>/*.{jpg,png,webp}, one folder per person`,
+              inFolders
+                ? `nothing enrolled from ${dir}, so no gallery was written: every image was skipped (reasons above)`
+                : `nothing enrolled from ${dir}, so no gallery was written: it needs <dir>/<identity>/*.{jpg,png,webp}, one folder per person`,
             );
           }
           await result.gallery.save(opts.out);
@@ -131,8 +148,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           );
           if (result.skipped.length) {
             info(`skipped ${result.skipped.length}:`);
-            for (const s of result.skipped)
-              info(`  ${s.file}: ${s.reason}${'detail' in s && s.detail ? ` (${s.detail})` : ''}`);
+            for (const s of result.skipped) info(`  ${skippedLine(s)}`);
           }
           if (threshold === undefined) {
             const recommended = registry.embedder(opts.embedder).thresholds[opts.metric];
