@@ -3,6 +3,7 @@ import {
   assertEmbedderCompatible,
   type DistanceMetric,
   distanceFromDot,
+  FacerecError,
   type GalleryCalibration,
   type GalleryEmbedderInfo,
   GalleryFormatError,
@@ -269,6 +270,17 @@ export class PostgresGalleryStore implements GalleryStore {
       return store;
     } catch (error) {
       if (!o.pool) await pool.end().catch(() => undefined);
+      // No server there (refused, unknown host, timed out): said as such, naming the store without credentials.
+      const code = (error as NodeJS.ErrnoException | undefined)?.code;
+      if (code !== undefined && UNREACHABLE.has(code)) {
+        throw new FacerecError(
+          'GALLERY_UNREACHABLE',
+          `cannot reach the Postgres server of ${location} (${code})`,
+          {
+            cause: error,
+          },
+        );
+      }
       throw error;
     }
   }
@@ -569,6 +581,16 @@ async function readCollection(
   }
   return checked.data;
 }
+
+/** Node's codes for a server that cannot be reached at all. */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 
 /**
  * Creates the collection and its HNSW index in one transaction; a collection created meanwhile by another

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { GalleryFormatError } from '@facerec/framework';
+import { createServer } from 'node:net';
+import { FacerecError, GalleryFormatError } from '@facerec/framework';
 import {
   CONFORMANCE_EMBEDDER,
   describeGalleryStoreConformance,
@@ -281,6 +282,24 @@ describe('PostgresGalleryStore', () => {
       await pool.end();
       await store.close();
     }
+  });
+
+  it('says a server that cannot be reached is unreachable, naming the store without the password', async () => {
+    // A port nothing listens on (a server just closed frees it).
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    const error = await PostgresGalleryStore.open({
+      connectionString: `postgres://app:s3cret@127.0.0.1:${port}/faces`,
+      collection: 'people',
+      embedder: CONFORMANCE_EMBEDDER,
+    }).catch((e: unknown) => e);
+    expect(FacerecError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+    expect(String((error as Error).message)).toBe(
+      `cannot reach the Postgres server of postgres://app:***@127.0.0.1:${port}/faces#people (ECONNREFUSED)`,
+    );
   });
 
   it('names its location without the password', () => {
