@@ -153,7 +153,10 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               created = store.created ?? true;
               if (!created) {
                 store.assertCompatible(forEmbedder);
-                if (opts.metric || threshold !== undefined) {
+                const differs =
+                  (opts.metric !== undefined && opts.metric !== store.metric) ||
+                  (threshold !== undefined && threshold !== store.threshold);
+                if (differs) {
                   info(
                     `warning: ${store.location} was created meanwhile by another process (${store.metric}, threshold ` +
                       `${store.threshold}); --metric and --threshold apply to a new store only`,

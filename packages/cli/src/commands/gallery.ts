@@ -64,7 +64,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
   program
     .command('enroll')
     .description(
-      'build a gallery from <dir>/<identity>/*.{jpg,png,webp}: detect the largest face, embed, store',
+      'build a gallery from <dir>/<identity>/*.{jpg,png,webp}: one face per photo (photos with several are skipped), checked, embedded, stored',
     )
     .argument('<dir>', 'one sub-folder per identity')
     .requiredOption('--out <file>', 'gallery file to write')
