@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import lockfile from 'proper-lockfile';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidOptionsError } from '../errors.js';
 import { CONFORMANCE_EMBEDDER, describeGalleryStoreConformance } from '../testing/gallery-conformance.js';
@@ -53,6 +54,23 @@ describe('FileGalleryStore', () => {
     const store = await FileGalleryStore.open(file);
     expect(await store.identities()).toEqual(['a']);
     expect(store.embedder.modelId).toBe(CONFORMANCE_EMBEDDER.modelId);
+  });
+
+  it('gives up on a lock another process holds past lockTimeoutMs, saying so', async () => {
+    const store = await FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER, lockTimeoutMs: 200 });
+    const release = await lockfile.lock(file, { realpath: false, lockfilePath: `${file}.lock` });
+    try {
+      const error = await store.add('a', [{ embedding: axis(1) }]).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'GALLERY_LOCKED' });
+      expect(String((error as Error).message)).toBe(
+        `${file}: another process has held its lock (${file}.lock) for over 0.2 s; try again when it is done ` +
+          '(a lock left by a process that died is taken over after 10 s)',
+      );
+    } finally {
+      await release();
+    }
+    await store.add('a', [{ embedding: axis(1) }]);
+    expect(await store.identities()).toEqual(['a']);
   });
 
   it("picks up another process's change within the reload interval, not before", async () => {

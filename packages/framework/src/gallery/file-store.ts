@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import type { DistanceMetric, GalleryEmbedderInfo, IdentityAggregation } from '../contracts/gallery.js';
-import { InvalidOptionsError } from '../errors.js';
+import { FacerecError, InvalidOptionsError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { thresholdSchema } from './format.js';
@@ -179,8 +179,14 @@ async function lockFile(file: string, timeoutMs: number): Promise<() => Promise<
         onCompromised: () => undefined,
       });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() - started >= timeoutMs) {
-        throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+      if (Date.now() - started >= timeoutMs) {
+        throw new FacerecError(
+          'GALLERY_LOCKED',
+          `${file}: another process has held its lock (${file}.lock) for over ${timeoutMs / 1000} s; try again when ` +
+            'it is done (a lock left by a process that died is taken over after 10 s)',
+          { cause: error },
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40));
     }
