@@ -1,7 +1,5 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import {
   BaseEmbedder,
   EmbedderOutputError,
@@ -10,7 +8,7 @@ import {
   INCEPTION_RESNET_V1,
   INCEPTION_RESNET_V1_WEIGHTS,
   type InceptionResnetV1Weights,
-  InvalidOptionsError,
+  inceptionResnetV1CheckpointPath,
   type ModelStore,
   type RgbImage,
 } from '@facerec/framework';
@@ -84,16 +82,7 @@ async function sha256File(file: string): Promise<string> {
  * file in place never reuses a graph built from the old weights.
  */
 async function checkpointFile(weights: string): Promise<{ path: string; sha256: string }> {
-  const file = path.resolve(weights);
-  const info = await stat(file).catch(() => undefined);
-  if (!info?.isFile()) {
-    const named = Object.keys(INCEPTION_RESNET_V1_WEIGHTS).join(', ');
-    throw new InvalidOptionsError(
-      COMPONENT,
-      `weights "${weights}" is neither a named model (${named}) nor a checkpoint file` +
-        (info ? ` (${file} is not a file)` : ` (no such file: ${file})`),
-    );
-  }
+  const file = await inceptionResnetV1CheckpointPath(COMPONENT, weights);
   return { path: file, sha256: await sha256File(file) };
 }
 

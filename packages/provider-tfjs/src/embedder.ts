@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import {
   BaseEmbedder,
   type EmbedderPreprocessing,
@@ -8,6 +7,7 @@ import {
   INCEPTION_RESNET_V1,
   INCEPTION_RESNET_V1_WEIGHTS,
   type InceptionResnetV1Weights,
+  inceptionResnetV1CheckpointPath,
   type ModelStore,
   type RgbImage,
   readCheckpoint,
@@ -56,7 +56,7 @@ export async function resolveInceptionResnetV1Weights(
       bytes: await readFile(pulled!.path),
     };
   }
-  const file = path.resolve(weights);
+  const file = await inceptionResnetV1CheckpointPath('tfjs inception-resnet-v1', weights);
   const bytes = await readFile(file);
   return {
     modelId,

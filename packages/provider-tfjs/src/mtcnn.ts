@@ -233,11 +233,17 @@ export class TfjsMtcnnNetworks implements MtcnnNetworks {
   ): Promise<{ out: Partial<Record<MtcnnOutputName, Float32Array>>; shape: readonly number[] }> {
     if (!this.#set) throw new DisposedError(`tfjs mtcnn networks (${this.backend})`);
     let shape: readonly number[] = [];
-    const values = await runModel(this.backend, () => {
-      const outputs = network.forward(nhwc(input, count, height, width));
-      shape = outputs[0]!.shape;
-      return outputs;
-    });
+    const values = await runModel(
+      this.backend,
+      () => {
+        const outputs = network.forward(nhwc(input, count, height, width));
+        shape = outputs[0]!.shape;
+        return outputs;
+      },
+      () => {
+        if (!this.#set) throw new DisposedError(`tfjs mtcnn networks (${this.backend})`);
+      },
+    );
     const names = network.architecture.outputs;
     return { out: Object.fromEntries(names.map((name, i) => [name, values[i]!])), shape };
   }

@@ -3,6 +3,7 @@
  * disposed: weights live in a {@link WeightSet} until the model is disposed, and every run goes through
  * {@link runModel}, which disposes every intermediate tensor and its outputs.
  */
+import { DisposedError } from '@facerec/framework';
 import type { FoldedWeights } from '@facerec/framework/internal';
 import * as tf from '@tensorflow/tfjs-core';
 import { activateBackend, type TfjsBackendName } from './backend.js';
@@ -105,8 +106,11 @@ export class WeightSet {
 export async function runModel(
   backend: TfjsBackendName,
   forward: () => tf.Tensor[],
+  assertLive?: () => void,
 ): Promise<Float32Array[]> {
   await activateBackend(backend);
+  // Checked after the await: a dispose() meanwhile freed the weights the forward pass would read.
+  assertLive?.();
   const outputs = tf.tidy(forward);
   try {
     return outputs.map((t) => t.dataSync() as Float32Array);
@@ -124,6 +128,7 @@ export class EmbeddingNetwork {
   readonly backend: TfjsBackendName;
   readonly #set: WeightSet;
   readonly #forward: (input: tf.Tensor4D) => tf.Tensor2D;
+  #disposed = false;
 
   private constructor(set: WeightSet, forward: (input: tf.Tensor4D) => tf.Tensor2D) {
     this.backend = set.backend;
@@ -150,14 +155,19 @@ export class EmbeddingNetwork {
     batch: Float32Array,
     [count, height, width]: readonly [number, number, number],
   ): Promise<Float32Array> {
-    const [rows] = await runModel(this.backend, () => [
-      this.#forward(tf.tensor4d(batch, [count, height, width, 3], 'float32')),
-    ]);
+    const [rows] = await runModel(
+      this.backend,
+      () => [this.#forward(tf.tensor4d(batch, [count, height, width, 3], 'float32'))],
+      () => {
+        if (this.#disposed) throw new DisposedError(`tfjs embedding network (${this.backend})`);
+      },
+    );
     return rows!;
   }
 
-  /** Frees the network's weights. */
+  /** Frees the network's weights; a run still waiting for its backend then fails with DisposedError. */
   dispose(): void {
+    this.#disposed = true;
     this.#set.dispose();
   }
 }

@@ -36,12 +36,14 @@ export function assertEmbedderInputs(
 ): void {
   if (!Array.isArray(faces)) throw new InvalidInputError('embed: faces must be an array of RgbImage crops');
   const { width, height } = inputSize;
-  faces.forEach((face, i) => {
+  // An indexed loop, not forEach, which skips the holes of a sparse array (they would embed as black crops).
+  for (let i = 0; i < faces.length; i++) {
+    const face = faces[i]!;
     assertRgbImage(face, `face ${i}`);
     if (face.width !== width || face.height !== height) {
       throw new InvalidInputError(
         `face ${i} is ${face.width}×${face.height}; ${modelId} takes ${width}×${height} crops`,
       );
     }
-  });
+  }
 }

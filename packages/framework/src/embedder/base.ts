@@ -48,6 +48,8 @@ export abstract class BaseEmbedder implements FaceEmbedder {
   readonly precision: EmbedderPrecision;
   readonly maxBatchSize: number;
   #disposed = false;
+  /** Batches running now: {@link BaseEmbedder.dispose} waits for them before releasing the runtime. */
+  readonly #running = new Set<Promise<Float32Array>>();
 
   protected constructor(settings: BaseEmbedderSettings) {
     this.provider = settings.provider;
@@ -88,7 +90,9 @@ export abstract class BaseEmbedder implements FaceEmbedder {
       // Checked per chunk: a dispose() while an earlier chunk ran must not reach a released runtime.
       this.assertLive();
       const chunk = inputs.slice(start, start + this.maxBatchSize);
-      const rows = await run(chunk);
+      const running = run(chunk);
+      this.#running.add(running);
+      const rows = await running.finally(() => this.#running.delete(running));
       if (rows.length !== chunk.length * d) {
         throw new EmbedderOutputError(
           this.modelId,
@@ -113,10 +117,15 @@ export abstract class BaseEmbedder implements FaceEmbedder {
     if (this.#disposed) throw new DisposedError(`${this.provider} ${this.modelId} embedder`);
   }
 
-  /** Releases the model. Later calls reject with `DisposedError`; a second `dispose()` does nothing. */
+  /**
+   * Releases the model once the batches already running have finished. Later calls (and later chunks of a
+   * running call) reject with `DisposedError`; a second `dispose()` does nothing.
+   */
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
+    // A batch already running finishes on the live runtime (its call then stops at the next chunk).
+    await Promise.allSettled([...this.#running]);
     await this.release();
   }
 }

@@ -121,9 +121,13 @@ export class MtcnnDetector implements FaceDetector {
     images.forEach((image, i) => {
       assertRgbImage(image, images.length > 1 ? `image ${i}` : 'image');
     });
-    const networks = await this.#nets();
-    if (images.length === 0) return [];
-    const run = this.#queue.then(() => this.#cascade(images, networks));
+    // Queued before any await, so that a dispose() after this call waits for its run (see dispose).
+    const loading = this.#nets();
+    if (images.length === 0) {
+      await loading;
+      return [];
+    }
+    const run = this.#queue.then(async () => this.#cascade(images, await loading));
     this.#queue = run.catch(() => undefined);
     const all = await run;
     if (this.options.keepAll) return all;
@@ -188,9 +192,11 @@ export class MtcnnDetector implements FaceDetector {
     }));
   }
 
+  /** Releases the networks once the runs already started or queued have finished; later calls are refused. */
   async dispose(): Promise<void> {
     const networks = this.#networks;
     this.#networks = undefined;
+    await this.#queue;
     if (networks) await (await networks.catch(() => undefined))?.dispose();
   }
 }

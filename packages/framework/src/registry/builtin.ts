@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { EMBEDDER_PRECISIONS, type EmbedderPreprocessing } from '../contracts/embedder.js';
@@ -60,6 +61,25 @@ export const INCEPTION_RESNET_V1_WEIGHTS = Object.freeze({
   vggface2: 'inception-resnet-v1-vggface2',
   'casia-webface': 'inception-resnet-v1-casia-webface',
 } as const);
+
+/**
+ * A `weights` value that names no pretrained weights, as the checkpoint file it must be: its absolute path.
+ * Every provider checks it so, before reading it.
+ * @throws InvalidOptionsError naming `component` when there is no file there (or a folder).
+ */
+export async function inceptionResnetV1CheckpointPath(component: string, weights: string): Promise<string> {
+  const file = path.resolve(weights);
+  const info = await stat(file).catch(() => undefined);
+  if (!info?.isFile()) {
+    const named = Object.keys(INCEPTION_RESNET_V1_WEIGHTS).join(', ');
+    throw new InvalidOptionsError(
+      component,
+      `weights "${weights}" is neither a named model (${named}) nor a checkpoint file` +
+        (info ? ` (${file} is not a file)` : ` (no such file: ${file})`),
+    );
+  }
+  return file;
+}
 
 /** `vggface2`, `casia-webface`, or a path to a facenet-pytorch `.pt` state dict. */
 export type InceptionResnetV1Weights = keyof typeof INCEPTION_RESNET_V1_WEIGHTS | (string & {});

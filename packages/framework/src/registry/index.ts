@@ -18,6 +18,7 @@ export {
   INCEPTION_RESNET_V1_WEIGHTS,
   type InceptionResnetV1Options,
   type InceptionResnetV1Weights,
+  inceptionResnetV1CheckpointPath,
   MTCNN,
 } from './builtin.js';
 export { assertGalleryFitsEmbedder, type GalleryFileSummary, readGallerySummary } from './gallery-check.js';

@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { FaceEmbedder } from '../contracts/embedder.js';
@@ -9,6 +11,7 @@ import {
   FACEAPI_RESNET,
   FACENET_PREPROCESSING,
   INCEPTION_RESNET_V1,
+  inceptionResnetV1CheckpointPath,
   MTCNN,
 } from './builtin.js';
 import { createFaceProvider, implementDetector, implementEmbedder } from './provider.js';
@@ -151,5 +154,20 @@ describe('createFaceProvider', () => {
   it('uses an implementation only for the description it was written for', async () => {
     const replaced = MODELS.with(defineEmbedder({ ...FAKE, id: 'inception-resnet-v1' }));
     expect((await provider(replaced).embedder('inception-resnet-v1')).modelId).toBe('fake/1');
+  });
+});
+
+describe('inceptionResnetV1CheckpointPath', () => {
+  it('gives the absolute path of a checkpoint file, and names a missing file or a folder as bad weights', async () => {
+    const here = fileURLToPath(import.meta.url);
+    expect(await inceptionResnetV1CheckpointPath('p', path.relative(process.cwd(), here))).toBe(here);
+    await expect(inceptionResnetV1CheckpointPath('p', '/nonexistent/x.pt')).rejects.toThrow(
+      new InvalidOptionsError(
+        'p',
+        'weights "/nonexistent/x.pt" is neither a named model (vggface2, casia-webface) nor a checkpoint file (no such file: /nonexistent/x.pt)',
+      ),
+    );
+    const folder = path.dirname(here);
+    await expect(inceptionResnetV1CheckpointPath('p', folder)).rejects.toThrow(`(${folder} is not a file)`);
   });
 });

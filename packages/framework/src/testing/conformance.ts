@@ -172,6 +172,14 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
       const ready = await disposable.ready().catch((e: unknown) => e);
       expect(DisposedError.isInstance(ready), String(ready)).toBe(true);
     });
+
+    it('lets a call made before dispose() finish (a server stopping with requests in flight)', async () => {
+      const disposable = await options.create();
+      const expected = await detector.detect(withFaces[0]!);
+      const pending = disposable.detect(withFaces[0]!);
+      await disposable.dispose();
+      expect((await pending).length).toBe(expected.length);
+    });
   });
 }
 
@@ -263,6 +271,14 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       }
     });
 
+    it('refuses a sparse array of crops (a hole is no face)', async () => {
+      const sparse: RgbImage[] = [];
+      sparse[1] = faces[0]!;
+      const error = await embedder.embed(sparse).catch((e: unknown) => e);
+      expect(InvalidInputError.isInstance(error), String(error)).toBe(true);
+      expect(String((error as Error).message)).toContain('face 0 is not an RgbImage');
+    });
+
     it("names the slip of passing detectFaces' crops instead of their images", async () => {
       const crop = { detection: {}, cropBox: [0, 0, 1, 1], image: faces[0]! } as unknown as RgbImage;
       const error = await embedder.embed([crop]).catch((e: unknown) => e);
@@ -276,6 +292,14 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       await disposable.dispose();
       const error = await disposable.embed(faces.slice(0, 1)).catch((e: unknown) => e);
       expect(DisposedError.isInstance(error), String(error)).toBe(true);
+    });
+
+    it('lets a call made before dispose() finish (a server stopping with requests in flight)', async () => {
+      const disposable = await options.create();
+      const pending = disposable.embed(faces.slice(0, 1));
+      await disposable.dispose();
+      const [embedding] = await pending;
+      expect(embedding?.length).toBe(embedder.dimension);
     });
   });
 }
