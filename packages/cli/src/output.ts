@@ -61,7 +61,10 @@ export function galleryFile(command: string, value: string, flag = '--gallery'):
     try {
       return fileURLToPath(value);
     } catch (error) {
-      throw new InvalidOptionsError(command, `${flag}: ${(error as Error).message}`);
+      throw new InvalidOptionsError(
+        command,
+        `${flag}: ${(error as Error).message}: a file URL has three slashes before an absolute path (file:///folder/gallery.json)`,
+      );
     }
   }
   throw new InvalidOptionsError(

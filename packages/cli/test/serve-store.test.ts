@@ -171,6 +171,28 @@ for (const workers of [0, 2])
         });
         expect(unknown.status).toBe(400);
         expect(JSON.stringify(unknown.body)).not.toContain('img');
+        // A malformed percent-escape in the path is the caller's mistake: 400, not a 500.
+        expect(await call('GET', '/collections/%E0%A4%A/faces')).toEqual({
+          status: 400,
+          body: { error: 'malformed percent-encoding in the path' },
+        });
+        expect((await call('DELETE', '/collections/default/faces/%E0%A4%A')).status).toBe(400);
+        // A name with spaces at either end is a bad field (400), named without repeating it.
+        const spaced = await call('POST', '/collections/default/faces', { identity: ' amy ', image: white });
+        expect(spaced.status).toBe(400);
+        expect(String(spaced.body.error)).toContain('the identity name has spaces at the start or end');
+      });
+
+      it('stores a decomposed (NFD) name in NFC, as `facerec gallery add` does, and finds it by either spelling', async () => {
+        const image = (await readFile(bbt('raj', 1))).toString('base64');
+        const added = await call('POST', '/collections/default/faces', { identity: 'Jose\u0301', image });
+        expect([added.status, added.body.identity]).toEqual([201, 'Jos\u00e9']);
+        for (const spelling of ['Jose%CC%81', 'Jos%C3%A9']) {
+          const listed = await call('GET', `/collections/default/faces?identity=${spelling}`);
+          expect((listed.body.faces as { identity: string }[]).map((f) => f.identity)).toEqual(['Jos\u00e9']);
+        }
+        const [face] = added.body.faces as { id: string }[];
+        expect((await call('DELETE', `/collections/default/faces/${face!.id}`)).status).toBe(200);
       });
 
       it('keeps the loaded gallery when the file is replaced by one it cannot read, and says so', async () => {

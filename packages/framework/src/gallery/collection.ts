@@ -209,7 +209,7 @@ export async function addFacesFromPhotos(
       : parseOptions(faceQualityOptionsSchema, options.quality, 'addFacesFromPhotos: quality');
   const thresholds = resolveQualityThresholds(quality, embedder.preprocessing.inputSize);
   store.assertCompatible(embedder);
-  const nameOf = (i: number) => photos[i]!.source || `photo ${i}`;
+  const nameOf = (i: number) => photos[i]!.source || (photos.length === 1 ? 'the photo' : `photo ${i}`);
   const images = await Promise.all(
     photos.map(async (p, i) => {
       if (!(p.photo instanceof Uint8Array)) return p.photo;

@@ -25,6 +25,7 @@ export {
   type AddFacesOptions,
   addFacesFromPhotos,
   exampleId,
+  identityNameIssue,
   MAX_IDENTITY_NAME_LENGTH,
   MAX_SOURCE_LENGTH,
   type PhotoExample,

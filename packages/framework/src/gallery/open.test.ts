@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidOptionsError } from '../errors.js';
 import { CONFORMANCE_EMBEDDER } from '../testing/gallery-conformance.js';
 import { GalleryStoreNotFoundError } from './errors.js';
 import { FileGalleryStore } from './file-store.js';
@@ -37,6 +38,10 @@ describe('openGalleryStore', () => {
     await expect(openGalleryStore('file:people.gallery.json')).rejects.toThrow(
       'gallery store: a file: URL is absolute (file:///folder/gallery.json); for a relative path give the path itself',
     );
+    // Two slashes: the folder is read as a host.
+    const twoSlashes = await openGalleryStore('file://tmp/g.json').catch((e: unknown) => e);
+    expect(InvalidOptionsError.isInstance(twoSlashes)).toBe(true);
+    expect(String(twoSlashes)).toContain('a file URL has three slashes before an absolute path');
   });
 
   it('names the valid schemes for an unknown one', async () => {

@@ -68,7 +68,17 @@ export async function openGalleryStore(
     );
   }
   if (scheme === undefined || scheme === 'file:') {
-    const file = scheme ? fileURLToPath(url) : url;
+    let file = url;
+    try {
+      if (scheme) file = fileURLToPath(url);
+    } catch (error) {
+      // file://folder/g.json (two slashes: "folder" read as a host) is the usual slip.
+      throw new InvalidOptionsError(
+        'gallery store',
+        `${(error as Error).message}: a file URL has three slashes before an absolute path (file:///folder/gallery.json)`,
+        { cause: error },
+      );
+    }
     return FileGalleryStore.open(file, {
       ...(options.embedder ? { embedder: options.embedder } : {}),
       create: options.create ?? false,

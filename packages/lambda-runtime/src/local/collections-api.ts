@@ -6,6 +6,9 @@ import {
   type FaceEmbedder,
   FacerecInputError,
   type GalleryStore,
+  identityNameIssue,
+  MAX_IDENTITY_NAME_LENGTH,
+  MAX_SOURCE_LENGTH,
   UnknownExampleError,
 } from '@facerec/framework';
 import { z } from 'zod';
@@ -42,13 +45,30 @@ export interface CollectionsApi {
 }
 
 const addFaceSchema = z.strictObject({
-  /** Who the photo shows. */
-  identity: z.string().min(1).max(200),
+  /** Who the photo shows: stored in Unicode NFC, as `facerec gallery add` stores it; the stores' name rules. */
+  identity: z
+    .string()
+    .min(1)
+    .max(MAX_IDENTITY_NAME_LENGTH)
+    .transform((name) => name.normalize('NFC'))
+    .superRefine((name, context) => {
+      const issue = identityNameIssue(name);
+      if (issue) context.addIssue({ code: 'custom', message: `the identity name ${issue}` });
+    }),
   /** The photo: a JPEG, PNG or WebP file, base64. */
   image: z.base64().min(1),
   /** Recorded as the example's source. Default: empty. */
-  source: z.string().max(1000).optional(),
+  source: z.string().max(MAX_SOURCE_LENGTH).optional(),
 });
+
+/** A path segment decoded, or `undefined` when its percent-encoding is malformed. */
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
 
 const FACES = /^\/collections\/([^/]+)\/faces(?:\/([^/]+))?\/?$/;
 
@@ -122,8 +142,11 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
     async handle({ method, url, body }) {
       const route = FACES.exec(url.pathname);
       if (!route) return { status: 404, body: { error: 'not found: use /collections/{name}/faces' } };
-      const name = decodeURIComponent(route[1]!);
-      const id = route[2] === undefined ? undefined : decodeURIComponent(route[2]);
+      const name = decodeSegment(route[1]!);
+      const id = route[2] === undefined ? undefined : decodeSegment(route[2]);
+      if (name === undefined || (route[2] !== undefined && id === undefined)) {
+        return { status: 400, body: { error: 'malformed percent-encoding in the path' } };
+      }
       const store = Object.hasOwn(collections, name) ? collections[name] : undefined;
       // Errors never repeat the path's names back (they come from the caller): they say what exists instead.
       if (!store) {
@@ -134,7 +157,10 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
       }
       if (id === undefined && method === 'POST') return add(name, store, body);
       if (id === undefined && method === 'GET') {
-        const identity = url.searchParams.get('identity');
+        const given = url.searchParams.get('identity');
+        // As the store spells it: as given when it has that name, else in NFC (how names are stored).
+        const identity =
+          given === null || (await store.identities()).includes(given) ? given : given.normalize('NFC');
         const faces = await store.list(identity === null ? {} : { identity });
         return { status: 200, body: { collection: name, faces } };
       }
