@@ -102,6 +102,12 @@ describe('usage errors', () => {
         'serve: --threshold must be a number > 0 and ≤ 2',
       ],
       [['serve', '--gallery', 'g.json', '--reload-seconds', 'x'], 'serve: --reload-seconds must be a number'],
+      // `--token "$TOKEN"` with the variable unset would otherwise serve without auth.
+      [['serve', '--gallery', 'g.json', '--token', ''], 'serve: --token is empty (an unset shell variable?)'],
+      [
+        ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--token', ' '],
+        'client: --token is empty',
+      ],
     ];
     for (const [args, message] of cases) {
       const run = await cli(...args);

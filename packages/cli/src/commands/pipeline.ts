@@ -402,7 +402,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           min: 1,
           max: 64,
         });
-        assertTokenWhereNeeded(opts.host, localToken(opts.token).token);
+        assertTokenWhereNeeded(opts.host, localToken(opts.token, 'serve').token);
         const queue = opts.queue ?? defaultQueueFile(port);
         const workers =
           opts.workers === 'auto'
@@ -422,7 +422,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           collection: opts.collection,
           port,
           host: opts.host,
-          ...localToken(opts.token),
+          ...localToken(opts.token, 'serve'),
           provider: opts.provider,
           ...(opts.weights ? { weights: opts.weights } : {}),
           ...(opts.precision ? { precision: opts.precision } : {}),
@@ -510,10 +510,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const timeoutSeconds = numberFlag('client', '--timeout', opts.timeout, { above: 0, max: 86400 })!;
         const waitSeconds = numberFlag('client', '--wait', opts.wait, { min: 0, max: 3600 })!;
         checkEndpointUrl(opts.url);
+        const token = localToken(opts.token, 'client');
         const frames = await loadFrames(opts.frames);
         if (!frames.length) throw new InvalidOptionsError('client', `no images in ${opts.frames}`);
         await waitForEndpoint(opts.url, waitSeconds);
-        const token = localToken(opts.token);
         let responses = localResponses(opts.url, token);
         const answerQueue = opts.replyQueueUrl ?? opts.responseQueueUrl;
         if (answerQueue) {
@@ -552,7 +552,14 @@ export function registerPipelineCommands(program: Command, context: CliContext):
 }
 
 /** The local runtime's bearer token: the flag, else `$FACEREC_LOCAL_TOKEN`. */
-function localToken(flag: string | undefined): { token?: string } {
+function localToken(flag: string | undefined, command: string): { token?: string } {
+  // `--token "$TOKEN"` with the variable unset: refused, not taken as "no token" (which turns auth off).
+  if (flag !== undefined && flag.trim() === '') {
+    throw new InvalidOptionsError(
+      command,
+      '--token is empty (an unset shell variable?); give the token, or leave --token out',
+    );
+  }
   const token = flag ?? process.env.FACEREC_LOCAL_TOKEN;
   return token ? { token } : {};
 }
