@@ -228,22 +228,28 @@ export function describeTransportConformance(
       expect(await receiveNow(jobs)).toEqual([]);
     });
 
-    it('refuses a publish with a duplicate id as bad input, publishing none of it', async () => {
-      const error = await transport
-        .publish(jobs, [
-          { id: 'twice', body: 'first' },
-          { id: 'once', body: 'other' },
-          { id: 'twice', body: 'second' },
-        ])
-        .then(
-          () => undefined,
-          (e: unknown) => e,
-        );
+    /** Publishes `batch`, expecting bad input naming `named`, and nothing published. */
+    const expectRefused = async (batch: OutboundMessage[], named: string) => {
+      const error = await transport.publish(jobs, batch).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(FacerecInputError.isInstance(error), `expected a FacerecInputError, got ${String(error)}`).toBe(
         true,
       );
-      expect(String((error as Error).message)).toContain('twice');
+      expect(String((error as Error).message)).toContain(named);
       expect(await receiveNow(jobs)).toEqual([]);
+    };
+
+    it('refuses a publish with a duplicate id as bad input, publishing none of it', async () => {
+      await expectRefused(
+        [
+          { id: 'twice', body: 'first' },
+          { id: 'once', body: 'other' },
+          { id: 'twice', body: 'second' },
+        ],
+        'twice',
+      );
     });
 
     it.each([
@@ -264,15 +270,7 @@ export function describeTransportConformance(
       ['an attribute name with a space', [{ id: 'bad', body: 'x', attributes: { 'a b': 'v' } }]],
       ['an empty attribute value', [{ id: 'bad', body: 'x', attributes: { kind: '' } }]],
     ])('refuses %s as bad input (SQS does), publishing none of the call', async (_, bad) => {
-      const error = await transport.publish(jobs, [{ id: 'fine', body: 'ok' }, ...bad]).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(FacerecInputError.isInstance(error), `expected a FacerecInputError, got ${String(error)}`).toBe(
-        true,
-      );
-      expect(String((error as Error).message)).toContain('bad');
-      expect(await receiveNow(jobs)).toEqual([]);
+      await expectRefused([{ id: 'fine', body: 'ok' }, ...bad], 'bad');
     });
 
     it('takes what SQS takes: tabs, line breaks, emoji, U+FFFD; ten attributes', async () => {
