@@ -114,6 +114,20 @@ export function shownDistance(distance: number, threshold?: number, digits = 4):
   return distance;
 }
 
+/**
+ * A name or path as one field of a tab-separated output line: control characters (a tab, a newline in a file
+ * name or in a name stored before names were checked) and invisible format characters (a right-to-left
+ * override would reorder the rest of the line on a terminal) are written as `\n`, `\t` or `\u202e`, so that
+ * one row stays one line of the fields it has. Zero-width (non-)joiners are kept (they spell names).
+ */
+export function field(text: string): string {
+  const named: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+  return text.replace(
+    /(?![\u200c\u200d])[\p{Cc}\p{Cf}]/gu,
+    (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 /** Diagnostics go to stderr so that stdout carries only results (e.g. `--json`). */
 export function info(message: string): void {
   process.stderr.write(`${message}\n`);
@@ -294,6 +308,31 @@ export function calibratedAs(calibration: GalleryCalibration | undefined): strin
   if (!calibration) return '';
   const at = calibration.precision ? ` at ${calibration.precision}` : '';
   return `, calibrated${at} on ${calibration.calibratedAt.slice(0, 10)}`;
+}
+
+/**
+ * A gallery's threshold for a summary line, as matching would apply it (without `--threshold`): `threshold
+ * 0.3868, calibrated at fp32 on 2026-12-03`, or for a gallery never calibrated (stored threshold 0) the
+ * embedder's recommended one it is matched at, never a bare 0.
+ */
+export function thresholdSummary(gallery: Gallery, registry: ModelRegistry): string {
+  const resolved = storedThreshold(gallery, registry);
+  if (resolved?.source === 'gallery')
+    return `threshold ${round(resolved.value, 4)}${calibratedAs(gallery.calibration)}`;
+  if (resolved) {
+    return `never calibrated: matched at ${gallery.embedder.modelId}'s recommended threshold ${resolved.value}`;
+  }
+  return 'never calibrated and no threshold: every face is "unknown"';
+}
+
+/**
+ * The threshold at which a gallery recognises faces without `--threshold`: its own, or never calibrated the
+ * embedder's recommended one; `undefined` when there is none. Quietly: {@link galleryThreshold} is the one that
+ * announces it for commands that match.
+ */
+export function storedThreshold(gallery: Gallery, registry: ModelRegistry): ResolvedThreshold | undefined {
+  const { modelId } = gallery.embedder;
+  return resolveThreshold({ gallery, registry, modelId, metric: gallery.metric });
 }
 
 /**

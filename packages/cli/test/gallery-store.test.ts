@@ -125,6 +125,8 @@ describeWithSharedData(
               .split('\n')
               .map((l) => l.split('\t').slice(1, 2)[0]),
           ).toEqual(['amy', 'amy', 'raj']);
+          // The summary line shows the threshold as matching applies it (set at creation, never calibrated).
+          expect(text.stderr).toContain('3 examples shown (faceapi-resnet, euclidean, threshold 0.5)');
 
           const removeOne = await cli(
             'gallery',
@@ -229,8 +231,8 @@ describeWithSharedData(
       );
       expect(settings.code, settings.stderr).toBe(0);
       expect(settings.stderr).toContain(
-        `warning: --metric and --threshold apply to a new store only: ${store} keeps its euclidean threshold ` +
-          "(never calibrated: matched at the embedder's recommended one)",
+        `warning: --metric and --threshold apply to a new store only: ${store} keeps its euclidean metric ` +
+          "(never calibrated: matched at faceapi-resnet's recommended threshold 0.448)",
       );
       expect((await cli('gallery', 'remove', store, '--identity', 'penny')).code).toBe(0);
       // A photo that is missing or not an image is named.
@@ -247,6 +249,10 @@ describeWithSharedData(
       expect(reserved.code).toBe(2);
       const list = await cli('gallery', 'list', store, '--json');
       expect((JSON.parse(list.stdout) as Listed).examples.map((e) => e.identity)).toEqual(['amy']);
+      // Never calibrated (threshold 0 stored): the summary names the threshold matching uses, not 0.
+      expect(list.stderr).toContain(
+        "never calibrated: matched at faceapi-resnet's recommended threshold 0.448",
+      );
       // The same photo again: nothing new, and the report says so.
       const again = await cli('gallery', 'add', store, 'amy', bbt('amy', 1));
       expect(again.code).toBe(0);
@@ -256,6 +262,36 @@ describeWithSharedData(
       const refused = await cli('gallery', 'add', fresh, 'penny', white, '--embedder', 'faceapi-resnet');
       expect(refused.code).toBe(2);
       expect(existsSync(fresh)).toBe(false);
+    });
+
+    it('gallery add warns of a photo the store already recognises as another identity, and adds it', async () => {
+      const file = path.join(work, 'look-alikes.gallery.json');
+      const first = await cli('gallery', 'add', file, 'amy', bbt('amy', 1), '--embedder', 'faceapi-resnet');
+      expect(first.code, first.stderr).toBe(0);
+      expect(
+        JSON.parse((await cli('gallery', 'add', file, 'raj', bbt('raj', 1), '--json')).stdout).lookAlikes,
+      ).toEqual([]);
+      // Amy's second photo under another name; never calibrated, so at faceapi-resnet's recommended 0.448.
+      const misnamed = await cli(
+        'gallery',
+        'add',
+        file,
+        'bernadette',
+        bbt('amy', 2),
+        bbt('penny', 1),
+        '--json',
+      );
+      expect(misnamed.code, misnamed.stderr).toBe(0);
+      const report = JSON.parse(misnamed.stdout) as {
+        added: unknown[];
+        lookAlikes: { source: string; identity: string; distance: number }[];
+      };
+      expect(report.added).toHaveLength(2);
+      expect(report.lookAlikes.map((l) => [l.source, l.identity])).toEqual([[bbt('amy', 2), 'amy']]);
+      expect(report.lookAlikes[0]!.distance).toBeLessThanOrEqual(0.448);
+      expect(misnamed.stderr).toContain(
+        `warning: ${bbt('amy', 2)}: this face is already recognised as amy (distance ${report.lookAlikes[0]!.distance} ≤ threshold 0.448)`,
+      );
     });
 
     it('gallery calibrate in place writes the threshold into the file as it is then, keeping what another process added', async () => {

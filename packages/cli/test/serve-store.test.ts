@@ -83,8 +83,19 @@ for (const workers of [0, 2])
         const again = await call('POST', '/collections/default/faces', { identity: 'penny', image });
         expect(again).toEqual({
           status: 200,
-          body: { collection: 'default', identity: 'penny', faces: [face], alreadyThere: 1 },
+          body: { collection: 'default', identity: 'penny', faces: [face], alreadyThere: 1, lookAlikes: [] },
         });
+        // Amy's photo under another name: added all the same, answered with who the face is recognised as.
+        const misnamed = await call('POST', '/collections/default/faces', {
+          identity: 'bernadette',
+          image: (await readFile(bbt('amy', 2))).toString('base64'),
+        });
+        expect(misnamed.status).toBe(201);
+        const [lookAlike] = misnamed.body.lookAlikes as { identity: string; distance: number }[];
+        expect(lookAlike!.identity).toBe('amy');
+        expect(lookAlike!.distance).toBeLessThanOrEqual(0.4); // the gallery's threshold (addBbtPeople)
+        const [misnamedFace] = misnamed.body.faces as { id: string }[];
+        expect((await call('DELETE', `/collections/default/faces/${misnamedFace!.id}`)).status).toBe(200);
 
         const listed = await call('GET', '/collections/default/faces?identity=penny');
         expect(listed).toEqual({

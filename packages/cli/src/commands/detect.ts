@@ -3,7 +3,7 @@ import path from 'node:path';
 import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { count, info, numberFlag, round } from '../output.js';
+import { count, field, info, numberFlag, round } from '../output.js';
 import { type CliContext, embedderOption, providerOption, selectProvider } from '../providers.js';
 
 interface DetectOptions {
@@ -85,7 +85,9 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
               info(`${image}: ${count(faces.length, 'face')} (${decoded.width}×${decoded.height})`);
               for (const f of faces) {
                 const [x1, y1, x2, y2] = f.box.map((v) => Math.round(v));
-                process.stdout.write(`${image}\t[${x1}, ${y1}, ${x2}, ${y2}]\tscore ${f.score.toFixed(4)}\n`);
+                process.stdout.write(
+                  `${field(image)}\t[${x1}, ${y1}, ${x2}, ${y2}]\tscore ${f.score.toFixed(4)}\n`,
+                );
               }
             }
           },

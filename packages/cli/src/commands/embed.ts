@@ -16,7 +16,7 @@ import {
 import { boxArea, resizeBilinearPil } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import { forEachImage, readInput, reportImageError } from '../images.js';
-import { count, info, loadNote, positiveInteger, pullProgressReporter, round } from '../output.js';
+import { count, field, info, loadNote, positiveInteger, pullProgressReporter, round } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -119,7 +119,9 @@ async function embedDetected(
       result.faces.forEach((f, i) => {
         const head = f.embedding.slice(0, 5).map((v) => v.toFixed(4));
         const box = f.box.map((v) => Math.round(v)).join(', ');
-        process.stdout.write(`${image}#${i}\t[${box}]\t${f.embedding.length}-d\t[${head.join(', ')}, …]\n`);
+        process.stdout.write(
+          `${field(image)}#${i}\t[${box}]\t${f.embedding.length}-d\t[${head.join(', ')}, …]\n`,
+        );
       });
     },
     (image, error) => results.push({ image, error }),
@@ -249,7 +251,9 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
             };
             if (!opts.json) {
               const head = embedding.slice(0, 5).map((v) => v.toFixed(4));
-              process.stdout.write(`${result.image}\t${embedding.length}-d\t[${head.join(', ')}, …]\n`);
+              process.stdout.write(
+                `${field(result.image)}\t${embedding.length}-d\t[${head.join(', ')}, …]\n`,
+              );
             }
           });
         }

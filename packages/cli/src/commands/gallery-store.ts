@@ -6,21 +6,24 @@ import {
   type GalleryStore,
   GalleryStoreNotFoundError,
   InvalidOptionsError,
+  type LookAlike,
   type OpenGalleryStoreOptions,
   openGalleryStore,
 } from '@facerec/framework';
 import { type Command, Option } from 'commander';
 import { decodeInput, forEachImage } from '../images.js';
 import {
-  calibratedAs,
   count,
+  field,
   galleryThreshold,
   info,
   openExistingGallery,
   positiveInteger,
   round,
   shownDistance,
+  storedThreshold,
   thresholdFlag,
+  thresholdSummary,
 } from '../output.js';
 import {
   type CliContext,
@@ -122,10 +125,9 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               ...(threshold !== undefined ? ['--threshold'] : []),
             ];
             if (ignored.length) {
-              const calibrated = store.isCalibrated || store.threshold > 0;
               info(
                 `warning: ${ignored.join(' and ')} apply to a new store only: ${store.location} keeps its ` +
-                  `${store.metric} ${calibrated ? `threshold ${store.threshold}` : "threshold (never calibrated: matched at the embedder's recommended one)"}` +
+                  `${store.metric} metric (${thresholdSummary(store, registry)})` +
                   ` (a gallery file: \`facerec gallery calibrate\` sets one from photos)`,
               );
             }
@@ -167,6 +169,10 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             },
           };
           const detector = provider.detector(registry.defaults.detector);
+          // An existing store is asked first whether it already recognises a face as someone else, at the
+          // threshold recognition would apply.
+          const recognisedAt = store && storedThreshold(store, registry)?.value;
+          let lookAlikes: readonly LookAlike[] = [];
           try {
             const stored = await addFacesFromPhotos(target, {
               identity,
@@ -174,6 +180,9 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               detector,
               embedder,
               multipleFaces: opts.largest ? 'largest' : 'reject',
+              ...(recognisedAt
+                ? { lookAlikes: { threshold: recognisedAt, onFound: (found) => (lookAlikes = found) } }
+                : {}),
             });
             const added = stored.filter((e) => !existing.has(e.id));
             const unchanged = stored.length - added.length;
@@ -190,7 +199,18 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                   .filter((e) => existing.has(e.id))
                   .map(({ id, source }) => ({ id, source })),
                 repeated,
+                lookAlikes: lookAlikes.map((l) => ({
+                  ...l,
+                  distance: shownDistance(l.distance, recognisedAt),
+                })),
               });
+            }
+            for (const l of lookAlikes) {
+              info(
+                `warning: ${l.source}: this face is already recognised as ${l.identity} (distance ` +
+                  `${shownDistance(l.distance, recognisedAt)} ≤ threshold ${recognisedAt}): a mislabelled photo, or one ` +
+                  `person under two names? Recognition may answer either (added as ${identity})`,
+              );
             }
             info(
               `${created ? 'created ' : ''}${location}: added ${count(added.length, 'example')} of ${identity}` +
@@ -264,10 +284,11 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             examples,
           });
         } else {
-          for (const e of examples) process.stdout.write(`${e.id}\t${e.identity}\t${e.source}\n`);
+          for (const e of examples)
+            process.stdout.write(`${field(e.id)}\t${field(e.identity)}\t${field(e.source)}\n`);
         }
         info(
-          `${store.location}: ${count(identities.length, 'identity', 'identities')}, ${count(examples.length, 'example')} shown (${store.embedder.modelId}, ${store.metric}, threshold ${store.threshold}${calibratedAs(store.calibration)})`,
+          `${store.location}: ${count(identities.length, 'identity', 'identities')}, ${count(examples.length, 'example')} shown (${store.embedder.modelId}, ${store.metric}, ${thresholdSummary(store, registry)})`,
         );
       } finally {
         await store.close();
@@ -336,13 +357,13 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               };
               rows.push(row);
               if (!opts.json) {
-                const others = row.candidates.map((c) => `${c.identity} ${c.distance}`).join(', ');
+                const others = row.candidates.map((c) => `${field(c.identity)} ${c.distance}`).join(', ');
                 process.stdout.write(
-                  `${image}\t[${row.box.join(', ')}]\t${row.identity}\t${row.distance}\t${others}\n`,
+                  `${field(image)}\t[${row.box.join(', ')}]\t${field(row.identity)}\t${row.distance}\t${others}\n`,
                 );
               }
             });
-            if (!faces.length && !opts.json) process.stdout.write(`${image}\tno face\n`);
+            if (!faces.length && !opts.json) process.stdout.write(`${field(image)}\tno face\n`);
           });
         } finally {
           await Promise.all([detector.dispose(), embedder?.dispose(), store.close()]);

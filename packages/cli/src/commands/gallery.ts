@@ -15,6 +15,7 @@ import { forEachImage } from '../images.js';
 import {
   checkGalleryOut,
   count,
+  field,
   galleryFile,
   galleryThreshold,
   info,
@@ -216,7 +217,9 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
               };
               rows.push(row);
               if (!opts.json)
-                process.stdout.write(`${image}\t[${row.box.join(', ')}]\t${row.identity}\t${row.distance}\n`);
+                process.stdout.write(
+                  `${field(image)}\t[${row.box.join(', ')}]\t${field(row.identity)}\t${row.distance}\n`,
+                );
             });
             // One row per image at least: an image without a face says so, as the pipeline answers it.
             if (!faces.length) {
@@ -228,7 +231,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
                 threshold: threshold.value,
                 thresholdSource: threshold.source,
               });
-              if (!opts.json) process.stdout.write(`${image}\tno face\n`);
+              if (!opts.json) process.stdout.write(`${field(image)}\tno face\n`);
             }
           });
         } finally {

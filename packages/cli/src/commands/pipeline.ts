@@ -44,6 +44,7 @@ import {
   numberFlag,
   openExistingGallery,
   positiveInteger,
+  storedThreshold,
 } from '../output.js';
 import {
   type CliContext,
@@ -198,6 +199,8 @@ export async function serveLocally(options: ServeOptions) {
         collections: { [options.collection ?? 'default']: gallery },
         detector: await container.resolve<Promise<FaceDetector>>(TOKENS.detector),
         embedder: await container.resolve<Promise<FaceEmbedder>>(TOKENS.embedder),
+        // As recognition matches: --threshold, else the gallery's as it is now (or the recommended one).
+        threshold: (store) => override ?? storedThreshold(store, registry)?.value,
         logger,
       })
     : undefined;

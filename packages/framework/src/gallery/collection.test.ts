@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { FaceDetection } from '../contracts/detector.js';
 import { InvalidImageError } from '../errors.js';
 import { fakePreprocessing } from '../testing/fakes.js';
-import { addFacesFromPhotos } from './collection.js';
+import { addFacesFromPhotos, identityNameIssue } from './collection.js';
 
 describe('addFacesFromPhotos', () => {
   it('names the photo that cannot be decoded, keeping the error class, and adds nothing', async () => {
@@ -92,5 +92,21 @@ describe('addFacesFromPhotos', () => {
     await add(detectorFor(flat, frontal), false);
     await add(detectorFor(checker, frontal));
     expect(added).toHaveLength(2);
+  });
+});
+
+describe('identityNameIssue', () => {
+  it('refuses invisible format characters but keeps the zero-width joiners that spell names and emoji', () => {
+    for (const bad of ['ann\u200b', 'an\ufeffn', 'ann\u202enna', 'an\u00adn', 'ann\u2066']) {
+      expect(identityNameIssue(bad), JSON.stringify(bad)).toMatch(/invisible format character/);
+    }
+    // Persian "Mohammadreza" with a zero-width non-joiner; a family emoji joined by zero-width joiners.
+    for (const good of [
+      '\u0645\u062d\u0645\u062f\u200c\u0631\u0636\u0627',
+      '\u{1f468}\u200d\u{1f469}\u200d\u{1f467}',
+      'José',
+    ]) {
+      expect(identityNameIssue(good), JSON.stringify(good)).toBeUndefined();
+    }
   });
 });

@@ -69,21 +69,27 @@ export function storedTextIssue(text: string, max: number): string | undefined {
 
 /**
  * What is wrong with a new identity name, or `undefined`: {@link storedTextIssue}, spaces at either end (or
- * only spaces), or a spelling other than Unicode NFC (the same name typed on another system, e.g. macOS's
+ * only spaces), an invisible format character other than the zero-width (non-)joiners, or a spelling other than Unicode NFC (the same name typed on another system, e.g. macOS's
  * decomposed file names, would otherwise make a second identity that prints the same).
  */
 export function identityNameIssue(name: string): string | undefined {
   const issue = storedTextIssue(name, MAX_IDENTITY_NAME_LENGTH);
   if (issue) return issue;
   if (/^\s|\s$/u.test(name)) return 'has spaces at the start or end (or is only spaces)';
+  // Invisible format characters (zero-width space, byte-order mark, bidirectional overrides) make names that
+  // print the same as another or reorder what is printed after them. Zero-width (non-)joiners are kept: they
+  // are part of the spelling in Persian, Indic scripts and emoji sequences.
+  if (/(?![\u200c\u200d])\p{Cf}/u.test(name)) {
+    return 'holds an invisible format character (zero-width space, byte-order mark or direction control)';
+  }
   if (name.normalize('NFC') !== name) return "is not in Unicode NFC form (name.normalize('NFC') gives it)";
   return undefined;
 }
 
 /**
  * Checks a new identity name: non-empty, not the reserved `'unknown'`, at most
- * {@link MAX_IDENTITY_NAME_LENGTH} characters, no control characters, well-formed Unicode in NFC form, no
- * spaces at either end ({@link identityNameIssue}).
+ * {@link MAX_IDENTITY_NAME_LENGTH} characters, no control or invisible format characters, well-formed Unicode
+ * in NFC form, no spaces at either end ({@link identityNameIssue}).
  * @throws {@link InvalidOptionsError}
  */
 export function checkIdentityName(component: string, identity: unknown): string {
@@ -175,6 +181,26 @@ export interface AddFacesOptions {
    * refuses the photo, naming the check and the measured value. `false` turns them off.
    */
   readonly quality?: FaceQualityOptions | false;
+  /**
+   * Look for photos the store already recognises as another person: each face is matched against the store
+   * before it is added (with the store's `match`), and those whose nearest identity is another one, at or below
+   * `threshold` (the one recognition applies), are passed to `onFound` (a mislabelled photo, or one person
+   * under two names: recognition would answer either). They are still added; the caller decides what to say.
+   */
+  readonly lookAlikes?: {
+    readonly threshold: number;
+    readonly onFound: (found: readonly LookAlike[]) => void;
+  };
+}
+
+/** A photo added under one identity whose face the store already recognises as another. */
+export interface LookAlike {
+  /** The photo's source (or `photo N`). */
+  readonly source: string;
+  /** The other identity, the nearest to the face. */
+  readonly identity: string;
+  /** Its distance, at or below the threshold. */
+  readonly distance: number;
 }
 
 /**
@@ -195,7 +221,7 @@ export interface AddFacesOptions {
  * });
  */
 export async function addFacesFromPhotos(
-  store: Pick<GalleryStore, 'add' | 'assertCompatible'>,
+  store: Pick<GalleryStore, 'add' | 'assertCompatible'> & Partial<Pick<GalleryStore, 'match'>>,
   options: AddFacesOptions,
 ): Promise<StoredExample[]> {
   const { identity, photos, detector, embedder } = options;
@@ -258,6 +284,16 @@ export async function addFacesFromPhotos(
     return crops[best]!.image;
   });
   const vectors = await embedder.embed(crops);
+  if (options.lookAlikes && store.match) {
+    const { threshold, onFound } = options.lookAlikes;
+    const matches = await store.match(vectors, { topK: 1, threshold });
+    const found = matches.flatMap((m, i) =>
+      m.identity !== UNKNOWN_IDENTITY && m.identity !== identity
+        ? [{ source: nameOf(i), identity: m.identity, distance: m.distance }]
+        : [],
+    );
+    if (found.length) onFound(found);
+  }
   return store.add(
     identity,
     vectors.map((embedding, i) => ({ embedding, source: photos[i]!.source ?? '' })),

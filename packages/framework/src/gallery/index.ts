@@ -26,6 +26,7 @@ export {
   addFacesFromPhotos,
   exampleId,
   identityNameIssue,
+  type LookAlike,
   MAX_IDENTITY_NAME_LENGTH,
   MAX_SOURCE_LENGTH,
   type PhotoExample,

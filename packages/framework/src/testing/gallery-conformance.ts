@@ -226,7 +226,7 @@ export function describeGalleryStoreConformance(
       // Names and sources every store can keep and give back as they were: not too long (Postgres indexes
       // names), no control characters (Postgres refuses NUL), no lone surrogates (stored as U+FFFD).
       const tooLong = 'x'.repeat(MAX_IDENTITY_NAME_LENGTH + 1);
-      // Nor two spellings of one name: spaces at either end, or a decomposed (not NFC) "José".
+      // Nor two spellings of one name: spaces at either end, a decomposed (not NFC) "José", invisible characters.
       for (const bad of [
         'unknown',
         '',
@@ -237,6 +237,10 @@ export function describeGalleryStoreConformance(
         '   ',
         ' ann',
         'Jose\u0301',
+        // Invisible format characters: a zero-width space, a byte-order mark, a right-to-left override.
+        'ann\u200b',
+        '\ufeffann',
+        'ann\u202enna',
       ]) {
         const refused = await rejection(store.add(bad, [{ embedding: axis(2) }]));
         expect(FacerecInputError.isInstance(refused), `identity ${JSON.stringify(bad)}`).toBe(true);

@@ -7,6 +7,7 @@ import {
   FacerecInputError,
   type GalleryStore,
   identityNameIssue,
+  type LookAlike,
   MAX_IDENTITY_NAME_LENGTH,
   MAX_SOURCE_LENGTH,
   UnknownExampleError,
@@ -26,6 +27,12 @@ export interface CollectionsApiOptions {
   readonly embedder: FaceEmbedder;
   /** Limits for the uploaded photo. Default: `decodeImage`'s. */
   readonly decodeLimits?: DecodeLimits;
+  /**
+   * The threshold recognition applies to a collection (read for every add: a store may be recalibrated). With
+   * it, an added photo the collection already recognises as another identity is answered in `lookAlikes`
+   * and logged as a warning (it is still added). Without it, or when it gives `undefined`, nothing is checked.
+   */
+  readonly threshold?: (store: GalleryStore) => number | undefined;
   readonly logger?: PipelineLogger;
 }
 
@@ -105,12 +112,15 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
     try {
       // The same face sent again is stored once (same id): it is answered 200 with the example as stored.
       const before = new Map((await store.list({ identity })).map((e) => [e.id, e]));
+      const threshold = options.threshold?.(store);
+      let lookAlikes: readonly LookAlike[] = [];
       const added = await addFacesFromPhotos(store, {
         identity,
         photos: [{ photo: Buffer.from(image, 'base64'), source }],
         detector,
         embedder,
         ...(options.decodeLimits ? { decodeLimits: options.decodeLimits } : {}),
+        ...(threshold ? { lookAlikes: { threshold, onFound: (found) => (lookAlikes = found) } } : {}),
       });
       const alreadyThere = added.filter((e) => before.has(e.id)).length;
       logger.info('face added', {
@@ -119,10 +129,27 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         examples: added.length - alreadyThere,
         alreadyThere,
       });
+      for (const l of lookAlikes) {
+        logger.warn('face added is recognised as another identity', {
+          collection: name,
+          identity,
+          recognisedAs: l.identity,
+          distance: l.distance,
+          threshold,
+        });
+      }
       const faces = added.map((e) => before.get(e.id) ?? e).map(({ id, source }) => ({ id, source }));
       return {
         status: alreadyThere === added.length ? 200 : 201,
-        body: { collection: name, identity, faces, alreadyThere },
+        body: {
+          collection: name,
+          identity,
+          faces,
+          alreadyThere,
+          // The photo's face is already recognised as these identities (a mislabelled photo, or one person
+          // under two names): added all the same.
+          lookAlikes: lookAlikes.map(({ identity, distance }) => ({ identity, distance })),
+        },
       };
     } catch (error) {
       if (FacerecInputError.isInstance(error)) {
