@@ -1,9 +1,10 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { writeFileAtomic } from './fs.js';
+import { sweepStaleTemporaries, writeFileAtomic } from './fs.js';
 
 describe('writeFileAtomic', () => {
   let dir: string;
@@ -126,5 +127,36 @@ describe('writeFileAtomic', () => {
     const versions = Array.from({ length: 12 }, (_, i) => `${i}:${'v'.repeat(10_000 + i)}`);
     await Promise.all(versions.map((v) => writeFileAtomic(file, slowly([v.slice(0, 5000), v.slice(5000)]))));
     expect(versions).toContain(await readFile(file, 'utf8'));
+  });
+});
+
+describe('sweepStaleTemporaries', () => {
+  it("removes a dead writer's temporary after 2 minutes, a live one's only after an hour", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-sweep-'));
+    try {
+      // A process id that ran and has exited (reused only after the kernel wraps around, not within a test).
+      const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+      const file = path.join(dir, 'model.onnx');
+      const temp = (pid: number, minutesAgo: number) => {
+        const name = `${file}.${pid}.${(pid * 1000 + minutesAgo).toString(16).padStart(12, '0')}.tmp`;
+        writeFileSync(name, 'partial');
+        const at = new Date(Date.now() - minutesAgo * 60_000);
+        utimesSync(name, at, at);
+        return name;
+      };
+      const deadOld = temp(dead, 3);
+      const deadRecent = temp(dead, 1);
+      const liveOld = temp(process.ppid, 30);
+      const liveStale = temp(process.ppid, 61);
+      await sweepStaleTemporaries(file);
+      expect([deadOld, deadRecent, liveOld, liveStale].map((f) => existsSync(f))).toEqual([
+        false,
+        true,
+        true,
+        false,
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import {
   BaseEmbedder,
   EmbedderOutputError,
@@ -12,7 +10,7 @@ import {
   type ModelStore,
   type RgbImage,
 } from '@facerec/framework';
-import { INCEPTION_RESNET_V1_EMBEDDING_SIZE } from '@facerec/framework/internal';
+import { INCEPTION_RESNET_V1_EMBEDDING_SIZE, sha256OfFile } from '@facerec/framework/internal';
 import type { InferenceSession } from 'onnxruntime-node';
 import { buildInceptionResnetV1 } from './graph/index.js';
 import { createSession } from './graph/session.js';
@@ -70,20 +68,13 @@ export interface InceptionResnetV1LoadReport {
 
 const COMPONENT = 'onnx inception-resnet-v1';
 
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  // Streamed: on a cache hit the checkpoint is never needed whole, so 100 MB stay out of the load's peak.
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /**
  * A user-supplied checkpoint path, checked and hashed. The hash keys the `.onnx` cache, so editing the
  * file in place never reuses a graph built from the old weights.
  */
 async function checkpointFile(weights: string): Promise<{ path: string; sha256: string }> {
   const file = await inceptionResnetV1CheckpointPath(COMPONENT, weights);
-  return { path: file, sha256: await sha256File(file) };
+  return { path: file, sha256: await sha256OfFile(file) };
 }
 
 /**

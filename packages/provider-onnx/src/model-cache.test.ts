@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +12,7 @@ afterEach(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-it('records each graph it builds, and builds again one whose size no longer matches its record', async () => {
+it('records each graph it builds, and builds again one whose size or hash no longer matches its record', async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-graphs-'));
   const file = path.join(dir, 'onnx', 'net-0123-v1.onnx');
   const graph = Uint8Array.from({ length: 4096 }, (_, i) => i % 251);
@@ -35,9 +35,29 @@ it('records each graph it builds, and builds again one whose size no longer matc
   expect([repaired.built, builds]).toEqual([true, 2]);
   expect(readFileSync(file)).toEqual(Buffer.from(graph));
 
-  // A graph cached before records existed is used as it is.
+  // Damaged in place, the size unchanged (one flipped byte in a weight gave all-zero embeddings): the hash
+  // is checked, and it is built again.
+  const flipped = Buffer.from(graph);
+  flipped[2000] = flipped[2000]! ^ 0x40;
+  writeFileSync(file, flipped);
+  const rehashed = await cachedOnnxFile(file, 'w'.repeat(64), build);
+  expect([rehashed.built, builds]).toEqual([true, 3]);
+  expect(readFileSync(file)).toEqual(Buffer.from(graph));
+
+  // A graph without a readable record (cached before records existed, or its record lost) cannot be checked:
+  // in a cache that can be written it is built again (a damaged one would otherwise fail for good).
   writeFileSync(`${file}.sha256`, '');
-  expect((await cachedOnnxFile(file, 'w'.repeat(64), build)).built).toBe(false);
+  writeFileSync(file, flipped);
+  const unrecorded = await cachedOnnxFile(file, 'w'.repeat(64), build);
+  expect([unrecorded.built, builds]).toEqual([true, 4]);
+  expect(readFileSync(`${file}.sha256`, 'utf8')).toBe(`${sha256} 4096\n`);
+
+  // A folder where the graph belongs is named (the rename over it failed with a bare EISDIR).
+  const folder = path.join(dir, 'onnx', 'other-0123-v1.onnx');
+  mkdirSync(folder);
+  await expect(cachedOnnxFile(folder, 'w'.repeat(64), build)).rejects.toThrow(
+    `a folder is where a file of the model cache belongs (${folder}): remove it`,
+  );
 
   // Temporaries of a build killed an hour ago or more are swept; a recent one (a build running now) is not.
   const stale = `${file}.4242.0123456789ab.tmp`;

@@ -10,7 +10,7 @@ import {
   readCheckpoint,
   type StateDict,
 } from '@facerec/framework';
-import { sweepStaleTemporaries, writeFileAtomic } from '@facerec/framework/internal';
+import { sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '@facerec/framework/internal';
 
 /**
  * Bumped whenever a graph builder changes its output, so cached `.onnx` files from an older builder are not
@@ -36,26 +36,42 @@ export interface CachedGraph {
 }
 
 /**
- * The record written beside each cached graph, `<file>.sha256`: `<sha256 of the graph> <size in bytes>`. A
- * look-up compares the size (hashing a 100 MB graph at every load would cost a quarter of a second); the hash
- * is for a full check by hand (`sha256sum`).
+ * The record written beside each cached graph, `<file>.sha256`: `<sha256 of the graph> <size in bytes>`,
+ * checked before a cached graph is used (see {@link cachedOnnxFile}).
  */
 const recordOf = (file: string) => `${file}.sha256`;
 
-/** The size a graph's record says it was built with; undefined when there is no readable record. */
-async function recordedSize(file: string): Promise<number | undefined> {
+/** The hash and size a graph's record says it was built with; undefined when there is no readable record. */
+async function readRecord(file: string): Promise<{ sha256: string; size: number } | undefined> {
   const text = await readFile(recordOf(file), 'utf8').catch(() => undefined);
-  const match = /^[0-9a-f]{64} (\d+)\n?$/.exec(text ?? '');
-  return match ? Number(match[1]) : undefined;
+  const match = /^([0-9a-f]{64}) (\d+)\n?$/.exec(text ?? '');
+  return match ? { sha256: match[1]!, size: Number(match[2]) } : undefined;
 }
+
+/**
+ * Graphs this process has checked against their records, by path, with the size and modification time they
+ * had: a graph loaded again (another provider, a reloaded embedder) is not hashed twice.
+ */
+const checked = new Map<string, { size: number; mtimeMs: number }>();
+
+const writable = (dir: string) =>
+  mkdir(dir, { recursive: true })
+    .then(() => access(dir, constants.W_OK))
+    .then(
+      () => undefined,
+      (cause: unknown) => cause,
+    );
 
 /**
  * An ONNX file from the model cache, built by `build` on a miss and written with `writeFileAtomic` (so
  * concurrent processes are safe and a crash never leaves a partial graph), with its record (see
- * {@link recordOf}). A cached graph whose size differs from its record (damaged on disk, truncated by hand) is
- * built again, or refused in a folder that cannot be written; one without a record (from before records) is
- * used as it is. The caller's `file` name must carry everything the graph depends on (weights hash, builder
- * version), so a stale graph is never reused.
+ * {@link recordOf}). A cached graph is used only when its size and sha256 are the ones its record gives (once
+ * per process: hashing costs about 15 ms per 20 MB, against seconds to build): a graph damaged on disk would
+ * otherwise load and answer wrong results (one flipped byte in a weight gives all-zero embeddings). A damaged
+ * graph, or one without a record (from before records, or whose record was lost), is built again; in a folder
+ * that cannot be written a damaged one is refused, naming it, and one without a record is used as it is. The
+ * caller's `file` name must carry everything the graph depends on (weights hash, builder version), so a stale
+ * graph is never reused.
  */
 export async function cachedOnnxFile(
   file: string,
@@ -63,32 +79,47 @@ export async function cachedOnnxFile(
   build: () => Uint8Array | Promise<Uint8Array>,
 ): Promise<CachedGraph> {
   await sweepStaleTemporaries(file);
-  const size = await stat(file).then(
-    (st) => (st.isFile() && st.size > 0 ? st.size : undefined),
-    () => undefined,
-  );
-  const recorded = size === undefined ? undefined : await recordedSize(file);
-  if (size !== undefined && (recorded === undefined || recorded === size)) {
-    return { bytes: undefined, weightsSha256, path: file, built: false, buildMs: 0 };
+  const dir = path.dirname(file);
+  const name = path.basename(file);
+  const found = await stat(file).catch(() => undefined);
+  if (found?.isDirectory()) {
+    throw new ModelUnavailableError(
+      name,
+      `a folder is where a file of the model cache belongs (${file}): remove it`,
+    );
   }
-  const damaged =
-    size === undefined
-      ? undefined
-      : `${path.basename(file)} in the model cache ${path.dirname(file)} is damaged (${size} bytes; it was built with ${recorded})`;
+  const size = found?.isFile() && found.size > 0 ? found.size : undefined;
+  const hit: CachedGraph = { bytes: undefined, weightsSha256, path: file, built: false, buildMs: 0 };
+  let damaged: string | undefined;
+  if (size !== undefined) {
+    const memo = checked.get(file);
+    if (memo?.size === size && memo.mtimeMs === found!.mtimeMs) return hit;
+    const record = await readRecord(file);
+    if (record === undefined) {
+      // No record to check it against: built again where that is possible, else trusted as before records.
+      if ((await writable(dir)) !== undefined) return hit;
+    } else if (record.size !== size) {
+      damaged = `${name} in the model cache ${dir} is damaged (${size} bytes; it was built with ${record.size})`;
+    } else if ((await sha256OfFile(file)) !== record.sha256) {
+      damaged = `${name} in the model cache ${dir} is damaged (its sha256 is not the one it was built with)`;
+    } else {
+      checked.set(file, { size, mtimeMs: found!.mtimeMs });
+      return hit;
+    }
+  }
   // A read-only model folder (a Lambda image) holds every graph the deployment was prepared for; one it lacks
   // fails here, before seconds of building, and says how to prepare it.
-  await mkdir(path.dirname(file), { recursive: true })
-    .then(() => access(path.dirname(file), constants.W_OK))
-    .catch((cause: unknown) => {
-      throw new ModelUnavailableError(
-        path.basename(file),
-        `${damaged ?? `${path.basename(file)} is not in the model cache ${path.dirname(file)}`}, which cannot be written ` +
-          `(${(cause as { code?: string }).code ?? String(cause)}): prepare it where the cache is written, with ` +
-          'the same weights, options and (for int8) calibration faces: `facerec models prepare` or ' +
-          '`npm run lambda-tree -- … [--precision int8 [--calibration DIR]]`',
-        { cause },
-      );
-    });
+  const readOnly = await writable(dir);
+  if (readOnly !== undefined) {
+    throw new ModelUnavailableError(
+      name,
+      `${damaged ?? `${name} is not in the model cache ${dir}`}, which cannot be written ` +
+        `(${(readOnly as { code?: string }).code ?? String(readOnly)}): prepare it where the cache is written, with ` +
+        'the same weights, options and (for int8) calibration faces: `facerec models prepare` or ' +
+        '`npm run lambda-tree -- … [--precision int8 [--calibration DIR]]`',
+      { cause: readOnly },
+    );
+  }
   const started = performance.now();
   const bytes = await build();
   const buildMs = performance.now() - started;

@@ -366,6 +366,30 @@ describe('ModelStore trust on first use', () => {
     expect((await fresh.status())[0]!.state).toBe('corrupt');
   });
 
+  it('a damaged hash record blocks only the models trusted on first use, not those the manifest hashes', async () => {
+    const cacheDir = await tempDir();
+    const mirrorDir = await tempDir();
+    writeFileSync(path.join(mirrorDir, 'known.pt'), 'known weights');
+    writeFileSync(path.join(mirrorDir, 'big.pt'), 'first-use weights');
+    writeFileSync(path.join(cacheDir, 'hashes.json'), '{oops');
+    const store = new ModelStore({
+      manifest: {
+        version: 1,
+        models: [
+          entry({ name: 'known', file: 'known.pt', sha256: sha256(Buffer.from('known weights')) }),
+          entry({ name: 'big', file: 'big.pt' }),
+        ],
+      },
+      cacheDir,
+      mirrorDir,
+      fetch: offlineFetch,
+    });
+    expect((await store.pull(['known']))[0]!.verifiedBy).toBe('manifest');
+    await expect(store.pull(['big'])).rejects.toThrow(
+      `${path.join(cacheDir, 'hashes.json')} is not a valid hash record`,
+    );
+  });
+
   it('trusts a file placed in the cache by hand on first resolve', async () => {
     const cacheDir = await tempDir();
     writeFileSync(path.join(cacheDir, 'hand.pt'), 'weights');

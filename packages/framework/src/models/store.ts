@@ -12,15 +12,15 @@
  * - `<cacheDir>/onnx/`: reserved for converted models written by other packages.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream, existsSync, statSync } from 'node:fs';
+import { access, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
-import { sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
+import { sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
 
 /** Environment variable naming the cache directory (see {@link defaultCacheDir}). */
@@ -333,11 +333,14 @@ export class ModelStore {
   private cacheFailure(model: string, error: unknown): unknown {
     const { code, path: source, dest } = (error ?? {}) as NodeJS.ErrnoException & { dest?: string };
     const where = dest ?? source;
-    if (!code || !['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR'].includes(code)) return error;
+    // EEXIST: a mkdir of the cache (or a folder in it) met a file.
+    const notFolder =
+      code === 'ENOTDIR' || (code === 'EEXIST' && (error as { syscall?: string }).syscall === 'mkdir');
+    if (!code || (!notFolder && !['EACCES', 'EPERM', 'EROFS', 'EISDIR'].includes(code))) return error;
     const what =
       code === 'EISDIR'
         ? `a folder is where a file of the model cache belongs${where ? ` (${where})` : ''}: remove it`
-        : code === 'ENOTDIR'
+        : notFolder
           ? `the model cache ${this.cacheDir} is not a folder`
           : `the model cache ${this.cacheDir} cannot be written (${code})`;
     return new ModelUnavailableError(
@@ -381,12 +384,21 @@ export class ModelStore {
     const target = path.join(this.cacheDir, entry.file);
     // Also when the file is cached: a pull killed mid-way leaves temporaries the next pull may never replace.
     await sweepStaleTemporaries(target);
-    const current = await this.inspect(entry, await this.readHashes(entry.name), true);
+    // A model with a hash in the manifest never needs the hash record: a damaged record blocks only the
+    // models trusted on first use.
+    const records =
+      entry.sha256 === null ? await this.readHashes(entry.name) : { version: 1 as const, files: {} };
+    const current = await this.inspect(entry, records, true);
     if (current.state === 'verified' || current.state === 'cached') {
       let verifiedBy: VerifiedBy = current.expectedFrom ?? 'first-use';
       const sha256 = current.sha256!;
       if (current.state === 'cached') {
         // A file someone placed in the cache by hand, for an entry with no known hash: trust it now.
+        await this.assertWritable(
+          entry,
+          `${entry.file} has no hash in the manifest and none recorded in ${this.hashesPath}`,
+          'copy hashes.json with the models (`facerec models prepare` writes it where the cache is written)',
+        );
         const recorded = await this.recordHash(entry, sha256, current.size!, target);
         verifiedBy = recorded === 'recorded' ? 'first-use' : 'recorded-hash';
       }
@@ -411,6 +423,14 @@ export class ModelStore {
     }
     // Said in the pull's start event: a cache that keeps going bad (a failing disk) should not go unnoticed.
     const replacing = current.state === 'corrupt';
+    if (replacing) {
+      // In a read-only cache (a Lambda image) the damaged file is what to name, not the cache's write access.
+      await this.assertWritable(
+        entry,
+        `${target} is damaged (${current.size === null ? 'not a file' : `its sha256 is not the ${current.expectedFrom === 'manifest' ? "manifest's" : 'recorded'} one`})`,
+        'replace it where the cache is prepared (`facerec models prepare`) and rebuild the image',
+      );
+    }
 
     if (this.mirrorDir) {
       const mirrored = path.join(this.mirrorDir, entry.file);
@@ -429,6 +449,21 @@ export class ModelStore {
 
     const download = await this.openDownload(entry);
     return this.fill(entry, 'url', entry.url, download.total, download.chunks, replacing);
+  }
+
+  /**
+   * Throws {@link ModelUnavailableError} saying `problem` and `fix` when the cache folder exists and cannot be
+   * written (a read-only image), where the write that follows would only say the cache cannot be written.
+   */
+  private async assertWritable(entry: ModelEntry, problem: string, fix: string): Promise<void> {
+    await access(this.cacheDir, constants.W_OK).catch((cause: { code?: string }) => {
+      if (cause.code !== 'EACCES' && cause.code !== 'EPERM' && cause.code !== 'EROFS') return;
+      throw new ModelUnavailableError(
+        entry.name,
+        `${problem}, and the model cache ${this.cacheDir} cannot be written (${cause.code}): ${fix}`,
+        { cause },
+      );
+    });
   }
 
   /** Streams `chunks` into a temp file, verifies it, then renames it into place. */
@@ -606,7 +641,7 @@ export class ModelStore {
     if (memo && memo.size === info.size && memo.mtimeMs === info.mtimeMs) {
       sha256 = memo.sha256;
     } else {
-      sha256 = await hashFile(file);
+      sha256 = await sha256OfFile(file);
       this.verifiedFiles.set(file, { size: info.size, mtimeMs: info.mtimeMs, sha256 });
     }
     const state = expected === null ? 'cached' : sha256 === expected ? 'verified' : 'corrupt';
@@ -713,12 +748,6 @@ export class ModelStore {
       await rm(lock, { recursive: true, force: true });
     }
   }
-}
-
-async function hashFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /**
