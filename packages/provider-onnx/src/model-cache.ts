@@ -123,11 +123,22 @@ export async function cachedOnnxFile(
   const started = performance.now();
   const bytes = await build();
   const buildMs = performance.now() - started;
-  await writeFileAtomic(file, bytes);
-  await writeFileAtomic(
-    recordOf(file),
-    `${createHash('sha256').update(bytes).digest('hex')} ${bytes.length}\n`,
-  );
+  try {
+    await writeFileAtomic(file, bytes);
+    await writeFileAtomic(
+      recordOf(file),
+      `${createHash('sha256').update(bytes).digest('hex')} ${bytes.length}\n`,
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ENOSPC') throw error;
+    // Lambda's /tmp is 512 MB by default; InceptionResnetV1 takes about 210 MB of it (weights and graph).
+    throw new ModelUnavailableError(
+      name,
+      `no space left in the model cache ${dir} for ${name} (${(bytes.length / 2 ** 20).toFixed(0)} MiB): free ` +
+        'space there or set $FACEREC_CACHE_DIR to a larger folder',
+      { cause: error },
+    );
+  }
   return { bytes, weightsSha256, path: file, built: true, buildMs };
 }
 

@@ -336,19 +336,27 @@ export class ModelStore {
     // EEXIST: a mkdir of the cache (or a folder in it) met a file.
     const notFolder =
       code === 'ENOTDIR' || (code === 'EEXIST' && (error as { syscall?: string }).syscall === 'mkdir');
-    if (!code || (!notFolder && !['EACCES', 'EPERM', 'EROFS', 'EISDIR'].includes(code))) return error;
+    if (!code || (!notFolder && !['EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOSPC'].includes(code)))
+      return error;
+    const entry = this.manifest.models.find((m) => m.name === model);
     const what =
+      code === 'ENOSPC'
+        ? `no space left in the model cache ${this.cacheDir}${entry?.size ? ` for ${entry.file} (${(entry.size / 2 ** 20).toFixed(0)} MiB)` : ''}`
+        : code === 'EISDIR'
+          ? `a folder is where a file of the model cache belongs${where ? ` (${where})` : ''}: remove it`
+          : notFolder
+            ? `the model cache ${this.cacheDir} is not a folder`
+            : `the model cache ${this.cacheDir} cannot be written (${code})`;
+    const which = `the cache is $${CACHE_DIR_ENV}, else $XDG_CACHE_HOME/facerec, else the user cache folder`;
+    // Where to put the cache matters for every failure but a folder in the way; a read-only one only when
+    // the cache cannot be written.
+    const tail =
       code === 'EISDIR'
-        ? `a folder is where a file of the model cache belongs${where ? ` (${where})` : ''}: remove it`
-        : notFolder
-          ? `the model cache ${this.cacheDir} is not a folder`
-          : `the model cache ${this.cacheDir} cannot be written (${code})`;
-    return new ModelUnavailableError(
-      model,
-      `${what}; the cache is $${CACHE_DIR_ENV}, else $XDG_CACHE_HOME/facerec, else the user cache folder ` +
-        '(a read-only cache works once every model is in it: `facerec models prepare` where it can be written)',
-      { cause: error },
-    );
+        ? ''
+        : code === 'ENOSPC' || notFolder
+          ? `; ${which}`
+          : `; ${which} (a read-only cache works once every model is in it: \`facerec models prepare\` where it can be written)`;
+    return new ModelUnavailableError(model, `${what}${tail}`, { cause: error });
   }
 
   private emit(event: PullProgress): void {
