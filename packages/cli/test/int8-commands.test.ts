@@ -136,7 +136,7 @@ describeWithSharedData(
       const searched = await cli('gallery', 'search', fp32.out, probe, '--precision', 'int8');
       expect(searched.code, searched.stderr).toBe(0);
       expect(searched.stderr).toContain(warning(fp32.out, 'int8'));
-      // serve logs it as a warning at the recognition function's init; with --quiet (no logs) one stderr line.
+      // serve logs it as a warning at the recognition function's init, also with --quiet (warnings only).
       const stderr: string[] = [];
       const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => {
         stderr.push(String(chunk));
@@ -148,7 +148,20 @@ describeWithSharedData(
       } finally {
         spy.mockRestore();
       }
-      expect(stderr.join('')).toContain(warning(int8.out, 'fp32'));
+      const logged = stderr
+        .join('')
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { level: string; message: string; reason?: string });
+      expect(logged).toContainEqual(
+        expect.objectContaining({
+          level: 'WARN',
+          message: 'gallery threshold calibrated at another embedder precision',
+          reason: warning(int8.out, 'fp32')
+            .replace(/^warning: [^:]+: /, '')
+            .replace(/ \(`facerec.*$/, ''),
+        }),
+      );
       // An explicit threshold is the caller's: nothing to warn of.
       const explicit = await cli(
         'gallery',

@@ -225,8 +225,19 @@ for (const workers of [0, 2])
           spy.mockRestore();
           await replace(good);
         }
-        expect(stderr.join('')).toContain(
-          `warning: ${gallery}: gallery update refused; keeping the loaded version (INVALID_GALLERY)`,
+        // Logged as a warning (also with --quiet, which drops only the per-request lines).
+        const warnings = stderr
+          .join('')
+          .split('\n')
+          .filter((line) => line.startsWith('{'))
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
+        expect(warnings).toContainEqual(
+          expect.objectContaining({
+            level: 'WARN',
+            message: 'gallery update refused; keeping the loaded version',
+            location: gallery,
+            reason: 'INVALID_GALLERY',
+          }),
         );
         await new Promise((r) => setTimeout(r, 300));
         expect(await recognise(bbt('amy', 3))).toBe('amy');

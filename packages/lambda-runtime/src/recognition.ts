@@ -6,6 +6,7 @@ import {
   type OutboundMessage,
   type RgbImage,
   type Transport,
+  UNKNOWN_IDENTITY,
 } from '@facerec/framework';
 import { resizeBilinearPil } from '@facerec/framework/internal';
 import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
@@ -335,7 +336,10 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
               error: error instanceof Error ? error.message : String(error),
             });
           }
-          logger.info('face recognised', { ...face, result: matches[i]!.identity });
+          // Who a face is, is personal data: at INFO only whether it was known; the name at DEBUG.
+          const { identity } = matches[i]!;
+          logger.info('face recognised', { ...face, known: identity !== UNKNOWN_IDENTITY });
+          logger.debug('face recognised as', { ...face, result: identity });
         }),
       );
     } catch (error) {

@@ -83,11 +83,16 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
     let response: FunctionUrlResult;
     try {
       const { handler } = await import('../src/lambda/detection.js');
-      response = await handler({
-        body: '{}',
-        isBase64Encoded: false,
-        requestContext: { http: { method: 'POST' } },
-      });
+      response = await handler(
+        { body: '{}', isBase64Encoded: false, requestContext: { http: { method: 'POST' } } },
+        {
+          functionName: 'facerec-detection',
+          functionVersion: '$LATEST',
+          invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:facerec-detection',
+          memoryLimitInMB: '2048',
+          awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
+        },
+      );
     } finally {
       for (const spy of spies) spy.mockRestore();
     }
@@ -98,6 +103,12 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
     const logged = lines
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .find((l) => l.message === 'the detection function failed to start');
-    expect(logged).toMatchObject({ level: 'ERROR', error: expect.stringContaining('ModelUnavailableError') });
+    // With the invocation's context, to tie the line to Lambda's REPORT line.
+    expect(logged).toMatchObject({
+      level: 'ERROR',
+      error: expect.stringContaining('ModelUnavailableError'),
+      function_name: 'facerec-detection',
+      function_request_id: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
+    });
   }, 60_000);
 });

@@ -137,8 +137,15 @@ describe('local runtime: recognition consumer', () => {
     }
   });
 
-  it('takes only JSON, only under a loopback Host name, and with its token when it has one', async () => {
-    const base = frameOnly();
+  it('takes only JSON, only under a loopback Host name, and with its token when it has one; logs each refusal', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      error() {},
+      warn: (message: string, extra?: Record<string, unknown>) => logged.push({ message, ...extra }),
+    };
+    const base = { ...frameOnly(), logger };
     const open = await startLocalRuntime(base);
     const locked = await startLocalRuntime({ ...base, token: 's3cret' });
     const raw = (url: string, headers: Record<string, string>, body = '{}', method = 'POST') =>
@@ -159,6 +166,8 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(open.url, {}, '', 'GET')).toBe(405);
       expect(await raw(open.url, json, '{}', 'PUT')).toBe(405);
       expect(await raw(`${open.url}/elsewhere`, {}, '', 'GET')).toBe(404);
+      // A frame posted anywhere but / is not taken as one.
+      expect(await raw(`${open.url}/api`, json)).toBe(404);
       const elsewhere = await fetch(`${open.url}/elsewhere-${'<b>'.repeat(50)}`);
       expect([elsewhere.status, await elsewhere.json()]).toEqual([
         404,
@@ -170,6 +179,30 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(locked.url, json)).toBe(401);
       expect(await raw(locked.url, { ...json, authorization: 'Bearer wrong!' })).toBe(401);
       expect(await raw(locked.url, { ...json, authorization: 'Bearer s3cret' })).toBe(200);
+      // One warning per refusal: status, a fixed reason, method, a known route, the client; nothing echoed.
+      const client = '127.0.0.1';
+      expect(logged).toEqual(
+        [
+          [415, 'content-type is not application/json', 'POST', '/'],
+          [405, 'method not allowed', 'GET', '/'],
+          [405, 'method not allowed', 'PUT', '/'],
+          [404, 'no such route', 'GET', 'other'],
+          [404, 'no such route', 'POST', 'other'],
+          [404, 'no such route', 'GET', 'other'],
+          [404, 'no such route', 'GET', '/collections'],
+          [403, 'Host is not a loopback name', 'POST', '/'],
+          [401, 'no bearer token', 'POST', '/'],
+          [401, 'wrong bearer token', 'POST', '/'],
+        ].map(([status, error, method, route]) => ({
+          message: 'request refused',
+          status,
+          error,
+          method,
+          route,
+          client,
+        })),
+      );
+      expect(JSON.stringify(logged)).not.toMatch(/<b>|wrong!|evil|elsewhere/);
     } finally {
       await Promise.all([open.close(), locked.close()]);
     }

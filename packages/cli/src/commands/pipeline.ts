@@ -5,7 +5,6 @@ import {
   type FaceDetector,
   type FaceEmbedder,
   FacerecError,
-  type GalleryStoreLogger,
   InvalidOptionsError,
   MODELS,
   type ModelRegistry,
@@ -30,7 +29,6 @@ import {
   localResponses,
   queueResponses,
   runWorkload,
-  silentLogger,
   startLocalRuntime,
   TOKENS,
   type WorkerProvider,
@@ -45,6 +43,7 @@ import {
   openExistingGallery,
   positiveInteger,
   storedThreshold,
+  thresholdSummary,
 } from '../output.js';
 import {
   type CliContext,
@@ -108,30 +107,18 @@ export interface ServeOptions {
  */
 export async function serveLocally(options: ServeOptions) {
   const registry = options.registry ?? MODELS;
-  const logger = options.quiet ? silentLogger : createLogger('facerec-local');
+  // --quiet drops the per-request lines, not the warnings and errors (a worker restarted, a failed publish).
+  const logger = createLogger('facerec-local', options.quiet ? 'WARN' : undefined);
   // A store that may change while serving (`facerec gallery add`, the collections API): searched as it is. A
   // new version that cannot be used (corrupt, another embedder) is refused and the loaded one kept, with a
-  // warning: logged, or with --quiet one stderr line.
-  const galleryLogger: GalleryStoreLogger = options.quiet
-    ? {
-        info: () => undefined,
-        warn: (message, details) =>
-          info(
-            `warning: ${String(details?.location ?? options.gallery)}: ${message} (${String(details?.reason)})`,
-          ),
-      }
-    : logger;
+  // warning, logged.
   const gallery = await openExistingGallery(() =>
-    openGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1, logger: galleryLogger }),
+    openGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1, logger }),
   );
   // A gallery never calibrated is served at the embedder's recommended threshold (one stderr line says so). A
-  // threshold calibrated at the other precision is logged as a warning by the recognition function's init;
-  // with --quiet (no logs) this line says it instead.
+  // threshold calibrated at the other precision is logged as a warning by the recognition function's init.
   // Named by its location: a database URL there has its password removed.
-  const threshold = galleryThreshold(gallery, gallery.location, registry, {
-    explicit: options.threshold,
-    precision: options.quiet ? (options.precision ?? 'fp32') : undefined,
-  });
+  const threshold = galleryThreshold(gallery, gallery.location, registry, { explicit: options.threshold });
   // Only --threshold is fixed: the recognition function resolves the gallery's (or, uncalibrated, the
   // registry's) for every batch, so a gallery recalibrated while serving is matched at its new threshold.
   const override = threshold.source === 'option' ? threshold.value : undefined;
@@ -366,7 +353,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       'on Ctrl-C or SIGTERM, refuse new frames (503) and wait up to this long for the frames taken to be answered and collected; a second Ctrl-C or SIGTERM ends the wait; 0: do not wait',
       '10',
     )
-    .option('--quiet', 'no request logs')
+    .option('--quiet', 'no per-request logs: warnings and errors only')
     .action(
       async (opts: {
         gallery: string;
@@ -440,7 +427,17 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
-          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C stops); queue: ${queue}; inference: ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
+          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C or SIGTERM stops); queue: ${queue}; inference: ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
+        );
+        // What is served, in one line: an operator should not have to read the gallery to know.
+        const { gallery } = served;
+        const everywhere = opts.host === '0.0.0.0' || opts.host === '::';
+        info(
+          `facerec serve: gallery ${gallery.location}: ${count((await gallery.identities()).length, 'identity', 'identities')}, ` +
+            `${gallery.embedder.modelId}, ${gallery.metric}, ` +
+            `${threshold === undefined ? thresholdSummary(gallery, context.registry) : `threshold ${threshold} (--threshold)`}; ` +
+            `${localToken(opts.token, 'serve').token ? `bearer token required, collections API on /collections/${opts.collection}/faces` : 'no token: frames only, loopback only'}` +
+            `${everywhere ? `; listening on every interface (${opts.host}), port ${port}` : ''}`,
         );
         const before = served.runtime.backlog();
         if (pending(before)) {

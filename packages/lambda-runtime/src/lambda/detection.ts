@@ -3,11 +3,13 @@
  * of {@link loadConfig}; the model loads during the init phase, once per container.
  */
 import { loadConfig } from '../config.js';
-import { composeDetection, createPipelineContainer } from '../container.js';
+import { composeDetection, createPipelineContainer, TOKENS } from '../container.js';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
-import { createLogger } from '../logger.js';
+import type { LambdaInvocationContext, PipelineLogger } from '../logger.js';
 
-const ready = composeDetection(createPipelineContainer(loadConfig()));
+const container = createPipelineContainer(loadConfig());
+const ready = composeDetection(container);
+const logger = container.resolve<PipelineLogger>(TOKENS.logger);
 // Top-level await: the models load and the detector warms up (`FACEREC_WARMUP`) during Lambda's init
 // phase, before the first request rather than in it. A failure is not thrown here (that would only say
 // "init failed"): every invocation logs it, with its message, and answers 503 in the API's JSON shape.
@@ -15,12 +17,15 @@ const failure = await ready.then(
   () => undefined,
   (error: unknown) => error,
 );
-const logger = failure === undefined ? undefined : createLogger('facerec');
 
 /** The Lambda handler. */
-export const handler = async (event: FunctionUrlEvent): Promise<FunctionUrlResult> => {
+export const handler = async (
+  event: FunctionUrlEvent,
+  context?: LambdaInvocationContext,
+): Promise<FunctionUrlResult> => {
+  if (context) logger.addContext?.(context);
   if (failure !== undefined) {
-    logger?.error('the detection function failed to start', {
+    logger.error('the detection function failed to start', {
       error: failure instanceof Error ? `${failure.name}: ${failure.message}` : String(failure),
     });
     return {

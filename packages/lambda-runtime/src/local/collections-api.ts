@@ -123,7 +123,7 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         ...(threshold ? { lookAlikes: { threshold, onFound: (found) => (lookAlikes = found) } } : {}),
       });
       const alreadyThere = added.filter((e) => before.has(e.id)).length;
-      logger.info('face added', {
+      logger.info(alreadyThere === added.length ? 'face already there' : 'face added', {
         collection: name,
         identity,
         examples: added.length - alreadyThere,

@@ -156,6 +156,10 @@ export interface LocalRuntime {
   close(): Promise<void>;
 }
 
+/** Methods and routes named in the refusal log; any other is logged as `other` (never echoed). */
+const KNOWN_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
+const KNOWN_ROUTES = new Set(['/', '/responses', '/health']);
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -336,6 +340,32 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   );
   const stopped = () => Promise.all([...consumers, router]);
 
+  /**
+   * One warning per request the runtime refuses itself (the detection handler logs its own refusals): the
+   * status, a fixed reason, the method and route (a known route, never the path sent), the client's address,
+   * and the request id where one was read. Nothing the client sent is echoed.
+   */
+  const refused = (
+    req: IncomingMessage,
+    status: number,
+    error: string,
+    extra: { request_id?: string } = {},
+  ) => {
+    const pathname = (req.url ?? '/').split('?')[0]!;
+    logger.warn('request refused', {
+      status,
+      error,
+      method: KNOWN_METHODS.has(req.method ?? '') ? req.method : 'other',
+      route: KNOWN_ROUTES.has(pathname)
+        ? pathname
+        : pathname.startsWith('/collections/')
+          ? '/collections'
+          : 'other',
+      client: req.socket.remoteAddress,
+      ...extra,
+    });
+  };
+
   const requestTimeout = options.requestTimeoutMs ?? 30_000;
   // Node checks the timeouts at this interval (default 30 s, which could double them).
   const server: Server = createServer(
@@ -346,6 +376,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         // listening on loopback (DNS rebinding), and only JSON bodies (a cross-site form or text/plain post
         // cannot send those without a CORS preflight, which this server never grants).
         if (loopback && !LOOPBACK_HOST.test(req.headers.host ?? '')) {
+          refused(req, 403, 'Host is not a loopback name');
           send(res, 403, {
             error: 'Host must be a loopback name (127.0.0.1, localhost, [::1])',
             request_id: null,
@@ -353,6 +384,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           return;
         }
         if (options.token && !bearerMatches(req.headers.authorization, options.token)) {
+          refused(req, 401, req.headers.authorization ? 'wrong bearer token' : 'no bearer token');
           send(
             res,
             401,
@@ -367,6 +399,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         // Draining: no connection is kept alive for a next request, which would find the server gone.
         if (draining) res.setHeader('connection', 'close');
         if (draining && !collecting) {
+          refused(req, 503, 'stopping');
           await refuse(req, res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
           return;
         }
@@ -422,6 +455,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         const depth = transport.depth(requestQueue) + transport.inFlight(requestQueue);
         if (inFlight >= maxInFlight || depth >= maxQueueDepth) {
           busy++;
+          refused(
+            req,
+            503,
+            inFlight >= maxInFlight
+              ? 'busy: frames in flight at the limit'
+              : 'busy: request queue at the limit',
+          );
           await refuse(
             req,
             res,
@@ -462,16 +502,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     if (req.method === 'POST') {
       const read = await readBody(req, maxBodyBytes);
       if (read === 'too-large') {
+        refused(req, 413, 'body too large');
         send(res, 413, { error: `body exceeds ${maxBodyBytes} bytes` }, { connection: 'close' });
         return;
       }
       if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/json') {
+        refused(req, 415, 'content-type is not application/json');
         send(res, 415, { error: 'content-type must be application/json' });
         return;
       }
       body = read;
     }
     const answer = await api.handle({ method: req.method ?? 'GET', url, ...(body ? { body } : {}) });
+    // The API's own message may quote what was sent (a name): the log says the status only.
+    if (answer.status >= 400) refused(req, answer.status, 'refused by the collections API');
     send(res, answer.status, answer.body);
   }
 
@@ -479,8 +523,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   async function detect(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Said before the content type (which a GET has none of), as the detection handler says it.
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (req.method !== 'POST' && pathname !== '/') {
+    if (pathname !== '/') {
       req.resume();
+      refused(req, 404, 'no such route');
       const hint = pathname.startsWith('/collections/')
         ? ' (the collections API needs a token: --token)'
         : '';
@@ -492,6 +537,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     }
     if (req.method !== 'POST') {
       req.resume();
+      refused(req, 405, 'method not allowed');
       send(
         res,
         405,
@@ -502,6 +548,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     }
     const body = await readBody(req, maxBodyBytes);
     if (body === 'too-large') {
+      refused(req, 413, 'body too large');
       send(
         res,
         413,
@@ -512,6 +559,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     }
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
+      refused(req, 415, 'content-type is not application/json');
       send(res, 415, { error: 'content-type must be application/json', request_id: null });
       return;
     }
@@ -519,6 +567,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     // One frame per request id at a time: a second one would have its answers mixed with the first's.
     const { requestId, pixels } = frameRequestFields(text, DEFAULT_DECODE_LIMITS.maxPixels);
     if (requestId !== undefined && !requests.begin(requestId)) {
+      refused(req, 409, 'request_id already in flight', { request_id: requestId });
       send(res, 409, {
         error: 'request_id is already in flight (sent, not yet answered): use a new request_id per frame',
         request_id: requestId,
@@ -543,6 +592,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         // The runtime stopped before this frame's turn (close cancels the waiting frames): nothing of it was
         // detected or queued, so the client is told to send it again.
         if (requestId !== undefined) requests.detected(requestId, { statusCode: 503, body: '' });
+        refused(req, 503, 'stopping', requestId === undefined ? {} : { request_id: requestId });
         send(res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
         return;
       }
