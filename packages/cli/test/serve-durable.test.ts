@@ -144,7 +144,7 @@ describeWithSharedData(
       expect(run.stdout + run.stderr).not.toContain('warmed up');
     });
 
-    it('a start that fails after the workers started (port in use) exits 2 instead of hanging on them', {
+    it('a port in use is refused at once, before any model loads or worker starts (exit 2)', {
       timeout: 90_000,
     }, async () => {
       const busy = createServer();
@@ -155,6 +155,7 @@ describeWithSharedData(
         expect(run.signal, 'killed after 75 s: still running').toBeNull();
         expect(run.status).toBe(2);
         expect(run.stderr).toContain(`port ${port} is already in use`);
+        expect(run.stdout + run.stderr).not.toContain('warmed up');
       } finally {
         busy.close();
       }

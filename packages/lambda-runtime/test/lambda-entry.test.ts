@@ -111,4 +111,47 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
       function_request_id: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
     });
   }, 60_000);
+
+  it('a bad environment variable: both entries load, log it as one structured line naming it, and refuse', async () => {
+    vi.stubEnv('FACEREC_THRESHOLD', 'abc');
+    vi.resetModules();
+    const lines: string[] = [];
+    const capture = (chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    };
+    const spies = [
+      vi.spyOn(process.stdout, 'write').mockImplementation(capture),
+      vi.spyOn(process.stderr, 'write').mockImplementation(capture),
+    ];
+    let detected: FunctionUrlResult;
+    let recognised: unknown;
+    try {
+      const detection = await import('../src/lambda/detection.js');
+      detected = await detection.handler({
+        body: '{}',
+        isBase64Encoded: false,
+        requestContext: { http: { method: 'POST' } },
+      });
+      const recognition = await import('../src/lambda/recognition.js');
+      recognised = await recognition.handler({
+        Records: [{ messageId: 'm1', body: '{}', attributes: { ApproximateReceiveCount: '1' } }],
+      } as never);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(detected.statusCode).toBe(503);
+    expect(recognised).toEqual({ batchItemFailures: [{ itemIdentifier: 'm1' }] });
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const which of ['detection', 'recognition']) {
+      expect(logged).toContainEqual(
+        expect.objectContaining({
+          level: 'ERROR',
+          message: `the ${which} function failed to start`,
+          error: expect.stringContaining('FACEREC_THRESHOLD'),
+        }),
+      );
+    }
+    expect(lines.join('')).not.toMatch(/\n\s+at /); // no stack trace
+  }, 60_000);
 });

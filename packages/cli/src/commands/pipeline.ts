@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import {
@@ -107,6 +108,9 @@ export interface ServeOptions {
  */
 export async function serveLocally(options: ServeOptions) {
   const registry = options.registry ?? MODELS;
+  // A port in use is said at once, not after the models load (seconds to minutes); the runtime's own listen
+  // still reports one taken meanwhile.
+  if (options.port) await assertPortFree(options.port, options.host ?? '127.0.0.1');
   // --quiet drops the per-request lines, not the warnings and errors (a worker restarted, a failed publish).
   const logger = createLogger('facerec-local', options.quiet ? 'WARN' : undefined);
   // A store that may change while serving (`facerec gallery add`, the collections API): searched as it is. A
@@ -233,6 +237,20 @@ export async function serveLocally(options: ServeOptions) {
   };
 }
 
+/** Refuses a port another process listens on, by listening on it for a moment. */
+async function assertPortFree(port: number, host: string): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EADDRINUSE') throw error;
+    throw new InvalidOptionsError('serve', `port ${port} is already in use (choose another with --port)`, {
+      cause: error,
+    });
+  });
+}
+
 /** Whether a backlog holds anything. */
 const pending = (backlog: LocalRuntimeBacklog): boolean =>
   backlog.detecting + backlog.recognising + backlog.uncollected > 0;
@@ -288,8 +306,12 @@ async function serveUntilStopped(
     );
   }
   if (left.detecting) {
+    // A detection running when the wait ended may still finish in the last second's grace: its client then
+    // got 200 and its faces were queued. Which of them did is not known here; both outcomes are said.
     parts.push(
-      `${count(left.detecting, 'frame')} cut off before being accepted: their clients got 503 or a closed connection and should send them again (one cut off mid-detection may also have been queued)`,
+      `${count(left.detecting, 'frame')} still being detected when the wait ended: each either got 503 or a ` +
+        'closed connection (its client should send it again) or finished and was answered 200 with its faces ' +
+        `queued, ${queue === 'memory' ? 'then lost (--queue memory)' : `kept in ${queue}`}`,
     );
   }
   info(`facerec serve: stopped with ${parts.join('; ')}`);

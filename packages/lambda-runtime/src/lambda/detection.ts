@@ -1,18 +1,17 @@
 /**
  * Lambda entry point of the detection function (Function URL). Configure it with the environment variables
- * of {@link loadConfig}; the model loads during the init phase, once per container.
+ * of `loadConfig`; the model loads during the init phase, once per container.
  */
-import { loadConfig } from '../config.js';
-import { composeDetection, createPipelineContainer, TOKENS } from '../container.js';
+import { composeDetection } from '../container.js';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
-import type { LambdaInvocationContext, PipelineLogger } from '../logger.js';
+import type { LambdaInvocationContext } from '../logger.js';
+import { composeEntry, describeFailure } from './entry.js';
 
-const container = createPipelineContainer(loadConfig());
-const ready = composeDetection(container);
-const logger = container.resolve<PipelineLogger>(TOKENS.logger);
+const { ready, logger } = composeEntry(composeDetection);
 // Top-level await: the models load and the detector warms up (`FACEREC_WARMUP`) during Lambda's init
-// phase, before the first request rather than in it. A failure is not thrown here (that would only say
-// "init failed"): every invocation logs it, with its message, and answers 503 in the API's JSON shape.
+// phase, before the first request rather than in it. A failure (a bad environment variable, models that
+// cannot load) is not thrown here (that would only say "init failed", with a stack trace): every invocation
+// logs it, with its message, and answers 503 in the API's JSON shape.
 const failure = await ready.then(
   () => undefined,
   (error: unknown) => error,
@@ -26,7 +25,7 @@ export const handler = async (
   if (context) logger.addContext?.(context);
   if (failure !== undefined) {
     logger.error('the detection function failed to start', {
-      error: failure instanceof Error ? `${failure.name}: ${failure.message}` : String(failure),
+      error: describeFailure(failure),
     });
     return {
       statusCode: 503,

@@ -1,19 +1,20 @@
 /**
  * Lambda entry point of the recognition function (SQS trigger with `ReportBatchItemFailures`). Configure it
- * with the environment variables of {@link loadConfig}; model and gallery load during init, once per container.
+ * with the environment variables of `loadConfig`; model and gallery load during init, once per container.
  */
-import { loadConfig } from '../config.js';
-import { composeRecognition, createPipelineContainer, TOKENS } from '../container.js';
-import type { LambdaInvocationContext, PipelineLogger } from '../logger.js';
+import { composeRecognition } from '../container.js';
+import type { LambdaInvocationContext } from '../logger.js';
 import type { LambdaContextLike, SqsBatchResponse, SqsEvent } from '../sqs-batch.js';
+import { composeEntry, describeFailure } from './entry.js';
 
-const container = createPipelineContainer(loadConfig());
-const ready = composeRecognition(container);
-const logger = container.resolve<PipelineLogger>(TOKENS.logger);
+const { ready, logger } = composeEntry(composeRecognition);
 // Top-level await: the model and the gallery load during Lambda's init phase, before the first request
-// rather than in it. A failure is not thrown here (that would only say "init failed"): it surfaces, with
-// its message, on every invocation.
-await ready.catch(() => undefined);
+// rather than in it. A failure (a bad environment variable, a model or gallery that cannot load) is not thrown
+// here (that would only say "init failed"): every invocation logs it, with its message, and fails its records.
+const failure = await ready.then(
+  () => undefined,
+  (error: unknown) => error,
+);
 
 /**
  * The Lambda handler. The context's remaining time bounds how long a face stays claimed "in progress" by this
@@ -24,5 +25,10 @@ export const handler = async (
   context?: LambdaContextLike & LambdaInvocationContext,
 ): Promise<SqsBatchResponse> => {
   if (context) logger.addContext?.(context);
+  if (failure !== undefined) {
+    logger.error('the recognition function failed to start', { error: describeFailure(failure) });
+    // Every record back to the queue (retried, then dead-lettered), without a stack trace in the logs.
+    return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
+  }
   return (await ready)(event, context);
 };
