@@ -10,6 +10,25 @@ import { afterAll, expect, it, vi } from 'vitest';
  * warm-up during the module's (init phase's) top-level await, then the handler. Only requests that need no
  * queue are sent (there is no SQS here).
  */
+/** What the process writes to stdout and stderr (Powertools writes errors to stderr) until `restore`. */
+function captureOutput(): { lines: string[]; restore: () => void } {
+  const lines: string[] = [];
+  const capture = (chunk: string | Uint8Array) => {
+    lines.push(String(chunk));
+    return true;
+  };
+  const spies = [
+    vi.spyOn(process.stdout, 'write').mockImplementation(capture),
+    vi.spyOn(process.stderr, 'write').mockImplementation(capture),
+  ];
+  return {
+    lines,
+    restore: () => {
+      for (const spy of spies) spy.mockRestore();
+    },
+  };
+}
+
 describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], () => {
   const temps: string[] = [];
   afterAll(async () => {
@@ -70,16 +89,7 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
     await writeFile(notAFolder, 'not a folder');
     vi.stubEnv('FACEREC_CACHE_DIR', notAFolder);
     vi.resetModules();
-    const lines: string[] = [];
-    const capture = (chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    };
-    // Powertools writes errors to stderr.
-    const spies = [
-      vi.spyOn(process.stdout, 'write').mockImplementation(capture),
-      vi.spyOn(process.stderr, 'write').mockImplementation(capture),
-    ];
+    const { lines, restore } = captureOutput();
     let response: FunctionUrlResult;
     try {
       const { handler } = await import('../src/lambda/detection.js');
@@ -94,7 +104,7 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
         },
       );
     } finally {
-      for (const spy of spies) spy.mockRestore();
+      restore();
     }
     expect(response.statusCode).toBe(503);
     expect(JSON.parse(response.body)).toEqual({
@@ -115,15 +125,7 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
   it('a bad environment variable: both entries load, log it as one structured line naming it, and refuse', async () => {
     vi.stubEnv('FACEREC_THRESHOLD', 'abc');
     vi.resetModules();
-    const lines: string[] = [];
-    const capture = (chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    };
-    const spies = [
-      vi.spyOn(process.stdout, 'write').mockImplementation(capture),
-      vi.spyOn(process.stderr, 'write').mockImplementation(capture),
-    ];
+    const { lines, restore } = captureOutput();
     let detected: FunctionUrlResult;
     let recognised: unknown;
     try {
@@ -138,7 +140,7 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
         Records: [{ messageId: 'm1', body: '{}', attributes: { ApproximateReceiveCount: '1' } }],
       } as never);
     } finally {
-      for (const spy of spies) spy.mockRestore();
+      restore();
     }
     expect(detected.statusCode).toBe(503);
     expect(recognised).toEqual({ batchItemFailures: [{ itemIdentifier: 'm1' }] });
