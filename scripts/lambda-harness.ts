@@ -28,6 +28,8 @@ export interface Invocation {
   /** Hosts the handler tried to reach other than the loopback (refused). */
   readonly refused: readonly string[];
   readonly rssBytes: number;
+  /** What the process wrote to stdout and stderr (the function's log lines), the last 64 KiB of each. */
+  readonly output: string;
 }
 
 /** A message a handler sent to SQS. */
@@ -207,7 +209,7 @@ export async function invokeFromTree(
     '--no-warnings=ExperimentalWarning',
     INVOKER,
   ];
-  await new Promise<void>((resolve, reject) => {
+  const output = await new Promise<string>((resolve, reject) => {
     execFile(
       process.execPath,
       args,
@@ -219,11 +221,11 @@ export async function invokeFromTree(
               `${handler} handler failed (${error?.message ?? 'no result'}):\n${stderr.slice(-3000)}\n${stdout.slice(-3000)}`,
             ),
           );
-        } else resolve();
+        } else resolve(`${stdout.slice(-65536)}${stderr.slice(-65536)}`);
       },
     );
   });
-  return JSON.parse(readFileSync(resultFile, 'utf8')) as Invocation;
+  return { ...(JSON.parse(readFileSync(resultFile, 'utf8')) as Omit<Invocation, 'output'>), output };
 }
 
 /** A Function URL (payload 2.0) POST of one frame, as the client sends it. */

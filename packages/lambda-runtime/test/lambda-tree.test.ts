@@ -252,16 +252,23 @@ describeWithSharedData(
           `${recognition.invokeMs.toFixed(0)} ms, RSS ${(recognition.rssBytes / 2 ** 20).toFixed(0)} MiB`,
       );
       // Other calibration faces name another int8 graph, which the read-only tree does not hold: the
-      // function fails at init, naming the cause, instead of answering with a graph it was not built with.
+      // function fails at init, logging the cause, and hands every record back, instead of answering with a
+      // graph it was not built with. So do no calibration faces at all (the shipped ranges' graph), in a tree
+      // built with some.
       const other = mkdtempSync(path.join(work, 'other-calibration-'));
       copyFileSync(FRAME, path.join(other, 'face.png'));
-      await expect(
-        invoke('recognition', sqsEvent(faces), { FACEREC_PRECISION: 'int8', FACEREC_CALIBRATION_DIR: other }),
-      ).rejects.toThrow(/is not in the model cache .*, which cannot be written/);
-      // So do no calibration faces at all (the shipped ranges' graph), in a tree built with some.
-      await expect(
-        invoke('recognition', sqsEvent(faces), { FACEREC_PRECISION: 'int8', FACEREC_CALIBRATION_DIR: '' }),
-      ).rejects.toThrow(/is not in the model cache .*, which cannot be written/);
+      for (const calibration of [other, '']) {
+        const failed = await invoke('recognition', sqsEvent(faces), {
+          FACEREC_PRECISION: 'int8',
+          FACEREC_CALIBRATION_DIR: calibration,
+        });
+        expect(failed.result).toEqual({
+          batchItemFailures: faces.map((_, i) => ({ itemIdentifier: `m-1-${i}` })),
+        });
+        expect(failed.output).toMatch(
+          /"message":"the recognition function failed to start".*is not in the model cache .*, which cannot be written/,
+        );
+      }
     });
 
     it('builds an int8 tree without calibration faces (faceapi-resnet ships its int8 ranges) and recognizes from it', async () => {

@@ -107,6 +107,16 @@ export abstract class BaseEmbedder implements FaceEmbedder {
           );
         }
       }
+      // No face embeds to exactly zero: an all-zero row is a broken model (a damaged weight gave them for every
+      // face), which would otherwise match nothing, or everything, silently.
+      for (let i = 0; i < chunk.length; i++) {
+        if (rows.subarray(i * d, (i + 1) * d).every((v) => v === 0)) {
+          throw new EmbedderOutputError(
+            this.modelId,
+            `the embedding of face ${start + i} is all zeros (is the model file damaged?)`,
+          );
+        }
+      }
       for (let i = 0; i < chunk.length; i++) out.push(rows.slice(i * d, (i + 1) * d));
     }
     return out;

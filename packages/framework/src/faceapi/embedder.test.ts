@@ -62,6 +62,18 @@ describe('FaceApiEmbedder', () => {
     expect(embedder.batches).toEqual([]);
   });
 
+  it('refuses a float input holding NaN or ±Infinity (a backend could turn it into a finite descriptor)', async () => {
+    const embedder = new FakeFaceApiEmbedder();
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const data = new Float32Array(150 * 150 * 3).fill(100);
+      data[4242] = bad;
+      await expect(embedder.describe([{ width: 150, height: 150, data }])).rejects.toThrow(
+        'face 0 has a sample that is not a finite number (at index 4242)',
+      );
+    }
+    expect(embedder.batches).toEqual([]);
+  });
+
   it('computes descriptors of whole images of any size, as face-api.js resizes them to 150×150', async () => {
     const embedder = new FakeFaceApiEmbedder();
     const [row] = await embedder.computeFaceDescriptors([image(300, 200)]);

@@ -19,7 +19,7 @@ const PRE = fakePreprocessing(8);
 class ColourEmbedder extends BaseEmbedder {
   batches: number[] = [];
   released = 0;
-  output: 'ok' | 'short' | 'nan' = 'ok';
+  output: 'ok' | 'short' | 'nan' | 'zero' = 'ok';
   constructor(maxBatchSize?: number, modelId = 'colour', precision?: 'fp32' | 'int8') {
     super({
       provider: 'test',
@@ -45,6 +45,7 @@ class ColourEmbedder extends BaseEmbedder {
     });
     if (this.output === 'short') return out.subarray(1);
     if (this.output === 'nan') out[0] = Number.NaN;
+    if (this.output === 'zero') out.fill(0, this.dimension);
     return out;
   }
   protected release(): void {
@@ -329,6 +330,11 @@ describe('BaseEmbedder', () => {
     embedder.output = 'nan';
     await expect(embedder.embed([frame([1, 1, 1], 8)])).rejects.toThrow(
       /non-finite value in the embedding of face 0/,
+    );
+    // A damaged model graph gave all-zero embeddings (the second face's here).
+    embedder.output = 'zero';
+    await expect(embedder.embed([frame([1, 1, 1], 8), frame([2, 2, 2], 8)])).rejects.toThrow(
+      'the embedding of face 1 is all zeros (is the model file damaged?)',
     );
   });
 
