@@ -184,7 +184,8 @@ export function assertFaceApiInput(input: RgbImage | FloatRgbImage, what = 'inpu
     // NaN and ±Infinity: onnxruntime and tfjs's cpu backend propagate them to the output (refused there), tfjs's
     // wasm backend turned them into a finite descriptor of nothing.
     const bad = data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new InvalidInputError(`${what} has a sample that is not a finite number (at index ${bad})`);
+    if (bad >= 0)
+      throw new InvalidInputError(`${what} has a sample that is not a finite number (at index ${bad})`);
   } else {
     assertRgbImage(input as RgbImage, what);
   }
