@@ -190,7 +190,9 @@ describeWithSharedData(
       vi.stubEnv('FACEREC_CALIBRATION_DIR', calibration);
       const tfjs = await serve('--workers', '0', '--provider', 'tfjs', '--precision', 'int8');
       expect(tfjs.code).toBe(2);
-      expect(tfjs.stderr).toContain('precision "int8" is available on the onnx provider only');
+      expect(tfjs.stderr).toContain(
+        'precision "int8" of faceapi-resnet is available on the onnx provider only',
+      );
       const invalid = await serve('--precision', 'int4');
       expect(invalid.code).not.toBe(0);
       expect(invalid.stderr).toContain("'int4' is invalid");

@@ -102,7 +102,13 @@ async function importOptional(
       probe: { ok: false, reason: `${name} failed to resolve: ${messageOf(cause)}`, cause },
     };
   }
-  if (main === undefined) return { module: undefined, probe: { ok: false, reason: `${name} not installed` } };
+  if (main === undefined) {
+    // Said with the command that installs it, beside the package that needs it.
+    return {
+      module: undefined,
+      probe: { ok: false, reason: `${name} not installed (\`npm install ${name}\`)` },
+    };
+  }
   try {
     // A variable specifier: these packages are optional peers, so neither tsc nor a bundler may require them.
     const specifier: string = name;

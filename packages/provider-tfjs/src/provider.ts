@@ -14,11 +14,11 @@ import {
 import { z } from 'zod';
 
 /** The int8 graphs are onnxruntime QDQ models; tfjs has no int8 kernels to run them with. */
-function onlyFp32(precision: string | undefined): void {
+function onlyFp32(precision: string | undefined, embedder: string): void {
   if (precision === 'int8')
     throw new InvalidOptionsError(
       '@facerec/provider-tfjs',
-      'precision "int8" is available on the onnx provider only',
+      `precision "int8" of ${embedder} is available on the onnx provider only (createOnnxProvider, --provider onnx)`,
     );
 }
 
@@ -104,7 +104,7 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
     ],
     embedders: [
       implementEmbedder(INCEPTION_RESNET_V1, async (o, context) => {
-        onlyFp32(o.precision);
+        onlyFp32(o.precision, INCEPTION_RESNET_V1.id);
         const [s, b] = await Promise.all([context.modelStore(), backend()]);
         return TfjsInceptionResnetV1Embedder.load(s, o.weights ?? 'vggface2', {
           backend: b.name,
@@ -112,7 +112,7 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
         });
       }),
       implementEmbedder(FACEAPI_RESNET, async (o, context) => {
-        onlyFp32(o.precision);
+        onlyFp32(o.precision, FACEAPI_RESNET.id);
         const [s, b] = await Promise.all([context.modelStore(), backend()]);
         return TfjsFaceApiEmbedder.load(s, { backend: b.name, maxBatchSize: o.maxBatchSize });
       }),

@@ -99,10 +99,14 @@ describe('selectBackend', () => {
     const expected = hasTfjsNode
       ? { name: 'tensorflow', reason: '@tensorflow/tfjs-node is installed' }
       : hasWasm
-        ? { name: 'wasm', reason: '@tensorflow/tfjs-node not installed' }
+        ? {
+            name: 'wasm',
+            reason: '@tensorflow/tfjs-node not installed (`npm install @tensorflow/tfjs-node`)',
+          }
         : {
             name: 'cpu',
-            reason: '@tensorflow/tfjs-node not installed; @tensorflow/tfjs-backend-wasm not installed',
+            reason:
+              '@tensorflow/tfjs-node not installed (`npm install @tensorflow/tfjs-node`); @tensorflow/tfjs-backend-wasm not installed (`npm install @tensorflow/tfjs-backend-wasm`)',
           };
     expect(selected).toEqual(expected);
     expect(lines).toEqual([`facerec tfjs: using backend "${expected.name}" (${expected.reason})`]);
@@ -137,7 +141,7 @@ describe('selectBackend', () => {
       );
       expect(TfjsBackendUnavailableError.isInstance(error)).toBe(true);
       expect((error as Error).message).toBe(
-        'TensorFlow.js backend "tensorflow" is unavailable: @tensorflow/tfjs-node not installed',
+        'TensorFlow.js backend "tensorflow" is unavailable: @tensorflow/tfjs-node not installed (`npm install @tensorflow/tfjs-node`)',
       );
       expect(lines).toEqual([]);
     },

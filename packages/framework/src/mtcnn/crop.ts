@@ -27,3 +27,11 @@ const cropPolicySchema = z
 export function parseCropPolicy(crop: CropPolicy): CropPolicy {
   return parseOptions(cropPolicySchema, crop, 'detectFaces crop');
 }
+
+/** `detectFaces`' options: only `crop` (a misspelt key would otherwise mean no crops, silently). */
+const detectFacesOptionsSchema = z.strictObject({ crop: cropPolicySchema.optional() });
+
+/** Validates `detectFaces`' options; names every bad key. Returns the crop policy, if any. */
+export function parseDetectFacesOptions(options: unknown): CropPolicy | undefined {
+  return parseOptions(detectFacesOptionsSchema, options ?? {}, 'detectFaces').crop;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { InvalidOptionsError } from '../errors.js';
+import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { runMtcnnCascade } from './cascade.js';
 import { MtcnnDetector } from './detector.js';
 import type { MtcnnNetworks } from './networks.js';
@@ -26,6 +26,23 @@ describe('MtcnnDetector construction', () => {
     await expect(detector.ready()).rejects.toThrow('no models here');
     await expect(detector.warmUp()).rejects.toThrow('no models here');
     expect(load).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses an image given without its array, and options it does not take, naming them', async () => {
+    const detector = new MtcnnDetector('test', async () => {
+      throw new Error('not reached: refused before the networks are needed');
+    });
+    const image = { width: 2, height: 2, data: new Uint8Array(12) };
+    await expect(detector.detectFaces(image as never)).rejects.toThrow(
+      new InvalidInputError('detectFaces: images must be an array of RgbImage (one image: [image])'),
+    );
+    // A misspelt `crop` meant no crops, silently; also with no images.
+    await expect(detector.detectFaces([], { cropp: {} } as object)).rejects.toThrow(
+      /Unrecognized key: "cropp"/,
+    );
+    await expect(detector.detectFaces([], { minFaceSize: 10 } as object)).rejects.toThrow(
+      InvalidOptionsError,
+    );
   });
 });
 

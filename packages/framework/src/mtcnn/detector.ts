@@ -8,14 +8,14 @@ import type {
 } from '../contracts/detector.js';
 import { assertRgbImage } from '../contracts/validate.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { DisposedError, InvalidOptionsError } from '../errors.js';
+import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { resizeRgb } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { MTCNN } from '../registry/builtin.js';
 import { type DetectorImplementation, implementDetector } from '../registry/provider.js';
 import type { ModelLoadContext } from '../registry/types.js';
 import { pyramidLevels, runMtcnnCascade } from './cascade.js';
-import { parseCropPolicy } from './crop.js';
+import { parseDetectFacesOptions } from './crop.js';
 import { extractFace, selectFace } from './extract.js';
 import type { MtcnnNetworks } from './networks.js';
 import { type MtcnnOptions, type ResolvedMtcnnOptions, resolveMtcnnOptions } from './options.js';
@@ -118,6 +118,9 @@ export class MtcnnDetector implements FaceDetector {
   }
 
   async detectBatch(images: readonly RgbImage[]): Promise<FaceDetection[][]> {
+    if (!Array.isArray(images)) {
+      throw new InvalidInputError('detectFaces: images must be an array of RgbImage (one image: [image])');
+    }
     images.forEach((image, i) => {
       assertRgbImage(image, images.length > 1 ? `image ${i}` : 'image');
     });
@@ -184,7 +187,7 @@ export class MtcnnDetector implements FaceDetector {
    * every face out with that policy.
    */
   async detectFaces(images: readonly RgbImage[], options: DetectFacesOptions = {}): Promise<DetectedFaces[]> {
-    const crop = options.crop === undefined ? undefined : parseCropPolicy(options.crop);
+    const crop = parseDetectFacesOptions(options);
     const detections = await this.detectBatch(images);
     return detections.map((faces, i) => ({
       faces,
