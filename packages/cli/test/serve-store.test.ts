@@ -13,7 +13,7 @@ const TOKEN = 'collections-test-token';
 for (const workers of [0, 2])
   describeWithSharedData(
     `facerec serve with a store that changes (workers: ${workers})`,
-    ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'],
+    ['faces/face-api.js/bbt', 'faces/facenet-pytorch/multiface.jpg', 'models/upstream/pnet.pt'],
     () => {
       let work: string;
       let gallery: string;
@@ -154,6 +154,23 @@ for (const workers of [0, 2])
         expect(noFace.status).toBe(422);
         expect(String(noFace.body.error)).toContain('no face found');
         expect((await call('PUT', '/collections/default/faces')).status).toBe(405);
+        // A group photo: refused (who is meant?), unless the largest face is asked for.
+        const group = (await readFile(sharedPath('faces', 'facenet-pytorch', 'multiface.jpg'))).toString(
+          'base64',
+        );
+        const several = await call('POST', '/collections/default/faces', { identity: 'group', image: group });
+        expect([several.status, String(several.body.error)]).toEqual([
+          422,
+          expect.stringContaining('the collections API\'s "largest": true'),
+        ]);
+        const largest = await call('POST', '/collections/default/faces', {
+          identity: 'group',
+          image: group,
+          largest: true,
+        });
+        expect(largest.status).toBe(201);
+        const [groupFace] = largest.body.faces as { id: string }[];
+        expect((await call('DELETE', `/collections/default/faces/${groupFace!.id}`)).status).toBe(200);
         // An image beyond the pixel limit: 413, as on the frame endpoint (only its header is read).
         const png = Buffer.from(await readFile(sharedPath('faces', 'face-api.js', 'test', 'white.png')));
         png.writeUInt32BE(20000, 16);

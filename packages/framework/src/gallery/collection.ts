@@ -259,7 +259,7 @@ export async function addFacesFromPhotos(
     if (candidates > 1 && (options.multipleFaces ?? 'reject') === 'reject') {
       throw new InvalidInputError(
         `${candidates} faces found in ${name}: add a photo of one person, or the largest face of this one ` +
-          "(multipleFaces: 'largest'; facerec gallery add --largest)",
+          "(multipleFaces: 'largest'; `facerec gallery add --largest`; the collections API's \"largest\": true)",
       );
     }
     let best = 0;

@@ -66,6 +66,8 @@ const addFaceSchema = z.strictObject({
   image: z.base64().min(1),
   /** Recorded as the example's source. Default: empty. */
   source: z.string().max(MAX_SOURCE_LENGTH).optional(),
+  /** A photo with several faces: take the largest (default false: refused, it is unclear who is meant). */
+  largest: z.boolean().optional(),
 });
 
 /** A path segment decoded, or `undefined` when its percent-encoding is malformed. */
@@ -108,7 +110,7 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
     }
     const parsed = addFaceSchema.safeParse(json);
     if (!parsed.success) return { status: 400, body: { error: requestIssues(parsed.error, addFaceSchema) } };
-    const { identity, image, source = '' } = parsed.data;
+    const { identity, image, source = '', largest = false } = parsed.data;
     try {
       // The same face sent again is stored once (same id): it is answered 200 with the example as stored.
       const before = new Map((await store.list({ identity })).map((e) => [e.id, e]));
@@ -119,6 +121,7 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         photos: [{ photo: Buffer.from(image, 'base64'), source }],
         detector,
         embedder,
+        multipleFaces: largest ? 'largest' : 'reject',
         ...(options.decodeLimits ? { decodeLimits: options.decodeLimits } : {}),
         ...(threshold ? { lookAlikes: { threshold, onFound: (found) => (lookAlikes = found) } } : {}),
       });
