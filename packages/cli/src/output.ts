@@ -114,20 +114,6 @@ export function shownDistance(distance: number, threshold?: number, digits = 4):
   return distance;
 }
 
-/**
- * A name or path as one field of a tab-separated output line: control characters (a tab, a newline in a file
- * name or in a name stored before names were checked) and invisible format characters (a right-to-left
- * override would reorder the rest of the line on a terminal) are written as `\n`, `\t` or `\u202e`, so that
- * one row stays one line of the fields it has. Zero-width (non-)joiners are kept (they spell names).
- */
-export function field(text: string): string {
-  const named: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-  return text.replace(
-    /(?![\u200c\u200d])[\p{Cc}\p{Cf}]/gu,
-    (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-}
-
 /** Diagnostics go to stderr so that stdout carries only results (e.g. `--json`). */
 export function info(message: string): void {
   process.stderr.write(`${message}\n`);

@@ -249,6 +249,7 @@ describeWithSharedData(
       expect(reserved.code).toBe(2);
       const list = await cli('gallery', 'list', store, '--json');
       expect((JSON.parse(list.stdout) as Listed).examples.map((e) => e.identity)).toEqual(['amy']);
+      expect(JSON.parse(list.stdout)).toMatchObject({ threshold: 0.448, thresholdSource: 'registry' });
       // Never calibrated (threshold 0 stored): the summary names the threshold matching uses, not 0.
       expect(list.stderr).toContain(
         "never calibrated: matched at faceapi-resnet's recommended threshold 0.448",
@@ -272,11 +273,13 @@ describeWithSharedData(
         JSON.parse((await cli('gallery', 'add', file, 'raj', bbt('raj', 1), '--json')).stdout).lookAlikes,
       ).toEqual([]);
       // Amy's second photo under another name; never calibrated, so at faceapi-resnet's recommended 0.448.
+      // (The same photo twice is stored once, and reported once.)
       const misnamed = await cli(
         'gallery',
         'add',
         file,
         'bernadette',
+        bbt('amy', 2),
         bbt('amy', 2),
         bbt('penny', 1),
         '--json',

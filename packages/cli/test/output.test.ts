@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { encodeJpeg } from '@facerec/framework';
 import { describe, expect, it, vi } from 'vitest';
-import { field, numberFlag, pullProgressReporter, shownDistance } from '../src/output.js';
+import { numberFlag, pullProgressReporter, shownDistance } from '../src/output.js';
 import { cli } from './helpers.js';
 
 describe('shownDistance', () => {
@@ -18,24 +18,6 @@ describe('shownDistance', () => {
     expect(shownDistance(0.4000000004, 0.4)).toBe(0.4000000004); // 9 decimals cannot tell it apart: shown as it is
     expect(shownDistance(0.409015, 0.409012)).toBe(0.40902);
     expect(shownDistance(0.1234567891, 0.5, 6)).toBe(0.123457);
-  });
-});
-
-describe('field', () => {
-  it('writes control and invisible format characters as escapes, so a row stays one line of its fields', () => {
-    expect(field('two\nlines\tand\r')).toBe('two\\nlines\\tand\\r');
-    expect(field('bell\u0007 rtl\u202eevil zero\u200bwidth')).toBe(
-      'bell\\u0007 rtl\\u202eevil zero\\u200bwidth',
-    );
-    // Names as they are spelled: accents, other scripts, zero-width (non-)joiners in Persian and emoji.
-    for (const kept of [
-      'José',
-      '\u0645\u062d\u0645\u062f\u200c\u0631\u0636\u0627',
-      '\u{1f468}\u200d\u{1f469}',
-      'C:\\faces',
-    ]) {
-      expect(field(kept)).toBe(kept);
-    }
   });
 });
 

@@ -22,6 +22,7 @@ export {
   type PreparedExample,
   prepareExamples,
   storedTextIssue,
+  visibleText,
 } from './gallery/collection.js';
 export {
   calibrationSchema,

@@ -166,8 +166,11 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(open.url, {}, '', 'GET')).toBe(405);
       expect(await raw(open.url, json, '{}', 'PUT')).toBe(405);
       expect(await raw(`${open.url}/elsewhere`, {}, '', 'GET')).toBe(404);
-      // A frame posted anywhere but / is not taken as one.
+      // A frame posted anywhere but / is not taken as one, also where a path reads as a host (`//host/`).
       expect(await raw(`${open.url}/api`, json)).toBe(404);
+      expect(await raw(`${open.url}//`, json)).toBe(404);
+      expect(await raw(`${open.url}//127.0.0.1:9/`, json)).toBe(404);
+      expect(await raw(`${open.url}/responses`, json)).toBe(405);
       const elsewhere = await fetch(`${open.url}/elsewhere-${'<b>'.repeat(50)}`);
       expect([elsewhere.status, await elsewhere.json()]).toEqual([
         404,
@@ -188,6 +191,9 @@ describe('local runtime: recognition consumer', () => {
           [405, 'method not allowed', 'PUT', '/'],
           [404, 'no such route', 'GET', 'other'],
           [404, 'no such route', 'POST', 'other'],
+          [404, 'no such route', 'POST', 'other'],
+          [404, 'no such route', 'POST', 'other'],
+          [405, 'method not allowed', 'POST', '/responses'],
           [404, 'no such route', 'GET', 'other'],
           [404, 'no such route', 'GET', '/collections'],
           [403, 'Host is not a loopback name', 'POST', '/'],

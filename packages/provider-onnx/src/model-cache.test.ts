@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,6 +66,13 @@ it('records each graph it builds, and builds again one whose size or hash no lon
   await expect(cachedOnnxFile(folder, 'w'.repeat(64), build)).rejects.toThrow(
     `a folder is where a file of the model cache belongs (${folder}): remove it`,
   );
+  // So is one where its record belongs.
+  rmSync(`${file}.sha256`);
+  mkdirSync(`${file}.sha256`);
+  await expect(cachedOnnxFile(file, 'w'.repeat(64), build)).rejects.toThrow(
+    `a folder is where a file of the model cache belongs (${file}.sha256): remove it`,
+  );
+  rmSync(`${file}.sha256`, { recursive: true });
 
   // Temporaries of a build killed an hour ago or more are swept; a recent one (a build running now) is not.
   const stale = `${file}.4242.0123456789ab.tmp`;

@@ -81,12 +81,19 @@ export async function cachedOnnxFile(
   await sweepStaleTemporaries(file);
   const dir = path.dirname(file);
   const name = path.basename(file);
-  const found = await stat(file).catch(() => undefined);
-  if (found?.isDirectory()) {
-    throw new ModelUnavailableError(
-      name,
-      `a folder is where a file of the model cache belongs (${file}): remove it`,
-    );
+  const [found, foundRecord] = await Promise.all(
+    [file, recordOf(file)].map((f) => stat(f).catch(() => undefined)),
+  );
+  for (const [what, where] of [
+    [found, file],
+    [foundRecord, recordOf(file)],
+  ] as const) {
+    if (what?.isDirectory()) {
+      throw new ModelUnavailableError(
+        name,
+        `a folder is where a file of the model cache belongs (${where}): remove it`,
+      );
+    }
   }
   const size = found?.isFile() && found.size > 0 ? found.size : undefined;
   const hit: CachedGraph = { bytes: undefined, weightsSha256, path: file, built: false, buildMs: 0 };

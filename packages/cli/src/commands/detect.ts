@@ -1,9 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
+import { visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
-import { count, field, info, numberFlag, round } from '../output.js';
+import { count, info, numberFlag, round } from '../output.js';
 import { type CliContext, embedderOption, providerOption, selectProvider } from '../providers.js';
 
 interface DetectOptions {
@@ -82,11 +83,13 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
               }
             }
             if (!opts.json) {
-              info(`${image}: ${count(faces.length, 'face')} (${decoded.width}×${decoded.height})`);
+              info(
+                `${visibleText(image)}: ${count(faces.length, 'face')} (${decoded.width}×${decoded.height})`,
+              );
               for (const f of faces) {
                 const [x1, y1, x2, y2] = f.box.map((v) => Math.round(v));
                 process.stdout.write(
-                  `${field(image)}\t[${x1}, ${y1}, ${x2}, ${y2}]\tscore ${f.score.toFixed(4)}\n`,
+                  `${visibleText(image)}\t[${x1}, ${y1}, ${x2}, ${y2}]\tscore ${f.score.toFixed(4)}\n`,
                 );
               }
             }

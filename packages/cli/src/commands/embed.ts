@@ -13,10 +13,10 @@ import {
   type RgbImage,
   withPrecroppedFallback,
 } from '@facerec/framework';
-import { boxArea, resizeBilinearPil } from '@facerec/framework/internal';
+import { boxArea, resizeBilinearPil, visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import { forEachImage, readInput, reportImageError } from '../images.js';
-import { count, field, info, loadNote, positiveInteger, pullProgressReporter, round } from '../output.js';
+import { count, info, loadNote, positiveInteger, pullProgressReporter, round } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -115,12 +115,12 @@ async function embedDetected(
       };
       results.push(result);
       if (json) return;
-      info(`${image}: ${count(faces.length, 'face')}`);
+      info(`${visibleText(image)}: ${count(faces.length, 'face')}`);
       result.faces.forEach((f, i) => {
         const head = f.embedding.slice(0, 5).map((v) => v.toFixed(4));
         const box = f.box.map((v) => Math.round(v)).join(', ');
         process.stdout.write(
-          `${field(image)}#${i}\t[${box}]\t${f.embedding.length}-d\t[${head.join(', ')}, …]\n`,
+          `${visibleText(image)}#${i}\t[${box}]\t${f.embedding.length}-d\t[${head.join(', ')}, …]\n`,
         );
       });
     },
@@ -228,7 +228,9 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
               for (const warning of warnings) info(`warning: ${image}: ${warning}`);
               const face = toEmbedderInput(decoded, embedder);
               if (face !== decoded && !opts.json)
-                info(`${image}: resized ${decoded.width}×${decoded.height} → ${face.width}×${face.height}`);
+                info(
+                  `${visibleText(image)}: resized ${decoded.width}×${decoded.height} → ${face.width}×${face.height}`,
+                );
               pending.push({ index: results.length, face });
               results.push({ image, embedding: [], ...(warnings.length ? { warnings } : {}) });
             } catch (error) {
@@ -252,7 +254,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
             if (!opts.json) {
               const head = embedding.slice(0, 5).map((v) => v.toFixed(4));
               process.stdout.write(
-                `${field(result.image)}\t${embedding.length}-d\t[${head.join(', ')}, …]\n`,
+                `${visibleText(result.image)}\t${embedding.length}-d\t[${head.join(', ')}, …]\n`,
               );
             }
           });

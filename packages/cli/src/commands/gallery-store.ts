@@ -10,11 +10,11 @@ import {
   type OpenGalleryStoreOptions,
   openGalleryStore,
 } from '@facerec/framework';
+import { visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import { decodeInput, forEachImage } from '../images.js';
 import {
   count,
-  field,
   galleryThreshold,
   info,
   openExistingGallery,
@@ -126,7 +126,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             ];
             if (ignored.length) {
               info(
-                `warning: ${ignored.join(' and ')} apply to a new store only: ${store.location} keeps its ` +
+                `warning: ${ignored.join(' and ')} ${ignored.length > 1 ? 'apply' : 'applies'} to a new store only: ${store.location} keeps its ` +
                   `${store.metric} metric (${thresholdSummary(store, registry)})` +
                   ` (a gallery file: \`facerec gallery calibrate\` sets one from photos)`,
               );
@@ -207,7 +207,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             }
             for (const l of lookAlikes) {
               info(
-                `warning: ${l.source}: this face is already recognised as ${l.identity} (distance ` +
+                `warning: ${visibleText(l.source)}: this face is already recognised as ${visibleText(l.identity)} (distance ` +
                   `${shownDistance(l.distance, recognisedAt)} ≤ threshold ${recognisedAt}): a mislabelled photo, or one ` +
                   `person under two names? Recognition may answer either (added as ${identity})`,
               );
@@ -261,7 +261,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .option('--identity <name>', 'only this identity')
     .option(
       '--json',
-      'print { store, modelId, weightsSha256, dimension, metric, threshold, calibration, identities, examples: [{ id, identity, source }] } to stdout',
+      'print { store, modelId, weightsSha256, dimension, metric, threshold, thresholdSource, calibration, identities, examples: [{ id, identity, source }] } to stdout',
     )
     .action(async (url: string, opts: { identity?: string; json?: boolean }) => {
       const store = await openExisting(url);
@@ -277,7 +277,10 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             weightsSha256: store.embedder.weightsSha256 ?? null,
             dimension: store.embedder.dimension,
             metric: store.metric,
-            threshold: store.threshold,
+            // The threshold matching applies without --threshold, and where it comes from ('gallery', or
+            // 'registry' for a store never calibrated), as recognize --json gives them.
+            threshold: storedThreshold(store, registry)?.value ?? store.threshold,
+            thresholdSource: storedThreshold(store, registry)?.source ?? 'gallery',
             // How the threshold was chosen (method, rates, pairs, date, precision), or null when never calibrated.
             calibration: store.calibration ?? null,
             identities: identities.length,
@@ -285,7 +288,9 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           });
         } else {
           for (const e of examples)
-            process.stdout.write(`${field(e.id)}\t${field(e.identity)}\t${field(e.source)}\n`);
+            process.stdout.write(
+              `${visibleText(e.id)}\t${visibleText(e.identity)}\t${visibleText(e.source)}\n`,
+            );
         }
         info(
           `${store.location}: ${count(identities.length, 'identity', 'identities')}, ${count(examples.length, 'example')} shown (${store.embedder.modelId}, ${store.metric}, ${thresholdSummary(store, registry)})`,
@@ -357,13 +362,15 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               };
               rows.push(row);
               if (!opts.json) {
-                const others = row.candidates.map((c) => `${field(c.identity)} ${c.distance}`).join(', ');
+                const others = row.candidates
+                  .map((c) => `${visibleText(c.identity)} ${c.distance}`)
+                  .join(', ');
                 process.stdout.write(
-                  `${field(image)}\t[${row.box.join(', ')}]\t${field(row.identity)}\t${row.distance}\t${others}\n`,
+                  `${visibleText(image)}\t[${row.box.join(', ')}]\t${visibleText(row.identity)}\t${row.distance}\t${others}\n`,
                 );
               }
             });
-            if (!faces.length && !opts.json) process.stdout.write(`${field(image)}\tno face\n`);
+            if (!faces.length && !opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
           });
         } finally {
           await Promise.all([detector.dispose(), embedder?.dispose(), store.close()]);

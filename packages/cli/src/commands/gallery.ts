@@ -9,13 +9,13 @@ import {
   InvalidOptionsError,
   type LabelledProbe,
 } from '@facerec/framework';
+import { visibleText } from '@facerec/framework/internal';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { forEachImage } from '../images.js';
 import {
   checkGalleryOut,
   count,
-  field,
   galleryFile,
   galleryThreshold,
   info,
@@ -109,7 +109,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           });
           progress.stop();
           const skippedLine = (s: (typeof result.skipped)[number]) =>
-            `${s.file}: ${s.reason}${'detail' in s && s.detail ? ` (${s.detail})` : ''}`;
+            `${visibleText(s.file)}: ${s.reason}${'detail' in s && s.detail ? ` (${s.detail})` : ''}`;
           if (!result.enrolled.length) {
             // The JSON too (no gallery written: `out` null), so that a script sees why.
             if (opts.json) {
@@ -218,7 +218,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
               rows.push(row);
               if (!opts.json)
                 process.stdout.write(
-                  `${field(image)}\t[${row.box.join(', ')}]\t${field(row.identity)}\t${row.distance}\n`,
+                  `${visibleText(image)}\t[${row.box.join(', ')}]\t${visibleText(row.identity)}\t${row.distance}\n`,
                 );
             });
             // One row per image at least: an image without a face says so, as the pipeline answers it.
@@ -231,7 +231,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
                 threshold: threshold.value,
                 thresholdSource: threshold.source,
               });
-              if (!opts.json) process.stdout.write(`${field(image)}\tno face\n`);
+              if (!opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
             }
           });
         } finally {
@@ -300,7 +300,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             onProgress: progress.onProgress,
           });
           progress.stop();
-          for (const s of labelled.skipped) info(`  skipped ${s.file}: ${s.reason}`);
+          for (const s of labelled.skipped) info(`  skipped ${visibleText(s.file)}: ${s.reason}`);
           probes = labelled.gallery.names.flatMap((identity) =>
             labelled.gallery
               .examples(identity)

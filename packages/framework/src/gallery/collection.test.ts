@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { FaceDetection } from '../contracts/detector.js';
 import { InvalidImageError } from '../errors.js';
 import { fakePreprocessing } from '../testing/fakes.js';
-import { addFacesFromPhotos, identityNameIssue } from './collection.js';
+import { addFacesFromPhotos, identityNameIssue, visibleText } from './collection.js';
 
 describe('addFacesFromPhotos', () => {
   it('names the photo that cannot be decoded, keeping the error class, and adds nothing', async () => {
@@ -95,18 +95,41 @@ describe('addFacesFromPhotos', () => {
   });
 });
 
+const ENGLAND = '\u{1f3f4}\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}';
+const MOHAMMADREZA = '\u0645\u062d\u0645\u062f\u200c\u0631\u0636\u0627';
+
 describe('identityNameIssue', () => {
-  it('refuses invisible format characters but keeps the zero-width joiners that spell names and emoji', () => {
-    for (const bad of ['ann\u200b', 'an\ufeffn', 'ann\u202enna', 'an\u00adn', 'ann\u2066']) {
-      expect(identityNameIssue(bad), JSON.stringify(bad)).toMatch(/invisible format character/);
-    }
-    // Persian "Mohammadreza" with a zero-width non-joiner; a family emoji joined by zero-width joiners.
-    for (const good of [
-      '\u0645\u062d\u0645\u062f\u200c\u0631\u0636\u0627',
-      '\u{1f468}\u200d\u{1f469}\u200d\u{1f467}',
-      'José',
+  it('refuses invisible characters but keeps the zero-width joiners and flag tags that spell names and emoji', () => {
+    for (const bad of [
+      'ann\u200b',
+      'an\ufeffn',
+      '\ufeffann', // a byte-order mark, not "spaces at the start"
+      'ann\u202enna',
+      'an\u00adn',
+      'ann\u2066',
+      'an\u2028n',
+      'a\u3164b',
+      `ann${ENGLAND.slice(2)}`, // tag characters without their flag
     ]) {
+      expect(identityNameIssue(bad), JSON.stringify(bad)).toMatch(/invisible character/);
+    }
+    for (const good of [MOHAMMADREZA, '\u{1f468}\u200d\u{1f469}\u200d\u{1f467}', 'José', `fan ${ENGLAND}`]) {
       expect(identityNameIssue(good), JSON.stringify(good)).toBeUndefined();
+    }
+  });
+});
+
+describe('visibleText', () => {
+  it('escapes control and invisible characters and backslashes, by code point, so that a row stays one line', () => {
+    expect(visibleText('two\nlines\tand\r')).toBe('two\\nlines\\tand\\r');
+    expect(visibleText('bell\u0007 rtl\u202eevil zero\u200bwidth\u2028')).toBe(
+      'bell\\u0007 rtl\\u202eevil zero\\u200bwidth\\u2028',
+    );
+    // Two names that differ print differently: a literal backslash-n is not a newline; tags by code point.
+    expect(visibleText('back\\nslash')).toBe('back\\\\nslash');
+    expect(visibleText('x\u{e0067}\u{e0062}')).toBe('x\\u{e0067}\\u{e0062}');
+    for (const kept of ['José', MOHAMMADREZA, '\u{1f468}\u200d\u{1f469}', ENGLAND, '/faces/amy.png']) {
+      expect(visibleText(kept)).toBe(kept);
     }
   });
 });

@@ -68,6 +68,44 @@ export function storedTextIssue(text: string, max: number): string | undefined {
 }
 
 /**
+ * Emoji tag sequences (a subdivision flag: 🏴, tag letters, a cancel tag): their tag characters are invisible
+ * format characters, but part of the flag's spelling.
+ */
+const FLAG_TAG_SEQUENCE = '\\u{1F3F4}[\\u{E0020}-\\u{E007E}]+\\u{E007F}';
+/**
+ * Characters that print as nothing or move what follows: format characters (zero-width space, byte-order
+ * mark, direction controls; not the zero-width (non-)joiners, which spell names in Persian, Indic scripts and
+ * emoji), line and paragraph separators, and the Hangul filler letters.
+ */
+const INVISIBLE = '(?![\\u200c\\u200d])[\\p{Cf}\\p{Zl}\\p{Zp}\\u115f\\u1160\\u3164\\uffa0]';
+const INVISIBLE_OUTSIDE_FLAGS = new RegExp(`(${FLAG_TAG_SEQUENCE})|${INVISIBLE}`, 'gu');
+
+/** Whether `text` holds an invisible character (see {@link visibleText}) outside a flag's tag sequence. */
+function holdsInvisible(text: string): boolean {
+  return [...text.matchAll(INVISIBLE_OUTSIDE_FLAGS)].some((m) => m[1] === undefined);
+}
+
+/**
+ * `text` with every control character, invisible character (format characters but the zero-width joiners,
+ * line and paragraph separators, Hangul fillers) and backslash written as an escape (`\n`, `\t`, `\u202e`,
+ * `\u{e0067}`, `\\`), so that a name or a path prints as one line of what it holds, and two that differ print
+ * differently. Emoji flags' tag sequences are kept.
+ */
+export function visibleText(text: string): string {
+  const named: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r', '\\': '\\\\' };
+  return text.replace(
+    new RegExp(`(${FLAG_TAG_SEQUENCE})|${INVISIBLE}|[\\p{Cc}\\\\]`, 'gu'),
+    (c, flag: string | undefined) => {
+      if (flag !== undefined) return c;
+      const code = c.codePointAt(0)!;
+      return (
+        named[c] ?? (code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`)
+      );
+    },
+  );
+}
+
+/**
  * What is wrong with a new identity name, or `undefined`: {@link storedTextIssue}, spaces at either end (or
  * only spaces), an invisible format character other than the zero-width (non-)joiners, or a spelling other than Unicode NFC (the same name typed on another system, e.g. macOS's
  * decomposed file names, would otherwise make a second identity that prints the same).
@@ -75,13 +113,12 @@ export function storedTextIssue(text: string, max: number): string | undefined {
 export function identityNameIssue(name: string): string | undefined {
   const issue = storedTextIssue(name, MAX_IDENTITY_NAME_LENGTH);
   if (issue) return issue;
-  if (/^\s|\s$/u.test(name)) return 'has spaces at the start or end (or is only spaces)';
-  // Invisible format characters (zero-width space, byte-order mark, bidirectional overrides) make names that
-  // print the same as another or reorder what is printed after them. Zero-width (non-)joiners are kept: they
-  // are part of the spelling in Persian, Indic scripts and emoji sequences.
-  if (/(?![\u200c\u200d])\p{Cf}/u.test(name)) {
-    return 'holds an invisible format character (zero-width space, byte-order mark or direction control)';
+  // Invisible characters make names that print the same as another, or reorder what is printed after them.
+  // Checked before the spaces: a byte-order mark counts as a space in JavaScript's \s.
+  if (holdsInvisible(name)) {
+    return 'holds an invisible character (zero-width space, byte-order mark, direction control, line separator or filler)';
   }
+  if (/^\s|\s$/u.test(name)) return 'has spaces at the start or end (or is only spaces)';
   if (name.normalize('NFC') !== name) return "is not in Unicode NFC form (name.normalize('NFC') gives it)";
   return undefined;
 }
@@ -287,11 +324,14 @@ export async function addFacesFromPhotos(
   if (options.lookAlikes && store.match) {
     const { threshold, onFound } = options.lookAlikes;
     const matches = await store.match(vectors, { topK: 1, threshold });
-    const found = matches.flatMap((m, i) =>
-      m.identity !== UNKNOWN_IDENTITY && m.identity !== identity
-        ? [{ source: nameOf(i), identity: m.identity, distance: m.distance }]
-        : [],
-    );
+    // A photo given twice (same source, same face) is reported once, as it is stored once.
+    const seen = new Set<string>();
+    const found = matches.flatMap((m, i) => {
+      const key = `${nameOf(i)}\0${m.identity}\0${m.distance}`;
+      if (m.identity === UNKNOWN_IDENTITY || m.identity === identity || seen.has(key)) return [];
+      seen.add(key);
+      return [{ source: nameOf(i), identity: m.identity, distance: m.distance }];
+    });
     if (found.length) onFound(found);
   }
   return store.add(

@@ -341,7 +341,7 @@ export class ModelStore {
     const entry = this.manifest.models.find((m) => m.name === model);
     const what =
       code === 'ENOSPC'
-        ? `no space left in the model cache ${this.cacheDir}${entry?.size ? ` for ${entry.file} (${(entry.size / 2 ** 20).toFixed(0)} MiB)` : ''}`
+        ? `no space left in the model cache ${this.cacheDir}${entry?.size ? ` for ${entry.file} (${(entry.size / 2 ** 20).toFixed(0)} MiB)` : ''}: free space there or choose a larger folder`
         : code === 'EISDIR'
           ? `a folder is where a file of the model cache belongs${where ? ` (${where})` : ''}: remove it`
           : notFolder

@@ -126,18 +126,17 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         ...(threshold ? { lookAlikes: { threshold, onFound: (found) => (lookAlikes = found) } } : {}),
       });
       const alreadyThere = added.filter((e) => before.has(e.id)).length;
+      // Names are personal data: the logs carry example ids (`GET …/faces` names them to whoever may ask).
       logger.info(alreadyThere === added.length ? 'face already there' : 'face added', {
         collection: name,
-        identity,
-        examples: added.length - alreadyThere,
+        ids: added.map((e) => e.id),
         alreadyThere,
       });
-      for (const l of lookAlikes) {
+      if (lookAlikes.length) {
         logger.warn('face added is recognised as another identity', {
           collection: name,
-          identity,
-          recognisedAs: l.identity,
-          distance: l.distance,
+          ids: added.map((e) => e.id),
+          distance: lookAlikes[0]!.distance,
           threshold,
         });
       }

@@ -160,6 +160,13 @@ export interface LocalRuntime {
 const KNOWN_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
 const KNOWN_ROUTES = new Set(['/', '/responses', '/health']);
 
+/** The route a request was for, as logged: a known route, `/collections`, or `other` (never the path sent). */
+function routeOf(req: IncomingMessage): string {
+  const pathname = (req.url ?? '/').split('?')[0]!;
+  if (KNOWN_ROUTES.has(pathname)) return pathname;
+  return pathname.startsWith('/collections/') ? '/collections' : 'other';
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -351,16 +358,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     error: string,
     extra: { request_id?: string } = {},
   ) => {
-    const pathname = (req.url ?? '/').split('?')[0]!;
     logger.warn('request refused', {
       status,
       error,
       method: KNOWN_METHODS.has(req.method ?? '') ? req.method : 'other',
-      route: KNOWN_ROUTES.has(pathname)
-        ? pathname
-        : pathname.startsWith('/collections/')
-          ? '/collections'
-          : 'other',
+      route: routeOf(req),
       client: req.socket.remoteAddress,
       ...extra,
     });
@@ -393,7 +395,15 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           );
           return;
         }
-        const url = new URL(req.url ?? '/', 'http://localhost');
+        // Parsed as a path on this host: relative to a base URL, `//host/` would be read as another host with
+        // path `/`, and `//` would not parse at all.
+        const target = req.url ?? '/';
+        if (!target.startsWith('/')) {
+          refused(req, 400, 'malformed request target');
+          send(res, 400, { error: 'malformed request target', request_id: null });
+          return;
+        }
+        const url = new URL(`http://localhost${target}`);
         const collecting =
           req.method === 'GET' && (url.pathname === '/responses' || url.pathname === '/health');
         // Draining: no connection is kept alive for a next request, which would find the server gone.
@@ -473,7 +483,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         }
         inFlight++;
         try {
-          await detect(req, res);
+          await detect(req, res, url.pathname);
         } finally {
           inFlight--;
         }
@@ -485,7 +495,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           (res.destroyed || req.destroyed) &&
           (name === 'AbortError' || message === 'aborted' || code === 'ECONNRESET')
         ) {
-          logger.debug('client disconnected', { path: req.url?.split('?')[0] });
+          logger.debug('client disconnected', { route: routeOf(req) });
           return;
         }
         logger.error('local runtime error', {
@@ -520,9 +530,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }
 
   /** A frame through the detection handler, as a Function URL would deliver it. */
-  async function detect(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function detect(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     // Said before the content type (which a GET has none of), as the detection handler says it.
-    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (pathname === '/responses' || pathname === '/health') {
+      req.resume();
+      refused(req, 405, 'method not allowed');
+      send(
+        res,
+        405,
+        { error: `method ${req.method} not allowed on ${pathname}; GET it`, request_id: null },
+        { allow: 'GET' },
+      );
+      return;
+    }
     if (pathname !== '/') {
       req.resume();
       refused(req, 404, 'no such route');
