@@ -286,6 +286,12 @@ describe('FileGallery.create validation', () => {
     expect(() => FileGallery.create({ ...base, identities: [one('a'), one('a')] })).toThrow(
       /duplicate identity "a"/,
     );
+    // The stores' name rules: no control or invisible characters, no spaces at either end.
+    for (const bad of ['two\nlines', 'zero\u200bwidth', 'rtl\u202e', ' ann']) {
+      expect(() => FileGallery.create({ ...base, identities: [one(bad)] }), JSON.stringify(bad)).toThrow(
+        InvalidOptionsError,
+      );
+    }
     expect(() => FileGallery.create({ ...base, identities: [{ name: 'a', examples: [] }] })).toThrow(
       InvalidOptionsError,
     );

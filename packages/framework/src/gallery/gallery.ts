@@ -14,7 +14,7 @@ import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
-import { exampleId, prepareExamples } from './collection.js';
+import { checkIdentityName, exampleId, prepareExamples } from './collection.js';
 import { assertEmbedderCompatible } from './compatibility.js';
 import { GalleryStoreNotFoundError, UnknownExampleError, UnknownIdentityError } from './errors.js';
 import {
@@ -151,15 +151,11 @@ export class FileGallery implements Gallery {
     const d = parsed.data;
     const names = new Set<string>();
     for (const { name } of d.identities) {
+      // The stores' name rules (a new gallery: no legacy names to keep), the reserved 'unknown' included.
+      checkIdentityName('FileGallery.create', name);
       if (names.has(name))
         throw new InvalidOptionsError('FileGallery.create', `duplicate identity "${name}"`);
       names.add(name);
-    }
-    if (names.has(UNKNOWN_IDENTITY)) {
-      throw new InvalidOptionsError(
-        'FileGallery.create',
-        `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries and cannot name an identity`,
-      );
     }
     const settings: GallerySettings = {
       embedder: { ...d.embedder, weightsSha256: d.embedder.weightsSha256 },
