@@ -28,6 +28,8 @@ export {
   calibrationSchema,
   checkThresholdSetting,
   embedderPreprocessingSchema,
+  galleryTooLarge,
+  MAX_GALLERY_FILE_BYTES,
   metricSchema,
   thresholdSchema,
   zodIssues,

@@ -20,7 +20,7 @@ import {
   SnapshotGalleryStore,
   type StoredGalleryText,
 } from '@facerec/framework';
-import { thresholdSchema } from '@facerec/framework/internal';
+import { galleryTooLarge, MAX_GALLERY_FILE_BYTES, thresholdSchema } from '@facerec/framework/internal';
 import { z } from 'zod';
 
 /** Where a gallery file is: a bucket and a key. */
@@ -229,6 +229,12 @@ export class S3GalleryStore extends SnapshotGalleryStore {
         }),
       );
       if (!object.Body || !object.ETag) throw new Error(`${this.location}: S3 returned no body or ETag`);
+      const size = object.ContentLength ?? 0;
+      if (size > MAX_GALLERY_FILE_BYTES) {
+        // Not read: the connection is let go at once.
+        (object.Body as { destroy?: () => void }).destroy?.();
+        throw galleryTooLarge(size, this.location);
+      }
       return { version: object.ETag, text: await object.Body.transformToString('utf8') };
     } catch (error) {
       const status = statusOf(error);

@@ -17,6 +17,8 @@ import {
   type DetectionRequest,
   detectionRequestSchema,
   type FaceMessage,
+  jsonDeeperThan,
+  MAX_REQUEST_JSON_DEPTH,
   messageBody,
   NO_FACE,
   type ResponseMessage,
@@ -121,6 +123,12 @@ function parseBody(
     throw new RequestError(413, `body of ${bodyBytes} bytes exceeds the limit of ${maxBodyBytes} bytes`);
   }
   const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  if (jsonDeeperThan(text, MAX_REQUEST_JSON_DEPTH)) {
+    throw new RequestError(
+      400,
+      `body nests deeper than ${MAX_REQUEST_JSON_DEPTH} levels; POST a flat JSON object`,
+    );
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

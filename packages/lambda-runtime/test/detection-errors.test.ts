@@ -4,6 +4,7 @@ import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createDetectionHandler } from '../src/detection.js';
 import type { PipelineLogger } from '../src/logger.js';
+import { jsonDeeperThan } from '../src/messages.js';
 
 it('takes a Powertools Logger as it is, wherever a logger is asked for (checked by the type-check)', () => {
   expectTypeOf<Logger>().toExtend<PipelineLogger>();
@@ -43,5 +44,34 @@ describe('detection handler: bounded errors', () => {
       expect(answer.statusCode).toBe(400);
       expect(JSON.parse(answer.body).error).toBe(`body must be a string, not ${typeof body}`);
     }
+  });
+
+  it('answers a body nested millions deep with a 400 without parsing it (JSON.parse took seconds)', async () => {
+    const handler = createDetectionHandler({
+      detector: { detectFaces: async () => [] },
+      crop: FACENET_PREPROCESSING.crop,
+      transport: new InMemoryQueueTransport({ queues: {} }),
+      requestQueue: 'q',
+      responseQueue: 'r',
+    });
+    const body = `{"request_id":"a","filename":"f","content":"x","x":${'['.repeat(3_000_000)}${']'.repeat(3_000_000)}}`;
+    const result = await handler({ body, requestContext: { http: { method: 'POST' } } });
+    expect([result.statusCode, JSON.parse(result.body).error]).toEqual([
+      400,
+      'body nests deeper than 8 levels; POST a flat JSON object',
+    ]);
+  });
+});
+
+describe('jsonDeeperThan', () => {
+  it('counts nesting outside strings only, escaped quotes included', () => {
+    expect(jsonDeeperThan('[[[[[[[[1]]]]]]]]', 8)).toBe(false);
+    expect(jsonDeeperThan('[[[[[[[[[1]]]]]]]]]', 8)).toBe(true);
+    expect(jsonDeeperThan('{"a":[{"b":[1]}]}', 3)).toBe(true);
+    // Brackets inside strings, after an escaped quote or an escaped backslash, do not count.
+    expect(jsonDeeperThan(`{"a":"${'['.repeat(20)}"}`, 2)).toBe(false);
+    expect(jsonDeeperThan(`{"a":"x\\"${'['.repeat(20)}"}`, 2)).toBe(false);
+    expect(jsonDeeperThan(`{"a":"x\\\\","b":${'['.repeat(20)}}`, 2)).toBe(true);
+    expect(jsonDeeperThan('{"unterminated', 2)).toBe(false);
   });
 });

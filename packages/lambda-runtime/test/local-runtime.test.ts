@@ -218,6 +218,44 @@ describe('local runtime: recognition consumer', () => {
     );
   });
 
+  it('counts a face being added over the collections API against its admission bound, as a frame', async () => {
+    let release = () => {};
+    const handled: string[] = [];
+    const collections = {
+      handles: (url: URL) => url.pathname.startsWith('/collections/'),
+      handle: async ({ method }: { method: string }) => {
+        handled.push(method);
+        if (method === 'POST') await new Promise<void>((resolve) => (release = resolve));
+        return { status: 201, body: {} };
+      },
+    };
+    const runtime = await startLocalRuntime({ ...frameOnly(), maxInFlight: 1, token: 't', collections });
+    const post = (route: string) =>
+      fetch(`${runtime.url}${route}`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer t', 'content-type': 'application/json' },
+        body: JSON.stringify({ identity: 'a', image: 'aGVsbG8=' }),
+      });
+    try {
+      const first = post('/collections/default/faces');
+      await vi.waitFor(() => expect(handled).toEqual(['POST']));
+      // The one place is taken: another add, and a frame, are told to retry.
+      const [second, frame] = await Promise.all([post('/collections/default/faces'), post('/')]);
+      expect([second.status, second.headers.get('retry-after'), frame.status]).toEqual([503, '1', 503]);
+      // Reading is not admission-bound.
+      const list = await fetch(`${runtime.url}/collections/default/faces`, {
+        headers: { authorization: 'Bearer t' },
+      });
+      expect(list.status).toBe(201);
+      release();
+      expect((await first).status).toBe(201);
+      expect((await post('/')).status).toBe(200);
+    } finally {
+      release();
+      await runtime.close();
+    }
+  });
+
   it('refuses frames beyond its admission bound with 503 + Retry-After; the workload client resends them', async () => {
     const transport = new InMemoryQueueTransport({ queues: {} });
     let running = 0;

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
@@ -54,6 +54,19 @@ describe('FileGalleryStore', () => {
     const store = await FileGalleryStore.open(file);
     expect(await store.identities()).toEqual(['a']);
     expect(store.embedder.modelId).toBe(CONFORMANCE_EMBEDDER.modelId);
+  });
+
+  it('refuses a gallery file beyond what it can read back (one string), before reading it', async () => {
+    // Sparse: 481 MiB that take no disk space. Read whole, it failed with "Invalid string length".
+    await writeFile(file, '');
+    await truncate(file, 481 * 2 ** 20);
+    const expected = new GalleryFormatError(
+      '481 MiB, beyond the 480 MiB a gallery file holds (it is read as one string); keep galleries this large in ' +
+        'the Postgres store (postgres://…?collection=…)',
+      { source: file },
+    );
+    await expect(FileGallery.load(file)).rejects.toThrow(expected);
+    await expect(FileGalleryStore.open(file)).rejects.toThrow(expected);
   });
 
   it('gives up on a lock another process holds past lockTimeoutMs, saying so', async () => {

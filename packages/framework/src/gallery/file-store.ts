@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import type { DistanceMetric, GalleryEmbedderInfo, IdentityAggregation } from '../contracts/gallery.js';
@@ -6,7 +6,7 @@ import { FacerecError, InvalidOptionsError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { thresholdSchema } from './format.js';
-import { FileGallery, type GallerySearchOptions } from './gallery.js';
+import { FileGallery, type GallerySearchOptions, readGalleryFile } from './gallery.js';
 import { SnapshotGalleryStore, type StoredGalleryText } from './snapshot-store.js';
 
 /** Options of {@link FileGalleryStore.open}. */
@@ -141,7 +141,7 @@ export class FileGalleryStore extends SnapshotGalleryStore {
     const version = await versionOf(this.file);
     if (version === undefined) return 'missing';
     if (version === known) return 'unchanged';
-    return { version, text: await readFile(this.file, 'utf8') };
+    return { version, text: await readGalleryFile(this.file) };
   }
 
   protected parse(text: string): FileGallery {

@@ -251,6 +251,23 @@ type SerialisedIdentity = GalleryFileV1['identities'][number];
  * The file text for `data` (whose embeddings must already be normalised float32): pretty-printed header, then
  * one identity per line. Yields pieces so that a large gallery is never one giant string.
  */
+/**
+ * The largest gallery file facerec reads or writes. A file is read as one string, and V8's longest string is
+ * about 512 MiB: a larger one failed with "Invalid string length". About 170,000 examples of 512 dimensions or
+ * 600,000 of 128; larger galleries belong in the Postgres store.
+ */
+export const MAX_GALLERY_FILE_BYTES = 480 * 2 ** 20;
+
+/** The refusal of a gallery file (or object) beyond {@link MAX_GALLERY_FILE_BYTES}, to read or to write. */
+export function galleryTooLarge(bytes: number, source?: string): GalleryFormatError {
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  return new GalleryFormatError(
+    `${bytes > MAX_GALLERY_FILE_BYTES ? `${mib(bytes)}, ` : ''}beyond the ${mib(MAX_GALLERY_FILE_BYTES)} a gallery file ` +
+      'holds (it is read as one string); keep galleries this large in the Postgres store (postgres://…?collection=…)',
+    source === undefined ? {} : { source },
+  );
+}
+
 export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> {
   const pre = data.embedder.preprocessing;
   const header: Omit<GalleryFileV1, 'identities'> = {
@@ -288,7 +305,9 @@ export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> 
     embeddingEncoding: EMBEDDING_ENCODING,
   };
   const head = JSON.stringify(header, null, 2);
-  yield `${head.slice(0, head.lastIndexOf('\n}'))},\n  "identities": [`;
+  const start = `${head.slice(0, head.lastIndexOf('\n}'))},\n  "identities": [`;
+  let bytes = Buffer.byteLength(start);
+  yield start;
   let first = true;
   for (const identity of data.identities) {
     const line: SerialisedIdentity = {
@@ -298,7 +317,11 @@ export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> 
         embedding: encodeFloat32(e.embedding),
       })),
     };
-    yield `${first ? '' : ','}\n    ${JSON.stringify(line)}`;
+    const piece = `${first ? '' : ','}\n    ${JSON.stringify(line)}`;
+    // A file facerec could not read back is not written (the writer abandons its temporary file).
+    bytes += Buffer.byteLength(piece);
+    if (bytes > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(bytes);
+    yield piece;
     first = false;
   }
   yield `${first ? '' : '\n  '}]\n}\n`;

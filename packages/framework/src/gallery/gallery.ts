@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { z } from 'zod';
 import type {
   DistanceMetric,
@@ -22,6 +22,8 @@ import {
   calibrationSchema,
   checkThresholdSetting,
   embedderPreprocessingSchema,
+  galleryTooLarge,
+  MAX_GALLERY_FILE_BYTES,
   metricSchema,
   parseGalleryText,
   serialiseGallery,
@@ -98,6 +100,21 @@ function sortedByName<T extends { readonly name: string }>(items: T[]): T[] {
     if (items[i - 1]!.name > items[i]!.name) return items.sort((a, b) => byCodeUnit(a.name, b.name));
   }
   return items;
+}
+
+/**
+ * A gallery file's text, refused (`GalleryFormatError`) before it is read when it is beyond
+ * {@link MAX_GALLERY_FILE_BYTES}. File-system errors propagate as they are (ENOENT, EISDIR).
+ */
+export async function readGalleryFile(file: string): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(size, file);
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
 }
 
 /**
@@ -192,7 +209,7 @@ export class FileGallery implements Gallery {
   static async load(file: string, options: GallerySearchOptions = {}): Promise<FileGallery> {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = await readGalleryFile(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new GalleryStoreNotFoundError(file);
       if ((error as NodeJS.ErrnoException).code === 'EISDIR') {

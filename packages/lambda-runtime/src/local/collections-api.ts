@@ -15,7 +15,7 @@ import {
 import { z } from 'zod';
 import { statusOf } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
-import { requestIssues } from '../messages.js';
+import { jsonDeeperThan, MAX_REQUEST_JSON_DEPTH, requestIssues } from '../messages.js';
 
 /** Options of {@link createCollectionsApi}. */
 export interface CollectionsApiOptions {
@@ -104,7 +104,14 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
   async function add(name: string, store: GalleryStore, body: Buffer | undefined) {
     let json: unknown;
     try {
-      json = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'));
+      const text = (body ?? Buffer.alloc(0)).toString('utf8');
+      if (jsonDeeperThan(text, MAX_REQUEST_JSON_DEPTH)) {
+        return {
+          status: 400,
+          body: { error: `body nests deeper than ${MAX_REQUEST_JSON_DEPTH} levels; POST a flat JSON object` },
+        };
+      }
+      json = JSON.parse(text);
     } catch {
       return { status: 400, body: { error: 'body is not valid JSON' } };
     }

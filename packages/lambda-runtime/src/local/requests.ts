@@ -1,5 +1,5 @@
 import { imageSize } from 'image-size';
-import { detectionRequestSchema } from '../messages.js';
+import { detectionRequestSchema, jsonDeeperThan, MAX_REQUEST_JSON_DEPTH } from '../messages.js';
 
 interface InFlight {
   readonly since: number;
@@ -108,31 +108,47 @@ const HEADER_BASE64_CHARS = 64 * 1024;
  * a header it cannot read counts as `unreadable` pixels (the decoder's limit, the most a frame can cost).
  */
 export function frameRequestFields(body: string, unreadable: number): FrameRequestFields {
-  let parsed: { request_id?: unknown; content?: unknown } | null;
-  try {
-    parsed = JSON.parse(body) as typeof parsed;
-  } catch {
-    return { requestId: undefined, pixels: 0 };
-  }
+  const parsed = shallowJson(body) as { request_id?: unknown; content?: unknown } | undefined;
   const id = parsed?.request_id;
   const requestId = detectionRequestSchema.shape.request_id.safeParse(id).success
     ? (id as string)
     : undefined;
-  const content = parsed?.content;
-  if (typeof content !== 'string' || content.length === 0) return { requestId, pixels: 0 };
-  const size = (base64: string) => {
+  return { requestId, pixels: imagePixels(parsed?.content, unreadable) };
+}
+
+/**
+ * A request body's JSON value, or undefined when it is not JSON or nests too deep to parse cheaply (the
+ * handler that follows refuses it without parsing either).
+ */
+export function shallowJson(body: string): unknown {
+  if (jsonDeeperThan(body, MAX_REQUEST_JSON_DEPTH)) return undefined;
+  try {
+    return JSON.parse(body) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pixels of a base64 image, from its header (read by `image-size` from the start of the base64, the whole of it
+ * only when the header lies further in): 0 when it is not a non-empty string (refused before decoding),
+ * `unreadable` when no header could be read from it.
+ */
+export function imagePixels(base64: unknown, unreadable: number): number {
+  if (typeof base64 !== 'string' || base64.length === 0) return 0;
+  const size = (text: string) => {
     try {
-      const { width, height } = imageSize(Buffer.from(base64, 'base64'));
+      const { width, height } = imageSize(Buffer.from(text, 'base64'));
       return width > 0 && height > 0 ? width * height : undefined;
     } catch {
       return undefined;
     }
   };
-  const pixels =
-    size(content.slice(0, HEADER_BASE64_CHARS)) ??
-    (content.length > HEADER_BASE64_CHARS ? size(content) : undefined) ??
-    unreadable;
-  return { requestId, pixels };
+  return (
+    size(base64.slice(0, HEADER_BASE64_CHARS)) ??
+    (base64.length > HEADER_BASE64_CHARS ? size(base64) : undefined) ??
+    unreadable
+  );
 }
 
 function facesOf(body: string): number | undefined {

@@ -9,7 +9,7 @@ import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
 import type { CollectionsApi } from './collections-api.js';
 import { ResponseMailbox } from './mailbox.js';
-import { frameRequestFields, RequestsInFlight } from './requests.js';
+import { frameRequestFields, imagePixels, RequestsInFlight, shallowJson } from './requests.js';
 
 /** Most answers one `GET /responses` returns (`max`, default 10). */
 const MAX_ANSWERS_PER_POLL = 100;
@@ -414,7 +414,26 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           return;
         }
         if (options.collections?.handles(url)) {
-          await collections(options.collections, req, res, url);
+          // An added face is detected and embedded like a frame: under the same admission bounds.
+          if (req.method === 'POST' && inFlight >= maxInFlight) {
+            busy++;
+            refused(req, 503, 'busy: frames in flight at the limit');
+            await refuse(
+              req,
+              res,
+              503,
+              { error: 'busy: retry later' },
+              { 'retry-after': '1', connection: 'close' },
+            );
+            return;
+          }
+          const counted = req.method === 'POST';
+          if (counted) inFlight++;
+          try {
+            await collections(options.collections, req, res, url);
+          } finally {
+            if (counted) inFlight--;
+          }
           return;
         }
         if (req.method === 'GET' && url.pathname === '/responses') {
@@ -523,7 +542,34 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       }
       body = read;
     }
-    const answer = await api.handle({ method: req.method ?? 'GET', url, ...(body ? { body } : {}) });
+    // The photo's pixels take their share of the pixel budget while it is decoded and detected.
+    const weight = body
+      ? Math.min(
+          Math.ceil(
+            imagePixels(
+              (shallowJson(body.toString('utf8')) as { image?: unknown } | undefined)?.image,
+              DEFAULT_DECODE_LIMITS.maxPixels,
+            ) / PIXEL_UNIT,
+          ),
+          budgetUnits,
+        )
+      : 0;
+    let releasePixels = () => {};
+    if (weight > 0) {
+      try {
+        [, releasePixels] = await pixelBudget.acquire(weight);
+      } catch {
+        refused(req, 503, 'stopping');
+        send(res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
+        return;
+      }
+    }
+    let answer: Awaited<ReturnType<CollectionsApi['handle']>>;
+    try {
+      answer = await api.handle({ method: req.method ?? 'GET', url, ...(body ? { body } : {}) });
+    } finally {
+      releasePixels();
+    }
     // The API's own message may quote what was sent (a name): the log says the status only.
     if (answer.status >= 400) refused(req, answer.status, 'refused by the collections API');
     send(res, answer.status, answer.body);
