@@ -12,6 +12,17 @@ it('takes a Powertools Logger as it is, wherever a logger is asked for (checked 
   expectTypeOf<Console>().toExtend<GalleryStoreLogger>();
 });
 
+/** A detection handler that finds no face and queues nothing: only its refusals are looked at. */
+const handlerWith = (logger?: PipelineLogger) =>
+  createDetectionHandler({
+    detector: { detectFaces: async () => [] },
+    crop: FACENET_PREPROCESSING.crop,
+    transport: new InMemoryQueueTransport({ queues: {} }),
+    requestQueue: 'q',
+    responseQueue: 'r',
+    ...(logger ? { logger } : {}),
+  });
+
 describe('detection handler: bounded errors', () => {
   it('answers a body with 50,000 unknown keys with a short 400, and logs a short line', async () => {
     const lines: string[] = [];
@@ -23,14 +34,7 @@ describe('detection handler: bounded errors', () => {
       warn: record('warn'),
       error: record('error'),
     };
-    const handler = createDetectionHandler({
-      detector: { detectFaces: async () => [] },
-      crop: FACENET_PREPROCESSING.crop,
-      transport: new InMemoryQueueTransport({ queues: {} }),
-      requestQueue: 'q',
-      responseQueue: 'r',
-      logger,
-    });
+    const handler = handlerWith(logger);
     const body = JSON.stringify(Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`k${i}`, i])));
     expect(body.length).toBeGreaterThan(500_000);
     const result = await handler({ body, requestContext: { http: { method: 'POST' } } });
@@ -47,13 +51,7 @@ describe('detection handler: bounded errors', () => {
   });
 
   it('answers a body nested millions deep with a 400 without parsing it (JSON.parse took seconds)', async () => {
-    const handler = createDetectionHandler({
-      detector: { detectFaces: async () => [] },
-      crop: FACENET_PREPROCESSING.crop,
-      transport: new InMemoryQueueTransport({ queues: {} }),
-      requestQueue: 'q',
-      responseQueue: 'r',
-    });
+    const handler = handlerWith();
     const body = `{"request_id":"a","filename":"f","content":"x","x":${'['.repeat(3_000_000)}${']'.repeat(3_000_000)}}`;
     const result = await handler({ body, requestContext: { http: { method: 'POST' } } });
     expect([result.statusCode, JSON.parse(result.body).error]).toEqual([
