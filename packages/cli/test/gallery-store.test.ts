@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, FileGallery, FileGalleryStore, MODELS_MIRROR_ENV } from '@facerec/framework';
@@ -188,6 +188,16 @@ describeWithSharedData(
         expect(run.code).toBe(2);
         expect(run.stderr).toContain(`frames: ${frames} ${what}; give a folder`);
       }
+      // An image too large for any endpoint's body limit is named before anything is read or sent.
+      const large = path.join(work, 'large-frames');
+      await mkdir(large);
+      await writeFile(path.join(large, 'big.jpg'), '');
+      await truncate(path.join(large, 'big.jpg'), 5 * 2 ** 20);
+      const tooLarge = await cli('client', '--url', 'http://127.0.0.1:9', '--frames', large);
+      expect(tooLarge.code).toBe(2);
+      expect(tooLarge.stderr).toContain(
+        `frames: ${path.join(large, 'big.jpg')} is 5.0 MiB; a frame's request body`,
+      );
       const unknownIdentity = await cli('gallery', 'remove', store, '--identity', 'nobody');
       expect(unknownIdentity.code).toBe(2);
       const white = sharedPath('faces', 'face-api.js', 'test', 'white.png');

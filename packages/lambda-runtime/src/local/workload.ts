@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, type Transport } from '@facerec/framework';
 import { NO_FACE, type ResponseMessage, responseMessageSchema } from '../messages.js';
@@ -73,11 +73,16 @@ export function queueResponses(transport: Transport, queue: string): ResponseSou
   };
 }
 
+/** The largest image file a frame can carry: its base64 and the JSON around it stay under a 6 MiB body. */
+export const MAX_FRAME_FILE_BYTES = Math.floor(((6 * 2 ** 20 - 4096) * 3) / 4);
+
 /**
  * Reads `<dir>/<identity>/*.{jpg,jpeg,png,webp}` (and images directly in `dir`, with no expected identity).
  *
- * @throws InvalidInputError when `dir` does not exist or is a file.
+ * @throws InvalidInputError when `dir` does not exist or is a file, or an image is too large to send
+ *   ({@link MAX_FRAME_FILE_BYTES}).
  */
+
 export async function loadFrames(dir: string): Promise<WorkloadFrame[]> {
   const frames: WorkloadFrame[] = [];
   const isImage = (f: string) => /\.(jpe?g|png|webp)$/i.test(f);
@@ -102,6 +107,15 @@ export async function loadFrames(dir: string): Promise<WorkloadFrame[]> {
         ? [[full, undefined] as const]
         : [];
     for (const [file, expected] of files) {
+      // Checked before reading: a folder of large photos was read whole (1.2 GB for 40 of 20 MB) to send
+      // requests every endpoint refuses.
+      const { size } = await stat(file);
+      if (size > MAX_FRAME_FILE_BYTES) {
+        throw new InvalidInputError(
+          `frames: ${file} is ${(size / 2 ** 20).toFixed(1)} MiB; a frame's request body (the image in base64, ` +
+            `a third larger) must stay under 6 MiB, the Function URL and serve limit: at most ${(MAX_FRAME_FILE_BYTES / 2 ** 20).toFixed(1)} MiB of image (resize or recompress it)`,
+        );
+      }
       frames.push({
         file,
         filename: path.basename(file),
