@@ -182,6 +182,9 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(locked.url, json)).toBe(401);
       expect(await raw(locked.url, { ...json, authorization: 'Bearer wrong!' })).toBe(401);
       expect(await raw(locked.url, { ...json, authorization: 'Bearer s3cret' })).toBe(200);
+      // The token after a thousand other headers is still read (Node dropped headers past 2,000 keys and values).
+      const many = Object.fromEntries(Array.from({ length: 1100 }, (_, i) => [`x-${i}`, 'a']));
+      expect(await raw(locked.url, { ...many, ...json, authorization: 'Bearer s3cret' })).toBe(200);
       // One warning per refusal: status, a fixed reason, method, a known route, the client; nothing echoed.
       const client = '127.0.0.1';
       expect(logged).toEqual(

@@ -678,6 +678,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       // the whole request, then 408, instead of Node's 5 minutes.
       server.headersTimeout = Math.min(10_000, requestTimeout);
       server.requestTimeout = requestTimeout;
+      // Every header is kept (Node keeps the first 2,000 keys and values and drops the rest silently, the
+      // Authorization header included); their total size stays bounded by Node's 16 KiB header limit (431).
+      server.maxHeadersCount = 0;
       server.listen(options.port ?? 3000, host, () => resolve());
     });
   } catch (error) {
