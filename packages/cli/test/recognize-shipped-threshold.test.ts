@@ -60,6 +60,28 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     await expect(readdir(work)).resolves.not.toContain('flat.json');
   });
 
+  it('enroll lists 20 skipped images on stderr, then a count per reason; --json lists every one', async () => {
+    const many = path.join(work, 'many-skipped');
+    await mkdir(path.join(many, 'amy'), { recursive: true });
+    await mkdir(path.join(many, 'junk'));
+    await symlink(sharedPath(...BBT, 'amy', 'amy1.png'), path.join(many, 'amy', 'amy1.png'));
+    for (let i = 10; i < 35; i++) await writeFile(path.join(many, 'junk', `j${i}.png`), '');
+    const run = await cli(
+      'enroll',
+      many,
+      '--out',
+      path.join(work, 'many.json'),
+      '--embedder',
+      'faceapi-resnet',
+      '--json',
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const skippedLines = run.stderr.split('\n').filter((l) => l.startsWith('  junk/'));
+    expect(skippedLines).toHaveLength(20);
+    expect(run.stderr).toContain('  … and 5 more: 5 undecodable (--json lists every one)');
+    expect(JSON.parse(run.stdout).skipped).toHaveLength(25);
+  });
+
   it('enroll with every image refused says so, with each reason, and --json still prints why', async () => {
     const refused = path.join(work, 'refused');
     await mkdir(path.join(refused, 'nobody'), { recursive: true });

@@ -53,10 +53,33 @@ function enrollProgress(label: string) {
         started = true;
       }
       bar?.update(e.done, { file: e.file });
-      if (!bar && (e.done === e.total || e.done % 10 === 0)) info(`  ${label}: ${e.done}/${e.total}`);
+      // Without a terminal, a line per tenth of the work (at most every 10 images): 100,000 images printed
+      // 10,000 lines.
+      const every = Math.max(10, Math.ceil(e.total / 10));
+      if (!bar && (e.done === e.total || e.done % every === 0)) info(`  ${label}: ${e.done}/${e.total}`);
     },
     stop: () => bar?.stop(),
   };
+}
+
+/** Skipped images shown on stderr: at most this many lines, then a count per reason (`--json` lists all). */
+const SKIPPED_LINES = 20;
+
+/** The skipped images of an enrollment, one line each up to {@link SKIPPED_LINES}, then counts per reason. */
+function infoSkipped(
+  skipped: readonly { file: string; reason: string; detail?: string }[],
+  prefix: string,
+): void {
+  for (const s of skipped.slice(0, SKIPPED_LINES)) {
+    info(`${prefix}${visibleText(s.file)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}`);
+  }
+  if (skipped.length <= SKIPPED_LINES) return;
+  const reasons = new Map<string, number>();
+  for (const s of skipped.slice(SKIPPED_LINES)) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
+  info(
+    `${prefix}… and ${skipped.length - SKIPPED_LINES} more: ` +
+      `${[...reasons].map(([reason, n]) => `${n} ${reason}`).join('; ')} (--json lists every one)`,
+  );
 }
 
 /** `facerec enroll`, `facerec recognize`, `facerec gallery calibrate`. */
@@ -108,8 +131,6 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             onProgress: progress.onProgress,
           });
           progress.stop();
-          const skippedLine = (s: (typeof result.skipped)[number]) =>
-            `${visibleText(s.file)}: ${s.reason}${'detail' in s && s.detail ? ` (${s.detail})` : ''}`;
           if (!result.enrolled.length) {
             // The JSON too (no gallery written: `out` null), so that a script sees why.
             if (opts.json) {
@@ -122,7 +143,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
               };
               process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
             }
-            for (const s of result.skipped) info(`  skipped ${skippedLine(s)}`);
+            infoSkipped(result.skipped, '  skipped ');
             // Images that were found but all refused are not a folder-layout problem.
             const inFolders = result.skipped.some((s) => s.file.includes('/') && !s.file.endsWith('/'));
             throw new InvalidInputError(
@@ -149,7 +170,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           );
           if (result.skipped.length) {
             info(`skipped ${result.skipped.length}:`);
-            for (const s of result.skipped) info(`  ${skippedLine(s)}`);
+            infoSkipped(result.skipped, '  ');
           }
           if (threshold === undefined) {
             const recommended = registry.embedder(opts.embedder).thresholds[opts.metric];
@@ -300,7 +321,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             onProgress: progress.onProgress,
           });
           progress.stop();
-          for (const s of labelled.skipped) info(`  skipped ${visibleText(s.file)}: ${s.reason}`);
+          infoSkipped(labelled.skipped, '  skipped ');
           probes = labelled.gallery.names.flatMap((identity) =>
             labelled.gallery
               .examples(identity)
