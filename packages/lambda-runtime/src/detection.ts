@@ -30,7 +30,10 @@ export interface FunctionUrlEvent {
   readonly body?: string | null;
   readonly isBase64Encoded?: boolean;
   readonly headers?: Readonly<Record<string, string | undefined>>;
-  readonly requestContext?: { readonly http?: { readonly method?: string }; readonly requestId?: string };
+  readonly requestContext?: {
+    readonly http?: { readonly method?: string; readonly sourceIp?: string };
+    readonly requestId?: string;
+  };
 }
 
 /** A Function URL answer. */
@@ -286,7 +289,13 @@ export function createDetectionHandler(
       const status = statusOf(error);
       const message = error instanceof Error ? error.message : String(error);
       if (status !== undefined) {
-        logger.warn('request refused', { request_id: requestId, status, error: message });
+        // As the local runtime's own refusals: the client's address, to find who sends bad frames.
+        logger.warn('request refused', {
+          request_id: requestId,
+          status,
+          error: message,
+          client: event.requestContext?.http?.sourceIp,
+        });
         return json(status, { error: message, request_id: requestId });
       }
       if (stage === 'publish') {

@@ -51,9 +51,22 @@ describe('detection handler: bounded errors', () => {
   });
 
   it('answers a body nested millions deep with a 400 without parsing it (JSON.parse took seconds)', async () => {
-    const handler = handlerWith();
+    const warned: Record<string, unknown>[] = [];
+    const handler = handlerWith({
+      debug() {},
+      info() {},
+      error() {},
+      warn: (message, extra) => warned.push({ message, ...extra }),
+    });
     const body = `{"request_id":"a","filename":"f","content":"x","x":${'['.repeat(3_000_000)}${']'.repeat(3_000_000)}}`;
-    const result = await handler({ body, requestContext: { http: { method: 'POST' } } });
+    const result = await handler({
+      body,
+      requestContext: { http: { method: 'POST', sourceIp: '203.0.113.9' } },
+    });
+    // Logged with the client's address (the Function URL's sourceIp), to find who sends it.
+    expect(warned).toEqual([
+      expect.objectContaining({ message: 'request refused', status: 400, client: '203.0.113.9' }),
+    ]);
     expect([result.statusCode, JSON.parse(result.body).error]).toEqual([
       400,
       'body nests deeper than 8 levels; POST a flat JSON object',

@@ -646,7 +646,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       headers: Object.fromEntries(
         Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]),
       ),
-      requestContext: { http: { method: req.method ?? 'GET' } },
+      requestContext: {
+        http: {
+          method: req.method ?? 'GET',
+          ...(req.socket.remoteAddress ? { sourceIp: req.socket.remoteAddress } : {}),
+        },
+      },
     };
     let result: FunctionUrlResult = { statusCode: 500, headers: {}, body: '' };
     const weight = Math.min(Math.ceil(pixels / PIXEL_UNIT), budgetUnits);
