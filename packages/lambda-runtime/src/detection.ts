@@ -17,12 +17,11 @@ import {
   type DetectionRequest,
   detectionRequestSchema,
   type FaceMessage,
-  jsonDeeperThan,
-  MAX_REQUEST_JSON_DEPTH,
   messageBody,
   NO_FACE,
   type ResponseMessage,
   requestIssues,
+  requestJsonIssue,
 } from './messages.js';
 
 /** The part of a Lambda Function URL event (payload format 2.0) the handler reads. */
@@ -126,12 +125,8 @@ function parseBody(
     throw new RequestError(413, `body of ${bodyBytes} bytes exceeds the limit of ${maxBodyBytes} bytes`);
   }
   const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  if (jsonDeeperThan(text, MAX_REQUEST_JSON_DEPTH)) {
-    throw new RequestError(
-      400,
-      `body nests deeper than ${MAX_REQUEST_JSON_DEPTH} levels; POST a flat JSON object`,
-    );
-  }
+  const shape = requestJsonIssue(text);
+  if (shape) throw new RequestError(400, shape);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

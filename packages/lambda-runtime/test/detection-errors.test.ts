@@ -4,7 +4,7 @@ import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createDetectionHandler } from '../src/detection.js';
 import type { PipelineLogger } from '../src/logger.js';
-import { jsonDeeperThan } from '../src/messages.js';
+import { requestJsonIssue } from '../src/messages.js';
 
 it('takes a Powertools Logger as it is, wherever a logger is asked for (checked by the type-check)', () => {
   expectTypeOf<Logger>().toExtend<PipelineLogger>();
@@ -24,7 +24,7 @@ const handlerWith = (logger?: PipelineLogger) =>
   });
 
 describe('detection handler: bounded errors', () => {
-  it('answers a body with 50,000 unknown keys with a short 400, and logs a short line', async () => {
+  it('answers a body with 50,000 (or 60 long) unknown keys with a short 400, and logs a short line', async () => {
     const lines: string[] = [];
     const record = (level: string) => (message: string, extra?: Record<string, unknown>) =>
       lines.push(JSON.stringify({ level, message, ...extra }));
@@ -40,7 +40,18 @@ describe('detection handler: bounded errors', () => {
     const result = await handler({ body, requestContext: { http: { method: 'POST' } } });
     expect(result.statusCode).toBe(400);
     expect(result.body.length).toBeLessThan(2500);
-    expect(JSON.parse(result.body).error).toMatch(/invalid request/);
+    // Refused by its shape, before it is parsed.
+    expect(JSON.parse(result.body).error).toBe('body holds more than 64 values; POST a flat JSON object');
+    // Within the shape limit, the schema names the unknown fields by count, not one by one.
+    const some = JSON.stringify(
+      Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${'x'.repeat(500)}${i}`, i])),
+    );
+    const fewer = await handler({ body: some, requestContext: { http: { method: 'POST' } } });
+    expect([fewer.statusCode, JSON.parse(fewer.body).error]).toEqual([
+      400,
+      expect.stringMatching(/invalid request/),
+    ]);
+    expect(fewer.body.length).toBeLessThan(2500);
     for (const line of lines) expect(line.length).toBeLessThan(3000);
     // A hand-made event whose body is not a string: 400, without repeating it.
     for (const body of [12345, { content: 'x' }]) {
@@ -74,15 +85,27 @@ describe('detection handler: bounded errors', () => {
   });
 });
 
-describe('jsonDeeperThan', () => {
+describe('requestJsonIssue', () => {
+  const deeper = (text: string, depth: number) =>
+    requestJsonIssue(text, { depth, values: 1000 })?.includes('deeper') ?? false;
   it('counts nesting outside strings only, escaped quotes included', () => {
-    expect(jsonDeeperThan('[[[[[[[[1]]]]]]]]', 8)).toBe(false);
-    expect(jsonDeeperThan('[[[[[[[[[1]]]]]]]]]', 8)).toBe(true);
-    expect(jsonDeeperThan('{"a":[{"b":[1]}]}', 3)).toBe(true);
+    expect(deeper('[[[[[[[[1]]]]]]]]', 8)).toBe(false);
+    expect(deeper('[[[[[[[[[1]]]]]]]]]', 8)).toBe(true);
+    expect(deeper('{"a":[{"b":[1]}]}', 3)).toBe(true);
     // Brackets inside strings, after an escaped quote or an escaped backslash, do not count.
-    expect(jsonDeeperThan(`{"a":"${'['.repeat(20)}"}`, 2)).toBe(false);
-    expect(jsonDeeperThan(`{"a":"x\\"${'['.repeat(20)}"}`, 2)).toBe(false);
-    expect(jsonDeeperThan(`{"a":"x\\\\","b":${'['.repeat(20)}}`, 2)).toBe(true);
-    expect(jsonDeeperThan('{"unterminated', 2)).toBe(false);
+    expect(deeper(`{"a":"${'['.repeat(20)}"}`, 2)).toBe(false);
+    expect(deeper(`{"a":"x\\"${'['.repeat(20)}"}`, 2)).toBe(false);
+    expect(deeper(`{"a":"x\\\\","b":${'['.repeat(20)}}`, 2)).toBe(true);
+    expect(deeper('{"unterminated', 2)).toBe(false);
+  });
+  it('refuses a shallow body of many values (2 million {} took JSON.parse over a second), not a frame', () => {
+    const frame = JSON.stringify({ content: 'A'.repeat(100_000), request_id: 'r,1', filename: 'a,b[{.png' });
+    expect(requestJsonIssue(frame)).toBeUndefined();
+    expect(requestJsonIssue(`{"x":[${Array(65).fill('0').join(',')}]}`)).toBe(
+      'body holds more than 64 values; POST a flat JSON object',
+    );
+    expect(requestJsonIssue(`{"x":[${'{},'.repeat(40)}{}]}`)).toBe(
+      'body holds more than 64 values; POST a flat JSON object',
+    );
   });
 });

@@ -61,7 +61,7 @@ describe('FileGalleryStore', () => {
     await writeFile(file, '');
     await truncate(file, 481 * 2 ** 20);
     const expected = new GalleryFormatError(
-      '481 MiB, beyond the 480 MiB a gallery file holds (it is read as one string); keep galleries this large in ' +
+      '481.0 MiB, beyond the 480 MiB a gallery file holds (it is read as one string); keep galleries this large in ' +
         'the Postgres store (postgres://…?collection=…)',
       { source: file },
     );

@@ -259,10 +259,9 @@ type SerialisedIdentity = GalleryFileV1['identities'][number];
 export const MAX_GALLERY_FILE_BYTES = 480 * 2 ** 20;
 
 /** The refusal of a gallery file (or object) beyond {@link MAX_GALLERY_FILE_BYTES}, to read or to write. */
-export function galleryTooLarge(bytes: number, source?: string): GalleryFormatError {
-  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+export function galleryTooLarge(bytes: number | undefined, source?: string): GalleryFormatError {
   return new GalleryFormatError(
-    `${bytes > MAX_GALLERY_FILE_BYTES ? `${mib(bytes)}, ` : ''}beyond the ${mib(MAX_GALLERY_FILE_BYTES)} a gallery file ` +
+    `${bytes === undefined ? 'more than' : `${(bytes / 2 ** 20).toFixed(1)} MiB, beyond`} the ${MAX_GALLERY_FILE_BYTES / 2 ** 20} MiB a gallery file ` +
       'holds (it is read as one string); keep galleries this large in the Postgres store (postgres://…?collection=…)',
     source === undefined ? {} : { source },
   );
@@ -324,5 +323,8 @@ export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> 
     yield piece;
     first = false;
   }
-  yield `${first ? '' : '\n  '}]\n}\n`;
+  const end = `${first ? '' : '\n  '}]\n}\n`;
+  if (bytes + Buffer.byteLength(end) > MAX_GALLERY_FILE_BYTES)
+    throw galleryTooLarge(bytes + Buffer.byteLength(end));
+  yield end;
 }

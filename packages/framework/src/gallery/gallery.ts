@@ -109,9 +109,20 @@ function sortedByName<T extends { readonly name: string }>(items: T[]): T[] {
 export async function readGalleryFile(file: string): Promise<string> {
   const handle = await open(file, 'r');
   try {
-    const { size } = await handle.stat();
-    if (size > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(size, file);
-    return await handle.readFile('utf8');
+    const info = await handle.stat();
+    if (info.size > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(info.size, file);
+    if (info.isFile()) return await handle.readFile('utf8');
+    // A pipe or a device (`--gallery <(…)`) has no size: read up to the limit and no further.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(1 << 20);
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, total).toString('utf8');
+      total += bytesRead;
+      if (total > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(undefined, file);
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
   } finally {
     await handle.close();
   }

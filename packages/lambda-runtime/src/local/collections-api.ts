@@ -15,7 +15,7 @@ import {
 import { z } from 'zod';
 import { statusOf } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
-import { jsonDeeperThan, MAX_REQUEST_JSON_DEPTH, requestIssues } from '../messages.js';
+import { requestIssues, requestJsonIssue } from '../messages.js';
 
 /** Options of {@link createCollectionsApi}. */
 export interface CollectionsApiOptions {
@@ -105,12 +105,8 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
     let json: unknown;
     try {
       const text = (body ?? Buffer.alloc(0)).toString('utf8');
-      if (jsonDeeperThan(text, MAX_REQUEST_JSON_DEPTH)) {
-        return {
-          status: 400,
-          body: { error: `body nests deeper than ${MAX_REQUEST_JSON_DEPTH} levels; POST a flat JSON object` },
-        };
-      }
+      const shape = requestJsonIssue(text);
+      if (shape) return { status: 400, body: { error: shape } };
       json = JSON.parse(text);
     } catch {
       return { status: 400, body: { error: 'body is not valid JSON' } };

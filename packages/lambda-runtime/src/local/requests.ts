@@ -1,5 +1,5 @@
 import { imageSize } from 'image-size';
-import { detectionRequestSchema, jsonDeeperThan, MAX_REQUEST_JSON_DEPTH } from '../messages.js';
+import { detectionRequestSchema, requestJsonIssue } from '../messages.js';
 
 interface InFlight {
   readonly since: number;
@@ -120,8 +120,8 @@ export function frameRequestFields(body: string, unreadable: number): FrameReque
  * A request body's JSON value, or undefined when it is not JSON or nests too deep to parse cheaply (the
  * handler that follows refuses it without parsing either).
  */
-export function shallowJson(body: string): unknown {
-  if (jsonDeeperThan(body, MAX_REQUEST_JSON_DEPTH)) return undefined;
+function shallowJson(body: string): unknown {
+  if (requestJsonIssue(body)) return undefined;
   try {
     return JSON.parse(body) ?? undefined;
   } catch {
@@ -134,7 +134,7 @@ export function shallowJson(body: string): unknown {
  * only when the header lies further in): 0 when it is not a non-empty string (refused before decoding),
  * `unreadable` when no header could be read from it.
  */
-export function imagePixels(base64: unknown, unreadable: number): number {
+function imagePixels(base64: unknown, unreadable: number): number {
   if (typeof base64 !== 'string' || base64.length === 0) return 0;
   const size = (text: string) => {
     try {

@@ -9,7 +9,7 @@ import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
 import type { CollectionsApi } from './collections-api.js';
 import { ResponseMailbox } from './mailbox.js';
-import { frameRequestFields, imagePixels, RequestsInFlight, shallowJson } from './requests.js';
+import { frameRequestFields, RequestsInFlight } from './requests.js';
 
 /** Most answers one `GET /responses` returns (`max`, default 10). */
 const MAX_ANSWERS_PER_POLL = 100;
@@ -251,6 +251,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }
   let inFlight = 0;
   let busy = 0;
+  /** Faces being added over the collections API (at most one, see the request handler). */
+  let adding = 0;
   // Weighted by pixels, first come first served (a large frame is not overtaken by smaller ones), counted in
   // units of PIXEL_UNIT: async-mutex walks every unit of the semaphore's value on each acquire and release
   // (a budget of 50 million single pixels took 71 ms per frame; 5,000 units take microseconds).
@@ -414,25 +416,30 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           return;
         }
         if (options.collections?.handles(url)) {
-          // An added face is detected and embedded like a frame: under the same admission bounds.
-          if (req.method === 'POST' && inFlight >= maxInFlight) {
+          // An added face is decoded, detected and embedded like a frame (a 25 MP photo: seconds, ~500 MB), but
+          // is an administrator's path: one add at a time, outside the frames' bounds, so that adds neither
+          // take the frames' places nor pile up in memory (8 at once took 1.8 GB).
+          if (req.method !== 'POST') {
+            await collections(options.collections, req, res, url);
+            return;
+          }
+          if (adding > 0) {
             busy++;
-            refused(req, 503, 'busy: frames in flight at the limit');
+            refused(req, 503, 'busy: a face is being added');
             await refuse(
               req,
               res,
               503,
-              { error: 'busy: retry later' },
+              { error: 'busy: a face is being added; retry later' },
               { 'retry-after': '1', connection: 'close' },
             );
             return;
           }
-          const counted = req.method === 'POST';
-          if (counted) inFlight++;
+          adding++;
           try {
             await collections(options.collections, req, res, url);
           } finally {
-            if (counted) inFlight--;
+            adding--;
           }
           return;
         }
@@ -542,34 +549,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       }
       body = read;
     }
-    // The photo's pixels take their share of the pixel budget while it is decoded and detected.
-    const weight = body
-      ? Math.min(
-          Math.ceil(
-            imagePixels(
-              (shallowJson(body.toString('utf8')) as { image?: unknown } | undefined)?.image,
-              DEFAULT_DECODE_LIMITS.maxPixels,
-            ) / PIXEL_UNIT,
-          ),
-          budgetUnits,
-        )
-      : 0;
-    let releasePixels = () => {};
-    if (weight > 0) {
-      try {
-        [, releasePixels] = await pixelBudget.acquire(weight);
-      } catch {
-        refused(req, 503, 'stopping');
-        send(res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
-        return;
-      }
-    }
-    let answer: Awaited<ReturnType<CollectionsApi['handle']>>;
-    try {
-      answer = await api.handle({ method: req.method ?? 'GET', url, ...(body ? { body } : {}) });
-    } finally {
-      releasePixels();
-    }
+    const answer = await api.handle({ method: req.method ?? 'GET', url, ...(body ? { body } : {}) });
     // The API's own message may quote what was sent (a name): the log says the status only.
     if (answer.status >= 400) refused(req, answer.status, 'refused by the collections API');
     send(res, answer.status, answer.body);
