@@ -48,8 +48,21 @@ it('records each graph it builds, and builds again one whose size or hash no lon
   const flipped = Buffer.from(graph);
   flipped[2000] = flipped[2000]! ^ 0x40;
   writeFileSync(file, flipped);
-  const rehashed = await cachedOnnxFile(file, 'w'.repeat(64), build);
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on('warning', onWarning);
+  const rehashed = await cachedOnnxFile(file, 'w'.repeat(64), build).finally(() =>
+    // Warnings are emitted on the next tick.
+    new Promise((resolve) => setImmediate(resolve)).then(() => process.off('warning', onWarning)),
+  );
   expect([rehashed.built, builds]).toEqual([true, 3]);
+  // Said, not only repaired.
+  expect(warnings.map((w) => [(w as { code?: string }).code, w.message])).toEqual([
+    [
+      'FACEREC_GRAPH_DAMAGED',
+      `net-0123-v1.onnx in the model cache ${path.dirname(file)} is damaged (its sha256 is not the one it was built with): building it again`,
+    ],
+  ]);
   expect(readFileSync(file)).toEqual(Buffer.from(graph));
 
   // A graph without a readable record (cached before records existed, or its record lost) cannot be checked:

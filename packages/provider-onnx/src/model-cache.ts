@@ -127,6 +127,9 @@ export async function cachedOnnxFile(
       { cause: readOnly },
     );
   }
+  // Said, not only repaired: a cache that keeps going bad (a failing disk) should not go unnoticed. A process
+  // warning reaches stderr (the CLI, Lambda's log) without a logger being passed down here.
+  if (damaged) process.emitWarning(`${damaged}: building it again`, { code: 'FACEREC_GRAPH_DAMAGED' });
   const started = performance.now();
   const bytes = await build();
   const buildMs = performance.now() - started;
