@@ -388,6 +388,18 @@ describe('ModelStore trust on first use', () => {
     await expect(store.pull(['big'])).rejects.toThrow(
       `${path.join(cacheDir, 'hashes.json')} is not a valid hash record`,
     );
+    // `models list` still lists every model (the first-use one unverified), warning of the record.
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    const status = await store.status();
+    await new Promise((resolve) => setImmediate(resolve));
+    process.off('warning', onWarning);
+    expect(status.map((s) => [s.name, s.state])).toEqual([
+      ['known', 'verified'],
+      ['big', 'missing'],
+    ]);
+    expect(warnings.map((w) => (w as { code?: string }).code)).toEqual(['FACEREC_HASH_RECORD_INVALID']);
   });
 
   it('trusts a file placed in the cache by hand on first resolve', async () => {

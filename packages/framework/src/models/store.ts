@@ -317,7 +317,13 @@ export class ModelStore {
   async status(options: { verify?: boolean } = {}): Promise<ModelStatus[]> {
     const model = this.manifest.models[0]?.name ?? '(none)';
     try {
-      const records = await this.readHashes(model);
+      // A damaged record still lets every model be listed (those it held show as `cached`, not verified), with
+      // a warning: this is the command one runs to see what is wrong.
+      const records = await this.readHashes(model).catch((error: unknown) => {
+        if (!ModelUnavailableError.isInstance(error)) throw error;
+        process.emitWarning(error.message, { code: 'FACEREC_HASH_RECORD_INVALID' });
+        return { version: 1 as const, files: {} };
+      });
       return await Promise.all(
         this.manifest.models.map((e) => this.inspect(e, records, options.verify ?? true)),
       );
