@@ -137,6 +137,38 @@ describe('local runtime: recognition consumer', () => {
     }
   });
 
+  it('answers 408 to a body trickling in slower than 16 KiB/s after 5 s, freeing its place well before the request timeout', async () => {
+    const runtime = await startLocalRuntime({ ...frameOnly(), maxInFlight: 1 });
+    const { port } = new URL(runtime.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    let trickle: NodeJS.Timeout | undefined;
+    try {
+      const reply = new Promise<string>((resolve) => {
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk.toString()));
+        socket.on('close', () => resolve(text));
+        socket.on('error', () => resolve(text));
+      });
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 6000000\r\n\r\n{`,
+      );
+      trickle = setInterval(() => socket.write('x'), 200); // 5 bytes a second, for ever
+      const started = performance.now();
+      expect(await reply).toMatch(/^HTTP\/1\.1 408[^]*slower than 16 KiB\/s/);
+      expect(performance.now() - started).toBeLessThan(8_000); // not the 30 s request timeout
+      const post = await fetch(runtime.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(post.status).toBe(200);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+      await runtime.close();
+    }
+  });
+
   it('takes only JSON, only under a loopback Host name, and with its token when it has one; logs each refusal', async () => {
     const logged: Record<string, unknown>[] = [];
     const logger = {

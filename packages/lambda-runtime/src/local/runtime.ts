@@ -65,7 +65,8 @@ export interface LocalRuntimeOptions {
   readonly maxBodyBytes?: number;
   /**
    * Time a client has to send a whole request, in milliseconds; a slower one gets 408 and frees its place
-   * among `maxInFlight`. Default 30 000 (a 6 MiB body needs 1.6 Mbit/s); headers get at most 10 s of it.
+   * among `maxInFlight`. Default 30 000 (a 6 MiB body needs 1.6 Mbit/s); headers get at most 10 s of it. A
+   * body arriving slower than 16 KiB/s on average gets 408 after 5 s already.
    */
   readonly requestTimeoutMs?: number;
   /**
@@ -167,19 +168,50 @@ function routeOf(req: IncomingMessage): string {
   return pathname.startsWith('/collections/') ? '/collections' : 'other';
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
+/**
+ * The slowest a request body may arrive once {@link SLOW_BODY_GRACE_MS} have passed: 16 KiB/s (128 kbit/s). A
+ * client that trickles a frame (a byte every second) held one of the `maxInFlight` places for the whole request
+ * timeout; sixteen of them refused every other frame, again and again.
+ */
+const MIN_BODY_BYTES_PER_SECOND = 16 * 1024;
+const SLOW_BODY_GRACE_MS = 5_000;
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'too-slow'> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const started = performance.now();
+    const check = setInterval(() => {
+      const elapsed = performance.now() - started;
+      if (elapsed > SLOW_BODY_GRACE_MS && size < (MIN_BODY_BYTES_PER_SECOND * elapsed) / 1000) {
+        clearInterval(check);
+        req.removeAllListeners('data');
+        req.pause();
+        resolve('too-slow');
+      }
+    }, 500);
+    check.unref();
     // Past the limit the rest is read and discarded, not buffered, so the client still gets the 413.
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size <= limit) chunks.push(chunk);
     });
-    req.on('end', () => resolve(size > limit ? 'too-large' : Buffer.concat(chunks)));
-    req.on('error', reject);
+    req.on('end', () => {
+      clearInterval(check);
+      resolve(size > limit ? 'too-large' : Buffer.concat(chunks));
+    });
+    req.on('error', (error) => {
+      clearInterval(check);
+      reject(error);
+    });
   });
 }
+
+/** The answer to a body that arrives too slowly (see {@link MIN_BODY_BYTES_PER_SECOND}); the connection closes. */
+const TOO_SLOW = {
+  error: `request body arriving slower than ${MIN_BODY_BYTES_PER_SECOND / 1024} KiB/s`,
+  request_id: null,
+} as const;
 
 function send(
   res: ServerResponse,
@@ -537,6 +569,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     let body: Buffer | undefined;
     if (req.method === 'POST') {
       const read = await readBody(req, maxBodyBytes);
+      if (read === 'too-slow') {
+        refused(req, 408, 'body too slow');
+        send(res, 408, { error: TOO_SLOW.error }, { connection: 'close' });
+        return;
+      }
       if (read === 'too-large') {
         refused(req, 413, 'body too large');
         send(res, 413, { error: `body exceeds ${maxBodyBytes} bytes` }, { connection: 'close' });
@@ -593,6 +630,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       return;
     }
     const body = await readBody(req, maxBodyBytes);
+    if (body === 'too-slow') {
+      refused(req, 408, 'body too slow');
+      send(res, 408, TOO_SLOW, { connection: 'close' });
+      return;
+    }
     if (body === 'too-large') {
       refused(req, 413, 'body too large');
       send(
