@@ -42,14 +42,22 @@ describe('ResponseMailbox', () => {
 
   it('drops answers nobody collects after the TTL, and the oldest beyond its size', async () => {
     let now = 0;
-    const box = new ResponseMailbox({ ttlMs: 1000, maxEntries: 3, now: () => now });
+    const dropped: unknown[] = [];
+    const onDropped = (d: unknown) => dropped.push(d);
+    const box = new ResponseMailbox({ ttlMs: 1000, maxEntries: 3, now: () => now, onDropped });
     box.add('a-1', 1);
     now = 2000;
     box.add('a-2', 2);
     expect((await box.take('a-', 10, 0, never)).map((e) => e.body)).toEqual([2]);
-    const capped = new ResponseMailbox({ maxEntries: 2 });
+    const capped = new ResponseMailbox({ maxEntries: 2, onDropped });
     for (const n of [1, 2, 3, 4]) capped.add(`x-${n}`, n);
     expect(capped.size).toBe(2);
     expect((await capped.take('x-', 10, 0, never)).map((e) => e.body)).toEqual([3, 4]);
+    // Each clean-up that dropped something says how many, and why (the runtime logs it).
+    expect(dropped).toEqual([
+      { expired: 1, full: 0 },
+      { expired: 0, full: 1 },
+      { expired: 0, full: 1 },
+    ]);
   });
 });

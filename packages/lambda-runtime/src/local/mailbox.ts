@@ -15,6 +15,8 @@ export interface ResponseMailboxOptions {
   readonly now?: () => number;
   /** Called with an answer's body when it leaves the box (delivered, or dropped as too old). */
   readonly onRemoved?: (body: unknown) => void;
+  /** Called once per clean-up that dropped answers nobody collected: how many, too old or for room. */
+  readonly onDropped?: (dropped: { readonly expired: number; readonly full: number }) => void;
 }
 
 /**
@@ -30,12 +32,14 @@ export class ResponseMailbox {
   readonly #maxEntries: number;
   readonly #now: () => number;
   readonly #onRemoved: (body: unknown) => void;
+  readonly #onDropped: ResponseMailboxOptions['onDropped'];
 
   constructor(options: ResponseMailboxOptions = {}) {
     this.#ttlMs = options.ttlMs ?? 10 * 60 * 1000;
     this.#maxEntries = options.maxEntries ?? 100_000;
     this.#now = options.now ?? Date.now;
     this.#onRemoved = options.onRemoved ?? (() => {});
+    this.#onDropped = options.onDropped;
   }
 
   /** Answers held (delivered ones excluded). */
@@ -98,10 +102,15 @@ export class ResponseMailbox {
 
   #evict(): void {
     const oldest = this.#now() - this.#ttlMs;
+    const dropped = { expired: 0, full: 0 };
     // Insertion order is arrival order: the oldest come first.
     for (const entry of this.#entries) {
       if (entry.at >= oldest && this.#entries.size < this.#maxEntries) break;
-      if (!entry.reserved && this.#entries.delete(entry)) this.#onRemoved(entry.body);
+      if (!entry.reserved && this.#entries.delete(entry)) {
+        dropped[entry.at < oldest ? 'expired' : 'full']++;
+        this.#onRemoved(entry.body);
+      }
     }
+    if (dropped.expired + dropped.full > 0) this.#onDropped?.(dropped);
   }
 }

@@ -349,6 +349,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   // so with a durable queue a server killed meanwhile still has it after a restart.
   const receipts = new WeakMap<object, string>();
   const mailbox = new ResponseMailbox({
+    // Said, not dropped silently: clients that never collect, or collect too late, lose answers.
+    onDropped: ({ expired, full }) =>
+      logger.warn('answers dropped uncollected', {
+        expired,
+        full,
+        hint: 'clients collect answers with GET /responses?prefix=<their request id prefix>',
+      }),
     onRemoved: (body) => {
       const receipt = receipts.get(body as object);
       if (receipt === undefined) return;
