@@ -154,6 +154,17 @@ for (const workers of [0, 2])
         expect(noFace.status).toBe(422);
         expect(String(noFace.body.error)).toContain('no face found');
         expect((await call('PUT', '/collections/default/faces')).status).toBe(405);
+        // The listing's query: one non-empty ?identity= and nothing else (a misspelt one listed every face).
+        for (const [query, error] of [
+          ['?identty=amy', 'unknown query parameter; this route takes ?identity=<name> only'],
+          ['?identity=amy&identity=raj', 'one ?identity= at a time'],
+          ['?identity=', '?identity= needs a name'],
+        ]) {
+          expect(await call('GET', `/collections/default/faces${query}`)).toEqual({
+            status: 400,
+            body: { error },
+          });
+        }
         // A group photo: refused (who is meant?), unless the largest face is asked for.
         const group = (await readFile(sharedPath('faces', 'facenet-pytorch', 'multiface.jpg'))).toString(
           'base64',

@@ -189,7 +189,22 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
       }
       if (id === undefined && method === 'POST') return add(name, store, body);
       if (id === undefined && method === 'GET') {
-        const given = url.searchParams.get('identity');
+        const unknown = [...new Set(url.searchParams.keys())].filter((k) => k !== 'identity');
+        const values = url.searchParams.getAll('identity');
+        // Said rather than guessed: a misspelt parameter would list every face, a second identity be ignored.
+        if (unknown.length || values.length > 1 || values[0] === '') {
+          return {
+            status: 400,
+            body: {
+              error: unknown.length
+                ? `unknown query parameter${unknown.length > 1 ? 's' : ''}; this route takes ?identity=<name> only`
+                : values.length > 1
+                  ? 'one ?identity= at a time'
+                  : '?identity= needs a name',
+            },
+          };
+        }
+        const given = values[0] ?? null;
         // As the store spells it: as given when it has that name, else in NFC (how names are stored).
         const identity =
           given === null || (await store.identities()).includes(given) ? given : given.normalize('NFC');
