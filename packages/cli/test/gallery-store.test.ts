@@ -196,7 +196,7 @@ describeWithSharedData(
       const tooLarge = await cli('client', '--url', 'http://127.0.0.1:9', '--frames', large);
       expect(tooLarge.code).toBe(2);
       expect(tooLarge.stderr).toContain(
-        `frames: ${path.join(large, 'big.jpg')} is 5.0 MiB; a frame's request body`,
+        `frames: ${path.join(large, 'big.jpg')} is 5.0 MiB (5242880 bytes); a frame's request body`,
       );
       const unknownIdentity = await cli('gallery', 'remove', store, '--identity', 'nobody');
       expect(unknownIdentity.code).toBe(2);

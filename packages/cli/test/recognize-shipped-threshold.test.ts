@@ -80,6 +80,8 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     expect(skippedLines).toHaveLength(20);
     expect(run.stderr).toContain('  … and 5 more: 5 undecodable (--json lists every one)');
     expect(JSON.parse(run.stdout).skipped).toHaveLength(25);
+    // Never calibrated: the threshold matching applies, said as gallery list --json says it.
+    expect(JSON.parse(run.stdout)).toMatchObject({ threshold: 0.448, thresholdSource: 'registry' });
   });
 
   it('enroll with every image refused says so, with each reason, and --json still prints why', async () => {

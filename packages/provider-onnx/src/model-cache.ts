@@ -103,8 +103,15 @@ export async function cachedOnnxFile(
     if (memo?.size === size && memo.mtimeMs === found!.mtimeMs) return hit;
     const record = await readRecord(file);
     if (record === undefined) {
-      // No record to check it against: built again where that is possible, else trusted as before records.
-      if ((await writable(dir)) !== undefined) return hit;
+      // No record to check it against: built again where that is possible, else used as it is (graphs from
+      // before records), with a warning that it could not be checked.
+      if ((await writable(dir)) !== undefined) {
+        process.emitWarning(
+          `${name} in the read-only model cache ${dir} has no record (${name}.sha256) to check it against: used unchecked; prepare the cache again to add it`,
+          { code: 'FACEREC_GRAPH_UNCHECKED' },
+        );
+        return hit;
+      }
     } else if (record.size !== size) {
       damaged = `${name} in the model cache ${dir} is damaged (${size} bytes; it was built with ${record.size})`;
     } else if ((await sha256OfFile(file)) !== record.sha256) {

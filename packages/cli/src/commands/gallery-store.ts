@@ -77,7 +77,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .option('--largest', 'take the largest face of a photo with several (default: refuse the photo)')
     .option(
       '--json',
-      'print { store, identity, created, added: [{ id, source }], alreadyThere: [{ id, source }], repeated } to stdout',
+      'print { store, identity, created, added: [{ id, source }], alreadyThere: [{ id, source }], repeated, lookAlikes: [{ source, identity, distance }] } to stdout',
     )
     .action(
       async (

@@ -23,6 +23,7 @@ import {
   openExistingGallery,
   round,
   shownDistance,
+  storedThreshold,
   thresholdFlag,
 } from '../output.js';
 import {
@@ -99,7 +100,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
     .option(
       '--json',
-      'print { out, modelId, threshold, identities, enrolled: [{ identity, file }], skipped: [{ file, reason }] } to stdout',
+      'print { out, modelId, threshold, thresholdSource, identities, enrolled: [{ identity, file }], skipped: [{ file, reason }] } to stdout',
     )
     .action(
       async (
@@ -158,7 +159,9 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             const summary = {
               out: opts.out,
               modelId: embedder.modelId,
-              threshold: result.gallery.threshold,
+              // As gallery list --json: the threshold matching applies, and where it comes from.
+              threshold: storedThreshold(result.gallery, registry)?.value ?? result.gallery.threshold,
+              thresholdSource: storedThreshold(result.gallery, registry)?.source ?? 'gallery',
               identities: ids,
               enrolled: result.enrolled.map(({ identity, file }) => ({ identity, file })),
               skipped: result.skipped,

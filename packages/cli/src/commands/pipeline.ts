@@ -610,7 +610,8 @@ async function waitForEndpoint(url: string, seconds: number): Promise<void> {
   const deadline = performance.now() + seconds * 1000;
   for (;;) {
     try {
-      await fetch(url, { method: 'GET', signal: AbortSignal.timeout(5000) });
+      // /health: `facerec serve` answers it without a refusal warning in its log (GET / is a 405).
+      await fetch(new URL('/health', url), { method: 'GET', signal: AbortSignal.timeout(5000) });
       return;
     } catch (error) {
       if (performance.now() >= deadline) {

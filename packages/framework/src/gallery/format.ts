@@ -258,11 +258,29 @@ type SerialisedIdentity = GalleryFileV1['identities'][number];
  */
 export const MAX_GALLERY_FILE_BYTES = 480 * 2 ** 20;
 
-/** The refusal of a gallery file (or object) beyond {@link MAX_GALLERY_FILE_BYTES}, to read or to write. */
-export function galleryTooLarge(bytes: number | undefined, source?: string): GalleryFormatError {
+/**
+ * The refusal of a gallery file (or object) beyond {@link MAX_GALLERY_FILE_BYTES}: to read one of `bytes`
+ * (`undefined`: more, from a pipe), or to write one (`writing`: nothing was written).
+ */
+export function galleryTooLarge(
+  bytes: number | undefined,
+  source?: string,
+  writing = false,
+): GalleryFormatError {
+  const limit = `${MAX_GALLERY_FILE_BYTES / 2 ** 20} MiB`;
+  // In MiB to one decimal, or in bytes where that would read as the limit itself.
+  const size = (n: number) =>
+    (n / 2 ** 20).toFixed(1) === (MAX_GALLERY_FILE_BYTES / 2 ** 20).toFixed(1)
+      ? `${n} bytes`
+      : `${(n / 2 ** 20).toFixed(1)} MiB`;
+  const what =
+    bytes === undefined
+      ? `more than the ${limit} a gallery file holds`
+      : writing
+        ? `this change would make the gallery ${size(bytes)}, beyond the ${limit} a gallery file holds: not written, the gallery is unchanged`
+        : `${size(bytes)}, beyond the ${limit} a gallery file holds`;
   return new GalleryFormatError(
-    `${bytes === undefined ? 'more than' : `${(bytes / 2 ** 20).toFixed(1)} MiB, beyond`} the ${MAX_GALLERY_FILE_BYTES / 2 ** 20} MiB a gallery file ` +
-      'holds (it is read as one string); keep galleries this large in the Postgres store (postgres://…?collection=…)',
+    `${what} (it is read as one string); keep galleries this large in the Postgres store (postgres://…?collection=…)`,
     source === undefined ? {} : { source },
   );
 }
@@ -319,12 +337,12 @@ export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> 
     const piece = `${first ? '' : ','}\n    ${JSON.stringify(line)}`;
     // A file facerec could not read back is not written (the writer abandons its temporary file).
     bytes += Buffer.byteLength(piece);
-    if (bytes > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(bytes);
+    if (bytes > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(bytes, undefined, true);
     yield piece;
     first = false;
   }
   const end = `${first ? '' : '\n  '}]\n}\n`;
   if (bytes + Buffer.byteLength(end) > MAX_GALLERY_FILE_BYTES)
-    throw galleryTooLarge(bytes + Buffer.byteLength(end));
+    throw galleryTooLarge(bytes + Buffer.byteLength(end), undefined, true);
   yield end;
 }

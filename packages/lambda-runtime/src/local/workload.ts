@@ -112,8 +112,8 @@ export async function loadFrames(dir: string): Promise<WorkloadFrame[]> {
       const { size } = await stat(file);
       if (size > MAX_FRAME_FILE_BYTES) {
         throw new InvalidInputError(
-          `frames: ${file} is ${(size / 2 ** 20).toFixed(1)} MiB; a frame's request body (the image in base64, ` +
-            `a third larger) must stay under 6 MiB, the Function URL and serve limit: at most ${(MAX_FRAME_FILE_BYTES / 2 ** 20).toFixed(1)} MiB of image (resize or recompress it)`,
+          `frames: ${file} is ${(size / 2 ** 20).toFixed(1)} MiB (${size} bytes); a frame's request body (the image in ` +
+            `base64, a third larger) must stay under 6 MiB, the Function URL and serve limit: at most ${MAX_FRAME_FILE_BYTES} bytes of image (resize or recompress it)`,
         );
       }
       frames.push({
