@@ -141,6 +141,7 @@ describeWithSharedData(
         out: galleryFile,
         modelId: 'quadrant-colour',
         threshold: 0.5,
+        thresholdSource: 'gallery',
         identities: ['amy', 'howard'],
         enrolled: ['amy1', 'amy2', 'howard1', 'howard2'].map((n) => ({
           identity: n.slice(0, -1),
