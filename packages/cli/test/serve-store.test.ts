@@ -249,6 +249,15 @@ for (const workers of [0, 2])
           await replace(good.slice(0, 200));
           await new Promise((r) => setTimeout(r, 300));
           expect(await recognise(bbt('amy', 3))).toBe('amy');
+          // An add cannot go into a file the server cannot read: the server's problem (503), not the request's.
+          const add = await call('POST', '/collections/default/faces', {
+            identity: 'penny',
+            image: (await readFile(bbt('penny', 1))).toString('base64'),
+          });
+          expect([add.status, String(add.body.error)]).toEqual([
+            503,
+            expect.stringMatching(/^the collection's store cannot take faces: /),
+          ]);
         } finally {
           spy.mockRestore();
           await replace(good);

@@ -5,6 +5,7 @@ import {
   type FaceDetector,
   type FaceEmbedder,
   FacerecInputError,
+  GalleryFormatError,
   type GalleryStore,
   identityNameIssue,
   type LookAlike,
@@ -157,6 +158,12 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         },
       };
     } catch (error) {
+      // The stored gallery itself cannot be read or written (damaged, beyond the file size limit): the
+      // server's problem, not the request's.
+      if (GalleryFormatError.isInstance(error)) {
+        logger.error('collection store cannot take the add', { collection: name, reason: error.code });
+        return { status: 503, body: { error: `the collection's store cannot take faces: ${error.message}` } };
+      }
       if (FacerecInputError.isInstance(error)) {
         // As the frame endpoint: 413 for an image beyond the pixel limit, 415 for a format it does not read.
         const status = statusOf(error);
