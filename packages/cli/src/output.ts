@@ -322,6 +322,18 @@ export function storedThreshold(gallery: Gallery, registry: ModelRegistry): Reso
 }
 
 /**
+ * `{ threshold, thresholdSource }` of a gallery for `--json` output: the threshold matching applies without
+ * `--threshold` and where it comes from (`gallery`, or `registry` for one never calibrated).
+ */
+export function thresholdFields(
+  gallery: Gallery,
+  registry: ModelRegistry,
+): { threshold: number; thresholdSource: ResolvedThreshold['source'] } {
+  const resolved = storedThreshold(gallery, registry);
+  return { threshold: resolved?.value ?? gallery.threshold, thresholdSource: resolved?.source ?? 'gallery' };
+}
+
+/**
  * One stderr line when `gallery`'s threshold was calibrated at another embedder precision than `precision`,
  * naming the command that calibrates it at this one.
  */

@@ -22,6 +22,7 @@ import {
   round,
   shownDistance,
   storedThreshold,
+  thresholdFields,
   thresholdFlag,
   thresholdSummary,
 } from '../output.js';
@@ -279,8 +280,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             metric: store.metric,
             // The threshold matching applies without --threshold, and where it comes from ('gallery', or
             // 'registry' for a store never calibrated), as recognize --json gives them.
-            threshold: storedThreshold(store, registry)?.value ?? store.threshold,
-            thresholdSource: storedThreshold(store, registry)?.source ?? 'gallery',
+            ...thresholdFields(store, registry),
             // How the threshold was chosen (method, rates, pairs, date, precision), or null when never calibrated.
             calibration: store.calibration ?? null,
             identities: identities.length,

@@ -23,7 +23,7 @@ import {
   openExistingGallery,
   round,
   shownDistance,
-  storedThreshold,
+  thresholdFields,
   thresholdFlag,
 } from '../output.js';
 import {
@@ -160,8 +160,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
               out: opts.out,
               modelId: embedder.modelId,
               // As gallery list --json: the threshold matching applies, and where it comes from.
-              threshold: storedThreshold(result.gallery, registry)?.value ?? result.gallery.threshold,
-              thresholdSource: storedThreshold(result.gallery, registry)?.source ?? 'gallery',
+              ...thresholdFields(result.gallery, registry),
               identities: ids,
               enrolled: result.enrolled.map(({ identity, file }) => ({ identity, file })),
               skipped: result.skipped,

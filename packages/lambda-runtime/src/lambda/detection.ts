@@ -5,17 +5,12 @@
 import { composeDetection } from '../container.js';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import type { LambdaInvocationContext } from '../logger.js';
-import { composeEntry, describeFailure } from './entry.js';
+import { describeFailure, startEntry } from './entry.js';
 
-const { ready, logger } = composeEntry(composeDetection);
 // Top-level await: the models load and the detector warms up (`FACEREC_WARMUP`) during Lambda's init
-// phase, before the first request rather than in it. A failure (a bad environment variable, models that
-// cannot load) is not thrown here (that would only say "init failed", with a stack trace): every invocation
-// logs it, with its message, and answers 503 in the API's JSON shape.
-const failure = await ready.then(
-  () => undefined,
-  (error: unknown) => error,
-);
+// phase, before the first request rather than in it. A failure makes every invocation log it, with its
+// message, and answer 503 in the API's JSON shape.
+const { handler: detect, failure, logger } = await startEntry(composeDetection);
 
 /** The Lambda handler. */
 export const handler = async (
@@ -23,7 +18,7 @@ export const handler = async (
   context?: LambdaInvocationContext,
 ): Promise<FunctionUrlResult> => {
   if (context) logger.addContext?.(context);
-  if (failure !== undefined) {
+  if (detect === undefined) {
     logger.error('the detection function failed to start', {
       error: describeFailure(failure),
     });
@@ -33,5 +28,5 @@ export const handler = async (
       body: JSON.stringify({ error: 'the detection function failed to start; its logs say why' }),
     };
   }
-  return (await ready)(event);
+  return detect(event);
 };

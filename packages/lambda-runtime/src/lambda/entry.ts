@@ -1,8 +1,8 @@
 /**
- * What both Lambda entry modules do at init: read the configuration and compose the handler, with a logger
- * for the invocations either way. A configuration error (a bad environment variable) becomes a rejected
- * `ready`, as a model that cannot load does, so that it is logged as one structured line per invocation
- * instead of an import failure's stack trace.
+ * What both Lambda entry modules do at init: read the configuration and compose the handler (models load, the
+ * detector warms up), with a logger for the invocations either way. A failure — a bad environment variable, a
+ * model that cannot load — is returned, not thrown (that would only say "init failed", with a stack trace), so
+ * that each invocation logs it as one structured line and refuses.
  */
 
 import type { DependencyContainer } from 'tsyringe';
@@ -10,15 +10,19 @@ import { loadConfig } from '../config.js';
 import { createPipelineContainer, TOKENS } from '../container.js';
 import { createLogger, type PipelineLogger } from '../logger.js';
 
-export function composeEntry<H>(compose: (container: DependencyContainer) => Promise<H>): {
-  ready: Promise<H>;
-  logger: PipelineLogger;
-} {
+export async function startEntry<H>(
+  compose: (container: DependencyContainer) => Promise<H>,
+): Promise<
+  | { handler: H; failure?: undefined; logger: PipelineLogger }
+  | { handler?: undefined; failure: unknown; logger: PipelineLogger }
+> {
+  let logger: PipelineLogger | undefined;
   try {
     const container = createPipelineContainer(loadConfig());
-    return { ready: compose(container), logger: container.resolve<PipelineLogger>(TOKENS.logger) };
-  } catch (error) {
-    return { ready: Promise.reject(error), logger: createLogger('facerec') };
+    logger = container.resolve<PipelineLogger>(TOKENS.logger);
+    return { handler: await compose(container), logger };
+  } catch (failure) {
+    return { failure, logger: logger ?? createLogger('facerec') };
   }
 }
 

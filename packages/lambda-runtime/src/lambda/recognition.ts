@@ -5,16 +5,11 @@
 import { composeRecognition } from '../container.js';
 import type { LambdaInvocationContext } from '../logger.js';
 import type { LambdaContextLike, SqsBatchResponse, SqsEvent } from '../sqs-batch.js';
-import { composeEntry, describeFailure } from './entry.js';
+import { describeFailure, startEntry } from './entry.js';
 
-const { ready, logger } = composeEntry(composeRecognition);
 // Top-level await: the model and the gallery load during Lambda's init phase, before the first request
-// rather than in it. A failure (a bad environment variable, a model or gallery that cannot load) is not thrown
-// here (that would only say "init failed"): every invocation logs it, with its message, and fails its records.
-const failure = await ready.then(
-  () => undefined,
-  (error: unknown) => error,
-);
+// rather than in it. A failure makes every invocation log it, with its message, and fail its records.
+const { handler: recognise, failure, logger } = await startEntry(composeRecognition);
 
 /**
  * The Lambda handler. The context's remaining time bounds how long a face stays claimed "in progress" by this
@@ -25,10 +20,10 @@ export const handler = async (
   context?: LambdaContextLike & LambdaInvocationContext,
 ): Promise<SqsBatchResponse> => {
   if (context) logger.addContext?.(context);
-  if (failure !== undefined) {
+  if (recognise === undefined) {
     logger.error('the recognition function failed to start', { error: describeFailure(failure) });
     // Every record back to the queue (retried, then dead-lettered), without a stack trace in the logs.
     return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
   }
-  return (await ready)(event, context);
+  return recognise(event, context);
 };
