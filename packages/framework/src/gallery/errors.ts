@@ -13,7 +13,8 @@ export interface GalleryFormatIssue {
 /**
  * A gallery file that cannot be used: not JSON, not a facerec gallery, a `formatVersion` this code does not
  * read, or content that fails validation (bad base64, wrong embedding length, a non-unit vector, duplicate
- * identities). `issues` lists every problem found, each with its JSON path.
+ * identities), or one too large to read or write (code `GALLERY_TOO_LARGE`). `issues` lists every problem
+ * found, each with its JSON path.
  */
 export class GalleryFormatError extends FacerecInputError {
   static override readonly errorName: string = 'GalleryFormatError';
@@ -22,7 +23,13 @@ export class GalleryFormatError extends FacerecInputError {
   readonly issues: readonly GalleryFormatIssue[];
   constructor(
     message: string,
-    options?: { source?: string; issues?: readonly GalleryFormatIssue[]; cause?: unknown },
+    options?: {
+      source?: string;
+      issues?: readonly GalleryFormatIssue[];
+      cause?: unknown;
+      /** `GALLERY_TOO_LARGE` for a file beyond the size limit (default `INVALID_GALLERY`). */
+      code?: 'INVALID_GALLERY' | 'GALLERY_TOO_LARGE';
+    },
   ) {
     const where = options?.source ? `${options.source}: ` : '';
     const issues = options?.issues ?? [];
@@ -32,7 +39,7 @@ export class GalleryFormatError extends FacerecInputError {
           .map((i) => (i.path ? `${i.path}: ${i.message}` : i.message))
           .join('; ')}${issues.length > 5 ? `; and ${issues.length - 5} more` : ''})`
       : '';
-    super('INVALID_GALLERY', `${where}${message}${detail}`, options);
+    super(options?.code ?? 'INVALID_GALLERY', `${where}${message}${detail}`, options);
     this.source = options?.source;
     this.issues = issues;
   }

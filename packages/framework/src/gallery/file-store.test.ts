@@ -63,10 +63,23 @@ describe('FileGalleryStore', () => {
     const expected = new GalleryFormatError(
       '481.0 MiB, beyond the 480 MiB a gallery file holds (it is read as one string); keep galleries this large in ' +
         'the Postgres store (postgres://…?collection=…)',
-      { source: file },
+      { source: file, code: 'GALLERY_TOO_LARGE' },
     );
     await expect(FileGallery.load(file)).rejects.toThrow(expected);
-    await expect(FileGalleryStore.open(file)).rejects.toThrow(expected);
+    await expect(FileGalleryStore.open(file)).rejects.toMatchObject({ code: 'GALLERY_TOO_LARGE' });
+    // Grown past the limit under a running server: refused by its own code (what `serve` logs), gallery kept.
+    await rm(file);
+    const errors: Error[] = [];
+    const server = await FileGalleryStore.open(file, {
+      embedder: CONFORMANCE_EMBEDDER,
+      reloadIntervalMs: 0,
+      onReloadError: (e) => errors.push(e),
+    });
+    await server.add('a', [{ embedding: axis(1) }]);
+    await truncate(file, 481 * 2 ** 20);
+    expect(await server.identities()).toEqual(['a']);
+    expect(errors).toEqual([expected]);
+    expect(errors[0]).toMatchObject({ code: 'GALLERY_TOO_LARGE' });
   });
 
   it('gives up on a lock another process holds past lockTimeoutMs, saying so', async () => {

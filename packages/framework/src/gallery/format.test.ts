@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FacerecInputError } from '../errors.js';
+import { writeFileAtomic } from '../fs.js';
 import { embedderInfo, jitter, prng, randomUnit } from './__fixtures__/synthetic.js';
 import { GalleryFormatError, GalleryStoreNotFoundError } from './errors.js';
-import { GALLERY_FORMAT_VERSION, type GalleryFileV1 } from './format.js';
+import { GALLERY_FORMAT_VERSION, type GalleryFileV1, parseGalleryText, serialiseGallery } from './format.js';
 import { FileGallery } from './gallery.js';
 import type { GalleryCalibration } from './types.js';
 
@@ -140,6 +141,27 @@ describe('gallery file', () => {
     await smaller.save(file);
     expect((await FileGallery.load(file)).names).toEqual(['alice', 'carol']);
     expect(readdirSync(sub)).toEqual(['g.json']);
+  });
+
+  it('refuses to write a file beyond the size limit before its last byte, and the old file stays', async () => {
+    // The real limit (480 MiB) is too large for a unit test: the same check at the exact size of a small file.
+    const text = sample().toText();
+    const bytes = Buffer.byteLength(text);
+    const data = parseGalleryText(text);
+    expect([...serialiseGallery(data, bytes)].join('')).toBe(text);
+    for (const limit of [bytes - 1, Math.floor(bytes / 2), 10]) {
+      const written: string[] = [];
+      const error = formatError(() => {
+        for (const piece of serialiseGallery(data, limit)) written.push(piece);
+      });
+      expect(error.message).toContain('not written, the gallery is unchanged');
+      expect(Buffer.byteLength(written.join(''))).toBeLessThanOrEqual(limit);
+    }
+    const file = path.join(dir, 'limit', 'g.json');
+    await sample().save(file);
+    await expect(writeFileAtomic(file, serialiseGallery(data, bytes - 1))).rejects.toThrow(/not written/);
+    expect(readFileSync(file, 'utf8')).toBe(text);
+    expect(readdirSync(path.dirname(file))).toEqual(['g.json']);
   });
 
   it('names a missing file as GalleryStoreNotFoundError, a folder as such, and lets other file-system errors through', async () => {

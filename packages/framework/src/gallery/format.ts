@@ -266,11 +266,12 @@ export function galleryTooLarge(
   bytes: number | undefined,
   source?: string,
   writing = false,
+  maxBytes = MAX_GALLERY_FILE_BYTES,
 ): GalleryFormatError {
-  const limit = `${MAX_GALLERY_FILE_BYTES / 2 ** 20} MiB`;
+  const limit = `${maxBytes / 2 ** 20} MiB`;
   // In MiB to one decimal, or in bytes where that would read as the limit itself.
   const size = (n: number) =>
-    (n / 2 ** 20).toFixed(1) === (MAX_GALLERY_FILE_BYTES / 2 ** 20).toFixed(1)
+    (n / 2 ** 20).toFixed(1) === (maxBytes / 2 ** 20).toFixed(1)
       ? `${n} bytes`
       : `${(n / 2 ** 20).toFixed(1)} MiB`;
   const what =
@@ -281,11 +282,18 @@ export function galleryTooLarge(
         : `${size(bytes)}, beyond the ${limit} a gallery file holds`;
   return new GalleryFormatError(
     `${what} (it is read as one string); keep galleries this large in the Postgres store (postgres://…?collection=…)`,
-    source === undefined ? {} : { source },
+    source === undefined ? { code: 'GALLERY_TOO_LARGE' } : { source, code: 'GALLERY_TOO_LARGE' },
   );
 }
 
-export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> {
+/**
+ * The gallery file, in pieces. Throws (before yielding the piece that would cross it) when the file would
+ * exceed `maxBytes` (a parameter for tests only: a file of the real limit is too large to write in one).
+ */
+export function* serialiseGallery(
+  data: ResolvedGalleryData,
+  maxBytes = MAX_GALLERY_FILE_BYTES,
+): Generator<string> {
   const pre = data.embedder.preprocessing;
   const header: Omit<GalleryFileV1, 'identities'> = {
     format: GALLERY_FORMAT,
@@ -324,6 +332,7 @@ export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> 
   const head = JSON.stringify(header, null, 2);
   const start = `${head.slice(0, head.lastIndexOf('\n}'))},\n  "identities": [`;
   let bytes = Buffer.byteLength(start);
+  if (bytes > maxBytes) throw galleryTooLarge(bytes, undefined, true, maxBytes);
   yield start;
   let first = true;
   for (const identity of data.identities) {
@@ -337,12 +346,12 @@ export function* serialiseGallery(data: ResolvedGalleryData): Generator<string> 
     const piece = `${first ? '' : ','}\n    ${JSON.stringify(line)}`;
     // A file facerec could not read back is not written (the writer abandons its temporary file).
     bytes += Buffer.byteLength(piece);
-    if (bytes > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(bytes, undefined, true);
+    if (bytes > maxBytes) throw galleryTooLarge(bytes, undefined, true, maxBytes);
     yield piece;
     first = false;
   }
   const end = `${first ? '' : '\n  '}]\n}\n`;
-  if (bytes + Buffer.byteLength(end) > MAX_GALLERY_FILE_BYTES)
-    throw galleryTooLarge(bytes + Buffer.byteLength(end), undefined, true);
+  if (bytes + Buffer.byteLength(end) > maxBytes)
+    throw galleryTooLarge(bytes + Buffer.byteLength(end), undefined, true, maxBytes);
   yield end;
 }
