@@ -163,9 +163,10 @@ export interface CalibrationOptions {
   readonly now?: Date;
   /**
    * The embedder precision the embeddings were made at, recorded as the calibration's `precision` so that
-   * serving at the other precision can warn. Default: not recorded.
+   * serving at the other precision can warn (an embedder's own `precision`, which may be absent, can be
+   * passed as it is). Default: not recorded.
    */
-  readonly precision?: EmbedderPrecision;
+  readonly precision?: EmbedderPrecision | undefined;
 }
 
 /** Options of {@link calibrateThreshold}. */

@@ -1,8 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { FaceDetection } from '../contracts/detector.js';
-import { InvalidImageError } from '../errors.js';
+import { InvalidImageError, InvalidOptionsError } from '../errors.js';
 import { fakePreprocessing } from '../testing/fakes.js';
 import { addFacesFromPhotos, identityNameIssue, visibleText } from './collection.js';
+
+/** An embedder whose `embed` is `embed` (4 dimensions, 8-px input). */
+const embedderThat = (embed: () => never) => ({
+  modelId: 'm',
+  weightsSha256: undefined,
+  dimension: 4,
+  preprocessing: fakePreprocessing(8),
+  embed,
+});
 
 describe('addFacesFromPhotos', () => {
   it('names the photo that cannot be decoded, keeping the error class, and adds nothing', async () => {
@@ -15,18 +24,30 @@ describe('addFacesFromPhotos', () => {
       identity: 'alice',
       photos: [{ photo: new TextEncoder().encode('not an image'), source: 'notes.png' }],
       detector: { detectFaces: unreachable },
-      embedder: {
-        modelId: 'm',
-        weightsSha256: undefined,
-        dimension: 4,
-        preprocessing: fakePreprocessing(8),
-        embed: unreachable,
-      },
+      embedder: embedderThat(unreachable),
     }).catch((e: unknown) => e);
     expect(InvalidImageError.isInstance(error)).toBe(true);
     expect((error as Error).message).toMatch(/^notes\.png: /);
     expect((error as InvalidImageError).code).toBe('INVALID_IMAGE');
     expect(added).toEqual([]);
+  });
+
+  it('refuses photos given as bare bytes, naming the entry and the shape it takes, before any model runs', async () => {
+    const unreachable = () => {
+      throw new Error('not reached: the shape is checked first');
+    };
+    const store = { assertCompatible: unreachable, add: unreachable };
+    const photo = new TextEncoder().encode('bytes');
+    const error = await addFacesFromPhotos(store as never, {
+      identity: 'alice',
+      photos: [{ photo, source: 'a.png' }, photo as never],
+      detector: { detectFaces: unreachable },
+      embedder: embedderThat(unreachable),
+    }).catch((e: unknown) => e);
+    expect(InvalidOptionsError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toBe(
+      'addFacesFromPhotos: photos[1] is not { photo, source? }: give each photo as { photo: <file bytes or RgbImage>, source: <a name for messages> }',
+    );
   });
 
   it('refuses a blurred or turned-away face as enrollment skips it, naming the measure; quality: false takes it', async () => {

@@ -266,6 +266,14 @@ export async function addFacesFromPhotos(
   if (!Array.isArray(photos) || photos.length === 0) {
     throw new InvalidOptionsError('addFacesFromPhotos', 'no photos given');
   }
+  // File bytes given bare (the natural guess) would otherwise fail deep in detection as "not an RgbImage".
+  const bare = photos.findIndex((p) => typeof p !== 'object' || p === null || !('photo' in p));
+  if (bare !== -1) {
+    throw new InvalidOptionsError(
+      'addFacesFromPhotos',
+      `photos[${bare}] is not { photo, source? }: give each photo as { photo: <file bytes or RgbImage>, source: <a name for messages> }`,
+    );
+  }
   const quality =
     options.quality === false || options.quality === undefined
       ? options.quality

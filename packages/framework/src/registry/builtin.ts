@@ -94,7 +94,7 @@ export interface InceptionResnetV1Options {
    * `fp32` (default) or `int8`: the onnx provider's static int8 (QDQ) graph, calibrated on the face images in
    * `$FACEREC_CALIBRATION_DIR`; faster, with a small accuracy cost (README "Parity and speed").
    */
-  precision?: 'fp32' | 'int8';
+  precision?: 'fp32' | 'int8' | undefined;
 }
 
 /** Options of the `faceapi-resnet` embedder. */
@@ -106,7 +106,7 @@ export interface FaceApiResnetOptions {
    * for the published weights, or calibrated on the face images in `$FACEREC_CALIBRATION_DIR` when it is set;
    * faster, at no measured accuracy cost on the labelled photos (README "Parity and speed").
    */
-  precision?: 'fp32' | 'int8';
+  precision?: 'fp32' | 'int8' | undefined;
 }
 
 const namedWeights = (weights: string | undefined) => {
