@@ -32,7 +32,9 @@ COPY examples/cdk-app/package.json examples/cdk-app/
 # --ignore-scripts: no dependency needs its install script (onnxruntime-node's only fetches GPU extras;
 # sharp and onnxruntime ship prebuilt binaries), and the root `prepare` script would build before the
 # sources are copied.
-RUN npm ci --ignore-scripts --no-audit --no-fund
+# npm pinned: the base image's npm 10 would put the lockfile's optional peers (vitest, vite, tsx, …) into the
+# tree (scripts/lambda-tree.ts refuses to build with it); CI builds the same tree with this npm.
+RUN npm install -g npm@11.19.1 --no-audit --no-fund && npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.build.json ./
 COPY models/ models/
 COPY packages/ packages/

@@ -179,6 +179,16 @@ function main(): void {
     }
   }
 
+  // npm 10 (the Node 22 images' own) keeps the lockfile's optional peers in the install below: vitest, vite,
+  // tsx, pg, … — a tree 60 MB larger with the dev tools in it. The Dockerfile installs a pinned npm 11.
+  const npmVersion = spawnSync('npm', ['--version'], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const npmMajor = Number.parseInt(npmVersion, 10);
+  if (!(npmMajor >= 11))
+    usage(
+      `needs npm 11 or later (found ${npmVersion || 'none'}): npm 10 installs the lockfile's optional peers ` +
+        '(vitest, vite, tsx, pg, …) into the tree; `npm install -g npm@11` first',
+    );
+
   const out = path.resolve(values.out);
   if (existsSync(out) && readdirSync(out).length > 0) rmSync(out, { recursive: true });
   mkdirSync(out, { recursive: true });
@@ -237,6 +247,23 @@ function main(): void {
     },
   );
   rmSync(path.join(out, 'package-lock.json'));
+  // What a newer npm might keep as npm 10 does: none of the repository's own dev tools (its devDependencies
+  // that its lockfile marks as needed for development only: vitest, vite, tsx, …) belongs in a function.
+  const lockFlags = lock.packages as Record<string, { dev?: boolean; devOptional?: boolean }>;
+  const devTools = Object.keys(
+    (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { devDependencies?: object })
+      .devDependencies ?? {},
+  ).filter((name) => lockFlags[`node_modules/${name}`]?.dev || lockFlags[`node_modules/${name}`]?.devOptional);
+  const devOnly = devTools.filter(
+    (name) => !(name in dependencies) && existsSync(path.join(out, 'node_modules', name)),
+  );
+  if (devOnly.length > 0) {
+    process.stderr.write(
+      `lambda-tree: npm ${npmVersion} installed development packages into the tree (${devOnly.join(', ')}): ` +
+        'build it with the npm the Dockerfile pins\n',
+    );
+    process.exit(1);
+  }
   // onnxruntime-node ships every platform's library in one package (~290 MB); keep linux/<arch> (~30 MB).
   const ortBin = path.join(out, 'node_modules/onnxruntime-node/bin');
   if (existsSync(ortBin)) {
