@@ -253,7 +253,9 @@ function main(): void {
   const devTools = Object.keys(
     (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { devDependencies?: object })
       .devDependencies ?? {},
-  ).filter((name) => lockFlags[`node_modules/${name}`]?.dev || lockFlags[`node_modules/${name}`]?.devOptional);
+  ).filter(
+    (name) => lockFlags[`node_modules/${name}`]?.dev || lockFlags[`node_modules/${name}`]?.devOptional,
+  );
   const devOnly = devTools.filter(
     (name) => !(name in dependencies) && existsSync(path.join(out, 'node_modules', name)),
   );
