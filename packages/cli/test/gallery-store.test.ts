@@ -7,7 +7,8 @@ import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startPgliteServer } from '../../gallery-postgres/test/pglite-server.js';
 import { startLocalS3, TEST_BUCKET } from '../../gallery-s3/test/s3rver.js';
-import { cli } from './helpers.js';
+import { serveLocally } from '../src/index.js';
+import { addBbtPeople, cli, recogniseOver } from './helpers.js';
 
 const bbt = (name: string, n: number) => sharedPath('faces', 'face-api.js', 'bbt', name, `${name}${n}.png`);
 
@@ -56,6 +57,17 @@ describeWithSharedData(
 
     for (const kind of ['file', 's3', 'postgres']) {
       describe(`${kind} store`, () => {
+        it('is served by `facerec serve --gallery <store>` (an S3 store at $FACEREC_S3_ENDPOINT)', async () => {
+          const store = stores[kind]!().replace(/people(\.gallery\.json)?/, 'served$1');
+          await addBbtPeople(store, ['amy']);
+          const served = await serveLocally({ gallery: store, port: 0, quiet: true, workers: 0 });
+          try {
+            expect(await recogniseOver(served.runtime.url, bbt('amy', 3), `served-${kind}`)).toBe('amy');
+          } finally {
+            await served.close();
+          }
+        });
+
         it('enrolls, searches, removes and searches again; --json output', async () => {
           const store = stores[kind]!();
           const add = await cli(

@@ -24,6 +24,7 @@ export {
   storedTextIssue,
   visibleText,
 } from './gallery/collection.js';
+export { galleryUnreachable, unreachableCode } from './gallery/errors.js';
 export {
   calibrationSchema,
   checkThresholdSetting,

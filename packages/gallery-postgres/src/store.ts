@@ -3,7 +3,7 @@ import {
   assertEmbedderCompatible,
   type DistanceMetric,
   distanceFromDot,
-  FacerecError,
+  type FacerecError,
   type GalleryCalibration,
   type GalleryEmbedderInfo,
   GalleryFormatError,
@@ -27,6 +27,7 @@ import {
   calibrationSchema,
   checkThresholdSetting,
   embedderPreprocessingSchema,
+  galleryUnreachable,
   matchOf,
   metricSchema,
   normaliseInto,
@@ -34,6 +35,7 @@ import {
   resolveMatchOptions,
   storedTextIssue,
   thresholdSchema,
+  unreachableCode,
   zodIssues,
 } from '@facerec/framework/internal';
 import pg from 'pg';
@@ -91,6 +93,13 @@ export interface PostgresGalleryStoreOptions {
    * store keeps the ones it has. Default: ignored (tried again after `refreshSeconds`).
    */
   readonly onReloadError?: (error: Error) => void;
+  /**
+   * Told when an idle connection of the store's own pool fails (the server restarted, a failover, an idle
+   * timeout on the server's side): the pool drops it and connects again for the next query. Without a
+   * listener such an error would end the process. Default: ignored. (A `pool` you give needs its own
+   * `'error'` listener.)
+   */
+  readonly onConnectionError?: (error: Error) => void;
 }
 
 const optionsSchema = z
@@ -121,6 +130,7 @@ const optionsSchema = z
     maxConnections: z.number().int().min(1).max(1000).default(10),
     refreshSeconds: z.number().min(0).default(1),
     onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
+    onConnectionError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
   })
   .refine((o) => (o.connectionString === undefined) !== (o.pool === undefined), {
     message: 'give exactly one of connectionString and pool',
@@ -152,18 +162,45 @@ const toVector = (v: Float32Array) => `[${Array.prototype.join.call(v, ',')}]`;
 
 /**
  * The connection string without its passwords, for messages: the one in `user:password@` and the ones pg also
- * reads from the query string (`password`, `sslpassword`).
+ * reads from the query string (`password`, `sslpassword`). The user information is cut at the last `@` of the
+ * text as written, before it is parsed: a password with an unencoded `#`, `?` or `/` would otherwise be parsed
+ * partly as the fragment, query or path and shown. No fragment is shown (a connection string has none).
  */
 export function redactConnectionString(connectionString: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(connectionString)?.[0];
+  if (!scheme) return 'postgres (connection string not shown)';
+  let rest = connectionString.slice(scheme.length);
+  const at = rest.lastIndexOf('@');
+  if (at !== -1) {
+    const userinfo = rest.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    rest = `${colon === -1 ? userinfo : `${userinfo.slice(0, colon)}:***`}@${rest.slice(at + 1)}`;
+  }
   try {
-    const url = new URL(connectionString);
-    if (url.password) url.password = '***';
+    const url = new URL(scheme + rest);
+    url.hash = '';
     for (const key of ['password', 'sslpassword']) {
       if (url.searchParams.has(key)) url.searchParams.set(key, '***');
     }
     return url.toString();
   } catch {
     return 'postgres (connection string not shown)';
+  }
+}
+
+/**
+ * How a collection is named in messages and logs: its URL without passwords, with `?collection=` (as
+ * `facerec` commands take it), or `postgres (pool), collection <name>` for a pool given.
+ */
+function collectionLocation(connectionString: string | undefined, collection: string): string {
+  if (connectionString === undefined) return `postgres (pool), collection ${collection}`;
+  const redacted = redactConnectionString(connectionString);
+  try {
+    const url = new URL(redacted);
+    url.searchParams.set('collection', collection);
+    return url.toString();
+  } catch {
+    return `${redacted}, collection ${collection}`;
   }
 }
 
@@ -248,8 +285,16 @@ export class PostgresGalleryStore implements GalleryStore {
    */
   static async open(options: PostgresGalleryStoreOptions): Promise<PostgresGalleryStore> {
     const o = parseOptions(optionsSchema, options, '@facerec/gallery-postgres');
-    const pool = o.pool ?? new pg.Pool({ connectionString: o.connectionString, max: o.maxConnections });
-    const location = `${o.connectionString ? redactConnectionString(o.connectionString) : 'postgres (pool)'}#${o.collection}`;
+    const pool =
+      o.pool ??
+      new pg.Pool({
+        connectionString: o.connectionString,
+        max: o.maxConnections,
+        // A server that never answers (a dropped packet, a firewall) fails a query instead of holding it.
+        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      });
+    if (!o.pool) pool.on('error', (error) => o.onConnectionError?.(error));
+    const location = collectionLocation(o.connectionString, o.collection);
     try {
       if (o.migrate) await migrate(pool);
       let created = false;
@@ -270,18 +315,7 @@ export class PostgresGalleryStore implements GalleryStore {
       return store;
     } catch (error) {
       if (!o.pool) await pool.end().catch(() => undefined);
-      // No server there (refused, unknown host, timed out): said as such, naming the store without credentials.
-      const code = (error as NodeJS.ErrnoException | undefined)?.code;
-      if (code !== undefined && UNREACHABLE.has(code)) {
-        throw new FacerecError(
-          'GALLERY_UNREACHABLE',
-          `cannot reach the Postgres server of ${location} (${code})`,
-          {
-            cause: error,
-          },
-        );
-      }
-      throw error;
+      throw unreachable(error, location) ?? error;
     }
   }
 
@@ -307,19 +341,23 @@ export class PostgresGalleryStore implements GalleryStore {
   }
 
   async identities(): Promise<string[]> {
-    const { rows } = await this.#pool.query<{ identity: string }>(
-      'SELECT DISTINCT identity COLLATE "C" AS identity FROM facerec_examples WHERE collection = $1 ORDER BY 1',
-      [this.collection],
+    const { rows } = await this.#reach(() =>
+      this.#pool.query<{ identity: string }>(
+        'SELECT DISTINCT identity COLLATE "C" AS identity FROM facerec_examples WHERE collection = $1 ORDER BY 1',
+        [this.collection],
+      ),
     );
     return rows.map((r) => r.identity);
   }
 
   async list(options: ListExamplesOptions = {}): Promise<StoredExample[]> {
-    const { rows } = await this.#pool.query<StoredExample>(
-      `SELECT id, identity, source FROM facerec_examples
-       WHERE collection = $1 AND ($2::text IS NULL OR identity = $2)
-       ORDER BY identity COLLATE "C", seq`,
-      [this.collection, options.identity ?? null],
+    const { rows } = await this.#reach(() =>
+      this.#pool.query<StoredExample>(
+        `SELECT id, identity, source FROM facerec_examples
+         WHERE collection = $1 AND ($2::text IS NULL OR identity = $2)
+         ORDER BY identity COLLATE "C", seq`,
+        [this.collection, options.identity ?? null],
+      ),
     );
     return rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source }));
   }
@@ -343,7 +381,7 @@ export class PostgresGalleryStore implements GalleryStore {
     const rows = prepared.flat();
     // An example already held keeps its source: each entry resolves to the examples as stored.
     const stored = new Map<string, string>();
-    await inTransaction(this.#pool, async (client) => {
+    await this.#transaction(async (client) => {
       for (let first = 0; first < rows.length; first += INSERT_BATCH) {
         const batch = rows.slice(first, first + INSERT_BATCH);
         const params: unknown[] = [this.collection];
@@ -374,7 +412,7 @@ export class PostgresGalleryStore implements GalleryStore {
   async removeExamples(ids: readonly string[]): Promise<void> {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return;
-    await inTransaction(this.#pool, async (client) => {
+    await this.#transaction(async (client) => {
       const { rows } = await client.query<{ id: string }>(
         'DELETE FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[]) RETURNING id',
         [this.collection, unique],
@@ -388,9 +426,11 @@ export class PostgresGalleryStore implements GalleryStore {
   }
 
   async removeIdentity(identity: string): Promise<number> {
-    const { rowCount } = await this.#pool.query(
-      'DELETE FROM facerec_examples WHERE collection = $1 AND identity = $2',
-      [this.collection, identity],
+    const { rowCount } = await this.#reach(() =>
+      this.#pool.query('DELETE FROM facerec_examples WHERE collection = $1 AND identity = $2', [
+        this.collection,
+        identity,
+      ]),
     );
     if (!rowCount) {
       const count = (await this.identities()).length;
@@ -409,7 +449,7 @@ export class PostgresGalleryStore implements GalleryStore {
     const generation = this.#settingsGeneration;
     this.#settingsRead = (async () => {
       try {
-        const row = await readCollection(this.#pool, this.collection, this.location);
+        const row = await this.#reach(() => readCollection(this.#pool, this.collection, this.location));
         if (!row) throw new GalleryStoreNotFoundError(this.location, ': the collection was deleted');
         assertEmbedderCompatible(this.embedder, {
           modelId: row.model_id,
@@ -443,9 +483,12 @@ export class PostgresGalleryStore implements GalleryStore {
   async setThreshold(threshold: number, calibration?: GalleryCalibration): Promise<void> {
     const checked = checkThresholdSetting('@facerec/gallery-postgres', threshold, calibration);
     this.#settingsGeneration++;
-    await this.#pool.query(
-      'UPDATE facerec_collections SET threshold = $2, calibration = $3 WHERE name = $1',
-      [this.collection, threshold, calibration ? JSON.stringify(calibration) : null],
+    await this.#reach(() =>
+      this.#pool.query('UPDATE facerec_collections SET threshold = $2, calibration = $3 WHERE name = $1', [
+        this.collection,
+        threshold,
+        calibration ? JSON.stringify(calibration) : null,
+      ]),
     );
     this.#threshold = threshold;
     this.#calibration = checked;
@@ -472,7 +515,7 @@ export class PostgresGalleryStore implements GalleryStore {
         throw new InvalidInputError(`match: ${where} is zero or has non-finite values`);
       return toVector(unit);
     });
-    const results = await Promise.all(vectors.map((v) => this.#nearest(v, topK)));
+    const results = await this.#reach(() => Promise.all(vectors.map((v) => this.#nearest(v, topK))));
     return results.map((rows) => {
       const candidates: IdentityCandidate[] = rows.map((r) => ({
         identity: r.identity,
@@ -487,6 +530,20 @@ export class PostgresGalleryStore implements GalleryStore {
     await this.#settingsRead; // never rejects: its errors go to onReloadError
     // Once: pg's Pool throws when ended twice, and closing twice is harmless everywhere else.
     if (this.#ownsPool && !this.#pool.ended) await this.#pool.end();
+  }
+
+  /** Runs `work`, raising a server that cannot be reached as `GALLERY_UNREACHABLE` (see {@link unreachable}). */
+  async #reach<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw unreachable(error, this.location) ?? error;
+    }
+  }
+
+  /** One transaction on the pool, through {@link PostgresGalleryStore.#reach}. */
+  #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.#reach(() => inTransaction(this.#pool, work));
   }
 
   /** The `topK` identities nearest to `vector`, with their best dot product, nearest first. */
@@ -512,7 +569,7 @@ export class PostgresGalleryStore implements GalleryStore {
       );
     }
     const { sql, params } = this.#searchStatement(toVector(unit), topK);
-    return inTransaction(this.#pool, async (client) => {
+    return this.#transaction(async (client) => {
       if (this.search === 'hnsw') await this.#useIndex(client);
       const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ANALYZE ${sql}`, params);
       return rows.map((r) => r['QUERY PLAN']).join('\n');
@@ -582,15 +639,34 @@ async function readCollection(
   return checked.data;
 }
 
-/** Node's codes for a server that cannot be reached at all. */
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
+/** How long the store's own pool waits for a connection. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** Postgres's codes for a server shutting down or starting (57P01–57P03) and its connection exceptions (08…). */
+const POSTGRES_UNREACHABLE = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
 ]);
+
+/**
+ * The error to raise when `error` says the server cannot be reached (no server, a connection cut, a
+ * connection timeout): `GALLERY_UNREACHABLE`, naming the store without credentials (a caller answers 503 and
+ * tries again later). `undefined` for any other error. pg's own connection errors carry no code, only their
+ * message ("Connection terminated unexpectedly", "timeout exceeded when trying to connect").
+ */
+function unreachable(error: unknown, location: string): FacerecError | undefined {
+  const code = unreachableCode(error, POSTGRES_UNREACHABLE);
+  const message = String((error as { message?: unknown } | undefined)?.message ?? '');
+  const lost = /^Connection terminated|timeout exceeded when trying to connect/i.test(message);
+  if (code === undefined && !lost) return undefined;
+  return galleryUnreachable('the Postgres server', location, code ?? 'connection lost', error);
+}
 
 /**
  * Creates the collection and its HNSW index in one transaction; a collection created meanwhile by another
@@ -670,6 +746,12 @@ export async function openGalleryStoreFromUrl(
   };
   const { logger } = options;
   const collection = take('collection');
+  if (collection === '') {
+    throw new InvalidOptionsError(
+      '@facerec/gallery-postgres',
+      '?collection= needs a name (or leave it out: default)',
+    );
+  }
   const search = take('search');
   const efSearch = take('ef_search');
   if (search !== undefined && search !== 'exact' && search !== 'hnsw') {
@@ -689,10 +771,19 @@ export async function openGalleryStoreFromUrl(
     ...(logger
       ? {
           // By the error's code, never its message (which can quote the row).
-          onReloadError: (error: Error) =>
-            logger.warn('gallery settings refresh refused; keeping the loaded ones', {
-              location: store?.location, // without the password
-              reason: (error as { code?: string }).code ?? error.name,
+          onReloadError: (error: Error) => {
+            const reason = (error as { code?: string }).code ?? error.name;
+            logger.warn(
+              reason === 'GALLERY_UNREACHABLE'
+                ? 'gallery store unreachable; keeping the loaded settings'
+                : 'gallery settings refresh refused; keeping the loaded ones',
+              { location: store?.location, reason }, // the location without the password
+            );
+          },
+          onConnectionError: (error: Error) =>
+            logger.warn('gallery store connection lost; the next query connects again', {
+              location: store?.location ?? collectionLocation(parsed.toString(), collection ?? 'default'),
+              reason: (error as { code?: string }).code ?? 'connection lost',
             }),
         }
       : {}),

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { FacerecError, GalleryFormatError } from '@facerec/framework';
 import {
   CONFORMANCE_EMBEDDER,
@@ -7,7 +10,7 @@ import {
   seededRandom,
 } from '@facerec/framework/testing';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   hnswIndexName,
   migrate,
@@ -119,7 +122,7 @@ describe('PostgresGalleryStore', () => {
         collection: 'nope',
         maxConnections: 1,
       }),
-    ).rejects.toThrow(/no gallery at .*#nope: no such collection; give the embedder/);
+    ).rejects.toThrow(/no gallery at .*\?collection=nope: no such collection; give the embedder/);
   });
 
   it('keeps a calibration record, refuses an invalid one, and refuses a settings row that is not valid', async () => {
@@ -158,7 +161,7 @@ describe('PostgresGalleryStore', () => {
     const error = await open('calibrated').catch((e: unknown) => e);
     expect(GalleryFormatError.isInstance(error)).toBe(true);
     expect((error as Error).message).toMatch(
-      /#calibrated: the collection's settings in facerec_collections are not valid \(threshold: .*; calibration\.method: /,
+      /\?collection=calibrated: the collection's settings in facerec_collections are not valid \(threshold: .*; calibration\.method: /,
     );
   });
 
@@ -298,8 +301,44 @@ describe('PostgresGalleryStore', () => {
     expect(FacerecError.isInstance(error)).toBe(true);
     expect(error).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
     expect(String((error as Error).message)).toBe(
-      `cannot reach the Postgres server of postgres://app:***@127.0.0.1:${port}/faces#people (ECONNREFUSED)`,
+      `cannot reach the Postgres server of postgres://app:***@127.0.0.1:${port}/faces?collection=people (ECONNREFUSED)`,
     );
+  });
+
+  it('outlives a server restart: a cut idle connection is reported (not thrown), queries meanwhile fail as GALLERY_UNREACHABLE, then work again', async () => {
+    // Its own server, stopped and started again on the same port over the same database.
+    const db = await PGlite.create({ extensions: { vector } });
+    let socket = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1' });
+    await socket.start();
+    const address = socket.getServerConn();
+    const port = Number(address.split(':').at(-1));
+    const lost: Error[] = [];
+    const store = await PostgresGalleryStore.open({
+      connectionString: `postgres://postgres:pw@${address}/postgres`,
+      collection: 'restart',
+      embedder: CONFORMANCE_EMBEDDER,
+      maxConnections: PGLITE_MAX_CONNECTIONS,
+      onConnectionError: (error) => lost.push(error),
+    });
+    try {
+      await store.add('ada', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
+      // The pool now holds an idle connection, which the stop cuts: without a listener, an 'error' event
+      // nobody handles ended the process.
+      await socket.stop();
+      await vi.waitFor(() => expect(lost.length).toBeGreaterThan(0));
+      const error = await store.identities().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+      expect((error as Error).message).toBe(
+        `cannot reach the Postgres server of postgres://postgres:***@${address}/postgres?collection=restart (ECONNREFUSED)`,
+      );
+      socket = new PGLiteSocketServer({ db, port, host: '127.0.0.1' });
+      await socket.start();
+      expect(await store.identities()).toEqual(['ada']);
+    } finally {
+      await store.close();
+      await socket.stop();
+      await db.close();
+    }
   });
 
   it('names its location without the password', () => {
@@ -312,6 +351,14 @@ describe('PostgresGalleryStore', () => {
         'postgres://app@db.example/faces?password=s3cret&sslpassword=k3y&sslmode=require',
       ),
     ).toBe('postgres://app@db.example/faces?password=***&sslpassword=***&sslmode=require');
+    // Unencoded #, ? and @ in a password: nothing of it is shown, whatever the URL parser makes of it.
+    expect(redactConnectionString('postgres://app:p@ss#w0rd@db.example:5432/faces')).toBe(
+      'postgres://app:***@db.example:5432/faces',
+    );
+    expect(redactConnectionString('postgres://app:pa?ss/wd@db.example/faces?sslmode=require')).toBe(
+      'postgres://app:***@db.example/faces?sslmode=require',
+    );
+    expect(redactConnectionString('host=db password=KwPw-3')).toBe('postgres (connection string not shown)');
     expect(hnswIndexName('x'.repeat(500))).toMatch(/^facerec_hnsw_[0-9a-f]{16}$/);
   });
 });

@@ -20,7 +20,13 @@ import {
   SnapshotGalleryStore,
   type StoredGalleryText,
 } from '@facerec/framework';
-import { galleryTooLarge, MAX_GALLERY_FILE_BYTES, thresholdSchema } from '@facerec/framework/internal';
+import {
+  galleryTooLarge,
+  galleryUnreachable,
+  MAX_GALLERY_FILE_BYTES,
+  thresholdSchema,
+  unreachableCode,
+} from '@facerec/framework/internal';
 import { z } from 'zod';
 
 /** Where a gallery file is: a bucket and a key. */
@@ -126,6 +132,38 @@ function refusal(error: unknown): Record<string, unknown> {
   }
   if (FacerecError.isInstance(error)) return { reason: error.code };
   return { reason: error instanceof Error ? error.name : typeof error };
+}
+
+/**
+ * What an S3 request's failure means for the store, naming it: S3 out of reach (`GALLERY_UNREACHABLE`, tried
+ * again later), no credentials or no region (an `InvalidOptionsError` saying what to set), a missing bucket,
+ * access refused; other errors as they are.
+ */
+function s3Failure(error: unknown, location: string, bucket: string): unknown {
+  const network = unreachableCode(error);
+  if (network !== undefined || (error as Error | undefined)?.name === 'TimeoutError') {
+    return galleryUnreachable('S3', location, network ?? 'timed out', error);
+  }
+  const name = (error as Error | undefined)?.name;
+  if (name === 'CredentialsProviderError') {
+    return new InvalidOptionsError(
+      '@facerec/gallery-s3',
+      `no AWS credentials for ${location}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (on Lambda: the function's role)`,
+      { cause: error },
+    );
+  }
+  const status = statusOf(error);
+  if (status === 404 && name === 'NoSuchBucket') {
+    return new FacerecError('GALLERY_BUCKET_MISSING', `${location}: there is no bucket ${bucket}`, {
+      cause: error,
+    });
+  }
+  if (status === 403) {
+    return new FacerecError('GALLERY_ACCESS_DENIED', `${location}: S3 refused access (${name})`, {
+      cause: error,
+    });
+  }
+  return error;
 }
 
 /** The HTTP status of an S3 error, or `undefined` for another error. */
@@ -239,8 +277,9 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     } catch (error) {
       const status = statusOf(error);
       if (status === 304) return 'unchanged';
-      if (status === 404) return 'missing';
-      throw error;
+      // A missing bucket is no missing gallery (a store created there would fail): said as such below.
+      if (status === 404 && (error as Error).name !== 'NoSuchBucket') return 'missing';
+      throw s3Failure(error, this.location, this.bucket);
     }
   }
 
@@ -262,16 +301,22 @@ export class S3GalleryStore extends SnapshotGalleryStore {
       const status = statusOf(error);
       if (status === 412 || status === 409)
         throw new GalleryWriteConflictError(this.location, { cause: error });
-      throw error;
+      throw s3Failure(error, this.location, this.bucket);
     }
   }
 
   protected override refused(error: Error): void {
-    this.#logger.warn('gallery update refused; keeping the loaded version', {
-      location: this.location,
-      loaded_etag: this.version,
-      ...refusal(error),
-    });
+    const unreachable = FacerecError.isInstance(error) && error.code === 'GALLERY_UNREACHABLE';
+    this.#logger.warn(
+      unreachable
+        ? 'gallery store unreachable; keeping the loaded version'
+        : 'gallery update refused; keeping the loaded version',
+      {
+        location: this.location,
+        loaded_etag: this.version,
+        ...refusal(error),
+      },
+    );
   }
 
   protected override swapped(before: string | undefined): void {

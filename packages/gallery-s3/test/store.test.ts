@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { FileGallery } from '@facerec/framework';
 import { CONFORMANCE_EMBEDDER, describeGalleryStoreConformance } from '@facerec/framework/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -176,6 +177,53 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     try {
       await expect(S3GalleryStore.open({ url: 's3://some-bucket/gallery.json' })).rejects.toThrow(
         /no AWS region for s3:\/\/some-bucket\/gallery\.json: set AWS_REGION/,
+      );
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('names the store and what is wrong when S3 cannot be reached, the bucket is missing or there are no credentials', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    const nowhere = new S3Client({
+      endpoint: `http://127.0.0.1:${port}`,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+      maxAttempts: 1,
+    });
+    try {
+      const error = await S3GalleryStore.open({ url: 's3://some-bucket/g.json', client: nowhere }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+      expect((error as Error).message).toBe('cannot reach S3 of s3://some-bucket/g.json (ECONNREFUSED)');
+    } finally {
+      nowhere.destroy();
+    }
+    // A bucket that does not exist is not "no gallery there, create it".
+    const missing = await S3GalleryStore.open({
+      url: 's3://no-such-bucket/g.json',
+      client,
+      embedder: CONFORMANCE_EMBEDDER,
+      create: true,
+    }).catch((e: unknown) => e);
+    expect(missing).toMatchObject({ code: 'GALLERY_BUCKET_MISSING' });
+    expect((missing as Error).message).toBe('s3://no-such-bucket/g.json: there is no bucket no-such-bucket');
+    const empty = path.join(tmpdir(), `facerec-no-aws-${randomBytes(4).toString('hex')}`);
+    for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'])
+      vi.stubEnv(name, undefined);
+    vi.stubEnv('AWS_CONFIG_FILE', empty);
+    vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', empty);
+    vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
+    try {
+      await expect(
+        S3GalleryStore.open({ url: 's3://some-bucket/g.json', endpoint: s3.endpoint, region: 'us-east-1' }),
+      ).rejects.toThrow(
+        'no AWS credentials for s3://some-bucket/g.json: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE',
       );
     } finally {
       vi.unstubAllEnvs();

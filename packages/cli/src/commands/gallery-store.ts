@@ -44,14 +44,21 @@ const STORE_HELP =
   'gallery store: a file path (or file: URL), s3://bucket/key (endpoint from $FACEREC_S3_ENDPOINT), or ' +
   'postgres://user:password@host/db?collection=name';
 
-/** Opens a store by URL for the CLI: reads once (no reload interval matters for one command). */
-function open(url: string, options: OpenGalleryStoreOptions = {}): Promise<GalleryStore> {
+/**
+ * Opens a store by URL for the CLI (every command, `serve` included), with the S3 endpoint of
+ * `$FACEREC_S3_ENDPOINT` when it is set.
+ */
+export function openCliGalleryStore(
+  url: string,
+  options: OpenGalleryStoreOptions = {},
+): Promise<GalleryStore> {
   const endpoint = process.env[S3_ENDPOINT_ENV];
   return openGalleryStore(url, { ...options, ...(endpoint ? { s3Endpoint: endpoint } : {}) });
 }
 
 /** Opens an existing store for list, search and remove; a missing one is named with how to create it. */
-const openExisting = (url: string): Promise<GalleryStore> => openExistingGallery(() => open(url));
+const openExisting = (url: string): Promise<GalleryStore> =>
+  openExistingGallery(() => openCliGalleryStore(url));
 
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
@@ -109,7 +116,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         let existing = new Set<string>();
         try {
           try {
-            store = await open(url);
+            store = await openCliGalleryStore(url);
             const named = command.getOptionValueSource('embedder') === 'cli';
             // An embedder named on the command line must be the store's: refused before loading it (a model
             // that is not installed would otherwise fail first, with a download error).
@@ -146,7 +153,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           const target: Pick<GalleryStore, 'add' | 'assertCompatible'> = store ?? {
             assertCompatible: () => undefined,
             add: async (name, examples) => {
-              store = await open(url, {
+              store = await openCliGalleryStore(url, {
                 embedder: forEmbedder,
                 create: true,
                 ...(opts.metric ? { metric: opts.metric } : {}),

@@ -9,7 +9,6 @@ import {
   InvalidOptionsError,
   MODELS,
   type ModelRegistry,
-  openGalleryStore,
 } from '@facerec/framework';
 import {
   assertTokenWhereNeeded,
@@ -54,6 +53,7 @@ import {
   weightsOption,
 } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
+import { openCliGalleryStore } from './gallery-store.js';
 
 const REQUESTS = 'requests';
 const RESPONSES = 'responses';
@@ -117,7 +117,7 @@ export async function serveLocally(options: ServeOptions) {
   // new version that cannot be used (corrupt, another embedder) is refused and the loaded one kept, with a
   // warning, logged.
   const gallery = await openExistingGallery(() =>
-    openGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1, logger }),
+    openCliGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1, logger }),
   );
   // A gallery never calibrated is served at the embedder's recommended threshold (one stderr line says so). A
   // threshold calibrated at the other precision is logged as a warning by the recognition function's init.

@@ -131,3 +131,40 @@ export class GalleryStoreNotFoundError extends FacerecInputError {
     this.location = location;
   }
 }
+
+/** Node's codes for a server that cannot be reached at all, or a connection cut on the way. */
+const NETWORK_UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNRESET',
+  'EPIPE',
+]);
+
+/**
+ * `error`'s network code when it says the server could not be reached (no server, unknown host, a cut or
+ * timed-out connection; also on its `cause`, where SDKs wrap it), else `undefined`. `more`: a store's own codes.
+ */
+export function unreachableCode(error: unknown, more: ReadonlySet<string> = new Set()): string | undefined {
+  for (let e = error, depth = 0; e && depth < 3; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (NETWORK_UNREACHABLE.has(code) || more.has(code))) return code;
+  }
+  return undefined;
+}
+
+/**
+ * A store whose server cannot be reached (code `GALLERY_UNREACHABLE`, a {@link FacerecError}: the server's
+ * problem, to be tried again later, e.g. HTTP 503), naming the store without credentials and why.
+ */
+export function galleryUnreachable(
+  server: string,
+  location: string,
+  why: string,
+  cause: unknown,
+): FacerecError {
+  return new FacerecError('GALLERY_UNREACHABLE', `cannot reach ${server} of ${location} (${why})`, { cause });
+}

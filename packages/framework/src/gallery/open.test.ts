@@ -44,6 +44,17 @@ describe('openGalleryStore', () => {
     expect(String(twoSlashes)).toContain('a file URL has three slashes before an absolute path');
   });
 
+  it('refuses a libpq keyword string without showing it (it holds a password)', async () => {
+    const error = await openGalleryStore(
+      'host=127.0.0.1 port=5432 user=app password=KwPw-3 dbname=faces',
+    ).catch((e: unknown) => e);
+    expect(InvalidOptionsError.isInstance(error)).toBe(true);
+    expect(String((error as Error).message)).toMatch(
+      /^gallery store: a libpq keyword string is not a store location/,
+    );
+    expect(String((error as Error).message)).not.toContain('KwPw');
+  });
+
   it('names the valid schemes for an unknown one', async () => {
     await expect(openGalleryStore('ftp://host/gallery.json')).rejects.toThrow(
       'unknown store URL scheme "ftp:"; valid: a path, file:, s3:, postgres:, postgresql:',

@@ -67,6 +67,14 @@ export async function openGalleryStore(
       'a file: URL is absolute (file:///folder/gallery.json); for a relative path give the path itself',
     );
   }
+  // A libpq keyword string (`host=db password=…`) would be taken for a file name and shown in messages.
+  if (scheme === undefined && /(^|\s)(host|hostaddr|dbname|user|password|port|sslmode)\s*=/i.test(url)) {
+    throw new InvalidOptionsError(
+      'gallery store',
+      'a libpq keyword string is not a store location; give a Postgres store as a URL: ' +
+        'postgres://user@host:5432/database?collection=name (the password from PGPASSWORD or the URL)',
+    );
+  }
   if (scheme === undefined || scheme === 'file:') {
     let file = url;
     try {

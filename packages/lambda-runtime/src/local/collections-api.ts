@@ -4,6 +4,7 @@ import {
   EmbedderMismatchError,
   type FaceDetector,
   type FaceEmbedder,
+  FacerecError,
   FacerecInputError,
   GalleryFormatError,
   type GalleryStore,
@@ -49,7 +50,9 @@ export interface CollectionsRequest {
 export interface CollectionsApi {
   /** Whether `url` is a collections path. */
   handles(url: URL): boolean;
-  handle(request: CollectionsRequest): Promise<{ status: number; body: unknown }>;
+  handle(
+    request: CollectionsRequest,
+  ): Promise<{ status: number; body: unknown; headers?: Readonly<Record<string, string>> }>;
 }
 
 const addFaceSchema = z.strictObject({
@@ -178,64 +181,82 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
 
   return {
     handles: (url) => url.pathname.startsWith('/collections/'),
-    async handle({ method, url, body }) {
-      const route = FACES.exec(url.pathname);
-      if (!route) return { status: 404, body: { error: 'not found: use /collections/{name}/faces' } };
-      const name = decodeSegment(route[1]!);
-      const id = route[2] === undefined ? undefined : decodeSegment(route[2]);
-      if (name === undefined || (route[2] !== undefined && id === undefined)) {
-        return { status: 400, body: { error: 'malformed percent-encoding in the path' } };
-      }
-      const store = Object.hasOwn(collections, name) ? collections[name] : undefined;
-      // Errors never repeat the path's names back (they come from the caller): they say what exists instead.
-      if (!store) {
-        return {
-          status: 404,
-          body: { error: `no such collection; this server has ${Object.keys(collections).join(', ')}` },
-        };
-      }
-      if (id === undefined && method === 'POST') return add(name, store, body);
-      if (id === undefined && method === 'GET') {
-        const unknown = [...new Set(url.searchParams.keys())].filter((k) => k !== 'identity');
-        const values = url.searchParams.getAll('identity');
-        // Said rather than guessed: a misspelt parameter would list every face, a second identity be ignored.
-        if (unknown.length || values.length > 1 || values[0] === '') {
+    async handle(request) {
+      try {
+        return await route(request);
+      } catch (error) {
+        // The store's server is down or cut off (a database restarting, S3 unreachable): the request may be
+        // sent again, as a frame refused with 503 is.
+        if (FacerecError.isInstance(error) && error.code === 'GALLERY_UNREACHABLE') {
+          logger.error('collection store unreachable', { reason: error.code, error: error.message });
           return {
-            status: 400,
-            body: {
-              error: unknown.length
-                ? `unknown query parameter${unknown.length > 1 ? 's' : ''}; this route takes ?identity=<name> only`
-                : values.length > 1
-                  ? 'one ?identity= at a time'
-                  : '?identity= needs a name',
-            },
+            status: 503,
+            body: { error: "the collection's store cannot be reached; retry later" },
+            headers: { 'retry-after': '5' },
           };
         }
-        const given = values[0] ?? null;
-        // As the store spells it: as given when it has that name, else in NFC (how names are stored).
-        const identity =
-          given === null || (await store.identities()).includes(given) ? given : given.normalize('NFC');
-        const faces = await store.list(identity === null ? {} : { identity });
-        return { status: 200, body: { collection: name, faces } };
+        throw error;
       }
-      if (id !== undefined && method === 'DELETE') {
-        try {
-          await store.removeExamples([id]);
-        } catch (error) {
-          if (UnknownExampleError.isInstance(error)) {
-            return { status: 404, body: { error: `no face with that id in collection ${name}` } };
-          }
-          throw error;
-        }
-        logger.info('face removed', { collection: name, id });
-        return { status: 200, body: { collection: name, removed: 1 } };
-      }
-      return {
-        status: 405,
-        body: {
-          error: `${method} is not allowed there: POST or GET /collections/{name}/faces, DELETE /collections/{name}/faces/{id}`,
-        },
-      };
     },
   };
+
+  async function route({ method, url, body }: CollectionsRequest) {
+    const route = FACES.exec(url.pathname);
+    if (!route) return { status: 404, body: { error: 'not found: use /collections/{name}/faces' } };
+    const name = decodeSegment(route[1]!);
+    const id = route[2] === undefined ? undefined : decodeSegment(route[2]);
+    if (name === undefined || (route[2] !== undefined && id === undefined)) {
+      return { status: 400, body: { error: 'malformed percent-encoding in the path' } };
+    }
+    const store = Object.hasOwn(collections, name) ? collections[name] : undefined;
+    // Errors never repeat the path's names back (they come from the caller): they say what exists instead.
+    if (!store) {
+      return {
+        status: 404,
+        body: { error: `no such collection; this server has ${Object.keys(collections).join(', ')}` },
+      };
+    }
+    if (id === undefined && method === 'POST') return add(name, store, body);
+    if (id === undefined && method === 'GET') {
+      const unknown = [...new Set(url.searchParams.keys())].filter((k) => k !== 'identity');
+      const values = url.searchParams.getAll('identity');
+      // Said rather than guessed: a misspelt parameter would list every face, a second identity be ignored.
+      if (unknown.length || values.length > 1 || values[0] === '') {
+        return {
+          status: 400,
+          body: {
+            error: unknown.length
+              ? `unknown query parameter${unknown.length > 1 ? 's' : ''}; this route takes ?identity=<name> only`
+              : values.length > 1
+                ? 'one ?identity= at a time'
+                : '?identity= needs a name',
+          },
+        };
+      }
+      const given = values[0] ?? null;
+      // As the store spells it: as given when it has that name, else in NFC (how names are stored).
+      const identity =
+        given === null || (await store.identities()).includes(given) ? given : given.normalize('NFC');
+      const faces = await store.list(identity === null ? {} : { identity });
+      return { status: 200, body: { collection: name, faces } };
+    }
+    if (id !== undefined && method === 'DELETE') {
+      try {
+        await store.removeExamples([id]);
+      } catch (error) {
+        if (UnknownExampleError.isInstance(error)) {
+          return { status: 404, body: { error: `no face with that id in collection ${name}` } };
+        }
+        throw error;
+      }
+      logger.info('face removed', { collection: name, id });
+      return { status: 200, body: { collection: name, removed: 1 } };
+    }
+    return {
+      status: 405,
+      body: {
+        error: `${method} is not allowed there: POST or GET /collections/{name}/faces, DELETE /collections/{name}/faces/{id}`,
+      },
+    };
+  }
 }

@@ -596,7 +596,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const answer = await api.handle({ method: req.method ?? 'GET', url, ...(body ? { body } : {}) });
     // The API's own message may quote what was sent (a name): the log says the status only.
     if (answer.status >= 400) refused(req, answer.status, 'refused by the collections API');
-    send(res, answer.status, answer.body);
+    send(res, answer.status, answer.body, answer.headers);
   }
 
   /** A frame through the detection handler, as a Function URL would deliver it. */

@@ -1,0 +1,65 @@
+import { FacerecError } from '@facerec/framework';
+import { describe, expect, it } from 'vitest';
+import { createCollectionsApi } from '../src/local/collections-api.js';
+
+describe('collections API', () => {
+  it("answers 503 with Retry-After when the collection's store cannot be reached, and logs it", async () => {
+    const down = () => {
+      throw new FacerecError(
+        'GALLERY_UNREACHABLE',
+        'cannot reach the Postgres server of postgres://app:***@db/faces?collection=default (ECONNREFUSED)',
+      );
+    };
+    const store = {
+      identities: down,
+      list: down,
+      removeExamples: down,
+      add: down,
+      assertCompatible: () => {},
+    };
+    const logged: [string, Record<string, unknown>][] = [];
+    const log = (message: string, fields: Record<string, unknown> = {}) => logged.push([message, fields]);
+    const api = createCollectionsApi({
+      collections: { default: store as never },
+      detector: { detectFaces: down },
+      embedder: {} as never,
+      logger: { debug: log, info: log, warn: log, error: log } as never,
+    });
+    const url = (path: string) => new URL(`http://127.0.0.1${path}`);
+    const answers = [
+      await api.handle({ method: 'GET', url: url('/collections/default/faces') }),
+      await api.handle({ method: 'DELETE', url: url('/collections/default/faces/abc') }),
+      await api.handle({
+        method: 'POST',
+        url: url('/collections/default/faces'),
+        body: Buffer.from(
+          JSON.stringify({ identity: 'ada', image: Buffer.from('photo').toString('base64') }),
+        ),
+      }),
+    ];
+    for (const answer of answers) {
+      expect(answer).toEqual({
+        status: 503,
+        body: { error: "the collection's store cannot be reached; retry later" },
+        headers: { 'retry-after': '5' },
+      });
+    }
+    expect(logged.map(([message, fields]) => [message, fields.reason])).toEqual(
+      Array(3).fill(['collection store unreachable', 'GALLERY_UNREACHABLE']),
+    );
+  });
+
+  it('lets other errors through (a 500 from the runtime)', async () => {
+    const broken = () => {
+      throw new Error('something else');
+    };
+    const api = createCollectionsApi({
+      collections: { default: { list: broken } as never },
+      detector: { detectFaces: broken },
+      embedder: {} as never,
+    });
+    await expect(
+      api.handle({ method: 'GET', url: new URL('http://127.0.0.1/collections/default/faces') }),
+    ).rejects.toThrow('something else');
+  });
+});
