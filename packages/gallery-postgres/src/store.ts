@@ -3,7 +3,7 @@ import {
   assertEmbedderCompatible,
   type DistanceMetric,
   distanceFromDot,
-  type FacerecError,
+  FacerecError,
   type GalleryCalibration,
   type GalleryEmbedderInfo,
   GalleryFormatError,
@@ -315,7 +315,7 @@ export class PostgresGalleryStore implements GalleryStore {
       return store;
     } catch (error) {
       if (!o.pool) await pool.end().catch(() => undefined);
-      throw unreachable(error, location) ?? error;
+      throw unreachable(error, location) ?? refusedByServer(error, location) ?? error;
     }
   }
 
@@ -642,6 +642,18 @@ async function readCollection(
 /** How long the store's own pool waits for a connection. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * A server's refusal at opening (a login refused, no such database, no pgvector), naming the store: the server's
+ * own message (it holds no password) and, for a missing extension, what to install. `undefined` for other errors.
+ */
+function refusedByServer(error: unknown, location: string): FacerecError | undefined {
+  if (!(error instanceof pg.DatabaseError)) return undefined;
+  const hint = /extension "vector"/.test(error.message)
+    ? ': install pgvector on the server (RDS and Aurora have it; elsewhere the postgresql-<version>-pgvector package)'
+    : '';
+  return new FacerecError('GALLERY_STORE_REFUSED', `${location}: ${error.message}${hint}`, { cause: error });
+}
+
 /** Postgres's codes for a server shutting down or starting (57P01–57P03) and its connection exceptions (08…). */
 const POSTGRES_UNREACHABLE = new Set([
   '57P01',
@@ -738,7 +750,16 @@ export async function openGalleryStoreFromUrl(
   url: string,
   options: OpenGalleryStoreOptions,
 ): Promise<PostgresGalleryStore> {
-  const parsed = new URL(url);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Not shown: it may hold a password.
+    throw new InvalidOptionsError(
+      '@facerec/gallery-postgres',
+      'the store URL is not a valid postgres:// URL (percent-encode @, /, ?, # and : in a password, or use PGPASSWORD)',
+    );
+  }
   const take = (name: (typeof URL_PARAMETERS)[number]) => {
     const value = parsed.searchParams.get(name) ?? undefined;
     parsed.searchParams.delete(name);

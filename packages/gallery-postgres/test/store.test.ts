@@ -341,6 +341,35 @@ describe('PostgresGalleryStore', () => {
     }
   });
 
+  it('names the store and what to install when the server has no pgvector; refuses a URL it cannot parse unshown', async () => {
+    const db = await PGlite.create();
+    const socket = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1' });
+    await socket.start();
+    try {
+      const error = await PostgresGalleryStore.open({
+        connectionString: `postgres://postgres:pw@${socket.getServerConn()}/postgres`,
+        collection: 'plain',
+        embedder: CONFORMANCE_EMBEDDER,
+        maxConnections: PGLITE_MAX_CONNECTIONS,
+      }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'GALLERY_STORE_REFUSED' });
+      expect((error as Error).message).toMatch(
+        new RegExp(
+          `^postgres://postgres:\\*\\*\\*@${socket.getServerConn()}/postgres\\?collection=plain: .*extension "vector".*: install pgvector on the server`,
+        ),
+      );
+    } finally {
+      await socket.stop();
+      await db.close();
+    }
+    const bad = await openGalleryStoreFromUrl('postgres://app:pa/ss@db:99999/faces', {}).catch(
+      (e: unknown) => e,
+    );
+    expect((bad as Error).message).toBe(
+      '@facerec/gallery-postgres: the store URL is not a valid postgres:// URL (percent-encode @, /, ?, # and : in a password, or use PGPASSWORD)',
+    );
+  });
+
   it('names its location without the password', () => {
     expect(redactConnectionString('postgres://app:s3cret@db.example:5432/faces')).toBe(
       'postgres://app:***@db.example:5432/faces',
