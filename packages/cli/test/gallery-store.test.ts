@@ -68,6 +68,64 @@ describeWithSharedData(
           }
         });
 
+        it('is calibrated in place by `facerec gallery calibrate --gallery <store>`', async () => {
+          const store = stores[kind]!().replace(/people(\.gallery\.json)?/, 'calibrated$1');
+          await addBbtPeople(store, ['amy', 'raj']);
+          // Probes not enrolled: amy's and raj's other photos (genuine), two people not in the store.
+          const probes = path.join(work, `probes-${kind}`);
+          for (const [name, n] of [
+            ['amy', 3],
+            ['amy', 4],
+            ['raj', 3],
+            ['raj', 4],
+            ['penny', 1],
+            ['howard', 1],
+          ] as const) {
+            await mkdir(path.join(probes, name), { recursive: true });
+            await symlink(bbt(name, n), path.join(probes, name, `${name}${n}.png`));
+          }
+          const run = await cli(
+            'gallery',
+            'calibrate',
+            probes,
+            '--gallery',
+            store,
+            '--target-far',
+            '0.1',
+            '--json',
+          );
+          expect([run.code, run.stderr]).toEqual([0, expect.not.stringMatching(/\n\s+at /)]);
+          const calibrated = JSON.parse(run.stdout) as {
+            out: string;
+            threshold: number;
+            genuinePairs: number;
+          };
+          expect(calibrated.genuinePairs).toBe(4);
+          expect(calibrated.out).not.toContain(':pw@');
+          const listed = JSON.parse((await cli('gallery', 'list', store, '--json')).stdout) as {
+            threshold: number;
+            thresholdSource: string;
+            calibration: { genuinePairs: number } | null;
+          };
+          expect(listed).toMatchObject({ threshold: calibrated.threshold, thresholdSource: 'gallery' });
+          expect(listed.calibration?.genuinePairs).toBe(4);
+          if (kind === 'file') return;
+          // --out is for files.
+          const out = await cli(
+            'gallery',
+            'calibrate',
+            probes,
+            '--gallery',
+            store,
+            '--out',
+            path.join(work, 'x.json'),
+          );
+          expect([out.code, out.stderr]).toEqual([
+            2,
+            "facerec: gallery calibrate: --out is for gallery files; a store's threshold is set in the store itself\n",
+          ]);
+        });
+
         it('enrolls, searches, removes and searches again; --json output', async () => {
           const store = stores[kind]!();
           const add = await cli(

@@ -4,6 +4,7 @@ import {
   type DistanceMetric,
   distanceFromDot,
   FacerecError,
+  FileGallery,
   type GalleryCalibration,
   type GalleryEmbedderInfo,
   GalleryFormatError,
@@ -360,6 +361,37 @@ export class PostgresGalleryStore implements GalleryStore {
       ),
     );
     return rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source }));
+  }
+
+  /**
+   * The collection as it is now, as an in-memory {@link FileGallery} (every example with its embedding, the
+   * collection's settings): what threshold calibration works on (`facerec gallery calibrate --gallery
+   * postgres://…`). Reads every row: memory grows with the collection (a 512-d example is 2 KiB as float32).
+   */
+  async snapshot(): Promise<FileGallery> {
+    const { rows } = await this.#reach(() =>
+      this.#pool.query<{ identity: string; source: string; embedding: string }>(
+        `SELECT identity, source, embedding::text AS embedding FROM facerec_examples
+         WHERE collection = $1 ORDER BY identity COLLATE "C", seq`,
+        [this.collection],
+      ),
+    );
+    const identities = new Map<string, { source: string; embedding: Float32Array }[]>();
+    for (const row of rows) {
+      // pgvector's text form, `[0.1,-0.2,…]`, is JSON; every value was written from a float32.
+      const embedding = Float32Array.from(JSON.parse(row.embedding) as number[]);
+      const examples = identities.get(row.identity) ?? [];
+      examples.push({ source: row.source, embedding });
+      identities.set(row.identity, examples);
+    }
+    return FileGallery.create({
+      embedder: this.embedder,
+      metric: this.metric,
+      aggregation: this.aggregation,
+      threshold: this.#threshold,
+      ...(this.#calibration ? { calibration: this.#calibration } : {}),
+      identities: [...identities].map(([name, examples]) => ({ name, examples })),
+    });
   }
 
   async add(identity: string, examples: readonly NewExample[]): Promise<StoredExample[]> {

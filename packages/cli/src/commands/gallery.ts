@@ -5,6 +5,8 @@ import {
   FileGallery,
   FileGalleryStore,
   formatCalibration,
+  type GalleryCalibration,
+  type GalleryStore,
   InvalidInputError,
   InvalidOptionsError,
   type LabelledProbe,
@@ -37,7 +39,7 @@ import {
   selectProvider,
   weightsOption,
 } from '../providers.js';
-import { registerGalleryStoreCommands } from './gallery-store.js';
+import { openCliGalleryStore, registerGalleryStoreCommands } from './gallery-store.js';
 
 function enrollProgress(label: string) {
   const bar = process.stderr.isTTY
@@ -275,8 +277,11 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
       '<dir>',
       'labelled probes: <dir>/<identity>/*.{jpg,png,webp} (identities not enrolled count as impostors)',
     )
-    .requiredOption('--gallery <file>', 'gallery file to calibrate (rewritten in place unless --out)')
-    .option('--out <file>', 'write the calibrated gallery here instead')
+    .requiredOption(
+      '--gallery <store>',
+      'gallery to calibrate: a file (rewritten in place unless --out), or a store URL (s3://…, postgres://…; its threshold is set in place)',
+    )
+    .option('--out <file>', 'write the calibrated gallery file here instead (gallery files only)')
     .option('--target-far <rate>', 'target false-accept rate', '0.01')
     .option('--allow-overlap', 'calibrate even when probes are enrolled examples (same file or same pixels)')
     .addOption(providerOption(context))
@@ -304,12 +309,33 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           above: 0,
           below: 1,
         })!;
-        opts.gallery = galleryFile('gallery calibrate', opts.gallery);
+        // A store (S3, Postgres): calibrated on a snapshot of it, its threshold then set in place.
+        const storeUrl = /^(s3|postgres|postgresql):\/\//i.test(opts.gallery) ? opts.gallery : undefined;
+        if (storeUrl && opts.out) {
+          throw new InvalidOptionsError(
+            'gallery calibrate',
+            "--out is for gallery files; a store's threshold is set in the store itself",
+          );
+        }
+        if (!storeUrl) opts.gallery = galleryFile('gallery calibrate', opts.gallery);
         if (opts.out) {
           opts.out = galleryFile('gallery calibrate', opts.out, '--out');
           await checkGalleryOut('gallery calibrate', opts.out);
         }
-        const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
+        // A store is read once for its snapshot and opened again to set the threshold (probes take minutes).
+        const openStore = (url: string) => openExistingGallery(() => openCliGalleryStore(url));
+        let where = opts.gallery;
+        let gallery: FileGallery;
+        if (storeUrl) {
+          const store = await openStore(storeUrl);
+          // Named by its location: a database URL there has its password removed.
+          where = store.location;
+          try {
+            gallery = await storeSnapshot(store);
+          } finally {
+            await store.close();
+          }
+        } else gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
         const detector = provider.detector(registry.defaults.detector);
@@ -338,7 +364,19 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           allowOverlap: opts.allowOverlap === true,
           precision: opts.precision ?? 'fp32',
         });
-        if (opts.out) await result.gallery.save(opts.out);
+        if (storeUrl) {
+          const store = await openStore(storeUrl);
+          try {
+            // Refused when the store was replaced by one for another embedder meanwhile.
+            store.assertCompatible(gallery.embedder);
+            await (store as unknown as ThresholdSetter).setThreshold(
+              result.gallery.threshold,
+              result.calibration,
+            );
+          } finally {
+            await store.close();
+          }
+        } else if (opts.out) await result.gallery.save(opts.out);
         else {
           // In place: the threshold is written under the file store's lock into the file as it is now, so people
           // added while the probes were embedded (`gallery add`, serve's collections API) are kept, and a
@@ -365,7 +403,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         if (opts.json) {
           const { calibration } = result;
           const summary = {
-            out: opts.out ?? opts.gallery,
+            out: opts.out ?? where,
             threshold: result.point.threshold,
             precision: calibration.precision ?? null,
             far: calibration.achievedFar,
@@ -387,7 +425,23 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           process.stdout.write(`${formatCalibration({ calibration: result.calibration, warnings: [] })}\n`);
           for (const warning of result.warnings) info(`warning: ${warning}`);
         }
-        info(`threshold ${result.point.threshold.toFixed(4)} saved to ${opts.out ?? opts.gallery}`);
+        info(`threshold ${result.point.threshold.toFixed(4)} saved to ${opts.out ?? where}`);
       },
     );
+}
+
+/** What every built-in store has beyond the `GalleryStore` contract: its threshold set in place. */
+interface ThresholdSetter {
+  setThreshold(threshold: number, calibration?: GalleryCalibration): Promise<void>;
+}
+
+/**
+ * A store's examples as an in-memory gallery, to calibrate on: a snapshot store's (file, S3) current version,
+ * or a Postgres collection read whole (`snapshot()`).
+ */
+async function storeSnapshot(store: GalleryStore): Promise<FileGallery> {
+  const held = store as Partial<{ gallery: FileGallery; snapshot: () => Promise<FileGallery> }>;
+  if (typeof held.snapshot === 'function') return held.snapshot();
+  if (held.gallery instanceof FileGallery) return held.gallery;
+  throw new InvalidOptionsError('gallery calibrate', `${store.location}: this store cannot be calibrated`);
 }
