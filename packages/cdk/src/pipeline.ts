@@ -50,8 +50,17 @@ export interface PipelineAlarmThresholds {
   readonly dlqDepth?: number;
   /** Age of the oldest request-queue message, in seconds, at which the backlog alarm fires. Default 300. */
   readonly requestQueueAgeSeconds?: number;
-  /** Function errors per 5-minute period at which each function's error alarm fires. Default 1. */
+  /**
+   * Function errors per 5-minute period at which each function's error alarm fires. Default 1. These count
+   * exceptions only: a failure the handlers catch and answer (detection's 503, recognition's records handed
+   * back) is no Lambda error, which the Function URL 5xx and recognition start-failure alarms cover.
+   */
   readonly functionErrors?: number;
+  /**
+   * 5xx answers of the detection Function URL per 5-minute period (metric `Url5xxCount`) at which its alarm
+   * fires: a detection function that failed to start, a queue it cannot send to, a timeout. Default 1.
+   */
+  readonly functionUrl5xx?: number;
 }
 
 /** Settings of one of the two functions. */
@@ -60,8 +69,14 @@ export interface PipelineFunctionOptions {
   readonly memorySize?: number;
   /** Timeout in seconds (1–900). */
   readonly timeoutSeconds?: number;
-  /** Reserved concurrency: the most containers this function may run at once (≥ 1). */
-  readonly reservedConcurrency?: number;
+  /**
+   * Reserved concurrency: the most containers this function may run at once (≥ 1; recognition ≥ 2, as its
+   * SQS event source runs at least 2 invocations at once). `false` reserves none: the function shares the
+   * account's unreserved concurrency. Lambda keeps 100 of the account's concurrency quota unreserved (all of
+   * it below that, as on new accounts, which start at 10), so a deploy that reserves more fails; `false` is
+   * the way there short of a quota increase.
+   */
+  readonly reservedConcurrency?: number | false;
 }
 
 /**
@@ -113,11 +128,18 @@ export interface FaceRecognitionPipelineProps {
    * ETag every {@link galleryRefreshSeconds}, so adding or removing a person (`facerec gallery add
    * s3://<bucket>/gallery.json …`) needs no redeploy. The {@link gallery} file is still checked at synth and
    * baked into the image as the embedder check; upload it as the first version (see the deploy guide). The
-   * bucket is retained on `cdk destroy` (it holds your data). Default false.
+   * bucket is retained on `cdk destroy` (it holds your data); replaced versions expire after
+   * {@link galleryVersionRetentionDays}. Default false.
    */
   readonly galleryBucket?: boolean;
   /** Seconds between checks for a new gallery version in the bucket. Default 60. */
   readonly galleryRefreshSeconds?: number;
+  /**
+   * Days the gallery bucket keeps a replaced or deleted version of `gallery.json` (a lifecycle rule expiring
+   * noncurrent versions), so that a person removed from the gallery — face embeddings, personal data — is
+   * gone from the old versions too after that many days (1–3650). Default 30.
+   */
+  readonly galleryVersionRetentionDays?: number;
   /**
    * The models `provider` and `embedder` are checked against (at synth, by the same registry the image
    * build and the functions use). Default: the built-in registry, `MODELS`.
@@ -162,8 +184,8 @@ export interface FaceRecognitionPipelineProps {
   readonly maxBatchingWindowSeconds?: number;
   /**
    * Most concurrent recognition invocations the SQS event source starts (2–1000). Default: the recognition
-   * reserved concurrency. Must not exceed it, or the excess invocations are throttled and their messages
-   * bounce back to the queue (and, after 5 receives, to the DLQ).
+   * reserved concurrency (5 when it reserves none). Must not exceed it, or the excess invocations are
+   * throttled and their messages bounce back to the queue (and, after 5 receives, to the DLQ).
    */
   readonly maxConcurrency?: number;
   /**
@@ -202,12 +224,13 @@ export const PIPELINE_DEFAULTS = Object.freeze({
   batchSize: 10,
   maxBatchingWindowSeconds: 1,
   functionUrlAuth: 'AWS_IAM',
-  alarms: Object.freeze({ dlqDepth: 0, requestQueueAgeSeconds: 300, functionErrors: 1 }),
+  alarms: Object.freeze({ dlqDepth: 0, requestQueueAgeSeconds: 300, functionErrors: 1, functionUrl5xx: 1 }),
   logRetention: logs.RetentionDays.ONE_MONTH,
   removalPolicy: RemovalPolicy.DESTROY,
   replyQueues: Object.freeze([] as string[]),
   galleryBucket: false,
   galleryRefreshSeconds: 60,
+  galleryVersionRetentionDays: 30,
 } as const);
 
 /**
@@ -215,6 +238,14 @@ export const PIPELINE_DEFAULTS = Object.freeze({
  * function's environment may hold.
  */
 export const MAX_REPLY_QUEUES = 20;
+
+/**
+ * The log message of a recognition function that failed to start (`@facerec/lambda-runtime`'s Lambda entry;
+ * a test checks it is still the one logged), which the start-failure alarm counts.
+ */
+export const RECOGNITION_START_FAILURE = 'the recognition function failed to start';
+/** The metric the start-failure metric filter writes, with dimension `FunctionName`. */
+export const START_FAILURE_METRIC = Object.freeze({ namespace: 'facerec', metricName: 'StartFailures' });
 
 /** Receives before a message moves to its dead-letter queue. */
 export const MAX_RECEIVE_COUNT = 5;
@@ -237,6 +268,7 @@ export const KNOWN_PROPS: ReadonlySet<string> = new Set<string>([
   'alarmTopic',
   'galleryBucket',
   'galleryRefreshSeconds',
+  'galleryVersionRetentionDays',
   'registry',
   'provider',
   'embedder',
@@ -257,7 +289,7 @@ export const KNOWN_PROPS: ReadonlySet<string> = new Set<string>([
   'replyQueues',
 ]);
 const FUNCTION_KEYS = new Set(['memorySize', 'timeoutSeconds', 'reservedConcurrency']);
-const ALARM_KEYS = new Set(['dlqDepth', 'requestQueueAgeSeconds', 'functionErrors']);
+const ALARM_KEYS = new Set(['dlqDepth', 'requestQueueAgeSeconds', 'functionErrors', 'functionUrl5xx']);
 
 /** One cdk-nag suppression: the rule, why it does not apply, and optionally which findings it covers. */
 interface NagSuppression {
@@ -288,7 +320,8 @@ const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 interface ResolvedFunction {
   readonly memorySize: number;
   readonly timeoutSeconds: number;
-  readonly reservedConcurrency: number;
+  /** `false`: none reserved. */
+  readonly reservedConcurrency: number | false;
 }
 
 interface Resolved {
@@ -307,6 +340,7 @@ interface Resolved {
   readonly alarmEmail: string | undefined;
   readonly galleryBucket: boolean;
   readonly galleryRefreshSeconds: number;
+  readonly galleryVersionRetentionDays: number;
   readonly provider: string;
   /** The embedder with its options, validated by the registry. */
   readonly embedder: ResolvedEmbedder;
@@ -340,10 +374,13 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   unknown(props.recognition, FUNCTION_KEYS, 'recognition.');
   unknown(props.alarms, ALARM_KEYS, 'alarms.');
 
-  const int = (name: string, value: number, min: number, max: number) => {
+  /** Checks an integer prop; true when it is one, in range. `why` follows the message of a bad one. */
+  const int = (name: string, value: number, min: number, max: number, why = ''): boolean => {
     if (Token.isUnresolved(value)) problems.push(`${name} must be a concrete number, not a token`);
     else if (!Number.isInteger(value) || value < min || value > max)
-      problems.push(`${name} must be an integer in [${min}, ${max}], got ${value}`);
+      problems.push(`${name} must be an integer in [${min}, ${max}], got ${value}${why}`);
+    else return true;
+    return false;
   };
   const oneOf = <T extends string>(name: string, value: T, choices: readonly string[]) => {
     if (!choices.includes(value))
@@ -352,11 +389,33 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   const nonEmpty = (name: string, value: string) => {
     if (typeof value !== 'string' || value.length === 0) problems.push(`${name} must be a non-empty string`);
   };
+  /** Whether each function's reservedConcurrency passed its check (maxConcurrency's depends on it). */
+  const reservedOk = { detection: false, recognition: false };
   const fn = (name: 'detection' | 'recognition'): ResolvedFunction => {
     const merged = { ...PIPELINE_DEFAULTS[name], ...props[name] };
     int(`${name}.memorySize`, merged.memorySize, 128, 10240);
     int(`${name}.timeoutSeconds`, merged.timeoutSeconds, 1, 900);
-    int(`${name}.reservedConcurrency`, merged.reservedConcurrency, 1, 10000);
+    // false: none reserved. Recognition needs 2 or more: its SQS event source runs at least 2 invocations at
+    // once (MaximumConcurrency cannot go below 2), and a function reserved 1 throttles the second.
+    reservedOk[name] =
+      merged.reservedConcurrency === false ||
+      (name === 'recognition'
+        ? int(
+            'recognition.reservedConcurrency',
+            merged.reservedConcurrency,
+            2,
+            10000,
+            ' (or false to reserve none): its SQS event source runs at least 2 invocations at once (the ' +
+              'least maxConcurrency SQS allows), and a function reserved fewer would throttle the rest, their ' +
+              'messages going back to the queue and on to the dead-letter queue',
+          )
+        : int(
+            `${name}.reservedConcurrency`,
+            merged.reservedConcurrency,
+            1,
+            10000,
+            ' (or false to reserve none)',
+          ));
     return merged;
   };
 
@@ -464,6 +523,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     alarmEmail: props.alarmEmail,
     galleryBucket: props.galleryBucket ?? PIPELINE_DEFAULTS.galleryBucket,
     galleryRefreshSeconds: props.galleryRefreshSeconds ?? PIPELINE_DEFAULTS.galleryRefreshSeconds,
+    galleryVersionRetentionDays:
+      props.galleryVersionRetentionDays ?? PIPELINE_DEFAULTS.galleryVersionRetentionDays,
     provider,
     embedder,
     weights: embedder.settings.weights,
@@ -475,8 +536,15 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     recognition,
     batchSize: props.batchSize ?? PIPELINE_DEFAULTS.batchSize,
     maxBatchingWindowSeconds: props.maxBatchingWindowSeconds ?? PIPELINE_DEFAULTS.maxBatchingWindowSeconds,
-    // SQS event sources accept 2..1000; a reserved concurrency of 1 still gets the smallest legal cap.
-    maxConcurrency: props.maxConcurrency ?? Math.max(2, Math.min(1000, recognition.reservedConcurrency)),
+    // Default: as many as recognition may run (checked ≥ 2 above), or the default reservation without one.
+    maxConcurrency:
+      props.maxConcurrency ??
+      Math.min(
+        1000,
+        typeof recognition.reservedConcurrency === 'number' && reservedOk.recognition
+          ? recognition.reservedConcurrency
+          : PIPELINE_DEFAULTS.recognition.reservedConcurrency,
+      ),
     functionUrlAuth: props.functionUrlAuth ?? PIPELINE_DEFAULTS.functionUrlAuth,
     alarms: { ...PIPELINE_DEFAULTS.alarms, ...props.alarms },
     logRetention: props.logRetention ?? PIPELINE_DEFAULTS.logRetention,
@@ -501,11 +569,18 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   oneOf('functionUrlAuth', resolved.functionUrlAuth, ['AWS_IAM', 'NONE']);
   int('batchSize', resolved.batchSize, 1, 10000);
   int('galleryRefreshSeconds', resolved.galleryRefreshSeconds, 1, 86_400);
+  int('galleryVersionRetentionDays', resolved.galleryVersionRetentionDays, 1, 3650);
   int('maxBatchingWindowSeconds', resolved.maxBatchingWindowSeconds, 0, 300);
   if (resolved.batchSize > 10 && resolved.maxBatchingWindowSeconds === 0)
     problems.push(`batchSize ${resolved.batchSize} > 10 needs maxBatchingWindowSeconds ≥ 1`);
-  int('maxConcurrency', resolved.maxConcurrency, 2, 1000);
-  if (resolved.maxConcurrency > recognition.reservedConcurrency)
+  // Only a maxConcurrency that was set can be wrong: the default follows recognition.reservedConcurrency.
+  if (
+    props.maxConcurrency !== undefined &&
+    int('maxConcurrency', resolved.maxConcurrency, 2, 1000, " (SQS event sources' range)") &&
+    reservedOk.recognition &&
+    recognition.reservedConcurrency !== false &&
+    resolved.maxConcurrency > recognition.reservedConcurrency
+  )
     problems.push(
       `maxConcurrency (${resolved.maxConcurrency}) must be ≤ recognition.reservedConcurrency ` +
         `(${recognition.reservedConcurrency}): the event source would start invocations the function may ` +
@@ -514,6 +589,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   int('alarms.dlqDepth', resolved.alarms.dlqDepth, 0, 1_000_000);
   int('alarms.requestQueueAgeSeconds', resolved.alarms.requestQueueAgeSeconds, 1, 1_209_600);
   int('alarms.functionErrors', resolved.alarms.functionErrors, 1, 1_000_000);
+  int('alarms.functionUrl5xx', resolved.alarms.functionUrl5xx, 1, 1_000_000);
   if (!Array.isArray(resolved.replyQueues)) problems.push('replyQueues must be an array of client names');
   else {
     if (resolved.replyQueues.length > MAX_REPLY_QUEUES)
@@ -595,6 +671,10 @@ export class FaceRecognitionPipeline extends Construct {
     readonly requestQueueAge: cloudwatch.Alarm;
     readonly detectionErrors: cloudwatch.Alarm;
     readonly recognitionErrors: cloudwatch.Alarm;
+    /** 5xx answers of the detection Function URL (`Url5xxCount`): failures detection answers itself. */
+    readonly detectionUrl5xx: cloudwatch.Alarm;
+    /** Recognition's "failed to start" log lines, through a metric filter on its log group. */
+    readonly recognitionStartFailures: cloudwatch.Alarm;
   };
 
   constructor(scope: Construct, id: string, props: FaceRecognitionPipelineProps = {}) {
@@ -688,19 +768,23 @@ export class FaceRecognitionPipeline extends Construct {
       FACEREC_CACHE_DIR: p.modelCacheDir,
       NODE_OPTIONS: '--enable-source-maps',
     };
+    const logGroups: Partial<Record<'detection' | 'recognition', logs.LogGroup>> = {};
     const fn = (name: 'Detection' | 'Recognition', handler: 'detection' | 'recognition') => {
       const settings = p[handler];
       const logGroup = new logs.LogGroup(this, `${name}Logs`, {
         retention: p.logRetention,
         removalPolicy: p.removalPolicy,
       });
+      logGroups[handler] = logGroup;
       return new lambda.DockerImageFunction(this, `${name}Function`, {
         description: `facerec ${handler} (${p.provider}, ${p.embedder.description.modelId(p.embedder.options)})`,
         code: image(handler),
         architecture: p.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
         memorySize: settings.memorySize,
         timeout: Duration.seconds(settings.timeoutSeconds),
-        reservedConcurrentExecutions: settings.reservedConcurrency,
+        ...(settings.reservedConcurrency === false
+          ? {}
+          : { reservedConcurrentExecutions: settings.reservedConcurrency }),
         environment,
         logGroup,
         tracing: lambda.Tracing.ACTIVE,
@@ -806,6 +890,35 @@ export class FaceRecognitionPipeline extends Construct {
         this.recognitionFunction.metricErrors({ period, statistic: 'Sum' }),
         p.alarms.functionErrors,
       ),
+      // Detection answers its own failures (503 when it failed to start or cannot queue a frame, 500), so
+      // they are no Lambda errors: the Function URL's count of 5xx answers sees them, and timeouts too.
+      // Dimension FunctionName: the URL's requests to $LATEST, where the URL points.
+      detectionUrl5xx: alarm(
+        'DetectionUrl5xxAlarm',
+        this.detectionFunction.metric('Url5xxCount', { period, statistic: 'Sum' }),
+        p.alarms.functionUrl5xx,
+      ),
+      // Recognition that failed to start hands every record back (no Lambda error; the DLQ alarm fires only
+      // after 5 receives) and logs one line per invocation, counted here.
+      recognitionStartFailures: alarm(
+        'RecognitionStartFailuresAlarm',
+        new logs.MetricFilter(this, 'RecognitionStartFailures', {
+          logGroup: logGroups.recognition!,
+          filterPattern: logs.FilterPattern.stringValue('$.message', '=', RECOGNITION_START_FAILURE),
+          metricNamespace: START_FAILURE_METRIC.namespace,
+          metricName: START_FAILURE_METRIC.metricName,
+          metricValue: '1',
+          // The logger adds the invocation's function name to the line: one series per function, so two
+          // pipelines in an account do not share one.
+          dimensions: { FunctionName: '$.function_name' },
+          unit: cloudwatch.Unit.COUNT,
+        }).metric({
+          period,
+          statistic: 'Sum',
+          dimensionsMap: { FunctionName: this.recognitionFunction.functionName },
+        }),
+        1,
+      ),
     };
 
     new CfnOutput(this, 'FunctionUrl', { value: this.url, description: 'facerec detection endpoint' });
@@ -823,6 +936,14 @@ export class FaceRecognitionPipeline extends Construct {
         blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
         objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         removalPolicy: RemovalPolicy.RETAIN,
+        // Every change to the gallery leaves the previous version behind: a person removed is still in those
+        // (face embeddings, personal data) until they expire.
+        lifecycleRules: [
+          {
+            id: 'ExpireReplacedGalleryVersions',
+            noncurrentVersionExpiration: Duration.days(p.galleryVersionRetentionDays),
+          },
+        ],
       });
       this.galleryBucket = bucket;
       this.galleryUrl = `s3://${bucket.bucketName}/gallery.json`;

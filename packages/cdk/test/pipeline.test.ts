@@ -4,6 +4,7 @@ import path from 'node:path';
 import { App, Aspects, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import {
@@ -15,7 +16,7 @@ import {
   PIPELINE_DEFAULTS,
   VISIBILITY_TIMEOUT_FACTOR,
 } from '../src/index.js';
-import { KNOWN_PROPS } from '../src/pipeline.js';
+import { KNOWN_PROPS, RECOGNITION_START_FAILURE, START_FAILURE_METRIC } from '../src/pipeline.js';
 import { writeGalleryFor } from './galleries.js';
 
 // A tiny build context: the asset is staged (copied and hashed), never built, so any Dockerfile will do and
@@ -37,7 +38,12 @@ const casiaGallery = await writeGalleryFor(
 
 type Json = Record<string, unknown>;
 
-function synth(props: FaceRecognitionPipelineProps = {}, nag = false) {
+/** Synthesizes a pipeline; `extend` adds to the stack first (the template is read once). */
+function synth(
+  props: FaceRecognitionPipelineProps = {},
+  nag = false,
+  extend?: (pipeline: FaceRecognitionPipeline, stack: Stack) => void,
+) {
   const app = new App();
   const stack = new Stack(app, 'Test', { env: { account: '123456789012', region: 'eu-west-1' } });
   if (nag) {
@@ -45,6 +51,7 @@ function synth(props: FaceRecognitionPipelineProps = {}, nag = false) {
     Aspects.of(app).add(new ServerlessChecks({ verbose: true }));
   }
   const pipeline = new FaceRecognitionPipeline(stack, 'Pipeline', { imageDirectory, ...props });
+  extend?.(pipeline, stack);
   return { app, stack, pipeline, template: Template.fromStack(stack) };
 }
 
@@ -258,11 +265,11 @@ describe('FaceRecognitionPipeline', () => {
     expectNoWildcards(statementsOf(template, ids.recognitionRole));
   });
 
-  it('alarms on DLQ depth, request backlog age and function errors', () => {
+  it('alarms on DLQ depth, request backlog age, function errors, Function URL 5xx and recognition start failures', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties as Json,
     );
-    expect(alarms).toHaveLength(5);
+    expect(alarms).toHaveLength(7);
     const find = (metric: string, dimension: string) =>
       alarms.filter(
         (a) => a.MetricName === metric && JSON.stringify(a.Dimensions).includes(`"${dimension}"`),
@@ -282,6 +289,50 @@ describe('FaceRecognitionPipeline', () => {
     for (const fn of [ids.detection, ids.recognition]) {
       expect(find('Errors', fn)[0]).toMatchObject({ Namespace: 'AWS/Lambda', Threshold: 1 });
     }
+    // Failures detection answers itself (503, 500) are no Lambda errors: the Function URL's 5xx count.
+    expect(find('Url5xxCount', ids.detection)).toHaveLength(1);
+    expect(find('Url5xxCount', ids.detection)[0]).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: ids.detection } }],
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    // Recognition that failed to start hands its records back and logs a line: a metric filter counts it.
+    const recognitionLogs = logicalId(stack, pipeline.recognitionFunction.logGroup as never);
+    template.resourceCountIs('AWS::Logs::MetricFilter', 1);
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: recognitionLogs },
+      FilterPattern: `{ $.message = "${RECOGNITION_START_FAILURE}" }`,
+      MetricTransformations: [
+        {
+          MetricNamespace: START_FAILURE_METRIC.namespace,
+          MetricName: START_FAILURE_METRIC.metricName,
+          MetricValue: '1',
+          Dimensions: [{ Key: 'FunctionName', Value: '$.function_name' }],
+          Unit: 'Count',
+        },
+      ],
+    });
+    expect(find(START_FAILURE_METRIC.metricName, ids.recognition)[0]).toMatchObject({
+      Namespace: START_FAILURE_METRIC.namespace,
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: ids.recognition } }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    expect(Object.keys(pipeline.alarms).sort()).toEqual(
+      [
+        'detectionErrors',
+        'detectionUrl5xx',
+        'recognitionErrors',
+        'recognitionStartFailures',
+        'requestDlqDepth',
+        'requestQueueAge',
+        'responseDlqDepth',
+      ].sort(),
+    );
     // Every alarm notifies the alarm topic when it fires and when it clears.
     const topic = logicalId(stack, pipeline.alarmTopic as never);
     for (const a of alarms) {
@@ -290,7 +341,7 @@ describe('FaceRecognitionPipeline', () => {
     }
     template.resourceCountIs('AWS::SNS::Subscription', 0);
     const custom = synth({
-      alarms: { requestQueueAgeSeconds: 60, functionErrors: 3, dlqDepth: 2 },
+      alarms: { requestQueueAgeSeconds: 60, functionErrors: 3, dlqDepth: 2, functionUrl5xx: 10 },
       alarmEmail: 'oncall@example.com',
     });
     custom.template.hasResourceProperties('AWS::SNS::Subscription', {
@@ -303,9 +354,21 @@ describe('FaceRecognitionPipeline', () => {
     });
     custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Threshold: 3 });
     custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'Url5xxCount',
+      Threshold: 10,
+    });
+    custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Threshold: 2,
     });
+  });
+
+  it('counts the log line the recognition entry writes when it failed to start', () => {
+    const entry = readFileSync(
+      path.join(import.meta.dirname, '../../lambda-runtime/src/lambda/recognition.ts'),
+      'utf8',
+    );
+    expect(entry).toContain(`logger.error('${RECOGNITION_START_FAILURE}'`);
   });
 
   it('keeps the gallery in a versioned, encrypted, private bucket when asked, readable by recognition only', () => {
@@ -317,6 +380,16 @@ describe('FaceRecognitionPipeline', () => {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
         VersioningConfiguration: { Status: 'Enabled' },
+        // A removed person's embeddings leave the old versions after 30 days.
+        LifecycleConfiguration: {
+          Rules: [
+            {
+              Id: 'ExpireReplacedGalleryVersions',
+              NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+              Status: 'Enabled',
+            },
+          ],
+        },
         BucketEncryption: Match.anyValue(),
         PublicAccessBlockConfiguration: {
           BlockPublicAcls: true,
@@ -348,6 +421,17 @@ describe('FaceRecognitionPipeline', () => {
     ].map((f) => `${f.id}: ${String(f.entry.data).split('\n')[0]}`);
     expect(findings).toEqual([]);
     expect(() => synth({ galleryBucket: true, galleryRefreshSeconds: 0 })).toThrow(/galleryRefreshSeconds/);
+    synth({ galleryBucket: true, galleryVersionRetentionDays: 7 }).template.hasResourceProperties(
+      'AWS::S3::Bucket',
+      {
+        LifecycleConfiguration: {
+          Rules: [Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 7 } })],
+        },
+      },
+    );
+    expect(() => synth({ galleryBucket: true, galleryVersionRetentionDays: 0 })).toThrow(
+      /galleryVersionRetentionDays must be an integer in \[1, 3650\], got 0/,
+    );
   });
 
   it('gives recognition a shared idempotency table (TTL, least privilege), and detection none', () => {
@@ -367,6 +451,81 @@ describe('FaceRecognitionPipeline', () => {
     const [grant] = dynamo(ids.recognitionRole);
     expect(actionsOf(grant!).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
     expect(resourcesOf(grant!).every((r) => r.includes(tableId))).toBe(true);
+  });
+
+  it('lets a caller be granted the two actions an AWS_IAM Function URL needs (functionUrl.grantInvokeUrl)', () => {
+    // What the deploy guide tells callers: lambda:InvokeFunctionUrl and, since October 2025,
+    // lambda:InvokeFunction with lambda:InvokedViaFunctionUrl.
+    let caller: iam.Role | undefined;
+    const {
+      stack: s,
+      pipeline: p,
+      template: t,
+    } = synth({}, false, (pipeline, stack) => {
+      caller = new iam.Role(stack, 'Caller', { assumedBy: new iam.AccountRootPrincipal() });
+      pipeline.functionUrl.grantInvokeUrl(caller);
+    });
+    const detection = { 'Fn::GetAtt': [logicalId(s, p.detectionFunction), 'Arn'] };
+    expect(statementsOf(t, logicalId(s, caller as never))).toEqual([
+      {
+        Action: 'lambda:InvokeFunctionUrl',
+        Condition: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
+        Effect: 'Allow',
+        Resource: detection,
+      },
+      {
+        Action: 'lambda:InvokeFunction',
+        Condition: { Bool: { 'lambda:InvokedViaFunctionUrl': true } },
+        Effect: 'Allow',
+        Resource: detection,
+      },
+    ]);
+  });
+
+  it('takes runtime settings through addEnvironment on either function, that function only', () => {
+    const {
+      stack: s,
+      pipeline: p,
+      template: t,
+    } = synth({}, false, (pipeline) => {
+      pipeline.recognitionFunction.addEnvironment('FACEREC_THRESHOLD', '0.9');
+      pipeline.detectionFunction.addEnvironment('FACEREC_MIN_FACE_SIZE', '40');
+    });
+    const fns = t.findResources('AWS::Lambda::Function');
+    const env = (fn: { node: { defaultChild?: unknown } }) =>
+      ((fns[logicalId(s, fn)]!.Properties as Json).Environment as { Variables: Json }).Variables;
+    expect(env(p.recognitionFunction)).toMatchObject({ FACEREC_THRESHOLD: '0.9' });
+    expect(env(p.recognitionFunction)).not.toHaveProperty('FACEREC_MIN_FACE_SIZE');
+    expect(env(p.detectionFunction)).toMatchObject({ FACEREC_MIN_FACE_SIZE: '40' });
+    expect(env(p.detectionFunction)).not.toHaveProperty('FACEREC_THRESHOLD');
+  });
+
+  it('reserves no concurrency when asked (reservedConcurrency: false), capping recognition at 5 SQS invocations', () => {
+    const none = synth({
+      detection: { reservedConcurrency: false },
+      recognition: { reservedConcurrency: false },
+    });
+    for (const f of Object.values(none.template.findResources('AWS::Lambda::Function')))
+      expect(f.Properties).not.toHaveProperty('ReservedConcurrentExecutions');
+    none.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      ScalingConfig: { MaximumConcurrency: PIPELINE_DEFAULTS.recognition.reservedConcurrency },
+    });
+    synth({
+      recognition: { reservedConcurrency: false },
+      maxConcurrency: 50,
+    }).template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      ScalingConfig: { MaximumConcurrency: 50 },
+    });
+    // Detection may be reserved 1 (a Function URL has no event source to outrun it).
+    const one = synth({ detection: { reservedConcurrency: 1 }, recognition: { reservedConcurrency: 2 } });
+    one.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+    expect(
+      Object.values(one.template.findResources('AWS::Lambda::Function'))
+        .map((f) => (f.Properties as Json).ReservedConcurrentExecutions)
+        .sort(),
+    ).toEqual([1, 2]);
   });
 
   it('outputs the Function URL and both queue URLs and exposes them as properties', () => {
@@ -676,6 +835,26 @@ describe('FaceRecognitionPipeline props validation', () => {
     ['a malformed alarm e-mail', { alarmEmail: 'oncall' }, /alarmEmail must be an e-mail address/],
     ['a zero reserved concurrency', { recognition: { reservedConcurrency: 0 } }, /reservedConcurrency/],
     [
+      'a recognition reserved concurrency of 1, blaming it (not a maxConcurrency never set)',
+      { recognition: { reservedConcurrency: 1 } },
+      /^(?![\s\S]*maxConcurrency \()[\s\S]*recognition\.reservedConcurrency must be an integer in \[2, 10000\], got 1 \(or false to reserve none\): its SQS event source runs at least 2 invocations at once/,
+    ],
+    [
+      'a maxConcurrency below the SQS minimum',
+      { recognition: { reservedConcurrency: 4 }, maxConcurrency: 1 },
+      /maxConcurrency must be an integer in \[2, 1000\], got 1 \(SQS event sources' range\)/,
+    ],
+    [
+      'a detection reserved concurrency that is no number',
+      { detection: { reservedConcurrency: true as never } },
+      /detection\.reservedConcurrency must be an integer in \[1, 10000\], got true \(or false to reserve none\)/,
+    ],
+    [
+      'an alarm threshold for Function URL 5xx answers below 1',
+      { alarms: { functionUrl5xx: 0 } },
+      /alarms\.functionUrl5xx must be an integer in \[1, 1000000\], got 0/,
+    ],
+    [
       'a reply queue name that is no identifier',
       { replyQueues: ['camera-1'] },
       /replyQueues: "camera-1" is not a client name/,
@@ -704,6 +883,10 @@ describe('cdk-nag', () => {
   it.each([
     ['the defaults', {}],
     ['reply queues', { replyQueues: ['a', 'b'] }],
+    [
+      'no reserved concurrency',
+      { detection: { reservedConcurrency: false }, recognition: { reservedConcurrency: false } },
+    ],
   ] as const)(
     'AwsSolutions and Serverless packs report no unsuppressed errors or warnings (%s)',
     (_name, props) => {
