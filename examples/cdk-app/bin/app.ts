@@ -13,7 +13,7 @@ import {
 } from '@facerec/cdk';
 import { App, Stack, type StackProps } from 'aws-cdk-lib';
 
-/** The repository root: the image's build context, where `-c calibration=` paths start. */
+/** The repository root: the image's build context, where `calibration` and `modelsMirror` paths start. */
 const REPOSITORY_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 /** Props of {@link FacerecStack}: the pipeline's props plus the usual stack props. */
@@ -27,23 +27,42 @@ export class FacerecStack extends Stack {
 
   constructor(scope: App, id: string, props: FacerecStackProps = {}) {
     super(scope, id, props);
-    // `npx cdk deploy -c alarmEmail=you@example.com -c architecture=arm64 -c galleryBucket=true
-    // -c precision=int8 -c calibration=gallery/calibration`: optional settings from the command line (the
-    // calibration folder relative to the repository root, the image's build context).
-    const context = (key: string) => this.node.tryGetContext(key) as string | undefined;
+    // Optional settings, from the "context" of cdk.json (kept: every deploy reads them) or from the command
+    // line, `npx cdk deploy -c alarmEmail=you@example.com -c galleryBucket=true …` (that deploy only: a later
+    // one without them deploys the defaults again). The calibration folder and the models mirror are relative
+    // to the repository root, the image's build context. cdk.json may hold true/false as JSON booleans; -c
+    // always gives strings.
+    const context = (key: string) => {
+      const value: unknown = this.node.tryGetContext(key);
+      return value === undefined || value === null ? undefined : String(value);
+    };
+    /** A true/false setting; anything else is refused rather than read as the default. */
+    const flag = (key: string, values: readonly string[]) => {
+      const value = context(key);
+      if (value !== undefined && !values.includes(value))
+        throw new FaceRecognitionPipelineError([
+          `context ${key} must be ${values.join(' or ')}, got "${value.slice(0, 40)}"`,
+        ]);
+      return value;
+    };
     const alarmEmail = context('alarmEmail');
     const architecture = context('architecture') as 'x86_64' | 'arm64' | undefined;
-    const galleryBucket = context('galleryBucket') === 'true';
+    const galleryBucket = flag('galleryBucket', ['true', 'false']) === 'true';
     const precision = context('precision') as 'fp32' | 'int8' | undefined;
     const calibration = context('calibration');
+    const modelsMirror = context('modelsMirror');
+    // false: neither function reserves concurrency (accounts whose Lambda quota is too small to reserve any).
+    const reserve = flag('reservedConcurrency', ['false']) !== 'false';
     this.pipeline = new FaceRecognitionPipeline(this, 'Pipeline', {
-      recognition: { reservedConcurrency: 5 },
+      detection: reserve ? {} : { reservedConcurrency: false },
+      recognition: { reservedConcurrency: reserve ? 5 : false },
       maxConcurrency: 5,
       ...(alarmEmail ? { alarmEmail } : {}),
       ...(architecture ? { architecture } : {}),
       ...(galleryBucket ? { galleryBucket } : {}),
       ...(precision ? { precision } : {}),
       ...(calibration ? { calibration: path.resolve(REPOSITORY_ROOT, calibration) } : {}),
+      ...(modelsMirror ? { buildArgs: { FACEREC_MODELS_MIRROR: modelsMirror } } : {}),
       ...props.pipeline,
     });
   }

@@ -42,6 +42,39 @@ describe('example CDK app', () => {
     template.allResourcesProperties('AWS::Lambda::Function', { Architectures: ['arm64'] });
   });
 
+  it('takes settings from cdk.json context too, JSON booleans included, and refuses values it does not know', () => {
+    // As cdk.json's "context" hands them over: galleryBucket a boolean, reservedConcurrency false.
+    const app = new App({
+      context: { galleryBucket: true, reservedConcurrency: false, modelsMirror: '.models-mirror' },
+    });
+    const { app: synthApp, stack } = createApp({ pipeline: { imageDirectory } }, app);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::S3::Bucket', 1);
+    for (const fn of Object.values(template.findResources('AWS::Lambda::Function')))
+      expect(fn.Properties).not.toHaveProperty('ReservedConcurrentExecutions');
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      ScalingConfig: { MaximumConcurrency: 5 },
+    });
+    const manifest = JSON.parse(
+      readFileSync(path.join(synthApp.synth().directory, 'Facerec.assets.json'), 'utf8'),
+    ) as { dockerImages: Record<string, { source: { dockerBuildArgs: Record<string, string> } }> };
+    const [image] = Object.values(manifest.dockerImages);
+    expect(image!.source.dockerBuildArgs.FACEREC_MODELS_MIRROR).toBe('.models-mirror');
+    // The same settings as -c gives them (strings).
+    const strings = createApp(
+      { pipeline: { imageDirectory } },
+      new App({ context: { galleryBucket: 'true', reservedConcurrency: 'false' } }),
+    );
+    Template.fromStack(strings.stack).resourceCountIs('AWS::S3::Bucket', 1);
+    // A typo is refused, not read as the default.
+    expect(() =>
+      createApp({ pipeline: { imageDirectory } }, new App({ context: { galleryBucket: 'yes' } })),
+    ).toThrow(/context galleryBucket must be true or false, got "yes"/);
+    expect(() =>
+      createApp({ pipeline: { imageDirectory } }, new App({ context: { reservedConcurrency: 3 } })),
+    ).toThrow(/context reservedConcurrency must be false, got "3"/);
+  });
+
   it('pins the aws-cdk CLI that `npm run synth` and `npx cdk` run', () => {
     const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
       devDependencies: Record<string, string>;
