@@ -160,4 +160,20 @@ describe('facerec client --reply-queue-url', () => {
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/--reply-queue-url and --response-queue-url exclude each other/);
   });
+
+  it('refuses --sign without a queue to collect the answers from (exit 2), before sending anything', async () => {
+    let requests = 0;
+    const endpoint = createServer((_req, res) => {
+      requests++;
+      res.writeHead(403).end();
+    });
+    servers.push(endpoint);
+    const url = await listen(endpoint);
+    const run = await cli('client', '--url', url, '--frames', tmpdir(), '--sign');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      /--sign needs --response-queue-url <ResponseQueueUrl> or --reply-queue-url <your reply queue>/,
+    );
+    expect(requests).toBe(0);
+  });
 });

@@ -496,7 +496,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .option(
       '--sign',
-      'sign requests with SigV4 (for a Function URL with AWS_IAM auth; AWS credentials from the default chain)',
+      'sign requests with SigV4 (for a Function URL with AWS_IAM auth; AWS credentials from the default chain); needs --response-queue-url or --reply-queue-url',
     )
     .option('--region <region>', 'AWS region for --sign (default: from the Function URL)')
     .option(
@@ -524,6 +524,15 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           throw new InvalidOptionsError(
             'client',
             '--reply-queue-url and --response-queue-url exclude each other: answers are collected from the reply queue',
+          );
+        }
+        // A signed request goes to a Function URL, whose answers arrive on an SQS queue only: without one the
+        // client would poll the URL's /responses (the local runtime's), unsigned, and report everything unanswered.
+        if (opts.sign && !opts.replyQueueUrl && !opts.responseQueueUrl) {
+          throw new InvalidOptionsError(
+            'client',
+            '--sign needs --response-queue-url <ResponseQueueUrl> or --reply-queue-url <your reply queue>: a ' +
+              "deployed pipeline answers on an SQS queue (the stack's outputs), and a Function URL serves no answers to poll",
           );
         }
         const requests = positiveInteger('client', '--requests', opts.requests)!;
