@@ -44,7 +44,7 @@ export function parseS3Url(url: string): S3Location {
   if (!match) {
     throw new InvalidOptionsError(
       '@facerec/gallery-s3',
-      `expected s3://bucket/key, got ${JSON.stringify(url)}`,
+      `expected s3://bucket/key, got ${JSON.stringify(url)} (a bucket name is 3–63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit; the key is not empty)`,
     );
   }
   return { bucket: match[1]!, key: match[2]! };

@@ -237,5 +237,6 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     });
     expect(() => parseS3Url('https://my-bucket/x')).toThrow(/expected s3:\/\/bucket\/key/);
     expect(() => parseS3Url('s3://my-bucket/')).toThrow(/expected s3:\/\/bucket\/key/);
+    expect(() => parseS3Url('s3://My_Bucket/x.json')).toThrow(/a bucket name is 3–63 lowercase letters/);
   });
 });
