@@ -109,6 +109,7 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
     expect(response.statusCode).toBe(503);
     expect(JSON.parse(response.body)).toEqual({
       error: 'the detection function failed to start; its logs say why',
+      request_id: null,
     });
     const logged = lines
       .map((l) => JSON.parse(l) as Record<string, unknown>)

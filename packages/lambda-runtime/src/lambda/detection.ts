@@ -25,7 +25,11 @@ export const handler = async (
     return {
       statusCode: 503,
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ error: 'the detection function failed to start; its logs say why' }),
+      // The API's error shape; the body is not read, so the request id is not known.
+      body: JSON.stringify({
+        error: 'the detection function failed to start; its logs say why',
+        request_id: null,
+      }),
     };
   }
   return detect(event);
