@@ -230,6 +230,15 @@ describeWithSharedData(
       );
       expect(created.code).toBe(0);
       expect((await cli('gallery', 'remove', store)).code).toBe(2);
+      // An endpoint without its scheme is named as such (the SDK said "Invalid URL").
+      const endpoint = process.env.FACEREC_S3_ENDPOINT;
+      vi.stubEnv('FACEREC_S3_ENDPOINT', '127.0.0.1:9000');
+      const noScheme = await cli('gallery', 'list', `s3://${TEST_BUCKET}/x.json`);
+      vi.stubEnv('FACEREC_S3_ENDPOINT', endpoint);
+      expect([noScheme.code, noScheme.stderr]).toEqual([
+        2,
+        'facerec: gallery store: $FACEREC_S3_ENDPOINT must be an http:// or https:// URL (e.g. http://127.0.0.1:9000), got "127.0.0.1:9000"\n',
+      ]);
       expect((await cli('gallery', 'remove', store, '--identity', 'amy', '--example', 'x')).code).toBe(2);
       expect((await cli('gallery', 'add', store, 'amy')).code).toBe(2);
       expect((await cli('gallery', 'search', store, bbt('amy', 3), '--top-k', '0')).code).toBe(2);

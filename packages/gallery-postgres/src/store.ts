@@ -679,7 +679,16 @@ const CONNECT_TIMEOUT_MS = 10_000;
  * own message (it holds no password) and, for a missing extension, what to install. `undefined` for other errors.
  */
 function refusedByServer(error: unknown, location: string): FacerecError | undefined {
-  if (!(error instanceof pg.DatabaseError)) return undefined;
+  if (!(error instanceof Error)) return undefined;
+  // pg's own errors before a session starts: a password asked for and none given, SSL refused.
+  if (/client password must be a string/.test(error.message)) {
+    return new FacerecError(
+      'GALLERY_STORE_REFUSED',
+      `${location}: the server asks for a password and none was given: set PGPASSWORD or put it in the URL`,
+      { cause: error },
+    );
+  }
+  if (!(error instanceof pg.DatabaseError) && !/does not support SSL/.test(error.message)) return undefined;
   const hint = /extension "vector"/.test(error.message)
     ? ': install pgvector on the server (RDS and Aurora have it; elsewhere the postgresql-<version>-pgvector package)'
     : '';
@@ -782,15 +791,22 @@ export async function openGalleryStoreFromUrl(
   url: string,
   options: OpenGalleryStoreOptions,
 ): Promise<PostgresGalleryStore> {
+  // Not shown when refused: it may hold a password.
+  const unparsable = new InvalidOptionsError(
+    '@facerec/gallery-postgres',
+    'the store URL is not a valid postgres:// URL (percent-encode @, /, ?, # and : in a password, or use PGPASSWORD)',
+  );
+  // An `@` after the first `/`, `?` or `#` of the authority: a password holding one of them unencoded, which a
+  // URL parser reads as the end of the host (`postgres://app:12?secret@db/…` is host "app", port 12, and the
+  // password would be shown as a query string). Refused rather than guessed.
+  const authority = url.slice(url.indexOf('://') + 3);
+  const delimiter = authority.search(/[/?#]/);
+  if (delimiter !== -1 && authority.lastIndexOf('@') > delimiter) throw unparsable;
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    // Not shown: it may hold a password.
-    throw new InvalidOptionsError(
-      '@facerec/gallery-postgres',
-      'the store URL is not a valid postgres:// URL (percent-encode @, /, ?, # and : in a password, or use PGPASSWORD)',
-    );
+    throw unparsable;
   }
   const take = (name: (typeof URL_PARAMETERS)[number]) => {
     const value = parsed.searchParams.get(name) ?? undefined;

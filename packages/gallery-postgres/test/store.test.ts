@@ -362,12 +362,18 @@ describe('PostgresGalleryStore', () => {
       await socket.stop();
       await db.close();
     }
-    const bad = await openGalleryStoreFromUrl('postgres://app:pa/ss@db:99999/faces', {}).catch(
-      (e: unknown) => e,
-    );
-    expect((bad as Error).message).toBe(
-      '@facerec/gallery-postgres: the store URL is not a valid postgres:// URL (percent-encode @, /, ?, # and : in a password, or use PGPASSWORD)',
-    );
+    // Unparsable, or parsable only as another host (`12?SECRET`: host "app", port 12, the rest a query).
+    for (const url of [
+      'postgres://app:pa/ss@db:99999/faces',
+      'postgres://app:12?SECRET@127.0.0.1:5432/postgres?collection=staff',
+      'postgres://app:5432/SECRET@127.0.0.1:5432/postgres',
+      'postgres://app:12#SECRET@127.0.0.1:5432/postgres',
+    ]) {
+      const bad = await openGalleryStoreFromUrl(url, {}).catch((e: unknown) => e);
+      expect((bad as Error).message).toBe(
+        '@facerec/gallery-postgres: the store URL is not a valid postgres:// URL (percent-encode @, /, ?, # and : in a password, or use PGPASSWORD)',
+      );
+    }
   });
 
   it('names its location without the password', () => {

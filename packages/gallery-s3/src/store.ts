@@ -135,14 +135,15 @@ function refusal(error: unknown): Record<string, unknown> {
 }
 
 /**
- * What an S3 request's failure means for the store, naming it: S3 out of reach (`GALLERY_UNREACHABLE`, tried
- * again later), no credentials or no region (an `InvalidOptionsError` saying what to set), a missing bucket,
- * access refused; other errors as they are.
+ * What an S3 request's failure means for the store, naming it and the server (`S3`, or the endpoint given):
+ * S3 out of reach (`GALLERY_UNREACHABLE`, tried again later), no credentials (an `InvalidOptionsError` saying
+ * what to set), a missing bucket, access refused; anything else (an endpoint that is no S3 server: TLS against
+ * plain HTTP, an answer that is not S3's XML) as `GALLERY_S3_ERROR` with the SDK's message.
  */
-function s3Failure(error: unknown, location: string, bucket: string): unknown {
-  const network = unreachableCode(error);
+function s3Failure(error: unknown, location: string, bucket: string, server: string): unknown {
+  const network = unreachableCode(error, new Set(['EPROTO', 'ERR_SSL_WRONG_VERSION_NUMBER']));
   if (network !== undefined || (error as Error | undefined)?.name === 'TimeoutError') {
-    return galleryUnreachable('S3', location, network ?? 'timed out', error);
+    return galleryUnreachable(server, location, network ?? 'timed out', error);
   }
   const name = (error as Error | undefined)?.name;
   if (name === 'CredentialsProviderError') {
@@ -154,16 +155,28 @@ function s3Failure(error: unknown, location: string, bucket: string): unknown {
   }
   const status = statusOf(error);
   if (status === 404 && name === 'NoSuchBucket') {
-    return new FacerecError('GALLERY_BUCKET_MISSING', `${location}: there is no bucket ${bucket}`, {
-      cause: error,
-    });
+    return new FacerecError(
+      'GALLERY_BUCKET_MISSING',
+      `${location}: there is no bucket ${bucket}${server === 'S3' ? '' : ` at ${server}`}`,
+      {
+        cause: error,
+      },
+    );
   }
   if (status === 403) {
-    return new FacerecError('GALLERY_ACCESS_DENIED', `${location}: S3 refused access (${name})`, {
+    return new FacerecError('GALLERY_ACCESS_DENIED', `${location}: ${server} refused access (${name})`, {
       cause: error,
     });
   }
-  return error;
+  // Already said (a gallery too large), or said by `open` (no region).
+  if (FacerecError.isInstance(error) || (error as Error | undefined)?.message === 'Region is missing')
+    return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new FacerecError(
+    'GALLERY_S3_ERROR',
+    `${location}: ${server} answered what is not an S3 answer, or failed (${status === undefined ? '' : `HTTP ${status} `}${name ?? 'error'}: ${message.slice(0, 200)})`,
+    { cause: error },
+  );
 }
 
 /** The HTTP status of an S3 error, or `undefined` for another error. */
@@ -192,6 +205,8 @@ export class S3GalleryStore extends SnapshotGalleryStore {
   readonly #client: S3Client;
   readonly #ownsClient: boolean;
   readonly #logger: GalleryStoreLogger;
+  /** `S3`, or `the S3 endpoint <url>` for an S3-compatible server: for messages. */
+  readonly #server: string;
 
   private constructor(o: z.output<typeof optionsSchema>, logger: GalleryStoreLogger) {
     super({
@@ -206,6 +221,7 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     this.#ownsClient = !o.client;
     this.#client = o.client ?? new S3Client(defaultClientConfig(o));
     this.#logger = logger;
+    this.#server = o.endpoint ? `the S3 endpoint ${o.endpoint}` : 'S3';
   }
 
   /**
@@ -277,9 +293,10 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     } catch (error) {
       const status = statusOf(error);
       if (status === 304) return 'unchanged';
-      // A missing bucket is no missing gallery (a store created there would fail): said as such below.
-      if (status === 404 && (error as Error).name !== 'NoSuchBucket') return 'missing';
-      throw s3Failure(error, this.location, this.bucket);
+      // Only S3's "no such key" is a missing gallery: a missing bucket, or a 404 from a server that is not
+      // S3, would otherwise be offered to be created.
+      if (status === 404 && (error as Error).name === 'NoSuchKey') return 'missing';
+      throw s3Failure(error, this.location, this.bucket, this.#server);
     }
   }
 
@@ -301,7 +318,7 @@ export class S3GalleryStore extends SnapshotGalleryStore {
       const status = statusOf(error);
       if (status === 412 || status === 409)
         throw new GalleryWriteConflictError(this.location, { cause: error });
-      throw s3Failure(error, this.location, this.bucket);
+      throw s3Failure(error, this.location, this.bucket, this.#server);
     }
   }
 

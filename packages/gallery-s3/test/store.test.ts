@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -203,6 +204,38 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
       expect((error as Error).message).toBe('cannot reach S3 of s3://some-bucket/g.json (ECONNREFUSED)');
     } finally {
       nowhere.destroy();
+    }
+    // An endpoint given (FACEREC_S3_ENDPOINT) is named: a typo in it is then plain to see.
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'k');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 's');
+    try {
+      const error = await S3GalleryStore.open({
+        url: 's3://some-bucket/g.json',
+        endpoint: `http://127.0.0.1:${port}`,
+        region: 'us-east-1',
+      }).catch((e: unknown) => e);
+      expect((error as Error).message).toBe(
+        `cannot reach the S3 endpoint http://127.0.0.1:${port} of s3://some-bucket/g.json (ECONNREFUSED)`,
+      );
+      // A server that answers, but not as S3 does (here: plain HTTP 404 pages): not "no gallery, create it".
+      const web = createHttpServer((_, res) =>
+        res.writeHead(404, { 'content-type': 'text/html' }).end('<html>no</html>'),
+      );
+      await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+      const other = await S3GalleryStore.open({
+        url: 's3://some-bucket/g.json',
+        endpoint: `http://127.0.0.1:${(web.address() as { port: number }).port}`,
+        region: 'us-east-1',
+        embedder: CONFORMANCE_EMBEDDER,
+        create: true,
+      }).catch((e: unknown) => e);
+      await new Promise((resolve) => web.close(resolve));
+      expect(other).toMatchObject({ code: 'GALLERY_S3_ERROR' });
+      expect((other as Error).message).toMatch(
+        /^s3:\/\/some-bucket\/g\.json: the S3 endpoint http:\/\/127\.0\.0\.1:\d+ answered what is not an S3 answer, or failed \(HTTP 404 /,
+      );
+    } finally {
+      vi.unstubAllEnvs();
     }
     // A bucket that does not exist is not "no gallery there, create it".
     const missing = await S3GalleryStore.open({

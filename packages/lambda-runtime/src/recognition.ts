@@ -1,6 +1,7 @@
 import {
   decodeImage,
   type FaceEmbedder,
+  FacerecError,
   type Gallery,
   type GalleryMatch,
   type OutboundMessage,
@@ -345,7 +346,14 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
     } catch (error) {
       // Unexpected: fail every record not yet answered rather than let the exception fail the whole batch
       // opaquely; the queue redelivers exactly those.
-      logger.error('internal error', { error: error instanceof Error ? error.message : String(error) });
+      const message = error instanceof Error ? error.message : String(error);
+      // A gallery store out of reach is no bug here: the batch is handed back to be delivered again.
+      if (FacerecError.isInstance(error) && error.code === 'GALLERY_UNREACHABLE') {
+        logger.error('gallery store unreachable; the batch is delivered again later', {
+          error: message,
+          records: records.length,
+        });
+      } else logger.error('internal error', { error: message });
       const answered = new Set<string>();
       for (const p of pending) {
         if (p.done) answered.add(p.record.id);

@@ -1,5 +1,5 @@
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { encodeJpeg, type FaceEmbedder } from '@facerec/framework';
+import { encodeJpeg, type FaceEmbedder, FacerecError } from '@facerec/framework';
 import { describeWithSharedData } from '@facerec/framework/testing';
 import {
   createRecognitionHandler,
@@ -133,6 +133,37 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
     const result = await handler({ Records: [probes[0]!, blackRecord, probes[1]!] });
     expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'black' }]);
     expect((await drain(transport)).map((a) => a.request_id).sort()).toEqual(['amy3', 'bernadette3']);
+  });
+
+  it('hands a batch back when the gallery store cannot be reached, saying so (no "internal error")', async () => {
+    const { embedder, gallery } = await pipelineParts();
+    const down = Object.create(gallery) as typeof gallery;
+    down.match = async () => {
+      throw new FacerecError(
+        'GALLERY_UNREACHABLE',
+        'cannot reach the Postgres server of postgres://db/faces (ECONNREFUSED)',
+      );
+    };
+    const logged: { message: string; extra?: Record<string, unknown> }[] = [];
+    const log = (message: string, extra?: Record<string, unknown>) => logged.push({ message, extra });
+    const transport = new InMemoryQueueTransport();
+    const handler = createRecognitionHandler({
+      embedder,
+      gallery: down,
+      transport,
+      responseQueue: 'responses',
+      logger: { debug: log, info: log, warn: log, error: log },
+    });
+    const result = await handler({ Records: probes.slice(0, 2) });
+    expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
+      'msg-amy3',
+      'msg-bernadette3',
+    ]);
+    expect(logged.map((l) => l.message)).toContain(
+      'gallery store unreachable; the batch is delivered again later',
+    );
+    expect(logged.map((l) => l.message)).not.toContain('internal error');
+    expect(await drain(transport)).toEqual([]);
   });
 
   it('answers a redelivered face only once', async () => {

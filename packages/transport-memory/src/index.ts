@@ -16,6 +16,7 @@ export type {
 } from './journal.js';
 export {
   DEFAULT_QUEUE_CONFIG,
+  type DeadLettered,
   IN_MEMORY_QUEUE_LIMITS,
   InMemoryQueueTransport,
   type InMemoryQueueTransportOptions,

@@ -80,6 +80,18 @@ export interface InMemoryQueueTransportOptions {
    * journal when it is closed. Default: none (memory only).
    */
   readonly journal?: QueueJournal;
+  /**
+   * Told when messages are moved to a dead-letter queue (delivered `maxReceiveCount` times without being
+   * acknowledged), after the move: to log it, count it. Default: nothing.
+   */
+  readonly onDeadLetter?: (moved: DeadLettered) => void;
+}
+
+/** Messages moved to a dead-letter queue (see {@link InMemoryQueueTransportOptions.onDeadLetter}). */
+export interface DeadLettered {
+  readonly queue: string;
+  readonly deadLetterQueue: string;
+  readonly messages: readonly { readonly id: string; readonly body: string; readonly receiveCount: number }[];
 }
 
 /** The defaults of {@link QueueConfig}. */
@@ -116,6 +128,10 @@ const optionsSchema = z
     maxMessageBytes: z.number().int().min(1).max(IN_MEMORY_QUEUE_LIMITS.maxMessageBytes),
     clock: withMethods<Clock>('now', 'setTimeout', 'clearTimeout'),
     journal: withMethods<QueueJournal>('load', 'commit', 'close'),
+    onDeadLetter: z.custom<(moved: DeadLettered) => void>(
+      (v) => typeof v === 'function',
+      'must be a function',
+    ),
   })
   .partial()
   .strict();
@@ -202,12 +218,14 @@ export class InMemoryQueueTransport implements Transport {
   // Receipts carry the instance, so one transport's receipts are refused by another.
   readonly #instance = randomUUID();
   readonly #journal: QueueJournal | undefined;
+  readonly #onDeadLetter: ((moved: DeadLettered) => void) | undefined;
   #nextSeq = 0;
   #closed = false;
 
   constructor(options: InMemoryQueueTransportOptions = {}) {
     const settings = parseOptions(optionsSchema, options, COMPONENT);
     this.#clock = settings.clock ?? systemClock;
+    this.#onDeadLetter = settings.onDeadLetter;
     this.#maxMessageBytes = settings.maxMessageBytes ?? IN_MEMORY_QUEUE_LIMITS.defaultMaxMessageBytes;
     this.#defaults = { ...DEFAULT_QUEUE_CONFIG, ...settings.queueDefaults, deadLetterQueue: undefined };
     const configs = new Map<string, ResolvedQueueConfig>();
@@ -519,6 +537,11 @@ export class InMemoryQueueTransport implements Transport {
       }
       // Redrive chains are acyclic (checked at configuration), so waking the dead-letter queue terminates.
       this.#wake(target);
+      this.#onDeadLetter?.({
+        queue: state.name,
+        deadLetterQueue: deadLetterQueue!,
+        messages: redriven.map(([, m]) => ({ id: m.id, body: m.body, receiveCount: m.receiveCount })),
+      });
     }
     return received;
   }

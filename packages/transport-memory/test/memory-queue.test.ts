@@ -8,7 +8,13 @@ import {
   SPECIFICATION_VERSION,
 } from '@facerec/framework';
 import { describe, expect, it } from 'vitest';
-import { IN_MEMORY_QUEUE_LIMITS, InMemoryQueueTransport, ManualClock, systemClock } from '../src/index.js';
+import {
+  type DeadLettered,
+  IN_MEMORY_QUEUE_LIMITS,
+  InMemoryQueueTransport,
+  ManualClock,
+  systemClock,
+} from '../src/index.js';
 
 function setup(options: ConstructorParameters<typeof InMemoryQueueTransport>[0] = {}) {
   const clock = new ManualClock(1_000_000);
@@ -196,8 +202,10 @@ describe('InMemoryQueueTransport: acknowledge', () => {
 
 describe('InMemoryQueueTransport: dead-letter queue', () => {
   it('moves a message to the dead-letter queue after maxReceiveCount deliveries instead of delivering it again', async () => {
+    const moved: DeadLettered[] = [];
     const { clock, transport } = setup({
       queues: { jobs: { visibilityTimeoutSeconds: 10, maxReceiveCount: 3, deadLetterQueue: 'jobs-dlq' } },
+      onDeadLetter: (m) => moved.push(m),
     });
     await transport.publish('jobs', [{ id: 'poison', body: 'boom', attributes: { kind: 'frame' } }]);
     const counts: number[] = [];
@@ -211,6 +219,14 @@ describe('InMemoryQueueTransport: dead-letter queue', () => {
     expect(await transport.receive('jobs', { waitTimeSeconds: 0 })).toEqual([]);
     expect(transport.depth('jobs') + transport.inFlight('jobs')).toBe(0);
     expect(transport.depth('jobs-dlq')).toBe(1);
+    // Told once, after the move (what `facerec serve` logs and counts).
+    expect(moved).toEqual([
+      {
+        queue: 'jobs',
+        deadLetterQueue: 'jobs-dlq',
+        messages: [{ id: 'poison', body: 'boom', receiveCount: 3 }],
+      },
+    ]);
     const [dead] = await transport.receive('jobs-dlq', { waitTimeSeconds: 0 });
     expect(dead).toMatchObject({
       id: 'poison',

@@ -53,6 +53,12 @@ export function openCliGalleryStore(
   options: OpenGalleryStoreOptions = {},
 ): Promise<GalleryStore> {
   const endpoint = process.env[S3_ENDPOINT_ENV];
+  if (endpoint && !/^https?:\/\/[^/\s]+/i.test(endpoint)) {
+    throw new InvalidOptionsError(
+      'gallery store',
+      `$${S3_ENDPOINT_ENV} must be an http:// or https:// URL (e.g. http://127.0.0.1:9000), got ${JSON.stringify(endpoint.slice(0, 100))}`,
+    );
+  }
   return openGalleryStore(url, { ...options, ...(endpoint ? { s3Endpoint: endpoint } : {}) });
 }
 

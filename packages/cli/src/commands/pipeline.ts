@@ -33,7 +33,7 @@ import {
   TOKENS,
   type WorkerProvider,
 } from '@facerec/lambda-runtime';
-import { InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
+import { type DeadLettered, InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
 import type { Command } from 'commander';
 import {
   count,
@@ -56,6 +56,8 @@ import { sigV4Sender } from '../sigv4.js';
 import { openCliGalleryStore } from './gallery-store.js';
 
 const REQUESTS = 'requests';
+/** Deliveries of a face before it goes to the dead-letter queue, 30 s apart (as the reference stack's SQS). */
+const MAX_DELIVERIES = 5;
 const RESPONSES = 'responses';
 
 /** Options of {@link serveLocally}. */
@@ -143,9 +145,34 @@ export async function serveLocally(options: ServeOptions) {
     registry,
   );
   const queue = options.queue ?? 'memory';
+  // A face delivered 5 times without an answer (recognition failing for 2.5 minutes: a store's server down)
+  // goes to the dead-letter queue: its frame gets no answer for it, which is said and counted.
+  let deadLettered = 0;
+  const onDeadLetter = ({ messages, deadLetterQueue }: DeadLettered) => {
+    deadLettered += messages.length;
+    const ids = messages.map(({ body }) => {
+      try {
+        const { request_id, face_index } = JSON.parse(body) as { request_id?: unknown; face_index?: unknown };
+        return `${String(request_id)}#${String(face_index)}`;
+      } catch {
+        return '(not a face message)';
+      }
+    });
+    logger.error('faces dead-lettered: their frames get no answer for them', {
+      faces: ids.slice(0, 20),
+      count: messages.length,
+      receives: messages[0]?.receiveCount,
+      queue: deadLetterQueue,
+    });
+  };
   const transport = new InMemoryQueueTransport({
+    onDeadLetter,
     queues: {
-      [REQUESTS]: { visibilityTimeoutSeconds: 30, maxReceiveCount: 5, deadLetterQueue: `${REQUESTS}-dlq` },
+      [REQUESTS]: {
+        visibilityTimeoutSeconds: 30,
+        maxReceiveCount: MAX_DELIVERIES,
+        deadLetterQueue: `${REQUESTS}-dlq`,
+      },
       // One answer per face id (its idempotency key) within an hour: a face processed again after a crash (its
       // answer queued, its request not yet acknowledged) is not answered twice.
       [RESPONSES]: { deduplicationWindowSeconds: 3600 },
@@ -221,6 +248,8 @@ export async function serveLocally(options: ServeOptions) {
     runtime,
     transport,
     gallery,
+    /** Faces moved to the dead-letter queue since the start (each logged): their frames got no answer for them. */
+    deadLettered: () => deadLettered,
     /** Stops the server, then the workers, the queues and the gallery. */
     async close() {
       await runtime.close();
@@ -294,11 +323,20 @@ async function serveUntilStopped(
   const again = new AbortController();
   void signalled().then(() => again.abort());
   const { drained, left } = await served.drain({ timeoutMs: drainSeconds * 1000, signal: again.signal });
+  const dead = served.deadLettered();
+  const lost =
+    dead > 0
+      ? `${count(dead, 'face')} dead-lettered after ${MAX_DELIVERIES} failed deliveries (logged), their frames without an answer for them`
+      : '';
   if (drained) {
-    info('facerec serve: stopped: every frame answered and every answer collected');
+    info(
+      dead > 0
+        ? `facerec serve: stopped: every answer made was collected; ${lost}`
+        : 'facerec serve: stopped: every frame answered and every answer collected',
+    );
     return;
   }
-  const parts: string[] = [];
+  const parts: string[] = lost ? [lost] : [];
   const kept = { detecting: 0, recognising: left.recognising, uncollected: left.uncollected };
   if (pending(kept)) {
     parts.push(
