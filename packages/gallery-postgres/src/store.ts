@@ -101,6 +101,8 @@ export interface PostgresGalleryStoreOptions {
    * `'error'` listener.)
    */
   readonly onConnectionError?: (error: Error) => void;
+  /** Told when the settings are read again after the server could not be reached. Default: ignored. */
+  readonly onReachableAgain?: () => void;
 }
 
 const optionsSchema = z
@@ -132,6 +134,7 @@ const optionsSchema = z
     refreshSeconds: z.number().min(0).default(1),
     onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
     onConnectionError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
+    onReachableAgain: z.custom<() => void>((v) => typeof v === 'function').optional(),
   })
   .refine((o) => (o.connectionString === undefined) !== (o.pool === undefined), {
     message: 'give exactly one of connectionString and pool',
@@ -240,6 +243,9 @@ export class PostgresGalleryStore implements GalleryStore {
   #calibration: GalleryCalibration | undefined;
   readonly #refreshMs: number;
   readonly #onReloadError: ((error: Error) => void) | undefined;
+  readonly #onReachableAgain: (() => void) | undefined;
+  /** The last settings read failed because the server could not be reached (reported once). */
+  #unreachable = false;
   #settingsReadAt = performance.now();
   #settingsRead: Promise<void> | undefined;
   /** Bumped by every `setThreshold`: a read of the settings started before one is not applied. */
@@ -274,6 +280,7 @@ export class PostgresGalleryStore implements GalleryStore {
     this.#calibration = row.calibration ?? undefined;
     this.#refreshMs = options.refreshSeconds * 1000;
     this.#onReloadError = options.onReloadError;
+    this.#onReachableAgain = options.onReachableAgain;
   }
 
   /**
@@ -495,11 +502,18 @@ export class PostgresGalleryStore implements GalleryStore {
             source: this.location,
           });
         }
+        if (this.#unreachable) {
+          this.#unreachable = false;
+          this.#onReachableAgain?.();
+        }
         if (generation !== this.#settingsGeneration) return; // this handle's own setThreshold is newer
         this.#threshold = row.threshold;
         this.#calibration = row.calibration ?? undefined;
       } catch (error) {
-        this.#onReloadError?.(error as Error);
+        // A server out of reach is reported once, until it answers again (not at every read).
+        const unreachable = FacerecError.isInstance(error) && error.code === 'GALLERY_UNREACHABLE';
+        if (!(unreachable && this.#unreachable)) this.#onReloadError?.(error as Error);
+        this.#unreachable = unreachable;
       } finally {
         this.#settingsReadAt = performance.now();
         this.#settingsRead = undefined;
@@ -849,6 +863,7 @@ export async function openGalleryStoreFromUrl(
               { location: store?.location, reason }, // the location without the password
             );
           },
+          onReachableAgain: () => logger.info('gallery store reachable again', { location: store?.location }),
           onConnectionError: (error: Error) =>
             logger.warn('gallery store connection lost; the next query connects again', {
               location: store?.location ?? collectionLocation(parsed.toString(), collection ?? 'default'),

@@ -313,13 +313,18 @@ describe('PostgresGalleryStore', () => {
     const address = socket.getServerConn();
     const port = Number(address.split(':').at(-1));
     const lost: Error[] = [];
+    const told: string[] = [];
     const store = await PostgresGalleryStore.open({
       connectionString: `postgres://postgres:pw@${address}/postgres`,
       collection: 'restart',
       embedder: CONFORMANCE_EMBEDDER,
       maxConnections: PGLITE_MAX_CONNECTIONS,
+      refreshSeconds: 0,
       onConnectionError: (error) => lost.push(error),
+      onReloadError: (error) => told.push((error as FacerecError).code),
+      onReachableAgain: () => told.push('reachable again'),
     });
+    const query = Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]);
     try {
       await store.add('ada', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
       // The pool now holds an idle connection, which the stop cuts: without a listener, an 'error' event
@@ -331,9 +336,17 @@ describe('PostgresGalleryStore', () => {
       expect((error as Error).message).toBe(
         `cannot reach the Postgres server of postgres://postgres:***@${address}/postgres?collection=restart (ECONNREFUSED)`,
       );
+      // Matches meanwhile fail as unreachable; the settings' reads say so once, not at every match.
+      for (let i = 0; i < 3; i++) {
+        await expect(store.match([query])).rejects.toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+      }
+      expect(told).toEqual(['GALLERY_UNREACHABLE']);
       socket = new PGLiteSocketServer({ db, port, host: '127.0.0.1' });
       await socket.start();
       expect(await store.identities()).toEqual(['ada']);
+      expect((await store.match([query]))[0]!.identity).toBe('ada');
+      await store.match([query]);
+      expect(told).toEqual(['GALLERY_UNREACHABLE', 'reachable again']);
     } finally {
       await store.close();
       await socket.stop();

@@ -336,6 +336,10 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     );
   }
 
+  protected override reachable(): void {
+    this.#logger.info('gallery store reachable again', { location: this.location, etag: this.version });
+  }
+
   protected override swapped(before: string | undefined): void {
     this.#logger.info('gallery updated', {
       location: this.location,

@@ -109,6 +109,35 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     });
   });
 
+  it('answers from the loaded version while S3 is out of reach, says so once, and says when it answers again', async () => {
+    const store = await open();
+    const send = client.send.bind(client);
+    let down = true;
+    client.send = ((command: never) =>
+      down
+        ? Promise.reject(
+            Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }),
+          )
+        : send(command)) as typeof client.send;
+    for (let i = 0; i < 3; i++) {
+      clock += 30_000;
+      expect(await who(store, 0)).toBe('amy');
+    }
+    down = false;
+    clock += 30_000;
+    expect(await who(store, 1)).toBe('bernadette');
+    clock += 30_000;
+    await store.identities();
+    expect(logs.filter((l) => l.message !== 'gallery loaded')).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        message: 'gallery store unreachable; keeping the loaded version',
+        details: expect.objectContaining({ reason: 'GALLERY_UNREACHABLE' }),
+      }),
+      expect.objectContaining({ level: 'info', message: 'gallery store reachable again' }),
+    ]);
+  });
+
   it('refuses a corrupt new version or one from another embedder, keeps the old one, and logs why', async () => {
     const store = await open();
     const good = store.version;

@@ -83,6 +83,8 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   #created = false;
   /** A version that could not be used and was already reported. */
   #refused: string | undefined;
+  /** The last look failed because the store's server could not be reached (reported once). */
+  #unreachable = false;
   #checkedAt = Number.NEGATIVE_INFINITY;
   #refreshing: Promise<RefreshOutcome> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
@@ -118,6 +120,9 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   protected refused(error: Error): void {
     this.#options.onReloadError?.(error);
   }
+
+  /** Told when the store answers again after it could not be reached. By default it does nothing. */
+  protected reachable(): void {}
 
   /** Told when searches swapped in a new version (another writer's). By default it does nothing. */
   protected swapped(_previousVersion: string | undefined): void {}
@@ -290,10 +295,18 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     const attempt = this.#reload(force);
     this.#refreshing = attempt;
     try {
-      return await attempt;
+      const outcome = await attempt;
+      if (this.#unreachable) {
+        this.#unreachable = false;
+        this.reachable();
+      }
+      return outcome;
     } catch (error) {
       if (force) throw error;
-      this.refused(error as Error);
+      // A server out of reach is reported once, until it answers again (not at every look).
+      const unreachable = FacerecError.isInstance(error) && error.code === 'GALLERY_UNREACHABLE';
+      if (!(unreachable && this.#unreachable)) this.refused(error as Error);
+      this.#unreachable = unreachable;
       return 'refused';
     } finally {
       if (this.#refreshing === attempt) this.#refreshing = undefined;
