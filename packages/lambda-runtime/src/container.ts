@@ -218,6 +218,7 @@ function matchingThreshold(
   const servedAt = embedder.precision ?? 'fp32';
   let reported: string | undefined;
   let reportedCalibration: string | undefined;
+  let previous: { value?: number; source?: string } | undefined;
   const resolve = () => {
     const threshold = resolveThreshold({
       explicit: config.threshold,
@@ -230,9 +231,15 @@ function matchingThreshold(
     const calibration = gallery.calibration?.calibratedAt;
     if (state !== reported || calibration !== reportedCalibration) {
       if (reported !== undefined && state !== reported) {
-        logger.info('matching threshold changed', { threshold: threshold?.value, source: threshold?.source });
+        logger.info('matching threshold changed', {
+          threshold: threshold?.value,
+          source: threshold?.source,
+          previous_threshold: previous?.value,
+          previous_source: previous?.source,
+        });
       }
       reported = state;
+      previous = { ...(threshold ? { value: threshold.value, source: threshold.source } : {}) };
       reportedCalibration = calibration;
       if (threshold?.source === 'registry') {
         logger.warn("gallery never calibrated: matching at the embedder's recommended threshold", {

@@ -154,8 +154,18 @@ describeWithSharedData('recognition init: warnings about the threshold', PIPELIN
       await other.setThreshold(0); // back to never calibrated
       expect(await recognise()).toBe('amy');
       expect(logs.filter((l) => l.message === 'matching threshold changed').map((l) => l.extra)).toEqual([
-        { threshold: 0.05, source: 'gallery' },
-        { threshold: MODELS.embedder('faceapi-resnet').thresholds.euclidean!.value, source: 'registry' },
+        {
+          threshold: 0.05,
+          source: 'gallery',
+          previous_threshold: MODELS.embedder('faceapi-resnet').thresholds.euclidean!.value,
+          previous_source: 'registry',
+        },
+        {
+          threshold: MODELS.embedder('faceapi-resnet').thresholds.euclidean!.value,
+          source: 'registry',
+          previous_threshold: 0.05,
+          previous_source: 'gallery',
+        },
       ]);
     } finally {
       await Promise.all([gallery.close(), other.close()]);
