@@ -85,9 +85,9 @@ export async function openExistingGallery<T>(open: () => Promise<T>): Promise<T>
     if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
     // The store's location as the error gives it: a URL without its credentials.
     const at = error.location;
-    const enroll = /^[a-z][a-z0-9+.-]*:\/\//i.test(at) ? '' : `\`facerec enroll <dir> --out ${at}\` or `;
     // Quoted for the shell where it holds ?, & or *; a password shown as *** is the user's to put back.
     const shown = /[?&*#\s]/.test(at) ? `'${at}'` : at;
+    const enroll = /^[a-z][a-z0-9+.-]*:\/\//i.test(at) ? '' : `\`facerec enroll <dir> --out ${shown}\` or `;
     const password = at.includes(':***@') ? '; with your password for *** or in PGPASSWORD' : '';
     throw new GalleryStoreNotFoundError(
       at,
