@@ -233,6 +233,21 @@ describe('FaceRecognitionPipeline', () => {
     expectNoWildcards(statementsOf(template, ids.detectionRole));
   });
 
+  it('lets each function write to its own log group only, without the managed AWSLambdaBasicExecutionRole', () => {
+    for (const [role, fn] of [
+      [ids.detectionRole, pipeline.detectionFunction],
+      [ids.recognitionRole, pipeline.recognitionFunction],
+    ] as const) {
+      expect(template.toJSON().Resources[role].Properties.ManagedPolicyArns).toBeUndefined();
+      const logs = statementsOf(template, role).filter((s) =>
+        actionsOf(s).some((a) => a.startsWith('logs:')),
+      );
+      expect(logs.flatMap(actionsOf).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+      const group = logicalId(stack, fn.logGroup as never);
+      expect(logs.flatMap(resourcesOf)).toEqual([JSON.stringify({ 'Fn::GetAtt': [group, 'Arn'] })]);
+    }
+  });
+
   it('lets recognition only consume the request queue and send to the response queue', () => {
     const sqs = statementsOf(template, ids.recognitionRole).filter((s) =>
       actionsOf(s).some((a) => a.startsWith('sqs:')),
