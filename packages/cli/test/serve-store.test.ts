@@ -100,7 +100,12 @@ for (const workers of [0, 2])
         const listed = await call('GET', '/collections/default/faces?identity=penny');
         expect(listed).toEqual({
           status: 200,
-          body: { collection: 'default', faces: [{ id: face!.id, identity: 'penny', source: 'penny1.png' }] },
+          body: {
+            collection: 'default',
+            faces: [{ id: face!.id, identity: 'penny', source: 'penny1.png' }],
+            total: 1,
+            next_offset: null,
+          },
         });
         expect((await call('DELETE', `/collections/default/faces/${face!.id}`)).status).toBe(200);
         expect(await recognise(bbt('penny', 3))).toBe('unknown');
@@ -156,7 +161,9 @@ for (const workers of [0, 2])
         expect((await call('PUT', '/collections/default/faces')).status).toBe(405);
         // The listing's query: one non-empty ?identity= and nothing else (a misspelt one listed every face).
         for (const [query, error] of [
-          ['?identty=amy', 'unknown query parameter; this route takes ?identity=<name> only'],
+          ['?identty=amy', 'unknown query parameter; this route takes ?identity=, ?limit=, ?offset= only'],
+          ['?limit=0', '?limit= takes a whole number from 1 to 10000'],
+          ['?offset=-1', '?offset= takes a whole number ≥ 0'],
           ['?identity=amy&identity=raj', 'one ?identity= at a time'],
           ['?identity=', '?identity= needs a name'],
         ]) {

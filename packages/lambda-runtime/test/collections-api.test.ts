@@ -49,6 +49,43 @@ describe('collections API', () => {
     );
   });
 
+  it('lists a collection by pages: ?limit= (default 1000) and ?offset=, with the total and the next offset', async () => {
+    const all = Array.from({ length: 2500 }, (_, i) => ({ id: `id${i}`, identity: `p${i % 7}`, source: '' }));
+    const store = { list: async () => all, identities: async () => [] };
+    const api = createCollectionsApi({
+      collections: { default: store as never },
+      detector: { detectFaces: async () => [] },
+      embedder: {} as never,
+    });
+    const get = async (query: string) =>
+      (
+        await api.handle({
+          method: 'GET',
+          url: new URL(`http://127.0.0.1/collections/default/faces${query}`),
+        })
+      ).body as { faces: { id: string }[]; total: number; next_offset: number | null };
+    const first = await get('');
+    expect([first.faces.length, first.faces[0]!.id, first.total, first.next_offset]).toEqual([
+      1000,
+      'id0',
+      2500,
+      1000,
+    ]);
+    const seen = [...first.faces];
+    for (let next = first.next_offset; next !== null; ) {
+      const page = await get(`?offset=${next}`);
+      seen.push(...page.faces);
+      next = page.next_offset;
+    }
+    expect(seen.map((f) => f.id)).toEqual(all.map((f) => f.id));
+    const small = await get('?limit=10&offset=2495');
+    expect([small.faces.map((f) => f.id), small.next_offset]).toEqual([
+      ['id2495', 'id2496', 'id2497', 'id2498', 'id2499'],
+      null,
+    ]);
+    expect((await get('?offset=9999')).faces).toEqual([]);
+  });
+
   it('lets other errors through (a 500 from the runtime)', async () => {
     const broken = () => {
       throw new Error('something else');

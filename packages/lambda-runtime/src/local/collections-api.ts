@@ -19,6 +19,27 @@ import { statusOf } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { requestIssues, requestJsonIssue } from '../messages.js';
 
+/** The query parameters of `GET /collections/{name}/faces`. */
+const LIST_PARAMETERS = ['identity', 'limit', 'offset'];
+/** Faces in one listing page unless `?limit=` says otherwise, and the most it may say. */
+export const LIST_PAGE = Object.freeze({ default: 1000, max: 10_000 });
+
+/** `?limit=` and `?offset=` of a listing (digits only), or what is wrong with them. */
+function listPage(params: URLSearchParams): { limit: number; offset: number } | string {
+  const limit = params.get('limit');
+  const offset = params.get('offset');
+  if (params.getAll('limit').length > 1 || params.getAll('offset').length > 1)
+    return 'one ?limit= and ?offset= at most';
+  if (limit !== null && (!/^\d{1,6}$/.test(limit) || Number(limit) < 1 || Number(limit) > LIST_PAGE.max)) {
+    return `?limit= takes a whole number from 1 to ${LIST_PAGE.max}`;
+  }
+  if (offset !== null && !/^\d{1,9}$/.test(offset)) return '?offset= takes a whole number ≥ 0';
+  return {
+    limit: limit === null ? LIST_PAGE.default : Number(limit),
+    offset: offset === null ? 0 : Number(offset),
+  };
+}
+
 /** Options of {@link createCollectionsApi}. */
 export interface CollectionsApiOptions {
   /** The collections served, by name (URL path segment). */
@@ -218,18 +239,21 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
     }
     if (id === undefined && method === 'POST') return add(name, store, body);
     if (id === undefined && method === 'GET') {
-      const unknown = [...new Set(url.searchParams.keys())].filter((k) => k !== 'identity');
+      const unknown = [...new Set(url.searchParams.keys())].filter((k) => !LIST_PARAMETERS.includes(k));
       const values = url.searchParams.getAll('identity');
+      const page = listPage(url.searchParams);
       // Said rather than guessed: a misspelt parameter would list every face, a second identity be ignored.
-      if (unknown.length || values.length > 1 || values[0] === '') {
+      if (unknown.length || values.length > 1 || values[0] === '' || typeof page === 'string') {
         return {
           status: 400,
           body: {
             error: unknown.length
-              ? `unknown query parameter${unknown.length > 1 ? 's' : ''}; this route takes ?identity=<name> only`
+              ? `unknown query parameter${unknown.length > 1 ? 's' : ''}; this route takes ${LIST_PARAMETERS.map((p) => `?${p}=`).join(', ')} only`
               : values.length > 1
                 ? 'one ?identity= at a time'
-                : '?identity= needs a name',
+                : values[0] === ''
+                  ? '?identity= needs a name'
+                  : (page as string),
           },
         };
       }
@@ -237,8 +261,13 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
       // As the store spells it: as given when it has that name, else in NFC (how names are stored).
       const identity =
         given === null || (await store.identities()).includes(given) ? given : given.normalize('NFC');
-      const faces = await store.list(identity === null ? {} : { identity });
-      return { status: 200, body: { collection: name, faces } };
+      const all = await store.list(identity === null ? {} : { identity });
+      const faces = all.slice(page.offset, page.offset + page.limit);
+      const next = page.offset + faces.length;
+      return {
+        status: 200,
+        body: { collection: name, faces, total: all.length, next_offset: next < all.length ? next : null },
+      };
     }
     if (id !== undefined && method === 'DELETE') {
       try {
