@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { writeGalleryFor } from '../../../packages/cdk/test/galleries.js';
 import { createApp } from '../bin/app.js';
 
@@ -43,9 +44,14 @@ describe('example CDK app', () => {
   });
 
   it('takes settings from cdk.json context too, JSON booleans included, and refuses values it does not know', () => {
-    // As cdk.json's "context" hands them over: galleryBucket a boolean, reservedConcurrency false.
+    // As cdk.json's "context" hands them over: galleryBucket a boolean, reservedConcurrency false. The models
+    // mirror is a folder in the repository (the build context) that holds the weights.
+    const repository = fileURLToPath(new URL('../../..', import.meta.url));
+    const mirror = mkdtempSync(path.join(repository, '.models-mirror-test-'));
+    onTestFinished(() => rmSync(mirror, { recursive: true, force: true }));
+    writeFileSync(path.join(mirror, 'pnet.pt'), '');
     const app = new App({
-      context: { galleryBucket: true, reservedConcurrency: false, modelsMirror: '.models-mirror' },
+      context: { galleryBucket: true, reservedConcurrency: false, modelsMirror: path.basename(mirror) },
     });
     const { app: synthApp, stack } = createApp({ pipeline: { imageDirectory } }, app);
     const template = Template.fromStack(stack);
@@ -59,7 +65,13 @@ describe('example CDK app', () => {
       readFileSync(path.join(synthApp.synth().directory, 'Facerec.assets.json'), 'utf8'),
     ) as { dockerImages: Record<string, { source: { dockerBuildArgs: Record<string, string> } }> };
     const [image] = Object.values(manifest.dockerImages);
-    expect(image!.source.dockerBuildArgs.FACEREC_MODELS_MIRROR).toBe('.models-mirror');
+    expect(image!.source.dockerBuildArgs.FACEREC_MODELS_MIRROR).toBe(path.basename(mirror));
+    // A mirror that is not there, or outside the build context, fails synth (not the build, minutes later).
+    for (const modelsMirror of ['.nope', '/work/shared/models/upstream', '../outside']) {
+      expect(() =>
+        createApp({ pipeline: { imageDirectory } }, new App({ context: { modelsMirror } })),
+      ).toThrow(/context modelsMirror must be a folder inside the repository/);
+    }
     // The same settings as -c gives them (strings).
     const strings = createApp(
       { pipeline: { imageDirectory } },
