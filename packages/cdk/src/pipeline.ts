@@ -782,13 +782,8 @@ export class FaceRecognitionPipeline extends Construct {
         assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
         description: `facerec ${handler} function`,
       });
-      role.addToPolicy(
-        new iam.PolicyStatement({
-          actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-          // The group's ARN ends in ":*", which covers its log streams.
-          resources: [logGroup.logGroupArn],
-        }),
-      );
+      // logs:CreateLogStream and logs:PutLogEvents on the group's ARN, whose ":*" covers its streams.
+      logGroup.grantWrite(role);
       return new lambda.DockerImageFunction(this, `${name}Function`, {
         role,
         description: `facerec ${handler} (${p.provider}, ${p.embedder.description.modelId(p.embedder.options)})`,
