@@ -5,7 +5,6 @@ import {
   FileGallery,
   FileGalleryStore,
   formatCalibration,
-  type GalleryCalibration,
   type GalleryStore,
   InvalidInputError,
   InvalidOptionsError,
@@ -369,10 +368,13 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           try {
             // Refused when the store was replaced by one for another embedder meanwhile.
             store.assertCompatible(gallery.embedder);
-            await (store as unknown as ThresholdSetter).setThreshold(
-              result.gallery.threshold,
-              result.calibration,
-            );
+            if (!store.setThreshold) {
+              throw new InvalidOptionsError(
+                'gallery calibrate',
+                `${store.location}: this store cannot set a threshold`,
+              );
+            }
+            await store.setThreshold(result.gallery.threshold, result.calibration);
           } finally {
             await store.close();
           }
@@ -428,11 +430,6 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         info(`threshold ${result.point.threshold.toFixed(4)} saved to ${opts.out ?? where}`);
       },
     );
-}
-
-/** What every built-in store has beyond the `GalleryStore` contract: its threshold set in place. */
-interface ThresholdSetter {
-  setThreshold(threshold: number, calibration?: GalleryCalibration): Promise<void>;
 }
 
 /**

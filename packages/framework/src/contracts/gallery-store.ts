@@ -1,3 +1,4 @@
+import type { GalleryCalibration } from '../gallery/types.js';
 import type { Gallery } from './gallery.js';
 
 /** One example as a store holds it: an embedding of an identity, under the id the store gave it. */
@@ -65,6 +66,12 @@ export interface GalleryStore extends Gallery {
    * @throws UnknownIdentityError when the store has no such identity.
    */
   removeIdentity(identity: string): Promise<number>;
+  /**
+   * Sets the threshold matching applies (and the calibration that chose it), for every reader of the store.
+   * Optional for stores written before it; the built-in ones have it (`facerec gallery calibrate` needs it).
+   * @throws InvalidOptionsError when `threshold` is not a finite number ≥ 0.
+   */
+  setThreshold?(threshold: number, calibration?: GalleryCalibration): Promise<void>;
   /** The stored examples, by identity (code-unit order), then in the order they were added. */
   list(options?: ListExamplesOptions): Promise<StoredExample[]>;
   /** Releases what the store holds (connections, timers). The store must not be used afterwards. */
