@@ -36,6 +36,8 @@ export interface Invocation {
 export interface SqsSend {
   readonly queueUrl: string;
   readonly body: string;
+  /** When the recorder took it (epoch milliseconds), as SQS's `SentTimestamp`. */
+  readonly sentAt: number;
 }
 
 /** An SQS JSON-protocol endpoint that accepts SendMessage and SendMessageBatch and records them. */
@@ -64,10 +66,11 @@ export async function startSqsRecorder(): Promise<SqsRecorder> {
       let output: unknown;
       if (target === 'AmazonSQS.SendMessageBatch') {
         const entries = input.Entries ?? [];
-        for (const e of entries) sent.push({ queueUrl: input.QueueUrl, body: e.MessageBody });
+        for (const e of entries)
+          sent.push({ queueUrl: input.QueueUrl, body: e.MessageBody, sentAt: Date.now() });
         output = { Successful: entries.map((e) => ({ Id: e.Id, ...accepted(e.MessageBody) })), Failed: [] };
       } else if (target === 'AmazonSQS.SendMessage' && input.MessageBody !== undefined) {
-        sent.push({ queueUrl: input.QueueUrl, body: input.MessageBody });
+        sent.push({ queueUrl: input.QueueUrl, body: input.MessageBody, sentAt: Date.now() });
         output = accepted(input.MessageBody);
       } else {
         res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
@@ -247,7 +250,7 @@ export function sqsEvent(messages: readonly SqsSend[], receive = 1): unknown {
       messageId: `m-${receive}-${i}`,
       receiptHandle: `r-${receive}-${i}`,
       body: m.body,
-      attributes: { ApproximateReceiveCount: String(receive) },
+      attributes: { ApproximateReceiveCount: String(receive), SentTimestamp: String(m.sentAt) },
       messageAttributes: {},
       eventSource: 'aws:sqs',
     })),

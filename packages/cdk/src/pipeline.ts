@@ -8,6 +8,7 @@ import {
   type GalleryFileSummary,
   MODELS,
   type ModelRegistry,
+  PIPELINE_METRICS,
   type ResolvedEmbedder,
   readGallerySummary,
 } from '@facerec/framework/registry';
@@ -61,6 +62,17 @@ export interface PipelineAlarmThresholds {
    * fires: a detection function that failed to start, a queue it cannot send to, a timeout. Default 1.
    */
   readonly functionUrl5xx?: number;
+  /**
+   * Average latency of an answer on the server, in milliseconds per 5-minute period, at which the latency
+   * alarm fires: detection's `DetectionLatency` plus recognition's `AnswerLatency` (the face waiting in the
+   * request queue, then recognised and answered). The client's own polling comes on top. Default 2000.
+   */
+  readonly latencyMs?: number;
+  /**
+   * Throttled detection invocations per 5-minute period at which its alarm fires: frames refused with 429
+   * because every reserved instance was busy. Default 1.
+   */
+  readonly detectionThrottles?: number;
 }
 
 /** Settings of one of the two functions. */
@@ -195,6 +207,11 @@ export interface FaceRecognitionPipelineProps {
   readonly functionUrlAuth?: 'AWS_IAM' | 'NONE';
   /** Alarm thresholds. */
   readonly alarms?: PipelineAlarmThresholds;
+  /**
+   * A CloudWatch dashboard of the pipeline: frames and faces by outcome, latencies, queues, both functions
+   * and the alarms (`FaceRecognitionPipeline.dashboard`). Default true; `false` creates none.
+   */
+  readonly dashboard?: boolean;
   /** Retention of both functions' log groups. Default one month. */
   readonly logRetention?: logs.RetentionDays;
   /** What happens to queues and log groups on `cdk destroy`. Default `RemovalPolicy.DESTROY`. */
@@ -224,7 +241,15 @@ export const PIPELINE_DEFAULTS = Object.freeze({
   batchSize: 10,
   maxBatchingWindowSeconds: 1,
   functionUrlAuth: 'AWS_IAM',
-  alarms: Object.freeze({ dlqDepth: 0, requestQueueAgeSeconds: 300, functionErrors: 1, functionUrl5xx: 1 }),
+  alarms: Object.freeze({
+    dlqDepth: 0,
+    requestQueueAgeSeconds: 300,
+    functionErrors: 1,
+    functionUrl5xx: 1,
+    latencyMs: 2000,
+    detectionThrottles: 1,
+  }),
+  dashboard: true,
   logRetention: logs.RetentionDays.ONE_MONTH,
   removalPolicy: RemovalPolicy.DESTROY,
   replyQueues: Object.freeze([] as string[]),
@@ -245,7 +270,10 @@ export const MAX_REPLY_QUEUES = 20;
  */
 export const RECOGNITION_START_FAILURE = 'the recognition function failed to start';
 /** The metric the start-failure metric filter writes, with dimension `FunctionName`. */
-export const START_FAILURE_METRIC = Object.freeze({ namespace: 'facerec', metricName: 'StartFailures' });
+export const START_FAILURE_METRIC = Object.freeze({
+  namespace: PIPELINE_METRICS.namespace,
+  metricName: 'StartFailures',
+});
 
 /** Receives before a message moves to its dead-letter queue. */
 export const MAX_RECEIVE_COUNT = 5;
@@ -284,12 +312,20 @@ export const KNOWN_PROPS: ReadonlySet<string> = new Set<string>([
   'maxConcurrency',
   'functionUrlAuth',
   'alarms',
+  'dashboard',
   'logRetention',
   'removalPolicy',
   'replyQueues',
 ]);
 const FUNCTION_KEYS = new Set(['memorySize', 'timeoutSeconds', 'reservedConcurrency']);
-const ALARM_KEYS = new Set(['dlqDepth', 'requestQueueAgeSeconds', 'functionErrors', 'functionUrl5xx']);
+const ALARM_KEYS = new Set([
+  'dlqDepth',
+  'requestQueueAgeSeconds',
+  'functionErrors',
+  'functionUrl5xx',
+  'latencyMs',
+  'detectionThrottles',
+]);
 
 /** One cdk-nag suppression: the rule, why it does not apply, and optionally which findings it covers. */
 interface NagSuppression {
@@ -357,6 +393,7 @@ interface Resolved {
   readonly maxConcurrency: number;
   readonly functionUrlAuth: 'AWS_IAM' | 'NONE';
   readonly alarms: Required<PipelineAlarmThresholds>;
+  readonly dashboard: boolean;
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly replyQueues: readonly string[];
@@ -547,6 +584,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       ),
     functionUrlAuth: props.functionUrlAuth ?? PIPELINE_DEFAULTS.functionUrlAuth,
     alarms: { ...PIPELINE_DEFAULTS.alarms, ...props.alarms },
+    dashboard: props.dashboard ?? PIPELINE_DEFAULTS.dashboard,
     logRetention: props.logRetention ?? PIPELINE_DEFAULTS.logRetention,
     removalPolicy: props.removalPolicy ?? PIPELINE_DEFAULTS.removalPolicy,
     replyQueues: props.replyQueues ?? PIPELINE_DEFAULTS.replyQueues,
@@ -559,6 +597,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       `architecture arm64 is supported with the onnx provider only (provider "${resolved.provider}": ` +
         "TensorFlow.js's wasm backend was not checked on arm64)",
     );
+  if (typeof resolved.dashboard !== 'boolean')
+    problems.push(`dashboard must be true or false, got ${JSON.stringify(resolved.dashboard)}`);
   if (resolved.alarmEmail !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(resolved.alarmEmail))
     problems.push(`alarmEmail must be an e-mail address, got "${resolved.alarmEmail}"`);
   if (props.weights !== undefined) nonEmpty('weights', props.weights);
@@ -590,6 +630,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   int('alarms.requestQueueAgeSeconds', resolved.alarms.requestQueueAgeSeconds, 1, 1_209_600);
   int('alarms.functionErrors', resolved.alarms.functionErrors, 1, 1_000_000);
   int('alarms.functionUrl5xx', resolved.alarms.functionUrl5xx, 1, 1_000_000);
+  int('alarms.latencyMs', resolved.alarms.latencyMs, 1, 900_000);
+  int('alarms.detectionThrottles', resolved.alarms.detectionThrottles, 1, 1_000_000);
   if (!Array.isArray(resolved.replyQueues)) problems.push('replyQueues must be an array of client names');
   else {
     if (resolved.replyQueues.length > MAX_REPLY_QUEUES)
@@ -675,7 +717,13 @@ export class FaceRecognitionPipeline extends Construct {
     readonly detectionUrl5xx: cloudwatch.Alarm;
     /** Recognition's "failed to start" log lines, through a metric filter on its log group. */
     readonly recognitionStartFailures: cloudwatch.Alarm;
+    /** Average latency of an answer on the server: `DetectionLatency` + `AnswerLatency`. */
+    readonly latency: cloudwatch.Alarm;
+    /** Detection invocations throttled (429 to the client). */
+    readonly detectionThrottles: cloudwatch.Alarm;
   };
+  /** The pipeline's dashboard (prop `dashboard`), or undefined. */
+  readonly dashboard: cloudwatch.Dashboard | undefined;
 
   constructor(scope: Construct, id: string, props: FaceRecognitionPipelineProps = {}) {
     super(scope, id);
@@ -865,6 +913,33 @@ export class FaceRecognitionPipeline extends Construct {
       return created;
     };
     const period = Duration.minutes(5);
+    const det = PIPELINE_METRICS.detection;
+    const rec = PIPELINE_METRICS.recognition;
+    /** One of the metrics a function's Lambda entry publishes (`PIPELINE_METRICS`), per 5 minutes. */
+    const ownMetric =
+      (fn: lambda.IFunction, service: string) => (metricName: string, statistic: string, label?: string) =>
+        new cloudwatch.Metric({
+          namespace: PIPELINE_METRICS.namespace,
+          metricName,
+          // As the entry writes them: the service, and the function's name (two pipelines stay apart).
+          dimensionsMap: { service, FunctionName: fn.functionName },
+          statistic,
+          period,
+          ...(label ? { label } : {}),
+        });
+    const detectionMetric = ownMetric(this.detectionFunction, det.service);
+    const recognitionMetric = ownMetric(this.recognitionFunction, rec.service);
+    // An answer's latency on the server: the frame's detection, then its face's wait in the request queue and
+    // recognition. A period with frames but no face (no answer latency) counts detection alone.
+    const latency = new cloudwatch.MathExpression({
+      expression: 'FILL(detection, 0) + FILL(answer, 0)',
+      usingMetrics: {
+        detection: detectionMetric(det.frameLatency, 'Average'),
+        answer: recognitionMetric(rec.answerLatency, 'Average'),
+      },
+      period,
+      label: 'answer latency on the server, average (ms)',
+    });
     this.alarms = {
       requestDlqDepth: alarm(
         'RequestDlqDepthAlarm',
@@ -928,7 +1003,87 @@ export class FaceRecognitionPipeline extends Construct {
         }),
         1,
       ),
+      latency: alarm('LatencyAlarm', latency, p.alarms.latencyMs),
+      // A Function URL answers a throttled invocation 429: frames the client must send again.
+      detectionThrottles: alarm(
+        'DetectionThrottlesAlarm',
+        this.detectionFunction.metricThrottles({ period, statistic: 'Sum' }),
+        p.alarms.detectionThrottles,
+      ),
     };
+
+    if (p.dashboard) {
+      const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
+      const sum = 'Sum';
+      const functions = [this.detectionFunction, this.recognitionFunction];
+      const named = (fn: lambda.IFunction) => (fn === this.detectionFunction ? 'detection' : 'recognition');
+      dashboard.addWidgets(
+        new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: Object.values(this.alarms), width: 24 }),
+      );
+      dashboard.addWidgets(
+        new cloudwatch.GraphWidget({
+          title: 'Frames per 5 minutes',
+          width: 8,
+          left: [
+            detectionMetric(det.framesAccepted, sum, 'accepted (200)'),
+            detectionMetric(det.framesRefused, sum, 'refused (4xx)'),
+            detectionMetric(det.framesFailed, sum, 'failed (5xx)'),
+            this.detectionFunction.metricThrottles({ period, statistic: sum, label: 'throttled (429)' }),
+          ],
+        }),
+        new cloudwatch.GraphWidget({
+          title: 'Faces per 5 minutes',
+          width: 8,
+          left: [
+            detectionMetric(det.facesDetected, sum, 'queued by detection'),
+            recognitionMetric(rec.facesAnswered, sum, 'answered'),
+            recognitionMetric(rec.facesUnknown, sum, 'answered unknown'),
+            recognitionMetric(rec.facesFailed, sum, 'handed back to the queue'),
+          ],
+        }),
+        new cloudwatch.GraphWidget({
+          title: 'Latency (ms)',
+          width: 8,
+          left: [
+            latency,
+            detectionMetric(det.frameLatency, 'p90', 'detection p90'),
+            recognitionMetric(rec.answerLatency, 'p90', 'queue wait + recognition p90'),
+          ],
+          leftAnnotations: [{ value: p.alarms.latencyMs, label: 'latency alarm' }],
+        }),
+      );
+      dashboard.addWidgets(
+        new cloudwatch.GraphWidget({
+          title: 'Request queue',
+          width: 12,
+          left: [
+            this.requestQueue.metricApproximateNumberOfMessagesVisible({ period, label: 'faces waiting' }),
+            this.requestDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+              period,
+              label: 'dead-lettered',
+            }),
+          ],
+          right: [
+            this.requestQueue.metricApproximateAgeOfOldestMessage({ period, label: 'oldest face (s)' }),
+          ],
+        }),
+        new cloudwatch.GraphWidget({
+          title: 'Functions',
+          width: 12,
+          left: functions.map((fn) =>
+            fn.metric('ConcurrentExecutions', {
+              period,
+              statistic: 'Maximum',
+              label: `${named(fn)} instances`,
+            }),
+          ),
+          right: functions.map((fn) =>
+            fn.metricDuration({ period, statistic: 'p90', label: `${named(fn)} duration p90 (ms)` }),
+          ),
+        }),
+      );
+      this.dashboard = dashboard;
+    } else this.dashboard = undefined;
 
     new CfnOutput(this, 'FunctionUrl', { value: this.url, description: 'facerec detection endpoint' });
     new CfnOutput(this, 'RequestQueueUrl', {

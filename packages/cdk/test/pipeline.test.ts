@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PIPELINE_METRICS } from '@facerec/framework/registry';
 import { App, Aspects, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
@@ -284,7 +285,7 @@ describe('FaceRecognitionPipeline', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties as Json,
     );
-    expect(alarms).toHaveLength(7);
+    expect(alarms).toHaveLength(9);
     const find = (metric: string, dimension: string) =>
       alarms.filter(
         (a) => a.MetricName === metric && JSON.stringify(a.Dimensions).includes(`"${dimension}"`),
@@ -346,8 +347,47 @@ describe('FaceRecognitionPipeline', () => {
         'requestDlqDepth',
         'requestQueueAge',
         'responseDlqDepth',
+        'latency',
+        'detectionThrottles',
       ].sort(),
     );
+    // Throttled frames: the client got 429.
+    expect(find('Throttles', ids.detection)[0]).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    // Latency: the metrics the Lambda entries publish, by the names and dimensions they write them with.
+    const latency = alarms.filter((a) => a.Metrics !== undefined);
+    expect(latency).toHaveLength(1);
+    expect(latency[0]).toMatchObject({
+      Threshold: 2000,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    const queries = latency[0]!.Metrics as Json[];
+    expect(queries.find((q) => q.ReturnData !== false)).toMatchObject({
+      Expression: 'FILL(detection, 0) + FILL(answer, 0)',
+    });
+    const stat = (id: string) => (queries.find((q) => q.Id === id) as { MetricStat: Json }).MetricStat;
+    for (const [id, fn, { service }, metricName] of [
+      ['detection', ids.detection, PIPELINE_METRICS.detection, PIPELINE_METRICS.detection.frameLatency],
+      ['answer', ids.recognition, PIPELINE_METRICS.recognition, PIPELINE_METRICS.recognition.answerLatency],
+    ] as const) {
+      expect(stat(id)).toEqual({
+        Metric: {
+          Namespace: PIPELINE_METRICS.namespace,
+          MetricName: metricName,
+          Dimensions: [
+            { Name: 'FunctionName', Value: { Ref: fn } },
+            { Name: 'service', Value: service },
+          ],
+        },
+        Period: 300,
+        Stat: 'Average',
+      });
+    }
     // Every alarm notifies the alarm topic when it fires and when it clears.
     const topic = logicalId(stack, pipeline.alarmTopic as never);
     for (const a of alarms) {
@@ -356,7 +396,14 @@ describe('FaceRecognitionPipeline', () => {
     }
     template.resourceCountIs('AWS::SNS::Subscription', 0);
     const custom = synth({
-      alarms: { requestQueueAgeSeconds: 60, functionErrors: 3, dlqDepth: 2, functionUrl5xx: 10 },
+      alarms: {
+        requestQueueAgeSeconds: 60,
+        functionErrors: 3,
+        dlqDepth: 2,
+        functionUrl5xx: 10,
+        latencyMs: 1500,
+        detectionThrottles: 5,
+      },
       alarmEmail: 'oncall@example.com',
     });
     custom.template.hasResourceProperties('AWS::SNS::Subscription', {
@@ -376,6 +423,38 @@ describe('FaceRecognitionPipeline', () => {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Threshold: 2,
     });
+    custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'Throttles',
+      Threshold: 5,
+    });
+    custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: Match.anyValue(),
+      Threshold: 1500,
+    });
+  });
+
+  it('draws a dashboard of the metrics the Lambda entries publish, the queues, the functions and every alarm', () => {
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    expect(pipeline.dashboard).toBeDefined();
+    const body = JSON.stringify(
+      Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties!.DashboardBody,
+    );
+    for (const name of [
+      ...Object.values(PIPELINE_METRICS.detection),
+      ...Object.values(PIPELINE_METRICS.recognition),
+    ]) {
+      if (name === 'detection' || name === 'recognition') continue; // the service names
+      // RecognitionLatency is in the logs' "batch done" line and the metrics, not drawn: duration p90 is.
+      if (name === PIPELINE_METRICS.recognition.batchLatency) continue;
+      expect(body).toContain(`\\"${name}\\"`);
+    }
+    expect(body).toContain('ApproximateAgeOfOldestMessage');
+    expect(body).toContain('ConcurrentExecutions');
+    // The alarm status widget lists all nine.
+    for (const alarm of Object.values(pipeline.alarms)) {
+      expect(body).toContain(stack.getLogicalId(alarm.node.defaultChild as never));
+    }
+    expect(synth({ dashboard: false }).template.findResources('AWS::CloudWatch::Dashboard')).toEqual({});
   });
 
   it('counts the log line the recognition entry writes when it failed to start', () => {
@@ -868,6 +947,16 @@ describe('FaceRecognitionPipeline props validation', () => {
       'an alarm threshold for Function URL 5xx answers below 1',
       { alarms: { functionUrl5xx: 0 } },
       /alarms\.functionUrl5xx must be an integer in \[1, 1000000\], got 0/,
+    ],
+    [
+      'a latency alarm threshold of 0 ms',
+      { alarms: { latencyMs: 0 } },
+      /alarms\.latencyMs must be an integer in \[1, 900000\], got 0/,
+    ],
+    [
+      'a dashboard that is no boolean',
+      { dashboard: 'yes' as never },
+      /dashboard must be true or false, got "yes"/,
     ],
     [
       'a reply queue name that is no identifier',

@@ -20,6 +20,7 @@ import {
   InMemoryIdempotencyStore,
 } from './idempotency.js';
 import { createLogger, type PipelineLogger } from './logger.js';
+import { noMetrics, type PipelineMetrics } from './metrics.js';
 import { loadProvider } from './providers.js';
 import { createRecognitionHandler } from './recognition.js';
 import type { SqsBatchHandler } from './sqs-batch.js';
@@ -37,6 +38,7 @@ export const TOKENS = Object.freeze({
   embedder: Symbol.for('facerec.embedder'),
   gallery: Symbol.for('facerec.gallery'),
   idempotency: Symbol.for('facerec.idempotency'),
+  metrics: Symbol.for('facerec.metrics'),
 });
 
 /** Collaborators to use instead of the ones built from the configuration (local runtime, tests). */
@@ -46,6 +48,8 @@ export interface PipelineOverrides {
   readonly provider?: FaceProvider;
   readonly gallery?: Gallery;
   readonly idempotency?: IdempotencyStore;
+  /** Where the handlers count frames, faces and latencies. Default: nowhere (the Lambda entries publish them). */
+  readonly metrics?: PipelineMetrics;
 }
 
 async function importSqsTransport(config: PipelineConfig): Promise<Transport> {
@@ -75,6 +79,7 @@ export function createPipelineContainer(
 ): DependencyContainer {
   const c = rootContainer.createChildContainer();
   c.register(TOKENS.config, { useValue: config });
+  c.register(TOKENS.metrics, { useValue: overrides.metrics ?? noMetrics });
   c.register(TOKENS.logger, {
     useFactory: instanceCachingFactory(() => overrides.logger ?? createLogger('facerec')),
   });
@@ -172,6 +177,7 @@ export async function composeDetection(
     maxBodyBytes: config.maxBodyBytes,
     decodeLimits: { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels },
     logger,
+    metrics: c.resolve<PipelineMetrics>(TOKENS.metrics),
   });
 }
 
@@ -195,6 +201,7 @@ export async function composeRecognition(c: DependencyContainer): Promise<SqsBat
     replyQueues: config.replyQueues,
     idempotency,
     logger,
+    metrics: c.resolve<PipelineMetrics>(TOKENS.metrics),
   });
 }
 

@@ -9,6 +9,7 @@ import {
   ImageTooLargeError,
   InvalidImageError,
   type OutboundMessage,
+  PIPELINE_METRICS,
   type Transport,
   UnsupportedImageFormatError,
 } from '@facerec/framework';
@@ -23,6 +24,7 @@ import {
   requestIssues,
   requestJsonIssue,
 } from './messages.js';
+import { noMetrics, type PipelineMetrics } from './metrics.js';
 
 /** The part of a Lambda Function URL event (payload format 2.0) the handler reads. */
 export interface FunctionUrlEvent {
@@ -71,7 +73,11 @@ export interface DetectionHandlerOptions {
   /** JPEG quality of the crops on the queue. Default 90. */
   readonly cropQuality?: number;
   readonly logger?: PipelineLogger;
+  /** Counts frames by outcome, faces and latency (`PIPELINE_METRICS.detection`). Default: none. */
+  readonly metrics?: PipelineMetrics;
 }
+
+const METRIC = PIPELINE_METRICS.detection;
 
 const json = (statusCode: number, body: unknown): FunctionUrlResult => ({
   statusCode,
@@ -183,6 +189,7 @@ export function createDetectionHandler(
   options: DetectionHandlerOptions,
 ): (event: FunctionUrlEvent) => Promise<FunctionUrlResult> {
   const logger = options.logger ?? silentLogger;
+  const metrics = options.metrics ?? noMetrics;
   const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
   const maxFaces = options.maxFaces ?? 32;
   const cropQuality = options.cropQuality ?? 90;
@@ -273,6 +280,9 @@ export function createDetectionHandler(
         ...timings,
         total_ms: since(started),
       });
+      metrics.add(METRIC.framesAccepted, 'Count', 1);
+      metrics.add(METRIC.facesDetected, 'Count', faces.length);
+      metrics.add(METRIC.frameLatency, 'Milliseconds', since(started));
       return json(200, {
         request_id: request.request_id,
         frame_id: frameId,
@@ -283,6 +293,7 @@ export function createDetectionHandler(
       requestId ??= (error as { requestId?: string | null }).requestId ?? null;
       const status = statusOf(error);
       const message = error instanceof Error ? error.message : String(error);
+      metrics.add(status === undefined ? METRIC.framesFailed : METRIC.framesRefused, 'Count', 1);
       if (status !== undefined) {
         // As the local runtime's own refusals: the client's address, to find who sends bad frames.
         logger.warn('request refused', {

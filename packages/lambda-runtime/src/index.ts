@@ -72,6 +72,12 @@ export {
   type ResponseMessage,
   responseMessageSchema,
 } from './messages.js';
+export {
+  createLambdaMetrics,
+  type LambdaMetrics,
+  noMetrics,
+  type PipelineMetrics,
+} from './metrics.js';
 export { loadProvider } from './providers.js';
 export {
   createRecognitionHandler,

@@ -5,6 +5,7 @@ import {
   type Gallery,
   type GalleryMatch,
   type OutboundMessage,
+  PIPELINE_METRICS,
   type RgbImage,
   type Transport,
   UNKNOWN_IDENTITY,
@@ -19,6 +20,7 @@ import {
   type ResponseMessage,
   requestIssues,
 } from './messages.js';
+import { noMetrics, type PipelineMetrics } from './metrics.js';
 import {
   type QueueRecord,
   type RecordBatchHandler,
@@ -64,7 +66,14 @@ export interface RecognitionHandlerOptions {
   /** Largest crop accepted from the queue, in bytes and pixels. Default 1 MiB, 1 megapixel. */
   readonly cropLimits?: { maxBytes?: number; maxPixels?: number };
   readonly logger?: PipelineLogger;
+  /**
+   * Counts faces by outcome and their latency (`PIPELINE_METRICS.recognition`; `AnswerLatency` for records
+   * that say when they were queued, as SQS's do). Default: none.
+   */
+  readonly metrics?: PipelineMetrics;
 }
+
+const METRIC = PIPELINE_METRICS.recognition;
 
 /** Default crop preparation: resize to the embedder's input size when needed. */
 export function resizeToEmbedderInput(crop: RgbImage, embedder: FaceEmbedder): RgbImage {
@@ -121,6 +130,7 @@ export function createRecognitionHandler(options: RecognitionHandlerOptions): Sq
  */
 export function createRecognitionRecordHandler(options: RecognitionHandlerOptions): RecordBatchHandler {
   const logger = options.logger ?? silentLogger;
+  const metrics = options.metrics ?? noMetrics;
   const idempotency = options.idempotency ?? new InMemoryIdempotencyStore();
   const inProgressExpiryMs = options.inProgressExpiryMs ?? 300_000;
   const prepare = options.prepare ?? resizeToEmbedderInput;
@@ -139,6 +149,7 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
       logger.warn('record failed', { message_id: record.id, reason, ...extra });
     };
     const pending: Pending[] = [];
+    let unknown = 0;
     const timings: Record<string, number> = {};
     /** Per key claimed in this batch: the record that claimed it, and later records of the same face. */
     const claimedHere = new Map<string, { leader: string; followers: QueueRecord[] }>();
@@ -312,6 +323,7 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
         }),
       );
       timings.publish_ms = since(t);
+      const sentAt = Date.now();
       // Recording the outcomes: independent writes, made together.
       await Promise.all(
         embedded.map(async (p, i) => {
@@ -322,6 +334,9 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
             return;
           }
           p.done = true;
+          if (p.record.queuedAt !== undefined) {
+            metrics.add(METRIC.answerLatency, 'Milliseconds', Math.max(0, sentAt - p.record.queuedAt));
+          }
           try {
             if (!(await idempotency.complete(p.key, p.token, p.answer!))) {
               logger.warn(
@@ -339,6 +354,7 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
           }
           // Who a face is, is personal data: at INFO only whether it was known; the name at DEBUG.
           const { identity } = matches[i]!;
+          if (identity === UNKNOWN_IDENTITY) unknown++;
           logger.info('face recognised', { ...face, known: identity !== UNKNOWN_IDENTITY });
           logger.debug('face recognised as', { ...face, result: identity });
         }),
@@ -365,13 +381,20 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
     for (const { leader, followers } of claimedHere.values()) {
       for (const record of followers) if (failures.has(leader)) failures.add(record.id);
     }
+    const total = since(started);
     logger.info('batch done', {
       records: records.length,
       faces: pending.length,
       failed: failures.size,
       ...timings,
-      total_ms: since(started),
+      total_ms: total,
     });
+    if (records.length > 0) {
+      metrics.add(METRIC.facesAnswered, 'Count', pending.filter((p) => p.done).length);
+      metrics.add(METRIC.facesUnknown, 'Count', unknown);
+      metrics.add(METRIC.facesFailed, 'Count', failures.size);
+      metrics.add(METRIC.batchLatency, 'Milliseconds', total);
+    }
     return { failedIds: [...failures] };
   };
 }

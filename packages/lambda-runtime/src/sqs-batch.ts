@@ -4,7 +4,13 @@ import { InvalidInputError, type ReceivedMessage } from '@facerec/framework';
  * One queue message as a batch handler takes it, whichever way it came: from Lambda's SQS event source
  * mapping ({@link recordsFromSqsEvent}) or from any `Transport`'s `receive` (a `ReceivedMessage` is one).
  */
-export type QueueRecord = Pick<ReceivedMessage, 'id' | 'body' | 'receiveCount'>;
+export type QueueRecord = Pick<ReceivedMessage, 'id' | 'body' | 'receiveCount'> & {
+  /**
+   * When the message was sent to the queue (epoch milliseconds; SQS's `SentTimestamp`), where the transport
+   * says: recognition's `AnswerLatency` metric counts from it.
+   */
+  readonly queuedAt?: number;
+};
 
 /** What a batch handler reports: the ids of the records that failed and should be delivered again. */
 export interface RecordBatchResult {
@@ -33,7 +39,7 @@ export type RecordBatchHandler = (
 export interface SqsRecord {
   readonly messageId: string;
   readonly body: string;
-  readonly attributes?: { readonly ApproximateReceiveCount?: string };
+  readonly attributes?: { readonly ApproximateReceiveCount?: string; readonly SentTimestamp?: string };
 }
 
 /** An SQS event. */
@@ -64,7 +70,7 @@ export interface SqsBatchHandler extends SqsEventHandler {
 
 /**
  * The records of an SQS event: `messageId` becomes `id`, `ApproximateReceiveCount` `receiveCount` (1 when
- * absent or not a positive integer).
+ * absent or not a positive integer), `SentTimestamp` `queuedAt` (left out when absent or not a timestamp).
  */
 export function recordsFromSqsEvent(event: SqsEvent): QueueRecord[] {
   // SQS never sends these; a test event made by hand might. No record can be reported failed without its id.
@@ -75,10 +81,12 @@ export function recordsFromSqsEvent(event: SqsEvent): QueueRecord[] {
       throw new InvalidInputError(`not an SQS event: record ${i} has no messageId or body string`);
     }
     const receiveCount = Number(record.attributes?.ApproximateReceiveCount);
+    const sentAt = Number(record.attributes?.SentTimestamp);
     return {
       id: record.messageId,
       body: record.body,
       receiveCount: Number.isInteger(receiveCount) && receiveCount > 0 ? receiveCount : 1,
+      ...(Number.isSafeInteger(sentAt) && sentAt > 0 ? { queuedAt: sentAt } : {}),
     };
   });
 }
@@ -117,7 +125,10 @@ export function recordHandlerOf(
       Records: records.map((record) => ({
         messageId: record.id,
         body: record.body,
-        attributes: { ApproximateReceiveCount: String(record.receiveCount) },
+        attributes: {
+          ApproximateReceiveCount: String(record.receiveCount),
+          ...(record.queuedAt === undefined ? {} : { SentTimestamp: String(record.queuedAt) }),
+        },
       })),
     };
     const deadline = context?.deadline;

@@ -29,6 +29,18 @@ function captureOutput(): { lines: string[]; restore: () => void } {
   };
 }
 
+interface EmfLine {
+  _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: object[] }[] };
+  [key: string]: unknown;
+}
+
+/** The embedded-metric-format lines among the output lines. */
+function emfLines(lines: readonly string[]): EmfLine[] {
+  return lines
+    .map((l) => JSON.parse(l) as Partial<EmfLine>)
+    .filter((l): l is EmfLine => l._aws !== undefined);
+}
+
 describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], () => {
   const temps: string[] = [];
   afterAll(async () => {
@@ -46,6 +58,7 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
       FACEREC_RESPONSE_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/responses',
       FACEREC_WARMUP: '640x480',
       AWS_REGION: 'eu-west-1',
+      AWS_LAMBDA_FUNCTION_NAME: 'facerec-detection',
       POWERTOOLS_LOG_LEVEL: 'INFO',
     };
     for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
@@ -67,18 +80,42 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
     expect(warmed).toMatchObject({ width: 640, height: 480 });
     expect(typeof warmed?.ms).toBe('number');
 
-    const response = await handler({
-      body: '{"content": 42}',
-      isBase64Encoded: false,
-      requestContext: { http: { method: 'POST' } },
-    });
+    const { lines: invocationLines, restore } = captureOutput();
+    let response: FunctionUrlResult;
+    let get: FunctionUrlResult;
+    try {
+      response = await handler({
+        body: '{"content": 42}',
+        isBase64Encoded: false,
+        requestContext: { http: { method: 'POST' } },
+      });
+      get = await handler({
+        body: '',
+        isBase64Encoded: false,
+        requestContext: { http: { method: 'GET' } },
+      });
+    } finally {
+      restore();
+    }
     expect(response.statusCode).toBe(400);
-    const get = await handler({
-      body: '',
-      isBase64Encoded: false,
-      requestContext: { http: { method: 'GET' } },
-    });
     expect(get.statusCode).toBe(405);
+    // Each invocation publishes its metrics: one refused frame each, as embedded metric format.
+    const published = emfLines(invocationLines);
+    expect(published).toHaveLength(2);
+    for (const emf of published) {
+      expect(emf._aws.CloudWatchMetrics).toEqual([
+        {
+          Namespace: 'facerec',
+          Dimensions: [['service', 'FunctionName']],
+          Metrics: [{ Name: 'FramesRefused', Unit: 'Count' }],
+        },
+      ]);
+      expect(emf).toMatchObject({
+        service: 'detection',
+        FunctionName: 'facerec-detection',
+        FramesRefused: 1,
+      });
+    }
   }, 60_000);
 
   it('answers 503 in the API shape, and logs why, when the models could not load at init', async () => {
@@ -145,6 +182,11 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
     }
     expect(detected.statusCode).toBe(503);
     expect(recognised).toEqual({ batchItemFailures: [{ itemIdentifier: 'm1' }] });
+    // What a failed start refused is counted: the frame failed, the record handed back.
+    expect(emfLines(lines)).toEqual([
+      expect.objectContaining({ service: 'detection', FramesFailed: 1 }),
+      expect.objectContaining({ service: 'recognition', FacesFailed: 1 }),
+    ]);
     const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const which of ['detection', 'recognition']) {
       expect(logged).toContainEqual(

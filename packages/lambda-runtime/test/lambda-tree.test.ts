@@ -217,6 +217,32 @@ describeWithSharedData(
       expect(answers.every((a) => a.request_id === requestId)).toBe(true);
       // A gallery never calibrated: matched at the embedder's shipped threshold, not `unknown` for everyone.
       expect(JSON.stringify(answers.map((a) => a.result))).toContain(PERSON);
+      // Each invocation published its CloudWatch metrics (embedded metric format on stdout) from the tree.
+      const emf = (output: string) =>
+        output
+          .split('\n')
+          .filter((line) => line.includes('"_aws"'))
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(emf(detection.output)).toEqual([
+        expect.objectContaining({
+          service: 'detection',
+          FunctionName: 'facerec-detection',
+          FramesAccepted: 1,
+          FacesDetected: faces.length,
+          DetectionLatency: expect.any(Number),
+        }),
+      ]);
+      const [recognised] = emf(recognition.output);
+      expect(recognised).toMatchObject({
+        service: 'recognition',
+        FunctionName: 'facerec-recognition',
+        FacesAnswered: faces.length,
+        FacesFailed: 0,
+      });
+      // From the face queued (the recorder's SentTimestamp) to its answer: more than nothing, less than the run.
+      const latencies = [recognised!.AnswerLatency].flat() as number[];
+      expect(latencies).toHaveLength(faces.length);
+      for (const ms of latencies) expect(ms).toBeGreaterThan(0);
 
       console.log(
         `init (Node start + models + warm-up): detection ${detection.initMs.toFixed(0)} ms, recognition ` +

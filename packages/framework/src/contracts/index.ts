@@ -29,6 +29,7 @@ export type {
   MatchOptions,
 } from './gallery.js';
 export type { GalleryStore, ListExamplesOptions, NewExample, StoredExample } from './gallery-store.js';
+export { PIPELINE_METRICS } from './metrics.js';
 export type {
   DetectorId,
   DetectorOptionsById,

@@ -7,6 +7,8 @@
  */
 
 export { EMBEDDER_PRECISIONS, type EmbedderPrecision } from '../contracts/embedder.js';
+// Not a model fact, but what a deployment reads of the pipeline too: the metric names its alarms watch.
+export { PIPELINE_METRICS } from '../contracts/metrics.js';
 export {
   DEFAULT_MAX_BATCH_SIZE,
   defineDetector,

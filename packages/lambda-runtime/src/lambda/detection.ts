@@ -2,6 +2,7 @@
  * Lambda entry point of the detection function (Function URL). Configure it with the environment variables
  * of `loadConfig`; the model loads during the init phase, once per container.
  */
+import { PIPELINE_METRICS } from '@facerec/framework';
 import { composeDetection } from '../container.js';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import type { LambdaInvocationContext } from '../logger.js';
@@ -10,7 +11,7 @@ import { describeFailure, startEntry } from './entry.js';
 // Top-level await: the models load and the detector warms up (`FACEREC_WARMUP`) during Lambda's init
 // phase, before the first request rather than in it. A failure makes every invocation log it, with its
 // message, and answer 503 in the API's JSON shape.
-const { handler: detect, failure, logger } = await startEntry(composeDetection);
+const { handler: detect, failure, logger, metrics } = await startEntry('detection', composeDetection);
 
 /** The Lambda handler. */
 export const handler = async (
@@ -18,7 +19,16 @@ export const handler = async (
   context?: LambdaInvocationContext,
 ): Promise<FunctionUrlResult> => {
   if (context) logger.addContext?.(context);
+  try {
+    return await answer(event);
+  } finally {
+    metrics.publish();
+  }
+};
+
+async function answer(event: FunctionUrlEvent): Promise<FunctionUrlResult> {
   if (detect === undefined) {
+    metrics.add(PIPELINE_METRICS.detection.framesFailed, 'Count', 1);
     logger.error('the detection function failed to start', {
       error: describeFailure(failure),
     });
@@ -33,4 +43,4 @@ export const handler = async (
     };
   }
   return detect(event);
-};
+}

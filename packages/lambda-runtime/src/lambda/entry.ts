@@ -9,20 +9,27 @@ import type { DependencyContainer } from 'tsyringe';
 import { loadConfig } from '../config.js';
 import { createPipelineContainer, TOKENS } from '../container.js';
 import { createLogger, type PipelineLogger } from '../logger.js';
+import { createLambdaMetrics, type LambdaMetrics } from '../metrics.js';
 
+/**
+ * Also made: the function's CloudWatch metrics, which the handler counts into and the entry module publishes
+ * after each invocation (a failed start included: its frames or records count as failed).
+ */
 export async function startEntry<H>(
+  service: 'detection' | 'recognition',
   compose: (container: DependencyContainer) => Promise<H>,
 ): Promise<
-  | { handler: H; failure?: undefined; logger: PipelineLogger }
-  | { handler?: undefined; failure: unknown; logger: PipelineLogger }
+  | { handler: H; failure?: undefined; logger: PipelineLogger; metrics: LambdaMetrics }
+  | { handler?: undefined; failure: unknown; logger: PipelineLogger; metrics: LambdaMetrics }
 > {
   let logger: PipelineLogger | undefined;
+  const metrics = createLambdaMetrics(service);
   try {
-    const container = createPipelineContainer(loadConfig());
+    const container = createPipelineContainer(loadConfig(), { metrics });
     logger = container.resolve<PipelineLogger>(TOKENS.logger);
-    return { handler: await compose(container), logger };
+    return { handler: await compose(container), logger, metrics };
   } catch (failure) {
-    return { failure, logger: logger ?? createLogger('facerec') };
+    return { failure, logger: logger ?? createLogger('facerec'), metrics };
   }
 }
 
