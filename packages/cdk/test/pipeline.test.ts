@@ -448,6 +448,27 @@ describe('FaceRecognitionPipeline', () => {
       if (name === PIPELINE_METRICS.recognition.batchLatency) continue;
       expect(body).toContain(`\\"${name}\\"`);
     }
+    // CloudFormation joins the body with the resources' names: with placeholders for those, it is JSON that
+    // names every widget's metrics.
+    const join = (
+      Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]!.Properties!.DashboardBody as {
+        'Fn::Join': [string, unknown[]];
+      }
+    )['Fn::Join'];
+    const resolved = JSON.parse(
+      join[1].map((part) => (typeof part === 'string' ? part : 'X')).join(join[0]),
+    ) as {
+      widgets: { type: string; properties: { metrics?: unknown[]; alarms?: unknown[] } }[];
+    };
+    expect(resolved.widgets.map((w) => w.type)).toEqual([
+      'alarm',
+      'metric',
+      'metric',
+      'metric',
+      'metric',
+      'metric',
+    ]);
+    expect(resolved.widgets[0]!.properties.alarms).toHaveLength(Object.keys(pipeline.alarms).length);
     expect(body).toContain('ApproximateAgeOfOldestMessage');
     expect(body).toContain('ConcurrentExecutions');
     // The alarm status widget lists all nine.
