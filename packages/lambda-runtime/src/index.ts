@@ -34,6 +34,12 @@ export {
   createCollectionsApi,
 } from './local/collections-api.js';
 export {
+  createPrometheusMetrics,
+  LOCAL_METRICS,
+  type PrometheusMetrics,
+  prometheusName,
+} from './local/prometheus.js';
+export {
   assertTokenWhereNeeded,
   DEFAULT_MAX_IN_FLIGHT_PIXELS,
   type DrainOptions,

@@ -323,7 +323,7 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
         }),
       );
       timings.publish_ms = since(t);
-      const sentAt = Date.now();
+      const answeredAt = Date.now();
       // Recording the outcomes: independent writes, made together.
       await Promise.all(
         embedded.map(async (p, i) => {
@@ -334,8 +334,8 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
             return;
           }
           p.done = true;
-          if (p.record.queuedAt !== undefined) {
-            metrics.add(METRIC.answerLatency, 'Milliseconds', Math.max(0, sentAt - p.record.queuedAt));
+          if (p.record.sentAt !== undefined) {
+            metrics.add(METRIC.answerLatency, 'Milliseconds', Math.max(0, answeredAt - p.record.sentAt));
           }
           try {
             if (!(await idempotency.complete(p.key, p.token, p.answer!))) {

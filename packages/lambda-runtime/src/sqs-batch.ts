@@ -4,13 +4,7 @@ import { InvalidInputError, type ReceivedMessage } from '@facerec/framework';
  * One queue message as a batch handler takes it, whichever way it came: from Lambda's SQS event source
  * mapping ({@link recordsFromSqsEvent}) or from any `Transport`'s `receive` (a `ReceivedMessage` is one).
  */
-export type QueueRecord = Pick<ReceivedMessage, 'id' | 'body' | 'receiveCount'> & {
-  /**
-   * When the message was sent to the queue (epoch milliseconds; SQS's `SentTimestamp`), where the transport
-   * says: recognition's `AnswerLatency` metric counts from it.
-   */
-  readonly queuedAt?: number;
-};
+export type QueueRecord = Pick<ReceivedMessage, 'id' | 'body' | 'receiveCount' | 'sentAt'>;
 
 /** What a batch handler reports: the ids of the records that failed and should be delivered again. */
 export interface RecordBatchResult {
@@ -70,7 +64,7 @@ export interface SqsBatchHandler extends SqsEventHandler {
 
 /**
  * The records of an SQS event: `messageId` becomes `id`, `ApproximateReceiveCount` `receiveCount` (1 when
- * absent or not a positive integer), `SentTimestamp` `queuedAt` (left out when absent or not a timestamp).
+ * absent or not a positive integer), `SentTimestamp` `sentAt` (left out when absent or not a timestamp).
  */
 export function recordsFromSqsEvent(event: SqsEvent): QueueRecord[] {
   // SQS never sends these; a test event made by hand might. No record can be reported failed without its id.
@@ -86,7 +80,7 @@ export function recordsFromSqsEvent(event: SqsEvent): QueueRecord[] {
       id: record.messageId,
       body: record.body,
       receiveCount: Number.isInteger(receiveCount) && receiveCount > 0 ? receiveCount : 1,
-      ...(Number.isSafeInteger(sentAt) && sentAt > 0 ? { queuedAt: sentAt } : {}),
+      ...(Number.isSafeInteger(sentAt) && sentAt > 0 ? { sentAt } : {}),
     };
   });
 }
@@ -127,7 +121,7 @@ export function recordHandlerOf(
         body: record.body,
         attributes: {
           ApproximateReceiveCount: String(record.receiveCount),
-          ...(record.queuedAt === undefined ? {} : { SentTimestamp: String(record.queuedAt) }),
+          ...(record.sentAt === undefined ? {} : { SentTimestamp: String(record.sentAt) }),
         },
       })),
     };

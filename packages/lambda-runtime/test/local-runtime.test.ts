@@ -69,15 +69,21 @@ describe('local runtime: recognition consumer', () => {
 
   it('hands a handler written against the Lambda types only an SQS event', async () => {
     const events: SqsEvent[] = [];
-    const { transport, runtime } = await start(async (event) => {
+    const { clock, transport, runtime } = await start(async (event) => {
       events.push(event);
       return { batchItemFailures: [] };
     });
     try {
+      const publishedAt = clock.now();
       await transport.publish('requests', [{ id: 'one', body: 'x' }]);
       await vi.waitFor(() => expect(events).toHaveLength(1));
+      // As SQS would: when the queue took the message, by the transport's clock.
       expect(events[0]!.Records).toEqual([
-        { messageId: 'one', body: 'x', attributes: { ApproximateReceiveCount: '1' } },
+        {
+          messageId: 'one',
+          body: 'x',
+          attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(publishedAt) },
+        },
       ]);
       await vi.waitFor(() => expect(transport.inFlight('requests')).toBe(0));
     } finally {

@@ -105,7 +105,7 @@ describe('Lambda metrics (embedded metric format)', () => {
         { messageId: 'c', body: '{}' },
       ],
     });
-    expect(records.map((r) => r.queuedAt)).toEqual([1764892800123, undefined, undefined]);
+    expect(records.map((r) => r.sentAt)).toEqual([1764892800123, undefined, undefined]);
   });
 });
 

@@ -148,6 +148,8 @@ interface StoredMessage {
   readonly body: string;
   readonly attributes: Readonly<Record<string, string>>;
   receiveCount: number;
+  /** Clock time it was published; not kept in the journal (a message restored from it has none). */
+  readonly sentAt?: number;
   /** Clock time from which the message may be delivered; later than now while it is in flight. */
   visibleAt: number;
   /** Number of the latest delivery; a receipt names the delivery it came from, so older ones go stale. */
@@ -308,6 +310,7 @@ export class InMemoryQueueTransport implements Transport {
           body: message.body,
           attributes: Object.freeze({ ...message.attributes }),
           receiveCount: 0,
+          sentAt: now,
           visibleAt: now,
           delivery: 0,
         },
@@ -526,6 +529,7 @@ export class InMemoryQueueTransport implements Transport {
         receipt: this.#encodeReceipt(state.name, seq, message.delivery),
         receiveCount: message.receiveCount,
         attributes: message.attributes,
+        ...(message.sentAt === undefined ? {} : { sentAt: message.sentAt }),
       });
     }
     if (redriven.length) {

@@ -44,6 +44,8 @@ describe('InMemoryQueueTransport: durable with a SQLite journal', () => {
     ]);
     const received = await first.receive('jobs', { maxMessages: 2, waitTimeSeconds: 0 });
     expect(received.map((m) => m.id)).toEqual(['acked', 'in-flight']);
+    // When each was published, by the transport's clock.
+    expect(received.map((m) => m.sentAt)).toEqual([1_000_000, 1_000_000]);
     await first.acknowledge('jobs', [received[0]!]);
     await first.close(); // as a killed process would leave it: the receipt of 'in-flight' is never used
 
@@ -54,6 +56,8 @@ describe('InMemoryQueueTransport: durable with a SQLite journal', () => {
       ['in-flight', 'b', 2, { kind: 'frame' }],
       ['waiting', 'c', 1, {}],
     ]);
+    // The publish time is not kept in the file: a restored message does not say it.
+    expect(again.map((m) => m.sentAt)).toEqual([undefined, undefined]);
     // A receipt of the process that is gone is refused: its deliveries ended with it.
     await expect(second.acknowledge('jobs', [received[1]!])).rejects.toThrow(/not a receipt issued/);
     await second.close();

@@ -64,6 +64,7 @@ interface BatchOutcome<T> {
 
 // SQS system attributes (MessageSystemAttributeName) this transport reads.
 const RECEIVE_COUNT = 'ApproximateReceiveCount';
+const SENT_TIMESTAMP = 'SentTimestamp';
 // ChangeMessageVisibility errors that mean the caller's receipt is stale or foreign, not that SQS failed.
 const RECEIPT_ERRORS = new Set(['ReceiptHandleIsInvalid', 'MessageNotInflight']);
 
@@ -187,7 +188,7 @@ export class SqsTransport implements Transport {
             ...(resolved.visibilityTimeoutSeconds !== undefined && {
               VisibilityTimeout: resolved.visibilityTimeoutSeconds,
             }),
-            MessageSystemAttributeNames: [RECEIVE_COUNT],
+            MessageSystemAttributeNames: [RECEIVE_COUNT, SENT_TIMESTAMP],
             MessageAttributeNames: ['All'],
           }),
           {
@@ -422,12 +423,14 @@ function toReceivedMessage(message: Message): ReceivedMessage {
       attributes[name] = Buffer.from(value.BinaryValue).toString('base64');
   }
   const receiveCount = Number(message.Attributes?.[RECEIVE_COUNT]);
+  const sentAt = Number(message.Attributes?.[SENT_TIMESTAMP]);
   return {
     id: message.MessageId ?? '',
     body: message.Body ?? '',
     receipt: message.ReceiptHandle ?? '',
     receiveCount: Number.isInteger(receiveCount) && receiveCount > 0 ? receiveCount : 1,
     attributes,
+    ...(Number.isSafeInteger(sentAt) && sentAt > 0 ? { sentAt } : {}),
   };
 }
 

@@ -20,7 +20,7 @@ const deleteInputs = () =>
     .map((call) => call.args[0].input as DeleteMessageBatchCommandInput);
 
 describe('receive', () => {
-  it('long-polls for 20 s and up to 10 messages by default, asking for the receive count and all attributes', async () => {
+  it('long-polls for 20 s and up to 10 messages by default, asking for the receive count, the send time and all attributes', async () => {
     sqs.on(ReceiveMessageCommand).resolves({});
     const { transport } = setup();
     expect(await transport.receive(QUEUE)).toEqual([]);
@@ -29,7 +29,7 @@ describe('receive', () => {
         QueueUrl: QUEUE,
         MaxNumberOfMessages: 10,
         WaitTimeSeconds: 20,
-        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
         MessageAttributeNames: ['All'],
       },
     ]);
@@ -46,14 +46,14 @@ describe('receive', () => {
     });
   });
 
-  it('maps messages: id, body, receipt, receive count and attributes (String, Number and Binary)', async () => {
+  it('maps messages: id, body, receipt, receive count, send time and attributes (String, Number and Binary)', async () => {
     sqs.on(ReceiveMessageCommand).resolves({
       Messages: [
         {
           MessageId: 'sqs-id-1',
           ReceiptHandle: 'receipt-1',
           Body: '{"frame":1}',
-          Attributes: { ApproximateReceiveCount: '3' },
+          Attributes: { ApproximateReceiveCount: '3', SentTimestamp: '1764892800123' },
           MessageAttributes: {
             kind: { DataType: 'String', StringValue: 'frame' },
             width: { DataType: 'Number', StringValue: '640' },
@@ -71,6 +71,7 @@ describe('receive', () => {
         receipt: 'receipt-1',
         receiveCount: 3,
         attributes: { kind: 'frame', width: '640', blob: 'AQID' },
+        sentAt: 1764892800123,
       },
       { id: 'sqs-id-2', body: 'plain', receipt: 'receipt-2', receiveCount: 1, attributes: {} },
     ]);

@@ -17,12 +17,14 @@ import {
   createCollectionsApi,
   createLogger,
   createPipelineContainer,
+  createPrometheusMetrics,
   createWorkerProvider,
   DEFAULT_MAX_IN_FLIGHT_PIXELS,
   type DrainOptions,
   type DrainReport,
   formatWorkloadReport,
   jsonSender,
+  LOCAL_METRICS,
   type LocalRuntimeBacklog,
   loadConfig,
   loadFrames,
@@ -148,8 +150,11 @@ export async function serveLocally(options: ServeOptions) {
   // A face delivered 5 times without an answer (recognition failing for 2.5 minutes: a store's server down)
   // goes to the dead-letter queue: its frame gets no answer for it, which is said and counted.
   let deadLettered = 0;
+  // GET /metrics: the handlers' metrics, the runtime's, Node's, and the faces dead-lettered.
+  const prometheus = createPrometheusMetrics();
   const onDeadLetter = ({ messages, deadLetterQueue }: DeadLettered) => {
     deadLettered += messages.length;
+    prometheus.add(LOCAL_METRICS.facesDeadLettered, 'Count', messages.length);
     const ids = messages.map(({ body }) => {
       try {
         const { request_id, face_index } = JSON.parse(body) as { request_id?: unknown; face_index?: unknown };
@@ -202,7 +207,13 @@ export async function serveLocally(options: ServeOptions) {
     await transport.close(); // releases the queue file
     await gallery.close();
   };
-  const container = createPipelineContainer(config, { transport, logger, gallery, provider });
+  const container = createPipelineContainer(config, {
+    transport,
+    logger,
+    gallery,
+    provider,
+    metrics: prometheus,
+  });
   const [detection, recognition] = await Promise.all([
     composeDetection(container),
     composeRecognition(container),
@@ -232,6 +243,7 @@ export async function serveLocally(options: ServeOptions) {
     ...(options.host ? { host: options.host } : {}),
     ...(options.token ? { token: options.token } : {}),
     ...(collections ? { collections } : {}),
+    prometheus: prometheus.registry,
     consumers: options.consumers ?? 1,
     ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
     ...(options.maxQueueDepth === undefined ? {} : { maxQueueDepth: options.maxQueueDepth }),
@@ -487,7 +499,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
-          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses (Ctrl-C or SIGTERM stops); queue: ${queue}; inference: ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
+          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses; GET /health and /metrics (Prometheus) (Ctrl-C or SIGTERM stops); queue: ${queue}; inference: ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
         );
         // What is served, in one line: an operator should not have to read the gallery to know.
         const { gallery } = served;

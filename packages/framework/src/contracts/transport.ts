@@ -18,6 +18,11 @@ export interface ReceivedMessage {
   /** How many times the message has been received, this delivery included. */
   readonly receiveCount: number;
   readonly attributes: Readonly<Record<string, string>>;
+  /**
+   * When the message was published (epoch milliseconds), where the transport knows it (SQS's `SentTimestamp`):
+   * recognition measures an answer's latency from it.
+   */
+  readonly sentAt?: number;
 }
 
 /** Options for {@link Transport.receive}. */

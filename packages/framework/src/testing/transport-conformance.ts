@@ -207,6 +207,8 @@ export function describeTransportConformance(
         attributes: { kind: 'retry' },
         receiveCount: 2,
       });
+      // A transport that says when the message was published says the same on every delivery.
+      expect(second[0]!.sentAt).toBe(first!.sentAt);
       await advance(2_500);
       expect((await receiveNow(jobs))[0]?.receiveCount).toBe(3);
     });

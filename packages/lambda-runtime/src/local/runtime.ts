@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { DEFAULT_DECODE_LIMITS, InvalidOptionsError, type ReceivedMessage } from '@facerec/framework';
 import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { Semaphore } from 'async-mutex';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
@@ -96,6 +97,13 @@ export interface LocalRuntimeOptions {
    * run time. Requires `token`: it changes who the pipeline recognises.
    */
   readonly collections?: CollectionsApi;
+  /**
+   * Serves `GET /metrics` (Prometheus text format) from this registry: `createPrometheusMetrics().registry`,
+   * whose metrics the handlers count into when composed with it. The runtime adds its own: queue depths, frames
+   * and pixels in flight, answers held for clients, requests it refused by status, answers dropped
+   * uncollected. Like `/health`, it is served while draining, and needs the token when there is one.
+   */
+  readonly prometheus?: Registry;
 }
 
 /** Work a local runtime still holds: frames being detected, faces being recognised, answers not collected. */
@@ -159,7 +167,7 @@ export interface LocalRuntime {
 
 /** Methods and routes named in the refusal log; any other is logged as `other` (never echoed). */
 const KNOWN_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
-const KNOWN_ROUTES = new Set(['/', '/responses', '/health']);
+const KNOWN_ROUTES = new Set(['/', '/responses', '/health', '/metrics']);
 
 /** The route a request was for, as logged: a known route, `/collections`, or `other` (never the path sent). */
 function routeOf(req: IncomingMessage): string {
@@ -348,14 +356,30 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   // An answer is acknowledged on the response queue only once written to its client (or dropped as too old),
   // so with a durable queue a server killed meanwhile still has it after a restart.
   const receipts = new WeakMap<object, string>();
+  const registers = options.prometheus ? [options.prometheus] : [];
+  const droppedCounter = new Counter({
+    name: 'facerec_answers_dropped_total',
+    help: 'Answers dropped before a client collected them: too old (expired), or the mailbox full',
+    labelNames: ['reason'],
+    registers,
+  });
+  const refusedCounter = new Counter({
+    name: 'facerec_requests_refused_total',
+    help: 'Requests the local runtime refused itself (busy, stopping, auth, route, body), by status',
+    labelNames: ['status'],
+    registers,
+  });
   const mailbox = new ResponseMailbox({
     // Said, not dropped silently: clients that never collect, or collect too late, lose answers.
-    onDropped: ({ expired, full }) =>
+    onDropped: ({ expired, full }) => {
+      droppedCounter.inc({ reason: 'expired' }, expired);
+      droppedCounter.inc({ reason: 'full' }, full);
       logger.warn('answers dropped uncollected', {
         expired,
         full,
         hint: 'clients collect answers with GET /responses?prefix=<their request id prefix>',
-      }),
+      });
+    },
     onRemoved: (body) => {
       const receipt = receipts.get(body as object);
       if (receipt === undefined) return;
@@ -387,6 +411,40 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     { visibilityTimeoutSeconds: 43_200 },
   );
   const stopped = () => Promise.all([...consumers, router]);
+  // What /health says, as gauges read at each scrape.
+  new Gauge({
+    name: 'facerec_queue_messages',
+    help: 'Messages in a queue: visible (waiting), in flight (being recognised), held (answers waiting for their client)',
+    labelNames: ['queue', 'state'],
+    registers,
+    collect() {
+      this.set({ queue: 'requests', state: 'visible' }, transport.depth(requestQueue));
+      this.set({ queue: 'requests', state: 'in_flight' }, transport.inFlight(requestQueue));
+      this.set({ queue: 'responses', state: 'visible' }, transport.depth(responseQueue));
+      this.set({ queue: 'responses', state: 'held' }, mailbox.size);
+    },
+  });
+  new Gauge({
+    name: 'facerec_frames_in_flight',
+    help: 'Frames being read or detected (admission limit: facerec_frames_in_flight_limit)',
+    registers,
+    collect() {
+      this.set(inFlight);
+    },
+  });
+  new Gauge({
+    name: 'facerec_frames_in_flight_limit',
+    help: 'Most frames read or detected at once (maxInFlight)',
+    registers,
+  }).set(maxInFlight);
+  new Gauge({
+    name: 'facerec_pixels_in_flight',
+    help: 'Pixels of the frames being decoded and detected (admission limit: maxInFlightPixels)',
+    registers,
+    collect() {
+      this.set((budgetUnits - pixelBudget.getValue()) * PIXEL_UNIT);
+    },
+  });
 
   /**
    * One warning per request the runtime refuses itself (the detection handler logs its own refusals): the
@@ -399,6 +457,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     error: string,
     extra: { request_id?: string } = {},
   ) => {
+    refusedCounter.inc({ status: String(status) });
     logger.warn('request refused', {
       status,
       error,
@@ -446,7 +505,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         }
         const url = new URL(`http://localhost${target}`);
         const collecting =
-          req.method === 'GET' && (url.pathname === '/responses' || url.pathname === '/health');
+          req.method === 'GET' &&
+          (url.pathname === '/responses' || url.pathname === '/health' || url.pathname === '/metrics');
         // Draining: no connection is kept alive for a next request, which would find the server gone.
         if (draining) res.setHeader('connection', 'close');
         if (draining && !collecting) {
@@ -502,6 +562,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           // An answer leaves the mailbox only once written to this client; a client gone meanwhile leaves it there.
           res.on('close', () => (res.writableFinished ? mailbox.commit(entries) : mailbox.release(entries)));
           send(res, 200, { messages: entries.map((e) => e.body) });
+          return;
+        }
+        if (req.method === 'GET' && url.pathname === '/metrics' && options.prometheus) {
+          const text = await options.prometheus.metrics();
+          res.writeHead(200, { 'content-type': options.prometheus.contentType });
+          res.end(text);
           return;
         }
         if (req.method === 'GET' && url.pathname === '/health') {
@@ -602,7 +668,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   /** A frame through the detection handler, as a Function URL would deliver it. */
   async function detect(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     // Said before the content type (which a GET has none of), as the detection handler says it.
-    if (pathname === '/responses' || pathname === '/health') {
+    if (
+      pathname === '/responses' ||
+      pathname === '/health' ||
+      (pathname === '/metrics' && options.prometheus)
+    ) {
       req.resume();
       refused(req, 405, 'method not allowed');
       send(
@@ -620,7 +690,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         ? ' (the collections API needs a token: --token)'
         : '';
       send(res, 404, {
-        error: `no such ${req.method} route: POST frames to /, GET /responses or /health${hint}`,
+        error: `no such ${req.method} route: POST frames to /, GET /responses${options.prometheus ? ', /health or /metrics' : ' or /health'}${hint}`,
         request_id: null,
       });
       return;

@@ -1,0 +1,136 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { serveLocally } from '../src/index.js';
+import { addBbtPeople, bbt, recogniseOver } from './helpers.js';
+
+/** The samples of a Prometheus text exposition: `name{labels}` → value (comment lines left out). */
+function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    expect(match, `not a sample line: ${line}`).not.toBeNull();
+    out.set(match![1]!, Number(match![2]));
+  }
+  return out;
+}
+
+describeWithSharedData(
+  'facerec serve: GET /metrics',
+  ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'],
+  () => {
+    let work: string;
+    let served: Awaited<ReturnType<typeof serveLocally>>;
+    const scrape = async (headers: Record<string, string> = {}) => {
+      const response = await fetch(`${served.runtime.url}/metrics`, { headers });
+      return {
+        status: response.status,
+        type: response.headers.get('content-type'),
+        text: await response.text(),
+      };
+    };
+
+    beforeAll(async () => {
+      work = await mkdtemp(path.join(tmpdir(), 'facerec-serve-metrics-'));
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+      const gallery = path.join(work, 'people.gallery.json');
+      await addBbtPeople(gallery, ['amy', 'raj']);
+      served = await serveLocally({ gallery, port: 0, quiet: true });
+    });
+    afterAll(async () => {
+      await served?.close();
+      vi.unstubAllEnvs();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    it('starts with every pipeline metric at zero, in Prometheus text format', async () => {
+      const { status, type, text } = await scrape();
+      expect(status).toBe(200);
+      expect(type).toMatch(/^text\/plain; version=0\.0\.4/);
+      const at = samples(text);
+      for (const name of [
+        'facerec_frames_accepted_total',
+        'facerec_frames_refused_total',
+        'facerec_frames_failed_total',
+        'facerec_faces_detected_total',
+        'facerec_faces_answered_total',
+        'facerec_faces_unknown_total',
+        'facerec_faces_failed_total',
+        'facerec_faces_dead_lettered_total',
+        'facerec_detection_latency_seconds_count',
+        'facerec_answer_latency_seconds_count',
+        'facerec_recognition_latency_seconds_count',
+      ]) {
+        expect(at.get(name), name).toBe(0);
+      }
+      expect(at.get('facerec_frames_in_flight_limit')).toBe(16);
+      // Node's own: memory, event-loop delay.
+      expect(at.get('process_resident_memory_bytes')).toBeGreaterThan(0);
+      expect(at.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);
+    });
+
+    it('counts frames, faces and refusals as the pipeline answers them, with each latency', async () => {
+      const before = samples((await scrape()).text);
+      const delta = (name: string, now: Map<string, number>) =>
+        (now.get(name) ?? 0) - (before.get(name) ?? 0);
+      expect(await recogniseOver(served.runtime.url, bbt('amy', 3), 'metrics-1')).toBe('amy');
+      expect(await recogniseOver(served.runtime.url, bbt('stuart', 3), 'metrics-2')).toBe('unknown');
+      // Refused by the detection handler (not base64), and by the runtime itself (GET /).
+      const bad = await fetch(served.runtime.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ content: 'not base64!', request_id: 'metrics-3', filename: 'x.png' }),
+      });
+      expect(bad.status).toBe(400);
+      expect((await fetch(served.runtime.url)).status).toBe(405);
+
+      const now = samples((await scrape()).text);
+      expect(delta('facerec_frames_accepted_total', now)).toBe(2);
+      expect(delta('facerec_frames_refused_total', now)).toBe(1);
+      expect(delta('facerec_requests_refused_total{status="405"}', now)).toBe(1);
+      expect(delta('facerec_faces_detected_total', now)).toBe(2);
+      expect(delta('facerec_faces_answered_total', now)).toBe(2);
+      expect(delta('facerec_faces_unknown_total', now)).toBe(1);
+      expect(delta('facerec_detection_latency_seconds_count', now)).toBe(2);
+      // From the face queued to its answer, each: the queue tells when it took the face.
+      expect(delta('facerec_answer_latency_seconds_count', now)).toBe(2);
+      const answerSeconds = delta('facerec_answer_latency_seconds_sum', now);
+      expect(answerSeconds).toBeGreaterThan(0);
+      expect(answerSeconds).toBeLessThan(40);
+      expect(now.get('facerec_queue_messages{queue="requests",state="visible"}')).toBe(0);
+      expect(now.get('facerec_frames_in_flight')).toBe(0);
+    });
+  },
+);
+
+describeWithSharedData(
+  'facerec serve with a token: GET /metrics',
+  ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'],
+  () => {
+    it('needs the bearer token, as every route does', async () => {
+      const work = await mkdtemp(path.join(tmpdir(), 'facerec-serve-metrics-token-'));
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+      const gallery = path.join(work, 'people.gallery.json');
+      await addBbtPeople(gallery, ['amy']);
+      const served = await serveLocally({ gallery, port: 0, quiet: true, token: 'metrics-token' });
+      try {
+        expect((await fetch(`${served.runtime.url}/metrics`)).status).toBe(401);
+        const scraped = await fetch(`${served.runtime.url}/metrics`, {
+          headers: { authorization: 'Bearer metrics-token' },
+        });
+        expect(scraped.status).toBe(200);
+        expect(await scraped.text()).toContain('facerec_frames_accepted_total 0');
+      } finally {
+        await served.close();
+        vi.unstubAllEnvs();
+        await rm(work, { recursive: true, force: true });
+      }
+    }, 120_000);
+  },
+);
