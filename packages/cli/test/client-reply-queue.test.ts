@@ -145,6 +145,61 @@ describe('facerec client --reply-queue-url', () => {
     expect(sqs.queues.get(responseQueue)).toHaveLength(1);
   });
 
+  it('refuses a queue URL that is none, naming its flag (exit 2)', async () => {
+    for (const flag of ['--response-queue-url', '--reply-queue-url']) {
+      const run = await cli('client', '--url', 'http://127.0.0.1:9', '--frames', tmpdir(), flag, 'ftp://q');
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(flag);
+    }
+  });
+
+  it('says why collecting answers fails (the queue does not exist), instead of only counting frames unanswered', async () => {
+    const sqs = createServer(async (req, res) => {
+      await body(req);
+      res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end(
+        JSON.stringify({
+          __type: 'com.amazonaws.sqs#QueueDoesNotExist',
+          message: 'The specified queue does not exist.',
+        }),
+      );
+    });
+    const detection = createServer(async (req, res) => {
+      if (req.method !== 'POST') {
+        res.writeHead(405).end();
+        return;
+      }
+      const request = JSON.parse(await body(req)) as Record<string, string>;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ request_id: request.request_id, frame_id: randomUUID(), faces: 0 }));
+    });
+    servers.push(sqs, detection);
+    const sqsUrl = await listen(sqs);
+    const url = await listen(detection);
+    const frames = await mkdtemp(path.join(tmpdir(), 'facerec-client-'));
+    await writeFile(path.join(frames, 'a.jpg'), 'not decoded by this endpoint');
+    vi.stubEnv('AWS_REGION', 'eu-west-1');
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
+    vi.stubEnv('AWS_ENDPOINT_URL_SQS', sqsUrl);
+    const run = await cli(
+      'client',
+      '--url',
+      url,
+      '--frames',
+      frames,
+      '--requests',
+      '1',
+      '--timeout',
+      '2',
+      '--response-queue-url',
+      `${sqsUrl}/123456789012/no-such-queue`,
+    );
+    expect(run.exitCode).toBe(1);
+    // Said once, not once per poll.
+    expect(run.stderr.match(/collecting answers failed: .*specified queue does not exist/g)).toHaveLength(1);
+  });
+
   it('refuses --reply-queue-url together with --response-queue-url', async () => {
     const run = await cli(
       'client',

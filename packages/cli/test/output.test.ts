@@ -108,11 +108,27 @@ describe('usage errors', () => {
         ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--token', ' '],
         'client: --token is empty',
       ],
+      // HTTP drops the spaces around a header value: such a token could never be sent.
+      [
+        ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--token', 'secret '],
+        'client: --token starts or ends with spaces, which no request can send; remove them',
+      ],
     ];
     for (const [args, message] of cases) {
       const run = await cli(...args);
       expect([run.code, run.stderr]).toEqual([2, expect.stringContaining(message)]);
       expect(run.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    }
+    // The variable by the same rules, named.
+    vi.stubEnv('FACEREC_LOCAL_TOKEN', '   ');
+    try {
+      const run = await cli('serve', '--gallery', 'g.json', '--host', '0.0.0.0');
+      expect([run.code, run.stderr]).toEqual([
+        2,
+        expect.stringContaining('serve: $FACEREC_LOCAL_TOKEN holds only spaces; give the token, or unset it'),
+      ]);
+    } finally {
+      vi.unstubAllEnvs();
     }
   });
 

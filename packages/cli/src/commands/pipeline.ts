@@ -591,16 +591,32 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const timeoutSeconds = numberFlag('client', '--timeout', opts.timeout, { above: 0, max: 86400 })!;
         const waitSeconds = numberFlag('client', '--wait', opts.wait, { min: 0, max: 3600 })!;
         checkEndpointUrl(opts.url);
+        // A queue URL that is none is refused now, naming its flag, not found out as frames unanswered.
+        const answerQueue = opts.replyQueueUrl ?? opts.responseQueueUrl;
+        const sqs = answerQueue ? await import('@facerec/transport-sqs') : undefined;
+        if (answerQueue) {
+          sqs!.assertSqsQueueUrl(
+            answerQueue,
+            opts.replyQueueUrl ? '--reply-queue-url' : '--response-queue-url',
+          );
+        }
         const token = localToken(opts.token, 'client');
         const frames = await loadFrames(opts.frames);
         if (!frames.length) throw new InvalidOptionsError('client', `no images in ${opts.frames}`);
         await waitForEndpoint(opts.url, waitSeconds);
-        let responses = localResponses(opts.url, token);
-        const answerQueue = opts.replyQueueUrl ?? opts.responseQueueUrl;
-        if (answerQueue) {
-          const { createSqsTransport } = await import('@facerec/transport-sqs');
-          responses = queueResponses(createSqsTransport(), answerQueue);
-        }
+        const responses =
+          answerQueue && sqs
+            ? queueResponses(sqs.createSqsTransport(), answerQueue)
+            : localResponses(opts.url, token);
+        // Collecting answers that fails is said, not reported later as frames unanswered: the first failure,
+        // each new reason, and every 50th failure in a row.
+        let lastPollError: string | undefined;
+        const onPollError = (error: unknown, inARow: number) => {
+          const reason = error instanceof Error ? error.message : String(error);
+          if (reason === lastPollError && inARow % 50 !== 0) return;
+          lastPollError = reason;
+          info(`  collecting answers failed${inARow > 1 ? ` (${inARow} times in a row)` : ''}: ${reason}`);
+        };
         const report = await runWorkload({
           url: opts.url,
           frames,
@@ -614,6 +630,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           onProgress: (done, total) => {
             if (done % 10 === 0 || done === total) info(`  ${done}/${total} answered`);
           },
+          onPollError,
           onUnreachable: (unreachable) =>
             info(
               unreachable
@@ -642,6 +659,16 @@ function localToken(flag: string | undefined, command: string): { token?: string
     );
   }
   const token = flag ?? process.env.FACEREC_LOCAL_TOKEN;
+  const source = flag === undefined ? '$FACEREC_LOCAL_TOKEN' : '--token';
+  // HTTP drops the spaces around a header's value: a token with them could never be presented.
+  if (token !== undefined && token !== '' && token !== token.trim()) {
+    throw new InvalidOptionsError(
+      command,
+      token.trim() === ''
+        ? `${source} holds only spaces; give the token, or unset it`
+        : `${source} starts or ends with spaces, which no request can send; remove them`,
+    );
+  }
   return token ? { token } : {};
 }
 

@@ -167,6 +167,11 @@ export interface WorkloadOptions {
   readonly onUnreachable?: (unreachable: boolean) => void;
   /** Called after each answered request. */
   readonly onProgress?: (answered: number, total: number) => void;
+  /**
+   * Called when collecting answers fails (a queue that does not exist, no credentials, access refused, the
+   * server gone), with the error and how many polls in a row failed; the poller retries after 200 ms.
+   */
+  readonly onPollError?: (error: unknown, inARow: number) => void;
 }
 
 /** What one send returned. */
@@ -321,14 +326,16 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
 
   const stop = new AbortController();
   const poller = (async () => {
+    let failing = 0;
     while (!stop.signal.aborted) {
       let batch: ResponseMessage[];
       try {
         batch = await options.responses.poll(stop.signal, `${runId}-`);
+        failing = 0;
       } catch (error) {
         if (stop.signal.aborted) return;
+        options.onPollError?.(error, ++failing);
         await new Promise((r) => setTimeout(r, 200));
-        void error;
         continue;
       }
       // A poller that answers at once with nothing (no long poll) would otherwise keep this loop from ever
