@@ -109,16 +109,29 @@ describeWithSharedData(
 );
 
 describeWithSharedData(
-  'facerec serve with a token: GET /metrics',
+  'facerec serve with a token, and Lambda variables set: GET /metrics',
   ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'],
   () => {
-    it('needs the bearer token, as every route does', async () => {
+    it('needs the bearer token, as every route does; the Lambda variables are said to be ignored', async () => {
       const work = await mkdtemp(path.join(tmpdir(), 'facerec-serve-metrics-token-'));
       vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
       vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
       const gallery = path.join(work, 'people.gallery.json');
       await addBbtPeople(gallery, ['amy']);
-      const served = await serveLocally({ gallery, port: 0, quiet: true, token: 'metrics-token' });
+      // A Lambda function's variable set in serve's environment: said to be ignored (serve takes flags).
+      vi.stubEnv('FACEREC_WARMUP', 'off');
+      vi.stubEnv('FACEREC_PRECISION', 'int8');
+      const said: string[] = [];
+      const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        said.push(String(chunk));
+        return true;
+      });
+      const served = await serveLocally({ gallery, port: 0, quiet: true, token: 'metrics-token' }).finally(
+        () => spy.mockRestore(),
+      );
+      expect(said.join('')).toContain(
+        "facerec serve: ignoring FACEREC_PRECISION, FACEREC_WARMUP: the Lambda functions' settings; serve takes its own as flags",
+      );
       try {
         expect((await fetch(`${served.runtime.url}/metrics`)).status).toBe(401);
         const scraped = await fetch(`${served.runtime.url}/metrics`, {

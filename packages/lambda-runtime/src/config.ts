@@ -161,6 +161,9 @@ const schemaFor = (registry: ModelRegistry) =>
       }
     });
 
+/** Every environment variable {@link loadConfig} reads. */
+export const PIPELINE_VARIABLES: readonly string[] = Object.freeze(Object.keys(schemaFor(MODELS).shape));
+
 /**
  * Reads and validates the pipeline configuration; names every bad or missing variable. Provider and
  * embedder ids are checked against `registry` (default: the built-in one), and the error lists the valid ones.

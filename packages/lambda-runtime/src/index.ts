@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 
-export { loadConfig, type PipelineConfig } from './config.js';
+export { loadConfig, PIPELINE_VARIABLES, type PipelineConfig } from './config.js';
 export {
   composeDetection,
   composeRecognition,

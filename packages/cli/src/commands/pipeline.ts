@@ -29,6 +29,7 @@ import {
   loadConfig,
   loadFrames,
   localResponses,
+  PIPELINE_VARIABLES,
   queueResponses,
   runWorkload,
   startLocalRuntime,
@@ -112,6 +113,16 @@ export interface ServeOptions {
  */
 export async function serveLocally(options: ServeOptions) {
   const registry = options.registry ?? MODELS;
+  // The Lambda functions' variables configure the functions, not this server (its flags do): one set here was
+  // probably meant for it, and is said to be ignored. FACEREC_S3_ENDPOINT is read, as by every command.
+  const ignored = PIPELINE_VARIABLES.filter(
+    (name) => name.startsWith('FACEREC_') && name !== 'FACEREC_S3_ENDPOINT' && process.env[name],
+  );
+  if (ignored.length) {
+    info(
+      `facerec serve: ignoring ${ignored.join(', ')}: the Lambda functions' settings; serve takes its own as flags (facerec serve --help)`,
+    );
+  }
   // A port in use is said at once, not after the models load (seconds to minutes); the runtime's own listen
   // still reports one taken meanwhile.
   if (options.port) await assertPortFree(options.port, options.host ?? '127.0.0.1');
