@@ -16,6 +16,7 @@ import {
   FileGallery,
   GalleryStoreNotFoundError,
   InvalidOptionsError,
+  MODELS_MIRROR_ENV,
   missingThresholdMessage,
   type PullProgress,
   resolveThreshold,
@@ -230,6 +231,12 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
       switch (event.type) {
         case 'start':
           pulling.add(event.model);
+          // Said on a terminal too: a mirror set with a typo would otherwise download without a word.
+          if (event.mirrorProblem) {
+            const line = `${event.model}: ${event.mirrorProblem} (${MODELS_MIRROR_ENV}); pulling from ${event.source} instead`;
+            if (multi) multi.log(`${line}\n`);
+            else info(line);
+          }
           if (multi && event.replacing)
             multi.log(`${event.model}: the cached copy was corrupt; replacing it\n`);
           if (multi) {

