@@ -105,9 +105,9 @@ export interface FaceRecognitionPipelineProps {
   /** Dockerfile, relative to {@link imageDirectory}. Default `Dockerfile` (the repository's root Dockerfile). */
   readonly dockerFile?: string;
   /**
-   * Extra Docker build arguments, merged over the ones the construct derives from its props (`PROVIDER`,
-   * `EMBEDDER`, `WEIGHTS`, `GALLERY`). Use it for `FACEREC_MODELS_MIRROR` when building offline, or
-   * `NODE_IMAGE` for another base image.
+   * Extra Docker build arguments, beside the ones the construct derives from its props (`PROVIDER`, `EMBEDDER`,
+   * `WEIGHTS`, `PRECISION`, `CALIBRATION`, `GALLERY`: refused here, set the prop). Use it for
+   * `FACEREC_MODELS_MIRROR` when building offline, or `NODE_IMAGE` for another base image.
    */
   readonly buildArgs?: Readonly<Record<string, string>>;
   /**
@@ -160,13 +160,15 @@ export interface FaceRecognitionPipelineProps {
   /** Inference provider (`FACEREC_PROVIDER`): a provider of the registry. Default: the registry's (`onnx`). */
   readonly provider?: string;
   /**
-   * Face embedder (`FACEREC_EMBEDDER`): an embedder id of the registry. Default: the registry's
-   * (`inception-resnet-v1`, the same default as `facerec enroll`). The gallery must be enrolled with it.
+   * Face embedder (`FACEREC_EMBEDDER`): an embedder id of the registry. Default: the one the gallery was
+   * enrolled with (read at synth); with a prebuilt image and no gallery, the registry's (`inception-resnet-v1`,
+   * the same default as `facerec enroll`). The gallery must be enrolled with it.
    */
   readonly embedder?: string;
   /**
    * Weights (`FACEREC_WEIGHTS`), for embedders that take them: InceptionResnetV1's `vggface2`,
-   * `casia-webface` or a `.pt` path inside the image. Default: the embedder's own (`vggface2`).
+   * `casia-webface` or a `.pt` path inside the image. Default: the gallery's; without a gallery, the embedder's
+   * own (`vggface2`).
    */
   readonly weights?: string;
   /**
@@ -426,6 +428,17 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   const nonEmpty = (name: string, value: string) => {
     if (typeof value !== 'string' || value.length === 0) problems.push(`${name} must be a non-empty string`);
   };
+  // As the functions check their variables (FACEREC_WEIGHTS, FACEREC_GALLERY, FACEREC_CACHE_DIR): a value
+  // they would refuse at every start is refused at synth.
+  const noSpacesAround = (name: string, value: string) => {
+    if (typeof value === 'string' && value.length > 0 && value !== value.trim())
+      problems.push(`${name} has spaces at the start or end: "${value}"`);
+  };
+  const pathInImage = (name: string, value: string) => {
+    if (typeof value !== 'string' || !value.startsWith('/'))
+      problems.push(`${name} must be an absolute path inside the image, got "${value}"`);
+    else noSpacesAround(name, value);
+  };
   /** Whether each function's reservedConcurrency passed its check (maxConcurrency's depends on it). */
   const reservedOk = { detection: false, recognition: false };
   const fn = (name: 'detection' | 'recognition'): ResolvedFunction => {
@@ -601,10 +614,26 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     problems.push(`dashboard must be true or false, got ${JSON.stringify(resolved.dashboard)}`);
   if (resolved.alarmEmail !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(resolved.alarmEmail))
     problems.push(`alarmEmail must be an e-mail address, got "${resolved.alarmEmail}"`);
-  if (props.weights !== undefined) nonEmpty('weights', props.weights);
-  nonEmpty('modelCacheDir', resolved.modelCacheDir);
-  if (typeof resolved.galleryPath !== 'string' || !resolved.galleryPath.startsWith('/'))
-    problems.push(`galleryPath must be an absolute path inside the image, got "${resolved.galleryPath}"`);
+  if (props.weights !== undefined) {
+    nonEmpty('weights', props.weights);
+    noSpacesAround('weights', props.weights);
+  }
+  pathInImage('modelCacheDir', resolved.modelCacheDir);
+  pathInImage('galleryPath', resolved.galleryPath);
+  // What the construct derives from its props goes to the image build too; a build argument of the same name
+  // would make the image bake other models than the functions load.
+  const derivedArgs: Record<string, string> = {
+    PROVIDER: 'provider',
+    EMBEDDER: 'embedder',
+    WEIGHTS: 'weights',
+    PRECISION: 'precision',
+    CALIBRATION: 'calibration',
+    GALLERY: 'gallery',
+  };
+  for (const key of Object.keys(props.buildArgs ?? {}).filter((k) => k in derivedArgs))
+    problems.push(
+      `buildArgs.${key} is set by the construct from its props: use the ${derivedArgs[key]} prop`,
+    );
   oneOf('provider', resolved.provider, registry.providerNames);
   oneOf('functionUrlAuth', resolved.functionUrlAuth, ['AWS_IAM', 'NONE']);
   int('batchSize', resolved.batchSize, 1, 10000);

@@ -905,6 +905,23 @@ describe('FaceRecognitionPipeline props validation', () => {
       /needs maxBatchingWindow/,
     ],
     ['a relative gallery path', { galleryPath: 'gallery.json' }, /galleryPath must be an absolute path/],
+    // What the functions would refuse at every start (FACEREC_CACHE_DIR, FACEREC_GALLERY, FACEREC_WEIGHTS).
+    [
+      'a relative model cache',
+      { modelCacheDir: 'relative/models' },
+      /modelCacheDir must be an absolute path/,
+    ],
+    [
+      'a gallery path ending in a space',
+      { galleryPath: '/x y ' },
+      /galleryPath has spaces at the start or end/,
+    ],
+    ['weights with a trailing space', { weights: 'vggface2 ' }, /weights has spaces at the start or end/],
+    [
+      'a build argument the construct derives',
+      { buildArgs: { EMBEDDER: 'inception-resnet-v1', NODE_IMAGE: 'node:22' } },
+      /buildArgs\.EMBEDDER is set by the construct from its props: use the embedder prop/,
+    ],
     ['an unknown auth type', { functionUrlAuth: 'OPEN' as never }, /functionUrlAuth must be one of/],
     [
       'a missing gallery',

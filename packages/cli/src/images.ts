@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { decodeImage, FacerecInputError, InvalidInputError, type RgbImage } from '@facerec/framework';
-import { info } from './output.js';
+import { debugWanted, info } from './output.js';
 
 /**
  * One image's failure on stderr, prefixed with the image unless it is {@link readInput}'s, which names it; with
  * `FACEREC_DEBUG` set, its stack trace too, as for every other error.
  */
 export function reportImageError(image: string, error: Error): void {
-  if (process.env.FACEREC_DEBUG) info(String(error.stack));
+  if (debugWanted()) info(String(error.stack));
   const { message } = error;
   info(message.startsWith(`cannot read ${image}: `) ? message : `${image}: ${message}`);
 }

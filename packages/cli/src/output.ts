@@ -188,16 +188,22 @@ export function thresholdFlag(command: string, value: string | undefined): numbe
   return numberFlag(command, '--threshold', value, { above: 0, max: 2 });
 }
 
-/** Prints an error without a stack trace (unless FACEREC_DEBUG is set) and returns the exit code. */
+/** Whether `FACEREC_DEBUG` asks for stack traces: set, and not `0`, `false`, `no` or `off`. */
+export function debugWanted(): boolean {
+  const value = (process.env.FACEREC_DEBUG ?? '').trim().toLowerCase();
+  return value !== '' && !['0', 'false', 'no', 'off'].includes(value);
+}
+
+/** Prints an error without a stack trace (unless FACEREC_DEBUG asks for one) and returns the exit code. */
 export function reportError(error: unknown): number {
-  if (process.env.FACEREC_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  if (debugWanted() && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   if (FacerecError.isInstance(error)) {
     process.stderr.write(`facerec: ${error.message}\n`);
     return FacerecInputError.isInstance(error) ? 2 : 1;
   }
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(
-    `facerec: unexpected error: ${message}\n${process.env.FACEREC_DEBUG ? '' : '(set FACEREC_DEBUG=1 for a stack trace)\n'}`,
+    `facerec: unexpected error: ${message}\n${debugWanted() ? '' : '(set FACEREC_DEBUG=1 for a stack trace)\n'}`,
   );
   return 1;
 }

@@ -98,6 +98,9 @@ describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/
       const debug = await cli('detect', '/nonexistent/x.jpg');
       expect(debug.stderr).toContain('cannot read /nonexistent/x.jpg: no such file');
       expect(debug.stderr).toMatch(/\n\s+at /);
+      // FACEREC_DEBUG=0 (or false, no, off) asks for none.
+      vi.stubEnv('FACEREC_DEBUG', '0');
+      expect((await cli('detect', '/nonexistent/x.jpg')).stderr).not.toMatch(/\n\s+at /);
     } finally {
       vi.unstubAllEnvs();
     }
