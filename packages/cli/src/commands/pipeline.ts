@@ -429,7 +429,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .option(
       '--queue <file>',
-      'queue file (SQLite): accepted frames survive a crash and are answered after a restart on the same file; "memory" for none (default: serve/queue-<port>.sqlite in the cache folder)',
+      'queue file (SQLite): accepted frames survive a crash and are answered after a restart on the same file; "memory" for none (default: serve/queue-<port>.sqlite in the cache folder; with --port 0, memory)',
     )
     .option(
       '--drain-seconds <s>',
@@ -476,7 +476,8 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           max: 64,
         });
         assertTokenWhereNeeded(opts.host, localToken(opts.token, 'serve').token);
-        const queue = opts.queue ?? defaultQueueFile(port);
+        // --port 0 (any free port) would make every such server share queue-0.sqlite: in memory instead.
+        const queue = opts.queue ?? (port === 0 ? 'memory' : defaultQueueFile(port));
         const workers =
           opts.workers === 'auto'
             ? Math.min(availableParallelism(), 4)
@@ -519,7 +520,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           `facerec serve: gallery ${gallery.location}: ${count((await gallery.identities()).length, 'identity', 'identities')}, ` +
             `${gallery.embedder.modelId}, ${gallery.metric}, ` +
             `${threshold === undefined ? thresholdSummary(gallery, context.registry) : `threshold ${threshold} (--threshold)`}; ` +
-            `${localToken(opts.token, 'serve').token ? `bearer token required, collections API on /collections/${opts.collection}/faces` : 'no token: frames only, loopback only'}` +
+            `${localToken(opts.token, 'serve').token ? `bearer token required, collections API on /collections/${encodeURIComponent(opts.collection)}/faces` : 'no token: frames only, loopback only'}` +
             `${everywhere ? `; listening on every interface (${opts.host}), port ${port}` : ''}`,
         );
         const before = served.runtime.backlog();
