@@ -24,7 +24,7 @@ import {
   requestIssues,
   requestJsonIssue,
 } from './messages.js';
-import { noMetrics, type PipelineMetrics } from './metrics.js';
+import { guardedMetrics, type PipelineMetrics } from './metrics.js';
 
 /** The part of a Lambda Function URL event (payload format 2.0) the handler reads. */
 export interface FunctionUrlEvent {
@@ -189,7 +189,7 @@ export function createDetectionHandler(
   options: DetectionHandlerOptions,
 ): (event: FunctionUrlEvent) => Promise<FunctionUrlResult> {
   const logger = options.logger ?? silentLogger;
-  const metrics = options.metrics ?? noMetrics;
+  const metrics = guardedMetrics(options.metrics, logger);
   const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
   const maxFaces = options.maxFaces ?? 32;
   const cropQuality = options.cropQuality ?? 90;

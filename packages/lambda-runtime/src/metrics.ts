@@ -14,6 +14,32 @@ export interface PipelineMetrics {
 /** Metrics that go nowhere (the default of the handlers). */
 export const noMetrics: PipelineMetrics = Object.freeze({ add() {} });
 
+/**
+ * `metrics` as the handlers use them: a value that cannot be counted (a metrics library refusing it) never
+ * fails the frame or the batch; it is logged, once per metric.
+ */
+export function guardedMetrics(
+  metrics: PipelineMetrics | undefined,
+  logger: { warn(message: string, ...extra: Record<string, unknown>[]): void },
+): PipelineMetrics {
+  if (!metrics) return noMetrics;
+  const reported = new Set<string>();
+  return {
+    add(name, unit, value) {
+      try {
+        metrics.add(name, unit, value);
+      } catch (error) {
+        if (reported.has(name)) return;
+        reported.add(name);
+        logger.warn('could not count a metric', {
+          metric: name,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    },
+  };
+}
+
 /** {@link PipelineMetrics} that an entry module publishes at the end of each invocation. */
 export interface LambdaMetrics extends PipelineMetrics {
   /** Writes the invocation's values (one embedded-metric-format line on stdout) and forgets them. */

@@ -20,7 +20,7 @@ import {
   type ResponseMessage,
   requestIssues,
 } from './messages.js';
-import { noMetrics, type PipelineMetrics } from './metrics.js';
+import { guardedMetrics, type PipelineMetrics } from './metrics.js';
 import {
   type QueueRecord,
   type RecordBatchHandler,
@@ -130,7 +130,7 @@ export function createRecognitionHandler(options: RecognitionHandlerOptions): Sq
  */
 export function createRecognitionRecordHandler(options: RecognitionHandlerOptions): RecordBatchHandler {
   const logger = options.logger ?? silentLogger;
-  const metrics = options.metrics ?? noMetrics;
+  const metrics = guardedMetrics(options.metrics, logger);
   const idempotency = options.idempotency ?? new InMemoryIdempotencyStore();
   const inProgressExpiryMs = options.inProgressExpiryMs ?? 300_000;
   const prepare = options.prepare ?? resizeToEmbedderInput;

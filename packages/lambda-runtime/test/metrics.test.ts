@@ -198,3 +198,39 @@ describeWithSharedData('pipeline metrics of the handlers', PIPELINE_DATA, () => 
     expect(batch.values[0]).toBeLessThanOrEqual(elapsed + 5);
   });
 });
+
+describe('metrics that fail', () => {
+  it('never fail the frame: the handler answers, and says once per metric that it could not count', async () => {
+    const warned: { message: string; extra: Record<string, unknown> }[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn(message: string, extra: Record<string, unknown> = {}) {
+        warned.push({ message, extra });
+      },
+      error() {},
+    };
+    const handler = createDetectionHandler({
+      detector: { detectFaces: async () => [] },
+      crop: { shape: 'square', size: 160, margin: 0 } as never,
+      transport: new InMemoryQueueTransport(),
+      requestQueue: 'rq',
+      responseQueue: 'sq',
+      logger,
+      metrics: {
+        add() {
+          throw new Error('metrics store full');
+        },
+      },
+    });
+    const post = { body: '{}', isBase64Encoded: false, requestContext: { http: { method: 'POST' } } };
+    expect((await handler(post)).statusCode).toBe(400);
+    expect((await handler(post)).statusCode).toBe(400);
+    expect(warned.filter((w) => w.message === 'could not count a metric')).toEqual([
+      {
+        message: 'could not count a metric',
+        extra: { metric: 'FramesRefused', error: 'metrics store full' },
+      },
+    ]);
+  });
+});
