@@ -102,6 +102,9 @@ describeWithSharedData(
       const answerSeconds = delta('facerec_answer_latency_seconds_sum', now);
       expect(answerSeconds).toBeGreaterThan(0);
       expect(answerSeconds).toBeLessThan(40);
+      // From each answered frame taken to its last answer ready: no more than the answer's own latency allows.
+      expect(delta('facerec_frame_latency_seconds_count', now)).toBe(2);
+      expect(delta('facerec_frame_latency_seconds_sum', now)).toBeGreaterThanOrEqual(answerSeconds);
       expect(now.get('facerec_queue_messages{queue="requests",state="visible"}')).toBe(0);
       expect(now.get('facerec_frames_in_flight')).toBe(0);
     });

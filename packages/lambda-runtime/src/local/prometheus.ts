@@ -3,7 +3,7 @@ import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client
 import type { PipelineMetrics } from '../metrics.js';
 
 /** Latency buckets in seconds, 5 ms to 30 s: a frame on one machine takes tens of milliseconds to seconds. */
-const LATENCY_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
+export const LATENCY_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
 
 /** Metrics of the local runtime's host only (`facerec serve`), counted through the same `add`. */
 export const LOCAL_METRICS = Object.freeze({

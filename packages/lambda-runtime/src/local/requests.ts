@@ -17,6 +17,8 @@ export interface RequestsInFlightOptions {
    */
   readonly ttlMs?: number;
   readonly now?: () => number;
+  /** Called when a frame's last answer reached the mailbox, with the milliseconds since it was taken. */
+  readonly onAnswered?: (ms: number) => void;
 }
 
 /**
@@ -29,10 +31,12 @@ export class RequestsInFlight {
   readonly #entries = new Map<string, InFlight>();
   readonly #ttlMs: number;
   readonly #now: () => number;
+  readonly #onAnswered: ((ms: number) => void) | undefined;
 
   constructor(options: RequestsInFlightOptions = {}) {
     this.#ttlMs = options.ttlMs ?? 10 * 60 * 1000;
     this.#now = options.now ?? Date.now;
+    this.#onAnswered = options.onAnswered;
   }
 
   /** Request ids in flight. */
@@ -83,8 +87,10 @@ export class RequestsInFlight {
   }
 
   #settle(requestId: string, entry: InFlight): void {
-    if (entry.expected !== undefined && entry.answered.size >= entry.expected)
+    if (entry.expected !== undefined && entry.answered.size >= entry.expected) {
       this.#entries.delete(requestId);
+      this.#onAnswered?.(this.#now() - entry.since);
+    }
   }
 }
 

@@ -4,12 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { DEFAULT_DECODE_LIMITS, InvalidOptionsError, type ReceivedMessage } from '@facerec/framework';
 import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { Semaphore } from 'async-mutex';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
 import type { CollectionsApi } from './collections-api.js';
 import { ResponseMailbox } from './mailbox.js';
+import { LATENCY_BUCKETS_SECONDS } from './prometheus.js';
 import { frameRequestFields, RequestsInFlight } from './requests.js';
 
 /** Most answers one `GET /responses` returns (`max`, default 10). */
@@ -388,7 +389,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       });
     },
   });
-  const requests = new RequestsInFlight();
+  const frameLatency = new Histogram({
+    name: 'facerec_frame_latency_seconds',
+    help: "From a frame taken (its body read) to its last answer ready for the client: the server's part of the client's latency",
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers,
+  });
+  const requests = new RequestsInFlight({ onAnswered: (ms) => frameLatency.observe(ms / 1000) });
   const router = drain(
     responseQueue,
     10,
