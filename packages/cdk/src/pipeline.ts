@@ -1077,19 +1077,24 @@ export class FaceRecognitionPipeline extends Construct {
             latency,
             detectionMetric(det.frameLatency, 'p90', 'detection p90'),
             recognitionMetric(rec.answerLatency, 'p90', 'queue wait + recognition p90'),
+            recognitionMetric(rec.batchLatency, 'p90', 'recognition batch p90'),
           ],
           leftAnnotations: [{ value: p.alarms.latencyMs, label: 'latency alarm' }],
         }),
       );
       dashboard.addWidgets(
         new cloudwatch.GraphWidget({
-          title: 'Request queue',
+          title: 'Queues',
           width: 12,
           left: [
             this.requestQueue.metricApproximateNumberOfMessagesVisible({ period, label: 'faces waiting' }),
             this.requestDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
               period,
-              label: 'dead-lettered',
+              label: 'faces dead-lettered',
+            }),
+            this.responseDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+              period,
+              label: 'answers dead-lettered',
             }),
           ],
           right: [

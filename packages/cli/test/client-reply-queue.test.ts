@@ -164,11 +164,13 @@ describe('facerec client --reply-queue-url', () => {
         }),
       );
     });
+    let sent = 0;
     const detection = createServer(async (req, res) => {
       if (req.method !== 'POST') {
         res.writeHead(405).end();
         return;
       }
+      sent++;
       const request = JSON.parse(await body(req)) as Record<string, string>;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ request_id: request.request_id, frame_id: randomUUID(), faces: 0 }));
@@ -181,7 +183,8 @@ describe('facerec client --reply-queue-url', () => {
     vi.stubEnv('AWS_REGION', 'eu-west-1');
     vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
     vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
-    vi.stubEnv('AWS_ENDPOINT_URL_SQS', sqsUrl);
+    // No endpoint set: the client goes to the server its queue URL names, without the SDK's warning per request.
+    const started = Date.now();
     const run = await cli(
       'client',
       '--url',
@@ -189,15 +192,22 @@ describe('facerec client --reply-queue-url', () => {
       '--frames',
       frames,
       '--requests',
-      '1',
-      '--timeout',
+      '20',
+      '--concurrency',
       '2',
+      '--timeout',
+      '30',
       '--response-queue-url',
       `${sqsUrl}/123456789012/no-such-queue`,
     );
     expect(run.exitCode).toBe(1);
-    // Said once, not once per poll.
+    // Said once, not once per poll; and, since no answer could ever be read, the run stops at once instead of
+    // sending every frame and waiting out its timeout for each.
     expect(run.stderr.match(/collecting answers failed: .*specified queue does not exist/g)).toHaveLength(1);
+    expect(run.stdout).toMatch(/stopped: answers cannot be collected: .*specified queue does not exist/);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(sent).toBeLessThan(20);
+    expect(run.stderr).not.toContain('differs from SQSClient resolved endpoint');
   });
 
   it('refuses --reply-queue-url together with --response-queue-url', async () => {

@@ -69,6 +69,11 @@ describeWithSharedData(
         expect(at.get(name), name).toBe(0);
       }
       expect(at.get('facerec_frames_in_flight_limit')).toBe(16);
+      expect(at.get('facerec_pixels_in_flight_limit')).toBe(50_000_000);
+      expect(at.get('facerec_queue_depth_limit')).toBe(256);
+      // Labelled series too, so that a rate sees the first refusal.
+      expect(at.get('facerec_requests_refused_total{status="401"}')).toBe(0);
+      expect(at.get('facerec_answers_dropped_total{reason="expired"}')).toBe(0);
       // Node's own: memory, event-loop delay.
       expect(at.get('process_resident_memory_bytes')).toBeGreaterThan(0);
       expect(at.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);

@@ -3,8 +3,8 @@ import { PIPELINE_METRICS } from '@facerec/framework';
 
 /**
  * Where the handlers count what they did (frames, faces, latencies): the names are `PIPELINE_METRICS`'. On
- * Lambda the entry modules publish them as CloudWatch metrics ({@link createLambdaMetrics}); elsewhere the
- * default, {@link noMetrics}, drops them (the local runtime reports from its own counters).
+ * Lambda the entry modules publish them as CloudWatch metrics ({@link createLambdaMetrics}); `facerec serve`
+ * serves them on `GET /metrics` (`createPrometheusMetrics`); without one, {@link noMetrics} drops them.
  */
 export interface PipelineMetrics {
   /** One value of a metric; a metric added several times in an invocation keeps every value. */

@@ -60,4 +60,23 @@ describe('ResponseMailbox', () => {
       { expired: 0, full: 1 },
     ]);
   });
+
+  it('counts answers past their time as dropped when asked its size, with no new answer arriving', () => {
+    let now = 0;
+    const dropped: unknown[] = [];
+    const box = new ResponseMailbox({
+      ttlMs: 1000,
+      maxEntries: 2,
+      now: () => now,
+      onDropped: (d) => dropped.push(d),
+    });
+    box.add('a-1', 1);
+    box.add('a-2', 2);
+    // Full, but nothing past its time: asking the size drops nothing (room is made only for a new answer).
+    expect(box.size).toBe(2);
+    expect(dropped).toEqual([]);
+    now = 2000;
+    expect(box.size).toBe(0);
+    expect(dropped).toEqual([{ expired: 2, full: 0 }]);
+  });
 });

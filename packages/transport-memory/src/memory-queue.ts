@@ -174,6 +174,8 @@ interface QueueState {
   timer: TimerHandle | undefined;
   /** Ids published within the deduplication window, to the clock time they are remembered until. */
   readonly published: Map<string, number>;
+  /** When `published` is next swept of expired ids (at most once a second: a sweep walks all of them). */
+  sweepAt: number;
 }
 
 interface DecodedReceipt {
@@ -297,12 +299,15 @@ export class InMemoryQueueTransport implements Transport {
     const state = this.#queue(queue);
     const now = this.#clock.now();
     const windowMs = state.config.deduplicationWindowSeconds * 1000;
-    if (windowMs > 0) {
+    // Swept once a second, not per publish: an hour's window at 100 answers a second holds 360,000 ids, whose
+    // walk takes milliseconds. An id past its time but not yet swept counts as gone.
+    if (windowMs > 0 && now >= state.sweepAt) {
       for (const [id, until] of state.published) if (until <= now) state.published.delete(id);
+      state.sweepAt = now + 1000;
     }
     const added: [number, StoredMessage][] = [];
     for (const message of prepared) {
-      if (windowMs > 0 && state.published.has(message.id)) continue;
+      if (windowMs > 0 && (state.published.get(message.id) ?? now) > now) continue;
       added.push([
         this.#nextSeq++,
         {
@@ -479,6 +484,7 @@ export class InMemoryQueueTransport implements Transport {
         waiters: [],
         timer: undefined,
         published: new Map(),
+        sweepAt: 0,
       };
       this.#queues.set(name, state);
     }

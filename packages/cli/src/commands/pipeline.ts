@@ -388,7 +388,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
   program
     .command('serve')
     .description(
-      'run the pipeline locally: Function-URL-compatible HTTP endpoint, in-process SQS-like queues, recognition consumer',
+      'run the pipeline locally: Function-URL-compatible HTTP endpoint, in-process SQS-like queues, recognition consumer; GET /health, GET /metrics (Prometheus)',
     )
     .requiredOption(
       '--gallery <store>',
@@ -560,7 +560,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       '--sign',
       'sign requests with SigV4 (for a Function URL with AWS_IAM auth; AWS credentials from the default chain); needs --response-queue-url or --reply-queue-url',
     )
-    .option('--region <region>', 'AWS region for --sign (default: from the Function URL)')
+    .option(
+      '--region <region>',
+      'AWS region for --sign (default: from the Function URL), and of an SQS-compatible server the queue URL names',
+    )
     .option(
       '--token <token>',
       'bearer token of a facerec serve that requires one (default: $FACEREC_LOCAL_TOKEN)',
@@ -615,19 +618,26 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const token = localToken(opts.token, 'client');
         const frames = await loadFrames(opts.frames);
         if (!frames.length) throw new InvalidOptionsError('client', `no images in ${opts.frames}`);
-        await waitForEndpoint(opts.url, waitSeconds);
+        await waitForEndpoint(opts.url, waitSeconds, token.token);
         const responses =
           answerQueue && sqs
-            ? queueResponses(sqs.createSqsTransport(), answerQueue)
+            ? queueResponses(sqs.createSqsTransport(answerQueueClient(answerQueue, opts.region)), answerQueue)
             : localResponses(opts.url, token);
         // Collecting answers that fails is said, not reported later as frames unanswered: the first failure,
-        // each new reason, and every 50th failure in a row.
+        // each new reason, and every 50th failure in a row. Failing from the start (no credentials, no such
+        // queue, access refused) stops the run after 5 tries (about a second): no answer could ever be read.
+        // Once answers came, failures are retried (a server restarting).
         let lastPollError: string | undefined;
-        const onPollError = (error: unknown, inARow: number) => {
+        const onPollError = (
+          error: unknown,
+          { inARow, collectedBefore }: { inARow: number; collectedBefore: boolean },
+        ): 'stop' | undefined => {
           const reason = error instanceof Error ? error.message : String(error);
-          if (reason === lastPollError && inARow % 50 !== 0) return;
-          lastPollError = reason;
-          info(`  collecting answers failed${inARow > 1 ? ` (${inARow} times in a row)` : ''}: ${reason}`);
+          if (reason !== lastPollError || inARow % 50 === 0) {
+            lastPollError = reason;
+            info(`  collecting answers failed${inARow > 1 ? ` (${inARow} times in a row)` : ''}: ${reason}`);
+          }
+          return !collectedBefore && inARow >= 5 ? 'stop' : undefined;
         };
         const report = await runWorkload({
           url: opts.url,
@@ -659,6 +669,22 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         if (report.unanswered.length || report.rejected || report.failed) process.exitCode = 1;
       },
     );
+}
+
+/**
+ * Where the client's SQS requests go for the queue it collects from: AWS's SQS in the region its URL names
+ * (`https://sqs.eu-west-1.amazonaws.com/…`; AWS_REGION not needed), or the server the URL names (an
+ * SQS-compatible one, at its origin: the SDK would otherwise warn on every request that the URL's host is not
+ * its endpoint), in `--region`, AWS_REGION or `us-east-1`, which such servers take as they come.
+ */
+function answerQueueClient(
+  queueUrl: string,
+  region: string | undefined,
+): { region?: string; endpoint?: string } {
+  const url = new URL(queueUrl);
+  const aws = /^(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?$/.exec(url.hostname);
+  if (aws) return { region: aws[1] ?? aws[2]! };
+  return { endpoint: url.origin, region: region ?? process.env.AWS_REGION ?? 'us-east-1' };
 }
 
 /** The local runtime's bearer token: the flag, else `$FACEREC_LOCAL_TOKEN`. */
@@ -704,12 +730,17 @@ function checkEndpointUrl(url: string): void {
  * Waits until something accepts connections at `url` (any HTTP answer will do), so `facerec serve … &`
  * followed at once by `facerec client` works; a Function URL answers at once.
  */
-async function waitForEndpoint(url: string, seconds: number): Promise<void> {
+async function waitForEndpoint(url: string, seconds: number, token?: string): Promise<void> {
   const deadline = performance.now() + seconds * 1000;
   for (;;) {
     try {
-      // /health: `facerec serve` answers it without a refusal warning in its log (GET / is a 405).
-      await fetch(new URL('/health', url), { method: 'GET', signal: AbortSignal.timeout(5000) });
+      // /health: `facerec serve` answers it without a refusal warning in its log (GET / is a 405), given the
+      // token when it has one (else a 401, logged and counted as refused).
+      await fetch(new URL('/health', url), {
+        method: 'GET',
+        signal: AbortSignal.timeout(5000),
+        ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+      });
       return;
     } catch (error) {
       if (performance.now() >= deadline) {

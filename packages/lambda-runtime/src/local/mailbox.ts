@@ -42,14 +42,18 @@ export class ResponseMailbox {
     this.#onDropped = options.onDropped;
   }
 
-  /** Answers held (delivered ones excluded). */
+  /**
+   * Answers held (delivered ones excluded). Those past their time are dropped first, so that an idle server's
+   * figures (`/health`, `/metrics`) do not count them, nor miss them as dropped.
+   */
   get size(): number {
+    this.#evict(false);
     return this.#entries.size;
   }
 
   /** Holds an answer and wakes the clients waiting for its prefix. */
   add(requestId: string, body: unknown): void {
-    this.#evict();
+    this.#evict(true);
     this.#entries.add({ requestId, body, at: this.#now(), reserved: false });
     for (const waiter of this.#waiters) if (requestId.startsWith(waiter.prefix)) waiter.wake();
   }
@@ -100,12 +104,13 @@ export class ResponseMailbox {
     return found;
   }
 
-  #evict(): void {
+  /** Drops the answers past their time and, to make room for one more, the oldest beyond the size limit. */
+  #evict(makeRoom: boolean): void {
     const oldest = this.#now() - this.#ttlMs;
     const dropped = { expired: 0, full: 0 };
     // Insertion order is arrival order: the oldest come first.
     for (const entry of this.#entries) {
-      if (entry.at >= oldest && this.#entries.size < this.#maxEntries) break;
+      if (entry.at >= oldest && (!makeRoom || this.#entries.size < this.#maxEntries)) break;
       if (!entry.reserved && this.#entries.delete(entry)) {
         dropped[entry.at < oldest ? 'expired' : 'full']++;
         this.#onRemoved(entry.body);

@@ -366,10 +366,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   });
   const refusedCounter = new Counter({
     name: 'facerec_requests_refused_total',
-    help: 'Requests the local runtime refused itself (busy, stopping, auth, route, body), by status',
+    help: 'Requests the local runtime refused itself (busy or stopping, token, Host, route, method, content type, body too large or too slow, request id in flight), by status',
     labelNames: ['status'],
     registers,
   });
+  // Every series from the start, at zero: a rate or an absent() rule sees the first refusal.
+  for (const status of ['400', '401', '403', '404', '405', '408', '409', '413', '415', '503'])
+    refusedCounter.inc({ status }, 0);
+  for (const reason of ['expired', 'full']) droppedCounter.inc({ reason }, 0);
   const mailbox = new ResponseMailbox({
     // Said, not dropped silently: clients that never collect, or collect too late, lose answers.
     onDropped: ({ expired, full }) => {
@@ -446,12 +450,22 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }).set(maxInFlight);
   new Gauge({
     name: 'facerec_pixels_in_flight',
-    help: 'Pixels of the frames being decoded and detected (admission limit: maxInFlightPixels)',
+    help: 'Pixels of the frames being decoded and detected (admission limit: facerec_pixels_in_flight_limit)',
     registers,
     collect() {
       this.set((budgetUnits - pixelBudget.getValue()) * PIXEL_UNIT);
     },
   });
+  new Gauge({
+    name: 'facerec_pixels_in_flight_limit',
+    help: 'Most pixels decoded and detected at once (maxInFlightPixels)',
+    registers,
+  }).set(maxInFlightPixels);
+  new Gauge({
+    name: 'facerec_queue_depth_limit',
+    help: 'Request-queue messages (faces waiting or being recognised) beyond which a frame is answered 503 (maxQueueDepth)',
+    registers,
+  }).set(maxQueueDepth);
 
   /**
    * One warning per request the runtime refuses itself (the detection handler logs its own refusals): the

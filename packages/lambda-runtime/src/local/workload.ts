@@ -169,9 +169,14 @@ export interface WorkloadOptions {
   readonly onProgress?: (answered: number, total: number) => void;
   /**
    * Called when collecting answers fails (a queue that does not exist, no credentials, access refused, the
-   * server gone), with the error and how many polls in a row failed; the poller retries after 200 ms.
+   * server gone), with the error, how many polls in a row failed, and whether any poll ever succeeded. The
+   * poller retries after 200 ms, unless this returns `'stop'`: then no more frames are sent, the run ends at
+   * once, and the report's `collectionError` says why.
    */
-  readonly onPollError?: (error: unknown, inARow: number) => void;
+  readonly onPollError?: (
+    error: unknown,
+    failures: { readonly inARow: number; readonly collectedBefore: boolean },
+  ) => 'stop' | undefined;
 }
 
 /** What one send returned. */
@@ -232,6 +237,8 @@ export interface WorkloadReport {
    */
   readonly accuracy: { readonly faces: number; readonly correct: number; readonly noFace: number };
   readonly outcomes: readonly RequestOutcome[];
+  /** Why the run was stopped, when collecting answers failed for good (`onPollError` returned `'stop'`). */
+  readonly collectionError?: string;
 }
 
 const quantile = (sorted: readonly number[], q: number) =>
@@ -324,17 +331,28 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     void id;
   };
 
+  /** The next request to send; set to `total` to send no more. */
+  let next = 0;
   const stop = new AbortController();
+  let collectionError: string | undefined;
   const poller = (async () => {
     let failing = 0;
+    let collected = false;
     while (!stop.signal.aborted) {
       let batch: ResponseMessage[];
       try {
         batch = await options.responses.poll(stop.signal, `${runId}-`);
         failing = 0;
+        collected = true;
       } catch (error) {
         if (stop.signal.aborted) return;
-        options.onPollError?.(error, ++failing);
+        if (options.onPollError?.(error, { inARow: ++failing, collectedBefore: collected }) === 'stop') {
+          // Nothing more is sent, and no frame waits for answers that cannot come.
+          collectionError = error instanceof Error ? error.message : String(error);
+          next = total;
+          for (const s of states.values()) s.resolve?.();
+          return;
+        }
         await new Promise((r) => setTimeout(r, 200));
         continue;
       }
@@ -353,7 +371,6 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   })();
 
   const started = performance.now();
-  let next = 0;
   const worker = async () => {
     while (next < total) {
       const i = next++;
@@ -433,6 +450,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
   const deadline = performance.now() + (options.timeoutMs ?? 60_000);
   while (
+    collectionError === undefined &&
     [...states.values()].some((s) => s.status === 200 && s.doneAt === undefined) &&
     performance.now() < deadline
   ) {
@@ -457,7 +475,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const summarise = (values: number[]): LatencySummary => {
     const sorted = values.sort((a, b) => a - b);
     return {
-      avg: sorted.reduce((a, b) => a + b, 0) / Math.max(sorted.length, 1),
+      // NaN (null in JSON) when nothing was answered, as the percentiles: no average of no latency.
+      avg: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : Number.NaN,
       p50: quantile(sorted, 0.5),
       p95: quantile(sorted, 0.95),
       max: sorted.at(-1) ?? Number.NaN,
@@ -496,6 +515,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     wallMs,
     accuracy: { faces, correct, noFace },
     outcomes,
+    ...(collectionError === undefined ? {} : { collectionError }),
   };
 }
 
@@ -517,6 +537,7 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
         ]
       : []),
     `throughput: ${report.throughputPerSecond.toFixed(1)} requests/s over ${(report.wallMs / 1000).toFixed(1)} s`,
+    ...(report.collectionError ? [`stopped: answers cannot be collected: ${report.collectionError}`] : []),
   ];
   const { faces, correct, noFace } = report.accuracy;
   if (faces || noFace) {
