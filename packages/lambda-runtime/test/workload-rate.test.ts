@@ -165,3 +165,38 @@ it('counts a frame in which no face was found apart from the faces it names', as
     'accuracy: 1/3 faces (33.3%) named as their folder; no face found in 1 frame',
   );
 });
+
+it('ends early on its signal (a Ctrl-C): no more frames, no wait for answers, a report of what was sent', async () => {
+  let sent = 0;
+  const interrupted = new AbortController();
+  setTimeout(() => interrupted.abort(), 300);
+  const started = performance.now();
+  const report = await workload({
+    requests: 1000,
+    concurrency: 2,
+    rate: 20,
+    timeoutMs: 60_000,
+    signal: interrupted.signal,
+    send: async (url, body) => {
+      sent++;
+      return takesNeverAnswers!(url, body);
+    },
+    responses: {
+      poll: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        return [];
+      },
+    },
+  });
+  expect(performance.now() - started).toBeLessThan(2_000);
+  expect(report.stopped).toBe(true);
+  expect(sent).toBeGreaterThan(0);
+  expect(sent).toBeLessThan(20);
+  expect(report.requests).toBe(sent);
+  expect(report.outcomes).toHaveLength(sent);
+  expect(report.unanswered).toHaveLength(sent);
+  expect(report.latencyMs.avg).toBeNaN();
+  expect(formatWorkloadReport(report)).toContain(
+    'stopped early (Ctrl-C): the figures cover the frames sent until then',
+  );
+});

@@ -639,7 +639,17 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           }
           return !collectedBefore && inARow >= 5 ? 'stop' : undefined;
         };
+        // Ctrl-C (or SIGTERM) once: no more frames, and the report of what was sent; twice: out at once.
+        const interrupted = new AbortController();
+        const onSignal = () => {
+          if (interrupted.signal.aborted) process.exit(130);
+          interrupted.abort();
+          info('  stopping: no more frames; the report follows (Ctrl-C again quits at once)');
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         const report = await runWorkload({
+          signal: interrupted.signal,
           url: opts.url,
           frames,
           responses,
@@ -659,6 +669,9 @@ export function registerPipelineCommands(program: Command, context: CliContext):
                 ? `  ${opts.url} refuses connections (stopped or restarting): resending for up to 30 s`
                 : `  ${opts.url} answers again`,
             ),
+        }).finally(() => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         });
         if (opts.json) {
           const { outcomes, ...summary } = report;
@@ -666,7 +679,9 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         } else {
           for (const line of formatWorkloadReport(report)) process.stdout.write(`${line}\n`);
         }
-        if (report.unanswered.length || report.rejected || report.failed) process.exitCode = 1;
+        if (report.stopped) process.exitCode = 130;
+        else if (report.unanswered.length || report.rejected || report.failed || report.collectionError)
+          process.exitCode = 1;
       },
     );
 }

@@ -177,6 +177,11 @@ export interface WorkloadOptions {
     error: unknown,
     failures: { readonly inARow: number; readonly collectedBefore: boolean },
   ) => 'stop' | undefined;
+  /**
+   * Ends the run early (a user's Ctrl-C): no more frames are sent, none waits for its answers, and the report
+   * covers what was sent (`stopped: true`).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** What one send returned. */
@@ -239,6 +244,8 @@ export interface WorkloadReport {
   readonly outcomes: readonly RequestOutcome[];
   /** Why the run was stopped, when collecting answers failed for good (`onPollError` returned `'stop'`). */
   readonly collectionError?: string;
+  /** True when `signal` ended the run early. */
+  readonly stopped?: boolean;
 }
 
 const quantile = (sorted: readonly number[], q: number) =>
@@ -335,6 +342,15 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   let next = 0;
   const stop = new AbortController();
   let collectionError: string | undefined;
+  /** Ends the run: nothing more is sent, and no frame waits for answers any longer. */
+  let halted = false;
+  const halt = () => {
+    halted = true;
+    next = total;
+    for (const s of states.values()) s.resolve?.();
+  };
+  options.signal?.addEventListener('abort', halt, { once: true });
+  if (options.signal?.aborted) halt();
   const poller = (async () => {
     let failing = 0;
     let collected = false;
@@ -349,8 +365,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         if (options.onPollError?.(error, { inARow: ++failing, collectedBefore: collected }) === 'stop') {
           // Nothing more is sent, and no frame waits for answers that cannot come.
           collectionError = error instanceof Error ? error.message : String(error);
-          next = total;
-          for (const s of states.values()) s.resolve?.();
+          halt();
           return;
         }
         await new Promise((r) => setTimeout(r, 200));
@@ -377,6 +392,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
       if (options.rate !== undefined) {
         const wait = started + (i * 1000) / options.rate - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        // Halted during the wait: this frame is not sent.
+        if (halted) return;
       }
       const frame = options.frames[i % options.frames.length]!;
       const requestId = `${runId}-${i}`;
@@ -450,7 +467,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
   const deadline = performance.now() + (options.timeoutMs ?? 60_000);
   while (
-    collectionError === undefined &&
+    !halted &&
     [...states.values()].some((s) => s.status === 200 && s.doneAt === undefined) &&
     performance.now() < deadline
   ) {
@@ -459,6 +476,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const wallMs = performance.now() - started;
   stop.abort();
   await poller;
+  options.signal?.removeEventListener('abort', halt);
 
   const outcomes: RequestOutcome[] = [...states.entries()].map(([requestId, s]) => ({
     requestId,
@@ -499,7 +517,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     }
   }
   return {
-    requests: total,
+    // A run ended early counts the frames it sent.
+    requests: halted ? states.size : total,
     answered: latencies.length,
     unanswered: outcomes.filter((o) => o.status === 200 && o.latencyMs === undefined).map((o) => o.requestId),
     rejected: outcomes.filter((o) => o.status !== 0 && o.status !== 200).length,
@@ -516,6 +535,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     accuracy: { faces, correct, noFace },
     outcomes,
     ...(collectionError === undefined ? {} : { collectionError }),
+    ...(options.signal?.aborted ? { stopped: true } : {}),
   };
 }
 
@@ -538,6 +558,7 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
       : []),
     `throughput: ${report.throughputPerSecond.toFixed(1)} requests/s over ${(report.wallMs / 1000).toFixed(1)} s`,
     ...(report.collectionError ? [`stopped: answers cannot be collected: ${report.collectionError}`] : []),
+    ...(report.stopped ? ['stopped early (Ctrl-C): the figures cover the frames sent until then'] : []),
   ];
   const { faces, correct, noFace } = report.accuracy;
   if (faces || noFace) {
