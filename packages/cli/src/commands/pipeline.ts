@@ -624,9 +624,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
             ? queueResponses(sqs.createSqsTransport(answerQueueClient(answerQueue, opts.region)), answerQueue)
             : localResponses(opts.url, token);
         // Collecting answers that fails is said, not reported later as frames unanswered: the first failure,
-        // each new reason, and every 50th failure in a row. Failing from the start (no credentials, no such
-        // queue, access refused) stops the run after 5 tries (about a second): no answer could ever be read.
-        // Once answers came, failures are retried (a server restarting).
+        // each new reason, and every 50th failure in a row. A queue failing from the start (no credentials, no
+        // such queue, access refused) stops the run after 5 tries (about a second): no answer could ever be
+        // read. Once answers came, failures are retried; so are a local server's (restarting, see
+        // onUnreachable).
         let lastPollError: string | undefined;
         const onPollError = (
           error: unknown,
@@ -637,7 +638,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
             lastPollError = reason;
             info(`  collecting answers failed${inARow > 1 ? ` (${inARow} times in a row)` : ''}: ${reason}`);
           }
-          return !collectedBefore && inARow >= 5 ? 'stop' : undefined;
+          return answerQueue && !collectedBefore && inARow >= 5 ? 'stop' : undefined;
         };
         // Ctrl-C (or SIGTERM) once: no more frames, and the report of what was sent; twice: out at once.
         const interrupted = new AbortController();
