@@ -33,6 +33,7 @@ export { MTCNN_WEIGHTS, type MtcnnStateDicts, TfjsMtcnnNetworks } from './mtcnn.
 export {
   createProvider,
   createTfjsProvider,
+  TFJS_BACKEND_ENV,
   type TfjsProvider,
   type TfjsProviderOptions,
 } from './provider.js';

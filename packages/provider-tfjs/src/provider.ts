@@ -121,9 +121,26 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
   return { ...provider, backend };
 }
 
+/** The variable that picks the backend for the CLI, `facerec serve` and the Lambda functions. */
+export const TFJS_BACKEND_ENV = 'FACEREC_TFJS_BACKEND';
+
 /**
  * The factory under the name every provider package exports, so the Lambda runtime and the CLI load this
  * provider by its registry name (`tfjs`). TensorFlow.js has no per-call thread setting: `threads` is ignored.
+ * The backend is `$FACEREC_TFJS_BACKEND` when set (`tensorflow`, `wasm` or `cpu`: that one only, no fallback),
+ * else the first that starts.
  */
-export const createProvider: ProviderFactory = ({ registry, modelStore } = {}) =>
-  createTfjsProvider({ ...(registry ? { registry } : {}), ...(modelStore ? { modelStore } : {}) });
+export const createProvider: ProviderFactory = ({ registry, modelStore } = {}) => {
+  const backend = process.env[TFJS_BACKEND_ENV]?.trim() || undefined;
+  if (backend !== undefined && !(TFJS_BACKENDS as readonly string[]).includes(backend)) {
+    throw new InvalidOptionsError(
+      PACKAGE,
+      `${TFJS_BACKEND_ENV}=${JSON.stringify(backend.slice(0, 40))} is no backend; valid: ${TFJS_BACKENDS.join(', ')}`,
+    );
+  }
+  return createTfjsProvider({
+    ...(registry ? { registry } : {}),
+    ...(modelStore ? { modelStore } : {}),
+    ...(backend ? { backend: backend as TfjsBackendName } : {}),
+  });
+};

@@ -11,9 +11,14 @@ import {
   NoSuchModelError,
 } from '@facerec/framework';
 import { describeWithSharedData, readSyntheticReference, sharedPath } from '@facerec/framework/testing';
-import { createTfjsProvider, TfjsInceptionResnetV1Embedder, type TfjsProvider } from '@facerec/provider-tfjs';
+import {
+  createProvider,
+  createTfjsProvider,
+  TfjsInceptionResnetV1Embedder,
+  type TfjsProvider,
+} from '@facerec/provider-tfjs';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { writeSyntheticCheckpoint } from './fixtures/synthetic-checkpoint.js';
 import { cosine, decodeFace, mirrorStore, quiet } from './helpers.js';
 
@@ -28,6 +33,27 @@ describe('createTfjsProvider options', () => {
     );
     expect(() => createTfjsProvider({ logger: 'stderr' as never })).toThrow(/logger/);
     expect(() => createTfjsProvider({ modelStore: {} as never })).toThrow(InvalidOptionsError);
+  });
+
+  it('takes the backend from $FACEREC_TFJS_BACKEND when loaded by name (CLI, serve, Lambda), naming a bad one', async () => {
+    vi.stubEnv('FACEREC_TFJS_BACKEND', 'cpu');
+    try {
+      const lines: string[] = [];
+      vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        lines.push(String(chunk));
+        return true;
+      });
+      const provider = createProvider() as TfjsProvider;
+      expect((await provider.backend()).name).toBe('cpu');
+      vi.restoreAllMocks();
+      vi.stubEnv('FACEREC_TFJS_BACKEND', 'webgl');
+      expect(() => createProvider()).toThrow(
+        'FACEREC_TFJS_BACKEND="webgl" is no backend; valid: tensorflow, wasm, cpu',
+      );
+    } finally {
+      vi.restoreAllMocks();
+      vi.unstubAllEnvs();
+    }
   });
 
   it('rejects unknown model ids with NoSuchModelError listing the available ones', async () => {

@@ -511,7 +511,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
-          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses; GET /health and /metrics (Prometheus) (Ctrl-C or SIGTERM stops); queue: ${queue}; inference: ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
+          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses; GET /health and /metrics (Prometheus) (Ctrl-C or SIGTERM stops); queue: ${queue}; inference: ${opts.provider}, ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
         );
         // What is served, in one line: an operator should not have to read the gallery to know.
         const { gallery } = served;

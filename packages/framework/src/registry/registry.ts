@@ -187,7 +187,7 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = Object.freeze([
   Object.freeze({
     name: 'tfjs',
     packageName: '@facerec/provider-tfjs',
-    summary: 'TensorFlow.js: tfjs-node when installed, else wasm, else cpu',
+    summary: 'TensorFlow.js: tfjs-node when installed, else wasm, else cpu; $FACEREC_TFJS_BACKEND picks one',
   }),
 ]);
 
