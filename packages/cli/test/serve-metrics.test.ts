@@ -68,6 +68,10 @@ describeWithSharedData(
       ]) {
         expect(at.get(name), name).toBe(0);
       }
+      // What serves, as labels: a dashboard tells runs apart by them.
+      expect([...at.keys()].filter((k) => k.startsWith('facerec_inference_info'))).toEqual([
+        'facerec_inference_info{provider="onnx",embedder="faceapi-resnet",precision="fp32"}',
+      ]);
       expect(at.get('facerec_frames_in_flight_limit')).toBe(16);
       expect(at.get('facerec_pixels_in_flight_limit')).toBe(50_000_000);
       expect(at.get('facerec_queue_depth_limit')).toBe(256);

@@ -162,7 +162,9 @@ export async function serveLocally(options: ServeOptions) {
   // goes to the dead-letter queue: its frame gets no answer for it, which is said and counted.
   let deadLettered = 0;
   // GET /metrics: the handlers' metrics, the runtime's, Node's, and the faces dead-lettered.
-  const prometheus = createPrometheusMetrics();
+  const prometheus = createPrometheusMetrics({
+    info: { provider: config.provider, embedder: gallery.embedder.modelId, precision: config.precision },
+  });
   const onDeadLetter = ({ messages, deadLetterQueue }: DeadLettered) => {
     deadLettered += messages.length;
     prometheus.add(LOCAL_METRICS.facesDeadLettered, 'Count', messages.length);

@@ -1,5 +1,5 @@
 import { PIPELINE_METRICS } from '@facerec/framework';
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { PipelineMetrics } from '../metrics.js';
 
 /** Latency buckets in seconds, 5 ms to 30 s: a frame on one machine takes tens of milliseconds to seconds. */
@@ -55,9 +55,26 @@ export interface PrometheusMetrics extends PipelineMetrics {
  * Node's process metrics (CPU, memory, event-loop delay, garbage collection) unless `processMetrics` is false.
  * The local runtime adds its queues, admission and refusals to the same registry.
  */
-export function createPrometheusMetrics(options: { processMetrics?: boolean } = {}): PrometheusMetrics {
+export function createPrometheusMetrics(
+  options: {
+    processMetrics?: boolean;
+    /**
+     * What serves, as the labels of `facerec_inference_info` (value 1), e.g. `{ provider, embedder, precision }`:
+     * a dashboard tells runs apart by them.
+     */
+    info?: Readonly<Record<string, string>>;
+  } = {},
+): PrometheusMetrics {
   const registry = new Registry();
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  if (options.info) {
+    new Gauge({
+      name: 'facerec_inference_info',
+      help: 'What serves: provider, embedder model, precision (value 1)',
+      labelNames: Object.keys(options.info),
+      registers: [registry],
+    }).set({ ...options.info }, 1);
+  }
   const record = new Map<string, (value: number) => void>();
   const define = (name: string, unit: 'Count' | 'Milliseconds', help: string) => {
     let add: (value: number) => void;
