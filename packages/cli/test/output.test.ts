@@ -108,6 +108,11 @@ describe('usage errors', () => {
         ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--token', ' '],
         'client: --token is empty',
       ],
+      // Refused before the queue file, the workers and the models.
+      [
+        ['serve', '--gallery', 'g.json', '--provider', 'tfjs', '--precision', 'int8'],
+        'serve: --precision int8 runs on the onnx provider only (--provider onnx), not tfjs',
+      ],
       // HTTP drops the spaces around a header value: such a token could never be sent.
       [
         ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--token', 'secret '],
