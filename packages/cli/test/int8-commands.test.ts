@@ -190,8 +190,9 @@ describeWithSharedData(
       vi.stubEnv('FACEREC_CALIBRATION_DIR', calibration);
       const tfjs = await serve('--workers', '0', '--provider', 'tfjs', '--precision', 'int8');
       expect(tfjs.code).toBe(2);
+      // Refused before the queue, the workers and the models.
       expect(tfjs.stderr).toContain(
-        'precision "int8" of faceapi-resnet is available on the onnx provider only',
+        'serve: --precision int8 runs on the onnx provider only (--provider onnx), not tfjs',
       );
       const invalid = await serve('--precision', 'int4');
       expect(invalid.code).not.toBe(0);
