@@ -38,6 +38,7 @@ export {
 export * from './models/index.js';
 export {
   DEFAULT_MTCNN_OPTIONS,
+  describeCropPolicy,
   implementMtcnn,
   MtcnnDetector,
   type MtcnnNetworks,
@@ -47,7 +48,9 @@ export {
   type PNetOutput,
   type PNetRunOptions,
   type RNetOutput,
+  recordedCropPolicySchema,
   type SelectionMethod,
+  sameCropPolicy,
 } from './mtcnn/index.js';
 export { formatIssues, parseOptions } from './options.js';
 export * from './recognizer/index.js';

@@ -195,6 +195,13 @@ export function createDetectionHandler(
   const cropQuality = options.cropQuality ?? 90;
   const maxImageBytes = options.decodeLimits?.maxBytes ?? 10 * 1024 * 1024;
   const replyQueues = new Set(options.replyQueues ?? []);
+  // Every face message says how its crop was cut, so a recognition function running another embedder refuses it.
+  const { size, shape, margin } = options.crop;
+  const cropPolicy: FaceMessage['crop_policy'] = {
+    size: { width: size.width, height: size.height },
+    shape,
+    margin,
+  };
 
   return async (event) => {
     const started = performance.now();
@@ -262,6 +269,7 @@ export function createDetectionHandler(
             box: face.box.map((v) => Math.round(v * 100) / 100) as FaceMessage['box'],
             score: face.score,
             crop: Buffer.from(await encodeJpeg(crops[i]!.image, cropQuality)).toString('base64'),
+            crop_policy: cropPolicy,
             ...(request.reply_to === undefined ? {} : { reply_to: request.reply_to }),
           };
           messages.push({ id: `${frameId}-${i}`, body: messageBody(body) });

@@ -1,4 +1,4 @@
-import { formatIssues } from '@facerec/framework';
+import { formatIssues, recordedCropPolicySchema } from '@facerec/framework';
 import { z } from 'zod';
 
 /**
@@ -52,6 +52,12 @@ export const faceMessageSchema = z
     score: z.number().min(0).max(1),
     /** The face crop, base64 JPEG. */
     crop: z.string().min(1),
+    /**
+     * How the crop was cut (the embedder's crop policy the detection side was configured with). Recognition
+     * refuses a face cut for another embedder than its own, instead of embedding the wrong geometry. Absent in
+     * messages from detection functions older than this field, which are taken as they are.
+     */
+    crop_policy: recordedCropPolicySchema.optional(),
     /** The reply queue the client asked for (checked against the allow-list); absent: the response queue. */
     reply_to: replyTo.optional(),
   })

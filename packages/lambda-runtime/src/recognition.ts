@@ -1,5 +1,7 @@
 import {
+  type CropPolicy,
   decodeImage,
+  describeCropPolicy,
   type FaceEmbedder,
   FacerecError,
   type Gallery,
@@ -7,6 +9,7 @@ import {
   type OutboundMessage,
   PIPELINE_METRICS,
   type RgbImage,
+  sameCropPolicy,
   type Transport,
   UNKNOWN_IDENTITY,
 } from '@facerec/framework';
@@ -139,6 +142,11 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
     maxPixels: options.cropLimits?.maxPixels ?? 1_000_000,
   };
   const replyQueues = new Set(options.replyQueues ?? []);
+  const ownCrop = options.embedder.preprocessing.crop;
+  const cropMismatch = (cut: CropPolicy) =>
+    `face cut as ${describeCropPolicy(cut)}, but this function's embedder (${options.embedder.modelId}) takes ` +
+    `${describeCropPolicy(ownCrop)}: it was queued by a detection configured for another embedder ` +
+    '(FACEREC_EMBEDDER on Lambda; with facerec serve, a queue file written under another --embedder)';
 
   return async (records, context = {}) => {
     const started = performance.now();
@@ -184,6 +192,13 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
             });
             continue;
           }
+          const cut = message.crop_policy;
+          if (cut !== undefined && !sameCropPolicy(cut, ownCrop)) {
+            // Embedding another geometry would answer with confident nonsense; the face goes to the
+            // dead-letter queue instead, where the mismatch shows.
+            fail(record, cropMismatch(cut), faceFields(message));
+            continue;
+          }
         } catch {
           fail(record, 'body is not valid JSON');
           continue;
@@ -223,6 +238,12 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
         }
         try {
           const crop = await decodeImage(Buffer.from(message.crop, 'base64'), limits);
+          const said = message.crop_policy?.size;
+          if (said && (crop.width !== said.width || crop.height !== said.height)) {
+            throw new Error(
+              `the crop is ${crop.width}×${crop.height}, its message says ${said.width}×${said.height}`,
+            );
+          }
           pending.push({ record, message, key, token: claim.token, face: prepare(crop, options.embedder) });
         } catch (error) {
           await release({ key, token: claim.token, message });

@@ -81,6 +81,8 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
         frame_id: answer.frame_id,
         filename: 'bbt3.jpg',
         face_count: 5,
+        // How the crop was cut, as recognition checks it: face-api's net's policy, from the registry.
+        crop_policy: { size: { width: 150, height: 150 }, shape: 'eyes-mouth', margin: 0 },
       });
       const crop = await decodeImage(Buffer.from(m.crop, 'base64'));
       expect([crop.width, crop.height]).toEqual([150, 150]);

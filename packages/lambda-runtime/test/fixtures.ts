@@ -88,5 +88,6 @@ export async function bbtFaceMessage(
     box: faces[0]!.box,
     score: faces[0]!.score,
     crop: Buffer.from(await encodeJpeg(crops[0]!.image, 90)).toString('base64'),
+    crop_policy: embedder.preprocessing.crop,
   };
 }

@@ -103,6 +103,56 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
     ]);
   });
 
+  it('refuses a face cut for another embedder or of another size than its message says; takes one that says nothing', async () => {
+    const { embedder, gallery } = await pipelineParts();
+    const transport = new InMemoryQueueTransport();
+    const lines: string[] = [];
+    const log = (message: string, extra?: Record<string, unknown>) =>
+      lines.push(JSON.stringify({ message, ...extra }));
+    const handler = createRecognitionHandler({
+      embedder,
+      gallery,
+      transport,
+      responseQueue: 'responses',
+      logger: { debug: log, info: log, warn: log, error: log },
+    });
+    const message = JSON.parse(probes[0]!.body);
+    // What a detection configured for InceptionResnetV1 queues (facenet-pytorch's box crop, 160 px).
+    const otherEmbedder: SqsRecord = {
+      messageId: 'other-embedder',
+      body: JSON.stringify({
+        ...message,
+        request_id: 'other',
+        crop_policy: { size: { width: 160, height: 160 }, shape: 'box', margin: 0 },
+      }),
+    };
+    const small = await encodeJpeg({ width: 100, height: 100, data: new Uint8Array(100 * 100 * 3) }, 90);
+    const wrongSize: SqsRecord = {
+      messageId: 'wrong-size',
+      body: JSON.stringify({ ...message, request_id: 'small', crop: Buffer.from(small).toString('base64') }),
+    };
+    // A detection older than the field: taken as it is.
+    const { crop_policy: _, ...older } = JSON.parse(probes[1]!.body);
+    const unsaid: SqsRecord = { messageId: 'unsaid', body: JSON.stringify(older) };
+    const result = await handler({ Records: [otherEmbedder, wrongSize, unsaid, probes[2]!] });
+    expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
+      'other-embedder',
+      'wrong-size',
+    ]);
+    const log1 = lines.map((l) => JSON.parse(l)).find((l) => l.message_id === 'other-embedder');
+    expect(log1.reason).toBe(
+      "face cut as box 160×160, margin 0, but this function's embedder (faceapi-resnet) takes eyes-mouth " +
+        '150×150, margin 0: it was queued by a detection configured for another embedder (FACEREC_EMBEDDER on ' +
+        'Lambda; with facerec serve, a queue file written under another --embedder)',
+    );
+    const log2 = lines.map((l) => JSON.parse(l)).find((l) => l.message_id === 'wrong-size');
+    expect(log2.reason).toBe('crop: the crop is 100×100, its message says 150×150');
+    expect((await drain(transport)).map((a) => a.request_id).sort()).toEqual([
+      probes[1]!.messageId.replace('msg-', ''),
+      probes[2]!.messageId.replace('msg-', ''),
+    ]);
+  });
+
   it('isolates a face whose embedding throws, and answers the others', async () => {
     const { embedder, gallery } = await pipelineParts();
     // An embedder that fails on any batch holding an all-black face, as a model can fail on one input.

@@ -59,8 +59,9 @@ const detector: Pick<FaceDetector, 'detectFaces'> = {
   },
 };
 /** A one-dimensional embedding, the crop's grey level; the gallery names the person of that level. */
+const CROP: CropPolicy = { size: { width: 16, height: 16 }, shape: 'box', margin: 0 };
 const embedder = {
-  preprocessing: { inputSize: { width: 16, height: 16 } },
+  preprocessing: { inputSize: { width: 16, height: 16 }, crop: CROP },
   embed: async (faces: readonly RgbImage[]) => faces.map((f) => Float32Array.of(f.data[0]!)),
 } as unknown as FaceEmbedder;
 const gallery = {
@@ -72,7 +73,7 @@ function pipeline(replyQueues: readonly string[] = [REPLY_A, REPLY_B]) {
   const transport = new InMemoryQueueTransport();
   const detect = createDetectionHandler({
     detector,
-    crop: {} as CropPolicy,
+    crop: CROP,
     transport,
     requestQueue: REQUESTS,
     responseQueue: RESPONSES,

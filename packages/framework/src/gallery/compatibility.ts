@@ -1,4 +1,5 @@
 import type { GalleryEmbedderInfo } from '../contracts/gallery.js';
+import { sameCropPolicy } from '../mtcnn/crop.js';
 import { EmbedderMismatchError } from './errors.js';
 
 /**
@@ -33,13 +34,7 @@ export function assertEmbedderCompatible(gallery: GalleryEmbedderInfo, embedder:
   const a = gallery.preprocessing;
   const b = embedder.preprocessing;
   const same = (x: readonly number[], y: readonly number[]) => x.every((v, i) => v === y[i]);
-  const crops = (x: typeof a.crop, y: typeof b.crop) =>
-    !x ||
-    !y ||
-    (x.shape === y.shape &&
-      x.margin === y.margin &&
-      x.size.width === y.size.width &&
-      x.size.height === y.size.height);
+  const crops = (x: typeof a.crop, y: typeof b.crop) => !x || !y || sameCropPolicy(x, y);
   if (
     !crops(a.crop, b.crop) ||
     a.inputSize.width !== b.inputSize.width ||

@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { EMBEDDER_PRECISIONS } from '../contracts/embedder.js';
 import { InvalidOptionsError } from '../errors.js';
-import { cropShapeSchema } from '../mtcnn/crop.js';
+import { recordedCropPolicySchema } from '../mtcnn/crop.js';
 import { formatIssues } from '../options.js';
 import { GalleryFormatError, type GalleryFormatIssue } from './errors.js';
 import type { ResolvedGalleryData } from './types.js';
@@ -38,17 +38,12 @@ const preprocessingShape = {
   std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
 };
 const sizeSchema = z.strictObject({ width: positiveInt, height: positiveInt });
-/** The crop policy the embeddings were cut with; absent in galleries written before it was recorded. */
-const cropSchema = z.strictObject({
-  size: sizeSchema,
-  shape: cropShapeSchema,
-  margin: z.number().min(0),
-});
 /** The file's `embedder.preprocessing`: exactly these keys. */
 const preprocessingSchema = z.strictObject({
   inputSize: sizeSchema,
   ...preprocessingShape,
-  crop: cropSchema.optional(),
+  /** The crop policy the embeddings were cut with; absent in galleries written before it was recorded. */
+  crop: recordedCropPolicySchema.optional(),
 });
 /**
  * An embedder's `preprocessing` as {@link FileGallery.create} accepts it: the same fields, but other keys are
@@ -58,7 +53,8 @@ const preprocessingSchema = z.strictObject({
 export const embedderPreprocessingSchema = z.object({
   inputSize: z.object({ width: positiveInt, height: positiveInt }),
   ...preprocessingShape,
-  crop: cropSchema.optional(),
+  /** The crop policy the embeddings were cut with; absent in galleries written before it was recorded. */
+  crop: recordedCropPolicySchema.optional(),
 });
 /** Schemas shared by the file and by {@link FileGallery.create}'s validation. */
 export const metricSchema = z.enum(['euclidean', 'cosine']);

@@ -13,6 +13,31 @@ void everyShape;
 /** A crop shape as a schema: one of {@link CROP_SHAPES}. */
 export const cropShapeSchema = z.enum(CROP_SHAPES);
 
+/**
+ * A crop policy as it is recorded (gallery headers, face messages on the request queue): its fields, without
+ * the limits MTCNN sets on the crops it cuts.
+ */
+export const recordedCropPolicySchema = z.strictObject({
+  size: z.strictObject({ width: z.number().int().positive(), height: z.number().int().positive() }),
+  shape: cropShapeSchema,
+  margin: z.number().min(0),
+});
+
+/** Whether two crop policies cut the same crop: the same shape, size and margin. */
+export function sameCropPolicy(a: CropPolicy, b: CropPolicy): boolean {
+  return (
+    a.shape === b.shape &&
+    a.margin === b.margin &&
+    a.size.width === b.size.width &&
+    a.size.height === b.size.height
+  );
+}
+
+/** A crop policy in words, for messages: `eyes-mouth 150×150, margin 0`. */
+export function describeCropPolicy(crop: CropPolicy): string {
+  return `${crop.shape} ${crop.size.width}×${crop.size.height}, margin ${crop.margin}`;
+}
+
 /** A crop policy as callers may pass it: square crops of 8–1024 px, a margin smaller than the crop. */
 const cropPolicySchema = z
   .strictObject({

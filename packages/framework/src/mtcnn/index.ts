@@ -23,7 +23,13 @@ export {
   type MtcnnOutputName,
 } from './architecture.js';
 export { boxArea, pyramidLevels, pyramidScales, runMtcnnCascade } from './cascade.js';
-export { CROP_SHAPES, parseCropPolicy } from './crop.js';
+export {
+  CROP_SHAPES,
+  describeCropPolicy,
+  parseCropPolicy,
+  recordedCropPolicySchema,
+  sameCropPolicy,
+} from './crop.js';
 export { implementMtcnn, MtcnnDetector } from './detector.js';
 export { cropBox, extractFace, selectFace, squareAround, standardiseCrop } from './extract.js';
 export type { MtcnnNetworks, ONetOutput, PNetOutput, PNetRunOptions, RNetOutput } from './networks.js';
