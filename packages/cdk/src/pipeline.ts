@@ -144,12 +144,12 @@ export interface FaceRecognitionPipelineProps {
    * {@link galleryVersionRetentionDays}. Default false.
    */
   readonly galleryBucket?: boolean;
-  /** Seconds between checks for a new gallery version in the bucket. Default 60. */
+  /** Seconds between checks for a new gallery version in the bucket. Default 60. Only with {@link galleryBucket}. */
   readonly galleryRefreshSeconds?: number;
   /**
    * Days the gallery bucket keeps a replaced or deleted version of `gallery.json` (a lifecycle rule expiring
    * noncurrent versions), so that a person removed from the gallery — face embeddings, personal data — is
-   * gone from the old versions too after that many days (1–3650). Default 30.
+   * gone from the old versions too after that many days (1–3650). Default 30. Only with {@link galleryBucket}.
    */
   readonly galleryVersionRetentionDays?: number;
   /**
@@ -181,7 +181,8 @@ export interface FaceRecognitionPipelineProps {
   /**
    * With `precision: 'int8'` and an image built here: a folder of face images inside `imageDirectory` (a few
    * dozen, of the kind the functions will see) to calibrate the int8 graph on; the image keeps them (build
-   * argument `CALIBRATION`). Optional for an embedder whose int8 ranges ship (`faceapi-resnet`).
+   * argument `CALIBRATION`). Optional for an embedder whose int8 ranges ship (`faceapi-resnet`). Refused with a
+   * prebuilt {@link image}, whose int8 graph was prepared when it was built.
    */
   readonly calibration?: string;
   /** Gallery file inside the image (`FACEREC_GALLERY`). Default {@link BAKED_GALLERY}, the Dockerfile's. */
@@ -476,9 +477,17 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   // The image: built from a facerec checkout, or prebuilt.
   const prebuilt = props.image !== undefined;
   if (prebuilt) {
-    for (const key of ['imageDirectory', 'dockerFile', 'buildArgs'] as const)
+    for (const key of ['imageDirectory', 'dockerFile', 'buildArgs', 'calibration'] as const)
       if (props[key] !== undefined)
         problems.push(`${key} cannot be combined with image (a prebuilt image is not built)`);
+  }
+  // Settings of the gallery bucket mean nothing without one: a gallery baked into the image never changes.
+  if (!(props.galleryBucket ?? PIPELINE_DEFAULTS.galleryBucket)) {
+    for (const key of ['galleryRefreshSeconds', 'galleryVersionRetentionDays'] as const)
+      if (props[key] !== undefined)
+        problems.push(
+          `${key} applies to the gallery bucket only (galleryBucket: true); the gallery baked into the image never changes`,
+        );
   }
   const imageDirectory = path.resolve(props.imageDirectory ?? REPOSITORY_ROOT);
   const dockerFile = props.dockerFile ?? PIPELINE_DEFAULTS.dockerFile;

@@ -953,6 +953,26 @@ describe('FaceRecognitionPipeline props validation', () => {
       /buildArgs cannot be combined with image/,
     ],
     [
+      // Its int8 graph was prepared when it was built: a calibration folder here would change nothing.
+      'a prebuilt image with a calibration folder',
+      {
+        image: { repository: {} as never, tagOrDigest: 'latest' },
+        precision: 'int8',
+        calibration: imageDirectory,
+      },
+      /calibration cannot be combined with image/,
+    ],
+    [
+      'a refresh period without the gallery bucket',
+      { galleryRefreshSeconds: 30 },
+      /galleryRefreshSeconds applies to the gallery bucket only \(galleryBucket: true\)/,
+    ],
+    [
+      'a version retention without the gallery bucket',
+      { galleryBucket: false, galleryVersionRetentionDays: 7 },
+      /galleryVersionRetentionDays applies to the gallery bucket only/,
+    ],
+    [
       'an unknown architecture',
       { architecture: 'riscv' as never },
       /architecture must be one of x86_64, arm64/,

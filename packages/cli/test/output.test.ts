@@ -96,6 +96,10 @@ describe('usage errors', () => {
         'verify: --threshold must be a number > 0 and ≤ 2, got "5"',
       ],
       [['detect', 'a.jpg', '--min-face-size', '-3'], 'detect: --min-face-size must be a number ≥ 12'],
+      [
+        ['detect', 'a.jpg', '--thresholds', '2,0.7,0.7'],
+        'detect: --thresholds needs three numbers a,b,c, each above 0 and below 1, got "2,0.7,0.7"',
+      ],
       [['serve', '--gallery', 'g.json', '--port', 'abc'], 'serve: --port must be an integer from 0 to 65535'],
       [
         ['serve', '--gallery', 'g.json', '--threshold', '0'],

@@ -73,16 +73,20 @@ export interface PipelineConfig {
 }
 
 /**
- * A number written in decimal (an exponent allowed: `String(1e-7)` writes one), as a person or a program writes
- * it in an environment variable: `z.coerce.number` would also take " " (as 0), "0x10000" and "Infinity".
+ * A number written in decimal, within a range, as a person or a program writes it in an environment variable:
+ * `z.coerce.number` would also take " " (as 0), "0x10000" and "Infinity". Fractions may have an exponent
+ * (`String(1e-7)` writes one); whole numbers are digits only. The error states the range, whatever is wrong.
  */
-const decimal = (check: z.ZodNumber) =>
-  z
+const decimal = (range: { min: number; max: number; above?: boolean; whole?: boolean }) => {
+  const { min, max, above = false, whole = false } = range;
+  const expected = `expected ${whole ? 'a whole number' : 'a number'} ${above ? `above ${min} and at most` : `from ${min} to`} ${max}`;
+  return z
     .string()
-    .regex(/^\d+(\.\d+)?(e[+-]?\d+)?$/i, 'expected a decimal number (e.g. 60 or 0.5)')
+    .regex(whole ? /^\d+$/ : /^\d+(\.\d+)?(e[+-]?\d+)?$/i, expected)
     .transform(Number)
-    .pipe(check);
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => decimal(z.number().int().min(min).max(max));
+    .refine((v) => (above ? v > min : v >= min) && v <= max, expected);
+};
+const int = (min: number, max: number) => decimal({ min, max, whole: true });
 /** One of `valid`, or an error listing them. */
 const oneOf = <T extends string>(valid: readonly T[]) =>
   z.string().refine((v): v is T => (valid as readonly string[]).includes(v), {
@@ -122,10 +126,10 @@ const schemaFor = (registry: ModelRegistry) =>
         .pipe(z.array(httpUrl('each reply queue to be a queue URL')).max(100))
         .optional(),
       FACEREC_GALLERY: trimmed.optional(),
-      FACEREC_GALLERY_REFRESH_SECONDS: decimal(z.number().min(0).max(86_400)).default(60),
-      FACEREC_S3_ENDPOINT: httpUrl('an S3 endpoint').optional(),
+      FACEREC_GALLERY_REFRESH_SECONDS: decimal({ min: 0, max: 86_400 }).default(60),
+      FACEREC_S3_ENDPOINT: trimmed.pipe(httpUrl('an S3 endpoint')).optional(),
       // Distances between unit vectors are at most 2 (euclidean and cosine alike): more would name every face.
-      FACEREC_THRESHOLD: decimal(z.number().positive().max(2)).optional(),
+      FACEREC_THRESHOLD: decimal({ min: 0, max: 2, above: true }).optional(),
       FACEREC_MAX_FACES: int(1, 1000).default(32),
       FACEREC_MIN_FACE_SIZE: int(12, 4096).default(20),
       // Upper bounds a Lambda function can honour: a larger limit would only turn a 413 into running out of memory.
@@ -137,13 +141,13 @@ const schemaFor = (registry: ModelRegistry) =>
         .string()
         .regex(/^(off|[1-9]\d{1,4}x[1-9]\d{1,4})$/, 'expected WIDTHxHEIGHT (e.g. 1280x720) or off')
         .default('1280x720'),
-      FACEREC_SQS_ENDPOINT: httpUrl('an SQS endpoint').optional(),
+      FACEREC_SQS_ENDPOINT: trimmed.pipe(httpUrl('an SQS endpoint')).optional(),
       FACEREC_IDEMPOTENCY_TABLE: z
         .string()
         .regex(/^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name (3–255 of A-Z a-z 0-9 _ . -)')
         .optional(),
       FACEREC_IDEMPOTENCY_TTL_SECONDS: int(60, 366 * 24 * 3600).default(3600),
-      FACEREC_DYNAMODB_ENDPOINT: httpUrl('a DynamoDB endpoint').optional(),
+      FACEREC_DYNAMODB_ENDPOINT: trimmed.pipe(httpUrl('a DynamoDB endpoint')).optional(),
       AWS_REGION: z
         .string()
         .regex(/^[a-z]{2}(-[a-z0-9]+)+-\d+$/, 'expected an AWS region (e.g. eu-west-1)')

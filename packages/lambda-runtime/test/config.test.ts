@@ -76,6 +76,36 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...queues, ...bad })).toThrow(name);
   });
 
+  it.each([
+    [{ FACEREC_MAX_FACES: 'abc' }, 'FACEREC_MAX_FACES: expected a whole number from 1 to 1000'],
+    [{ FACEREC_MAX_FACES: '0' }, 'FACEREC_MAX_FACES: expected a whole number from 1 to 1000'],
+    [{ FACEREC_MAX_FACES: '1e3' }, 'FACEREC_MAX_FACES: expected a whole number from 1 to 1000'],
+    [{ FACEREC_THREADS: '2.5' }, 'FACEREC_THREADS: expected a whole number from 1 to 256'],
+    [{ FACEREC_THRESHOLD: '-1' }, 'FACEREC_THRESHOLD: expected a number above 0 and at most 2'],
+    [{ FACEREC_THRESHOLD: '0' }, 'FACEREC_THRESHOLD: expected a number above 0 and at most 2'],
+    [
+      { FACEREC_GALLERY_REFRESH_SECONDS: '-5' },
+      'FACEREC_GALLERY_REFRESH_SECONDS: expected a number from 0 to 86400',
+    ],
+    [
+      { FACEREC_SQS_ENDPOINT: ' http://localhost:9324' },
+      'FACEREC_SQS_ENDPOINT: has spaces at the start or end',
+    ],
+    [
+      { FACEREC_S3_ENDPOINT: 'http://localhost:4569 ' },
+      'FACEREC_S3_ENDPOINT: has spaces at the start or end',
+    ],
+  ])('says what a bad value should be: %o', (bad, message) => {
+    expect(() => loadConfig({ ...queues, ...bad })).toThrow(message);
+  });
+
+  it('takes numbers as a program writes them', () => {
+    expect(loadConfig({ ...queues, FACEREC_THRESHOLD: String(1e-7) }).threshold).toBe(1e-7);
+    expect(
+      loadConfig({ ...queues, FACEREC_GALLERY_REFRESH_SECONDS: '0.5' }).galleryStore.refreshSeconds,
+    ).toBe(0.5);
+  });
+
   it('checks provider and embedder ids against the model registry, listing the valid ones', () => {
     expect(() => loadConfig({ ...queues, FACEREC_EMBEDDER: 'facenet' })).toThrow(
       'FACEREC_EMBEDDER: "facenet" is not one of inception-resnet-v1, faceapi-resnet',

@@ -27,10 +27,11 @@ export function detectorOptions(opts: DetectOptions): MtcnnOptions {
   if (factor !== undefined) options.factor = factor;
   if (opts.thresholds !== undefined) {
     const parts = opts.thresholds.split(',').map((p) => Number(p.trim()));
-    if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p))) {
+    // Scores are probabilities: each threshold strictly between 0 and 1, as MTCNN's options take them.
+    if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p <= 0 || p >= 1)) {
       throw new InvalidOptionsError(
         'detect',
-        `--thresholds needs three numbers a,b,c, got "${opts.thresholds}"`,
+        `--thresholds needs three numbers a,b,c, each above 0 and below 1, got "${opts.thresholds}"`,
       );
     }
     options.thresholds = parts as [number, number, number];

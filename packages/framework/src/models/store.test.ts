@@ -463,6 +463,14 @@ describe('ModelStore options', () => {
     expect(defaultCacheDir({ HOME: '/home/u', AWS_LAMBDA_FUNCTION_NAME: 'f' }, 'linux')).toBe('/tmp/facerec');
   });
 
+  it('refuses a FACEREC_CACHE_DIR with spaces around it, naming the variable', () => {
+    for (const dir of [' /x/cache', '/x/cache ', '  ']) {
+      expect(() => defaultCacheDir({ FACEREC_CACHE_DIR: dir }, 'linux')).toThrow(
+        'FACEREC_CACHE_DIR: has spaces at the start or end',
+      );
+    }
+  });
+
   it('reads the cache and mirror directories in fromEnv, with overrides winning', async () => {
     const manifest = await realManifest();
     const env = { FACEREC_CACHE_DIR: '/c', FACEREC_MODELS_MIRROR: '/m' };

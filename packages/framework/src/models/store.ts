@@ -150,7 +150,8 @@ export interface ModelStatus {
 }
 
 /**
- * The cache directory to use: `$FACEREC_CACHE_DIR`; else `$XDG_CACHE_HOME/facerec` (when absolute); else
+ * The cache directory to use: `$FACEREC_CACHE_DIR` (resolved against the working directory when relative; refused
+ * with spaces around it); else `$XDG_CACHE_HOME/facerec` (when absolute); else
  * `/tmp/facerec` on AWS Lambda (the only writable place there); else the platform's user cache folder:
  * `~/Library/Caches/facerec` on macOS, `%LOCALAPPDATA%\facerec\Cache` on Windows, `~/.cache/facerec`
  * elsewhere.
@@ -164,7 +165,13 @@ export function defaultCacheDir(
 ): string {
   const p = platform === 'win32' ? path.win32 : path.posix;
   const explicit = env[CACHE_DIR_ENV];
-  if (explicit) return p.resolve(explicit);
+  if (explicit) {
+    // A space around a path is a typo (a quoted `export`), and would resolve to a folder named by it.
+    if (explicit.trim() !== explicit) {
+      throw new InvalidOptionsError(CACHE_DIR_ENV, 'has spaces at the start or end (or is only spaces)');
+    }
+    return p.resolve(explicit);
+  }
   const xdg = env.XDG_CACHE_HOME;
   if (xdg && p.isAbsolute(xdg)) return p.join(xdg, 'facerec');
   if (env.AWS_LAMBDA_FUNCTION_NAME && platform !== 'win32') return '/tmp/facerec';
