@@ -16,6 +16,23 @@ import { TREE_GALLERY, TREE_MODELS_DIR } from './lambda-tree.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const INVOKER = path.join(root, 'packages', 'lambda-runtime', 'test', 'lambda-invoke.mjs');
+/**
+ * The Node binary the handlers run on: `$FACEREC_LAMBDA_NODE` (e.g. a Node 22 binary, the Lambda base image's
+ * major, where the shell's Node is another), else this process's.
+ */
+const HANDLER_NODE = process.env.FACEREC_LAMBDA_NODE || process.execPath;
+/** Node's permission model flag: `--permission` since Node 22.13 / 23.5, `--experimental-permission` before. */
+let permission: string | undefined;
+function permissionFlag(nodeBinary: string): string {
+  if (permission !== undefined) return permission;
+  const version = spawnSync(nodeBinary, ['--version'], { encoding: 'utf8' }).stdout.trim();
+  const [major = 0, minor = 0] = version.replace(/^v/, '').split('.').map(Number);
+  permission =
+    major > 23 || (major === 23 && minor >= 5) || (major === 22 && minor >= 13)
+      ? '--permission'
+      : '--experimental-permission';
+  return permission;
+}
 export const REQUEST_QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/facerec-requests';
 export const RESPONSE_QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/facerec-responses';
 
@@ -28,6 +45,8 @@ export interface Invocation {
   /** Hosts the handler tried to reach other than the loopback (refused). */
   readonly refused: readonly string[];
   readonly rssBytes: number;
+  /** The Node version the handler ran on (`$FACEREC_LAMBDA_NODE`'s, else this process's). */
+  readonly node: string;
   /** What the process wrote to stdout and stderr (the function's log lines), the last 64 KiB of each. */
   readonly output: string;
 }
@@ -205,7 +224,7 @@ export async function invokeFromTree(
     ...setup.env,
   };
   const args = [
-    '--experimental-permission',
+    permissionFlag(HANDLER_NODE),
     '--allow-fs-read=*',
     `--allow-fs-write=${scratch}/*`,
     '--allow-addons',
@@ -214,7 +233,7 @@ export async function invokeFromTree(
   ];
   const output = await new Promise<string>((resolve, reject) => {
     execFile(
-      process.execPath,
+      HANDLER_NODE,
       args,
       { cwd: tree, env, timeout: 120_000, maxBuffer: 16 << 20 },
       (error, stdout, stderr) => {

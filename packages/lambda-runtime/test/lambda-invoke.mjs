@@ -78,6 +78,13 @@ const result = await handler(event, context);
 const invokeMs = performance.now() - started;
 writeFileSync(
   process.env.FACEREC_INVOKE_RESULT,
-  JSON.stringify({ initMs, invokeMs, result, refused, rssBytes: process.memoryUsage().rss }),
+  JSON.stringify({
+    initMs,
+    invokeMs,
+    result,
+    refused,
+    rssBytes: process.memoryUsage().rss,
+    node: process.version,
+  }),
 );
 process.exit(0);

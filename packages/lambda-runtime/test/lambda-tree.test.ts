@@ -245,7 +245,7 @@ describeWithSharedData(
       for (const ms of latencies) expect(ms).toBeGreaterThan(0);
 
       console.log(
-        `init (Node start + models + warm-up): detection ${detection.initMs.toFixed(0)} ms, recognition ` +
+        `on Node ${detection.node}, init (Node start + models + warm-up): detection ${detection.initMs.toFixed(0)} ms, recognition ` +
           `${recognition.initMs.toFixed(0)} ms; first invocation: detection ${detection.invokeMs.toFixed(0)} ms, ` +
           `recognition ${recognition.invokeMs.toFixed(0)} ms (${faces.length} face(s)); RSS detection ` +
           `${(detection.rssBytes / 2 ** 20).toFixed(0)} MiB, recognition ${(recognition.rssBytes / 2 ** 20).toFixed(0)} MiB`,
