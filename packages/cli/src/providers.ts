@@ -18,7 +18,7 @@ export interface CliContext {
 export function selectProvider(
   context: CliContext,
   name: string,
-  settings: { readonly modelStore?: ModelStore } = {},
+  settings: { readonly modelStore?: ModelStore; readonly logger?: (line: string) => void } = {},
 ): Promise<FaceProvider> {
   return loadProvider(name, { registry: context.registry, ...settings });
 }

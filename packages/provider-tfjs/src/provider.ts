@@ -128,9 +128,9 @@ export const TFJS_BACKEND_ENV = 'FACEREC_TFJS_BACKEND';
  * The factory under the name every provider package exports, so the Lambda runtime and the CLI load this
  * provider by its registry name (`tfjs`). TensorFlow.js has no per-call thread setting: `threads` is ignored.
  * The backend is `$FACEREC_TFJS_BACKEND` when set (`tensorflow`, `wasm` or `cpu`: that one only, no fallback),
- * else the first that starts.
+ * else the first that starts. Its one line saying which goes to `logger` (default stderr).
  */
-export const createProvider: ProviderFactory = ({ registry, modelStore } = {}) => {
+export const createProvider: ProviderFactory = ({ registry, modelStore, logger } = {}) => {
   const backend = process.env[TFJS_BACKEND_ENV]?.trim() || undefined;
   if (backend !== undefined && !(TFJS_BACKENDS as readonly string[]).includes(backend)) {
     throw new InvalidOptionsError(
@@ -142,5 +142,6 @@ export const createProvider: ProviderFactory = ({ registry, modelStore } = {}) =
     ...(registry ? { registry } : {}),
     ...(modelStore ? { modelStore } : {}),
     ...(backend ? { backend: backend as TfjsBackendName } : {}),
+    ...(logger ? { logger } : {}),
   });
 };

@@ -45,7 +45,12 @@ describe('createTfjsProvider options', () => {
       });
       const provider = createProvider() as TfjsProvider;
       expect((await provider.backend()).name).toBe('cpu');
+      expect(lines.join('')).toContain('facerec tfjs: using backend "cpu"');
       vi.restoreAllMocks();
+      // The settings' logger takes the line instead (serve --quiet passes one that drops it).
+      const told: string[] = [];
+      await (createProvider({ logger: (line) => told.push(line) }) as TfjsProvider).backend();
+      expect(told).toEqual(['facerec tfjs: using backend "cpu" (requested with the backend option)']);
       vi.stubEnv('FACEREC_TFJS_BACKEND', 'webgl');
       expect(() => createProvider()).toThrow(
         'FACEREC_TFJS_BACKEND="webgl" is no backend; valid: tensorflow, wasm, cpu',

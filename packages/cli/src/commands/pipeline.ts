@@ -206,13 +206,17 @@ export async function serveLocally(options: ServeOptions) {
   }
   const provider =
     workers > 0
-      ? await createWorkerProvider({ provider: config.provider, workers, registry, logger }).catch(
-          async (error: unknown) => {
-            await transport.close();
-            throw error;
-          },
-        )
-      : await selectProvider({ registry }, config.provider);
+      ? await createWorkerProvider({
+          provider: config.provider,
+          workers,
+          registry,
+          logger,
+          ...(options.quiet ? { quiet: true } : {}),
+        }).catch(async (error: unknown) => {
+          await transport.close();
+          throw error;
+        })
+      : await selectProvider({ registry }, config.provider, options.quiet ? { logger: () => {} } : {});
   // A start that fails past this point releases what it opened: worker threads and a gallery left open
   // would keep the process alive after the error was printed.
   const release = async () => {

@@ -69,6 +69,11 @@ export interface ProviderSettings {
   readonly modelStore?: ModelStore | undefined;
   /** Inference threads, for providers that have a thread setting. Default: the provider's. */
   readonly threads?: number | undefined;
+  /**
+   * Where the provider's informational lines go (the tfjs provider's one line saying which backend runs).
+   * Default: stderr. `() => {}` silences them.
+   */
+  readonly logger?: ((line: string) => void) | undefined;
 }
 
 /**

@@ -10,7 +10,11 @@ import type { WorkerJob, WorkerReply, WorkerSetup } from './worker-protocol.js';
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
-const provider = await loadProvider(setup.provider, { registry: MODELS, threads: setup.threads });
+const provider = await loadProvider(setup.provider, {
+  registry: MODELS,
+  threads: setup.threads,
+  ...(setup.announce ? {} : { logger: () => {} }),
+});
 // One instance per model and options, created on first use and kept for the life of the worker.
 const detectors = new Map<string, FaceDetector>();
 const embedders = new Map<string, Promise<FaceEmbedder>>();

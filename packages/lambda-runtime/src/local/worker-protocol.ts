@@ -6,6 +6,8 @@ export interface WorkerSetup {
   readonly provider: string;
   /** Inference threads of this worker's sessions. */
   readonly threads: number;
+  /** Whether this worker's provider prints its informational lines (tfjs: which backend runs). */
+  readonly announce: boolean;
 }
 
 interface ModelRef {

@@ -39,6 +39,11 @@ export interface WorkerProviderOptions {
   readonly registry?: ModelRegistry;
   readonly logger?: PipelineLogger;
   /**
+   * No informational lines from the providers in the workers. Default false: the first worker's provider says
+   * its lines (the tfjs provider: which backend runs) once; the other workers, and replacements, stay silent.
+   */
+  readonly quiet?: boolean;
+  /**
    * Called with each worker thread once it runs, the first ones and any replacement: for monitoring
    * (`worker.performance`, heap snapshots) or to stop one in a test of the replacement path.
    */
@@ -183,7 +188,8 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
   // Fails here, with its message, when the provider's package is missing (before any thread starts).
   const local = await loadProvider(options.provider, { registry: MODELS });
   const logger = options.logger ?? silentLogger;
-  const setup: WorkerSetup = { provider: options.provider, threads };
+  const setup: WorkerSetup = { provider: options.provider, threads, announce: false };
+  let announced = options.quiet === true;
   const slots: Slot[] = Array.from({ length: workers }, (_, index) => ({
     index,
     worker: undefined,
@@ -223,7 +229,8 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
   /** Starts the worker of `slot`; resolves once it runs (its provider loaded). */
   const start = (slot: Slot): Promise<void> =>
     new Promise((resolve, reject) => {
-      const worker = startWorker(setup);
+      const worker = startWorker({ ...setup, announce: !announced });
+      announced = true;
       let started = false;
       worker.on('message', (reply: WorkerReply) => {
         if (reply.id === -1) {
