@@ -40,7 +40,7 @@ export interface IdempotencyStore {
 
 /** Options of {@link InMemoryIdempotencyStore}. */
 export interface InMemoryIdempotencyStoreOptions {
-  /** How long a completed or failed key is remembered. Default 1 hour. */
+  /** How long a completed or failed key is remembered (then dropped, at the next claim). Default 1 hour. */
   readonly ttlMs?: number;
   /** At most this many keys are held; the oldest go first. Default 100,000. */
   readonly maxEntries?: number;
@@ -83,8 +83,13 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
     }
     // Absent, failed, or an attempt that outlived its expiry: this one takes the key.
     this.#entries.delete(key);
-    // Map iteration order is insertion order: evict the oldest when full.
-    while (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+    // Map iteration order is insertion order, which is about expiry order (every key lives ttlMs from its
+    // claim or answer): expired keys are dropped from the front, so an answer (an identity's name) is not held
+    // past its time-to-live, and memory follows the traffic of the last ttlMs; the oldest go first when full.
+    for (const [oldest, held] of this.#entries) {
+      if (held.expires > now && this.#entries.size < this.#maxEntries) break;
+      this.#entries.delete(oldest);
+    }
     const token = randomUUID();
     this.#entries.set(key, {
       status: 'in-progress',
@@ -105,6 +110,11 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
   async fail(key: string, token: string): Promise<void> {
     const entry = this.#entries.get(key);
     if (entry?.token === token && entry.status === 'in-progress') entry.status = 'failed';
+  }
+
+  /** The keys held (expired ones included until the next claim drops them). */
+  get size(): number {
+    return this.#entries.size;
   }
 }
 

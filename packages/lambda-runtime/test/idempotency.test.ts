@@ -96,6 +96,34 @@ describeStore('in memory', async (ttlSeconds) => {
   return { clock, store: new InMemoryIdempotencyStore({ ttlMs: ttlSeconds * 1000, now: clock.now }) };
 });
 
+describe('idempotency store in memory', () => {
+  it('drops expired keys (and their answers) at the next claim, and the oldest when full', async () => {
+    const clock = testClock();
+    const store = new InMemoryIdempotencyStore({ ttlMs: 1_000, maxEntries: 3, now: clock.now });
+    const answer = async (key: string) => {
+      const claim = await store.claim(key, { inProgressUntil: clock.now() + 500 });
+      if (claim.status !== 'claimed') throw new Error(`${key} not claimed`);
+      await store.complete(key, claim.token, `answer of ${key}`);
+    };
+    await answer('a');
+    await answer('b');
+    clock.advance(600);
+    await answer('c');
+    expect(store.size).toBe(3);
+    clock.advance(600); // a and b expired, c not
+    await answer('d');
+    expect(store.size).toBe(2);
+    expect(await store.claim('c', { inProgressUntil: clock.now() + 500 })).toEqual({
+      status: 'completed',
+      answer: 'answer of c',
+    });
+    await answer('e');
+    await answer('f'); // full: c, the oldest, goes
+    expect(store.size).toBe(3);
+    expect((await store.claim('c', { inProgressUntil: clock.now() + 500 })).status).toBe('claimed');
+  });
+});
+
 describe('idempotency store on DynamoDB (dynalite)', () => {
   let db: LocalDynamoDb;
   beforeAll(async () => {
