@@ -1,4 +1,4 @@
-import { MODELS, type ModelRegistry } from '@facerec/framework';
+import { InvalidOptionsError, MODELS, type ModelRegistry } from '@facerec/framework';
 import { Command, CommanderError, type Option } from 'commander';
 import { registerDetectCommand } from './commands/detect.js';
 import { registerEmbedCommand } from './commands/embed.js';
@@ -31,7 +31,26 @@ export function createProgram(options: CliOptions = {}): Command {
   registerGalleryCommands(program, context);
   registerPipelineCommands(program, context);
   checkRequiredOptionsAfterUnknownOnes(program);
+  refuseInt8OffOnnx(program);
   return program;
+}
+
+/**
+ * `--precision int8` runs on the onnx provider's int8 graphs only. Every command taking both flags refuses it
+ * with another provider here, before it pulls a model, opens a queue file or starts a worker (the tfjs
+ * provider would refuse it too, but only once its embedder is asked for).
+ */
+function refuseInt8OffOnnx(program: Command): void {
+  program.hook('preAction', (_program, action) => {
+    const { precision, provider } = action.opts<{ precision?: string; provider?: string }>();
+    if (precision !== 'int8' || provider === undefined || provider === 'onnx') return;
+    const path: string[] = [];
+    for (let c: Command | null = action; c && c !== program; c = c.parent) path.unshift(c.name());
+    throw new InvalidOptionsError(
+      path.join(' '),
+      `--precision int8 runs on the onnx provider only (--provider onnx), not ${provider}`,
+    );
+  });
 }
 
 /**

@@ -117,6 +117,15 @@ describe('usage errors', () => {
         ['serve', '--gallery', 'g.json', '--provider', 'tfjs', '--precision', 'int8'],
         'serve: --precision int8 runs on the onnx provider only (--provider onnx), not tfjs',
       ],
+      // Every command with both flags, before pulling a model (models prepare used to pull the weights first).
+      [
+        ['models', 'prepare', '--embedder', 'faceapi-resnet', '--provider', 'tfjs', '--precision', 'int8'],
+        'models prepare: --precision int8 runs on the onnx provider only (--provider onnx), not tfjs',
+      ],
+      [
+        ['embed', 'a.jpg', '--provider', 'tfjs', '--precision', 'int8'],
+        'embed: --precision int8 runs on the onnx provider only (--provider onnx), not tfjs',
+      ],
       // HTTP drops the spaces around a header value: such a token could never be sent.
       [
         ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--token', 'secret '],

@@ -482,13 +482,6 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           max: 64,
         });
         assertTokenWhereNeeded(opts.host, localToken(opts.token, 'serve').token);
-        // Said before the queue file, the worker threads and the models (the provider would refuse it later).
-        if (opts.precision === 'int8' && opts.provider !== 'onnx') {
-          throw new InvalidOptionsError(
-            'serve',
-            `--precision int8 runs on the onnx provider only (--provider onnx), not ${opts.provider}`,
-          );
-        }
         // --port 0 (any free port) would make every such server share queue-0.sqlite: in memory instead.
         const queue = opts.queue ?? (port === 0 ? 'memory' : defaultQueueFile(port));
         const workers =
