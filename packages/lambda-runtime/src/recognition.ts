@@ -146,7 +146,7 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
   const cropMismatch = (cut: CropPolicy) =>
     `face cut as ${describeCropPolicy(cut)}, but this function's embedder (${options.embedder.modelId}) takes ` +
     `${describeCropPolicy(ownCrop)}: it was queued by a detection configured for another embedder ` +
-    '(FACEREC_EMBEDDER on Lambda; with facerec serve, a queue file written under another --embedder)';
+    '(FACEREC_EMBEDDER on Lambda; with facerec serve, a queue file written while serving a gallery of another embedder)';
 
   return async (records, context = {}) => {
     const started = performance.now();

@@ -143,7 +143,7 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
     expect(log1.reason).toBe(
       "face cut as box 160×160, margin 0, but this function's embedder (faceapi-resnet) takes eyes-mouth " +
         '150×150, margin 0: it was queued by a detection configured for another embedder (FACEREC_EMBEDDER on ' +
-        'Lambda; with facerec serve, a queue file written under another --embedder)',
+        'Lambda; with facerec serve, a queue file written while serving a gallery of another embedder)',
     );
     const log2 = lines.map((l) => JSON.parse(l)).find((l) => l.message_id === 'wrong-size');
     expect(log2.reason).toBe('crop: the crop is 100×100, its message says 150×150');
