@@ -1,6 +1,58 @@
-import { readFile } from 'node:fs/promises';
-import { decodeImage, FacerecInputError, InvalidInputError, type RgbImage } from '@facerec/framework';
-import { debugWanted, info } from './output.js';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  decodeImage,
+  ENROLL_EXTENSIONS,
+  FacerecInputError,
+  InvalidInputError,
+  InvalidOptionsError,
+  type RgbImage,
+} from '@facerec/framework';
+import { debugWanted, imageProgress, info } from './output.js';
+
+const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The image files that command-line arguments name: a file as given (whatever its extension: the decoder
+ * decides), a folder as the images below it, recursively: files with the extensions `enroll` takes
+ * (`ENROLL_EXTENSIONS`, any case), in code-unit order of their paths, hidden files and folders skipped, linked
+ * folders not followed (no cycles). A folder holding no image is refused, naming it, rather than doing nothing.
+ * A shell glob of a large archive can exceed the system's argument limit; a folder cannot.
+ */
+export async function expandImageArguments(command: string, args: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const arg of args) {
+    const folder = await stat(arg).then(
+      (s) => s.isDirectory(),
+      () => false, // readInput names a missing or unreadable file when its turn comes
+    );
+    if (!folder) {
+      out.push(arg);
+      continue;
+    }
+    const found: string[] = [];
+    for (const relative of (await readdir(arg, { recursive: true })).sort(byCodeUnit)) {
+      if (relative.split(path.sep).some((part) => part.startsWith('.'))) continue;
+      if (!ENROLL_EXTENSIONS.includes(path.extname(relative).toLowerCase())) continue;
+      const file = path.join(arg, relative);
+      if (
+        await stat(file).then(
+          (s) => s.isFile(),
+          () => false,
+        )
+      )
+        found.push(file);
+    }
+    if (!found.length) {
+      throw new InvalidOptionsError(
+        command,
+        `${arg} is a folder without images (${ENROLL_EXTENSIONS.join(', ')}, in it or below)`,
+      );
+    }
+    out.push(...found);
+  }
+  return out;
+}
 
 /**
  * One image's failure on stderr, prefixed with the image unless it is {@link readInput}'s, which names it; with
@@ -22,17 +74,25 @@ export async function forEachImage(
   images: readonly string[],
   each: (image: string, decoded: RgbImage) => Promise<void>,
   failed?: (image: string, message: string) => void,
+  /** Show progress on stderr under this label (for output that says nothing until the end, as --json's). */
+  progress?: string,
 ): Promise<void> {
   let failures = 0;
-  for (const image of images) {
-    try {
-      await each(image, await decodeImage(await readInput(image)));
-    } catch (error) {
-      if (!FacerecInputError.isInstance(error)) throw error;
-      failures++;
-      reportImageError(image, error);
-      failed?.(image, error.message);
+  const shown = progress !== undefined && images.length > 1 ? imageProgress(progress) : undefined;
+  try {
+    for (const [i, image] of images.entries()) {
+      try {
+        await each(image, await decodeImage(await readInput(image)));
+      } catch (error) {
+        if (!FacerecInputError.isInstance(error)) throw error;
+        failures++;
+        reportImageError(image, error);
+        failed?.(image, error.message);
+      }
+      shown?.onProgress({ done: i + 1, total: images.length, file: image });
     }
+  } finally {
+    shown?.stop();
   }
   if (failures) process.exitCode = 2;
 }

@@ -211,6 +211,35 @@ export function reportError(error: unknown): number {
 const MiB = 1024 * 1024;
 
 /**
+ * Progress through a list of images on stderr, under `label`: a bar on a terminal; otherwise a line per tenth
+ * of the work (at most every 10 images), so that 100,000 images print 10 lines, not 100,000.
+ */
+export function imageProgress(label: string): {
+  onProgress: (e: { done: number; total: number; file: string }) => void;
+  stop: () => void;
+} {
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar(
+        { stream: process.stderr, format: ` ${label} {bar} {value}/{total} {file}`, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  let started = false;
+  return {
+    onProgress(e: { done: number; total: number; file: string }) {
+      if (bar && !started) {
+        bar.start(e.total, 0, { file: '' });
+        started = true;
+      }
+      bar?.update(e.done, { file: e.file });
+      const every = Math.max(10, Math.ceil(e.total / 10));
+      if (!bar && (e.done === e.total || e.done % every === 0)) info(`  ${label}: ${e.done}/${e.total}`);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+/**
  * A progress reporter for model pulls: bars on a terminal, one line per 25 % otherwise (CI logs), always on
  * stderr.
  */

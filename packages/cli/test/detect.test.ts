@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -20,117 +20,156 @@ interface DetectJson {
   image: string;
   width: number;
   height: number;
-  faces: { box: number[]; score: number; landmarks: number[][] }[];
+  faces: { box: number[]; score: number; landmarks: number[][]; crop?: string }[];
   error?: string;
 }
 
-describeWithSharedData('facerec detect', ['faces/face-api.js/bbt3.jpg', 'models/upstream/pnet.pt'], () => {
-  beforeAll(async () => {
-    vi.stubEnv(CACHE_DIR_ENV, await mkdtemp(path.join(tmpdir(), 'facerec-cli-')));
-    vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
-  });
-  afterAll(() => {
-    vi.unstubAllEnvs();
-  });
+describeWithSharedData(
+  'facerec detect',
+  ['faces/face-api.js/bbt3.jpg', 'faces/face-api.js/bbt/raj/raj2.png', 'models/upstream/pnet.pt'],
+  () => {
+    beforeAll(async () => {
+      vi.stubEnv(CACHE_DIR_ENV, await mkdtemp(path.join(tmpdir(), 'facerec-cli-')));
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+    });
+    afterAll(() => {
+      vi.unstubAllEnvs();
+    });
 
-  const group = () => sharedPath('faces', 'face-api.js', 'bbt3.jpg');
+    const group = () => sharedPath('faces', 'face-api.js', 'bbt3.jpg');
 
-  it('prints every face as JSON, largest first, and writes the crops', async () => {
-    const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
-    const run = await cli('detect', group(), '--json', '--crops-dir', crops);
-    expect(run.code).toBe(0);
-    const [result] = JSON.parse(run.stdout) as DetectJson[];
-    expect(result).toMatchObject({ image: group(), width: 594, height: 383 });
-    expect(result!.faces).toHaveLength(5);
-    const areas = result!.faces.map((f) => (f.box[2]! - f.box[0]!) * (f.box[3]! - f.box[1]!));
-    expect([...areas].sort((a, b) => b - a)).toEqual(areas);
-    for (const f of result!.faces) expect(f.landmarks).toHaveLength(5);
-    const files = (await readdir(crops)).sort();
-    expect(files).toEqual(['bbt3_0.png', 'bbt3_1.png', 'bbt3_2.png', 'bbt3_3.png', 'bbt3_4.png']);
-    const crop = await decodeImage(await readFile(path.join(crops, files[0]!)));
-    expect([crop.width, crop.height]).toEqual([160, 160]); // the default embedder's (InceptionResnetV1's) crop
-  });
+    it('prints every face as JSON, largest first, and writes the crops', async () => {
+      const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
+      const run = await cli('detect', group(), '--json', '--crops-dir', crops);
+      expect(run.code).toBe(0);
+      const [result] = JSON.parse(run.stdout) as DetectJson[];
+      expect(result).toMatchObject({ image: group(), width: 594, height: 383 });
+      expect(result!.faces).toHaveLength(5);
+      const areas = result!.faces.map((f) => (f.box[2]! - f.box[0]!) * (f.box[3]! - f.box[1]!));
+      expect([...areas].sort((a, b) => b - a)).toEqual(areas);
+      for (const f of result!.faces) expect(f.landmarks).toHaveLength(5);
+      const files = (await readdir(crops)).sort();
+      expect(files).toEqual(['bbt3_0.png', 'bbt3_1.png', 'bbt3_2.png', 'bbt3_3.png', 'bbt3_4.png']);
+      const crop = await decodeImage(await readFile(path.join(crops, files[0]!)));
+      expect([crop.width, crop.height]).toEqual([160, 160]); // the default embedder's (InceptionResnetV1's) crop
+    });
 
-  it("--embedder cuts the crops that embedder takes (face-api's: 150×150 squares)", async () => {
-    const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
-    const run = await cli('detect', group(), '--crops-dir', crops, '--embedder', 'faceapi-resnet');
-    expect(run.code).toBe(0);
-    const crop = await decodeImage(await readFile(path.join(crops, 'bbt3_0.png')));
-    expect([crop.width, crop.height]).toEqual([150, 150]);
-  });
+    it("--embedder cuts the crops that embedder takes (face-api's: 150×150 squares)", async () => {
+      const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
+      const run = await cli('detect', group(), '--crops-dir', crops, '--embedder', 'faceapi-resnet');
+      expect(run.code).toBe(0);
+      const crop = await decodeImage(await readFile(path.join(crops, 'bbt3_0.png')));
+      expect([crop.width, crop.height]).toEqual([150, 150]);
+    });
 
-  it('gives the same faces with --provider tfjs', async () => {
-    const onnx = JSON.parse((await cli('detect', group(), '--json')).stdout) as DetectJson[];
-    const tfjs = await cli('detect', group(), '--json', '--provider', 'tfjs');
-    expect(tfjs.code).toBe(0);
-    const faces = (JSON.parse(tfjs.stdout) as DetectJson[])[0]!.faces;
-    expect(faces).toHaveLength(onnx[0]!.faces.length);
-    faces.forEach((f, i) => {
-      f.box.forEach((v, k) => {
-        expect(Math.abs(v - onnx[0]!.faces[i]!.box[k]!)).toBeLessThanOrEqual(0.01);
+    it('gives the same faces with --provider tfjs', async () => {
+      const onnx = JSON.parse((await cli('detect', group(), '--json')).stdout) as DetectJson[];
+      const tfjs = await cli('detect', group(), '--json', '--provider', 'tfjs');
+      expect(tfjs.code).toBe(0);
+      const faces = (JSON.parse(tfjs.stdout) as DetectJson[])[0]!.faces;
+      expect(faces).toHaveLength(onnx[0]!.faces.length);
+      faces.forEach((f, i) => {
+        f.box.forEach((v, k) => {
+          expect(Math.abs(v - onnx[0]!.faces[i]!.box[k]!)).toBeLessThanOrEqual(0.01);
+        });
       });
     });
-  });
 
-  it('reports an unreadable image on stderr, keeps the others, exits 2', async () => {
-    const run = await cli('detect', sharedPath('models', 'upstream', 'pnet.pt'), group(), '--json');
-    const results = JSON.parse(run.stdout) as DetectJson[];
-    expect(results[0]!.error).toMatch(/image/i);
-    expect(results[1]!.faces).toHaveLength(5);
-    expect(run.exitCode).toBe(2);
-    expect(run.stderr).not.toMatch(/\n\s+at /);
-  });
+    it('reports an unreadable image on stderr, keeps the others, exits 2', async () => {
+      const run = await cli('detect', sharedPath('models', 'upstream', 'pnet.pt'), group(), '--json');
+      const results = JSON.parse(run.stdout) as DetectJson[];
+      expect(results[0]!.error).toMatch(/image/i);
+      expect(results[1]!.faces).toHaveLength(5);
+      expect(run.exitCode).toBe(2);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    });
 
-  it('reports a missing file or a folder as bad input (exit 2) and still detects the other images', async () => {
-    const run = await cli('detect', '/nonexistent/x.jpg', group(), path.dirname(group()), '--json');
-    expect([run.code, run.exitCode]).toEqual([0, 2]);
-    const results = JSON.parse(run.stdout) as DetectJson[];
-    expect(results.map((r) => r.error)).toEqual([
-      'cannot read /nonexistent/x.jpg: no such file',
-      undefined,
-      `cannot read ${path.dirname(group())}: is a folder`,
-    ]);
-    expect(results[1]!.faces).toHaveLength(5);
-    expect(run.stderr).not.toMatch(/unexpected error|\n\s+at /);
-    // FACEREC_DEBUG adds the stack trace here too, as the README says of every error.
-    vi.stubEnv('FACEREC_DEBUG', '1');
-    try {
-      const debug = await cli('detect', '/nonexistent/x.jpg');
-      expect(debug.stderr).toContain('cannot read /nonexistent/x.jpg: no such file');
-      expect(debug.stderr).toMatch(/\n\s+at /);
-      // FACEREC_DEBUG=0 (or false, no, off) asks for none.
-      vi.stubEnv('FACEREC_DEBUG', '0');
-      expect((await cli('detect', '/nonexistent/x.jpg')).stderr).not.toMatch(/\n\s+at /);
-    } finally {
-      vi.unstubAllEnvs();
-    }
-  });
+    it('reports a missing file as bad input (exit 2) and still detects the other images', async () => {
+      const run = await cli('detect', '/nonexistent/x.jpg', group(), '--json');
+      expect([run.code, run.exitCode]).toEqual([0, 2]);
+      const results = JSON.parse(run.stdout) as DetectJson[];
+      expect(results.map((r) => r.error)).toEqual([
+        'cannot read /nonexistent/x.jpg: no such file',
+        undefined,
+      ]);
+      expect(results[1]!.faces).toHaveLength(5);
+      expect(run.stderr).not.toMatch(/unexpected error|\n\s+at /);
+      // FACEREC_DEBUG adds the stack trace here too, as the README says of every error.
+      vi.stubEnv('FACEREC_DEBUG', '1');
+      try {
+        const debug = await cli('detect', '/nonexistent/x.jpg');
+        expect(debug.stderr).toContain('cannot read /nonexistent/x.jpg: no such file');
+        expect(debug.stderr).toMatch(/\n\s+at /);
+        // FACEREC_DEBUG=0 (or false, no, off) asks for none.
+        vi.stubEnv('FACEREC_DEBUG', '0');
+        expect((await cli('detect', '/nonexistent/x.jpg')).stderr).not.toMatch(/\n\s+at /);
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    });
 
-  it('refuses bad options with one clear line', async () => {
-    const run = await cli('detect', group(), '--thresholds', '0.6,0.7');
-    expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/--thresholds needs three numbers/);
-    const provider = await cli('detect', group(), '--provider', 'mxnet');
-    expect(provider.code).toBe(2);
-    expect(provider.stderr).toMatch(/Allowed choices are onnx, tfjs/);
-  });
+    it('takes folders: the images below them, in path order, hidden and other files left out; crops of two images of one name both kept', async () => {
+      const root = await mkdtemp(path.join(tmpdir(), 'facerec-folder-'));
+      const bbt = (who: string, n: number) =>
+        sharedPath('faces', 'face-api.js', 'bbt', who, `${who}${n}.png`);
+      await mkdir(path.join(root, 'b', '.hidden'), { recursive: true });
+      await mkdir(path.join(root, 'a'), { recursive: true });
+      await mkdir(path.join(root, 'empty'));
+      await copyFile(bbt('amy', 1), path.join(root, 'a', 'x.png'));
+      await copyFile(bbt('raj', 1), path.join(root, 'b', 'x.PNG'));
+      await copyFile(bbt('raj', 2), path.join(root, 'b', '.hidden', 'y.png'));
+      await writeFile(path.join(root, 'b', 'notes.txt'), 'not an image');
+      const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
+      const run = await cli('detect', root, '--json', '--crops-dir', crops, '--embedder', 'faceapi-resnet');
+      expect([run.code, run.exitCode]).toEqual([0, undefined]);
+      const results = JSON.parse(run.stdout) as DetectJson[];
+      expect(results.map((r) => path.relative(root, r.image))).toEqual([
+        path.join('a', 'x.png'),
+        path.join('b', 'x.PNG'),
+      ]);
+      expect(results.map((r) => r.faces.map((f) => path.basename(f.crop!)))).toEqual([
+        ['x_0.png'],
+        ['x~2_0.png'],
+      ]);
+      expect((await readdir(crops)).sort()).toEqual(['x_0.png', 'x~2_0.png']);
+      expect(run.stderr).toContain('detecting: 2/2');
+      // A folder with no image in it or below is refused, naming it, before any model loads.
+      const empty = await cli('detect', path.join(root, 'empty'));
+      expect([empty.code, empty.stderr.trim()]).toEqual([
+        2,
+        `facerec: detect: ${path.join(root, 'empty')} is a folder without images (.jpg, .jpeg, .png, .webp, in it or below)`,
+      ]);
+    });
 
-  it('stops once with exit 1 when the detector cannot load (not bad input, not reported per image)', async () => {
-    const unavailable = new ModelUnavailableError('mtcnn-pnet', 'Cannot download model "mtcnn-pnet" (test)');
-    const failing: FaceDetector = {
-      specificationVersion: SPECIFICATION_VERSION,
-      provider: 'onnx',
-      modelId: 'mtcnn',
-      ready: () => Promise.reject(unavailable),
-      warmUp: () => Promise.reject(unavailable),
-      detect: () => Promise.reject(unavailable),
-      detectBatch: () => Promise.reject(unavailable),
-      detectFaces: () => Promise.reject(unavailable),
-      dispose: () => Promise.resolve(),
-    };
-    const registry = MODELS.with(defineDetector({ ...MTCNN, load: () => failing }));
-    const run = await cliWith({ registry }, 'detect', group(), group());
-    expect(run.code).toBe(1);
-    expect(run.stderr.match(/Cannot download model "mtcnn-pnet"/g)).toHaveLength(1);
-  });
-});
+    it('refuses bad options with one clear line', async () => {
+      const run = await cli('detect', group(), '--thresholds', '0.6,0.7');
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/--thresholds needs three numbers/);
+      const provider = await cli('detect', group(), '--provider', 'mxnet');
+      expect(provider.code).toBe(2);
+      expect(provider.stderr).toMatch(/Allowed choices are onnx, tfjs/);
+    });
+
+    it('stops once with exit 1 when the detector cannot load (not bad input, not reported per image)', async () => {
+      const unavailable = new ModelUnavailableError(
+        'mtcnn-pnet',
+        'Cannot download model "mtcnn-pnet" (test)',
+      );
+      const failing: FaceDetector = {
+        specificationVersion: SPECIFICATION_VERSION,
+        provider: 'onnx',
+        modelId: 'mtcnn',
+        ready: () => Promise.reject(unavailable),
+        warmUp: () => Promise.reject(unavailable),
+        detect: () => Promise.reject(unavailable),
+        detectBatch: () => Promise.reject(unavailable),
+        detectFaces: () => Promise.reject(unavailable),
+        dispose: () => Promise.resolve(),
+      };
+      const registry = MODELS.with(defineDetector({ ...MTCNN, load: () => failing }));
+      const run = await cliWith({ registry }, 'detect', group(), group());
+      expect(run.code).toBe(1);
+      expect(run.stderr.match(/Cannot download model "mtcnn-pnet"/g)).toHaveLength(1);
+    });
+  },
+);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
-import { forEachImage } from '../images.js';
+import { expandImageArguments, forEachImage } from '../images.js';
 import { count, info, numberFlag, round } from '../output.js';
 import { type CliContext, embedderOption, providerOption, selectProvider } from '../providers.js';
 
@@ -45,44 +45,63 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
   program
     .command('detect')
     .description(`find every face in each image with ${registry.defaults.detector} (faces largest first)`)
-    .argument('<image...>', 'JPEG, PNG or WebP files')
+    .argument('<image...>', 'JPEG, PNG or WebP files, or folders of them (searched recursively)')
     .addOption(providerOption(context))
     .option('--json', 'print [{ image, width, height, faces: [{ box, score, landmarks }] }] to stdout')
     .option('--min-face-size <n>', 'smallest face to look for, in pixels (default 20)')
     .option('--thresholds <a,b,c>', 'P-Net, R-Net, O-Net score thresholds (default 0.6,0.7,0.7)')
     .option('--factor <f>', 'image pyramid scale step (default 0.709)')
-    .option('--crops-dir <dir>', 'write each face crop as <dir>/<image name>_<index>.png')
+    .option(
+      '--crops-dir <dir>',
+      'write each face crop as <dir>/<image name>_<index>.png (<image name>~2_<index>.png for a second image of that name; --json gives each face its crop file)',
+    )
     .addOption(
       embedderOption(context, '--crops-dir cuts the crops this embedder takes (its size, shape and margin)'),
     )
-    .action(async (images: string[], opts: DetectOptions) => {
+    .action(async (args: string[], opts: DetectOptions) => {
+      const images = await expandImageArguments('detect', args);
       const crop = opts.cropsDir ? registry.embedder(opts.embedder).preprocessing.crop : undefined;
       const provider = await selectProvider(context, opts.provider);
       const detector = provider.detector(registry.defaults.detector, detectorOptions(opts));
       if (opts.cropsDir) await mkdir(opts.cropsDir, { recursive: true });
       const results: unknown[] = [];
+      // Crop names by image stem; a second image of the same stem (another folder) gets `<stem>~2`, and so on,
+      // instead of writing over the first one's crops.
+      const stems = new Map<string, number>();
       try {
         await forEachImage(
           images,
           async (image, decoded) => {
             const [found] = await detector.detectFaces([decoded], crop ? { crop } : {});
             const { faces, crops } = found!;
+            const written: string[] = [];
+            if (opts.cropsDir) {
+              const base = path.basename(image, path.extname(image));
+              const seen = (stems.get(base) ?? 0) + 1;
+              stems.set(base, seen);
+              const stem = seen === 1 ? base : `${base}~${seen}`;
+              if (seen > 1 && crops.length && !opts.json) {
+                info(
+                  `${visibleText(image)}: crops written as ${visibleText(stem)}_<n>.png (an earlier image has the name ${visibleText(base)})`,
+                );
+              }
+              for (const [i, crop] of crops.entries()) {
+                const file = path.join(opts.cropsDir, `${stem}_${i}.png`);
+                await writeFile(file, await encodePng(crop.image));
+                written.push(file);
+              }
+            }
             results.push({
               image,
               width: decoded.width,
               height: decoded.height,
-              faces: faces.map((f) => ({
+              faces: faces.map((f, i) => ({
                 box: f.box.map((v) => round(v, 3)),
                 score: round(f.score, 6),
                 landmarks: f.landmarks.map(([x, y]) => [round(x, 3), round(y, 3)]),
+                ...(opts.cropsDir ? { crop: written[i] } : {}),
               })),
             });
-            if (opts.cropsDir) {
-              const stem = path.basename(image, path.extname(image));
-              for (const [i, crop] of crops.entries()) {
-                await writeFile(path.join(opts.cropsDir, `${stem}_${i}.png`), await encodePng(crop.image));
-              }
-            }
             if (!opts.json) {
               info(
                 `${visibleText(image)}: ${count(faces.length, 'face')} (${decoded.width}×${decoded.height})`,
@@ -96,6 +115,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
             }
           },
           (image, error) => results.push({ image, error }),
+          opts.json ? 'detecting' : undefined,
         );
       } finally {
         await detector.dispose();

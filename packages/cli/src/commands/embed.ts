@@ -15,7 +15,7 @@ import {
 } from '@facerec/framework';
 import { boxArea, resizeBilinearPil, visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
-import { forEachImage, readInput, reportImageError } from '../images.js';
+import { expandImageArguments, forEachImage, readInput, reportImageError } from '../images.js';
 import { count, info, loadNote, positiveInteger, pullProgressReporter, round } from '../output.js';
 import {
   type CliContext,
@@ -125,6 +125,7 @@ async function embedDetected(
       });
     },
     (image, error) => results.push({ image, error }),
+    json ? 'embedding' : undefined,
   );
   if (json) {
     // One line per face: 512 numbers each on their own line would be unreadable.
@@ -146,7 +147,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
     .description(
       'embed face crops (each image is one already cropped face; other sizes are resized), or with --detect every face of photos',
     )
-    .argument('<image...>', 'JPEG, PNG or WebP files')
+    .argument('<image...>', 'JPEG, PNG or WebP files, or folders of them (searched recursively)')
     .addOption(embedderOption(context))
     .addOption(providerOption(context))
     .addOption(
@@ -165,7 +166,8 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
     .option('--json', 'print [{ image, embedding: [numbers], warnings? }] to stdout')
     .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_MAX_BATCH_SIZE})`)
     .addOption(precisionOption())
-    .action(async (images: string[], opts: EmbedOptions) => {
+    .action(async (args: string[], opts: EmbedOptions) => {
+      const images = await expandImageArguments('embed', args);
       const maxBatchSize = positiveInteger('embed', '--max-batch-size', opts.maxBatchSize);
       let weights = opts.weights;
       if (opts.checkpoint !== undefined) {

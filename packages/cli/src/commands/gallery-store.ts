@@ -12,7 +12,7 @@ import {
 } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
-import { decodeInput, forEachImage } from '../images.js';
+import { decodeInput, expandImageArguments, forEachImage } from '../images.js';
 import {
   count,
   galleryThreshold,
@@ -317,7 +317,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .command('search')
     .description('the nearest identities of every face in each image, with their distances')
     .argument('<store>', STORE_HELP)
-    .argument('<image...>', 'JPEG, PNG or WebP files')
+    .argument('<image...>', 'JPEG, PNG or WebP files, or folders of them (searched recursively)')
     .option('--top-k <k>', 'candidates per face', '5')
     .option('--threshold <t>', "distance above which a face is unknown (default: the store's)")
     .addOption(providerOption(context))
@@ -330,7 +330,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .action(
       async (
         url: string,
-        images: string[],
+        args: string[],
         opts: {
           topK: string;
           threshold?: string;
@@ -341,6 +341,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         },
       ) => {
         const topK = positiveInteger('gallery search', '--top-k', opts.topK)!;
+        const images = await expandImageArguments('gallery search', args);
         const threshold = thresholdFlag('gallery search', opts.threshold);
         const store = await openExisting(url);
         // As recognize: --threshold, else the store's, else (never calibrated) the registry's, said in one line.
@@ -356,35 +357,40 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           embedder = await loadGalleryEmbedder(context, provider, store, opts);
           const crop = embedder.preprocessing.crop;
           const embed = embedder;
-          await forEachImage(images, async (image, decoded) => {
-            const [found] = await detector.detectFaces([decoded], { crop });
-            const { faces, crops } = found!;
-            const vectors = crops.length ? await embed.embed(crops.map((c) => c.image)) : [];
-            const matches = await store.match(vectors, { topK, threshold: applied });
-            faces.forEach((f, i) => {
-              const m = matches[i]!;
-              const row = {
-                image,
-                box: f.box.map((v) => round(v, 1)),
-                identity: m.identity,
-                distance: shownDistance(m.distance, applied),
-                candidates: m.candidates.map((c) => ({
-                  identity: c.identity,
-                  distance: shownDistance(c.distance, applied),
-                })),
-              };
-              rows.push(row);
-              if (!opts.json) {
-                const others = row.candidates
-                  .map((c) => `${visibleText(c.identity)} ${c.distance}`)
-                  .join(', ');
-                process.stdout.write(
-                  `${visibleText(image)}\t[${row.box.join(', ')}]\t${visibleText(row.identity)}\t${row.distance}\t${others}\n`,
-                );
-              }
-            });
-            if (!faces.length && !opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
-          });
+          await forEachImage(
+            images,
+            async (image, decoded) => {
+              const [found] = await detector.detectFaces([decoded], { crop });
+              const { faces, crops } = found!;
+              const vectors = crops.length ? await embed.embed(crops.map((c) => c.image)) : [];
+              const matches = await store.match(vectors, { topK, threshold: applied });
+              faces.forEach((f, i) => {
+                const m = matches[i]!;
+                const row = {
+                  image,
+                  box: f.box.map((v) => round(v, 1)),
+                  identity: m.identity,
+                  distance: shownDistance(m.distance, applied),
+                  candidates: m.candidates.map((c) => ({
+                    identity: c.identity,
+                    distance: shownDistance(c.distance, applied),
+                  })),
+                };
+                rows.push(row);
+                if (!opts.json) {
+                  const others = row.candidates
+                    .map((c) => `${visibleText(c.identity)} ${c.distance}`)
+                    .join(', ');
+                  process.stdout.write(
+                    `${visibleText(image)}\t[${row.box.join(', ')}]\t${visibleText(row.identity)}\t${row.distance}\t${others}\n`,
+                  );
+                }
+              });
+              if (!faces.length && !opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
+            },
+            undefined,
+            opts.json ? 'searching' : undefined,
+          );
         } finally {
           await Promise.all([detector.dispose(), embedder?.dispose(), store.close()]);
         }

@@ -11,14 +11,14 @@ import {
   type LabelledProbe,
 } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { forEachImage } from '../images.js';
+import { expandImageArguments, forEachImage } from '../images.js';
 import {
   checkGalleryOut,
   count,
   galleryFile,
   galleryThreshold,
+  imageProgress,
   info,
   numberFlag,
   openExistingGallery,
@@ -39,30 +39,6 @@ import {
   weightsOption,
 } from '../providers.js';
 import { openCliGalleryStore, registerGalleryStoreCommands } from './gallery-store.js';
-
-function enrollProgress(label: string) {
-  const bar = process.stderr.isTTY
-    ? new cliProgress.SingleBar(
-        { stream: process.stderr, format: ` ${label} {bar} {value}/{total} {file}`, hideCursor: true },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
-  let started = false;
-  return {
-    onProgress(e: { done: number; total: number; file: string }) {
-      if (bar && !started) {
-        bar.start(e.total, 0, { file: '' });
-        started = true;
-      }
-      bar?.update(e.done, { file: e.file });
-      // Without a terminal, a line per tenth of the work (at most every 10 images): 100,000 images printed
-      // 10,000 lines.
-      const every = Math.max(10, Math.ceil(e.total / 10));
-      if (!bar && (e.done === e.total || e.done % every === 0)) info(`  ${label}: ${e.done}/${e.total}`);
-    },
-    stop: () => bar?.stop(),
-  };
-}
 
 /** Skipped images shown on stderr: at most this many lines, then a count per reason (`--json` lists all). */
 const SKIPPED_LINES = 20;
@@ -122,7 +98,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
         const detector = provider.detector(registry.defaults.detector);
-        const progress = enrollProgress('enrolling');
+        const progress = imageProgress('enrolling');
         try {
           const result = await enrollGallery({
             root: dir,
@@ -194,7 +170,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
   program
     .command('recognize')
     .description('name every face in each image with a gallery')
-    .argument('<image...>', 'JPEG, PNG or WebP files')
+    .argument('<image...>', 'JPEG, PNG or WebP files, or folders of them (searched recursively)')
     .requiredOption('--gallery <file>', 'gallery file (from facerec enroll)')
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
@@ -205,7 +181,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     )
     .action(
       async (
-        images: string[],
+        args: string[],
         opts: {
           gallery: string;
           provider: string;
@@ -214,6 +190,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           json?: boolean;
         },
       ) => {
+        const images = await expandImageArguments('recognize', args);
         opts.gallery = galleryFile('recognize', opts.gallery);
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry, {
@@ -225,39 +202,44 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const crop = embedder.preprocessing.crop;
         const rows: unknown[] = [];
         try {
-          await forEachImage(images, async (image, decoded) => {
-            const [found] = await detector.detectFaces([decoded], { crop });
-            const { faces, crops } = found!;
-            const vectors = await embedder.embed(crops.map((c) => c.image));
-            const matches = await gallery.match(vectors, { threshold: threshold.value });
-            faces.forEach((f, i) => {
-              const row = {
-                image,
-                box: f.box.map((v) => round(v, 1)),
-                identity: matches[i]!.identity,
-                distance: shownDistance(matches[i]!.distance, threshold.value),
-                threshold: threshold.value,
-                thresholdSource: threshold.source,
-              };
-              rows.push(row);
-              if (!opts.json)
-                process.stdout.write(
-                  `${visibleText(image)}\t[${row.box.join(', ')}]\t${visibleText(row.identity)}\t${row.distance}\n`,
-                );
-            });
-            // One row per image at least: an image without a face says so, as the pipeline answers it.
-            if (!faces.length) {
-              rows.push({
-                image,
-                box: null,
-                identity: 'no face',
-                distance: null,
-                threshold: threshold.value,
-                thresholdSource: threshold.source,
+          await forEachImage(
+            images,
+            async (image, decoded) => {
+              const [found] = await detector.detectFaces([decoded], { crop });
+              const { faces, crops } = found!;
+              const vectors = await embedder.embed(crops.map((c) => c.image));
+              const matches = await gallery.match(vectors, { threshold: threshold.value });
+              faces.forEach((f, i) => {
+                const row = {
+                  image,
+                  box: f.box.map((v) => round(v, 1)),
+                  identity: matches[i]!.identity,
+                  distance: shownDistance(matches[i]!.distance, threshold.value),
+                  threshold: threshold.value,
+                  thresholdSource: threshold.source,
+                };
+                rows.push(row);
+                if (!opts.json)
+                  process.stdout.write(
+                    `${visibleText(image)}\t[${row.box.join(', ')}]\t${visibleText(row.identity)}\t${row.distance}\n`,
+                  );
               });
-              if (!opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
-            }
-          });
+              // One row per image at least: an image without a face says so, as the pipeline answers it.
+              if (!faces.length) {
+                rows.push({
+                  image,
+                  box: null,
+                  identity: 'no face',
+                  distance: null,
+                  threshold: threshold.value,
+                  thresholdSource: threshold.source,
+                });
+                if (!opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
+              }
+            },
+            undefined,
+            opts.json ? 'recognizing' : undefined,
+          );
         } finally {
           await Promise.all([detector.dispose(), embedder.dispose()]);
         }
@@ -338,7 +320,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
         const detector = provider.detector(registry.defaults.detector);
-        const progress = enrollProgress('embedding probes');
+        const progress = imageProgress('embedding probes');
         let probes: LabelledProbe[];
         try {
           const labelled = await enrollGallery({
