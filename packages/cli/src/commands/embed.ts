@@ -16,7 +16,15 @@ import {
 import { boxArea, resizeBilinearPil, visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import { expandImageArguments, forEachImage, readInput, reportImageError } from '../images.js';
-import { count, info, loadNote, positiveInteger, pullProgressReporter, round } from '../output.js';
+import {
+  count,
+  imageProgress,
+  info,
+  loadNote,
+  positiveInteger,
+  pullProgressReporter,
+  round,
+} from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -219,6 +227,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
       const results: Result[] = [];
       let failures = 0;
       const batch = maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+      const shown = opts.json && images.length > 1 ? imageProgress('embedding') : undefined;
       try {
         // Decoded a batch at a time, so a long list of images never sits in memory all at once.
         for (let start = 0; start < images.length; start += batch) {
@@ -260,8 +269,11 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
               );
             }
           });
+          const done = Math.min(start + batch, images.length);
+          shown?.onProgress({ done, total: images.length, file: images[done - 1]! });
         }
       } finally {
+        shown?.stop();
         await Promise.all([detector.dispose(), embedder.dispose()]);
       }
       if (opts.json) {
