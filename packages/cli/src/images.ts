@@ -65,34 +65,54 @@ export function reportImageError(image: string, error: Error): void {
 }
 
 /**
- * Runs `each` on every image file in turn, decoded. An image that is bad input (bytes that are not an image,
- * an unsupported format, a refused size, …) is reported on stderr and handed to `failed`, and does not hide
- * the results for the others; it still fails the command (exit code 2). Other errors (a model that cannot be
+ * Runs `each` on every image file, decoded. An image that is bad input (bytes that are not an image, an
+ * unsupported format, a refused size, …) is reported on stderr and handed to `failed`, and does not hide the
+ * results for the others; it still fails the command (exit code 2). Other errors (a model that cannot be
  * downloaded, …) stop the command: they are not about one image, and exit with code 1.
+ *
+ * With `concurrency` above 1, that many images are in flight at once (their decoding, and their models' work
+ * on worker threads, overlap); what `each` returns — a function that prints its image's results — is called in
+ * the images' order all the same, as are `failed` and the progress.
  */
 export async function forEachImage(
   images: readonly string[],
-  each: (image: string, decoded: RgbImage) => Promise<void>,
+  /** Resolves to nothing, or to a function that prints the image's results (called in the images' order). */
+  each: (image: string, decoded: RgbImage) => Promise<unknown>,
   failed?: (image: string, message: string) => void,
   /** Show progress on stderr under this label (for output that says nothing until the end, as --json's). */
   progress?: string,
+  concurrency = 1,
 ): Promise<void> {
+  type Outcome = { report: unknown } | { bad: Error } | { fatal: unknown };
+  const run = async (image: string): Promise<Outcome> => {
+    try {
+      return { report: await each(image, await decodeImage(await readInput(image))) };
+    } catch (error) {
+      return FacerecInputError.isInstance(error) ? { bad: error } : { fatal: error };
+    }
+  };
   let failures = 0;
   const shown = progress !== undefined && images.length > 1 ? imageProgress(progress) : undefined;
+  const inFlight: Promise<Outcome>[] = [];
   try {
-    for (const [i, image] of images.entries()) {
-      try {
-        await each(image, await decodeImage(await readInput(image)));
-      } catch (error) {
-        if (!FacerecInputError.isInstance(error)) throw error;
+    for (let next = 0, done = 0; done < images.length; done++) {
+      while (next < images.length && inFlight.length < Math.max(1, concurrency))
+        inFlight.push(run(images[next++]!));
+      const image = images[done]!;
+      const outcome = await inFlight.shift()!;
+      if ('fatal' in outcome) throw outcome.fatal;
+      if ('bad' in outcome) {
         failures++;
-        reportImageError(image, error);
-        failed?.(image, error.message);
-      }
-      shown?.onProgress({ done: i + 1, total: images.length, file: image });
+        reportImageError(image, outcome.bad);
+        failed?.(image, outcome.bad.message);
+      } else if (typeof outcome.report === 'function') outcome.report();
+      shown?.onProgress({ done: done + 1, total: images.length, file: image });
     }
   } finally {
     shown?.stop();
+    // A fatal error leaves images in flight: let them end (their outcomes are not used) before the caller
+    // disposes of the models they run on.
+    await Promise.allSettled(inFlight);
   }
   if (failures) process.exitCode = 2;
 }

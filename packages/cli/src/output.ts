@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type {
@@ -179,6 +180,22 @@ export function numberFlag(
       ? 'a positive integer'
       : [kind, bounds.join(' and ')].join(' ');
   throw new InvalidOptionsError(command, `${flag} must be ${accepted.trim()}, got "${value.slice(0, 40)}"`);
+}
+
+/**
+ * `--workers`: inference worker threads, "auto" (one per core, at most 4: beyond that the models' memory
+ * grows faster than the throughput) or 0–64 (0: the main thread).
+ */
+export function workersFlag(command: string, value: string): number {
+  if (value === 'auto') return Math.min(availableParallelism(), 4);
+  const workers = /^\d{1,3}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(workers <= 64)) {
+    throw new InvalidOptionsError(
+      command,
+      `--workers must be "auto" or an integer from 0 to 64, got "${value.slice(0, 40)}"`,
+    );
+  }
+  return workers;
 }
 
 /** `--threshold`: a distance, so a number ≥ 0 (0 is "never calibrated" in a gallery). */

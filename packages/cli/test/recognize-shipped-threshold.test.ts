@@ -125,6 +125,12 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const correct = rows.filter((r) => path.basename(r.image).startsWith(r.identity)).length;
     console.log(`bbt 3–4 against 1–2 at the shipped threshold ${SHIPPED}: ${correct}/16 named correctly`);
     expect(correct).toBeGreaterThanOrEqual(15);
+    // The rows above came from worker threads (--workers auto: 16 images), several images at once; on the main
+    // thread, one at a time, they are the same, in the same order.
+    const one = await cli('recognize', ...probes(people), '--gallery', gallery, '--json', '--workers', '0');
+    expect(one.code, one.stderr).toBe(0);
+    expect(JSON.parse(one.stdout)).toEqual(rows);
+    expect(rows.map((r) => r.image)).toEqual(probes(people));
     // gallery search matches the same way, and says so in the same line.
     const search = await cli('gallery', 'search', gallery, ...probes(['amy']), '--json');
     expect(search.code, search.stderr).toBe(0);

@@ -9,8 +9,10 @@ import {
   InvalidInputError,
   InvalidOptionsError,
   type LabelledProbe,
+  MODELS,
 } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
+import { createWorkerProvider, type WorkerProvider } from '@facerec/lambda-runtime';
 import type { Command } from 'commander';
 import { expandImageArguments, forEachImage } from '../images.js';
 import {
@@ -26,6 +28,7 @@ import {
   shownDistance,
   thresholdFields,
   thresholdFlag,
+  workersFlag,
 } from '../output.js';
 import {
   type CliContext,
@@ -176,6 +179,11 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption())
     .option(
+      '--workers <n>',
+      'inference worker threads: several images at once, the cores shared among them; "auto": one per core, at most 4, for two images or more; 0: on the main thread',
+      'auto',
+    )
+    .option(
       '--json',
       'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout (an image without a face: one row, identity "no face", box and distance null)',
     )
@@ -187,61 +195,80 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           provider: string;
           weights?: string;
           precision?: EmbedderPrecision;
+          workers: string;
           json?: boolean;
         },
       ) => {
         const images = await expandImageArguments('recognize', args);
+        // "auto" starts workers only where they pay: for more than one image, with the built-in models (a
+        // worker thread cannot be handed another registry).
+        const workers =
+          opts.workers === 'auto' && (images.length < 2 || registry !== MODELS)
+            ? 0
+            : workersFlag('recognize', opts.workers);
         opts.gallery = galleryFile('recognize', opts.gallery);
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry, {
           precision: opts.precision ?? 'fp32',
         });
-        const provider = await selectProvider(context, opts.provider);
-        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
-        const detector = provider.detector(registry.defaults.detector);
-        const crop = embedder.preprocessing.crop;
+        const provider =
+          workers > 0
+            ? await createWorkerProvider({ provider: opts.provider, workers, quiet: Boolean(opts.json) })
+            : await selectProvider(context, opts.provider);
         const rows: unknown[] = [];
         try {
-          await forEachImage(
-            images,
-            async (image, decoded) => {
-              const [found] = await detector.detectFaces([decoded], { crop });
-              const { faces, crops } = found!;
-              const vectors = await embedder.embed(crops.map((c) => c.image));
-              const matches = await gallery.match(vectors, { threshold: threshold.value });
-              faces.forEach((f, i) => {
-                const row = {
-                  image,
-                  box: f.box.map((v) => round(v, 1)),
-                  identity: matches[i]!.identity,
-                  distance: shownDistance(matches[i]!.distance, threshold.value),
-                  threshold: threshold.value,
-                  thresholdSource: threshold.source,
+          const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
+          const detector = provider.detector(registry.defaults.detector);
+          const crop = embedder.preprocessing.crop;
+          try {
+            await forEachImage(
+              images,
+              async (image, decoded) => {
+                const [found] = await detector.detectFaces([decoded], { crop });
+                const { faces, crops } = found!;
+                const vectors = await embedder.embed(crops.map((c) => c.image));
+                const matches = await gallery.match(vectors, { threshold: threshold.value });
+                // Printed in the images' order, whichever finished first.
+                return () => {
+                  faces.forEach((f, i) => {
+                    const row = {
+                      image,
+                      box: f.box.map((v) => round(v, 1)),
+                      identity: matches[i]!.identity,
+                      distance: shownDistance(matches[i]!.distance, threshold.value),
+                      threshold: threshold.value,
+                      thresholdSource: threshold.source,
+                    };
+                    rows.push(row);
+                    if (!opts.json)
+                      process.stdout.write(
+                        `${visibleText(image)}\t[${row.box.join(', ')}]\t${visibleText(row.identity)}\t${row.distance}\n`,
+                      );
+                  });
+                  // One row per image at least: an image without a face says so, as the pipeline answers it.
+                  if (!faces.length) {
+                    rows.push({
+                      image,
+                      box: null,
+                      identity: 'no face',
+                      distance: null,
+                      threshold: threshold.value,
+                      thresholdSource: threshold.source,
+                    });
+                    if (!opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
+                  }
                 };
-                rows.push(row);
-                if (!opts.json)
-                  process.stdout.write(
-                    `${visibleText(image)}\t[${row.box.join(', ')}]\t${visibleText(row.identity)}\t${row.distance}\n`,
-                  );
-              });
-              // One row per image at least: an image without a face says so, as the pipeline answers it.
-              if (!faces.length) {
-                rows.push({
-                  image,
-                  box: null,
-                  identity: 'no face',
-                  distance: null,
-                  threshold: threshold.value,
-                  thresholdSource: threshold.source,
-                });
-                if (!opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
-              }
-            },
-            undefined,
-            opts.json ? 'recognizing' : undefined,
-          );
+              },
+              undefined,
+              opts.json ? 'recognizing' : undefined,
+              // One more image than workers in flight: one decoding while each worker runs the models.
+              workers + 1,
+            );
+          } finally {
+            await Promise.all([detector.dispose(), embedder.dispose()]);
+          }
         } finally {
-          await Promise.all([detector.dispose(), embedder.dispose()]);
+          if ('close' in provider) await (provider as WorkerProvider).close();
         }
         if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       },

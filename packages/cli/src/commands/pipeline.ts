@@ -1,5 +1,4 @@
 import { createServer } from 'node:net';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import {
   defaultCacheDir,
@@ -47,6 +46,7 @@ import {
   positiveInteger,
   storedThreshold,
   thresholdSummary,
+  workersFlag,
 } from '../output.js';
 import {
   type CliContext,
@@ -484,18 +484,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         assertTokenWhereNeeded(opts.host, localToken(opts.token, 'serve').token);
         // --port 0 (any free port) would make every such server share queue-0.sqlite: in memory instead.
         const queue = opts.queue ?? (port === 0 ? 'memory' : defaultQueueFile(port));
-        const workers =
-          opts.workers === 'auto'
-            ? Math.min(availableParallelism(), 4)
-            : /^\d{1,3}$/.test(opts.workers)
-              ? Number(opts.workers)
-              : Number.NaN;
-        if (Number.isNaN(workers)) {
-          throw new InvalidOptionsError(
-            'serve',
-            `--workers must be "auto" or an integer from 0 to 64, got "${opts.workers.slice(0, 40)}"`,
-          );
-        }
+        const workers = workersFlag('serve', opts.workers);
         const served = await serveLocally({
           gallery: opts.gallery,
           reloadSeconds,
