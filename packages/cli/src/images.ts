@@ -11,12 +11,14 @@ import {
 import { debugWanted, imageProgress, info } from './output.js';
 
 const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+/** How deep below a folder argument images are looked for. */
+const MAX_FOLDER_DEPTH = 32;
 
 /**
  * The image files that command-line arguments name: a file as given (whatever its extension: the decoder
  * decides), a folder as the images below it, recursively: files with the extensions `enroll` takes
- * (`ENROLL_EXTENSIONS`, any case), in code-unit order of their paths, hidden files and folders skipped, linked
- * folders not followed (no cycles). A folder holding no image is refused, naming it, rather than doing nothing.
+ * (`ENROLL_EXTENSIONS`, any case), sorted by name folder by folder (32 folders deep at most), hidden files and
+ * folders skipped, linked folders not followed (no cycles; a linked file is taken). A folder holding no image is refused, naming it, rather than doing nothing.
  * A shell glob of a large archive can exceed the system's argument limit; a folder cannot.
  */
 export async function expandImageArguments(command: string, args: readonly string[]): Promise<string[]> {
@@ -31,18 +33,30 @@ export async function expandImageArguments(command: string, args: readonly strin
       continue;
     }
     const found: string[] = [];
-    for (const relative of (await readdir(arg, { recursive: true })).sort(byCodeUnit)) {
-      if (relative.split(path.sep).some((part) => part.startsWith('.'))) continue;
-      if (!ENROLL_EXTENSIONS.includes(path.extname(relative).toLowerCase())) continue;
-      const file = path.join(arg, relative);
-      if (
-        await stat(file).then(
-          (s) => s.isFile(),
-          () => false,
-        )
-      )
-        found.push(file);
-    }
+    // By hand, not readdir's `recursive`, which follows linked folders (Node 20), into a loop for a link to a
+    // folder above it.
+    const walk = async (dir: string, depth: number): Promise<void> => {
+      for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
+        byCodeUnit(a.name, b.name),
+      )) {
+        if (entry.name.startsWith('.')) continue;
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) {
+          if (depth < MAX_FOLDER_DEPTH) await walk(file, depth + 1);
+        } else if (
+          ENROLL_EXTENSIONS.includes(path.extname(entry.name).toLowerCase()) &&
+          (entry.isFile() ||
+            (entry.isSymbolicLink() &&
+              (await stat(file).then(
+                (s) => s.isFile(),
+                () => false,
+              ))))
+        ) {
+          found.push(file);
+        }
+      }
+    };
+    await walk(arg, 0);
     if (!found.length) {
       throw new InvalidOptionsError(
         command,

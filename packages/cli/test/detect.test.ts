@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -119,6 +119,8 @@ describeWithSharedData(
       await copyFile(bbt('raj', 1), path.join(root, 'b', 'x.PNG'));
       await copyFile(bbt('raj', 2), path.join(root, 'b', '.hidden', 'y.png'));
       await writeFile(path.join(root, 'b', 'notes.txt'), 'not an image');
+      // A linked folder is not followed (this one would loop).
+      await symlink(root, path.join(root, 'b', 'loop'));
       const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
       const run = await cli('detect', root, '--json', '--crops-dir', crops, '--embedder', 'faceapi-resnet');
       expect([run.code, run.exitCode]).toEqual([0, undefined]);
