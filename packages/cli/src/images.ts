@@ -91,16 +91,17 @@ export function reportImageError(image: string, error: Error): void {
 export async function forEachImage(
   images: readonly string[],
   /** Resolves to nothing, or to a function that prints the image's results (called in the images' order). */
-  each: (image: string, decoded: RgbImage) => Promise<unknown>,
+  each: (image: string, decoded: RgbImage, index: number) => Promise<unknown>,
   failed?: (image: string, message: string) => void,
   /** Show progress on stderr under this label (for output that says nothing until the end, as --json's). */
   progress?: string,
   concurrency = 1,
 ): Promise<void> {
   type Outcome = { report: unknown } | { bad: Error } | { fatal: unknown };
-  const run = async (image: string): Promise<Outcome> => {
+  const run = async (index: number): Promise<Outcome> => {
+    const image = images[index]!;
     try {
-      return { report: await each(image, await decodeImage(await readInput(image))) };
+      return { report: await each(image, await decodeImage(await readInput(image)), index) };
     } catch (error) {
       return FacerecInputError.isInstance(error) ? { bad: error } : { fatal: error };
     }
@@ -110,8 +111,7 @@ export async function forEachImage(
   const inFlight: Promise<Outcome>[] = [];
   try {
     for (let next = 0, done = 0; done < images.length; done++) {
-      while (next < images.length && inFlight.length < Math.max(1, concurrency))
-        inFlight.push(run(images[next++]!));
+      while (next < images.length && inFlight.length < Math.max(1, concurrency)) inFlight.push(run(next++));
       const image = images[done]!;
       const outcome = await inFlight.shift()!;
       if ('fatal' in outcome) throw outcome.fatal;

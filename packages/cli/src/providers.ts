@@ -3,11 +3,13 @@ import {
   type FaceEmbedder,
   type FaceProvider,
   type Gallery,
+  MODELS,
   type ModelRegistry,
   type ModelStore,
 } from '@facerec/framework';
-import { loadProvider } from '@facerec/lambda-runtime';
+import { createWorkerProvider, loadProvider, type WorkerProvider } from '@facerec/lambda-runtime';
 import { Option } from 'commander';
+import { workersFlag } from './output.js';
 
 /** What every command reads its models from: the registry (the built-in one, or a test's). */
 export interface CliContext {
@@ -125,4 +127,35 @@ export function precisionOption(note?: string): Option {
 /** `--metric <m>`: the distance between embeddings, `euclidean` (default) or `cosine`. */
 export function metricOption(): Option {
   return new Option('--metric <m>', 'distance').choices(['euclidean', 'cosine']).default('euclidean');
+}
+
+/** `--workers` of the commands that go through a list of images (`detect`, `recognize`). */
+export function workersOption(): Option {
+  return new Option(
+    '--workers <n>',
+    'inference worker threads: several images at once, the cores shared among them; "auto": one per core, at most 4, for two images or more; 0: on the main thread',
+  ).default('auto');
+}
+
+/**
+ * The provider an image command runs its models on, with what it takes to release it: `--workers` worker
+ * threads (`createWorkerProvider`), or the main thread. "auto" starts workers only where they pay: for two
+ * images or more, with the built-in models (a worker thread cannot be handed another registry). `workers` is
+ * also how many images the command can have in flight.
+ */
+export async function imageCommandProvider(
+  context: CliContext,
+  command: string,
+  opts: { readonly provider: string; readonly workers: string },
+  images: number,
+): Promise<{ provider: FaceProvider; workers: number; close: () => Promise<void> }> {
+  const workers =
+    opts.workers === 'auto' && (images < 2 || context.registry !== MODELS)
+      ? 0
+      : workersFlag(command, opts.workers);
+  if (workers === 0) {
+    return { provider: await selectProvider(context, opts.provider), workers, close: async () => {} };
+  }
+  const provider: WorkerProvider = await createWorkerProvider({ provider: opts.provider, workers });
+  return { provider, workers, close: () => provider.close() };
 }

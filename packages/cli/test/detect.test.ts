@@ -135,6 +135,20 @@ describeWithSharedData(
       ]);
       expect((await readdir(crops)).sort()).toEqual(['x_0.png', 'x~2_0.png']);
       expect(run.stderr).toContain('detecting: 2/2');
+      // Those ran on worker threads (--workers auto, two images); on the main thread the results are the same.
+      const oneCrops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
+      const one = await cli(
+        'detect',
+        root,
+        '--json',
+        '--crops-dir',
+        oneCrops,
+        '--embedder',
+        'faceapi-resnet',
+        '--workers',
+        '0',
+      );
+      expect(JSON.parse(one.stdout.replaceAll(oneCrops, crops))).toEqual(results);
       // A folder with no image in it or below is refused, naming it, before any model loads.
       const empty = await cli('detect', path.join(root, 'empty'));
       expect([empty.code, empty.stderr.trim()]).toEqual([

@@ -5,10 +5,17 @@ import { visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
 import { expandImageArguments, forEachImage } from '../images.js';
 import { count, info, numberFlag, round } from '../output.js';
-import { type CliContext, embedderOption, providerOption, selectProvider } from '../providers.js';
+import {
+  type CliContext,
+  embedderOption,
+  imageCommandProvider,
+  providerOption,
+  workersOption,
+} from '../providers.js';
 
 interface DetectOptions {
   provider: string;
+  workers: string;
   json?: boolean;
   minFaceSize?: string;
   thresholds?: string;
@@ -47,6 +54,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
     .description(`find every face in each image with ${registry.defaults.detector} (faces largest first)`)
     .argument('<image...>', 'JPEG, PNG or WebP files, or folders of them (searched recursively)')
     .addOption(providerOption(context))
+    .addOption(workersOption())
     .option('--json', 'print [{ image, width, height, faces: [{ box, score, landmarks }] }] to stdout')
     .option('--min-face-size <n>', 'smallest face to look for, in pixels (default 20)')
     .option('--thresholds <a,b,c>', 'P-Net, R-Net, O-Net score thresholds (default 0.6,0.7,0.7)')
@@ -61,64 +69,75 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
     .action(async (args: string[], opts: DetectOptions) => {
       const images = await expandImageArguments('detect', args);
       const crop = opts.cropsDir ? registry.embedder(opts.embedder).preprocessing.crop : undefined;
-      const provider = await selectProvider(context, opts.provider);
-      const detector = provider.detector(registry.defaults.detector, detectorOptions(opts));
+      const { provider, workers, close } = await imageCommandProvider(context, 'detect', opts, images.length);
       if (opts.cropsDir) await mkdir(opts.cropsDir, { recursive: true });
       const results: unknown[] = [];
-      // Crop names by image stem; a second image of the same stem (another folder) gets `<stem>~2`, and so on,
-      // instead of writing over the first one's crops.
-      const stems = new Map<string, number>();
+      // Crop names by image stem, fixed before any image runs (they may finish in any order): a second image of
+      // the same stem (another folder) gets `<stem>~2`, and so on, instead of writing over the first one's crops.
+      const seen = new Map<string, number>();
+      const stems = images.map((image) => {
+        const base = path.basename(image, path.extname(image));
+        const n = (seen.get(base) ?? 0) + 1;
+        seen.set(base, n);
+        return { base, stem: n === 1 ? base : `${base}~${n}` };
+      });
       try {
-        await forEachImage(
-          images,
-          async (image, decoded) => {
-            const [found] = await detector.detectFaces([decoded], crop ? { crop } : {});
-            const { faces, crops } = found!;
-            const written: string[] = [];
-            if (opts.cropsDir) {
-              const base = path.basename(image, path.extname(image));
-              const seen = (stems.get(base) ?? 0) + 1;
-              stems.set(base, seen);
-              const stem = seen === 1 ? base : `${base}~${seen}`;
-              if (seen > 1 && crops.length && !opts.json) {
+        const detector = provider.detector(registry.defaults.detector, detectorOptions(opts));
+        try {
+          await forEachImage(
+            images,
+            async (image, decoded, index) => {
+              const { base, stem } = stems[index]!;
+              const [found] = await detector.detectFaces([decoded], crop ? { crop } : {});
+              const { faces, crops } = found!;
+              const written: string[] = [];
+              if (opts.cropsDir) {
+                for (const [i, c] of crops.entries()) {
+                  const file = path.join(opts.cropsDir, `${stem}_${i}.png`);
+                  await writeFile(file, await encodePng(c.image));
+                  written.push(file);
+                }
+              }
+              // Printed in the images' order, whichever finished first.
+              return () => {
+                results.push({
+                  image,
+                  width: decoded.width,
+                  height: decoded.height,
+                  faces: faces.map((f, i) => ({
+                    box: f.box.map((v) => round(v, 3)),
+                    score: round(f.score, 6),
+                    landmarks: f.landmarks.map(([x, y]) => [round(x, 3), round(y, 3)]),
+                    ...(opts.cropsDir ? { crop: written[i] } : {}),
+                  })),
+                });
+                if (opts.json) return;
+                if (stem !== base && written.length) {
+                  info(
+                    `${visibleText(image)}: crops written as ${visibleText(stem)}_<n>.png (an earlier image has the name ${visibleText(base)})`,
+                  );
+                }
                 info(
-                  `${visibleText(image)}: crops written as ${visibleText(stem)}_<n>.png (an earlier image has the name ${visibleText(base)})`,
+                  `${visibleText(image)}: ${count(faces.length, 'face')} (${decoded.width}×${decoded.height})`,
                 );
-              }
-              for (const [i, crop] of crops.entries()) {
-                const file = path.join(opts.cropsDir, `${stem}_${i}.png`);
-                await writeFile(file, await encodePng(crop.image));
-                written.push(file);
-              }
-            }
-            results.push({
-              image,
-              width: decoded.width,
-              height: decoded.height,
-              faces: faces.map((f, i) => ({
-                box: f.box.map((v) => round(v, 3)),
-                score: round(f.score, 6),
-                landmarks: f.landmarks.map(([x, y]) => [round(x, 3), round(y, 3)]),
-                ...(opts.cropsDir ? { crop: written[i] } : {}),
-              })),
-            });
-            if (!opts.json) {
-              info(
-                `${visibleText(image)}: ${count(faces.length, 'face')} (${decoded.width}×${decoded.height})`,
-              );
-              for (const f of faces) {
-                const [x1, y1, x2, y2] = f.box.map((v) => Math.round(v));
-                process.stdout.write(
-                  `${visibleText(image)}\t[${x1}, ${y1}, ${x2}, ${y2}]\tscore ${f.score.toFixed(4)}\n`,
-                );
-              }
-            }
-          },
-          (image, error) => results.push({ image, error }),
-          opts.json ? 'detecting' : undefined,
-        );
+                for (const f of faces) {
+                  const [x1, y1, x2, y2] = f.box.map((v) => Math.round(v));
+                  process.stdout.write(
+                    `${visibleText(image)}\t[${x1}, ${y1}, ${x2}, ${y2}]\tscore ${f.score.toFixed(4)}\n`,
+                  );
+                }
+              };
+            },
+            (image, error) => results.push({ image, error }),
+            opts.json ? 'detecting' : undefined,
+            // One more image than workers in flight: one decoding while each worker runs the detector.
+            workers + 1,
+          );
+        } finally {
+          await detector.dispose();
+        }
       } finally {
-        await detector.dispose();
+        await close();
       }
       if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
     });

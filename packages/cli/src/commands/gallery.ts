@@ -9,10 +9,8 @@ import {
   InvalidInputError,
   InvalidOptionsError,
   type LabelledProbe,
-  MODELS,
 } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
-import { createWorkerProvider, type WorkerProvider } from '@facerec/lambda-runtime';
 import type { Command } from 'commander';
 import { expandImageArguments, forEachImage } from '../images.js';
 import {
@@ -28,11 +26,11 @@ import {
   shownDistance,
   thresholdFields,
   thresholdFlag,
-  workersFlag,
 } from '../output.js';
 import {
   type CliContext,
   embedderOption,
+  imageCommandProvider,
   loadEmbedder,
   loadGalleryEmbedder,
   metricOption,
@@ -40,6 +38,7 @@ import {
   providerOption,
   selectProvider,
   weightsOption,
+  workersOption,
 } from '../providers.js';
 import { openCliGalleryStore, registerGalleryStoreCommands } from './gallery-store.js';
 
@@ -178,11 +177,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption())
-    .option(
-      '--workers <n>',
-      'inference worker threads: several images at once, the cores shared among them; "auto": one per core, at most 4, for two images or more; 0: on the main thread',
-      'auto',
-    )
+    .addOption(workersOption())
     .option(
       '--json',
       'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout (an image without a face: one row, identity "no face", box and distance null)',
@@ -200,21 +195,17 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         },
       ) => {
         const images = await expandImageArguments('recognize', args);
-        // "auto" starts workers only where they pay: for more than one image, with the built-in models (a
-        // worker thread cannot be handed another registry).
-        const workers =
-          opts.workers === 'auto' && (images.length < 2 || registry !== MODELS)
-            ? 0
-            : workersFlag('recognize', opts.workers);
         opts.gallery = galleryFile('recognize', opts.gallery);
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry, {
           precision: opts.precision ?? 'fp32',
         });
-        const provider =
-          workers > 0
-            ? await createWorkerProvider({ provider: opts.provider, workers, quiet: Boolean(opts.json) })
-            : await selectProvider(context, opts.provider);
+        const { provider, workers, close } = await imageCommandProvider(
+          context,
+          'recognize',
+          opts,
+          images.length,
+        );
         const rows: unknown[] = [];
         try {
           const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
@@ -268,7 +259,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             await Promise.all([detector.dispose(), embedder.dispose()]);
           }
         } finally {
-          if ('close' in provider) await (provider as WorkerProvider).close();
+          await close();
         }
         if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       },
