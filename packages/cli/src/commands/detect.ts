@@ -69,6 +69,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
     .action(async (args: string[], opts: DetectOptions) => {
       const images = await expandImageArguments('detect', args);
       const crop = opts.cropsDir ? registry.embedder(opts.embedder).preprocessing.crop : undefined;
+      const options = detectorOptions(opts); // refused before any worker starts
       const { provider, workers, close } = await imageCommandProvider(context, 'detect', opts, images.length);
       if (opts.cropsDir) await mkdir(opts.cropsDir, { recursive: true });
       const results: unknown[] = [];
@@ -82,7 +83,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
         return { base, stem: n === 1 ? base : `${base}~${n}` };
       });
       try {
-        const detector = provider.detector(registry.defaults.detector, detectorOptions(opts));
+        const detector = provider.detector(registry.defaults.detector, options);
         try {
           await forEachImage(
             images,
@@ -90,6 +91,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
               const { base, stem } = stems[index]!;
               const [found] = await detector.detectFaces([decoded], crop ? { crop } : {});
               const { faces, crops } = found!;
+              const { width, height } = decoded; // the pixels are not kept until the results are printed
               const written: string[] = [];
               if (opts.cropsDir) {
                 for (const [i, c] of crops.entries()) {
@@ -102,8 +104,8 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
               return () => {
                 results.push({
                   image,
-                  width: decoded.width,
-                  height: decoded.height,
+                  width,
+                  height,
                   faces: faces.map((f, i) => ({
                     box: f.box.map((v) => round(v, 3)),
                     score: round(f.score, 6),
@@ -117,9 +119,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
                     `${visibleText(image)}: crops written as ${visibleText(stem)}_<n>.png (an earlier image has the name ${visibleText(base)})`,
                   );
                 }
-                info(
-                  `${visibleText(image)}: ${count(faces.length, 'face')} (${decoded.width}×${decoded.height})`,
-                );
+                info(`${visibleText(image)}: ${count(faces.length, 'face')} (${width}×${height})`);
                 for (const f of faces) {
                   const [x1, y1, x2, y2] = f.box.map((v) => Math.round(v));
                   process.stdout.write(
