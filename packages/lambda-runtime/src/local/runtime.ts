@@ -12,6 +12,7 @@ import type { CollectionsApi } from './collections-api.js';
 import { ResponseMailbox } from './mailbox.js';
 import { LATENCY_BUCKETS_SECONDS } from './prometheus.js';
 import { frameRequestFields, RequestsInFlight } from './requests.js';
+import { withChildSignal } from './signals.js';
 
 /** Most answers one `GET /responses` returns (`max`, default 10). */
 const MAX_ANSWERS_PER_POLL = 100;
@@ -572,14 +573,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           );
           const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 20);
           const prefix = (url.searchParams.get('prefix') ?? '').slice(0, 256);
-          const closed = new AbortController();
-          res.on('close', () => closed.abort());
-          const entries = await mailbox.take(
-            prefix,
-            max,
-            wait * 1000,
-            AbortSignal.any([closed.signal, abort.signal]),
-          );
+          // Ends early when the client goes or the runtime stops.
+          const entries = await withChildSignal(abort.signal, (signal, stop) => {
+            res.on('close', stop);
+            return mailbox.take(prefix, max, wait * 1000, signal);
+          });
           // An answer leaves the mailbox only once written to this client; a client gone meanwhile leaves it there.
           res.on('close', () => (res.writableFinished ? mailbox.commit(entries) : mailbox.release(entries)));
           send(res, 200, { messages: entries.map((e) => e.body) });
