@@ -122,7 +122,17 @@ describeWithSharedData(
       // A linked folder is not followed (this one would loop).
       await symlink(root, path.join(root, 'b', 'loop'));
       const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
-      const run = await cli('detect', root, '--json', '--crops-dir', crops, '--embedder', 'faceapi-resnet');
+      const run = await cli(
+        'detect',
+        root,
+        '--json',
+        '--crops-dir',
+        crops,
+        '--embedder',
+        'faceapi-resnet',
+        '--workers',
+        '2',
+      );
       expect([run.code, run.exitCode]).toEqual([0, undefined]);
       const results = JSON.parse(run.stdout) as DetectJson[];
       expect(results.map((r) => path.relative(root, r.image))).toEqual([
@@ -135,7 +145,7 @@ describeWithSharedData(
       ]);
       expect((await readdir(crops)).sort()).toEqual(['x_0.png', 'x~2_0.png']);
       expect(run.stderr).toContain('detecting: 2/2');
-      // Those ran on worker threads (--workers auto, two images); on the main thread the results are the same.
+      // Those ran on two worker threads; on the main thread the results are the same.
       const oneCrops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
       const one = await cli(
         'detect',
