@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { DynamoDbIdempotencyStoreOptions } from './idempotency-dynamodb.js';
 
 /**
@@ -65,6 +64,12 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
+  /**
+   * Claim tokens: a counter, which is unique within this store, the only place they are checked. (A
+   * `randomUUID()` string is built of about 20 concatenated pieces in V8, 0.6 KB per held key: over half of the
+   * store's memory in a heap snapshot of `facerec serve`.)
+   */
+  #claims = 0;
 
   constructor(options: InMemoryIdempotencyStoreOptions = {}) {
     this.#ttlMs = options.ttlMs ?? 60 * 60 * 1000;
@@ -90,7 +95,7 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
       if (held.expires > now && this.#entries.size < this.#maxEntries) break;
       this.#entries.delete(oldest);
     }
-    const token = randomUUID();
+    const token = String(++this.#claims);
     this.#entries.set(key, {
       status: 'in-progress',
       token,
