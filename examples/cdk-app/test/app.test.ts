@@ -1,15 +1,20 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { writeGalleryFor } from '../../../packages/cdk/test/galleries.js';
 import { createApp } from '../bin/app.js';
 
 // Staged, never built: a one-line Dockerfile keeps staging fast (the real app uses the repository root).
-const imageDirectory = mkdtempSync(path.join(tmpdir(), 'facerec-cdk-app-'));
+// Under `scratch`, removed at the end: the build context and the cloud assemblies (see packages/cdk's tests).
+const scratch = mkdtempSync(path.join(tmpdir(), 'facerec-cdk-app-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+process.env.CDK_OUTDIR = path.join(scratch, 'cdk.out');
+const imageDirectory = path.join(scratch, 'image');
+mkdirSync(imageDirectory);
 writeFileSync(path.join(imageDirectory, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:22\n');
 await writeGalleryFor(path.join(imageDirectory, 'gallery', 'gallery.json'), 'faceapi-resnet');
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PIPELINE_METRICS } from '@facerec/framework/registry';
@@ -7,7 +7,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   FaceRecognitionPipeline,
   FaceRecognitionPipelineError,
@@ -22,7 +22,13 @@ import { writeGalleryFor } from './galleries.js';
 
 // A tiny build context: the asset is staged (copied and hashed), never built, so any Dockerfile will do and
 // staging stays fast instead of copying the whole repository.
-const imageDirectory = mkdtempSync(path.join(tmpdir(), 'facerec-cdk-'));
+// Everything this file writes goes under `scratch`, removed at the end: the build context, and the cloud
+// assemblies (an App without `outdir` makes a new temporary folder per synthesis and leaves it behind).
+const scratch = mkdtempSync(path.join(tmpdir(), 'facerec-cdk-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+process.env.CDK_OUTDIR = path.join(scratch, 'cdk.out');
+const imageDirectory = path.join(scratch, 'image');
+mkdirSync(imageDirectory);
 writeFileSync(path.join(imageDirectory, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:22\n');
 // The default gallery (gallery/gallery.json in the build context), enrolled with the registry's default
 // embedder, and galleries of other embedders for the tests that deploy those.
@@ -874,7 +880,7 @@ describe('FaceRecognitionPipeline reply queues (clients sharing the deployment)'
 });
 
 const outsideGallery = await writeGalleryFor(
-  path.join(mkdtempSync(path.join(tmpdir(), 'facerec-cdk-outside-')), 'gallery.json'),
+  path.join(scratch, 'outside', 'gallery.json'),
   'inception-resnet-v1',
 );
 

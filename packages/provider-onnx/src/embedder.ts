@@ -13,7 +13,7 @@ import {
 import { INCEPTION_RESNET_V1_EMBEDDING_SIZE, sha256OfFile } from '@facerec/framework/internal';
 import type { InferenceSession } from 'onnxruntime-node';
 import { buildInceptionResnetV1 } from './graph/index.js';
-import { createSession } from './graph/session.js';
+import { createSession, loadOrt } from './graph/session.js';
 import { cachedInt8Graph, type EmbedderPrecision, readCalibrationFaces } from './int8.js';
 import { type CachedGraph, cachedGraph, resolveWeights } from './model-cache.js';
 
@@ -177,7 +177,7 @@ export class OnnxInceptionResnetV1Embedder extends BaseEmbedder {
     const session = await createSession(bytes ?? graph.path, {
       intraOpNumThreads: options.intraOpNumThreads,
     });
-    const ort = await import('onnxruntime-node');
+    const ort = await loadOrt();
     const totalMs = performance.now() - started;
     return new OnnxInceptionResnetV1Embedder(
       ort,

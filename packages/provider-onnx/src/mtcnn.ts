@@ -8,7 +8,7 @@ import type {
 } from '@facerec/framework';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { buildONet, buildPNet, buildRNet } from './graph/index.js';
-import { createSession } from './graph/session.js';
+import { createSession, loadOrt } from './graph/session.js';
 import { type CachedGraph, cachedGraph, graphSource, resolveWeights } from './model-cache.js';
 
 /** Timings of one MTCNN load, for benchmarks and logs. */
@@ -86,7 +86,7 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
         createSession(graphSource(g), { intraOpNumThreads, memoryPattern: false, cpuMemArena: i < 3 }),
       ),
     );
-    const ort = await import('onnxruntime-node');
+    const ort = await loadOrt();
     return new OnnxMtcnnNetworks(ort, sessions, { graphs, totalMs: performance.now() - started });
   }
 

@@ -14,6 +14,7 @@ import {
 import { z } from 'zod';
 import { OnnxInceptionResnetV1Embedder } from './embedder.js';
 import { OnnxFaceApiEmbedder } from './faceapi/index.js';
+import { keepOnnxRuntimeTelemetryOff } from './graph/session.js';
 import { OnnxMtcnnNetworks } from './mtcnn.js';
 
 /** Options of {@link createOnnxProvider}. */
@@ -66,6 +67,8 @@ const IMPLEMENTATIONS = Object.freeze({
  */
 export function createOnnxProvider(options: OnnxProviderOptions = {}): OnnxProvider {
   const settings = parseOptions(providerSchema, options, '@facerec/provider-onnx');
+  // Here too, not only when onnxruntime loads: worker threads load it, and only the main thread can switch it off.
+  keepOnnxRuntimeTelemetryOff();
   return createFaceProvider({
     name: 'onnx',
     registry: settings.registry,

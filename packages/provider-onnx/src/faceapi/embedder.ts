@@ -10,7 +10,7 @@ import {
 } from '@facerec/framework/internal';
 import type { InferenceSession } from 'onnxruntime-node';
 import type { CalibrationBatch } from '../graph/calibrate.js';
-import { createSession } from '../graph/session.js';
+import { createSession, loadOrt } from '../graph/session.js';
 import { cachedInt8Graph, type EmbedderPrecision, int8Calibration } from '../int8.js';
 import { type CachedGraph, cachedOnnxFile, GRAPH_BUILDER_VERSION, graphSource } from '../model-cache.js';
 import { buildFaceApiResnet, FACEAPI_RESNET_GRAPH_VERSION } from './graph.js';
@@ -130,7 +130,7 @@ export class OnnxFaceApiEmbedder extends FaceApiEmbedder {
           )
         : fp32;
     const session = await createSession(graphSource(graph), { intraOpNumThreads: options.intraOpNumThreads });
-    const ort = await import('onnxruntime-node');
+    const ort = await loadOrt();
     return new OnnxFaceApiEmbedder(ort, session, graph, options.precision ?? 'fp32', options.maxBatchSize);
   }
 

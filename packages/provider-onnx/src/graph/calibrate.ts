@@ -1,5 +1,5 @@
 import { type ActivationRange, calibrationModel, observeRange, quantizeModel } from './quantize.js';
-import { createSession } from './session.js';
+import { createSession, loadOrt } from './session.js';
 
 /** One calibration batch: NCHW float32 data as the model's input takes it. */
 export interface CalibrationBatch {
@@ -19,7 +19,7 @@ export async function calibrateRanges(
   options: { readonly intraOpNumThreads?: number; readonly inputName?: string } = {},
 ): Promise<Map<string, ActivationRange>> {
   const { bytes, tensors } = calibrationModel(floatModel);
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOrt();
   const session = await createSession(bytes, {
     ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
     // The exposed activations keep every intermediate alive; the arena would hold that peak for good.

@@ -39,11 +39,33 @@ type Ort = typeof import('onnxruntime-node');
 
 let ortPromise: Promise<Ort> | undefined;
 
+/** onnxruntime's switch for its usage telemetry (Linux and macOS builds from 1.29 on). */
+export const ORT_TELEMETRY_ENV = 'ORT_DISABLE_TELEMETRY';
+
+/**
+ * Turns onnxruntime's usage telemetry off unless the user set `ORT_DISABLE_TELEMETRY` themselves. From 1.29,
+ * onnxruntime-node's Linux and macOS binaries record events (sessions created, models' opsets, the Node
+ * binary's path, the OS) in a database under `~/.cache/Microsoft/DeveloperTools`, with a persistent device
+ * identifier, write `.ses` and `mat-debug-<pid>.log` files into the temporary folder of every process, and send
+ * the events to Microsoft. A face recognition library has no business phoning home from its users' machines
+ * and Lambda functions, so it is off by default; `ORT_DISABLE_TELEMETRY=0` turns it back on.
+ *
+ * onnxruntime reads the variable once, with the C library's `getenv`, when its first session is created in the
+ * process, so this must run on the main thread before then: a worker thread's `process.env` is its own copy,
+ * which native code never sees. Called by {@link loadOrt} and by `createOnnxProvider` (which
+ * `@facerec/lambda-runtime`'s worker provider calls on the main thread before it starts any worker).
+ */
+export function keepOnnxRuntimeTelemetryOff(): void {
+  if (process.env[ORT_TELEMETRY_ENV] === undefined) process.env[ORT_TELEMETRY_ENV] = '1';
+}
+
 /**
  * onnxruntime-node is a peer dependency and a native addon; loading it only when a session is requested keeps
- * graph building usable without it and turns a missing install into a message that says what to do.
+ * graph building usable without it and turns a missing install into a message that says what to do. Every
+ * module of this package loads it through here, so telemetry is off before it starts.
  */
-function loadOrt(): Promise<Ort> {
+export function loadOrt(): Promise<Ort> {
+  keepOnnxRuntimeTelemetryOff();
   ortPromise ??= import('onnxruntime-node').catch((cause: unknown) => {
     ortPromise = undefined;
     throw new OnnxRuntimeUnavailableError({ cause });
