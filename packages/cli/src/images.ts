@@ -1,12 +1,14 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   decodeImage,
   ENROLL_EXTENSIONS,
   FacerecInputError,
+  ImageTooLargeError,
   InvalidInputError,
   InvalidOptionsError,
   type RgbImage,
+  readImageFile,
 } from '@facerec/framework';
 import { debugWanted, imageProgress, info } from './output.js';
 
@@ -133,12 +135,17 @@ export async function forEachImage(
 
 /**
  * A file named on the command line: one that is missing, a folder or unreadable is the caller's mistake
- * (exit code 2, the other files still run), not an internal error.
+ * (exit code 2, the other files still run), not an internal error; one over the decoder's byte limit is refused
+ * before it is read (`ImageTooLargeError`, exit code 2).
  */
 export async function readInput(file: string): Promise<Uint8Array> {
   try {
-    return await readFile(file);
+    return await readImageFile(file);
   } catch (error) {
+    if (ImageTooLargeError.isInstance(error)) {
+      error.message = `cannot read ${file}: ${error.message}`;
+      throw error;
+    }
     const code = (error as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'

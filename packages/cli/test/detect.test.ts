@@ -1,4 +1,15 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -82,6 +93,32 @@ describeWithSharedData(
       expect(results[1]!.faces).toHaveLength(5);
       expect(run.exitCode).toBe(2);
       expect(run.stderr).not.toMatch(/\n\s+at /);
+    });
+
+    it('refuses a file over the byte limit before reading it, and a device once past the limit (exit 2)', async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'facerec-huge-'));
+      try {
+        // Sparse: 3 GiB on paper, nothing on disk; reading it whole took seconds and failed past Node's 2 GiB.
+        const huge = path.join(dir, 'huge.jpg');
+        await writeFile(huge, '');
+        await truncate(huge, 3 * 2 ** 30);
+        const devices = existsSync('/dev/zero') ? ['/dev/zero'] : [];
+        const run = await cli('detect', huge, ...devices, group(), '--json');
+        expect([run.code, run.exitCode]).toEqual([0, 2]);
+        const results = JSON.parse(run.stdout) as DetectJson[];
+        expect(results[0]!.error).toBe(
+          `cannot read ${huge}: Image too large: ${3 * 2 ** 30} bytes exceeds the limit of 10485760 bytes`,
+        );
+        if (devices.length) {
+          expect(results[1]!.error).toBe(
+            'cannot read /dev/zero: Image too large: 10485761 bytes exceeds the limit of 10485760 bytes (not a regular file: read no further than the limit)',
+          );
+        }
+        expect(results.at(-1)!.faces).toHaveLength(5);
+        expect(run.stderr).not.toMatch(/unexpected error|\n\s+at /);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     it('reports a missing file as bad input (exit 2) and still detects the other images', async () => {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, FileGallery, FileGalleryStore, MODELS_MIRROR_ENV } from '@facerec/framework';
@@ -384,6 +384,29 @@ describeWithSharedData(
       expect(misnamed.stderr).toContain(
         `warning: ${bbt('amy', 2)}: this face is already recognised as amy (distance ${report.lookAlikes[0]!.distance} ≤ threshold 0.448)`,
       );
+    });
+
+    it('gallery add takes folders: their photos in name order, one at a time, with progress on stderr', async () => {
+      const file = path.join(work, 'folders.gallery.json');
+      const photos = path.join(work, 'amy-photos');
+      await mkdir(path.join(photos, 'older'), { recursive: true });
+      await copyFile(bbt('amy', 2), path.join(photos, 'b.png'));
+      await copyFile(bbt('amy', 1), path.join(photos, 'a.png'));
+      await copyFile(bbt('amy', 3), path.join(photos, 'older', 'c.png'));
+      await writeFile(path.join(photos, 'notes.txt'), 'not a photo');
+      const add = await cli('gallery', 'add', file, 'amy', photos, '--embedder', 'faceapi-resnet', '--json');
+      expect(add.code, add.stderr).toBe(0);
+      expect((JSON.parse(add.stdout) as { added: { source: string }[] }).added.map((a) => a.source)).toEqual(
+        ['a.png', 'b.png', path.join('older', 'c.png')].map((f) => path.join(photos, f)),
+      );
+      expect(add.stderr).toContain('photos: 3/3');
+      // A folder without photos is refused by name, adding nothing.
+      const empty = path.join(work, 'no-photos');
+      await mkdir(empty);
+      const refused = await cli('gallery', 'add', file, 'raj', empty);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`${empty} is a folder without images`);
+      expect(JSON.parse((await cli('gallery', 'list', file, '--json')).stdout).identities).toBe(1);
     });
 
     it('gallery calibrate in place writes the threshold into the file as it is then, keeping what another process added', async () => {

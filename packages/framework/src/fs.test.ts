@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { sweepStaleTemporaries, writeFileAtomic } from './fs.js';
+import { readFileUpTo, sweepStaleTemporaries, writeFileAtomic } from './fs.js';
 
 describe('writeFileAtomic', () => {
   let dir: string;
@@ -155,6 +155,37 @@ describe('sweepStaleTemporaries', () => {
         true,
         false,
       ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('readFileUpTo', () => {
+  const tooLarge = (size: number | undefined) => new Error(`too large: ${size}`);
+
+  it('reads a file up to the limit, refuses a larger one by its size, and a device once past the limit', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-read-'));
+    try {
+      const small = path.join(dir, 'small.bin');
+      await writeFile(small, Buffer.from([1, 2, 3, 4]));
+      expect([...(await readFileUpTo(small, 4, tooLarge))]).toEqual([1, 2, 3, 4]);
+      await expect(readFileUpTo(small, 3, tooLarge)).rejects.toThrow('too large: 4');
+      // Sparse, so nothing is on disk: refused by its size, at once.
+      const huge = path.join(dir, 'huge.bin');
+      await writeFile(huge, '');
+      const handle = await open(huge, 'r+');
+      await handle.truncate(3 * 2 ** 30);
+      await handle.close();
+      await expect(readFileUpTo(huge, 1000, tooLarge)).rejects.toThrow(`too large: ${3 * 2 ** 30}`);
+      if (existsSync('/dev/zero')) {
+        await expect(readFileUpTo('/dev/zero', 3 * 2 ** 20, tooLarge)).rejects.toThrow(
+          'too large: undefined',
+        );
+      }
+      await expect(readFileUpTo(path.join(dir, 'missing'), 10, tooLarge)).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

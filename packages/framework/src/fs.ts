@@ -194,3 +194,39 @@ export async function sha256OfFile(file: string): Promise<string> {
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
+
+/**
+ * Reads a file of at most `maxBytes`, refusing a larger one before reading it (by its size), and a pipe or a
+ * device, which has no size (`<(curl …)`, `/dev/zero`), once more than `maxBytes` have come: a huge file is
+ * never loaded only to be refused (Node's `readFile` reads it whole, and fails past 2 GiB with an error of its
+ * own). Written by hand: `readFile` has no size limit and streams would only add buffering.
+ *
+ * @param tooLarge Makes the error thrown: with the file's size, or `undefined` for a pipe or device.
+ * @throws What `tooLarge` returns; file-system errors (ENOENT, EISDIR, EACCES) as they are.
+ */
+export async function readFileUpTo(
+  file: string,
+  maxBytes: number,
+  tooLarge: (size: number | undefined) => Error,
+): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const info = await handle.stat();
+    if (info.isFile()) {
+      if (info.size > maxBytes) throw tooLarge(info.size);
+      return await handle.readFile();
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(1 << 20, maxBytes + 1));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, total);
+      total += bytesRead;
+      if (total > maxBytes) throw tooLarge(undefined);
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
+}

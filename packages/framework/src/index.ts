@@ -32,6 +32,7 @@ export {
   encodeJpeg,
   encodePng,
   type RgbImage,
+  readImageFile,
   SUPPORTED_IMAGE_FORMATS,
   type SupportedImageFormat,
 } from './image/index.js';

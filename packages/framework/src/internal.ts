@@ -12,6 +12,7 @@ export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
 export * from './faceapi/index.js';
 export {
   type AtomicWriteData,
+  readFileUpTo,
   sha256OfFile,
   sweepStaleTemporaries,
   type WriteFileAtomicOptions,

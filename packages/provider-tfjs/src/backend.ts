@@ -46,6 +46,8 @@ export interface SelectBackendOptions {
   readonly backend?: TfjsBackendName;
   /** Receives the log line. Default: one line on stderr. */
   readonly logger?: TfjsLogger;
+  /** Who asked for `backend`, for the log line. Default: `the backend option`. */
+  readonly requestedBy?: string;
 }
 
 /** Outcome of trying to start one backend. */
@@ -191,11 +193,12 @@ function start(name: TfjsBackendName): Promise<BackendProbe> {
 export async function chooseBackend(
   requested: TfjsBackendName | undefined,
   probe: (name: TfjsBackendName) => Promise<BackendProbe>,
+  requestedBy = 'the backend option',
 ): Promise<SelectedBackend> {
   if (requested !== undefined) {
     const result = await probe(requested);
     if (!result.ok) throw unavailable(requested, result);
-    return { name: requested, reason: 'requested with the backend option' };
+    return { name: requested, reason: `requested with ${requestedBy}` };
   }
   const skipped: string[] = [];
   for (const name of TFJS_BACKENDS) {
@@ -232,14 +235,14 @@ export function backendLogLine(selected: SelectedBackend): string {
  * ```
  */
 export async function selectBackend(options: SelectBackendOptions = {}): Promise<SelectedBackend> {
-  const { backend, logger = stderrLogger } = options;
+  const { backend, logger = stderrLogger, requestedBy } = options;
   if (backend !== undefined && !isTfjsBackendName(backend)) {
     throw new InvalidOptionsError(
       '@facerec/provider-tfjs',
       `backend: unknown backend "${String(backend)}"; valid backends: ${TFJS_BACKENDS.join(', ')}`,
     );
   }
-  const selected = await chooseBackend(backend, start);
+  const selected = await chooseBackend(backend, start, requestedBy);
   await activateBackend(selected.name);
   logger(backendLogLine(selected));
   return selected;

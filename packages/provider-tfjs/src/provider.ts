@@ -82,6 +82,11 @@ const providerSchema = faceProviderOptionsSchema.extend({
  * ```
  */
 export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvider {
+  return tfjsProvider(options, 'the backend option');
+}
+
+/** {@link createTfjsProvider}, saying in its log line who chose `backend` (an option or a variable). */
+function tfjsProvider(options: TfjsProviderOptions, requestedBy: string): TfjsProvider {
   const settings = parseOptions(providerSchema, options, PACKAGE);
   const logger = settings.logger ?? stderrLogger;
   let selected: Promise<SelectedBackend> | undefined;
@@ -89,6 +94,7 @@ export function createTfjsProvider(options: TfjsProviderOptions = {}): TfjsProvi
     selected ??= selectBackend({
       ...(settings.backend === undefined ? {} : { backend: settings.backend as TfjsBackendName }),
       logger,
+      requestedBy,
     });
     return selected;
   };
@@ -138,10 +144,13 @@ export const createProvider: ProviderFactory = ({ registry, modelStore, logger }
       `${TFJS_BACKEND_ENV}=${JSON.stringify(backend.slice(0, 40))} is no backend; valid: ${TFJS_BACKENDS.join(', ')}`,
     );
   }
-  return createTfjsProvider({
-    ...(registry ? { registry } : {}),
-    ...(modelStore ? { modelStore } : {}),
-    ...(backend ? { backend: backend as TfjsBackendName } : {}),
-    ...(logger ? { logger } : {}),
-  });
+  return tfjsProvider(
+    {
+      ...(registry ? { registry } : {}),
+      ...(modelStore ? { modelStore } : {}),
+      ...(backend ? { backend: backend as TfjsBackendName } : {}),
+      ...(logger ? { logger } : {}),
+    },
+    `$${TFJS_BACKEND_ENV}`,
+  );
 };

@@ -50,7 +50,7 @@ describe('createTfjsProvider options', () => {
       // The settings' logger takes the line instead (serve --quiet passes one that drops it).
       const told: string[] = [];
       await (createProvider({ logger: (line) => told.push(line) }) as TfjsProvider).backend();
-      expect(told).toEqual(['facerec tfjs: using backend "cpu" (requested with the backend option)']);
+      expect(told).toEqual(['facerec tfjs: using backend "cpu" (requested with $FACEREC_TFJS_BACKEND)']);
       vi.stubEnv('FACEREC_TFJS_BACKEND', 'webgl');
       expect(() => createProvider()).toThrow(
         'FACEREC_TFJS_BACKEND="webgl" is no backend; valid: tensorflow, wasm, cpu',

@@ -12,10 +12,11 @@ import {
 } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
-import { decodeInput, expandImageArguments, forEachImage } from '../images.js';
+import { expandImageArguments, forEachImage, readInput } from '../images.js';
 import {
   count,
   galleryThreshold,
+  imageProgress,
   info,
   openExistingGallery,
   positiveInteger,
@@ -82,7 +83,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     )
     .argument('<store>', STORE_HELP)
     .argument('<identity>', 'the person')
-    .argument('<image...>', 'JPEG, PNG or WebP files, one face each')
+    .argument('<image...>', 'JPEG, PNG or WebP files, one face each, or folders of them')
     .addOption(embedderOption(context, 'embedder of a new store (an existing store uses its own)'))
     .addOption(weightsOption('embedder'))
     .addOption(providerOption(context))
@@ -112,9 +113,9 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         // Stored in NFC, as enrollment stores folder names: one person, one spelling.
         identity = identity.normalize('NFC');
         const threshold = thresholdFlag('gallery add', opts.threshold);
-        const photos = await Promise.all(
-          images.map(async (file) => ({ photo: await decodeInput(file), source: file })),
-        );
+        // Read one at a time when their turn comes (a folder may hold more photos than memory would).
+        const files = await expandImageArguments('gallery add', images);
+        const photos = files.map((file) => ({ photo: () => readInput(file), source: file }));
         const provider = await selectProvider(context, opts.provider);
         let store: GalleryStore | undefined;
         let embedder: FaceEmbedder | undefined;
@@ -187,6 +188,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           // threshold recognition would apply.
           const recognisedAt = store && storedThreshold(store, registry)?.value;
           let lookAlikes: readonly LookAlike[] = [];
+          const shown = photos.length > 1 ? imageProgress('photos') : undefined;
           try {
             const stored = await addFacesFromPhotos(target, {
               identity,
@@ -194,6 +196,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               detector,
               embedder,
               multipleFaces: opts.largest ? 'largest' : 'reject',
+              ...(shown ? { onProgress: (e) => shown.onProgress({ ...e, file: e.source }) } : {}),
               ...(recognisedAt
                 ? { lookAlikes: { threshold: recognisedAt, onFound: (found) => (lookAlikes = found) } }
                 : {}),
@@ -233,6 +236,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                 ` (${store!.embedder.modelId})`,
             );
           } finally {
+            shown?.stop();
             await detector.dispose();
           }
         } finally {

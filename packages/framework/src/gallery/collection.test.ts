@@ -46,8 +46,87 @@ describe('addFacesFromPhotos', () => {
     }).catch((e: unknown) => e);
     expect(InvalidOptionsError.isInstance(error)).toBe(true);
     expect((error as Error).message).toBe(
-      'addFacesFromPhotos: photos[1] is not { photo, source? }: give each photo as { photo: <file bytes or RgbImage>, source: <a name for messages> }',
+      'addFacesFromPhotos: photos[1] is not { photo, source? }: give each photo as { photo: <file bytes, an RgbImage, or a function resolving to either>, source: <a name for messages> }',
     );
+  });
+
+  it('reads, decodes and detects photos one at a time, in order, reporting progress; a refused one stops the rest', async () => {
+    const events: string[] = [];
+    const added: unknown[][] = [];
+    const store = { assertCompatible: () => undefined, add: async (...args: unknown[]) => added.push(args) };
+    // Frontal landmarks and a sharp crop pass the quality checks; a photo 2 px wide shows no face.
+    const landmarks: FaceDetection['landmarks'] = [
+      [30, 40],
+      [70, 40],
+      [50, 60],
+      [35, 80],
+      [65, 80],
+    ];
+    const crop = {
+      width: 8,
+      height: 8,
+      data: Uint8Array.from(
+        { length: 192 },
+        (_, i) => (((Math.floor(i / 3) % 8) + Math.floor(i / 24)) % 2) * 200,
+      ),
+    };
+    const detector = {
+      detectFaces: async (images: readonly { width: number }[]) => {
+        events.push(`detect ${images.map((i) => i.width).join(',')}`);
+        return images.map((image) => {
+          const detection: FaceDetection = { box: [0, 0, 100, 100], score: 0.99, landmarks };
+          return image.width === 2
+            ? { faces: [], crops: [] }
+            : { faces: [detection], crops: [{ detection, cropBox: detection.box, image: crop }] };
+        });
+      },
+    };
+    const embedder = {
+      modelId: 'm',
+      weightsSha256: undefined,
+      dimension: 4,
+      preprocessing: fakePreprocessing(8),
+      embed: async (crops: readonly unknown[]) => {
+        events.push(`embed ${crops.length}`);
+        return crops.map((_, i) => Float32Array.of(1, i, 0, 0));
+      },
+    };
+    const photo = (name: string, width: number) => ({
+      source: name,
+      photo: async () => {
+        events.push(`read ${name}`);
+        return { width, height: 4, data: new Uint8Array(width * 12) };
+      },
+    });
+    const progress: unknown[] = [];
+    await addFacesFromPhotos(store as never, {
+      identity: 'alice',
+      photos: [
+        photo('a.png', 4),
+        photo('b.png', 5),
+        { photo: { width: 6, height: 4, data: new Uint8Array(72) } },
+      ],
+      detector,
+      embedder,
+      onProgress: (e) => progress.push(e),
+    });
+    expect(events).toEqual(['read a.png', 'detect 4', 'read b.png', 'detect 5', 'detect 6', 'embed 3']);
+    expect(progress).toEqual([
+      { done: 1, total: 3, source: 'a.png' },
+      { done: 2, total: 3, source: 'b.png' },
+      { done: 3, total: 3, source: 'photo 2' },
+    ]);
+    expect(added).toHaveLength(1);
+    events.length = 0;
+    const error = await addFacesFromPhotos(store as never, {
+      identity: 'alice',
+      photos: [photo('a.png', 4), photo('empty.png', 2), photo('c.png', 4)],
+      detector,
+      embedder,
+    }).catch((e: unknown) => e);
+    expect(String(error)).toContain('no face found in empty.png');
+    expect(events).toEqual(['read a.png', 'detect 4', 'read empty.png', 'detect 2']);
+    expect(added).toHaveLength(1);
   });
 
   it('refuses a blurred or turned-away face as enrollment skips it, naming the measure; quality: false takes it', async () => {

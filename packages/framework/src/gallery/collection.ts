@@ -192,9 +192,12 @@ export function prepareExamples(
   return out;
 }
 
-/** A photo to enroll: its bytes (JPEG, PNG, WebP) or decoded pixels, and where it came from. */
+/**
+ * A photo to enroll: its bytes (JPEG, PNG, WebP) or decoded pixels, or a function that reads them when their
+ * turn comes (so that a caller with many photos, a folder of them, holds one at a time), and where it came from.
+ */
 export interface PhotoExample {
-  readonly photo: Uint8Array | RgbImage;
+  readonly photo: Uint8Array | RgbImage | (() => Promise<Uint8Array | RgbImage>);
   /** Recorded as the example's source (a file name, an upload id). Default `''`. */
   readonly source?: string;
 }
@@ -218,6 +221,12 @@ export interface AddFacesOptions {
    * refuses the photo, naming the check and the measured value. `false` turns them off.
    */
   readonly quality?: FaceQualityOptions | false;
+  /** Called after each photo's face is found (photos are read, decoded and detected one at a time). */
+  readonly onProgress?: (event: {
+    readonly done: number;
+    readonly total: number;
+    readonly source: string;
+  }) => void;
   /**
    * Look for photos the store already recognises as another person: each face is matched against the store
    * before it is added (with the store's `match`), and those whose nearest identity is another one, at or below
@@ -242,8 +251,10 @@ export interface LookAlike {
 
 /**
  * Adds one identity's faces from photos to a store, as one atomic `add`: checks the embedder is the store's
- * (`EmbedderMismatchError` otherwise, before any model runs), decodes each photo, detects its faces with the
- * embedder's crop policy (the geometry it was trained with), embeds the crops and adds them.
+ * (`EmbedderMismatchError` otherwise, before any model runs), then one photo at a time reads it (when given as
+ * a function), decodes it and detects its faces with the embedder's crop policy (the geometry it was trained
+ * with), keeping only the face's crop; then embeds the crops and adds them. Memory holds one decoded photo at a
+ * time, however many are given.
  *
  * @throws InvalidInputError naming the photo when one shows no face, only faces below the embedder's minimum
  *   face size (as enrollment skips them), or several with `multipleFaces: 'reject'`; nothing is added then.
@@ -271,7 +282,7 @@ export async function addFacesFromPhotos(
   if (bare !== -1) {
     throw new InvalidOptionsError(
       'addFacesFromPhotos',
-      `photos[${bare}] is not { photo, source? }: give each photo as { photo: <file bytes or RgbImage>, source: <a name for messages> }`,
+      `photos[${bare}] is not { photo, source? }: give each photo as { photo: <file bytes, an RgbImage, or a function resolving to either>, source: <a name for messages> }`,
     );
   }
   const quality =
@@ -281,21 +292,21 @@ export async function addFacesFromPhotos(
   const thresholds = resolveQualityThresholds(quality, embedder.preprocessing.inputSize);
   store.assertCompatible(embedder);
   const nameOf = (i: number) => photos[i]!.source || (photos.length === 1 ? 'the photo' : `photo ${i}`);
-  const images = await Promise.all(
-    photos.map(async (p, i) => {
-      if (!(p.photo instanceof Uint8Array)) return p.photo;
-      try {
-        return await decodeImage(p.photo, options.decodeLimits);
-      } catch (error) {
-        // The photo is named in the message; the error keeps its class (InvalidImageError, …) and code.
-        if (FacerecInputError.isInstance(error)) error.message = `${nameOf(i)}: ${error.message}`;
-        throw error;
-      }
-    }),
-  );
-  const found = await detector.detectFaces(images, { crop: embedder.preprocessing.crop });
-  const crops = found.map(({ faces, crops }, i) => {
+  const crops: RgbImage[] = [];
+  for (const [i, p] of photos.entries()) {
     const name = nameOf(i);
+    const given = typeof p.photo === 'function' ? await p.photo() : p.photo;
+    let image: RgbImage;
+    try {
+      image = given instanceof Uint8Array ? await decodeImage(given, options.decodeLimits) : given;
+    } catch (error) {
+      // The photo is named in the message; the error keeps its class (InvalidImageError, …) and code.
+      if (FacerecInputError.isInstance(error)) error.message = `${name}: ${error.message}`;
+      throw error;
+    }
+    const { faces, crops: cut } = (
+      await detector.detectFaces([image], { crop: embedder.preprocessing.crop })
+    )[0]!;
     if (faces.length === 0) throw new InvalidInputError(`addFacesFromPhotos: no face found in ${name}`);
     // As enrollment counts them: faces below its default minimum size (a face in the background, a false
     // detection) do not make a photo ambiguous.
@@ -320,14 +331,15 @@ export async function addFacesFromPhotos(
       );
     }
     // Turned away or blurred: refused as enrollment skips it, naming the check and what it measured.
-    const problem = qualityProblem(measureFaceQuality(faces[best]!, crops[best]!.image), thresholds);
+    const problem = qualityProblem(measureFaceQuality(faces[best]!, cut[best]!.image), thresholds);
     if (problem) {
       throw new InvalidInputError(
         `addFacesFromPhotos: ${name}: ${problem.reason} (${problem.detail}); add a better photo`,
       );
     }
-    return crops[best]!.image;
-  });
+    crops.push(cut[best]!.image);
+    options.onProgress?.({ done: i + 1, total: photos.length, source: name });
+  }
   const vectors = await embedder.embed(crops);
   if (options.lookAlikes && store.match) {
     const { threshold, onFound } = options.lookAlikes;

@@ -6,7 +6,7 @@
  * crops do not fit the embedder, a failing model) do.
  */
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
@@ -18,7 +18,7 @@ import {
   InvalidOptionsError,
   UnsupportedImageFormatError,
 } from '../errors.js';
-import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage } from '../image/decode.js';
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage, readImageFile } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
@@ -346,13 +346,10 @@ async function load(
 ): Promise<RgbImage | { reason: SkipReason; detail: string }> {
   let bytes: Uint8Array;
   try {
-    // Checked before reading, so a huge file is never loaded into memory only to be refused.
-    const { size } = await stat(c.absolute);
-    if (size > limits.maxBytes) {
-      return { reason: 'too large', detail: `${size} bytes exceeds the limit of ${limits.maxBytes} bytes` };
-    }
-    bytes = await readFile(c.absolute);
+    // Refused before reading, so a huge file is never loaded into memory only to be refused.
+    bytes = await readImageFile(c.absolute, limits);
   } catch (error) {
+    if (ImageTooLargeError.isInstance(error)) return { reason: 'too large', detail: error.message };
     return { reason: 'unreadable', detail: errorMessage(error) };
   }
   try {

@@ -1,4 +1,3 @@
-import { open } from 'node:fs/promises';
 import { z } from 'zod';
 import type {
   DistanceMetric,
@@ -12,7 +11,7 @@ import type {
 import type { ListExamplesOptions, NewExample, StoredExample } from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
-import { writeFileAtomic } from '../fs.js';
+import { readFileUpTo, writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { checkIdentityName, exampleId, prepareExamples } from './collection.js';
 import { assertEmbedderCompatible } from './compatibility.js';
@@ -107,25 +106,9 @@ function sortedByName<T extends { readonly name: string }>(items: T[]): T[] {
  * {@link MAX_GALLERY_FILE_BYTES}. File-system errors propagate as they are (ENOENT, EISDIR).
  */
 export async function readGalleryFile(file: string): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const info = await handle.stat();
-    if (info.size > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(info.size, file);
-    if (info.isFile()) return await handle.readFile('utf8');
-    // A pipe or a device (`--gallery <(…)`) has no size: read up to the limit and no further.
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(1 << 20);
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-      if (bytesRead === 0) return Buffer.concat(chunks, total).toString('utf8');
-      total += bytesRead;
-      if (total > MAX_GALLERY_FILE_BYTES) throw galleryTooLarge(undefined, file);
-      chunks.push(chunk.subarray(0, bytesRead));
-    }
-  } finally {
-    await handle.close();
-  }
+  // A pipe or a device (`--gallery <(…)`) has no size: read up to the limit and no further.
+  const bytes = await readFileUpTo(file, MAX_GALLERY_FILE_BYTES, (size) => galleryTooLarge(size, file));
+  return bytes.toString('utf8');
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   InvalidOptionsError,
   UnsupportedImageFormatError,
 } from '../errors.js';
+import { readFileUpTo } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { detectImageFormat, isSupportedImageFormat, SUPPORTED_IMAGE_FORMATS } from './format.js';
 import type { RgbImage } from './types.js';
@@ -68,6 +69,30 @@ export function decoderMessage(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   const lines = [...new Set(text.split('\n').map((line) => line.trim()))].filter(Boolean);
   return lines.slice(0, 3).join('; ') + (lines.length > 3 ? '; …' : '');
+}
+
+/**
+ * Reads an image file for {@link decodeImage} under the same byte limit: a file over `maxBytes` is refused by
+ * its size before it is read, and a pipe or device (which has no size) once more than `maxBytes` have come, so
+ * a huge file or `/dev/zero` is never loaded only to be refused.
+ *
+ * @param limits - overrides of {@link DEFAULT_DECODE_LIMITS} (only `maxBytes` applies here).
+ * @throws {@link ImageTooLargeError} over `maxBytes`; file-system errors (ENOENT, EISDIR, EACCES) as they are.
+ * @example
+ * const image = await decodeImage(await readImageFile('face.jpg'));
+ */
+export function readImageFile(file: string, limits?: DecodeLimits): Promise<Buffer> {
+  const { maxBytes } = resolveLimits(limits);
+  return readFileUpTo(file, maxBytes, (size) =>
+    size === undefined
+      ? new ImageTooLargeError(
+          'bytes',
+          maxBytes + 1,
+          maxBytes,
+          'not a regular file: read no further than the limit',
+        )
+      : new ImageTooLargeError('bytes', size, maxBytes),
+  );
 }
 
 /**

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, type Transport } from '@facerec/framework';
+import { readFileUpTo } from '@facerec/framework/internal';
 import { NO_FACE, type ResponseMessage, responseMessageSchema } from '../messages.js';
 
 /** One frame the workload sends, with the identity expected in it (its folder name). */
@@ -107,21 +108,18 @@ export async function loadFrames(dir: string): Promise<WorkloadFrame[]> {
         ? [[full, undefined] as const]
         : [];
     for (const [file, expected] of files) {
-      // Checked before reading: a folder of large photos was read whole (1.2 GB for 40 of 20 MB) to send
+      // Refused before reading: a folder of large photos was read whole (1.2 GB for 40 of 20 MB) to send
       // requests every endpoint refuses.
-      const { size } = await stat(file);
-      if (size > MAX_FRAME_FILE_BYTES) {
-        throw new InvalidInputError(
-          `frames: ${file} is ${(size / 2 ** 20).toFixed(1)} MiB (${size} bytes); a frame's request body (the image in ` +
-            `base64, a third larger) must stay under 6 MiB, the Function URL and serve limit: at most ${MAX_FRAME_FILE_BYTES} bytes of image (resize or recompress it)`,
-        );
-      }
-      frames.push({
+      const bytes = await readFileUpTo(
         file,
-        filename: path.basename(file),
-        expected,
-        content: (await readFile(file)).toString('base64'),
-      });
+        MAX_FRAME_FILE_BYTES,
+        (size) =>
+          new InvalidInputError(
+            `frames: ${file} is ${size === undefined ? `over ${MAX_FRAME_FILE_BYTES} bytes` : `${(size / 2 ** 20).toFixed(1)} MiB (${size} bytes)`}; a frame's request body (the image in ` +
+              `base64, a third larger) must stay under 6 MiB, the Function URL and serve limit: at most ${MAX_FRAME_FILE_BYTES} bytes of image (resize or recompress it)`,
+          ),
+      );
+      frames.push({ file, filename: path.basename(file), expected, content: bytes.toString('base64') });
     }
   }
   return frames;
