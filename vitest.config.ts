@@ -61,6 +61,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // One temporary folder per run, removed at its end (see the script).
+    globalSetup: ['./scripts/test-tmpdir.ts'],
     // `npm test` runs `unit`, `npm run test:parity` runs `parity`; `scripts/check-test-split.ts` (run by CI)
     // fails when a test file is in neither project or in both.
     projects: [

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  type AddedExample,
   assertEmbedderCompatible,
   type DistanceMetric,
   distanceFromDot,
@@ -401,7 +402,7 @@ export class PostgresGalleryStore implements GalleryStore {
     });
   }
 
-  async add(identity: string, examples: readonly NewExample[]): Promise<StoredExample[]> {
+  async add(identity: string, examples: readonly NewExample[]): Promise<AddedExample[]> {
     const [added] = await this.addMany([{ identity, examples }]);
     return added!;
   }
@@ -413,7 +414,7 @@ export class PostgresGalleryStore implements GalleryStore {
    */
   async addMany(
     entries: readonly { readonly identity: string; readonly examples: readonly NewExample[] }[],
-  ): Promise<StoredExample[][]> {
+  ): Promise<AddedExample[][]> {
     const prepared = entries.map(({ identity, examples }) =>
       prepareExamples('@facerec/gallery-postgres add', identity, this.embedder.dimension, examples),
     );
@@ -443,8 +444,12 @@ export class PostgresGalleryStore implements GalleryStore {
         for (const { id, source } of held.rows) stored.set(id, source);
       }
     });
+    // Held already (before this transaction, or inserted by another one that committed first): not added here.
     return prepared.map((list) =>
-      list.map(({ id, identity, source }) => ({ id, identity, source: stored.get(id) ?? source })),
+      list.map(({ id, identity, source }) => {
+        const held = stored.get(id);
+        return { id, identity, source: held ?? source, added: held === undefined };
+      }),
     );
   }
 

@@ -58,6 +58,6 @@ describeWithSharedData('onnxruntime telemetry', ['models/upstream/pnet.pt'], () 
     expect(left).toContain(
       path.join('home', '.cache', 'Microsoft', 'DeveloperTools', '.onnxruntime', 'deviceid'),
     );
-    expect(left.some((name) => /^tmp\/mat-debug-\d+\.log$/.test(name))).toBe(true);
+    // (Its `.ses` and `mat-debug-<pid>.log` in the temporary folder appear only some of the time.)
   });
 });

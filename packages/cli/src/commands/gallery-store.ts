@@ -1,4 +1,5 @@
 import {
+  type AddedExample,
   addFacesFromPhotos,
   type EmbedderPrecision,
   embedderDescriptionFor,
@@ -201,7 +202,10 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                 ? { lookAlikes: { threshold: recognisedAt, onFound: (found) => (lookAlikes = found) } }
                 : {}),
             });
-            const added = stored.filter((e) => !existing.has(e.id));
+            // Whether this call stored each (another process adding the same photo at the same moment may
+            // have been first); a store without `added` is judged by what it held before.
+            const isNew = (e: AddedExample) => e.added ?? !existing.has(e.id);
+            const added = stored.filter(isNew);
             const unchanged = stored.length - added.length;
             // Photos whose face is the same embedding as another photo's in this call (a copy) count once.
             const repeated = photos.length - stored.length;
@@ -212,9 +216,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                 identity,
                 created,
                 added: added.map(({ id, source }) => ({ id, source })),
-                alreadyThere: stored
-                  .filter((e) => existing.has(e.id))
-                  .map(({ id, source }) => ({ id, source })),
+                alreadyThere: stored.filter((e) => !isNew(e)).map(({ id, source }) => ({ id, source })),
                 repeated,
                 lookAlikes: lookAlikes.map((l) => ({
                   ...l,

@@ -13,6 +13,16 @@ export interface StoredExample {
   readonly source: string;
 }
 
+/** An example as {@link GalleryStore.add} resolves to it: as stored, and whether this call stored it. */
+export interface AddedExample extends StoredExample {
+  /**
+   * True when this call stored the example; false when the store held it already (added before, or by another
+   * process at the same moment: of two concurrent adds of one example, one says true). Optional for stores
+   * written before it; the built-in ones set it.
+   */
+  readonly added?: boolean;
+}
+
 /** An example to add: any finite, non-zero vector of the store's dimension (normalised on the way in). */
 export interface NewExample {
   readonly embedding: ArrayLike<number>;
@@ -50,12 +60,13 @@ export interface GalleryStore extends Gallery {
   readonly created?: boolean;
   /**
    * Adds examples of `identity`, creating the identity when it is new; all of them or none. An example the
-   * identity already holds (same id) is not added twice. Resolves to the stored examples, in order.
+   * identity already holds (same id) is not added twice. Resolves to the stored examples, in order, each
+   * saying whether this call added it ({@link AddedExample.added}).
    *
    * @throws InvalidInputError for an embedding of another dimension, or zero / non-finite (nothing is added).
    * @throws InvalidOptionsError for an empty or reserved (`'unknown'`) identity name, or no examples.
    */
-  add(identity: string, examples: readonly NewExample[]): Promise<StoredExample[]>;
+  add(identity: string, examples: readonly NewExample[]): Promise<AddedExample[]>;
   /**
    * Removes examples by id, all or none; an identity left without examples is removed.
    * @throws UnknownExampleError naming the ids the store does not hold (nothing is removed).

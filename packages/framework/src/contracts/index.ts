@@ -28,7 +28,13 @@ export type {
   IdentityCandidate,
   MatchOptions,
 } from './gallery.js';
-export type { GalleryStore, ListExamplesOptions, NewExample, StoredExample } from './gallery-store.js';
+export type {
+  AddedExample,
+  GalleryStore,
+  ListExamplesOptions,
+  NewExample,
+  StoredExample,
+} from './gallery-store.js';
 export { PIPELINE_METRICS } from './metrics.js';
 export type {
   DetectorId,

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
-import type { GalleryStore, NewExample, StoredExample } from '../contracts/gallery-store.js';
+import type { AddedExample, GalleryStore, NewExample, StoredExample } from '../contracts/gallery-store.js';
 import { FacerecInputError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
@@ -271,7 +271,7 @@ export interface LookAlike {
 export async function addFacesFromPhotos(
   store: Pick<GalleryStore, 'add' | 'assertCompatible'> & Partial<Pick<GalleryStore, 'match'>>,
   options: AddFacesOptions,
-): Promise<StoredExample[]> {
+): Promise<AddedExample[]> {
   const { identity, photos, detector, embedder } = options;
   checkIdentityName('addFacesFromPhotos', identity);
   if (!Array.isArray(photos) || photos.length === 0) {

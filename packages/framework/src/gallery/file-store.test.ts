@@ -35,7 +35,8 @@ describe('FileGalleryStore', () => {
     const gallery = await FileGallery.load(file);
     expect(gallery.names).toEqual(['alice']);
     expect(gallery.threshold).toBe(0.7);
-    expect(gallery.list()).toEqual([added]);
+    expect(gallery.list()).toEqual([{ id: added!.id, identity: 'alice', source: 'a.jpg' }]);
+    expect(added!.added).toBe(true);
     expect(gallery.examples('alice')[0]!.embedding).toEqual(axis(0));
     expect(await readdir(dir)).toEqual(['g.json']);
   });

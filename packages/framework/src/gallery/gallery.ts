@@ -8,7 +8,12 @@ import type {
   IdentityCandidate,
   MatchOptions,
 } from '../contracts/gallery.js';
-import type { ListExamplesOptions, NewExample, StoredExample } from '../contracts/gallery-store.js';
+import type {
+  AddedExample,
+  ListExamplesOptions,
+  NewExample,
+  StoredExample,
+} from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { readFileUpTo, writeFileAtomic } from '../fs.js';
@@ -458,12 +463,15 @@ export class FileGallery implements Gallery {
   withExamples(
     identity: string,
     examples: readonly NewExample[],
-  ): { readonly gallery: FileGallery; readonly added: StoredExample[] } {
+  ): { readonly gallery: FileGallery; readonly added: AddedExample[] } {
     const prepared = prepareExamples('FileGallery.withExamples', identity, this.embedder.dimension, examples);
     const known = new Map(this.has(identity) ? this.list({ identity }).map((e) => [e.id, e]) : []);
     const fresh = prepared.filter((e) => !known.has(e.id));
     // An example already held keeps its source: the result is the examples as stored.
-    const added = prepared.map(({ id, source }) => known.get(id) ?? { id, identity, source });
+    const added = prepared.map(({ id, source }): AddedExample => {
+      const held = known.get(id);
+      return held ? { ...held, added: false } : { id, identity, source, added: true };
+    });
     if (fresh.length === 0) return { gallery: this, added };
     const identities = [...this.#data().identities].map((i) =>
       i.name === identity ? { name: i.name, examples: [...i.examples, ...fresh] } : i,

@@ -6,6 +6,7 @@ import type {
   MatchOptions,
 } from '../contracts/gallery.js';
 import type {
+  AddedExample,
   GalleryStore,
   ListExamplesOptions,
   NewExample,
@@ -226,7 +227,7 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     return this.gallery.list(options);
   }
 
-  async add(identity: string, examples: readonly NewExample[]): Promise<StoredExample[]> {
+  async add(identity: string, examples: readonly NewExample[]): Promise<AddedExample[]> {
     // Checked before any read, lock or upload, and named as the caller called it (not FileGallery's method).
     prepareExamples(`${this.constructor.name}.add`, identity, this.embedder.dimension, examples);
     return this.#mutate((g) => {

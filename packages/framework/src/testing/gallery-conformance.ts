@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DetectedFaces, DetectFacesOptions, FaceDetection } from '../contracts/detector.js';
 import type { EmbedderPreprocessing } from '../contracts/embedder.js';
 import type { GalleryEmbedderInfo } from '../contracts/gallery.js';
-import type { GalleryStore, StoredExample } from '../contracts/gallery-store.js';
+import type { AddedExample, GalleryStore, StoredExample } from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { FacerecInputError, InvalidInputError } from '../errors.js';
 import { addFacesFromPhotos, MAX_IDENTITY_NAME_LENGTH, MAX_SOURCE_LENGTH } from '../gallery/collection.js';
@@ -99,12 +99,19 @@ export function describeGalleryStoreConformance(
     });
 
     /** Enrolls alice (two examples) and bob (one). */
+    /** New examples say this call added them; they are returned as `list` gives them (without `added`). */
+    const stored = (added: readonly AddedExample[]): StoredExample[] => {
+      expect(added.map((e) => e.added)).toEqual(added.map(() => true));
+      return added.map(({ id, identity, source }) => ({ id, identity, source }));
+    };
     const enroll = async (store: GalleryStore) => {
-      const alice = await store.add('alice', [
-        { embedding: axis(0), source: 'alice/1.jpg' },
-        { embedding: vec(1, 0, 0, 0.2), source: 'alice/2.jpg' },
-      ]);
-      const bob = await store.add('bob', [{ embedding: vec(0, 3), source: 'bob/1.jpg' }]);
+      const alice = stored(
+        await store.add('alice', [
+          { embedding: axis(0), source: 'alice/1.jpg' },
+          { embedding: vec(1, 0, 0, 0.2), source: 'alice/2.jpg' },
+        ]),
+      );
+      const bob = stored(await store.add('bob', [{ embedding: vec(0, 3), source: 'bob/1.jpg' }]));
       return { alice, bob };
     };
 
@@ -160,8 +167,8 @@ export function describeGalleryStoreConformance(
       // (0, 3, 0, …) was stored normalised: (0, 1, 0, …) is the same example.
       const again = await store.add('bob', [{ embedding: axis(1), source: 'bob/again.jpg' }]);
       expect(again.map((e) => e.id)).toEqual([bob[0]!.id]);
-      // Resolved as stored: the first add's source, not this one's.
-      expect(again).toEqual(bob);
+      // Resolved as stored: the first add's source, not this one's; and not added by this call.
+      expect(again).toEqual(bob.map((e) => ({ ...e, added: false })));
       expect(await store.list({ identity: 'bob' })).toHaveLength(1);
       // The same vector under another identity is another example.
       const [carol] = await store.add('carol', [{ embedding: axis(1) }]);
@@ -308,6 +315,12 @@ export function describeGalleryStoreConformance(
         people.map((p) => p.name),
       );
       expect(await third.list(), 'examples after 20 adds split over two handles').toHaveLength(20);
+      // The same example through both at once is stored once, and exactly one of the two says it added it.
+      const same = [{ embedding: people[0]!.embedding.map((v) => -v), source: 'both.jpg' }];
+      const both = await Promise.all([a.add('both', same), b.add('both', same)]);
+      expect(both.map(([e]) => e!.id)).toEqual([both[0]![0]!.id, both[0]![0]!.id]);
+      expect(both.map(([e]) => e!.added).sort()).toEqual([false, true]);
+      expect(await (await open()).list({ identity: 'both' })).toHaveLength(1);
     });
 
     it('opens a store two processes create at once, both on the same content; closing twice is harmless', async () => {

@@ -153,7 +153,9 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         ...(options.decodeLimits ? { decodeLimits: options.decodeLimits } : {}),
         ...(threshold ? { lookAlikes: { threshold, onFound: (found) => (lookAlikes = found) } } : {}),
       });
-      const alreadyThere = added.filter((e) => before.has(e.id)).length;
+      // Whether this call stored it (a concurrent add of the same face may have been first); a store without
+      // `added` is judged by what it held before.
+      const alreadyThere = added.filter((e) => !(e.added ?? !before.has(e.id))).length;
       // Names are personal data: the logs carry example ids (`GET …/faces` names them to whoever may ask).
       logger.info(alreadyThere === added.length ? 'face already there' : 'face added', {
         collection: name,
