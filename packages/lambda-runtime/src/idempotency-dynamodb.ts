@@ -9,7 +9,8 @@ const COMPONENT = 'DynamoDbIdempotencyStore';
 /**
  * The table layout, Powertools idempotency's default one (so a table made for Powertools fits): partition key
  * `id` (string), `status`, `expiration` (epoch seconds: the table's TTL attribute), `in_progress_expiration`
- * (epoch milliseconds), `data` (the answer); plus `token`, the claim's owner.
+ * (epoch milliseconds), `data` (the answer, when one is given: the recognition handler gives none); plus
+ * `token`, the claim's owner.
  */
 export const DYNAMODB_IDEMPOTENCY_ATTRIBUTES = Object.freeze({
   key: 'id',
@@ -145,7 +146,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async complete(key: string, token: string, answer: string): Promise<boolean> {
+  async complete(key: string, token: string, answer?: string): Promise<boolean> {
     return this.#update(key, token, STATUS.completed, answer);
   }
 

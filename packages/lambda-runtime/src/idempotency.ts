@@ -6,7 +6,8 @@ import type { DynamoDbIdempotencyStoreOptions } from './idempotency-dynamodb.js'
  * - `claimed`: nobody answered it, or the last attempt failed or expired; this attempt now holds it (`token`).
  * - `in-progress`: another attempt holds it and has not expired. The record must be retried later (a batch
  *   item failure), never acknowledged: that attempt may still fail.
- * - `completed`: answered already (`answer` is what was sent); acknowledge without a second answer.
+ * - `completed`: answered already (`answer`: what was sent, when the store was given it; the recognition handler
+ *   gives none); acknowledge without a second answer.
  */
 export type IdempotencyClaim =
   | { readonly status: 'claimed'; readonly token: string }
@@ -29,10 +30,12 @@ export interface IdempotencyStore {
    */
   claim(key: string, options: { readonly inProgressUntil: number }): Promise<IdempotencyClaim>;
   /**
-   * Marks the claim answered, keeping the answer. False when the claim was no longer this attempt's (it
-   * expired and another attempt took the key): that attempt may answer too.
+   * Marks the claim answered, keeping `answer` when given. The recognition handler gives none: it never sends
+   * an answer twice, and an answer names a person (personal data the store would otherwise keep for its whole
+   * time-to-live). False when the claim was no longer this attempt's (it expired and another attempt took the
+   * key): that attempt may answer too.
    */
-  complete(key: string, token: string, answer: string): Promise<boolean>;
+  complete(key: string, token: string, answer?: string): Promise<boolean>;
   /** Marks the claim failed (the answer could not be made or sent), so the next delivery processes it again. */
   fail(key: string, token: string): Promise<void>;
 }
@@ -105,10 +108,14 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
     return { status: 'claimed', token };
   }
 
-  async complete(key: string, token: string, answer: string): Promise<boolean> {
+  async complete(key: string, token: string, answer?: string): Promise<boolean> {
     const entry = this.#entries.get(key);
     if (entry?.token !== token) return false;
-    Object.assign(entry, { status: 'completed', answer, expires: this.#now() + this.#ttlMs });
+    Object.assign(entry, {
+      status: 'completed',
+      expires: this.#now() + this.#ttlMs,
+      ...(answer === undefined ? {} : { answer }),
+    });
     return true;
   }
 

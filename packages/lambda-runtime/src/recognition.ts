@@ -359,7 +359,8 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
             metrics.add(METRIC.answerLatency, 'Milliseconds', Math.max(0, answeredAt - p.record.sentAt));
           }
           try {
-            if (!(await idempotency.complete(p.key, p.token, p.answer!))) {
+            // No answer kept: it is never sent twice, and it names a person.
+            if (!(await idempotency.complete(p.key, p.token))) {
               logger.warn(
                 'the claim expired before the answer was recorded: another attempt may answer too',
                 face,
