@@ -143,7 +143,7 @@ export async function readInput(file: string): Promise<Uint8Array> {
     return await readImageFile(file);
   } catch (error) {
     if (ImageTooLargeError.isInstance(error)) {
-      error.message = `cannot read ${file}: ${error.message}`;
+      error.message = `cannot read ${file}: ${error.message}; resize or recompress it`;
       throw error;
     }
     const code = (error as NodeJS.ErrnoException).code;

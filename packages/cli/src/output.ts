@@ -252,7 +252,11 @@ export function imageProgress(label: string): {
       const every = Math.max(10, Math.ceil(e.total / 10));
       if (!bar && (e.done === e.total || e.done % every === 0)) info(`  ${label}: ${e.done}/${e.total}`);
     },
-    stop: () => bar?.stop(),
+    // Once, and only a bar that started: results printed after it must not share its line.
+    stop() {
+      if (started) bar?.stop();
+      started = false;
+    },
   };
 }
 

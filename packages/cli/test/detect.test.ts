@@ -107,11 +107,11 @@ describeWithSharedData(
         expect([run.code, run.exitCode]).toEqual([0, 2]);
         const results = JSON.parse(run.stdout) as DetectJson[];
         expect(results[0]!.error).toBe(
-          `cannot read ${huge}: Image too large: ${3 * 2 ** 30} bytes exceeds the limit of 10485760 bytes`,
+          `cannot read ${huge}: Image too large: ${3 * 2 ** 30} bytes exceeds the limit of 10485760 bytes; resize or recompress it`,
         );
         if (devices.length) {
           expect(results[1]!.error).toBe(
-            'cannot read /dev/zero: Image too large: 10485761 bytes exceeds the limit of 10485760 bytes (not a regular file: read no further than the limit)',
+            'cannot read /dev/zero: Image too large: more than the limit of 10485760 bytes (not a regular file; read no further); resize or recompress it',
           );
         }
         expect(results.at(-1)!.faces).toHaveLength(5);

@@ -49,6 +49,12 @@ describeWithSharedData('onnxruntime telemetry', ['models/upstream/pnet.pt'], () 
     expect(filesLeft('provider', undefined)).toEqual([]);
   });
 
+  it('is off when the variable is set but empty (onnxruntime would take that as on)', {
+    timeout: 150_000,
+  }, () => {
+    expect(filesLeft('provider', '')).toEqual([]);
+  });
+
   it('is off in worker threads', { timeout: 150_000 }, () => {
     expect(filesLeft('workers', undefined)).toEqual([]);
   });

@@ -202,6 +202,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                 ? { lookAlikes: { threshold: recognisedAt, onFound: (found) => (lookAlikes = found) } }
                 : {}),
             });
+            // The bar ends its line before the results are printed.
+            shown?.stop();
             // Whether this call stored each (another process adding the same photo at the same moment may
             // have been first); a store without `added` is judged by what it held before.
             const isNew = (e: AddedExample) => e.added ?? !existing.has(e.id);

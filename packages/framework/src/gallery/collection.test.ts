@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FaceDetection } from '../contracts/detector.js';
-import { InvalidImageError, InvalidOptionsError } from '../errors.js';
+import { ImageTooLargeError, InvalidImageError, InvalidOptionsError } from '../errors.js';
 import { fakePreprocessing } from '../testing/fakes.js';
 import { addFacesFromPhotos, identityNameIssue, visibleText } from './collection.js';
 
@@ -127,6 +127,33 @@ describe('addFacesFromPhotos', () => {
     expect(String(error)).toContain('no face found in empty.png');
     expect(events).toEqual(['read a.png', 'detect 4', 'read empty.png', 'detect 2']);
     expect(added).toHaveLength(1);
+    // A reader's input error is named after its photo, unless it named it already.
+    const tooLarge = await addFacesFromPhotos(store as never, {
+      identity: 'alice',
+      photos: [
+        photo('a.png', 4),
+        {
+          source: 'big.png',
+          photo: async () => {
+            throw new ImageTooLargeError('bytes', 20, 10);
+          },
+        },
+      ],
+      detector,
+      embedder,
+    }).catch((e: unknown) => e);
+    expect(ImageTooLargeError.isInstance(tooLarge)).toBe(true);
+    expect((tooLarge as Error).message).toBe(
+      'big.png: Image too large: 20 bytes exceeds the limit of 10 bytes',
+    );
+    const named = new InvalidImageError('cannot read big.png: no such file');
+    const again = await addFacesFromPhotos(store as never, {
+      identity: 'alice',
+      photos: [{ source: 'big.png', photo: () => Promise.reject(named) }],
+      detector,
+      embedder,
+    }).catch((e: unknown) => e);
+    expect((again as Error).message).toBe('cannot read big.png: no such file');
   });
 
   it('refuses a blurred or turned-away face as enrollment skips it, naming the measure; quality: false takes it', async () => {

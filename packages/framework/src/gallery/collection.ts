@@ -295,13 +295,16 @@ export async function addFacesFromPhotos(
   const crops: RgbImage[] = [];
   for (const [i, p] of photos.entries()) {
     const name = nameOf(i);
-    const given = typeof p.photo === 'function' ? await p.photo() : p.photo;
     let image: RgbImage;
     try {
+      const given = typeof p.photo === 'function' ? await p.photo() : p.photo;
       image = given instanceof Uint8Array ? await decodeImage(given, options.decodeLimits) : given;
     } catch (error) {
-      // The photo is named in the message; the error keeps its class (InvalidImageError, …) and code.
-      if (FacerecInputError.isInstance(error)) error.message = `${name}: ${error.message}`;
+      // The photo is named in the message (unless its reader named it already); the error keeps its class
+      // (InvalidImageError, ImageTooLargeError, …) and code.
+      if (FacerecInputError.isInstance(error) && !error.message.includes(name)) {
+        error.message = `${name}: ${error.message}`;
+      }
       throw error;
     }
     const { faces, crops: cut } = (

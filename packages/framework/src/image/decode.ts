@@ -83,16 +83,13 @@ export function decoderMessage(error: unknown): string {
  */
 export function readImageFile(file: string, limits?: DecodeLimits): Promise<Buffer> {
   const { maxBytes } = resolveLimits(limits);
-  return readFileUpTo(file, maxBytes, (size) =>
-    size === undefined
-      ? new ImageTooLargeError(
-          'bytes',
-          maxBytes + 1,
-          maxBytes,
-          'not a regular file: read no further than the limit',
-        )
-      : new ImageTooLargeError('bytes', size, maxBytes),
-  );
+  return readFileUpTo(file, maxBytes, (size) => {
+    if (size !== undefined) return new ImageTooLargeError('bytes', size, maxBytes);
+    // A pipe or device: its size is unknown, only that more than the limit came.
+    const error = new ImageTooLargeError('bytes', maxBytes + 1, maxBytes);
+    error.message = `Image too large: more than the limit of ${maxBytes} bytes (not a regular file; read no further)`;
+    return error;
+  });
 }
 
 /**

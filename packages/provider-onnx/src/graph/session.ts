@@ -1,3 +1,4 @@
+import { isMainThread } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
 import { OnnxRuntimeUnavailableError } from '../errors.js';
 
@@ -56,8 +57,20 @@ export const ORT_TELEMETRY_ENV = 'ORT_DISABLE_TELEMETRY';
  * `@facerec/lambda-runtime`'s worker provider calls on the main thread before it starts any worker).
  */
 export function keepOnnxRuntimeTelemetryOff(): void {
-  if (process.env[ORT_TELEMETRY_ENV] === undefined) process.env[ORT_TELEMETRY_ENV] = '1';
+  // Set but empty counts as not set (onnxruntime would take it as "on").
+  if (process.env[ORT_TELEMETRY_ENV]) return;
+  if (!isMainThread && !warnedInWorker) {
+    warnedInWorker = true;
+    process.emitWarning(
+      `onnxruntime loads in a worker thread whose parent did not set ${ORT_TELEMETRY_ENV}: a worker cannot ` +
+        'switch its usage telemetry off (native code reads the process environment); set the variable in the ' +
+        "process's environment, or call createOnnxProvider() on the main thread before starting the worker",
+      { code: 'FACEREC_ORT_TELEMETRY' },
+    );
+  }
+  process.env[ORT_TELEMETRY_ENV] = '1';
 }
+let warnedInWorker = false;
 
 /**
  * onnxruntime-node is a peer dependency and a native addon; loading it only when a session is requested keeps
