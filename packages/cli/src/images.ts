@@ -136,11 +136,11 @@ export async function forEachImage(
 /**
  * A file named on the command line: one that is missing, a folder or unreadable is the caller's mistake
  * (exit code 2, the other files still run), not an internal error; one over the decoder's byte limit is refused
- * before it is read (`ImageTooLargeError`, exit code 2).
+ * before it is read (`ImageTooLargeError`, exit code 2). `-` is standard input.
  */
 export async function readInput(file: string): Promise<Uint8Array> {
   try {
-    return await readImageFile(file);
+    return await readImageFile(file === '-' ? process.stdin : file);
   } catch (error) {
     if (ImageTooLargeError.isInstance(error)) {
       error.message = `cannot read ${file}: ${error.message}; resize or recompress it`;

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import {
   copyFile,
@@ -12,6 +13,7 @@ import {
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   CACHE_DIR_ENV,
   decodeImage,
@@ -119,6 +121,25 @@ describeWithSharedData(
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
+    });
+
+    it('reads an image from standard input given as -', { timeout: 90_000 }, async () => {
+      // A process of its own: `-` is the process's standard input.
+      const run = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', 'packages/cli/src/bin.ts', 'detect', '-', group(), '--json'],
+        {
+          cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+          input: await readFile(group()),
+          encoding: 'utf8',
+          timeout: 75_000,
+        },
+      );
+      expect(run.status, run.stderr).toBe(0);
+      const [piped, named] = JSON.parse(run.stdout) as DetectJson[];
+      expect(piped!.image).toBe('-');
+      expect(piped!.faces).toEqual(named!.faces);
+      expect(piped!.faces).toHaveLength(5);
     });
 
     it('reports a missing file as bad input (exit 2) and still detects the other images', async () => {

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readFileUpTo, sweepStaleTemporaries, writeFileAtomic } from './fs.js';
 
@@ -183,6 +184,10 @@ describe('readFileUpTo', () => {
           'too large: undefined',
         );
       }
+      // A stream (standard input): up to the limit, and no further.
+      const stream = () => Readable.from([Buffer.from([1, 2]), Buffer.from([3, 4])]);
+      expect([...(await readFileUpTo(stream(), 4, tooLarge))]).toEqual([1, 2, 3, 4]);
+      await expect(readFileUpTo(stream(), 3, tooLarge)).rejects.toThrow('too large: undefined');
       await expect(readFileUpTo(path.join(dir, 'missing'), 10, tooLarge)).rejects.toMatchObject({
         code: 'ENOENT',
       });

@@ -197,18 +197,28 @@ export async function sha256OfFile(file: string): Promise<string> {
 
 /**
  * Reads a file of at most `maxBytes`, refusing a larger one before reading it (by its size), and a pipe or a
- * device, which has no size (`<(curl …)`, `/dev/zero`), once more than `maxBytes` have come: a huge file is
- * never loaded only to be refused (Node's `readFile` reads it whole, and fails past 2 GiB with an error of its
- * own). Written by hand: `readFile` has no size limit and streams would only add buffering.
+ * device, which has no size (`<(curl …)`, `/dev/zero`), or a stream (`process.stdin`), once more than
+ * `maxBytes` have come: a huge file is never loaded only to be refused (Node's `readFile` reads it whole, and
+ * fails past 2 GiB with an error of its own). Written by hand: `readFile` has no size limit.
  *
- * @param tooLarge Makes the error thrown: with the file's size, or `undefined` for a pipe or device.
+ * @param tooLarge Makes the error thrown: with the file's size, or `undefined` for a pipe, device or stream.
  * @throws What `tooLarge` returns; file-system errors (ENOENT, EISDIR, EACCES) as they are.
  */
 export async function readFileUpTo(
-  file: string,
+  file: string | AsyncIterable<Uint8Array>,
   maxBytes: number,
   tooLarge: (size: number | undefined) => Error,
 ): Promise<Buffer> {
+  if (typeof file !== 'string') {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for await (const chunk of file) {
+      total += chunk.byteLength;
+      if (total > maxBytes) throw tooLarge(undefined);
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, total);
+  }
   const handle = await open(file, 'r');
   try {
     const info = await handle.stat();

@@ -72,20 +72,23 @@ export function decoderMessage(error: unknown): string {
 }
 
 /**
- * Reads an image file for {@link decodeImage} under the same byte limit: a file over `maxBytes` is refused by
- * its size before it is read, and a pipe or device (which has no size) once more than `maxBytes` have come, so
- * a huge file or `/dev/zero` is never loaded only to be refused.
+ * Reads an image file (or a stream: `process.stdin`) for {@link decodeImage} under the same byte limit: a file
+ * over `maxBytes` is refused by its size before it is read, and a pipe, device or stream (which has no size)
+ * once more than `maxBytes` have come, so a huge file or `/dev/zero` is never loaded only to be refused.
  *
  * @param limits - overrides of {@link DEFAULT_DECODE_LIMITS} (only `maxBytes` applies here).
  * @throws {@link ImageTooLargeError} over `maxBytes`; file-system errors (ENOENT, EISDIR, EACCES) as they are.
  * @example
  * const image = await decodeImage(await readImageFile('face.jpg'));
  */
-export function readImageFile(file: string, limits?: DecodeLimits): Promise<Buffer> {
+export function readImageFile(
+  file: string | AsyncIterable<Uint8Array>,
+  limits?: DecodeLimits,
+): Promise<Buffer> {
   const { maxBytes } = resolveLimits(limits);
   return readFileUpTo(file, maxBytes, (size) => {
     if (size !== undefined) return new ImageTooLargeError('bytes', size, maxBytes);
-    // A pipe or device: its size is unknown, only that more than the limit came.
+    // A pipe, device or stream: its size is unknown, only that more than the limit came.
     const error = new ImageTooLargeError('bytes', maxBytes + 1, maxBytes);
     error.message = `Image too large: more than the limit of ${maxBytes} bytes (not a regular file; read no further)`;
     return error;
