@@ -1,16 +1,80 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  DEFAULT_DECODE_LIMITS,
+  type DecodeLimits,
   decodeImage,
   ENROLL_EXTENSIONS,
   FacerecInputError,
   ImageTooLargeError,
   InvalidInputError,
   InvalidOptionsError,
+  MAX_DECODE_LIMITS,
   type RgbImage,
   readImageFile,
 } from '@facerec/framework';
-import { debugWanted, imageProgress, info } from './output.js';
+import { Option } from 'commander';
+import { debugWanted, imageProgress, info, numberFlag } from './output.js';
+
+/** The decoder's limits for the images a command reads: `--max-image-bytes` and `--max-image-pixels`. */
+export type ImageLimits = Required<DecodeLimits>;
+
+/**
+ * `--max-image-bytes`, for every command that reads images (with {@link maxImagePixelsOption}): the decoder's
+ * limits, by default `DEFAULT_DECODE_LIMITS` and at most `MAX_DECODE_LIMITS`, as `FACEREC_MAX_IMAGE_*` on Lambda.
+ */
+export function maxImageBytesOption(): Option {
+  return new Option(
+    '--max-image-bytes <n>',
+    `largest image file read, in bytes (default ${DEFAULT_DECODE_LIMITS.maxBytes}: 10 MiB; at most ${MAX_DECODE_LIMITS.maxBytes})`,
+  );
+}
+
+/** `--max-image-pixels` (see {@link maxImageBytesOption}). */
+export function maxImagePixelsOption(): Option {
+  return new Option(
+    '--max-image-pixels <n>',
+    `largest image decoded, in pixels, width × height (default ${DEFAULT_DECODE_LIMITS.maxPixels}; at most ${MAX_DECODE_LIMITS.maxPixels}: a 48-megapixel photo needs 48000000)`,
+  );
+}
+
+/** The values of {@link maxImageBytesOption} and {@link maxImagePixelsOption}, as commander gives them. */
+export interface ImageLimitFlags {
+  readonly maxImageBytes?: string;
+  readonly maxImagePixels?: string;
+}
+
+/** The limits those flags set; each checked before any image is read or model loaded. */
+export function imageLimitsFlag(command: string, opts: ImageLimitFlags): ImageLimits {
+  const limit = (flag: string, value: string | undefined, max: number) =>
+    numberFlag(command, flag, value, { integer: true, min: 1024, max });
+  return {
+    maxBytes:
+      limit('--max-image-bytes', opts.maxImageBytes, MAX_DECODE_LIMITS.maxBytes) ??
+      DEFAULT_DECODE_LIMITS.maxBytes,
+    maxPixels:
+      limit('--max-image-pixels', opts.maxImagePixels, MAX_DECODE_LIMITS.maxPixels) ??
+      DEFAULT_DECODE_LIMITS.maxPixels,
+  };
+}
+
+/**
+ * An image over a limit, said with what to do: the flag and the value that would take it, when the flag can
+ * go that high; else to resize it. A pipe or stream over the byte limit has no known size (`actual` is the
+ * limit + 1): the flag is named without a value.
+ */
+function explainTooLarge(error: ImageTooLargeError): ImageTooLargeError {
+  const { limit, actual, maximum } = error;
+  const flag = limit === 'bytes' ? '--max-image-bytes' : '--max-image-pixels';
+  const ceiling = limit === 'bytes' ? MAX_DECODE_LIMITS.maxBytes : MAX_DECODE_LIMITS.maxPixels;
+  error.message +=
+    actual > ceiling
+      ? `; resize ${limit === 'bytes' ? 'or recompress ' : ''}it (${flag} goes up to ${ceiling})`
+      : limit === 'bytes' && actual === maximum + 1
+        ? `; ${flag} raises the limit (up to ${ceiling})`
+        : `; ${flag} ${actual} takes it`;
+  return error;
+}
 
 const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /** How deep below a folder argument images are looked for. */
@@ -92,6 +156,7 @@ export function reportImageError(image: string, error: Error): void {
  */
 export async function forEachImage(
   images: readonly string[],
+  limits: ImageLimits,
   /** Resolves to nothing, or to a function that prints the image's results (called in the images' order). */
   each: (image: string, decoded: RgbImage, index: number) => Promise<unknown>,
   failed?: (image: string, message: string) => void,
@@ -103,7 +168,7 @@ export async function forEachImage(
   const run = async (index: number): Promise<Outcome> => {
     const image = images[index]!;
     try {
-      return { report: await each(image, await decodeImage(await readInput(image)), index) };
+      return { report: await each(image, await decodeWithin(await readInput(image, limits), limits), index) };
     } catch (error) {
       return FacerecInputError.isInstance(error) ? { bad: error } : { fatal: error };
     }
@@ -138,12 +203,12 @@ export async function forEachImage(
  * (exit code 2, the other files still run), not an internal error; one over the decoder's byte limit is refused
  * before it is read (`ImageTooLargeError`, exit code 2). `-` is standard input.
  */
-export async function readInput(file: string): Promise<Uint8Array> {
+export async function readInput(file: string, limits: ImageLimits): Promise<Uint8Array> {
   try {
-    return await readImageFile(file === '-' ? process.stdin : file);
+    return await readImageFile(file === '-' ? process.stdin : file, limits);
   } catch (error) {
     if (ImageTooLargeError.isInstance(error)) {
-      error.message = `cannot read ${file}: ${error.message}; resize or recompress it`;
+      explainTooLarge(error).message = `cannot read ${file}: ${error.message}`;
       throw error;
     }
     const code = (error as NodeJS.ErrnoException).code;
@@ -160,11 +225,20 @@ export async function readInput(file: string): Promise<Uint8Array> {
   }
 }
 
-/** {@link readInput}, decoded; a file that is not a usable image is bad input naming it (exit code 2). */
-export async function decodeInput(file: string): Promise<RgbImage> {
-  const bytes = await readInput(file);
+/** `decodeImage` under `limits`, an image over them said as {@link explainTooLarge} does. */
+export async function decodeWithin(bytes: Uint8Array, limits: ImageLimits): Promise<RgbImage> {
   try {
-    return await decodeImage(bytes);
+    return await decodeImage(bytes, limits);
+  } catch (error) {
+    throw ImageTooLargeError.isInstance(error) ? explainTooLarge(error) : error;
+  }
+}
+
+/** {@link readInput}, decoded; a file that is not a usable image is bad input naming it (exit code 2). */
+export async function decodeInput(file: string, limits: ImageLimits): Promise<RgbImage> {
+  const bytes = await readInput(file, limits);
+  try {
+    return await decodeWithin(bytes, limits);
   } catch (error) {
     if (!FacerecInputError.isInstance(error)) throw error;
     throw new InvalidInputError(`${file}: ${error.message}`, { cause: error });

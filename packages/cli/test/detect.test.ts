@@ -109,11 +109,11 @@ describeWithSharedData(
         expect([run.code, run.exitCode]).toEqual([0, 2]);
         const results = JSON.parse(run.stdout) as DetectJson[];
         expect(results[0]!.error).toBe(
-          `cannot read ${huge}: Image too large: ${3 * 2 ** 30} bytes exceeds the limit of 10485760 bytes; resize or recompress it`,
+          `cannot read ${huge}: Image too large: ${3 * 2 ** 30} bytes exceeds the limit of 10485760 bytes; resize or recompress it (--max-image-bytes goes up to 67108864)`,
         );
         if (devices.length) {
           expect(results[1]!.error).toBe(
-            'cannot read /dev/zero: Image too large: more than the limit of 10485760 bytes (not a regular file; read no further); resize or recompress it',
+            'cannot read /dev/zero: Image too large: more than the limit of 10485760 bytes (not a regular file; read no further); --max-image-bytes raises the limit (up to 67108864)',
           );
         }
         expect(results.at(-1)!.faces).toHaveLength(5);

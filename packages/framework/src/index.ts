@@ -31,6 +31,7 @@ export {
   decodeImage,
   encodeJpeg,
   encodePng,
+  MAX_DECODE_LIMITS,
   type RgbImage,
   readImageFile,
   SUPPORTED_IMAGE_FORMATS,

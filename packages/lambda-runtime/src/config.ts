@@ -1,8 +1,10 @@
 import {
+  DEFAULT_DECODE_LIMITS,
   EMBEDDER_PRECISIONS,
   type EmbedderPrecision,
   formatIssues,
   InvalidOptionsError,
+  MAX_DECODE_LIMITS,
   MODELS,
   type ModelRegistry,
   type ResolvedEmbedder,
@@ -134,8 +136,10 @@ const schemaFor = (registry: ModelRegistry) =>
       FACEREC_MIN_FACE_SIZE: int(12, 4096).default(20),
       // Upper bounds a Lambda function can honour: a larger limit would only turn a 413 into running out of memory.
       FACEREC_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(6 * 1024 * 1024),
-      FACEREC_MAX_IMAGE_BYTES: int(1024, 64 * 1024 * 1024).default(10 * 1024 * 1024),
-      FACEREC_MAX_IMAGE_PIXELS: int(1024, 100_000_000).default(25_000_000),
+      FACEREC_MAX_IMAGE_BYTES: int(1024, MAX_DECODE_LIMITS.maxBytes).default(DEFAULT_DECODE_LIMITS.maxBytes),
+      FACEREC_MAX_IMAGE_PIXELS: int(1024, MAX_DECODE_LIMITS.maxPixels).default(
+        DEFAULT_DECODE_LIMITS.maxPixels,
+      ),
       FACEREC_THREADS: int(1, 256).optional(),
       FACEREC_WARMUP: z
         .string()

@@ -3,7 +3,14 @@ import path from 'node:path';
 import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
-import { expandImageArguments, forEachImage } from '../images.js';
+import {
+  expandImageArguments,
+  forEachImage,
+  type ImageLimitFlags,
+  imageLimitsFlag,
+  maxImageBytesOption,
+  maxImagePixelsOption,
+} from '../images.js';
 import { count, info, numberFlag, round } from '../output.js';
 import {
   type CliContext,
@@ -13,7 +20,7 @@ import {
   workersOption,
 } from '../providers.js';
 
-interface DetectOptions {
+interface DetectOptions extends ImageLimitFlags {
   provider: string;
   workers: string;
   json?: boolean;
@@ -55,6 +62,8 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
     .argument('<image...>', 'JPEG, PNG or WebP files, or folders of them (searched recursively)')
     .addOption(providerOption(context))
     .addOption(workersOption())
+    .addOption(maxImageBytesOption())
+    .addOption(maxImagePixelsOption())
     .option('--json', 'print [{ image, width, height, faces: [{ box, score, landmarks }] }] to stdout')
     .option('--min-face-size <n>', 'smallest face to look for, in pixels (default 20)')
     .option('--thresholds <a,b,c>', 'P-Net, R-Net, O-Net score thresholds (default 0.6,0.7,0.7)')
@@ -70,6 +79,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
       const images = await expandImageArguments('detect', args);
       const crop = opts.cropsDir ? registry.embedder(opts.embedder).preprocessing.crop : undefined;
       const options = detectorOptions(opts); // refused before any worker starts
+      const limits = imageLimitsFlag('detect', opts);
       const { provider, workers, close } = await imageCommandProvider(context, 'detect', opts, images.length);
       if (opts.cropsDir) await mkdir(opts.cropsDir, { recursive: true });
       const results: unknown[] = [];
@@ -87,6 +97,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
         try {
           await forEachImage(
             images,
+            limits,
             async (image, decoded, index) => {
               const { base, stem } = stems[index]!;
               const [found] = await detector.detectFaces([decoded], crop ? { crop } : {});

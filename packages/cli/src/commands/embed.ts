@@ -2,7 +2,6 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DEFAULT_MAX_BATCH_SIZE,
-  decodeImage,
   type FaceDetection,
   type FaceDetector,
   type FaceEmbedder,
@@ -15,7 +14,18 @@ import {
 } from '@facerec/framework';
 import { boxArea, resizeBilinearPil, visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
-import { expandImageArguments, forEachImage, readInput, reportImageError } from '../images.js';
+import {
+  decodeWithin,
+  expandImageArguments,
+  forEachImage,
+  type ImageLimitFlags,
+  type ImageLimits,
+  imageLimitsFlag,
+  maxImageBytesOption,
+  maxImagePixelsOption,
+  readInput,
+  reportImageError,
+} from '../images.js';
 import {
   count,
   imageProgress,
@@ -34,7 +44,7 @@ import {
   selectProvider,
 } from '../providers.js';
 
-interface EmbedOptions {
+interface EmbedOptions extends ImageLimitFlags {
   embedder: string;
   provider: string;
   checkpoint?: string;
@@ -102,11 +112,13 @@ async function embedDetected(
   detector: FaceDetector,
   embedder: FaceEmbedder,
   json: boolean | undefined,
+  limits: ImageLimits,
 ): Promise<void> {
   const results: (DetectedResult | { image: string; error: string })[] = [];
   const crop = embedder.preprocessing.crop;
   await forEachImage(
     images,
+    limits,
     async (image, decoded) => {
       const [found] = await detector.detectFaces([decoded], { crop });
       const { faces, crops } = found!;
@@ -174,9 +186,12 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
     .option('--json', 'print [{ image, embedding: [numbers], warnings? }] to stdout')
     .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_MAX_BATCH_SIZE})`)
     .addOption(precisionOption())
+    .addOption(maxImageBytesOption())
+    .addOption(maxImagePixelsOption())
     .action(async (args: string[], opts: EmbedOptions) => {
       const images = await expandImageArguments('embed', args);
       const maxBatchSize = positiveInteger('embed', '--max-batch-size', opts.maxBatchSize);
+      const limits = imageLimitsFlag('embed', opts);
       let weights = opts.weights;
       if (opts.checkpoint !== undefined) {
         // Absolute, so that a checkpoint file named like a weights name is still read as a file.
@@ -217,7 +232,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
 
       if (opts.detect) {
         try {
-          await embedDetected(images, detector, embedder, opts.json);
+          await embedDetected(images, detector, embedder, opts.json, limits);
         } finally {
           await Promise.all([detector.dispose(), embedder.dispose()]);
         }
@@ -234,7 +249,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
           const pending: { index: number; face: RgbImage }[] = [];
           for (const image of images.slice(start, start + batch)) {
             try {
-              const decoded = await decodeImage(await readInput(image));
+              const decoded = await decodeWithin(await readInput(image, limits), limits);
               const warnings = cropWarnings(await detector.detect(decoded), decoded);
               for (const warning of warnings) info(`warning: ${image}: ${warning}`);
               const face = toEmbedderInput(decoded, embedder);

@@ -13,7 +13,15 @@ import {
 } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
-import { expandImageArguments, forEachImage, readInput } from '../images.js';
+import {
+  decodeInput,
+  expandImageArguments,
+  forEachImage,
+  type ImageLimitFlags,
+  imageLimitsFlag,
+  maxImageBytesOption,
+  maxImagePixelsOption,
+} from '../images.js';
 import {
   count,
   galleryThreshold,
@@ -91,6 +99,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .addOption(new Option('--metric <m>', 'distance of a new store').choices(['euclidean', 'cosine']))
     .option('--threshold <t>', 'threshold of a new store')
     .option('--largest', 'take the largest face of a photo with several (default: refuse the photo)')
+    .addOption(maxImageBytesOption())
+    .addOption(maxImagePixelsOption())
     .option(
       '--json',
       'print { store, identity, created, added: [{ id, source }], alreadyThere: [{ id, source }], repeated, lookAlikes: [{ source, identity, distance }] } to stdout',
@@ -100,7 +110,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         url: string,
         identity: string,
         images: string[],
-        opts: {
+        opts: ImageLimitFlags & {
           embedder: string;
           weights?: string;
           provider: string;
@@ -114,9 +124,10 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         // Stored in NFC, as enrollment stores folder names: one person, one spelling.
         identity = identity.normalize('NFC');
         const threshold = thresholdFlag('gallery add', opts.threshold);
+        const limits = imageLimitsFlag('gallery add', opts);
         // Read one at a time when their turn comes (a folder may hold more photos than memory would).
         const files = await expandImageArguments('gallery add', images);
-        const photos = files.map((file) => ({ photo: () => readInput(file), source: file }));
+        const photos = files.map((file) => ({ photo: () => decodeInput(file, limits), source: file }));
         const provider = await selectProvider(context, opts.provider);
         let store: GalleryStore | undefined;
         let embedder: FaceEmbedder | undefined;
@@ -331,6 +342,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption())
+    .addOption(maxImageBytesOption())
+    .addOption(maxImagePixelsOption())
     .option(
       '--json',
       'print [{ image, box, identity, distance, candidates: [{ identity, distance }] }] to stdout',
@@ -339,7 +352,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
       async (
         url: string,
         args: string[],
-        opts: {
+        opts: ImageLimitFlags & {
           topK: string;
           threshold?: string;
           provider: string;
@@ -351,6 +364,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         const topK = positiveInteger('gallery search', '--top-k', opts.topK)!;
         const images = await expandImageArguments('gallery search', args);
         const threshold = thresholdFlag('gallery search', opts.threshold);
+        const limits = imageLimitsFlag('gallery search', opts);
         const store = await openExisting(url);
         // As recognize: --threshold, else the store's, else (never calibrated) the registry's, said in one line.
         const applied = galleryThreshold(store, store.location, registry, {
@@ -367,6 +381,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           const embed = embedder;
           await forEachImage(
             images,
+            limits,
             async (image, decoded) => {
               const [found] = await detector.detectFaces([decoded], { crop });
               const { faces, crops } = found!;

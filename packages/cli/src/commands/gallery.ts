@@ -9,10 +9,18 @@ import {
   InvalidInputError,
   InvalidOptionsError,
   type LabelledProbe,
+  MAX_DECODE_LIMITS,
 } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
-import { expandImageArguments, forEachImage } from '../images.js';
+import {
+  expandImageArguments,
+  forEachImage,
+  type ImageLimitFlags,
+  imageLimitsFlag,
+  maxImageBytesOption,
+  maxImagePixelsOption,
+} from '../images.js';
 import {
   checkGalleryOut,
   count,
@@ -53,6 +61,11 @@ function infoSkipped(
   for (const s of skipped.slice(0, SKIPPED_LINES)) {
     info(`${prefix}${visibleText(s.file)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}`);
   }
+  if (skipped.some((s) => s.reason === 'too large')) {
+    info(
+      `${prefix}(too large: --max-image-bytes and --max-image-pixels raise the limits, up to ${MAX_DECODE_LIMITS.maxBytes} bytes and ${MAX_DECODE_LIMITS.maxPixels} pixels)`,
+    );
+  }
   if (skipped.length <= SKIPPED_LINES) return;
   const reasons = new Map<string, number>();
   for (const s of skipped.slice(SKIPPED_LINES)) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
@@ -76,6 +89,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(weightsOption('embedder'))
     .addOption(providerOption(context))
     .addOption(metricOption())
+    .addOption(maxImageBytesOption())
+    .addOption(maxImagePixelsOption())
     .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
     .option(
       '--json',
@@ -84,7 +99,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .action(
       async (
         dir: string,
-        opts: {
+        opts: ImageLimitFlags & {
           out: string;
           embedder: string;
           weights?: string;
@@ -95,6 +110,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         },
       ) => {
         const threshold = thresholdFlag('enroll', opts.threshold);
+        const decodeLimits = imageLimitsFlag('enroll', opts);
         opts.out = galleryFile('enroll', opts.out, '--out');
         await checkGalleryOut('enroll', opts.out);
         const provider = await selectProvider(context, opts.provider);
@@ -108,6 +124,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             embedder,
             metric: opts.metric,
             ...(threshold === undefined ? {} : { threshold }),
+            decodeLimits,
             onProgress: progress.onProgress,
           });
           progress.stop();
@@ -178,6 +195,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption())
     .addOption(workersOption())
+    .addOption(maxImageBytesOption())
+    .addOption(maxImagePixelsOption())
     .option(
       '--json',
       'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout (an image without a face: one row, identity "no face", box and distance null)',
@@ -185,7 +204,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .action(
       async (
         args: string[],
-        opts: {
+        opts: ImageLimitFlags & {
           gallery: string;
           provider: string;
           weights?: string;
@@ -195,6 +214,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         },
       ) => {
         const images = await expandImageArguments('recognize', args);
+        const limits = imageLimitsFlag('recognize', opts);
         opts.gallery = galleryFile('recognize', opts.gallery);
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry, {
@@ -214,6 +234,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           try {
             await forEachImage(
               images,
+              limits,
               async (image, decoded) => {
                 const [found] = await detector.detectFaces([decoded], { crop });
                 const { faces, crops } = found!;
@@ -286,6 +307,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption('the probes are embedded at; calibrate at the precision you serve at'))
+    .addOption(maxImageBytesOption())
+    .addOption(maxImagePixelsOption())
     .option(
       '--json',
       'print { out, threshold, precision, far, frr, genuinePairs, impostorPairs, equalErrorRate, keyPoints, warnings, overlaps } to stdout',
@@ -293,7 +316,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .action(
       async (
         dir: string,
-        opts: {
+        opts: ImageLimitFlags & {
           gallery: string;
           out?: string;
           targetFar: string;
@@ -308,6 +331,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           above: 0,
           below: 1,
         })!;
+        const decodeLimits = imageLimitsFlag('gallery calibrate', opts);
         // A store (S3, Postgres): calibrated on a snapshot of it, its threshold then set in place.
         const storeUrl = /^(s3|postgres|postgresql):\/\//i.test(opts.gallery) ? opts.gallery : undefined;
         if (storeUrl && opts.out) {
@@ -345,6 +369,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             root: dir,
             detector,
             embedder,
+            decodeLimits,
             onProgress: progress.onProgress,
           });
           progress.stop();

@@ -38,6 +38,13 @@ import {
 import { type DeadLettered, InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
 import type { Command } from 'commander';
 import {
+  type ImageLimitFlags,
+  type ImageLimits,
+  imageLimitsFlag,
+  maxImageBytesOption,
+  maxImagePixelsOption,
+} from '../images.js';
+import {
   count,
   galleryThreshold,
   info,
@@ -62,6 +69,14 @@ const REQUESTS = 'requests';
 /** Deliveries of a face before it goes to the dead-letter queue, 30 s apart (as the reference stack's SQS). */
 const MAX_DELIVERIES = 5;
 const RESPONSES = 'responses';
+
+/**
+ * The request body that carries an image of `maxImageBytes` as a frame: its base64 (4 characters per 3 bytes)
+ * and 64 KiB for the rest of the JSON; never below Lambda's 6 MiB, nor above the 64 MiB a body may be.
+ */
+function bodyLimitFor(maxImageBytes: number): number {
+  return Math.min(64 * 1024 * 1024, Math.max(6 * 1024 * 1024, 4 * Math.ceil(maxImageBytes / 3) + 64 * 1024));
+}
 
 /** Options of {@link serveLocally}. */
 export interface ServeOptions {
@@ -95,6 +110,12 @@ export interface ServeOptions {
   readonly maxInFlight?: number;
   readonly maxQueueDepth?: number;
   readonly maxInFlightPixels?: number;
+  /**
+   * The frames' decoding limits, as `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` on Lambda (for the
+   * collections API's photos too). Request bodies may then be as large as such an image in base64 plus 64 KiB
+   * (at least Lambda's 6 MiB, at most 64 MiB). Default `DEFAULT_DECODE_LIMITS`.
+   */
+  readonly imageLimits?: ImageLimits;
   /**
    * Where the queues live: a SQLite file, so that a server killed at any moment loses no accepted frame and,
    * restarted on the same file, answers each once; or `'memory'`. Default `'memory'` (`facerec serve`
@@ -154,6 +175,13 @@ export async function serveLocally(options: ServeOptions) {
       FACEREC_GALLERY: options.gallery,
       ...(options.precision ? { FACEREC_PRECISION: options.precision } : {}),
       ...(override !== undefined ? { FACEREC_THRESHOLD: String(override) } : {}),
+      ...(options.imageLimits
+        ? {
+            FACEREC_MAX_IMAGE_BYTES: String(options.imageLimits.maxBytes),
+            FACEREC_MAX_IMAGE_PIXELS: String(options.imageLimits.maxPixels),
+            FACEREC_MAX_BODY_BYTES: String(bodyLimitFor(options.imageLimits.maxBytes)),
+          }
+        : {}),
     },
     registry,
   );
@@ -247,6 +275,7 @@ export async function serveLocally(options: ServeOptions) {
         embedder: await container.resolve<Promise<FaceEmbedder>>(TOKENS.embedder),
         // As recognition matches: --threshold, else the gallery's as it is now (or the recommended one).
         threshold: (store) => override ?? storedThreshold(store, registry)?.value,
+        decodeLimits: { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels },
         logger,
       })
     : undefined;
@@ -262,6 +291,7 @@ export async function serveLocally(options: ServeOptions) {
     ...(collections ? { collections } : {}),
     prometheus: prometheus.registry,
     consumers: options.consumers ?? 1,
+    maxBodyBytes: config.maxBodyBytes,
     ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
     ...(options.maxQueueDepth === undefined ? {} : { maxQueueDepth: options.maxQueueDepth }),
     ...(options.maxInFlightPixels === undefined ? {} : { maxInFlightPixels: options.maxInFlightPixels }),
@@ -433,6 +463,8 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       'faces waiting for recognition beyond which frames get 503 + Retry-After',
       '256',
     )
+    .addOption(maxImageBytesOption())
+    .addOption(maxImagePixelsOption())
     .option(
       '--queue <file>',
       'queue file (SQLite): accepted frames survive a crash and are answered after a restart on the same file; "memory" for none (default: serve/queue-<port>.sqlite in the cache folder; with --port 0, memory)',
@@ -444,26 +476,28 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .option('--quiet', 'no per-request logs: warnings and errors only')
     .action(
-      async (opts: {
-        gallery: string;
-        reloadSeconds: string;
-        collection: string;
-        port: string;
-        host: string;
-        token?: string;
-        provider: string;
-        weights?: string;
-        precision?: 'fp32' | 'int8';
-        threshold?: string;
-        consumers?: string;
-        workers: string;
-        maxInFlight: string;
-        maxQueue: string;
-        maxInFlightPixels: string;
-        queue?: string;
-        drainSeconds: string;
-        quiet?: boolean;
-      }) => {
+      async (
+        opts: ImageLimitFlags & {
+          gallery: string;
+          reloadSeconds: string;
+          collection: string;
+          port: string;
+          host: string;
+          token?: string;
+          provider: string;
+          weights?: string;
+          precision?: 'fp32' | 'int8';
+          threshold?: string;
+          consumers?: string;
+          workers: string;
+          maxInFlight: string;
+          maxQueue: string;
+          maxInFlightPixels: string;
+          queue?: string;
+          drainSeconds: string;
+          quiet?: boolean;
+        },
+      ) => {
         // Every numeric flag is checked here, before the models load.
         const drainSeconds = numberFlag('serve', '--drain-seconds', opts.drainSeconds, {
           min: 0,
@@ -485,6 +519,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         // --port 0 (any free port) would make every such server share queue-0.sqlite: in memory instead.
         const queue = opts.queue ?? (port === 0 ? 'memory' : defaultQueueFile(port));
         const workers = workersFlag('serve', opts.workers);
+        const imageLimits = imageLimitsFlag('serve', opts);
         const served = await serveLocally({
           gallery: opts.gallery,
           reloadSeconds,
@@ -502,6 +537,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           maxInFlight: positiveInteger('serve', '--max-in-flight', opts.maxInFlight)!,
           maxQueueDepth: positiveInteger('serve', '--max-queue', opts.maxQueue)!,
           maxInFlightPixels: positiveInteger('serve', '--max-in-flight-pixels', opts.maxInFlightPixels)!,
+          imageLimits,
           queue,
           ...(opts.quiet ? { quiet: true } : {}),
         });

@@ -6,7 +6,13 @@ import {
   recommendedThreshold,
 } from '@facerec/framework';
 import type { Command } from 'commander';
-import { decodeInput } from '../images.js';
+import {
+  decodeInput,
+  type ImageLimitFlags,
+  imageLimitsFlag,
+  maxImageBytesOption,
+  maxImagePixelsOption,
+} from '../images.js';
 import { info, round, shownDistance, thresholdFlag } from '../output.js';
 import {
   type CliContext,
@@ -19,7 +25,7 @@ import {
   weightsOption,
 } from '../providers.js';
 
-interface VerifyFlags {
+interface VerifyFlags extends ImageLimitFlags {
   embedder: string;
   weights?: string;
   provider: string;
@@ -44,6 +50,8 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
     .addOption(providerOption(context))
     .addOption(metricOption())
     .addOption(precisionOption())
+    .addOption(maxImageBytesOption())
+    .addOption(maxImagePixelsOption())
     .option(
       '--threshold <t>',
       "same person when the distance is at most this (default: the embedder's recommended)",
@@ -54,6 +62,7 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
     )
     .action(async (a: string, b: string, opts: VerifyFlags) => {
       const threshold = thresholdFlag('verify', opts.threshold);
+      const limits = imageLimitsFlag('verify', opts);
       // Before any model loads: without a threshold there is no answer to give.
       const resolved = registry.resolveEmbedder(opts.embedder, { weights: opts.weights });
       const modelId = resolved.description.modelId(resolved.options);
@@ -63,7 +72,7 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
           `${missingThresholdMessage(registry, modelId, opts.metric)}; pass --threshold`,
         );
       }
-      const images = [await decodeInput(a), await decodeInput(b)] as const;
+      const images = [await decodeInput(a, limits), await decodeInput(b, limits)] as const;
       const provider = await selectProvider(context, opts.provider);
       const embedder = await loadEmbedder(context, provider, opts.embedder, {
         weights: opts.weights,

@@ -30,6 +30,18 @@ export const DEFAULT_DECODE_LIMITS: Readonly<Required<DecodeLimits>> = Object.fr
   maxPixels: 25_000_000,
 });
 
+/**
+ * The largest {@link DecodeLimits} facerec's configuration accepts (the Lambda functions'
+ * `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS`, the CLI's `--max-image-bytes` / `--max-image-pixels`):
+ * 64 MiB and 100 megapixels. Beyond that a decode needs more memory than a Lambda function has (100 MP of RGB
+ * is 300 MB, before the detector's working copies), so a larger limit would only trade a clear refusal for
+ * running out of memory. `decodeImage` itself takes any positive limits.
+ */
+export const MAX_DECODE_LIMITS: Readonly<Required<DecodeLimits>> = Object.freeze({
+  maxBytes: 64 * 1024 * 1024,
+  maxPixels: 100_000_000,
+});
+
 const limitsSchema = z
   .strictObject({
     maxBytes: z.number().int().positive().optional(),

@@ -4,6 +4,7 @@ export {
   decodeImage,
   encodeJpeg,
   encodePng,
+  MAX_DECODE_LIMITS,
   readImageFile,
   resizeRgb,
 } from './decode.js';

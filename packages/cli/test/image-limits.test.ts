@@ -1,0 +1,192 @@
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { serveLocally } from '../src/index.js';
+import { addBbtPeople, cli } from './helpers.js';
+
+interface DetectJson {
+  image: string;
+  width?: number;
+  height?: number;
+  faces?: unknown[];
+  error?: string;
+}
+
+describe('--max-image-bytes and --max-image-pixels', () => {
+  it('refuses a value out of range before reading any image or loading a model (exit 2)', async () => {
+    for (const [flag, value, accepted] of [
+      ['--max-image-pixels', '100000001', 'an integer from 1024 to 100000000'],
+      ['--max-image-pixels', '0', 'an integer from 1024 to 100000000'],
+      ['--max-image-bytes', '67108865', 'an integer from 1024 to 67108864'],
+      ['--max-image-bytes', '10MB', 'an integer from 1024 to 67108864'],
+    ] as const) {
+      for (const command of [['detect'], ['recognize', '--gallery', 'missing.json'], ['embed']]) {
+        const run = await cli(...command, 'no-such-photo.jpg', flag, value);
+        expect(run.exitCode ?? run.code, `${command[0]} ${flag} ${value}`).toBe(2);
+        expect(run.stderr).toContain(`${command[0]}: ${flag} must be ${accepted}, got "${value}"`);
+      }
+    }
+  });
+});
+
+describeWithSharedData(
+  'image limits on the command line',
+  ['faces/face-api.js/bbt3.jpg', 'models/upstream/pnet.pt'],
+  () => {
+    let work: string;
+    beforeAll(async () => {
+      work = await mkdtemp(path.join(tmpdir(), 'facerec-limits-'));
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+    });
+    afterAll(async () => {
+      vi.unstubAllEnvs();
+      await rm(work, { recursive: true, force: true });
+    });
+
+    const group = () => sharedPath('faces', 'face-api.js', 'bbt3.jpg'); // 594×383: 227,502 pixels
+
+    it('an image over a limit is refused with the flag and value that take it, which do', async () => {
+      const refused = await cli('detect', group(), '--json', '--max-image-pixels', '200000');
+      expect([refused.code, refused.exitCode]).toEqual([0, 2]);
+      expect((JSON.parse(refused.stdout) as DetectJson[])[0]!.error).toBe(
+        'Image too large: 227502 pixels exceeds the limit of 200000 pixels (594×383); --max-image-pixels 227502 takes it',
+      );
+      const taken = await cli('detect', group(), '--json', '--max-image-pixels', '227502');
+      expect([taken.code, taken.exitCode]).toEqual([0, undefined]);
+      expect((JSON.parse(taken.stdout) as DetectJson[])[0]!.faces).toHaveLength(5);
+
+      const bytes = (await stat(group())).size;
+      const tooMany = await cli('detect', group(), '--json', '--max-image-bytes', '1024');
+      expect((JSON.parse(tooMany.stdout) as DetectJson[])[0]!.error).toBe(
+        `cannot read ${group()}: Image too large: ${bytes} bytes exceeds the limit of 1024 bytes; --max-image-bytes ${bytes} takes it`,
+      );
+    });
+
+    it('beyond the ceiling (100 megapixels), it says to resize; up to it, the flag takes a phone photo', async () => {
+      // Flat JPEGs: a few hundred KB for 100 megapixels; the decoder refuses from the header.
+      const flat = (width: number, height: number, file: string) =>
+        sharp({ create: { width, height, channels: 3, background: { r: 90, g: 120, b: 150 } } })
+          .jpeg({ quality: 50 })
+          .toFile(path.join(work, file));
+      await flat(10_001, 10_000, 'over.jpg');
+      const over = await cli(
+        'detect',
+        path.join(work, 'over.jpg'),
+        '--json',
+        '--max-image-pixels',
+        '100000000',
+      );
+      expect((JSON.parse(over.stdout) as DetectJson[])[0]!.error).toBe(
+        'Image too large: 100010000 pixels exceeds the limit of 100000000 pixels (10001×10000); resize it (--max-image-pixels goes up to 100000000)',
+      );
+      // A 48-megapixel photo (8000×6000): refused by default (25 MP), read with the flag the message names.
+      const photo = path.join(work, 'photo48.jpg');
+      await sharp(group()).resize({ width: 8000, height: 6000, fit: 'fill' }).jpeg().toFile(photo);
+      const refused = await cli('detect', photo, '--json');
+      expect((JSON.parse(refused.stdout) as DetectJson[])[0]!.error).toBe(
+        'Image too large: 48000000 pixels exceeds the limit of 25000000 pixels (8000×6000); --max-image-pixels 48000000 takes it',
+      );
+      const taken = await cli('detect', photo, '--json', '--max-image-pixels', '48000000');
+      expect(taken.exitCode).toBeUndefined();
+      const [result] = JSON.parse(taken.stdout) as DetectJson[];
+      expect([result!.width, result!.height]).toEqual([8000, 6000]);
+      expect(result!.faces!.length).toBeGreaterThan(0);
+    });
+
+    it('enroll lists a photo over the limit as skipped, saying which flags raise it', async () => {
+      const dir = path.join(work, 'people');
+      await mkdir(path.join(dir, 'group'), { recursive: true });
+      await sharp(group()).toFile(path.join(dir, 'group', 'bbt3.png'));
+      const run = await cli(
+        'enroll',
+        dir,
+        '--out',
+        path.join(work, 'g.json'),
+        '--embedder',
+        'faceapi-resnet',
+        '--max-image-pixels',
+        '100000',
+      );
+      expect(run.exitCode ?? run.code).toBe(2); // nothing enrolled
+      expect(run.stderr).toContain(
+        'group/bbt3.png: too large (Image too large: 227502 pixels exceeds the limit of 100000 pixels (594×383))',
+      );
+      expect(run.stderr).toContain(
+        '(too large: --max-image-bytes and --max-image-pixels raise the limits, up to 67108864 bytes and 100000000 pixels)',
+      );
+    });
+  },
+);
+
+describeWithSharedData(
+  'facerec serve: --max-image-bytes raises the request body limit with it',
+  ['faces/face-api.js/bbt', 'models/upstream/pnet.pt'],
+  () => {
+    let work: string;
+    let body: string;
+    beforeAll(async () => {
+      work = await mkdtemp(path.join(tmpdir(), 'facerec-serve-limits-'));
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+      await addBbtPeople(path.join(work, 'g.json'), ['amy']);
+      // Noise does not compress: a 1500×1500 PNG of it is ≈ 6.8 MB, a frame of ≈ 9 MB, over Lambda's 6 MiB.
+      const noise = Buffer.alloc(1500 * 1500 * 3);
+      for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
+      const png = await sharp(noise, { raw: { width: 1500, height: 1500, channels: 3 } })
+        .png({ compressionLevel: 0 })
+        .toBuffer();
+      expect(png.length).toBeGreaterThan(6 * 1024 * 1024);
+      body = JSON.stringify({
+        content: png.toString('base64'),
+        request_id: 'large-1',
+        filename: 'noise.png',
+      });
+      await writeFile(path.join(work, 'frame.json'), body);
+    });
+    afterAll(async () => {
+      vi.unstubAllEnvs();
+      await rm(work, { recursive: true, force: true });
+    });
+
+    const post = async (url: string) => {
+      const response = await fetch(`${url}/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: await readFile(path.join(work, 'frame.json'), 'utf8'),
+      });
+      return { status: response.status, body: (await response.json()) as { error?: string } };
+    };
+
+    it('by default a frame over 6 MiB is refused by its size; with --max-image-bytes it reaches the decoder', async () => {
+      const gallery = path.join(work, 'g.json');
+      const plain = await serveLocally({ gallery, port: 0, quiet: true, workers: 0 });
+      try {
+        const { status, body: answer } = await post(plain.runtime.url);
+        expect(status).toBe(413);
+        expect(answer.error).toBe('body exceeds 6291456 bytes');
+      } finally {
+        await plain.close();
+      }
+      const raised = await serveLocally({
+        gallery,
+        port: 0,
+        quiet: true,
+        workers: 0,
+        imageLimits: { maxBytes: 8 * 1024 * 1024, maxPixels: 2_000_000 },
+      });
+      try {
+        // Past the body limit and the byte limit, the frame meets the pixel limit set with them.
+        const { status, body: answer } = await post(raised.runtime.url);
+        expect(status).toBe(413);
+        expect(answer.error).toMatch(/^Image too large: 2250000 pixels exceeds the limit of 2000000 pixels/);
+      } finally {
+        await raised.close();
+      }
+    });
+  },
+);
