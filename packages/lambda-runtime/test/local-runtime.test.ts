@@ -6,6 +6,7 @@ import {
   createDetectionHandler,
   createRecognitionRecordHandler,
   formatWorkloadReport,
+  jsonSender,
   loadFrames,
   localResponses,
   type QueueRecord,
@@ -511,6 +512,56 @@ describe('local runtime: recognition consumer', () => {
     });
     expect(alone).toMatchObject({ answered: 0, rejected: 0, failed: 1, reconnects: 1 });
     expect(alone.outcomes[0]!.error).toBe(`connection refused: nothing listens at ${url}`);
+  });
+
+  it('the workload client resends a frame whose connection was reset; taken, it is refused 409 and waited for', async () => {
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let took!: () => void;
+    const taken = new Promise<void>((resolve) => (took = resolve));
+    // Detection takes the frame, then waits for the gate before answering it.
+    const runtime = await startLocalRuntime({
+      ...frameOnly(),
+      transport,
+      detection: noFaceDetection(transport, async () => {
+        took();
+        await gate;
+      }),
+    });
+    try {
+      const post = jsonSender();
+      const statuses: number[] = [];
+      let sends = 0;
+      const report = await runWorkload({
+        url: runtime.url,
+        frames: [{ file: 'f', filename: 'f.png', expected: undefined, content: 'AA==' }],
+        responses: localResponses(runtime.url),
+        requests: 1,
+        timeoutMs: 10_000,
+        send: async (url, body) => {
+          if (++sends === 1) {
+            // The frame reaches the server, and the connection is lost before its answer comes back.
+            void post(url, body).then((r) => statuses.push(r.status));
+            await taken;
+            throw new TypeError('fetch failed', {
+              cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+            });
+          }
+          const resent = await post(url, body);
+          statuses.push(resent.status);
+          open();
+          return resent;
+        },
+      });
+      // The resend, refused while the server had the frame; then the first send's own answer (lost to the client).
+      await vi.waitFor(() => expect(statuses).toEqual([409, 200]));
+      expect(report).toMatchObject({ answered: 1, rejected: 0, failed: 0, duplicates: 0, resetResends: 1 });
+      expect(report.outcomes[0]).toMatchObject({ status: 200, faces: 0, results: ['no face'] });
+      expect(formatWorkloadReport(report)[0]).toContain('resent after a reset connection: 1');
+    } finally {
+      await runtime.close();
+    }
   });
 
   it('fails on a port already in use and stops its consumers (nothing keeps running)', async () => {

@@ -200,3 +200,58 @@ it('ends early on its signal (a Ctrl-C): no more frames, no wait for answers, a 
     'stopped early (Ctrl-C): the figures cover the frames sent until then',
   );
 });
+
+it('resends a frame whose connection was reset: a resend answered 200 is a frame like any other, its repeated answers duplicates', async () => {
+  const reset = () =>
+    new TypeError('fetch failed', {
+      cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }),
+    });
+  const pending: ResponseMessage[] = [];
+  const answer = (request_id: string) =>
+    pending.push({
+      request_id,
+      frame_id: randomUUID(),
+      filename: 'f.png',
+      face_index: 0,
+      face_count: 1,
+      result: 'amy',
+      distance: 0.3,
+      box: null,
+    });
+  const poll = async () => {
+    await new Promise((r) => setTimeout(r, 5));
+    return pending.splice(0);
+  };
+  // Request 0: the reset send reached the server and was answered before the resend, which the server (a
+  // Function URL: no 409) takes as a second frame. Request 1: the reset send never reached the server.
+  const sends = new Map<string, number>();
+  const report = await workload({
+    requests: 2,
+    concurrency: 1,
+    timeoutMs: 5000,
+    send: async (_url, body) => {
+      const { request_id } = JSON.parse(body) as { request_id: string };
+      const n = (sends.get(request_id) ?? 0) + 1;
+      sends.set(request_id, n);
+      if (n === 1) {
+        if (request_id.endsWith('-0')) answer(request_id);
+        throw reset();
+      }
+      answer(request_id);
+      return { status: 200, body: JSON.stringify({ request_id, faces: 1 }) };
+    },
+    responses: { poll },
+  });
+  expect([...sends.values()]).toEqual([2, 2]);
+  expect(report).toMatchObject({ answered: 2, failed: 0, rejected: 0, resetResends: 2, duplicates: 1 });
+  expect(report.accuracy).toEqual({ faces: 2, correct: 2, noFace: 0 });
+  // No resends allowed: the reset is a failure to send, as before.
+  const once = await workload({
+    requests: 1,
+    maxRetries: 0,
+    timeoutMs: 500,
+    send: async () => Promise.reject(reset()),
+  });
+  expect(once).toMatchObject({ failed: 1, resetResends: 0 });
+  expect(once.outcomes[0]!.error).toBe('fetch failed (other side closed)');
+});

@@ -153,7 +153,8 @@ export interface WorkloadOptions {
   readonly send?: (url: string, body: string) => Promise<SendResult>;
   /**
    * Resends of a request answered 503 (server busy, or shutting down), after its `Retry-After` or a backoff, and
-   * of one whose connection was refused (a server restarting), after a backoff. Default 8.
+   * of one whose connection was refused (a server restarting) or reset without an answer, after a backoff.
+   * Default 8.
    */
   readonly maxRetries?: number;
   /**
@@ -229,6 +230,11 @@ export interface WorkloadReport {
   readonly retries: number;
   /** Requests resent after a refused connection (nothing listening: a server restarting). */
   readonly reconnects: number;
+  /**
+   * Requests resent after their connection was reset or closed without an answer (the server may have taken
+   * the first send: a local runtime that did answers the resend 409, and the frame is waited for as taken).
+   */
+  readonly resetResends: number;
   readonly latencyMs: LatencySummary;
   /** The same from the accepted send: what admission control bounds (the rest is the client's resend waits). */
   readonly acceptedLatencyMs: LatencySummary;
@@ -272,22 +278,37 @@ function sendFailure(error: unknown): string {
   return detail ? `${message} (${detail})` : message;
 }
 
+/** The error codes of a failed send and of its causes (fetch wraps the socket's error). */
+function errorCodes(e: unknown): string[] {
+  const { code, errors, cause } = (e ?? {}) as { code?: unknown; errors?: unknown; cause?: unknown };
+  return [
+    ...(typeof code === 'string' ? [code] : []),
+    ...(Array.isArray(errors) ? errors.flatMap(errorCodes) : []),
+    ...(cause ? errorCodes(cause) : []),
+  ];
+}
+
 /**
  * Whether a send failed before reaching any server: the connection was refused (nothing listens, as while a
- * server restarts). Such a request was not taken, so sending it again cannot duplicate it; a connection
- * reset or timeout may come after the server took the frame, and is not resent.
+ * server restarts). Such a request was not taken, so sending it again cannot duplicate it.
  */
 function connectionRefused(error: unknown): boolean {
-  const codes = (e: unknown): string[] => {
-    const { code, errors, cause } = (e ?? {}) as { code?: unknown; errors?: unknown; cause?: unknown };
-    return [
-      ...(typeof code === 'string' ? [code] : []),
-      ...(Array.isArray(errors) ? errors.flatMap(codes) : []),
-      ...(cause ? codes(cause) : []),
-    ];
-  };
-  const found = codes(error);
+  const found = errorCodes(error);
   return found.length > 0 && found.every((code) => code === 'ECONNREFUSED');
+}
+
+/**
+ * Whether the connection closed under a send without an answer: reset (`ECONNRESET`, `EPIPE`) or closed by the
+ * other side (undici's `UND_ERR_SOCKET`, "other side closed"), as when a server closes an idle keep-alive
+ * connection just as a request goes out on it, or is killed. The frame may or may not have been taken: it is
+ * resent with the same request id, and the local runtime answers a frame it still has in flight 409, which
+ * says the first send was taken (on a Function URL the resend is a second frame: its answers repeat the first's,
+ * and count as duplicates).
+ */
+function connectionReset(error: unknown): boolean {
+  return errorCodes(error).some(
+    (code) => code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET',
+  );
 }
 
 /**
@@ -309,6 +330,11 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     status: number;
     faces: number | undefined;
     answered: Map<string, ResponseMessage>;
+    /**
+     * Taken by a send whose answer was lost (its connection reset, the resend refused 409 as in flight): the
+     * number of faces comes with the answers (`face_count`) instead.
+     */
+    takenUnseen?: boolean;
     doneAt?: number;
     error?: string;
     resolve?: () => void;
@@ -317,6 +343,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   let duplicates = 0;
   let retries = 0;
   let reconnects = 0;
+  let resetResends = 0;
   /** When the server started refusing connections; undefined while it answers. */
   let unreachableSince: number | undefined;
   const reconnectWindowMs = options.reconnectWindowMs ?? 30_000;
@@ -375,6 +402,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
       for (const answer of batch) {
         const s = states.get(answer.request_id);
         if (!s) continue;
+        if (s.takenUnseen && s.faces === undefined) s.faces = answer.face_count;
         const key = answer.result === NO_FACE ? 'none' : String(answer.face_index);
         if (s.answered.has(key)) duplicates++;
         else s.answered.set(key, answer);
@@ -408,8 +436,11 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           ...(options.replyTo === undefined ? {} : { reply_to: options.replyTo }),
         });
         let attemptAt = performance.now();
-        // A refused connection (a server restarting) is resent like a 503; the last one is thrown.
-        const attempt = async (last: boolean): Promise<SendResult | 'refused'> => {
+        /** When the send whose connection was reset went out (it may have been taken then). */
+        let resetAt: number | undefined;
+        // A refused connection (a server restarting) is resent like a 503, and so is a reset one (see
+        // connectionReset); the last one is thrown.
+        const attempt = async (last: boolean): Promise<SendResult | 'refused' | 'reset'> => {
           try {
             const result = await send(options.url, body);
             if (unreachableSince !== undefined) {
@@ -418,6 +449,10 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
             }
             return result;
           } catch (error) {
+            if (connectionReset(error) && !last) {
+              resetAt ??= attemptAt;
+              return 'reset';
+            }
             if (!connectionRefused(error)) throw error;
             if (unreachableSince === undefined) {
               unreachableSince = performance.now();
@@ -429,25 +464,41 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         };
         let res = await attempt(maxRetries === 0);
         // A busy server (admission control) answers 503: wait as it asks (or back off) and resend.
-        for (let n = 1; (res === 'refused' || res.status === 503) && n <= maxRetries; n++) {
+        for (
+          let n = 1;
+          (res === 'refused' || res === 'reset' || res.status === 503) && n <= maxRetries;
+          n++
+        ) {
           if (res === 'refused') reconnects++;
+          else if (res === 'reset') resetResends++;
           else retries++;
           const base =
-            res !== 'refused' && res.retryAfterSeconds
+            typeof res !== 'string' && res.retryAfterSeconds
               ? res.retryAfterSeconds * 1000
               : Math.min(200 * 2 ** n, 5000);
           await new Promise((r) => setTimeout(r, base * (1 + Math.random() / 4)));
           attemptAt = performance.now();
           res = await attempt(n === maxRetries || gaveUp());
         }
-        if (res === 'refused') throw new Error('connection refused'); // not reached: the last attempt throws
+        if (typeof res === 'string') throw new Error(`connection ${res}`); // not reached: the last attempt throws
+        if (res.status === 409 && resetAt !== undefined) {
+          // The reset send was taken, and the frame is still in flight: its answers are coming.
+          s.takenUnseen = true;
+          res = { status: 200, body: '{}' };
+          attemptAt = resetAt;
+        }
         s.status = res.status;
         s.acceptedAt = attemptAt;
         if (res.status !== 200) {
           s.error = res.body.slice(0, 200);
           continue;
         }
-        s.faces = (JSON.parse(res.body) as { faces: number }).faces;
+        if (!s.takenUnseen) s.faces = (JSON.parse(res.body) as { faces: number }).faces;
+        else {
+          // Answers that came before this point say how many faces there are.
+          const first = s.answered.values().next().value;
+          if (first) s.faces = first.face_count;
+        }
         complete(requestId, s);
       } catch (error) {
         s.error = connectionRefused(error)
@@ -524,6 +575,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     duplicates,
     retries,
     reconnects,
+    resetResends,
     latencyMs: summarise(latencies),
     acceptedLatencyMs: summarise(
       outcomes.flatMap((o) => (o.acceptedLatencyMs === undefined ? [] : [o.acceptedLatencyMs])),
@@ -545,7 +597,8 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
       (report.failed ? `failed to send: ${report.failed}, ` : '') +
       `unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}` +
       (report.retries ? `, resent after 503 (busy or shutting down): ${report.retries}` : '') +
-      (report.reconnects ? `, resent after a refused connection: ${report.reconnects}` : ''),
+      (report.reconnects ? `, resent after a refused connection: ${report.reconnects}` : '') +
+      (report.resetResends ? `, resent after a reset connection: ${report.resetResends}` : ''),
     report.answered
       ? `latency (sent → last answer): avg ${ms(report.latencyMs.avg)}, p50 ${ms(report.latencyMs.p50)}, p95 ${ms(report.latencyMs.p95)}, max ${ms(report.latencyMs.max)}`
       : 'latency: no request was answered',
