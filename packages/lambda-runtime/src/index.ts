@@ -59,6 +59,7 @@ export {
   jsonSender,
   loadFrames,
   localResponses,
+  MAX_FRAME_FILE_BYTES,
   queueResponses,
   type RequestOutcome,
   type ResponseSource,

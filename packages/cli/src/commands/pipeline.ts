@@ -6,6 +6,7 @@ import {
   type FaceEmbedder,
   FacerecError,
   InvalidOptionsError,
+  MAX_DECODE_LIMITS,
   MODELS,
   type ModelRegistry,
 } from '@facerec/framework';
@@ -28,6 +29,7 @@ import {
   loadConfig,
   loadFrames,
   localResponses,
+  MAX_FRAME_FILE_BYTES,
   PIPELINE_VARIABLES,
   queueResponses,
   runWorkload,
@@ -599,11 +601,16 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       '--token <token>',
       'bearer token of a facerec serve that requires one (default: $FACEREC_LOCAL_TOKEN)',
     )
+    .option(
+      '--max-frame-bytes <n>',
+      `largest image file sent as a frame (default ${MAX_FRAME_FILE_BYTES}: its request stays under 6 MiB, a Function URL's limit and serve's default; a serve started with --max-image-bytes N takes frames up to N)`,
+    )
     .option('--json', 'print the report as JSON to stdout')
     .action(
       async (opts: {
         url: string;
         frames: string;
+        maxFrameBytes?: string;
         requests: string;
         concurrency: string;
         rate?: string;
@@ -636,6 +643,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const rate = numberFlag('client', '--rate', opts.rate, { above: 0 });
         const timeoutSeconds = numberFlag('client', '--timeout', opts.timeout, { above: 0, max: 86400 })!;
         const waitSeconds = numberFlag('client', '--wait', opts.wait, { min: 0, max: 3600 })!;
+        const maxFrameBytes = numberFlag('client', '--max-frame-bytes', opts.maxFrameBytes, {
+          integer: true,
+          min: 1024,
+          max: MAX_DECODE_LIMITS.maxBytes,
+        });
         checkEndpointUrl(opts.url);
         // A queue URL that is none is refused now, naming its flag, not found out as frames unanswered.
         const answerQueue = opts.replyQueueUrl ?? opts.responseQueueUrl;
@@ -647,7 +659,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           );
         }
         const token = localToken(opts.token, 'client');
-        const frames = await loadFrames(opts.frames);
+        const frames = await loadFrames(
+          opts.frames,
+          maxFrameBytes === undefined ? {} : { maxFileBytes: maxFrameBytes },
+        );
         if (!frames.length) throw new InvalidOptionsError('client', `no images in ${opts.frames}`);
         await waitForEndpoint(opts.url, waitSeconds, token.token);
         const responses =

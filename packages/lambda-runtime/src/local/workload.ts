@@ -80,11 +80,19 @@ export const MAX_FRAME_FILE_BYTES = Math.floor(((6 * 2 ** 20 - 4096) * 3) / 4);
 /**
  * Reads `<dir>/<identity>/*.{jpg,jpeg,png,webp}` (and images directly in `dir`, with no expected identity).
  *
- * @throws InvalidInputError when `dir` does not exist or is a file, or an image is too large to send
- *   ({@link MAX_FRAME_FILE_BYTES}).
+ * @param options.maxFileBytes - the largest image file to send: by default {@link MAX_FRAME_FILE_BYTES}, what
+ *   a Function URL (and `facerec serve` by default) takes; more for a `serve --max-image-bytes` server.
+ * @throws InvalidInputError when `dir` does not exist or is a file, or an image is too large to send.
  */
-
-export async function loadFrames(dir: string): Promise<WorkloadFrame[]> {
+export async function loadFrames(
+  dir: string,
+  options: { readonly maxFileBytes?: number } = {},
+): Promise<WorkloadFrame[]> {
+  const maxFileBytes = options.maxFileBytes ?? MAX_FRAME_FILE_BYTES;
+  const why =
+    maxFileBytes === MAX_FRAME_FILE_BYTES
+      ? `a frame's request body (the image in base64, a third larger) must stay under 6 MiB, the Function URL and serve limit: at most ${MAX_FRAME_FILE_BYTES} bytes of image (resize or recompress it; a serve started with --max-image-bytes takes more, and so does --max-frame-bytes here)`
+      : `over the ${maxFileBytes} bytes allowed to a frame (--max-frame-bytes)`;
   const frames: WorkloadFrame[] = [];
   const isImage = (f: string) => /\.(jpe?g|png|webp)$/i.test(f);
   let entries: Dirent[];
@@ -112,11 +120,10 @@ export async function loadFrames(dir: string): Promise<WorkloadFrame[]> {
       // requests every endpoint refuses.
       const bytes = await readFileUpTo(
         file,
-        MAX_FRAME_FILE_BYTES,
+        maxFileBytes,
         (size) =>
           new InvalidInputError(
-            `frames: ${file} is ${size === undefined ? `over ${MAX_FRAME_FILE_BYTES} bytes` : `${(size / 2 ** 20).toFixed(1)} MiB (${size} bytes)`}; a frame's request body (the image in ` +
-              `base64, a third larger) must stay under 6 MiB, the Function URL and serve limit: at most ${MAX_FRAME_FILE_BYTES} bytes of image (resize or recompress it)`,
+            `frames: ${file} is ${size === undefined ? `over ${maxFileBytes} bytes` : `${(size / 2 ** 20).toFixed(1)} MiB (${size} bytes)`}; ${why}`,
           ),
       );
       frames.push({ file, filename: path.basename(file), expected, content: bytes.toString('base64') });
