@@ -80,6 +80,12 @@ function bodyLimitFor(maxImageBytes: number): number {
   return Math.min(64 * 1024 * 1024, Math.max(6 * 1024 * 1024, 4 * Math.ceil(maxImageBytes / 3) + 64 * 1024));
 }
 
+/** The warm-up frame (`FACEREC_WARMUP`) for a pixel limit: 1280×720, shrunk to fit a smaller limit. */
+function warmUpWithin(maxPixels: number): string {
+  const scale = Math.min(1, Math.sqrt(maxPixels / (1280 * 720)));
+  return `${Math.floor(1280 * scale)}x${Math.floor(720 * scale)}`;
+}
+
 /** Options of {@link serveLocally}. */
 export interface ServeOptions {
   /** The gallery store: a file path, `s3://…` or `postgres://…` (see `openGalleryStore`). */
@@ -182,6 +188,8 @@ export async function serveLocally(options: ServeOptions) {
             FACEREC_MAX_IMAGE_BYTES: String(options.imageLimits.maxBytes),
             FACEREC_MAX_IMAGE_PIXELS: String(options.imageLimits.maxPixels),
             FACEREC_MAX_BODY_BYTES: String(bodyLimitFor(options.imageLimits.maxBytes)),
+            // The detector warms up on a 1280×720 frame, or on the largest 16:9 frame the pixel limit lets in.
+            FACEREC_WARMUP: warmUpWithin(options.imageLimits.maxPixels),
           }
         : {}),
     },
