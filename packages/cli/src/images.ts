@@ -208,7 +208,8 @@ export async function readInput(file: string, limits: ImageLimits): Promise<Uint
     return await readImageFile(file === '-' ? process.stdin : file, limits);
   } catch (error) {
     if (ImageTooLargeError.isInstance(error)) {
-      explainTooLarge(error).message = `cannot read ${file}: ${error.message}`;
+      explainTooLarge(error);
+      error.message = `cannot read ${file}: ${error.message}`;
       throw error;
     }
     const code = (error as NodeJS.ErrnoException).code;
