@@ -44,16 +44,23 @@ export interface ImageLimitFlags {
   readonly maxImagePixels?: string;
 }
 
-/** The limits those flags set; each checked before any image is read or model loaded. */
-export function imageLimitsFlag(command: string, opts: ImageLimitFlags): ImageLimits {
+/**
+ * The limits those flags set; each checked before any image is read or model loaded, against
+ * `MAX_DECODE_LIMITS` or the command's own lower `ceilings`.
+ */
+export function imageLimitsFlag(
+  command: string,
+  opts: ImageLimitFlags,
+  ceilings: DecodeLimits = MAX_DECODE_LIMITS,
+): ImageLimits {
   const limit = (flag: string, value: string | undefined, max: number) =>
     numberFlag(command, flag, value, { integer: true, min: 1024, max });
   return {
     maxBytes:
-      limit('--max-image-bytes', opts.maxImageBytes, MAX_DECODE_LIMITS.maxBytes) ??
+      limit('--max-image-bytes', opts.maxImageBytes, ceilings.maxBytes ?? MAX_DECODE_LIMITS.maxBytes) ??
       DEFAULT_DECODE_LIMITS.maxBytes,
     maxPixels:
-      limit('--max-image-pixels', opts.maxImagePixels, MAX_DECODE_LIMITS.maxPixels) ??
+      limit('--max-image-pixels', opts.maxImagePixels, ceilings.maxPixels ?? MAX_DECODE_LIMITS.maxPixels) ??
       DEFAULT_DECODE_LIMITS.maxPixels,
   };
 }

@@ -24,13 +24,25 @@ describe('--max-image-bytes and --max-image-pixels', () => {
       ['--max-image-bytes', '67108865', 'an integer from 1024 to 67108864'],
       ['--max-image-bytes', '10MB', 'an integer from 1024 to 67108864'],
     ] as const) {
-      for (const command of [['detect'], ['recognize', '--gallery', 'missing.json'], ['embed']]) {
+      for (const command of [
+        ['detect'],
+        ['recognize', '--gallery', 'missing.json'],
+        ['embed'],
+      ] as string[][]) {
         const run = await cli(...command, 'no-such-photo.jpg', flag, value);
         expect(run.exitCode ?? run.code, `${command[0]} ${flag} ${value}`).toBe(2);
         expect(run.stderr).toContain(`${command[0]}: ${flag} must be ${accepted}, got "${value}"`);
       }
     }
   });
+});
+
+it('serve takes images of at most 50282496 bytes: their base64 fills a 64 MiB request', async () => {
+  const run = await cli('serve', '--gallery', 'missing.json', '--max-image-bytes', '50282497');
+  expect(run.exitCode ?? run.code).toBe(2);
+  expect(run.stderr).toContain(
+    'serve: --max-image-bytes must be an integer from 1024 to 50282496, got "50282497"',
+  );
 });
 
 describeWithSharedData(

@@ -1,6 +1,8 @@
 import { createServer } from 'node:net';
 import path from 'node:path';
 import {
+  DEFAULT_DECODE_LIMITS,
+  type DecodeLimits,
   defaultCacheDir,
   type FaceDetector,
   type FaceEmbedder,
@@ -38,14 +40,8 @@ import {
   type WorkerProvider,
 } from '@facerec/lambda-runtime';
 import { type DeadLettered, InMemoryQueueTransport, openSqliteQueueJournal } from '@facerec/transport-memory';
-import type { Command } from 'commander';
-import {
-  type ImageLimitFlags,
-  type ImageLimits,
-  imageLimitsFlag,
-  maxImageBytesOption,
-  maxImagePixelsOption,
-} from '../images.js';
+import { type Command, Option } from 'commander';
+import { type ImageLimitFlags, imageLimitsFlag, maxImagePixelsOption } from '../images.js';
 import {
   count,
   galleryThreshold,
@@ -72,12 +68,21 @@ const REQUESTS = 'requests';
 const MAX_DELIVERIES = 5;
 const RESPONSES = 'responses';
 
+/** The largest request body (`FACEREC_MAX_BODY_BYTES`'s ceiling) and what a frame needs beside its image. */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+const FRAME_JSON_BYTES = 64 * 1024;
+/** The largest image a frame can carry in {@link MAX_BODY_BYTES}: `serve --max-image-bytes`'s ceiling. */
+const SERVE_MAX_IMAGE_BYTES = Math.floor(((MAX_BODY_BYTES - FRAME_JSON_BYTES) * 3) / 4);
+
 /**
  * The request body that carries an image of `maxImageBytes` as a frame: its base64 (4 characters per 3 bytes)
- * and 64 KiB for the rest of the JSON; never below Lambda's 6 MiB, nor above the 64 MiB a body may be.
+ * and 64 KiB for the rest of the JSON; never below Lambda's 6 MiB.
  */
 function bodyLimitFor(maxImageBytes: number): number {
-  return Math.min(64 * 1024 * 1024, Math.max(6 * 1024 * 1024, 4 * Math.ceil(maxImageBytes / 3) + 64 * 1024));
+  return Math.min(
+    MAX_BODY_BYTES,
+    Math.max(6 * 1024 * 1024, 4 * Math.ceil(maxImageBytes / 3) + FRAME_JSON_BYTES),
+  );
 }
 
 /** The warm-up frame (`FACEREC_WARMUP`) for a pixel limit: 1280×720, shrunk to fit a smaller limit. */
@@ -120,10 +125,11 @@ export interface ServeOptions {
   readonly maxInFlightPixels?: number;
   /**
    * The frames' decoding limits, as `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` on Lambda (for the
-   * collections API's photos too). Request bodies may then be as large as such an image in base64 plus 64 KiB
-   * (at least Lambda's 6 MiB, at most 64 MiB). Default `DEFAULT_DECODE_LIMITS`.
+   * collections API's photos too); each omitted one is `DEFAULT_DECODE_LIMITS`'. With `maxBytes` (at most
+   * 50,282,496), request bodies may be as large as such an image in base64 plus 64 KiB (at least Lambda's 6 MiB);
+   * without it they are limited to 6 MiB, as on a Function URL.
    */
-  readonly imageLimits?: ImageLimits;
+  readonly imageLimits?: DecodeLimits;
   /**
    * Where the queues live: a SQLite file, so that a server killed at any moment loses no accepted frame and,
    * restarted on the same file, answers each once; or `'memory'`. Default `'memory'` (`facerec serve`
@@ -173,6 +179,13 @@ export async function serveLocally(options: ServeOptions) {
   const { description, settings } = registry.embedderForModelId(gallery.embedder.modelId, {
     weights: options.weights,
   });
+  const { maxBytes, maxPixels } = options.imageLimits ?? {};
+  if (maxBytes !== undefined && maxBytes > SERVE_MAX_IMAGE_BYTES) {
+    throw new InvalidOptionsError(
+      'serve',
+      `image limit of ${maxBytes} bytes: a frame carries its image in base64 in a request of at most ${MAX_BODY_BYTES} bytes, so at most ${SERVE_MAX_IMAGE_BYTES} bytes of image`,
+    );
+  }
   const config = loadConfig(
     {
       FACEREC_PROVIDER: options.provider ?? registry.defaults.provider,
@@ -183,15 +196,19 @@ export async function serveLocally(options: ServeOptions) {
       FACEREC_GALLERY: options.gallery,
       ...(options.precision ? { FACEREC_PRECISION: options.precision } : {}),
       ...(override !== undefined ? { FACEREC_THRESHOLD: String(override) } : {}),
-      ...(options.imageLimits
-        ? {
-            FACEREC_MAX_IMAGE_BYTES: String(options.imageLimits.maxBytes),
-            FACEREC_MAX_IMAGE_PIXELS: String(options.imageLimits.maxPixels),
-            FACEREC_MAX_BODY_BYTES: String(bodyLimitFor(options.imageLimits.maxBytes)),
+      ...(maxBytes === undefined
+        ? {}
+        : {
+            FACEREC_MAX_IMAGE_BYTES: String(maxBytes),
+            FACEREC_MAX_BODY_BYTES: String(bodyLimitFor(maxBytes)),
+          }),
+      ...(maxPixels === undefined
+        ? {}
+        : {
+            FACEREC_MAX_IMAGE_PIXELS: String(maxPixels),
             // The detector warms up on a 1280×720 frame, or on the largest 16:9 frame the pixel limit lets in.
-            FACEREC_WARMUP: warmUpWithin(options.imageLimits.maxPixels),
-          }
-        : {}),
+            FACEREC_WARMUP: warmUpWithin(maxPixels),
+          }),
     },
     registry,
   );
@@ -473,7 +490,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       'faces waiting for recognition beyond which frames get 503 + Retry-After',
       '256',
     )
-    .addOption(maxImageBytesOption())
+    .addOption(
+      new Option(
+        '--max-image-bytes <n>',
+        `largest image in a frame, in bytes (default ${DEFAULT_DECODE_LIMITS.maxBytes}, but without this flag request bodies stop at 6 MiB, as on a Function URL: about 4.5 MiB of image; at most ${SERVE_MAX_IMAGE_BYTES}); request bodies then may hold such an image in base64`,
+      ),
+    )
     .addOption(maxImagePixelsOption())
     .option(
       '--queue <file>',
@@ -529,7 +551,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         // --port 0 (any free port) would make every such server share queue-0.sqlite: in memory instead.
         const queue = opts.queue ?? (port === 0 ? 'memory' : defaultQueueFile(port));
         const workers = workersFlag('serve', opts.workers);
-        const imageLimits = imageLimitsFlag('serve', opts);
+        // The flags given only: without --max-image-bytes, bodies keep Lambda's 6 MiB.
+        const limits = imageLimitsFlag('serve', opts, { maxBytes: SERVE_MAX_IMAGE_BYTES });
+        const imageLimits = {
+          ...(opts.maxImageBytes === undefined ? {} : { maxBytes: limits.maxBytes }),
+          ...(opts.maxImagePixels === undefined ? {} : { maxPixels: limits.maxPixels }),
+        };
         const served = await serveLocally({
           gallery: opts.gallery,
           reloadSeconds,
