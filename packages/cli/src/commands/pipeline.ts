@@ -579,7 +579,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           ...(opts.quiet ? { quiet: true } : {}),
         });
         info(
-          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses; GET /health and /metrics (Prometheus) (Ctrl-C or SIGTERM stops); queue: ${queue}; inference: ${opts.provider}, ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}`,
+          `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses; GET /health and /metrics (Prometheus) (Ctrl-C or SIGTERM stops); queue: ${queue}; inference: ${opts.provider}, ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}` +
+            (opts.maxImageBytes !== undefined || opts.maxImagePixels !== undefined
+              ? `; images up to ${limits.maxBytes} bytes (in bodies up to ${opts.maxImageBytes === undefined ? 6 * 1024 * 1024 : bodyLimitFor(limits.maxBytes)} bytes) and ${limits.maxPixels} pixels`
+              : ''),
         );
         // What is served, in one line: an operator should not have to read the gallery to know.
         const { gallery } = served;

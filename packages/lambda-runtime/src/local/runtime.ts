@@ -667,7 +667,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         return;
       }
       if (read === 'too-large') {
-        refused(req, 413, 'body too large');
+        refused(req, 413, `body exceeds ${maxBodyBytes} bytes`);
         send(res, 413, { error: `body exceeds ${maxBodyBytes} bytes` }, { connection: 'close' });
         return;
       }
@@ -732,7 +732,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       return;
     }
     if (body === 'too-large') {
-      refused(req, 413, 'body too large');
+      refused(req, 413, `body exceeds ${maxBodyBytes} bytes`);
       send(
         res,
         413,
