@@ -255,3 +255,18 @@ it('resends a frame whose connection was reset: a resend answered 200 is a frame
   expect(once).toMatchObject({ failed: 1, resetResends: 0 });
   expect(once.outcomes[0]!.error).toBe('fetch failed (other side closed)');
 });
+
+it('counts frames resent, not resends: a frame answered 503 three times is one frame resent', async () => {
+  let sends = 0;
+  const report = await workload({
+    requests: 1,
+    timeoutMs: 2000,
+    send: async (_url, body) => {
+      if (++sends <= 3) return { status: 503, body: '{"error":"busy"}', retryAfterSeconds: 0.01 };
+      const { request_id } = JSON.parse(body) as { request_id: string };
+      return { status: 200, body: JSON.stringify({ request_id, faces: 0 }) };
+    },
+  });
+  expect(sends).toBe(4);
+  expect(report).toMatchObject({ retries: 1, reconnects: 0, resetResends: 0 });
+});

@@ -233,7 +233,10 @@ export interface WorkloadReport {
    */
   readonly failed: number;
   readonly duplicates: number;
-  /** Requests resent after a 503 (the server refusing work beyond its admission bound). */
+  /**
+   * Requests resent after a 503 (the server refusing work beyond its admission bound). This and the next two
+   * count frames, each once however many times it was resent for that reason.
+   */
   readonly retries: number;
   /** Requests resent after a refused connection (nothing listening: a server restarting). */
   readonly reconnects: number;
@@ -470,15 +473,21 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           }
         };
         let res = await attempt(maxRetries === 0);
+        const resentFor = new Set<'refused' | 'reset' | 'busy'>();
         // A busy server (admission control) answers 503: wait as it asks (or back off) and resend.
         for (
           let n = 1;
           (res === 'refused' || res === 'reset' || res.status === 503) && n <= maxRetries;
           n++
         ) {
-          if (res === 'refused') reconnects++;
-          else if (res === 'reset') resetResends++;
-          else retries++;
+          // Frames, not attempts: a frame resent three times for the same reason counts once.
+          const why = typeof res === 'string' ? res : 'busy';
+          if (!resentFor.has(why)) {
+            resentFor.add(why);
+            if (why === 'refused') reconnects++;
+            else if (why === 'reset') resetResends++;
+            else retries++;
+          }
           const base =
             typeof res !== 'string' && res.retryAfterSeconds
               ? res.retryAfterSeconds * 1000
