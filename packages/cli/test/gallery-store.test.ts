@@ -278,29 +278,13 @@ describeWithSharedData(
         `frames: ${path.join(large, 'big.jpg')} is 5.0 MiB (5242880 bytes); a frame's request body`,
       );
       // For a serve started with --max-image-bytes: --max-frame-bytes sends larger frames.
-      const stillLarge = await cli(
-        'client',
-        '--url',
-        'http://127.0.0.1:9',
-        '--frames',
-        large,
-        '--max-frame-bytes',
-        '5000000',
-      );
+      const client = (...args: string[]) =>
+        cli('client', '--url', 'http://127.0.0.1:9', '--frames', large, ...args);
+      const stillLarge = await client('--max-frame-bytes', '5000000');
       expect(stillLarge.stderr).toContain(
         `frames: ${path.join(large, 'big.jpg')} is 5.0 MiB (5242880 bytes); over the 5000000 bytes allowed to a frame (--max-frame-bytes)`,
       );
-      const taken = await cli(
-        'client',
-        '--url',
-        'http://127.0.0.1:9',
-        '--frames',
-        large,
-        '--max-frame-bytes',
-        '6000000',
-        '--wait',
-        '0',
-      );
+      const taken = await client('--max-frame-bytes', '6000000', '--wait', '0');
       expect(taken.stderr).not.toContain('frames:');
       expect(taken.stderr).toContain('http://127.0.0.1:9');
       const unknownIdentity = await cli('gallery', 'remove', store, '--identity', 'nobody');
