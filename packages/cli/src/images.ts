@@ -67,19 +67,18 @@ export function imageLimitsFlag(
 
 /**
  * An image over a limit, said with what to do: the flag and the value that would take it, when the flag can
- * go that high; else to resize it. A pipe or stream over the byte limit has no known size (`actual` is the
- * limit + 1): the flag is named without a value.
+ * go that high; else to resize it. A pipe or stream over the byte limit (`sized: false`) has no known size: the
+ * flag is named without a value.
  */
-function explainTooLarge(error: ImageTooLargeError): ImageTooLargeError {
-  const { limit, actual, maximum } = error;
+function explainTooLarge(error: ImageTooLargeError, sized = true): ImageTooLargeError {
+  const { limit, actual } = error;
   const flag = limit === 'bytes' ? '--max-image-bytes' : '--max-image-pixels';
   const ceiling = limit === 'bytes' ? MAX_DECODE_LIMITS.maxBytes : MAX_DECODE_LIMITS.maxPixels;
-  error.message +=
-    actual > ceiling
+  error.message += !sized
+    ? `; ${flag} raises the limit (up to ${ceiling})`
+    : actual > ceiling
       ? `; resize ${limit === 'bytes' ? 'or recompress ' : ''}it (${flag} goes up to ${ceiling})`
-      : limit === 'bytes' && actual === maximum + 1
-        ? `; ${flag} raises the limit (up to ${ceiling})`
-        : `; ${flag} ${actual} takes it`;
+      : `; ${flag} ${actual} takes it`;
   return error;
 }
 
@@ -215,7 +214,14 @@ export async function readInput(file: string, limits: ImageLimits): Promise<Uint
     return await readImageFile(file === '-' ? process.stdin : file, limits);
   } catch (error) {
     if (ImageTooLargeError.isInstance(error)) {
-      explainTooLarge(error);
+      // A file's size is known; standard input's, a pipe's or a device's is not.
+      const sized =
+        file !== '-' &&
+        (await stat(file).then(
+          (s) => s.isFile(),
+          () => false,
+        ));
+      explainTooLarge(error, sized);
       error.message = `cannot read ${file}: ${error.message}`;
       throw error;
     }
@@ -242,13 +248,16 @@ export async function decodeWithin(bytes: Uint8Array, limits: ImageLimits): Prom
   }
 }
 
-/** {@link readInput}, decoded; a file that is not a usable image is bad input naming it (exit code 2). */
+/**
+ * {@link readInput}, decoded; a file that is not a usable image is bad input naming it (exit code 2), the error
+ * keeping its class (`InvalidImageError`, `ImageTooLargeError`, …).
+ */
 export async function decodeInput(file: string, limits: ImageLimits): Promise<RgbImage> {
   const bytes = await readInput(file, limits);
   try {
     return await decodeWithin(bytes, limits);
   } catch (error) {
-    if (!FacerecInputError.isInstance(error)) throw error;
-    throw new InvalidInputError(`${file}: ${error.message}`, { cause: error });
+    if (FacerecInputError.isInstance(error)) error.message = `${file}: ${error.message}`;
+    throw error;
   }
 }

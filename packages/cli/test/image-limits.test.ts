@@ -77,6 +77,11 @@ describeWithSharedData(
       expect((JSON.parse(tooMany.stdout) as DetectJson[])[0]!.error).toBe(
         `cannot read ${group()}: Image too large: ${bytes} bytes exceeds the limit of 1024 bytes; --max-image-bytes ${bytes} takes it`,
       );
+      // One byte over: still a file of known size (a stream over the limit has none, and gets no value).
+      const justOver = await cli('detect', group(), '--json', '--max-image-bytes', String(bytes - 1));
+      expect((JSON.parse(justOver.stdout) as DetectJson[])[0]!.error).toMatch(
+        new RegExp(`; --max-image-bytes ${bytes} takes it$`),
+      );
     });
 
     it('beyond the ceiling (100 megapixels), it says to resize; up to it, the flag takes a phone photo', async () => {

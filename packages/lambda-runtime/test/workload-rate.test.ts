@@ -126,16 +126,7 @@ it('names unanswered requests with their files, the first five only', async () =
 it('counts a frame in which no face was found apart from the faces it names', async () => {
   const pending: ResponseMessage[] = [];
   const answer = (request_id: string, face_index: number | null, face_count: number, result: string) =>
-    pending.push({
-      request_id,
-      frame_id: `${request_id}-frame`,
-      filename: 'f.png',
-      face_index,
-      face_count,
-      result,
-      distance: result === NO_FACE ? null : 0.3,
-      box: null,
-    });
+    pending.push(answerOf(request_id, face_index, face_count, result));
   let n = 0;
   const report = await workload({
     frames: [
@@ -258,15 +249,112 @@ it('resends a frame whose connection was reset: a resend answered 200 is a frame
 
 it('counts frames resent, not resends: a frame answered 503 three times is one frame resent', async () => {
   let sends = 0;
+  const pending: ResponseMessage[] = [];
   const report = await workload({
     requests: 1,
     timeoutMs: 2000,
     send: async (_url, body) => {
       if (++sends <= 3) return { status: 503, body: '{"error":"busy"}', retryAfterSeconds: 0.01 };
       const { request_id } = JSON.parse(body) as { request_id: string };
+      pending.push(answerOf(request_id, null, 0, NO_FACE));
       return { status: 200, body: JSON.stringify({ request_id, faces: 0 }) };
     },
+    responses: { poll: async () => pending.splice(0) },
   });
   expect(sends).toBe(4);
   expect(report).toMatchObject({ retries: 1, reconnects: 0, resetResends: 0 });
+});
+
+/** One answer as the pipeline sends it. */
+function answerOf(
+  request_id: string,
+  face_index: number | null,
+  face_count: number,
+  result: string,
+): ResponseMessage {
+  return {
+    request_id,
+    frame_id: `${request_id}-frame`,
+    filename: 'f.png',
+    face_index,
+    face_count,
+    result,
+    distance: result === NO_FACE ? null : 0.3,
+    box: null,
+  };
+}
+
+const resetError = () =>
+  new TypeError('fetch failed', {
+    cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+  });
+
+it('a frame taken by a reset send (409 to the resend) learns its faces from the answers, before or after the 409', async () => {
+  const pending: ResponseMessage[] = [];
+  let sends = 0;
+  const report = await workload({
+    requests: 1,
+    timeoutMs: 3000,
+    send: async (_url, body) => {
+      const { request_id } = JSON.parse(body) as { request_id: string };
+      if (++sends === 1) {
+        // Taken: the first of its two faces is answered while the client backs off.
+        pending.push(answerOf(request_id, 0, 2, 'amy'));
+        throw resetError();
+      }
+      setTimeout(() => pending.push(answerOf(request_id, 1, 2, 'amy')), 50);
+      return { status: 409, body: '{"error":"request_id is already in flight"}' };
+    },
+    responses: {
+      poll: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        return pending.splice(0);
+      },
+    },
+  });
+  expect(report).toMatchObject({ answered: 1, failed: 0, rejected: 0, resetResends: 1, duplicates: 0 });
+  expect(report.outcomes[0]).toMatchObject({ status: 200, faces: 2, results: ['amy', 'amy'] });
+});
+
+it('a frame whose every send was reset, but which was taken, counts as answered when its answers come', async () => {
+  const pending: ResponseMessage[] = [];
+  let sends = 0;
+  const report = await workload({
+    requests: 1,
+    maxRetries: 2,
+    timeoutMs: 3000,
+    send: async (_url, body) => {
+      const { request_id } = JSON.parse(body) as { request_id: string };
+      if (++sends === 1) setTimeout(() => pending.push(answerOf(request_id, null, 0, NO_FACE)), 1500);
+      throw resetError();
+    },
+    responses: {
+      poll: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        return pending.splice(0);
+      },
+    },
+  });
+  expect(sends).toBe(3);
+  expect(report).toMatchObject({ answered: 1, failed: 0, rejected: 0 });
+  expect(report.outcomes[0]).toMatchObject({ status: 200, faces: 0, results: [NO_FACE] });
+  expect(report.outcomes[0]!.error).toBeUndefined();
+});
+
+it('after a 409, a frame whose first send then failed is asked for again and reported with its real status', async () => {
+  let sends = 0;
+  const report = await workload({
+    requests: 1,
+    timeoutMs: 10_000,
+    send: async () => {
+      sends++;
+      if (sends === 1) throw resetError();
+      // In flight at the resend; then the server's detection refused it, freeing its request id.
+      if (sends === 2) return { status: 409, body: '{"error":"request_id is already in flight"}' };
+      return { status: 422, body: '{"error":"Image could not be decoded"}' };
+    },
+  });
+  expect(sends).toBe(3);
+  expect(report).toMatchObject({ answered: 0, rejected: 1, failed: 0, unanswered: [] });
+  expect(report.outcomes[0]).toMatchObject({ status: 422, error: '{"error":"Image could not be decoded"}' });
 });

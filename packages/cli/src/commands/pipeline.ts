@@ -8,7 +8,6 @@ import {
   type FaceEmbedder,
   FacerecError,
   InvalidOptionsError,
-  MAX_DECODE_LIMITS,
   MODELS,
   type ModelRegistry,
 } from '@facerec/framework';
@@ -493,7 +492,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     .addOption(
       new Option(
         '--max-image-bytes <n>',
-        `largest image in a frame, in bytes (default ${DEFAULT_DECODE_LIMITS.maxBytes}, but without this flag request bodies stop at 6 MiB, as on a Function URL: about 4.5 MiB of image; at most ${SERVE_MAX_IMAGE_BYTES}); request bodies then may hold such an image in base64`,
+        `largest image in a frame, in bytes (default ${DEFAULT_DECODE_LIMITS.maxBytes}, but without this flag request bodies stop at 6 MiB, as on a Function URL: about 4.5 MiB of image; at most ${SERVE_MAX_IMAGE_BYTES}); request bodies then may hold such an image in base64. Each frame in flight holds its body a few times over until it is decoded: with large frames, lower --max-in-flight`,
       ),
     )
     .addOption(maxImagePixelsOption())
@@ -581,7 +580,9 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         info(
           `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses; GET /health and /metrics (Prometheus) (Ctrl-C or SIGTERM stops); queue: ${queue}; inference: ${opts.provider}, ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}` +
             (opts.maxImageBytes !== undefined || opts.maxImagePixels !== undefined
-              ? `; images up to ${limits.maxBytes} bytes (in bodies up to ${opts.maxImageBytes === undefined ? 6 * 1024 * 1024 : bodyLimitFor(limits.maxBytes)} bytes) and ${limits.maxPixels} pixels`
+              ? opts.maxImageBytes === undefined
+                ? `; images up to ${MAX_FRAME_FILE_BYTES} bytes (a 6 MiB body) and ${limits.maxPixels} pixels`
+                : `; images up to ${limits.maxBytes} bytes (bodies up to ${bodyLimitFor(limits.maxBytes)} bytes) and ${limits.maxPixels} pixels`
               : ''),
         );
         // What is served, in one line: an operator should not have to read the gallery to know.
@@ -641,7 +642,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .option(
       '--max-frame-bytes <n>',
-      `largest image file sent as a frame (default ${MAX_FRAME_FILE_BYTES}: its request stays under 6 MiB, a Function URL's limit and serve's default; a serve started with --max-image-bytes N takes frames up to N)`,
+      `largest image file sent as a frame (default ${MAX_FRAME_FILE_BYTES}: its request stays under 6 MiB, a Function URL's limit and serve's default; a serve started with --max-image-bytes N takes frames up to N; at most ${SERVE_MAX_IMAGE_BYTES})`,
     )
     .option('--json', 'print the report as JSON to stdout')
     .action(
@@ -684,7 +685,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const maxFrameBytes = numberFlag('client', '--max-frame-bytes', opts.maxFrameBytes, {
           integer: true,
           min: 1024,
-          max: MAX_DECODE_LIMITS.maxBytes,
+          max: SERVE_MAX_IMAGE_BYTES,
         });
         checkEndpointUrl(opts.url);
         // A queue URL that is none is refused now, naming its flag, not found out as frames unanswered.

@@ -33,9 +33,9 @@ export const DEFAULT_DECODE_LIMITS: Readonly<Required<DecodeLimits>> = Object.fr
 /**
  * The largest {@link DecodeLimits} facerec's configuration accepts (the Lambda functions'
  * `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS`, the CLI's `--max-image-bytes` / `--max-image-pixels`):
- * 64 MiB and 100 megapixels. Beyond that a decode needs more memory than a Lambda function has (100 MP of RGB
- * is 300 MB, before the detector's working copies), so a larger limit would only trade a clear refusal for
- * running out of memory. `decodeImage` itself takes any positive limits.
+ * 64 MiB and 100 megapixels, which keeps one image's decode and detection near 1 GiB of memory (100 MP of RGB
+ * is 300 MB, before the detector's working copies; `facerec detect` peaked at 1.06 GiB on one). A larger
+ * limit would trade a clear refusal for running out of memory. `decodeImage` itself takes any positive limits.
  */
 export const MAX_DECODE_LIMITS: Readonly<Required<DecodeLimits>> = Object.freeze({
   maxBytes: 64 * 1024 * 1024,

@@ -207,7 +207,10 @@ export interface RequestOutcome {
   readonly faces: number;
   readonly results: string[];
   readonly latencyMs: number | undefined;
-  /** From the send the server accepted (after any 503s) to the last answer: the server's own delay. */
+  /**
+   * From the send the server accepted (after any 503s) to the last answer: the server's own delay. For a frame
+   * taken by a send whose connection was reset, from that send (the first one reset).
+   */
   readonly acceptedLatencyMs: number | undefined;
   readonly error?: string;
 }
@@ -228,8 +231,8 @@ export interface WorkloadReport {
   /** Requests the server answered with an error status (after any resends). */
   readonly rejected: number;
   /**
-   * Requests that got no HTTP answer at all: the connection was refused until the client gave up, or it failed
-   * after sending (reset, closed). The server may or may not have taken the latter.
+   * Requests that got no HTTP answer at all: the connection was refused until the client gave up, or it was
+   * reset or closed on every send allowed (`maxRetries` resends), and no answer came for it.
    */
   readonly failed: number;
   readonly duplicates: number;
@@ -288,6 +291,9 @@ function sendFailure(error: unknown): string {
   return detail ? `${message} (${detail})` : message;
 }
 
+/** How often a frame taken unseen (a 409 after a reset) is asked for again while no answer has come. */
+const UNSEEN_ASK_MS = 2000;
+
 /** The error codes of a failed send and of its causes (fetch wraps the socket's error). */
 function errorCodes(e: unknown): string[] {
   const { code, errors, cause } = (e ?? {}) as { code?: unknown; errors?: unknown; cause?: unknown };
@@ -345,6 +351,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
      * number of faces comes with the answers (`face_count`) instead.
      */
     takenUnseen?: boolean;
+    /** When the first send whose connection was reset went out: the frame may have been taken then. */
+    resetAt?: number;
     doneAt?: number;
     error?: string;
     resolve?: () => void;
@@ -361,6 +369,19 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     unreachableSince !== undefined && performance.now() - unreachableSince > reconnectWindowMs;
   const maxRetries = options.maxRetries ?? 8;
   let answeredCount = 0;
+  /**
+   * A frame taken by a send whose answer was lost (see {@link connectionReset}): accepted when that send went
+   * out, and its number of faces is the one its answers give (`face_count`), once one has come.
+   */
+  const takeUnseen = (id: string, s: State) => {
+    s.takenUnseen = true;
+    s.status = 200;
+    s.error = undefined;
+    s.acceptedAt = s.resetAt;
+    const first = s.answered.values().next().value;
+    if (first) s.faces = first.face_count;
+    complete(id, s);
+  };
   const complete = (id: string, s: State) => {
     if (s.doneAt !== undefined || s.faces === undefined) return;
     const needed = Math.max(s.faces, 1);
@@ -416,10 +437,44 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         const key = answer.result === NO_FACE ? 'none' : String(answer.face_index);
         if (s.answered.has(key)) duplicates++;
         else s.answered.set(key, answer);
-        complete(answer.request_id, s);
+        // Answers for a frame whose sends ended in an error after a reset: the reset send was taken after all.
+        if (s.error !== undefined && s.resetAt !== undefined) takeUnseen(answer.request_id, s);
+        else complete(answer.request_id, s);
       }
     }
   })();
+
+  /** The server's answer to the send made at `sentAt`: the frame taken (200, with its face count), or refused. */
+  const settle = (id: string, s: State, res: SendResult, sentAt: number) => {
+    s.status = res.status;
+    s.acceptedAt = sentAt;
+    if (res.status !== 200) s.error = res.body.slice(0, 200);
+    else {
+      s.faces = (JSON.parse(res.body) as { faces: number }).faces;
+      complete(id, s);
+    }
+  };
+
+  /**
+   * After a 409 the reset send was still being detected; should its detection then fail (a bad frame, a server
+   * draining), no answer would ever come. Until one does, the frame is asked for again every 2 s: 409 (or 503)
+   * means still in flight, 200 that it is taken anew, any other status is its outcome.
+   */
+  const askWhileUnseen = async (id: string, s: State, body: string, done: Promise<void>) => {
+    const until = performance.now() + (options.timeoutMs ?? 60_000);
+    while (s.answered.size === 0 && s.doneAt === undefined && !halted && performance.now() < until) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise((r) => (timer = setTimeout(r, UNSEEN_ASK_MS)))]);
+      clearTimeout(timer);
+      if (s.answered.size > 0 || s.doneAt !== undefined || halted) return;
+      const askedAt = performance.now();
+      const again = await send(options.url, body).catch(() => undefined);
+      if (!again || again.status === 409 || again.status === 503) continue;
+      s.takenUnseen = false;
+      settle(id, s, again, askedAt);
+      return;
+    }
+  };
 
   const started = performance.now();
   const worker = async () => {
@@ -446,8 +501,6 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           ...(options.replyTo === undefined ? {} : { reply_to: options.replyTo }),
         });
         let attemptAt = performance.now();
-        /** When the send whose connection was reset went out (it may have been taken then). */
-        let resetAt: number | undefined;
         // A refused connection (a server restarting) is resent like a 503, and so is a reset one (see
         // connectionReset); the last one is thrown.
         const attempt = async (last: boolean): Promise<SendResult | 'refused' | 'reset'> => {
@@ -460,7 +513,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
             return result;
           } catch (error) {
             if (connectionReset(error) && !last) {
-              resetAt ??= attemptAt;
+              s.resetAt ??= attemptAt;
               return 'reset';
             }
             if (!connectionRefused(error)) throw error;
@@ -497,30 +550,20 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           res = await attempt(n === maxRetries || gaveUp());
         }
         if (typeof res === 'string') throw new Error(`connection ${res}`); // not reached: the last attempt throws
-        if (res.status === 409 && resetAt !== undefined) {
+        if (res.status === 409 && s.resetAt !== undefined) {
           // The reset send was taken, and the frame is still in flight: its answers are coming.
-          s.takenUnseen = true;
-          res = { status: 200, body: '{}' };
-          attemptAt = resetAt;
-        }
-        s.status = res.status;
-        s.acceptedAt = attemptAt;
-        if (res.status !== 200) {
-          s.error = res.body.slice(0, 200);
-          continue;
-        }
-        if (!s.takenUnseen) s.faces = (JSON.parse(res.body) as { faces: number }).faces;
-        else {
-          // Answers that came before this point say how many faces there are.
-          const first = s.answered.values().next().value;
-          if (first) s.faces = first.face_count;
-        }
-        complete(requestId, s);
+          takeUnseen(requestId, s);
+          await askWhileUnseen(requestId, s, body, done);
+        } else settle(requestId, s, res, attemptAt);
       } catch (error) {
         s.error = connectionRefused(error)
           ? `connection refused: nothing listens at ${options.url.slice(0, 200)}`
           : sendFailure(error);
-        continue;
+      }
+      if (s.error !== undefined) {
+        // Answered after all: a reset send was taken, whatever the resends then met.
+        if (s.resetAt !== undefined && s.answered.size > 0) takeUnseen(requestId, s);
+        else continue;
       }
       // Keep `concurrency` requests in flight end to end (sent and not yet fully answered). The timer is
       // cleared once the answer is in, or it would hold the process open for the whole timeout.
@@ -533,7 +576,12 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const deadline = performance.now() + (options.timeoutMs ?? 60_000);
   while (
     !halted &&
-    [...states.values()].some((s) => s.status === 200 && s.doneAt === undefined) &&
+    // Frames accepted, and those whose sends ended in an error after a reset (the reset send may have been
+    // taken: its answers turn them into answered frames), wait for their answers.
+    [...states.values()].some(
+      (s) =>
+        (s.status === 200 || (s.resetAt !== undefined && s.error !== undefined)) && s.doneAt === undefined,
+    ) &&
     performance.now() < deadline
   ) {
     await new Promise((r) => setTimeout(r, 50));
