@@ -318,6 +318,7 @@ export async function serveLocally(options: ServeOptions) {
     prometheus: prometheus.registry,
     consumers: options.consumers ?? 1,
     maxBodyBytes: config.maxBodyBytes,
+    maxImagePixels: config.maxImagePixels,
     ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
     ...(options.maxQueueDepth === undefined ? {} : { maxQueueDepth: options.maxQueueDepth }),
     ...(options.maxInFlightPixels === undefined ? {} : { maxInFlightPixels: options.maxInFlightPixels }),

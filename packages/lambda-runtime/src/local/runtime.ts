@@ -93,6 +93,11 @@ export interface LocalRuntimeOptions {
    * pixels, rounded up. Default {@link DEFAULT_MAX_IN_FLIGHT_PIXELS}.
    */
   readonly maxInFlightPixels?: number;
+  /**
+   * The detection handler's pixel limit (`FACEREC_MAX_IMAGE_PIXELS`): what a frame whose header cannot be read
+   * counts as in `maxInFlightPixels`, the most it can cost. Default `DEFAULT_DECODE_LIMITS.maxPixels`.
+   */
+  readonly maxImagePixels?: number;
   readonly logger?: PipelineLogger;
   /**
    * The collections API (`/collections/{name}/faces`, see `createCollectionsApi`): people added and removed at
@@ -749,7 +754,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     }
     const text = body.toString('utf8');
     // One frame per request id at a time: a second one would have its answers mixed with the first's.
-    const { requestId, pixels } = frameRequestFields(text, DEFAULT_DECODE_LIMITS.maxPixels);
+    const { requestId, pixels } = frameRequestFields(
+      text,
+      options.maxImagePixels ?? DEFAULT_DECODE_LIMITS.maxPixels,
+    );
     if (requestId !== undefined && !requests.begin(requestId)) {
       refused(req, 409, 'request_id already in flight', { request_id: requestId });
       send(res, 409, {
