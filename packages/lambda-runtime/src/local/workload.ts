@@ -576,11 +576,13 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const deadline = performance.now() + (options.timeoutMs ?? 60_000);
   while (
     !halted &&
-    // Frames accepted, and those whose sends ended in an error after a reset (the reset send may have been
-    // taken: its answers turn them into answered frames), wait for their answers.
+    // Frames accepted, and those whose sends failed or were refused as busy after a reset (the reset send may
+    // have been taken: its answers turn them into answered frames), wait for their answers. A frame refused
+    // otherwise (4xx) was refused for what it is: the reset send was too.
     [...states.values()].some(
       (s) =>
-        (s.status === 200 || (s.resetAt !== undefined && s.error !== undefined)) && s.doneAt === undefined,
+        (s.status === 200 || (s.resetAt !== undefined && (s.status === 0 || s.status === 503))) &&
+        s.doneAt === undefined,
     ) &&
     performance.now() < deadline
   ) {
