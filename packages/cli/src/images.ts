@@ -65,6 +65,40 @@ export function imageLimitsFlag(
   };
 }
 
+/** The flag that sets a decoding limit, and the most it takes. */
+function limitFlag(limit: 'bytes' | 'pixels'): { flag: string; ceiling: number } {
+  return limit === 'bytes'
+    ? { flag: '--max-image-bytes', ceiling: MAX_DECODE_LIMITS.maxBytes }
+    : { flag: '--max-image-pixels', ceiling: MAX_DECODE_LIMITS.maxPixels };
+}
+
+/**
+ * What would take the images refused as too large (an enrollment's skipped photos): each flag with the largest
+ * value needed, and how many are beyond the flags' ceilings, to resize.
+ */
+export function tooLargeHint(
+  over: readonly { readonly limit: 'bytes' | 'pixels'; readonly actual: number }[],
+): string {
+  const take: string[] = [];
+  let beyond = 0;
+  for (const limit of ['bytes', 'pixels'] as const) {
+    const { flag, ceiling } = limitFlag(limit);
+    const sizes = over.filter((o) => o.limit === limit).map((o) => o.actual);
+    const within = sizes.filter((v) => v <= ceiling);
+    beyond += sizes.length - within.length;
+    if (within.length) take.push(`${flag} ${Math.max(...within)}`);
+  }
+  const taken = over.length - beyond;
+  return [
+    take.length ? `${take.join(' and ')} ${taken === 1 ? 'takes it' : 'take them'}` : '',
+    beyond
+      ? `${beyond} beyond ${MAX_DECODE_LIMITS.maxBytes} bytes or ${MAX_DECODE_LIMITS.maxPixels} pixels: resize ${beyond === 1 ? 'it' : 'them'}`
+      : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
+}
+
 /**
  * An image over a limit, said with what to do: the flag and the value that would take it, when the flag can
  * go that high; else to resize it. A pipe or stream over the byte limit (`sized: false`) has no known size: the
@@ -72,8 +106,7 @@ export function imageLimitsFlag(
  */
 function explainTooLarge(error: ImageTooLargeError, sized = true): ImageTooLargeError {
   const { limit, actual } = error;
-  const flag = limit === 'bytes' ? '--max-image-bytes' : '--max-image-pixels';
-  const ceiling = limit === 'bytes' ? MAX_DECODE_LIMITS.maxBytes : MAX_DECODE_LIMITS.maxPixels;
+  const { flag, ceiling } = limitFlag(limit);
   error.message += !sized
     ? `; ${flag} raises the limit (up to ${ceiling})`
     : actual > ceiling

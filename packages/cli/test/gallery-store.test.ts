@@ -282,7 +282,7 @@ describeWithSharedData(
         cli('client', '--url', 'http://127.0.0.1:9', '--frames', large, ...args);
       const stillLarge = await client('--max-frame-bytes', '5000000');
       expect(stillLarge.stderr).toContain(
-        `frames: ${path.join(large, 'big.jpg')} is 5.0 MiB (5242880 bytes); over the 5000000 bytes allowed to a frame (--max-frame-bytes)`,
+        `frames: ${path.join(large, 'big.jpg')} is 5.0 MiB (5242880 bytes); over the 5000000 bytes allowed to a frame (maxFileBytes: the client's --max-frame-bytes)`,
       );
       const taken = await client('--max-frame-bytes', '6000000', '--wait', '0');
       expect(taken.stderr).not.toContain('frames:');

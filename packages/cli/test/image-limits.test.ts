@@ -5,6 +5,7 @@ import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { tooLargeHint } from '../src/images.js';
 import { serveLocally } from '../src/index.js';
 import { addBbtPeople, cli } from './helpers.js';
 
@@ -35,6 +36,25 @@ describe('--max-image-bytes and --max-image-pixels', () => {
       }
     }
   });
+});
+
+it('the hint for photos skipped as too large names the largest value each flag needs, and those to resize', () => {
+  expect(
+    tooLargeHint([
+      { limit: 'bytes', actual: 20_000_000 },
+      { limit: 'pixels', actual: 48_000_000 },
+      { limit: 'pixels', actual: 30_000_000 },
+    ]),
+  ).toBe('--max-image-bytes 20000000 and --max-image-pixels 48000000 take them');
+  expect(tooLargeHint([{ limit: 'pixels', actual: 200_000_000 }])).toBe(
+    '1 beyond 67108864 bytes or 100000000 pixels: resize it',
+  );
+  expect(
+    tooLargeHint([
+      { limit: 'pixels', actual: 30_000_000 },
+      { limit: 'pixels', actual: 200_000_000 },
+    ]),
+  ).toBe('--max-image-pixels 30000000 takes it; 1 beyond 67108864 bytes or 100000000 pixels: resize it');
 });
 
 it('serve takes images of at most 50282496 bytes: their base64 fills a 64 MiB request', async () => {
@@ -115,10 +135,13 @@ describeWithSharedData(
       expect(result!.faces!.length).toBeGreaterThan(0);
     });
 
-    it('enroll lists a photo over the limit as skipped, saying which flags raise it', async () => {
+    it('enroll lists photos over the limit as skipped, with the value that takes them all', async () => {
       const dir = path.join(work, 'people');
       await mkdir(path.join(dir, 'group'), { recursive: true });
       await sharp(group()).toFile(path.join(dir, 'group', 'bbt3.png'));
+      await sharp(group())
+        .resize(500, 300)
+        .toFile(path.join(dir, 'group', 'small.png'));
       const run = await cli(
         'enroll',
         dir,
@@ -133,9 +156,25 @@ describeWithSharedData(
       expect(run.stderr).toContain(
         'group/bbt3.png: too large (Image too large: 227502 pixels exceeds the limit of 100000 pixels (594×383))',
       );
-      expect(run.stderr).toContain(
-        '(too large: --max-image-bytes and --max-image-pixels raise the limits, up to 67108864 bytes and 100000000 pixels)',
+      // The value that takes every one of them: the largest needed.
+      expect(run.stderr).toContain('(2 photos too large: --max-image-pixels 227502 take them)');
+      const json = await cli(
+        'enroll',
+        dir,
+        '--out',
+        path.join(work, 'g.json'),
+        '--embedder',
+        'faceapi-resnet',
+        '--max-image-pixels',
+        '100000',
+        '--json',
       );
+      const skipped = (JSON.parse(json.stdout) as { skipped: { file: string; tooLarge?: unknown }[] })
+        .skipped;
+      expect(skipped.map((s) => [s.file, s.tooLarge])).toEqual([
+        ['group/bbt3.png', { limit: 'pixels', actual: 227502 }],
+        ['group/small.png', { limit: 'pixels', actual: 150000 }],
+      ]);
     });
   },
 );

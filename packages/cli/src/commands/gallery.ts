@@ -9,7 +9,7 @@ import {
   InvalidInputError,
   InvalidOptionsError,
   type LabelledProbe,
-  MAX_DECODE_LIMITS,
+  type SkippedFile,
 } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
@@ -20,6 +20,7 @@ import {
   imageLimitsFlag,
   maxImageBytesOption,
   maxImagePixelsOption,
+  tooLargeHint,
 } from '../images.js';
 import {
   checkGalleryOut,
@@ -54,18 +55,13 @@ import { openCliGalleryStore, registerGalleryStoreCommands } from './gallery-sto
 const SKIPPED_LINES = 20;
 
 /** The skipped images of an enrollment, one line each up to {@link SKIPPED_LINES}, then counts per reason. */
-function infoSkipped(
-  skipped: readonly { file: string; reason: string; detail?: string }[],
-  prefix: string,
-): void {
+function infoSkipped(skipped: readonly SkippedFile[], prefix: string): void {
   for (const s of skipped.slice(0, SKIPPED_LINES)) {
     info(`${prefix}${visibleText(s.file)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}`);
   }
-  if (skipped.some((s) => s.reason === 'too large')) {
-    info(
-      `${prefix}(too large: --max-image-bytes and --max-image-pixels raise the limits, up to ${MAX_DECODE_LIMITS.maxBytes} bytes and ${MAX_DECODE_LIMITS.maxPixels} pixels)`,
-    );
-  }
+  // Every photo too large, counted: the values that take them all.
+  const over = skipped.flatMap((s) => (s.tooLarge ? [s.tooLarge] : []));
+  if (over.length) info(`${prefix}(${count(over.length, 'photo')} too large: ${tooLargeHint(over)})`);
   if (skipped.length <= SKIPPED_LINES) return;
   const reasons = new Map<string, number>();
   for (const s of skipped.slice(SKIPPED_LINES)) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);

@@ -223,6 +223,10 @@ describe('enrollGallery', () => {
     const detail = (file: string) => skipped.find((s) => s.file === file)?.detail;
     expect(detail('alice/group.png')).toBe('2 faces detected');
     expect(detail('dave/big.png')).toMatch(/20000 pixels exceeds the limit of 10000 pixels/);
+    expect(skipped.find((s) => s.file === 'dave/big.png')?.tooLarge).toEqual({
+      limit: 'pixels',
+      actual: 20000,
+    });
     expect(detail('bob/anim.png')).toMatch(/Unsupported image format "gif"/);
 
     // Progress: one event per image file in an identity folder, in order, ending at total.

@@ -74,6 +74,8 @@ export interface SkippedFile {
   readonly reason: SkipReason;
   /** More about the reason: the decoder's message, the number of faces, ... */
   readonly detail?: string;
+  /** For `too large`: the limit the file is over, and its size (bytes) or the image's pixels. */
+  readonly tooLarge?: { readonly limit: 'bytes' | 'pixels'; readonly actual: number };
 }
 
 /** A file that was enrolled. */
@@ -343,19 +345,24 @@ function largest(faces: readonly FaceDetection[]): number {
 async function load(
   c: Candidate,
   limits: Required<DecodeLimits>,
-): Promise<RgbImage | { reason: SkipReason; detail: string }> {
+): Promise<RgbImage | Omit<SkippedFile, 'file'>> {
+  const tooLarge = (error: ImageTooLargeError) => ({
+    reason: 'too large' as const,
+    detail: error.message,
+    tooLarge: { limit: error.limit, actual: error.actual },
+  });
   let bytes: Uint8Array;
   try {
     // Refused before reading, so a huge file is never loaded into memory only to be refused.
     bytes = await readImageFile(c.absolute, limits);
   } catch (error) {
-    if (ImageTooLargeError.isInstance(error)) return { reason: 'too large', detail: error.message };
+    if (ImageTooLargeError.isInstance(error)) return tooLarge(error);
     return { reason: 'unreadable', detail: errorMessage(error) };
   }
   try {
     return await decodeImage(bytes, limits);
   } catch (error) {
-    if (ImageTooLargeError.isInstance(error)) return { reason: 'too large', detail: error.message };
+    if (ImageTooLargeError.isInstance(error)) return tooLarge(error);
     if (UnsupportedImageFormatError.isInstance(error))
       return { reason: 'unsupported format', detail: error.message };
     if (InvalidImageError.isInstance(error)) return { reason: 'undecodable', detail: error.message };

@@ -91,8 +91,8 @@ export async function loadFrames(
   const maxFileBytes = options.maxFileBytes ?? MAX_FRAME_FILE_BYTES;
   const why =
     maxFileBytes === MAX_FRAME_FILE_BYTES
-      ? `a frame's request body (the image in base64, a third larger) must stay under 6 MiB, the Function URL and serve limit: at most ${MAX_FRAME_FILE_BYTES} bytes of image (resize or recompress it; a serve started with --max-image-bytes takes more, and so does --max-frame-bytes here)`
-      : `over the ${maxFileBytes} bytes allowed to a frame (--max-frame-bytes)`;
+      ? `a frame's request body (the image in base64, a third larger) must stay under 6 MiB, the Function URL and serve limit: at most ${MAX_FRAME_FILE_BYTES} bytes of image (resize or recompress it; for a serve started with --max-image-bytes, raise maxFileBytes: the client's --max-frame-bytes)`
+      : `over the ${maxFileBytes} bytes allowed to a frame (maxFileBytes: the client's --max-frame-bytes)`;
   const frames: WorkloadFrame[] = [];
   const isImage = (f: string) => /\.(jpe?g|png|webp)$/i.test(f);
   let entries: Dirent[];
