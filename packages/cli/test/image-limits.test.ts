@@ -142,33 +142,16 @@ describeWithSharedData(
       await sharp(group())
         .resize(500, 300)
         .toFile(path.join(dir, 'group', 'small.png'));
-      const run = await cli(
-        'enroll',
-        dir,
-        '--out',
-        path.join(work, 'g.json'),
-        '--embedder',
-        'faceapi-resnet',
-        '--max-image-pixels',
-        '100000',
-      );
+      const enroll = (...more: string[]) =>
+        cli('enroll', dir, '--out', path.join(work, 'g.json'), '--embedder', 'faceapi-resnet', ...more);
+      const run = await enroll('--max-image-pixels', '100000');
       expect(run.exitCode ?? run.code).toBe(2); // nothing enrolled
       expect(run.stderr).toContain(
         'group/bbt3.png: too large (Image too large: 227502 pixels exceeds the limit of 100000 pixels (594×383))',
       );
       // The value that takes every one of them: the largest needed.
       expect(run.stderr).toContain('(2 photos too large: --max-image-pixels 227502 take them)');
-      const json = await cli(
-        'enroll',
-        dir,
-        '--out',
-        path.join(work, 'g.json'),
-        '--embedder',
-        'faceapi-resnet',
-        '--max-image-pixels',
-        '100000',
-        '--json',
-      );
+      const json = await enroll('--max-image-pixels', '100000', '--json');
       const skipped = (JSON.parse(json.stdout) as { skipped: { file: string; tooLarge?: unknown }[] })
         .skipped;
       expect(skipped.map((s) => [s.file, s.tooLarge])).toEqual([
