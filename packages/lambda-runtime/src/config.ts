@@ -94,6 +94,12 @@ const oneOf = <T extends string>(valid: readonly T[]) =>
   z.string().refine((v): v is T => (valid as readonly string[]).includes(v), {
     error: (issue) => `${JSON.stringify(issue.input)} is not one of ${valid.join(', ')}`,
   });
+/**
+ * Request body limits: `default`, a Lambda Function URL's 6 MiB payload (`FACEREC_MAX_BODY_BYTES`'s default, and
+ * the local runtime's), and `max`, the most `FACEREC_MAX_BODY_BYTES` takes.
+ */
+export const BODY_LIMITS = Object.freeze({ default: 6 * 1024 * 1024, max: 64 * 1024 * 1024 });
+
 /** A variable that must be set: named as such (zod would say "expected string, received undefined"). */
 const required = z.string({
   error: (issue) => (issue.input === undefined ? 'required, not set' : undefined),
@@ -135,7 +141,7 @@ const schemaFor = (registry: ModelRegistry) =>
       FACEREC_MAX_FACES: int(1, 1000).default(32),
       FACEREC_MIN_FACE_SIZE: int(12, 4096).default(20),
       // Upper bounds a Lambda function can honour: a larger limit would only turn a 413 into running out of memory.
-      FACEREC_MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(6 * 1024 * 1024),
+      FACEREC_MAX_BODY_BYTES: int(1024, BODY_LIMITS.max).default(BODY_LIMITS.default),
       FACEREC_MAX_IMAGE_BYTES: int(1024, MAX_DECODE_LIMITS.maxBytes).default(DEFAULT_DECODE_LIMITS.maxBytes),
       FACEREC_MAX_IMAGE_PIXELS: int(1024, MAX_DECODE_LIMITS.maxPixels).default(
         DEFAULT_DECODE_LIMITS.maxPixels,

@@ -13,6 +13,7 @@ import {
   type Transport,
   UnsupportedImageFormatError,
 } from '@facerec/framework';
+import { BODY_LIMITS } from './config.js';
 import { type PipelineLogger, silentLogger, since } from './logger.js';
 import {
   type DetectionRequest,
@@ -190,7 +191,7 @@ export function createDetectionHandler(
 ): (event: FunctionUrlEvent) => Promise<FunctionUrlResult> {
   const logger = options.logger ?? silentLogger;
   const metrics = guardedMetrics(options.metrics, logger);
-  const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
+  const maxBodyBytes = options.maxBodyBytes ?? BODY_LIMITS.default;
   const maxFaces = options.maxFaces ?? 32;
   const cropQuality = options.cropQuality ?? 90;
   const maxImageBytes = options.decodeLimits?.maxBytes ?? 10 * 1024 * 1024;

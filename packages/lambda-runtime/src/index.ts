@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 
-export { loadConfig, PIPELINE_VARIABLES, type PipelineConfig } from './config.js';
+export { BODY_LIMITS, loadConfig, PIPELINE_VARIABLES, type PipelineConfig } from './config.js';
 export {
   composeDetection,
   composeRecognition,

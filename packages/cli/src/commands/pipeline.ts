@@ -13,6 +13,7 @@ import {
 } from '@facerec/framework';
 import {
   assertTokenWhereNeeded,
+  BODY_LIMITS,
   composeDetection,
   composeRecognition,
   createCollectionsApi,
@@ -67,11 +68,10 @@ const REQUESTS = 'requests';
 const MAX_DELIVERIES = 5;
 const RESPONSES = 'responses';
 
-/** The largest request body (`FACEREC_MAX_BODY_BYTES`'s ceiling) and what a frame needs beside its image. */
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
+/** What a frame's JSON needs beside its image. */
 const FRAME_JSON_BYTES = 64 * 1024;
-/** The largest image a frame can carry in {@link MAX_BODY_BYTES}: `serve --max-image-bytes`'s ceiling. */
-const SERVE_MAX_IMAGE_BYTES = Math.floor(((MAX_BODY_BYTES - FRAME_JSON_BYTES) * 3) / 4);
+/** The largest image a frame can carry in the largest body: `serve --max-image-bytes`'s ceiling. */
+const SERVE_MAX_IMAGE_BYTES = Math.floor(((BODY_LIMITS.max - FRAME_JSON_BYTES) * 3) / 4);
 
 /**
  * The request body that carries an image of `maxImageBytes` as a frame: its base64 (4 characters per 3 bytes)
@@ -79,8 +79,8 @@ const SERVE_MAX_IMAGE_BYTES = Math.floor(((MAX_BODY_BYTES - FRAME_JSON_BYTES) * 
  */
 function bodyLimitFor(maxImageBytes: number): number {
   return Math.min(
-    MAX_BODY_BYTES,
-    Math.max(6 * 1024 * 1024, 4 * Math.ceil(maxImageBytes / 3) + FRAME_JSON_BYTES),
+    BODY_LIMITS.max,
+    Math.max(BODY_LIMITS.default, 4 * Math.ceil(maxImageBytes / 3) + FRAME_JSON_BYTES),
   );
 }
 
@@ -182,7 +182,7 @@ export async function serveLocally(options: ServeOptions) {
   if (maxBytes !== undefined && maxBytes > SERVE_MAX_IMAGE_BYTES) {
     throw new InvalidOptionsError(
       'serve',
-      `image limit of ${maxBytes} bytes: a frame carries its image in base64 in a request of at most ${MAX_BODY_BYTES} bytes, so at most ${SERVE_MAX_IMAGE_BYTES} bytes of image`,
+      `image limit of ${maxBytes} bytes: a frame carries its image in base64 in a request of at most ${BODY_LIMITS.max} bytes, so at most ${SERVE_MAX_IMAGE_BYTES} bytes of image`,
     );
   }
   const config = loadConfig(

@@ -5,6 +5,7 @@ import { DEFAULT_DECODE_LIMITS, InvalidOptionsError, type ReceivedMessage } from
 import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { Semaphore } from 'async-mutex';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { BODY_LIMITS } from '../config.js';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';
@@ -308,7 +309,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   /** Set by `drain`: frames are refused from then on. */
   let draining = false;
   const batchSize = options.batchSize ?? 10;
-  const maxBodyBytes = options.maxBodyBytes ?? 6 * 1024 * 1024;
+  const maxBodyBytes = options.maxBodyBytes ?? BODY_LIMITS.default;
   const abort = new AbortController();
   const recognise = recordHandlerOf(options.recognition);
 

@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, type Transport } from '@facerec/framework';
 import { readFileUpTo } from '@facerec/framework/internal';
+import { BODY_LIMITS } from '../config.js';
 import { NO_FACE, type ResponseMessage, responseMessageSchema } from '../messages.js';
 
 /** One frame the workload sends, with the identity expected in it (its folder name). */
@@ -75,7 +76,7 @@ export function queueResponses(transport: Transport, queue: string): ResponseSou
 }
 
 /** The largest image file a frame can carry: its base64 and the JSON around it stay under a 6 MiB body. */
-export const MAX_FRAME_FILE_BYTES = Math.floor(((6 * 2 ** 20 - 4096) * 3) / 4);
+export const MAX_FRAME_FILE_BYTES = Math.floor(((BODY_LIMITS.default - 4096) * 3) / 4);
 
 /**
  * Reads `<dir>/<identity>/*.{jpg,jpeg,png,webp}` (and images directly in `dir`, with no expected identity).
