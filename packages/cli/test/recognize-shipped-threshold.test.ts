@@ -80,8 +80,45 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     expect(skippedLines).toHaveLength(20);
     expect(run.stderr).toContain('  … and 5 more: 5 undecodable (--json lists every one)');
     expect(JSON.parse(run.stdout).skipped).toHaveLength(25);
+    // Every photo of junk was skipped: the person is missing from the gallery, said in one line.
+    expect(run.stderr).toContain('not in the gallery, no photo enrolled: 1 identity ("junk")');
+    expect(JSON.parse(run.stdout).unenrolled).toEqual(['junk']);
     // Never calibrated: the threshold matching applies, said as gallery list --json says it.
     expect(JSON.parse(run.stdout)).toMatchObject({ threshold: 0.448, thresholdSource: 'registry' });
+  });
+
+  it('enroll --strict writes no gallery when a photo is skipped; hidden entries do not count', async () => {
+    const strict = path.join(work, 'strict');
+    await mkdir(path.join(strict, 'amy'), { recursive: true });
+    await mkdir(path.join(strict, 'penny'));
+    await symlink(sharedPath(...BBT, 'amy', 'amy1.png'), path.join(strict, 'amy', 'amy1.png'));
+    await writeFile(path.join(strict, 'amy', '.DS_Store'), '');
+    const out = path.join(work, 'strict.json');
+    const args = ['enroll', strict, '--out', out, '--embedder', 'faceapi-resnet', '--strict'] as const;
+    // Only a hidden entry besides the photo: written.
+    await rm(path.join(strict, 'penny'), { recursive: true });
+    const clean = await cli(...args);
+    expect(clean.code, clean.stderr).toBe(0);
+    await rm(out);
+    // A person whose one photo shows no face: refused, nothing written, the photo and the person named.
+    await mkdir(path.join(strict, 'penny'));
+    await symlink(
+      sharedPath('faces', 'face-api.js', 'test', 'white.png'),
+      path.join(strict, 'penny', 'white.png'),
+    );
+    const run = await cli(...args, '--json');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('skipped penny/white.png: no face');
+    expect(run.stderr).toContain('not in the gallery, no photo enrolled: 1 identity ("penny")');
+    expect(run.stderr).toContain(
+      `--strict: 1 photo or folder skipped (reasons above), so no gallery was written to ${out}`,
+    );
+    expect(JSON.parse(run.stdout)).toMatchObject({ out: null, enrolled: [], unenrolled: ['penny'] });
+    await expect(readdir(work)).resolves.not.toContain('strict.json');
+    // Without --strict the same folder is enrolled, penny named as missing.
+    const lenient = await cli(...args.filter((a) => a !== '--strict'));
+    expect(lenient.code, lenient.stderr).toBe(0);
+    expect(lenient.stderr).toContain('not in the gallery, no photo enrolled: 1 identity ("penny")');
   });
 
   it('enroll with every image refused says so, with each reason, and --json still prints why', async () => {

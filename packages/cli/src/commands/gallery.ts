@@ -54,6 +54,16 @@ import { openCliGalleryStore, registerGalleryStoreCommands } from './gallery-sto
 /** Skipped images shown on stderr: at most this many lines, then a count per reason (`--json` lists all). */
 const SKIPPED_LINES = 20;
 
+/** The identity folders of which no photo was enrolled: people missing from the gallery, one line. */
+function infoUnenrolled(unenrolled: readonly string[]): void {
+  if (!unenrolled.length) return;
+  const shown = unenrolled.slice(0, SKIPPED_LINES).map((name) => JSON.stringify(name));
+  const more = unenrolled.length - shown.length;
+  info(
+    `not in the gallery, no photo enrolled: ${count(unenrolled.length, 'identity', 'identities')} (${shown.join(', ')}${more ? `, … and ${more} more` : ''})`,
+  );
+}
+
 /** The skipped images of an enrollment, one line each up to {@link SKIPPED_LINES}, then counts per reason. */
 function infoSkipped(skipped: readonly SkippedFile[], prefix: string): void {
   for (const s of skipped.slice(0, SKIPPED_LINES)) {
@@ -90,7 +100,11 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
     .option(
       '--json',
-      'print { out, modelId, threshold, thresholdSource, identities, enrolled: [{ identity, file }], skipped: [{ file, reason }] } to stdout',
+      'print { out, modelId, threshold, thresholdSource, identities, enrolled: [{ identity, file }], skipped: [{ file, reason }], unenrolled } to stdout',
+    )
+    .option(
+      '--strict',
+      'write no gallery (exit 2) when a photo or folder is skipped (hidden entries, such as .DS_Store, aside)',
     )
     .action(
       async (
@@ -103,6 +117,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           metric: 'euclidean' | 'cosine';
           threshold?: string;
           json?: boolean;
+          strict?: boolean;
         },
       ) => {
         const threshold = thresholdFlag('enroll', opts.threshold);
@@ -124,7 +139,9 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             onProgress: progress.onProgress,
           });
           progress.stop();
-          if (!result.enrolled.length) {
+          // With --strict, every skip but hidden entries (`.DS_Store` and other dot-names) refuses the gallery.
+          const refused = opts.strict ? result.skipped.filter((x) => x.reason !== 'hidden') : [];
+          if (!result.enrolled.length || refused.length) {
             // The JSON too (no gallery written: `out` null), so that a script sees why.
             if (opts.json) {
               const summary = {
@@ -133,10 +150,17 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
                 identities: [],
                 enrolled: [],
                 skipped: result.skipped,
+                unenrolled: result.unenrolled,
               };
               process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
             }
             infoSkipped(result.skipped, '  skipped ');
+            if (result.enrolled.length) {
+              infoUnenrolled(result.unenrolled);
+              throw new InvalidInputError(
+                `--strict: ${count(refused.length, 'photo or folder', 'photos or folders')} skipped (reasons above), so no gallery was written to ${opts.out}`,
+              );
+            }
             // Images that were found but all refused are not a folder-layout problem.
             const inFolders = result.skipped.some((s) => s.file.includes('/') && !s.file.endsWith('/'));
             throw new InvalidInputError(
@@ -156,6 +180,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
               identities: ids,
               enrolled: result.enrolled.map(({ identity, file }) => ({ identity, file })),
               skipped: result.skipped,
+              unenrolled: result.unenrolled,
             };
             process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
           }
@@ -166,6 +191,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             info(`skipped ${result.skipped.length}:`);
             infoSkipped(result.skipped, '  ');
           }
+          infoUnenrolled(result.unenrolled);
           if (threshold === undefined) {
             const recommended = registry.embedder(opts.embedder).thresholds[opts.metric];
             info(

@@ -165,7 +165,7 @@ describe('enrollGallery', () => {
     const { detector, calls: detectCalls } = fakeDetector();
     const { embedder, calls: embedCalls } = fakeEmbedder();
     const progress: EnrollProgress[] = [];
-    const { gallery, enrolled, skipped } = await enrollGallery({
+    const { gallery, enrolled, skipped, unenrolled } = await enrollGallery({
       root,
       detector,
       embedder,
@@ -175,6 +175,8 @@ describe('enrollGallery', () => {
     });
 
     expect(gallery.names).toEqual(['alice', 'bob', 'dave']);
+    // The empty folder is a person left out; the reserved and invalid names are no identity folders.
+    expect(unenrolled).toEqual(['carol']);
     expect(gallery.embedder).toEqual({
       modelId: 'fake/embedder',
       weightsSha256: 'f'.repeat(64),
@@ -272,6 +274,18 @@ describe('enrollGallery', () => {
     expect(skipped.map((s) => s.reason)).not.toContain('several faces');
     // Default limits: the 200×100 image is fine now.
     expect(gallery.examples('dave').map((e) => e.source)).toEqual(['dave/big.png', 'dave/d1.jpeg']);
+  });
+
+  it('names the identity folders of which every photo was skipped', async () => {
+    const { gallery, unenrolled } = await enrollGallery({
+      root,
+      detector: fakeDetector().detector,
+      embedder: fakeEmbedder().embedder,
+      quality: { minFaceSize: 15 },
+      multipleFaces: 'largest',
+    });
+    expect(gallery.names).toEqual(['alice']);
+    expect(unenrolled).toEqual(['bob', 'carol', 'dave']);
   });
 
   it('skips faces that fail a quality check, saying which and by how much', async () => {

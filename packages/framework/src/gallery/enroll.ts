@@ -145,6 +145,11 @@ export interface EnrollResult {
   readonly enrolled: readonly EnrolledFile[];
   /** Every file or folder not enrolled, with the reason; nothing is dropped silently. */
   readonly skipped: readonly SkippedFile[];
+  /**
+   * Identity folders of which no photo was enrolled (each one skipped, or none there), in name order: these people
+   * are not in the gallery.
+   */
+  readonly unenrolled: readonly string[];
 }
 
 const isFunction = (v: unknown) => typeof v === 'function';
@@ -223,7 +228,7 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
   const limits = { ...DEFAULT_DECODE_LIMITS, ...o.decodeLimits };
   const thresholds = resolveQualityThresholds(o.quality, { width });
 
-  const { candidates, skipped } = await scan(o.root);
+  const { candidates, skipped, identities: folders } = await scan(o.root);
   const enrolled: EnrolledFile[] = [];
   const examples = new Map<string, { source: string; embedding: Float32Array }[]>();
   let done = 0;
@@ -315,7 +320,8 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
     },
     { kernel: o.kernel },
   );
-  return { gallery, enrolled, skipped };
+  const unenrolled = [...new Set(folders)].filter((name) => !examples.has(name));
+  return { gallery, enrolled, skipped, unenrolled };
 }
 
 function cropSizeError(crop: string, embedder: EnrollOptions['embedder']): InvalidOptionsError {
@@ -376,8 +382,10 @@ const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /** How deep nested folders are followed to list their files as skipped. */
 const MAX_NESTED_DEPTH = 16;
 
-/** Lists the enrollable files and, with reasons, everything else. */
-async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: SkippedFile[] }> {
+/** Lists the enrollable files, the identity folders (readable, with a valid name) and, with reasons, everything else. */
+async function scan(
+  root: string,
+): Promise<{ candidates: Candidate[]; skipped: SkippedFile[]; identities: string[] }> {
   const rel = (absolute: string) => path.relative(root, absolute).split(path.sep).join('/');
   let entries: Dirent[];
   try {
@@ -400,6 +408,7 @@ async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: S
   }
   const candidates: Candidate[] = [];
   const skipped: SkippedFile[] = [];
+  const identities: string[] = [];
   for (const entry of entries.sort((a, b) => byCodeUnit(a.name, b.name))) {
     const absolute = path.join(root, entry.name);
     const kind = await kindOf(entry, absolute);
@@ -429,6 +438,7 @@ async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: S
         skipped.push({ file: label, reason: 'unreadable', detail: errorMessage(error) });
         continue;
       }
+      identities.push(identity);
       for (const item of inner.sort((a, b) => byCodeUnit(a.name, b.name))) {
         found++;
         const itemPath = path.join(absolute, item.name);
@@ -454,7 +464,7 @@ async function scan(root: string): Promise<{ candidates: Candidate[]; skipped: S
       if (found === 0) skipped.push({ file: label, reason: 'empty folder' });
     }
   }
-  return { candidates, skipped };
+  return { candidates, skipped, identities };
 }
 
 /** `file`, `directory`, or a description of anything else (a broken link, a socket). Follows symbolic links. */
