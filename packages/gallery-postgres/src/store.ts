@@ -801,10 +801,42 @@ export function hnswIndexName(collection: string): string {
 const URL_PARAMETERS = ['collection', 'search', 'ef_search'] as const;
 
 /**
+ * Query parameters node-postgres (8.x: `pg-connection-string` and `ConnectionParameters`) reads from a
+ * connection string. Any other is refused: a misspelt `colection` would otherwise open the default collection,
+ * and libpq's `connect_timeout` or `keepalives` would be ignored without a word.
+ */
+const CONNECTION_PARAMETERS: ReadonlySet<string> = new Set([
+  'sslmode',
+  'sslcert',
+  'sslkey',
+  'sslrootcert',
+  'sslnegotiation',
+  'ssl',
+  'uselibpqcompat',
+  'host',
+  'port',
+  'user',
+  'password',
+  'db',
+  'encoding',
+  'client_encoding',
+  'application_name',
+  'fallback_application_name',
+  'options',
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+  'query_timeout',
+  'replication',
+  'binary',
+]);
+
+/**
  * Opens `postgres://user:password@host:5432/database?collection=staff&search=hnsw&ef_search=400` with the
  * options of `openGalleryStore` (`@facerec/framework`), which calls it for `postgres://` and `postgresql://`
  * URLs. `collection` (default `default`), `search` (`hnsw` or `exact`) and `ef_search` are taken out of the
- * URL; the rest of it (`sslmode`, …) is the connection string. `create` defaults to false.
+ * URL; the rest of it (`sslmode`, …) is the connection string, whose query parameters must be ones
+ * node-postgres reads (else `InvalidOptionsError`). `create` defaults to false.
  */
 export async function openGalleryStoreFromUrl(
   url: string,
@@ -842,6 +874,16 @@ export async function openGalleryStoreFromUrl(
   }
   const search = take('search');
   const efSearch = take('ef_search');
+  const unknown = [...new Set(parsed.searchParams.keys())].filter((k) => !CONNECTION_PARAMETERS.has(k));
+  if (unknown.length) {
+    // Names only, never values (a password can sit in one); cut and made printable, as the URL is the caller's.
+    const names = unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 40)));
+    throw new InvalidOptionsError(
+      '@facerec/gallery-postgres',
+      `unknown query parameter${unknown.length === 1 ? '' : 's'} ${names.join(', ')}${unknown.length > 5 ? ', …' : ''} in the store URL; ` +
+        `facerec reads ${URL_PARAMETERS.join(', ')}, the connection ${[...CONNECTION_PARAMETERS].join(', ')}`,
+    );
+  }
   if (search !== undefined && search !== 'exact' && search !== 'hnsw') {
     throw new InvalidOptionsError('@facerec/gallery-postgres', `search must be exact or hnsw, got ${search}`);
   }

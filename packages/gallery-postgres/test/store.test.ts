@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import { FacerecError, GalleryFormatError } from '@facerec/framework';
+import { FacerecError, GalleryFormatError, InvalidOptionsError } from '@facerec/framework';
 import {
   CONFORMANCE_EMBEDDER,
   describeGalleryStoreConformance,
@@ -387,6 +387,17 @@ describe('PostgresGalleryStore', () => {
         '@facerec/gallery-postgres: the store URL is not a valid postgres:// URL (percent-encode @, /, ?, # and : in a password, or use PGPASSWORD)',
       );
     }
+    // A misspelt parameter would open the default collection; one node-postgres does not read would be ignored.
+    // Refused before connecting (nothing listens on port 1), naming the keys, never a value.
+    const misspelt = await openGalleryStoreFromUrl(
+      'postgres://app@127.0.0.1:1/postgres?colection=staff&connect_timeout=SECRET&sslmode=disable&collection=x',
+      {},
+    ).catch((e: unknown) => e);
+    expect(misspelt).toBeInstanceOf(InvalidOptionsError);
+    expect((misspelt as Error).message).toMatch(
+      /^@facerec\/gallery-postgres: unknown query parameters "colection", "connect_timeout" in the store URL; facerec reads collection, search, ef_search, the connection sslmode, .*statement_timeout/,
+    );
+    expect((misspelt as Error).message).not.toContain('SECRET');
   });
 
   it('names its location without the password', () => {

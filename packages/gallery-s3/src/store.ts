@@ -135,7 +135,7 @@ function refusal(error: unknown): Record<string, unknown> {
 }
 
 /**
- * What an S3 request's failure means for the store, naming it and the server (`S3`, or the endpoint given):
+ * What an S3 request's failure means for the store, naming it and the server (see `#server`):
  * S3 out of reach (`GALLERY_UNREACHABLE`, tried again later), no credentials (an `InvalidOptionsError` saying
  * what to set), a missing bucket, access refused; anything else (an endpoint that is no S3 server: TLS against
  * plain HTTP, an answer that is not S3's XML) as `GALLERY_S3_ERROR` with the SDK's message.
@@ -143,7 +143,9 @@ function refusal(error: unknown): Record<string, unknown> {
 function s3Failure(error: unknown, location: string, bucket: string, server: string): unknown {
   const network = unreachableCode(error, new Set(['EPROTO', 'ERR_SSL_WRONG_VERSION_NUMBER']));
   if (network !== undefined || (error as Error | undefined)?.name === 'TimeoutError') {
-    return galleryUnreachable(server, location, network ?? 'timed out', error);
+    // Without an endpoint the request went to AWS S3: one meant for MinIO or s3rver needs the endpoint named.
+    const why = `${network ?? 'timed out'}${server === 'AWS S3' ? '; for an S3-compatible server (MinIO, s3rver, LocalStack) give its URL: `endpoint` of S3GalleryStore.open, `s3Endpoint` of openGalleryStore, $FACEREC_S3_ENDPOINT for the CLI and the Lambda runtime' : ''}`;
+    return galleryUnreachable(server, location, why, error);
   }
   const name = (error as Error | undefined)?.name;
   if (name === 'CredentialsProviderError') {
@@ -157,7 +159,7 @@ function s3Failure(error: unknown, location: string, bucket: string, server: str
   if (status === 404 && name === 'NoSuchBucket') {
     return new FacerecError(
       'GALLERY_BUCKET_MISSING',
-      `${location}: there is no bucket ${bucket}${server === 'S3' ? '' : ` at ${server}`}`,
+      `${location}: there is no bucket ${bucket}${server.startsWith('the S3 endpoint') ? ` at ${server}` : ''}`,
       {
         cause: error,
       },
@@ -205,7 +207,10 @@ export class S3GalleryStore extends SnapshotGalleryStore {
   readonly #client: S3Client;
   readonly #ownsClient: boolean;
   readonly #logger: GalleryStoreLogger;
-  /** `S3`, or `the S3 endpoint <url>` for an S3-compatible server: for messages. */
+  /**
+   * `AWS S3` (the default client), `S3` (a client given, its endpoint unknown here), or `the S3 endpoint <url>`
+   * for an S3-compatible server: for messages.
+   */
   readonly #server: string;
 
   private constructor(o: z.output<typeof optionsSchema>, logger: GalleryStoreLogger) {
@@ -221,7 +226,7 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     this.#ownsClient = !o.client;
     this.#client = o.client ?? new S3Client(defaultClientConfig(o));
     this.#logger = logger;
-    this.#server = o.endpoint ? `the S3 endpoint ${o.endpoint}` : 'S3';
+    this.#server = o.endpoint ? `the S3 endpoint ${o.endpoint}` : o.client ? 'S3' : 'AWS S3';
   }
 
   /**

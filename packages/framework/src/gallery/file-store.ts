@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import type { DistanceMetric, GalleryEmbedderInfo, IdentityAggregation } from '../contracts/gallery.js';
@@ -179,7 +180,22 @@ async function lockFile(file: string, timeoutMs: number): Promise<() => Promise<
         onCompromised: () => undefined,
       });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        throw new InvalidOptionsError(
+          'gallery store',
+          `${file}: the folder ${path.dirname(file)} does not exist; create it first (a file store is one file in a folder)`,
+          { cause: error },
+        );
+      }
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+        throw new FacerecError(
+          'GALLERY_NOT_WRITABLE',
+          `${file}: cannot write in its folder ${path.dirname(file)} (${code}), where its lock ${path.basename(file)}.lock and new versions are written`,
+          { cause: error },
+        );
+      }
+      if (code !== 'ELOCKED') throw error;
       if (Date.now() - started >= timeoutMs) {
         throw new FacerecError(
           'GALLERY_LOCKED',

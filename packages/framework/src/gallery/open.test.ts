@@ -55,6 +55,25 @@ describe('openGalleryStore', () => {
     expect(String((error as Error).message)).not.toContain('KwPw');
   });
 
+  it('says a missing folder is missing, and a store URL with one slash is no file path', async () => {
+    const nowhere = path.join(dir, 'no-such-folder', 'people.json');
+    const error = await openGalleryStore(nowhere, { embedder: CONFORMANCE_EMBEDDER, create: true }).catch(
+      (e: unknown) => e,
+    );
+    expect(InvalidOptionsError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toBe(
+      `gallery store: ${nowhere}: the folder ${path.dirname(nowhere)} does not exist; create it first (a file store is one file in a folder)`,
+    );
+    for (const [url, scheme] of [
+      ['s3:/faces/staff.gallery.json', 's3'],
+      ['Postgres:/db/faces', 'postgres'],
+    ]) {
+      await expect(openGalleryStore(url!, { embedder: CONFORMANCE_EMBEDDER, create: true })).rejects.toThrow(
+        `gallery store: a ${scheme}: URL has two slashes after the scheme (${scheme}://…)`,
+      );
+    }
+  });
+
   it('names the valid schemes for an unknown one', async () => {
     await expect(openGalleryStore('ftp://host/gallery.json')).rejects.toThrow(
       'unknown store URL scheme "ftp:"; valid: a path, file:, s3:, postgres:, postgresql:',
