@@ -195,6 +195,14 @@ export function workersFlag(command: string, value: string): number {
       `--workers must be "auto" or an integer from 0 to 64, got "${value.slice(0, 40)}"`,
     );
   }
+  const cores = availableParallelism();
+  if (workers > cores) {
+    // Allowed (a machine shared with other work may report fewer cores than it will have), but said: each
+    // worker then waits for a core, and holds its own copy of the models.
+    info(
+      `${command}: --workers ${workers} on ${cores} core${cores === 1 ? '' : 's'}: more inference threads than cores do not run faster, and each holds its own models ("auto": one per core, at most 4)`,
+    );
+  }
   return workers;
 }
 

@@ -1,9 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { encodeJpeg } from '@facerec/framework';
 import { describe, expect, it, vi } from 'vitest';
-import { numberFlag, pullProgressReporter, shownDistance } from '../src/output.js';
+import { numberFlag, pullProgressReporter, shownDistance, workersFlag } from '../src/output.js';
 import { cli } from './helpers.js';
 
 describe('shownDistance', () => {
@@ -167,13 +167,23 @@ describe('usage errors', () => {
   });
 });
 
-it('says when a pull replaces a corrupt cached copy', () => {
+/** What `run` writes to stderr, a string per write. */
+function stderrOf(run: () => void): string[] {
   const lines: string[] = [];
   const err = vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string) => {
     lines.push(String(chunk));
     return true;
   }) as never);
   try {
+    run();
+  } finally {
+    err.mockRestore();
+  }
+  return lines;
+}
+
+it('says when a pull replaces a corrupt cached copy', () => {
+  const lines = stderrOf(() => {
     const reporter = pullProgressReporter();
     const start = {
       type: 'start',
@@ -185,11 +195,18 @@ it('says when a pull replaces a corrupt cached copy', () => {
     reporter.onProgress({ ...start, total: 10, replacing: true });
     reporter.onProgress({ ...start, model: 'mtcnn-rnet', total: 10 });
     reporter.stop();
-  } finally {
-    err.mockRestore();
-  }
+  });
   expect(lines.join('')).toContain(
     'pulling mtcnn-pnet (pnet.pt) from mirror: /m/pnet.pt (the cached copy was corrupt)\n',
   );
   expect(lines.join('')).toContain('pulling mtcnn-rnet (pnet.pt) from mirror: /m/pnet.pt\n');
+});
+
+it('takes more --workers than cores, saying they will not run faster', () => {
+  const cores = availableParallelism();
+  expect(stderrOf(() => expect(workersFlag('serve', String(cores))).toBe(cores))).toEqual([]);
+  const lines = stderrOf(() => expect(workersFlag('serve', String(cores + 1))).toBe(cores + 1));
+  expect(lines).toEqual([
+    `serve: --workers ${cores + 1} on ${cores} core${cores === 1 ? '' : 's'}: more inference threads than cores do not run faster, and each holds its own models ("auto": one per core, at most 4)\n`,
+  ]);
 });

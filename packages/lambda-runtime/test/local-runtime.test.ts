@@ -210,6 +210,15 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(`${open.url}//`, json)).toBe(404);
       expect(await raw(`${open.url}//127.0.0.1:9/`, json)).toBe(404);
       expect(await raw(`${open.url}/responses`, json)).toBe(405);
+      // A misspelt ?prefix= would hand this client every client's answers: refused, naming what the route takes.
+      const misspelt = await fetch(`${open.url}/responses?prefx=mine-&wait=0`);
+      expect([misspelt.status, await misspelt.json()]).toEqual([
+        400,
+        {
+          error: 'unknown query parameter; GET /responses takes ?prefix=, ?max=, ?wait= only',
+          request_id: null,
+        },
+      ]);
       const elsewhere = await fetch(`${open.url}/elsewhere-${'<b>'.repeat(50)}`);
       expect([elsewhere.status, await elsewhere.json()]).toEqual([
         404,
@@ -236,6 +245,7 @@ describe('local runtime: recognition consumer', () => {
           [404, 'no such route', 'POST', 'other'],
           [404, 'no such route', 'POST', 'other'],
           [405, 'method not allowed', 'POST', '/responses'],
+          [400, 'bad /responses query', 'GET', '/responses'],
           [404, 'no such route', 'GET', 'other'],
           [404, 'no such route', 'GET', '/collections'],
           [403, 'Host is not a loopback name', 'POST', '/'],

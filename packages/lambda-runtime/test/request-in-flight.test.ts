@@ -1,6 +1,7 @@
 import { type LocalRuntime, startLocalRuntime } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { responsesQuery } from '../src/local/requests.js';
 
 const FRAME = '11111111-2222-4333-8444-555555555555';
 
@@ -60,5 +61,105 @@ describe('local runtime: one frame per request id at a time', () => {
     // A refused frame queued nothing: its id is free at once.
     expect((await post('r3', 'bad')).status).toBe(422);
     expect((await post('r3', 'bad')).status).toBe(422);
+  });
+});
+
+describe('local runtime restarted on what its queues held', () => {
+  let runtime: LocalRuntime | undefined;
+  afterEach(() => runtime?.close());
+
+  it('keeps a frame whose faces or answers it holds in flight until its answers are collected: a resend is answered 409, not detected again', async () => {
+    const OTHER = '99999999-2222-4333-8444-555555555555';
+    // As a queue file leaves them: r1's two faces being recognised, one answered already; r0 answered whole.
+    const transport = new InMemoryQueueTransport();
+    const face = (request_id: string, face_index: number, face_count: number) => ({
+      body: JSON.stringify({ request_id, frame_id: FRAME, face_index, face_count }),
+    });
+    const answer = (request_id: string, face_index: number, frame_id = FRAME) => ({
+      body: JSON.stringify({ request_id, frame_id, face_index, face_count: 2, result: 'amy' }),
+    });
+    await transport.publish('requests', [face('r1', 1, 2)]);
+    await transport.publish('responses', [
+      answer('r1', 0),
+      {
+        body: JSON.stringify({
+          request_id: 'r0',
+          frame_id: FRAME,
+          face_index: null,
+          face_count: 0,
+          result: 'no face',
+        }),
+      },
+    ]);
+    const seen: string[] = [];
+    runtime = await startLocalRuntime({
+      detection: async (event) => {
+        const { request_id } = JSON.parse(event.body!);
+        seen.push(request_id);
+        return {
+          statusCode: 200,
+          headers: {},
+          body: JSON.stringify({ request_id, frame_id: OTHER, faces: 1 }),
+        };
+      },
+      // Recognition of the restored face is held back: its answer is published by the test.
+      recognition: async (event) => ({
+        batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })),
+      }),
+      transport,
+      requestQueue: 'requests',
+      responseQueue: 'responses',
+      port: 0,
+    });
+    const post = async (request_id: string) =>
+      (
+        await fetch(runtime!.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ content: 'AAAA', request_id, filename: 'f.jpg' }),
+        })
+      ).status;
+    const collect = async (prefix: string) =>
+      (
+        (await (await fetch(`${runtime!.url}/responses?prefix=${prefix}&wait=1`)).json()) as {
+          messages: { face_index: number | null }[];
+        }
+      ).messages.map((m) => m.face_index);
+    expect(await post('r1')).toBe(409);
+    // r0's one answer is made, but its client has not collected it (a resend may come before it could): still
+    // in flight; collected, its id is free.
+    await vi.waitFor(() => expect(transport.depth('responses')).toBe(0));
+    expect(await post('r0')).toBe(409);
+    expect(await collect('r0')).toEqual([null]);
+    expect(await post('r0')).toBe(200);
+    // An answer of another frame under the same id does not count towards r1's.
+    await transport.publish('responses', [answer('r1', 1, OTHER)]);
+    expect(await collect('r1')).toEqual([0, 1]);
+    expect(await post('r1')).toBe(409);
+    await transport.publish('responses', [answer('r1', 1)]);
+    await vi.waitFor(async () => expect(await collect('r1')).toEqual([1]));
+    expect(await post('r1')).toBe(200);
+    expect(seen).toEqual(['r0', 'r1']);
+  });
+});
+
+describe('GET /responses query', () => {
+  const query = (search: string) => responsesQuery(new URLSearchParams(search));
+  it('takes prefix, max and wait, capping max at 100 and wait at 20 s', () => {
+    expect(query('')).toEqual({ prefix: '', max: 10, wait: 0 });
+    expect(query('prefix=run-1-&max=100&wait=1')).toEqual({ prefix: 'run-1-', max: 100, wait: 1 });
+    expect(query('max=1000&wait=60')).toEqual({ prefix: '', max: 100, wait: 20 });
+    expect(query('wait=0.5&max=1')).toEqual({ prefix: '', max: 1, wait: 0.5 });
+  });
+  it('refuses what it would otherwise guess: unknown or repeated parameters, values that are no number', () => {
+    const takes = 'GET /responses takes ?prefix=, ?max=, ?wait= only';
+    expect(query('prefx=run-1-')).toBe(`unknown query parameter; ${takes}`);
+    expect(query('request_id=a&limit=3')).toBe(`unknown query parameters; ${takes}`);
+    expect(query('prefix=a&prefix=b')).toBe(`a query parameter given twice; ${takes}`);
+    expect(query(`prefix=${'x'.repeat(257)}`)).toBe('?prefix= is at most 256 characters');
+    for (const max of ['0', '-5', 'abc', '', '1.5', '1e3'])
+      expect(query(`max=${max}`)).toMatch(/^\?max= takes a whole number ≥ 1/);
+    for (const wait of ['-1', 'xyz', '', '1e1', 'Infinity'])
+      expect(query(`wait=${wait}`)).toMatch(/^\?wait= takes seconds ≥ 0/);
   });
 });

@@ -47,12 +47,7 @@ it('sends at the requested rate (request i at i / rate s), with every request st
       });
       return { status: 200, body: JSON.stringify({ request_id, faces: 0 }) };
     },
-    responses: {
-      poll: async () => {
-        await new Promise((r) => setTimeout(r, 5));
-        return pending.splice(0);
-      },
-    },
+    responses: answersFrom(pending),
   });
   expect(report.answered).toBe(10);
   // 10 requests at 40/s: the last leaves 225 ms after the first, each no earlier than its slot.
@@ -144,12 +139,7 @@ it('counts a frame in which no face was found apart from the faces it names', as
       else answer(request_id, null, 0, NO_FACE);
       return { status: 200, body: JSON.stringify({ request_id, faces: n === 1 ? 3 : 0 }) };
     },
-    responses: {
-      poll: async () => {
-        await new Promise((r) => setTimeout(r, 5));
-        return pending.splice(0);
-      },
-    },
+    responses: answersFrom(pending),
   });
   expect(report.accuracy).toEqual({ faces: 3, correct: 1, noFace: 1 });
   expect(formatWorkloadReport(report)).toContain(
@@ -213,8 +203,9 @@ it('resends a frame whose connection was reset: a resend answered 200 is a frame
     await new Promise((r) => setTimeout(r, 5));
     return pending.splice(0);
   };
-  // Request 0: the reset send reached the server and was answered before the resend, which the server (a
-  // Function URL: no 409) takes as a second frame. Request 1: the reset send never reached the server.
+  // Request 0: the reset send reached the server, which answers it after the resend went out (about 0.45 s)
+  // and (a Function URL: no 409) takes the resend as a second frame. Request 1: the reset send never reached
+  // the server. (A frame answered before its resend is not resent: see below.)
   const sends = new Map<string, number>();
   const report = await workload({
     requests: 2,
@@ -225,7 +216,7 @@ it('resends a frame whose connection was reset: a resend answered 200 is a frame
       const n = (sends.get(request_id) ?? 0) + 1;
       sends.set(request_id, n);
       if (n === 1) {
-        if (request_id.endsWith('-0')) answer(request_id);
+        if (request_id.endsWith('-0')) setTimeout(() => answer(request_id), 700);
         throw reset();
       }
       answer(request_id);
@@ -284,6 +275,14 @@ function answerOf(
   };
 }
 
+/** Answers a test pushes to `pending`, collected by the client's polls (a long poll of 5 ms). */
+const answersFrom = (pending: ResponseMessage[]): WorkloadOptions['responses'] => ({
+  poll: async () => {
+    await new Promise((r) => setTimeout(r, 5));
+    return pending.splice(0);
+  },
+});
+
 const resetError = () =>
   new TypeError('fetch failed', {
     cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
@@ -297,20 +296,13 @@ it('a frame taken by a reset send (409 to the resend) learns its faces from the 
     timeoutMs: 3000,
     send: async (_url, body) => {
       const { request_id } = JSON.parse(body) as { request_id: string };
-      if (++sends === 1) {
-        // Taken: the first of its two faces is answered while the client backs off.
-        pending.push(answerOf(request_id, 0, 2, 'amy'));
-        throw resetError();
-      }
+      // Taken, and answered only once the resend is on its way: one face as the 409 goes out, one after.
+      if (++sends === 1) throw resetError();
+      pending.push(answerOf(request_id, 0, 2, 'amy'));
       setTimeout(() => pending.push(answerOf(request_id, 1, 2, 'amy')), 50);
       return { status: 409, body: '{"error":"request_id is already in flight"}' };
     },
-    responses: {
-      poll: async () => {
-        await new Promise((r) => setTimeout(r, 5));
-        return pending.splice(0);
-      },
-    },
+    responses: answersFrom(pending),
   });
   expect(report).toMatchObject({ answered: 1, failed: 0, rejected: 0, resetResends: 1, duplicates: 0 });
   expect(report.outcomes[0]).toMatchObject({ status: 200, faces: 2, results: ['amy', 'amy'] });
@@ -322,23 +314,40 @@ it('a frame whose every send was reset, but which was taken, counts as answered 
   const report = await workload({
     requests: 1,
     maxRetries: 2,
-    timeoutMs: 3000,
+    timeoutMs: 4000,
     send: async (_url, body) => {
       const { request_id } = JSON.parse(body) as { request_id: string };
-      if (++sends === 1) setTimeout(() => pending.push(answerOf(request_id, null, 0, NO_FACE)), 1500);
+      // Answered after the last resend (the resends go out at about 0.45 and 1.35 s).
+      if (++sends === 1) setTimeout(() => pending.push(answerOf(request_id, null, 0, NO_FACE)), 2500);
       throw resetError();
     },
-    responses: {
-      poll: async () => {
-        await new Promise((r) => setTimeout(r, 5));
-        return pending.splice(0);
-      },
-    },
+    responses: answersFrom(pending),
   });
   expect(sends).toBe(3);
   expect(report).toMatchObject({ answered: 1, failed: 0, rejected: 0 });
   expect(report.outcomes[0]).toMatchObject({ status: 200, faces: 0, results: [NO_FACE] });
   expect(report.outcomes[0]!.error).toBeUndefined();
+});
+
+it('a frame being resent after a reset is not sent again once its answers came: the reset send was taken', async () => {
+  // A server stopped as the frame went out, then restarted on its queue file: it answers the faces it held
+  // while the client still waits to reconnect.
+  const pending: ResponseMessage[] = [];
+  let sends = 0;
+  const report = await workload({
+    requests: 1,
+    timeoutMs: 3000,
+    send: async (_url, body) => {
+      const { request_id } = JSON.parse(body) as { request_id: string };
+      sends++;
+      setTimeout(() => pending.push(answerOf(request_id, 0, 1, 'amy')), 100);
+      throw resetError();
+    },
+    responses: answersFrom(pending),
+  });
+  expect(sends).toBe(1);
+  expect(report).toMatchObject({ answered: 1, failed: 0, rejected: 0, resetResends: 1, duplicates: 0 });
+  expect(report.outcomes[0]).toMatchObject({ status: 200, faces: 1, results: ['amy'] });
 });
 
 it('after a 409, a frame whose first send then failed is asked for again and reported with its real status', async () => {

@@ -445,6 +445,14 @@ export class InMemoryQueueTransport implements Transport {
     return count;
   }
 
+  /**
+   * The bodies of a queue's messages, visible or in flight, in arrival order, without receiving them: what a
+   * transport restored from its journal holds (a runtime restarted on it learns which work was under way).
+   */
+  bodies(queue: string): string[] {
+    return [...(this.#queues.get(queue)?.messages.values() ?? [])].map((m) => m.body);
+  }
+
   /** Messages received and neither acknowledged nor visible again; SQS's `ApproximateNumberOfMessagesNotVisible`. */
   inFlight(queue: string): number {
     const now = this.#clock.now();

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidOptionsError } from '@facerec/framework';
 import type Database from 'better-sqlite3';
@@ -66,7 +66,11 @@ export async function openSqliteQueueJournal(file: string): Promise<QueueJournal
       { cause },
     );
   }
-  mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  // Not created: a mistyped path would otherwise make folders, and the queue land where nobody looks for it.
+  const folder = path.dirname(path.resolve(file));
+  if (!statSync(folder, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new QueueFileError(file, `its folder ${folder} does not exist; create it first`);
+  }
   let db: Database.Database;
   try {
     // No busy wait: the only contender for the file is another process, which holds it for its whole life.

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describeTransportConformance } from '@facerec/framework/testing';
@@ -51,6 +51,9 @@ describe('InMemoryQueueTransport: durable with a SQLite journal', () => {
 
     const second = await open(file, clock);
     expect([second.depth('jobs'), second.inFlight('jobs')]).toEqual([2, 0]);
+    // What it holds can be read without receiving it (nor counting a delivery).
+    expect(second.bodies('jobs')).toEqual(['b', 'c']);
+    expect(second.bodies('no-such-queue')).toEqual([]);
     const again = await second.receive('jobs', { waitTimeSeconds: 0 });
     expect(again.map((m) => [m.id, m.body, m.receiveCount, m.attributes])).toEqual([
       ['in-flight', 'b', 2, { kind: 'frame' }],
@@ -98,6 +101,16 @@ describe('InMemoryQueueTransport: durable with a SQLite journal', () => {
       'window over',
     ]);
     await second.close();
+  });
+
+  it('refuses a queue file in a folder that does not exist, creating none', async () => {
+    const file = path.join(path.dirname(scratch()), 'typo', 'queue.sqlite');
+    const error = await openSqliteQueueJournal(file).catch((e: unknown) => e);
+    expect(QueueFileError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toContain(
+      `its folder ${path.dirname(file)} does not exist; create it first`,
+    );
+    expect(existsSync(path.dirname(file))).toBe(false);
   });
 
   it('refuses a queue file another transport holds', async () => {

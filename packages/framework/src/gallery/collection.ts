@@ -310,7 +310,7 @@ export async function addFacesFromPhotos(
     const { faces, crops: cut } = (
       await detector.detectFaces([image], { crop: embedder.preprocessing.crop })
     )[0]!;
-    if (faces.length === 0) throw new InvalidInputError(`addFacesFromPhotos: no face found in ${name}`);
+    if (faces.length === 0) throw new InvalidInputError(`no face found in ${name}`);
     // As enrollment counts them: faces below its default minimum size (a face in the background, a false
     // detection) do not make a photo ambiguous.
     const minSize = thresholds.minFaceSize;

@@ -1,12 +1,25 @@
 import { imageSize } from 'image-size';
 import { detectionRequestSchema, requestJsonIssue } from '../messages.js';
 
+/** The fields of an answer that say which frame and face it is for. */
+interface AnswerFields {
+  readonly request_id?: unknown;
+  readonly frame_id?: unknown;
+  readonly face_index?: unknown;
+}
+
 interface InFlight {
   readonly since: number;
   /** Answers the frame will get (its faces, or 1 for "no face"); unknown until detection accepted it. */
   expected: number | undefined;
   /** Answers seen, by `frame_id:face_index`, so a duplicate is not counted twice. */
   readonly answered: Set<string>;
+  /**
+   * For a frame restored from a queue file: its `frame_id` (answers of an earlier frame of the id do not
+   * count), and its answers count once collected, not once made: its client, cut off by the stop, may resend it
+   * before it could collect them (while the restarted server was starting, its answers were made).
+   */
+  readonly frame?: string;
 }
 
 /** Options of {@link RequestsInFlight}. */
@@ -74,14 +87,39 @@ export class RequestsInFlight {
     this.#settle(requestId, entry);
   }
 
-  /** An answer (a response message) reached the mailbox. */
-  answered(answer: {
+  /**
+   * A face or an answer a restarted runtime found in its queue file: its frame is in flight, as it was before
+   * the restart, until every answer of it reached the mailbox, so a client's resend of the frame (its
+   * connection cut by the stop) is answered 409 rather than detected a second time, until its answers are
+   * collected ({@link collected}). Give the request queue's faces first: a request id's latest frame is the one
+   * still being recognised.
+   */
+  restored(message: {
     readonly request_id?: unknown;
     readonly frame_id?: unknown;
-    readonly face_index?: unknown;
+    readonly face_count?: unknown;
   }): void {
+    const { request_id: id, frame_id: frame, face_count: count } = message;
+    if (typeof id !== 'string' || typeof frame !== 'string' || this.#entries.has(id)) return;
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) return;
+    this.#entries.set(id, { since: this.#now(), expected: Math.max(count, 1), answered: new Set(), frame });
+  }
+
+  /** An answer (a response message) reached the mailbox. */
+  answered(answer: AnswerFields): void {
+    this.#count(answer, false);
+  }
+
+  /** An answer left the mailbox (written to a client, or expired): what a restored frame waits for. */
+  collected(answer: AnswerFields): void {
+    this.#count(answer, true);
+  }
+
+  #count(answer: AnswerFields, collected: boolean): void {
     const entry = typeof answer.request_id === 'string' ? this.#entries.get(answer.request_id) : undefined;
-    if (!entry) return;
+    // A restored frame counts its own answers as collected, any other entry its answers as made.
+    if (!entry || (entry.frame !== undefined) !== collected) return;
+    if (entry.frame !== undefined && answer.frame_id !== entry.frame) return;
     entry.answered.add(`${String(answer.frame_id)}:${String(answer.face_index)}`);
     this.#settle(answer.request_id as string, entry);
   }
@@ -164,4 +202,43 @@ function facesOf(body: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** `GET /responses`' query: answers per poll (default 10, more is taken as 100) and long-poll seconds (≤ 20). */
+export const RESPONSES_QUERY = Object.freeze({
+  parameters: ['prefix', 'max', 'wait'],
+  max: { default: 10, most: 100 },
+  wait: { default: 0, most: 20 },
+  prefixLength: 256,
+});
+
+/**
+ * The `prefix`, `max` and `wait` of a `GET /responses` query, or what is wrong with it: an unknown or repeated
+ * parameter (a misspelt `prefix` would hand this client any client's answers), a value that is no number, a
+ * `prefix` longer than any request id. `max` above 100 and `wait` above 20 are taken as those (SQS clients ask
+ * for more).
+ */
+export function responsesQuery(
+  params: URLSearchParams,
+): { readonly prefix: string; readonly max: number; readonly wait: number } | string {
+  const { parameters, max, wait, prefixLength } = RESPONSES_QUERY;
+  const routeTakes = `GET /responses takes ${parameters.map((p) => `?${p}=`).join(', ')} only`;
+  const keys = [...params.keys()];
+  const unknown = new Set(keys.filter((k) => !parameters.includes(k)));
+  if (unknown.size) return `unknown query parameter${unknown.size > 1 ? 's' : ''}; ${routeTakes}`;
+  if (new Set(keys).size !== keys.length) return `a query parameter given twice; ${routeTakes}`;
+  const prefix = params.get('prefix') ?? '';
+  if (prefix.length > prefixLength) return `?prefix= is at most ${prefixLength} characters`;
+  const given = { max: params.get('max'), wait: params.get('wait') };
+  if (given.max !== null && !(/^\d{1,9}$/.test(given.max) && Number(given.max) >= 1)) {
+    return `?max= takes a whole number ≥ 1 (answers per poll; at most ${max.most} are returned)`;
+  }
+  if (given.wait !== null && !/^\d{1,9}(\.\d{1,3})?$/.test(given.wait)) {
+    return `?wait= takes seconds ≥ 0 (at most ${wait.most} are waited)`;
+  }
+  return {
+    prefix,
+    max: Math.min(given.max === null ? max.default : Number(given.max), max.most),
+    wait: Math.min(given.wait === null ? wait.default : Number(given.wait), wait.most),
+  };
 }

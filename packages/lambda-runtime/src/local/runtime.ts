@@ -12,11 +12,8 @@ import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '
 import type { CollectionsApi } from './collections-api.js';
 import { ResponseMailbox } from './mailbox.js';
 import { LATENCY_BUCKETS_SECONDS } from './prometheus.js';
-import { frameRequestFields, RequestsInFlight } from './requests.js';
+import { frameRequestFields, RequestsInFlight, responsesQuery } from './requests.js';
 import { withChildSignal } from './signals.js';
-
-/** Most answers one `GET /responses` returns (`max`, default 10). */
-const MAX_ANSWERS_PER_POLL = 100;
 
 /** Addresses that only this machine can reach. */
 const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -393,6 +390,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       });
     },
     onRemoved: (body) => {
+      requests.collected(body as Record<string, unknown>);
       const receipt = receipts.get(body as object);
       if (receipt === undefined) return;
       transport.acknowledge(responseQueue, [{ receipt }]).catch((error: unknown) => {
@@ -407,6 +405,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     registers,
   });
   const requests = new RequestsInFlight({ onAnswered: (ms) => frameLatency.observe(ms / 1000) });
+  // Restarted on a queue file: the frames whose faces or answers it holds are in flight again (before the
+  // router below delivers any answer). Messages that are not JSON are the consumers' and router's to report.
+  for (const body of [...transport.bodies(requestQueue), ...transport.bodies(responseQueue)]) {
+    try {
+      requests.restored(JSON.parse(body) as Record<string, unknown>);
+    } catch {}
+  }
   const router = drain(
     responseQueue,
     10,
@@ -573,12 +578,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         if (req.method === 'GET' && url.pathname === '/responses') {
           // Up to 100 answers per poll (SQS's 10 would cap a client at 10 per round trip: under load, with the
           // client and the server sharing the cores, answers then piled up faster than one poller collected them).
-          const max = Math.min(
-            Math.max(Number(url.searchParams.get('max') ?? 10) || 10, 1),
-            MAX_ANSWERS_PER_POLL,
-          );
-          const wait = Math.min(Math.max(Number(url.searchParams.get('wait') ?? 0) || 0, 0), 20);
-          const prefix = (url.searchParams.get('prefix') ?? '').slice(0, 256);
+          const query = responsesQuery(url.searchParams);
+          if (typeof query === 'string') {
+            refused(req, 400, 'bad /responses query');
+            send(res, 400, { error: query, request_id: null });
+            return;
+          }
+          const { prefix, max, wait } = query;
           // Ends early when the client goes or the runtime stops.
           const entries = await withChildSignal(abort.signal, (signal, stop) => {
             res.on('close', stop);

@@ -528,6 +528,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         };
         let res = await attempt(maxRetries === 0);
         const resentFor = new Set<'refused' | 'reset' | 'busy'>();
+        /** Answers came for a frame being resent after a reset: the reset send was taken. */
+        let answeredMeanwhile = false;
         // A busy server (admission control) answers 503: wait as it asks (or back off) and resend.
         for (
           let n = 1;
@@ -547,11 +549,19 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
               ? res.retryAfterSeconds * 1000
               : Math.min(200 * 2 ** n, 5000);
           await new Promise((r) => setTimeout(r, base * (1 + Math.random() / 4)));
+          // Sent again, it would be detected and answered twice (a server restarted on its queue file makes the
+          // answers of what it held while the client is still waiting to reconnect).
+          if (s.resetAt !== undefined && s.answered.size > 0) {
+            answeredMeanwhile = true;
+            break;
+          }
           attemptAt = performance.now();
           res = await attempt(n === maxRetries || gaveUp());
         }
-        if (typeof res === 'string') throw new Error(`connection ${res}`); // not reached: the last attempt throws
-        if (res.status === 409 && s.resetAt !== undefined) {
+        if (answeredMeanwhile) takeUnseen(requestId, s);
+        else if (typeof res === 'string')
+          throw new Error(`connection ${res}`); // not reached: the last attempt throws
+        else if (res.status === 409 && s.resetAt !== undefined) {
           // The reset send was taken, and the frame is still in flight: its answers are coming.
           takeUnseen(requestId, s);
           await askWhileUnseen(requestId, s, body, done);
