@@ -148,6 +148,7 @@ describeWithSharedData(
           file: `${n.slice(0, -1)}/${n}.png`,
         })),
         skipped: [],
+        unenrolled: [],
       });
       const file = JSON.parse(await readFile(galleryFile, 'utf8')) as {
         embedder: { modelId: string; dimension: number; preprocessing: { crop: unknown } };

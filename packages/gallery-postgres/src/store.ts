@@ -802,8 +802,9 @@ const URL_PARAMETERS = ['collection', 'search', 'ef_search'] as const;
 
 /**
  * Query parameters node-postgres (8.x: `pg-connection-string` and `ConnectionParameters`) reads from a
- * connection string. Any other is refused: a misspelt `colection` would otherwise open the default collection,
- * and libpq's `connect_timeout` or `keepalives` would be ignored without a word.
+ * `postgres://` connection string given to a pool. Any other is refused: a misspelt `colection` would otherwise
+ * open the default collection, and one node-postgres does not read (libpq's `connect_timeout`, `db`, `binary`)
+ * would be ignored without a word.
  */
 const CONNECTION_PARAMETERS: ReadonlySet<string> = new Set([
   'sslmode',
@@ -817,9 +818,6 @@ const CONNECTION_PARAMETERS: ReadonlySet<string> = new Set([
   'port',
   'user',
   'password',
-  'db',
-  'encoding',
-  'client_encoding',
   'application_name',
   'fallback_application_name',
   'options',
@@ -827,9 +825,51 @@ const CONNECTION_PARAMETERS: ReadonlySet<string> = new Set([
   'lock_timeout',
   'idle_in_transaction_session_timeout',
   'query_timeout',
-  'replication',
-  'binary',
 ]);
+
+/** Parameters of libpq (and so of URLs hosting providers hand out) that node-postgres does not read from a URL. */
+const LIBPQ_ONLY: ReadonlySet<string> = new Set([
+  'channel_binding',
+  'connect_timeout',
+  'target_session_attrs',
+  'keepalives',
+  'keepalives_idle',
+  'keepalives_interval',
+  'keepalives_count',
+  'gssencmode',
+  'krbsrvname',
+  'passfile',
+  'service',
+  'sslcompression',
+  'sslpassword',
+  'requiressl',
+  'load_balance_hosts',
+  'hostaddr',
+  'dbname',
+  'client_encoding',
+]);
+
+/** What is wrong with the query parameters left in a store URL (facerec's own taken out), or `undefined`. */
+function connectionParameterIssue(params: URLSearchParams): string | undefined {
+  const keys = [...new Set(params.keys())];
+  if (keys.includes('replication')) {
+    return 'replication= would open a replication connection, on which the store cannot query: remove it';
+  }
+  const unknown = keys.filter((k) => !CONNECTION_PARAMETERS.has(k));
+  if (!unknown.length) return undefined;
+  // A password in the query holding an unencoded `&` would show its tail as a parameter name: none is named.
+  const names = params.has('password')
+    ? ['(not named: the URL holds a password in its query)']
+    : unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 40)));
+  const libpq = unknown.filter((k) => LIBPQ_ONLY.has(k));
+  return (
+    `unknown query parameter${unknown.length === 1 ? '' : 's'} ${names.join(', ')}${unknown.length > 5 && !params.has('password') ? ', …' : ''} in the store URL` +
+    (libpq.length && !params.has('password')
+      ? ` (${libpq.map((k) => JSON.stringify(k)).join(', ')}: libpq's, which node-postgres does not read from a URL: remove ${libpq.length === 1 ? 'it' : 'them'})`
+      : '') +
+    `; facerec reads ${URL_PARAMETERS.join(', ')}, the connection ${[...CONNECTION_PARAMETERS].join(', ')}`
+  );
+}
 
 /**
  * Opens `postgres://user:password@host:5432/database?collection=staff&search=hnsw&ef_search=400` with the
@@ -874,16 +914,8 @@ export async function openGalleryStoreFromUrl(
   }
   const search = take('search');
   const efSearch = take('ef_search');
-  const unknown = [...new Set(parsed.searchParams.keys())].filter((k) => !CONNECTION_PARAMETERS.has(k));
-  if (unknown.length) {
-    // Names only, never values (a password can sit in one); cut and made printable, as the URL is the caller's.
-    const names = unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 40)));
-    throw new InvalidOptionsError(
-      '@facerec/gallery-postgres',
-      `unknown query parameter${unknown.length === 1 ? '' : 's'} ${names.join(', ')}${unknown.length > 5 ? ', …' : ''} in the store URL; ` +
-        `facerec reads ${URL_PARAMETERS.join(', ')}, the connection ${[...CONNECTION_PARAMETERS].join(', ')}`,
-    );
-  }
+  const connectionIssue = connectionParameterIssue(parsed.searchParams);
+  if (connectionIssue) throw new InvalidOptionsError('@facerec/gallery-postgres', connectionIssue);
   if (search !== undefined && search !== 'exact' && search !== 'hnsw') {
     throw new InvalidOptionsError('@facerec/gallery-postgres', `search must be exact or hnsw, got ${search}`);
   }

@@ -226,7 +226,15 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     this.#ownsClient = !o.client;
     this.#client = o.client ?? new S3Client(defaultClientConfig(o));
     this.#logger = logger;
-    this.#server = o.endpoint ? `the S3 endpoint ${o.endpoint}` : o.client ? 'S3' : 'AWS S3';
+    // The AWS SDK takes an endpoint from $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL too.
+    const sdkEndpoint = process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL;
+    this.#server = o.endpoint
+      ? `the S3 endpoint ${o.endpoint}`
+      : o.client
+        ? 'S3'
+        : sdkEndpoint
+          ? `the S3 endpoint ${sdkEndpoint} (from $AWS_ENDPOINT_URL${process.env.AWS_ENDPOINT_URL_S3 ? '_S3' : ''})`
+          : 'AWS S3';
   }
 
   /**

@@ -1,7 +1,7 @@
 import { type LocalRuntime, startLocalRuntime } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { responsesQuery } from '../src/local/requests.js';
+import { RequestsInFlight, responsesQuery } from '../src/local/requests.js';
 
 const FRAME = '11111111-2222-4333-8444-555555555555';
 
@@ -140,6 +140,29 @@ describe('local runtime restarted on what its queues held', () => {
     await vi.waitFor(async () => expect(await collect('r1')).toEqual([1]));
     expect(await post('r1')).toBe(200);
     expect(seen).toEqual(['r0', 'r1']);
+  });
+});
+
+describe('RequestsInFlight.restored', () => {
+  it('waits for what the queue file held only, and 2 minutes at most; its wait is no frame latency', () => {
+    let now = 0;
+    const latencies: number[] = [];
+    const requests = new RequestsInFlight({ now: () => now, onAnswered: (ms) => latencies.push(ms) });
+    // Face 2 of 3 still queued; faces 0 and 1 were answered and collected before the stop.
+    requests.restored({ request_id: 'a', frame_id: FRAME, face_index: 2, face_count: 3 });
+    // b: one face queued that will never be answered (dead-lettered).
+    requests.restored({ request_id: 'b', frame_id: FRAME, face_index: 0, face_count: 1 });
+    expect([requests.begin('a'), requests.begin('b')]).toEqual([false, false]);
+    requests.answered({ request_id: 'a', frame_id: FRAME, face_index: 2 }); // made, not yet collected
+    expect(requests.begin('a')).toBe(false);
+    requests.collected({ request_id: 'a', frame_id: FRAME, face_index: 2 });
+    now = 1000;
+    expect(requests.begin('a')).toBe(true);
+    now = 2 * 60 * 1000 - 1;
+    expect(requests.begin('b')).toBe(false);
+    now = 2 * 60 * 1000 + 1;
+    expect(requests.begin('b')).toBe(true);
+    expect(latencies).toEqual([]);
   });
 });
 

@@ -47,6 +47,7 @@ interface MessageRow {
  * The file is opened in exclusive locking mode: a second process on the same file is refused with a
  * {@link QueueFileError} instead of both serving one queue from two memories.
  *
+ * The file's folder must exist (a `QueueFileError` otherwise).
  * better-sqlite3 (an optional peer dependency) is loaded by this function only.
  *
  * @example
@@ -68,9 +69,20 @@ export async function openSqliteQueueJournal(file: string): Promise<QueueJournal
   }
   // Not created: a mistyped path would otherwise make folders, and the queue land where nobody looks for it.
   const folder = path.dirname(path.resolve(file));
-  if (!statSync(folder, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new QueueFileError(file, `its folder ${folder} does not exist; create it first`);
+  let isFolder: boolean;
+  try {
+    isFolder = statSync(folder, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  } catch (cause) {
+    // ENOTDIR (a part of the path is a file), EACCES.
+    throw new QueueFileError(
+      file,
+      `cannot reach its folder ${folder} (${(cause as { code?: string }).code})`,
+      {
+        cause,
+      },
+    );
   }
+  if (!isFolder) throw new QueueFileError(file, `its folder ${folder} does not exist; create it first`);
   let db: Database.Database;
   try {
     // No busy wait: the only contender for the file is another process, which holds it for its whole life.

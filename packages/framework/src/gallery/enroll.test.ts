@@ -132,6 +132,7 @@ beforeAll(async () => {
   write('alice/group.png', await png(2, 30));
   write('alice/notes.txt', 'not an image');
   write('alice/.DS_Store', 'finder');
+  write('alice/Thumbs.db', 'explorer');
   write('alice/old/a0.png', await png(1, 90));
   write('alice/old/deeper/a00.png', await png(1, 90));
   const raw = image(1, 40);
@@ -205,6 +206,7 @@ describe('enrollGallery', () => {
       { file: '.hidden/', reason: 'hidden' },
       { file: 'README.md', reason: 'not in an identity folder' },
       { file: 'alice/.DS_Store', reason: 'hidden' },
+      { file: 'alice/Thumbs.db', reason: 'hidden' },
       { file: 'alice/group.png', reason: 'several faces' },
       { file: 'alice/notes.txt', reason: 'unsupported extension' },
       { file: 'alice/old/a0.png', reason: 'nested folder' },

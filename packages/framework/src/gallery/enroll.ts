@@ -197,7 +197,7 @@ interface Candidate {
  * kept crops of a batch in one call. Identities and files are processed in code-unit order of their names.
  *
  * Skipped, with a reason, never silently: files directly under `root`, files in folders nested inside an
- * identity folder, other extensions, hidden entries (`.name`), empty identity folders, a folder named
+ * identity folder, other extensions, hidden entries (`.name`, `Thumbs.db`, `desktop.ini`, `@eaDir`), empty identity folders, a folder named
  * `unknown` (reserved), and images that cannot be read or decoded, are too large, or show no face or
  * several faces (counting only faces of at least `minFaceSize`), and faces that fail a quality check (`quality`): `face too small` (larger box side below
  * `minFaceSize`, default half the embedder's input width), `strong yaw` (estimated head turn above `maxYaw`,
@@ -379,6 +379,13 @@ async function load(
 const errorMessage = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/**
+ * Hidden entries: dot-names, and what file managers and NAS systems leave in every folder (Windows' `Thumbs.db`
+ * and `desktop.ini`, Synology's `@eaDir`), skipped as `hidden` (so `facerec enroll --strict` ignores them).
+ */
+const isHidden = (name: string) =>
+  name.startsWith('.') || ['thumbs.db', 'desktop.ini', '@eadir'].includes(name.toLowerCase());
+
 /** How deep nested folders are followed to list their files as skipped. */
 const MAX_NESTED_DEPTH = 16;
 
@@ -416,7 +423,7 @@ async function scan(
     // The identity is the folder name in NFC (macOS file names can come decomposed).
     const identity = entry.name.normalize('NFC');
     const nameIssue = identityNameIssue(identity);
-    if (entry.name.startsWith('.')) {
+    if (isHidden(entry.name)) {
       skipped.push({ file: label, reason: 'hidden' });
     } else if (kind === 'file') {
       skipped.push({ file: label, reason: 'not in an identity folder' });
@@ -432,18 +439,18 @@ async function scan(
     } else {
       let found = 0;
       let inner: Dirent[];
+      identities.push(identity);
       try {
         inner = await readdir(absolute, { withFileTypes: true });
       } catch (error) {
         skipped.push({ file: label, reason: 'unreadable', detail: errorMessage(error) });
         continue;
       }
-      identities.push(identity);
       for (const item of inner.sort((a, b) => byCodeUnit(a.name, b.name))) {
         found++;
         const itemPath = path.join(absolute, item.name);
         const itemKind = await kindOf(item, itemPath);
-        if (item.name.startsWith('.')) {
+        if (isHidden(item.name)) {
           skipped.push({ file: rel(itemPath) + (itemKind === 'directory' ? '/' : ''), reason: 'hidden' });
         } else if (itemKind === 'directory') {
           const nested = item.isSymbolicLink() ? [] : await listFiles(itemPath, 1);

@@ -184,7 +184,9 @@ async function lockFile(file: string, timeoutMs: number): Promise<() => Promise<
       if (code === 'ENOENT' || code === 'ENOTDIR') {
         throw new InvalidOptionsError(
           'gallery store',
-          `${file}: the folder ${path.dirname(file)} does not exist; create it first (a file store is one file in a folder)`,
+          code === 'ENOENT'
+            ? `${file}: the folder ${path.dirname(file)} does not exist; create it first (a file store is one file in a folder)`
+            : `${file}: a part of ${path.dirname(file)} is a file, not a folder`,
           { cause: error },
         );
       }

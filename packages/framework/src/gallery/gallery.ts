@@ -620,13 +620,15 @@ function resolveSearch(options: GallerySearchOptions): DotKernelName | 'auto' {
 
 /**
  * The answer for one query from its candidates (nearest first): the nearest identity, or `'unknown'` when it
- * is farther than `threshold` or there is none (distance `Infinity`). For every store's `match`.
+ * is farther than `threshold` or there is none (distance `Infinity`). For every store's `match`. Threshold 0
+ * (never calibrated) answers `'unknown'` even at distance 0: stores compute a face's distance to its own
+ * embedding as 0 or as a rounding error above it, and would otherwise disagree.
  */
 export function matchOf(candidates: IdentityCandidate[], threshold: number): GalleryMatch {
   const first = candidates[0];
   if (!first) return { identity: UNKNOWN_IDENTITY, distance: Number.POSITIVE_INFINITY, candidates };
   return {
-    identity: first.distance > threshold ? UNKNOWN_IDENTITY : first.identity,
+    identity: threshold > 0 && first.distance <= threshold ? first.identity : UNKNOWN_IDENTITY,
     distance: first.distance,
     candidates,
   };

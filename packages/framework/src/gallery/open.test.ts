@@ -64,12 +64,16 @@ describe('openGalleryStore', () => {
     expect((error as Error).message).toBe(
       `gallery store: ${nowhere}: the folder ${path.dirname(nowhere)} does not exist; create it first (a file store is one file in a folder)`,
     );
-    for (const [url, scheme] of [
-      ['s3:/faces/staff.gallery.json', 's3'],
-      ['Postgres:/db/faces', 'postgres'],
+    for (const [url, message] of [
+      ['s3:/faces/staff.gallery.json', 'an s3: URL needs two slashes after the scheme (s3://bucket/key)'],
+      ['s3:faces/staff.gallery.json', 'an s3: URL needs two slashes after the scheme (s3://bucket/key)'],
+      [
+        'Postgres:/db/faces',
+        'a postgres: URL needs two slashes after the scheme (postgres://user@host/database?collection=name)',
+      ],
     ]) {
       await expect(openGalleryStore(url!, { embedder: CONFORMANCE_EMBEDDER, create: true })).rejects.toThrow(
-        `gallery store: a ${scheme}: URL has two slashes after the scheme (${scheme}://…)`,
+        `gallery store: ${message}`,
       );
     }
   });

@@ -60,12 +60,12 @@ export async function openGalleryStore(
   options: OpenGalleryStoreOptions = {},
 ): Promise<GalleryStore> {
   const scheme = /^([a-z][a-z0-9+.-]*:)\/\//i.exec(url)?.[1]?.toLowerCase();
-  // `s3:/bucket/key` (one slash) would otherwise be taken for a file path, and fail on a folder named "s3:".
-  const oneSlash = /^(s3|postgres|postgresql):\/(?!\/)/i.exec(url)?.[1];
+  // `s3:/bucket/key` or `s3:bucket/key` would otherwise be taken for a file path, and fail on a folder "s3:".
+  const oneSlash = /^(s3|postgres|postgresql):(?!\/\/)/i.exec(url)?.[1]?.toLowerCase();
   if (oneSlash) {
     throw new InvalidOptionsError(
       'gallery store',
-      `a ${oneSlash.toLowerCase()}: URL has two slashes after the scheme (${oneSlash.toLowerCase()}://…)`,
+      `${oneSlash === 's3' ? 'an' : 'a'} ${oneSlash}: URL needs two slashes after the scheme (${oneSlash === 's3' ? 's3://bucket/key' : `${oneSlash}://user@host/database?collection=name`})`,
     );
   }
   // `file:name.json` would otherwise be read as a file of that name (and a URL parser reads it from the root).

@@ -155,6 +155,10 @@ export function describeGalleryStoreConformance(
       expect(strict!.identity).toBe('unknown');
       expect(strict!.candidates).toHaveLength(1);
       expect(strict!.candidates[0]!.identity).toBe('alice');
+      // Never calibrated means unknown even for a stored embedding itself, whatever rounding makes its distance.
+      const [itself] = await store.match([axis(1)]);
+      expect(itself!.identity).toBe('unknown');
+      expect(itself!.candidates[0]!.identity).toBe('bob');
       // Several queries at once, answered in order.
       const both = await store.match([axis(1), QUERY], { threshold: 0.5 });
       expect(both.map((m) => m.identity)).toEqual(['bob', 'alice']);

@@ -15,12 +15,23 @@ interface InFlight {
   /** Answers seen, by `frame_id:face_index`, so a duplicate is not counted twice. */
   readonly answered: Set<string>;
   /**
-   * For a frame restored from a queue file: its `frame_id` (answers of an earlier frame of the id do not
-   * count), and its answers count once collected, not once made: its client, cut off by the stop, may resend it
-   * before it could collect them (while the restarted server was starting, its answers were made).
+   * For a frame restored from a queue file: its `frame_id`, and the faces and answers of it the file held (by
+   * `frame_id:face_index`), which count once collected, not once made: its client, cut off by the stop, may
+   * resend it before it could collect them (the restarted server makes them while it starts). Answers
+   * collected before the stop are not held, and not waited for.
    */
-  readonly frame?: string;
+  readonly restored?: { readonly frame: string; readonly held: Set<string> };
 }
+
+/** A face's or an answer's key in `InFlight.answered`. */
+const answerKey = (answer: AnswerFields) => `${String(answer.frame_id)}:${String(answer.face_index)}`;
+
+/**
+ * How long a restored frame is kept in flight at most: a client resends a frame cut off by a stop within
+ * about a minute (30 s of reconnecting, then backoffs of at most 5 s), and a face of it dead-lettered, or
+ * answered before the stop and deduplicated since, would otherwise block its request id for the full TTL.
+ */
+const RESTORED_TTL_MS = 2 * 60 * 1000;
 
 /** Options of {@link RequestsInFlight}. */
 export interface RequestsInFlightOptions {
@@ -59,10 +70,11 @@ export class RequestsInFlight {
 
   /** Takes `requestId` for a frame; false when a frame with that id is still in flight. */
   begin(requestId: string): boolean {
-    const oldest = this.#now() - this.#ttlMs;
-    // Insertion order is age order: expired entries are at the front.
+    const now = this.#now();
+    // Insertion order is expiry order (restored entries, with their shorter TTL, come first): expired entries
+    // are at the front.
     for (const [id, entry] of this.#entries) {
-      if (entry.since >= oldest) break;
+      if (entry.since + (entry.restored ? RESTORED_TTL_MS : this.#ttlMs) > now) break;
       this.#entries.delete(id);
     }
     if (this.#entries.has(requestId)) return false;
@@ -89,20 +101,22 @@ export class RequestsInFlight {
 
   /**
    * A face or an answer a restarted runtime found in its queue file: its frame is in flight, as it was before
-   * the restart, until every answer of it reached the mailbox, so a client's resend of the frame (its
-   * connection cut by the stop) is answered 409 rather than detected a second time, until its answers are
-   * collected ({@link collected}). Give the request queue's faces first: a request id's latest frame is the one
-   * still being recognised.
+   * the restart, until the answers of what the file held are collected ({@link collected}) or at most 2
+   * minutes, so a client's resend of the frame (its connection cut by the stop) is answered 409 rather than
+   * detected a second time. Give the request queue's faces first: a request id's latest frame is the one
+   * still being recognised; what the file holds of an earlier frame under the same id is left out.
    */
-  restored(message: {
-    readonly request_id?: unknown;
-    readonly frame_id?: unknown;
-    readonly face_count?: unknown;
-  }): void {
-    const { request_id: id, frame_id: frame, face_count: count } = message;
-    if (typeof id !== 'string' || typeof frame !== 'string' || this.#entries.has(id)) return;
-    if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) return;
-    this.#entries.set(id, { since: this.#now(), expected: Math.max(count, 1), answered: new Set(), frame });
+  restored(message: AnswerFields & { readonly face_count?: unknown }): void {
+    const { request_id: id, frame_id: frame } = message;
+    if (typeof id !== 'string' || typeof frame !== 'string') return;
+    let entry = this.#entries.get(id);
+    if (!entry) {
+      entry = { since: this.#now(), expected: 0, answered: new Set(), restored: { frame, held: new Set() } };
+      this.#entries.set(id, entry);
+    }
+    if (entry.restored?.frame !== frame) return;
+    entry.restored.held.add(answerKey(message));
+    entry.expected = entry.restored.held.size;
   }
 
   /** An answer (a response message) reached the mailbox. */
@@ -117,17 +131,19 @@ export class RequestsInFlight {
 
   #count(answer: AnswerFields, collected: boolean): void {
     const entry = typeof answer.request_id === 'string' ? this.#entries.get(answer.request_id) : undefined;
-    // A restored frame counts its own answers as collected, any other entry its answers as made.
-    if (!entry || (entry.frame !== undefined) !== collected) return;
-    if (entry.frame !== undefined && answer.frame_id !== entry.frame) return;
-    entry.answered.add(`${String(answer.frame_id)}:${String(answer.face_index)}`);
+    // A restored frame counts the answers it holds once collected, any other entry its answers once made.
+    if (!entry || (entry.restored !== undefined) !== collected) return;
+    const key = answerKey(answer);
+    if (entry.restored && !entry.restored.held.has(key)) return;
+    entry.answered.add(key);
     this.#settle(answer.request_id as string, entry);
   }
 
   #settle(requestId: string, entry: InFlight): void {
     if (entry.expected !== undefined && entry.answered.size >= entry.expected) {
       this.#entries.delete(requestId);
-      this.#onAnswered?.(this.#now() - entry.since);
+      // A restored frame's time since the restart is no frame latency.
+      if (!entry.restored) this.#onAnswered?.(this.#now() - entry.since);
     }
   }
 }

@@ -536,14 +536,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           (res === 'refused' || res === 'reset' || res.status === 503) && n <= maxRetries;
           n++
         ) {
-          // Frames, not attempts: a frame resent three times for the same reason counts once.
           const why = typeof res === 'string' ? res : 'busy';
-          if (!resentFor.has(why)) {
-            resentFor.add(why);
-            if (why === 'refused') reconnects++;
-            else if (why === 'reset') resetResends++;
-            else retries++;
-          }
           const base =
             typeof res !== 'string' && res.retryAfterSeconds
               ? res.retryAfterSeconds * 1000
@@ -554,6 +547,13 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           if (s.resetAt !== undefined && s.answered.size > 0) {
             answeredMeanwhile = true;
             break;
+          }
+          // Frames, not attempts: a frame resent three times for the same reason counts once.
+          if (!resentFor.has(why)) {
+            resentFor.add(why);
+            if (why === 'refused') reconnects++;
+            else if (why === 'reset') resetResends++;
+            else retries++;
           }
           attemptAt = performance.now();
           res = await attempt(n === maxRetries || gaveUp());
