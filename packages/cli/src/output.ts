@@ -30,7 +30,16 @@ import cliProgress from 'cli-progress';
  * with one stderr line saying what it held.
  */
 export async function checkGalleryOut(command: string, file: string): Promise<void> {
-  const found = await stat(file).catch(() => undefined);
+  const found = await stat(file).catch((error: NodeJS.ErrnoException) => {
+    // A part of the path is a file: the gallery could never be written there (found before any work).
+    if (error.code === 'ENOTDIR') {
+      throw new InvalidOptionsError(
+        command,
+        `--out ${file}: a part of ${path.dirname(file)} is a file, not a folder`,
+      );
+    }
+    return undefined;
+  });
   if (!found) return;
   if (found.isDirectory()) {
     throw new InvalidOptionsError(

@@ -119,6 +119,19 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const lenient = await cli(...args.filter((a) => a !== '--strict'));
     expect(lenient.code, lenient.stderr).toBe(0);
     expect(lenient.stderr).toContain('not in the gallery, no photo enrolled: 1 identity ("penny")');
+    // An --out through a file is (the gallery just written) refused before any work, as bad input.
+    const through = await cli(
+      'enroll',
+      strict,
+      '--out',
+      path.join(out, 'g.json'),
+      '--embedder',
+      'faceapi-resnet',
+    );
+    expect([through.code, through.stderr]).toEqual([
+      2,
+      `facerec: enroll: --out ${path.join(out, 'g.json')}: a part of ${out} is a file, not a folder\n`,
+    ]);
   });
 
   it('enroll with every image refused says so, with each reason, and --json still prints why', async () => {

@@ -215,7 +215,7 @@ describe('local runtime: recognition consumer', () => {
       expect([misspelt.status, await misspelt.json()]).toEqual([
         400,
         {
-          error: 'unknown query parameter; GET /responses takes ?prefix=, ?max=, ?wait= only',
+          error: 'unknown query parameter "prefx"; GET /responses takes ?prefix=, ?max=, ?wait= only',
           request_id: null,
         },
       ]);

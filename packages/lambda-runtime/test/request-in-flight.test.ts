@@ -176,9 +176,9 @@ describe('GET /responses query', () => {
   });
   it('refuses what it would otherwise guess: unknown or repeated parameters, values that are no number', () => {
     const takes = 'GET /responses takes ?prefix=, ?max=, ?wait= only';
-    expect(query('prefx=run-1-')).toBe(`unknown query parameter; ${takes}`);
-    expect(query('request_id=a&limit=3')).toBe(`unknown query parameters; ${takes}`);
-    expect(query('prefix=a&prefix=b')).toBe(`a query parameter given twice; ${takes}`);
+    expect(query('prefx=run-1-')).toBe(`unknown query parameter "prefx"; ${takes}`);
+    expect(query('request_id=a&limit=3')).toBe(`unknown query parameters "request_id", "limit"; ${takes}`);
+    expect(query('prefix=a&prefix=b')).toBe(`query parameter "prefix" given twice; ${takes}`);
     expect(query(`prefix=${'x'.repeat(257)}`)).toBe('?prefix= is at most 256 characters');
     for (const max of ['0', '-5', 'abc', '', '1.5', '1e3'])
       expect(query(`max=${max}`)).toMatch(/^\?max= takes a whole number ≥ 1/);

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidOptionsError } from '@facerec/framework';
 import type Database from 'better-sqlite3';
@@ -82,7 +82,16 @@ export async function openSqliteQueueJournal(file: string): Promise<QueueJournal
       },
     );
   }
-  if (!isFolder) throw new QueueFileError(file, `its folder ${folder} does not exist; create it first`);
+  if (!isFolder) {
+    const exists = existsSync(folder);
+    throw new QueueFileError(
+      file,
+      exists ? `${folder} is a file, not a folder` : `its folder ${folder} does not exist; create it first`,
+    );
+  }
+  if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new QueueFileError(file, 'is a folder; give the path of a file in it (e.g. queue.sqlite)');
+  }
   let db: Database.Database;
   try {
     // No busy wait: the only contender for the file is another process, which holds it for its whole life.

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describeTransportConformance } from '@facerec/framework/testing';
@@ -111,6 +111,15 @@ describe('InMemoryQueueTransport: durable with a SQLite journal', () => {
       `its folder ${path.dirname(file)} does not exist; create it first`,
     );
     expect(existsSync(path.dirname(file))).toBe(false);
+    // A folder that is a file, and a queue path that is a folder.
+    const dir = path.dirname(scratch());
+    writeFileSync(path.join(dir, 'plain'), '');
+    const throughFile = await openSqliteQueueJournal(path.join(dir, 'plain', 'q.sqlite')).catch(
+      (e: unknown) => e,
+    );
+    expect((throughFile as Error).message).toContain(`${path.join(dir, 'plain')} is a file, not a folder`);
+    const folder = await openSqliteQueueJournal(dir).catch((e: unknown) => e);
+    expect((folder as Error).message).toContain('is a folder; give the path of a file in it');
   });
 
   it('refuses a queue file another transport holds', async () => {

@@ -133,6 +133,8 @@ beforeAll(async () => {
   write('alice/notes.txt', 'not an image');
   write('alice/.DS_Store', 'finder');
   write('alice/Thumbs.db', 'explorer');
+  write('erin/.DS_Store', 'finder');
+  write('__MACOSX/alice/._a1.png', 'resource fork');
   write('alice/old/a0.png', await png(1, 90));
   write('alice/old/deeper/a00.png', await png(1, 90));
   const raw = image(1, 40);
@@ -177,7 +179,7 @@ describe('enrollGallery', () => {
 
     expect(gallery.names).toEqual(['alice', 'bob', 'dave']);
     // The empty folder is a person left out; the reserved and invalid names are no identity folders.
-    expect(unenrolled).toEqual(['carol']);
+    expect(unenrolled).toEqual(['carol', 'erin']);
     expect(gallery.embedder).toEqual({
       modelId: 'fake/embedder',
       weightsSha256: 'f'.repeat(64),
@@ -205,6 +207,7 @@ describe('enrollGallery', () => {
     expect([...skipped].sort(byFile).map(({ file, reason }) => ({ file, reason }))).toEqual([
       { file: '.hidden/', reason: 'hidden' },
       { file: 'README.md', reason: 'not in an identity folder' },
+      { file: '__MACOSX/', reason: 'hidden' },
       { file: 'alice/.DS_Store', reason: 'hidden' },
       { file: 'alice/Thumbs.db', reason: 'hidden' },
       { file: 'alice/group.png', reason: 'several faces' },
@@ -217,6 +220,8 @@ describe('enrollGallery', () => {
       { file: 'bob/truncated.png', reason: 'undecodable' },
       { file: 'carol/', reason: 'empty folder' },
       { file: 'dave/big.png', reason: 'too large' },
+      { file: 'erin/', reason: 'empty folder' },
+      { file: 'erin/.DS_Store', reason: 'hidden' },
       { file: 'stray.png', reason: 'not in an identity folder' },
       { file: 'two\nlines/t.png', reason: 'invalid identity name' },
       { file: 'unknown/u.png', reason: 'reserved identity name' },
@@ -287,7 +292,7 @@ describe('enrollGallery', () => {
       multipleFaces: 'largest',
     });
     expect(gallery.names).toEqual(['alice']);
-    expect(unenrolled).toEqual(['bob', 'carol', 'dave']);
+    expect(unenrolled).toEqual(['bob', 'carol', 'dave', 'erin']);
   });
 
   it('skips faces that fail a quality check, saying which and by how much', async () => {

@@ -197,7 +197,7 @@ interface Candidate {
  * kept crops of a batch in one call. Identities and files are processed in code-unit order of their names.
  *
  * Skipped, with a reason, never silently: files directly under `root`, files in folders nested inside an
- * identity folder, other extensions, hidden entries (`.name`, `Thumbs.db`, `desktop.ini`, `@eaDir`), empty identity folders, a folder named
+ * identity folder, other extensions, hidden entries (`.name`, `Thumbs.db`, `desktop.ini`, `__MACOSX`, `@eaDir`), empty identity folders, a folder named
  * `unknown` (reserved), and images that cannot be read or decoded, are too large, or show no face or
  * several faces (counting only faces of at least `minFaceSize`), and faces that fail a quality check (`quality`): `face too small` (larger box side below
  * `minFaceSize`, default half the embedder's input width), `strong yaw` (estimated head turn above `maxYaw`,
@@ -380,11 +380,12 @@ const errorMessage = (error: unknown) => (error instanceof Error ? error.message
 const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Hidden entries: dot-names, and what file managers and NAS systems leave in every folder (Windows' `Thumbs.db`
- * and `desktop.ini`, Synology's `@eaDir`), skipped as `hidden` (so `facerec enroll --strict` ignores them).
+ * Hidden entries: dot-names, and what file managers, archivers and NAS systems leave in folders (Windows'
+ * `Thumbs.db` and `desktop.ini`, macOS zips' `__MACOSX`, Synology's `@eaDir`), skipped as `hidden` (so
+ * `facerec enroll --strict` ignores them); a folder holding nothing else is an `empty folder`.
  */
 const isHidden = (name: string) =>
-  name.startsWith('.') || ['thumbs.db', 'desktop.ini', '@eadir'].includes(name.toLowerCase());
+  name.startsWith('.') || ['thumbs.db', 'desktop.ini', '@eadir', '__macosx'].includes(name.toLowerCase());
 
 /** How deep nested folders are followed to list their files as skipped. */
 const MAX_NESTED_DEPTH = 16;
@@ -447,7 +448,8 @@ async function scan(
         continue;
       }
       for (const item of inner.sort((a, b) => byCodeUnit(a.name, b.name))) {
-        found++;
+        // A folder holding only hidden entries (a .DS_Store) is as empty as one holding nothing.
+        if (!isHidden(item.name)) found++;
         const itemPath = path.join(absolute, item.name);
         const itemKind = await kindOf(item, itemPath);
         if (isHidden(item.name)) {

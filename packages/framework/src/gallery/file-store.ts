@@ -67,7 +67,15 @@ async function versionOf(file: string): Promise<string | undefined> {
     }
     return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTDIR') {
+      throw new InvalidOptionsError(
+        'gallery store',
+        `${file}: a part of ${path.dirname(file)} is a file, not a folder`,
+        { cause: error },
+      );
+    }
     throw error;
   }
 }

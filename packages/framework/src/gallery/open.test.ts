@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -63,6 +63,11 @@ describe('openGalleryStore', () => {
     expect(InvalidOptionsError.isInstance(error)).toBe(true);
     expect((error as Error).message).toBe(
       `gallery store: ${nowhere}: the folder ${path.dirname(nowhere)} does not exist; create it first (a file store is one file in a folder)`,
+    );
+    const plain = path.join(dir, 'plain');
+    await writeFile(plain, '');
+    await expect(openGalleryStore(path.join(plain, 'people.json'))).rejects.toThrow(
+      `gallery store: ${path.join(plain, 'people.json')}: a part of ${plain} is a file, not a folder`,
     );
     for (const [url, message] of [
       ['s3:/faces/staff.gallery.json', 'an s3: URL needs two slashes after the scheme (s3://bucket/key)'],

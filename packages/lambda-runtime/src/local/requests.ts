@@ -241,8 +241,14 @@ export function responsesQuery(
   const routeTakes = `GET /responses takes ${parameters.map((p) => `?${p}=`).join(', ')} only`;
   const keys = [...params.keys()];
   const unknown = new Set(keys.filter((k) => !parameters.includes(k)));
-  if (unknown.size) return `unknown query parameter${unknown.size > 1 ? 's' : ''}; ${routeTakes}`;
-  if (new Set(keys).size !== keys.length) return `a query parameter given twice; ${routeTakes}`;
+  // Named (cut, escaped: the client's own input, answered to it only, never logged).
+  const named = (names: Iterable<string>) =>
+    [...names].slice(0, 3).map((k) => JSON.stringify(k.slice(0, 40)));
+  if (unknown.size) {
+    return `unknown query parameter${unknown.size > 1 ? 's' : ''} ${named(unknown).join(', ')}; ${routeTakes}`;
+  }
+  const twice = parameters.filter((p) => params.getAll(p).length > 1);
+  if (twice.length) return `query parameter ${named(twice).join(', ')} given twice; ${routeTakes}`;
   const prefix = params.get('prefix') ?? '';
   if (prefix.length > prefixLength) return `?prefix= is at most ${prefixLength} characters`;
   const given = { max: params.get('max'), wait: params.get('wait') };

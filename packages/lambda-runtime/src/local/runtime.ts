@@ -768,7 +768,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     if (requestId !== undefined && !requests.begin(requestId)) {
       refused(req, 409, 'request_id already in flight', { request_id: requestId });
       send(res, 409, {
-        error: 'request_id is already in flight (sent, not yet answered): use a new request_id per frame',
+        error:
+          'request_id is already in flight (sent, and not every answer made yet; after a restart, not every answer collected yet): use a new request_id per frame',
         request_id: requestId,
       });
       return;
