@@ -288,40 +288,47 @@ const resetError = () =>
     cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
   });
 
-it('a frame taken by a reset send (409 to the resend) learns its faces from the answers, before or after the 409', async () => {
+/**
+ * One frame against a fake server: `onSend(requestId, n)` answers its n-th send (or throws), pushing answers
+ * to `pending`, which the client collects. Returns the report and how many sends were made.
+ */
+async function oneFrame(
+  options: Partial<WorkloadOptions>,
+  onSend: (
+    requestId: string,
+    n: number,
+    pending: ResponseMessage[],
+  ) => Awaited<ReturnType<NonNullable<WorkloadOptions['send']>>>,
+) {
   const pending: ResponseMessage[] = [];
   let sends = 0;
   const report = await workload({
     requests: 1,
-    timeoutMs: 3000,
-    send: async (_url, body) => {
-      const { request_id } = JSON.parse(body) as { request_id: string };
-      // Taken, and answered only once the resend is on its way: one face as the 409 goes out, one after.
-      if (++sends === 1) throw resetError();
-      pending.push(answerOf(request_id, 0, 2, 'amy'));
-      setTimeout(() => pending.push(answerOf(request_id, 1, 2, 'amy')), 50);
-      return { status: 409, body: '{"error":"request_id is already in flight"}' };
-    },
+    ...options,
+    send: async (_url, body) =>
+      onSend((JSON.parse(body) as { request_id: string }).request_id, ++sends, pending),
     responses: answersFrom(pending),
+  });
+  return { report, sends };
+}
+
+it('a frame taken by a reset send (409 to the resend) learns its faces from the answers, before or after the 409', async () => {
+  const { report } = await oneFrame({ timeoutMs: 3000 }, (request_id, n, pending) => {
+    // Taken, and answered only once the resend is on its way: one face as the 409 goes out, one after.
+    if (n === 1) throw resetError();
+    pending.push(answerOf(request_id, 0, 2, 'amy'));
+    setTimeout(() => pending.push(answerOf(request_id, 1, 2, 'amy')), 50);
+    return { status: 409, body: '{"error":"request_id is already in flight"}' };
   });
   expect(report).toMatchObject({ answered: 1, failed: 0, rejected: 0, resetResends: 1, duplicates: 0 });
   expect(report.outcomes[0]).toMatchObject({ status: 200, faces: 2, results: ['amy', 'amy'] });
 });
 
 it('a frame whose every send was reset, but which was taken, counts as answered when its answers come', async () => {
-  const pending: ResponseMessage[] = [];
-  let sends = 0;
-  const report = await workload({
-    requests: 1,
-    maxRetries: 2,
-    timeoutMs: 4000,
-    send: async (_url, body) => {
-      const { request_id } = JSON.parse(body) as { request_id: string };
-      // Answered after the last resend (the resends go out at about 0.45 and 1.35 s).
-      if (++sends === 1) setTimeout(() => pending.push(answerOf(request_id, null, 0, NO_FACE)), 2500);
-      throw resetError();
-    },
-    responses: answersFrom(pending),
+  const { report, sends } = await oneFrame({ maxRetries: 2, timeoutMs: 4000 }, (request_id, n, pending) => {
+    // Answered after the last resend (the resends go out at about 0.45 and 1.35 s).
+    if (n === 1) setTimeout(() => pending.push(answerOf(request_id, null, 0, NO_FACE)), 2500);
+    throw resetError();
   });
   expect(sends).toBe(3);
   expect(report).toMatchObject({ answered: 1, failed: 0, rejected: 0 });
@@ -332,18 +339,9 @@ it('a frame whose every send was reset, but which was taken, counts as answered 
 it('a frame being resent after a reset is not sent again once its answers came: the reset send was taken', async () => {
   // A server stopped as the frame went out, then restarted on its queue file: it answers the faces it held
   // while the client still waits to reconnect.
-  const pending: ResponseMessage[] = [];
-  let sends = 0;
-  const report = await workload({
-    requests: 1,
-    timeoutMs: 3000,
-    send: async (_url, body) => {
-      const { request_id } = JSON.parse(body) as { request_id: string };
-      sends++;
-      setTimeout(() => pending.push(answerOf(request_id, 0, 1, 'amy')), 100);
-      throw resetError();
-    },
-    responses: answersFrom(pending),
+  const { report, sends } = await oneFrame({ timeoutMs: 3000 }, (request_id, _n, pending) => {
+    setTimeout(() => pending.push(answerOf(request_id, 0, 1, 'amy')), 100);
+    throw resetError();
   });
   expect(sends).toBe(1);
   expect(report).toMatchObject({ answered: 1, failed: 0, rejected: 0, resetResends: 0, duplicates: 0 });
