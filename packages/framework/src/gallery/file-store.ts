@@ -69,14 +69,7 @@ async function versionOf(file: string): Promise<string | undefined> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    if (code === 'ENOTDIR') {
-      throw new InvalidOptionsError(
-        'gallery store',
-        `${file}: a part of ${path.dirname(file)} is a file, not a folder`,
-        { cause: error },
-      );
-    }
-    throw error;
+    throw code === 'ENOTDIR' ? pathError(file, error) : error;
   }
 }
 
@@ -173,6 +166,35 @@ export class FileGalleryStore extends SnapshotGalleryStore {
   }
 }
 
+/**
+ * What a file-system error on the way to `file` (or its lock) means for the store: a missing folder, a path
+ * through a file, a folder it cannot write in; any other error as it is.
+ */
+function pathError(file: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  const folder = path.dirname(file);
+  if (code === 'ENOENT') {
+    return new InvalidOptionsError(
+      'gallery store',
+      `${file}: the folder ${folder} does not exist; create it first (a file store is one file in a folder)`,
+      { cause: error },
+    );
+  }
+  if (code === 'ENOTDIR') {
+    return new InvalidOptionsError('gallery store', `${file}: a part of ${folder} is a file, not a folder`, {
+      cause: error,
+    });
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new FacerecError(
+      'GALLERY_NOT_WRITABLE',
+      `${file}: cannot write in its folder ${folder} (${code}), where its lock ${path.basename(file)}.lock and new versions are written`,
+      { cause: error },
+    );
+  }
+  return error;
+}
+
 /** Takes the cross-process lock of `file` (`<file>.lock`), waiting up to `timeoutMs`; resolves to its release. */
 async function lockFile(file: string, timeoutMs: number): Promise<() => Promise<void>> {
   const started = Date.now();
@@ -188,24 +210,7 @@ async function lockFile(file: string, timeoutMs: number): Promise<() => Promise<
         onCompromised: () => undefined,
       });
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        throw new InvalidOptionsError(
-          'gallery store',
-          code === 'ENOENT'
-            ? `${file}: the folder ${path.dirname(file)} does not exist; create it first (a file store is one file in a folder)`
-            : `${file}: a part of ${path.dirname(file)} is a file, not a folder`,
-          { cause: error },
-        );
-      }
-      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-        throw new FacerecError(
-          'GALLERY_NOT_WRITABLE',
-          `${file}: cannot write in its folder ${path.dirname(file)} (${code}), where its lock ${path.basename(file)}.lock and new versions are written`,
-          { cause: error },
-        );
-      }
-      if (code !== 'ELOCKED') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw pathError(file, error);
       if (Date.now() - started >= timeoutMs) {
         throw new FacerecError(
           'GALLERY_LOCKED',
