@@ -128,7 +128,8 @@ function refusal(error: unknown): Record<string, unknown> {
     };
   }
   if (GalleryFormatError.isInstance(error)) {
-    return { reason: error.code, issues: error.issues.slice(0, 5).map((i) => i.path || '(file)') };
+    const issues = error.issues.slice(0, 5).map((i) => i.path || '(file)');
+    return { reason: error.code, problem: error.problem, ...(issues.length ? { issues } : {}) };
   }
   if (FacerecError.isInstance(error)) return { reason: error.code };
   return { reason: error instanceof Error ? error.name : typeof error };

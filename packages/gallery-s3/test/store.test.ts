@@ -150,8 +150,9 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     expect(corrupt).toMatchObject({
       level: 'warn',
       message: 'gallery update refused; keeping the loaded version',
-      details: { reason: 'INVALID_GALLERY', loaded_etag: good },
+      details: { reason: 'INVALID_GALLERY', problem: 'not-json', loaded_etag: good },
     });
+    expect(corrupt.details).not.toHaveProperty('issues');
     // Refused once, not re-parsed and re-logged on every check while it stays there.
     clock += 30_000;
     await store.identities();

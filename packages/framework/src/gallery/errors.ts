@@ -11,6 +11,13 @@ export interface GalleryFormatIssue {
 }
 
 /**
+ * What is wrong with a gallery file, as a fixed word for logs (a {@link GalleryFormatError}'s message can quote
+ * the file): not JSON, JSON that is no facerec gallery, a `formatVersion` this code does not read, content that
+ * fails validation (its `issues` say where), or a file beyond the size limit.
+ */
+export type GalleryFormatProblem = 'not-json' | 'not-a-gallery' | 'format-version' | 'invalid' | 'too-large';
+
+/**
  * A gallery file that cannot be used: not JSON, not a facerec gallery, a `formatVersion` this code does not
  * read, or content that fails validation (bad base64, wrong embedding length, a non-unit vector, duplicate
  * identities), or one too large to read or write (code `GALLERY_TOO_LARGE`). `issues` lists every problem
@@ -21,6 +28,8 @@ export class GalleryFormatError extends FacerecInputError {
   /** The file (or other source) that was being read, when known. */
   readonly source: string | undefined;
   readonly issues: readonly GalleryFormatIssue[];
+  /** What is wrong, without quoting the file (for logs). */
+  readonly problem: GalleryFormatProblem;
   constructor(
     message: string,
     options?: {
@@ -29,6 +38,8 @@ export class GalleryFormatError extends FacerecInputError {
       cause?: unknown;
       /** `GALLERY_TOO_LARGE` for a file beyond the size limit (default `INVALID_GALLERY`). */
       code?: 'INVALID_GALLERY' | 'GALLERY_TOO_LARGE';
+      /** Default: `too-large` with code `GALLERY_TOO_LARGE`, else `invalid`. */
+      problem?: GalleryFormatProblem;
     },
   ) {
     const where = options?.source ? `${options.source}: ` : '';
@@ -42,6 +53,7 @@ export class GalleryFormatError extends FacerecInputError {
     super(options?.code ?? 'INVALID_GALLERY', `${where}${message}${detail}`, options);
     this.source = options?.source;
     this.issues = issues;
+    this.problem = options?.problem ?? (options?.code === 'GALLERY_TOO_LARGE' ? 'too-large' : 'invalid');
   }
 }
 

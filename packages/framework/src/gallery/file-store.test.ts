@@ -67,7 +67,10 @@ describe('FileGalleryStore', () => {
       { source: file, code: 'GALLERY_TOO_LARGE' },
     );
     await expect(FileGallery.load(file)).rejects.toThrow(expected);
-    await expect(FileGalleryStore.open(file)).rejects.toMatchObject({ code: 'GALLERY_TOO_LARGE' });
+    await expect(FileGalleryStore.open(file)).rejects.toMatchObject({
+      code: 'GALLERY_TOO_LARGE',
+      problem: 'too-large',
+    });
     // Grown past the limit under a running server: refused by its own code (what `serve` logs), gallery kept.
     await rm(file);
     const errors: Error[] = [];

@@ -204,17 +204,26 @@ describe('corrupt gallery files', () => {
     const file = path.join(dir, 'broken.json');
     writeFileSync(file, '{"format": "facerec-gallery", ');
     await expect(FileGallery.load(file)).rejects.toThrow(`${file}: not valid JSON`);
-    await expect(FileGallery.load(file)).rejects.toMatchObject({ source: file, code: 'INVALID_GALLERY' });
+    await expect(FileGallery.load(file)).rejects.toMatchObject({
+      source: file,
+      code: 'INVALID_GALLERY',
+      problem: 'not-json',
+    });
   });
 
   it('refuses what is not a gallery, or another format version', async () => {
-    expect(formatError(() => parse('[1, 2]')).message).toBe('not a JSON object');
+    expect(formatError(() => parse('[1, 2]'))).toMatchObject({
+      message: 'not a JSON object',
+      problem: 'not-a-gallery',
+    });
     expect(formatError(() => parse({ hello: 1 })).message).toMatch(/not a facerec gallery file/);
+    expect(formatError(() => parse({ hello: 1 })).problem).toBe('not-a-gallery');
     const future = formatError(() => parse({ ...validFile(), formatVersion: GALLERY_FORMAT_VERSION + 1 }));
     expect(future.message).toMatch(
       /unsupported formatVersion 2; this version of facerec reads formatVersion 1/,
     );
     expect(future.message).toMatch(/written by a newer facerec/);
+    expect(future.problem).toBe('format-version');
     expect(formatError(() => parse({ ...validFile(), formatVersion: undefined })).message).toMatch(
       /\(missing\)/,
     );
@@ -234,6 +243,7 @@ describe('corrupt gallery files', () => {
     expect(paths).toContain('embedder.dimension');
     expect(paths).toContain('');
     expect(error.message).toMatch(/^invalid gallery file \(/);
+    expect(error.problem).toBe('invalid');
     const missing = formatError(() => parse({ ...file, threshold: undefined }));
     expect(missing.issues.map((i) => i.path)).toEqual(['threshold']);
     const nan = formatError(() => parse({ ...file, threshold: 'NaN' }));

@@ -162,13 +162,13 @@ export function zodIssues(error: z.ZodError): GalleryFormatIssue[] {
  */
 export function parseGalleryFile(value: unknown, source?: string): ResolvedGalleryData {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new GalleryFormatError('not a JSON object', { source });
+    throw new GalleryFormatError('not a JSON object', { source, problem: 'not-a-gallery' });
   }
   const header = value as { format?: unknown; formatVersion?: unknown };
   if (header.format !== GALLERY_FORMAT) {
     throw new GalleryFormatError(
       `not a facerec gallery file (expected "format": "${GALLERY_FORMAT}", got ${JSON.stringify(header.format) ?? 'nothing'})`,
-      { source },
+      { source, problem: 'not-a-gallery' },
     );
   }
   const version = header.formatVersion;
@@ -177,7 +177,7 @@ export function parseGalleryFile(value: unknown, source?: string): ResolvedGalle
     throw new GalleryFormatError(
       `unsupported formatVersion ${JSON.stringify(version) ?? '(missing)'}; this version of facerec reads ` +
         `formatVersion ${GALLERY_FORMAT_VERSION}${newer ? ' (the file was written by a newer facerec)' : ''}`,
-      { source },
+      { source, problem: 'format-version' },
     );
   }
   const parsed = fileSchema.safeParse(value);
@@ -235,7 +235,11 @@ export function parseGalleryText(text: string, source?: string): ResolvedGallery
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new GalleryFormatError(`not valid JSON: ${(error as Error).message}`, { source, cause: error });
+    throw new GalleryFormatError(`not valid JSON: ${(error as Error).message}`, {
+      source,
+      cause: error,
+      problem: 'not-json',
+    });
   }
   return parseGalleryFile(value, source);
 }

@@ -48,6 +48,7 @@ export {
   EmbedderMismatchError,
   GalleryFormatError,
   type GalleryFormatIssue,
+  type GalleryFormatProblem,
   GalleryStoreNotFoundError,
   UnknownExampleError,
   UnknownIdentityError,
