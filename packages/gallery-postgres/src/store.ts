@@ -900,6 +900,12 @@ export async function openGalleryStoreFromUrl(
     throw unparsable;
   }
   const take = (name: (typeof URL_PARAMETERS)[number]) => {
+    if (parsed.searchParams.getAll(name).length > 1) {
+      throw new InvalidOptionsError(
+        '@facerec/gallery-postgres',
+        `?${name}= is given more than once in the store URL`,
+      );
+    }
     const value = parsed.searchParams.get(name) ?? undefined;
     parsed.searchParams.delete(name);
     return value;

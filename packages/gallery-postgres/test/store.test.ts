@@ -410,6 +410,10 @@ describe('PostgresGalleryStore', () => {
     await expect(
       openGalleryStoreFromUrl('postgres://app@127.0.0.1:1/postgres?replication=database', {}),
     ).rejects.toThrow('replication= would open a replication connection');
+    // Two collections (a URL assembled from pieces): which one was meant is not guessed.
+    await expect(
+      openGalleryStoreFromUrl('postgres://app@127.0.0.1:1/postgres?collection=staff&collection=guests', {}),
+    ).rejects.toThrow('?collection= is given more than once in the store URL');
   });
 
   it('names its location without the password', () => {
