@@ -1053,6 +1053,7 @@ describe('cdk-nag', () => {
       'no reserved concurrency',
       { detection: { reservedConcurrency: false }, recognition: { reservedConcurrency: false } },
     ],
+    ['an alarm mailbox and a gallery bucket', { alarmEmail: 'ops@example.com', galleryBucket: true }],
   ] as const)(
     'AwsSolutions and Serverless packs report no unsuppressed errors or warnings (%s)',
     (_name, props) => {

@@ -110,7 +110,9 @@ export function createPipelineContainer(
     }),
   });
   c.register(TOKENS.gallery, {
-    useFactory: instanceCachingFactory(async (deps) => {
+    // Not kept when it fails: a gallery not uploaded yet, or a store out of reach, can be there at the next try
+    // (see the Lambda entries), with the embedder loaded once.
+    useFactory: cachingUntilRejected(async (deps) => {
       const embedder = await deps.resolve<Promise<FaceEmbedder>>(TOKENS.embedder);
       let gallery: Gallery;
       if (overrides.gallery) gallery = overrides.gallery;
@@ -179,6 +181,21 @@ export async function composeDetection(
     logger,
     metrics: c.resolve<PipelineMetrics>(TOKENS.metrics),
   });
+}
+
+/**
+ * Like tsyringe's `instanceCachingFactory` for a factory of a promise, except that a promise that rejects is
+ * forgotten, so that the next resolution runs the factory again (tsyringe's would hand back the rejection).
+ */
+function cachingUntilRejected<T>(
+  factory: (deps: DependencyContainer) => Promise<T>,
+): (deps: DependencyContainer) => Promise<T> {
+  let cached: Promise<T> | undefined;
+  return (deps) =>
+    (cached ??= factory(deps).catch((error: unknown) => {
+      cached = undefined;
+      throw error;
+    }));
 }
 
 /** Resolves the recognition handler and everything it needs (models and gallery loaded first). */

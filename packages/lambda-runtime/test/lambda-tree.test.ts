@@ -52,9 +52,9 @@ import { type LocalDynamoDb, startDynalite } from './dynalite.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /**
- * Budget for the tree (onnx provider, face-api's net, linux/x64): measured 126 MB (node_modules 104 MB, of
- * which onnxruntime's linux/x64 library 45 MB, sharp's libvips 19 MB, the AWS SDK's SQS and DynamoDB clients
- * 16 MB; models 22 MB); 137 MB with the int8 graph and its 67 calibration crops, as CI builds it. Lambda's
+ * Budget for the tree (onnx provider, face-api's net, linux/x64): measured 136 MB (node_modules about 100 MB,
+ * of which onnxruntime's linux/x64 library 48 MB, sharp's libvips 19 MB; models 33 MB); 143.6 MB with the int8
+ * graph and its 67 calibration crops, as CI builds it. Lambda's
  * limit for an image is 10 GB, so the budget is about the cold start (bytes to
  * pull), not a hard limit.
  */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { FileGallery } from '@facerec/framework';
+import { type FaceProvider, FileGallery } from '@facerec/framework';
 import { describeWithSharedData, sharedMirrorStore } from '@facerec/framework/testing';
 import {
   composeRecognition,
@@ -15,6 +15,7 @@ import { createOnnxProvider } from '@facerec/provider-onnx';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { type LocalS3, startLocalS3, TEST_BUCKET } from '../../gallery-s3/test/s3rver.js';
+import { RESTART_INTERVAL_MS, startEntry } from '../src/lambda/entry.js';
 import { bbtFaceMessage, PIPELINE_DATA, pipelineParts } from './fixtures.js';
 
 /**
@@ -22,6 +23,13 @@ import { bbtFaceMessage, PIPELINE_DATA, pipelineParts } from './fixtures.js';
  * a local S3 (s3rver): one composition (one "container", no cold start in between) sees the gallery object
  * replaced under it.
  */
+const silentLogger: PipelineLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
 describeWithSharedData('recognition with an S3 gallery: hot swap by ETag', PIPELINE_DATA, () => {
   let s3: LocalS3;
   let client: S3Client;
@@ -29,10 +37,21 @@ describeWithSharedData('recognition with an S3 gallery: hot swap by ETag', PIPEL
   let transport: InMemoryQueueTransport;
   let full: FileGallery;
   let stuart: FaceMessage;
+  let provider: FaceProvider;
   const key = `pipeline/${randomUUID()}.json`;
   const warnings: Record<string, unknown>[] = [];
-  const upload = (body: string) =>
-    client.send(new PutObjectCommand({ Bucket: TEST_BUCKET, Key: key, Body: body }));
+  const upload = (body: string, at = key) =>
+    client.send(new PutObjectCommand({ Bucket: TEST_BUCKET, Key: at, Body: body }));
+  const configFor = (at: string) =>
+    loadConfig({
+      FACEREC_EMBEDDER: 'faceapi-resnet',
+      FACEREC_REQUEST_QUEUE_URL: 'requests',
+      FACEREC_RESPONSE_QUEUE_URL: 'responses',
+      FACEREC_GALLERY: `s3://${TEST_BUCKET}/${at}`,
+      FACEREC_GALLERY_REFRESH_SECONDS: '0',
+      FACEREC_S3_ENDPOINT: s3.endpoint,
+      AWS_REGION: 'us-east-1',
+    });
   let sent = 0;
   /** Recognises stuart's image 3 (not enrolled) once more; resolves to the answer. */
   const recognise = async () => {
@@ -62,26 +81,14 @@ describeWithSharedData('recognition with an S3 gallery: hot swap by ETag', PIPEL
     vi.stubEnv('AWS_ACCESS_KEY_ID', 'S3RVER');
     vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'S3RVER');
     vi.stubEnv('AWS_REGION', 'us-east-1'); // Lambda sets it; the S3 client reads it
-    const config = loadConfig({
-      FACEREC_EMBEDDER: 'faceapi-resnet',
-      FACEREC_REQUEST_QUEUE_URL: 'requests',
-      FACEREC_RESPONSE_QUEUE_URL: 'responses',
-      FACEREC_GALLERY: `s3://${TEST_BUCKET}/${key}`,
-      FACEREC_GALLERY_REFRESH_SECONDS: '0',
-      FACEREC_S3_ENDPOINT: s3.endpoint,
-      AWS_REGION: 'us-east-1',
-    });
-    const logger: PipelineLogger = {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: (_message, extra) => warnings.push(extra ?? {}),
-      error: () => undefined,
-    };
+    const config = configFor(key);
+    const logger: PipelineLogger = { ...silentLogger, warn: (_message, extra) => warnings.push(extra ?? {}) };
     transport = new InMemoryQueueTransport();
-    const provider = createOnnxProvider({ modelStore: await sharedMirrorStore() });
+    provider = createOnnxProvider({ modelStore: await sharedMirrorStore() });
     handler = await composeRecognition(createPipelineContainer(config, { transport, provider, logger }));
   });
   afterAll(async () => {
+    vi.restoreAllMocks();
     vi.unstubAllEnvs();
     await s3?.stop();
   });
@@ -115,5 +122,69 @@ describeWithSharedData('recognition with an S3 gallery: hot swap by ETag', PIPEL
     // A good version after the bad ones is taken again.
     await upload(full.withoutIdentities(['stuart']).toText());
     expect(await recognise()).toBe('unknown');
+  });
+
+  it('a function started before its gallery was uploaded answers once it is there, without a new container', async () => {
+    const later = `pipeline/${randomUUID()}.json`;
+    const infos: string[] = [];
+    const entryLogger: PipelineLogger = { ...silentLogger, info: (message) => infos.push(message) };
+    const entryTransport = new InMemoryQueueTransport();
+    const entry = await startEntry('recognition', composeRecognition, (metrics) =>
+      createPipelineContainer(configFor(later), {
+        transport: entryTransport,
+        provider,
+        logger: entryLogger,
+        metrics,
+      }),
+    );
+    const first = await entry.started();
+    expect(first.failure).toMatchObject({ code: 'GALLERY_NOT_FOUND' });
+
+    await upload(full.toText(), later);
+    // Within the interval, invocations refuse at once, without a new try.
+    expect((await entry.started()).failure).toBe(first.failure);
+    const now = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(now + RESTART_INTERVAL_MS);
+    const { handler: started } = await entry.started();
+    expect(started).toBeTypeOf('function');
+    expect(infos).toContain('the recognition function started');
+    const { batchItemFailures } = await started!({
+      Records: [
+        { messageId: 'late-1', body: JSON.stringify(stuart), attributes: { ApproximateReceiveCount: '1' } },
+      ],
+    });
+    expect(batchItemFailures).toEqual([]);
+    const [answer] = await entryTransport.receive('responses', { waitTimeSeconds: 0 });
+    expect(responseMessageSchema.parse(JSON.parse(answer!.body)).result).toBe('stuart');
+    vi.mocked(Date.now).mockRestore();
+  });
+
+  it('a start that failed for good (a gallery of another embedder) is not tried again', async () => {
+    const wrong = `pipeline/${randomUUID()}.json`;
+    await upload(
+      FileGallery.create({
+        embedder: { ...full.embedder, modelId: 'inception-resnet-v1/vggface2' },
+        threshold: 0.5,
+        identities: [],
+      }).toText(),
+      wrong,
+    );
+    let containers = 0;
+    const entry = await startEntry('recognition', composeRecognition, (metrics) => {
+      containers++;
+      return createPipelineContainer(configFor(wrong), {
+        transport,
+        provider,
+        logger: silentLogger,
+        metrics,
+      });
+    });
+    const first = await entry.started();
+    expect(first.failure).toMatchObject({ code: 'EMBEDDER_MISMATCH' });
+    await upload(full.toText(), wrong);
+    vi.spyOn(Date, 'now').mockReturnValue(Date.now() + RESTART_INTERVAL_MS);
+    expect((await entry.started()).failure).toBe(first.failure);
+    vi.mocked(Date.now).mockRestore();
+    expect(containers).toBe(1);
   });
 });

@@ -11,7 +11,8 @@ import { describeFailure, startEntry } from './entry.js';
 // Top-level await: the models load and the detector warms up (`FACEREC_WARMUP`) during Lambda's init
 // phase, before the first request rather than in it. A failure makes every invocation log it, with its
 // message, and answer 503 in the API's JSON shape.
-const { handler: detect, failure, logger, metrics } = await startEntry('detection', composeDetection);
+const entry = await startEntry('detection', composeDetection);
+const { logger, metrics } = entry;
 
 /** The Lambda handler. */
 export const handler = async (
@@ -27,6 +28,7 @@ export const handler = async (
 };
 
 async function answer(event: FunctionUrlEvent): Promise<FunctionUrlResult> {
+  const { handler: detect, failure } = await entry.started();
   if (detect === undefined) {
     metrics.add(PIPELINE_METRICS.detection.framesFailed, 'Count', 1);
     logger.error('the detection function failed to start', {

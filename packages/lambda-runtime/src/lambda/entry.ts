@@ -2,9 +2,11 @@
  * What both Lambda entry modules do at init: read the configuration and compose the handler (models load, the
  * detector warms up), with a logger for the invocations either way. A failure — a bad environment variable, a
  * model that cannot load — is returned, not thrown (that would only say "init failed", with a stack trace), so
- * that each invocation logs it as one structured line and refuses.
+ * that each invocation logs it as one structured line and refuses; one that can pass (a gallery not uploaded
+ * yet) is tried again by later invocations.
  */
 
+import { FacerecError } from '@facerec/framework';
 import type { DependencyContainer } from 'tsyringe';
 import { loadConfig } from '../config.js';
 import { createPipelineContainer, TOKENS } from '../container.js';
@@ -12,25 +14,86 @@ import { createLogger, type PipelineLogger } from '../logger.js';
 import { createLambdaMetrics, type LambdaMetrics } from '../metrics.js';
 
 /**
- * Also made: the function's CloudWatch metrics, which the handler counts into and the entry module publishes
- * after each invocation (a failed start included: its frames or records count as failed).
+ * How long after a failed start whose cause can pass without a new deployment (see `passes`) an invocation
+ * tries to start again; in between, invocations refuse at once.
+ */
+export const RESTART_INTERVAL_MS = 10_000;
+
+/**
+ * Start failures that can pass while the function runs: the gallery not uploaded yet (the reference stack
+ * deploys its bucket empty), its store out of reach. The models, loaded by then, are kept; only what failed is
+ * tried again. Anything else (a bad variable, a model that cannot load) needs a new deployment.
+ */
+function passes(failure: unknown): boolean {
+  return FacerecError.isInstance(failure) && PASSING.has(failure.code);
+}
+const PASSING = new Set(['GALLERY_NOT_FOUND', 'GALLERY_UNREACHABLE']);
+
+/** The handler, or why the function could not start. */
+export type Started<H> =
+  | { readonly handler: H; readonly failure?: undefined }
+  | { readonly handler?: undefined; readonly failure: unknown };
+
+/** A Lambda entry module's start: see {@link startEntry}. */
+export interface LambdaEntry<H> {
+  /**
+   * The handler, or the failure of the last start; after a failure that can pass, a new start at most every
+   * {@link RESTART_INTERVAL_MS} (one at a time).
+   */
+  started(): Promise<Started<H>>;
+  readonly logger: PipelineLogger;
+  /**
+   * The function's CloudWatch metrics, which the handler counts into and the entry module publishes after each
+   * invocation (a failed start included: its frames or records count as failed).
+   */
+  readonly metrics: LambdaMetrics;
+}
+
+/**
+ * Starts an entry module's handler. `containerFor` is for tests (default: the configuration from the
+ * environment).
  */
 export async function startEntry<H>(
   service: 'detection' | 'recognition',
   compose: (container: DependencyContainer) => Promise<H>,
-): Promise<
-  | { handler: H; failure?: undefined; logger: PipelineLogger; metrics: LambdaMetrics }
-  | { handler?: undefined; failure: unknown; logger: PipelineLogger; metrics: LambdaMetrics }
-> {
-  let logger: PipelineLogger | undefined;
+  containerFor: (metrics: LambdaMetrics) => DependencyContainer = (metrics) =>
+    createPipelineContainer(loadConfig(), { metrics }),
+): Promise<LambdaEntry<H>> {
   const metrics = createLambdaMetrics(service);
-  try {
-    const container = createPipelineContainer(loadConfig(), { metrics });
-    logger = container.resolve<PipelineLogger>(TOKENS.logger);
-    return { handler: await compose(container), logger, metrics };
-  } catch (failure) {
-    return { failure, logger: logger ?? createLogger('facerec'), metrics };
-  }
+  let container: DependencyContainer | undefined;
+  let logger: PipelineLogger | undefined;
+  const attempt = async (): Promise<Started<H>> => {
+    try {
+      container ??= containerFor(metrics);
+      logger ??= container.resolve<PipelineLogger>(TOKENS.logger);
+      return { handler: await compose(container) };
+    } catch (failure) {
+      return { failure };
+    }
+  };
+  let state = await attempt();
+  let triedAt = Date.now();
+  let failedStarts = state.handler === undefined ? 1 : 0;
+  let restarting: Promise<Started<H>> | undefined;
+  const log = logger ?? createLogger('facerec');
+  return {
+    logger: log,
+    metrics,
+    started: () => {
+      if (state.handler !== undefined || !passes(state.failure)) return Promise.resolve(state);
+      if (restarting === undefined && Date.now() - triedAt < RESTART_INTERVAL_MS)
+        return Promise.resolve(state);
+      restarting ??= attempt().then((next) => {
+        state = next;
+        triedAt = Date.now();
+        restarting = undefined;
+        if (next.handler === undefined) failedStarts++;
+        else log.info(`the ${service} function started`, { failed_starts_before: failedStarts });
+        return next;
+      });
+      return restarting;
+    },
+  };
 }
 
 /** An init failure for a log line: its class and message (the configuration's name the variable). */

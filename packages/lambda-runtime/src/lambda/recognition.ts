@@ -9,8 +9,10 @@ import type { LambdaContextLike, SqsBatchResponse, SqsEvent } from '../sqs-batch
 import { describeFailure, startEntry } from './entry.js';
 
 // Top-level await: the model and the gallery load during Lambda's init phase, before the first request
-// rather than in it. A failure makes every invocation log it, with its message, and fail its records.
-const { handler: recognise, failure, logger, metrics } = await startEntry('recognition', composeRecognition);
+// rather than in it. A failure makes every invocation log it, with its message, and fail its records; a
+// gallery not uploaded yet or out of reach is tried again (see `startEntry`).
+const entry = await startEntry('recognition', composeRecognition);
+const { logger, metrics } = entry;
 
 /**
  * The Lambda handler. The context's remaining time bounds how long a face stays claimed "in progress" by this
@@ -22,6 +24,7 @@ export const handler = async (
 ): Promise<SqsBatchResponse> => {
   if (context) logger.addContext?.(context);
   try {
+    const { handler: recognise, failure } = await entry.started();
     if (recognise === undefined) {
       logger.error('the recognition function failed to start', { error: describeFailure(failure) });
       metrics.add(PIPELINE_METRICS.recognition.facesFailed, 'Count', event.Records.length);
