@@ -21,7 +21,11 @@ import { expect, it } from 'vitest';
 
 const CHILD = fileURLToPath(new URL('./large-frame-child.mjs', import.meta.url));
 const PEAK_BUDGET_MIB = 600;
-const AFTER_BUDGET = 1.1;
+/**
+ * Native memory after the frame over before it: measured 1.01–1.08 in eight CI runs (allocator pages kept); a
+ * frame's pixels kept alive would add ≥ 75 MiB (+30 %).
+ */
+const AFTER_BUDGET = 1.15;
 
 interface Report {
   baseline: number;
@@ -77,7 +81,7 @@ describeWithSharedData(
       );
       expect(r.size[0] * r.size[1]).toBeGreaterThan(24.9e6);
       expect(r.peak - r.baseline).toBeLessThan(PEAK_BUDGET_MIB);
-      // Native memory (all but V8's heap) within 10 %; V8's grown heap (≈ +17 MiB) goes back when its memory
+      // Native memory (all but V8's heap) within 15 %; V8's grown heap (≈ +17 MiB) goes back when its memory
       // reducer runs, which took from under 1 s to over 30 s of idle: all of it within 25 % meanwhile.
       expect(r.after - r.afterHeap).toBeLessThan((r.baseline - r.baselineHeap) * AFTER_BUDGET);
       expect(r.after).toBeLessThan(r.baseline * 1.25);

@@ -588,7 +588,8 @@ export class InMemoryQueueTransport implements Transport {
 
   /**
    * One timer per queue, only while long polls wait: it fires at the earliest of their deadlines and of the
-   * moments in-flight messages become visible again.
+   * moments in-flight messages become visible again. It cannot spin: after `#serve`, either no poll waits or
+   * no message is visible (each is delivered or moved to the dead-letter queue, or the polls failed).
    */
   #schedule(state: QueueState): void {
     if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
@@ -597,9 +598,10 @@ export class InMemoryQueueTransport implements Transport {
     const now = this.#clock.now();
     let next = Number.POSITIVE_INFINITY;
     for (const waiter of state.waiters) next = Math.min(next, waiter.deadline);
-    for (const message of state.messages.values()) {
-      if (message.visibleAt > now) next = Math.min(next, message.visibleAt);
-    }
+    // A message visible already counts too (the timer then fires at once and serves it): the clock can pass its
+    // visibleAt between the caller's look for messages and this read, and it would otherwise wait for the
+    // earliest long poll's deadline, up to 20 s.
+    for (const message of state.messages.values()) next = Math.min(next, message.visibleAt);
     state.timer = this.#clock.setTimeout(() => this.#onTimer(state), Math.max(0, next - now));
   }
 

@@ -9,6 +9,7 @@ import {
 } from '@facerec/framework';
 import { describe, expect, it } from 'vitest';
 import {
+  type Clock,
   type DeadLettered,
   IN_MEMORY_QUEUE_LIMITS,
   InMemoryQueueTransport,
@@ -322,6 +323,38 @@ describe('InMemoryQueueTransport: long polling', () => {
     const poll = track(transport.receive('jobs', { waitTimeSeconds: 20 }));
     await advancePast(clock, 3_000, poll);
     expect(poll.value?.map((m) => [m.id, m.receiveCount])).toEqual([['x', 2]]);
+  });
+
+  it("serves a message that becomes visible while a long poll starts, not at the poll's deadline", async () => {
+    // The clock moves between the poll's first look (not visible yet) and the arming of its timer (visible):
+    // a real clock does that under load. Tried at each offset around the moment, so that whichever read falls
+    // on it, one case has the message turn visible between the two.
+    for (let before = 1; before <= 6; before++) {
+      const manual = new ManualClock(1_000_000);
+      let ticking = false;
+      let drift = 0;
+      const clock: Clock = {
+        now: () => manual.now() + (ticking ? ++drift : drift),
+        setTimeout: (callback, ms) => manual.setTimeout(callback, ms),
+        clearTimeout: (handle) => manual.clearTimeout(handle),
+      };
+      const transport = new InMemoryQueueTransport({
+        clock,
+        queues: { jobs: { visibilityTimeoutSeconds: 1 } },
+      });
+      await transport.publish('jobs', [{ id: 'x', body: 'x' }]);
+      await transport.receive('jobs', { waitTimeSeconds: 0 });
+      manual.advance(1_000 - before);
+      ticking = true;
+      const poll = track(transport.receive('jobs', { waitTimeSeconds: 20 }));
+      ticking = false;
+      manual.advance(10);
+      await flush();
+      expect(
+        poll.value?.map((m) => [m.id, m.receiveCount]),
+        `${before} ms before`,
+      ).toEqual([['x', 2]]);
+    }
   });
 
   it('serves waiting polls oldest first, each up to its maxMessages', async () => {

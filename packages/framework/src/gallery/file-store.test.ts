@@ -106,14 +106,15 @@ describe('FileGalleryStore', () => {
   it("picks up another process's change within the reload interval, not before", async () => {
     const server = await FileGalleryStore.open(file, {
       embedder: CONFORMANCE_EMBEDDER,
-      reloadIntervalMs: 200,
+      // Long enough that opening a second store and an fsynced write fit in it on a loaded machine.
+      reloadIntervalMs: 1_500,
     });
     const cli = await FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER });
     expect(await server.identities()).toEqual([]);
     await cli.add('newcomer', [{ embedding: axis(3) }]);
     // Within the interval the server answers from what it has.
     expect(await server.identities()).toEqual([]);
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 1_600));
     const [match] = await server.match([axis(3)], { threshold: 0.1 });
     expect(match!.identity).toBe('newcomer');
   });
