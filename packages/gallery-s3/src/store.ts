@@ -166,6 +166,10 @@ function s3Failure(error: unknown, location: string, bucket: string, server: str
       },
     );
   }
+  if (status !== undefined && status >= 500) {
+    // S3 busy or failing (503 SlowDown, 500 InternalError), after the SDK's retries: it can pass.
+    return galleryUnreachable(server, location, `HTTP ${status} ${name ?? 'error'}`, error);
+  }
   if (status === 403) {
     return new FacerecError('GALLERY_ACCESS_DENIED', `${location}: ${server} refused access (${name})`, {
       cause: error,
@@ -295,6 +299,7 @@ export class S3GalleryStore extends SnapshotGalleryStore {
           Key: this.key,
           ...(known ? { IfNoneMatch: known } : {}),
         }),
+        { requestTimeout: S3_READ_TIMEOUT_MS },
       );
       if (!object.Body || !object.ETag) throw new Error(`${this.location}: S3 returned no body or ETag`);
       const size = object.ContentLength ?? 0;
@@ -371,8 +376,21 @@ function defaultClientConfig(o: {
   return {
     ...(o.region ? { region: o.region } : {}),
     ...(o.endpoint ? { endpoint: o.endpoint, forcePathStyle: true } : {}),
+    // The SDK sets no timeout: an endpoint that accepts and never answers held a Lambda init, or a search
+    // waiting on a refresh, until the function timed out. Connecting, and a socket that goes quiet (a stalled
+    // download or upload: one moving data is never cut short), are bounded here; a read's wait for the
+    // response's headers by S3_READ_TIMEOUT_MS.
+    requestHandler: { connectionTimeout: 2_000, socketTimeout: 10_000, throwOnRequestTimeout: true },
+    maxAttempts: 2,
   };
 }
+
+/**
+ * A read's wait for S3's answer (its headers: the body's download is not bounded by it), per attempt: S3 answers
+ * in tens of milliseconds, and two attempts of a silent endpoint fail in about 8 s, within Lambda's 10 s init,
+ * as `GALLERY_UNREACHABLE`.
+ */
+const S3_READ_TIMEOUT_MS = 4_000;
 
 /**
  * Opens `s3://bucket/key` with the options of `openGalleryStore` (`@facerec/framework`), which calls it for

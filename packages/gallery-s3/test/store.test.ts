@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -290,6 +290,55 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
       );
     } finally {
       vi.unstubAllEnvs();
+    }
+  });
+
+  it('gives up on an endpoint that never answers, and on one failing with 5xx, as out of reach (it can pass)', {
+    timeout: 45_000,
+  }, async () => {
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'k');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 's');
+    // Accepts connections and never answers: a Lambda init or a search waiting on it would hang.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    const busy = createHttpServer((_, res) =>
+      res
+        .writeHead(503, { 'content-type': 'application/xml' })
+        .end('<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>'),
+    );
+    try {
+      for (const server of [silent, busy]) {
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      }
+      const endpoint = (server: typeof silent | typeof busy) =>
+        `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const started = Date.now();
+      const hung = await S3GalleryStore.open({
+        url: 's3://some-bucket/g.json',
+        endpoint: endpoint(silent),
+        region: 'us-east-1',
+      }).catch((e: unknown) => e);
+      const waited = Date.now() - started;
+      expect(hung).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+      expect((hung as Error).message).toMatch(
+        /^cannot reach the S3 endpoint .* of s3:\/\/some-bucket\/g\.json \(/,
+      );
+      // Two attempts of 4 s (about 8 s here, within Lambda's 10 s init); before, it waited for as long as the
+      // endpoint kept the connection open. The bound leaves room for a loaded machine.
+      expect(waited).toBeGreaterThan(7_000);
+      expect(waited).toBeLessThan(20_000);
+      const refused = await S3GalleryStore.open({
+        url: 's3://some-bucket/g.json',
+        endpoint: endpoint(busy),
+        region: 'us-east-1',
+      }).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+      expect((refused as Error).message).toMatch(/\(HTTP 503 SlowDown\)$/);
+    } finally {
+      vi.unstubAllEnvs();
+      for (const socket of sockets) socket.destroy();
+      busy.closeAllConnections();
+      for (const server of [silent, busy]) await new Promise((resolve) => server.close(resolve));
     }
   });
 

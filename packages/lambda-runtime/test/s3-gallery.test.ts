@@ -124,30 +124,54 @@ describeWithSharedData('recognition with an S3 gallery: hot swap by ETag', PIPEL
     expect(await recognise()).toBe('unknown');
   });
 
-  it('a function started before its gallery was uploaded answers once it is there, without a new container', async () => {
+  it('a function started before its gallery was uploaded answers once a good one is there, in the same container', async () => {
     const later = `pipeline/${randomUUID()}.json`;
-    const infos: string[] = [];
-    const entryLogger: PipelineLogger = { ...silentLogger, info: (message) => infos.push(message) };
+    const infos: { message: string; extra?: Record<string, unknown> }[] = [];
+    const entryLogger: PipelineLogger = {
+      ...silentLogger,
+      info: (message, extra) => infos.push({ message, extra }),
+    };
     const entryTransport = new InMemoryQueueTransport();
-    const entry = await startEntry('recognition', composeRecognition, (metrics) =>
-      createPipelineContainer(configFor(later), {
+    let containers = 0;
+    const entry = await startEntry('recognition', composeRecognition, (metrics) => {
+      containers++;
+      return createPipelineContainer(configFor(later), {
         transport: entryTransport,
         provider,
         logger: entryLogger,
         metrics,
-      }),
-    );
+      });
+    });
+    let clock = Date.now();
+    vi.spyOn(Date, 'now').mockImplementation(() => clock);
     const first = await entry.started();
     expect(first.failure).toMatchObject({ code: 'GALLERY_NOT_FOUND' });
 
-    await upload(full.toText(), later);
-    // Within the interval, invocations refuse at once, without a new try.
+    // A gallery of another embedder uploaded by mistake: refused at the next try, which waits for the interval.
+    await upload(
+      FileGallery.create({
+        embedder: { ...full.embedder, modelId: 'inception-resnet-v1/vggface2' },
+        threshold: 0.5,
+        identities: [],
+      }).toText(),
+      later,
+    );
     expect((await entry.started()).failure).toBe(first.failure);
-    const now = Date.now();
-    vi.spyOn(Date, 'now').mockReturnValue(now + RESTART_INTERVAL_MS);
+    clock += RESTART_INTERVAL_MS;
+    const second = await entry.started();
+    expect(second.failure).toMatchObject({ code: 'EMBEDDER_MISMATCH' });
+
+    // The right one replaces it: the try after the next interval starts the function.
+    await upload(full.toText(), later);
+    expect((await entry.started()).failure).toBe(second.failure);
+    clock += RESTART_INTERVAL_MS;
     const { handler: started } = await entry.started();
     expect(started).toBeTypeOf('function');
-    expect(infos).toContain('the recognition function started');
+    expect(infos).toContainEqual({
+      message: 'the recognition function started',
+      extra: { failed_starts_before: 2 },
+    });
+    expect(containers).toBe(1);
     const { batchItemFailures } = await started!({
       Records: [
         { messageId: 'late-1', body: JSON.stringify(stuart), attributes: { ApproximateReceiveCount: '1' } },
@@ -159,29 +183,17 @@ describeWithSharedData('recognition with an S3 gallery: hot swap by ETag', PIPEL
     vi.mocked(Date.now).mockRestore();
   });
 
-  it('a start that failed for good (a gallery of another embedder) is not tried again', async () => {
-    const wrong = `pipeline/${randomUUID()}.json`;
-    await upload(
-      FileGallery.create({
-        embedder: { ...full.embedder, modelId: 'inception-resnet-v1/vggface2' },
-        threshold: 0.5,
-        identities: [],
-      }).toText(),
-      wrong,
-    );
+  it('a start that failed for good (a gallery URL no store reads) is not tried again', async () => {
     let containers = 0;
     const entry = await startEntry('recognition', composeRecognition, (metrics) => {
       containers++;
-      return createPipelineContainer(configFor(wrong), {
-        transport,
-        provider,
-        logger: silentLogger,
-        metrics,
-      });
+      return createPipelineContainer(
+        { ...configFor('x.json'), gallery: `ftp://${TEST_BUCKET}/x.json` },
+        { transport, provider, logger: silentLogger, metrics },
+      );
     });
     const first = await entry.started();
-    expect(first.failure).toMatchObject({ code: 'EMBEDDER_MISMATCH' });
-    await upload(full.toText(), wrong);
+    expect(first.failure).toMatchObject({ code: 'INVALID_OPTIONS' });
     vi.spyOn(Date, 'now').mockReturnValue(Date.now() + RESTART_INTERVAL_MS);
     expect((await entry.started()).failure).toBe(first.failure);
     vi.mocked(Date.now).mockRestore();

@@ -20,14 +20,26 @@ import { createLambdaMetrics, type LambdaMetrics } from '../metrics.js';
 export const RESTART_INTERVAL_MS = 10_000;
 
 /**
- * Start failures that can pass while the function runs: the gallery not uploaded yet (the reference stack
- * deploys its bucket empty), its store out of reach. The models, loaded by then, are kept; only what failed is
- * tried again. Anything else (a bad variable, a model that cannot load) needs a new deployment.
+ * Start failures that can pass while the function runs, because they are about the gallery's store, which
+ * changes without a deployment: the gallery not uploaded yet (the reference stack deploys its bucket empty),
+ * its store out of reach or busy, access not granted yet (IAM changes take a moment), a bad version uploaded
+ * (corrupt, too large, another embedder's) that a good one replaces. The models, loaded by then, are kept;
+ * only the gallery is opened again. Anything else (a bad variable, a model that cannot load) needs a new
+ * deployment.
  */
 function passes(failure: unknown): boolean {
   return FacerecError.isInstance(failure) && PASSING.has(failure.code);
 }
-const PASSING = new Set(['GALLERY_NOT_FOUND', 'GALLERY_UNREACHABLE']);
+const PASSING = new Set([
+  'GALLERY_NOT_FOUND',
+  'GALLERY_UNREACHABLE',
+  'GALLERY_ACCESS_DENIED',
+  'GALLERY_BUCKET_MISSING',
+  'GALLERY_STORE_REFUSED',
+  'INVALID_GALLERY',
+  'GALLERY_TOO_LARGE',
+  'EMBEDDER_MISMATCH',
+]);
 
 /** The handler, or why the function could not start. */
 export type Started<H> =
