@@ -316,22 +316,34 @@ describe('local runtime: recognition consumer', () => {
     const transport = new InMemoryQueueTransport({ queues: {} });
     let running = 0;
     let most = 0;
-    // A slow detection that answers "no face": the workload completes without recognition.
+    // First held until the refusals are in (so that the sends need not overlap in time), then a slow detection
+    // that answers "no face": the workload completes without recognition.
+    let held = true;
+    let release: () => void = () => {};
+    const hold = new Promise<void>((resolve) => (release = resolve));
     const detection = noFaceDetection(transport, async () => {
       running++;
       most = Math.max(most, running);
-      await new Promise((r) => setTimeout(r, 40));
+      await (held ? hold : new Promise((r) => setTimeout(r, 40)));
       running--;
     });
     const runtime = await startLocalRuntime({ ...frameOnly(), detection, transport, maxInFlight: 2 });
     try {
-      const busy = await Promise.all(
-        Array.from({ length: 6 }, () =>
-          fetch(runtime.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
-        ),
+      let settled = 0;
+      const sends = Array.from({ length: 6 }, () =>
+        fetch(runtime.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+        }).finally(() => settled++),
       );
+      // Two frames held in detection, the four others answered at once.
+      await vi.waitFor(() => expect([running, settled]).toEqual([2, 4]), { timeout: 20_000 });
+      held = false;
+      release();
+      const busy = await Promise.all(sends);
       const refused = busy.filter((r) => r.status === 503);
-      expect(refused.length).toBeGreaterThan(0);
+      expect(refused).toHaveLength(4);
       expect(refused[0]!.headers.get('retry-after')).toBe('1');
       const frame = { file: 'f', filename: 'f.png', expected: undefined, content: 'AA==' };
       const report = await runWorkload({

@@ -71,12 +71,17 @@ describe('local runtime: admission by pixels', () => {
     let running = 0;
     let most = 0;
     const seen: { pixels: number; together: number }[] = [];
+    // The first frame waits for a second to run beside it (so that the sends need not overlap in time).
+    let paired: () => void = () => {};
+    const pair = new Promise<void>((resolve) => (paired = resolve));
     const runtime = await runtimeWith(
       async (event) => {
         running++;
         most = Math.max(most, running);
+        if (running === 2) paired();
         const { content } = JSON.parse(event.body ?? '{}') as { content: string };
         seen.push({ pixels: content === large ? 90_000 : 10_000, together: running });
+        await Promise.race([pair, new Promise((r) => setTimeout(r, 10_000))]);
         await new Promise((r) => setTimeout(r, 50));
         running--;
         return { statusCode: 422, headers: {}, body: '{"error":"test"}' };
