@@ -82,6 +82,13 @@ export interface S3GalleryStoreOptions {
    * most this often, in seconds. Default 60; 0 checks on every call.
    */
   readonly refreshSeconds?: number;
+  /**
+   * How long a search waits for that re-check before it answers from the version it holds, in seconds (the
+   * re-check goes on, and a new version it finds serves the searches after it). S3 answers in tens of
+   * milliseconds; an endpoint out of reach takes about 8 s to give up, which searches then do not wait for.
+   * Default 1.
+   */
+  readonly refreshWaitSeconds?: number;
   /** Told about swaps and refused versions (never with embeddings or file content). Default: silent. */
   readonly logger?: GalleryStoreLogger;
   /** Milliseconds since some epoch (default `Date.now`); tests pass a fake clock. */
@@ -101,6 +108,7 @@ const optionsSchema = z
     metric: z.enum(['euclidean', 'cosine']).optional(),
     threshold: thresholdSchema.optional(),
     refreshSeconds: z.number().min(0).default(60),
+    refreshWaitSeconds: z.number().min(0).max(60).default(1),
     logger: z
       .custom<GalleryStoreLogger>(
         (v) => typeof v === 'object' && v !== null && typeof (v as GalleryStoreLogger).warn === 'function',
@@ -192,10 +200,11 @@ const statusOf = (error: unknown) =>
 
 /**
  * A gallery file in S3, for AWS Lambda: loaded once at init; searches re-check the object's ETag at most every
- * `refreshSeconds` with a conditional GET (`If-None-Match`: a `304` costs no download) and swap a new version
- * in atomically (one assignment: a search uses the old gallery or the new one), so enrolling someone is an
- * upload, not a redeploy. A new version that is corrupt or from another embedder is refused, the old one kept,
- * and a warning logged (with the ETag and the reason, never the content).
+ * `refreshSeconds` with a conditional GET (`If-None-Match`: a `304` costs no download; a search waits for it at
+ * most `refreshWaitSeconds`, then answers from the version it holds) and swap a new version in atomically (one
+ * assignment: a search uses the old gallery or the new one), so enrolling someone is an upload, not a redeploy.
+ * A new version that is corrupt or from another embedder is refused, the old one kept, and a warning logged
+ * (with the ETag and the reason, never the content).
  *
  * It is also a full {@link GalleryStore} (the CLI's `s3://` stores): a mutation downloads the current version,
  * applies the change and uploads it with `If-Match: <ETag>` (S3 conditional writes), starting again when
@@ -222,6 +231,7 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     super({
       embedder: o.embedder,
       reloadIntervalMs: o.refreshSeconds * 1000,
+      refreshWaitMs: o.refreshWaitSeconds * 1000,
       now: o.now,
     });
     const where = o.url ? parseS3Url(o.url) : { bucket: o.bucket!, key: o.key! };

@@ -48,8 +48,9 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
   let sent: { command: string; input: Record<string, unknown> }[];
   const upload = (text: string) =>
     client.send(new PutObjectCommand({ Bucket: TEST_BUCKET, Key: key, Body: text }));
-  const open = () =>
+  const open = (options: { refreshWaitSeconds?: number } = {}) =>
     S3GalleryStore.open({
+      ...options,
       bucket: TEST_BUCKET,
       key,
       client,
@@ -107,6 +108,28 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
       message: 'gallery updated',
       details: { identities: 3 },
     });
+  });
+
+  it('answers from the version it holds when a re-check is slow; the new version serves the searches after it', async () => {
+    const store = await open({ refreshWaitSeconds: 0.2 });
+    await upload(galleryText(['amy', 'bernadette', 'howard']));
+    const send = client.send.bind(client);
+    // S3 taking 1.5 s to answer the conditional GET (an endpoint out of reach takes about 8 s to give up).
+    client.send = ((command: never) =>
+      new Promise((resolve) => setTimeout(resolve, 1_500)).then(() => send(command))) as typeof client.send;
+    clock += 30_000;
+    const started = performance.now();
+    expect(await who(store, 2)).toBe('unknown');
+    // Bounded by refreshWaitSeconds (0.2 s), not by the GET (1.5 s); the margin is for a loaded machine.
+    expect(performance.now() - started).toBeLessThan(1_200);
+    expect(logs.at(-1)).toMatchObject({ message: 'gallery loaded' });
+    await vi.waitFor(() => expect(logs.at(-1)).toMatchObject({ message: 'gallery updated' }), {
+      timeout: 10_000,
+    });
+    const gets = sent.filter((s) => s.command === 'GetObjectCommand').length;
+    expect(await who(store, 2)).toBe('howard');
+    // The searches during the slow look neither waited for it again nor started another.
+    expect(sent.filter((s) => s.command === 'GetObjectCommand').length).toBe(gets);
   });
 
   it('answers from the loaded version while S3 is out of reach, says so once, and says when it answers again', async () => {

@@ -45,6 +45,13 @@ export interface SnapshotGalleryStoreOptions extends GallerySearchOptions {
   readonly embedder?: GalleryEmbedderInfo | undefined;
   /** Searches look for a new version at most this often, in milliseconds; 0: on every call. */
   readonly reloadIntervalMs: number;
+  /**
+   * How long a search waits for the look it starts (once `reloadIntervalMs` passed) before it searches the
+   * gallery it holds, in milliseconds; the look goes on, and a new version it finds is swapped in for later
+   * searches. For a store on a network, whose server can take seconds to time out. Default: until the look
+   * ends.
+   */
+  readonly refreshWaitMs?: number | undefined;
   /** Told when a new version cannot be used (corrupt, another embedder): the store keeps the one it has. */
   readonly onReloadError?: ((error: Error) => void) | undefined;
   /** Milliseconds since some epoch (default `Date.now`); tests pass a fake clock. */
@@ -278,8 +285,21 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     this.#version = stored.version;
   }
 
-  #refreshIfDue(): Promise<RefreshOutcome> {
-    return this.#refresh(false, false);
+  /**
+   * The look a search makes when `reloadIntervalMs` passed, awaited for at most `refreshWaitMs` (a look that
+   * takes longer ends in the background: `#refresh` handles its every outcome, so nothing is left unhandled).
+   */
+  async #refreshIfDue(): Promise<void> {
+    if (this.#now() - this.#checkedAt < this.#options.reloadIntervalMs) return;
+    const look = this.#refresh(false, false);
+    const wait = this.#options.refreshWaitMs;
+    if (wait === undefined) {
+      await look;
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([look, new Promise((resolve) => (timer = setTimeout(resolve, wait)))]);
+    clearTimeout(timer);
   }
 
   /**
