@@ -239,8 +239,24 @@ describeWithSharedData(
         2,
         'facerec: gallery store: $FACEREC_S3_ENDPOINT must be an http:// or https:// URL (e.g. http://127.0.0.1:9000), got "127.0.0.1:9000"\n',
       ]);
+      // An endpoint with a path would prefix every key (a second gallery, created where nobody looks).
+      vi.stubEnv('FACEREC_S3_ENDPOINT', `${endpoint}/${TEST_BUCKET}`);
+      const withPath = await cli('gallery', 'list', `s3://${TEST_BUCKET}/x.json`);
+      vi.stubEnv('FACEREC_S3_ENDPOINT', endpoint);
+      expect([withPath.code, withPath.stderr]).toEqual([
+        2,
+        expect.stringMatching(
+          /^facerec: .*endpoint: give the server without a path, e\.g\. http:\/\/127\.0\.0\.1:9000 /,
+        ),
+      ]);
       expect((await cli('gallery', 'remove', store, '--identity', 'amy', '--example', 'x')).code).toBe(2);
       expect((await cli('gallery', 'add', store, 'amy')).code).toBe(2);
+      // Named as the command, not the library function behind it.
+      const spaced = await cli('gallery', 'add', store, 'amy ', bbt('amy', 1));
+      expect([spaced.code, spaced.stderr]).toEqual([
+        2,
+        expect.stringMatching(/^facerec: gallery add: the identity name has spaces at the start or end/),
+      ]);
       expect((await cli('gallery', 'search', store, bbt('amy', 3), '--top-k', '0')).code).toBe(2);
       const missing = await cli('gallery', 'list', path.join(work, 'missing.json'));
       expect(missing.code).toBe(2);
@@ -362,6 +378,35 @@ describeWithSharedData(
       const refused = await cli('gallery', 'add', fresh, 'penny', white, '--embedder', 'faceapi-resnet');
       expect(refused.code).toBe(2);
       expect(existsSync(fresh)).toBe(false);
+    });
+
+    it('refuses to write to an S3 server that ignores conditional writes, unless $FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES=1', async () => {
+      const stock = await startLocalS3({ conditionalWrites: false });
+      const endpoint = process.env.FACEREC_S3_ENDPOINT;
+      vi.stubEnv('FACEREC_S3_ENDPOINT', stock.endpoint);
+      try {
+        const store = `s3://${TEST_BUCKET}/stock.gallery.json`;
+        const add = (n: number) =>
+          cli('gallery', 'add', store, 'amy', bbt('amy', n), '--embedder', 'faceapi-resnet');
+        const refused = await add(1);
+        expect([refused.code, refused.stderr]).toEqual([
+          1,
+          expect.stringContaining(`ignores conditional writes (it stored a PUT whose If-Match did not hold)`),
+        ]);
+        expect(refused.stderr).not.toMatch(/\n\s+at /);
+        vi.stubEnv('FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES', 'yes');
+        expect(await add(1)).toMatchObject({
+          code: 2,
+          stderr: expect.stringContaining('$FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES must be 1 or 0'),
+        });
+        vi.stubEnv('FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES', '1');
+        expect((await add(1)).code).toBe(0);
+        expect((await cli('gallery', 'list', store)).code).toBe(0);
+      } finally {
+        vi.stubEnv('FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES', '');
+        vi.stubEnv('FACEREC_S3_ENDPOINT', endpoint);
+        await stock.stop();
+      }
     });
 
     it('gallery add warns of a photo the store already recognises as another identity, and adds it', async () => {

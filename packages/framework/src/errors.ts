@@ -121,10 +121,12 @@ export class NoSuchModelError extends FacerecInputError {
   readonly modelId: string;
   readonly modelType: string;
   readonly available: readonly string[];
-  constructor(modelType: string, modelId: string, available: readonly string[]) {
+  /** `message`: in place of the default `No <modelType> model "<modelId>"; available: …`. */
+  constructor(modelType: string, modelId: string, available: readonly string[], message?: string) {
     super(
       'NO_SUCH_MODEL',
-      `No ${modelType} model "${modelId}"; available: ${available.length ? available.join(', ') : '(none)'}`,
+      message ??
+        `No ${modelType} model "${modelId}"; available: ${available.length ? available.join(', ') : '(none)'}`,
     );
     this.modelType = modelType;
     this.modelId = modelId;

@@ -925,6 +925,13 @@ export async function openGalleryStoreFromUrl(
   if (search !== undefined && search !== 'exact' && search !== 'hnsw') {
     throw new InvalidOptionsError('@facerec/gallery-postgres', `search must be exact or hnsw, got ${search}`);
   }
+  // Named as the URL names it (the option's schema would say "efSearch: … received NaN").
+  if (efSearch !== undefined && (!/^[1-9]\d{0,3}$/.test(efSearch) || Number(efSearch) > 1000)) {
+    throw new InvalidOptionsError(
+      '@facerec/gallery-postgres',
+      `?ef_search= must be a whole number from 1 to 1000, got ${JSON.stringify(efSearch.slice(0, 20))}`,
+    );
+  }
   let store: PostgresGalleryStore | undefined;
   store = await PostgresGalleryStore.open({
     connectionString: parsed.toString(),

@@ -398,6 +398,13 @@ describe('PostgresGalleryStore', () => {
       /^@facerec\/gallery-postgres: unknown query parameters "colection", "connect_timeout" in the store URL \("connect_timeout": libpq's, which node-postgres does not read from a URL: remove it\); facerec reads collection, search, ef_search, the connection sslmode, .*statement_timeout/,
     );
     expect((misspelt as Error).message).not.toContain('SECRET');
+    for (const value of ['abc', '0', '1001', '', '40.5']) {
+      await expect(
+        openGalleryStoreFromUrl(`postgres://app@127.0.0.1:1/postgres?ef_search=${value}`, {}),
+      ).rejects.toThrow(
+        `@facerec/gallery-postgres: ?ef_search= must be a whole number from 1 to 1000, got ${JSON.stringify(value)}`,
+      );
+    }
     // A password in the query with an unencoded & would show its tail as a name: nothing is named then.
     const tail = await openGalleryStoreFromUrl(
       'postgres://app@127.0.0.1:1/postgres?password=abc&TAIL=1',

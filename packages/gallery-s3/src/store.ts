@@ -1,4 +1,5 @@
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   PutObjectCommand,
   S3Client,
@@ -40,7 +41,8 @@ export interface S3Location {
  * @throws InvalidOptionsError for anything else.
  */
 export function parseS3Url(url: string): S3Location {
-  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(url);
+  // The scheme in any case (URL schemes are case-insensitive); the bucket name in lowercase, as S3 has it.
+  const match = /^[sS]3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(url);
   if (!match) {
     throw new InvalidOptionsError(
       '@facerec/gallery-s3',
@@ -89,6 +91,15 @@ export interface S3GalleryStoreOptions {
    * Default 1.
    */
   readonly refreshWaitSeconds?: number;
+  /**
+   * Write to a server that ignores S3's conditional writes (`If-Match`, `If-None-Match: *`), such as stock
+   * s3rver. Before its first write a store handle checks that the server refuses a write whose condition does
+   * not hold (one PUT of an empty object to `<key>.facerec-write-check` with an ETag no object has: answered
+   * 412 or 404, it creates nothing; AWS S3 itself is not checked); on a server that ignores the condition two
+   * writers at once silently lose one's change, so by default the write is refused
+   * (`GALLERY_UNCONDITIONAL_WRITES`). `true`: write anyway, for a server only one writer uses. Default false.
+   */
+  readonly allowUnconditionalWrites?: boolean;
   /** Told about swaps and refused versions (never with embeddings or file content). Default: silent. */
   readonly logger?: GalleryStoreLogger;
   /** Milliseconds since some epoch (default `Date.now`); tests pass a fake clock. */
@@ -101,7 +112,20 @@ const optionsSchema = z
     bucket: z.string().min(3).optional(),
     key: z.string().min(1).optional(),
     client: z.custom<S3Client>((v) => typeof v === 'object' && v !== null).optional(),
-    endpoint: z.url().optional(),
+    // The server's root: a path would silently become a prefix of every key (objects are endpoint/bucket/key).
+    endpoint: z
+      .url()
+      .refine(
+        (v) => {
+          const u = new URL(v);
+          return u.pathname === '/' && !u.search && !u.hash;
+        },
+        {
+          message:
+            'give the server without a path, e.g. http://127.0.0.1:9000 (objects are endpoint/bucket/key)',
+        },
+      )
+      .optional(),
     region: z.string().min(1).optional(),
     embedder: z.custom<GalleryEmbedderInfo>((v) => typeof v === 'object' && v !== null).optional(),
     create: z.boolean().default(true),
@@ -109,6 +133,7 @@ const optionsSchema = z
     threshold: thresholdSchema.optional(),
     refreshSeconds: z.number().min(0).default(60),
     refreshWaitSeconds: z.number().min(0).max(60).default(1),
+    allowUnconditionalWrites: z.boolean().default(false),
     logger: z
       .custom<GalleryStoreLogger>(
         (v) => typeof v === 'object' && v !== null && typeof (v as GalleryStoreLogger).warn === 'function',
@@ -226,6 +251,8 @@ export class S3GalleryStore extends SnapshotGalleryStore {
    * for an S3-compatible server: for messages.
    */
   readonly #server: string;
+  /** Whether the server honours conditional writes: checked once, before the first write (see the option). */
+  #conditionalWrites: Promise<void> | undefined;
 
   private constructor(o: z.output<typeof optionsSchema>, logger: GalleryStoreLogger) {
     super({
@@ -241,6 +268,7 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     this.#ownsClient = !o.client;
     this.#client = o.client ?? new S3Client(defaultClientConfig(o));
     this.#logger = logger;
+    if (o.allowUnconditionalWrites) this.#conditionalWrites = Promise.resolve();
     // The AWS SDK takes an endpoint from $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL too.
     const sdkEndpoint = process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL;
     this.#server = o.endpoint
@@ -330,6 +358,12 @@ export class S3GalleryStore extends SnapshotGalleryStore {
   }
 
   protected async write(text: Iterable<string>, replacing: string | undefined): Promise<string> {
+    // Checked again after a failed check (the server may have been out of reach).
+    this.#conditionalWrites ??= this.#checkConditionalWrites().catch((error: unknown) => {
+      this.#conditionalWrites = undefined;
+      throw error;
+    });
+    await this.#conditionalWrites;
     try {
       const put = await this.#client.send(
         new PutObjectCommand({
@@ -349,6 +383,34 @@ export class S3GalleryStore extends SnapshotGalleryStore {
         throw new GalleryWriteConflictError(this.location, { cause: error });
       throw s3Failure(error, this.location, this.bucket, this.#server);
     }
+  }
+
+  /**
+   * Refuses (`GALLERY_UNCONDITIONAL_WRITES`) a server that stores a PUT whose `If-Match` names an ETag no
+   * object has; S3 answers 412 (or 404, no such key) and stores nothing. AWS S3 itself honours conditional
+   * writes (since 2024) and is not asked. A probe object that a server did store is deleted again (when
+   * allowed).
+   */
+  async #checkConditionalWrites(): Promise<void> {
+    const custom = (this.#client.config as { isCustomEndpoint?: boolean }).isCustomEndpoint;
+    if (this.#server === 'AWS S3' || (this.#server === 'S3' && custom === false)) return;
+    const probe = { Bucket: this.bucket, Key: `${this.key}.facerec-write-check` };
+    try {
+      await this.#client.send(new PutObjectCommand({ ...probe, Body: '', IfMatch: '"facerec-write-check"' }));
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 412 || status === 404) return;
+      // No right to write the probe's key (a policy for the gallery's key alone): not known, so not refused.
+      if (status === 403) return;
+      throw s3Failure(error, this.location, this.bucket, this.#server);
+    }
+    await this.#client.send(new DeleteObjectCommand(probe)).catch(() => undefined);
+    throw new FacerecError(
+      'GALLERY_UNCONDITIONAL_WRITES',
+      `${this.location}: ${this.#server === 'S3' ? 'the S3 server' : this.#server} ignores conditional writes (it stored a PUT whose If-Match did not hold), ` +
+        'so two writers at once would silently lose one change; nothing was written. Use a server that honours ' +
+        'them (AWS S3, MinIO; stock s3rver does not), or allowUnconditionalWrites for a server only one writer uses',
+    );
   }
 
   protected override refused(error: Error): void {
@@ -418,6 +480,7 @@ export function openGalleryStoreFromUrl(
     ...(options.metric ? { metric: options.metric } : {}),
     ...(options.threshold !== undefined ? { threshold: options.threshold } : {}),
     ...(options.s3Endpoint ? { endpoint: options.s3Endpoint } : {}),
+    ...(options.s3AllowUnconditionalWrites ? { allowUnconditionalWrites: true } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
 }

@@ -115,7 +115,11 @@ function atomicObjects(app: S3rverApp): Middleware {
   };
 }
 
-export async function startLocalS3(): Promise<LocalS3> {
+/**
+ * Starts the server; `{ conditionalWrites: false }` leaves out S3's conditional writes, as stock s3rver (a PUT
+ * is stored whatever its `If-Match` or `If-None-Match`).
+ */
+export async function startLocalS3(options: { conditionalWrites?: boolean } = {}): Promise<LocalS3> {
   const directory = await mkdtemp(path.join(tmpdir(), 'facerec-s3rver-'));
   const server = new S3rver({
     port: 0,
@@ -127,7 +131,9 @@ export async function startLocalS3(): Promise<LocalS3> {
   const app = server as unknown as S3rverApp;
   // Just before the router: after s3rver's own request handling (logging, virtual hosts, authentication).
   atomicPuts(app.store);
-  app.middleware.splice(app.middleware.length - 1, 0, atomicObjects(app));
+  if (options.conditionalWrites !== false) {
+    app.middleware.splice(app.middleware.length - 1, 0, atomicObjects(app));
+  }
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   const clients: S3Client[] = [];

@@ -3,7 +3,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { FileGallery } from '@facerec/framework';
 import { CONFORMANCE_EMBEDDER, describeGalleryStoreConformance } from '@facerec/framework/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -365,11 +365,60 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     }
   });
 
+  it('refuses to write to a server that ignores conditional writes (stock s3rver), unless told to', async () => {
+    const stock = await startLocalS3({ conditionalWrites: false });
+    try {
+      const client = stock.client();
+      const open = (allowUnconditionalWrites?: boolean) =>
+        S3GalleryStore.open({
+          url: `s3://${TEST_BUCKET}/stock.gallery.json`,
+          client,
+          embedder: CONFORMANCE_EMBEDDER,
+          ...(allowUnconditionalWrites === undefined ? {} : { allowUnconditionalWrites }),
+        });
+      // Creating it is a write too: refused, nothing stored, and the probe object deleted again.
+      const refused = await open().catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'GALLERY_UNCONDITIONAL_WRITES' });
+      expect((refused as Error).message).toMatch(
+        /^s3:\/\/facerec-galleries\/stock\.gallery\.json: the S3 server ignores conditional writes .*nothing was written/,
+      );
+      const keys = async () =>
+        ((await client.send(new ListObjectsV2Command({ Bucket: TEST_BUCKET }))).Contents ?? []).map(
+          (o) => o.Key,
+        );
+      expect(await keys()).toEqual([]);
+      const store = await open(true);
+      await store.add('amy', [{ embedding: axis(0), source: 'amy.jpg' }]);
+      expect(await keys()).toEqual(['stock.gallery.json']);
+      await store.close();
+      // A handle that only reads never asks; its first write does.
+      const reader = await open();
+      expect(await reader.identities()).toEqual(['amy']);
+      await expect(reader.add('bernadette', [{ embedding: axis(1), source: 'b.jpg' }])).rejects.toMatchObject(
+        {
+          code: 'GALLERY_UNCONDITIONAL_WRITES',
+        },
+      );
+      expect(await reader.identities()).toEqual(['amy']);
+      await reader.close();
+    } finally {
+      await stock.stop();
+    }
+  });
+
+  it('refuses an endpoint with a path, which would prefix every key', async () => {
+    await expect(
+      S3GalleryStore.open({ url: `s3://${TEST_BUCKET}/g.json`, endpoint: `${s3.endpoint}/${TEST_BUCKET}` }),
+    ).rejects.toThrow(/endpoint: give the server without a path, e\.g\. http:\/\/127\.0\.0\.1:9000/);
+  });
+
   it('parses s3:// URLs', () => {
     expect(parseS3Url('s3://my-bucket/a/b/gallery.json')).toEqual({
       bucket: 'my-bucket',
       key: 'a/b/gallery.json',
     });
+    // The scheme's case does not matter (openGalleryStore dispatches S3:// here too).
+    expect(parseS3Url('S3://my-bucket/g.json')).toEqual({ bucket: 'my-bucket', key: 'g.json' });
     expect(() => parseS3Url('https://my-bucket/x')).toThrow(/expected s3:\/\/bucket\/key/);
     expect(() => parseS3Url('s3://my-bucket/')).toThrow(/expected s3:\/\/bucket\/key/);
     expect(() => parseS3Url('s3://My_Bucket/x.json')).toThrow(/a bucket name is 3–63 lowercase letters/);

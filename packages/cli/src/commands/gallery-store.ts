@@ -11,7 +11,7 @@ import {
   type OpenGalleryStoreOptions,
   openGalleryStore,
 } from '@facerec/framework';
-import { visibleText } from '@facerec/framework/internal';
+import { checkIdentityName, visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import {
   decodeInput,
@@ -49,6 +49,8 @@ import {
 
 /** Where an `s3://` store's server is, when it is not AWS S3 (MinIO, s3rver); the Lambda runtime reads it too. */
 const S3_ENDPOINT_ENV = 'FACEREC_S3_ENDPOINT';
+/** Set to 1: write to an S3-compatible server that ignores conditional writes (stock s3rver; one writer only). */
+const S3_UNCONDITIONAL_ENV = 'FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES';
 
 const STORE_HELP =
   'gallery store: a file path (or file: URL), s3://bucket/key (endpoint from $FACEREC_S3_ENDPOINT), or ' +
@@ -56,7 +58,7 @@ const STORE_HELP =
 
 /**
  * Opens a store by URL for the CLI (every command, `serve` included), with the S3 endpoint of
- * `$FACEREC_S3_ENDPOINT` when it is set.
+ * `$FACEREC_S3_ENDPOINT` when it is set, and `$FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES`.
  */
 export function openCliGalleryStore(
   url: string,
@@ -69,7 +71,18 @@ export function openCliGalleryStore(
       `$${S3_ENDPOINT_ENV} must be an http:// or https:// URL (e.g. http://127.0.0.1:9000), got ${JSON.stringify(endpoint.slice(0, 100))}`,
     );
   }
-  return openGalleryStore(url, { ...options, ...(endpoint ? { s3Endpoint: endpoint } : {}) });
+  const unconditional = process.env[S3_UNCONDITIONAL_ENV];
+  if (unconditional && !['1', '0', 'true', 'false'].includes(unconditional)) {
+    throw new InvalidOptionsError(
+      'gallery store',
+      `$${S3_UNCONDITIONAL_ENV} must be 1 or 0 (true or false), got ${JSON.stringify(unconditional.slice(0, 100))}`,
+    );
+  }
+  return openGalleryStore(url, {
+    ...options,
+    ...(endpoint ? { s3Endpoint: endpoint } : {}),
+    ...(unconditional === '1' || unconditional === 'true' ? { s3AllowUnconditionalWrites: true } : {}),
+  });
 }
 
 /** Opens an existing store for list, search and remove; a missing one is named with how to create it. */
@@ -123,6 +136,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
       ) => {
         // Stored in NFC, as enrollment stores folder names: one person, one spelling.
         identity = identity.normalize('NFC');
+        // Before anything is loaded, and named as the command (not the library function that checks it too).
+        checkIdentityName('gallery add', identity);
         const threshold = thresholdFlag('gallery add', opts.threshold);
         const limits = imageLimitsFlag('gallery add', opts);
         // Read one at a time when their turn comes (a folder may hold more photos than memory would).

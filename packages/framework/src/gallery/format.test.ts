@@ -211,6 +211,18 @@ describe('corrupt gallery files', () => {
     });
   });
 
+  it('says where the JSON breaks in one line, quoting nothing of the file', () => {
+    expect(() => parse('')).toThrow(/^not valid JSON \(it ends early: cut off\?\)$/);
+    expect(() => parse('{"format": "facerec-gallery", ')).toThrow(
+      /^not valid JSON \(expected .*property name at character 31\)$/,
+    );
+    expect(() => parse('{"format" "facerec-gallery"}')).toThrow(
+      /^not valid JSON \(expected ':' after property name at character 11\)$/,
+    );
+    // V8 quotes the text here (newline and all): the message does not.
+    expect(() => parse('secret-token{\nmore')).toThrow(/^not valid JSON \(unexpected text\)$/);
+  });
+
   it('refuses what is not a gallery, or another format version', async () => {
     expect(formatError(() => parse('[1, 2]'))).toMatchObject({
       message: 'not a JSON object',

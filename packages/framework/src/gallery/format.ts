@@ -229,13 +229,26 @@ export function parseGalleryFile(value: unknown, source?: string): ResolvedGalle
   };
 }
 
+/**
+ * Where JSON.parse failed, without V8's excerpt of the text (which can be anything: several lines, or what the
+ * file holds), so that the message stays one line and repeats nothing of the file.
+ */
+function jsonSyntaxReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (message.startsWith('Unexpected end of JSON input')) return 'it ends early: cut off?';
+  // "Expected ',' or '}' after property value in JSON at position 6": the grammar's words, then where.
+  const at = /^(.*?) (?:in|after) JSON at position (\d+)/.exec(message);
+  if (at) return `${at[1]!.charAt(0).toLowerCase()}${at[1]!.slice(1)} at character ${Number(at[2]) + 1}`;
+  return 'unexpected text';
+}
+
 /** Parses gallery file text (JSON). @throws {@link GalleryFormatError} */
 export function parseGalleryText(text: string, source?: string): ResolvedGalleryData {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new GalleryFormatError(`not valid JSON: ${(error as Error).message}`, {
+    throw new GalleryFormatError(`not valid JSON (${jsonSyntaxReason(error)})`, {
       source,
       cause: error,
       problem: 'not-json',

@@ -32,6 +32,11 @@ export interface OpenGalleryStoreOptions {
   readonly refreshSeconds?: number;
   /** S3 stores: an S3-compatible endpoint (path-style), e.g. MinIO. Default: AWS S3. */
   readonly s3Endpoint?: string;
+  /**
+   * S3 stores: write to an S3-compatible server that ignores conditional writes (stock s3rver), which is
+   * otherwise refused (`GALLERY_UNCONDITIONAL_WRITES`): for a server only one writer uses. Default false.
+   */
+  readonly s3AllowUnconditionalWrites?: boolean;
   readonly logger?: GalleryStoreLogger;
 }
 

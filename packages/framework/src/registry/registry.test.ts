@@ -93,7 +93,7 @@ describe('MODELS, the built-in registry', () => {
     expect(() => MODELS.embedderForModelId('arcface/r100')).toThrow(NoSuchModelError);
     // The model ids a gallery records are listed, not the embedder ids (a bare "inception-resnet-v1" is none).
     expect(() => MODELS.embedderForModelId('inception-resnet-v1')).toThrow(
-      'No embedder (for the gallery model id) model "inception-resnet-v1"; available: inception-resnet-v1/vggface2, faceapi-resnet',
+      'no embedder makes "inception-resnet-v1", the model id the gallery records; the model ids embedders make: inception-resnet-v1/vggface2, faceapi-resnet',
     );
     expect(() => MODELS.resolveEmbedder('inception-resnet-v1', {}, { maxBatchSize: 0 })).toThrow(
       InvalidOptionsError,

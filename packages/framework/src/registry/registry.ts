@@ -160,7 +160,12 @@ export class ModelRegistry {
     }
     // The ids a gallery records (each embedder's, with its default options), not the embedder ids.
     const known = [...this.#embedders.values()].map((d) => d.modelId(d.fromSettings({})));
-    throw new NoSuchModelError('embedder (for the gallery model id)', modelId, known);
+    throw new NoSuchModelError(
+      'embedder',
+      modelId,
+      known,
+      `no embedder makes "${modelId}", the model id the gallery records; the model ids embedders make: ${known.join(', ')} (with other weights, the id names them: e.g. inception-resnet-v1/casia-webface)`,
+    );
   }
 
   /** The model store entries a deployment with this embedder (and detector) needs. */
