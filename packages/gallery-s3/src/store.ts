@@ -396,7 +396,9 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     if (this.#server === 'AWS S3' || (this.#server === 'S3' && custom === false)) return;
     const probe = { Bucket: this.bucket, Key: `${this.key}.facerec-write-check` };
     try {
-      await this.#client.send(new PutObjectCommand({ ...probe, Body: '', IfMatch: '"facerec-write-check"' }));
+      await this.#client.send(
+        new PutObjectCommand({ ...probe, Body: new Uint8Array(0), IfMatch: '"facerec-write-check"' }),
+      );
     } catch (error) {
       const status = statusOf(error);
       if (status === 412 || status === 404) return;
@@ -409,7 +411,8 @@ export class S3GalleryStore extends SnapshotGalleryStore {
       'GALLERY_UNCONDITIONAL_WRITES',
       `${this.location}: ${this.#server === 'S3' ? 'the S3 server' : this.#server} ignores conditional writes (it stored a PUT whose If-Match did not hold), ` +
         'so two writers at once would silently lose one change; nothing was written. Use a server that honours ' +
-        'them (AWS S3, MinIO; stock s3rver does not), or allowUnconditionalWrites for a server only one writer uses',
+        'them (AWS S3, MinIO; stock s3rver does not); for a server only one writer uses, allowUnconditionalWrites ' +
+        '($FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES=1 for the facerec CLI)',
     );
   }
 
