@@ -454,6 +454,41 @@ describe('local runtime: recognition consumer', () => {
     await expect(post('{}')).rejects.toThrow();
   });
 
+  it('counts what a detection still running at the stop left: its queued faces, and its frame as cut off', async () => {
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const detection = async () => {
+      await held;
+      await transport.publish(
+        'q',
+        [1, 2, 3].map((i) => ({ body: JSON.stringify({ face_index: i }) })),
+      );
+      return { statusCode: 200, headers: {}, body: '{"faces":3}' };
+    };
+    const runtime = await startLocalRuntime({ ...frameOnly(), detection, transport });
+    const taken = fetch(runtime.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"request_id":"late-1"}',
+    }).then(
+      (r) => r.status,
+      () => 'connection closed',
+    );
+    await vi.waitFor(() => expect(runtime.backlog().detecting).toBe(1));
+    const draining = runtime.drain({ timeoutMs: 100 });
+    // Ends after the wait (100 ms) and the grace (1 s) closed its connection.
+    setTimeout(release, 1_500);
+    const report = await draining;
+    // Counted before the detection ended, the report said 1 frame detecting and 0 faces.
+    expect(report).toMatchObject({
+      drained: false,
+      cutOff: 1,
+      left: { detecting: 0, recognising: 3, uncollected: 0 },
+    });
+    expect(await taken).toBe('connection closed');
+  });
+
   it('ends a drain after its timeout, or at once when its signal aborts, reporting what was left', async () => {
     for (const how of ['timeout', 'signal'] as const) {
       const transport = new InMemoryQueueTransport({ queues: {} });
@@ -534,6 +569,32 @@ describe('local runtime: recognition consumer', () => {
     });
     expect(alone).toMatchObject({ answered: 0, rejected: 0, failed: 1, reconnects: 1 });
     expect(alone.outcomes[0]!.error).toBe(`connection refused: nothing listens at ${url}`);
+  });
+
+  it('the workload client gives up on answers that never come the timeout after its last send, not twice that', async () => {
+    // Frames taken (200, one face each) whose answers never come.
+    const runtime = await startLocalRuntime({
+      ...frameOnly(),
+      detection: async () => ({ statusCode: 200, headers: {}, body: '{"faces":1}' }),
+    });
+    try {
+      const started = performance.now();
+      const report = await runWorkload({
+        url: runtime.url,
+        frames: [{ file: 'f', filename: 'f.png', expected: undefined, content: 'AA==' }],
+        responses: localResponses(runtime.url),
+        requests: 2,
+        concurrency: 1,
+        timeoutMs: 2_000,
+      });
+      expect(report).toMatchObject({ answered: 0, rejected: 0 });
+      expect(report.unanswered).toHaveLength(2);
+      // The worker waits 2 s for the first frame, sends the second, and the run ends 2 s after that send
+      // (≈ 4 s; it took 6 s when the last wait started from the end of the sending).
+      expect(performance.now() - started).toBeLessThan(5_000);
+    } finally {
+      await runtime.close();
+    }
   });
 
   it('the workload client resends a frame whose connection was reset; taken, it is refused 409 and waited for', async () => {

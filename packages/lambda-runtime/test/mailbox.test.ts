@@ -79,4 +79,21 @@ describe('ResponseMailbox', () => {
     expect(box.size).toBe(0);
     expect(dropped).toEqual([{ expired: 2, full: 0 }]);
   });
+
+  it('drops an answer past its time when a client asks for it, instead of delivering it', async () => {
+    let now = 0;
+    const dropped: unknown[] = [];
+    const box = new ResponseMailbox({ ttlMs: 1000, now: () => now, onDropped: (d) => dropped.push(d) });
+    box.add('a-1', 1);
+    now = 1500;
+    box.add('a-2', 2);
+    expect(dropped).toEqual([{ expired: 1, full: 0 }]);
+    now = 2600;
+    // a-2 is past its time too, with nothing added since.
+    expect(await box.take('a-', 10, 0, new AbortController().signal)).toEqual([]);
+    expect(dropped).toEqual([
+      { expired: 1, full: 0 },
+      { expired: 1, full: 0 },
+    ]);
+  });
 });

@@ -145,11 +145,15 @@ describe('local runtime: stopping with frames waiting for the pixel budget', () 
     for (let i = 0; i < 100 && runtime.backlog().detecting < 3; i++)
       await new Promise((r) => setTimeout(r, 20));
     expect(detected).toEqual(['w-0']);
-    const report = await runtime.drain({ timeoutMs: 200 });
-    release();
-    expect(report).toMatchObject({ drained: false, left: { detecting: 3 } });
+    const draining = runtime.drain({ timeoutMs: 200 });
+    // The detection ends after the stop closed the connections (200 ms of waiting, 1 s of grace): the drain
+    // waits for it, then counts it as cut off (its client got no answer).
+    setTimeout(release, 1_600);
+    const report = await draining;
+    expect(report).toMatchObject({ drained: false, cutOff: 1, left: { detecting: 0 } });
     const answers = await Promise.all(sent);
     expect(detected).toEqual(['w-0']);
+    expect(answers[0]).toEqual({ status: 0, text: 'connection closed' });
     const waiting = answers.slice(1);
     expect(waiting.map((a) => a.status)).toEqual([503, 503]);
     expect(waiting[0]!.text).toMatch(/shutting down/);

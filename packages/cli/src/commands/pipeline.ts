@@ -409,16 +409,27 @@ async function serveUntilStopped(
   }
   const again = new AbortController();
   void signalled().then(() => again.abort());
-  const { drained, left } = await served.drain({ timeoutMs: drainSeconds * 1000, signal: again.signal });
+  const { drained, left, cutOff, answersDropped } = await served.drain({
+    timeoutMs: drainSeconds * 1000,
+    signal: again.signal,
+  });
   const dead = served.deadLettered();
-  const lost =
-    dead > 0
-      ? `${count(dead, 'face')} dead-lettered after ${MAX_DELIVERIES} failed deliveries (logged), their frames without an answer for them`
-      : '';
+  const lost = [
+    ...(dead > 0
+      ? [
+          `${count(dead, 'face')} dead-lettered after ${MAX_DELIVERIES} failed deliveries (logged), their frames without an answer for them`,
+        ]
+      : []),
+    ...(answersDropped > 0
+      ? [
+          `${count(answersDropped, 'answer')} dropped uncollected while serving (past 10 minutes, or for room; logged)`,
+        ]
+      : []),
+  ].join('; ');
   if (drained) {
     info(
-      dead > 0
-        ? `facerec serve: stopped: every answer made was collected; ${lost}`
+      lost
+        ? `facerec serve: stopped: every answer held was collected; ${lost}`
         : 'facerec serve: stopped: every frame answered and every answer collected',
     );
     return;
@@ -430,11 +441,18 @@ async function serveUntilStopped(
       `${describeBacklog(kept)}: ${queue === 'memory' ? 'lost (--queue memory)' : `kept in ${queue}; serve again on it to deliver them`}`,
     );
   }
-  if (left.detecting) {
-    // A detection running when the wait ended may still finish in the last second's grace: its client then
-    // got 200 and its faces were queued. Which of them did is not known here; both outcomes are said.
+  if (cutOff) {
     parts.push(
-      `${count(left.detecting, 'frame')} still being detected when the wait ended: each either got 503 or a ` +
+      `${count(cutOff, 'frame')} detected after the stop closed ${cutOff === 1 ? 'its' : 'their'} connection: no answer ` +
+        `reached ${cutOff === 1 ? 'its client' : 'their clients'}, which should send ${cutOff === 1 ? 'it' : 'them'} again` +
+        ` (the faces queued are counted above)`,
+    );
+  }
+  if (left.detecting) {
+    // Detections the drain gave up waiting for (10 s after the connections closed, or a second Ctrl-C): one
+    // may still finish and queue its faces. Which of them did is not known here; both outcomes are said.
+    parts.push(
+      `${count(left.detecting, 'frame')} still being detected when the server stopped: each either got 503 or a ` +
         'closed connection (its client should send it again) or finished and was answered 200 with its faces ' +
         `queued, ${queue === 'memory' ? 'then lost (--queue memory)' : `kept in ${queue}`}`,
     );

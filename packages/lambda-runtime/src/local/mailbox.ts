@@ -94,6 +94,8 @@ export class ResponseMailbox {
   }
 
   #pick(prefix: string, max: number): Entry[] {
+    // An answer past its time is dropped (and counted), not delivered, even when nothing else came to drop it.
+    this.#evict(false);
     const found: Entry[] = [];
     for (const entry of this.#entries) {
       if (found.length >= max) break;

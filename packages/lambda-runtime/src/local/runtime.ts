@@ -133,8 +133,18 @@ export interface DrainOptions {
 export interface DrainReport {
   /** True when nothing was left: every frame taken was answered and every answer collected. */
   readonly drained: boolean;
-  /** What was left when the wait ended. */
+  /**
+   * Frames whose connection the stop closed while they were detected, before their answer: their clients got
+   * none and should send them again (their faces may have been queued all the same, and are then in `left`).
+   */
+  readonly cutOff: number;
+  /**
+   * What was left at the stop: counted once the connections were closed and the detections running then had
+   * ended (`detecting` counts those that had not, after 10 s, or at once after a second Ctrl-C).
+   */
   readonly left: LocalRuntimeBacklog;
+  /** Answers dropped uncollected since the start (past their time, or for room; each drop was logged). */
+  readonly answersDropped: number;
   readonly waitedMs: number;
 }
 
@@ -143,6 +153,12 @@ const STOPPING = {
   error: 'shutting down: not taking frames; answers can still be collected',
   request_id: null,
 } as const;
+
+/**
+ * After a drain closed the connections, how long it waits for the detections still running to end before it
+ * counts what is left (a 25-megapixel frame takes a few seconds on 2 cores).
+ */
+const DETECTIONS_SETTLE_MS = 10_000;
 
 /** The pixel budget's granularity: a frame's pixels are counted rounded up to a multiple of this. */
 const PIXEL_UNIT = 10_000;
@@ -378,9 +394,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   for (const status of ['400', '401', '403', '404', '405', '408', '409', '413', '415', '503'])
     refusedCounter.inc({ status }, 0);
   for (const reason of ['expired', 'full']) droppedCounter.inc({ reason }, 0);
+  let answersDropped = 0;
+  /** Frames whose connection a drain closed before their answer was written. */
+  let cutOff = 0;
   const mailbox = new ResponseMailbox({
     // Said, not dropped silently: clients that never collect, or collect too late, lose answers.
     onDropped: ({ expired, full }) => {
+      answersDropped += expired + full;
       droppedCounter.inc({ reason: 'expired' }, expired);
       droppedCounter.inc({ reason: 'full' }, full);
       logger.warn('answers dropped uncollected', {
@@ -808,6 +828,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       releasePixels();
       if (requestId !== undefined) requests.detected(requestId, result);
     }
+    // The stop closed the connection while the frame was detected: its client got no answer (and should send it
+    // again), though its faces may have been queued. Counted for the stop's report.
+    if (draining && res.destroyed) cutOff++;
     send(res, result.statusCode, result.body, result.headers);
   }
   try {
@@ -885,9 +908,23 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       while (!empty(backlog()) && performance.now() < deadline && !drainOptions.signal?.aborted) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      const left = backlog();
       await close(1_000);
-      return { drained: empty(left), left, waitedMs: performance.now() - started };
+      // Detections still running when the connections closed go on to their end (their faces queued, or not):
+      // waited for, briefly, so that what is left is counted after them (counted before, the report missed what
+      // they and the last second's answers left) and nothing writes to a queue being closed. Not after a second
+      // Ctrl-C.
+      const settleBy = performance.now() + (drainOptions.signal?.aborted ? 0 : DETECTIONS_SETTLE_MS);
+      while (inFlight > 0 && performance.now() < settleBy && !drainOptions.signal?.aborted) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const left = backlog();
+      return {
+        drained: empty(left) && cutOff === 0,
+        left,
+        cutOff,
+        answersDropped,
+        waitedMs: performance.now() - started,
+      };
     },
     close: () => close(),
   };

@@ -478,6 +478,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   };
 
   const started = performance.now();
+  /** When the last frame was sent (or resent). */
+  let lastSentAt = started;
   const worker = async () => {
     while (next < total) {
       const i = next++;
@@ -505,6 +507,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         // A refused connection (a server restarting) is resent like a 503, and so is a reset one (see
         // connectionReset); the last one is thrown.
         const attempt = async (last: boolean): Promise<SendResult | 'refused' | 'reset'> => {
+          lastSentAt = performance.now();
           try {
             const result = await send(options.url, body);
             if (unreachableSince !== undefined) {
@@ -584,7 +587,9 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
-  const deadline = performance.now() + (options.timeoutMs ?? 60_000);
+  // At most the timeout after the last send (a worker that waited for its frame's answers already spent part of
+  // it: counted from the end of the sending, the run took up to twice the timeout).
+  const deadline = lastSentAt + (options.timeoutMs ?? 60_000);
   while (
     !halted &&
     // Frames accepted, and those whose sends failed or were refused as busy after a reset (the reset send may
