@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DEFAULT_DECODE_LIMITS,
@@ -13,6 +13,7 @@ import {
   type RgbImage,
   readImageFile,
 } from '@facerec/framework';
+import { visibleText } from '@facerec/framework/internal';
 import { Option } from 'commander';
 import { debugWanted, imageProgress, info, numberFlag } from './output.js';
 
@@ -154,7 +155,9 @@ export async function expandImageArguments(command: string, args: readonly strin
             (entry.isSymbolicLink() &&
               (await stat(file).then(
                 (s) => s.isFile(),
-                () => false,
+                // A broken link named like an image is taken, so that reading it says so (as enroll lists it),
+                // rather than skipped without a word.
+                () => true,
               ))))
         ) {
           found.push(file);
@@ -180,7 +183,8 @@ export async function expandImageArguments(command: string, args: readonly strin
 export function reportImageError(image: string, error: Error): void {
   if (debugWanted()) info(String(error.stack));
   const { message } = error;
-  info(message.startsWith(`cannot read ${image}: `) ? message : `${image}: ${message}`);
+  const shown = visibleText(image);
+  info(message.startsWith(`cannot read ${shown}: `) ? message : `${shown}: ${message}`);
 }
 
 /**
@@ -237,6 +241,18 @@ export async function forEachImage(
   if (failures) process.exitCode = 2;
 }
 
+/** File-system errors that are about the path given (the caller's mistake), and how they are said. */
+const UNREADABLE: Readonly<Record<string, string>> = Object.freeze({
+  ENOENT: 'no such file',
+  EISDIR: 'is a folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ELOOP: 'a loop of symbolic links',
+  ENOTDIR: 'a part of its path is a file, not a folder',
+  ENAMETOOLONG: 'the name is too long',
+  ENXIO: 'a special file with nothing to read from it',
+});
+
 /**
  * A file named on the command line: one that is missing, a folder or unreadable is the caller's mistake
  * (exit code 2, the other files still run), not an internal error; one over the decoder's byte limit is refused
@@ -255,20 +271,25 @@ export async function readInput(file: string, limits: ImageLimits): Promise<Uint
           () => false,
         ));
       explainTooLarge(error, sized);
-      error.message = `cannot read ${file}: ${error.message}`;
+      error.message = `cannot read ${visibleText(file)}: ${error.message}`;
       throw error;
     }
     const code = (error as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'is a folder'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : undefined;
+    const why = code === undefined ? undefined : UNREADABLE[code];
     if (!why) throw error;
-    throw new InvalidInputError(`cannot read ${file}: ${why}`, { cause: error });
+    // A link that leads nowhere is said as such (its target, not the link, is missing or loops).
+    const link =
+      file !== '-' &&
+      (await lstat(file).then(
+        (s) => s.isSymbolicLink(),
+        () => false,
+      ));
+    throw new InvalidInputError(
+      `cannot read ${visibleText(file)}: ${link ? `a broken link (${why})` : why}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -290,7 +311,7 @@ export async function decodeInput(file: string, limits: ImageLimits): Promise<Rg
   try {
     return await decodeWithin(bytes, limits);
   } catch (error) {
-    if (FacerecInputError.isInstance(error)) error.message = `${file}: ${error.message}`;
+    if (FacerecInputError.isInstance(error)) error.message = `${visibleText(file)}: ${error.message}`;
     throw error;
   }
 }

@@ -166,6 +166,42 @@ describeWithSharedData(
       }
     });
 
+    it('reports a symbolic-link loop, a path through a file and a broken link in a folder per image (exit 2), names escaped', async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'facerec-links-'));
+      try {
+        await symlink('loop-b.jpg', path.join(dir, 'loop-a.jpg'));
+        await symlink('loop-a.jpg', path.join(dir, 'loop-b.jpg'));
+        await mkdir(path.join(dir, 'folder'));
+        await symlink(path.join(dir, 'gone.jpg'), path.join(dir, 'folder', 'dangling.jpg'));
+        await copyFile(group(), path.join(dir, 'folder', 'group.jpg'));
+        const oddName = path.join(dir, 'two\nlines.jpg');
+        await writeFile(oddName, 'not an image');
+        const run = await cli(
+          'detect',
+          path.join(dir, 'loop-a.jpg'),
+          path.join(group(), 'x.jpg'),
+          path.join(dir, 'folder'),
+          oddName,
+          '--json',
+        );
+        // Each said as bad input, the group photo still detected (a loop ended the run with exit 1 before).
+        expect([run.code, run.exitCode]).toEqual([0, 2]);
+        const results = JSON.parse(run.stdout) as DetectJson[];
+        expect(results.map((r) => r.error ?? `${r.faces.length} faces`)).toEqual([
+          `cannot read ${dir}/loop-a.jpg: a broken link (a loop of symbolic links)`,
+          `cannot read ${group()}/x.jpg: a part of its path is a file, not a folder`,
+          `cannot read ${dir}/folder/dangling.jpg: a broken link (no such file)`,
+          '5 faces',
+          expect.stringMatching(/^Not an image/),
+        ]);
+        // One line per image on stderr: the newline in the name is written as \n.
+        expect(run.stderr).toContain(`${dir}/two\\nlines.jpg: Not an image`);
+        expect(run.stderr).not.toMatch(/unexpected error|\n\s+at /);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
     it('takes folders: the images below them, in path order, hidden and other files left out; crops of two images of one name both kept', async () => {
       const root = await mkdtemp(path.join(tmpdir(), 'facerec-folder-'));
       const bbt = (who: string, n: number) =>

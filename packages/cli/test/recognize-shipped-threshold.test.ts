@@ -48,6 +48,22 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     if (work) await rm(work, { recursive: true, force: true });
   });
 
+  it('enroll refuses a missing folder before it loads any model (exit 2, not a download failure)', async () => {
+    // No mirror and an empty cache: loading the default embedder first would fail to download it (exit 1).
+    vi.stubEnv(MODELS_MIRROR_ENV, path.join(work, 'no-mirror'));
+    vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'empty-cache'));
+    try {
+      const run = await cli('enroll', path.join(work, 'nope'), '--out', path.join(work, 'nope.json'));
+      expect([run.code, run.stderr]).toEqual([
+        2,
+        `facerec: enroll: cannot read the folder of labelled images ${path.join(work, 'nope')}: no such folder\n`,
+      ]);
+    } finally {
+      vi.stubEnv(MODELS_MIRROR_ENV, sharedPath('models', 'upstream'));
+      vi.stubEnv(CACHE_DIR_ENV, path.join(work, 'cache'));
+    }
+  });
+
   it('enroll refuses a folder without identity folders, writing nothing', async () => {
     const flat = path.join(work, 'flat');
     await mkdir(flat, { recursive: true });
@@ -283,18 +299,22 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
   it('recognize takes a file:// URL (a row for an image without a face too), refuses another store URL without repeating it, and enroll will not overwrite what is no gallery', async () => {
     const gallery = path.join(work, 'all.json');
     const white = sharedPath('faces', 'face-api.js', 'test', 'white.png');
+    const missing = path.join(work, 'missing.png');
     const byUrl = await cli(
       'recognize',
       ...probes(['amy']),
       white,
+      missing,
       '--gallery',
       `file://${gallery}`,
       '--json',
     );
-    expect(byUrl.code, byUrl.stderr).toBe(0);
+    expect([byUrl.code, byUrl.exitCode], byUrl.stderr).toEqual([0, 2]);
     const rows = JSON.parse(byUrl.stdout) as Row[];
-    expect(rows.map((r) => r.identity)).toEqual(['amy', 'amy', 'no face']);
+    expect(rows.map((r) => r.identity)).toEqual(['amy', 'amy', 'no face', undefined]);
     expect(rows[2]).toMatchObject({ image: white, box: null, distance: null, thresholdSource: 'registry' });
+    // An image that cannot be read has its row, as in detect --json and embed --json.
+    expect(rows[3]).toEqual({ image: missing, error: `cannot read ${missing}: no such file` });
     const store = await cli('recognize', ...probes(['amy']), '--gallery', 'postgres://u:secret@127.0.0.1/db');
     expect(store.code).toBe(2);
     expect(store.stderr).toContain(

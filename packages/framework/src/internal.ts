@@ -25,6 +25,7 @@ export {
   storedTextIssue,
   visibleText,
 } from './gallery/collection.js';
+export { readLabelledFolder } from './gallery/enroll.js';
 export { galleryUnreachable, unreachableCode } from './gallery/errors.js';
 export {
   calibrationSchema,

@@ -11,7 +11,7 @@ import {
   type LabelledProbe,
   type SkippedFile,
 } from '@facerec/framework';
-import { visibleText } from '@facerec/framework/internal';
+import { readLabelledFolder, visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
 import {
   expandImageArguments,
@@ -124,6 +124,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const decodeLimits = imageLimitsFlag('enroll', opts);
         opts.out = galleryFile('enroll', opts.out, '--out');
         await checkGalleryOut('enroll', opts.out);
+        // Before any model is loaded (or downloaded: a missing folder said as a download failure otherwise).
+        await readLabelledFolder(dir, 'enroll');
         const provider = await selectProvider(context, opts.provider);
         const embedder = await loadEmbedder(context, provider, opts.embedder, { weights: opts.weights });
         const detector = provider.detector(registry.defaults.detector);
@@ -221,7 +223,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(maxImagePixelsOption())
     .option(
       '--json',
-      'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout (an image without a face: one row, identity "no face", box and distance null)',
+      'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout (an image without a face: one row, identity "no face", box and distance null; one that cannot be read: { image, error })',
     )
     .action(
       async (
@@ -293,7 +295,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
                   }
                 };
               },
-              undefined,
+              // As detect's and embed's: a row for an image that could not be read or decoded.
+              (image, error) => rows.push({ image, error }),
               opts.json ? 'recognizing' : undefined,
               // One more image than workers in flight: one decoding while each worker runs the models.
               workers + 1,

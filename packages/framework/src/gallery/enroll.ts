@@ -22,7 +22,7 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage, readImageFile } 
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
-import { identityNameIssue } from './collection.js';
+import { identityNameIssue, visibleText } from './collection.js';
 import { thresholdSchema, UNKNOWN_IDENTITY } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
@@ -390,14 +390,14 @@ const isHidden = (name: string) =>
 /** How deep nested folders are followed to list their files as skipped. */
 const MAX_NESTED_DEPTH = 16;
 
-/** Lists the enrollable files, the identity folders (readable, with a valid name) and, with reasons, everything else. */
-async function scan(
-  root: string,
-): Promise<{ candidates: Candidate[]; skipped: SkippedFile[]; identities: string[] }> {
-  const rel = (absolute: string) => path.relative(root, absolute).split(path.sep).join('/');
-  let entries: Dirent[];
+/**
+ * The entries of a folder of labelled images (`<root>/<identity>/<photo>`).
+ * @throws InvalidOptionsError from `component` naming the folder and why it cannot be read (the CLI checks it
+ *   with this before it loads any model).
+ */
+export async function readLabelledFolder(root: string, component = 'enrollGallery'): Promise<Dirent[]> {
   try {
-    entries = await readdir(root, { withFileTypes: true });
+    return await readdir(root, { withFileTypes: true });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why =
@@ -407,13 +407,21 @@ async function scan(
           ? 'a file, not a folder'
           : errorMessage(error);
     throw new InvalidOptionsError(
-      'enrollGallery',
-      `cannot read the folder of labelled images ${root}: ${why}`,
+      component,
+      `cannot read the folder of labelled images ${visibleText(root)}: ${why}`,
       {
         cause: error,
       },
     );
   }
+}
+
+/** Lists the enrollable files, the identity folders (readable, with a valid name) and, with reasons, everything else. */
+async function scan(
+  root: string,
+): Promise<{ candidates: Candidate[]; skipped: SkippedFile[]; identities: string[] }> {
+  const rel = (absolute: string) => path.relative(root, absolute).split(path.sep).join('/');
+  const entries = await readLabelledFolder(root);
   const candidates: Candidate[] = [];
   const skipped: SkippedFile[] = [];
   const identities: string[] = [];
