@@ -16,6 +16,7 @@ import {
   startLocalRuntime,
 } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport, ManualClock } from '@facerec/transport-memory';
+import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
 import { bbtSubset, PIPELINE_DATA, pipelineParts } from './fixtures.js';
 
@@ -119,26 +120,43 @@ describe('local runtime: recognition consumer', () => {
   });
 
   it('frees the place of a client that stalls while sending a frame (408 after requestTimeoutMs)', async () => {
-    const runtime = await startLocalRuntime({ ...frameOnly(), maxInFlight: 1, requestTimeoutMs: 1_000 });
+    const registry = new Registry();
+    const runtime = await startLocalRuntime({
+      ...frameOnly(),
+      maxInFlight: 1,
+      requestTimeoutMs: 1_000,
+      prometheus: registry,
+    });
     try {
       const { port } = new URL(runtime.url);
-      // Headers and half of the announced body, then nothing.
-      const socket = connect(Number(port), '127.0.0.1');
-      const reply = new Promise<string>((resolve) => {
-        let text = '';
-        socket.on('data', (chunk) => (text += chunk.toString()));
-        socket.on('close', () => resolve(text));
-      });
-      socket.write(
+      const stall = (text: string) => {
+        const socket = connect(Number(port), '127.0.0.1');
+        const reply = new Promise<string>((resolve) => {
+          let received = '';
+          socket.on('data', (chunk) => (received += chunk.toString()));
+          socket.on('close', () => resolve(received));
+        });
+        socket.write(text);
+        return reply;
+      };
+      // Headers and half of the announced body, then nothing; and headers that never end.
+      const reply = stall(
         `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"content":`,
       );
+      const headersOnly = stall(`POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`);
       const post = () =>
         fetch(runtime.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       await vi.waitFor(async () => expect((await post()).status).toBe(503));
       const started = performance.now();
-      expect(await reply).toMatch(/^HTTP\/1\.1 408/);
+      // Node's own 408s, answered as the server's other refusals: a JSON body, counted.
+      const timedOut =
+        /^HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*\r\n\r\n\{"error":"request not received within 1 s/;
+      expect(await reply).toMatch(timedOut);
       expect(performance.now() - started).toBeLessThan(5_000);
       expect((await post()).status).toBe(200);
+      expect(await headersOnly).toMatch(timedOut);
+      const refused = (await registry.getSingleMetric('facerec_requests_refused_total')?.get())?.values;
+      expect(refused?.find((v) => v.labels.status === '408')?.value).toBe(2);
     } finally {
       await runtime.close();
     }

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DEFAULT_DECODE_LIMITS, InvalidOptionsError, type ReceivedMessage } from '@facerec/framework';
 import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { Semaphore } from 'async-mutex';
@@ -833,6 +834,34 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     if (draining && res.destroyed) cutOff++;
     send(res, result.statusCode, result.body, result.headers);
   }
+  // Requests Node gives up on before any handler runs: headers or the whole request not in within their
+  // timeouts (408), a malformed request (400), headers too large (431). Node answers them itself, without a body
+  // and unseen (not logged, not counted); here they are refused as the server's own refusals are, the 408 with a
+  // JSON body. Nothing is written once a response has begun (as Node does).
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    const started = (socket as { _httpMessage?: ServerResponse })._httpMessage?.headersSent === true;
+    if (socket.writable && !started) {
+      const [status, reason] =
+        error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout']
+          : error.code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'Request Header Fields Too Large']
+            : [400, 'Bad Request'];
+      const message =
+        status === 408
+          ? `request not received within ${requestTimeout / 1000} s (its headers within ${Math.min(10_000, requestTimeout) / 1000} s)`
+          : status === 431
+            ? 'request headers too large'
+            : 'malformed HTTP request';
+      refusedCounter.inc({ status: String(status) });
+      logger.warn('request refused', { status, error: message, client: (socket as Socket).remoteAddress });
+      const body = JSON.stringify({ error: message, request_id: null });
+      socket.write(
+        `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(error);
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
