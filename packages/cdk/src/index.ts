@@ -11,6 +11,8 @@ export {
   PIPELINE_DEFAULTS,
   type PipelineAlarmThresholds,
   type PipelineFunctionOptions,
+  type PipelineImage,
+  type ResolvedPipelineProps,
   resolvePipelineProps,
   VISIBILITY_TIMEOUT_FACTOR,
 } from './pipeline.js';

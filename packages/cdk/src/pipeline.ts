@@ -363,7 +363,8 @@ interface ResolvedFunction {
   readonly reservedConcurrency: number | false;
 }
 
-interface Resolved {
+/** {@link FaceRecognitionPipelineProps} with every default applied: what {@link resolvePipelineProps} returns. */
+export interface ResolvedPipelineProps {
   /** How the image is obtained: built from a facerec checkout, or a prebuilt one. */
   readonly source:
     | {
@@ -403,7 +404,7 @@ interface Resolved {
 }
 
 /** Merges props over {@link PIPELINE_DEFAULTS} and validates them; every problem is named at once. */
-export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): Resolved {
+export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): ResolvedPipelineProps {
   const problems: string[] = [];
   const unknown = (obj: object | undefined, known: ReadonlySet<string>, where: string) => {
     for (const key of Object.keys(obj ?? {}))
@@ -573,7 +574,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       );
     else calibration = path.relative(imageDirectory, folder).split(path.sep).join('/');
   }
-  const resolved: Resolved = {
+  const resolved: ResolvedPipelineProps = {
     source: prebuilt
       ? { kind: 'prebuilt', image: props.image! }
       : { kind: 'build', imageDirectory, dockerFile, buildArgs: props.buildArgs ?? {} },

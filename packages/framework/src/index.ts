@@ -68,4 +68,13 @@ export {
   implementDetector,
   implementEmbedder,
 } from './registry/provider.js';
-export { InvalidMessageError, InvalidReceiptError, MessageTooLargeError } from './transport/index.js';
+export {
+  InvalidMessageError,
+  InvalidReceiptError,
+  MessageTooLargeError,
+  type PreparedMessage,
+  prepareOutboundMessages,
+  type ReceiveLimits,
+  type ResolvedReceiveOptions,
+  resolveReceiveOptions,
+} from './transport/index.js';

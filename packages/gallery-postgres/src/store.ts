@@ -221,7 +221,7 @@ function collectionLocation(connectionString: string | undefined, collection: st
  *
  * @example
  * const store = await PostgresGalleryStore.open({
- *   connectionString: process.env.DATABASE_URL,
+ *   connectionString: process.env.DATABASE_URL!,
  *   collection: 'staff',
  *   embedder,
  * });

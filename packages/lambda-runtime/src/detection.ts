@@ -184,7 +184,13 @@ function decodeContent(content: string, maxBytes: number): Buffer {
  * went out before the failure and are answered under that `frame_id`; 500 for anything unexpected.
  *
  * @example
- * export const handler = createDetectionHandler({ detector, transport, requestQueue, responseQueue });
+ * export const handler = createDetectionHandler({
+ *   detector,
+ *   transport,
+ *   requestQueue,
+ *   responseQueue,
+ *   crop: embedder.preprocessing.crop, // as the recognition side's embedder takes its faces
+ * });
  */
 export function createDetectionHandler(
   options: DetectionHandlerOptions,

@@ -57,6 +57,7 @@ export {
 export {
   formatWorkloadReport,
   jsonSender,
+  type LatencySummary,
   loadFrames,
   localResponses,
   MAX_FRAME_FILE_BYTES,
@@ -69,7 +70,12 @@ export {
   type WorkloadOptions,
   type WorkloadReport,
 } from './local/workload.js';
-export { createLogger, type PipelineLogger, silentLogger } from './logger.js';
+export {
+  createLogger,
+  type LambdaInvocationContext,
+  type PipelineLogger,
+  silentLogger,
+} from './logger.js';
 export {
   type DetectionRequest,
   detectionRequestSchema,

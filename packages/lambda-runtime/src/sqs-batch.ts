@@ -91,7 +91,7 @@ export function recordsFromSqsEvent(event: SqsEvent): QueueRecord[] {
  * deadline from the Lambda context when there is one.
  *
  * @example
- * export const handler = sqsBatchHandler(async (records) => ({ failedIds: await process(records) }));
+ * export const handler = sqsBatchHandler(async (records) => ({ failedIds: await handleAll(records) }));
  */
 export function sqsBatchHandler(handleRecords: RecordBatchHandler): SqsBatchHandler {
   const handler = async (event: SqsEvent, context?: LambdaContextLike): Promise<SqsBatchResponse> => {

@@ -6,6 +6,7 @@
  */
 export {
   type InceptionResnetV1GraphInfo,
+  type InceptionResnetV1LoadReport,
   loadInceptionResnetV1Graph,
   OnnxInceptionResnetV1Embedder,
   type OnnxInceptionResnetV1LoadOptions,

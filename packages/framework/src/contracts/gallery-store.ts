@@ -57,7 +57,7 @@ export interface GalleryStore extends Gallery {
    * created it first (its settings then stand, not this open's metric or threshold). Optional for stores
    * written before it; the built-in ones set it.
    */
-  readonly created?: boolean;
+  readonly created?: boolean | undefined;
   /**
    * Adds examples of `identity`, creating the identity when it is new; all of them or none. An example the
    * identity already holds (same id) is not added twice. Resolves to the stored examples, in order, each

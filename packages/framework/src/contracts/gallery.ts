@@ -65,7 +65,7 @@ export interface Gallery {
    * Whether the threshold was calibrated on data. A gallery that was neither calibrated nor given a threshold
    * (threshold 0) is matched at the embedder's recommended threshold by `createFaceRecognizer` and the CLI.
    */
-  readonly isCalibrated?: boolean;
+  readonly isCalibrated?: boolean | undefined;
   /** How the threshold was calibrated (the data, the rates, the embedder precision), when it was. */
   readonly calibration?: GalleryCalibration | undefined;
   /**

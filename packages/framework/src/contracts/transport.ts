@@ -33,7 +33,10 @@ export interface ReceiveOptions {
   readonly waitTimeSeconds?: number;
   /** Hide received messages from other consumers for this long. Default: the queue's setting. */
   readonly visibilityTimeoutSeconds?: number;
-  /** Give up waiting early. */
+  /**
+   * Give up waiting early: aborted, `receive` rejects with `signal.reason` (as `fetch` and Node's timers do), and
+   * takes no message. A consumer loop tells a stop from a failure that way.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -45,10 +48,17 @@ export interface Transport {
   readonly specificationVersion: SpecificationVersion;
   /**
    * Publish messages, batching as the backend allows. Resolves only when every message was accepted;
-   * otherwise rejects with an error that lists the messages that were not.
+   * otherwise rejects with an error that lists the messages that were not. Messages are held to SQS's rules
+   * whatever the backend, so that what runs locally runs on SQS: the whole call is checked before anything is
+   * sent (`prepareOutboundMessages` does it: non-empty bodies without the characters SQS refuses, at most 10
+   * attributes with names and non-empty values SQS takes, unique ids, a size limit), and a bad message publishes
+   * nothing (`InvalidMessageError`, `MessageTooLargeError`).
    */
   publish(queue: string, messages: readonly OutboundMessage[]): Promise<void>;
-  /** Receive up to `maxMessages` messages (long polling). */
+  /**
+   * Receive up to `maxMessages` messages (long polling). Options out of range are refused
+   * (`InvalidOptionsError`; `resolveReceiveOptions` checks them and applies the defaults).
+   */
   receive(queue: string, options?: ReceiveOptions): Promise<ReceivedMessage[]>;
   /** Acknowledge (delete) received messages so they are not redelivered. */
   acknowledge(queue: string, messages: readonly Pick<ReceivedMessage, 'receipt'>[]): Promise<void>;

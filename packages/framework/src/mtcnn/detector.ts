@@ -211,7 +211,9 @@ export class MtcnnDetector implements FaceDetector {
  * @example
  * createFaceProvider({
  *   name: 'onnx',
- *   detectors: [implementMtcnn(async (context) => OnnxMtcnnNetworks.load(await context.modelStore()))],
+ *   detectors: [
+ *     implementMtcnn(async (context) => OnnxMtcnnNetworks.load(await context.modelStore(), context.threads ?? 2)),
+ *   ],
  *   embedders: [],
  * });
  */

@@ -36,6 +36,7 @@ export type {
   DetectorDescription,
   EmbedderDescription,
   ModelDescription,
+  ModelDescriptionBase,
   ModelLoadContext,
   ModelSettings,
   RecommendedThreshold,

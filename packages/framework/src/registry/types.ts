@@ -31,7 +31,7 @@ export interface ModelLoadContext {
 }
 
 /** What every model description has. */
-interface ModelDescriptionBase<Options extends object> {
+export interface ModelDescriptionBase<Options extends object> {
   /** The id callers pass to `provider.detector(id)` / `provider.embedder(id)`. */
   readonly id: string;
   /** One line for help texts and listings. */

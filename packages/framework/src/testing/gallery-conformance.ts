@@ -68,11 +68,15 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
  * creating the same store at once share it; everything persists across a re-open and is seen by a second handle; `addFacesFromPhotos`
  * cuts faces with the embedder's crop policy.
  *
+ * A second handle must see another's change at once: a store that re-reads on an interval (the file and S3
+ * stores) is opened here with that interval at 0.
+ *
  * @example
  * describeGalleryStoreConformance('file store', async () => {
  *   const dir = await mkdtemp(path.join(tmpdir(), 'store-'));
  *   return {
- *     open: (name, embedder) => FileGalleryStore.open(path.join(dir, `${name}.json`), { embedder }),
+ *     open: (name, embedder) =>
+ *       FileGalleryStore.open(path.join(dir, `${name}.json`), { embedder, reloadIntervalMs: 0 }),
  *     dispose: () => rm(dir, { recursive: true, force: true }),
  *   };
  * });

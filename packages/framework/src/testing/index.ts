@@ -13,6 +13,7 @@ export {
 export { thrownBy } from './errors.js';
 export {
   type FakePreprocessingOptions,
+  fakeDetector,
   fakeEmbedderDescription,
   fakePreprocessing,
 } from './fakes.js';
