@@ -184,9 +184,12 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         },
       };
     } catch (error) {
-      // The stored gallery itself cannot be read or written (damaged, beyond the file size limit): the
-      // server's problem, not the request's.
-      if (GalleryFormatError.isInstance(error)) {
+      // The stored gallery itself cannot be read or written (damaged, beyond the file size limit, on an S3 server
+      // that ignores conditional writes): the server's problem, not the request's.
+      if (
+        GalleryFormatError.isInstance(error) ||
+        (FacerecError.isInstance(error) && error.code === 'GALLERY_UNCONDITIONAL_WRITES')
+      ) {
         logger.error('collection store cannot take the add', { collection: name, reason: error.code });
         return { status: 503, body: { error: `the collection's store cannot take faces: ${error.message}` } };
       }
