@@ -354,6 +354,32 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     await expect(readFile(byUrlOut, 'utf8')).resolves.toContain('faceapi-resnet');
   });
 
+  it('recognizes, searches and adds a face crop that `detect --crops-dir` wrote, as enroll and verify take it', async () => {
+    // bernadette3's crop (eyes-mouth, 150 px): MTCNN alone finds no face in it, the pre-cropped fallback does.
+    const crops = path.join(work, 'crops');
+    const cut = await cli(
+      'detect',
+      sharedPath(...BBT, 'bernadette', 'bernadette3.png'),
+      '--crops-dir',
+      crops,
+      '--embedder',
+      'faceapi-resnet',
+    );
+    expect(cut.code, cut.stderr).toBe(0);
+    const crop = path.join(crops, 'bernadette3_0.png');
+    const gallery = path.join(work, 'all.json');
+    const named = await cli('recognize', crop, '--gallery', gallery, '--json');
+    expect(named.code, named.stderr).toBe(0);
+    expect((JSON.parse(named.stdout) as Row[]).map((r) => r.identity)).toEqual(['bernadette']);
+    const searched = await cli('gallery', 'search', gallery, crop, '--json');
+    expect(searched.code, searched.stderr).toBe(0);
+    expect(searched.stdout).toContain('"identity": "bernadette"');
+    const copy = path.join(work, 'crop-add.json');
+    await writeFile(copy, await readFile(gallery));
+    const added = await cli('gallery', 'add', copy, 'bernadette', crop);
+    expect(added.code, added.stderr).toBe(0);
+  });
+
   it('answers unknown for an identity removed from the gallery', async () => {
     const gallery = path.join(work, 'without-stuart.json');
     await enroll(

@@ -10,6 +10,7 @@ import {
   type LookAlike,
   type OpenGalleryStoreOptions,
   openGalleryStore,
+  withPrecroppedFallback,
 } from '@facerec/framework';
 import { checkIdentityName, visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
@@ -388,7 +389,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         }).value;
         const provider = await selectProvider(context, opts.provider);
         let embedder: FaceEmbedder | undefined;
-        const detector = provider.detector(registry.defaults.detector);
+        // As enroll and verify find faces: a probe that is itself a face crop is one face, not none.
+        const detector = withPrecroppedFallback(provider.detector(registry.defaults.detector));
         const rows: unknown[] = [];
         try {
           embedder = await loadGalleryEmbedder(context, provider, store, opts);

@@ -10,6 +10,7 @@ import {
   InvalidOptionsError,
   type LabelledProbe,
   type SkippedFile,
+  withPrecroppedFallback,
 } from '@facerec/framework';
 import { readLabelledFolder, visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
@@ -253,7 +254,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const rows: unknown[] = [];
         try {
           const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
-          const detector = provider.detector(registry.defaults.detector);
+          // As enroll and verify find faces: a probe that is itself a face crop is one face, not none.
+          const detector = withPrecroppedFallback(provider.detector(registry.defaults.detector));
           const crop = embedder.preprocessing.crop;
           try {
             await forEachImage(

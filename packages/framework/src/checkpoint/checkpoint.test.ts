@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MTCNN_STATE_DICT_SHAPES } from '../testing/mtcnn-shapes.js';
 import { describeWithSharedData, sharedPath } from '../testing/shared-data.js';
 import { checkpointFormat, readCheckpoint, readCheckpointFile } from './index.js';
@@ -162,4 +162,14 @@ describeWithSharedData('readCheckpoint: upstream MTCNN weights (legacy format)',
       }
     });
   }
+});
+
+describe('readCheckpointFile: files without a size', () => {
+  it('stops reading a device once it passes the budget (/dev/zero was read until memory ran out)', async () => {
+    const started = performance.now();
+    await expect(readCheckpointFile('/dev/zero', { maxBytes: 4 << 20 })).rejects.toThrow(
+      `/dev/zero: the file has more than ${4 << 20} bytes, over the ${4 << 20}-byte budget`,
+    );
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
 });

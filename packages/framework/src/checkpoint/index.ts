@@ -4,8 +4,8 @@
  * allow-list of tensor/state-dict builders and refuses everything else.
  */
 
-import { readFile, stat } from 'node:fs/promises';
 import { CheckpointError } from '../errors.js';
+import { readFileUpTo } from '../fs.js';
 import { readLegacy } from './legacy.js';
 import { toStateDict } from './torch.js';
 import type { StateDict } from './types.js';
@@ -105,10 +105,11 @@ export async function readCheckpointFile(
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_CHECKPOINT_BYTES;
   let bytes: Uint8Array;
   try {
-    const { size } = await stat(path);
-    // Refused before it is read into memory.
-    if (size > maxBytes) tooLarge(size, maxBytes);
-    bytes = await readFile(path);
+    // A file over the budget is refused before it is read; a device or a pipe (no size) as soon as it passes it
+    // (`/dev/zero` was read until memory ran out).
+    bytes = await readFileUpTo(path, maxBytes, (size) =>
+      checkpointTooLarge(size === undefined ? `more than ${maxBytes}` : String(size), maxBytes),
+    );
   } catch (error) {
     if (CheckpointError.isInstance(error)) throw withSource(error, path);
     throw new CheckpointError(`cannot read file: ${error instanceof Error ? error.message : error}`, {
@@ -119,10 +120,14 @@ export async function readCheckpointFile(
   return readCheckpoint(bytes, { source: path, maxBytes });
 }
 
-function tooLarge(size: number, maxBytes: number): never {
-  throw new CheckpointError(
+function checkpointTooLarge(size: number | string, maxBytes: number): CheckpointError {
+  return new CheckpointError(
     `the file has ${size} bytes, over the ${maxBytes}-byte budget (readCheckpoint option maxBytes)`,
   );
+}
+
+function tooLarge(size: number, maxBytes: number): never {
+  throw checkpointTooLarge(size, maxBytes);
 }
 
 // The readers check every fault of the file and throw a CheckpointError for it (allocation failures

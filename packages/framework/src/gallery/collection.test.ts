@@ -123,6 +123,8 @@ describe('addFacesFromPhotos', () => {
       photos: [photo('a.png', 4), photo('empty.png', 2), photo('c.png', 4)],
       detector,
       embedder,
+      // This detector finds a face in any frame wider than 2 px, so the fallback's padded frame would have one.
+      precroppedFallback: false,
     }).catch((e: unknown) => e);
     expect(String(error)).toContain('no face found in empty.png');
     expect(events).toEqual(['read a.png', 'detect 4', 'read empty.png', 'detect 2']);
@@ -224,6 +226,49 @@ describe('addFacesFromPhotos', () => {
 
 const ENGLAND = '\u{1f3f4}\u{e0067}\u{e0062}\u{e0065}\u{e006e}\u{e0067}\u{e007f}';
 const MOHAMMADREZA = '\u0645\u062d\u0645\u062f\u200c\u0631\u0636\u0627';
+
+describe('addFacesFromPhotos: a photo that is itself a face crop', () => {
+  it('pads a small photo in which the detector finds no face and detects again, as enrollment does', async () => {
+    const seen: number[] = [];
+    // No face in the 40×40 photo itself; in the padded frame (40 px on each side), one covering the photo.
+    const detector = {
+      detectFaces: async (images: readonly { width: number; height: number }[]) =>
+        images.map((image) => {
+          seen.push(image.width);
+          if (image.width === 40) return { faces: [], crops: [] };
+          const detection: FaceDetection = {
+            box: [40, 40, 80, 80],
+            score: 0.99,
+            landmarks: [
+              [52, 54],
+              [68, 54],
+              [60, 62],
+              [54, 70],
+              [66, 70],
+            ],
+          };
+          return { faces: [detection], crops: [] };
+        }),
+    };
+    const added: unknown[][] = [];
+    const store = { assertCompatible: () => undefined, add: async (...args: unknown[]) => added.push(args) };
+    const embedder = {
+      modelId: 'm',
+      weightsSha256: undefined,
+      dimension: 4,
+      preprocessing: fakePreprocessing(8),
+      embed: async (crops: readonly unknown[]) => crops.map(() => Float32Array.of(1, 0, 0, 0)),
+    };
+    const photo = { source: 'crop.png', photo: { width: 40, height: 40, data: new Uint8Array(40 * 40 * 3) } };
+    const options = { identity: 'alice', photos: [photo], detector, embedder, quality: false } as const;
+    await addFacesFromPhotos(store as never, options);
+    expect(seen).toEqual([40, 80]);
+    expect(added).toHaveLength(1);
+    await expect(
+      addFacesFromPhotos(store as never, { ...options, precroppedFallback: false }),
+    ).rejects.toThrow('no face found in crop.png');
+  });
+});
 
 describe('identityNameIssue', () => {
   it('refuses invisible characters but keeps the zero-width joiners and flag tags that spell names and emoji', () => {

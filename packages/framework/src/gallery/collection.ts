@@ -11,6 +11,7 @@ import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
 import { parseOptions } from '../options.js';
+import { precroppedDetectFaces } from '../recognizer/precropped.js';
 import { UNKNOWN_IDENTITY } from './format.js';
 import {
   type FaceQualityOptions,
@@ -221,6 +222,11 @@ export interface AddFacesOptions {
    * refuses the photo, naming the check and the measured value. `false` turns them off.
    */
   readonly quality?: FaceQualityOptions | false;
+  /**
+   * Pad and detect again a small photo in which the detector finds no face or only tiny ones, i.e. a face crop
+   * that fills the frame (`withPrecroppedFallback`), as `enrollGallery` does. Default true.
+   */
+  readonly precroppedFallback?: boolean;
   /** Called after each photo's face is found (photos are read, decoded and detected one at a time). */
   readonly onProgress?: (event: {
     readonly done: number;
@@ -291,6 +297,11 @@ export async function addFacesFromPhotos(
       : parseOptions(faceQualityOptionsSchema, options.quality, 'addFacesFromPhotos: quality');
   const thresholds = resolveQualityThresholds(quality, embedder.preprocessing.inputSize);
   store.assertCompatible(embedder);
+  // As enrollment finds faces: a photo that is itself a face crop is one face, not none.
+  const detectFaces =
+    options.precroppedFallback === false
+      ? detector.detectFaces.bind(detector)
+      : precroppedDetectFaces(detector.detectFaces.bind(detector));
   const nameOf = (i: number) => photos[i]!.source || (photos.length === 1 ? 'the photo' : `photo ${i}`);
   const crops: RgbImage[] = [];
   for (const [i, p] of photos.entries()) {
@@ -307,9 +318,7 @@ export async function addFacesFromPhotos(
       }
       throw error;
     }
-    const { faces, crops: cut } = (
-      await detector.detectFaces([image], { crop: embedder.preprocessing.crop })
-    )[0]!;
+    const { faces, crops: cut } = (await detectFaces([image], { crop: embedder.preprocessing.crop }))[0]!;
     if (faces.length === 0) throw new InvalidInputError(`no face found in ${name}`);
     // As enrollment counts them: faces below its default minimum size (a face in the background, a false
     // detection) do not make a photo ambiguous.
