@@ -13,6 +13,15 @@ const embedderThat = (embed: () => never) => ({
   embed,
 });
 
+/** A 4-d embedder for 8-px crops that gives every face the same vector. */
+const constantEmbedder = () => ({
+  modelId: 'm',
+  weightsSha256: undefined,
+  dimension: 4,
+  preprocessing: fakePreprocessing(8),
+  embed: async (crops: readonly unknown[]) => crops.map(() => Float32Array.of(1, 0, 0, 0)),
+});
+
 describe('addFacesFromPhotos', () => {
   it('names the photo that cannot be decoded, keeping the error class, and adds nothing', async () => {
     const added: unknown[] = [];
@@ -195,13 +204,7 @@ describe('addFacesFromPhotos', () => {
           return { faces: [detection], crops: [{ detection, cropBox: detection.box, image: crop }] };
         }),
     });
-    const embedder = {
-      modelId: 'm',
-      weightsSha256: undefined,
-      dimension: 4,
-      preprocessing: fakePreprocessing(8),
-      embed: async (crops: readonly unknown[]) => crops.map(() => Float32Array.of(1, 0, 0, 0)),
-    };
+    const embedder = constantEmbedder();
     const photo = { width: 4, height: 4, data: new Uint8Array(48) };
     const add = (detector: ReturnType<typeof detectorFor>, quality?: false) =>
       addFacesFromPhotos(store as never, {
@@ -252,13 +255,7 @@ describe('addFacesFromPhotos: a photo that is itself a face crop', () => {
     };
     const added: unknown[][] = [];
     const store = { assertCompatible: () => undefined, add: async (...args: unknown[]) => added.push(args) };
-    const embedder = {
-      modelId: 'm',
-      weightsSha256: undefined,
-      dimension: 4,
-      preprocessing: fakePreprocessing(8),
-      embed: async (crops: readonly unknown[]) => crops.map(() => Float32Array.of(1, 0, 0, 0)),
-    };
+    const embedder = constantEmbedder();
     const photo = { source: 'crop.png', photo: { width: 40, height: 40, data: new Uint8Array(40 * 40 * 3) } };
     const options = { identity: 'alice', photos: [photo], detector, embedder, quality: false } as const;
     await addFacesFromPhotos(store as never, options);
