@@ -7,7 +7,7 @@ import {
   HASHES_FILE,
   type ModelStore,
   ModelUnavailableError,
-  readCheckpoint,
+  readCheckpointFile,
   type StateDict,
 } from '@facerec/framework';
 import { sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '@facerec/framework/internal';
@@ -177,7 +177,9 @@ export async function cachedGraph(
   return cachedOnnxFile(file, weights.sha256, async () => {
     let stateDict: StateDict;
     try {
-      stateDict = readCheckpoint(await readFile(weights.path), { source: weights.path });
+      // Bounded as every checkpoint read is (a 20 GB file given as --weights was read whole, or failed as Node's
+      // "greater than 2 GiB").
+      stateDict = await readCheckpointFile(weights.path);
     } catch (error) {
       // A cached file whose manifest entry has no hash was trusted on first use: if a mirror or a download
       // served the wrong file, its hash is recorded too, and only deleting both lets a pull fetch it again.

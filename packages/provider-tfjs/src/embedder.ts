@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import {
   BaseEmbedder,
+  CheckpointError,
+  DEFAULT_MAX_CHECKPOINT_BYTES,
   type EmbedderPreprocessing,
   FACENET_PREPROCESSING,
   INCEPTION_RESNET_V1,
@@ -13,7 +15,7 @@ import {
   readCheckpoint,
   type StateDict,
 } from '@facerec/framework';
-import { INCEPTION_RESNET_V1_EMBEDDING_SIZE } from '@facerec/framework/internal';
+import { INCEPTION_RESNET_V1_EMBEDDING_SIZE, readFileUpTo } from '@facerec/framework/internal';
 import type { TfjsBackendName } from './backend.js';
 import { buildInceptionResnetV1 } from './inception-resnet-v1.js';
 import { EmbeddingNetwork } from './tensors.js';
@@ -57,7 +59,16 @@ export async function resolveInceptionResnetV1Weights(
     };
   }
   const file = await inceptionResnetV1CheckpointPath('tfjs inception-resnet-v1', weights);
-  const bytes = await readFile(file);
+  // Bounded as every checkpoint read is (a huge file given as weights is refused, not read whole).
+  const bytes = await readFileUpTo(
+    file,
+    DEFAULT_MAX_CHECKPOINT_BYTES,
+    (size) =>
+      new CheckpointError(
+        `the file has ${size ?? `more than ${DEFAULT_MAX_CHECKPOINT_BYTES}`} bytes, over the ${DEFAULT_MAX_CHECKPOINT_BYTES}-byte budget`,
+        { source: file },
+      ),
+  );
   return {
     modelId,
     path: file,

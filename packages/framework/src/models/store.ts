@@ -12,8 +12,8 @@
  * - `<cacheDir>/onnx/`: reserved for converted models written by other packages.
  */
 import { createHash } from 'node:crypto';
-import { constants, createReadStream, existsSync, statSync } from 'node:fs';
-import { access, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { constants, existsSync, statSync } from 'node:fs';
+import { access, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -201,6 +201,26 @@ interface Verified {
   readonly size: number;
   readonly mtimeMs: number;
   readonly sha256: string;
+}
+
+/**
+ * A local file's bytes as a stream, opened now: one that cannot be read (permissions) fails here, naming it.
+ * A stream opened lazily (`createReadStream(path)`) reports that failure as an 'error' event before anything
+ * listens to it, which ends the process with Node's stack trace.
+ */
+async function readableFile(
+  entry: ModelEntry,
+  file: string,
+  what: string,
+): Promise<AsyncIterable<Uint8Array>> {
+  const handle = await open(file, 'r').catch((cause: NodeJS.ErrnoException) => {
+    throw new ModelUnavailableError(
+      entry.name,
+      `cannot read ${what} ${file} (${cause.code ?? cause.message}): make it readable, or remove it`,
+      { cause },
+    );
+  });
+  return handle.createReadStream();
 }
 
 /**
@@ -461,15 +481,18 @@ export class ModelStore {
     if (this.mirrorDir) {
       const mirrored = path.join(this.mirrorDir, entry.file);
       const info = await stat(mirrored).catch(() => undefined);
-      if (info?.isFile())
-        return this.fill(entry, 'mirror', mirrored, info.size, createReadStream(mirrored), replacing);
+      if (info?.isFile()) {
+        const chunks = await readableFile(entry, mirrored, 'the mirror copy');
+        return this.fill(entry, 'mirror', mirrored, info.size, chunks, replacing);
+      }
     }
 
     if (typeof entry.source === 'object') {
       const installed = findNpmFile(entry.source.npm, entry.source.path);
       if (installed) {
         const info = await stat(installed);
-        return this.fill(entry, 'npm', installed, info.size, createReadStream(installed), replacing);
+        const chunks = await readableFile(entry, installed, 'the installed package file');
+        return this.fill(entry, 'npm', installed, info.size, chunks, replacing);
       }
     }
 
