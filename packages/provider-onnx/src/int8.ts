@@ -5,6 +5,7 @@ import {
   CALIBRATION_DIR_ENV,
   decodeImage,
   type EmbedderPrecision,
+  FacerecInputError,
   InvalidOptionsError,
   type RgbImage,
 } from '@facerec/framework';
@@ -90,7 +91,14 @@ export async function readCalibrationFaces(
     sha256: hash.digest('hex'),
     faces: async () => {
       const faces: RgbImage[] = [];
-      for (const bytes of contents) faces.push(await resizeRgb(await decodeImage(bytes), size, size));
+      for (const [i, bytes] of contents.entries()) {
+        const image = await decodeImage(bytes).catch((error: unknown) => {
+          // Named: "Not an image" alone does not say which of the folder's files it is.
+          if (FacerecInputError.isInstance(error)) error.message = `${named}: ${files[i]}: ${error.message}`;
+          throw error;
+        });
+        faces.push(await resizeRgb(image, size, size));
+      }
       return faces;
     },
   };

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -98,6 +98,13 @@ describeWithSharedData('int8 embedders (onnx)', [REFERENCE, 'reference/crops', I
         const empty = path.join(work, 'empty');
         await mkdir(empty, { recursive: true });
         await expect(load('int8', empty)).rejects.toThrow(/holds no png\/jpeg\/webp image/);
+        // A file that is no image is named (the message was "Not an image: …" alone).
+        const junk = path.join(work, 'junk');
+        await mkdir(junk, { recursive: true });
+        await writeFile(path.join(junk, 'a.png'), 'not an image');
+        await expect(load('int8', junk)).rejects.toThrow(
+          `calibration folder ${junk}: ${path.join(junk, 'a.png')}: Not an image`,
+        );
       } finally {
         if (saved !== undefined) process.env.FACEREC_CALIBRATION_DIR = saved;
       }

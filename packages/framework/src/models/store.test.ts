@@ -212,6 +212,11 @@ describe('ModelStore offline failures', () => {
     expect(unavailable.message).toContain('FACEREC_MODELS_MIRROR=');
     expect(unavailable.message).toContain(path.join(cacheDir, 'pnet.pt'));
     expect(leftovers(cacheDir)).toEqual([]);
+    // A damaged copy in the cache is said as such (not "place it in the cache", where it already is).
+    writeFileSync(path.join(cacheDir, 'pnet.pt'), 'damaged');
+    await expect(store.resolve('mtcnn-pnet')).rejects.toThrow(
+      `; the copy in the cache, ${path.join(cacheDir, 'pnet.pt')}, is damaged (its sha256 is not the expected one): replace it.`,
+    );
   });
 
   it('says the file is not in the mirror when a mirror is set', async () => {

