@@ -14,7 +14,9 @@ import { afterAll, expect, it, vi } from 'vitest';
 function captureOutput(): { lines: string[]; restore: () => void } {
   const lines: string[] = [];
   const capture = (chunk: string | Uint8Array) => {
-    lines.push(String(chunk));
+    // Node's own process warnings (`(node:1234) Warning: …`, e.g. the AWS SDK's Node-version notice) are printed
+    // on a later tick and can land in another test's capture: they are not the entry's output.
+    if (!/^\(node:\d+\) /.test(String(chunk))) lines.push(String(chunk));
     return true;
   };
   const spies = [
