@@ -131,6 +131,43 @@ describe('writeFileAtomic', () => {
   });
 });
 
+describe('writeFileAtomic when the process exits mid-write', () => {
+  it.each([
+    ['process.exit(3)', 3, null],
+    ["process.kill(process.pid, 'SIGINT')", null, 'SIGINT'],
+    ["process.kill(process.pid, 'SIGTERM')", null, 'SIGTERM'],
+  ])(
+    'removes the temporary file on %s (a download cut short leaves nothing behind)',
+    async (end, status, signal) => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-fs-exit-'));
+      try {
+        // A process of its own, as `process.exit` ends it: the write never finishes, the exit comes mid-way.
+        const script = `
+        import { readdirSync } from 'node:fs';
+        import { writeFileAtomic } from ${JSON.stringify(new URL('./fs.ts', import.meta.url).href)};
+        async function* endless() { for (;;) { yield 'x'.repeat(1 << 16); await new Promise((r) => setTimeout(r, 5)); } }
+        void writeFileAtomic(${JSON.stringify(path.join(dir, 'model.onnx'))}, endless());
+        setTimeout(() => { console.log(readdirSync(${JSON.stringify(dir)}).join(',')); END; }, 300);
+      `;
+        const run = spawnSync(
+          process.execPath,
+          ['--import', 'tsx', '--input-type=module', '-e', script.replace('END', end)],
+          {
+            encoding: 'utf8',
+            timeout: 30_000,
+          },
+        );
+        // Ended as it would have ended without the removal (a signal is not swallowed).
+        expect([run.status, run.signal], run.stderr).toEqual([status, signal]);
+        expect(run.stdout.trim()).toMatch(/^model\.onnx\.\d+\.[0-9a-f]+\.tmp$/);
+        expect(readdirSync(dir)).toEqual([]);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+});
+
 describe('sweepStaleTemporaries', () => {
   it("removes a dead writer's temporary after 2 minutes, a live one's only after an hour", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-sweep-'));

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { onExit } from 'signal-exit';
 
 /** What {@link writeFileAtomic} writes: text (UTF-8), bytes, or pieces of either, possibly produced lazily. */
 export type AtomicWriteData =
@@ -49,6 +50,7 @@ export async function writeFileAtomic(
   await mkdir(path.dirname(file), { recursive: true });
   await sweepStaleTemporaries(file);
   const handle = await open(temp, 'wx');
+  trackTemporary(temp);
   try {
     try {
       await writeAll(handle, data);
@@ -62,8 +64,29 @@ export async function writeFileAtomic(
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
+  } finally {
+    liveTemporaries.delete(temp);
   }
   await syncDir(path.dirname(file));
+}
+
+/**
+ * Temporary files of writes in progress, removed when the process ends mid-write (`process.exit`, Ctrl-C,
+ * SIGTERM, SIGHUP: a model download cut short would otherwise leave up to 100 MB until the next pull sweeps
+ * it). `signal-exit` runs the removal on a signal only when nothing else handles it (it then ends the process as
+ * the signal would), so a program with its own Ctrl-C handling (`facerec serve`'s graceful stop) keeps it. A
+ * crash or SIGKILL still leaves them to the sweep.
+ */
+const liveTemporaries = new Set<string>();
+let removeOnExit = false;
+function trackTemporary(temp: string): void {
+  if (!removeOnExit) {
+    removeOnExit = true;
+    onExit(() => {
+      for (const t of liveTemporaries) rmSync(t, { force: true });
+    });
+  }
+  liveTemporaries.add(temp);
 }
 
 /**

@@ -35,19 +35,27 @@ export function registerModelsCommands(program: Command, context: CliContext): v
       '[names...]',
       'model names from the manifest (default: every file under 50 MB: MTCNN and face-api)',
     )
-    .option('--json', 'print [{ name, path, source, sha256 }] to stdout')
+    .option(
+      '--json',
+      'print [{ name, path, source, sha256 }] to stdout, and { name, error } for each model that could not be got',
+    )
     .action(async (names: string[], opts: { json?: boolean }) => {
       const progress = pullProgressReporter();
       const store = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
       const wanted = names.length ? names : defaultPull(store);
       try {
-        const pulled = await store.pull(wanted);
+        const { pulled, failures, error } = await store.pullSettled(wanted);
         progress.stop();
         for (const m of pulled) info(`${m.name}: ${m.path} (${m.source}, sha256 ${m.sha256.slice(0, 12)}…)`);
         if (opts.json) {
-          const rows = pulled.map(({ name, path, source, sha256 }) => ({ name, path, source, sha256 }));
+          // The files that were got are listed even when others failed: a script sees both (and the exit code).
+          const rows = [
+            ...pulled.map(({ name, path, source, sha256 }) => ({ name, path, source, sha256 })),
+            ...failures.map((f) => ({ name: f.name, error: f.error.message })),
+          ];
           process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
         }
+        if (error) throw error;
       } finally {
         progress.stop();
       }
@@ -113,19 +121,29 @@ export function registerModelsCommands(program: Command, context: CliContext): v
 
   models
     .command('list')
-    .description('show every model in the manifest as verified, cached, corrupt or missing')
+    .description(
+      'show every model in the manifest as verified, cached, corrupt or missing (exit 1 when one is corrupt)',
+    )
     .option('--json', 'print JSON to stdout')
     .action(async (opts: { json?: boolean }) => {
       const store = ModelStore.fromEnv(await loadManifest());
       const status = await store.status();
+      const corrupt = status.filter((s) => s.state === 'corrupt').map((s) => s.name);
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
-        return;
+      } else {
+        info(`cache: ${store.cacheDir}${store.mirrorDir ? `   mirror: ${store.mirrorDir}` : ''}`);
+        const width = Math.max(...status.map((s) => s.name.length));
+        for (const s of status) {
+          process.stdout.write(`${s.name.padEnd(width)}  ${s.state.padEnd(8)}  ${s.file}\n`);
+        }
       }
-      info(`cache: ${store.cacheDir}${store.mirrorDir ? `   mirror: ${store.mirrorDir}` : ''}`);
-      const width = Math.max(...status.map((s) => s.name.length));
-      for (const s of status) {
-        process.stdout.write(`${s.name.padEnd(width)}  ${s.state.padEnd(8)}  ${s.file}\n`);
+      if (corrupt.length) {
+        // Missing files are normal (pulled when first needed); a damaged one is not, and a script should see it.
+        info(
+          `${corrupt.length} damaged in the cache: \`facerec models pull ${corrupt.join(' ')}\` replaces ${corrupt.length === 1 ? 'it' : 'them'}`,
+        );
+        process.exitCode = 1;
       }
     });
 

@@ -23,6 +23,7 @@ export {
   ModelStore,
   type ModelStoreOptions,
   type PulledModel,
+  type PullOutcome,
   type PullProgress,
   type PullSourceKind,
   type VerifiedBy,

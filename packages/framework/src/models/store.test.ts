@@ -293,6 +293,28 @@ describe('ModelStore offline failures', () => {
   });
 });
 
+describe('ModelStore.pullSettled', () => {
+  it('returns what was pulled beside what failed, and the error pull throws', async () => {
+    const store = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir: await tempDir(),
+      fetch: dnsFailingFetch,
+    });
+    const outcome = await store.pullSettled(['mtcnn-pnet', 'faceapi-face-recognition-weights']);
+    expect(outcome.pulled.map((m) => [m.name, m.source])).toEqual([
+      ['faceapi-face-recognition-weights', 'npm'],
+    ]);
+    expect(outcome.failures.map((f) => f.name)).toEqual(['mtcnn-pnet']);
+    expect(outcome.failures[0]!.error).toBeInstanceOf(ModelUnavailableError);
+    expect(outcome.error).toBe(outcome.failures[0]!.error);
+    expect((outcome.error as Error).message).toMatch(/getaddrinfo ENOTFOUND/);
+
+    const none = await store.pullSettled(['faceapi-face-recognition-weights']);
+    expect(none).toMatchObject({ failures: [], error: undefined });
+    expect(none.pulled[0]!.source).toBe('cache');
+  });
+});
+
 describe('ModelStore npm-sourced models', () => {
   it('copies the face-api weights and their manifest from node_modules, side by side', async () => {
     const cacheDir = await tempDir();

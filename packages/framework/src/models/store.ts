@@ -12,7 +12,7 @@
  * - `<cacheDir>/onnx/`: reserved for converted models written by other packages.
  */
 import { createHash } from 'node:crypto';
-import { constants, existsSync, statSync } from 'node:fs';
+import { constants, existsSync, type ReadStream, statSync } from 'node:fs';
 import { access, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -126,6 +126,18 @@ export interface PulledModel {
   readonly verifiedBy: VerifiedBy;
 }
 
+/** What {@link ModelStore.pullSettled} got: the models pulled, those that failed, and the error they make. */
+export interface PullOutcome {
+  readonly pulled: PulledModel[];
+  /** Each model that could not be got, with why (a ModelUnavailableError or IntegrityError, mostly). */
+  readonly failures: { readonly name: string; readonly error: Error }[];
+  /**
+   * What {@link ModelStore.pull} throws: the one failure itself, or a ModelUnavailableError listing all of them
+   * (cause: AggregateError); `undefined` when every model was pulled.
+   */
+  readonly error: Error | undefined;
+}
+
 /**
  * State of a model in the cache: `verified` (present, hash matches the manifest or the recorded hash),
  * `cached` (present, but no hash to compare with, or not hashed because `verify: false`), `corrupt`
@@ -208,19 +220,25 @@ interface Verified {
  * A stream opened lazily (`createReadStream(path)`) reports that failure as an 'error' event before anything
  * listens to it, which ends the process with Node's stack trace.
  */
-async function readableFile(
+async function readableFile(entry: ModelEntry, file: string, what: string): Promise<ReadStream> {
+  const handle = await open(file, 'r').catch((cause: NodeJS.ErrnoException) => {
+    throw unreadable(entry, file, what, cause);
+  });
+  return handle.createReadStream();
+}
+
+/** A model file that exists but cannot be read (permissions), naming it and what to do. */
+function unreadable(
   entry: ModelEntry,
   file: string,
   what: string,
-): Promise<AsyncIterable<Uint8Array>> {
-  const handle = await open(file, 'r').catch((cause: NodeJS.ErrnoException) => {
-    throw new ModelUnavailableError(
-      entry.name,
-      `cannot read ${what} ${file} (${cause.code ?? cause.message}): make it readable, or remove it`,
-      { cause },
-    );
-  });
-  return handle.createReadStream();
+  cause: NodeJS.ErrnoException,
+): ModelUnavailableError {
+  return new ModelUnavailableError(
+    entry.name,
+    `cannot read ${what} ${file} (${cause.code ?? cause.message}): make it readable, or remove it`,
+    { cause },
+  );
 }
 
 /**
@@ -315,24 +333,42 @@ export class ModelStore {
    *   one model failed, a ModelUnavailableError listing all of them (cause: AggregateError) when several did.
    */
   async pull(names?: readonly string[]): Promise<PulledModel[]> {
+    const outcome = await this.pullSettled(names);
+    if (outcome.error) throw outcome.error;
+    return outcome.pulled;
+  }
+
+  /**
+   * {@link ModelStore.pull} without throwing for the models that failed: what was pulled, what failed, and
+   * the error `pull` would throw (`undefined` when none failed), so that a caller can report both halves
+   * (`facerec models pull --json` lists the failures beside the files it got).
+   *
+   * @throws InvalidOptionsError for an unknown name (before anything is fetched).
+   */
+  async pullSettled(names?: readonly string[]): Promise<PullOutcome> {
     const entries = [...new Set(names ?? this.manifest.models.map((m) => m.name))].map((n) => this.entry(n));
     const settled = await Promise.allSettled(entries.map((e) => this.pullEntry(e)));
-    const failures: { entry: ModelEntry; error: unknown }[] = [];
+    const failures: { name: string; error: Error }[] = [];
     const pulled: PulledModel[] = [];
     settled.forEach((r, i) => {
       if (r.status === 'fulfilled') pulled.push(r.value);
-      else failures.push({ entry: entries[i]!, error: r.reason });
+      else
+        failures.push({
+          name: entries[i]!.name,
+          error: r.reason instanceof Error ? r.reason : new Error(String(r.reason)),
+        });
     });
-    if (failures.length === 1) throw failures[0]!.error;
+    let error: Error | undefined;
+    if (failures.length === 1) error = failures[0]!.error;
     if (failures.length > 1) {
-      const list = failures.map((f) => `- ${f.error instanceof Error ? f.error.message : String(f.error)}`);
-      throw new ModelUnavailableError(
-        failures.map((f) => f.entry.name).join(', '),
+      const list = failures.map((f) => `- ${f.error.message}`);
+      error = new ModelUnavailableError(
+        failures.map((f) => f.name).join(', '),
         `Could not get ${failures.length} of ${entries.length} models:\n${list.join('\n')}`,
         { cause: new AggregateError(failures.map((f) => f.error)) },
       );
     }
-    return pulled;
+    return { pulled, failures, error };
   }
 
   /** Absolute path of model `name`'s verified cached file, pulling it first when needed. */
@@ -481,18 +517,14 @@ export class ModelStore {
     if (this.mirrorDir) {
       const mirrored = path.join(this.mirrorDir, entry.file);
       const info = await stat(mirrored).catch(() => undefined);
-      if (info?.isFile()) {
-        const chunks = await readableFile(entry, mirrored, 'the mirror copy');
-        return this.fill(entry, 'mirror', mirrored, info.size, chunks, replacing);
-      }
+      if (info?.isFile()) return this.fillFromFile(entry, 'mirror', mirrored, info.size, replacing);
     }
 
     if (typeof entry.source === 'object') {
       const installed = findNpmFile(entry.source.npm, entry.source.path);
       if (installed) {
         const info = await stat(installed);
-        const chunks = await readableFile(entry, installed, 'the installed package file');
-        return this.fill(entry, 'npm', installed, info.size, chunks, replacing);
+        return this.fillFromFile(entry, 'npm', installed, info.size, replacing);
       }
     }
 
@@ -513,6 +545,27 @@ export class ModelStore {
         { cause },
       );
     });
+  }
+
+  /** {@link ModelStore.fill} from a local file (the mirror's or an npm package's), closing it however that ends. */
+  private async fillFromFile(
+    entry: ModelEntry,
+    source: 'mirror' | 'npm',
+    file: string,
+    size: number,
+    replacing: boolean,
+  ): Promise<PulledModel> {
+    const chunks = await readableFile(
+      entry,
+      file,
+      source === 'mirror' ? 'the mirror copy' : 'the installed package file',
+    );
+    try {
+      return await this.fill(entry, source, file, size, chunks, replacing);
+    } finally {
+      // A fill that fails before reading (the cache cannot be created) would leave the file open until collected.
+      chunks.destroy();
+    }
   }
 
   /** Streams `chunks` into a temp file, verifies it, then renames it into place. */
@@ -711,7 +764,12 @@ export class ModelStore {
     if (memo && memo.size === info.size && memo.mtimeMs === info.mtimeMs) {
       sha256 = memo.sha256;
     } else {
-      sha256 = await sha256OfFile(file);
+      sha256 = await sha256OfFile(file).catch((cause: NodeJS.ErrnoException) => {
+        // Said as the file it is: the cache-wide handling would take EACCES for a cache that cannot be written.
+        if (cause.code === 'EACCES' || cause.code === 'EPERM')
+          throw unreadable(entry, file, 'the cached copy', cause);
+        throw cause;
+      });
       this.verifiedFiles.set(file, { size: info.size, mtimeMs: info.mtimeMs, sha256 });
     }
     const state = expected === null ? 'cached' : sha256 === expected ? 'verified' : 'corrupt';
