@@ -3,8 +3,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  CheckpointError,
-  HASHES_FILE,
+  explainCachedCheckpointError,
   type ModelStore,
   ModelUnavailableError,
   readCheckpointFile,
@@ -175,23 +174,14 @@ export async function cachedGraph(
   const version = `v${GRAPH_BUILDER_VERSION}${graphVersion === undefined ? '' : `.${graphVersion}`}`;
   const file = path.join(cacheDir, 'onnx', `${tag}-${weights.sha256.slice(0, 16)}-${version}.onnx`);
   return cachedOnnxFile(file, weights.sha256, async () => {
-    let stateDict: StateDict;
     try {
       // Bounded as every checkpoint read is (a 20 GB file given as --weights was read whole, or failed as Node's
       // "greater than 2 GiB").
-      stateDict = await readCheckpointFile(weights.path);
+      const stateDict = await readCheckpointFile(weights.path);
+      return build(stateDict, { weights_sha256: weights.sha256, weights_file: path.basename(weights.path) });
     } catch (error) {
-      // A cached file whose manifest entry has no hash was trusted on first use: if a mirror or a download
-      // served the wrong file, its hash is recorded too, and only deleting both lets a pull fetch it again.
-      if (!CheckpointError.isInstance(error) || path.dirname(weights.path) !== path.resolve(cacheDir))
-        throw error;
-      throw new CheckpointError(
-        `${error.message} (it is in the model cache: if a mirror or a download served the wrong file, delete ` +
-          `it and its entry in ${path.join(cacheDir, HASHES_FILE)}, then pull again)`,
-        { cause: error },
-      );
+      throw explainCachedCheckpointError(error, weights.path, cacheDir);
     }
-    return build(stateDict, { weights_sha256: weights.sha256, weights_file: path.basename(weights.path) });
   });
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -29,6 +29,7 @@ import {
 } from '@facerec/framework/testing';
 import { createOnnxProvider, OnnxInceptionResnetV1Embedder } from '@facerec/provider-onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { foreignCheckpointBytes } from '../../framework/src/checkpoint/__fixtures__/pickle-builder.js';
 import {
   UPSTREAM_FILES,
   writeSyntheticCheckpoint,
@@ -237,6 +238,24 @@ describeWithSharedData('onnx InceptionResnetV1 embedder', [REFERENCE, 'reference
   });
 
   describe('options and errors', () => {
+    it("says how to recover when the cache holds another network's checkpoint under the VGGFace2 name", async () => {
+      // Trusted on first use (the manifest has no hash for it), so the wrong file's hash is recorded too.
+      const cache = await mkdtemp(path.join(tmpdir(), 'facerec-foreign-'));
+      try {
+        await writeFile(path.join(cache, UPSTREAM_FILES.vggface2), foreignCheckpointBytes());
+        const store = new ModelStore({ manifest: await loadManifest(), cacheDir: cache, fetch: offline });
+        const error = await provider(store)
+          .embedder('inception-resnet-v1', { weights: 'vggface2' })
+          .catch((e: unknown) => e);
+        expect(CheckpointError.isInstance(error), String(error)).toBe(true);
+        expect((error as Error).message).toMatch(
+          /missing weight "conv2d_1a\.conv\.weight".* \(it is in the model cache: if a mirror or a download served the wrong file, delete it and its entry in .*hashes\.json, then pull again\)$/,
+        );
+      } finally {
+        await rm(cache, { recursive: true, force: true });
+      }
+    });
+
     it('rejects invalid options with InvalidOptionsError', async () => {
       const bad: unknown[] = [
         { maxBatchSize: 0 },

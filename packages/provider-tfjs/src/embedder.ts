@@ -5,6 +5,7 @@ import {
   CheckpointError,
   DEFAULT_MAX_CHECKPOINT_BYTES,
   type EmbedderPreprocessing,
+  explainCachedCheckpointError,
   FACENET_PREPROCESSING,
   INCEPTION_RESNET_V1,
   INCEPTION_RESNET_V1_WEIGHTS,
@@ -130,13 +131,17 @@ export class TfjsInceptionResnetV1Embedder extends BaseEmbedder {
     options: { backend: TfjsBackendName; maxBatchSize?: number | undefined },
   ): Promise<TfjsInceptionResnetV1Embedder> {
     const resolved = await resolveInceptionResnetV1Weights(store, weights);
-    const stateDict = readCheckpoint(resolved.bytes, { source: resolved.path });
-    return TfjsInceptionResnetV1Embedder.fromStateDict(stateDict, {
-      ...options,
-      modelId: resolved.modelId,
-      weightsSha256: resolved.sha256,
-      source: resolved.path,
-    });
+    try {
+      const stateDict = readCheckpoint(resolved.bytes, { source: resolved.path });
+      return await TfjsInceptionResnetV1Embedder.fromStateDict(stateDict, {
+        ...options,
+        modelId: resolved.modelId,
+        weightsSha256: resolved.sha256,
+        source: resolved.path,
+      });
+    } catch (error) {
+      throw explainCachedCheckpointError(error, resolved.path, store.cacheDir);
+    }
   }
 
   protected runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {

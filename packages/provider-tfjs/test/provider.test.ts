@@ -19,6 +19,7 @@ import {
 } from '@facerec/provider-tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { foreignCheckpointBytes } from '../../framework/src/checkpoint/__fixtures__/pickle-builder.js';
 import { writeSyntheticCheckpoint } from './fixtures/synthetic-checkpoint.js';
 import { cosine, decodeFace, mirrorStore, quiet } from './helpers.js';
 
@@ -150,6 +151,23 @@ describeWithSharedData('createTfjsProvider models', ['models/upstream/pnet.pt', 
     await writeFile(notPt, 'hello');
     const bad = await provider.embedder('inception-resnet-v1', { weights: notPt }).catch((e: unknown) => e);
     expect(CheckpointError.isInstance(bad), String(bad)).toBe(true);
+
+    // Another network's checkpoint in the cache under the VGGFace2 name (trusted on first use, its hash recorded):
+    // the error says how to get rid of it.
+    const cache = await mkdtemp(path.join(tmpdir(), 'facerec-foreign-'));
+    await writeFile(path.join(cache, '20180402-114759-vggface2.pt'), foreignCheckpointBytes());
+    const foreign = await createTfjsProvider({
+      backend: 'cpu',
+      modelStore: await mirrorStore(cache),
+      logger: quiet,
+    })
+      .embedder('inception-resnet-v1', { weights: 'vggface2' })
+      .catch((e: unknown) => e);
+    await rm(cache, { recursive: true, force: true });
+    expect(CheckpointError.isInstance(foreign), String(foreign)).toBe(true);
+    expect((foreign as Error).message).toMatch(
+      /missing weight "conv2d_1a\.conv\.weight".* \(it is in the model cache: if a mirror or a download served the wrong file, delete it and its entry in .*hashes\.json, then pull again\)$/,
+    );
   });
 
   it('frees every tensor on dispose', async () => {

@@ -16,6 +16,7 @@ export {
 export {
   CACHE_DIR_ENV,
   defaultCacheDir,
+  explainCachedCheckpointError,
   HASHES_FILE,
   MODELS_MIRROR_ENV,
   type ModelState,

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
+import { CheckpointError, IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
 import { sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
 
@@ -876,6 +876,23 @@ export class ModelStore {
       await rm(lock, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * `error` with what to do when it is a {@link CheckpointError} about a file of the model cache `cacheDir` (the
+ * checkpoint is no PyTorch file, or not the network's: a missing or mis-shaped weight); any other error
+ * unchanged. A cached file whose manifest entry has no hash (InceptionResnetV1's) was trusted on first use: if a
+ * mirror or a download served the wrong file, its hash is recorded too, and only deleting both lets a pull fetch
+ * the right one. Both providers read their checkpoints through this.
+ */
+export function explainCachedCheckpointError(error: unknown, file: string, cacheDir: string): unknown {
+  if (!CheckpointError.isInstance(error) || path.dirname(path.resolve(file)) !== path.resolve(cacheDir))
+    return error;
+  return new CheckpointError(
+    `${error.message} (it is in the model cache: if a mirror or a download served the wrong file, delete ` +
+      `it and its entry in ${path.join(cacheDir, HASHES_FILE)}, then pull again)`,
+    { cause: error },
+  );
 }
 
 /**

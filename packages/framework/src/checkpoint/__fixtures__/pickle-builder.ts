@@ -330,3 +330,17 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/**
+ * A valid checkpoint of no network facerec knows (one 2×2 float tensor `other.weight`): what a mirror serving the
+ * wrong file under a checkpoint's name hands over.
+ */
+export function foreignCheckpointBytes(): Uint8Array {
+  const tensor = {
+    name: 'other.weight',
+    dtype: 'float32',
+    shape: [2, 2],
+    data: new Float32Array(4),
+  } as const;
+  return legacyCheckpointBytes(new Map([[tensor.name, tensor]]));
+}
