@@ -13,7 +13,7 @@ import {
 } from '@facerec/framework';
 import { type DependencyContainer, instanceCachingFactory, container as rootContainer } from 'tsyringe';
 import type { PipelineConfig } from './config.js';
-import { createDetectionHandler, type FunctionUrlEvent, type FunctionUrlResult } from './detection.js';
+import { createDetectionHandler, type DetectionHandler } from './detection.js';
 import {
   createDynamoDbIdempotencyStore,
   type IdempotencyStore,
@@ -153,9 +153,7 @@ export function createPipelineContainer(
 }
 
 /** Resolves the detection handler and everything it needs (models loaded before it resolves). */
-export async function composeDetection(
-  c: DependencyContainer,
-): Promise<(event: FunctionUrlEvent) => Promise<FunctionUrlResult>> {
+export async function composeDetection(c: DependencyContainer): Promise<DetectionHandler> {
   const config = c.resolve<PipelineConfig>(TOKENS.config);
   const [detector, transport] = await Promise.all([
     c.resolve<Promise<FaceDetector>>(TOKENS.detector),

@@ -26,6 +26,7 @@ import {
   requestJsonIssue,
 } from './messages.js';
 import { guardedMetrics, type PipelineMetrics } from './metrics.js';
+import { type RecordBatchContext, signalBefore } from './sqs-batch.js';
 
 /** The part of a Lambda Function URL event (payload format 2.0) the handler reads. */
 export interface FunctionUrlEvent {
@@ -44,6 +45,15 @@ export interface FunctionUrlResult {
   headers: Record<string, string>;
   body: string;
 }
+
+/**
+ * Answers one Function URL request. `invocation.deadline` (on Lambda: now plus the context's remaining time)
+ * bounds publishing, so that a queue out of reach is answered 503 before the invocation times out.
+ */
+export type DetectionHandler = (
+  event: FunctionUrlEvent,
+  invocation?: RecordBatchContext,
+) => Promise<FunctionUrlResult>;
 
 /** Options of {@link createDetectionHandler}. */
 export interface DetectionHandlerOptions {
@@ -192,9 +202,7 @@ function decodeContent(content: string, maxBytes: number): Buffer {
  *   crop: embedder.preprocessing.crop, // as the recognition side's embedder takes its faces
  * });
  */
-export function createDetectionHandler(
-  options: DetectionHandlerOptions,
-): (event: FunctionUrlEvent) => Promise<FunctionUrlResult> {
+export function createDetectionHandler(options: DetectionHandlerOptions): DetectionHandler {
   const logger = options.logger ?? silentLogger;
   const metrics = guardedMetrics(options.metrics, logger);
   const maxBodyBytes = options.maxBodyBytes ?? BODY_LIMITS.default;
@@ -210,8 +218,11 @@ export function createDetectionHandler(
     margin,
   };
 
-  return async (event) => {
+  return async (event, invocation) => {
     const started = performance.now();
+    // On Lambda, publishing stops this long before the invocation's deadline (SQS retries would otherwise run
+    // past it, and the client get Lambda's bare 502 instead of this handler's 503, with nothing logged).
+    const publishSignal = () => signalBefore(invocation?.deadline);
     let requestId: string | null = null;
     let stage = 'parse';
     // Known once the frame is accepted and its faces found: a partly queued frame's 503 names them.
@@ -263,7 +274,12 @@ export function createDetectionHandler(
           distance: null,
           box: null,
         };
-        await options.transport.publish(replyQueue, [{ id: `${frameId}-none`, body: messageBody(answer) }]);
+        const signal = publishSignal();
+        await options.transport.publish(
+          replyQueue,
+          [{ id: `${frameId}-none`, body: messageBody(answer) }],
+          signal ? { signal } : {},
+        );
       } else {
         const messages: OutboundMessage[] = [];
         for (const [i, face] of faces.entries()) {
@@ -281,7 +297,8 @@ export function createDetectionHandler(
           };
           messages.push({ id: `${frameId}-${i}`, body: messageBody(body) });
         }
-        await options.transport.publish(options.requestQueue, messages);
+        const signal = publishSignal();
+        await options.transport.publish(options.requestQueue, messages, signal ? { signal } : {});
       }
       timings.publish_ms = since(t);
       logger.info('frame detected', {

@@ -15,6 +15,7 @@ export {
 } from './container.js';
 export {
   createDetectionHandler,
+  type DetectionHandler,
   type DetectionHandlerOptions,
   type FunctionUrlEvent,
   type FunctionUrlResult,

@@ -28,6 +28,7 @@ import {
   type QueueRecord,
   type RecordBatchHandler,
   type SqsBatchHandler,
+  signalBefore,
   sqsBatchHandler,
 } from './sqs-batch.js';
 
@@ -323,10 +324,13 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
         byQueue.get(queue)!.push({ id: p.key, body: p.answer });
       });
       const unsent = new Set<string>();
+      // Stopped before the invocation's deadline, so that the faces not answered are reported as failed records
+      // (retried) rather than the whole batch timing out.
+      const signal = signalBefore(context.deadline);
       await Promise.all(
         [...byQueue].map(async ([queue, answers]) => {
           try {
-            await options.transport.publish(queue, answers);
+            await options.transport.publish(queue, answers, signal ? { signal } : {});
           } catch (error) {
             const failedIds = failedMessageIds(error);
             let failed = 0;

@@ -20,6 +20,19 @@ export interface RecordBatchContext {
   readonly deadline?: number;
 }
 
+/** Time kept before an invocation's deadline to log a publish that did not finish and answer for it. */
+const DEADLINE_MARGIN_MS = 1000;
+
+/**
+ * A signal that aborts {@link DEADLINE_MARGIN_MS} before `deadline` (epoch milliseconds), for a publish that
+ * must give up while the invocation can still say so; `undefined` without a deadline (the local runtime).
+ */
+export function signalBefore(deadline: number | undefined): AbortSignal | undefined {
+  return deadline === undefined
+    ? undefined
+    : AbortSignal.timeout(Math.max(0, deadline - Date.now() - DEADLINE_MARGIN_MS));
+}
+
 /**
  * Handles a batch of queue records. A record that cannot be processed is reported in `failedIds`; it never
  * fails the others, and the handler does not throw for it.

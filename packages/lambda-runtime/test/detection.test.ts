@@ -344,4 +344,35 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
     expect(new Set(sentIds)).toEqual(new Set([body.frame_id]));
     sqs.restore();
   });
+
+  it("answers 503 before the invocation's deadline when SQS never answers (it does not wait out the retries)", async () => {
+    const { detector, embedder } = await pipelineParts();
+    const sqs = mockClient(SQSClient);
+    // A connection that hangs: no answer, ever (the real client's request timeout would retry it 5 times).
+    sqs.on(SendMessageBatchCommand).callsFake(() => new Promise(() => undefined));
+    const logged = recordingLogger();
+    const handler = createDetectionHandler({
+      detector,
+      crop: embedder.preprocessing.crop,
+      transport: createSqsTransport({ client: new SQSClient({ region: 'us-east-1' }) }),
+      requestQueue: 'https://q/requests',
+      responseQueue: 'https://q/responses',
+      logger: logged,
+    });
+    const started = Date.now();
+    const deadline = started + 5000;
+    const result = await handler(post({ content: group, request_id: 'req-late', filename: 'bbt3.jpg' }), {
+      deadline,
+    });
+    // One second is kept to log and answer.
+    expect(Date.now()).toBeLessThan(deadline - 500);
+    expect(result.statusCode).toBe(503);
+    expect(JSON.parse(result.body)).toMatchObject({
+      error: 'could not queue the faces; retry later',
+      request_id: 'req-late',
+      queued: 0,
+    });
+    expect(logged.entries.join('\n')).toMatch(/publishing failed after retries/);
+    sqs.restore();
+  });
 });

@@ -304,4 +304,24 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
     expect(sent.sort()).toEqual(['amy3', 'bernadette3', 'howard3']);
     sqs.restore();
   });
+
+  it("hands the faces back before the invocation's deadline when SQS never answers", async () => {
+    const { embedder, gallery } = await pipelineParts();
+    const sqs = mockClient(SQSClient);
+    sqs.on(SendMessageBatchCommand).callsFake(() => new Promise(() => undefined));
+    const handler = createRecognitionHandler({
+      embedder,
+      gallery,
+      transport: createSqsTransport({ client: new SQSClient({ region: 'us-east-1' }) }),
+      responseQueue: 'https://q/responses',
+    });
+    const started = Date.now();
+    // As Lambda's context says it: 4 s left.
+    const result = await handler({ Records: probes.slice(0, 2) }, { getRemainingTimeInMillis: () => 4000 });
+    expect(Date.now() - started).toBeLessThan(3500);
+    expect(result.batchItemFailures).toEqual(
+      probes.slice(0, 2).map((p) => ({ itemIdentifier: p.messageId })),
+    );
+    sqs.restore();
+  });
 });

@@ -5,6 +5,7 @@ import {
   InvalidOptionsError,
   InvalidReceiptError,
   type OutboundMessage,
+  type PublishOptions,
   parseOptions,
   type ReceivedMessage,
   type ReceiveOptions,
@@ -291,10 +292,16 @@ export class InMemoryQueueTransport implements Transport {
     else this.#queue(name);
   }
 
-  async publish(queue: string, messages: readonly OutboundMessage[]): Promise<void> {
+  async publish(
+    queue: string,
+    messages: readonly OutboundMessage[],
+    options: PublishOptions = {},
+  ): Promise<void> {
     this.#assertOpen();
     assertQueueName(queue);
     const prepared = prepareOutboundMessages(messages, this.#maxMessageBytes);
+    // A publish here takes no time, so only a signal aborted before it stops it.
+    options.signal?.throwIfAborted();
     if (prepared.length === 0) return;
     const state = this.#queue(queue);
     const now = this.#clock.now();

@@ -12,6 +12,7 @@ import {
   InvalidOptionsError,
   InvalidReceiptError,
   type OutboundMessage,
+  type PublishOptions,
   type ReceivedMessage,
   type ReceiveOptions,
   SPECIFICATION_VERSION,
@@ -114,17 +115,27 @@ export class SqsTransport implements Transport {
    * the request (`SenderFault`); throttled or failed calls are retried whole. A call that fails for good
    * (access denied, no such queue, out of attempts) stops the publish: later batches are not sent.
    *
+   * `signal` (a Lambda invocation's deadline) stops it early: the call in flight is abandoned (SQS may have taken
+   * it all the same), no retry or later batch is sent, and the messages not accepted are listed in the
+   * `PublishError`, whose cause is the signal's reason.
+   *
    * @throws {MessageTooLargeError} a message over `maxMessageBytes`; nothing is sent.
    * @throws {InvalidMessageError} an empty body or duplicate id; nothing is sent.
    * @throws {PublishError} after retries, listing each message not published with SQS's code and message.
    */
-  async publish(queue: string, messages: readonly OutboundMessage[]): Promise<void> {
+  async publish(
+    queue: string,
+    messages: readonly OutboundMessage[],
+    options: PublishOptions = {},
+  ): Promise<void> {
     assertQueueUrl(queue);
     const prepared = prepareOutboundMessages(messages, this.maxMessageBytes);
+    const { signal } = options;
     const failures: PublishFailure[] = [];
     const publishedIds: string[] = [];
     let fatal: unknown;
     for (const batch of packBatches(prepared, SQS_LIMITS.maxBatchEntries, this.maxMessageBytes)) {
+      if (fatal === undefined && signal?.aborted) fatal = signal.reason;
       if (fatal !== undefined) {
         for (const message of batch) {
           failures.push({
@@ -137,19 +148,23 @@ export class SqsTransport implements Transport {
         }
         continue;
       }
-      const outcome = await this.#runBatch(batch, (entries) =>
-        this.client.send(
-          new SendMessageBatchCommand({
-            QueueUrl: queue,
-            Entries: entries.map(({ entryId, item }) => ({
-              Id: entryId,
-              MessageBody: item.body,
-              ...(Object.keys(item.attributes).length > 0 && {
-                MessageAttributes: toSqsAttributes(item.attributes),
-              }),
-            })),
-          }),
-        ),
+      const outcome = await this.#runBatch(
+        batch,
+        (entries) =>
+          this.client.send(
+            new SendMessageBatchCommand({
+              QueueUrl: queue,
+              Entries: entries.map(({ entryId, item }) => ({
+                Id: entryId,
+                MessageBody: item.body,
+                ...(Object.keys(item.attributes).length > 0 && {
+                  MessageAttributes: toSqsAttributes(item.attributes),
+                }),
+              })),
+            }),
+            signal ? { abortSignal: signal } : {},
+          ),
+        signal,
       );
       fatal = outcome.fatal;
       const failed = new Set(outcome.failed.map((failure) => failure.item));
@@ -305,6 +320,7 @@ export class SqsTransport implements Transport {
   async #runBatch<T>(
     items: readonly T[],
     send: (entries: readonly BatchEntry<T>[]) => Promise<BatchResult>,
+    signal?: AbortSignal,
   ): Promise<BatchOutcome<T>> {
     const failed: EntryFailure<T>[] = [];
     let pending = items.map((item, index) => ({
@@ -312,20 +328,28 @@ export class SqsTransport implements Transport {
       item,
       last: { code: 'Unknown', message: '' },
     }));
+    // Every entry still pending fails with `error`, which stops the publish or acknowledge.
+    const giveUp = (error: unknown, attempts: number): BatchOutcome<T> => {
+      const code = errorCode(error);
+      const message = error instanceof Error ? error.message : String(error);
+      for (const { item } of pending) failed.push({ item, code, message, senderFault: false, attempts });
+      return { failed, fatal: error };
+    };
     for (let attempt = 1; ; attempt++) {
       let result: BatchResult;
       try {
-        result = await send(pending);
+        result = await raceAbort(send(pending), signal);
       } catch (error) {
+        if (signal?.aborted) return giveUp(signal.reason, attempt);
         if (attempt < this.retry.maxAttempts && isRetryableError(error)) {
-          await this.#backoff(attempt);
+          const stopped = await this.#backoff(attempt, signal).then(
+            () => false,
+            () => true,
+          );
+          if (stopped) return giveUp(signal?.reason, attempt);
           continue;
         }
-        const code = errorCode(error);
-        const message = error instanceof Error ? error.message : String(error);
-        for (const { item } of pending)
-          failed.push({ item, code, message, senderFault: false, attempts: attempt });
-        return { failed, fatal: error };
+        return giveUp(error, attempt);
       }
       const succeeded = new Set((result.Successful ?? []).map((entry) => entry.Id));
       const errors = new Map((result.Failed ?? []).map((entry) => [entry.Id, entry]));
@@ -350,7 +374,11 @@ export class SqsTransport implements Transport {
           failed.push({ item, ...last, senderFault: false, attempts: attempt });
         return { failed };
       }
-      await this.#backoff(attempt);
+      const stopped = await this.#backoff(attempt, signal).then(
+        () => false,
+        () => true,
+      );
+      if (stopped) return giveUp(signal?.reason, attempt);
     }
   }
 

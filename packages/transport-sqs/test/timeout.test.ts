@@ -35,6 +35,38 @@ it('gives up on a stalled connection after requestTimeoutMs per attempt (a long 
     expect(ms).toBeLessThan(5000);
     expect(DEFAULT_REQUEST_TIMEOUT_MS).toBe(5000);
 
+    // A publish given a signal (a Lambda invocation's deadline) gives up when it aborts: no more attempts or
+    // backoff, every message listed as not published, the reason as the cause.
+    const bounded = createSqsTransport({
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      requestTimeoutMs: 300,
+      retry: { maxAttempts: 5, baseDelayMs: 1000, maxDelayMs: 1000 },
+    });
+    const boundedStart = performance.now();
+    const cut = await bounded
+      .publish(
+        `http://127.0.0.1:${port}/000000000000/requests`,
+        [
+          { id: 'x', body: '{}' },
+          { id: 'y', body: '{}' },
+        ],
+        { signal: AbortSignal.timeout(700) },
+      )
+      .catch((e: unknown) => e);
+    await bounded.close();
+    const boundedMs = performance.now() - boundedStart;
+    expect(cut).toBeInstanceOf(PublishError);
+    expect((cut as PublishError).failures.map((f) => [f.id, f.code])).toEqual([
+      ['x', 'TimeoutError'],
+      ['y', 'TimeoutError'],
+    ]);
+    expect((cut as PublishError).publishedIds).toEqual([]);
+    expect((cut as Error).cause).toMatchObject({ name: 'TimeoutError' });
+    // Without the signal: 5 attempts of 300 ms and 4 backoffs of 0.5–1 s, over 3 s.
+    expect(boundedMs).toBeGreaterThanOrEqual(650);
+    expect(boundedMs).toBeLessThan(1500);
+
     // A long poll gets its wait on top: a 1 s poll is not cut at 300 ms.
     const poller = createSqsTransport({
       region: 'us-east-1',

@@ -47,6 +47,12 @@ export type {
   ProviderFactory,
   ProviderSettings,
 } from './provider.js';
-export type { OutboundMessage, ReceivedMessage, ReceiveOptions, Transport } from './transport.js';
+export type {
+  OutboundMessage,
+  PublishOptions,
+  ReceivedMessage,
+  ReceiveOptions,
+  Transport,
+} from './transport.js';
 export type { SpecificationVersion } from './version.js';
 export { SPECIFICATION_VERSION } from './version.js';

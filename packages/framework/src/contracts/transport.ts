@@ -40,6 +40,16 @@ export interface ReceiveOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Options for {@link Transport.publish}. */
+export interface PublishOptions {
+  /**
+   * Give up early (a Lambda invocation's deadline): aborted, `publish` stops retrying and sends nothing more, and
+   * rejects as a failed publish does, listing the messages not accepted (a call cut short may have been accepted
+   * all the same); what was accepted before stays published. Already aborted, nothing is sent.
+   */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * A message transport between pipeline stages (SQS in the cloud, an in-process queue locally). Queues are
  * named by whatever the implementation uses to address them (an SQS queue URL, a local name).
@@ -54,7 +64,7 @@ export interface Transport {
    * attributes with names and non-empty values SQS takes, unique ids, a size limit), and a bad message publishes
    * nothing (`InvalidMessageError`, `MessageTooLargeError`).
    */
-  publish(queue: string, messages: readonly OutboundMessage[]): Promise<void>;
+  publish(queue: string, messages: readonly OutboundMessage[], options?: PublishOptions): Promise<void>;
   /**
    * Receive up to `maxMessages` messages (long polling). Options out of range are refused
    * (`InvalidOptionsError`; `resolveReceiveOptions` checks them and applies the defaults).

@@ -183,6 +183,17 @@ export function describeTransportConformance(
       expect(await receiveNow(jobs)).toEqual([]);
     });
 
+    it('publishes nothing when the signal is already aborted, and rejects', async () => {
+      const signal = AbortSignal.abort(new Error('the invocation is out of time'));
+      const outcome = await transport.publish(jobs, messages(3, 'late'), { signal }).then(
+        () => 'resolved',
+        () => 'rejected',
+      );
+      expect(outcome).toBe('rejected');
+      await advance(LONGEST_ADVANCE_MS);
+      expect(await receiveNow(jobs)).toEqual([]);
+    });
+
     it('keeps queues apart', async () => {
       const other = harness.queue('other');
       expect(other).not.toBe(jobs);

@@ -6,6 +6,7 @@ import { PIPELINE_METRICS } from '@facerec/framework';
 import { composeDetection } from '../container.js';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import type { LambdaInvocationContext } from '../logger.js';
+import type { LambdaContextLike } from '../sqs-batch.js';
 import { describeFailure, startEntry } from './entry.js';
 
 // Top-level await: the models load and the detector warms up (`FACEREC_WARMUP`) during Lambda's init
@@ -14,20 +15,24 @@ import { describeFailure, startEntry } from './entry.js';
 const entry = await startEntry('detection', composeDetection);
 const { logger, metrics } = entry;
 
-/** The Lambda handler. */
+/**
+ * The Lambda handler. The context's remaining time bounds publishing: a queue out of reach is answered 503 before
+ * the invocation times out.
+ */
 export const handler = async (
   event: FunctionUrlEvent,
-  context?: LambdaInvocationContext,
+  context?: LambdaInvocationContext & Partial<LambdaContextLike>,
 ): Promise<FunctionUrlResult> => {
   if (context) logger.addContext?.(context);
   try {
-    return await answer(event);
+    const remaining = context?.getRemainingTimeInMillis?.();
+    return await answer(event, remaining === undefined ? undefined : Date.now() + remaining);
   } finally {
     metrics.publish();
   }
 };
 
-async function answer(event: FunctionUrlEvent): Promise<FunctionUrlResult> {
+async function answer(event: FunctionUrlEvent, deadline: number | undefined): Promise<FunctionUrlResult> {
   const { handler: detect, failure } = await entry.started();
   if (detect === undefined) {
     metrics.add(PIPELINE_METRICS.detection.framesFailed, 'Count', 1);
@@ -44,5 +49,5 @@ async function answer(event: FunctionUrlEvent): Promise<FunctionUrlResult> {
       }),
     };
   }
-  return detect(event);
+  return detect(event, deadline === undefined ? {} : { deadline });
 }
