@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import {
+  assertGalleryFitsEmbedder,
   calibrationPrecisionMismatch,
   type FaceDetector,
   type FaceEmbedder,
@@ -113,13 +114,15 @@ export function createPipelineContainer(
     // Not kept when it fails: a gallery not uploaded yet, or a store out of reach, can be there at the next try
     // (see the Lambda entries), with the embedder loaded once.
     useFactory: cachingUntilRejected(async (deps) => {
-      const embedder = await deps.resolve<Promise<FaceEmbedder>>(TOKENS.embedder);
+      // The model loads while the gallery opens.
+      const loading = deps.resolve<Promise<FaceEmbedder>>(TOKENS.embedder);
+      loading.catch(() => undefined); // awaited below, or by whoever resolves the embedder
       let gallery: Gallery;
       if (overrides.gallery) gallery = overrides.gallery;
       else if (config.gallery) {
-        // A path, s3:// or postgres:// URL; stores that change are re-checked every refreshSeconds.
+        // A path, s3:// or postgres:// URL; stores that change are re-checked every refreshSeconds (each new
+        // version must hold the embeddings of the first one, which is checked against the embedder below).
         gallery = await openGalleryStore(config.gallery, {
-          embedder,
           refreshSeconds: config.galleryStore.refreshSeconds,
           ...(config.galleryStore.s3Endpoint ? { s3Endpoint: config.galleryStore.s3Endpoint } : {}),
           logger: deps.resolve<PipelineLogger>(TOKENS.logger),
@@ -130,23 +133,39 @@ export function createPipelineContainer(
           'FACEREC_GALLERY is required for recognition',
         );
       }
-      gallery.assertCompatible(embedder);
+      // Against the registry's description first, without the model: a gallery of another embedder is said as
+      // such, not as whatever loading the configured model fails with (the default embedder's weights missing
+      // when FACEREC_EMBEDDER was left unset for a faceapi-resnet gallery). Then the weights, which only the
+      // loaded model knows.
+      assertGalleryFitsEmbedder(
+        { source: config.gallery ?? 'gallery', embedder: gallery.embedder, identities: 0 },
+        config.embedder,
+      );
+      gallery.assertCompatible(await loading);
       return gallery;
     }),
   });
   c.register(TOKENS.idempotency, {
-    useFactory: instanceCachingFactory((): Promise<IdempotencyStore> => {
-      if (overrides.idempotency) return Promise.resolve(overrides.idempotency);
+    // Not kept when the table check fails: access not granted yet (IAM takes a moment) can pass, and the Lambda
+    // entry tries the start again.
+    useFactory: cachingUntilRejected(async (): Promise<IdempotencyStore> => {
+      if (overrides.idempotency) return overrides.idempotency;
       const { table, ttlSeconds, endpoint } = config.idempotency;
       // Without a table each process remembers its own answers: enough for the local runtime (one process),
       // not across Lambda containers.
-      if (!table) return Promise.resolve(new InMemoryIdempotencyStore({ ttlMs: ttlSeconds * 1000 }));
-      return createDynamoDbIdempotencyStore({
+      if (!table) return new InMemoryIdempotencyStore({ ttlMs: ttlSeconds * 1000 });
+      const store = await createDynamoDbIdempotencyStore({
         table,
         ttlSeconds,
         ...(config.region ? { region: config.region } : {}),
         ...(endpoint ? { endpoint } : {}),
       });
+      // At start, so that a wrong table or a missing permission is one clear line, not every face failing.
+      await store.check().catch((error: unknown) => {
+        store.close();
+        throw error;
+      });
+      return store;
     }),
   });
   return c;
@@ -199,12 +218,16 @@ function cachingUntilRejected<T>(
 /** Resolves the recognition handler and everything it needs (models and gallery loaded first). */
 export async function composeRecognition(c: DependencyContainer): Promise<SqsBatchHandler> {
   const config = c.resolve<PipelineConfig>(TOKENS.config);
-  const [embedder, gallery, transport, idempotency] = await Promise.all([
+  const rest = Promise.all([
     c.resolve<Promise<FaceEmbedder>>(TOKENS.embedder),
-    c.resolve<Promise<Gallery>>(TOKENS.gallery),
     c.resolve<Promise<Transport>>(TOKENS.transport),
     c.resolve<Promise<IdempotencyStore>>(TOKENS.idempotency),
   ]);
+  rest.catch(() => undefined); // awaited below, once the gallery is there
+  // The gallery's failure first (all load at once): one of another embedder is the cause to report, not the
+  // failure to load a model it cannot be matched with.
+  const gallery = await c.resolve<Promise<Gallery>>(TOKENS.gallery);
+  const [embedder, transport, idempotency] = await rest;
   const logger = c.resolve<PipelineLogger>(TOKENS.logger);
   const threshold = matchingThreshold(config, gallery, embedder, logger);
   return createRecognitionHandler({

@@ -2,7 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { parseOptions } from '@facerec/framework';
 import { z } from 'zod';
-import type { IdempotencyClaim, IdempotencyStore } from './idempotency.js';
+import {
+  type IdempotencyClaim,
+  type IdempotencyStore,
+  IdempotencyStoreUnavailableError,
+} from './idempotency.js';
 
 const COMPONENT = 'DynamoDbIdempotencyStore';
 
@@ -96,7 +100,51 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       });
   }
 
+  /**
+   * Reads one item (a key no face has) to check that the table exists and can be read, so that a wrong table
+   * name or a missing permission is found at start rather than as every face failing.
+   *
+   * @throws IdempotencyStoreUnavailableError naming the table and what is wrong.
+   */
+  async check(): Promise<void> {
+    await this.#client
+      .send(
+        new GetItemCommand({
+          TableName: this.#table,
+          Key: { [names['#id']]: { S: 'facerec-startup-check' } },
+          ProjectionExpression: '#id',
+          ExpressionAttributeNames: pick('#id'),
+        }),
+      )
+      .catch((error: unknown) => {
+        throw this.#unavailable(error);
+      });
+  }
+
+  /** `error` of a call to the table, said with the table's name and what to do. */
+  #unavailable(error: unknown): IdempotencyStoreUnavailableError {
+    const name = (error as { name?: unknown } | null)?.name;
+    const detail = error instanceof Error ? error.message : String(error);
+    const problem =
+      name === 'ResourceNotFoundException'
+        ? `has no table "${this.#table}" (in this account and region): create it (partition key "id", string), or name the right one`
+        : name === 'AccessDeniedException' || name === 'UnrecognizedClientException'
+          ? `refuses access to table "${this.#table}" (${detail}): grant dynamodb:GetItem, PutItem and UpdateItem on it`
+          : `cannot be used for table "${this.#table}": ${detail}`;
+    return new IdempotencyStoreUnavailableError(`the idempotency store (DynamoDB) ${problem}`, {
+      cause: error,
+    });
+  }
+
   async claim(key: string, options: { readonly inProgressUntil: number }): Promise<IdempotencyClaim> {
+    try {
+      return await this.#claim(key, options);
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+  }
+
+  async #claim(key: string, options: { readonly inProgressUntil: number }): Promise<IdempotencyClaim> {
     // A record can change between a refused claim and the read that explains it (the other attempt failed
     // meanwhile): then claim again. Two rounds settle any such race but a pathological one.
     for (let round = 0; ; round++) {

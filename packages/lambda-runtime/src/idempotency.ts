@@ -1,4 +1,16 @@
+import { FacerecError } from '@facerec/framework';
 import type { DynamoDbIdempotencyStoreOptions } from './idempotency-dynamodb.js';
+
+/**
+ * The idempotency store cannot be used: its table does not exist, access is denied, or it cannot be reached.
+ * The message names the table and what to do (code `IDEMPOTENCY_STORE_UNAVAILABLE`).
+ */
+export class IdempotencyStoreUnavailableError extends FacerecError {
+  static override readonly errorName: string = 'IdempotencyStoreUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('IDEMPOTENCY_STORE_UNAVAILABLE', message, options);
+  }
+}
 
 /**
  * What {@link IdempotencyStore.claim} found for a key:
@@ -140,7 +152,7 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
  */
 export async function createDynamoDbIdempotencyStore(
   options: DynamoDbIdempotencyStoreOptions,
-): Promise<IdempotencyStore & { close(): void }> {
+): Promise<IdempotencyStore & { check(): Promise<void>; close(): void }> {
   const { DynamoDbIdempotencyStore } = await import('./idempotency-dynamodb.js');
   return new DynamoDbIdempotencyStore(options);
 }

@@ -24,6 +24,7 @@ export {
   createDynamoDbIdempotencyStore,
   type IdempotencyClaim,
   type IdempotencyStore,
+  IdempotencyStoreUnavailableError,
   InMemoryIdempotencyStore,
   type InMemoryIdempotencyStoreOptions,
 } from './idempotency.js';

@@ -14,7 +14,11 @@ import {
   UNKNOWN_IDENTITY,
 } from '@facerec/framework';
 import { resizeBilinearPil } from '@facerec/framework/internal';
-import { type IdempotencyStore, InMemoryIdempotencyStore } from './idempotency.js';
+import {
+  type IdempotencyStore,
+  IdempotencyStoreUnavailableError,
+  InMemoryIdempotencyStore,
+} from './idempotency.js';
 import { type PipelineLogger, silentLogger, since } from './logger.js';
 import {
   type FaceMessage,
@@ -224,7 +228,13 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
         const claim = claims[i]!;
         const face = faceFields(message);
         if (claim instanceof Error) {
-          fail(record, `idempotency store: ${claim.message}`, face);
+          fail(
+            record,
+            IdempotencyStoreUnavailableError.isInstance(claim)
+              ? claim.message
+              : `idempotency store: ${claim.message}`,
+            face,
+          );
           continue;
         }
         if (claim.status === 'completed') {

@@ -5,6 +5,7 @@ import {
   composeRecognition,
   createPipelineContainer,
   type FaceMessage,
+  IdempotencyStoreUnavailableError,
   loadConfig,
   responseMessageSchema,
   type SqsBatchHandler,
@@ -48,13 +49,13 @@ describeWithSharedData('recognition across containers: one DynamoDB idempotency 
     await db?.close();
   });
 
-  async function container(transport: InMemoryQueueTransport): Promise<SqsBatchHandler> {
+  async function container(transport: InMemoryQueueTransport, table = db.table): Promise<SqsBatchHandler> {
     const { gallery } = await pipelineParts();
     const config = loadConfig({
       FACEREC_EMBEDDER: 'faceapi-resnet',
       FACEREC_REQUEST_QUEUE_URL: 'requests',
       FACEREC_RESPONSE_QUEUE_URL: 'responses',
-      FACEREC_IDEMPOTENCY_TABLE: db.table,
+      FACEREC_IDEMPOTENCY_TABLE: table,
       FACEREC_IDEMPOTENCY_TTL_SECONDS: '7200',
       FACEREC_DYNAMODB_ENDPOINT: db.endpoint,
       AWS_REGION: 'us-east-1',
@@ -64,6 +65,16 @@ describeWithSharedData('recognition across containers: one DynamoDB idempotency 
       createPipelineContainer(config, { transport, gallery, provider, logger: silentLogger }),
     );
   }
+
+  it('refuses to start on a table that does not exist, naming it (not every face failing later)', async () => {
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
+    const error = await container(new InMemoryQueueTransport(), 'no-such-table').catch((e: unknown) => e);
+    expect(IdempotencyStoreUnavailableError.isInstance(error), String(error)).toBe(true);
+    expect((error as Error).message).toMatch(
+      /^the idempotency store \(DynamoDB\) has no table "no-such-table" \(in this account and region\): create it/,
+    );
+  });
 
   it('answers 100 records delivered twice each, to two containers at once, exactly 100 times', async () => {
     // The SDK's default credential chain, as on Lambda; dynalite checks none.

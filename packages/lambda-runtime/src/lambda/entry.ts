@@ -20,11 +20,11 @@ import { createLambdaMetrics, type LambdaMetrics } from '../metrics.js';
 export const RESTART_INTERVAL_MS = 10_000;
 
 /**
- * Start failures that can pass while the function runs, because they are about the gallery's store, which
- * changes without a deployment: the gallery not uploaded yet (the reference stack deploys its bucket empty),
+ * Start failures that can pass while the function runs, because they are about the gallery's store (or the
+ * idempotency table), which change without a deployment: the gallery not uploaded yet (the reference stack deploys its bucket empty),
  * its store out of reach or busy, access not granted yet (IAM changes take a moment), a bad version uploaded
  * (corrupt, too large, another embedder's) that a good one replaces. The models, loaded by then, are kept;
- * only the gallery is opened again. Anything else (a bad variable, a model that cannot load) needs a new
+ * only the gallery (and the idempotency table's check) are tried again. Anything else (a bad variable, a model that cannot load) needs a new
  * deployment.
  */
 function passes(failure: unknown): boolean {
@@ -39,6 +39,8 @@ const PASSING = new Set([
   'INVALID_GALLERY',
   'GALLERY_TOO_LARGE',
   'EMBEDDER_MISMATCH',
+  // The idempotency table: access not granted yet, or out of reach for a moment.
+  'IDEMPOTENCY_STORE_UNAVAILABLE',
 ]);
 
 /** The handler, or why the function could not start. */
