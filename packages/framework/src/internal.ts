@@ -43,4 +43,5 @@ export * from './image/index.js';
 export * from './inception-resnet-v1/index.js';
 export * from './index.js';
 export * from './mtcnn/index.js';
+export { importOptionalPackage } from './optional-import.js';
 export * from './transport/index.js';

@@ -6,6 +6,7 @@ import {
   type ProviderSettings,
   SPECIFICATION_VERSION,
 } from '@facerec/framework';
+import { importOptionalPackage } from '@facerec/framework/internal';
 
 /**
  * Loads the provider a registry lists under `name` (`onnx`, `tfjs`): imports its package (providers are
@@ -17,17 +18,12 @@ import {
  */
 export async function loadProvider(name: string, settings: ProviderSettings = {}): Promise<FaceProvider> {
   const description = (settings.registry ?? MODELS).provider(name);
-  let module: { readonly createProvider?: unknown };
-  try {
-    module = (await import(description.packageName)) as typeof module;
-  } catch (cause) {
-    if ((cause as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw cause;
-    throw new InvalidOptionsError(
-      'provider',
-      `provider "${name}" needs ${description.packageName}; install it (npm install ${description.packageName})`,
-      { cause },
-    );
-  }
+  const module = await importOptionalPackage<{ readonly createProvider?: unknown }>(
+    description.packageName,
+    (name) => import(name),
+    'provider',
+    `provider "${name}"`,
+  );
   if (typeof module.createProvider !== 'function') {
     throw new InvalidOptionsError('provider', `${description.packageName} does not export createProvider()`);
   }

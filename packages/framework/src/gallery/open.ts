@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { DistanceMetric, GalleryEmbedderInfo } from '../contracts/gallery.js';
 import type { GalleryStore } from '../contracts/gallery-store.js';
 import { InvalidOptionsError } from '../errors.js';
+import { importOptionalPackage } from '../optional-import.js';
 import { FileGalleryStore } from './file-store.js';
 
 /** Where a gallery store reports what it did (swaps, refused versions); `console` and Powertools fit. */
@@ -122,17 +123,12 @@ export async function openGalleryStore(
       `unknown store URL scheme "${scheme}"; valid: a path, file:, ${Object.keys(GALLERY_STORE_PACKAGES).join(', ')}`,
     );
   }
-  let module: { readonly openGalleryStoreFromUrl?: GalleryStoreOpener };
-  try {
-    module = (await import(packageName)) as typeof module;
-  } catch (cause) {
-    if ((cause as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw cause;
-    throw new InvalidOptionsError(
-      'gallery store',
-      `${scheme}// stores need ${packageName}; install it (npm install ${packageName})`,
-      { cause },
-    );
-  }
+  const module = await importOptionalPackage<{ readonly openGalleryStoreFromUrl?: GalleryStoreOpener }>(
+    packageName,
+    (name) => import(name),
+    'gallery store',
+    `${scheme}// stores`,
+  );
   if (typeof module.openGalleryStoreFromUrl !== 'function') {
     throw new InvalidOptionsError(
       'gallery store',
