@@ -125,6 +125,12 @@ const optionsSchema = z
             'give the server without a path, e.g. http://127.0.0.1:9000 (objects are endpoint/bucket/key)',
         },
       )
+      // The SDK signs with the credentials of its chain and ignores a URL's; ones written there would only be
+      // shown in every message and log line that names the server.
+      .refine((v) => !new URL(v).username && !new URL(v).password, {
+        message:
+          'give the server without user:password (credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the SDK credential chain)',
+      })
       .optional(),
     region: z.string().min(1).optional(),
     embedder: z.custom<GalleryEmbedderInfo>((v) => typeof v === 'object' && v !== null).optional(),
@@ -276,7 +282,7 @@ export class S3GalleryStore extends SnapshotGalleryStore {
       : o.client
         ? 'S3'
         : sdkEndpoint
-          ? `the S3 endpoint ${sdkEndpoint} (from $AWS_ENDPOINT_URL${process.env.AWS_ENDPOINT_URL_S3 ? '_S3' : ''})`
+          ? `the S3 endpoint ${withoutCredentials(sdkEndpoint)} (from $AWS_ENDPOINT_URL${process.env.AWS_ENDPOINT_URL_S3 ? '_S3' : ''})`
           : 'AWS S3';
   }
 
@@ -486,4 +492,17 @@ export function openGalleryStoreFromUrl(
     ...(options.s3AllowUnconditionalWrites ? { allowUnconditionalWrites: true } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
+}
+
+/** `url` without a user name or password, for messages (as it is when it is no URL). */
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url;
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.href;
+  } catch {
+    return url;
+  }
 }

@@ -412,6 +412,15 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     ).rejects.toThrow(/endpoint: give the server without a path, e\.g\. http:\/\/127\.0\.0\.1:9000/);
   });
 
+  it('refuses an endpoint with credentials in it, without repeating them', async () => {
+    const error = await S3GalleryStore.open({
+      url: `s3://${TEST_BUCKET}/g.json`,
+      endpoint: s3.endpoint.replace('://', '://AKIAUSER:S3SECRETPW@'),
+    }).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/endpoint: give the server without user:password/);
+    expect((error as Error).message).not.toMatch(/S3SECRETPW|AKIAUSER/);
+  });
+
   it('parses s3:// URLs', () => {
     expect(parseS3Url('s3://my-bucket/a/b/gallery.json')).toEqual({
       bucket: 'my-bucket',

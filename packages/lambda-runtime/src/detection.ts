@@ -130,18 +130,31 @@ function parseBody(
   maxBodyBytes: number,
 ): { request?: DetectionRequest; requestId: string | null } {
   const method = event.requestContext?.http?.method;
-  if (method && method !== 'POST')
-    throw new RequestError(405, `method ${method} not allowed; POST a JSON body`);
+  if (method && method !== 'POST') {
+    // Named only when it is a method's name: a hand-made event could carry anything, and nothing is reflected.
+    const named = /^[A-Z]{1,16}$/.test(method) ? `method ${method}` : 'that method';
+    throw new RequestError(405, `${named} not allowed; POST a JSON body`);
+  }
   const raw = event.body ?? '';
   // A Function URL always sends a string; anything else is a hand-made event (said without repeating it).
   if (typeof raw !== 'string') throw new RequestError(400, `body must be a string, not ${typeof raw}`);
   if (raw.length === 0) throw new RequestError(400, 'empty body; POST {"content", "request_id", "filename"}');
+  // Only `true` (what a Function URL sends for a binary content type); a hand-made "false" is not true.
+  const base64 = event.isBase64Encoded === true;
   // The encoded length bounds the decoded size, so the check needs no decoding.
-  const bodyBytes = event.isBase64Encoded ? decodedLength(raw) : Buffer.byteLength(raw);
+  const bodyBytes = base64 ? decodedLength(raw) : Buffer.byteLength(raw);
   if (bodyBytes > maxBodyBytes) {
     throw new RequestError(413, `body of ${bodyBytes} bytes exceeds the limit of ${maxBodyBytes} bytes`);
   }
-  const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  // Node decodes any text as base64 without complaint: JSON sent so marked would be refused for what the
+  // garbage decodes to.
+  if (base64 && (!BASE64.test(raw) || raw.length % 4 === 1)) {
+    throw new RequestError(
+      400,
+      'the body is marked base64-encoded (isBase64Encoded) but is not base64: send the JSON as it is, with content-type application/json',
+    );
+  }
+  const text = base64 ? Buffer.from(raw, 'base64').toString('utf8') : raw;
   const shape = requestJsonIssue(text);
   if (shape) throw new RequestError(400, shape);
   let parsed: unknown;

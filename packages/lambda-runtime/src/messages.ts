@@ -51,7 +51,10 @@ export const faceMessageSchema = z
     box,
     score: z.number().min(0).max(1),
     /** The face crop, base64 JPEG. */
-    crop: z.string().min(1),
+    crop: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64 (the crop is a JPEG as standard base64)'),
     /**
      * How the crop was cut (the embedder's crop policy the detection side was configured with). Recognition
      * refuses a face cut for another embedder than its own, instead of embedding the wrong geometry. Absent in
@@ -61,7 +64,11 @@ export const faceMessageSchema = z
     /** The reply queue the client asked for (checked against the allow-list); absent: the response queue. */
     reply_to: replyTo.optional(),
   })
-  .strict();
+  .strict()
+  .refine((m) => m.face_index < m.face_count, {
+    message: 'face_index must be less than face_count',
+    path: ['face_index'],
+  });
 export type FaceMessage = z.infer<typeof faceMessageSchema>;
 
 /**

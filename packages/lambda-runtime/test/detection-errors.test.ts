@@ -23,6 +23,44 @@ const handlerWith = (logger?: PipelineLogger) =>
     ...(logger ? { logger } : {}),
   });
 
+describe('detection handler: body encoding and method', () => {
+  it('says a body marked base64 that is not base64 is that, and takes only true as the mark', async () => {
+    const handler = handlerWith();
+    const json = JSON.stringify({ content: 'aGk=', request_id: 'r1', filename: 'x.png' });
+    const marked = await handler({
+      body: json,
+      isBase64Encoded: true,
+      requestContext: { http: { method: 'POST' } },
+    });
+    expect(marked.statusCode).toBe(400);
+    expect(JSON.parse(marked.body).error).toMatch(
+      /^the body is marked base64-encoded \(isBase64Encoded\) but is not base64/,
+    );
+    // A hand-made "false" (truthy) is not the mark: the JSON is read as it is (and refused for its image here).
+    const text = await handler({
+      body: json,
+      isBase64Encoded: 'false' as never,
+      requestContext: { http: { method: 'POST' } },
+    });
+    expect(JSON.parse(text.body).error).not.toMatch(/base64-encoded|nests deeper/);
+    expect(JSON.parse(text.body).request_id).toBe('r1');
+  });
+
+  it('names a method only when it is a method name (nothing else is reflected)', async () => {
+    const handler = handlerWith();
+    const get = await handler({ body: '', requestContext: { http: { method: 'GET' } } });
+    expect([get.statusCode, JSON.parse(get.body).error]).toEqual([
+      405,
+      'method GET not allowed; POST a JSON body',
+    ]);
+    const odd = await handler({ body: '', requestContext: { http: { method: '<script>x' } } });
+    expect([odd.statusCode, JSON.parse(odd.body).error]).toEqual([
+      405,
+      'that method not allowed; POST a JSON body',
+    ]);
+  });
+});
+
 describe('detection handler: bounded errors', () => {
   it('answers a body with 50,000 (or 60 long) unknown keys with a short 400, and logs a short line', async () => {
     const lines: string[] = [];

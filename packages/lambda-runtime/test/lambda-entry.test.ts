@@ -168,6 +168,7 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
     const { lines, restore } = captureOutput();
     let detected: FunctionUrlResult;
     let recognised: unknown;
+    let malformed: unknown;
     try {
       const detection = await import('../src/lambda/detection.js');
       detected = await detection.handler({
@@ -179,15 +180,19 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
       recognised = await recognition.handler({
         Records: [{ messageId: 'm1', body: '{}', attributes: { ApproximateReceiveCount: '1' } }],
       } as never);
+      // A console test event without Records: nothing to hand back, and no TypeError out of the handler.
+      malformed = await recognition.handler({} as never);
     } finally {
       restore();
     }
+    expect(malformed).toEqual({ batchItemFailures: [] });
     expect(detected.statusCode).toBe(503);
     expect(recognised).toEqual({ batchItemFailures: [{ itemIdentifier: 'm1' }] });
     // What a failed start refused is counted: the frame failed, the record handed back.
     expect(emfLines(lines)).toEqual([
       expect.objectContaining({ service: 'detection', FramesFailed: 1 }),
       expect.objectContaining({ service: 'recognition', FacesFailed: 1 }),
+      expect.objectContaining({ service: 'recognition', FacesFailed: 0 }),
     ]);
     const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const which of ['detection', 'recognition']) {

@@ -85,17 +85,35 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
         crop: Buffer.from('not an image').toString('base64'),
       }),
     };
+    // Made by hand, not by detection: a crop that is no base64, a face index past the frame's face count.
+    const notBase64: SqsRecord = {
+      messageId: 'not-base64',
+      body: JSON.stringify({ ...JSON.parse(good[0]!.body), request_id: 'b64', crop: '!!!!' }),
+    };
+    const pastCount: SqsRecord = {
+      messageId: 'past-count',
+      body: JSON.stringify({
+        ...JSON.parse(good[0]!.body),
+        request_id: 'idx',
+        face_index: 15,
+        face_count: 4,
+      }),
+    };
     const result = await handler({
-      Records: [good[0]!, badJson, good[1]!, badSchema, badCrop, unknownKey, good[2]!],
+      Records: [good[0]!, badJson, good[1]!, badSchema, badCrop, unknownKey, notBase64, pastCount, good[2]!],
     });
     expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
       'bad-crop',
       'bad-json',
       'bad-schema',
+      'not-base64',
+      'past-count',
       'unknown-key',
     ]);
     expect(lines.join('\n')).not.toContain('0.123');
     expect(lines.join('\n')).toContain('1 unknown field; allowed: request_id');
+    expect(lines.join('\n')).toContain('crop: not base64 (the crop is a JPEG as standard base64)');
+    expect(lines.join('\n')).toContain('face_index: face_index must be less than face_count');
     expect((await drain(transport)).map((a) => a.request_id).sort()).toEqual([
       'amy3',
       'bernadette3',

@@ -2,10 +2,10 @@
  * Lambda entry point of the recognition function (SQS trigger with `ReportBatchItemFailures`). Configure it
  * with the environment variables of `loadConfig`; model and gallery load during init, once per container.
  */
-import { PIPELINE_METRICS } from '@facerec/framework';
+import { InvalidInputError, PIPELINE_METRICS } from '@facerec/framework';
 import { composeRecognition } from '../container.js';
 import type { LambdaInvocationContext } from '../logger.js';
-import type { LambdaContextLike, SqsBatchResponse, SqsEvent } from '../sqs-batch.js';
+import type { LambdaContextLike, SqsBatchResponse, SqsEvent, SqsRecord } from '../sqs-batch.js';
 import { describeFailure, startEntry } from './entry.js';
 
 // Top-level await: the model and the gallery load during Lambda's init phase, before the first request
@@ -27,12 +27,28 @@ export const handler = async (
     const { handler: recognise, failure } = await entry.started();
     if (recognise === undefined) {
       logger.error('the recognition function failed to start', { error: describeFailure(failure) });
-      metrics.add(PIPELINE_METRICS.recognition.facesFailed, 'Count', event.Records.length);
+      const ids = recordIds(event);
+      metrics.add(PIPELINE_METRICS.recognition.facesFailed, 'Count', ids.length);
       // Every record back to the queue (retried, then dead-lettered), without a stack trace in the logs.
-      return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
+      return { batchItemFailures: ids.map((itemIdentifier) => ({ itemIdentifier })) };
     }
     return await recognise(event, context);
+  } catch (error) {
+    // An event SQS never sends (a console test event without Records, a record without a body): said in one
+    // line, and every record that can be named handed back, rather than a stack trace from the runtime.
+    if (!InvalidInputError.isInstance(error)) throw error;
+    logger.error('the event is no SQS batch; its records are handed back', { error: error.message });
+    return { batchItemFailures: recordIds(event).map((itemIdentifier) => ({ itemIdentifier })) };
   } finally {
     metrics.publish();
   }
 };
+
+/** The message ids of an event's records, as far as it has any (a malformed event, fewer or none). */
+function recordIds(event: SqsEvent): string[] {
+  const records = (event as Partial<SqsEvent> | null | undefined)?.Records;
+  if (!Array.isArray(records)) return [];
+  return records.flatMap((r: Partial<SqsRecord> | null | undefined) =>
+    typeof r?.messageId === 'string' ? [r.messageId] : [],
+  );
+}
