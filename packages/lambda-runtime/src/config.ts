@@ -9,6 +9,7 @@ import {
   type ModelRegistry,
   type ResolvedEmbedder,
 } from '@facerec/framework';
+import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
 
 /**
@@ -177,6 +178,39 @@ const schemaFor = (registry: ModelRegistry) =>
 
 /** Every environment variable {@link loadConfig} reads. */
 export const PIPELINE_VARIABLES: readonly string[] = Object.freeze(Object.keys(schemaFor(MODELS).shape));
+
+/**
+ * `FACEREC_` variables read by other parts of facerec than {@link loadConfig}: the model store, the tfjs
+ * provider, int8 calibration, the CLI and `facerec serve`, the S3 store, the tests' shared data.
+ */
+const READ_ELSEWHERE = Object.freeze([
+  'FACEREC_CACHE_DIR',
+  'FACEREC_MODELS_MIRROR',
+  'FACEREC_CALIBRATION_DIR',
+  'FACEREC_TFJS_BACKEND',
+  'FACEREC_DEBUG',
+  'FACEREC_LOCAL_TOKEN',
+  'FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES',
+  'FACEREC_SHARED_DIR',
+]);
+
+/**
+ * The `FACEREC_` variables set in `env` that nothing in facerec reads, each with the known name it is closest to
+ * when one is close (at most 3 edits): a misspelt `FACEREC_TRESHOLD` would otherwise be ignored without a word.
+ * The Lambda entries log them at start.
+ */
+export function unknownVariables(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): { readonly name: string; readonly meant?: string }[] {
+  const known = [...PIPELINE_VARIABLES.filter((n) => n.startsWith('FACEREC_')), ...READ_ELSEWHERE];
+  return Object.keys(env)
+    .filter((name) => name.startsWith('FACEREC_') && env[name] !== undefined && !known.includes(name))
+    .sort()
+    .map((name) => {
+      const meant = closest(name, known);
+      return distance(name, meant) <= 3 ? { name, meant } : { name };
+    });
+}
 
 /**
  * Reads and validates the pipeline configuration; names every bad or missing variable. Provider and

@@ -5,7 +5,13 @@
  * @packageDocumentation
  */
 
-export { BODY_LIMITS, loadConfig, PIPELINE_VARIABLES, type PipelineConfig } from './config.js';
+export {
+  BODY_LIMITS,
+  loadConfig,
+  PIPELINE_VARIABLES,
+  type PipelineConfig,
+  unknownVariables,
+} from './config.js';
 export {
   composeDetection,
   composeRecognition,

@@ -1,5 +1,5 @@
 import { InvalidOptionsError } from '@facerec/framework';
-import { loadConfig } from '@facerec/lambda-runtime';
+import { loadConfig, unknownVariables } from '@facerec/lambda-runtime';
 import { describe, expect, it } from 'vitest';
 
 const queues = {
@@ -145,5 +145,26 @@ describe('loadConfig', () => {
     expect(() => loadConfig({})).toThrow(
       /FACEREC_REQUEST_QUEUE_URL: required, not set.*FACEREC_RESPONSE_QUEUE_URL: required, not set/,
     );
+  });
+});
+
+describe('unknownVariables', () => {
+  it('names FACEREC_ variables nothing reads, with the known one a typo was meant for', () => {
+    expect(
+      unknownVariables({
+        ...queues,
+        FACEREC_TRESHOLD: '0.1',
+        FACEREC_MAX_FACE: '1',
+        FACEREC_CACHE_DIR: '/tmp/c',
+        FACEREC_TFJS_BACKEND: 'wasm',
+        FACEREC_SOMETHING_ELSE_ENTIRELY: 'x',
+        NOT_FACEREC: 'y',
+      }),
+    ).toEqual([
+      { name: 'FACEREC_MAX_FACE', meant: 'FACEREC_MAX_FACES' },
+      { name: 'FACEREC_SOMETHING_ELSE_ENTIRELY' },
+      { name: 'FACEREC_TRESHOLD', meant: 'FACEREC_THRESHOLD' },
+    ]);
+    expect(unknownVariables(queues)).toEqual([]);
   });
 });

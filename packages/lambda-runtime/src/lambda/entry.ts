@@ -8,7 +8,7 @@
 
 import { FacerecError } from '@facerec/framework';
 import type { DependencyContainer } from 'tsyringe';
-import { loadConfig } from '../config.js';
+import { loadConfig, unknownVariables } from '../config.js';
 import { createPipelineContainer, TOKENS } from '../container.js';
 import { createLogger, type PipelineLogger } from '../logger.js';
 import { createLambdaMetrics, type LambdaMetrics } from '../metrics.js';
@@ -90,6 +90,13 @@ export async function startEntry<H>(
   let failedStarts = state.handler === undefined ? 1 : 0;
   let restarting: Promise<Started<H>> | undefined;
   const log = logger ?? createLogger('facerec');
+  // Once, at start: a misspelt variable is otherwise ignored without a word (only names are logged, no values).
+  const unknown = unknownVariables();
+  if (unknown.length) {
+    log.warn('FACEREC_ variables that facerec does not read are ignored', {
+      variables: unknown.map(({ name, meant }) => (meant ? `${name} (did you mean ${meant}?)` : name)),
+    });
+  }
   return {
     logger: log,
     metrics,
