@@ -4,7 +4,6 @@
  * from the repository root and deploys the gallery at `gallery/gallery.json` there, with the embedder that
  * gallery was enrolled with.
  */
-import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -51,20 +50,9 @@ export class FacerecStack extends Stack {
     const galleryBucket = flag('galleryBucket', ['true', 'false']) === 'true';
     const precision = context('precision') as 'fp32' | 'int8' | undefined;
     const calibration = context('calibration');
+    // A folder in the build context holding the weights: checked by the construct at synth (not only by the
+    // image build, which runs at deploy, minutes later).
     const modelsMirror = context('modelsMirror');
-    // Checked here, not only in the image build (which runs at deploy, minutes later): a folder in the build
-    // context that holds the weights.
-    if (modelsMirror !== undefined) {
-      const folder = path.resolve(REPOSITORY_ROOT, modelsMirror);
-      const inside =
-        !path.isAbsolute(modelsMirror) && !path.relative(REPOSITORY_ROOT, folder).startsWith('..');
-      if (!inside || !existsSync(folder) || !readdirSync(folder).some((f) => f.endsWith('.pt'))) {
-        throw new FaceRecognitionPipelineError([
-          `context modelsMirror must be a folder inside the repository (relative to its root, the image's build ` +
-            `context) holding the upstream .pt files, got "${modelsMirror.slice(0, 100)}"`,
-        ]);
-      }
-    }
     // false: neither function reserves concurrency (accounts whose Lambda quota is too small to reserve any).
     const reserve = flag('reservedConcurrency', ['false']) !== 'false';
     this.pipeline = new FaceRecognitionPipeline(this, 'Pipeline', {

@@ -1,7 +1,6 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -50,9 +49,9 @@ describe('example CDK app', () => {
 
   it('takes settings from cdk.json context too, JSON booleans included, and refuses values it does not know', () => {
     // As cdk.json's "context" hands them over: galleryBucket a boolean, reservedConcurrency false. The models
-    // mirror is a folder in the repository (the build context) that holds the weights.
-    const repository = fileURLToPath(new URL('../../..', import.meta.url));
-    const mirror = mkdtempSync(path.join(repository, '.models-mirror-test-'));
+    // mirror is a folder in the build context (the repository; here the test's image directory) that holds
+    // the weights.
+    const mirror = mkdtempSync(path.join(imageDirectory, '.models-mirror-test-'));
     onTestFinished(() => rmSync(mirror, { recursive: true, force: true }));
     writeFileSync(path.join(mirror, 'pnet.pt'), '');
     const app = new App({
@@ -75,7 +74,7 @@ describe('example CDK app', () => {
     for (const modelsMirror of ['.nope', '/work/shared/models/upstream', '../outside']) {
       expect(() =>
         createApp({ pipeline: { imageDirectory } }, new App({ context: { modelsMirror } })),
-      ).toThrow(/context modelsMirror must be a folder inside the repository/);
+      ).toThrow(/buildArgs\.FACEREC_MODELS_MIRROR must be a folder inside imageDirectory/);
     }
     // The same settings as -c gives them (strings).
     const strings = createApp(

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The registry subpath: model facts only, no image or inference code in a CDK app.
@@ -403,8 +403,36 @@ export interface ResolvedPipelineProps {
   readonly replyQueues: readonly string[];
 }
 
+/** A base image older than this (by its dated tag) makes synth warn: AWS publishes patched releases often. */
+export const BASE_IMAGE_MAX_AGE_DAYS = 90;
+
+/**
+ * The age of the base image a Dockerfile's `ARG NODE_IMAGE=` default names, from its dated tag
+ * (`public.ecr.aws/lambda/nodejs:22.2025.08.04.11`); undefined when the Dockerfile names none, or a digest.
+ */
+export function baseImageAgeDays(
+  dockerFile: string,
+  now = Date.now(),
+): { image: string; days: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(dockerFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const match = /^ARG NODE_IMAGE=(\S*:\d+\.(\d{4})\.(\d{2})\.(\d{2})\S*)\s*$/m.exec(text);
+  if (!match) return undefined;
+  const released = Date.UTC(Number(match[2]), Number(match[3]) - 1, Number(match[4]));
+  return { image: match[1]!, days: Math.floor((now - released) / 86_400_000) };
+}
+
 /** Merges props over {@link PIPELINE_DEFAULTS} and validates them; every problem is named at once. */
 export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): ResolvedPipelineProps {
+  // A JavaScript app (or JSON context) can pass anything: null would fail below as a TypeError.
+  if (props === null || typeof props !== 'object' || Array.isArray(props))
+    throw new FaceRecognitionPipelineError([
+      `props must be an object, got ${props === null ? 'null' : typeof props}`,
+    ]);
   const problems: string[] = [];
   const unknown = (obj: object | undefined, known: ReadonlySet<string>, where: string) => {
     for (const key of Object.keys(obj ?? {}))
@@ -419,7 +447,9 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   const int = (name: string, value: number, min: number, max: number, why = ''): boolean => {
     if (Token.isUnresolved(value)) problems.push(`${name} must be a concrete number, not a token`);
     else if (!Number.isInteger(value) || value < min || value > max)
-      problems.push(`${name} must be an integer in [${min}, ${max}], got ${value}${why}`);
+      problems.push(
+        `${name} must be an integer in [${min}, ${max}], got ${typeof value === 'number' ? value : JSON.stringify(value)}${why}`,
+      );
     else return true;
     return false;
   };
@@ -495,11 +525,14 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   const noDockerFile = !prebuilt && !existsSync(path.join(imageDirectory, dockerFile));
   if (noDockerFile) {
     problems.push(
-      props.imageDirectory === undefined
-        ? `no facerec Dockerfile at ${path.join(imageDirectory, dockerFile)}: installed from npm, @facerec/cdk ` +
+      // A dockerFile named in a folder that holds facerec's own: a typo in the name, not the wrong folder.
+      props.dockerFile !== undefined && existsSync(path.join(imageDirectory, PIPELINE_DEFAULTS.dockerFile))
+        ? `dockerFile: no ${dockerFile} in ${imageDirectory}`
+        : props.imageDirectory === undefined
+          ? `no facerec Dockerfile at ${path.join(imageDirectory, dockerFile)}: installed from npm, @facerec/cdk ` +
             'holds no facerec sources to build the image from. Pass imageDirectory (the path of a facerec ' +
             'checkout) or image (a prebuilt image in ECR); see the deploy guide'
-        : `imageDirectory: no ${dockerFile} in ${imageDirectory}`,
+          : `imageDirectory: no ${dockerFile} in ${imageDirectory}`,
     );
   }
 
@@ -620,8 +653,39 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       `architecture arm64 is supported with the onnx provider only (provider "${resolved.provider}": ` +
         "TensorFlow.js's wasm backend was not checked on arm64)",
     );
-  if (typeof resolved.dashboard !== 'boolean')
-    problems.push(`dashboard must be true or false, got ${JSON.stringify(resolved.dashboard)}`);
+  // A string "false" (a context value passed on) would turn them on.
+  for (const key of ['dashboard', 'galleryBucket'] as const)
+    if (typeof resolved[key] !== 'boolean')
+      problems.push(`${key} must be true or false, got ${JSON.stringify(resolved[key])}`);
+  // CloudWatch Logs takes only its own retention periods; another number fails the deploy, not the synth.
+  if (
+    !Object.values(logs.RetentionDays).some(
+      (days) => typeof days === 'number' && days === resolved.logRetention,
+    )
+  )
+    problems.push(
+      `logRetention must be a logs.RetentionDays value (days: 1, 3, 5, 7, 14, 30, … 3653, or INFINITE), got ${JSON.stringify(resolved.logRetention)}`,
+    );
+  if (!(Object.values(RemovalPolicy) as unknown[]).includes(resolved.removalPolicy))
+    problems.push(
+      `removalPolicy must be a RemovalPolicy (${Object.keys(RemovalPolicy).join(', ')}), got ${JSON.stringify(resolved.removalPolicy)}`,
+    );
+  // The mirror is read by the image build (COPY from its context): a path outside the context fails the build,
+  // at deploy.
+  const mirror = props.buildArgs?.FACEREC_MODELS_MIRROR;
+  if (mirror !== undefined && !prebuilt) {
+    const folder = path.resolve(imageDirectory, mirror);
+    if (
+      typeof mirror !== 'string' ||
+      path.isAbsolute(mirror) ||
+      path.relative(imageDirectory, folder).startsWith('..') ||
+      !existsSync(folder) ||
+      !readdirSync(folder).some((f) => f.endsWith('.pt'))
+    )
+      problems.push(
+        `buildArgs.FACEREC_MODELS_MIRROR must be a folder inside imageDirectory (${imageDirectory}), given relative to it (the image's build context), holding the upstream .pt files; got ${JSON.stringify(String(mirror).slice(0, 100))}`,
+      );
+  }
   if (resolved.alarmEmail !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(resolved.alarmEmail))
     problems.push(`alarmEmail must be an e-mail address, got "${resolved.alarmEmail}"`);
   if (props.weights !== undefined) {
@@ -823,6 +887,15 @@ export class FaceRecognitionPipeline extends Construct {
         cmd,
       });
     };
+    if (source.kind === 'build' && source.buildArgs.NODE_IMAGE === undefined) {
+      const age = baseImageAgeDays(path.join(source.imageDirectory, source.dockerFile));
+      if (age !== undefined && age.days > BASE_IMAGE_MAX_AGE_DAYS)
+        Annotations.of(this).addWarning(
+          `FaceRecognitionPipeline: the Dockerfile's base image ${age.image} is ${age.days} days old: a function ` +
+            'built from it gets no operating-system or Node.js security fixes published since. Pin a newer dated ' +
+            "tag (ARG NODE_IMAGE, or buildArgs: { NODE_IMAGE: '…' }); see the deploy guide's \"The base image\".",
+        );
+    }
     if (p.gallery === undefined)
       Annotations.of(this).addWarning(
         'FaceRecognitionPipeline: a prebuilt image and no gallery prop, so synth could not check that the ' +

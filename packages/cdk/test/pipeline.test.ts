@@ -15,9 +15,15 @@ import {
   MAX_RECEIVE_COUNT,
   MAX_REPLY_QUEUES,
   PIPELINE_DEFAULTS,
+  resolvePipelineProps,
   VISIBILITY_TIMEOUT_FACTOR,
 } from '../src/index.js';
-import { KNOWN_PROPS, RECOGNITION_START_FAILURE, START_FAILURE_METRIC } from '../src/pipeline.js';
+import {
+  baseImageAgeDays,
+  KNOWN_PROPS,
+  RECOGNITION_START_FAILURE,
+  START_FAILURE_METRIC,
+} from '../src/pipeline.js';
 import { writeGalleryFor } from './galleries.js';
 
 // A tiny build context: the asset is staged (copied and hashed), never built, so any Dockerfile will do and
@@ -1032,7 +1038,43 @@ describe('FaceRecognitionPipeline props validation', () => {
       /replyQueues: at most 20/,
     ],
     ['reply queues that are no array', { replyQueues: 'a' as never }, /replyQueues must be an array/],
+    // What a JavaScript app passing context values on would send.
+    [
+      'a gallery bucket setting that is no boolean',
+      { galleryBucket: 'false' as never },
+      /galleryBucket must be true or false, got "false"/,
+    ],
+    [
+      'a batch size given as text',
+      { batchSize: '10' as never },
+      /batchSize must be an integer in \[1, 10000\], got "10"/,
+    ],
+    [
+      'a log retention CloudWatch does not have',
+      { logRetention: 42 as never },
+      /logRetention must be a logs\.RetentionDays value .*got 42/,
+    ],
+    [
+      'a removal policy that is none',
+      { removalPolicy: 'keep' as never },
+      /removalPolicy must be a RemovalPolicy \(DESTROY, RETAIN, SNAPSHOT, RETAIN_ON_UPDATE_OR_DELETE\), got "keep"/,
+    ],
+    [
+      'a models mirror outside the build context',
+      { buildArgs: { FACEREC_MODELS_MIRROR: '/work/shared/models/upstream' } },
+      /buildArgs\.FACEREC_MODELS_MIRROR must be a folder inside imageDirectory .*got "\/work\/shared\/models\/upstream"/,
+    ],
+    [
+      'a models mirror that is not there',
+      { buildArgs: { FACEREC_MODELS_MIRROR: 'no-such-mirror' } },
+      /buildArgs\.FACEREC_MODELS_MIRROR must be a folder inside imageDirectory/,
+    ],
+    ['a Dockerfile name with a typo', { dockerFile: 'Dockerfil' }, /dockerFile: no Dockerfil in /],
   ];
+  it('rejects props that are no object, naming it', () => {
+    expect(() => resolvePipelineProps(null as never)).toThrow(/props must be an object, got null/);
+  });
+
   it.each(cases)('rejects %s', (_name, props, message) => {
     let error: unknown;
     try {
@@ -1042,6 +1084,50 @@ describe('FaceRecognitionPipeline props validation', () => {
     }
     expect(error).toBeInstanceOf(FaceRecognitionPipelineError);
     expect((error as Error).message).toMatch(message);
+  });
+});
+
+describe('the base image', () => {
+  it("warns at synth when the Dockerfile's dated base image is more than 90 days old, not when it is newer or pinned", () => {
+    const dockerFile = (tag: string) => {
+      const dir = mkdtempSync(path.join(scratch, 'base-'));
+      writeFileSync(
+        path.join(dir, 'Dockerfile'),
+        `ARG NODE_IMAGE=public.ecr.aws/lambda/nodejs:${tag}\nFROM \${NODE_IMAGE}\n`,
+      );
+      mkdirSync(path.join(dir, 'gallery'));
+      writeFileSync(
+        path.join(dir, 'gallery', 'gallery.json'),
+        readFileSync(path.join(imageDirectory, 'gallery', 'gallery.json')),
+      );
+      return dir;
+    };
+    expect(
+      baseImageAgeDays(path.join(dockerFile('22.2025.08.04.11'), 'Dockerfile'), Date.UTC(2025, 10, 2)),
+    ).toEqual({
+      image: 'public.ecr.aws/lambda/nodejs:22.2025.08.04.11',
+      days: 90,
+    });
+    const warnings = (props: FaceRecognitionPipelineProps) =>
+      Annotations.fromStack(synth(props).stack)
+        .findWarning('*', Match.stringLikeRegexp('base image'))
+        .map((w) => String(w.entry.data));
+    const old = dockerFile('22.2025.08.04.11');
+    expect(warnings({ imageDirectory: old })).toEqual([
+      expect.stringMatching(
+        /^FaceRecognitionPipeline: the Dockerfile's base image public\.ecr\.aws\/lambda\/nodejs:22\.2025\.08\.04\.11 is \d+ days old/,
+      ),
+    ]);
+    // A base image passed as a build argument replaces the Dockerfile's; a digest has no date to judge.
+    expect(
+      warnings({
+        imageDirectory: old,
+        buildArgs: { NODE_IMAGE: 'public.ecr.aws/lambda/nodejs:22@sha256:abc' },
+      }),
+    ).toEqual([]);
+    const today = new Date();
+    const fresh = `22.${today.getUTCFullYear()}.${String(today.getUTCMonth() + 1).padStart(2, '0')}.${String(today.getUTCDate()).padStart(2, '0')}.10`;
+    expect(warnings({ imageDirectory: dockerFile(fresh) })).toEqual([]);
   });
 });
 
