@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ms, quantile, sharedDir } from './bench-common.js';
+import { envInteger, ms, quantile, sharedDir } from './bench-common.js';
 import {
   buildTestTree,
   functionUrlEvent,
@@ -25,7 +25,7 @@ import {
 } from './lambda-harness.js';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const starts = Math.max(1, Number(process.env.FACEREC_BENCH_ROUNDS ?? 3));
+const starts = envInteger('FACEREC_BENCH_ROUNDS', 3);
 const bbt = path.join(sharedDir, 'faces', 'face-api.js', 'bbt');
 
 async function main(): Promise<void> {

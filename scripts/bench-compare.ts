@@ -33,10 +33,10 @@ import { readSyntheticReference } from '../packages/framework/src/testing/synthe
 import { createWorkerProvider } from '../packages/lambda-runtime/src/index.js';
 import { createOnnxProvider, OnnxInceptionResnetV1Embedder } from '../packages/provider-onnx/src/index.js';
 import { writeSyntheticCheckpoint } from '../packages/provider-onnx/test/fixtures/synthetic-checkpoint.js';
-import { BENCH_FRAMES, ms, quantile, sharedDir } from './bench-common.js';
+import { BENCH_FRAMES, envInteger, ms, quantile, sharedDir } from './bench-common.js';
 
-const threads = Number(process.env.FACEREC_THREADS ?? availableParallelism());
-const rounds = Math.max(2, Number(process.env.FACEREC_BENCH_ROUNDS ?? 4));
+const threads = envInteger('FACEREC_THREADS', availableParallelism());
+const rounds = envInteger('FACEREC_BENCH_ROUNDS', 4, 2);
 const python = process.env.FACEREC_PYTHON ?? 'python3';
 const pythonPath = [process.env.FACENET_PYTORCH_DIR, process.env.PYTHONPATH]
   .filter(Boolean)

@@ -20,10 +20,10 @@ import {
   OnnxInceptionResnetV1Embedder,
 } from '../packages/provider-onnx/src/index.js';
 import { writeSyntheticCheckpoint } from '../packages/provider-onnx/test/fixtures/synthetic-checkpoint.js';
-import { ms, quantile, sharedDir } from './bench-common.js';
+import { envInteger, ms, quantile, sharedDir } from './bench-common.js';
 
-const threads = Number(process.env.FACEREC_THREADS ?? availableParallelism());
-const rounds = Math.max(10, Number(process.env.FACEREC_BENCH_ROUNDS ?? 12));
+const threads = envInteger('FACEREC_THREADS', availableParallelism());
+const rounds = envInteger('FACEREC_BENCH_ROUNDS', 12, 10);
 const MiB = 1024 * 1024;
 const mb = (kib: number): string => `${(kib / 1024).toFixed(0)} MiB`;
 

@@ -1,9 +1,8 @@
 // MTCNN benchmark (`npm run bench -- mtcnn`): prints figures, asserts nothing.
 // Detection + crops on the four frames of ../shared/README.md "Reference speed", each resized to 1280 px
 // wide, plus the time to load the three nets with a cold and a warm model cache.
-import { mkdtempSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -26,9 +25,9 @@ import {
   OnnxMtcnnNetworks,
   quantizeStatic,
 } from '../packages/provider-onnx/src/index.js';
-import { BENCH_FRAMES, ms, quantile, sharedDir } from './bench-common.js';
+import { BENCH_FRAMES, benchTempDir, envInteger, ms, quantile, sharedDir } from './bench-common.js';
 
-const threads = Number(process.env.FACEREC_THREADS ?? availableParallelism());
+const threads = envInteger('FACEREC_THREADS', availableParallelism());
 
 async function frame(file: string): Promise<RgbImage> {
   const jpeg = await sharp(path.join(sharedDir, 'faces', file))
@@ -41,7 +40,7 @@ async function frame(file: string): Promise<RgbImage> {
 console.log(`## MTCNN detection + crops (onnx, ${threads} intra-op threads)`);
 const store = new ModelStore({
   manifest: await loadManifest(),
-  cacheDir: mkdtempSync(path.join(tmpdir(), 'facerec-bench-')),
+  cacheDir: benchTempDir('mtcnn'),
   mirrorDir: path.join(sharedDir, 'models', 'upstream'),
 });
 let t = performance.now();
@@ -74,7 +73,7 @@ for (const f of frames) {
   warmup.push(performance.now() - start);
 }
 console.log(`first detection per frame after warmUp (not counted): ${warmup.map(ms).join(', ')}`);
-const rounds = Number(process.env.FACEREC_BENCH_ROUNDS ?? 5);
+const rounds = envInteger('FACEREC_BENCH_ROUNDS', 5);
 const times: number[] = [];
 const perFrame = frames.map(() => [] as number[]);
 let faces = 0;

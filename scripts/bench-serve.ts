@@ -7,12 +7,11 @@
 //   FACEREC_BENCH_RATES (default 60,100,125 requests/s), FACEREC_BENCH_SECONDS (default 20 per rate),
 //   FACEREC_BENCH_SERVE_ARGS (default "--queue memory"; e.g. "--workers 0").
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ms, quantile, sharedDir } from './bench-common.js';
+import { benchTempDir, ms, quantile, sharedDir } from './bench-common.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'packages', 'cli', 'dist', 'bin.js');
@@ -26,7 +25,7 @@ const env = {
   MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '1048576',
 };
 
-const work = mkdtempSync(path.join(tmpdir(), 'facerec-bench-serve-'));
+const work = benchTempDir('serve');
 const gallery = path.join(work, 'bbt.gallery.json');
 const enroll = spawnSync(
   process.execPath,

@@ -9,9 +9,8 @@
 // Environment: FACEREC_BENCH_RUNTIMES (default `wasm,cpu,onnx`), FACEREC_BENCH_ROUNDS (timed rounds per
 // frame, default 3; the cpu backend always does 1, it needs 20–40 s per frame), FACEREC_THREADS (onnx
 // intra-op threads, default: available cores).
-import { mkdtempSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import {
@@ -26,13 +25,22 @@ import { readSyntheticReference } from '../packages/framework/src/testing/synthe
 import { createOnnxProvider } from '../packages/provider-onnx/src/index.js';
 import { createTfjsProvider, type TfjsBackendName } from '../packages/provider-tfjs/src/index.js';
 import { writeSyntheticCheckpoint } from '../packages/provider-tfjs/test/fixtures/synthetic-checkpoint.js';
-import { BENCH_FRAMES, quantile, sharedDir } from './bench-common.js';
+import { BENCH_FRAMES, benchTempDir, envInteger, quantile, sharedDir } from './bench-common.js';
 
 type Runtime = 'wasm' | 'cpu' | 'onnx';
 
-const runtimes = (process.env.FACEREC_BENCH_RUNTIMES ?? 'wasm,cpu,onnx').split(',') as Runtime[];
-const rounds = Number(process.env.FACEREC_BENCH_ROUNDS ?? 3);
-const threads = Number(process.env.FACEREC_THREADS ?? availableParallelism());
+const RUNTIMES: readonly Runtime[] = ['wasm', 'cpu', 'onnx'];
+const runtimes = (process.env.FACEREC_BENCH_RUNTIMES ?? RUNTIMES.join(',')).split(',') as Runtime[];
+// tfjs-node (`tensorflow`) is not benched here: it cannot be installed where these figures are made.
+const unknownRuntimes = runtimes.filter((r) => !RUNTIMES.includes(r));
+if (unknownRuntimes.length) {
+  console.error(
+    `FACEREC_BENCH_RUNTIMES: ${unknownRuntimes.map((r) => JSON.stringify(r.slice(0, 20))).join(', ')} not benched here; choose from ${RUNTIMES.join(', ')}`,
+  );
+  process.exit(2);
+}
+const rounds = envInteger('FACEREC_BENCH_ROUNDS', 3);
+const threads = envInteger('FACEREC_THREADS', availableParallelism());
 const BATCH = 8;
 
 async function frame(file: string): Promise<RgbImage> {
@@ -52,7 +60,7 @@ interface Row {
   embedPerFace: number;
 }
 
-const work = mkdtempSync(path.join(tmpdir(), 'facerec-bench-tfjs-'));
+const work = benchTempDir('tfjs');
 const store = new ModelStore({
   manifest: await loadManifest(),
   cacheDir: path.join(work, 'cache'),
