@@ -674,7 +674,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
   // at deploy.
   const mirror = props.buildArgs?.FACEREC_MODELS_MIRROR;
   if (mirror !== undefined && !prebuilt) {
-    const folder = path.resolve(imageDirectory, mirror);
+    const folder = typeof mirror === 'string' ? path.resolve(imageDirectory, mirror) : '';
     if (
       typeof mirror !== 'string' ||
       path.isAbsolute(mirror) ||

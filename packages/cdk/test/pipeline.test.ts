@@ -1070,6 +1070,11 @@ describe('FaceRecognitionPipeline props validation', () => {
       /buildArgs\.FACEREC_MODELS_MIRROR must be a folder inside imageDirectory/,
     ],
     ['a Dockerfile name with a typo', { dockerFile: 'Dockerfil' }, /dockerFile: no Dockerfil in /],
+    [
+      'a models mirror that is no string',
+      { buildArgs: { FACEREC_MODELS_MIRROR: 5 as never } },
+      /buildArgs\.FACEREC_MODELS_MIRROR must be a folder inside imageDirectory .*got "5"/,
+    ],
   ];
   it('rejects props that are no object, naming it', () => {
     expect(() => resolvePipelineProps(null as never)).toThrow(/props must be an object, got null/);

@@ -181,7 +181,7 @@ export const PIPELINE_VARIABLES: readonly string[] = Object.freeze(Object.keys(s
 
 /**
  * `FACEREC_` variables read by other parts of facerec than {@link loadConfig}: the model store, the tfjs
- * provider, int8 calibration, the CLI and `facerec serve`, the S3 store, the tests' shared data.
+ * provider, int8 calibration, the CLI and `facerec serve`, the S3 store, the tests' shared data, the harness.
  */
 const READ_ELSEWHERE = Object.freeze([
   'FACEREC_CACHE_DIR',
@@ -192,6 +192,9 @@ const READ_ELSEWHERE = Object.freeze([
   'FACEREC_LOCAL_TOKEN',
   'FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES',
   'FACEREC_SHARED_DIR',
+  // scripts/lambda-harness.ts, which runs a handler from a built Lambda tree (its tests, the cold-start bench).
+  'FACEREC_INVOKE_EVENT',
+  'FACEREC_INVOKE_RESULT',
 ]);
 
 /**

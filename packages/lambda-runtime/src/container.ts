@@ -6,6 +6,7 @@ import {
   type FaceEmbedder,
   type FaceProvider,
   type Gallery,
+  type GalleryStore,
   InvalidOptionsError,
   missingThresholdMessage,
   openGalleryStore,
@@ -118,11 +119,12 @@ export function createPipelineContainer(
       const loading = deps.resolve<Promise<FaceEmbedder>>(TOKENS.embedder);
       loading.catch(() => undefined); // awaited below, or by whoever resolves the embedder
       let gallery: Gallery;
+      // The store this factory opened (not one passed in), to be closed if it cannot be used.
+      let opened: GalleryStore | undefined;
       if (overrides.gallery) gallery = overrides.gallery;
       else if (config.gallery) {
-        // A path, s3:// or postgres:// URL; stores that change are re-checked every refreshSeconds (each new
-        // version must hold the embeddings of the first one, which is checked against the embedder below).
-        gallery = await openGalleryStore(config.gallery, {
+        // A path, s3:// or postgres:// URL; stores that change are re-checked every refreshSeconds.
+        gallery = opened = await openGalleryStore(config.gallery, {
           refreshSeconds: config.galleryStore.refreshSeconds,
           ...(config.galleryStore.s3Endpoint ? { s3Endpoint: config.galleryStore.s3Endpoint } : {}),
           logger: deps.resolve<PipelineLogger>(TOKENS.logger),
@@ -133,15 +135,22 @@ export function createPipelineContainer(
           'FACEREC_GALLERY is required for recognition',
         );
       }
-      // Against the registry's description first, without the model: a gallery of another embedder is said as
-      // such, not as whatever loading the configured model fails with (the default embedder's weights missing
-      // when FACEREC_EMBEDDER was left unset for a faceapi-resnet gallery). Then the weights, which only the
-      // loaded model knows.
-      assertGalleryFitsEmbedder(
-        { source: config.gallery ?? 'gallery', embedder: gallery.embedder, identities: 0 },
-        config.embedder,
-      );
-      gallery.assertCompatible(await loading);
+      try {
+        // Against the registry's description first, without the model: a gallery of another embedder is said as
+        // such, not as whatever loading the configured model fails with (the default embedder's weights missing
+        // when FACEREC_EMBEDDER was left unset for a faceapi-resnet gallery). Then the weights, which only the
+        // loaded model knows; from then on a store that reloads refuses versions that are not the model's.
+        assertGalleryFitsEmbedder(
+          { source: config.gallery ?? 'gallery', embedder: gallery.embedder, identities: 0 },
+          config.embedder,
+        );
+        gallery.assertCompatible(await loading);
+      } catch (error) {
+        // A store opened here is closed (its S3 client, its Postgres pool): a failed start is tried again every
+        // 10 s while the bucket holds another embedder's gallery.
+        await opened?.close().catch(() => undefined);
+        throw error;
+      }
       return gallery;
     }),
   });

@@ -191,6 +191,12 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
             continue;
           }
           message = parsed.data;
+          if (message.face_index >= message.face_count) {
+            fail(record, 'invalid face message: face_index must be less than face_count', {
+              request_id: message.request_id,
+            });
+            continue;
+          }
           if (message.reply_to !== undefined && !replyQueues.has(message.reply_to)) {
             fail(record, 'reply_to is not one of the allowed reply queues (FACEREC_REPLY_QUEUES)', {
               request_id: message.request_id,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import type { FunctionUrlEvent, FunctionUrlResult } from '@facerec/lambda-runtime';
 import { afterAll, expect, it, vi } from 'vitest';
+import { pipelineParts } from './fixtures.js';
 
 /**
  * The detection Lambda entry module as Lambda loads it: configuration from the environment, models and
@@ -205,5 +206,48 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
       );
     }
     expect(lines.join('')).not.toMatch(/\n\s+at /); // no stack trace
+  }, 60_000);
+
+  it('a started recognition function hands back the records of an event that is no SQS batch, in one line', async () => {
+    // A faceapi-resnet gallery (its weights install offline) and nothing else wrong: the function starts.
+    const work = await mkdtemp(path.join(os.tmpdir(), 'facerec-entry-'));
+    temps.push(work);
+    const gallery = path.join(work, 'gallery.json');
+    await writeFile(gallery, (await pipelineParts()).gallery.toText());
+    vi.stubEnv('FACEREC_THRESHOLD', '');
+    vi.stubEnv('FACEREC_CACHE_DIR', path.join(work, 'cache'));
+    vi.stubEnv('FACEREC_EMBEDDER', 'faceapi-resnet');
+    vi.stubEnv('FACEREC_GALLERY', gallery);
+    vi.resetModules();
+    const { lines, restore } = captureOutput();
+    const answers: unknown[] = [];
+    try {
+      const recognition = await import('../src/lambda/recognition.js');
+      // A record without a body beside one with: the event is refused whole, each named record handed back.
+      answers.push(
+        await recognition.handler({
+          Records: [{ messageId: 'm1', body: '{}' }, { messageId: 'm2' }, null],
+        } as never),
+      );
+      answers.push(await recognition.handler({} as never));
+    } finally {
+      restore();
+    }
+    expect(answers).toEqual([
+      { batchItemFailures: [{ itemIdentifier: 'm1' }, { itemIdentifier: 'm2' }] },
+      { batchItemFailures: [] },
+    ]);
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(
+      logged.filter((l) => l.message === 'the event is no SQS batch; its records are handed back'),
+    ).toEqual([
+      expect.objectContaining({
+        level: 'ERROR',
+        error: expect.stringMatching(/^not an SQS event: record 1 has no/),
+      }),
+      expect.objectContaining({ level: 'ERROR', error: 'not an SQS event: it has no Records array' }),
+    ]);
+    expect(logged.some((l) => String(l.message).includes('failed to start'))).toBe(false);
+    expect(lines.join('')).not.toMatch(/\n\s+at /);
   }, 60_000);
 });

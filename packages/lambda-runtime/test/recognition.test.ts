@@ -113,7 +113,7 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
     expect(lines.join('\n')).not.toContain('0.123');
     expect(lines.join('\n')).toContain('1 unknown field; allowed: request_id');
     expect(lines.join('\n')).toContain('crop: not base64 (the crop is a JPEG as standard base64)');
-    expect(lines.join('\n')).toContain('face_index: face_index must be less than face_count');
+    expect(lines.join('\n')).toContain('invalid face message: face_index must be less than face_count');
     expect((await drain(transport)).map((a) => a.request_id).sort()).toEqual([
       'amy3',
       'bernadette3',

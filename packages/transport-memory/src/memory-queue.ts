@@ -300,9 +300,9 @@ export class InMemoryQueueTransport implements Transport {
     this.#assertOpen();
     assertQueueName(queue);
     const prepared = prepareOutboundMessages(messages, this.#maxMessageBytes);
-    // A publish here takes no time, so only a signal aborted before it stops it.
-    options.signal?.throwIfAborted();
     if (prepared.length === 0) return;
+    // A publish here takes no time, so only a signal aborted before it stops it (rejecting with its reason).
+    options.signal?.throwIfAborted();
     const state = this.#queue(queue);
     const now = this.#clock.now();
     const windowMs = state.config.deduplicationWindowSeconds * 1000;

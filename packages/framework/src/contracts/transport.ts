@@ -43,9 +43,11 @@ export interface ReceiveOptions {
 /** Options for {@link Transport.publish}. */
 export interface PublishOptions {
   /**
-   * Give up early (a Lambda invocation's deadline): aborted, `publish` stops retrying and sends nothing more, and
-   * rejects as a failed publish does, listing the messages not accepted (a call cut short may have been accepted
-   * all the same); what was accepted before stays published. Already aborted, nothing is sent.
+   * Give up early (a Lambda invocation's deadline): aborted, `publish` stops retrying, sends nothing more and
+   * rejects; what was accepted before stays published (and a call cut short may have been accepted all the
+   * same). A transport that can half-publish says which messages were not accepted (the SQS one: its
+   * `PublishError`); one that publishes at once (the in-memory one) rejects with the signal's reason. Already
+   * aborted, nothing is sent (an empty publish still resolves).
    */
   readonly signal?: AbortSignal;
 }

@@ -215,8 +215,15 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     return this.gallery.calibration;
   }
 
+  /**
+   * Throws `EmbedderMismatchError` when the version held is not `embedder`'s; when it is, later versions must be
+   * too: a store opened without an embedder (its first version's taken as the expected one, which may record no
+   * weights hash) then refuses a version enrolled with other weights or another crop than `embedder`'s.
+   */
   assertCompatible(embedder: GalleryEmbedderInfo): void {
     this.gallery.assertCompatible(embedder);
+    const { modelId, weightsSha256, dimension, preprocessing } = embedder;
+    this.#expected = { modelId, weightsSha256, dimension, preprocessing };
   }
 
   async identities(): Promise<string[]> {
