@@ -66,6 +66,14 @@ describeWithSharedData('facerec verify', [IMAGES.join('/'), 'models/upstream/pne
     expect(run.stderr).toMatch(/threshold [\d.]+: faceapi-resnet's recommended euclidean threshold/);
   });
 
+  it('a photo against itself is distance 0 (not the 0.0006 float32 rounding gave through the dot product)', async () => {
+    const run = await verify('obama2.jpg', 'obama2.jpg', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    expect((JSON.parse(run.stdout) as VerifyJson).distance).toBe(0);
+    const cosine = await verify('obama2.jpg', 'obama2.jpg', '--json', '--metric', 'cosine');
+    expect((JSON.parse(cosine.stdout) as VerifyJson).distance).toBeLessThan(1e-12);
+  });
+
   it('obama vs biden: different people, one line on stdout', async () => {
     const run = await verify('obama.jpg', 'biden.jpg');
     expect(run.code, run.stderr).toBe(0);

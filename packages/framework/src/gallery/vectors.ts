@@ -38,6 +38,28 @@ export function distanceFromDot(metric: DistanceMetric, dot: number): number {
   return metric === 'euclidean' ? Math.sqrt(Math.max(0, 2 - 2 * dot)) : 1 - dot;
 }
 
+/**
+ * The distance between two embeddings from their components, for one pair (`verify`). A search takes it from the
+ * dot product ({@link distanceFromDot}), where float32 norms a hair off 1 make two identical embeddings about
+ * 0.0006 apart in Euclidean distance (`sqrt(2 − 2·0.99999982)`); here they are 0. Elsewhere both agree within
+ * 1e-6.
+ */
+export function distanceBetween(metric: DistanceMetric, a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  if (metric === 'euclidean') {
+    for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2;
+    return Math.sqrt(sum);
+  }
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    sum += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  return aa === 0 || bb === 0 ? 1 : Math.max(0, 1 - sum / Math.sqrt(aa * bb));
+}
+
 /** Largest distance two unit vectors can be apart: 2 for both metrics (opposite vectors). */
 export const MAX_DISTANCE = 2;
 

@@ -5,7 +5,7 @@ import type { DistanceMetric, Gallery, IdentityCandidate } from '../contracts/ga
 import type { FaceProvider } from '../contracts/provider.js';
 import { InvalidOptionsError } from '../errors.js';
 import { thresholdSchema } from '../gallery/format.js';
-import { distanceFromDot, dot } from '../gallery/vectors.js';
+import { distanceBetween } from '../gallery/vectors.js';
 import { type DecodeLimits, decodeImage } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
@@ -286,7 +286,7 @@ export async function createFaceRecognizer(options: FaceRecognizerOptions): Prom
         return { face: faces[best]!, crop: crops[best]!.image, count: faces.length };
       });
       const [ea, eb] = await embedder.embed(picked.map((p) => p.crop));
-      const distance = distanceFromDot(metric, dot(ea!, eb!));
+      const distance = distanceBetween(metric, ea!, eb!);
       const [pa, pb] = picked as [(typeof picked)[0], (typeof picked)[0]];
       return {
         ...chosen,
