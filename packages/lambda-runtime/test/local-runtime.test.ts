@@ -119,6 +119,21 @@ describe('local runtime: recognition consumer', () => {
     port: 0,
   });
 
+  it("gives the dead-letter queue's depth in /health when it has one", async () => {
+    const transport = new InMemoryQueueTransport({ queues: {} });
+    const runtime = await startLocalRuntime({ ...frameOnly(), transport, deadLetterQueue: 'q-dlq' });
+    try {
+      await transport.publish('q-dlq', [{ body: '{"request_id":"lost"}' }]);
+      const health = (await (await fetch(`${runtime.url}/health`)).json()) as {
+        queues: Record<string, { visible: number }>;
+      };
+      expect(health.queues['q-dlq']).toEqual({ visible: 1 });
+      expect(health.queues.q).toMatchObject({ visible: 0 });
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('frees the place of a client that stalls while sending a frame (408 after requestTimeoutMs)', async () => {
     const registry = new Registry();
     const runtime = await startLocalRuntime({

@@ -68,6 +68,8 @@ const REQUESTS = 'requests';
 /** Deliveries of a face before it goes to the dead-letter queue, 30 s apart (as the reference stack's SQS). */
 const MAX_DELIVERIES = 5;
 const RESPONSES = 'responses';
+/** Where a face goes after {@link MAX_DELIVERIES} deliveries without an answer (its depth is in `GET /health`). */
+const DEAD_LETTERS = `${REQUESTS}-dlq`;
 
 /** What a frame's JSON needs beside its image. */
 const FRAME_JSON_BYTES = 64 * 1024;
@@ -244,7 +246,7 @@ export async function serveLocally(options: ServeOptions) {
       [REQUESTS]: {
         visibilityTimeoutSeconds: 30,
         maxReceiveCount: MAX_DELIVERIES,
-        deadLetterQueue: `${REQUESTS}-dlq`,
+        deadLetterQueue: DEAD_LETTERS,
       },
       // One answer per face id (its idempotency key) within an hour: a face processed again after a crash (its
       // answer queued, its request not yet acknowledged) is not answered twice.
@@ -312,6 +314,7 @@ export async function serveLocally(options: ServeOptions) {
     transport,
     requestQueue: REQUESTS,
     responseQueue: RESPONSES,
+    deadLetterQueue: DEAD_LETTERS,
     port,
     ...(options.host ? { host: options.host } : {}),
     ...(options.token ? { token: options.token } : {}),

@@ -56,6 +56,11 @@ export interface LocalRuntimeOptions {
   readonly transport: InMemoryQueueTransport;
   readonly requestQueue: string;
   readonly responseQueue: string;
+  /**
+   * The request queue's dead-letter queue, when it has one: `GET /health` gives its depth (faces delivered too
+   * often without an answer, whose frames get none for them).
+   */
+  readonly deadLetterQueue?: string;
   /** Port on 127.0.0.1; 0 picks a free one. Default 3000. */
   readonly port?: number;
   readonly host?: string;
@@ -298,7 +303,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     );
   }
   const logger = options.logger ?? silentLogger;
-  const { transport, requestQueue, responseQueue } = options;
+  const { transport, requestQueue, responseQueue, deadLetterQueue } = options;
   const maxInFlight = options.maxInFlight ?? 16;
   const maxQueueDepth = options.maxQueueDepth ?? 256;
   const maxInFlightPixels = options.maxInFlightPixels ?? DEFAULT_MAX_IN_FLIGHT_PIXELS;
@@ -633,6 +638,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
                 inFlight: transport.inFlight(requestQueue),
               },
               [responseQueue]: { visible: transport.depth(responseQueue), held: mailbox.size },
+              ...(deadLetterQueue
+                ? { [deadLetterQueue]: { visible: transport.depth(deadLetterQueue) } }
+                : {}),
             },
             admission: {
               inFlight,
