@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -56,6 +56,23 @@ describe('writeFileAtomic', () => {
     await writeFile(file, 'old content, longer than the new one');
     await writeFileAtomic(file, 'new');
     expect(await readFile(file, 'utf8')).toBe('new');
+  });
+
+  it("keeps a replaced file's permissions (a private gallery stays private), and replaces a link rather than following it", async () => {
+    const file = fresh();
+    await writeFile(file, 'private');
+    await chmod(file, 0o600);
+    await writeFileAtomic(file, 'still private');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    // A link planted where a file is written (a crop in a shared folder) is replaced; its target is untouched.
+    const target = fresh();
+    await writeFile(target, 'not to be overwritten');
+    const link = fresh();
+    await symlink(target, link);
+    await writeFileAtomic(link, 'crop');
+    expect(await readFile(target, 'utf8')).toBe('not to be overwritten');
+    expect((await lstat(link)).isSymbolicLink()).toBe(false);
+    expect(await readFile(link, 'utf8')).toBe('crop');
   });
 
   it('fsyncs the file before the rename and the directory after it', async () => {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { onExit } from 'signal-exit';
 
@@ -60,6 +60,10 @@ export async function writeFileAtomic(
       await handle.close();
     }
     await options.beforeRename?.();
+    // A file replaced keeps its permissions: a gallery made private (chmod 600) stays so through every rewrite,
+    // where the new file would take the umask's (usually world-readable).
+    const replaced = await stat(file).catch(() => undefined);
+    if (replaced?.isFile()) await chmod(temp, replaced.mode & 0o7777);
     await renameReplacing(temp, file);
   } catch (error) {
     await rm(temp, { force: true });

@@ -260,6 +260,11 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(`${open.url}/collections/default/faces`, {}, '', 'GET')).toBe(404);
       expect(await raw(open.url, { ...json, host: 'evil.example:80' })).toBe(403);
       expect(await raw(open.url, { ...json, host: `localhost:${new URL(open.url).port}` })).toBe(200);
+      // From a web page (a browser says so): a GET /responses would need no preflight and take the answers.
+      const page = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' };
+      expect(await raw(`${open.url}/responses?wait=0`, page, '', 'GET')).toBe(403);
+      expect(await raw(open.url, { ...json, origin: 'https://evil.example' })).toBe(403);
+      expect(await raw(`${open.url}/health`, { 'sec-fetch-site': 'none' }, '', 'GET')).toBe(200);
       expect(await raw(locked.url, json)).toBe(401);
       expect(await raw(locked.url, { ...json, authorization: 'Bearer wrong!' })).toBe(401);
       expect(await raw(locked.url, { ...json, authorization: 'Bearer s3cret' })).toBe(200);
@@ -282,6 +287,8 @@ describe('local runtime: recognition consumer', () => {
           [404, 'no such route', 'GET', 'other'],
           [404, 'no such route', 'GET', '/collections'],
           [403, 'Host is not a loopback name', 'POST', '/'],
+          [403, 'request from a web page', 'GET', '/responses'],
+          [403, 'request from a web page', 'POST', '/'],
           [401, 'no bearer token', 'POST', '/'],
           [401, 'wrong bearer token', 'POST', '/'],
         ].map(([status, error, method, route]) => ({

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidOptionsError } from '@facerec/framework';
 import type Database from 'better-sqlite3';
@@ -94,6 +94,9 @@ export async function openSqliteQueueJournal(file: string): Promise<QueueJournal
   }
   let db: Database.Database;
   try {
+    // A new queue file is private (it holds face crops and who they were recognised as): created here with mode
+    // 600, which SQLite gives its -wal and -shm files too; an existing file keeps the mode it has.
+    if (!existsSync(file)) closeSync(openSync(file, 'wx', 0o600));
     // No busy wait: the only contender for the file is another process, which holds it for its whole life.
     db = open(file, { timeout: 0 });
     db.pragma('locking_mode = EXCLUSIVE');

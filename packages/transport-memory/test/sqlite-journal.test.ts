@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describeTransportConformance } from '@facerec/framework/testing';
@@ -101,6 +101,17 @@ describe('InMemoryQueueTransport: durable with a SQLite journal', () => {
       'window over',
     ]);
     await second.close();
+  });
+
+  it('creates a new queue file private (it holds face crops), its write-ahead log too', async () => {
+    const file = scratch();
+    const transport = new InMemoryQueueTransport({ journal: await openSqliteQueueJournal(file) });
+    try {
+      await transport.publish('q', [{ body: 'a face' }]);
+      for (const f of [file, `${file}-wal`]) expect(statSync(f).mode & 0o777).toBe(0o600);
+    } finally {
+      await transport.close();
+    }
   });
 
   it('refuses a queue file in a folder that does not exist, creating none', async () => {

@@ -1,7 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
-import { visibleText } from '@facerec/framework/internal';
+import { visibleText, writeFileAtomic } from '@facerec/framework/internal';
 import type { Command } from 'commander';
 import {
   expandImageArguments,
@@ -107,7 +107,9 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
               if (opts.cropsDir) {
                 for (const [i, c] of crops.entries()) {
                   const file = path.join(opts.cropsDir, `${stem}_${i}.png`);
-                  await writeFile(file, await encodePng(c.image));
+                  // Through a temporary file renamed into place: a link planted at the name (a shared /tmp
+                  // folder) is replaced, not followed to overwrite whatever it points to.
+                  await writeFileAtomic(file, await encodePng(c.image));
                   written.push(file);
                 }
               }

@@ -18,6 +18,8 @@ import {
   decoderMessage,
   encodeJpeg,
   encodePng,
+  MAX_IMAGE_SIDE,
+  MAX_JPEG_SCANS,
 } from './decode.js';
 import { detectImageFormat } from './format.js';
 import type { RgbImage } from './types.js';
@@ -305,6 +307,39 @@ describe('decodeImage: rejections are typed and fast', () => {
       actual: 400_000_000,
       maximum: DEFAULT_DECODE_LIMITS.maxPixels,
     });
+    fast(ms);
+  });
+
+  it('refuses a side longer than 65,535 px from the header alone, within the pixel limit', async () => {
+    // 1×25,000,000 as a real PNG is 97 KB and took libvips 15 s to decode, line by line.
+    for (const [w, h] of [
+      [1, 25_000_000],
+      [25_000_000, 1],
+    ] as const) {
+      const { error, ms } = await rejection(pngClaiming(w, h));
+      expect(error).toBeInstanceOf(InvalidImageError);
+      expect((error as Error).message).toBe(
+        `Image ${w}×${h} has a side longer than ${MAX_IMAGE_SIDE} pixels, the longest decoded`,
+      );
+      fast(ms);
+    }
+  });
+
+  it('refuses a JPEG with more scans than encoders write, before decoding it', async () => {
+    const jpeg = await solid(64, 64, 3, 'red').jpeg({ progressive: true }).toBuffer();
+    expect((await decodeImage(jpeg)).width).toBe(64);
+    // A comment segment after SOI holding start-of-scan markers: counted as scans would be (each a pass over
+    // the whole image when real: 2,000 of them took 16 s at 25 megapixels).
+    const markers = Buffer.alloc((MAX_JPEG_SCANS + 1) * 2);
+    for (let i = 0; i < markers.length; i += 2) markers.set([0xff, 0xda], i);
+    const comment = Buffer.concat([
+      Buffer.from([0xff, 0xfe, (markers.length + 2) >> 8, (markers.length + 2) & 0xff]),
+      markers,
+    ]);
+    const crafted = Buffer.concat([jpeg.subarray(0, 2), comment, jpeg.subarray(2)]);
+    const { error, ms } = await rejection(crafted);
+    expect(error).toBeInstanceOf(InvalidImageError);
+    expect((error as Error).message).toMatch(/^JPEG with more than 100 scans/);
     fast(ms);
   });
 

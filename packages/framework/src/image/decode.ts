@@ -58,6 +58,34 @@ const limitsSchema = z
 const IGNORE_ICC = true;
 
 /**
+ * The longest side decoded: JPEG's own largest (WebP's is 16,383). Within the pixel limit a PNG can be 1 px by
+ * 25,000,000 (97 KB), which libvips takes 15 s to decode, line by line.
+ */
+export const MAX_IMAGE_SIDE = 65_535;
+
+/**
+ * The most scans a JPEG may have. Encoders write 1 (baseline) to about 15 (progressive; 14 at most among the
+ * shared test photos); each scan is a pass over the whole image, so 2,000 of them in a 280 KB file took 16 s to
+ * decode at 25 megapixels, 65× a normal progressive JPEG.
+ */
+export const MAX_JPEG_SCANS = 100;
+
+/**
+ * Start-of-scan markers (0xFF 0xDA) in JPEG bytes. Entropy-coded data stuffs every 0xFF with 0x00, so the pair
+ * occurs only as a marker (or inside an embedded thumbnail, itself a JPEG): an upper bound on the scans, counted
+ * with native `indexOf` in milliseconds for megabytes. libvips offers no scan limit to set.
+ */
+function jpegScans(bytes: Uint8Array): number {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const marker = Buffer.from([0xff, 0xda]);
+  let count = 0;
+  for (let at = buffer.indexOf(marker); at !== -1; at = buffer.indexOf(marker, at + 2)) {
+    if (++count > MAX_JPEG_SCANS) break;
+  }
+  return count;
+}
+
+/**
  * `error` rather than the stricter default `warning`: libjpeg warns about harmless quirks (stray bytes
  * between markers) that many cameras write, while truncation and corrupt data are still errors, so a
  * truncated JPEG fails instead of decoding to grey padding.
@@ -121,7 +149,9 @@ export function readImageFile(
  * @throws {@link ImageTooLargeError} over `maxBytes` (`limit: 'bytes'`) or `maxPixels` (`limit: 'pixels'`).
  * @throws {@link UnsupportedImageFormatError} for a recognised format other than JPEG, PNG or WebP (GIF,
  *   TIFF, BMP, HEIF/AVIF, SVG, ...).
- * @throws {@link InvalidImageError} for unrecognised bytes and for corrupt or truncated images.
+ * @throws {@link InvalidImageError} for unrecognised bytes and for corrupt or truncated images; for a side
+ *   longer than {@link MAX_IMAGE_SIDE} and a JPEG of more than {@link MAX_JPEG_SCANS} scans (decoding costs
+ *   far beyond what its pixels would: seconds for a 100 KB file).
  * @throws {@link InvalidOptionsError} when `limits` holds anything but positive integers or unknown keys.
  * @throws {@link InvalidInputError} when `bytes` is not a `Uint8Array`/`Buffer`.
  *
@@ -167,6 +197,19 @@ export async function decodeImage(bytes: Uint8Array, limits?: DecodeLimits): Pro
   }
   if (width * height > maxPixels) {
     throw new ImageTooLargeError('pixels', width * height, maxPixels, `${width}×${height}`);
+  }
+  if (Math.max(width, height) > MAX_IMAGE_SIDE) {
+    // Not an ImageTooLargeError: no limit raises it.
+    throw new InvalidImageError(
+      `Image ${width}×${height} has a side longer than ${MAX_IMAGE_SIDE} pixels, the longest decoded`,
+      { format },
+    );
+  }
+  if (format === 'jpeg' && jpegScans(bytes) > MAX_JPEG_SCANS) {
+    throw new InvalidImageError(
+      `JPEG with more than ${MAX_JPEG_SCANS} scans (encoders write up to about 15): refused, as each scan is a pass over the whole image`,
+      { format },
+    );
   }
 
   let data: Buffer;

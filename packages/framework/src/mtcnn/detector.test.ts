@@ -64,3 +64,25 @@ describe('runMtcnnCascade', () => {
     expect(await runMtcnnCascade([tall, narrow], networks, options, sampling)).toEqual([[], []]);
   });
 });
+
+describe('MtcnnDetector working copy', () => {
+  it('finds no face, resampling and running nothing, in a frame above the working size too thin for one', async () => {
+    // 25,000,000×1 (a 73 KB PNG): its shorter side shrinks below 12 px, so no face fits. Widened to 12 px, the
+    // working copy was 14,400,000×12 (173 megapixels, 19 GB of memory while detecting).
+    const never = () => {
+      throw new Error('must not be called');
+    };
+    // Not a thenable (the loader's promise resolves to it), otherwise nothing may be read.
+    const networks = new Proxy(
+      {},
+      { get: (_, key) => (key === 'then' ? undefined : never) },
+    ) as unknown as MtcnnNetworks;
+    const detector = new MtcnnDetector('test', async () => networks);
+    const thin = { width: 25_000_000, height: 1, data: new Uint8Array(25_000_000 * 3) };
+    const flat = { width: 2_000_000, height: 12, data: new Uint8Array(2_000_000 * 12 * 3) };
+    expect(await detector.detectFaces([thin, flat])).toEqual([
+      { faces: [], crops: [] },
+      { faces: [], crops: [] },
+    ]);
+  });
+});

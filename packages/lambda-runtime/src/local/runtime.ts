@@ -544,6 +544,21 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           });
           return;
         }
+        // A GET from another site needs no preflight: a page in the browser of someone on this machine could
+        // poll /responses and take every answer, unseen by it but gone for the real clients. Browsers say where a
+        // request comes from (Sec-Fetch-Site; Origin on posts); programs (curl, fetch in Node) say neither.
+        const site = req.headers['sec-fetch-site'];
+        if (
+          (site !== undefined && site !== 'same-origin' && site !== 'none') ||
+          req.headers.origin !== undefined
+        ) {
+          refused(req, 403, 'request from a web page');
+          send(res, 403, {
+            error: 'requests from web pages are refused (Sec-Fetch-Site or Origin); send them from a program',
+            request_id: null,
+          });
+          return;
+        }
         if (options.token && !bearerMatches(req.headers.authorization, options.token)) {
           refused(req, 401, req.headers.authorization ? 'wrong bearer token' : 'no bearer token');
           send(
