@@ -119,6 +119,42 @@ describe('local runtime: recognition consumer', () => {
     port: 0,
   });
 
+  it('logs at most 20 refusals a second one by one, and how many more in one line; the counter has all', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      error() {},
+      warn: (message: string, extra?: Record<string, unknown>) => logged.push({ message, ...extra }),
+    };
+    const registry = new Registry();
+    const runtime = await startLocalRuntime({
+      ...frameOnly(),
+      logger,
+      token: 's3cret',
+      prometheus: registry,
+    });
+    try {
+      const wrong = () => fetch(`${runtime.url}/health`, { headers: { authorization: 'Bearer nope' } });
+      const statuses = await Promise.all(Array.from({ length: 60 }, wrong));
+      expect(statuses.every((r) => r.status === 401)).toBe(true);
+      await vi.waitFor(() => expect(logged.some((l) => l.message !== 'request refused')).toBe(true), {
+        timeout: 3000,
+      });
+      const oneByOne = logged.filter((l) => l.message === 'request refused').length;
+      const summed = logged
+        .filter((l) => l.message === 'more requests refused, not logged one by one')
+        .reduce((n, l) => n + (l.count as number), 0);
+      expect(oneByOne).toBeLessThanOrEqual(40); // 20 a second, the 60 may straddle two seconds
+      expect(oneByOne + summed).toBe(60);
+      expect(await registry.getSingleMetricAsString('facerec_requests_refused_total')).toMatch(
+        /facerec_requests_refused_total\{status="401"\} 60/,
+      );
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it("gives the dead-letter queue's depth in /health when it has one", async () => {
     const transport = new InMemoryQueueTransport({ queues: {} });
     const runtime = await startLocalRuntime({ ...frameOnly(), transport, deadLetterQueue: 'q-dlq' });

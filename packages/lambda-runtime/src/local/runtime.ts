@@ -16,6 +16,9 @@ import { LATENCY_BUCKETS_SECONDS } from './prometheus.js';
 import { frameRequestFields, RequestsInFlight, responsesQuery } from './requests.js';
 import { withChildSignal } from './signals.js';
 
+/** Refusals logged one by one each second; more are counted in one line (`facerec_requests_refused_total` has all). */
+const REFUSALS_LOGGED_PER_SECOND = 20;
+
 /** Addresses that only this machine can reach. */
 const LOOPBACK_ADDRESSES = new Set(['127.0.0.1', 'localhost', '::1']);
 /** Host headers a loopback server accepts (name and optional port). */
@@ -508,8 +511,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   /**
    * One warning per request the runtime refuses itself (the detection handler logs its own refusals): the
    * status, a fixed reason, the method and route (a known route, never the path sent), the client's address,
-   * and the request id where one was read. Nothing the client sent is echoed.
+   * and the request id where one was read. Nothing the client sent is echoed. At most
+   * {@link REFUSALS_LOGGED_PER_SECOND} a second: past that (a client hammering a wrong token, thousands of
+   * connections), one line says how many more there were; the counter counts every one.
    */
+  let refusalWindow = 0;
+  let refusalsInWindow = 0;
+  let refusalsNotLogged = 0;
+  const flushRefusals = () => {
+    if (refusalsNotLogged === 0) return;
+    logger.warn('more requests refused, not logged one by one', { count: refusalsNotLogged });
+    refusalsNotLogged = 0;
+  };
   const refused = (
     req: IncomingMessage,
     status: number,
@@ -517,6 +530,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     extra: { request_id?: string } = {},
   ) => {
     refusedCounter.inc({ status: String(status) });
+    const second = Math.floor(performance.now() / 1000);
+    if (second !== refusalWindow) {
+      flushRefusals();
+      refusalWindow = second;
+      refusalsInWindow = 0;
+    }
+    if (++refusalsInWindow > REFUSALS_LOGGED_PER_SECOND) {
+      // Said within a second, also when the refusals stop.
+      if (refusalsNotLogged++ === 0) setTimeout(flushRefusals, 1000).unref();
+      return;
+    }
     logger.warn('request refused', {
       status,
       error,
@@ -904,6 +928,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     throw error;
   }
   const address = server.address() as AddressInfo;
+  // `localhost` is taken for loopback by its name: a hosts file that maps it elsewhere would expose a server that
+  // has no token. What was bound decides.
+  if (!options.token && !/^(127\.|::1$|::ffff:127\.)/.test(address.address)) {
+    abort.abort();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await stopped();
+    throw new InvalidOptionsError(
+      'local runtime',
+      `${host} resolved to ${address.address}, which is not loopback: listening there needs a token (Authorization: Bearer <token>)`,
+    );
+  }
   // Listening on every interface: the URL this machine reaches it at (0.0.0.0 is not an address to send to).
   const reachable =
     address.address === '0.0.0.0'
