@@ -110,6 +110,18 @@ describe('local runtime: recognition consumer', () => {
     };
 
   /** A runtime whose detection answers every frame with no face, and nothing to recognise. */
+  /** A logger that keeps its warnings (message and fields) and drops the rest. */
+  const warningsLogged = () => {
+    const logged: Record<string, unknown>[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      error() {},
+      warn: (message: string, extra?: Record<string, unknown>) => logged.push({ message, ...extra }),
+    };
+    return { logged, logger };
+  };
+
   const frameOnly = () => ({
     detection: async () => ({ statusCode: 200, headers: {}, body: '{"faces":0}' }),
     recognition: notUsed as never,
@@ -120,13 +132,7 @@ describe('local runtime: recognition consumer', () => {
   });
 
   it('logs at most 20 refusals a second one by one, and how many more in one line; the counter has all', async () => {
-    const logged: Record<string, unknown>[] = [];
-    const logger = {
-      debug() {},
-      info() {},
-      error() {},
-      warn: (message: string, extra?: Record<string, unknown>) => logged.push({ message, ...extra }),
-    };
+    const { logged, logger } = warningsLogged();
     const registry = new Registry();
     const runtime = await startLocalRuntime({
       ...frameOnly(),
@@ -246,13 +252,7 @@ describe('local runtime: recognition consumer', () => {
   });
 
   it('takes only JSON, only under a loopback Host name, and with its token when it has one; logs each refusal', async () => {
-    const logged: Record<string, unknown>[] = [];
-    const logger = {
-      debug() {},
-      info() {},
-      error() {},
-      warn: (message: string, extra?: Record<string, unknown>) => logged.push({ message, ...extra }),
-    };
+    const { logged, logger } = warningsLogged();
     const base = { ...frameOnly(), logger };
     const open = await startLocalRuntime(base);
     const locked = await startLocalRuntime({ ...base, token: 's3cret' });
