@@ -222,7 +222,9 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
    */
   assertCompatible(embedder: GalleryEmbedderInfo): void {
     this.gallery.assertCompatible(embedder);
-    const { modelId, weightsSha256, dimension, preprocessing } = embedder;
+    const { modelId, dimension, preprocessing } = embedder;
+    // Only ever stricter: an embedder that names no weights keeps the hash an earlier one gave.
+    const weightsSha256 = embedder.weightsSha256 ?? this.#expected?.weightsSha256;
     this.#expected = { modelId, weightsSha256, dimension, preprocessing };
   }
 
