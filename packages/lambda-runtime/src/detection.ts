@@ -26,7 +26,7 @@ import {
   requestJsonIssue,
 } from './messages.js';
 import { guardedMetrics, type PipelineMetrics } from './metrics.js';
-import { type RecordBatchContext, signalBefore } from './sqs-batch.js';
+import { publishOptionsBefore, type RecordBatchContext } from './sqs-batch.js';
 
 /** The part of a Lambda Function URL event (payload format 2.0) the handler reads. */
 export interface FunctionUrlEvent {
@@ -235,7 +235,7 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
     const started = performance.now();
     // On Lambda, publishing stops this long before the invocation's deadline (SQS retries would otherwise run
     // past it, and the client get Lambda's bare 502 instead of this handler's 503, with nothing logged).
-    const publishSignal = () => signalBefore(invocation?.deadline);
+    const publishing = () => publishOptionsBefore(invocation?.deadline);
     let requestId: string | null = null;
     let stage = 'parse';
     // Known once the frame is accepted and its faces found: a partly queued frame's 503 names them.
@@ -287,11 +287,10 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
           distance: null,
           box: null,
         };
-        const signal = publishSignal();
         await options.transport.publish(
           replyQueue,
           [{ id: `${frameId}-none`, body: messageBody(answer) }],
-          signal ? { signal } : {},
+          publishing(),
         );
       } else {
         const messages: OutboundMessage[] = [];
@@ -310,8 +309,7 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
           };
           messages.push({ id: `${frameId}-${i}`, body: messageBody(body) });
         }
-        const signal = publishSignal();
-        await options.transport.publish(options.requestQueue, messages, signal ? { signal } : {});
+        await options.transport.publish(options.requestQueue, messages, publishing());
       }
       timings.publish_ms = since(t);
       logger.info('frame detected', {

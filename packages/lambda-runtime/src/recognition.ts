@@ -29,10 +29,10 @@ import {
 } from './messages.js';
 import { guardedMetrics, type PipelineMetrics } from './metrics.js';
 import {
+  publishOptionsBefore,
   type QueueRecord,
   type RecordBatchHandler,
   type SqsBatchHandler,
-  signalBefore,
   sqsBatchHandler,
 } from './sqs-batch.js';
 
@@ -342,11 +342,11 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
       const unsent = new Set<string>();
       // Stopped before the invocation's deadline, so that the faces not answered are reported as failed records
       // (retried) rather than the whole batch timing out.
-      const signal = signalBefore(context.deadline);
+      const publishing = publishOptionsBefore(context.deadline);
       await Promise.all(
         [...byQueue].map(async ([queue, answers]) => {
           try {
-            await options.transport.publish(queue, answers, signal ? { signal } : {});
+            await options.transport.publish(queue, answers, publishing);
           } catch (error) {
             const failedIds = failedMessageIds(error);
             let failed = 0;

@@ -1,4 +1,4 @@
-import { InvalidInputError, type ReceivedMessage } from '@facerec/framework';
+import { InvalidInputError, type PublishOptions, type ReceivedMessage } from '@facerec/framework';
 
 /**
  * One queue message as a batch handler takes it, whichever way it came: from Lambda's SQS event source
@@ -24,13 +24,14 @@ export interface RecordBatchContext {
 const DEADLINE_MARGIN_MS = 1000;
 
 /**
- * A signal that aborts {@link DEADLINE_MARGIN_MS} before `deadline` (epoch milliseconds), for a publish that
- * must give up while the invocation can still say so; `undefined` without a deadline (the local runtime).
+ * `Transport.publish` options whose signal aborts {@link DEADLINE_MARGIN_MS} before `deadline` (epoch
+ * milliseconds), for a publish that must give up while the invocation can still say so; none without a deadline
+ * (the local runtime).
  */
-export function signalBefore(deadline: number | undefined): AbortSignal | undefined {
+export function publishOptionsBefore(deadline: number | undefined): PublishOptions {
   return deadline === undefined
-    ? undefined
-    : AbortSignal.timeout(Math.max(0, deadline - Date.now() - DEADLINE_MARGIN_MS));
+    ? {}
+    : { signal: AbortSignal.timeout(Math.max(0, deadline - Date.now() - DEADLINE_MARGIN_MS)) };
 }
 
 /**

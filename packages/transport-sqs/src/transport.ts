@@ -335,6 +335,12 @@ export class SqsTransport implements Transport {
       for (const { item } of pending) failed.push({ item, code, message, senderFault: false, attempts });
       return { failed, fatal: error };
     };
+    // The backoff before another try; true when the signal stopped it.
+    const stoppedWaiting = (attempt: number) =>
+      this.#backoff(attempt, signal).then(
+        () => false,
+        () => true,
+      );
     for (let attempt = 1; ; attempt++) {
       let result: BatchResult;
       try {
@@ -342,11 +348,7 @@ export class SqsTransport implements Transport {
       } catch (error) {
         if (signal?.aborted) return giveUp(signal.reason, attempt);
         if (attempt < this.retry.maxAttempts && isRetryableError(error)) {
-          const stopped = await this.#backoff(attempt, signal).then(
-            () => false,
-            () => true,
-          );
-          if (stopped) return giveUp(signal?.reason, attempt);
+          if (await stoppedWaiting(attempt)) return giveUp(signal?.reason, attempt);
           continue;
         }
         return giveUp(error, attempt);
@@ -374,11 +376,7 @@ export class SqsTransport implements Transport {
           failed.push({ item, ...last, senderFault: false, attempts: attempt });
         return { failed };
       }
-      const stopped = await this.#backoff(attempt, signal).then(
-        () => false,
-        () => true,
-      );
-      if (stopped) return giveUp(signal?.reason, attempt);
+      if (await stoppedWaiting(attempt)) return giveUp(signal?.reason, attempt);
     }
   }
 
