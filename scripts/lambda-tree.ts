@@ -25,6 +25,7 @@
 // models come from FACEREC_MODELS_MIRROR when set, else over HTTPS.
 import { spawnSync } from 'node:child_process';
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -319,11 +320,24 @@ function main(): void {
 
   // 4. The gallery (checked above).
   cpSync(galleryFile, path.join(out, TREE_GALLERY));
+  // Lambda runs the handlers as a user other than the files' owner (root, in the image): a gallery or
+  // calibration photo copied with its private mode (a new gallery is 0600) would be unreadable there.
+  makeReadableByAll(out);
 
   process.stdout.write(
     `lambda-tree: ${out} (${values.provider}, ${embedderId}${int8 ? ', int8' : ''}, linux/${values.arch}): ` +
       `${(treeBytes(out) / 1e6).toFixed(1)} MB in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
+}
+
+/** Adds read permission for everyone (and search, on folders) to everything under `dir`; links are left. */
+export function makeReadableByAll(dir: string): void {
+  chmodSync(dir, statSync(dir).mode | 0o555);
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isSymbolicLink()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    chmodSync(file, statSync(file).mode | (entry.isDirectory() ? 0o555 : 0o444));
+  }
 }
 
 /** Bytes of the regular files under `dir` (symbolic links, e.g. node_modules/@facerec/*, not followed). */

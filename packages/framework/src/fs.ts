@@ -18,6 +18,11 @@ export interface WriteFileAtomicOptions {
    * temporary file is removed and `file` is left as it was (a download whose hash does not match, say).
    */
   readonly beforeRename?: () => unknown;
+  /**
+   * Permissions of a new file (narrowed by the umask, as `open` does); a file replaced keeps its own. Default
+   * `0o666`, the umask's (world-readable under the usual 022). Galleries pass `0o600`: they hold biometric data.
+   */
+  readonly mode?: number;
 }
 
 // Text pieces are joined up to this size before a write, so many small pieces cost few system calls.
@@ -49,7 +54,7 @@ export async function writeFileAtomic(
   const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   await mkdir(path.dirname(file), { recursive: true });
   await sweepStaleTemporaries(file);
-  const handle = await open(temp, 'wx');
+  const handle = await open(temp, 'wx', options.mode ?? 0o666);
   trackTemporary(temp);
   try {
     try {
@@ -60,8 +65,8 @@ export async function writeFileAtomic(
       await handle.close();
     }
     await options.beforeRename?.();
-    // A file replaced keeps its permissions: a gallery made private (chmod 600) stays so through every rewrite,
-    // where the new file would take the umask's (usually world-readable).
+    // A file replaced keeps its permissions: a gallery made readable by a service account (chmod 640) stays so
+    // through every rewrite, and one made private stays private.
     const replaced = await stat(file).catch(() => undefined);
     if (replaced?.isFile()) await chmod(temp, replaced.mode & 0o7777);
     await renameReplacing(temp, file);

@@ -138,6 +138,18 @@ describeWithSharedData(
       expect(statSync(path.join(tree, TREE_GALLERY)).isFile()).toBe(true);
     });
 
+    it('is readable by any user (Lambda runs the handlers as one who does not own the files)', () => {
+      // The gallery was enrolled for this test, so it was created private (0600): the tree must not keep that.
+      const private_ = [];
+      for (const entry of readdirSync(tree, { withFileTypes: true, recursive: true })) {
+        if (entry.isSymbolicLink()) continue;
+        const mode = statSync(path.join(entry.parentPath, entry.name)).mode;
+        if ((mode & 0o004) === 0 || (entry.isDirectory() && (mode & 0o001) === 0))
+          private_.push(path.relative(tree, path.join(entry.parentPath, entry.name)));
+      }
+      expect(private_).toEqual([]);
+    });
+
     it('refuses to build without a gallery, for a gallery of another embedder, or int8 with no calibration, naming the problem', () => {
       const script = (...args: string[]) =>
         spawnSync(

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
@@ -39,6 +39,19 @@ describe('FileGalleryStore', () => {
     expect(added!.added).toBe(true);
     expect(gallery.examples('alice')[0]!.embedding).toEqual(axis(0));
     expect(await readdir(dir)).toEqual(['g.json']);
+  });
+
+  it("creates gallery files readable by their owner only (biometric data), and keeps a file's permissions", async () => {
+    const store = await FileGalleryStore.open(file, { embedder: CONFORMANCE_EMBEDDER });
+    await store.add('alice', [{ embedding: axis(0) }]);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const saved = path.join(dir, 'saved.json');
+    await (await FileGallery.load(file)).save(saved);
+    expect((await stat(saved)).mode & 0o777).toBe(0o600);
+    // Shared on purpose (a service account's group): later writes keep it.
+    await chmod(file, 0o640);
+    await store.add('bob', [{ embedding: axis(1) }]);
+    expect((await stat(file)).mode & 0o777).toBe(0o640);
   });
 
   it('needs an embedder to create a file, and opens an existing one without; a folder is no gallery file', async () => {

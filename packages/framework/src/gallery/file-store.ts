@@ -7,7 +7,7 @@ import { FacerecError, InvalidOptionsError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { thresholdSchema } from './format.js';
-import { FileGallery, type GallerySearchOptions, readGalleryFile } from './gallery.js';
+import { FileGallery, GALLERY_FILE_MODE, type GallerySearchOptions, readGalleryFile } from './gallery.js';
 import { SnapshotGalleryStore, type StoredGalleryText } from './snapshot-store.js';
 
 /** Options of {@link FileGalleryStore.open}. */
@@ -152,7 +152,7 @@ export class FileGalleryStore extends SnapshotGalleryStore {
 
   /** Mutations hold the file lock, so `replacing` is the current version: nothing to compare. */
   protected async write(text: Iterable<string>): Promise<string> {
-    await writeFileAtomic(this.file, text);
+    await writeFileAtomic(this.file, text, { mode: GALLERY_FILE_MODE });
     return (await versionOf(this.file)) ?? '';
   }
 

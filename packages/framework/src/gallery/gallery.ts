@@ -117,6 +117,13 @@ export async function readGalleryFile(file: string): Promise<string> {
 }
 
 /**
+ * Permissions of a gallery file a write creates: its owner's only (`0o600`). A gallery holds biometric
+ * templates of the people in it, personal data that other accounts on the machine need not read. Grant
+ * more with `chmod` (a service account's group, say): a rewrite keeps the file's permissions.
+ */
+export const GALLERY_FILE_MODE = 0o600;
+
+/**
  * An in-memory {@link Gallery} of enrolled identities that reads and writes the gallery file format.
  * Immutable: `withoutIdentities`, `withThreshold` and calibration return new galleries.
  *
@@ -284,10 +291,11 @@ export class FileGallery implements Gallery {
 
   /**
    * Writes the gallery file atomically and durably (see {@link writeFileAtomic}): readers never see a partial
-   * file, and a crash leaves the old file or the complete new one.
+   * file, and a crash leaves the old file or the complete new one. A new file is readable by its owner only
+   * ({@link GALLERY_FILE_MODE}); a file replaced keeps its permissions.
    */
   async save(file: string): Promise<void> {
-    await writeFileAtomic(file, this.serialise());
+    await writeFileAtomic(file, this.serialise(), { mode: GALLERY_FILE_MODE });
   }
 
   /** Enrolled identity names, sorted by code unit (the {@link Gallery} contract's async form of {@link names}). */
