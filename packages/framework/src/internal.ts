@@ -7,6 +7,8 @@
  *
  * @packageDocumentation
  */
+
+export { CallGate } from './call-gate.js';
 export * from './checkpoint/index.js';
 export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
 export * from './faceapi/index.js';

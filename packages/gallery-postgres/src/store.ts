@@ -26,6 +26,7 @@ import {
   UnknownIdentityError,
 } from '@facerec/framework';
 import {
+  CallGate,
   calibrationSchema,
   checkThresholdSetting,
   embedderPreprocessingSchema,
@@ -251,6 +252,8 @@ export class PostgresGalleryStore implements GalleryStore {
   #settingsRead: Promise<void> | undefined;
   /** Bumped by every `setThreshold`: a read of the settings started before one is not applied. */
   #settingsGeneration = 0;
+  /** Calls in flight (every public method that reaches the pool): `close` lets them finish. */
+  readonly #calls: CallGate;
 
   /** True when this handle's open created the collection (see `GalleryStore.created`). */
   get created(): boolean {
@@ -270,6 +273,7 @@ export class PostgresGalleryStore implements GalleryStore {
     this.search = options.search;
     this.efSearch = options.efSearch;
     this.location = location;
+    this.#calls = new CallGate(`gallery store ${location}`);
     this.embedder = {
       modelId: row.model_id,
       weightsSha256: row.weights_sha256 ?? undefined,
@@ -349,26 +353,30 @@ export class PostgresGalleryStore implements GalleryStore {
     assertEmbedderCompatible(this.embedder, embedder);
   }
 
-  async identities(): Promise<string[]> {
-    const { rows } = await this.#reach(() =>
-      this.#pool.query<{ identity: string }>(
-        'SELECT DISTINCT identity COLLATE "C" AS identity FROM facerec_examples WHERE collection = $1 ORDER BY 1',
-        [this.collection],
-      ),
-    );
-    return rows.map((r) => r.identity);
+  identities(): Promise<string[]> {
+    return this.#calls.run(async () => {
+      const { rows } = await this.#reach(() =>
+        this.#pool.query<{ identity: string }>(
+          'SELECT DISTINCT identity COLLATE "C" AS identity FROM facerec_examples WHERE collection = $1 ORDER BY 1',
+          [this.collection],
+        ),
+      );
+      return rows.map((r) => r.identity);
+    });
   }
 
-  async list(options: ListExamplesOptions = {}): Promise<StoredExample[]> {
-    const { rows } = await this.#reach(() =>
-      this.#pool.query<StoredExample>(
-        `SELECT id, identity, source FROM facerec_examples
-         WHERE collection = $1 AND ($2::text IS NULL OR identity = $2)
-         ORDER BY identity COLLATE "C", seq`,
-        [this.collection, options.identity ?? null],
-      ),
-    );
-    return rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source }));
+  list(options: ListExamplesOptions = {}): Promise<StoredExample[]> {
+    return this.#calls.run(async () => {
+      const { rows } = await this.#reach(() =>
+        this.#pool.query<StoredExample>(
+          `SELECT id, identity, source FROM facerec_examples
+           WHERE collection = $1 AND ($2::text IS NULL OR identity = $2)
+           ORDER BY identity COLLATE "C", seq`,
+          [this.collection, options.identity ?? null],
+        ),
+      );
+      return rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source }));
+    });
   }
 
   /**
@@ -376,29 +384,31 @@ export class PostgresGalleryStore implements GalleryStore {
    * collection's settings): what threshold calibration works on (`facerec gallery calibrate --gallery
    * postgres://…`). Reads every row: memory grows with the collection (a 512-d example is 2 KiB as float32).
    */
-  async snapshot(): Promise<FileGallery> {
-    const { rows } = await this.#reach(() =>
-      this.#pool.query<{ identity: string; source: string; embedding: string }>(
-        `SELECT identity, source, embedding::text AS embedding FROM facerec_examples
-         WHERE collection = $1 ORDER BY identity COLLATE "C", seq`,
-        [this.collection],
-      ),
-    );
-    const identities = new Map<string, { source: string; embedding: Float32Array }[]>();
-    for (const row of rows) {
-      // pgvector's text form, `[0.1,-0.2,…]`, is JSON; every value was written from a float32.
-      const embedding = Float32Array.from(JSON.parse(row.embedding) as number[]);
-      const examples = identities.get(row.identity) ?? [];
-      examples.push({ source: row.source, embedding });
-      identities.set(row.identity, examples);
-    }
-    return FileGallery.create({
-      embedder: this.embedder,
-      metric: this.metric,
-      aggregation: this.aggregation,
-      threshold: this.#threshold,
-      ...(this.#calibration ? { calibration: this.#calibration } : {}),
-      identities: [...identities].map(([name, examples]) => ({ name, examples })),
+  snapshot(): Promise<FileGallery> {
+    return this.#calls.run(async () => {
+      const { rows } = await this.#reach(() =>
+        this.#pool.query<{ identity: string; source: string; embedding: string }>(
+          `SELECT identity, source, embedding::text AS embedding FROM facerec_examples
+           WHERE collection = $1 ORDER BY identity COLLATE "C", seq`,
+          [this.collection],
+        ),
+      );
+      const identities = new Map<string, { source: string; embedding: Float32Array }[]>();
+      for (const row of rows) {
+        // pgvector's text form, `[0.1,-0.2,…]`, is JSON; every value was written from a float32.
+        const embedding = Float32Array.from(JSON.parse(row.embedding) as number[]);
+        const examples = identities.get(row.identity) ?? [];
+        examples.push({ source: row.source, embedding });
+        identities.set(row.identity, examples);
+      }
+      return FileGallery.create({
+        embedder: this.embedder,
+        metric: this.metric,
+        aggregation: this.aggregation,
+        threshold: this.#threshold,
+        ...(this.#calibration ? { calibration: this.#calibration } : {}),
+        identities: [...identities].map(([name, examples]) => ({ name, examples })),
+      });
     });
   }
 
@@ -412,75 +422,81 @@ export class PostgresGalleryStore implements GalleryStore {
    * import (a file gallery copied into the database, a benchmark) without one round trip per identity.
    * Resolves to each entry's stored examples.
    */
-  async addMany(
+  addMany(
     entries: readonly { readonly identity: string; readonly examples: readonly NewExample[] }[],
   ): Promise<AddedExample[][]> {
-    const prepared = entries.map(({ identity, examples }) =>
-      prepareExamples('@facerec/gallery-postgres add', identity, this.embedder.dimension, examples),
-    );
-    const rows = prepared.flat();
-    // An example already held keeps its source: each entry resolves to the examples as stored.
-    const stored = new Map<string, string>();
-    await this.#transaction(async (client) => {
-      for (let first = 0; first < rows.length; first += INSERT_BATCH) {
-        const batch = rows.slice(first, first + INSERT_BATCH);
-        const params: unknown[] = [this.collection];
-        const values = batch.map((e) => {
-          params.push(e.id, e.identity, e.source, toVector(e.embedding));
-          const n = params.length;
-          return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::vector)`;
-        });
-        const inserted = await client.query<{ id: string }>(
-          `INSERT INTO facerec_examples (collection, id, identity, source, embedding)
-           VALUES ${values.join(', ')} ON CONFLICT (collection, id) DO NOTHING RETURNING id`,
-          params,
-        );
-        if (inserted.rows.length === batch.length) continue;
-        const fresh = new Set(inserted.rows.map((r) => r.id));
-        const held = await client.query<{ id: string; source: string }>(
-          'SELECT id, source FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[])',
-          [this.collection, batch.filter((e) => !fresh.has(e.id)).map((e) => e.id)],
-        );
-        for (const { id, source } of held.rows) stored.set(id, source);
-      }
-    });
-    // Held already (before this transaction, or inserted by another one that committed first): not added here.
-    return prepared.map((list) =>
-      list.map(({ id, identity, source }) => {
-        const held = stored.get(id);
-        return { id, identity, source: held ?? source, added: held === undefined };
-      }),
-    );
-  }
-
-  async removeExamples(ids: readonly string[]): Promise<void> {
-    const unique = [...new Set(ids)];
-    if (unique.length === 0) return;
-    await this.#transaction(async (client) => {
-      const { rows } = await client.query<{ id: string }>(
-        'DELETE FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[]) RETURNING id',
-        [this.collection, unique],
+    return this.#calls.run(async () => {
+      const prepared = entries.map(({ identity, examples }) =>
+        prepareExamples('@facerec/gallery-postgres add', identity, this.embedder.dimension, examples),
       );
-      if (rows.length !== unique.length) {
-        const removed = new Set(rows.map((r) => r.id));
-        // Thrown inside the transaction: it rolls back, and nothing is removed.
-        throw new UnknownExampleError(unique.filter((id) => !removed.has(id)));
-      }
+      const rows = prepared.flat();
+      // An example already held keeps its source: each entry resolves to the examples as stored.
+      const stored = new Map<string, string>();
+      await this.#transaction(async (client) => {
+        for (let first = 0; first < rows.length; first += INSERT_BATCH) {
+          const batch = rows.slice(first, first + INSERT_BATCH);
+          const params: unknown[] = [this.collection];
+          const values = batch.map((e) => {
+            params.push(e.id, e.identity, e.source, toVector(e.embedding));
+            const n = params.length;
+            return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::vector)`;
+          });
+          const inserted = await client.query<{ id: string }>(
+            `INSERT INTO facerec_examples (collection, id, identity, source, embedding)
+             VALUES ${values.join(', ')} ON CONFLICT (collection, id) DO NOTHING RETURNING id`,
+            params,
+          );
+          if (inserted.rows.length === batch.length) continue;
+          const fresh = new Set(inserted.rows.map((r) => r.id));
+          const held = await client.query<{ id: string; source: string }>(
+            'SELECT id, source FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[])',
+            [this.collection, batch.filter((e) => !fresh.has(e.id)).map((e) => e.id)],
+          );
+          for (const { id, source } of held.rows) stored.set(id, source);
+        }
+      });
+      // Held already (before this transaction, or inserted by another one that committed first): not added here.
+      return prepared.map((list) =>
+        list.map(({ id, identity, source }) => {
+          const held = stored.get(id);
+          return { id, identity, source: held ?? source, added: held === undefined };
+        }),
+      );
     });
   }
 
-  async removeIdentity(identity: string): Promise<number> {
-    const { rowCount } = await this.#reach(() =>
-      this.#pool.query('DELETE FROM facerec_examples WHERE collection = $1 AND identity = $2', [
-        this.collection,
-        identity,
-      ]),
-    );
-    if (!rowCount) {
-      const count = (await this.identities()).length;
-      throw new UnknownIdentityError([identity], count);
-    }
-    return rowCount;
+  removeExamples(ids: readonly string[]): Promise<void> {
+    return this.#calls.run(async () => {
+      const unique = [...new Set(ids)];
+      if (unique.length === 0) return;
+      await this.#transaction(async (client) => {
+        const { rows } = await client.query<{ id: string }>(
+          'DELETE FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[]) RETURNING id',
+          [this.collection, unique],
+        );
+        if (rows.length !== unique.length) {
+          const removed = new Set(rows.map((r) => r.id));
+          // Thrown inside the transaction: it rolls back, and nothing is removed.
+          throw new UnknownExampleError(unique.filter((id) => !removed.has(id)));
+        }
+      });
+    });
+  }
+
+  removeIdentity(identity: string): Promise<number> {
+    return this.#calls.run(async () => {
+      const { rowCount } = await this.#reach(() =>
+        this.#pool.query('DELETE FROM facerec_examples WHERE collection = $1 AND identity = $2', [
+          this.collection,
+          identity,
+        ]),
+      );
+      if (!rowCount) {
+        const count = (await this.identities()).length;
+        throw new UnknownIdentityError([identity], count);
+      }
+      return rowCount;
+    });
   }
 
   /**
@@ -531,18 +547,20 @@ export class PostgresGalleryStore implements GalleryStore {
    * Sets the collection's threshold (and the calibration that chose it, if any).
    * @throws InvalidOptionsError when `threshold` is not a finite number.
    */
-  async setThreshold(threshold: number, calibration?: GalleryCalibration): Promise<void> {
-    const checked = checkThresholdSetting('@facerec/gallery-postgres', threshold, calibration);
-    this.#settingsGeneration++;
-    await this.#reach(() =>
-      this.#pool.query('UPDATE facerec_collections SET threshold = $2, calibration = $3 WHERE name = $1', [
-        this.collection,
-        threshold,
-        calibration ? JSON.stringify(calibration) : null,
-      ]),
-    );
-    this.#threshold = threshold;
-    this.#calibration = checked;
+  setThreshold(threshold: number, calibration?: GalleryCalibration): Promise<void> {
+    return this.#calls.run(async () => {
+      const checked = checkThresholdSetting('@facerec/gallery-postgres', threshold, calibration);
+      this.#settingsGeneration++;
+      await this.#reach(() =>
+        this.#pool.query('UPDATE facerec_collections SET threshold = $2, calibration = $3 WHERE name = $1', [
+          this.collection,
+          threshold,
+          calibration ? JSON.stringify(calibration) : null,
+        ]),
+      );
+      this.#threshold = threshold;
+      this.#calibration = checked;
+    });
   }
 
   /**
@@ -550,37 +568,43 @@ export class PostgresGalleryStore implements GalleryStore {
    * {@link GalleryStore} contract). With `hnsw`, identities beyond the `efSearch` nearest examples are not
    * candidates.
    */
-  async match(queries: readonly Float32Array[], options: MatchOptions = {}): Promise<GalleryMatch[]> {
-    await this.#refreshSettings();
-    const { topK, threshold } = resolveMatchOptions(options, this.#threshold, 'match');
-    const vectors = queries.map((q, i) => {
-      const where = queries.length > 1 ? `query ${i}` : 'query';
-      if (!(q instanceof Float32Array)) throw new InvalidInputError(`match: ${where} is not a Float32Array`);
-      if (q.length !== this.embedder.dimension) {
-        throw new InvalidInputError(
-          `match: ${where} has ${q.length} values; the gallery holds ${this.embedder.dimension}-d embeddings of "${this.embedder.modelId}"`,
-        );
-      }
-      const unit = new Float32Array(q.length);
-      if (!normaliseInto(q, unit))
-        throw new InvalidInputError(`match: ${where} is zero or has non-finite values`);
-      return toVector(unit);
-    });
-    const results = await this.#reach(() => Promise.all(vectors.map((v) => this.#nearest(v, topK))));
-    return results.map((rows) => {
-      const candidates: IdentityCandidate[] = rows.map((r) => ({
-        identity: r.identity,
-        distance: distanceFromDot(this.metric, r.dot),
-      }));
-      return matchOf(candidates, threshold);
+  match(queries: readonly Float32Array[], options: MatchOptions = {}): Promise<GalleryMatch[]> {
+    return this.#calls.run(async () => {
+      await this.#refreshSettings();
+      const { topK, threshold } = resolveMatchOptions(options, this.#threshold, 'match');
+      const vectors = queries.map((q, i) => {
+        const where = queries.length > 1 ? `query ${i}` : 'query';
+        if (!(q instanceof Float32Array))
+          throw new InvalidInputError(`match: ${where} is not a Float32Array`);
+        if (q.length !== this.embedder.dimension) {
+          throw new InvalidInputError(
+            `match: ${where} has ${q.length} values; the gallery holds ${this.embedder.dimension}-d embeddings of "${this.embedder.modelId}"`,
+          );
+        }
+        const unit = new Float32Array(q.length);
+        if (!normaliseInto(q, unit))
+          throw new InvalidInputError(`match: ${where} is zero or has non-finite values`);
+        return toVector(unit);
+      });
+      const results = await this.#reach(() => Promise.all(vectors.map((v) => this.#nearest(v, topK))));
+      return results.map((rows) => {
+        const candidates: IdentityCandidate[] = rows.map((r) => ({
+          identity: r.identity,
+          distance: distanceFromDot(this.metric, r.dot),
+        }));
+        return matchOf(candidates, threshold);
+      });
     });
   }
 
-  /** Ends the pool when the store made it. */
+  /**
+   * Lets the calls already made finish (a settings read included), then ends the pool when the store made
+   * it; every call after it rejects with `DisposedError`. Ending the pool under a running call left that call
+   * pending for ever.
+   */
   async close(): Promise<void> {
-    await this.#settingsRead; // never rejects: its errors go to onReloadError
     // Once: pg's Pool throws when ended twice, and closing twice is harmless everywhere else.
-    if (this.#ownsPool && !this.#pool.ended) await this.#pool.end();
+    if ((await this.#calls.close()) && this.#ownsPool && !this.#pool.ended) await this.#pool.end();
   }
 
   /** Runs `work`, raising a server that cannot be reached as `GALLERY_UNREACHABLE` (see {@link unreachable}). */
@@ -612,18 +636,20 @@ export class PostgresGalleryStore implements GalleryStore {
    * The query plan of a search as `match` runs it (`EXPLAIN ANALYZE`), to check that `hnsw` walks the index:
    * for operators and tests.
    */
-  async explainMatch(query: Float32Array, topK = 1): Promise<string> {
-    const unit = new Float32Array(query.length);
-    if (query.length !== this.embedder.dimension || !normaliseInto(query, unit)) {
-      throw new InvalidInputError(
-        `explainMatch: the query must be a non-zero ${this.embedder.dimension}-d vector`,
-      );
-    }
-    const { sql, params } = this.#searchStatement(toVector(unit), topK);
-    return this.#transaction(async (client) => {
-      if (this.search === 'hnsw') await this.#useIndex(client);
-      const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ANALYZE ${sql}`, params);
-      return rows.map((r) => r['QUERY PLAN']).join('\n');
+  explainMatch(query: Float32Array, topK = 1): Promise<string> {
+    return this.#calls.run(async () => {
+      const unit = new Float32Array(query.length);
+      if (query.length !== this.embedder.dimension || !normaliseInto(query, unit)) {
+        throw new InvalidInputError(
+          `explainMatch: the query must be a non-zero ${this.embedder.dimension}-d vector`,
+        );
+      }
+      const { sql, params } = this.#searchStatement(toVector(unit), topK);
+      return this.#transaction(async (client) => {
+        if (this.search === 'hnsw') await this.#useIndex(client);
+        const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ANALYZE ${sql}`, params);
+        return rows.map((r) => r['QUERY PLAN']).join('\n');
+      });
     });
   }
 

@@ -59,7 +59,11 @@ export interface Gallery {
   readonly embedder: GalleryEmbedderInfo;
   readonly metric: DistanceMetric;
   readonly aggregation: IdentityAggregation;
-  /** Distances above this are `'unknown'`. */
+  /**
+   * Distances above this are `'unknown'`. 0 in a gallery never calibrated nor given one (what enrollment
+   * writes): `match` then answers `'unknown'` for every face. `createFaceRecognizer` and the CLI match such a
+   * gallery at the embedder's recommended threshold; call `match` with `resolveThreshold(…)`'s value to do the same.
+   */
   readonly threshold: number;
   /**
    * Whether the threshold was calibrated on data. A gallery that was neither calibrated nor given a threshold

@@ -1,7 +1,8 @@
+import { CallGate } from '../call-gate.js';
 import type { EmbedderPrecision, EmbedderPreprocessing, FaceEmbedder } from '../contracts/embedder.js';
 import { assertEmbedderInputs } from '../contracts/validate.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { DisposedError, FacerecError } from '../errors.js';
+import { FacerecError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import { DEFAULT_MAX_BATCH_SIZE } from '../registry/builtin.js';
 
@@ -47,9 +48,8 @@ export abstract class BaseEmbedder implements FaceEmbedder {
   readonly preprocessing: EmbedderPreprocessing;
   readonly precision: EmbedderPrecision;
   readonly maxBatchSize: number;
-  #disposed = false;
   /** Batches running now: {@link BaseEmbedder.dispose} waits for them before releasing the runtime. */
-  readonly #running = new Set<Promise<Float32Array>>();
+  readonly #batches: CallGate;
 
   protected constructor(settings: BaseEmbedderSettings) {
     this.provider = settings.provider;
@@ -59,6 +59,7 @@ export abstract class BaseEmbedder implements FaceEmbedder {
     this.preprocessing = settings.preprocessing;
     this.precision = settings.precision ?? 'fp32';
     this.maxBatchSize = settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+    this.#batches = new CallGate(`${this.provider} ${this.modelId} embedder`);
   }
 
   /**
@@ -88,11 +89,8 @@ export abstract class BaseEmbedder implements FaceEmbedder {
     const d = this.dimension;
     for (let start = 0; start < inputs.length; start += this.maxBatchSize) {
       // Checked per chunk: a dispose() while an earlier chunk ran must not reach a released runtime.
-      this.assertLive();
       const chunk = inputs.slice(start, start + this.maxBatchSize);
-      const running = run(chunk);
-      this.#running.add(running);
-      const rows = await running.finally(() => this.#running.delete(running));
+      const rows = await this.#batches.run(() => run(chunk));
       if (rows.length !== chunk.length * d) {
         throw new EmbedderOutputError(
           this.modelId,
@@ -124,7 +122,7 @@ export abstract class BaseEmbedder implements FaceEmbedder {
 
   /** @throws DisposedError once {@link BaseEmbedder.dispose} was called. */
   protected assertLive(): void {
-    if (this.#disposed) throw new DisposedError(`${this.provider} ${this.modelId} embedder`);
+    this.#batches.assertOpen();
   }
 
   /**
@@ -132,10 +130,7 @@ export abstract class BaseEmbedder implements FaceEmbedder {
    * running call) reject with `DisposedError`; a second `dispose()` does nothing.
    */
   async dispose(): Promise<void> {
-    if (this.#disposed) return;
-    this.#disposed = true;
     // A batch already running finishes on the live runtime (its call then stops at the next chunk).
-    await Promise.allSettled([...this.#running]);
-    await this.release();
+    if (await this.#batches.close()) await this.release();
   }
 }

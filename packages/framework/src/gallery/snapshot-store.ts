@@ -1,3 +1,4 @@
+import { CallGate } from '../call-gate.js';
 import type {
   DistanceMetric,
   GalleryEmbedderInfo,
@@ -96,6 +97,8 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   #checkedAt = Number.NEGATIVE_INFINITY;
   #refreshing: Promise<RefreshOutcome> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Calls in flight: `close` lets them finish; later ones reject with `DisposedError`. */
+  readonly #calls = new CallGate(() => `gallery store ${this.location}`);
 
   protected constructor(options: SnapshotGalleryStoreOptions) {
     this.#options = options;
@@ -228,19 +231,25 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     this.#expected = { modelId, weightsSha256, dimension, preprocessing };
   }
 
-  async identities(): Promise<string[]> {
-    await this.#refreshIfDue();
-    return this.gallery.identities();
+  identities(): Promise<string[]> {
+    return this.#calls.run(async () => {
+      await this.#refreshIfDue();
+      return this.gallery.identities();
+    });
   }
 
-  async match(queries: readonly Float32Array[], options?: MatchOptions): Promise<GalleryMatch[]> {
-    await this.#refreshIfDue();
-    return this.gallery.match(queries, options);
+  match(queries: readonly Float32Array[], options?: MatchOptions): Promise<GalleryMatch[]> {
+    return this.#calls.run(async () => {
+      await this.#refreshIfDue();
+      return this.gallery.match(queries, options);
+    });
   }
 
-  async list(options: ListExamplesOptions = {}): Promise<StoredExample[]> {
-    await this.#refreshIfDue();
-    return this.gallery.list(options);
+  list(options: ListExamplesOptions = {}): Promise<StoredExample[]> {
+    return this.#calls.run(async () => {
+      await this.#refreshIfDue();
+      return this.gallery.list(options);
+    });
   }
 
   async add(identity: string, examples: readonly NewExample[]): Promise<AddedExample[]> {
@@ -276,12 +285,15 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
    * used is refused (reported to `onReloadError`) and the current gallery kept.
    */
   refresh(): Promise<RefreshOutcome> {
-    return this.#refresh(false, true);
+    return this.#calls.run(() => this.#refresh(false, true));
   }
 
-  /** Waits for queued mutations. Subclasses release what they hold. */
+  /**
+   * Lets the calls already made finish (queued mutations included); every call after it rejects with
+   * `DisposedError`. Subclasses then release what they hold.
+   */
   async close(): Promise<void> {
-    await this.#queue.catch(() => undefined);
+    await this.#calls.close();
   }
 
   async #readOrUndefined(): Promise<StoredGalleryText | undefined> {
@@ -392,8 +404,10 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
         }
       });
     // A promise chain is the whole queue: each mutation starts when the previous one settled.
-    const next = this.#queue.then(run, run);
-    this.#queue = next.catch(() => undefined);
-    return next;
+    return this.#calls.run(() => {
+      const next = this.#queue.then(run, run);
+      this.#queue = next.catch(() => undefined);
+      return next;
+    });
   }
 }

@@ -4,7 +4,7 @@ import type { EmbedderPreprocessing } from '../contracts/embedder.js';
 import type { GalleryEmbedderInfo } from '../contracts/gallery.js';
 import type { AddedExample, GalleryStore, StoredExample } from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { FacerecInputError, InvalidInputError } from '../errors.js';
+import { DisposedError, FacerecInputError, InvalidInputError } from '../errors.js';
 import { addFacesFromPhotos, MAX_IDENTITY_NAME_LENGTH, MAX_SOURCE_LENGTH } from '../gallery/collection.js';
 import { EmbedderMismatchError, UnknownExampleError, UnknownIdentityError } from '../gallery/errors.js';
 import type { RgbImage } from '../image/types.js';
@@ -342,6 +342,40 @@ export function describeGalleryStoreConformance(
       expect((await b.match([axis(0)], { threshold: 0.1 }))[0]!.identity).toBe('alice');
       await a.close();
       await a.close();
+    });
+
+    it('lets the calls made before close finish, then refuses every call with DisposedError', async () => {
+      const store = await open('closing');
+      let settled = 0;
+      const calls = [
+        store.add('alice', [{ embedding: axis(0) }]),
+        store.identities(),
+        store.match([axis(1)]),
+      ];
+      const count = () => settled++;
+      for (const call of calls) void call.then(count, count);
+      await store.close();
+      // Finished by the time close resolved (not cut off, not left pending), and the add landed.
+      expect(settled).toBe(calls.length);
+      expect(await calls[0]).toHaveLength(1);
+      const after: [string, () => Promise<unknown>][] = [
+        ['add', () => store.add('bob', [{ embedding: axis(1) }])],
+        ['match', () => store.match([axis(0)])],
+        ['identities', () => store.identities()],
+        ['list', () => store.list()],
+        ['removeIdentity', () => store.removeIdentity('alice')],
+      ];
+      if (store.setThreshold) after.push(['setThreshold', () => store.setThreshold!(0.5)]);
+      for (const [name, call] of after) {
+        const error = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(DisposedError.isInstance(error), `${name} after close: ${String(error)}`).toBe(true);
+      }
+      const reopened = await open('closing');
+      expect(await reopened.identities()).toEqual(['alice']);
+      expect(reopened.threshold).not.toBe(0.5);
     });
 
     it("persists across a re-open, and a second handle sees the first one's changes", async () => {
