@@ -7,6 +7,7 @@ import {
   type FaceProvider,
   type Gallery,
   type GalleryStore,
+  GalleryStoreNotFoundError,
   InvalidOptionsError,
   missingThresholdMessage,
   openGalleryStore,
@@ -128,6 +129,13 @@ export function createPipelineContainer(
           refreshSeconds: config.galleryStore.refreshSeconds,
           ...(config.galleryStore.s3Endpoint ? { s3Endpoint: config.galleryStore.s3Endpoint } : {}),
           logger: deps.resolve<PipelineLogger>(TOKENS.logger),
+        }).catch((error: unknown) => {
+          // The library's hint (open it with `create: true`) is not the operator's: say what to do here.
+          if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
+          throw new GalleryStoreNotFoundError(
+            error.location,
+            ' (FACEREC_GALLERY: upload a gallery there, or create it with `facerec gallery add <store> …`; tried again every 10 s)',
+          );
         });
       } else {
         throw new InvalidOptionsError(

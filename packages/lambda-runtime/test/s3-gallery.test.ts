@@ -146,6 +146,9 @@ describeWithSharedData('recognition with an S3 gallery: hot swap by ETag', PIPEL
     vi.spyOn(Date, 'now').mockImplementation(() => clock);
     const first = await entry.started();
     expect(first.failure).toMatchObject({ code: 'GALLERY_NOT_FOUND' });
+    // Said for the operator (what FACEREC_GALLERY needs), not as the library's `create: true`.
+    expect((first.failure as Error).message).toMatch(/FACEREC_GALLERY: upload a gallery there/);
+    expect((first.failure as Error).message).not.toMatch(/create: true/);
 
     // A gallery of another embedder uploaded by mistake: refused at the next try, which waits for the interval.
     await upload(

@@ -21,6 +21,13 @@ describe('openGalleryStore', () => {
     const missing = await openGalleryStore(file, { embedder: CONFORMANCE_EMBEDDER }).catch((e: unknown) => e);
     expect(GalleryStoreNotFoundError.isInstance(missing)).toBe(true);
     expect((missing as GalleryStoreNotFoundError).location).toBe(file);
+    // The hint names the option that creates it; without an embedder, that it needs one.
+    expect((missing as Error).message).toBe(
+      `no gallery at ${file} (open it with \`create: true\` to create it empty)`,
+    );
+    await expect(openGalleryStore(file, { create: true })).rejects.toThrow(
+      `no gallery at ${file}; to create it, give the embedder it is for (and \`create: true\`)`,
+    );
     const created = await openGalleryStore(file, {
       embedder: CONFORMANCE_EMBEDDER,
       create: true,
@@ -32,6 +39,18 @@ describe('openGalleryStore', () => {
     expect(byUrl.location).toBe(file);
     expect(byUrl.threshold).toBe(0.7);
     expect(await byUrl.identities()).toEqual(['amy']);
+  });
+
+  it('refuses a misspelt option for every kind of store, before opening anything', async () => {
+    for (const url of [path.join(dir, 'g.json'), 's3://bucket/g.json', 'postgres://u@127.0.0.1:1/db']) {
+      const options = { embedder: CONFORMANCE_EMBEDDER, create: true, refreshSecs: 5 };
+      const error = await openGalleryStore(url, options as never).catch((e: unknown) => e);
+      expect(InvalidOptionsError.isInstance(error), String(error)).toBe(true);
+      expect((error as Error).message).toMatch(/openGalleryStore.*refreshSecs/);
+    }
+    await expect(openGalleryStore(path.join(dir, 'g.json'), { create: 'yes' } as never)).rejects.toThrow(
+      /openGalleryStore.*create/,
+    );
   });
 
   it('refuses a file: URL without a path from the root, rather than reading a file of that name', async () => {

@@ -1,9 +1,12 @@
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import type { DistanceMetric, GalleryEmbedderInfo } from '../contracts/gallery.js';
 import type { GalleryStore } from '../contracts/gallery-store.js';
 import { InvalidOptionsError } from '../errors.js';
 import { importOptionalPackage } from '../optional-import.js';
+import { parseOptions } from '../options.js';
 import { FileGalleryStore } from './file-store.js';
+import { thresholdSchema } from './format.js';
 
 /** Where a gallery store reports what it did (swaps, refused versions); `console` and Powertools fit. */
 export interface GalleryStoreLogger {
@@ -41,6 +44,17 @@ export interface OpenGalleryStoreOptions {
   readonly logger?: GalleryStoreLogger;
 }
 
+const openOptionsSchema = z.strictObject({
+  embedder: z.custom<GalleryEmbedderInfo>((v) => typeof v === 'object' && v !== null).optional(),
+  create: z.boolean().optional(),
+  metric: z.enum(['euclidean', 'cosine']).optional(),
+  threshold: thresholdSchema.optional(),
+  refreshSeconds: z.number().min(0).optional(),
+  s3Endpoint: z.string().optional(),
+  s3AllowUnconditionalWrites: z.boolean().optional(),
+  logger: z.custom<GalleryStoreLogger>((v) => typeof v === 'object' && v !== null).optional(),
+});
+
 /** A store package's opener: what `@facerec/gallery-s3` and `@facerec/gallery-postgres` export. */
 export type GalleryStoreOpener = (url: string, options: OpenGalleryStoreOptions) => Promise<GalleryStore>;
 
@@ -65,6 +79,9 @@ export async function openGalleryStore(
   url: string,
   options: OpenGalleryStoreOptions = {},
 ): Promise<GalleryStore> {
+  // Checked here for every kind of store: a misspelt key (`refreshSecs`) would otherwise be ignored silently
+  // (each store validates the values it takes).
+  parseOptions(openOptionsSchema, options, 'openGalleryStore');
   const scheme = /^([a-z][a-z0-9+.-]*:)\/\//i.exec(url)?.[1]?.toLowerCase();
   // `s3:/bucket/key` or `s3:bucket/key` would otherwise be taken for a file path, and fail on a folder "s3:".
   const oneSlash = /^(s3|postgres|postgresql):(?!\/\/)/i.exec(url)?.[1]?.toLowerCase();

@@ -168,9 +168,12 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
         this.#gallery = gallery;
       });
     } else {
+      // `create` is false when the embedder was given and creating was not asked for.
       throw new GalleryStoreNotFoundError(
         this.location,
-        this.#expected ? '' : '; give the embedder to create one for',
+        create === false
+          ? ' (open it with `create: true` to create it empty)'
+          : '; to create it, give the embedder it is for (and `create: true`)',
       );
     }
     this.#expected ??= this.gallery.embedder;
