@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -230,6 +230,57 @@ describeWithSharedData(
       expect(await exited).toBe(0);
       server = undefined;
       expect(stderr).toContain('stopped: every frame answered and every answer collected');
+    });
+
+    it('Ctrl-C while a face is being added over the collections API: the stop waits for it, and it lands', {
+      timeout: 90_000,
+    }, async () => {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const added = path.join(work, 'added.gallery.json');
+      await copyFile(gallery, added);
+      // The later --gallery wins: this test's own copy.
+      server = await serve(port, 'memory', 'add-token', ['--gallery', added, '--drain-seconds', '30']);
+      let stderr = '';
+      server.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => server!.once('exit', resolve));
+      const body = async (identity: string, name: string) =>
+        JSON.stringify({
+          identity,
+          image: (await readFile(sharedPath(...BBT, 'bbt', name, `${name}3.png`))).toString('base64'),
+        });
+      const headers = { authorization: 'Bearer add-token', 'content-type': 'application/json' };
+      const faces = `${url}/collections/default/faces`;
+      // A first add: its write loads the temporary-file cleanup (signal-exit), which once took serve's first
+      // Ctrl-C for an unhandled one, re-sent it (a second Ctrl-C: the stop cut short) and removed the
+      // temporary file of a write still running.
+      expect((await fetch(faces, { method: 'POST', headers, body: await body('first', 'amy') })).status).toBe(
+        201,
+      );
+      // The second add's body is sent in two halves, the stop asked for in between: the add is under way.
+      const text = Buffer.from(await body('second', 'raj'));
+      let push!: (chunk: Uint8Array | null) => void;
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          push = (chunk) => (chunk ? controller.enqueue(chunk) : controller.close());
+        },
+      });
+      const adding = fetch(faces, { method: 'POST', headers, body: stream, duplex: 'half' } as RequestInit);
+      push(text.subarray(0, text.length >> 1));
+      await new Promise((r) => setTimeout(r, 500));
+      server.kill('SIGINT');
+      // Longer than the second the stop gives connections once it closes them.
+      await new Promise((r) => setTimeout(r, 2_000));
+      push(text.subarray(text.length >> 1));
+      push(null);
+      const answer = await adding;
+      expect(answer.status).toBe(201);
+      expect(await exited).toBe(0);
+      server = undefined;
+      expect(stderr).not.toMatch(/at once|error/);
+      const list = await cli('gallery', 'list', added, '--json');
+      const { examples } = JSON.parse(list.stdout) as { examples: { identity: string }[] };
+      expect(examples.map((e) => e.identity)).toEqual(expect.arrayContaining(['first', 'second']));
     });
 
     it('answers every request that got 200 exactly once after kill -9 and a restart on the same file', {

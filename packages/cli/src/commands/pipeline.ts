@@ -384,34 +384,48 @@ function describeBacklog(backlog: LocalRuntimeBacklog): string {
   return parts.join(', ');
 }
 
+/** After a second Ctrl-C, how long the rest of the stop (workers, queues, gallery) may take before the exit. */
+const FORCED_STOP_MS = 2_000;
+
 /**
  * `facerec serve` until Ctrl-C (or SIGTERM), then a graceful stop: frames get 503 while those taken are
- * answered and clients collect the answers, for at most `drainSeconds`; a second Ctrl-C stops at once.
+ * answered and clients collect the answers, for at most `drainSeconds`; a second Ctrl-C stops at once (what
+ * follows the drain gets {@link FORCED_STOP_MS}), a third at that very moment.
  */
 async function serveUntilStopped(
   served: Awaited<ReturnType<typeof serveLocally>>,
   drainSeconds: number,
   queue: string,
 ): Promise<void> {
-  const signalled = () =>
-    new Promise<void>((resolve) => {
-      const once = () => {
-        process.off('SIGINT', once);
-        process.off('SIGTERM', once);
-        resolve();
-      };
-      process.on('SIGINT', once);
-      process.on('SIGTERM', once);
-    });
-  await signalled();
+  // One listener for the whole stop, never removed and added again: in between, a signal found no listener of
+  // ours, and signal-exit (the temporary-file cleanup) took it for an unhandled one and removed the temporary
+  // file of a gallery write still running.
+  let signals = 0;
+  let stopAsked!: () => void;
+  const stopping = new Promise<void>((resolve) => (stopAsked = resolve));
+  const again = new AbortController();
+  const onSignal = () => {
+    signals++;
+    if (signals === 1) return stopAsked();
+    again.abort();
+    // The drain ends at once; what follows it (workers, queues, the gallery) gets a moment, then the process
+    // ends whatever still runs (a store that does not answer).
+    if (signals === 2) {
+      setTimeout(() => {
+        info('facerec serve: stopped at once (signalled again); what was still running was abandoned');
+        process.exit(130);
+      }, FORCED_STOP_MS).unref();
+    } else process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  await stopping;
   const backlog = served.runtime.backlog();
   if (drainSeconds > 0 && pending(backlog)) {
     info(
       `facerec serve: stopping: no new frames; waiting up to ${drainSeconds} s for ${describeBacklog(backlog)} (Ctrl-C or SIGTERM again stops at once)`,
     );
   }
-  const again = new AbortController();
-  void signalled().then(() => again.abort());
   const { drained, left, cutOff, answersDropped } = await served.drain({
     timeoutMs: drainSeconds * 1000,
     signal: again.signal,

@@ -183,8 +183,9 @@ export interface LocalRuntime {
   backlog(): LocalRuntimeBacklog;
   /**
    * A graceful stop: from now on frames (and collections API requests) get 503 with `Retry-After`, while the
-   * frames already taken are detected and recognised and clients go on collecting answers (`GET /responses`,
-   * `GET /health`), until nothing is left or `timeoutMs` passed; then {@link LocalRuntime.close}. What is left
+   * frames already taken are detected and recognised, a face being added is stored, and clients go on
+   * collecting answers (`GET /responses`, `GET /health`), until nothing is left or `timeoutMs` passed; then
+   * {@link LocalRuntime.close}. What is left
    * (answers nobody collected) stays in a durable queue for the next start; an in-memory queue loses it.
    */
   drain(options?: DrainOptions): Promise<DrainReport>;
@@ -992,7 +993,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       const started = performance.now();
       const deadline = started + (drainOptions.timeoutMs ?? 10_000);
       const empty = (b: LocalRuntimeBacklog) => b.detecting + b.recognising + b.uncollected === 0;
-      while (!empty(backlog()) && performance.now() < deadline && !drainOptions.signal?.aborted) {
+      // A face being added over the collections API is waited for too: cut off, its client could not tell
+      // whether it landed.
+      while (
+        (!empty(backlog()) || adding > 0) &&
+        performance.now() < deadline &&
+        !drainOptions.signal?.aborted
+      ) {
         await new Promise((r) => setTimeout(r, 50));
       }
       await close(1_000);
