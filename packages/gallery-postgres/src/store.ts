@@ -44,7 +44,7 @@ import {
 import pg from 'pg';
 import { z } from 'zod';
 import { migrate } from './migrate.js';
-import { inTransaction } from './transaction.js';
+import { inTransaction, isQueryTimeout } from './transaction.js';
 
 /** How `match` searches: `exact` scans every example; `hnsw` walks the collection's HNSW index. */
 export type PostgresSearchMode = 'exact' | 'hnsw';
@@ -86,6 +86,13 @@ export interface PostgresGalleryStoreOptions {
   /** Pool size when the store makes its pool from `connectionString`. Default 10. */
   readonly maxConnections?: number;
   /**
+   * How long one query may wait for the server's answer, in milliseconds, when the store makes its pool (a
+   * `query_timeout` in the URL wins); past it the call fails as `GALLERY_UNREACHABLE` (a caller answers 503) and
+   * the connection is dropped. Without it a server that stops answering (a frozen host, a network partition
+   * that drops packets) held the call, and everything waiting behind it, for ever. Default 30 000; 0: none.
+   */
+  readonly queryTimeoutMs?: number;
+  /**
    * How often `match` reads the collection's threshold and calibration again (another process may have
    * recalibrated it), in seconds; one primary-key read at most this often. 0: before every match. Default 1.
    * The examples need no refresh: every query sees the current collection.
@@ -106,6 +113,9 @@ export interface PostgresGalleryStoreOptions {
   /** Told when the settings are read again after the server could not be reached. Default: ignored. */
   readonly onReachableAgain?: () => void;
 }
+
+/** Default `queryTimeoutMs`: far above any query of the store (ms), below the recognition function's timeout. */
+const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 const optionsSchema = z
   .strictObject({
@@ -133,6 +143,7 @@ const optionsSchema = z
       .default({}),
     migrate: z.boolean().default(true),
     maxConnections: z.number().int().min(1).max(1000).default(10),
+    queryTimeoutMs: z.number().int().min(0).default(DEFAULT_QUERY_TIMEOUT_MS),
     refreshSeconds: z.number().min(0).default(1),
     onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
     onConnectionError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
@@ -305,6 +316,7 @@ export class PostgresGalleryStore implements GalleryStore {
         max: o.maxConnections,
         // A server that never answers (a dropped packet, a firewall) fails a query instead of holding it.
         connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+        ...(o.queryTimeoutMs > 0 ? { query_timeout: o.queryTimeoutMs } : {}),
       });
     if (!o.pool) pool.on('error', (error) => o.onConnectionError?.(error));
     const location = collectionLocation(o.connectionString, o.collection);
@@ -762,8 +774,14 @@ function unreachable(error: unknown, location: string): FacerecError | undefined
   const code = unreachableCode(error, POSTGRES_UNREACHABLE);
   const message = String((error as { message?: unknown } | undefined)?.message ?? '');
   const lost = /^Connection terminated|timeout exceeded when trying to connect/i.test(message);
-  if (code === undefined && !lost) return undefined;
-  return galleryUnreachable('the Postgres server', location, code ?? 'connection lost', error);
+  const unanswered = isQueryTimeout(error);
+  if (code === undefined && !lost && !unanswered) return undefined;
+  return galleryUnreachable(
+    'the Postgres server',
+    location,
+    code ?? (unanswered ? 'no answer within the query timeout' : 'connection lost'),
+    error,
+  );
 }
 
 /**
@@ -824,7 +842,7 @@ export function hnswIndexName(collection: string): string {
 }
 
 /** Query parameters of a store URL, and the option each sets. */
-const URL_PARAMETERS = ['collection', 'search', 'ef_search'] as const;
+const URL_PARAMETERS = ['collection', 'search', 'ef_search', 'max_connections'] as const;
 
 /**
  * Query parameters node-postgres (8.x: `pg-connection-string` and `ConnectionParameters`) reads from a
@@ -900,8 +918,8 @@ function connectionParameterIssue(params: URLSearchParams): string | undefined {
 /**
  * Opens `postgres://user:password@host:5432/database?collection=staff&search=hnsw&ef_search=400` with the
  * options of `openGalleryStore` (`@facerec/framework`), which calls it for `postgres://` and `postgresql://`
- * URLs. `collection` (default `default`), `search` (`hnsw` or `exact`) and `ef_search` are taken out of the
- * URL; the rest of it (`sslmode`, …) is the connection string, whose query parameters must be ones
+ * URLs. `collection` (default `default`), `search` (`hnsw` or `exact`), `ef_search` and `max_connections`
+ * (the pool's size) are taken out of the URL; the rest of it (`sslmode`, …) is the connection string, whose query parameters must be ones
  * node-postgres reads (else `InvalidOptionsError`). `create` defaults to false.
  */
 export async function openGalleryStoreFromUrl(
@@ -946,6 +964,7 @@ export async function openGalleryStoreFromUrl(
   }
   const search = take('search');
   const efSearch = take('ef_search');
+  const maxConnections = take('max_connections');
   const connectionIssue = connectionParameterIssue(parsed.searchParams);
   if (connectionIssue) throw new InvalidOptionsError('@facerec/gallery-postgres', connectionIssue);
   if (search !== undefined && search !== 'exact' && search !== 'hnsw') {
@@ -958,6 +977,15 @@ export async function openGalleryStoreFromUrl(
       `?ef_search= must be a whole number from 1 to 1000, got ${JSON.stringify(efSearch.slice(0, 20))}`,
     );
   }
+  if (
+    maxConnections !== undefined &&
+    (!/^[1-9]\d{0,3}$/.test(maxConnections) || Number(maxConnections) > 1000)
+  ) {
+    throw new InvalidOptionsError(
+      '@facerec/gallery-postgres',
+      `?max_connections= must be a whole number from 1 to 1000, got ${JSON.stringify(maxConnections.slice(0, 20))}`,
+    );
+  }
   let store: PostgresGalleryStore | undefined;
   store = await PostgresGalleryStore.open({
     connectionString: parsed.toString(),
@@ -965,6 +993,7 @@ export async function openGalleryStoreFromUrl(
     ...(collection ? { collection } : {}),
     ...(search ? { search } : {}),
     ...(efSearch ? { efSearch: Number(efSearch) } : {}),
+    ...(maxConnections ? { maxConnections: Number(maxConnections) } : {}),
     ...(options.embedder ? { embedder: options.embedder } : {}),
     ...(options.metric ? { metric: options.metric } : {}),
     ...(options.threshold !== undefined ? { threshold: options.threshold } : {}),
@@ -973,7 +1002,14 @@ export async function openGalleryStoreFromUrl(
       ? {
           // By the error's code, never its message (which can quote the row).
           onReloadError: (error: Error) => {
-            const reason = (error as { code?: string }).code ?? error.name;
+            const code = (error as { code?: unknown }).code;
+            // A server's error by its SQLSTATE (26000: a prepared statement the session does not hold).
+            const reason =
+              typeof code === 'string'
+                ? FacerecError.isInstance(error)
+                  ? code
+                  : `SQLSTATE ${code}`
+                : error.name;
             logger.warn(
               reason === 'GALLERY_UNREACHABLE'
                 ? 'gallery store unreachable; keeping the loaded settings'

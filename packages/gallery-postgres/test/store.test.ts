@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
@@ -354,6 +354,51 @@ describe('PostgresGalleryStore', () => {
     }
   });
 
+  it('fails a call the server does not answer within queryTimeoutMs as GALLERY_UNREACHABLE, and works again after', async () => {
+    // A relay to the server that can stop passing bytes on, as a frozen host or a partition that drops
+    // packets does: the connection stays open, no answer comes.
+    let frozen = false;
+    const relay = createServer((client) => {
+      const [host, port] = server.connectionString.split('@')[1]!.split('/')[0]!.split(':');
+      const upstream = connect(Number(port), host!);
+      client.on('data', (data) => frozen || upstream.write(data));
+      upstream.on('data', (data) => frozen || client.write(data));
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+      client.on('error', () => undefined);
+      upstream.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const { port } = relay.address() as { port: number };
+    const store = await PostgresGalleryStore.open({
+      connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      collection: `timeout-${randomBytes(4).toString('hex')}`,
+      embedder: CONFORMANCE_EMBEDDER,
+      maxConnections: PGLITE_MAX_CONNECTIONS,
+      queryTimeoutMs: 500,
+    });
+    try {
+      await store.add('ada', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
+      frozen = true;
+      const started = performance.now();
+      const error = await store
+        .add('bob', [{ embedding: Float32Array.from([0, 1, 0, 0, 0, 0, 0, 0]) }])
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+      expect((error as Error).message).toMatch(/\(no answer within the query timeout\)$/);
+      // One query's timeout: the transaction's connection is dropped, not rolled back behind the stuck query.
+      // (≈ 505 ms here; with the ROLLBACK waiting for its own timeout behind the stuck query, ≈ 1,005 ms.)
+      expect(performance.now() - started).toBeLessThan(900);
+      frozen = false;
+      // A fresh connection: the dropped one was not handed out again.
+      await store.add('carol', [{ embedding: Float32Array.from([0, 0, 1, 0, 0, 0, 0, 0]) }]);
+      expect(await store.identities()).toEqual(['ada', 'carol']);
+    } finally {
+      await store.close();
+      relay.close();
+    }
+  });
+
   it('names the store and what to install when the server has no pgvector; refuses a URL it cannot parse unshown', async () => {
     const db = await PGlite.create();
     const socket = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1' });
@@ -395,15 +440,17 @@ describe('PostgresGalleryStore', () => {
     ).catch((e: unknown) => e);
     expect(misspelt).toBeInstanceOf(InvalidOptionsError);
     expect((misspelt as Error).message).toMatch(
-      /^@facerec\/gallery-postgres: unknown query parameters "colection", "connect_timeout" in the store URL \("connect_timeout": libpq's, which node-postgres does not read from a URL: remove it\); facerec reads collection, search, ef_search, the connection sslmode, .*statement_timeout/,
+      /^@facerec\/gallery-postgres: unknown query parameters "colection", "connect_timeout" in the store URL \("connect_timeout": libpq's, which node-postgres does not read from a URL: remove it\); facerec reads collection, search, ef_search, max_connections, the connection sslmode, .*statement_timeout/,
     );
     expect((misspelt as Error).message).not.toContain('SECRET');
-    for (const value of ['abc', '0', '1001', '', '40.5']) {
-      await expect(
-        openGalleryStoreFromUrl(`postgres://app@127.0.0.1:1/postgres?ef_search=${value}`, {}),
-      ).rejects.toThrow(
-        `@facerec/gallery-postgres: ?ef_search= must be a whole number from 1 to 1000, got ${JSON.stringify(value)}`,
-      );
+    for (const name of ['ef_search', 'max_connections']) {
+      for (const value of ['abc', '0', '1001', '', '40.5']) {
+        await expect(
+          openGalleryStoreFromUrl(`postgres://app@127.0.0.1:1/postgres?${name}=${value}`, {}),
+        ).rejects.toThrow(
+          `@facerec/gallery-postgres: ?${name}= must be a whole number from 1 to 1000, got ${JSON.stringify(value)}`,
+        );
+      }
     }
     // A password in the query with an unencoded & would show its tail as a name: nothing is named then.
     const tail = await openGalleryStoreFromUrl(
