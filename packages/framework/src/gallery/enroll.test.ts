@@ -295,6 +295,35 @@ describe('enrollGallery', () => {
     expect(unenrolled).toEqual(['bob', 'carol', 'dave', 'erin']);
   });
 
+  it('skips a copy of a photo enrolled before, under the same identity or another one, naming it', async () => {
+    const copies = mkdtempSync(path.join(tmpdir(), 'facerec-enroll-copies-'));
+    try {
+      const bytes = await encodePng(image(1, 10));
+      for (const file of ['alice/a1.png', 'alice/a1 copy.png', 'bob/b1.png']) {
+        mkdirSync(path.dirname(path.join(copies, file)), { recursive: true });
+        writeFileSync(path.join(copies, file), bytes);
+      }
+      writeFileSync(path.join(copies, 'bob/b2.png'), await encodePng(image(1, 40)));
+      const { gallery, skipped } = await enrollGallery({
+        root: copies,
+        detector: fakeDetector().detector,
+        embedder: fakeEmbedder().embedder,
+      });
+      expect(gallery.list().map((e) => e.source)).toEqual(['alice/a1 copy.png', 'bob/b2.png']);
+      expect(new Set(gallery.list().map((e) => e.id)).size).toBe(2);
+      expect(skipped).toEqual([
+        { file: 'alice/a1.png', reason: 'duplicate', detail: 'the same face as alice/a1 copy.png' },
+        {
+          file: 'bob/b1.png',
+          reason: 'duplicate',
+          detail: 'the same face as alice/a1 copy.png, enrolled as alice',
+        },
+      ]);
+    } finally {
+      rmSync(copies, { recursive: true, force: true });
+    }
+  });
+
   it('skips faces that fail a quality check, saying which and by how much', async () => {
     const { embedder } = fakeEmbedder();
     const reasons = async (options: Partial<EnrollOptions>, detector = fakeDetector().detector) => {

@@ -66,7 +66,12 @@ export type SkipReason =
   | 'hidden'
   | 'reserved identity name'
   /** A folder name no store takes as an identity (control characters, too long): see `MAX_IDENTITY_NAME_LENGTH`. */
-  | 'invalid identity name';
+  | 'invalid identity name'
+  /**
+   * The very face of a photo enrolled before it (an identical embedding: a copy of that photo, or a link to
+   * it), named in `detail`, under the same identity or another one (then a labelling mistake to look at).
+   */
+  | 'duplicate';
 
 /** A file (or folder, with a trailing `/`) that was not enrolled. Paths are relative to the root, `/`-separated. */
 export interface SkippedFile {
@@ -231,6 +236,9 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
   const { candidates, skipped, identities: folders } = await scan(o.root);
   const enrolled: EnrolledFile[] = [];
   const examples = new Map<string, { source: string; embedding: Float32Array }[]>();
+  // Each enrolled embedding's bytes, and the photo it came from: a copy enrolled again would be a second
+  // example with the same id (which a removal by id then took out twice).
+  const faces = new Map<string, Candidate>();
   let done = 0;
   const report = (c: Candidate, outcome: EnrollProgress['outcome'], reason?: SkipReason) => {
     done++;
@@ -296,8 +304,20 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
         report(c, 'skipped', x.skip.reason);
         return;
       }
+      const embedding = vectors[v++]!;
+      const key = Buffer.from(embedding.buffer, embedding.byteOffset, embedding.byteLength).toString(
+        'base64',
+      );
+      const first = faces.get(key);
+      if (first) {
+        const detail = `the same face as ${first.file}${first.identity === c.identity ? '' : `, enrolled as ${first.identity}`}`;
+        skipped.push({ file: c.file, reason: 'duplicate', detail });
+        report(c, 'skipped', 'duplicate');
+        return;
+      }
+      faces.set(key, c);
       const list = examples.get(c.identity) ?? [];
-      list.push({ source: c.file, embedding: vectors[v++]! });
+      list.push({ source: c.file, embedding });
       examples.set(c.identity, list);
       enrolled.push({ identity: c.identity, file: c.file, faces: x.faces, quality: x.quality });
       report(c, 'enrolled');
