@@ -1,7 +1,13 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CACHE_DIR_ENV, MODELS, MODELS_MIRROR_ENV } from '@facerec/framework';
+import {
+  CACHE_DIR_ENV,
+  calibrateThresholdLeaveOneOut,
+  FileGallery,
+  MODELS,
+  MODELS_MIRROR_ENV,
+} from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { cli } from './helpers.js';
@@ -255,6 +261,42 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
         expect.stringMatching(/^only 2 genuine pairs back the threshold \(fewer than 20\)/),
       ]),
     );
+  });
+
+  it('gallery calibrate --leave-one-out: each enrolled example against the rest, no probes', async () => {
+    const gallery = path.join(work, 'all.json');
+    const out = path.join(work, 'leave-one-out.json');
+    const run = await cli(
+      'gallery',
+      'calibrate',
+      '--leave-one-out',
+      '--gallery',
+      gallery,
+      '--out',
+      out,
+      '--json',
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const summary = JSON.parse(run.stdout) as {
+      threshold: number;
+      genuinePairs: number;
+      impostorPairs: number;
+    };
+    // 8 people × 2 photos: each photo against its other one, and against the 7 other people.
+    expect([summary.genuinePairs, summary.impostorPairs]).toEqual([16, 112]);
+    const expected = calibrateThresholdLeaveOneOut(await FileGallery.load(gallery));
+    expect(summary.threshold).toBe(expected.point.threshold);
+    const saved = await FileGallery.load(out);
+    expect([saved.threshold, saved.calibration?.genuinePairs]).toEqual([expected.point.threshold, 16]);
+    // A probe folder and --leave-one-out, or neither: refused before anything loads.
+    const both = await cli('gallery', 'calibrate', work, '--leave-one-out', '--gallery', gallery);
+    expect([both.code, both.stderr]).toEqual([
+      2,
+      'facerec: gallery calibrate: --leave-one-out calibrates on the enrolled examples: give no probe folder with it\n',
+    ]);
+    const neither = await cli('gallery', 'calibrate', '--gallery', gallery);
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toContain('give a folder of labelled probes');
   });
 
   it('calibrate on one probe: threshold midway to the nearest impostor, report on stdout, warnings on stderr', async () => {

@@ -1,5 +1,8 @@
 import {
+  type CalibrationResult,
   calibrateThreshold,
+  calibrateThresholdLeaveOneOut,
+  type DecodeLimits,
   type EmbedderPrecision,
   enrollGallery,
   FileGallery,
@@ -80,6 +83,52 @@ function infoSkipped(skipped: readonly SkippedFile[], prefix: string): void {
     `${prefix}… and ${skipped.length - SKIPPED_LINES} more: ` +
       `${[...reasons].map(([reason, n]) => `${n} ${reason}`).join('; ')} (--json lists every one)`,
   );
+}
+
+/** `gallery calibrate <dir>`: the probes in `dir` embedded with the gallery's embedder, then the threshold. */
+async function calibrateOnProbes(
+  context: CliContext,
+  gallery: FileGallery,
+  dir: string,
+  opts: {
+    readonly provider: string;
+    readonly weights?: string | undefined;
+    readonly precision?: EmbedderPrecision | undefined;
+    readonly allowOverlap?: boolean | undefined;
+    readonly targetFar: number;
+    readonly decodeLimits: DecodeLimits;
+  },
+): Promise<{ result: CalibrationResult; probes: LabelledProbe[] }> {
+  const provider = await selectProvider(context, opts.provider);
+  const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
+  const detector = provider.detector(context.registry.defaults.detector);
+  const progress = imageProgress('embedding probes');
+  let probes: LabelledProbe[];
+  try {
+    const labelled = await enrollGallery({
+      root: dir,
+      detector,
+      embedder,
+      decodeLimits: opts.decodeLimits,
+      onProgress: progress.onProgress,
+    });
+    progress.stop();
+    infoSkipped(labelled.skipped, '  skipped ');
+    probes = labelled.gallery.names.flatMap((identity) =>
+      labelled.gallery
+        .examples(identity)
+        .map((e) => ({ identity, embedding: e.embedding, source: e.source })),
+    );
+  } finally {
+    progress.stop();
+    await Promise.all([detector.dispose(), embedder.dispose()]);
+  }
+  const result = calibrateThreshold(gallery, probes, {
+    targetFar: opts.targetFar,
+    allowOverlap: opts.allowOverlap === true,
+    precision: opts.precision ?? 'fp32',
+  });
+  return { result, probes };
 }
 
 /** `facerec enroll`, `facerec recognize`, `facerec gallery calibrate`. */
@@ -318,10 +367,10 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
   galleryCommand
     .command('calibrate')
     .description(
-      'set the gallery threshold at a target false-accept rate, from labelled images not in the gallery',
+      'set the gallery threshold at a target false-accept rate, from labelled images not in the gallery (or --leave-one-out on its own examples)',
     )
     .argument(
-      '<dir>',
+      '[dir]',
       'labelled probes: <dir>/<identity>/*.{jpg,png,webp} (identities not enrolled count as impostors)',
     )
     .requiredOption(
@@ -331,6 +380,10 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .option('--out <file>', 'write the calibrated gallery file here instead (gallery files only)')
     .option('--target-far <rate>', 'target false-accept rate', '0.01')
     .option('--allow-overlap', 'calibrate even when probes are enrolled examples (same file or same pixels)')
+    .option(
+      '--leave-one-out',
+      'no probes: each enrolled example in turn against the rest (needs identities with two or more examples; fewer pairs than probes not in the gallery, and optimistic)',
+    )
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption('the probes are embedded at; calibrate at the precision you serve at'))
@@ -342,7 +395,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     )
     .action(
       async (
-        dir: string,
+        dir: string | undefined,
         opts: ImageLimitFlags & {
           gallery: string;
           out?: string;
@@ -352,8 +405,23 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           precision?: EmbedderPrecision;
           json?: boolean;
           allowOverlap?: boolean;
+          leaveOneOut?: boolean;
         },
       ) => {
+        if ((dir === undefined) === (opts.leaveOneOut !== true)) {
+          throw new InvalidOptionsError(
+            'gallery calibrate',
+            dir === undefined
+              ? 'give a folder of labelled probes (<dir>/<identity>/*.jpg, people not in the gallery), or --leave-one-out'
+              : '--leave-one-out calibrates on the enrolled examples: give no probe folder with it',
+          );
+        }
+        if (opts.leaveOneOut && opts.precision === 'int8') {
+          throw new InvalidOptionsError(
+            'gallery calibrate',
+            '--leave-one-out calibrates on the enrolled embeddings, made at fp32: --precision int8 needs probes embedded at int8',
+          );
+        }
         const targetFar = numberFlag('gallery calibrate', '--target-far', opts.targetFar, {
           above: 0,
           below: 1,
@@ -386,35 +454,10 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             await store.close();
           }
         } else gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
-        const provider = await selectProvider(context, opts.provider);
-        const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
-        const detector = provider.detector(registry.defaults.detector);
-        const progress = imageProgress('embedding probes');
-        let probes: LabelledProbe[];
-        try {
-          const labelled = await enrollGallery({
-            root: dir,
-            detector,
-            embedder,
-            decodeLimits,
-            onProgress: progress.onProgress,
-          });
-          progress.stop();
-          infoSkipped(labelled.skipped, '  skipped ');
-          probes = labelled.gallery.names.flatMap((identity) =>
-            labelled.gallery
-              .examples(identity)
-              .map((e) => ({ identity, embedding: e.embedding, source: e.source })),
-          );
-        } finally {
-          progress.stop();
-          await Promise.all([detector.dispose(), embedder.dispose()]);
-        }
-        const result = calibrateThreshold(gallery, probes, {
-          targetFar,
-          allowOverlap: opts.allowOverlap === true,
-          precision: opts.precision ?? 'fp32',
-        });
+        const calibrated = dir
+          ? await calibrateOnProbes(context, gallery, dir, { ...opts, targetFar, decodeLimits })
+          : { result: calibrateThresholdLeaveOneOut(gallery, { targetFar, precision: 'fp32' }), probes: [] };
+        const { result, probes } = calibrated;
         if (storeUrl) {
           const store = await openStore(storeUrl);
           try {

@@ -257,8 +257,8 @@ export function calibrateThreshold(
     throw new InvalidInputError(
       `calibrateThreshold: ${overlaps.length} of ${probes.length} probes are enrolled examples: ${listed}` +
         `${overlaps.length > 5 ? `, and ${overlaps.length - 5} more` : ''}. Calibrate with photos that are not in ` +
-        'the gallery, or leave-one-out on the enrolled ones (calibrateThresholdLeaveOneOut); allowOverlap ' +
-        '(--allow-overlap) calibrates anyway',
+        "the gallery, or leave-one-out on the enrolled ones (calibrateThresholdLeaveOneOut; the CLI's " +
+        '--leave-one-out, without probes); allowOverlap (--allow-overlap) calibrates anyway',
     );
   }
   const distances = gallery.distancesTo(probes.map((p) => p.embedding));
