@@ -6,6 +6,13 @@ import type { RgbImage } from '../image/types.js';
  * malformed image becomes an `InvalidInputError` naming what is wrong, not an out-of-bounds read.
  */
 export function assertRgbImage(image: RgbImage, what = 'image'): void {
+  // An encoded file (bytes) or its path where decoded pixels belong: say how to get them.
+  if (typeof image === 'string' || image instanceof Uint8Array || image instanceof ArrayBuffer) {
+    const given = typeof image === 'string' ? 'a path' : 'encoded bytes';
+    throw new InvalidInputError(
+      `${what} is ${given}, not an RgbImage (decoded pixels): decode it first, decodeImage(${typeof image === 'string' ? 'await readImageFile(path)' : 'bytes'})`,
+    );
+  }
   if (typeof image !== 'object' || image === null) throw new InvalidInputError(`${what} is not an RgbImage`);
   // The common slip: detectFaces' crops passed as they come ({ detection, cropBox, image }).
   if (!('width' in image) && 'image' in image && 'cropBox' in image) {

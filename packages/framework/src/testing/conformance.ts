@@ -67,6 +67,9 @@ const malformedImages = (): [string, RgbImage][] => [
   ['short pixel buffer', { width: 16, height: 16, data: new Uint8Array(10) }],
   ['zero width', { width: 0, height: 16, data: new Uint8Array(0) }],
   ['non-integer height', { width: 4, height: 2.5, data: new Uint8Array(30) }],
+  // An image file where decoded pixels belong: its bytes, or its path.
+  ['encoded bytes', new Uint8Array([0xff, 0xd8, 0xff, 0xe0]) as unknown as RgbImage],
+  ['a path', 'face.jpg' as unknown as RgbImage],
 ];
 
 /**
@@ -133,6 +136,9 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
         const batchError = await detector.detectBatch([withFaces[0]!, image]).catch((e: unknown) => e);
         expect(InvalidInputError.isInstance(batchError), String(batchError)).toBe(true);
       }
+      // Bytes are said as such, with how to decode them (not "invalid dimensions undefined×undefined").
+      const bytes = await detector.detect(malformedImages()[3]![1]).catch((e: unknown) => e);
+      expect(String(bytes)).toMatch(/encoded bytes, not an RgbImage .*decodeImage/);
     });
 
     it('is ready once loaded, and a warm-up changes no result', async () => {

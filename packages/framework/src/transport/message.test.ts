@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidOptionsError } from '../errors.js';
+import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { InvalidMessageError, MessageTooLargeError } from './errors.js';
 import {
   assertVisibilityTimeout,
@@ -32,6 +32,10 @@ describe('prepareOutboundMessages', () => {
 
   it('refuses an empty body, a duplicate id and a message over the limit, naming the message', () => {
     expect(() => prepareOutboundMessages([{ body: '' }], 100)).toThrow(/#0.*non-empty/);
+    // One message where an array belongs (a TypeError from deep inside before).
+    expect(() => prepareOutboundMessages({ body: 'x' } as never, 100)).toThrow(
+      new InvalidInputError('publish: messages must be an array (one message: [message]), got object'),
+    );
     expect(() =>
       prepareOutboundMessages(
         [

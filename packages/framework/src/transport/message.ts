@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { OutboundMessage, ReceiveOptions } from '../contracts/transport.js';
-import { InvalidOptionsError } from '../errors.js';
+import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { formatIssues } from '../options.js';
 import { InvalidMessageError, MessageTooLargeError } from './errors.js';
 
@@ -81,6 +81,10 @@ export function prepareOutboundMessages(
   messages: readonly OutboundMessage[],
   maxMessageBytes: number,
 ): PreparedMessage[] {
+  if (!Array.isArray(messages)) {
+    const got = messages === null ? 'null' : typeof messages;
+    throw new InvalidInputError(`publish: messages must be an array (one message: [message]), got ${got}`);
+  }
   const seen = new Set<string>();
   return messages.map((message, index) => {
     const label = message.id ?? `#${index}`;
