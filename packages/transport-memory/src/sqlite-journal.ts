@@ -117,7 +117,7 @@ export async function openSqliteQueueJournal(file: string): Promise<QueueJournal
     throw new QueueFileError(
       file,
       busy
-        ? 'in use by another process (one facerec serve per queue file)'
+        ? 'in use by another journal, in another process or this one (one facerec serve per queue file; close the journal before opening it again)'
         : unbuilt
           ? "better-sqlite3's native module is missing or built for another Node.js (its install script did not run, or ran under another version): " +
             'run `npm rebuild better-sqlite3` (allowing its install script), or use the in-memory queue ' +

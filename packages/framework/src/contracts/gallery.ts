@@ -32,7 +32,10 @@ export interface IdentityCandidate {
 export interface GalleryMatch {
   /** The best identity, or `'unknown'` when its distance exceeds the threshold. */
   readonly identity: string;
-  /** Distance to the best identity (even when the answer is `'unknown'`). */
+  /**
+   * Distance to the best identity (even when the answer is `'unknown'`); `Infinity` when the gallery holds
+   * nobody (`JSON.stringify` writes it as `null`).
+   */
   readonly distance: number;
   /** The closest identities, nearest first. */
   readonly candidates: readonly IdentityCandidate[];
