@@ -82,6 +82,33 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     await expect(readdir(work)).resolves.not.toContain('flat.json');
   });
 
+  it('enroll warns of photos another person of the gallery is recognised in (one person under two names)', async () => {
+    const twice = path.join(work, 'two-names');
+    for (const [folder, photos] of [
+      ['amy', ['amy1', 'amy2']],
+      ['amy_alias', ['amy3', 'amy4']],
+      ['raj', ['raj1', 'raj2']],
+    ] as const) {
+      await mkdir(path.join(twice, folder), { recursive: true });
+      for (const photo of photos) {
+        const person = photo.replace(/\d$/, '');
+        await symlink(sharedPath(...BBT, person, `${photo}.png`), path.join(twice, folder, `${photo}.png`));
+      }
+    }
+    const out = path.join(work, 'two-names.json');
+    const run = await cli('enroll', twice, '--out', out, '--embedder', 'faceapi-resnet', '--json');
+    expect(run.code, run.stderr).toBe(0);
+    const { lookAlikes } = JSON.parse(run.stdout) as {
+      lookAlikes: { source: string; enrolledAs: string; identity: string }[];
+    };
+    // Amy's photos, each recognised as her other name; raj is nobody's look-alike.
+    expect(lookAlikes.length).toBeGreaterThanOrEqual(2);
+    for (const l of lookAlikes) expect([l.enrolledAs, l.identity].sort()).toEqual(['amy', 'amy_alias']);
+    expect(run.stderr).toMatch(
+      /warning: amy(_alias)?\/amy\d\.png: recognised as amy(_alias)? \(distance [\d.]+ ≤ threshold 0\.448\), enrolled as/,
+    );
+  });
+
   it('enroll lists 20 skipped images on stderr, then a count per reason; --json lists every one', async () => {
     const many = path.join(work, 'many-skipped');
     await mkdir(path.join(many, 'amy'), { recursive: true });

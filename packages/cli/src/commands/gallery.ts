@@ -7,6 +7,7 @@ import {
   enrollGallery,
   FileGallery,
   FileGalleryStore,
+  findLookAlikes,
   formatCalibration,
   type GalleryStore,
   InvalidInputError,
@@ -223,16 +224,24 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           }
           await result.gallery.save(opts.out);
           const ids = result.gallery.names;
+          // As gallery list --json: the threshold matching applies, and where it comes from.
+          const matching = thresholdFields(result.gallery, registry);
+          // Photos another person of the gallery is recognised in, at that threshold (none without one).
+          const lookAlikes =
+            matching.threshold > 0 ? await findLookAlikes(result.gallery, matching.threshold) : [];
           if (opts.json) {
             const summary = {
               out: opts.out,
               modelId: embedder.modelId,
-              // As gallery list --json: the threshold matching applies, and where it comes from.
-              ...thresholdFields(result.gallery, registry),
+              ...matching,
               identities: ids,
               enrolled: result.enrolled.map(({ identity, file }) => ({ identity, file })),
               skipped: result.skipped,
               unenrolled: result.unenrolled,
+              lookAlikes: lookAlikes.map((l) => ({
+                ...l,
+                distance: shownDistance(l.distance, matching.threshold),
+              })),
             };
             process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
           }
@@ -244,6 +253,18 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             infoSkipped(result.skipped, '  ');
           }
           infoUnenrolled(result.unenrolled);
+          for (const l of lookAlikes.slice(0, SKIPPED_LINES)) {
+            info(
+              `warning: ${visibleText(l.source)}: recognised as ${visibleText(l.identity)} (distance ` +
+                `${shownDistance(l.distance, matching.threshold)} ≤ threshold ${matching.threshold}), enrolled as ` +
+                `${visibleText(l.enrolledAs)}: a mislabelled photo, or one person under two names? Recognition may answer either`,
+            );
+          }
+          if (lookAlikes.length > SKIPPED_LINES) {
+            info(
+              `… and ${lookAlikes.length - SKIPPED_LINES} more photos recognised as another person (--json lists every one)`,
+            );
+          }
           if (threshold === undefined) {
             const recommended = registry.embedder(opts.embedder).thresholds[opts.metric];
             info(

@@ -9,7 +9,14 @@ import { InvalidOptionsError } from '../errors.js';
 import { encodeJpeg, encodePng } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { fakePreprocessing } from '../testing/fakes.js';
-import { type EnrollmentDetector, type EnrollOptions, type EnrollProgress, enrollGallery } from './enroll.js';
+import {
+  type EnrollmentDetector,
+  type EnrollOptions,
+  type EnrollProgress,
+  enrollGallery,
+  findLookAlikes,
+} from './enroll.js';
+import { FileGallery } from './gallery.js';
 
 /**
  * Synthetic images tell the fake detector what to find: the red channel is 50 × the number of faces, the
@@ -515,5 +522,43 @@ describe('enrollGallery', () => {
     await expect(enrollGallery({ root, detector, embedder: fakeEmbedder().embedder })).rejects.toThrow(
       'model crashed',
     );
+  });
+});
+
+describe('findLookAlikes', () => {
+  const unit = (...v: number[]) => {
+    const n = Math.hypot(...v);
+    return Float32Array.from(v, (x) => x / n);
+  };
+  const gallery = FileGallery.create({
+    embedder: { modelId: 'fake/embedder', dimension: 3, preprocessing },
+    identities: [
+      { name: 'amy', examples: [{ source: 'amy/1.png', embedding: unit(1, 0, 0) }] },
+      // Amy's face again (0.1 away), and one of her own.
+      {
+        name: 'amy_alias',
+        examples: [
+          { source: 'amy_alias/1.png', embedding: unit(1, 0.1, 0) },
+          { source: 'amy_alias/2.png', embedding: unit(0, 1, 0) },
+        ],
+      },
+      { name: 'raj', examples: [{ source: 'raj/1.png', embedding: unit(0, 0, 1) }] },
+    ],
+  });
+
+  it('names each photo another identity is recognised in at the threshold, with that identity and distance', async () => {
+    const found = await findLookAlikes(gallery, 0.5);
+    expect(found).toEqual([
+      { source: 'amy/1.png', enrolledAs: 'amy', identity: 'amy_alias', distance: expect.closeTo(0.0998, 3) },
+      {
+        source: 'amy_alias/1.png',
+        enrolledAs: 'amy_alias',
+        identity: 'amy',
+        distance: expect.closeTo(0.0998, 3),
+      },
+    ]);
+    // Below that distance, nobody; far above it, every photo has a nearest other person.
+    expect(await findLookAlikes(gallery, 0.05)).toEqual([]);
+    expect(await findLookAlikes(gallery, 2)).toHaveLength(4);
   });
 });

@@ -22,7 +22,7 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage, readImageFile } 
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
-import { identityNameIssue, visibleText } from './collection.js';
+import { identityNameIssue, type LookAlike, visibleText } from './collection.js';
 import { thresholdSchema, UNKNOWN_IDENTITY } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
@@ -531,4 +531,50 @@ async function listFiles(dir: string, depth: number): Promise<string[]> {
     else out.push(absolute);
   }
   return out;
+}
+
+/** An enrolled photo whose face the rest of its gallery recognises as another person (see {@link findLookAlikes}). */
+export interface EnrolledLookAlike extends LookAlike {
+  /** The identity the photo was enrolled as (its folder). */
+  readonly enrolledAs: string;
+}
+
+/** Examples matched at once by {@link findLookAlikes}: bounds the distances held (queries × gallery rows). */
+const LOOK_ALIKE_CHUNK = 256;
+
+/**
+ * The enrolled photos whose face another identity of the same gallery matches at or below `threshold` (the one
+ * recognition applies): a mislabelled photo, or one person under two names, whom recognition may answer as
+ * either. `facerec enroll` warns of them, as `gallery add` warns of a photo the store already recognises as
+ * someone else. Cost: one match per example (examples × rows × dimension), far below embedding them.
+ *
+ * @example
+ * const { gallery } = await enrollGallery({ root: 'people', detector, embedder });
+ * for (const l of await findLookAlikes(gallery, 0.448)) console.warn(`${l.source}: looks like ${l.identity}`);
+ */
+export async function findLookAlikes(gallery: FileGallery, threshold: number): Promise<EnrolledLookAlike[]> {
+  if (gallery.names.length < 2) return [];
+  const examples = gallery.names.flatMap((name) => gallery.examples(name).map((e) => ({ name, e })));
+  const found: EnrolledLookAlike[] = [];
+  for (let first = 0; first < examples.length; first += LOOK_ALIKE_CHUNK) {
+    const chunk = examples.slice(first, first + LOOK_ALIKE_CHUNK);
+    // The two nearest identities: the photo's own (it is one of its examples) and the nearest other one.
+    const matches = await gallery.match(
+      chunk.map(({ e }) => e.embedding),
+      { topK: 2, threshold },
+    );
+    matches.forEach((m, i) => {
+      const { name, e } = chunk[i]!;
+      const other = m.candidates.find((c) => c.identity !== name);
+      if (other && other.distance <= threshold) {
+        found.push({
+          source: e.source,
+          enrolledAs: name,
+          identity: other.identity,
+          distance: other.distance,
+        });
+      }
+    });
+  }
+  return found;
 }

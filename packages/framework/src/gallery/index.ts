@@ -35,11 +35,13 @@ export { assertEmbedderCompatible } from './compatibility.js';
 export {
   ENROLL_EXTENSIONS,
   type EnrolledFile,
+  type EnrolledLookAlike,
   type EnrollmentDetector,
   type EnrollOptions,
   type EnrollProgress,
   type EnrollResult,
   enrollGallery,
+  findLookAlikes,
   type MultipleFacesPolicy,
   type SkippedFile,
   type SkipReason,
