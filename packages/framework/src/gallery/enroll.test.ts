@@ -531,7 +531,7 @@ describe('findLookAlikes', () => {
     return Float32Array.from(v, (x) => x / n);
   };
   const gallery = FileGallery.create({
-    embedder: { modelId: 'fake/embedder', dimension: 3, preprocessing },
+    embedder: { modelId: 'fake/embedder', weightsSha256: undefined, dimension: 3, preprocessing },
     identities: [
       { name: 'amy', examples: [{ source: 'amy/1.png', embedding: unit(1, 0, 0) }] },
       // Amy's face again (0.1 away), and one of her own.
