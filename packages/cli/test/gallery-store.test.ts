@@ -409,6 +409,36 @@ describeWithSharedData(
       }
     });
 
+    it('gallery copy moves a file gallery into a new Postgres collection and back, whole; it never merges', async () => {
+      const file = path.join(work, 'to-copy.gallery.json');
+      await addBbtPeople(file, ['amy', 'raj']);
+      const collection = stores.postgres!().replace('collection=people', 'collection=copied');
+      const run = await cli('gallery', 'copy', file, collection, '--json');
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ identities: 2, examples: 4, threshold: 0.4 });
+      const list = async (store: string) => {
+        const listed = await cli('gallery', 'list', store, '--json');
+        expect(listed.code, listed.stderr).toBe(0);
+        return JSON.parse(listed.stdout) as Listed & { threshold: number };
+      };
+      const [original, copied] = [await list(file), await list(collection)];
+      // Ids are a hash of identity and embedding: the same examples, in every store.
+      expect(copied.examples).toEqual(original.examples);
+      expect([copied.modelId, copied.threshold]).toEqual([original.modelId, 0.4]);
+      // Into what exists: refused, before anything is read or written.
+      const again = await cli('gallery', 'copy', file, collection);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(/exists: copy into a new collection \(nothing is merged\)/);
+      const back = path.join(work, 'copied-back.gallery.json');
+      expect((await cli('gallery', 'copy', collection, back)).code).toBe(0);
+      expect((await list(back)).examples).toEqual(original.examples);
+      const onto = await cli('gallery', 'copy', collection, back);
+      expect([onto.code, onto.stderr]).toEqual([
+        2,
+        `facerec: gallery copy: ${back} exists: copy into a new file (nothing is merged)\n`,
+      ]);
+    });
+
     it('gallery add warns of a photo the store already recognises as another identity, and adds it', async () => {
       const file = path.join(work, 'look-alikes.gallery.json');
       const first = await cli('gallery', 'add', file, 'amy', bbt('amy', 1), '--embedder', 'faceapi-resnet');

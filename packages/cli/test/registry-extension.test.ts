@@ -149,6 +149,7 @@ describeWithSharedData(
         })),
         skipped: [],
         unenrolled: [],
+        lookAlikes: [],
       });
       const file = JSON.parse(await readFile(galleryFile, 'utf8')) as {
         embedder: { modelId: string; dimension: number; preprocessing: { crop: unknown } };

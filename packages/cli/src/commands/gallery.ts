@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import {
   type CalibrationResult,
   calibrateThreshold,
@@ -10,6 +11,7 @@ import {
   findLookAlikes,
   formatCalibration,
   type GalleryStore,
+  GalleryStoreNotFoundError,
   InvalidInputError,
   InvalidOptionsError,
   type LabelledProbe,
@@ -546,15 +548,143 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         info(`threshold ${result.point.threshold.toFixed(4)} saved to ${opts.out ?? where}`);
       },
     );
+
+  galleryCommand
+    .command('copy')
+    .description(
+      'copy a gallery whole into a new gallery file or Postgres collection (a file gallery moved to Postgres as it grows): examples, embedder, metric, threshold and calibration',
+    )
+    .argument('<from>', 'the gallery: a file or a store URL (s3://…, postgres://…)')
+    .argument(
+      '<to>',
+      'a new gallery file, or a postgres:// collection that does not exist yet (an S3 gallery is a gallery file: copy a file there)',
+    )
+    .option('--json', 'print { from, to, modelId, identities, examples, threshold, calibrated } to stdout')
+    .action(async (from: string, to: string, opts: { json?: boolean }) => {
+      const toPostgres = /^postgres(ql)?:\/\//i.test(to);
+      if (/^s3:\/\//i.test(to)) {
+        throw new InvalidOptionsError(
+          'gallery copy',
+          'an S3 gallery is a gallery file: copy to a file, then upload it (aws s3 cp g.json s3://bucket/key)',
+        );
+      }
+      const file = toPostgres ? undefined : galleryFile('gallery copy', to, '<to>');
+      // Nothing is merged: a destination that exists is refused before the source is read.
+      if (file && existsSync(file)) {
+        throw new InvalidOptionsError(
+          'gallery copy',
+          `${file} exists: copy into a new file (nothing is merged)`,
+        );
+      }
+      const source = await openExistingGallery(() => openCliGalleryStore(from));
+      let gallery: FileGallery;
+      try {
+        gallery = await storeSnapshot(source, 'gallery copy');
+      } finally {
+        await source.close();
+      }
+      let where: string;
+      if (file) {
+        await gallery.save(file);
+        where = file;
+      } else {
+        if (gallery.aggregation !== 'nearest') {
+          throw new InvalidOptionsError(
+            'gallery copy',
+            `a Postgres collection matches by each identity's nearest example; ${source.location} aggregates by ${gallery.aggregation}`,
+          );
+        }
+        const existing = await openCliGalleryStore(to).catch((error: unknown) => {
+          if (GalleryStoreNotFoundError.isInstance(error)) return undefined;
+          throw error;
+        });
+        if (existing) {
+          await existing.close();
+          throw new InvalidOptionsError(
+            'gallery copy',
+            `${existing.location} exists: copy into a new collection (nothing is merged)`,
+          );
+        }
+        const store = await openCliGalleryStore(to, {
+          embedder: gallery.embedder,
+          create: true,
+          metric: gallery.metric,
+          threshold: gallery.threshold,
+        });
+        where = store.location;
+        const progress = imageProgress('copying');
+        try {
+          await copyInto(store, gallery, progress.onProgress);
+          if (gallery.calibration) await store.setThreshold?.(gallery.threshold, gallery.calibration);
+        } finally {
+          progress.stop();
+          await store.close();
+        }
+      }
+      const summary = {
+        from: source.location,
+        to: where,
+        modelId: gallery.embedder.modelId,
+        identities: gallery.names.length,
+        examples: gallery.exampleCount,
+        threshold: gallery.threshold,
+        calibrated: gallery.isCalibrated,
+      };
+      if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      info(
+        `copied ${count(summary.examples, 'example')} of ${count(summary.identities, 'identity', 'identities')} ` +
+          `from ${summary.from} to ${where} (${summary.modelId}, threshold ${summary.threshold}` +
+          `${summary.calibrated ? ', calibrated' : ''})`,
+      );
+    });
+}
+
+/** Examples per `addMany` of {@link copyInto}: one transaction, a few multi-row INSERTs each. */
+const COPY_CHUNK_EXAMPLES = 2_000;
+
+/**
+ * Adds every example of `gallery` to `store`: in chunks through `addMany` where the store has it (Postgres: one
+ * transaction per chunk, far fewer round trips than an identity at a time), else identity by identity.
+ */
+async function copyInto(
+  store: GalleryStore,
+  gallery: FileGallery,
+  onProgress: (e: { done: number; total: number; file: string }) => void,
+): Promise<void> {
+  const bulk = store as Partial<{
+    addMany: (
+      entries: { identity: string; examples: { embedding: Float32Array; source: string }[] }[],
+    ) => Promise<unknown>;
+  }>;
+  const total = gallery.exampleCount;
+  let done = 0;
+  let batch: { identity: string; examples: { embedding: Float32Array; source: string }[] }[] = [];
+  let held = 0;
+  const flush = async () => {
+    if (!batch.length) return;
+    if (bulk.addMany) await bulk.addMany(batch);
+    else for (const { identity, examples } of batch) await store.add(identity, examples);
+    done += held;
+    onProgress({ done, total, file: batch.at(-1)!.identity });
+    batch = [];
+    held = 0;
+  };
+  for (const identity of gallery.names) {
+    const examples = gallery.examples(identity).map((e) => ({ embedding: e.embedding, source: e.source }));
+    batch.push({ identity, examples });
+    held += examples.length;
+    if (held >= COPY_CHUNK_EXAMPLES) await flush();
+  }
+  await flush();
 }
 
 /**
- * A store's examples as an in-memory gallery, to calibrate on: a snapshot store's (file, S3) current version,
- * or a Postgres collection read whole (`snapshot()`).
+ * A store's examples as an in-memory gallery, to calibrate on or copy: a snapshot store's (file, S3) current
+ * version, or a Postgres collection read whole (`snapshot()`).
  */
-async function storeSnapshot(store: GalleryStore): Promise<FileGallery> {
+async function storeSnapshot(store: GalleryStore, command = 'gallery calibrate'): Promise<FileGallery> {
   const held = store as Partial<{ gallery: FileGallery; snapshot: () => Promise<FileGallery> }>;
   if (typeof held.snapshot === 'function') return held.snapshot();
   if (held.gallery instanceof FileGallery) return held.gallery;
-  throw new InvalidOptionsError('gallery calibrate', `${store.location}: this store cannot be calibrated`);
+  throw new InvalidOptionsError(command, `${store.location}: this store cannot be read whole`);
 }
