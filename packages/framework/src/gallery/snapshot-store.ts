@@ -297,6 +297,8 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
    */
   async close(): Promise<void> {
     await this.#calls.close();
+    // A look a search stopped waiting for (`refreshWaitMs`) ends before the subclass releases its client.
+    await this.#refreshing?.catch(() => undefined);
   }
 
   async #readOrUndefined(): Promise<StoredGalleryText | undefined> {
