@@ -416,6 +416,7 @@ describeWithSharedData(
       const run = await cli('gallery', 'copy', file, collection, '--json');
       expect(run.code, run.stderr).toBe(0);
       expect(JSON.parse(run.stdout)).toMatchObject({ identities: 2, examples: 4, threshold: 0.4 });
+      expect(run.stderr).toContain('copying: 4/4');
       const list = async (store: string) => {
         const listed = await cli('gallery', 'list', store, '--json');
         expect(listed.code, listed.stderr).toBe(0);

@@ -664,8 +664,10 @@ async function copyInto(
     if (!batch.length) return;
     if (bulk.addMany) await bulk.addMany(batch);
     else for (const { identity, examples } of batch) await store.add(identity, examples);
-    done += held;
-    onProgress({ done, total, file: batch.at(-1)!.identity });
+    // Example by example: the reporter prints a line at each tenth of the total (off a terminal), which a count
+    // moving in chunks would step over.
+    const file = batch.at(-1)!.identity;
+    for (const end = done + held; done < end; ) onProgress({ done: ++done, total, file });
     batch = [];
     held = 0;
   };
