@@ -324,6 +324,28 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const neither = await cli('gallery', 'calibrate', '--gallery', gallery);
     expect(neither.code).toBe(2);
     expect(neither.stderr).toContain('give a folder of labelled probes');
+    const overlap = await cli(
+      'gallery',
+      'calibrate',
+      '--leave-one-out',
+      '--allow-overlap',
+      '--gallery',
+      gallery,
+    );
+    expect([overlap.code, overlap.stderr]).toEqual([
+      2,
+      'facerec: gallery calibrate: --allow-overlap is for probes that are enrolled examples; --leave-one-out has no probes\n',
+    ]);
+    // One example per person: no genuine pair, said as the command's refusal.
+    const single = path.join(work, 'single-examples.json');
+    const loaded = await FileGallery.load(gallery);
+    await FileGallery.create({
+      embedder: loaded.embedder,
+      identities: loaded.names.map((name) => ({ name, examples: loaded.examples(name).slice(0, 1) })),
+    }).save(single);
+    const lone = await cli('gallery', 'calibrate', '--leave-one-out', '--gallery', single);
+    expect(lone.code).toBe(2);
+    expect(lone.stderr).toMatch(/^facerec: gallery calibrate --leave-one-out: need at least one genuine/);
   });
 
   it('calibrate on one probe: threshold midway to the nearest impostor, report on stdout, warnings on stderr', async () => {

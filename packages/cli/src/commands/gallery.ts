@@ -439,6 +439,12 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
               : '--leave-one-out calibrates on the enrolled examples: give no probe folder with it',
           );
         }
+        if (opts.leaveOneOut && opts.allowOverlap) {
+          throw new InvalidOptionsError(
+            'gallery calibrate',
+            '--allow-overlap is for probes that are enrolled examples; --leave-one-out has no probes',
+          );
+        }
         if (opts.leaveOneOut && opts.precision === 'int8') {
           throw new InvalidOptionsError(
             'gallery calibrate',
@@ -479,7 +485,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         } else gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const calibrated = dir
           ? await calibrateOnProbes(context, gallery, dir, { ...opts, targetFar, decodeLimits })
-          : { result: calibrateThresholdLeaveOneOut(gallery, { targetFar, precision: 'fp32' }), probes: [] };
+          : { result: leaveOneOut(gallery, targetFar), probes: [] };
         const { result, probes } = calibrated;
         if (storeUrl) {
           const store = await openStore(storeUrl);
@@ -633,10 +639,23 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
       if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       info(
         `copied ${count(summary.examples, 'example')} of ${count(summary.identities, 'identity', 'identities')} ` +
-          `from ${summary.from} to ${where} (${summary.modelId}, threshold ${summary.threshold}` +
-          `${summary.calibrated ? ', calibrated' : ''})`,
+          `from ${summary.from} to ${where} (${summary.modelId}, ` +
+          `${summary.calibrated ? `threshold ${summary.threshold}, calibrated` : summary.threshold > 0 ? `threshold ${summary.threshold}` : 'never calibrated'})`,
       );
     });
+}
+
+/** `gallery calibrate --leave-one-out`: the library's calibration, its refusals said as the command's. */
+function leaveOneOut(gallery: FileGallery, targetFar: number): CalibrationResult {
+  try {
+    return calibrateThresholdLeaveOneOut(gallery, { targetFar, precision: 'fp32' });
+  } catch (error) {
+    if (!InvalidInputError.isInstance(error)) throw error;
+    throw new InvalidInputError(
+      `gallery calibrate --leave-one-out: ${error.message.replace(/^calibrateThresholdLeaveOneOut: /, '')}`,
+      { cause: error },
+    );
+  }
 }
 
 /** Examples per `addMany` of {@link copyInto}: one transaction, a few multi-row INSERTs each. */

@@ -426,7 +426,7 @@ async function serveUntilStopped(
       `facerec serve: stopping: no new frames; waiting up to ${drainSeconds} s for ${describeBacklog(backlog)} (Ctrl-C or SIGTERM again stops at once)`,
     );
   }
-  const { drained, left, cutOff, answersDropped } = await served.drain({
+  const { drained, left, cutOff, answersDropped, addsCutOff } = await served.drain({
     timeoutMs: drainSeconds * 1000,
     signal: again.signal,
   });
@@ -463,6 +463,12 @@ async function serveUntilStopped(
       `${count(cutOff, 'frame')} detected after the stop closed ${cutOff === 1 ? 'its' : 'their'} connection: no answer ` +
         `reached ${cutOff === 1 ? 'its client' : 'their clients'}, which should send ${cutOff === 1 ? 'it' : 'them'} again` +
         ` (the faces queued are counted above)`,
+    );
+  }
+  if (addsCutOff) {
+    parts.push(
+      `${count(addsCutOff, 'face')} being added over the collections API when the stop closed ${addsCutOff === 1 ? 'its' : 'their'} ` +
+        `connection (the store had not answered within --drain-seconds): stored or not, list the collection to see`,
     );
   }
   if (left.detecting) {

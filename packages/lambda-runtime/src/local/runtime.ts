@@ -154,6 +154,12 @@ export interface DrainReport {
   readonly left: LocalRuntimeBacklog;
   /** Answers dropped uncollected since the start (past their time, or for room; each drop was logged). */
   readonly answersDropped: number;
+  /**
+   * Faces being added over the collections API when the stop closed their connection (the drain's time ran out
+   * while their store did not answer): their clients got no answer, and each was stored or not (the stop
+   * waits for the store before it ends); listing the collection tells.
+   */
+  readonly addsCutOff: number;
   readonly waitedMs: number;
 }
 
@@ -1002,6 +1008,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       ) {
         await new Promise((r) => setTimeout(r, 50));
       }
+      // Counted before the connections close: an add still running then gets no answer.
+      const addsCutOff = adding;
       await close(1_000);
       // Detections still running when the connections closed go on to their end (their faces queued, or not):
       // waited for, briefly, so that what is left is counted after them (counted before, the report missed what
@@ -1013,10 +1021,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       }
       const left = backlog();
       return {
-        drained: empty(left) && cutOff === 0,
+        drained: empty(left) && cutOff === 0 && addsCutOff === 0,
         left,
         cutOff,
         answersDropped,
+        addsCutOff,
         waitedMs: performance.now() - started,
       };
     },
