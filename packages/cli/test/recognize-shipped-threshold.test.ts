@@ -12,6 +12,13 @@ import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { cli } from './helpers.js';
 
+/** What `gallery calibrate --json` prints, as far as these tests read it. */
+interface CalibrationSummary {
+  threshold: number;
+  genuinePairs: number;
+  impostorPairs: number;
+}
+
 const BBT = ['faces', 'face-api.js', 'bbt'] as const;
 const SHIPPED = MODELS.embedder('faceapi-resnet').thresholds.euclidean!.value;
 
@@ -304,11 +311,7 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
       '--json',
     );
     expect(run.code, run.stderr).toBe(0);
-    const summary = JSON.parse(run.stdout) as {
-      threshold: number;
-      genuinePairs: number;
-      impostorPairs: number;
-    };
+    const summary = JSON.parse(run.stdout) as CalibrationSummary;
     // 8 people × 2 photos: each photo against its other one, and against the 7 other people.
     expect([summary.genuinePairs, summary.impostorPairs]).toEqual([16, 112]);
     const expected = calibrateThresholdLeaveOneOut(await FileGallery.load(gallery));
@@ -356,11 +359,7 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const out = path.join(work, 'one-probe.json');
     const json = await cli('gallery', 'calibrate', one, '--gallery', gallery, '--out', out, '--json');
     expect(json.code, json.stderr).toBe(0);
-    const summary = JSON.parse(json.stdout) as {
-      threshold: number;
-      genuinePairs: number;
-      impostorPairs: number;
-    };
+    const summary = JSON.parse(json.stdout) as CalibrationSummary;
     expect([summary.genuinePairs, summary.impostorPairs]).toEqual([1, 7]);
     // amy3 against amy and against the seven others, embedded by `recognize`: the threshold is midway between
     // its distance to amy and its distance to the nearest other identity.
