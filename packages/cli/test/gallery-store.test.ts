@@ -430,6 +430,9 @@ describeWithSharedData(
       const again = await cli('gallery', 'copy', file, collection);
       expect(again.code).toBe(2);
       expect(again.stderr).toMatch(/exists: copy into a new collection \(nothing is merged\)/);
+      // Before the source is read: a source that is not there is not even looked at.
+      const unread = await cli('gallery', 'copy', path.join(work, 'no-such.gallery.json'), collection);
+      expect(unread.stderr).toMatch(/exists: copy into a new collection/);
       const back = path.join(work, 'copied-back.gallery.json');
       expect((await cli('gallery', 'copy', collection, back)).code).toBe(0);
       expect((await list(back)).examples).toEqual(original.examples);

@@ -575,12 +575,26 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         );
       }
       const file = toPostgres ? undefined : galleryFile('gallery copy', to, '<to>');
-      // Nothing is merged: a destination that exists is refused before the source is read.
+      // Nothing is merged: a destination that exists is refused before the source is read (100,000 examples
+      // take seconds to read).
       if (file && existsSync(file)) {
         throw new InvalidOptionsError(
           'gallery copy',
           `${file} exists: copy into a new file (nothing is merged)`,
         );
+      }
+      if (!file) {
+        const existing = await openCliGalleryStore(to).catch((error: unknown) => {
+          if (GalleryStoreNotFoundError.isInstance(error)) return undefined;
+          throw error;
+        });
+        if (existing) {
+          await existing.close();
+          throw new InvalidOptionsError(
+            'gallery copy',
+            `${existing.location} exists: copy into a new collection (nothing is merged)`,
+          );
+        }
       }
       const source = await openExistingGallery(() => openCliGalleryStore(from));
       let gallery: FileGallery;
@@ -598,17 +612,6 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           throw new InvalidOptionsError(
             'gallery copy',
             `a Postgres collection matches by each identity's nearest example; ${source.location} aggregates by ${gallery.aggregation}`,
-          );
-        }
-        const existing = await openCliGalleryStore(to).catch((error: unknown) => {
-          if (GalleryStoreNotFoundError.isInstance(error)) return undefined;
-          throw error;
-        });
-        if (existing) {
-          await existing.close();
-          throw new InvalidOptionsError(
-            'gallery copy',
-            `${existing.location} exists: copy into a new collection (nothing is merged)`,
           );
         }
         const store = await openCliGalleryStore(to, {
