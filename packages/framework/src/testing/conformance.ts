@@ -63,13 +63,19 @@ function expectSameDetections(actual: FaceDetection[], expected: FaceDetection[]
   });
 }
 
+/**
+ * A value from a caller outside TypeScript's checks (JavaScript, parsed JSON), given where an `RgbImage` belongs:
+ * what the runtime validation of every detector and embedder exists for.
+ */
+const fromUntypedCaller = (value: unknown): RgbImage => value as RgbImage;
+
 const malformedImages = (): [string, RgbImage][] => [
   ['short pixel buffer', { width: 16, height: 16, data: new Uint8Array(10) }],
   ['zero width', { width: 0, height: 16, data: new Uint8Array(0) }],
   ['non-integer height', { width: 4, height: 2.5, data: new Uint8Array(30) }],
   // An image file where decoded pixels belong: its bytes, or its path.
-  ['encoded bytes', new Uint8Array([0xff, 0xd8, 0xff, 0xe0]) as unknown as RgbImage],
-  ['a path', 'face.jpg' as unknown as RgbImage],
+  ['encoded bytes', fromUntypedCaller(new Uint8Array([0xff, 0xd8, 0xff, 0xe0]))],
+  ['a path', fromUntypedCaller('face.jpg')],
 ];
 
 /**
