@@ -517,7 +517,7 @@ describe('local runtime: recognition consumer', () => {
     release();
     expect((await taken).status).toBe(200);
     await vi.waitFor(() =>
-      expect(runtime.backlog()).toEqual({ detecting: 0, recognising: 0, uncollected: 1 }),
+      expect(runtime.backlog()).toEqual({ detecting: 0, recognising: 0, uncollected: 1, adding: 0 }),
     );
     const polled = (await (await fetch(`${runtime.url}/responses?prefix=a-&wait=1`)).json()) as {
       messages: { request_id: string }[];
@@ -560,7 +560,7 @@ describe('local runtime: recognition consumer', () => {
     expect(report).toMatchObject({
       drained: false,
       cutOff: 1,
-      left: { detecting: 0, recognising: 3, uncollected: 0 },
+      left: { detecting: 0, recognising: 3, uncollected: 0, adding: 0 },
     });
     expect(await taken).toBe('connection closed');
   });
@@ -579,7 +579,7 @@ describe('local runtime: recognition consumer', () => {
       const report = await draining;
       expect(report).toMatchObject({
         drained: false,
-        left: { detecting: 0, recognising: 0, uncollected: 1 },
+        left: { detecting: 0, recognising: 0, uncollected: 1, adding: 0 },
       });
       // The default timeout (10 s) did not run out: the signal ended the wait.
       expect(performance.now() - started).toBeLessThan(how === 'timeout' ? 3_000 : 2_000);

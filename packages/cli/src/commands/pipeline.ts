@@ -372,7 +372,7 @@ async function assertPortFree(port: number, host: string): Promise<void> {
 
 /** Whether a backlog holds anything. */
 const pending = (backlog: LocalRuntimeBacklog): boolean =>
-  backlog.detecting + backlog.recognising + backlog.uncollected > 0;
+  backlog.detecting + backlog.recognising + backlog.uncollected + backlog.adding > 0;
 
 /** "2 frames being detected, 1 answer not collected": the parts of a backlog that are not empty. */
 function describeBacklog(backlog: LocalRuntimeBacklog): string {
@@ -380,6 +380,7 @@ function describeBacklog(backlog: LocalRuntimeBacklog): string {
     backlog.detecting ? `${count(backlog.detecting, 'frame')} being detected` : '',
     backlog.recognising ? `${count(backlog.recognising, 'face')} being recognised` : '',
     backlog.uncollected ? `${count(backlog.uncollected, 'answer')} not collected` : '',
+    backlog.adding ? `${count(backlog.adding, 'face')} being added to the gallery` : '',
   ].filter(Boolean);
   return parts.join(', ');
 }
@@ -452,7 +453,7 @@ async function serveUntilStopped(
     return;
   }
   const parts: string[] = lost ? [lost] : [];
-  const kept = { detecting: 0, recognising: left.recognising, uncollected: left.uncollected };
+  const kept = { detecting: 0, recognising: left.recognising, uncollected: left.uncollected, adding: 0 };
   if (pending(kept)) {
     parts.push(
       `${describeBacklog(kept)}: ${queue === 'memory' ? 'lost (--queue memory)' : `kept in ${queue}; serve again on it to deliver them`}`,

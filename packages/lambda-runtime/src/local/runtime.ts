@@ -128,6 +128,8 @@ export interface LocalRuntimeBacklog {
   readonly recognising: number;
   /** Answers no client has collected yet. */
   readonly uncollected: number;
+  /** Faces being added over the collections API (one at a time). */
+  readonly adding: number;
 }
 
 /** Options of {@link LocalRuntime.drain}. */
@@ -963,6 +965,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     recognising: transport.depth(requestQueue) + transport.inFlight(requestQueue),
     // Answers routed to the mailbox stay in flight on the response queue until delivered; the rest wait there.
     uncollected: transport.depth(responseQueue) + mailbox.size,
+    adding,
   });
   let closing: Promise<void> | undefined;
   /**
@@ -998,14 +1001,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       draining = true;
       const started = performance.now();
       const deadline = started + (drainOptions.timeoutMs ?? 10_000);
-      const empty = (b: LocalRuntimeBacklog) => b.detecting + b.recognising + b.uncollected === 0;
       // A face being added over the collections API is waited for too: cut off, its client could not tell
       // whether it landed.
-      while (
-        (!empty(backlog()) || adding > 0) &&
-        performance.now() < deadline &&
-        !drainOptions.signal?.aborted
-      ) {
+      const empty = (b: LocalRuntimeBacklog) => b.detecting + b.recognising + b.uncollected + b.adding === 0;
+      while (!empty(backlog()) && performance.now() < deadline && !drainOptions.signal?.aborted) {
         await new Promise((r) => setTimeout(r, 50));
       }
       // Counted before the connections close: an add still running then gets no answer.
