@@ -199,7 +199,7 @@ const READ_ELSEWHERE = Object.freeze([
 
 /**
  * The `FACEREC_` variables set in `env` that nothing in facerec reads, each with the known name it is closest to
- * when one is close (at most 3 edits): a misspelt `FACEREC_TRESHOLD` would otherwise be ignored without a word.
+ * when one is close (at most 3 edits, or the only one that adds a part: `_URL`): a misspelt `FACEREC_TRESHOLD` would otherwise be ignored without a word.
  * The Lambda entries log them at start.
  */
 export function unknownVariables(
@@ -210,6 +210,9 @@ export function unknownVariables(
     .filter((name) => name.startsWith('FACEREC_') && env[name] !== undefined && !known.includes(name))
     .sort()
     .map((name) => {
+      // A name cut short by a whole part (FACEREC_REQUEST_QUEUE for FACEREC_REQUEST_QUEUE_URL) is 4 edits away.
+      const longer = known.filter((k) => k.startsWith(`${name}_`));
+      if (longer.length === 1) return { name, meant: longer[0] as string };
       const meant = closest(name, known);
       return distance(name, meant) <= 3 ? { name, meant } : { name };
     });

@@ -129,8 +129,8 @@ export function requestIssues(error: z.ZodError, schema: z.ZodObject): string {
 export const REQUEST_JSON_LIMITS = Object.freeze({ depth: 8, values: 64 });
 
 /**
- * What is wrong with the shape of `text` as a request body (deeper than `depth`, or more than `values` values:
- * commas and containers outside strings), or `undefined`; found by one scan that jumps over strings (native
+ * What is wrong with the shape of `text` as a request body (not an object, deeper than `depth`, or more than
+ * `values` values: commas and containers outside strings), or `undefined`; found by one scan that jumps over strings (native
  * `indexOf`), about a millisecond for 6 MB of base64. Written by hand: JSON parsers in npm build the whole value
  * first (the cost to avoid) or do not bound its shape. Malformed JSON gives `undefined`: the parser that follows
  * refuses it.
@@ -142,6 +142,11 @@ export function requestJsonIssue(
     values: maxValues,
   }: { readonly depth: number; readonly values: number } = REQUEST_JSON_LIMITS,
 ): string | undefined {
+  // Raw image bytes (a JPEG POSTed as image/jpeg) were scanned as JSON and refused for "more than 64 values".
+  const first = text.search(/\S/);
+  if (first >= 0 && text.charCodeAt(first) !== 0x7b) {
+    return 'body is not a JSON object; POST a flat JSON object (an image goes in it base64-encoded), content-type application/json';
+  }
   let depth = 0;
   let values = 0;
   for (let i = 0; i < text.length; i++) {

@@ -167,4 +167,10 @@ describe('unknownVariables', () => {
     ]);
     expect(unknownVariables(queues)).toEqual([]);
   });
+  it('takes a name short of a whole part for the one it shortens (4 edits: past the typo limit)', () => {
+    expect(unknownVariables({ FACEREC_REQUEST_QUEUE: 'q', FACEREC_GALLERY_REFRESH: '5' })).toEqual([
+      { name: 'FACEREC_GALLERY_REFRESH', meant: 'FACEREC_GALLERY_REFRESH_SECONDS' },
+      { name: 'FACEREC_REQUEST_QUEUE', meant: 'FACEREC_REQUEST_QUEUE_URL' },
+    ]);
+  });
 });

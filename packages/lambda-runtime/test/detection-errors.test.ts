@@ -127,14 +127,37 @@ describe('requestJsonIssue', () => {
   const deeper = (text: string, depth: number) =>
     requestJsonIssue(text, { depth, values: 1000 })?.includes('deeper') ?? false;
   it('counts nesting outside strings only, escaped quotes included', () => {
-    expect(deeper('[[[[[[[[1]]]]]]]]', 8)).toBe(false);
-    expect(deeper('[[[[[[[[[1]]]]]]]]]', 8)).toBe(true);
+    expect(deeper('{"a":[[[[[[[1]]]]]]]}', 8)).toBe(false);
+    expect(deeper('{"a":[[[[[[[[1]]]]]]]]}', 8)).toBe(true);
     expect(deeper('{"a":[{"b":[1]}]}', 3)).toBe(true);
     // Brackets inside strings, after an escaped quote or an escaped backslash, do not count.
     expect(deeper(`{"a":"${'['.repeat(20)}"}`, 2)).toBe(false);
     expect(deeper(`{"a":"x\\"${'['.repeat(20)}"}`, 2)).toBe(false);
     expect(deeper(`{"a":"x\\\\","b":${'['.repeat(20)}}`, 2)).toBe(true);
     expect(deeper('{"unterminated', 2)).toBe(false);
+  });
+  it('refuses a body that is no JSON object by its first character (raw image bytes read as "64 values")', async () => {
+    const notObject =
+      'body is not a JSON object; POST a flat JSON object (an image goes in it base64-encoded), content-type application/json';
+    // A JPEG's start, then what its entropy-coded data holds plenty of: commas and brackets.
+    const jpeg = Buffer.concat([
+      Buffer.from([0xff, 0xd8, 0xff, 0xe0]),
+      Buffer.from(',[{'.repeat(100), 'latin1'),
+    ]);
+    expect(requestJsonIssue(jpeg.toString('utf8'))).toBe(notObject);
+    expect(requestJsonIssue('[{"content":"x"}]')).toBe(notObject);
+    expect(requestJsonIssue('"text"')).toBe(notObject);
+    // White space before the object is JSON; an empty or blank body is left to the parser.
+    expect(requestJsonIssue(' \n\t{"a":1}')).toBeUndefined();
+    expect(requestJsonIssue('  ')).toBeUndefined();
+    // The handler answers a JPEG POSTed as it is (a Function URL marks image/jpeg base64-encoded) with it.
+    const result = await handlerWith()({
+      body: jpeg.toString('base64'),
+      isBase64Encoded: true,
+      headers: { 'content-type': 'image/jpeg' },
+      requestContext: { http: { method: 'POST' } },
+    });
+    expect([result.statusCode, JSON.parse(result.body).error]).toEqual([400, notObject]);
   });
   it('refuses a shallow body of many values (2 million {} took JSON.parse over a second), not a frame', () => {
     const frame = JSON.stringify({ content: 'A'.repeat(100_000), request_id: 'r,1', filename: 'a,b[{.png' });
