@@ -490,7 +490,7 @@ describe('FaceRecognitionPipeline', () => {
 
   it('counts the log line the recognition entry writes when it failed to start', () => {
     const entry = readFileSync(
-      path.join(import.meta.dirname, '../../lambda-runtime/src/lambda/recognition.ts'),
+      path.join(import.meta.dirname, '../../lambda-runtime/src/lambda/functions.ts'),
       'utf8',
     );
     expect(entry).toContain(`logger.error('${RECOGNITION_START_FAILURE}'`);

@@ -36,6 +36,13 @@ export {
 } from './idempotency.js';
 export type { DynamoDbIdempotencyStoreOptions } from './idempotency-dynamodb.js';
 export {
+  createDetectionLambda,
+  createRecognitionLambda,
+  type DetectionLambdaHandler,
+  type LambdaFunctionOptions,
+  type RecognitionLambdaHandler,
+} from './lambda/functions.js';
+export {
   type CollectionsApi,
   type CollectionsApiOptions,
   type CollectionsRequest,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import type { FunctionUrlEvent, FunctionUrlResult } from '@facerec/lambda-runtime';
 import { afterAll, expect, it, vi } from 'vitest';
+import { RESTART_INTERVAL_MS } from '../src/lambda/entry.js';
 import { pipelineParts } from './fixtures.js';
 
 /**
@@ -248,6 +249,76 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
       expect.objectContaining({ level: 'ERROR', error: 'not an SQS event: it has no Records array' }),
     ]);
     expect(logged.some((l) => String(l.message).includes('failed to start'))).toBe(false);
+    expect(lines.join('')).not.toMatch(/\n\s+at /);
+  }, 60_000);
+
+  it('createRecognitionLambda: the stock function against a registry of your own, a late gallery picked up', async () => {
+    // Imported after the other tests' module resets, so that the registry is of the framework the provider
+    // loaded by the function checks it against (the same module instance).
+    vi.resetModules();
+    const { defineEmbedder, MODELS } = await import('@facerec/framework');
+    const { createRecognitionLambda, loadConfig } = await import('@facerec/lambda-runtime');
+    const { createOnnxProvider } = await import('@facerec/provider-onnx');
+    // An embedder only this registry knows (face-api's net under another id): the built-in registry refuses
+    // FACEREC_EMBEDDER=my-faceapi; this one reads it, and the gallery of face-api's net matches it.
+    const registry = MODELS.with(
+      defineEmbedder({
+        ...MODELS.embedder('faceapi-resnet'),
+        id: 'my-faceapi',
+        load: () => createOnnxProvider().embedder('faceapi-resnet'),
+      }),
+    );
+    const env = {
+      FACEREC_REQUEST_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/requests',
+      FACEREC_RESPONSE_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/responses',
+      AWS_REGION: 'eu-west-1',
+    };
+    expect(() => loadConfig({ ...env, FACEREC_EMBEDDER: 'my-faceapi' })).toThrow(/my-faceapi/);
+    expect(loadConfig({ ...env, FACEREC_EMBEDDER: 'my-faceapi' }, registry).embedder.description.id).toBe(
+      'my-faceapi',
+    );
+    const work = await mkdtemp(path.join(os.tmpdir(), 'facerec-entry-'));
+    temps.push(work);
+    const gallery = path.join(work, 'gallery.json');
+    vi.stubEnv('FACEREC_THRESHOLD', '');
+    vi.stubEnv('FACEREC_CACHE_DIR', path.join(work, 'cache'));
+    for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+    vi.stubEnv('FACEREC_MODELS_MIRROR', sharedPath('models', 'upstream'));
+    vi.stubEnv('FACEREC_EMBEDDER', 'my-faceapi');
+    vi.stubEnv('FACEREC_GALLERY', gallery); // not there yet: uploaded after the start
+    const records = { Records: [{ messageId: 'm1', body: 'not json', attributes: {} }] } as never;
+    const { lines, restore } = captureOutput();
+    let clock = 0;
+    const answers: unknown[] = [];
+    try {
+      const handler = await createRecognitionLambda({ registry });
+      answers.push(await handler(records));
+      await writeFile(gallery, (await pipelineParts()).gallery.toText());
+      clock = Date.now(); // after the start
+      vi.spyOn(Date, 'now').mockImplementation(() => clock);
+      answers.push(await handler(records)); // within 10 s of the failed start: not tried again yet
+      clock += RESTART_INTERVAL_MS;
+      answers.push(await handler(records)); // started: the record fails for its own body
+    } finally {
+      vi.mocked(Date.now).mockRestore();
+      restore();
+    }
+    const handedBack = { batchItemFailures: [{ itemIdentifier: 'm1' }] };
+    expect(answers).toEqual([handedBack, handedBack, handedBack]);
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const startFailures = logged.filter((l) => l.message === 'the recognition function failed to start');
+    expect(startFailures).toEqual([
+      expect.objectContaining({ error: expect.stringMatching(/^GalleryStoreNotFoundError: /) }),
+      expect.objectContaining({ error: expect.stringMatching(/^GalleryStoreNotFoundError: /) }),
+    ]);
+    expect(logged).toContainEqual(
+      expect.objectContaining({ message: 'the recognition function started', failed_starts_before: 1 }),
+    );
+    // Each invocation published its metrics: the records of the failed starts counted as failed.
+    expect(emfLines(lines).slice(0, 2)).toEqual([
+      expect.objectContaining({ service: 'recognition', FacesFailed: 1 }),
+      expect.objectContaining({ service: 'recognition', FacesFailed: 1 }),
+    ]);
     expect(lines.join('')).not.toMatch(/\n\s+at /);
   }, 60_000);
 });

@@ -70,9 +70,26 @@ export interface FaceProviderOptions {
  * const settings = parseOptions(schema, options, '@facerec/provider-mine');
  */
 export const faceProviderOptionsSchema = z.strictObject({
-  modelStore: z.instanceof(ModelStore).optional(),
-  registry: z.instanceof(ModelRegistry).optional(),
+  modelStore: instanceOfThisCopy(ModelStore).optional(),
+  registry: instanceOfThisCopy(ModelRegistry).optional(),
 });
+
+/**
+ * `z.instanceof`, saying when the value is of a class of the same name from another copy of this package (two
+ * versions of @facerec/framework installed, one under the provider): zod's message was "expected ModelRegistry,
+ * received ModelRegistry".
+ */
+function instanceOfThisCopy<T>(type: abstract new (...args: never[]) => T) {
+  return z.custom<T>((value) => value instanceof type, {
+    error: (issue) => {
+      const other = (issue.input as { constructor?: { name?: unknown } } | null | undefined)?.constructor
+        ?.name;
+      return other === type.name
+        ? `a ${type.name} from another copy of @facerec/framework than the provider's (two versions installed? \`npm ls @facerec/framework\` shows them; install one)`
+        : `expected a ${type.name}`;
+    },
+  });
+}
 
 /** Settings of {@link createFaceProvider}. */
 export interface FaceProviderSpec<Name extends string> {

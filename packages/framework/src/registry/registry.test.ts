@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import { InvalidOptionsError, NoSuchModelError } from '../errors.js';
 import { MtcnnDetector } from '../mtcnn/detector.js';
+import { parseOptions } from '../options.js';
 import { fakeEmbedderDescription } from '../testing/fakes.js';
 import {
   defineEmbedder,
@@ -14,7 +15,12 @@ import {
   inceptionResnetV1CheckpointPath,
   MTCNN,
 } from './builtin.js';
-import { createFaceProvider, implementDetector, implementEmbedder } from './provider.js';
+import {
+  createFaceProvider,
+  faceProviderOptionsSchema,
+  implementDetector,
+  implementEmbedder,
+} from './provider.js';
 import { MODELS } from './registry.js';
 
 const loaded: FaceEmbedder[] = [];
@@ -149,6 +155,21 @@ describe('createFaceProvider', () => {
     await expect(provider().embedder('nope')).rejects.toThrow(
       'available: inception-resnet-v1, faceapi-resnet, fake',
     );
+  });
+
+  it('says a registry or model store of another copy of the framework is that (zod said "expected X, received X")', () => {
+    // What a second installed copy of @facerec/framework hands over: a class of the same name, not this one.
+    const copy = { ModelRegistry: class ModelRegistry {}, ModelStore: class ModelStore {} };
+    const parse = (options: object) => () => parseOptions(faceProviderOptionsSchema, options, 'provider');
+    expect(parse({ registry: new copy.ModelRegistry() })).toThrow(
+      "registry: a ModelRegistry from another copy of @facerec/framework than the provider's (two versions installed? `npm ls @facerec/framework` shows them; install one)",
+    );
+    expect(parse({ modelStore: new copy.ModelStore() })).toThrow(
+      /modelStore: a ModelStore from another copy/,
+    );
+    expect(parse({ registry: {} })).toThrow('registry: expected a ModelRegistry');
+    expect(parse({ registry: null })).toThrow('registry: expected a ModelRegistry');
+    expect(parse({ registry: MODELS })()).toEqual({ registry: MODELS });
   });
 
   it('uses an implementation only for the description it was written for', async () => {
