@@ -218,6 +218,16 @@ export function unknownVariables(
     });
 }
 
+/** Options of {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /**
+   * The function the configuration is for: `recognition` also requires `FACEREC_GALLERY` (named with the other
+   * missing variables, rather than once they are fixed). Default: either (the gallery is checked when the
+   * recognition handler is composed).
+   */
+  readonly role?: 'detection' | 'recognition';
+}
+
 /**
  * Reads and validates the pipeline configuration; names every bad or missing variable. Provider and
  * embedder ids are checked against `registry` (default: the built-in one), and the error lists the valid ones.
@@ -225,15 +235,20 @@ export function unknownVariables(
 export function loadConfig(
   env: Readonly<Record<string, string | undefined>> = process.env,
   registry: ModelRegistry = MODELS,
+  { role }: LoadConfigOptions = {},
 ): PipelineConfig {
   const schema = schemaFor(registry);
   const relevant = Object.fromEntries(
     Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
   );
   const parsed = schema.safeParse(relevant);
-  if (!parsed.success) {
-    throw new InvalidOptionsError('@facerec/lambda-runtime configuration', formatIssues(parsed.error), {
-      cause: parsed.error,
+  const issues = parsed.success ? [] : [formatIssues(parsed.error)];
+  if (role === 'recognition' && relevant.FACEREC_GALLERY === undefined) {
+    issues.push('FACEREC_GALLERY: required for recognition, not set');
+  }
+  if (!parsed.success || issues.length > 0) {
+    throw new InvalidOptionsError('@facerec/lambda-runtime configuration', issues.join('; '), {
+      ...(parsed.success ? {} : { cause: parsed.error }),
     });
   }
   const e = parsed.data;

@@ -7,6 +7,7 @@
 
 export {
   BODY_LIMITS,
+  type LoadConfigOptions,
   loadConfig,
   PIPELINE_VARIABLES,
   type PipelineConfig,

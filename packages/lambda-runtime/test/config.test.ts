@@ -1,4 +1,4 @@
-import { InvalidOptionsError } from '@facerec/framework';
+import { InvalidOptionsError, MODELS } from '@facerec/framework';
 import { loadConfig, unknownVariables } from '@facerec/lambda-runtime';
 import { describe, expect, it } from 'vitest';
 
@@ -145,6 +145,22 @@ describe('loadConfig', () => {
     expect(() => loadConfig({})).toThrow(
       /FACEREC_REQUEST_QUEUE_URL: required, not set.*FACEREC_RESPONSE_QUEUE_URL: required, not set/,
     );
+  });
+});
+
+describe('loadConfig for one function', () => {
+  it('names a missing FACEREC_GALLERY with the other missing variables for recognition, not for detection', () => {
+    expect(() => loadConfig({}, MODELS, { role: 'recognition' })).toThrow(
+      '@facerec/lambda-runtime configuration: FACEREC_REQUEST_QUEUE_URL: required, not set; FACEREC_RESPONSE_QUEUE_URL: required, not set; FACEREC_GALLERY: required for recognition, not set',
+    );
+    expect(() => loadConfig(queues, MODELS, { role: 'recognition' })).toThrow(
+      /configuration: FACEREC_GALLERY: required for recognition, not set$/,
+    );
+    expect(
+      loadConfig({ ...queues, FACEREC_GALLERY: 'g.json' }, MODELS, { role: 'recognition' }).gallery,
+    ).toBe('g.json');
+    expect(loadConfig(queues, MODELS, { role: 'detection' }).gallery).toBeUndefined();
+    expect(loadConfig(queues).gallery).toBeUndefined();
   });
 });
 

@@ -40,7 +40,7 @@ const start = <H>(
   { registry = MODELS }: LambdaFunctionOptions,
 ): Promise<LambdaEntry<H>> =>
   startEntry(service, compose, (metrics) =>
-    createPipelineContainer(loadConfig(process.env, registry), { metrics }),
+    createPipelineContainer(loadConfig(process.env, registry, { role: service }), { metrics }),
   );
 
 /**
