@@ -1,3 +1,4 @@
+import type { Dirent } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -139,12 +140,26 @@ export async function expandImageArguments(command: string, args: readonly strin
       continue;
     }
     const found: string[] = [];
+    // Files of other types, by extension: named when the folder holds no image at all.
+    const others = new Map<string, number>();
     // By hand, not readdir's `recursive`, which follows linked folders (Node 20), into a loop for a link to a
     // folder above it.
     const walk = async (dir: string, depth: number): Promise<void> => {
-      for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
-        byCodeUnit(a.name, b.name),
-      )) {
+      let entries: Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (error) {
+        const why = UNREADABLE[(error as NodeJS.ErrnoException).code ?? ''];
+        if (why === undefined || dir === arg) {
+          if (why === undefined) throw error;
+          throw new InvalidInputError(`cannot read the folder ${visibleText(dir)}: ${why}`, { cause: error });
+        }
+        // A folder below the one given: said, and its images left out; the others still run (exit code 2).
+        info(`cannot read the folder ${visibleText(dir)}: ${why}; the images in it are left out`);
+        process.exitCode = 2;
+        return;
+      }
+      for (const entry of entries.sort((a, b) => byCodeUnit(a.name, b.name))) {
         if (entry.name.startsWith('.')) continue;
         const file = path.join(dir, entry.name);
         if (entry.isDirectory()) {
@@ -161,14 +176,18 @@ export async function expandImageArguments(command: string, args: readonly strin
               ))))
         ) {
           found.push(file);
+        } else if (entry.isFile()) {
+          const type = path.extname(entry.name).toLowerCase() || 'no extension';
+          others.set(type, (others.get(type) ?? 0) + 1);
         }
       }
     };
     await walk(arg, 0);
     if (!found.length) {
+      const held = [...others].map(([type, n]) => `${n} ${type}`).join(', ');
       throw new InvalidOptionsError(
         command,
-        `${arg} is a folder without images (${ENROLL_EXTENSIONS.join(', ')}, in it or below)`,
+        `${arg} is a folder without images (${ENROLL_EXTENSIONS.join(', ')}, in it or below)${held ? `; it holds files of other types: ${held}` : ''}`,
       );
     }
     out.push(...found);

@@ -1,4 +1,5 @@
-import { stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +23,36 @@ import {
   type PullProgress,
   resolveThreshold,
 } from '@facerec/framework';
+import { makeFolder } from '@facerec/framework/internal';
 import cliProgress from 'cli-progress';
+
+/**
+ * Creates the folder a command writes its files in (`--crops-dir`), before any work (a model loaded, a worker
+ * started): a file in the way, a folder it may not write in or one that cannot be made there is the caller's
+ * mistake, said naming the flag (exit code 2), not an unexpected error.
+ */
+export async function prepareOutputFolder(command: string, flag: string, dir: string): Promise<void> {
+  try {
+    await makeFolder(dir);
+    await access(dir, constants.W_OK);
+  } catch (error) {
+    const { code, path: where } = error as NodeJS.ErrnoException;
+    const why =
+      code === 'ENOTDIR' || code === 'EEXIST'
+        ? where === undefined || where === path.resolve(dir)
+          ? 'is a file, not a folder'
+          : `a part of it, ${where}, is a file, not a folder`
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied'
+          : code === 'EROFS'
+            ? 'on a read-only file system'
+            : code === 'ENOENT'
+              ? 'no folder can be made there'
+              : undefined;
+    if (why === undefined) throw error;
+    throw new InvalidOptionsError(command, `${flag} ${dir}: ${why}`, { cause: error });
+  }
+}
 
 /**
  * Checks a gallery file a command is about to (over)write, before any work: a folder there, or a file that is
@@ -39,6 +69,24 @@ export async function checkGalleryOut(command: string, file: string): Promise<vo
       );
     }
     return undefined;
+  });
+  // The gallery is written through a temporary file beside it: its folder (or the nearest folder above that
+  // exists, where the missing ones will be made) must take new files; found before the work, not after it.
+  let folder = path.resolve(path.dirname(file));
+  while (
+    !(await stat(folder).then(
+      (s) => s.isDirectory(),
+      () => false,
+    )) &&
+    path.dirname(folder) !== folder
+  )
+    folder = path.dirname(folder);
+  await access(folder, constants.W_OK).catch((error: NodeJS.ErrnoException) => {
+    throw new InvalidOptionsError(
+      command,
+      `--out ${file}: cannot write in ${folder} (${error.code === 'EROFS' ? 'a read-only file system' : 'permission denied'})`,
+      { cause: error },
+    );
   });
   if (!found) return;
   if (found.isDirectory()) {
@@ -423,6 +471,14 @@ export function thresholdFields(
 export function warnCalibrationPrecision(gallery: Gallery, file: string, precision: EmbedderPrecision): void {
   const why = calibrationPrecisionMismatch(gallery.calibration, precision);
   if (why) info(`warning: ${file}: ${why} (\`facerec gallery calibrate --precision ${precision}\`)`);
+}
+
+/** A warning for a gallery without identities, before it is matched against: every face would be unknown. */
+export async function warnIfEmpty(gallery: Gallery, file: string): Promise<void> {
+  if ((await gallery.identities()).length > 0) return;
+  info(
+    `warning: ${file} holds no identities yet, so every face will be "unknown" at distance Infinity (add some with \`facerec gallery add\`)`,
+  );
 }
 
 /**

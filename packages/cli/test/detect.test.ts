@@ -259,6 +259,29 @@ describeWithSharedData(
         2,
         `facerec: detect: ${path.join(root, 'empty')} is a folder without images (.jpg, .jpeg, .png, .webp, in it or below)`,
       ]);
+      // One holding files of other types names them (a GIF is no image facerec reads).
+      await mkdir(path.join(root, 'other', 'deeper'), { recursive: true });
+      await writeFile(path.join(root, 'other', 'a.gif'), 'GIF89a');
+      await writeFile(path.join(root, 'other', 'deeper', 'b.GIF'), 'GIF89a');
+      await writeFile(path.join(root, 'other', 'README'), 'text');
+      const other = await cli('detect', path.join(root, 'other'));
+      expect([other.code, other.stderr.trim()]).toEqual([
+        2,
+        `facerec: detect: ${path.join(root, 'other')} is a folder without images (.jpg, .jpeg, .png, .webp, in it or below); it holds files of other types: 1 no extension, 2 .gif`,
+      ]);
+    });
+
+    it('refuses a --crops-dir it cannot make before the workers start (it printed the error, then never exited)', async () => {
+      const root = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
+      const file = path.join(root, 'a-file');
+      await writeFile(file, 'in the way');
+      for (const [dir, why] of [
+        [file, 'is a file, not a folder'],
+        [path.join(file, 'crops', 'x'), `a part of it, ${file}, is a file, not a folder`],
+      ] as const) {
+        const run = await cli('detect', group(), '--workers', '2', '--crops-dir', dir);
+        expect([run.code, run.stderr.trim()]).toEqual([2, `facerec: detect: --crops-dir ${dir}: ${why}`]);
+      }
     });
 
     it('refuses bad options with one clear line', async () => {

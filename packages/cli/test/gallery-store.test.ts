@@ -2,7 +2,13 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CACHE_DIR_ENV, FileGallery, FileGalleryStore, MODELS_MIRROR_ENV } from '@facerec/framework';
+import {
+  CACHE_DIR_ENV,
+  encodePng,
+  FileGallery,
+  FileGalleryStore,
+  MODELS_MIRROR_ENV,
+} from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startPgliteServer } from '../../gallery-postgres/test/pglite-server.js';
@@ -213,6 +219,29 @@ describeWithSharedData(
           const [gone] = JSON.parse(after.stdout) as Searched[];
           expect(gone!.identity).toBe('unknown');
           expect(gone!.candidates.map((c) => c.identity)).toEqual(['raj']);
+
+          // Emptied: said before the search; every image has its row in the JSON, as in recognize's (an image
+          // without a face, one that is not there: both were left out).
+          expect((await cli('gallery', 'remove', store, '--identity', 'raj')).code).toBe(0);
+          const grey = path.join(work, `grey-${kind}.png`);
+          await writeFile(
+            grey,
+            await encodePng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(128) }),
+          );
+          const absent = path.join(work, 'absent.png');
+          const empty = await cli('gallery', 'search', store, bbt('amy', 3), grey, absent, '--json');
+          expect([empty.code, empty.exitCode]).toEqual([0, 2]);
+          expect(empty.stderr).toContain('holds no identities yet, so every face will be "unknown"');
+          expect(JSON.parse(empty.stdout)).toEqual([
+            expect.objectContaining({
+              image: bbt('amy', 3),
+              identity: 'unknown',
+              distance: null,
+              candidates: [],
+            }),
+            { image: grey, box: null, identity: 'no face', distance: null, candidates: [] },
+            { image: absent, error: expect.stringContaining('no such file') },
+          ]);
         });
       });
     }
@@ -346,8 +375,8 @@ describeWithSharedData(
       );
       expect(settings.code, settings.stderr).toBe(0);
       expect(settings.stderr).toContain(
-        `warning: --metric and --threshold apply to a new store only: ${store} keeps its euclidean metric ` +
-          "(never calibrated: matched at faceapi-resnet's recommended threshold 0.448)",
+        `warning: --metric and --threshold apply to a new store only: ${store} keeps its metric (euclidean) and its threshold ` +
+          "(never calibrated: matched at faceapi-resnet's recommended threshold 0.448; a gallery file: `facerec gallery calibrate` sets one from photos)",
       );
       expect((await cli('gallery', 'remove', store, '--identity', 'penny')).code).toBe(0);
       // A photo that is missing or not an image is named.

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { readFileUpTo, sweepStaleTemporaries, writeFileAtomic } from './fs.js';
+import { makeFolder, readFileUpTo, sweepStaleTemporaries, writeFileAtomic } from './fs.js';
 
 describe('writeFileAtomic', () => {
   let dir: string;
@@ -182,6 +182,37 @@ describe('writeFileAtomic when the process exits mid-write', () => {
         await rm(dir, { recursive: true, force: true });
       }
     },
+  );
+});
+
+describe('makeFolder', () => {
+  it('makes the folders missing, takes one that is there, and names a file in the way', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'facerec-folder-'));
+    try {
+      const deep = path.join(root, 'a', 'b', 'c');
+      await makeFolder(deep);
+      expect((await stat(deep)).isDirectory()).toBe(true);
+      await makeFolder(deep);
+      await makeFolder(path.relative(process.cwd(), path.join(root, 'a', 'd')));
+      expect((await stat(path.join(root, 'a', 'd'))).isDirectory()).toBe(true);
+      const file = path.join(root, 'file');
+      await writeFile(file, 'x');
+      await expect(makeFolder(file)).rejects.toMatchObject({ code: 'ENOTDIR', path: file });
+      await expect(makeFolder(path.join(file, 'x', 'y'))).rejects.toMatchObject({
+        code: 'ENOTDIR',
+        path: file,
+      });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(existsSync('/proc/self'))(
+    "fails where the system will not make a folder (Node's recursive mkdir spins there for ever)",
+    async () => {
+      await expect(makeFolder('/proc/facerec-no-such/x')).rejects.toMatchObject({ code: 'ENOENT' });
+    },
+    5_000,
   );
 });
 

@@ -29,6 +29,41 @@ export interface WriteFileAtomicOptions {
 const TEXT_FLUSH_CHARS = 1 << 20;
 
 /**
+ * Creates `dir` and the folders missing above it, as `mkdir(dir, { recursive: true })` does, one level at a time.
+ * Written by hand because Node's recursive mkdir never returns (it spins) where the system answers ENOENT for a
+ * folder whose parent exists (/proc, /sys: `--crops-dir /proc/x` hung); here that is the ENOENT error. A file in
+ * the way is ENOTDIR (its `path` names it: `dir` itself or a folder above it); a folder there already is fine.
+ */
+export async function makeFolder(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let at = path.resolve(dir); ; ) {
+    const found = await stat(at).catch((error: NodeJS.ErrnoException) => {
+      // ENOTDIR: a file above; found, and named, by going up.
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+      throw error;
+    });
+    if (found) {
+      if (found.isDirectory()) break;
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), {
+        code: 'ENOTDIR',
+        syscall: 'mkdir',
+        path: at,
+      });
+    }
+    missing.push(at);
+    const up = path.dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  for (const folder of missing.reverse()) {
+    await mkdir(folder).catch((error: NodeJS.ErrnoException) => {
+      // Made meanwhile by another process: as good.
+      if (error.code !== 'EEXIST') throw error;
+    });
+  }
+}
+
+/**
  * Writes `data` to `file` atomically and durably: into a temporary file beside it (same directory, so the
  * rename cannot cross filesystems), fsynced, renamed over `file`, then the directory fsynced. A reader sees
  * the old file or the new one, never a partial one; after a crash the new content is either complete under
@@ -52,7 +87,7 @@ export async function writeFileAtomic(
   options: WriteFileAtomicOptions = {},
 ): Promise<void> {
   const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  await mkdir(path.dirname(file), { recursive: true });
+  await makeFolder(path.dirname(file));
   await sweepStaleTemporaries(file);
   const handle = await open(temp, 'wx', options.mode ?? 0o666);
   trackTemporary(temp);

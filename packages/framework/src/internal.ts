@@ -14,6 +14,7 @@ export { assertEmbedderInputs, assertRgbImage } from './contracts/validate.js';
 export * from './faceapi/index.js';
 export {
   type AtomicWriteData,
+  makeFolder,
   readFileUpTo,
   sha256OfFile,
   sweepStaleTemporaries,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, readFile, stat } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   explainCachedCheckpointError,
@@ -9,7 +9,12 @@ import {
   readCheckpointFile,
   type StateDict,
 } from '@facerec/framework';
-import { sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '@facerec/framework/internal';
+import {
+  makeFolder,
+  sha256OfFile,
+  sweepStaleTemporaries,
+  writeFileAtomic,
+} from '@facerec/framework/internal';
 
 /**
  * Bumped whenever a graph builder changes its output, so cached `.onnx` files from an older builder are not
@@ -54,7 +59,7 @@ async function readRecord(file: string): Promise<{ sha256: string; size: number 
 const checked = new Map<string, { size: number; mtimeMs: number }>();
 
 const writable = (dir: string) =>
-  mkdir(dir, { recursive: true })
+  makeFolder(dir)
     .then(() => access(dir, constants.W_OK))
     .then(
       () => undefined,

@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
 import { visibleText, writeFileAtomic } from '@facerec/framework/internal';
@@ -11,7 +10,7 @@ import {
   maxImageBytesOption,
   maxImagePixelsOption,
 } from '../images.js';
-import { count, info, numberFlag, round } from '../output.js';
+import { count, info, numberFlag, prepareOutputFolder, round } from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -80,8 +79,9 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
       const crop = opts.cropsDir ? registry.embedder(opts.embedder).preprocessing.crop : undefined;
       const options = detectorOptions(opts); // refused before any worker starts
       const limits = imageLimitsFlag('detect', opts);
+      // Before the workers start: a failure after would leave them running (the command never ended).
+      if (opts.cropsDir) await prepareOutputFolder('detect', '--crops-dir', opts.cropsDir);
       const { provider, workers, close } = await imageCommandProvider(context, 'detect', opts, images.length);
-      if (opts.cropsDir) await mkdir(opts.cropsDir, { recursive: true });
       const results: unknown[] = [];
       // Crop names by image stem, fixed before any image runs (they may finish in any order): a second image of
       // the same stem (another folder) gets `<stem>~2`, and so on, instead of writing over the first one's crops.

@@ -36,6 +36,7 @@ import {
   thresholdFields,
   thresholdFlag,
   thresholdSummary,
+  warnIfEmpty,
 } from '../output.js';
 import {
   type CliContext,
@@ -168,10 +169,17 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               ...(threshold !== undefined ? ['--threshold'] : []),
             ];
             if (ignored.length) {
+              // What the store keeps, for the flags given only.
+              const kept = [
+                ...(opts.metric ? [`its metric (${store.metric})`] : []),
+                ...(threshold !== undefined
+                  ? [
+                      `its threshold (${thresholdSummary(store, registry)}; a gallery file: \`facerec gallery calibrate\` sets one from photos)`,
+                    ]
+                  : []),
+              ];
               info(
-                `warning: ${ignored.join(' and ')} ${ignored.length > 1 ? 'apply' : 'applies'} to a new store only: ${store.location} keeps its ` +
-                  `${store.metric} metric (${thresholdSummary(store, registry)})` +
-                  ` (a gallery file: \`facerec gallery calibrate\` sets one from photos)`,
+                `warning: ${ignored.join(' and ')} ${ignored.length > 1 ? 'apply' : 'applies'} to a new store only: ${store.location} keeps ${kept.join(' and ')}`,
               );
             }
             if (named) {
@@ -387,6 +395,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           explicit: threshold,
           precision: opts.precision ?? 'fp32',
         }).value;
+        await warnIfEmpty(store, store.location);
         const provider = await selectProvider(context, opts.provider);
         let embedder: FaceEmbedder | undefined;
         // As enroll and verify find faces: a probe that is itself a face crop is one face, not none.
@@ -426,9 +435,14 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                   );
                 }
               });
-              if (!faces.length && !opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
+              // One row per image at least, as recognize's: an image without a face says so.
+              if (!faces.length) {
+                rows.push({ image, box: null, identity: 'no face', distance: null, candidates: [] });
+                if (!opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
+              }
             },
-            undefined,
+            // As recognize's: a row for an image that could not be read or decoded.
+            (image, error) => rows.push({ image, error }),
             opts.json ? 'searching' : undefined,
           );
         } finally {

@@ -42,6 +42,7 @@ import {
   shownDistance,
   thresholdFields,
   thresholdFlag,
+  warnIfEmpty,
 } from '../output.js';
 import {
   type CliContext,
@@ -317,6 +318,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const threshold = galleryThreshold(gallery, opts.gallery, registry, {
           precision: opts.precision ?? 'fp32',
         });
+        await warnIfEmpty(gallery, opts.gallery);
         const { provider, workers, close } = await imageCommandProvider(
           context,
           'recognize',

@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import {
@@ -12,6 +11,7 @@ import {
   MODELS,
   type ModelRegistry,
 } from '@facerec/framework';
+import { makeFolder } from '@facerec/framework/internal';
 import {
   assertTokenWhereNeeded,
   BODY_LIMITS,
@@ -594,8 +594,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         // --port 0 (any free port) would make every such server share queue-0.sqlite: in memory instead.
         const queue = opts.queue ?? (port === 0 ? 'memory' : defaultQueueFile(port));
         // The default's folder is ours to make; a --queue path's folder must exist (a typo would make folders).
-        if (opts.queue === undefined && queue !== 'memory')
-          await mkdir(path.dirname(queue), { recursive: true });
+        if (opts.queue === undefined && queue !== 'memory') await makeFolder(path.dirname(queue));
         const workers = workersFlag('serve', opts.workers);
         // The flags given only: without --max-image-bytes, bodies keep Lambda's 6 MiB.
         const limits = imageLimitsFlag('serve', opts, { maxBytes: SERVE_MAX_IMAGE_BYTES });

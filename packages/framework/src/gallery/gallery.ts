@@ -15,7 +15,7 @@ import type {
   StoredExample,
 } from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { FacerecError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { readFileUpTo, writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { checkIdentityName, exampleId, prepareExamples } from './collection.js';
@@ -108,11 +108,22 @@ function sortedByName<T extends { readonly name: string }>(items: T[]): T[] {
 
 /**
  * A gallery file's text, refused (`GalleryFormatError`) before it is read when it is beyond
- * {@link MAX_GALLERY_FILE_BYTES}. File-system errors propagate as they are (ENOENT, EISDIR).
+ * {@link MAX_GALLERY_FILE_BYTES}; one this process may not read is a `FacerecError` of code
+ * `GALLERY_ACCESS_DENIED` (as an S3 store's refusal is). Other file-system errors propagate as they are
+ * (ENOENT, EISDIR).
  */
 export async function readGalleryFile(file: string): Promise<string> {
   // A pipe or a device (`--gallery <(…)`) has no size: read up to the limit and no further.
-  const bytes = await readFileUpTo(file, MAX_GALLERY_FILE_BYTES, (size) => galleryTooLarge(size, file));
+  const bytes = await readFileUpTo(file, MAX_GALLERY_FILE_BYTES, (size) => galleryTooLarge(size, file)).catch(
+    (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EACCES' && error.code !== 'EPERM') throw error;
+      throw new FacerecError(
+        'GALLERY_ACCESS_DENIED',
+        `${file}: permission denied: gallery files are readable by their owner only (written 0600, they hold biometric data); read it as that user, or let a group read it (chmod g+r, kept through rewrites)`,
+        { cause: error },
+      );
+    },
+  );
   return bytes.toString('utf8');
 }
 

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CheckpointError, IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
-import { sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
+import { makeFolder, sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
 
 /** Environment variable naming the cache directory (see {@link defaultCacheDir}). */
@@ -578,7 +578,7 @@ export class ModelStore {
     replacing: boolean,
   ): Promise<PulledModel> {
     const mirrorProblem = source === 'mirror' ? undefined : this.mirrorProblem();
-    await mkdir(this.cacheDir, { recursive: true });
+    await makeFolder(this.cacheDir);
     const target = path.join(this.cacheDir, entry.file);
     const base = { model: entry.name, file: entry.file } as const;
     const hash = createHash('sha256');
@@ -810,7 +810,7 @@ export class ModelStore {
     size: number,
     source: string,
   ): Promise<'recorded' | 'matched'> {
-    await mkdir(this.cacheDir, { recursive: true });
+    await makeFolder(this.cacheDir);
     const outcome = await this.withHashesLock(entry.name, async () => {
       const records = await this.readHashes(entry.name);
       const existing = records.files[entry.file];

@@ -183,7 +183,8 @@ export const FACEAPI_RESNET: EmbedderDescription<FaceApiResnetOptions> = defineE
     if (weights !== undefined) {
       throw new InvalidOptionsError(
         'faceapi-resnet',
-        `has one set of weights (in @vladmandic/face-api); weights "${weights.slice(0, 80)}" (--weights, FACEREC_WEIGHTS) do not apply`,
+        // No flag named: the weights come from --weights, --checkpoint or FACEREC_WEIGHTS, which the caller knows.
+        `has one set of weights (in @vladmandic/face-api); other weights or a checkpoint do not apply (given "${weights.slice(0, 80)}")`,
       );
     }
     return {};

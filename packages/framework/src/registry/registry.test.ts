@@ -86,7 +86,7 @@ describe('MODELS, the built-in registry', () => {
     expect(MODELS.embedderForModelId('faceapi-resnet').description).toBe(FACEAPI_RESNET);
     // One set of weights: asking for others is refused, not silently ignored.
     expect(() => MODELS.resolveEmbedder('faceapi-resnet', { weights: 'vggface2' })).toThrow(
-      /faceapi-resnet: has one set of weights .*"vggface2" .*do not apply/,
+      /faceapi-resnet: has one set of weights .*do not apply \(given "vggface2"\)/,
     );
     expect(MODELS.resolveEmbedder('faceapi-resnet', { weights: undefined }).options).toEqual({});
   });
