@@ -129,6 +129,7 @@ const MAX_FOLDER_DEPTH = 32;
  * A shell glob of a large archive can exceed the system's argument limit; a folder cannot.
  */
 export async function expandImageArguments(command: string, args: readonly string[]): Promise<string[]> {
+  if (args.filter((arg) => arg === '-').length > 1) throw stdinTwice(command);
   const out: string[] = [];
   for (const arg of args) {
     const folder = await stat(arg).then(
@@ -194,6 +195,10 @@ export async function expandImageArguments(command: string, args: readonly strin
   }
   return out;
 }
+
+/** `-` given twice: standard input holds one image, read once (the second read found it empty). */
+export const stdinTwice = (command: string): InvalidOptionsError =>
+  new InvalidOptionsError(command, '- (standard input) can be given once: it holds one image');
 
 /**
  * One image's failure on stderr, prefixed with the image unless it is {@link readInput}'s, which names it; with

@@ -142,6 +142,19 @@ describeWithSharedData(
       expect(piped!.faces).toHaveLength(5);
     });
 
+    it('refuses - given twice (standard input holds one image; the second read found it empty)', async () => {
+      for (const args of [
+        ['detect', '-', group(), '-'],
+        ['verify', '-', '-'],
+      ]) {
+        const run = await cli(...args);
+        expect([run.code, run.stderr]).toEqual([
+          2,
+          `facerec: ${args[0]}: - (standard input) can be given once: it holds one image\n`,
+        ]);
+      }
+    });
+
     it('reports a missing file as bad input (exit 2) and still detects the other images', async () => {
       const run = await cli('detect', '/nonexistent/x.jpg', group(), '--json');
       expect([run.code, run.exitCode]).toEqual([0, 2]);

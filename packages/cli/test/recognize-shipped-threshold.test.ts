@@ -252,9 +252,15 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const enrolledRoot = path.join(work, 'all');
     const refused = await cli('gallery', 'calibrate', enrolledRoot, '--gallery', gallery, '--json');
     expect(refused.code).toBe(2);
+    // Said as the command's refusal, not the library function's (calibrateThreshold: …).
     expect(refused.stderr).toMatch(
-      /16 of 16 probes are enrolled examples: amy\/amy1\.png \(same file as enrolled amy\/amy1\.png\), .*, and 11 more\./,
+      /\nfacerec: gallery calibrate: 16 of 16 probes are enrolled examples: amy\/amy1\.png \(same file as enrolled amy\/amy1\.png\), .*, and 11 more\./,
     );
+    const missing = await cli('gallery', 'calibrate', path.join(work, 'nope'), '--gallery', gallery);
+    expect([missing.code, missing.stderr]).toEqual([
+      2,
+      `facerec: gallery calibrate: cannot read the folder of labelled images ${path.join(work, 'nope')}: no such folder\n`,
+    ]);
     // A copy of the same photos under other names is the same pixels.
     const copies = path.join(work, 'copies');
     await mkdir(path.join(copies, 'amy'), { recursive: true });

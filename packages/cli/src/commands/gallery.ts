@@ -103,6 +103,8 @@ async function calibrateOnProbes(
     readonly decodeLimits: DecodeLimits;
   },
 ): Promise<{ result: CalibrationResult; probes: LabelledProbe[] }> {
+  // Named as the command's folder, before any model loads (enrollGallery would name itself).
+  await readLabelledFolder(dir, 'gallery calibrate');
   const provider = await selectProvider(context, opts.provider);
   const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
   const detector = provider.detector(context.registry.defaults.detector);
@@ -127,11 +129,13 @@ async function calibrateOnProbes(
     progress.stop();
     await Promise.all([detector.dispose(), embedder.dispose()]);
   }
-  const result = calibrateThreshold(gallery, probes, {
-    targetFar: opts.targetFar,
-    allowOverlap: opts.allowOverlap === true,
-    precision: opts.precision ?? 'fp32',
-  });
+  const result = asCommand('gallery calibrate', 'calibrateThreshold', () =>
+    calibrateThreshold(gallery, probes, {
+      targetFar: opts.targetFar,
+      allowOverlap: opts.allowOverlap === true,
+      precision: opts.precision ?? 'fp32',
+    }),
+  );
   return { result, probes };
 }
 
@@ -652,14 +656,23 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
 
 /** `gallery calibrate --leave-one-out`: the library's calibration, its refusals said as the command's. */
 function leaveOneOut(gallery: FileGallery, targetFar: number): CalibrationResult {
+  return asCommand('gallery calibrate --leave-one-out', 'calibrateThresholdLeaveOneOut', () =>
+    calibrateThresholdLeaveOneOut(gallery, { targetFar, precision: 'fp32' }),
+  );
+}
+
+/**
+ * Runs a library function whose refusals (`InvalidInputError`) name it (`calibrateThreshold: …`), saying them as
+ * `command`'s: a user of the CLI never called the function.
+ */
+function asCommand<T>(command: string, library: string, run: () => T): T {
   try {
-    return calibrateThresholdLeaveOneOut(gallery, { targetFar, precision: 'fp32' });
+    return run();
   } catch (error) {
     if (!InvalidInputError.isInstance(error)) throw error;
-    throw new InvalidInputError(
-      `gallery calibrate --leave-one-out: ${error.message.replace(/^calibrateThresholdLeaveOneOut: /, '')}`,
-      { cause: error },
-    );
+    throw new InvalidInputError(`${command}: ${error.message.replace(new RegExp(`^${library}: `), '')}`, {
+      cause: error,
+    });
   }
 }
 

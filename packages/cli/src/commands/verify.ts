@@ -12,6 +12,7 @@ import {
   imageLimitsFlag,
   maxImageBytesOption,
   maxImagePixelsOption,
+  stdinTwice,
 } from '../images.js';
 import { info, round, shownDistance, thresholdFlag } from '../output.js';
 import {
@@ -61,6 +62,7 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
       'print { verified, distance, threshold, thresholdSource, metric, embedder, precision, faces: [{ image, box, score, faceCount }], warnings }',
     )
     .action(async (a: string, b: string, opts: VerifyFlags) => {
+      if (a === '-' && b === '-') throw stdinTwice('verify');
       const threshold = thresholdFlag('verify', opts.threshold);
       const limits = imageLimitsFlag('verify', opts);
       // Before any model loads: without a threshold there is no answer to give.
