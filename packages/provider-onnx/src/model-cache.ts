@@ -58,13 +58,23 @@ async function readRecord(file: string): Promise<{ sha256: string; size: number 
  */
 const checked = new Map<string, { size: number; mtimeMs: number }>();
 
-const writable = (dir: string) =>
-  makeFolder(dir)
-    .then(() => access(dir, constants.W_OK))
-    .then(
-      () => undefined,
-      (cause: unknown) => cause,
-    );
+/** `undefined` when graphs can be written in `dir` (made if missing), else why not. */
+const writable = async (dir: string): Promise<unknown> => {
+  try {
+    await makeFolder(dir);
+    await access(dir, constants.W_OK);
+    // Under Node's permission model (--permission, as the Lambda tree test runs) access() answers for the
+    // system's permissions only; a write would then fail as ERR_ACCESS_DENIED. (`permission` is there only then.)
+    if (process.permission?.has('fs.write', dir) === false) {
+      return Object.assign(new Error(`write access to ${dir} is not granted (--allow-fs-write)`), {
+        code: 'ERR_ACCESS_DENIED',
+      });
+    }
+    return undefined;
+  } catch (cause) {
+    return cause;
+  }
+};
 
 /**
  * An ONNX file from the model cache, built by `build` on a miss and written with `writeFileAtomic` (so

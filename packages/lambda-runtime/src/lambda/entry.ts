@@ -8,8 +8,8 @@
 
 import { FacerecError } from '@facerec/framework';
 import type { DependencyContainer } from 'tsyringe';
-import { loadConfig, unknownVariables } from '../config.js';
-import { createPipelineContainer, TOKENS } from '../container.js';
+import { unknownVariables } from '../config.js';
+import { TOKENS } from '../container.js';
 import { createLogger, type PipelineLogger } from '../logger.js';
 import { createLambdaMetrics, type LambdaMetrics } from '../metrics.js';
 
@@ -64,14 +64,13 @@ export interface LambdaEntry<H> {
 }
 
 /**
- * Starts an entry module's handler. `containerFor` is for tests (default: the configuration from the
- * environment).
+ * Starts an entry module's handler, composed by `compose` from the container `containerFor` builds (the
+ * configuration from the environment: see `createDetectionLambda`; tests give their own).
  */
 export async function startEntry<H>(
   service: 'detection' | 'recognition',
   compose: (container: DependencyContainer) => Promise<H>,
-  containerFor: (metrics: LambdaMetrics) => DependencyContainer = (metrics) =>
-    createPipelineContainer(loadConfig(), { metrics }),
+  containerFor: (metrics: LambdaMetrics) => DependencyContainer,
 ): Promise<LambdaEntry<H>> {
   const metrics = createLambdaMetrics(service);
   let container: DependencyContainer | undefined;

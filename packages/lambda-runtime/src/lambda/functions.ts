@@ -15,8 +15,8 @@ import { describeFailure, type LambdaEntry, startEntry } from './entry.js';
 /** Options of {@link createDetectionLambda} and {@link createRecognitionLambda}. */
 export interface LambdaFunctionOptions {
   /**
-   * The registry `FACEREC_DETECTOR` and `FACEREC_EMBEDDER` name models of (`MODELS.with(yourEmbedder)`).
-   * Default: the built-in `MODELS`.
+   * The registry `FACEREC_EMBEDDER` names a model of, and whose default detector runs
+   * (`MODELS.with(yourEmbedder)`). Default: the built-in `MODELS`.
    */
   readonly registry?: ModelRegistry;
 }
