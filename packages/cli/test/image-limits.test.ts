@@ -207,7 +207,9 @@ describeWithSharedData(
       try {
         const { status, body: answer } = await post(plain.runtime.url);
         expect(status).toBe(413);
-        expect(answer.error).toBe('body exceeds 6291456 bytes');
+        expect(answer.error).toBe(
+          "body exceeds the server's limit of 6291456 bytes: send a smaller image (or raise the limit: facerec serve --max-image-bytes)",
+        );
       } finally {
         await plain.close();
       }

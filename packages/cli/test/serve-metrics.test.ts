@@ -1,11 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { formatWorkloadReport, loadFrames, localResponses, runWorkload } from '@facerec/lambda-runtime';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { serveLocally } from '../src/index.js';
-import { addBbtPeople, bbt, recogniseOver } from './helpers.js';
+import { addBbtPeople, bbt, cli, recogniseOver } from './helpers.js';
 
 /** The samples of a Prometheus text exposition: `name{labels}` → value (comment lines left out). */
 function samples(text: string): Map<string, number> {
@@ -116,6 +117,34 @@ describeWithSharedData(
       expect(delta('facerec_frame_latency_seconds_sum', now)).toBeGreaterThanOrEqual(answerSeconds);
       expect(now.get('facerec_queue_messages{queue="requests",state="visible"}')).toBe(0);
       expect(now.get('facerec_frames_in_flight')).toBe(0);
+    });
+
+    it('--max-faces: the 200 says how many were found, the client reports the faces left out', async () => {
+      expect((await cli('serve', '--gallery', 'g.json', '--max-faces', '0')).stderr).toBe(
+        'facerec: serve: --max-faces must be a positive integer, got "0"\n',
+      );
+      const few = await serveLocally({ gallery: served.gallery.location, port: 0, quiet: true, maxFaces: 2 });
+      try {
+        const frames = path.join(work, 'frames', 'group');
+        await mkdir(frames, { recursive: true });
+        await copyFile(sharedPath('faces', 'face-api.js', 'bbt3.jpg'), path.join(frames, 'bbt3.jpg')); // 5 faces
+        const report = await runWorkload({
+          url: few.runtime.url,
+          frames: await loadFrames(path.dirname(frames)),
+          responses: localResponses(few.runtime.url),
+          requests: 1,
+          concurrency: 1,
+          timeoutMs: 30_000,
+        });
+        expect(report.answered).toBe(1);
+        expect(report.outcomes[0]).toMatchObject({ faces: 2, facesLeftOut: 3 });
+        expect(report.facesLeftOut).toBe(3);
+        expect(formatWorkloadReport(report)).toContain(
+          'faces left out: 3 in 1 frame(s) had more faces than the server sends on per frame (the smallest; serve --max-faces, FACEREC_MAX_FACES)',
+        );
+      } finally {
+        await few.close();
+      }
     });
   },
 );

@@ -323,6 +323,15 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
         ...timings,
         total_ms: since(started),
       });
+      if (found!.faces.length > faces.length) {
+        // A warning, not only the info line's count (which quiet logs hide): faces were found and not answered.
+        logger.warn('faces left out: more in the frame than the maximum sent on per frame', {
+          request_id: request.request_id,
+          frame_id: frameId,
+          faces_found: found!.faces.length,
+          max_faces: maxFaces,
+        });
+      }
       metrics.add(METRIC.framesAccepted, 'Count', 1);
       metrics.add(METRIC.facesDetected, 'Count', faces.length);
       metrics.add(METRIC.frameLatency, 'Milliseconds', since(started));
@@ -331,6 +340,8 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
         frame_id: frameId,
         filename: request.filename,
         faces: faces.length,
+        // All that were found, so a client can tell when the smallest were left out (over maxFaces).
+        faces_found: found!.faces.length,
       });
     } catch (error) {
       requestId ??= (error as { requestId?: string | null }).requestId ?? null;

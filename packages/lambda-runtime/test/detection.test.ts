@@ -72,6 +72,7 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
       frame_id: expect.any(String),
       filename: 'bbt3.jpg',
       faces: 5,
+      faces_found: 5,
     });
     const messages = (await drain('requests')).map((m) => faceMessageSchema.parse(m));
     expect(messages.map((m) => m.face_index).sort()).toEqual([0, 1, 2, 3, 4]);
@@ -174,8 +175,9 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
     ]);
   });
 
-  it('honours isBase64Encoded and maxFaces', async () => {
+  it('honours isBase64Encoded and maxFaces, and says how many faces it left out', async () => {
     const { detector, embedder } = await pipelineParts();
+    const warned: Record<string, unknown>[] = [];
     const limited = createDetectionHandler({
       detector,
       crop: embedder.preprocessing.crop,
@@ -183,13 +185,28 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
       requestQueue: 'requests',
       responseQueue: 'responses',
       maxFaces: 2,
+      logger: {
+        debug() {},
+        info() {},
+        error() {},
+        warn: (message, extra) => warned.push({ message, ...extra }),
+      },
     });
     const body = Buffer.from(
       JSON.stringify({ content: group, request_id: 'req-3', filename: 'g.jpg' }),
     ).toString('base64');
     const result = await limited(post(body, { isBase64Encoded: true }));
     expect(result.statusCode).toBe(200);
-    expect(JSON.parse(result.body).faces).toBe(2);
+    // The 200 gives all that were found; a warning (which quiet logs keep) says the smallest were left out.
+    expect(JSON.parse(result.body)).toMatchObject({ faces: 2, faces_found: 5 });
+    expect(warned).toEqual([
+      expect.objectContaining({
+        message: 'faces left out: more in the frame than the maximum sent on per frame',
+        request_id: 'req-3',
+        faces_found: 5,
+        max_faces: 2,
+      }),
+    ]);
     expect((await drain('requests')).length).toBe(2);
   });
 

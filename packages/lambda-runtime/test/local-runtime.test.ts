@@ -219,6 +219,41 @@ describe('local runtime: recognition consumer', () => {
     }
   });
 
+  it('takes a client that closes or resets its connection mid-request for that, not for a malformed request', async () => {
+    const { logged, logger } = warningsLogged();
+    const registry = new Registry();
+    const runtime = await startLocalRuntime({ ...frameOnly(), logger, prometheus: registry });
+    try {
+      const { port } = new URL(runtime.url);
+      const cut = (end: (socket: ReturnType<typeof connect>) => void) =>
+        new Promise<void>((resolve) => {
+          const socket = connect(Number(port), '127.0.0.1', () => {
+            socket.write(
+              `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"content":`,
+            );
+            setTimeout(() => end(socket), 100);
+          });
+          socket.on('error', () => undefined);
+          socket.on('close', () => resolve());
+        });
+      await cut((socket) => socket.end()); // half the body, then its end of the connection closed
+      await cut((socket) => socket.resetAndDestroy()); // half the body, then a reset
+      await new Promise((r) => setTimeout(r, 200));
+      expect(logged.filter((l) => l.message === 'request refused')).toEqual([]);
+      const refused = (await registry.getSingleMetric('facerec_requests_refused_total')?.get())?.values ?? [];
+      expect(refused.filter((v) => v.value > 0)).toEqual([]);
+      // The server goes on answering.
+      const post = await fetch(runtime.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(post.status).toBe(200);
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('answers 408 to a body trickling in slower than 16 KiB/s after 5 s, freeing its place well before the request timeout', async () => {
     const runtime = await startLocalRuntime({ ...frameOnly(), maxInFlight: 1 });
     const { port } = new URL(runtime.url);
@@ -479,7 +514,7 @@ describe('local runtime: recognition consumer', () => {
       expect(busy).toEqual({
         status: 503,
         retryAfter: '1',
-        body: JSON.stringify({ error: 'busy: retry later', request_id: null }),
+        body: JSON.stringify({ error: 'busy: frames in flight at the limit; retry later', request_id: null }),
       });
       const draining = runtime.drain({ timeoutMs: 20_000 });
       const stopping = await upload();

@@ -125,6 +125,8 @@ export interface ServeOptions {
   readonly maxInFlight?: number;
   readonly maxQueueDepth?: number;
   readonly maxInFlightPixels?: number;
+  /** Faces per frame sent on for recognition, largest first, as `FACEREC_MAX_FACES` on Lambda. Default 32. */
+  readonly maxFaces?: number;
   /**
    * The frames' decoding limits, as `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` on Lambda (for the
    * collections API's photos too); each omitted one is `DEFAULT_DECODE_LIMITS`'. With `maxBytes` (at most
@@ -198,6 +200,7 @@ export async function serveLocally(options: ServeOptions) {
       FACEREC_GALLERY: options.gallery,
       ...(options.precision ? { FACEREC_PRECISION: options.precision } : {}),
       ...(override !== undefined ? { FACEREC_THRESHOLD: String(override) } : {}),
+      ...(options.maxFaces === undefined ? {} : { FACEREC_MAX_FACES: String(options.maxFaces) }),
       ...(maxBytes === undefined
         ? {}
         : {
@@ -533,6 +536,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       'faces waiting for recognition beyond which frames get 503 + Retry-After',
       '256',
     )
+    .option(
+      '--max-faces <n>',
+      'faces per frame sent on for recognition, largest first, as FACEREC_MAX_FACES on Lambda (1–1000); the 200 answer gives faces_found, and the smallest beyond are left out with a warning',
+      '32',
+    )
     .addOption(
       new Option(
         '--max-image-bytes <n>',
@@ -567,6 +575,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           workers: string;
           maxInFlight: string;
           maxQueue: string;
+          maxFaces: string;
           maxInFlightPixels: string;
           queue?: string;
           drainSeconds: string;
@@ -585,6 +594,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         })!;
         // A fixed threshold of 0 would answer `unknown` for every face: the runtime takes one above 0.
         const threshold = numberFlag('serve', '--threshold', opts.threshold, { above: 0, max: 2 });
+        const maxFaces = numberFlag('serve', '--max-faces', opts.maxFaces, {
+          integer: true,
+          min: 1,
+          max: 1000,
+        })!;
         const consumers = numberFlag('serve', '--consumers', opts.consumers, {
           integer: true,
           min: 1,
@@ -618,6 +632,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           workers,
           maxInFlight: positiveInteger('serve', '--max-in-flight', opts.maxInFlight)!,
           maxQueueDepth: positiveInteger('serve', '--max-queue', opts.maxQueue)!,
+          maxFaces,
           maxInFlightPixels: positiveInteger('serve', '--max-in-flight-pixels', opts.maxInFlightPixels)!,
           imageLimits,
           queue,

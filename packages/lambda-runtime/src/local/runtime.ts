@@ -341,6 +341,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   let draining = false;
   const batchSize = options.batchSize ?? 10;
   const maxBodyBytes = options.maxBodyBytes ?? BODY_LIMITS.default;
+  // Said to the client, who can send a smaller image; the limit is the server's to raise.
+  const tooLargeBody = `body exceeds the server's limit of ${maxBodyBytes} bytes: send a smaller image (or raise the limit: facerec serve --max-image-bytes)`;
   const abort = new AbortController();
   const recognise = recordHandlerOf(options.recognition);
 
@@ -704,18 +706,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         const depth = transport.depth(requestQueue) + transport.inFlight(requestQueue);
         if (inFlight >= maxInFlight || depth >= maxQueueDepth) {
           busy++;
-          refused(
-            req,
-            503,
+          const why =
             inFlight >= maxInFlight
               ? 'busy: frames in flight at the limit'
-              : 'busy: request queue at the limit',
-          );
+              : 'busy: request queue at the limit';
+          refused(req, 503, why);
           await refuse(
             req,
             res,
             503,
-            { error: 'busy: retry later', request_id: null },
+            { error: `${why}; retry later`, request_id: null },
             { 'retry-after': '1', connection: 'close' },
           );
           return;
@@ -756,8 +756,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         return;
       }
       if (read === 'too-large') {
-        refused(req, 413, `body exceeds ${maxBodyBytes} bytes`);
-        send(res, 413, { error: `body exceeds ${maxBodyBytes} bytes` }, { connection: 'close' });
+        refused(req, 413, tooLargeBody);
+        send(res, 413, { error: tooLargeBody }, { connection: 'close' });
         return;
       }
       if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/json') {
@@ -821,13 +821,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       return;
     }
     if (body === 'too-large') {
-      refused(req, 413, `body exceeds ${maxBodyBytes} bytes`);
-      send(
-        res,
-        413,
-        { error: `body exceeds ${maxBodyBytes} bytes`, request_id: null },
-        { connection: 'close' },
-      );
+      refused(req, 413, tooLargeBody);
+      send(res, 413, { error: tooLargeBody, request_id: null }, { connection: 'close' });
       return;
     }
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -895,6 +890,15 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   // and unseen (not logged, not counted); here they are refused as the server's own refusals are, the 408 with a
   // JSON body. Nothing is written once a response has begun (as Node does).
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    // The client closed or reset its connection before its request was complete: nothing malformed to refuse
+    // (it was counted and logged as a 400), and no one to answer.
+    if (error.code === 'HPE_INVALID_EOF_STATE' || error.code === 'ECONNRESET') {
+      logger.info('connection closed by the client before its request was complete', {
+        client: (socket as Socket).remoteAddress,
+      });
+      socket.destroy();
+      return;
+    }
     const started = (socket as { _httpMessage?: ServerResponse })._httpMessage?.headersSent === true;
     if (socket.writable && !started) {
       const [status, reason] =

@@ -206,6 +206,8 @@ export interface RequestOutcome {
   readonly expected: string | undefined;
   readonly status: number;
   readonly faces: number;
+  /** Faces found beyond the server's maximum per frame, not sent on (absent when none). */
+  readonly facesLeftOut?: number;
   readonly results: string[];
   readonly latencyMs: number | undefined;
   /**
@@ -259,6 +261,11 @@ export interface WorkloadReport {
    * the frames in which no face was found (not counted as faces).
    */
   readonly accuracy: { readonly faces: number; readonly correct: number; readonly noFace: number };
+  /**
+   * Faces found in the frames and not sent on: beyond the server's maximum per frame (`FACEREC_MAX_FACES`,
+   * `serve --max-faces`), the smallest; no answer comes for them.
+   */
+  readonly facesLeftOut: number;
   readonly outcomes: readonly RequestOutcome[];
   /** Why the run was stopped, when collecting answers failed for good (`onPollError` returned `'stop'`). */
   readonly collectionError?: string;
@@ -346,6 +353,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     acceptedAt?: number;
     status: number;
     faces: number | undefined;
+    facesLeftOut?: number;
     answered: Map<string, ResponseMessage>;
     /**
      * Taken by a send whose answer was lost (its connection reset, the resend refused 409 as in flight): the
@@ -451,7 +459,11 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     s.acceptedAt = sentAt;
     if (res.status !== 200) s.error = res.body.slice(0, 200);
     else {
-      s.faces = (JSON.parse(res.body) as { faces: number }).faces;
+      const taken = JSON.parse(res.body) as { faces: number; faces_found?: number };
+      s.faces = taken.faces;
+      // A server that sends on at most so many faces per frame left the smallest out (older ones do not say).
+      if (taken.faces_found !== undefined && taken.faces_found > taken.faces)
+        s.facesLeftOut = taken.faces_found - taken.faces;
       complete(id, s);
     }
   };
@@ -615,6 +627,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     expected: s.frame.expected,
     status: s.status,
     faces: s.faces ?? 0,
+    ...(s.facesLeftOut ? { facesLeftOut: s.facesLeftOut } : {}),
     results: [...s.answered.values()].map((a) => a.result),
     latencyMs: s.doneAt === undefined ? undefined : s.doneAt - s.sentAt,
     acceptedLatencyMs:
@@ -665,6 +678,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     throughputPerSecond: (latencies.length / wallMs) * 1000,
     wallMs,
     accuracy: { faces, correct, noFace },
+    facesLeftOut: outcomes.reduce((sum, o) => sum + (o.facesLeftOut ?? 0), 0),
     outcomes,
     ...(collectionError === undefined ? {} : { collectionError }),
     ...(options.signal?.aborted ? { stopped: true } : {}),
@@ -690,6 +704,11 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
         ]
       : []),
     `throughput: ${report.throughputPerSecond.toFixed(1)} requests/s over ${(report.wallMs / 1000).toFixed(1)} s`,
+    ...(report.facesLeftOut
+      ? [
+          `faces left out: ${report.facesLeftOut} in ${report.outcomes.filter((o) => o.facesLeftOut).length} frame(s) had more faces than the server sends on per frame (the smallest; serve --max-faces, FACEREC_MAX_FACES)`,
+        ]
+      : []),
     ...(report.collectionError ? [`stopped: answers cannot be collected: ${report.collectionError}`] : []),
     ...(report.stopped ? ['stopped early (Ctrl-C): the figures cover the frames sent until then'] : []),
   ];
