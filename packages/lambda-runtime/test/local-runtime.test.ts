@@ -122,6 +122,10 @@ describe('local runtime: recognition consumer', () => {
     return { logged, logger };
   };
 
+  /** POSTs an empty JSON object: a frame to a runtime whose detection takes anything (`frameOnly`). */
+  const postEmpty = (url: string) =>
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+
   const frameOnly = () => ({
     detection: async () => ({ statusCode: 200, headers: {}, body: '{"faces":0}' }),
     recognition: notUsed as never,
@@ -201,8 +205,7 @@ describe('local runtime: recognition consumer', () => {
         `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"content":`,
       );
       const headersOnly = stall(`POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n`);
-      const post = () =>
-        fetch(runtime.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const post = () => postEmpty(runtime.url);
       await vi.waitFor(async () => expect((await post()).status).toBe(503));
       const started = performance.now();
       // Node's own 408s, answered as the server's other refusals: a JSON body, counted.
@@ -243,12 +246,7 @@ describe('local runtime: recognition consumer', () => {
       const refused = (await registry.getSingleMetric('facerec_requests_refused_total')?.get())?.values ?? [];
       expect(refused.filter((v) => v.value > 0)).toEqual([]);
       // The server goes on answering.
-      const post = await fetch(runtime.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{}',
-      });
-      expect(post.status).toBe(200);
+      expect((await postEmpty(runtime.url)).status).toBe(200);
     } finally {
       await runtime.close();
     }
@@ -273,12 +271,7 @@ describe('local runtime: recognition consumer', () => {
       const started = performance.now();
       expect(await reply).toMatch(/^HTTP\/1\.1 408[\s\S]*slower than 16 KiB\/s/);
       expect(performance.now() - started).toBeLessThan(8_000); // not the 30 s request timeout
-      const post = await fetch(runtime.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{}',
-      });
-      expect(post.status).toBe(200);
+      expect((await postEmpty(runtime.url)).status).toBe(200);
     } finally {
       clearInterval(trickle);
       socket.destroy();
