@@ -226,6 +226,44 @@ describe('facerec client --reply-queue-url', () => {
     expect(run.stderr).toMatch(/--reply-queue-url and --response-queue-url exclude each other/);
   });
 
+  it('--max-retries bounds the resends of a frame answered 503 (busy)', async () => {
+    let posts = 0;
+    const endpoint = createServer((req, res) => {
+      req.resume();
+      if (req.method === 'POST') {
+        posts++;
+        res
+          .writeHead(503, { 'content-type': 'application/json' })
+          .end('{"error":"busy: frames in flight at the limit; retry later","request_id":null}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"messages":[]}');
+    });
+    servers.push(endpoint);
+    const url = await listen(endpoint);
+    const frames = await mkdtemp(path.join(tmpdir(), 'facerec-frames-'));
+    await mkdir(path.join(frames, 'someone'));
+    await writeFile(path.join(frames, 'someone', 'a.png'), 'the client sends it as it is');
+    const args = [
+      'client',
+      '--url',
+      url,
+      '--frames',
+      frames,
+      '--requests',
+      '1',
+      '--timeout',
+      '5',
+      '--wait',
+      '0',
+    ];
+    const run = await cli(...args, '--max-retries', '2');
+    expect(posts).toBe(3); // the first send and two resends
+    expect([run.code, run.exitCode]).toEqual([0, 1]);
+    expect(run.stdout).toMatch(/rejected: 1/);
+    expect((await cli(...args, '--max-retries', '-1')).stderr).toMatch(/--max-retries must be/);
+  });
+
   it('refuses --sign without a queue to collect the answers from (exit 2), before sending anything', async () => {
     let requests = 0;
     const endpoint = createServer((_req, res) => {

@@ -685,6 +685,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .option('--timeout <s>', 'seconds to wait for the last answers', '60')
     .option(
+      '--max-retries <n>',
+      "resends of a frame answered 503 (busy), refused a connection or reset, after the server's Retry-After or a backoff (0–1000)",
+      '8',
+    )
+    .option(
       '--wait <s>',
       'seconds to wait for the endpoint to accept connections first (e.g. a server just started)',
       '30',
@@ -711,6 +716,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         url: string;
         frames: string;
         maxFrameBytes?: string;
+        maxRetries: string;
         requests: string;
         concurrency: string;
         rate?: string;
@@ -743,6 +749,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const rate = numberFlag('client', '--rate', opts.rate, { above: 0 });
         const timeoutSeconds = numberFlag('client', '--timeout', opts.timeout, { above: 0, max: 86400 })!;
         const waitSeconds = numberFlag('client', '--wait', opts.wait, { min: 0, max: 3600 })!;
+        const maxRetries = numberFlag('client', '--max-retries', opts.maxRetries, {
+          integer: true,
+          min: 0,
+          max: 1000,
+        })!;
         const maxFrameBytes = numberFlag('client', '--max-frame-bytes', opts.maxFrameBytes, {
           integer: true,
           min: 1024,
@@ -805,6 +816,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           concurrency,
           ...(rate === undefined ? {} : { rate }),
           timeoutMs: timeoutSeconds * 1000,
+          maxRetries,
           send: opts.sign ? sigV4Sender(opts.region ? { region: opts.region } : {}) : jsonSender(token),
           onProgress: (done, total) => {
             if (done % 10 === 0 || done === total) info(`  ${done}/${total} answered`);
