@@ -23,6 +23,14 @@ const listen = async (server: Server) => {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 };
 
+/** A frames folder holding one file under `identity`, which the client sends as it is (never decoded here). */
+const oneFrame = async (identity: string) => {
+  const frames = await mkdtemp(path.join(tmpdir(), 'facerec-client-'));
+  await mkdir(path.join(frames, identity));
+  await writeFile(path.join(frames, identity, 'a.jpg'), 'not decoded by this endpoint');
+  return frames;
+};
+
 /** Queues by URL; what was asked of them. */
 function sqsServer() {
   const queues = new Map<string, { id: string; body: string; receipt: string }[]>();
@@ -112,9 +120,7 @@ describe('facerec client --reply-queue-url', () => {
     // Another client's answer waiting on the response queue: never touched.
     sqs.publish(responseQueue, { request_id: 'someone-else-0' });
 
-    const frames = await mkdtemp(path.join(tmpdir(), 'facerec-client-'));
-    await mkdir(path.join(frames, 'amy'));
-    await writeFile(path.join(frames, 'amy', 'a.jpg'), 'not decoded by this endpoint');
+    const frames = await oneFrame('amy');
     vi.stubEnv('AWS_REGION', 'eu-west-1');
     vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
     vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
@@ -241,22 +247,9 @@ describe('facerec client --reply-queue-url', () => {
     });
     servers.push(endpoint);
     const url = await listen(endpoint);
-    const frames = await mkdtemp(path.join(tmpdir(), 'facerec-frames-'));
-    await mkdir(path.join(frames, 'someone'));
-    await writeFile(path.join(frames, 'someone', 'a.png'), 'the client sends it as it is');
-    const args = [
-      'client',
-      '--url',
-      url,
-      '--frames',
-      frames,
-      '--requests',
-      '1',
-      '--timeout',
-      '5',
-      '--wait',
-      '0',
-    ];
+    const frames = await oneFrame('someone');
+    const args = ['client', '--url', url, '--frames', frames, '--requests', '1'];
+    args.push('--timeout', '5', '--wait', '0');
     const run = await cli(...args, '--max-retries', '2');
     expect(posts).toBe(3); // the first send and two resends
     expect([run.code, run.exitCode]).toEqual([0, 1]);
