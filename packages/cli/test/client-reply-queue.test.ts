@@ -257,6 +257,25 @@ describe('facerec client --reply-queue-url', () => {
     expect((await cli(...args, '--max-retries', '-1')).stderr).toMatch(/--max-retries must be/);
   });
 
+  it('says why collecting answers fails with the cause fetch wraps ("fetch failed" alone said nothing)', async () => {
+    const endpoint = createServer((req, res) => {
+      req.resume();
+      if (req.method === 'POST') {
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end('{"request_id":"x","frame_id":"f","filename":"a.jpg","faces":1}');
+        return;
+      }
+      if (req.url?.startsWith('/responses')) req.socket.destroy(); // closed without an answer
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    });
+    servers.push(endpoint);
+    const url = await listen(endpoint);
+    const frames = await oneFrame('someone');
+    const run = await cli('client', '--url', url, '--frames', frames, '--requests', '1', '--timeout', '1');
+    expect(run.stderr).toMatch(/collecting answers failed: fetch failed \(other side closed\)/);
+  });
+
   it('refuses --sign without a queue to collect the answers from (exit 2), before sending anything', async () => {
     let requests = 0;
     const endpoint = createServer((_req, res) => {

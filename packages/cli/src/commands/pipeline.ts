@@ -787,10 +787,9 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         // onUnreachable).
         let lastPollError: string | undefined;
         const onPollError = (
-          error: unknown,
-          { inARow, collectedBefore }: { inARow: number; collectedBefore: boolean },
+          _error: unknown,
+          { inARow, collectedBefore, reason }: { inARow: number; collectedBefore: boolean; reason: string },
         ): 'stop' | undefined => {
-          const reason = error instanceof Error ? error.message : String(error);
           if (reason !== lastPollError || inARow % 50 === 0) {
             lastPollError = reason;
             info(`  collecting answers failed${inARow > 1 ? ` (${inARow} times in a row)` : ''}: ${reason}`);

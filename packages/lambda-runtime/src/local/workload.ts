@@ -176,13 +176,14 @@ export interface WorkloadOptions {
   readonly onProgress?: (answered: number, total: number) => void;
   /**
    * Called when collecting answers fails (a queue that does not exist, no credentials, access refused, the
-   * server gone), with the error, how many polls in a row failed, and whether any poll ever succeeded. The
+   * server gone), with the error, how many polls in a row failed, whether any poll ever succeeded, and the
+   * error in words (`reason`: with its cause, as fetch's "fetch failed" says nothing alone). The
    * poller retries after 200 ms, unless this returns `'stop'`: then no more frames are sent, the run ends at
    * once, and the report's `collectionError` says why.
    */
   readonly onPollError?: (
     error: unknown,
-    failures: { readonly inARow: number; readonly collectedBefore: boolean },
+    failures: { readonly inARow: number; readonly collectedBefore: boolean; readonly reason: string },
   ) => 'stop' | undefined;
   /**
    * Ends the run early (a user's Ctrl-C): no more frames are sent, none waits for its answers, and the report
@@ -427,9 +428,12 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
         collected = true;
       } catch (error) {
         if (stop.signal.aborted) return;
-        if (options.onPollError?.(error, { inARow: ++failing, collectedBefore: collected }) === 'stop') {
+        const reason = sendFailure(error);
+        if (
+          options.onPollError?.(error, { inARow: ++failing, collectedBefore: collected, reason }) === 'stop'
+        ) {
           // Nothing more is sent, and no frame waits for answers that cannot come.
-          collectionError = error instanceof Error ? error.message : String(error);
+          collectionError = reason;
           halt();
           return;
         }
