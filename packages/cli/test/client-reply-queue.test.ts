@@ -266,7 +266,8 @@ describe('facerec client --reply-queue-url', () => {
           .end('{"request_id":"x","frame_id":"f","filename":"a.jpg","faces":1}');
         return;
       }
-      if (req.url?.startsWith('/responses')) req.socket.destroy(); // closed without an answer
+      if (req.url?.startsWith('/responses'))
+        req.socket.destroy(); // closed without an answer
       else res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     });
     servers.push(endpoint);
