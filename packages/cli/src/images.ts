@@ -151,8 +151,8 @@ export async function expandImageArguments(command: string, args: readonly strin
         entries = await readdir(dir, { withFileTypes: true });
       } catch (error) {
         const why = UNREADABLE[(error as NodeJS.ErrnoException).code ?? ''];
-        if (why === undefined || dir === arg) {
-          if (why === undefined) throw error;
+        if (why === undefined) throw error;
+        if (dir === arg) {
           throw new InvalidInputError(`cannot read the folder ${visibleText(dir)}: ${why}`, { cause: error });
         }
         // A folder below the one given: said, and its images left out; the others still run (exit code 2).

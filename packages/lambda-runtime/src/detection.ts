@@ -270,6 +270,7 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
       t = performance.now();
       const [found] = await options.detector.detectFaces([image], { crop: options.crop });
       timings.detect_ms = since(t);
+      const facesFound = found!.faces.length;
       const faces = found!.faces.slice(0, maxFaces);
       faceCount = faces.length;
       const crops = found!.crops.slice(0, maxFaces);
@@ -317,18 +318,18 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
         ...(request.reply_to === undefined ? {} : { reply_to: request.reply_to }),
         frame_id: frameId,
         faces: faces.length,
-        faces_found: found!.faces.length,
+        faces_found: facesFound,
         width: image.width,
         height: image.height,
         ...timings,
         total_ms: since(started),
       });
-      if (found!.faces.length > faces.length) {
+      if (facesFound > faces.length) {
         // A warning, not only the info line's count (which quiet logs hide): faces were found and not answered.
         logger.warn('faces left out: more in the frame than the maximum sent on per frame', {
           request_id: request.request_id,
           frame_id: frameId,
-          faces_found: found!.faces.length,
+          faces_found: facesFound,
           max_faces: maxFaces,
         });
       }
@@ -341,7 +342,7 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
         filename: request.filename,
         faces: faces.length,
         // All that were found, so a client can tell when the smallest were left out (over maxFaces).
-        faces_found: found!.faces.length,
+        faces_found: facesFound,
       });
     } catch (error) {
       requestId ??= (error as { requestId?: string | null }).requestId ?? null;
