@@ -365,3 +365,21 @@ it('after a 409, a frame whose first send then failed is asked for again and rep
   expect(report).toMatchObject({ answered: 0, rejected: 1, failed: 0, unanswered: [] });
   expect(report.outcomes[0]).toMatchObject({ status: 422, error: '{"error":"Image could not be decoded"}' });
 });
+
+it('a frame a busy server keeps refusing waits at least its Retry-After, and longer each time (up to 5 s)', async () => {
+  const sentAt: number[] = [];
+  const { report, sends } = await oneFrame({ maxRetries: 3, timeoutMs: 10_000 }, (request_id, n, pending) => {
+    sentAt.push(performance.now());
+    if (n <= 3) return { status: 503, body: '{"error":"busy"}', retryAfterSeconds: 1 };
+    pending.push(answerOf(request_id, null, 0, NO_FACE));
+    return { status: 200, body: JSON.stringify({ request_id, faces: 0 }) };
+  });
+  expect(sends).toBe(4);
+  expect(report).toMatchObject({ answered: 1, failed: 0, rejected: 0, retries: 1 });
+  const gaps = sentAt.slice(1).map((t, i) => t - sentAt[i]!);
+  // Backoff 400, 800, 1600 ms (+ up to a quarter of jitter), never below the server's 1 s.
+  expect(gaps[0]).toBeGreaterThanOrEqual(995);
+  expect(gaps[1]).toBeGreaterThanOrEqual(995);
+  expect(gaps[2]).toBeGreaterThanOrEqual(1595);
+  expect(Math.max(...gaps)).toBeLessThan(2100);
+});

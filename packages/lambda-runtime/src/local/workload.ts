@@ -160,8 +160,9 @@ export interface WorkloadOptions {
   /** Sends one request; default: `fetch` POST of the JSON body. Replace it to sign requests (SigV4). */
   readonly send?: (url: string, body: string) => Promise<SendResult>;
   /**
-   * Resends of a request answered 503 (server busy, or shutting down), after its `Retry-After` or a backoff, and
-   * of one whose connection was refused (a server restarting) or reset without an answer, after a backoff.
+   * Resends of a request answered 503 (server busy, or shutting down), after a backoff that doubles from 400 ms
+   * up to 5 s and is never shorter than the server's `Retry-After`, and of one whose connection was refused (a
+   * server restarting) or reset without an answer, after the same backoff.
    * Default 8.
    */
   readonly maxRetries?: number;
@@ -556,10 +557,13 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           n++
         ) {
           const why = typeof res === 'string' ? res : 'busy';
+          // The server's Retry-After is the least wait; a frame refused again waits longer (up to 5 s), so that
+          // clients a busy server keeps refusing do not all come back at its fixed second.
+          const backoff = Math.min(200 * 2 ** n, 5000);
           const base =
             typeof res !== 'string' && res.retryAfterSeconds
-              ? res.retryAfterSeconds * 1000
-              : Math.min(200 * 2 ** n, 5000);
+              ? Math.max(res.retryAfterSeconds * 1000, backoff)
+              : backoff;
           await new Promise((r) => setTimeout(r, base * (1 + Math.random() / 4)));
           // Sent again, it would be detected and answered twice (a server restarted on its queue file makes the
           // answers of what it held while the client is still waiting to reconnect).
