@@ -928,6 +928,11 @@ describe('FaceRecognitionPipeline props validation', () => {
     ],
     ['weights with a trailing space', { weights: 'vggface2 ' }, /weights has spaces at the start or end/],
     [
+      'weights that are neither a named model nor a path',
+      { weights: 'vggface' },
+      /weights: "vggface" is neither a named model \(vggface2, casia-webface\) nor a checkpoint file/,
+    ],
+    [
       'a build argument the construct derives',
       { buildArgs: { EMBEDDER: 'inception-resnet-v1', NODE_IMAGE: 'node:22' } },
       /buildArgs\.EMBEDDER is set by the construct from its props: use the embedder prop/,

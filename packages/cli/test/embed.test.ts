@@ -185,7 +185,10 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
         /--max-batch-size must be a positive integer, got "0"/,
       ],
       [['--checkpoint', '/nonexistent/x.pt'], /--checkpoint: no such file: \/nonexistent\/x\.pt/],
-      [['--weights', 'vgg'], /weights "vgg" is neither a named model \(vggface2, casia-webface\)/],
+      [
+        ['--weights', 'vgg'],
+        /weights: "vgg" is neither a named model \(vggface2, casia-webface\) nor a checkpoint file \(a path has/,
+      ],
     ])('%j', async (flags, message) => {
       const run = await cli('embed', crop(0), ...flags.map((f) => (f === 'CHECKPOINT' ? checkpoint : f)));
       expect(run.code).toBe(2);

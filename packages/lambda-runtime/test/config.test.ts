@@ -67,6 +67,8 @@ describe('loadConfig', () => {
     // Typos: spaces, URLs that are no http(s) endpoints, a region that is no region.
     [{ FACEREC_REQUEST_QUEUE_URL: '   ' }, 'FACEREC_REQUEST_QUEUE_URL'],
     [{ FACEREC_WEIGHTS: 'vggface2 ' }, 'FACEREC_WEIGHTS'],
+    // A bare word is a misspelt name (a checkpoint's path has a "/" or an extension), refused at start, not at load.
+    [{ FACEREC_WEIGHTS: 'vggface' }, 'FACEREC_WEIGHTS'],
     [{ FACEREC_GALLERY: '  ' }, 'FACEREC_GALLERY'],
     [{ FACEREC_SQS_ENDPOINT: 'file:///etc/passwd' }, 'FACEREC_SQS_ENDPOINT'],
     [{ FACEREC_REPLY_QUEUES: 'javascript:alert(1)' }, 'FACEREC_REPLY_QUEUES'],

@@ -71,15 +71,25 @@ export async function inceptionResnetV1CheckpointPath(component: string, weights
   const file = path.resolve(weights);
   const info = await stat(file).catch(() => undefined);
   if (!info?.isFile()) {
-    const named = Object.keys(INCEPTION_RESNET_V1_WEIGHTS).join(', ');
     throw new InvalidOptionsError(
       component,
-      `weights "${weights}" is neither a named model (${named}) nor a checkpoint file` +
+      `weights ${notNamedWeights(weights)}` +
         (info ? ` (${file} is not a file)` : ` (no such file: ${file})`),
     );
   }
   return file;
 }
+
+const notNamedWeights = (weights: string) =>
+  `"${weights.slice(0, 200)}" is neither a named model (${Object.keys(INCEPTION_RESNET_V1_WEIGHTS).join(', ')}) nor a checkpoint file`;
+
+/**
+ * Whether a `weights` value can name weights: a named model, or a path to a checkpoint (it has a folder separator or
+ * a file extension). A bare word such as "vggface" is a misspelt name, refused where the options are read (the
+ * Lambda's configuration, CDK synth), not only when the model loads.
+ */
+const weightsCanName = (weights: string) =>
+  namedWeights(weights) !== undefined || /[/\\]/.test(weights) || /\.[^.]+$/.test(weights);
 
 /** `vggface2`, `casia-webface`, or a path to a facenet-pytorch `.pt` state dict. */
 export type InceptionResnetV1Weights = keyof typeof INCEPTION_RESNET_V1_WEIGHTS | (string & {});
@@ -122,7 +132,18 @@ export const INCEPTION_RESNET_V1: EmbedderDescription<InceptionResnetV1Options> 
   id: 'inception-resnet-v1',
   summary: 'InceptionResnetV1 (facenet-pytorch), VGGFace2 or CASIA-WebFace weights: 160×160 → 512-d',
   licence: 'MIT (facenet-pytorch); the weights were trained on VGGFace2 / CASIA-WebFace, see their terms',
-  options: z.strictObject({ weights: z.string().min(1).optional(), maxBatchSize, precision }),
+  options: z.strictObject({
+    weights: z
+      .string()
+      .min(1)
+      .refine(weightsCanName, {
+        error: (issue) =>
+          `${notNamedWeights(String(issue.input))} (a path has a "/" or an extension: ./x.pt)`,
+      })
+      .optional(),
+    maxBatchSize,
+    precision,
+  }),
   dimension: 512,
   preprocessing: FACENET_PREPROCESSING,
   // None shipped. The pretrained weights cannot be fetched where facerec is developed, so nothing was measured
@@ -142,7 +163,11 @@ export const INCEPTION_RESNET_V1: EmbedderDescription<InceptionResnetV1Options> 
   },
   settingsForModelId: (modelId) => {
     const match = /^inception-resnet-v1\/(.+)$/.exec(modelId);
-    return match ? { weights: match[1]! } : undefined;
+    if (!match) return undefined;
+    // A checkpoint's file name (the id keeps no folder), read where the process runs, as before; "./" keeps a
+    // name without an extension a path.
+    const weights = match[1]!;
+    return { weights: weightsCanName(weights) ? weights : `./${weights}` };
   },
   manifestEntries: ({ weights }) => {
     const entry = namedWeights(weights);

@@ -84,6 +84,12 @@ describe('MODELS, the built-in registry', () => {
       weights: '/m/mine.pt',
     });
     expect(MODELS.embedderForModelId('faceapi-resnet').description).toBe(FACEAPI_RESNET);
+    // A checkpoint file without an extension: its id still resolves (a bare word given as weights is refused).
+    expect(MODELS.embedderForModelId('inception-resnet-v1/mine').options).toEqual({ weights: './mine' });
+    expect(INCEPTION_RESNET_V1.modelId({ weights: './mine' })).toBe('inception-resnet-v1/mine');
+    expect(() => MODELS.resolveEmbedder('inception-resnet-v1', { weights: 'mine' })).toThrow(
+      /weights: "mine" is neither a named model \(vggface2, casia-webface\) nor a checkpoint file/,
+    );
     // One set of weights: asking for others is refused, not silently ignored.
     expect(() => MODELS.resolveEmbedder('faceapi-resnet', { weights: 'vggface2' })).toThrow(
       /faceapi-resnet: has one set of weights .*do not apply \(given "vggface2"\)/,
