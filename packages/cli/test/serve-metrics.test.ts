@@ -1,4 +1,5 @@
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
@@ -144,6 +145,35 @@ describeWithSharedData(
         );
       } finally {
         await few.close();
+      }
+    });
+
+    it('--request-timeout: a client that stalls mid-upload gets 408 after that many seconds', async () => {
+      expect((await cli('serve', '--gallery', 'g.json', '--request-timeout', '0')).stderr).toBe(
+        'facerec: serve: --request-timeout must be a number from 1 to 600, got "0"\n',
+      );
+      const strict = await serveLocally({
+        gallery: served.gallery.location,
+        port: 0,
+        quiet: true,
+        requestTimeoutMs: 1000,
+      });
+      try {
+        const { port } = new URL(strict.runtime.url);
+        const socket = connect(Number(port), '127.0.0.1');
+        const reply = new Promise<string>((resolve) => {
+          let received = '';
+          socket.on('data', (chunk) => (received += chunk.toString()));
+          socket.on('close', () => resolve(received));
+        });
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`,
+        );
+        const started = performance.now();
+        expect(await reply).toMatch(/^HTTP\/1\.1 408 [\s\S]*"request not received within 1 s/);
+        expect(performance.now() - started).toBeLessThan(4000);
+      } finally {
+        await strict.close();
       }
     });
   },

@@ -125,6 +125,8 @@ export interface ServeOptions {
   readonly maxInFlight?: number;
   readonly maxQueueDepth?: number;
   readonly maxInFlightPixels?: number;
+  /** Time a client has to send a whole request (see `LocalRuntimeOptions.requestTimeoutMs`). Default 30 000 ms. */
+  readonly requestTimeoutMs?: number;
   /** Faces per frame sent on for recognition, largest first, as `FACEREC_MAX_FACES` on Lambda. Default 32. */
   readonly maxFaces?: number;
   /**
@@ -329,6 +331,7 @@ export async function serveLocally(options: ServeOptions) {
     ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
     ...(options.maxQueueDepth === undefined ? {} : { maxQueueDepth: options.maxQueueDepth }),
     ...(options.maxInFlightPixels === undefined ? {} : { maxInFlightPixels: options.maxInFlightPixels }),
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     logger,
   }).catch(async (error: unknown) => {
     await release();
@@ -549,6 +552,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
     )
     .addOption(maxImagePixelsOption())
     .option(
+      '--request-timeout <s>',
+      'seconds a client has to send a whole request (its headers within 10 s), then 408; raise it for large frames over slow links (a 64 MiB body in 30 s needs 18 Mbit/s). A body arriving slower than 16 KiB/s gets 408 after 5 s whatever this is (1–600)',
+      '30',
+    )
+    .option(
       '--queue <file>',
       'queue file (SQLite): accepted frames survive a crash and are answered after a restart on the same file; "memory" for none (default: serve/queue-<port>.sqlite in the cache folder; with --port 0, memory)',
     )
@@ -579,6 +587,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           maxInFlightPixels: string;
           queue?: string;
           drainSeconds: string;
+          requestTimeout: string;
           quiet?: boolean;
         },
       ) => {
@@ -586,6 +595,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const drainSeconds = numberFlag('serve', '--drain-seconds', opts.drainSeconds, {
           min: 0,
           max: 3600,
+        })!;
+        const requestTimeout = numberFlag('serve', '--request-timeout', opts.requestTimeout, {
+          min: 1,
+          max: 600,
         })!;
         const port = numberFlag('serve', '--port', opts.port, { integer: true, min: 0, max: 65535 })!;
         const reloadSeconds = numberFlag('serve', '--reload-seconds', opts.reloadSeconds, {
@@ -634,6 +647,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           maxQueueDepth: positiveInteger('serve', '--max-queue', opts.maxQueue)!,
           maxFaces,
           maxInFlightPixels: positiveInteger('serve', '--max-in-flight-pixels', opts.maxInFlightPixels)!,
+          requestTimeoutMs: requestTimeout * 1000,
           imageLimits,
           queue,
           ...(opts.quiet ? { quiet: true } : {}),
