@@ -374,6 +374,7 @@ describe('ModelStore trust on first use', () => {
     const cacheDir = await tempDir();
     const mirrorDir = await tempDir();
     const bytes = new Uint8Array(5000).map((_, i) => (i * 7) & 0xff);
+    bytes.set([0x50, 0x4b, 3, 4]); // a zip archive's first bytes, as a PyTorch checkpoint's
     writeFileSync(path.join(mirrorDir, 'big.pt'), bytes);
     const events: PullProgress[] = [];
     const options = {
@@ -402,7 +403,12 @@ describe('ModelStore trust on first use', () => {
     bytes[10] = bytes[10]! ^ 0xff;
     writeFileSync(path.join(mirrorDir, 'big.pt'), bytes);
     const fresh = new ModelStore(options);
-    await expect(fresh.pull()).rejects.toBeInstanceOf(IntegrityError);
+    const mismatch = await fresh.pull().catch((e: unknown) => e);
+    expect(mismatch).toBeInstanceOf(IntegrityError);
+    // Where the recorded hash came from, and how to drop it if that first copy was the wrong one.
+    expect((mismatch as Error).message).toMatch(
+      /\(recorded in .*hashes\.json from mirror .*big\.pt, 5000 bytes, \d{4}-.*; if that first copy was wrong, delete "big\.pt" from that file and pull again\)/,
+    );
     expect(readdirSync(cacheDir)).toEqual(['hashes.json']);
 
     // A tampered cached file is reported corrupt.
@@ -448,7 +454,7 @@ describe('ModelStore trust on first use', () => {
 
   it('trusts a file placed in the cache by hand on first resolve', async () => {
     const cacheDir = await tempDir();
-    writeFileSync(path.join(cacheDir, 'hand.pt'), 'weights');
+    writeFileSync(path.join(cacheDir, 'hand.pt'), 'PK\x03\x04weights', 'latin1');
     const store = new ModelStore({
       manifest: { version: 1, models: [entry({ name: 'hand', file: 'hand.pt' })] },
       cacheDir,
@@ -458,6 +464,44 @@ describe('ModelStore trust on first use', () => {
     expect((await store.status())[0]!.state).toBe('cached');
     expect(await store.resolve('hand')).toBe(path.join(cacheDir, 'hand.pt'));
     expect((await store.status())[0]!.state).toBe('verified');
+  });
+
+  it('refuses a first copy that is no file of its format (an HTML page, other bytes) before recording its hash', async () => {
+    const cacheDir = await tempDir();
+    const mirrorDir = await tempDir();
+    const events: PullProgress[] = [];
+    const store = new ModelStore({
+      manifest: {
+        version: 1,
+        models: [
+          entry({ name: 'big', file: 'big.pt' }),
+          entry({ name: 'meta', file: 'meta.json', format: 'tfjs-weights-manifest' }),
+        ],
+      },
+      cacheDir,
+      mirrorDir,
+      fetch: offlineFetch,
+      onProgress: (e) => events.push(e),
+    });
+    // A proxy's block page served as the model, then bytes of no checkpoint, then JSON that is not JSON.
+    writeFileSync(path.join(mirrorDir, 'big.pt'), '\n<!DOCTYPE html><html><body>Blocked</body></html>');
+    await expect(store.pull(['big'])).rejects.toThrow(
+      /the copy of big\.pt from mirror .*big\.pt is not a pytorch-state-dict file: it is an HTML or XML page .*nothing was recorded or kept; get the file from its source \(https:\/\/models\.invalid\/big\.pt\)/,
+    );
+    writeFileSync(path.join(mirrorDir, 'big.pt'), 'GIF89a, not weights');
+    await expect(store.pull(['big'])).rejects.toThrow(
+      /not a PyTorch checkpoint: unrecognised leading bytes 47 49 46/,
+    );
+    writeFileSync(path.join(mirrorDir, 'meta.json'), 'Not Found');
+    await expect(store.pull(['meta'])).rejects.toThrow(/is not a tfjs-weights-manifest file: it is not JSON/);
+    expect(events.some((e) => e.type === 'hash-recorded')).toBe(false);
+    expect(readdirSync(cacheDir)).toEqual([]);
+    // The same page placed in the cache by hand: not trusted either, and named.
+    writeFileSync(path.join(cacheDir, 'big.pt'), '<html>sign in</html>');
+    await expect(store.resolve('big')).rejects.toThrow(
+      /is not a pytorch-state-dict file: .*: delete .*big\.pt; get/,
+    );
+    expect(readdirSync(cacheDir)).toEqual(['big.pt']);
   });
 });
 

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { checkpointFormat } from '../checkpoint/index.js';
 import { CheckpointError, IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
 import { makeFolder, sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
@@ -481,6 +482,7 @@ export class ModelStore {
           `${entry.file} has no hash in the manifest and none recorded in ${this.hashesPath}`,
           'copy hashes.json with the models (`facerec models prepare` writes it where the cache is written)',
         );
+        assertLooksLike(entry, await fileHead(target), target, `delete ${target}`);
         const recorded = await this.recordHash(entry, sha256, current.size!, target);
         verifiedBy = recorded === 'recorded' ? 'first-use' : 'recorded-hash';
       }
@@ -583,6 +585,8 @@ export class ModelStore {
     const base = { model: entry.name, file: entry.file } as const;
     const hash = createHash('sha256');
     let bytes = 0;
+    /** The file's first bytes, for the format check of a copy no hash vouches for. */
+    let head = new Uint8Array(0);
     const emit = (event: PullProgress) => this.emit(event);
     async function* hashing(): AsyncGenerator<Uint8Array> {
       emit({
@@ -596,6 +600,9 @@ export class ModelStore {
       });
       for await (const chunk of chunks) {
         hash.update(chunk);
+        if (head.byteLength < HEAD_BYTES) {
+          head = Buffer.concat([head, chunk.subarray(0, HEAD_BYTES - head.byteLength)]);
+        }
         yield chunk;
         bytes += chunk.byteLength;
         emit({ type: 'progress', ...base, source, bytes, total });
@@ -611,6 +618,7 @@ export class ModelStore {
         if (entry.sha256 !== null) {
           if (actual !== entry.sha256) throw new IntegrityError(entry.name, entry.sha256, actual, where);
         } else {
+          assertLooksLike(entry, head, where, 'nothing was recorded or kept');
           const outcome = await this.recordHash(entry, actual, bytes, where);
           verifiedBy = outcome === 'recorded' ? 'first-use' : 'recorded-hash';
         }
@@ -816,11 +824,14 @@ export class ModelStore {
       const existing = records.files[entry.file];
       if (existing) {
         if (existing.sha256 !== sha256) {
+          // The recorded hash is only as good as the first copy: say where it came from and how to drop it.
           throw new IntegrityError(
             entry.name,
             existing.sha256,
             sha256,
-            `${source} (recorded in ${this.hashesPath})`,
+            `${source} (recorded in ${this.hashesPath} from ${existing.source}, ${existing.size} bytes, ` +
+              `${existing.recordedAt}; if that first copy was wrong, delete "${entry.file}" from that file ` +
+              'and pull again)',
           );
         }
         return 'matched' as const;
@@ -876,6 +887,50 @@ export class ModelStore {
       await rm(lock, { recursive: true, force: true });
     }
   }
+}
+
+/** Leading bytes kept to check a downloaded file's format. */
+const HEAD_BYTES = 512;
+
+async function fileHead(file: string): Promise<Uint8Array> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = new Uint8Array(HEAD_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, HEAD_BYTES, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Refuses a copy no hash vouches for (trust on first use) whose first bytes are not of the entry's format, before
+ * its hash is recorded: a proxy's block page or a sign-in page answered with 200 would otherwise be recorded as
+ * the model, and every later genuine copy refused as a mismatch. Only the container is checked here (reading the
+ * checkpoint is the provider's work).
+ * @throws ModelUnavailableError naming the source and what the bytes look like.
+ */
+function assertLooksLike(entry: ModelEntry, head: Uint8Array, where: string, then: string): void {
+  const text = new TextDecoder('latin1').decode(head).trimStart();
+  let problem: string | undefined;
+  if (/^<(!doctype|html|\?xml|head|body)/i.test(text)) {
+    problem = "it is an HTML or XML page (a proxy's block page, a sign-in page or an error page?)";
+  } else if (entry.format === 'pytorch-state-dict') {
+    try {
+      checkpointFormat(head);
+    } catch (error) {
+      problem = (error as Error).message;
+    }
+  } else if (entry.format === 'tfjs-weights-manifest' && !/^[[{]/.test(text)) {
+    problem = 'it is not JSON';
+  }
+  if (problem === undefined) return;
+  throw new ModelUnavailableError(
+    entry.name,
+    `Model "${entry.name}": the copy of ${entry.file} from ${where} is not a ${entry.format} file: ${problem}. ` +
+      `The manifest has no sha256 for it: ${then}; get the file from its source (${entry.url}) and pull again`,
+    { url: entry.url },
+  );
 }
 
 /**
