@@ -8,6 +8,7 @@ import {
   FacerecInputError,
   ImageTooLargeError,
   InvalidImageError,
+  MessageTooLargeError,
   type OutboundMessage,
   PIPELINE_METRICS,
   type Transport,
@@ -118,6 +119,8 @@ class RequestError extends Error {
 /** The HTTP status for an input error (413 too large, 415 format, 422 undecodable, 400 other), else undefined. */
 export function statusOf(error: unknown): number | undefined {
   if (error instanceof RequestError) return error.status;
+  // The deployment's (an embedder's crops too large for the queue), not the frame's: a server error.
+  if (MessageTooLargeError.isInstance(error)) return undefined;
   if (ImageTooLargeError.isInstance(error)) return 413;
   if (UnsupportedImageFormatError.isInstance(error)) return 415;
   if (InvalidImageError.isInstance(error)) return 422;
@@ -358,6 +361,22 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
           client: event.requestContext?.http?.sourceIp,
         });
         return json(status, { error: message, request_id: requestId });
+      }
+      if (MessageTooLargeError.isInstance(error)) {
+        // Retrying would meet the same limit: no 503. Said as the deployment's problem, with the sizes.
+        logger.error('face message over the queue limit', {
+          request_id: requestId,
+          frame_id: frameId,
+          size_bytes: error.sizeBytes,
+          limit_bytes: error.limitBytes,
+        });
+        return json(500, {
+          error:
+            "a face's message is over the queue's size limit (the deployment's crops are too large for its " +
+            'queue, not a fault of the frame); nothing was queued',
+          request_id: requestId,
+          frame_id: frameId ?? null,
+        });
       }
       if (stage === 'publish') {
         // A transport that sent some messages before failing says which (`publishedIds`, as the SQS one does):

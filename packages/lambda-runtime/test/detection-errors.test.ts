@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { FACENET_PREPROCESSING, type GalleryStoreLogger } from '@facerec/framework';
+import { encodeJpeg, FACENET_PREPROCESSING, type GalleryStoreLogger } from '@facerec/framework';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { createDetectionHandler } from '../src/detection.js';
@@ -168,5 +168,62 @@ describe('requestJsonIssue', () => {
     expect(requestJsonIssue(`{"x":[${'{},'.repeat(40)}{}]}`)).toBe(
       'body holds more than 64 values; POST a flat JSON object',
     );
+  });
+});
+
+describe('detection handler: a face message over the queue limit', () => {
+  it("answers 500 (the deployment's fault, not the frame's), counts a failed frame, logs the sizes", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const record = (level: string) => (message: string, extra?: Record<string, unknown>) =>
+      lines.push({ level, message, ...extra });
+    const logger: PipelineLogger = {
+      debug: record('debug'),
+      info: record('info'),
+      warn: record('warn'),
+      error: record('error'),
+    };
+    const noise = {
+      width: 160,
+      height: 160,
+      data: new Uint8Array(160 * 160 * 3).map((_, i) => (i * 131) & 0xff),
+    };
+    const face = {
+      box: [0, 0, 40, 40] as [number, number, number, number],
+      score: 0.99,
+      landmarks: [] as never,
+    };
+    const transport = new InMemoryQueueTransport({ queues: {}, maxMessageBytes: 4096 });
+    const handler = createDetectionHandler({
+      detector: {
+        detectFaces: async () => [
+          { faces: [face], crops: [{ detection: face, cropBox: face.box, image: noise }] },
+        ],
+      },
+      crop: FACENET_PREPROCESSING.crop,
+      transport,
+      requestQueue: 'q',
+      responseQueue: 'r',
+      logger,
+    });
+    const content = Buffer.from(await encodeJpeg(noise)).toString('base64');
+    const result = await handler({
+      body: JSON.stringify({ content, request_id: 'big-crop', filename: 'f.jpg' }),
+      requestContext: { http: { method: 'POST' } },
+    });
+    expect(result.statusCode).toBe(500);
+    expect(JSON.parse(result.body)).toMatchObject({
+      error: expect.stringMatching(
+        /over the queue's size limit .*not a fault of the frame\); nothing was queued$/,
+      ),
+      request_id: 'big-crop',
+    });
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+    expect(lines.find((l) => l.level === 'error')).toMatchObject({
+      message: 'face message over the queue limit',
+      request_id: 'big-crop',
+      limit_bytes: 4096,
+      size_bytes: expect.any(Number),
+    });
+    expect(transport.depth('q')).toBe(0);
   });
 });
