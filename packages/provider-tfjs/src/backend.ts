@@ -4,7 +4,7 @@
  *
  * TensorFlow.js keeps one engine per process with one active backend, so backend state here is per process
  * too: a package is imported and a backend initialised at most once, and models switch the engine to their
- * backend before each run (see {@link activateBackend}).
+ * backend for each run, one at a time (see {@link onBackend}).
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -249,10 +249,9 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
 }
 
 /**
- * Makes `name` the engine's active backend, starting it first if this process has not yet. Models call this
- * before every run, so two providers on different backends in one process each run on their own; the run
- * that follows must not `await` before it has read its outputs, or another model could switch the backend
- * under it.
+ * Makes `name` the engine's active backend, starting it first if this process has not yet. Models do not call
+ * this directly but through {@link onBackend}, which keeps another model from switching the backend between the
+ * switch and the work.
  *
  * @throws TfjsBackendUnavailableError when the backend cannot start.
  */
@@ -261,4 +260,25 @@ export async function activateBackend(name: TfjsBackendName): Promise<void> {
   if (!probe.ok) throw unavailable(name, probe);
   if (tf.getBackend() === name) return;
   if (!(await tf.setBackend(name))) throw new TfjsBackendUnavailableError(name, 'failed to initialise');
+}
+
+/** The tail of the work queued by {@link onBackend}: one model's switch and work at a time, in call order. */
+let backendQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `work` (synchronous: it builds weights or runs a forward pass and reads its outputs) with `backend` the
+ * engine's active one. Calls from every provider of the process are queued: activating a backend awaits, and a
+ * model on another backend switching it in between made a run go on that backend without a word (a wasm model's
+ * call overlapping a cpu model's ran on cpu). Queuing costs nothing in throughput, as every backend computes on
+ * the main thread.
+ *
+ * @throws TfjsBackendUnavailableError when the backend cannot start; whatever `work` throws.
+ */
+export function onBackend<T>(backend: TfjsBackendName, work: () => T): Promise<T> {
+  const run = backendQueue.then(async () => {
+    await activateBackend(backend);
+    return work();
+  });
+  backendQueue = run.catch(() => undefined);
+  return run;
 }

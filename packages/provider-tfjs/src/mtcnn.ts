@@ -199,15 +199,11 @@ export class TfjsMtcnnNetworks implements MtcnnNetworks {
     backend: TfjsBackendName,
     sources: Partial<Record<keyof MtcnnStateDicts, string>> = {},
   ): Promise<TfjsMtcnnNetworks> {
-    const set = await WeightSet.on(backend);
-    try {
+    return WeightSet.build(backend, (set) => {
       const build = (key: keyof MtcnnStateDicts) =>
         buildNetwork(set, MTCNN_ARCHITECTURES[key], stateDicts[key], sources[key]);
       return new TfjsMtcnnNetworks(set, build('pnet'), build('rnet'), build('onet'));
-    } catch (error) {
-      set.dispose();
-      throw error;
-    }
+    });
   }
 
   /** Pulls `pnet.pt`, `rnet.pt` and `onet.pt` through the model store and builds the networks. */

@@ -6,7 +6,7 @@
 import { DisposedError } from '@facerec/framework';
 import type { FoldedWeights } from '@facerec/framework/internal';
 import * as tf from '@tensorflow/tfjs-core';
-import { activateBackend, type TfjsBackendName } from './backend.js';
+import { onBackend, type TfjsBackendName } from './backend.js';
 
 /** PyTorch Conv2d weight `[out, in, kh, kw]` (OIHW) → tfjs conv2d filter `[kh, kw, in, out]` (HWIO). */
 export function oihwToHwio(data: Float32Array, [o, i, kh, kw]: readonly number[]): Float32Array {
@@ -52,10 +52,20 @@ export class WeightSet {
     this.backend = backend;
   }
 
-  /** A set whose tensors live on `backend` (started and activated first). */
-  static async on(backend: TfjsBackendName): Promise<WeightSet> {
-    await activateBackend(backend);
-    return new WeightSet(backend);
+  /**
+   * Builds a model's weights on a fresh set on `backend` (`build` is synchronous: every tensor is made with the
+   * backend active), releasing them if building fails.
+   */
+  static build<T>(backend: TfjsBackendName, build: (set: WeightSet) => T): Promise<T> {
+    return onBackend(backend, () => {
+      const set = new WeightSet(backend);
+      try {
+        return build(set);
+      } catch (error) {
+        set.dispose();
+        throw error;
+      }
+    });
   }
 
   /** Number of tensors held. */
@@ -100,23 +110,24 @@ export class WeightSet {
 /**
  * Runs one forward pass on `backend` and returns its outputs as float32 arrays. `forward` builds the graph
  * eagerly inside `tf.tidy`, so every intermediate tensor (the input included) is freed when it returns; the
- * outputs are read synchronously and freed here. Nothing awaits between activating the backend and
- * reading the outputs, so a model on another backend cannot switch the engine mid-run.
+ * outputs are read synchronously and freed here, in {@link onBackend}'s turn, so a model on another backend
+ * cannot switch the engine between the switch and the read.
  */
 export async function runModel(
   backend: TfjsBackendName,
   forward: () => tf.Tensor[],
   assertLive?: () => void,
 ): Promise<Float32Array[]> {
-  await activateBackend(backend);
-  // Checked after the await: a dispose() meanwhile freed the weights the forward pass would read.
-  assertLive?.();
-  const outputs = tf.tidy(forward);
-  try {
-    return outputs.map((t) => t.dataSync() as Float32Array);
-  } finally {
-    tf.dispose(outputs);
-  }
+  return onBackend(backend, () => {
+    // Checked once the backend is ours: a dispose() meanwhile freed the weights the forward pass would read.
+    assertLive?.();
+    const outputs = tf.tidy(forward);
+    try {
+      return outputs.map((t) => t.dataSync() as Float32Array);
+    } finally {
+      tf.dispose(outputs);
+    }
+  });
 }
 
 /**
@@ -141,13 +152,7 @@ export class EmbeddingNetwork {
     backend: TfjsBackendName,
     build: (set: WeightSet) => (input: tf.Tensor4D) => tf.Tensor2D,
   ): Promise<EmbeddingNetwork> {
-    const set = await WeightSet.on(backend);
-    try {
-      return new EmbeddingNetwork(set, build(set));
-    } catch (error) {
-      set.dispose();
-      throw error;
-    }
+    return WeightSet.build(backend, (set) => new EmbeddingNetwork(set, build(set)));
   }
 
   /** One forward pass over `count`×`height`×`width`×3 values; returns the output rows, flat. */

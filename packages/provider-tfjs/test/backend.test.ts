@@ -181,4 +181,35 @@ describe.skipIf(!hasWasm)('models on different backends in one process', () => {
       await cpu.dispose();
     }
   });
+
+  it('runs overlapping calls of models on different backends each on its own (none is switched under another)', async () => {
+    const { readCheckpointFile } = await import('@facerec/framework');
+    const { sharedPath } = await import('@facerec/framework/testing');
+    const upstream = (f: string) => readCheckpointFile(sharedPath('models', 'upstream', f));
+    const stateDicts = {
+      pnet: await upstream('pnet.pt'),
+      rnet: await upstream('rnet.pt'),
+      onet: await upstream('onet.pt'),
+    };
+    // Built at once too: the weights of each are made with its own backend active.
+    const [wasm, cpu] = await Promise.all([
+      TfjsMtcnnNetworks.fromStateDicts(stateDicts, 'wasm'),
+      TfjsMtcnnNetworks.fromStateDicts(stateDicts, 'cpu'),
+    ]);
+    const input = Float32Array.from({ length: 5 * 3 * 48 * 48 }, (_, i) => Math.sin(i * 0.37));
+    try {
+      const alone = { wasm: await wasm.onet(input, 5), cpu: await cpu.onet(input, 5) };
+      // wasm and cpu differ in the last bits, so a wasm call run on cpu shows.
+      expect(alone.wasm.prob).not.toEqual(alone.cpu.prob);
+      const overlapping = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? wasm : cpu).onet(input, 5)),
+      );
+      overlapping.forEach((out, i) => {
+        expect(out).toEqual(i % 2 === 0 ? alone.wasm : alone.cpu);
+      });
+    } finally {
+      await wasm.dispose();
+      await cpu.dispose();
+    }
+  });
 });
