@@ -148,16 +148,21 @@ describe('selectBackend', () => {
   );
 });
 
+/** facenet-pytorch's MTCNN weights, from the shared data. */
+async function mtcnnStateDicts() {
+  const { readCheckpointFile } = await import('@facerec/framework');
+  const { sharedPath } = await import('@facerec/framework/testing');
+  const upstream = (f: string) => readCheckpointFile(sharedPath('models', 'upstream', f));
+  return {
+    pnet: await upstream('pnet.pt'),
+    rnet: await upstream('rnet.pt'),
+    onet: await upstream('onet.pt'),
+  };
+}
+
 describe.skipIf(!hasWasm)('models on different backends in one process', () => {
   it('each run on its own backend, with the same results', async () => {
-    const { readCheckpointFile } = await import('@facerec/framework');
-    const { sharedPath } = await import('@facerec/framework/testing');
-    const upstream = (f: string) => readCheckpointFile(sharedPath('models', 'upstream', f));
-    const stateDicts = {
-      pnet: await upstream('pnet.pt'),
-      rnet: await upstream('rnet.pt'),
-      onet: await upstream('onet.pt'),
-    };
+    const stateDicts = await mtcnnStateDicts();
     const wasm = await TfjsMtcnnNetworks.fromStateDicts(stateDicts, 'wasm');
     const cpu = await TfjsMtcnnNetworks.fromStateDicts(stateDicts, 'cpu');
     const input = Float32Array.from({ length: 5 * 3 * 48 * 48 }, (_, i) => Math.sin(i * 0.37));
@@ -183,14 +188,7 @@ describe.skipIf(!hasWasm)('models on different backends in one process', () => {
   });
 
   it('runs overlapping calls of models on different backends each on its own (none is switched under another)', async () => {
-    const { readCheckpointFile } = await import('@facerec/framework');
-    const { sharedPath } = await import('@facerec/framework/testing');
-    const upstream = (f: string) => readCheckpointFile(sharedPath('models', 'upstream', f));
-    const stateDicts = {
-      pnet: await upstream('pnet.pt'),
-      rnet: await upstream('rnet.pt'),
-      onet: await upstream('onet.pt'),
-    };
+    const stateDicts = await mtcnnStateDicts();
     // Built at once too: the weights of each are made with its own backend active.
     const [wasm, cpu] = await Promise.all([
       TfjsMtcnnNetworks.fromStateDicts(stateDicts, 'wasm'),
