@@ -298,6 +298,32 @@ describe('createFaceRecognizer', () => {
     await owned.dispose();
     await expect(owned.embed(frame([1, 1, 1]))).rejects.toThrow(DisposedError);
   });
+
+  it('refuses options given next to a model already made (they would be ignored), and types those of built-in ids', async () => {
+    const mine = new ColourEmbedder();
+    await expect(
+      createFaceRecognizer({ provider, detector, embedder: mine, embedderOptions: { maxBatchSize: 2 } }),
+    ).rejects.toThrow(
+      /createFaceRecognizer: embedderOptions: apply to an embedder given by id; the embedder given is already made/,
+    );
+    await expect(
+      createFaceRecognizer({ provider, detector, embedder: 'colour', detectorOptions: { minFaceSize: 400 } }),
+    ).rejects.toThrow(/detectorOptions: apply to a detector given by id; the detector given is already made/);
+    expect(mine.released).toBe(0);
+    // Checked by the type-check: a built-in id's options are its own type; a registry-only id's are unknown.
+    const typed = (o: Parameters<typeof createFaceRecognizer<'faceapi-resnet', 'mtcnn'>>[0]) => o;
+    typed({
+      provider,
+      embedder: 'faceapi-resnet',
+      // @ts-expect-error misspelt option of a built-in embedder
+      embedderOptions: { precison: 'int8' },
+    });
+    // @ts-expect-error an option of the wrong type for the built-in detector
+    typed({ provider, embedder: 'faceapi-resnet', detectorOptions: { minFaceSize: 'x' } });
+    expect(
+      typed({ provider, embedder: 'faceapi-resnet', embedderOptions: { precision: 'int8' } }),
+    ).toBeTruthy();
+  });
 });
 
 describe('BaseEmbedder', () => {

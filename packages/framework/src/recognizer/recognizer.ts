@@ -2,7 +2,13 @@ import { z } from 'zod';
 import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
 import type { EmbedderPrecision, FaceEmbedder } from '../contracts/embedder.js';
 import type { DistanceMetric, Gallery, IdentityCandidate } from '../contracts/gallery.js';
-import type { FaceProvider } from '../contracts/provider.js';
+import type {
+  DetectorId,
+  DetectorOptionsFor,
+  EmbedderId,
+  EmbedderOptionsFor,
+  FaceProvider,
+} from '../contracts/provider.js';
 import { InvalidOptionsError } from '../errors.js';
 import { thresholdSchema } from '../gallery/format.js';
 import { distanceBetween } from '../gallery/vectors.js';
@@ -22,18 +28,22 @@ import {
 /** A photo: decoded pixels, or the bytes of a JPEG, PNG or WebP file (decoded with `decodeImage`'s limits). */
 export type Photo = RgbImage | Uint8Array;
 
-/** Options of {@link createFaceRecognizer}. */
-export interface FaceRecognizerOptions {
+/**
+ * Options of {@link createFaceRecognizer}. With a built-in id, `embedderOptions` and `detectorOptions` are typed as
+ * that model's options (`EmbedderOptionsFor<'faceapi-resnet'>`); with an id only a registry knows, the registry's
+ * schema checks them when the model is created.
+ */
+export interface FaceRecognizerOptions<E extends EmbedderId = EmbedderId, D extends DetectorId = DetectorId> {
   /** Where the models come from, e.g. `createOnnxProvider()`. */
   readonly provider: FaceProvider;
   /** The embedder: an id of the provider's registry (loaded here), or an embedder you already have. */
-  readonly embedder: string | FaceEmbedder;
-  /** Options of the embedder, when it is given by id. */
-  readonly embedderOptions?: unknown;
+  readonly embedder: E | FaceEmbedder;
+  /** Options of the embedder given by id (refused with an embedder you already have: it has its options). */
+  readonly embedderOptions?: EmbedderOptionsFor<E>;
   /** The detector: an id (default: the registry's, `mtcnn`) or a detector you already have. */
-  readonly detector?: string | FaceDetector;
-  /** Options of the detector, when it is given by id. */
-  readonly detectorOptions?: unknown;
+  readonly detector?: D | FaceDetector;
+  /** Options of the detector given by id, or of the default one (refused with a detector you already have). */
+  readonly detectorOptions?: DetectorOptionsFor<D>;
   /** Enrolled identities for {@link FaceRecognizer.recognize}; must have been built with the same embedder. */
   readonly gallery?: Gallery;
   /** Distance for {@link FaceRecognizer.verify}. Default `euclidean`, or the gallery's metric. */
@@ -145,22 +155,39 @@ export interface FaceRecognizer {
   dispose(): Promise<void>;
 }
 
-const optionsSchema = z.strictObject({
-  provider: z.custom<FaceProvider>(
-    (v) => typeof v === 'object' && v !== null && typeof (v as FaceProvider).embedder === 'function',
-    'expected a FaceProvider (e.g. createOnnxProvider())',
-  ),
-  embedder: z.union([z.string().min(1), z.custom<FaceEmbedder>((v) => typeof v === 'object' && v !== null)]),
-  embedderOptions: z.unknown().optional(),
-  detector: z
-    .union([z.string().min(1), z.custom<FaceDetector>((v) => typeof v === 'object' && v !== null)])
-    .optional(),
-  detectorOptions: z.unknown().optional(),
-  gallery: z.custom<Gallery>((v) => typeof v === 'object' && v !== null).optional(),
-  metric: z.enum(['euclidean', 'cosine']).optional(),
-  decodeLimits: z.custom<DecodeLimits>((v) => typeof v === 'object' && v !== null).optional(),
-  precroppedFallback: z.boolean().default(true),
-});
+const optionsSchema = z
+  .strictObject({
+    provider: z.custom<FaceProvider>(
+      (v) => typeof v === 'object' && v !== null && typeof (v as FaceProvider).embedder === 'function',
+      'expected a FaceProvider (e.g. createOnnxProvider())',
+    ),
+    embedder: z.union([
+      z.string().min(1),
+      z.custom<FaceEmbedder>((v) => typeof v === 'object' && v !== null),
+    ]),
+    embedderOptions: z.unknown().optional(),
+    detector: z
+      .union([z.string().min(1), z.custom<FaceDetector>((v) => typeof v === 'object' && v !== null)])
+      .optional(),
+    detectorOptions: z.unknown().optional(),
+    gallery: z.custom<Gallery>((v) => typeof v === 'object' && v !== null).optional(),
+    metric: z.enum(['euclidean', 'cosine']).optional(),
+    decodeLimits: z.custom<DecodeLimits>((v) => typeof v === 'object' && v !== null).optional(),
+    precroppedFallback: z.boolean().default(true),
+  })
+  // Options next to a model you already have would be ignored: said, not dropped.
+  .refine((o) => o.embedderOptions === undefined || typeof o.embedder !== 'object', {
+    path: ['embedderOptions'],
+    error:
+      'apply to an embedder given by id; the embedder given is already made (give its options where you made ' +
+      'it, or give its id here)',
+  })
+  .refine((o) => o.detectorOptions === undefined || typeof o.detector !== 'object', {
+    path: ['detectorOptions'],
+    error:
+      'apply to a detector given by id; the detector given is already made (give its options where you made ' +
+      'it, or give its id here)',
+  });
 
 /**
  * Builds a {@link FaceRecognizer}: loads the embedder and the detector (by id from the provider, or uses the
@@ -172,7 +199,10 @@ const optionsSchema = z.strictObject({
  * const recognizer = await createFaceRecognizer({ provider: createOnnxProvider(), embedder: 'faceapi-resnet' });
  * const faces = await recognizer.embed(await readFile('group.jpg'));
  */
-export async function createFaceRecognizer(options: FaceRecognizerOptions): Promise<FaceRecognizer> {
+export async function createFaceRecognizer<
+  E extends EmbedderId = EmbedderId,
+  D extends DetectorId = DetectorId,
+>(options: FaceRecognizerOptions<E, D>): Promise<FaceRecognizer> {
   const o = parseOptions(optionsSchema, options, 'createFaceRecognizer');
   const { provider } = o;
   const owned: { dispose(): Promise<void> }[] = [];
