@@ -17,6 +17,13 @@ export async function inTransaction<T>(
 ): Promise<T> {
   const client = await pool.connect();
   let drop = false;
+  // A checked-out client emits 'error' when its connection is lost (the server killed or restarted), also with a
+  // query in flight, and the pool listens only to idle ones: unheard, the event ended the process. The query that
+  // was running fails too, with the error the caller turns into GALLERY_UNREACHABLE; the connection is dropped.
+  const lost = () => {
+    drop = true;
+  };
+  client.on('error', lost);
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -27,6 +34,7 @@ export async function inTransaction<T>(
     if (!drop) await client.query('ROLLBACK').catch(() => (drop = true));
     throw error;
   } finally {
+    client.off('error', lost);
     client.release(drop);
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
@@ -391,6 +391,51 @@ describe('PostgresGalleryStore', () => {
       expect(performance.now() - started).toBeLessThan(900);
       frozen = false;
       // A fresh connection: the dropped one was not handed out again.
+      await store.add('carol', [{ embedding: Float32Array.from([0, 0, 1, 0, 0, 0, 0, 0]) }]);
+      expect(await store.identities()).toEqual(['ada', 'carol']);
+    } finally {
+      await store.close();
+      relay.close();
+    }
+  });
+
+  it('fails a call whose connection is lost mid-query (the server killed) as GALLERY_UNREACHABLE, and the process lives on', async () => {
+    // A relay that holds the query (no answer), then cuts every connection, as a server killed mid-query does.
+    let held = false;
+    const sockets = new Set<Socket>();
+    const relay = createServer((client) => {
+      const [host, port] = server.connectionString.split('@')[1]!.split('/')[0]!.split(':');
+      const upstream = connect(Number(port), host!);
+      sockets.add(client).add(upstream);
+      client.on('data', (data) => held || upstream.write(data));
+      upstream.on('data', (data) => held || client.write(data));
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+      client.on('error', () => undefined);
+      upstream.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const { port } = relay.address() as { port: number };
+    const store = await PostgresGalleryStore.open({
+      connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      collection: `lost-${randomBytes(4).toString('hex')}`,
+      embedder: CONFORMANCE_EMBEDDER,
+      maxConnections: PGLITE_MAX_CONNECTIONS,
+    });
+    try {
+      await store.add('ada', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
+      held = true;
+      const adding = store
+        .add('bob', [{ embedding: Float32Array.from([0, 1, 0, 0, 0, 0, 0, 0]) }])
+        .catch((e: unknown) => e);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+      const error = await adding;
+      expect(error).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+      expect((error as Error).message).toMatch(/\(connection lost\)$/);
+      held = false;
+      // A fresh connection: the lost one was not handed out again.
       await store.add('carol', [{ embedding: Float32Array.from([0, 0, 1, 0, 0, 0, 0, 0]) }]);
       expect(await store.identities()).toEqual(['ada', 'carol']);
     } finally {
