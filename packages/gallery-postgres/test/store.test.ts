@@ -355,23 +355,11 @@ describe('PostgresGalleryStore', () => {
   });
 
   it('fails a call the server does not answer within queryTimeoutMs as GALLERY_UNREACHABLE, and works again after', async () => {
-    // A relay to the server that can stop passing bytes on, as a frozen host or a partition that drops
-    // packets does: the connection stays open, no answer comes.
-    let frozen = false;
-    const relay = createServer((client) => {
-      const [host, port] = server.connectionString.split('@')[1]!.split('/')[0]!.split(':');
-      const upstream = connect(Number(port), host!);
-      client.on('data', (data) => frozen || upstream.write(data));
-      upstream.on('data', (data) => frozen || client.write(data));
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-      client.on('error', () => undefined);
-      upstream.on('error', () => undefined);
-    });
-    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-    const { port } = relay.address() as { port: number };
+    // The server stops answering, as a frozen host or a partition that drops packets does: the connection stays
+    // open, no answer comes.
+    const relay = await relayTo(server.connectionString);
     const store = await PostgresGalleryStore.open({
-      connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      connectionString: relay.connectionString,
       collection: `timeout-${randomBytes(4).toString('hex')}`,
       embedder: CONFORMANCE_EMBEDDER,
       maxConnections: PGLITE_MAX_CONNECTIONS,
@@ -379,7 +367,7 @@ describe('PostgresGalleryStore', () => {
     });
     try {
       await store.add('ada', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
-      frozen = true;
+      relay.hold(true);
       const started = performance.now();
       const error = await store
         .add('bob', [{ embedding: Float32Array.from([0, 1, 0, 0, 0, 0, 0, 0]) }])
@@ -389,7 +377,7 @@ describe('PostgresGalleryStore', () => {
       // One query's timeout: the transaction's connection is dropped, not rolled back behind the stuck query.
       // (≈ 505 ms here; with the ROLLBACK waiting for its own timeout behind the stuck query, ≈ 1,005 ms.)
       expect(performance.now() - started).toBeLessThan(900);
-      frozen = false;
+      relay.hold(false);
       // A fresh connection: the dropped one was not handed out again.
       await store.add('carol', [{ embedding: Float32Array.from([0, 0, 1, 0, 0, 0, 0, 0]) }]);
       expect(await store.identities()).toEqual(['ada', 'carol']);
@@ -400,41 +388,26 @@ describe('PostgresGalleryStore', () => {
   });
 
   it('fails a call whose connection is lost mid-query (the server killed) as GALLERY_UNREACHABLE, and the process lives on', async () => {
-    // A relay that holds the query (no answer), then cuts every connection, as a server killed mid-query does.
-    let held = false;
-    const sockets = new Set<Socket>();
-    const relay = createServer((client) => {
-      const [host, port] = server.connectionString.split('@')[1]!.split('/')[0]!.split(':');
-      const upstream = connect(Number(port), host!);
-      sockets.add(client).add(upstream);
-      client.on('data', (data) => held || upstream.write(data));
-      upstream.on('data', (data) => held || client.write(data));
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-      client.on('error', () => undefined);
-      upstream.on('error', () => undefined);
-    });
-    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-    const { port } = relay.address() as { port: number };
+    // The query is held (no answer), then every connection cut, as a server killed mid-query does.
+    const relay = await relayTo(server.connectionString);
     const store = await PostgresGalleryStore.open({
-      connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      connectionString: relay.connectionString,
       collection: `lost-${randomBytes(4).toString('hex')}`,
       embedder: CONFORMANCE_EMBEDDER,
       maxConnections: PGLITE_MAX_CONNECTIONS,
     });
     try {
       await store.add('ada', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
-      held = true;
+      relay.hold(true);
       const adding = store
         .add('bob', [{ embedding: Float32Array.from([0, 1, 0, 0, 0, 0, 0, 0]) }])
         .catch((e: unknown) => e);
       await new Promise((resolve) => setTimeout(resolve, 200));
-      for (const socket of sockets) socket.destroy();
-      sockets.clear();
+      relay.cut();
       const error = await adding;
       expect(error).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
       expect((error as Error).message).toMatch(/\(connection lost\)$/);
-      held = false;
+      relay.hold(false);
       // A fresh connection: the lost one was not handed out again.
       await store.add('carol', [{ embedding: Float32Array.from([0, 0, 1, 0, 0, 0, 0, 0]) }]);
       expect(await store.identities()).toEqual(['ada', 'carol']);
@@ -536,3 +509,35 @@ describe('PostgresGalleryStore', () => {
     expect(hnswIndexName('x'.repeat(500))).toMatch(/^facerec_hnsw_[0-9a-f]{16}$/);
   });
 });
+
+/**
+ * A relay to a Postgres server whose bytes can be held (no answer comes, the connections stay open) and whose
+ * connections can be cut, as a frozen or a killed server does.
+ */
+async function relayTo(target: string) {
+  let held = false;
+  const sockets = new Set<Socket>();
+  const [host, port] = target.split('@')[1]!.split('/')[0]!.split(':');
+  const relay = createServer((client) => {
+    const upstream = connect(Number(port), host!);
+    sockets.add(client).add(upstream);
+    client.on('data', (data) => held || upstream.write(data));
+    upstream.on('data', (data) => held || client.write(data));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    client.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    connectionString: `postgres://postgres@127.0.0.1:${(relay.address() as { port: number }).port}/postgres`,
+    hold: (on: boolean) => {
+      held = on;
+    },
+    cut: () => {
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+    close: () => relay.close(),
+  };
+}
