@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -458,7 +458,10 @@ describeWithSharedData(
       // Into what exists: refused, before anything is read or written.
       const again = await cli('gallery', 'copy', file, collection);
       expect(again.code).toBe(2);
-      expect(again.stderr).toMatch(/exists: copy into a new collection \(nothing is merged\)/);
+      expect(again.stderr).toMatch(
+        /exists: copy into a new collection \(nothing is merged\), or remove it first/,
+      );
+      expect(again.stderr).toContain(`facerec gallery remove '${collection}' --collection`);
       // Before the source is read: a source that is not there is not even looked at.
       const unread = await cli('gallery', 'copy', path.join(work, 'no-such.gallery.json'), collection);
       expect(unread.stderr).toMatch(/exists: copy into a new collection/);
@@ -470,6 +473,30 @@ describeWithSharedData(
         2,
         `facerec: gallery copy: ${back} exists: copy into a new file (nothing is merged)\n`,
       ]);
+      // The collection removed whole (what a killed copy leaves is removed so), then copied again.
+      const removed = await cli('gallery', 'remove', collection, '--collection', '--json');
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(JSON.parse(removed.stdout)).toMatchObject({ removed: 4 });
+      expect(removed.stderr).toMatch(/: removed the collection and its 4 examples\n$/);
+      expect((await cli('gallery', 'list', collection)).stderr).toMatch(/no gallery at postgres:/);
+      expect((await cli('gallery', 'copy', file, collection)).code).toBe(0);
+      expect((await list(collection)).examples).toEqual(original.examples);
+      expect((await cli('gallery', 'remove', file, '--collection')).stderr).toMatch(
+        /--collection removes a Postgres collection; .* is a gallery file or object: delete it/,
+      );
+      // A gallery file written before the name rules: every name a database refuses is named before anything
+      // is made.
+      const legacy = JSON.parse(readFileSync(file, 'utf8')) as { identities: { name: string }[] };
+      legacy.identities[0]!.name = ' amy ';
+      const legacyFile = path.join(work, 'legacy.gallery.json');
+      writeFileSync(legacyFile, JSON.stringify(legacy));
+      const legacyTo = collection.replace('collection=copied', 'collection=legacy');
+      const refused = await cli('gallery', 'copy', legacyFile, legacyTo);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(
+        /gallery copy: 1 identity name of .*legacy\.gallery\.json cannot be stored: " amy " has spaces at the start or end/,
+      );
+      expect((await cli('gallery', 'list', legacyTo)).stderr).toMatch(/no gallery at postgres:/);
     });
 
     it('gallery add warns of a photo the store already recognises as another identity, and adds it', async () => {

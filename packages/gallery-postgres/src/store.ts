@@ -610,6 +610,22 @@ export class PostgresGalleryStore implements GalleryStore {
   }
 
   /**
+   * Removes the collection: its examples, its settings and its index, in one transaction (another store open on
+   * it then finds no such collection). For a copy that did not finish, or a collection no longer wanted; the store
+   * is closed after it.
+   */
+  async drop(): Promise<void> {
+    await this.#calls.run(() =>
+      this.#transaction(async (client) => {
+        // Its examples go with it (ON DELETE CASCADE).
+        await client.query('DELETE FROM facerec_collections WHERE name = $1', [this.collection]);
+        await client.query(`DROP INDEX IF EXISTS ${pg.escapeIdentifier(hnswIndexName(this.collection))}`);
+      }),
+    );
+    await this.close();
+  }
+
+  /**
    * Lets the calls already made finish (a settings read included), then ends the pool when the store made
    * it; every call after it rejects with `DisposedError`. Ending the pool under a running call left that call
    * pending for ever.

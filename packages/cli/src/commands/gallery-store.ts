@@ -286,30 +286,59 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
 
   gallery
     .command('remove')
-    .description('remove a person (--identity) or single examples (--example, ids from `gallery list`)')
+    .description(
+      'remove a person (--identity), single examples (--example, ids from `gallery list`) or a whole Postgres collection (--collection)',
+    )
     .argument('<store>', STORE_HELP)
     .option('--identity <name>', 'remove this identity and all its examples')
     .option('--example <id...>', 'remove these examples (all or none)')
+    .option(
+      '--collection',
+      'remove the Postgres collection itself: its examples, settings and index (e.g. one a killed `gallery copy` left part-copied); a file or S3 gallery is removed by deleting the file or object',
+    )
     .option('--json', 'print { store, removed } to stdout')
-    .action(async (url: string, opts: { identity?: string; example?: string[]; json?: boolean }) => {
-      if ((opts.identity === undefined) === (opts.example === undefined)) {
-        throw new InvalidOptionsError('gallery remove', 'give exactly one of --identity and --example');
-      }
-      const store = await openExisting(url);
-      try {
-        let removed: number;
-        if (opts.identity !== undefined)
-          removed = await store.removeIdentity(await storedName(store, opts.identity));
-        else {
-          await store.removeExamples(opts.example!);
-          removed = new Set(opts.example).size;
+    .action(
+      async (
+        url: string,
+        opts: { identity?: string; example?: string[]; collection?: boolean; json?: boolean },
+      ) => {
+        const given = [opts.identity, opts.example, opts.collection].filter((o) => o !== undefined).length;
+        if (given !== 1) {
+          throw new InvalidOptionsError(
+            'gallery remove',
+            'give exactly one of --identity, --example and --collection',
+          );
         }
-        if (opts.json) print({ store: store.location, removed });
-        info(`${store.location}: removed ${count(removed, 'example')}`);
-      } finally {
-        await store.close();
-      }
-    });
+        const store = await openExisting(url);
+        try {
+          let removed: number;
+          if (opts.collection) {
+            const droppable = store as Partial<{ drop: () => Promise<void> }>;
+            if (typeof droppable.drop !== 'function') {
+              throw new InvalidOptionsError(
+                'gallery remove',
+                `--collection removes a Postgres collection; ${store.location} is a gallery file or object: delete it`,
+              );
+            }
+            removed = (await store.list()).length;
+            await droppable.drop();
+            if (opts.json) print({ store: store.location, removed });
+            info(`${store.location}: removed the collection and its ${count(removed, 'example')}`);
+            return;
+          }
+          if (opts.identity !== undefined)
+            removed = await store.removeIdentity(await storedName(store, opts.identity));
+          else {
+            await store.removeExamples(opts.example!);
+            removed = new Set(opts.example).size;
+          }
+          if (opts.json) print({ store: store.location, removed });
+          info(`${store.location}: removed ${count(removed, 'example')}`);
+        } finally {
+          await store.close();
+        }
+      },
+    );
 
   gallery
     .command('list')

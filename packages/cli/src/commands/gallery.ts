@@ -14,6 +14,7 @@ import {
   GalleryStoreNotFoundError,
   InvalidInputError,
   InvalidOptionsError,
+  identityNameIssue,
   type LabelledProbe,
   type SkippedFile,
   withPrecroppedFallback,
@@ -598,7 +599,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           await existing.close();
           throw new InvalidOptionsError(
             'gallery copy',
-            `${existing.location} exists: copy into a new collection (nothing is merged)`,
+            `${existing.location} exists: copy into a new collection (nothing is merged), or remove it first ` +
+              `(\`facerec gallery remove '${to}' --collection\`: a copy killed part-way leaves what it had copied)`,
           );
         }
       }
@@ -620,6 +622,19 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             `a Postgres collection matches by each identity's nearest example; ${source.location} aggregates by ${gallery.aggregation}`,
           );
         }
+        // Names a database refuses (a gallery file written before the rules: " amy ") are all named before the
+        // collection is made, rather than one at a time after part of the copy.
+        const refused = gallery.names.flatMap((name) => {
+          const issue = identityNameIssue(name);
+          return issue ? [`${JSON.stringify(name.slice(0, 80))} ${issue}`] : [];
+        });
+        if (refused.length) {
+          throw new InvalidInputError(
+            `gallery copy: ${count(refused.length, 'identity name', 'identity names')} of ${source.location} cannot be ` +
+              `stored: ${refused.slice(0, 5).join('; ')}${refused.length > 5 ? '; …' : ''}. Rename them in the gallery ` +
+              'file (JSON), or remove them (facerec gallery remove <file> --identity <name>), and copy again',
+          );
+        }
         const store = await openCliGalleryStore(to, {
           embedder: gallery.embedder,
           create: true,
@@ -631,6 +646,20 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         try {
           await copyInto(store, gallery, progress.onProgress);
           if (gallery.calibration) await store.setThreshold?.(gallery.threshold, gallery.calibration);
+        } catch (error) {
+          // A copy that failed part-way (the server lost, a bad example) would be left as a collection that looks
+          // whole and blocks copying again: removed, or said how to remove it.
+          progress.stop();
+          const dropped = await (store as Partial<{ drop: () => Promise<void> }>)
+            .drop?.()
+            .then(() => true)
+            .catch(() => false);
+          info(
+            dropped
+              ? `gallery copy: the part copied into ${where} was removed`
+              : `gallery copy: ${where} holds part of the copy; remove it (facerec gallery remove '${to}' --collection) before copying again`,
+          );
+          throw error;
         } finally {
           progress.stop();
           await store.close();
