@@ -1,6 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  open,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -74,6 +86,20 @@ describe('writeFileAtomic', () => {
     expect((await lstat(link)).isSymbolicLink()).toBe(false);
     expect(await readFile(link, 'utf8')).toBe('crop');
   });
+
+  // Only root may give a file another owner or a group it is no member of, so only root can set the stage.
+  it.skipIf(process.getuid?.() !== 0)(
+    "keeps a replaced file's group and owner (a gallery shared with a service account's group stays shared)",
+    async () => {
+      const file = fresh();
+      await writeFile(file, 'shared');
+      await chown(file, 65534, 65534);
+      await chmod(file, 0o640);
+      await writeFileAtomic(file, 'still shared');
+      const after = await stat(file);
+      expect([after.uid, after.gid, after.mode & 0o7777]).toEqual([65534, 65534, 0o640]);
+    },
+  );
 
   it('fsyncs the file before the rename and the directory after it', async () => {
     const file = fresh();

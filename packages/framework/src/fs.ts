@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
-import { chmod, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { onExit } from 'signal-exit';
 
@@ -100,10 +100,14 @@ export async function writeFileAtomic(
       await handle.close();
     }
     await options.beforeRename?.();
-    // A file replaced keeps its permissions: a gallery made readable by a service account (chmod 640) stays so
-    // through every rewrite, and one made private stays private.
+    // A file replaced keeps its permissions, group and (for root, who may give it) owner: a gallery made readable
+    // by a service account's group (chgrp, chmod 640) stays so through every rewrite, and one made private stays
+    // private. Owner and group go first: chown clears set-id bits.
     const replaced = await stat(file).catch(() => undefined);
-    if (replaced?.isFile()) await chmod(temp, replaced.mode & 0o7777);
+    if (replaced?.isFile()) {
+      await keepOwnership(temp, replaced);
+      await chmod(temp, replaced.mode & 0o7777);
+    }
     await renameReplacing(temp, file);
   } catch (error) {
     await rm(temp, { force: true });
@@ -250,6 +254,20 @@ async function syncDir(dir: string): Promise<void> {
   } catch {
     // Not fatal; see above.
   }
+}
+
+/**
+ * Gives `temp` the owner (when running as root) and group of the file it replaces. A user who is no member of
+ * that group may not give it (EPERM): the new file then has the user's group, as any file they write.
+ */
+async function keepOwnership(temp: string, replaced: { uid: number; gid: number }): Promise<void> {
+  const uid = process.getuid?.();
+  if (uid === undefined) return; // Windows: no POSIX owners
+  const keepUid = uid === 0 && replaced.uid !== uid;
+  if (!keepUid && replaced.gid === process.getgid?.()) return;
+  await chown(temp, keepUid ? replaced.uid : -1, replaced.gid).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPERM') throw error;
+  });
 }
 
 /**
