@@ -69,8 +69,23 @@ describeWithSharedData(
           const served = await serveLocally({ gallery: store, port: 0, quiet: true, workers: 0 });
           try {
             expect(await recogniseOver(served.runtime.url, bbt('amy', 3), `served-${kind}`)).toBe('amy');
+            // The collections API's name: a Postgres collection's own, and no other (it would say one and write
+            // to another).
+            expect(served.collection).toBe(kind === 'postgres' ? 'served' : 'default');
           } finally {
             await served.close();
+          }
+          if (kind === 'postgres') {
+            const other = serveLocally({
+              gallery: store,
+              port: 0,
+              quiet: true,
+              workers: 0,
+              collection: 'staff',
+            });
+            await expect(other).rejects.toThrow(
+              /--collection staff: the gallery is the Postgres collection "served", served under that name; leave --collection out/,
+            );
           }
         });
 

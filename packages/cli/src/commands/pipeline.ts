@@ -99,7 +99,10 @@ export interface ServeOptions {
   readonly gallery: string;
   /** How often a file or S3 gallery is re-checked for another writer's changes, in seconds. Default 1. */
   readonly reloadSeconds?: number;
-  /** With `token`: the gallery is served as `/collections/{collection}/faces`. Default `default`. */
+  /**
+   * With `token`: the gallery is served as `/collections/{collection}/faces`. Default: a Postgres gallery's own
+   * collection name, else `default`; a Postgres gallery is served only under its own name.
+   */
   readonly collection?: string;
   readonly port?: number;
   /** Address to listen on. Default `127.0.0.1` (this machine only). */
@@ -175,6 +178,18 @@ export async function serveLocally(options: ServeOptions) {
   const gallery = await openExistingGallery(() =>
     openCliGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1, logger }),
   );
+  // A Postgres gallery has a name of its own: served under another, the API would say one collection and write
+  // to another.
+  const ownName = (gallery as Partial<{ collection: string }>).collection;
+  if (options.collection !== undefined && ownName !== undefined && options.collection !== ownName) {
+    await gallery.close();
+    throw new InvalidOptionsError(
+      'serve',
+      `--collection ${options.collection}: the gallery is the Postgres collection "${ownName}", served under that ` +
+        `name; leave --collection out (or serve ?collection=${options.collection})`,
+    );
+  }
+  const collection = options.collection ?? ownName ?? 'default';
   // A gallery never calibrated is served at the embedder's recommended threshold (one stderr line says so). A
   // threshold calibrated at the other precision is logged as a warning by the recognition function's init.
   // Named by its location: a database URL there has its password removed.
@@ -304,7 +319,7 @@ export async function serveLocally(options: ServeOptions) {
   // With a token, people can be added and removed over HTTP (the collections API) while serving.
   const collections = options.token
     ? createCollectionsApi({
-        collections: { [options.collection ?? 'default']: gallery },
+        collections: { [collection]: gallery },
         detector: await container.resolve<Promise<FaceDetector>>(TOKENS.detector),
         embedder: await container.resolve<Promise<FaceEmbedder>>(TOKENS.embedder),
         // As recognition matches: --threshold, else the gallery's as it is now (or the recommended one).
@@ -344,6 +359,8 @@ export async function serveLocally(options: ServeOptions) {
     runtime,
     transport,
     gallery,
+    /** The name the collections API serves the gallery under (with a token). */
+    collection,
     /** Faces moved to the dead-letter queue since the start (each logged): their frames got no answer for them. */
     deadLettered: () => deadLettered,
     /** Stops the server, then the workers, the queues and the gallery. */
@@ -507,7 +524,10 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       'gallery: a file (from facerec enroll), s3://bucket/key or postgres://…?collection=name; changes made while serving are picked up',
     )
     .option('--reload-seconds <s>', 'how often a file or S3 gallery is re-checked for changes', '1')
-    .option('--collection <name>', 'with --token: serve the gallery as /collections/<name>/faces', 'default')
+    .option(
+      '--collection <name>',
+      'with --token: serve the gallery as /collections/<name>/faces (default: a Postgres gallery\'s own collection name, else "default")',
+    )
     .option('--port <n>', 'port to listen on', '3000')
     .option(
       '--host <address>',
@@ -571,7 +591,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         opts: ImageLimitFlags & {
           gallery: string;
           reloadSeconds: string;
-          collection: string;
+          collection?: string;
           port: string;
           host: string;
           token?: string;
@@ -667,7 +687,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           `facerec serve: gallery ${gallery.location}: ${count((await gallery.identities()).length, 'identity', 'identities')}, ` +
             `${gallery.embedder.modelId}, ${gallery.metric}, ` +
             `${threshold === undefined ? thresholdSummary(gallery, context.registry) : `threshold ${threshold} (--threshold)`}; ` +
-            `${localToken(opts.token, 'serve').token ? `bearer token required, collections API on /collections/${encodeURIComponent(opts.collection)}/faces` : 'no token: frames only, loopback only'}` +
+            `${localToken(opts.token, 'serve').token ? `bearer token required, collections API on /collections/${encodeURIComponent(served.collection)}/faces` : 'no token: frames only, loopback only'}` +
             `${everywhere ? `; listening on every interface (${opts.host}), port ${port}` : ''}`,
         );
         const before = served.runtime.backlog();
