@@ -155,6 +155,15 @@ for (const workers of [0, 2])
         const white = (await readFile(sharedPath('faces', 'face-api.js', 'test', 'white.png'))).toString(
           'base64',
         );
+        // The names of answers: refused as every bad name is (400), before the photo is looked at.
+        for (const reserved of ['unknown', 'no face']) {
+          const refused = await call('POST', '/collections/default/faces', {
+            identity: reserved,
+            image: white,
+          });
+          expect(refused.status).toBe(400);
+          expect(String(refused.body.error)).toContain(`"${reserved}" is reserved for`);
+        }
         const noFace = await call('POST', '/collections/default/faces', { identity: 'nobody', image: white });
         expect(noFace.status).toBe(422);
         expect(String(noFace.body.error)).toContain('no face found');

@@ -1,4 +1,4 @@
-import { formatIssues, recordedCropPolicySchema } from '@facerec/framework';
+import { formatIssues, NO_FACE_RESULT, recordedCropPolicySchema } from '@facerec/framework';
 import { z } from 'zod';
 
 /**
@@ -100,8 +100,8 @@ export function messageBody(value: unknown): string {
   return JSON.stringify(value).replace(/[\uFFFE\uFFFF]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 
-/** The result value of the response sent for a frame with no face. */
-export const NO_FACE = 'no face';
+/** The result value of the response sent for a frame with no face (no identity may be called that). */
+export const NO_FACE = NO_FACE_RESULT;
 
 /**
  * Why a request body does not fit `schema`, for the 400 answer and the log, without repeating the caller's

@@ -8,6 +8,7 @@ import {
   GalleryStoreNotFoundError,
   InvalidOptionsError,
   type LookAlike,
+  NO_FACE_RESULT,
   type OpenGalleryStoreOptions,
   openGalleryStore,
   withPrecroppedFallback,
@@ -466,7 +467,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               });
               // One row per image at least, as recognize's: an image without a face says so.
               if (!faces.length) {
-                rows.push({ image, box: null, identity: 'no face', distance: null, candidates: [] });
+                rows.push({ image, box: null, identity: NO_FACE_RESULT, distance: null, candidates: [] });
                 if (!opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
               }
             },

@@ -16,6 +16,8 @@ import {
   InvalidOptionsError,
   identityNameIssue,
   type LabelledProbe,
+  NO_FACE_RESULT,
+  reservedIdentityIssue,
   type SkippedFile,
   withPrecroppedFallback,
 } from '@facerec/framework';
@@ -367,7 +369,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
                     rows.push({
                       image,
                       box: null,
-                      identity: 'no face',
+                      identity: NO_FACE_RESULT,
                       distance: null,
                       threshold: threshold.value,
                       thresholdSource: threshold.source,
@@ -626,7 +628,9 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         // collection is made, rather than one at a time after part of the copy.
         const refused = gallery.names.flatMap((name) => {
           const issue = identityNameIssue(name);
-          return issue ? [`${JSON.stringify(name.slice(0, 80))} ${issue}`] : [];
+          if (issue) return [`${JSON.stringify(name.slice(0, 80))} ${issue}`];
+          const reserved = reservedIdentityIssue(name);
+          return reserved ? [reserved] : [];
         });
         if (refused.length) {
           throw new InvalidInputError(

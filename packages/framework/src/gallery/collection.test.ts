@@ -59,6 +59,27 @@ describe('addFacesFromPhotos', () => {
     );
   });
 
+  it('refuses the names of answers ("unknown", "no face") as identities, before any model runs', async () => {
+    const unreachable = () => {
+      throw new Error('not reached: the name is checked first');
+    };
+    for (const [identity, why] of [
+      ['unknown', 'reserved for unmatched queries'],
+      ['no face', 'reserved for images without a face'],
+    ] as const) {
+      const error = await addFacesFromPhotos({ assertCompatible: unreachable, add: unreachable } as never, {
+        identity,
+        photos: [{ photo: new Uint8Array(1), source: 'a.png' }],
+        detector: { detectFaces: unreachable },
+        embedder: embedderThat(unreachable),
+      }).catch((e: unknown) => e);
+      expect(InvalidOptionsError.isInstance(error)).toBe(true);
+      expect((error as Error).message).toBe(
+        `addFacesFromPhotos: "${identity}" is ${why} and cannot name an identity`,
+      );
+    }
+  });
+
   it('reads, decodes and detects photos one at a time, in order, reporting progress; a refused one stops the rest', async () => {
     const events: string[] = [];
     const added: unknown[][] = [];

@@ -12,7 +12,7 @@ import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
-import { UNKNOWN_IDENTITY } from './format.js';
+import { NO_FACE_RESULT, UNKNOWN_IDENTITY } from './format.js';
 import {
   type FaceQualityOptions,
   faceQualityOptionsSchema,
@@ -137,13 +137,16 @@ export function checkIdentityName(component: string, identity: unknown): string 
   const issue = identityNameIssue(identity);
   // Not quoted: the name is what is wrong with it (a megabyte, control characters).
   if (issue) throw new InvalidOptionsError(component, `the identity name ${issue}`);
-  if (identity === UNKNOWN_IDENTITY) {
-    throw new InvalidOptionsError(
-      component,
-      `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries and cannot name an identity`,
-    );
-  }
+  const reserved = reservedIdentityIssue(identity);
+  if (reserved) throw new InvalidOptionsError(component, `${reserved} and cannot name an identity`);
   return identity;
+}
+
+/** What is wrong with naming a new identity `name` when it is the name of an answer (`unknown`, `no face`). */
+export function reservedIdentityIssue(name: string): string | undefined {
+  if (name === UNKNOWN_IDENTITY) return `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries`;
+  if (name === NO_FACE_RESULT) return `"${NO_FACE_RESULT}" is reserved for images without a face`;
+  return undefined;
 }
 
 /**

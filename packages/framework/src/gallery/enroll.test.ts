@@ -162,6 +162,7 @@ beforeAll(async () => {
   write('README.md', '# people');
   write('.hidden/x.png', await png(1, 10));
   write('unknown/u.png', await png(1, 10));
+  write('no face/n.png', await png(1, 10));
   // A name no store would take (a newline in it).
   write('two\nlines/t.png', await png(1, 10));
 });
@@ -229,6 +230,7 @@ describe('enrollGallery', () => {
       { file: 'dave/big.png', reason: 'too large' },
       { file: 'erin/', reason: 'empty folder' },
       { file: 'erin/.DS_Store', reason: 'hidden' },
+      { file: 'no face/n.png', reason: 'reserved identity name' },
       { file: 'stray.png', reason: 'not in an identity folder' },
       { file: 'two\nlines/t.png', reason: 'invalid identity name' },
       { file: 'unknown/u.png', reason: 'reserved identity name' },

@@ -23,7 +23,7 @@ import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
 import { identityNameIssue, type LookAlike, visibleText } from './collection.js';
-import { thresholdSchema, UNKNOWN_IDENTITY } from './format.js';
+import { NO_FACE_RESULT, thresholdSchema, UNKNOWN_IDENTITY } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
   type FaceQuality,
@@ -458,10 +458,15 @@ async function scan(
       skipped.push({ file: label, reason: 'not in an identity folder' });
     } else if (kind !== 'directory') {
       skipped.push({ file: label, reason: 'unreadable', detail: kind });
-    } else if (identity === UNKNOWN_IDENTITY || nameIssue) {
+    } else if (identity === UNKNOWN_IDENTITY || identity === NO_FACE_RESULT || nameIssue) {
       const [reason, detail]: [SkipReason, string] = nameIssue
         ? ['invalid identity name', `the folder name ${nameIssue}`]
-        : ['reserved identity name', `"${UNKNOWN_IDENTITY}" is the answer for unmatched faces`];
+        : [
+            'reserved identity name',
+            identity === UNKNOWN_IDENTITY
+              ? `"${UNKNOWN_IDENTITY}" is the answer for unmatched faces`
+              : `"${NO_FACE_RESULT}" is the answer for images without a face`,
+          ];
       const files = await listFiles(absolute, 0);
       if (files.length === 0) skipped.push({ file: label, reason, detail });
       for (const file of files) skipped.push({ file: rel(file), reason, detail });

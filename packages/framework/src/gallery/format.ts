@@ -26,6 +26,11 @@ export const EMBEDDING_ENCODING = 'base64-float32le';
 export const UNIT_NORM_TOLERANCE = 1e-3;
 /** Reserved: the answer for a query that matches no one, so no identity may be called that. */
 export const UNKNOWN_IDENTITY = 'unknown';
+/**
+ * Reserved for new identities: the result the pipeline and the CLI give a frame or an image without a face, which an
+ * identity of that name could not be told from. (Galleries written before it was reserved keep loading.)
+ */
+export const NO_FACE_RESULT = 'no face';
 
 const positiveInt = z.number().int().positive();
 const rate = z.number().min(0).max(1);

@@ -30,6 +30,7 @@ export {
   MAX_IDENTITY_NAME_LENGTH,
   MAX_SOURCE_LENGTH,
   type PhotoExample,
+  reservedIdentityIssue,
 } from './collection.js';
 export { assertEmbedderCompatible } from './compatibility.js';
 export {
@@ -61,6 +62,7 @@ export {
   GALLERY_FORMAT,
   GALLERY_FORMAT_VERSION,
   type GalleryFileV1,
+  NO_FACE_RESULT,
   UNIT_NORM_TOLERANCE,
   UNKNOWN_IDENTITY,
 } from './format.js';

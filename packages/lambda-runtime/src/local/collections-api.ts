@@ -12,6 +12,7 @@ import {
   type LookAlike,
   MAX_IDENTITY_NAME_LENGTH,
   MAX_SOURCE_LENGTH,
+  reservedIdentityIssue,
   UnknownExampleError,
 } from '@facerec/framework';
 import { z } from 'zod';
@@ -86,6 +87,8 @@ const addFaceSchema = z.strictObject({
     .superRefine((name, context) => {
       const issue = identityNameIssue(name);
       if (issue) context.addIssue({ code: 'custom', message: `the identity name ${issue}` });
+      const reserved = reservedIdentityIssue(name);
+      if (reserved) context.addIssue({ code: 'custom', message: `${reserved} and cannot name an identity` });
     }),
   /** The photo: a JPEG, PNG or WebP file, base64. */
   image: z.base64().min(1),
