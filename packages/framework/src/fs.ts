@@ -3,6 +3,7 @@ import { createReadStream, rmSync } from 'node:fs';
 import { chmod, chown, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { onExit } from 'signal-exit';
+import { InvalidOptionsError } from './errors.js';
 
 /** What {@link writeFileAtomic} writes: text (UTF-8), bytes, or pieces of either, possibly produced lazily. */
 export type AtomicWriteData =
@@ -295,6 +296,13 @@ export async function readFileUpTo(
   tooLarge: (size: number | undefined) => Error,
 ): Promise<Buffer> {
   if (typeof file !== 'string') {
+    // From JavaScript, anything can come: said, rather than "file is not async iterable".
+    if (typeof (file as Partial<AsyncIterable<Uint8Array>> | null)?.[Symbol.asyncIterator] !== 'function') {
+      throw new InvalidOptionsError(
+        'file',
+        `must be a path (a string) or a stream of bytes, not ${file === null ? 'null' : typeof file}`,
+      );
+    }
     const chunks: Uint8Array[] = [];
     let total = 0;
     for await (const chunk of file) {

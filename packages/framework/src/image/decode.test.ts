@@ -20,6 +20,7 @@ import {
   encodePng,
   MAX_IMAGE_SIDE,
   MAX_JPEG_SCANS,
+  readImageFile,
 } from './decode.js';
 import { detectImageFormat } from './format.js';
 import type { RgbImage } from './types.js';
@@ -404,6 +405,20 @@ describe('decodeImage: limits', () => {
     const error = await rejection(png, limits as DecodeLimits).then((r) => r.error);
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect((error as InvalidOptionsError).component).toBe('decodeImage');
+  });
+
+  it('readImageFile rejects (never throws) for bad limits or a file that is no path or stream, naming itself', async () => {
+    let settled: unknown;
+    // A throw before the promise would escape .catch() and end a script.
+    const call = () => readImageFile('x.png', { maxByts: 1 } as DecodeLimits).catch((e: unknown) => e);
+    settled = await call();
+    expect(settled).toBeInstanceOf(InvalidOptionsError);
+    expect((settled as Error).message).toMatch(/^readImageFile: /);
+    settled = await readImageFile(42 as never).catch((e: unknown) => e);
+    expect(settled).toBeInstanceOf(InvalidOptionsError);
+    expect((settled as Error).message).toBe(
+      'file: must be a path (a string) or a stream of bytes, not number',
+    );
   });
 });
 

@@ -92,8 +92,8 @@ function jpegScans(bytes: Uint8Array): number {
  */
 const FAIL_ON = 'error' as const;
 
-function resolveLimits(limits: DecodeLimits | undefined): Required<DecodeLimits> {
-  const parsed = parseOptions(limitsSchema, limits, 'decodeImage');
+function resolveLimits(limits: DecodeLimits | undefined, component = 'decodeImage'): Required<DecodeLimits> {
+  const parsed = parseOptions(limitsSchema, limits, component);
   return {
     maxBytes: parsed?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
     maxPixels: parsed?.maxPixels ?? DEFAULT_DECODE_LIMITS.maxPixels,
@@ -121,11 +121,12 @@ export function decoderMessage(error: unknown): string {
  * @example
  * const image = await decodeImage(await readImageFile('face.jpg'));
  */
-export function readImageFile(
+export async function readImageFile(
   file: string | AsyncIterable<Uint8Array>,
   limits?: DecodeLimits,
 ): Promise<Buffer> {
-  const { maxBytes } = resolveLimits(limits);
+  // Async, so that bad limits reject as every other failure does instead of throwing before the promise.
+  const { maxBytes } = resolveLimits(limits, 'readImageFile');
   return readFileUpTo(file, maxBytes, (size) => {
     if (size !== undefined) return new ImageTooLargeError('bytes', size, maxBytes);
     // A pipe, device or stream: its size is unknown, only that more than the limit came.
