@@ -53,8 +53,9 @@ export class FacerecStack extends Stack {
     // A folder in the build context holding the weights: checked by the construct at synth (not only by the
     // image build, which runs at deploy, minutes later).
     const modelsMirror = context('modelsMirror');
-    // false: neither function reserves concurrency (accounts whose Lambda quota is too small to reserve any).
-    const reserve = flag('reservedConcurrency', ['false']) !== 'false';
+    // false: neither function reserves concurrency (accounts whose Lambda quota is too small to reserve any);
+    // true (the default): each reserves its own.
+    const reserve = flag('reservedConcurrency', ['true', 'false']) !== 'false';
     this.pipeline = new FaceRecognitionPipeline(this, 'Pipeline', {
       detection: reserve ? {} : { reservedConcurrency: false },
       recognition: { reservedConcurrency: reserve ? 5 : false },

@@ -88,7 +88,7 @@ describe('example CDK app', () => {
     ).toThrow(/context galleryBucket must be true or false, got "yes"/);
     expect(() =>
       createApp({ pipeline: { imageDirectory } }, new App({ context: { reservedConcurrency: 3 } })),
-    ).toThrow(/context reservedConcurrency must be false, got "3"/);
+    ).toThrow(/context reservedConcurrency must be true or false, got "3"/);
   });
 
   it('pins the aws-cdk CLI that `npm run synth` and `npx cdk` run', () => {

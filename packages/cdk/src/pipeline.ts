@@ -281,11 +281,19 @@ export const START_FAILURE_METRIC = Object.freeze({
 /** Receives before a message moves to its dead-letter queue. */
 export const MAX_RECEIVE_COUNT = 5;
 /**
- * Request-queue visibility timeout as a multiple of the recognition timeout. AWS recommends ≥ 6× for SQS
- * event sources: the poller may hold a message for a whole batching window plus retries of a throttled
- * invocation before the function even starts, and a shorter timeout would redeliver in-flight messages.
+ * Request-queue visibility timeout as a multiple of the recognition timeout, plus the batching window. AWS
+ * recommends ≥ 6× the function timeout plus `MaximumBatchingWindowInSeconds` for SQS event sources: the poller
+ * may hold a message for a whole batching window plus retries of a throttled invocation before the function even
+ * starts, and a shorter timeout would redeliver in-flight messages.
  */
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
+
+/** The request queue's visibility timeout: {@link VISIBILITY_TIMEOUT_FACTOR} × recognition timeout + batching window. */
+function requestVisibilitySeconds(
+  p: Pick<ResolvedPipelineProps, 'recognition' | 'maxBatchingWindowSeconds'>,
+) {
+  return p.recognition.timeoutSeconds * VISIBILITY_TIMEOUT_FACTOR + p.maxBatchingWindowSeconds;
+}
 
 /** Every prop of {@link FaceRecognitionPipelineProps}: others are refused (a typo is not ignored). */
 export const KNOWN_PROPS: ReadonlySet<string> = new Set<string>([
@@ -545,7 +553,13 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
         ? undefined
         : path.join(imageDirectory, PIPELINE_DEFAULTS.gallery);
   let gallery: GalleryFileSummary | undefined;
-  if (galleryFile !== undefined) {
+  if (props.gallery !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(props.gallery)) {
+    // A URL would be read as a relative path ("s3:/bucket/…") and said not to exist.
+    problems.push(
+      `gallery must be a local gallery file (synth reads it and the image holds it), got the URL "${props.gallery.slice(0, 200)}"; ` +
+        'for a gallery in S3 that changes without a redeploy, set galleryBucket: true (see the deploy guide)',
+    );
+  } else if (galleryFile !== undefined) {
     if (!existsSync(galleryFile)) {
       problems.push(
         `gallery: ${galleryFile} does not exist. Enroll one first: npx facerec enroll <people-folder> --out ` +
@@ -751,9 +765,11 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       seen.add(name);
     }
   }
-  // The request queue's visibility timeout (6× recognition timeout) must fit SQS's 12-hour maximum.
-  if (recognition.timeoutSeconds * VISIBILITY_TIMEOUT_FACTOR > 43_200)
-    problems.push('recognition.timeoutSeconds × 6 must not exceed 43200 (the SQS visibility maximum)');
+  // The request queue's visibility timeout (6× recognition timeout + batching window) must fit SQS's 12 hours.
+  if (requestVisibilitySeconds(resolved) > 43_200)
+    problems.push(
+      'recognition.timeoutSeconds × 6 + maxBatchingWindowSeconds must not exceed 43200 (the SQS visibility maximum)',
+    );
 
   if (problems.length) throw new FaceRecognitionPipelineError(problems);
   return resolved;
@@ -846,7 +862,7 @@ export class FaceRecognitionPipeline extends Construct {
     this.responseDeadLetterQueue = queue('ResponseDeadLetterQueue', undefined);
     this.requestQueue = queue(
       'RequestQueue',
-      Duration.seconds(p.recognition.timeoutSeconds * VISIBILITY_TIMEOUT_FACTOR),
+      Duration.seconds(requestVisibilitySeconds(p)),
       this.requestDeadLetterQueue,
     );
     this.responseQueue = queue('ResponseQueue', undefined, this.responseDeadLetterQueue);
@@ -1250,12 +1266,11 @@ export class FaceRecognitionPipeline extends Construct {
           resources: [bucket.arnForObjects('gallery.json')],
         }),
       );
+      // Listing lets S3 answer 404 for a gallery not uploaded yet (without it, 403 "access denied"). No prefix
+      // condition: a GetObject carries no s3:prefix, so S3 would find the permission missing all the same. The
+      // bucket is the gallery's own: its keys are gallery.json's.
       this.recognitionFunction.addToRolePolicy(
-        new iam.PolicyStatement({
-          actions: ['s3:ListBucket'],
-          resources: [bucket.bucketArn],
-          conditions: { StringEquals: { 's3:prefix': 'gallery.json' } },
-        }),
+        new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
       );
       new CfnOutput(this, 'GalleryUrl', {
         value: this.galleryUrl,

@@ -188,13 +188,19 @@ describe('FaceRecognitionPipeline', () => {
     }
   });
 
-  it('sets the request queue visibility timeout to 6× the recognition timeout', () => {
+  it('sets the request queue visibility timeout to 6× the recognition timeout plus the batching window', () => {
     const queues = template.findResources('AWS::SQS::Queue');
     const visibility = (queues[ids.request]!.Properties as Json).VisibilityTimeout as number;
-    expect(visibility).toBe(VISIBILITY_TIMEOUT_FACTOR * PIPELINE_DEFAULTS.recognition.timeoutSeconds);
-    const custom = synth({ recognition: { timeoutSeconds: 120, reservedConcurrency: 4 } });
+    expect(visibility).toBe(
+      VISIBILITY_TIMEOUT_FACTOR * PIPELINE_DEFAULTS.recognition.timeoutSeconds +
+        PIPELINE_DEFAULTS.maxBatchingWindowSeconds,
+    );
+    const custom = synth({
+      recognition: { timeoutSeconds: 120, reservedConcurrency: 4 },
+      maxBatchingWindowSeconds: 300,
+    });
     custom.template.hasResourceProperties('AWS::SQS::Queue', {
-      VisibilityTimeout: 720,
+      VisibilityTimeout: 1020,
       RedrivePolicy: Match.objectLike({ maxReceiveCount: 5 }),
     });
   });
@@ -915,6 +921,11 @@ describe('FaceRecognitionPipeline props validation', () => {
       /needs maxBatchingWindow/,
     ],
     ['a relative gallery path', { galleryPath: 'gallery.json' }, /galleryPath must be an absolute path/],
+    [
+      'a gallery URL',
+      { gallery: 's3://bucket/gallery.json' },
+      /gallery must be a local gallery file .* got the URL "s3:\/\/bucket\/gallery\.json"; for a gallery in S3 .* galleryBucket: true/,
+    ],
     // What the functions would refuse at every start (FACEREC_CACHE_DIR, FACEREC_GALLERY, FACEREC_WEIGHTS).
     [
       'a relative model cache',

@@ -210,9 +210,16 @@ function s3Failure(error: unknown, location: string, bucket: string, server: str
     return galleryUnreachable(server, location, `HTTP ${status} ${name ?? 'error'}`, error);
   }
   if (status === 403) {
-    return new FacerecError('GALLERY_ACCESS_DENIED', `${location}: ${server} refused access (${name})`, {
-      cause: error,
-    });
+    // S3 answers 403, not 404, for an object that does not exist when the caller may not list the bucket.
+    const missing =
+      ' (or there is no such object, and the credentials may not list the bucket: s3:ListBucket)';
+    return new FacerecError(
+      'GALLERY_ACCESS_DENIED',
+      `${location}: ${server} refused access (${name})${missing}`,
+      {
+        cause: error,
+      },
+    );
   }
   // Already said (a gallery too large), or said by `open` (no region).
   if (FacerecError.isInstance(error) || (error as Error | undefined)?.message === 'Region is missing')

@@ -365,6 +365,33 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     }
   });
 
+  it('says a 403 may be an object that does not exist, for credentials that may not list the bucket', async () => {
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'k');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 's');
+    // What S3 answers a GET of a missing key without s3:ListBucket.
+    const denying = createHttpServer((_, res) =>
+      res
+        .writeHead(403, { 'content-type': 'application/xml' })
+        .end('<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>'),
+    );
+    try {
+      await new Promise<void>((resolve) => denying.listen(0, '127.0.0.1', resolve));
+      const error = await S3GalleryStore.open({
+        url: 's3://some-bucket/g.json',
+        endpoint: `http://127.0.0.1:${(denying.address() as { port: number }).port}`,
+        region: 'us-east-1',
+      }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'GALLERY_ACCESS_DENIED' });
+      expect((error as Error).message).toMatch(
+        /refused access \(AccessDenied\) \(or there is no such object, and the credentials may not list the bucket: s3:ListBucket\)$/,
+      );
+    } finally {
+      vi.unstubAllEnvs();
+      denying.closeAllConnections();
+      await new Promise((resolve) => denying.close(resolve));
+    }
+  });
+
   it('refuses to write to a server that ignores conditional writes (stock s3rver), unless told to', async () => {
     const stock = await startLocalS3({ conditionalWrites: false });
     try {
