@@ -1,4 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { GalleryFormatError } from '@facerec/framework';
 import type pg from 'pg';
 import { inTransaction } from './transaction.js';
 
@@ -46,6 +47,17 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
         (r) => r.version,
       ),
     );
+    // A database migrated by a newer @facerec/gallery-postgres: its tables may mean what this code does not know.
+    const known = new Set(migrations.map((m) => m.version));
+    const newer = [...done].filter((v) => !known.has(v)).sort((a, b) => a - b);
+    if (newer.length) {
+      throw new GalleryFormatError(
+        `the database's facerec schema has migration ${newer.join(', ')}, which this @facerec/gallery-postgres ` +
+          `(migrations up to ${Math.max(...known)}) does not know: a newer version wrote it; upgrade ` +
+          '@facerec/gallery-postgres',
+        { problem: 'format-version' },
+      );
+    }
     const applied: number[] = [];
     for (const m of migrations) {
       if (done.has(m.version)) continue;

@@ -331,6 +331,14 @@ export class PostgresGalleryStore implements GalleryStore {
             o.create ? ': no such collection; give the embedder to create it for' : ': no such collection',
           );
         }
+        // A name padded with spaces is a typo waiting to happen (`?collection=+staff+`): not made, as identity
+        // names are not. (One made before keeps opening.)
+        if (/^\s|\s$/u.test(o.collection)) {
+          throw new InvalidOptionsError(
+            '@facerec/gallery-postgres',
+            `the collection name ${JSON.stringify(o.collection.slice(0, 200))} has spaces at the start or end`,
+          );
+        }
         created = await createCollection(pool, o.collection, o.embedder, o);
         row = (await readCollection(pool, o.collection, location))!;
       }

@@ -66,6 +66,17 @@ describe('PostgresGalleryStore', () => {
         'SELECT version, name FROM facerec_schema_migrations ORDER BY version',
       );
       expect(rows).toEqual([{ version: 1, name: '001_collections' }]);
+      // A database a newer version migrated further: refused, not used as if this code knew its tables.
+      await pool.query("INSERT INTO facerec_schema_migrations (version, name) VALUES (2, '002_future')");
+      try {
+        const error = await open('future').catch((e: unknown) => e);
+        expect(GalleryFormatError.isInstance(error)).toBe(true);
+        expect((error as Error).message).toBe(
+          "the database's facerec schema has migration 2, which this @facerec/gallery-postgres (migrations up to 1) does not know: a newer version wrote it; upgrade @facerec/gallery-postgres",
+        );
+      } finally {
+        await pool.query('DELETE FROM facerec_schema_migrations WHERE version = 2');
+      }
     } finally {
       await pool.end();
     }
@@ -123,6 +134,10 @@ describe('PostgresGalleryStore', () => {
         maxConnections: 1,
       }),
     ).rejects.toThrow(/no gallery at .*\?collection=nope: no such collection; give the embedder/);
+    // A name padded with spaces is not made (as identity names are not).
+    await expect(open(' padded ')).rejects.toThrow(
+      /@facerec\/gallery-postgres: the collection name " padded " has spaces at the start or end/,
+    );
   });
 
   it('keeps a calibration record, refuses an invalid one, and refuses a settings row that is not valid', async () => {
