@@ -137,13 +137,14 @@ export function galleryFile(command: string, value: string, flag = '--gallery'):
  * Runs `open` on a gallery that must exist (recognize, calibrate, serve); a missing one is refused naming how
  * to create it, instead of the library's hint.
  */
-export async function openExistingGallery<T>(open: () => Promise<T>): Promise<T> {
+export async function openExistingGallery<T>(open: () => Promise<T>, given?: string): Promise<T> {
   try {
     return await open();
   } catch (error) {
     if (!GalleryStoreNotFoundError.isInstance(error)) throw error;
-    // The store's location as the error gives it: a URL without its credentials.
-    const at = error.location;
+    // The store's location as the error gives it: a URL without its credentials; with the other parameters of
+    // the URL given (`max_connections=1`), so the command shown works as pasted.
+    const at = withParametersOf(error.location, given);
     // Quoted for the shell where it holds ?, & or *; a password shown as *** is the user's to put back.
     const shown = /[?&*#\s]/.test(at) ? `'${at}'` : at;
     const enroll = /^[a-z][a-z0-9+.-]*:\/\//i.test(at) ? '' : `\`facerec enroll <dir> --out ${shown}\` or `;
@@ -152,6 +153,20 @@ export async function openExistingGallery<T>(open: () => Promise<T>): Promise<T>
       at,
       ` (create it with ${enroll}\`facerec gallery add ${shown} <identity> <photo…> --embedder <id>\`${password})`,
     );
+  }
+}
+
+/** `location` (a store URL) with the query parameters of `given` it lacks, passwords left out. */
+function withParametersOf(location: string, given: string | undefined): string {
+  if (given === undefined || !/^postgres(ql)?:\/\//i.test(location)) return location;
+  try {
+    const at = new URL(location);
+    for (const [key, value] of new URL(given).searchParams) {
+      if (!at.searchParams.has(key) && !/password/i.test(key)) at.searchParams.append(key, value);
+    }
+    return at.toString();
+  } catch {
+    return location;
   }
 }
 

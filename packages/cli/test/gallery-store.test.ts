@@ -391,7 +391,7 @@ describeWithSharedData(
       expect(settings.code, settings.stderr).toBe(0);
       expect(settings.stderr).toContain(
         `warning: --metric and --threshold apply to a new store only: ${store} keeps its metric (euclidean) and its threshold ` +
-          "(never calibrated: matched at faceapi-resnet's recommended threshold 0.448; a gallery file: `facerec gallery calibrate` sets one from photos)",
+          "(never calibrated: matched at faceapi-resnet's recommended threshold 0.448; `facerec gallery calibrate <photos> --gallery <store>` sets one from labelled photos)",
       );
       expect((await cli('gallery', 'remove', store, '--identity', 'penny')).code).toBe(0);
       // A photo that is missing or not an image is named.
@@ -493,7 +493,10 @@ describeWithSharedData(
       expect(removed.code, removed.stderr).toBe(0);
       expect(JSON.parse(removed.stdout)).toMatchObject({ removed: 4 });
       expect(removed.stderr).toMatch(/: removed the collection and its 4 examples\n$/);
-      expect((await cli('gallery', 'list', collection)).stderr).toMatch(/no gallery at postgres:/);
+      // The command it suggests is the URL given, every parameter kept (search=exact here).
+      expect((await cli('gallery', 'list', collection)).stderr).toContain(
+        `(create it with \`facerec gallery add '${collection}' <identity>`,
+      );
       expect((await cli('gallery', 'copy', file, collection)).code).toBe(0);
       expect((await list(collection)).examples).toEqual(original.examples);
       expect((await cli('gallery', 'remove', file, '--collection')).stderr).toMatch(
@@ -512,6 +515,20 @@ describeWithSharedData(
         /gallery copy: 1 identity name of .*legacy\.gallery\.json cannot be stored: " amy " has spaces at the start or end/,
       );
       expect((await cli('gallery', 'list', legacyTo)).stderr).toMatch(/no gallery at postgres:/);
+    });
+
+    it('gallery add keeps the end of a photo path longer than a source may be (1,024 characters)', async () => {
+      let folder = path.join(work, 'long');
+      while (folder.length < 1100) folder = path.join(folder, 'a'.repeat(200));
+      await mkdir(folder, { recursive: true });
+      const photo = path.join(folder, 'amy1.png');
+      await symlink(bbt('amy', 1), photo);
+      const file = path.join(work, 'long-source.gallery.json');
+      const run = await cli('gallery', 'add', file, 'amy', photo, '--embedder', 'faceapi-resnet', '--json');
+      expect(run.code, run.stderr).toBe(0);
+      const [added] = (JSON.parse(run.stdout) as { added: { source: string }[] }).added;
+      expect(added!.source).toHaveLength(1024);
+      expect(added!.source).toMatch(/^….*\/amy1\.png$/);
     });
 
     it('gallery add warns of a photo the store already recognises as another identity, and adds it', async () => {

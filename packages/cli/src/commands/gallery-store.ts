@@ -8,6 +8,7 @@ import {
   GalleryStoreNotFoundError,
   InvalidOptionsError,
   type LookAlike,
+  MAX_SOURCE_LENGTH,
   NO_FACE_RESULT,
   type OpenGalleryStoreOptions,
   openGalleryStore,
@@ -90,7 +91,7 @@ export function openCliGalleryStore(
 
 /** Opens an existing store for list, search and remove; a missing one is named with how to create it. */
 const openExisting = (url: string): Promise<GalleryStore> =>
-  openExistingGallery(() => openCliGalleryStore(url));
+  openExistingGallery(() => openCliGalleryStore(url), url);
 
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
@@ -145,7 +146,14 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         const limits = imageLimitsFlag('gallery add', opts);
         // Read one at a time when their turn comes (a folder may hold more photos than memory would).
         const files = await expandImageArguments('gallery add', images);
-        const photos = files.map((file) => ({ photo: () => decodeInput(file, limits), source: file }));
+        // A path is the example's source, which stores keep to MAX_SOURCE_LENGTH characters: a longer one keeps
+        // its end (the file's name), rather than refusing the photo.
+        const sourceOf = (file: string) =>
+          file.length > MAX_SOURCE_LENGTH ? `…${file.slice(-(MAX_SOURCE_LENGTH - 1))}` : file;
+        const photos = files.map((file) => ({
+          photo: () => decodeInput(file, limits),
+          source: sourceOf(file),
+        }));
         const provider = await selectProvider(context, opts.provider);
         let store: GalleryStore | undefined;
         let embedder: FaceEmbedder | undefined;
@@ -175,7 +183,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                 ...(opts.metric ? [`its metric (${store.metric})`] : []),
                 ...(threshold !== undefined
                   ? [
-                      `its threshold (${thresholdSummary(store, registry)}; a gallery file: \`facerec gallery calibrate\` sets one from photos)`,
+                      `its threshold (${thresholdSummary(store, registry)}; \`facerec gallery calibrate <photos> --gallery <store>\` sets one from labelled photos)`,
                     ]
                   : []),
               ];

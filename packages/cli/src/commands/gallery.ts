@@ -479,7 +479,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           await checkGalleryOut('gallery calibrate', opts.out);
         }
         // A store is read once for its snapshot and opened again to set the threshold (probes take minutes).
-        const openStore = (url: string) => openExistingGallery(() => openCliGalleryStore(url));
+        const openStore = (url: string) => openExistingGallery(() => openCliGalleryStore(url), url);
         let where = opts.gallery;
         let gallery: FileGallery;
         if (storeUrl) {
@@ -606,7 +606,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           );
         }
       }
-      const source = await openExistingGallery(() => openCliGalleryStore(from));
+      const source = await openExistingGallery(() => openCliGalleryStore(from), from);
       let gallery: FileGallery;
       try {
         gallery = await storeSnapshot(source, 'gallery copy');

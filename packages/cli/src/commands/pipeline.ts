@@ -175,8 +175,9 @@ export async function serveLocally(options: ServeOptions) {
   // A store that may change while serving (`facerec gallery add`, the collections API): searched as it is. A
   // new version that cannot be used (corrupt, another embedder) is refused and the loaded one kept, with a
   // warning, logged.
-  const gallery = await openExistingGallery(() =>
-    openCliGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1, logger }),
+  const gallery = await openExistingGallery(
+    () => openCliGalleryStore(options.gallery, { refreshSeconds: options.reloadSeconds ?? 1, logger }),
+    options.gallery,
   );
   // A Postgres gallery has a name of its own: served under another, the API would say one collection and write
   // to another.
