@@ -3,6 +3,7 @@ import type { EmbedderPrecision, EmbedderPreprocessing, FaceEmbedder } from '../
 import { assertEmbedderInputs } from '../contracts/validate.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { FacerecError } from '../errors.js';
+import { UNIT_NORM_TOLERANCE } from '../gallery/format.js';
 import type { RgbImage } from '../image/types.js';
 import { DEFAULT_MAX_BATCH_SIZE } from '../registry/builtin.js';
 
@@ -78,12 +79,14 @@ export abstract class BaseEmbedder implements FaceEmbedder {
   }
 
   /**
-   * Splits `inputs` into chunks of at most `maxBatchSize`, runs each, and checks and splits the output rows.
-   * Subclasses with other kinds of input (raw descriptors, float images) reuse it.
+   * Splits `inputs` into chunks of at most `maxBatchSize`, runs each, and checks and splits the output rows
+   * (unit vectors unless `unit` is false). Subclasses with other kinds of input or output (raw descriptors,
+   * float images) reuse it.
    */
   protected async inBatches<T>(
     inputs: readonly T[],
     run: (chunk: readonly T[]) => Promise<Float32Array>,
+    unit = true,
   ): Promise<Float32Array[]> {
     const out: Float32Array[] = [];
     const d = this.dimension;
@@ -108,10 +111,23 @@ export abstract class BaseEmbedder implements FaceEmbedder {
       // No face embeds to exactly zero: an all-zero row is a broken model (a damaged weight gave them for every
       // face), which would otherwise match nothing, or everything, silently.
       for (let i = 0; i < chunk.length; i++) {
-        if (rows.subarray(i * d, (i + 1) * d).every((v) => v === 0)) {
+        const row = rows.subarray(i * d, (i + 1) * d);
+        if (row.every((v) => v === 0)) {
           throw new EmbedderOutputError(
             this.modelId,
             `the embedding of face ${start + i} is all zeros (is the model file damaged?)`,
+          );
+        }
+        // Galleries, thresholds and the distance kernels take unit vectors: a row of another length would match
+        // at distances no threshold means (a custom embedder that forgot to normalise).
+        if (!unit) continue;
+        let squares = 0;
+        for (const v of row) squares += v * v;
+        const norm = Math.sqrt(squares);
+        if (Math.abs(norm - 1) > UNIT_NORM_TOLERANCE) {
+          throw new EmbedderOutputError(
+            this.modelId,
+            `the embedding of face ${start + i} has L2 norm ${norm.toPrecision(6)}, not 1: runBatch must return L2-normalised rows`,
           );
         }
       }

@@ -60,7 +60,8 @@ export abstract class FaceApiEmbedder extends BaseEmbedder {
     inputs.forEach((input, i) => {
       assertFaceApiInput(input, `face ${i}`);
     });
-    return this.inBatches(inputs, (chunk) => this.runDescriptors(chunk));
+    // Raw descriptors: not unit vectors.
+    return this.inBatches(inputs, (chunk) => this.runDescriptors(chunk), false);
   }
 
   /**

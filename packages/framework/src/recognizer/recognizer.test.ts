@@ -19,7 +19,7 @@ const PRE = fakePreprocessing(8);
 class ColourEmbedder extends BaseEmbedder {
   batches: number[] = [];
   released = 0;
-  output: 'ok' | 'short' | 'nan' | 'zero' = 'ok';
+  output: 'ok' | 'short' | 'nan' | 'zero' | 'unnormalised' = 'ok';
   constructor(maxBatchSize?: number, modelId = 'colour', precision?: 'fp32' | 'int8') {
     super({
       provider: 'test',
@@ -46,6 +46,7 @@ class ColourEmbedder extends BaseEmbedder {
     if (this.output === 'short') return out.subarray(1);
     if (this.output === 'nan') out[0] = Number.NaN;
     if (this.output === 'zero') out.fill(0, this.dimension);
+    if (this.output === 'unnormalised') for (let i = 0; i < out.length; i++) out[i]! *= 3;
     return out;
   }
   protected release(): void {
@@ -361,6 +362,11 @@ describe('BaseEmbedder', () => {
     embedder.output = 'zero';
     await expect(embedder.embed([frame([1, 1, 1], 8), frame([2, 2, 2], 8)])).rejects.toThrow(
       'the embedding of face 1 is all zeros (is the model file damaged?)',
+    );
+    // A custom embedder that forgot to normalise: its distances would mean nothing to any threshold.
+    embedder.output = 'unnormalised';
+    await expect(embedder.embed([frame([1, 1, 1], 8)])).rejects.toThrow(
+      /^colour: the embedding of face 0 has L2 norm 3\.00000, not 1: runBatch must return L2-normalised rows/,
     );
   });
 
