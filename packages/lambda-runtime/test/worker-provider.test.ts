@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import {
   DisposedError,
@@ -189,6 +192,25 @@ describeWithSharedData(
       await expect(detector.detect(frames[2]!)).rejects.toBeInstanceOf(DisposedError);
       expect((await provider.detector('mtcnn').detect(frames[2]!)).length).toBe(1);
     });
+
+    it('lets a process that never closes it end once its work is done (idle workers hold nothing open)', async () => {
+      const child = fileURLToPath(new URL('./worker-unclosed-child.mjs', import.meta.url));
+      const started = performance.now();
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [child, sharedPath('faces', 'face-api.js', 'bbt1.jpg')],
+        {
+          env: {
+            ...process.env,
+            FACEREC_MODELS_MIRROR: sharedPath('models', 'upstream'),
+            FACEREC_CACHE_DIR: cache,
+          },
+          timeout: 60_000,
+        },
+      );
+      expect(stdout).toMatch(/^faces [1-9]\d*\n$/);
+      expect(performance.now() - started).toBeLessThan(60_000);
+    }, 90_000);
 
     it('refuses a bad worker count, another registry, and use after close', async () => {
       await expect(createWorkerProvider({ provider: 'onnx', workers: 0 })).rejects.toBeInstanceOf(

@@ -212,6 +212,8 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
       if (at < 0) continue;
       const pending = coalesce(queue, queue.splice(at, 1)[0]!);
       slot.current = { ...pending, id: nextId++ };
+      // A worker with a job keeps the process alive until it answers; an idle one does not (see `start`).
+      slot.worker.ref();
       try {
         slot.worker.postMessage({ ...pending.job, id: slot.current.id });
       } catch (error) {
@@ -236,6 +238,9 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
         if (reply.id === -1) {
           started = true;
           slot.worker = worker;
+          // Idle, it does not hold the process open: a script that forgot close() still ends when its work is
+          // done, as with onnxruntime on the main thread.
+          worker.unref();
           options.onWorkerStart?.(worker, slot.index);
           // A replacement first loads and warms up what its predecessor had (nothing for the first workers).
           queue.unshift(
@@ -260,6 +265,7 @@ export async function createWorkerProvider(options: WorkerProviderOptions): Prom
         if (reply.error) current.reject(deserializeError(reply.error));
         else current.resolve(reply.result);
         dispatch();
+        if (!slot.current) worker.unref();
       });
       worker.on('error', (error) => {
         if (!started) reject(error);
