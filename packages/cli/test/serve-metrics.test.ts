@@ -1,11 +1,11 @@
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { formatWorkloadReport, loadFrames, localResponses, runWorkload } from '@facerec/lambda-runtime';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { rawRequest } from '../../lambda-runtime/test/raw-request.js';
 import { serveLocally } from '../src/index.js';
 import { addBbtPeople, bbt, cli, recogniseOver } from './helpers.js';
 
@@ -160,16 +160,11 @@ describeWithSharedData(
       });
       try {
         const { port } = new URL(strict.runtime.url);
-        const socket = connect(Number(port), '127.0.0.1');
-        const reply = new Promise<string>((resolve) => {
-          let received = '';
-          socket.on('data', (chunk) => (received += chunk.toString()));
-          socket.on('close', () => resolve(received));
-        });
-        socket.write(
+        const started = performance.now();
+        const reply = rawRequest(
+          port,
           `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`,
         );
-        const started = performance.now();
         expect(await reply).toMatch(/^HTTP\/1\.1 408 [\s\S]*"request not received within 1 s/);
         expect(performance.now() - started).toBeLessThan(4000);
       } finally {

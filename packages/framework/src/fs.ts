@@ -15,10 +15,11 @@ export type AtomicWriteData =
 /** Options of {@link writeFileAtomic}. */
 export interface WriteFileAtomicOptions {
   /**
-   * Runs once all the data is written and fsynced, before the rename. Throwing abandons the write: the
-   * temporary file is removed and `file` is left as it was (a download whose hash does not match, say).
+   * Runs once all the data is written and fsynced, before the rename, with the temporary file's path (to read
+   * what was written). Throwing abandons the write: the temporary file is removed and `file` is left as it was (a
+   * download whose hash does not match, say).
    */
-  readonly beforeRename?: () => unknown;
+  readonly beforeRename?: (temp: string) => unknown;
   /**
    * Permissions of a new file (narrowed by the umask, as `open` does); a file replaced keeps its own. Default
    * `0o666`, the umask's (world-readable under the usual 022). Galleries pass `0o600`: they hold biometric data.
@@ -100,7 +101,7 @@ export async function writeFileAtomic(
     } finally {
       await handle.close();
     }
-    await options.beforeRename?.();
+    await options.beforeRename?.(temp);
     // A file replaced keeps its permissions, group and (for root, who may give it) owner: a gallery made readable
     // by a service account's group (chgrp, chmod 640) stays so through every rewrite, and one made private stays
     // private. Owner and group go first: chown clears set-id bits.

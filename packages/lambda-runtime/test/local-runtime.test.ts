@@ -19,6 +19,7 @@ import { InMemoryQueueTransport, ManualClock } from '@facerec/transport-memory';
 import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
 import { bbtSubset, PIPELINE_DATA, pipelineParts } from './fixtures.js';
+import { rawRequest } from './raw-request.js';
 
 describe('local runtime: recognition consumer', () => {
   const notUsed = async () => ({ statusCode: 500, headers: {}, body: '{}' });
@@ -191,16 +192,7 @@ describe('local runtime: recognition consumer', () => {
     });
     try {
       const { port } = new URL(runtime.url);
-      const stall = (text: string) => {
-        const socket = connect(Number(port), '127.0.0.1');
-        const reply = new Promise<string>((resolve) => {
-          let received = '';
-          socket.on('data', (chunk) => (received += chunk.toString()));
-          socket.on('close', () => resolve(received));
-        });
-        socket.write(text);
-        return reply;
-      };
+      const stall = (text: string) => rawRequest(port, text);
       // Headers and half of the announced body, then nothing; and headers that never end.
       const reply = stall(
         `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"content":`,
@@ -218,6 +210,34 @@ describe('local runtime: recognition consumer', () => {
       expect(await headersOnly).toMatch(timedOut);
       const refused = (await registry.getSingleMetric('facerec_requests_refused_total')?.get())?.values;
       expect(refused?.find((v) => v.labels.status === '408')?.value).toBe(2);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('closes the connection after refusing a request whose body it did not read (one answer, not a 403 and a 408)', async () => {
+    const runtime = await startLocalRuntime({ ...frameOnly(), requestTimeoutMs: 1_000, token: 's3cret' });
+    try {
+      const { port } = new URL(runtime.url);
+      const refusedWith = async (headers: string) => {
+        const started = performance.now();
+        // Headers and a part of the announced body, then nothing.
+        const text = await rawRequest(
+          port,
+          `POST / HTTP/1.1\r\n${headers}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"c`,
+        );
+        return { text, ms: performance.now() - started };
+      };
+      for (const [headers, status] of [
+        ['Host: example.com\r\n', 403],
+        [`Host: 127.0.0.1:${port}\r\nOrigin: https://example.com\r\n`, 403],
+        [`Host: 127.0.0.1:${port}\r\nAuthorization: Bearer nope\r\n`, 401],
+      ] as const) {
+        const { text, ms } = await refusedWith(headers);
+        expect(text.match(/HTTP\/1\.1 \d{3}/g)).toEqual([`HTTP/1.1 ${status}`]);
+        // Closed at once, not when the request timeout (1 s) would have answered 408 on it too.
+        expect(ms).toBeLessThan(900);
+      }
     } finally {
       await runtime.close();
     }
@@ -746,7 +766,7 @@ describe('local runtime: recognition consumer', () => {
       await vi.waitFor(() => expect(statuses).toEqual([409, 200]));
       expect(report).toMatchObject({ answered: 1, rejected: 0, failed: 0, duplicates: 0, resetResends: 1 });
       expect(report.outcomes[0]).toMatchObject({ status: 200, faces: 0, results: ['no face'] });
-      expect(formatWorkloadReport(report)[0]).toContain('resent after a reset connection: 1');
+      expect(formatWorkloadReport(report)[0]).toContain('frames resent after a reset connection: 1');
     } finally {
       await runtime.close();
     }

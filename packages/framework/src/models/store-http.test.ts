@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -6,12 +6,14 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { legacyCheckpointBytes } from '../checkpoint/__fixtures__/pickle-builder.js';
 import { IntegrityError, ModelUnavailableError } from '../errors.js';
+import { syntheticStateDict } from '../testing/synthetic-weights.js';
 import type { ModelEntry } from './manifest.js';
 import { ModelStore, type PullProgress } from './store.js';
 
-// A zip archive's first bytes, as a PyTorch checkpoint's: a copy no hash vouches for must look like one.
-const payload = Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), randomBytes(300_000)]);
+// A PyTorch checkpoint (300 KB of weights): a copy no hash vouches for must be one.
+const payload = Buffer.from(legacyCheckpointBytes(syntheticStateDict([{ name: 'w', shape: [75_000] }])));
 const payloadSha = createHash('sha256').update(payload).digest('hex');
 
 let server: Server;

@@ -4,8 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { legacyCheckpointBytes } from '../checkpoint/__fixtures__/pickle-builder.js';
 import { IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
 import { describeWithSharedData, sharedPath } from '../testing/shared-data.js';
+import { syntheticStateDict } from '../testing/synthetic-weights.js';
 import { loadManifest, type ModelEntry, type ModelManifest } from './manifest.js';
 import { defaultCacheDir, ModelStore, type PullProgress } from './store.js';
 
@@ -373,8 +375,7 @@ describe('ModelStore trust on first use', () => {
   it('records the hash of the first copy and verifies later copies against it', async () => {
     const cacheDir = await tempDir();
     const mirrorDir = await tempDir();
-    const bytes = new Uint8Array(5000).map((_, i) => (i * 7) & 0xff);
-    bytes.set([0x50, 0x4b, 3, 4]); // a zip archive's first bytes, as a PyTorch checkpoint's
+    const bytes = checkpoint(1200);
     writeFileSync(path.join(mirrorDir, 'big.pt'), bytes);
     const events: PullProgress[] = [];
     const options = {
@@ -400,14 +401,16 @@ describe('ModelStore trust on first use', () => {
 
     // A later copy that differs is refused, and nothing is left behind.
     await rm(path.join(cacheDir, 'big.pt'));
-    bytes[10] = bytes[10]! ^ 0xff;
+    bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff; // a weight's byte: still a checkpoint
     writeFileSync(path.join(mirrorDir, 'big.pt'), bytes);
     const fresh = new ModelStore(options);
     const mismatch = await fresh.pull().catch((e: unknown) => e);
     expect(mismatch).toBeInstanceOf(IntegrityError);
     // Where the recorded hash came from, and how to drop it if that first copy was the wrong one.
     expect((mismatch as Error).message).toMatch(
-      /\(recorded in .*hashes\.json from mirror .*big\.pt, 5000 bytes, \d{4}-.*; if that first copy was wrong, delete "big\.pt" from that file and pull again\)/,
+      new RegExp(
+        `\\(recorded in .*hashes\\.json from mirror .*big\\.pt, ${bytes.length} bytes, \\d{4}-.*; if that first copy was wrong, delete "big\\.pt" from that file and pull again\\)`,
+      ),
     );
     expect(readdirSync(cacheDir)).toEqual(['hashes.json']);
 
@@ -454,7 +457,7 @@ describe('ModelStore trust on first use', () => {
 
   it('trusts a file placed in the cache by hand on first resolve', async () => {
     const cacheDir = await tempDir();
-    writeFileSync(path.join(cacheDir, 'hand.pt'), 'PK\x03\x04weights', 'latin1');
+    writeFileSync(path.join(cacheDir, 'hand.pt'), checkpoint(10));
     const store = new ModelStore({
       manifest: { version: 1, models: [entry({ name: 'hand', file: 'hand.pt' })] },
       cacheDir,
@@ -491,6 +494,15 @@ describe('ModelStore trust on first use', () => {
     writeFileSync(path.join(mirrorDir, 'big.pt'), 'GIF89a, not weights');
     await expect(store.pull(['big'])).rejects.toThrow(
       /not a PyTorch checkpoint: unrecognised leading bytes 47 49 46/,
+    );
+    // A checkpoint cut short (a download that stopped), or bytes that only start like one: read whole, refused.
+    writeFileSync(path.join(mirrorDir, 'big.pt'), checkpoint(1200).subarray(0, 3000));
+    await expect(store.pull(['big'])).rejects.toThrow(
+      /is not a pytorch-state-dict file: .*nothing was recorded/,
+    );
+    writeFileSync(path.join(mirrorDir, 'big.pt'), 'PK\x03\x04garbage', 'latin1');
+    await expect(store.pull(['big'])).rejects.toThrow(
+      /is not a pytorch-state-dict file: .*nothing was recorded/,
     );
     writeFileSync(path.join(mirrorDir, 'meta.json'), 'Not Found');
     await expect(store.pull(['meta'])).rejects.toThrow(/is not a tfjs-weights-manifest file: it is not JSON/);
@@ -552,3 +564,8 @@ describe('ModelStore options', () => {
     expect(ModelStore.fromEnv(manifest, {}, {}).mirrorDir).toBeUndefined();
   });
 });
+
+/** A PyTorch checkpoint (legacy format) of one tensor of `values` float32 weights. */
+function checkpoint(values: number): Uint8Array {
+  return legacyCheckpointBytes(syntheticStateDict([{ name: 'w', shape: [values] }]));
+}

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { checkpointFormat } from '../checkpoint/index.js';
+import { checkpointFormat, readCheckpointFile } from '../checkpoint/index.js';
 import { CheckpointError, IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
 import { makeFolder, sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
@@ -482,7 +482,7 @@ export class ModelStore {
           `${entry.file} has no hash in the manifest and none recorded in ${this.hashesPath}`,
           'copy hashes.json with the models (`facerec models prepare` writes it where the cache is written)',
         );
-        assertLooksLike(entry, await fileHead(target), target, `delete ${target}`);
+        await assertLooksLike(entry, await fileHead(target), target, target, `delete ${target}`);
         const recorded = await this.recordHash(entry, sha256, current.size!, target);
         verifiedBy = recorded === 'recorded' ? 'first-use' : 'recorded-hash';
       }
@@ -612,13 +612,13 @@ export class ModelStore {
     let verifiedBy: VerifiedBy = 'manifest';
     // Checked before the rename, so a file under its final name has always passed verification.
     await writeFileAtomic(target, hashing(), {
-      beforeRename: async () => {
+      beforeRename: async (temp) => {
         actual = hash.digest('hex');
         const where = source === 'url' ? from : `${source} ${from}`;
         if (entry.sha256 !== null) {
           if (actual !== entry.sha256) throw new IntegrityError(entry.name, entry.sha256, actual, where);
         } else {
-          assertLooksLike(entry, head, where, 'nothing was recorded or kept');
+          await assertLooksLike(entry, head, temp, where, 'nothing was recorded or kept');
           const outcome = await this.recordHash(entry, actual, bytes, where);
           verifiedBy = outcome === 'recorded' ? 'first-use' : 'recorded-hash';
         }
@@ -904,22 +904,31 @@ async function fileHead(file: string): Promise<Uint8Array> {
 }
 
 /**
- * Refuses a copy no hash vouches for (trust on first use) whose first bytes are not of the entry's format, before
- * its hash is recorded: a proxy's block page or a sign-in page answered with 200 would otherwise be recorded as
- * the model, and every later genuine copy refused as a mismatch. Only the container is checked here (reading the
- * checkpoint is the provider's work).
- * @throws ModelUnavailableError naming the source and what the bytes look like.
+ * Refuses a copy no hash vouches for (trust on first use) that is no file of the entry's format, before its hash is
+ * recorded: a proxy's block page or a sign-in page answered with 200, or a download cut short, would otherwise be
+ * recorded as the model, and every later genuine copy refused as a mismatch. A PyTorch checkpoint (`file`) is read
+ * whole; which network's weights it holds is the provider's check.
+ * @throws ModelUnavailableError naming the source and what is wrong with it.
  */
-function assertLooksLike(entry: ModelEntry, head: Uint8Array, where: string, then: string): void {
+async function assertLooksLike(
+  entry: ModelEntry,
+  head: Uint8Array,
+  file: string,
+  where: string,
+  then: string,
+): Promise<void> {
   const text = new TextDecoder('latin1').decode(head).trimStart();
   let problem: string | undefined;
   if (/^<(!doctype|html|\?xml|head|body)/i.test(text)) {
     problem = "it is an HTML or XML page (a proxy's block page, a sign-in page or an error page?)";
   } else if (entry.format === 'pytorch-state-dict') {
+    // Read whole: a truncated copy or bytes that only start like a checkpoint are refused now, not recorded
+    // as the model and refused at its first use. (Which network's weights it holds, the provider checks.)
     try {
       checkpointFormat(head);
+      await readCheckpointFile(file);
     } catch (error) {
-      problem = (error as Error).message;
+      problem = CheckpointError.isInstance(error) ? error.message : `it cannot be read (${String(error)})`;
     }
   } else if (entry.format === 'tfjs-weights-manifest' && !/^[[{]/.test(text)) {
     problem = 'it is not JSON';

@@ -568,15 +568,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     { connectionsCheckingInterval: Math.min(requestTimeout, 2_000) },
     async (req, res) => {
       try {
+        // The refusals before the body is read close the connection: the body left unread would otherwise keep
+        // the request open until its timeout, and a second, unasked-for answer (408) would follow the first.
+        const unread = { connection: 'close' };
         // A web page can make a browser post to localhost; only the loopback names are accepted as Host when
         // listening on loopback (DNS rebinding), and only JSON bodies (a cross-site form or text/plain post
         // cannot send those without a CORS preflight, which this server never grants).
         if (loopback && !LOOPBACK_HOST.test(req.headers.host ?? '')) {
           refused(req, 403, 'Host is not a loopback name');
-          send(res, 403, {
-            error: 'Host must be a loopback name (127.0.0.1, localhost, [::1])',
-            request_id: null,
-          });
+          send(
+            res,
+            403,
+            { error: 'Host must be a loopback name (127.0.0.1, localhost, [::1])', request_id: null },
+            unread,
+          );
           return;
         }
         // A GET from another site needs no preflight: a page in the browser of someone on this machine could
@@ -588,10 +593,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           req.headers.origin !== undefined
         ) {
           refused(req, 403, 'request from a web page');
-          send(res, 403, {
-            error: 'requests from web pages are refused (Sec-Fetch-Site or Origin); send them from a program',
-            request_id: null,
-          });
+          send(
+            res,
+            403,
+            {
+              error:
+                'requests from web pages are refused (Sec-Fetch-Site or Origin); send them from a program',
+              request_id: null,
+            },
+            unread,
+          );
           return;
         }
         if (options.token && !bearerMatches(req.headers.authorization, options.token)) {
@@ -600,7 +611,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
             res,
             401,
             { error: 'missing or wrong bearer token', request_id: null },
-            { 'www-authenticate': 'Bearer' },
+            { 'www-authenticate': 'Bearer', ...unread },
           );
           return;
         }
@@ -609,7 +620,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         const target = req.url ?? '/';
         if (!target.startsWith('/')) {
           refused(req, 400, 'malformed request target');
-          send(res, 400, { error: 'malformed request target', request_id: null });
+          send(res, 400, { error: 'malformed request target', request_id: null }, unread);
           return;
         }
         const url = new URL(`http://localhost${target}`);

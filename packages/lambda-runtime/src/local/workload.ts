@@ -160,9 +160,9 @@ export interface WorkloadOptions {
   /** Sends one request; default: `fetch` POST of the JSON body. Replace it to sign requests (SigV4). */
   readonly send?: (url: string, body: string) => Promise<SendResult>;
   /**
-   * Resends of a request answered 503 (server busy, or shutting down), after a backoff that doubles from 400 ms
-   * up to 5 s and is never shorter than the server's `Retry-After`, and of one whose connection was refused (a
-   * server restarting) or reset without an answer, after the same backoff.
+   * Resends of a request answered 503 (server busy, or shutting down), after a wait that doubles from the
+   * server's `Retry-After` (else from 400 ms) up to 5 s (or the `Retry-After`, if longer), and of one whose
+   * connection was refused (a server restarting) or reset without an answer, doubling from 400 ms.
    * Default 8.
    */
   readonly maxRetries?: number;
@@ -557,13 +557,10 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           n++
         ) {
           const why = typeof res === 'string' ? res : 'busy';
-          // The server's Retry-After is the least wait; a frame refused again waits longer (up to 5 s), so that
-          // clients a busy server keeps refusing do not all come back at its fixed second.
-          const backoff = Math.min(200 * 2 ** n, 5000);
-          const base =
-            typeof res !== 'string' && res.retryAfterSeconds
-              ? Math.max(res.retryAfterSeconds * 1000, backoff)
-              : backoff;
+          // Doubling from the server's Retry-After (else from 400 ms) up to 5 s (or the Retry-After, if longer),
+          // so that clients a busy server keeps refusing do not all come back at its fixed second.
+          const first = typeof res !== 'string' && res.retryAfterSeconds ? res.retryAfterSeconds * 1000 : 400;
+          const base = Math.max(first, Math.min(first * 2 ** (n - 1), 5000));
           await new Promise((r) => setTimeout(r, base * (1 + Math.random() / 4)));
           // Sent again, it would be detected and answered twice (a server restarted on its queue file makes the
           // answers of what it held while the client is still waiting to reconnect).
@@ -700,9 +697,10 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
     `requests: ${report.requests}, answered: ${report.answered}, rejected: ${report.rejected}, ` +
       (report.failed ? `failed to send: ${report.failed}, ` : '') +
       `unanswered: ${report.unanswered.length}, duplicate answers: ${report.duplicates}` +
-      (report.retries ? `, resent after 503 (busy or shutting down): ${report.retries}` : '') +
-      (report.reconnects ? `, resent after a refused connection: ${report.reconnects}` : '') +
-      (report.resetResends ? `, resent after a reset connection: ${report.resetResends}` : ''),
+      // Frames, not resends: a frame resent three times for one reason counts once.
+      (report.retries ? `, frames resent after 503 (busy or shutting down): ${report.retries}` : '') +
+      (report.reconnects ? `, frames resent after a refused connection: ${report.reconnects}` : '') +
+      (report.resetResends ? `, frames resent after a reset connection: ${report.resetResends}` : ''),
     report.answered
       ? `latency (sent → last answer): avg ${ms(report.latencyMs.avg)}, p50 ${ms(report.latencyMs.p50)}, p95 ${ms(report.latencyMs.p95)}, max ${ms(report.latencyMs.max)}`
       : 'latency: no request was answered',
