@@ -246,27 +246,32 @@ export function loadConfig(
   if (role === 'recognition' && relevant.FACEREC_GALLERY === undefined) {
     issues.push('FACEREC_GALLERY: required for recognition, not set');
   }
-  if (!parsed.success || issues.length > 0) {
+  // The embedder is resolved whenever its own variables parse, so that its problem is named with the others, not
+  // in a second round after they are fixed and deployed.
+  const { FACEREC_EMBEDDER, FACEREC_WEIGHTS, FACEREC_PRECISION } = schema.shape;
+  const named = z.object({ FACEREC_EMBEDDER, FACEREC_WEIGHTS, FACEREC_PRECISION }).safeParse(relevant);
+  let embedder: ResolvedEmbedder | undefined;
+  let embedderError: unknown;
+  if (named.success) {
+    try {
+      // fp32 is every embedder's default: named only for int8, so an embedder without the option still loads.
+      embedder = registry.resolveEmbedder(
+        named.data.FACEREC_EMBEDDER,
+        { weights: named.data.FACEREC_WEIGHTS },
+        named.data.FACEREC_PRECISION === 'int8' ? { precision: 'int8' } : {},
+      );
+    } catch (cause) {
+      embedderError = cause;
+      issues.push(`FACEREC_EMBEDDER / FACEREC_WEIGHTS / FACEREC_PRECISION: ${(cause as Error).message}`);
+    }
+  }
+  if (!parsed.success || issues.length > 0 || embedder === undefined) {
+    const cause = parsed.success ? embedderError : parsed.error;
     throw new InvalidOptionsError('@facerec/lambda-runtime configuration', issues.join('; '), {
-      ...(parsed.success ? {} : { cause: parsed.error }),
+      ...(cause === undefined ? {} : { cause }),
     });
   }
   const e = parsed.data;
-  let embedder: ResolvedEmbedder;
-  try {
-    // fp32 is every embedder's default: named only for int8, so an embedder without the option still loads.
-    embedder = registry.resolveEmbedder(
-      e.FACEREC_EMBEDDER,
-      { weights: e.FACEREC_WEIGHTS },
-      e.FACEREC_PRECISION === 'int8' ? { precision: 'int8' } : {},
-    );
-  } catch (cause) {
-    throw new InvalidOptionsError(
-      '@facerec/lambda-runtime configuration',
-      `FACEREC_EMBEDDER / FACEREC_WEIGHTS / FACEREC_PRECISION: ${(cause as Error).message}`,
-      { cause },
-    );
-  }
   return {
     registry,
     provider: e.FACEREC_PROVIDER,

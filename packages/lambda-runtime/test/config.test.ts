@@ -147,6 +147,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig({})).toThrow(
       /FACEREC_REQUEST_QUEUE_URL: required, not set.*FACEREC_RESPONSE_QUEUE_URL: required, not set/,
     );
+    // The embedder's problem too, in the same round (not once the others are fixed and deployed).
+    expect(() => loadConfig({ FACEREC_WEIGHTS: 'vggface' })).toThrow(
+      /FACEREC_RESPONSE_QUEUE_URL: required, not set; FACEREC_EMBEDDER \/ FACEREC_WEIGHTS \/ FACEREC_PRECISION: embedder inception-resnet-v1: weights: "vggface" is neither/,
+    );
   });
 });
 
