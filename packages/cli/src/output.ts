@@ -296,6 +296,8 @@ export function reportError(error: unknown): number {
   if (debugWanted() && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   if (FacerecError.isInstance(error)) {
     process.stderr.write(`facerec: ${error.message}\n`);
+    // Stopped by Ctrl-C or SIGTERM once the work could be left tidy: the shell's code for an interrupt.
+    if (error.code === 'INTERRUPTED') return 130;
     return FacerecInputError.isInstance(error) ? 2 : 1;
   }
   const message = error instanceof Error ? error.message : String(error);

@@ -9,7 +9,7 @@ import {
   FileGalleryStore,
   MODELS_MIRROR_ENV,
 } from '@facerec/framework';
-import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import { describeWithSharedData, seededRandom, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startPgliteServer } from '../../gallery-postgres/test/pglite-server.js';
 import { startLocalS3, TEST_BUCKET } from '../../gallery-s3/test/s3rver.js';
@@ -502,6 +502,36 @@ describeWithSharedData(
       expect((await cli('gallery', 'remove', file, '--collection')).stderr).toMatch(
         /--collection removes a Postgres collection; .* is a gallery file or object: delete it/,
       );
+      // Ctrl-C: the copy stops after the transaction under way and removes what it copied.
+      const source = await FileGallery.load(file);
+      const random = seededRandom(3);
+      const big = path.join(work, 'big.gallery.json');
+      await FileGallery.create({
+        embedder: source.embedder,
+        identities: Array.from({ length: 6000 }, (_, i) => ({
+          name: `person-${i}`,
+          examples: [
+            {
+              source: `p${i}.png`,
+              embedding: Float32Array.from({ length: source.embedder.dimension }, () => random() - 0.5),
+            },
+          ],
+        })),
+      }).save(big);
+      const bigTo = collection.replace('collection=copied', 'collection=interrupted');
+      const before = process.listeners('SIGINT').length;
+      const copying = cli('gallery', 'copy', big, bigTo);
+      await vi.waitFor(() => expect(process.listeners('SIGINT').length).toBe(before + 1), {
+        timeout: 30_000,
+      });
+      // Its own handler only, as a terminal's Ctrl-C would reach it (vitest's are not called).
+      (process.listeners('SIGINT').at(-1) as () => void)();
+      const stopped = await copying;
+      expect(stopped.code).toBe(130);
+      expect(stopped.stderr).toContain('gallery copy: stopping after the transaction under way');
+      expect(stopped.stderr).toMatch(/the part copied into .*collection=interrupted was removed/);
+      expect(process.listeners('SIGINT').length).toBe(before);
+      expect((await cli('gallery', 'list', bigTo)).stderr).toMatch(/no gallery at postgres:/);
       // A gallery file written before the name rules: every name a database refuses is named before anything
       // is made.
       const legacy = JSON.parse(readFileSync(file, 'utf8')) as { identities: { name: string }[] };

@@ -6,6 +6,7 @@ import {
   type DecodeLimits,
   type EmbedderPrecision,
   enrollGallery,
+  FacerecError,
   FileGallery,
   FileGalleryStore,
   findLookAlikes,
@@ -647,8 +648,21 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         });
         where = store.location;
         const progress = imageProgress('copying');
+        // Ctrl-C or SIGTERM: the copy stops after the transaction under way and removes what it copied (a part
+        // copy would look whole); a second one stops at once.
+        let interrupted = false;
+        const onSignal = () => {
+          if (interrupted) process.exit(130);
+          interrupted = true;
+          progress.stop();
+          info(
+            'gallery copy: stopping after the transaction under way, then removing what was copied (Ctrl-C again stops at once)',
+          );
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         try {
-          await copyInto(store, gallery, progress.onProgress);
+          await copyInto(store, gallery, progress.onProgress, () => interrupted);
           if (gallery.calibration) await store.setThreshold?.(gallery.threshold, gallery.calibration);
         } catch (error) {
           // A copy that failed part-way (the server lost, a bad example) would be left as a collection that looks
@@ -665,6 +679,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           );
           throw error;
         } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
           progress.stop();
           await store.close();
         }
@@ -720,6 +736,7 @@ async function copyInto(
   store: GalleryStore,
   gallery: FileGallery,
   onProgress: (e: { done: number; total: number; file: string }) => void,
+  stopped: () => boolean,
 ): Promise<void> {
   const bulk = store as Partial<{
     addMany: (
@@ -740,6 +757,7 @@ async function copyInto(
     for (const end = done + held; done < end; ) onProgress({ done: ++done, total, file });
     batch = [];
     held = 0;
+    if (stopped()) throw new FacerecError('INTERRUPTED', 'gallery copy: stopped (interrupted)');
   };
   for (const identity of gallery.names) {
     const examples = gallery.examples(identity).map((e) => ({ embedding: e.embedding, source: e.source }));
