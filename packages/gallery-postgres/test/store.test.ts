@@ -373,11 +373,8 @@ describe('PostgresGalleryStore', () => {
     // The server stops answering, as a frozen host or a partition that drops packets does: the connection stays
     // open, no answer comes.
     const relay = await relayTo(server.connectionString);
-    const store = await PostgresGalleryStore.open({
+    const store = await open(`timeout-${randomBytes(4).toString('hex')}`, {
       connectionString: relay.connectionString,
-      collection: `timeout-${randomBytes(4).toString('hex')}`,
-      embedder: CONFORMANCE_EMBEDDER,
-      maxConnections: PGLITE_MAX_CONNECTIONS,
       queryTimeoutMs: 500,
     });
     try {
@@ -392,10 +389,7 @@ describe('PostgresGalleryStore', () => {
       // One query's timeout: the transaction's connection is dropped, not rolled back behind the stuck query.
       // (≈ 505 ms here; with the ROLLBACK waiting for its own timeout behind the stuck query, ≈ 1,005 ms.)
       expect(performance.now() - started).toBeLessThan(900);
-      relay.hold(false);
-      // A fresh connection: the dropped one was not handed out again.
-      await store.add('carol', [{ embedding: Float32Array.from([0, 0, 1, 0, 0, 0, 0, 0]) }]);
-      expect(await store.identities()).toEqual(['ada', 'carol']);
+      await worksAgain(relay, store);
     } finally {
       await store.close();
       relay.close();
@@ -405,11 +399,8 @@ describe('PostgresGalleryStore', () => {
   it('fails a call whose connection is lost mid-query (the server killed) as GALLERY_UNREACHABLE, and the process lives on', async () => {
     // The query is held (no answer), then every connection cut, as a server killed mid-query does.
     const relay = await relayTo(server.connectionString);
-    const store = await PostgresGalleryStore.open({
+    const store = await open(`lost-${randomBytes(4).toString('hex')}`, {
       connectionString: relay.connectionString,
-      collection: `lost-${randomBytes(4).toString('hex')}`,
-      embedder: CONFORMANCE_EMBEDDER,
-      maxConnections: PGLITE_MAX_CONNECTIONS,
     });
     try {
       await store.add('ada', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
@@ -422,10 +413,7 @@ describe('PostgresGalleryStore', () => {
       const error = await adding;
       expect(error).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
       expect((error as Error).message).toMatch(/\(connection lost\)$/);
-      relay.hold(false);
-      // A fresh connection: the lost one was not handed out again.
-      await store.add('carol', [{ embedding: Float32Array.from([0, 0, 1, 0, 0, 0, 0, 0]) }]);
-      expect(await store.identities()).toEqual(['ada', 'carol']);
+      await worksAgain(relay, store);
     } finally {
       await store.close();
       relay.close();
@@ -524,6 +512,19 @@ describe('PostgresGalleryStore', () => {
     expect(hnswIndexName('x'.repeat(500))).toMatch(/^facerec_hnsw_[0-9a-f]{16}$/);
   });
 });
+
+/**
+ * The server answers again: the store works on a fresh connection (the one cut or dropped is not handed out again),
+ * with what it held before the fault ('ada').
+ */
+async function worksAgain(
+  relay: { hold: (on: boolean) => void },
+  store: PostgresGalleryStore,
+): Promise<void> {
+  relay.hold(false);
+  await store.add('carol', [{ embedding: Float32Array.from([0, 0, 1, 0, 0, 0, 0, 0]) }]);
+  expect(await store.identities()).toEqual(['ada', 'carol']);
+}
 
 /**
  * A relay to a Postgres server whose bytes can be held (no answer comes, the connections stay open) and whose

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { checkpointFormat, readCheckpointFile } from '../checkpoint/index.js';
+import { readCheckpoint } from '../checkpoint/index.js';
 import { CheckpointError, IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
 import { makeFolder, sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
@@ -482,7 +482,7 @@ export class ModelStore {
           `${entry.file} has no hash in the manifest and none recorded in ${this.hashesPath}`,
           'copy hashes.json with the models (`facerec models prepare` writes it where the cache is written)',
         );
-        await assertLooksLike(entry, await fileHead(target), target, target, `delete ${target}`);
+        await assertLooksLike(entry, target, target, `delete ${target}`);
         const recorded = await this.recordHash(entry, sha256, current.size!, target);
         verifiedBy = recorded === 'recorded' ? 'first-use' : 'recorded-hash';
       }
@@ -585,8 +585,6 @@ export class ModelStore {
     const base = { model: entry.name, file: entry.file } as const;
     const hash = createHash('sha256');
     let bytes = 0;
-    /** The file's first bytes, for the format check of a copy no hash vouches for. */
-    let head = new Uint8Array(0);
     const emit = (event: PullProgress) => this.emit(event);
     async function* hashing(): AsyncGenerator<Uint8Array> {
       emit({
@@ -600,9 +598,6 @@ export class ModelStore {
       });
       for await (const chunk of chunks) {
         hash.update(chunk);
-        if (head.byteLength < HEAD_BYTES) {
-          head = Buffer.concat([head, chunk.subarray(0, HEAD_BYTES - head.byteLength)]);
-        }
         yield chunk;
         bytes += chunk.byteLength;
         emit({ type: 'progress', ...base, source, bytes, total });
@@ -618,7 +613,7 @@ export class ModelStore {
         if (entry.sha256 !== null) {
           if (actual !== entry.sha256) throw new IntegrityError(entry.name, entry.sha256, actual, where);
         } else {
-          await assertLooksLike(entry, head, temp, where, 'nothing was recorded or kept');
+          await assertLooksLike(entry, temp, where, 'nothing was recorded or kept');
           const outcome = await this.recordHash(entry, actual, bytes, where);
           verifiedBy = outcome === 'recorded' ? 'first-use' : 'recorded-hash';
         }
@@ -889,7 +884,7 @@ export class ModelStore {
   }
 }
 
-/** Leading bytes kept to check a downloaded file's format. */
+/** Leading bytes read to tell a file's format (an HTML page from a checkpoint). */
 const HEAD_BYTES = 512;
 
 async function fileHead(file: string): Promise<Uint8Array> {
@@ -910,14 +905,8 @@ async function fileHead(file: string): Promise<Uint8Array> {
  * whole; which network's weights it holds is the provider's check.
  * @throws ModelUnavailableError naming the source and what is wrong with it.
  */
-async function assertLooksLike(
-  entry: ModelEntry,
-  head: Uint8Array,
-  file: string,
-  where: string,
-  then: string,
-): Promise<void> {
-  const text = new TextDecoder('latin1').decode(head).trimStart();
+async function assertLooksLike(entry: ModelEntry, file: string, where: string, then: string): Promise<void> {
+  const text = new TextDecoder('latin1').decode(await fileHead(file)).trimStart();
   let problem: string | undefined;
   if (/^<(!doctype|html|\?xml|head|body)/i.test(text)) {
     problem = "it is an HTML or XML page (a proxy's block page, a sign-in page or an error page?)";
@@ -925,8 +914,8 @@ async function assertLooksLike(
     // Read whole: a truncated copy or bytes that only start like a checkpoint are refused now, not recorded
     // as the model and refused at its first use. (Which network's weights it holds, the provider checks.)
     try {
-      checkpointFormat(head);
-      await readCheckpointFile(file);
+      // Read without naming the file: it is a temporary one, and the message names the copy's source.
+      readCheckpoint(await readFile(file));
     } catch (error) {
       problem = CheckpointError.isInstance(error) ? error.message : `it cannot be read (${String(error)})`;
     }
