@@ -1,5 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { DisposedError, decodeImage, InvalidOptionsError, type RgbImage } from '@facerec/framework';
+import {
+  DisposedError,
+  decodeImage,
+  InvalidOptionsError,
+  MtcnnDetector,
+  type MtcnnNetworks,
+  type RgbImage,
+} from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { createOnnxProvider, OnnxMtcnnNetworks } from '@facerec/provider-onnx';
 import { expect, it } from 'vitest';
@@ -61,13 +68,22 @@ describeWithSharedData(
       await networks.dispose();
     });
 
-    it('runs P-Net levels larger than the warm-up frame in strips, with exactly the results of whole levels', async () => {
+    it('runs large P-Net levels in strips, with exactly the results of whole levels', async () => {
       const store = await mirrorStore();
-      // Warmed up on 320×240, the onnx networks keep 192×144-pixel P-Net inputs whole: every larger level of
-      // these frames runs in strips of about that size (two to twenty per level). Without a warm-up, whole.
+      // The onnx networks run P-Net levels above 128 Ki pixels in strips of about that size, and after a warm-up
+      // on 320×240 above 192×144 pixels (two to twenty strips per level of these frames). The reference runs
+      // the same networks with no limit: every level whole, in one call.
       const strips = createOnnxProvider({ modelStore: store }).detector('mtcnn');
       await strips.warmUp({ width: 320, height: 240 });
-      const whole = createOnnxProvider({ modelStore: store }).detector('mtcnn');
+      const defaultStrips = createOnnxProvider({ modelStore: store }).detector('mtcnn');
+      const networks = await OnnxMtcnnNetworks.load(store, 2);
+      const unlimited: MtcnnNetworks = {
+        pnet: (...args) => networks.pnet(...args),
+        rnet: (...args) => networks.rnet(...args),
+        onet: (...args) => networks.onet(...args),
+        dispose: () => networks.dispose(),
+      };
+      const whole = new MtcnnDetector('onnx', async () => unlimited);
       const files = [
         ['face-api.js', 'bbt1.jpg'],
         ['facenet-pytorch', 'multiface.jpg'],
@@ -78,13 +94,14 @@ describeWithSharedData(
         const image = await decodeImage(await readFile(sharedPath('faces', ...f)));
         const expected = await whole.detect(image);
         expect(await strips.detect(image)).toEqual(expected);
+        expect(await defaultStrips.detect(image)).toEqual(expected);
         faces += expected.length;
       }
       // Several images of one size in one call: split per image when they exceed the size together.
       const bbt = await decodeImage(await readFile(sharedPath('faces', 'face-api.js', 'bbt3.jpg')));
       expect(await strips.detectBatch([bbt, bbt, bbt])).toEqual(await whole.detectBatch([bbt, bbt, bbt]));
       expect(faces).toBeGreaterThan(8);
-      await Promise.all([strips.dispose(), whole.dispose()]);
+      await Promise.all([strips.dispose(), defaultStrips.dispose(), whole.dispose()]);
     });
 
     it('warmUp changes no result, checks its frame size, and fails after dispose', async () => {

@@ -38,8 +38,9 @@ export interface MtcnnNetworks {
 /** How the cascade runs one P-Net input. */
 export interface PNetRunOptions {
   /**
-   * A strip of a level larger than {@link MtcnnNetworks.pnetPixelLimit} (a frame larger than the expected
-   * ones): run it on memory that is freed afterwards, so that a rare huge frame leaves nothing behind.
+   * A strip of a level larger than {@link MtcnnNetworks.pnetPixelLimit}: a provider whose limit is larger than
+   * the memory it keeps should run it on memory that is freed afterwards, so that a rare huge frame leaves
+   * nothing behind (the onnx provider's strips fit the memory it keeps, so it runs them there).
    */
   readonly transient?: boolean;
 }
