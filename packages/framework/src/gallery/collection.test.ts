@@ -66,6 +66,9 @@ describe('addFacesFromPhotos', () => {
     for (const [identity, why] of [
       ['unknown', 'reserved for unmatched queries'],
       ['no face', 'reserved for images without a face'],
+      // In any case: a client comparing answers without regard to case could not tell them apart.
+      ['Unknown', 'reserved (as "unknown", in any case) for unmatched queries'],
+      ['NO Face', 'reserved (as "no face", in any case) for images without a face'],
     ] as const) {
       const error = await addFacesFromPhotos({ assertCompatible: unreachable, add: unreachable } as never, {
         identity,

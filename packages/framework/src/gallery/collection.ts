@@ -142,10 +142,16 @@ export function checkIdentityName(component: string, identity: unknown): string 
   return identity;
 }
 
-/** What is wrong with naming a new identity `name` when it is the name of an answer (`unknown`, `no face`). */
+/**
+ * What is wrong with naming a new identity `name` when it is the name of an answer (`unknown`, `no face`), in
+ * any case: a client comparing answers without regard to case (or a person reading them) could not tell an
+ * identity "Unknown" from an unmatched face.
+ */
 export function reservedIdentityIssue(name: string): string | undefined {
-  if (name === UNKNOWN_IDENTITY) return `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries`;
-  if (name === NO_FACE_RESULT) return `"${NO_FACE_RESULT}" is reserved for images without a face`;
+  const lower = name.toLowerCase();
+  const as = lower === name ? '' : ` (as "${lower}", in any case)`;
+  if (lower === UNKNOWN_IDENTITY) return `"${name}" is reserved${as} for unmatched queries`;
+  if (lower === NO_FACE_RESULT) return `"${name}" is reserved${as} for images without a face`;
   return undefined;
 }
 

@@ -163,6 +163,7 @@ beforeAll(async () => {
   write('.hidden/x.png', await png(1, 10));
   write('unknown/u.png', await png(1, 10));
   write('no face/n.png', await png(1, 10));
+  write('Unknown/U.png', await png(1, 10));
   // A name no store would take (a newline in it).
   write('two\nlines/t.png', await png(1, 10));
 });
@@ -215,6 +216,7 @@ describe('enrollGallery', () => {
     expect([...skipped].sort(byFile).map(({ file, reason }) => ({ file, reason }))).toEqual([
       { file: '.hidden/', reason: 'hidden' },
       { file: 'README.md', reason: 'not in an identity folder' },
+      { file: 'Unknown/U.png', reason: 'reserved identity name' },
       { file: '__MACOSX/', reason: 'hidden' },
       { file: 'alice/.DS_Store', reason: 'hidden' },
       { file: 'alice/Thumbs.db', reason: 'hidden' },
@@ -239,6 +241,9 @@ describe('enrollGallery', () => {
       'the folder name holds a control character',
     );
     const detail = (file: string) => skipped.find((s) => s.file === file)?.detail;
+    expect(detail('Unknown/U.png')).toBe(
+      '"Unknown" is reserved (as "unknown", in any case) for unmatched queries',
+    );
     expect(detail('alice/group.png')).toBe('2 faces detected');
     expect(detail('dave/big.png')).toMatch(/20000 pixels exceeds the limit of 10000 pixels/);
     expect(skipped.find((s) => s.file === 'dave/big.png')?.tooLarge).toEqual({

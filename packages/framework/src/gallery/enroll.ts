@@ -22,8 +22,8 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage, readImageFile } 
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
-import { identityNameIssue, type LookAlike, visibleText } from './collection.js';
-import { NO_FACE_RESULT, thresholdSchema, UNKNOWN_IDENTITY } from './format.js';
+import { identityNameIssue, type LookAlike, reservedIdentityIssue, visibleText } from './collection.js';
+import { thresholdSchema } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
   type FaceQuality,
@@ -452,21 +452,17 @@ async function scan(
     // The identity is the folder name in NFC (macOS file names can come decomposed).
     const identity = entry.name.normalize('NFC');
     const nameIssue = identityNameIssue(identity);
+    const reserved = reservedIdentityIssue(identity);
     if (isHidden(entry.name)) {
       skipped.push({ file: label, reason: 'hidden' });
     } else if (kind === 'file') {
       skipped.push({ file: label, reason: 'not in an identity folder' });
     } else if (kind !== 'directory') {
       skipped.push({ file: label, reason: 'unreadable', detail: kind });
-    } else if (identity === UNKNOWN_IDENTITY || identity === NO_FACE_RESULT || nameIssue) {
+    } else if (reserved || nameIssue) {
       const [reason, detail]: [SkipReason, string] = nameIssue
         ? ['invalid identity name', `the folder name ${nameIssue}`]
-        : [
-            'reserved identity name',
-            identity === UNKNOWN_IDENTITY
-              ? `"${UNKNOWN_IDENTITY}" is the answer for unmatched faces`
-              : `"${NO_FACE_RESULT}" is the answer for images without a face`,
-          ];
+        : ['reserved identity name', reserved!];
       const files = await listFiles(absolute, 0);
       if (files.length === 0) skipped.push({ file: label, reason, detail });
       for (const file of files) skipped.push({ file: rel(file), reason, detail });
