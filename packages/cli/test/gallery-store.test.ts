@@ -72,6 +72,12 @@ describeWithSharedData(
             // The collections API's name: a Postgres collection's own, and no other (it would say one and write
             // to another).
             expect(served.collection).toBe(kind === 'postgres' ? 'served' : 'default');
+            // GET /health asks the store (a 503 while it cannot be reached: see the runtime's and stores' tests).
+            const health = await fetch(`${served.runtime.url}/health`);
+            expect([health.status, ((await health.json()) as { checks: unknown }).checks]).toEqual([
+              200,
+              { gallery: { ok: true } },
+            ]);
           } finally {
             await served.close();
           }

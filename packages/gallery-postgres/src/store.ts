@@ -259,6 +259,8 @@ export class PostgresGalleryStore implements GalleryStore {
   readonly #onReachableAgain: (() => void) | undefined;
   /** The last settings read failed because the server could not be reached (reported once). */
   #unreachable = false;
+  /** Why, for {@link PostgresGalleryStore.checkReachable}. */
+  #unreachableError: Error | undefined;
   #settingsReadAt = performance.now();
   #settingsRead: Promise<void> | undefined;
   /** Bumped by every `setThreshold`: a read of the settings started before one is not applied. */
@@ -555,12 +557,26 @@ export class PostgresGalleryStore implements GalleryStore {
         const unreachable = FacerecError.isInstance(error) && error.code === 'GALLERY_UNREACHABLE';
         if (!(unreachable && this.#unreachable)) this.#onReloadError?.(error as Error);
         this.#unreachable = unreachable;
+        this.#unreachableError = unreachable ? (error as Error) : undefined;
       } finally {
         this.#settingsReadAt = performance.now();
         this.#settingsRead = undefined;
       }
     })();
     return this.#settingsRead;
+  }
+
+  /**
+   * Reads the collection's settings now (one row; the read searches make every `refreshSeconds`) and rejects
+   * with the error when the server could not be reached (see `GalleryStore.checkReachable`). Settings that
+   * cannot be used are no such failure: searches go on with the ones held.
+   */
+  checkReachable(): Promise<void> {
+    return this.#calls.run(async () => {
+      this.#settingsReadAt = Number.NEGATIVE_INFINITY;
+      await this.#refreshSettings();
+      if (this.#unreachable && this.#unreachableError) throw this.#unreachableError;
+    });
   }
 
   /**

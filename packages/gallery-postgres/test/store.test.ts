@@ -356,8 +356,12 @@ describe('PostgresGalleryStore', () => {
         await expect(store.match([query])).rejects.toMatchObject({ code: 'GALLERY_UNREACHABLE' });
       }
       expect(told).toEqual(['GALLERY_UNREACHABLE']);
+      // A health check (`facerec serve`'s /health) reads the settings now and says so too, nothing more logged.
+      await expect(store.checkReachable()).rejects.toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+      expect(told).toEqual(['GALLERY_UNREACHABLE']);
       socket = new PGLiteSocketServer({ db, port, host: '127.0.0.1' });
       await socket.start();
+      await store.checkReachable();
       expect(await store.identities()).toEqual(['ada']);
       expect((await store.match([query], { threshold: 0.5 }))[0]!.identity).toBe('ada');
       await store.match([query]);

@@ -146,7 +146,12 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
       clock += 30_000;
       expect(await who(store, 0)).toBe('amy');
     }
+    // A health check (`facerec serve`'s /health) looks now, and says so: searches still answer meanwhile.
+    const check = await store.checkReachable().catch((e: unknown) => e);
+    expect(check).toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+    expect((check as Error).message).toMatch(/^cannot reach S3 of s3:\/\/.* \(ECONNREFUSED\)$/);
     down = false;
+    await store.checkReachable();
     clock += 30_000;
     expect(await who(store, 1)).toBe('bernadette');
     clock += 30_000;

@@ -60,6 +60,8 @@ export {
   DEFAULT_MAX_IN_FLIGHT_PIXELS,
   type DrainOptions,
   type DrainReport,
+  HEALTH_CHECK_TIMEOUT_MS,
+  type HealthCheckResult,
   type LocalRuntime,
   type LocalRuntimeBacklog,
   type LocalRuntimeOptions,

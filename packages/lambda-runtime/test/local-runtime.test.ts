@@ -18,6 +18,7 @@ import {
 import { InMemoryQueueTransport, ManualClock } from '@facerec/transport-memory';
 import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
+import { healthChecks } from '../src/local/runtime.js';
 import { bbtSubset, PIPELINE_DATA, pipelineParts } from './fixtures.js';
 import { rawRequest } from './raw-request.js';
 
@@ -165,6 +166,52 @@ describe('local runtime: recognition consumer', () => {
     } finally {
       await runtime.close();
     }
+  });
+
+  it('answers /health with 503 "degraded" while a check fails (the gallery out of reach), and 200 once it passes', async () => {
+    let down: Error | undefined = new Error(
+      'cannot reach the Postgres server of postgres://…/faces (ECONNREFUSED)',
+    );
+    let calls = 0;
+    const runtime = await startLocalRuntime({
+      ...frameOnly(),
+      checks: {
+        gallery: async () => {
+          calls++;
+          if (down) throw down;
+        },
+      },
+    });
+    const health = async () => {
+      const res = await fetch(`${runtime.url}/health`);
+      const body = (await res.json()) as { status: string; checks: unknown };
+      return [res.status, body.status, body.checks];
+    };
+    try {
+      expect(await health()).toEqual([503, 'degraded', { gallery: { ok: false, error: down.message } }]);
+      // Frames are still taken (their faces wait for the store); the health check says why to route elsewhere.
+      expect((await postEmpty(runtime.url)).status).toBe(200);
+      down = undefined;
+      // Checks within a second share one call; then the store is asked again.
+      await health();
+      expect(calls).toBe(1);
+      await vi.waitFor(async () => expect(await health()).toEqual([200, 'ok', { gallery: { ok: true } }]), {
+        timeout: 3000,
+        interval: 200,
+      });
+      expect(calls).toBe(2);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('counts a /health check that does not answer in time as failed, and runs one call at a time per check', async () => {
+    let calls = 0;
+    const check = healthChecks({ gallery: () => (calls++, new Promise<void>(() => undefined)) }, 1000, 50);
+    const [a, b] = await Promise.all([check(), check()]);
+    expect(a).toEqual({ gallery: { ok: false, error: 'no answer within 0.05 s' } });
+    expect(b).toEqual(a);
+    expect(calls).toBe(1);
   });
 
   it("gives the dead-letter queue's depth in /health when it has one", async () => {

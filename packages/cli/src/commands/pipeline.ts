@@ -341,6 +341,8 @@ export async function serveLocally(options: ServeOptions) {
     ...(options.token ? { token: options.token } : {}),
     ...(collections ? { collections } : {}),
     prometheus: prometheus.registry,
+    // GET /health says 503 while the gallery's store cannot be reached (recognition would hand faces back).
+    ...(gallery.checkReachable ? { checks: { gallery: () => gallery.checkReachable!() } } : {}),
     consumers: options.consumers ?? 1,
     maxBodyBytes: config.maxBodyBytes,
     maxImagePixels: config.maxImagePixels,

@@ -85,6 +85,14 @@ export interface GalleryStore extends Gallery {
   setThreshold?(threshold: number, calibration?: GalleryCalibration): Promise<void>;
   /** The stored examples, by identity (code-unit order), then in the order they were added. */
   list(options?: ListExamplesOptions): Promise<StoredExample[]>;
+  /**
+   * Resolves when the store's server answered a cheap read just now (a file's `stat`, a conditional `GET` of
+   * the object, the collection's row), rejects with its error otherwise (`GALLERY_UNREACHABLE` when it cannot
+   * be reached). For health checks: `facerec serve`'s `GET /health` says 503 while it rejects. A snapshot store
+   * (file, S3) adopts a newer stored version on the way, as a search would. Optional for stores written before
+   * it; the built-in ones have it.
+   */
+  checkReachable?(): Promise<void>;
   /** Releases what the store holds (connections, timers). The store must not be used afterwards. */
   close(): Promise<void>;
 }

@@ -94,6 +94,8 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   #refused: string | undefined;
   /** The last look failed because the store's server could not be reached (reported once). */
   #unreachable = false;
+  /** Why, for {@link SnapshotGalleryStore.checkReachable}. */
+  #unreachableError: Error | undefined;
   #checkedAt = Number.NEGATIVE_INFINITY;
   #refreshing: Promise<RefreshOutcome> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
@@ -292,6 +294,18 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   }
 
   /**
+   * Looks at the stored version now, as {@link SnapshotGalleryStore.refresh} does, and rejects with the error
+   * when the store's server could not be reached (see `GalleryStore.checkReachable`). A version that is there
+   * but cannot be used is no such failure: searches go on with the gallery held.
+   */
+  checkReachable(): Promise<void> {
+    return this.#calls.run(async () => {
+      await this.#refresh(false, true);
+      if (this.#unreachable && this.#unreachableError) throw this.#unreachableError;
+    });
+  }
+
+  /**
    * Lets the calls already made finish (queued mutations included); every call after it rejects with
    * `DisposedError`. Subclasses then release what they hold.
    */
@@ -354,6 +368,7 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
       const unreachable = FacerecError.isInstance(error) && error.code === 'GALLERY_UNREACHABLE';
       if (!(unreachable && this.#unreachable)) this.refused(error as Error);
       this.#unreachable = unreachable;
+      this.#unreachableError = unreachable ? (error as Error) : undefined;
       return 'refused';
     } finally {
       if (this.#refreshing === attempt) this.#refreshing = undefined;

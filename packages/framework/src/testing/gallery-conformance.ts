@@ -133,6 +133,8 @@ export function describeGalleryStoreConformance(
       expect(await store.list()).toEqual([]);
       const [match] = await store.match([QUERY], { topK: 3 });
       expect(match).toEqual({ identity: 'unknown', distance: Number.POSITIVE_INFINITY, candidates: [] });
+      // A store it can reach: a health check passes (the built-in stores all have it).
+      if (store.checkReachable) await store.checkReachable();
     });
 
     it('enrolls, then searches: top-k identities nearest first, with their distances', async () => {
@@ -366,6 +368,7 @@ export function describeGalleryStoreConformance(
         ['removeIdentity', () => store.removeIdentity('alice')],
       ];
       if (store.setThreshold) after.push(['setThreshold', () => store.setThreshold!(0.5)]);
+      if (store.checkReachable) after.push(['checkReachable', () => store.checkReachable!()]);
       for (const [name, call] of after) {
         const error = await call().then(
           () => undefined,

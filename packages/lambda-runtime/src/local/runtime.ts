@@ -118,6 +118,59 @@ export interface LocalRuntimeOptions {
    * uncollected. Like `/health`, it is served while draining, and needs the token when there is one.
    */
   readonly prometheus?: Registry;
+  /**
+   * What `GET /health` checks besides the runtime itself, by name (`facerec serve`: `gallery`, the store's
+   * `checkReachable`). Each runs at most once a second (health checks in between share its result) and counts
+   * as failed after {@link HEALTH_CHECK_TIMEOUT_MS}; while one fails, `/health` answers 503 with `status:
+   * 'degraded'`, so that a load balancer takes the server out of rotation, and says why under `checks`.
+   */
+  readonly checks?: Readonly<Record<string, () => Promise<void>>>;
+}
+
+/** A `/health` check that has not answered within this time counts as failed. */
+export const HEALTH_CHECK_TIMEOUT_MS = 5000;
+
+/** The outcome of one `/health` check. */
+export type HealthCheckResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+/**
+ * Runs the named checks at most once per `intervalMs` each (callers in between share the result), each failing
+ * after `timeoutMs` without an answer.
+ */
+export function healthChecks(
+  checks: Readonly<Record<string, () => Promise<void>>>,
+  intervalMs = 1000,
+  timeoutMs = HEALTH_CHECK_TIMEOUT_MS,
+): () => Promise<Record<string, HealthCheckResult>> {
+  const last = new Map<string, { at: number; result: Promise<HealthCheckResult> }>();
+  const run = (check: () => Promise<void>): Promise<HealthCheckResult> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      timer.unref();
+    });
+    return Promise.race([Promise.resolve().then(check), timeout])
+      .then(
+        (): HealthCheckResult => ({ ok: true }),
+        (error: unknown): HealthCheckResult => ({
+          ok: false,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      )
+      .finally(() => clearTimeout(timer));
+  };
+  return async () => {
+    const now = performance.now();
+    const entries = Object.entries(checks).map(async ([name, check]) => {
+      let entry = last.get(name);
+      if (!entry || now - entry.at >= intervalMs) {
+        entry = { at: now, result: run(check) };
+        last.set(name, entry);
+      }
+      return [name, await entry.result] as const;
+    });
+    return Object.fromEntries(await Promise.all(entries));
+  };
 }
 
 /** Work a local runtime still holds: frames being detected, faces being recognised, answers not collected. */
@@ -345,6 +398,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const tooLargeBody = `body exceeds the server's limit of ${maxBodyBytes} bytes: send a smaller image (or raise the limit: facerec serve --max-image-bytes)`;
   const abort = new AbortController();
   const recognise = recordHandlerOf(options.recognition);
+  const checkHealth = healthChecks(options.checks ?? {});
 
   /**
    * Long-polls `queue` until the runtime stops, handing each non-empty batch to `handle`, which returns the
@@ -689,10 +743,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           return;
         }
         if (req.method === 'GET' && url.pathname === '/health') {
-          // 503 while draining, so that a load balancer's health check takes the server out of rotation; the
-          // figures still come with it.
-          send(res, draining ? 503 : 200, {
-            status: draining ? 'draining' : 'ok',
+          // 503 while draining or while a check fails (the gallery's store out of reach: faces would wait for
+          // it), so that a load balancer's health check takes the server out of rotation; the figures still
+          // come with it.
+          const checks = await checkHealth();
+          const degraded = Object.values(checks).some((c) => !c.ok);
+          send(res, draining || degraded ? 503 : 200, {
+            status: draining ? 'draining' : degraded ? 'degraded' : 'ok',
+            ...(options.checks ? { checks } : {}),
             queues: {
               [requestQueue]: {
                 visible: transport.depth(requestQueue),
