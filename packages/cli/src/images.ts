@@ -92,7 +92,10 @@ export function tooLargeHint(
   }
   const taken = over.length - beyond;
   return [
-    take.length ? `${take.join(' and ')} ${taken === 1 ? 'takes it' : 'take them'}` : '',
+    // With some beyond the ceilings, how many the flags take: "takes it" read as if it took all of them.
+    take.length
+      ? `${take.join(' and ')} ${take.length === 1 ? 'takes' : 'take'} ${beyond ? `${taken} of them` : taken === 1 ? 'it' : 'them'}`
+      : '',
     beyond
       ? `${beyond} beyond ${MAX_DECODE_LIMITS.maxBytes} bytes or ${MAX_DECODE_LIMITS.maxPixels} pixels: resize ${beyond === 1 ? 'it' : 'them'}`
       : '',
@@ -241,10 +244,27 @@ export async function forEachImage(
     }
   };
   let failures = 0;
+  let finished = 0;
   const shown = progress !== undefined && images.length > 1 ? imageProgress(progress) : undefined;
+  // Output printed only at the end (--json): a stop says that nothing was written, rather than nothing at all.
+  const onSignal = (signal: NodeJS.Signals) => {
+    shown?.stop();
+    info(
+      `interrupted after ${finished} of ${images.length} images: nothing written (the results are printed at the end)`,
+    );
+    // Ended by the signal itself, as without this handler (exit status 128 + its number): process.exit() here
+    // ran native destructors under onnxruntime's running inference and aborted.
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.kill(process.pid, signal);
+  };
+  if (progress !== undefined) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
   const inFlight: Promise<Outcome>[] = [];
   try {
-    for (let next = 0, done = 0; done < images.length; done++) {
+    for (let next = 0, done = 0; done < images.length; done++, finished = done) {
       while (next < images.length && inFlight.length < Math.max(1, concurrency)) inFlight.push(run(next++));
       const image = images[done]!;
       const outcome = await inFlight.shift()!;
@@ -257,6 +277,8 @@ export async function forEachImage(
       shown?.onProgress({ done: done + 1, total: images.length, file: image });
     }
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     shown?.stop();
     // A fatal error leaves images in flight: let them end (their outcomes are not used) before the caller
     // disposes of the models they run on.

@@ -23,7 +23,7 @@ import {
   type PullProgress,
   resolveThreshold,
 } from '@facerec/framework';
-import { makeFolder } from '@facerec/framework/internal';
+import { makeFolder, visibleText } from '@facerec/framework/internal';
 import cliProgress from 'cli-progress';
 
 /**
@@ -487,14 +487,15 @@ export function thresholdFields(
  */
 export function warnCalibrationPrecision(gallery: Gallery, file: string, precision: EmbedderPrecision): void {
   const why = calibrationPrecisionMismatch(gallery.calibration, precision);
-  if (why) info(`warning: ${file}: ${why} (\`facerec gallery calibrate --precision ${precision}\`)`);
+  if (why)
+    info(`warning: ${visibleText(file)}: ${why} (\`facerec gallery calibrate --precision ${precision}\`)`);
 }
 
 /** A warning for a gallery without identities, before it is matched against: every face would be unknown. */
 export async function warnIfEmpty(gallery: Gallery, file: string): Promise<void> {
   if ((await gallery.identities()).length > 0) return;
   info(
-    `warning: ${file} holds no identities yet, so every face will be "unknown" at distance Infinity (add some with \`facerec gallery add\`)`,
+    `warning: ${visibleText(file)} holds no identities yet, so every face will be "unknown" at distance Infinity (add some with \`facerec gallery add\`)`,
   );
 }
 

@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import {
   copyFile,
@@ -140,6 +141,49 @@ describeWithSharedData(
       expect(piped!.image).toBe('-');
       expect(piped!.faces).toEqual(named!.faces);
       expect(piped!.faces).toHaveLength(5);
+    });
+
+    it('goes on when stderr is closed (`2> >(head -1)`): every result on stdout, exit 0', {
+      timeout: 90_000,
+    }, async () => {
+      // A process of its own, whose stderr pipe this end closes at once: its messages meet EPIPE. Before, the
+      // unhandled error ended the run with exit 1 and its stdout cut short.
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'packages/cli/src/bin.ts', 'detect', group(), group(), group(), '--json'],
+        { cwd: fileURLToPath(new URL('../../..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      child.stderr.destroy();
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      const [code] = (await once(child, 'close')) as [number | null];
+      expect(code).toBe(0);
+      const results = JSON.parse(stdout) as DetectJson[];
+      expect(results.map((r) => r.faces.length)).toEqual([5, 5, 5]);
+    });
+
+    it('says that nothing was written when --json output is interrupted (Ctrl-C), and ends by the signal', {
+      timeout: 90_000,
+    }, async () => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'packages/cli/src/bin.ts', 'detect', ...Array(60).fill(group()), '--json'],
+        { cwd: fileURLToPath(new URL('../../..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+        // Once the progress shows images done: interrupted in the middle of the run.
+        if (/detecting: [1-9]\d*\/60/.test(stderr)) child.kill('SIGINT');
+      });
+      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      expect([code, signal]).toEqual([null, 'SIGINT']);
+      expect(stderr).toMatch(
+        /\ninterrupted after \d+ of 60 images: nothing written \(the results are printed at the end\)\n$/,
+      );
+      expect(stdout).toBe('');
     });
 
     it('refuses - given twice (standard input holds one image; the second read found it empty)', async () => {

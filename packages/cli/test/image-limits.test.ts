@@ -54,7 +54,9 @@ it('the hint for photos skipped as too large names the largest value each flag n
       { limit: 'pixels', actual: 30_000_000 },
       { limit: 'pixels', actual: 200_000_000 },
     ]),
-  ).toBe('--max-image-pixels 30000000 takes it; 1 beyond 67108864 bytes or 100000000 pixels: resize it');
+  ).toBe(
+    '--max-image-pixels 30000000 takes 1 of them; 1 beyond 67108864 bytes or 100000000 pixels: resize it',
+  );
 });
 
 it('serve takes images of at most 50282496 bytes: their base64 fills a 64 MiB request', async () => {
@@ -150,7 +152,7 @@ describeWithSharedData(
         'group/bbt3.png: too large (Image too large: 227502 pixels exceeds the limit of 100000 pixels (594×383))',
       );
       // The value that takes every one of them: the largest needed.
-      expect(run.stderr).toContain('(2 photos too large: --max-image-pixels 227502 take them)');
+      expect(run.stderr).toContain('(2 photos too large: --max-image-pixels 227502 takes them)');
       const json = await enroll('--max-image-pixels', '100000', '--json');
       const skipped = (JSON.parse(json.stdout) as { skipped: { file: string; tooLarge?: unknown }[] })
         .skipped;

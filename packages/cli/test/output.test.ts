@@ -131,6 +131,15 @@ describe('usage errors', () => {
         ['client', '--url', 'http://127.0.0.1:9', '--frames', '.', '--token', 'secret '],
         'client: --token starts or ends with spaces, which no request can send; remove them',
       ],
+      // The collections API's name is one path segment ('' served it nowhere), before the gallery is opened.
+      [
+        ['serve', '--gallery', 'g.json', '--token', 't', '--collection', ''],
+        'serve: --collection is empty: it names /collections/<name>/faces',
+      ],
+      [
+        ['serve', '--gallery', 'g.json', '--token', 't', '--collection', 'a/b'],
+        'serve: --collection holds a "/": it names /collections/<name>/faces',
+      ],
     ];
     for (const [args, message] of cases) {
       const run = await cli(...args);

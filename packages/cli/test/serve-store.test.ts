@@ -270,10 +270,15 @@ for (const workers of [0, 2])
             identity: 'penny',
             image: (await readFile(bbt('penny', 1))).toString('base64'),
           });
-          expect([add.status, String(add.body.error)]).toEqual([
-            503,
-            expect.stringMatching(/^the collection's store cannot take faces: /),
-          ]);
+          const unusable =
+            "the collection's store cannot take changes: it cannot be read or written as it is (see the server's log)";
+          expect([add.status, add.body.error]).toEqual([503, unusable]);
+          // Nor a removal (it was a 500 "internal error"); the file's path and parser detail stay in the log.
+          const { faces } = (await call('GET', '/collections/default/faces')).body as {
+            faces: { id: string }[];
+          };
+          const removal = await call('DELETE', `/collections/default/faces/${faces[0]!.id}`);
+          expect([removal.status, removal.body.error]).toEqual([503, unusable]);
         } finally {
           spy.mockRestore();
           await replace(good);

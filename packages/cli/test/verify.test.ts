@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
@@ -88,6 +88,23 @@ describeWithSharedData('facerec verify', [IMAGES.join('/'), 'models/upstream/pne
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`facerec: no face found in ${white}\n`);
     expect(run.stdout).toBe('');
+  });
+
+  it('shows a name with control characters escaped in its warnings and errors (one line each)', async () => {
+    // A name with a newline would otherwise write a second line of the file's choosing.
+    const odd = path.join(work, 'a\nfacerec: forged.jpg');
+    await copyFile(image('obama.jpg'), odd);
+    const run = await cli('verify', odd, image('obama2.jpg'), '--embedder', 'faceapi-resnet');
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain(`warning: ${path.join(work, 'a\\nfacerec: forged.jpg')} shows 2 faces;`);
+    expect(run.stderr).not.toMatch(/^facerec: forged/m);
+    const white = path.join(work, 'w\nfacerec: forged.png');
+    await copyFile(sharedPath('faces', 'face-api.js', 'test', 'white.png'), white);
+    const none = await cli('verify', image('obama.jpg'), white, '--embedder', 'faceapi-resnet');
+    expect([none.code, none.stderr]).toEqual([
+      2,
+      `facerec: no face found in ${path.join(work, 'w\\nfacerec: forged.png')}\n`,
+    ]);
   });
 
   it('refuses an embedder that ships no threshold unless --threshold is given, before loading it', async () => {

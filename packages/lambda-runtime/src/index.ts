@@ -65,6 +65,7 @@ export {
   type LocalRuntime,
   type LocalRuntimeBacklog,
   type LocalRuntimeOptions,
+  MIN_NETWORK_TOKEN_LENGTH,
   startLocalRuntime,
 } from './local/runtime.js';
 export {

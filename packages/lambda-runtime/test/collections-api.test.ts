@@ -86,6 +86,24 @@ describe('collections API', () => {
     expect((await get('?offset=9999')).faces).toEqual([]);
   });
 
+  it('refuses a body that is not UTF-8 (400), rather than storing U+FFFD in a name', async () => {
+    const api = createCollectionsApi({
+      collections: { default: { list: async () => [] } as never },
+      detector: { detectFaces: async () => [] },
+      embedder: {} as never,
+    });
+    const answer = await api.handle({
+      method: 'POST',
+      url: new URL('http://127.0.0.1/collections/default/faces'),
+      body: Buffer.concat([
+        Buffer.from('{"identity":"bad'),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('","image":"AA=="}'),
+      ]),
+    });
+    expect([answer.status, answer.body]).toEqual([400, { error: 'body is not valid UTF-8' }]);
+  });
+
   it('lets other errors through (a 500 from the runtime)', async () => {
     const broken = () => {
       throw new Error('something else');

@@ -137,36 +137,53 @@ describe('local runtime: recognition consumer', () => {
     port: 0,
   });
 
-  it('logs at most 20 refusals a second one by one, and how many more in one line; the counter has all', async () => {
-    const { logged, logger } = warningsLogged();
-    const registry = new Registry();
-    const runtime = await startLocalRuntime({
-      ...frameOnly(),
-      logger,
-      token: 's3cret',
-      prometheus: registry,
+  // Wrong tokens (through the request handler), and malformed requests (Node's clientError, before any token).
+  for (const [what, status, send] of [
+    [
+      'wrong tokens',
+      401,
+      async (url: string) =>
+        (await fetch(`${url}/health`, { headers: { authorization: 'Bearer nope' } })).status === 401,
+    ],
+    [
+      'malformed requests (no token needed to send them)',
+      400,
+      async (url: string) =>
+        (await rawRequest(new URL(url).port, 'FOO / HTTP/1.1\r\nHost: localhost\r\n\r\n')).startsWith(
+          'HTTP/1.1 400 Bad Request',
+        ),
+    ],
+  ] as const) {
+    it(`logs at most 20 refusals a second one by one, and how many more in one line; the counter has all: ${what}`, async () => {
+      const { logged, logger } = warningsLogged();
+      const registry = new Registry();
+      const runtime = await startLocalRuntime({
+        ...frameOnly(),
+        logger,
+        token: 's3cret',
+        prometheus: registry,
+      });
+      try {
+        const answered = await Promise.all(Array.from({ length: 60 }, () => send(runtime.url)));
+        expect(answered.every(Boolean)).toBe(true);
+        const oneByOne = () => logged.filter((l) => l.message === 'request refused').length;
+        const summed = () =>
+          logged
+            .filter((l) => l.message === 'more requests refused, not logged one by one')
+            .reduce((n, l) => n + (l.count as number), 0);
+        // Each second's sum is said when the next second's first refusal comes or a second later: on a slow
+        // machine the 60 straddle two seconds, and the second one's sum comes last.
+        await vi.waitFor(() => expect(oneByOne() + summed()).toBe(60), { timeout: 3000 });
+        expect(summed()).toBeGreaterThan(0);
+        expect(oneByOne()).toBeLessThanOrEqual(40); // 20 a second, the 60 may straddle two seconds
+        expect(await registry.getSingleMetricAsString('facerec_requests_refused_total')).toMatch(
+          new RegExp(`facerec_requests_refused_total\\{status="${status}"\\} 60`),
+        );
+      } finally {
+        await runtime.close();
+      }
     });
-    try {
-      const wrong = () => fetch(`${runtime.url}/health`, { headers: { authorization: 'Bearer nope' } });
-      const statuses = await Promise.all(Array.from({ length: 60 }, wrong));
-      expect(statuses.every((r) => r.status === 401)).toBe(true);
-      const oneByOne = () => logged.filter((l) => l.message === 'request refused').length;
-      const summed = () =>
-        logged
-          .filter((l) => l.message === 'more requests refused, not logged one by one')
-          .reduce((n, l) => n + (l.count as number), 0);
-      // Each second's sum is said when the next second's first refusal comes or a second later: on a slow
-      // machine the 60 straddle two seconds, and the second one's sum comes last.
-      await vi.waitFor(() => expect(oneByOne() + summed()).toBe(60), { timeout: 3000 });
-      expect(summed()).toBeGreaterThan(0);
-      expect(oneByOne()).toBeLessThanOrEqual(40); // 20 a second, the 60 may straddle two seconds
-      expect(await registry.getSingleMetricAsString('facerec_requests_refused_total')).toMatch(
-        /facerec_requests_refused_total\{status="401"\} 60/,
-      );
-    } finally {
-      await runtime.close();
-    }
-  });
+  }
 
   it('answers /health with 503 "degraded" while a check fails (the gallery out of reach), and 200 once it passes', async () => {
     let down: Error | undefined = new Error(
@@ -437,6 +454,13 @@ describe('local runtime: recognition consumer', () => {
       await Promise.all([open.close(), locked.close()]);
     }
     await expect(startLocalRuntime({ ...base, host: '0.0.0.0' })).rejects.toThrow(/needs a token/);
+    // Beyond loopback, one that cannot be guessed; anywhere, one a header can carry.
+    await expect(startLocalRuntime({ ...base, host: '0.0.0.0', token: 'a' })).rejects.toThrow(
+      /needs a token of at least 16 characters \(got 1\)/,
+    );
+    await expect(startLocalRuntime({ ...base, token: 'tok\nX-Injected: 1' })).rejects.toThrow(
+      /the token holds a space, a control or a non-ASCII character/,
+    );
     await expect(startLocalRuntime({ ...base, consumers: 0 })).rejects.toThrow(
       /consumers must be an integer from 1 to 64/,
     );

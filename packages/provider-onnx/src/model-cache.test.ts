@@ -99,14 +99,31 @@ it('records each graph it builds, and builds again one whose size or hash no lon
 });
 
 it('says how to recover from a cached checkpoint that is not one (trusted on first use from a bad source)', async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'facerec-graphs-'));
-  const weights = path.join(dir, 'model.pt');
+  const cache = await mkdtemp(path.join(os.tmpdir(), 'facerec-graphs-'));
+  dir = cache;
+  const weights = path.join(cache, 'model.pt');
   writeFileSync(weights, Buffer.from('this is not a checkpoint at all'));
-  const error = await cachedGraph(dir, 'net', { path: weights, sha256: 'a'.repeat(64) }, () => {
-    throw new Error('not reached');
-  }).catch((e: unknown) => e);
+  const load = () =>
+    cachedGraph(cache, 'net', { path: weights, sha256: 'a'.repeat(64) }, () => {
+      throw new Error('not reached');
+    }).catch((e: unknown) => e);
+  // Its hash recorded on first use (what the store does for a model whose manifest entry has no hash).
+  const record = { model: 'net', sha256: 'a'.repeat(64), size: 31, source: 'https://example.test/model.pt' };
+  writeFileSync(
+    path.join(dir, 'hashes.json'),
+    JSON.stringify({
+      version: 1,
+      files: { 'model.pt': { ...record, recordedAt: new Date().toISOString() } },
+    }),
+  );
+  const error = await load();
   expect(CheckpointError.isInstance(error)).toBe(true);
   expect((error as Error).message).toContain(
     `(it is in the model cache: if a mirror or a download served the wrong file, delete it and its entry in ${path.join(dir, 'hashes.json')}, then pull again)`,
+  );
+  // No hash recorded: a file the manifest's hash vouched for, another network's (`--checkpoint <cache>/pnet.pt`).
+  rmSync(path.join(dir, 'hashes.json'));
+  expect(((await load()) as Error).message).toMatch(
+    /\(it is the model cache's model\.pt: another network's checkpoint\? give this network's\)$/,
   );
 });

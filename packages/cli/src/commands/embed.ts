@@ -251,7 +251,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
             try {
               const decoded = await decodeWithin(await readInput(image, limits), limits);
               const warnings = cropWarnings(await detector.detect(decoded), decoded);
-              for (const warning of warnings) info(`warning: ${image}: ${warning}`);
+              for (const warning of warnings) info(`warning: ${visibleText(image)}: ${warning}`);
               const face = toEmbedderInput(decoded, embedder);
               if (face !== decoded && !opts.json)
                 info(

@@ -8,6 +8,7 @@ import {
   type FaceEmbedder,
   FacerecError,
   InvalidOptionsError,
+  identityNameIssue,
   MODELS,
   type ModelRegistry,
 } from '@facerec/framework';
@@ -157,6 +158,13 @@ export interface ServeOptions {
  */
 export async function serveLocally(options: ServeOptions) {
   const registry = options.registry ?? MODELS;
+  // The collections API's name is one path segment: checked as identity names are (`''` served it nowhere).
+  if (options.collection !== undefined) {
+    const name = options.collection;
+    const issue = name === '' ? 'is empty' : name.includes('/') ? 'holds a "/"' : identityNameIssue(name);
+    if (issue)
+      throw new InvalidOptionsError('serve', `--collection ${issue}: it names /collections/<name>/faces`);
+  }
   // The Lambda functions' variables configure the functions, not this server (its flags do): one set here was
   // probably meant for it, and is said to be ignored. FACEREC_S3_ENDPOINT is read, as by every command.
   const ignored = PIPELINE_VARIABLES.filter(

@@ -5,6 +5,7 @@ import {
   missingThresholdMessage,
   recommendedThreshold,
 } from '@facerec/framework';
+import { visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
 import {
   decodeInput,
@@ -85,7 +86,8 @@ export function registerVerifyCommand(program: Command, context: CliContext): vo
         try {
           const result = await recognizer.verify(images[0], images[1], {
             ...(threshold === undefined ? {} : { threshold }),
-            names: [a, b],
+            // Shown in its warnings and its no-face error: a name's control characters escaped, as elsewhere.
+            names: [visibleText(a), visibleText(b)],
           });
           for (const warning of result.warnings) info(`warning: ${warning}`);
           if (result.thresholdSource === 'registry')

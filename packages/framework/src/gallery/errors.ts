@@ -88,11 +88,14 @@ export class EmbedderMismatchError extends FacerecError {
       `The gallery was enrolled with embedder ${describe(options.galleryModel, options.galleryWeightsSha256)} ` +
         `but the embedder offered is ${describe(options.embedderModel, options.embedderWeightsSha256)}: ` +
         `${options.detail}. ` +
-        (options.galleryModel === options.embedderModel
-          ? `Embeddings made with another input or crop cannot be compared; re-enroll the gallery with this ` +
-            `version of "${options.embedderModel}".`
-          : `Embeddings of different models cannot be compared; re-enroll the gallery with ` +
-            `"${options.embedderModel}" or match with "${options.galleryModel}".`),
+        (options.galleryModel === options.embedderModel && options.mismatch === 'weightsSha256'
+          ? `Embeddings made with other weights cannot be compared; re-enroll the gallery with these weights, ` +
+            `or match with the weights it was enrolled with.`
+          : options.galleryModel === options.embedderModel
+            ? `Embeddings made with another input or crop cannot be compared; re-enroll the gallery with this ` +
+              `version of "${options.embedderModel}".`
+            : `Embeddings of different models cannot be compared; re-enroll the gallery with ` +
+              `"${options.embedderModel}" or match with "${options.galleryModel}".`),
     );
     this.galleryModel = options.galleryModel;
     this.embedderModel = options.embedderModel;

@@ -391,6 +391,10 @@ describe('FileGallery.assertCompatible', () => {
       return undefined;
     };
     expect(mismatchOf(other({ weightsSha256: 'c'.repeat(64) }))).toBe('weightsSha256');
+    // Says what differs: other weights (not "another input or crop").
+    expect(() => gallery.assertCompatible(other({ weightsSha256: 'c'.repeat(64) }))).toThrow(
+      /Embeddings made with other weights cannot be compared; re-enroll the gallery with these weights, or match with the weights it was enrolled with\.$/,
+    );
     expect(mismatchOf(other({ dimension: 128 }))).toBe('dimension');
     const p = other({}).preprocessing;
     expect(mismatchOf(other({ preprocessing: { ...p, inputSize: { width: 150, height: 150 } } }))).toBe(

@@ -12,7 +12,7 @@
  * - `<cacheDir>/onnx/`: reserved for converted models written by other packages.
  */
 import { createHash } from 'node:crypto';
-import { constants, existsSync, type ReadStream, statSync } from 'node:fs';
+import { constants, existsSync, type ReadStream, readFileSync, statSync } from 'node:fs';
 import { access, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -941,11 +941,33 @@ async function assertLooksLike(entry: ModelEntry, file: string, where: string, t
 export function explainCachedCheckpointError(error: unknown, file: string, cacheDir: string): unknown {
   if (!CheckpointError.isInstance(error) || path.dirname(path.resolve(file)) !== path.resolve(cacheDir))
     return error;
+  // Only a file trusted on first use has its hash recorded; any other file of the cache was checked against the
+  // manifest's hash when pulled, so it is some model's genuine file: another network's (`--checkpoint
+  // <cache>/pnet.pt` given for InceptionResnetV1), not a wrong download.
+  if (!hashRecorded(cacheDir, path.basename(file))) {
+    return new CheckpointError(
+      `${error.message} (it is the model cache's ${path.basename(file)}: another network's checkpoint? give ` +
+        `this network's)`,
+      { cause: error },
+    );
+  }
   return new CheckpointError(
     `${error.message} (it is in the model cache: if a mirror or a download served the wrong file, delete ` +
       `it and its entry in ${path.join(cacheDir, HASHES_FILE)}, then pull again)`,
     { cause: error },
   );
+}
+
+/** Whether the cache's hash record (trust on first use) holds `file`; false when it cannot be read. */
+function hashRecorded(cacheDir: string, file: string): boolean {
+  try {
+    const records = hashesSchema.safeParse(
+      JSON.parse(readFileSync(path.join(cacheDir, HASHES_FILE), 'utf8')),
+    );
+    return records.success && Object.hasOwn(records.data.files, file);
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -132,7 +132,13 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
   async function add(name: string, store: GalleryStore, body: Buffer | undefined) {
     let json: unknown;
     try {
-      const text = (body ?? Buffer.alloc(0)).toString('utf8');
+      // Bytes that are not UTF-8 are refused, not turned into U+FFFD and stored in a name.
+      let text: string;
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(body ?? Buffer.alloc(0));
+      } catch {
+        return { status: 400, body: { error: 'body is not valid UTF-8' } };
+      }
       const shape = requestJsonIssue(text);
       if (shape) return { status: 400, body: { error: shape } };
       json = JSON.parse(text);
@@ -187,15 +193,8 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         },
       };
     } catch (error) {
-      // The stored gallery itself cannot be read or written (damaged, beyond the file size limit, on an S3 server
-      // that ignores conditional writes): the server's problem, not the request's.
-      if (
-        GalleryFormatError.isInstance(error) ||
-        (FacerecError.isInstance(error) && error.code === 'GALLERY_UNCONDITIONAL_WRITES')
-      ) {
-        logger.error('collection store cannot take the add', { collection: name, reason: error.code });
-        return { status: 503, body: { error: `the collection's store cannot take faces: ${error.message}` } };
-      }
+      // The stored gallery's own problem (an input error of the store's file, not of this request): see handle().
+      if (GalleryFormatError.isInstance(error)) throw error;
       if (FacerecInputError.isInstance(error)) {
         // As the frame endpoint: 413 for an image beyond the pixel limit, 415 for a format it does not read.
         const status = statusOf(error);
@@ -224,6 +223,22 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
             headers: { 'retry-after': '5' },
           };
         }
+        // The stored gallery itself cannot be read or written (damaged, beyond the file size limit, on an S3
+        // server that ignores conditional writes): the server's problem, not the request's, for an add as for a
+        // removal. Its details (a path, a parser's message) go to the log, not to the caller.
+        if (
+          GalleryFormatError.isInstance(error) ||
+          (FacerecError.isInstance(error) && error.code === 'GALLERY_UNCONDITIONAL_WRITES')
+        ) {
+          logger.error('collection store cannot take changes', { reason: error.code, error: error.message });
+          return {
+            status: 503,
+            body: {
+              error:
+                "the collection's store cannot take changes: it cannot be read or written as it is (see the server's log)",
+            },
+          };
+        }
         throw error;
       }
     },
@@ -232,7 +247,8 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
   async function route({ method, url, body }: CollectionsRequest) {
     const route = FACES.exec(url.pathname);
     if (!route) return { status: 404, body: { error: 'not found: use /collections/{name}/faces' } };
-    const name = decodeSegment(route[1]!);
+    // In NFC, as the names are (served names are checked to be): an NFD spelling finds the same collection.
+    const name = decodeSegment(route[1]!)?.normalize('NFC');
     const id = route[2] === undefined ? undefined : decodeSegment(route[2]);
     if (name === undefined || (route[2] !== undefined && id === undefined)) {
       return { status: 400, body: { error: 'malformed percent-encoding in the path' } };

@@ -30,13 +30,32 @@ const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/i;
  * @throws {@link InvalidOptionsError}
  */
 export function assertTokenWhereNeeded(host: string, token: string | undefined): void {
-  if (!LOOPBACK_ADDRESSES.has(host) && !token) {
+  // A header value carries visible ASCII only: a token with anything else could never be presented.
+  if (token !== undefined && !/^[\x21-\x7e]*$/.test(token)) {
+    throw new InvalidOptionsError(
+      'local runtime',
+      'the token holds a space, a control or a non-ASCII character, which no Authorization header can carry',
+    );
+  }
+  if (LOOPBACK_ADDRESSES.has(host)) return;
+  if (!token) {
     throw new InvalidOptionsError(
       'local runtime',
       `listening on ${host} (not loopback) needs a token: every request must then carry Authorization: Bearer <token>`,
     );
   }
+  // Refusals of a wrong token are not slowed down: on a network, only its length keeps it from being guessed.
+  if (token.length < MIN_NETWORK_TOKEN_LENGTH) {
+    throw new InvalidOptionsError(
+      'local runtime',
+      `listening on ${host} (not loopback) needs a token of at least ${MIN_NETWORK_TOKEN_LENGTH} characters (got ` +
+        `${token.length}): one that cannot be guessed, e.g. from \`openssl rand -hex 16\``,
+    );
+  }
 }
+
+/** The shortest token {@link assertTokenWhereNeeded} takes for a server listening beyond loopback. */
+export const MIN_NETWORK_TOKEN_LENGTH = 16;
 
 /** Constant-time comparison of an `Authorization: Bearer …` header with the token. */
 function bearerMatches(header: string | undefined, token: string): boolean {
@@ -588,12 +607,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     logger.warn('more requests refused, not logged one by one', { count: refusalsNotLogged });
     refusalsNotLogged = 0;
   };
-  const refused = (
-    req: IncomingMessage,
-    status: number,
-    error: string,
-    extra: { request_id?: string } = {},
-  ) => {
+  /** Counts a refusal and logs it, within the limit: `fields` are the request's (no part of what it sent). */
+  const logRefusal = (status: number, fields: Record<string, unknown>) => {
     refusedCounter.inc({ status: String(status) });
     const second = Math.floor(performance.now() / 1000);
     if (second !== refusalWindow) {
@@ -606,15 +621,21 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       if (refusalsNotLogged++ === 0) setTimeout(flushRefusals, 1000).unref();
       return;
     }
-    logger.warn('request refused', {
-      status,
+    logger.warn('request refused', { status, ...fields });
+  };
+  const refused = (
+    req: IncomingMessage,
+    status: number,
+    error: string,
+    extra: { request_id?: string } = {},
+  ) =>
+    logRefusal(status, {
       error,
       method: KNOWN_METHODS.has(req.method ?? '') ? req.method : 'other',
       route: routeOf(req),
       client: req.socket.remoteAddress,
       ...extra,
     });
-  };
 
   const requestTimeout = options.requestTimeoutMs ?? 30_000;
   // Node checks the timeouts at this interval (default 30 s, which could double them).
@@ -982,8 +1003,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           : status === 431
             ? 'request headers too large'
             : 'malformed HTTP request';
-      refusedCounter.inc({ status: String(status) });
-      logger.warn('request refused', { status, error: message, client: (socket as Socket).remoteAddress });
+      // Within the same limit as every refusal: malformed requests and stalled headers need no token.
+      logRefusal(status, { error: message, client: (socket as Socket).remoteAddress });
       const body = JSON.stringify({ error: message, request_id: null });
       socket.write(
         `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
