@@ -164,9 +164,22 @@ for (const workers of [0, 2])
           expect(refused.status).toBe(400);
           expect(String(refused.body.error)).toContain(`"${reserved}" is reserved for`);
         }
-        const noFace = await call('POST', '/collections/default/faces', { identity: 'nobody', image: white });
-        expect(noFace.status).toBe(422);
-        expect(String(noFace.body.error)).toContain('no face found');
+        const noFace = await call('POST', '/collections/default/faces', {
+          identity: 'nobody',
+          image: white,
+          source: '<b>upload 7</b>',
+        });
+        // The caller's source is not repeated back; one the stores would refuse is a 400 before any work.
+        expect([noFace.status, noFace.body.error]).toEqual([422, 'no face found in the photo']);
+        const badSource = await call('POST', '/collections/default/faces', {
+          identity: 'nobody',
+          image: white,
+          source: 'a\nb',
+        });
+        expect([badSource.status, String(badSource.body.error)]).toEqual([
+          400,
+          expect.stringContaining('the source holds a control character'),
+        ]);
         expect((await call('PUT', '/collections/default/faces')).status).toBe(405);
         // The listing's query: one non-empty ?identity= and nothing else (a misspelt one listed every face).
         for (const [query, error] of [

@@ -15,6 +15,7 @@ import {
   reservedIdentityIssue,
   UnknownExampleError,
 } from '@facerec/framework';
+import { storedTextIssue } from '@facerec/framework/internal';
 import { z } from 'zod';
 import { statusOf } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
@@ -92,8 +93,15 @@ const addFaceSchema = z.strictObject({
     }),
   /** The photo: a JPEG, PNG or WebP file, base64. */
   image: z.base64().min(1),
-  /** Recorded as the example's source. Default: empty. */
-  source: z.string().max(MAX_SOURCE_LENGTH).optional(),
+  /** Recorded as the example's source. Default: empty. Checked here as the stores check it, before any work. */
+  source: z
+    .string()
+    .max(MAX_SOURCE_LENGTH)
+    .superRefine((source, context) => {
+      const issue = storedTextIssue(source, MAX_SOURCE_LENGTH);
+      if (issue) context.addIssue({ code: 'custom', message: `the source ${issue}` });
+    })
+    .optional(),
   /** A photo with several faces: take the largest (default false: refused, it is unclear who is meant). */
   largest: z.boolean().optional(),
 });
@@ -198,7 +206,9 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
       if (FacerecInputError.isInstance(error)) {
         // As the frame endpoint: 413 for an image beyond the pixel limit, 415 for a format it does not read.
         const status = statusOf(error);
-        return { status: status === 413 || status === 415 ? status : 422, body: { error: error.message } };
+        // The photo is named by its source in the message: not repeated back (it is the caller's own text).
+        const message = source ? error.message.split(source).join('the photo') : error.message;
+        return { status: status === 413 || status === 415 ? status : 422, body: { error: message } };
       }
       if (EmbedderMismatchError.isInstance(error)) {
         logger.error('collection refused the embedder', { collection: name, error: error.message });
