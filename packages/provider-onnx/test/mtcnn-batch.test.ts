@@ -41,9 +41,9 @@ describeWithSharedData(
 
     it('runs R-Net and O-Net in chunks whose rows equal one-crop runs bit for bit', async () => {
       const networks = await OnnxMtcnnNetworks.load(await mirrorStore(), 2);
-      // More crops than one chunk (R-Net 256, O-Net 32), and a last chunk that is not full.
+      // More crops than one chunk (R-Net 64, O-Net 32), and a last chunk that is not full.
       for (const [net, size, count, rows] of [
-        ['rnet', 24, 300, [0, 255, 256, 299]],
+        ['rnet', 24, 150, [0, 63, 64, 127, 128, 149]],
         ['onet', 48, 70, [0, 31, 32, 69]],
       ] as const) {
         const per = 3 * size * size;
