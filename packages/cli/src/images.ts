@@ -183,6 +183,14 @@ export async function expandImageArguments(command: string, args: readonly strin
         } else if (entry.isFile()) {
           const type = path.extname(entry.name).toLowerCase() || 'no extension';
           others.set(type, (others.get(type) ?? 0) + 1);
+        } else if (
+          ENROLL_EXTENSIONS.includes(path.extname(entry.name).toLowerCase()) &&
+          !entry.isSymbolicLink()
+        ) {
+          // A FIFO, socket or device named like an image: not read (a FIFO nobody writes to would wait for
+          // ever), but said, as enroll lists it, and the command fails as for a folder it cannot read.
+          info(`${visibleText(file)}: not a regular file (a FIFO, socket or device); left out`);
+          process.exitCode = 2;
         }
       }
     };

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import {
@@ -231,6 +231,8 @@ describeWithSharedData(
         await mkdir(path.join(dir, 'folder'));
         await symlink(path.join(dir, 'gone.jpg'), path.join(dir, 'folder', 'dangling.jpg'));
         await copyFile(group(), path.join(dir, 'folder', 'group.jpg'));
+        // A FIFO named like an image: said and left out (reading one nobody writes to would wait for ever).
+        execFileSync('mkfifo', [path.join(dir, 'folder', 'pipe.jpg')]);
         const oddName = path.join(dir, 'two\nlines.jpg');
         await writeFile(oddName, 'not an image');
         const run = await cli(
@@ -253,6 +255,9 @@ describeWithSharedData(
         ]);
         // One line per image on stderr: the newline in the name is written as \n.
         expect(run.stderr).toContain(`${dir}/two\\nlines.jpg: Not an image`);
+        expect(run.stderr).toContain(
+          `${dir}/folder/pipe.jpg: not a regular file (a FIFO, socket or device); left out\n`,
+        );
         expect(run.stderr).not.toMatch(/unexpected error|\n\s+at /);
       } finally {
         await rm(dir, { recursive: true, force: true });
