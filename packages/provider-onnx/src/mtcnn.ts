@@ -112,11 +112,13 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
     count: number,
     height: number,
     width: number,
-    _options?: PNetRunOptions,
+    options: PNetRunOptions = {},
   ): Promise<PNetOutput> {
-    // A transient strip (of a frame larger than the expected ones) needs no arena-less run here: strips are at
-    // most PNET_STRIP_PIXELS, which the arena holds for every expected frame already.
-    const session = count * height * width > this.#arenaPnetPixels ? this.#largePnet : this.#pnet;
+    // A strip of a level the arena was reserved for runs on it (its strips fit what the arena holds already);
+    // a strip of a larger level (a frame larger than the expected ones) runs without it, as any larger input,
+    // so that its new shapes do not grow the arena for good.
+    const pixels = options.transient && options.levelPixels ? options.levelPixels : count * height * width;
+    const session = pixels > this.#arenaPnetPixels ? this.#largePnet : this.#pnet;
     const out = await session.run({ input: this.#tensor(input, [count, 3, height, width]) });
     const prob = out.prob!;
     return {

@@ -257,7 +257,7 @@ async function pnetInStrips(
     for (let c = 0; c < 3; c++) {
       strip.set(input.subarray(c * plane + top * width, c * plane + bottom * width), c * stripH * width);
     }
-    const out = await networks.pnet(strip, 1, stripH, width, { transient: true });
+    const out = await networks.pnet(strip, 1, stripH, width, { transient: true, levelPixels: plane });
     if (out.height !== b - a) {
       throw new Error(`P-Net strip of ${stripH} rows gave ${out.height} output rows, expected ${b - a}`);
     }

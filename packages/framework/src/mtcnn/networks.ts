@@ -43,6 +43,8 @@ export interface PNetRunOptions {
    * nothing behind (the onnx provider's strips fit the memory it keeps, so it runs them there).
    */
   readonly transient?: boolean;
+  /** With `transient`: the pixels of the whole level the strip belongs to (all images of the call together). */
+  readonly levelPixels?: number;
 }
 
 /** P-Net output maps. */
