@@ -40,7 +40,8 @@ export interface PNetRunOptions {
   /**
    * A strip of a level larger than {@link MtcnnNetworks.pnetPixelLimit}: a provider whose limit is larger than
    * the memory it keeps should run it on memory that is freed afterwards, so that a rare huge frame leaves
-   * nothing behind (the onnx provider's strips fit the memory it keeps, so it runs them there).
+   * nothing behind (the onnx provider runs the strips of a level it reserved memory for on that memory, and
+   * tells them apart by {@link PNetRunOptions.levelPixels}).
    */
   readonly transient?: boolean;
   /** With `transient`: the pixels of the whole level the strip belongs to (all images of the call together). */
