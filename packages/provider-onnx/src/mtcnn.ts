@@ -26,8 +26,8 @@ type Ort = typeof import('onnxruntime-node');
  * Largest P-Net input (pixels per call) run on the session with a CPU arena until `reserve` (the detector's
  * warm-up) names the frames to expect: the first pyramid level of a Full HD frame at the default minimum
  * face size, 1152×648, fits. Larger inputs run on the arena-less P-Net session, whose memory is freed after
- * each run. The cascade hands over strips of at most {@link PNET_STRIP_PIXELS} anyway, so in practice only a
- * `reserve` below that size sends anything there. R-Net and O-Net need no such twin: they run in bounded
+ * each run: the strips of a level larger than that (a frame larger than the expected ones), which on the arena
+ * would grow it for good. R-Net and O-Net need no such twin: they run in bounded
  * chunks.
  */
 const DEFAULT_ARENA_PNET_PIXELS = 1280 * 720;
