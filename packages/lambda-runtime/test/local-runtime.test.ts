@@ -224,7 +224,11 @@ describe('local runtime: recognition consumer', () => {
 
   it('counts a /health check that does not answer in time as failed, and runs one call at a time per check', async () => {
     let calls = 0;
-    const check = healthChecks({ gallery: () => (calls++, new Promise<void>(() => undefined)) }, 1000, 50);
+    const never = () => {
+      calls++;
+      return new Promise<void>(() => undefined);
+    };
+    const check = healthChecks({ gallery: never }, 1000, 50);
     const [a, b] = await Promise.all([check(), check()]);
     expect(a).toEqual({ gallery: { ok: false, error: 'no answer within 0.05 s' } });
     expect(b).toEqual(a);

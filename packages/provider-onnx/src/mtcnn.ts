@@ -23,12 +23,15 @@ export const MTCNN_GRAPH_VERSION = 2;
 type Ort = typeof import('onnxruntime-node');
 
 /**
- * Largest P-Net input (pixels per call) run on the session with a CPU arena until `reserve` (the detector's
- * warm-up) names the frames to expect: the first pyramid level of a Full HD frame at the default minimum
- * face size, 1152×648, fits. Larger inputs run on the arena-less P-Net session, whose memory is freed after
- * each run: the strips of a level larger than that (a frame larger than the expected ones), which on the arena
- * would grow it for good. R-Net and O-Net need no such twin: they run in bounded
- * chunks.
+ * Largest P-Net input (pixels per call, or of the whole level for a strip) run on the networks' lasting
+ * session until `reserve` (the detector's warm-up) names the frames to expect: the first pyramid level of a
+ * Full HD frame at the default minimum face size, 1152×648, fits. Larger ones (the strips of a frame larger
+ * than the expected ones) run on a second P-Net session created for that cascade call and released when its
+ * P-Net stage ends (`afterPNet`): on the lasting session their new shapes grew onnxruntime's CPU arena for
+ * good (+13 to +34 MiB after one 25-megapixel frame). The second session has an arena too: one without it
+ * allocates every activation anew, which with glibc's mmap threshold at 1 MiB (the Dockerfile's) made a
+ * 25-megapixel frame's P-Net 3.5–4× slower (strips of a 2304×1296 level 0.6–0.75 s against 0.17–0.26 s; the
+ * session takes 2–5 ms to create).
  */
 const DEFAULT_ARENA_PNET_PIXELS = 1280 * 720;
 
@@ -59,16 +62,25 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
   readonly #pnet: InferenceSession;
   readonly #rnet: InferenceSession;
   readonly #onet: InferenceSession;
-  /** P-Net without the CPU arena, for inputs above {@link OnnxMtcnnNetworks.#arenaPnetPixels}. */
-  readonly #largePnet: InferenceSession;
+  /** Opens a P-Net session for inputs above {@link OnnxMtcnnNetworks.#arenaPnetPixels}. */
+  readonly #openLargePnet: () => Promise<InferenceSession>;
+  /** That session while a cascade call needs it, released by {@link OnnxMtcnnNetworks.afterPNet}. */
+  #largePnet: Promise<InferenceSession> | undefined;
+  /** Runs on {@link OnnxMtcnnNetworks.#largePnet} not yet finished (it is released only when none is). */
+  #largeRuns = 0;
   #arenaPnetPixels = DEFAULT_ARENA_PNET_PIXELS;
   /** How the graphs were obtained (cache hit or build) and how long loading took. */
   readonly loadReport: MtcnnLoadReport;
 
-  private constructor(ort: Ort, sessions: InferenceSession[], loadReport: MtcnnLoadReport) {
+  private constructor(
+    ort: Ort,
+    sessions: InferenceSession[],
+    openLargePnet: () => Promise<InferenceSession>,
+    loadReport: MtcnnLoadReport,
+  ) {
     this.#ort = ort;
     [this.#pnet, this.#rnet, this.#onet] = sessions as [InferenceSession, InferenceSession, InferenceSession];
-    this.#largePnet = sessions[3]!;
+    this.#openLargePnet = openLargePnet;
     this.loadReport = loadReport;
   }
 
@@ -92,15 +104,15 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
       ),
     );
     // Each network with onnxruntime's CPU arena (it made 1280-px frames ≈ 1.3× faster than plain
-    // allocations), and P-Net once more without it for larger frames, whose activations the arena would keep
-    // for good (see CreateSessionOptions.cpuMemArena).
-    const sessions = await Promise.all(
-      [...graphs, graphs[0]!].map((g, i) =>
-        createSession(graphSource(g), { intraOpNumThreads, memoryPattern: false, cpuMemArena: i < 3 }),
-      ),
-    );
+    // allocations); P-Net's second session, for larger frames, is opened when one comes.
+    const open = (g: CachedGraph) =>
+      createSession(graphSource(g), { intraOpNumThreads, memoryPattern: false });
+    const sessions = await Promise.all(graphs.map(open));
     const ort = await loadOrt();
-    return new OnnxMtcnnNetworks(ort, sessions, { graphs, totalMs: performance.now() - started });
+    return new OnnxMtcnnNetworks(ort, sessions, () => open(graphs[0]!), {
+      graphs,
+      totalMs: performance.now() - started,
+    });
   }
 
   #tensor(data: Float32Array, dims: number[]): Tensor {
@@ -114,12 +126,23 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
     width: number,
     options: PNetRunOptions = {},
   ): Promise<PNetOutput> {
-    // A strip of a level the arena was reserved for runs on it (its strips fit what the arena holds already);
-    // a strip of a larger level (a frame larger than the expected ones) runs without it, as any larger input,
-    // so that its new shapes do not grow the arena for good.
+    // A strip of a level the lasting session was reserved for runs on it (its strips fit what its arena holds
+    // already); a strip of a larger level (a frame larger than the expected ones) runs on the session of this
+    // cascade call, as any larger input, so that its new shapes do not grow the lasting arena for good.
     const pixels = options.transient && options.levelPixels ? options.levelPixels : count * height * width;
-    const session = pixels > this.#arenaPnetPixels ? this.#largePnet : this.#pnet;
-    const out = await session.run({ input: this.#tensor(input, [count, 3, height, width]) });
+    const feeds = { input: this.#tensor(input, [count, 3, height, width]) };
+    let out: InferenceSession.ReturnType;
+    if (pixels <= this.#arenaPnetPixels) {
+      out = await this.#pnet.run(feeds);
+    } else {
+      this.#largeRuns++;
+      try {
+        this.#largePnet ??= this.#openLargePnet();
+        out = await (await this.#largePnet).run(feeds);
+      } finally {
+        this.#largeRuns--;
+      }
+    }
     const prob = out.prob!;
     return {
       reg: out.reg!.data as Float32Array,
@@ -136,7 +159,15 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
 
   /** The cascade runs P-Net levels larger than this in strips of about this size (see PNET_STRIP_PIXELS). */
   pnetPixelLimit(): number {
-    return Math.min(this.#arenaPnetPixels, PNET_STRIP_PIXELS);
+    return PNET_STRIP_PIXELS;
+  }
+
+  /** Releases the P-Net session of a larger frame's strips, if one was opened and no run is using it. */
+  async afterPNet(): Promise<void> {
+    const large = this.#largePnet;
+    if (large === undefined || this.#largeRuns > 0) return;
+    this.#largePnet = undefined;
+    await (await large).release();
   }
 
   async rnet(input: Float32Array, count: number): Promise<RNetOutput> {
@@ -193,7 +224,10 @@ export class OnnxMtcnnNetworks implements MtcnnNetworks {
       this.#pnet.release(),
       this.#rnet.release(),
       this.#onet.release(),
-      this.#largePnet.release(),
+      this.#largePnet?.then(
+        (session) => session.release(),
+        () => undefined, // it failed to open: nothing to release
+      ),
     ]);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Memory of one very large frame (issue 16): a 25-megapixel frame (inside the default decode limit) is
  * detected on a working copy (MtcnnOptions.maxPixels, default 3840×2160), its large pyramid levels in strips of
- * at most 128 Ki pixels (on onnxruntime's arena, which they never grow), R-Net and O-Net in
+ * at most 128 Ki pixels (on a P-Net session opened for this frame and released after its P-Net stage, so
+that they never grow the lasting session's arena), R-Net and O-Net in
  * bounded chunks, and the process returns to its baseline afterwards instead of staying ~1.4 GB larger.
  * Measured in a fresh child process (large-frame-child.mjs) for a clean resident-memory figure, the peak from
  * the kernel's high-water mark, with glibc's mmap threshold at 1 MiB and two heaps (MALLOC_ARENA_MAX), as the

@@ -70,9 +70,10 @@ describeWithSharedData(
 
     it('runs large P-Net levels in strips, with exactly the results of whole levels', async () => {
       const store = await mirrorStore();
-      // The onnx networks run P-Net levels above 128 Ki pixels in strips of about that size, and after a warm-up
-      // on 320×240 above 192×144 pixels (two to twenty strips per level of these frames). The reference runs
-      // the same networks with no limit: every level whole, in one call.
+      // The onnx networks run P-Net levels above 128 Ki pixels in strips of about that size (several per level
+      // of these frames), on their lasting session, or after a warm-up on 320×240 for levels above 192×144
+      // pixels on one opened per call. The reference runs the same networks with no limit: every level whole,
+      // in one call.
       const strips = createOnnxProvider({ modelStore: store }).detector('mtcnn');
       await strips.warmUp({ width: 320, height: 240 });
       const defaultStrips = createOnnxProvider({ modelStore: store }).detector('mtcnn');

@@ -299,27 +299,32 @@ export async function runMtcnnCascade(
   });
   const perImage: Candidates[] = images.map(() => ({ data: [], image: [] }));
   const limit = networks.pnetPixelLimit?.() ?? Number.POSITIVE_INFINITY;
-  for (const sameSize of bySize.values()) {
-    const { width: w, height: h } = images[sameSize[0]!]!;
-    for (const { scale, height: hs, width: ws } of pyramidLevels(w, h, options)) {
-      // As many images per call as the provider's limit allows (at least one; a larger one goes in strips).
-      const perCall = Math.max(1, Math.floor(limit / (hs * ws)));
-      for (let first = 0; first < sameSize.length; first += perCall) {
-        const members = sameSize.slice(first, first + perCall);
-        const per = 3 * hs * ws;
-        const input = frames.output(members.length * per);
-        members.forEach((m, k) => {
-          frames.sample(m, 0, 0, w, h, hs, ws, k * per);
-        });
-        const out =
-          hs * ws > limit
-            ? await pnetInStrips(networks, input, hs, ws, limit)
-            : await networks.pnet(input, members.length, hs, ws);
-        members.forEach((m, k) => {
-          pushPNetCandidates(perImage[m]!, out.reg, out.prob, k, out.height, out.width, scale, t1, m);
-        });
+  // The provider may hold memory for this call's strips until the P-Net stage ends (MtcnnNetworks.afterPNet).
+  try {
+    for (const sameSize of bySize.values()) {
+      const { width: w, height: h } = images[sameSize[0]!]!;
+      for (const { scale, height: hs, width: ws } of pyramidLevels(w, h, options)) {
+        // As many images per call as the provider's limit allows (at least one; a larger one goes in strips).
+        const perCall = Math.max(1, Math.floor(limit / (hs * ws)));
+        for (let first = 0; first < sameSize.length; first += perCall) {
+          const members = sameSize.slice(first, first + perCall);
+          const per = 3 * hs * ws;
+          const input = frames.output(members.length * per);
+          members.forEach((m, k) => {
+            frames.sample(m, 0, 0, w, h, hs, ws, k * per);
+          });
+          const out =
+            hs * ws > limit
+              ? await pnetInStrips(networks, input, hs, ws, limit)
+              : await networks.pnet(input, members.length, hs, ws);
+          members.forEach((m, k) => {
+            pushPNetCandidates(perImage[m]!, out.reg, out.prob, k, out.height, out.width, scale, t1, m);
+          });
+        }
       }
     }
+  } finally {
+    await networks.afterPNet?.();
   }
   for (const c of perImage) {
     stage1.data.push(...c.data);

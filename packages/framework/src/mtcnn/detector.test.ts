@@ -63,6 +63,52 @@ describe('runMtcnnCascade', () => {
     };
     expect(await runMtcnnCascade([tall, narrow], networks, options, sampling)).toEqual([[], []]);
   });
+
+  it('calls afterPNet once per call, after every P-Net input and strip, also when one fails', async () => {
+    const calls: string[] = [];
+    let failAt = Number.POSITIVE_INFINITY;
+    const networks: MtcnnNetworks = {
+      // No face anywhere: every probability 0, so R-Net and O-Net are never needed.
+      pnet: async (_input, count, height, width, run = {}) => {
+        if (calls.length === failAt) throw new Error('P-Net failed');
+        calls.push(run.transient ? `strip of ${run.levelPixels}` : `level of ${height * width}`);
+        const [h, w] = [Math.ceil((height - 2) / 2) - 4, Math.ceil((width - 2) / 2) - 4];
+        return {
+          reg: new Float32Array(4 * count * h * w),
+          prob: new Float32Array(2 * count * h * w),
+          height: h,
+          width: w,
+        };
+      },
+      rnet: async () => {
+        throw new Error('must not be called');
+      },
+      onet: async () => {
+        throw new Error('must not be called');
+      },
+      pnetPixelLimit: () => 10_000,
+      afterPNet: async () => {
+        calls.push('afterPNet');
+      },
+      dispose: async () => undefined,
+    };
+    const image = { width: 200, height: 150, data: new Uint8Array(200 * 150 * 3) };
+    const options = {
+      minFaceSize: 20,
+      thresholds: [0.6, 0.7, 0.7] as [number, number, number],
+      factor: 0.709,
+    };
+    expect(await runMtcnnCascade([image], networks, options)).toEqual([[]]);
+    // The first level (121×91, as facenet-pytorch rounds) above the limit goes in strips; the smaller ones whole; afterPNet last.
+    expect(calls.filter((c) => c === 'strip of 11011').length).toBeGreaterThan(1);
+    expect(calls.some((c) => c.startsWith('level of'))).toBe(true);
+    expect(calls.indexOf('afterPNet')).toBe(calls.length - 1);
+    // A failing strip: the error reaches the caller, and afterPNet still ran, once.
+    const before = calls.length;
+    failAt = before + 1;
+    await expect(runMtcnnCascade([image], networks, options)).rejects.toThrow('P-Net failed');
+    expect(calls.slice(before)).toEqual(['strip of 11011', 'afterPNet']);
+  });
 });
 
 describe('MtcnnDetector working copy', () => {

@@ -31,6 +31,12 @@ export interface MtcnnNetworks {
    * as one call; memory then stays bounded by this size whatever the frame. Default: no limit.
    */
   pnetPixelLimit?(): number;
+  /**
+   * Optional: called once the cascade has run every P-Net input of one call, also after a failure. A provider
+   * that ran the strips of an unexpectedly large level on memory kept for that call only (see
+   * {@link PNetRunOptions.transient}) frees it here.
+   */
+  afterPNet?(): Promise<void>;
   /** Release the networks. */
   dispose(): Promise<void>;
 }
@@ -38,10 +44,10 @@ export interface MtcnnNetworks {
 /** How the cascade runs one P-Net input. */
 export interface PNetRunOptions {
   /**
-   * A strip of a level larger than {@link MtcnnNetworks.pnetPixelLimit}: a provider whose limit is larger than
-   * the memory it keeps should run it on memory that is freed afterwards, so that a rare huge frame leaves
-   * nothing behind (the onnx provider runs the strips of a level it reserved memory for on that memory, and
-   * tells them apart by {@link PNetRunOptions.levelPixels}).
+   * A strip of a level larger than {@link MtcnnNetworks.pnetPixelLimit}. A provider that keeps memory sized for
+   * the levels it expects can run the strips of a larger level (a rare huge frame) on memory it frees in
+   * {@link MtcnnNetworks.afterPNet}, so that such a frame leaves nothing behind; it tells the two apart by
+   * {@link PNetRunOptions.levelPixels} (the onnx provider does).
    */
   readonly transient?: boolean;
   /** With `transient`: the pixels of the whole level the strip belongs to (all images of the call together). */

@@ -29,9 +29,11 @@ export interface CreateSessionOptions {
   readonly memoryPattern?: boolean;
   /**
    * onnxruntime's CPU memory arena: intermediate tensors come from a pool that grows to the largest run
-   * and is never returned to the system. Default true (onnxruntime's). Set it to false for graphs whose
-   * activations scale with the input (MTCNN's P-Net on a large frame): with the arena, one 25-megapixel
-   * frame left the process 1.5 GB larger for good; without it the memory is freed after the run.
+   * and is never returned to the system (until the session is released). Default true (onnxruntime's). Set it
+   * to false for a lasting session whose activations scale with the input: with the arena, one 25-megapixel
+   * frame left the process 1.5 GB larger for good; without it the memory is freed after the run, but every
+   * activation is allocated anew (MTCNN's P-Net 3.5–4× slower with glibc's mmap threshold at 1 MiB, so a large
+   * frame's strips run on a session of their own instead, released afterwards).
    */
   readonly cpuMemArena?: boolean;
 }
