@@ -21,8 +21,8 @@ export interface MtcnnNetworks {
   /**
    * Optional: called by `warmUp` with the largest P-Net input (pixels per call, all images together) of the
    * frames the caller expects. A provider may keep fast, retained memory for inputs up to that size and run
-   * larger ones on memory it frees after each run, so that an occasional huge frame does not leave the
-   * process larger for good.
+   * larger ones on memory it frees afterwards (at the latest in {@link MtcnnNetworks.afterPNet}), so that an
+   * occasional huge frame does not leave the process larger for good.
    */
   reserve?(pnetPixels: number): void;
   /**
