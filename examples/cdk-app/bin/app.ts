@@ -57,6 +57,9 @@ export class FacerecStack extends Stack {
     // true (the default): each reserves its own.
     const reserve = flag('reservedConcurrency', ['true', 'false']) !== 'false';
     this.pipeline = new FaceRecognitionPipeline(this, 'Pipeline', {
+      // This checkout, named rather than left to the construct's default (the checkout its own files lie in),
+      // which is another folder when @facerec/cdk comes from npm.
+      ...(props.pipeline?.image === undefined ? { imageDirectory: REPOSITORY_ROOT } : {}),
       detection: reserve ? {} : { reservedConcurrency: false },
       recognition: { reservedConcurrency: reserve ? 5 : false },
       maxConcurrency: 5,

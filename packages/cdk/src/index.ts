@@ -9,6 +9,7 @@ export {
   MAX_RECEIVE_COUNT,
   MAX_REPLY_QUEUES,
   PIPELINE_DEFAULTS,
+  PIPELINE_WARNINGS,
   type PipelineAlarmThresholds,
   type PipelineFunctionOptions,
   type PipelineImage,

@@ -415,6 +415,19 @@ export interface ResolvedPipelineProps {
 export const BASE_IMAGE_MAX_AGE_DAYS = 90;
 
 /**
+ * Ids of the construct's synth warnings, to acknowledge one on purpose:
+ * `Annotations.of(stack).acknowledgeWarning(PIPELINE_WARNINGS.baseImageAge, 'why')`.
+ */
+export const PIPELINE_WARNINGS = Object.freeze({
+  /** The Dockerfile's dated base image is more than {@link BASE_IMAGE_MAX_AGE_DAYS} days old. */
+  baseImageAge: '@facerec/cdk:baseImageAge',
+  /** A prebuilt image without the `gallery` prop: the embedder match could not be checked. */
+  noGalleryProp: '@facerec/cdk:noGalleryProp',
+  /** `functionUrlAuth: 'NONE'`: the detection Function URL is public. */
+  publicFunctionUrl: '@facerec/cdk:publicFunctionUrl',
+});
+
+/**
  * The age of the base image a Dockerfile's `ARG NODE_IMAGE=` default names, from its dated tag
  * (`public.ecr.aws/lambda/nodejs:22.2025.08.04.11`); undefined when the Dockerfile names none, or a digest.
  */
@@ -906,14 +919,16 @@ export class FaceRecognitionPipeline extends Construct {
     if (source.kind === 'build' && source.buildArgs.NODE_IMAGE === undefined) {
       const age = baseImageAgeDays(path.join(source.imageDirectory, source.dockerFile));
       if (age !== undefined && age.days > BASE_IMAGE_MAX_AGE_DAYS)
-        Annotations.of(this).addWarning(
+        Annotations.of(this).addWarningV2(
+          PIPELINE_WARNINGS.baseImageAge,
           `FaceRecognitionPipeline: the Dockerfile's base image ${age.image} is ${age.days} days old: a function ` +
             'built from it gets no operating-system or Node.js security fixes published since. Pin a newer dated ' +
             "tag (ARG NODE_IMAGE, or buildArgs: { NODE_IMAGE: '…' }); see the deploy guide's \"The base image\".",
         );
     }
     if (p.gallery === undefined)
-      Annotations.of(this).addWarning(
+      Annotations.of(this).addWarningV2(
+        PIPELINE_WARNINGS.noGalleryProp,
         'FaceRecognitionPipeline: a prebuilt image and no gallery prop, so synth could not check that the ' +
           "image's gallery was enrolled with the functions' embedder. Pass gallery: '<the same file>'.",
       );
@@ -1011,7 +1026,8 @@ export class FaceRecognitionPipeline extends Construct {
       p.functionUrlAuth === 'NONE' ? lambda.FunctionUrlAuthType.NONE : lambda.FunctionUrlAuthType.AWS_IAM;
     this.functionUrl = this.detectionFunction.addFunctionUrl({ authType });
     if (p.functionUrlAuth === 'NONE')
-      Annotations.of(this).addWarning(
+      Annotations.of(this).addWarningV2(
+        PIPELINE_WARNINGS.publicFunctionUrl,
         'FaceRecognitionPipeline: functionUrlAuth is NONE, so the detection Function URL is public: anyone ' +
           'who finds it can run inference on your account. Use AWS_IAM (the default) outside throwaway demos.',
       );

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PIPELINE_METRICS } from '@facerec/framework/registry';
-import { App, Aspects, Stack } from 'aws-cdk-lib';
+import { App, Aspects, Annotations as CoreAnnotations, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -15,6 +15,7 @@ import {
   MAX_RECEIVE_COUNT,
   MAX_REPLY_QUEUES,
   PIPELINE_DEFAULTS,
+  PIPELINE_WARNINGS,
   resolvePipelineProps,
   VISIBILITY_TIMEOUT_FACTOR,
 } from '../src/index.js';
@@ -1146,6 +1147,17 @@ describe('the base image', () => {
         buildArgs: { NODE_IMAGE: 'public.ecr.aws/lambda/nodejs:22@sha256:abc' },
       }),
     ).toEqual([]);
+    // Acknowledged on purpose by its id (on the stack, after the construct): gone, the others kept.
+    const acknowledged = synth({ imageDirectory: old, functionUrlAuth: 'NONE' }).stack;
+    CoreAnnotations.of(acknowledged).acknowledgeWarning(
+      PIPELINE_WARNINGS.baseImageAge,
+      'pinned by our release',
+    );
+    const left = Annotations.fromStack(acknowledged).findWarning('*', Match.anyValue());
+    expect(left.map((w) => String(w.entry.data))).toEqual([
+      expect.stringContaining(`functionUrlAuth is NONE`),
+    ]);
+    expect(String(left[0]!.entry.data)).toContain(`[ack: ${PIPELINE_WARNINGS.publicFunctionUrl}]`);
     const today = new Date();
     const fresh = `22.${today.getUTCFullYear()}.${String(today.getUTCMonth() + 1).padStart(2, '0')}.${String(today.getUTCDate()).padStart(2, '0')}.10`;
     expect(warnings({ imageDirectory: dockerFile(fresh) })).toEqual([]);

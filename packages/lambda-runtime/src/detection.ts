@@ -204,7 +204,7 @@ function decodeContent(content: string, maxBytes: number): Buffer {
  * Every accepted frame gets a new `frame_id` (a UUID), carried by its face messages and its answers: frames
  * sent with the same `request_id` are answered apart, each answer tagged with its frame.
  *
- * Answers: 200 `{ request_id, frame_id, filename, faces }`; 400 bad JSON or fields; 405 not POST; 413 body or image
+ * Answers: 200 `{ request_id, frame_id, filename, faces_found, faces }`; 400 bad JSON or fields; 405 not POST; 413 body or image
  * too large; 415 unsupported image format; 422 undecodable image — each `{ error, request_id }`. 503 when
  * publishing failed after the transport's retries, `{ error, request_id, frame_id, queued }`: `queued` faces
  * went out before the failure and are answered under that `frame_id`; 500 for anything unexpected.
