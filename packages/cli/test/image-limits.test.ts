@@ -5,7 +5,7 @@ import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { tooLargeHint } from '../src/images.js';
+import { expandImageArguments, tooLargeHint } from '../src/images.js';
 import { serveLocally } from '../src/index.js';
 import { addBbtPeople, cli } from './helpers.js';
 
@@ -16,6 +16,25 @@ interface DetectJson {
   faces?: unknown[];
   error?: string;
 }
+
+describe('a folder of 200,000 images (CelebA holds 202,599 in one)', () => {
+  it('lists them all, sorted (joined with push(...spread), they overflowed the call stack)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'facerec-many-'));
+    try {
+      const count = 200_000;
+      const names = Array.from({ length: count }, (_, i) => `${String(i).padStart(6, '0')}.jpg`);
+      for (let i = 0; i < count; i += 1000) {
+        await Promise.all(names.slice(i, i + 1000).map((name) => writeFile(path.join(dir, name), '')));
+      }
+      const files = await expandImageArguments('detect', [dir]);
+      expect(files.length).toBe(count);
+      expect(files[0]).toBe(path.join(dir, '000000.jpg'));
+      expect(files.at(-1)).toBe(path.join(dir, '199999.jpg'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
 
 describe('--max-image-bytes and --max-image-pixels', () => {
   it('refuses a value out of range before reading any image or loading a model (exit 2)', async () => {

@@ -34,7 +34,8 @@ async function imageFiles(dir: string): Promise<string[]> {
   const files: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, e.name);
-    if (e.isDirectory()) files.push(...(await imageFiles(full)));
+    // A loop, not push(...): a folder of some 125,000 images or more would overflow the call stack.
+    if (e.isDirectory()) for (const file of await imageFiles(full)) files.push(file);
     else if ((e.isFile() || e.isSymbolicLink()) && isCalibrationImage(e.name)) files.push(full);
   }
   return files.sort();

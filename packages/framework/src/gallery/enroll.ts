@@ -528,7 +528,8 @@ async function listFiles(dir: string, depth: number): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   for (const entry of entries.sort((a, b) => byCodeUnit(a.name, b.name))) {
     const absolute = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await listFiles(absolute, depth + 1)));
+    // A loop, not push(...): a folder of some 125,000 files or more would overflow the call stack.
+    if (entry.isDirectory()) for (const file of await listFiles(absolute, depth + 1)) out.push(file);
     else out.push(absolute);
   }
   return out;

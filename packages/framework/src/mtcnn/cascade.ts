@@ -326,9 +326,11 @@ export async function runMtcnnCascade(
   } finally {
     await networks.afterPNet?.();
   }
+  // Loops, not push(...c.data): a crowded 4K frame leaves hundreds of thousands of numbers, and a spread that
+  // large overflows the call stack (RangeError in the detecting thread).
   for (const c of perImage) {
-    stage1.data.push(...c.data);
-    stage1.image.push(...c.image);
+    for (const v of c.data) stage1.data.push(v);
+    for (const v of c.image) stage1.image.push(v);
   }
   let boxes = select(stage1, nmsPerImage(stage1, images.length, 0.7, 'union'));
   for (let i = 0; i < boxes.image.length; i++) {

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { InvalidInputError, InvalidOptionsError } from '../errors.js';
+import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { runMtcnnCascade } from './cascade.js';
 import { MtcnnDetector } from './detector.js';
 import type { MtcnnNetworks } from './networks.js';
@@ -130,5 +130,85 @@ describe('MtcnnDetector working copy', () => {
       { faces: [], crops: [] },
       { faces: [], crops: [] },
     ]);
+  });
+});
+
+describe('MtcnnDetector and dispose()', () => {
+  /** Networks that find nothing, record their calls, refuse runs once released, and hold P-Net on `gate`. */
+  const recording = (gate: Promise<void> = Promise.resolve()) => {
+    const calls: string[] = [];
+    let released = false;
+    const run = (name: string) => {
+      if (released) throw new Error('Session already disposed.');
+      calls.push(name);
+    };
+    const networks: MtcnnNetworks = {
+      pnet: async (_input, count, height, width) => {
+        await gate;
+        run('pnet');
+        const [h, w] = [Math.ceil((height - 2) / 2) - 4, Math.ceil((width - 2) / 2) - 4];
+        return {
+          reg: new Float32Array(4 * count * h * w),
+          prob: new Float32Array(2 * count * h * w),
+          height: h,
+          width: w,
+        };
+      },
+      rnet: async (_input, count) => {
+        run('rnet');
+        return { reg: new Float32Array(4 * count), prob: new Float32Array(2 * count) };
+      },
+      onet: async (_input, count) => {
+        run('onet');
+        return {
+          reg: new Float32Array(4 * count),
+          landmarks: new Float32Array(10 * count),
+          prob: new Float32Array(2 * count),
+        };
+      },
+      dispose: async () => {
+        released = true;
+        calls.push('dispose');
+      },
+    };
+    return { networks, calls };
+  };
+  const image = { width: 40, height: 30, data: new Uint8Array(40 * 30 * 3) };
+
+  it('refuses a detection asked for after dispose() while another runs, with no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let open!: () => void;
+      const { networks, calls } = recording(new Promise<void>((resolve) => (open = resolve)));
+      const detector = new MtcnnDetector('test', async () => networks);
+      const first = detector.detect(image);
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the first run now waits inside P-Net
+      const disposing = detector.dispose();
+      const late = detector.detect(image);
+      late.catch(() => undefined); // awaited below; only the detector's own promises are watched
+      await new Promise((resolve) => setTimeout(resolve, 50)); // time for Node to report an unhandled rejection
+      open();
+      expect(await first).toEqual([]);
+      await expect(late).rejects.toBeInstanceOf(DisposedError);
+      await disposing;
+      expect(calls.at(-1)).toBe('dispose');
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('finishes a warm-up asked for just before dispose() before releasing the networks', async () => {
+    const { networks, calls } = recording();
+    const detector = new MtcnnDetector('test', async () => networks);
+    const warm = detector.warmUp({ width: 40, height: 30 });
+    const disposing = detector.dispose(); // same tick
+    await warm;
+    await disposing;
+    expect(calls.filter((c) => c === 'pnet').length).toBeGreaterThan(0);
+    expect(calls.indexOf('dispose')).toBe(calls.length - 1);
+    await expect(detector.warmUp()).rejects.toBeInstanceOf(DisposedError);
   });
 });

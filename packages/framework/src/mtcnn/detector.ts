@@ -84,6 +84,17 @@ export class MtcnnDetector implements FaceDetector {
   }
 
   /**
+   * {@link MtcnnDetector.#nets} for a run about to be queued: its failure (disposed, or a failed load) reaches
+   * the caller when the run's turn comes, and is not reported by Node as unhandled meanwhile (a detection
+   * called after dispose() while another ran crashed the process that way).
+   */
+  #loading(): Promise<MtcnnNetworks> {
+    const loading = this.#nets();
+    loading.catch(() => undefined);
+    return loading;
+  }
+
+  /**
    * Optional: pays ahead of time the one-off cost of the first detections — the runtime growing its memory
    * (onnxruntime: most of a first 1280-px detection's ~0.5–0.8 s on 2 cores, against ~0.1 s later), the
    * resampling buffers, and the JavaScript engine compiling the cascade. It runs the cascade twice on a
@@ -93,7 +104,6 @@ export class MtcnnDetector implements FaceDetector {
    * detections.
    */
   async warmUp(frame: WarmUpFrame = { width: 1280, height: 720 }): Promise<void> {
-    const networks = await this.#nets();
     const { width, height } = frame;
     if (!(Number.isInteger(width) && Number.isInteger(height) && width >= 12 && height >= 12)) {
       throw new InvalidOptionsError(
@@ -101,7 +111,11 @@ export class MtcnnDetector implements FaceDetector {
         'width and height must be integers ≥ 12',
       );
     }
+    // Queued before any await, as detections are, so that a dispose() right after this call waits for it
+    // (it used to find the queue empty and release the networks under the warm-up).
+    const loading = this.#loading();
     const run = this.#queue.then(async () => {
+      const networks = await loading;
       const [first] = pyramidLevels(width, height, this.options);
       networks.reserve?.(first ? first.width * first.height : 0);
       const image = syntheticFrame(width, height);
@@ -125,7 +139,7 @@ export class MtcnnDetector implements FaceDetector {
       assertRgbImage(image, images.length > 1 ? `image ${i}` : 'image');
     });
     // Queued before any await, so that a dispose() after this call waits for its run (see dispose).
-    const loading = this.#nets();
+    const loading = this.#loading();
     if (images.length === 0) {
       await loading;
       return [];
