@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { runMtcnnCascade } from './cascade.js';
 import { MtcnnDetector } from './detector.js';
-import type { MtcnnNetworks } from './networks.js';
+import type { MtcnnNetworks, PNetOutput } from './networks.js';
 import type { FrameSampling } from './sampling.js';
 
 describe('MtcnnDetector construction', () => {
@@ -46,6 +46,17 @@ describe('MtcnnDetector construction', () => {
   });
 });
 
+/** P-Net's maps for `count` `height`×`width` inputs with no face anywhere (every probability 0). */
+const faceless = (count: number, height: number, width: number): PNetOutput => {
+  const [h, w] = [Math.ceil((height - 2) / 2) - 4, Math.ceil((width - 2) / 2) - 4];
+  return {
+    reg: new Float32Array(4 * count * h * w),
+    prob: new Float32Array(2 * count * h * w),
+    height: h,
+    width: w,
+  };
+};
+
 describe('runMtcnnCascade', () => {
   it('finds no face, loading and running nothing, in frames narrower than the smallest face searched for', async () => {
     const never = () => {
@@ -72,13 +83,7 @@ describe('runMtcnnCascade', () => {
       pnet: async (_input, count, height, width, run = {}) => {
         if (calls.length === failAt) throw new Error('P-Net failed');
         calls.push(run.transient ? `strip of ${run.levelPixels}` : `level of ${height * width}`);
-        const [h, w] = [Math.ceil((height - 2) / 2) - 4, Math.ceil((width - 2) / 2) - 4];
-        return {
-          reg: new Float32Array(4 * count * h * w),
-          prob: new Float32Array(2 * count * h * w),
-          height: h,
-          width: w,
-        };
+        return faceless(count, height, width);
       },
       rnet: async () => {
         throw new Error('must not be called');
@@ -146,13 +151,7 @@ describe('MtcnnDetector and dispose()', () => {
       pnet: async (_input, count, height, width) => {
         await gate;
         run('pnet');
-        const [h, w] = [Math.ceil((height - 2) / 2) - 4, Math.ceil((width - 2) / 2) - 4];
-        return {
-          reg: new Float32Array(4 * count * h * w),
-          prob: new Float32Array(2 * count * h * w),
-          height: h,
-          width: w,
-        };
+        return faceless(count, height, width);
       },
       rnet: async (_input, count) => {
         run('rnet');
