@@ -142,6 +142,8 @@ describe('MtcnnDetector and dispose()', () => {
   /** Networks that find nothing, record their calls, refuse runs once released, and hold P-Net on `gate`. */
   const recording = (gate: Promise<void> = Promise.resolve()) => {
     const calls: string[] = [];
+    /** P-Net's input sizes, height × width. */
+    const sizes: number[] = [];
     let released = false;
     const run = (name: string) => {
       if (released) throw new Error('Session already disposed.');
@@ -151,6 +153,7 @@ describe('MtcnnDetector and dispose()', () => {
       pnet: async (_input, count, height, width) => {
         await gate;
         run('pnet');
+        sizes.push(height * width);
         return faceless(count, height, width);
       },
       rnet: async (_input, count) => {
@@ -170,7 +173,7 @@ describe('MtcnnDetector and dispose()', () => {
         calls.push('dispose');
       },
     };
-    return { networks, calls };
+    return { networks, calls, sizes };
   };
   const image = { width: 40, height: 30, data: new Uint8Array(40 * 30 * 3) };
 
@@ -209,5 +212,23 @@ describe('MtcnnDetector and dispose()', () => {
     expect(calls.filter((c) => c === 'pnet').length).toBeGreaterThan(0);
     expect(calls.indexOf('dispose')).toBe(calls.length - 1);
     await expect(detector.warmUp()).rejects.toBeInstanceOf(DisposedError);
+  });
+
+  it('warms a frame above the working size up on its working copy, as detections run it', async () => {
+    const { networks, sizes } = recording();
+    const reserved: number[] = [];
+    networks.reserve = (pixels) => reserved.push(pixels);
+    // 400×300 above 10,000 pixels: a 115×86 working copy, with the minimum face size scaled alike (20 → 12), so
+    // a first level at scale 1: 116×87 (facenet-pytorch's int(side · scale + 1)). Before: 241×181, the frame's.
+    const detector = new MtcnnDetector('test', async () => networks, { maxPixels: 10_000 });
+    await detector.warmUp({ width: 400, height: 300 });
+    expect(reserved).toEqual([116 * 87]);
+    expect(Math.max(...sizes)).toBe(116 * 87);
+    // Detecting such a frame runs the same sizes.
+    const warmUpSizes = new Set(sizes);
+    sizes.length = 0;
+    await detector.detect({ width: 400, height: 300, data: new Uint8Array(400 * 300 * 3) });
+    expect(new Set(sizes)).toEqual(warmUpSizes);
+    await detector.dispose();
   });
 });

@@ -99,7 +99,8 @@ export class MtcnnDetector implements FaceDetector {
    * (onnxruntime: most of a first 1280-px detection's ~0.5–0.8 s on 2 cores, against ~0.1 s later), the
    * resampling buffers, and the JavaScript engine compiling the cascade. It runs the cascade twice on a
    * synthetic `width`×`height` frame (the second run lets the engine optimise the hot code), then R-Net
-   * and O-Net on as many candidates as a crowded frame has.
+   * and O-Net on as many candidates as a crowded frame has. A frame above the working size (`maxPixels`) warms
+   * up its working copy's size, on which such frames are detected.
    * Call it at startup (e.g. in a Lambda's init phase); results are discarded, and calls are serialised with
    * detections.
    */
@@ -116,10 +117,14 @@ export class MtcnnDetector implements FaceDetector {
     const loading = this.#loading();
     const run = this.#queue.then(async () => {
       const networks = await loading;
-      const [first] = pyramidLevels(width, height, this.options);
+      // As detections would run it: a frame above the working size on its working copy (a 25-megapixel warm-up
+      // frame took 4 s and reserved a first level of 9 megapixels that no detection ever uses).
+      const working = this.#workingCopy(width, height);
+      const size = working ?? { width, height, options: this.options };
+      const [first] = pyramidLevels(size.width, size.height, size.options);
       networks.reserve?.(first ? first.width * first.height : 0);
-      const image = syntheticFrame(width, height);
-      for (let i = 0; i < 2; i++) await runMtcnnCascade([image], networks, this.options, this.#sampling);
+      const image = syntheticFrame(size.width, size.height);
+      for (let i = 0; i < 2; i++) await runMtcnnCascade([image], networks, size.options, this.#sampling);
       await networks.rnet(new Float32Array(WARM_UP_CANDIDATES.rnet * 3 * 24 * 24), WARM_UP_CANDIDATES.rnet);
       await networks.onet(new Float32Array(WARM_UP_CANDIDATES.onet * 3 * 48 * 48), WARM_UP_CANDIDATES.onet);
     });
@@ -158,6 +163,22 @@ export class MtcnnDetector implements FaceDetector {
    * landmarks mapped back. The copy also keeps the resampling tables (WebAssembly memory, which never
    * shrinks) at the working size.
    */
+  /**
+   * The working copy of a `width`×`height` frame above the working size (`maxPixels`): its size, and the options
+   * with the minimum face size scaled alike; `undefined` for a frame within the working size.
+   */
+  #workingCopy(
+    width: number,
+    height: number,
+  ): { width: number; height: number; options: ResolvedMtcnnOptions } | undefined {
+    const { maxPixels } = this.options;
+    if (!(maxPixels > 0 && width * height > maxPixels)) return undefined;
+    const shrink = Math.sqrt(maxPixels / (width * height));
+    const [w, h] = [Math.floor(width * shrink), Math.floor(height * shrink)];
+    const options = { ...this.options, minFaceSize: Math.max(12, this.options.minFaceSize / (width / w)) };
+    return { width: w, height: h, options };
+  }
+
   async #cascade(images: readonly RgbImage[], networks: MtcnnNetworks): Promise<FaceDetection[][]> {
     const { maxPixels } = this.options;
     const large = (image: RgbImage) => maxPixels > 0 && image.width * image.height > maxPixels;
@@ -177,23 +198,18 @@ export class MtcnnDetector implements FaceDetector {
     }
     for (const [i, image] of images.entries()) {
       if (!large(image)) continue;
-      const shrink = Math.sqrt(maxPixels / (image.width * image.height));
+      const copy = this.#workingCopy(image.width, image.height)!;
       // A face fits in the frame, so one whose frame's shorter side shrinks below P-Net's 12 px is below it
       // too: nothing can be found. Widening that side to 12 px instead made a 25,000,000×1 frame (73 KB as a
       // PNG) a 173-megapixel working copy: 19 GB of memory and minutes of detection.
-      if (Math.min(image.width, image.height) * shrink < 12) {
+      if (Math.min(copy.width, copy.height) < 12) {
         results[i] = [];
         continue;
       }
-      const working = await resizeRgb(
-        image,
-        Math.floor(image.width * shrink),
-        Math.floor(image.height * shrink),
-      );
+      const working = await resizeRgb(image, copy.width, copy.height);
       const sx = image.width / working.width;
       const sy = image.height / working.height;
-      const options = { ...this.options, minFaceSize: Math.max(12, this.options.minFaceSize / sx) };
-      const [faces] = await runMtcnnCascade([working], networks, options, this.#sampling);
+      const [faces] = await runMtcnnCascade([working], networks, copy.options, this.#sampling);
       results[i] = faces!.map((face) => ({
         score: face.score,
         box: [face.box[0] * sx, face.box[1] * sy, face.box[2] * sx, face.box[3] * sy],
