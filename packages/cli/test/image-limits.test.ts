@@ -219,7 +219,7 @@ describeWithSharedData(
         headers: { 'content-type': 'application/json' },
         body: await readFile(path.join(work, 'frame.json'), 'utf8'),
       });
-      return { status: response.status, body: (await response.json()) as { error?: string } };
+      return { status: response.status, body: (await response.json()) as { error?: string; limit?: string } };
     };
 
     it('by default a frame over 6 MiB is refused by its size; with --max-image-bytes it reaches the decoder', async () => {
@@ -246,7 +246,10 @@ describeWithSharedData(
         // Past the body limit and the byte limit, the frame meets the pixel limit set with them.
         const { status, body: answer } = await post(raised.runtime.url);
         expect(status).toBe(413);
-        expect(answer.error).toMatch(/^Image too large: 2250000 pixels exceeds the limit of 500000 pixels/);
+        expect(answer.error).toMatch(
+          /^Image too large: 2250000 pixels exceeds the limit of 500000 pixels \(1500×1500\) \(or raise the limit: facerec serve --max-image-pixels\)$/,
+        );
+        expect(answer.limit).toBe('pixels');
       } finally {
         await raised.close();
       }

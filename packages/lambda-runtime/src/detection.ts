@@ -360,7 +360,9 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
           error: message,
           client: event.requestContext?.http?.sourceIp,
         });
-        return json(status, { error: message, request_id: requestId });
+        // Which limit an image went beyond, for a client (or a server in front) to act on without parsing text.
+        const limit = ImageTooLargeError.isInstance(error) ? { limit: error.limit } : {};
+        return json(status, { error: message, request_id: requestId, ...limit });
       }
       if (MessageTooLargeError.isInstance(error)) {
         // Retrying would meet the same limit: no 503. Said as the deployment's problem, with the sizes.

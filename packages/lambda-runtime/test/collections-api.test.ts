@@ -1,4 +1,5 @@
-import { FacerecError } from '@facerec/framework';
+import { encodePng, FacerecError } from '@facerec/framework';
+import { fakePreprocessing } from '@facerec/framework/testing';
 import { describe, expect, it } from 'vitest';
 import { createCollectionsApi } from '../src/local/collections-api.js';
 
@@ -47,6 +48,31 @@ describe('collections API', () => {
     expect(logged.map(([message, fields]) => [message, fields.reason])).toEqual(
       Array(3).fill(['collection store unreachable', 'GALLERY_UNREACHABLE']),
     );
+  });
+
+  it('answers 413 for a photo beyond the pixel limit, saying which limit', async () => {
+    const store = { list: async () => [], identities: async () => [], assertCompatible: () => {} };
+    const api = createCollectionsApi({
+      collections: { default: store as never },
+      detector: {
+        detectFaces: async () => {
+          throw new Error('not reached: refused when decoded');
+        },
+      },
+      embedder: { preprocessing: fakePreprocessing(160) } as never,
+      decodeLimits: { maxBytes: 1_000_000, maxPixels: 10_000 },
+    });
+    const photo = await encodePng({ width: 200, height: 100, data: new Uint8Array(200 * 100 * 3) });
+    const answer = await api.handle({
+      method: 'POST',
+      url: new URL('http://127.0.0.1/collections/default/faces'),
+      body: Buffer.from(JSON.stringify({ identity: 'ada', image: Buffer.from(photo).toString('base64') })),
+    });
+    expect(answer.status).toBe(413);
+    expect(answer.body).toEqual({
+      error: 'the photo: Image too large: 20000 pixels exceeds the limit of 10000 pixels (200×100)',
+      limit: 'pixels',
+    });
   });
 
   it('lists a collection by pages: ?limit= (default 1000) and ?offset=, with the total and the next offset', async () => {

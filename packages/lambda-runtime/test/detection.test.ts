@@ -283,6 +283,9 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
       expect(JSON.parse(over.body).error).toContain(
         `${image.length} bytes exceeds the limit of ${image.length - 1}`,
       );
+      // Which limit, as a field (a Lambda's client gets no advice on raising it: the limit is the deployment's).
+      expect(JSON.parse(over.body).limit).toBe('bytes');
+      expect(JSON.parse(over.body).error).not.toContain('facerec serve');
       await drain('responses');
     });
 

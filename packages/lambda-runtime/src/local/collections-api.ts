@@ -8,6 +8,7 @@ import {
   FacerecInputError,
   GalleryFormatError,
   type GalleryStore,
+  ImageTooLargeError,
   identityNameIssue,
   type LookAlike,
   MAX_IDENTITY_NAME_LENGTH,
@@ -208,7 +209,11 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         const status = statusOf(error);
         // The photo is named by its source in the message: not repeated back (it is the caller's own text).
         const message = source ? error.message.split(source).join('the photo') : error.message;
-        return { status: status === 413 || status === 415 ? status : 422, body: { error: message } };
+        const limit = ImageTooLargeError.isInstance(error) ? { limit: error.limit } : {};
+        return {
+          status: status === 413 || status === 415 ? status : 422,
+          body: { error: message, ...limit },
+        };
       }
       if (EmbedderMismatchError.isInstance(error)) {
         logger.error('collection refused the embedder', { collection: name, error: error.message });

@@ -332,6 +332,28 @@ const TOO_SLOW = {
   request_id: null,
 } as const;
 
+/**
+ * A 413 for an image beyond this server's limits, with the flag that raises the one it went beyond added to its
+ * message (the detection handler and the collections API say which, as `limit`; a Lambda's client gets no such
+ * advice, the limit being the deployment's). Other answers as they are.
+ */
+function withLimitFlag(status: number, body: unknown): unknown {
+  if (status !== 413) return body;
+  let parsed: unknown = body;
+  try {
+    if (typeof body === 'string') parsed = JSON.parse(body);
+  } catch {
+    return body; // not JSON: not the handler's refusal
+  }
+  const answer = parsed as { error?: unknown; limit?: unknown } | null;
+  if (typeof answer?.error !== 'string' || (answer.limit !== 'bytes' && answer.limit !== 'pixels'))
+    return body;
+  return {
+    ...answer,
+    error: `${answer.error} (or raise the limit: facerec serve --max-image-${answer.limit})`,
+  };
+}
+
 function send(
   res: ServerResponse,
   status: number,
@@ -860,7 +882,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const answer = await api.handle({ method: req.method ?? 'GET', url, ...(body ? { body } : {}) });
     // The API's own message may quote what was sent (a name): the log says the status only.
     if (answer.status >= 400) refused(req, answer.status, 'refused by the collections API');
-    send(res, answer.status, answer.body, answer.headers);
+    send(res, answer.status, withLimitFlag(answer.status, answer.body), answer.headers);
   }
 
   /** A frame through the detection handler, as a Function URL would deliver it. */
@@ -973,7 +995,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     // The stop closed the connection while the frame was detected: its client got no answer (and should send it
     // again), though its faces may have been queued. Counted for the stop's report.
     if (draining && res.destroyed) cutOff++;
-    send(res, result.statusCode, result.body, result.headers);
+    send(res, result.statusCode, withLimitFlag(result.statusCode, result.body), result.headers);
   }
   // Requests Node gives up on before any handler runs: headers or the whole request not in within their
   // timeouts (408), a malformed request (400), headers too large (431). Node answers them itself, without a body
