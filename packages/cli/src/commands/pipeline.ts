@@ -510,9 +510,10 @@ async function serveUntilStopped(
     // Detections the drain gave up waiting for (10 s after the connections closed, or a second Ctrl-C): one
     // may still finish and queue its faces. Which of them did is not known here; both outcomes are said.
     parts.push(
-      `${count(left.detecting, 'frame')} still being detected when the server stopped: each either got 503 or a ` +
-        'closed connection (its client should send it again) or finished and was answered 200 with its faces ' +
-        `queued, ${queue === 'memory' ? 'then lost (--queue memory)' : `kept in ${queue}`}`,
+      `${count(left.detecting, 'frame')} still being detected when the server stopped: each either got 503, or a ` +
+        'closed connection (its client should send it again; its faces may have been queued all the same, so some ' +
+        'answers may then come twice), or finished and was answered 200 with its faces queued; faces queued are ' +
+        `${queue === 'memory' ? 'lost (--queue memory)' : `kept in ${queue}`}`,
     );
   }
   info(`facerec serve: stopped with ${parts.join('; ')}`);
