@@ -42,6 +42,58 @@ export const MIN_GENUINE_PAIRS = 20;
 export const KEY_FARS: readonly number[] = Object.freeze([0.001, 0.01, 0.05, 0.1]);
 
 /**
+ * Impostor distances kept for a calibration: every one up to this many, beyond it a uniform sample of this many
+ * (FARs down to 0.001 then still rest on 5,000 accepted impostors). Keeping all of them made a leave-one-out
+ * calibration of 3,000 identities with two examples each end the process (V8's heap limit, which nothing
+ * catches): 18 million distances as JavaScript numbers, then copies to sort.
+ */
+export const MAX_IMPOSTOR_PAIRS = 5_000_000;
+/** Probes whose distances to the gallery are computed at a time (calibrateThreshold). */
+const PROBE_CHUNK = 256;
+
+/**
+ * Impostor distances: all of them up to {@link MAX_IMPOSTOR_PAIRS}, beyond it a uniform sample of that many
+ * (reservoir sampling, seeded, so that the same gallery calibrates the same way every time).
+ */
+class ImpostorSample {
+  readonly #kept: Float64Array;
+  #seen = 0;
+  /** xorshift32 state: written by hand, as no sampling library is at hand for one loop; any fixed seed ≠ 0. */
+  #state = 0x2545f491;
+
+  /** `expected`: how many distances will be added (the buffer is sized for the smaller of it and the cap). */
+  constructor(expected: number) {
+    this.#kept = new Float64Array(Math.min(expected, MAX_IMPOSTOR_PAIRS));
+  }
+
+  add(distance: number): void {
+    const i = this.#seen++;
+    if (i < this.#kept.length) {
+      this.#kept[i] = distance;
+      return;
+    }
+    let x = this.#state;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.#state = x;
+    // Kept with probability cap / (i + 1), in place of a uniformly chosen one (Algorithm R).
+    const j = Math.floor(((x >>> 0) / 2 ** 32) * (i + 1));
+    if (j < this.#kept.length) this.#kept[j] = distance;
+  }
+
+  /** How many were added. */
+  get total(): number {
+    return this.#seen;
+  }
+
+  /** The distances kept. */
+  values(): Float64Array {
+    return this.#kept.subarray(0, Math.min(this.#seen, this.#kept.length));
+  }
+}
+
+/**
  * The ROC curve of a verifier that accepts a pair when its distance is ≤ the threshold.
  *
  * @throws {@link InvalidInputError} when there is no genuine or no impostor distance, or a distance is NaN.
@@ -61,9 +113,12 @@ export function rocCurve(genuine: ArrayLike<number>, impostor: ArrayLike<number>
   candidates.set(g, 1);
   candidates.set(im, g.length + 1);
   candidates.sort();
-  const thresholds: number[] = [];
-  const far: number[] = [];
-  const tar: number[] = [];
+  // Typed arrays of the largest size, cut to the distinct candidates: JavaScript arrays of millions of numbers
+  // took several times the memory.
+  const thresholds = new Float64Array(candidates.length);
+  const far = new Float64Array(candidates.length);
+  const tar = new Float64Array(candidates.length);
+  let n = 0;
   let gi = 0;
   let ii = 0;
   for (let c = 0; c < candidates.length; c++) {
@@ -71,14 +126,15 @@ export function rocCurve(genuine: ArrayLike<number>, impostor: ArrayLike<number>
     if (c > 0 && t === candidates[c - 1]) continue;
     while (gi < g.length && g[gi]! <= t) gi++;
     while (ii < im.length && im[ii]! <= t) ii++;
-    thresholds.push(t);
-    far.push(ii / im.length);
-    tar.push(gi / g.length);
+    thresholds[n] = t;
+    far[n] = ii / im.length;
+    tar[n] = gi / g.length;
+    n++;
   }
   return {
-    thresholds: Float64Array.from(thresholds),
-    far: Float64Array.from(far),
-    tar: Float64Array.from(tar),
+    thresholds: thresholds.slice(0, n),
+    far: far.slice(0, n),
+    tar: tar.slice(0, n),
     genuinePairs: g.length,
     impostorPairs: im.length,
   };
@@ -261,20 +317,23 @@ export function calibrateThreshold(
         '--leave-one-out, without probes); allowOverlap (--allow-overlap) calibrates anyway',
     );
   }
-  const distances = gallery.distancesTo(probes.map((p) => p.embedding));
   const genuine: number[] = [];
-  const impostor = new Float64Array(
+  const impostor = new ImpostorSample(
     probes.reduce((n, p) => n + (indexOf.has(p.identity) ? names.length - 1 : names.length), 0),
   );
-  let at = 0;
-  probes.forEach((probe, p) => {
-    const own = indexOf.get(probe.identity) ?? -1;
-    const row = distances[p]!;
-    for (let i = 0; i < row.length; i++) {
-      if (i === own) genuine.push(row[i]!);
-      else impostor[at++] = row[i]!;
-    }
-  });
+  // The distances of a few probes at a time: all of them at once is probes × identities numbers.
+  for (let start = 0; start < probes.length; start += PROBE_CHUNK) {
+    const chunk = probes.slice(start, start + PROBE_CHUNK);
+    const distances = gallery.distancesTo(chunk.map((p) => p.embedding));
+    chunk.forEach((probe, p) => {
+      const own = indexOf.get(probe.identity) ?? -1;
+      const row = distances[p]!;
+      for (let i = 0; i < row.length; i++) {
+        if (i === own) genuine.push(row[i]!);
+        else impostor.add(row[i]!);
+      }
+    });
+  }
   const result = finish(gallery, 'probes', Float64Array.from(genuine), impostor, resolved);
   if (!overlaps.length) return result;
   const warning =
@@ -335,7 +394,7 @@ export function calibrateThresholdLeaveOneOut(
   const names = gallery.names;
   const dim = gallery.embedder.dimension;
   const genuine: number[] = [];
-  const impostor: number[] = [];
+  const impostor = new ImpostorSample(gallery.exampleCount * (names.length - 1));
   names.forEach((name, own) => {
     const examples = gallery.examples(name);
     const others = gallery.distancesTo(examples.map((e) => e.embedding));
@@ -345,7 +404,7 @@ export function calibrateThresholdLeaveOneOut(
     }
     examples.forEach((example, k) => {
       const row = others[k]!;
-      for (let i = 0; i < row.length; i++) if (i !== own) impostor.push(row[i]!);
+      for (let i = 0; i < row.length; i++) if (i !== own) impostor.add(row[i]!);
       if (examples.length < 2) return;
       let bestDot = Number.NEGATIVE_INFINITY;
       if (gallery.aggregation === 'nearest') {
@@ -366,14 +425,14 @@ export function calibrateThresholdLeaveOneOut(
       genuine.push(distanceFromDot(gallery.metric, bestDot));
     });
   });
-  return finish(gallery, 'leave-one-out', Float64Array.from(genuine), Float64Array.from(impostor), resolved);
+  return finish(gallery, 'leave-one-out', Float64Array.from(genuine), impostor, resolved);
 }
 
 function finish(
   gallery: FileGallery,
   method: GalleryCalibration['method'],
   genuine: Float64Array,
-  impostor: Float64Array,
+  sample: ImpostorSample,
   options: {
     targetFar: number;
     keyFars: number[];
@@ -381,6 +440,7 @@ function finish(
     precision?: EmbedderPrecision | undefined;
   },
 ): CalibrationResult {
+  const impostor = sample.values();
   if (genuine.length === 0 || impostor.length === 0) {
     throw new InvalidInputError(
       `${method === 'probes' ? 'calibrateThreshold' : 'calibrateThresholdLeaveOneOut'}: need at least one genuine ` +
@@ -425,6 +485,12 @@ function finish(
     ...(options.precision === undefined ? {} : { precision: options.precision }),
   };
   const warnings: string[] = [];
+  if (sample.total > impostor.length) {
+    warnings.push(
+      `${sample.total} impostor pairs: the curve rests on a uniform sample of ${impostor.length} of them (the same ` +
+        'each run), which bounds the memory; its figures are estimates to about ±1/√(accepted impostors)',
+    );
+  }
   if (roc.impostorPairs * options.targetFar < 1) {
     warnings.push(
       `only ${roc.impostorPairs} impostor pairs: a FAR of ${options.targetFar} cannot be told from 0 (that needs at ` +
