@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { FaceDetection } from '../contracts/detector.js';
 import { ImageTooLargeError, InvalidImageError, InvalidOptionsError } from '../errors.js';
 import { fakePreprocessing } from '../testing/fakes.js';
-import { addFacesFromPhotos, identityNameIssue, visibleText } from './collection.js';
+import { gaussian, prng } from './__fixtures__/synthetic.js';
+import { addFacesFromPhotos, identityNameIssue, prepareExamples, visibleText } from './collection.js';
 
 /** An embedder whose `embed` is `embed` (4 dimensions, 8-px input). */
 const embedderThat = (embed: () => never) => ({
@@ -69,6 +70,14 @@ describe('addFacesFromPhotos', () => {
       // In any case: a client comparing answers without regard to case could not tell them apart.
       ['Unknown', 'reserved (as "unknown", in any case) for unmatched queries'],
       ['NO Face', 'reserved (as "no face", in any case) for images without a face'],
+      // Nor in a spelling that reads the same: a no-break space, a zero-width joiner, two spaces, full-width.
+      ['no\u00a0face', 'reserved (as "no face", in any case) for images without a face'],
+      ['unknown\u200d', 'reserved (as "unknown", in any case) for unmatched queries'],
+      ['no  face', 'reserved (as "no face", in any case) for images without a face'],
+      [
+        '\uff55\uff4e\uff4b\uff4e\uff4f\uff57\uff4e',
+        'reserved (as "unknown", in any case) for unmatched queries',
+      ],
     ] as const) {
       const error = await addFacesFromPhotos({ assertCompatible: unreachable, add: unreachable } as never, {
         identity,
@@ -288,6 +297,27 @@ describe('addFacesFromPhotos: a photo that is itself a face crop', () => {
     await expect(
       addFacesFromPhotos(store as never, { ...options, precroppedFallback: false }),
     ).rejects.toThrow('no face found in crop.png');
+  });
+});
+
+describe('prepareExamples', () => {
+  it('stores an example as it was stored before: the same values and id again (a copy into another store)', () => {
+    // Embeddings as a model gives them, normalised in float32 (onnxruntime's ReduceL2 and Div), then prepared as
+    // an add stores them, then again as a copy into another store would. Normalising twice in float64 moved 1 of
+    // 32 real face embeddings by one unit in the last place, under another id each time.
+    const rand = prng(7);
+    let moved = 0;
+    for (let k = 0; k < 2000; k++) {
+      const raw = Array.from({ length: 128 }, () => gaussian(rand));
+      let squares = 0;
+      for (const v of raw) squares = Math.fround(squares + Math.fround(v * v));
+      const length = Math.fround(Math.sqrt(squares));
+      const model = Float32Array.from(raw, (v) => Math.fround(v) / length);
+      const [once] = prepareExamples('test', 'ada', 128, [{ embedding: model }]);
+      const [twice] = prepareExamples('test', 'ada', 128, [{ embedding: once!.embedding }]);
+      if (twice!.id !== once!.id || twice!.embedding.some((v, i) => v !== once!.embedding[i])) moved++;
+    }
+    expect(moved).toBe(0);
   });
 });
 

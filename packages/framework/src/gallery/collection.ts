@@ -144,11 +144,17 @@ export function checkIdentityName(component: string, identity: unknown): string 
 
 /**
  * What is wrong with naming a new identity `name` when it is the name of an answer (`unknown`, `no face`), in
- * any case: a client comparing answers without regard to case (or a person reading them) could not tell an
- * identity "Unknown" from an unmatched face.
+ * any case or spelling that reads the same: a client comparing answers without regard to case (or a person
+ * reading them) could not tell an identity "Unknown" from an unmatched face. Compared after NFKC (full-width
+ * letters, a no-break space), without zero-width joiners, with runs of spaces as one.
  */
 export function reservedIdentityIssue(name: string): string | undefined {
-  const lower = name.toLowerCase();
+  const lower = name
+    .normalize('NFKC')
+    .replace(/[\u200c\u200d]/gu, '')
+    .replace(/\s+/gu, ' ')
+    .trim()
+    .toLowerCase();
   const as = lower === name ? '' : ` (as "${lower}", in any case)`;
   if (lower === UNKNOWN_IDENTITY) return `"${name}" is reserved${as} for unmatched queries`;
   if (lower === NO_FACE_RESULT) return `"${name}" is reserved${as} for images without a face`;

@@ -16,13 +16,23 @@ export function norm(v: ArrayLike<number>): number {
 }
 
 /**
+ * How far from 1 the norm of a vector already normalised in float32 may be: rounding each of 512 components
+ * leaves at most about 6e-8; 1e-6 leaves a margin and is still far below any distance that matters.
+ */
+const UNIT_ROUNDING = 1e-6;
+
+/**
  * Writes `v / |v|` into `out` (float32) and returns false, leaving `out` untouched, when `v` has a zero or
- * non-finite norm or any non-finite value.
+ * non-finite norm or any non-finite value. A `v` already of unit norm up to float32 rounding is written as it is:
+ * normalising it again is not idempotent in float32 (1 of 32 stored face embeddings moved by one unit in the last
+ * place, and again on the next pass), which gave an example another content-derived id on every copy into
+ * another store.
  */
 export function normaliseInto(v: ArrayLike<number>, out: Float32Array, offset = 0): boolean {
   const n = norm(v);
   if (!(n > 0) || !Number.isFinite(n)) return false;
-  for (let i = 0; i < v.length; i++) out[offset + i] = v[i]! / n;
+  const scale = Math.abs(n - 1) <= UNIT_ROUNDING ? 1 : n;
+  for (let i = 0; i < v.length; i++) out[offset + i] = v[i]! / scale;
   return true;
 }
 

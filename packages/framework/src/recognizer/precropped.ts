@@ -49,8 +49,9 @@ function padEdges(image: RgbImage, pad: number): RgbImage {
   return { width: w, height: h, data };
 }
 
+/** The largest face's share of the frame (a loop, not Math.max(...): a detector may return 200,000 faces). */
 const share = (faces: readonly FaceDetection[], image: RgbImage) =>
-  faces.length ? Math.max(...faces.map(boxArea)) / (image.width * image.height) : 0;
+  faces.reduce((largest, face) => Math.max(largest, boxArea(face)), 0) / (image.width * image.height);
 
 /** What the fallback needs of a detector: `detectFaces`, which enrollment's detectors have too. */
 export type DetectFaces = FaceDetector['detectFaces'];
