@@ -138,6 +138,28 @@ async function initialise(name: TfjsBackendName): Promise<BackendProbe> {
   }
 }
 
+/**
+ * Runs `start`, then removes the `uncaughtException` and `unhandledRejection` listeners it added to the process.
+ * The wasm backend's Emscripten glue adds one of each that rethrows: any promise rejected without a handler
+ * anywhere in the application then ended the process (even under `--unhandled-rejections=warn`, before the
+ * application's own listener could run), with a screen of minified code. Without them Node behaves as the
+ * application set it up. (tfjs means to remove them when the backend is disposed; in a server it never is.)
+ */
+async function withoutProcessHandlers<T>(start: () => Promise<T>): Promise<T> {
+  const exceptions = new Set(process.listeners('uncaughtException'));
+  const rejections = new Set(process.listeners('unhandledRejection'));
+  try {
+    return await start();
+  } finally {
+    for (const listener of process.listeners('uncaughtException')) {
+      if (!exceptions.has(listener)) process.removeListener('uncaughtException', listener);
+    }
+    for (const listener of process.listeners('unhandledRejection')) {
+      if (!rejections.has(listener)) process.removeListener('unhandledRejection', listener);
+    }
+  }
+}
+
 const starters: Readonly<Record<TfjsBackendName, () => Promise<BackendProbe>>> = {
   async tensorflow() {
     const loaded = await importOptional(TFJS_BACKEND_PACKAGES.tensorflow);
@@ -154,7 +176,7 @@ const starters: Readonly<Record<TfjsBackendName, () => Promise<BackendProbe>>> =
       return { ok: false, reason: `${pkg} does not export setWasmPaths (unsupported version)` };
     }
     setWasmPaths(path.dirname(loaded.main) + path.sep);
-    return initialise('wasm');
+    return withoutProcessHandlers(() => initialise('wasm'));
   },
   async cpu() {
     const probe = await initialise('cpu');

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { InvalidOptionsError } from '@facerec/framework';
 import {
@@ -209,5 +210,32 @@ describe.skipIf(!hasWasm)('models on different backends in one process', () => {
       await wasm.dispose();
       await cpu.dispose();
     }
+  });
+});
+
+describe.runIf(hasWasm)('the wasm backend in an application', () => {
+  it("leaves the process's error listeners as they were: a stray rejection reaches the application's own", () => {
+    // In a fresh process: the backend starts once per process. Its Emscripten glue added listeners that rethrew,
+    // so any rejection nobody handled ended the process before the application's listener ran.
+    const child = `
+      const counts = () => ['uncaughtException', 'unhandledRejection'].map((e) => process.listeners(e).length);
+      const before = counts();
+      const { selectBackend } = await import('@facerec/provider-tfjs');
+      await selectBackend({ backend: 'wasm', logger: () => {} });
+      const after = counts();
+      process.on('unhandledRejection', (reason) => {
+        console.log(JSON.stringify({ before, after, seen: String(reason) }));
+      });
+      Promise.reject(new Error('stray'));
+      setTimeout(() => console.log('alive'), 50);
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', child], {
+      cwd: import.meta.dirname,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    const [report, alive] = out.trim().split('\n');
+    expect(JSON.parse(report!)).toEqual({ before: [0, 0], after: [0, 0], seen: 'Error: stray' });
+    expect(alive).toBe('alive');
   });
 });
