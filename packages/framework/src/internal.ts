@@ -25,6 +25,7 @@ export {
   checkIdentityName,
   type PreparedExample,
   prepareExamples,
+  storableSource,
   storedTextIssue,
   visibleText,
 } from './gallery/collection.js';

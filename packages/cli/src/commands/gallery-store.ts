@@ -8,13 +8,12 @@ import {
   GalleryStoreNotFoundError,
   InvalidOptionsError,
   type LookAlike,
-  MAX_SOURCE_LENGTH,
   NO_FACE_RESULT,
   type OpenGalleryStoreOptions,
   openGalleryStore,
   withPrecroppedFallback,
 } from '@facerec/framework';
-import { checkIdentityName, visibleText } from '@facerec/framework/internal';
+import { checkIdentityName, storableSource, visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import {
   decodeInput,
@@ -146,13 +145,11 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         const limits = imageLimitsFlag('gallery add', opts);
         // Read one at a time when their turn comes (a folder may hold more photos than memory would).
         const files = await expandImageArguments('gallery add', images);
-        // A path is the example's source, which stores keep to MAX_SOURCE_LENGTH characters: a longer one keeps
-        // its end (the file's name), rather than refusing the photo.
-        const sourceOf = (file: string) =>
-          file.length > MAX_SOURCE_LENGTH ? `…${file.slice(-(MAX_SOURCE_LENGTH - 1))}` : file;
+        // A path is the example's source, as stores take it (storableSource): a longer one keeps its end, one
+        // with control characters holds them escaped, rather than refusing the photo.
         const photos = files.map((file) => ({
           photo: () => decodeInput(file, limits),
-          source: sourceOf(file),
+          source: storableSource(file),
         }));
         const provider = await selectProvider(context, opts.provider);
         let store: GalleryStore | undefined;

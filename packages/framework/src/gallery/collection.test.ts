@@ -3,7 +3,13 @@ import type { FaceDetection } from '../contracts/detector.js';
 import { ImageTooLargeError, InvalidImageError, InvalidOptionsError } from '../errors.js';
 import { fakePreprocessing } from '../testing/fakes.js';
 import { gaussian, prng } from './__fixtures__/synthetic.js';
-import { addFacesFromPhotos, identityNameIssue, prepareExamples, visibleText } from './collection.js';
+import {
+  addFacesFromPhotos,
+  identityNameIssue,
+  prepareExamples,
+  storableSource,
+  visibleText,
+} from './collection.js';
 
 /** An embedder whose `embed` is `embed` (4 dimensions, 8-px input). */
 const embedderThat = (embed: () => never) => ({
@@ -318,6 +324,17 @@ describe('prepareExamples', () => {
       if (twice!.id !== once!.id || twice!.embedding.some((v, i) => v !== once!.embedding[i])) moved++;
     }
     expect(moved).toBe(0);
+  });
+});
+
+describe('storableSource', () => {
+  it('keeps a source as it is, escapes control characters, and keeps the end of one too long', () => {
+    expect(storableSource('people/ann/1.jpg')).toBe('people/ann/1.jpg');
+    expect(storableSource('C:\\photos\\ann.jpg')).toBe('C:\\photos\\ann.jpg');
+    expect(storableSource('a\nb\u0007.png')).toBe('a\\nb\\u0007.png');
+    const long = `${'x/'.repeat(600)}ann.jpg`;
+    expect(storableSource(long)).toBe(`…${long.slice(-1023)}`);
+    expect(storableSource(long).length).toBe(1024);
   });
 });
 

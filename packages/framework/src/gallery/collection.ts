@@ -69,6 +69,18 @@ export function storedTextIssue(text: string, max: number): string | undefined {
 }
 
 /**
+ * `source` as a store takes it: as it is, or, when it holds what no store takes (a control character: a file
+ * named with a newline), with those characters escaped ({@link visibleText}), and at most
+ * {@link MAX_SOURCE_LENGTH} characters (a longer one keeps its end, the file's name). A source only says where
+ * a photo came from: enrollment and `facerec gallery add` record such a file rather than refuse it, and a gallery
+ * they wrote can be copied into every store.
+ */
+export function storableSource(source: string): string {
+  const text = storedTextIssue(source, Number.POSITIVE_INFINITY) ? visibleText(source) : source;
+  return text.length > MAX_SOURCE_LENGTH ? `…${text.slice(-(MAX_SOURCE_LENGTH - 1))}` : text;
+}
+
+/**
  * Emoji tag sequences (a subdivision flag: 🏴, tag letters, a cancel tag): their tag characters are invisible
  * format characters, but part of the flag's spelling.
  */

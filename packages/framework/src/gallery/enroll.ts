@@ -22,7 +22,13 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage, readImageFile } 
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
-import { identityNameIssue, type LookAlike, reservedIdentityIssue, visibleText } from './collection.js';
+import {
+  identityNameIssue,
+  type LookAlike,
+  reservedIdentityIssue,
+  storableSource,
+  visibleText,
+} from './collection.js';
 import { thresholdSchema } from './format.js';
 import { FileGallery, type GallerySearchOptions } from './gallery.js';
 import {
@@ -317,7 +323,7 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
       }
       faces.set(key, c);
       const list = examples.get(c.identity) ?? [];
-      list.push({ source: c.file, embedding });
+      list.push({ source: storableSource(c.file), embedding });
       examples.set(c.identity, list);
       enrolled.push({ identity: c.identity, file: c.file, faces: x.faces, quality: x.quality });
       report(c, 'enrolled');
