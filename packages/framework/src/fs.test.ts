@@ -143,6 +143,18 @@ describe('writeFileAtomic', () => {
           }),
         /record failed/,
       ],
+      [
+        'the disk is full (said plainly, naming the file)',
+        (file) =>
+          writeFileAtomic(
+            file,
+            (async function* () {
+              yield 'partial';
+              throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+            })(),
+          ),
+        /^cannot write .*: no space left on its device \(ENOSPC\); it is unchanged$/,
+      ],
     ];
     it.each(failures)('when %s', async (_when, write, message) => {
       const file = fresh();

@@ -3,7 +3,7 @@ import { createReadStream, rmSync } from 'node:fs';
 import { chmod, chown, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { onExit } from 'signal-exit';
-import { InvalidOptionsError } from './errors.js';
+import { FacerecError, InvalidOptionsError } from './errors.js';
 
 /** What {@link writeFileAtomic} writes: text (UTF-8), bytes, or pieces of either, possibly produced lazily. */
 export type AtomicWriteData =
@@ -113,6 +113,15 @@ export async function writeFileAtomic(
     await renameReplacing(temp, file);
   } catch (error) {
     await rm(temp, { force: true });
+    // A full disk is the machine's, not the program's: said plainly, with the file and that it is unchanged
+    // (the new content went to the temporary file only), rather than as Node's bare "ENOSPC: …, write".
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      const why = code === 'ENOSPC' ? 'no space left on its device' : 'over the disk quota';
+      throw new FacerecError('NO_SPACE', `cannot write ${file}: ${why} (${code}); it is unchanged`, {
+        cause: error,
+      });
+    }
     throw error;
   } finally {
     liveTemporaries.delete(temp);
