@@ -229,6 +229,10 @@ describe('MtcnnDetector and dispose()', () => {
     sizes.length = 0;
     await detector.detect({ width: 400, height: 300, data: new Uint8Array(400 * 300 * 3) });
     expect(new Set(sizes)).toEqual(warmUpSizes);
+    // A frame whose working copy is too thin for P-Net (12×5,000,000 → 0×1,414): nothing to run there.
+    sizes.length = 0;
+    await detector.warmUp({ width: 12, height: 5_000_000 });
+    expect(sizes).toEqual([]);
     await detector.dispose();
   });
 });

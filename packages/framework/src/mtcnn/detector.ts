@@ -123,8 +123,11 @@ export class MtcnnDetector implements FaceDetector {
       const size = working ?? { width, height, options: this.options };
       const [first] = pyramidLevels(size.width, size.height, size.options);
       networks.reserve?.(first ? first.width * first.height : 0);
-      const image = syntheticFrame(size.width, size.height);
-      for (let i = 0; i < 2; i++) await runMtcnnCascade([image], networks, size.options, this.#sampling);
+      // A working copy too thin for P-Net (a 12×100,000,000 frame) is never detected: nothing to warm up there.
+      if (Math.min(size.width, size.height) >= 12) {
+        const image = syntheticFrame(size.width, size.height);
+        for (let i = 0; i < 2; i++) await runMtcnnCascade([image], networks, size.options, this.#sampling);
+      }
       await networks.rnet(new Float32Array(WARM_UP_CANDIDATES.rnet * 3 * 24 * 24), WARM_UP_CANDIDATES.rnet);
       await networks.onet(new Float32Array(WARM_UP_CANDIDATES.onet * 3 * 48 * 48), WARM_UP_CANDIDATES.onet);
     });
@@ -159,11 +162,6 @@ export class MtcnnDetector implements FaceDetector {
   }
 
   /**
-   * Runs the cascade; frames above the working size (`maxPixels`) on a downscaled copy each, their boxes and
-   * landmarks mapped back. The copy also keeps the resampling tables (WebAssembly memory, which never
-   * shrinks) at the working size.
-   */
-  /**
    * The working copy of a `width`×`height` frame above the working size (`maxPixels`): its size, and the options
    * with the minimum face size scaled alike; `undefined` for a frame within the working size.
    */
@@ -179,6 +177,11 @@ export class MtcnnDetector implements FaceDetector {
     return { width: w, height: h, options };
   }
 
+  /**
+   * Runs the cascade; frames above the working size (`maxPixels`) on a downscaled copy each, their boxes and
+   * landmarks mapped back. The copy also keeps the resampling tables (WebAssembly memory, which never
+   * shrinks) at the working size.
+   */
   async #cascade(images: readonly RgbImage[], networks: MtcnnNetworks): Promise<FaceDetection[][]> {
     const { maxPixels } = this.options;
     const large = (image: RgbImage) => maxPixels > 0 && image.width * image.height > maxPixels;
