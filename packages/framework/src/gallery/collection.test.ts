@@ -357,6 +357,11 @@ describe('identityNameIssue', () => {
       expect(identityNameIssue(good), JSON.stringify(good)).toBeUndefined();
     }
   });
+
+  it('refuses U+FFFD: a name given in bytes that were not UTF-8 would be stored as another', () => {
+    // `facerec gallery add g.json "$(printf 'x\xffy')"`: Node reads the argument as "x\ufffdy".
+    expect(identityNameIssue('x\ufffdy')).toBe('holds U+FFFD, the replacement for bytes that were not UTF-8');
+  });
 });
 
 describe('visibleText', () => {

@@ -132,6 +132,9 @@ export function identityNameIssue(name: string): string | undefined {
     return 'holds an invisible character (zero-width space, byte-order mark, direction control, line separator or filler)';
   }
   if (/^\s|\s$/u.test(name)) return 'has spaces at the start or end (or is only spaces)';
+  // What a decoder writes for bytes that were not UTF-8 (a command line in another encoding): the name given is
+  // not the one that would be stored.
+  if (name.includes('\ufffd')) return 'holds U+FFFD, the replacement for bytes that were not UTF-8';
   if (name.normalize('NFC') !== name) return "is not in Unicode NFC form (name.normalize('NFC') gives it)";
   return undefined;
 }
