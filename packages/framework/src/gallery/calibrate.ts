@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { EMBEDDER_PRECISIONS, type EmbedderPrecision } from '../contracts/embedder.js';
 import { InvalidInputError } from '../errors.js';
 import { parseOptions } from '../options.js';
+import { seededRandom } from '../testing/random.js';
 import type { FileGallery } from './gallery.js';
 import type { CalibrationPoint, GalleryCalibration } from './types.js';
 import { distanceFromDot, dot, norm } from './vectors.js';
@@ -58,8 +59,8 @@ const PROBE_CHUNK = 256;
 class ImpostorSample {
   readonly #kept: Float64Array;
   #seen = 0;
-  /** xorshift32 state: written by hand, as no sampling library is at hand for one loop; any fixed seed ≠ 0. */
-  #state = 0x2545f491;
+  /** The project's seeded PRNG (mulberry32), with a fixed seed: the same sample every run. */
+  readonly #random = seededRandom(0x2545f491);
 
   /** `expected`: how many distances will be added (the buffer is sized for the smaller of it and the cap). */
   constructor(expected: number) {
@@ -72,13 +73,8 @@ class ImpostorSample {
       this.#kept[i] = distance;
       return;
     }
-    let x = this.#state;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.#state = x;
     // Kept with probability cap / (i + 1), in place of a uniformly chosen one (Algorithm R).
-    const j = Math.floor(((x >>> 0) / 2 ** 32) * (i + 1));
+    const j = Math.floor(this.#random() * (i + 1));
     if (j < this.#kept.length) this.#kept[j] = distance;
   }
 

@@ -1,6 +1,7 @@
 /**
- * A seeded PRNG for tests, fixtures and benchmarks (mulberry32: uniform numbers in [0, 1)), so that a run
- * that fails can be reproduced exactly. Free of test-runner imports, so scripts can use it too.
+ * A seeded PRNG for tests, fixtures, benchmarks and calibration's impostor sample (mulberry32: uniform numbers
+ * in [0, 1)), so that a run can be reproduced exactly. Free of test-runner imports, so scripts and the library
+ * can use it too.
  */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
