@@ -46,6 +46,9 @@ import { z } from 'zod';
 import { migrate } from './migrate.js';
 import { inTransaction, isQueryTimeout } from './transaction.js';
 
+/** pgvector's largest `hnsw.ef_search`. */
+const MAX_EF_SEARCH = 1000;
+
 /** How `match` searches: `exact` scans every example; `hnsw` walks the collection's HNSW index. */
 export type PostgresSearchMode = 'exact' | 'hnsw';
 
@@ -73,7 +76,8 @@ export interface PostgresGalleryStoreOptions {
   readonly search?: PostgresSearchMode;
   /**
    * HNSW's `ef_search`: candidates kept while walking the graph; higher is slower and closer to exact. Also the
-   * number of nearest examples grouped into identities for `topK`. Default 400 (pgvector's is 40): recall@1
+   * number of nearest examples grouped into identities for `topK` (a `topK` above it walks `topK` examples, and one
+   * above 1,000, pgvector's largest `ef_search`, scans the collection as `exact` does). Default 400 (pgvector's is 40): recall@1
    * against exact search, on uniformly random identities (`scripts/bench-gallery.ts`, the hard case for HNSW), was
    * 0.990 at 400 for 100,000 × 512-d (0.805 at 100), 0.995 already at 200 for 100,000 × 128-d, 1.000 at 40 for
    * 10,000.
@@ -134,7 +138,7 @@ const optionsSchema = z
     metric: z.enum(['euclidean', 'cosine']).default('euclidean'),
     threshold: thresholdSchema.default(0),
     search: z.enum(['exact', 'hnsw']).default('hnsw'),
-    efSearch: z.number().int().min(1).max(1000).default(400),
+    efSearch: z.number().int().min(1).max(MAX_EF_SEARCH).default(400),
     hnsw: z
       .strictObject({
         m: z.number().int().min(2).max(100).optional(),
@@ -601,8 +605,8 @@ export class PostgresGalleryStore implements GalleryStore {
 
   /**
    * The best identity for each query, with the `topK` nearest identities as candidates (see the
-   * {@link GalleryStore} contract). With `hnsw`, identities beyond the `efSearch` nearest examples are not
-   * candidates.
+   * {@link GalleryStore} contract). With `hnsw`, identities beyond the `max(efSearch, topK)` nearest examples
+   * are not candidates (so fewer than `topK` come back when those examples hold fewer identities).
    */
   match(queries: readonly Float32Array[], options: MatchOptions = {}): Promise<GalleryMatch[]> {
     return this.#calls.run(async () => {
@@ -675,11 +679,11 @@ export class PostgresGalleryStore implements GalleryStore {
 
   /** The `topK` identities nearest to `vector`, with their best dot product, nearest first. */
   async #nearest(vector: string, topK: number): Promise<{ identity: string; dot: number }[]> {
-    const { sql, params } = this.#searchStatement(vector, topK);
-    if (this.search === 'exact')
+    const { sql, params, efSearch } = this.#searchStatement(vector, topK);
+    if (efSearch === undefined)
       return (await this.#pool.query<{ identity: string; dot: number }>(sql, params)).rows;
     return inTransaction(this.#pool, async (client) => {
-      await this.#useIndex(client);
+      await this.#useIndex(client, efSearch);
       return (await client.query<{ identity: string; dot: number }>(sql, params)).rows;
     });
   }
@@ -696,22 +700,33 @@ export class PostgresGalleryStore implements GalleryStore {
           `explainMatch: the query must be a non-zero ${this.embedder.dimension}-d vector`,
         );
       }
-      const { sql, params } = this.#searchStatement(toVector(unit), topK);
+      const { sql, params, efSearch } = this.#searchStatement(toVector(unit), topK);
       return this.#transaction(async (client) => {
-        if (this.search === 'hnsw') await this.#useIndex(client);
+        if (efSearch !== undefined) await this.#useIndex(client, efSearch);
         const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ANALYZE ${sql}`, params);
         return rows.map((r) => r['QUERY PLAN']).join('\n');
       });
     });
   }
 
-  #searchStatement(vector: string, topK: number): { sql: string; params: unknown[] } {
-    if (this.search === 'exact') {
+  /**
+   * The statement of one search, and the `ef_search` it walks the index with (none: a scan). HNSW returns at
+   * most `ef_search` rows, so a `topK` above `efSearch` walks with `ef_search` = `topK` (else fewer identities
+   * came back than asked for, without a word), and one above pgvector's largest `ef_search` (1,000) scans the
+   * collection, as `exact` does.
+   */
+  #searchStatement(
+    vector: string,
+    topK: number,
+  ): { sql: string; params: unknown[]; efSearch: number | undefined } {
+    const efSearch = Math.max(this.efSearch, topK);
+    if (this.search === 'exact' || efSearch > MAX_EF_SEARCH) {
       // The cast-free expression matches no index: a scan of the collection, exact.
       return {
         sql: `SELECT identity, max(-(embedding <#> $2::vector)) AS dot FROM facerec_examples
               WHERE collection = $1 GROUP BY identity ORDER BY dot DESC, identity COLLATE "C" LIMIT $3`,
         params: [this.collection, vector, topK],
+        efSearch: undefined,
       };
     }
     // The index is partial (on this collection) and on embedding::vector(d): the collection and d must appear
@@ -724,7 +739,8 @@ export class PostgresGalleryStore implements GalleryStore {
               WHERE collection = ${pg.escapeLiteral(this.collection)}
               ORDER BY ${distance} LIMIT $2
             ) nearest GROUP BY identity ORDER BY dot DESC, identity COLLATE "C" LIMIT $3`,
-      params: [vector, Math.max(this.efSearch, topK), topK],
+      params: [vector, efSearch, topK],
+      efSearch,
     };
   }
 
@@ -734,11 +750,11 @@ export class PostgresGalleryStore implements GalleryStore {
    * identity index and sorting every row: exact, but as slow as `exact` (measured: 68 ms instead of 3 ms per
    * query on 10,000 × 512).
    */
-  async #useIndex(client: pg.PoolClient): Promise<void> {
+  async #useIndex(client: pg.PoolClient, efSearch: number): Promise<void> {
     await client.query(
       `SELECT set_config('hnsw.ef_search', $1, true), set_config('enable_seqscan', 'off', true),
               set_config('enable_bitmapscan', 'off', true)`,
-      [String(this.efSearch)],
+      [String(efSearch)],
     );
   }
 }
@@ -1011,10 +1027,10 @@ export async function openGalleryStoreFromUrl(
     throw new InvalidOptionsError('@facerec/gallery-postgres', `search must be exact or hnsw, got ${search}`);
   }
   // Named as the URL names it (the option's schema would say "efSearch: … received NaN").
-  if (efSearch !== undefined && (!/^[1-9]\d{0,3}$/.test(efSearch) || Number(efSearch) > 1000)) {
+  if (efSearch !== undefined && (!/^[1-9]\d{0,3}$/.test(efSearch) || Number(efSearch) > MAX_EF_SEARCH)) {
     throw new InvalidOptionsError(
       '@facerec/gallery-postgres',
-      `?ef_search= must be a whole number from 1 to 1000, got ${JSON.stringify(efSearch.slice(0, 20))}`,
+      `?ef_search= must be a whole number from 1 to ${MAX_EF_SEARCH}, got ${JSON.stringify(efSearch.slice(0, 20))}`,
     );
   }
   if (

@@ -118,6 +118,36 @@ describe('PostgresGalleryStore', () => {
     }
   });
 
+  it('gives hnsw the topK identities asked for above efSearch, and scans above 1,000 as exact does', async () => {
+    const random = seededRandom(99);
+    const vector = () => Float32Array.from({ length: 8 }, () => random() * 2 - 1);
+    const exact = await open('wide', { search: 'exact' });
+    const hnsw = await open('wide', { search: 'hnsw', efSearch: 10 });
+    try {
+      await exact.addMany(
+        Array.from({ length: 1100 }, (_, i) => ({ identity: `id${i}`, examples: [{ embedding: vector() }] })),
+      );
+      const query = vector();
+      // HNSW returns at most ef_search rows: walked at ef_search 10, top 50 gave 10 identities.
+      const [fifty] = await hnsw.match([query], { topK: 50 });
+      expect(fifty!.candidates).toHaveLength(50);
+      const [exactFifty] = await exact.match([query], { topK: 50 });
+      const overlap = fifty!.candidates.filter((c) =>
+        exactFifty!.candidates.some((e) => e.identity === c.identity),
+      ).length;
+      expect(overlap).toBeGreaterThanOrEqual(49);
+      // Above pgvector's largest ef_search: a scan, every identity, in exact's order.
+      const [all] = await hnsw.match([query], { topK: 1050 });
+      const [exactAll] = await exact.match([query], { topK: 1050 });
+      expect(all!.candidates).toHaveLength(1050);
+      expect(all!.candidates.map((c) => c.identity)).toEqual(exactAll!.candidates.map((c) => c.identity));
+      expect(await hnsw.explainMatch(query, 1050)).not.toContain(hnswIndexName('wide'));
+      expect(await hnsw.explainMatch(query, 50)).toContain(`Index Scan using ${hnswIndexName('wide')}`);
+    } finally {
+      await Promise.all([exact.close(), hnsw.close()]);
+    }
+  });
+
   it('keeps its settings: threshold, calibration flag, and refuses centroid aggregation', async () => {
     const store = await open('settings', { threshold: 0.8 });
     expect(store.threshold).toBe(0.8);
