@@ -494,7 +494,7 @@ describeWithSharedData(
         2,
         `facerec: gallery copy: ${back} exists: copy into a new file (nothing is merged)\n`,
       ]);
-      // The collection removed whole (what a killed copy leaves is removed so), then copied again.
+      // The collection removed whole, then copied again.
       const removed = await cli('gallery', 'remove', collection, '--collection', '--json');
       expect(removed.code, removed.stderr).toBe(0);
       expect(JSON.parse(removed.stdout)).toMatchObject({ removed: 4 });
@@ -508,7 +508,7 @@ describeWithSharedData(
       expect((await cli('gallery', 'remove', file, '--collection')).stderr).toMatch(
         /--collection removes a Postgres collection; .* is a gallery file or object: delete it/,
       );
-      // Ctrl-C: the copy stops after the transaction under way and removes what it copied.
+      // Ctrl-C: the copy, one transaction, stops and leaves nothing.
       const source = await FileGallery.load(file);
       const random = seededRandom(3);
       const big = path.join(work, 'big.gallery.json');
@@ -534,8 +534,8 @@ describeWithSharedData(
       (process.listeners('SIGINT').at(-1) as () => void)();
       const stopped = await copying;
       expect(stopped.code).toBe(130);
-      expect(stopped.stderr).toContain('gallery copy: stopping after the transaction under way');
-      expect(stopped.stderr).toMatch(/the part copied into .*collection=interrupted was removed/);
+      expect(stopped.stderr).toContain('gallery copy: stopping; nothing is kept');
+      expect(stopped.stderr).toContain('gallery copy: stopped (interrupted); nothing was copied');
       expect(process.listeners('SIGINT').length).toBe(before);
       expect((await cli('gallery', 'list', bigTo)).stderr).toMatch(/no gallery at postgres:/);
       // A gallery file written before the name rules: every name a database refuses is named before anything

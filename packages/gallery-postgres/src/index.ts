@@ -6,6 +6,7 @@
  */
 export { MIGRATIONS_DIR, type Migration, migrate, readMigrations } from './migrate.js';
 export {
+  createCollectionFromUrl,
   hnswIndexName,
   openGalleryStoreFromUrl,
   PostgresGalleryStore,

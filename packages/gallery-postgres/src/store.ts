@@ -34,6 +34,7 @@ import {
   matchOf,
   metricSchema,
   normaliseInto,
+  type PreparedExample,
   prepareExamples,
   resolveMatchOptions,
   storedTextIssue,
@@ -315,16 +316,7 @@ export class PostgresGalleryStore implements GalleryStore {
    */
   static async open(options: PostgresGalleryStoreOptions): Promise<PostgresGalleryStore> {
     const o = parseOptions(optionsSchema, options, '@facerec/gallery-postgres');
-    const pool =
-      o.pool ??
-      new pg.Pool({
-        connectionString: o.connectionString,
-        max: o.maxConnections,
-        // A server that never answers (a dropped packet, a firewall) fails a query instead of holding it.
-        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-        ...(o.queryTimeoutMs > 0 ? { query_timeout: o.queryTimeoutMs } : {}),
-      });
-    if (!o.pool) pool.on('error', (error) => o.onConnectionError?.(error));
+    const pool = openPool(o);
     const location = collectionLocation(o.connectionString, o.collection);
     try {
       if (o.migrate) await migrate(pool);
@@ -337,20 +329,107 @@ export class PostgresGalleryStore implements GalleryStore {
             o.create ? ': no such collection; give the embedder to create it for' : ': no such collection',
           );
         }
-        // A name padded with spaces is a typo waiting to happen (`?collection=+staff+`): not made, as identity
-        // names are not. (One made before keeps opening.)
-        if (/^\s|\s$/u.test(o.collection)) {
-          throw new InvalidOptionsError(
-            '@facerec/gallery-postgres',
-            `the collection name ${JSON.stringify(o.collection.slice(0, 200))} has spaces at the start or end`,
-          );
-        }
+        checkNewCollectionName(o.collection);
         created = await createCollection(pool, o.collection, o.embedder, o);
         row = (await readCollection(pool, o.collection, location))!;
       }
       const store = new PostgresGalleryStore(pool, !o.pool, o, row, location);
       store.#created = created;
       if (o.embedder) assertEmbedderCompatible(store.embedder, o.embedder);
+      return store;
+    } catch (error) {
+      if (!o.pool) await pool.end().catch(() => undefined);
+      throw unreachable(error, location) ?? refusedByServer(error, location) ?? error;
+    }
+  }
+
+  /**
+   * Creates collection `options.collection` holding a copy of `gallery` (its examples, embedder, metric,
+   * threshold and calibration) in **one transaction**, and opens it. A copy that fails or stops part-way (an
+   * aborted `signal`, a bad example, the connection lost, the process killed) leaves no collection at all:
+   * added piece by piece, a copy killed part-way left a collection that was served as if whole. The HNSW index
+   * is built after the rows. `onProgress` is called with the examples inserted so far.
+   *
+   * @throws InvalidOptionsError when the collection exists (nothing is merged) or the gallery aggregates its
+   *   examples otherwise than `nearest` (the only aggregation a collection has).
+   * @example
+   * const store = await PostgresGalleryStore.createFrom(
+   *   { connectionString: process.env.DATABASE_URL!, collection: 'staff' },
+   *   await FileGallery.load('staff.gallery.json'),
+   * );
+   */
+  static async createFrom(
+    options: Omit<PostgresGalleryStoreOptions, 'embedder' | 'create' | 'metric' | 'threshold'>,
+    gallery: FileGallery,
+    progress: {
+      readonly onProgress?: (done: number, total: number) => void;
+      readonly signal?: AbortSignal;
+    } = {},
+  ): Promise<PostgresGalleryStore> {
+    if (!(gallery instanceof FileGallery)) {
+      throw new InvalidOptionsError('@facerec/gallery-postgres', 'createFrom: gallery must be a FileGallery');
+    }
+    const o = parseOptions(
+      optionsSchema,
+      {
+        ...options,
+        embedder: gallery.embedder,
+        create: true,
+        metric: gallery.metric,
+        threshold: gallery.threshold,
+      },
+      '@facerec/gallery-postgres',
+    );
+    const location = collectionLocation(o.connectionString, o.collection);
+    if (gallery.aggregation !== 'nearest') {
+      throw new InvalidOptionsError(
+        '@facerec/gallery-postgres',
+        `a collection matches by each identity's nearest example; the gallery aggregates by ${gallery.aggregation}`,
+      );
+    }
+    checkNewCollectionName(o.collection);
+    const pool = openPool(o);
+    try {
+      if (o.migrate) await migrate(pool);
+      const total = gallery.exampleCount;
+      await inTransaction(pool, async (client) => {
+        const settings = { metric: o.metric, threshold: o.threshold, calibration: gallery.calibration };
+        if (!(await insertCollection(client, o.collection, gallery.embedder, settings))) {
+          throw new InvalidOptionsError(
+            '@facerec/gallery-postgres',
+            `${location} exists: create a new collection (nothing is merged), or drop it first`,
+          );
+        }
+        progress.signal?.throwIfAborted();
+        // A chunk of identities prepared at a time: the gallery's embeddings are not all copied at once.
+        let done = 0;
+        let chunk: PreparedExample[] = [];
+        const flush = async () => {
+          const base = done;
+          await insertExamples(client, o.collection, chunk, (n) => progress.onProgress?.(base + n, total));
+          done += chunk.length;
+          chunk = [];
+          progress.signal?.throwIfAborted();
+        };
+        for (const identity of gallery.names) {
+          const examples = prepareExamples(
+            '@facerec/gallery-postgres createFrom',
+            identity,
+            gallery.embedder.dimension,
+            gallery.examples(identity),
+          );
+          for (const e of examples) chunk.push(e);
+          if (chunk.length >= INSERT_BATCH * 4) await flush();
+        }
+        await flush();
+        await createIndex(client, o.collection, gallery.embedder.dimension, o.hnsw);
+        // Statistics for the rows just added: without them the planner took the collection's identity index and
+        // sorted every row (exact, but a scan) over the HNSW index built after the rows.
+        await client.query('ANALYZE facerec_examples');
+      });
+      const row = (await readCollection(pool, o.collection, location))!;
+      const store = new PostgresGalleryStore(pool, !o.pool, o, row, location);
+      store.#created = true;
       return store;
     } catch (error) {
       if (!o.pool) await pool.end().catch(() => undefined);
@@ -459,27 +538,8 @@ export class PostgresGalleryStore implements GalleryStore {
       // An example already held keeps its source: each entry resolves to the examples as stored.
       const stored = new Map<string, string>();
       await this.#transaction(async (client) => {
-        for (let first = 0; first < rows.length; first += INSERT_BATCH) {
-          const batch = rows.slice(first, first + INSERT_BATCH);
-          const params: unknown[] = [this.collection];
-          const values = batch.map((e) => {
-            params.push(e.id, e.identity, e.source, toVector(e.embedding));
-            const n = params.length;
-            return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::vector)`;
-          });
-          const inserted = await client.query<{ id: string }>(
-            `INSERT INTO facerec_examples (collection, id, identity, source, embedding)
-             VALUES ${values.join(', ')} ON CONFLICT (collection, id) DO NOTHING RETURNING id`,
-            params,
-          );
-          if (inserted.rows.length === batch.length) continue;
-          const fresh = new Set(inserted.rows.map((r) => r.id));
-          const held = await client.query<{ id: string; source: string }>(
-            'SELECT id, source FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[])',
-            [this.collection, batch.filter((e) => !fresh.has(e.id)).map((e) => e.id)],
-          );
-          for (const { id, source } of held.rows) stored.set(id, source);
-        }
+        for (const [id, source] of await insertExamples(client, this.collection, rows))
+          stored.set(id, source);
       });
       // Held already (before this transaction, or inserted by another one that committed first): not added here.
       return prepared.map((list) =>
@@ -840,6 +900,33 @@ function unreachable(error: unknown, location: string): FacerecError | undefined
   );
 }
 
+/** The store's pool: the one given, or a new one for the connection string (its errors to `onConnectionError`). */
+function openPool(o: z.output<typeof optionsSchema>): pg.Pool {
+  if (o.pool) return o.pool;
+  const pool = new pg.Pool({
+    connectionString: o.connectionString,
+    max: o.maxConnections,
+    // A server that never answers (a dropped packet, a firewall) fails a query instead of holding it.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    ...(o.queryTimeoutMs > 0 ? { query_timeout: o.queryTimeoutMs } : {}),
+  });
+  pool.on('error', (error) => o.onConnectionError?.(error));
+  return pool;
+}
+
+/**
+ * Refuses a new collection's name padded with spaces: a typo waiting to happen (`?collection=+staff+`), not
+ * made, as identity names are not. (One made before keeps opening.)
+ */
+function checkNewCollectionName(name: string): void {
+  if (/^\s|\s$/u.test(name)) {
+    throw new InvalidOptionsError(
+      '@facerec/gallery-postgres',
+      `the collection name ${JSON.stringify(name.slice(0, 200))} has spaces at the start or end`,
+    );
+  }
+}
+
 /**
  * Creates the collection and its HNSW index in one transaction; a collection created meanwhile by another
  * process is left as it is (the caller then checks its embedder). True when this call created it.
@@ -849,6 +936,23 @@ async function createCollection(
   name: string,
   embedder: GalleryEmbedderInfo,
   o: z.output<typeof optionsSchema>,
+): Promise<boolean> {
+  return inTransaction(pool, async (client) => {
+    if (!(await insertCollection(client, name, embedder, o))) return false;
+    await createIndex(client, name, embedder.dimension, o.hnsw);
+    return true;
+  });
+}
+
+/**
+ * Inserts the collection's settings row, in the caller's transaction; false when a collection of that name
+ * exists (or another transaction made one and committed first).
+ */
+async function insertCollection(
+  client: pg.PoolClient,
+  name: string,
+  embedder: GalleryEmbedderInfo,
+  o: { metric: DistanceMetric; threshold: number; calibration?: GalleryCalibration | undefined },
 ): Promise<boolean> {
   const d = embedder.dimension;
   if (!Number.isSafeInteger(d) || d < 1 || d > 2000) {
@@ -864,32 +968,77 @@ async function createCollection(
     std: p.std,
     ...(p.crop ? { crop: p.crop } : {}),
   };
-  return inTransaction(pool, async (client) => {
-    const { rowCount } = await client.query(
-      `INSERT INTO facerec_collections (name, model_id, weights_sha256, dimension, preprocessing, metric, threshold)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING`,
-      [
-        name,
-        embedder.modelId,
-        embedder.weightsSha256 ?? null,
-        d,
-        JSON.stringify(preprocessing),
-        o.metric,
-        o.threshold,
-      ],
+  const { rowCount } = await client.query(
+    `INSERT INTO facerec_collections (name, model_id, weights_sha256, dimension, preprocessing, metric, threshold, calibration)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING`,
+    [
+      name,
+      embedder.modelId,
+      embedder.weightsSha256 ?? null,
+      d,
+      JSON.stringify(preprocessing),
+      o.metric,
+      o.threshold,
+      o.calibration ? JSON.stringify(o.calibration) : null,
+    ],
+  );
+  return rowCount === 1;
+}
+
+/** Creates the collection's partial HNSW index, in the caller's transaction. */
+async function createIndex(
+  client: pg.PoolClient,
+  name: string,
+  d: number,
+  hnsw: { m?: number | undefined; efConstruction?: number | undefined },
+): Promise<void> {
+  const params = [
+    hnsw.m === undefined ? '' : `m = ${hnsw.m}`,
+    hnsw.efConstruction === undefined ? '' : `ef_construction = ${hnsw.efConstruction}`,
+  ].filter(Boolean);
+  await client.query(
+    `CREATE INDEX ${pg.escapeIdentifier(hnswIndexName(name))} ON facerec_examples
+     USING hnsw ((embedding::vector(${d})) vector_ip_ops)${params.length ? ` WITH (${params.join(', ')})` : ''}
+     WHERE collection = ${pg.escapeLiteral(name)}`,
+  );
+}
+
+/**
+ * Inserts prepared examples in the caller's transaction, {@link INSERT_BATCH} rows per statement, calling
+ * `afterBatch` with the rows done after each. Returns the examples the collection held already (id → their
+ * stored source), which are left as they are.
+ */
+async function insertExamples(
+  client: pg.PoolClient,
+  collection: string,
+  rows: readonly { id: string; identity: string; source: string; embedding: Float32Array }[],
+  afterBatch?: (done: number) => void,
+): Promise<Map<string, string>> {
+  const held = new Map<string, string>();
+  for (let first = 0; first < rows.length; first += INSERT_BATCH) {
+    const batch = rows.slice(first, first + INSERT_BATCH);
+    const params: unknown[] = [collection];
+    const values = batch.map((e) => {
+      params.push(e.id, e.identity, e.source, toVector(e.embedding));
+      const n = params.length;
+      return `($1, $${n - 3}, $${n - 2}, $${n - 1}, $${n}::vector)`;
+    });
+    const inserted = await client.query<{ id: string }>(
+      `INSERT INTO facerec_examples (collection, id, identity, source, embedding)
+       VALUES ${values.join(', ')} ON CONFLICT (collection, id) DO NOTHING RETURNING id`,
+      params,
     );
-    if (!rowCount) return false;
-    const params = [
-      o.hnsw.m === undefined ? '' : `m = ${o.hnsw.m}`,
-      o.hnsw.efConstruction === undefined ? '' : `ef_construction = ${o.hnsw.efConstruction}`,
-    ].filter(Boolean);
-    await client.query(
-      `CREATE INDEX ${pg.escapeIdentifier(hnswIndexName(name))} ON facerec_examples
-       USING hnsw ((embedding::vector(${d})) vector_ip_ops)${params.length ? ` WITH (${params.join(', ')})` : ''}
-       WHERE collection = ${pg.escapeLiteral(name)}`,
-    );
-    return true;
-  });
+    if (inserted.rows.length !== batch.length) {
+      const fresh = new Set(inserted.rows.map((r) => r.id));
+      const found = await client.query<{ id: string; source: string }>(
+        'SELECT id, source FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[])',
+        [collection, batch.filter((e) => !fresh.has(e.id)).map((e) => e.id)],
+      );
+      for (const { id, source } of found.rows) held.set(id, source);
+    }
+    afterBatch?.(first + batch.length);
+  }
+  return held;
 }
 
 /** A name for the collection's index that fits Postgres's 63 bytes whatever the collection is called. */
@@ -982,6 +1131,40 @@ export async function openGalleryStoreFromUrl(
   url: string,
   options: OpenGalleryStoreOptions,
 ): Promise<PostgresGalleryStore> {
+  let store: PostgresGalleryStore | undefined;
+  store = await PostgresGalleryStore.open(storeOptionsFromUrl(url, options, () => store));
+  return store;
+}
+
+/**
+ * {@link PostgresGalleryStore.createFrom} for a store URL as {@link openGalleryStoreFromUrl} takes it: the
+ * collection made from `gallery` in one transaction (`facerec gallery copy` into Postgres).
+ */
+export async function createCollectionFromUrl(
+  url: string,
+  gallery: FileGallery,
+  options: {
+    readonly onProgress?: (done: number, total: number) => void;
+    readonly signal?: AbortSignal;
+    readonly logger?: OpenGalleryStoreOptions['logger'];
+  } = {},
+): Promise<PostgresGalleryStore> {
+  const { onProgress, signal, logger } = options;
+  let store: PostgresGalleryStore | undefined;
+  const { create, ...opened } = storeOptionsFromUrl(url, logger ? { logger } : {}, () => store);
+  store = await PostgresGalleryStore.createFrom(opened, gallery, {
+    ...(onProgress ? { onProgress } : {}),
+    ...(signal ? { signal } : {}),
+  });
+  return store;
+}
+
+/** The store's options from its URL and `openGalleryStore`'s options; `current` is the store once open. */
+function storeOptionsFromUrl(
+  url: string,
+  options: OpenGalleryStoreOptions,
+  current: () => PostgresGalleryStore | undefined,
+): PostgresGalleryStoreOptions {
   // Not shown when refused: it may hold a password.
   const unparsable = new InvalidOptionsError(
     '@facerec/gallery-postgres',
@@ -1042,8 +1225,7 @@ export async function openGalleryStoreFromUrl(
       `?max_connections= must be a whole number from 1 to 1000, got ${JSON.stringify(maxConnections.slice(0, 20))}`,
     );
   }
-  let store: PostgresGalleryStore | undefined;
-  store = await PostgresGalleryStore.open({
+  return {
     connectionString: parsed.toString(),
     create: options.create ?? false,
     ...(collection ? { collection } : {}),
@@ -1070,17 +1252,17 @@ export async function openGalleryStoreFromUrl(
               reason === 'GALLERY_UNREACHABLE'
                 ? 'gallery store unreachable; keeping the loaded settings'
                 : 'gallery settings refresh refused; keeping the loaded ones',
-              { location: store?.location, reason }, // the location without the password
+              { location: current()?.location, reason }, // the location without the password
             );
           },
-          onReachableAgain: () => logger.info('gallery store reachable again', { location: store?.location }),
+          onReachableAgain: () =>
+            logger.info('gallery store reachable again', { location: current()?.location }),
           onConnectionError: (error: Error) =>
             logger.warn('gallery store connection lost; the next query connects again', {
-              location: store?.location ?? collectionLocation(parsed.toString(), collection ?? 'default'),
+              location: current()?.location ?? collectionLocation(parsed.toString(), collection ?? 'default'),
               reason: (error as { code?: string }).code ?? 'connection lost',
             }),
         }
       : {}),
-  });
-  return store;
+  };
 }

@@ -3,7 +3,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import { FacerecError, GalleryFormatError, InvalidOptionsError } from '@facerec/framework';
+import { FacerecError, FileGallery, GalleryFormatError, InvalidOptionsError } from '@facerec/framework';
 import {
   CONFORMANCE_EMBEDDER,
   describeGalleryStoreConformance,
@@ -45,6 +45,19 @@ for (const search of ['exact', 'hnsw'] as const) {
     };
   });
 }
+
+/** A calibration record as `gallery calibrate` writes one. */
+const CALIBRATION = {
+  method: 'probes' as const,
+  targetFar: 0.01,
+  achievedFar: 0.008,
+  achievedFrr: 0.05,
+  genuinePairs: 40,
+  impostorPairs: 600,
+  calibratedAt: '2026-12-03T00:00:00.000Z',
+  equalErrorRate: { threshold: 0.5, rate: 0.02 },
+  keyPoints: [],
+};
 
 describe('PostgresGalleryStore', () => {
   const open = (collection: string, options: Partial<Parameters<typeof PostgresGalleryStore.open>[0]> = {}) =>
@@ -170,19 +183,78 @@ describe('PostgresGalleryStore', () => {
     );
   });
 
+  it('createFrom copies a gallery whole in one transaction: stopped or failed part-way, it leaves no collection', async () => {
+    const random = seededRandom(5);
+    const gallery = FileGallery.create({
+      embedder: CONFORMANCE_EMBEDDER,
+      metric: 'cosine',
+      threshold: 0.45,
+      calibration: CALIBRATION,
+      identities: Array.from({ length: 2600 }, (_, i) => ({
+        name: `p${i}`,
+        examples: [1, 2].map((k) => ({
+          source: `p${i}-${k}.png`,
+          embedding: Float32Array.from({ length: 8 }, () => random() - 0.5),
+        })),
+      })),
+    });
+    const base = { connectionString: server.connectionString, maxConnections: PGLITE_MAX_CONNECTIONS };
+    // Stopped after its first rows, and failed after them (the process killed, say): nothing is left.
+    const stop = new AbortController();
+    const seen: number[] = [];
+    await expect(
+      PostgresGalleryStore.createFrom({ ...base, collection: 'from-stopped' }, gallery, {
+        signal: stop.signal,
+        onProgress: (done) => {
+          seen.push(done);
+          stop.abort(new Error('stopped'));
+        },
+      }),
+    ).rejects.toThrow('stopped');
+    expect(seen[0]).toBe(500);
+    await expect(
+      PostgresGalleryStore.createFrom({ ...base, collection: 'from-failed' }, gallery, {
+        onProgress: (done) => {
+          if (done > 1000) throw new Error('lost');
+        },
+      }),
+    ).rejects.toThrow('lost');
+    for (const name of ['from-stopped', 'from-failed']) {
+      await expect(PostgresGalleryStore.open({ ...base, collection: name })).rejects.toThrow(
+        /no such collection/,
+      );
+    }
+    const progress: number[] = [];
+    const store = await PostgresGalleryStore.createFrom({ ...base, collection: 'from-whole' }, gallery, {
+      onProgress: (done, total) => progress.push(done / total),
+    });
+    try {
+      expect(progress.at(-1)).toBe(1);
+      expect([store.metric, store.threshold, store.calibration]).toEqual(['cosine', 0.45, CALIBRATION]);
+      const held = await store.snapshot();
+      expect(held.names).toEqual([...gallery.names].sort());
+      for (const name of ['p0', 'p1234', 'p2599']) {
+        expect(held.examples(name).map((e) => [e.source, [...e.embedding]])).toEqual(
+          gallery.examples(name).map((e) => [e.source, [...e.embedding]]),
+        );
+      }
+      // Searched through its index, built after the rows.
+      expect(await store.explainMatch(gallery.examples('p7')[0]!.embedding)).toContain(
+        `Index Scan using ${hnswIndexName('from-whole')}`,
+      );
+      const [match] = await store.match([gallery.examples('p7')[0]!.embedding]);
+      expect(match!.identity).toBe('p7');
+    } finally {
+      await store.close();
+    }
+    // Nothing is merged into a collection that exists.
+    await expect(
+      PostgresGalleryStore.createFrom({ ...base, collection: 'from-whole' }, gallery),
+    ).rejects.toThrow(/\?collection=from-whole exists: create a new collection \(nothing is merged\)/);
+  });
+
   it('keeps a calibration record, refuses an invalid one, and refuses a settings row that is not valid', async () => {
-    const calibration = {
-      method: 'probes' as const,
-      targetFar: 0.01,
-      achievedFar: 0.008,
-      achievedFrr: 0.05,
-      genuinePairs: 40,
-      impostorPairs: 600,
-      calibratedAt: '2026-12-03T00:00:00.000Z',
-      equalErrorRate: { threshold: 0.5, rate: 0.02 },
-      keyPoints: [],
-      precision: 'int8' as const,
-    };
+    const calibration = { ...CALIBRATION, precision: 'int8' as const };
     const store = await open('calibrated');
     await store.setThreshold(0.55, calibration);
     await expect(

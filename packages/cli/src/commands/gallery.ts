@@ -22,7 +22,7 @@ import {
   type SkippedFile,
   withPrecroppedFallback,
 } from '@facerec/framework';
-import { readLabelledFolder, visibleText } from '@facerec/framework/internal';
+import { importOptionalPackage, readLabelledFolder, visibleText } from '@facerec/framework/internal';
 import type { Command } from 'commander';
 import {
   expandImageArguments,
@@ -603,7 +603,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           throw new InvalidOptionsError(
             'gallery copy',
             `${existing.location} exists: copy into a new collection (nothing is merged), or remove it first ` +
-              `(\`facerec gallery remove '${to}' --collection\`: a copy killed part-way leaves what it had copied)`,
+              `(\`facerec gallery remove '${to}' --collection\`)`,
           );
         }
       }
@@ -626,7 +626,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           );
         }
         // Names a database refuses (a gallery file written before the rules: " amy ") are all named before the
-        // collection is made, rather than one at a time after part of the copy.
+        // copy starts, rather than the first one failing it.
         const refused = gallery.names.flatMap((name) => {
           const issue = identityNameIssue(name);
           if (issue) return [`${JSON.stringify(name.slice(0, 80))} ${issue}`];
@@ -640,49 +640,41 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
               'file (JSON), or remove them (facerec gallery remove <file> --identity <name>), and copy again',
           );
         }
-        const store = await openCliGalleryStore(to, {
-          embedder: gallery.embedder,
-          create: true,
-          metric: gallery.metric,
-          threshold: gallery.threshold,
-        });
-        where = store.location;
+        const { createCollectionFromUrl } = await importOptionalPackage<{
+          createCollectionFromUrl: (
+            url: string,
+            gallery: FileGallery,
+            options: { onProgress: (done: number, total: number) => void; signal: AbortSignal },
+          ) => Promise<GalleryStore>;
+        }>('@facerec/gallery-postgres', (name) => import(name), 'gallery copy', 'postgres:// stores');
         const progress = imageProgress('copying');
-        // Ctrl-C or SIGTERM: the copy stops after the transaction under way and removes what it copied (a part
-        // copy would look whole); a second one stops at once.
-        let interrupted = false;
+        let reported = 0;
+        const onProgress = (done: number, total: number) => {
+          // Example by example: the reporter prints a line at each tenth of the total (off a terminal), which a
+          // count moving in batches would step over.
+          while (reported < done) progress.onProgress({ done: ++reported, total, file: '' });
+        };
+        // Ctrl-C or SIGTERM: the copy is one transaction, rolled back when stopped, so nothing is left; a second
+        // one stops at once (the server rolls back the transaction of a connection that went away).
+        const stop = new AbortController();
         const onSignal = () => {
-          if (interrupted) process.exit(130);
-          interrupted = true;
+          if (stop.signal.aborted) process.exit(130);
           progress.stop();
-          info(
-            'gallery copy: stopping after the transaction under way, then removing what was copied (Ctrl-C again stops at once)',
+          info('gallery copy: stopping; nothing is kept (Ctrl-C again stops at once)');
+          stop.abort(
+            new FacerecError('INTERRUPTED', 'gallery copy: stopped (interrupted); nothing was copied'),
           );
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
         try {
-          await copyInto(store, gallery, progress.onProgress, () => interrupted);
-          if (gallery.calibration) await store.setThreshold?.(gallery.threshold, gallery.calibration);
-        } catch (error) {
-          // A copy that failed part-way (the server lost, a bad example) would be left as a collection that looks
-          // whole and blocks copying again: removed, or said how to remove it.
-          progress.stop();
-          const dropped = await (store as Partial<{ drop: () => Promise<void> }>)
-            .drop?.()
-            .then(() => true)
-            .catch(() => false);
-          info(
-            dropped
-              ? `gallery copy: the part copied into ${where} was removed`
-              : `gallery copy: ${where} holds part of the copy; remove it (facerec gallery remove '${to}' --collection) before copying again`,
-          );
-          throw error;
+          const store = await createCollectionFromUrl(to, gallery, { onProgress, signal: stop.signal });
+          where = store.location;
+          await store.close();
         } finally {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
           progress.stop();
-          await store.close();
         }
       }
       const summary = {
@@ -723,49 +715,6 @@ function asCommand<T>(command: string, library: string, run: () => T): T {
       cause: error,
     });
   }
-}
-
-/** Examples per `addMany` of {@link copyInto}: one transaction, a few multi-row INSERTs each. */
-const COPY_CHUNK_EXAMPLES = 2_000;
-
-/**
- * Adds every example of `gallery` to `store`: in chunks through `addMany` where the store has it (Postgres: one
- * transaction per chunk, far fewer round trips than an identity at a time), else identity by identity.
- */
-async function copyInto(
-  store: GalleryStore,
-  gallery: FileGallery,
-  onProgress: (e: { done: number; total: number; file: string }) => void,
-  stopped: () => boolean,
-): Promise<void> {
-  const bulk = store as Partial<{
-    addMany: (
-      entries: { identity: string; examples: { embedding: Float32Array; source: string }[] }[],
-    ) => Promise<unknown>;
-  }>;
-  const total = gallery.exampleCount;
-  let done = 0;
-  let batch: { identity: string; examples: { embedding: Float32Array; source: string }[] }[] = [];
-  let held = 0;
-  const flush = async () => {
-    if (!batch.length) return;
-    if (bulk.addMany) await bulk.addMany(batch);
-    else for (const { identity, examples } of batch) await store.add(identity, examples);
-    // Example by example: the reporter prints a line at each tenth of the total (off a terminal), which a count
-    // moving in chunks would step over.
-    const file = batch.at(-1)!.identity;
-    for (const end = done + held; done < end; ) onProgress({ done: ++done, total, file });
-    batch = [];
-    held = 0;
-    if (stopped()) throw new FacerecError('INTERRUPTED', 'gallery copy: stopped (interrupted)');
-  };
-  for (const identity of gallery.names) {
-    const examples = gallery.examples(identity).map((e) => ({ embedding: e.embedding, source: e.source }));
-    batch.push({ identity, examples });
-    held += examples.length;
-    if (held >= COPY_CHUNK_EXAMPLES) await flush();
-  }
-  await flush();
 }
 
 /**
