@@ -22,6 +22,7 @@ export {
   type TensorDType,
 } from './checkpoint/index.js';
 export * from './contracts/index.js';
+export { assertRgbImage } from './contracts/validate.js';
 export * from './embedder/index.js';
 export * from './errors.js';
 export * from './gallery/index.js';
@@ -41,6 +42,7 @@ export * from './models/index.js';
 export {
   DEFAULT_MTCNN_OPTIONS,
   describeCropPolicy,
+  extractFace,
   implementMtcnn,
   MtcnnDetector,
   type MtcnnNetworks,

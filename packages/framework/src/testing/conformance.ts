@@ -4,6 +4,7 @@ import { EMBEDDER_PRECISIONS, type FaceEmbedder } from '../contracts/embedder.js
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
+import { extractFace } from '../mtcnn/extract.js';
 import { cosine } from './vectors.js';
 
 type Awaitable<T> = T | Promise<T>;
@@ -26,7 +27,7 @@ export interface DetectorConformanceOptions {
 export interface EmbedderConformanceOptions {
   readonly name: string;
   readonly create: () => Awaitable<FaceEmbedder>;
-  /** At least two different face crops of the embedder's input size. */
+  /** At least two different face crops of the embedder's input size (of different people, preferably). */
   readonly faces: () => Awaitable<RgbImage[]>;
   /** Minimum cosine between an embedding computed alone and inside a batch. Default 0.9999. */
   readonly batchCosine?: number;
@@ -34,18 +35,52 @@ export interface EmbedderConformanceOptions {
 
 const area = (d: FaceDetection) => (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
 
-function expectWellFormed(detection: FaceDetection): void {
-  expect(detection.box).toHaveLength(4);
-  for (const v of detection.box) expect(Number.isFinite(v)).toBe(true);
-  expect(detection.box[2]).toBeGreaterThan(detection.box[0]);
-  expect(detection.box[3]).toBeGreaterThan(detection.box[1]);
-  expect(detection.score).toBeGreaterThanOrEqual(0);
-  expect(detection.score).toBeLessThanOrEqual(1);
-  expect(detection.landmarks).toHaveLength(5);
-  for (const p of detection.landmarks) {
-    expect(p).toHaveLength(2);
-    expect(Number.isFinite(p[0]) && Number.isFinite(p[1])).toBe(true);
+/**
+ * A detection of `image` that can be a face: finite numbers, a box of positive size that overlaps the image (it
+ * may extend past its edges), a score in [0, 1], and five landmarks near the box (within one box size of it on
+ * every side: a face's eyes, nose and mouth are inside its box, give or take a detector's regression).
+ */
+function expectWellFormed(detection: FaceDetection, image: RgbImage, where: string): void {
+  const [x1, y1, x2, y2] = detection.box;
+  expect(detection.box, `${where}: box`).toHaveLength(4);
+  for (const v of detection.box)
+    expect(Number.isFinite(v), `${where}: box ${detection.box} finite`).toBe(true);
+  expect(x2, `${where}: box ${detection.box}, x2 > x1`).toBeGreaterThan(x1);
+  expect(y2, `${where}: box ${detection.box}, y2 > y1`).toBeGreaterThan(y1);
+  const overlaps = x1 < image.width && x2 > 0 && y1 < image.height && y2 > 0;
+  expect(overlaps, `${where}: box ${detection.box} overlaps the ${image.width}×${image.height} image`).toBe(
+    true,
+  );
+  expect(detection.score, `${where}: score`).toBeGreaterThanOrEqual(0);
+  expect(detection.score, `${where}: score`).toBeLessThanOrEqual(1);
+  expect(detection.landmarks, `${where}: landmarks`).toHaveLength(5);
+  const [w, h] = [x2 - x1, y2 - y1];
+  for (const [k, p] of detection.landmarks.entries()) {
+    expect(p, `${where}: landmark ${k}`).toHaveLength(2);
+    expect(Number.isFinite(p[0]) && Number.isFinite(p[1]), `${where}: landmark ${k} finite`).toBe(true);
+    const near = p[0] >= x1 - w && p[0] <= x2 + w && p[1] >= y1 - h && p[1] <= y2 + h;
+    expect(near, `${where}: landmark ${k} (${p}) within a box size of box ${detection.box}`).toBe(true);
   }
+}
+
+/** Mean absolute difference of two images' bytes (0–255). */
+function meanAbsoluteDifference(a: RgbImage, b: RgbImage): number {
+  let sum = 0;
+  for (let i = 0; i < a.data.length; i++) sum += Math.abs(a.data[i]! - b.data[i]!);
+  return sum / a.data.length;
+}
+
+/**
+ * Crops of `detectFaces` may differ from the framework's `extractFace` by at most this mean absolute difference
+ * (of 255): a provider may resample on its own, but a crop of another region, shape or size, or not of the
+ * image, differs by tens.
+ */
+const CROP_TOLERANCE = 2;
+
+/** What a rejection gave, for a failing assertion's message: the error, or what the call resolved to. */
+function outcome(value: unknown): string {
+  if (value instanceof Error) return `${value.name}: ${value.message}`;
+  return `the call resolved (to ${Array.isArray(value) ? `an array of ${value.length}` : typeof value}) instead of rejecting`;
 }
 
 function expectSameDetections(actual: FaceDetection[], expected: FaceDetection[], tolerance: number): void {
@@ -112,7 +147,9 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
       for (const [n, image] of withFaces.entries()) {
         const faces = await detector.detect(image);
         expect(faces.length, `faces found in image ${n} (one with faces)`).toBeGreaterThan(0);
-        faces.forEach(expectWellFormed);
+        faces.forEach((face, i) => {
+          expectWellFormed(face, image, `image ${n}, face ${i}`);
+        });
         for (let i = 1; i < faces.length; i++)
           expect(
             area(faces[i - 1]!),
@@ -138,9 +175,9 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
     it('rejects malformed images with InvalidInputError', async () => {
       for (const [, image] of malformedImages()) {
         const error = await detector.detect(image).catch((e: unknown) => e);
-        expect(InvalidInputError.isInstance(error), String(error)).toBe(true);
+        expect(InvalidInputError.isInstance(error), outcome(error)).toBe(true);
         const batchError = await detector.detectBatch([withFaces[0]!, image]).catch((e: unknown) => e);
-        expect(InvalidInputError.isInstance(batchError), String(batchError)).toBe(true);
+        expect(InvalidInputError.isInstance(batchError), outcome(batchError)).toBe(true);
       }
       // Bytes are said as such, with how to decode them (not "invalid dimensions undefined×undefined").
       const bytes = await detector.detect(malformedImages()[3]![1]).catch((e: unknown) => e);
@@ -157,22 +194,34 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
     it("cuts crops only when asked, with the caller's crop policy", async () => {
       const [plain] = await detector.detectFaces([withFaces[0]!]);
       expect(plain!.crops).toEqual([]);
+      // Every shape, each compared with the framework's own cut of the same detection (extractFace).
       for (const crop of [
         { size: { width: 160, height: 160 }, shape: 'box', margin: 0 },
         { size: { width: 150, height: 150 }, shape: 'square', margin: 10 },
+        { size: { width: 150, height: 150 }, shape: 'eyes-mouth', margin: 0 },
+        { size: { width: 112, height: 112 }, shape: 'aligned', margin: 8 },
       ] as const) {
         const [found] = await detector.detectFaces([withFaces[0]!], { crop });
         expectSameDetections(found!.faces, plain!.faces, 0);
-        expect(found!.crops).toHaveLength(found!.faces.length);
+        expect(found!.crops, `${crop.shape} crops, one per face`).toHaveLength(found!.faces.length);
         found!.crops.forEach((c, i) => {
-          expect([c.image.width, c.image.height]).toEqual([crop.size.width, crop.size.height]);
-          expect(c.image.data).toHaveLength(crop.size.width * crop.size.height * 3);
-          expect(c.detection).toEqual(found!.faces[i]);
+          const where = `${crop.shape} crop of face ${i}`;
+          expect([c.image.width, c.image.height], `${where}: size`).toEqual([
+            crop.size.width,
+            crop.size.height,
+          ]);
+          expect(c.image.data, `${where}: bytes`).toHaveLength(crop.size.width * crop.size.height * 3);
+          expect(c.detection, `${where}: its detection`).toEqual(found!.faces[i]);
+          const expected = extractFace(withFaces[0]!, c.detection, crop).image;
+          expect(
+            meanAbsoluteDifference(c.image, expected),
+            `${where}: mean absolute difference from extractFace's cut of the same detection (of 255)`,
+          ).toBeLessThanOrEqual(CROP_TOLERANCE);
         });
       }
       const bad = { size: { width: 0, height: 0 }, shape: 'oval', margin: -1 } as never;
       const error = await detector.detectFaces([withFaces[0]!], { crop: bad }).catch((e: unknown) => e);
-      expect(InvalidOptionsError.isInstance(error), String(error)).toBe(true);
+      expect(InvalidOptionsError.isInstance(error), outcome(error)).toBe(true);
     });
 
     it('rejects calls after dispose with DisposedError', async () => {
@@ -180,9 +229,9 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
       await disposable.dispose();
       await disposable.dispose();
       const error = await disposable.detect(withFaces[0]!).catch((e: unknown) => e);
-      expect(DisposedError.isInstance(error), String(error)).toBe(true);
+      expect(DisposedError.isInstance(error), outcome(error)).toBe(true);
       const ready = await disposable.ready().catch((e: unknown) => e);
-      expect(DisposedError.isInstance(ready), String(ready)).toBe(true);
+      expect(DisposedError.isInstance(ready), outcome(ready)).toBe(true);
     });
 
     it('lets a call made before dispose() finish (a server stopping with requests in flight)', async () => {
@@ -201,6 +250,13 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
  * provider's project needs no vitest setting to run them.
  */
 const MODEL_TEST_TIMEOUT_MS = 120_000;
+
+/**
+ * The vectors of the suite's different faces must not all be closer than this cosine: an embedder whose vector
+ * does not depend on its input (a constant, a vector of the crop's size only) gives 1 for every pair; two photos of
+ * one person give about 0.8 with facenet.
+ */
+const DIFFERENT_FACES_COSINE = 0.999;
 
 function norm(v: Float32Array): number {
   let s = 0;
@@ -254,6 +310,18 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       expect(await embedder.embed([])).toEqual([]);
     });
 
+    it('gives different faces different vectors (the vector depends on the face)', async () => {
+      const vectors = await embedder.embed(faces);
+      let lowest = 1;
+      for (let i = 0; i < vectors.length; i++) {
+        for (let j = i + 1; j < vectors.length; j++)
+          lowest = Math.min(lowest, cosine(vectors[i]!, vectors[j]!));
+      }
+      expect(lowest, `the lowest cosine between the ${faces.length} faces' vectors`).toBeLessThan(
+        DIFFERENT_FACES_COSINE,
+      );
+    });
+
     it('keeps order and gives the same vector alone as in a batch', async () => {
       const batch = await embedder.embed(faces);
       const reversed = await embedder.embed([...faces].reverse());
@@ -279,7 +347,7 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       };
       for (const bad of [wrongSize, ...malformedImages().map(([, image]) => image)]) {
         const error = await embedder.embed([faces[0]!, bad]).catch((e: unknown) => e);
-        expect(InvalidInputError.isInstance(error), String(error)).toBe(true);
+        expect(InvalidInputError.isInstance(error), outcome(error)).toBe(true);
       }
     });
 
@@ -287,7 +355,7 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       const sparse: RgbImage[] = [];
       sparse[1] = faces[0]!;
       const error = await embedder.embed(sparse).catch((e: unknown) => e);
-      expect(InvalidInputError.isInstance(error), String(error)).toBe(true);
+      expect(InvalidInputError.isInstance(error), outcome(error)).toBe(true);
       expect(String((error as Error).message)).toContain('face 0 is not an RgbImage');
     });
 
@@ -297,7 +365,7 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       const error = await Promise.resolve(Reflect.apply(embedder.embed, embedder, [[crop]])).catch(
         (e: unknown) => e,
       );
-      expect(InvalidInputError.isInstance(error), String(error)).toBe(true);
+      expect(InvalidInputError.isInstance(error), outcome(error)).toBe(true);
       expect(String((error as Error).message)).toContain('pass its .image');
     });
 
@@ -306,7 +374,7 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       await disposable.dispose();
       await disposable.dispose();
       const error = await disposable.embed(faces.slice(0, 1)).catch((e: unknown) => e);
-      expect(DisposedError.isInstance(error), String(error)).toBe(true);
+      expect(DisposedError.isInstance(error), outcome(error)).toBe(true);
     });
 
     it('lets a call made before dispose() finish (a server stopping with requests in flight)', async () => {
