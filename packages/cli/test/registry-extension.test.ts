@@ -233,6 +233,12 @@ describeWithSharedData(
         });
         expect(report.answered).toBe(4);
         expect(report.accuracy).toEqual({ faces: 4, correct: 4, noFace: 0 }); // the enrolled photos themselves
+        // Worker threads cannot load this registry: asked for, they are refused with what to do instead.
+        const workers = await cliWith({ registry }, 'serve', '--gallery', galleryFile, '--workers', '2');
+        expect(workers.code).toBe(2);
+        expect(workers.stderr).toContain(
+          'serve: --workers 2: worker threads run the built-in model registry only, and this facerec was given a registry of its own; leave --workers out (or give 0)',
+        );
         // A second server on the same port is refused as bad input, not left running.
         const port = Number(new URL(runtime.url).port);
         await expect(serveLocally({ gallery: galleryFile, port, quiet: true, registry })).rejects.toThrow(

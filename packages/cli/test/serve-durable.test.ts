@@ -77,6 +77,9 @@ describeWithSharedData(
       if (work) await rm(work, { recursive: true, force: true });
     });
 
+    /** What each server {@link serve} started has written to stderr so far. */
+    const started = new WeakMap<ChildProcess, () => string>();
+
     /** Starts `facerec serve` as its own process (the CLI from source) and waits until it answers. */
     async function serve(
       port: number,
@@ -105,6 +108,7 @@ describeWithSharedData(
       );
       let stderr = '';
       child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      started.set(child, () => stderr);
       const exited = new Promise<never>((_, reject) =>
         child.once('exit', (code) => reject(new Error(`facerec serve exited (${code}): ${stderr}`))),
       );
@@ -167,6 +171,12 @@ describeWithSharedData(
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
       server = await serve(port, 'memory', 'cli-flag-token');
+      // A short token is taken on loopback, with a warning.
+      await vi.waitFor(() =>
+        expect(started.get(server!)!()).toContain(
+          'warning: serve: a token of 14 characters can be guessed by any user of this machine',
+        ),
+      );
       const refused = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

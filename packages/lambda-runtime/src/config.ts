@@ -18,6 +18,7 @@ import { z } from 'zod';
  * | variable | default | meaning |
  * |---|---|---|
  * | `FACEREC_PROVIDER` | the registry's (`onnx`) | inference provider: a provider the model registry lists (`onnx`, `tfjs`) |
+ * | `FACEREC_DETECTOR` | the registry's (`mtcnn`) | a detector id of the model registry (a registry of your own may add one) |
  * | `FACEREC_EMBEDDER` | the registry's (`inception-resnet-v1`) | an embedder id of the model registry (`inception-resnet-v1`, `faceapi-resnet`) |
  * | `FACEREC_WEIGHTS` | the model's (`vggface2`) | weights, for embedders that take them (InceptionResnetV1: `vggface2`, `casia-webface` or a `.pt` path) |
  * | `FACEREC_PRECISION` | `fp32` | recognition: the embedder's precision, `fp32` or `int8` (onnx provider: the int8 graph, calibrated on the face images in `FACEREC_CALIBRATION_DIR` when set, else with the ranges that ship for faceapi-resnet; a read-only deployment needs it prepared ahead, `npm run lambda-tree -- --precision int8 [--calibration DIR]`) |
@@ -29,7 +30,7 @@ import { z } from 'zod';
  * | `FACEREC_S3_ENDPOINT` | SDK default | S3 endpoint for an `s3://` gallery (any S3-compatible server, path-style) |
  * | `FACEREC_THRESHOLD` | the gallery's | distance above which a face is `unknown` (at most 2) |
  * | `FACEREC_MAX_FACES` | 32 | faces per frame sent on |
- * | `FACEREC_MIN_FACE_SIZE` | 20 | MTCNN minimum face size (12–4096) |
+ * | `FACEREC_MIN_FACE_SIZE` | 20 | minimum face size (12–4096), for a detector that takes `minFaceSize` (MTCNN); set for one that does not, it is refused |
  * | `FACEREC_MAX_BODY_BYTES` | 6291456 | largest request body (at most 64 MiB) |
  * | `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` | 10485760 / 25000000 | image limits (at most 64 MiB / 100 megapixels) |
  * | `FACEREC_THREADS` | available cores | inference threads |
@@ -43,8 +44,10 @@ export interface PipelineConfig {
   /** The models the pipeline can use; `provider` and `embedder` were validated against it. */
   readonly registry: ModelRegistry;
   readonly provider: string;
-  /** The detector id (the registry's default detector). */
+  /** The detector id (`FACEREC_DETECTOR`, else the registry's default detector). */
   readonly detector: string;
+  /** The detector's options: `{ minFaceSize }` for a detector that takes it (MTCNN), else none. */
+  readonly detectorOptions: Readonly<Record<string, unknown>>;
   /** The embedder and its options (from `FACEREC_EMBEDDER` and `FACEREC_WEIGHTS`), validated. */
   readonly embedder: ResolvedEmbedder;
   /** The embedder's precision (`FACEREC_PRECISION`; default `fp32`), also in `embedder.options` for int8. */
@@ -117,6 +120,7 @@ const schemaFor = (registry: ModelRegistry) =>
   z
     .object({
       FACEREC_PROVIDER: oneOf(registry.providerNames).default(registry.defaults.provider),
+      FACEREC_DETECTOR: oneOf(registry.detectorIds).default(registry.defaults.detector),
       FACEREC_EMBEDDER: oneOf(registry.embedderIds).default(registry.defaults.embedder),
       FACEREC_WEIGHTS: trimmed.optional(),
       FACEREC_PRECISION: oneOf(EMBEDDER_PRECISIONS).default('fp32'),
@@ -272,10 +276,20 @@ export function loadConfig(
     });
   }
   const e = parsed.data;
+  // A detector of the caller's registry may have no minimum face size: passed only to one that takes it.
+  const minFaceSize = { minFaceSize: e.FACEREC_MIN_FACE_SIZE };
+  const takesMinFaceSize = registry.detector(e.FACEREC_DETECTOR).options.safeParse(minFaceSize).success;
+  if (!takesMinFaceSize && relevant.FACEREC_MIN_FACE_SIZE !== undefined) {
+    throw new InvalidOptionsError(
+      '@facerec/lambda-runtime configuration',
+      `FACEREC_MIN_FACE_SIZE: the detector "${e.FACEREC_DETECTOR}" takes no minFaceSize option; unset it`,
+    );
+  }
   return {
     registry,
     provider: e.FACEREC_PROVIDER,
-    detector: registry.defaults.detector,
+    detector: e.FACEREC_DETECTOR,
+    detectorOptions: takesMinFaceSize ? minFaceSize : {},
     embedder,
     precision: e.FACEREC_PRECISION,
     requestQueue: e.FACEREC_REQUEST_QUEUE_URL,

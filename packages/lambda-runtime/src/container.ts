@@ -101,7 +101,7 @@ export function createPipelineContainer(
   c.register(TOKENS.detector, {
     useFactory: instanceCachingFactory(async (deps) => {
       const provider = await deps.resolve<Promise<FaceProvider>>(TOKENS.provider);
-      const detector = provider.detector(config.detector, { minFaceSize: config.minFaceSize });
+      const detector = provider.detector(config.detector, config.detectorOptions);
       await detector.ready();
       return detector;
     }),

@@ -1,6 +1,7 @@
-import { InvalidOptionsError, MODELS } from '@facerec/framework';
+import { defineDetector, InvalidOptionsError, MODELS } from '@facerec/framework';
 import { loadConfig, unknownVariables } from '@facerec/lambda-runtime';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 
 const queues = {
   FACEREC_REQUEST_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/requests',
@@ -115,6 +116,27 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...queues, FACEREC_PROVIDER: 'torch' })).toThrow(
       'FACEREC_PROVIDER: "torch" is not one of onnx, tfjs',
     );
+  });
+
+  it('takes a detector of its registry (FACEREC_DETECTOR), giving minFaceSize only to one that takes it', () => {
+    expect(loadConfig(queues)).toMatchObject({ detector: 'mtcnn', detectorOptions: { minFaceSize: 20 } });
+    const plain = defineDetector<object>({
+      kind: 'detector',
+      id: 'plain',
+      summary: 'a detector without options',
+      licence: 'none',
+      options: z.strictObject({}),
+      manifestEntries: () => [],
+    });
+    const registry = MODELS.with(plain);
+    expect(loadConfig({ ...queues, FACEREC_DETECTOR: 'plain' }, registry)).toMatchObject({
+      detector: 'plain',
+      detectorOptions: {},
+    });
+    expect(() =>
+      loadConfig({ ...queues, FACEREC_DETECTOR: 'plain', FACEREC_MIN_FACE_SIZE: '40' }, registry),
+    ).toThrow('FACEREC_MIN_FACE_SIZE: the detector "plain" takes no minFaceSize option; unset it');
+    expect(() => loadConfig({ ...queues, FACEREC_DETECTOR: 'plain' })).toThrow(/FACEREC_DETECTOR/);
   });
 
   it("turns FACEREC_WEIGHTS into the embedder's options (embedders without weights ignore it)", () => {

@@ -34,6 +34,7 @@ import {
   loadFrames,
   localResponses,
   MAX_FRAME_FILE_BYTES,
+  MIN_NETWORK_TOKEN_LENGTH,
   PIPELINE_VARIABLES,
   queueResponses,
   runWorkload,
@@ -649,12 +650,23 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           min: 1,
           max: 64,
         });
-        assertTokenWhereNeeded(opts.host, localToken(opts.token, 'serve').token);
+        const { token } = localToken(opts.token, 'serve');
+        assertTokenWhereNeeded(opts.host, token);
+
         // --port 0 (any free port) would make every such server share queue-0.sqlite: in memory instead.
         const queue = opts.queue ?? (port === 0 ? 'memory' : defaultQueueFile(port));
         // The default's folder is ours to make; a --queue path's folder must exist (a typo would make folders).
         if (opts.queue === undefined && queue !== 'memory') await makeFolder(path.dirname(queue));
-        const workers = workersFlag('serve', opts.workers);
+        // Worker threads load the built-in registry (a registry is code, which a thread cannot be handed): with
+        // one of the caller's own (`main(argv, { registry })`), inference runs on the main thread.
+        const ownRegistry = context.registry !== MODELS;
+        if (ownRegistry && opts.workers !== 'auto' && opts.workers !== '0') {
+          throw new InvalidOptionsError(
+            'serve',
+            `--workers ${opts.workers.slice(0, 40)}: worker threads run the built-in model registry only, and this facerec was given a registry of its own; leave --workers out (or give 0): inference then runs on the main thread`,
+          );
+        }
+        const workers = ownRegistry ? 0 : workersFlag('serve', opts.workers);
         // The flags given only: without --max-image-bytes, bodies keep Lambda's 6 MiB.
         const limits = imageLimitsFlag('serve', opts, { maxBytes: SERVE_MAX_IMAGE_BYTES });
         const imageLimits = {
@@ -684,6 +696,13 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           queue,
           ...(opts.quiet ? { quiet: true } : {}),
         });
+        // On loopback any length is taken (a network needs 16): but any local user can guess a short one, and it
+        // opens the collections API, which changes the gallery.
+        if (token !== undefined && token.length < MIN_NETWORK_TOKEN_LENGTH) {
+          info(
+            `warning: serve: a token of ${token.length} character${token.length === 1 ? '' : 's'} can be guessed by any user of this machine, and it opens the collections API (adds and removals); use one of at least ${MIN_NETWORK_TOKEN_LENGTH} (openssl rand -hex 16)`,
+          );
+        }
         info(
           `facerec serve: POST frames to ${served.runtime.url}/ — collect answers with GET ${served.runtime.url}/responses; GET /health and /metrics (Prometheus) (Ctrl-C or SIGTERM stops); queue: ${queue}; inference: ${opts.provider}, ${workers ? count(workers, 'worker thread') : 'main thread'}${opts.precision === 'int8' ? ', int8 embedder' : ''}` +
             (opts.maxImageBytes !== undefined || opts.maxImagePixels !== undefined
@@ -699,7 +718,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           `facerec serve: gallery ${gallery.location}: ${count((await gallery.identities()).length, 'identity', 'identities')}, ` +
             `${gallery.embedder.modelId}, ${gallery.metric}, ` +
             `${threshold === undefined ? thresholdSummary(gallery, context.registry) : `threshold ${threshold} (--threshold)`}; ` +
-            `${localToken(opts.token, 'serve').token ? `bearer token required, collections API on /collections/${encodeURIComponent(served.collection)}/faces` : 'no token: frames only, loopback only'}` +
+            `${token ? `bearer token required, collections API on /collections/${encodeURIComponent(served.collection)}/faces` : 'no token: frames only, loopback only'}` +
             `${everywhere ? `; listening on every interface (${opts.host}), port ${port}` : ''}`,
         );
         const before = served.runtime.backlog();

@@ -3,9 +3,10 @@ import type { FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { FaceProvider } from '../contracts/provider.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { NoSuchModelError } from '../errors.js';
+import { InvalidOptionsError, NoSuchModelError } from '../errors.js';
 import { loadManifest } from '../models/manifest.js';
 import { ModelStore } from '../models/store.js';
+import { describeCropPolicy, sameCropPolicy } from '../mtcnn/crop.js';
 import { parseOptions } from '../options.js';
 import { MODELS, ModelRegistry } from './registry.js';
 import type { DetectorDescription, EmbedderDescription, ModelLoadContext } from './types.js';
@@ -160,6 +161,18 @@ export function createFaceProvider<const Name extends string>(
       kind === 'detector'
         ? registry.detectorIds.map((id) => registry.detector(id))
         : registry.embedderIds.map((id) => registry.embedder(id));
+    // The id is one this provider implements, but the registry's entry for it was replaced (MODELS.with) by one
+    // without a load(): the implementation is bound to the entry it was written for, not to its id.
+    if (impls.some((i) => (i.description as { id?: string }).id === modelId)) {
+      throw new NoSuchModelError(
+        `${spec.name} ${kind}`,
+        modelId,
+        runnable(all, impls),
+        `${spec.name} implements the built-in ${kind} "${modelId}", but this registry's entry of that id replaced it ` +
+          `and has no load(): ${spec.name} runs only the entry it was written for. Keep the built-in entry, or give ` +
+          `yours another id and a load()`,
+      );
+    }
     throw new NoSuchModelError(`${spec.name} ${kind}`, modelId, runnable(all, impls));
   };
   return {
@@ -171,7 +184,43 @@ export function createFaceProvider<const Name extends string>(
       return hand('detector', registry.detector(modelId), spec.detectors, modelId, options);
     },
     async embedder(modelId, options) {
-      return hand('embedder', registry.embedder(modelId), spec.embedders, modelId, options);
+      const description = registry.embedder(modelId);
+      const embedder = await hand('embedder', description, spec.embedders, modelId, options);
+      const issue = factsIssue(description, embedder, options);
+      if (issue) {
+        await Promise.resolve(embedder.dispose()).catch(() => undefined);
+        throw new InvalidOptionsError(
+          `${spec.name} embedder "${modelId}"`,
+          `the embedder loaded does not match its registry entry: ${issue}. Galleries, crops and thresholds are ` +
+            'read from the entry; make the entry (defineEmbedder) and the implementation agree',
+        );
+      }
+      return embedder;
     },
   };
+}
+
+/**
+ * How an embedder differs from the registry entry it was loaded for, in words; undefined when it does not. The
+ * pipeline cuts crops with the entry's policy and galleries record the entry's model id: an implementation
+ * that disagrees failed later with a message blaming the gallery ("re-enroll"), or made galleries that could
+ * not be reopened.
+ */
+function factsIssue(
+  description: EmbedderDescription,
+  embedder: FaceEmbedder,
+  options: unknown,
+): string | undefined {
+  if (embedder.dimension !== description.dimension)
+    return `it makes ${embedder.dimension}-d embeddings, the entry says ${description.dimension}`;
+  const [given, entry] = [embedder.preprocessing, description.preprocessing];
+  if (given.inputSize.width !== entry.inputSize.width || given.inputSize.height !== entry.inputSize.height) {
+    return `it takes ${given.inputSize.width}×${given.inputSize.height} crops, the entry says ${entry.inputSize.width}×${entry.inputSize.height}`;
+  }
+  if (!sameCropPolicy(given.crop, entry.crop))
+    return `it cuts ${describeCropPolicy(given.crop)}, the entry says ${describeCropPolicy(entry.crop)}`;
+  const modelId = description.modelId(parseOptions(description.options, options ?? {}, description.id));
+  if (embedder.modelId !== modelId)
+    return `its model id is "${embedder.modelId}", the entry's modelId() gives "${modelId}" for these options`;
+  return undefined;
 }

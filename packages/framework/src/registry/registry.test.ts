@@ -24,6 +24,15 @@ import {
 import { MODELS } from './registry.js';
 
 const loaded: FaceEmbedder[] = [];
+/** An embedder double with the facts a provider checks against its registry entry. */
+const embedderDouble = (modelId: string, dimension: number, provider = 'test') =>
+  ({
+    provider,
+    modelId,
+    dimension,
+    preprocessing: FACENET_PREPROCESSING,
+    dispose: async () => {},
+  }) as FaceEmbedder;
 const FAKE = fakeEmbedderDescription<{ scale?: number }>({
   id: 'fake',
   options: z.strictObject({ scale: z.number().optional() }),
@@ -32,7 +41,7 @@ const FAKE = fakeEmbedderDescription<{ scale?: number }>({
   modelId: ({ scale }) => `fake/${scale ?? 1}`,
   settingsForModelId: (id) => (id.startsWith('fake/') ? {} : undefined),
   load: async (options) => {
-    const e = { modelId: `fake/${options.scale ?? 1}` } as FaceEmbedder;
+    const e = embedderDouble(`fake/${options.scale ?? 1}`, 2);
     loaded.push(e);
     return e;
   },
@@ -131,12 +140,14 @@ describe('createFaceProvider', () => {
         implementDetector(MTCNN, (options) => new MtcnnDetector('test', new Promise(() => {}), options)),
       ],
       embedders: [
-        implementEmbedder(INCEPTION_RESNET_V1, async () => ({ modelId: 'native' }) as FaceEmbedder),
+        implementEmbedder(INCEPTION_RESNET_V1, async () =>
+          embedderDouble('inception-resnet-v1/vggface2', 512, 'native'),
+        ),
       ],
     });
 
   it('runs its own implementation, else the registry entry’s provider-free load', async () => {
-    expect((await provider().embedder('inception-resnet-v1')).modelId).toBe('native');
+    expect((await provider().embedder('inception-resnet-v1')).provider).toBe('native');
     expect((await provider().embedder('fake', { scale: 3 })).modelId).toBe('fake/3');
     const detector = provider().detector('mtcnn', { minFaceSize: 40 });
     expect((detector as MtcnnDetector).options.minFaceSize).toBe(40);
@@ -181,6 +192,84 @@ describe('createFaceProvider', () => {
   it('uses an implementation only for the description it was written for', async () => {
     const replaced = MODELS.with(defineEmbedder({ ...FAKE, id: 'inception-resnet-v1' }));
     expect((await provider(replaced).embedder('inception-resnet-v1')).modelId).toBe('fake/1');
+    // An entry replacing the built-in one, without a load(): said so, not "no such model".
+    const { load: _, ...withoutLoad } = FAKE;
+    const bare = MODELS.with(defineEmbedder({ ...withoutLoad, id: 'inception-resnet-v1' }));
+    await expect(provider(bare).embedder('inception-resnet-v1')).rejects.toThrow(
+      'test implements the built-in embedder "inception-resnet-v1", but this registry\'s entry of that id replaced it and has no load()',
+    );
+  });
+
+  it('refuses an embedder that does not match its registry entry, and disposes of it', async () => {
+    const disposed: string[] = [];
+    const loading = (e: FaceEmbedder) => async () =>
+      Object.assign(e, { dispose: async () => void disposed.push(e.modelId) });
+    const cases: [string, () => Promise<FaceEmbedder>, string][] = [
+      ['dimension', loading(embedderDouble('fake/1', 512)), 'it makes 512-d embeddings, the entry says 2'],
+      [
+        'crop',
+        loading({ ...embedderDouble('fake/1', 2), preprocessing: FACEAPI_RESNET.preprocessing }),
+        'it takes 150×150 crops, the entry says 160×160',
+      ],
+      [
+        'model id',
+        loading(embedderDouble('mine/v1', 2)),
+        'its model id is "mine/v1", the entry\'s modelId() gives "fake/1" for these options',
+      ],
+    ];
+    for (const [what, load, issue] of cases) {
+      const registry = MODELS.with(defineEmbedder({ ...FAKE, load }));
+      const error = await provider(registry)
+        .embedder('fake')
+        .catch((e: unknown) => e);
+      expect(InvalidOptionsError.isInstance(error), what).toBe(true);
+      expect((error as Error).message).toBe(
+        `test embedder "fake": the embedder loaded does not match its registry entry: ${issue}. Galleries, crops and thresholds are read from the entry; make the entry (defineEmbedder) and the implementation agree`,
+      );
+    }
+    expect(disposed).toEqual(['fake/1', 'fake/1', 'mine/v1']);
+  });
+});
+
+describe('ModelRegistry checks its embedder entries', () => {
+  it('refuses facts no embedder can have: a dimension of 0, a standard deviation of 0, a threshold above 2', () => {
+    expect(() => MODELS.with(defineEmbedder({ ...FAKE, dimension: 0 }))).toThrow(
+      /ModelRegistry: embedder "fake": dimension: /,
+    );
+    const std = { ...FACENET_PREPROCESSING, std: [0, 0, 0] as [number, number, number] };
+    expect(() => MODELS.with(defineEmbedder({ ...FAKE, preprocessing: std }))).toThrow(/preprocessing\.std/);
+    const crop = {
+      ...FACENET_PREPROCESSING,
+      crop: { ...FACENET_PREPROCESSING.crop, size: { width: 150, height: 150 } },
+    };
+    expect(() => MODELS.with(defineEmbedder({ ...FAKE, preprocessing: crop }))).toThrow(
+      /crop\.size must equal inputSize/,
+    );
+    const thresholds = { euclidean: { value: 7, measuredOn: 'a guess' } };
+    expect(() => MODELS.with(defineEmbedder({ ...FAKE, thresholds }))).toThrow(
+      /thresholds\.euclidean\.value/,
+    );
+  });
+
+  it("refuses two embedders claiming one model id, but keeps an alias spread from another's entry", () => {
+    // A wrapper passing face-api's model id through: its galleries would be reopened with face-api's net.
+    const clash = defineEmbedder({
+      ...FAKE,
+      id: 'clash',
+      modelId: () => 'faceapi-resnet',
+      settingsForModelId: (id) => (id === 'faceapi-resnet' ? {} : undefined),
+    });
+    expect(() => MODELS.with(clash)).toThrow(
+      'ModelRegistry: embedders "faceapi-resnet" and "clash" both claim the model id "faceapi-resnet", which galleries record',
+    );
+    const alias = MODELS.with(
+      defineEmbedder({
+        ...FACEAPI_RESNET,
+        id: 'my-faceapi',
+        load: async () => embedderDouble('faceapi-resnet', 128),
+      }),
+    );
+    expect(alias.embedderForModelId('faceapi-resnet').description.id).toBe('faceapi-resnet');
   });
 });
 

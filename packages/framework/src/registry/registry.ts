@@ -1,4 +1,7 @@
+import { z } from 'zod';
 import { InvalidOptionsError, NoSuchModelError } from '../errors.js';
+import { embedderPreprocessingSchema } from '../gallery/format.js';
+import { recordedCropPolicySchema } from '../mtcnn/crop.js';
 import { parseOptions } from '../options.js';
 import { FACEAPI_RESNET, INCEPTION_RESNET_V1, MTCNN } from './builtin.js';
 import type { DetectorDescription, EmbedderDescription, ModelDescription, ModelSettings } from './types.js';
@@ -38,6 +41,61 @@ function byId<T extends { readonly id: string }>(items: readonly T[], kind: stri
   return map;
 }
 
+/** A recommended threshold: a distance between unit vectors, so above 0 and at most 2 (either metric). */
+const recommendedThresholdSchema = z.object({ value: z.number().gt(0).max(2), measuredOn: z.string() });
+
+/**
+ * The facts of an embedder entry that every path reads (galleries, crops, matching), checked when a registry is
+ * made: an entry with a dimension of 0, a standard deviation of 0 or a threshold of 7 was accepted, and a
+ * threshold of 7 recognised strangers.
+ */
+const embedderFactsSchema = z.object({
+  dimension: z.number().int().min(1).max(65_536),
+  preprocessing: embedderPreprocessingSchema
+    .extend({ crop: recordedCropPolicySchema })
+    .refine(
+      (p) => p.crop.size.width === p.inputSize.width && p.crop.size.height === p.inputSize.height,
+      'crop.size must equal inputSize (the crop is what the network takes)',
+    ),
+  thresholds: z.object({
+    euclidean: recommendedThresholdSchema.optional(),
+    cosine: recommendedThresholdSchema.optional(),
+  }),
+});
+
+/** The model id a gallery records for `description` at its default options; undefined when it needs settings. */
+function defaultModelId(description: EmbedderDescription): string | undefined {
+  try {
+    return description.modelId(description.fromSettings({}));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses two embedders that claim one model id (`settingsForModelId`): a gallery records the id, and the
+ * registry reopens it with the first embedder claiming it, so the second one's galleries would be matched by
+ * another network without a word (a wrapper passing its inner model's id through, say). An alias, an entry
+ * spread from another (`{ ...MODELS.embedder('faceapi-resnet'), id: 'mine', load }`: the same model-id
+ * functions), says it is the same model, and is kept.
+ */
+function checkModelIds(embedders: readonly EmbedderDescription[]): void {
+  for (const a of embedders) {
+    const id = defaultModelId(a);
+    if (id === undefined) continue;
+    for (const b of embedders) {
+      const alias = b.settingsForModelId === a.settingsForModelId && b.modelId === a.modelId;
+      if (b !== a && !alias && b.settingsForModelId(id) !== undefined) {
+        throw new InvalidOptionsError(
+          'ModelRegistry',
+          `embedders "${a.id}" and "${b.id}" both claim the model id "${id}", which galleries record: a gallery ` +
+            `enrolled with one would be matched by the other; give "${a.id}" a model id of its own (its modelId() and settingsForModelId())`,
+        );
+      }
+    }
+  }
+}
+
 /**
  * Every model facerec knows, described once: id, option schema, model store entries, input size, crop
  * policy, recommended thresholds and licence. Providers, the Lambda runtime's configuration, the CLI (its
@@ -70,6 +128,10 @@ export class ModelRegistry {
       models.filter((m): m is EmbedderDescription => m.kind === 'embedder'),
       'embedder',
     );
+    for (const embedder of this.#embedders.values()) {
+      parseOptions(embedderFactsSchema, embedder, `ModelRegistry: embedder "${embedder.id}"`);
+    }
+    checkModelIds([...this.#embedders.values()]);
     this.#providers = new Map(providers.map((p) => [p.name, p]));
     this.defaults = Object.freeze({ ...defaults });
     // Fail at construction, not at the first request, when a default names nothing.
