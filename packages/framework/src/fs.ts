@@ -89,9 +89,15 @@ export async function writeFileAtomic(
   options: WriteFileAtomicOptions = {},
 ): Promise<void> {
   const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  await makeFolder(path.dirname(file));
-  await sweepStaleTemporaries(file);
-  const handle = await open(temp, 'wx', options.mode ?? 0o666);
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    await makeFolder(path.dirname(file));
+    await sweepStaleTemporaries(file);
+    handle = await open(temp, 'wx', options.mode ?? 0o666);
+  } catch (error) {
+    // A full disk can refuse the folder or the temporary file's entry too, before any byte is written.
+    throw noSpace(error, file) ?? error;
+  }
   trackTemporary(temp);
   try {
     try {
@@ -113,20 +119,25 @@ export async function writeFileAtomic(
     await renameReplacing(temp, file);
   } catch (error) {
     await rm(temp, { force: true });
-    // A full disk is the machine's, not the program's: said plainly, with the file and that it is unchanged
-    // (the new content went to the temporary file only), rather than as Node's bare "ENOSPC: …, write".
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
-      const why = code === 'ENOSPC' ? 'no space left on its device' : 'over the disk quota';
-      throw new FacerecError('NO_SPACE', `cannot write ${file}: ${why} (${code}); it is unchanged`, {
-        cause: error,
-      });
-    }
-    throw error;
+    throw noSpace(error, file) ?? error;
   } finally {
     liveTemporaries.delete(temp);
   }
   await syncDir(path.dirname(file));
+}
+
+/**
+ * A full disk is the machine's, not the program's: said plainly, with the file and that it is unchanged (the new
+ * content went to the temporary file only), rather than as Node's bare "ENOSPC: …, write". Undefined for any
+ * other error.
+ */
+function noSpace(error: unknown, file: string): FacerecError | undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+  const why = code === 'ENOSPC' ? 'no space left on its device' : 'over the disk quota';
+  return new FacerecError('NO_SPACE', `cannot write ${file}: ${why} (${code}); it is unchanged`, {
+    cause: error,
+  });
 }
 
 /**
