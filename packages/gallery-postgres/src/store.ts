@@ -422,10 +422,13 @@ export class PostgresGalleryStore implements GalleryStore {
           if (chunk.length >= INSERT_BATCH * 4) await flush();
         }
         await flush();
-        await createIndex(client, o.collection, gallery.embedder.dimension, o.hnsw);
+        // Building the index over every row takes longer than any one query of a running store (minutes for
+        // 100,000 examples on a small server): those two statements get an hour unless no limit is set.
+        const timeout = o.queryTimeoutMs > 0 ? Math.max(o.queryTimeoutMs, BUILD_TIMEOUT_MS) : 0;
+        await createIndex(client, o.collection, gallery.embedder.dimension, o.hnsw, timeout);
         // Statistics for the rows just added: without them the planner took the collection's identity index and
         // sorted every row (exact, but a scan) over the HNSW index built after the rows.
-        await client.query('ANALYZE facerec_examples');
+        await client.query(withTimeout('ANALYZE facerec_examples', timeout));
       });
       const row = (await readCollection(pool, o.collection, location))!;
       const store = new PostgresGalleryStore(pool, !o.pool, o, row, location);
@@ -985,21 +988,36 @@ async function insertCollection(
   return rowCount === 1;
 }
 
+/** How long {@link PostgresGalleryStore.createFrom}'s index build and statistics may take (one hour). */
+const BUILD_TIMEOUT_MS = 3_600_000;
+
+/**
+ * A statement with its own read timeout (pg's per-query `query_timeout`, which its types leave out); 0 keeps the
+ * pool's.
+ */
+function withTimeout(text: string, queryTimeoutMs: number): pg.QueryConfig {
+  return { text, ...(queryTimeoutMs > 0 ? { query_timeout: queryTimeoutMs } : {}) } as pg.QueryConfig;
+}
+
 /** Creates the collection's partial HNSW index, in the caller's transaction. */
 async function createIndex(
   client: pg.PoolClient,
   name: string,
   d: number,
   hnsw: { m?: number | undefined; efConstruction?: number | undefined },
+  queryTimeoutMs = 0,
 ): Promise<void> {
   const params = [
     hnsw.m === undefined ? '' : `m = ${hnsw.m}`,
     hnsw.efConstruction === undefined ? '' : `ef_construction = ${hnsw.efConstruction}`,
   ].filter(Boolean);
   await client.query(
-    `CREATE INDEX ${pg.escapeIdentifier(hnswIndexName(name))} ON facerec_examples
-     USING hnsw ((embedding::vector(${d})) vector_ip_ops)${params.length ? ` WITH (${params.join(', ')})` : ''}
-     WHERE collection = ${pg.escapeLiteral(name)}`,
+    withTimeout(
+      `CREATE INDEX ${pg.escapeIdentifier(hnswIndexName(name))} ON facerec_examples
+       USING hnsw ((embedding::vector(${d})) vector_ip_ops)${params.length ? ` WITH (${params.join(', ')})` : ''}
+       WHERE collection = ${pg.escapeLiteral(name)}`,
+      queryTimeoutMs,
+    ),
   );
 }
 
