@@ -238,7 +238,11 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
     const started = performance.now();
     // On Lambda, publishing stops this long before the invocation's deadline (SQS retries would otherwise run
     // past it, and the client get Lambda's bare 502 instead of this handler's 503, with nothing logged).
-    const publishing = () => publishOptionsBefore(invocation?.deadline);
+    let publishOptions: ReturnType<typeof publishOptionsBefore> = {};
+    const publishing = () => {
+      publishOptions = publishOptionsBefore(invocation?.deadline);
+      return publishOptions;
+    };
     let requestId: string | null = null;
     let stage = 'parse';
     // Known once the frame is accepted and its faces found: a partly queued frame's 503 names them.
@@ -385,19 +389,26 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
         // those faces are answered under this frame_id, so the client is told it, and that a retry is a new frame.
         const published = (error as { publishedIds?: unknown }).publishedIds;
         const queued = Array.isArray(published) ? published.length : 0;
-        logger.error('publishing failed after retries', {
-          request_id: requestId,
-          frame_id: frameId,
-          faces: faceCount,
-          queued,
-          error: message,
-        });
+        // Stopped by the invocation's deadline (before a first try, or between retries): said as that.
+        const deadline = publishOptions.signal?.aborted === true;
+        logger.error(
+          deadline ? "publishing stopped: the invocation's deadline" : 'publishing failed after retries',
+          {
+            request_id: requestId,
+            frame_id: frameId,
+            faces: faceCount,
+            queued,
+            error: message,
+          },
+        );
         return json(503, {
           error:
             queued > 0
               ? `queued ${queued} of ${faceCount} faces before the queue refused the rest: those are answered under this ` +
                 'frame_id; retry later (a retry is a new frame, answered in full)'
-              : 'could not queue the faces; retry later',
+              : faceCount === 0
+                ? 'could not queue the "no face" answer; retry later'
+                : 'could not queue the faces; retry later',
           request_id: requestId,
           frame_id: frameId ?? null,
           queued,

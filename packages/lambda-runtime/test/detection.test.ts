@@ -135,6 +135,29 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
     ]);
   });
 
+  it('says a "no face" answer it could not queue as that (503), not as faces', async () => {
+    const { detector, embedder } = await pipelineParts();
+    const closed = new InMemoryQueueTransport();
+    await closed.close();
+    const refusing = createDetectionHandler({
+      detector,
+      crop: embedder.preprocessing.crop,
+      transport: closed,
+      requestQueue: 'requests',
+      responseQueue: 'responses',
+      logger: recordingLogger(),
+    });
+    const white = (await readFile(sharedPath('faces', 'face-api.js', 'test', 'white.png'))).toString(
+      'base64',
+    );
+    const result = await refusing(post({ content: white, request_id: 'req-none', filename: 'white.png' }));
+    expect(result.statusCode).toBe(503);
+    expect(JSON.parse(result.body)).toMatchObject({
+      error: 'could not queue the "no face" answer; retry later',
+      queued: 0,
+    });
+  });
+
   it('keeps two frames sent with one request_id apart: 5 + 1 faces, 6 answers, each tagged with its frame', async () => {
     const { embedder, gallery } = await pipelineParts();
     const amy = (await readFile(sharedPath('faces', 'face-api.js', 'bbt', 'amy', 'amy3.png'))).toString(
@@ -392,7 +415,7 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
       request_id: 'req-late',
       queued: 0,
     });
-    expect(logged.entries.join('\n')).toMatch(/publishing failed after retries/);
+    expect(logged.entries.join('\n')).toMatch(/publishing stopped: the invocation's deadline/);
     sqs.restore();
   });
 });
