@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
@@ -320,5 +320,40 @@ describeWithSharedData('detection Lambda entry', ['models/upstream/pnet.pt'], ()
       expect.objectContaining({ service: 'recognition', FacesFailed: 1 }),
     ]);
     expect(lines.join('')).not.toMatch(/\n\s+at /);
+  }, 60_000);
+  // Last: it points the queue variables at in-memory queues.
+  it('createDetectionLambda on an in-memory transport: a frame with faces answered, its faces queued, no SQS', async () => {
+    const cache = await mkdtemp(path.join(os.tmpdir(), 'facerec-entry-'));
+    temps.push(cache);
+    const env = {
+      FACEREC_CACHE_DIR: cache,
+      FACEREC_MODELS_MIRROR: sharedPath('models', 'upstream'),
+      FACEREC_REQUEST_QUEUE_URL: 'requests',
+      FACEREC_RESPONSE_QUEUE_URL: 'responses',
+      FACEREC_WARMUP: 'off',
+      FACEREC_EMBEDDER: 'inception-resnet-v1',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+    };
+    for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
+    const { createDetectionLambda } = await import('@facerec/lambda-runtime');
+    const { InMemoryQueueTransport } = await import('@facerec/transport-memory');
+    const transport = new InMemoryQueueTransport();
+    const { lines, restore } = captureOutput();
+    let result: FunctionUrlResult;
+    try {
+      const handler = await createDetectionLambda({ transport });
+      const content = (await readFile(sharedPath('faces', 'face-api.js', 'bbt3.jpg'))).toString('base64');
+      result = await handler({
+        body: JSON.stringify({ content, request_id: 'in-memory', filename: 'bbt3.jpg' }),
+        isBase64Encoded: false,
+        requestContext: { http: { method: 'POST' } },
+      });
+    } finally {
+      restore();
+    }
+    expect(result.statusCode, lines.join('')).toBe(200);
+    const queued = await transport.receive('requests', { maxMessages: 10, waitTimeSeconds: 0 });
+    expect(queued).toHaveLength(5);
+    await transport.close();
   }, 60_000);
 });

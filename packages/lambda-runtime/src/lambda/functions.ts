@@ -4,7 +4,13 @@
  * environment, models and warm-up), the same retry of a start that failed on the gallery's store, the same
  * logs, metrics and invocation deadline, against your model registry.
  */
-import { InvalidInputError, MODELS, type ModelRegistry, PIPELINE_METRICS } from '@facerec/framework';
+import {
+  InvalidInputError,
+  MODELS,
+  type ModelRegistry,
+  PIPELINE_METRICS,
+  type Transport,
+} from '@facerec/framework';
 import { loadConfig } from '../config.js';
 import { composeDetection, composeRecognition, createPipelineContainer } from '../container.js';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
@@ -19,6 +25,12 @@ export interface LambdaFunctionOptions {
    * (`MODELS.with(yourEmbedder)`). Default: the built-in `MODELS`.
    */
   readonly registry?: ModelRegistry;
+  /**
+   * The queues, in place of SQS (`FACEREC_REQUEST_QUEUE_URL` and the others then name its queues): an
+   * `InMemoryQueueTransport` (`@facerec/transport-memory`) runs the stock functions, start-up failures, metrics
+   * and deadlines included, in a test without an SQS server. Default: SQS.
+   */
+  readonly transport?: Transport;
 }
 
 /** The detection function's handler (Function URL events). */
@@ -37,10 +49,13 @@ export type RecognitionLambdaHandler = (
 const start = <H>(
   service: 'detection' | 'recognition',
   compose: Parameters<typeof startEntry<H>>[1],
-  { registry = MODELS }: LambdaFunctionOptions,
+  { registry = MODELS, transport }: LambdaFunctionOptions,
 ): Promise<LambdaEntry<H>> =>
   startEntry(service, compose, (metrics) =>
-    createPipelineContainer(loadConfig(process.env, registry, { role: service }), { metrics }),
+    createPipelineContainer(loadConfig(process.env, registry, { role: service }), {
+      metrics,
+      ...(transport ? { transport } : {}),
+    }),
   );
 
 /**
