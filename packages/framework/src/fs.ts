@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
 import { chmod, chown, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import lockfile from 'proper-lockfile';
 import { onExit } from 'signal-exit';
 import { FacerecError, InvalidOptionsError } from './errors.js';
 
@@ -352,5 +353,36 @@ export async function readFileUpTo(
     }
   } finally {
     await handle.close();
+  }
+}
+
+/** A lock not refreshed for this long belongs to a process that died, and is taken over (see {@link lockFile}). */
+export const LOCK_STALE_MS = 10_000;
+
+/**
+ * Takes the cross-process lock of `file` (`<file>.lock`, a directory, via proper-lockfile), waiting up to
+ * `timeoutMs` for another holder; resolves to its release. The holder refreshes it while it lives, and a lock
+ * that was not refreshed for {@link LOCK_STALE_MS} (its process killed) is taken over; a process that ends on a
+ * signal or an exit removes its locks (proper-lockfile's exit handler).
+ *
+ * @throws the last `ELOCKED` error when the wait times out; any other file-system error as it is.
+ */
+export async function lockFile(file: string, timeoutMs: number): Promise<() => Promise<void>> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await lockfile.lock(file, {
+        realpath: false,
+        lockfilePath: `${file}.lock`,
+        stale: LOCK_STALE_MS,
+        // The lock is held for one read-modify-write; losing it then cannot be undone, so it is not thrown
+        // from a timer (proper-lockfile's default, which would crash the process).
+        onCompromised: () => undefined,
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() - started >= timeoutMs)
+        throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40));
+    }
   }
 }

@@ -1,10 +1,9 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { z } from 'zod';
 import type { DistanceMetric, GalleryEmbedderInfo, IdentityAggregation } from '../contracts/gallery.js';
 import { FacerecError, InvalidOptionsError } from '../errors.js';
-import { writeFileAtomic } from '../fs.js';
+import { LOCK_STALE_MS, lockFile, writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { thresholdSchema } from './format.js';
 import { FileGallery, GALLERY_FILE_MODE, type GallerySearchOptions, readGalleryFile } from './gallery.js';
@@ -157,7 +156,7 @@ export class FileGalleryStore extends SnapshotGalleryStore {
   }
 
   protected override async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const release = await lockFile(this.file, this.#lockTimeoutMs);
+    const release = await lockGallery(this.file, this.#lockTimeoutMs);
     try {
       return await work();
     } finally {
@@ -195,31 +194,17 @@ function pathError(file: string, error: unknown): unknown {
   return error;
 }
 
-/** Takes the cross-process lock of `file` (`<file>.lock`), waiting up to `timeoutMs`; resolves to its release. */
-async function lockFile(file: string, timeoutMs: number): Promise<() => Promise<void>> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      return await lockfile.lock(file, {
-        realpath: false,
-        lockfilePath: `${file}.lock`,
-        // A lock not refreshed for this long belongs to a process that died.
-        stale: 10_000,
-        // The lock is held for one read-modify-write; losing it then cannot be undone, so it is not thrown
-        // from a timer (proper-lockfile's default, which would crash the process).
-        onCompromised: () => undefined,
-      });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw pathError(file, error);
-      if (Date.now() - started >= timeoutMs) {
-        throw new FacerecError(
-          'GALLERY_LOCKED',
-          `${file}: another process has held its lock (${file}.lock) for over ${timeoutMs / 1000} s; try again when ` +
-            'it is done (a lock left by a process that died is taken over after 10 s)',
-          { cause: error },
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40));
-    }
+/** Takes the cross-process lock of the gallery file (see {@link lockFile}): its errors said as the store's. */
+async function lockGallery(file: string, timeoutMs: number): Promise<() => Promise<void>> {
+  try {
+    return await lockFile(file, timeoutMs);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw pathError(file, error);
+    throw new FacerecError(
+      'GALLERY_LOCKED',
+      `${file}: another process has held its lock (${file}.lock) for over ${timeoutMs / 1000} s; try again when ` +
+        `it is done (a lock left by a process that died is taken over after ${LOCK_STALE_MS / 1000} s)`,
+      { cause: error },
+    );
   }
 }

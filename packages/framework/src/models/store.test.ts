@@ -469,6 +469,28 @@ describe('ModelStore trust on first use', () => {
     expect((await store.status())[0]!.state).toBe('verified');
   });
 
+  it("takes over the hash record's lock left by a process that died, once it is 10 s old", async () => {
+    const cacheDir = await tempDir();
+    writeFileSync(path.join(cacheDir, 'hand.pt'), checkpoint(10));
+    // What a pull killed while it recorded a hash left 8 s ago: the lock, not refreshed since (a live holder
+    // refreshes it every 5 s). It used to be waited for 10 s, then refused, for 30 s after the kill.
+    const lock = path.join(cacheDir, 'hashes.json.lock');
+    mkdirSync(lock);
+    const past = new Date(Date.now() - 8_000);
+    utimesSync(lock, past, past);
+    const store = new ModelStore({
+      manifest: { version: 1, models: [entry({ name: 'hand', file: 'hand.pt' })] },
+      cacheDir,
+      fetch: offlineFetch,
+      onProgress: () => {},
+    });
+    const started = Date.now();
+    expect(await store.resolve('hand')).toBe(path.join(cacheDir, 'hand.pt'));
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect((await store.status())[0]!.state).toBe('verified');
+    expect(leftovers(cacheDir)).toEqual([]);
+  });
+
   it('refuses a first copy that is no file of its format (an HTML page, other bytes) before recording its hash', async () => {
     const cacheDir = await tempDir();
     const mirrorDir = await tempDir();

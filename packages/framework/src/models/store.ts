@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, existsSync, type ReadStream, readFileSync, statSync } from 'node:fs';
-import { access, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { access, open, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +21,14 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { readCheckpoint } from '../checkpoint/index.js';
 import { CheckpointError, IntegrityError, InvalidOptionsError, ModelUnavailableError } from '../errors.js';
-import { makeFolder, sha256OfFile, sweepStaleTemporaries, writeFileAtomic } from '../fs.js';
+import {
+  LOCK_STALE_MS,
+  lockFile,
+  makeFolder,
+  sha256OfFile,
+  sweepStaleTemporaries,
+  writeFileAtomic,
+} from '../fs.js';
 import { type ModelEntry, type ModelManifest, parseManifest } from './manifest.js';
 
 /** Environment variable naming the cache directory (see {@link defaultCacheDir}). */
@@ -33,8 +40,8 @@ export const HASHES_FILE = 'hashes.json';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 8_000;
 const DEFAULT_STALL_TIMEOUT_MS = 30_000;
-const LOCK_STALE_MS = 30_000;
-const LOCK_WAIT_MS = 10_000;
+/** How long a pull waits for another process's lock of the hash record: past the time a dead holder's is taken over. */
+const LOCK_WAIT_MS = 15_000;
 
 /** Where a pulled file came from. `cache`: it was already there and verified. */
 export type PullSourceKind = 'cache' | 'mirror' | 'npm' | 'url';
@@ -852,34 +859,24 @@ export class ModelStore {
     return outcome;
   }
 
-  // A directory as the lock because mkdir is atomic on every platform and filesystem Node supports.
+  /** Runs `fn` holding the lock of the hash record (`hashes.json.lock`, see `lockFile`). */
   private async withHashesLock<T>(model: string, fn: () => Promise<T>): Promise<T> {
-    const lock = `${this.hashesPath}.lock`;
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        await mkdir(lock);
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const info = await stat(lock).catch(() => undefined);
-        if (info && Date.now() - info.mtimeMs > LOCK_STALE_MS) {
-          await rm(lock, { recursive: true, force: true });
-          continue;
-        }
-        if (Date.now() > deadline) {
-          throw new ModelUnavailableError(
-            model,
-            `Cannot record the hash of model "${model}": timed out waiting for ${lock}; delete it if no pull is running`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 20 + Math.random() * 40));
-      }
+    let release: () => Promise<void>;
+    try {
+      release = await lockFile(this.hashesPath, LOCK_WAIT_MS);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+      throw new ModelUnavailableError(
+        model,
+        `Cannot record the hash of model "${model}": another process has held ${this.hashesPath}.lock for over ` +
+          `${LOCK_WAIT_MS / 1000} s; try again when it is done (a lock left by a process that died is taken over ` +
+          `after ${LOCK_STALE_MS / 1000} s)`,
+      );
     }
     try {
       return await fn();
     } finally {
-      await rm(lock, { recursive: true, force: true });
+      await release();
     }
   }
 }
