@@ -161,7 +161,8 @@ export async function cachedOnnxFile(
       `${createHash('sha256').update(bytes).digest('hex')} ${bytes.length}\n`,
     );
   } catch (error) {
-    if ((error as { code?: string }).code !== 'ENOSPC') throw error;
+    // writeFileAtomic says a full disk as NO_SPACE (Node's ENOSPC as its cause).
+    if (!['ENOSPC', 'EDQUOT', 'NO_SPACE'].includes((error as { code?: string }).code ?? '')) throw error;
     // Lambda's /tmp is 512 MB by default; InceptionResnetV1 takes about 210 MB of it (weights and graph).
     throw new ModelUnavailableError(
       name,

@@ -584,6 +584,10 @@ describe('ModelStore options', () => {
     const overridden = ModelStore.fromEnv(manifest, { cacheDir: '/o', mirrorDir: '/n' }, env);
     expect([overridden.cacheDir, overridden.mirrorDir]).toEqual(['/o', '/n']);
     expect(ModelStore.fromEnv(manifest, {}, {}).mirrorDir).toBeUndefined();
+    // A URL is no folder (it was read as a relative folder "http:").
+    expect(() => ModelStore.fromEnv(manifest, {}, { FACEREC_MODELS_MIRROR: 'http://127.0.0.1:9' })).toThrow(
+      '$FACEREC_MODELS_MIRROR is a URL (http://127.0.0.1:9); it must be a folder holding the upstream files',
+    );
   });
 });
 

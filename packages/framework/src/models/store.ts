@@ -306,6 +306,13 @@ export class ModelStore {
     env: NodeJS.ProcessEnv = process.env,
   ): ModelStore {
     const mirrorDir = overrides.mirrorDir ?? (env[MODELS_MIRROR_ENV] || undefined);
+    // A URL would be taken for a relative folder named "http:" (and said not to exist).
+    if (mirrorDir !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(mirrorDir)) {
+      throw new InvalidOptionsError(
+        'ModelStore',
+        `$${MODELS_MIRROR_ENV} is a URL (${mirrorDir.slice(0, 80)}); it must be a folder holding the upstream files (a mirror over HTTP is not supported)`,
+      );
+    }
     return new ModelStore({
       ...overrides,
       manifest,
@@ -413,7 +420,9 @@ export class ModelStore {
    * {@link ModelUnavailableError} that names the cache and how to choose another; other errors unchanged.
    */
   private cacheFailure(model: string, error: unknown): unknown {
-    const { code, path: source, dest } = (error ?? {}) as NodeJS.ErrnoException & { dest?: string };
+    const { code: given, path: source, dest } = (error ?? {}) as NodeJS.ErrnoException & { dest?: string };
+    // writeFileAtomic says a full disk (or quota) as NO_SPACE, with Node's error as its cause.
+    const code = given === 'NO_SPACE' || given === 'EDQUOT' ? 'ENOSPC' : given;
     const where = dest ?? source;
     // EEXIST: a mkdir of the cache (or a folder in it) met a file.
     const notFolder =
@@ -423,7 +432,7 @@ export class ModelStore {
     const entry = this.manifest.models.find((m) => m.name === model);
     const what =
       code === 'ENOSPC'
-        ? `no space left in the model cache ${this.cacheDir}${entry?.size ? ` for ${entry.file} (${(entry.size / 2 ** 20).toFixed(0)} MiB)` : ''}: free space there or choose a larger folder`
+        ? `no space left in the model cache ${this.cacheDir}${entry?.size ? ` for ${entry.file} (${(entry.size / 2 ** 20).toFixed(entry.size < 10 * 2 ** 20 ? 1 : 0)} MiB)` : ''}: free space there or choose a larger folder`
         : code === 'EISDIR'
           ? `a folder is where a file of the model cache belongs${where ? ` (${where})` : ''}: remove it`
           : notFolder
