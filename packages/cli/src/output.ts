@@ -411,7 +411,10 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
           const bar = bars.get(event.model);
           if (bar) bar.update(bar.getTotal(), { done: mib(event.bytes), all: mib(event.bytes) });
           else if (pulling.has(event.model))
-            info(`  ${event.model}: verified sha256 ${event.sha256.slice(0, 12)}… → ${event.path}`);
+            info(
+              // A first copy with no hash to check it against was not verified: its hash was recorded.
+              `  ${event.model}: ${event.verifiedBy === 'first-use' ? 'recorded (first use) sha256' : 'verified sha256'} ${event.sha256.slice(0, 12)}… → ${event.path}`,
+            );
           break;
         }
         case 'hash-recorded':

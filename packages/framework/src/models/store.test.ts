@@ -390,6 +390,8 @@ describe('ModelStore trust on first use', () => {
 
     const [first] = await store.pull();
     expect(first!.verifiedBy).toBe('first-use');
+    // Said as recorded, not verified, in the progress too.
+    expect(events.find((e) => e.type === 'done')).toMatchObject({ verifiedBy: 'first-use' });
     const recorded = events.find((e) => e.type === 'hash-recorded');
     expect(recorded).toMatchObject({ model: 'big', sha256: sha256(bytes) });
     expect(recorded && 'message' in recorded && recorded.message).toMatch(

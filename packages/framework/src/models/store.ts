@@ -90,6 +90,8 @@ export type PullProgress =
       readonly path: string;
       readonly sha256: string;
       readonly bytes: number;
+      /** What the copy was checked against; `first-use`: nothing, its hash was recorded. Absent from the cache. */
+      readonly verifiedBy?: VerifiedBy;
     }
   | {
       /** A trust-on-first-use hash was written to `hashes.json`; `message` explains it for logs. */
@@ -637,7 +639,7 @@ export class ModelStore {
     });
     const info = await stat(target);
     this.verifiedFiles.set(target, { size: info.size, mtimeMs: info.mtimeMs, sha256: actual });
-    this.emit({ type: 'done', ...base, source, path: target, sha256: actual, bytes });
+    this.emit({ type: 'done', ...base, source, path: target, sha256: actual, bytes, verifiedBy });
     return {
       name: entry.name,
       file: entry.file,
