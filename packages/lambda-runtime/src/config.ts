@@ -210,15 +210,20 @@ export function unknownVariables(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): { readonly name: string; readonly meant?: string }[] {
   const known = [...PIPELINE_VARIABLES.filter((n) => n.startsWith('FACEREC_')), ...READ_ELSEWHERE];
+  // Environment names are case-sensitive: `facerec_threshold` is not read, so it is named too, compared in upper case.
   return Object.keys(env)
-    .filter((name) => name.startsWith('FACEREC_') && env[name] !== undefined && !known.includes(name))
+    .filter(
+      (name) => name.toUpperCase().startsWith('FACEREC_') && env[name] !== undefined && !known.includes(name),
+    )
     .sort()
     .map((name) => {
+      const upper = name.toUpperCase();
+      if (upper !== name && known.includes(upper)) return { name, meant: upper };
       // A name cut short by a whole part (FACEREC_REQUEST_QUEUE for FACEREC_REQUEST_QUEUE_URL) is 4 edits away.
-      const longer = known.filter((k) => k.startsWith(`${name}_`));
+      const longer = known.filter((k) => k.startsWith(`${upper}_`));
       if (longer.length === 1) return { name, meant: longer[0] as string };
-      const meant = closest(name, known);
-      return distance(name, meant) <= 3 ? { name, meant } : { name };
+      const meant = closest(upper, known);
+      return distance(upper, meant) <= 3 ? { name, meant } : { name };
     });
 }
 

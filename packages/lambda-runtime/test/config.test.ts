@@ -210,6 +210,11 @@ describe('unknownVariables', () => {
       { name: 'FACEREC_TRESHOLD', meant: 'FACEREC_THRESHOLD' },
     ]);
     expect(unknownVariables(queues)).toEqual([]);
+    // Names are case-sensitive: one in another case is not read, and is named with the one meant.
+    expect(unknownVariables({ facerec_threshold: '1', Facerec_Max_Face: '2' })).toEqual([
+      { name: 'Facerec_Max_Face', meant: 'FACEREC_MAX_FACES' },
+      { name: 'facerec_threshold', meant: 'FACEREC_THRESHOLD' },
+    ]);
   });
   it('takes a name short of a whole part for the one it shortens (4 edits: past the typo limit)', () => {
     expect(unknownVariables({ FACEREC_REQUEST_QUEUE: 'q', FACEREC_GALLERY_REFRESH: '5' })).toEqual([
