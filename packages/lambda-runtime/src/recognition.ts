@@ -261,6 +261,15 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
               `the crop is ${crop.width}×${crop.height}, its message says ${said.width}×${said.height}`,
             );
           }
+          // A message without crop_policy (from a detection function older than it) was cut for this embedder,
+          // so at its size: a crop of another size was cut for another one, and would be answered confidently.
+          const own = ownCrop.size;
+          if (!said && (crop.width !== own.width || crop.height !== own.height)) {
+            throw new Error(
+              `the crop is ${crop.width}×${crop.height} and its message names no crop_policy; this embedder's crops are ` +
+                `${own.width}×${own.height} (a detection function deployed for another embedder?)`,
+            );
+          }
           pending.push({ record, message, key, token: claim.token, face: prepare(crop, options.embedder) });
         } catch (error) {
           await release({ key, token: claim.token, message });

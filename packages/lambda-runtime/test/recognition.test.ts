@@ -149,14 +149,23 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
       messageId: 'wrong-size',
       body: JSON.stringify({ ...message, request_id: 'small', crop: Buffer.from(small).toString('base64') }),
     };
-    // A detection older than the field: taken as it is.
+    // A detection older than the field: taken as it is, at the embedder's crop size only.
     const { crop_policy: _, ...older } = JSON.parse(probes[1]!.body);
     const unsaid: SqsRecord = { messageId: 'unsaid', body: JSON.stringify(older) };
-    const result = await handler({ Records: [otherEmbedder, wrongSize, unsaid, probes[2]!] });
+    const big = await encodeJpeg({ width: 160, height: 160, data: new Uint8Array(160 * 160 * 3) }, 90);
+    const unsaidOther: SqsRecord = {
+      messageId: 'unsaid-other-size',
+      body: JSON.stringify({ ...older, request_id: 'big', crop: Buffer.from(big).toString('base64') }),
+    };
+    const result = await handler({ Records: [otherEmbedder, wrongSize, unsaid, unsaidOther, probes[2]!] });
     expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
       'other-embedder',
+      'unsaid-other-size',
       'wrong-size',
     ]);
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.message_id === 'unsaid-other-size').reason).toBe(
+      "crop: the crop is 160×160 and its message names no crop_policy; this embedder's crops are 150×150 (a detection function deployed for another embedder?)",
+    );
     const log1 = lines.map((l) => JSON.parse(l)).find((l) => l.message_id === 'other-embedder');
     expect(log1.reason).toBe(
       "face cut as box 160×160, margin 0, but this function's embedder (faceapi-resnet) takes eyes-mouth " +
