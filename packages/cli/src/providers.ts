@@ -3,6 +3,7 @@ import {
   type FaceEmbedder,
   type FaceProvider,
   type Gallery,
+  InvalidOptionsError,
   MODELS,
   type ModelRegistry,
   type ModelStore,
@@ -136,6 +137,25 @@ export function metricOption(): Option {
  */
 const AUTO_WORKERS_FROM = 32;
 
+/**
+ * `--workers` when the CLI was given a registry of its own (`main(argv, { registry })`): worker threads load the
+ * built-in registry (a registry is code, which a thread cannot be handed), so inference runs on the main thread
+ * (0), and a number of workers asked for is refused saying why (the workers failed with "no embedder model" for a
+ * model the caller's registry has). Undefined with the built-in registry.
+ */
+export function workersWithOwnRegistry(
+  context: CliContext,
+  command: string,
+  value: string,
+): number | undefined {
+  if (context.registry === MODELS) return undefined;
+  if (value === 'auto' || value === '0') return 0;
+  throw new InvalidOptionsError(
+    command,
+    `--workers ${value.slice(0, 40)}: worker threads run the built-in model registry only, and this facerec was given a registry of its own; leave --workers out (or give 0): inference then runs on the main thread`,
+  );
+}
+
 /** `--workers` of the commands that go through a list of images (`detect`, `recognize`). */
 export function workersOption(): Option {
   return new Option(
@@ -157,9 +177,8 @@ export async function imageCommandProvider(
   images: number,
 ): Promise<{ provider: FaceProvider; workers: number; close: () => Promise<void> }> {
   const workers =
-    opts.workers === 'auto' && (images < AUTO_WORKERS_FROM || context.registry !== MODELS)
-      ? 0
-      : workersFlag(command, opts.workers);
+    workersWithOwnRegistry(context, command, opts.workers) ??
+    (opts.workers === 'auto' && images < AUTO_WORKERS_FROM ? 0 : workersFlag(command, opts.workers));
   if (workers === 0) {
     return { provider: await selectProvider(context, opts.provider), workers, close: async () => {} };
   }

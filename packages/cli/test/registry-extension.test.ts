@@ -239,6 +239,20 @@ describeWithSharedData(
         expect(workers.stderr).toContain(
           'serve: --workers 2: worker threads run the built-in model registry only, and this facerec was given a registry of its own; leave --workers out (or give 0)',
         );
+        // So are the image commands' (they named the caller's embedder as no model at all).
+        const recognize = await cliWith(
+          { registry },
+          'recognize',
+          galleryFile,
+          '--gallery',
+          galleryFile,
+          '--workers',
+          '2',
+        );
+        expect(recognize.code).toBe(2);
+        expect(recognize.stderr).toContain(
+          'recognize: --workers 2: worker threads run the built-in model registry only',
+        );
         // A second server on the same port is refused as bad input, not left running.
         const port = Number(new URL(runtime.url).port);
         await expect(serveLocally({ gallery: galleryFile, port, quiet: true, registry })).rejects.toThrow(

@@ -62,6 +62,7 @@ import {
   providerOption,
   selectProvider,
   weightsOption,
+  workersWithOwnRegistry,
 } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
 import { openCliGalleryStore } from './gallery-store.js';
@@ -657,16 +658,8 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const queue = opts.queue ?? (port === 0 ? 'memory' : defaultQueueFile(port));
         // The default's folder is ours to make; a --queue path's folder must exist (a typo would make folders).
         if (opts.queue === undefined && queue !== 'memory') await makeFolder(path.dirname(queue));
-        // Worker threads load the built-in registry (a registry is code, which a thread cannot be handed): with
-        // one of the caller's own (`main(argv, { registry })`), inference runs on the main thread.
-        const ownRegistry = context.registry !== MODELS;
-        if (ownRegistry && opts.workers !== 'auto' && opts.workers !== '0') {
-          throw new InvalidOptionsError(
-            'serve',
-            `--workers ${opts.workers.slice(0, 40)}: worker threads run the built-in model registry only, and this facerec was given a registry of its own; leave --workers out (or give 0): inference then runs on the main thread`,
-          );
-        }
-        const workers = ownRegistry ? 0 : workersFlag('serve', opts.workers);
+        const workers =
+          workersWithOwnRegistry(context, 'serve', opts.workers) ?? workersFlag('serve', opts.workers);
         // The flags given only: without --max-image-bytes, bodies keep Lambda's 6 MiB.
         const limits = imageLimitsFlag('serve', opts, { maxBytes: SERVE_MAX_IMAGE_BYTES });
         const imageLimits = {

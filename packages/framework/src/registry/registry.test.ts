@@ -260,7 +260,7 @@ describe('ModelRegistry checks its embedder entries', () => {
       settingsForModelId: (id) => (id === 'faceapi-resnet' ? {} : undefined),
     });
     expect(() => MODELS.with(clash)).toThrow(
-      'ModelRegistry: embedders "faceapi-resnet" and "clash" both claim the model id "faceapi-resnet", which galleries record',
+      'ModelRegistry: embedders "faceapi-resnet" and "clash" both claim the model id "faceapi-resnet", which galleries record: a gallery enrolled with one would be matched by the other; give "clash" a model id of its own',
     );
     const alias = MODELS.with(
       defineEmbedder({

@@ -89,7 +89,7 @@ function checkModelIds(embedders: readonly EmbedderDescription[]): void {
         throw new InvalidOptionsError(
           'ModelRegistry',
           `embedders "${a.id}" and "${b.id}" both claim the model id "${id}", which galleries record: a gallery ` +
-            `enrolled with one would be matched by the other; give "${a.id}" a model id of its own (its modelId() and settingsForModelId())`,
+            `enrolled with one would be matched by the other; give "${b.id}" a model id of its own (its modelId() and settingsForModelId())`,
         );
       }
     }

@@ -50,6 +50,9 @@ describe('the conformance suites', () => {
       expect(failed('crop policy ignored')).toEqual([
         "cuts crops only when asked, with the caller's crop policy",
       ]);
+      expect(failed('crop size unlike the input size')).toEqual([
+        'declares its contract version, model, dimension and preprocessing',
+      ]);
       expect(failed('constant embedder')).toEqual([
         'gives different faces different vectors (the vector depends on the face)',
       ]);

@@ -290,9 +290,14 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
       // Optional (absent means fp32); a gallery compares it with the precision its threshold was calibrated at.
       if (embedder.precision !== undefined)
         expect(EMBEDDER_PRECISIONS, 'the declared precision').toContain(embedder.precision);
-      const { inputSize, std } = embedder.preprocessing;
+      const { inputSize, std, crop } = embedder.preprocessing;
       expect(inputSize.width).toBeGreaterThan(0);
       expect(inputSize.height).toBeGreaterThan(0);
+      // The crop is what the network takes: a detector cuts it at this size.
+      expect(crop.size, 'preprocessing.crop.size (the input size)').toEqual({
+        width: inputSize.width,
+        height: inputSize.height,
+      });
       for (const s of std) expect(s).not.toBe(0);
       expect(faces.length).toBeGreaterThanOrEqual(2);
       for (const f of faces) expect([f.width, f.height]).toEqual([inputSize.width, inputSize.height]);

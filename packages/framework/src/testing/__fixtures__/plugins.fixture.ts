@@ -99,15 +99,19 @@ class FixtureDetector implements FaceDetector {
 class FixtureEmbedder extends BaseEmbedder {
   readonly #constant: boolean;
 
-  constructor(constant = false) {
+  constructor(fault: 'constant' | 'crop size' | undefined = undefined) {
+    const preprocessing = fakePreprocessing(16);
     super({
       provider: 'fixture',
       modelId: 'fixture-embedder',
       weightsSha256: undefined,
       dimension: 8,
-      preprocessing: fakePreprocessing(16),
+      preprocessing:
+        fault === 'crop size'
+          ? { ...preprocessing, crop: { ...preprocessing.crop, size: { width: 20, height: 20 } } }
+          : preprocessing,
     });
-    this.#constant = constant;
+    this.#constant = fault === 'constant';
   }
 
   protected async runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {
@@ -165,13 +169,14 @@ for (const [name, fault] of Object.entries(detectors)) {
   });
 }
 
-for (const [name, constant] of [
-  ['good embedder', false],
-  ['constant embedder', true],
+for (const [name, fault] of [
+  ['good embedder', undefined],
+  ['constant embedder', 'constant'],
+  ['crop size unlike the input size', 'crop size'],
 ] as const) {
   describeEmbedderConformance({
     name,
-    create: () => new FixtureEmbedder(constant),
+    create: () => new FixtureEmbedder(fault),
     faces: () => [noise(16, 16, 5), noise(16, 16, 6), noise(16, 16, 7)],
   });
 }
