@@ -362,8 +362,9 @@ export const LOCK_STALE_MS = 10_000;
 /**
  * Takes the cross-process lock of `file` (`<file>.lock`, a directory, via proper-lockfile), waiting up to
  * `timeoutMs` for another holder; resolves to its release. The holder refreshes it while it lives, and a lock
- * that was not refreshed for {@link LOCK_STALE_MS} (its process killed) is taken over; a process that ends on a
- * signal or an exit removes its locks (proper-lockfile's exit handler).
+ * that was not refreshed for {@link LOCK_STALE_MS} (its process killed) is taken over. A process that exits, or
+ * ends on a signal nothing else handles, removes its locks (proper-lockfile's exit handler); one killed outright
+ * leaves its lock to be taken over so.
  *
  * @throws the last `ELOCKED` error when the wait times out; any other file-system error as it is.
  */
