@@ -71,13 +71,14 @@ clearInterval(sampler);
 if (kernelPeak) peak = Math.max(peak, highWater());
 // Then idle, as a server between requests: V8 gives its grown heap back only after some seconds without work
 // (its memory reducer, which forced collections would keep postponing; seen from under 1 s to over 30 s). A
-// reading every second until memory is within `target` of the baseline, for at most 20 s; `afterHeap` is
-// V8's heap then, so that the rest (native memory: onnxruntime, buffers, the allocator) can be told apart.
-const target = Number(process.argv[4] ?? 1.1);
+// reading every second until native memory is within `margin` MiB of the baseline's, for at most 20 s;
+// `afterHeap` is V8's heap then, so that the rest (native memory: onnxruntime, buffers, the allocator) can be
+// told apart.
+const margin = Number(process.argv[4] ?? 40);
 const idleStarted = performance.now();
 let after = await settled();
 let afterHeap = heap();
-while (after > baseline * target && performance.now() - idleStarted < 20_000) {
+while (after - afterHeap > baseline - baselineHeap + margin && performance.now() - idleStarted < 20_000) {
   await new Promise((resolve) => setTimeout(resolve, 1000));
   if (rss() < after) [after, afterHeap] = [rss(), heap()];
 }
