@@ -435,6 +435,15 @@ describe('encodePng / encodeJpeg', () => {
     expect(await decodeImage(png)).toEqual(gradient);
   });
 
+  it('refuses what is no RgbImage, saying what it is (the one RgbImage check of every component)', async () => {
+    await expect(encodePng(new Uint8Array([0x89, 0x50]) as unknown as RgbImage)).rejects.toThrow(
+      'encodePng: image is encoded bytes, not an RgbImage (decoded pixels): decode it first, decodeImage(bytes)',
+    );
+    await expect(encodeJpeg({ ...gradient, data: new Uint8Array(3) })).rejects.toThrow(
+      'encodeJpeg: image.data has 3 bytes; a 16×8 RGB image needs 384',
+    );
+  });
+
   it('encodes JPEG close to the input at quality 95', async () => {
     const flat: RgbImage = { width: 16, height: 16, data: new Uint8Array(16 * 16 * 3).fill(120) };
     const decoded = await decodeImage(await encodeJpeg(flat, 95));

@@ -1,5 +1,6 @@
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { z } from 'zod';
+import { assertRgbImage } from '../contracts/validate.js';
 import {
   ImageTooLargeError,
   InvalidImageError,
@@ -11,7 +12,6 @@ import { readFileUpTo } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { detectImageFormat, isSupportedImageFormat, SUPPORTED_IMAGE_FORMATS } from './format.js';
 import type { RgbImage } from './types.js';
-import { assertRgbImage } from './validate.js';
 
 /** Limits {@link decodeImage} enforces before decoding; omitted keys take {@link DEFAULT_DECODE_LIMITS}. */
 export interface DecodeLimits {
@@ -259,7 +259,7 @@ const asUint8Array = (buffer: Buffer): Uint8Array =>
  * @throws {@link InvalidInputError} when `image` is not a well-formed {@link RgbImage}.
  */
 export async function resizeRgb(image: RgbImage, width: number, height: number): Promise<RgbImage> {
-  assertRgbImage('resizeRgb', image);
+  assertRgbImage(image, 'resizeRgb: image');
   const data = await rawInput(image).resize({ width, height, fit: 'fill' }).raw().toBuffer();
   return { width, height, data: asUint8Array(data) };
 }
@@ -270,7 +270,7 @@ export async function resizeRgb(image: RgbImage, width: number, height: number):
  * @throws {@link InvalidInputError} when `image` is not a well-formed {@link RgbImage}.
  */
 export async function encodePng(image: RgbImage): Promise<Uint8Array> {
-  assertRgbImage('encodePng', image);
+  assertRgbImage(image, 'encodePng: image');
   return asUint8Array(await rawInput(image).png().toBuffer());
 }
 
@@ -282,7 +282,7 @@ export async function encodePng(image: RgbImage): Promise<Uint8Array> {
  * @throws {@link InvalidOptionsError} when `quality` is not an integer from 1 to 100.
  */
 export async function encodeJpeg(image: RgbImage, quality = 90): Promise<Uint8Array> {
-  assertRgbImage('encodeJpeg', image);
+  assertRgbImage(image, 'encodeJpeg: image');
   if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
     throw new InvalidOptionsError('encodeJpeg', `quality must be an integer from 1 to 100, got ${quality}`);
   }

@@ -1,6 +1,7 @@
+import { assertRgbImage } from '../contracts/validate.js';
 import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import type { RgbImage } from './types.js';
-import { assertPositiveInteger, assertRgbImage } from './validate.js';
+import { assertPositiveInteger } from './validate.js';
 
 /**
  * Memory order of a multi-channel float image: `HWC` interleaves channels per pixel (as decoded images
@@ -265,7 +266,7 @@ export type CropBox = readonly [left: number, top: number, right: number, bottom
  */
 export function resizeBilinearPil(src: RgbImage, box: CropBox, size: readonly [number, number]): RgbImage {
   const component = 'resizeBilinearPil';
-  assertRgbImage(component, src);
+  assertRgbImage(src, `${component}: image`);
   if (!Array.isArray(box) || box.length !== 4 || !box.every((v) => Number.isSafeInteger(v))) {
     throw new InvalidInputError(`${component}: box must be four integers [left, top, right, bottom]`);
   }
