@@ -436,8 +436,23 @@ export function pullProgressReporter(): { onProgress: (event: PullProgress) => v
  * `graph.built` (onnx); others just load.
  */
 export function loadNote(embedder: FaceEmbedder): string {
-  const built = (embedder as { graph?: { built?: unknown } }).graph?.built === true;
-  return built ? ' (first use: converted to ONNX and cached)' : '';
+  const graph = (
+    embedder as {
+      graph?: { built?: unknown; calibration?: { folder: string; images: number; recorded?: string } };
+    }
+  ).graph;
+  const notes: string[] = [];
+  if (graph?.built === true) notes.push('first use: converted to ONNX and cached');
+  const calibration = graph?.calibration;
+  if (calibration) {
+    const on = `${calibration.folder} (${count(calibration.images, 'image')})`;
+    notes.push(
+      calibration.recorded
+        ? `int8 calibration recorded in the cache on ${calibration.recorded.slice(0, 10)}, from ${on}`
+        : `int8 calibrated on ${on}`,
+    );
+  }
+  return notes.length > 0 ? ` (${notes.join('; ')})` : '';
 }
 
 /** `, calibrated at fp32 on 2026-12-03` for a summary line: how the threshold was chosen; empty when never calibrated. */

@@ -121,7 +121,7 @@ export function weightsOption(use: 'embedder' | 'gallery'): Option {
 export function precisionOption(note?: string): Option {
   return new Option(
     '--precision <p>',
-    `embedder precision${note ? ` ${note}` : ''}: fp32 (default) or int8 (onnx: the int8 graph; faceapi-resnet ships its calibration, $FACEREC_CALIBRATION_DIR names your own faces and is needed for inception-resnet-v1)`,
+    `embedder precision${note ? ` ${note}` : ''}: fp32 (default) or int8 (onnx: the int8 graph; faceapi-resnet ships its calibration, $FACEREC_CALIBRATION_DIR names your own faces and is needed for inception-resnet-v1 until the model cache has its calibration recorded)`,
   ).choices(EMBEDDER_PRECISIONS);
 }
 

@@ -1,9 +1,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
+import type { FaceEmbedder } from '@facerec/framework';
 import { encodeJpeg } from '@facerec/framework';
 import { describe, expect, it, vi } from 'vitest';
-import { numberFlag, pullProgressReporter, shownDistance, workersFlag } from '../src/output.js';
+import { loadNote, numberFlag, pullProgressReporter, shownDistance, workersFlag } from '../src/output.js';
 import { cli } from './helpers.js';
 
 describe('shownDistance', () => {
@@ -18,6 +19,27 @@ describe('shownDistance', () => {
     expect(shownDistance(0.4000000004, 0.4)).toBe(0.4000000004); // 9 decimals cannot tell it apart: shown as it is
     expect(shownDistance(0.409015, 0.409012)).toBe(0.40902);
     expect(shownDistance(0.1234567891, 0.5, 6)).toBe(0.123457);
+  });
+});
+
+describe('loadNote', () => {
+  const withGraph = (graph: object) => ({ graph }) as unknown as FaceEmbedder;
+  it('says a first conversion and which int8 calibration was used', () => {
+    expect(loadNote(withGraph({ built: false }))).toBe('');
+    expect(loadNote(withGraph({ built: true }))).toBe(' (first use: converted to ONNX and cached)');
+    expect(loadNote(withGraph({ built: false, calibration: { folder: '/faces', images: 1 } }))).toBe(
+      ' (int8 calibrated on /faces (1 image))',
+    );
+    expect(
+      loadNote(
+        withGraph({
+          built: true,
+          calibration: { folder: '/faces', images: 32, recorded: '2026-12-07T05:10:00.000Z' },
+        }),
+      ),
+    ).toBe(
+      ' (first use: converted to ONNX and cached; int8 calibration recorded in the cache on 2026-12-07, from /faces (32 images))',
+    );
   });
 });
 

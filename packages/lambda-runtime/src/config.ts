@@ -21,7 +21,7 @@ import { z } from 'zod';
  * | `FACEREC_DETECTOR` | the registry's (`mtcnn`) | a detector id of the model registry (a registry of your own may add one) |
  * | `FACEREC_EMBEDDER` | the registry's (`inception-resnet-v1`) | an embedder id of the model registry (`inception-resnet-v1`, `faceapi-resnet`) |
  * | `FACEREC_WEIGHTS` | the model's (`vggface2`) | weights, for embedders that take them (InceptionResnetV1: `vggface2`, `casia-webface` or a `.pt` path) |
- * | `FACEREC_PRECISION` | `fp32` | recognition: the embedder's precision, `fp32` or `int8` (onnx provider: the int8 graph, calibrated on the face images in `FACEREC_CALIBRATION_DIR` when set, else with the ranges that ship for faceapi-resnet; a read-only deployment needs it prepared ahead, `npm run lambda-tree -- --precision int8 [--calibration DIR]`) |
+ * | `FACEREC_PRECISION` | `fp32` | recognition: the embedder's precision, `fp32` or `int8` (onnx provider: the int8 graph, calibrated on the face images in `FACEREC_CALIBRATION_DIR` when set, else with the ranges that ship for faceapi-resnet (InceptionResnetV1: the calibration recorded in the model cache when its int8 graph was prepared); a read-only deployment needs it prepared ahead, `npm run lambda-tree -- --precision int8 [--calibration DIR]`) |
  * | `FACEREC_REQUEST_QUEUE_URL` | — | request queue (detection → recognition); required |
  * | `FACEREC_RESPONSE_QUEUE_URL` | — | response queue (answers to the client); required |
  * | `FACEREC_REPLY_QUEUES` | none | comma-separated queue URLs a request may name in `reply_to` to be answered there instead (one per client sharing the deployment) |

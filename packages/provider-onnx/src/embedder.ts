@@ -14,10 +14,20 @@ import { INCEPTION_RESNET_V1_EMBEDDING_SIZE, sha256OfFile } from '@facerec/frame
 import type { InferenceSession } from 'onnxruntime-node';
 import { buildInceptionResnetV1 } from './graph/index.js';
 import { createSession, loadOrt } from './graph/session.js';
-import { cachedInt8Graph, type EmbedderPrecision, readCalibrationFaces } from './int8.js';
+import {
+  anyRecordedCalibration,
+  CALIBRATION_DIR_ENV,
+  cachedInt8Graph,
+  type EmbedderPrecision,
+  readCalibrationFaces,
+  recordedInt8Calibration,
+} from './int8.js';
 import { type CachedGraph, cachedGraph, resolveWeights } from './model-cache.js';
 
 type Ort = typeof import('onnxruntime-node');
+
+/** The name InceptionResnetV1's graphs have in the model cache (`<tag>-<weights sha256>-v….onnx`). */
+const GRAPH_TAG = 'inception-resnet-v1';
 
 /** Writes crops into one NCHW float32 batch, applying `(x − mean) / std`. */
 export function toNchwBatch(faces: readonly RgbImage[], p: EmbedderPreprocessing): Float32Array {
@@ -43,6 +53,11 @@ export type InceptionResnetV1GraphInfo = Omit<CachedGraph, 'bytes'> & {
   readonly modelId: string;
   /** `fp32`, or `int8` when the session runs the quantized graph. */
   readonly precision: EmbedderPrecision;
+  /**
+   * int8: the calibration faces' folder and number of images, and `recorded` (when the calibration was recorded
+   * in the model cache) when no folder was named and the one recorded there was used.
+   */
+  readonly calibration?: { readonly folder: string; readonly images: number; readonly recorded?: string };
 };
 
 /** Options of {@link OnnxInceptionResnetV1Embedder.load}. */
@@ -102,7 +117,7 @@ export async function loadInceptionResnetV1Graph(
     : undefined;
   const source = named ? await resolveWeights(store, named) : await checkpointFile(weights);
   const modelId = INCEPTION_RESNET_V1.modelId({ weights });
-  const graph = await cachedGraph(store.cacheDir, 'inception-resnet-v1', source, (sd, metadata) =>
+  const graph = await cachedGraph(store.cacheDir, GRAPH_TAG, source, (sd, metadata) =>
     buildInceptionResnetV1(sd, { metadata, source: source.path }),
   );
   return { ...graph, modelId };
@@ -154,10 +169,16 @@ export class OnnxInceptionResnetV1Embedder extends BaseEmbedder {
     const precision = options.precision ?? 'fp32';
     const size = FACENET_PREPROCESSING.inputSize.width;
     // No int8 ranges ship for InceptionResnetV1: the calibration faces are checked before the weights are
-    // pulled (107 MB) and converted, so a missing folder is reported first.
-    const calibration =
-      precision === 'int8' ? await readCalibrationFaces(COMPONENT, options.calibrationDir, size) : undefined;
+    // pulled (107 MB) and converted, so a missing folder is reported first, unless the cache has a calibration
+    // recorded (for these weights or others: which, only the weights' hash tells).
+    const named = options.calibrationDir ?? process.env[CALIBRATION_DIR_ENV];
+    const faces =
+      precision === 'int8' && (named || !(await anyRecordedCalibration(store.cacheDir, GRAPH_TAG)))
+        ? await readCalibrationFaces(COMPONENT, options.calibrationDir, size)
+        : undefined;
     const { modelId, ...fp32 } = await loadInceptionResnetV1Graph(store, weights);
+    const calibration =
+      precision === 'int8' ? (faces ?? (await recordedInt8Calibration(COMPONENT, fp32))) : undefined;
     const { bytes, ...cached } =
       calibration !== undefined
         ? await cachedInt8Graph(
@@ -168,9 +189,26 @@ export class OnnxInceptionResnetV1Embedder extends BaseEmbedder {
               dims: [faces.length, 3, size, size],
             }),
             options.intraOpNumThreads,
+            { record: true },
           )
         : fp32;
-    const graph: InceptionResnetV1GraphInfo = { ...cached, modelId, precision };
+    const graph: InceptionResnetV1GraphInfo = {
+      ...cached,
+      modelId,
+      precision,
+      ...(calibration === undefined
+        ? {}
+        : {
+            calibration:
+              'recorded' in calibration
+                ? {
+                    folder: calibration.recorded.folder,
+                    images: calibration.recorded.images,
+                    recorded: calibration.recorded.at,
+                  }
+                : { folder: calibration.folder, images: calibration.images },
+          }),
+    };
     const graphMs = performance.now() - started;
     // onnxruntime copies the initializers into its own memory; the ~90 MB of ONNX bytes are not kept, so
     // they can be collected once the session exists.

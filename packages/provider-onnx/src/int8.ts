@@ -9,10 +9,11 @@ import {
   InvalidOptionsError,
   type RgbImage,
 } from '@facerec/framework';
-import { resizeRgb } from '@facerec/framework/internal';
+import { readFileUpTo, resizeRgb, writeFileAtomic, zodIssues } from '@facerec/framework/internal';
+import { z } from 'zod';
 import { type CalibrationBatch, calibrateRanges } from './graph/calibrate.js';
 import { type ActivationRange, quantizeModel } from './graph/quantize.js';
-import { type CachedGraph, cachedOnnxFile } from './model-cache.js';
+import { type CachedGraph, cachedOnnxFile, cacheWritable } from './model-cache.js';
 
 /** An embedder's numeric precision (the framework's): the float graph, or its int8 (QDQ) form calibrated on face crops. */
 export type { EmbedderPrecision };
@@ -45,6 +46,10 @@ async function imageFiles(dir: string): Promise<string[]> {
 export interface CalibrationFaces {
   /** Over the files' names and bytes: keys the int8 graph's cache file. */
   readonly sha256: string;
+  /** The folder, as the user named it (for the recorded calibration). */
+  readonly folder: string;
+  /** How many images it holds. */
+  readonly images: number;
   /** The faces decoded and resized to the network's input; only needed when the int8 graph is built. */
   faces(): Promise<RgbImage[]>;
 }
@@ -90,6 +95,8 @@ export async function readCalibrationFaces(
   }
   return {
     sha256: hash.digest('hex'),
+    folder: path.resolve(folder),
+    images: files.length,
     faces: async () => {
       const faces: RgbImage[] = [];
       for (const [i, bytes] of contents.entries()) {
@@ -180,25 +187,174 @@ export async function measureInt8Ranges(
 }
 
 /**
+ * Where the calibration of a float graph's int8 form is recorded: `<float graph>-int8-calibration.json`, beside
+ * it in the model cache. It names the calibration faces of the int8 graph last built or loaded from them
+ * (their folder, count and hash) and their activation ranges, so that later loads without a calibration folder
+ * (`facerec serve --precision int8` run again, another process on the same cache) use that calibration: the same
+ * cached int8 graph, or the same graph built again from the ranges if it was removed.
+ */
+export const recordedCalibrationPath = (float: Pick<CachedGraph, 'path'>): string =>
+  float.path.replace(/\.onnx$/, '-int8-calibration.json');
+
+/** Largest calibration record read (InceptionResnetV1's holds about 300 ranges, some 40 KB). */
+const MAX_RECORD_BYTES = 4 * 2 ** 20;
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in hex');
+const recordSchema = z
+  .object({
+    formatVersion: z.literal(1),
+    weightsSha256: sha256Hex,
+    calibrationSha256: sha256Hex,
+    folder: z.string().max(4096),
+    images: z.number().int().positive(),
+    recordedAt: z.string().max(64),
+    ranges: z
+      .record(z.string().max(1024), z.tuple([z.number(), z.number()]))
+      .refine((r) => Object.values(r).every(([min, max]) => min <= max), 'every range has min ≤ max'),
+  })
+  .strict();
+type CalibrationRecord = z.infer<typeof recordSchema>;
+
+async function readCalibrationRecord(file: string): Promise<CalibrationRecord | 'missing' | string> {
+  let text: Buffer;
+  try {
+    text = await readFileUpTo(file, MAX_RECORD_BYTES, () =>
+      Object.assign(new Error(`larger than ${MAX_RECORD_BYTES} bytes`), { code: 'TOO_LARGE' }),
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT') return 'missing';
+    return (error as Error).message;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text.toString('utf8'));
+  } catch {
+    return 'not JSON';
+  }
+  const parsed = recordSchema.safeParse(value);
+  return parsed.success
+    ? parsed.data
+    : zodIssues(parsed.error)
+        .map((i) => `${i.path}: ${i.message}`)
+        .join('; ');
+}
+
+/** The calibration recorded for `float` (see {@link recordedCalibrationPath}), as {@link cachedInt8Graph} takes it. */
+export interface RecordedCalibration {
+  readonly sha256: string;
+  readonly ranges: ReadonlyMap<string, ActivationRange>;
+  /** Where it was measured: the folder and its number of images, and when it was recorded. */
+  readonly recorded: { readonly folder: string; readonly images: number; readonly at: string };
+}
+
+/**
+ * The calibration recorded in the model cache for `float`'s int8 form (the one used when no calibration folder
+ * is named and no ranges ship for the weights).
+ *
+ * @throws InvalidOptionsError when none is recorded for these weights (saying to name a calibration folder), or
+ *   the record cannot be used (damaged: naming the file and what is wrong with it).
+ */
+export async function recordedInt8Calibration(
+  component: string,
+  float: Pick<CachedGraph, 'path' | 'weightsSha256'>,
+): Promise<RecordedCalibration> {
+  const file = recordedCalibrationPath(float);
+  const record = await readCalibrationRecord(file);
+  if (record === 'missing' || (typeof record !== 'string' && record.weightsSha256 !== float.weightsSha256)) {
+    throw new InvalidOptionsError(
+      component,
+      `precision "int8" calibrates on face images: set ${CALIBRATION_DIR_ENV} to a folder of face crops ` +
+        '(a few dozen, of the kind the embedder will see); no calibration is recorded in the model cache for ' +
+        'these weights (one is, once an int8 graph has been loaded with a calibration folder)',
+    );
+  }
+  if (typeof record === 'string') {
+    throw new InvalidOptionsError(
+      component,
+      `the calibration recorded in the model cache (${file}) cannot be used (${record}): delete it, or set ` +
+        `${CALIBRATION_DIR_ENV} to the calibration folder to record it again`,
+    );
+  }
+  return {
+    sha256: record.calibrationSha256,
+    ranges: new Map(Object.entries(record.ranges).map(([name, [min, max]]) => [name, { min, max }])),
+    recorded: { folder: record.folder, images: record.images, at: record.recordedAt },
+  };
+}
+
+/**
+ * Whether any graph named `<tag>-…` in the model cache has a recorded calibration: checked before an embedder's
+ * weights are pulled, so that a load that can have none is refused first (see {@link recordedInt8Calibration}).
+ */
+export async function anyRecordedCalibration(cacheDir: string, tag: string): Promise<boolean> {
+  const names = await readdir(path.join(cacheDir, 'onnx')).catch(() => [] as string[]);
+  return names.some((n) => n.startsWith(`${tag}-`) && n.endsWith('-int8-calibration.json'));
+}
+
+/**
  * The int8 form of a cached float graph, itself cached beside it: `<float graph>-int8-<calibration sha256>-
  * q<QUANTIZER_VERSION>.onnx`, so new weights, new calibration faces or ranges, or a new quantizer each rebuild it.
+ * With `record` (embedders that ship no ranges), calibration faces are recorded beside the float graph (see
+ * {@link recordedCalibrationPath}) when the cache can be written and its record names other faces.
  */
 export async function cachedInt8Graph(
   float: CachedGraph,
   calibration: Int8Calibration,
   toBatch: (faces: readonly RgbImage[]) => CalibrationBatch,
   intraOpNumThreads: number,
+  { record = false }: { readonly record?: boolean } = {},
 ): Promise<CachedGraph> {
   const file = float.path.replace(
     /\.onnx$/,
     `-int8-${calibration.sha256.slice(0, 16)}-q${QUANTIZER_VERSION}.onnx`,
   );
-  return cachedOnnxFile(file, float.weightsSha256, async () => {
-    const bytes = float.bytes ?? new Uint8Array(await readFile(float.path));
-    const ranges =
-      'ranges' in calibration
-        ? calibration.ranges
-        : await measureInt8Ranges(bytes, calibration, toBatch, intraOpNumThreads);
-    return quantizeModel(bytes, ranges);
+  const floatBytes = async () => float.bytes ?? new Uint8Array(await readFile(float.path));
+  let measured: Map<string, ActivationRange> | undefined;
+  const graph = await cachedOnnxFile(file, float.weightsSha256, async () => {
+    const bytes = await floatBytes();
+    if ('ranges' in calibration) return quantizeModel(bytes, calibration.ranges);
+    measured = await measureInt8Ranges(bytes, calibration, toBatch, intraOpNumThreads);
+    return quantizeModel(bytes, measured);
   });
+  if (record && 'faces' in calibration) {
+    await recordCalibration(float, calibration, async () => {
+      measured ??= await measureInt8Ranges(await floatBytes(), calibration, toBatch, intraOpNumThreads);
+      return measured;
+    });
+  }
+  return graph;
+}
+
+/**
+ * Writes the record of `calibration` for `float` unless it names these faces already or the cache cannot be
+ * written (a read-only image keeps its calibration folder). A record that cannot be written is said (a process
+ * warning): the graph still loads, and the next load without a folder says what is missing.
+ */
+async function recordCalibration(
+  float: CachedGraph,
+  calibration: CalibrationFaces,
+  ranges: () => Promise<Map<string, ActivationRange>>,
+): Promise<void> {
+  const file = recordedCalibrationPath(float);
+  const existing = await readCalibrationRecord(file);
+  if (typeof existing !== 'string' && existing.calibrationSha256 === calibration.sha256) return;
+  if ((await cacheWritable(path.dirname(file))) !== undefined) return;
+  try {
+    const record: CalibrationRecord = {
+      formatVersion: 1,
+      weightsSha256: float.weightsSha256,
+      calibrationSha256: calibration.sha256,
+      folder: calibration.folder,
+      images: calibration.images,
+      recordedAt: new Date().toISOString(),
+      ranges: Object.fromEntries([...(await ranges())].map(([name, { min, max }]) => [name, [min, max]])),
+    };
+    await writeFileAtomic(file, `${JSON.stringify(record)}\n`);
+  } catch (error) {
+    process.emitWarning(
+      `the int8 calibration could not be recorded in the model cache (${file}: ${(error as Error).message}); ` +
+        `later loads need ${CALIBRATION_DIR_ENV} set`,
+      { code: 'FACEREC_CALIBRATION_NOT_RECORDED' },
+    );
+  }
 }

@@ -59,7 +59,7 @@ async function readRecord(file: string): Promise<{ sha256: string; size: number 
 const checked = new Map<string, { size: number; mtimeMs: number }>();
 
 /** `undefined` when graphs can be written in `dir` (made if missing), else why not. */
-const writable = async (dir: string): Promise<unknown> => {
+export const cacheWritable = async (dir: string): Promise<unknown> => {
   try {
     await makeFolder(dir);
     await access(dir, constants.W_OK);
@@ -119,7 +119,7 @@ export async function cachedOnnxFile(
     if (record === undefined) {
       // No record to check it against: built again where that is possible, else used as it is (graphs from
       // before records), with a warning that it could not be checked.
-      if ((await writable(dir)) !== undefined) {
+      if ((await cacheWritable(dir)) !== undefined) {
         process.emitWarning(
           `${name} in the read-only model cache ${dir} has no record (${name}.sha256) to check it against: used unchecked; prepare the cache again to add it`,
           { code: 'FACEREC_GRAPH_UNCHECKED' },
@@ -137,7 +137,7 @@ export async function cachedOnnxFile(
   }
   // A read-only model folder (a Lambda image) holds every graph the deployment was prepared for; one it lacks
   // fails here, before seconds of building, and says how to prepare it.
-  const readOnly = await writable(dir);
+  const readOnly = await cacheWritable(dir);
   if (readOnly !== undefined) {
     throw new ModelUnavailableError(
       name,

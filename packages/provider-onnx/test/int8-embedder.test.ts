@@ -89,26 +89,99 @@ describeWithSharedData('int8 embedders (onnx)', [REFERENCE, 'reference/crops', I
       await again.dispose();
     }, 180_000);
 
-    it('needs calibration faces for int8', async () => {
+    it('needs calibration faces for int8 where the cache has no calibration recorded', async () => {
       const saved = process.env.FACEREC_CALIBRATION_DIR;
       delete process.env.FACEREC_CALIBRATION_DIR;
+      // A cache of its own: the other tests record a calibration in theirs.
+      const bare = new ModelStore({
+        manifest: await loadManifest(),
+        cacheDir: path.join(work, 'bare-cache'),
+        fetch: offline,
+      });
+      const loadBare = (calibrationDir?: string) =>
+        OnnxInceptionResnetV1Embedder.load(bare, weights, {
+          intraOpNumThreads: 2,
+          precision: 'int8',
+          calibrationDir,
+        });
       try {
-        await expect(load('int8')).rejects.toThrow(InvalidOptionsError);
-        await expect(load('int8')).rejects.toThrow(/FACEREC_CALIBRATION_DIR/);
+        await expect(loadBare()).rejects.toThrow(InvalidOptionsError);
+        await expect(loadBare()).rejects.toThrow(/FACEREC_CALIBRATION_DIR/);
         const empty = path.join(work, 'empty');
         await mkdir(empty, { recursive: true });
-        await expect(load('int8', empty)).rejects.toThrow(/holds no png\/jpeg\/webp image/);
+        await expect(loadBare(empty)).rejects.toThrow(/holds no png\/jpeg\/webp image/);
+        // Refused before the float graph was converted (the weights pulled, for named ones).
+        expect(await readdir(path.join(work, 'bare-cache')).catch(() => [])).not.toContain('onnx');
         // A file that is no image is named (the message was "Not an image: …" alone).
         const junk = path.join(work, 'junk');
         await mkdir(junk, { recursive: true });
         await writeFile(path.join(junk, 'a.png'), 'not an image');
-        await expect(load('int8', junk)).rejects.toThrow(
+        await expect(loadBare(junk)).rejects.toThrow(
           `calibration folder ${junk}: ${path.join(junk, 'a.png')}: Not an image`,
         );
       } finally {
         if (saved !== undefined) process.env.FACEREC_CALIBRATION_DIR = saved;
       }
     });
+
+    it('uses the calibration recorded in the cache when no folder is named', async () => {
+      const saved = process.env.FACEREC_CALIBRATION_DIR;
+      delete process.env.FACEREC_CALIBRATION_DIR;
+      const calibrated = await load('int8', sharedPath(IRV1_CALIBRATION));
+      const sample = crops.slice(0, 4);
+      try {
+        const images = (await readdir(sharedPath(IRV1_CALIBRATION), { recursive: true })).filter((n) =>
+          /\.(png|jpe?g|webp)$/i.test(n),
+        ).length;
+        expect(calibrated.graph.calibration).toEqual({ folder: sharedPath(IRV1_CALIBRATION), images });
+        const recordFile = calibrated.graph.path.replace(
+          /-int8-[0-9a-f]{16}-q\d+\.onnx$/,
+          '-int8-calibration.json',
+        );
+        const record = JSON.parse(await readFile(recordFile, 'utf8'));
+        expect(record).toMatchObject({ folder: sharedPath(IRV1_CALIBRATION), images, formatVersion: 1 });
+        const expected = await calibrated.embed(sample);
+
+        // Without a folder: the same int8 graph, from the cache.
+        const recorded = await load('int8');
+        try {
+          expect(recorded.graph.path).toBe(calibrated.graph.path);
+          expect(recorded.graph.built).toBe(false);
+          expect(recorded.graph.calibration).toMatchObject({ images, recorded: record.recordedAt });
+          expect(await recorded.embed(sample)).toEqual(expected);
+        } finally {
+          await recorded.dispose();
+        }
+        // The int8 graph removed: built again from the recorded ranges, byte for byte the same graph.
+        const before = await readFile(calibrated.graph.path);
+        await rm(calibrated.graph.path);
+        const rebuilt = await load('int8');
+        try {
+          expect(rebuilt.graph.built).toBe(true);
+          expect((await readFile(rebuilt.graph.path)).equals(before)).toBe(true);
+        } finally {
+          await rebuilt.dispose();
+        }
+
+        // A record for other weights does not apply; a damaged one is named.
+        await writeFile(recordFile, JSON.stringify({ ...record, weightsSha256: 'ab'.repeat(32) }));
+        await expect(load('int8')).rejects.toThrow(
+          /no calibration is recorded in the model cache for these weights/,
+        );
+        await writeFile(recordFile, '{"formatVersion": 1, "ranges": ');
+        await expect(load('int8')).rejects.toThrow(
+          `the calibration recorded in the model cache (${recordFile}) cannot be used (not JSON)`,
+        );
+        // A load with the folder records it again.
+        await (await load('int8', sharedPath(IRV1_CALIBRATION))).dispose();
+        expect(JSON.parse(await readFile(recordFile, 'utf8'))).toMatchObject({
+          calibrationSha256: record.calibrationSha256,
+        });
+      } finally {
+        await calibrated.dispose();
+        if (saved !== undefined) process.env.FACEREC_CALIBRATION_DIR = saved;
+      }
+    }, 180_000);
 
     it('is chosen by the registry option `precision`', async () => {
       const provider = createOnnxProvider({ intraOpNumThreads: 2, modelStore: store });
