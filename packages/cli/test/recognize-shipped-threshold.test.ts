@@ -108,11 +108,11 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const { lookAlikes } = JSON.parse(run.stdout) as {
       lookAlikes: { source: string; enrolledAs: string; identity: string }[];
     };
-    // Amy's photos, each recognised as her other name; raj is nobody's look-alike.
+    // Amy's photos, each within the threshold of her other name; raj is nobody's look-alike.
     expect(lookAlikes.length).toBeGreaterThanOrEqual(2);
     for (const l of lookAlikes) expect([l.enrolledAs, l.identity].sort()).toEqual(['amy', 'amy_alias']);
     expect(run.stderr).toMatch(
-      /warning: amy(_alias)?\/amy\d\.png: recognised as amy(_alias)? \(distance [\d.]+ ≤ threshold 0\.448\), enrolled as/,
+      /warning: amy(_alias)?\/amy\d\.png, enrolled as amy(_alias)?, is within the threshold of amy(_alias)? too \(distance [\d.]+ ≤ threshold 0\.448\): a mislabelled photo/,
     );
   });
 
@@ -299,6 +299,63 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
       expect.arrayContaining([
         '1 of 2 probes are enrolled examples (allowed): their pairs make the threshold look better than it is',
         expect.stringMatching(/^only 2 genuine pairs back the threshold \(fewer than 20\)/),
+      ]),
+    );
+  });
+
+  it('gallery calibrate leaves out one face under two names and names a probe labelled with the wrong name', async () => {
+    const gallery = path.join(work, 'all.json');
+    const probes = path.join(work, 'mislabelled');
+    for (const name of ['amy', 'penny']) await mkdir(path.join(probes, name), { recursive: true });
+    const link = (from: [string, string], to: string) =>
+      symlink(sharedPath(...BBT, ...from), path.join(probes, to));
+    await link(['amy', 'amy3.png'], 'amy/amy3.png');
+    await link(['amy', 'amy4.png'], 'amy/amy4.png');
+    // penny3 under both names; penny4 under amy's only.
+    await link(['penny', 'penny3.png'], 'amy/a-copy.png');
+    await link(['penny', 'penny3.png'], 'penny/penny3.png');
+    await link(['penny', 'penny4.png'], 'amy/x.png');
+    const out = path.join(work, 'mislabelled.json');
+    const run = await cli(
+      'gallery',
+      'calibrate',
+      probes,
+      '--gallery',
+      gallery,
+      '--out',
+      out,
+      '--target-far',
+      '0.05',
+      '--json',
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain(
+      '  left out penny/penny3.png and amy/a-copy.png: the same face under two names (penny and amy); keep it under its own name only',
+    );
+    const summary = JSON.parse(run.stdout) as CalibrationSummary & {
+      rejected: {
+        identity: string;
+        source: string;
+        nearest: { identity: string };
+        likelyMislabelled: boolean;
+      }[];
+    };
+    // amy3, amy4 and x.png (a photo of penny labelled amy): 3 genuine pairs, 3 × 7 impostor pairs. FAR 5 %
+    // accepts one impostor: x.png as penny.
+    expect([summary.genuinePairs, summary.impostorPairs]).toEqual([3, 21]);
+    expect(summary.rejected).toEqual([
+      expect.objectContaining({
+        identity: 'amy',
+        source: 'amy/x.png',
+        nearest: expect.objectContaining({ identity: 'penny' }),
+        likelyMislabelled: true,
+      }),
+    ]);
+    expect(summary.warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^1 probe is farther from its own identity than the threshold \(false rejects\): amy\/x\.png \([\d.]+ from amy; nearer to penny, [\d.]+: labelled with the wrong name\?\)/,
+        ),
       ]),
     );
   });

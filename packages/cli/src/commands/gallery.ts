@@ -22,7 +22,12 @@ import {
   type SkippedFile,
   withPrecroppedFallback,
 } from '@facerec/framework';
-import { importOptionalPackage, readLabelledFolder, visibleText } from '@facerec/framework/internal';
+import {
+  importOptionalPackage,
+  readLabelledFolder,
+  storableSource,
+  visibleText,
+} from '@facerec/framework/internal';
 import type { Command } from 'commander';
 import {
   expandImageArguments,
@@ -123,10 +128,26 @@ async function calibrateOnProbes(
       onProgress: progress.onProgress,
     });
     progress.stop();
-    infoSkipped(labelled.skipped, '  skipped ');
+    // One face under two names: at least one label is wrong, and either way its pairs would be counted as
+    // genuine and as impostor. Both copies are left out (enrollment kept the first and skipped the other).
+    const conflicts = labelled.skipped.filter(
+      (s) => s.duplicateOf !== undefined && s.duplicateOf.identity !== s.file.split('/')[0],
+    );
+    const leftOut = new Set(conflicts.map((s) => storableSource(s.duplicateOf!.file)));
+    infoSkipped(
+      labelled.skipped.filter((s) => !conflicts.includes(s)),
+      '  skipped ',
+    );
+    for (const s of conflicts) {
+      info(
+        `  left out ${visibleText(s.file)} and ${visibleText(s.duplicateOf!.file)}: the same face under two names ` +
+          `(${visibleText(s.file.split('/')[0]!)} and ${visibleText(s.duplicateOf!.identity)}); keep it under its own name only`,
+      );
+    }
     probes = labelled.gallery.names.flatMap((identity) =>
       labelled.gallery
         .examples(identity)
+        .filter((e) => !leftOut.has(e.source))
         .map((e) => ({ identity, embedding: e.embedding, source: e.source })),
     );
   } finally {
@@ -266,14 +287,15 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           infoUnenrolled(result.unenrolled);
           for (const l of lookAlikes.slice(0, SKIPPED_LINES)) {
             info(
-              `warning: ${visibleText(l.source)}: recognised as ${visibleText(l.identity)} (distance ` +
-                `${shownDistance(l.distance, matching.threshold)} ≤ threshold ${matching.threshold}), enrolled as ` +
-                `${visibleText(l.enrolledAs)}: a mislabelled photo, or one person under two names? Recognition may answer either`,
+              `warning: ${visibleText(l.source)}, enrolled as ${visibleText(l.enrolledAs)}, is within the threshold of ` +
+                `${visibleText(l.identity)} too (distance ${shownDistance(l.distance, matching.threshold)} ≤ threshold ` +
+                `${matching.threshold}): a mislabelled photo, one person under two names, or two people too alike at this ` +
+                'threshold? Recognition may answer a face like it as either',
             );
           }
           if (lookAlikes.length > SKIPPED_LINES) {
             info(
-              `… and ${lookAlikes.length - SKIPPED_LINES} more photos recognised as another person (--json lists every one)`,
+              `… and ${lookAlikes.length - SKIPPED_LINES} more photos within the threshold of another person (--json lists every one)`,
             );
           }
           if (threshold === undefined) {
@@ -424,7 +446,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(maxImagePixelsOption())
     .option(
       '--json',
-      'print { out, threshold, precision, far, frr, genuinePairs, impostorPairs, equalErrorRate, keyPoints, warnings, overlaps } to stdout',
+      'print { out, threshold, precision, far, frr, genuinePairs, impostorPairs, equalErrorRate, keyPoints, warnings, overlaps, rejected: the false rejects, farthest first } to stdout',
     )
     .action(
       async (
@@ -554,6 +576,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
               kind: o.kind,
               enrolled: o.enrolled.source,
             })),
+            rejected: result.rejected,
           };
           process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
         } else {

@@ -108,9 +108,53 @@ describe('calibrateThreshold', () => {
       impostorPairs: 13,
       calibratedAt: '2025-06-01T12:00:00.000Z',
     });
-    // 13 impostor pairs cannot resolve FAR 1% (needs 100) nor fill a FRR estimate.
-    expect(result.warnings).toHaveLength(2);
+    // 13 impostor pairs cannot resolve FAR 1% (needs 100) nor fill a FRR estimate; two probes are rejected.
+    expect(result.warnings).toHaveLength(3);
     expect(result.warnings[0]).toMatch(/only 13 impostor pairs/);
+  });
+
+  it('lists the false rejects, farthest first, and says which probe is nearer to another identity within the threshold', () => {
+    // FAR 1% (threshold between 20° and 25°): A@65 and B@120 are rejected; A@65's nearest other, B at 25°, is
+    // beyond the threshold, so not a likely mislabel yet.
+    const strict = calibrateThreshold(gallery, probes, { targetFar: 0.01, now });
+    expect(strict.rejected).toEqual([
+      {
+        identity: 'A',
+        distance: close(cosineDistance(65)),
+        nearest: { identity: 'B', distance: close(cosineDistance(25)) },
+        likelyMislabelled: false,
+      },
+      {
+        identity: 'B',
+        distance: close(cosineDistance(30)),
+        nearest: { identity: 'C', distance: close(cosineDistance(60)) },
+        likelyMislabelled: false,
+      },
+    ]);
+    const d = (degrees: number) => cosineDistance(degrees).toFixed(4);
+    expect(strict.warnings[2]).toBe(
+      '2 probes are farther from their own identity than the threshold (false rejects): ' +
+        `a probe of A (${d(65)} from A), a probe of B (${d(30)} from B)`,
+    );
+    // FAR 10% (threshold between 30° and 40°) accepts A@65 as B (25°), and still rejects it as A: labelled wrong?
+    const loose = calibrateThreshold(
+      gallery,
+      probes.map((p, i) => (i === 5 ? { ...p, source: 'A/65.jpg' } : p)),
+      { targetFar: 0.1, now },
+    );
+    expect(loose.rejected).toEqual([
+      expect.objectContaining({ source: 'A/65.jpg', likelyMislabelled: true }),
+    ]);
+    expect(loose.warnings.at(-1)).toBe(
+      '1 probe is farther from its own identity than the threshold (false rejects): ' +
+        `A/65.jpg (${d(65)} from A; nearer to B, ${d(25)}: labelled with the wrong name?). A probe labelled with ` +
+        'the wrong name also counts as an accepted impostor and pulls the threshold down: fix or remove it and ' +
+        'calibrate again',
+    );
+    // Nothing rejected: no such warning.
+    const accepting = calibrateThreshold(gallery, probes, { targetFar: 0.5, now });
+    expect(accepting.rejected).toEqual([]);
+    expect(accepting.warnings.some((w) => w.includes('false rejects'))).toBe(false);
   });
 
   it('FAR 10% admits one impostor (25°) and reaches the genuine 30°: TAR 4/5; FAR 20% reaches 40°', async () => {
@@ -274,6 +318,32 @@ describe('calibrateThresholdLeaveOneOut', () => {
     expect(calibrateThresholdLeaveOneOut(gallery, { precision: 'fp32' }).calibration.precision).toBe('fp32');
     // Everything genuine (≤ 20°) is below every impostor (≥ 60°): the threshold is midway.
     expect(result.point).toEqual({ threshold: close(mid(20, 60)), far: 0, tar: 1, frr: close(0) });
+    expect(result.rejected).toEqual([]);
+    // An example of B enrolled as A (at 85°, 5° from B's 90°): genuine pairs 10° (six) and 65° (a85 to a20);
+    // impostors 5° (a85–B, b90–A), 15°, 25°, 70°, 80°, 90°. FAR 30 % accepts the two at 5°: threshold between
+    // 10° and 15°, which rejects a85, within it of B.
+    const stray = FileGallery.create({
+      embedder: embedderInfo(2),
+      metric: 'cosine',
+      identities: [
+        { name: 'A', examples: [0, 10, 20, 85].map((d) => ({ source: `a${d}`, embedding: at(d) })) },
+        { name: 'B', examples: [90, 100, 110].map((d) => ({ source: `b${d}`, embedding: at(d) })) },
+      ],
+    });
+    const strayResult = calibrateThresholdLeaveOneOut(stray, { targetFar: 0.3 });
+    expect(strayResult.point.threshold).toBeCloseTo(mid(10, 15), 6);
+    expect(strayResult.rejected).toEqual([
+      {
+        identity: 'A',
+        source: 'a85',
+        distance: close(cosineDistance(65)),
+        nearest: { identity: 'B', distance: close(cosineDistance(5)) },
+        likelyMislabelled: true,
+      },
+    ]);
+    expect(strayResult.warnings.at(-1)).toMatch(
+      /^1 enrolled example is farther from its own identity than the threshold \(false rejects\): a85 \(/,
+    );
   });
 
   it('centroid: each example against the re-normalised centroid of the others', async () => {

@@ -205,6 +205,40 @@ export interface ProbeOverlap {
   readonly enrolled: { readonly identity: string; readonly source: string };
 }
 
+/**
+ * A genuine pair the threshold rejects (a false reject): a probe (or, leave-one-out, an enrolled example) farther
+ * from its own identity than the threshold.
+ */
+export interface RejectedPair {
+  /** The identity it is labelled with. */
+  readonly identity: string;
+  /** Its file (the probe's `source`, the example's), when known. */
+  readonly source?: string;
+  /** Its distance to its own identity. */
+  readonly distance: number;
+  /** The nearest other identity and its distance (absent with one identity only). */
+  readonly nearest?: { readonly identity: string; readonly distance: number };
+  /**
+   * Nearer to another identity than to its own, and within the threshold of it: likely labelled with the wrong
+   * name (it also counts as an accepted impostor pair, which pulls the threshold down).
+   */
+  readonly likelyMislabelled: boolean;
+}
+
+/** Where a genuine distance came from, for {@link RejectedPair}. */
+interface GenuineOrigin {
+  readonly identity: string;
+  readonly source: string | undefined;
+  readonly nearest: { readonly identity: string; readonly distance: number } | undefined;
+}
+
+/** The nearest identity of `row` other than `own`. */
+function nearestOther(row: ArrayLike<number>, own: number, names: readonly string[]) {
+  let best = -1;
+  for (let i = 0; i < row.length; i++) if (i !== own && (best < 0 || row[i]! < row[best]!)) best = i;
+  return best < 0 ? undefined : { identity: names[best]!, distance: row[best]! };
+}
+
 /** Options of {@link calibrateThreshold} and {@link calibrateThresholdLeaveOneOut}. */
 export interface CalibrationOptions {
   /** False-accept rate to calibrate for, in (0, 1). Default 0.01. */
@@ -247,6 +281,11 @@ export interface CalibrationResult {
   readonly warnings: readonly string[];
   /** Probes that are enrolled examples, calibrated on anyway with `allowOverlap` (empty otherwise). */
   readonly overlaps: readonly ProbeOverlap[];
+  /**
+   * The genuine pairs rejected at the threshold (its false rejects), farthest first: where to look when the FRR
+   * is not 0. They are named in a warning (up to 5), those likely labelled wrong first and said so.
+   */
+  readonly rejected: readonly RejectedPair[];
 }
 
 const optionsSchema = z.strictObject({
@@ -314,6 +353,7 @@ export function calibrateThreshold(
     );
   }
   const genuine: number[] = [];
+  const origins: GenuineOrigin[] = [];
   const impostor = new ImpostorSample(
     probes.reduce((n, p) => n + (indexOf.has(p.identity) ? names.length - 1 : names.length), 0),
   );
@@ -328,9 +368,16 @@ export function calibrateThreshold(
         if (i === own) genuine.push(row[i]!);
         else impostor.add(row[i]!);
       }
+      if (own >= 0) {
+        origins.push({
+          identity: probe.identity,
+          source: probe.source,
+          nearest: nearestOther(row, own, names),
+        });
+      }
     });
   }
-  const result = finish(gallery, 'probes', Float64Array.from(genuine), impostor, resolved);
+  const result = finish(gallery, 'probes', Float64Array.from(genuine), origins, impostor, resolved);
   if (!overlaps.length) return result;
   const warning =
     `${overlaps.length} of ${probes.length} probes are enrolled examples (allowed): their pairs make the ` +
@@ -390,6 +437,7 @@ export function calibrateThresholdLeaveOneOut(
   const names = gallery.names;
   const dim = gallery.embedder.dimension;
   const genuine: number[] = [];
+  const origins: GenuineOrigin[] = [];
   const impostor = new ImpostorSample(gallery.exampleCount * (names.length - 1));
   names.forEach((name, own) => {
     const examples = gallery.examples(name);
@@ -419,15 +467,17 @@ export function calibrateThresholdLeaveOneOut(
         bestDot = n2 > 0 ? d / Math.sqrt(n2) : -1;
       }
       genuine.push(distanceFromDot(gallery.metric, bestDot));
+      origins.push({ identity: name, source: example.source, nearest: nearestOther(row, own, names) });
     });
   });
-  return finish(gallery, 'leave-one-out', Float64Array.from(genuine), impostor, resolved);
+  return finish(gallery, 'leave-one-out', Float64Array.from(genuine), origins, impostor, resolved);
 }
 
 function finish(
   gallery: FileGallery,
   method: GalleryCalibration['method'],
   genuine: Float64Array,
+  origins: readonly GenuineOrigin[],
   sample: ImpostorSample,
   options: {
     targetFar: number;
@@ -501,6 +551,8 @@ function finish(
         'photos of enrolled people',
     );
   }
+  const rejected = rejectedPairs(genuine, origins, point.threshold);
+  if (rejected.length > 0) warnings.push(describeRejected(rejected, method));
   if (point.tar === 0) {
     warnings.push(
       'no genuine pair is accepted at this threshold (FRR 100 %): every enrolled person would be unknown. Is a ' +
@@ -516,7 +568,55 @@ function finish(
     impostor,
     warnings,
     overlaps: [],
+    rejected,
   };
+}
+
+/** The genuine pairs above `threshold`, farthest first. */
+function rejectedPairs(
+  genuine: Float64Array,
+  origins: readonly GenuineOrigin[],
+  threshold: number,
+): RejectedPair[] {
+  const rejected: RejectedPair[] = [];
+  genuine.forEach((distance, i) => {
+    if (distance <= threshold) return;
+    const { identity, source, nearest } = origins[i]!;
+    rejected.push({
+      identity,
+      ...(source === undefined ? {} : { source }),
+      distance,
+      ...(nearest === undefined ? {} : { nearest }),
+      likelyMislabelled:
+        nearest !== undefined && nearest.distance < distance && nearest.distance <= threshold,
+    });
+  });
+  return rejected.sort((a, b) => b.distance - a.distance);
+}
+
+/** The warning naming the false rejects (at most 5), the likely mislabelled ones first. */
+function describeRejected(rejected: readonly RejectedPair[], method: GalleryCalibration['method']): string {
+  const what = method === 'probes' ? 'probe' : 'enrolled example';
+  const shown = [
+    ...rejected.filter((r) => r.likelyMislabelled),
+    ...rejected.filter((r) => !r.likelyMislabelled),
+  ]
+    .slice(0, 5)
+    .map((r) => {
+      const name = r.source ?? `a ${what} of ${r.identity}`;
+      const hint = r.likelyMislabelled
+        ? `; nearer to ${r.nearest!.identity}, ${r.nearest!.distance.toFixed(4)}: labelled with the wrong name?`
+        : '';
+      return `${name} (${r.distance.toFixed(4)} from ${r.identity}${hint})`;
+    });
+  const more = rejected.length > shown.length ? `, and ${rejected.length - shown.length} more` : '';
+  const mislabelled = rejected.filter((r) => r.likelyMislabelled).length;
+  return (
+    `${rejected.length} ${what}${rejected.length === 1 ? ' is' : 's are'} farther from ${rejected.length === 1 ? 'its' : 'their'} own identity than the threshold (false rejects): ${shown.join(', ')}${more}` +
+    (mislabelled > 0
+      ? `. ${method === 'probes' ? 'A probe' : 'An enrolled example'} labelled with the wrong name also counts as an accepted impostor and pulls the threshold down: fix or remove ${mislabelled === 1 ? 'it' : 'them'} and calibrate again`
+      : '')
+  );
 }
 
 /**

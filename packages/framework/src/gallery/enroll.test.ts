@@ -327,11 +327,17 @@ describe('enrollGallery', () => {
       expect(gallery.list().map((e) => e.source)).toEqual(['alice/a1 copy.png', 'bob/b2.png']);
       expect(new Set(gallery.list().map((e) => e.id)).size).toBe(2);
       expect(skipped).toEqual([
-        { file: 'alice/a1.png', reason: 'duplicate', detail: 'the same face as alice/a1 copy.png' },
+        {
+          file: 'alice/a1.png',
+          reason: 'duplicate',
+          detail: 'the same face as alice/a1 copy.png',
+          duplicateOf: { file: 'alice/a1 copy.png', identity: 'alice' },
+        },
         {
           file: 'bob/b1.png',
           reason: 'duplicate',
           detail: 'the same face as alice/a1 copy.png, enrolled as alice',
+          duplicateOf: { file: 'alice/a1 copy.png', identity: 'alice' },
         },
       ]);
     } finally {

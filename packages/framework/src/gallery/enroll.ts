@@ -87,6 +87,8 @@ export interface SkippedFile {
   readonly detail?: string;
   /** For `too large`: the limit the file is over, and its size (bytes) or the image's pixels. */
   readonly tooLarge?: { readonly limit: 'bytes' | 'pixels'; readonly actual: number };
+  /** For `duplicate`: the file kept, with its identity (another one than this file's: two names for one face). */
+  readonly duplicateOf?: { readonly file: string; readonly identity: string };
 }
 
 /** A file that was enrolled. */
@@ -317,7 +319,12 @@ export async function enrollGallery(options: EnrollOptions): Promise<EnrollResul
       const first = faces.get(key);
       if (first) {
         const detail = `the same face as ${first.file}${first.identity === c.identity ? '' : `, enrolled as ${first.identity}`}`;
-        skipped.push({ file: c.file, reason: 'duplicate', detail });
+        skipped.push({
+          file: c.file,
+          reason: 'duplicate',
+          detail,
+          duplicateOf: { file: first.file, identity: first.identity },
+        });
         report(c, 'skipped', 'duplicate');
         return;
       }

@@ -19,6 +19,7 @@ export {
   operatingPointAtFar,
   type ProbeCalibrationOptions,
   type ProbeOverlap,
+  type RejectedPair,
   type RocCurve,
   rocCurve,
 } from './calibrate.js';
