@@ -333,6 +333,7 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
       '  left out penny/penny3.png and amy/a-copy.png: the same face under two names (penny and amy); keep it under its own name only',
     );
     const summary = JSON.parse(run.stdout) as CalibrationSummary & {
+      warnings: string[];
       rejected: {
         identity: string;
         source: string;
