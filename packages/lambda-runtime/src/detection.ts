@@ -184,8 +184,18 @@ function parseBody(
 
 function decodeContent(content: string, maxBytes: number): Buffer {
   const compact = content.replace(/\s+/g, '');
-  if (!BASE64.test(compact) || compact.length % 4 === 1)
+  if (!BASE64.test(compact) || compact.length % 4 === 1) {
+    // The two usual slips, said (the value itself is never echoed).
+    if (/^data:/i.test(compact))
+      throw new RequestError(400, 'content is a data: URL, not base64: send only what follows its comma');
+    if (/^b['"]/.test(compact)) {
+      throw new RequestError(
+        400,
+        "content is not valid base64: it looks like Python's str() of bytes (b'…'); send base64.b64encode(data).decode('ascii')",
+      );
+    }
     throw new RequestError(400, 'content is not valid base64');
+  }
   const expected = decodedLength(compact);
   if (expected > maxBytes) throw new ImageTooLargeError('bytes', expected, maxBytes);
   return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
@@ -258,7 +268,7 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
         throw new RequestError(
           400,
           replyQueues.size === 0
-            ? 'reply_to is not allowed: this deployment has no reply queues (FACEREC_REPLY_QUEUES); omit it to be answered on the response queue'
+            ? 'reply_to is not allowed: this deployment has no reply queues (on Lambda, FACEREC_REPLY_QUEUES lists them; facerec serve has none: its clients collect their answers with GET /responses); omit it to be answered on the response queue'
             : `reply_to is not one of the ${replyQueues.size} reply queues this deployment allows (FACEREC_REPLY_QUEUES)`,
         );
       }

@@ -322,6 +322,19 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
     });
   });
 
+  it("says the usual slips in content: a data: URL, Python's str() of bytes", async () => {
+    const b64 = Buffer.from('not an image, but base64').toString('base64');
+    const error = async (content: string) =>
+      JSON.parse((await handler(post({ request_id: 'bad-3', filename: 'x.png', content }))).body).error;
+    expect(await error(`data:image/png;base64,${b64}`)).toBe(
+      'content is a data: URL, not base64: send only what follows its comma',
+    );
+    expect(await error(`b'${b64}'`)).toMatch(
+      /^content is not valid base64: it looks like Python's str\(\) of bytes/,
+    );
+    expect(await error('!!!')).toBe('content is not valid base64');
+  });
+
   it('names what is wrong with a request without repeating its unknown fields back', async () => {
     const key = `<script>${'x'.repeat(2000)}`;
     const result = await handler(post({ request_id: 'bad-2', filename: 'x.png', [key]: 1, other: 2 }));

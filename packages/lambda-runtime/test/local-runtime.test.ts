@@ -387,6 +387,11 @@ describe('local runtime: recognition consumer', () => {
       expect(await raw(open.url, json)).toBe(200);
       expect(await raw(open.url, { 'content-type': 'application/json; charset=utf-8' })).toBe(200);
       expect(await raw(open.url, { 'content-type': 'text/plain' })).toBe(415);
+      // A body compressed or in another charset was read as UTF-8 text: refused, saying what is taken.
+      expect(await raw(open.url, { ...json, 'content-encoding': 'gzip' })).toBe(415);
+      expect(await raw(open.url, { 'content-type': 'application/json; charset=ISO-8859-1' })).toBe(415);
+      expect(await raw(open.url, { 'content-type': 'application/json; charset="UTF-8"' })).toBe(200);
+      expect(await raw(open.url, { ...json, 'content-encoding': 'identity' })).toBe(200);
       // Not POST: 405 on /, whatever the content type; 404 elsewhere.
       expect(await raw(open.url, {}, '', 'GET')).toBe(405);
       expect(await raw(open.url, json, '{}', 'PUT')).toBe(405);
@@ -401,7 +406,8 @@ describe('local runtime: recognition consumer', () => {
       expect([misspelt.status, await misspelt.json()]).toEqual([
         400,
         {
-          error: 'unknown query parameter "prefx"; GET /responses takes ?prefix=, ?max=, ?wait= only',
+          error:
+            'unknown query parameter "prefx"; GET /responses takes ?prefix=, ?request_id=, ?max=, ?wait= only',
           request_id: null,
         },
       ]);
@@ -429,6 +435,8 @@ describe('local runtime: recognition consumer', () => {
       expect(logged).toEqual(
         [
           [415, 'content-type is not application/json', 'POST', '/'],
+          [415, 'content-encoding is not identity', 'POST', '/'],
+          [415, 'charset is not utf-8', 'POST', '/'],
           [405, 'method not allowed', 'GET', '/'],
           [405, 'method not allowed', 'PUT', '/'],
           [404, 'no such route', 'GET', 'other'],

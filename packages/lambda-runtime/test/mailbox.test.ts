@@ -9,33 +9,52 @@ describe('ResponseMailbox', () => {
     box.add('a-1', { n: 1 });
     box.add('b-1', { n: 2 });
     box.add('a-2', { n: 3 });
-    const mine = await box.take('a-', 10, 0, never);
+    const mine = await box.take({ prefix: 'a-' }, 10, 0, never);
     expect(mine.map((e) => e.body)).toEqual([{ n: 1 }, { n: 3 }]);
     // Reserved: a second poll with the same prefix does not get them again.
-    expect(await box.take('a-', 10, 0, never)).toEqual([]);
+    expect(await box.take({ prefix: 'a-' }, 10, 0, never)).toEqual([]);
     box.commit(mine);
     expect(box.size).toBe(1);
-    expect((await box.take('b-', 10, 0, never)).map((e) => e.requestId)).toEqual(['b-1']);
+    expect((await box.take({ prefix: 'b-' }, 10, 0, never)).map((e) => e.requestId)).toEqual(['b-1']);
+  });
+
+  it('hands one request id exactly, where its prefix would also take the ids it begins', async () => {
+    const box = new ResponseMailbox();
+    for (const id of ['job-1', 'job-10', 'job-11', 'job-1']) box.add(id, id);
+    // job-1 is a prefix of job-10 and job-11: a client polling prefix=job-1 took them all.
+    expect((await box.take({ requestId: 'job-1' }, 10, 0, never)).map((e) => e.body)).toEqual([
+      'job-1',
+      'job-1',
+    ]);
+    // A waiting client is woken by its id only.
+    const waiting = box.take({ requestId: 'job-2' }, 10, 5000, never);
+    setTimeout(() => box.add('job-20', 'other'), 20);
+    setTimeout(() => box.add('job-2', 'mine'), 60);
+    expect((await waiting).map((e) => e.body)).toEqual(['mine']);
+    expect((await box.take({ prefix: 'job-1' }, 10, 0, never)).map((e) => e.body)).toEqual([
+      'job-10',
+      'job-11',
+    ]);
   });
 
   it('gives an answer back when it could not be delivered', async () => {
     const box = new ResponseMailbox();
     box.add('a-1', 1);
-    const first = await box.take('a-', 10, 0, never);
+    const first = await box.take({ prefix: 'a-' }, 10, 0, never);
     box.release(first);
-    expect((await box.take('a-', 10, 0, never)).map((e) => e.body)).toEqual([1]);
+    expect((await box.take({ prefix: 'a-' }, 10, 0, never)).map((e) => e.body)).toEqual([1]);
   });
 
   it('wakes a waiting client when one of its answers arrives, not for another client', async () => {
     const box = new ResponseMailbox();
     const started = performance.now();
-    const waiting = box.take('a-', 10, 5000, never);
+    const waiting = box.take({ prefix: 'a-' }, 10, 5000, never);
     setTimeout(() => box.add('b-1', 'other'), 20);
     setTimeout(() => box.add('a-7', 'mine'), 60);
     expect((await waiting).map((e) => e.body)).toEqual(['mine']);
     expect(performance.now() - started).toBeLessThan(1000);
     const aborted = new AbortController();
-    const gone = box.take('c-', 10, 5000, aborted.signal);
+    const gone = box.take({ prefix: 'c-' }, 10, 5000, aborted.signal);
     aborted.abort();
     expect(await gone).toEqual([]);
   });
@@ -48,11 +67,11 @@ describe('ResponseMailbox', () => {
     box.add('a-1', 1);
     now = 2000;
     box.add('a-2', 2);
-    expect((await box.take('a-', 10, 0, never)).map((e) => e.body)).toEqual([2]);
+    expect((await box.take({ prefix: 'a-' }, 10, 0, never)).map((e) => e.body)).toEqual([2]);
     const capped = new ResponseMailbox({ maxEntries: 2, onDropped });
     for (const n of [1, 2, 3, 4]) capped.add(`x-${n}`, n);
     expect(capped.size).toBe(2);
-    expect((await capped.take('x-', 10, 0, never)).map((e) => e.body)).toEqual([3, 4]);
+    expect((await capped.take({ prefix: 'x-' }, 10, 0, never)).map((e) => e.body)).toEqual([3, 4]);
     // Each clean-up that dropped something says how many, and why (the runtime logs it).
     expect(dropped).toEqual([
       { expired: 1, full: 0 },
@@ -90,7 +109,7 @@ describe('ResponseMailbox', () => {
     expect(dropped).toEqual([{ expired: 1, full: 0 }]);
     now = 2600;
     // a-2 is past its time too, with nothing added since.
-    expect(await box.take('a-', 10, 0, new AbortController().signal)).toEqual([]);
+    expect(await box.take({ prefix: 'a-' }, 10, 0, new AbortController().signal)).toEqual([]);
     expect(dropped).toEqual([
       { expired: 1, full: 0 },
       { expired: 1, full: 0 },

@@ -168,16 +168,24 @@ describe('RequestsInFlight.restored', () => {
 
 describe('GET /responses query', () => {
   const query = (search: string) => responsesQuery(new URLSearchParams(search));
-  it('takes prefix, max and wait, capping max at 100 and wait at 20 s', () => {
-    expect(query('')).toEqual({ prefix: '', max: 10, wait: 0 });
-    expect(query('prefix=run-1-&max=100&wait=1')).toEqual({ prefix: 'run-1-', max: 100, wait: 1 });
-    expect(query('max=1000&wait=60')).toEqual({ prefix: '', max: 100, wait: 20 });
-    expect(query('wait=0.5&max=1')).toEqual({ prefix: '', max: 1, wait: 0.5 });
+  it('takes prefix or request_id, max and wait, capping max at 100 and wait at 20 s', () => {
+    expect(query('')).toEqual({ match: { prefix: '' }, max: 10, wait: 0 });
+    expect(query('prefix=run-1-&max=100&wait=1')).toEqual({ match: { prefix: 'run-1-' }, max: 100, wait: 1 });
+    expect(query('request_id=job-1&wait=2')).toEqual({ match: { requestId: 'job-1' }, max: 10, wait: 2 });
+    expect(query('max=1000&wait=60')).toEqual({ match: { prefix: '' }, max: 100, wait: 20 });
+    expect(query('wait=0.5&max=1')).toEqual({ match: { prefix: '' }, max: 1, wait: 0.5 });
   });
   it('refuses what it would otherwise guess: unknown or repeated parameters, values that are no number', () => {
-    const takes = 'GET /responses takes ?prefix=, ?max=, ?wait= only';
+    const takes = 'GET /responses takes ?prefix=, ?request_id=, ?max=, ?wait= only';
     expect(query('prefx=run-1-')).toBe(`unknown query parameter "prefx"; ${takes}`);
-    expect(query('request_id=a&limit=3')).toBe(`unknown query parameters "request_id", "limit"; ${takes}`);
+    expect(query('requestid=a&limit=3')).toBe(`unknown query parameters "requestid", "limit"; ${takes}`);
+    // An unset client id (prefix=) would take every client's answers; leaving the parameter out says so.
+    expect(query('prefix=')).toMatch(/^\?prefix= is empty, which takes every client's answers/);
+    expect(query('prefix=a&request_id=a')).toMatch(/^\?prefix= and \?request_id= together/);
+    for (const id of ['', 'has space', 'x'.repeat(129), 'ü'])
+      expect(query(`request_id=${encodeURIComponent(id)}`)).toBe(
+        '?request_id= is no request id (1–128 letters, digits and . _ : -)',
+      );
     expect(query('prefix=a&prefix=b')).toBe(`query parameter "prefix" given twice; ${takes}`);
     expect(query(`prefix=${'x'.repeat(257)}`)).toBe('?prefix= is at most 256 characters');
     for (const max of ['0', '-5', 'abc', '', '1.5', '1e3'])

@@ -1,3 +1,9 @@
+/** Which answers a client takes: those whose request id starts with `prefix`, or is `requestId` exactly. */
+export type MailboxMatch = { readonly prefix: string } | { readonly requestId: string };
+
+const matches = (match: MailboxMatch, requestId: string): boolean =>
+  'prefix' in match ? requestId.startsWith(match.prefix) : requestId === match.requestId;
+
 /** One answer waiting for its client. */
 interface Entry {
   readonly requestId: string;
@@ -21,13 +27,13 @@ export interface ResponseMailboxOptions {
 
 /**
  * The local runtime's answers, held by request id so that each client collects its own: a client asks for the
- * answers whose `request_id` starts with its prefix (the workload client's run id), and an answer is removed
- * only once it was written to that client. A queue read by several clients cannot do that (each would take
+ * answers whose `request_id` starts with its prefix (the workload client's run id), or for one request id
+ * exactly, and an answer is removed only once it was written to that client. A queue read by several clients cannot do that (each would take
  * the others' answers), which is why the runtime drains the response queue into this box.
  */
 export class ResponseMailbox {
   readonly #entries = new Set<Entry>();
-  readonly #waiters = new Set<{ prefix: string; wake: () => void }>();
+  readonly #waiters = new Set<{ match: MailboxMatch; wake: () => void }>();
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
@@ -51,22 +57,22 @@ export class ResponseMailbox {
     return this.#entries.size;
   }
 
-  /** Holds an answer and wakes the clients waiting for its prefix. */
+  /** Holds an answer and wakes the clients waiting for it. */
   add(requestId: string, body: unknown): void {
     this.#evict(true);
     this.#entries.add({ requestId, body, at: this.#now(), reserved: false });
-    for (const waiter of this.#waiters) if (requestId.startsWith(waiter.prefix)) waiter.wake();
+    for (const waiter of this.#waiters) if (matches(waiter.match, requestId)) waiter.wake();
   }
 
   /**
-   * Up to `max` answers for `prefix` that nobody else is sending, reserved for this caller: `commit` them once
+   * Up to `max` answers `match` takes that nobody else is sending, reserved for this caller: `commit` them once
    * written, `release` them if the write failed. Waits up to `waitMs` when there are none yet.
    */
-  async take(prefix: string, max: number, waitMs: number, signal: AbortSignal): Promise<Entry[]> {
-    let found = this.#pick(prefix, max);
+  async take(match: MailboxMatch, max: number, waitMs: number, signal: AbortSignal): Promise<Entry[]> {
+    let found = this.#pick(match, max);
     if (found.length || waitMs <= 0) return found;
     await new Promise<void>((resolve) => {
-      const waiter = { prefix, wake: () => done() };
+      const waiter = { match, wake: () => done() };
       const timer = setTimeout(() => done(), waitMs);
       const done = () => {
         clearTimeout(timer);
@@ -77,7 +83,7 @@ export class ResponseMailbox {
       signal.addEventListener('abort', done, { once: true });
       this.#waiters.add(waiter);
     });
-    found = signal.aborted ? [] : this.#pick(prefix, max);
+    found = signal.aborted ? [] : this.#pick(match, max);
     return found;
   }
 
@@ -90,16 +96,16 @@ export class ResponseMailbox {
   release(entries: readonly Entry[]): void {
     for (const entry of entries) entry.reserved = false;
     for (const entry of entries)
-      for (const waiter of this.#waiters) if (entry.requestId.startsWith(waiter.prefix)) waiter.wake();
+      for (const waiter of this.#waiters) if (matches(waiter.match, entry.requestId)) waiter.wake();
   }
 
-  #pick(prefix: string, max: number): Entry[] {
+  #pick(match: MailboxMatch, max: number): Entry[] {
     // An answer past its time is dropped (and counted), not delivered, even when nothing else came to drop it.
     this.#evict(false);
     const found: Entry[] = [];
     for (const entry of this.#entries) {
       if (found.length >= max) break;
-      if (entry.reserved || !entry.requestId.startsWith(prefix)) continue;
+      if (entry.reserved || !matches(match, entry.requestId)) continue;
       entry.reserved = true;
       found.push(entry);
     }

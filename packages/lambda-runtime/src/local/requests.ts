@@ -222,21 +222,26 @@ function facesOf(body: string): number | undefined {
 
 /** `GET /responses`' query: answers per poll (default 10, more is taken as 100) and long-poll seconds (≤ 20). */
 export const RESPONSES_QUERY = Object.freeze({
-  parameters: ['prefix', 'max', 'wait'],
+  parameters: ['prefix', 'request_id', 'max', 'wait'],
   max: { default: 10, most: 100 },
   wait: { default: 0, most: 20 },
   prefixLength: 256,
 });
 
+/** Which answers a `GET /responses` takes: those whose request id starts with `prefix`, or is `requestId`. */
+export type ResponsesMatch = { readonly prefix: string } | { readonly requestId: string };
+
 /**
- * The `prefix`, `max` and `wait` of a `GET /responses` query, or what is wrong with it: an unknown or repeated
- * parameter (a misspelt `prefix` would hand this client any client's answers), a value that is no number, a
- * `prefix` longer than any request id. `max` above 100 and `wait` above 20 are taken as those (SQS clients ask
- * for more).
+ * The answers asked for (`prefix`, or one `request_id` exactly), `max` and `wait` of a `GET /responses` query,
+ * or what is wrong with it: an unknown or repeated parameter (a misspelt `prefix` would hand this client any
+ * client's answers), both `prefix` and `request_id`, an empty `prefix` (an unset client id: it would take every
+ * client's answers; leaving it out says that is meant), a value that is no number, a `prefix` longer than any
+ * request id, a `request_id` no request can have. `max` above 100 and `wait` above 20 are taken as those (SQS
+ * clients ask for more).
  */
 export function responsesQuery(
   params: URLSearchParams,
-): { readonly prefix: string; readonly max: number; readonly wait: number } | string {
+): { readonly match: ResponsesMatch; readonly max: number; readonly wait: number } | string {
   const { parameters, max, wait, prefixLength } = RESPONSES_QUERY;
   const routeTakes = `GET /responses takes ${parameters.map((p) => `?${p}=`).join(', ')} only`;
   const keys = [...params.keys()];
@@ -250,7 +255,17 @@ export function responsesQuery(
   const twice = parameters.filter((p) => params.getAll(p).length > 1);
   if (twice.length) return `query parameter ${named(twice).join(', ')} given twice; ${routeTakes}`;
   const prefix = params.get('prefix') ?? '';
+  const requestId = params.get('request_id');
+  if (params.has('prefix') && requestId !== null) {
+    return '?prefix= and ?request_id= together: ask for one request id exactly, or for every id with a prefix';
+  }
+  if (params.has('prefix') && prefix === '') {
+    return "?prefix= is empty, which takes every client's answers: give your request ids' prefix, or leave ?prefix= out to take any answer";
+  }
   if (prefix.length > prefixLength) return `?prefix= is at most ${prefixLength} characters`;
+  if (requestId !== null && !detectionRequestSchema.shape.request_id.safeParse(requestId).success) {
+    return '?request_id= is no request id (1–128 letters, digits and . _ : -)';
+  }
   const given = { max: params.get('max'), wait: params.get('wait') };
   if (given.max !== null && !(/^\d{1,9}$/.test(given.max) && Number(given.max) >= 1)) {
     return `?max= takes a whole number ≥ 1 (answers per poll; at most ${max.most} are returned)`;
@@ -259,7 +274,7 @@ export function responsesQuery(
     return `?wait= takes seconds ≥ 0 (at most ${wait.most} are waited)`;
   }
   return {
-    prefix,
+    match: requestId === null ? { prefix } : { requestId },
     max: Math.min(given.max === null ? max.default : Number(given.max), max.most),
     wait: Math.min(given.wait === null ? wait.default : Number(given.wait), wait.most),
   };

@@ -288,6 +288,31 @@ function routeOf(req: IncomingMessage): string {
 }
 
 /**
+ * Why a POSTed body is not one the runtime reads (415), or undefined: JSON in UTF-8, not compressed. A gzip
+ * body was read as text and refused as "not a JSON object", and a Latin-1 one had its accents replaced.
+ */
+function jsonBodyIssue(req: IncomingMessage): { readonly error: string; readonly log: string } | undefined {
+  const [type, ...parameters] = (req.headers['content-type'] ?? '').split(';').map((p) => p.trim());
+  if (type!.toLowerCase() !== 'application/json') {
+    return { error: 'content-type must be application/json', log: 'content-type is not application/json' };
+  }
+  const charset = parameters
+    .map((p) => /^charset\s*=\s*"?([^";]*)"?$/i.exec(p)?.[1]?.toLowerCase())
+    .find((c) => c !== undefined);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    return { error: 'the JSON body must be UTF-8 (charset=utf-8 or none)', log: 'charset is not utf-8' };
+  }
+  const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity') {
+    return {
+      error: 'content-encoding is not supported: send the JSON body uncompressed',
+      log: 'content-encoding is not identity',
+    };
+  }
+  return undefined;
+}
+
+/**
  * The slowest a request body may arrive once {@link SLOW_BODY_GRACE_MS} have passed: 16 KiB/s (128 kbit/s). A
  * client that trickles a frame (a byte every second) held one of the `maxInFlight` places for the whole request
  * timeout; sixteen of them refused every other frame, again and again.
@@ -387,8 +412,9 @@ async function refuse(
  * Function URL requests (POST a JSON body) and runs the detection handler; an in-process queue with SQS
  * semantics (batches of ≤ 10, visibility timeout, receive counts, dead-letter queue, redelivery) feeds the
  * recognition handler, which reports partial failures like on Lambda; clients collect answers with
- * `GET /responses?prefix=<request id prefix>&max=100&wait=20` (long poll, up to 100 answers; each client gets only the answers of
- * its own request ids, removed once written to it; without `prefix`, any answer). A frame whose `request_id`
+ * `GET /responses?prefix=<request id prefix>&max=100&wait=20`, or `?request_id=<id>` for one request exactly (long
+ * poll, up to 100 answers; each client gets only the answers of its own request ids, removed once written to it;
+ * without `prefix`, any answer). A frame whose `request_id`
  * is still in flight (taken, and not every answer of it arrived yet) is answered 409, never mixed with it.
  */
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
@@ -768,11 +794,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
             send(res, 400, { error: query, request_id: null });
             return;
           }
-          const { prefix, max, wait } = query;
+          const { match, max, wait } = query;
           // Ends early when the client goes or the runtime stops.
           const entries = await withChildSignal(abort.signal, (signal, stop) => {
             res.on('close', stop);
-            return mailbox.take(prefix, max, wait * 1000, signal);
+            return mailbox.take(match, max, wait * 1000, signal);
           });
           // An answer leaves the mailbox only once written to this client; a client gone meanwhile leaves it there.
           res.on('close', () => (res.writableFinished ? mailbox.commit(entries) : mailbox.release(entries)));
@@ -872,9 +898,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         send(res, 413, { error: tooLargeBody }, { connection: 'close' });
         return;
       }
-      if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/json') {
-        refused(req, 415, 'content-type is not application/json');
-        send(res, 415, { error: 'content-type must be application/json' });
+      const unsupported = jsonBodyIssue(req);
+      if (unsupported) {
+        refused(req, 415, unsupported.log);
+        send(res, 415, { error: unsupported.error });
         return;
       }
       body = read;
@@ -937,10 +964,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       send(res, 413, { error: tooLargeBody, request_id: null }, { connection: 'close' });
       return;
     }
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') {
-      refused(req, 415, 'content-type is not application/json');
-      send(res, 415, { error: 'content-type must be application/json', request_id: null });
+    const unsupported = jsonBodyIssue(req);
+    if (unsupported) {
+      refused(req, 415, unsupported.log);
+      send(res, 415, { error: unsupported.error, request_id: null });
       return;
     }
     const text = body.toString('utf8');
