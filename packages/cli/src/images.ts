@@ -242,6 +242,8 @@ export async function forEachImage(
   /** Show progress on stderr under this label (for output that says nothing until the end, as --json's). */
   progress?: string,
   concurrency = 1,
+  /** What each image writes as it goes (detect's crops), said when a signal stops the command. */
+  writtenAsItGoes?: string,
 ): Promise<void> {
   type Outcome = { report: unknown } | { bad: Error } | { fatal: unknown };
   const run = async (index: number): Promise<Outcome> => {
@@ -259,7 +261,8 @@ export async function forEachImage(
   const onSignal = (signal: NodeJS.Signals) => {
     shown?.stop();
     info(
-      `interrupted after ${finished} of ${images.length} images: nothing written (the results are printed at the end)`,
+      `interrupted after ${finished} of ${images.length} images: no results printed (they are printed at the end)` +
+        (writtenAsItGoes ? `; ${writtenAsItGoes} of the images done are written` : ': nothing written'),
     );
     // Ended by the signal itself, as without this handler (exit status 128 + its number): process.exit() here
     // ran native destructors under onnxruntime's running inference and aborted.

@@ -181,7 +181,7 @@ describeWithSharedData(
       const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
       expect([code, signal]).toEqual([null, 'SIGINT']);
       expect(stderr).toMatch(
-        /\ninterrupted after \d+ of 60 images: nothing written \(the results are printed at the end\)\n$/,
+        /\ninterrupted after \d+ of 60 images: no results printed \(they are printed at the end\): nothing written\n$/,
       );
       expect(stdout).toBe('');
     });
@@ -273,6 +273,9 @@ describeWithSharedData(
       await mkdir(path.join(root, 'empty'));
       await copyFile(bbt('amy', 1), path.join(root, 'a', 'x.png'));
       await copyFile(bbt('raj', 1), path.join(root, 'b', 'x.PNG'));
+      // Named as the second x's crops would be: they get a name of their own, not its (they overwrote them).
+      await mkdir(path.join(root, 'c'));
+      await copyFile(bbt('howard', 1), path.join(root, 'c', 'x~2.png'));
       await copyFile(bbt('raj', 2), path.join(root, 'b', '.hidden', 'y.png'));
       await writeFile(path.join(root, 'b', 'notes.txt'), 'not an image');
       // A linked folder is not followed (this one would loop).
@@ -294,13 +297,15 @@ describeWithSharedData(
       expect(results.map((r) => path.relative(root, r.image))).toEqual([
         path.join('a', 'x.png'),
         path.join('b', 'x.PNG'),
+        path.join('c', 'x~2.png'),
       ]);
       expect(results.map((r) => r.faces.map((f) => path.basename(f.crop!)))).toEqual([
         ['x_0.png'],
         ['x~2_0.png'],
+        ['x~2~2_0.png'],
       ]);
-      expect((await readdir(crops)).sort()).toEqual(['x_0.png', 'x~2_0.png']);
-      expect(run.stderr).toContain('detecting: 2/2');
+      expect((await readdir(crops)).sort()).toEqual(['x_0.png', 'x~2_0.png', 'x~2~2_0.png']);
+      expect(run.stderr).toContain('detecting: 3/3');
       // Those ran on two worker threads; on the main thread the results are the same.
       const oneCrops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
       const one = await cli(
@@ -315,6 +320,19 @@ describeWithSharedData(
         '0',
       );
       expect(JSON.parse(one.stdout.replaceAll(oneCrops, crops))).toEqual(results);
+      // A crop that cannot be written (a folder at its name) fails its image, named, and the others still run.
+      const blocked = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
+      await mkdir(path.join(blocked, 'x~2_0.png'));
+      const failing = await cli('detect', root, '--json', '--crops-dir', blocked, '--workers', '0');
+      expect([failing.code, failing.exitCode], failing.stderr).toEqual([0, 2]);
+      expect(failing.stderr).toContain(
+        `cannot write the crop ${path.join(blocked, 'x~2_0.png')}: a folder has its name`,
+      );
+      expect((JSON.parse(failing.stdout) as { faces?: unknown[] }[]).map((r) => r.faces?.length)).toEqual([
+        1,
+        undefined,
+        1,
+      ]);
       // A folder with no image in it or below is refused, naming it, before any model loads.
       const empty = await cli('detect', path.join(root, 'empty'));
       expect([empty.code, empty.stderr.trim()]).toEqual([

@@ -2,9 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FaceEmbedder } from '@facerec/framework';
-import { encodeJpeg } from '@facerec/framework';
+import { encodeJpeg, MODELS } from '@facerec/framework';
 import { describe, expect, it, vi } from 'vitest';
 import { loadNote, numberFlag, pullProgressReporter, shownDistance, workersFlag } from '../src/output.js';
+import { imageCommandProvider } from '../src/providers.js';
 import { cli } from './helpers.js';
 
 describe('shownDistance', () => {
@@ -240,4 +241,17 @@ it('takes more --workers than cores, saying they will not run faster', () => {
   expect(lines).toEqual([
     `serve: --workers ${cores + 1} on ${cores} core${cores === 1 ? '' : 's'}: more inference threads than cores do not run faster, and each holds its own models ("auto": one per core, at most 4)\n`,
   ]);
+});
+
+it('starts no more worker threads than there are images', async () => {
+  const context = { registry: MODELS };
+  const one = await imageCommandProvider(context, 'detect', { provider: 'onnx', workers: '2' }, 1);
+  try {
+    expect(one.workers).toBe(1);
+  } finally {
+    await one.close();
+  }
+  const none = await imageCommandProvider(context, 'detect', { provider: 'onnx', workers: '2' }, 0);
+  expect(none.workers).toBe(0);
+  await none.close();
 });

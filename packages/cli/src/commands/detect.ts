@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { encodePng, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
+import { encodePng, InvalidInputError, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
 import { visibleText, writeFileAtomic } from '@facerec/framework/internal';
 import type { Command } from 'commander';
 import {
@@ -64,7 +64,10 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
     .addOption(maxImageBytesOption())
     .addOption(maxImagePixelsOption())
     .option('--json', 'print [{ image, width, height, faces: [{ box, score, landmarks }] }] to stdout')
-    .option('--min-face-size <n>', 'smallest face to look for, in pixels (default 20)')
+    .option(
+      '--min-face-size <n>',
+      'smallest face to look for, in pixels (default 20, at least 12): where the search starts, not a filter (somewhat smaller faces are still found)',
+    )
     .option('--thresholds <a,b,c>', 'P-Net, R-Net, O-Net score thresholds (default 0.6,0.7,0.7)')
     .option('--factor <f>', 'image pyramid scale step (default 0.709)')
     .option(
@@ -84,13 +87,15 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
       const { provider, workers, close } = await imageCommandProvider(context, 'detect', opts, images.length);
       const results: unknown[] = [];
       // Crop names by image stem, fixed before any image runs (they may finish in any order): a second image of
-      // the same stem (another folder) gets `<stem>~2`, and so on, instead of writing over the first one's crops.
-      const seen = new Map<string, number>();
+      // the same stem (another folder) gets `<stem>~2`, and so on, instead of writing over the first one's crops;
+      // a name taken already by another image's stem (`photo~2.jpg` after two `photo.jpg`) is skipped too.
+      const used = new Set<string>();
       const stems = images.map((image) => {
         const base = path.basename(image, path.extname(image));
-        const n = (seen.get(base) ?? 0) + 1;
-        seen.set(base, n);
-        return { base, stem: n === 1 ? base : `${base}~${n}` };
+        let stem = base;
+        for (let n = 2; used.has(stem); n++) stem = `${base}~${n}`;
+        used.add(stem);
+        return { base, stem };
       });
       try {
         const detector = provider.detector(registry.defaults.detector, options);
@@ -108,8 +113,16 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
                 for (const [i, c] of crops.entries()) {
                   const file = path.join(opts.cropsDir, `${stem}_${i}.png`);
                   // Through a temporary file renamed into place: a link planted at the name (a shared /tmp
-                  // folder) is replaced, not followed to overwrite whatever it points to.
-                  await writeFileAtomic(file, await encodePng(c.image));
+                  // folder) is replaced, not followed to overwrite whatever it points to. A crop that cannot be
+                  // written (a folder at its name, a full disk) is this image's failure, said with the path.
+                  await writeFileAtomic(file, await encodePng(c.image)).catch(
+                    (error: NodeJS.ErrnoException) => {
+                      throw new InvalidInputError(
+                        `cannot write the crop ${file}: ${error.code === 'EISDIR' ? 'a folder has its name' : error.message}`,
+                        { cause: error },
+                      );
+                    },
+                  );
                   written.push(file);
                 }
               }
@@ -129,7 +142,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
                 if (opts.json) return;
                 if (stem !== base && written.length) {
                   info(
-                    `${visibleText(image)}: crops written as ${visibleText(stem)}_<n>.png (an earlier image has the name ${visibleText(base)})`,
+                    `${visibleText(image)}: crops written as ${visibleText(stem)}_<n>.png (an earlier image's crops have the name ${visibleText(base)})`,
                   );
                 }
                 info(`${visibleText(image)}: ${count(faces.length, 'face')} (${width}×${height})`);
@@ -145,6 +158,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
             opts.json ? 'detecting' : undefined,
             // One more image than workers in flight: one decoding while each worker runs the detector.
             workers + 1,
+            opts.cropsDir ? `the crops (in ${visibleText(opts.cropsDir)})` : undefined,
           );
         } finally {
           await detector.dispose();

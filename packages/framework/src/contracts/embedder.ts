@@ -16,7 +16,8 @@ export interface CropPolicy {
    * The region cut out, from the detection's box or its five landmarks:
    * - `box`: the detection box itself, stretched to `size` (facenet-pytorch's `extract_face`, what
    *   InceptionResnetV1 was trained on);
-   * - `square`: the smallest square around the box's centre that holds it (keeps the aspect ratio);
+   * - `square`: the smallest square around the box's centre that holds it (keeps the aspect ratio: cut at the
+   *   frame's edges, a cut that is not square is padded back to one with black on the side cut off);
    * - `eyes-mouth`: the square face-api.js cuts for its recognition net (`useDlibAlignment`), placed and sized
    *   from the eye centres and the mouth centre, not rotated;
    * - `aligned`: the face rotated, scaled and moved so that its five landmarks best fit a canonical template

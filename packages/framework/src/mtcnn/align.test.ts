@@ -238,6 +238,37 @@ describe("extractFace, shape 'eyes-mouth'", () => {
   });
 });
 
+describe("extractFace, shape 'square'", () => {
+  const boxed = (box: FaceDetection['box']): FaceDetection => ({ ...face(LANDMARKS), box });
+
+  it('cuts the box where the square lies inside the frame, as before', () => {
+    const frame = randomImage(200, 200, 6);
+    // A 40 × 60 box: the square is 60 × 60 around its centre (50, 80).
+    const crop = extractFace(frame, boxed([30, 50, 70, 110]), policy('square'));
+    expect(crop.cropBox).toEqual([20, 50, 80, 110]);
+    expect(crop.image).toEqual(resizeBilinearPil(frame, [20, 50, 80, 110], [150, 150]));
+  });
+
+  it('keeps the aspect ratio at the frame edge: the part outside is black, not stretched', () => {
+    // A grey frame; the 60 × 60 square [−30, 20, 30, 80] has its left half outside. Clamped to [0, 20, 30, 80],
+    // its 30 px were stretched over the whole 150 px crop.
+    const frame: RgbImage = { width: 100, height: 100, data: new Uint8Array(100 * 100 * 3).fill(200) };
+    const crop = extractFace(frame, boxed([-30, 20, 30, 80]), policy('square'));
+    expect(crop.cropBox).toEqual([0, 20, 30, 80]);
+    const row = Array.from({ length: 150 }, (_, x) => crop.image.data[(75 * 150 + x) * 3]!);
+    expect(row.slice(0, 73)).toEqual(new Array(73).fill(0));
+    expect(row.slice(77)).toEqual(new Array(73).fill(200));
+    expect(crop.image).toEqual(resizeBilinearPil(frame, [-30, 20, 30, 80], [150, 150]));
+  });
+
+  it('cuts a face shot tighter than the square on every side whole, unpadded', () => {
+    const frame = randomImage(100, 100, 7);
+    const crop = extractFace(frame, boxed([-10, -12, 110, 108]), policy('square'));
+    expect(crop.cropBox).toEqual([0, 0, 100, 100]);
+    expect(crop.image).toEqual(resizeBilinearPil(frame, [0, 0, 100, 100], [150, 150]));
+  });
+});
+
 describe("extractFace, shape 'aligned'", () => {
   it('fits the template to the landmarks: a face at the template, moved, is cut out unchanged', () => {
     // The template in a 150 px crop with margin 50 is 25 + 100 t; these landmarks are that, moved by (30, 40).

@@ -8,13 +8,22 @@ import type { SelectionMethod } from './options.js';
 
 /**
  * The integer crop box facenet-pytorch's `extract_face` uses: the box grown by `margin` pixels of the
- * final crop, truncated to ints and clamped to the image.
+ * final crop, truncated to ints and clamped to the image (with `clampAtZero` false, a left or top edge left
+ * of or above the image stays there, rounded down: the `square` policy's unclamped square).
  */
-export function cropBox(box: Box, width: number, height: number, imageSize: number, margin: number): Box {
+export function cropBox(
+  box: Box,
+  width: number,
+  height: number,
+  imageSize: number,
+  margin: number,
+  clampAtZero = true,
+): Box {
   const mx = (margin * (box[2] - box[0])) / (imageSize - margin);
   const my = (margin * (box[3] - box[1])) / (imageSize - margin);
-  const x1 = Math.trunc(Math.max(box[0] - mx / 2, 0));
-  const y1 = Math.trunc(Math.max(box[1] - my / 2, 0));
+  const low = clampAtZero ? (v: number) => Math.trunc(Math.max(v, 0)) : Math.floor;
+  const x1 = low(box[0] - mx / 2);
+  const y1 = low(box[1] - my / 2);
   // A box entirely outside the image still yields a (1-pixel) crop rather than an empty one.
   const x2 = Math.max(Math.trunc(Math.min(box[2] + mx / 2, width)), x1 + 1);
   const y2 = Math.max(Math.trunc(Math.min(box[3] + my / 2, height)), y1 + 1);
@@ -24,8 +33,12 @@ export function cropBox(box: Box, width: number, height: number, imageSize: numb
 /**
  * Cuts a face out of `image` with an embedder's crop policy (see `CropPolicy.shape`), always one resampling of
  * the frame's pixels:
- * - `box` / `square`: like facenet-pytorch's `extract_face` — the region grown by `margin`, clamped to the
- *   image, then a PIL-compatible bilinear resize to `crop.size` (the facenet-pytorch reference path, bit for bit);
+ * - `box`: like facenet-pytorch's `extract_face` — the box grown by `margin`, clamped to the image, then a
+ *   PIL-compatible bilinear resize to `crop.size` (the facenet-pytorch reference path, bit for bit);
+ * - `square`: the same for the smallest square around the box, cut at the frame's edges; a cut that is not
+ *   square is padded back to one with black on the side(s) the frame cut off, so that a face at the frame's
+ *   edge keeps its aspect ratio (stretched, a square cut to a third of its width filled the crop 3× too wide).
+ *   A face shot tighter than the square on every side is cut whole, unpadded, as before;
  * - `eyes-mouth`: face-api.js's crop for its recognition net, frame edges included ({@link eyesMouthCrop});
  * - `aligned`: a similarity warp that fits the five landmarks to dlib's template ({@link warpSimilarity});
  *   its `cropBox` is the integer box around the (rotated) region.
@@ -41,9 +54,9 @@ export function extractFace(image: RgbImage, detection: FaceDetection, crop: Cro
     };
   }
   if (crop.shape === 'eyes-mouth') return eyesMouthCrop(image, detection, crop);
-  const region = crop.shape === 'square' ? squareAround(detection.box) : detection.box;
+  if (crop.shape === 'square') return squareCrop(image, detection, crop);
   // facenet-pytorch grows the box by margin pixels of the final (square) crop; MTCNN crops are square.
-  const box = cropBox(region, image.width, image.height, size, crop.margin);
+  const box = cropBox(detection.box, image.width, image.height, size, crop.margin);
   return { detection, cropBox: box, image: resizeBilinearPil(image, box, [size, crop.size.height]) };
 }
 
@@ -63,33 +76,67 @@ export function extractFace(image: RgbImage, detection: FaceDetection, crop: Cro
  */
 function eyesMouthCrop(image: RgbImage, detection: FaceDetection, crop: CropPolicy): FaceCrop {
   const size = crop.size.width;
-  const [sx1, sy1, sx2, sy2] = eyesMouthSquare(detection.landmarks, size / (size - crop.margin));
-  // A square entirely outside the frame still yields a (1-pixel) crop rather than an empty one.
-  const x1 = Math.min(Math.max(0, sx1), image.width - 1);
-  const y1 = Math.min(Math.max(0, sy1), image.height - 1);
-  const cut: Box = [
-    x1,
-    y1,
-    Math.max(Math.min(image.width, sx2), x1 + 1),
-    Math.max(Math.min(image.height, sy2), y1 + 1),
-  ];
+  const cut = cutAtFrame(image, eyesMouthSquare(detection.landmarks, size / (size - crop.margin)));
   const w = cut[2] - cut[0];
   const h = cut[3] - cut[1];
   // face-api.js's padToSquare(x, true): of the d missing columns (rows), round(d / 2) go after the image.
-  const padded = Math.max(w, h);
-  const missing = padded - Math.min(w, h);
-  const before = missing - Math.round(missing / 2);
-  const left = h > w ? before : 0;
-  const top = w > h ? before : 0;
+  const missing = Math.max(w, h) - Math.min(w, h);
   return {
     detection,
     cropBox: cut,
-    image: resizeBilinearPil(
-      copyRegion(image, cut),
-      [-left, -top, padded - left, padded - top],
-      [size, crop.size.height],
-    ),
+    image: paddedToSquare(image, cut, missing - Math.round(missing / 2), crop),
   };
+}
+
+/** The part of an integer box inside the frame; a box entirely outside still yields 1 pixel, not none. */
+function cutAtFrame(image: RgbImage, box: Box): Box {
+  const x1 = Math.min(Math.max(0, box[0]), image.width - 1);
+  const y1 = Math.min(Math.max(0, box[1]), image.height - 1);
+  return [
+    x1,
+    y1,
+    Math.max(Math.min(image.width, box[2]), x1 + 1),
+    Math.max(Math.min(image.height, box[3]), y1 + 1),
+  ];
+}
+
+/**
+ * `cut` padded back to a square with black, `before` of the missing columns (or rows) before it, and resized
+ * to the crop's size.
+ */
+function paddedToSquare(image: RgbImage, cut: Box, before: number, crop: CropPolicy): RgbImage {
+  const w = cut[2] - cut[0];
+  const h = cut[3] - cut[1];
+  const side = Math.max(w, h);
+  const left = h > w ? before : 0;
+  const top = w > h ? before : 0;
+  return resizeBilinearPil(
+    copyRegion(image, cut),
+    [-left, -top, side - left, side - top],
+    [crop.size.width, crop.size.height],
+  );
+}
+
+/** The `square` policy (see {@link extractFace}). */
+function squareCrop(image: RgbImage, detection: FaceDetection, crop: CropPolicy): FaceCrop {
+  const size = crop.size.width;
+  const whole = cropBox(squareAround(detection.box), Infinity, Infinity, size, crop.margin, false);
+  const cut = cutAtFrame(image, whole);
+  const w = cut[2] - cut[0];
+  const h = cut[3] - cut[1];
+  // Inside the frame, or cut square (a face shot tighter than the square): the cut as it is, as `box` does.
+  if (w === h || cut.every((v, i) => v === whole[i])) {
+    return { detection, cropBox: cut, image: resizeBilinearPil(image, cut, [size, crop.size.height]) };
+  }
+  // The padding goes where the frame cut the square off, in proportion (a face at the left edge keeps its place).
+  const missing = Math.max(w, h) - Math.min(w, h);
+  const [before, after] =
+    w < h ? [cut[0] - whole[0], whole[2] - cut[2]] : [cut[1] - whole[1], whole[3] - cut[3]];
+  const lead =
+    before + after > 0
+      ? Math.round((missing * before) / (before + after))
+      : missing - Math.round(missing / 2);
+  return { detection, cropBox: cut, image: paddedToSquare(image, cut, lead, crop) };
 }
 
 /** The pixels of an integer box inside `image`, as their own image (so a resize reads black around them). */

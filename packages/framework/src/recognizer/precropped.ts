@@ -101,9 +101,10 @@ export function precroppedDetectFaces(
  * else the results are the wrapped detector's own, unchanged: frames larger than `maxFrameSize` (640 px) and
  * frames with a face covering a tenth of them are never padded.
  *
- * Measured on `../shared/faces` (the CLI's `detect --crops-dir` crops of 67 faces, 150 px squares): MTCNN
- * misses one true face (bbt's leonard4: only a box of 3 % of the frame); the fallback finds it, and adds
- * nothing on the two crops of false detections. bbt's own 150×150 face shots are all found without it.
+ * Measured on `../shared/faces`: MTCNN alone finds every face of the 67 reference faces cut as 150 px `square`
+ * crops, and the fallback adds nothing on the crop of the one false detection; bbt's leonard4 cut at the frame's
+ * edges and stretched to a square (as other tools cut, and `square` did before it padded) gives MTCNN only a box
+ * of 3 % of the frame, and the fallback finds it. bbt's own 150×150 face shots are all found without it.
  *
  * @example
  * const detector = withPrecroppedFallback(provider.detector('mtcnn'));
