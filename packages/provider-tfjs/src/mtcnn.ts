@@ -172,6 +172,15 @@ function buildNetwork(
   };
 }
 
+/**
+ * P-Net levels above this many pixels run in horizontal strips (the cascade's `pnetPixelLimit`; the strips are
+ * joined into exactly the maps of one run). The wasm backend's memory is 32-bit (4 GiB at most) and never
+ * shrinks: a whole first level of a 50-megapixel frame at full size (`maxPixels: 0`) overflowed it, and the
+ * backend then failed every later call in the process ("Aborted()"). The first level of a Full HD frame
+ * (1152×648) fits in one strip, so ordinary frames run as before.
+ */
+const PNET_STRIP_PIXELS = 2 * 1024 * 1024;
+
 /** The three MTCNN networks on a TensorFlow.js backend. */
 export class TfjsMtcnnNetworks implements MtcnnNetworks {
   readonly backend: TfjsBackendName;
@@ -247,6 +256,11 @@ export class TfjsMtcnnNetworks implements MtcnnNetworks {
   async pnet(input: Float32Array, count: number, height: number, width: number): Promise<PNetOutput> {
     const { out, shape } = await this.#run(this.#pnet, input, count, height, width);
     return { reg: out.reg!, prob: out.prob!, height: shape[2]!, width: shape[3]! };
+  }
+
+  /** The cascade runs P-Net levels larger than this in strips (see PNET_STRIP_PIXELS). */
+  pnetPixelLimit(): number {
+    return PNET_STRIP_PIXELS;
   }
 
   async rnet(input: Float32Array, count: number): Promise<RNetOutput> {

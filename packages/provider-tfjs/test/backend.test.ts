@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { InvalidOptionsError } from '@facerec/framework';
+import { decodeImage, InvalidOptionsError } from '@facerec/framework';
+import { MtcnnDetector, type MtcnnNetworks, resizeRgb } from '@facerec/framework/internal';
 import {
   selectBackend,
   TFJS_BACKEND_PACKAGES,
@@ -160,6 +162,33 @@ async function mtcnnStateDicts() {
     onet: await upstream('onet.pt'),
   };
 }
+
+describe.skipIf(!hasWasm)('P-Net strips on wasm', () => {
+  it('runs P-Net levels above 2 Mi pixels in strips, with exactly the results of whole levels', async () => {
+    // Whole, a 50-megapixel frame's first level overflowed the wasm backend's 4 GiB and broke it for the process.
+    const { sharedPath } = await import('@facerec/framework/testing');
+    const networks = await TfjsMtcnnNetworks.fromStateDicts(await mtcnnStateDicts(), 'wasm');
+    expect(networks.pnetPixelLimit()).toBe(2 * 1024 * 1024);
+    const unlimited: MtcnnNetworks = {
+      pnet: (input, count, height, width) => networks.pnet(input, count, height, width),
+      rnet: (...args) => networks.rnet(...args),
+      onet: (...args) => networks.onet(...args),
+      dispose: async () => {},
+    };
+    const strips = new MtcnnDetector('tfjs', Promise.resolve(networks));
+    const whole = new MtcnnDetector('tfjs', Promise.resolve(unlimited));
+    // 3000×2000: the first level (1800×1200) is above the limit and runs in two strips.
+    const photo = await decodeImage(await readFile(sharedPath('faces', 'facenet-pytorch', 'multiface.jpg')));
+    const frame = await resizeRgb(photo, 3000, 2000);
+    try {
+      const expected = await whole.detect(frame);
+      expect(expected.length).toBeGreaterThanOrEqual(5);
+      expect(await strips.detect(frame)).toEqual(expected);
+    } finally {
+      await strips.dispose();
+    }
+  }, 120_000);
+});
 
 describe.skipIf(!hasWasm)('models on different backends in one process', () => {
   it('each run on its own backend, with the same results', async () => {
