@@ -20,14 +20,40 @@ export function assertRgbImage(image: RgbImage, what = 'image'): void {
       `${what} is a FaceCrop ({ detection, cropBox, image }), not an RgbImage: pass its .image (crops.map((c) => c.image))`,
     );
   }
+  // Other libraries' images, said with what to pass instead (their dimensions read as undefined otherwise).
+  const record = image as unknown as Record<string, unknown>;
+  if (Array.isArray(record.shape) && 'dtype' in record) {
+    throw new InvalidInputError(
+      `${what} is a tensor, not an RgbImage: pass { width, height, data } with data a Uint8Array of RGB bytes (for a tf.Tensor3D of int32 pixels: { width: shape[1], height: shape[0], data: Uint8Array.from(tensor.dataSync()) })`,
+    );
+  }
+  if (!('width' in record) && typeof record.info === 'object' && 'data' in record) {
+    throw new InvalidInputError(
+      `${what} is sharp's { data, info }, not an RgbImage: pass { width: info.width, height: info.height, data } of 3-channel raw pixels (sharp: .removeAlpha().raw())`,
+    );
+  }
   const { width, height, data } = image;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new InvalidInputError(`${what} has invalid dimensions ${String(width)}×${String(height)}`);
-  }
-  if (!(data instanceof Uint8Array)) throw new InvalidInputError(`${what}.data must be a Uint8Array`);
-  if (data.length !== width * height * 3) {
     throw new InvalidInputError(
-      `${what}.data has ${data.length} bytes; a ${width}×${height} RGB image needs ${width * height * 3}`,
+      `${what} has invalid dimensions ${String(width)}×${String(height)} (whole numbers ≥ 1${typeof width === 'number' && typeof height === 'number' ? '' : `, not ${typeof width === 'number' ? typeof height : typeof width}s`})`,
+    );
+  }
+  if (!(data instanceof Uint8Array)) {
+    const clamped = (data as unknown) instanceof Uint8ClampedArray;
+    throw new InvalidInputError(
+      `${what}.data must be a Uint8Array${clamped ? ' of RGB bytes (a canvas ImageData holds RGBA: drop every fourth byte)' : ''}`,
+    );
+  }
+  if (data.length !== width * height * 3) {
+    const channels = data.length / (width * height);
+    const hint =
+      channels === 4
+        ? ' (4 bytes per pixel: RGBA? drop the alpha channel)'
+        : channels === 1
+          ? ' (1 byte per pixel: greyscale? repeat it in 3 channels)'
+          : '';
+    throw new InvalidInputError(
+      `${what}.data has ${data.length} bytes; a ${width}×${height} RGB image needs ${width * height * 3}${hint}`,
     );
   }
 }

@@ -442,6 +442,26 @@ describe('encodePng / encodeJpeg', () => {
     await expect(encodeJpeg({ ...gradient, data: new Uint8Array(3) })).rejects.toThrow(
       'encodeJpeg: image.data has 3 bytes; a 16×8 RGB image needs 384',
     );
+    // Other libraries' images and channel counts, said with what to pass instead.
+    const refused = (image: unknown) => encodePng(image as RgbImage);
+    await expect(refused({ ...gradient, data: new Uint8Array(16 * 8 * 4) })).rejects.toThrow(
+      'image.data has 512 bytes; a 16×8 RGB image needs 384 (4 bytes per pixel: RGBA? drop the alpha channel)',
+    );
+    await expect(refused({ ...gradient, data: new Uint8Array(16 * 8) })).rejects.toThrow(
+      '(1 byte per pixel: greyscale? repeat it in 3 channels)',
+    );
+    await expect(refused({ ...gradient, data: new Uint8ClampedArray(16 * 8 * 4) })).rejects.toThrow(
+      'image.data must be a Uint8Array of RGB bytes (a canvas ImageData holds RGBA: drop every fourth byte)',
+    );
+    await expect(refused({ shape: [8, 16, 3], dtype: 'int32' })).rejects.toThrow(
+      /image is a tensor, not an RgbImage/,
+    );
+    await expect(
+      refused({ data: gradient.data, info: { width: 16, height: 8, channels: 3 } }),
+    ).rejects.toThrow(/image is sharp's \{ data, info \}, not an RgbImage/);
+    await expect(refused({ ...gradient, width: '16' })).rejects.toThrow(
+      'image has invalid dimensions 16×8 (whole numbers ≥ 1, not strings)',
+    );
   });
 
   it('encodes JPEG close to the input at quality 95', async () => {
