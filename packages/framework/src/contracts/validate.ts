@@ -33,15 +33,31 @@ export function assertRgbImage(image: RgbImage, what = 'image'): void {
     );
   }
   const { width, height, data } = image;
+  for (const [name, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
+    if (typeof value !== 'number') {
+      // Quoted, cut: "invalid dimensions 4×4" read as valid.
+      throw new InvalidInputError(
+        `${what}.${name} is ${typeof value === 'string' ? `the string ${JSON.stringify((value as string).slice(0, 20))}` : String(value === null ? null : typeof value)}: it must be a whole number ≥ 1`,
+      );
+    }
+  }
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new InvalidInputError(
-      `${what} has invalid dimensions ${String(width)}×${String(height)} (whole numbers ≥ 1${typeof width === 'number' && typeof height === 'number' ? '' : `, not ${typeof width === 'number' ? typeof height : typeof width}s`})`,
-    );
+    throw new InvalidInputError(`${what} has invalid dimensions ${width}×${height} (whole numbers ≥ 1)`);
   }
   if (!(data instanceof Uint8Array)) {
     const clamped = (data as unknown) instanceof Uint8ClampedArray;
+    const rgba = clamped && (data as unknown as Uint8ClampedArray).length === width * height * 4;
     throw new InvalidInputError(
-      `${what}.data must be a Uint8Array${clamped ? ' of RGB bytes (a canvas ImageData holds RGBA: drop every fourth byte)' : ''}`,
+      `${what}.data must be a Uint8Array${
+        clamped
+          ? rgba
+            ? ' of RGB bytes (this one holds RGBA, as a canvas ImageData does: drop every fourth byte)'
+            : ' (for a Uint8ClampedArray of RGB bytes: new Uint8Array(data.buffer, data.byteOffset, data.length))'
+          : ''
+      }`,
     );
   }
   if (data.length !== width * height * 3) {

@@ -451,7 +451,10 @@ describe('encodePng / encodeJpeg', () => {
       '(1 byte per pixel: greyscale? repeat it in 3 channels)',
     );
     await expect(refused({ ...gradient, data: new Uint8ClampedArray(16 * 8 * 4) })).rejects.toThrow(
-      'image.data must be a Uint8Array of RGB bytes (a canvas ImageData holds RGBA: drop every fourth byte)',
+      'image.data must be a Uint8Array of RGB bytes (this one holds RGBA, as a canvas ImageData does: drop every fourth byte)',
+    );
+    await expect(refused({ ...gradient, data: new Uint8ClampedArray(16 * 8 * 3) })).rejects.toThrow(
+      'image.data must be a Uint8Array (for a Uint8ClampedArray of RGB bytes: new Uint8Array(data.buffer, data.byteOffset, data.length))',
     );
     await expect(refused({ shape: [8, 16, 3], dtype: 'int32' })).rejects.toThrow(
       /image is a tensor, not an RgbImage/,
@@ -460,7 +463,10 @@ describe('encodePng / encodeJpeg', () => {
       refused({ data: gradient.data, info: { width: 16, height: 8, channels: 3 } }),
     ).rejects.toThrow(/image is sharp's \{ data, info \}, not an RgbImage/);
     await expect(refused({ ...gradient, width: '16' })).rejects.toThrow(
-      'image has invalid dimensions 16×8 (whole numbers ≥ 1, not strings)',
+      'image.width is the string "16": it must be a whole number ≥ 1',
+    );
+    await expect(refused({ ...gradient, height: 0 })).rejects.toThrow(
+      'image has invalid dimensions 16×0 (whole numbers ≥ 1)',
     );
   });
 
