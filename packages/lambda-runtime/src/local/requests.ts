@@ -1,5 +1,6 @@
 import { imageSize } from 'image-size';
 import { detectionRequestSchema, requestJsonIssue } from '../messages.js';
+import type { MailboxMatch } from './mailbox.js';
 
 /** The fields of an answer that say which frame and face it is for. */
 interface AnswerFields {
@@ -228,9 +229,6 @@ export const RESPONSES_QUERY = Object.freeze({
   prefixLength: 256,
 });
 
-/** Which answers a `GET /responses` takes: those whose request id starts with `prefix`, or is `requestId`. */
-export type ResponsesMatch = { readonly prefix: string } | { readonly requestId: string };
-
 /**
  * The answers asked for (`prefix`, or one `request_id` exactly), `max` and `wait` of a `GET /responses` query,
  * or what is wrong with it: an unknown or repeated parameter (a misspelt `prefix` would hand this client any
@@ -241,7 +239,7 @@ export type ResponsesMatch = { readonly prefix: string } | { readonly requestId:
  */
 export function responsesQuery(
   params: URLSearchParams,
-): { readonly match: ResponsesMatch; readonly max: number; readonly wait: number } | string {
+): { readonly match: MailboxMatch; readonly max: number; readonly wait: number } | string {
   const { parameters, max, wait, prefixLength } = RESPONSES_QUERY;
   const routeTakes = `GET /responses takes ${parameters.map((p) => `?${p}=`).join(', ')} only`;
   const keys = [...params.keys()];
