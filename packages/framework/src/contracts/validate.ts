@@ -3,9 +3,10 @@ import type { RgbImage } from '../image/types.js';
 
 /**
  * Checks that `image` is a well-formed {@link RgbImage}; providers call this before touching the pixels so a
- * malformed image becomes an `InvalidInputError` naming what is wrong, not an out-of-bounds read.
+ * malformed image becomes an `InvalidInputError` naming what is wrong, not an out-of-bounds read. It takes any
+ * value (JavaScript callers and other libraries' images reach it) and says what was passed instead.
  */
-export function assertRgbImage(image: RgbImage, what = 'image'): void {
+export function assertRgbImage(image: unknown, what = 'image'): asserts image is RgbImage {
   // An encoded file (bytes) or its path where decoded pixels belong: say how to get them.
   if (typeof image === 'string' || image instanceof Uint8Array || image instanceof ArrayBuffer) {
     const given = typeof image === 'string' ? 'a path' : 'encoded bytes';
@@ -21,18 +22,19 @@ export function assertRgbImage(image: RgbImage, what = 'image'): void {
     );
   }
   // Other libraries' images, said with what to pass instead (their dimensions read as undefined otherwise).
-  const record = image as unknown as Record<string, unknown>;
-  if (Array.isArray(record.shape) && 'dtype' in record) {
+  if ('shape' in image && Array.isArray(image.shape) && 'dtype' in image) {
     throw new InvalidInputError(
       `${what} is a tensor, not an RgbImage: pass { width, height, data } with data a Uint8Array of RGB bytes (for a tf.Tensor3D of int32 pixels: { width: shape[1], height: shape[0], data: Uint8Array.from(tensor.dataSync()) })`,
     );
   }
-  if (!('width' in record) && typeof record.info === 'object' && 'data' in record) {
+  if (!('width' in image) && 'info' in image && typeof image.info === 'object' && 'data' in image) {
     throw new InvalidInputError(
       `${what} is sharp's { data, info }, not an RgbImage: pass { width: info.width, height: info.height, data } of 3-channel raw pixels (sharp: .removeAlpha().raw())`,
     );
   }
-  const { width, height, data } = image;
+  const width = 'width' in image ? image.width : undefined;
+  const height = 'height' in image ? image.height : undefined;
+  const data = 'data' in image ? image.data : undefined;
   for (const [name, value] of [
     ['width', width],
     ['height', height],
@@ -40,25 +42,28 @@ export function assertRgbImage(image: RgbImage, what = 'image'): void {
     if (typeof value !== 'number') {
       // Quoted, cut: "invalid dimensions 4×4" read as valid.
       throw new InvalidInputError(
-        `${what}.${name} is ${typeof value === 'string' ? `the string ${JSON.stringify((value as string).slice(0, 20))}` : String(value === null ? null : typeof value)}: it must be a whole number ≥ 1`,
+        `${what}.${name} is ${typeof value === 'string' ? `the string ${JSON.stringify(value.slice(0, 20))}` : String(value === null ? null : typeof value)}: it must be a whole number ≥ 1`,
       );
     }
   }
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+  if (
+    typeof width !== 'number' ||
+    typeof height !== 'number' ||
+    !Number.isInteger(width) ||
+    !Number.isInteger(height) ||
+    width < 1 ||
+    height < 1
+  ) {
     throw new InvalidInputError(`${what} has invalid dimensions ${width}×${height} (whole numbers ≥ 1)`);
   }
   if (!(data instanceof Uint8Array)) {
-    const clamped = (data as unknown) instanceof Uint8ClampedArray;
-    const rgba = clamped && (data as unknown as Uint8ClampedArray).length === width * height * 4;
-    throw new InvalidInputError(
-      `${what}.data must be a Uint8Array${
-        clamped
-          ? rgba
-            ? ' of RGB bytes (this one holds RGBA, as a canvas ImageData does: drop every fourth byte)'
-            : ' (for a Uint8ClampedArray of RGB bytes: new Uint8Array(data.buffer, data.byteOffset, data.length))'
-          : ''
-      }`,
-    );
+    const hint =
+      data instanceof Uint8ClampedArray
+        ? data.length === width * height * 4
+          ? ' of RGB bytes (this one holds RGBA, as a canvas ImageData does: drop every fourth byte)'
+          : ' (for a Uint8ClampedArray of RGB bytes: new Uint8Array(data.buffer, data.byteOffset, data.length))'
+        : '';
+    throw new InvalidInputError(`${what}.data must be a Uint8Array${hint}`);
   }
   if (data.length !== width * height * 3) {
     const channels = data.length / (width * height);
