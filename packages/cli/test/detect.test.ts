@@ -74,6 +74,11 @@ describeWithSharedData(
       expect(run.code).toBe(0);
       const crop = await decodeImage(await readFile(path.join(crops, 'bbt3_0.png')));
       expect([crop.width, crop.height]).toEqual([150, 150]);
+      expect(run.stderr).not.toContain('no effect');
+      // Without --crops-dir the flag changes nothing: said, not silently ignored.
+      const alone = await cli('detect', group(), '--embedder', 'faceapi-resnet');
+      expect(alone.code).toBe(0);
+      expect(alone.stderr).toContain('warning: --embedder only chooses the crops --crops-dir writes');
     });
 
     it('gives the same faces with --provider tfjs', async () => {

@@ -18,10 +18,13 @@ import {
 import { cli } from './helpers.js';
 
 const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
+/** Faces to calibrate int8 InceptionResnetV1 on (bbt face shots, none of the reference crops). */
+const CALIBRATION = 'faces/face-api.js/bbt';
+const NEEDED = [REFERENCE, 'reference/crops', 'models/upstream/pnet.pt', CALIBRATION];
 
 type JsonResult = { image: string; embedding?: number[]; error?: string };
 
-describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/upstream/pnet.pt'], () => {
+describeWithSharedData('facerec embed', NEEDED, () => {
   let work: string;
   let cacheDir: string;
   let checkpoint: string;
@@ -233,5 +236,41 @@ describeWithSharedData('facerec embed', [REFERENCE, 'reference/crops', 'models/u
       expect(run.stderr).toMatch(/mtcnn-pnet: .*pnet\.pt \(cache, sha256 /);
       expect(run.stderr).not.toMatch(/ONNX/);
     });
+
+    it('--precision int8 records the calibration folder, and a later prepare (a container build) needs none', async () => {
+      const prepare = [
+        'models',
+        'prepare',
+        '--embedder',
+        'inception-resnet-v1',
+        '--weights',
+        'vggface2',
+        '--precision',
+        'int8',
+      ];
+      vi.stubEnv('FACEREC_CALIBRATION_DIR', sharedPath(CALIBRATION));
+      try {
+        const first = await cli(...prepare);
+        expect(first.code, first.stderr).toBe(0);
+        expect(first.stderr).toContain(`int8 calibrated on ${sharedPath(CALIBRATION)} (`);
+      } finally {
+        vi.stubEnv('FACEREC_CALIBRATION_DIR', '');
+      }
+      const onnx = await readdir(path.join(cacheDir, 'onnx'));
+      const graphs = onnx.filter((f) => /-int8-.*\.onnx$/.test(f));
+      expect(onnx.filter((f) => f.endsWith('-int8-calibration.json'))).toHaveLength(1);
+      // It used to ask for the folder again; now the recorded calibration rebuilds nothing.
+      const again = await cli(...prepare);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(
+        new RegExp(
+          `ready on onnx in .*int8 calibration recorded in the cache on \\d{4}-\\d{2}-\\d{2}, from ${sharedPath(CALIBRATION).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`,
+        ),
+      );
+      expect(again.stderr).toMatch(/mtcnn-pnet: .*pnet\.pt \(cache, sha256 /);
+      expect((await readdir(path.join(cacheDir, 'onnx'))).filter((f) => /-int8-.*\.onnx$/.test(f))).toEqual(
+        graphs,
+      );
+    }, 300_000);
   });
 });

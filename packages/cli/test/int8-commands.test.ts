@@ -197,14 +197,16 @@ describeWithSharedData(
       const invalid = await serve('--precision', 'int4');
       expect(invalid.code).not.toBe(0);
       expect(invalid.stderr).toContain("'int4' is invalid");
-      // An embedder with no shipped int8 ranges and no calibration folder: refused before its weights are pulled.
+      // An embedder with no shipped int8 ranges, no calibration folder and none recorded in the cache: refused
+      // before its weights are pulled.
       vi.stubEnv('FACEREC_CALIBRATION_DIR', '');
       const irv1 = await cli('models', 'prepare', '--embedder', 'inception-resnet-v1', '--precision', 'int8');
       expect(irv1.code).toBe(2);
       expect(irv1.stderr).toBe(
-        'facerec: models prepare: precision "int8" for inception-resnet-v1 calibrates on face images (no int8 ' +
-          'ranges ship for it): set FACEREC_CALIBRATION_DIR to a folder of face crops (a few dozen, of the kind ' +
-          'the embedder will see)\n',
+        'facerec: onnx inception-resnet-v1: precision "int8" calibrates on face images: set ' +
+          'FACEREC_CALIBRATION_DIR to a folder of face crops (a few dozen, of the kind the embedder will see); ' +
+          'none is recorded in the model cache yet (the folder of the first int8 load is recorded, and later ' +
+          'loads use it)\n',
       );
     }, 120_000);
   },

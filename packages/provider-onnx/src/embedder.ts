@@ -174,7 +174,14 @@ export class OnnxInceptionResnetV1Embedder extends BaseEmbedder {
     const named = options.calibrationDir ?? process.env[CALIBRATION_DIR_ENV];
     const faces =
       precision === 'int8' && (named || !(await anyRecordedCalibration(store.cacheDir, GRAPH_TAG)))
-        ? await readCalibrationFaces(COMPONENT, options.calibrationDir, size)
+        ? await readCalibrationFaces(
+            COMPONENT,
+            options.calibrationDir,
+            size,
+            named
+              ? ''
+              : '; none is recorded in the model cache yet (the folder of the first int8 load is recorded, and later loads use it)',
+          )
         : undefined;
     const { modelId, ...fp32 } = await loadInceptionResnetV1Graph(store, weights);
     const calibration =

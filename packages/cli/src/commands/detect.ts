@@ -77,8 +77,14 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
     .addOption(
       embedderOption(context, '--crops-dir cuts the crops this embedder takes (its size, shape and margin)'),
     )
-    .action(async (args: string[], opts: DetectOptions) => {
+    .action(async (args: string[], opts: DetectOptions, command: Command) => {
       const images = await expandImageArguments('detect', args);
+      // `--embedder` only shapes the crops: said, rather than a flag that silently does nothing.
+      if (!opts.cropsDir && command.getOptionValueSource('embedder') === 'cli') {
+        info(
+          'warning: --embedder only chooses the crops --crops-dir writes; without --crops-dir it has no effect',
+        );
+      }
       const crop = opts.cropsDir ? registry.embedder(opts.embedder).preprocessing.crop : undefined;
       const options = detectorOptions(opts); // refused before any worker starts
       const limits = imageLimitsFlag('detect', opts);

@@ -1,6 +1,6 @@
 import {
   CALIBRATION_DIR_ENV,
-  InvalidOptionsError,
+  type FaceEmbedder,
   loadManifest,
   ModelStore,
   readCheckpointFile,
@@ -73,26 +73,33 @@ export function registerModelsCommands(program: Command, context: CliContext): v
     .action(async (opts: { embedder: string; weights?: string; precision?: string; provider: string }) => {
       const { registry } = context;
       const resolved = registry.resolveEmbedder(opts.embedder, { weights: opts.weights });
-      if (
-        opts.precision === 'int8' &&
-        resolved.description.int8Calibration === undefined &&
-        !process.env[CALIBRATION_DIR_ENV]
-      ) {
-        // Refused before pulling the weights (InceptionResnetV1's are 107 MB), as the provider does.
-        throw new InvalidOptionsError(
-          'models prepare',
-          `precision "int8" for ${resolved.description.id} calibrates on face images (no int8 ranges ship for it): ` +
-            `set ${CALIBRATION_DIR_ENV} to a folder of face crops (a few dozen, of the kind the embedder will see)`,
-        );
-      }
       const progress = pullProgressReporter();
       const manifest = await loadManifest();
       const store = ModelStore.fromEnv(manifest, { onProgress: progress.onProgress });
+      const started = performance.now();
+      let embedder: FaceEmbedder | undefined;
       try {
+        if (
+          opts.precision === 'int8' &&
+          resolved.description.int8Calibration === undefined &&
+          !process.env[CALIBRATION_DIR_ENV]
+        ) {
+          // No ranges ship and no calibration folder is named: only the provider knows whether its cache records
+          // a calibration (from an earlier run with the folder). It loads the embedder first, reporting the pull,
+          // and refuses before pulling the weights (InceptionResnetV1's are 107 MB) when none is recorded.
+          const provider = await selectProvider(context, opts.provider, { modelStore: store });
+          embedder = await loadEmbedder(context, provider, opts.embedder, {
+            weights: opts.weights,
+            precision: opts.precision,
+          });
+        }
         const entries = registry.manifestEntries(resolved);
         const pulled = await store.pull(entries);
         progress.stop();
         for (const m of pulled) info(`${m.name}: ${m.path} (${m.source}, sha256 ${m.sha256.slice(0, 12)}…)`);
+      } catch (error) {
+        await embedder?.dispose();
+        throw error;
       } finally {
         progress.stop();
       }
@@ -100,12 +107,12 @@ export function registerModelsCommands(program: Command, context: CliContext): v
       const provider = await selectProvider(context, opts.provider, {
         modelStore: ModelStore.fromEnv(manifest),
       });
-      const started = performance.now();
       const detector = provider.detector(registry.defaults.detector);
       try {
         await detector.ready();
-        // int8: the int8 graph is built and cached too (from $FACEREC_CALIBRATION_DIR's faces, else the shipped ranges).
-        const embedder = await loadEmbedder(context, provider, opts.embedder, {
+        // int8: the int8 graph is built and cached too (from $FACEREC_CALIBRATION_DIR's faces, else the shipped
+        // ranges or the calibration recorded in the cache).
+        embedder ??= await loadEmbedder(context, provider, opts.embedder, {
           weights: opts.weights,
           precision: opts.precision,
         });
@@ -113,8 +120,8 @@ export function registerModelsCommands(program: Command, context: CliContext): v
           `${registry.defaults.detector} and ${embedder.modelId}${opts.precision === 'int8' ? ' (int8)' : ''} ready on ${provider.name} in ` +
             `${((performance.now() - started) / 1000).toFixed(1)} s${loadNote(embedder)} (cache: ${store.cacheDir})`,
         );
-        await embedder.dispose();
       } finally {
+        await embedder?.dispose();
         await detector.dispose();
       }
     });

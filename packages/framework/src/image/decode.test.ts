@@ -289,6 +289,22 @@ describe('decodeImage: rejections are typed and fast', () => {
     );
     expect(decoderMessage(new Error('a\nb\nc\nd\na'))).toBe('a; b; c; …');
     expect(decoderMessage('plain')).toBe('plain');
+    // sharp prefixes libvips' first line, which libvips then repeats alone: said once.
+    expect(
+      decoderMessage(
+        new Error(
+          'Input buffer has corrupt header: VipsJpeg: premature end of JPEG image\nVipsJpeg: premature end of JPEG image',
+        ),
+      ),
+    ).toBe('Input buffer has corrupt header: VipsJpeg: premature end of JPEG image');
+  });
+
+  it('names a JPEG cut inside its header once, in one line', async () => {
+    const jpeg = await solid(64, 64, 3, 'red').jpeg().toBuffer();
+    // Cut just before the scan (its start-of-scan marker, FF DA): every header segment and no pixel data.
+    const { error } = await rejection(jpeg.subarray(0, jpeg.indexOf(Buffer.from([0xff, 0xda]))));
+    expect(error).toBeInstanceOf(InvalidImageError);
+    expect((error as InvalidImageError).message.match(/premature end of JPEG/gi)).toHaveLength(1);
   });
 
   it('refuses bytes that claim one format but are another as InvalidImageError', async () => {

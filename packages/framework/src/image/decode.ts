@@ -107,7 +107,12 @@ function resolveLimits(limits: DecodeLimits | undefined, component = 'decodeImag
  */
 export function decoderMessage(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  const lines = [...new Set(text.split('\n').map((line) => line.trim()))].filter(Boolean);
+  // A line an earlier one already says is left out too: sharp puts libvips' first line after its own prefix
+  // ("Input buffer has corrupt header: VipsJpeg: …"), and libvips then repeats that line alone.
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line, i, all) => line && !all.slice(0, i).some((earlier) => earlier.includes(line)));
   return lines.slice(0, 3).join('; ') + (lines.length > 3 ? '; …' : '');
 }
 
