@@ -597,3 +597,35 @@ describe('ModelStore options', () => {
 function checkpoint(values: number): Uint8Array {
   return legacyCheckpointBytes(syntheticStateDict([{ name: 'w', shape: [values] }]));
 }
+
+describeWithSharedData('ModelStore: a cache that cannot be written', ['models/upstream/pnet.pt'], () => {
+  it('says a cache that fails every model once, naming the models', async () => {
+    const file = path.join(await tempDir(), 'a-file');
+    writeFileSync(file, 'not a folder');
+    const mirrorDir = sharedPath('models', 'upstream');
+    const store = new ModelStore({
+      manifest: await realManifest(),
+      cacheDir: path.join(file, 'cache'),
+      mirrorDir,
+    });
+    const error = await store.pull(['mtcnn-pnet', 'mtcnn-rnet', 'mtcnn-onet']).catch((e) => e);
+    expect(error).toBeInstanceOf(ModelUnavailableError);
+    const lines = (error as Error).message.split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe('Could not get 3 of 3 models:');
+    expect(lines[1]).toMatch(
+      /^- the model cache .* is not a folder; .* \(mtcnn-pnet, mtcnn-rnet, mtcnn-onet\)$/,
+    );
+    if (existsSync('/proc/self')) {
+      // A folder that cannot be made (mkdir's ENOENT) is the cache's failure too, not a bare system error.
+      const proc = new ModelStore({
+        manifest: await realManifest(),
+        cacheDir: '/proc/facerec-cache',
+        mirrorDir,
+      });
+      await expect(proc.pull(['mtcnn-pnet'])).rejects.toThrow(
+        /^the model cache \/proc\/facerec-cache cannot be created \(ENOENT\); the cache is \$FACEREC_CACHE_DIR/,
+      );
+    }
+  });
+});

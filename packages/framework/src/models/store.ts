@@ -378,7 +378,13 @@ export class ModelStore {
     let error: Error | undefined;
     if (failures.length === 1) error = failures[0]!.error;
     if (failures.length > 1) {
-      const list = failures.map((f) => `- ${f.error.message}`);
+      // One line per distinct reason: a cache that cannot be written fails every model alike, said once with
+      // the models it stopped.
+      const byReason = new Map<string, typeof failures>();
+      for (const f of failures) byReason.set(f.error.message, [...(byReason.get(f.error.message) ?? []), f]);
+      const list = [...byReason].map(([reason, of]) =>
+        of.length === 1 ? `- ${reason}` : `- ${reason} (${of.map((f) => f.name).join(', ')})`,
+      );
       error = new ModelUnavailableError(
         failures.map((f) => f.name).join(', '),
         `Could not get ${failures.length} of ${entries.length} models:\n${list.join('\n')}`,
@@ -427,9 +433,14 @@ export class ModelStore {
     const code = given === 'NO_SPACE' || given === 'EDQUOT' ? 'ENOSPC' : given;
     const where = dest ?? source;
     // EEXIST: a mkdir of the cache (or a folder in it) met a file.
-    const notFolder =
-      code === 'ENOTDIR' || (code === 'EEXIST' && (error as { syscall?: string }).syscall === 'mkdir');
-    if (!code || (!notFolder && !['EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOSPC'].includes(code)))
+    const syscall = (error as { syscall?: string }).syscall;
+    const notFolder = code === 'ENOTDIR' || (code === 'EEXIST' && syscall === 'mkdir');
+    // ENOENT from mkdir: a folder that cannot be made where it is asked for (inside /proc, a missing mount).
+    const unmakeable = code === 'ENOENT' && syscall === 'mkdir';
+    if (
+      !code ||
+      (!notFolder && !unmakeable && !['EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOSPC'].includes(code))
+    )
       return error;
     const entry = this.manifest.models.find((m) => m.name === model);
     const what =
@@ -439,7 +450,7 @@ export class ModelStore {
           ? `a folder is where a file of the model cache belongs${where ? ` (${where})` : ''}: remove it`
           : notFolder
             ? `the model cache ${this.cacheDir} is not a folder`
-            : `the model cache ${this.cacheDir} cannot be written (${code})`;
+            : `the model cache ${this.cacheDir} cannot be ${unmakeable ? 'created' : 'written'} (${code})`;
     const which = `the cache is $${CACHE_DIR_ENV}, else $XDG_CACHE_HOME/facerec, else the user cache folder`;
     // Where to put the cache matters for every failure but a folder in the way; a read-only one only when
     // the cache cannot be written.
