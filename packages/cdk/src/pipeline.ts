@@ -173,8 +173,8 @@ export interface FaceRecognitionPipelineProps {
   readonly weights?: string;
   /**
    * The recognition function's embedder precision (`FACEREC_PRECISION`): `fp32` (default) or `int8`, the onnx
-   * provider's int8 graph (2.4–3.7× faster InceptionResnetV1 on x86 CPUs with VNNI, ≈ 1.2× on AVX2 alone; its accuracy cost is measured per
-   * embedder in the README), which the image build prepares from {@link calibration}'s faces, or for an embedder
+   * provider's int8 graph (2.4–3.7× faster InceptionResnetV1 on x86 CPUs with VNNI; on AVX2 alone 1.2× on a Zen 1
+   * EPYC, 1.5–2× on newer cores; its accuracy cost is measured per embedder in the README), which the image build prepares from {@link calibration}'s faces, or for an embedder
    * whose int8 ranges ship (`faceapi-resnet`; the registry's `int8Calibration`) from those when none is given.
    */
   readonly precision?: 'fp32' | 'int8';

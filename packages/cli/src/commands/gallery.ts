@@ -183,7 +183,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .option('--threshold <t>', 'distance above which a face is unknown (calibrate later to set it from data)')
     .option(
       '--json',
-      'print { out, modelId, threshold, thresholdSource, identities, enrolled: [{ identity, file }], skipped: [{ file, reason }], unenrolled } to stdout',
+      'print { out, modelId, threshold, thresholdSource, identities, enrolled: [{ identity, file }], skipped: [{ file, reason, detail?, tooLarge?, duplicateOf? }], unenrolled, lookAlikes: [{ source, enrolledAs, identity, distance }] } to stdout',
     )
     .option(
       '--strict',
