@@ -36,6 +36,9 @@ const MIGRATION_LOCK = 0x66616365; // 'face'
  */
 export async function migrate(pool: pg.Pool): Promise<number[]> {
   const migrations = await readMigrations();
+  // Up to date already (the usual case): said by a read alone, so a reader's role (SELECT only: a recognition
+  // function, `facerec serve`) opens the store without the rights to create or alter the tables.
+  if (await upToDate(pool, migrations)) return [];
   return inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     await client.query(
@@ -70,4 +73,18 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
     }
     return applied;
   });
+}
+
+/** True when every migration is recorded and none that this code does not know (read without a lock). */
+async function upToDate(pool: pg.Pool, migrations: readonly Migration[]): Promise<boolean> {
+  // Two statements: a table that does not exist fails a statement that names it, whichever branch runs.
+  const [exists] = (
+    await pool.query<{ name: string | null }>(`SELECT to_regclass('facerec_schema_migrations')::text AS name`)
+  ).rows;
+  if (!exists?.name) return false;
+  const versions = (
+    await pool.query<{ version: number }>('SELECT version FROM facerec_schema_migrations ORDER BY version')
+  ).rows.map((r) => r.version);
+  const known = migrations.map((m) => m.version);
+  return versions.length === known.length && known.every((v, i) => versions[i] === v);
 }

@@ -18,10 +18,12 @@ import {
   type ListExamplesOptions,
   type MatchOptions,
   type NewExample,
+  NO_FACE_RESULT,
   type OpenGalleryStoreOptions,
   parseOptions,
   SPECIFICATION_VERSION,
   type StoredExample,
+  UNKNOWN_IDENTITY,
   UnknownExampleError,
   UnknownIdentityError,
 } from '@facerec/framework';
@@ -40,6 +42,7 @@ import {
   storedTextIssue,
   thresholdSchema,
   unreachableCode,
+  visibleText,
   zodIssues,
 } from '@facerec/framework/internal';
 import pg from 'pg';
@@ -505,6 +508,18 @@ export class PostgresGalleryStore implements GalleryStore {
       for (const row of rows) {
         // pgvector's text form, `[0.1,-0.2,…]`, is JSON; every value was written from a float32.
         const embedding = Float32Array.from(JSON.parse(row.embedding) as number[]);
+        // Normalised silently by the gallery it goes into otherwise: a row no facerec write makes (see
+        // #checkCandidate) would have been copied as if sound.
+        let squares = 0;
+        for (const v of embedding) squares += v * v;
+        const length = Math.sqrt(squares);
+        if (!(Math.abs(length - 1) <= UNIT_TOLERANCE)) {
+          throw new GalleryFormatError(
+            `an example of identity ${shownName(row.identity)} is not a unit vector (length ${length.toFixed(4)}): ` +
+              'a row written outside facerec; remove it and add the photo again (facerec gallery remove / add)',
+            { source: this.location, problem: 'invalid' },
+          );
+        }
         const examples = identities.get(row.identity) ?? [];
         examples.push({ source: row.source, embedding });
         identities.set(row.identity, examples);
@@ -648,7 +663,7 @@ export class PostgresGalleryStore implements GalleryStore {
 
   /**
    * Sets the collection's threshold (and the calibration that chose it, if any).
-   * @throws InvalidOptionsError when `threshold` is not a finite number.
+   * @throws InvalidOptionsError when `threshold` is not a finite number ≥ 0.
    */
   setThreshold(threshold: number, calibration?: GalleryCalibration): Promise<void> {
     return this.#calls.run(async () => {
@@ -691,13 +706,32 @@ export class PostgresGalleryStore implements GalleryStore {
       });
       const results = await this.#reach(() => Promise.all(vectors.map((v) => this.#nearest(v, topK))));
       return results.map((rows) => {
-        const candidates: IdentityCandidate[] = rows.map((r) => ({
-          identity: r.identity,
-          distance: distanceFromDot(this.metric, r.dot),
-        }));
+        const candidates: IdentityCandidate[] = rows.map((r) => {
+          this.#checkCandidate(r);
+          return { identity: r.identity, distance: distanceFromDot(this.metric, r.dot) };
+        });
         return matchOf(candidates, threshold);
       });
     });
+  }
+
+  /**
+   * Refuses a row no facerec write makes, when a search meets it (schema version 2 checks every write, but not
+   * rows stored before it, nor a database whose checks were dropped): an embedding longer than a unit vector
+   * (its inner product with a unit query above 1, which read as distance 0 from every face), or an identity
+   * named as an answer (`no face`, `unknown`), which a client could not tell from that answer.
+   */
+  #checkCandidate(row: { identity: string; dot: number }): void {
+    const reserved = row.identity === UNKNOWN_IDENTITY || row.identity === NO_FACE_RESULT;
+    if (row.dot <= 1 + UNIT_TOLERANCE && !reserved) return;
+    throw new GalleryFormatError(
+      `an example of identity ${shownName(row.identity)} ${
+        reserved
+          ? 'has a name the pipeline answers with'
+          : `is not a unit vector (inner product ${row.dot.toFixed(4)} with a unit query)`
+      }: a row written outside facerec; remove it and add the photo again (facerec gallery remove / add)`,
+      { source: this.location, problem: 'invalid' },
+    );
   }
 
   /**
@@ -1059,6 +1093,17 @@ async function insertExamples(
   return held;
 }
 
+/**
+ * How far from 1 a stored embedding's length may be (schema version 2's check): float32 embeddings normalised by
+ * facerec are within about 1e-6 of it.
+ */
+const UNIT_TOLERANCE = 1e-3;
+
+/** An identity read from a row, for a message: escaped, and cut short (a row can hold any text). */
+function shownName(identity: string): string {
+  return JSON.stringify(visibleText(identity.length > 80 ? `${identity.slice(0, 80)}…` : identity));
+}
+
 /** A name for the collection's index that fits Postgres's 63 bytes whatever the collection is called. */
 export function hnswIndexName(collection: string): string {
   return `facerec_hnsw_${createHash('sha256').update(collection, 'utf8').digest('hex').slice(0, 16)}`;
@@ -1093,6 +1138,14 @@ const CONNECTION_PARAMETERS: ReadonlySet<string> = new Set([
   'idle_in_transaction_session_timeout',
   'query_timeout',
 ]);
+
+/** The connection parameters that are times in milliseconds. */
+const TIMEOUT_PARAMETERS = [
+  'query_timeout',
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+] as const;
 
 /** Parameters of libpq (and so of URLs hosting providers hand out) that node-postgres does not read from a URL. */
 const LIBPQ_ONLY: ReadonlySet<string> = new Set([
@@ -1224,6 +1277,23 @@ function storeOptionsFromUrl(
   const maxConnections = take('max_connections');
   const connectionIssue = connectionParameterIssue(parsed.searchParams);
   if (connectionIssue) throw new InvalidOptionsError('@facerec/gallery-postgres', connectionIssue);
+  // node-postgres reads these as numbers without a check: `query_timeout=abc` became no answer ever counted as
+  // on time, reported as a server out of reach (which callers retry for ever) instead of the typo it is.
+  for (const name of TIMEOUT_PARAMETERS) {
+    const values = parsed.searchParams.getAll(name);
+    if (values.length > 1) {
+      throw new InvalidOptionsError(
+        '@facerec/gallery-postgres',
+        `?${name}= is given more than once in the store URL`,
+      );
+    }
+    if (values.length === 1 && !/^\d{1,9}$/.test(values[0]!)) {
+      throw new InvalidOptionsError(
+        '@facerec/gallery-postgres',
+        `?${name}= must be a whole number of milliseconds (0: none), got ${JSON.stringify(values[0]!.slice(0, 20))}`,
+      );
+    }
+  }
   if (search !== undefined && search !== 'exact' && search !== 'hnsw') {
     throw new InvalidOptionsError('@facerec/gallery-postgres', `search must be exact or hnsw, got ${search}`);
   }

@@ -72,25 +72,114 @@ describe('PostgresGalleryStore', () => {
   it('migrates once: the schema version is recorded and a second run applies nothing', async () => {
     const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
     try {
-      expect((await readMigrations()).map((m) => m.name)).toEqual(['001_collections']);
+      expect((await readMigrations()).map((m) => m.name)).toEqual(['001_collections', '002_example_checks']);
       await migrate(pool);
       expect(await migrate(pool)).toEqual([]);
       const { rows } = await pool.query(
         'SELECT version, name FROM facerec_schema_migrations ORDER BY version',
       );
-      expect(rows).toEqual([{ version: 1, name: '001_collections' }]);
+      expect(rows).toEqual([
+        { version: 1, name: '001_collections' },
+        { version: 2, name: '002_example_checks' },
+      ]);
       // A database a newer version migrated further: refused, not used as if this code knew its tables.
-      await pool.query("INSERT INTO facerec_schema_migrations (version, name) VALUES (2, '002_future')");
+      await pool.query("INSERT INTO facerec_schema_migrations (version, name) VALUES (3, '003_future')");
       try {
         const error = await open('future').catch((e: unknown) => e);
         expect(GalleryFormatError.isInstance(error)).toBe(true);
         expect((error as Error).message).toBe(
-          "the database's facerec schema has migration 2, which this @facerec/gallery-postgres (migrations up to 1) does not know: a newer version wrote it; upgrade @facerec/gallery-postgres",
+          "the database's facerec schema has migration 3, which this @facerec/gallery-postgres (migrations up to 2) does not know: a newer version wrote it; upgrade @facerec/gallery-postgres",
         );
       } finally {
-        await pool.query('DELETE FROM facerec_schema_migrations WHERE version = 2');
+        await pool.query('DELETE FROM facerec_schema_migrations WHERE version = 3');
       }
     } finally {
+      await pool.end();
+    }
+  });
+
+  it('opens for a role that may only read once the schema is current, and refuses its writes', async () => {
+    const admin = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    const reader = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    reader.on('connect', (client) => void client.query('SET ROLE facerec_reader'));
+    const writer = await open('read-only');
+    try {
+      await writer.add('amy', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
+      await admin.query(`DO $$ BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'facerec_reader') THEN CREATE ROLE facerec_reader; END IF;
+        END $$;
+        REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+        GRANT SELECT ON facerec_collections, facerec_examples, facerec_schema_migrations TO facerec_reader`);
+      // It used to run the migration's CREATE TABLE IF NOT EXISTS under a lock at every open: permission denied.
+      const store = await PostgresGalleryStore.open({ pool: reader, collection: 'read-only' });
+      const [match] = await store.match([Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0])], { threshold: 0.5 });
+      expect(match!.identity).toBe('amy');
+      await expect(
+        store.add('bob', [{ embedding: Float32Array.from([0, 1, 0, 0, 0, 0, 0, 0]) }]),
+      ).rejects.toThrow(/permission denied/);
+      await store.close();
+    } finally {
+      // PGlite serves every connection from one session: the role set is everyone's until reset.
+      await reader.query('RESET ROLE');
+      await writer.close();
+      await reader.end();
+      await admin.query('GRANT CREATE ON SCHEMA public TO PUBLIC');
+      await admin.end();
+    }
+  });
+
+  it('refuses rows no facerec write makes: a longer-than-unit embedding, an answer as a name (schema version 2)', async () => {
+    const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    const store = await open('tampered', { search: 'exact' });
+    const unit = (i: number) => Float32Array.from({ length: 8 }, (_, k) => (k === i ? 1 : 0));
+    try {
+      await store.add('amy', [{ embedding: unit(0) }]);
+      await store.add('howard', [{ embedding: unit(1) }]);
+      const scale = `UPDATE facerec_examples SET embedding = (SELECT ('[' || array_to_string(array_agg(x * 1.3), ',') || ']')::vector
+                     FROM unnest(embedding::real[]) x) WHERE collection = 'tampered' AND identity = 'howard'`;
+      // Every write is checked by the server now.
+      await expect(pool.query(scale)).rejects.toThrow(/facerec_examples_unit_embedding/);
+      await expect(
+        pool.query(
+          "UPDATE facerec_examples SET identity = 'no face' WHERE collection = 'tampered' AND identity = 'amy'",
+        ),
+      ).rejects.toThrow(/facerec_examples_no_face_reserved/);
+      // A row stored before the checks (or with them dropped): howard's longer vector was distance 0 from any face.
+      await pool.query('ALTER TABLE facerec_examples DROP CONSTRAINT facerec_examples_unit_embedding');
+      try {
+        await pool.query(scale);
+        // A face with inner products 0.6 with amy and 0.8 with howard (1.04 after the ×1.3: distance 0).
+        const nearer = Float32Array.from([0.6, 0.8, 0, 0, 0, 0, 0, 0]);
+        const error = await store.match([nearer], { threshold: 0.5 }).catch((e: unknown) => e);
+        expect(GalleryFormatError.isInstance(error)).toBe(true);
+        expect((error as Error).message).toMatch(
+          /: an example of identity "howard" is not a unit vector \(inner product 1\.\d{4} with a unit query\): a row written outside facerec; remove it/,
+        );
+        await expect(store.snapshot()).rejects.toThrow(
+          /an example of identity "howard" is not a unit vector \(length 1\.3000\)/,
+        );
+        await pool.query(
+          "UPDATE facerec_examples SET embedding = '[0,1,0,0,0,0,0,0]' WHERE collection = 'tampered' AND identity = 'howard'",
+        );
+      } finally {
+        await pool.query(`ALTER TABLE facerec_examples ADD CONSTRAINT facerec_examples_unit_embedding
+                          CHECK (abs(vector_norm(embedding) - 1) < 0.001) NOT VALID`);
+      }
+      await pool.query('ALTER TABLE facerec_examples DROP CONSTRAINT facerec_examples_no_face_reserved');
+      try {
+        await pool.query(
+          "UPDATE facerec_examples SET identity = 'no face' WHERE collection = 'tampered' AND identity = 'howard'",
+        );
+        await expect(store.match([unit(1)], { threshold: 0.5 })).rejects.toThrow(
+          /an example of identity "no face" has a name the pipeline answers with/,
+        );
+      } finally {
+        await pool.query("DELETE FROM facerec_examples WHERE collection = 'tampered'");
+        await pool.query(`ALTER TABLE facerec_examples ADD CONSTRAINT facerec_examples_no_face_reserved
+                          CHECK (identity <> 'no face') NOT VALID`);
+      }
+    } finally {
+      await store.close();
       await pool.end();
     }
   });
@@ -576,6 +665,21 @@ describe('PostgresGalleryStore', () => {
           openGalleryStoreFromUrl(`postgres://app@127.0.0.1:1/postgres?${name}=${value}`, {}),
         ).rejects.toThrow(
           `@facerec/gallery-postgres: ?${name}= must be a whole number from 1 to 1000, got ${JSON.stringify(value)}`,
+        );
+      }
+    }
+    // Timeouts node-postgres reads without a check: `abc` made every call time out, said as a server out of reach.
+    for (const name of [
+      'query_timeout',
+      'statement_timeout',
+      'lock_timeout',
+      'idle_in_transaction_session_timeout',
+    ]) {
+      for (const value of ['abc', '-5', '', '1.5']) {
+        await expect(
+          openGalleryStoreFromUrl(`postgres://app@127.0.0.1:1/postgres?${name}=${value}`, {}),
+        ).rejects.toThrow(
+          `@facerec/gallery-postgres: ?${name}= must be a whole number of milliseconds (0: none), got ${JSON.stringify(value)}`,
         );
       }
     }
