@@ -257,12 +257,17 @@ export async function forEachImage(
   let failures = 0;
   let finished = 0;
   const shown = progress !== undefined && images.length > 1 ? imageProgress(progress) : undefined;
-  // Output printed only at the end (--json): a stop says that nothing was written, rather than nothing at all.
+  // A stop says how far the run got and what was written: output printed only at the end (--json) is not, and
+  // text output is, for the images done.
   const onSignal = (signal: NodeJS.Signals) => {
     shown?.stop();
+    const written = writtenAsItGoes ? `${writtenAsItGoes} of the images done are written` : undefined;
     info(
-      `interrupted after ${finished} of ${images.length} images: no results printed (they are printed at the end)` +
-        (writtenAsItGoes ? `; ${writtenAsItGoes} of the images done are written` : ': nothing written'),
+      progress !== undefined
+        ? `interrupted after ${finished} of ${images.length} images: no results printed (they are printed at the end)` +
+            (written ? `; ${written}` : ': nothing written')
+        : `interrupted after ${finished} of ${images.length} images: their results are printed above` +
+            (written ? `; ${written} (and of some in progress)` : ''),
     );
     // Ended by the signal itself, as without this handler (exit status 128 + its number): process.exit() here
     // ran native destructors under onnxruntime's running inference and aborted.
@@ -270,7 +275,7 @@ export async function forEachImage(
     process.off('SIGTERM', onSignal);
     process.kill(process.pid, signal);
   };
-  if (progress !== undefined) {
+  if (images.length > 1) {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   }
@@ -296,7 +301,15 @@ export async function forEachImage(
     // disposes of the models they run on.
     await Promise.allSettled(inFlight);
   }
-  if (failures) process.exitCode = 2;
+  if (failures) {
+    // After a long run the failures are far up the output: the count closes it, saying why the exit is 2.
+    if (images.length > 1) {
+      info(
+        `${images.length} images: ${images.length - failures} done, ${failures} could not be used (each named above; exit 2)`,
+      );
+    }
+    process.exitCode = 2;
+  }
 }
 
 /** File-system errors that are about the path given (the caller's mistake), and how they are said. */

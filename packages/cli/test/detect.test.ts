@@ -101,6 +101,8 @@ describeWithSharedData(
       expect(results[1]!.faces).toHaveLength(5);
       expect(run.exitCode).toBe(2);
       expect(run.stderr).not.toMatch(/\n\s+at /);
+      // The count closes the run: after thousands of lines the failure is far up.
+      expect(run.stderr).toMatch(/\n2 images: 1 done, 1 could not be used \(each named above; exit 2\)\n$/);
     });
 
     it('refuses a file over the byte limit before reading it, and a device once past the limit (exit 2)', async () => {
@@ -189,6 +191,37 @@ describeWithSharedData(
         /\ninterrupted after \d+ of 60 images: no results printed \(they are printed at the end\): nothing written\n$/,
       );
       expect(stdout).toBe('');
+    });
+
+    it('says how far a text-output run got when interrupted (Ctrl-C), and ends by the signal', {
+      timeout: 90_000,
+    }, async () => {
+      const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'packages/cli/src/bin.ts',
+          'detect',
+          ...Array(240).fill(group()),
+          '--crops-dir',
+          crops,
+        ],
+        { cwd: fileURLToPath(new URL('../../..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+        // Once an image has its line: interrupted early in the run (it used to end unsaid). 240 images leave
+        // the signal time to arrive before the end on a busy machine.
+        if (/: 5 faces/.test(stderr) && !child.killed) child.kill('SIGINT');
+      });
+      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      expect([code, signal]).toEqual([null, 'SIGINT']);
+      expect(stderr).toMatch(
+        /\ninterrupted after \d+ of 240 images: their results are printed above; the crops \(in [^)]+\) of the images done are written \(and of some in progress\)\n$/,
+      );
     });
 
     it('refuses - given twice (standard input holds one image; the second read found it empty)', async () => {

@@ -49,7 +49,28 @@ export function parseS3Url(url: string): S3Location {
       `expected s3://bucket/key, got ${JSON.stringify(url)} (a bucket name is 3–63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit; the key is not empty)`,
     );
   }
-  return { bucket: match[1]!, key: match[2]! };
+  const key = match[2]!;
+  const issue = objectKeyIssue(key);
+  if (issue)
+    throw new InvalidOptionsError('@facerec/gallery-s3', `the key of ${JSON.stringify(url)} ${issue}`);
+  return { bucket: match[1]!, key };
+}
+
+/**
+ * What is wrong with an object key, or `undefined`. S3 takes `.`, `..` and empty segments as they are, but the
+ * SDK puts them into the request's path, which an S3-compatible server or a proxy in front of one may resolve
+ * (`s3://faces/../other/g.json` was written to bucket `other` by s3rver); `?` and `#` read as a version pin or a
+ * fragment that S3 would take as part of the key.
+ */
+export function objectKeyIssue(key: string): string | undefined {
+  if (Buffer.byteLength(key, 'utf8') > 1024) return 'is longer than S3 takes (1,024 bytes)';
+  if (key.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) {
+    return "has an empty, '.' or '..' segment (a leading, doubled or trailing '/', or a relative path)";
+  }
+  if (/[?#]/.test(key))
+    return "holds '?' or '#' (an S3 URL takes no query or fragment: the version is the latest)";
+  if (/\p{Cc}/u.test(key)) return 'holds a control character';
+  return undefined;
 }
 
 /** Options of {@link S3GalleryStore.open}. */
@@ -110,7 +131,14 @@ const optionsSchema = z
   .strictObject({
     url: z.string().optional(),
     bucket: z.string().min(3).optional(),
-    key: z.string().min(1).optional(),
+    key: z
+      .string()
+      .min(1)
+      .superRefine((key, ctx) => {
+        const issue = objectKeyIssue(key);
+        if (issue) ctx.addIssue({ code: 'custom', message: `the key ${issue}` });
+      })
+      .optional(),
     client: z.custom<S3Client>((v) => typeof v === 'object' && v !== null).optional(),
     // The server's root: a path would silently become a prefix of every key (objects are endpoint/bucket/key).
     endpoint: z

@@ -463,5 +463,26 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     expect(() => parseS3Url('https://my-bucket/x')).toThrow(/expected s3:\/\/bucket\/key/);
     expect(() => parseS3Url('s3://my-bucket/')).toThrow(/expected s3:\/\/bucket\/key/);
     expect(() => parseS3Url('s3://My_Bucket/x.json')).toThrow(/a bucket name is 3–63 lowercase letters/);
+    // A path a server or proxy may resolve into another bucket (s3rver wrote ../victim/g.json to bucket victim),
+    // and what reads as a version pin or a fragment: refused, not sent as part of the key.
+    for (const url of [
+      's3://faces/../victim/g.json',
+      's3://faces/./g.json',
+      's3://faces//g.json',
+      's3://faces/a/',
+      's3://faces/a/..',
+    ]) {
+      expect(() => parseS3Url(url)).toThrow(/has an empty, '\.' or '\.\.' segment/);
+    }
+    expect(() => parseS3Url('s3://faces/g.json?versionId=1')).toThrow(/holds '\?' or '#'/);
+    expect(() => parseS3Url('s3://faces/g.json#v2')).toThrow(/holds '\?' or '#'/);
+    expect(() => parseS3Url(`s3://faces/${'k'.repeat(1025)}`)).toThrow(/longer than S3 takes/);
+    expect(parseS3Url('s3://faces/..staff.json')).toEqual({ bucket: 'faces', key: '..staff.json' });
+  });
+
+  it('refuses such a key given as an option too', async () => {
+    await expect(
+      S3GalleryStore.open({ bucket: 'faces', key: '../victim/g.json', region: 'eu-west-1' }),
+    ).rejects.toThrow(/key: the key has an empty, '\.' or '\.\.' segment/);
   });
 });
