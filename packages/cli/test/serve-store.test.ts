@@ -292,6 +292,16 @@ for (const workers of [0, 2])
           };
           const removal = await call('DELETE', `/collections/default/faces/${faces[0]!.id}`);
           expect([removal.status, removal.body.error]).toEqual([503, unusable]);
+          // Removed from under the server (which matches from the copy it holds): an add was answered 422, as
+          // if the photo were at fault.
+          await rm(gallery);
+          await new Promise((r) => setTimeout(r, 300));
+          const gone = await call('POST', '/collections/default/faces', {
+            identity: 'penny',
+            image: (await readFile(bbt('penny', 1))).toString('base64'),
+          });
+          expect([gone.status, gone.body.error]).toEqual([503, unusable]);
+          expect(await recognise(bbt('amy', 3))).toBe('amy');
         } finally {
           spy.mockRestore();
           await replace(good);

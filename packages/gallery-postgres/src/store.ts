@@ -760,12 +760,16 @@ export class PostgresGalleryStore implements GalleryStore {
     if ((await this.#calls.close()) && this.#ownsPool && !this.#pool.ended) await this.#pool.end();
   }
 
-  /** Runs `work`, raising a server that cannot be reached as `GALLERY_UNREACHABLE` (see {@link unreachable}). */
+  /**
+   * Runs `work`, raising a server that cannot be reached as `GALLERY_UNREACHABLE` (see {@link unreachable}), and
+   * a statement the server refused (a permission not granted, a table renamed or damaged by hand) as
+   * `GALLERY_STORE_REFUSED` naming the store: it was an "unexpected error" with Postgres's words alone.
+   */
   async #reach<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (error) {
-      throw unreachable(error, this.location) ?? error;
+      throw unreachable(error, this.location) ?? refusedByServer(error, this.location) ?? error;
     }
   }
 

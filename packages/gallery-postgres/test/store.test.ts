@@ -116,7 +116,10 @@ describe('PostgresGalleryStore', () => {
       expect(match!.identity).toBe('amy');
       await expect(
         store.add('bob', [{ embedding: Float32Array.from([0, 1, 0, 0, 0, 0, 0, 0]) }]),
-      ).rejects.toThrow(/permission denied/);
+      ).rejects.toMatchObject({
+        code: 'GALLERY_STORE_REFUSED',
+        message: expect.stringMatching(/^postgres \(pool\), collection read-only: permission denied for table facerec_examples$/),
+      });
       await store.close();
     } finally {
       // PGlite serves every connection from one session: the role set is everyone's until reset.

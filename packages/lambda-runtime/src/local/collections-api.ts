@@ -118,6 +118,13 @@ function decodeSegment(segment: string): string | undefined {
 
 const FACES = /^\/collections\/([^/]+)\/faces(?:\/([^/]+))?\/?$/;
 
+/** Codes of a store that cannot take a change as it is (answered 503; the request itself is sound). */
+const STORE_CANNOT_TAKE_CHANGES: ReadonlySet<string> = new Set([
+  'GALLERY_UNCONDITIONAL_WRITES',
+  'GALLERY_NOT_FOUND',
+  'GALLERY_STORE_REFUSED',
+]);
+
 /**
  * The local runtime's collections API, the run-time face of a gallery store (Rekognition's `IndexFaces`,
  * `ListFaces`, `DeleteFaces`):
@@ -202,8 +209,13 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         },
       };
     } catch (error) {
-      // The stored gallery's own problem (an input error of the store's file, not of this request): see handle().
-      if (GalleryFormatError.isInstance(error)) throw error;
+      // The stored gallery's own problem (an input error of the store's file, or the file gone, not of this
+      // request): see handle().
+      if (
+        GalleryFormatError.isInstance(error) ||
+        (FacerecError.isInstance(error) && STORE_CANNOT_TAKE_CHANGES.has(error.code))
+      )
+        throw error;
       if (FacerecInputError.isInstance(error)) {
         // As the frame endpoint: 413 for an image beyond the pixel limit, 415 for a format it does not read.
         const status = statusOf(error);
@@ -238,12 +250,13 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
             headers: { 'retry-after': '5' },
           };
         }
-        // The stored gallery itself cannot be read or written (damaged, beyond the file size limit, on an S3
-        // server that ignores conditional writes): the server's problem, not the request's, for an add as for a
-        // removal. Its details (a path, a parser's message) go to the log, not to the caller.
+        // The stored gallery itself cannot be read or written (damaged, beyond the file size limit, removed from
+        // under the server, on an S3 server that ignores conditional writes, a database role without the right):
+        // the server's problem, not the request's, for an add as for a removal. Its details (a path, a parser's
+        // message) go to the log, not to the caller.
         if (
           GalleryFormatError.isInstance(error) ||
-          (FacerecError.isInstance(error) && error.code === 'GALLERY_UNCONDITIONAL_WRITES')
+          (FacerecError.isInstance(error) && STORE_CANNOT_TAKE_CHANGES.has(error.code))
         ) {
           logger.error('collection store cannot take changes', { reason: error.code, error: error.message });
           return {
