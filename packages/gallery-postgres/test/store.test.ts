@@ -118,7 +118,9 @@ describe('PostgresGalleryStore', () => {
         store.add('bob', [{ embedding: Float32Array.from([0, 1, 0, 0, 0, 0, 0, 0]) }]),
       ).rejects.toMatchObject({
         code: 'GALLERY_STORE_REFUSED',
-        message: expect.stringMatching(/^postgres \(pool\), collection read-only: permission denied for table facerec_examples$/),
+        message: expect.stringMatching(
+          /^postgres \(pool\), collection read-only: permission denied for table facerec_examples$/,
+        ),
       });
       await store.close();
     } finally {
