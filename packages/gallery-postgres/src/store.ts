@@ -16,6 +16,7 @@ import {
   InvalidInputError,
   InvalidOptionsError,
   type ListExamplesOptions,
+  MAX_SOURCE_LENGTH,
   type MatchOptions,
   type NewExample,
   NO_FACE_RESULT,
@@ -480,7 +481,7 @@ export class PostgresGalleryStore implements GalleryStore {
     return this.#calls.run(async () => {
       const { rows } = await this.#reach(() =>
         this.#pool.query<StoredExample>(
-          `SELECT id, identity, source FROM facerec_examples
+          `SELECT id, identity, ${BOUNDED_SOURCE} AS source FROM facerec_examples
            WHERE collection = $1 AND ($2::text IS NULL OR identity = $2)
            ORDER BY identity COLLATE "C", seq`,
           [this.collection, options.identity ?? null],
@@ -499,7 +500,7 @@ export class PostgresGalleryStore implements GalleryStore {
     return this.#calls.run(async () => {
       const { rows } = await this.#reach(() =>
         this.#pool.query<{ identity: string; source: string; embedding: string }>(
-          `SELECT identity, source, embedding::text AS embedding FROM facerec_examples
+          `SELECT identity, ${BOUNDED_SOURCE} AS source, embedding::text AS embedding FROM facerec_examples
            WHERE collection = $1 ORDER BY identity COLLATE "C", seq`,
           [this.collection],
         ),
@@ -1096,6 +1097,13 @@ async function insertExamples(
   }
   return held;
 }
+
+/**
+ * A row's source as reads take it: at most {@link MAX_SOURCE_LENGTH} characters, a longer one (written outside
+ * facerec, which never stores one) cut to its end as `storableSource` cuts one, so that a row of megabytes is
+ * not read whole into every listing and snapshot.
+ */
+const BOUNDED_SOURCE = `CASE WHEN length(source) > ${MAX_SOURCE_LENGTH} THEN '…' || right(source, ${MAX_SOURCE_LENGTH - 1}) ELSE source END`;
 
 /**
  * How far from 1 a stored embedding's length may be (schema version 2's check): float32 embeddings normalised by

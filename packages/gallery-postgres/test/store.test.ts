@@ -189,6 +189,25 @@ describe('PostgresGalleryStore', () => {
     }
   });
 
+  it('reads a source written outside facerec at most 1,024 characters long, keeping its end', async () => {
+    const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    const store = await open('long-source');
+    try {
+      await store.add('amy', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]), source: 'amy.jpg' }]);
+      await pool.query(
+        "UPDATE facerec_examples SET source = repeat('x', 1000000) || 'end.jpg' WHERE collection = 'long-source'",
+      );
+      const [listed] = await store.list();
+      expect(listed!.source).toHaveLength(1024);
+      expect(listed!.source).toMatch(/^…x+end\.jpg$/);
+      const [example] = (await store.snapshot()).examples('amy');
+      expect(example!.source).toBe(listed!.source);
+    } finally {
+      await store.close();
+      await pool.end();
+    }
+  });
+
   it('searches through the HNSW index with hnsw, and scans the collection with exact', async () => {
     const random = seededRandom(7);
     const vector = () => Float32Array.from({ length: 8 }, () => random() - 0.5);
