@@ -86,6 +86,8 @@ describeWithSharedData(
       queue: string,
       token?: string,
       extra: readonly string[] = [],
+      /** false: INFO logs too, on a stdout the test must read (else the pipe fills and the server stalls). */
+      quiet = true,
     ): Promise<ChildProcess> {
       const child = spawn(
         process.execPath,
@@ -100,11 +102,11 @@ describeWithSharedData(
           String(port),
           '--queue',
           queue,
-          '--quiet',
+          ...(quiet ? ['--quiet'] : []),
           ...(token ? ['--token', token] : []),
           ...extra,
         ],
-        { cwd: ROOT, env: env(), stdio: ['ignore', 'ignore', 'pipe'] },
+        { cwd: ROOT, env: env(), stdio: ['ignore', quiet ? 'ignore' : 'pipe', 'pipe'] },
       );
       let stderr = '';
       child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -210,9 +212,11 @@ describeWithSharedData(
     }, async () => {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
-      server = await serve(port, 'memory', undefined, ['--drain-seconds', '30']);
+      server = await serve(port, 'memory', undefined, ['--drain-seconds', '30'], false);
       let stderr = '';
+      let stdout = '';
       server.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      server.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
       const exited = new Promise<number | null>((resolve) => server!.once('exit', resolve));
       const content = (await readFile(sharedPath(...BBT, 'bbt1.jpg'))).toString('base64');
       const post = (id: string) =>
@@ -240,6 +244,17 @@ describeWithSharedData(
       expect(await exited).toBe(0);
       server = undefined;
       expect(stderr).toContain('stopped: every frame answered and every answer collected');
+      // The JSON log sees the drain begin and end too (a log pipeline reads no plain-text line).
+      const logged = `${stdout}\n${stderr}`
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(logged).toContainEqual(
+        expect.objectContaining({ message: 'stopping: no new frames', drain_seconds: 30 }),
+      );
+      expect(logged).toContainEqual(
+        expect.objectContaining({ message: 'stopped', drained: true, uncollected: 0, frames_cut_off: 0 }),
+      );
     });
 
     it('Ctrl-C while a face is being added over the collections API: the stop waits for it, and it lands', {

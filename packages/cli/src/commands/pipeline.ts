@@ -372,6 +372,7 @@ export async function serveLocally(options: ServeOptions) {
     runtime,
     transport,
     gallery,
+    logger,
     /** The name the collections API serves the gallery under (with a token). */
     collection,
     /** Faces moved to the dead-letter queue since the start (each logged): their frames got no answer for them. */
@@ -458,6 +459,8 @@ async function serveUntilStopped(
   process.on('SIGTERM', onSignal);
   await stopping;
   const backlog = served.runtime.backlog();
+  // In the JSON log too (the lines below are stderr's plain text): a log pipeline sees the drain begin and end.
+  served.logger.info('stopping: no new frames', { drain_seconds: drainSeconds, ...backlog });
   if (drainSeconds > 0 && pending(backlog)) {
     info(
       `facerec serve: stopping: no new frames; waiting up to ${drainSeconds} s for ${describeBacklog(backlog)} (Ctrl-C or SIGTERM again stops at once)`,
@@ -466,6 +469,13 @@ async function serveUntilStopped(
   const { drained, left, cutOff, answersDropped, addsCutOff } = await served.drain({
     timeoutMs: drainSeconds * 1000,
     signal: again.signal,
+  });
+  served.logger.info('stopped', {
+    drained,
+    ...left,
+    frames_cut_off: cutOff,
+    answers_dropped: answersDropped,
+    adds_cut_off: addsCutOff,
   });
   const dead = served.deadLettered();
   const lost = [
