@@ -304,6 +304,11 @@ describe('corrupt gallery files', () => {
       path: 'identities.0.name',
       message: '"unknown" is reserved for unmatched queries',
     });
+    // The other answer: an identity named so was served as "no face" for a face it recognised.
+    expect(formatError(() => parse({ ...file, identities: [{ ...a, name: 'no face' }] })).issues[0]).toEqual({
+      path: 'identities.0.name',
+      message: '"no face" is reserved for images without a face',
+    });
     expect(formatError(() => parse({ ...file, identities: [{ ...a, examples: [] }] })).issues[0]!.path).toBe(
       'identities.0.examples',
     );
