@@ -323,7 +323,7 @@ export class PostgresGalleryStore implements GalleryStore {
     const pool = openPool(o);
     const location = collectionLocation(o.connectionString, o.collection);
     try {
-      if (o.migrate) await migrate(pool);
+      if (o.migrate) await migrate(pool, { location });
       let created = false;
       let row = await readCollection(pool, o.collection, location);
       if (!row) {
@@ -337,6 +337,7 @@ export class PostgresGalleryStore implements GalleryStore {
         created = await createCollection(pool, o.collection, o.embedder, o);
         row = (await readCollection(pool, o.collection, location))!;
       }
+      if (!created) await refuseReservedNames(pool, o.collection, location);
       const store = new PostgresGalleryStore(pool, !o.pool, o, row, location);
       store.#created = created;
       if (o.embedder) assertEmbedderCompatible(store.embedder, o.embedder);
@@ -394,7 +395,7 @@ export class PostgresGalleryStore implements GalleryStore {
     checkNewCollectionName(o.collection);
     const pool = openPool(o);
     try {
-      if (o.migrate) await migrate(pool);
+      if (o.migrate) await migrate(pool, { location });
       const total = gallery.exampleCount;
       await inTransaction(pool, async (client) => {
         const settings = { metric: o.metric, threshold: o.threshold, calibration: gallery.calibration };
@@ -723,14 +724,14 @@ export class PostgresGalleryStore implements GalleryStore {
    * named as an answer (`no face`, `unknown`), which a client could not tell from that answer.
    */
   #checkCandidate(row: { identity: string; dot: number }): void {
-    const reserved = row.identity === UNKNOWN_IDENTITY || row.identity === NO_FACE_RESULT;
-    if (row.dot <= 1 + UNIT_TOLERANCE && !reserved) return;
+    if (row.identity === UNKNOWN_IDENTITY || row.identity === NO_FACE_RESULT) {
+      throw reservedNameError(row.identity, this.collection, this.location);
+    }
+    if (row.dot <= 1 + UNIT_TOLERANCE) return;
     throw new GalleryFormatError(
-      `an example of identity ${shownName(row.identity)} ${
-        reserved
-          ? 'has a name the pipeline answers with'
-          : `is not a unit vector (inner product ${row.dot.toFixed(4)} with a unit query)`
-      }: a row written outside facerec; remove it and add the photo again (facerec gallery remove / add)`,
+      `an example of identity ${shownName(row.identity)} is not a unit vector (inner product ` +
+        `${row.dot.toFixed(4)} with a unit query): a row written outside facerec; remove it and add the photo ` +
+        'again (facerec gallery remove / add)',
       { source: this.location, problem: 'invalid' },
     );
   }
@@ -1096,6 +1097,30 @@ async function insertExamples(
     afterBatch?.(first + batch.length);
   }
   return held;
+}
+
+/**
+ * Refuses a collection holding an identity named as an answer of the pipeline (`no face`: an older facerec took
+ * it; `unknown` never): a face recognised as it could not be told from that answer. Checked when the store
+ * opens (an index look-up), so that a server or function refuses to start with what to do, rather than failing
+ * every search that meets the row.
+ */
+async function refuseReservedNames(pool: pg.Pool, collection: string, location: string): Promise<void> {
+  const { rows } = await pool.query<{ identity: string }>(
+    'SELECT identity FROM facerec_examples WHERE collection = $1 AND identity = ANY($2) LIMIT 1',
+    [collection, [NO_FACE_RESULT, UNKNOWN_IDENTITY]],
+  );
+  if (rows[0]) throw reservedNameError(rows[0].identity, collection, location);
+}
+
+function reservedNameError(identity: string, collection: string, location: string): GalleryFormatError {
+  return new GalleryFormatError(
+    `the identity ${shownName(identity)} is named as an answer of the pipeline (stored by an older facerec), so a ` +
+      'face recognised as it could not be told from that answer: rename it, e.g. ' +
+      `UPDATE facerec_examples SET identity = 'new name' WHERE collection = ${pg.escapeLiteral(collection)} AND ` +
+      `identity = ${pg.escapeLiteral(identity)}; or remove its examples and add its photos under another name`,
+    { source: location, problem: 'invalid' },
+  );
 }
 
 /**

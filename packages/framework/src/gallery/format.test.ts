@@ -307,7 +307,8 @@ describe('corrupt gallery files', () => {
     // The other answer: an identity named so was served as "no face" for a face it recognised.
     expect(formatError(() => parse({ ...file, identities: [{ ...a, name: 'no face' }] })).issues[0]).toEqual({
       path: 'identities.0.name',
-      message: '"no face" is reserved for images without a face',
+      message:
+        '"no face" is reserved for images without a face (an older facerec stored it): rename the identity in the file',
     });
     expect(formatError(() => parse({ ...file, identities: [{ ...a, examples: [] }] })).issues[0]!.path).toBe(
       'identities.0.examples',

@@ -72,7 +72,10 @@ const identityNameSchema = z
   .refine((name) => name !== UNKNOWN_IDENTITY, `"${UNKNOWN_IDENTITY}" is reserved for unmatched queries`)
   // An answer of the pipeline too: an identity of that name could not be told from it (a file written by hand, or
   // before names were checked on enrollment; other spellings, "Unknown", still load, as they always did).
-  .refine((name) => name !== NO_FACE_RESULT, `"${NO_FACE_RESULT}" is reserved for images without a face`);
+  .refine(
+    (name) => name !== NO_FACE_RESULT,
+    `"${NO_FACE_RESULT}" is reserved for images without a face (an older facerec stored it): rename the identity in the file`,
+  );
 
 const embedderPrecisionSchema = z.enum(EMBEDDER_PRECISIONS);
 
