@@ -48,7 +48,7 @@ import {
 } from '@facerec/framework/internal';
 import pg from 'pg';
 import { z } from 'zod';
-import { migrate } from './migrate.js';
+import { migrate, readMigrations } from './migrate.js';
 import { inTransaction, isQueryTimeout } from './transaction.js';
 
 /** pgvector's largest `hnsw.ef_search`. */
@@ -121,6 +121,8 @@ export interface PostgresGalleryStoreOptions {
   readonly onConnectionError?: (error: Error) => void;
   /** Told when the settings are read again after the server could not be reached. Default: ignored. */
   readonly onReachableAgain?: () => void;
+  /** Told the schema migrations this open applied (names, e.g. `002_example_checks`), when any. Default: ignored. */
+  readonly onMigrated?: (applied: readonly string[]) => void;
 }
 
 /** Default `queryTimeoutMs`: far above any query of the store (ms), below the recognition function's timeout. */
@@ -157,6 +159,7 @@ const optionsSchema = z
     onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
     onConnectionError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
     onReachableAgain: z.custom<() => void>((v) => typeof v === 'function').optional(),
+    onMigrated: z.custom<(applied: readonly string[]) => void>((v) => typeof v === 'function').optional(),
   })
   .refine((o) => (o.connectionString === undefined) !== (o.pool === undefined), {
     message: 'give exactly one of connectionString and pool',
@@ -323,7 +326,7 @@ export class PostgresGalleryStore implements GalleryStore {
     const pool = openPool(o);
     const location = collectionLocation(o.connectionString, o.collection);
     try {
-      if (o.migrate) await migrate(pool, { location });
+      if (o.migrate) await migrateAndTell(pool, location, o.onMigrated);
       let created = false;
       let row = await readCollection(pool, o.collection, location);
       if (!row) {
@@ -395,7 +398,7 @@ export class PostgresGalleryStore implements GalleryStore {
     checkNewCollectionName(o.collection);
     const pool = openPool(o);
     try {
-      if (o.migrate) await migrate(pool, { location });
+      if (o.migrate) await migrateAndTell(pool, location, o.onMigrated);
       const total = gallery.exampleCount;
       await inTransaction(pool, async (client) => {
         const settings = { metric: o.metric, threshold: o.threshold, calibration: gallery.calibration };
@@ -1099,6 +1102,18 @@ async function insertExamples(
   return held;
 }
 
+/** {@link migrate}, telling `onMigrated` the names of the migrations applied (an operator sees the schema change). */
+async function migrateAndTell(
+  pool: pg.Pool,
+  location: string,
+  onMigrated: ((applied: readonly string[]) => void) | undefined,
+): Promise<void> {
+  const applied = await migrate(pool, { location });
+  if (applied.length === 0 || !onMigrated) return;
+  const names = new Map((await readMigrations()).map((m) => [m.version, m.name]));
+  onMigrated(applied.map((v) => names.get(v) ?? String(v)));
+}
+
 /**
  * Refuses a collection holding an identity named as an answer of the pipeline (`no face`: an older facerec took
  * it; `unknown` never): a face recognised as it could not be told from that answer. Checked when the store
@@ -1380,6 +1395,11 @@ function storeOptionsFromUrl(
               { location: current()?.location, reason }, // the location without the password
             );
           },
+          onMigrated: (applied: readonly string[]) =>
+            logger.info('gallery store schema migrated', {
+              location: collectionLocation(parsed.toString(), collection ?? 'default'),
+              applied,
+            }),
           onReachableAgain: () =>
             logger.info('gallery store reachable again', { location: current()?.location }),
           onConnectionError: (error: Error) =>

@@ -82,6 +82,15 @@ describe('PostgresGalleryStore', () => {
         { version: 1, name: '001_collections' },
         { version: 2, name: '002_example_checks' },
       ]);
+      // A migration applied by an open (an upgrade) is told, for the operator's log.
+      await pool.query(`ALTER TABLE facerec_examples DROP CONSTRAINT facerec_examples_unit_embedding;
+        ALTER TABLE facerec_examples DROP CONSTRAINT facerec_examples_no_face_reserved;
+        DELETE FROM facerec_schema_migrations WHERE version = 2`);
+      const onMigrated = vi.fn();
+      await (await open('migrated', { onMigrated })).close();
+      expect(onMigrated.mock.calls).toEqual([[['002_example_checks']]]);
+      await (await open('migrated', { onMigrated })).close();
+      expect(onMigrated).toHaveBeenCalledTimes(1);
       // A database a newer version migrated further: refused, not used as if this code knew its tables.
       await pool.query("INSERT INTO facerec_schema_migrations (version, name) VALUES (3, '003_future')");
       try {
