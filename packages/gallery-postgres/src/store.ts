@@ -560,13 +560,30 @@ export class PostgresGalleryStore implements GalleryStore {
       const rows = prepared.flat();
       // An example already held keeps its source: each entry resolves to the examples as stored.
       const stored = new Map<string, string>();
+      // Examples held under the id an earlier version gave them (a photo it stored, added again): by new id.
+      const legacy = new Map<string, { id: string; source: string }>();
       await this.#transaction(async (client) => {
-        for (const [id, source] of await insertExamples(client, this.collection, rows))
+        const legacyIds = rows.flatMap((e) => (e.legacyId ? [e.legacyId] : []));
+        if (legacyIds.length) {
+          const found = await client.query<{ id: string; source: string }>(
+            'SELECT id, source FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[])',
+            [this.collection, legacyIds],
+          );
+          const held = new Map(found.rows.map((r) => [r.id, r.source]));
+          for (const e of rows) {
+            const source = e.legacyId === undefined ? undefined : held.get(e.legacyId);
+            if (source !== undefined) legacy.set(e.id, { id: e.legacyId!, source });
+          }
+        }
+        const fresh = rows.filter((e) => !legacy.has(e.id));
+        for (const [id, source] of await insertExamples(client, this.collection, fresh))
           stored.set(id, source);
       });
       // Held already (before this transaction, or inserted by another one that committed first): not added here.
       return prepared.map((list) =>
         list.map(({ id, identity, source }) => {
+          const old = legacy.get(id);
+          if (old) return { id: old.id, identity, source: old.source, added: false };
           const held = stored.get(id);
           return { id, identity, source: held ?? source, added: held === undefined };
         }),

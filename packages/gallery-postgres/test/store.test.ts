@@ -225,6 +225,34 @@ describe('PostgresGalleryStore', () => {
     }
   });
 
+  it('finds a photo an earlier version stored (normalised once more: other bytes, another id) instead of storing it twice', async () => {
+    const store = await open('legacy-ids');
+    const random = seededRandom(11);
+    let differing = 0;
+    try {
+      for (let k = 0; k < 60 && differing < 5; k++) {
+        // A model's output, normalised in float32; an earlier version stored it divided by its norm once more.
+        const raw = Array.from({ length: 8 }, () => random() - 0.5);
+        let squares = 0;
+        for (const v of raw) squares = Math.fround(squares + Math.fround(v * v));
+        const length = Math.fround(Math.sqrt(squares));
+        const model = Float32Array.from(raw, (v) => Math.fround(v) / length);
+        let n = 0;
+        for (const v of model) n += v * v;
+        const legacy = Float32Array.from(model, (v) => v / Math.sqrt(n));
+        if (legacy.every((v, i) => v === model[i])) continue;
+        differing++;
+        const [before] = await store.add(`p${k}`, [{ embedding: legacy, source: 'then.jpg' }]);
+        const [again] = await store.add(`p${k}`, [{ embedding: model, source: 'now.jpg' }]);
+        expect(again).toEqual({ ...before, added: false });
+        expect(await store.list({ identity: `p${k}` })).toHaveLength(1);
+      }
+      expect(differing).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('reads a source written outside facerec at most 1,024 characters long, keeping its end', async () => {
     const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
     const store = await open('long-source');

@@ -21,7 +21,7 @@ import {
   qualityProblem,
   resolveQualityThresholds,
 } from './quality.js';
-import { encodeFloat32, normaliseInto } from './vectors.js';
+import { encodeFloat32, legacyNormalised, normaliseInto } from './vectors.js';
 
 /** Hex characters of an example id (96 bits of sha256: collisions are not a concern at any gallery size). */
 const ID_HEX = 24;
@@ -46,6 +46,11 @@ export function exampleId(identity: string, embedding: Float32Array): string {
 export interface PreparedExample extends StoredExample {
   /** L2-normalised, float32. */
   readonly embedding: Float32Array;
+  /**
+   * The id an earlier version gave the same example (it normalised the embedding again: other bytes), when it
+   * differs from `id`: a store holding it holds this example already.
+   */
+  readonly legacyId?: string;
 }
 
 /**
@@ -218,7 +223,14 @@ export function prepareExamples(
     const id = exampleId(identity, embedding);
     if (seen.has(id)) return;
     seen.add(id);
-    out.push({ id, identity, source, embedding });
+    const legacy = legacyNormalised(v, embedding);
+    out.push({
+      id,
+      identity,
+      source,
+      embedding,
+      ...(legacy ? { legacyId: exampleId(identity, legacy) } : {}),
+    });
   });
   return out;
 }

@@ -7,6 +7,7 @@ import {
   centroid,
   cosineDistance,
   embedderInfo,
+  gaussian,
   jitter,
   prng,
   randomUnit,
@@ -479,5 +480,32 @@ describe('crop policy in the gallery', () => {
     );
     const old = FileGallery.create({ embedder: embedderInfo(4), identities: [] });
     expect(() => old.assertCompatible(withCrop({ ...crop, shape: 'square', margin: 8 }))).not.toThrow();
+  });
+});
+
+describe('FileGallery.withExamples: examples an earlier version stored', () => {
+  it('finds a photo stored before (its embedding normalised once more, other bytes, another id) instead of adding it again', () => {
+    // Model outputs normalised in float32; versions before 2026-12-07 divided each by its norm once more, and
+    // the id derives from the stored bytes: most photos they stored, added again, were stored a second time.
+    const rand = prng(7);
+    let differing = 0;
+    for (let k = 0; k < 200; k++) {
+      const raw = Array.from({ length: 128 }, () => gaussian(rand));
+      let squares = 0;
+      for (const v of raw) squares = Math.fround(squares + Math.fround(v * v));
+      const length = Math.fround(Math.sqrt(squares));
+      const model = Float32Array.from(raw, (v) => Math.fround(v) / length);
+      let n = 0;
+      for (const v of model) n += v * v;
+      const legacy = Float32Array.from(model, (v) => v / Math.sqrt(n));
+      if (legacy.every((v, i) => v === model[i])) continue;
+      differing++;
+      const before = oneExample(legacy);
+      const [stored] = before.list();
+      const { gallery, added } = before.withExamples('a', [{ embedding: model, source: 'again' }]);
+      expect(added).toEqual([{ ...stored, added: false }]);
+      expect(gallery).toBe(before);
+    }
+    expect(differing).toBeGreaterThan(50);
   });
 });

@@ -18,7 +18,7 @@ import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { FacerecError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { readFileUpTo, writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
-import { checkIdentityName, exampleId, prepareExamples } from './collection.js';
+import { checkIdentityName, exampleId, type PreparedExample, prepareExamples } from './collection.js';
 import { assertEmbedderCompatible } from './compatibility.js';
 import { GalleryStoreNotFoundError, UnknownExampleError, UnknownIdentityError } from './errors.js';
 import {
@@ -485,11 +485,14 @@ export class FileGallery implements Gallery {
   ): { readonly gallery: FileGallery; readonly added: AddedExample[] } {
     const prepared = prepareExamples('FileGallery.withExamples', identity, this.embedder.dimension, examples);
     const known = new Map(this.has(identity) ? this.list({ identity }).map((e) => [e.id, e]) : []);
-    const fresh = prepared.filter((e) => !known.has(e.id));
+    // Held under its id, or under the id an earlier version gave it (a photo it stored, added again).
+    const heldAs = (e: PreparedExample) =>
+      known.get(e.id) ?? (e.legacyId ? known.get(e.legacyId) : undefined);
+    const fresh = prepared.filter((e) => !heldAs(e));
     // An example already held keeps its source: the result is the examples as stored.
-    const added = prepared.map(({ id, source }): AddedExample => {
-      const held = known.get(id);
-      return held ? { ...held, added: false } : { id, identity, source, added: true };
+    const added = prepared.map((e): AddedExample => {
+      const held = heldAs(e);
+      return held ? { ...held, added: false } : { id: e.id, identity, source: e.source, added: true };
     });
     if (fresh.length === 0) return { gallery: this, added };
     const identities = [...this.#data().identities].map((i) =>

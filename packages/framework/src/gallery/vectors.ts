@@ -37,6 +37,22 @@ export function normaliseInto(v: ArrayLike<number>, out: Float32Array, offset = 
 }
 
 /**
+ * `v / |v|` as versions before 2026-12-07 stored every embedding (dividing even one of unit norm up to float32
+ * rounding, see {@link normaliseInto}), or `undefined` when that is `stored` itself: what an example they stored
+ * holds, so that the same photo added again is found (its id derives from these bytes).
+ */
+export function legacyNormalised(v: ArrayLike<number>, stored: Float32Array): Float32Array | undefined {
+  const n = norm(v);
+  const out = new Float32Array(v.length);
+  let same = true;
+  for (let i = 0; i < v.length; i++) {
+    out[i] = v[i]! / n;
+    if (out[i] !== stored[i]) same = false;
+  }
+  return same ? undefined : out;
+}
+
+/**
  * Distance between two unit vectors from their dot product: Euclidean `sqrt(max(0, 2 − 2·dot))` (the clamp
  * absorbs rounding that would push identical vectors' `2 − 2·dot` below zero), cosine `1 − dot`.
  *
