@@ -570,9 +570,9 @@ export class PostgresGalleryStore implements GalleryStore {
             [this.collection, legacyIds],
           );
           const held = new Map(found.rows.map((r) => [r.id, r.source]));
-          for (const e of rows) {
-            const source = e.legacyId === undefined ? undefined : held.get(e.legacyId);
-            if (source !== undefined) legacy.set(e.id, { id: e.legacyId!, source });
+          for (const { id, legacyId } of rows) {
+            const source = legacyId === undefined ? undefined : held.get(legacyId);
+            if (legacyId !== undefined && source !== undefined) legacy.set(id, { id: legacyId, source });
           }
         }
         const fresh = rows.filter((e) => !legacy.has(e.id));
@@ -1139,7 +1139,8 @@ async function migrateAndTell(
  */
 async function refuseReservedNames(pool: pg.Pool, collection: string, location: string): Promise<void> {
   const { rows } = await pool.query<{ identity: string }>(
-    'SELECT identity FROM facerec_examples WHERE collection = $1 AND identity = ANY($2) LIMIT 1',
+    // COLLATE "C": the collation of the identity index, so this is an index look-up, not a scan of the collection.
+    'SELECT identity FROM facerec_examples WHERE collection = $1 AND identity COLLATE "C" = ANY($2) LIMIT 1',
     [collection, [NO_FACE_RESULT, UNKNOWN_IDENTITY]],
   );
   if (rows[0]) throw reservedNameError(rows[0].identity, collection, location);
