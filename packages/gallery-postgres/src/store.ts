@@ -514,7 +514,7 @@ export class PostgresGalleryStore implements GalleryStore {
         // pgvector's text form, `[0.1,-0.2,…]`, is JSON; every value was written from a float32.
         const embedding = Float32Array.from(JSON.parse(row.embedding) as number[]);
         // Normalised silently by the gallery it goes into otherwise: a row no facerec write makes (see
-        // #checkCandidate) would have been copied as if sound.
+        // #checkCandidates) would have been copied as if sound.
         let squares = 0;
         for (const v of embedding) squares += v * v;
         const length = Math.sqrt(squares);
@@ -726,32 +726,46 @@ export class PostgresGalleryStore implements GalleryStore {
           throw new InvalidInputError(`match: ${where} is zero or has non-finite values`);
         return toVector(unit);
       });
-      const results = await this.#reach(() => Promise.all(vectors.map((v) => this.#nearest(v, topK))));
+      const results = await this.#reach(async () => {
+        const found = await Promise.all(vectors.map((v) => this.#nearest(v, topK)));
+        await this.#checkCandidates(new Set(found.flat().map((r) => r.identity)));
+        return found;
+      });
       return results.map((rows) => {
-        const candidates: IdentityCandidate[] = rows.map((r) => {
-          this.#checkCandidate(r);
-          return { identity: r.identity, distance: distanceFromDot(this.metric, r.dot) };
-        });
+        const candidates: IdentityCandidate[] = rows.map((r) => ({
+          identity: r.identity,
+          distance: distanceFromDot(this.metric, r.dot),
+        }));
         return matchOf(candidates, threshold);
       });
     });
   }
 
   /**
-   * Refuses a row no facerec write makes, when a search meets it (schema version 2 checks every write, but not
-   * rows stored before it, nor a database whose checks were dropped): an embedding longer than a unit vector
-   * (its inner product with a unit query above 1, which read as distance 0 from every face), or an identity
-   * named as an answer (`no face`, `unknown`), which a client could not tell from that answer.
+   * Refuses the rows no facerec write makes among the identities a search answers with (schema version 2 checks
+   * every write, but not rows stored before it, nor a database whose checks were dropped): an identity named as
+   * an answer (`no face`, `unknown`), which a client could not tell from that answer, or an example that is no
+   * unit vector (a longer one read as nearer every face than it is: at distance 0 once its inner product with a
+   * unit query passed 1). Only the candidates' examples are measured: one short query, not a scan.
    */
-  #checkCandidate(row: { identity: string; dot: number }): void {
-    if (row.identity === UNKNOWN_IDENTITY || row.identity === NO_FACE_RESULT) {
-      throw reservedNameError(row.identity, this.collection, this.location);
+  async #checkCandidates(identities: ReadonlySet<string>): Promise<void> {
+    for (const identity of identities) {
+      if (identity === UNKNOWN_IDENTITY || identity === NO_FACE_RESULT) {
+        throw reservedNameError(identity, this.collection, this.location);
+      }
     }
-    if (row.dot <= 1 + UNIT_TOLERANCE) return;
+    if (identities.size === 0) return;
+    const { rows } = await this.#pool.query<{ identity: string; length: number }>(
+      `SELECT identity, vector_norm(embedding) AS length FROM facerec_examples
+       WHERE collection = $1 AND identity COLLATE "C" = ANY($2) AND abs(vector_norm(embedding) - 1) >= $3
+       LIMIT 1`,
+      [this.collection, [...identities], UNIT_TOLERANCE],
+    );
+    if (!rows[0]) return;
     throw new GalleryFormatError(
-      `an example of identity ${shownName(row.identity)} is not a unit vector (inner product ` +
-        `${row.dot.toFixed(4)} with a unit query): a row written outside facerec; remove it and add the photo ` +
-        'again (facerec gallery remove / add)',
+      `an example of identity ${shownName(rows[0].identity)} is not a unit vector (length ` +
+        `${Number(rows[0].length).toFixed(4)}): a row written outside facerec; remove it and add the photo again ` +
+        '(facerec gallery remove / add)',
       { source: this.location, problem: 'invalid' },
     );
   }

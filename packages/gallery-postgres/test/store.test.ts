@@ -186,12 +186,25 @@ describe('PostgresGalleryStore', () => {
       await pool.query('ALTER TABLE facerec_examples DROP CONSTRAINT facerec_examples_unit_embedding');
       try {
         await pool.query(scale);
-        // A face with inner products 0.6 with amy and 0.8 with howard (1.04 after the ×1.3: distance 0).
-        const nearer = Float32Array.from([0.6, 0.8, 0, 0, 0, 0, 0, 0]);
-        const error = await store.match([nearer], { threshold: 0.5 }).catch((e: unknown) => e);
+        // A face with inner products 0.6 with amy and 0.8 with howard (1.04 after the ×1.3: distance 0); and one
+        // of 0.75 and 0.66 (0.86 after it: nearer howard than amy, a wrong answer short of an inner product
+        // above 1, which alone was checked at first).
+        for (const query of [
+          [0.6, 0.8],
+          [0.75, 0.66],
+        ]) {
+          const error = await store
+            .match([Float32Array.from([...query, 0, 0, 0, 0, 0, 0])], { threshold: 0.5 })
+            .catch((e: unknown) => e);
+          expect(GalleryFormatError.isInstance(error)).toBe(true);
+          expect((error as Error).message).toMatch(
+            /: an example of identity "howard" is not a unit vector \(length 1\.3000\): a row written outside facerec; remove it/,
+          );
+        }
+        const error = await store.match([unit(1)], { threshold: 0.5 }).catch((e: unknown) => e);
         expect(GalleryFormatError.isInstance(error)).toBe(true);
         expect((error as Error).message).toMatch(
-          /: an example of identity "howard" is not a unit vector \(inner product 1\.\d{4} with a unit query\): a row written outside facerec; remove it/,
+          /: an example of identity "howard" is not a unit vector \(length 1\.3000\): a row written outside facerec; remove it/,
         );
         await expect(store.snapshot()).rejects.toThrow(
           /an example of identity "howard" is not a unit vector \(length 1\.3000\)/,
