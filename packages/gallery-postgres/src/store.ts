@@ -340,7 +340,7 @@ export class PostgresGalleryStore implements GalleryStore {
         created = await createCollection(pool, o.collection, o.embedder, o);
         row = (await readCollection(pool, o.collection, location))!;
       }
-      if (!created) await refuseReservedNames(pool, o.collection, location);
+      if (!created) await refuseUnsoundRows(pool, o.collection, location);
       const store = new PostgresGalleryStore(pool, !o.pool, o, row, location);
       store.#created = created;
       if (o.embedder) assertEmbedderCompatible(store.embedder, o.embedder);
@@ -726,48 +726,19 @@ export class PostgresGalleryStore implements GalleryStore {
           throw new InvalidInputError(`match: ${where} is zero or has non-finite values`);
         return toVector(unit);
       });
-      const results = await this.#reach(async () => {
-        const found = await Promise.all(vectors.map((v) => this.#nearest(v, topK)));
-        await this.#checkCandidates(new Set(found.flat().map((r) => r.identity)));
-        return found;
-      });
+      const results = await this.#reach(() => Promise.all(vectors.map((v) => this.#nearest(v, topK))));
       return results.map((rows) => {
-        const candidates: IdentityCandidate[] = rows.map((r) => ({
-          identity: r.identity,
-          distance: distanceFromDot(this.metric, r.dot),
-        }));
+        const candidates: IdentityCandidate[] = rows.map((r) => {
+          // Checked when the store opened, and refused by the server's check since; a row renamed by hand since
+          // is not answered as if it were the pipeline's answer.
+          if (r.identity === UNKNOWN_IDENTITY || r.identity === NO_FACE_RESULT) {
+            throw reservedNameError(r.identity, this.collection, this.location);
+          }
+          return { identity: r.identity, distance: distanceFromDot(this.metric, r.dot) };
+        });
         return matchOf(candidates, threshold);
       });
     });
-  }
-
-  /**
-   * Refuses the rows no facerec write makes among the identities a search answers with (schema version 2 checks
-   * every write, but not rows stored before it, nor a database whose checks were dropped): an identity named as
-   * an answer (`no face`, `unknown`), which a client could not tell from that answer, or an example that is no
-   * unit vector (a longer one read as nearer every face than it is: at distance 0 once its inner product with a
-   * unit query passed 1). Only the candidates' examples are measured: one short query, not a scan.
-   */
-  async #checkCandidates(identities: ReadonlySet<string>): Promise<void> {
-    for (const identity of identities) {
-      if (identity === UNKNOWN_IDENTITY || identity === NO_FACE_RESULT) {
-        throw reservedNameError(identity, this.collection, this.location);
-      }
-    }
-    if (identities.size === 0) return;
-    const { rows } = await this.#pool.query<{ identity: string; length: number }>(
-      `SELECT identity, vector_norm(embedding) AS length FROM facerec_examples
-       WHERE collection = $1 AND identity COLLATE "C" = ANY($2) AND abs(vector_norm(embedding) - 1) >= $3
-       LIMIT 1`,
-      [this.collection, [...identities], UNIT_TOLERANCE],
-    );
-    if (!rows[0]) return;
-    throw new GalleryFormatError(
-      `an example of identity ${shownName(rows[0].identity)} is not a unit vector (length ` +
-        `${Number(rows[0].length).toFixed(4)}): a row written outside facerec; remove it and add the photo again ` +
-        '(facerec gallery remove / add)',
-      { source: this.location, problem: 'invalid' },
-    );
   }
 
   /**
@@ -1146,18 +1117,42 @@ async function migrateAndTell(
 }
 
 /**
- * Refuses a collection holding an identity named as an answer of the pipeline (`no face`: an older facerec took
- * it; `unknown` never): a face recognised as it could not be told from that answer. Checked when the store
- * opens (an index look-up), so that a server or function refuses to start with what to do, rather than failing
- * every search that meets the row.
+ * Refuses a collection holding rows no facerec write makes, which schema version 2's checks do not cover where
+ * they could not be validated (rows stored before them) or were dropped: an identity named as an answer of the
+ * pipeline (`no face`: an older facerec took it; `unknown` never), which a client could not tell from that
+ * answer, or an example that is no unit vector (a longer one read as nearer every face than it is). Checked when
+ * the store opens, so that a server or function refuses to start with what to do; the names by an index look-up,
+ * the lengths by one scan of the collection only while the length check is not validated.
  */
-async function refuseReservedNames(pool: pg.Pool, collection: string, location: string): Promise<void> {
+async function refuseUnsoundRows(pool: pg.Pool, collection: string, location: string): Promise<void> {
   const { rows } = await pool.query<{ identity: string }>(
     // COLLATE "C": the collation of the identity index, so this is an index look-up, not a scan of the collection.
     'SELECT identity FROM facerec_examples WHERE collection = $1 AND identity COLLATE "C" = ANY($2) LIMIT 1',
     [collection, [NO_FACE_RESULT, UNKNOWN_IDENTITY]],
   );
   if (rows[0]) throw reservedNameError(rows[0].identity, collection, location);
+  const [check] = (
+    await pool.query<{ validated: boolean }>(
+      `SELECT convalidated AS validated FROM pg_constraint
+       WHERE conrelid = 'facerec_examples'::regclass AND conname = 'facerec_examples_unit_embedding'`,
+    )
+  ).rows;
+  if (check?.validated) return;
+  const [long] = (
+    await pool.query<{ identity: string; length: number }>(
+      `SELECT identity, vector_norm(embedding) AS length FROM facerec_examples
+       WHERE collection = $1 AND NOT abs(vector_norm(embedding) - 1) < $2 LIMIT 1`,
+      [collection, UNIT_TOLERANCE],
+    )
+  ).rows;
+  if (!long) return;
+  throw new GalleryFormatError(
+    `an example of identity ${shownName(long.identity)} is not a unit vector (length ` +
+      `${Number(long.length).toFixed(4)}): a row written outside facerec; remove such rows, e.g. DELETE FROM ` +
+      `facerec_examples WHERE collection = ${pg.escapeLiteral(collection)} AND NOT abs(vector_norm(embedding) - 1) ` +
+      '< 0.001, and add their photos again',
+    { source: location, problem: 'invalid' },
+  );
 }
 
 function reservedNameError(identity: string, collection: string, location: string): GalleryFormatError {
@@ -1165,7 +1160,9 @@ function reservedNameError(identity: string, collection: string, location: strin
     `the identity ${shownName(identity)} is named as an answer of the pipeline (stored by an older facerec), so a ` +
       'face recognised as it could not be told from that answer: rename it, e.g. ' +
       `UPDATE facerec_examples SET identity = 'new name' WHERE collection = ${pg.escapeLiteral(collection)} AND ` +
-      `identity = ${pg.escapeLiteral(identity)}; or remove its examples and add its photos under another name`,
+      `identity = ${pg.escapeLiteral(identity)}; or remove its examples (DELETE FROM facerec_examples WHERE ` +
+      `collection = ${pg.escapeLiteral(collection)} AND identity = ${pg.escapeLiteral(identity)}) and add its ` +
+      'photos under another name',
     { source: location, problem: 'invalid' },
   );
 }
