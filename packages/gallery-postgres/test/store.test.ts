@@ -174,6 +174,45 @@ describe('PostgresGalleryStore', () => {
     }
   });
 
+  it("works for a writer with the README's rights (no CREATE, not the owner), which cannot make a collection", async () => {
+    const admin = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    const writer = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    writer.on('connect', (client) => void client.query('SET ROLE facerec_writer'));
+    const owner = await open('writable');
+    try {
+      await owner.add('amy', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
+      await admin.query(`DO $$ BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'facerec_writer') THEN CREATE ROLE facerec_writer; END IF;
+        END $$;
+        REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON facerec_collections, facerec_examples TO facerec_writer;
+        GRANT SELECT ON facerec_schema_migrations TO facerec_writer;
+        GRANT USAGE ON SEQUENCE facerec_examples_seq_seq TO facerec_writer`);
+      const store = await PostgresGalleryStore.open({ pool: writer, collection: 'writable' });
+      const [bob] = await store.add('bob', [{ embedding: Float32Array.from([0, 1, 0, 0, 0, 0, 0, 0]) }]);
+      expect(bob!.added).toBe(true);
+      await store.setThreshold(0.5);
+      expect(store.threshold).toBe(0.5);
+      await store.removeExamples([bob!.id]);
+      expect(await store.removeIdentity('amy')).toBe(1);
+      await store.close();
+      // A new collection builds its HNSW index, which takes the tables' owner.
+      await expect(
+        PostgresGalleryStore.open({ pool: writer, collection: 'writable-2', embedder: CONFORMANCE_EMBEDDER }),
+      ).rejects.toMatchObject({
+        code: 'GALLERY_STORE_REFUSED',
+        message: expect.stringMatching(/must be owner of table facerec_examples$/),
+      });
+    } finally {
+      // PGlite serves every connection from one session: the role set is everyone's until reset.
+      await writer.query('RESET ROLE');
+      await owner.close();
+      await writer.end();
+      await admin.query('GRANT CREATE ON SCHEMA public TO PUBLIC');
+      await admin.end();
+    }
+  });
+
   it('refuses rows no facerec write makes: a longer-than-unit embedding, an answer as a name (schema version 2)', async () => {
     const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
     const store = await open('tampered', { search: 'exact' });
