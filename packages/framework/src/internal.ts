@@ -42,7 +42,7 @@ export {
   zodIssues,
 } from './gallery/format.js';
 export { matchOf, resolveMatchOptions } from './gallery/gallery.js';
-export { normaliseInto } from './gallery/vectors.js';
+export { norm, normaliseInto } from './gallery/vectors.js';
 export * from './image/index.js';
 export * from './inception-resnet-v1/index.js';
 export * from './index.js';

@@ -36,6 +36,7 @@ import {
   galleryUnreachable,
   matchOf,
   metricSchema,
+  norm,
   normaliseInto,
   type PreparedExample,
   prepareExamples,
@@ -515,9 +516,7 @@ export class PostgresGalleryStore implements GalleryStore {
         const embedding = Float32Array.from(JSON.parse(row.embedding) as number[]);
         // Normalised silently by the gallery it goes into otherwise: a row no facerec write makes (see
         // #checkCandidates) would have been copied as if sound.
-        let squares = 0;
-        for (const v of embedding) squares += v * v;
-        const length = Math.sqrt(squares);
+        const length = norm(embedding);
         if (!(Math.abs(length - 1) <= UNIT_TOLERANCE)) {
           throw new GalleryFormatError(
             `an example of identity ${shownName(row.identity)} is not a unit vector (length ${length.toFixed(4)}): ` +

@@ -69,6 +69,20 @@ describe('PostgresGalleryStore', () => {
       ...options,
     });
 
+  /** A pool whose connections act as `role` (PGlite: the whole session does, until `RESET ROLE`). */
+  const poolAs = (role: string) => {
+    const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    pool.on('connect', (client) => void client.query(`SET ROLE ${role}`));
+    return pool;
+  };
+  /** Makes `role` (once) with `grants` alone: no CREATE on the schema, not the tables' owner. */
+  const grantOnly = (admin: pg.Pool, role: string, grants: string) =>
+    admin.query(`DO $$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${role}') THEN CREATE ROLE ${role}; END IF;
+      END $$;
+      REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+      ${grants}`);
+
   it('migrates once: the schema version is recorded and a second run applies nothing', async () => {
     const pool = new pg.Pool({ connectionString: server.connectionString, max: 1 });
     try {
@@ -117,16 +131,15 @@ describe('PostgresGalleryStore', () => {
 
   it('opens for a role that may only read once the schema is current, and refuses its writes', async () => {
     const admin = new pg.Pool({ connectionString: server.connectionString, max: 1 });
-    const reader = new pg.Pool({ connectionString: server.connectionString, max: 1 });
-    reader.on('connect', (client) => void client.query('SET ROLE facerec_reader'));
+    const reader = poolAs('facerec_reader');
     const writer = await open('read-only');
     try {
       await writer.add('amy', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
-      await admin.query(`DO $$ BEGIN
-          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'facerec_reader') THEN CREATE ROLE facerec_reader; END IF;
-        END $$;
-        REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-        GRANT SELECT ON facerec_collections, facerec_examples, facerec_schema_migrations TO facerec_reader`);
+      await grantOnly(
+        admin,
+        'facerec_reader',
+        'GRANT SELECT ON facerec_collections, facerec_examples, facerec_schema_migrations TO facerec_reader',
+      );
       // It used to run the migration's CREATE TABLE IF NOT EXISTS under a lock at every open: permission denied.
       const store = await PostgresGalleryStore.open({ pool: reader, collection: 'read-only' });
       const [match] = await store.match([Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0])], { threshold: 0.5 });
@@ -176,18 +189,17 @@ describe('PostgresGalleryStore', () => {
 
   it("works for a writer with the README's rights (no CREATE, not the owner), which cannot make a collection", async () => {
     const admin = new pg.Pool({ connectionString: server.connectionString, max: 1 });
-    const writer = new pg.Pool({ connectionString: server.connectionString, max: 1 });
-    writer.on('connect', (client) => void client.query('SET ROLE facerec_writer'));
+    const writer = poolAs('facerec_writer');
     const owner = await open('writable');
     try {
       await owner.add('amy', [{ embedding: Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0]) }]);
-      await admin.query(`DO $$ BEGIN
-          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'facerec_writer') THEN CREATE ROLE facerec_writer; END IF;
-        END $$;
-        REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-        GRANT SELECT, INSERT, UPDATE, DELETE ON facerec_collections, facerec_examples TO facerec_writer;
-        GRANT SELECT ON facerec_schema_migrations TO facerec_writer;
-        GRANT USAGE ON SEQUENCE facerec_examples_seq_seq TO facerec_writer`);
+      await grantOnly(
+        admin,
+        'facerec_writer',
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON facerec_collections, facerec_examples TO facerec_writer;
+         GRANT SELECT ON facerec_schema_migrations TO facerec_writer;
+         GRANT USAGE ON SEQUENCE facerec_examples_seq_seq TO facerec_writer`,
+      );
       const store = await PostgresGalleryStore.open({ pool: writer, collection: 'writable' });
       const [bob] = await store.add('bob', [{ embedding: Float32Array.from([0, 1, 0, 0, 0, 0, 0, 0]) }]);
       expect(bob!.added).toBe(true);
