@@ -9,6 +9,7 @@ import {
   MODELS_MIRROR_ENV,
 } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import sharp from 'sharp';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { cli } from './helpers.js';
 
@@ -545,5 +546,36 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const rows = JSON.parse(run.stdout) as Row[];
     expect(rows.map((r) => r.identity)).toEqual(['unknown', 'unknown']);
     for (const row of rows) expect(row.distance).toBeGreaterThan(SHIPPED);
+  });
+
+  it('--min-face-size: recognize and gallery search look for faces from that size, as detect and serve', async () => {
+    const gallery = path.join(work, 'all.json');
+    // bbt3 at 30 %: five faces of 16–22 px (their boxes' larger side).
+    const small = path.join(work, 'bbt3-small.png');
+    const group = sharedPath('faces', 'face-api.js', 'bbt3.jpg');
+    const { width } = await sharp(group).metadata();
+    await sharp(group)
+      .resize(Math.round(width! * 0.3))
+      .png()
+      .toFile(small);
+    const rows = async (...args: string[]) => {
+      const run = await cli(...args, small, '--gallery', gallery, '--json');
+      expect(run.code, run.stderr).toBe(0);
+      return (JSON.parse(run.stdout) as Row[]).map((r) => r.identity);
+    };
+    expect(await rows('recognize')).toHaveLength(5);
+    expect(await rows('recognize', '--min-face-size', '60')).toEqual(['no face']);
+    const search = await cli('gallery', 'search', gallery, small, '--min-face-size', '60', '--json');
+    expect(search.code, search.stderr).toBe(0);
+    expect((JSON.parse(search.stdout) as Row[]).map((r) => r.identity)).toEqual(['no face']);
+    for (const [command, value, accepted] of [
+      [['recognize', small, '--gallery', gallery], '5000', 'a number from 12 to 4096'],
+      [['gallery', 'search', gallery, small], '8', 'a number from 12 to 4096'],
+      [['serve', '--gallery', gallery], '20.5', 'an integer from 12 to 4096'],
+    ] as const) {
+      const refused = await cli(...command, '--min-face-size', value);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`--min-face-size must be ${accepted}, got "${value}"`);
+    }
   });
 });

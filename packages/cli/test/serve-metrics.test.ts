@@ -4,6 +4,7 @@ import path from 'node:path';
 import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { formatWorkloadReport, loadFrames, localResponses, runWorkload } from '@facerec/lambda-runtime';
+import sharp from 'sharp';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { rawRequest } from '../../lambda-runtime/test/raw-request.js';
 import { serveLocally } from '../src/index.js';
@@ -35,6 +36,24 @@ describeWithSharedData(
         text: await response.text(),
       };
     };
+
+    /** `fn` on a second server of the same gallery, with `options` (closed after). */
+    async function withServer(
+      options: Partial<Parameters<typeof serveLocally>[0]>,
+      fn: (other: Awaited<ReturnType<typeof serveLocally>>) => Promise<void>,
+    ) {
+      const other = await serveLocally({
+        gallery: served.gallery.location,
+        port: 0,
+        quiet: true,
+        ...options,
+      });
+      try {
+        await fn(other);
+      } finally {
+        await other.close();
+      }
+    }
 
     beforeAll(async () => {
       work = await mkdtemp(path.join(tmpdir(), 'facerec-serve-metrics-'));
@@ -124,8 +143,7 @@ describeWithSharedData(
       expect((await cli('serve', '--gallery', 'g.json', '--max-faces', '0')).stderr).toBe(
         'facerec: serve: --max-faces must be a positive integer, got "0"\n',
       );
-      const few = await serveLocally({ gallery: served.gallery.location, port: 0, quiet: true, maxFaces: 2 });
-      try {
+      await withServer({ maxFaces: 2 }, async (few) => {
         const frames = path.join(work, 'frames', 'group');
         await mkdir(frames, { recursive: true });
         await copyFile(sharedPath('faces', 'face-api.js', 'bbt3.jpg'), path.join(frames, 'bbt3.jpg')); // 5 faces
@@ -143,22 +161,39 @@ describeWithSharedData(
         expect(formatWorkloadReport(report)).toContain(
           'faces left out: 3 in 1 frame(s) had more faces than the server sends on per frame (the smallest; serve --max-faces, FACEREC_MAX_FACES)',
         );
-      } finally {
-        await few.close();
-      }
+      });
+    });
+
+    it('--min-face-size reaches detection, as FACEREC_MIN_FACE_SIZE on Lambda', async () => {
+      // bbt3 at 30 %: five faces of 16–22 px, found from the default 20 px, none from 60.
+      const group = sharedPath('faces', 'face-api.js', 'bbt3.jpg');
+      const { width } = await sharp(group).metadata();
+      const content = (
+        await sharp(group)
+          .resize(Math.round(width! * 0.3))
+          .png()
+          .toBuffer()
+      ).toString('base64');
+      const found = async (url: string, id: string) => {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ content, request_id: id, filename: 'small.png' }),
+        });
+        expect(response.status).toBe(200);
+        return ((await response.json()) as { faces_found: number }).faces_found;
+      };
+      expect(await found(served.runtime.url, 'min-face-20')).toBe(5);
+      await withServer({ minFaceSize: 60 }, async (from60) => {
+        expect(await found(from60.runtime.url, 'min-face-60')).toBe(0);
+      });
     });
 
     it('--request-timeout: a client that stalls mid-upload gets 408 after that many seconds', async () => {
       expect((await cli('serve', '--gallery', 'g.json', '--request-timeout', '0')).stderr).toBe(
         'facerec: serve: --request-timeout must be a number from 1 to 600, got "0"\n',
       );
-      const strict = await serveLocally({
-        gallery: served.gallery.location,
-        port: 0,
-        quiet: true,
-        requestTimeoutMs: 1000,
-      });
-      try {
+      await withServer({ requestTimeoutMs: 1000 }, async (strict) => {
         const { port } = new URL(strict.runtime.url);
         const started = performance.now();
         const reply = rawRequest(
@@ -167,9 +202,7 @@ describeWithSharedData(
         );
         expect(await reply).toMatch(/^HTTP\/1\.1 408 [\s\S]*"request not received within 1 s/);
         expect(performance.now() - started).toBeLessThan(4000);
-      } finally {
-        await strict.close();
-      }
+      });
     });
   },
 );

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { encodePng, InvalidInputError, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
 import { visibleText, writeFileAtomic } from '@facerec/framework/internal';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import {
   expandImageArguments,
   forEachImage,
@@ -34,7 +34,7 @@ interface DetectOptions extends ImageLimitFlags {
 export function detectorOptions(opts: DetectOptions): MtcnnOptions {
   const options: MtcnnOptions = { keepAll: true };
   // The ranges the MTCNN options accept, said with the flags' names.
-  const minFaceSize = numberFlag('detect', '--min-face-size', opts.minFaceSize, { min: 12 });
+  const minFaceSize = minFaceSizeFlag('detect', opts.minFaceSize);
   if (minFaceSize !== undefined) options.minFaceSize = minFaceSize;
   const factor = numberFlag('detect', '--factor', opts.factor, { above: 0.1, below: 0.95 });
   if (factor !== undefined) options.factor = factor;
@@ -52,6 +52,26 @@ export function detectorOptions(opts: DetectOptions): MtcnnOptions {
   return options;
 }
 
+/**
+ * `--min-face-size`, for every command that finds faces (detect, recognize, gallery search, serve): MTCNN's
+ * `minFaceSize`, as `FACEREC_MIN_FACE_SIZE` on Lambda.
+ */
+export function minFaceSizeOption(): Option {
+  return new Option(
+    '--min-face-size <n>',
+    'smallest face to look for, in pixels (default 20, 12–4096): where the search starts, not a filter (somewhat smaller faces are still found)',
+  );
+}
+
+/** `--min-face-size` checked (12–4096, as `FACEREC_MIN_FACE_SIZE`; whole pixels for `serve`, as Lambda's). */
+export function minFaceSizeFlag(
+  command: string,
+  value: string | undefined,
+  integer = false,
+): number | undefined {
+  return numberFlag(command, '--min-face-size', value, { min: 12, max: 4096, integer });
+}
+
 /** `facerec detect <image...>`. */
 export function registerDetectCommand(program: Command, context: CliContext): void {
   const { registry } = context;
@@ -64,10 +84,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
     .addOption(maxImageBytesOption())
     .addOption(maxImagePixelsOption())
     .option('--json', 'print [{ image, width, height, faces: [{ box, score, landmarks }] }] to stdout')
-    .option(
-      '--min-face-size <n>',
-      'smallest face to look for, in pixels (default 20, at least 12): where the search starts, not a filter (somewhat smaller faces are still found)',
-    )
+    .addOption(minFaceSizeOption())
     .option('--thresholds <a,b,c>', 'P-Net, R-Net, O-Net score thresholds (default 0.6,0.7,0.7)')
     .option('--factor <f>', 'image pyramid scale step (default 0.709)')
     .option(

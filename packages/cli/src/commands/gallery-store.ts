@@ -49,6 +49,7 @@ import {
   selectProvider,
   weightsOption,
 } from '../providers.js';
+import { minFaceSizeFlag, minFaceSizeOption } from './detect.js';
 
 /** Where an `s3://` store's server is, when it is not AWS S3 (MinIO, s3rver); the Lambda runtime reads it too. */
 const S3_ENDPOINT_ENV = 'FACEREC_S3_ENDPOINT';
@@ -401,6 +402,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
     .addOption(providerOption(context))
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption())
+    .addOption(minFaceSizeOption())
     .addOption(maxImageBytesOption())
     .addOption(maxImagePixelsOption())
     .option(
@@ -417,10 +419,12 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           provider: string;
           weights?: string;
           precision?: EmbedderPrecision;
+          minFaceSize?: string;
           json?: boolean;
         },
       ) => {
         const topK = positiveInteger('gallery search', '--top-k', opts.topK)!;
+        const minFaceSize = minFaceSizeFlag('gallery search', opts.minFaceSize);
         const images = await expandImageArguments('gallery search', args);
         const threshold = thresholdFlag('gallery search', opts.threshold);
         const limits = imageLimitsFlag('gallery search', opts);
@@ -434,7 +438,9 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         const provider = await selectProvider(context, opts.provider);
         let embedder: FaceEmbedder | undefined;
         // As enroll and verify find faces: a probe that is itself a face crop is one face, not none.
-        const detector = withPrecroppedFallback(provider.detector(registry.defaults.detector));
+        const detector = withPrecroppedFallback(
+          provider.detector(registry.defaults.detector, minFaceSize === undefined ? {} : { minFaceSize }),
+        );
         const rows: unknown[] = [];
         try {
           embedder = await loadGalleryEmbedder(context, provider, store, opts);

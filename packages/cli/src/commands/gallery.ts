@@ -66,6 +66,7 @@ import {
   weightsOption,
   workersOption,
 } from '../providers.js';
+import { minFaceSizeFlag, minFaceSizeOption } from './detect.js';
 import { openCliGalleryStore, registerGalleryStoreCommands } from './gallery-store.js';
 
 /** Skipped images shown on stderr: at most this many lines, then a count per reason (`--json` lists all). */
@@ -323,6 +324,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
     .addOption(weightsOption('gallery'))
     .addOption(precisionOption())
     .addOption(workersOption())
+    .addOption(minFaceSizeOption())
     .addOption(maxImageBytesOption())
     .addOption(maxImagePixelsOption())
     .option(
@@ -338,11 +340,13 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           weights?: string;
           precision?: EmbedderPrecision;
           workers: string;
+          minFaceSize?: string;
           json?: boolean;
         },
       ) => {
         const images = await expandImageArguments('recognize', args);
         const limits = imageLimitsFlag('recognize', opts);
+        const minFaceSize = minFaceSizeFlag('recognize', opts.minFaceSize);
         opts.gallery = galleryFile('recognize', opts.gallery);
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry, {
@@ -359,7 +363,9 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         try {
           const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
           // As enroll and verify find faces: a probe that is itself a face crop is one face, not none.
-          const detector = withPrecroppedFallback(provider.detector(registry.defaults.detector));
+          const detector = withPrecroppedFallback(
+            provider.detector(registry.defaults.detector, minFaceSize === undefined ? {} : { minFaceSize }),
+          );
           const crop = embedder.preprocessing.crop;
           try {
             await forEachImage(

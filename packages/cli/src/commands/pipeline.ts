@@ -65,6 +65,7 @@ import {
   workersWithOwnRegistry,
 } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
+import { minFaceSizeFlag, minFaceSizeOption } from './detect.js';
 import { openCliGalleryStore } from './gallery-store.js';
 
 const REQUESTS = 'requests';
@@ -135,6 +136,8 @@ export interface ServeOptions {
   readonly requestTimeoutMs?: number;
   /** Faces per frame sent on for recognition, largest first, as `FACEREC_MAX_FACES` on Lambda. Default 32. */
   readonly maxFaces?: number;
+  /** MTCNN's `minFaceSize`, as `FACEREC_MIN_FACE_SIZE` on Lambda (a whole number, 12–4096). Default 20. */
+  readonly minFaceSize?: number;
   /**
    * The frames' decoding limits, as `FACEREC_MAX_IMAGE_BYTES` / `FACEREC_MAX_IMAGE_PIXELS` on Lambda (for the
    * collections API's photos too); each omitted one is `DEFAULT_DECODE_LIMITS`'. With `maxBytes` (at most
@@ -229,6 +232,7 @@ export async function serveLocally(options: ServeOptions) {
       ...(options.precision ? { FACEREC_PRECISION: options.precision } : {}),
       ...(override !== undefined ? { FACEREC_THRESHOLD: String(override) } : {}),
       ...(options.maxFaces === undefined ? {} : { FACEREC_MAX_FACES: String(options.maxFaces) }),
+      ...(options.minFaceSize === undefined ? {} : { FACEREC_MIN_FACE_SIZE: String(options.minFaceSize) }),
       ...(maxBytes === undefined
         ? {}
         : {
@@ -588,6 +592,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       'faces per frame sent on for recognition, largest first, as FACEREC_MAX_FACES on Lambda (1–1000); the 200 answer gives faces_found, and the smallest beyond are left out with a warning',
       '32',
     )
+    .addOption(minFaceSizeOption())
     .addOption(
       new Option(
         '--max-image-bytes <n>',
@@ -628,6 +633,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           maxInFlight: string;
           maxQueue: string;
           maxFaces: string;
+          minFaceSize?: string;
           maxInFlightPixels: string;
           queue?: string;
           drainSeconds: string;
@@ -656,6 +662,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           min: 1,
           max: 1000,
         })!;
+        const minFaceSize = minFaceSizeFlag('serve', opts.minFaceSize, true);
         const consumers = numberFlag('serve', '--consumers', opts.consumers, {
           integer: true,
           min: 1,
@@ -693,6 +700,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           maxInFlight: positiveInteger('serve', '--max-in-flight', opts.maxInFlight)!,
           maxQueueDepth: positiveInteger('serve', '--max-queue', opts.maxQueue)!,
           maxFaces,
+          ...(minFaceSize === undefined ? {} : { minFaceSize }),
           maxInFlightPixels: positiveInteger('serve', '--max-in-flight-pixels', opts.maxInFlightPixels)!,
           requestTimeoutMs: requestTimeout * 1000,
           imageLimits,
