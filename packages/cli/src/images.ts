@@ -16,7 +16,7 @@ import {
 } from '@facerec/framework';
 import { visibleText } from '@facerec/framework/internal';
 import { Option } from 'commander';
-import { debugWanted, imageProgress, info, numberFlag } from './output.js';
+import { debugWanted, imageProgress, info, numberFlag, type RowProgress } from './output.js';
 
 /** The decoder's limits for the images a command reads: `--max-image-bytes` and `--max-image-pixels`. */
 export type ImageLimits = Required<DecodeLimits>;
@@ -239,8 +239,8 @@ export async function forEachImage(
   /** Resolves to nothing, or to a function that prints the image's results (called in the images' order). */
   each: (image: string, decoded: RgbImage, index: number) => Promise<unknown>,
   failed?: (image: string, message: string) => void,
-  /** Show progress on stderr under this label (for output that says nothing until the end, as --json's). */
-  progress?: string,
+  /** Show progress on stderr (for output that is not for people: --json's, --jsonl's). */
+  progress?: RowProgress,
   concurrency = 1,
   /** What each image writes as it goes (detect's crops), said when a signal stops the command. */
   writtenAsItGoes?: string,
@@ -256,15 +256,15 @@ export async function forEachImage(
   };
   let failures = 0;
   let finished = 0;
-  const shown = progress !== undefined && images.length > 1 ? imageProgress(progress) : undefined;
+  const shown = progress !== undefined && images.length > 1 ? imageProgress(progress.label) : undefined;
   // A stop says how far the run got and what was written: output printed only at the end (--json) is not, and
   // text output is, for the images done.
   const onSignal = (signal: NodeJS.Signals) => {
     shown?.stop();
     const written = writtenAsItGoes ? `${writtenAsItGoes} of the images done are written` : undefined;
     info(
-      progress !== undefined
-        ? `interrupted after ${finished} of ${images.length} images: no results printed (they are printed at the end)` +
+      progress?.atEnd
+        ? `interrupted after ${finished} of ${images.length} images: no results printed (--json prints them at the end; --jsonl as each image is done)` +
             (written ? `; ${written}` : ': nothing written')
         : `interrupted after ${finished} of ${images.length} images: their results are printed above` +
             (written ? `; ${written} (and of some in progress)` : ''),

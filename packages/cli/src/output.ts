@@ -25,6 +25,7 @@ import {
 } from '@facerec/framework';
 import { makeFolder, visibleText } from '@facerec/framework/internal';
 import cliProgress from 'cli-progress';
+import { Option } from 'commander';
 
 /**
  * Creates the folder a command writes its files in (`--crops-dir`), before any work (a model loaded, a worker
@@ -308,6 +309,45 @@ export function reportError(error: unknown): number {
 }
 
 const MiB = 1024 * 1024;
+
+/**
+ * How an image command prints its results: `json`, one array at the end; `jsonl` (JSON Lines), one row per line
+ * as each image is done, in the images' order, so that a long run can be read as it goes and a run stopped
+ * part-way keeps the rows of the images done; `text`, lines for people.
+ */
+export type RowFormat = 'json' | 'jsonl' | 'text';
+
+/** The format `--json` / `--jsonl` ask for (commander refuses both at once: see {@link jsonLinesOption}). */
+export function rowFormat(opts: { readonly json?: boolean; readonly jsonl?: boolean }): RowFormat {
+  return opts.jsonl ? 'jsonl' : opts.json ? 'json' : 'text';
+}
+
+/** `--jsonl`: `--json`'s rows (`what`), one per line as each image is done. */
+export function jsonLinesOption(what: string): Option {
+  return new Option(
+    '--jsonl',
+    `print ${what} as JSON Lines: one row per line, as each image is done (in the images' order), instead of --json's array at the end`,
+  ).conflicts('json');
+}
+
+/** One row of `--jsonl` output. */
+export function writeJsonLine(row: unknown): void {
+  process.stdout.write(`${JSON.stringify(row)}\n`);
+}
+
+/**
+ * Progress on stderr for output that is not for people (`--json`, `--jsonl`), under `label`; none for text.
+ * `atEnd`: the results are printed at the end only (`--json`), which a run stopped part-way says.
+ */
+export function rowProgress(format: RowFormat, label: string): RowProgress | undefined {
+  return format === 'text' ? undefined : { label, atEnd: format === 'json' };
+}
+
+/** See {@link rowProgress}. */
+export interface RowProgress {
+  readonly label: string;
+  readonly atEnd: boolean;
+}
 
 /**
  * Progress through a list of images on stderr, under `label`: a bar on a terminal; otherwise a line per tenth

@@ -38,6 +38,14 @@ interface DetectJson {
   error?: string;
 }
 
+/** `facerec detect <args>` of the checkout as a child process, its stdout and stderr piped: for tests that signal it. */
+function detectChild(...args: string[]) {
+  return spawn(process.execPath, ['--import', 'tsx', 'packages/cli/src/bin.ts', 'detect', ...args], {
+    cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
 describeWithSharedData(
   'facerec detect',
   ['faces/face-api.js/bbt3.jpg', 'faces/face-api.js/bbt/raj/raj2.png', 'models/upstream/pnet.pt'],
@@ -155,11 +163,7 @@ describeWithSharedData(
     }, async () => {
       // A process of its own, whose stderr pipe this end closes at once: its messages meet EPIPE. Before, the
       // unhandled error ended the run with exit 1 and its stdout cut short.
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', 'packages/cli/src/bin.ts', 'detect', group(), group(), group(), '--json'],
-        { cwd: fileURLToPath(new URL('../../..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      const child = detectChild(group(), group(), group(), '--json');
       child.stderr.destroy();
       let stdout = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -172,11 +176,7 @@ describeWithSharedData(
     it('says that nothing was written when --json output is interrupted (Ctrl-C), and ends by the signal', {
       timeout: 90_000,
     }, async () => {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', 'packages/cli/src/bin.ts', 'detect', ...Array(60).fill(group()), '--json'],
-        { cwd: fileURLToPath(new URL('../../..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      const child = detectChild(...Array(60).fill(group()), '--json');
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -188,7 +188,7 @@ describeWithSharedData(
       const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
       expect([code, signal]).toEqual([null, 'SIGINT']);
       expect(stderr).toMatch(
-        /\ninterrupted after \d+ of 60 images: no results printed \(they are printed at the end\): nothing written\n$/,
+        /\ninterrupted after \d+ of 60 images: no results printed \(--json prints them at the end; --jsonl as each image is done\): nothing written\n$/,
       );
       expect(stdout).toBe('');
     });
@@ -197,19 +197,7 @@ describeWithSharedData(
       timeout: 90_000,
     }, async () => {
       const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'packages/cli/src/bin.ts',
-          'detect',
-          ...Array(240).fill(group()),
-          '--crops-dir',
-          crops,
-        ],
-        { cwd: fileURLToPath(new URL('../../..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] },
-      );
+      const child = detectChild(...Array(240).fill(group()), '--crops-dir', crops);
       let stderr = '';
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
         stderr += chunk;
@@ -222,6 +210,39 @@ describeWithSharedData(
       expect(stderr).toMatch(
         /\ninterrupted after \d+ of 240 images: their results are printed above; the crops \(in [^)]+\) of the images done are written \(and of some in progress\)\n$/,
       );
+    });
+
+    it('--jsonl prints the row of each image as it is done: a run interrupted part-way keeps the rows of those done', {
+      timeout: 90_000,
+    }, async () => {
+      const child = detectChild(...Array(240).fill(group()), '--jsonl');
+      let stdout = '';
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        stdout += chunk;
+        // Once a row is out: interrupted early, long before the end of the run.
+        if (stdout.includes('\n') && !child.killed) child.kill('SIGINT');
+      });
+      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      expect([code, signal]).toEqual([null, 'SIGINT']);
+      const done = Number(
+        /(?:^|\n)interrupted after (\d+) of 240 images: their results are printed above\n$/.exec(stderr)?.[1],
+      );
+      expect(done, stderr).toBeGreaterThan(0);
+      expect(done).toBeLessThan(240);
+      // One complete row per image done, each a JSON object of its own (the last line ends too).
+      expect(stdout.endsWith('\n')).toBe(true);
+      const rows = stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { image: string; faces: unknown[] });
+      expect(rows.length).toBe(done);
+      for (const row of rows) expect([row.image, row.faces.length]).toEqual([group(), 5]);
+      // Both at once is a usage error.
+      const both = await cli('detect', group(), '--json', '--jsonl');
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain("option '--jsonl' cannot be used with option '--json'");
     });
 
     it('refuses - given twice (standard input holds one image; the second read found it empty)', async () => {

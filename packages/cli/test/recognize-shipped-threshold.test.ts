@@ -578,4 +578,28 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
       expect(refused.stderr).toContain(`--min-face-size must be ${accepted}, got "${value}"`);
     }
   });
+
+  it("--jsonl gives --json's rows one per line (recognize, gallery search, embed with and without --detect)", async () => {
+    const gallery = path.join(work, 'all.json');
+    const junk = path.join(work, 'junk.jpg');
+    await writeFile(junk, 'not an image');
+    const images = [...probes(['amy', 'raj']), junk];
+    for (const command of [
+      ['recognize', ...images, '--gallery', gallery],
+      ['gallery', 'search', gallery, ...images],
+      ['embed', ...images, '--embedder', 'faceapi-resnet', '--max-batch-size', '3'],
+      ['embed', '--detect', ...images, '--embedder', 'faceapi-resnet'],
+    ]) {
+      const [json, lines] = [await cli(...command, '--json'), await cli(...command, '--jsonl')];
+      expect([json.code, json.exitCode, lines.code, lines.exitCode], lines.stderr).toEqual([0, 2, 0, 2]);
+      const rows = JSON.parse(json.stdout) as unknown[];
+      expect(rows.length).toBeGreaterThanOrEqual(images.length);
+      expect(
+        lines.stdout
+          .trimEnd()
+          .split('\n')
+          .map((line) => JSON.parse(line)),
+      ).toEqual(rows);
+    }
+  });
 });

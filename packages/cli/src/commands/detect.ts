@@ -10,7 +10,17 @@ import {
   maxImageBytesOption,
   maxImagePixelsOption,
 } from '../images.js';
-import { count, info, numberFlag, prepareOutputFolder, round } from '../output.js';
+import {
+  count,
+  info,
+  jsonLinesOption,
+  numberFlag,
+  prepareOutputFolder,
+  round,
+  rowFormat,
+  rowProgress,
+  writeJsonLine,
+} from '../output.js';
 import {
   type CliContext,
   embedderOption,
@@ -23,6 +33,7 @@ interface DetectOptions extends ImageLimitFlags {
   provider: string;
   workers: string;
   json?: boolean;
+  jsonl?: boolean;
   minFaceSize?: string;
   thresholds?: string;
   factor?: string;
@@ -84,6 +95,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
     .addOption(maxImageBytesOption())
     .addOption(maxImagePixelsOption())
     .option('--json', 'print [{ image, width, height, faces: [{ box, score, landmarks }] }] to stdout')
+    .addOption(jsonLinesOption('the rows'))
     .addOption(minFaceSizeOption())
     .option('--thresholds <a,b,c>', 'P-Net, R-Net, O-Net score thresholds (default 0.6,0.7,0.7)')
     .option('--factor <f>', 'image pyramid scale step (default 0.709)')
@@ -96,6 +108,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
     )
     .action(async (args: string[], opts: DetectOptions, command: Command) => {
       const images = await expandImageArguments('detect', args);
+      const format = rowFormat(opts);
       // `--embedder` only shapes the crops: said, rather than a flag that silently does nothing.
       if (!opts.cropsDir && command.getOptionValueSource('embedder') === 'cli') {
         info(
@@ -109,6 +122,8 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
       if (opts.cropsDir) await prepareOutputFolder('detect', '--crops-dir', opts.cropsDir);
       const { provider, workers, close } = await imageCommandProvider(context, 'detect', opts, images.length);
       const results: unknown[] = [];
+      // --jsonl: each image's row as it is done; otherwise kept for --json's array at the end.
+      const emit = (row: unknown) => (format === 'jsonl' ? writeJsonLine(row) : results.push(row));
       // Crop names by image stem, fixed before any image runs (they may finish in any order): a second image of
       // the same stem (another folder) gets `<stem>~2`, and so on, instead of writing over the first one's crops;
       // a name taken already by another image's stem (`photo~2.jpg` after two `photo.jpg`) is skipped too.
@@ -151,7 +166,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
               }
               // Printed in the images' order, whichever finished first.
               return () => {
-                results.push({
+                emit({
                   image,
                   width,
                   height,
@@ -162,7 +177,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
                     ...(opts.cropsDir ? { crop: written[i] } : {}),
                   })),
                 });
-                if (opts.json) return;
+                if (format !== 'text') return;
                 if (stem !== base && written.length) {
                   info(
                     `${visibleText(image)}: crops written as ${visibleText(stem)}_<n>.png (an earlier image's crops have the name ${visibleText(base)})`,
@@ -177,8 +192,8 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
                 }
               };
             },
-            (image, error) => results.push({ image, error }),
-            opts.json ? 'detecting' : undefined,
+            (image, error) => emit({ image, error }),
+            rowProgress(format, 'detecting'),
             // One more image than workers in flight: one decoding while each worker runs the detector.
             workers + 1,
             opts.cropsDir ? `the crops (in ${visibleText(opts.cropsDir)})` : undefined,
@@ -189,6 +204,6 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
       } finally {
         await close();
       }
-      if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+      if (format === 'json') process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
     });
 }

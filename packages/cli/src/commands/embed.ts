@@ -30,10 +30,15 @@ import {
   count,
   imageProgress,
   info,
+  jsonLinesOption,
   loadNote,
   positiveInteger,
   pullProgressReporter,
+  type RowFormat,
   round,
+  rowFormat,
+  rowProgress,
+  writeJsonLine,
 } from '../output.js';
 import {
   type CliContext,
@@ -50,6 +55,7 @@ interface EmbedOptions extends ImageLimitFlags {
   checkpoint?: string;
   weights?: string;
   json?: boolean;
+  jsonl?: boolean;
   maxBatchSize?: string;
   precision?: string;
   detect?: boolean;
@@ -111,10 +117,13 @@ async function embedDetected(
   images: readonly string[],
   detector: FaceDetector,
   embedder: FaceEmbedder,
-  json: boolean | undefined,
+  format: RowFormat,
   limits: ImageLimits,
 ): Promise<void> {
   const results: (DetectedResult | { image: string; error: string })[] = [];
+  // --jsonl: each image's row as it is done; otherwise kept for --json's array at the end.
+  const emit = (row: (typeof results)[number]) =>
+    format === 'jsonl' ? writeJsonLine(row) : results.push(row);
   const crop = embedder.preprocessing.crop;
   await forEachImage(
     images,
@@ -133,8 +142,8 @@ async function embedDetected(
           embedding: Array.from(vectors[i]!, float32Json),
         })),
       };
-      results.push(result);
-      if (json) return;
+      emit(result);
+      if (format !== 'text') return;
       info(`${visibleText(image)}: ${count(faces.length, 'face')}`);
       result.faces.forEach((f, i) => {
         const head = f.embedding.slice(0, 5).map((v) => v.toFixed(4));
@@ -144,10 +153,10 @@ async function embedDetected(
         );
       });
     },
-    (image, error) => results.push({ image, error }),
-    json ? 'embedding' : undefined,
+    (image, error) => emit({ image, error }),
+    rowProgress(format, 'embedding'),
   );
-  if (json) {
+  if (format === 'json') {
     // One line per face: 512 numbers each on their own line would be unreadable.
     const lines = results.map((r) =>
       'faces' in r
@@ -184,12 +193,14 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
       'each image is a photo: find every face and embed each, cut as the embedder takes it; --json prints [{ image, width, height, faces: [{ box, score, embedding }] }]',
     )
     .option('--json', 'print [{ image, embedding: [numbers], warnings? }] to stdout')
+    .addOption(jsonLinesOption("--json's rows"))
     .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_MAX_BATCH_SIZE})`)
     .addOption(precisionOption())
     .addOption(maxImageBytesOption())
     .addOption(maxImagePixelsOption())
     .action(async (args: string[], opts: EmbedOptions) => {
       const images = await expandImageArguments('embed', args);
+      const format = rowFormat(opts);
       const maxBatchSize = positiveInteger('embed', '--max-batch-size', opts.maxBatchSize);
       const limits = imageLimitsFlag('embed', opts);
       let weights = opts.weights;
@@ -223,7 +234,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
       } finally {
         progress.stop();
       }
-      if (!opts.json) {
+      if (format === 'text') {
         info(
           `${embedder.modelId} (${embedder.provider}, ${embedder.dimension}-d) loaded in ` +
             `${((performance.now() - started) / 1000).toFixed(1)} s${loadNote(embedder)}`,
@@ -232,7 +243,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
 
       if (opts.detect) {
         try {
-          await embedDetected(images, detector, embedder, opts.json, limits);
+          await embedDetected(images, detector, embedder, format, limits);
         } finally {
           await Promise.all([detector.dispose(), embedder.dispose()]);
         }
@@ -242,7 +253,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
       const results: Result[] = [];
       let failures = 0;
       const batch = maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
-      const shown = opts.json && images.length > 1 ? imageProgress('embedding') : undefined;
+      const shown = format !== 'text' && images.length > 1 ? imageProgress('embedding') : undefined;
       try {
         // Decoded a batch at a time, so a long list of images never sits in memory all at once.
         for (let start = 0; start < images.length; start += batch) {
@@ -253,7 +264,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
               const warnings = cropWarnings(await detector.detect(decoded), decoded);
               for (const warning of warnings) info(`warning: ${visibleText(image)}: ${warning}`);
               const face = toEmbedderInput(decoded, embedder);
-              if (face !== decoded && !opts.json)
+              if (face !== decoded && format === 'text')
                 info(
                   `${visibleText(image)}: resized ${decoded.width}×${decoded.height} → ${face.width}×${face.height}`,
                 );
@@ -277,13 +288,17 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
               embedding,
               ...(result.warnings ? { warnings: result.warnings } : {}),
             };
-            if (!opts.json) {
+            if (format === 'text') {
               const head = embedding.slice(0, 5).map((v) => v.toFixed(4));
               process.stdout.write(
                 `${visibleText(result.image)}\t${embedding.length}-d\t[${head.join(', ')}, …]\n`,
               );
             }
           });
+          // --jsonl: the batch's rows (its failures too), in the images' order; not kept.
+          if (format === 'jsonl') {
+            for (const row of results.splice(0)) writeJsonLine(row);
+          }
           const done = Math.min(start + batch, images.length);
           shown?.onProgress({ done, total: images.length, file: images[done - 1]! });
         }
@@ -291,7 +306,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
         shown?.stop();
         await Promise.all([detector.dispose(), embedder.dispose()]);
       }
-      if (opts.json) {
+      if (format === 'json') {
         // One line per image: 512 numbers each on their own line would be unreadable.
         process.stdout.write(`[\n${results.map((r) => `  ${JSON.stringify(r)}`).join(',\n')}\n]\n`);
       }

@@ -29,15 +29,19 @@ import {
   galleryThreshold,
   imageProgress,
   info,
+  jsonLinesOption,
   openExistingGallery,
   positiveInteger,
   round,
+  rowFormat,
+  rowProgress,
   shownDistance,
   storedThreshold,
   thresholdFields,
   thresholdFlag,
   thresholdSummary,
   warnIfEmpty,
+  writeJsonLine,
 } from '../output.js';
 import {
   type CliContext,
@@ -409,6 +413,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
       '--json',
       'print [{ image, box, identity, distance, candidates: [{ identity, distance }] }] to stdout',
     )
+    .addOption(jsonLinesOption('the rows'))
     .action(
       async (
         url: string,
@@ -421,9 +426,11 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           precision?: EmbedderPrecision;
           minFaceSize?: string;
           json?: boolean;
+          jsonl?: boolean;
         },
       ) => {
         const topK = positiveInteger('gallery search', '--top-k', opts.topK)!;
+        const format = rowFormat(opts);
         const minFaceSize = minFaceSizeFlag('gallery search', opts.minFaceSize);
         const images = await expandImageArguments('gallery search', args);
         const threshold = thresholdFlag('gallery search', opts.threshold);
@@ -442,6 +449,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
           provider.detector(registry.defaults.detector, minFaceSize === undefined ? {} : { minFaceSize }),
         );
         const rows: unknown[] = [];
+        // --jsonl: each row as its image is done; otherwise kept for --json's array at the end.
+        const emit = (row: unknown) => (format === 'jsonl' ? writeJsonLine(row) : rows.push(row));
         try {
           embedder = await loadGalleryEmbedder(context, provider, store, opts);
           const crop = embedder.preprocessing.crop;
@@ -466,8 +475,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
                     distance: shownDistance(c.distance, applied),
                   })),
                 };
-                rows.push(row);
-                if (!opts.json) {
+                emit(row);
+                if (format === 'text') {
                   const others = row.candidates
                     .map((c) => `${visibleText(c.identity)} ${c.distance}`)
                     .join(', ');
@@ -478,18 +487,18 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
               });
               // One row per image at least, as recognize's: an image without a face says so.
               if (!faces.length) {
-                rows.push({ image, box: null, identity: NO_FACE_RESULT, distance: null, candidates: [] });
-                if (!opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
+                emit({ image, box: null, identity: NO_FACE_RESULT, distance: null, candidates: [] });
+                if (format === 'text') process.stdout.write(`${visibleText(image)}\tno face\n`);
               }
             },
             // As recognize's: a row for an image that could not be read or decoded.
-            (image, error) => rows.push({ image, error }),
-            opts.json ? 'searching' : undefined,
+            (image, error) => emit({ image, error }),
+            rowProgress(format, 'searching'),
           );
         } finally {
           await Promise.all([detector.dispose(), embedder?.dispose(), store.close()]);
         }
-        if (opts.json) print(rows);
+        if (format === 'json') print(rows);
       },
     );
 }

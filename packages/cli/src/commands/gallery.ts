@@ -45,13 +45,17 @@ import {
   galleryThreshold,
   imageProgress,
   info,
+  jsonLinesOption,
   numberFlag,
   openExistingGallery,
   round,
+  rowFormat,
+  rowProgress,
   shownDistance,
   thresholdFields,
   thresholdFlag,
   warnIfEmpty,
+  writeJsonLine,
 } from '../output.js';
 import {
   type CliContext,
@@ -331,6 +335,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
       '--json',
       'print [{ image, box, identity, distance, threshold, thresholdSource }] to stdout (an image without a face: one row, identity "no face", box and distance null; one that cannot be read: { image, error })',
     )
+    .addOption(jsonLinesOption('the rows'))
     .action(
       async (
         args: string[],
@@ -342,9 +347,11 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           workers: string;
           minFaceSize?: string;
           json?: boolean;
+          jsonl?: boolean;
         },
       ) => {
         const images = await expandImageArguments('recognize', args);
+        const format = rowFormat(opts);
         const limits = imageLimitsFlag('recognize', opts);
         const minFaceSize = minFaceSizeFlag('recognize', opts.minFaceSize);
         opts.gallery = galleryFile('recognize', opts.gallery);
@@ -360,6 +367,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           images.length,
         );
         const rows: unknown[] = [];
+        // --jsonl: each row as its image is done; otherwise kept for --json's array at the end.
+        const emit = (row: unknown) => (format === 'jsonl' ? writeJsonLine(row) : rows.push(row));
         try {
           const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
           // As enroll and verify find faces: a probe that is itself a face crop is one face, not none.
@@ -387,15 +396,15 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
                       threshold: threshold.value,
                       thresholdSource: threshold.source,
                     };
-                    rows.push(row);
-                    if (!opts.json)
+                    emit(row);
+                    if (format === 'text')
                       process.stdout.write(
                         `${visibleText(image)}\t[${row.box.join(', ')}]\t${visibleText(row.identity)}\t${row.distance}\n`,
                       );
                   });
                   // One row per image at least: an image without a face says so, as the pipeline answers it.
                   if (!faces.length) {
-                    rows.push({
+                    emit({
                       image,
                       box: null,
                       identity: NO_FACE_RESULT,
@@ -403,13 +412,13 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
                       threshold: threshold.value,
                       thresholdSource: threshold.source,
                     });
-                    if (!opts.json) process.stdout.write(`${visibleText(image)}\tno face\n`);
+                    if (format === 'text') process.stdout.write(`${visibleText(image)}\tno face\n`);
                   }
                 };
               },
               // As detect's and embed's: a row for an image that could not be read or decoded.
-              (image, error) => rows.push({ image, error }),
-              opts.json ? 'recognizing' : undefined,
+              (image, error) => emit({ image, error }),
+              rowProgress(format, 'recognizing'),
               // One more image than workers in flight: one decoding while each worker runs the models.
               workers + 1,
             );
@@ -419,7 +428,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         } finally {
           await close();
         }
-        if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        if (format === 'json') process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       },
     );
 
