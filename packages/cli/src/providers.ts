@@ -7,6 +7,7 @@ import {
   MODELS,
   type ModelRegistry,
   type ModelStore,
+  ModelUnavailableError,
 } from '@facerec/framework';
 import { createWorkerProvider, loadProvider, type WorkerProvider } from '@facerec/lambda-runtime';
 import { Option } from 'commander';
@@ -38,14 +39,40 @@ export function loadEmbedder(
     readonly weights?: string | undefined;
     readonly maxBatchSize?: number | undefined;
     readonly precision?: string | undefined;
+    /** The command's flag for a checkpoint file, said when named weights cannot be fetched. Default `--weights`. */
+    readonly checkpointFlag?: string;
   } = {},
 ): Promise<FaceEmbedder> {
   const overrides = {
     ...(settings.maxBatchSize === undefined ? {} : { maxBatchSize: settings.maxBatchSize }),
     ...(settings.precision === undefined ? {} : { precision: settings.precision }),
   };
-  const { options } = context.registry.resolveEmbedder(id, { weights: settings.weights }, overrides);
-  return provider.embedder(id, options);
+  const { description, options } = context.registry.resolveEmbedder(
+    id,
+    { weights: settings.weights },
+    overrides,
+  );
+  return provider.embedder(id, options).catch((error: unknown) => {
+    // Named weights that cannot be fetched (offline, the default embedder's checkpoint): the ways on without
+    // them, for an embedder that takes a checkpoint file instead.
+    const takesFile = description.options.safeParse({ weights: './checkpoint.pt' }).success;
+    if (
+      !ModelUnavailableError.isInstance(error) ||
+      settings.weights !== undefined ||
+      !takesFile ||
+      !description.manifestEntries(options).includes(error.model)
+    ) {
+      throw error;
+    }
+    const others = context.registry.embedderIds.filter((other) => other !== id);
+    throw new ModelUnavailableError(
+      error.model,
+      `${error.message} Or go on without it: ${settings.checkpointFlag ?? '--weights'} <file.pt>, a checkpoint of ${id} you have` +
+        (others.length ? `; or another embedder, --embedder ${others.join(' or ')}` : '') +
+        '.',
+      { ...(error.url === undefined ? {} : { url: error.url }), cause: error },
+    );
+  });
 }
 
 /**

@@ -118,7 +118,10 @@ describe('usage errors', () => {
         ['verify', 'a.jpg', 'b.jpg', '--threshold', '5'],
         'verify: --threshold must be a number > 0 and ≤ 2, got "5"',
       ],
-      [['detect', 'a.jpg', '--min-face-size', '-3'], 'detect: --min-face-size must be a number from 12 to 4096'],
+      [
+        ['detect', 'a.jpg', '--min-face-size', '-3'],
+        'detect: --min-face-size must be a number from 12 to 4096',
+      ],
       [
         ['detect', 'a.jpg', '--thresholds', '2,0.7,0.7'],
         'detect: --thresholds needs three numbers a,b,c, each above 0 and below 1, got "2,0.7,0.7"',

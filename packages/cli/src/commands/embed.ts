@@ -223,6 +223,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
           weights,
           maxBatchSize,
           precision: opts.precision,
+          checkpointFlag: '--checkpoint',
         });
         // Plain embed runs it too, only to warn when an image is not one face crop.
         // A face crop that fills the frame is padded and detected again rather than reported as no face.

@@ -66,6 +66,21 @@ describe('addFacesFromPhotos', () => {
     );
   });
 
+  it("refuses decodeLimits no photo could pass before any photo is read (not as the photo's fault)", async () => {
+    const unreachable = () => {
+      throw new Error('not reached: the limits are checked first');
+    };
+    const error = await addFacesFromPhotos({ assertCompatible: unreachable, add: unreachable } as never, {
+      identity: 'alice',
+      photos: [{ photo: new Uint8Array(1), source: 'a.png' }],
+      detector: { detectFaces: unreachable },
+      embedder: embedderThat(unreachable),
+      decodeLimits: { maxBytes: 0 },
+    }).catch((e: unknown) => e);
+    expect(InvalidOptionsError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toMatch(/^addFacesFromPhotos: decodeLimits: maxBytes: /);
+  });
+
   it('refuses the names of answers ("unknown", "no face") as identities, before any model runs', async () => {
     const unreachable = () => {
       throw new Error('not reached: the name is checked first');

@@ -7,7 +7,7 @@ import type { FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { AddedExample, GalleryStore, NewExample, StoredExample } from '../contracts/gallery-store.js';
 import { FacerecInputError, InvalidInputError, InvalidOptionsError } from '../errors.js';
-import { type DecodeLimits, decodeImage } from '../image/decode.js';
+import { type DecodeLimits, decodeImage, decodeLimitsSchema } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
 import { parseOptions } from '../options.js';
@@ -333,6 +333,8 @@ export async function addFacesFromPhotos(
       `photos[${bare}] is not { photo, source? }: give each photo as { photo: <file bytes, an RgbImage, or a function resolving to either>, source: <a name for messages> }`,
     );
   }
+  // Checked before any photo is read: bad limits are the caller's setting, not one photo's fault.
+  parseOptions(decodeLimitsSchema, options.decodeLimits, 'addFacesFromPhotos: decodeLimits');
   const quality =
     options.quality === false || options.quality === undefined
       ? options.quality

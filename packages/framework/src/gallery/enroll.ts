@@ -18,7 +18,13 @@ import {
   InvalidOptionsError,
   UnsupportedImageFormatError,
 } from '../errors.js';
-import { DEFAULT_DECODE_LIMITS, type DecodeLimits, decodeImage, readImageFile } from '../image/decode.js';
+import {
+  DEFAULT_DECODE_LIMITS,
+  type DecodeLimits,
+  decodeImage,
+  decodeLimitsSchema,
+  readImageFile,
+} from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { parseOptions } from '../options.js';
 import { precroppedDetectFaces } from '../recognizer/precropped.js';
@@ -186,12 +192,7 @@ const optionsSchema = z.strictObject({
   multipleFaces: z.enum(['skip', 'largest']).default('skip'),
   quality: z.union([z.literal(false), faceQualityOptionsSchema]).optional(),
   precroppedFallback: z.boolean().default(true),
-  decodeLimits: z
-    .strictObject({
-      maxBytes: z.number().int().positive().optional(),
-      maxPixels: z.number().int().positive().optional(),
-    })
-    .optional(),
+  decodeLimits: decodeLimitsSchema,
   batchSize: z.number().int().min(1).max(256).default(8),
   onProgress: z.custom<(e: EnrollProgress) => void>(isFunction, 'must be a function').optional(),
   signal: z.instanceof(AbortSignal).optional(),

@@ -42,7 +42,8 @@ export const MAX_DECODE_LIMITS: Readonly<Required<DecodeLimits>> = Object.freeze
   maxPixels: 100_000_000,
 });
 
-const limitsSchema = z
+/** {@link DecodeLimits} as options take them: each a positive integer, no other key. */
+export const decodeLimitsSchema = z
   .strictObject({
     maxBytes: z.number().int().positive().optional(),
     maxPixels: z.number().int().positive().optional(),
@@ -93,7 +94,7 @@ function jpegScans(bytes: Uint8Array): number {
 const FAIL_ON = 'error' as const;
 
 function resolveLimits(limits: DecodeLimits | undefined, component = 'decodeImage'): Required<DecodeLimits> {
-  const parsed = parseOptions(limitsSchema, limits, component);
+  const parsed = parseOptions(decodeLimitsSchema, limits, component);
   return {
     maxBytes: parsed?.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
     maxPixels: parsed?.maxPixels ?? DEFAULT_DECODE_LIMITS.maxPixels,

@@ -110,6 +110,10 @@ describe('createFaceRecognizer', () => {
     expect(red[0]!.embedding).toHaveLength(4);
     const fromBytes = await recognizer.embed(await encodePng(frame([200, 0, 0])));
     expect(fromBytes[0]!.embedding).toEqual(red[0]!.embedding);
+    // The ArrayBuffer of fetch(…).arrayBuffer() is file bytes too.
+    const png = await encodePng(frame([200, 0, 0]));
+    const buffer = png.buffer.slice(png.byteOffset, png.byteOffset + png.byteLength) as ArrayBuffer;
+    expect((await recognizer.embed(buffer))[0]!.embedding).toEqual(red[0]!.embedding);
     expect(await recognizer.embed(frame([0, 0, 0]))).toEqual([]);
     expect(await recognizer.detect(frame([1, 2, 3], 60))).toHaveLength(2);
   });
@@ -217,6 +221,25 @@ describe('createFaceRecognizer', () => {
     await expect(none.recognize(frame([1, 1, 1]))).rejects.toThrow(
       'createFaceRecognizer was given no gallery',
     );
+
+    // Options are checked before any detection, in recognize's name.
+    const calls = embedder.batches.length;
+    await expect(recognizer.recognize(frame([190, 5, 5]), { topK: 0 })).rejects.toThrow(/^recognize: topK: /);
+    await expect(recognizer.recognize(frame([190, 5, 5]), { threshold: Number.NaN })).rejects.toThrow(
+      /^recognize: threshold: /,
+    );
+    expect(embedder.batches.length).toBe(calls);
+
+    // A gallery of no one: said once, and every face is unknown at distance Infinity.
+    const empty = FileGallery.create({ embedder, threshold: 0.2, identities: [] });
+    const lonely = await createFaceRecognizer({ provider, detector, embedder, gallery: empty });
+    expect(lonely.warnings).toEqual([
+      'the gallery holds no identities yet, so every face will be "unknown" at distance Infinity (add some to it: addFacesFromPhotos)',
+    ]);
+    expect((await lonely.recognize(frame([190, 5, 5])))[0]).toMatchObject({
+      identity: 'unknown',
+      distance: Number.POSITIVE_INFINITY,
+    });
   });
 
   it('warns when the gallery threshold was calibrated at another precision than the embedder runs at', async () => {
@@ -291,10 +314,20 @@ describe('createFaceRecognizer', () => {
     await expect(createFaceRecognizer({ provider, detector, embedder: 'nope' })).rejects.toThrow(
       'No embedder model "nope"',
     );
+    // Limits that no photo could pass are refused here, not as every photo's fault later.
+    for (const decodeLimits of [{ maxBytes: 0 }, { maxPixels: Number.NaN }, { maxbytes: 10 }]) {
+      await expect(
+        createFaceRecognizer({ provider, detector, embedder: 'colour', decodeLimits } as never),
+      ).rejects.toThrow(/^createFaceRecognizer: decodeLimits/);
+    }
     const mine = new ColourEmbedder();
     const recognizer = await createFaceRecognizer({ provider, detector, embedder: mine });
     await recognizer.dispose();
     expect(mine.released).toBe(0);
+    // Disposed, the recognizer refuses calls, although the models passed in still work for their owner.
+    await expect(recognizer.embed(frame([1, 1, 1]))).rejects.toThrow('this FaceRecognizer has been disposed');
+    await expect(recognizer.verify(frame([1, 1, 1]), frame([1, 1, 1]))).rejects.toThrow(DisposedError);
+    expect(await mine.embed([frame([1, 1, 1], 8)])).toHaveLength(1);
     const owned = await createFaceRecognizer({ provider, detector, embedder: 'colour' });
     await owned.dispose();
     await expect(owned.embed(frame([1, 1, 1]))).rejects.toThrow(DisposedError);

@@ -9,10 +9,10 @@ import type {
   EmbedderOptionsFor,
   FaceProvider,
 } from '../contracts/provider.js';
-import { InvalidOptionsError } from '../errors.js';
+import { DisposedError, InvalidOptionsError } from '../errors.js';
 import { thresholdSchema } from '../gallery/format.js';
 import { distanceBetween } from '../gallery/vectors.js';
-import { type DecodeLimits, decodeImage } from '../image/decode.js';
+import { type DecodeLimits, decodeImage, decodeLimitsSchema } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
 import { boxArea } from '../mtcnn/cascade.js';
 import { parseOptions } from '../options.js';
@@ -25,8 +25,11 @@ import {
   type ThresholdSource,
 } from './threshold.js';
 
-/** A photo: decoded pixels, or the bytes of a JPEG, PNG or WebP file (decoded with `decodeImage`'s limits). */
-export type Photo = RgbImage | Uint8Array;
+/**
+ * A photo: decoded pixels, or the bytes of a JPEG, PNG or WebP file (a `Uint8Array` or `Buffer`, or the
+ * `ArrayBuffer` of `fetch(…).arrayBuffer()`), decoded within `decodeLimits`.
+ */
+export type Photo = RgbImage | Uint8Array | ArrayBuffer;
 
 /**
  * Options of {@link createFaceRecognizer}. With a built-in id, `embedderOptions` and `detectorOptions` are typed as
@@ -57,7 +60,10 @@ export interface FaceRecognizerOptions<E extends EmbedderId = EmbedderId, D exte
   readonly precroppedFallback?: boolean;
 }
 
-/** One face of a photo and its embedding. */
+/**
+ * One face of a photo and its embedding. Sent as JSON, leave the embedding out or convert it (`Array.from`):
+ * `JSON.stringify` writes a `Float32Array` as an object of numbered keys.
+ */
 export interface EmbeddedFace {
   readonly face: FaceDetection;
   /** L2-normalised embedding of the face, cut with the embedder's crop policy. */
@@ -68,6 +74,10 @@ export interface EmbeddedFace {
 export interface RecognizedFace extends EmbeddedFace {
   /** The gallery identity, or `'unknown'` when the nearest one is farther than the threshold. */
   readonly identity: string;
+  /**
+   * The distance to that identity (to the nearest one when `unknown`); `Infinity` when the gallery holds no
+   * identity (which `JSON.stringify` writes as `null`).
+   */
   readonly distance: number;
   /** The nearest identities, nearest first. */
   readonly candidates: readonly IdentityCandidate[];
@@ -136,7 +146,12 @@ export interface FaceRecognizer {
    * when there is nothing to say.
    */
   readonly warnings: readonly string[];
-  /** Every face of a photo, largest first. */
+  /**
+   * Every face of a photo, largest first. The detector's work outside the model (decoding is not: it runs on
+   * libuv's threads) runs on the calling thread: about 50 ms of a 1280-px frame, up to a second of a
+   * 25-megapixel one. A server that must answer other requests meanwhile runs it in a worker thread
+   * (`facerec serve` runs its models in `--workers` threads).
+   */
   detect(photo: Photo): Promise<FaceDetection[]>;
   /** Every face of a photo with its embedding, largest first. */
   embed(photo: Photo): Promise<EmbeddedFace[]>;
@@ -151,9 +166,17 @@ export interface FaceRecognizer {
    * @throws NoFaceError naming the photo that has no face; InvalidOptionsError when no threshold is known.
    */
   verify(a: Photo, b: Photo, options?: VerifyOptions): Promise<Verification>;
-  /** Releases what this recognizer loaded (a detector or embedder passed in is left to its owner). */
+  /**
+   * Releases what this recognizer loaded (a detector or embedder passed in is left to its owner); calls made
+   * after it throw `DisposedError`.
+   */
   dispose(): Promise<void>;
 }
+
+/** {@link RecognizeOptions}, checked before any work. */
+const recognizeOptionsSchema = z
+  .strictObject({ topK: z.number().int().positive().optional(), threshold: thresholdSchema.optional() })
+  .optional();
 
 const optionsSchema = z
   .strictObject({
@@ -172,7 +195,7 @@ const optionsSchema = z
     detectorOptions: z.unknown().optional(),
     gallery: z.custom<Gallery>((v) => typeof v === 'object' && v !== null).optional(),
     metric: z.enum(['euclidean', 'cosine']).optional(),
-    decodeLimits: z.custom<DecodeLimits>((v) => typeof v === 'object' && v !== null).optional(),
+    decodeLimits: decodeLimitsSchema,
     precroppedFallback: z.boolean().default(true),
   })
   // Options next to a model you already have would be ignored: said, not dropped.
@@ -213,12 +236,14 @@ export async function createFaceRecognizer<
   if (typeof o.detector !== 'object') owned.push(given);
   const detector = o.precroppedFallback ? withPrecroppedFallback(given) : given;
   let embedder: FaceEmbedder;
+  let empty = false;
   try {
     embedder =
       typeof o.embedder === 'object' ? o.embedder : await provider.embedder(o.embedder, o.embedderOptions);
     if (typeof o.embedder !== 'object') owned.push(embedder);
     await detector.ready();
     o.gallery?.assertCompatible(embedder);
+    empty = o.gallery !== undefined && (await o.gallery.identities()).length === 0;
   } catch (error) {
     await Promise.all(owned.map((m) => m.dispose()));
     throw error;
@@ -235,8 +260,21 @@ export async function createFaceRecognizer<
         `with the gallery's metric and threshold`,
     );
   }
-  const decode = (photo: Photo) =>
-    photo instanceof Uint8Array ? decodeImage(photo, o.decodeLimits) : Promise.resolve(photo);
+  // A gallery of no one answers `unknown` at distance Infinity for every face: said once, as the CLI says it.
+  if (empty) {
+    warnings.push(
+      'the gallery holds no identities yet, so every face will be "unknown" at distance Infinity (add some to it: addFacesFromPhotos)',
+    );
+  }
+  let disposed = false;
+  const live = () => {
+    if (disposed) throw new DisposedError('this FaceRecognizer');
+  };
+  const decode = (photo: Photo) => {
+    live();
+    if (photo instanceof ArrayBuffer) return decodeImage(new Uint8Array(photo), o.decodeLimits);
+    return photo instanceof Uint8Array ? decodeImage(photo, o.decodeLimits) : Promise.resolve(photo);
+  };
 
   const embed = async (photo: Photo): Promise<EmbeddedFace[]> => {
     const [found] = await detector.detectFaces([await decode(photo)], { crop });
@@ -274,7 +312,9 @@ export async function createFaceRecognizer<
     detect: async (photo) => detector.detect(await decode(photo)),
     embed,
     async recognize(photo, recognizeOptions = {}) {
+      live();
       if (!gallery) throw new InvalidOptionsError('recognize', 'createFaceRecognizer was given no gallery');
+      parseOptions(recognizeOptionsSchema, recognizeOptions, 'recognize');
       const faces = await embed(photo);
       if (!faces.length) return [];
       // Explicit, else calibrated, else the registry's; a gallery with neither keeps its own 0 (all unknown).
@@ -297,6 +337,7 @@ export async function createFaceRecognizer<
       }));
     },
     async verify(a, b, verifyOptions = {}) {
+      live();
       const chosen = threshold(verifyOptions.threshold);
       const names = verifyOptions.names ?? ['the first photo', 'the second photo'];
       const images = await Promise.all([decode(a), decode(b)]);
@@ -331,6 +372,7 @@ export async function createFaceRecognizer<
       };
     },
     async dispose() {
+      disposed = true;
       await Promise.all(owned.map((m) => m.dispose()));
     },
   };
