@@ -6,13 +6,25 @@ import {
   assertGalleryFitsEmbedder,
   EMBEDDER_PRECISIONS,
   type GalleryFileSummary,
+  loadConfig,
   MODELS,
   type ModelRegistry,
   PIPELINE_METRICS,
   type ResolvedEmbedder,
   readGallerySummary,
+  unknownVariables,
 } from '@facerec/framework/registry';
-import { Annotations, CfnOutput, CfnResource, Duration, Fn, RemovalPolicy, Token } from 'aws-cdk-lib';
+import {
+  Annotations,
+  CfnOutput,
+  CfnResource,
+  Duration,
+  Fn,
+  IgnoreStrategy,
+  RemovalPolicy,
+  Stack,
+  Token,
+} from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -582,6 +594,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       problems.push(
         `gallery: ${galleryFile} must lie inside imageDirectory (${imageDirectory}), the image's build context`,
       );
+    } else if (!prebuilt && leftOutOfContext(imageDirectory, [galleryFile])) {
+      problems.push(`gallery: ${galleryFile} ${LEFT_OUT}`);
     } else {
       try {
         gallery = readGallerySummary(readFileSync(galleryFile, 'utf8'), galleryFile);
@@ -632,6 +646,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       problems.push(
         `calibration: ${folder} must lie inside imageDirectory (${imageDirectory}), the image's build context`,
       );
+    else if (leftOutOfContext(imageDirectory, [folder, ...filesUnder(folder, /\.(jpe?g|png|webp)$/i)]))
+      problems.push(`calibration: ${folder} (or an image in it) ${LEFT_OUT}`);
     else calibration = path.relative(imageDirectory, folder).split(path.sep).join('/');
   }
   const resolved: ResolvedPipelineProps = {
@@ -712,6 +728,8 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       problems.push(
         `buildArgs.FACEREC_MODELS_MIRROR must be a folder inside imageDirectory (${imageDirectory}), given relative to it (the image's build context), holding the upstream .pt files; got ${JSON.stringify(String(mirror).slice(0, 100))}`,
       );
+    else if (leftOutOfContext(imageDirectory, [folder, ...filesUnder(folder, /\.pt$/)]))
+      problems.push(`buildArgs.FACEREC_MODELS_MIRROR: ${folder} (or a checkpoint in it) ${LEFT_OUT}`);
   }
   if (resolved.alarmEmail !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(resolved.alarmEmail))
     problems.push(`alarmEmail must be an e-mail address, got "${resolved.alarmEmail}"`);
@@ -992,6 +1010,15 @@ export class FaceRecognitionPipeline extends Construct {
     };
     this.detectionFunction = fn('Detection', 'detection');
     this.recognitionFunction = fn('Recognition', 'recognition');
+    // What each function will read at start, checked at synth by the same code (addEnvironment included: a
+    // FACEREC_THRESHOLD of 5 would have every request answered 503 after the deploy).
+    const registry = props.registry ?? MODELS;
+    this.detectionFunction.node.addValidation({
+      validate: () => environmentProblems(this.detectionFunction, 'detection', registry),
+    });
+    this.recognitionFunction.node.addValidation({
+      validate: () => environmentProblems(this.recognitionFunction, 'recognition', registry),
+    });
 
     // Least privilege. Detection sends faces to the request queue, and answers frames with no face straight
     // on the response queue (nothing for recognition to do), so it may send to both and read neither.
@@ -1391,4 +1418,76 @@ export class FaceRecognitionPipeline extends Construct {
       },
     ]);
   }
+}
+
+const LEFT_OUT =
+  "is left out of the image's build context by imageDirectory's .dockerignore (which drops test, docs, " +
+  'scripts, dist, __fixtures__ and *.md files, among others): the image build would not find it. Move it elsewhere in imageDirectory';
+
+/**
+ * Whether the image build's context leaves any of `paths` out. CDK stages a Docker asset through the context's
+ * `.dockerignore` (Docker's rules), so a gallery under a `test` folder passes every other check here and is
+ * missing from the build, which then fails at deploy; CDK's own matcher says it at synth.
+ */
+function leftOutOfContext(imageDirectory: string, paths: readonly string[]): boolean {
+  const ignoreFile = path.join(imageDirectory, '.dockerignore');
+  if (!existsSync(ignoreFile)) return false;
+  const patterns = readFileSync(ignoreFile, 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  const strategy = IgnoreStrategy.docker(imageDirectory, patterns);
+  return paths.some((p) => strategy.ignores(p));
+}
+
+/** The files below `folder` named like `kind` (the images a calibration folder holds, the mirror's checkpoints). */
+function filesUnder(folder: string, kind: RegExp): string[] {
+  return readdirSync(folder, { recursive: true, encoding: 'utf8' })
+    .filter((name) => kind.test(name))
+    .map((name) => path.join(folder, name));
+}
+
+/**
+ * Stand-ins for the values CloudFormation fills in at deploy (queue URLs, the table's name, the gallery's S3
+ * URL), which synth cannot know: each is checked as a value of its kind would be.
+ */
+const DEPLOY_TIME_STAND_INS: Readonly<Record<string, string>> = Object.freeze({
+  FACEREC_REQUEST_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/requests',
+  FACEREC_RESPONSE_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/responses',
+  FACEREC_REPLY_QUEUES: 'https://sqs.eu-west-1.amazonaws.com/123456789012/replies',
+  FACEREC_IDEMPOTENCY_TABLE: 'idempotency-table',
+  FACEREC_GALLERY: 's3://gallery-bucket/gallery.json',
+});
+
+/**
+ * The problems the function's runtime would find in its environment at start (`loadConfig`, the functions'
+ * own check), and the `FACEREC_` variables it would not read (a misspelt name), as synth-time validation
+ * errors: a bad value set with `addEnvironment` would otherwise be found after the deploy, by every request.
+ */
+function environmentProblems(
+  fn: lambda.Function,
+  role: 'detection' | 'recognition',
+  registry: ModelRegistry,
+): string[] {
+  const cfn = fn.node.defaultChild as lambda.CfnFunction;
+  const resolved = Stack.of(fn).resolve(cfn.environment) as
+    | { variables?: Record<string, unknown> }
+    | undefined;
+  const env: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(resolved?.variables ?? {})) {
+    env[name] = typeof value === 'string' ? value : DEPLOY_TIME_STAND_INS[name];
+  }
+  const problems: string[] = [];
+  try {
+    loadConfig(env, registry, { role });
+  } catch (error) {
+    problems.push(`the ${role} function's environment: ${(error as Error).message}`);
+  }
+  for (const { name, meant } of unknownVariables(env)) {
+    problems.push(
+      `the ${role} function's environment: ${name} is not a variable facerec reads` +
+        (meant ? ` (did you mean ${meant}?)` : ''),
+    );
+  }
+  return problems;
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PIPELINE_METRICS } from '@facerec/framework/registry';
@@ -632,6 +632,45 @@ describe('FaceRecognitionPipeline', () => {
     expect(env(p.detectionFunction)).not.toHaveProperty('FACEREC_THRESHOLD');
   });
 
+  it("refuses at synth an environment the functions would refuse at start (addEnvironment's values and names)", () => {
+    const refused = (extend: (pipeline: FaceRecognitionPipeline) => void) => {
+      try {
+        synth({}, false, extend);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'synthesized';
+    };
+    const threshold = refused((pipeline) =>
+      pipeline.recognitionFunction.addEnvironment('FACEREC_THRESHOLD', '5'),
+    );
+    expect(threshold).toContain("the recognition function's environment: ");
+    expect(threshold).toContain('FACEREC_THRESHOLD: expected a number above 0 and at most 2');
+    const pixels = refused((pipeline) =>
+      pipeline.detectionFunction.addEnvironment('FACEREC_MAX_IMAGE_PIXELS', 'abc'),
+    );
+    expect(pixels).toContain("the detection function's environment: ");
+    expect(pixels).toContain('FACEREC_MAX_IMAGE_PIXELS: expected a whole number from 1024 to 100000000');
+    expect(
+      refused((pipeline) => pipeline.recognitionFunction.addEnvironment('FACEREC_TRESHOLD', '0.5')),
+    ).toContain(
+      "the recognition function's environment: FACEREC_TRESHOLD is not a variable facerec reads (did you mean FACEREC_THRESHOLD?)",
+    );
+    // Replacing what the construct set, as the deploy guide warns: an embedder the registry does not know.
+    expect(
+      refused((pipeline) => pipeline.detectionFunction.addEnvironment('FACEREC_EMBEDDER', 'facenet')),
+    ).toMatch(
+      /the detection function's environment: .*FACEREC_EMBEDDER: "facenet" is not one of inception-resnet-v1, faceapi-resnet/,
+    );
+    // Values filled in at deploy (queue URLs, the table) pass as such; good values pass.
+    expect(
+      refused((pipeline) => {
+        pipeline.recognitionFunction.addEnvironment('FACEREC_THRESHOLD', '0.9');
+        pipeline.detectionFunction.addEnvironment('FACEREC_MAX_IMAGE_PIXELS', '12000000');
+      }),
+    ).toBe('synthesized');
+  });
+
   it('reserves no concurrency when asked (reservedConcurrency: false), capping recognition at 5 SQS invocations', () => {
     const none = synth({
       detection: { reservedConcurrency: false },
@@ -1106,6 +1145,59 @@ describe('FaceRecognitionPipeline props validation', () => {
     }
     expect(error).toBeInstanceOf(FaceRecognitionPipelineError);
     expect((error as Error).message).toMatch(message);
+  });
+});
+
+describe("what the build context's .dockerignore leaves out", () => {
+  it('refuses a gallery, calibration folder or models mirror the image build would not see, at synth', async () => {
+    // A context with the repository's own .dockerignore: CDK stages the asset through it, so what it drops is
+    // not in the build (checked below on the staged copy).
+    const context = mkdtempSync(path.join(scratch, 'ignored-'));
+    writeFileSync(path.join(context, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:22\n');
+    writeFileSync(
+      path.join(context, '.dockerignore'),
+      readFileSync(new URL('../../../.dockerignore', import.meta.url), 'utf8'),
+    );
+    const kept = await writeGalleryFor(path.join(context, 'gallery', 'faceapi.json'), 'faceapi-resnet');
+    const dropped = await writeGalleryFor(path.join(context, 'test', 'faceapi.json'), 'faceapi-resnet');
+    for (const folder of ['faces/test', 'faces/kept', 'mirror/test', 'mirror/kept']) {
+      mkdirSync(path.join(context, folder), { recursive: true });
+    }
+    // A file the calibration does not read may be dropped: only the folder and its images count.
+    writeFileSync(path.join(context, 'faces', 'kept', 'notes.md'), 'a file *.md drops\n');
+    for (const folder of ['mirror/test', 'mirror/kept'])
+      writeFileSync(path.join(context, folder, 'pnet.pt'), '');
+    const refused = (props: FaceRecognitionPipelineProps) => {
+      try {
+        synth({ imageDirectory: context, ...props });
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'synthesized';
+    };
+    const leftOut = "is left out of the image's build context by imageDirectory's .dockerignore";
+    expect(refused({ gallery: dropped })).toContain(`gallery: ${dropped} ${leftOut}`);
+    expect(
+      refused({ gallery: kept, precision: 'int8', calibration: path.join(context, 'faces', 'test') }),
+    ).toContain(`calibration: ${path.join(context, 'faces', 'test')} (or an image in it) ${leftOut}`);
+    expect(
+      refused({ gallery: kept, precision: 'int8', calibration: path.join(context, 'faces', 'kept') }),
+    ).toBe('synthesized');
+    expect(refused({ gallery: kept, buildArgs: { FACEREC_MODELS_MIRROR: 'mirror/test' } })).toContain(
+      `buildArgs.FACEREC_MODELS_MIRROR: ${path.join(context, 'mirror', 'test')} (or a checkpoint in it) ${leftOut}`,
+    );
+    // What passes is in the staged build context, and what was refused would not have been.
+    const { app } = synth({
+      imageDirectory: context,
+      gallery: kept,
+      buildArgs: { FACEREC_MODELS_MIRROR: 'mirror/kept' },
+    });
+    const assembly = app.synth().directory;
+    const staged = path.join(assembly, String(dockerImageSources(app)[0]!.directory));
+    expect(existsSync(path.join(staged, 'gallery', 'faceapi.json'))).toBe(true);
+    expect(existsSync(path.join(staged, 'mirror', 'kept', 'pnet.pt'))).toBe(true);
+    expect(existsSync(path.join(staged, 'test', 'faceapi.json'))).toBe(false);
+    expect(existsSync(path.join(staged, 'faces', 'kept', 'notes.md'))).toBe(false);
   });
 });
 

@@ -14,8 +14,8 @@ import {
   resolveThreshold,
   type Transport,
 } from '@facerec/framework';
+import type { PipelineConfig } from '@facerec/framework/registry';
 import { type DependencyContainer, instanceCachingFactory, container as rootContainer } from 'tsyringe';
-import type { PipelineConfig } from './config.js';
 import { createDetectionHandler, type DetectionHandler } from './detection.js';
 import {
   createDynamoDbIdempotencyStore,

@@ -14,7 +14,7 @@ import {
   type Transport,
   UnsupportedImageFormatError,
 } from '@facerec/framework';
-import { BODY_LIMITS } from './config.js';
+import { BODY_LIMITS } from '@facerec/framework/registry';
 import { type PipelineLogger, silentLogger, since } from './logger.js';
 import {
   type DetectionRequest,

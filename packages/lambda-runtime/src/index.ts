@@ -5,6 +5,8 @@
  * @packageDocumentation
  */
 
+// The pipeline configuration lives in `@facerec/framework/registry` (the CDK construct checks it at synth, without
+// this package); exported here too, where it was first.
 export {
   BODY_LIMITS,
   type LoadConfigOptions,
@@ -12,7 +14,7 @@ export {
   PIPELINE_VARIABLES,
   type PipelineConfig,
   unknownVariables,
-} from './config.js';
+} from '@facerec/framework/registry';
 export {
   composeDetection,
   composeRecognition,

@@ -25,6 +25,14 @@ export {
 } from './builtin.js';
 export { assertGalleryFitsEmbedder, type GalleryFileSummary, readGallerySummary } from './gallery-check.js';
 export {
+  BODY_LIMITS,
+  type LoadConfigOptions,
+  loadConfig,
+  PIPELINE_VARIABLES,
+  type PipelineConfig,
+  unknownVariables,
+} from './pipeline-config.js';
+export {
   BUILTIN_PROVIDERS,
   MODELS,
   ModelRegistry,

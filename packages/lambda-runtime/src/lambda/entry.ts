@@ -7,8 +7,8 @@
  */
 
 import { FacerecError } from '@facerec/framework';
+import { unknownVariables } from '@facerec/framework/registry';
 import type { DependencyContainer } from 'tsyringe';
-import { unknownVariables } from '../config.js';
 import { TOKENS } from '../container.js';
 import { createLogger, type PipelineLogger } from '../logger.js';
 import { createLambdaMetrics, type LambdaMetrics } from '../metrics.js';

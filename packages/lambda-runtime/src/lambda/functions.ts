@@ -11,7 +11,7 @@ import {
   PIPELINE_METRICS,
   type Transport,
 } from '@facerec/framework';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '@facerec/framework/registry';
 import { composeDetection, composeRecognition, createPipelineContainer } from '../container.js';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import type { LambdaInvocationContext } from '../logger.js';

@@ -3,10 +3,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DEFAULT_DECODE_LIMITS, InvalidOptionsError, type ReceivedMessage } from '@facerec/framework';
+import { BODY_LIMITS } from '@facerec/framework/registry';
 import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { Semaphore } from 'async-mutex';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { BODY_LIMITS } from '../config.js';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { type RecordBatchHandler, recordHandlerOf, type SqsEventHandler } from '../sqs-batch.js';

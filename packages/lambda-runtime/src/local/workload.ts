@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, type Transport } from '@facerec/framework';
 import { readFileUpTo } from '@facerec/framework/internal';
-import { BODY_LIMITS } from '../config.js';
+import { BODY_LIMITS } from '@facerec/framework/registry';
 import { NO_FACE, type ResponseMessage, responseMessageSchema } from '../messages.js';
 
 /** One frame the workload sends, with the identity expected in it (its folder name). */

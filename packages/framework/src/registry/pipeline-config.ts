@@ -1,16 +1,10 @@
-import {
-  DEFAULT_DECODE_LIMITS,
-  EMBEDDER_PRECISIONS,
-  type EmbedderPrecision,
-  formatIssues,
-  InvalidOptionsError,
-  MAX_DECODE_LIMITS,
-  MODELS,
-  type ModelRegistry,
-  type ResolvedEmbedder,
-} from '@facerec/framework';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
+import { EMBEDDER_PRECISIONS, type EmbedderPrecision } from '../contracts/embedder.js';
+import { InvalidOptionsError } from '../errors.js';
+import { DEFAULT_DECODE_LIMITS, MAX_DECODE_LIMITS } from '../image/limits.js';
+import { formatIssues } from '../options.js';
+import { MODELS, type ModelRegistry, type ResolvedEmbedder } from './registry.js';
 
 /**
  * Pipeline settings, read from environment variables at the composition root (cold start), validated once.
