@@ -437,6 +437,8 @@ export const PIPELINE_WARNINGS = Object.freeze({
   noGalleryProp: '@facerec/cdk:noGalleryProp',
   /** `functionUrlAuth: 'NONE'`: the detection Function URL is public. */
   publicFunctionUrl: '@facerec/cdk:publicFunctionUrl',
+  /** A prebuilt image named by a tag, which can be moved to another image, rather than its digest. */
+  mutableImageTag: '@facerec/cdk:mutableImageTag',
 });
 
 /**
@@ -944,6 +946,13 @@ export class FaceRecognitionPipeline extends Construct {
             "tag (ARG NODE_IMAGE, or buildArgs: { NODE_IMAGE: '…' }); see the deploy guide's \"The base image\".",
         );
     }
+    if (source.kind === 'prebuilt' && !/^sha256:[0-9a-f]{64}$/.test(source.image.tagOrDigest))
+      Annotations.of(this).addWarningV2(
+        PIPELINE_WARNINGS.mutableImageTag,
+        `FaceRecognitionPipeline: the prebuilt image is named by the tag "${source.image.tagOrDigest.slice(0, 128)}", ` +
+          'which a later push can move to another image: a cold start would then run that one, with a gallery ' +
+          "and models synth never saw. Name it by its digest (tagOrDigest: 'sha256:…').",
+      );
     if (p.gallery === undefined)
       Annotations.of(this).addWarningV2(
         PIPELINE_WARNINGS.noGalleryProp,

@@ -822,16 +822,34 @@ describe('FaceRecognitionPipeline', () => {
     const app = new App();
     const stack = new Stack(app, 'Prebuilt', { env: { account: '123456789012', region: 'eu-west-1' } });
     const repository = ecr.Repository.fromRepositoryName(stack, 'Repo', 'facerec');
-    new FaceRecognitionPipeline(stack, 'Pipeline', { image: { repository, tagOrDigest: 'sha256:abc' } });
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    new FaceRecognitionPipeline(stack, 'Pipeline', { image: { repository, tagOrDigest: digest } });
     const template = Template.fromStack(stack);
     const fns = Object.values(template.findResources('AWS::Lambda::Function')).map(
       (f) => f.Properties as Json,
     );
     expect(fns).toHaveLength(2);
-    for (const fn of fns) expect(JSON.stringify(fn.Code)).toContain('facerec@sha256:abc');
+    for (const fn of fns) expect(JSON.stringify(fn.Code)).toContain(`facerec@${digest}`);
     expect(dockerImageSources(app, 'Prebuilt')).toEqual([]);
     const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('no gallery prop'));
     expect(warnings).toHaveLength(1);
+    expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('named by the tag'))).toEqual(
+      [],
+    );
+    // A tag can be moved to another image after synth: warned of.
+    const tagged = new Stack(app, 'Tagged', { env: { account: '123456789012', region: 'eu-west-1' } });
+    new FaceRecognitionPipeline(tagged, 'Pipeline', {
+      image: {
+        repository: ecr.Repository.fromRepositoryName(tagged, 'Repo', 'facerec'),
+        tagOrDigest: 'latest',
+      },
+    });
+    expect(
+      Annotations.fromStack(tagged).findWarning(
+        '*',
+        Match.stringLikeRegexp('prebuilt image is named by the tag "latest"'),
+      ),
+    ).toHaveLength(1);
   });
 
   it('allows a public Function URL only when asked, with a synth warning', () => {
