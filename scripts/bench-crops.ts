@@ -259,7 +259,7 @@ const n = photos.length;
 const pairs = (n * (n - 1)) / 2;
 console.log(
   `crop policies vs face-api.js — ${n} labelled photos of ${new Set(identities).size} people under ` +
-    `${path.relative(process.cwd(), sharedDir) || sharedDir}/faces (${duplicates} duplicate files dropped), ` +
+    `${path.relative(process.cwd(), sharedDir).startsWith('..') ? path.resolve(sharedDir) : path.relative(process.cwd(), sharedDir) || '.'}/faces (${duplicates} duplicate files dropped), ` +
     `${pairs} pairs\n`,
 );
 console.log(

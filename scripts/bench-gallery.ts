@@ -50,6 +50,13 @@ const { values } = parseArgs({
     s3: { type: 'boolean', default: false },
   },
 });
+// The S3 figure is the load of the file gallery the file rows write: without them there is nothing to upload.
+if (values.s3 && values['no-file']) {
+  console.error(
+    'bench gallery: --s3 measures loading the file gallery from S3, which --no-file leaves out; drop one',
+  );
+  process.exit(2);
+}
 const sizes = values.sizes.split(',').map(Number);
 const dims = values.dims.split(',').map(Number);
 const queryCount = Number(values.queries);

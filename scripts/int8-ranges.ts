@@ -3,6 +3,7 @@
 // `linkFaceApiCalibrationCrops` (the calibration whose accuracy the README reports), so that its int8 graph needs
 // no calibration images. Run it again after a change to the graph's layout (FACEAPI_RESNET_GRAPH_LAYOUT) or to
 // which tensors the quantizer measures; a test checks the shipped ranges against a fresh measurement.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -64,6 +65,8 @@ ${entries}
 };
 `,
   );
+  // In the repository's style (quotes, line breaks), as the formatter writes it: `npm run lint` checks it.
+  execFileSync('npx', ['--no', '--', 'biome', 'format', '--write', out], { cwd: root, stdio: 'ignore' });
   console.log(`wrote ${ranges.size} ranges to ${path.relative(root, out)}`);
 } finally {
   rmSync(work, { recursive: true, force: true });

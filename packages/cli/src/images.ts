@@ -257,28 +257,7 @@ export async function forEachImage(
   let failures = 0;
   let finished = 0;
   const shown = progress !== undefined && images.length > 1 ? imageProgress(progress.label) : undefined;
-  // A stop says how far the run got and what was written: output printed only at the end (--json) is not, and
-  // text output is, for the images done.
-  const onSignal = (signal: NodeJS.Signals) => {
-    shown?.stop();
-    const written = writtenAsItGoes ? `${writtenAsItGoes} of the images done are written` : undefined;
-    info(
-      progress?.atEnd
-        ? `interrupted after ${finished} of ${images.length} images: no results printed (--json prints them at the end; --jsonl as each image is done)` +
-            (written ? `; ${written}` : ': nothing written')
-        : `interrupted after ${finished} of ${images.length} images: their results are printed above` +
-            (written ? `; ${written} (and of some in progress)` : ''),
-    );
-    // Ended by the signal itself, as without this handler (exit status 128 + its number): process.exit() here
-    // ran native destructors under onnxruntime's running inference and aborted.
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.kill(process.pid, signal);
-  };
-  if (images.length > 1) {
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  }
+  const interrupted = onInterrupt(images.length, () => finished, progress, shown, writtenAsItGoes);
   const inFlight: Promise<Outcome>[] = [];
   try {
     for (let next = 0, done = 0; done < images.length; done++, finished = done) {
@@ -294,22 +273,66 @@ export async function forEachImage(
       shown?.onProgress({ done: done + 1, total: images.length, file: image });
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupted.release();
     shown?.stop();
     // A fatal error leaves images in flight: let them end (their outcomes are not used) before the caller
     // disposes of the models they run on.
     await Promise.allSettled(inFlight);
   }
-  if (failures) {
-    // After a long run the failures are far up the output: the count closes it, saying why the exit is 2.
-    if (images.length > 1) {
-      info(
-        `${images.length} images: ${images.length - failures} done, ${failures} could not be used (each named above; exit 2)`,
-      );
-    }
-    process.exitCode = 2;
+  reportFailures(images.length, failures);
+}
+
+/**
+ * Closes a run over `total` images of which `failures` could not be used: after a long run the failures are far
+ * up the output, so a count says why the exit code is 2.
+ */
+export function reportFailures(total: number, failures: number): void {
+  if (!failures) return;
+  if (total > 1) {
+    info(
+      `${total} images: ${total - failures} done, ${failures} could not be used (each named above; exit 2)`,
+    );
   }
+  process.exitCode = 2;
+}
+
+/**
+ * Until `release()`, a Ctrl-C or SIGTERM says how far a run over `total` images got (`finished()` of them) and
+ * what was written: output printed only at the end (`--json`) is not, text and `--jsonl` output is, for the
+ * images done. The process then ends by the signal itself, as without the handler (exit status 128 + its
+ * number): process.exit() here ran native destructors under onnxruntime's running inference and aborted. A
+ * run over one image says nothing more than its own output.
+ */
+export function onInterrupt(
+  total: number,
+  finished: () => number,
+  progress: RowProgress | undefined,
+  shown: { stop(): void } | undefined,
+  /** What each image writes as it goes (detect's crops). */
+  writtenAsItGoes?: string,
+): { release(): void } {
+  const onSignal = (signal: NodeJS.Signals) => {
+    shown?.stop();
+    const written = writtenAsItGoes ? `${writtenAsItGoes} of the images done are written` : undefined;
+    info(
+      progress?.atEnd
+        ? `interrupted after ${finished()} of ${total} images: no results printed (--json prints them at the end; --jsonl as each image is done)` +
+            (written ? `; ${written}` : ': nothing written')
+        : `interrupted after ${finished()} of ${total} images: their results are printed above` +
+            (written ? `; ${written} (and of some in progress)` : ''),
+    );
+    release();
+    process.kill(process.pid, signal);
+  };
+  const release = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  if (total > 1) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
+  return { release };
 }
 
 /** File-system errors that are about the path given (the caller's mistake), and how they are said. */

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import {
@@ -28,7 +28,7 @@ import {
 } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { cli, cliWith } from './helpers.js';
+import { cli, cliChild, cliWith } from './helpers.js';
 
 interface DetectJson {
   image: string;
@@ -36,14 +36,6 @@ interface DetectJson {
   height: number;
   faces: { box: number[]; score: number; landmarks: number[][]; crop?: string }[];
   error?: string;
-}
-
-/** `facerec detect <args>` of the checkout as a child process, its stdout and stderr piped: for tests that signal it. */
-function detectChild(...args: string[]) {
-  return spawn(process.execPath, ['--import', 'tsx', 'packages/cli/src/bin.ts', 'detect', ...args], {
-    cwd: fileURLToPath(new URL('../../..', import.meta.url)),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
 }
 
 describeWithSharedData(
@@ -163,7 +155,7 @@ describeWithSharedData(
     }, async () => {
       // A process of its own, whose stderr pipe this end closes at once: its messages meet EPIPE. Before, the
       // unhandled error ended the run with exit 1 and its stdout cut short.
-      const child = detectChild(group(), group(), group(), '--json');
+      const child = cliChild('detect', group(), group(), group(), '--json');
       child.stderr.destroy();
       let stdout = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -176,7 +168,7 @@ describeWithSharedData(
     it('says that nothing was written when --json output is interrupted (Ctrl-C), and ends by the signal', {
       timeout: 90_000,
     }, async () => {
-      const child = detectChild(...Array(60).fill(group()), '--json');
+      const child = cliChild('detect', ...Array(60).fill(group()), '--json');
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -197,7 +189,7 @@ describeWithSharedData(
       timeout: 90_000,
     }, async () => {
       const crops = await mkdtemp(path.join(tmpdir(), 'facerec-crops-'));
-      const child = detectChild(...Array(240).fill(group()), '--crops-dir', crops);
+      const child = cliChild('detect', ...Array(240).fill(group()), '--crops-dir', crops);
       let stderr = '';
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
         stderr += chunk;
@@ -215,7 +207,7 @@ describeWithSharedData(
     it('--jsonl prints the row of each image as it is done: a run interrupted part-way keeps the rows of those done', {
       timeout: 90_000,
     }, async () => {
-      const child = detectChild(...Array(240).fill(group()), '--jsonl');
+      const child = cliChild('detect', ...Array(240).fill(group()), '--jsonl');
       let stdout = '';
       let stderr = '';
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));

@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { sharedPath } from '@facerec/framework/testing';
 import { expect, vi } from 'vitest';
 import { type CliOptions, main } from '../src/main.js';
@@ -85,4 +87,15 @@ export async function recogniseOver(
     messages: { result: string }[];
   };
   return answer.messages[0]!.result;
+}
+
+/**
+ * `facerec <args>` of the checkout as a child process, its stdout and stderr piped, for tests that signal it
+ * (`cli` runs in this process). Its environment is this process's (the tests' stubbed cache and mirror).
+ */
+export function cliChild(...args: string[]) {
+  return spawn(process.execPath, ['--import', 'tsx', 'packages/cli/src/bin.ts', ...args], {
+    cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }

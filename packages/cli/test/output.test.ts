@@ -120,7 +120,7 @@ describe('usage errors', () => {
       ],
       [
         ['detect', 'a.jpg', '--min-face-size', '-3'],
-        'detect: --min-face-size must be a number from 12 to 4096',
+        'detect: --min-face-size must be an integer from 12 to 4096',
       ],
       [
         ['detect', 'a.jpg', '--thresholds', '2,0.7,0.7'],

@@ -569,8 +569,8 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     expect(search.code, search.stderr).toBe(0);
     expect((JSON.parse(search.stdout) as Row[]).map((r) => r.identity)).toEqual(['no face']);
     for (const [command, value, accepted] of [
-      [['recognize', small, '--gallery', gallery], '5000', 'a number from 12 to 4096'],
-      [['gallery', 'search', gallery, small], '8', 'a number from 12 to 4096'],
+      [['recognize', small, '--gallery', gallery], '5000', 'an integer from 12 to 4096'],
+      [['gallery', 'search', gallery, small], '20.5', 'an integer from 12 to 4096'],
       [['serve', '--gallery', gallery], '20.5', 'an integer from 12 to 4096'],
     ] as const) {
       const refused = await cli(...command, '--min-face-size', value);

@@ -70,17 +70,13 @@ export function detectorOptions(opts: DetectOptions): MtcnnOptions {
 export function minFaceSizeOption(): Option {
   return new Option(
     '--min-face-size <n>',
-    'smallest face to look for, in pixels (default 20, 12–4096): where the search starts, not a filter (somewhat smaller faces are still found)',
+    'smallest face to look for, in whole pixels (default 20, 12–4096): where the search starts, not a filter (somewhat smaller faces are still found)',
   );
 }
 
-/** `--min-face-size` checked (12–4096, as `FACEREC_MIN_FACE_SIZE`; whole pixels for `serve`, as Lambda's). */
-export function minFaceSizeFlag(
-  command: string,
-  value: string | undefined,
-  integer = false,
-): number | undefined {
-  return numberFlag(command, '--min-face-size', value, { min: 12, max: 4096, integer });
+/** `--min-face-size` checked: a whole number of pixels, 12–4096, as `FACEREC_MIN_FACE_SIZE` takes it. */
+export function minFaceSizeFlag(command: string, value: string | undefined): number | undefined {
+  return numberFlag(command, '--min-face-size', value, { min: 12, max: 4096, integer: true });
 }
 
 /** `facerec detect <image...>`. */

@@ -23,7 +23,9 @@ import {
   imageLimitsFlag,
   maxImageBytesOption,
   maxImagePixelsOption,
+  onInterrupt,
   readInput,
+  reportFailures,
   reportImageError,
 } from '../images.js';
 import {
@@ -253,8 +255,11 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
 
       const results: Result[] = [];
       let failures = 0;
+      let printed = 0;
       const batch = maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
       const shown = format !== 'text' && images.length > 1 ? imageProgress('embedding') : undefined;
+      // Results are printed a batch at a time: a stop says how many images have theirs out.
+      const interrupted = onInterrupt(images.length, () => printed, rowProgress(format, 'embedding'), shown);
       try {
         // Decoded a batch at a time, so a long list of images never sits in memory all at once.
         for (let start = 0; start < images.length; start += batch) {
@@ -301,9 +306,11 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
             for (const row of results.splice(0)) writeJsonLine(row);
           }
           const done = Math.min(start + batch, images.length);
+          printed = done;
           shown?.onProgress({ done, total: images.length, file: images[done - 1]! });
         }
       } finally {
+        interrupted.release();
         shown?.stop();
         await Promise.all([detector.dispose(), embedder.dispose()]);
       }
@@ -311,6 +318,6 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
         // One line per image: 512 numbers each on their own line would be unreadable.
         process.stdout.write(`[\n${results.map((r) => `  ${JSON.stringify(r)}`).join(',\n')}\n]\n`);
       }
-      if (failures) process.exitCode = 2;
+      reportFailures(images.length, failures);
     });
 }

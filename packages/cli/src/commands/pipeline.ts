@@ -662,7 +662,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           min: 1,
           max: 1000,
         })!;
-        const minFaceSize = minFaceSizeFlag('serve', opts.minFaceSize, true);
+        const minFaceSize = minFaceSizeFlag('serve', opts.minFaceSize);
         const consumers = numberFlag('serve', '--consumers', opts.consumers, {
           integer: true,
           min: 1,
