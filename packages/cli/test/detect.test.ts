@@ -28,7 +28,7 @@ import {
 } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { cli, cliChild, cliWith } from './helpers.js';
+import { cli, cliChild, cliWith, interruptedJsonLines } from './helpers.js';
 
 interface DetectJson {
   image: string;
@@ -207,29 +207,12 @@ describeWithSharedData(
     it('--jsonl prints the row of each image as it is done: a run interrupted part-way keeps the rows of those done', {
       timeout: 90_000,
     }, async () => {
-      const child = cliChild('detect', ...Array(240).fill(group()), '--jsonl');
-      let stdout = '';
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        stdout += chunk;
-        // Once a row is out: interrupted early, long before the end of the run.
-        if (stdout.includes('\n') && !child.killed) child.kill('SIGINT');
-      });
-      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-      expect([code, signal]).toEqual([null, 'SIGINT']);
-      const done = Number(
-        /(?:^|\n)interrupted after (\d+) of 240 images: their results are printed above\n$/.exec(stderr)?.[1],
+      const rows = await interruptedJsonLines<{ image: string; faces: unknown[] }>(
+        240,
+        'detect',
+        ...Array(240).fill(group()),
+        '--jsonl',
       );
-      expect(done, stderr).toBeGreaterThan(0);
-      expect(done).toBeLessThan(240);
-      // One complete row per image done, each a JSON object of its own (the last line ends too).
-      expect(stdout.endsWith('\n')).toBe(true);
-      const rows = stdout
-        .trimEnd()
-        .split('\n')
-        .map((line) => JSON.parse(line) as { image: string; faces: unknown[] });
-      expect(rows.length).toBe(done);
       for (const row of rows) expect([row.image, row.faces.length]).toEqual([group(), 5]);
       // Both at once is a usage error.
       const both = await cli('detect', group(), '--json', '--jsonl');

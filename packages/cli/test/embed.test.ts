@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,7 +15,7 @@ import {
   writeStandInMirror,
   writeSyntheticCheckpoint,
 } from '../../provider-onnx/test/fixtures/synthetic-checkpoint.js';
-import { cli, cliChild } from './helpers.js';
+import { cli, interruptedJsonLines } from './helpers.js';
 
 const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
 /** Faces to calibrate int8 InceptionResnetV1 on (bbt face shots, none of the reference crops). */
@@ -158,7 +157,8 @@ describeWithSharedData('facerec embed', NEEDED, () => {
   it('stops on Ctrl-C saying how far it got: with --jsonl, the rows of the batches done are out', {
     timeout: 90_000,
   }, async () => {
-    const child = cliChild(
+    const rows = await interruptedJsonLines<JsonResult>(
+      120,
       'embed',
       ...Array(120).fill(crop(0)),
       '--checkpoint',
@@ -167,25 +167,6 @@ describeWithSharedData('facerec embed', NEEDED, () => {
       '--max-batch-size',
       '2',
     );
-    let stdout = '';
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-      if (stdout.includes('\n') && !child.killed) child.kill('SIGINT');
-    });
-    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-    expect([code, signal]).toEqual([null, 'SIGINT']);
-    const done = Number(
-      /(?:^|\n)interrupted after (\d+) of 120 images: their results are printed above\n$/.exec(stderr)?.[1],
-    );
-    expect(done, stderr).toBeGreaterThan(0);
-    expect(done).toBeLessThan(120);
-    const rows = stdout
-      .trimEnd()
-      .split('\n')
-      .map((line) => JSON.parse(line) as JsonResult);
-    expect(rows).toHaveLength(done);
     for (const row of rows) expect(row.embedding).toHaveLength(512);
   });
 

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,4 +99,37 @@ export function cliChild(...args: string[]) {
     cwd: fileURLToPath(new URL('../../..', import.meta.url)),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+/**
+ * `facerec <args>` (a `--jsonl` run over `total` images) as a child process, interrupted (SIGINT, as Ctrl-C) once
+ * its first row is out: what it printed, each line parsed, and how many images it said were done. Checks that
+ * the signal ended it and that the rows printed are those of the images it says were done, each complete.
+ */
+export async function interruptedJsonLines<Row>(total: number, ...args: string[]): Promise<Row[]> {
+  const child = cliChild(...args);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    // Once a row is out: interrupted early, long before the end of the run.
+    if (stdout.includes('\n') && !child.killed) child.kill('SIGINT');
+  });
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  expect([code, signal]).toEqual([null, 'SIGINT']);
+  const pattern = new RegExp(
+    `(?:^|\\n)interrupted after (\\d+) of ${total} images: their results are printed above\\n$`,
+  );
+  const done = Number(pattern.exec(stderr)?.[1]);
+  expect(done, stderr).toBeGreaterThan(0);
+  expect(done).toBeLessThan(total);
+  // One complete row per image done, each a JSON object of its own (the last line ends too).
+  expect(stdout.endsWith('\n')).toBe(true);
+  const rows = stdout
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Row);
+  expect(rows).toHaveLength(done);
+  return rows;
 }
