@@ -1,10 +1,11 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The registry subpath: model facts only, no image or inference code in a CDK app.
 import {
   assertGalleryFitsEmbedder,
   EMBEDDER_PRECISIONS,
+  FUNCTION_VARIABLES,
   type GalleryFileSummary,
   loadConfig,
   MODELS,
@@ -1019,15 +1020,6 @@ export class FaceRecognitionPipeline extends Construct {
     };
     this.detectionFunction = fn('Detection', 'detection');
     this.recognitionFunction = fn('Recognition', 'recognition');
-    // What each function will read at start, checked at synth by the same code (addEnvironment included: a
-    // FACEREC_THRESHOLD of 5 would have every request answered 503 after the deploy).
-    const registry = props.registry ?? MODELS;
-    this.detectionFunction.node.addValidation({
-      validate: () => environmentProblems(this.detectionFunction, 'detection', registry),
-    });
-    this.recognitionFunction.node.addValidation({
-      validate: () => environmentProblems(this.recognitionFunction, 'recognition', registry),
-    });
 
     // Least privilege. Detection sends faces to the request queue, and answers frames with no face straight
     // on the response queue (nothing for recognition to do), so it may send to both and read neither.
@@ -1346,6 +1338,18 @@ export class FaceRecognitionPipeline extends Construct {
     }
 
     this.suppressNagFindings();
+
+    // What each function will read at start, checked at synth by the same code (addEnvironment included: a
+    // FACEREC_THRESHOLD of 5 would have every request answered 503 after the deploy), against what the
+    // construct set from its props (its variables as it leaves them, here).
+    const registry = props.registry ?? MODELS;
+    for (const [fn, role] of [
+      [this.detectionFunction, 'detection'],
+      [this.recognitionFunction, 'recognition'],
+    ] as const) {
+      const fromProps = functionVariables(fn);
+      fn.node.addValidation({ validate: () => environmentProblems(fn, role, registry, fromProps) });
+    }
   }
 
   /** cdk-nag findings that do not apply to this design, each with its reason. */
@@ -1446,7 +1450,23 @@ function leftOutOfContext(imageDirectory: string, paths: readonly string[]): boo
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
   const strategy = IgnoreStrategy.docker(imageDirectory, patterns);
-  return paths.some((p) => strategy.ignores(p));
+  // A link inside the context to a file or folder it leaves out is staged as a link to nothing: its target
+  // counts, when it lies in the context too (CDK copies a target outside it).
+  const root = realpathSync(imageDirectory);
+  const target = (p: string) => {
+    let real: string;
+    try {
+      real = realpathSync(p);
+    } catch {
+      return undefined; // a link to nothing: nothing to build from either way
+    }
+    const relative = path.relative(root, real);
+    return relative.startsWith('..') ? undefined : path.join(imageDirectory, relative);
+  };
+  return paths.some((p) => {
+    const real = target(p);
+    return strategy.ignores(p) || (real !== undefined && strategy.ignores(real));
+  });
 }
 
 /** The files below `folder` named like `kind` (the images a calibration folder holds, the mirror's checkpoints). */
@@ -1473,29 +1493,56 @@ const DEPLOY_TIME_STAND_INS: Readonly<Record<string, string>> = Object.freeze({
  * own check), and the `FACEREC_` variables it would not read (a misspelt name), as synth-time validation
  * errors: a bad value set with `addEnvironment` would otherwise be found after the deploy, by every request.
  */
-function environmentProblems(
-  fn: lambda.Function,
-  role: 'detection' | 'recognition',
-  registry: ModelRegistry,
-): string[] {
+/** A function's environment variables as CloudFormation will get them (a token resolved to its intrinsic). */
+function functionVariables(fn: lambda.Function): Readonly<Record<string, unknown>> {
   const cfn = fn.node.defaultChild as lambda.CfnFunction;
   const resolved = Stack.of(fn).resolve(cfn.environment) as
     | { variables?: Record<string, unknown> }
     | undefined;
+  return { ...resolved?.variables };
+}
+
+function environmentProblems(
+  fn: lambda.Function,
+  role: 'detection' | 'recognition',
+  registry: ModelRegistry,
+  /** What the construct set from its props (the image was built, the gallery checked, for these values). */
+  fromProps: Readonly<Record<string, unknown>>,
+): string[] {
+  const variables = functionVariables(fn);
   const env: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(resolved?.variables ?? {})) {
+  for (const [name, value] of Object.entries(variables)) {
     env[name] = typeof value === 'string' ? value : DEPLOY_TIME_STAND_INS[name];
   }
   const problems: string[] = [];
+  const where = `the ${role} function's environment`;
+  // A value the props chose, changed by addEnvironment: the image, the gallery and the other function were
+  // built and checked for the props' value.
+  for (const [name, value] of Object.entries(fromProps)) {
+    if (!name.startsWith('FACEREC_')) continue;
+    const now = variables[name];
+    if (JSON.stringify(now) !== JSON.stringify(value)) {
+      problems.push(
+        `${where}: ${name} is set by the construct from its props, and was changed to ${JSON.stringify(now ?? null).slice(0, 120)}: ` +
+          "the image, the gallery and the other function were built for the props' value; change the props instead",
+      );
+    }
+  }
+  // A variable only the other function reads, set here (and not by the construct): it would change nothing.
+  const other = role === 'detection' ? 'recognition' : 'detection';
+  for (const name of FUNCTION_VARIABLES[other]) {
+    if (variables[name] !== undefined && !(name in fromProps)) {
+      problems.push(`${where}: ${name} is read by the ${other} function only: set it there`);
+    }
+  }
   try {
     loadConfig(env, registry, { role });
   } catch (error) {
-    problems.push(`the ${role} function's environment: ${(error as Error).message}`);
+    problems.push(`${where}: ${(error as Error).message}`);
   }
   for (const { name, meant } of unknownVariables(env)) {
     problems.push(
-      `the ${role} function's environment: ${name} is not a variable facerec reads` +
-        (meant ? ` (did you mean ${meant}?)` : ''),
+      `${where}: ${name} is not a variable facerec reads` + (meant ? ` (did you mean ${meant}?)` : ''),
     );
   }
   return problems;

@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PIPELINE_METRICS } from '@facerec/framework/registry';
@@ -641,27 +649,55 @@ describe('FaceRecognitionPipeline', () => {
       }
       return 'synthesized';
     };
-    const threshold = refused((pipeline) =>
-      pipeline.recognitionFunction.addEnvironment('FACEREC_THRESHOLD', '5'),
-    );
-    expect(threshold).toContain("the recognition function's environment: ");
-    expect(threshold).toContain('FACEREC_THRESHOLD: expected a number above 0 and at most 2');
-    const pixels = refused((pipeline) =>
-      pipeline.detectionFunction.addEnvironment('FACEREC_MAX_IMAGE_PIXELS', 'abc'),
-    );
-    expect(pixels).toContain("the detection function's environment: ");
-    expect(pixels).toContain('FACEREC_MAX_IMAGE_PIXELS: expected a whole number from 1024 to 100000000');
-    expect(
-      refused((pipeline) => pipeline.recognitionFunction.addEnvironment('FACEREC_TRESHOLD', '0.5')),
-    ).toContain(
-      "the recognition function's environment: FACEREC_TRESHOLD is not a variable facerec reads (did you mean FACEREC_THRESHOLD?)",
-    );
-    // Replacing what the construct set, as the deploy guide warns: an embedder the registry does not know.
-    expect(
-      refused((pipeline) => pipeline.detectionFunction.addEnvironment('FACEREC_EMBEDDER', 'facenet')),
-    ).toMatch(
-      /the detection function's environment: .*FACEREC_EMBEDDER: "facenet" is not one of inception-resnet-v1, faceapi-resnet/,
-    );
+    // Each set alone on one function (d: detection, r: recognition), and what synth says of it.
+    const cases: [fn: 'd' | 'r', name: string, value: string, said: string | RegExp][] = [
+      ['r', 'FACEREC_THRESHOLD', '5', 'FACEREC_THRESHOLD: expected a number above 0 and at most 2'],
+      [
+        'd',
+        'FACEREC_MAX_IMAGE_PIXELS',
+        'abc',
+        'FACEREC_MAX_IMAGE_PIXELS: expected a whole number from 1024 to 100000000',
+      ],
+      [
+        'r',
+        'FACEREC_TRESHOLD',
+        '0.5',
+        'FACEREC_TRESHOLD is not a variable facerec reads (did you mean FACEREC_THRESHOLD?)',
+      ],
+      // Replacing what the construct set: an embedder the registry does not know, a precision the image lacks.
+      [
+        'd',
+        'FACEREC_EMBEDDER',
+        'facenet',
+        /FACEREC_EMBEDDER: "facenet" is not one of inception-resnet-v1, faceapi-resnet/,
+      ],
+      [
+        'r',
+        'FACEREC_PRECISION',
+        'int8',
+        'FACEREC_PRECISION is set by the construct from its props, and was changed to "int8"',
+      ],
+      // A variable only the other function reads.
+      [
+        'd',
+        'FACEREC_THRESHOLD',
+        '0.5',
+        'FACEREC_THRESHOLD is read by the recognition function only: set it there',
+      ],
+      [
+        'r',
+        'FACEREC_MIN_FACE_SIZE',
+        '40',
+        'FACEREC_MIN_FACE_SIZE is read by the detection function only: set it there',
+      ],
+    ];
+    for (const [fn, name, value, said] of cases) {
+      const message = refused((pipeline) =>
+        (fn === 'd' ? pipeline.detectionFunction : pipeline.recognitionFunction).addEnvironment(name, value),
+      );
+      expect(message).toContain(`the ${fn === 'd' ? 'detection' : 'recognition'} function's environment: `);
+      expect(message).toMatch(said);
+    }
     // Values filled in at deploy (queue URLs, the table) pass as such; good values pass.
     expect(
       refused((pipeline) => {
@@ -1195,6 +1231,10 @@ describe("what the build context's .dockerignore leaves out", () => {
     };
     const leftOut = "is left out of the image's build context by imageDirectory's .dockerignore";
     expect(refused({ gallery: dropped })).toContain(`gallery: ${dropped} ${leftOut}`);
+    // Through a link inside the context, to what it leaves out: staged as a link to nothing.
+    symlinkSync(path.join(context, 'test'), path.join(context, 'linked'));
+    const linked = path.join(context, 'linked', 'faceapi.json');
+    expect(refused({ gallery: linked })).toContain(`gallery: ${linked} ${leftOut}`);
     expect(
       refused({ gallery: kept, precision: 'int8', calibration: path.join(context, 'faces', 'test') }),
     ).toContain(`calibration: ${path.join(context, 'faces', 'test')} (or an image in it) ${leftOut}`);

@@ -222,13 +222,17 @@ describe('ModelStore offline failures', () => {
   });
 
   it('says the file is not in the mirror when a mirror is set', async () => {
+    const mirror = await tempDir();
     const store = new ModelStore({
       manifest: await realManifest(),
       cacheDir: await tempDir(),
-      mirrorDir: await tempDir(),
+      mirrorDir: mirror,
       fetch: dnsFailingFetch,
     });
-    await expect(store.resolve('mtcnn-rnet')).rejects.toThrow(/it is not in the mirror/);
+    // Where to put it: the mirror that is set (not "set FACEREC_MODELS_MIRROR", which it is).
+    await expect(store.resolve('mtcnn-rnet')).rejects.toThrow(
+      `To work offline, put rnet.pt in the mirror folder ${mirror} (FACEREC_MODELS_MIRROR; it is not there)`,
+    );
     // A mirror path that is no folder (relative to another working directory, say) is named as such.
     const nowhere = path.join(await tempDir(), 'no-such-mirror');
     const lost = new ModelStore({

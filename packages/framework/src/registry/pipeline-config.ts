@@ -178,6 +178,34 @@ const schemaFor = (registry: ModelRegistry) =>
 export const PIPELINE_VARIABLES: readonly string[] = Object.freeze(Object.keys(schemaFor(MODELS).shape));
 
 /**
+ * The variables one function reads and the other does not (the rest of {@link PIPELINE_VARIABLES} both read):
+ * detection's frame limits and warm-up, recognition's gallery, threshold, precision and idempotency store. Set on
+ * the other function, one changes nothing.
+ */
+export const FUNCTION_VARIABLES: Readonly<Record<'detection' | 'recognition', readonly string[]>> =
+  Object.freeze({
+    detection: Object.freeze([
+      'FACEREC_DETECTOR',
+      'FACEREC_MAX_FACES',
+      'FACEREC_MIN_FACE_SIZE',
+      'FACEREC_MAX_BODY_BYTES',
+      'FACEREC_MAX_IMAGE_BYTES',
+      'FACEREC_MAX_IMAGE_PIXELS',
+      'FACEREC_WARMUP',
+    ]),
+    recognition: Object.freeze([
+      'FACEREC_PRECISION',
+      'FACEREC_GALLERY',
+      'FACEREC_GALLERY_REFRESH_SECONDS',
+      'FACEREC_S3_ENDPOINT',
+      'FACEREC_THRESHOLD',
+      'FACEREC_IDEMPOTENCY_TABLE',
+      'FACEREC_IDEMPOTENCY_TTL_SECONDS',
+      'FACEREC_DYNAMODB_ENDPOINT',
+    ]),
+  });
+
+/**
  * `FACEREC_` variables read by other parts of facerec than {@link loadConfig}: the model store, the tfjs
  * provider, int8 calibration, the CLI and `facerec serve`, the S3 store, the tests' shared data, the harness.
  */
