@@ -147,10 +147,11 @@ export interface FaceRecognizer {
    */
   readonly warnings: readonly string[];
   /**
-   * Every face of a photo, largest first. The detector's work outside the model (decoding is not: it runs on
-   * libuv's threads) runs on the calling thread: about 50 ms of a 1280-px frame, up to a second of a
-   * 25-megapixel one. A server that must answer other requests meanwhile runs it in a worker thread
-   * (`facerec serve` runs its models in `--workers` threads).
+   * Every face of a photo, largest first. The calling thread's event loop waits while the models run
+   * (onnxruntime-node runs a network with it waiting) and runs MTCNN's work between them (decoding does not: it
+   * runs on libuv's threads): in pieces of up to about 50 ms for a 1280-px frame, up to a second for a
+   * 25-megapixel one. A server that must answer other requests meanwhile runs it in a worker thread (`facerec
+   * serve` runs its models in `--workers` threads).
    */
   detect(photo: Photo): Promise<FaceDetection[]>;
   /** Every face of a photo with its embedding, largest first. */
