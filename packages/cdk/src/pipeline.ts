@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The registry subpath: model facts only, no image or inference code in a CDK app.
@@ -17,6 +17,7 @@ import {
 } from '@facerec/framework/registry';
 import {
   Annotations,
+  Aspects,
   CfnOutput,
   CfnResource,
   Duration,
@@ -440,6 +441,8 @@ export const PIPELINE_WARNINGS = Object.freeze({
   publicFunctionUrl: '@facerec/cdk:publicFunctionUrl',
   /** A prebuilt image named by a tag, which can be moved to another image, rather than its digest. */
   mutableImageTag: '@facerec/cdk:mutableImageTag',
+  /** A `FACEREC_` variable set on the function that does not read it (`FACEREC_THRESHOLD` on detection). */
+  unreadVariable: '@facerec/cdk:unreadVariable',
 });
 
 /**
@@ -597,7 +600,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       problems.push(
         `gallery: ${galleryFile} must lie inside imageDirectory (${imageDirectory}), the image's build context`,
       );
-    } else if (!prebuilt && leftOutOfContext(imageDirectory, [galleryFile])) {
+    } else if (!prebuilt && leftOutOfContext(imageDirectory, galleryFile)) {
       problems.push(`gallery: ${galleryFile} ${LEFT_OUT}`);
     } else {
       try {
@@ -645,11 +648,13 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
           `precision "int8" needs calibration for ${embedder.description.id} (no int8 ranges ship for it): a folder of face images inside imageDirectory to calibrate on`,
         );
     } else if (!existsSync(folder)) problems.push(`calibration: ${folder} does not exist`);
+    else if (!statSync(folder).isDirectory())
+      problems.push(`calibration: ${folder} is a file; give the folder of face images it is in`);
     else if (path.relative(imageDirectory, folder).startsWith('..'))
       problems.push(
         `calibration: ${folder} must lie inside imageDirectory (${imageDirectory}), the image's build context`,
       );
-    else if (leftOutOfContext(imageDirectory, [folder, ...filesUnder(folder, /\.(jpe?g|png|webp)$/i)]))
+    else if (leftOutOfContext(imageDirectory, folder, /\.(jpe?g|png|webp)$/i))
       problems.push(`calibration: ${folder} (or an image in it) ${LEFT_OUT}`);
     else calibration = path.relative(imageDirectory, folder).split(path.sep).join('/');
   }
@@ -726,12 +731,13 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
       path.isAbsolute(mirror) ||
       path.relative(imageDirectory, folder).startsWith('..') ||
       !existsSync(folder) ||
+      !statSync(folder).isDirectory() ||
       !readdirSync(folder).some((f) => f.endsWith('.pt'))
     )
       problems.push(
         `buildArgs.FACEREC_MODELS_MIRROR must be a folder inside imageDirectory (${imageDirectory}), given relative to it (the image's build context), holding the upstream .pt files; got ${JSON.stringify(String(mirror).slice(0, 100))}`,
       );
-    else if (leftOutOfContext(imageDirectory, [folder, ...filesUnder(folder, /\.pt$/)]))
+    else if (leftOutOfContext(imageDirectory, folder, /\.pt$/))
       problems.push(`buildArgs.FACEREC_MODELS_MIRROR: ${folder} (or a checkpoint in it) ${LEFT_OUT}`);
   }
   if (resolved.alarmEmail !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(resolved.alarmEmail))
@@ -947,12 +953,16 @@ export class FaceRecognitionPipeline extends Construct {
             "tag (ARG NODE_IMAGE, or buildArgs: { NODE_IMAGE: '…' }); see the deploy guide's \"The base image\".",
         );
     }
-    if (source.kind === 'prebuilt' && !/^sha256:[0-9a-f]{64}$/.test(source.image.tagOrDigest))
+    // Lambda pins a tag to the digest it names when a function is created or updated: which image runs then
+    // depends on when each function last was. A value known only at deploy (a parameter) is not judged.
+    const tag = source.kind === 'prebuilt' ? source.image.tagOrDigest : undefined;
+    if (tag !== undefined && !Token.isUnresolved(tag) && !/^sha256:[0-9a-f]{64}$/.test(tag))
       Annotations.of(this).addWarningV2(
         PIPELINE_WARNINGS.mutableImageTag,
-        `FaceRecognitionPipeline: the prebuilt image is named by the tag "${source.image.tagOrDigest.slice(0, 128)}", ` +
-          'which a later push can move to another image: a cold start would then run that one, with a gallery ' +
-          "and models synth never saw. Name it by its digest (tagOrDigest: 'sha256:…').",
+        `FaceRecognitionPipeline: the prebuilt image is named by the tag "${tag.slice(0, 128)}": Lambda runs the ` +
+          'image the tag named when each function was last created or updated, so after a push the two functions ' +
+          'can run different images, a deploy that changes nothing else picks up no new push, and a later update ' +
+          "takes whatever the tag names then, unchecked by synth. Name it by its digest (tagOrDigest: 'sha256:…').",
       );
     if (p.gallery === undefined)
       Annotations.of(this).addWarningV2(
@@ -1343,12 +1353,25 @@ export class FaceRecognitionPipeline extends Construct {
     // FACEREC_THRESHOLD of 5 would have every request answered 503 after the deploy), against what the
     // construct set from its props (its variables as it leaves them, here).
     const registry = props.registry ?? MODELS;
-    for (const [fn, role] of [
+    const functions = [
       [this.detectionFunction, 'detection'],
       [this.recognitionFunction, 'recognition'],
-    ] as const) {
-      const fromProps = functionVariables(fn);
+    ] as const;
+    for (const [fn, role] of functions) {
+      const variables = functionVariables(fn);
+      const setByConstruct = new Set(Object.keys(variables));
+      const fromProps = Object.fromEntries(
+        Object.entries(variables).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
+      );
       fn.node.addValidation({ validate: () => environmentProblems(fn, role, registry, fromProps) });
+      // Warnings must be added before synthesis validates: an aspect runs then, after the app's addEnvironment.
+      Aspects.of(fn).add({
+        visit: (node) => {
+          if (node !== fn) return;
+          for (const warning of unreadVariables(fn, role, setByConstruct))
+            Annotations.of(fn).addWarningV2(PIPELINE_WARNINGS.unreadVariable, warning);
+        },
+      });
     }
   }
 
@@ -1434,15 +1457,17 @@ export class FaceRecognitionPipeline extends Construct {
 }
 
 const LEFT_OUT =
-  "is left out of the image's build context by imageDirectory's .dockerignore (which drops test, docs, " +
-  'scripts, dist, __fixtures__ and *.md files, among others): the image build would not find it. Move it elsewhere in imageDirectory';
+  "is left out of the image's build context by imageDirectory's .dockerignore: the image build would not find " +
+  'it. Move it elsewhere in imageDirectory, or let .dockerignore keep it';
 
 /**
- * Whether the image build's context leaves any of `paths` out. CDK stages a Docker asset through the context's
- * `.dockerignore` (Docker's rules), so a gallery under a `test` folder passes every other check here and is
- * missing from the build, which then fails at deploy; CDK's own matcher says it at synth.
+ * Whether the image build's context leaves `target` out: a file, or a folder with every file below it named like
+ * `kind` (the images a calibration folder holds, the mirror's checkpoints). CDK stages a Docker asset through the
+ * context's `.dockerignore` (Docker's rules), so a gallery under a `test` folder passes every other check here
+ * and is missing from the build, which then fails at deploy; CDK's own matcher says it at synth, as CDK applies
+ * it (a folder counts as left out only when nothing below it can be kept).
  */
-function leftOutOfContext(imageDirectory: string, paths: readonly string[]): boolean {
+function leftOutOfContext(imageDirectory: string, target: string, kind?: RegExp): boolean {
   const ignoreFile = path.join(imageDirectory, '.dockerignore');
   if (!existsSync(ignoreFile)) return false;
   const patterns = readFileSync(ignoreFile, 'utf8')
@@ -1453,27 +1478,38 @@ function leftOutOfContext(imageDirectory: string, paths: readonly string[]): boo
   // A link inside the context to a file or folder it leaves out is staged as a link to nothing: its target
   // counts, when it lies in the context too (CDK copies a target outside it).
   const root = realpathSync(imageDirectory);
-  const target = (p: string) => {
+  const inContext = (p: string): string[] => {
     let real: string;
     try {
       real = realpathSync(p);
     } catch {
-      return undefined; // a link to nothing: nothing to build from either way
+      return [p]; // a link to nothing: nothing to build from either way
     }
     const relative = path.relative(root, real);
-    return relative.startsWith('..') ? undefined : path.join(imageDirectory, relative);
+    return relative.startsWith('..') ? [p] : [p, path.join(imageDirectory, relative)];
   };
-  return paths.some((p) => {
-    const real = target(p);
-    return strategy.ignores(p) || (real !== undefined && strategy.ignores(real));
-  });
+  if (kind === undefined) return inContext(target).some((p) => strategy.ignores(p));
+  if (inContext(target).some((p) => strategy.completelyIgnores(p))) return true;
+  return filesUnder(target, kind).some((file) => inContext(file).some((p) => strategy.ignores(p)));
 }
 
-/** The files below `folder` named like `kind` (the images a calibration folder holds, the mirror's checkpoints). */
+/**
+ * The files below `folder` named like `kind`, at most 10,000, leaving out `node_modules` and hidden folders (a
+ * calibration folder given as the whole checkout would otherwise be walked file by file).
+ */
 function filesUnder(folder: string, kind: RegExp): string[] {
-  return readdirSync(folder, { recursive: true, encoding: 'utf8' })
-    .filter((name) => kind.test(name))
-    .map((name) => path.join(folder, name));
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (found.length >= 10_000) return;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'node_modules' && !entry.name.startsWith('.')) walk(full);
+      } else if (kind.test(entry.name)) found.push(full);
+    }
+  };
+  walk(folder);
+  return found;
 }
 
 /**
@@ -1488,11 +1524,6 @@ const DEPLOY_TIME_STAND_INS: Readonly<Record<string, string>> = Object.freeze({
   FACEREC_GALLERY: 's3://gallery-bucket/gallery.json',
 });
 
-/**
- * The problems the function's runtime would find in its environment at start (`loadConfig`, the functions'
- * own check), and the `FACEREC_` variables it would not read (a misspelt name), as synth-time validation
- * errors: a bad value set with `addEnvironment` would otherwise be found after the deploy, by every request.
- */
 /** A function's environment variables as CloudFormation will get them (a token resolved to its intrinsic). */
 function functionVariables(fn: lambda.Function): Readonly<Record<string, unknown>> {
   const cfn = fn.node.defaultChild as lambda.CfnFunction;
@@ -1502,12 +1533,41 @@ function functionVariables(fn: lambda.Function): Readonly<Record<string, unknown
   return { ...resolved?.variables };
 }
 
+/**
+ * The variables only the other function reads, set on `fn` beyond what the construct set (`FACEREC_THRESHOLD`
+ * on detection): each changes nothing where it is. Said as synth warnings, since the function still starts.
+ */
+function unreadVariables(
+  fn: lambda.Function,
+  role: 'detection' | 'recognition',
+  setByConstruct: ReadonlySet<string>,
+): string[] {
+  const variables = functionVariables(fn);
+  const other = role === 'detection' ? 'recognition' : 'detection';
+  return FUNCTION_VARIABLES[other]
+    .filter((name) => variables[name] !== undefined && !setByConstruct.has(name))
+    .map(
+      (name) =>
+        `FaceRecognitionPipeline: ${name} is set on the ${role} function, and only the ${other} function reads it: set it there`,
+    );
+}
+
+/**
+ * The problems the function's runtime would find in its environment at start (`loadConfig`, the functions'
+ * own check), the `FACEREC_` variables it would not read (a misspelt name), and a value the construct set from
+ * its props changed afterwards, as synth-time validation errors: a bad value set with `addEnvironment` would
+ * otherwise be found after the deploy, by every request.
+ */
 function environmentProblems(
   fn: lambda.Function,
   role: 'detection' | 'recognition',
   registry: ModelRegistry,
-  /** What the construct set from its props (the image was built, the gallery checked, for these values). */
-  fromProps: Readonly<Record<string, unknown>>,
+  /**
+   * The plain values the construct set from its props (the image was built, the gallery checked, for these).
+   * Values that reference other resources are left out: their logical ids may change after construction
+   * (`overrideLogicalId`), which changes no value the props chose.
+   */
+  fromProps: Readonly<Record<string, string>>,
 ): string[] {
   const variables = functionVariables(fn);
   const env: Record<string, string | undefined> = {};
@@ -1516,23 +1576,12 @@ function environmentProblems(
   }
   const problems: string[] = [];
   const where = `the ${role} function's environment`;
-  // A value the props chose, changed by addEnvironment: the image, the gallery and the other function were
-  // built and checked for the props' value.
   for (const [name, value] of Object.entries(fromProps)) {
-    if (!name.startsWith('FACEREC_')) continue;
-    const now = variables[name];
-    if (JSON.stringify(now) !== JSON.stringify(value)) {
+    if (name.startsWith('FACEREC_') && variables[name] !== value) {
       problems.push(
-        `${where}: ${name} is set by the construct from its props, and was changed to ${JSON.stringify(now ?? null).slice(0, 120)}: ` +
+        `${where}: ${name} is set by the construct from its props, and was changed to ${JSON.stringify(variables[name] ?? null).slice(0, 120)}: ` +
           "the image, the gallery and the other function were built for the props' value; change the props instead",
       );
-    }
-  }
-  // A variable only the other function reads, set here (and not by the construct): it would change nothing.
-  const other = role === 'detection' ? 'recognition' : 'detection';
-  for (const name of FUNCTION_VARIABLES[other]) {
-    if (variables[name] !== undefined && !(name in fromProps)) {
-      problems.push(`${where}: ${name} is read by the ${other} function only: set it there`);
     }
   }
   try {

@@ -10,7 +10,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PIPELINE_METRICS } from '@facerec/framework/registry';
-import { App, Aspects, Annotations as CoreAnnotations, Stack } from 'aws-cdk-lib';
+import { App, Aspects, type CfnResource, Annotations as CoreAnnotations, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -677,19 +677,6 @@ describe('FaceRecognitionPipeline', () => {
         'int8',
         'FACEREC_PRECISION is set by the construct from its props, and was changed to "int8"',
       ],
-      // A variable only the other function reads.
-      [
-        'd',
-        'FACEREC_THRESHOLD',
-        '0.5',
-        'FACEREC_THRESHOLD is read by the recognition function only: set it there',
-      ],
-      [
-        'r',
-        'FACEREC_MIN_FACE_SIZE',
-        '40',
-        'FACEREC_MIN_FACE_SIZE is read by the detection function only: set it there',
-      ],
     ];
     for (const [fn, name, value, said] of cases) {
       const message = refused((pipeline) =>
@@ -698,6 +685,29 @@ describe('FaceRecognitionPipeline', () => {
       expect(message).toContain(`the ${fn === 'd' ? 'detection' : 'recognition'} function's environment: `);
       expect(message).toMatch(said);
     }
+    // A variable only the other function reads changes nothing there: a warning, synth goes on.
+    const unread = synth({}, false, (pipeline) => {
+      pipeline.detectionFunction.addEnvironment('FACEREC_THRESHOLD', '0.5');
+      pipeline.recognitionFunction.addEnvironment('FACEREC_MIN_FACE_SIZE', '40');
+    });
+    const warned = (text: string) =>
+      Annotations.fromStack(unread.stack).findWarning('*', Match.stringLikeRegexp(text));
+    expect(
+      warned(
+        'FACEREC_THRESHOLD is set on the detection function, and only the recognition function reads it',
+      ),
+    ).toHaveLength(1);
+    expect(
+      warned(
+        'FACEREC_MIN_FACE_SIZE is set on the recognition function, and only the detection function reads it',
+      ),
+    ).toHaveLength(1);
+    // Resources renamed after construction (a kept logical id) change no value the props chose.
+    expect(
+      refused((pipeline) =>
+        (pipeline.requestQueue.node.defaultChild as CfnResource).overrideLogicalId('Requests'),
+      ),
+    ).toBe('synthesized');
     // Values filled in at deploy (queue URLs, the table) pass as such; good values pass.
     expect(
       refused((pipeline) => {
@@ -1244,6 +1254,31 @@ describe("what the build context's .dockerignore leaves out", () => {
     expect(refused({ gallery: kept, buildArgs: { FACEREC_MODELS_MIRROR: 'mirror/test' } })).toContain(
       `buildArgs.FACEREC_MODELS_MIRROR: ${path.join(context, 'mirror', 'test')} (or a checkpoint in it) ${leftOut}`,
     );
+    // A calibration path that is a file.
+    expect(
+      refused({ gallery: kept, precision: 'int8', calibration: path.join(context, 'Dockerfile') }),
+    ).toContain(
+      `calibration: ${path.join(context, 'Dockerfile')} is a file; give the folder of face images it is in`,
+    );
+    // An allow-list .dockerignore ("*", then what to keep): a folder matched by "*" whose files are kept is
+    // copied, as CDK copies it.
+    const allowList = mkdtempSync(path.join(scratch, 'allow-list-'));
+    writeFileSync(path.join(allowList, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:22\n');
+    writeFileSync(path.join(allowList, '.dockerignore'), '*\n!Dockerfile\n!gallery/**\n!calib/**\n');
+    const allowed = await writeGalleryFor(path.join(allowList, 'gallery', 'faceapi.json'), 'faceapi-resnet');
+    mkdirSync(path.join(allowList, 'calib'));
+    writeFileSync(path.join(allowList, 'calib', 'a.jpg'), '');
+    const kept2 = synth({
+      imageDirectory: allowList,
+      gallery: allowed,
+      precision: 'int8',
+      calibration: path.join(allowList, 'calib'),
+    });
+    const staged2 = path.join(
+      kept2.app.synth().directory,
+      String(dockerImageSources(kept2.app)[0]!.directory),
+    );
+    expect(existsSync(path.join(staged2, 'calib', 'a.jpg'))).toBe(true);
     // What passes is in the staged build context, and what was refused would not have been.
     const { app } = synth({
       imageDirectory: context,

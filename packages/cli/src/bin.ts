@@ -1,8 +1,13 @@
+import { stdoutReaderGone } from './images.js';
 import { main } from './main.js';
 
-// `facerec ... | head` closes stdout early; that is the reader's choice, not an error worth a stack trace.
+// `facerec ... | head` closes stdout early; that is the reader's choice, not an error worth a stack trace. An
+// image run then ends by itself, after the images in flight (see stdoutReaderGone); anything else ends here.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') {
+    if (!stdoutReaderGone()) process.exit(process.exitCode ?? 0);
+    return;
+  }
   throw error;
 });
 // A closed stderr (`2> >(head -1)`, `2>&1 | head`) leaves the messages nowhere to go, but the results on stdout

@@ -223,6 +223,25 @@ export function reportImageError(image: string, error: Error): void {
   info(message.startsWith(`cannot read ${shown}: `) ? message : `${shown}: ${message}`);
 }
 
+/** Image runs in progress, and whether stdout's reader went away: see {@link stdoutReaderGone}. */
+let imageRuns = 0;
+let readerGone = false;
+
+/**
+ * Stdout's reader went away (`… | head`). An image run in progress stops starting images and ends normally once
+ * those in flight have: their models may run on worker threads, and exiting under them aborted the process
+ * (SIGABRT, now and then). Returns whether a run was in progress; when none was, the caller ends the process.
+ */
+export function stdoutReaderGone(): boolean {
+  readerGone = true;
+  return imageRuns > 0;
+}
+
+/** Whether stdout still has a reader: a loop over images stops starting new ones once it has none. */
+export function stdoutWanted(): boolean {
+  return !readerGone;
+}
+
 /**
  * Runs `each` on every image file, decoded. An image that is bad input (bytes that are not an image, an
  * unsupported format, a refused size, …) is reported on stderr and handed to `failed`, and does not hide the
@@ -259,9 +278,13 @@ export async function forEachImage(
   const shown = progress !== undefined && images.length > 1 ? imageProgress(progress.label) : undefined;
   const interrupted = onInterrupt(images.length, () => finished, progress, shown, writtenAsItGoes);
   const inFlight: Promise<Outcome>[] = [];
+  imageRuns++;
   try {
     for (let next = 0, done = 0; done < images.length; done++, finished = done) {
-      while (next < images.length && inFlight.length < Math.max(1, concurrency)) inFlight.push(run(next++));
+      while (next < images.length && inFlight.length < Math.max(1, concurrency) && !readerGone)
+        inFlight.push(run(next++));
+      // Nobody reads the results any more (`| head`): the images in flight have ended, the rest are not started.
+      if (inFlight.length === 0) break;
       const image = images[done]!;
       const outcome = await inFlight.shift()!;
       if ('fatal' in outcome) throw outcome.fatal;
@@ -273,6 +296,7 @@ export async function forEachImage(
       shown?.onProgress({ done: done + 1, total: images.length, file: image });
     }
   } finally {
+    imageRuns--;
     interrupted.release();
     shown?.stop();
     // A fatal error leaves images in flight: let them end (their outcomes are not used) before the caller
@@ -314,11 +338,12 @@ export function onInterrupt(
   const onSignal = (signal: NodeJS.Signals) => {
     shown?.stop();
     const written = writtenAsItGoes ? `${writtenAsItGoes} of the images done are written` : undefined;
+    const done = `interrupted after ${finished()} of ${total} images`;
     info(
-      progress?.atEnd
-        ? `interrupted after ${finished()} of ${total} images: no results printed (--json prints them at the end; --jsonl as each image is done)` +
+      progress?.format === 'json'
+        ? `${done}: no results printed (--json prints them at the end; --jsonl as each image is done)` +
             (written ? `; ${written}` : ': nothing written')
-        : `interrupted after ${finished()} of ${total} images: their results are printed above` +
+        : `${done}: ${progress?.format === 'jsonl' ? 'their rows are out, on stdout' : 'their results are printed above'}` +
             (written ? `; ${written} (and of some in progress)` : ''),
     );
     release();

@@ -322,31 +322,41 @@ export function rowFormat(opts: { readonly json?: boolean; readonly jsonl?: bool
   return opts.jsonl ? 'jsonl' : opts.json ? 'json' : 'text';
 }
 
-/** `--jsonl`: `--json`'s rows (`what`), one per line as each image is done. */
-export function jsonLinesOption(what: string): Option {
+/** `--jsonl`: `--json`'s rows (`what`), one per line as each image is done (`when`, where that differs). */
+export function jsonLinesOption(what: string, when = 'as each image is done'): Option {
   return new Option(
     '--jsonl',
-    `print ${what} as JSON Lines: one row per line, as each image is done (in the images' order), instead of --json's array at the end`,
+    `print ${what} as JSON Lines: one row per line, ${when} (in the images' order), instead of --json's array at the end`,
   ).conflicts('json');
 }
 
-/** One row of `--jsonl` output. */
-export function writeJsonLine(row: unknown): void {
-  process.stdout.write(`${JSON.stringify(row)}\n`);
+/**
+ * Where an image command's result rows go: with `--jsonl`, each is written at once, as one line; otherwise it is
+ * kept in `rows`, for `--json`'s array at the end (and the tests' reading of it).
+ */
+export function rowSink<Row>(format: RowFormat): { readonly rows: Row[]; emit(row: Row): void } {
+  const rows: Row[] = [];
+  return {
+    rows,
+    emit: (row) => {
+      if (format === 'jsonl') process.stdout.write(`${JSON.stringify(row)}\n`);
+      else rows.push(row);
+    },
+  };
 }
 
 /**
- * Progress on stderr for output that is not for people (`--json`, `--jsonl`), under `label`; none for text.
- * `atEnd`: the results are printed at the end only (`--json`), which a run stopped part-way says.
+ * Progress on stderr for output that is not for people (`--json`, `--jsonl`), under `label`; none for text. The
+ * format also says what a run stopped part-way has printed.
  */
 export function rowProgress(format: RowFormat, label: string): RowProgress | undefined {
-  return format === 'text' ? undefined : { label, atEnd: format === 'json' };
+  return format === 'text' ? undefined : { label, format };
 }
 
 /** See {@link rowProgress}. */
 export interface RowProgress {
   readonly label: string;
-  readonly atEnd: boolean;
+  readonly format: Exclude<RowFormat, 'text'>;
 }
 
 /**

@@ -165,6 +165,26 @@ describeWithSharedData(
       expect(results.map((r) => r.faces.length)).toEqual([5, 5, 5]);
     });
 
+    it('ends normally when stdout is closed part-way (`--jsonl --workers 2 | head -1`): the images in flight end, no more start', {
+      timeout: 90_000,
+    }, async () => {
+      // Exiting at the first EPIPE, under inference on the worker threads, aborted the process now and then
+      // (SIGABRT, "terminate called after throwing an instance of 'Napi::Error'").
+      const child = cliChild('detect', ...Array(120).fill(group()), '--jsonl', '--workers', '2');
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      let lines = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        lines += chunk;
+        if (lines.includes('\n')) child.stdout.destroy(); // as `head -1` does after its line
+      });
+      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      expect([code, signal], stderr).toEqual([0, null]);
+      expect(stderr).not.toMatch(/terminate called|Napi::Error/);
+      // It stopped early: the progress never reached the end.
+      expect(stderr).not.toContain('detecting: 120/120');
+    });
+
     it('says that nothing was written when --json output is interrupted (Ctrl-C), and ends by the signal', {
       timeout: 90_000,
     }, async () => {

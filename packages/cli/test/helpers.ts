@@ -119,7 +119,7 @@ export async function interruptedJsonLines<Row>(total: number, ...args: string[]
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   expect([code, signal]).toEqual([null, 'SIGINT']);
   const pattern = new RegExp(
-    `(?:^|\\n)interrupted after (\\d+) of ${total} images: their results are printed above\\n$`,
+    `(?:^|\\n)interrupted after (\\d+) of ${total} images: their rows are out, on stdout\\n$`,
   );
   const done = Number(pattern.exec(stderr)?.[1]);
   expect(done, stderr).toBeGreaterThan(0);

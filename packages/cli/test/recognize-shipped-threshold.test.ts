@@ -585,7 +585,8 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     await writeFile(junk, 'not an image');
     const images = [...probes(['amy', 'raj']), junk];
     for (const command of [
-      ['recognize', ...images, '--gallery', gallery],
+      // On worker threads: the rows still come in the images' order.
+      ['recognize', ...images, '--gallery', gallery, '--workers', '2'],
       ['gallery', 'search', gallery, ...images],
       ['embed', ...images, '--embedder', 'faceapi-resnet', '--max-batch-size', '3'],
       ['embed', '--detect', ...images, '--embedder', 'faceapi-resnet'],

@@ -44,6 +44,7 @@ export {
   describeCropPolicy,
   extractFace,
   implementMtcnn,
+  MIN_FACE_SIZE_SETTING,
   MtcnnDetector,
   type MtcnnNetworks,
   type MtcnnOptions,

@@ -1,5 +1,12 @@
 import path from 'node:path';
-import { encodePng, InvalidInputError, InvalidOptionsError, type MtcnnOptions } from '@facerec/framework';
+import {
+  DEFAULT_MTCNN_OPTIONS,
+  encodePng,
+  InvalidInputError,
+  InvalidOptionsError,
+  MIN_FACE_SIZE_SETTING,
+  type MtcnnOptions,
+} from '@facerec/framework';
 import { visibleText, writeFileAtomic } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import {
@@ -19,7 +26,7 @@ import {
   round,
   rowFormat,
   rowProgress,
-  writeJsonLine,
+  rowSink,
 } from '../output.js';
 import {
   type CliContext,
@@ -70,13 +77,13 @@ export function detectorOptions(opts: DetectOptions): MtcnnOptions {
 export function minFaceSizeOption(): Option {
   return new Option(
     '--min-face-size <n>',
-    'smallest face to look for, in whole pixels (default 20, 12–4096): where the search starts, not a filter (somewhat smaller faces are still found)',
+    `smallest face to look for, in whole pixels (default ${DEFAULT_MTCNN_OPTIONS.minFaceSize}, ${MIN_FACE_SIZE_SETTING.min}–${MIN_FACE_SIZE_SETTING.max}): where the search starts, not a filter (somewhat smaller faces are still found)`,
   );
 }
 
 /** `--min-face-size` checked: a whole number of pixels, 12–4096, as `FACEREC_MIN_FACE_SIZE` takes it. */
 export function minFaceSizeFlag(command: string, value: string | undefined): number | undefined {
-  return numberFlag(command, '--min-face-size', value, { min: 12, max: 4096, integer: true });
+  return numberFlag(command, '--min-face-size', value, { ...MIN_FACE_SIZE_SETTING, integer: true });
 }
 
 /** `facerec detect <image...>`. */
@@ -117,9 +124,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
       // Before the workers start: a failure after would leave them running (the command never ended).
       if (opts.cropsDir) await prepareOutputFolder('detect', '--crops-dir', opts.cropsDir);
       const { provider, workers, close } = await imageCommandProvider(context, 'detect', opts, images.length);
-      const results: unknown[] = [];
-      // --jsonl: each image's row as it is done; otherwise kept for --json's array at the end.
-      const emit = (row: unknown) => (format === 'jsonl' ? writeJsonLine(row) : results.push(row));
+      const { rows: results, emit } = rowSink<unknown>(format);
       // Crop names by image stem, fixed before any image runs (they may finish in any order): a second image of
       // the same stem (another folder) gets `<stem>~2`, and so on, instead of writing over the first one's crops;
       // a name taken already by another image's stem (`photo~2.jpg` after two `photo.jpg`) is skipped too.

@@ -27,6 +27,7 @@ import {
   readInput,
   reportFailures,
   reportImageError,
+  stdoutWanted,
 } from '../images.js';
 import {
   count,
@@ -40,7 +41,7 @@ import {
   round,
   rowFormat,
   rowProgress,
-  writeJsonLine,
+  rowSink,
 } from '../output.js';
 import {
   type CliContext,
@@ -122,10 +123,7 @@ async function embedDetected(
   format: RowFormat,
   limits: ImageLimits,
 ): Promise<void> {
-  const results: (DetectedResult | { image: string; error: string })[] = [];
-  // --jsonl: each image's row as it is done; otherwise kept for --json's array at the end.
-  const emit = (row: (typeof results)[number]) =>
-    format === 'jsonl' ? writeJsonLine(row) : results.push(row);
+  const { rows: results, emit } = rowSink<DetectedResult | { image: string; error: string }>(format);
   const crop = embedder.preprocessing.crop;
   await forEachImage(
     images,
@@ -195,7 +193,12 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
       'each image is a photo: find every face and embed each, cut as the embedder takes it; --json prints [{ image, width, height, faces: [{ box, score, embedding }] }]',
     )
     .option('--json', 'print [{ image, embedding: [numbers], warnings? }] to stdout')
-    .addOption(jsonLinesOption("--json's rows"))
+    .addOption(
+      jsonLinesOption(
+        "--json's rows",
+        'as each image is done (without --detect: a batch of --max-batch-size at a time)',
+      ),
+    )
     .option('--max-batch-size <n>', `faces per inference call (default ${DEFAULT_MAX_BATCH_SIZE})`)
     .addOption(precisionOption())
     .addOption(maxImageBytesOption())
@@ -254,6 +257,8 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
       }
 
       const results: Result[] = [];
+      // --jsonl: the rows of each batch, once its embeddings are in.
+      const jsonLines = rowSink<Result>('jsonl');
       let failures = 0;
       let printed = 0;
       const batch = maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
@@ -262,7 +267,8 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
       const interrupted = onInterrupt(images.length, () => printed, rowProgress(format, 'embedding'), shown);
       try {
         // Decoded a batch at a time, so a long list of images never sits in memory all at once.
-        for (let start = 0; start < images.length; start += batch) {
+        // Until stdout has no reader (`| head`): then the batch in progress ends, and no other starts.
+        for (let start = 0; start < images.length && stdoutWanted(); start += batch) {
           const pending: { index: number; face: RgbImage }[] = [];
           for (const image of images.slice(start, start + batch)) {
             try {
@@ -303,7 +309,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
           });
           // --jsonl: the batch's rows (its failures too), in the images' order; not kept.
           if (format === 'jsonl') {
-            for (const row of results.splice(0)) writeJsonLine(row);
+            for (const row of results.splice(0)) jsonLines.emit(row);
           }
           const done = Math.min(start + batch, images.length);
           printed = done;

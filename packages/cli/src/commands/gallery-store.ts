@@ -35,13 +35,13 @@ import {
   round,
   rowFormat,
   rowProgress,
+  rowSink,
   shownDistance,
   storedThreshold,
   thresholdFields,
   thresholdFlag,
   thresholdSummary,
   warnIfEmpty,
-  writeJsonLine,
 } from '../output.js';
 import {
   type CliContext,
@@ -448,9 +448,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         const detector = withPrecroppedFallback(
           provider.detector(registry.defaults.detector, minFaceSize === undefined ? {} : { minFaceSize }),
         );
-        const rows: unknown[] = [];
-        // --jsonl: each row as its image is done; otherwise kept for --json's array at the end.
-        const emit = (row: unknown) => (format === 'jsonl' ? writeJsonLine(row) : rows.push(row));
+        const { rows, emit } = rowSink<unknown>(format);
         try {
           embedder = await loadGalleryEmbedder(context, provider, store, opts);
           const crop = embedder.preprocessing.crop;

@@ -51,11 +51,11 @@ import {
   round,
   rowFormat,
   rowProgress,
+  rowSink,
   shownDistance,
   thresholdFields,
   thresholdFlag,
   warnIfEmpty,
-  writeJsonLine,
 } from '../output.js';
 import {
   type CliContext,
@@ -366,9 +366,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           opts,
           images.length,
         );
-        const rows: unknown[] = [];
-        // --jsonl: each row as its image is done; otherwise kept for --json's array at the end.
-        const emit = (row: unknown) => (format === 'jsonl' ? writeJsonLine(row) : rows.push(row));
+        const { rows, emit } = rowSink<unknown>(format);
         try {
           const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
           // As enroll and verify find faces: a probe that is itself a face crop is one face, not none.

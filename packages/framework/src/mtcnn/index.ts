@@ -36,6 +36,11 @@ export type { MtcnnNetworks, ONetOutput, PNetOutput, PNetRunOptions, RNetOutput 
 export type { NmsMode } from './nms.js';
 export { nms } from './nms.js';
 export type { MtcnnOptions, ResolvedMtcnnOptions, SelectionMethod } from './options.js';
-export { DEFAULT_MTCNN_OPTIONS, mtcnnOptionsSchema, resolveMtcnnOptions } from './options.js';
+export {
+  DEFAULT_MTCNN_OPTIONS,
+  MIN_FACE_SIZE_SETTING,
+  mtcnnOptionsSchema,
+  resolveMtcnnOptions,
+} from './options.js';
 export type { FrameSampler, SamplingKind } from './sampling.js';
 export { FrameSampling } from './sampling.js';

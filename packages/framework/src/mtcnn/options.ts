@@ -57,6 +57,15 @@ export const DEFAULT_MTCNN_OPTIONS: Readonly<Omit<ResolvedMtcnnOptions, 'selecti
   maxPixels: 3840 * 2160,
 });
 
+/**
+ * The `minFaceSize` the pipeline's settings take (`FACEREC_MIN_FACE_SIZE`, the CLI's `--min-face-size`): whole
+ * pixels from 12, P-Net's window, to 4096. The option itself takes any size from 12.
+ */
+export const MIN_FACE_SIZE_SETTING: Readonly<{ min: number; max: number }> = Object.freeze({
+  min: 12,
+  max: 4096,
+});
+
 const probability = z.number().gt(0).lt(1);
 
 /** The strict schema of {@link MtcnnOptions} (the model registry's option schema for `mtcnn`). */

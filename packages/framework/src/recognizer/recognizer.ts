@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { z } from 'zod';
 import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
 import type { EmbedderPrecision, FaceEmbedder } from '../contracts/embedder.js';
@@ -244,7 +245,8 @@ export async function createFaceRecognizer<
     if (typeof o.embedder !== 'object') owned.push(embedder);
     await detector.ready();
     o.gallery?.assertCompatible(embedder);
-    empty = o.gallery !== undefined && (await o.gallery.identities()).length === 0;
+    // Only for a warning: a store out of reach now is its searches' concern, not a reason to refuse to start.
+    empty = (await o.gallery?.identities().catch(() => undefined))?.length === 0;
   } catch (error) {
     await Promise.all(owned.map((m) => m.dispose()));
     throw error;
@@ -273,7 +275,8 @@ export async function createFaceRecognizer<
   };
   const decode = (photo: Photo) => {
     live();
-    if (photo instanceof ArrayBuffer) return decodeImage(new Uint8Array(photo), o.decodeLimits);
+    // Any realm's ArrayBuffer (or a SharedArrayBuffer): `instanceof` would miss one from a vm context.
+    if (types.isAnyArrayBuffer(photo)) return decodeImage(new Uint8Array(photo), o.decodeLimits);
     return photo instanceof Uint8Array ? decodeImage(photo, o.decodeLimits) : Promise.resolve(photo);
   };
 

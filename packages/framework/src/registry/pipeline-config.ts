@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { EMBEDDER_PRECISIONS, type EmbedderPrecision } from '../contracts/embedder.js';
 import { InvalidOptionsError } from '../errors.js';
 import { DEFAULT_DECODE_LIMITS, MAX_DECODE_LIMITS } from '../image/limits.js';
+import { DEFAULT_MTCNN_OPTIONS, MIN_FACE_SIZE_SETTING } from '../mtcnn/options.js';
 import { formatIssues } from '../options.js';
 import { MODELS, type ModelRegistry, type ResolvedEmbedder } from './registry.js';
 
@@ -138,7 +139,9 @@ const schemaFor = (registry: ModelRegistry) =>
       // Distances between unit vectors are at most 2 (euclidean and cosine alike): more would name every face.
       FACEREC_THRESHOLD: decimal({ min: 0, max: 2, above: true }).optional(),
       FACEREC_MAX_FACES: int(1, 1000).default(32),
-      FACEREC_MIN_FACE_SIZE: int(12, 4096).default(20),
+      FACEREC_MIN_FACE_SIZE: int(MIN_FACE_SIZE_SETTING.min, MIN_FACE_SIZE_SETTING.max).default(
+        DEFAULT_MTCNN_OPTIONS.minFaceSize,
+      ),
       // Upper bounds a Lambda function can honour: a larger limit would only turn a 413 into running out of memory.
       FACEREC_MAX_BODY_BYTES: int(1024, BODY_LIMITS.max).default(BODY_LIMITS.default),
       FACEREC_MAX_IMAGE_BYTES: int(1024, MAX_DECODE_LIMITS.maxBytes).default(DEFAULT_DECODE_LIMITS.maxBytes),
@@ -179,8 +182,8 @@ export const PIPELINE_VARIABLES: readonly string[] = Object.freeze(Object.keys(s
 
 /**
  * The variables one function reads and the other does not (the rest of {@link PIPELINE_VARIABLES} both read):
- * detection's frame limits and warm-up, recognition's gallery, threshold, precision and idempotency store. Set on
- * the other function, one changes nothing.
+ * detection's frame limits and warm-up, recognition's gallery, threshold and idempotency store. Set on the other
+ * function, one changes nothing (beyond {@link loadConfig}'s check of its value).
  */
 export const FUNCTION_VARIABLES: Readonly<Record<'detection' | 'recognition', readonly string[]>> =
   Object.freeze({
