@@ -43,6 +43,7 @@ export {
 } from './gallery/format.js';
 export { matchOf, resolveMatchOptions } from './gallery/gallery.js';
 export { norm, normaliseInto } from './gallery/vectors.js';
+export { readImageSize } from './image/decode.js';
 export * from './image/index.js';
 export * from './inception-resnet-v1/index.js';
 export * from './index.js';

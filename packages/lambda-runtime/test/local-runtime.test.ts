@@ -1016,6 +1016,14 @@ describeWithSharedData(
           body: 'x'.repeat(7 * 1024 * 1024),
         });
         expect(big.status).toBe(413);
+        // Declared larger than the limit: refused at once, not after the body (or 5 s of a trickle of it).
+        const started = performance.now();
+        const declared = await rawRequest(
+          new URL(runtime.url).port,
+          `POST / HTTP/1.1\r\nHost: 127.0.0.1:${new URL(runtime.url).port}\r\nContent-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n{`,
+        );
+        expect(declared).toMatch(/^HTTP\/1\.1 413 /);
+        expect(performance.now() - started).toBeLessThan(4000);
       } finally {
         await runtime.close();
       }

@@ -1,4 +1,4 @@
-import { encodeJpeg, encodePng, type RgbImage } from '@facerec/framework';
+import { decodeImage, encodeJpeg, encodePng, type RgbImage } from '@facerec/framework';
 import { startLocalRuntime } from '@facerec/lambda-runtime';
 import { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { describe, expect, it } from 'vitest';
@@ -40,26 +40,48 @@ const runtimeWith = (
 
 describe('local runtime: the size of a frame from its header', () => {
   it('reads width × height of PNG and JPEG headers, also past 120 kB of APP segments', async () => {
-    expect(frameRequestFields(body(base64(await encodePng(image(320, 240)))), 1)).toEqual({
+    expect(await frameRequestFields(body(base64(await encodePng(image(320, 240)))), 1)).toEqual({
       requestId: 'r-1',
       pixels: 320 * 240,
     });
     const jpeg = await encodeJpeg(image(640, 360));
-    expect(frameRequestFields(body(base64(jpeg)), 1).pixels).toBe(640 * 360);
+    expect((await frameRequestFields(body(base64(jpeg)), 1)).pixels).toBe(640 * 360);
     const late = withLargeSegments(jpeg, 2);
     expect(late.length).toBeGreaterThan(120_000);
-    expect(frameRequestFields(body(base64(late)), 1).pixels).toBe(640 * 360);
+    expect((await frameRequestFields(body(base64(late)), 1)).pixels).toBe(640 * 360);
   });
 
-  it('counts content without a readable header as the given worst case, and a body without content as 0', () => {
-    expect(frameRequestFields(body(base64(Buffer.from('not an image at all'))), 25_000_000).pixels).toBe(
-      25_000_000,
-    );
-    expect(frameRequestFields(body(42), 7)).toEqual({ requestId: 'r-1', pixels: 0 });
-    expect(frameRequestFields(body(''), 7).pixels).toBe(0);
-    expect(frameRequestFields('{not json', 7)).toEqual({ requestId: undefined, pixels: 0 });
+  it('reads the size the decoder will decode, not one a crafted header shows another reader', async () => {
+    // A stray byte after an APP15 segment whose data holds a 1×1 SOF marker: image-size, which this runtime used
+    // before, slid onto that marker and weighed the frame at 1 pixel; libjpeg skips the byte and decodes 640×360.
+    const jpeg = Buffer.from(await encodeJpeg(image(640, 360)));
+    const app15 = Buffer.alloc(254);
+    app15[0] = 20;
+    Buffer.from([0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0x01, 0x00, 0x01]).copy(app15, 19);
+    const crafted = Buffer.concat([
+      jpeg.subarray(0, 2),
+      Buffer.from([0xff, 0xef, 0x01, 0x00]),
+      app15,
+      Buffer.from([0x00]),
+      jpeg.subarray(2),
+    ]);
+    const decoded = await decodeImage(crafted);
+    expect((await frameRequestFields(body(base64(crafted)), 1)).pixels).toBe(decoded.width * decoded.height);
+    expect(decoded.width * decoded.height).toBe(640 * 360);
+  });
+
+  it('counts content without a readable header as the given worst case, and a body without content as 0', async () => {
     expect(
-      frameRequestFields(JSON.stringify({ content: 'AA==', request_id: 5 }), 7).requestId,
+      (await frameRequestFields(body(base64(Buffer.from('not an image at all'))), 25_000_000)).pixels,
+    ).toBe(25_000_000);
+    // Markup is no format the decoder takes: not parsed here (a crafted SVG cost seconds of regular expression).
+    const svg = `${'<svg '.repeat(190)}'<svg >${'a'.repeat(1000)}'${'a'.repeat(100_000)}`;
+    expect((await frameRequestFields(body(base64(Buffer.from(svg))), 7)).pixels).toBe(7);
+    expect(await frameRequestFields(body(42), 7)).toEqual({ requestId: 'r-1', pixels: 0 });
+    expect((await frameRequestFields(body(''), 7)).pixels).toBe(0);
+    expect(await frameRequestFields('{not json', 7)).toEqual({ requestId: undefined, pixels: 0 });
+    expect(
+      (await frameRequestFields(JSON.stringify({ content: 'AA==', request_id: 5 }), 7)).requestId,
     ).toBeUndefined();
   });
 });

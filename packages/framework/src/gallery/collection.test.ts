@@ -365,10 +365,23 @@ describe('identityNameIssue', () => {
       'an\u2028n',
       'a\u3164b',
       `ann${ENGLAND.slice(2)}`, // tag characters without their flag
+      // Blank or joining marks that print as nothing, and variation selectors but after an emoji.
+      'unknown\ufe0f',
+      'no\u2800face',
+      'an\u034fn',
+      'an\u17b4n',
+      'ann\ufffc',
+      'ann\u{e0100}',
     ]) {
       expect(identityNameIssue(bad), JSON.stringify(bad)).toMatch(/invisible character/);
     }
-    for (const good of [MOHAMMADREZA, '\u{1f468}\u200d\u{1f469}\u200d\u{1f467}', 'José', `fan ${ENGLAND}`]) {
+    for (const good of [
+      MOHAMMADREZA,
+      '\u{1f468}\u200d\u{1f469}\u200d\u{1f467}',
+      'José',
+      `fan ${ENGLAND}`,
+      'ann \u2764\ufe0f', // a red heart in its emoji presentation
+    ]) {
       expect(identityNameIssue(good), JSON.stringify(good)).toBeUndefined();
     }
   });

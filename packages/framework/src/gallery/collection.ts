@@ -93,9 +93,13 @@ const FLAG_TAG_SEQUENCE = '\\u{1F3F4}[\\u{E0020}-\\u{E007E}]+\\u{E007F}';
 /**
  * Characters that print as nothing or move what follows: format characters (zero-width space, byte-order
  * mark, direction controls; not the zero-width (non-)joiners, which spell names in Persian, Indic scripts and
- * emoji), line and paragraph separators, and the Hangul filler letters.
+ * emoji), line and paragraph separators, the Hangul filler letters, the combining grapheme joiner, Khmer's
+ * invisible vowels, the blank braille pattern, the object replacement character, and variation selectors but
+ * after an emoji (where they choose its presentation: "❤️").
  */
-const INVISIBLE = '(?![\\u200c\\u200d])[\\p{Cf}\\p{Zl}\\p{Zp}\\u115f\\u1160\\u3164\\uffa0]';
+const INVISIBLE =
+  '(?![\\u200c\\u200d])[\\p{Cf}\\p{Zl}\\p{Zp}\\u115f\\u1160\\u3164\\uffa0\\u034f\\u17b4\\u17b5\\u2800\\ufffc]' +
+  '|(?<!\\p{Emoji})[\\ufe00-\\ufe0f\\u{e0100}-\\u{e01ef}]';
 const INVISIBLE_OUTSIDE_FLAGS = new RegExp(`(${FLAG_TAG_SEQUENCE})|${INVISIBLE}`, 'gu');
 
 /** Whether `text` holds an invisible character (see {@link visibleText}) outside a flag's tag sequence. */

@@ -113,6 +113,26 @@ export async function readImageFile(
 }
 
 /**
+ * The width and height of encoded image bytes as {@link decodeImage} will find them: a supported format, its header
+ * read by libvips (off the event loop), nothing decoded. Undefined when the bytes are no supported image or their
+ * header cannot be read from them (it may lie past a prefix given). What the local runtime weighs a frame by
+ * before it decodes it: a header reader of its own could be made to read another size than the decoder does.
+ */
+export async function readImageSize(
+  bytes: Uint8Array,
+): Promise<{ width: number; height: number } | undefined> {
+  const format = detectImageFormat(bytes);
+  if (format === undefined || !isSupportedImageFormat(format)) return undefined;
+  try {
+    const metadata = await sharp(bytes, { failOn: FAIL_ON, limitInputPixels: false }).metadata();
+    const { width, height } = metadata;
+    return metadata.format === format && width > 0 && height > 0 ? { width, height } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Decodes a JPEG, PNG or WebP into packed 8-bit RGB, applying the EXIF orientation.
  *
  * Untrusted input is checked cheaply before anything expensive happens: first the byte length, then the

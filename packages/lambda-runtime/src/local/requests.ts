@@ -1,4 +1,4 @@
-import { imageSize } from 'image-size';
+import { readImageSize } from '@facerec/framework/internal';
 import { detectionRequestSchema, requestJsonIssue } from '../messages.js';
 import type { MailboxMatch } from './mailbox.js';
 
@@ -162,19 +162,23 @@ export interface FrameRequestFields {
 
 /** Base64 characters decoded first to find an image header: 48 KiB of image, past EXIF and ICC segments. */
 const HEADER_BASE64_CHARS = 64 * 1024;
+/** Beyond this, a header is not looked for in the rest of the content either: the frame weighs `unreadable`. */
+const MAX_HEADER_BASE64_CHARS = 1024 * 1024;
 
 /**
- * The `request_id` and image size of a detection request body. The size comes from the image header, read by
- * `image-size` from the start of the base64 content (the whole of it only when the header lies further in);
- * a header it cannot read counts as `unreadable` pixels (the decoder's limit, the most a frame can cost).
+ * The `request_id` and image size of a detection request body. The size comes from the image header, read as
+ * the decoder reads it (`readImageSize`: libvips, off the event loop) from the start of the base64 content (up
+ * to 1 MiB of it only when the header lies further in); a header that cannot be read counts as `unreadable`
+ * pixels (the decoder's limit, the most a frame can cost). A reader of its own had been made to read 1×1 of a
+ * 25-megapixel JPEG (a stray byte before a marker), and to spend seconds on a body crafted as SVG.
  */
-export function frameRequestFields(body: string, unreadable: number): FrameRequestFields {
+export async function frameRequestFields(body: string, unreadable: number): Promise<FrameRequestFields> {
   const parsed = shallowJson(body) as { request_id?: unknown; content?: unknown } | undefined;
   const id = parsed?.request_id;
   const requestId = detectionRequestSchema.shape.request_id.safeParse(id).success
     ? (id as string)
     : undefined;
-  return { requestId, pixels: imagePixels(parsed?.content, unreadable) };
+  return { requestId, pixels: await imagePixels(parsed?.content, unreadable) };
 }
 
 /**
@@ -191,23 +195,20 @@ function shallowJson(body: string): unknown {
 }
 
 /**
- * Pixels of a base64 image, from its header (read by `image-size` from the start of the base64, the whole of it
- * only when the header lies further in): 0 when it is not a non-empty string (refused before decoding),
- * `unreadable` when no header could be read from it.
+ * Pixels of a base64 image, from its header (see {@link frameRequestFields}): 0 when it is not a non-empty
+ * string (refused before decoding), `unreadable` when no header could be read from it.
  */
-function imagePixels(base64: unknown, unreadable: number): number {
+async function imagePixels(base64: unknown, unreadable: number): Promise<number> {
   if (typeof base64 !== 'string' || base64.length === 0) return 0;
-  const size = (text: string) => {
-    try {
-      const { width, height } = imageSize(Buffer.from(text, 'base64'));
-      return width > 0 && height > 0 ? width * height : undefined;
-    } catch {
-      return undefined;
-    }
+  const size = async (text: string) => {
+    const header = await readImageSize(Buffer.from(text, 'base64'));
+    return header ? header.width * header.height : undefined;
   };
   return (
-    size(base64.slice(0, HEADER_BASE64_CHARS)) ??
-    (base64.length > HEADER_BASE64_CHARS ? size(base64) : undefined) ??
+    (await size(base64.slice(0, HEADER_BASE64_CHARS))) ??
+    (base64.length > HEADER_BASE64_CHARS
+      ? await size(base64.slice(0, MAX_HEADER_BASE64_CHARS))
+      : undefined) ??
     unreadable
   );
 }

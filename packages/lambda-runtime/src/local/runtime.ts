@@ -321,6 +321,13 @@ const MIN_BODY_BYTES_PER_SECOND = 16 * 1024;
 const SLOW_BODY_GRACE_MS = 5_000;
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'too-slow'> {
+  // A body declared larger than the limit is refused at once, freeing what it would hold while it arrives; the
+  // rest is read and discarded, so the client still gets the 413.
+  const declared = Number(req.headers['content-length']);
+  if (Number.isSafeInteger(declared) && declared > limit) {
+    req.resume();
+    return Promise.resolve('too-large');
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -972,7 +979,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     }
     const text = body.toString('utf8');
     // One frame per request id at a time: a second one would have its answers mixed with the first's.
-    const { requestId, pixels } = frameRequestFields(
+    const { requestId, pixels } = await frameRequestFields(
       text,
       options.maxImagePixels ?? DEFAULT_DECODE_LIMITS.maxPixels,
     );
