@@ -97,14 +97,32 @@ const json = (statusCode: number, body: unknown): FunctionUrlResult => ({
   body: JSON.stringify(body),
 });
 
-const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+/** base64, standard or URL-safe alphabet, with ASCII whitespace anywhere (line breaks, spaces) and at most two `=` last. */
+const BASE64 = /^[A-Za-z0-9+/_\-\t\n\v\f\r ]*(?:=[\t\n\v\f\r ]*){0,2}$/;
+const WHITESPACE = /[\t\n\v\f\r ]/;
 
-/** Bytes that base64 text without whitespace decodes to: 3 per 4 characters, less its `=` padding. */
-const decodedLength = (base64: string) =>
-  Math.max(
-    0,
-    Math.floor((base64.length * 3) / 4) - (base64.endsWith('==') ? 2 : base64.endsWith('=') ? 1 : 0),
-  );
+/**
+ * The characters of base64 text that are not whitespace, and how many of them are `=`. Counted in place: a copy
+ * without the whitespace (`replace(/\s+/g, '')`) held the event loop for 0.3 s on a 6 MB body with a space after
+ * every character.
+ */
+/** Bytes that base64 of these characters decodes to: 3 per 4 characters, less the padding. */
+const decodedLength = ({ characters, padding }: { characters: number; padding: number }) =>
+  Math.max(0, Math.floor((characters * 3) / 4) - padding);
+
+function base64Characters(text: string): { characters: number; padding: number } {
+  if (!WHITESPACE.test(text)) {
+    return { characters: text.length, padding: text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0 };
+  }
+  let characters = 0;
+  let padding = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0x3d) padding++;
+    if (code !== 0x20 && (code < 0x09 || code > 0x0d)) characters++;
+  }
+  return { characters, padding };
+}
 
 /** An error answered with a 4xx status. */
 class RequestError extends Error {
@@ -145,13 +163,14 @@ function parseBody(
   // Only `true` (what a Function URL sends for a binary content type); a hand-made "false" is not true.
   const base64 = event.isBase64Encoded === true;
   // The encoded length bounds the decoded size, so the check needs no decoding.
-  const bodyBytes = base64 ? decodedLength(raw) : Buffer.byteLength(raw);
+  const encoded = base64 ? base64Characters(raw) : undefined;
+  const bodyBytes = encoded ? decodedLength(encoded) : Buffer.byteLength(raw);
   if (bodyBytes > maxBodyBytes) {
     throw new RequestError(413, `body of ${bodyBytes} bytes exceeds the limit of ${maxBodyBytes} bytes`);
   }
   // Node decodes any text as base64 without complaint: JSON sent so marked would be refused for what the
   // garbage decodes to.
-  if (base64 && (!BASE64.test(raw) || raw.length % 4 === 1)) {
+  if (encoded && (!BASE64.test(raw) || encoded.characters % 4 === 1)) {
     throw new RequestError(
       400,
       'the body is marked base64-encoded (isBase64Encoded) but is not base64: send the JSON as it is, with content-type application/json',
@@ -183,12 +202,14 @@ function parseBody(
 }
 
 function decodeContent(content: string, maxBytes: number): Buffer {
-  const compact = content.replace(/\s+/g, '');
-  if (!BASE64.test(compact) || compact.length % 4 === 1) {
+  const valid = BASE64.test(content);
+  const { characters, padding } = valid ? base64Characters(content) : { characters: 0, padding: 0 };
+  if (!valid || characters % 4 === 1) {
     // The two usual slips, said (the value itself is never echoed).
-    if (/^data:/i.test(compact))
+    const start = content.trimStart();
+    if (/^data:/i.test(start))
       throw new RequestError(400, 'content is a data: URL, not base64: send only what follows its comma');
-    if (/^b['"]/.test(compact)) {
+    if (/^b['"]/.test(start)) {
       throw new RequestError(
         400,
         "content is not valid base64: it looks like Python's str() of bytes (b'…'); send base64.b64encode(data).decode('ascii')",
@@ -196,9 +217,10 @@ function decodeContent(content: string, maxBytes: number): Buffer {
     }
     throw new RequestError(400, 'content is not valid base64');
   }
-  const expected = decodedLength(compact);
+  const expected = decodedLength({ characters, padding });
   if (expected > maxBytes) throw new ImageTooLargeError('bytes', expected, maxBytes);
-  return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
+  // Node's base64 decoder skips the whitespace and takes the URL-safe alphabet too.
+  return Buffer.from(content, 'base64');
 }
 
 /**

@@ -309,6 +309,17 @@ describeWithSharedData('detection handler', PIPELINE_DATA, () => {
       // Which limit, as a field (a Lambda's client gets no advice on raising it: the limit is the deployment's).
       expect(JSON.parse(over.body).limit).toBe('bytes');
       expect(JSON.parse(over.body).error).not.toContain('facerec serve');
+      // Whitespace anywhere (a space after every character, a line break every 76) is not counted, nor copied away.
+      const spaced = post({
+        ...ok,
+        content: image
+          .toString('base64')
+          .split('')
+          .join(' ')
+          .replace(/(.{76})/g, '$1\r\n'),
+      });
+      expect((await limited(image.length)(spaced)).statusCode).toBe(200);
+      expect((await limited(image.length - 1)(spaced)).statusCode).toBe(413);
       await drain('responses');
     });
 
