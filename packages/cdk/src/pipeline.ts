@@ -1579,7 +1579,8 @@ function environmentProblems(
   for (const [name, value] of Object.entries(fromProps)) {
     if (name.startsWith('FACEREC_') && variables[name] !== value) {
       problems.push(
-        `${where}: ${name} is set by the construct from its props, and was changed to ${JSON.stringify(variables[name] ?? null).slice(0, 120)}: ` +
+        // The value is not repeated: FACEREC_GALLERY may be a database URL with its password.
+        `${where}: ${name} is set by the construct from its props, and was changed afterwards: ` +
           "the image, the gallery and the other function were built for the props' value; change the props instead",
       );
     }

@@ -675,7 +675,7 @@ describe('FaceRecognitionPipeline', () => {
         'r',
         'FACEREC_PRECISION',
         'int8',
-        'FACEREC_PRECISION is set by the construct from its props, and was changed to "int8"',
+        'FACEREC_PRECISION is set by the construct from its props, and was changed afterwards',
       ],
     ];
     for (const [fn, name, value, said] of cases) {
