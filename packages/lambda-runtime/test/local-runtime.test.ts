@@ -1018,12 +1018,22 @@ describeWithSharedData(
         expect(big.status).toBe(413);
         // Declared larger than the limit: refused at once, not after the body (or 5 s of a trickle of it).
         const started = performance.now();
+        const { port } = new URL(runtime.url);
         const declared = await rawRequest(
-          new URL(runtime.url).port,
-          `POST / HTTP/1.1\r\nHost: 127.0.0.1:${new URL(runtime.url).port}\r\nContent-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n{`,
+          port,
+          `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n{`,
         );
         expect(declared).toMatch(/^HTTP\/1\.1 413 /);
         expect(performance.now() - started).toBeLessThan(4000);
+        // Also when the client asks first (Expect: 100-continue): no "100 Continue" for a body that is refused.
+        const asked = await rawRequest(
+          port,
+          `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 7000000\r\nExpect: 100-continue\r\n\r\n`,
+        );
+        expect(asked).toMatch(/^HTTP\/1\.1 413 /);
+        // A request without Host is refused as one with a foreign Host (403, with why), not Node's bare 400.
+        const hostless = await rawRequest(port, 'GET /health HTTP/1.1\r\n\r\n');
+        expect(hostless).toMatch(/^HTTP\/1\.1 403 [\s\S]*Host must be a loopback name/);
       } finally {
         await runtime.close();
       }

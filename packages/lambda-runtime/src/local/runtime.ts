@@ -695,7 +695,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const requestTimeout = options.requestTimeoutMs ?? 30_000;
   // Node checks the timeouts at this interval (default 30 s, which could double them).
   const server: Server = createServer(
-    { connectionsCheckingInterval: Math.min(requestTimeout, 2_000) },
+    // A request without Host reaches the handler (Node would answer a bare 400, unlogged): on loopback it is
+    // refused there, logged, as any Host that is not a loopback name.
+    { connectionsCheckingInterval: Math.min(requestTimeout, 2_000), requireHostHeader: false },
     async (req, res) => {
       try {
         // The refusals before the body is read close the connection: the body left unread would otherwise keep
@@ -1035,6 +1037,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   // timeouts (408), a malformed request (400), headers too large (431). Node answers them itself, without a body
   // and unseen (not logged, not counted); here they are refused as the server's own refusals are, the 408 with a
   // JSON body. Nothing is written once a response has begun (as Node does).
+  // `Expect: 100-continue`: Node would answer 100 itself, asking for a body the server then refuses. One declared
+  // over the limit is refused at once instead (413), so the client never sends it.
+  server.on('checkContinue', (req, res) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isSafeInteger(declared) && declared > maxBodyBytes) {
+      refused(req, 413, tooLargeBody);
+      send(res, 413, { error: tooLargeBody, request_id: null }, { connection: 'close' });
+      return;
+    }
+    res.writeContinue();
+    server.emit('request', req, res);
+  });
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     // The client closed or reset its connection before its request was complete: nothing malformed to refuse
     // (it was counted and logged as a 400), and no one to answer.
