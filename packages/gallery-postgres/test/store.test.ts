@@ -7,6 +7,7 @@ import { FacerecError, FileGallery, GalleryFormatError, InvalidOptionsError } fr
 import {
   CONFORMANCE_EMBEDDER,
   describeGalleryStoreConformance,
+  modelAndLegacyEmbedding,
   seededRandom,
 } from '@facerec/framework/testing';
 import pg from 'pg';
@@ -291,14 +292,7 @@ describe('PostgresGalleryStore', () => {
     try {
       for (let k = 0; k < 60 && differing < 5; k++) {
         // A model's output, normalised in float32; an earlier version stored it divided by its norm once more.
-        const raw = Array.from({ length: 8 }, () => random() - 0.5);
-        let squares = 0;
-        for (const v of raw) squares = Math.fround(squares + Math.fround(v * v));
-        const length = Math.fround(Math.sqrt(squares));
-        const model = Float32Array.from(raw, (v) => Math.fround(v) / length);
-        let n = 0;
-        for (const v of model) n += v * v;
-        const legacy = Float32Array.from(model, (v) => v / Math.sqrt(n));
+        const { model, legacy } = modelAndLegacyEmbedding(Array.from({ length: 8 }, () => random() - 0.5));
         if (legacy.every((v, i) => v === model[i])) continue;
         differing++;
         const [before] = await store.add(`p${k}`, [{ embedding: legacy, source: 'then.jpg' }]);

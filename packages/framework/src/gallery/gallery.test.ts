@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DistanceMetric, IdentityAggregation } from '../contracts/gallery.js';
 import { FacerecError, FacerecInputError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { FACENET_PREPROCESSING } from '../registry/builtin.js';
+import { modelAndLegacyEmbedding } from '../testing/vectors.js';
 import {
   at,
   centroid,
@@ -490,14 +491,7 @@ describe('FileGallery.withExamples: examples an earlier version stored', () => {
     const rand = prng(7);
     let differing = 0;
     for (let k = 0; k < 200; k++) {
-      const raw = Array.from({ length: 128 }, () => gaussian(rand));
-      let squares = 0;
-      for (const v of raw) squares = Math.fround(squares + Math.fround(v * v));
-      const length = Math.fround(Math.sqrt(squares));
-      const model = Float32Array.from(raw, (v) => Math.fround(v) / length);
-      let n = 0;
-      for (const v of model) n += v * v;
-      const legacy = Float32Array.from(model, (v) => v / Math.sqrt(n));
+      const { model, legacy } = modelAndLegacyEmbedding(Array.from({ length: 128 }, () => gaussian(rand)));
       if (legacy.every((v, i) => v === model[i])) continue;
       differing++;
       const before = oneExample(legacy);

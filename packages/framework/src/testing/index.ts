@@ -59,4 +59,5 @@ export {
   dot,
   type EmbeddingAgreement,
   embeddingAgreement,
+  modelAndLegacyEmbedding,
 } from './vectors.js';

@@ -7,6 +7,25 @@ import { dot } from '../gallery/vectors.js';
 
 export { dot };
 
+/**
+ * `raw` as a model's output (normalised in float32: squares summed and divided in float32), and that output as
+ * facerec versions before 2026-12-07 stored it, divided by its norm once more (in doubles, rounded to float32):
+ * where the two differ, so do their bytes and example ids. Written out here, not taken from the code that finds
+ * such examples.
+ */
+export function modelAndLegacyEmbedding(raw: readonly number[]): {
+  model: Float32Array;
+  legacy: Float32Array;
+} {
+  let squares = 0;
+  for (const v of raw) squares = Math.fround(squares + Math.fround(v * v));
+  const length = Math.fround(Math.sqrt(squares));
+  const model = Float32Array.from(raw, (v) => Math.fround(v) / length);
+  let n = 0;
+  for (const v of model) n += v * v;
+  return { model, legacy: Float32Array.from(model, (v) => v / Math.sqrt(n)) };
+}
+
 /** Cosine similarity of `a` and `b`: the dot product of their L2-normalised versions. */
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
