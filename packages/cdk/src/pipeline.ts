@@ -982,7 +982,6 @@ export class FaceRecognitionPipeline extends Construct {
       FACEREC_PROVIDER: p.provider,
       FACEREC_EMBEDDER: p.embedder.description.id,
       ...(p.weights === undefined ? {} : { FACEREC_WEIGHTS: p.weights }),
-      FACEREC_PRECISION: p.precision,
       FACEREC_REQUEST_QUEUE_URL: this.requestQueue.queueUrl,
       FACEREC_RESPONSE_QUEUE_URL: this.responseQueue.queueUrl,
       ...(replyQueues.length
@@ -993,9 +992,13 @@ export class FaceRecognitionPipeline extends Construct {
             ),
           }
         : {}),
-      FACEREC_GALLERY: p.galleryPath,
       FACEREC_CACHE_DIR: p.modelCacheDir,
       NODE_OPTIONS: '--enable-source-maps',
+    };
+    // Read by recognition alone (FUNCTION_VARIABLES): set on detection, they would only suggest it uses them.
+    const recognitionOnly: Record<string, string> = {
+      FACEREC_PRECISION: p.precision,
+      FACEREC_GALLERY: p.galleryPath,
     };
     const logGroups: Partial<Record<'detection' | 'recognition', logs.LogGroup>> = {};
     const fn = (name: 'Detection' | 'Recognition', handler: 'detection' | 'recognition') => {
@@ -1023,7 +1026,7 @@ export class FaceRecognitionPipeline extends Construct {
         ...(settings.reservedConcurrency === false
           ? {}
           : { reservedConcurrentExecutions: settings.reservedConcurrency }),
-        environment,
+        environment: handler === 'recognition' ? { ...environment, ...recognitionOnly } : environment,
         logGroup,
         tracing: lambda.Tracing.ACTIVE,
       });

@@ -138,21 +138,30 @@ describe('FaceRecognitionPipeline', () => {
   });
 
   it('configures both functions through the runtime environment variables', () => {
+    const variables = (id: string) =>
+      (
+        (template.findResources('AWS::Lambda::Function')[id]!.Properties as Json).Environment as {
+          Variables: Json;
+        }
+      ).Variables;
     for (const id of [ids.detection, ids.recognition]) {
-      const env = (template.findResources('AWS::Lambda::Function')[id]!.Properties as Json).Environment as {
-        Variables: Json;
-      };
-      expect(env.Variables).toMatchObject({
+      expect(variables(id)).toMatchObject({
         FACEREC_PROVIDER: 'onnx',
         FACEREC_EMBEDDER: 'inception-resnet-v1',
-        FACEREC_GALLERY: '/var/task/facerec/gallery.json',
         FACEREC_CACHE_DIR: '/var/task/facerec/models',
         FACEREC_REQUEST_QUEUE_URL: { Ref: ids.request },
         FACEREC_RESPONSE_QUEUE_URL: { Ref: ids.response },
       });
       // No embedder or weights prop: the gallery's (enrolled with the registry's default, VGGFace2 weights).
-      expect(env.Variables).toHaveProperty('FACEREC_WEIGHTS', 'vggface2');
+      expect(variables(id)).toHaveProperty('FACEREC_WEIGHTS', 'vggface2');
     }
+    // The gallery and the precision go to recognition, the function that reads them.
+    expect(variables(ids.recognition)).toMatchObject({
+      FACEREC_GALLERY: '/var/task/facerec/gallery.json',
+      FACEREC_PRECISION: 'fp32',
+    });
+    expect(Object.keys(variables(ids.detection))).not.toContain('FACEREC_GALLERY');
+    expect(Object.keys(variables(ids.detection))).not.toContain('FACEREC_PRECISION');
   });
 
   it('gives the detection function an AWS_IAM Function URL by default', () => {
@@ -688,6 +697,7 @@ describe('FaceRecognitionPipeline', () => {
     // A variable only the other function reads changes nothing there: a warning, synth goes on.
     const unread = synth({}, false, (pipeline) => {
       pipeline.detectionFunction.addEnvironment('FACEREC_THRESHOLD', '0.5');
+      pipeline.detectionFunction.addEnvironment('FACEREC_GALLERY', '/opt/other.json');
       pipeline.recognitionFunction.addEnvironment('FACEREC_MIN_FACE_SIZE', '40');
     });
     const warned = (text: string) =>
@@ -696,6 +706,10 @@ describe('FaceRecognitionPipeline', () => {
       warned(
         'FACEREC_THRESHOLD is set on the detection function, and only the recognition function reads it',
       ),
+    ).toHaveLength(1);
+    // The construct sets the gallery on recognition alone: set on detection by the app, it is the app's.
+    expect(
+      warned('FACEREC_GALLERY is set on the detection function, and only the recognition function reads it'),
     ).toHaveLength(1);
     expect(
       warned(
@@ -768,12 +782,11 @@ describe('FaceRecognitionPipeline', () => {
     });
     custom.template.allResourcesProperties('AWS::Lambda::Function', {
       Environment: {
-        Variables: Match.objectLike({
-          FACEREC_PROVIDER: 'tfjs',
-          FACEREC_EMBEDDER: 'faceapi-resnet',
-          FACEREC_GALLERY: '/opt/g.json',
-        }),
+        Variables: Match.objectLike({ FACEREC_PROVIDER: 'tfjs', FACEREC_EMBEDDER: 'faceapi-resnet' }),
       },
+    });
+    custom.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ FACEREC_GALLERY: '/opt/g.json' }) },
     });
     // face-api's net takes no weights: none are passed on.
     custom.template.allResourcesProperties('AWS::Lambda::Function', {
@@ -806,14 +819,14 @@ describe('FaceRecognitionPipeline', () => {
     });
   });
 
-  it('runs the int8 embedder when asked: calibrated in the image build or from shipped ranges, FACEREC_PRECISION in the functions', () => {
+  it('runs the int8 embedder when asked: calibrated in the image build or from shipped ranges, FACEREC_PRECISION in recognition', () => {
     mkdirSync(path.join(imageDirectory, 'calibration'), { recursive: true });
     const int8 = synth({
       gallery: faceapiGallery,
       precision: 'int8',
       calibration: path.join(imageDirectory, 'calibration'),
     });
-    int8.template.allResourcesProperties('AWS::Lambda::Function', {
+    int8.template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ FACEREC_PRECISION: 'int8' }) },
     });
     expect(dockerImageSources(int8.app)[0]?.dockerBuildArgs).toEqual({
@@ -823,7 +836,7 @@ describe('FaceRecognitionPipeline', () => {
       PRECISION: 'int8',
       CALIBRATION: 'calibration',
     });
-    synth().template.allResourcesProperties('AWS::Lambda::Function', {
+    synth().template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ FACEREC_PRECISION: 'fp32' }) },
     });
     // faceapi-resnet's int8 ranges ship: no calibration folder needed, none passed to the build.
