@@ -211,7 +211,7 @@ describe('ModelStore offline failures', () => {
     expect(unavailable.message).toContain('"mtcnn-pnet"');
     expect(unavailable.message).toContain(store.entry('mtcnn-pnet').url);
     expect(unavailable.message).toContain('getaddrinfo ENOTFOUND raw.githubusercontent.com');
-    expect(unavailable.message).toContain('FACEREC_MODELS_MIRROR=');
+    expect(unavailable.message).toContain('put pnet.pt in a folder and pass it as mirrorDir');
     expect(unavailable.message).toContain(path.join(cacheDir, 'pnet.pt'));
     expect(leftovers(cacheDir)).toEqual([]);
     // A damaged copy in the cache is said as such (not "place it in the cache", where it already is).
@@ -229,9 +229,28 @@ describe('ModelStore offline failures', () => {
       mirrorDir: mirror,
       fetch: dnsFailingFetch,
     });
-    // Where to put it: the mirror that is set (not "set FACEREC_MODELS_MIRROR", which it is).
+    // Where to put it: the mirror that is set (not "set FACEREC_MODELS_MIRROR", which it is), named as it was
+    // set: the constructor's option, or the variable that fromEnv read.
     await expect(store.resolve('mtcnn-rnet')).rejects.toThrow(
+      `To work offline, put rnet.pt in the mirror folder ${mirror} (mirrorDir; it is not there)`,
+    );
+    const fromEnv = ModelStore.fromEnv(
+      await realManifest(),
+      { cacheDir: await tempDir(), fetch: dnsFailingFetch },
+      { FACEREC_MODELS_MIRROR: mirror },
+    );
+    await expect(fromEnv.resolve('mtcnn-rnet')).rejects.toThrow(
       `To work offline, put rnet.pt in the mirror folder ${mirror} (FACEREC_MODELS_MIRROR; it is not there)`,
+    );
+    // No mirror: how to set one, as this store reads it (the variable only through fromEnv).
+    const noMirror = { cacheDir: await tempDir(), fetch: dnsFailingFetch };
+    await expect(
+      new ModelStore({ manifest: await realManifest(), ...noMirror }).resolve('mtcnn-rnet'),
+    ).rejects.toThrow('put rnet.pt in a folder and pass it as mirrorDir (or place it in the cache');
+    await expect(
+      ModelStore.fromEnv(await realManifest(), noMirror, {}).resolve('mtcnn-rnet'),
+    ).rejects.toThrow(
+      'put rnet.pt in a folder and set FACEREC_MODELS_MIRROR=<folder> (or place it in the cache',
     );
     // A mirror path that is no folder (relative to another working directory, say) is named as such.
     const nowhere = path.join(await tempDir(), 'no-such-mirror');
@@ -255,7 +274,7 @@ describe('ModelStore offline failures', () => {
     });
     const started = Date.now();
     await expect(store.resolve('mtcnn-pnet')).rejects.toThrow(
-      /no response within 200 ms.*FACEREC_MODELS_MIRROR/s,
+      /no response within 200 ms.*pass it as mirrorDir/s,
     );
     expect(Date.now() - started).toBeLessThan(2_000);
   });
@@ -264,7 +283,7 @@ describe('ModelStore offline failures', () => {
     timeout: 30_000,
   }, async () => {
     const cacheDir = await tempDir();
-    const store = new ModelStore({ manifest: await realManifest(), cacheDir });
+    const store = ModelStore.fromEnv(await realManifest(), { cacheDir }, {});
     const started = Date.now();
     try {
       const file = await store.resolve('mtcnn-pnet');
@@ -593,6 +612,9 @@ describe('ModelStore options', () => {
     // A URL is no folder (it was read as a relative folder "http:").
     expect(() => ModelStore.fromEnv(manifest, {}, { FACEREC_MODELS_MIRROR: 'http://127.0.0.1:9' })).toThrow(
       '$FACEREC_MODELS_MIRROR is a URL (http://127.0.0.1:9); it must be a folder holding the upstream files',
+    );
+    expect(() => ModelStore.fromEnv(manifest, { mirrorDir: 'https://example.com/m' }, {})).toThrow(
+      'mirrorDir is a URL (https://example.com/m); it must be a folder',
     );
   });
 });

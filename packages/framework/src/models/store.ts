@@ -308,19 +308,22 @@ export class ModelStore {
     env: NodeJS.ProcessEnv = process.env,
   ): ModelStore {
     const mirrorDir = overrides.mirrorDir ?? (env[MODELS_MIRROR_ENV] || undefined);
+    const mirrorSetting = overrides.mirrorDir === undefined ? MODELS_MIRROR_ENV : 'mirrorDir';
     // A URL would be taken for a relative folder named "http:" (and said not to exist).
     if (mirrorDir !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(mirrorDir)) {
       throw new InvalidOptionsError(
         'ModelStore',
-        `$${MODELS_MIRROR_ENV} is a URL (${mirrorDir.slice(0, 80)}); it must be a folder holding the upstream files (a mirror over HTTP is not supported)`,
+        `${mirrorSetting === 'mirrorDir' ? 'mirrorDir' : `$${MODELS_MIRROR_ENV}`} is a URL (${mirrorDir.slice(0, 80)}); it must be a folder holding the upstream files (a mirror over HTTP is not supported)`,
       );
     }
-    return new ModelStore({
+    const store = new ModelStore({
       ...overrides,
       manifest,
       cacheDir: overrides.cacheDir ?? defaultCacheDir(env),
       ...(mirrorDir === undefined ? {} : { mirrorDir }),
     });
+    store.mirrorSetting = mirrorSetting;
+    return store;
   }
 
   /** The manifest entry named `name`. @throws InvalidOptionsError listing the valid names. */
@@ -743,6 +746,13 @@ export class ModelStore {
   }
 
   /** What is wrong with the mirror folder, when one is set and is no folder; else undefined. */
+  /**
+   * How this store's user sets the mirror, for the messages: `FACEREC_MODELS_MIRROR` for a store that
+   * {@link fromEnv} made without a `mirrorDir` override, else the `mirrorDir` option (the variable is read only
+   * by `fromEnv`).
+   */
+  private mirrorSetting: typeof MODELS_MIRROR_ENV | 'mirrorDir' = 'mirrorDir';
+
   private mirrorProblem(): string | undefined {
     if (!this.mirrorDir || statSync(this.mirrorDir, { throwIfNoEntry: false })?.isDirectory())
       return undefined;
@@ -766,10 +776,12 @@ export class ModelStore {
       ? `; the copy in the cache, ${cached}, is damaged (its sha256 is not the expected one): replace it`
       : ` (or place it in the cache: ${cached})`;
     // With a usable mirror set, where to put the file is that folder (setting the variable again would not help).
+    const setMirror =
+      this.mirrorSetting === 'mirrorDir' ? 'pass it as mirrorDir' : `set ${MODELS_MIRROR_ENV}=<folder>`;
     const where =
       this.mirrorDir && !problem
-        ? `put ${entry.file} in the mirror folder ${this.mirrorDir} (${MODELS_MIRROR_ENV}; it is not there)`
-        : `put ${entry.file} in a folder and set ${MODELS_MIRROR_ENV}=<folder>${mirrorNote}`;
+        ? `put ${entry.file} in the mirror folder ${this.mirrorDir} (${this.mirrorSetting}; it is not there)`
+        : `put ${entry.file} in a folder and ${setMirror}${mirrorNote}`;
     return new ModelUnavailableError(
       entry.name,
       `Cannot download model "${entry.name}" from ${entry.url}: ${reason}. To work offline, ${npmFix}${where}${inCache}.`,
