@@ -73,6 +73,7 @@ const embedderInfo = (() => {
   const { description, options } = MODELS.resolveEmbedder('faceapi-resnet', {});
   return {
     modelId: description.modelId(options),
+    weightsSha256: undefined,
     dimension: description.dimension,
     preprocessing: description.preprocessing,
   };
