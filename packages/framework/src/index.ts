@@ -43,6 +43,7 @@ export {
   DEFAULT_MTCNN_OPTIONS,
   describeCropPolicy,
   extractFace,
+  fitFaceCrop,
   implementMtcnn,
   MIN_FACE_SIZE_SETTING,
   MtcnnDetector,

@@ -118,7 +118,6 @@ export {
   createRecognitionRecordHandler,
   idempotencyKey,
   type RecognitionHandlerOptions,
-  resizeToEmbedderInput,
 } from './recognition.js';
 export {
   type LambdaContextLike,

@@ -4,6 +4,7 @@ import {
   describeCropPolicy,
   type FaceEmbedder,
   FacerecError,
+  fitFaceCrop,
   type Gallery,
   type GalleryMatch,
   type OutboundMessage,
@@ -13,7 +14,6 @@ import {
   type Transport,
   UNKNOWN_IDENTITY,
 } from '@facerec/framework';
-import { resizeBilinearPil } from '@facerec/framework/internal';
 import {
   type IdempotencyStore,
   IdempotencyStoreUnavailableError,
@@ -67,8 +67,8 @@ export interface RecognitionHandlerOptions {
    */
   readonly inProgressExpiryMs?: number;
   /**
-   * Turns a decoded crop into the embedder's input. Default: resize to the embedder's input size when it
-   * differs (PIL-compatible bilinear).
+   * Turns a decoded crop into the embedder's input. Default: `fitFaceCrop` with the embedder's crop policy (a
+   * crop of another size stretched for `box`, padded to a centred square for the square policies, then resized).
    */
   readonly prepare?: (crop: RgbImage, embedder: FaceEmbedder) => RgbImage;
   /** Largest crop accepted from the queue, in bytes and pixels. Default 1 MiB, 1 megapixel. */
@@ -82,13 +82,6 @@ export interface RecognitionHandlerOptions {
 }
 
 const METRIC = PIPELINE_METRICS.recognition;
-
-/** Default crop preparation: resize to the embedder's input size when needed. */
-export function resizeToEmbedderInput(crop: RgbImage, embedder: FaceEmbedder): RgbImage {
-  const { width, height } = embedder.preprocessing.inputSize;
-  if (crop.width === width && crop.height === height) return crop;
-  return resizeBilinearPil(crop, [0, 0, crop.width, crop.height], [width, height]);
-}
 
 interface Pending {
   record: QueueRecord;
@@ -141,7 +134,8 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
   const metrics = guardedMetrics(options.metrics, logger);
   const idempotency = options.idempotency ?? new InMemoryIdempotencyStore();
   const inProgressExpiryMs = options.inProgressExpiryMs ?? 300_000;
-  const prepare = options.prepare ?? resizeToEmbedderInput;
+  const prepare =
+    options.prepare ?? ((crop: RgbImage, e: FaceEmbedder) => fitFaceCrop(crop, e.preprocessing.crop));
   const limits = {
     maxBytes: options.cropLimits?.maxBytes ?? 1024 * 1024,
     maxPixels: options.cropLimits?.maxPixels ?? 1_000_000,

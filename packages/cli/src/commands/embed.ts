@@ -6,13 +6,14 @@ import {
   type FaceDetector,
   type FaceEmbedder,
   FacerecError,
+  fitFaceCrop,
   InvalidOptionsError,
   loadManifest,
   ModelStore,
   type RgbImage,
   withPrecroppedFallback,
 } from '@facerec/framework';
-import { boxArea, resizeBilinearPil, visibleText } from '@facerec/framework/internal';
+import { boxArea, visibleText } from '@facerec/framework/internal';
 import { type Command, Option } from 'commander';
 import {
   decodeWithin,
@@ -87,20 +88,6 @@ export function cropWarnings(faces: readonly FaceDetection[], frame: RgbImage): 
     ];
   }
   return [];
-}
-
-/**
- * The embedder's input, from a decoded image taken as an already cropped face. Another size is stretched to
- * the input size (no aspect ratio kept) with the framework's Pillow-exact bilinear resize over the whole
- * image: that is what facenet-pytorch's `extract_face` does to a face box, so a crop saved at another size
- * embeds as the reference implementation would embed it, and it matches the Lambda pipeline's
- * `resizeToEmbedderInput`. sharp would work too, but its resampler differs from Pillow's by a few grey
- * levels and would need an encode/decode round trip.
- */
-export function toEmbedderInput(image: RgbImage, embedder: FaceEmbedder): RgbImage {
-  const { width, height } = embedder.preprocessing.inputSize;
-  if (image.width === width && image.height === height) return image;
-  return resizeBilinearPil(image, [0, 0, image.width, image.height], [width, height]);
 }
 
 /** float32 values need at most 9 significant digits to round-trip; the rest of a double's digits is noise. */
@@ -275,11 +262,16 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
               const decoded = await decodeWithin(await readInput(image, limits), limits);
               const warnings = cropWarnings(await detector.detect(decoded), decoded);
               for (const warning of warnings) info(`warning: ${visibleText(image)}: ${warning}`);
-              const face = toEmbedderInput(decoded, embedder);
-              if (face !== decoded && format === 'text')
+              // A crop of another size: brought to the embedder's input as its crop policy shapes a face
+              // (stretched for facenet-pytorch's box, padded to a square for face-api.js's net).
+              const crop = embedder.preprocessing.crop;
+              const face = fitFaceCrop(decoded, crop);
+              if (face !== decoded && format === 'text') {
+                const padded = crop.shape !== 'box' && decoded.width !== decoded.height;
                 info(
-                  `${visibleText(image)}: resized ${decoded.width}×${decoded.height} → ${face.width}×${face.height}`,
+                  `${visibleText(image)}: ${padded ? 'padded to a square and resized' : 'resized'} ${decoded.width}×${decoded.height} → ${face.width}×${face.height}`,
                 );
+              }
               pending.push({ index: results.length, face });
               results.push({ image, embedding: [], ...(warnings.length ? { warnings } : {}) });
             } catch (error) {

@@ -31,7 +31,7 @@ export {
   sameCropPolicy,
 } from './crop.js';
 export { implementMtcnn, MtcnnDetector } from './detector.js';
-export { cropBox, extractFace, selectFace, squareAround, standardiseCrop } from './extract.js';
+export { cropBox, extractFace, fitFaceCrop, selectFace, squareAround, standardiseCrop } from './extract.js';
 export type { MtcnnNetworks, ONetOutput, PNetOutput, PNetRunOptions, RNetOutput } from './networks.js';
 export type { NmsMode } from './nms.js';
 export { nms } from './nms.js';
