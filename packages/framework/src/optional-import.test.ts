@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { InvalidOptionsError } from './errors.js';
 import { importOptionalPackage } from './optional-import.js';
+import { MODELS } from './registry/registry.js';
 
 let dir: string | undefined;
 afterAll(async () => {
@@ -21,6 +22,18 @@ it('names the package to install: the one asked for when it is missing, else the
   expect(InvalidOptionsError.isInstance(missing)).toBe(true);
   expect((missing as Error).message).toBe(
     'provider: provider "x" needs facerec-no-such-package; install it (npm install facerec-no-such-package)',
+  );
+
+  // With the packages best installed beside it (the tfjs provider's wasm backend), named in the same command.
+  const tfjs = await importOptionalPackage(
+    'facerec-no-such-package',
+    (name) => import(name),
+    'provider',
+    'provider "tfjs"',
+    MODELS.provider('tfjs').installWith,
+  ).catch((e: unknown) => e);
+  expect((tfjs as Error).message).toBe(
+    'provider: provider "tfjs" needs facerec-no-such-package; install it with its WebAssembly backend (without it or @tensorflow/tfjs-node, tfjs runs on its pure-JavaScript backend, 10–50× slower): npm install facerec-no-such-package @tensorflow/tfjs-backend-wasm',
   );
 
   // Installed, but a package it imports (a peer dependency) is not: that one is named.

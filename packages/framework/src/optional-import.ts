@@ -11,6 +11,7 @@ import { InvalidOptionsError } from './errors.js';
  *   find it from here).
  * @param component For the error: what is configured (`provider`, `gallery store`).
  * @param purpose For the error: what needs the package (`provider "tfjs"`, `s3:// stores`).
+ * @param installWith Packages to install with it when it is missing, and why (a provider's wasm backend).
  * @throws InvalidOptionsError naming the package to install; any other import failure unchanged.
  */
 export async function importOptionalPackage<T>(
@@ -18,6 +19,7 @@ export async function importOptionalPackage<T>(
   load: (name: string) => Promise<unknown>,
   component: string,
   purpose: string,
+  installWith?: { readonly packages: readonly string[]; readonly why: string },
 ): Promise<T> {
   try {
     return (await load(packageName)) as T;
@@ -28,7 +30,9 @@ export async function importOptionalPackage<T>(
     if (missing === undefined || missing === packageName) {
       throw new InvalidOptionsError(
         component,
-        `${purpose} needs ${packageName}; install it (npm install ${packageName})`,
+        installWith
+          ? `${purpose} needs ${packageName}; install it with ${installWith.why}: npm install ${[packageName, ...installWith.packages].join(' ')}`
+          : `${purpose} needs ${packageName}; install it (npm install ${packageName})`,
         { cause },
       );
     }

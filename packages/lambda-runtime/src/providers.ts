@@ -23,6 +23,7 @@ export async function loadProvider(name: string, settings: ProviderSettings = {}
     (name) => import(name),
     'provider',
     `provider "${name}"`,
+    description.installWith,
   );
   if (typeof module.createProvider !== 'function') {
     throw new InvalidOptionsError('provider', `${description.packageName} does not export createProvider()`);

@@ -12,6 +12,11 @@ export interface ProviderDescription {
   readonly name: string;
   /** The npm package; it exports `createProvider(settings)` returning a `FaceProvider`. */
   readonly packageName: string;
+  /**
+   * Packages best installed with it, and why: named in the message for a provider that is not installed (the
+   * tfjs provider without its wasm backend runs on the pure-JavaScript one, 10–50× slower).
+   */
+  readonly installWith?: { readonly packages: readonly string[]; readonly why: string };
   /** One line for help texts. */
   readonly summary: string;
 }
@@ -254,6 +259,10 @@ export const BUILTIN_PROVIDERS: readonly ProviderDescription[] = Object.freeze([
   Object.freeze({
     name: 'tfjs',
     packageName: '@facerec/provider-tfjs',
+    installWith: Object.freeze({
+      packages: Object.freeze(['@tensorflow/tfjs-backend-wasm']),
+      why: 'its WebAssembly backend (without it or @tensorflow/tfjs-node, tfjs runs on its pure-JavaScript backend, 10–50× slower)',
+    }),
     summary: 'TensorFlow.js: tfjs-node when installed, else wasm, else cpu; $FACEREC_TFJS_BACKEND picks one',
   }),
 ]);
