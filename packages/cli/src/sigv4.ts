@@ -43,7 +43,11 @@ export function sigV4Sender(options: SigV4SenderOptions = {}) {
     signer = new SignatureV4({ service: 'lambda', region, credentials, sha256: Hash.bind(null, 'sha256') });
     return signer;
   };
-  return async (url: string, body: string): Promise<{ status: number; body: string }> => {
+  return async (
+    url: string,
+    body: string,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; body: string }> => {
     const target = new URL(url);
     const signed = await (await signerFor(url)).sign({
       method: 'POST',
@@ -59,6 +63,7 @@ export function sigV4Sender(options: SigV4SenderOptions = {}) {
       method: 'POST',
       headers: signed.headers as Record<string, string>,
       body,
+      ...(signal ? { signal } : {}),
     });
     return { status: res.status, body: await res.text() };
   };

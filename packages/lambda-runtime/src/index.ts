@@ -77,6 +77,7 @@ export {
 } from './local/worker-provider.js';
 export {
   formatWorkloadReport,
+  INTERRUPT_GRACE_MS,
   jsonSender,
   type LatencySummary,
   loadFrames,

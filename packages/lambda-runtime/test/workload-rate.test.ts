@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { formatWorkloadReport, runWorkload, type WorkloadOptions } from '@facerec/lambda-runtime';
+import {
+  formatWorkloadReport,
+  INTERRUPT_GRACE_MS,
+  runWorkload,
+  type WorkloadOptions,
+} from '@facerec/lambda-runtime';
 import { expect, it } from 'vitest';
 import { NO_FACE, type ResponseMessage } from '../src/messages.js';
 
@@ -147,8 +152,9 @@ it('counts a frame in which no face was found apart from the faces it names', as
   );
 });
 
-it('ends early on its signal (a Ctrl-C): no more frames, no wait for answers, a report of what was sent', async () => {
-  let sent = 0;
+it('ends early on its signal (a Ctrl-C): no more frames; those in flight get a grace for their answers', async () => {
+  const sent: string[] = [];
+  const pending: ResponseMessage[] = [];
   const interrupted = new AbortController();
   setTimeout(() => interrupted.abort(), 300);
   const started = performance.now();
@@ -158,28 +164,66 @@ it('ends early on its signal (a Ctrl-C): no more frames, no wait for answers, a 
     rate: 20,
     timeoutMs: 60_000,
     signal: interrupted.signal,
-    send: async (url, body) => {
-      sent++;
-      return takesNeverAnswers!(url, body);
+    // Each frame is answered 1 s after it was taken: those in flight at the Ctrl-C are answered in the grace.
+    send: async (_url, body) => {
+      const { request_id } = JSON.parse(body) as { request_id: string };
+      sent.push(request_id);
+      setTimeout(() => pending.push(amyAnswer(request_id)), 1000);
+      return { status: 200, body: JSON.stringify({ request_id, faces: 1 }) };
     },
-    responses: {
-      poll: async () => {
-        await new Promise((r) => setTimeout(r, 5));
-        return [];
-      },
-    },
+    responses: answersFrom(pending),
   });
-  expect(performance.now() - started).toBeLessThan(2_000);
+  expect(performance.now() - started).toBeLessThan(3_000);
   expect(report.stopped).toBe(true);
-  expect(sent).toBeGreaterThan(0);
-  expect(sent).toBeLessThan(20);
-  expect(report.requests).toBe(sent);
-  expect(report.outcomes).toHaveLength(sent);
-  expect(report.unanswered).toHaveLength(sent);
-  expect(report.latencyMs.avg).toBeNaN();
+  expect(sent.length).toBeGreaterThan(0);
+  expect(sent.length).toBeLessThan(20);
+  expect(report.requests).toBe(sent.length);
+  expect(report.outcomes).toHaveLength(sent.length);
+  expect(report).toMatchObject({ answered: sent.length, unanswered: [] });
   expect(formatWorkloadReport(report)).toContain(
     'stopped early (Ctrl-C): the figures cover the frames sent until then',
   );
+});
+
+it('a Ctrl-C against a server that never answers ends the run after the grace, the frames out said as such', async () => {
+  const interrupted = new AbortController();
+  setTimeout(() => interrupted.abort(), 300);
+  const started = performance.now();
+  const report = await workload({
+    requests: 10,
+    concurrency: 2,
+    timeoutMs: 60_000,
+    signal: interrupted.signal,
+    send: frozen,
+  });
+  const took = performance.now() - started;
+  expect(took).toBeGreaterThanOrEqual(300 + INTERRUPT_GRACE_MS - 50);
+  expect(took).toBeLessThan(300 + INTERRUPT_GRACE_MS + 1500);
+  expect(report).toMatchObject({ stopped: true, requests: 2, failed: 2, answered: 0 });
+  expect(report.outcomes.map((o) => o.error)).toEqual([
+    'the run stopped before the server answered the send',
+    'the run stopped before the server answered the send',
+  ]);
+});
+
+/** A server that takes the connection and never answers (frozen): the send ends only when its signal aborts. */
+const frozen: WorkloadOptions['send'] = (_url, _body, signal) =>
+  new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
+
+it('stops at a send the server does not answer within the timeout (a frozen server): no more frames sent', async () => {
+  const started = performance.now();
+  const report = await workload({ requests: 10, concurrency: 2, timeoutMs: 400, send: frozen });
+  // Both sends out time out together at 0.4 s; the other 8 frames are not sent.
+  expect(performance.now() - started).toBeLessThan(1_500);
+  expect(report).toMatchObject({ requests: 2, failed: 2, answered: 0, unanswered: [] });
+  expect(report.unresponsive).toBe(
+    'the server did not answer the send within 0.4 s (frozen, or overloaded past --timeout)',
+  );
+  const lines = formatWorkloadReport(report).join('\n');
+  expect(lines).toContain(
+    'stopped, no more frames sent: the server did not answer the send within 0.4 s (frozen, or overloaded past --timeout)',
+  );
+  expect(lines).toContain('no answer: the server did not answer the send within 0.4 s');
 });
 
 it('resends a frame whose connection was reset: a resend answered 200 is a frame like any other, its repeated answers duplicates', async () => {
@@ -188,17 +232,7 @@ it('resends a frame whose connection was reset: a resend answered 200 is a frame
       cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }),
     });
   const pending: ResponseMessage[] = [];
-  const answer = (request_id: string) =>
-    pending.push({
-      request_id,
-      frame_id: randomUUID(),
-      filename: 'f.png',
-      face_index: 0,
-      face_count: 1,
-      result: 'amy',
-      distance: 0.3,
-      box: null,
-    });
+  const answer = (request_id: string) => pending.push(amyAnswer(request_id));
   const poll = async () => {
     await new Promise((r) => setTimeout(r, 5));
     return pending.splice(0);
@@ -276,6 +310,18 @@ function answerOf(
 }
 
 /** Answers a test pushes to `pending`, collected by the client's polls (a long poll of 5 ms). */
+/** The answer naming the one face of frame `request_id` amy. */
+const amyAnswer = (request_id: string): ResponseMessage => ({
+  request_id,
+  frame_id: randomUUID(),
+  filename: 'f.png',
+  face_index: 0,
+  face_count: 1,
+  result: 'amy',
+  distance: 0.3,
+  box: null,
+});
+
 const answersFrom = (pending: ResponseMessage[]): WorkloadOptions['responses'] => ({
   poll: async () => {
     await new Promise((r) => setTimeout(r, 5));

@@ -27,6 +27,7 @@ import {
   type DrainOptions,
   type DrainReport,
   formatWorkloadReport,
+  INTERRUPT_GRACE_MS,
   jsonSender,
   LOCAL_METRICS,
   type LocalRuntimeBacklog,
@@ -877,7 +878,9 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         const onSignal = () => {
           if (interrupted.signal.aborted) process.exit(130);
           interrupted.abort();
-          info('  stopping: no more frames; the report follows (Ctrl-C again quits at once)');
+          info(
+            `  stopping: no more frames; waiting up to ${Math.min(timeoutSeconds, INTERRUPT_GRACE_MS / 1000)} s for the answers of those in flight, then the report (Ctrl-C again quits at once)`,
+          );
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
@@ -914,7 +917,13 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           for (const line of formatWorkloadReport(report)) process.stdout.write(`${line}\n`);
         }
         if (report.stopped) process.exitCode = 130;
-        else if (report.unanswered.length || report.rejected || report.failed || report.collectionError)
+        else if (
+          report.unanswered.length ||
+          report.rejected ||
+          report.failed ||
+          report.collectionError ||
+          report.unresponsive
+        )
           process.exitCode = 1;
       },
     );

@@ -149,7 +149,11 @@ export interface WorkloadOptions {
    * Default: no pacing.
    */
   readonly rate?: number;
-  /** Give up on unanswered requests this long after the last one was sent. Default 60 s. */
+  /**
+   * Give up on unanswered requests this long after the last one was sent. A send the server has not answered in
+   * this long (a server that takes connections and never answers: frozen, overloaded) stops the run: no more
+   * frames are sent, and the report's `unresponsive` says so. Default 60 s.
+   */
   readonly timeoutMs?: number;
   /**
    * A reply queue (`reply_to`) sent with every request, one of the deployment's `FACEREC_REPLY_QUEUES`: its
@@ -157,8 +161,11 @@ export interface WorkloadOptions {
    * ({@link queueResponses}).
    */
   readonly replyTo?: string;
-  /** Sends one request; default: `fetch` POST of the JSON body. Replace it to sign requests (SigV4). */
-  readonly send?: (url: string, body: string) => Promise<SendResult>;
+  /**
+   * Sends one request; default: `fetch` POST of the JSON body. Replace it to sign requests (SigV4). `signal`
+   * aborts it: a send unanswered after `timeoutMs`, or still out when the run stops.
+   */
+  readonly send?: (url: string, body: string, signal?: AbortSignal) => Promise<SendResult>;
   /**
    * Resends of a request answered 503 (server busy, or shutting down), after a wait that doubles from the
    * server's `Retry-After` (else from 400 ms) up to 5 s (or the `Retry-After`, if longer), and of one whose
@@ -187,8 +194,9 @@ export interface WorkloadOptions {
     failures: { readonly inARow: number; readonly collectedBefore: boolean; readonly reason: string },
   ) => 'stop' | undefined;
   /**
-   * Ends the run early (a user's Ctrl-C): no more frames are sent, none waits for its answers, and the report
-   * covers what was sent (`stopped: true`).
+   * Ends the run early (a user's Ctrl-C): no more frames are sent; the frames in flight get up to
+   * {@link INTERRUPT_GRACE_MS} (at most `timeoutMs`) for their answers, and the report covers what was sent
+   * (`stopped: true`).
    */
   readonly signal?: AbortSignal;
 }
@@ -271,6 +279,11 @@ export interface WorkloadReport {
   readonly outcomes: readonly RequestOutcome[];
   /** Why the run was stopped, when collecting answers failed for good (`onPollError` returned `'stop'`). */
   readonly collectionError?: string;
+  /**
+   * Why the run was stopped, when a send went unanswered for `timeoutMs` (a server that takes connections and
+   * never answers: frozen, or overloaded past the timeout): no more frames were sent.
+   */
+  readonly unresponsive?: string;
   /** True when `signal` ended the run early. */
   readonly stopped?: boolean;
 }
@@ -280,9 +293,9 @@ const quantile = (sorted: readonly number[], q: number) =>
 
 /** A plain JSON POST (with the local runtime's bearer token when it has one). */
 export function jsonSender(options: { readonly token?: string } = {}) {
-  return async (url: string, body: string) => {
+  return async (url: string, body: string, signal?: AbortSignal) => {
     const headers = { 'content-type': 'application/json', ...bearer(options.token) };
-    const res = await fetch(url, { method: 'POST', headers, body });
+    const res = await fetch(url, { method: 'POST', headers, body, ...(signal ? { signal } : {}) });
     const retryAfter = Number(res.headers.get('retry-after'));
     return {
       status: res.status,
@@ -303,6 +316,12 @@ function sendFailure(error: unknown): string {
 
 /** How often a frame taken unseen (a 409 after a reset) is asked for again while no answer has come. */
 const UNSEEN_ASK_MS = 2000;
+
+/** A send the server did not answer within the workload's timeout. */
+class SendTimeout extends Error {}
+
+/** How long the frames in flight at a Ctrl-C (`WorkloadOptions.signal`) get for their answers. */
+export const INTERRUPT_GRACE_MS = 5000;
 
 /** The error codes of a failed send and of its causes (fetch wraps the socket's error). */
 function errorCodes(e: unknown): string[] {
@@ -344,7 +363,36 @@ function connectionReset(error: unknown): boolean {
 export async function runWorkload(options: WorkloadOptions): Promise<WorkloadReport> {
   const total = options.requests ?? 100;
   const concurrency = options.concurrency ?? 10;
-  const send = options.send ?? defaultSend;
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  /** Aborted when the run stops with sends still out (Ctrl-C's grace over, answers that cannot be collected). */
+  const abandon = new AbortController();
+  const sendWith = options.send ?? defaultSend;
+  // Each send gives up after the timeout: a server that takes the connection and never answers (frozen) would
+  // otherwise hold its worker, and the run, until the HTTP client's own 300 s header timeout. By hand: on
+  // Node 20, AbortSignal.any over AbortSignal.timeout never fired once nothing else referenced the timeout.
+  // The first such send stops the run: every later frame would wait as long for nothing.
+  const send = async (url: string, body: string) => {
+    const aborting = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      aborting.abort();
+    }, timeoutMs);
+    const dropped = () => aborting.abort();
+    abandon.signal.addEventListener('abort', dropped, { once: true });
+    try {
+      return await sendWith(url, body, aborting.signal);
+    } catch (error) {
+      if (!timedOut) throw error;
+      const reason = `the server did not answer the send within ${timeoutMs / 1000} s`;
+      unresponsive ??= `${reason} (frozen, or overloaded past --timeout)`;
+      halt();
+      throw new SendTimeout(reason);
+    } finally {
+      clearTimeout(timer);
+      abandon.signal.removeEventListener('abort', dropped);
+    }
+  };
   if (options.frames.length === 0) throw new Error('no frames to send');
   // Unique per run, so that clients started together never share a request id prefix.
   const runId = `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
@@ -409,14 +457,24 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   let next = 0;
   const stop = new AbortController();
   let collectionError: string | undefined;
-  /** Ends the run: nothing more is sent, and no frame waits for answers any longer. */
+  let unresponsive: string | undefined;
+  /** Ends the run: nothing more is sent, no frame waits for answers any longer, sends still out are dropped. */
   let halted = false;
   const halt = () => {
     halted = true;
     next = total;
     for (const s of states.values()) s.resolve?.();
+    abandon.abort();
   };
-  options.signal?.addEventListener('abort', halt, { once: true });
+  /** Ctrl-C: nothing more is sent; the frames in flight get a grace for their answers, then the run stops. */
+  let interrupted = false;
+  let grace: NodeJS.Timeout | undefined;
+  const interrupt = () => {
+    interrupted = true;
+    next = total;
+    grace = setTimeout(halt, Math.min(timeoutMs, INTERRUPT_GRACE_MS));
+  };
+  options.signal?.addEventListener('abort', interrupt, { once: true });
   if (options.signal?.aborted) halt();
   const poller = (async () => {
     let failing = 0;
@@ -479,7 +537,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
    * means still in flight, 200 that it is taken anew, any other status is its outcome.
    */
   const askWhileUnseen = async (id: string, s: State, body: string, done: Promise<void>) => {
-    const until = performance.now() + (options.timeoutMs ?? 60_000);
+    const until = performance.now() + timeoutMs;
     while (s.answered.size === 0 && s.doneAt === undefined && !halted && performance.now() < until) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([done, new Promise((r) => (timer = setTimeout(r, UNSEEN_ASK_MS)))]);
@@ -503,8 +561,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
       if (options.rate !== undefined) {
         const wait = started + (i * 1000) / options.rate - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        // Halted during the wait: this frame is not sent.
-        if (halted) return;
+        // Stopped during the wait: this frame is not sent.
+        if (halted || interrupted) return;
       }
       const frame = options.frames[i % options.frames.length]!;
       const requestId = `${runId}-${i}`;
@@ -589,7 +647,11 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
       } catch (error) {
         s.error = connectionRefused(error)
           ? `connection refused: nothing listens at ${options.url.slice(0, 200)}`
-          : sendFailure(error);
+          : error instanceof SendTimeout
+            ? error.message
+            : abandon.signal.aborted
+              ? 'the run stopped before the server answered the send'
+              : sendFailure(error);
       }
       if (s.error !== undefined) {
         // Answered after all: a reset send was taken, whatever the resends then met.
@@ -599,14 +661,14 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
       // Keep `concurrency` requests in flight end to end (sent and not yet fully answered). The timer is
       // cleared once the answer is in, or it would hold the process open for the whole timeout.
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([done, new Promise((r) => (timer = setTimeout(r, options.timeoutMs ?? 60_000)))]);
+      await Promise.race([done, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
       clearTimeout(timer);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
   // At most the timeout after the last send (a worker that waited for its frame's answers already spent part of
   // it: counted from the end of the sending, the run took up to twice the timeout).
-  const deadline = lastSentAt + (options.timeoutMs ?? 60_000);
+  const deadline = lastSentAt + timeoutMs;
   while (
     !halted &&
     // Frames accepted, and those whose sends failed or were refused as busy after a reset (the reset send may
@@ -622,9 +684,10 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     await new Promise((r) => setTimeout(r, 50));
   }
   const wallMs = performance.now() - started;
+  clearTimeout(grace);
   stop.abort();
   await poller;
-  options.signal?.removeEventListener('abort', halt);
+  options.signal?.removeEventListener('abort', interrupt);
 
   const outcomes: RequestOutcome[] = [...states.entries()].map(([requestId, s]) => ({
     requestId,
@@ -667,7 +730,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   }
   return {
     // A run ended early counts the frames it sent.
-    requests: halted ? states.size : total,
+    requests: halted || interrupted ? states.size : total,
     answered: latencies.length,
     unanswered: outcomes.filter((o) => o.status === 200 && o.latencyMs === undefined).map((o) => o.requestId),
     rejected: outcomes.filter((o) => o.status !== 0 && o.status !== 200).length,
@@ -686,6 +749,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     facesLeftOut: outcomes.reduce((sum, o) => sum + (o.facesLeftOut ?? 0), 0),
     outcomes,
     ...(collectionError === undefined ? {} : { collectionError }),
+    ...(unresponsive === undefined ? {} : { unresponsive }),
     ...(options.signal?.aborted ? { stopped: true } : {}),
   };
 }
@@ -716,6 +780,7 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
         ]
       : []),
     ...(report.collectionError ? [`stopped: answers cannot be collected: ${report.collectionError}`] : []),
+    ...(report.unresponsive ? [`stopped, no more frames sent: ${report.unresponsive}`] : []),
     ...(report.stopped ? ['stopped early (Ctrl-C): the figures cover the frames sent until then'] : []),
   ];
   const { faces, correct, noFace } = report.accuracy;
