@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
+import { CACHE_DIR_ENV, MAX_DECODE_LIMITS, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -252,6 +252,41 @@ describeWithSharedData(
         expect(answer.limit).toBe('pixels');
       } finally {
         await raised.close();
+      }
+    });
+
+    it('says a limit at the most serve takes as such, not "raise the limit"', async () => {
+      const most = await serveLocally({
+        gallery: path.join(work, 'g.json'),
+        port: 0,
+        quiet: true,
+        workers: 0,
+        imageLimits: { maxPixels: MAX_DECODE_LIMITS.maxPixels },
+      });
+      try {
+        // 10001×10000: one row over 100 megapixels, refused from its header (a small PNG of one colour).
+        const png = await sharp({
+          create: { width: 10_001, height: 10_000, channels: 3, background: '#808080' },
+        })
+          .png({ compressionLevel: 9 })
+          .toBuffer();
+        const response = await fetch(`${most.runtime.url}/`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            content: png.toString('base64'),
+            request_id: 'most-1',
+            filename: 'big.png',
+          }),
+        });
+        const answer = (await response.json()) as { error: string; limit: string; maximum: number };
+        expect(response.status).toBe(413);
+        expect(answer).toMatchObject({ limit: 'pixels', maximum: MAX_DECODE_LIMITS.maxPixels });
+        expect(answer.error).toMatch(
+          /exceeds the limit of 100000000 pixels .*\(the most facerec serve takes\)$/,
+        );
+      } finally {
+        await most.close();
       }
     });
   },

@@ -397,7 +397,9 @@ export function createDetectionHandler(options: DetectionHandlerOptions): Detect
           client: event.requestContext?.http?.sourceIp,
         });
         // Which limit an image went beyond, for a client (or a server in front) to act on without parsing text.
-        const limit = ImageTooLargeError.isInstance(error) ? { limit: error.limit } : {};
+        const limit = ImageTooLargeError.isInstance(error)
+          ? { limit: error.limit, maximum: error.maximum }
+          : {};
         return json(status, { error: message, request_id: requestId, ...limit });
       }
       if (MessageTooLargeError.isInstance(error)) {

@@ -221,7 +221,9 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         const status = statusOf(error);
         // The photo is named by its source in the message: not repeated back (it is the caller's own text).
         const message = source ? error.message.split(source).join('the photo') : error.message;
-        const limit = ImageTooLargeError.isInstance(error) ? { limit: error.limit } : {};
+        const limit = ImageTooLargeError.isInstance(error)
+          ? { limit: error.limit, maximum: error.maximum }
+          : {};
         return {
           status: status === 413 || status === 415 ? status : 422,
           body: { error: message, ...limit },

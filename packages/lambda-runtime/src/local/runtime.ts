@@ -2,7 +2,12 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DEFAULT_DECODE_LIMITS, InvalidOptionsError, type ReceivedMessage } from '@facerec/framework';
+import {
+  DEFAULT_DECODE_LIMITS,
+  InvalidOptionsError,
+  MAX_DECODE_LIMITS,
+  type ReceivedMessage,
+} from '@facerec/framework';
 import { BODY_LIMITS } from '@facerec/framework/registry';
 import type { InMemoryQueueTransport } from '@facerec/transport-memory';
 import { Semaphore } from 'async-mutex';
@@ -369,7 +374,7 @@ const TOO_SLOW = {
  * message (the detection handler and the collections API say which, as `limit`; a Lambda's client gets no such
  * advice, the limit being the deployment's). Other answers as they are.
  */
-function withLimitFlag(status: number, body: unknown): unknown {
+function withLimitFlag(status: number, body: unknown, maxBodyBytes: number): unknown {
   if (status !== 413) return body;
   let parsed: unknown = body;
   try {
@@ -377,12 +382,20 @@ function withLimitFlag(status: number, body: unknown): unknown {
   } catch {
     return body; // not JSON: not the handler's refusal
   }
-  const answer = parsed as { error?: unknown; limit?: unknown } | null;
+  const answer = parsed as { error?: unknown; limit?: unknown; maximum?: unknown } | null;
   if (typeof answer?.error !== 'string' || (answer.limit !== 'bytes' && answer.limit !== 'pixels'))
     return body;
+  // At the most `serve` takes there is nothing to raise: for bytes, when the body limit they are carried in is
+  // at its maximum already.
+  const atMost =
+    answer.limit === 'bytes'
+      ? maxBodyBytes >= BODY_LIMITS.max
+      : typeof answer.maximum === 'number' && answer.maximum >= MAX_DECODE_LIMITS.maxPixels;
   return {
     ...answer,
-    error: `${answer.error} (or raise the limit: facerec serve --max-image-${answer.limit})`,
+    error: atMost
+      ? `${answer.error} (the most facerec serve takes)`
+      : `${answer.error} (or raise the limit: facerec serve --max-image-${answer.limit})`,
   };
 }
 
@@ -469,7 +482,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const batchSize = options.batchSize ?? 10;
   const maxBodyBytes = options.maxBodyBytes ?? BODY_LIMITS.default;
   // Said to the client, who can send a smaller image; the limit is the server's to raise.
-  const tooLargeBody = `body exceeds the server's limit of ${maxBodyBytes} bytes: send a smaller image (or raise the limit: facerec serve --max-image-bytes)`;
+  const tooLargeBody = `body exceeds the server's limit of ${maxBodyBytes} bytes: send a smaller image${maxBodyBytes >= BODY_LIMITS.max ? ' (the most facerec serve takes)' : ' (or raise the limit: facerec serve --max-image-bytes)'}`;
   const abort = new AbortController();
   const recognise = recordHandlerOf(options.recognition);
   const checkHealth = healthChecks(options.checks ?? {});
@@ -918,7 +931,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     const answer = await api.handle({ method: req.method ?? 'GET', url, ...(body ? { body } : {}) });
     // The API's own message may quote what was sent (a name): the log says the status only.
     if (answer.status >= 400) refused(req, answer.status, 'refused by the collections API');
-    send(res, answer.status, withLimitFlag(answer.status, answer.body), answer.headers);
+    send(res, answer.status, withLimitFlag(answer.status, answer.body, maxBodyBytes), answer.headers);
   }
 
   /** A frame through the detection handler, as a Function URL would deliver it. */
@@ -1031,7 +1044,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     // The stop closed the connection while the frame was detected: its client got no answer (and should send it
     // again), though its faces may have been queued. Counted for the stop's report.
     if (draining && res.destroyed) cutOff++;
-    send(res, result.statusCode, withLimitFlag(result.statusCode, result.body), result.headers);
+    send(res, result.statusCode, withLimitFlag(result.statusCode, result.body, maxBodyBytes), result.headers);
   }
   // Requests Node gives up on before any handler runs: headers or the whole request not in within their
   // timeouts (408), a malformed request (400), headers too large (431). Node answers them itself, without a body
