@@ -72,6 +72,7 @@ describe('collections API', () => {
     expect(answer.body).toEqual({
       error: 'the photo: Image too large: 20000 pixels exceeds the limit of 10000 pixels (200×100)',
       limit: 'pixels',
+      maximum: 10_000,
     });
   });
 
