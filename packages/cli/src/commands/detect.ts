@@ -8,6 +8,7 @@ import {
   type MtcnnOptions,
 } from '@facerec/framework';
 import { visibleText, writeFileAtomic } from '@facerec/framework/internal';
+import type { DetectorDescription, ModelRegistry } from '@facerec/framework/registry';
 import { type Command, Option } from 'commander';
 import {
   expandImageArguments,
@@ -48,26 +49,55 @@ interface DetectOptions extends ImageLimitFlags {
   embedder: string;
 }
 
-/** Maps the command-line flags onto MTCNN options (validated by the detector itself). */
-export function detectorOptions(opts: DetectOptions): MtcnnOptions {
-  const options: MtcnnOptions = { keepAll: true };
-  // The ranges the MTCNN options accept, said with the flags' names.
-  const minFaceSize = minFaceSizeFlag('detect', opts.minFaceSize);
-  if (minFaceSize !== undefined) options.minFaceSize = minFaceSize;
-  const factor = numberFlag('detect', '--factor', opts.factor, { above: 0.1, below: 0.95 });
-  if (factor !== undefined) options.factor = factor;
+/**
+ * `{ [key]: value }` for a flag given (nothing for one left out), when the detector's options take `key`: MTCNN's
+ * flags, which a detector of another registry may not take, are refused for it, naming the flag. A value out of
+ * the detector's range is left for the detector to refuse.
+ */
+export function flagOption(
+  command: string,
+  detector: DetectorDescription,
+  flag: string,
+  key: string,
+  value: unknown,
+): Record<string, unknown> {
+  if (value === undefined) return {};
+  const checked = detector.options.safeParse({ [key]: value });
+  if (!checked.success && checked.error.issues.some((issue) => issue.code === 'unrecognized_keys')) {
+    throw new InvalidOptionsError(
+      command,
+      `${flag}: the detector "${detector.id}" takes no ${key} option; leave ${flag} out`,
+    );
+  }
+  return { [key]: value };
+}
+
+/**
+ * Maps the command-line flags onto the detector's options (validated by the detector itself): MTCNN's, see
+ * {@link flagOption}. `keepAll` (every face, not one) goes to a detector whose options take it.
+ */
+export function detectorOptions(opts: DetectOptions, detector: DetectorDescription): Record<string, unknown> {
+  const keepAll = detector.options.safeParse({ keepAll: true }).success ? { keepAll: true } : {};
+  let thresholds: number[] | undefined;
   if (opts.thresholds !== undefined) {
-    const parts = opts.thresholds.split(',').map((p) => Number(p.trim()));
+    thresholds = opts.thresholds.split(',').map((p) => Number(p.trim()));
     // Scores are probabilities: each threshold strictly between 0 and 1, as MTCNN's options take them.
-    if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p <= 0 || p >= 1)) {
+    if (thresholds.length !== 3 || thresholds.some((p) => !Number.isFinite(p) || p <= 0 || p >= 1)) {
       throw new InvalidOptionsError(
         'detect',
         `--thresholds needs three numbers a,b,c, each above 0 and below 1, got "${opts.thresholds}"`,
       );
     }
-    options.thresholds = parts as [number, number, number];
   }
-  return options;
+  // The ranges the MTCNN options accept, said with the flags' names.
+  const minFaceSize = minFaceSizeFlag('detect', opts.minFaceSize);
+  const factor = numberFlag('detect', '--factor', opts.factor, { above: 0.1, below: 0.95 });
+  return {
+    ...keepAll,
+    ...flagOption('detect', detector, '--min-face-size', 'minFaceSize', minFaceSize),
+    ...flagOption('detect', detector, '--factor', 'factor', factor),
+    ...flagOption('detect', detector, '--thresholds', 'thresholds', thresholds),
+  };
 }
 
 /**
@@ -78,6 +108,24 @@ export function minFaceSizeOption(): Option {
   return new Option(
     '--min-face-size <n>',
     `smallest face to look for, in whole pixels (default ${DEFAULT_MTCNN_OPTIONS.minFaceSize}, ${MIN_FACE_SIZE_SETTING.min}–${MIN_FACE_SIZE_SETTING.max}): where the search starts, not a filter (somewhat smaller faces are still found)`,
+  );
+}
+
+/**
+ * `--min-face-size` as the registry's default detector's options (`{ minFaceSize }`, or nothing when the flag is
+ * left out), checked now: refused for a detector that takes no such option (see {@link flagOption}).
+ */
+export function minFaceSizeOptions(
+  command: string,
+  registry: ModelRegistry,
+  value: string | undefined,
+): { minFaceSize?: number } {
+  return flagOption(
+    command,
+    registry.detector(registry.defaults.detector),
+    '--min-face-size',
+    'minFaceSize',
+    minFaceSizeFlag(command, value),
   );
 }
 
@@ -119,7 +167,7 @@ export function registerDetectCommand(program: Command, context: CliContext): vo
         );
       }
       const crop = opts.cropsDir ? registry.embedder(opts.embedder).preprocessing.crop : undefined;
-      const options = detectorOptions(opts); // refused before any worker starts
+      const options = detectorOptions(opts, registry.detector(registry.defaults.detector)); // before any worker starts
       const limits = imageLimitsFlag('detect', opts);
       // Before the workers start: a failure after would leave them running (the command never ended).
       if (opts.cropsDir) await prepareOutputFolder('detect', '--crops-dir', opts.cropsDir);

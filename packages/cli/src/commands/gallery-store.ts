@@ -53,7 +53,7 @@ import {
   selectProvider,
   weightsOption,
 } from '../providers.js';
-import { minFaceSizeFlag, minFaceSizeOption } from './detect.js';
+import { minFaceSizeOption, minFaceSizeOptions } from './detect.js';
 
 /** Where an `s3://` store's server is, when it is not AWS S3 (MinIO, s3rver); the Lambda runtime reads it too. */
 const S3_ENDPOINT_ENV = 'FACEREC_S3_ENDPOINT';
@@ -431,7 +431,8 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
       ) => {
         const topK = positiveInteger('gallery search', '--top-k', opts.topK)!;
         const format = rowFormat(opts);
-        const minFaceSize = minFaceSizeFlag('gallery search', opts.minFaceSize);
+        // Checked now, not when the detector loads: a detector of another registry may take no minFaceSize.
+        const detectorOptions = minFaceSizeOptions('gallery search', registry, opts.minFaceSize);
         const images = await expandImageArguments('gallery search', args);
         const threshold = thresholdFlag('gallery search', opts.threshold);
         const limits = imageLimitsFlag('gallery search', opts);
@@ -446,7 +447,7 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
         let embedder: FaceEmbedder | undefined;
         // As enroll and verify find faces: a probe that is itself a face crop is one face, not none.
         const detector = withPrecroppedFallback(
-          provider.detector(registry.defaults.detector, minFaceSize === undefined ? {} : { minFaceSize }),
+          provider.detector(registry.defaults.detector, detectorOptions),
         );
         const { rows, emit } = rowSink<unknown>(format);
         try {

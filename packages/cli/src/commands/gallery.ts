@@ -70,7 +70,7 @@ import {
   weightsOption,
   workersOption,
 } from '../providers.js';
-import { minFaceSizeFlag, minFaceSizeOption } from './detect.js';
+import { minFaceSizeOption, minFaceSizeOptions } from './detect.js';
 import { openCliGalleryStore, registerGalleryStoreCommands } from './gallery-store.js';
 
 /** Skipped images shown on stderr: at most this many lines, then a count per reason (`--json` lists all). */
@@ -353,7 +353,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         const images = await expandImageArguments('recognize', args);
         const format = rowFormat(opts);
         const limits = imageLimitsFlag('recognize', opts);
-        const minFaceSize = minFaceSizeFlag('recognize', opts.minFaceSize);
+        // Checked now, not when the detector loads: a detector of another registry may take no minFaceSize.
+        const detectorOptions = minFaceSizeOptions('recognize', registry, opts.minFaceSize);
         opts.gallery = galleryFile('recognize', opts.gallery);
         const gallery = await openExistingGallery(() => FileGallery.load(opts.gallery));
         const threshold = galleryThreshold(gallery, opts.gallery, registry, {
@@ -371,7 +372,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           const embedder = await loadGalleryEmbedder(context, provider, gallery, opts);
           // As enroll and verify find faces: a probe that is itself a face crop is one face, not none.
           const detector = withPrecroppedFallback(
-            provider.detector(registry.defaults.detector, minFaceSize === undefined ? {} : { minFaceSize }),
+            provider.detector(registry.defaults.detector, detectorOptions),
           );
           const crop = embedder.preprocessing.crop;
           try {

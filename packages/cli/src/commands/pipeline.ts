@@ -66,7 +66,7 @@ import {
   workersWithOwnRegistry,
 } from '../providers.js';
 import { sigV4Sender } from '../sigv4.js';
-import { minFaceSizeFlag, minFaceSizeOption } from './detect.js';
+import { minFaceSizeOption, minFaceSizeOptions } from './detect.js';
 import { openCliGalleryStore } from './gallery-store.js';
 
 const REQUESTS = 'requests';
@@ -663,7 +663,9 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           min: 1,
           max: 1000,
         })!;
-        const minFaceSize = minFaceSizeFlag('serve', opts.minFaceSize);
+        // Refused with the flag's name for a detector that takes none (the runtime would name
+        // FACEREC_MIN_FACE_SIZE, which serve sets from it).
+        const { minFaceSize } = minFaceSizeOptions('serve', context.registry, opts.minFaceSize);
         const consumers = numberFlag('serve', '--consumers', opts.consumers, {
           integer: true,
           min: 1,
