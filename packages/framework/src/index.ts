@@ -53,6 +53,7 @@ export {
   type ONetOutput,
   type PNetOutput,
   type PNetRunOptions,
+  parseDetectFacesOptions,
   type RNetOutput,
   recordedCropPolicySchema,
   type SelectionMethod,

@@ -55,7 +55,8 @@ export interface WarmUpFrame {
 
 /**
  * A face detector. Implementations must return, for every image, its faces sorted **largest box area
- * first**, and give the same detections for an image whether it is passed alone or inside a batch.
+ * first**, in the image's pixel coordinates, give the same detections for an image whether it is passed alone or
+ * inside a batch, and leave the images they are given unchanged (`describeDetectorConformance` checks each).
  *
  * @example
  * const detector = createOnnxProvider().detector('mtcnn');

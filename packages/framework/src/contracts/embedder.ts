@@ -88,7 +88,8 @@ export interface FaceEmbedder {
   readonly precision?: EmbedderPrecision;
   /**
    * Embed face crops of exactly `preprocessing.inputSize`; returns one L2-normalised vector per crop, in
-   * order. An empty batch gives an empty array. Throws `InvalidInputError` for a crop of the wrong size.
+   * order. An empty batch gives an empty array. Throws `InvalidInputError` for a crop of the wrong size. The
+   * crops are the caller's: an implementation must not change them (a channel swap is made in a copy).
    */
   embed(faces: readonly RgbImage[]): Promise<Float32Array[]>;
   /** Release the model. Later calls reject with `DisposedError`. */

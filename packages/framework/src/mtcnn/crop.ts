@@ -38,6 +38,18 @@ export function describeCropPolicy(crop: CropPolicy): string {
   return `${crop.shape} ${crop.size.width}×${crop.size.height}, margin ${crop.margin}`;
 }
 
+/**
+ * A crop policy {@link extractFace} can cut: a known shape, a whole-pixel size, a margin from 0 to less than the
+ * crop's width. Said as `InvalidOptionsError` naming `component` and every bad key.
+ */
+export function parseCuttableCropPolicy(crop: CropPolicy, component: string): CropPolicy {
+  return parseOptions(cuttableCropPolicySchema, crop, component);
+}
+const cuttableCropPolicySchema = recordedCropPolicySchema.refine(
+  (c) => c.margin < c.size.width,
+  'margin must be smaller than the crop size',
+);
+
 /** A crop policy as callers may pass it: square crops of 8–1024 px, a margin smaller than the crop. */
 const cropPolicySchema = z
   .strictObject({
@@ -56,7 +68,17 @@ export function parseCropPolicy(crop: CropPolicy): CropPolicy {
 /** `detectFaces`' options: only `crop` (a misspelt key would otherwise mean no crops, silently). */
 const detectFacesOptionsSchema = z.strictObject({ crop: cropPolicySchema.optional() });
 
-/** Validates `detectFaces`' options; names every bad key. Returns the crop policy, if any. */
+/**
+ * Validates `detectFaces`' options (`InvalidOptionsError` naming every bad key), as a detector of your own
+ * should before cutting crops (`describeDetectorConformance` checks it). Returns the crop policy, if any.
+ *
+ * @example
+ * async detectFaces(images, options) {
+ *   const crop = parseDetectFacesOptions(options);
+ *   return images.map((image) => { const faces = find(image);
+ *     return { faces, crops: crop ? faces.map((f) => extractFace(image, f, crop)) : [] }; });
+ * }
+ */
 export function parseDetectFacesOptions(options: unknown): CropPolicy | undefined {
   return parseOptions(detectFacesOptionsSchema, options ?? {}, 'detectFaces').crop;
 }

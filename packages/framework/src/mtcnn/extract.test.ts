@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CropPolicy } from '../contracts/embedder.js';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, InvalidOptionsError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
-import { fitFaceCrop } from './extract.js';
+import { extractFace, fitFaceCrop } from './extract.js';
 
 /** A `width` × `height` image of one grey level. */
 const flat = (width: number, height: number, level: number): RgbImage => ({
@@ -39,6 +39,31 @@ describe('fitFaceCrop', () => {
         [0, 0, 0, 0],
         [0, 0, 0, 0],
       ]);
+    }
+  });
+
+  it('extractFace and fitFaceCrop refuse a crop policy they cannot cut, naming it (not a resize error)', () => {
+    const face = {
+      box: [10, 10, 40, 40] as [number, number, number, number],
+      score: 0.9,
+      landmarks: [
+        [20, 20],
+        [30, 20],
+        [25, 25],
+        [20, 32],
+        [30, 32],
+      ] as never,
+    };
+    const image = flat(64, 64, 9);
+    for (const [bad, said] of [
+      [{ ...policy('box'), shape: 'oval' }, /extractFace crop: .*shape/],
+      [{ ...policy('square'), margin: -50 }, /extractFace crop: .*margin/],
+      [{ ...policy('box'), size: { width: 32.5, height: 32.5 } }, /extractFace crop: .*size/],
+      [{ ...policy('box'), margin: 4 }, /margin must be smaller than the crop size/],
+    ] as const) {
+      expect(() => extractFace(image, face, bad as CropPolicy)).toThrow(InvalidOptionsError);
+      expect(() => extractFace(image, face, bad as CropPolicy)).toThrow(said);
+      expect(() => fitFaceCrop(flat(3, 5, 1), bad as CropPolicy)).toThrow(InvalidOptionsError);
     }
   });
 

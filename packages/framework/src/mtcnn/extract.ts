@@ -5,6 +5,7 @@ import { resizeBilinearPil } from '../image/resample.js';
 import type { RgbImage } from '../image/types.js';
 import { alignedCropTransform, eyesMouthSquare, warpFootprint, warpSimilarity } from './align.js';
 import { boxArea } from './cascade.js';
+import { parseCuttableCropPolicy } from './crop.js';
 import type { SelectionMethod } from './options.js';
 
 /**
@@ -45,6 +46,7 @@ export function cropBox(
  *   its `cropBox` is the integer box around the (rotated) region.
  */
 export function extractFace(image: RgbImage, detection: FaceDetection, crop: CropPolicy): FaceCrop {
+  parseCuttableCropPolicy(crop, 'extractFace crop');
   const size = crop.size.width;
   if (crop.shape === 'aligned') {
     const transform = alignedCropTransform(detection.landmarks, size, crop.margin);
@@ -74,6 +76,7 @@ export function extractFace(image: RgbImage, detection: FaceDetection, crop: Cro
  */
 export function fitFaceCrop(image: RgbImage, crop: CropPolicy): RgbImage {
   assertRgbImage(image, 'fitFaceCrop: image');
+  parseCuttableCropPolicy(crop, 'fitFaceCrop crop');
   const { width, height } = crop.size;
   if (image.width === width && image.height === height) return image;
   const whole: Box = [0, 0, image.width, image.height];

@@ -27,6 +27,7 @@ export {
   CROP_SHAPES,
   describeCropPolicy,
   parseCropPolicy,
+  parseDetectFacesOptions,
   recordedCropPolicySchema,
   sameCropPolicy,
 } from './crop.js';

@@ -44,7 +44,12 @@ describe('the conformance suites', () => {
         expect(ran(suite).length, suite).toBeGreaterThan(5);
         expect(failed(suite), suite).toEqual([]);
       }
-      expect(failed('boxes outside the image')).toEqual(['finds well-formed faces, largest first']);
+      // Faces in the wrong place also fail expectedFaces, where the suite is told where they are.
+      const misplaced = [
+        'finds well-formed faces, largest first',
+        'finds the faces where they are (expectedFaces), when the caller says where',
+      ];
+      expect(failed('boxes outside the image')).toEqual(misplaced);
       expect(failed('landmarks at the origin')).toEqual(['finds well-formed faces, largest first']);
       expect(failed('black crops')).toEqual(["cuts crops only when asked, with the caller's crop policy"]);
       expect(failed('crop policy ignored')).toEqual([
@@ -53,6 +58,11 @@ describe('the conformance suites', () => {
       expect(failed('crop size unlike the input size')).toEqual([
         'declares its contract version, model, dimension and preprocessing',
       ]);
+      expect(failed('normalised coordinates')).toEqual(misplaced);
+      expect(failed('half-scale boxes')).toEqual([
+        'finds the faces where they are (expectedFaces), when the caller says where',
+      ]);
+      expect(failed('embedder changing its input')).toContain('leaves the crops it is given unchanged');
       expect(failed('constant embedder')).toEqual([
         'gives different faces different vectors (the vector depends on the face)',
       ]);

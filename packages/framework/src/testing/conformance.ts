@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FaceDetection, FaceDetector } from '../contracts/detector.js';
+import type { Box, FaceDetection, FaceDetector } from '../contracts/detector.js';
 import { EMBEDDER_PRECISIONS, type FaceEmbedder } from '../contracts/embedder.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
@@ -21,6 +21,13 @@ export interface DetectorConformanceOptions {
   readonly imageWithoutFaces: () => Awaitable<RgbImage>;
   /** Tolerance for batch-versus-single comparisons, in pixels and score units. Default 1e-3. */
   readonly tolerance?: number;
+  /**
+   * Where the faces of each image of {@link imagesWithFaces} are, roughly (a reference's boxes, or drawn by
+   * hand): each must be found, at IoU ≥ 0.5 with one of the detector's boxes. Without it the suite checks only
+   * that boxes are plausible, and a detector that puts them in the wrong place (forgetting to scale back from a
+   * shrunken frame) passes.
+   */
+  readonly expectedFaces?: () => Awaitable<readonly (readonly Box[])[]>;
 }
 
 /** What {@link describeEmbedderConformance} needs to exercise an embedder. */
@@ -35,6 +42,21 @@ export interface EmbedderConformanceOptions {
 
 const area = (d: FaceDetection) => (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
 
+/** The smallest face box a detector may report, in pixels: no detector finds a face in fewer. */
+const MIN_FACE_PIXELS = 4;
+
+/** Intersection over union of two boxes. */
+function iou(a: Box, b: Box): number {
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = w * h;
+  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+/** A copy of an image's bytes, to tell whether a call changed them. */
+const bytesOf = (images: readonly RgbImage[]) => images.map((image) => Uint8Array.from(image.data));
+
 /**
  * A detection of `image` that can be a face: finite numbers, a box of positive size that overlaps the image (it
  * may extend past its edges), a score in [0, 1], and five landmarks near the box (within one box size of it on
@@ -45,8 +67,13 @@ function expectWellFormed(detection: FaceDetection, image: RgbImage, where: stri
   expect(detection.box, `${where}: box`).toHaveLength(4);
   for (const v of detection.box)
     expect(Number.isFinite(v), `${where}: box ${detection.box} finite`).toBe(true);
-  expect(x2, `${where}: box ${detection.box}, x2 > x1`).toBeGreaterThan(x1);
-  expect(y2, `${where}: box ${detection.box}, y2 > y1`).toBeGreaterThan(y1);
+  // In pixels: a box of 0–1 coordinates (normalised by the image's size) is the usual fault here.
+  expect(x2 - x1, `${where}: box ${detection.box}, its width in pixels`).toBeGreaterThanOrEqual(
+    MIN_FACE_PIXELS,
+  );
+  expect(y2 - y1, `${where}: box ${detection.box}, its height in pixels`).toBeGreaterThanOrEqual(
+    MIN_FACE_PIXELS,
+  );
   const overlaps = x1 < image.width && x2 > 0 && y1 < image.height && y2 > 0;
   expect(overlaps, `${where}: box ${detection.box} overlaps the ${image.width}×${image.height} image`).toBe(
     true,
@@ -156,6 +183,35 @@ export function describeDetectorConformance(options: DetectorConformanceOptions)
             `image ${n}: area of face ${i - 1} against face ${i} (largest first)`,
           ).toBeGreaterThanOrEqual(area(faces[i]!));
       }
+    });
+
+    it('finds the faces where they are (expectedFaces), when the caller says where', async () => {
+      if (!options.expectedFaces) return;
+      const expected = await options.expectedFaces();
+      expect(expected, 'expectedFaces: one list of boxes per image with faces').toHaveLength(
+        withFaces.length,
+      );
+      for (const [n, boxes] of expected.entries()) {
+        const found = await detector.detect(withFaces[n]!);
+        for (const box of boxes) {
+          const best = Math.max(0, ...found.map((f) => iou(f.box, box)));
+          expect(
+            best,
+            `image ${n}: the best IoU of a face found with the expected box ${box}`,
+          ).toBeGreaterThanOrEqual(0.5);
+        }
+      }
+    });
+
+    it('leaves the images it is given unchanged', async () => {
+      const before = bytesOf(withFaces);
+      await detector.detectBatch(withFaces);
+      await detector.detectFaces(withFaces, {
+        crop: { size: { width: 32, height: 32 }, shape: 'box', margin: 0 },
+      });
+      withFaces.forEach((image, n) => {
+        expect(Buffer.compare(image.data, before[n]!), `image ${n}'s bytes after the calls`).toBe(0);
+      });
     });
 
     it('finds no face where there is none', async () => {
@@ -313,6 +369,14 @@ export function describeEmbedderConformance(options: EmbedderConformanceOptions)
         expect(Math.abs(norm(v) - 1), `vector ${i}: |L2 norm − 1| (norm ${norm(v)})`).toBeLessThan(1e-3);
       }
       expect(await embedder.embed([])).toEqual([]);
+    });
+
+    it('leaves the crops it is given unchanged', async () => {
+      const before = bytesOf(faces);
+      await embedder.embed(faces);
+      faces.forEach((face, n) => {
+        expect(Buffer.compare(face.data, before[n]!), `crop ${n}'s bytes after embed`).toBe(0);
+      });
     });
 
     it('gives different faces different vectors (the vector depends on the face)', async () => {

@@ -99,7 +99,9 @@ class FixtureDetector implements FaceDetector {
 class FixtureEmbedder extends BaseEmbedder {
   readonly #constant: boolean;
 
-  constructor(fault: 'constant' | 'crop size' | undefined = undefined) {
+  readonly #mutates: boolean;
+
+  constructor(fault: 'constant' | 'crop size' | 'mutates' | undefined = undefined) {
     const preprocessing = fakePreprocessing(16);
     super({
       provider: 'fixture',
@@ -112,11 +114,16 @@ class FixtureEmbedder extends BaseEmbedder {
           : preprocessing,
     });
     this.#constant = fault === 'constant';
+    this.#mutates = fault === 'mutates';
   }
 
   protected async runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {
     const out = new Float32Array(faces.length * 8);
     faces.forEach((face, n) => {
+      // A network that wants BGR, the swap done in the caller's crop.
+      if (this.#mutates)
+        for (let i = 0; i < face.data.length; i += 3)
+          [face.data[i], face.data[i + 2]] = [face.data[i + 2]!, face.data[i]!];
       const v = out.subarray(n * 8, n * 8 + 8);
       if (this.#constant) {
         v[0] = 1;
@@ -157,6 +164,32 @@ const detectors: Record<string, DetectorFault> = {
     faces: (faces) => faces.map((f) => ({ ...f, landmarks: f.landmarks.map(() => [0, 0]) as never })),
   },
   'black crops': { crop: (c) => ({ ...c, data: new Uint8Array(c.data.length) }) },
+  // Coordinates divided by the image's size (0–1), as some detectors' outputs are.
+  'normalised coordinates': {
+    faces: (faces, image) =>
+      faces.map((f) => ({
+        ...f,
+        box: [
+          f.box[0] / image.width,
+          f.box[1] / image.height,
+          f.box[2] / image.width,
+          f.box[3] / image.height,
+        ],
+        landmarks: f.landmarks.map(([x, y]) => [
+          x / image.width,
+          y / image.height,
+        ]) as unknown as FiveLandmarks,
+      })),
+  },
+  // Found on a frame shrunk by half, and not scaled back.
+  'half-scale boxes': {
+    faces: (faces) =>
+      faces.map((f) => ({
+        ...f,
+        box: f.box.map((v) => v / 2) as unknown as FaceDetection['box'],
+        landmarks: f.landmarks.map(([x, y]) => [x / 2, y / 2]) as unknown as FiveLandmarks,
+      })),
+  },
   'crop policy ignored': { ignoresPolicy: true },
 };
 
@@ -166,6 +199,7 @@ for (const [name, fault] of Object.entries(detectors)) {
     create: () => new FixtureDetector(fault),
     imagesWithFaces: images,
     imageWithoutFaces: () => noise(32, 32, 4),
+    expectedFaces: () => images().map((image) => faceOf(image).map((f) => f.box)),
   });
 }
 
@@ -173,6 +207,7 @@ for (const [name, fault] of [
   ['good embedder', undefined],
   ['constant embedder', 'constant'],
   ['crop size unlike the input size', 'crop size'],
+  ['embedder changing its input', 'mutates'],
 ] as const) {
   describeEmbedderConformance({
     name,
