@@ -78,7 +78,13 @@ function checkRequiredOptionsAfterUnknownOnes(program: Command): void {
   });
 }
 
-/** Runs the CLI; returns the process exit code. */
+/**
+ * Runs the CLI; returns the process exit code. `argv` is the whole of `process.argv` (`['node', 'facerec',
+ * …arguments]`): its first two entries are skipped, as commander does.
+ *
+ * @example
+ * process.exitCode = await main(process.argv, { registry: MODELS.with(myEmbedder) });
+ */
 export async function main(argv: readonly string[], options: CliOptions = {}): Promise<number> {
   try {
     await createProgram(options).parseAsync([...argv]);

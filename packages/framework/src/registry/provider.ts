@@ -3,7 +3,7 @@ import type { FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { FaceProvider } from '../contracts/provider.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { InvalidOptionsError, NoSuchModelError } from '../errors.js';
+import { FacerecError, InvalidOptionsError, NoSuchModelError } from '../errors.js';
 import { loadManifest } from '../models/manifest.js';
 import { ModelStore } from '../models/store.js';
 import { describeCropPolicy, sameCropPolicy } from '../mtcnn/crop.js';
@@ -152,10 +152,24 @@ export function createFaceProvider<const Name extends string>(
     const own = native(impls, description);
     if (own) return own.create(options, context);
     if (description.load) {
-      return description.load(
-        parseOptions(description.options, options, component(context, modelId)),
-        context,
-      );
+      const parsed = parseOptions(description.options, options, component(context, modelId));
+      // A plugin's own failure (a file it cannot find) is said with the model it was loading; facerec's errors
+      // name it already.
+      const failed = (error: unknown): never => {
+        if (FacerecError.isInstance(error)) throw error;
+        throw new FacerecError(
+          'MODEL_LOAD_FAILED',
+          `${spec.name} ${kind} "${modelId}": its load() failed: ${error instanceof Error ? error.message : String(error)}`,
+          { cause: error },
+        );
+      };
+      let model: Model;
+      try {
+        model = description.load(parsed, context);
+      } catch (error) {
+        return failed(error);
+      }
+      return (model instanceof Promise ? model.catch(failed) : model) as Model;
     }
     const all =
       kind === 'detector'

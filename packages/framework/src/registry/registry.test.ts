@@ -3,11 +3,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { FaceEmbedder } from '../contracts/embedder.js';
-import { InvalidOptionsError, NoSuchModelError } from '../errors.js';
+import { FacerecError, InvalidOptionsError, NoSuchModelError } from '../errors.js';
 import { MtcnnDetector } from '../mtcnn/detector.js';
 import { parseOptions } from '../options.js';
 import { fakeEmbedderDescription } from '../testing/fakes.js';
 import {
+  defineDetector,
   defineEmbedder,
   FACEAPI_RESNET,
   FACENET_PREPROCESSING,
@@ -153,6 +154,38 @@ describe('createFaceProvider', () => {
     expect((detector as MtcnnDetector).options.minFaceSize).toBe(40);
   });
 
+  it("says a plugin's failed load() with the model it was loading; facerec's own errors as they are", async () => {
+    const failing = (error: Error) =>
+      provider(
+        MODELS.with(defineEmbedder({ ...FAKE, id: 'broken', load: async () => Promise.reject(error) })),
+      );
+    const lost = await failing(new Error('ENOENT: my-embedder.onnx not found'))
+      .embedder('broken')
+      .catch((e: unknown) => e);
+    expect(FacerecError.isInstance(lost)).toBe(true);
+    expect(lost).toMatchObject({
+      code: 'MODEL_LOAD_FAILED',
+      message: 'test embedder "broken": its load() failed: ENOENT: my-embedder.onnx not found',
+    });
+    const own = new InvalidOptionsError('mine', 'no such weights');
+    await expect(failing(own).embedder('broken')).rejects.toBe(own);
+    // A detector's load is synchronous: a throw is said the same way.
+    const detector = defineDetector<object>({
+      kind: 'detector',
+      id: 'broken-detector',
+      summary: 'fails',
+      licence: 'none',
+      options: z.strictObject({}),
+      manifestEntries: () => [],
+      load: () => {
+        throw new TypeError('cannot read model.bin');
+      },
+    });
+    expect(() => provider(MODELS.with(detector)).detector('broken-detector')).toThrow(
+      'test detector "broken-detector": its load() failed: cannot read model.bin',
+    );
+  });
+
   it('validates options with the registry schema before anything loads', async () => {
     const before = loaded.length;
     await expect(provider().embedder('fake', { scale: 'x' })).rejects.toThrow(InvalidOptionsError);
@@ -261,6 +294,16 @@ describe('ModelRegistry checks its embedder entries', () => {
     });
     expect(() => MODELS.with(clash)).toThrow(
       'ModelRegistry: embedders "faceapi-resnet" and "clash" both claim the model id "faceapi-resnet", which galleries record: a gallery enrolled with one would be matched by the other; give "clash" a model id of its own',
+    );
+    // Its modelId() gives the built-in's id, claimed by the built-in alone: the one to change is still the new one.
+    const borrowed = defineEmbedder({
+      ...FAKE,
+      id: 'borrowed',
+      modelId: () => 'faceapi-resnet',
+      settingsForModelId: (id) => (id === 'borrowed' ? {} : undefined),
+    });
+    expect(() => MODELS.with(borrowed)).toThrow(
+      'both claim the model id "faceapi-resnet", which galleries record: a gallery enrolled with one would be matched by the other; give "borrowed" a model id of its own',
     );
     const alias = MODELS.with(
       defineEmbedder({

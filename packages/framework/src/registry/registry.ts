@@ -91,10 +91,12 @@ function checkModelIds(embedders: readonly EmbedderDescription[]): void {
     for (const b of embedders) {
       const alias = b.settingsForModelId === a.settingsForModelId && b.modelId === a.modelId;
       if (b !== a && !alias && b.settingsForModelId(id) !== undefined) {
+        // The one to change is the one registered last: the one being added (never a built-in, listed first).
+        const added = embedders.indexOf(a) > embedders.indexOf(b) ? a : b;
         throw new InvalidOptionsError(
           'ModelRegistry',
           `embedders "${a.id}" and "${b.id}" both claim the model id "${id}", which galleries record: a gallery ` +
-            `enrolled with one would be matched by the other; give "${b.id}" a model id of its own (its modelId() and settingsForModelId())`,
+            `enrolled with one would be matched by the other; give "${added.id}" a model id of its own (its modelId() and settingsForModelId())`,
         );
       }
     }
