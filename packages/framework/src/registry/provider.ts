@@ -128,7 +128,17 @@ export function createFaceProvider<const Name extends string>(
       : loadManifest().then((m) => ModelStore.fromEnv(m));
     return store;
   };
-  const context: ModelLoadContext = { provider: spec.name, modelStore, threads: spec.threads };
+  // `models` is this provider itself, made below: a detector of the registry wrapping another (MTCNN with a
+  // filter) loads it with this provider's store, threads and backend.
+  let self: BuiltFaceProvider<Name> | undefined;
+  const context: ModelLoadContext = {
+    provider: spec.name,
+    modelStore,
+    threads: spec.threads,
+    get models() {
+      return self!;
+    },
+  };
   // An implementation serves an id only while the registry still holds the description it was written for.
   const native = <T extends { description: object }>(impls: readonly T[], description: object) =>
     impls.find((i) => i.description === description);
@@ -189,7 +199,7 @@ export function createFaceProvider<const Name extends string>(
     }
     throw new NoSuchModelError(`${spec.name} ${kind}`, modelId, runnable(all, impls));
   };
-  return {
+  self = {
     specificationVersion: SPECIFICATION_VERSION,
     name: spec.name,
     registry,
@@ -212,6 +222,7 @@ export function createFaceProvider<const Name extends string>(
       return embedder;
     },
   };
+  return self;
 }
 
 /**

@@ -186,6 +186,23 @@ describe('createFaceProvider', () => {
     );
   });
 
+  it('hands a provider-free load() the provider itself, to wrap another model of the registry (MTCNN)', () => {
+    const wrapped = defineDetector<object>({
+      kind: 'detector',
+      id: 'wrapped-mtcnn',
+      summary: 'MTCNN from the same provider, larger faces only',
+      licence: 'none',
+      options: z.strictObject({}),
+      manifestEntries: () => [],
+      load: (_options, context) => context.models!.detector('mtcnn', { minFaceSize: 40 }),
+    });
+    const detector = provider(MODELS.with(wrapped)).detector('wrapped-mtcnn');
+    // The provider's own MTCNN (this test's implementation), with the options the wrapper chose.
+    expect(detector).toBeInstanceOf(MtcnnDetector);
+    expect((detector as MtcnnDetector).options.minFaceSize).toBe(40);
+    expect(detector.provider).toBe('test');
+  });
+
   it('validates options with the registry schema before anything loads', async () => {
     const before = loaded.length;
     await expect(provider().embedder('fake', { scale: 'x' })).rejects.toThrow(InvalidOptionsError);

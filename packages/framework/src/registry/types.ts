@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { FaceDetector } from '../contracts/detector.js';
 import type { EmbedderPreprocessing, FaceEmbedder } from '../contracts/embedder.js';
 import type { DistanceMetric } from '../contracts/gallery.js';
+import type { FaceProvider } from '../contracts/provider.js';
 import type { ModelStore } from '../models/store.js';
 
 /** A distance below which two faces are called the same person, and where that value comes from. */
@@ -28,6 +29,12 @@ export interface ModelLoadContext {
   modelStore(): Promise<ModelStore>;
   /** Threads the provider may use per operator, when it has a thread setting. */
   readonly threads?: number | undefined;
+  /**
+   * The provider loading the model, to load another model of its registry: a detector wrapping the built-in
+   * MTCNN gets it as `context.models?.detector('mtcnn', options)`, run by the same provider (its store, threads
+   * and backend) rather than by a second one it would create. Set by `createFaceProvider`.
+   */
+  readonly models?: Pick<FaceProvider, 'detector' | 'embedder'>;
 }
 
 /** What every model description has. */
