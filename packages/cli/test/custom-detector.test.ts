@@ -1,6 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { BUILTIN_PROVIDERS, decodeImage, defineDetector, MODELS, ModelRegistry } from '@facerec/framework';
-import { describeWithSharedData, fakeDetector, sharedPath } from '@facerec/framework/testing';
+import { BUILTIN_PROVIDERS, decodeImage, MODELS, ModelRegistry } from '@facerec/framework';
+import {
+  describeWithSharedData,
+  fakeDetector,
+  fakeDetectorDescription,
+  sharedPath,
+} from '@facerec/framework/testing';
 import { expect, it } from 'vitest';
 import { z } from 'zod';
 import { cliWith } from './helpers.js';
@@ -9,13 +14,9 @@ import { cliWith } from './helpers.js';
 // CLI's MTCNN flags are not its.
 
 /** One face in the middle of every frame, half its width: a provider-free detector with a strict schema. */
-const middle = defineDetector<{ minSide?: number }>({
-  kind: 'detector',
+const middle = fakeDetectorDescription<{ minSide?: number }>({
   id: 'middle',
-  summary: 'test double: one face in the middle of the frame',
-  licence: 'none',
   options: z.strictObject({ minSide: z.number().int().min(1).optional() }),
-  manifestEntries: () => [],
   load: () =>
     fakeDetector(({ width, height }) => [
       {

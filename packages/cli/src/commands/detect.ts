@@ -5,7 +5,6 @@ import {
   InvalidInputError,
   InvalidOptionsError,
   MIN_FACE_SIZE_SETTING,
-  type MtcnnOptions,
 } from '@facerec/framework';
 import { visibleText, writeFileAtomic } from '@facerec/framework/internal';
 import type { DetectorDescription, ModelRegistry } from '@facerec/framework/registry';

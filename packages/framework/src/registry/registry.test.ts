@@ -6,9 +6,8 @@ import type { FaceEmbedder } from '../contracts/embedder.js';
 import { FacerecError, InvalidOptionsError, NoSuchModelError } from '../errors.js';
 import { MtcnnDetector } from '../mtcnn/detector.js';
 import { parseOptions } from '../options.js';
-import { fakeEmbedderDescription } from '../testing/fakes.js';
+import { fakeDetectorDescription, fakeEmbedderDescription } from '../testing/fakes.js';
 import {
-  defineDetector,
   defineEmbedder,
   FACEAPI_RESNET,
   FACENET_PREPROCESSING,
@@ -170,13 +169,8 @@ describe('createFaceProvider', () => {
     const own = new InvalidOptionsError('mine', 'no such weights');
     await expect(failing(own).embedder('broken')).rejects.toBe(own);
     // A detector's load is synchronous: a throw is said the same way.
-    const detector = defineDetector<object>({
-      kind: 'detector',
+    const detector = fakeDetectorDescription({
       id: 'broken-detector',
-      summary: 'fails',
-      licence: 'none',
-      options: z.strictObject({}),
-      manifestEntries: () => [],
       load: () => {
         throw new TypeError('cannot read model.bin');
       },
@@ -187,13 +181,9 @@ describe('createFaceProvider', () => {
   });
 
   it('hands a provider-free load() the provider itself, to wrap another model of the registry (MTCNN)', () => {
-    const wrapped = defineDetector<object>({
-      kind: 'detector',
+    // MTCNN from the same provider, larger faces only.
+    const wrapped = fakeDetectorDescription({
       id: 'wrapped-mtcnn',
-      summary: 'MTCNN from the same provider, larger faces only',
-      licence: 'none',
-      options: z.strictObject({}),
-      manifestEntries: () => [],
       load: (_options, context) => context.models!.detector('mtcnn', { minFaceSize: 40 }),
     });
     const detector = provider(MODELS.with(wrapped)).detector('wrapped-mtcnn');

@@ -1,10 +1,11 @@
+import { z } from 'zod';
 import type { DetectedFaces, FaceDetection, FaceDetector } from '../contracts/detector.js';
 import type { EmbedderPreprocessing } from '../contracts/embedder.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import type { RgbImage } from '../image/types.js';
 import { extractFace } from '../mtcnn/extract.js';
-import { defineEmbedder } from '../registry/builtin.js';
-import type { EmbedderDescription } from '../registry/types.js';
+import { defineDetector, defineEmbedder } from '../registry/builtin.js';
+import type { DetectorDescription, EmbedderDescription } from '../registry/types.js';
 
 /** What {@link fakePreprocessing} lets a test change. */
 export interface FakePreprocessingOptions {
@@ -69,6 +70,26 @@ export function fakeEmbedderDescription<Options extends object>(
     fromSettings: () => ({}) as Options,
     modelId: () => id,
     settingsForModelId: (modelId) => (modelId === id ? {} : undefined),
+    manifestEntries: () => [],
+    ...description,
+  });
+}
+
+/**
+ * A registry description of a detector test double (see `defineDetector`), for `MODELS.with(…)`: the test gives
+ * the id and its provider-free `load`, and may give an option schema (default: none taken, strictly); no weights.
+ *
+ * @example
+ * const registry = MODELS.with(fakeDetectorDescription({ id: 'middle', load: () => fakeDetector(middleFace) }));
+ */
+export function fakeDetectorDescription<Options extends object = object>(
+  description: Pick<DetectorDescription<Options>, 'id'> & Partial<DetectorDescription<Options>>,
+): DetectorDescription<Options> {
+  return defineDetector<Options>({
+    kind: 'detector',
+    summary: `test double ${description.id}`,
+    licence: 'none',
+    options: z.strictObject({}) as unknown as z.ZodType<Options>,
     manifestEntries: () => [],
     ...description,
   });

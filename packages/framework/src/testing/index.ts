@@ -14,6 +14,7 @@ export { thrownBy } from './errors.js';
 export {
   type FakePreprocessingOptions,
   fakeDetector,
+  fakeDetectorDescription,
   fakeEmbedderDescription,
   fakePreprocessing,
 } from './fakes.js';
