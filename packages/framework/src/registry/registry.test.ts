@@ -272,6 +272,26 @@ describe('createFaceProvider', () => {
 });
 
 describe('ModelRegistry checks its embedder entries', () => {
+  it('refuses a description a JavaScript caller got wrong, naming the model and the key (it was dropped or failed later)', () => {
+    const cases: [object, RegExp][] = [
+      [{ ...FAKE, kind: undefined }, /model "fake": .*kind: expected "detector" or "embedder"/],
+      [{ ...FAKE, kind: 'embeder' }, /kind: expected "detector" or "embedder"/],
+      [{ ...FAKE, modelId: undefined }, /model "fake": .*modelId: expected a function/],
+      [{ ...FAKE, settingsForModelId: undefined }, /settingsForModelId: expected a function/],
+      [{ ...FAKE, options: undefined }, /options: expected a zod schema of the options/],
+      [{ ...FAKE, id: '' }, /id: expected letters, digits/],
+      [{ ...FAKE, id: 'my toy,x' }, /model "my toy,x": .*id: expected letters, digits/],
+      [
+        { ...MTCNN, id: 'm2', manifestEntries: undefined },
+        /model "m2": .*manifestEntries: expected a function/,
+      ],
+    ];
+    for (const [description, said] of cases) {
+      expect(() => MODELS.with(description as never)).toThrow(InvalidOptionsError);
+      expect(() => MODELS.with(description as never)).toThrow(said);
+    }
+  });
+
   it('refuses facts no embedder can have: a dimension of 0, a standard deviation of 0, a threshold above 2', () => {
     expect(() => MODELS.with(defineEmbedder({ ...FAKE, dimension: 0 }))).toThrow(
       /ModelRegistry: embedder "fake": dimension: /,

@@ -46,6 +46,34 @@ function byId<T extends { readonly id: string }>(items: readonly T[], kind: stri
   return map;
 }
 
+const aFunction = z.custom<unknown>((v) => typeof v === 'function', 'expected a function');
+/**
+ * What every description needs, checked when a registry is made, for callers outside TypeScript's checks: a
+ * description without `kind` was dropped without a word, and one without `modelId()` failed at first use with a
+ * TypeError. Ids are what `--embedder` / `--detector` and the `FACEREC_` variables take.
+ */
+const modelDescriptionSchema = z.object({
+  kind: z.enum(['detector', 'embedder'], 'expected "detector" or "embedder"'),
+  id: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/,
+      'expected letters, digits, ".", "_" or "-" (at most 100), starting with a letter or digit: the id is given in flags and environment variables',
+    ),
+  summary: z.string(),
+  licence: z.string(),
+  options: z.custom<unknown>(
+    (v) => typeof (v as { safeParse?: unknown } | null)?.safeParse === 'function',
+    'expected a zod schema of the options',
+  ),
+  manifestEntries: aFunction,
+});
+const embedderFunctionsSchema = z.object({
+  fromSettings: aFunction,
+  modelId: aFunction,
+  settingsForModelId: aFunction,
+});
+
 /** A recommended threshold: a distance between unit vectors, so above 0 and at most 2 (either metric). */
 const recommendedThresholdSchema = z.object({ value: z.number().gt(0).max(2), measuredOn: z.string() });
 
@@ -127,6 +155,12 @@ export class ModelRegistry {
     providers: readonly ProviderDescription[],
     defaults: RegistryDefaults,
   ) {
+    for (const model of models) {
+      const named = (model as { id?: unknown } | null)?.id;
+      const what = `ModelRegistry: ${typeof named === 'string' ? `model "${named}"` : 'a model without an id'}`;
+      parseOptions(modelDescriptionSchema, model, what);
+      if (model.kind === 'embedder') parseOptions(embedderFunctionsSchema, model, what);
+    }
     this.#detectors = byId(
       models.filter((m): m is DetectorDescription => m.kind === 'detector'),
       'detector',
