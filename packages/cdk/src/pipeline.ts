@@ -981,6 +981,8 @@ export class FaceRecognitionPipeline extends Construct {
     const environment: Record<string, string> = {
       FACEREC_PROVIDER: p.provider,
       FACEREC_EMBEDDER: p.embedder.description.id,
+      // Both resolve the embedder (detection for its crop policy): a plugin's options may require weights.
+      ...(p.weights === undefined ? {} : { FACEREC_WEIGHTS: p.weights }),
       FACEREC_REQUEST_QUEUE_URL: this.requestQueue.queueUrl,
       FACEREC_RESPONSE_QUEUE_URL: this.responseQueue.queueUrl,
       ...(replyQueues.length
@@ -996,7 +998,6 @@ export class FaceRecognitionPipeline extends Construct {
     };
     // Read by recognition alone (FUNCTION_VARIABLES): set on detection, they would only suggest it uses them.
     const recognitionOnly: Record<string, string> = {
-      ...(p.weights === undefined ? {} : { FACEREC_WEIGHTS: p.weights }),
       FACEREC_PRECISION: p.precision,
       FACEREC_GALLERY: p.galleryPath,
     };

@@ -152,15 +152,15 @@ describe('FaceRecognitionPipeline', () => {
         FACEREC_REQUEST_QUEUE_URL: { Ref: ids.request },
         FACEREC_RESPONSE_QUEUE_URL: { Ref: ids.response },
       });
+      // No embedder or weights prop: the gallery's (enrolled with the registry's default, VGGFace2 weights).
+      expect(variables(id)).toHaveProperty('FACEREC_WEIGHTS', 'vggface2');
     }
-    // The gallery, the weights and the precision go to recognition, the function that reads them. No embedder
-    // or weights prop: the gallery's (enrolled with the registry's default, VGGFace2 weights).
+    // The gallery and the precision go to recognition, the function that reads them.
     expect(variables(ids.recognition)).toMatchObject({
       FACEREC_GALLERY: '/var/task/facerec/gallery.json',
-      FACEREC_WEIGHTS: 'vggface2',
       FACEREC_PRECISION: 'fp32',
     });
-    for (const name of ['FACEREC_GALLERY', 'FACEREC_WEIGHTS', 'FACEREC_PRECISION'])
+    for (const name of ['FACEREC_GALLERY', 'FACEREC_PRECISION'])
       expect(Object.keys(variables(ids.detection))).not.toContain(name);
   });
 
@@ -793,7 +793,7 @@ describe('FaceRecognitionPipeline', () => {
       Environment: { Variables: Match.objectLike({ FACEREC_WEIGHTS: Match.absent() }) },
     });
     const irv1 = synth({ weights: 'casia-webface', gallery: casiaGallery });
-    irv1.template.hasResourceProperties('AWS::Lambda::Function', {
+    irv1.template.allResourcesProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({
           FACEREC_EMBEDDER: 'inception-resnet-v1',
@@ -814,7 +814,7 @@ describe('FaceRecognitionPipeline', () => {
       GALLERY: 'gallery/faceapi.json',
     });
     const casia = synth({ gallery: casiaGallery });
-    casia.template.hasResourceProperties('AWS::Lambda::Function', {
+    casia.template.allResourcesProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ FACEREC_WEIGHTS: 'casia-webface' }) },
     });
   });

@@ -156,6 +156,27 @@ export class ModelUnavailableError extends FacerecError {
   }
 }
 
+/**
+ * A registry entry's own `load()` (a plugin's) failed with an error of its own, a file it could not read, say:
+ * which model, of which kind, on which provider. Its message carries the cause's (a path, as the plugin wrote it).
+ */
+export class ModelLoadError extends FacerecError {
+  static override readonly errorName: string = 'ModelLoadError';
+  readonly provider: string;
+  readonly kind: 'detector' | 'embedder';
+  readonly modelId: string;
+  constructor(provider: string, kind: 'detector' | 'embedder', modelId: string, cause: unknown) {
+    super(
+      'MODEL_LOAD_FAILED',
+      `${provider} ${kind} "${modelId}": its load() failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+    this.provider = provider;
+    this.kind = kind;
+    this.modelId = modelId;
+  }
+}
+
 /** A file whose sha256 differs from the manifest's. */
 export class IntegrityError extends FacerecError {
   static override readonly errorName: string = 'IntegrityError';

@@ -49,4 +49,5 @@ export * from './inception-resnet-v1/index.js';
 export * from './index.js';
 export * from './mtcnn/index.js';
 export { importOptionalPackage } from './optional-import.js';
+export { withTimeout } from './timeout.js';
 export * from './transport/index.js';

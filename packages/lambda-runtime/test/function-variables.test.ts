@@ -140,9 +140,11 @@ describe("FUNCTION_VARIABLES (the CDK construct's unread-variable warning)", () 
 
   it('lists for each function the variables it reads and the other does not', async () => {
     const read = { detection: await compose('detection'), recognition: await compose('recognition') };
-    // The queue URLs are required by loadConfig in both (recognition on Lambda is given its requests by the
-    // event source, and reads the request queue in the local runtime).
-    const required = new Set(['FACEREC_REQUEST_QUEUE_URL', 'FACEREC_RESPONSE_QUEUE_URL']);
+    // Read by loadConfig in both, whatever the composition then uses: the queue URLs, required (recognition on
+    // Lambda is given its requests by the event source, and reads the request queue in the local runtime), and
+    // the weights, with which each resolves the embedder (detection for its crop policy; a plugin embedder's
+    // options may require weights).
+    const required = new Set(['FACEREC_REQUEST_QUEUE_URL', 'FACEREC_RESPONSE_QUEUE_URL', 'FACEREC_WEIGHTS']);
     const only = (role: 'detection' | 'recognition', other: 'detection' | 'recognition') =>
       [...read[role]].filter((name) => !read[other].has(name) && !required.has(name)).sort();
     expect({

@@ -55,12 +55,11 @@ it('sends at the requested rate (request i at i / rate s), with every request st
     responses: answersFrom(pending),
   });
   expect(report.answered).toBe(10);
-  // 10 requests at 40/s: the last leaves 225 ms after the first, each no earlier than its slot.
+  // 10 requests at 40/s: each no earlier than its slot, i / 40 s after the start.
   sentAt.sort((a, b) => a - b);
   sentAt.forEach((t, i) => {
     expect(t).toBeGreaterThanOrEqual((i * 1000) / 40 - 2);
   });
-  expect(sentAt.at(-1)! - sentAt[0]!).toBeGreaterThanOrEqual(215);
 });
 
 it('reports failed requests grouped by what happened, not one line each, and counts accuracy over answered ones', async () => {
@@ -155,15 +154,14 @@ it('counts a frame in which no face was found apart from the faces it names', as
 it('ends early on its signal (a Ctrl-C): no more frames; those in flight get a grace for their answers', async () => {
   const sent: string[] = [];
   const pending: ResponseMessage[] = [];
-  const interrupted = new AbortController();
-  setTimeout(() => interrupted.abort(), 300);
+  const interrupted = ctrlCAfter(300);
   const started = performance.now();
   const report = await workload({
     requests: 1000,
     concurrency: 2,
     rate: 20,
     timeoutMs: 60_000,
-    signal: interrupted.signal,
+    signal: interrupted,
     // Each frame is answered 1 s after it was taken: those in flight at the Ctrl-C are answered in the grace.
     send: async (_url, body) => {
       const { request_id } = JSON.parse(body) as { request_id: string };
@@ -186,14 +184,13 @@ it('ends early on its signal (a Ctrl-C): no more frames; those in flight get a g
 });
 
 it('a Ctrl-C against a server that never answers ends the run after the grace, the frames out said as such', async () => {
-  const interrupted = new AbortController();
-  setTimeout(() => interrupted.abort(), 300);
+  const interrupted = ctrlCAfter(300);
   const started = performance.now();
   const report = await workload({
     requests: 10,
     concurrency: 2,
     timeoutMs: 60_000,
-    signal: interrupted.signal,
+    signal: interrupted,
     send: frozen,
   });
   const took = performance.now() - started;
@@ -224,6 +221,50 @@ it('stops at a send the server does not answer within the timeout (a frozen serv
     'stopped, no more frames sent: the server did not answer the send within 0.4 s (frozen, or overloaded past --timeout)',
   );
   expect(lines).toContain('no answer: the server did not answer the send within 0.4 s');
+});
+
+it("stops at the timeout also with a send of the caller's that ignores its signal, with no listener warning", async () => {
+  const warnings: string[] = [];
+  const warned = (w: Error) => warnings.push(w.name);
+  process.on('warning', warned);
+  try {
+    const started = performance.now();
+    const report = await workload({
+      requests: 40,
+      concurrency: 20,
+      timeoutMs: 400,
+      // A sender written against the two-argument type: it never looks at a signal, and never settles.
+      send: () => new Promise(() => {}),
+    });
+    expect(performance.now() - started).toBeLessThan(1_500);
+    expect(report).toMatchObject({ requests: 20, failed: 20 });
+    expect(report.unresponsive).toMatch(/^the server did not answer the send within 0.4 s/);
+    await new Promise((r) => setImmediate(r));
+    // 20 sends in flight, each listening to the run's stop: no MaxListenersExceededWarning.
+    expect(warnings).toEqual([]);
+  } finally {
+    process.off('warning', warned);
+  }
+});
+
+it('a Ctrl-C against a server that keeps answering 503 ends within the grace: no frame is resent after it', async () => {
+  let sends = 0;
+  const interrupted = ctrlCAfter(300);
+  const started = performance.now();
+  const report = await workload({
+    requests: 10,
+    concurrency: 2,
+    timeoutMs: 60_000,
+    signal: interrupted,
+    send: async () => {
+      sends++;
+      return { status: 503, body: '{"error":"busy"}', retryAfterSeconds: 1 };
+    },
+  });
+  expect(performance.now() - started).toBeLessThan(300 + INTERRUPT_GRACE_MS + 1_500);
+  expect(report.stopped).toBe(true);
+  // Each of the two frames was sent once, and not resent after its 1 s back-off (the Ctrl-C came first).
+  expect(sends).toBe(2);
 });
 
 it('resends a frame whose connection was reset: a resend answered 200 is a frame like any other, its repeated answers duplicates', async () => {
@@ -310,6 +351,13 @@ function answerOf(
 }
 
 /** Answers a test pushes to `pending`, collected by the client's polls (a long poll of 5 ms). */
+/** A signal aborted `ms` from now, as a user's Ctrl-C. */
+const ctrlCAfter = (ms: number): AbortSignal => {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), ms);
+  return controller.signal;
+};
+
 /** The answer naming the one face of frame `request_id` amy. */
 const amyAnswer = (request_id: string): ResponseMessage => ({
   request_id,

@@ -1,6 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { decodeImage, InvalidOptionsError, NoSuchModelError, type RgbImage } from '@facerec/framework';
-import { describeDetectorConformance, describeWithSharedData, sharedPath } from '@facerec/framework/testing';
+import {
+  describeDetectorConformance,
+  describeWithSharedData,
+  referenceBoxes,
+  sharedPath,
+} from '@facerec/framework/testing';
 import { createOnnxProvider } from '@facerec/provider-onnx';
 import { describe, expect, it } from 'vitest';
 import { mirrorStore } from './helpers.js';
@@ -19,6 +24,13 @@ describeWithSharedData('onnx MTCNN detector', ['models/upstream/pnet.pt', 'faces
       await decode('face-api.js', 'bbt', 'amy', 'amy1.png'),
     ],
     imageWithoutFaces: () => decode('face-api.js', 'test', 'white.png'),
+    // facenet-pytorch's boxes for the same images.
+    expectedFaces: () =>
+      referenceBoxes([
+        'face-api.js/bbt3.jpg',
+        'facenet-pytorch/multiface.jpg',
+        'face-api.js/bbt/amy/amy1.png',
+      ]),
     // Results must be bit-identical: R-Net and O-Net run row-independent in one batch.
     tolerance: 1e-4,
   });

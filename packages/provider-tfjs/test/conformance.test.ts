@@ -7,6 +7,7 @@ import {
   describeEmbedderConformance,
   describeWithSharedData,
   readSyntheticReference,
+  referenceBoxes,
   sharedPath,
 } from '@facerec/framework/testing';
 import { createTfjsProvider } from '@facerec/provider-tfjs';
@@ -76,6 +77,8 @@ describeWithSharedData(
           create: async () => (await provider()).detector('mtcnn'),
           imagesWithFaces: () => Promise.all(inputs.images.map((parts) => decodeFace(...parts))),
           imageWithoutFaces: () => decodeFace('face-api.js', 'test', 'white.png'),
+          // facenet-pytorch's boxes for the same images.
+          expectedFaces: () => referenceBoxes(inputs.images.map((parts) => parts.join('/'))),
           // R-Net and O-Net rows are independent, but the backends may tile a batch differently from a
           // single crop, which moves results by float32 rounding only.
           tolerance: 1e-4,

@@ -61,8 +61,7 @@ export function flagOption(
   value: unknown,
 ): Record<string, unknown> {
   if (value === undefined) return {};
-  const checked = detector.options.safeParse({ [key]: value });
-  if (!checked.success && checked.error.issues.some((issue) => issue.code === 'unrecognized_keys')) {
+  if (unknownKey(detector, key, value)) {
     throw new InvalidOptionsError(
       command,
       `${flag}: the detector "${detector.id}" takes no ${key} option; leave ${flag} out`,
@@ -72,11 +71,20 @@ export function flagOption(
 }
 
 /**
+ * Whether the detector's options refuse `key` as unknown (an option of a strict schema it lacks); a value out of
+ * range, or another option the schema requires, is not that.
+ */
+function unknownKey(detector: DetectorDescription, key: string, value: unknown): boolean {
+  const checked = detector.options.safeParse({ [key]: value });
+  return !checked.success && checked.error.issues.some((issue) => issue.code === 'unrecognized_keys');
+}
+
+/**
  * Maps the command-line flags onto the detector's options (validated by the detector itself): MTCNN's, see
  * {@link flagOption}. `keepAll` (every face, not one) goes to a detector whose options take it.
  */
 export function detectorOptions(opts: DetectOptions, detector: DetectorDescription): Record<string, unknown> {
-  const keepAll = detector.options.safeParse({ keepAll: true }).success ? { keepAll: true } : {};
+  const keepAll = unknownKey(detector, 'keepAll', true) ? {} : { keepAll: true };
   let thresholds: number[] | undefined;
   if (opts.thresholds !== undefined) {
     thresholds = opts.thresholds.split(',').map((p) => Number(p.trim()));

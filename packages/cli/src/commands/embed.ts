@@ -161,7 +161,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
   program
     .command('embed')
     .description(
-      'embed face crops (each image is one already cropped face; other sizes are resized), or with --detect every face of photos',
+      'embed face crops (each image is one already cropped face; another size is fitted as the embedder crops: stretched for facenet, padded to a square for face-api.js), or with --detect every face of photos',
     )
     .argument('<image...>', 'JPEG, PNG or WebP files, or folders of them (searched recursively)')
     .addOption(embedderOption(context))

@@ -762,7 +762,11 @@ export function registerPipelineCommands(program: Command, context: CliContext):
       '--reply-queue-url <url>',
       "ask for answers on this SQS queue (one of the deployment's reply queues, FACEREC_REPLY_QUEUES) and collect them there: several clients share a deployment, each with its own",
     )
-    .option('--timeout <s>', 'seconds to wait for the last answers', '60')
+    .option(
+      '--timeout <s>',
+      'seconds to wait for the last answers; a send the server does not answer in this long stops the run',
+      '60',
+    )
     .option(
       '--max-retries <n>',
       "resends of a frame answered 503 (busy), refused a connection or reset, after the server's Retry-After or a backoff (0–1000)",

@@ -745,13 +745,14 @@ export class ModelStore {
     }
   }
 
-  /** What is wrong with the mirror folder, when one is set and is no folder; else undefined. */
   /**
    * How this store's user sets the mirror, for the messages: `FACEREC_MODELS_MIRROR` for a store that
    * {@link fromEnv} made without a `mirrorDir` override, else the `mirrorDir` option (the variable is read only
    * by `fromEnv`).
    */
   private mirrorSetting: typeof MODELS_MIRROR_ENV | 'mirrorDir' = 'mirrorDir';
+
+  /** What is wrong with the mirror folder, when one is set and is no folder; else undefined. */
 
   private mirrorProblem(): string | undefined {
     if (!this.mirrorDir || statSync(this.mirrorDir, { throwIfNoEntry: false })?.isDirectory())

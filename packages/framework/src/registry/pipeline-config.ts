@@ -182,8 +182,8 @@ export const PIPELINE_VARIABLES: readonly string[] = Object.freeze(Object.keys(s
 
 /**
  * The variables one function reads and the other does not (the rest of {@link PIPELINE_VARIABLES} both read):
- * detection's frame limits and warm-up, recognition's weights, precision, gallery, threshold and idempotency
- * store. Set on the other function, one changes nothing (beyond {@link loadConfig}'s check of its value).
+ * detection's frame limits and warm-up, recognition's precision, gallery, threshold and idempotency store
+ * (`FACEREC_WEIGHTS` both read: each resolves the embedder, whose options may require weights). Set on the other function, one changes nothing (beyond {@link loadConfig}'s check of its value).
  * `packages/lambda-runtime/test/function-variables.test.ts` checks it against what each composition reads.
  */
 export const FUNCTION_VARIABLES: Readonly<Record<'detection' | 'recognition', readonly string[]>> =
@@ -198,7 +198,6 @@ export const FUNCTION_VARIABLES: Readonly<Record<'detection' | 'recognition', re
       'FACEREC_WARMUP',
     ]),
     recognition: Object.freeze([
-      'FACEREC_WEIGHTS',
       'FACEREC_PRECISION',
       'FACEREC_GALLERY',
       'FACEREC_GALLERY_REFRESH_SECONDS',

@@ -3,7 +3,7 @@ import type { FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
 import type { FaceProvider } from '../contracts/provider.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
-import { FacerecError, InvalidOptionsError, NoSuchModelError } from '../errors.js';
+import { FacerecError, InvalidOptionsError, ModelLoadError, NoSuchModelError } from '../errors.js';
 import { loadManifest } from '../models/manifest.js';
 import { ModelStore } from '../models/store.js';
 import { describeCropPolicy, sameCropPolicy } from '../mtcnn/crop.js';
@@ -167,11 +167,7 @@ export function createFaceProvider<const Name extends string>(
       // name it already.
       const failed = (error: unknown): never => {
         if (FacerecError.isInstance(error)) throw error;
-        throw new FacerecError(
-          'MODEL_LOAD_FAILED',
-          `${spec.name} ${kind} "${modelId}": its load() failed: ${error instanceof Error ? error.message : String(error)}`,
-          { cause: error },
-        );
+        throw new ModelLoadError(spec.name, kind, modelId, error);
       };
       let model: Model;
       try {
@@ -179,7 +175,9 @@ export function createFaceProvider<const Name extends string>(
       } catch (error) {
         return failed(error);
       }
-      return (model instanceof Promise ? model.catch(failed) : model) as Model;
+      // An embedder's load is asynchronous: a promise, or a thenable of another library.
+      const thenable = typeof (model as { then?: unknown } | null)?.then === 'function';
+      return (thenable ? Promise.resolve(model).catch(failed) : model) as Model;
     }
     const all =
       kind === 'detector'

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { FaceEmbedder } from '../contracts/embedder.js';
-import { FacerecError, InvalidOptionsError, NoSuchModelError } from '../errors.js';
+import { InvalidOptionsError, ModelLoadError, NoSuchModelError } from '../errors.js';
 import { MtcnnDetector } from '../mtcnn/detector.js';
 import { parseOptions } from '../options.js';
 import { fakeDetectorDescription, fakeEmbedderDescription } from '../testing/fakes.js';
@@ -161,8 +161,11 @@ describe('createFaceProvider', () => {
     const lost = await failing(new Error('ENOENT: my-embedder.onnx not found'))
       .embedder('broken')
       .catch((e: unknown) => e);
-    expect(FacerecError.isInstance(lost)).toBe(true);
+    expect(ModelLoadError.isInstance(lost)).toBe(true);
     expect(lost).toMatchObject({
+      provider: 'test',
+      kind: 'embedder',
+      modelId: 'broken',
       code: 'MODEL_LOAD_FAILED',
       message: 'test embedder "broken": its load() failed: ENOENT: my-embedder.onnx not found',
     });

@@ -63,6 +63,7 @@ describe('the conformance suites', () => {
         'finds the faces where they are (expectedFaces), when the caller says where',
       ]);
       expect(failed('embedder changing its input')).toContain('leaves the crops it is given unchanged');
+      expect(failed('embedder marking its input')).toContain('leaves the crops it is given unchanged');
       expect(failed('constant embedder')).toEqual([
         'gives different faces different vectors (the vector depends on the face)',
       ]);

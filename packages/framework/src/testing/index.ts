@@ -34,6 +34,7 @@ export {
   mtcnnParityReport,
   mtcnnParityTests,
   readMtcnnReference,
+  referenceBoxes,
 } from './mtcnn-parity.js';
 export { MTCNN_STATE_DICT_SHAPES } from './mtcnn-shapes.js';
 export { seededRandom } from './random.js';

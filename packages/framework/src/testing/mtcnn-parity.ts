@@ -40,6 +40,22 @@ export async function readMtcnnReference(): Promise<MtcnnReferenceImage[]> {
   return JSON.parse(await readFile(sharedPath('reference', 'mtcnn.json'), 'utf8')).images;
 }
 
+/**
+ * facenet-pytorch's boxes for these images of `reference/mtcnn.json` (paths under `faces/`, as it names them): a
+ * detector suite's `expectedFaces`.
+ *
+ * @example
+ * expectedFaces: () => referenceBoxes(['face-api.js/bbt3.jpg', 'facenet-pytorch/multiface.jpg']),
+ */
+export async function referenceBoxes(images: readonly string[]): Promise<Box[][]> {
+  const reference = await readMtcnnReference();
+  return images.map((image) => {
+    const found = reference.find((r) => r.image === image);
+    if (!found) throw new Error(`${image} is not in reference/mtcnn.json`);
+    return found.faces.map((f) => f.box);
+  });
+}
+
 /** Intersection over union of two `[x1, y1, x2, y2]` boxes. */
 export function iou(a: Box, b: Box): number {
   const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));

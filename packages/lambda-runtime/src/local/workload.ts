@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, type Transport } from '@facerec/framework';
-import { readFileUpTo } from '@facerec/framework/internal';
+import { readFileUpTo, withTimeout } from '@facerec/framework/internal';
 import { BODY_LIMITS } from '@facerec/framework/registry';
 import { NO_FACE, type ResponseMessage, responseMessageSchema } from '../messages.js';
 
@@ -367,30 +368,27 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   /** Aborted when the run stops with sends still out (Ctrl-C's grace over, answers that cannot be collected). */
   const abandon = new AbortController();
   const sendWith = options.send ?? defaultSend;
+  // One listener per send in flight (at most `concurrency`, and the resends asking after a frame).
+  setMaxListeners(0, abandon.signal);
   // Each send gives up after the timeout: a server that takes the connection and never answers (frozen) would
-  // otherwise hold its worker, and the run, until the HTTP client's own 300 s header timeout. By hand: on
-  // Node 20, AbortSignal.any over AbortSignal.timeout never fired once nothing else referenced the timeout.
-  // The first such send stops the run: every later frame would wait as long for nothing.
+  // otherwise hold its worker, and the run, until the HTTP client's own 300 s header timeout (also with a
+  // `send` of the caller's that ignores its signal). The first such send stops the run: every later frame would
+  // wait as long for nothing.
   const send = async (url: string, body: string) => {
-    const aborting = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      aborting.abort();
-    }, timeoutMs);
-    const dropped = () => aborting.abort();
-    abandon.signal.addEventListener('abort', dropped, { once: true });
+    if (abandon.signal.aborted) throw abandon.signal.reason;
     try {
-      return await sendWith(url, body, aborting.signal);
+      return await withTimeout(
+        (signal) => sendWith(url, body, signal),
+        timeoutMs,
+        () => new SendTimeout(`the server did not answer the send within ${timeoutMs / 1000} s`),
+        abandon.signal,
+      );
     } catch (error) {
-      if (!timedOut) throw error;
-      const reason = `the server did not answer the send within ${timeoutMs / 1000} s`;
-      unresponsive ??= `${reason} (frozen, or overloaded past --timeout)`;
-      halt();
-      throw new SendTimeout(reason);
-    } finally {
-      clearTimeout(timer);
-      abandon.signal.removeEventListener('abort', dropped);
+      if (error instanceof SendTimeout) {
+        unresponsive ??= `${error.message} (frozen, or overloaded past --timeout)`;
+        halt();
+      }
+      throw error;
     }
   };
   if (options.frames.length === 0) throw new Error('no frames to send');
@@ -620,6 +618,8 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
           const first = typeof res !== 'string' && res.retryAfterSeconds ? res.retryAfterSeconds * 1000 : 400;
           const base = Math.max(first, Math.min(first * 2 ** (n - 1), 5000));
           await new Promise((r) => setTimeout(r, base * (1 + Math.random() / 4)));
+          // Stopped meanwhile (Ctrl-C, or the run halted): the frame is not sent again.
+          if (halted || interrupted) break;
           // Sent again, it would be detected and answered twice (a server restarted on its queue file makes the
           // answers of what it held while the client is still waiting to reconnect).
           if (s.resetAt !== undefined && s.answered.size > 0) {
@@ -684,10 +684,11 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     await new Promise((r) => setTimeout(r, 50));
   }
   const wallMs = performance.now() - started;
+  // The listener first: a Ctrl-C from here on would arm a grace for a run that is over.
+  options.signal?.removeEventListener('abort', interrupt);
   clearTimeout(grace);
   stop.abort();
   await poller;
-  options.signal?.removeEventListener('abort', interrupt);
 
   const outcomes: RequestOutcome[] = [...states.entries()].map(([requestId, s]) => ({
     requestId,

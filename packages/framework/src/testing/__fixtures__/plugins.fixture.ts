@@ -100,8 +100,9 @@ class FixtureEmbedder extends BaseEmbedder {
   readonly #constant: boolean;
 
   readonly #mutates: boolean;
+  readonly #marks: boolean;
 
-  constructor(fault: 'constant' | 'crop size' | 'mutates' | undefined = undefined) {
+  constructor(fault: 'constant' | 'crop size' | 'mutates' | 'marks' | undefined = undefined) {
     const preprocessing = fakePreprocessing(16);
     super({
       provider: 'fixture',
@@ -115,6 +116,7 @@ class FixtureEmbedder extends BaseEmbedder {
     });
     this.#constant = fault === 'constant';
     this.#mutates = fault === 'mutates';
+    this.#marks = fault === 'marks';
   }
 
   protected async runBatch(faces: readonly RgbImage[]): Promise<Float32Array> {
@@ -124,6 +126,7 @@ class FixtureEmbedder extends BaseEmbedder {
       if (this.#mutates)
         for (let i = 0; i < face.data.length; i += 3)
           [face.data[i], face.data[i + 2]] = [face.data[i + 2]!, face.data[i]!];
+      if (this.#marks) face.data.set([255, 0, 0]);
       const v = out.subarray(n * 8, n * 8 + 8);
       if (this.#constant) {
         v[0] = 1;
@@ -208,6 +211,8 @@ for (const [name, fault] of [
   ['constant embedder', 'constant'],
   ['crop size unlike the input size', 'crop size'],
   ['embedder changing its input', 'mutates'],
+  // The same change at every call: before and after a later call are equal, the bytes first given are not.
+  ['embedder marking its input', 'marks'],
 ] as const) {
   describeEmbedderConformance({
     name,
