@@ -1,11 +1,21 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CACHE_DIR_ENV, decodeImage, encodePng, MODELS_MIRROR_ENV } from '@facerec/framework';
+import {
+  CACHE_DIR_ENV,
+  decodeImage,
+  defineDetector,
+  encodePng,
+  MODELS,
+  MODELS_MIRROR_ENV,
+  ModelUnavailableError,
+  MTCNN,
+} from '@facerec/framework';
 import { resizeBilinearPil } from '@facerec/framework/internal';
 import {
   cosine,
   describeWithSharedData,
+  fakeDetector,
   readSyntheticReference,
   type SyntheticReference,
   sharedPath,
@@ -15,7 +25,7 @@ import {
   writeStandInMirror,
   writeSyntheticCheckpoint,
 } from '../../provider-onnx/test/fixtures/synthetic-checkpoint.js';
-import { cli, interruptedJsonLines } from './helpers.js';
+import { cli, cliWith, interruptedJsonLines } from './helpers.js';
 
 const REFERENCE = 'reference/inception_resnet_v1_synthetic.json';
 /** Faces to calibrate int8 InceptionResnetV1 on (bbt face shots, none of the reference crops). */
@@ -332,6 +342,43 @@ describeWithSharedData(
       // Stretched to 150×150, the rectangular crop was 0.30 away; padded, it is as close as the square one.
       expect(distances[0]).toBeLessThan(0.05);
       expect(distances[1]).toBeLessThan(0.05);
+    });
+
+    it("embeds crops without the detector's weights (offline), leaving out only the crop checks; --detect stops", async () => {
+      const unavailable = new ModelUnavailableError(
+        'mtcnn-pnet',
+        'Cannot download model "mtcnn-pnet" (test)',
+      );
+      const offline = MODELS.with(
+        defineDetector({
+          ...MTCNN,
+          load: () => ({ ...fakeDetector(() => []), ready: () => Promise.reject(unavailable) }),
+        }),
+      );
+      const face = sharedPath('faces', 'face-api.js', 'test', 'face1.png');
+      const run = await cliWith(
+        { registry: offline },
+        'embed',
+        face,
+        '--embedder',
+        'faceapi-resnet',
+        '--json',
+      );
+      expect([run.code, run.exitCode], run.stderr).toEqual([0, undefined]);
+      expect((JSON.parse(run.stdout) as JsonResult[])[0]!.embedding).toHaveLength(128);
+      expect(run.stderr).toContain(
+        'warning: images are not checked for being one face crop: mtcnn cannot be loaded (Cannot download model "mtcnn-pnet" (test))',
+      );
+      const detect = await cliWith(
+        { registry: offline },
+        'embed',
+        '--detect',
+        face,
+        '--embedder',
+        'faceapi-resnet',
+      );
+      expect(detect.code).toBe(1);
+      expect(detect.stderr).toContain('Cannot download model "mtcnn-pnet" (test)');
     });
   },
 );

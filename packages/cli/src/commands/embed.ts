@@ -10,6 +10,7 @@ import {
   InvalidOptionsError,
   loadManifest,
   ModelStore,
+  ModelUnavailableError,
   type RgbImage,
   withPrecroppedFallback,
 } from '@facerec/framework';
@@ -206,7 +207,8 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
 
       const progress = pullProgressReporter();
       let embedder: FaceEmbedder;
-      let detector: FaceDetector;
+      /** Undefined for plain embed when the detector's weights cannot be had: its crop checks are skipped. */
+      let detector: FaceDetector | undefined;
       const started = performance.now();
       try {
         const modelStore = ModelStore.fromEnv(await loadManifest(), { onProgress: progress.onProgress });
@@ -219,9 +221,20 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
         });
         // Plain embed runs it too, only to warn when an image is not one face crop.
         // A face crop that fills the frame is padded and detected again rather than reported as no face.
-        detector = withPrecroppedFallback(provider.detector(context.registry.defaults.detector));
-        await detector.ready().catch(async (error: unknown) => {
-          await Promise.all([detector.dispose(), embedder.dispose()]);
+        const checker = withPrecroppedFallback(provider.detector(context.registry.defaults.detector));
+        detector = checker;
+        await checker.ready().catch(async (error: unknown) => {
+          await checker.dispose();
+          // Offline without the detector's weights, plain embed still embeds (face-api.js's net ships its own):
+          // only the check that each image is one face crop is left out, said once.
+          if (!opts.detect && ModelUnavailableError.isInstance(error)) {
+            detector = undefined;
+            info(
+              `warning: images are not checked for being one face crop: ${context.registry.defaults.detector} cannot be loaded (${error.message})`,
+            );
+            return;
+          }
+          await embedder.dispose();
           throw error;
         });
       } finally {
@@ -235,10 +248,11 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
       }
 
       if (opts.detect) {
+        const finder = detector!; // loaded, or the command failed above
         try {
-          await embedDetected(images, detector, embedder, format, limits);
+          await embedDetected(images, finder, embedder, format, limits);
         } finally {
-          await Promise.all([detector.dispose(), embedder.dispose()]);
+          await Promise.all([finder.dispose(), embedder.dispose()]);
         }
         return;
       }
@@ -260,7 +274,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
           for (const image of images.slice(start, start + batch)) {
             try {
               const decoded = await decodeWithin(await readInput(image, limits), limits);
-              const warnings = cropWarnings(await detector.detect(decoded), decoded);
+              const warnings = detector ? cropWarnings(await detector.detect(decoded), decoded) : [];
               for (const warning of warnings) info(`warning: ${visibleText(image)}: ${warning}`);
               // A crop of another size: brought to the embedder's input as its crop policy shapes a face
               // (stretched for facenet-pytorch's box, padded to a square for face-api.js's net).
@@ -310,7 +324,7 @@ export function registerEmbedCommand(program: Command, context: CliContext): voi
       } finally {
         interrupted.release();
         shown?.stop();
-        await Promise.all([detector.dispose(), embedder.dispose()]);
+        await Promise.all([detector?.dispose(), embedder.dispose()]);
       }
       if (format === 'json') {
         // One line per image: 512 numbers each on their own line would be unreadable.
