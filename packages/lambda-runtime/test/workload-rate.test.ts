@@ -267,6 +267,27 @@ it('a Ctrl-C against a server that keeps answering 503 ends within the grace: no
   expect(sends).toBe(2);
 });
 
+it('stops sending at a 401 or 403 (the server refuses this client, as it will every frame), saying so', async () => {
+  for (const status of [401, 403]) {
+    let sends = 0;
+    const report = await workload({
+      requests: 1000,
+      concurrency: 2,
+      timeoutMs: 1000,
+      send: async () => {
+        sends++;
+        return { status, body: '{"error":"unauthorized: missing or wrong bearer token"}' };
+      },
+    });
+    // The two frames out when the first refusal came; none after.
+    expect(sends).toBe(2);
+    expect(report).toMatchObject({ requests: 2, rejected: 2 });
+    expect(formatWorkloadReport(report)).toContain(
+      `stopped, no more frames sent: the server refuses this client: HTTP ${status} {"error":"unauthorized: missing or wrong bearer token"}`,
+    );
+  }
+});
+
 it('resends a frame whose connection was reset: a resend answered 200 is a frame like any other, its repeated answers duplicates', async () => {
   const reset = () =>
     new TypeError('fetch failed', {

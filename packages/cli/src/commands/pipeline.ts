@@ -928,7 +928,8 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           report.rejected ||
           report.failed ||
           report.collectionError ||
-          report.unresponsive
+          report.unresponsive ||
+          report.refused
         )
           process.exitCode = 1;
       },

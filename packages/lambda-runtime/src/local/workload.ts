@@ -285,6 +285,11 @@ export interface WorkloadReport {
    * never answers: frozen, or overloaded past the timeout): no more frames were sent.
    */
   readonly unresponsive?: string;
+  /**
+   * Why the run stopped sending, when the server refused a frame for who sent it (401: no token or a wrong one;
+   * 403: a `Host` or `Origin` it does not serve), as it would every other frame.
+   */
+  readonly refused?: string;
   /** True when `signal` ended the run early. */
   readonly stopped?: boolean;
 }
@@ -456,6 +461,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const stop = new AbortController();
   let collectionError: string | undefined;
   let unresponsive: string | undefined;
+  let refused: string | undefined;
   /** Ends the run: nothing more is sent, no frame waits for answers any longer, sends still out are dropped. */
   let halted = false;
   const halt = () => {
@@ -518,8 +524,14 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   const settle = (id: string, s: State, res: SendResult, sentAt: number) => {
     s.status = res.status;
     s.acceptedAt = sentAt;
-    if (res.status !== 200) s.error = res.body.slice(0, 200);
-    else {
+    if (res.status !== 200) {
+      s.error = res.body.slice(0, 200);
+      // Refused for who sent it: every other frame would be too. No more are sent; those out are answered.
+      if (res.status === 401 || res.status === 403) {
+        refused ??= `HTTP ${res.status} ${s.error}`;
+        next = total;
+      }
+    } else {
       const taken = JSON.parse(res.body) as { faces: number; faces_found?: number };
       s.faces = taken.faces;
       // A server that sends on at most so many faces per frame left the smallest out (older ones do not say).
@@ -731,7 +743,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
   }
   return {
     // A run ended early counts the frames it sent.
-    requests: halted || interrupted ? states.size : total,
+    requests: halted || interrupted || refused !== undefined ? states.size : total,
     answered: latencies.length,
     unanswered: outcomes.filter((o) => o.status === 200 && o.latencyMs === undefined).map((o) => o.requestId),
     rejected: outcomes.filter((o) => o.status !== 0 && o.status !== 200).length,
@@ -751,6 +763,7 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadRep
     outcomes,
     ...(collectionError === undefined ? {} : { collectionError }),
     ...(unresponsive === undefined ? {} : { unresponsive }),
+    ...(refused === undefined ? {} : { refused }),
     ...(options.signal?.aborted ? { stopped: true } : {}),
   };
 }
@@ -782,6 +795,9 @@ export function formatWorkloadReport(report: WorkloadReport): string[] {
       : []),
     ...(report.collectionError ? [`stopped: answers cannot be collected: ${report.collectionError}`] : []),
     ...(report.unresponsive ? [`stopped, no more frames sent: ${report.unresponsive}`] : []),
+    ...(report.refused
+      ? [`stopped, no more frames sent: the server refuses this client: ${report.refused}`]
+      : []),
     ...(report.stopped ? ['stopped early (Ctrl-C): the figures cover the frames sent until then'] : []),
   ];
   const { faces, correct, noFace } = report.accuracy;
