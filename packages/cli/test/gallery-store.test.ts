@@ -599,6 +599,25 @@ describeWithSharedData(
       );
     });
 
+    it('gallery add refuses a photo whose face is stored under another name already (the same photo twice)', async () => {
+      const file = path.join(work, 'same-face.gallery.json');
+      expect(
+        (await cli('gallery', 'add', file, 'amy', bbt('amy', 1), '--embedder', 'faceapi-resnet')).code,
+      ).toBe(0);
+      const before = readFileSync(file, 'utf8');
+      // A copy under another file name: enrollment skips it as a duplicate; an add stored it, tied at distance 0.
+      const copy = path.join(work, 'renamed-amy1.png');
+      await copyFile(bbt('amy', 1), copy);
+      const refused = await cli('gallery', 'add', file, 'penny', copy);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(
+        /renamed-amy1\.png: the same face as a photo stored as amy \(distance \d\.\de[-+]\d+\): one photo under two names; remove it there first if it is penny/,
+      );
+      expect(readFileSync(file, 'utf8')).toBe(before);
+      // Under its own name it is the photo already there, as before.
+      expect((await cli('gallery', 'add', file, 'amy', copy)).code).toBe(0);
+    });
+
     it('gallery add takes folders: their photos in name order, one at a time, with progress on stderr', async () => {
       const file = path.join(work, 'folders.gallery.json');
       const photos = path.join(work, 'amy-photos');

@@ -85,10 +85,10 @@ for (const workers of [0, 2])
           status: 200,
           body: { collection: 'default', identity: 'penny', faces: [face], alreadyThere: 1, lookAlikes: [] },
         });
-        // Amy's photo under another name: added all the same, answered with who the face is recognised as.
+        // Another photo of Amy under another name: added all the same, answered with who the face is recognised as.
         const misnamed = await call('POST', '/collections/default/faces', {
           identity: 'bernadette',
-          image: (await readFile(bbt('amy', 2))).toString('base64'),
+          image: (await readFile(bbt('amy', 4))).toString('base64'),
         });
         expect(misnamed.status).toBe(201);
         const [lookAlike] = misnamed.body.lookAlikes as { identity: string; distance: number }[];
@@ -96,6 +96,13 @@ for (const workers of [0, 2])
         expect(lookAlike!.distance).toBeLessThanOrEqual(0.4); // the gallery's threshold (addBbtPeople)
         const [misnamedFace] = misnamed.body.faces as { id: string }[];
         expect((await call('DELETE', `/collections/default/faces/${misnamedFace!.id}`)).status).toBe(200);
+        // One of Amy's enrolled photos under another name: the same face twice, refused (422), nothing added.
+        const twice = await call('POST', '/collections/default/faces', {
+          identity: 'bernadette',
+          image: (await readFile(bbt('amy', 2))).toString('base64'),
+        });
+        expect(twice.status).toBe(422);
+        expect(String(twice.body.error)).toContain('the same face as a photo stored as amy');
 
         const listed = await call('GET', '/collections/default/faces?identity=penny');
         expect(listed).toEqual({
@@ -252,7 +259,8 @@ for (const workers of [0, 2])
       });
 
       it('stores a decomposed (NFD) name in NFC, as `facerec gallery add` does, and finds it by either spelling', async () => {
-        const image = (await readFile(bbt('raj', 1))).toString('base64');
+        // A photo of nobody in the gallery (one already there under another name would be refused).
+        const image = (await readFile(bbt('howard', 1))).toString('base64');
         const added = await call('POST', '/collections/default/faces', { identity: 'Jose\u0301', image });
         expect([added.status, added.body.identity]).toEqual([201, 'Jos\u00e9']);
         for (const spelling of ['Jose%CC%81', 'Jos%C3%A9']) {

@@ -291,6 +291,14 @@ export interface AddFacesOptions {
   };
 }
 
+/**
+ * Distance at or below which two embeddings are one face: the same photo, up to the rounding of a distance
+ * (enrollment compares the embeddings' bits; a store's match computes distances, and a euclidean one is the
+ * square root of a float32 rounding error: 0.0008 for a copy of a photo with face-api.js's net). Far below two
+ * photos of one person (0.20–0.25 with that net; a re-encoded copy 0.013–0.106), in either metric.
+ */
+const SAME_FACE_DISTANCE = 0.005;
+
 /** A photo added under one identity whose face the store already recognises as another. */
 export interface LookAlike {
   /** The photo's source (or `photo N`). */
@@ -401,6 +409,18 @@ export async function addFacesFromPhotos(
     options.onProgress?.({ done: i + 1, total: photos.length, source: name });
   }
   const vectors = await embedder.embed(crops);
+  // The same face stored under another name already (the same photo, labelled twice): refused, as enrollment
+  // skips it. Added, it tied with the other name at distance 0, and a leave-one-out calibration failed on it.
+  if (store.match) {
+    const same = await store.match(vectors, { topK: 1, threshold: SAME_FACE_DISTANCE });
+    const taken = same.findIndex((m) => m.identity !== UNKNOWN_IDENTITY && m.identity !== identity);
+    if (taken !== -1) {
+      throw new InvalidInputError(
+        `addFacesFromPhotos: ${nameOf(taken)}: the same face as a photo stored as ${visibleText(same[taken]!.identity)} ` +
+          `(distance ${same[taken]!.distance.toExponential(1)}): one photo under two names; remove it there first if it is ${visibleText(identity)}`,
+      );
+    }
+  }
   if (options.lookAlikes && store.match) {
     const { threshold, onFound } = options.lookAlikes;
     const matches = await store.match(vectors, { topK: 1, threshold });
