@@ -2,6 +2,7 @@ import { InvalidOptionsError, MODELS } from '@facerec/framework';
 import { fakeDetectorDescription } from '@facerec/framework/testing';
 import { loadConfig, unknownVariables } from '@facerec/lambda-runtime';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 
 const queues = {
   FACEREC_REQUEST_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/requests',
@@ -120,7 +121,7 @@ describe('loadConfig', () => {
 
   it('takes a detector of its registry (FACEREC_DETECTOR), giving minFaceSize only to one that takes it', () => {
     expect(loadConfig(queues)).toMatchObject({ detector: 'mtcnn', detectorOptions: { minFaceSize: 20 } });
-    const plain = fakeDetectorDescription({ id: 'plain' }); // a detector without options
+    const plain = fakeDetectorDescription({ id: 'plain', options: z.strictObject({}) }); // no options
     const registry = MODELS.with(plain);
     expect(loadConfig({ ...queues, FACEREC_DETECTOR: 'plain' }, registry)).toMatchObject({
       detector: 'plain',

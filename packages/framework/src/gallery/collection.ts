@@ -409,30 +409,37 @@ export async function addFacesFromPhotos(
     options.onProgress?.({ done: i + 1, total: photos.length, source: name });
   }
   const vectors = await embedder.embed(crops);
-  // The same face stored under another name already (the same photo, labelled twice): refused, as enrollment
-  // skips it. Added, it tied with the other name at distance 0, and a leave-one-out calibration failed on it.
   if (store.match) {
-    const same = await store.match(vectors, { topK: 1, threshold: SAME_FACE_DISTANCE });
-    const taken = same.findIndex((m) => m.identity !== UNKNOWN_IDENTITY && m.identity !== identity);
+    // One match for both checks: the nearest identity's distance is given whatever the threshold.
+    const lookAlikes = options.lookAlikes;
+    const matches = await store.match(vectors, {
+      topK: 1,
+      threshold: lookAlikes?.threshold ?? SAME_FACE_DISTANCE,
+    });
+    // The same face stored under another name already (the same photo, labelled twice): refused, as enrollment
+    // skips it. Added, it tied with the other name at distance 0, and a leave-one-out calibration failed on it.
+    const taken = matches.findIndex((m) => {
+      const nearest = m.candidates[0];
+      return nearest !== undefined && nearest.identity !== identity && nearest.distance <= SAME_FACE_DISTANCE;
+    });
     if (taken !== -1) {
+      const other = matches[taken]!.candidates[0]!;
       throw new InvalidInputError(
-        `addFacesFromPhotos: ${nameOf(taken)}: the same face as a photo stored as ${visibleText(same[taken]!.identity)} ` +
-          `(distance ${same[taken]!.distance.toExponential(1)}): one photo under two names; remove it there first if it is ${visibleText(identity)}`,
+        `addFacesFromPhotos: ${nameOf(taken)}: the same face as a photo stored as ${visibleText(other.identity)} ` +
+          `(distance ${other.distance.toExponential(1)}): one photo under two names; remove it there first if it is ${visibleText(identity)}`,
       );
     }
-  }
-  if (options.lookAlikes && store.match) {
-    const { threshold, onFound } = options.lookAlikes;
-    const matches = await store.match(vectors, { topK: 1, threshold });
-    // A photo given twice (same source, same face) is reported once, as it is stored once.
-    const seen = new Set<string>();
-    const found = matches.flatMap((m, i) => {
-      const key = `${nameOf(i)}\0${m.identity}\0${m.distance}`;
-      if (m.identity === UNKNOWN_IDENTITY || m.identity === identity || seen.has(key)) return [];
-      seen.add(key);
-      return [{ source: nameOf(i), identity: m.identity, distance: m.distance }];
-    });
-    if (found.length) onFound(found);
+    if (lookAlikes) {
+      // A photo given twice (same source, same face) is reported once, as it is stored once.
+      const seen = new Set<string>();
+      const found = matches.flatMap((m, i) => {
+        const key = `${nameOf(i)}\0${m.identity}\0${m.distance}`;
+        if (m.identity === UNKNOWN_IDENTITY || m.identity === identity || seen.has(key)) return [];
+        seen.add(key);
+        return [{ source: nameOf(i), identity: m.identity, distance: m.distance }];
+      });
+      if (found.length) lookAlikes.onFound(found);
+    }
   }
   return store.add(
     identity,

@@ -16,7 +16,7 @@ import { type DetectorImplementation, implementDetector } from '../registry/prov
 import type { ModelLoadContext } from '../registry/types.js';
 import { pyramidLevels, runMtcnnCascade } from './cascade.js';
 import { parseDetectFacesOptions } from './crop.js';
-import { extractFace, selectFace } from './extract.js';
+import { cutFace, selectFace } from './extract.js';
 import type { MtcnnNetworks } from './networks.js';
 import { type MtcnnOptions, type ResolvedMtcnnOptions, resolveMtcnnOptions } from './options.js';
 import { FrameSampling } from './sampling.js';
@@ -231,7 +231,7 @@ export class MtcnnDetector implements FaceDetector {
     const detections = await this.detectBatch(images);
     return detections.map((faces, i) => ({
       faces,
-      crops: crop ? faces.map((f) => extractFace(images[i]!, f, crop)) : [],
+      crops: crop ? faces.map((f) => cutFace(images[i]!, f, crop)) : [],
     }));
   }
 

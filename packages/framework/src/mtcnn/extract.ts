@@ -47,6 +47,14 @@ export function cropBox(
  */
 export function extractFace(image: RgbImage, detection: FaceDetection, crop: CropPolicy): FaceCrop {
   parseCuttableCropPolicy(crop, 'extractFace crop');
+  return cutFace(image, detection, crop);
+}
+
+/**
+ * {@link extractFace} of a crop policy checked already, once per call rather than once per face (MTCNN's
+ * `detectFaces`, whose options were parsed).
+ */
+export function cutFace(image: RgbImage, detection: FaceDetection, crop: CropPolicy): FaceCrop {
   const size = crop.size.width;
   if (crop.shape === 'aligned') {
     const transform = alignedCropTransform(detection.landmarks, size, crop.margin);

@@ -174,6 +174,7 @@ describe('createFaceProvider', () => {
     // A detector's load is synchronous: a throw is said the same way.
     const detector = fakeDetectorDescription({
       id: 'broken-detector',
+      options: z.strictObject({}),
       load: () => {
         throw new TypeError('cannot read model.bin');
       },
@@ -187,6 +188,7 @@ describe('createFaceProvider', () => {
     // MTCNN from the same provider, larger faces only.
     const wrapped = fakeDetectorDescription({
       id: 'wrapped-mtcnn',
+      options: z.strictObject({}),
       load: (_options, context) => context.models!.detector('mtcnn', { minFaceSize: 40 }),
     });
     const detector = provider(MODELS.with(wrapped)).detector('wrapped-mtcnn');

@@ -77,19 +77,20 @@ export function fakeEmbedderDescription<Options extends object>(
 
 /**
  * A registry description of a detector test double (see `defineDetector`), for `MODELS.with(…)`: the test gives
- * the id and its provider-free `load`, and may give an option schema (default: none taken, strictly); no weights.
+ * the id, its option schema and its provider-free `load`; no weights.
  *
  * @example
- * const registry = MODELS.with(fakeDetectorDescription({ id: 'middle', load: () => fakeDetector(middleFace) }));
+ * const registry = MODELS.with(
+ *   fakeDetectorDescription({ id: 'middle', options: z.strictObject({}), load: () => fakeDetector(middleFace) }),
+ * );
  */
-export function fakeDetectorDescription<Options extends object = object>(
-  description: Pick<DetectorDescription<Options>, 'id'> & Partial<DetectorDescription<Options>>,
+export function fakeDetectorDescription<Options extends object>(
+  description: Pick<DetectorDescription<Options>, 'id' | 'options'> & Partial<DetectorDescription<Options>>,
 ): DetectorDescription<Options> {
   return defineDetector<Options>({
     kind: 'detector',
     summary: `test double ${description.id}`,
     licence: 'none',
-    options: z.strictObject({}) as unknown as z.ZodType<Options>,
     manifestEntries: () => [],
     ...description,
   });
