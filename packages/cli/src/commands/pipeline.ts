@@ -857,7 +857,12 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           opts.frames,
           maxFrameBytes === undefined ? {} : { maxFileBytes: maxFrameBytes },
         );
-        if (!frames.length) throw new InvalidOptionsError('client', `no images in ${opts.frames}`);
+        if (!frames.length) {
+          throw new InvalidOptionsError(
+            'client',
+            `no images in ${opts.frames}: give a folder <dir>/<identity>/*.{jpg,jpeg,png,webp} (images directly in it are sent with no expected identity)`,
+          );
+        }
         await waitForEndpoint(opts.url, waitSeconds, token.token);
         const responses =
           answerQueue && sqs

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Dirent } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, type Transport } from '@facerec/framework';
 import { readFileUpTo, withTimeout } from '@facerec/framework/internal';
@@ -80,7 +80,8 @@ export function queueResponses(transport: Transport, queue: string): ResponseSou
 export const MAX_FRAME_FILE_BYTES = Math.floor(((BODY_LIMITS.default - 4096) * 3) / 4);
 
 /**
- * Reads `<dir>/<identity>/*.{jpg,jpeg,png,webp}` (and images directly in `dir`, with no expected identity).
+ * Reads `<dir>/<identity>/*.{jpg,jpeg,png,webp}` (and images directly in `dir`, with no expected identity). A
+ * linked identity folder is followed, as `facerec enroll` follows it.
  *
  * @param options.maxFileBytes - the largest image file to send: by default {@link MAX_FRAME_FILE_BYTES}, what
  *   a Function URL (and `facerec serve` by default) takes; more for a `serve --max-image-bytes` server.
@@ -109,7 +110,15 @@ export async function loadFrames(
   }
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const full = path.join(dir, entry.name);
-    const files = entry.isDirectory()
+    // A linked identity folder is followed, as `facerec enroll` follows it (one level down: no cycle).
+    const folder =
+      entry.isDirectory() ||
+      (entry.isSymbolicLink() &&
+        (await stat(full).then(
+          (s) => s.isDirectory(),
+          () => false,
+        )));
+    const files = folder
       ? (await readdir(full))
           .filter(isImage)
           .sort()
