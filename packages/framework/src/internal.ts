@@ -42,6 +42,7 @@ export {
   zodIssues,
 } from './gallery/format.js';
 export { matchOf, resolveMatchOptions } from './gallery/gallery.js';
+export { matchingChange } from './gallery/snapshot-store.js';
 export { norm, normaliseInto } from './gallery/vectors.js';
 export { readImageSize } from './image/decode.js';
 export * from './image/index.js';

@@ -25,6 +25,7 @@ import {
   galleryTooLarge,
   galleryUnreachable,
   MAX_GALLERY_FILE_BYTES,
+  matchingChange,
   thresholdSchema,
   unreachableCode,
 } from '@facerec/framework/internal';
@@ -475,13 +476,18 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     this.#logger.info('gallery store reachable again', { location: this.location, etag: this.version });
   }
 
-  protected override swapped(before: string | undefined): void {
+  protected override swapped(before: string | undefined, previous: FileGallery | undefined): void {
     this.#logger.info('gallery updated', {
       location: this.location,
       etag: this.version,
       previous_etag: before,
       identities: this.gallery.size,
+      metric: this.gallery.metric,
+      threshold: this.gallery.threshold,
     });
+    // Answers change with these: said at warn level, with the old and new values.
+    const changed = matchingChange(previous, this.gallery);
+    if (changed) this.#logger.warn('gallery now matches differently', { location: this.location, changed });
   }
 }
 

@@ -33,10 +33,15 @@ describeGalleryStoreConformance('S3 gallery file (s3rver)', () => {
 });
 
 const axis = (i: number) => Float32Array.from({ length: 8 }, (_, j) => (j === i ? 1 : 0));
-const galleryText = (names: string[], modelId = CONFORMANCE_EMBEDDER.modelId) =>
+const galleryText = (
+  names: string[],
+  modelId = CONFORMANCE_EMBEDDER.modelId,
+  matching: { metric?: 'euclidean' | 'cosine'; threshold?: number } = {},
+) =>
   FileGallery.create({
     embedder: { ...CONFORMANCE_EMBEDDER, modelId },
-    threshold: 0.5,
+    threshold: matching.threshold ?? 0.5,
+    ...(matching.metric ? { metric: matching.metric } : {}),
     identities: names.map((name, i) => ({ name, examples: [{ source: `${name}.jpg`, embedding: axis(i) }] })),
   }).toText();
 
@@ -103,6 +108,32 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     expect(await who(store, 2)).toBe('unknown');
     clock += 30_000;
     expect(await who(store, 2)).toBe('howard');
+    expect(logs.at(-1)).toMatchObject({
+      level: 'info',
+      message: 'gallery updated',
+      details: { identities: 3 },
+    });
+  });
+
+  it('says when a swapped-in version matches differently (another metric or threshold): answers change with it', async () => {
+    const store = await open();
+    await upload(galleryText(['amy', 'bernadette'], undefined, { metric: 'cosine', threshold: 0.3 }));
+    clock += 30_000;
+    await who(store, 0);
+    expect(logs.slice(-2)).toMatchObject([
+      { level: 'info', message: 'gallery updated', details: { metric: 'cosine', threshold: 0.3 } },
+      {
+        level: 'warn',
+        message: 'gallery now matches differently',
+        details: { changed: 'metric euclidean → cosine, threshold 0.5 → 0.3' },
+      },
+    ]);
+    // Another version matching as before: no warning.
+    await upload(
+      galleryText(['amy', 'bernadette', 'howard'], undefined, { metric: 'cosine', threshold: 0.3 }),
+    );
+    clock += 30_000;
+    await who(store, 0);
     expect(logs.at(-1)).toMatchObject({
       level: 'info',
       message: 'gallery updated',

@@ -7,9 +7,18 @@ import { LOCK_STALE_MS, lockFile, writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { thresholdSchema } from './format.js';
 import { FileGallery, GALLERY_FILE_MODE, type GallerySearchOptions, readGalleryFile } from './gallery.js';
-import { SnapshotGalleryStore, type StoredGalleryText } from './snapshot-store.js';
+import { matchingChange, SnapshotGalleryStore, type StoredGalleryText } from './snapshot-store.js';
 
 /** Options of {@link FileGalleryStore.open}. */
+/** What {@link FileGalleryStoreOptions.onReload} is told of a version swapped in. */
+export interface GalleryReloadDetails {
+  readonly identities: number;
+  readonly metric: DistanceMetric;
+  readonly threshold: number;
+  /** How it matches differently from the version it replaced (`metric euclidean → cosine`), if it does. */
+  readonly changed?: string;
+}
+
 export interface FileGalleryStoreOptions extends GallerySearchOptions {
   /**
    * The embedder the store is for: an existing file must have been enrolled with it (`EmbedderMismatchError`
@@ -35,8 +44,11 @@ export interface FileGalleryStoreOptions extends GallerySearchOptions {
    * store keeps the gallery it had. Default: ignored (the next change of the file is tried again).
    */
   readonly onReloadError?: (error: Error) => void;
-  /** Told when another process's rewrite of the file was read and swapped in, with its identity count. */
-  readonly onReload?: (details: { identities: number }) => void;
+  /**
+   * Told when another process's rewrite of the file was read and swapped in: its identity count, metric and
+   * threshold, and `changed` when those two differ from the version it replaced (`metric euclidean → cosine`).
+   */
+  readonly onReload?: (details: GalleryReloadDetails) => void;
   /** How long a mutation waits for another process's lock on the file, in milliseconds. Default 10,000. */
   readonly lockTimeoutMs?: number;
 }
@@ -49,7 +61,7 @@ const optionsSchema = z.strictObject({
   threshold: thresholdSchema.optional(),
   reloadIntervalMs: z.number().int().min(0).default(1000),
   onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
-  onReload: z.custom<(details: { identities: number }) => void>((v) => typeof v === 'function').optional(),
+  onReload: z.custom<(details: GalleryReloadDetails) => void>((v) => typeof v === 'function').optional(),
   lockTimeoutMs: z.number().int().min(0).default(10_000),
   kernel: z.enum(['auto', 'wasm', 'js']).optional(),
 });
@@ -94,7 +106,7 @@ export class FileGalleryStore extends SnapshotGalleryStore {
   readonly location: string;
   readonly #search: GallerySearchOptions;
   readonly #lockTimeoutMs: number;
-  readonly #onReload: ((details: { identities: number }) => void) | undefined;
+  readonly #onReload: ((details: GalleryReloadDetails) => void) | undefined;
 
   private constructor(file: string, o: z.output<typeof optionsSchema>) {
     super({ embedder: o.embedder, reloadIntervalMs: o.reloadIntervalMs, onReloadError: o.onReloadError });
@@ -105,8 +117,10 @@ export class FileGalleryStore extends SnapshotGalleryStore {
     this.#onReload = o.onReload;
   }
 
-  protected override swapped(): void {
-    this.#onReload?.({ identities: this.gallery.size });
+  protected override swapped(_previousVersion: string | undefined, previous: FileGallery | undefined): void {
+    const { size: identities, metric, threshold } = this.gallery;
+    const changed = matchingChange(previous, this.gallery);
+    this.#onReload?.({ identities, metric, threshold, ...(changed ? { changed } : {}) });
   }
 
   /**

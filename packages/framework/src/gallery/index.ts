@@ -58,7 +58,11 @@ export {
   UnknownExampleError,
   UnknownIdentityError,
 } from './errors.js';
-export { FileGalleryStore, type FileGalleryStoreOptions } from './file-store.js';
+export {
+  FileGalleryStore,
+  type FileGalleryStoreOptions,
+  type GalleryReloadDetails,
+} from './file-store.js';
 export {
   EMBEDDING_ENCODING,
   GALLERY_FORMAT,

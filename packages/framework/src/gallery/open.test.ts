@@ -7,6 +7,7 @@ import { InvalidOptionsError } from '../errors.js';
 import { CONFORMANCE_EMBEDDER } from '../testing/gallery-conformance.js';
 import { GalleryStoreNotFoundError } from './errors.js';
 import { FileGalleryStore } from './file-store.js';
+import { FileGallery } from './gallery.js';
 import { openGalleryStore } from './open.js';
 
 describe('openGalleryStore', () => {
@@ -39,6 +40,47 @@ describe('openGalleryStore', () => {
     expect(byUrl.location).toBe(file);
     expect(byUrl.threshold).toBe(0.7);
     expect(await byUrl.identities()).toEqual(['amy']);
+  });
+
+  it('logs a swapped-in version, and at warn level when it matches differently (another metric or threshold)', async () => {
+    const file = path.join(dir, 'people.json');
+    const version = (threshold: number, metric: 'euclidean' | 'cosine', names: string[]) =>
+      writeFile(
+        file,
+        FileGallery.create({
+          embedder: CONFORMANCE_EMBEDDER,
+          threshold,
+          metric,
+          identities: names.map((name, i) => ({
+            name,
+            examples: [
+              { source: `${name}.jpg`, embedding: Float32Array.from({ length: 8 }, (_, j) => +(i === j)) },
+            ],
+          })),
+        }).toText(),
+      );
+    await version(0.7, 'euclidean', ['amy']);
+    const logs: [string, string, Record<string, unknown>][] = [];
+    const logger = {
+      info: (message: string, details: Record<string, unknown> = {}) => logs.push(['info', message, details]),
+      warn: (message: string, details: Record<string, unknown> = {}) => logs.push(['warn', message, details]),
+    };
+    const store = await openGalleryStore(file, { logger, refreshSeconds: 0 });
+    await version(0.4, 'cosine', ['amy', 'bernadette']);
+    await store.identities();
+    expect(logs).toEqual([
+      ['info', 'gallery updated', { location: file, identities: 2, metric: 'cosine', threshold: 0.4 }],
+      [
+        'warn',
+        'gallery now matches differently',
+        { location: file, changed: 'metric euclidean → cosine, threshold 0.7 → 0.4' },
+      ],
+    ]);
+    await version(0.4, 'cosine', ['amy', 'bernadette', 'howard']);
+    await store.identities();
+    expect(logs.slice(2)).toEqual([
+      ['info', 'gallery updated', { location: file, identities: 3, metric: 'cosine', threshold: 0.4 }],
+    ]);
   });
 
   it('refuses a misspelt option for every kind of store, before opening anything', async () => {

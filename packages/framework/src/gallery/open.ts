@@ -5,7 +5,7 @@ import type { GalleryStore } from '../contracts/gallery-store.js';
 import { InvalidOptionsError } from '../errors.js';
 import { importOptionalPackage } from '../optional-import.js';
 import { parseOptions } from '../options.js';
-import { FileGalleryStore } from './file-store.js';
+import { FileGalleryStore, type GalleryReloadDetails } from './file-store.js';
 import { thresholdSchema } from './format.js';
 
 /** Where a gallery store reports what it did (swaps, refused versions); `console` and Powertools fit. */
@@ -127,8 +127,12 @@ export async function openGalleryStore(
       ...(options.logger
         ? {
             onReloadError: reportTo(options.logger, file),
-            onReload: ({ identities }: { identities: number }) =>
-              options.logger?.info('gallery updated', { location: file, identities }),
+            onReload: ({ changed, ...details }: GalleryReloadDetails) => {
+              options.logger?.info('gallery updated', { location: file, ...details });
+              // Answers change with these: said at warn level, with the old and new values.
+              if (changed)
+                options.logger?.warn('gallery now matches differently', { location: file, changed });
+            },
           }
         : {}),
     });

@@ -137,8 +137,11 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   /** Told when the store answers again after it could not be reached. By default it does nothing. */
   protected reachable(): void {}
 
-  /** Told when searches swapped in a new version (another writer's). By default it does nothing. */
-  protected swapped(_previousVersion: string | undefined): void {}
+  /**
+   * Told when searches swapped in a new version (another writer's), with the version and gallery it replaced.
+   * By default it does nothing.
+   */
+  protected swapped(_previousVersion: string | undefined, _previous: FileGallery | undefined): void {}
 
   /** Parses one version's text. */
   protected abstract parse(text: string): FileGallery;
@@ -390,9 +393,10 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
       const gallery = this.parse(stored.text);
       if (this.#expected) gallery.assertCompatible(this.#expected);
       const previous = this.#version;
+      const previousGallery = this.#gallery;
       this.#gallery = gallery;
       this.#version = stored.version;
-      if (!force) this.swapped(previous);
+      if (!force) this.swapped(previous, previousGallery);
       return 'updated';
     } catch (error) {
       this.#refused = stored.version;
@@ -430,4 +434,21 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
       return next;
     });
   }
+}
+
+/**
+ * How a swapped-in version matches differently from the one it replaced (`metric euclidean → cosine,
+ * threshold 0.6 → 0.45`), or `undefined` when it matches as before: a store's "gallery updated" log says it,
+ * since answers change with it.
+ */
+export function matchingChange(
+  before: Pick<FileGallery, 'metric' | 'threshold'> | undefined,
+  after: Pick<FileGallery, 'metric' | 'threshold'>,
+): string | undefined {
+  if (!before) return undefined;
+  const changes = [
+    before.metric === after.metric ? undefined : `metric ${before.metric} → ${after.metric}`,
+    before.threshold === after.threshold ? undefined : `threshold ${before.threshold} → ${after.threshold}`,
+  ].filter((c) => c !== undefined);
+  return changes.length ? changes.join(', ') : undefined;
 }
