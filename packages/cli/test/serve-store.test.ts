@@ -325,7 +325,9 @@ for (const workers of [0, 2])
             level: 'WARN',
             message: 'gallery update refused; keeping the loaded version',
             location: gallery,
+            // What is wrong, as a fixed word (the file cut short: not JSON), never the parser's message.
             reason: 'INVALID_GALLERY',
+            problem: 'not-json',
           }),
         );
         await new Promise((r) => setTimeout(r, 300));

@@ -30,7 +30,7 @@ export {
   visibleText,
 } from './gallery/collection.js';
 export { readLabelledFolder } from './gallery/enroll.js';
-export { galleryUnreachable, unreachableCode } from './gallery/errors.js';
+export { galleryUnreachable, refusalDetails, unreachableCode } from './gallery/errors.js';
 export {
   calibrationSchema,
   checkThresholdSetting,

@@ -26,6 +26,7 @@ import {
   galleryUnreachable,
   MAX_GALLERY_FILE_BYTES,
   matchingChange,
+  refusalDetails,
   thresholdSchema,
   unreachableCode,
 } from '@facerec/framework/internal';
@@ -181,27 +182,6 @@ const optionsSchema = z
   });
 
 const silent: GalleryStoreLogger = { info: () => undefined, warn: () => undefined };
-
-/**
- * Why a version was refused, for a log line: the error's class and code, and for a mismatch the two models;
- * never the message of a parse error, which can quote the file.
- */
-function refusal(error: unknown): Record<string, unknown> {
-  if (EmbedderMismatchError.isInstance(error)) {
-    return {
-      reason: error.code,
-      mismatch: error.mismatch,
-      gallery_model: error.galleryModel,
-      expected_model: error.embedderModel,
-    };
-  }
-  if (GalleryFormatError.isInstance(error)) {
-    const issues = error.issues.slice(0, 5).map((i) => i.path || '(file)');
-    return { reason: error.code, problem: error.problem, ...(issues.length ? { issues } : {}) };
-  }
-  if (FacerecError.isInstance(error)) return { reason: error.code };
-  return { reason: error instanceof Error ? error.name : typeof error };
-}
 
 /**
  * What an S3 request's failure means for the store, naming it and the server (see `#server`):
@@ -467,7 +447,7 @@ export class S3GalleryStore extends SnapshotGalleryStore {
       {
         location: this.location,
         loaded_etag: this.version,
-        ...refusal(error),
+        ...refusalDetails(error),
       },
     );
   }

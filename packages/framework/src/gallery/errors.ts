@@ -183,3 +183,25 @@ export function galleryUnreachable(
 ): FacerecError {
   return new FacerecError('GALLERY_UNREACHABLE', `cannot reach ${server} of ${location} (${why})`, { cause });
 }
+
+/**
+ * Why a stored version was refused, for a log line: the error's code (or class), for a damaged file what is
+ * wrong and where (JSON paths, at most five), for a mismatch the two models; never an error's message, which
+ * can quote the file (identity names, sources).
+ */
+export function refusalDetails(error: unknown): Record<string, unknown> {
+  if (EmbedderMismatchError.isInstance(error)) {
+    return {
+      reason: error.code,
+      mismatch: error.mismatch,
+      gallery_model: error.galleryModel,
+      expected_model: error.embedderModel,
+    };
+  }
+  if (GalleryFormatError.isInstance(error)) {
+    const issues = error.issues.slice(0, 5).map((i) => i.path || '(file)');
+    return { reason: error.code, problem: error.problem, ...(issues.length ? { issues } : {}) };
+  }
+  if (FacerecError.isInstance(error)) return { reason: error.code };
+  return { reason: error instanceof Error ? error.name : typeof error };
+}

@@ -5,6 +5,7 @@ import type { GalleryStore } from '../contracts/gallery-store.js';
 import { InvalidOptionsError } from '../errors.js';
 import { importOptionalPackage } from '../optional-import.js';
 import { parseOptions } from '../options.js';
+import { refusalDetails } from './errors.js';
 import { FileGalleryStore, type GalleryReloadDetails } from './file-store.js';
 import { thresholdSchema } from './format.js';
 
@@ -159,11 +160,11 @@ export async function openGalleryStore(
   return module.openGalleryStoreFromUrl(url, options);
 }
 
-/** Logs a refused version of a file store by its error code, never its message (which can quote the file). */
+/** Logs a refused version of a file store: why, never the error's message (which can quote the file). */
 function reportTo(logger: GalleryStoreLogger, file: string): (error: Error) => void {
   return (error) =>
     logger.warn('gallery update refused; keeping the loaded version', {
       location: file,
-      reason: (error as { code?: string }).code ?? error.name,
+      ...refusalDetails(error),
     });
 }
