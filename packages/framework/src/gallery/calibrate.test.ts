@@ -311,8 +311,9 @@ describe('calibrateThresholdLeaveOneOut', () => {
   it('nearest: each example against the nearest other example of its identity', async () => {
     const gallery = FileGallery.create({ embedder: embedderInfo(2), metric: 'cosine', identities });
     const result = calibrateThresholdLeaveOneOut(gallery, { now: new Date(0) });
-    // A0 → 10°, A10 → 10°, A30 → 20°, B90 → 10°, B100 → 10°; C has no other example.
-    expect(sorted(result.genuine)).toEqual([10, 10, 10, 10, 20].map(cosineDistance).map(close));
+    // A0 → 10°, A10 → 10°, A30 → 20°, B90 ↔ B100 10° (one pair, counted once); C has no other example.
+    expect(sorted(result.genuine)).toEqual([10, 10, 10, 20].map(cosineDistance).map(close));
+    expect(result.calibration.genuinePairs).toBe(4);
     expect(sorted(result.impostor)).toEqual(impostorAngles.map(cosineDistance).map(close));
     expect(result.calibration.method).toBe('leave-one-out');
     expect(calibrateThresholdLeaveOneOut(gallery, { precision: 'fp32' }).calibration.precision).toBe('fp32');
@@ -355,8 +356,8 @@ describe('calibrateThresholdLeaveOneOut', () => {
     });
     const result = calibrateThresholdLeaveOneOut(gallery);
     // A0 → centroid(10°, 30°) = 20°; A10 → centroid(0°, 30°) = 15°, 5° away; A30 → centroid(0°, 10°) = 5°, 25°
-    // away; B90 → 100°, 10°; B100 → 90°, 10°.
-    expect(sorted(result.genuine)).toEqual([5, 10, 10, 20, 25].map(cosineDistance).map(close));
+    // away; B90 ↔ B100, 10° (the centroid of one other example is that example: one pair, counted once).
+    expect(sorted(result.genuine)).toEqual([5, 10, 20, 25].map(cosineDistance).map(close));
     // Impostors against full centroids: B's is at 95°, C's at 200°, A's at the direction of the summed vectors.
     const rad = (d: number) => (d * Math.PI) / 180;
     const a =
@@ -379,12 +380,45 @@ describe('calibrateThresholdLeaveOneOut', () => {
     expect(sorted(result.impostor)).toEqual(sorted(expected.map(cosineDistance)).map(close));
   });
 
+  it('counts each distinct comparison once: a two-example pair, and two single examples against each other', async () => {
+    // A: 0°, 20°; B: 30° (one example); C: 100° (one example). Held out either way, A's pair is one comparison
+    // (20°), and B → C is C → B (70°). Before, each was counted twice, and 12 two-photo people passed for the
+    // 24 genuine pairs that silence the small-sample warning.
+    const gallery = FileGallery.create({
+      embedder: embedderInfo(2),
+      metric: 'cosine',
+      identities: [
+        { name: 'A', examples: [0, 20].map((d) => ({ source: `a${d}`, embedding: at(d) })) },
+        { name: 'B', examples: [{ source: 'b30', embedding: at(30) }] },
+        { name: 'C', examples: [{ source: 'c100', embedding: at(100) }] },
+      ],
+    });
+    const result = calibrateThresholdLeaveOneOut(gallery, { targetFar: 0.01 });
+    expect(sorted(result.genuine)).toEqual([close(cosineDistance(20))]);
+    // A0 → B 30°, C 100°; A20 → B 10°, C 80°; B → A 10°, C 70°; C → A 80° (C → B is B → C).
+    expect(sorted(result.impostor)).toEqual([10, 10, 30, 70, 80, 80, 100].map(cosineDistance).map(close));
+    expect([result.calibration.genuinePairs, result.calibration.impostorPairs]).toEqual([1, 7]);
+    expect(result.warnings).toContainEqual(expect.stringMatching(/^only 1 genuine pair backs the threshold/));
+    // The pair rejected (20° is beyond the impostors at 10°, which FAR 0 keeps out) is named by the example
+    // nearer another identity: a20, 10° from B, where a0 is 30° from it.
+    expect(result.rejected).toEqual([
+      {
+        identity: 'A',
+        source: 'a20',
+        distance: close(cosineDistance(20)),
+        nearest: { identity: 'B', distance: close(cosineDistance(10)) },
+        likelyMislabelled: false,
+      },
+    ]);
+  });
+
   it('needs an identity with two examples and two identities', async () => {
     const singles = FileGallery.create({
       embedder: embedderInfo(2),
       identities: [identities[2]!, { name: 'D', examples: [{ source: 'd', embedding: at(45) }] }],
     });
-    expect(() => calibrateThresholdLeaveOneOut(singles)).toThrow(/got 0 genuine and 2 impostor/);
+    // C against D is D against C: one impostor pair.
+    expect(() => calibrateThresholdLeaveOneOut(singles)).toThrow(/got 0 genuine and 1 impostor/);
   });
 });
 

@@ -422,7 +422,11 @@ function findOverlaps(gallery: FileGallery, probes: readonly LabelledProbe[]): P
  * Calibrates on the enrolled examples themselves, leaving each out in turn: every example of an identity
  * with at least two examples is compared with the rest of its identity (genuine: the nearest other example,
  * or the centroid of the others re-normalised, as the gallery aggregates) and with every other identity
- * (impostor). Examples of single-example identities give impostor pairs only.
+ * (impostor). Examples of single-example identities give impostor pairs only. Each distinct comparison counts
+ * once: a two-example identity gives one genuine pair (its two examples held out in turn are the same
+ * comparison, in both aggregations), and two single-example identities one impostor pair, so that
+ * `genuinePairs` (and the warning when fewer than {@link MIN_GENUINE_PAIRS} back the threshold) counts
+ * evidence, not each pair twice.
  *
  * Cost: one match per example, O(examples × gallery rows × dimension) — meant for galleries of up to a few
  * thousand examples.
@@ -439,6 +443,7 @@ export function calibrateThresholdLeaveOneOut(
   const genuine: number[] = [];
   const origins: GenuineOrigin[] = [];
   const impostor = new ImpostorSample(gallery.exampleCount * (names.length - 1));
+  const single = names.map((name) => gallery.examples(name).length === 1);
   names.forEach((name, own) => {
     const examples = gallery.examples(name);
     const others = gallery.distancesTo(examples.map((e) => e.embedding));
@@ -448,8 +453,21 @@ export function calibrateThresholdLeaveOneOut(
     }
     examples.forEach((example, k) => {
       const row = others[k]!;
-      for (let i = 0; i < row.length; i++) if (i !== own) impostor.add(row[i]!);
+      for (let i = 0; i < row.length; i++) {
+        // Two single examples: the same comparison from either side, taken from the first.
+        if (i !== own && !(single[own] && single[i] && i < own)) impostor.add(row[i]!);
+      }
       if (examples.length < 2) return;
+      if (examples.length === 2) {
+        // One pair, held out either way: counted once, under the example nearer another identity (the one
+        // a wrong label would more likely be on), as a false reject names it.
+        if (k === 1) return;
+        const nearest = [0, 1].map((e) => nearestOther(others[e]!, own, names));
+        const pick = nearest[1] && (!nearest[0] || nearest[1].distance < nearest[0].distance) ? 1 : 0;
+        genuine.push(distanceFromDot(gallery.metric, dot(examples[0]!.embedding, examples[1]!.embedding)));
+        origins.push({ identity: name, source: examples[pick]!.source, nearest: nearest[pick] });
+        return;
+      }
       let bestDot = Number.NEGATIVE_INFINITY;
       if (gallery.aggregation === 'nearest') {
         examples.forEach((other, j) => {
