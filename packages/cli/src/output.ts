@@ -180,6 +180,13 @@ export function count(n: number, noun: string, nouns = `${noun}s`): string {
 export const round = (v: number, digits: number): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /**
+ * A threshold as the CLI prints it: to 6 decimals, where a calibrated one (a midpoint between two distances)
+ * differs from the distances printed beside it. At 4, a face 0.409977 away printed "unknown 0.41" beside a
+ * threshold printed 0.4100 (0.4099739 stored).
+ */
+export const shownThreshold = (v: number): number => round(v, 6);
+
+/**
  * A distance as the CLI prints it: rounded to `digits` decimals (default 4), or to as many more (up to 9) as it
  * takes to stay on the same side of `threshold` as the distance itself, so that a face 0.40003 from its
  * nearest example is not printed "unknown 0.4" against a threshold of 0.4.
@@ -520,7 +527,7 @@ export function calibratedAs(calibration: GalleryCalibration | undefined): strin
 export function thresholdSummary(gallery: Gallery, registry: ModelRegistry): string {
   const resolved = storedThreshold(gallery, registry);
   if (resolved?.source === 'gallery')
-    return `threshold ${round(resolved.value, 4)}${calibratedAs(gallery.calibration)}`;
+    return `threshold ${shownThreshold(resolved.value)}${calibratedAs(gallery.calibration)}`;
   if (resolved) {
     return `never calibrated: matched at ${gallery.embedder.modelId}'s recommended threshold ${resolved.value}`;
   }
@@ -586,7 +593,7 @@ export function galleryThreshold(
   if (resolved?.source === 'registry') {
     info(
       `${file} was never calibrated: matching at ${modelId}'s recommended ${metric} threshold ${resolved.value} ` +
-        '(`facerec gallery calibrate` sets one from your own photos)',
+        '(`facerec gallery calibrate` sets one from your own photos, best with strangers among the probes)',
     );
   }
   if (resolved) return resolved;

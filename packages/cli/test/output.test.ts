@@ -4,7 +4,14 @@ import path from 'node:path';
 import type { FaceEmbedder } from '@facerec/framework';
 import { encodeJpeg, MODELS } from '@facerec/framework';
 import { describe, expect, it, vi } from 'vitest';
-import { loadNote, numberFlag, pullProgressReporter, shownDistance, workersFlag } from '../src/output.js';
+import {
+  loadNote,
+  numberFlag,
+  pullProgressReporter,
+  shownDistance,
+  shownThreshold,
+  workersFlag,
+} from '../src/output.js';
 import { imageCommandProvider } from '../src/providers.js';
 import { cli } from './helpers.js';
 
@@ -20,6 +27,18 @@ describe('shownDistance', () => {
     expect(shownDistance(0.4000000004, 0.4)).toBe(0.4000000004); // 9 decimals cannot tell it apart: shown as it is
     expect(shownDistance(0.409015, 0.409012)).toBe(0.40902);
     expect(shownDistance(0.1234567891, 0.5, 6)).toBe(0.123457);
+  });
+});
+
+describe('shownThreshold', () => {
+  it('prints a calibrated threshold to 6 decimals, so that a distance printed beside it is on its side', () => {
+    // The accuracy walk's case: a stranger 0.409977 from howard, unknown at the calibrated 0.4099739. Both were
+    // printed 0.41 (the threshold as 0.4100), a distance equal to the threshold answered "unknown".
+    const threshold = 0.40997391;
+    expect(shownThreshold(threshold)).toBe(0.409974);
+    expect(shownDistance(0.409977, threshold)).toBeGreaterThan(shownThreshold(threshold));
+    expect(shownDistance(0.40997, threshold)).toBeLessThanOrEqual(shownThreshold(threshold));
+    expect(shownThreshold(0.448)).toBe(0.448);
   });
 });
 

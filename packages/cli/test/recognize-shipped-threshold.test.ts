@@ -224,7 +224,7 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     const notes = run.stderr.split('\n').filter((l) => l.includes('never calibrated'));
     expect(notes).toEqual([
       `${gallery} was never calibrated: matching at faceapi-resnet's recommended euclidean threshold ${SHIPPED} ` +
-        '(`facerec gallery calibrate` sets one from your own photos)',
+        '(`facerec gallery calibrate` sets one from your own photos, best with strangers among the probes)',
     ]);
     const rows = JSON.parse(run.stdout) as Row[];
     expect(rows).toHaveLength(16);

@@ -53,6 +53,7 @@ import {
   rowProgress,
   rowSink,
   shownDistance,
+  shownThreshold,
   thresholdFields,
   thresholdFlag,
   warnIfEmpty,
@@ -308,7 +309,9 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             info(
               recommended
                 ? `threshold not set: recognition uses ${opts.embedder}'s recommended ${opts.metric} threshold ` +
-                    `${recommended.value} (measured on ${recommended.measuredOn}) until \`facerec gallery calibrate\` sets one`
+                    `${recommended.value} (measured on ${recommended.measuredOn}) until \`facerec gallery calibrate\` sets one. ` +
+                    'A stranger is compared with every enrolled person, so the more people enrolled, the likelier one is named: ' +
+                    'calibrate on photos of your own people, with strangers among the probes'
                 : 'threshold not set: run `facerec gallery calibrate` before recognising (until then every face is "unknown")',
             );
           }
@@ -598,7 +601,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           process.stdout.write(`${formatCalibration({ calibration: result.calibration, warnings: [] })}\n`);
           for (const warning of result.warnings) info(`warning: ${warning}`);
         }
-        info(`threshold ${result.point.threshold.toFixed(4)} saved to ${opts.out ?? where}`);
+        info(`threshold ${shownThreshold(result.point.threshold)} saved to ${opts.out ?? where}`);
       },
     );
 

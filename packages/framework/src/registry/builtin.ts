@@ -184,8 +184,8 @@ export const INCEPTION_RESNET_V1: EmbedderDescription<InceptionResnetV1Options> 
  */
 const FACEAPI_MEASURED =
   "51 labelled photos of 17 people (The Big Bang Theory's cast from face-api.js, face_recognition's and " +
-  "facenet-pytorch's example faces), all 1275 pairs, ROC at a 1 % false-accept rate (facerec's " +
-  'scripts/measure-thresholds.ts)';
+  "facenet-pytorch's example faces), all 1275 pairs, ROC at a 1 % false-accept rate per pair, on those same " +
+  "photos (facerec's scripts/measure-thresholds.ts)";
 
 /** face-api.js's face recognition net (dlib's ResNet-34-like): 150×150 crops → 128-d embeddings. */
 export const FACEAPI_RESNET: EmbedderDescription<FaceApiResnetOptions> = defineEmbedder({
