@@ -22,7 +22,7 @@ export function createProgram(options: CliOptions = {}): Command {
     .description('facerec — face detection and recognition, locally or as a serverless pipeline')
     .version('0.1.0')
     // A usage error is its one line and a pointer to the help, not the whole help text after it.
-    .showHelpAfterError('(see --help)')
+    .showHelpAfterError('(see facerec --help)')
     .exitOverride();
   registerModelsCommands(program, context);
   registerDetectCommand(program, context);
@@ -32,7 +32,41 @@ export function createProgram(options: CliOptions = {}): Command {
   registerPipelineCommands(program, context);
   checkRequiredOptionsAfterUnknownOnes(program);
   refuseInt8OffOnnx(program);
+  tailorUsageErrors(program);
   return program;
+}
+
+/**
+ * Per command: a usage error points to that command's own help (`(see facerec gallery add --help)`), and an
+ * unknown option that begins a single option of the command is suggested as that option (commander suggests
+ * within a few edits only: `--min-face` got no "Did you mean --min-face-size?"). Help text wraps at the
+ * terminal's width even beside long command names (commander leaves a description unwrapped when less than 40
+ * columns are left for it, so `facerec gallery --help` ran to 200 columns).
+ */
+function tailorUsageErrors(program: Command): void {
+  const walk = (command: Command, path: string[]) => {
+    command.configureHelp({ minWidthToWrap: 24 });
+    if (path.length) {
+      command.showHelpAfterError(`(see facerec ${path.join(' ')} --help)`);
+      command.configureOutput({
+        outputError: (message, write) => write(withPrefixSuggestion(command, message)),
+      });
+    }
+    for (const sub of command.commands) walk(sub, [...path, sub.name()]);
+  };
+  walk(program, []);
+}
+
+/** `message` with "(Did you mean --x?)" when its unknown option is the start of exactly one option of `command`'s. */
+function withPrefixSuggestion(command: Command, message: string): string {
+  const unknown = /^error: unknown option '(--[^'=]+)[^']*'\n$/.exec(message)?.[1];
+  if (!unknown) return message;
+  const longs: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) {
+    for (const o of c.options) if (o.long && !o.hidden) longs.push(o.long);
+  }
+  const matches = longs.filter((long) => long.startsWith(unknown));
+  return matches.length === 1 ? `${message.trimEnd()}\n(Did you mean ${matches[0]}?)\n` : message;
 }
 
 /**

@@ -93,20 +93,40 @@ describe('numberFlag', () => {
 });
 
 describe('usage errors', () => {
-  it('are one line and a pointer to --help, exit 2', async () => {
+  it("are one line and a pointer to the command's --help, exit 2", async () => {
     const missing = await cli('enroll', 'faces');
     expect([missing.code, missing.stderr]).toEqual([
       2,
-      "error: required option '--out <file>' not specified\n(see --help)\n",
+      "error: required option '--out <file>' not specified\n(see facerec enroll --help)\n",
     ]);
     const unknown = await cli('recognize', 'a.jpg', '--gallery', 'g.json', '--bogus');
-    expect([unknown.code, unknown.stderr]).toEqual([2, "error: unknown option '--bogus'\n(see --help)\n"]);
+    expect([unknown.code, unknown.stderr]).toEqual([
+      2,
+      "error: unknown option '--bogus'\n(see facerec recognize --help)\n",
+    ]);
     // A misspelt required option: the unknown one is reported with the likely flag, not the missing one.
     const misspelt = await cli('recognize', 'a.jpg', '--galery', 'g.json');
     expect([misspelt.code, misspelt.stderr]).toEqual([
       2,
-      "error: unknown option '--galery'\n(Did you mean --gallery?)\n(see --help)\n",
+      "error: unknown option '--galery'\n(Did you mean --gallery?)\n(see facerec recognize --help)\n",
     ]);
+    // The start of one option (commander suggests within a few edits only), with or without a value; a nested
+    // command names its whole path.
+    for (const flag of ['--min-face', '--min-face=30']) {
+      const short = await cli('detect', 'a.jpg', flag, '30');
+      expect([short.code, short.stderr]).toEqual([
+        2,
+        `error: unknown option '${flag}'\n(Did you mean --min-face-size?)\n(see facerec detect --help)\n`,
+      ]);
+    }
+    // The start of several: no guess.
+    const ambiguous = await cli('gallery', 'add', 's.json', 'amy', 'a.jpg', '--max-image');
+    expect([ambiguous.code, ambiguous.stderr]).toEqual([
+      2,
+      "error: unknown option '--max-image'\n(see facerec gallery add --help)\n",
+    ]);
+    const root = await cli('--bogus');
+    expect([root.code, root.stderr]).toEqual([2, "error: unknown option '--bogus'\n(see facerec --help)\n"]);
   });
 
   it('bad numbers in flags exit 2 naming the flag, before any model loads or request is sent', async () => {
