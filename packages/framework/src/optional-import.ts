@@ -10,7 +10,7 @@ import { InvalidOptionsError } from './errors.js';
  *   imports it, and only the caller declares the package (an optional peer dependency; pnpm, for one, would not
  *   find it from here).
  * @param component For the error: what is configured (`provider`, `gallery store`).
- * @param purpose For the error: what needs the package (`provider "tfjs"`, `s3:// stores`).
+ * @param purpose For the error: what needs the package (`provider "tfjs"`, `the s3:// store`).
  * @param installWith Packages to install with it when it is missing, and why (a provider's wasm backend).
  * @throws InvalidOptionsError naming the package to install; any other import failure unchanged.
  */

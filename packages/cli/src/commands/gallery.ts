@@ -686,7 +686,7 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             gallery: FileGallery,
             options: { onProgress: (done: number, total: number) => void; signal: AbortSignal },
           ) => Promise<GalleryStore>;
-        }>('@facerec/gallery-postgres', (name) => import(name), 'gallery copy', 'postgres:// stores');
+        }>('@facerec/gallery-postgres', (name) => import(name), 'gallery copy', 'the postgres:// store');
         const progress = imageProgress('copying');
         let reported = 0;
         const onProgress = (done: number, total: number) => {

@@ -149,7 +149,7 @@ export async function openGalleryStore(
     packageName,
     (name) => import(name),
     'gallery store',
-    `${scheme}// stores`,
+    `the ${scheme}// store`,
   );
   if (typeof module.openGalleryStoreFromUrl !== 'function') {
     throw new InvalidOptionsError(
