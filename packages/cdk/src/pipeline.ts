@@ -697,7 +697,25 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     replyQueues: props.replyQueues ?? PIPELINE_DEFAULTS.replyQueues,
   };
 
-  if (prebuilt) nonEmpty('image.tagOrDigest', props.image!.tagOrDigest);
+  if (prebuilt) {
+    const tagOrDigest = props.image!.tagOrDigest;
+    nonEmpty('image.tagOrDigest', tagOrDigest);
+    // A placeholder left in (`sha256:…`) or a digest cut short failed only at deploy; a tag is the registry's
+    // grammar (up to 128 letters, digits, `_`, `.`, `-`, not starting with `.` or `-`).
+    if (typeof tagOrDigest === 'string' && tagOrDigest.length > 0 && !Token.isUnresolved(tagOrDigest)) {
+      const shown = JSON.stringify(tagOrDigest.slice(0, 80));
+      if (tagOrDigest.includes(':')) {
+        if (!/^sha256:[0-9a-f]{64}$/.test(tagOrDigest))
+          problems.push(
+            `image.tagOrDigest ${shown} is no image digest: sha256: and 64 lowercase hexadecimal digits`,
+          );
+      } else if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tagOrDigest)) {
+        problems.push(
+          `image.tagOrDigest ${shown} is no image tag (up to 128 letters, digits, _ . -, not starting with . or -) or digest (sha256:<64 hex digits>)`,
+        );
+      }
+    }
+  }
   oneOf('architecture', resolved.architecture, ['x86_64', 'arm64']);
   if (resolved.architecture === 'arm64' && resolved.provider !== 'onnx')
     problems.push(

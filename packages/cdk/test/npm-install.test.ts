@@ -45,7 +45,7 @@ try {
   if (mode === 'checkout') new FaceRecognitionPipeline(stack, 'Pipeline', { imageDirectory: dir, alarmEmail: 'oncall@example.com' });
   else if (mode === 'prebuilt') {
     const repository = ecr.Repository.fromRepositoryName(stack, 'Repo', 'facerec');
-    new FaceRecognitionPipeline(stack, 'Pipeline', { image: { repository, tagOrDigest: 'sha256:0123' }, gallery });
+    new FaceRecognitionPipeline(stack, 'Pipeline', { image: { repository, tagOrDigest: 'sha256:' + '0123'.repeat(16) }, gallery });
   } else new FaceRecognitionPipeline(stack, 'Pipeline', {});
   app.synth();
 } catch (error) {

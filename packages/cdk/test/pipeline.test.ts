@@ -1098,6 +1098,22 @@ describe('FaceRecognitionPipeline props validation', () => {
       /buildArgs cannot be combined with image/,
     ],
     [
+      // The deploy guide's placeholder left in: refused at synth, not at deploy (nor warned of as a tag).
+      'a prebuilt image named by a placeholder digest',
+      { image: { repository: {} as never, tagOrDigest: 'sha256:…' } },
+      /image\.tagOrDigest "sha256:…" is no image digest: sha256: and 64 lowercase hexadecimal digits/,
+    ],
+    [
+      'a prebuilt image named by a digest cut short',
+      { image: { repository: {} as never, tagOrDigest: `sha256:${'ab'.repeat(31)}` } },
+      /is no image digest/,
+    ],
+    [
+      'a prebuilt image named by no tag',
+      { image: { repository: {} as never, tagOrDigest: 'v1 latest' } },
+      /image\.tagOrDigest "v1 latest" is no image tag/,
+    ],
+    [
       // Its int8 graph was prepared when it was built: a calibration folder here would change nothing.
       'a prebuilt image with a calibration folder',
       {
