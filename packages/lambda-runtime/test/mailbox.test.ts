@@ -37,6 +37,16 @@ describe('ResponseMailbox', () => {
     ]);
   });
 
+  it('does not wait on a signal aborted before the poll (a long poll that came in while the server stopped)', async () => {
+    const box = new ResponseMailbox();
+    const stopped = new AbortController();
+    stopped.abort();
+    const started = performance.now();
+    expect(await box.take({ prefix: 'a-' }, 10, 20_000, stopped.signal)).toEqual([]);
+    // It waited the poll's 20 s, and its timer held the stopped server's process that long.
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
   it('gives an answer back when it could not be delivered', async () => {
     const box = new ResponseMailbox();
     box.add('a-1', 1);

@@ -70,7 +70,9 @@ export class ResponseMailbox {
    */
   async take(match: MailboxMatch, max: number, waitMs: number, signal: AbortSignal): Promise<Entry[]> {
     let found = this.#pick(match, max);
-    if (found.length || waitMs <= 0) return found;
+    // Aborted already (a poll that came in while the server was stopping): no wait, whose timer kept the
+    // stopped process alive for the poll's whole `wait`, since an abort that has happened fires no event.
+    if (found.length || waitMs <= 0 || signal.aborted) return found;
     await new Promise<void>((resolve) => {
       const waiter = { match, wake: () => done() };
       const timer = setTimeout(() => done(), waitMs);
