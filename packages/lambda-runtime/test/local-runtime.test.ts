@@ -368,6 +368,38 @@ describe('local runtime: recognition consumer', () => {
     }
   });
 
+  it("answers 413 to a client that sends a body over the limit whole before it reads (Python's urllib), not a broken pipe", async () => {
+    const runtime = await startLocalRuntime(frameOnly());
+    const { port } = new URL(runtime.url);
+    /** Writes the request whole, then reads: what the write said, and the answer. */
+    const sendWhole = (bodyBytes: number) =>
+      new Promise<{ writeError: string | undefined; reply: string }>((resolve) => {
+        const socket = connect(Number(port), '127.0.0.1');
+        let reply = '';
+        let writeError: string | undefined;
+        socket.on('data', (chunk) => (reply += chunk.toString()));
+        socket.on('error', (error: NodeJS.ErrnoException) => (writeError ??= error.code));
+        socket.on('close', () => resolve({ writeError, reply }));
+        const head = `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${bodyBytes}\r\n\r\n`;
+        socket.write(Buffer.concat([Buffer.from(head), Buffer.alloc(bodyBytes, 0x78)]), (error) => {
+          if (error) writeError ??= (error as NodeJS.ErrnoException).code;
+        });
+      });
+    try {
+      // 7 MiB against the 6 MiB limit: the body is read to its end and discarded, then the 413. Before, the
+      // connection was closed under the upload (EPIPE or ECONNRESET: urllib never saw the answer).
+      const over = await sendWhole(7 * 1024 * 1024);
+      expect(over.writeError).toBeUndefined();
+      expect(over.reply).toMatch(/^HTTP\/1\.1 413 [\s\S]*body exceeds the server's limit of 6291456 bytes/);
+      // Beyond twice the limit, the connection is closed at once, the rest unread (no unbounded drain).
+      const far = await sendWhole(13 * 1024 * 1024);
+      expect(far.reply === '' || far.reply.startsWith('HTTP/1.1 413 ')).toBe(true);
+      expect((await postEmpty(runtime.url)).status).toBe(200);
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('takes only JSON, only under a loopback Host name, and with its token when it has one; logs each refusal', async () => {
     const { logged, logger } = warningsLogged();
     const base = { ...frameOnly(), logger };

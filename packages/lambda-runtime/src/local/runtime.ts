@@ -325,11 +325,22 @@ function jsonBodyIssue(req: IncomingMessage): { readonly error: string; readonly
 const MIN_BODY_BYTES_PER_SECOND = 16 * 1024;
 const SLOW_BODY_GRACE_MS = 5_000;
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'too-slow'> {
-  // A body declared larger than the limit is refused at once, freeing what it would hold while it arrives; the
-  // rest is read and discarded, so the client still gets the 413.
+/**
+ * Reads a request body of at most `limit` bytes. A larger one is `'too-large'`: read to its end and discarded
+ * when it is at most `discardUpTo` bytes (twice the limit by default), so that a client sending the whole body
+ * before it reads the answer (Python's urllib, http.client) gets the refusal, not a broken pipe from a
+ * connection closed under its upload; beyond that, at once, the connection then closed with the rest unread.
+ * A body arriving too slowly (see {@link MIN_BODY_BYTES_PER_SECOND}) is `'too-slow'`, or `'too-large'` when it
+ * was that already.
+ */
+function readBody(
+  req: IncomingMessage,
+  limit: number,
+  discardUpTo = 2 * limit,
+): Promise<Buffer | 'too-large' | 'too-slow'> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isSafeInteger(declared) && declared > limit) {
+  const declaredOver = Number.isSafeInteger(declared) && declared > limit;
+  if (declaredOver && declared > discardUpTo) {
     req.resume();
     return Promise.resolve('too-large');
   }
@@ -337,24 +348,28 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-la
     const chunks: Buffer[] = [];
     let size = 0;
     const started = performance.now();
+    const stop = (outcome: 'too-large' | 'too-slow') => {
+      clearInterval(check);
+      req.removeAllListeners('data');
+      req.pause();
+      resolve(outcome);
+    };
     const check = setInterval(() => {
       const elapsed = performance.now() - started;
       if (elapsed > SLOW_BODY_GRACE_MS && size < (MIN_BODY_BYTES_PER_SECOND * elapsed) / 1000) {
-        clearInterval(check);
-        req.removeAllListeners('data');
-        req.pause();
-        resolve('too-slow');
+        stop(declaredOver || size > limit ? 'too-large' : 'too-slow');
       }
     }, 500);
     check.unref();
-    // Past the limit the rest is read and discarded, not buffered, so the client still gets the 413.
+    // Past the limit the rest is discarded, not buffered.
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
+      if (size <= limit && !declaredOver) chunks.push(chunk);
+      else if (size > discardUpTo) stop('too-large');
     });
     req.on('end', () => {
       clearInterval(check);
-      resolve(size > limit ? 'too-large' : Buffer.concat(chunks));
+      resolve(declaredOver || size > limit ? 'too-large' : Buffer.concat(chunks));
     });
     req.on('error', (error) => {
       clearInterval(check);
@@ -411,10 +426,11 @@ function send(
 }
 
 /**
- * Refuses a request before reading its body (busy, stopping): the body is read and discarded first, as for a
- * 413. A server that answered and closed the connection while a large frame was still being uploaded left the
- * client with a write error (EPIPE) instead of the 503, and a client cannot tell whether such a frame was
- * taken, so it did not resend it. How long a client may take to send is bounded by the server's request timeout.
+ * Refuses a request before reading its body (busy, stopping): a body of at most `discardUpTo` bytes is read and
+ * discarded first, as for a 413. A server that answered and closed the connection while a large frame was still
+ * being uploaded left the client with a write error (EPIPE) instead of the 503, and a client cannot tell whether
+ * such a frame was taken, so it did not resend it. How long a client may take to send is bounded by the slowest
+ * rate a body may arrive at.
  */
 async function refuse(
   req: IncomingMessage,
@@ -422,8 +438,9 @@ async function refuse(
   status: number,
   body: unknown,
   headers: Record<string, string>,
+  discardUpTo: number,
 ): Promise<void> {
-  if (!req.complete) await readBody(req, 0);
+  if (!req.complete) await readBody(req, 0, discardUpTo);
   send(res, status, body, headers);
 }
 
@@ -776,7 +793,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         if (draining) res.setHeader('connection', 'close');
         if (draining && !collecting) {
           refused(req, 503, 'stopping');
-          await refuse(req, res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
+          await refuse(req, res, 503, STOPPING, { 'retry-after': '5', connection: 'close' }, maxBodyBytes);
           return;
         }
         if (options.collections?.handles(url)) {
@@ -796,6 +813,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
               503,
               { error: 'busy: a face is being added; retry later' },
               { 'retry-after': '1', connection: 'close' },
+              maxBodyBytes,
             );
             return;
           }
@@ -877,6 +895,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
             503,
             { error: `${why}; retry later`, request_id: null },
             { 'retry-after': '1', connection: 'close' },
+            maxBodyBytes,
           );
           return;
         }
