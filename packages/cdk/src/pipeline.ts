@@ -281,6 +281,9 @@ export const PIPELINE_DEFAULTS = Object.freeze({
  */
 export const MAX_REPLY_QUEUES = 20;
 
+/** An image digest, as `image.tagOrDigest` names an image for good. */
+const IMAGE_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
 /**
  * The log message of a recognition function that failed to start (`@facerec/lambda-runtime`'s Lambda entry;
  * a test checks it is still the one logged), which the start-failure alarm counts.
@@ -705,7 +708,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     if (typeof tagOrDigest === 'string' && tagOrDigest.length > 0 && !Token.isUnresolved(tagOrDigest)) {
       const shown = JSON.stringify(tagOrDigest.slice(0, 80));
       if (tagOrDigest.includes(':')) {
-        if (!/^sha256:[0-9a-f]{64}$/.test(tagOrDigest))
+        if (!IMAGE_DIGEST.test(tagOrDigest))
           problems.push(
             `image.tagOrDigest ${shown} is no image digest: sha256: and 64 lowercase hexadecimal digits`,
           );
@@ -974,7 +977,7 @@ export class FaceRecognitionPipeline extends Construct {
     // Lambda pins a tag to the digest it names when a function is created or updated: which image runs then
     // depends on when each function last was. A value known only at deploy (a parameter) is not judged.
     const tag = source.kind === 'prebuilt' ? source.image.tagOrDigest : undefined;
-    if (tag !== undefined && !Token.isUnresolved(tag) && !/^sha256:[0-9a-f]{64}$/.test(tag))
+    if (tag !== undefined && !Token.isUnresolved(tag) && !IMAGE_DIGEST.test(tag))
       Annotations.of(this).addWarningV2(
         PIPELINE_WARNINGS.mutableImageTag,
         `FaceRecognitionPipeline: the prebuilt image is named by the tag "${tag.slice(0, 128)}": Lambda runs the ` +

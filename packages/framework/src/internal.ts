@@ -29,7 +29,7 @@ export {
   storedTextIssue,
   visibleText,
 } from './gallery/collection.js';
-export { readLabelledFolder } from './gallery/enroll.js';
+export { kindOf, readLabelledFolder } from './gallery/enroll.js';
 export { galleryUnreachable, refusalDetails, unreachableCode } from './gallery/errors.js';
 export {
   calibrationSchema,
@@ -42,7 +42,7 @@ export {
   zodIssues,
 } from './gallery/format.js';
 export { matchOf, resolveMatchOptions } from './gallery/gallery.js';
-export { matchingChange } from './gallery/snapshot-store.js';
+export { logGallerySwap, swapDetails } from './gallery/snapshot-store.js';
 export { norm, normaliseInto } from './gallery/vectors.js';
 export { readImageSize } from './image/decode.js';
 export * from './image/index.js';

@@ -8,11 +8,9 @@ import {
 } from '@aws-sdk/client-s3';
 import {
   type DistanceMetric,
-  EmbedderMismatchError,
   FacerecError,
   FileGallery,
   type GalleryEmbedderInfo,
-  GalleryFormatError,
   type GalleryStoreLogger,
   GalleryWriteConflictError,
   InvalidOptionsError,
@@ -24,9 +22,10 @@ import {
 import {
   galleryTooLarge,
   galleryUnreachable,
+  logGallerySwap,
   MAX_GALLERY_FILE_BYTES,
-  matchingChange,
   refusalDetails,
+  swapDetails,
   thresholdSchema,
   unreachableCode,
 } from '@facerec/framework/internal';
@@ -457,17 +456,11 @@ export class S3GalleryStore extends SnapshotGalleryStore {
   }
 
   protected override swapped(before: string | undefined, previous: FileGallery | undefined): void {
-    this.#logger.info('gallery updated', {
-      location: this.location,
-      etag: this.version,
-      previous_etag: before,
-      identities: this.gallery.size,
-      metric: this.gallery.metric,
-      threshold: this.gallery.threshold,
-    });
-    // Answers change with these: said at warn level, with the old and new values.
-    const changed = matchingChange(previous, this.gallery);
-    if (changed) this.#logger.warn('gallery now matches differently', { location: this.location, changed });
+    logGallerySwap(
+      this.#logger,
+      { location: this.location, etag: this.version, previous_etag: before },
+      swapDetails(this.gallery, previous),
+    );
   }
 }
 

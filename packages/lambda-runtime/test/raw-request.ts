@@ -14,3 +14,28 @@ export function rawRequest(port: number | string, text: string): Promise<string>
   socket.write(text);
   return reply;
 }
+
+/**
+ * Writes a POST of `bodyBytes` bytes whole, then reads, as a client that sends its whole body before it looks at
+ * the answer (Python's urllib and http.client): what the write said (`EPIPE` when the server closed the
+ * connection under the upload), and everything the server sent.
+ */
+export function sendWhole(
+  port: number | string,
+  bodyBytes: number,
+): Promise<{ writeError: string | undefined; reply: string }> {
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), '127.0.0.1');
+    let reply = '';
+    let writeError: string | undefined;
+    socket.on('data', (chunk) => (reply += chunk.toString()));
+    socket.on('error', (error: NodeJS.ErrnoException) => (writeError ??= error.code));
+    socket.on('close', () => resolve({ writeError, reply }));
+    const head =
+      `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${bodyBytes}\r\n\r\n`;
+    socket.write(Buffer.concat([Buffer.from(head), Buffer.alloc(bodyBytes, 0x78)]), (error) => {
+      if (error) writeError ??= (error as NodeJS.ErrnoException).code;
+    });
+  });
+}

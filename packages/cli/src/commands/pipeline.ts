@@ -860,7 +860,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
         if (!frames.length) {
           throw new InvalidOptionsError(
             'client',
-            `no images in ${opts.frames}: give a folder <dir>/<identity>/*.{jpg,jpeg,png,webp} (images directly in it are sent with no expected identity)`,
+            `no images in ${opts.frames}: give a folder <dir>/<identity>/*.{jpg,png,webp} (images directly in it are sent with no expected identity)`,
           );
         }
         await waitForEndpoint(opts.url, waitSeconds, token.token);

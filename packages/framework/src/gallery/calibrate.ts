@@ -422,11 +422,15 @@ function findOverlaps(gallery: FileGallery, probes: readonly LabelledProbe[]): P
  * Calibrates on the enrolled examples themselves, leaving each out in turn: every example of an identity
  * with at least two examples is compared with the rest of its identity (genuine: the nearest other example,
  * or the centroid of the others re-normalised, as the gallery aggregates) and with every other identity
- * (impostor). Examples of single-example identities give impostor pairs only. Each distinct comparison counts
- * once: a two-example identity gives one genuine pair (its two examples held out in turn are the same
- * comparison, in both aggregations), and two single-example identities one impostor pair, so that
- * `genuinePairs` (and the warning when fewer than {@link MIN_GENUINE_PAIRS} back the threshold) counts
- * evidence, not each pair twice.
+ * (impostor: its nearest example there, or its centroid). Examples of single-example identities give impostor
+ * comparisons only.
+ *
+ * A genuine pair of examples counts once (`genuinePairs`, and the warning when fewer than
+ * {@link MIN_GENUINE_PAIRS} back the threshold, count distinct pairs): two examples that are each other's
+ * nearest, as a two-example identity's always are, are one comparison whichever is held out, in both
+ * aggregations for two examples. Impostor comparisons count per example held out, but two single-example
+ * identities count once (each is the other's only example); across larger identities, two examples that are
+ * each other's nearest can count from both sides.
  *
  * Cost: one match per example, O(examples × gallery rows × dimension) — meant for galleries of up to a few
  * thousand examples.
@@ -451,6 +455,8 @@ export function calibrateThresholdLeaveOneOut(
     if (gallery.aggregation === 'centroid') {
       for (const e of examples) for (let j = 0; j < dim; j++) sum[j]! += e.embedding[j]!;
     }
+    // The genuine pairs of this identity taken so far (nearest example): `k:j` with k < j → index in `genuine`.
+    const pairs = new Map<string, number>();
     examples.forEach((example, k) => {
       const row = others[k]!;
       for (let i = 0; i < row.length; i++) {
@@ -458,34 +464,41 @@ export function calibrateThresholdLeaveOneOut(
         if (i !== own && !(single[own] && single[i] && i < own)) impostor.add(row[i]!);
       }
       if (examples.length < 2) return;
-      if (examples.length === 2) {
-        // One pair, held out either way: counted once, under the example nearer another identity (the one
-        // a wrong label would more likely be on), as a false reject names it.
-        if (k === 1) return;
-        const nearest = [0, 1].map((e) => nearestOther(others[e]!, own, names));
-        const pick = nearest[1] && (!nearest[0] || nearest[1].distance < nearest[0].distance) ? 1 : 0;
-        genuine.push(distanceFromDot(gallery.metric, dot(examples[0]!.embedding, examples[1]!.embedding)));
-        origins.push({ identity: name, source: examples[pick]!.source, nearest: nearest[pick] });
+      const nearestIdentity = nearestOther(row, own, names);
+      // The nearest other example (the only other, for two: the centroid of one example is that example).
+      if (gallery.aggregation === 'nearest' || examples.length === 2) {
+        let bestDot = Number.NEGATIVE_INFINITY;
+        let partner = -1;
+        examples.forEach((other, j) => {
+          const d = j === k ? Number.NEGATIVE_INFINITY : dot(example.embedding, other.embedding);
+          if (d > bestDot) [bestDot, partner] = [d, j];
+        });
+        const key = k < partner ? `${k}:${partner}` : `${partner}:${k}`;
+        const at = pairs.get(key);
+        if (at !== undefined) {
+          // The same pair from its other side: counted once, under the example nearer another identity (the
+          // one a wrong label would more likely be on), as a false reject names it.
+          const named = origins[at]!.nearest;
+          if (nearestIdentity && (!named || nearestIdentity.distance < named.distance)) {
+            origins[at] = { identity: name, source: example.source, nearest: nearestIdentity };
+          }
+          return;
+        }
+        pairs.set(key, genuine.length);
+        genuine.push(distanceFromDot(gallery.metric, bestDot));
+        origins.push({ identity: name, source: example.source, nearest: nearestIdentity });
         return;
       }
-      let bestDot = Number.NEGATIVE_INFINITY;
-      if (gallery.aggregation === 'nearest') {
-        examples.forEach((other, j) => {
-          if (j !== k) bestDot = Math.max(bestDot, dot(example.embedding, other.embedding));
-        });
-      } else {
-        let d = 0;
-        let n2 = 0;
-        for (let j = 0; j < dim; j++) {
-          const c = sum[j]! - example.embedding[j]!;
-          d += c * example.embedding[j]!;
-          n2 += c * c;
-        }
-        // The others summing to zero leave no direction: count the pair as maximally distant.
-        bestDot = n2 > 0 ? d / Math.sqrt(n2) : -1;
+      let d = 0;
+      let n2 = 0;
+      for (let j = 0; j < dim; j++) {
+        const c = sum[j]! - example.embedding[j]!;
+        d += c * example.embedding[j]!;
+        n2 += c * c;
       }
-      genuine.push(distanceFromDot(gallery.metric, bestDot));
-      origins.push({ identity: name, source: example.source, nearest: nearestOther(row, own, names) });
+      // The others summing to zero leave no direction: count the pair as maximally distant.
+      genuine.push(distanceFromDot(gallery.metric, n2 > 0 ? d / Math.sqrt(n2) : -1));
+      origins.push({ identity: name, source: example.source, nearest: nearestIdentity });
     });
   });
   return finish(gallery, 'leave-one-out', Float64Array.from(genuine), origins, impostor, resolved);

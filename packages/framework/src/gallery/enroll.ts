@@ -520,7 +520,7 @@ async function scan(
 }
 
 /** `file`, `directory`, or a description of anything else (a broken link, a socket). Follows symbolic links. */
-async function kindOf(entry: Dirent, absolute: string): Promise<string> {
+export async function kindOf(entry: Dirent, absolute: string): Promise<string> {
   if (entry.isFile()) return 'file';
   if (entry.isDirectory()) return 'directory';
   if (entry.isSymbolicLink()) {

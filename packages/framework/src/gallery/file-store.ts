@@ -7,18 +7,14 @@ import { LOCK_STALE_MS, lockFile, writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
 import { thresholdSchema } from './format.js';
 import { FileGallery, GALLERY_FILE_MODE, type GallerySearchOptions, readGalleryFile } from './gallery.js';
-import { matchingChange, SnapshotGalleryStore, type StoredGalleryText } from './snapshot-store.js';
+import {
+  type GalleryReloadDetails,
+  SnapshotGalleryStore,
+  type StoredGalleryText,
+  swapDetails,
+} from './snapshot-store.js';
 
 /** Options of {@link FileGalleryStore.open}. */
-/** What {@link FileGalleryStoreOptions.onReload} is told of a version swapped in. */
-export interface GalleryReloadDetails {
-  readonly identities: number;
-  readonly metric: DistanceMetric;
-  readonly threshold: number;
-  /** How it matches differently from the version it replaced (`metric euclidean → cosine`), if it does. */
-  readonly changed?: string;
-}
-
 export interface FileGalleryStoreOptions extends GallerySearchOptions {
   /**
    * The embedder the store is for: an existing file must have been enrolled with it (`EmbedderMismatchError`
@@ -118,9 +114,7 @@ export class FileGalleryStore extends SnapshotGalleryStore {
   }
 
   protected override swapped(_previousVersion: string | undefined, previous: FileGallery | undefined): void {
-    const { size: identities, metric, threshold } = this.gallery;
-    const changed = matchingChange(previous, this.gallery);
-    this.#onReload?.({ identities, metric, threshold, ...(changed ? { changed } : {}) });
+    this.#onReload?.(swapDetails(this.gallery, previous));
   }
 
   /**

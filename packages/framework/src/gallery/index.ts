@@ -58,11 +58,7 @@ export {
   UnknownExampleError,
   UnknownIdentityError,
 } from './errors.js';
-export {
-  FileGalleryStore,
-  type FileGalleryStoreOptions,
-  type GalleryReloadDetails,
-} from './file-store.js';
+export { FileGalleryStore, type FileGalleryStoreOptions } from './file-store.js';
 export {
   EMBEDDING_ENCODING,
   GALLERY_FORMAT,
@@ -92,6 +88,7 @@ export {
   sharpness,
 } from './quality.js';
 export {
+  type GalleryReloadDetails,
   GalleryWriteConflictError,
   type RefreshOutcome,
   SnapshotGalleryStore,

@@ -73,13 +73,30 @@ describe('openGalleryStore', () => {
       [
         'warn',
         'gallery now matches differently',
-        { location: file, changed: 'metric euclidean → cosine, threshold 0.7 → 0.4' },
+        {
+          location: file,
+          changed: 'metric euclidean → cosine, threshold 0.7 → 0.4',
+          // A server started with --threshold (a function with FACEREC_THRESHOLD) matches at that still.
+          note: 'a threshold set for the server or function (--threshold, FACEREC_THRESHOLD) still applies',
+        },
       ],
     ]);
     await version(0.4, 'cosine', ['amy', 'bernadette', 'howard']);
     await store.identities();
     expect(logs.slice(2)).toEqual([
       ['info', 'gallery updated', { location: file, identities: 3, metric: 'cosine', threshold: 0.4 }],
+    ]);
+    // Threshold 0: never calibrated (matched at the embedder's recommended one), said so; no metric change.
+    await version(0, 'cosine', ['amy', 'bernadette', 'howard']);
+    await store.identities();
+    expect(logs.at(-1)).toEqual([
+      'warn',
+      'gallery now matches differently',
+      {
+        location: file,
+        changed: 'threshold 0.4 → none (never calibrated)',
+        note: 'a threshold set for the server or function (--threshold, FACEREC_THRESHOLD) still applies',
+      },
     ]);
   });
 

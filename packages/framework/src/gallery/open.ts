@@ -6,8 +6,9 @@ import { InvalidOptionsError } from '../errors.js';
 import { importOptionalPackage } from '../optional-import.js';
 import { parseOptions } from '../options.js';
 import { refusalDetails } from './errors.js';
-import { FileGalleryStore, type GalleryReloadDetails } from './file-store.js';
+import { FileGalleryStore } from './file-store.js';
 import { thresholdSchema } from './format.js';
+import { logGallerySwap } from './snapshot-store.js';
 
 /** Where a gallery store reports what it did (swaps, refused versions); `console` and Powertools fit. */
 export interface GalleryStoreLogger {
@@ -128,12 +129,7 @@ export async function openGalleryStore(
       ...(options.logger
         ? {
             onReloadError: reportTo(options.logger, file),
-            onReload: ({ changed, ...details }: GalleryReloadDetails) => {
-              options.logger?.info('gallery updated', { location: file, ...details });
-              // Answers change with these: said at warn level, with the old and new values.
-              if (changed)
-                options.logger?.warn('gallery now matches differently', { location: file, changed });
-            },
+            onReload: logGallerySwap.bind(undefined, options.logger, { location: file }),
           }
         : {}),
     });

@@ -18,6 +18,7 @@ import { FacerecError } from '../errors.js';
 import { prepareExamples } from './collection.js';
 import { GalleryStoreNotFoundError, UnknownIdentityError } from './errors.js';
 import type { FileGallery, GallerySearchOptions } from './gallery.js';
+import type { GalleryStoreLogger } from './open.js';
 import type { GalleryCalibration } from './types.js';
 
 /** One version of a stored gallery file: its text and what identifies it (a file's inode, an object's ETag). */
@@ -436,19 +437,56 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   }
 }
 
+/** What a store says of a version swapped in: its identity count, metric and threshold, and what changed. */
+export interface GalleryReloadDetails {
+  readonly identities: number;
+  readonly metric: DistanceMetric;
+  readonly threshold: number;
+  /**
+   * How it matches differently from the version it replaced (`metric euclidean → cosine, threshold 0.6 → 0.45`),
+   * when it does: answers change with it.
+   */
+  readonly changed?: string;
+}
+
+/** {@link GalleryReloadDetails} of `gallery`, swapped in for `previous`. */
+export function swapDetails(
+  gallery: Pick<FileGallery, 'size' | 'metric' | 'threshold'>,
+  previous: Pick<FileGallery, 'metric' | 'threshold'> | undefined,
+): GalleryReloadDetails {
+  const { size: identities, metric, threshold } = gallery;
+  // 0 is a gallery never calibrated, matched at its embedder's recommended threshold.
+  const shown = (t: number) => (t === 0 ? 'none (never calibrated)' : String(t));
+  const changes = previous
+    ? [
+        previous.metric === metric ? undefined : `metric ${previous.metric} → ${metric}`,
+        previous.threshold === threshold
+          ? undefined
+          : `threshold ${shown(previous.threshold)} → ${shown(threshold)}`,
+      ].filter((c) => c !== undefined)
+    : [];
+  return { identities, metric, threshold, ...(changes.length ? { changed: changes.join(', ') } : {}) };
+}
+
 /**
- * How a swapped-in version matches differently from the one it replaced (`metric euclidean → cosine,
- * threshold 0.6 → 0.45`), or `undefined` when it matches as before: a store's "gallery updated" log says it,
- * since answers change with it.
+ * Logs a version swapped in (`gallery updated`, with `fields` such as its location), and warns when it matches
+ * differently (`gallery now matches differently`), since answers change with it.
  */
-export function matchingChange(
-  before: Pick<FileGallery, 'metric' | 'threshold'> | undefined,
-  after: Pick<FileGallery, 'metric' | 'threshold'>,
-): string | undefined {
-  if (!before) return undefined;
-  const changes = [
-    before.metric === after.metric ? undefined : `metric ${before.metric} → ${after.metric}`,
-    before.threshold === after.threshold ? undefined : `threshold ${before.threshold} → ${after.threshold}`,
-  ].filter((c) => c !== undefined);
-  return changes.length ? changes.join(', ') : undefined;
+export function logGallerySwap(
+  logger: GalleryStoreLogger,
+  fields: Record<string, unknown>,
+  { changed, ...details }: GalleryReloadDetails,
+): void {
+  logger.info('gallery updated', { ...fields, ...details });
+  if (changed) {
+    logger.warn('gallery now matches differently', {
+      location: fields.location,
+      changed,
+      ...(/threshold/.test(changed)
+        ? {
+            note: 'a threshold set for the server or function (--threshold, FACEREC_THRESHOLD) still applies',
+          }
+        : {}),
+    });
+  }
 }

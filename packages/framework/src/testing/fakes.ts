@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import type { DetectedFaces, FaceDetection, FaceDetector } from '../contracts/detector.js';
 import type { EmbedderPreprocessing } from '../contracts/embedder.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';

@@ -498,6 +498,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   let draining = false;
   const batchSize = options.batchSize ?? 10;
   const maxBodyBytes = options.maxBodyBytes ?? BODY_LIMITS.default;
+  // The most of a refused body read and discarded before its answer (see readBody): twice the limit.
+  const discardUpTo = 2 * maxBodyBytes;
   // Said to the client, who can send a smaller image; the limit is the server's to raise.
   const tooLargeBody = `body exceeds the server's limit of ${maxBodyBytes} bytes: send a smaller image${maxBodyBytes >= BODY_LIMITS.max ? ' (the most facerec serve takes)' : ' (or raise the limit: facerec serve --max-image-bytes)'}`;
   const abort = new AbortController();
@@ -793,7 +795,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         if (draining) res.setHeader('connection', 'close');
         if (draining && !collecting) {
           refused(req, 503, 'stopping');
-          await refuse(req, res, 503, STOPPING, { 'retry-after': '5', connection: 'close' }, maxBodyBytes);
+          await refuse(req, res, 503, STOPPING, { 'retry-after': '5', connection: 'close' }, discardUpTo);
           return;
         }
         if (options.collections?.handles(url)) {
@@ -813,7 +815,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
               503,
               { error: 'busy: a face is being added; retry later' },
               { 'retry-after': '1', connection: 'close' },
-              maxBodyBytes,
+              discardUpTo,
             );
             return;
           }
@@ -895,7 +897,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
             503,
             { error: `${why}; retry later`, request_id: null },
             { 'retry-after': '1', connection: 'close' },
-            maxBodyBytes,
+            discardUpTo,
           );
           return;
         }

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Dirent } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, type Transport } from '@facerec/framework';
-import { readFileUpTo, withTimeout } from '@facerec/framework/internal';
+import { kindOf, readFileUpTo, withTimeout } from '@facerec/framework/internal';
 import { BODY_LIMITS } from '@facerec/framework/registry';
 import { NO_FACE, type ResponseMessage, responseMessageSchema } from '../messages.js';
 
@@ -111,13 +111,7 @@ export async function loadFrames(
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const full = path.join(dir, entry.name);
     // A linked identity folder is followed, as `facerec enroll` follows it (one level down: no cycle).
-    const folder =
-      entry.isDirectory() ||
-      (entry.isSymbolicLink() &&
-        (await stat(full).then(
-          (s) => s.isDirectory(),
-          () => false,
-        )));
+    const folder = (await kindOf(entry, full)) === 'directory';
     const files = folder
       ? (await readdir(full))
           .filter(isImage)
