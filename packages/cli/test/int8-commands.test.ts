@@ -122,6 +122,10 @@ describeWithSharedData(
       const { calibration } = JSON.parse(listed.stdout) as { calibration: Record<string, unknown> };
       expect(calibration).toMatchObject({ method: 'probes', targetFar: 0.01, precision: 'int8' });
       expect(listed.stderr).toMatch(/, threshold [\d.]+, calibrated at int8 on \d{4}-\d\d-\d\d\)/);
+      // To 6 decimals (a calibrated threshold is a midpoint between two distances: at 4, 0.4099739 read 0.41).
+      expect(listed.stderr).toContain(
+        `, threshold ${Math.round(int8.threshold * 1e6) / 1e6}, calibrated at int8`,
+      );
       const warning = (calibrated: string, served: string) =>
         `warning: ${calibrated}: the gallery's threshold was calibrated on ${calibrated === int8.out ? 'int8' : 'fp32'} ` +
         `embeddings and the faces are embedded at ${served}: its false-accept rate may differ from the 0.01 it was ` +

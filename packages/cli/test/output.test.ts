@@ -224,6 +224,27 @@ describe('usage errors', () => {
     }
   });
 
+  it('a folder of frames holding no image is refused, saying which layout the client reads', async () => {
+    const frames = await mkdtemp(path.join(tmpdir(), 'facerec-frames-'));
+    await writeFile(path.join(frames, 'notes.txt'), 'no image');
+    const run = await cli('client', '--url', 'http://127.0.0.1:9', '--frames', frames, '--wait', '0');
+    await rm(frames, { recursive: true });
+    expect([run.code, run.stderr]).toEqual([
+      2,
+      `facerec: client: no images in ${frames}: give a folder <dir>/<identity>/*.{jpg,png,webp} (images directly in it are sent with no expected identity)\n`,
+    ]);
+  });
+
+  it('help wraps at 80 columns, also beside long command names', async () => {
+    for (const command of [['gallery'], ['--help'], ['gallery', 'add'], ['serve'], ['client']]) {
+      const help = await cli(...command, ...(command[0] === '--help' ? [] : ['--help']));
+      expect([help.code, help.stdout]).toEqual([0, expect.stringContaining('Usage: facerec')]);
+      const long = help.stdout.split('\n').filter((line) => line.length > 80);
+      // `facerec gallery --help` ran to 200 columns: commander does not wrap beside a term over 38 columns.
+      expect(long, command.join(' ')).toEqual([]);
+    }
+  });
+
   it('a server that does not answer is a failure (exit 1), not bad input', async () => {
     const frames = await mkdtemp(path.join(tmpdir(), 'facerec-frames-'));
     await writeFile(
