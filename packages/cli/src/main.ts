@@ -57,16 +57,27 @@ function tailorUsageErrors(program: Command): void {
   walk(program, []);
 }
 
-/** `message` with "(Did you mean --x?)" when its unknown option is the start of exactly one option of `command`'s. */
+/**
+ * `message`, an unknown option's, suggesting the options of `command` (and its parents) that begin with what was
+ * given: "(Did you mean --min-face-size?)" for one, "(Did you mean one of --port, --precision, --provider?)" for
+ * several, in place of commander's guess by edit distance (`--wor` got `--port`, not `--workers`). Where no
+ * option begins so, commander's guess stays.
+ */
 function withPrefixSuggestion(command: Command, message: string): string {
-  const unknown = /^error: unknown option '(--[^'=]+)[^']*'\n$/.exec(message)?.[1];
-  if (!unknown) return message;
-  const longs: string[] = [];
+  const parsed = /^error: unknown option '(--[^'=]+)[^']*'(\n\(Did you mean [^\n]*\))?\n$/.exec(message);
+  if (!parsed) return message;
+  const [, unknown, guess = ''] = parsed;
+  const longs = new Set<string>();
   for (let c: Command | null = command; c; c = c.parent) {
-    for (const o of c.options) if (o.long && !o.hidden) longs.push(o.long);
+    for (const o of c.options) if (o.long && !o.hidden) longs.add(o.long);
   }
-  const matches = longs.filter((long) => long.startsWith(unknown));
-  return matches.length === 1 ? `${message.trimEnd()}\n(Did you mean ${matches[0]}?)\n` : message;
+  // commander's own --help is no option of the command's list.
+  longs.add('--help');
+  const matches = [...longs].filter((long) => long.startsWith(unknown!)).sort();
+  if (matches.length === 0) return message;
+  const suggestion =
+    matches.length === 1 ? `(Did you mean ${matches[0]}?)` : `(Did you mean one of ${matches.join(', ')}?)`;
+  return `${message.slice(0, message.length - guess.length - 1)}\n${suggestion}\n`;
 }
 
 /**

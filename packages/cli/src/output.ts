@@ -186,18 +186,8 @@ export const round = (v: number, digits: number): number => Math.round(v * 10 **
  */
 export const shownThreshold = (v: number): number => round(v, 6);
 
-/**
- * A distance as the CLI prints it: rounded to `digits` decimals (default 4), or to as many more (up to 9) as it
- * takes to stay on the same side of `threshold` as the distance itself, so that a face 0.40003 from its
- * nearest example is not printed "unknown 0.4" against a threshold of 0.4.
- */
-export function shownDistance(distance: number, threshold?: number, digits = 4): number {
-  for (let d = digits; d <= 9; d++) {
-    const rounded = round(distance, d);
-    if (threshold === undefined || rounded <= threshold === distance <= threshold) return rounded;
-  }
-  return distance;
-}
+/** A distance as the CLI prints it (see the framework's `shownDistance`). */
+export { shownDistance } from '@facerec/framework/internal';
 
 /** Diagnostics go to stderr so that stdout carries only results (e.g. `--json`). */
 export function info(message: string): void {

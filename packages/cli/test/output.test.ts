@@ -119,11 +119,17 @@ describe('usage errors', () => {
         `error: unknown option '${flag}'\n(Did you mean --min-face-size?)\n(see facerec detect --help)\n`,
       ]);
     }
-    // The start of several: no guess.
+    // Before commander's guess by edit distance, which named --port for --wor.
+    const start = await cli('serve', '--wor', '2');
+    expect([start.code, start.stderr]).toEqual([
+      2,
+      "error: unknown option '--wor'\n(Did you mean --workers?)\n(see facerec serve --help)\n",
+    ]);
+    // The start of several: each of them.
     const ambiguous = await cli('gallery', 'add', 's.json', 'amy', 'a.jpg', '--max-image');
     expect([ambiguous.code, ambiguous.stderr]).toEqual([
       2,
-      "error: unknown option '--max-image'\n(see facerec gallery add --help)\n",
+      "error: unknown option '--max-image'\n(Did you mean one of --max-image-bytes, --max-image-pixels?)\n(see facerec gallery add --help)\n",
     ]);
     const root = await cli('--bogus');
     expect([root.code, root.stderr]).toEqual([2, "error: unknown option '--bogus'\n(see facerec --help)\n"]);

@@ -21,6 +21,7 @@ export {
   type WriteFileAtomicOptions,
   writeFileAtomic,
 } from './fs.js';
+export { shownDistance } from './gallery/calibrate.js';
 export {
   checkIdentityName,
   type PreparedExample,

@@ -131,10 +131,10 @@ describe('calibrateThreshold', () => {
         likelyMislabelled: false,
       },
     ]);
-    const d = (degrees: number) => cosineDistance(degrees).toFixed(4);
+    // 1 − cos 65° = 0.577382, 1 − cos 30° = 0.133975 (to 4 decimals, trailing zeros dropped: 0.134).
     expect(strict.warnings[2]).toBe(
       '2 probes are farther from their own identity than the threshold (false rejects): ' +
-        `a probe of A (${d(65)} from A), a probe of B (${d(30)} from B)`,
+        'a probe of A (0.5774 from A), a probe of B (0.134 from B)',
     );
     // FAR 10% (threshold between 30° and 40°) accepts A@65 as B (25°), and still rejects it as A: labelled wrong?
     const loose = calibrateThreshold(
@@ -147,7 +147,7 @@ describe('calibrateThreshold', () => {
     ]);
     expect(loose.warnings.at(-1)).toBe(
       '1 probe is farther from its own identity than the threshold (false rejects): ' +
-        `A/65.jpg (${d(65)} from A; nearer to B, ${d(25)}: labelled with the wrong name?). A probe labelled with ` +
+        'A/65.jpg (0.5774 from A; nearer to B, 0.0937: labelled with the wrong name?). A probe labelled with ' +
         'the wrong name also counts as an accepted impostor and pulls the threshold down: fix or remove it and ' +
         'calibrate again',
     );
@@ -411,6 +411,28 @@ describe('calibrateThresholdLeaveOneOut', () => {
         likelyMislabelled: false,
       },
     ]);
+  });
+
+  it('shows a false reject on its side of the threshold, with more decimals where 4 would put it within', async () => {
+    // Euclidean distances between unit vectors: 2·sin(θ/2). A's pair at 0.374325 (accepted), B's at 0.374348
+    // (rejected), C 0.374345 from A's second example (the nearest impostor): the threshold is midway between
+    // 0.374325 and 0.374345, and B's 0.374348 read "0.3743" beside it.
+    const angle = (d: number) => (2 * Math.asin(d / 2) * 180) / Math.PI;
+    const a = angle(0.374325);
+    const gallery = FileGallery.create({
+      embedder: embedderInfo(2),
+      identities: [
+        { name: 'A', examples: [0, a].map((d) => ({ source: `a${d}`, embedding: at(d) })) },
+        {
+          name: 'B',
+          examples: [180, 180 + angle(0.374348)].map((d) => ({ source: `b${d}`, embedding: at(d) })),
+        },
+        { name: 'C', examples: [{ source: 'c', embedding: at(a + angle(0.374345)) }] },
+      ],
+    });
+    const result = calibrateThresholdLeaveOneOut(gallery);
+    expect(result.point.threshold).toBeCloseTo(0.374335, 5);
+    expect(result.warnings.at(-1)).toMatch(/\(false rejects\): b180 \(0\.37435 from B\)$/);
   });
 
   it('needs an identity with two examples and two identities', async () => {

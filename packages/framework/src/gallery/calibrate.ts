@@ -583,7 +583,7 @@ function finish(
     );
   }
   const rejected = rejectedPairs(genuine, origins, point.threshold);
-  if (rejected.length > 0) warnings.push(describeRejected(rejected, method));
+  if (rejected.length > 0) warnings.push(describeRejected(rejected, method, point.threshold));
   if (point.tar === 0) {
     warnings.push(
       'no genuine pair is accepted at this threshold (FRR 100 %): every enrolled person would be unknown. Is a ' +
@@ -625,8 +625,25 @@ function rejectedPairs(
   return rejected.sort((a, b) => b.distance - a.distance);
 }
 
+/**
+ * A distance as a message shows it: rounded to `digits` decimals (default 4), or to as many more (up to 9) as it
+ * takes to stay on the same side of `threshold` as the distance itself, so that a face 0.40003 from its nearest
+ * example is not shown "unknown 0.4" against a threshold of 0.4.
+ */
+export function shownDistance(distance: number, threshold?: number, digits = 4): number {
+  for (let d = digits; d <= 9; d++) {
+    const rounded = Math.round(distance * 10 ** d) / 10 ** d;
+    if (threshold === undefined || rounded <= threshold === distance <= threshold) return rounded;
+  }
+  return distance;
+}
+
 /** The warning naming the false rejects (at most 5), the likely mislabelled ones first. */
-function describeRejected(rejected: readonly RejectedPair[], method: GalleryCalibration['method']): string {
+function describeRejected(
+  rejected: readonly RejectedPair[],
+  method: GalleryCalibration['method'],
+  threshold: number,
+): string {
   const what = method === 'probes' ? 'probe' : 'enrolled example';
   const shown = [
     ...rejected.filter((r) => r.likelyMislabelled),
@@ -636,9 +653,9 @@ function describeRejected(rejected: readonly RejectedPair[], method: GalleryCali
     .map((r) => {
       const name = r.source ?? `a ${what} of ${r.identity}`;
       const hint = r.likelyMislabelled
-        ? `; nearer to ${r.nearest!.identity}, ${r.nearest!.distance.toFixed(4)}: labelled with the wrong name?`
+        ? `; nearer to ${r.nearest!.identity}, ${shownDistance(r.nearest!.distance, threshold)}: labelled with the wrong name?`
         : '';
-      return `${name} (${r.distance.toFixed(4)} from ${r.identity}${hint})`;
+      return `${name} (${shownDistance(r.distance, threshold)} from ${r.identity}${hint})`;
     });
   const more = rejected.length > shown.length ? `, and ${rejected.length - shown.length} more` : '';
   const mislabelled = rejected.filter((r) => r.likelyMislabelled).length;

@@ -77,7 +77,7 @@ describe('openGalleryStore', () => {
           location: file,
           changed: 'metric euclidean → cosine, threshold 0.7 → 0.4',
           // A server started with --threshold (a function with FACEREC_THRESHOLD) matches at that still.
-          note: 'a threshold set for the server or function (--threshold, FACEREC_THRESHOLD) still applies',
+          note: 'where a threshold is set for the server or function (--threshold, FACEREC_THRESHOLD), that one applies',
         },
       ],
     ]);
@@ -95,7 +95,7 @@ describe('openGalleryStore', () => {
       {
         location: file,
         changed: 'threshold 0.4 → none (never calibrated)',
-        note: 'a threshold set for the server or function (--threshold, FACEREC_THRESHOLD) still applies',
+        note: 'where a threshold is set for the server or function (--threshold, FACEREC_THRESHOLD), that one applies',
       },
     ]);
   });

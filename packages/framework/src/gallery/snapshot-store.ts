@@ -484,7 +484,7 @@ export function logGallerySwap(
       changed,
       ...(/threshold/.test(changed)
         ? {
-            note: 'a threshold set for the server or function (--threshold, FACEREC_THRESHOLD) still applies',
+            note: 'where a threshold is set for the server or function (--threshold, FACEREC_THRESHOLD), that one applies',
           }
         : {}),
     });
