@@ -885,6 +885,21 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         }
         const depth = transport.depth(requestQueue) + transport.inFlight(requestQueue);
         if (inFlight >= maxInFlight || depth >= maxQueueDepth) {
+          // A frame declared over the body limit is refused as such, busy or not: a 503 had its client resend,
+          // up to 8 times, a frame no server of this limit takes.
+          const declared = Number(req.headers['content-length']);
+          if (req.method === 'POST' && Number.isSafeInteger(declared) && declared > maxBodyBytes) {
+            refused(req, 413, tooLargeBody);
+            await refuse(
+              req,
+              res,
+              413,
+              { error: tooLargeBody, request_id: null },
+              { connection: 'close' },
+              discardUpTo,
+            );
+            return;
+          }
           busy++;
           const why =
             inFlight >= maxInFlight
