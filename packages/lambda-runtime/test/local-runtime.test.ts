@@ -638,6 +638,12 @@ describe('local runtime: recognition consumer', () => {
       const whole = await sendWhole(port, 5 * 1024 * 1024);
       expect(whole.writeError).toBeUndefined();
       expect(whole.reply).toMatch(/^HTTP\/1\.1 503 [\s\S]*busy: frames in flight at the limit/);
+      // A client that asks first (Expect: 100-continue, as curl does above 1 MiB) is refused before it uploads,
+      // not asked for a body that is then refused.
+      const expecting = `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n`;
+      expect(await rawRequest(port, expecting)).toMatch(
+        /^HTTP\/1\.1 503 [^\n]*\r\n[\s\S]*busy: frames in flight at the limit/,
+      );
       // One declared over the body limit gets its 413 busy or not: a 503 would have it resent, for nothing.
       const tooLarge = await sendWhole(port, 12 * 1024 * 1024);
       expect(tooLarge.writeError).toBeUndefined();
@@ -648,6 +654,7 @@ describe('local runtime: recognition consumer', () => {
       const wholeStopping = await sendWhole(port, 5 * 1024 * 1024);
       expect(wholeStopping.writeError).toBeUndefined();
       expect(wholeStopping.reply).toMatch(/^HTTP\/1\.1 503 [\s\S]*retry-after: 5/i);
+      expect(await rawRequest(port, expecting)).toMatch(/^HTTP\/1\.1 503 [\s\S]*retry-after: 5/i);
       release();
       expect((await taken).status).toBe(200);
       await fetch(`${runtime.url}/responses?prefix=small-&wait=1`); // collected: the drain can end

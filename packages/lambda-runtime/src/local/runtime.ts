@@ -487,6 +487,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   }
   let inFlight = 0;
   let busy = 0;
+  /** Why a frame is refused for load now (503), if it is: frames in flight or faces queued at their limit. */
+  const busyWith = (): string | undefined =>
+    inFlight >= maxInFlight
+      ? 'busy: frames in flight at the limit'
+      : transport.depth(requestQueue) + transport.inFlight(requestQueue) >= maxQueueDepth
+        ? 'busy: request queue at the limit'
+        : undefined;
   /** Faces being added over the collections API (at most one, see the request handler). */
   let adding = 0;
   // Weighted by pixels, first come first served (a large frame is not overtaken by smaller ones), counted in
@@ -883,8 +890,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           });
           return;
         }
-        const depth = transport.depth(requestQueue) + transport.inFlight(requestQueue);
-        if (inFlight >= maxInFlight || depth >= maxQueueDepth) {
+        const why = busyWith();
+        if (why) {
           // A frame declared over the body limit is refused as such, busy or not: a 503 had its client resend,
           // up to 8 times, a frame no server of this limit takes.
           const declared = Number(req.headers['content-length']);
@@ -901,10 +908,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
             return;
           }
           busy++;
-          const why =
-            inFlight >= maxInFlight
-              ? 'busy: frames in flight at the limit'
-              : 'busy: request queue at the limit';
           refused(req, 503, why);
           await refuse(
             req,
@@ -1088,11 +1091,30 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   // JSON body. Nothing is written once a response has begun (as Node does).
   // `Expect: 100-continue`: Node would answer 100 itself, asking for a body the server then refuses. One declared
   // over the limit is refused at once instead (413), so the client never sends it.
+  // So is a frame a stopping or busy server would refuse once sent (503), rather than after an upload for nothing.
   server.on('checkContinue', (req, res) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isSafeInteger(declared) && declared > maxBodyBytes) {
       refused(req, 413, tooLargeBody);
       send(res, 413, { error: tooLargeBody, request_id: null }, { connection: 'close' });
+      return;
+    }
+    const frame = req.method === 'POST' && (req.url ?? '/').split('?')[0] === '/';
+    if (frame && draining) {
+      refused(req, 503, 'stopping');
+      send(res, 503, STOPPING, { 'retry-after': '5', connection: 'close' });
+      return;
+    }
+    const why = frame ? busyWith() : undefined;
+    if (why) {
+      busy++;
+      refused(req, 503, why);
+      send(
+        res,
+        503,
+        { error: `${why}; retry later`, request_id: null },
+        { 'retry-after': '1', connection: 'close' },
+      );
       return;
     }
     res.writeContinue();
