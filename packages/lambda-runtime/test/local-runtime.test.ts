@@ -387,6 +387,36 @@ describe('local runtime: recognition consumer', () => {
     }
   });
 
+  it('a frame declared over the limit takes no place while its body is read and discarded', async () => {
+    const runtime = await startLocalRuntime({ ...frameOnly(), maxInFlight: 1 });
+    const { port } = new URL(runtime.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    let trickle: NodeJS.Timeout | undefined;
+    try {
+      const reply = new Promise<string>((resolve) => {
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk.toString()));
+        socket.on('close', () => resolve(text));
+        socket.on('error', () => resolve(text));
+      });
+      // 7 MiB declared against the 6 MiB limit, sent slowly: read and discarded for its 413 (see above).
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${7 * 1024 * 1024}\r\n\r\n`,
+      );
+      trickle = setInterval(() => socket.write(Buffer.alloc(32 * 1024, 0x78)), 100);
+      await new Promise((r) => setTimeout(r, 300));
+      // The only place is free meanwhile: it took it, and every other frame was refused 503 until it ended.
+      expect((await postEmpty(runtime.url)).status).toBe(200);
+      clearInterval(trickle);
+      socket.end();
+      expect(await reply).toMatch(/^(HTTP\/1\.1 413 |$)/);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+      await runtime.close();
+    }
+  });
+
   it('takes only JSON, only under a loopback Host name, and with its token when it has one; logs each refusal', async () => {
     const { logged, logger } = warningsLogged();
     const base = { ...frameOnly(), logger };

@@ -890,23 +890,29 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           });
           return;
         }
+        // A frame declared over the body limit is refused as such before it takes a place, busy or not: a 503
+        // had its client resend, up to 8 times, a frame no server of this limit takes, and draining its body
+        // (see readBody) in a place let one slow upload refuse every other frame.
+        const declared = Number(req.headers['content-length']);
+        if (
+          req.method === 'POST' &&
+          url.pathname === '/' &&
+          Number.isSafeInteger(declared) &&
+          declared > maxBodyBytes
+        ) {
+          refused(req, 413, tooLargeBody);
+          await refuse(
+            req,
+            res,
+            413,
+            { error: tooLargeBody, request_id: null },
+            { connection: 'close' },
+            discardUpTo,
+          );
+          return;
+        }
         const why = busyWith();
         if (why) {
-          // A frame declared over the body limit is refused as such, busy or not: a 503 had its client resend,
-          // up to 8 times, a frame no server of this limit takes.
-          const declared = Number(req.headers['content-length']);
-          if (req.method === 'POST' && Number.isSafeInteger(declared) && declared > maxBodyBytes) {
-            refused(req, 413, tooLargeBody);
-            await refuse(
-              req,
-              res,
-              413,
-              { error: tooLargeBody, request_id: null },
-              { connection: 'close' },
-              discardUpTo,
-            );
-            return;
-          }
           busy++;
           refused(req, 503, why);
           await refuse(
