@@ -20,7 +20,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
 import { healthChecks } from '../src/local/runtime.js';
 import { bbtSubset, PIPELINE_DATA, pipelineParts } from './fixtures.js';
-import { rawRequest, sendWhole } from './raw-request.js';
+import { rawConnection, rawRequest, sendWhole } from './raw-request.js';
 
 describe('local runtime: recognition consumer', () => {
   const notUsed = async () => ({ statusCode: 500, headers: {}, body: '{}' });
@@ -344,15 +344,9 @@ describe('local runtime: recognition consumer', () => {
   it('answers 408 to a body trickling in slower than 16 KiB/s after 5 s, freeing its place well before the request timeout', async () => {
     const runtime = await startLocalRuntime({ ...frameOnly(), maxInFlight: 1 });
     const { port } = new URL(runtime.url);
-    const socket = connect(Number(port), '127.0.0.1');
+    const { socket, reply } = rawConnection(port);
     let trickle: NodeJS.Timeout | undefined;
     try {
-      const reply = new Promise<string>((resolve) => {
-        let text = '';
-        socket.on('data', (chunk) => (text += chunk.toString()));
-        socket.on('close', () => resolve(text));
-        socket.on('error', () => resolve(text));
-      });
       socket.write(
         `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 6000000\r\n\r\n{`,
       );
@@ -390,15 +384,9 @@ describe('local runtime: recognition consumer', () => {
   it('a frame declared over the limit takes no place while its body is read and discarded', async () => {
     const runtime = await startLocalRuntime({ ...frameOnly(), maxInFlight: 1 });
     const { port } = new URL(runtime.url);
-    const socket = connect(Number(port), '127.0.0.1');
+    const { socket, reply } = rawConnection(port);
     let trickle: NodeJS.Timeout | undefined;
     try {
-      const reply = new Promise<string>((resolve) => {
-        let text = '';
-        socket.on('data', (chunk) => (text += chunk.toString()));
-        socket.on('close', () => resolve(text));
-        socket.on('error', () => resolve(text));
-      });
       // 7 MiB declared against the 6 MiB limit, sent slowly: read and discarded for its 413 (see above).
       socket.write(
         `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${7 * 1024 * 1024}\r\n\r\n`,

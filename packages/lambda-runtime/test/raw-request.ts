@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 
 /**
  * Writes `text` (a request, whole or cut short) to a local server on a raw socket, and resolves with everything the
@@ -38,4 +38,19 @@ export function sendWhole(
       if (error) writeError ??= (error as NodeJS.ErrnoException).code;
     });
   });
+}
+
+/**
+ * Opens a raw connection to a local server for a request written piece by piece (`socket.write`), and the
+ * reply: everything the server sent once the connection closes (or fails).
+ */
+export function rawConnection(port: number | string): { socket: Socket; reply: Promise<string> } {
+  const socket = connect(Number(port), '127.0.0.1');
+  const reply = new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString()));
+    socket.on('close', () => resolve(text));
+    socket.on('error', () => resolve(text));
+  });
+  return { socket, reply };
 }
