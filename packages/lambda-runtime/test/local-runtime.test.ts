@@ -20,7 +20,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
 import { healthChecks } from '../src/local/runtime.js';
 import { bbtSubset, PIPELINE_DATA, pipelineParts } from './fixtures.js';
-import { rawConnection, rawRequest, sendWhole } from './raw-request.js';
+import { frameHead, rawConnection, rawRequest, sendWhole } from './raw-request.js';
 
 describe('local runtime: recognition consumer', () => {
   const notUsed = async () => ({ statusCode: 500, headers: {}, body: '{}' });
@@ -347,9 +347,7 @@ describe('local runtime: recognition consumer', () => {
     const { socket, reply } = rawConnection(port);
     let trickle: NodeJS.Timeout | undefined;
     try {
-      socket.write(
-        `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 6000000\r\n\r\n{`,
-      );
+      socket.write(`${frameHead(port, 6000000)}{`);
       trickle = setInterval(() => socket.write('x'), 200); // 5 bytes a second, for ever
       const started = performance.now();
       expect(await reply).toMatch(/^HTTP\/1\.1 408[\s\S]*slower than 16 KiB\/s/);
@@ -388,9 +386,7 @@ describe('local runtime: recognition consumer', () => {
     let trickle: NodeJS.Timeout | undefined;
     try {
       // 7 MiB declared against the 6 MiB limit, sent slowly: read and discarded for its 413 (see above).
-      socket.write(
-        `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${7 * 1024 * 1024}\r\n\r\n`,
-      );
+      socket.write(frameHead(port, 7 * 1024 * 1024));
       trickle = setInterval(() => socket.write(Buffer.alloc(32 * 1024, 0x78)), 100);
       await new Promise((r) => setTimeout(r, 300));
       // The only place is free meanwhile: it took it, and every other frame was refused 503 until it ended.
@@ -658,7 +654,7 @@ describe('local runtime: recognition consumer', () => {
       expect(whole.reply).toMatch(/^HTTP\/1\.1 503 [\s\S]*busy: frames in flight at the limit/);
       // A client that asks first (Expect: 100-continue, as curl does above 1 MiB) is refused before it uploads,
       // not asked for a body that is then refused.
-      const expecting = `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n`;
+      const expecting = frameHead(port, 5000000, 'Expect: 100-continue\r\n');
       expect(await rawRequest(port, expecting)).toMatch(
         /^HTTP\/1\.1 503 [^\n]*\r\n[\s\S]*busy: frames in flight at the limit/,
       );
@@ -1076,17 +1072,11 @@ describeWithSharedData(
         // Declared larger than the limit: refused at once, not after the body (or 5 s of a trickle of it).
         const started = performance.now();
         const { port } = new URL(runtime.url);
-        const declared = await rawRequest(
-          port,
-          `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n{`,
-        );
+        const declared = await rawRequest(port, `${frameHead(port, 999999999999)}{`);
         expect(declared).toMatch(/^HTTP\/1\.1 413 /);
         expect(performance.now() - started).toBeLessThan(4000);
         // Also when the client asks first (Expect: 100-continue): no "100 Continue" for a body that is refused.
-        const asked = await rawRequest(
-          port,
-          `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 7000000\r\nExpect: 100-continue\r\n\r\n`,
-        );
+        const asked = await rawRequest(port, frameHead(port, 7000000, 'Expect: 100-continue\r\n'));
         expect(asked).toMatch(/^HTTP\/1\.1 413 /);
         // A request without Host is refused as one with a foreign Host (403, with why), not Node's bare 400.
         const hostless = await rawRequest(port, 'GET /health HTTP/1.1\r\n\r\n');

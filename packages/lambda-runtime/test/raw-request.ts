@@ -31,12 +31,12 @@ export function sendWhole(
     socket.on('data', (chunk) => (reply += chunk.toString()));
     socket.on('error', (error: NodeJS.ErrnoException) => (writeError ??= error.code));
     socket.on('close', () => resolve({ writeError, reply }));
-    const head =
-      `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${bodyBytes}\r\n\r\n`;
-    socket.write(Buffer.concat([Buffer.from(head), Buffer.alloc(bodyBytes, 0x78)]), (error) => {
-      if (error) writeError ??= (error as NodeJS.ErrnoException).code;
-    });
+    socket.write(
+      Buffer.concat([Buffer.from(frameHead(port, bodyBytes)), Buffer.alloc(bodyBytes, 0x78)]),
+      (error) => {
+        if (error) writeError ??= (error as NodeJS.ErrnoException).code;
+      },
+    );
   });
 }
 
@@ -53,4 +53,9 @@ export function rawConnection(port: number | string): { socket: Socket; reply: P
     socket.on('error', () => resolve(text));
   });
   return { socket, reply };
+}
+
+/** The head of a frame's POST declaring `contentLength` bytes of JSON, with `extra` header lines (`Expect: …\r\n`). */
+export function frameHead(port: number | string, contentLength: number, extra = ''): string {
+  return `POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${contentLength}\r\n${extra}\r\n`;
 }

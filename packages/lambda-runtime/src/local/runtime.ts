@@ -325,6 +325,12 @@ function jsonBodyIssue(req: IncomingMessage): { readonly error: string; readonly
 const MIN_BODY_BYTES_PER_SECOND = 16 * 1024;
 const SLOW_BODY_GRACE_MS = 5_000;
 
+/** Whether `req` declares (`Content-Length`) a body of more than `limit` bytes. */
+function declaredOver(req: IncomingMessage, limit: number): boolean {
+  const declared = Number(req.headers['content-length']);
+  return Number.isSafeInteger(declared) && declared > limit;
+}
+
 /**
  * Reads a request body of at most `limit` bytes. A larger one is `'too-large'`: read to its end and discarded
  * when it is at most `discardUpTo` bytes (twice the limit by default), so that a client sending the whole body
@@ -338,9 +344,8 @@ function readBody(
   limit: number,
   discardUpTo = 2 * limit,
 ): Promise<Buffer | 'too-large' | 'too-slow'> {
-  const declared = Number(req.headers['content-length']);
-  const declaredOver = Number.isSafeInteger(declared) && declared > limit;
-  if (declaredOver && declared > discardUpTo) {
+  const over = declaredOver(req, limit);
+  if (declaredOver(req, discardUpTo)) {
     req.resume();
     return Promise.resolve('too-large');
   }
@@ -357,19 +362,19 @@ function readBody(
     const check = setInterval(() => {
       const elapsed = performance.now() - started;
       if (elapsed > SLOW_BODY_GRACE_MS && size < (MIN_BODY_BYTES_PER_SECOND * elapsed) / 1000) {
-        stop(declaredOver || size > limit ? 'too-large' : 'too-slow');
+        stop(over || size > limit ? 'too-large' : 'too-slow');
       }
     }, 500);
     check.unref();
     // Past the limit the rest is discarded, not buffered.
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= limit && !declaredOver) chunks.push(chunk);
+      if (size <= limit && !over) chunks.push(chunk);
       else if (size > discardUpTo) stop('too-large');
     });
     req.on('end', () => {
       clearInterval(check);
-      resolve(declaredOver || size > limit ? 'too-large' : Buffer.concat(chunks));
+      resolve(over || size > limit ? 'too-large' : Buffer.concat(chunks));
     });
     req.on('error', (error) => {
       clearInterval(check);
@@ -893,13 +898,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         // A frame declared over the body limit is refused as such before it takes a place, busy or not: a 503
         // had its client resend, up to 8 times, a frame no server of this limit takes, and draining its body
         // (see readBody) in a place let one slow upload refuse every other frame.
-        const declared = Number(req.headers['content-length']);
-        if (
-          req.method === 'POST' &&
-          url.pathname === '/' &&
-          Number.isSafeInteger(declared) &&
-          declared > maxBodyBytes
-        ) {
+        if (req.method === 'POST' && url.pathname === '/' && declaredOver(req, maxBodyBytes)) {
           refused(req, 413, tooLargeBody);
           await refuse(
             req,
@@ -1099,8 +1098,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   // over the limit is refused at once instead (413), so the client never sends it.
   // So is a frame a stopping or busy server would refuse once sent (503), rather than after an upload for nothing.
   server.on('checkContinue', (req, res) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isSafeInteger(declared) && declared > maxBodyBytes) {
+    if (declaredOver(req, maxBodyBytes)) {
       refused(req, 413, tooLargeBody);
       send(res, 413, { error: tooLargeBody, request_id: null }, { connection: 'close' });
       return;
