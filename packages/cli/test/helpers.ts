@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sharedPath } from '@facerec/framework/testing';
@@ -132,4 +133,16 @@ export async function interruptedJsonLines<Row>(total: number, ...args: string[]
     .map((line) => JSON.parse(line) as Row);
   expect(rows).toHaveLength(done);
   return rows;
+}
+
+/**
+ * A free loopback port, nothing listening on it (a server the test starts there later, or a client refused
+ * there). One fetch connects to: port 9, say, is among those it never does.
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import {
   workersFlag,
 } from '../src/output.js';
 import { imageCommandProvider } from '../src/providers.js';
-import { cli } from './helpers.js';
+import { cli, cliChild, freePort } from './helpers.js';
 
 describe('shownDistance', () => {
   it('rounds to 4 decimals when that keeps the distance on its side of the threshold', () => {
@@ -257,14 +258,47 @@ describe('usage errors', () => {
       path.join(frames, 'grey.jpg'),
       await encodeJpeg({ width: 4, height: 4, data: new Uint8Array(48).fill(128) }),
     );
-    const run = await cli('client', '--url', 'http://127.0.0.1:9', '--frames', frames, '--wait', '0');
+    const port = await freePort();
+    const run = await cli('client', '--url', `http://127.0.0.1:${port}`, '--frames', frames, '--wait', '0');
+    // A port fetch never connects to is said at once, not after --wait, nor as "fetch failed".
+    const blocked = await cli('client', '--url', 'http://127.0.0.1:6000', '--frames', frames, '--wait', '30');
     await rm(frames, { recursive: true });
     expect([run.code, run.stderr]).toEqual([
       1,
-      expect.stringMatching(
-        /^facerec: client: nothing answers at http:\/\/127\.0\.0\.1:9 \(.+\) after waiting 0 s\n$/,
-      ),
+      `facerec: client: nothing answers at http://127.0.0.1:${port} (ECONNREFUSED) after waiting 0 s\n`,
     ]);
+    expect([blocked.code, blocked.stderr]).toEqual([
+      2,
+      expect.stringContaining(`--url's port 6000 is one that fetch, the client's HTTP, never connects to`),
+    ]);
+  });
+
+  it('says it waits for the server, and Ctrl-C while it waits stops it at once, saying that nothing was sent', async () => {
+    const frames = await mkdtemp(path.join(tmpdir(), 'facerec-frames-'));
+    await writeFile(
+      path.join(frames, 'grey.jpg'),
+      await encodeJpeg({ width: 4, height: 4, data: new Uint8Array(48).fill(128) }),
+    );
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const child = cliChild('client', '--url', url, '--frames', frames, '--wait', '60');
+    let stderr = '';
+    let signalledAt = 0;
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      if (!signalledAt && stderr.includes('waiting up to')) {
+        signalledAt = performance.now();
+        child.kill('SIGINT');
+      }
+    });
+    const [code] = (await once(child, 'close')) as [number | null];
+    await rm(frames, { recursive: true });
+    expect([code, stderr]).toEqual([
+      130,
+      `  waiting up to 60 s for ${url} to answer (ECONNREFUSED)\n` +
+        `facerec client: stopped while waiting for ${url} to answer; no frame was sent\n`,
+    ]);
+    // At once: not after the next try, nor after the 60 s.
+    expect(performance.now() - signalledAt).toBeLessThan(2000);
   });
 });
 

@@ -7,19 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { CACHE_DIR_ENV, MODELS_MIRROR_ENV } from '@facerec/framework';
 import { describeWithSharedData, sharedPath } from '@facerec/framework/testing';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { cli } from './helpers.js';
+import { cli, freePort } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const BBT = ['faces', 'face-api.js'] as const;
-
-/** A free loopback port: the server must come back on the same one, where the client keeps asking. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface Sent {
   status: number | 'error';

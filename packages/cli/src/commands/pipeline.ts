@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DEFAULT_DECODE_LIMITS,
   type DecodeLimits,
@@ -12,7 +13,7 @@ import {
   MODELS,
   type ModelRegistry,
 } from '@facerec/framework';
-import { makeFolder } from '@facerec/framework/internal';
+import { makeFolder, unreachableCode } from '@facerec/framework/internal';
 import {
   assertTokenWhereNeeded,
   BODY_LIMITS,
@@ -863,7 +864,38 @@ export function registerPipelineCommands(program: Command, context: CliContext):
             `no images in ${opts.frames}: give a folder <dir>/<identity>/*.{jpg,png,webp} (images directly in it are sent with no expected identity)`,
           );
         }
-        await waitForEndpoint(opts.url, waitSeconds, token.token);
+        // Ctrl-C (or SIGTERM) once: no more frames, and the report of what was sent; twice: out at once. While
+        // the client still waits for the server (`--wait`), once: it stops waiting, says so, and sends nothing.
+        const interrupted = new AbortController();
+        let sending = false;
+        const onSignal = () => {
+          if (interrupted.signal.aborted) process.exit(130);
+          interrupted.abort();
+          if (sending) {
+            info(
+              `  stopping: no more frames; waiting up to ${Math.min(timeoutSeconds, INTERRUPT_GRACE_MS / 1000)} s for the answers of those in flight, then the report (Ctrl-C again quits at once)`,
+            );
+          }
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        const stopListening = () => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        };
+        const reached = await waitForEndpoint(opts.url, waitSeconds, token.token, interrupted.signal).catch(
+          (error: unknown) => {
+            stopListening();
+            throw error;
+          },
+        );
+        if (!reached) {
+          stopListening();
+          info(`facerec client: stopped while waiting for ${opts.url} to answer; no frame was sent`);
+          process.exitCode = 130;
+          return;
+        }
+        sending = true;
         const responses =
           answerQueue && sqs
             ? queueResponses(sqs.createSqsTransport(answerQueueClient(answerQueue, opts.region)), answerQueue)
@@ -884,17 +916,6 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           }
           return answerQueue && !collectedBefore && inARow >= 5 ? 'stop' : undefined;
         };
-        // Ctrl-C (or SIGTERM) once: no more frames, and the report of what was sent; twice: out at once.
-        const interrupted = new AbortController();
-        const onSignal = () => {
-          if (interrupted.signal.aborted) process.exit(130);
-          interrupted.abort();
-          info(
-            `  stopping: no more frames; waiting up to ${Math.min(timeoutSeconds, INTERRUPT_GRACE_MS / 1000)} s for the answers of those in flight, then the report (Ctrl-C again quits at once)`,
-          );
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
         const report = await runWorkload({
           signal: interrupted.signal,
           url: opts.url,
@@ -917,10 +938,7 @@ export function registerPipelineCommands(program: Command, context: CliContext):
                 ? `  ${opts.url} refuses connections (stopped or restarting): resending for up to 30 s`
                 : `  ${opts.url} answers again`,
             ),
-        }).finally(() => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        });
+        }).finally(stopListening);
         if (opts.json) {
           const { outcomes, ...summary } = report;
           process.stdout.write(`${JSON.stringify({ ...summary, outcomes }, null, 2)}\n`);
@@ -1000,28 +1018,47 @@ function checkEndpointUrl(url: string): void {
  * Waits until something accepts connections at `url` (any HTTP answer will do), so `facerec serve … &`
  * followed at once by `facerec client` works; a Function URL answers at once.
  */
-async function waitForEndpoint(url: string, seconds: number, token?: string): Promise<void> {
+async function waitForEndpoint(
+  url: string,
+  seconds: number,
+  token: string | undefined,
+  signal: AbortSignal,
+): Promise<boolean> {
   const deadline = performance.now() + seconds * 1000;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     try {
       // /health: `facerec serve` answers it without a refusal warning in its log (GET / is a 405), given the
       // token when it has one (else a 401, logged and counted as refused).
       await fetch(new URL('/health', url), {
         method: 'GET',
-        signal: AbortSignal.timeout(5000),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]),
         ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
       });
-      return;
+      return true;
     } catch (error) {
+      if (signal.aborted) return false;
+      // fetch's own message is "fetch failed": the socket's code (ECONNREFUSED, ENOTFOUND, …) or its cause says why.
+      const cause = (error as { cause?: { message?: unknown } }).cause?.message;
+      if (cause === 'bad port') {
+        // Ports the Fetch standard blocks (6000, 5060, 10080, …): no wait would help, and "fetch failed" says nothing.
+        throw new InvalidOptionsError(
+          'client',
+          `--url's port ${new URL(url).port} is one that fetch, the client's HTTP, never connects to (a "bad port" of the Fetch standard, as browsers block it); serve on another port`,
+        );
+      }
+      const why = unreachableCode(error) ?? (typeof cause === 'string' ? cause : (error as Error).message);
       if (performance.now() >= deadline) {
         // Not bad input (exit 1, not 2): the server is down or not started yet, or the network fails.
         throw new FacerecError(
           'ENDPOINT_UNREACHABLE',
-          `client: nothing answers at ${url} (${(error as Error).message}) after waiting ${seconds} s`,
+          `client: nothing answers at ${url} (${why}) after waiting ${seconds} s`,
           { cause: error },
         );
       }
-      await new Promise((r) => setTimeout(r, 250));
+      // Said once, so that a client waiting for a server still starting is not taken for a hung one.
+      if (attempt === 0) info(`  waiting up to ${seconds} s for ${url} to answer (${why})`);
+      // Cut short by Ctrl-C (an abort rejects it).
+      if (!(await sleep(250, true, { signal }).catch(() => false))) return false;
     }
   }
 }
