@@ -11,10 +11,28 @@ import {
   FaceRecognitionPipelineError,
   type FaceRecognitionPipelineProps,
 } from '@facerec/cdk';
-import { App, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, App, Errors, Stack, type StackProps } from 'aws-cdk-lib';
 
 /** The repository root: the image's build context, where `calibration` and `modelsMirror` paths start. */
 const REPOSITORY_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+/**
+ * The settings this app reads from the CDK context. A key of the context that is none of them, nor the CDK's
+ * own (feature flags and lookups hold a colon; `cdk acknowledge` writes `acknowledged-issue-numbers`), is warned
+ * of at every synth and deploy: a misspelt one is ignored, and the deploy takes that setting's default (the
+ * deploy guide's "Settings go in cdk.json"). A warning, not a refusal: a key the CDK adds later must not stop
+ * the deploy. An app of your own that reads more keys adds them here.
+ */
+const SETTINGS = [
+  'alarmEmail',
+  'architecture',
+  'calibration',
+  'galleryBucket',
+  'modelsMirror',
+  'precision',
+  'reservedConcurrency',
+] as const;
+const CDK_KEYS_WITHOUT_COLON = ['acknowledged-issue-numbers'];
 
 /** Props of {@link FacerecStack}: the pipeline's props plus the usual stack props. */
 export interface FacerecStackProps extends StackProps {
@@ -32,12 +50,19 @@ export class FacerecStack extends Stack {
     // one without them deploys the defaults again). The calibration folder and the models mirror are relative
     // to the repository root, the image's build context. cdk.json may hold true/false as JSON booleans; -c
     // always gives strings.
-    const context = (key: string) => {
+    for (const key of Object.keys(this.node.getAllContext())) {
+      if (key.includes(':') || [...SETTINGS, ...CDK_KEYS_WITHOUT_COLON].includes(key)) continue;
+      Annotations.of(this).addWarningV2(
+        'facerec-example:unknownContext',
+        `context ${JSON.stringify(key.slice(0, 40))} is not a setting of this app (${SETTINGS.join(', ')}): misspelt, it is ignored and the deploy takes the default`,
+      );
+    }
+    const context = (key: (typeof SETTINGS)[number]) => {
       const value: unknown = this.node.tryGetContext(key);
       return value === undefined || value === null ? undefined : String(value);
     };
     /** A true/false setting; anything else is refused rather than read as the default. */
-    const flag = (key: string, values: readonly string[]) => {
+    const flag = (key: (typeof SETTINGS)[number], values: readonly string[]) => {
       const value = context(key);
       if (value !== undefined && !values.includes(value))
         throw new FaceRecognitionPipelineError([
@@ -74,8 +99,15 @@ export class FacerecStack extends Stack {
   }
 }
 
-/** Builds the app; tests call it with their own props (for example a small image directory). */
-export function createApp(props: FacerecStackProps = {}, app = new App()): { app: App; stack: FacerecStack } {
+/**
+ * Builds the app; tests call it with their own props (for example a small image directory). Its default App
+ * does not synthesize by itself when the process ends (as one run by the CDK CLI does): {@link synthesize} does,
+ * once; a second, automatic one would throw again what it said already.
+ */
+export function createApp(
+  props: FacerecStackProps = {},
+  app = new App({ autoSynth: false }),
+): { app: App; stack: FacerecStack } {
   const stack = new FacerecStack(app, 'Facerec', {
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     ...props,
@@ -83,13 +115,19 @@ export function createApp(props: FacerecStackProps = {}, app = new App()): { app
   return { app, stack };
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+/**
+ * Builds the app and synthesizes it; a mistake of the user's is said in one line on stderr, exit code 1, not as
+ * a stack: bad props or context (refused as the stack is built), a bad environment added to a function
+ * (`addEnvironment`: refused when synth validates).
+ */
+export function synthesize(build: () => App = () => createApp().app): void {
   try {
-    createApp().app.synth();
+    build().synth();
   } catch (error) {
-    // Bad props (a missing gallery, an embedder mismatch, ...) are the user's to fix: the message, no stack.
-    if (!(error instanceof FaceRecognitionPipelineError)) throw error;
+    if (!(error instanceof FaceRecognitionPipelineError) && !Errors.isValidationError(error)) throw error;
     process.stderr.write(`${error.message}\n`);
     process.exitCode = 1;
   }
 }
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) synthesize();

@@ -2,10 +2,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
-import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { afterAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { writeGalleryFor } from '../../../packages/cdk/test/galleries.js';
-import { createApp } from '../bin/app.js';
+import { createApp, synthesize } from '../bin/app.js';
 
 // Staged, never built: a one-line Dockerfile keeps staging fast (the real app uses the repository root).
 // Under `scratch`, removed at the end: the build context and the cloud assemblies (see packages/cdk's tests).
@@ -89,6 +89,47 @@ describe('example CDK app', () => {
     expect(() =>
       createApp({ pipeline: { imageDirectory } }, new App({ context: { reservedConcurrency: 3 } })),
     ).toThrow(/context reservedConcurrency must be true or false, got "3"/);
+  });
+
+  it("warns of a context key that is none of its settings (a misspelt one was ignored), not of the CDK's own", () => {
+    // cdk.json's own keys (feature flags) and those the CDK CLI adds hold a colon, or are `cdk acknowledge`'s.
+    const cdkKeys = {
+      '@aws-cdk/core:target-partitions': ['aws'],
+      'aws:cdk:version-reporting': true,
+      'acknowledged-issue-numbers': [31885],
+    };
+    const warnings = (context: Record<string, unknown>) =>
+      Annotations.fromStack(createApp({ pipeline: { imageDirectory } }, new App({ context })).stack)
+        .findWarning('*', Match.stringLikeRegexp('is not a setting of this app'))
+        .map((w) => w.entry.data);
+    expect(warnings({ ...cdkKeys, architecure: 'arm64', galleryBucket: true })).toEqual([
+      expect.stringContaining(
+        'context "architecure" is not a setting of this app (alarmEmail, architecture, calibration, galleryBucket, modelsMirror, precision, reservedConcurrency): misspelt, it is ignored and the deploy takes the default',
+      ),
+    ]);
+    expect(warnings({ ...cdkKeys, architecture: 'arm64' })).toEqual([]);
+  });
+
+  it("says a bad environment added to a function (the deploy guide's addEnvironment) in one line, exit code 1", () => {
+    const written: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string) => {
+      written.push(String(chunk));
+      return true;
+    }) as never);
+    try {
+      synthesize(() => {
+        const { app, stack } = createApp({ pipeline: { imageDirectory } });
+        stack.pipeline.recognitionFunction.addEnvironment('FACEREC_THRESHOLD', '5');
+        return app;
+      });
+    } finally {
+      stderr.mockRestore();
+    }
+    const exitCode = process.exitCode;
+    process.exitCode = undefined;
+    expect([exitCode, written.length]).toEqual([1, 1]);
+    expect(written[0]).toContain('FACEREC_THRESHOLD: expected a number above 0 and at most 2');
+    expect(written[0]).not.toMatch(/\n\s+at /);
   });
 
   it('pins the aws-cdk CLI that `npm run synth` and `npx cdk` run', () => {

@@ -66,6 +66,14 @@ export interface PipelineAlarmThresholds {
   /** Age of the oldest request-queue message, in seconds, at which the backlog alarm fires. Default 300. */
   readonly requestQueueAgeSeconds?: number;
   /**
+   * Age of the oldest answer waiting in the response queue, or in one reply queue, in seconds, at which that
+   * queue's alarm fires: answers no client collects (a client that died or stopped polling, or one reading
+   * another queue), which would otherwise expire unseen after the queues' 4-day retention. A client collects
+   * its answers within seconds (`facerec client` waits `--timeout`, default 60 s). 60 to 345,599 (under the
+   * retention). Default 900.
+   */
+  readonly uncollectedAnswerAgeSeconds?: number;
+  /**
    * Function errors per 5-minute period at which each function's error alarm fires. Default 1. These count
    * exceptions only: a failure the handlers catch and answer (detection's 503, recognition's records handed
    * back) is no Lambda error, which the Function URL 5xx and recognition start-failure alarms cover.
@@ -261,6 +269,7 @@ export const PIPELINE_DEFAULTS = Object.freeze({
   alarms: Object.freeze({
     dlqDepth: 0,
     requestQueueAgeSeconds: 300,
+    uncollectedAnswerAgeSeconds: 900,
     functionErrors: 1,
     functionUrl5xx: 1,
     latencyMs: 2000,
@@ -349,6 +358,7 @@ const FUNCTION_KEYS = new Set(['memorySize', 'timeoutSeconds', 'reservedConcurre
 const ALARM_KEYS = new Set([
   'dlqDepth',
   'requestQueueAgeSeconds',
+  'uncollectedAnswerAgeSeconds',
   'functionErrors',
   'functionUrl5xx',
   'latencyMs',
@@ -806,6 +816,7 @@ export function resolvePipelineProps(props: FaceRecognitionPipelineProps = {}): 
     );
   int('alarms.dlqDepth', resolved.alarms.dlqDepth, 0, 1_000_000);
   int('alarms.requestQueueAgeSeconds', resolved.alarms.requestQueueAgeSeconds, 1, 1_209_600);
+  int('alarms.uncollectedAnswerAgeSeconds', resolved.alarms.uncollectedAnswerAgeSeconds, 60, 345_599);
   int('alarms.functionErrors', resolved.alarms.functionErrors, 1, 1_000_000);
   int('alarms.functionUrl5xx', resolved.alarms.functionUrl5xx, 1, 1_000_000);
   int('alarms.latencyMs', resolved.alarms.latencyMs, 1, 900_000);
@@ -891,6 +902,8 @@ export class FaceRecognitionPipeline extends Construct {
     readonly requestDlqDepth: cloudwatch.Alarm;
     readonly responseDlqDepth: cloudwatch.Alarm;
     readonly requestQueueAge: cloudwatch.Alarm;
+    /** Answers waiting in the response queue that no client collects (`uncollectedAnswerAgeSeconds`). */
+    readonly uncollectedAnswers: cloudwatch.Alarm;
     readonly detectionErrors: cloudwatch.Alarm;
     readonly recognitionErrors: cloudwatch.Alarm;
     /** 5xx answers of the detection Function URL (`Url5xxCount`): failures detection answers itself. */
@@ -902,6 +915,8 @@ export class FaceRecognitionPipeline extends Construct {
     /** Detection invocations throttled (429 to the client). */
     readonly detectionThrottles: cloudwatch.Alarm;
   };
+  /** Per reply queue (prop `replyQueues`), by client name: its answers that the client does not collect. */
+  readonly uncollectedReplyAlarms: Readonly<Record<string, cloudwatch.Alarm>>;
   /** The pipeline's dashboard (prop `dashboard`), or undefined. */
   readonly dashboard: cloudwatch.Dashboard | undefined;
 
@@ -1182,6 +1197,11 @@ export class FaceRecognitionPipeline extends Construct {
         this.requestQueue.metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum' }),
         p.alarms.requestQueueAgeSeconds,
       ),
+      uncollectedAnswers: alarm(
+        'UncollectedAnswersAlarm',
+        this.responseQueue.metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum' }),
+        p.alarms.uncollectedAnswerAgeSeconds,
+      ),
       detectionErrors: alarm(
         'DetectionErrorsAlarm',
         this.detectionFunction.metricErrors({ period, statistic: 'Sum' }),
@@ -1230,13 +1250,32 @@ export class FaceRecognitionPipeline extends Construct {
       ),
     };
 
+    // One alarm per reply queue, not one over all of them: an alarm's metric math takes at most 10 metrics, and
+    // replyQueues may name 20 clients. Each names the client whose answers wait.
+    this.uncollectedReplyAlarms = Object.freeze(
+      Object.fromEntries(
+        Object.entries(this.replyQueues).map(([name, q]) => [
+          name,
+          alarm(
+            `UncollectedAnswers${name}Alarm`,
+            q.metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum' }),
+            p.alarms.uncollectedAnswerAgeSeconds,
+          ),
+        ]),
+      ),
+    );
+
     if (p.dashboard) {
       const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
       const sum = 'Sum';
       const functions = [this.detectionFunction, this.recognitionFunction];
       const named = (fn: lambda.IFunction) => (fn === this.detectionFunction ? 'detection' : 'recognition');
       dashboard.addWidgets(
-        new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: Object.values(this.alarms), width: 24 }),
+        new cloudwatch.AlarmStatusWidget({
+          title: 'Alarms',
+          alarms: [...Object.values(this.alarms), ...Object.values(this.uncollectedReplyAlarms)],
+          width: 24,
+        }),
       );
       dashboard.addWidgets(
         new cloudwatch.GraphWidget({
@@ -1288,6 +1327,7 @@ export class FaceRecognitionPipeline extends Construct {
           ],
           right: [
             this.requestQueue.metricApproximateAgeOfOldestMessage({ period, label: 'oldest face (s)' }),
+            this.responseQueue.metricApproximateAgeOfOldestMessage({ period, label: 'oldest answer (s)' }),
           ],
         }),
         new cloudwatch.GraphWidget({
@@ -1614,6 +1654,17 @@ function environmentProblems(
     loadConfig(env, registry, { role });
   } catch (error) {
     problems.push(`${where}: ${(error as Error).message}`);
+  }
+  // Powertools takes its namespace from here; the alarms and the dashboard, built before any addEnvironment,
+  // read the pipeline's: the latency alarm would never fire. (The value is not repeated, as above.)
+  if (
+    variables.POWERTOOLS_METRICS_NAMESPACE !== undefined &&
+    variables.POWERTOOLS_METRICS_NAMESPACE !== PIPELINE_METRICS.namespace
+  ) {
+    problems.push(
+      `${where}: POWERTOOLS_METRICS_NAMESPACE names another namespace than "${PIPELINE_METRICS.namespace}", the one ` +
+        "the pipeline's alarms and dashboard read (its latency alarm would never fire); leave it unset",
+    );
   }
   for (const { name, meant } of unknownVariables(env)) {
     problems.push(

@@ -317,11 +317,11 @@ describe('FaceRecognitionPipeline', () => {
     expectNoWildcards(statementsOf(template, ids.recognitionRole));
   });
 
-  it('alarms on DLQ depth, request backlog age, function errors, Function URL 5xx and recognition start failures', () => {
+  it('alarms on DLQ depth, request backlog age, uncollected answers, function errors, Function URL 5xx and recognition start failures', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties as Json,
     );
-    expect(alarms).toHaveLength(9);
+    expect(alarms).toHaveLength(10);
     const find = (metric: string, dimension: string) =>
       alarms.filter(
         (a) => a.MetricName === metric && JSON.stringify(a.Dimensions).includes(`"${dimension}"`),
@@ -338,6 +338,15 @@ describe('FaceRecognitionPipeline', () => {
       Threshold: 300,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
     });
+    // Answers no client collects: they would expire unseen after the retention.
+    expect(find('ApproximateAgeOfOldestMessage', ids.response)).toHaveLength(1);
+    expect(find('ApproximateAgeOfOldestMessage', ids.response)[0]).toMatchObject({
+      Namespace: 'AWS/SQS',
+      Statistic: 'Maximum',
+      Threshold: 900,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    expect(pipeline.uncollectedReplyAlarms).toEqual({});
     for (const fn of [ids.detection, ids.recognition]) {
       expect(find('Errors', fn)[0]).toMatchObject({ Namespace: 'AWS/Lambda', Threshold: 1 });
     }
@@ -382,6 +391,7 @@ describe('FaceRecognitionPipeline', () => {
         'recognitionStartFailures',
         'requestDlqDepth',
         'requestQueueAge',
+        'uncollectedAnswers',
         'responseDlqDepth',
         'latency',
         'detectionThrottles',
@@ -434,6 +444,7 @@ describe('FaceRecognitionPipeline', () => {
     const custom = synth({
       alarms: {
         requestQueueAgeSeconds: 60,
+        uncollectedAnswerAgeSeconds: 120,
         functionErrors: 3,
         dlqDepth: 2,
         functionUrl5xx: 10,
@@ -449,6 +460,10 @@ describe('FaceRecognitionPipeline', () => {
     custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateAgeOfOldestMessage',
       Threshold: 60,
+    });
+    custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Threshold: 120,
     });
     custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Threshold: 3 });
     custom.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -505,7 +520,7 @@ describe('FaceRecognitionPipeline', () => {
     expect(resolved.widgets[0]!.properties.alarms).toHaveLength(Object.keys(pipeline.alarms).length);
     expect(body).toContain('ApproximateAgeOfOldestMessage');
     expect(body).toContain('ConcurrentExecutions');
-    // The alarm status widget lists all nine.
+    // The alarm status widget lists every one.
     for (const alarm of Object.values(pipeline.alarms)) {
       expect(body).toContain(stack.getLogicalId(alarm.node.defaultChild as never));
     }
@@ -685,6 +700,13 @@ describe('FaceRecognitionPipeline', () => {
         'FACEREC_PRECISION',
         'int8',
         'FACEREC_PRECISION is set by the construct from its props, and was changed afterwards',
+      ],
+      // The alarms and the dashboard read the pipeline's namespace, not this one.
+      [
+        'r',
+        'POWERTOOLS_METRICS_NAMESPACE',
+        'mine',
+        'POWERTOOLS_METRICS_NAMESPACE names another namespace than "facerec", the one the pipeline\'s alarms and dashboard read',
       ],
     ];
     for (const [fn, name, value, said] of cases) {
@@ -946,6 +968,20 @@ describe('FaceRecognitionPipeline reply queues (clients sharing the deployment)'
     const { stack, pipeline, template } = synth({ replyQueues: ['cameraA', 'door2'] });
     expect(Object.keys(pipeline.replyQueues)).toEqual(['cameraA', 'door2']);
     const replyIds = Object.values(pipeline.replyQueues).map((q) => logicalId(stack, q));
+    // Each client's answers that it does not collect: an alarm of their own, named by the client, on the board.
+    expect(Object.keys(pipeline.uncollectedReplyAlarms)).toEqual(['cameraA', 'door2']);
+    const alarms = template.findResources('AWS::CloudWatch::Alarm');
+    const dashboard = JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard'));
+    for (const [i, alarm] of Object.values(pipeline.uncollectedReplyAlarms).entries()) {
+      const id = logicalId(stack, alarm);
+      expect(id).toContain(`UncollectedAnswers${['cameraA', 'door2'][i]}Alarm`);
+      expect(alarms[id]!.Properties).toMatchObject({
+        MetricName: 'ApproximateAgeOfOldestMessage',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [replyIds[i], 'QueueName'] } }],
+        Threshold: 900,
+      });
+      expect(dashboard).toContain(id);
+    }
     const responseDlq = logicalId(stack, pipeline.responseDeadLetterQueue);
     const queues = template.findResources('AWS::SQS::Queue');
     expect(Object.keys(queues)).toHaveLength(6);
@@ -1164,6 +1200,11 @@ describe('FaceRecognitionPipeline props validation', () => {
       'an alarm threshold for Function URL 5xx answers below 1',
       { alarms: { functionUrl5xx: 0 } },
       /alarms\.functionUrl5xx must be an integer in \[1, 1000000\], got 0/,
+    ],
+    [
+      'an uncollected-answer age the 4-day retention never reaches',
+      { alarms: { uncollectedAnswerAgeSeconds: 345_600 } },
+      /alarms\.uncollectedAnswerAgeSeconds must be an integer in \[60, 345599\], got 345600/,
     ],
     [
       'a latency alarm threshold of 0 ms',
