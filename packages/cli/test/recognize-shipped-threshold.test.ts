@@ -362,6 +362,41 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
     );
   });
 
+  it('gallery calibrate --leave-one-out shows its progress on a large gallery (its work grows with the square)', async () => {
+    const { embedder } = await FileGallery.load(path.join(work, 'all.json'));
+    // 2,500 people × 2 examples, at random directions (deterministic: a fixed linear congruential sequence).
+    let seed = 1;
+    const random = () => {
+      seed = (seed * 48271) % 2147483647;
+      return (seed / 2147483647) * 2 - 1;
+    };
+    const vector = () => Float32Array.from({ length: embedder.dimension }, random);
+    const large = path.join(work, 'large.json');
+    await FileGallery.create({
+      embedder,
+      metric: 'cosine',
+      identities: Array.from({ length: 2500 }, (_, i) => ({
+        name: `p${i}`,
+        examples: [
+          { source: '', embedding: vector() },
+          { source: '', embedding: vector() },
+        ],
+      })),
+    }).save(large);
+    const run = await cli(
+      'gallery',
+      'calibrate',
+      '--leave-one-out',
+      '--gallery',
+      large,
+      '--out',
+      `${large}.out`,
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('  calibrating: 500/5000\n');
+    expect(run.stderr).toContain('  calibrating: 5000/5000\n');
+  });
+
   it('gallery calibrate --leave-one-out: each enrolled example against the rest, no probes', async () => {
     const gallery = path.join(work, 'all.json');
     const out = path.join(work, 'leave-one-out.json');
@@ -376,6 +411,8 @@ describeWithSharedData('facerec recognize with a gallery never calibrated', [BBT
       '--json',
     );
     expect(run.code, run.stderr).toBe(0);
+    // A gallery this small is done in an instant: no progress shown.
+    expect(run.stderr).not.toContain('calibrating');
     const summary = JSON.parse(run.stdout) as CalibrationSummary;
     // 8 people × 2 photos: each person's two photos, one pair (held out either way, one comparison), and each
     // photo against the 7 other people.

@@ -24,6 +24,7 @@ export {
 export { shownDistance } from './gallery/calibrate.js';
 export {
   checkIdentityName,
+  checkPage,
   type PreparedExample,
   prepareExamples,
   storableSource,

@@ -4,6 +4,7 @@ import {
   assertEmbedderCompatible,
   type DistanceMetric,
   distanceFromDot,
+  type ExamplePage,
   FacerecError,
   FileGallery,
   type GalleryCalibration,
@@ -16,6 +17,7 @@ import {
   InvalidInputError,
   InvalidOptionsError,
   type ListExamplesOptions,
+  type ListPageOptions,
   MAX_SOURCE_LENGTH,
   type MatchOptions,
   type NewExample,
@@ -31,6 +33,7 @@ import {
 import {
   CallGate,
   calibrationSchema,
+  checkPage,
   checkThresholdSetting,
   embedderPreprocessingSchema,
   galleryUnreachable,
@@ -357,7 +360,9 @@ export class PostgresGalleryStore implements GalleryStore {
    * threshold and calibration) in **one transaction**, and opens it. A copy that fails or stops part-way (an
    * aborted `signal`, a bad example, the connection lost, the process killed) leaves no collection at all:
    * added piece by piece, a copy killed part-way left a collection that was served as if whole. The HNSW index
-   * is built after the rows. `onProgress` is called with the examples inserted so far.
+   * is built after the rows. `onProgress` is called with the examples inserted so far, `onIndexing` once they
+   * all are, as the index build starts (minutes for 100,000 examples on a small server, with no count to show).
+   * An aborted `signal` is seen between chunks of rows and after the build.
    *
    * @throws InvalidOptionsError when the collection exists (nothing is merged) or the gallery aggregates its
    *   examples otherwise than `nearest` (the only aggregation a collection has).
@@ -372,6 +377,7 @@ export class PostgresGalleryStore implements GalleryStore {
     gallery: FileGallery,
     progress: {
       readonly onProgress?: (done: number, total: number) => void;
+      readonly onIndexing?: () => void;
       readonly signal?: AbortSignal;
     } = {},
   ): Promise<PostgresGalleryStore> {
@@ -434,6 +440,7 @@ export class PostgresGalleryStore implements GalleryStore {
         // Building the index over every row takes longer than any one query of a running store (minutes for
         // 100,000 examples on a small server): those two statements get an hour unless no limit is set.
         const timeout = o.queryTimeoutMs > 0 ? Math.max(o.queryTimeoutMs, BUILD_TIMEOUT_MS) : 0;
+        progress.onIndexing?.();
         await createIndex(client, o.collection, gallery.embedder.dimension, o.hnsw, timeout);
         // Statistics for the rows just added: without them the planner took the collection's identity index and
         // sorted every row (exact, but a scan) over the HNSW index built after the rows.
@@ -493,6 +500,37 @@ export class PostgresGalleryStore implements GalleryStore {
         ),
       );
       return rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source }));
+    });
+  }
+
+  /**
+   * One page of {@link list}'s order and the count of all, in one statement (one snapshot of the table): the
+   * page's rows alone come back (`LIMIT`/`OFFSET` on the identity index), not the collection.
+   */
+  async listPage(options: ListPageOptions): Promise<ExamplePage> {
+    const { identity, offset, limit } = checkPage('PostgresGalleryStore.listPage', options);
+    return this.#calls.run(async () => {
+      const { rows } = await this.#reach(() =>
+        this.#pool.query<{ total: number; id: string | null; identity: string; source: string }>(
+          `SELECT counted.total, page.id, page.identity, page.source
+           FROM (SELECT count(*)::int AS total FROM facerec_examples
+                 WHERE collection = $1 AND ($2::text IS NULL OR identity = $2)) counted
+           LEFT JOIN LATERAL (
+             SELECT id, identity, seq, ${BOUNDED_SOURCE} AS source FROM facerec_examples
+             WHERE collection = $1 AND ($2::text IS NULL OR identity = $2)
+             ORDER BY identity COLLATE "C", seq LIMIT $3 OFFSET $4
+           ) page ON true
+           ORDER BY page.identity COLLATE "C", page.seq`,
+          [this.collection, identity ?? null, limit, offset],
+        ),
+      );
+      return {
+        // One row with no example when the page is empty (past the end, or nothing matches).
+        examples: rows
+          .filter((r) => r.id !== null)
+          .map((r) => ({ id: r.id!, identity: r.identity, source: r.source })),
+        total: rows[0]?.total ?? 0,
+      };
     });
   }
 
@@ -1296,15 +1334,17 @@ export async function createCollectionFromUrl(
   gallery: FileGallery,
   options: {
     readonly onProgress?: (done: number, total: number) => void;
+    readonly onIndexing?: () => void;
     readonly signal?: AbortSignal;
     readonly logger?: OpenGalleryStoreOptions['logger'];
   } = {},
 ): Promise<PostgresGalleryStore> {
-  const { onProgress, signal, logger } = options;
+  const { onProgress, onIndexing, signal, logger } = options;
   let store: PostgresGalleryStore | undefined;
   const { create, ...opened } = storeOptionsFromUrl(url, logger ? { logger } : {}, () => store);
   store = await PostgresGalleryStore.createFrom(opened, gallery, {
     ...(onProgress ? { onProgress } : {}),
+    ...(onIndexing ? { onIndexing } : {}),
     ...(signal ? { signal } : {}),
   });
   return store;

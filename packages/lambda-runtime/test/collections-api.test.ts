@@ -3,6 +3,18 @@ import { fakePreprocessing } from '@facerec/framework/testing';
 import { describe, expect, it } from 'vitest';
 import { createCollectionsApi } from '../src/local/collections-api.js';
 
+/** `GET /collections/default/faces<query>`'s body, from an API over `store`. */
+function lister(store: object): (query: string) => Promise<unknown> {
+  const api = createCollectionsApi({
+    collections: { default: store as never },
+    detector: { detectFaces: async () => [] },
+    embedder: {} as never,
+  });
+  return async (query) =>
+    (await api.handle({ method: 'GET', url: new URL(`http://127.0.0.1/collections/default/faces${query}`) }))
+      .body;
+}
+
 describe('collections API', () => {
   it("answers 503 with Retry-After when the collection's store cannot be reached, and logs it", async () => {
     const down = () => {
@@ -78,19 +90,9 @@ describe('collections API', () => {
 
   it('lists a collection by pages: ?limit= (default 1000) and ?offset=, with the total and the next offset', async () => {
     const all = Array.from({ length: 2500 }, (_, i) => ({ id: `id${i}`, identity: `p${i % 7}`, source: '' }));
-    const store = { list: async () => all, identities: async () => [] };
-    const api = createCollectionsApi({
-      collections: { default: store as never },
-      detector: { detectFaces: async () => [] },
-      embedder: {} as never,
-    });
-    const get = async (query: string) =>
-      (
-        await api.handle({
-          method: 'GET',
-          url: new URL(`http://127.0.0.1/collections/default/faces${query}`),
-        })
-      ).body as { faces: { id: string }[]; total: number; next_offset: number | null };
+    const get = lister({ list: async () => all, identities: async () => [] }) as (
+      query: string,
+    ) => Promise<{ faces: { id: string }[]; total: number; next_offset: number | null }>;
     const first = await get('');
     expect([first.faces.length, first.faces[0]!.id, first.total, first.next_offset]).toEqual([
       1000,
@@ -111,6 +113,43 @@ describe('collections API', () => {
       null,
     ]);
     expect((await get('?offset=9999')).faces).toEqual([]);
+  });
+
+  it('asks a store with listPage for the page alone (never the whole collection), a name as given, then in NFC', async () => {
+    const all = Array.from({ length: 30 }, (_, i) => ({ id: `id${i}`, identity: 'Ren\u00e9e', source: '' }));
+    const asked: unknown[] = [];
+    const store = {
+      list: async () => {
+        throw new Error('list read the whole collection');
+      },
+      identities: async () => {
+        throw new Error('identities read the whole collection');
+      },
+      listPage: async (o: { identity?: string; offset: number; limit: number }) => {
+        asked.push(o);
+        const matching = all.filter((e) => o.identity === undefined || e.identity === o.identity);
+        return { examples: matching.slice(o.offset, o.offset + o.limit), total: matching.length };
+      },
+    };
+    const get = lister(store);
+    expect(await get('?limit=10&offset=25')).toEqual({
+      collection: 'default',
+      faces: all.slice(25),
+      total: 30,
+      next_offset: null,
+    });
+    // Renée written with a combining accent (as macOS file names are): none as given, all in NFC.
+    expect(await get(`?identity=${encodeURIComponent('Rene\u0301e')}&limit=2`)).toEqual({
+      collection: 'default',
+      faces: all.slice(0, 2),
+      total: 30,
+      next_offset: 2,
+    });
+    expect(asked).toEqual([
+      { offset: 25, limit: 10 },
+      { offset: 0, limit: 2, identity: 'Rene\u0301e' },
+      { offset: 0, limit: 2, identity: 'Ren\u00e9e' },
+    ]);
   });
 
   it('refuses a body that is not UTF-8 (400), rather than storing U+FFFD in a name', async () => {

@@ -77,6 +77,12 @@ import { openCliGalleryStore, registerGalleryStoreCommands } from './gallery-sto
 /** Skipped images shown on stderr: at most this many lines, then a count per reason (`--json` lists all). */
 const SKIPPED_LINES = 20;
 
+/** Examples from which `gallery calibrate --leave-one-out` shows its progress (about 2 s of work). */
+const LEAVE_ONE_OUT_PROGRESS_FROM = 5000;
+
+/** How often `gallery copy` says the time of an index build it waits for. */
+const INDEXING_REPORT_MS = 30_000;
+
 /** The identity folders of which no photo was enrolled: people missing from the gallery, one line. */
 function infoUnenrolled(unenrolled: readonly string[]): void {
   if (!unenrolled.length) return;
@@ -684,7 +690,11 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
           createCollectionFromUrl: (
             url: string,
             gallery: FileGallery,
-            options: { onProgress: (done: number, total: number) => void; signal: AbortSignal },
+            options: {
+              onProgress: (done: number, total: number) => void;
+              onIndexing: () => void;
+              signal: AbortSignal;
+            },
           ) => Promise<GalleryStore>;
         }>('@facerec/gallery-postgres', (name) => import(name), 'gallery copy', 'the postgres:// store');
         const progress = imageProgress('copying');
@@ -707,11 +717,28 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
+        // The index build after the rows shows no count (minutes for 100,000 examples on a small server): said
+        // when it starts, then its time every 30 s, so that it is not taken for a hang.
+        let indexing: NodeJS.Timeout | undefined;
+        const onIndexing = () => {
+          progress.stop();
+          const started = performance.now();
+          info(`  building the search index (HNSW) over ${count(gallery.exampleCount, 'example')}…`);
+          indexing = setInterval(
+            () => info(`  building the search index: ${Math.round((performance.now() - started) / 1000)} s`),
+            INDEXING_REPORT_MS,
+          ).unref();
+        };
         try {
-          const store = await createCollectionFromUrl(to, gallery, { onProgress, signal: stop.signal });
+          const store = await createCollectionFromUrl(to, gallery, {
+            onProgress,
+            onIndexing,
+            signal: stop.signal,
+          });
           where = store.location;
           await store.close();
         } finally {
+          clearInterval(indexing);
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
           progress.stop();
@@ -737,9 +764,20 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
 
 /** `gallery calibrate --leave-one-out`: the library's calibration, its refusals said as the command's. */
 function leaveOneOut(gallery: FileGallery, targetFar: number): CalibrationResult {
-  return asCommand('gallery calibrate --leave-one-out', 'calibrateThresholdLeaveOneOut', () =>
-    calibrateThresholdLeaveOneOut(gallery, { targetFar, precision: 'fp32' }),
-  );
+  // Its work grows with the square of the gallery: said as it goes where it takes more than a second or two.
+  const progress =
+    gallery.exampleCount >= LEAVE_ONE_OUT_PROGRESS_FROM ? imageProgress('calibrating') : undefined;
+  try {
+    return asCommand('gallery calibrate --leave-one-out', 'calibrateThresholdLeaveOneOut', () =>
+      calibrateThresholdLeaveOneOut(gallery, {
+        targetFar,
+        precision: 'fp32',
+        ...(progress ? { onProgress: (done, total) => progress.onProgress({ done, total, file: '' }) } : {}),
+      }),
+    );
+  } finally {
+    progress?.stop();
+  }
 }
 
 /**

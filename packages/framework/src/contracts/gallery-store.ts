@@ -36,6 +36,20 @@ export interface ListExamplesOptions {
   readonly identity?: string;
 }
 
+/** Options of {@link GalleryStore.listPage}: one page of what `list` with the same `identity` gives. */
+export interface ListPageOptions extends ListExamplesOptions {
+  /** How many examples of that order to skip (≥ 0). */
+  readonly offset: number;
+  /** The most examples to return (≥ 1). */
+  readonly limit: number;
+}
+
+/** One page of a store's examples, and how many `list` would give in all. */
+export interface ExamplePage {
+  readonly examples: StoredExample[];
+  readonly total: number;
+}
+
 /**
  * A {@link Gallery} that changes at run time: a collection of identities and their examples that can be added
  * to and removed from without rebuilding anything (a file rewritten atomically, a database table, an object in
@@ -85,6 +99,13 @@ export interface GalleryStore extends Gallery {
   setThreshold?(threshold: number, calibration?: GalleryCalibration): Promise<void>;
   /** The stored examples, by identity (code-unit order), then in the order they were added. */
   list(options?: ListExamplesOptions): Promise<StoredExample[]>;
+  /**
+   * `list(options)` from `offset`, at most `limit` examples, with the number `list` would give in all, read
+   * without listing every example (a database's `LIMIT`/`OFFSET`): what paging through a large store needs
+   * (`facerec serve`'s collections API). Optional for stores written before it, which are paged through
+   * `list`; the built-in ones have it.
+   */
+  listPage?(options: ListPageOptions): Promise<ExamplePage>;
   /**
    * Resolves when the store's server answered a cheap read just now (a file's `stat`, a conditional `GET` of
    * the object, the collection's row), rejects with its error otherwise (`GALLERY_UNREACHABLE` when it cannot

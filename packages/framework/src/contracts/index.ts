@@ -30,8 +30,10 @@ export type {
 } from './gallery.js';
 export type {
   AddedExample,
+  ExamplePage,
   GalleryStore,
   ListExamplesOptions,
+  ListPageOptions,
   NewExample,
   StoredExample,
 } from './gallery-store.js';

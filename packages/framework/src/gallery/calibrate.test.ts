@@ -318,6 +318,21 @@ describe('calibrateThresholdLeaveOneOut', () => {
     expect(sorted(result.impostor)).toEqual(impostorAngles.map(cosineDistance).map(close));
     expect(result.calibration.method).toBe('leave-one-out');
     expect(calibrateThresholdLeaveOneOut(gallery, { precision: 'fp32' }).calibration.precision).toBe('fp32');
+    // Progress after each identity, in examples, up to the gallery's count; the result is the same with it.
+    const told: [number, number][] = [];
+    const withProgress = calibrateThresholdLeaveOneOut(gallery, {
+      now: new Date(0),
+      onProgress: (done, total) => told.push([done, total]),
+    });
+    expect(told).toEqual([
+      [3, 6],
+      [5, 6],
+      [6, 6],
+    ]);
+    expect(withProgress.calibration).toEqual(result.calibration);
+    expect(() => calibrateThresholdLeaveOneOut(gallery, { onProgress: 'yes' as never })).toThrow(
+      /calibrateThresholdLeaveOneOut: .*onProgress/,
+    );
     // Everything genuine (≤ 20°) is below every impostor (≥ 60°): the threshold is midway.
     expect(result.point).toEqual({ threshold: close(mid(20, 60)), far: 0, tar: 1, frr: close(0) });
     expect(result.rejected).toEqual([]);

@@ -255,6 +255,16 @@ export interface CalibrationOptions {
   readonly precision?: EmbedderPrecision | undefined;
 }
 
+/** Options of {@link calibrateThresholdLeaveOneOut}. */
+export interface LeaveOneOutOptions extends CalibrationOptions {
+  /**
+   * Called after each identity's examples were held out, with the examples done and the gallery's count: the
+   * work grows with the square of the gallery (seconds for 10,000 examples, minutes beyond 30,000), and it runs
+   * without a pause.
+   */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
 /** Options of {@link calibrateThreshold}. */
 export interface ProbeCalibrationOptions extends CalibrationOptions {
   /**
@@ -295,11 +305,10 @@ const optionsSchema = z.strictObject({
   precision: z.enum(EMBEDDER_PRECISIONS).optional(),
 });
 
-function resolveOptions(component: string, options: CalibrationOptions) {
-  return parseOptions(optionsSchema, options, component);
-}
-
 const probeOptionsSchema = optionsSchema.extend({ allowOverlap: z.boolean().default(false) });
+const leaveOneOutOptionsSchema = optionsSchema.extend({
+  onProgress: z.custom<(done: number, total: number) => void>((v) => typeof v === 'function').optional(),
+});
 
 /**
  * Calibrates `gallery`'s threshold on labelled probes that were **not** enrolled (a probe identical to an
@@ -433,15 +442,20 @@ function findOverlaps(gallery: FileGallery, probes: readonly LabelledProbe[]): P
  * each other's nearest can count from both sides.
  *
  * Cost: one match per example, O(examples × gallery rows × dimension) — meant for galleries of up to a few
- * thousand examples.
+ * thousand examples (10,000 take seconds, 30,000 about a minute); `onProgress` tells how far it is.
  *
  * @throws {@link InvalidInputError} when no identity has two examples or there is only one identity.
  */
 export function calibrateThresholdLeaveOneOut(
   gallery: FileGallery,
-  options: CalibrationOptions = {},
+  options: LeaveOneOutOptions = {},
 ): CalibrationResult {
-  const resolved = resolveOptions('calibrateThresholdLeaveOneOut', options);
+  const { onProgress, ...resolved } = parseOptions(
+    leaveOneOutOptionsSchema,
+    options,
+    'calibrateThresholdLeaveOneOut',
+  );
+  let done = 0;
   const names = gallery.names;
   const dim = gallery.embedder.dimension;
   const genuine: number[] = [];
@@ -500,6 +514,8 @@ export function calibrateThresholdLeaveOneOut(
       genuine.push(distanceFromDot(gallery.metric, n2 > 0 ? d / Math.sqrt(n2) : -1));
       origins.push({ identity: name, source: example.source, nearest: nearestIdentity });
     });
+    done += examples.length;
+    onProgress?.(done, gallery.exampleCount);
   });
   return finish(gallery, 'leave-one-out', Float64Array.from(genuine), origins, impostor, resolved);
 }

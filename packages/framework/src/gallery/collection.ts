@@ -5,7 +5,13 @@
 import { createHash } from 'node:crypto';
 import type { FaceDetector } from '../contracts/detector.js';
 import type { FaceEmbedder } from '../contracts/embedder.js';
-import type { AddedExample, GalleryStore, NewExample, StoredExample } from '../contracts/gallery-store.js';
+import type {
+  AddedExample,
+  GalleryStore,
+  ListPageOptions,
+  NewExample,
+  StoredExample,
+} from '../contracts/gallery-store.js';
 import { FacerecInputError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { type DecodeLimits, decodeImage, decodeLimitsSchema } from '../image/decode.js';
 import type { RgbImage } from '../image/types.js';
@@ -164,6 +170,27 @@ export function checkIdentityName(component: string, identity: unknown): string 
   const reserved = reservedIdentityIssue(identity);
   if (reserved) throw new InvalidOptionsError(component, `${reserved} and cannot name an identity`);
   return identity;
+}
+
+/**
+ * The page `listPage` was asked for, checked: `offset` a whole number ≥ 0, `limit` a whole number ≥ 1.
+ * @throws {@link InvalidOptionsError}
+ */
+export function checkPage(component: string, options: ListPageOptions): ListPageOptions {
+  const { offset, limit } = options ?? {};
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new InvalidOptionsError(
+      component,
+      `offset must be a whole number ≥ 0, got ${String(offset).slice(0, 20)}`,
+    );
+  }
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new InvalidOptionsError(
+      component,
+      `limit must be a whole number ≥ 1, got ${String(limit).slice(0, 20)}`,
+    );
+  }
+  return options;
 }
 
 /**

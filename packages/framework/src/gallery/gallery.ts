@@ -10,7 +10,9 @@ import type {
 } from '../contracts/gallery.js';
 import type {
   AddedExample,
+  ExamplePage,
   ListExamplesOptions,
+  ListPageOptions,
   NewExample,
   StoredExample,
 } from '../contracts/gallery-store.js';
@@ -18,7 +20,13 @@ import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { FacerecError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { readFileUpTo, writeFileAtomic } from '../fs.js';
 import { parseOptions } from '../options.js';
-import { checkIdentityName, exampleId, type PreparedExample, prepareExamples } from './collection.js';
+import {
+  checkIdentityName,
+  checkPage,
+  exampleId,
+  type PreparedExample,
+  prepareExamples,
+} from './collection.js';
 import { assertEmbedderCompatible } from './compatibility.js';
 import { GalleryStoreNotFoundError, UnknownExampleError, UnknownIdentityError } from './errors.js';
 import {
@@ -469,6 +477,34 @@ export class FileGallery implements Gallery {
       }
     }
     return out;
+  }
+
+  /** `list(options)` from `offset`, at most `limit` examples, with its length: only the page is built. */
+  listPage(options: ListPageOptions): ExamplePage {
+    checkPage('FileGallery.listPage', options);
+    const { names, rowStart, sources } = this.#store;
+    const only = options.identity === undefined ? -1 : this.#indexOf(options.identity);
+    if (options.identity !== undefined && only < 0) return { examples: [], total: 0 };
+    // The examples of `list`'s order are rows first to end, contiguous: one identity's, or every one's.
+    const [first, end] = only < 0 ? [0, rowStart[names.length]!] : [rowStart[only]!, rowStart[only + 1]!];
+    const from = Math.min(end, first + options.offset);
+    const to = Math.min(end, from + options.limit);
+    const ids = this.#exampleIds();
+    const examples: StoredExample[] = [];
+    // The identity of row `from`: the last whose first row is at or before it (rowStart ascends).
+    let i = Math.max(0, only);
+    for (let lo = i, hi = only < 0 ? names.length - 1 : only; lo <= hi; ) {
+      const mid = (lo + hi) >> 1;
+      if (rowStart[mid]! <= from) {
+        i = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    for (let r = from; r < to; r++) {
+      while (rowStart[i + 1]! <= r) i++;
+      examples.push({ id: ids[r]!, identity: names[i]!, source: sources[r]! });
+    }
+    return { examples, total: end - first };
   }
 
   /**

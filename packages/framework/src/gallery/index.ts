@@ -13,6 +13,7 @@ export {
   formatCalibration,
   KEY_FARS,
   type LabelledProbe,
+  type LeaveOneOutOptions,
   MAX_IMPOSTOR_PAIRS,
   MIN_GENUINE_PAIRS,
   type OperatingPoint,

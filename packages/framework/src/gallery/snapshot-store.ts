@@ -8,14 +8,16 @@ import type {
 } from '../contracts/gallery.js';
 import type {
   AddedExample,
+  ExamplePage,
   GalleryStore,
   ListExamplesOptions,
+  ListPageOptions,
   NewExample,
   StoredExample,
 } from '../contracts/gallery-store.js';
 import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { FacerecError } from '../errors.js';
-import { prepareExamples } from './collection.js';
+import { checkPage, prepareExamples } from './collection.js';
 import { GalleryStoreNotFoundError, UnknownIdentityError } from './errors.js';
 import type { FileGallery, GallerySearchOptions } from './gallery.js';
 import type { GalleryStoreLogger } from './open.js';
@@ -258,6 +260,14 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     return this.#calls.run(async () => {
       await this.#refreshIfDue();
       return this.gallery.list(options);
+    });
+  }
+
+  async listPage(options: ListPageOptions): Promise<ExamplePage> {
+    checkPage(`${this.constructor.name}.listPage`, options);
+    return this.#calls.run(async () => {
+      await this.#refreshIfDue();
+      return this.gallery.listPage(options);
     });
   }
 

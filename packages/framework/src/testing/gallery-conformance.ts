@@ -137,6 +137,49 @@ export function describeGalleryStoreConformance(
       if (store.checkReachable) await store.checkReachable();
     });
 
+    it("pages through list's order with listPage, where the store has it: each page, and the total", async () => {
+      const store = await open();
+      if (!store.listPage) return;
+      const { alice, bob } = await enroll(store);
+      await store.add('carol', [{ embedding: axis(2), source: 'carol/1.jpg' }]);
+      const all = await store.list();
+      expect(all).toHaveLength(4);
+      for (const limit of [1, 2, 3, 10]) {
+        for (let offset = 0; offset <= 5; offset++) {
+          expect(await store.listPage({ offset, limit }), `offset ${offset}, limit ${limit}`).toEqual({
+            examples: all.slice(offset, offset + limit),
+            total: 4,
+          });
+        }
+      }
+      expect(await store.listPage({ identity: 'alice', offset: 1, limit: 5 })).toEqual({
+        examples: [alice[1]],
+        total: 2,
+      });
+      expect(await store.listPage({ identity: 'bob', offset: 0, limit: 1 })).toEqual({
+        examples: bob,
+        total: 1,
+      });
+      expect(await store.listPage({ identity: 'bob', offset: 1, limit: 1 })).toEqual({
+        examples: [],
+        total: 1,
+      });
+      expect(await store.listPage({ identity: 'nobody', offset: 0, limit: 5 })).toEqual({
+        examples: [],
+        total: 0,
+      });
+      for (const bad of [
+        { offset: -1, limit: 1 },
+        { offset: 0.5, limit: 1 },
+        { offset: 0, limit: 0 },
+        { offset: 0, limit: Number.NaN },
+      ]) {
+        await expect(store.listPage(bad), JSON.stringify(bad)).rejects.toMatchObject({
+          code: 'INVALID_OPTIONS',
+        });
+      }
+    });
+
     it('enrolls, then searches: top-k identities nearest first, with their distances', async () => {
       const store = await open();
       const { alice, bob } = await enroll(store);

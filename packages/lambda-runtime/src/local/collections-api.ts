@@ -2,6 +2,7 @@ import {
   addFacesFromPhotos,
   type DecodeLimits,
   EmbedderMismatchError,
+  type ExamplePage,
   type FaceDetector,
   type FaceEmbedder,
   FacerecError,
@@ -10,6 +11,7 @@ import {
   type GalleryStore,
   ImageTooLargeError,
   identityNameIssue,
+  type ListPageOptions,
   type LookAlike,
   MAX_IDENTITY_NAME_LENGTH,
   MAX_SOURCE_LENGTH,
@@ -21,6 +23,16 @@ import { z } from 'zod';
 import { statusOf } from '../detection.js';
 import { type PipelineLogger, silentLogger } from '../logger.js';
 import { requestIssues, requestJsonIssue } from '../messages.js';
+
+/**
+ * One page of the store's examples: from the store's own `listPage` (a query for the page alone), else a slice
+ * of `list` for a store written before it.
+ */
+async function pageOf(store: GalleryStore, options: ListPageOptions): Promise<ExamplePage> {
+  if (store.listPage) return store.listPage(options);
+  const all = await store.list(options.identity === undefined ? {} : { identity: options.identity });
+  return { examples: all.slice(options.offset, options.offset + options.limit), total: all.length };
+}
 
 /** The query parameters of `GET /collections/{name}/faces`. */
 const LIST_PARAMETERS = ['identity', 'limit', 'offset'];
@@ -311,16 +323,17 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
           },
         };
       }
-      const given = values[0] ?? null;
+      const given = values[0];
       // As the store spells it: as given when it has that name, else in NFC (how names are stored).
-      const identity =
-        given === null || (await store.identities()).includes(given) ? given : given.normalize('NFC');
-      const all = await store.list(identity === null ? {} : { identity });
-      const faces = all.slice(page.offset, page.offset + page.limit);
+      let found = await pageOf(store, { ...page, ...(given === undefined ? {} : { identity: given }) });
+      if (given !== undefined && found.total === 0 && given.normalize('NFC') !== given) {
+        found = await pageOf(store, { ...page, identity: given.normalize('NFC') });
+      }
+      const { examples: faces, total } = found;
       const next = page.offset + faces.length;
       return {
         status: 200,
-        body: { collection: name, faces, total: all.length, next_offset: next < all.length ? next : null },
+        body: { collection: name, faces, total, next_offset: next < total ? next : null },
       };
     }
     if (id !== undefined && method === 'DELETE') {
