@@ -1,4 +1,5 @@
 import { encodePng, FacerecError } from '@facerec/framework';
+import { galleryTooLarge } from '@facerec/framework/internal';
 import { fakePreprocessing } from '@facerec/framework/testing';
 import { describe, expect, it } from 'vitest';
 import { createCollectionsApi } from '../src/local/collections-api.js';
@@ -60,6 +61,44 @@ describe('collections API', () => {
     expect(logged.map(([message, fields]) => [message, fields.reason])).toEqual(
       Array(3).fill(['collection store unreachable', 'GALLERY_UNREACHABLE']),
     );
+  });
+
+  it('answers an add to a gallery at its size limit 507 (full, not to be retried), a removal from one too large to read 503', async () => {
+    const full = () => {
+      throw galleryTooLarge(500 * 2 ** 20, '/srv/gallery.json', true);
+    };
+    const store = {
+      list: full,
+      identities: full,
+      removeExamples: full,
+      add: full,
+      assertCompatible: () => {},
+    };
+    const logged: [string, Record<string, unknown>][] = [];
+    const log = (message: string, fields: Record<string, unknown> = {}) => logged.push([message, fields]);
+    const api = createCollectionsApi({
+      collections: { default: store as never },
+      // Refused wherever the store is first touched: here, as the add starts.
+      detector: { detectFaces: full },
+      embedder: {} as never,
+      logger: { debug: log, info: log, warn: log, error: log } as never,
+    });
+    const url = (path: string) => new URL(`http://127.0.0.1${path}`);
+    const added = await api.handle({
+      method: 'POST',
+      url: url('/collections/default/faces'),
+      body: Buffer.from(JSON.stringify({ identity: 'ada', image: Buffer.from('photo').toString('base64') })),
+    });
+    expect([added.status, added.headers]).toEqual([507, undefined]);
+    expect(added.body).toEqual({ error: expect.stringContaining("the collection's store is full") });
+    // Its path is the server's: in the log, not in the answer.
+    expect(JSON.stringify(added.body)).not.toContain('/srv');
+    const removed = await api.handle({ method: 'DELETE', url: url('/collections/default/faces/abc') });
+    expect(removed.status).toBe(503);
+    expect(logged.map(([message, fields]) => [message, fields.reason])).toEqual([
+      ['collection store full', 'GALLERY_TOO_LARGE'],
+      ['collection store cannot take changes', 'GALLERY_TOO_LARGE'],
+    ]);
   });
 
   it('answers 413 for a photo beyond the pixel limit, saying which limit', async () => {

@@ -302,7 +302,7 @@ export function galleryTooLarge(
     bytes === undefined
       ? `more than the ${limit} a gallery file holds`
       : writing
-        ? `this change would make the gallery ${size(bytes)}, beyond the ${limit} a gallery file holds: not written, the gallery is unchanged`
+        ? `this change would take the gallery beyond the ${limit} a gallery file holds: not written, the gallery is unchanged`
         : `${size(bytes)}, beyond the ${limit} a gallery file holds`;
   return new GalleryFormatError(
     `${what} (it is read as one string); keep galleries this large in the Postgres store (postgres://…?collection=…)`,

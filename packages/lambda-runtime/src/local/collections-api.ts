@@ -268,6 +268,21 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         // under the server, on an S3 server that ignores conditional writes, a database role without the right):
         // the server's problem, not the request's, for an add as for a removal. Its details (a path, a parser's
         // message) go to the log, not to the caller.
+        // An add to a gallery at its size limit: 507, not 503, which a client would retry.
+        if (
+          GalleryFormatError.isInstance(error) &&
+          error.code === 'GALLERY_TOO_LARGE' &&
+          request.method === 'POST'
+        ) {
+          logger.error('collection store full', { reason: error.code, error: error.message });
+          return {
+            status: 507,
+            body: {
+              error:
+                "the collection's store is full: the add would take its gallery file beyond the size a file holds; remove faces, or move it to Postgres (facerec gallery copy)",
+            },
+          };
+        }
         if (
           GalleryFormatError.isInstance(error) ||
           (FacerecError.isInstance(error) && STORE_CANNOT_TAKE_CHANGES.has(error.code))
