@@ -157,6 +157,9 @@ describe('gallery file', () => {
       expect(error.message).toContain('not written, the gallery is unchanged');
       expect(Buffer.byteLength(written.join(''))).toBeLessThanOrEqual(limit);
     }
+    // Where it was to go, when said, is named (`facerec gallery add` printed the refusal without the file).
+    const named = formatError(() => [...serialiseGallery(data, 10, '/srv/g.json')]);
+    expect(named.message).toMatch(/^\/srv\/g\.json: this change would take the gallery beyond the /);
     const file = path.join(dir, 'limit', 'g.json');
     await sample().save(file);
     await expect(writeFileAtomic(file, serialiseGallery(data, bytes - 1))).rejects.toThrow(/not written/);

@@ -312,11 +312,13 @@ export function galleryTooLarge(
 
 /**
  * The gallery file, in pieces. Throws (before yielding the piece that would cross it) when the file would
- * exceed `maxBytes` (a parameter for tests only: a file of the real limit is too large to write in one).
+ * exceed `maxBytes` (a parameter for tests only: a file of the real limit is too large to write in one), naming
+ * `source` (where it was to be written) when given.
  */
 export function* serialiseGallery(
   data: ResolvedGalleryData,
   maxBytes = MAX_GALLERY_FILE_BYTES,
+  source?: string,
 ): Generator<string> {
   const pre = data.embedder.preprocessing;
   const header: Omit<GalleryFileV1, 'identities'> = {
@@ -356,7 +358,7 @@ export function* serialiseGallery(
   const head = JSON.stringify(header, null, 2);
   const start = `${head.slice(0, head.lastIndexOf('\n}'))},\n  "identities": [`;
   let bytes = Buffer.byteLength(start);
-  if (bytes > maxBytes) throw galleryTooLarge(bytes, undefined, true, maxBytes);
+  if (bytes > maxBytes) throw galleryTooLarge(bytes, source, true, maxBytes);
   yield start;
   let first = true;
   for (const identity of data.identities) {
@@ -370,12 +372,12 @@ export function* serialiseGallery(
     const piece = `${first ? '' : ','}\n    ${JSON.stringify(line)}`;
     // A file facerec could not read back is not written (the writer abandons its temporary file).
     bytes += Buffer.byteLength(piece);
-    if (bytes > maxBytes) throw galleryTooLarge(bytes, undefined, true, maxBytes);
+    if (bytes > maxBytes) throw galleryTooLarge(bytes, source, true, maxBytes);
     yield piece;
     first = false;
   }
   const end = `${first ? '' : '\n  '}]\n}\n`;
   if (bytes + Buffer.byteLength(end) > maxBytes)
-    throw galleryTooLarge(bytes + Buffer.byteLength(end), undefined, true, maxBytes);
+    throw galleryTooLarge(bytes + Buffer.byteLength(end), source, true, maxBytes);
   yield end;
 }

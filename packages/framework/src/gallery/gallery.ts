@@ -298,9 +298,12 @@ export class FileGallery implements Gallery {
     return new FileGallery(settings, buildStore(names, examples, sources, rowStart, settings, kernel));
   }
 
-  /** The file content, as pieces of text (see {@link FileGallery.save}). */
-  serialise(): Generator<string> {
-    return serialiseGallery(this.#data());
+  /**
+   * The file content, as pieces of text (see {@link FileGallery.save}); `destination`, where it goes, is named by
+   * the refusal of a file beyond the size limit.
+   */
+  serialise(destination?: string): Generator<string> {
+    return serialiseGallery(this.#data(), undefined, destination);
   }
 
   /** The file content as one string. */
@@ -314,7 +317,7 @@ export class FileGallery implements Gallery {
    * ({@link GALLERY_FILE_MODE}); a file replaced keeps its permissions.
    */
   async save(file: string): Promise<void> {
-    await writeFileAtomic(file, this.serialise(), { mode: GALLERY_FILE_MODE });
+    await writeFileAtomic(file, this.serialise(file), { mode: GALLERY_FILE_MODE });
   }
 
   /** Enrolled identity names, sorted by code unit (the {@link Gallery} contract's async form of {@link names}). */

@@ -428,7 +428,7 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
           const { gallery, result } = change(this.gallery);
           if (gallery === this.gallery) return result;
           try {
-            this.#version = await this.write(gallery.serialise(), this.#version);
+            this.#version = await this.write(gallery.serialise(this.location), this.#version);
           } catch (error) {
             if (!GalleryWriteConflictError.isInstance(error) || attempt >= MAX_CONFLICT_RETRIES) throw error;
             await new Promise((resolve) => setTimeout(resolve, conflictPauseMs(attempt)));
