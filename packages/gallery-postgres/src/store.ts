@@ -277,6 +277,11 @@ export class PostgresGalleryStore implements GalleryStore {
   #unreachable = false;
   /** Why, for {@link PostgresGalleryStore.checkReachable}. */
   #unreachableError: Error | undefined;
+  /**
+   * The last settings read found no collection (deleted, or its tables gone with a database recreated): searches
+   * and health checks fail with it, rather than answering every face `unknown`, until a read finds it again.
+   */
+  #missing: GalleryStoreNotFoundError | undefined;
   #settingsReadAt = performance.now();
   #settingsRead: Promise<void> | undefined;
   /** Bumped by every `setThreshold`: a read of the settings started before one is not applied. */
@@ -674,6 +679,7 @@ export class PostgresGalleryStore implements GalleryStore {
       try {
         const row = await this.#reach(() => readCollection(this.#pool, this.collection, this.location));
         if (!row) throw new GalleryStoreNotFoundError(this.location, ': the collection was deleted');
+        this.#missing = undefined;
         assertEmbedderCompatible(this.embedder, {
           modelId: row.model_id,
           weightsSha256: row.weights_sha256 ?? undefined,
@@ -696,9 +702,14 @@ export class PostgresGalleryStore implements GalleryStore {
       } catch (error) {
         // A server out of reach is reported once, until it answers again (not at every read).
         const unreachable = FacerecError.isInstance(error) && error.code === 'GALLERY_UNREACHABLE';
-        if (!(unreachable && this.#unreachable)) this.#onReloadError?.(error as Error);
+        // A collection gone is reported once too, until it is back.
+        const missing = GalleryStoreNotFoundError.isInstance(error) ? error : undefined;
+        if (!(unreachable && this.#unreachable) && !(missing && this.#missing)) {
+          this.#onReloadError?.(error as Error);
+        }
         this.#unreachable = unreachable;
         this.#unreachableError = unreachable ? (error as Error) : undefined;
+        if (!unreachable) this.#missing = missing;
       } finally {
         this.#settingsReadAt = performance.now();
         this.#settingsRead = undefined;
@@ -717,6 +728,7 @@ export class PostgresGalleryStore implements GalleryStore {
       this.#settingsReadAt = Number.NEGATIVE_INFINITY;
       await this.#refreshSettings();
       if (this.#unreachable && this.#unreachableError) throw this.#unreachableError;
+      if (this.#missing) throw this.#missing;
     });
   }
 
@@ -748,6 +760,8 @@ export class PostgresGalleryStore implements GalleryStore {
   match(queries: readonly Float32Array[], options: MatchOptions = {}): Promise<GalleryMatch[]> {
     return this.#calls.run(async () => {
       await this.#refreshSettings();
+      // Every face would be answered `unknown`, as if no one enrolled were in the frame.
+      if (this.#missing) throw this.#missing;
       const { topK, threshold } = resolveMatchOptions(options, this.#threshold, 'match');
       const vectors = queries.map((q, i) => {
         const where = queries.length > 1 ? `query ${i}` : 'query';
@@ -813,7 +827,12 @@ export class PostgresGalleryStore implements GalleryStore {
     try {
       return await work();
     } catch (error) {
-      throw unreachable(error, this.location) ?? refusedByServer(error, this.location) ?? error;
+      throw (
+        unreachable(error, this.location) ??
+        tablesGone(error, this.location) ??
+        refusedByServer(error, this.location) ??
+        error
+      );
     }
   }
 
@@ -936,6 +955,18 @@ const CONNECT_TIMEOUT_MS = 10_000;
  * A server's refusal at opening (a login refused, no such database, no pgvector), naming the store: the server's
  * own message (it holds no password) and, for a missing extension, what to install. `undefined` for other errors.
  */
+/**
+ * The store's tables not there (`42P01`, undefined_table): a database recreated or restored without them under a
+ * running store, which its open would have migrated. Said as the collection missing, not as a server error.
+ */
+function tablesGone(error: unknown, location: string): GalleryStoreNotFoundError | undefined {
+  if (!(error instanceof pg.DatabaseError) || error.code !== '42P01') return undefined;
+  return new GalleryStoreNotFoundError(
+    location,
+    ': the database has no facerec tables (recreated or restored without them?); open the store again to create them, and copy the gallery back (facerec gallery copy)',
+  );
+}
+
 function refusedByServer(error: unknown, location: string): FacerecError | undefined {
   if (!(error instanceof Error)) return undefined;
   // pg's own errors before a session starts: a password asked for and none given, SSL refused.

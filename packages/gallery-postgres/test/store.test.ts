@@ -602,6 +602,51 @@ describe('PostgresGalleryStore', () => {
     }
   });
 
+  it('fails searches and health checks as GALLERY_NOT_FOUND while its collection or the tables are gone, not answering unknown', async () => {
+    const refused: Error[] = [];
+    const serving = await open('vanishing', { refreshSeconds: 0, onReloadError: (e) => refused.push(e) });
+    const admin = new pg.Pool({ connectionString: server.connectionString, max: 1 });
+    const query = Float32Array.from({ length: 8 }, (_, k) => (k === 0 ? 1 : 0));
+    const named = async () => (await serving.match([query], { threshold: 0.5 }))[0]!.identity;
+    try {
+      await serving.add('amy', [{ embedding: query }]);
+      expect(await named()).toBe('amy');
+      // Deleted by another process (`facerec gallery remove <url> --collection`): every face was answered unknown.
+      await (await open('vanishing')).drop();
+      const gone = {
+        code: 'GALLERY_NOT_FOUND',
+        message: expect.stringContaining('the collection was deleted'),
+      };
+      await expect(named()).rejects.toMatchObject(gone);
+      await expect(serving.checkReachable()).rejects.toMatchObject(gone);
+      await expect(named()).rejects.toMatchObject(gone);
+      expect(refused, 'said once, not at every read').toHaveLength(1);
+      // Back (copied again): found at the next read.
+      const copy = await open('vanishing');
+      await copy.add('amy', [{ embedding: query }]);
+      await copy.close();
+      expect(await named()).toBe('amy');
+      await serving.checkReachable();
+      // The tables gone (a database recreated under the running store): the same, said as such.
+      await admin.query('ALTER TABLE facerec_collections RENAME TO facerec_collections_away');
+      try {
+        const tables = {
+          code: 'GALLERY_NOT_FOUND',
+          message: expect.stringContaining('has no facerec tables'),
+        };
+        await expect(named()).rejects.toMatchObject(tables);
+        await expect(serving.checkReachable()).rejects.toMatchObject(tables);
+      } finally {
+        await admin.query('ALTER TABLE facerec_collections_away RENAME TO facerec_collections');
+      }
+      expect(await named()).toBe('amy');
+      expect(refused).toHaveLength(2);
+    } finally {
+      await admin.end();
+      await serving.close();
+    }
+  });
+
   it('opened by URL with a logger, warns of a settings row it refuses, naming the location without the password', async () => {
     const warnings: { message: string; details?: Record<string, unknown> }[] = [];
     const url = new URL(server.connectionString);

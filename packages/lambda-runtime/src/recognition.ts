@@ -414,6 +414,14 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
           error: message,
           records: records.length,
         });
+      } else if (FacerecError.isInstance(error) && error.code === 'GALLERY_NOT_FOUND') {
+        // A collection deleted, or a database recreated, under the running function: said as such (not as a
+        // bug), and not answered `unknown` for everyone; delivered again until it is back or dead-lettered.
+        logger.error('gallery gone from its store; the batch is delivered again later', {
+          reason: error.code,
+          error: message,
+          records: records.length,
+        });
       } else logger.error('internal error', { error: message });
       const answered = new Set<string>();
       for (const p of pending) {

@@ -1,4 +1,4 @@
-import { encodePng, FacerecError } from '@facerec/framework';
+import { EmbedderMismatchError, encodePng, FacerecError } from '@facerec/framework';
 import { galleryTooLarge } from '@facerec/framework/internal';
 import { fakePreprocessing } from '@facerec/framework/testing';
 import { describe, expect, it } from 'vitest';
@@ -99,6 +99,45 @@ describe('collections API', () => {
       ['collection store full', 'GALLERY_TOO_LARGE'],
       ['collection store cannot take changes', 'GALLERY_TOO_LARGE'],
     ]);
+  });
+
+  it('answers 503 when the stored gallery was replaced by one of another embedder (not a 500)', async () => {
+    const replaced = () => {
+      throw new EmbedderMismatchError({
+        galleryModel: 'inception-resnet-v1',
+        embedderModel: 'faceapi-resnet',
+        galleryWeightsSha256: undefined,
+        embedderWeightsSha256: undefined,
+        mismatch: 'modelId',
+        detail: 'another model',
+      });
+    };
+    const store = { list: replaced, identities: replaced, removeExamples: replaced, add: replaced };
+    const logged: [string, Record<string, unknown>][] = [];
+    const log = (message: string, fields: Record<string, unknown> = {}) => logged.push([message, fields]);
+    const api = createCollectionsApi({
+      collections: { default: store as never },
+      detector: { detectFaces: replaced },
+      embedder: {} as never,
+      logger: { debug: log, info: log, warn: log, error: log } as never,
+    });
+    const url = (path: string) => new URL(`http://127.0.0.1${path}`);
+    const answers = [
+      await api.handle({
+        method: 'POST',
+        url: url('/collections/default/faces'),
+        body: Buffer.from(
+          JSON.stringify({ identity: 'ada', image: Buffer.from('photo').toString('base64') }),
+        ),
+      }),
+      await api.handle({ method: 'DELETE', url: url('/collections/default/faces/abc') }),
+    ];
+    expect(answers.map((a) => [a.status, (a.body as { error: string }).error])).toEqual(
+      Array(2).fill([503, expect.stringContaining("the collection's store cannot take changes")]),
+    );
+    expect(logged.map(([message, fields]) => [message, fields.reason])).toEqual(
+      Array(2).fill(['collection store cannot take changes', 'EMBEDDER_MISMATCH']),
+    );
   });
 
   it('answers 413 for a photo beyond the pixel limit, saying which limit', async () => {

@@ -212,36 +212,47 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
     expect((await drain(transport)).map((a) => a.request_id).sort()).toEqual(['amy3', 'bernadette3']);
   });
 
-  it('hands a batch back when the gallery store cannot be reached, saying so (no "internal error")', async () => {
-    const { embedder, gallery } = await pipelineParts();
-    const down = Object.create(gallery) as typeof gallery;
-    down.match = async () => {
-      throw new FacerecError(
-        'GALLERY_UNREACHABLE',
-        'cannot reach the Postgres server of postgres://db/faces (ECONNREFUSED)',
-      );
-    };
-    const logged: { message: string; extra?: Record<string, unknown> }[] = [];
-    const log = (message: string, extra?: Record<string, unknown>) => logged.push({ message, extra });
-    const transport = new InMemoryQueueTransport();
-    const handler = createRecognitionHandler({
-      embedder,
-      gallery: down,
-      transport,
-      responseQueue: 'responses',
-      logger: { debug: log, info: log, warn: log, error: log },
-    });
-    const result = await handler({ Records: probes.slice(0, 2) });
-    expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
-      'msg-amy3',
-      'msg-bernadette3',
-    ]);
-    expect(logged.map((l) => l.message)).toContain(
+  it.each([
+    [
+      'cannot be reached',
+      'GALLERY_UNREACHABLE',
+      'cannot reach the Postgres server of postgres://db/faces (ECONNREFUSED)',
       'gallery store unreachable; the batch is delivered again later',
-    );
-    expect(logged.map((l) => l.message)).not.toContain('internal error');
-    expect(await drain(transport)).toEqual([]);
-  });
+    ],
+    [
+      'lost its collection (not answering everyone unknown)',
+      'GALLERY_NOT_FOUND',
+      'no gallery at postgres://db/faces?collection=staff: the collection was deleted',
+      'gallery gone from its store; the batch is delivered again later',
+    ],
+  ])(
+    'hands a batch back when the gallery store %s, saying so (no "internal error")',
+    async (_, code, message, said) => {
+      const { embedder, gallery } = await pipelineParts();
+      const down = Object.create(gallery) as typeof gallery;
+      down.match = async () => {
+        throw new FacerecError(code, message);
+      };
+      const logged: { message: string; extra?: Record<string, unknown> }[] = [];
+      const log = (message: string, extra?: Record<string, unknown>) => logged.push({ message, extra });
+      const transport = new InMemoryQueueTransport();
+      const handler = createRecognitionHandler({
+        embedder,
+        gallery: down,
+        transport,
+        responseQueue: 'responses',
+        logger: { debug: log, info: log, warn: log, error: log },
+      });
+      const result = await handler({ Records: probes.slice(0, 2) });
+      expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
+        'msg-amy3',
+        'msg-bernadette3',
+      ]);
+      expect(logged.map((l) => l.message)).toContain(said);
+      expect(logged.map((l) => l.message)).not.toContain('internal error');
+      expect(await drain(transport)).toEqual([]);
+    },
+  );
 
   it('answers a redelivered face only once', async () => {
     const { embedder, gallery } = await pipelineParts();

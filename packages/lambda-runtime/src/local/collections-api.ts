@@ -138,6 +138,18 @@ const STORE_CANNOT_TAKE_CHANGES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Whether `error` is the stored gallery's own problem, not the request's: a file damaged or too large to read, one
+ * of another embedder put in its place, or a code of {@link STORE_CANNOT_TAKE_CHANGES}.
+ */
+function storeCannotTakeChanges(error: unknown): error is FacerecError {
+  return (
+    GalleryFormatError.isInstance(error) ||
+    EmbedderMismatchError.isInstance(error) ||
+    (FacerecError.isInstance(error) && STORE_CANNOT_TAKE_CHANGES.has(error.code))
+  );
+}
+
+/**
  * The local runtime's collections API, the run-time face of a gallery store (Rekognition's `IndexFaces`,
  * `ListFaces`, `DeleteFaces`):
  *
@@ -223,11 +235,7 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
     } catch (error) {
       // The stored gallery's own problem (an input error of the store's file, or the file gone, not of this
       // request): see handle().
-      if (
-        GalleryFormatError.isInstance(error) ||
-        (FacerecError.isInstance(error) && STORE_CANNOT_TAKE_CHANGES.has(error.code))
-      )
-        throw error;
+      if (storeCannotTakeChanges(error)) throw error;
       if (FacerecInputError.isInstance(error)) {
         // As the frame endpoint: 413 for an image beyond the pixel limit, 415 for a format it does not read.
         const status = statusOf(error);
@@ -240,9 +248,6 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
           status: status === 413 || status === 415 ? status : 422,
           body: { error: message, ...limit },
         };
-      }
-      if (EmbedderMismatchError.isInstance(error)) {
-        logger.error('collection refused the embedder', { collection: name, error: error.message });
       }
       throw error;
     }
@@ -265,7 +270,8 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
           };
         }
         // The stored gallery itself cannot be read or written (damaged, beyond the file size limit, removed from
-        // under the server, on an S3 server that ignores conditional writes, a database role without the right):
+        // under the server, replaced by one of another embedder, on an S3 server that ignores conditional writes, a
+        // database role without the right):
         // the server's problem, not the request's, for an add as for a removal. Its details (a path, a parser's
         // message) go to the log, not to the caller.
         // An add to a gallery at its size limit: 507, not 503, which a client would retry.
@@ -283,10 +289,7 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
             },
           };
         }
-        if (
-          GalleryFormatError.isInstance(error) ||
-          (FacerecError.isInstance(error) && STORE_CANNOT_TAKE_CHANGES.has(error.code))
-        ) {
+        if (storeCannotTakeChanges(error)) {
           logger.error('collection store cannot take changes', { reason: error.code, error: error.message });
           return {
             status: 503,
