@@ -16,6 +16,22 @@ function lister(store: object): (query: string) => Promise<unknown> {
       .body;
 }
 
+/**
+ * An API over `store` whose detector fails as `fail` does (where an add first touches the store), with what it
+ * logged and a URL maker.
+ */
+function failingApi(store: object, fail: () => never) {
+  const logged: [string, Record<string, unknown>][] = [];
+  const log = (message: string, fields: Record<string, unknown> = {}) => logged.push([message, fields]);
+  const api = createCollectionsApi({
+    collections: { default: store as never },
+    detector: { detectFaces: fail },
+    embedder: {} as never,
+    logger: { debug: log, info: log, warn: log, error: log } as never,
+  });
+  return { api, logged, url: (path: string) => new URL(`http://127.0.0.1${path}`) };
+}
+
 describe('collections API', () => {
   it("answers 503 with Retry-After when the collection's store cannot be reached, and logs it", async () => {
     const down = () => {
@@ -31,15 +47,7 @@ describe('collections API', () => {
       add: down,
       assertCompatible: () => {},
     };
-    const logged: [string, Record<string, unknown>][] = [];
-    const log = (message: string, fields: Record<string, unknown> = {}) => logged.push([message, fields]);
-    const api = createCollectionsApi({
-      collections: { default: store as never },
-      detector: { detectFaces: down },
-      embedder: {} as never,
-      logger: { debug: log, info: log, warn: log, error: log } as never,
-    });
-    const url = (path: string) => new URL(`http://127.0.0.1${path}`);
+    const { api, logged, url } = failingApi(store, down);
     const answers = [
       await api.handle({ method: 'GET', url: url('/collections/default/faces') }),
       await api.handle({ method: 'DELETE', url: url('/collections/default/faces/abc') }),
@@ -74,16 +82,7 @@ describe('collections API', () => {
       add: full,
       assertCompatible: () => {},
     };
-    const logged: [string, Record<string, unknown>][] = [];
-    const log = (message: string, fields: Record<string, unknown> = {}) => logged.push([message, fields]);
-    const api = createCollectionsApi({
-      collections: { default: store as never },
-      // Refused wherever the store is first touched: here, as the add starts.
-      detector: { detectFaces: full },
-      embedder: {} as never,
-      logger: { debug: log, info: log, warn: log, error: log } as never,
-    });
-    const url = (path: string) => new URL(`http://127.0.0.1${path}`);
+    const { api, logged, url } = failingApi(store, full);
     const added = await api.handle({
       method: 'POST',
       url: url('/collections/default/faces'),
@@ -113,15 +112,7 @@ describe('collections API', () => {
       });
     };
     const store = { list: replaced, identities: replaced, removeExamples: replaced, add: replaced };
-    const logged: [string, Record<string, unknown>][] = [];
-    const log = (message: string, fields: Record<string, unknown> = {}) => logged.push([message, fields]);
-    const api = createCollectionsApi({
-      collections: { default: store as never },
-      detector: { detectFaces: replaced },
-      embedder: {} as never,
-      logger: { debug: log, info: log, warn: log, error: log } as never,
-    });
-    const url = (path: string) => new URL(`http://127.0.0.1${path}`);
+    const { api, logged, url } = failingApi(store, replaced);
     const answers = [
       await api.handle({
         method: 'POST',
