@@ -187,6 +187,8 @@ export async function serveLocally(options: ServeOptions) {
   if (options.port) await assertPortFree(options.port, options.host ?? '127.0.0.1');
   // --quiet drops the per-request lines, not the warnings and errors (a worker restarted, a failed publish).
   const logger = createLogger('facerec-local', options.quiet ? 'WARN' : undefined);
+  // Seconds before it listens (15 s for a 480 MiB gallery file), which would otherwise pass without a word.
+  info('facerec serve: starting: opening the gallery, loading the models, warming up…');
   // A store that may change while serving (`facerec gallery add`, the collections API): searched as it is. A
   // new version that cannot be used (corrupt, another embedder) is refused and the loaded one kept, with a
   // warning, logged.
