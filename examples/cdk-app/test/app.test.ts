@@ -37,7 +37,10 @@ describe('example CDK app', () => {
   });
 
   it('takes the alarm e-mail and the architecture from the command line (-c key=value)', () => {
-    const app = new App({ context: { alarmEmail: 'oncall@example.com', architecture: 'arm64' } });
+    const app = new App({
+      autoSynth: false,
+      context: { alarmEmail: 'oncall@example.com', architecture: 'arm64' },
+    });
     const { stack } = createApp({ pipeline: { imageDirectory } }, app);
     const template = Template.fromStack(stack);
     template.hasResourceProperties('AWS::SNS::Subscription', {
@@ -55,6 +58,7 @@ describe('example CDK app', () => {
     onTestFinished(() => rmSync(mirror, { recursive: true, force: true }));
     writeFileSync(path.join(mirror, 'pnet.pt'), '');
     const app = new App({
+      autoSynth: false,
       context: { galleryBucket: true, reservedConcurrency: false, modelsMirror: path.basename(mirror) },
     });
     const { app: synthApp, stack } = createApp({ pipeline: { imageDirectory } }, app);
@@ -73,21 +77,27 @@ describe('example CDK app', () => {
     // A mirror that is not there, or outside the build context, fails synth (not the build, minutes later).
     for (const modelsMirror of ['.nope', '/work/shared/models/upstream', '../outside']) {
       expect(() =>
-        createApp({ pipeline: { imageDirectory } }, new App({ context: { modelsMirror } })),
+        createApp({ pipeline: { imageDirectory } }, new App({ autoSynth: false, context: { modelsMirror } })),
       ).toThrow(/buildArgs\.FACEREC_MODELS_MIRROR must be a folder inside imageDirectory/);
     }
     // The same settings as -c gives them (strings).
     const strings = createApp(
       { pipeline: { imageDirectory } },
-      new App({ context: { galleryBucket: 'true', reservedConcurrency: 'false' } }),
+      new App({ autoSynth: false, context: { galleryBucket: 'true', reservedConcurrency: 'false' } }),
     );
     Template.fromStack(strings.stack).resourceCountIs('AWS::S3::Bucket', 1);
     // A typo is refused, not read as the default.
     expect(() =>
-      createApp({ pipeline: { imageDirectory } }, new App({ context: { galleryBucket: 'yes' } })),
+      createApp(
+        { pipeline: { imageDirectory } },
+        new App({ autoSynth: false, context: { galleryBucket: 'yes' } }),
+      ),
     ).toThrow(/context galleryBucket must be true or false, got "yes"/);
     expect(() =>
-      createApp({ pipeline: { imageDirectory } }, new App({ context: { reservedConcurrency: 3 } })),
+      createApp(
+        { pipeline: { imageDirectory } },
+        new App({ autoSynth: false, context: { reservedConcurrency: 3 } }),
+      ),
     ).toThrow(/context reservedConcurrency must be true or false, got "3"/);
   });
 
@@ -99,7 +109,9 @@ describe('example CDK app', () => {
       'acknowledged-issue-numbers': [31885],
     };
     const warnings = (context: Record<string, unknown>) =>
-      Annotations.fromStack(createApp({ pipeline: { imageDirectory } }, new App({ context })).stack)
+      Annotations.fromStack(
+        createApp({ pipeline: { imageDirectory } }, new App({ autoSynth: false, context })).stack,
+      )
         .findWarning('*', Match.stringLikeRegexp('is not a setting of this app'))
         .map((w) => w.entry.data);
     expect(warnings({ ...cdkKeys, architecure: 'arm64', galleryBucket: true })).toEqual([

@@ -42,6 +42,8 @@ import { writeGalleryFor } from './galleries.js';
 const scratch = mkdtempSync(path.join(tmpdir(), 'facerec-cdk-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 process.env.CDK_OUTDIR = path.join(scratch, 'cdk.out');
+// Every App here is made with autoSynth off: with CDK_OUTDIR set, an App synthesizes again when its process is
+// about to exit, after `scratch` is gone (an uncaught ENOENT that failed a run).
 const imageDirectory = path.join(scratch, 'image');
 mkdirSync(imageDirectory);
 writeFileSync(path.join(imageDirectory, 'Dockerfile'), 'FROM public.ecr.aws/lambda/nodejs:22\n');
@@ -66,7 +68,7 @@ function synth(
   nag = false,
   extend?: (pipeline: FaceRecognitionPipeline, stack: Stack) => void,
 ) {
-  const app = new App();
+  const app = new App({ autoSynth: false });
   const stack = new Stack(app, 'Test', { env: { account: '123456789012', region: 'eu-west-1' } });
   if (nag) {
     Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
@@ -900,7 +902,7 @@ describe('FaceRecognitionPipeline', () => {
   });
 
   it('takes a prebuilt image from ECR, and warns when no gallery was given to check', () => {
-    const app = new App();
+    const app = new App({ autoSynth: false });
     const stack = new Stack(app, 'Prebuilt', { env: { account: '123456789012', region: 'eu-west-1' } });
     const repository = ecr.Repository.fromRepositoryName(stack, 'Repo', 'facerec');
     const digest = `sha256:${'ab'.repeat(32)}`;
