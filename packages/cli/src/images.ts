@@ -223,18 +223,38 @@ export function reportImageError(image: string, error: Error): void {
   info(message.startsWith(`cannot read ${shown}: `) ? message : `${shown}: ${message}`);
 }
 
-/** Image runs in progress, and whether stdout's reader went away: see {@link stdoutReaderGone}. */
+/**
+ * Image runs in progress, worker providers open (their threads run or release models), and whether stdout's
+ * reader went away: see {@link stdoutReaderGone}.
+ */
 let imageRuns = 0;
+let workerProvidersOpen = 0;
 let readerGone = false;
 
 /**
  * Stdout's reader went away (`… | head`). An image run in progress stops starting images and ends normally once
  * those in flight have: their models may run on worker threads, and exiting under them aborted the process
- * (SIGABRT, now and then). Returns whether a run was in progress; when none was, the caller ends the process.
+ * (SIGABRT, now and then). So does a command whose worker threads are still open: after its run, while it
+ * releases their models, a late EPIPE ended the process under them. Returns whether such work was in progress;
+ * when none was, the caller ends the process.
  */
 export function stdoutReaderGone(): boolean {
   readerGone = true;
-  return imageRuns > 0;
+  return imageRuns > 0 || workerProvidersOpen > 0;
+}
+
+/**
+ * Says that worker threads run models until the function returned is called (once their provider is closed):
+ * meanwhile stdout's reader going away does not end the process (see {@link stdoutReaderGone}).
+ */
+export function holdWhileWorkersRun(): () => void {
+  workerProvidersOpen++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    workerProvidersOpen--;
+  };
 }
 
 /** Whether stdout still has a reader: a loop over images stops starting new ones once it has none. */

@@ -11,6 +11,7 @@ import {
 } from '@facerec/framework';
 import { createWorkerProvider, loadProvider, type WorkerProvider } from '@facerec/lambda-runtime';
 import { Option } from 'commander';
+import { holdWhileWorkersRun } from './images.js';
 import { workersFlag } from './output.js';
 
 /** What every command reads its models from: the registry (the built-in one, or a test's). */
@@ -214,5 +215,16 @@ export async function imageCommandProvider(
     return { provider: await selectProvider(context, opts.provider), workers, close: async () => {} };
   }
   const provider: WorkerProvider = await createWorkerProvider({ provider: opts.provider, workers });
-  return { provider, workers, close: () => provider.close() };
+  const release = holdWhileWorkersRun();
+  return {
+    provider,
+    workers,
+    close: async () => {
+      try {
+        await provider.close();
+      } finally {
+        release();
+      }
+    },
+  };
 }

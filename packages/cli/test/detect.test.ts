@@ -185,6 +185,23 @@ describeWithSharedData(
       expect(stderr).not.toContain('detecting: 120/120');
     });
 
+    it('a late EPIPE, after the run but while its worker threads close, does not end the process under them', () => {
+      // The run over, the command releases the workers' models: an EPIPE then ended the process at once, under
+      // them (SIGABRT, once in a CI run). In a process of its own: the reader gone stays gone.
+      const script = [
+        "import { holdWhileWorkersRun, stdoutReaderGone } from './packages/cli/src/images.ts';",
+        'const release = holdWhileWorkersRun();',
+        'const whileOpen = stdoutReaderGone();',
+        'release();',
+        'console.log(JSON.stringify([whileOpen, stdoutReaderGone()]));',
+      ].join('\n');
+      const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+        encoding: 'utf8',
+      });
+      expect(JSON.parse(run.stdout), run.stderr).toEqual([true, false]);
+    });
+
     it('says that nothing was written when --json output is interrupted (Ctrl-C), and ends by the signal', {
       timeout: 90_000,
     }, async () => {
