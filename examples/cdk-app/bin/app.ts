@@ -18,7 +18,7 @@ const REPOSITORY_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 
 /**
  * The settings this app reads from the CDK context. A key of the context that is none of them, nor the CDK's
- * own (feature flags and lookups hold a colon; `cdk acknowledge` writes `acknowledged-issue-numbers`), is warned
+ * own (feature flags and lookups hold a colon; `cdk acknowledge` and `cdk cli-telemetry` write two keys without), is warned
  * of at every synth and deploy: a misspelt one is ignored, and the deploy takes that setting's default (the
  * deploy guide's "Settings go in cdk.json"). A warning, not a refusal: a key the CDK adds later must not stop
  * the deploy. An app of your own that reads more keys adds them here.
@@ -32,7 +32,7 @@ const SETTINGS = [
   'precision',
   'reservedConcurrency',
 ] as const;
-const CDK_KEYS_WITHOUT_COLON = ['acknowledged-issue-numbers'];
+const CDK_KEYS_WITHOUT_COLON = ['acknowledged-issue-numbers', 'cli-telemetry'];
 
 /** Props of {@link FacerecStack}: the pipeline's props plus the usual stack props. */
 export interface FacerecStackProps extends StackProps {

@@ -1659,6 +1659,8 @@ function environmentProblems(
   // read the pipeline's: the latency alarm would never fire. (The value is not repeated, as above.)
   if (
     variables.POWERTOOLS_METRICS_NAMESPACE !== undefined &&
+    // Empty reads as unset (the entries take `||` the pipeline's).
+    variables.POWERTOOLS_METRICS_NAMESPACE !== '' &&
     variables.POWERTOOLS_METRICS_NAMESPACE !== PIPELINE_METRICS.namespace
   ) {
     problems.push(

@@ -390,6 +390,24 @@ export function imageProgress(label: string): {
 }
 
 /**
+ * {@link imageProgress} for a count that moves in jumps (rows copied in batches, examples held out identity by
+ * identity), fed one step at a time: its line at each tenth of the total (off a terminal) is not stepped over.
+ */
+export function countProgress(label: string): {
+  onCount: (done: number, total: number) => void;
+  stop: () => void;
+} {
+  const progress = imageProgress(label);
+  let reported = 0;
+  return {
+    onCount(done, total) {
+      while (reported < done) progress.onProgress({ done: ++reported, total, file: '' });
+    },
+    stop: () => progress.stop(),
+  };
+}
+
+/**
  * A progress reporter for model pulls: bars on a terminal, one line per 25 % otherwise (CI logs), always on
  * stderr.
  */

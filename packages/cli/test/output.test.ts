@@ -1,7 +1,11 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FaceEmbedder } from '@facerec/framework';
 import { encodeJpeg, MODELS } from '@facerec/framework';
 import { describe, expect, it, vi } from 'vitest';
@@ -271,6 +275,38 @@ describe('usage errors', () => {
       2,
       expect.stringContaining(`--url's port 6000 is one that fetch, the client's HTTP, never connects to`),
     ]);
+  });
+
+  it('gives up on a server that takes the connection and never answers, garbage collection or not', {
+    timeout: 30_000,
+  }, async () => {
+    // fetch's hold on an AbortSignal.any of Ctrl-C and the 5 s limit was lost to garbage collection: such a
+    // server then held the client for ever, without a word.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const work = await mkdtemp(path.join(tmpdir(), 'facerec-frames-'));
+    await writeFile(
+      path.join(work, 'grey.jpg'),
+      await encodeJpeg({ width: 4, height: 4, data: new Uint8Array(48) }),
+    );
+    const gcLoop = path.join(work, 'gc-loop.mjs');
+    await writeFile(gcLoop, 'setInterval(() => globalThis.gc(), 20).unref();\n');
+    const command = ['packages/cli/src/bin.ts', 'client', '--url', url, '--frames', work, '--wait', '1'];
+    const child = spawn(
+      process.execPath,
+      ['--expose-gc', '--import', gcLoop, '--import', 'tsx', ...command],
+      {
+        cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const [code] = (await once(child, 'close')) as [number | null];
+    silent.close();
+    await rm(work, { recursive: true });
+    expect([code, stderr], stderr).toEqual([1, expect.stringContaining(`nothing answers at ${url}`)]);
   });
 
   it('says it waits for the server, and Ctrl-C while it waits stops it at once, saying that nothing was sent', async () => {

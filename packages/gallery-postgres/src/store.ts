@@ -4,6 +4,7 @@ import {
   assertEmbedderCompatible,
   type DistanceMetric,
   distanceFromDot,
+  EmbedderMismatchError,
   type ExamplePage,
   FacerecError,
   FileGallery,
@@ -278,10 +279,12 @@ export class PostgresGalleryStore implements GalleryStore {
   /** Why, for {@link PostgresGalleryStore.checkReachable}. */
   #unreachableError: Error | undefined;
   /**
-   * The last settings read found no collection (deleted, or its tables gone with a database recreated): searches
-   * and health checks fail with it, rather than answering every face `unknown`, until a read finds it again.
+   * The last settings read found no collection (deleted, or its tables gone with a database recreated), or one
+   * made since for another embedder: searches, listings, removals and health checks fail with it (rather than
+   * answering every face `unknown`, or matching against embeddings of another model) until a read finds the
+   * collection as this handle was opened for it.
    */
-  #missing: GalleryStoreNotFoundError | undefined;
+  #unusable: GalleryStoreNotFoundError | EmbedderMismatchError | undefined;
   #settingsReadAt = performance.now();
   #settingsRead: Promise<void> | undefined;
   /** Bumped by every `setThreshold`: a read of the settings started before one is not applied. */
@@ -496,6 +499,7 @@ export class PostgresGalleryStore implements GalleryStore {
 
   list(options: ListExamplesOptions = {}): Promise<StoredExample[]> {
     return this.#calls.run(async () => {
+      await this.#usable();
       const { rows } = await this.#reach(() =>
         this.#pool.query<StoredExample>(
           `SELECT id, identity, ${BOUNDED_SOURCE} AS source FROM facerec_examples
@@ -515,6 +519,7 @@ export class PostgresGalleryStore implements GalleryStore {
   async listPage(options: ListPageOptions): Promise<ExamplePage> {
     const { identity, offset, limit } = checkPage('PostgresGalleryStore.listPage', options);
     return this.#calls.run(async () => {
+      await this.#usable();
       const { rows } = await this.#reach(() =>
         this.#pool.query<{ total: number; id: string | null; identity: string; source: string }>(
           `SELECT counted.total, page.id, page.identity, page.source
@@ -600,6 +605,7 @@ export class PostgresGalleryStore implements GalleryStore {
         prepareExamples('@facerec/gallery-postgres add', identity, this.embedder.dimension, examples),
       );
       const rows = prepared.flat();
+      await this.#usable();
       // An example already held keeps its source: each entry resolves to the examples as stored.
       const stored = new Map<string, string>();
       // Examples held under the id an earlier version gave them (a photo it stored, added again): by new id.
@@ -637,6 +643,7 @@ export class PostgresGalleryStore implements GalleryStore {
     return this.#calls.run(async () => {
       const unique = [...new Set(ids)];
       if (unique.length === 0) return;
+      await this.#usable();
       await this.#transaction(async (client) => {
         const { rows } = await client.query<{ id: string }>(
           'DELETE FROM facerec_examples WHERE collection = $1 AND id = ANY($2::text[]) RETURNING id',
@@ -653,6 +660,7 @@ export class PostgresGalleryStore implements GalleryStore {
 
   removeIdentity(identity: string): Promise<number> {
     return this.#calls.run(async () => {
+      await this.#usable();
       const { rowCount } = await this.#reach(() =>
         this.#pool.query('DELETE FROM facerec_examples WHERE collection = $1 AND identity = $2', [
           this.collection,
@@ -679,13 +687,13 @@ export class PostgresGalleryStore implements GalleryStore {
       try {
         const row = await this.#reach(() => readCollection(this.#pool, this.collection, this.location));
         if (!row) throw new GalleryStoreNotFoundError(this.location, ': the collection was deleted');
-        this.#missing = undefined;
         assertEmbedderCompatible(this.embedder, {
           modelId: row.model_id,
           weightsSha256: row.weights_sha256 ?? undefined,
           dimension: row.dimension,
           preprocessing: row.preprocessing,
         });
+        this.#unusable = undefined;
         if (row.metric !== this.metric) {
           // A threshold is a distance in one metric: this handle keeps matching in its own.
           throw new GalleryFormatError(`the collection's metric changed to ${row.metric}; reopen the store`, {
@@ -702,14 +710,17 @@ export class PostgresGalleryStore implements GalleryStore {
       } catch (error) {
         // A server out of reach is reported once, until it answers again (not at every read).
         const unreachable = FacerecError.isInstance(error) && error.code === 'GALLERY_UNREACHABLE';
-        // A collection gone is reported once too, until it is back.
-        const missing = GalleryStoreNotFoundError.isInstance(error) ? error : undefined;
-        if (!(unreachable && this.#unreachable) && !(missing && this.#missing)) {
+        // A collection gone or remade for another embedder is reported once too, until it is back.
+        const unusable =
+          GalleryStoreNotFoundError.isInstance(error) || EmbedderMismatchError.isInstance(error)
+            ? error
+            : undefined;
+        if (!(unreachable && this.#unreachable) && !(unusable && this.#unusable?.code === unusable.code)) {
           this.#onReloadError?.(error as Error);
         }
         this.#unreachable = unreachable;
         this.#unreachableError = unreachable ? (error as Error) : undefined;
-        if (!unreachable) this.#missing = missing;
+        if (!unreachable) this.#unusable = unusable;
       } finally {
         this.#settingsReadAt = performance.now();
         this.#settingsRead = undefined;
@@ -720,16 +731,27 @@ export class PostgresGalleryStore implements GalleryStore {
 
   /**
    * Reads the collection's settings now (one row; the read searches make every `refreshSeconds`) and rejects
-   * with the error when the server could not be reached (see `GalleryStore.checkReachable`). Settings that
-   * cannot be used are no such failure: searches go on with the ones held.
+   * with the error when the server could not be reached (see `GalleryStore.checkReachable`), or the collection is
+   * gone (its row or the examples' table) or was made again for another embedder: searches fail then. A settings
+   * row that cannot be used is no such failure: searches go on with the settings held.
    */
   checkReachable(): Promise<void> {
     return this.#calls.run(async () => {
       this.#settingsReadAt = Number.NEGATIVE_INFINITY;
       await this.#refreshSettings();
       if (this.#unreachable && this.#unreachableError) throw this.#unreachableError;
-      if (this.#missing) throw this.#missing;
+      if (this.#unusable) throw this.#unusable;
+      // The examples' table too (the settings read touches only the collections'): gone, searches fail.
+      await this.#reach(() =>
+        this.#pool.query('SELECT 1 FROM facerec_examples WHERE collection = $1 LIMIT 1', [this.collection]),
+      );
     });
+  }
+
+  /** Reads the settings when due, and fails when the collection is gone or remade (see `#unusable`). */
+  async #usable(): Promise<void> {
+    await this.#refreshSettings();
+    if (this.#unusable) throw this.#unusable;
   }
 
   /**
@@ -759,9 +781,8 @@ export class PostgresGalleryStore implements GalleryStore {
    */
   match(queries: readonly Float32Array[], options: MatchOptions = {}): Promise<GalleryMatch[]> {
     return this.#calls.run(async () => {
-      await this.#refreshSettings();
       // Every face would be answered `unknown`, as if no one enrolled were in the frame.
-      if (this.#missing) throw this.#missing;
+      await this.#usable();
       const { topK, threshold } = resolveMatchOptions(options, this.#threshold, 'match');
       const vectors = queries.map((q, i) => {
         const where = queries.length > 1 ? `query ${i}` : 'query';

@@ -620,7 +620,24 @@ describe('PostgresGalleryStore', () => {
       await expect(named()).rejects.toMatchObject(gone);
       await expect(serving.checkReachable()).rejects.toMatchObject(gone);
       await expect(named()).rejects.toMatchObject(gone);
+      // Listed empty, or a removal answered "no such example", as if the collection were there.
+      await expect(serving.list()).rejects.toMatchObject(gone);
+      await expect(serving.listPage({ offset: 0, limit: 10 })).rejects.toMatchObject(gone);
+      await expect(serving.removeExamples(['abc'])).rejects.toMatchObject(gone);
       expect(refused, 'said once, not at every read').toHaveLength(1);
+      // Made again for another embedder: not searched with this one's embeddings.
+      const other = await open('vanishing', {
+        embedder: { ...CONFORMANCE_EMBEDDER, modelId: 'another-model' },
+      });
+      await other.add('not-amy', [{ embedding: query }]);
+      const mismatch = { code: 'EMBEDDER_MISMATCH' };
+      await expect(named()).rejects.toMatchObject(mismatch);
+      await expect(serving.checkReachable()).rejects.toMatchObject(mismatch);
+      await other.drop();
+      expect(refused.map((e) => (e as { code?: string }).code)).toEqual([
+        'GALLERY_NOT_FOUND',
+        'EMBEDDER_MISMATCH',
+      ]);
       // Back (copied again): found at the next read.
       const copy = await open('vanishing');
       await copy.add('amy', [{ embedding: query }]);
@@ -628,19 +645,18 @@ describe('PostgresGalleryStore', () => {
       expect(await named()).toBe('amy');
       await serving.checkReachable();
       // The tables gone (a database recreated under the running store): the same, said as such.
-      await admin.query('ALTER TABLE facerec_collections RENAME TO facerec_collections_away');
-      try {
-        const tables = {
-          code: 'GALLERY_NOT_FOUND',
-          message: expect.stringContaining('has no facerec tables'),
-        };
-        await expect(named()).rejects.toMatchObject(tables);
-        await expect(serving.checkReachable()).rejects.toMatchObject(tables);
-      } finally {
-        await admin.query('ALTER TABLE facerec_collections_away RENAME TO facerec_collections');
+      const tables = { code: 'GALLERY_NOT_FOUND', message: expect.stringContaining('has no facerec tables') };
+      for (const table of ['facerec_collections', 'facerec_examples']) {
+        await admin.query(`ALTER TABLE ${table} RENAME TO ${table}_away`);
+        try {
+          await expect(named()).rejects.toMatchObject(tables);
+          await expect(serving.checkReachable(), table).rejects.toMatchObject(tables);
+        } finally {
+          await admin.query(`ALTER TABLE ${table}_away RENAME TO ${table}`);
+        }
+        expect(await named()).toBe('amy');
       }
-      expect(await named()).toBe('amy');
-      expect(refused).toHaveLength(2);
+      await serving.checkReachable();
     } finally {
       await admin.end();
       await serving.close();

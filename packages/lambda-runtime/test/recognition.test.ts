@@ -225,6 +225,12 @@ describeWithSharedData('recognition handler', PIPELINE_DATA, () => {
       'no gallery at postgres://db/faces?collection=staff: the collection was deleted',
       'gallery gone from its store; the batch is delivered again later',
     ],
+    [
+      'was made again for another embedder (not matched against its embeddings)',
+      'EMBEDDER_MISMATCH',
+      'The gallery was enrolled with embedder "inception-resnet-v1" but the embedder offered is "faceapi-resnet"',
+      'gallery made again for another embedder; the batch is delivered again later',
+    ],
   ])(
     'hands a batch back when the gallery store %s, saying so (no "internal error")',
     async (_, code, message, said) => {

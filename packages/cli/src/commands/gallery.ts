@@ -41,6 +41,7 @@ import {
 import {
   checkGalleryOut,
   count,
+  countProgress,
   galleryFile,
   galleryThreshold,
   imageProgress,
@@ -697,13 +698,8 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
             },
           ) => Promise<GalleryStore>;
         }>('@facerec/gallery-postgres', (name) => import(name), 'gallery copy', 'the postgres:// store');
-        const progress = imageProgress('copying');
-        let reported = 0;
-        const onProgress = (done: number, total: number) => {
-          // Example by example: the reporter prints a line at each tenth of the total (off a terminal), which a
-          // count moving in batches would step over.
-          while (reported < done) progress.onProgress({ done: ++reported, total, file: '' });
-        };
+        const progress = countProgress('copying');
+        const onProgress = progress.onCount;
         // Ctrl-C or SIGTERM: the copy is one transaction, rolled back when stopped, so nothing is left; a second
         // one stops at once (the server rolls back the transaction of a connection that went away).
         const stop = new AbortController();
@@ -766,13 +762,13 @@ export function registerGalleryCommands(program: Command, context: CliContext): 
 function leaveOneOut(gallery: FileGallery, targetFar: number): CalibrationResult {
   // Its work grows with the square of the gallery: said as it goes where it takes more than a second or two.
   const progress =
-    gallery.exampleCount >= LEAVE_ONE_OUT_PROGRESS_FROM ? imageProgress('calibrating') : undefined;
+    gallery.exampleCount >= LEAVE_ONE_OUT_PROGRESS_FROM ? countProgress('calibrating') : undefined;
   try {
     return asCommand('gallery calibrate --leave-one-out', 'calibrateThresholdLeaveOneOut', () =>
       calibrateThresholdLeaveOneOut(gallery, {
         targetFar,
         precision: 'fp32',
-        ...(progress ? { onProgress: (done, total) => progress.onProgress({ done, total, file: '' }) } : {}),
+        ...(progress ? { onProgress: progress.onCount } : {}),
       }),
     );
   } finally {

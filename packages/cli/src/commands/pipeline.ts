@@ -1031,11 +1031,23 @@ async function waitForEndpoint(
     try {
       // /health: `facerec serve` answers it without a refusal warning in its log (GET / is a 405), given the
       // token when it has one (else a 401, logged and counted as refused).
-      await fetch(new URL('/health', url), {
-        method: 'GET',
-        signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]),
-        ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
-      });
+      // One controller for Ctrl-C and the 5 s limit, held here: fetch's hold on an `AbortSignal.any` of the two
+      // can be lost to garbage collection, and a server that takes the connection and never answers then held
+      // the client for ever (nodejs/node#55428).
+      const attempt = new AbortController();
+      const stop = () => attempt.abort();
+      const timer = setTimeout(stop, 5000);
+      signal.addEventListener('abort', stop);
+      try {
+        await fetch(new URL('/health', url), {
+          method: 'GET',
+          signal: attempt.signal,
+          ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+        });
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', stop);
+      }
       return true;
     } catch (error) {
       if (signal.aborted) return false;
