@@ -107,6 +107,7 @@ describe('example CDK app', () => {
       '@aws-cdk/core:target-partitions': ['aws'],
       'aws:cdk:version-reporting': true,
       'acknowledged-issue-numbers': [31885],
+      'cli-telemetry': false,
     };
     const warnings = (context: Record<string, unknown>) =>
       Annotations.fromStack(

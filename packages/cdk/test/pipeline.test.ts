@@ -718,6 +718,10 @@ describe('FaceRecognitionPipeline', () => {
       expect(message).toContain(`the ${fn === 'd' ? 'detection' : 'recognition'} function's environment: `);
       expect(message).toMatch(said);
     }
+    // Empty reads as unset: the entries take the pipeline's namespace.
+    expect(
+      refused((pipeline) => pipeline.recognitionFunction.addEnvironment('POWERTOOLS_METRICS_NAMESPACE', '')),
+    ).toBe('synthesized');
     // A variable only the other function reads changes nothing there: a warning, synth goes on.
     const unread = synth({}, false, (pipeline) => {
       pipeline.detectionFunction.addEnvironment('FACEREC_THRESHOLD', '0.5');
