@@ -189,17 +189,21 @@ describeWithSharedData(
       // The run over, the command releases the workers' models: an EPIPE then ended the process at once, under
       // them (SIGABRT, once in a CI run). In a process of its own: the reader gone stays gone.
       const script = [
-        "import { holdWhileWorkersRun, stdoutReaderGone } from './packages/cli/src/images.ts';",
-        'const release = holdWhileWorkersRun();',
+        "import { MODELS } from '@facerec/framework';",
+        "import { stdoutReaderGone } from './packages/cli/src/images.ts';",
+        "import { imageCommandProvider } from './packages/cli/src/providers.ts';",
+        "const opts = { provider: 'onnx', workers: '1' };",
+        "const { workers, close } = await imageCommandProvider({ registry: MODELS }, 'detect', opts, 2);",
         'const whileOpen = stdoutReaderGone();',
-        'release();',
-        'console.log(JSON.stringify([whileOpen, stdoutReaderGone()]));',
+        'await close();',
+        'console.log(JSON.stringify([workers, whileOpen, stdoutReaderGone()]));',
       ].join('\n');
       const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
         cwd: fileURLToPath(new URL('../../..', import.meta.url)),
         encoding: 'utf8',
       });
-      expect(JSON.parse(run.stdout), run.stderr).toEqual([true, false]);
+      // One worker thread open: the reader gone does not end the process; closed, it may.
+      expect(JSON.parse(run.stdout), run.stderr).toEqual([1, true, false]);
     });
 
     it('says that nothing was written when --json output is interrupted (Ctrl-C), and ends by the signal', {

@@ -450,9 +450,11 @@ export class PostgresGalleryStore implements GalleryStore {
         const timeout = o.queryTimeoutMs > 0 ? Math.max(o.queryTimeoutMs, BUILD_TIMEOUT_MS) : 0;
         progress.onIndexing?.();
         await createIndex(client, o.collection, gallery.embedder.dimension, o.hnsw, timeout);
+        progress.signal?.throwIfAborted();
         // Statistics for the rows just added: without them the planner took the collection's identity index and
         // sorted every row (exact, but a scan) over the HNSW index built after the rows.
         await client.query(withTimeout('ANALYZE facerec_examples', timeout));
+        progress.signal?.throwIfAborted();
       });
       const row = (await readCollection(pool, o.collection, location))!;
       const store = new PostgresGalleryStore(pool, !o.pool, o, row, location);
@@ -487,6 +489,7 @@ export class PostgresGalleryStore implements GalleryStore {
 
   identities(): Promise<string[]> {
     return this.#calls.run(async () => {
+      await this.#usable();
       const { rows } = await this.#reach(() =>
         this.#pool.query<{ identity: string }>(
           'SELECT DISTINCT identity COLLATE "C" AS identity FROM facerec_examples WHERE collection = $1 ORDER BY 1',
@@ -551,6 +554,7 @@ export class PostgresGalleryStore implements GalleryStore {
    */
   snapshot(): Promise<FileGallery> {
     return this.#calls.run(async () => {
+      await this.#usable();
       const { rows } = await this.#reach(() =>
         this.#pool.query<{ identity: string; source: string; embedding: string }>(
           `SELECT identity, ${BOUNDED_SOURCE} AS source, embedding::text AS embedding FROM facerec_examples
@@ -720,7 +724,9 @@ export class PostgresGalleryStore implements GalleryStore {
         }
         this.#unreachable = unreachable;
         this.#unreachableError = unreachable ? (error as Error) : undefined;
-        if (!unreachable) this.#unusable = unusable;
+        // Cleared only by a read that finds the collection as this handle was opened for: a bad settings row or a
+        // refused read meanwhile says nothing of the embeddings searched.
+        if (unusable) this.#unusable = unusable;
       } finally {
         this.#settingsReadAt = performance.now();
         this.#settingsRead = undefined;
@@ -840,9 +846,10 @@ export class PostgresGalleryStore implements GalleryStore {
   }
 
   /**
-   * Runs `work`, raising a server that cannot be reached as `GALLERY_UNREACHABLE` (see {@link unreachable}), and
-   * a statement the server refused (a permission not granted, a table renamed or damaged by hand) as
-   * `GALLERY_STORE_REFUSED` naming the store: it was an "unexpected error" with Postgres's words alone.
+   * Runs `work`, raising a server that cannot be reached as `GALLERY_UNREACHABLE` (see {@link unreachable}), the
+   * store's tables gone as `GALLERY_NOT_FOUND` (see {@link tablesGone}), and a statement the server refused (a
+   * permission not granted, a table damaged by hand) as `GALLERY_STORE_REFUSED` naming the store: it was an
+   * "unexpected error" with Postgres's words alone.
    */
   async #reach<T>(work: () => Promise<T>): Promise<T> {
     try {
@@ -973,10 +980,6 @@ async function readCollection(
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * A server's refusal at opening (a login refused, no such database, no pgvector), naming the store: the server's
- * own message (it holds no password) and, for a missing extension, what to install. `undefined` for other errors.
- */
-/**
  * The store's tables not there (`42P01`, undefined_table): a database recreated or restored without them under a
  * running store, which its open would have migrated. Said as the collection missing, not as a server error.
  */
@@ -988,6 +991,10 @@ function tablesGone(error: unknown, location: string): GalleryStoreNotFoundError
   );
 }
 
+/**
+ * A server's refusal at opening (a login refused, no such database, no pgvector), naming the store: the server's
+ * own message (it holds no password) and, for a missing extension, what to install. `undefined` for other errors.
+ */
 function refusedByServer(error: unknown, location: string): FacerecError | undefined {
   if (!(error instanceof Error)) return undefined;
   // pg's own errors before a session starts: a password asked for and none given, SSL refused.

@@ -449,7 +449,15 @@ describe('PostgresGalleryStore', () => {
         },
       }),
     ).rejects.toThrow('lost');
-    for (const name of ['from-stopped', 'from-failed']) {
+    // Stopped while its index is built (Ctrl-C once `gallery copy` says so): nothing is left either.
+    const late = new AbortController();
+    await expect(
+      PostgresGalleryStore.createFrom({ ...base, collection: 'from-indexing' }, gallery, {
+        signal: late.signal,
+        onIndexing: () => late.abort(new Error('stopped while indexing')),
+      }),
+    ).rejects.toThrow('stopped while indexing');
+    for (const name of ['from-stopped', 'from-failed', 'from-indexing']) {
       await expect(PostgresGalleryStore.open({ ...base, collection: name })).rejects.toThrow(
         /no such collection/,
       );

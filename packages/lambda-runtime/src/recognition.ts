@@ -84,10 +84,10 @@ export interface RecognitionHandlerOptions {
 const METRIC = PIPELINE_METRICS.recognition;
 
 /** A gallery store that answers, but whose gallery cannot be matched against: what the batch's log line says. */
-const GALLERY_UNUSABLE: Readonly<Record<string, string>> = {
-  GALLERY_NOT_FOUND: 'gallery gone from its store; the batch is delivered again later',
-  EMBEDDER_MISMATCH: 'gallery made again for another embedder; the batch is delivered again later',
-};
+const GALLERY_UNUSABLE: ReadonlyMap<string, string> = new Map([
+  ['GALLERY_NOT_FOUND', 'gallery gone from its store; the batch is delivered again later'],
+  ['EMBEDDER_MISMATCH', 'gallery made again for another embedder; the batch is delivered again later'],
+]);
 
 interface Pending {
   record: QueueRecord;
@@ -420,11 +420,11 @@ export function createRecognitionRecordHandler(options: RecognitionHandlerOption
           error: message,
           records: records.length,
         });
-      } else if (FacerecError.isInstance(error) && GALLERY_UNUSABLE[error.code]) {
+      } else if (FacerecError.isInstance(error) && GALLERY_UNUSABLE.has(error.code)) {
         // A collection deleted, a database recreated, or a collection made again for another embedder under the
         // running function: said as such (not as a bug), and not answered `unknown` for everyone (nor matched
         // against another model's embeddings); delivered again until it is back or dead-lettered.
-        logger.error(GALLERY_UNUSABLE[error.code]!, {
+        logger.error(GALLERY_UNUSABLE.get(error.code)!, {
           reason: error.code,
           error: message,
           records: records.length,

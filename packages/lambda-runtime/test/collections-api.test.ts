@@ -71,31 +71,40 @@ describe('collections API', () => {
     );
   });
 
-  it('answers an add to a gallery at its size limit 507 (full, not to be retried), a removal from one too large to read 503', async () => {
-    const full = () => {
-      throw galleryTooLarge(500 * 2 ** 20, '/srv/gallery.json', true);
+  it('answers an add that would take a gallery past its size limit 507 (full, not to be retried); one already too large to read 503', async () => {
+    const tooLargeTo = (writing: boolean) => () => {
+      throw galleryTooLarge(500 * 2 ** 20, '/srv/gallery.json', writing);
     };
-    const store = {
-      list: full,
-      identities: full,
-      removeExamples: full,
-      add: full,
-      assertCompatible: () => {},
-    };
-    const { api, logged, url } = failingApi(store, full);
-    const added = await api.handle({
-      method: 'POST',
-      url: url('/collections/default/faces'),
-      body: Buffer.from(JSON.stringify({ identity: 'ada', image: Buffer.from('photo').toString('base64') })),
-    });
+    const post = (api: ReturnType<typeof failingApi>['api'], url: ReturnType<typeof failingApi>['url']) =>
+      api.handle({
+        method: 'POST',
+        url: url('/collections/default/faces'),
+        body: Buffer.from(
+          JSON.stringify({ identity: 'ada', image: Buffer.from('photo').toString('base64') }),
+        ),
+      });
+    // The write refused: the store is full.
+    const write = tooLargeTo(true);
+    const full = failingApi({ list: write, identities: write, add: write }, write);
+    const added = await post(full.api, full.url);
     expect([added.status, added.headers]).toEqual([507, undefined]);
     expect(added.body).toEqual({ error: expect.stringContaining("the collection's store is full") });
     // Its path is the server's: in the log, not in the answer.
     expect(JSON.stringify(added.body)).not.toContain('/srv');
-    const removed = await api.handle({ method: 'DELETE', url: url('/collections/default/faces/abc') });
+    // The file already too large to read (grown under the server): the store's problem, for an add as for a removal.
+    const read = tooLargeTo(false);
+    const unreadable = failingApi({ list: read, identities: read, removeExamples: read, add: read }, read);
+    expect((await post(unreadable.api, unreadable.url)).status).toBe(503);
+    const removed = await unreadable.api.handle({
+      method: 'DELETE',
+      url: unreadable.url('/collections/default/faces/abc'),
+    });
     expect(removed.status).toBe(503);
-    expect(logged.map(([message, fields]) => [message, fields.reason])).toEqual([
+    expect(
+      [...full.logged, ...unreadable.logged].map(([message, fields]) => [message, fields.reason]),
+    ).toEqual([
       ['collection store full', 'GALLERY_TOO_LARGE'],
+      ['collection store cannot take changes', 'GALLERY_TOO_LARGE'],
       ['collection store cannot take changes', 'GALLERY_TOO_LARGE'],
     ]);
   });

@@ -885,62 +885,68 @@ export function registerPipelineCommands(program: Command, context: CliContext):
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
         };
-        const reached = await waitForEndpoint(opts.url, waitSeconds, token.token, interrupted.signal).catch(
-          (error: unknown) => {
-            stopListening();
-            throw error;
-          },
-        );
-        if (!reached) {
-          stopListening();
-          info(`facerec client: stopped while waiting for ${opts.url} to answer; no frame was sent`);
-          process.exitCode = 130;
-          return;
-        }
-        sending = true;
-        const responses =
-          answerQueue && sqs
-            ? queueResponses(sqs.createSqsTransport(answerQueueClient(answerQueue, opts.region)), answerQueue)
-            : localResponses(opts.url, token);
-        // Collecting answers that fails is said, not reported later as frames unanswered: the first failure,
-        // each new reason, and every 50th failure in a row. A queue failing from the start (no credentials, no
-        // such queue, access refused) stops the run after 5 tries (about a second): no answer could ever be
-        // read. Once answers came, failures are retried; so are a local server's (restarting, see
-        // onUnreachable).
-        let lastPollError: string | undefined;
-        const onPollError = (
-          _error: unknown,
-          { inARow, collectedBefore, reason }: { inARow: number; collectedBefore: boolean; reason: string },
-        ): 'stop' | undefined => {
-          if (reason !== lastPollError || inARow % 50 === 0) {
-            lastPollError = reason;
-            info(`  collecting answers failed${inARow > 1 ? ` (${inARow} times in a row)` : ''}: ${reason}`);
+        // Removed however this ends (an error setting up the collection of answers included): the first Ctrl-C
+        // would otherwise no longer stop the process.
+        let report: Awaited<ReturnType<typeof runWorkload>>;
+        try {
+          const reached = await waitForEndpoint(opts.url, waitSeconds, token.token, interrupted.signal);
+          if (!reached) {
+            info(`facerec client: stopped while waiting for ${opts.url} to answer; no frame was sent`);
+            process.exitCode = 130;
+            return;
           }
-          return answerQueue && !collectedBefore && inARow >= 5 ? 'stop' : undefined;
-        };
-        const report = await runWorkload({
-          signal: interrupted.signal,
-          url: opts.url,
-          frames,
-          responses,
-          ...(opts.replyQueueUrl ? { replyTo: opts.replyQueueUrl } : {}),
-          requests,
-          concurrency,
-          ...(rate === undefined ? {} : { rate }),
-          timeoutMs: timeoutSeconds * 1000,
-          maxRetries,
-          send: opts.sign ? sigV4Sender(opts.region ? { region: opts.region } : {}) : jsonSender(token),
-          onProgress: (done, total) => {
-            if (done % 10 === 0 || done === total) info(`  ${done}/${total} answered`);
-          },
-          onPollError,
-          onUnreachable: (unreachable) =>
-            info(
-              unreachable
-                ? `  ${opts.url} refuses connections (stopped or restarting): resending for up to 30 s`
-                : `  ${opts.url} answers again`,
-            ),
-        }).finally(stopListening);
+          sending = true;
+          const responses =
+            answerQueue && sqs
+              ? queueResponses(
+                  sqs.createSqsTransport(answerQueueClient(answerQueue, opts.region)),
+                  answerQueue,
+                )
+              : localResponses(opts.url, token);
+          // Collecting answers that fails is said, not reported later as frames unanswered: the first failure,
+          // each new reason, and every 50th failure in a row. A queue failing from the start (no credentials, no
+          // such queue, access refused) stops the run after 5 tries (about a second): no answer could ever be
+          // read. Once answers came, failures are retried; so are a local server's (restarting, see
+          // onUnreachable).
+          let lastPollError: string | undefined;
+          const onPollError = (
+            _error: unknown,
+            { inARow, collectedBefore, reason }: { inARow: number; collectedBefore: boolean; reason: string },
+          ): 'stop' | undefined => {
+            if (reason !== lastPollError || inARow % 50 === 0) {
+              lastPollError = reason;
+              info(
+                `  collecting answers failed${inARow > 1 ? ` (${inARow} times in a row)` : ''}: ${reason}`,
+              );
+            }
+            return answerQueue && !collectedBefore && inARow >= 5 ? 'stop' : undefined;
+          };
+          report = await runWorkload({
+            signal: interrupted.signal,
+            url: opts.url,
+            frames,
+            responses,
+            ...(opts.replyQueueUrl ? { replyTo: opts.replyQueueUrl } : {}),
+            requests,
+            concurrency,
+            ...(rate === undefined ? {} : { rate }),
+            timeoutMs: timeoutSeconds * 1000,
+            maxRetries,
+            send: opts.sign ? sigV4Sender(opts.region ? { region: opts.region } : {}) : jsonSender(token),
+            onProgress: (done, total) => {
+              if (done % 10 === 0 || done === total) info(`  ${done}/${total} answered`);
+            },
+            onPollError,
+            onUnreachable: (unreachable) =>
+              info(
+                unreachable
+                  ? `  ${opts.url} refuses connections (stopped or restarting): resending for up to 30 s`
+                  : `  ${opts.url} answers again`,
+              ),
+          });
+        } finally {
+          stopListening();
+        }
         if (opts.json) {
           const { outcomes, ...summary } = report;
           process.stdout.write(`${JSON.stringify({ ...summary, outcomes }, null, 2)}\n`);
@@ -1034,14 +1040,14 @@ async function waitForEndpoint(
       // One controller for Ctrl-C and the 5 s limit, held here: fetch's hold on an `AbortSignal.any` of the two
       // can be lost to garbage collection, and a server that takes the connection and never answers then held
       // the client for ever (nodejs/node#55428).
-      const attempt = new AbortController();
-      const stop = () => attempt.abort();
+      const controller = new AbortController();
+      const stop = () => controller.abort();
       const timer = setTimeout(stop, 5000);
       signal.addEventListener('abort', stop);
       try {
         await fetch(new URL('/health', url), {
           method: 'GET',
-          signal: attempt.signal,
+          signal: controller.signal,
           ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
         });
       } finally {

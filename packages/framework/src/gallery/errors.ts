@@ -15,7 +15,17 @@ export interface GalleryFormatIssue {
  * the file): not JSON, JSON that is no facerec gallery, a `formatVersion` this code does not read, content that
  * fails validation (its `issues` say where), or a file beyond the size limit.
  */
-export type GalleryFormatProblem = 'not-json' | 'not-a-gallery' | 'format-version' | 'invalid' | 'too-large';
+/**
+ * What is wrong with a gallery file, for logs: `too-large` one too large to read, `too-large-to-write` a change that
+ * would make it so (nothing written).
+ */
+export type GalleryFormatProblem =
+  | 'not-json'
+  | 'not-a-gallery'
+  | 'format-version'
+  | 'invalid'
+  | 'too-large'
+  | 'too-large-to-write';
 
 /**
  * A gallery file that cannot be used: not JSON, not a facerec gallery, a `formatVersion` this code does not

@@ -306,7 +306,11 @@ export function galleryTooLarge(
         : `${size(bytes)}, beyond the ${limit} a gallery file holds`;
   return new GalleryFormatError(
     `${what} (it is read as one string); keep galleries this large in the Postgres store (postgres://…?collection=…)`,
-    source === undefined ? { code: 'GALLERY_TOO_LARGE' } : { source, code: 'GALLERY_TOO_LARGE' },
+    {
+      ...(source === undefined ? {} : { source }),
+      code: 'GALLERY_TOO_LARGE',
+      problem: writing ? 'too-large-to-write' : 'too-large',
+    },
   );
 }
 

@@ -157,13 +157,16 @@ function storeCannotTakeChanges(error: unknown): error is FacerecError {
  *   (cut as the embedder takes it), embeds and adds it. 201 `{ collection, identity, faces: [{ id, source }],
  *   alreadyThere: 0 }`; 200 with `alreadyThere: 1` and the example as stored when that face was added before;
  *   400 bad JSON or fields, 422 no face, several faces or an undecodable photo, 413 a photo beyond the pixel
- *   limit, 415 a format not read. Errors do not repeat the caller's names or unknown fields back.
- * - `GET /collections/{name}/faces[?identity=]`: 200 `{ collection, faces: [{ id, identity, source }] }`.
+ *   limit, 415 a format not read, 507 an add that would take a file gallery past its size limit. Errors do not
+ *   repeat the caller's names or unknown fields back.
+ * - `GET /collections/{name}/faces[?identity=][&limit=][&offset=]`: 200 `{ collection, faces: [{ id, identity,
+ *   source }], total, next_offset }`, one page (the store's `listPage`, else a slice of `list`).
  * - `DELETE /collections/{name}/faces/{id}`: 200 `{ collection, removed: 1 }`; 404 no such example.
  *
- * 404 for an unknown collection, 405 for another method. Recognition answers with the new person as soon as
+ * 404 for an unknown collection, 405 for another method; 503 when the store cannot be reached (with
+ * `Retry-After`) or cannot take changes (damaged, gone, of another embedder). Recognition answers with the new person as soon as
  * the add returns (the store the pipeline matches against is this one). Logs name the collection and the
- * identity, never the photo or the embedding.
+ * example ids, never the identity, the photo or the embedding.
  */
 export function createCollectionsApi(options: CollectionsApiOptions): CollectionsApi {
   const logger = options.logger ?? silentLogger;
@@ -275,11 +278,8 @@ export function createCollectionsApi(options: CollectionsApiOptions): Collection
         // the server's problem, not the request's, for an add as for a removal. Its details (a path, a parser's
         // message) go to the log, not to the caller.
         // An add to a gallery at its size limit: 507, not 503, which a client would retry.
-        if (
-          GalleryFormatError.isInstance(error) &&
-          error.code === 'GALLERY_TOO_LARGE' &&
-          request.method === 'POST'
-        ) {
+        // (A file already too large to read is the store's problem: 503, below.)
+        if (GalleryFormatError.isInstance(error) && error.problem === 'too-large-to-write') {
           logger.error('collection store full', { reason: error.code, error: error.message });
           return {
             status: 507,
