@@ -368,9 +368,14 @@ export const LOCK_STALE_MS = 10_000;
  *
  * @throws the last `ELOCKED` error when the wait times out; any other file-system error as it is.
  */
-export async function lockFile(file: string, timeoutMs: number): Promise<() => Promise<void>> {
+export async function lockFile(
+  file: string,
+  timeoutMs: number,
+  /** Called once when another holder makes this call wait (a live writer, or a dead one's lock not yet stale). */
+  onWait?: () => void,
+): Promise<() => Promise<void>> {
   const started = Date.now();
-  for (;;) {
+  for (let waited = false; ; waited = true) {
     try {
       return await lockfile.lock(file, {
         realpath: false,
@@ -383,6 +388,7 @@ export async function lockFile(file: string, timeoutMs: number): Promise<() => P
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() - started >= timeoutMs)
         throw error;
+      if (!waited) onWait?.();
       await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40));
     }
   }

@@ -8,6 +8,7 @@ import { CONFORMANCE_EMBEDDER, describeGalleryStoreConformance } from '../testin
 import { EmbedderMismatchError, GalleryFormatError } from './errors.js';
 import { FileGalleryStore } from './file-store.js';
 import { FileGallery } from './gallery.js';
+import { openGalleryStore } from './open.js';
 
 const axis = (i: number) => Float32Array.from({ length: 8 }, (_, j) => (j === i ? 1 : 0));
 
@@ -114,6 +115,35 @@ describe('FileGalleryStore', () => {
     }
     await store.add('a', [{ embedding: axis(1) }]);
     expect(await store.identities()).toEqual(['a']);
+  });
+
+  it("says once that a change waits for another writer's lock, then makes it; opened by path with a logger, it logs it", async () => {
+    const waits: string[] = [];
+    const logged: [string, Record<string, unknown>][] = [];
+    const logger = {
+      info: () => undefined,
+      warn: (message: string, fields: Record<string, unknown> = {}) => logged.push([message, fields]),
+    };
+    const store = await FileGalleryStore.open(file, {
+      embedder: CONFORMANCE_EMBEDDER,
+      onLockWait: () => waits.push('waiting'),
+    });
+    const byPath = await openGalleryStore(file, { logger: logger as never });
+    const release = await lockfile.lock(file, { realpath: false, lockfilePath: `${file}.lock` });
+    const adds = [store.add('a', [{ embedding: axis(1) }]), byPath.add('b', [{ embedding: axis(2) }])];
+    await new Promise((r) => setTimeout(r, 300));
+    await release();
+    await Promise.all(adds);
+    expect(waits).toEqual(['waiting']);
+    expect(logged).toEqual([
+      [
+        'gallery file locked by another writer; waiting for it',
+        { location: file, lock: `${file}.lock`, stale_after_seconds: 10 },
+      ],
+    ]);
+    // Both landed (read from the file: either handle may not have reloaded the other's change yet).
+    expect((await FileGallery.load(file)).names).toEqual(['a', 'b']);
+    await byPath.close();
   });
 
   it("picks up another process's change within the reload interval, not before", async () => {

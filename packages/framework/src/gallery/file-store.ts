@@ -47,6 +47,11 @@ export interface FileGalleryStoreOptions extends GallerySearchOptions {
   readonly onReload?: (details: GalleryReloadDetails) => void;
   /** How long a mutation waits for another process's lock on the file, in milliseconds. Default 10,000. */
   readonly lockTimeoutMs?: number;
+  /**
+   * Told when a mutation finds the file locked by another writer and waits: a live one, or one that died holding
+   * it, whose lock is taken over once 10 s old (the wait is otherwise unexplained).
+   */
+  readonly onLockWait?: () => void;
 }
 
 const optionsSchema = z.strictObject({
@@ -59,6 +64,7 @@ const optionsSchema = z.strictObject({
   onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
   onReload: z.custom<(details: GalleryReloadDetails) => void>((v) => typeof v === 'function').optional(),
   lockTimeoutMs: z.number().int().min(0).default(10_000),
+  onLockWait: z.custom<() => void>((v) => typeof v === 'function').optional(),
   kernel: z.enum(['auto', 'wasm', 'js']).optional(),
 });
 
@@ -102,6 +108,7 @@ export class FileGalleryStore extends SnapshotGalleryStore {
   readonly location: string;
   readonly #search: GallerySearchOptions;
   readonly #lockTimeoutMs: number;
+  readonly #onLockWait: (() => void) | undefined;
   readonly #onReload: ((details: GalleryReloadDetails) => void) | undefined;
 
   private constructor(file: string, o: z.output<typeof optionsSchema>) {
@@ -110,6 +117,7 @@ export class FileGalleryStore extends SnapshotGalleryStore {
     this.location = file;
     this.#search = o.kernel ? { kernel: o.kernel } : {};
     this.#lockTimeoutMs = o.lockTimeoutMs;
+    this.#onLockWait = o.onLockWait;
     this.#onReload = o.onReload;
   }
 
@@ -164,7 +172,7 @@ export class FileGalleryStore extends SnapshotGalleryStore {
   }
 
   protected override async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const release = await lockGallery(this.file, this.#lockTimeoutMs);
+    const release = await lockGallery(this.file, this.#lockTimeoutMs, this.#onLockWait);
     try {
       return await work();
     } finally {
@@ -203,9 +211,13 @@ function pathError(file: string, error: unknown): unknown {
 }
 
 /** Takes the cross-process lock of the gallery file (see {@link lockFile}): its errors said as the store's. */
-async function lockGallery(file: string, timeoutMs: number): Promise<() => Promise<void>> {
+async function lockGallery(
+  file: string,
+  timeoutMs: number,
+  onWait: (() => void) | undefined,
+): Promise<() => Promise<void>> {
   try {
-    return await lockFile(file, timeoutMs);
+    return await lockFile(file, timeoutMs, onWait);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw pathError(file, error);
     throw new FacerecError(

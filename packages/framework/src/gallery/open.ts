@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { DistanceMetric, GalleryEmbedderInfo } from '../contracts/gallery.js';
 import type { GalleryStore } from '../contracts/gallery-store.js';
 import { InvalidOptionsError } from '../errors.js';
+import { LOCK_STALE_MS } from '../fs.js';
 import { importOptionalPackage } from '../optional-import.js';
 import { parseOptions } from '../options.js';
 import { refusalDetails } from './errors.js';
@@ -130,6 +131,7 @@ export async function openGalleryStore(
         ? {
             onReloadError: reportTo(options.logger, file),
             onReload: logGallerySwap.bind(undefined, options.logger, { location: file }),
+            onLockWait: lockWaitTo(options.logger, file),
           }
         : {}),
     });
@@ -157,6 +159,16 @@ export async function openGalleryStore(
 }
 
 /** Logs a refused version of a file store: why, never the error's message (which can quote the file). */
+/** A change waiting for another writer's lock on the gallery file, said (it can last 10 s: a dead writer's). */
+function lockWaitTo(logger: GalleryStoreLogger, file: string): () => void {
+  return () =>
+    logger.warn('gallery file locked by another writer; waiting for it', {
+      location: file,
+      lock: `${file}.lock`,
+      stale_after_seconds: LOCK_STALE_MS / 1000,
+    });
+}
+
 function reportTo(logger: GalleryStoreLogger, file: string): (error: Error) => void {
   return (error) =>
     logger.warn('gallery update refused; keeping the loaded version', {
