@@ -485,7 +485,7 @@ export class FileGallery implements Gallery {
   /** `list(options)` from `offset`, at most `limit` examples, with its length: only the page is built. */
   listPage(options: ListPageOptions): ExamplePage {
     checkPage('FileGallery.listPage', options);
-    const { names, rowStart, sources } = this.#store;
+    const { names, rowStart, rowIdentity, sources } = this.#store;
     const only = options.identity === undefined ? -1 : this.#indexOf(options.identity);
     if (options.identity !== undefined && only < 0) return { examples: [], total: 0 };
     // The examples of `list`'s order are rows first to end, contiguous: one identity's, or every one's.
@@ -494,18 +494,8 @@ export class FileGallery implements Gallery {
     const to = Math.min(end, from + options.limit);
     const ids = this.#exampleIds();
     const examples: StoredExample[] = [];
-    // The identity of row `from`: the last whose first row is at or before it (rowStart ascends).
-    let i = Math.max(0, only);
-    for (let lo = i, hi = only < 0 ? names.length - 1 : only; lo <= hi; ) {
-      const mid = (lo + hi) >> 1;
-      if (rowStart[mid]! <= from) {
-        i = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
     for (let r = from; r < to; r++) {
-      while (rowStart[i + 1]! <= r) i++;
-      examples.push({ id: ids[r]!, identity: names[i]!, source: sources[r]! });
+      examples.push({ id: ids[r]!, identity: names[rowIdentity[r]!]!, source: sources[r]! });
     }
     return { examples, total: end - first };
   }
