@@ -2,7 +2,8 @@
  * Gallery stores at scale, on synthetic identities (one unit vector each): for each size and dimension,
  *
  * - file store: file size, time to write it, load time (parse + index, what a Lambda init pays for a file or
- *   S3 gallery, less the download), the memory it holds, and exact top-5 query latency;
+ *   S3 gallery, less the download), the memory it holds, exact top-5 query latency, and the time an example
+ *   added or removed takes (the file rewritten) with the longest the event loop is held meanwhile;
  * - S3 gallery: `S3GalleryStore.open` against a local s3rver (download + parse), when `--s3` is given;
  * - PostgreSQL + pgvector (PGlite, Postgres compiled to WebAssembly, over pglite-socket and `pg`): table and HNSW
  *   index size, index build time, exact query latency, HNSW latency and recall@1 against exact search at a few
@@ -21,6 +22,7 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
@@ -30,6 +32,7 @@ import {
   prng,
   randomUnit,
 } from '../packages/framework/src/gallery/__fixtures__/synthetic.js';
+import { FileGalleryStore } from '../packages/framework/src/gallery/file-store.js';
 import { FileGallery } from '../packages/framework/src/gallery/gallery.js';
 import { hnswIndexName, PostgresGalleryStore } from '../packages/gallery-postgres/src/index.js';
 import { startPgliteServer } from '../packages/gallery-postgres/test/pglite-server.js';
@@ -106,6 +109,31 @@ async function timeQueries(match: (q: Float32Array) => Promise<string>, probes: 
   return { samples, answers };
 }
 
+/**
+ * A `FileGalleryStore` taking changes as `gallery add` / `gallery remove` or the collections API make them: five
+ * adds of one example to a new identity, each removed again, timed whole (file written), with the longest the
+ * event loop was held meanwhile (what requests being answered by the same process wait at most).
+ */
+async function timeFileChanges(file: string, dim: number) {
+  const store = await FileGalleryStore.open(file);
+  const rand = prng(dim);
+  const add: number[] = [];
+  const remove: number[] = [];
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
+  for (let i = 0; i < 5; i++) {
+    let t = performance.now();
+    const [added] = await store.add(`bench-change-${i}`, [{ source: '', embedding: randomUnit(dim, rand) }]);
+    add.push(performance.now() - t);
+    t = performance.now();
+    await store.removeExamples([added!.id]);
+    remove.push(performance.now() - t);
+  }
+  delay.disable();
+  await store.close();
+  return { add, remove, heldMs: delay.max / 1e6 };
+}
+
 const rows: Record<string, string>[] = [];
 const report = (row: Record<string, string>) => {
   rows.push(row);
@@ -161,6 +189,14 @@ try {
           'memory held': mb(after - before),
           'exact query': lat(exactFile.samples),
           'top-1 is the probe’s identity': fileCorrect.toFixed(3),
+        });
+        const changes = await timeFileChanges(file, dim);
+        report({
+          gallery: label,
+          store: 'file (changes)',
+          'add one example': lat(changes.add),
+          'remove one example': lat(changes.remove),
+          'event loop held at most': `${changes.heldMs.toFixed(0)} ms`,
         });
 
         if (s3) {

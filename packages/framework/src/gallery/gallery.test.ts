@@ -503,3 +503,76 @@ describe('FileGallery.withExamples: examples an earlier version stored', () => {
     expect(differing).toBeGreaterThan(50);
   });
 });
+
+describe('FileGallery changes copy rows rather than rebuild', () => {
+  // The copies splice the stored rows (and the ids computed already) instead of rebuilding from examples;
+  // each step is checked against the gallery FileGallery.create builds from the same identities.
+  const dim = 16;
+  for (const aggregation of ['nearest', 'centroid'] as const) {
+    for (const kernel of kernels) {
+      it(`${aggregation}, ${kernel}: 60 random adds and removals give the gallery built from scratch`, async () => {
+        const rand = prng(aggregation === 'nearest' ? 11 : 12);
+        const people = new Map<string, { source: string; embedding: Float32Array }[]>();
+        const names = ['d', 'b', 'f', 'a', 'e', 'c', 'g', 'ab'];
+        const settings = {
+          embedder: embedderInfo(dim),
+          threshold: 0.7,
+          aggregation,
+          createdAt: '2026-12-07T00:00:00Z',
+        };
+        let gallery = FileGallery.create({ ...settings, identities: [] }, { kernel });
+        let serial = 0;
+        for (let step = 0; step < 60; step++) {
+          // Half the steps look at every id first, so both carried ids and ids hashed later are exercised.
+          if (rand() < 0.5) gallery.list();
+          const held = [...people.keys()];
+          const choice = rand();
+          if (choice < 0.55 || held.length === 0) {
+            const name = names[Math.floor(rand() * names.length)]!;
+            const examples = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => ({
+              source: `s${serial++}`,
+              embedding: randomUnit(dim, rand),
+            }));
+            gallery = gallery.withExamples(name, examples).gallery;
+            people.set(name, [...(people.get(name) ?? []), ...examples]);
+          } else if (choice < 0.85) {
+            const all = gallery.list();
+            const drop = all.filter(() => rand() < 0.3).map((e) => e.id);
+            if (drop.length === 0) continue;
+            gallery = gallery.withoutExamples(drop);
+            const dropped = new Set(all.filter((e) => drop.includes(e.id)).map((e) => e.source));
+            for (const [name, examples] of [...people]) {
+              const left = examples.filter((e) => !dropped.has(e.source));
+              if (left.length) people.set(name, left);
+              else people.delete(name);
+            }
+          } else {
+            const name = held[Math.floor(rand() * held.length)]!;
+            gallery = gallery.withoutIdentities([name]);
+            people.delete(name);
+          }
+          const fresh = FileGallery.create(
+            { ...settings, identities: [...people].map(([name, examples]) => ({ name, examples })) },
+            { kernel },
+          );
+          expect(gallery.toText()).toBe(fresh.toText());
+          expect(gallery.list()).toEqual(fresh.list());
+          expect(gallery.list({ identity: 'b' })).toEqual(fresh.list({ identity: 'b' }));
+          const all = fresh.list();
+          for (const offset of [0, 1, 4]) {
+            expect(gallery.listPage({ offset, limit: 3 })).toEqual({
+              examples: all.slice(offset, offset + 3),
+              total: all.length,
+            });
+          }
+          if (people.size) {
+            const query = randomUnit(dim, rand);
+            expect(await gallery.match([query], { topK: 3 })).toEqual(
+              await fresh.match([query], { topK: 3 }),
+            );
+          }
+        }
+      });
+    }
+  }
+});

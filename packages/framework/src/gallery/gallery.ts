@@ -52,6 +52,30 @@ import type {
 } from './types.js';
 import { distanceFromDot, normaliseInto } from './vectors.js';
 
+/**
+ * Computes `gallery`'s example ids (unless known already) a slice of about {@link ID_SLICE_MS} at a time, letting
+ * the event loop run between slices: a removal by id from a large gallery just loaded would otherwise hold it for
+ * the hashing of every example (≈ 1 s at 100,000 × 512). Package-internal; set in `FileGallery`'s static block,
+ * which may read its private store.
+ */
+let prepareExampleIds!: (gallery: FileGallery) => Promise<void>;
+
+export { prepareExampleIds };
+
+const ID_SLICE_MS = 10;
+
+/** Hashes `store`'s example ids, one identity per step, and sets `store.ids` when done (unless set meanwhile). */
+function* hashIds(store: Store): Generator<void> {
+  if (store.ids) return;
+  const { names, rowStart, example } = store;
+  const ids: string[] = [];
+  for (let i = 0; i < names.length; i++) {
+    for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) ids.push(exampleId(names[i]!, example(r)));
+    yield;
+  }
+  store.ids ??= ids;
+}
+
 /** Options that tune how a gallery searches, not what it holds. */
 export interface GallerySearchOptions {
   /**
@@ -93,6 +117,8 @@ interface Store {
    * examples are the searched rows, so this reads them from the index rather than keeping a second copy.
    */
   readonly example: (r: number) => Float32Array;
+  /** Copies example rows `from` to `to − 1` into `into` from `offset`, back to back. */
+  readonly copyExamples: (from: number, to: number, into: Float32Array, offset: number) => void;
   readonly sources: readonly string[];
   /** First example row of identity `i` is `rowStart[i]`; its last is `rowStart[i + 1] − 1`. */
   readonly rowStart: Int32Array;
@@ -435,32 +461,8 @@ export class FileGallery implements Gallery {
     const missing = identities.filter((name) => !this.has(name));
     if (missing.length) throw new UnknownIdentityError(missing, this.size);
     const drop = new Set(identities);
-    const { names, rowStart, example, sources } = this.#store;
-    const dim = this.embedder.dimension;
-    const keptNames: string[] = [];
-    const keptSources: string[] = [];
-    const keptStart: number[] = [0];
-    names.forEach((name, i) => {
-      if (drop.has(name)) return;
-      keptNames.push(name);
-      for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) keptSources.push(sources[r]!);
-      keptStart.push(keptSources.length);
-    });
-    const matrix = new Float32Array(keptSources.length * dim);
-    let at = 0;
-    names.forEach((name, i) => {
-      if (drop.has(name)) return;
-      for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++, at += dim) matrix.set(example(r), at);
-    });
-    const store = buildStore(
-      keptNames,
-      matrix,
-      keptSources,
-      Int32Array.from(keptStart),
-      this.#settings(),
-      this.#store.index.kernel,
-    );
-    return new FileGallery(this.#settings(), store);
+    const { names } = this.#store;
+    return this.#spliced((_, i) => !drop.has(names[i]!));
   }
 
   /**
@@ -469,14 +471,14 @@ export class FileGallery implements Gallery {
    */
   list(options: ListExamplesOptions = {}): StoredExample[] {
     const { names, rowStart, sources } = this.#store;
-    const ids = this.#exampleIds();
     const out: StoredExample[] = [];
     const only = options.identity === undefined ? -1 : this.#indexOf(options.identity);
     if (options.identity !== undefined && only < 0) return out;
+    if (only < 0) this.#exampleIds();
     const [from, to] = only < 0 ? [0, names.length] : [only, only + 1];
     for (let i = from; i < to; i++) {
       for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) {
-        out.push({ id: ids[r]!, identity: names[i]!, source: sources[r]! });
+        out.push({ id: this.#idAt(r, i), identity: names[i]!, source: sources[r]! });
       }
     }
     return out;
@@ -485,17 +487,25 @@ export class FileGallery implements Gallery {
   /** `list(options)` from `offset`, at most `limit` examples, with its length: only the page is built. */
   listPage(options: ListPageOptions): ExamplePage {
     checkPage('FileGallery.listPage', options);
-    const { names, rowStart, rowIdentity, sources } = this.#store;
+    const { names, rowStart, sources } = this.#store;
     const only = options.identity === undefined ? -1 : this.#indexOf(options.identity);
     if (options.identity !== undefined && only < 0) return { examples: [], total: 0 };
     // The examples of `list`'s order are rows first to end, contiguous: one identity's, or every one's.
     const [first, end] = only < 0 ? [0, rowStart[names.length]!] : [rowStart[only]!, rowStart[only + 1]!];
     const from = Math.min(end, first + options.offset);
     const to = Math.min(end, from + options.limit);
-    const ids = this.#exampleIds();
+    // The identity of row `from`: the last whose first row is at or before it (every identity has a row). Not
+    // `rowIdentity`, which maps searched rows: centroids, under `centroid` aggregation.
+    let i = Math.max(0, only);
+    for (let hi = only < 0 ? names.length - 1 : only; i < hi; ) {
+      const mid = (i + hi + 1) >> 1;
+      if (rowStart[mid]! <= from) i = mid;
+      else hi = mid - 1;
+    }
     const examples: StoredExample[] = [];
     for (let r = from; r < to; r++) {
-      examples.push({ id: ids[r]!, identity: names[rowIdentity[r]!]!, source: sources[r]! });
+      while (r >= rowStart[i + 1]!) i++;
+      examples.push({ id: this.#idAt(r, i), identity: names[i]!, source: sources[r]! });
     }
     return { examples, total: end - first };
   }
@@ -524,11 +534,7 @@ export class FileGallery implements Gallery {
       return held ? { ...held, added: false } : { id: e.id, identity, source: e.source, added: true };
     });
     if (fresh.length === 0) return { gallery: this, added };
-    const identities = [...this.#data().identities].map((i) =>
-      i.name === identity ? { name: i.name, examples: [...i.examples, ...fresh] } : i,
-    );
-    if (!known.size) identities.push({ name: identity, examples: fresh });
-    return { gallery: this.#rebuilt(identities), added };
+    return { gallery: this.#spliced(undefined, { identity, examples: fresh }), added };
   }
 
   /**
@@ -543,34 +549,117 @@ export class FileGallery implements Gallery {
     const missing = ids.filter((id) => !held.has(id));
     if (missing.length) throw new UnknownExampleError(missing);
     const drop = new Set(ids);
-    let row = 0;
-    const identities = [...this.#data().identities]
-      .map((i) => ({ name: i.name, examples: i.examples.filter(() => !drop.has(all[row++]!)) }))
-      .filter((i) => i.examples.length > 0);
-    return this.#rebuilt(identities);
+    return this.#spliced((r) => !drop.has(all[r]!));
   }
 
-  /** The gallery of `identities`, whose embeddings are normalised already, with this one's settings. */
-  #rebuilt(
-    identities: { readonly name: string; readonly examples: readonly GalleryExample[] }[],
+  /**
+   * A copy holding the rows `keep` accepts (all without it), in order, and `add`'s examples (normalised, with
+   * their ids) after its identity's rows; an identity left without rows is dropped, a new one takes its place in
+   * name order. Rows are copied, not rebuilt from example objects, and the ids computed already carry over, so
+   * a change to a large gallery costs one copy of its matrix rather than a rebuild and a hash of every example
+   * (the event loop is held for all of it).
+   */
+  #spliced(
+    keep: ((row: number, identity: number) => boolean) | undefined,
+    add?: { readonly identity: string; readonly examples: readonly PreparedExample[] },
   ): FileGallery {
-    return FileGallery.#build(this.#settings(), identities, this.#store.index.kernel, (e, into, offset) => {
-      into.set(e.embedding, offset);
-    });
+    const { names, rowStart, copyExamples, sources, ids } = this.#store;
+    const dim = this.embedder.dimension;
+    const m = names.length;
+    const held = add ? this.#indexOf(add.identity) : -1;
+    // A new identity goes before the first name after it (names are sorted by code unit).
+    let before = -1;
+    if (add && held < 0) {
+      before = 0;
+      while (before < m && byCodeUnit(names[before]!, add.identity) < 0) before++;
+    }
+    const matrix = new Float32Array((rowStart[m]! + (add?.examples.length ?? 0)) * dim);
+    const keptNames: string[] = [];
+    const keptSources: string[] = [];
+    const keptIds: string[] | undefined = ids ? [] : undefined;
+    const starts: number[] = [0];
+    // Rows kept back to back are copied as one block: `run` is the first row not copied yet.
+    let run = 0;
+    const copyTo = (to: number) => {
+      copyExamples(run, to, matrix, keptSources.length * dim);
+      for (let r = run; r < to; r++) {
+        keptSources.push(sources[r]!);
+        keptIds?.push(ids![r]!);
+      }
+      run = to;
+    };
+    const putAdded = (at: number) => {
+      copyTo(at);
+      for (const e of add!.examples) {
+        matrix.set(e.embedding, keptSources.length * dim);
+        keptSources.push(e.source);
+        keptIds?.push(e.id);
+      }
+    };
+    let kept = 0;
+    for (let i = 0; i <= m; i++) {
+      if (i === before) {
+        putAdded(rowStart[i]!);
+        kept += add!.examples.length;
+        keptNames.push(add!.identity);
+        starts.push(kept);
+      }
+      if (i === m) break;
+      const first = kept;
+      for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) {
+        if (!keep || keep(r, i)) {
+          kept++;
+        } else {
+          copyTo(r);
+          run = r + 1;
+        }
+      }
+      if (i === held) {
+        putAdded(rowStart[i + 1]!);
+        kept += add!.examples.length;
+      }
+      if (kept > first) {
+        keptNames.push(names[i]!);
+        starts.push(kept);
+      }
+    }
+    copyTo(rowStart[m]!);
+    const store = buildStore(
+      keptNames,
+      matrix.subarray(0, keptSources.length * dim),
+      keptSources,
+      Int32Array.from(starts),
+      this.#settings(),
+      this.#store.index.kernel,
+    );
+    if (keptIds) store.ids = keptIds;
+    return new FileGallery(this.#settings(), store);
+  }
+
+  /**
+   * The id of row `r` (of identity `i`): from the ids computed already, else hashed on its own, so that one
+   * identity's examples or one page of them (adding to a large gallery just loaded, paging it) hash no others.
+   */
+  #idAt(r: number, i: number): string {
+    return this.#store.ids?.[r] ?? exampleId(this.#store.names[i]!, this.#store.example(r));
   }
 
   /** Example ids by row, computed once per store (hashing every embedding) and only when asked for. */
   #exampleIds(): readonly string[] {
     const store = this.#store;
-    if (!store.ids) {
-      const { names, rowStart, example } = store;
-      const ids: string[] = [];
-      for (let i = 0; i < names.length; i++) {
-        for (let r = rowStart[i]!; r < rowStart[i + 1]!; r++) ids.push(exampleId(names[i]!, example(r)));
+    if (!store.ids) for (const _ of hashIds(store));
+    return store.ids!;
+  }
+
+  static {
+    prepareExampleIds = async (gallery) => {
+      let since = performance.now();
+      for (const _ of hashIds(gallery.#store)) {
+        if (performance.now() - since < ID_SLICE_MS) continue;
+        await new Promise((resolve) => setImmediate(resolve));
+        since = performance.now();
       }
-      store.ids = ids;
-    }
-    return store.ids;
+    };
   }
 
   /**
@@ -763,7 +852,15 @@ function buildStore(
     const rowIdentity = new Int32Array(sources.length);
     for (let i = 0; i < m; i++) rowIdentity.fill(i, rowStart[i], rowStart[i + 1]);
     const index = createDotIndex(examples, sources.length, dim, kernel);
-    return { names, example: (r) => index.rowView(r), sources, rowStart, index, rowIdentity };
+    return {
+      names,
+      example: (r) => index.rowView(r),
+      copyExamples: (from, to, into, offset) => index.copyRows(from, to, into, offset),
+      sources,
+      rowStart,
+      index,
+      rowIdentity,
+    };
   }
   const centroids = new Float32Array(m * dim);
   const sum = new Float64Array(dim);
@@ -780,6 +877,7 @@ function buildStore(
   return {
     names,
     example: (r) => examples.subarray(r * dim, (r + 1) * dim),
+    copyExamples: (from, to, into, offset) => into.set(examples.subarray(from * dim, to * dim), offset),
     sources,
     rowStart,
     index: createDotIndex(centroids, m, dim, kernel),

@@ -136,6 +136,8 @@ export interface DotIndex {
   readonly dimension: number;
   /** Row `r`, as a view into the index (no copy): read it, never write it. */
   rowView(r: number): Float32Array;
+  /** Copies rows `from` to `to − 1` into `into` from `offset`, back to back (`dimension` floats each). */
+  copyRows(from: number, to: number, into: Float32Array, offset: number): void;
   /**
    * Scores `count` queries (≤ {@link MAX_QUERIES_PER_PASS}) stored back to back in `queries`
    * (`count × dimension` floats), calling `visit` for consecutive blocks of rows.
@@ -225,6 +227,15 @@ class WasmDotIndex implements DotIndex {
     return this.#memory.subarray(r * this.#stride, r * this.#stride + this.dimension);
   }
 
+  copyRows(from: number, to: number, into: Float32Array, offset: number): void {
+    const d = this.dimension;
+    if (this.#stride === d) {
+      into.set(this.#memory.subarray(from * d, to * d), offset);
+      return;
+    }
+    for (let r = from; r < to; r++) into.set(this.rowView(r), offset + (r - from) * d);
+  }
+
   scan(queries: Float32Array, count: number, visit: DotBlockVisitor): void {
     if (count > MAX_QUERIES_PER_PASS)
       throw new RangeError(`at most ${MAX_QUERIES_PER_PASS} queries per pass`);
@@ -265,6 +276,10 @@ class JsDotIndex implements DotIndex {
 
   rowView(r: number): Float32Array {
     return this.#matrix.subarray(r * this.dimension, (r + 1) * this.dimension);
+  }
+
+  copyRows(from: number, to: number, into: Float32Array, offset: number): void {
+    into.set(this.#matrix.subarray(from * this.dimension, to * this.dimension), offset);
   }
 
   scan(queries: Float32Array, count: number, visit: DotBlockVisitor): void {

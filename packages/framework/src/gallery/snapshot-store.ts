@@ -19,7 +19,7 @@ import { SPECIFICATION_VERSION } from '../contracts/version.js';
 import { FacerecError } from '../errors.js';
 import { checkPage, prepareExamples } from './collection.js';
 import { GalleryStoreNotFoundError, UnknownIdentityError } from './errors.js';
-import type { FileGallery, GallerySearchOptions } from './gallery.js';
+import { type FileGallery, type GallerySearchOptions, prepareExampleIds } from './gallery.js';
 import type { GalleryStoreLogger } from './open.js';
 import type { GalleryCalibration } from './types.js';
 
@@ -281,7 +281,10 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   }
 
   removeExamples(ids: readonly string[]): Promise<void> {
-    return this.#mutate((g) => ({ gallery: ids.length ? g.withoutExamples(ids) : g, result: undefined }));
+    return this.#mutate(
+      (g) => ({ gallery: ids.length ? g.withoutExamples(ids) : g, result: undefined }),
+      prepareExampleIds,
+    );
   }
 
   removeIdentity(identity: string): Promise<number> {
@@ -420,11 +423,16 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
    * gallery is written before it replaces the one in memory. On a write conflict it starts again from the new
    * stored version.
    */
-  #mutate<T>(change: (gallery: FileGallery) => { gallery: FileGallery; result: T }): Promise<T> {
+  #mutate<T>(
+    change: (gallery: FileGallery) => { gallery: FileGallery; result: T },
+    /** Work on the gallery held that may wait (the event loop running meanwhile) before `change` runs on it. */
+    prepare?: (gallery: FileGallery) => Promise<void>,
+  ): Promise<T> {
     const run = () =>
       this.exclusive(async () => {
         for (let attempt = 0; ; attempt++) {
           await this.#refresh(true, true);
+          await prepare?.(this.gallery);
           const { gallery, result } = change(this.gallery);
           if (gallery === this.gallery) return result;
           try {
