@@ -163,6 +163,46 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     expect(sent.filter((s) => s.command === 'GetObjectCommand').length).toBe(gets);
   });
 
+  it('does not make every search wait while S3 is silent: a look under way or S3 known out of reach is not waited for again', async () => {
+    const store = await open({ refreshWaitSeconds: 2 });
+    const send = client.send.bind(client);
+    // S3 that accepts connections and never answers until released (a black-holed endpoint), then refuses them.
+    let release: () => void = () => undefined;
+    let mode: 'silent' | 'refusing' | 'up' = 'silent';
+    client.send = ((command: never) => {
+      if (mode === 'up') return send(command);
+      if (mode === 'refusing') {
+        return Promise.reject(
+          Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }),
+        );
+      }
+      return new Promise((_, reject) => {
+        release = () => reject(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }));
+      });
+    }) as typeof client.send;
+    const timed = async () => {
+      clock += 30_000;
+      const started = performance.now();
+      expect(await who(store, 0)).toBe('amy');
+      return performance.now() - started;
+    };
+    // The search that starts the look waits for it (refreshWaitSeconds, 2 s); the next ones, while it hangs, do not.
+    expect(await timed()).toBeGreaterThanOrEqual(1_900);
+    for (let i = 0; i < 3; i++) expect(await timed()).toBeLessThan(1_000);
+    release();
+    await vi.waitFor(() =>
+      expect(logs.at(-1)).toMatchObject({ message: 'gallery store unreachable; keeping the loaded version' }),
+    );
+    // Known out of reach: a search starts the next look (refused, or silent again) without waiting for it.
+    mode = 'silent';
+    for (let i = 0; i < 3; i++) expect(await timed()).toBeLessThan(1_000);
+    release();
+    mode = 'up';
+    await store.checkReachable();
+    expect(logs.at(-1)).toMatchObject({ level: 'info', message: 'gallery store reachable again' });
+    await store.close();
+  });
+
   it('answers from the loaded version while S3 is out of reach, says so once, and says when it answers again', async () => {
     const store = await open();
     const send = client.send.bind(client);

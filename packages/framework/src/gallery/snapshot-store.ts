@@ -52,8 +52,9 @@ export interface SnapshotGalleryStoreOptions extends GallerySearchOptions {
   /**
    * How long a search waits for the look it starts (once `reloadIntervalMs` passed) before it searches the
    * gallery it holds, in milliseconds; the look goes on, and a new version it finds is swapped in for later
-   * searches. For a store on a network, whose server can take seconds to time out. Default: until the look
-   * ends.
+   * searches. For a store on a network, whose server can take seconds to time out. Searches while that look
+   * is still under way, or while the server is known to be out of reach, do not wait at all. Default: until
+   * the look ends.
    */
   readonly refreshWaitMs?: number | undefined;
   /** Told when a new version cannot be used (corrupt, another embedder): the store keeps the one it has. */
@@ -348,12 +349,17 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
    */
   async #refreshIfDue(): Promise<void> {
     if (this.#now() - this.#checkedAt < this.#options.reloadIntervalMs) return;
+    // A look still under way was waited for by the search that started it, and a server known to be out of
+    // reach is not waited for by every search (a silent one would add `refreshWaitMs` to each for as long as
+    // it is down): these search the gallery held at once, the look going on in the background.
+    const waitedFor = this.#refreshing !== undefined || this.#unreachable;
     const look = this.#refresh(false, false);
     const wait = this.#options.refreshWaitMs;
     if (wait === undefined) {
       await look;
       return;
     }
+    if (waitedFor) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([look, new Promise((resolve) => (timer = setTimeout(resolve, wait)))]);
     clearTimeout(timer);
