@@ -114,6 +114,9 @@ export interface GalleryStore extends Gallery {
    * it; the built-in ones have it.
    */
   checkReachable?(): Promise<void>;
-  /** Releases what the store holds (connections, timers). The store must not be used afterwards. */
+  /**
+   * Lets the calls made before it finish, then releases what the store holds (connections, timers); every call
+   * after it rejects with `DisposedError` (the conformance suite checks both).
+   */
   close(): Promise<void>;
 }

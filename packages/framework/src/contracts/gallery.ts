@@ -30,7 +30,10 @@ export interface IdentityCandidate {
 
 /** The answer for one query embedding. */
 export interface GalleryMatch {
-  /** The best identity, or `'unknown'` when its distance exceeds the threshold. */
+  /**
+   * The best identity when its distance is at most the threshold and the threshold is above 0, else `'unknown'`
+   * (a threshold of 0 names no one, not even a stored embedding itself).
+   */
   readonly identity: string;
   /**
    * Distance to the best identity (even when the answer is `'unknown'`); `Infinity` when the gallery holds
@@ -63,8 +66,9 @@ export interface Gallery {
   readonly metric: DistanceMetric;
   readonly aggregation: IdentityAggregation;
   /**
-   * Distances above this are `'unknown'`. 0 in a gallery never calibrated nor given one (what enrollment
-   * writes): `match` then answers `'unknown'` for every face. `createFaceRecognizer` and the CLI match such a
+   * Distances above this are `'unknown'`; one at most this names the identity. 0 in a gallery never calibrated
+   * nor given one (what enrollment writes): `match` then answers `'unknown'` for every face, even for a stored
+   * embedding itself (distance 0). `createFaceRecognizer` and the CLI match such a
    * gallery at the embedder's recommended threshold; call `match` with `resolveThreshold(…)`'s value to do the same.
    */
   readonly threshold: number;

@@ -6,7 +6,9 @@ import { gaussian, prng } from './__fixtures__/synthetic.js';
 import {
   addFacesFromPhotos,
   identityNameIssue,
+  MAX_SOURCE_LENGTH,
   prepareExamples,
+  sourceIssue,
   storableSource,
   visibleText,
 } from './collection.js';
@@ -350,6 +352,20 @@ describe('storableSource', () => {
     const long = `${'x/'.repeat(600)}ann.jpg`;
     expect(storableSource(long)).toBe(`…${long.slice(-1023)}`);
     expect(storableSource(long).length).toBe(1024);
+  });
+});
+
+describe('sourceIssue', () => {
+  it('gives the reason a store refuses a source, the same prepareExamples gives', () => {
+    expect(sourceIssue('')).toBeUndefined();
+    expect(sourceIssue(`photos/${'名'.repeat(MAX_SOURCE_LENGTH - 9)}😀`)).toBeUndefined();
+    expect(sourceIssue('y'.repeat(MAX_SOURCE_LENGTH + 1))).toBe('is 1025 characters long; at most 1024');
+    expect(sourceIssue('a\u0000.jpg')).toBe('holds a control character');
+    expect(sourceIssue('a\nb.jpg')).toBe('holds a control character');
+    expect(sourceIssue('lone\udc00')).toBe('is not well-formed Unicode (a lone surrogate)');
+    expect(() =>
+      prepareExamples('store.add', 'ann', 2, [{ embedding: Float32Array.of(1, 0), source: 'a\u0000.jpg' }]),
+    ).toThrow('store.add: identity "ann" example 0: the source holds a control character');
   });
 });
 

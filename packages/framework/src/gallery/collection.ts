@@ -80,6 +80,15 @@ export function storedTextIssue(text: string, max: number): string | undefined {
 }
 
 /**
+ * Why a store must refuse `source` (an example's source, as `add` is given it), or `undefined`: longer than
+ * {@link MAX_SOURCE_LENGTH}, a control character or a lone surrogate ({@link storedTextIssue}). For stores
+ * written outside this package, with {@link identityNameIssue} and {@link reservedIdentityIssue} for names.
+ */
+export function sourceIssue(source: string): string | undefined {
+  return storedTextIssue(source, MAX_SOURCE_LENGTH);
+}
+
+/**
  * `source` as a store takes it: as it is, or, when it holds what no store takes (a control character: a file
  * named with a newline), with those characters escaped ({@link visibleText}), and at most
  * {@link MAX_SOURCE_LENGTH} characters (a longer one keeps its end, the file's name). A source only says where
@@ -249,8 +258,8 @@ export function prepareExamples(
     const source = example.source ?? '';
     if (typeof source !== 'string')
       throw new InvalidOptionsError(component, `${exampleName}: source must be a string`);
-    const sourceIssue = storedTextIssue(source, MAX_SOURCE_LENGTH);
-    if (sourceIssue) throw new InvalidOptionsError(component, `${exampleName}: the source ${sourceIssue}`);
+    const refused = sourceIssue(source);
+    if (refused) throw new InvalidOptionsError(component, `${exampleName}: the source ${refused}`);
     const id = exampleId(identity, embedding);
     if (seen.has(id)) return;
     seen.add(id);

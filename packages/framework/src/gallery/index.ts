@@ -34,6 +34,7 @@ export {
   MAX_SOURCE_LENGTH,
   type PhotoExample,
   reservedIdentityIssue,
+  sourceIssue,
 } from './collection.js';
 export { assertEmbedderCompatible } from './compatibility.js';
 export {

@@ -192,6 +192,22 @@ describe('createFaceRecognizer', () => {
       threshold: 0,
       thresholdSource: 'gallery',
     });
+    // Said once, at creation, with what to do; the warning-free recognizer above had a registry threshold.
+    expect(recognizer.warnings).toEqual([]);
+    expect(none.warnings).toEqual([
+      'no euclidean threshold is known for unmeasured (its weights were never measured) and the gallery was ' +
+        'never calibrated (threshold 0), so every face will be "unknown" unless recognize is given ' +
+        '{ threshold }: calibrate the gallery (calibrateThresholdLeaveOneOut, facerec gallery calibrate)',
+    ]);
+    expect((await none.recognize(frame([190, 5, 5]), { threshold: 0.1 }))[0]!.identity).toBe('red');
+    // A gallery given a threshold by hand needs none from the registry.
+    const set = await createFaceRecognizer({
+      provider,
+      detector,
+      embedder: other,
+      gallery: bare.withThreshold(0.1),
+    });
+    expect(set.warnings).toEqual([]);
   });
 
   it('recognizes against a gallery of the same embedder, and refuses another', async () => {
@@ -220,6 +236,14 @@ describe('createFaceRecognizer', () => {
     const none = await createFaceRecognizer({ provider, detector, embedder });
     await expect(none.recognize(frame([1, 1, 1]))).rejects.toThrow(
       'createFaceRecognizer was given no gallery',
+    );
+
+    // Neither bytes nor pixels: named as what a photo may be.
+    await expect(recognizer.recognize('photo.jpg' as never)).rejects.toThrow(
+      'the photo is a string (a path?), not file bytes or an RgbImage: pass await readImageFile(path)',
+    );
+    await expect(recognizer.detect(null as never)).rejects.toThrow(
+      'the photo is null, not file bytes (a Uint8Array or ArrayBuffer) or an RgbImage',
     );
 
     // Options are checked before any detection, in recognize's name.

@@ -10,7 +10,7 @@ import type {
   EmbedderOptionsFor,
   FaceProvider,
 } from '../contracts/provider.js';
-import { DisposedError, InvalidOptionsError } from '../errors.js';
+import { DisposedError, InvalidInputError, InvalidOptionsError } from '../errors.js';
 import { thresholdSchema } from '../gallery/format.js';
 import { distanceBetween } from '../gallery/vectors.js';
 import { type DecodeLimits, decodeImage, decodeLimitsSchema } from '../image/decode.js';
@@ -269,6 +269,24 @@ export async function createFaceRecognizer<
       'the gallery holds no identities yet, so every face will be "unknown" at distance Infinity (add some to it: addFacesFromPhotos)',
     );
   }
+  // A gallery never calibrated (threshold 0) for an embedder that ships no threshold names no one: said once
+  // here (recognize's `thresholdSource` would say only 'gallery'); a threshold passed to recognize still works.
+  if (
+    gallery &&
+    !empty &&
+    !resolveThreshold({
+      gallery,
+      registry: provider.registry,
+      modelId: gallery.embedder.modelId,
+      metric: gallery.metric,
+    })
+  ) {
+    warnings.push(
+      `${missingThresholdMessage(provider.registry, gallery.embedder.modelId, gallery.metric)} and the gallery ` +
+        'was never calibrated (threshold 0), so every face will be "unknown" unless recognize is given ' +
+        '{ threshold }: calibrate the gallery (calibrateThresholdLeaveOneOut, facerec gallery calibrate)',
+    );
+  }
   let disposed = false;
   const live = () => {
     if (disposed) throw new DisposedError('this FaceRecognizer');
@@ -277,6 +295,17 @@ export async function createFaceRecognizer<
     live();
     // Any realm's ArrayBuffer (or a SharedArrayBuffer): `instanceof` would miss one from a vm context.
     if (types.isAnyArrayBuffer(photo)) return decodeImage(new Uint8Array(photo), o.decodeLimits);
+    // Named for what a photo may be here (file bytes too), not only as the detector's RgbImage.
+    if (typeof photo === 'string') {
+      throw new InvalidInputError(
+        'the photo is a string (a path?), not file bytes or an RgbImage: pass await readImageFile(path)',
+      );
+    }
+    if (typeof photo !== 'object' || photo === null) {
+      throw new InvalidInputError(
+        `the photo is ${photo === null ? 'null' : typeof photo}, not file bytes (a Uint8Array or ArrayBuffer) or an RgbImage`,
+      );
+    }
     return photo instanceof Uint8Array ? decodeImage(photo, o.decodeLimits) : Promise.resolve(photo);
   };
 

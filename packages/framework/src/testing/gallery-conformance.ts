@@ -16,7 +16,8 @@ type Awaitable<T> = T | Promise<T>;
 /** One fresh, empty place for stores for one test of {@link describeGalleryStoreConformance}. */
 export interface GalleryStoreConformanceHarness {
   /**
-   * Opens the store called `name` for `embedder`, creating it empty when it does not exist. Opening the same
+   * Opens the store called `name` for `embedder`, creating it empty when it does not exist, with a new store's
+   * defaults (the suite relies on them): Euclidean metric, `nearest` aggregation, threshold 0. Opening the same
    * name again (after `close`, or while another handle is open) must reach the same content, as another
    * process would; different names are different stores.
    */
@@ -50,10 +51,11 @@ const TO_ALICE_2 = 0.225463;
 /** pgvector and the SIMD kernel compute in float32. */
 const TOLERANCE = 1e-4;
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
+/** The error `promise` rejects with; a failure naming `what` (the call expected to be refused) if it resolves. */
+async function rejection(promise: Promise<unknown>, what: string): Promise<unknown> {
   return promise.then(
     () => {
-      throw new Error('expected a rejection');
+      throw new Error(`expected ${what} to be refused, but it resolved`);
     },
     (error: unknown) => error,
   );
@@ -62,7 +64,7 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 /**
  * The conformance suite every {@link GalleryStore} must pass, on a fresh harness per test: a new store records
  * its embedder and is empty; examples added are listed with ids and found by `match` at the right distances;
- * removing an example, then an identity, changes what is found; another embedder is refused (opening,
+ * identities are listed in code-unit order and each one's examples in the order added; removing an example, then an identity, changes what is found; another embedder is refused (opening,
  * `assertCompatible`, adding from photos) and a bad add adds nothing; names and sources at the limits are kept
  * as they were, and beyond them refused; concurrent adds all land, through one handle or two; two handles
  * creating the same store at once share it; everything persists across a re-open and is seen by a second handle; `addFacesFromPhotos`
@@ -214,6 +216,25 @@ export function describeGalleryStoreConformance(
       expect(both[0]!.distance).toBeLessThan(TOLERANCE * 10);
     });
 
+    it("keeps identities in code-unit order and each one's examples in the order they were added", async () => {
+      const store = await open();
+      // Added out of order, with a capital (before every lower-case letter in code units) and an accented name
+      // (after them), and a second add to the first identity after the others.
+      const zed = stored(await store.add('zed', [{ embedding: axis(0), source: 'z1' }]));
+      const amy = stored(await store.add('amy', [{ embedding: axis(1), source: 'a1' }]));
+      const emile = stored(await store.add('émile', [{ embedding: axis(2), source: 'e1' }]));
+      const bob = stored(await store.add('Bob', [{ embedding: axis(3), source: 'b1' }]));
+      const more = stored(
+        await store.add('zed', [
+          { embedding: axis(4), source: 'z2' },
+          { embedding: axis(5), source: 'z3' },
+        ]),
+      );
+      expect(await store.identities()).toEqual(['Bob', 'amy', 'zed', 'émile']);
+      expect(await store.list()).toEqual([...bob, ...amy, ...zed, ...more, ...emile]);
+      expect(await store.list({ identity: 'zed' })).toEqual([...zed, ...more]);
+    });
+
     it('gives an example the same id every time: adding it again adds nothing', async () => {
       const store = await open();
       const { bob } = await enroll(store);
@@ -254,9 +275,15 @@ export function describeGalleryStoreConformance(
     it('refuses to remove what it does not hold, removing nothing', async () => {
       const store = await open();
       const { bob } = await enroll(store);
-      const unknownIdentity = await rejection(store.removeIdentity('zoe'));
+      const unknownIdentity = await rejection(
+        store.removeIdentity('zoe'),
+        'removeIdentity of an identity not held',
+      );
       expect(UnknownIdentityError.isInstance(unknownIdentity)).toBe(true);
-      const unknownExample = await rejection(store.removeExamples([bob[0]!.id, 'f00dfeedf00dfeedf00dfeed']));
+      const unknownExample = await rejection(
+        store.removeExamples([bob[0]!.id, 'f00dfeedf00dfeedf00dfeed']),
+        'removeExamples with an id not held',
+      );
       expect(UnknownExampleError.isInstance(unknownExample)).toBe(true);
       expect(String((unknownExample as Error).message)).toContain('f00dfeedf00dfeedf00dfeed');
       expect(await store.list({ identity: 'bob' })).toEqual(bob);
@@ -270,18 +297,28 @@ export function describeGalleryStoreConformance(
       const otherWeights = { ...CONFORMANCE_EMBEDDER, weightsSha256: 'd'.repeat(64) };
       expect(() => store.assertCompatible(otherWeights)).toThrow(/weights differ/);
       expect(() => store.assertCompatible(CONFORMANCE_EMBEDDER)).not.toThrow();
-      const reopened = await rejection(harness.open('people', other));
+      const reopened = await rejection(
+        harness.open('people', other),
+        'opening the store for another embedder',
+      );
       expect(EmbedderMismatchError.isInstance(reopened), String(reopened)).toBe(true);
       expect((reopened as EmbedderMismatchError).galleryModel).toBe(CONFORMANCE_EMBEDDER.modelId);
 
       const before = await store.list();
       const wrongLength = await rejection(
         store.add('dave', [{ embedding: axis(2) }, { embedding: new Float32Array(DIM - 1).fill(1) }]),
+        'add of an embedding of another dimension',
       );
       expect(InvalidInputError.isInstance(wrongLength)).toBe(true);
-      const zero = await rejection(store.add('dave', [{ embedding: new Float32Array(DIM) }]));
+      const zero = await rejection(
+        store.add('dave', [{ embedding: new Float32Array(DIM) }]),
+        'add of a zero embedding',
+      );
       expect(InvalidInputError.isInstance(zero)).toBe(true);
-      const notFinite = await rejection(store.add('dave', [{ embedding: vec(1, Number.NaN) }]));
+      const notFinite = await rejection(
+        store.add('dave', [{ embedding: vec(1, Number.NaN) }]),
+        'add of a NaN embedding',
+      );
       expect(InvalidInputError.isInstance(notFinite)).toBe(true);
       // Names and sources every store can keep and give back as they were: not too long (Postgres indexes
       // names), no control characters (Postgres refuses NUL), no lone surrogates (stored as U+FFFD).
@@ -302,15 +339,23 @@ export function describeGalleryStoreConformance(
         '\ufeffann',
         'ann\u202enna',
       ]) {
-        const refused = await rejection(store.add(bad, [{ embedding: axis(2) }]));
+        const refused = await rejection(
+          store.add(bad, [{ embedding: axis(2) }]),
+          `add under the identity ${JSON.stringify(bad)}`,
+        );
         expect(FacerecInputError.isInstance(refused), `identity ${JSON.stringify(bad)}`).toBe(true);
         expect(String((refused as Error).message)).not.toContain(tooLong);
       }
       for (const source of ['a\u0000.jpg', 'y'.repeat(MAX_SOURCE_LENGTH + 1)]) {
-        const refused = await rejection(store.add('dave', [{ embedding: axis(2), source }]));
+        const refused = await rejection(
+          store.add('dave', [{ embedding: axis(2), source }]),
+          `add with the source ${JSON.stringify(source).slice(0, 40)}`,
+        );
         expect(FacerecInputError.isInstance(refused), `source ${JSON.stringify(source)}`).toBe(true);
       }
-      expect(FacerecInputError.isInstance(await rejection(store.add('dave', [])))).toBe(true);
+      expect(FacerecInputError.isInstance(await rejection(store.add('dave', []), 'add of no examples'))).toBe(
+        true,
+      );
       expect(await store.list()).toEqual(before);
       // The longest name, in characters of three UTF-8 bytes each, and emoji, are kept as they were.
       const longest = '名'.repeat(MAX_IDENTITY_NAME_LENGTH - 2) + '😀';
@@ -528,6 +573,7 @@ export function describeGalleryStoreConformance(
           detector,
           embedder,
         }),
+        'addFacesFromPhotos with a photo without a face',
       );
       expect(InvalidInputError.isInstance(noFace)).toBe(true);
       expect(String((noFace as Error).message)).toContain('empty.png');
@@ -538,6 +584,7 @@ export function describeGalleryStoreConformance(
           detector,
           embedder,
         }),
+        'addFacesFromPhotos with a photo of several faces',
       );
       expect(InvalidInputError.isInstance(several)).toBe(true);
       const before = embedded;
@@ -548,6 +595,7 @@ export function describeGalleryStoreConformance(
           detector,
           embedder: { ...embedder, modelId: 'another-embedder' },
         }),
+        'addFacesFromPhotos with another embedder',
       );
       expect(EmbedderMismatchError.isInstance(mismatched)).toBe(true);
       expect(embedded).toBe(before);
