@@ -355,6 +355,17 @@ describeWithSharedData(
       expect(taken.stderr).toContain(`nothing answers at ${nobody} (ECONNREFUSED)`);
       const unknownIdentity = await cli('gallery', 'remove', store, '--identity', 'nobody');
       expect(unknownIdentity.code).toBe(2);
+      expect(unknownIdentity.stderr).toMatch(
+        new RegExp(
+          `^facerec: ${store.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the gallery has no identity "nobody" \\(it holds \\d+ identit`,
+          'm',
+        ),
+      );
+      const unknownExample = await cli('gallery', 'remove', store, '--example', 'f00dfeedf00dfeedf00dfeed');
+      expect([unknownExample.code, unknownExample.stderr]).toEqual([
+        2,
+        expect.stringContaining(`${store}: the gallery has no example "f00dfeedf00dfeedf00dfeed"`),
+      ]);
       const white = sharedPath('faces', 'face-api.js', 'test', 'white.png');
       const noFace = await cli('gallery', 'add', store, 'penny', bbt('penny', 1), white);
       expect(noFace.code).toBe(2);
@@ -450,7 +461,11 @@ describeWithSharedData(
           stderr: expect.stringContaining('$FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES must be 1 or 0'),
         });
         vi.stubEnv('FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES', '1');
-        expect((await add(1)).code).toBe(0);
+        const unchecked = await add(1);
+        expect(unchecked.code).toBe(0);
+        expect(unchecked.stderr).toContain(
+          `warning: $FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES is set: writes to ${store} are not checked against another writer's, so of two changes made at once one can be lost`,
+        );
         expect((await cli('gallery', 'list', store)).code).toBe(0);
       } finally {
         vi.stubEnv('FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES', '');

@@ -218,9 +218,14 @@ function s3Failure(error: unknown, location: string, bucket: string, server: str
     return galleryUnreachable(server, location, `HTTP ${status} ${name ?? 'error'}`, error);
   }
   if (status === 403) {
-    // S3 answers 403, not 404, for an object that does not exist when the caller may not list the bucket.
+    // S3 answers 403, not 404, for an object that does not exist when the caller may not list the bucket; a key
+    // or signature refused (InvalidAccessKeyId, SignatureDoesNotMatch) says nothing of the object.
     const missing =
-      ' (or there is no such object, and the credentials may not list the bucket: s3:ListBucket)';
+      name === 'AccessDenied' || name === undefined
+        ? ' (or there is no such object, and the credentials may not list the bucket: s3:ListBucket)'
+        : name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch'
+          ? ': check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile or role that gives them)'
+          : '';
     return new FacerecError(
       'GALLERY_ACCESS_DENIED',
       `${location}: ${server} refused access (${name})${missing}`,
@@ -232,7 +237,9 @@ function s3Failure(error: unknown, location: string, bucket: string, server: str
   // Already said (a gallery too large), or said by `open` (no region).
   if (FacerecError.isInstance(error) || (error as Error | undefined)?.message === 'Region is missing')
     return error;
-  const message = error instanceof Error ? error.message : String(error);
+  // The first line, at most 200 characters: the SDK's XML parse error adds a line about a hidden field of its
+  // error object, which a CLI user cannot inspect.
+  const message = (error instanceof Error ? error.message : String(error)).split('\n')[0]!.trim();
   return new FacerecError(
     'GALLERY_S3_ERROR',
     `${location}: ${server} answered what is not an S3 answer, or failed (${status === undefined ? '' : `HTTP ${status} `}${name ?? 'error'}: ${message.slice(0, 200)})`,

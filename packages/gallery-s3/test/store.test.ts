@@ -363,6 +363,20 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
       expect((other as Error).message).toMatch(
         /^s3:\/\/some-bucket\/g\.json: the S3 endpoint http:\/\/127\.0\.0\.1:\d+ answered what is not an S3 answer, or failed \(HTTP 404 /,
       );
+      // Another web server answering JSON (here: facerec serve's 401): one line, not the SDK's second one.
+      const json = createHttpServer((_, res) =>
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}'),
+      );
+      await new Promise<void>((resolve) => json.listen(0, '127.0.0.1', resolve));
+      const notS3 = await S3GalleryStore.open({
+        url: 's3://some-bucket/g.json',
+        endpoint: `http://127.0.0.1:${(json.address() as { port: number }).port}`,
+        region: 'us-east-1',
+      }).catch((e: unknown) => e as Error);
+      await new Promise((resolve) => json.close(resolve));
+      expect(notS3).toMatchObject({ code: 'GALLERY_S3_ERROR' });
+      expect(notS3.message).toMatch(/answered what is not an S3 answer, or failed \(.*XML parse error.*\)$/);
+      expect(notS3.message).not.toContain('\n');
     } finally {
       vi.unstubAllEnvs();
     }
@@ -445,22 +459,35 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     vi.stubEnv('AWS_ACCESS_KEY_ID', 'k');
     vi.stubEnv('AWS_SECRET_ACCESS_KEY', 's');
     // What S3 answers a GET of a missing key without s3:ListBucket.
+    let code = 'AccessDenied';
     const denying = createHttpServer((_, res) =>
       res
         .writeHead(403, { 'content-type': 'application/xml' })
-        .end('<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>'),
+        .end(`<Error><Code>${code}</Code><Message>refused</Message></Error>`),
     );
-    try {
-      await new Promise<void>((resolve) => denying.listen(0, '127.0.0.1', resolve));
-      const error = await S3GalleryStore.open({
+    const open = () =>
+      S3GalleryStore.open({
         url: 's3://some-bucket/g.json',
         endpoint: `http://127.0.0.1:${(denying.address() as { port: number }).port}`,
         region: 'us-east-1',
-      }).catch((e: unknown) => e);
+      }).catch((e: unknown) => e as Error);
+    try {
+      await new Promise<void>((resolve) => denying.listen(0, '127.0.0.1', resolve));
+      const error = await open();
       expect(error).toMatchObject({ code: 'GALLERY_ACCESS_DENIED' });
-      expect((error as Error).message).toMatch(
+      expect(error.message).toMatch(
         /refused access \(AccessDenied\) \(or there is no such object, and the credentials may not list the bucket: s3:ListBucket\)$/,
       );
+      // A key or a signature refused says nothing of the object: the credentials are named instead.
+      for (code of ['InvalidAccessKeyId', 'SignatureDoesNotMatch']) {
+        const refused = await open();
+        expect(refused).toMatchObject({ code: 'GALLERY_ACCESS_DENIED' });
+        expect(refused.message).toMatch(
+          new RegExp(
+            `refused access \\(${code}\\): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \\(or the profile or role that gives them\\)$`,
+          ),
+        );
+      }
     } finally {
       vi.unstubAllEnvs();
       denying.closeAllConnections();

@@ -6,11 +6,14 @@ import {
   type FaceEmbedder,
   type GalleryStore,
   GalleryStoreNotFoundError,
+  InvalidInputError,
   InvalidOptionsError,
   type LookAlike,
   NO_FACE_RESULT,
   type OpenGalleryStoreOptions,
   openGalleryStore,
+  UnknownExampleError,
+  UnknownIdentityError,
   withPrecroppedFallback,
 } from '@facerec/framework';
 import { checkIdentityName, storableSource, visibleText } from '@facerec/framework/internal';
@@ -86,10 +89,18 @@ export function openCliGalleryStore(
       `$${S3_UNCONDITIONAL_ENV} must be 1 or 0 (true or false), got ${JSON.stringify(unconditional.slice(0, 100))}`,
     );
   }
+  const allowUnconditional = unconditional === '1' || unconditional === 'true';
+  // Opted into, but it is how a change gets lost: said every time it is in force.
+  if (allowUnconditional && /^s3:/i.test(url)) {
+    info(
+      `warning: $${S3_UNCONDITIONAL_ENV} is set: writes to ${url} are not checked against another writer's, so ` +
+        'of two changes made at once one can be lost',
+    );
+  }
   return openGalleryStore(url, {
     ...options,
     ...(endpoint ? { s3Endpoint: endpoint } : {}),
-    ...(unconditional === '1' || unconditional === 'true' ? { s3AllowUnconditionalWrites: true } : {}),
+    ...(allowUnconditional ? { s3AllowUnconditionalWrites: true } : {}),
   });
 }
 
@@ -337,11 +348,21 @@ export function registerGalleryStoreCommands(gallery: Command, context: CliConte
             info(`${store.location}: removed the collection and its ${count(removed, 'example')}`);
             return;
           }
-          if (opts.identity !== undefined)
-            removed = await store.removeIdentity(await storedName(store, opts.identity));
-          else {
-            await store.removeExamples(opts.example!);
-            removed = new Set(opts.example).size;
+          try {
+            if (opts.identity !== undefined)
+              removed = await store.removeIdentity(await storedName(store, opts.identity));
+            else {
+              await store.removeExamples(opts.example!);
+              removed = new Set(opts.example).size;
+            }
+          } catch (error) {
+            // Named with the store, as every other error of this command is.
+            if (UnknownIdentityError.isInstance(error) || UnknownExampleError.isInstance(error)) {
+              throw new InvalidInputError(`${store.location}: ${error.message.replace(/^The /, 'the ')}`, {
+                cause: error,
+              });
+            }
+            throw error;
           }
           if (opts.json) print({ store: store.location, removed });
           info(`${store.location}: removed ${count(removed, 'example')}`);
