@@ -346,34 +346,31 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
       expect((error as Error).message).toBe(
         `cannot reach the S3 endpoint http://127.0.0.1:${port} of s3://some-bucket/g.json (ECONNREFUSED)`,
       );
-      // A server that answers, but not as S3 does (here: plain HTTP 404 pages): not "no gallery, create it".
-      const web = createHttpServer((_, res) =>
-        res.writeHead(404, { 'content-type': 'text/html' }).end('<html>no</html>'),
-      );
-      await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
-      const other = await S3GalleryStore.open({
-        url: 's3://some-bucket/g.json',
-        endpoint: `http://127.0.0.1:${(web.address() as { port: number }).port}`,
-        region: 'us-east-1',
-        embedder: CONFORMANCE_EMBEDDER,
-        create: true,
-      }).catch((e: unknown) => e);
-      await new Promise((resolve) => web.close(resolve));
+      // A server that answers, but not as S3 does: its refusal, whatever it is, opening against it.
+      const openAgainst = async (status: number, type: string, body: string) => {
+        const web = createHttpServer((_, res) => res.writeHead(status, { 'content-type': type }).end(body));
+        await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+        const refused = await S3GalleryStore.open({
+          url: 's3://some-bucket/g.json',
+          endpoint: `http://127.0.0.1:${(web.address() as { port: number }).port}`,
+          region: 'us-east-1',
+          embedder: CONFORMANCE_EMBEDDER,
+          create: true,
+        }).then(
+          () => new Error('opened'),
+          (e: unknown) => e as Error,
+        );
+        await new Promise((resolve) => web.close(resolve));
+        return refused;
+      };
+      // Plain HTTP 404 pages: not "no gallery, create it".
+      const other = await openAgainst(404, 'text/html', '<html>no</html>');
       expect(other).toMatchObject({ code: 'GALLERY_S3_ERROR' });
-      expect((other as Error).message).toMatch(
+      expect(other.message).toMatch(
         /^s3:\/\/some-bucket\/g\.json: the S3 endpoint http:\/\/127\.0\.0\.1:\d+ answered what is not an S3 answer, or failed \(HTTP 404 /,
       );
       // Another web server answering JSON (here: facerec serve's 401): one line, not the SDK's second one.
-      const json = createHttpServer((_, res) =>
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}'),
-      );
-      await new Promise<void>((resolve) => json.listen(0, '127.0.0.1', resolve));
-      const notS3 = await S3GalleryStore.open({
-        url: 's3://some-bucket/g.json',
-        endpoint: `http://127.0.0.1:${(json.address() as { port: number }).port}`,
-        region: 'us-east-1',
-      }).catch((e: unknown) => e as Error);
-      await new Promise((resolve) => json.close(resolve));
+      const notS3 = await openAgainst(401, 'application/json', '{"error":"unauthorized"}');
       expect(notS3).toMatchObject({ code: 'GALLERY_S3_ERROR' });
       expect(notS3.message).toMatch(/answered what is not an S3 answer, or failed \(.*XML parse error.*\)$/);
       expect(notS3.message).not.toContain('\n');
@@ -470,7 +467,10 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
         url: 's3://some-bucket/g.json',
         endpoint: `http://127.0.0.1:${(denying.address() as { port: number }).port}`,
         region: 'us-east-1',
-      }).catch((e: unknown) => e as Error);
+      }).then(
+        () => new Error('opened'),
+        (e: unknown) => e as Error,
+      );
     try {
       await new Promise<void>((resolve) => denying.listen(0, '127.0.0.1', resolve));
       const error = await open();
