@@ -792,12 +792,13 @@ function asCommand<T>(command: string, library: string, run: () => T): T {
 }
 
 /**
- * A store's examples as an in-memory gallery, to calibrate on or copy: a snapshot store's (file, S3) current
- * version, or a Postgres collection read whole (`snapshot()`).
+ * A store's examples as an in-memory gallery, to calibrate on or copy (`GalleryStore.snapshot`): a snapshot
+ * store's (file, S3) current version, or a Postgres collection read whole.
  */
 async function storeSnapshot(store: GalleryStore, command = 'gallery calibrate'): Promise<FileGallery> {
-  const held = store as Partial<{ gallery: FileGallery; snapshot: () => Promise<FileGallery> }>;
-  if (typeof held.snapshot === 'function') return held.snapshot();
-  if (held.gallery instanceof FileGallery) return held.gallery;
-  throw new InvalidOptionsError(command, `${store.location}: this store cannot be read whole`);
+  if (store.snapshot) return store.snapshot();
+  throw new InvalidOptionsError(
+    command,
+    `${store.location}: this store cannot be read whole (its GalleryStore has no snapshot())`,
+  );
 }

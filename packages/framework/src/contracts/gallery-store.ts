@@ -1,3 +1,4 @@
+import type { FileGallery } from '../gallery/gallery.js';
 import type { GalleryCalibration } from '../gallery/types.js';
 import type { Gallery } from './gallery.js';
 
@@ -106,6 +107,14 @@ export interface GalleryStore extends Gallery {
    * `list`; the built-in ones have it.
    */
   listPage?(options: ListPageOptions): Promise<ExamplePage>;
+  /**
+   * The store as it is now, whole, as an in-memory {@link FileGallery}: every example with its embedding, and the
+   * store's metric, aggregation, threshold and calibration. What threshold calibration works on
+   * (`calibrateThresholdLeaveOneOut`, `facerec gallery calibrate --gallery <store>`) and what `facerec gallery
+   * copy` copies. Optional; the built-in stores have it (a file or S3 store gives the version it holds, looking
+   * for a newer one first as a search would).
+   */
+  snapshot?(): Promise<FileGallery>;
   /**
    * Resolves when the store's server answered a cheap read just now (a file's `stat`, a conditional `GET` of
    * the object, the collection's row), rejects with its error otherwise (`GALLERY_UNREACHABLE` when it cannot

@@ -257,6 +257,14 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     });
   }
 
+  /** The version held (after looking for a newer one, as a search does): it is immutable, so no copy is made. */
+  snapshot(): Promise<FileGallery> {
+    return this.#calls.run(async () => {
+      await this.#refreshIfDue();
+      return this.gallery;
+    });
+  }
+
   list(options: ListExamplesOptions = {}): Promise<StoredExample[]> {
     return this.#calls.run(async () => {
       await this.#refreshIfDue();

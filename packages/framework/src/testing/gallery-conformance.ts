@@ -64,7 +64,7 @@ async function rejection(promise: Promise<unknown>, what: string): Promise<unkno
 /**
  * The conformance suite every {@link GalleryStore} must pass, on a fresh harness per test: a new store records
  * its embedder and is empty; examples added are listed with ids and found by `match` at the right distances;
- * identities are listed in code-unit order and each one's examples in the order added; removing an example, then an identity, changes what is found; another embedder is refused (opening,
+ * identities are listed in code-unit order and each one's examples in the order added; `snapshot` (where a store has it) gives the same examples; removing an example, then an identity, changes what is found; another embedder is refused (opening,
  * `assertCompatible`, adding from photos) and a bad add adds nothing; names and sources at the limits are kept
  * as they were, and beyond them refused; concurrent adds all land, through one handle or two; two handles
  * creating the same store at once share it; everything persists across a re-open and is seen by a second handle; `addFacesFromPhotos`
@@ -214,6 +214,16 @@ export function describeGalleryStoreConformance(
       const both = await store.match([axis(1), QUERY], { threshold: 0.5 });
       expect(both.map((m) => m.identity)).toEqual(['bob', 'alice']);
       expect(both[0]!.distance).toBeLessThan(TOLERANCE * 10);
+      // Read whole, where the store can be (calibration and copies need it): the same examples and settings.
+      if (store.snapshot) {
+        const whole = await store.snapshot();
+        expect(whole.list()).toEqual([...alice, ...bob]);
+        expect(whole.embedder).toMatchObject({ modelId: CONFORMANCE_EMBEDDER.modelId, dimension: DIM });
+        expect([whole.metric, whole.aggregation, whole.threshold]).toEqual([store.metric, 'nearest', 0]);
+        const [again] = await whole.match([QUERY], { threshold: 0.5 });
+        expect(again!.identity).toBe('alice');
+        expect(Math.abs(again!.distance - TO_ALICE_1)).toBeLessThan(TOLERANCE);
+      }
     });
 
     it("keeps identities in code-unit order and each one's examples in the order they were added", async () => {
