@@ -10,11 +10,12 @@ import {
   MODELS_MIRROR_ENV,
 } from '@facerec/framework';
 import { describeWithSharedData, seededRandom, sharedPath } from '@facerec/framework/testing';
+import lockfile from 'proper-lockfile';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startPgliteServer } from '../../gallery-postgres/test/pglite-server.js';
 import { startLocalS3, TEST_BUCKET } from '../../gallery-s3/test/s3rver.js';
 import { serveLocally } from '../src/index.js';
-import { addBbtPeople, cli, freePort, recogniseOver } from './helpers.js';
+import { addBbtPeople, cli, cliChild, freePort, recogniseOver } from './helpers.js';
 
 const bbt = (name: string, n: number) => sharedPath('faces', 'face-api.js', 'bbt', name, `${name}${n}.png`);
 
@@ -581,6 +582,28 @@ describeWithSharedData(
       const [added] = (JSON.parse(run.stdout) as { added: { source: string }[] }).added;
       expect(added!.source).toHaveLength(1024);
       expect(added!.source).toMatch(/^….*\/amy1\.png$/);
+    });
+
+    it("gallery add says that it waits for another writer's lock on the gallery file, then adds", async () => {
+      const file = path.join(work, 'locked.gallery.json');
+      await addBbtPeople(file, ['amy']);
+      const release = await lockfile.lock(file, { realpath: false, lockfilePath: `${file}.lock` });
+      const child = cliChild('gallery', 'add', file, 'raj', bbt('raj', 1));
+      let stderr = '';
+      const waiting = `warning: ${file}: gallery file locked by another writer; waiting for it`;
+      const said = new Promise<void>((resolve) =>
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString('utf8');
+          if (stderr.includes(waiting)) resolve();
+        }),
+      );
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      // Released once the wait is said (not before: the lock is held until then, so the warning must come).
+      await Promise.race([said, exited]);
+      await release();
+      expect([await exited, stderr]).toEqual([0, expect.stringContaining(waiting)]);
+      expect(stderr.match(/locked by another writer/g)).toHaveLength(1);
+      expect((await cli('gallery', 'list', file)).stdout).toContain('raj');
     });
 
     it('gallery add warns of a photo the store already recognises as another identity, and adds it', async () => {

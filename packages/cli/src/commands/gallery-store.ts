@@ -5,6 +5,7 @@ import {
   embedderDescriptionFor,
   type FaceEmbedder,
   type GalleryStore,
+  type GalleryStoreLogger,
   GalleryStoreNotFoundError,
   InvalidInputError,
   InvalidOptionsError,
@@ -68,6 +69,19 @@ const STORE_HELP =
   'postgres://user:password@host/db?collection=name';
 
 /**
+ * What a store says while a one-shot command uses it (`serve` passes its own logger): its warnings, as stderr
+ * lines, naming the store (a change waiting for another writer's lock on a gallery file, which can last 10 s,
+ * would otherwise be an unexplained pause); its information lines are for a server's log.
+ */
+const STDERR_WARNINGS: GalleryStoreLogger = {
+  info: () => undefined,
+  warn: (message, ...details) => {
+    const location = details.find((d) => typeof d.location === 'string')?.location;
+    info(`warning: ${location ? `${location}: ` : ''}${message}`);
+  },
+};
+
+/**
  * Opens a store by URL for the CLI (every command, `serve` included), with the S3 endpoint of
  * `$FACEREC_S3_ENDPOINT` when it is set, and `$FACEREC_S3_ALLOW_UNCONDITIONAL_WRITES`.
  */
@@ -98,6 +112,7 @@ export function openCliGalleryStore(
     );
   }
   return openGalleryStore(url, {
+    logger: STDERR_WARNINGS,
     ...options,
     ...(endpoint ? { s3Endpoint: endpoint } : {}),
     ...(allowUnconditional ? { s3AllowUnconditionalWrites: true } : {}),

@@ -158,7 +158,6 @@ export async function openGalleryStore(
   return module.openGalleryStoreFromUrl(url, options);
 }
 
-/** Logs a refused version of a file store: why, never the error's message (which can quote the file). */
 /** A change waiting for another writer's lock on the gallery file, said (it can last 10 s: a dead writer's). */
 function lockWaitTo(logger: GalleryStoreLogger, file: string): () => void {
   return () =>
@@ -169,6 +168,7 @@ function lockWaitTo(logger: GalleryStoreLogger, file: string): () => void {
     });
 }
 
+/** Logs a refused version of a file store: why, never the error's message (which can quote the file). */
 function reportTo(logger: GalleryStoreLogger, file: string): (error: Error) => void {
   return (error) =>
     logger.warn('gallery update refused; keeping the loaded version', {
