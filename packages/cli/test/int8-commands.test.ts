@@ -62,6 +62,47 @@ describeWithSharedData(
       vi.stubEnv('FACEREC_CALIBRATION_DIR', calibration);
     }, 120_000);
 
+    it('serve --precision int8 adds faces through the collections API at fp32, as gallery add does', async () => {
+      const served = await serveLocally({
+        gallery,
+        port: 0,
+        quiet: true,
+        workers: 0,
+        precision: 'int8',
+        token: 'a-token-of-twenty-chars',
+      });
+      let id: unknown;
+      try {
+        const response = await fetch(`${served.runtime.url}/collections/default/faces`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer a-token-of-twenty-chars', 'content-type': 'application/json' },
+          body: JSON.stringify({
+            identity: 'stuart',
+            image: (await readFile(bbt('stuart', 3))).toString('base64'),
+          }),
+        });
+        const body = (await response.json()) as { faces: { id: string }[] };
+        expect(response.status).toBe(201);
+        id = body.faces[0]!.id;
+      } finally {
+        await served.close();
+      }
+      // An example's id hashes its embedding: the same id as gallery add's (fp32) for the same photo and name.
+      const fp32 = path.join(work, 'fp32-add.gallery.json');
+      const added = await cli(
+        'gallery',
+        'add',
+        fp32,
+        'stuart',
+        bbt('stuart', 3),
+        '--embedder',
+        'faceapi-resnet',
+        '--json',
+      );
+      expect(added.code, added.stderr).toBe(0);
+      expect((JSON.parse(added.stdout) as { added: { id: string }[] }).added[0]!.id).toBe(id);
+    }, 120_000);
+
     it('recognize and gallery search embed with the int8 graph: the same names, distances a little apart', async () => {
       const probes = [bbt('amy', 3), bbt('raj', 4), bbt('stuart', 3)];
       type Row = { identity: string; distance: number };

@@ -315,7 +315,10 @@ export async function serveLocally(options: ServeOptions) {
       : await selectProvider({ registry }, config.provider, options.quiet ? { logger: () => {} } : {});
   // A start that fails past this point releases what it opened: worker threads and a gallery left open
   // would keep the process alive after the error was printed.
+  // The fp32 embedder the collections API adds faces with when recognition runs at int8 (see below).
+  let fp32ForAdds: FaceEmbedder | undefined;
   const release = async () => {
+    await fp32ForAdds?.dispose();
     if ('close' in provider) await (provider as WorkerProvider).close();
     await transport.close(); // releases the queue file
     await gallery.close();
@@ -335,12 +338,25 @@ export async function serveLocally(options: ServeOptions) {
     throw error;
   });
   const port = options.port ?? 3000;
-  // With a token, people can be added and removed over HTTP (the collections API) while serving.
-  const collections = options.token
+  // With a token, people can be added and removed over HTTP (the collections API) while serving. Faces added are
+  // embedded at fp32 whatever recognition runs at, as `enroll` and `gallery add` embed them: a gallery's examples
+  // are fp32 (its leave-one-out calibration says so), so an int8 recognizer loads the fp32 graph for adds too.
+  let addEmbedder: FaceEmbedder | undefined;
+  if (options.token && config.precision === 'int8') {
+    addEmbedder = fp32ForAdds = await provider
+      .embedder(config.embedder.description.id, { ...config.embedder.options, precision: 'fp32' })
+      .catch(async (error: unknown) => {
+        await release();
+        throw error;
+      });
+  } else if (options.token) {
+    addEmbedder = await container.resolve<Promise<FaceEmbedder>>(TOKENS.embedder);
+  }
+  const collections = addEmbedder
     ? createCollectionsApi({
         collections: { [collection]: gallery },
         detector: await container.resolve<Promise<FaceDetector>>(TOKENS.detector),
-        embedder: await container.resolve<Promise<FaceEmbedder>>(TOKENS.embedder),
+        embedder: addEmbedder,
         // As recognition matches: --threshold, else the gallery's as it is now (or the recommended one).
         threshold: (store) => override ?? storedThreshold(store, registry)?.value,
         decodeLimits: { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels },
