@@ -3,7 +3,8 @@
  *
  * - file store: file size, time to write it, load time (parse + index, what a Lambda init pays for a file or
  *   S3 gallery, less the download), the memory it holds, exact top-5 query latency, and the time an example
- *   added or removed takes (the file rewritten) with the longest the event loop is held meanwhile;
+ *   added or removed takes (the file rewritten) with the longest the event loop is held meanwhile, and the time
+ *   a store takes to read another writer's change, with the longest it holds the event loop for it;
  * - S3 gallery: `S3GalleryStore.open` against a local s3rver (download + parse), when `--s3` is given;
  * - PostgreSQL + pgvector (PGlite, Postgres compiled to WebAssembly, over pglite-socket and `pg`): table and HNSW
  *   index size, index build time, exact query latency, HNSW latency and recall@1 against exact search at a few
@@ -129,9 +130,23 @@ async function timeFileChanges(file: string, dim: number) {
     await store.removeExamples([added!.id]);
     remove.push(performance.now() - t);
   }
+  // A turn of the loop after the last call, so that a delay at its end is recorded before the monitor stops.
+  await new Promise((resolve) => setTimeout(resolve, 50));
   delay.disable();
+  // Another process's change (written here before timing): the store reads the new version, as a server does.
+  const changed = (await FileGallery.load(file)).withExamples('bench-external', [
+    { source: '', embedding: randomUnit(dim, rand) },
+  ]);
+  await changed.gallery.save(file);
+  const reloadDelay = monitorEventLoopDelay({ resolution: 5 });
+  reloadDelay.enable();
+  const t = performance.now();
+  if ((await store.refresh()) !== 'updated') throw new Error('the store did not see the change');
+  const reloadMs = performance.now() - t;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  reloadDelay.disable();
   await store.close();
-  return { add, remove, heldMs: delay.max / 1e6 };
+  return { add, remove, heldMs: delay.max / 1e6, reloadMs, reloadHeldMs: reloadDelay.max / 1e6 };
 }
 
 const rows: Record<string, string>[] = [];
@@ -197,6 +212,7 @@ try {
           'add one example': lat(changes.add),
           'remove one example': lat(changes.remove),
           'event loop held at most': `${changes.heldMs.toFixed(0)} ms`,
+          "another writer's change read": `${sec(changes.reloadMs)}, event loop held at most ${changes.reloadHeldMs.toFixed(0)} ms`,
         });
 
         if (s3) {

@@ -353,8 +353,8 @@ export class S3GalleryStore extends SnapshotGalleryStore {
     if (this.#ownsClient) this.#client.destroy();
   }
 
-  protected parse(text: string): FileGallery {
-    return FileGallery.parse(text, { source: this.location });
+  protected parse(text: string): Promise<FileGallery> {
+    return FileGallery.parseInSlices(text, { source: this.location });
   }
 
   protected async read(known: string | undefined): Promise<StoredGalleryText | 'unchanged' | 'missing'> {

@@ -161,8 +161,8 @@ export class FileGalleryStore extends SnapshotGalleryStore {
     return { version, text: await readGalleryFile(this.file) };
   }
 
-  protected parse(text: string): FileGallery {
-    return FileGallery.parse(text, { ...this.#search, source: this.file });
+  protected parse(text: string): Promise<FileGallery> {
+    return FileGallery.parseInSlices(text, { ...this.#search, source: this.file });
   }
 
   /** Mutations hold the file lock, so `replacing` is the current version: nothing to compare. */

@@ -6,7 +6,13 @@ import { FacerecInputError } from '../errors.js';
 import { writeFileAtomic } from '../fs.js';
 import { embedderInfo, jitter, prng, randomUnit } from './__fixtures__/synthetic.js';
 import { GalleryFormatError, GalleryStoreNotFoundError } from './errors.js';
-import { GALLERY_FORMAT_VERSION, type GalleryFileV1, parseGalleryText, serialiseGallery } from './format.js';
+import {
+  GALLERY_FORMAT_VERSION,
+  type GalleryFileV1,
+  parseGalleryText,
+  parseGalleryTextInSlices,
+  serialiseGallery,
+} from './format.js';
 import { FileGallery } from './gallery.js';
 import type { GalleryCalibration } from './types.js';
 
@@ -325,5 +331,67 @@ describe('corrupt gallery files', () => {
     expect(gallery.threshold).toBe(0.9);
     expect(gallery.isCalibrated).toBe(false);
     expect((await gallery.match([randomUnit(128, prng(5))], { topK: 3 }))[0]!.candidates).toHaveLength(3);
+  });
+});
+
+describe('parsing a slice at a time', () => {
+  const errorOf = async (work: () => unknown) => {
+    try {
+      await work();
+    } catch (error) {
+      return error as GalleryFormatError;
+    }
+    throw new Error('expected a GalleryFormatError');
+  };
+
+  it('gives what parse gives, the same gallery or the same refusal', async () => {
+    const file = validFile();
+    const [a, b] = file.identities;
+    const texts = [
+      sample().toText(),
+      JSON.stringify({ ...file, threshold: 0.9, calibration: null }),
+      '{"format": "facerec-gallery", "formatVersion": 1, "identities": [',
+      JSON.stringify({ ...file, format: 'other' }),
+      JSON.stringify({ ...file, formatVersion: 2 }),
+      JSON.stringify({ ...file, identities: [a, { ...b, name: a!.name }] }),
+      JSON.stringify({
+        ...file,
+        identities: [
+          { ...a, examples: [] },
+          { ...b, name: 'unknown' },
+        ],
+      }),
+      JSON.stringify({ ...file, identities: 'none' }),
+      JSON.stringify({ ...file, threshold: -1, identities: [{ ...a, name: '' }] }),
+      JSON.stringify({ ...file, extra: true }),
+      JSON.stringify({ ...file, embedder: undefined }),
+      JSON.stringify({
+        ...file,
+        identities: [{ ...a, examples: [{ ...a!.examples[0]!, embedding: 'AAAAAAA=' }] }],
+      }),
+    ];
+    for (const text of texts) {
+      const sliced = await errorOf(async () => (await FileGallery.parseInSlices(text)).toText()).catch(
+        (e: Error) => e,
+      );
+      const whole = await errorOf(() => FileGallery.parse(text).toText()).catch((e: Error) => e);
+      expect(String(sliced.message), text.slice(0, 80)).toBe(String(whole.message));
+      if (GalleryFormatError.isInstance(whole)) {
+        const refused = sliced as GalleryFormatError;
+        expect([refused.issues, refused.problem]).toEqual([whole.issues, whole.problem]);
+      }
+    }
+    const good = sample().toText();
+    expect((await FileGallery.parseInSlices(good)).toText()).toBe(FileGallery.parse(good).toText());
+  });
+
+  it('lets the event loop run between identities', async () => {
+    const text = sample().toText();
+    const ticks: string[] = [];
+    setImmediate(() => ticks.push('immediate'));
+    const parsed = parseGalleryTextInSlices(text, undefined, 0).then(() => ticks.push('parsed'));
+    await parsed;
+    // With slices of 0 ms it yields after each of the three identities: the callback queued after it ran first.
+    expect(ticks).toEqual(['immediate', 'parsed']);
   });
 });

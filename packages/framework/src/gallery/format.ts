@@ -13,7 +13,7 @@ import { InvalidOptionsError } from '../errors.js';
 import { recordedCropPolicySchema } from '../mtcnn/crop.js';
 import { formatIssues } from '../options.js';
 import { GalleryFormatError, type GalleryFormatIssue } from './errors.js';
-import type { ResolvedGalleryData } from './types.js';
+import type { GalleryExample, ResolvedGalleryData } from './types.js';
 import { decodeFloat32, encodeFloat32, norm } from './vectors.js';
 
 /** Value of the file's `format` field. */
@@ -131,6 +131,11 @@ export function checkThresholdSetting(
   });
 }
 
+const identitySchema = z.strictObject({
+  name: identityNameSchema,
+  examples: z.array(z.strictObject({ source: z.string(), embedding: z.string() })).min(1),
+});
+
 const fileSchema = z.strictObject({
   format: z.literal(GALLERY_FORMAT),
   formatVersion: z.literal(GALLERY_FORMAT_VERSION),
@@ -146,13 +151,10 @@ const fileSchema = z.strictObject({
   threshold: thresholdSchema,
   calibration: calibrationSchema.nullable(),
   embeddingEncoding: z.literal(EMBEDDING_ENCODING),
-  identities: z.array(
-    z.strictObject({
-      name: identityNameSchema,
-      examples: z.array(z.strictObject({ source: z.string(), embedding: z.string() })).min(1),
-    }),
-  ),
+  identities: z.array(identitySchema),
 });
+/** The file without its identities, which are checked one at a time (see {@link galleryFileSteps}). */
+const headerSchema = fileSchema.extend({ identities: z.array(z.unknown()) });
 
 /** The JSON of a version-1 gallery file, as {@link serialiseGallery} writes it. */
 export type GalleryFileV1 = z.infer<typeof fileSchema>;
@@ -172,6 +174,42 @@ export function zodIssues(error: z.ZodError): GalleryFormatIssue[] {
  *   unit norm, duplicate identity names.
  */
 export function parseGalleryFile(value: unknown, source?: string): ResolvedGalleryData {
+  const steps = galleryFileSteps(value, source);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * {@link parseGalleryText} a slice of about `sliceMs` at a time, the event loop running between slices: what a
+ * server reloading a large gallery uses, so that its searches go on meanwhile (at 100,000 × 128 the whole
+ * parse holds the loop ≈ 0.6 s; JSON.parse itself, one call, ≈ 0.1 s of it).
+ */
+export async function parseGalleryTextInSlices(
+  text: string,
+  source?: string,
+  sliceMs = 10,
+): Promise<ResolvedGalleryData> {
+  // A turn first: reading the text (decoding it from UTF-8) was one long step already.
+  await new Promise((resolve) => setImmediate(resolve));
+  const steps = galleryFileSteps(jsonOf(text, source), source);
+  let since = performance.now();
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    if (performance.now() - since < sliceMs) continue;
+    await new Promise((resolve) => setImmediate(resolve));
+    since = performance.now();
+  }
+}
+
+/**
+ * {@link parseGalleryFile}'s work, one identity per step: the header checked, then each identity checked and
+ * its embeddings decoded. Every problem is listed, schema ones first (when there are any, embeddings are not
+ * decoded); the data when there is none.
+ */
+function* galleryFileSteps(value: unknown, source?: string): Generator<void, ResolvedGalleryData> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new GalleryFormatError('not a JSON object', { source, problem: 'not-a-gallery' });
   }
@@ -191,43 +229,30 @@ export function parseGalleryFile(value: unknown, source?: string): ResolvedGalle
       { source, problem: 'format-version' },
     );
   }
-  const parsed = fileSchema.safeParse(value);
-  if (!parsed.success) {
-    throw new GalleryFormatError('invalid gallery file', { source, issues: zodIssues(parsed.error) });
-  }
-  const file = parsed.data;
+  const parsed = headerSchema.safeParse(value);
+  const schemaIssues = parsed.success ? [] : zodIssues(parsed.error);
+  const file = parsed.success ? parsed.data : undefined;
+  const given = (value as { identities?: unknown }).identities;
   const issues: GalleryFormatIssue[] = [];
   const seen = new Set<string>();
-  const identities = file.identities.map((identity, i) => {
-    if (seen.has(identity.name)) {
-      issues.push({ path: `identities.${i}.name`, message: `duplicate identity "${identity.name}"` });
+  const identities: DecodedIdentity[] = [];
+  for (const [i, raw] of (Array.isArray(given) ? given : []).entries()) {
+    const checked = identitySchema.safeParse(raw);
+    if (!checked.success) {
+      for (const issue of zodIssues(checked.error)) {
+        schemaIssues.push({
+          path: ['identities', i, issue.path].filter((p) => p !== '').join('.'),
+          message: issue.message,
+        });
+      }
+    } else if (file && schemaIssues.length === 0) {
+      identities.push(decodedIdentity(checked.data, i, file.embedder.dimension, seen, issues));
     }
-    seen.add(identity.name);
-    return {
-      name: identity.name,
-      examples: identity.examples.map((example, j) => {
-        const where = `identities.${i}.examples.${j}.embedding`;
-        const embedding = decodeFloat32(example.embedding);
-        if (typeof embedding === 'string') {
-          issues.push({ path: where, message: embedding });
-        } else if (embedding.length !== file.embedder.dimension) {
-          issues.push({
-            path: where,
-            message: `${embedding.length} values; the embedder's dimension is ${file.embedder.dimension}`,
-          });
-        } else {
-          const n = norm(embedding);
-          if (!(Math.abs(n - 1) <= UNIT_NORM_TOLERANCE)) {
-            issues.push({ path: where, message: `not L2-normalised (norm ${n})` });
-          }
-        }
-        return {
-          source: example.source,
-          embedding: typeof embedding === 'string' ? new Float32Array(0) : embedding,
-        };
-      }),
-    };
-  });
+    yield;
+  }
+  if (schemaIssues.length || !file) {
+    throw new GalleryFormatError('invalid gallery file', { source, issues: schemaIssues });
+  }
   if (issues.length) throw new GalleryFormatError('invalid gallery file', { source, issues });
   return {
     embedder: { ...file.embedder, weightsSha256: file.embedder.weightsSha256 ?? undefined },
@@ -237,6 +262,50 @@ export function parseGalleryFile(value: unknown, source?: string): ResolvedGalle
     calibration: file.calibration ?? undefined,
     createdAt: file.createdAt,
     identities,
+  };
+}
+
+/** An identity of a file, its embeddings decoded. */
+interface DecodedIdentity {
+  readonly name: string;
+  readonly examples: readonly GalleryExample[];
+}
+
+/** Identity `i` of a file, its embeddings decoded; what is wrong with them (or its name, seen before) goes to `issues`. */
+function decodedIdentity(
+  identity: z.infer<typeof identitySchema>,
+  i: number,
+  dimension: number,
+  seen: Set<string>,
+  issues: GalleryFormatIssue[],
+): DecodedIdentity {
+  if (seen.has(identity.name)) {
+    issues.push({ path: `identities.${i}.name`, message: `duplicate identity "${identity.name}"` });
+  }
+  seen.add(identity.name);
+  return {
+    name: identity.name,
+    examples: identity.examples.map((example, j) => {
+      const where = `identities.${i}.examples.${j}.embedding`;
+      const embedding = decodeFloat32(example.embedding);
+      if (typeof embedding === 'string') {
+        issues.push({ path: where, message: embedding });
+      } else if (embedding.length !== dimension) {
+        issues.push({
+          path: where,
+          message: `${embedding.length} values; the embedder's dimension is ${dimension}`,
+        });
+      } else {
+        const n = norm(embedding);
+        if (!(Math.abs(n - 1) <= UNIT_NORM_TOLERANCE)) {
+          issues.push({ path: where, message: `not L2-normalised (norm ${n})` });
+        }
+      }
+      return {
+        source: example.source,
+        embedding: typeof embedding === 'string' ? new Float32Array(0) : embedding,
+      };
+    }),
   };
 }
 
@@ -255,9 +324,13 @@ function jsonSyntaxReason(error: unknown): string {
 
 /** Parses gallery file text (JSON). @throws {@link GalleryFormatError} */
 export function parseGalleryText(text: string, source?: string): ResolvedGalleryData {
-  let value: unknown;
+  return parseGalleryFile(jsonOf(text, source), source);
+}
+
+/** `text` parsed as JSON. @throws {@link GalleryFormatError} (`not-json`) naming where it is not JSON. */
+function jsonOf(text: string, source: string | undefined): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (error) {
     throw new GalleryFormatError(`not valid JSON (${jsonSyntaxReason(error)})`, {
       source,
@@ -265,7 +338,6 @@ export function parseGalleryText(text: string, source?: string): ResolvedGallery
       problem: 'not-json',
     });
   }
-  return parseGalleryFile(value, source);
 }
 
 /** The identities, each with its embeddings as base64. */

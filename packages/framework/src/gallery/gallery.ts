@@ -38,6 +38,7 @@ import {
   MAX_GALLERY_FILE_BYTES,
   metricSchema,
   parseGalleryText,
+  parseGalleryTextInSlices,
   serialiseGallery,
   thresholdSchema,
   UNKNOWN_IDENTITY,
@@ -278,6 +279,19 @@ export class FileGallery implements Gallery {
   static parse(text: string, options: GallerySearchOptions & { source?: string } = {}): FileGallery {
     const { source, ...search } = options;
     return FileGallery.#fromData(parseGalleryText(text, source), search);
+  }
+
+  /**
+   * {@link FileGallery.parse} a slice of about 10 ms at a time, the event loop running between slices: for a
+   * server that reloads a large gallery while it answers (at 100,000 × 128, `parse` holds the event loop ≈ 0.6 s;
+   * this, about the time of the one `JSON.parse` call, ≈ 0.1 s). @throws {@link GalleryFormatError}
+   */
+  static async parseInSlices(
+    text: string,
+    options: GallerySearchOptions & { source?: string } = {},
+  ): Promise<FileGallery> {
+    const { source, ...search } = options;
+    return FileGallery.#fromData(await parseGalleryTextInSlices(text, source), search);
   }
 
   static #fromData(data: ResolvedGalleryData, options: GallerySearchOptions): FileGallery {

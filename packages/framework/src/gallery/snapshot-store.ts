@@ -147,8 +147,11 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
    */
   protected swapped(_previousVersion: string | undefined, _previous: FileGallery | undefined): void {}
 
-  /** Parses one version's text. */
-  protected abstract parse(text: string): FileGallery;
+  /**
+   * Parses one version's text. The built-in stores parse a slice at a time (`FileGallery.parseInSlices`), so that
+   * searches go on while a large new version is read.
+   */
+  protected abstract parse(text: string): FileGallery | Promise<FileGallery>;
 
   /**
    * Loads the first version (or, when there is none and `create` is given, stores that empty gallery), and
@@ -157,7 +160,7 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   protected async initialise(create: (() => FileGallery) | false | undefined): Promise<void> {
     const found = await this.#readOrUndefined();
     if (found) {
-      this.#adopt(found);
+      await this.#adopt(found);
     } else if (create) {
       await this.exclusive(async () => {
         // Created under the lock, unless another process created it meanwhile.
@@ -346,8 +349,8 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     return typeof stored === 'string' ? undefined : stored;
   }
 
-  #adopt(stored: StoredGalleryText): void {
-    this.#gallery = this.parse(stored.text);
+  async #adopt(stored: StoredGalleryText): Promise<void> {
+    this.#gallery = await this.parse(stored.text);
     this.#version = stored.version;
   }
 
@@ -408,7 +411,8 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
 
   async #reload(force: boolean): Promise<RefreshOutcome> {
     this.#checkedAt = this.#now();
-    const stored = await this.read(this.#version);
+    const held = this.#version;
+    const stored = await this.read(held);
     if (stored === 'unchanged') return 'unchanged';
     if (stored === 'missing') {
       // Reported once (not at every look) until something is stored again.
@@ -418,8 +422,10 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     }
     if (!force && stored.version === this.#refused) return 'refused';
     try {
-      const gallery = this.parse(stored.text);
+      const gallery = await this.parse(stored.text);
       if (this.#expected) gallery.assertCompatible(this.#expected);
+      // This process's own change, written while the version was read and parsed, is newer than it: kept.
+      if (this.#version !== held) return 'unchanged';
       const previous = this.#version;
       const previousGallery = this.#gallery;
       this.#gallery = gallery;
