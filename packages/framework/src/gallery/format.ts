@@ -344,10 +344,6 @@ function jsonOf(text: string, source: string | undefined): unknown {
 type SerialisedIdentity = GalleryFileV1['identities'][number];
 
 /**
- * The file text for `data` (whose embeddings must already be normalised float32): pretty-printed header, then
- * one identity per line. Yields pieces so that a large gallery is never one giant string.
- */
-/**
  * The largest gallery file facerec reads or writes. A file is read as one string, and V8's longest string is
  * about 512 MiB: a larger one failed with "Invalid string length". About 170,000 examples of 512 dimensions or
  * 600,000 of 128; larger galleries belong in the Postgres store.
@@ -387,7 +383,9 @@ export function galleryTooLarge(
 }
 
 /**
- * The gallery file, in pieces. Throws (before yielding the piece that would cross it) when the file would
+ * The file text for `data` (whose embeddings must already be normalised float32): pretty-printed header, then
+ * one identity per line, in pieces so that a large gallery is never one giant string. Throws (before yielding
+ * the piece that would cross it) when the file would
  * exceed `maxBytes` (a parameter for tests only: a file of the real limit is too large to write in one), naming
  * `source` (where it was to be written) when given.
  */
