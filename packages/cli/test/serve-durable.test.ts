@@ -198,6 +198,35 @@ describeWithSharedData(
       server = undefined;
     });
 
+    it('a second Ctrl-C ends the wait for uncollected answers at once, and the exit code says so (130)', {
+      timeout: 90_000,
+    }, async () => {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      server = await serve(port, 'memory', undefined, ['--drain-seconds', '30'], false);
+      let stderr = '';
+      server.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => server!.once('exit', resolve));
+      const content = (await readFile(sharedPath(...BBT, 'bbt1.jpg'))).toString('base64');
+      const taken = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ content, request_id: 'never-collected', filename: 'bbt1.jpg' }),
+      });
+      expect(taken.status).toBe(200);
+      server.kill('SIGINT');
+      await vi.waitFor(() => expect(stderr).toMatch(/stopping: no new frames; waiting up to 30 s for/), {
+        timeout: 10_000,
+      });
+      const started = performance.now();
+      server.kill('SIGINT');
+      // The rest of the stop is quick here: the process ends by itself, not by the 2 s forced exit, with 130.
+      expect(await exited).toBe(130);
+      expect(performance.now() - started).toBeLessThan(20_000);
+      server = undefined;
+      expect(stderr).toMatch(/facerec serve: stopped with .*lost \(--queue memory\)/);
+    });
+
     it('Ctrl-C drains: new frames get 503, frames taken are answered and collected, then it exits 0', {
       timeout: 90_000,
     }, async () => {

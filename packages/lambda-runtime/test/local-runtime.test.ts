@@ -553,6 +553,43 @@ describe('local runtime: recognition consumer', () => {
     }
   });
 
+  it('stopping: an add answered within the close grace is not cut off; adds sent during the stop are refused as adds', async () => {
+    let release = () => {};
+    const handled: string[] = [];
+    const collections = {
+      handles: (url: URL) => url.pathname.startsWith('/collections/'),
+      handle: async ({ method }: { method: string }) => {
+        handled.push(method);
+        if (method === 'POST') await new Promise<void>((resolve) => (release = resolve));
+        return { status: 201, body: {} };
+      },
+    };
+    const runtime = await startLocalRuntime({ ...frameOnly(), token: 't', collections });
+    const post = () =>
+      fetch(`${runtime.url}/collections/default/faces`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer t', 'content-type': 'application/json' },
+        body: JSON.stringify({ identity: 'a', image: 'aGVsbG8=' }),
+      });
+    try {
+      const first = post();
+      await vi.waitFor(() => expect(handled).toEqual(['POST']));
+      // The drain gives up on the add after 300 ms; the add answers 200 ms into the second the close allows.
+      const stopped = runtime.drain({ timeoutMs: 300 });
+      const late = await post();
+      expect([late.status, await late.json()]).toEqual([
+        503,
+        { error: expect.stringMatching(/^shutting down: not taking changes to the collections/) },
+      ]);
+      setTimeout(() => release(), 500);
+      expect((await first).status).toBe(201);
+      expect(await stopped).toMatchObject({ drained: true, addsCutOff: 0 });
+    } finally {
+      release();
+      await runtime.close();
+    }
+  });
+
   it('refuses frames beyond its admission bound with 503 + Retry-After; the workload client resends them', async () => {
     const transport = new InMemoryQueueTransport({ queues: {} });
     let running = 0;

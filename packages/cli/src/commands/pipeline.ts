@@ -473,6 +473,8 @@ async function serveUntilStopped(
     // The drain ends at once; what follows it (workers, queues, the gallery) gets a moment, then the process
     // ends whatever still runs (a store that does not answer).
     if (signals === 2) {
+      // A stop cut short exits 130 however quickly the rest ends: a script can tell it from a clean stop.
+      process.exitCode = 130;
       setTimeout(() => {
         info('facerec serve: stopped at once (signalled again); what was still running was abandoned');
         process.exit(130);

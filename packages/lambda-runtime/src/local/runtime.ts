@@ -247,6 +247,11 @@ const STOPPING = {
   error: 'shutting down: not taking frames; answers can still be collected',
   request_id: null,
 } as const;
+/** The answer to a collections API request while the runtime stops (it is not a frame: no request id). */
+const STOPPING_COLLECTIONS = {
+  error:
+    'shutting down: not taking changes to the collections or reading them; send it to the server again once it is back',
+} as const;
 
 /**
  * After a drain closed the connections, how long it waits for the detections still running to end before it
@@ -807,7 +812,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         if (draining) res.setHeader('connection', 'close');
         if (draining && !collecting) {
           refused(req, 503, 'stopping');
-          await refuse(req, res, 503, STOPPING, { 'retry-after': '5', connection: 'close' }, discardUpTo);
+          const body = options.collections?.handles(url) ? STOPPING_COLLECTIONS : STOPPING;
+          await refuse(req, res, 503, body, { 'retry-after': '5', connection: 'close' }, discardUpTo);
           return;
         }
         if (options.collections?.handles(url)) {
@@ -1246,9 +1252,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       while (!empty(backlog()) && performance.now() < deadline && !drainOptions.signal?.aborted) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      // Counted before the connections close: an add still running then gets no answer.
-      const addsCutOff = adding;
       await close(1_000);
+      // Adds still running once every connection was closed (after the second the close gives them): their
+      // clients got no answer. One that answered within that second is not cut off.
+      const addsCutOff = adding;
       // Detections still running when the connections closed go on to their end (their faces queued, or not):
       // waited for, briefly, so that what is left is counted after them (counted before, the report missed what
       // they and the last second's answers left) and nothing writes to a queue being closed. Not after a second
