@@ -198,47 +198,45 @@ describeWithSharedData(
       server = undefined;
     });
 
+    /** `serve` on a free port that drains for up to 30 s on Ctrl-C, what it prints collected, and a frame to send. */
+    const serveDraining = async () => {
+      const port = await freePort();
+      server = await serve(port, 'memory', undefined, ['--drain-seconds', '30'], false);
+      const out = { stderr: '', stdout: '' };
+      server.stderr!.on('data', (chunk: Buffer) => (out.stderr += chunk.toString()));
+      server.stdout!.on('data', (chunk: Buffer) => (out.stdout += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => server!.once('exit', resolve));
+      const content = (await readFile(sharedPath(...BBT, 'bbt1.jpg'))).toString('base64');
+      return { url: `http://127.0.0.1:${port}`, out, exited, content };
+    };
+
     it('a second Ctrl-C ends the wait for uncollected answers at once, and the exit code says so (130)', {
       timeout: 90_000,
     }, async () => {
-      const port = await freePort();
-      const url = `http://127.0.0.1:${port}`;
-      server = await serve(port, 'memory', undefined, ['--drain-seconds', '30'], false);
-      let stderr = '';
-      server.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => server!.once('exit', resolve));
-      const content = (await readFile(sharedPath(...BBT, 'bbt1.jpg'))).toString('base64');
+      const { url, out, exited, content } = await serveDraining();
       const taken = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ content, request_id: 'never-collected', filename: 'bbt1.jpg' }),
       });
       expect(taken.status).toBe(200);
-      server.kill('SIGINT');
-      await vi.waitFor(() => expect(stderr).toMatch(/stopping: no new frames; waiting up to 30 s for/), {
+      server!.kill('SIGINT');
+      await vi.waitFor(() => expect(out.stderr).toMatch(/stopping: no new frames; waiting up to 30 s for/), {
         timeout: 10_000,
       });
       const started = performance.now();
-      server.kill('SIGINT');
+      server!.kill('SIGINT');
       // The rest of the stop is quick here: the process ends by itself, not by the 2 s forced exit, with 130.
       expect(await exited).toBe(130);
       expect(performance.now() - started).toBeLessThan(20_000);
       server = undefined;
-      expect(stderr).toMatch(/facerec serve: stopped with .*lost \(--queue memory\)/);
+      expect(out.stderr).toMatch(/facerec serve: stopped with .*lost \(--queue memory\)/);
     });
 
     it('Ctrl-C drains: new frames get 503, frames taken are answered and collected, then it exits 0', {
       timeout: 90_000,
     }, async () => {
-      const port = await freePort();
-      const url = `http://127.0.0.1:${port}`;
-      server = await serve(port, 'memory', undefined, ['--drain-seconds', '30'], false);
-      let stderr = '';
-      let stdout = '';
-      server.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      server.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => server!.once('exit', resolve));
-      const content = (await readFile(sharedPath(...BBT, 'bbt1.jpg'))).toString('base64');
+      const { url, out, exited, content } = await serveDraining();
       const post = (id: string) =>
         fetch(url, {
           method: 'POST',
@@ -248,8 +246,8 @@ describeWithSharedData(
       const taken = await Promise.all(['drain-1', 'drain-2'].map(post));
       expect(taken.map((r) => r.status)).toEqual([200, 200]);
       const faces = await Promise.all(taken.map(async (r) => ((await r.json()) as { faces: number }).faces));
-      server.kill('SIGINT');
-      await vi.waitFor(() => expect(stderr).toMatch(/stopping: no new frames; waiting up to 30 s for/), {
+      server!.kill('SIGINT');
+      await vi.waitFor(() => expect(out.stderr).toMatch(/stopping: no new frames; waiting up to 30 s for/), {
         timeout: 10_000,
       });
       const refused = await post('drain-3');
@@ -263,9 +261,9 @@ describeWithSharedData(
       }
       expect(await exited).toBe(0);
       server = undefined;
-      expect(stderr).toContain('stopped: every frame answered and every answer collected');
+      expect(out.stderr).toContain('stopped: every frame answered and every answer collected');
       // The JSON log sees the drain begin and end too (a log pipeline reads no plain-text line).
-      const logged = `${stdout}\n${stderr}`
+      const logged = `${out.stdout}\n${out.stderr}`
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as Record<string, unknown>);
