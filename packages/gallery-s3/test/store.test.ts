@@ -203,6 +203,53 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     await store.close();
   });
 
+  it('a look nobody waits for cannot reject unhandled, even when the logger it reports to throws', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    let failing = false;
+    process.on('unhandledRejection', onUnhandled);
+    const store = await S3GalleryStore.open({
+      bucket: TEST_BUCKET,
+      key,
+      client,
+      embedder: CONFORMANCE_EMBEDDER,
+      refreshSeconds: 30,
+      refreshWaitSeconds: 1,
+      now: () => clock,
+      logger: {
+        info: () => undefined,
+        warn: () => {
+          if (failing) throw new Error('the logger failed');
+        },
+      },
+    });
+    try {
+      const send = client.send.bind(client);
+      let down = true;
+      client.send = ((command: never) =>
+        down
+          ? Promise.reject(
+              Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }),
+            )
+          : send(command)) as typeof client.send;
+      clock += 30_000;
+      // The first look, waited for, finds S3 out of reach.
+      expect((await store.match([axis(0)]))[0]!.identity).toBe('amy');
+      // Known out of reach: the next look is not waited for; S3 is back with a corrupt version, refused, and the
+      // logger told of it throws.
+      failing = true;
+      down = false;
+      await upload('{"not": "a gallery"}');
+      clock += 30_000;
+      expect((await store.match([axis(0)]))[0]!.identity).toBe('amy');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await store.close();
+    }
+  });
+
   it('answers from the loaded version while S3 is out of reach, says so once, and says when it answers again', async () => {
     const store = await open();
     const send = client.send.bind(client);

@@ -76,10 +76,20 @@ const STORE_HELP =
 const STDERR_WARNINGS: GalleryStoreLogger = {
   info: () => undefined,
   warn: (message, ...details) => {
-    const location = details.find((d) => typeof d.location === 'string')?.location;
-    info(`warning: ${location ? `${location}: ` : ''}${message}`);
+    const fields = Object.assign({}, ...details) as Record<string, unknown>;
+    const { location, ...rest } = fields;
+    // The plain details (a reason, what changed), as a log line would carry them.
+    const said = Object.entries(rest)
+      .filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v))
+      .map(([k, v]) => `${k.replace(/_/g, ' ')}: ${v}`);
+    info(
+      `warning: ${typeof location === 'string' ? `${location}: ` : ''}${message}${said.length ? ` (${said.join('; ')})` : ''}`,
+    );
   },
 };
+
+/** Whether this process said already that S3 writes are unconditional (said once, not at every open). */
+let unconditionalSaid = false;
 
 /**
  * Opens a store by URL for the CLI (every command, `serve` included), with the S3 endpoint of
@@ -105,7 +115,8 @@ export function openCliGalleryStore(
   }
   const allowUnconditional = unconditional === '1' || unconditional === 'true';
   // Opted into, but it is how a change gets lost: said every time it is in force.
-  if (allowUnconditional && /^s3:/i.test(url)) {
+  if (allowUnconditional && /^s3:/i.test(url) && !unconditionalSaid) {
+    unconditionalSaid = true;
     info(
       `warning: $${S3_UNCONDITIONAL_ENV} is set: writes to ${url} are not checked against another writer's, so ` +
         'of two changes made at once one can be lost',

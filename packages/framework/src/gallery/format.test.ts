@@ -383,6 +383,12 @@ describe('parsing a slice at a time', () => {
     }
     const good = sample().toText();
     expect((await FileGallery.parseInSlices(good)).toText()).toBe(FileGallery.parse(good).toText());
+    // In the order one zod parse of the whole file gave: the file's unknown keys after the identities' issues.
+    const both = JSON.stringify({ ...file, extra: true, identities: [a, { ...b, name: 'unknown' }] });
+    expect(formatError(() => FileGallery.parse(both)).issues.map((i) => i.path)).toEqual([
+      'identities.1.name',
+      '',
+    ]);
   });
 
   it('lets the event loop run between identities', async () => {

@@ -230,7 +230,13 @@ function* galleryFileSteps(value: unknown, source?: string): Generator<void, Res
     );
   }
   const parsed = headerSchema.safeParse(value);
-  const schemaIssues = parsed.success ? [] : zodIssues(parsed.error);
+  // Listed as one parse of the whole file lists them: the file's own unknown keys after every identity's issues.
+  const unknownKeys = (issue: z.core.$ZodIssue) =>
+    issue.code === 'unrecognized_keys' && issue.path.length === 0;
+  const schemaIssues = parsed.success
+    ? []
+    : zodIssues(new z.ZodError(parsed.error.issues.filter((i) => !unknownKeys(i))));
+  const lastIssues = parsed.success ? [] : zodIssues(new z.ZodError(parsed.error.issues.filter(unknownKeys)));
   const file = parsed.success ? parsed.data : undefined;
   const given = (value as { identities?: unknown }).identities;
   const issues: GalleryFormatIssue[] = [];
@@ -250,6 +256,7 @@ function* galleryFileSteps(value: unknown, source?: string): Generator<void, Res
     }
     yield;
   }
+  schemaIssues.push(...lastIssues);
   if (schemaIssues.length || !file) {
     throw new GalleryFormatError('invalid gallery file', { source, issues: schemaIssues });
   }

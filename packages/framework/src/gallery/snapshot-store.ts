@@ -295,7 +295,7 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   removeExamples(ids: readonly string[]): Promise<void> {
     return this.#mutate(
       (g) => ({ gallery: ids.length ? g.withoutExamples(ids) : g, result: undefined }),
-      prepareExampleIds,
+      ids.length ? prepareExampleIds : undefined,
     );
   }
 
@@ -370,7 +370,11 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
       await look;
       return;
     }
-    if (waitedFor) return;
+    if (waitedFor) {
+      // Nobody awaits it: a rejection (an `onReloadError` that throws) must not go unhandled.
+      look.catch(() => undefined);
+      return;
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([look, new Promise((resolve) => (timer = setTimeout(resolve, wait)))]);
     clearTimeout(timer);
