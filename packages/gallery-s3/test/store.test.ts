@@ -68,6 +68,16 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
       },
     });
   const who = async (store: S3GalleryStore, i: number) => (await store.match([axis(i)]))[0]!.identity;
+  /** S3 refusing connections while `down()` says so, answering as it does otherwise. */
+  const refuseWhile = (down: () => boolean) => {
+    const send = client.send.bind(client);
+    client.send = ((command: never) =>
+      down()
+        ? Promise.reject(
+            Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }),
+          )
+        : send(command)) as typeof client.send;
+  };
 
   beforeEach(async () => {
     client = s3.client();
@@ -224,14 +234,8 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
       },
     });
     try {
-      const send = client.send.bind(client);
       let down = true;
-      client.send = ((command: never) =>
-        down
-          ? Promise.reject(
-              Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }),
-            )
-          : send(command)) as typeof client.send;
+      refuseWhile(() => down);
       clock += 30_000;
       // The first look, waited for, finds S3 out of reach.
       expect((await store.match([axis(0)]))[0]!.identity).toBe('amy');
@@ -252,14 +256,8 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
 
   it('answers from the loaded version while S3 is out of reach, says so once, and says when it answers again', async () => {
     const store = await open();
-    const send = client.send.bind(client);
     let down = true;
-    client.send = ((command: never) =>
-      down
-        ? Promise.reject(
-            Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }),
-          )
-        : send(command)) as typeof client.send;
+    refuseWhile(() => down);
     for (let i = 0; i < 3; i++) {
       clock += 30_000;
       expect(await who(store, 0)).toBe('amy');
