@@ -199,6 +199,10 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     // The search that starts the look waits for it (refreshWaitSeconds, 2 s); the next ones, while it hangs, do not.
     expect(await timed()).toBeGreaterThanOrEqual(1_900);
     for (let i = 0; i < 3; i++) expect(await timed()).toBeLessThan(1_000);
+    // Nor does a health check: it says what the last look found (reachable, so far) at once.
+    let started = performance.now();
+    await store.checkReachable();
+    expect(performance.now() - started).toBeLessThan(1_000);
     release();
     await vi.waitFor(() =>
       expect(logs.at(-1)).toMatchObject({ message: 'gallery store unreachable; keeping the loaded version' }),
@@ -206,10 +210,16 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     // Known out of reach: a search starts the next look (refused, or silent again) without waiting for it.
     mode = 'silent';
     for (let i = 0; i < 3; i++) expect(await timed()).toBeLessThan(1_000);
+    started = performance.now();
+    await expect(store.checkReachable()).rejects.toMatchObject({ code: 'GALLERY_UNREACHABLE' });
+    expect(performance.now() - started).toBeLessThan(1_000);
     release();
     mode = 'up';
-    await store.checkReachable();
-    expect(logs.at(-1)).toMatchObject({ level: 'info', message: 'gallery store reachable again' });
+    // A health check answers at once with what the last look found while one is under way, then looks itself.
+    await vi.waitFor(async () => {
+      await store.checkReachable().catch(() => undefined);
+      expect(logs.at(-1)).toMatchObject({ level: 'info', message: 'gallery store reachable again' });
+    });
     await store.close();
   });
 

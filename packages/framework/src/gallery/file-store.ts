@@ -36,6 +36,13 @@ export interface FileGalleryStoreOptions extends GallerySearchOptions {
    */
   readonly reloadIntervalMs?: number;
   /**
+   * How long a search waits for the read of a rewritten file it started before it searches the gallery held, in
+   * milliseconds (the read goes on, and later searches get the new version). Default: until the read ends; a
+   * server reading a large gallery (a second or more at 100,000 examples) gives a bound (`openGalleryStore`:
+   * 250).
+   */
+  readonly refreshWaitMs?: number;
+  /**
    * Told when a rewritten file cannot be used (not a valid gallery, or enrolled with another embedder): the
    * store keeps the gallery it had. Default: ignored (the next change of the file is tried again).
    */
@@ -61,6 +68,7 @@ const optionsSchema = z.strictObject({
   aggregation: z.enum(['nearest', 'centroid']).optional(),
   threshold: thresholdSchema.optional(),
   reloadIntervalMs: z.number().int().min(0).default(1000),
+  refreshWaitMs: z.number().int().min(0).optional(),
   onReloadError: z.custom<(error: Error) => void>((v) => typeof v === 'function').optional(),
   onReload: z.custom<(details: GalleryReloadDetails) => void>((v) => typeof v === 'function').optional(),
   lockTimeoutMs: z.number().int().min(0).default(10_000),
@@ -112,7 +120,12 @@ export class FileGalleryStore extends SnapshotGalleryStore {
   readonly #onReload: ((details: GalleryReloadDetails) => void) | undefined;
 
   private constructor(file: string, o: z.output<typeof optionsSchema>) {
-    super({ embedder: o.embedder, reloadIntervalMs: o.reloadIntervalMs, onReloadError: o.onReloadError });
+    super({
+      embedder: o.embedder,
+      reloadIntervalMs: o.reloadIntervalMs,
+      refreshWaitMs: o.refreshWaitMs,
+      onReloadError: o.onReloadError,
+    });
     this.file = file;
     this.location = file;
     this.#search = o.kernel ? { kernel: o.kernel } : {};

@@ -127,6 +127,9 @@ export async function openGalleryStore(
       ...(options.metric ? { metric: options.metric } : {}),
       ...(options.threshold !== undefined ? { threshold: options.threshold } : {}),
       reloadIntervalMs: Math.round((options.refreshSeconds ?? 1) * 1000),
+      // A search waits this long for a rewritten file being read, then answers from the version held: a small
+      // gallery is read well within it (the next search sees a change), a large one does not hold up searches.
+      refreshWaitMs: FILE_REFRESH_WAIT_MS,
       ...(options.logger
         ? {
             onReloadError: reportTo(options.logger, file),
@@ -157,6 +160,9 @@ export async function openGalleryStore(
   }
   return module.openGalleryStoreFromUrl(url, options);
 }
+
+/** How long a search of a file store opened by URL waits for a rewritten file being read (see above). */
+const FILE_REFRESH_WAIT_MS = 250;
 
 /** A change waiting for another writer's lock on the gallery file, said (it can last 10 s: a dead writer's). */
 function lockWaitTo(logger: GalleryStoreLogger, file: string): () => void {

@@ -325,11 +325,14 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   /**
    * Looks at the stored version now, as {@link SnapshotGalleryStore.refresh} does, and rejects with the error
    * when the store's server could not be reached (see `GalleryStore.checkReachable`). A version that is there
-   * but cannot be used is no such failure: searches go on with the gallery held.
+   * but cannot be used is no such failure: searches go on with the gallery held. While a look is already under
+   * way it does not wait for it: it says what the last look found.
    */
   checkReachable(): Promise<void> {
     return this.#calls.run(async () => {
-      await this.#refresh(false, true);
+      // A look already under way (a large version being read, a silent server timing out) is not waited for:
+      // what the last one found is said, so that a health check answers at once rather than after it.
+      if (!this.#refreshing) await this.#refresh(false, true);
       if (this.#unreachable && this.#unreachableError) throw this.#unreachableError;
     });
   }
