@@ -223,6 +223,28 @@ describe('S3GalleryStore on Lambda: hot reload by ETag', () => {
     await store.close();
   });
 
+  it('a health check waits for S3 to answer, not for the new version it brought to be parsed', async () => {
+    const store = await open();
+    await upload(galleryText(['amy', 'bernadette', 'howard']));
+    // A parse that takes until released (a large gallery's second or more).
+    let release: () => void = () => undefined;
+    const parsed = new Promise<void>((resolve) => (release = resolve));
+    const parse = (store as unknown as { parse: (text: string) => Promise<FileGallery> }).parse.bind(store);
+    Object.assign(store, {
+      parse: async (text: string) => {
+        await parsed;
+        return parse(text);
+      },
+    });
+    const checked = store.checkReachable().then(() => 'answered');
+    const waited = new Promise((resolve) => setTimeout(() => resolve('waited for the parse'), 3_000));
+    expect(await Promise.race([checked, waited])).toBe('answered');
+    release();
+    await vi.waitFor(() => expect(logs.at(-1)).toMatchObject({ message: 'gallery updated' }));
+    expect(await who(store, 2)).toBe('howard');
+    await store.close();
+  });
+
   it('a look nobody waits for cannot reject unhandled, even when the logger it reports to throws', async () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);

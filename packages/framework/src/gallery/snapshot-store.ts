@@ -102,6 +102,8 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
   #unreachableError: Error | undefined;
   #checkedAt = Number.NEGATIVE_INFINITY;
   #refreshing: Promise<RefreshOutcome> | undefined;
+  /** Told when the look under way got the server's answer (see {@link SnapshotGalleryStore.checkReachable}). */
+  #onAnswered: (() => void) | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   /** Calls in flight: `close` lets them finish; later ones reject with `DisposedError`. */
   readonly #calls = new CallGate(() => `gallery store ${this.location}`);
@@ -332,7 +334,27 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     return this.#calls.run(async () => {
       // A look already under way (a large version being read, a silent server timing out) is not waited for:
       // what the last one found is said, so that a health check answers at once rather than after it.
-      if (!this.#refreshing) await this.#refresh(false, true);
+      if (this.#refreshing) {
+        if (this.#unreachable && this.#unreachableError) throw this.#unreachableError;
+        return;
+      }
+      // The look this starts is waited for until the server answered, not while a new version it brought is
+      // parsed (≈ 1 s at 100,000 examples): reached is all a health check asks.
+      let answered = false;
+      const reached = new Promise<void>((resolve) => {
+        this.#onAnswered = () => {
+          answered = true;
+          resolve();
+        };
+      });
+      const look = this.#refresh(false, true);
+      look.catch(() => undefined);
+      try {
+        await Promise.race([look, reached]);
+      } finally {
+        this.#onAnswered = undefined;
+      }
+      if (answered) return;
       if (this.#unreachable && this.#unreachableError) throw this.#unreachableError;
     });
   }
@@ -420,6 +442,7 @@ export abstract class SnapshotGalleryStore implements GalleryStore {
     this.#checkedAt = this.#now();
     const held = this.#version;
     const stored = await this.read(held);
+    this.#onAnswered?.();
     if (stored === 'unchanged') return 'unchanged';
     if (stored === 'missing') {
       // Reported once (not at every look) until something is stored again.
