@@ -511,24 +511,32 @@ describe('local runtime: recognition consumer', () => {
     );
   });
 
-  it("adds one face at a time over the collections API, outside the frames' admission bound", async () => {
-    let release = () => {};
+  /** A collections API whose adds (POST) are held until `release()`; `handled` lists the methods it was asked. */
+  const heldCollections = () => {
+    let held = () => {};
     const handled: string[] = [];
     const collections = {
       handles: (url: URL) => url.pathname.startsWith('/collections/'),
       handle: async ({ method }: { method: string }) => {
         handled.push(method);
-        if (method === 'POST') await new Promise<void>((resolve) => (release = resolve));
+        if (method === 'POST') await new Promise<void>((resolve) => (held = resolve));
         return { status: 201, body: {} };
       },
     };
+    return { collections, handled, release: () => held() };
+  };
+  /** A face added at `route` with the token `t`. */
+  const postFace = (url: string, route: string) =>
+    fetch(`${url}${route}`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer t', 'content-type': 'application/json' },
+      body: JSON.stringify({ identity: 'a', image: 'aGVsbG8=' }),
+    });
+
+  it("adds one face at a time over the collections API, outside the frames' admission bound", async () => {
+    const { collections, handled, release } = heldCollections();
     const runtime = await startLocalRuntime({ ...frameOnly(), maxInFlight: 1, token: 't', collections });
-    const post = (route: string) =>
-      fetch(`${runtime.url}${route}`, {
-        method: 'POST',
-        headers: { authorization: 'Bearer t', 'content-type': 'application/json' },
-        body: JSON.stringify({ identity: 'a', image: 'aGVsbG8=' }),
-      });
+    const post = (route: string) => postFace(runtime.url, route);
     try {
       const first = post('/collections/default/faces');
       await vi.waitFor(() => expect(handled).toEqual(['POST']));
@@ -554,23 +562,9 @@ describe('local runtime: recognition consumer', () => {
   });
 
   it('stopping: an add answered within the close grace is not cut off; adds sent during the stop are refused as adds', async () => {
-    let release = () => {};
-    const handled: string[] = [];
-    const collections = {
-      handles: (url: URL) => url.pathname.startsWith('/collections/'),
-      handle: async ({ method }: { method: string }) => {
-        handled.push(method);
-        if (method === 'POST') await new Promise<void>((resolve) => (release = resolve));
-        return { status: 201, body: {} };
-      },
-    };
+    const { collections, handled, release } = heldCollections();
     const runtime = await startLocalRuntime({ ...frameOnly(), token: 't', collections });
-    const post = () =>
-      fetch(`${runtime.url}/collections/default/faces`, {
-        method: 'POST',
-        headers: { authorization: 'Bearer t', 'content-type': 'application/json' },
-        body: JSON.stringify({ identity: 'a', image: 'aGVsbG8=' }),
-      });
+    const post = () => postFace(runtime.url, '/collections/default/faces');
     try {
       const first = post();
       await vi.waitFor(() => expect(handled).toEqual(['POST']));
